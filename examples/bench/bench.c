@@ -1,0 +1,169 @@
+// bench.c: cnnc's speed figures for one generated network, as medians of
+// repeated runs in one invocation. Prints `key value` lines that
+// examples/bench/report.sh puts beside PyTorch's:
+//   train_ips_T   training images/s (forward + backward + SGD step), T threads
+//   eval_ips      evaluation images/s (eval-mode forward, the trainer's batch)
+//   latency_us    one image through the float inference code, 1 thread
+//   gflops_2      training GFLOP/s on 2 threads (3 x 2 x MACs per image)
+//   sgemm_gflops_T  a large cblas_sgemm on T threads
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "rng.h"
+#include "sgd.h"
+
+#include NET_HEADER
+#ifdef INFER_HEADER
+#include INFER_HEADER
+#endif
+
+// Monotonic seconds.
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// Sorts a few doubles (insertion sort) and returns the median.
+static double median(double *v, int n) {
+  for (int i = 1; i < n; i++)
+    for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+      double t = v[j];
+      v[j] = v[j - 1];
+      v[j - 1] = t;
+    }
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Sets the threads of the generated code; BLAS inside it stays on one.
+static void set_threads(int t) {
+#ifdef _OPENMP
+  omp_set_num_threads(t);
+#else
+  (void)t;
+#endif
+  openblas_set_num_threads(1);
+}
+
+// Median training images/s over reps runs of `steps` full steps.
+static double train_rate(const float *x, const uint8_t *y, int steps, int reps, cnn_rng *rng) {
+  cnn_sgd opt;
+  char err[256];
+  if (cnn_sgd_init(&opt, NET.n_params, 0.01, 0.9, 0, 0, 0, err, sizeof err)) {
+    fprintf(stderr, "bench: %s\n", err);
+    exit(1);
+  }
+  double rates[16];
+  for (int r = -1; r < reps; r++) { // r = -1 warms up
+    double t0 = now_s();
+    for (int s = 0; s < steps; s++) {
+      NET.forward(x, y, NET.batch, 1, rng);
+      NET.backward();
+      cnn_sgd_step(&opt, NET.params, NET.grads);
+    }
+    if (r >= 0)
+      rates[r] = (double)steps * NET.batch / (now_s() - t0);
+  }
+  cnn_sgd_free(&opt);
+  return median(rates, reps);
+}
+
+// Median eval-mode images/s over reps passes of `batches` batches.
+static double eval_rate(const float *x, int batches, int reps) {
+  double rates[16];
+  for (int r = -1; r < reps; r++) {
+    double t0 = now_s();
+    for (int b = 0; b < batches; b++)
+      NET.forward(x, NULL, NET.batch, 0, NULL);
+    if (r >= 0)
+      rates[r] = (double)batches * NET.batch / (now_s() - t0);
+  }
+  return median(rates, reps);
+}
+
+// Median GFLOP/s of an n x n x n cblas_sgemm on `threads` threads.
+static double sgemm_gflops(int n, int threads, int reps) {
+  float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n),
+        *c = malloc(sizeof(float) * n * n);
+  if (!a || !b || !c)
+    exit(1);
+  for (long i = 0; i < (long)n * n; i++)
+    a[i] = b[i] = (float)(i % 7) * 0.1f, c[i] = 0;
+  openblas_set_num_threads(threads);
+  double g[16];
+  for (int r = -1; r < reps; r++) {
+    double t0 = now_s();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+    if (r >= 0)
+      g[r] = 2.0 * n * n * n / (now_s() - t0) * 1e-9;
+  }
+  free(a);
+  free(b);
+  free(c);
+  return median(g, reps);
+}
+
+#ifdef INFER_HEADER
+// Median microseconds per image of the float inference code.
+static double latency_us(const uint8_t *img, int per, int reps) {
+  double us[16];
+  volatile int sink = 0;
+  for (int r = -1; r < reps; r++) {
+    double t0 = now_s();
+    for (int i = 0; i < per; i++)
+      sink += INFER_PREDICT(img + (size_t)(i % 64) * NET.in_h * NET.in_w);
+    if (r >= 0)
+      us[r] = (now_s() - t0) * 1e6 / per;
+  }
+  (void)sink;
+  return median(us, reps);
+}
+#endif
+
+int main(int argc, char **argv) {
+  int reps = argc > 1 ? atoi(argv[1]) : 5;
+  if (reps < 1 || reps > 16)
+    reps = 5;
+  size_t in = (size_t)NET.in_c * NET.in_h * NET.in_w;
+  float *x = malloc(sizeof(float) * NET.batch * in);
+  uint8_t *y = malloc((size_t)NET.batch), *img = malloc(64 * in);
+  if (!x || !y || !img)
+    return 1;
+  cnn_rng rng;
+  cnn_rng_seed(&rng, 1, 0);
+  for (size_t i = 0; i < 64 * in; i++)
+    img[i] = (uint8_t)cnn_rng_below(&rng, 256);
+  for (size_t i = 0; i < NET.batch * in; i++)
+    x[i] = (float)(img[i % (64 * in)] / 255.0 - 0.1307) / 0.3081f;
+  for (int i = 0; i < NET.batch; i++)
+    y[i] = (uint8_t)cnn_rng_below(&rng, (uint32_t)NET.classes);
+  NET.init(&rng);
+
+  double flop = 6.0 * NET_MACS; // forward 2*MACs, backward twice that
+  for (int t = 1; t <= 2; t++) {
+    set_threads(t);
+    double ips = train_rate(x, y, 60, reps, &rng);
+    printf("train_ips_%d %.1f\n", t, ips);
+    printf("epoch_s_%d %.2f\n", t, 60000.0 / ips);
+    printf("gflops_%d %.2f\n", t, ips * flop * 1e-9);
+  }
+  set_threads(2);
+  printf("eval_ips %.1f\n", eval_rate(x, 100, reps));
+#ifdef INFER_HEADER
+  set_threads(1);
+  printf("latency_us %.2f\n", latency_us(img, 2000, reps));
+#endif
+  for (int t = 1; t <= 2; t++)
+    printf("sgemm_gflops_%d %.1f\n", t, sgemm_gflops(2048, t, reps));
+  free(x);
+  free(y);
+  free(img);
+  return 0;
+}

@@ -1,0 +1,324 @@
+// train.c: a trainer for any network cnnc generates. Built against one
+// generated header (NET_HEADER, descriptor NET); everything it knows of the
+// network comes through the cnn_net descriptor and its train config.
+//
+//   build/mnist14k-train [--data DIR] [--epochs N] [--seed S] [--threads T]
+//                        [--save FILE] [--resume FILE] [--eval FILE]
+//                        [--log-csv FILE] [--limit-batches N]
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "checkpoint.h"
+#include "datadir.h"
+#include "dataset.h"
+#include "idx.h"
+#include "progress.h"
+#include "schedule.h"
+#include "sgd.h"
+
+#include NET_HEADER
+
+_Static_assert(sizeof(cnn_real) == sizeof(float), "the trainer drives a float network");
+
+typedef struct Options {
+  const char *data, *save, *resume, *eval, *log_csv;
+  int epochs, threads;
+  long limit_batches;
+  uint64_t seed;
+  int have_seed;
+} Options;
+
+// One epoch's figures, for the log lines and the CSV.
+typedef struct EpochStats {
+  double train_loss, test_loss, seconds;
+  long train_correct, train_total, test_correct, test_total;
+  double lr;
+} EpochStats;
+
+static const char *prog = "train";
+
+// Prints the usage to out.
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: %s [options]\n"
+          "Trains the network %s with the settings of its train section.\n"
+          "  --data DIR         MNIST-format directory (default: $MNIST_DIR,\n"
+          "                     ../shared/data/mnist, data/mnist)\n"
+          "  --epochs N         epochs to train (default %d)\n"
+          "  --seed S           random seed (default %llu)\n"
+          "  --threads T        threads (default: all cores)\n"
+          "  --save FILE        write a checkpoint after every epoch\n"
+          "  --resume FILE      continue from a checkpoint\n"
+          "  --eval FILE        only evaluate a checkpoint on the test set\n"
+          "  --log-csv FILE     write per-epoch loss and accuracy\n"
+          "  --limit-batches N  train at most N batches per epoch (smoke tests)\n",
+          prog, NET.name, NET.train->epochs, (unsigned long long)NET.train->seed);
+}
+
+// Exits with a message naming the program.
+static void die(const char *msg) {
+  fprintf(stderr, "%s: error: %s\n", prog, msg);
+  exit(1);
+}
+
+// Parses a whole decimal number in [lo, hi] for option opt, or exits.
+static long long parse_num(const char *opt, const char *s, long long lo, long long hi) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (!*s || *end || errno || v < lo || v > hi) {
+    fprintf(stderr, "%s: error: %s takes a whole number from %lld to %lld, not '%s'\n", prog, opt,
+            lo, hi, s);
+    exit(2);
+  }
+  return v;
+}
+
+// Reads the command line into o, or exits with the usage.
+static void parse_args(int argc, char **argv, Options *o) {
+  *o = (Options){.epochs = NET.train->epochs, .seed = NET.train->seed};
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      usage(stdout);
+      exit(0);
+    }
+    if (i + 1 >= argc || strncmp(a, "--", 2)) {
+      fprintf(stderr, "%s: error: %s '%s'\n", prog,
+              strncmp(a, "--", 2) ? "unexpected argument" : "missing value for", a);
+      usage(stderr);
+      exit(2);
+    }
+    const char *v = argv[++i];
+    if (!strcmp(a, "--data")) o->data = v;
+    else if (!strcmp(a, "--save")) o->save = v;
+    else if (!strcmp(a, "--resume")) o->resume = v;
+    else if (!strcmp(a, "--eval")) o->eval = v;
+    else if (!strcmp(a, "--log-csv")) o->log_csv = v;
+    else if (!strcmp(a, "--epochs")) o->epochs = (int)parse_num(a, v, 1, 100000);
+    else if (!strcmp(a, "--threads")) o->threads = (int)parse_num(a, v, 1, 1024);
+    else if (!strcmp(a, "--limit-batches")) o->limit_batches = (long)parse_num(a, v, 1, LONG_MAX);
+    else if (!strcmp(a, "--seed")) o->seed = (uint64_t)parse_num(a, v, 0, LLONG_MAX), o->have_seed = 1;
+    else {
+      fprintf(stderr, "%s: error: unknown option '%s'\n", prog, a);
+      usage(stderr);
+      exit(2);
+    }
+  }
+}
+
+// Monotonic seconds.
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// Counts the images of the last forward whose most likely class is the label.
+static long count_correct(const uint8_t *y, int k) {
+  long correct = 0;
+  for (int i = 0; i < k; i++) {
+    const cnn_real *lp = NET.logprobs + (size_t)i * NET.classes;
+    int best = 0;
+    for (int c = 1; c < NET.classes; c++)
+      if (lp[c] > lp[best])
+        best = c;
+    correct += best == y[i];
+  }
+  return correct;
+}
+
+// Mean NLL and correct count over a split, in eval mode.
+static void evaluate(cnn_dataset *d, float *x, uint8_t *y, double *loss, long *correct) {
+  cnn_dataset_sequential(d);
+  double sum = 0;
+  long ok = 0;
+  int nb = cnn_dataset_batches(d, NET.batch);
+  for (int b = 0; b < nb; b++) {
+    int k = cnn_dataset_batch(d, b, NET.batch, x, y, NULL);
+    sum += NET.forward(x, y, k, 0, NULL) * k;
+    ok += count_correct(y, k);
+  }
+  *loss = sum / d->n;
+  *correct = ok;
+}
+
+// Loads a checkpoint of this network into the descriptor (and, if o, the
+// optimizer); exits on any mismatch.
+static cnn_ckpt load_checkpoint(const char *path) {
+  char err[512];
+  cnn_ckpt c;
+  if (cnn_ckpt_load(path, &c, err, sizeof err) ||
+      cnn_ckpt_check(&c, path, NET.name, NET.shape_hash, NET.n_params, NET.n_state, err,
+                     sizeof err))
+    die(err);
+  memcpy(NET.params, c.params, NET.n_params * sizeof(float));
+  memcpy(NET.state, c.state, NET.n_state * sizeof(float));
+  return c;
+}
+
+// Writes the checkpoint of the state after `epoch` epochs.
+static void save_checkpoint(const char *path, int epoch, uint64_t step, const cnn_sgd *opt,
+                            const cnn_rng *rng) {
+  char err[512];
+  cnn_ckpt c = {.shape_hash = NET.shape_hash, .n_params = NET.n_params,
+                .n_state = NET.n_state, .epoch = (uint32_t)epoch, .step = step,
+                .sgd_steps = opt->steps, .rng = *rng, .params = NET.params,
+                .state = NET.state, .momentum = opt->has_buf ? opt->buf : NULL};
+  snprintf(c.name, sizeof c.name, "%s", NET.name);
+  if (cnn_ckpt_save(path, &c, err, sizeof err))
+    die(err);
+}
+
+// Rewrites the CSV of all epochs so far through a temporary file.
+static void write_csv(const char *path, const EpochStats *s, int first, int last) {
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  if (!f) {
+    fprintf(stderr, "%s: error: cannot write '%s': %s\n", prog, tmp, strerror(errno));
+    exit(1);
+  }
+  fprintf(f, "epoch,lr,train_loss,train_acc,test_loss,test_acc,seconds\n");
+  for (int e = first; e <= last; e++)
+    fprintf(f, "%d,%.6g,%.6f,%.4f,%.6f,%.4f,%.3f\n", e, s[e].lr, s[e].train_loss,
+            100.0 * s[e].train_correct / s[e].train_total, s[e].test_loss,
+            100.0 * s[e].test_correct / s[e].test_total, s[e].seconds);
+  if (fclose(f) || rename(tmp, path)) {
+    fprintf(stderr, "%s: error: cannot write '%s': %s\n", prog, path, strerror(errno));
+    exit(1);
+  }
+}
+
+int main(int argc, char **argv) {
+  char err[1024], dir[4096], line[256];
+  prog = argc > 0 && argv[0] ? argv[0] : prog;
+  Options o;
+  parse_args(argc, argv, &o);
+  const cnn_train_config *tc = NET.train;
+
+#ifdef _OPENMP
+  if (o.threads)
+    omp_set_num_threads(o.threads);
+#endif
+  // Parallelism is the generated code's (over images); BLAS calls inside it
+  // must not start threads of their own.
+  openblas_set_num_threads(1);
+
+  if (cnn_datadir_resolve(o.data, dir, sizeof dir, err, sizeof err))
+    die(err);
+  cnn_idx train_idx = {0}, test_idx = {0};
+  if ((!o.eval && cnn_idx_load(dir, "train", NET.classes, &train_idx, err, sizeof err)) ||
+      cnn_idx_load(dir, "t10k", NET.classes, &test_idx, err, sizeof err))
+    die(err);
+  if (test_idx.rows != NET.in_h || test_idx.cols != NET.in_w || NET.in_c != 1) {
+    snprintf(err, sizeof err, "%s: images are %dx%d, but %s takes %dx%dx%d", dir, test_idx.rows,
+             test_idx.cols, NET.name, NET.in_h, NET.in_w, NET.in_c);
+    die(err);
+  }
+  cnn_dataset train = {0}, test = {0};
+  if (cnn_dataset_init(&test, &test_idx, tc->mean, tc->std, 0, 0, err, sizeof err))
+    die(err);
+  float *x = malloc(sizeof(float) * (size_t)NET.batch * NET.in_c * NET.in_h * NET.in_w);
+  uint8_t *y = malloc((size_t)NET.batch);
+  if (!x || !y)
+    die("out of memory");
+
+  if (o.eval) {
+    cnn_ckpt c = load_checkpoint(o.eval);
+    double loss;
+    long correct;
+    evaluate(&test, x, y, &loss, &correct);
+    cnn_epoch_line(line, sizeof line, (int)c.epoch, 0, loss, correct, test.n);
+    printf("%s\n", line);
+    cnn_ckpt_free(&c);
+    return 0;
+  }
+
+  if (cnn_dataset_init(&train, &train_idx, tc->mean, tc->std, tc->rotate, tc->shift, err,
+                       sizeof err))
+    die(err);
+  cnn_sgd opt;
+  if (cnn_sgd_init(&opt, NET.n_params, tc->lr, tc->momentum, tc->dampening, tc->weight_decay,
+                   tc->nesterov, err, sizeof err))
+    die(err);
+  cnn_rng rng;
+  cnn_rng_seed(&rng, o.seed, 0);
+  NET.init(&rng);
+  int first = 1;
+  if (o.resume) {
+    cnn_ckpt c = load_checkpoint(o.resume);
+    cnn_sgd_restore(&opt, c.momentum, c.sgd_steps);
+    rng = c.rng;
+    first = (int)c.epoch + 1;
+    cnn_ckpt_free(&c);
+    if (first > o.epochs) {
+      fprintf(stderr, "%s: %s has %d epochs already; nothing to do (see --epochs)\n", prog,
+              o.resume, first - 1);
+      return 0;
+    }
+  }
+
+  long batches = cnn_dataset_batches(&train, NET.batch);
+  long run_batches = o.limit_batches && o.limit_batches < batches ? o.limit_batches : batches;
+  uint64_t step = (uint64_t)(first - 1) * (uint64_t)batches;
+  EpochStats *stats = calloc((size_t)o.epochs + 1, sizeof *stats);
+  if (!stats)
+    die("out of memory");
+  for (int epoch = first; epoch <= o.epochs; epoch++) {
+    EpochStats *s = &stats[epoch];
+    double t0 = now_s(), loss = 0;
+    cnn_progress bar;
+    cnn_progress_begin(&bar, stdout, epoch, run_batches);
+    cnn_dataset_shuffle(&train, &rng);
+    for (long b = 0; b < run_batches; b++, step++) {
+      double lr, momentum;
+      cnn_schedule_at(tc, batches, step, &lr, &momentum);
+      opt.lr = lr;
+      opt.momentum = momentum;
+      if (b == 0)
+        s->lr = lr;
+      int k = cnn_dataset_batch(&train, (int)b, NET.batch, x, y, &rng);
+      loss = NET.forward(x, y, k, 1, &rng);
+      NET.backward();
+      cnn_sgd_step(&opt, NET.params, NET.grads);
+      s->train_loss += loss * k;
+      s->train_correct += count_correct(y, k);
+      s->train_total += k;
+      cnn_progress_update(&bar, b + 1, loss);
+    }
+    cnn_progress_end(&bar, loss);
+    s->seconds = now_s() - t0;
+    s->train_loss /= (double)s->train_total;
+    step += (uint64_t)(batches - run_batches); // a limited epoch still ends where a full one does
+    evaluate(&test, x, y, &s->test_loss, &s->test_correct);
+    s->test_total = test.n;
+    cnn_epoch_line(line, sizeof line, epoch, 1, s->train_loss, s->train_correct, s->train_total);
+    printf("\n%s\n\n", line);
+    cnn_epoch_line(line, sizeof line, epoch, 0, s->test_loss, s->test_correct, s->test_total);
+    printf("\n%s\n\n", line);
+    fflush(stdout);
+    if (o.save)
+      save_checkpoint(o.save, epoch, step, &opt, &rng);
+    if (o.log_csv)
+      write_csv(o.log_csv, stats, first, epoch);
+  }
+  free(stats);
+  free(x);
+  free(y);
+  cnn_sgd_free(&opt);
+  cnn_dataset_free(&train);
+  cnn_dataset_free(&test);
+  cnn_idx_free(&train_idx);
+  cnn_idx_free(&test_idx);
+  return 0;
+}
