@@ -30,6 +30,10 @@ all: $(BUILD)/cnnc $(BUILD)/libcnnrt.a
 deps:
 	@bash .ci/deps
 
+# MNIST into data/mnist from a public mirror, checked against .ci/mnist.sha256.
+data:
+	bash .ci/fetch-mnist data/mnist
+
 # ----------------------------------------------------------------- runtime
 RUNTIME_SRC := $(wildcard runtime/*.c)
 RUNTIME_OBJ := $(RUNTIME_SRC:runtime/%.c=$(BUILD)/runtime/%.o)
@@ -108,6 +112,74 @@ train: deps
 TEST_CFLAGS := -std=c11 -O1 -g $(WARN) -D_POSIX_C_SOURCE=200809L $(SAN) $(OMP) $(COMPILER_INC) $(BLAS_CFLAGS) -Itests
 TEST_LIBS   := -lcunit $(LIBS) $(OMP)
 TESTS       :=
+
+# Runtime suites: the runtime sources are compiled into each, with the sanitizers.
+RUNTIME_TESTS := rng idx dataset sgd schedule checkpoint
+TESTS += $(RUNTIME_TESTS:%=$(BUILD)/tests/test_%)
+$(RUNTIME_TESTS:%=$(BUILD)/tests/test_%): $(BUILD)/tests/test_%: tests/test_%.c tests/cu_main.c $(RUNTIME_SRC) $(wildcard runtime/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -Iruntime $< tests/cu_main.c $(RUNTIME_SRC) $(TEST_LIBS) -o $@
+
+# Front-end suites: the front end compiled in with the sanitizers (the flex and
+# bison objects as built above), and the bad-input corpus run with build/cnnc
+# and build/san/cnnc.
+FRONTEND_TESTS := lexer parser check report
+FRONTEND_SRC   := compiler/ast.c compiler/check.c compiler/diag.c compiler/report.c compiler/net.c
+TESTS += $(FRONTEND_TESTS:%=$(BUILD)/tests/test_%) $(BUILD)/tests/bad_corpus
+$(FRONTEND_TESTS:%=$(BUILD)/tests/test_%): $(BUILD)/tests/test_%: tests/test_%.c tests/cu_main.c $(FRONTEND_SRC) $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(wildcard compiler/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) $< tests/cu_main.c $(FRONTEND_SRC) $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(TEST_LIBS) -o $@
+$(BUILD)/tests/bad_corpus: tests/bad/run.sh $(BUILD)/cnnc $(BUILD)/san/cnnc
+	@mkdir -p $(@D)
+	printf '#!/bin/sh\nexec bash tests/bad/run.sh $(BUILD)/cnnc $(BUILD)/san/cnnc\n' >$@ && chmod +x $@
+
+# Inference suite: the inference back end with the sanitizers; it emits code,
+# builds it with gcc, clang and arm-none-eabi-gcc, and runs it on MNIST.
+INFER_SRC := compiler/infer_plan.c compiler/interp.c compiler/quant.c compiler/emit_infer.c \
+             compiler/emit_util.c
+TESTS += $(BUILD)/tests/test_infer
+$(BUILD)/tests/test_infer: tests/test_infer.c tests/cu_main.c $(INFER_SRC) $(FRONTEND_SRC) $(RUNTIME_SRC) $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(wildcard compiler/*.h runtime/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) $< tests/cu_main.c $(INFER_SRC) $(FRONTEND_SRC) $(RUNTIME_SRC) \
+	  $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(TEST_LIBS) -ldl -o $@
+
+include examples/firmware/firmware.mk
+
+# Generated training code (compiler/emit_train.c). tests/gen_testnets.c builds
+# small nets (and mnist14k) by hand and emits them into build/gradcheck/; the
+# gradient checks compile them in double with the input gradient, the layer
+# tests in float with the activations exposed. train_warnings compiles the
+# committed mnist14k code with gcc and clang, -Werror, with and without OpenMP.
+TRAIN_EMIT_SRC := compiler/emit_train.c compiler/emit_util.c compiler/net.c
+GC_NETS := gc_conv gc_conv2 gc_bn gc_dropout gc_relu gc_pool gc_fc mnist14k
+TL_NETS := tl_conv tl_conv2 tl_bn tl_pool tl_drop tl_lsm
+GC_DIR  := $(BUILD)/gradcheck
+TESTS += $(BUILD)/tests/test_gradcheck $(BUILD)/tests/test_layers $(BUILD)/tests/train_warnings
+$(BUILD)/gen_testnets: tests/gen_testnets.c $(TRAIN_EMIT_SRC) $(wildcard compiler/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Icompiler tests/gen_testnets.c $(TRAIN_EMIT_SRC) -o $@
+$(GC_DIR)/stamp: $(BUILD)/gen_testnets
+	$(BUILD)/gen_testnets $(GC_DIR) && touch $@
+$(GC_DIR)/%_d.o: $(GC_DIR)/stamp runtime/cnn_net.h
+	$(CC) $(TEST_CFLAGS) -DCNN_REAL=double -DCNN_INPUT_GRAD -Iruntime -c $(GC_DIR)/$*/$*_train.c -o $@
+$(GC_DIR)/%_f.o: $(GC_DIR)/stamp runtime/cnn_net.h
+	$(CC) $(TEST_CFLAGS) -DCNN_EXPOSE_ACT -DCNN_INPUT_GRAD -Iruntime -c $(GC_DIR)/$*/$*_train.c -o $@
+$(BUILD)/tests/test_gradcheck: tests/test_gradcheck.c tests/cu_main.c runtime/rng.c $(GC_NETS:%=$(GC_DIR)/%_d.o)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -DCNN_REAL=double -DCNN_INPUT_GRAD -Iruntime $(GC_NETS:%=-I$(GC_DIR)/%) $< tests/cu_main.c runtime/rng.c $(GC_NETS:%=$(GC_DIR)/%_d.o) $(TEST_LIBS) -o $@
+$(BUILD)/tests/test_layers: tests/test_layers.c tests/cu_main.c runtime/rng.c $(TL_NETS:%=$(GC_DIR)/%_f.o)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -DCNN_EXPOSE_ACT -DCNN_INPUT_GRAD -Iruntime $(TL_NETS:%=-I$(GC_DIR)/%) $< tests/cu_main.c runtime/rng.c $(TL_NETS:%=$(GC_DIR)/%_f.o) $(TEST_LIBS) -o $@
+$(BUILD)/tests/train_warnings: generated/mnist14k/mnist14k_train.c generated/mnist14k/mnist14k_train.h runtime/cnn_net.h
+	@mkdir -p $(@D)
+	for cc in gcc clang; do for omp in '' -fopenmp; do for real in '' -DCNN_REAL=double; do \
+	  $$cc -std=c11 -O2 $(WARN) $$omp $$real $(BLAS_CFLAGS) -Iruntime -c $< -o $@.o || exit 1; done; done; done
+	rm -f $@.o && printf '#!/bin/sh\nexit 0\n' >$@ && chmod +x $@
+
+# Forward + backward time per batch of the generated mnist14k (median).
+$(BUILD)/bench_train_step: tests/bench_train_step.c $(BUILD)/$(MODEL)_train.o runtime/rng.c
+	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -I$(GEN_DIR) -DNET_HEADER='"$(MODEL)_train.h"' -DNET=$(MODEL)_net \
+	  $< $(BUILD)/$(MODEL)_train.o runtime/rng.c $(LIBS) $(OMP) -o $@
 
 test: deps all
 	$(MAKE) test-build

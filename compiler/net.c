@@ -206,6 +206,8 @@ void net_free(Net *net) {
     return;
   free(net->name);
   free(net->layers);
+  free(net->strings);
+  net->strings = NULL;
   net->name = NULL;
   net->layers = NULL;
   net->n_layers = 0;

@@ -93,6 +93,7 @@ typedef struct Net {
   long n_params, n_state, macs;
   long max_act;         // largest activation, in values, one image
   uint64_t shape_hash;  // net_hash(): ties checkpoints to this net's shapes
+  char *strings;        // owns Layer.block and Span.file strings (cnnc_load_*)
 } Net;
 
 // Default train settings (PyTorch's defaults plus the reference's recipe).

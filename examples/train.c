@@ -200,7 +200,7 @@ static void write_csv(const char *path, const EpochStats *s, int first, int last
 }
 
 int main(int argc, char **argv) {
-  char err[1024], dir[4096], line[256];
+  char err[8192], dir[4096], line[256];
   prog = argc > 0 && argv[0] ? argv[0] : prog;
   Options o;
   parse_args(argc, argv, &o);

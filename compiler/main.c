@@ -1,0 +1,131 @@
+// main.c: the cnnc command line — check, summary and build.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "emit.h"
+#include "report.h"
+
+#define CNNC_VERSION "0.1.0"
+
+// The help text; also printed (to stderr) after a usage error.
+static void usage(FILE *f) {
+  fputs("usage: cnnc check FILE\n"
+        "       cnnc summary FILE [--format text|markdown]\n"
+        "       cnnc build FILE -o DIR [--batch N]\n"
+        "       cnnc build FILE -o DIR --infer --weights CKPT [--int8 --calib DIR [--calib-n N]]\n"
+        "       cnnc --help | --version\n"
+        "\n"
+        "  check     parse FILE and check its shapes; report errors\n"
+        "  summary   print the layer table: shapes, receptive field, params, MACs\n"
+        "  build     write training C code (NAME_train.{c,h}) into DIR, or with\n"
+        "            --infer inference C code with the weights of CKPT baked in\n",
+        f);
+}
+
+// Reports a usage error; exit status 2.
+static int usage_error(const char *fmt, const char *arg) {
+  fputs("cnnc: error: ", stderr);
+  fprintf(stderr, fmt, arg);
+  fputs("\n", stderr);
+  usage(stderr);
+  return 2;
+}
+
+// Parses a positive int option value; -1 if it is not one.
+static int parse_count(const char *s) {
+  char *end;
+  long v = strtol(s, &end, 10);
+  return *s && !*end && v > 0 && v <= 1000000 ? (int)v : -1;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2)
+    return usage_error("%s", "no command given");
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+    usage(stdout);
+    return 0;
+  }
+  if (!strcmp(cmd, "--version")) {
+    printf("cnnc " CNNC_VERSION "\n");
+    return 0;
+  }
+  bool is_check = !strcmp(cmd, "check"), is_summary = !strcmp(cmd, "summary"),
+       is_build = !strcmp(cmd, "build");
+  if (!is_check && !is_summary && !is_build)
+    return usage_error(cmd[0] == '-' ? "unknown option '%s'" : "unknown command '%s'", cmd);
+
+  const char *file = NULL, *outdir = NULL, *format = "text";
+  EmitOptions opt = {0};
+  bool infer = false;
+  for (int i = 2; i < argc; i++) {
+    const char *a = argv[i];
+    // Options that take a value, and the commands they belong to.
+    bool takes = !strcmp(a, "--format") || !strcmp(a, "-o") || !strcmp(a, "--batch") ||
+                 !strcmp(a, "--weights") || !strcmp(a, "--calib") || !strcmp(a, "--calib-n");
+    if (takes && i + 1 >= argc)
+      return usage_error("option '%s' needs a value", a);
+    if (!strcmp(a, "--help")) {
+      usage(stdout);
+      return 0;
+    } else if (is_summary && !strcmp(a, "--format")) {
+      format = argv[++i];
+      if (strcmp(format, "text") && strcmp(format, "markdown"))
+        return usage_error("unknown format '%s' (text or markdown)", format);
+    } else if (is_build && !strcmp(a, "-o")) {
+      outdir = argv[++i];
+    } else if (is_build && !strcmp(a, "--batch")) {
+      if ((opt.batch = parse_count(argv[++i])) < 0)
+        return usage_error("--batch needs a positive number, not '%s'", argv[i]);
+    } else if (is_build && !strcmp(a, "--infer")) {
+      infer = true;
+    } else if (is_build && !strcmp(a, "--weights")) {
+      opt.weights = argv[++i];
+    } else if (is_build && !strcmp(a, "--int8")) {
+      opt.int8 = true;
+    } else if (is_build && !strcmp(a, "--calib")) {
+      opt.calib_dir = argv[++i];
+    } else if (is_build && !strcmp(a, "--calib-n")) {
+      if ((opt.calib_n = parse_count(argv[++i])) < 0)
+        return usage_error("--calib-n needs a positive number, not '%s'", argv[i]);
+    } else if (a[0] == '-' && a[1] != '\0') {
+      return usage_error("unknown option '%s'", a);
+    } else if (file) {
+      return usage_error("unexpected argument '%s' (one FILE only)", a);
+    } else {
+      file = a;
+    }
+  }
+  if (!file)
+    return usage_error("%s", "no input FILE given");
+  if (is_build) {
+    if (!outdir)
+      return usage_error("%s", "build needs -o DIR");
+    if (!infer && (opt.weights || opt.int8 || opt.calib_dir || opt.calib_n))
+      return usage_error("%s", "--weights, --int8 and --calib go with --infer");
+    if (infer && !opt.weights)
+      return usage_error("%s", "--infer needs --weights CKPT");
+    if (opt.int8 && !opt.calib_dir)
+      return usage_error("%s", "--int8 needs --calib DIR");
+    if (!opt.int8 && (opt.calib_dir || opt.calib_n))
+      return usage_error("%s", "--calib goes with --int8");
+  }
+
+  Net net;
+  int errors = cnnc_load_file(file, &net);
+  if (errors)
+    return 1;
+  int rc = 0;
+  if (is_summary)
+    report_summary(&net, stdout, !strcmp(format, "markdown"));
+  else if (is_build)
+    rc = infer ? emit_infer(&net, outdir, &opt) : emit_train(&net, outdir, &opt);
+  net_free(&net);
+  if (fflush(stdout) != 0) {
+    perror("cnnc: error: writing output");
+    return 1;
+  }
+  return rc ? 1 : 0;
+}

@@ -1,0 +1,68 @@
+# firmware.mk: the bare-metal Cortex-M4F demo (included by the Makefile).
+#   make firmware-test   build examples/firmware for QEMU mps2-an386 and for
+#                        the host, run both on the first FW_N MNIST test digits,
+#                        require identical predictions, print sizes and the
+#                        instructions per inference.
+FW_DIR    := $(BUILD)/firmware
+FW_N      ?= 100
+ARM_CC    := arm-none-eabi-gcc
+ARM_FLAGS := -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16
+FW_CFLAGS := -std=c99 -O2 -g -Wall -Wextra -Wpedantic -Werror
+FW_INC    := -I$(GEN_DIR) -I$(FW_DIR)
+FW_INFER  := $(GEN_DIR)/$(MODEL)_infer.c $(GEN_DIR)/$(MODEL)_infer_int8.c
+FW_QEMU   := qemu-system-arm -M mps2-an386 -nographic -semihosting-config enable=on,target=native \
+             -icount shift=0
+
+$(FW_DIR)/mkdigits: examples/firmware/mkdigits.c runtime/idx.c runtime/idx.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Iruntime $< runtime/idx.c -lz -o $@
+
+# The test digits, from the IDX files at build time (MNIST is not committed).
+$(FW_DIR)/digits.h: $(FW_DIR)/mkdigits
+	$< $(MNIST_DIR) $(FW_N) > $@
+
+$(FW_DIR)/%.arm.o: $(GEN_DIR)/%.c $(GEN_DIR)/%.h
+	@mkdir -p $(@D)
+	$(ARM_CC) $(ARM_FLAGS) $(FW_CFLAGS) -c $< -o $@
+
+$(FW_DIR)/firmware.elf: examples/firmware/startup.c examples/firmware/main.c examples/firmware/mps2_an386.ld \
+                        $(FW_DIR)/$(MODEL)_infer.arm.o $(FW_DIR)/$(MODEL)_infer_int8.arm.o $(FW_DIR)/digits.h
+	$(ARM_CC) $(ARM_FLAGS) $(FW_CFLAGS) $(FW_INC) --specs=rdimon.specs -nostartfiles \
+	  -T examples/firmware/mps2_an386.ld examples/firmware/startup.c examples/firmware/main.c \
+	  $(FW_DIR)/$(MODEL)_infer.arm.o $(FW_DIR)/$(MODEL)_infer_int8.arm.o -o $@
+
+# The same main and inference code on the host: the predictions to match.
+$(FW_DIR)/firmware-host: examples/firmware/main.c $(FW_INFER) $(FW_DIR)/digits.h
+	$(CC) $(FW_CFLAGS) $(FW_INC) examples/firmware/main.c $(FW_INFER) -o $@
+
+firmware-test: $(FW_DIR)/firmware.elf $(FW_DIR)/firmware-host
+	$(FW_DIR)/firmware-host > $(FW_DIR)/host.txt
+	timeout 900 $(FW_QEMU) -kernel $(FW_DIR)/firmware.elf > $(FW_DIR)/qemu.txt
+	@grep -E '^(digit|correct)' $(FW_DIR)/host.txt > $(FW_DIR)/host.pred
+	@grep -E '^(digit|correct)' $(FW_DIR)/qemu.txt > $(FW_DIR)/qemu.pred
+	@test $$(grep -c '^digit' $(FW_DIR)/qemu.pred) -eq $(FW_N) || { echo "firmware-test: QEMU run incomplete"; exit 1; }
+	diff $(FW_DIR)/host.pred $(FW_DIR)/qemu.pred
+	@arm-none-eabi-size $(FW_DIR)/$(MODEL)_infer.arm.o $(FW_DIR)/$(MODEL)_infer_int8.arm.o $(FW_DIR)/firmware.elf
+	@grep -v '^digit' $(FW_DIR)/qemu.txt
+	@echo "firmware-test: $(FW_N) digits, QEMU (Cortex-M4) predictions = host predictions"
+
+# ------------------------------------------------- generated inference code
+# generated/$(MODEL)/$(MODEL)_infer{,_int8}.{c,h} come from the trained
+# checkpoint; int8 is calibrated on the first 1000 MNIST training images.
+INFER_CKPT ?= models/$(MODEL).ckpt
+.PHONY: generate-infer check-generated-infer
+generate-infer: $(BUILD)/cnnc
+	$(BUILD)/cnnc build models/$(MODEL).cnn -o $(GEN_DIR)/ --infer --weights $(INFER_CKPT)
+	$(BUILD)/cnnc build models/$(MODEL).cnn -o $(GEN_DIR)/ --infer --weights $(INFER_CKPT) \
+	  --int8 --calib $(MNIST_DIR) --calib-n 1000
+
+# Regenerates the inference code into build/ and diffs it with generated/.
+check-generated-infer: $(BUILD)/cnnc
+	@if [ ! -f $(INFER_CKPT) ]; then echo "check-generated-infer: no $(INFER_CKPT), skipped"; exit 0; fi; \
+	rm -rf $(BUILD)/regen-infer && mkdir -p $(BUILD)/regen-infer && \
+	$(BUILD)/cnnc build models/$(MODEL).cnn -o $(BUILD)/regen-infer/ --infer --weights $(INFER_CKPT) && \
+	$(BUILD)/cnnc build models/$(MODEL).cnn -o $(BUILD)/regen-infer/ --infer --weights $(INFER_CKPT) \
+	  --int8 --calib $(MNIST_DIR) --calib-n 1000 && \
+	for f in $(MODEL)_infer.h $(MODEL)_infer.c $(MODEL)_infer_int8.h $(MODEL)_infer_int8.c; do \
+	  diff $(GEN_DIR)/$$f $(BUILD)/regen-infer/$$f || exit 1; done
+check-generated: check-generated-infer

@@ -1,0 +1,269 @@
+// idx.c: IDX reader over zlib's gzread, which reads .gz and raw files alike.
+#include "idx.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+// printf into the caller's error buffer (which may be NULL).
+static void seterr(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || errlen == 0)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+// Opens path for gzread after refusing what is not a non-empty regular file.
+static gzFile open_checked(const char *path, char *err, size_t errlen) {
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    seterr(err, errlen, "%s: %s", path, strerror(errno));
+    return NULL;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    seterr(err, errlen, "%s: is a directory, expected an IDX file", path);
+    return NULL;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    seterr(err, errlen, "%s: not a regular file", path);
+    return NULL;
+  }
+  if (st.st_size == 0) {
+    seterr(err, errlen, "%s: empty file", path);
+    return NULL;
+  }
+  gzFile f = gzopen(path, "rb");
+  if (!f) {
+    seterr(err, errlen, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
+    return NULL;
+  }
+  gzbuffer(f, 1u << 17);
+  return f;
+}
+
+// gzerror's message without the "path: " prefix zlib puts in front.
+static const char *gzmsg(gzFile f, const char *path, int *code) {
+  const char *m = gzerror(f, code);
+  size_t pl = strlen(path);
+  if (strncmp(m, path, pl) == 0 && m[pl] == ':' && m[pl + 1] == ' ')
+    m += pl + 2;
+  return m;
+}
+
+// Reads exactly len bytes; a short read is truncation, a gz error corruption.
+static int read_exact(gzFile f, const char *path, void *buf, size_t len, const char *what,
+                      char *err, size_t errlen) {
+  unsigned char *p = buf;
+  size_t got = 0;
+  while (got < len) {
+    size_t want = len - got;
+    if (want > (1u << 30))
+      want = 1u << 30;
+    int r = gzread(f, p + got, (unsigned)want);
+    if (r < 0) {
+      int code;
+      const char *msg = gzmsg(f, path, &code);
+      seterr(err, errlen, "%s: corrupt gzip stream: %s", path, msg);
+      return -1;
+    }
+    if (r == 0) {
+      int code;
+      const char *msg = gzmsg(f, path, &code);
+      if (code != Z_OK && code != Z_BUF_ERROR)
+        seterr(err, errlen, "%s: corrupt gzip stream: %s", path, msg);
+      else if (code == Z_BUF_ERROR)
+        seterr(err, errlen, "%s: truncated gzip stream while reading %s (%zu of %zu bytes)",
+               path, what, got, len);
+      else
+        seterr(err, errlen, "%s: truncated: %s has %zu of %zu bytes", path, what, got, len);
+      return -1;
+    }
+    got += (size_t)r;
+  }
+  return 0;
+}
+
+// Checks the stream ends right after the data and closes cleanly.
+static int expect_end(gzFile f, const char *path, char *err, size_t errlen) {
+  unsigned char extra[64];
+  int r = gzread(f, extra, sizeof extra);
+  int code;
+  const char *msg = gzmsg(f, path, &code);
+  if (r < 0 || (code != Z_OK && code != Z_BUF_ERROR)) {
+    seterr(err, errlen, "%s: corrupt gzip stream at end of data: %s", path, msg);
+    return -1;
+  }
+  if (r > 0) {
+    seterr(err, errlen, "%s: trailing garbage after the data the header declares", path);
+    return -1;
+  }
+  if (code == Z_BUF_ERROR) {
+    seterr(err, errlen, "%s: truncated gzip stream (no end of stream)", path);
+    return -1;
+  }
+  return 0;
+}
+
+// Big-endian u32 of the IDX header.
+static uint32_t be32(const unsigned char *b) {
+  return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | (uint32_t)b[3];
+}
+
+// Closes f; gzclose reports a bad gzip trailer (CRC/length) of the stream.
+static int close_checked(gzFile f, const char *path, int ok, char *err, size_t errlen) {
+  int rc = gzclose(f);
+  if (ok && rc != Z_OK && rc != Z_BUF_ERROR) {
+    seterr(err, errlen, "%s: error closing gzip stream (code %d)", path, rc);
+    return -1;
+  }
+  return ok ? 0 : -1;
+}
+
+// Reads and validates an IDX image file (see idx.h).
+int cnn_idx_load_images(const char *path, int *n, int *rows, int *cols, uint8_t **pixels,
+                        char *err, size_t errlen) {
+  *pixels = NULL;
+  *n = *rows = *cols = 0;
+  gzFile f = open_checked(path, err, errlen);
+  if (!f)
+    return -1;
+  unsigned char h[16];
+  if (read_exact(f, path, h, sizeof h, "header", err, errlen) != 0)
+    return close_checked(f, path, 0, err, errlen);
+  uint32_t magic = be32(h), cnt = be32(h + 4), r = be32(h + 8), c = be32(h + 12);
+  if (magic != CNN_IDX_IMAGES_MAGIC) {
+    seterr(err, errlen, "%s: bad magic 0x%08x, expected 0x%08x (images)", path, magic,
+           CNN_IDX_IMAGES_MAGIC);
+    return close_checked(f, path, 0, err, errlen);
+  }
+  if (cnt == 0 || r == 0 || c == 0 || r > 4096 || c > 4096 || cnt > (uint32_t)INT_MAX ||
+      (uint64_t)cnt * r * c > ((uint64_t)1 << 34)) {
+    seterr(err, errlen, "%s: bad dimensions %u x %u x %u in header", path, cnt, r, c);
+    return close_checked(f, path, 0, err, errlen);
+  }
+  size_t len = (size_t)cnt * r * c;
+  uint8_t *px = malloc(len);
+  if (!px) {
+    seterr(err, errlen, "%s: out of memory for %zu bytes of pixels", path, len);
+    return close_checked(f, path, 0, err, errlen);
+  }
+  if (read_exact(f, path, px, len, "pixels", err, errlen) != 0 ||
+      expect_end(f, path, err, errlen) != 0) {
+    free(px);
+    return close_checked(f, path, 0, err, errlen);
+  }
+  if (close_checked(f, path, 1, err, errlen) != 0) {
+    free(px);
+    return -1;
+  }
+  *pixels = px;
+  *n = (int)cnt;
+  *rows = (int)r;
+  *cols = (int)c;
+  return 0;
+}
+
+// Reads and validates an IDX label file (see idx.h).
+int cnn_idx_load_labels(const char *path, int classes, int *n, uint8_t **labels, char *err,
+                        size_t errlen) {
+  *labels = NULL;
+  *n = 0;
+  if (classes <= 0)
+    classes = 10;
+  gzFile f = open_checked(path, err, errlen);
+  if (!f)
+    return -1;
+  unsigned char h[8];
+  if (read_exact(f, path, h, sizeof h, "header", err, errlen) != 0)
+    return close_checked(f, path, 0, err, errlen);
+  uint32_t magic = be32(h), cnt = be32(h + 4);
+  if (magic != CNN_IDX_LABELS_MAGIC) {
+    seterr(err, errlen, "%s: bad magic 0x%08x, expected 0x%08x (labels)", path, magic,
+           CNN_IDX_LABELS_MAGIC);
+    return close_checked(f, path, 0, err, errlen);
+  }
+  if (cnt == 0 || cnt > (uint32_t)INT_MAX) {
+    seterr(err, errlen, "%s: bad label count %u in header", path, cnt);
+    return close_checked(f, path, 0, err, errlen);
+  }
+  uint8_t *lb = malloc(cnt);
+  if (!lb) {
+    seterr(err, errlen, "%s: out of memory for %u labels", path, cnt);
+    return close_checked(f, path, 0, err, errlen);
+  }
+  if (read_exact(f, path, lb, cnt, "labels", err, errlen) != 0 ||
+      expect_end(f, path, err, errlen) != 0) {
+    free(lb);
+    return close_checked(f, path, 0, err, errlen);
+  }
+  if (close_checked(f, path, 1, err, errlen) != 0) {
+    free(lb);
+    return -1;
+  }
+  for (uint32_t i = 0; i < cnt; i++) {
+    if (lb[i] >= classes) {
+      seterr(err, errlen, "%s: label %u of item %u is out of range (expected < %d)", path,
+             lb[i], i, classes);
+      free(lb);
+      return -1;
+    }
+  }
+  *labels = lb;
+  *n = (int)cnt;
+  return 0;
+}
+
+// Prefers the raw file, which needs no inflating, over the .gz.
+int cnn_idx_path(const char *dir, const char *split, const char *kind, char *out,
+                 size_t outlen) {
+  const char *dims = strcmp(kind, "images") == 0 ? "idx3" : "idx1";
+  struct stat st;
+  snprintf(out, outlen, "%s/%s-%s-%s-ubyte", dir, split, kind, dims);
+  if (stat(out, &st) == 0)
+    return 0;
+  snprintf(out, outlen, "%s/%s-%s-%s-ubyte.gz", dir, split, kind, dims);
+  return stat(out, &st) == 0 ? 0 : -1;
+}
+
+// Loads one split and checks images and labels pair up.
+int cnn_idx_load(const char *dir, const char *split, int classes, cnn_idx *out, char *err,
+                 size_t errlen) {
+  memset(out, 0, sizeof *out);
+  char ip[4096], lp[4096];
+  if (cnn_idx_path(dir, split, "images", ip, sizeof ip) != 0) {
+    seterr(err, errlen, "%s: no such file (nor without .gz)", ip);
+    return -1;
+  }
+  if (cnn_idx_path(dir, split, "labels", lp, sizeof lp) != 0) {
+    seterr(err, errlen, "%s: no such file (nor without .gz)", lp);
+    return -1;
+  }
+  int ni = 0, nl = 0;
+  if (cnn_idx_load_images(ip, &ni, &out->rows, &out->cols, &out->pixels, err, errlen) != 0)
+    return -1;
+  if (cnn_idx_load_labels(lp, classes, &nl, &out->labels, err, errlen) != 0) {
+    cnn_idx_free(out);
+    return -1;
+  }
+  if (ni != nl) {
+    seterr(err, errlen, "%s: %d labels but %s has %d images", lp, nl, ip, ni);
+    cnn_idx_free(out);
+    return -1;
+  }
+  out->n = ni;
+  return 0;
+}
+
+// Frees a loaded split.
+void cnn_idx_free(cnn_idx *d) {
+  free(d->pixels);
+  free(d->labels);
+  memset(d, 0, sizeof *d);
+}

@@ -1,0 +1,411 @@
+// test_infer.c: the generated inference code. It is emitted for mnist14k
+// (random weights, and models/mnist14k.ckpt when it exists), compiled with
+// gcc, clang and arm-none-eabi-gcc under -std=c99 -Werror, loaded with
+// dlopen and run on MNIST test images against an independent double forward
+// of the unfolded network (conv, BN, ReLU, pool, GAP, log_softmax).
+#include <CUnit/CUnit.h>
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "checkpoint.h"
+#include "idx.h"
+#include "infer_plan.h"
+#include "quant.h"
+
+#define OUT "build/test_infer"
+#define ARM_FLAGS "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16"
+
+typedef int (*predict_fn)(const uint8_t *);
+typedef void (*scores_fn)(const uint8_t *, float *);
+
+static Net net;
+static float *params, *state;
+static cnn_idx test_set;
+static const char *mnist_dir;
+
+// mnist14k as cnnc reads it from models/mnist14k.cnn (again after a test
+// edited its layers).
+static void build_net(void) {
+  net_free(&net);
+  if (cnnc_load_file("models/mnist14k.cnn", &net) != 0)
+    fprintf(stderr, "test_infer: cannot load models/mnist14k.cnn\n");
+}
+
+// Uniform in [lo, hi) from a fixed LCG, so every run tests the same weights.
+static double uni(uint64_t *s, double lo, double hi) {
+  *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+  return lo + (hi - lo) * (double)(*s >> 11) / 9007199254740992.0;
+}
+
+// PyTorch-like random weights and plausible BN statistics.
+static void random_weights(void) {
+  uint64_t s = 42;
+  params = malloc(sizeof *params * (size_t)net.n_params);
+  state = malloc(sizeof *state * (size_t)net.n_state);
+  for (int i = 0; i < net.n_layers; i++) {
+    const Layer *l = &net.layers[i];
+    if (l->kind == L_CONV) {
+      double b = 1.0 / sqrt((double)l->in.c * l->k * l->k);
+      for (long j = 0; j < l->n_params; j++)
+        params[l->param_off + j] = (float)uni(&s, -b, b);
+    } else if (l->kind == L_BATCHNORM) {
+      int c = l->out.c;
+      for (int j = 0; j < c; j++) {
+        params[l->param_off + j] = (float)uni(&s, 0.5, 1.5);
+        params[l->param_off + c + j] = (float)uni(&s, -0.2, 0.2);
+        state[l->state_off + j] = (float)uni(&s, -0.3, 0.3);
+        state[l->state_off + c + j] = (float)uni(&s, 0.05, 0.5);
+      }
+    }
+  }
+}
+
+// The unfolded network in double, CHW, PyTorch eval semantics: log-probs.
+static void reference(const uint8_t *img, double *logp) {
+  static double a[16 * 28 * 28 * 2], b[16 * 28 * 28 * 2];
+  Shape s = net.input;
+  for (int j = 0; j < 28 * 28; j++)
+    a[j] = (img[j] / 255.0 - net.train.mean) / net.train.std;
+  for (int i = 0; i < net.n_layers; i++) {
+    const Layer *l = &net.layers[i];
+    Shape o = l->out;
+    switch (l->kind) {
+    case L_CONV: {
+      const float *w = params + l->param_off;
+      for (int oc = 0; oc < o.c; oc++)
+        for (int y = 0; y < o.h; y++)
+          for (int x = 0; x < o.w; x++) {
+            double acc = 0;
+            for (int ic = 0; ic < s.c; ic++)
+              for (int ky = 0; ky < l->k; ky++)
+                for (int kx = 0; kx < l->k; kx++)
+                  acc += w[((oc * s.c + ic) * l->k + ky) * l->k + kx] *
+                         a[(ic * s.h + y + ky) * s.w + x + kx];
+            b[(oc * o.h + y) * o.w + x] = acc;
+          }
+      break;
+    }
+    case L_BATCHNORM:
+      for (int c = 0; c < s.c; c++) {
+        double g = params[l->param_off + c], be = params[l->param_off + s.c + c];
+        double m = state[l->state_off + c], v = state[l->state_off + s.c + c];
+        for (int j = 0; j < s.h * s.w; j++)
+          b[c * s.h * s.w + j] = (a[c * s.h * s.w + j] - m) / sqrt(v + 1e-5) * g + be;
+      }
+      break;
+    case L_RELU:
+      for (int j = 0; j < s.c * s.h * s.w; j++)
+        b[j] = a[j] > 0 ? a[j] : 0;
+      break;
+    case L_MAXPOOL:
+      for (int c = 0; c < o.c; c++)
+        for (int y = 0; y < o.h; y++)
+          for (int x = 0; x < o.w; x++) {
+            double m = -1e300;
+            for (int ky = 0; ky < l->k; ky++)
+              for (int kx = 0; kx < l->k; kx++)
+                m = fmax(m, a[(c * s.h + y * l->stride + ky) * s.w + x * l->stride + kx]);
+            b[(c * o.h + y) * o.w + x] = m;
+          }
+      break;
+    case L_GAP:
+      for (int c = 0; c < s.c; c++) {
+        double sum = 0;
+        for (int j = 0; j < s.h * s.w; j++)
+          sum += a[c * s.h * s.w + j];
+        b[c] = sum / (s.h * s.w);
+      }
+      break;
+    case L_LOG_SOFTMAX: {
+      double mx = a[0], sum = 0;
+      for (int c = 1; c < s.c; c++)
+        mx = fmax(mx, a[c]);
+      for (int c = 0; c < s.c; c++)
+        sum += exp(a[c] - mx);
+      for (int c = 0; c < s.c; c++)
+        b[c] = a[c] - mx - log(sum);
+      break;
+    }
+    case L_DROPOUT:
+      memcpy(b, a, sizeof(double) * (size_t)(s.c * s.h * s.w));
+      break;
+    }
+    memcpy(a, b, sizeof(double) * (size_t)(o.c * o.h * o.w));
+    s = o;
+  }
+  memcpy(logp, a, sizeof(double) * 10);
+}
+
+// log_softmax of float scores, in double.
+static void log_softmax(const float *s, double *out, int n) {
+  double mx = s[0], sum = 0;
+  for (int c = 1; c < n; c++)
+    mx = fmax(mx, s[c]);
+  for (int c = 0; c < n; c++)
+    sum += exp(s[c] - mx);
+  for (int c = 0; c < n; c++)
+    out[c] = s[c] - mx - log(sum);
+}
+
+// Runs a shell command; its exit status.
+static int sh(const char *fmt, const char *a, const char *b) {
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, fmt, a, b, a, b);
+  int rc = system(cmd);
+  if (rc != 0)
+    fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
+  return rc;
+}
+
+// Emits float or int8 code into dir; 0 on success.
+static int emit(const char *dir, bool int8) {
+  EmitOptions opt = {.int8 = int8, .calib_dir = mnist_dir, .calib_n = 1000};
+  return emit_infer_plan(&net, dir, params, state, &opt);
+}
+
+// Builds dir/mnist14k_infer{,_int8}.c into a shared object and loads it.
+static void *load(const char *dir, const char *suffix) {
+  char src[256], so[256];
+  snprintf(src, sizeof src, "%s/mnist14k_infer%s.c", dir, suffix);
+  snprintf(so, sizeof so, "%s/mnist14k_infer%s.so", dir, suffix);
+  if (sh("gcc -std=c99 -O2 -fPIC -shared -Wall -Wextra -Wpedantic -Werror %s -o %s", src, so))
+    return NULL;
+  char abs[300];
+  snprintf(abs, sizeof abs, "./%s", so); // a path, so dlopen does not search
+  void *h = dlopen(abs, RTLD_NOW);
+  if (!h)
+    fprintf(stderr, "dlopen %s: %s\n", so, dlerror());
+  return h;
+}
+
+// Compares float and int8 code for the current weights on n test images.
+// The double reference (slow under the sanitizers) runs on the first nref.
+static void check_accuracy(const char *dir, int n, int nref, bool trained) {
+  CU_ASSERT_EQUAL_FATAL(emit(dir, false), 0);
+  CU_ASSERT_EQUAL_FATAL(emit(dir, true), 0);
+  void *hf = load(dir, ""), *hq = load(dir, "_int8");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(hf);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(hq);
+  predict_fn fpred = (predict_fn)(uintptr_t)dlsym(hf, "mnist14k_predict");
+  scores_fn fscores = (scores_fn)(uintptr_t)dlsym(hf, "mnist14k_scores");
+  predict_fn qpred = (predict_fn)(uintptr_t)dlsym(hq, "mnist14k_int8_predict");
+  scores_fn qscores = (scores_fn)(uintptr_t)dlsym(hq, "mnist14k_int8_scores");
+  CU_ASSERT_FATAL(fpred && fscores && qpred && qscores);
+  double maxdiff = 0;
+  int fcorrect = 0, qcorrect = 0, refcorrect = 0, agree = 0, mismatch = 0;
+  for (int i = 0; i < n; i++) {
+    const uint8_t *img = test_set.pixels + (size_t)i * 784;
+    double ref[10], got[10];
+    float s[10], sq[10];
+    fscores(img, s);
+    if (i >= nref) { // past the reference sample: float vs int8 and labels only
+      int fb = fpred(img), qb = qpred(img);
+      fcorrect += fb == test_set.labels[i];
+      qcorrect += qb == test_set.labels[i];
+      agree += qb == fb;
+      continue;
+    }
+    reference(img, ref);
+    log_softmax(s, got, 10);
+    int rbest = 0, fbest = fpred(img), qbest = qpred(img);
+    for (int c = 0; c < 10; c++) {
+      maxdiff = fmax(maxdiff, fabs(ref[c] - got[c]));
+      if (ref[c] > ref[rbest])
+        rbest = c;
+    }
+    // Predictions may only differ where two classes tie within rounding.
+    double second = -1e300;
+    for (int c = 0; c < 10; c++)
+      if (c != rbest)
+        second = fmax(second, ref[c]);
+    if (fbest != rbest && ref[rbest] - second > 1e-4)
+      mismatch++;
+    qscores(img, sq);
+    int sbest = 0;
+    for (int c = 1; c < 10; c++)
+      if (sq[c] > sq[sbest])
+        sbest = c;
+    CU_ASSERT_EQUAL(sbest, qbest); // predict is argmax of scores
+    fcorrect += fbest == test_set.labels[i];
+    refcorrect += rbest == test_set.labels[i];
+    qcorrect += qbest == test_set.labels[i];
+    agree += qbest == fbest;
+  }
+  printf("\n  %s weights, %d images: max |logprob diff| %.3g over the first %d, float acc %.2f%% "
+         "(reference %d/%d), int8 acc %.2f%%, int8 agrees with float on %.2f%%\n",
+         trained ? "trained" : "random", n, maxdiff, nref, 100.0 * fcorrect / n, refcorrect, nref,
+         100.0 * qcorrect / n, 100.0 * agree / n);
+  CU_ASSERT(maxdiff <= 1e-4);
+  CU_ASSERT_EQUAL(mismatch, 0);
+  if (trained) {
+    CU_ASSERT(fabs(100.0 * (fcorrect - qcorrect) / n) <= 0.2);
+  } else {
+    CU_ASSERT(agree >= n * 9 / 10); // random logits sit close together
+  }
+  dlclose(hf);
+  dlclose(hq);
+}
+
+// Float code equals the unfolded double forward; int8 tracks float.
+static void test_random_weights(void) {
+  CU_ASSERT_PTR_NOT_NULL_FATAL(test_set.pixels);
+  check_accuracy(OUT "/random", 1000, 1000, false);
+}
+
+// With the trained checkpoint: all 10,000 test images.
+static void test_trained_weights(void) {
+  // CNNC_INFER_CKPT points the suite at another checkpoint of mnist14k.
+  const char *ck = getenv("CNNC_INFER_CKPT") ? getenv("CNNC_INFER_CKPT") : "models/mnist14k.ckpt";
+  FILE *f = fopen(ck, "rb");
+  if (!f) {
+    printf("\n  (no %s: skipped)\n", ck);
+    return;
+  }
+  fclose(f);
+  cnn_ckpt c;
+  char err[512];
+  int rc = cnn_ckpt_load(ck, &c, err, sizeof err);
+  if (rc == 0)
+    rc = cnn_ckpt_check(&c, ck, net.name, net.shape_hash, (size_t)net.n_params,
+                        (size_t)net.n_state, err, sizeof err);
+  if (rc != 0)
+    fprintf(stderr, "%s\n", err);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  float *rp = params, *rs = state;
+  params = c.params;
+  state = c.state;
+  check_accuracy(OUT "/trained", test_set.n, 2000, true);
+  params = rp;
+  state = rs;
+  cnn_ckpt_free(&c);
+}
+
+// The generated code is C99 and warning-free for gcc, clang and the Cortex-M4
+// compiler; its .bss is exactly the arena cnnc computed; it needs no heap,
+// stdio or libm.
+static void test_firmware_object(void) {
+  const char *dir = OUT "/random";
+  CU_ASSERT_EQUAL_FATAL(emit(dir, false), 0);
+  CU_ASSERT_EQUAL_FATAL(emit(dir, true), 0);
+  const char *suffix[2] = {"", "_int8"};
+  for (int q = 0; q < 2; q++) {
+    char src[256], obj[256];
+    snprintf(src, sizeof src, "%s/mnist14k_infer%s.c", dir, suffix[q]);
+    snprintf(obj, sizeof obj, "%s/mnist14k_infer%s.arm.o", dir, suffix[q]);
+    CU_ASSERT_EQUAL(sh("clang -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror -c %s -o %s.clang", src, obj), 0);
+    CU_ASSERT_EQUAL(sh("gcc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror -c %s -o %s.gcc", src, obj), 0);
+    CU_ASSERT_EQUAL_FATAL(sh("arm-none-eabi-gcc -std=c99 -O2 " ARM_FLAGS
+                             " -Wall -Wextra -Wpedantic -Werror -c %s -o %s",
+                             src, obj), 0);
+    // .bss of the object == the arena of the plan.
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "arm-none-eabi-size %s | awk 'NR==2{print $3}'", obj);
+    FILE *p = popen(cmd, "r");
+    long bss = -1;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_EQUAL(fscanf(p, "%ld", &bss), 1);
+    pclose(p);
+    long flash, ram;
+    CU_ASSERT_EQUAL(infer_memory(&net, q == 1, &flash, &ram, NULL, NULL), 0);
+    printf("\n  %s: arena %ld bytes, .bss %ld; tables %ld bytes", q ? "int8" : "float", ram, bss,
+           flash);
+    CU_ASSERT_EQUAL(bss, ram);
+    if (q == 1) {
+      CU_ASSERT(ram <= 8 * 1024);
+      CU_ASSERT(flash <= 24 * 1024);
+    }
+    // Nothing from the heap, stdio or libm.
+    snprintf(cmd, sizeof cmd,
+             "arm-none-eabi-nm -u %s | grep -E -w "
+             "'malloc|calloc|realloc|free|printf|puts|putchar|fopen|fwrite|"
+             "expf?|logf?|sqrtf?|powf?|floorf?|roundf?|lroundf?|fabsf?|tanhf?'",
+             obj);
+    CU_ASSERT_NOT_EQUAL(system(cmd), 0); // grep finds nothing
+    // The header's defines agree with the plan.
+    char h[256];
+    snprintf(h, sizeof h, "%s/mnist14k_infer%s.h", dir, suffix[q]);
+    snprintf(cmd, sizeof cmd, "grep -q 'define MNIST14K_%sARENA_BYTES %ld$' %s", q ? "INT8_" : "",
+             ram, h);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+  }
+}
+
+// The memory plan streams: no op keeps more rows than its consumer's kernel.
+static void test_plan(void) {
+  InferPlan p;
+  char msg[256];
+  CU_ASSERT_EQUAL_FATAL(infer_plan_build(&net, false, &p, msg, sizeof msg), 0);
+  CU_ASSERT_EQUAL(p.n_ops, 9); // 7 convs (BN, dropout, ReLU folded), maxpool, gap
+  CU_ASSERT_EQUAL(p.ops[0].rows, 3);      // conv2 reads 3 rows of conv1
+  CU_ASSERT_EQUAL(p.ops[2].rows, 2);      // maxpool 2 reads 2 rows of conv3
+  CU_ASSERT_EQUAL(p.ops[3].rows, 1);      // the 1x1 conv reads one pooled row
+  CU_ASSERT_EQUAL(p.ops[p.n_ops - 2].rows, 1); // gap sums rows as they come
+  long sum = 0;
+  for (int i = 0; i < p.n_ops; i++)
+    sum += p.ops[i].bytes;
+  CU_ASSERT_EQUAL(sum, p.arena_bytes);
+  // Far below the largest whole map (26x26x16 floats).
+  CU_ASSERT(p.arena_bytes < 26 * 26 * 16 * 4 / 2);
+  long per_flash[32], per_ram[32], flash, ram;
+  CU_ASSERT_EQUAL(infer_memory(&net, false, &flash, &ram, per_flash, per_ram), 0);
+  CU_ASSERT_EQUAL(per_flash[0], 4 * (16 * 9 + 16));
+  CU_ASSERT_EQUAL(flash, 4 * (13888 + 4 * 16 + 2 * 24 + 10)); // weights + folded biases
+  infer_plan_free(&p);
+  // BN after a ReLU cannot be folded: refused with a message.
+  Layer save = net.layers[2];
+  net.layers[2] = net.layers[3];
+  net.layers[3] = save; // conv, bn, relu, dropout: still fine
+  CU_ASSERT_EQUAL(infer_plan_build(&net, false, &p, msg, sizeof msg), 0);
+  infer_plan_free(&p);
+  net.layers[1].kind = L_RELU;
+  net.layers[2].kind = L_BATCHNORM;
+  CU_ASSERT_EQUAL(infer_plan_build(&net, false, &p, msg, sizeof msg), -1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(msg, "batchnorm"));
+  build_net();
+}
+
+// Fixed-point multipliers represent the real ones to 31 bits.
+static void test_multiplier(void) {
+  double ms[] = {0.5, 0.001234, 3.7, 1.0, 1e-7};
+  for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+    int32_t m;
+    int s;
+    CU_ASSERT_EQUAL_FATAL(quant_multiplier(ms[i], &m, &s), 0);
+    CU_ASSERT(m >= (1 << 30));
+    CU_ASSERT(fabs(ldexp(m, -s) / ms[i] - 1) < 1e-9);
+  }
+  int32_t m;
+  int s;
+  CU_ASSERT_EQUAL(quant_multiplier(0.0, &m, &s), -1);
+  CU_ASSERT_EQUAL(quant_multiplier(1e30, &m, &s), -1);
+}
+
+// Stands in for the suite when its network does not load.
+static void test_no_net(void) {
+  CU_FAIL("models/mnist14k.cnn does not load");
+}
+
+void register_tests(void) {
+  build_net();
+  if (!net.layers) {
+    CU_add_test(CU_add_suite("infer", NULL, NULL), "models/mnist14k.cnn loads", test_no_net);
+    return;
+  }
+  random_weights();
+  mnist_dir = getenv("MNIST_DIR");
+  if (!mnist_dir)
+    mnist_dir = "../shared/data/mnist";
+  char err[512];
+  if (cnn_idx_load(mnist_dir, "t10k", 10, &test_set, err, sizeof err) < 0)
+    fprintf(stderr, "%s\n", err);
+  CU_pSuite s = CU_add_suite("infer", NULL, NULL);
+  CU_add_test(s, "plan streams rows", test_plan);
+  CU_add_test(s, "fixed-point multipliers", test_multiplier);
+  CU_add_test(s, "generated object: C99, arena = .bss, no libc", test_firmware_object);
+  CU_add_test(s, "random weights: float = reference, int8 ~ float", test_random_weights);
+  CU_add_test(s, "trained weights: 10,000 test images", test_trained_weights);
+}
