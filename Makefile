@@ -22,13 +22,16 @@ MODEL   ?= mnist14k
 MNIST_DIR ?= $(firstword $(wildcard ../shared/data/mnist) data/mnist)
 export MNIST_DIR
 
-.PHONY: all deps test train bench plot firmware-test data generate clean check-generated
+.PHONY: all deps deps-test test train bench plot firmware-test data generate clean check-generated
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/cnnc $(BUILD)/libcnnrt.a
 
 deps:
 	@bash .ci/deps
+
+deps-test:
+	@bash .ci/deps test
 
 # MNIST into data/mnist from a public mirror, checked against .ci/mnist.sha256.
 data:
@@ -92,7 +95,7 @@ generate: $(BUILD)/cnnc
 check-generated: $(BUILD)/cnnc
 	@rm -rf $(BUILD)/regen && mkdir -p $(BUILD)/regen
 	$(BUILD)/cnnc build models/mnist14k.cnn -o $(BUILD)/regen/mnist14k/
-	diff -r -x '*_infer.*' generated/mnist14k $(BUILD)/regen/mnist14k
+	diff -r -x '*_infer*' generated/mnist14k $(BUILD)/regen/mnist14k
 
 $(BUILD)/$(MODEL)_train.o: $(GEN_DIR)/$(MODEL)_train.c $(GEN_DIR)/$(MODEL)_train.h runtime/cnn_net.h
 	@mkdir -p $(@D)
@@ -107,6 +110,14 @@ train: deps
 	$(MAKE) $(BUILD)/$(MODEL)-train
 	$(BUILD)/$(MODEL)-train --data $(MNIST_DIR) --save $(BUILD)/$(MODEL).ckpt --log-csv $(BUILD)/$(MODEL).csv
 
+# Loss and accuracy curves of the CSV that `make train` writes.
+plot: $(BUILD)/$(MODEL).png
+$(BUILD)/$(MODEL).png: $(BUILD)/$(MODEL).csv examples/plot.gp
+	@bash .ci/deps plot
+	gnuplot -e "csv='$<'; png='$@'; title='$(MODEL)'" examples/plot.gp
+$(BUILD)/$(MODEL).csv:
+	@echo "no $@: run 'make train' first (it writes the CSV)" >&2; exit 1
+
 # ------------------------------------------------------------------- tests
 # Each tests/test_*.c is one CUnit suite linked with tests/cu_main.c.
 TEST_CFLAGS := -std=c11 -O1 -g $(WARN) -D_POSIX_C_SOURCE=200809L $(SAN) $(OMP) $(COMPILER_INC) $(BLAS_CFLAGS) -Itests
@@ -114,17 +125,33 @@ TEST_LIBS   := -lcunit $(LIBS) $(OMP)
 TESTS       :=
 
 # Runtime suites: the runtime sources are compiled into each, with the sanitizers.
-RUNTIME_TESTS := rng idx dataset sgd schedule checkpoint
+RUNTIME_TESTS := rng idx dataset sgd schedule checkpoint progress
 TESTS += $(RUNTIME_TESTS:%=$(BUILD)/tests/test_%)
 $(RUNTIME_TESTS:%=$(BUILD)/tests/test_%): $(BUILD)/tests/test_%: tests/test_%.c tests/cu_main.c $(RUNTIME_SRC) $(wildcard runtime/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -Iruntime $< tests/cu_main.c $(RUNTIME_SRC) $(TEST_LIBS) -o $@
 
+# The trainer (committed generated/$(MODEL) code) end to end: determinism,
+# checkpoints and exact resume, bad input, SIGKILL while saving, and a short
+# real-MNIST run that must learn. A second trainer, for the mnist8ch model,
+# supplies another network's checkpoint.
+TESTS += $(BUILD)/tests/trainer
+$(BUILD)/tests/mnist8ch-train: examples/train.c models/mnist8ch.cnn $(BUILD)/cnnc $(BUILD)/libcnnrt.a
+	@rm -rf $(BUILD)/tests/mnist8ch && mkdir -p $(BUILD)/tests/mnist8ch
+	$(BUILD)/cnnc build models/mnist8ch.cnn -o $(BUILD)/tests/mnist8ch/
+	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -I$(BUILD)/tests/mnist8ch -DNET_HEADER='"mnist8ch_train.h"' -DNET=mnist8ch_net \
+	  $< $(BUILD)/tests/mnist8ch/mnist8ch_train.c $(BUILD)/libcnnrt.a $(LIBS) $(OMP) -o $@
+$(BUILD)/tests/trainer: tests/trainer.sh $(BUILD)/$(MODEL)-train $(BUILD)/tests/mnist8ch-train
+	@mkdir -p $(@D)
+	printf '#!/bin/sh\nOTHER_TRAINER=$(BUILD)/tests/mnist8ch-train exec bash tests/trainer.sh $(BUILD)/$(MODEL)-train "$(MNIST_DIR)"\n' >$@ && chmod +x $@
+
 # Front-end suites: the front end compiled in with the sanitizers (the flex and
 # bison objects as built above), and the bad-input corpus run with build/cnnc
 # and build/san/cnnc.
 FRONTEND_TESTS := lexer parser check report
-FRONTEND_SRC   := compiler/ast.c compiler/check.c compiler/diag.c compiler/report.c compiler/net.c
+# (report.c shows the inference memory plan, so infer_plan.c is front end too.)
+FRONTEND_SRC   := compiler/ast.c compiler/check.c compiler/diag.c compiler/report.c compiler/net.c \
+                  compiler/infer_plan.c
 TESTS += $(FRONTEND_TESTS:%=$(BUILD)/tests/test_%) $(BUILD)/tests/bad_corpus
 $(FRONTEND_TESTS:%=$(BUILD)/tests/test_%): $(BUILD)/tests/test_%: tests/test_%.c tests/cu_main.c $(FRONTEND_SRC) $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(wildcard compiler/*.h)
 	@mkdir -p $(@D)
@@ -135,10 +162,12 @@ $(BUILD)/tests/bad_corpus: tests/bad/run.sh $(BUILD)/cnnc $(BUILD)/san/cnnc
 
 # Inference suite: the inference back end with the sanitizers; it emits code,
 # builds it with gcc, clang and arm-none-eabi-gcc, and runs it on MNIST.
-INFER_SRC := compiler/infer_plan.c compiler/interp.c compiler/quant.c compiler/emit_infer.c \
-             compiler/emit_util.c
+# emit_train.c: the suite compares inference with the training code's eval forward;
+# build/cnnc (order-only): it runs `cnnc summary --weights`.
+INFER_SRC := compiler/interp.c compiler/quant.c compiler/emit_infer.c \
+             compiler/emit_util.c compiler/emit_train.c
 TESTS += $(BUILD)/tests/test_infer
-$(BUILD)/tests/test_infer: tests/test_infer.c tests/cu_main.c $(INFER_SRC) $(FRONTEND_SRC) $(RUNTIME_SRC) $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(wildcard compiler/*.h runtime/*.h)
+$(BUILD)/tests/test_infer: tests/test_infer.c tests/cu_main.c $(INFER_SRC) $(FRONTEND_SRC) $(RUNTIME_SRC) $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(wildcard compiler/*.h runtime/*.h) | $(BUILD)/cnnc
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) $< tests/cu_main.c $(INFER_SRC) $(FRONTEND_SRC) $(RUNTIME_SRC) \
 	  $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(TEST_LIBS) -ldl -o $@
@@ -152,7 +181,7 @@ include examples/firmware/firmware.mk
 # committed mnist14k code with gcc and clang, -Werror, with and without OpenMP.
 TRAIN_EMIT_SRC := compiler/emit_train.c compiler/emit_util.c compiler/net.c
 GC_NETS := gc_conv gc_conv2 gc_bn gc_dropout gc_relu gc_pool gc_fc mnist14k
-TL_NETS := tl_conv tl_conv2 tl_bn tl_pool tl_drop tl_lsm
+TL_NETS := tl_conv tl_conv2 tl_bn tl_pool tl_drop tl_lsm mnist14k
 GC_DIR  := $(BUILD)/gradcheck
 TESTS += $(BUILD)/tests/test_gradcheck $(BUILD)/tests/test_layers $(BUILD)/tests/train_warnings
 $(BUILD)/gen_testnets: tests/gen_testnets.c $(TRAIN_EMIT_SRC) $(wildcard compiler/*.h)
@@ -162,6 +191,10 @@ $(GC_DIR)/stamp: $(BUILD)/gen_testnets
 	$(BUILD)/gen_testnets $(GC_DIR) && touch $@
 $(GC_DIR)/%_d.o: $(GC_DIR)/stamp runtime/cnn_net.h
 	$(CC) $(TEST_CFLAGS) -DCNN_REAL=double -DCNN_INPUT_GRAD -Iruntime -c $(GC_DIR)/$*/$*_train.c -o $@
+# mnist14k's ~10,000 double forwards run without the sanitizers (test_layers
+# runs its float build under them).
+$(GC_DIR)/mnist14k_d.o: $(GC_DIR)/stamp runtime/cnn_net.h
+	$(CC) -std=c11 -O2 -g $(WARN) $(OMP) $(BLAS_CFLAGS) -DCNN_REAL=double -DCNN_INPUT_GRAD -Iruntime -c $(GC_DIR)/mnist14k/mnist14k_train.c -o $@
 $(GC_DIR)/%_f.o: $(GC_DIR)/stamp runtime/cnn_net.h
 	$(CC) $(TEST_CFLAGS) -DCNN_EXPOSE_ACT -DCNN_INPUT_GRAD -Iruntime -c $(GC_DIR)/$*/$*_train.c -o $@
 $(BUILD)/tests/test_gradcheck: tests/test_gradcheck.c tests/cu_main.c runtime/rng.c $(GC_NETS:%=$(GC_DIR)/%_d.o)
@@ -181,8 +214,10 @@ $(BUILD)/bench_train_step: tests/bench_train_step.c $(BUILD)/$(MODEL)_train.o ru
 	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -I$(GEN_DIR) -DNET_HEADER='"$(MODEL)_train.h"' -DNET=$(MODEL)_net \
 	  $< $(BUILD)/$(MODEL)_train.o runtime/rng.c $(LIBS) $(OMP) -o $@
 
-test: deps all
+test: deps-test all
 	$(MAKE) test-build
+	$(MAKE) check-generated
+	$(MAKE) firmware-test
 	bash tests/run.sh $(TESTS)
 
 test-build: $(TESTS)

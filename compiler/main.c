@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "checkpoint.h"
 #include "emit.h"
 #include "report.h"
 
@@ -12,13 +13,15 @@
 // The help text; also printed (to stderr) after a usage error.
 static void usage(FILE *f) {
   fputs("usage: cnnc check FILE\n"
-        "       cnnc summary FILE [--format text|markdown]\n"
+        "       cnnc summary FILE [--format text|markdown] [--weights CKPT]\n"
         "       cnnc build FILE -o DIR [--batch N]\n"
         "       cnnc build FILE -o DIR --infer --weights CKPT [--int8 --calib DIR [--calib-n N]]\n"
         "       cnnc --help | --version\n"
         "\n"
         "  check     parse FILE and check its shapes; report errors\n"
-        "  summary   print the layer table: shapes, receptive field, params, MACs\n"
+        "  summary   print the layer table: shapes, receptive field, params, MACs,\n"
+        "            firmware flash and RAM (float and int8); --weights checks\n"
+        "            that CKPT belongs to FILE and names it\n"
         "  build     write training C code (NAME_train.{c,h}) into DIR, or with\n"
         "            --infer inference C code with the weights of CKPT baked in\n",
         f);
@@ -31,6 +34,29 @@ static int usage_error(const char *fmt, const char *arg) {
   fputs("\n", stderr);
   usage(stderr);
   return 2;
+}
+
+// `cnnc summary`, after loading and matching the checkpoint at weights (or
+// NULL): the memory figures do not need it, but a checkpoint of another net
+// must not be reported as this one's. 0, or 1 after an error message.
+static int summary(const Net *net, bool markdown, const char *weights) {
+  if (!weights) {
+    report_summary(net, stdout, markdown);
+    return 0;
+  }
+  cnn_ckpt c;
+  char err[512];
+  if (cnn_ckpt_load(weights, &c, err, sizeof err) < 0 ||
+      cnn_ckpt_check(&c, weights, net->name, net->shape_hash, (size_t)net->n_params,
+                     (size_t)net->n_state, err, sizeof err) < 0) {
+    fprintf(stderr, "cnnc: error: %s\n", err);
+    cnn_ckpt_free(&c);
+    return 1;
+  }
+  ReportWeights w = {.path = weights, .epoch = c.epoch, .step = (unsigned long long)c.step};
+  report_summary_weights(net, stdout, markdown, &w);
+  cnn_ckpt_free(&c);
+  return 0;
 }
 
 // Parses a positive int option value; -1 if it is not one.
@@ -81,7 +107,7 @@ int main(int argc, char **argv) {
         return usage_error("--batch needs a positive number, not '%s'", argv[i]);
     } else if (is_build && !strcmp(a, "--infer")) {
       infer = true;
-    } else if (is_build && !strcmp(a, "--weights")) {
+    } else if ((is_build || is_summary) && !strcmp(a, "--weights")) {
       opt.weights = argv[++i];
     } else if (is_build && !strcmp(a, "--int8")) {
       opt.int8 = true;
@@ -119,7 +145,7 @@ int main(int argc, char **argv) {
     return 1;
   int rc = 0;
   if (is_summary)
-    report_summary(&net, stdout, !strcmp(format, "markdown"));
+    rc = summary(&net, !strcmp(format, "markdown"), opt.weights);
   else if (is_build)
     rc = infer ? emit_infer(&net, outdir, &opt) : emit_train(&net, outdir, &opt);
   net_free(&net);

@@ -3,10 +3,11 @@
 // handing anything out.
 #include "checkpoint.h"
 
+#include "error.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,16 +16,6 @@
 #include <zlib.h>
 
 static const char CKPT_MAGIC[8] = {'C', 'N', 'N', 'C', 'K', 'P', 'T', '\0'};
-
-// printf into the caller's error buffer (which may be NULL).
-static void seterr(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 // Little-endian stores and loads, independent of the host's byte order.
 static void put32(unsigned char *p, uint32_t v) {
@@ -115,19 +106,19 @@ static void sync_dir(const char *path) {
 // Serializes, writes PATH.tmp.PID, fsyncs it and renames it over path.
 int cnn_ckpt_save(const char *path, const cnn_ckpt *c, char *err, size_t errlen) {
   if (c->n_params > ((uint64_t)1 << 32) || c->n_state > ((uint64_t)1 << 32)) {
-    seterr(err, errlen, "%s: too many values to save (%llu params, %llu state)", path,
+    cnn_seterr(err, errlen, "%s: too many values to save (%llu params, %llu state)", path,
            (unsigned long long)c->n_params, (unsigned long long)c->n_state);
     return -1;
   }
   if ((c->n_params && !c->params) || (c->n_state && !c->state)) {
-    seterr(err, errlen, "%s: checkpoint to save has no parameter or state data", path);
+    cnn_seterr(err, errlen, "%s: checkpoint to save has no parameter or state data", path);
     return -1;
   }
   size_t nm = c->momentum ? c->n_params : 0;
   size_t len = CNN_CKPT_HEADER_BYTES + 4 * (c->n_params + c->n_state + nm) + 4;
   unsigned char *buf = calloc(len, 1);
   if (!buf) {
-    seterr(err, errlen, "%s: out of memory for a %zu-byte checkpoint", path, len);
+    cnn_seterr(err, errlen, "%s: out of memory for a %zu-byte checkpoint", path, len);
     return -1;
   }
   unsigned char *p = buf;
@@ -156,13 +147,13 @@ int cnn_ckpt_save(const char *path, const cnn_ckpt *c, char *err, size_t errlen)
   char *tmp = malloc(tl);
   if (!tmp) {
     free(buf);
-    seterr(err, errlen, "%s: out of memory", path);
+    cnn_seterr(err, errlen, "%s: out of memory", path);
     return -1;
   }
   snprintf(tmp, tl, "%s.tmp.%ld", path, (long)getpid());
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) {
-    seterr(err, errlen, "%s: cannot create %s: %s", path, tmp, strerror(errno));
+    cnn_seterr(err, errlen, "%s: cannot create %s: %s", path, tmp, strerror(errno));
     free(tmp);
     free(buf);
     return -1;
@@ -184,7 +175,7 @@ int cnn_ckpt_save(const char *path, const cnn_ckpt *c, char *err, size_t errlen)
   }
   free(buf);
   if (fail) {
-    seterr(err, errlen, "%s: %s of %s failed: %s", path, fail, tmp, strerror(saved));
+    cnn_seterr(err, errlen, "%s: %s of %s failed: %s", path, fail, tmp, strerror(saved));
     unlink(tmp);
     free(tmp);
     return -1;
@@ -198,17 +189,17 @@ int cnn_ckpt_save(const char *path, const cnn_ckpt *c, char *err, size_t errlen)
 static unsigned char *slurp(const char *path, size_t *len, char *err, size_t errlen) {
   int fd = open(path, O_RDONLY);
   if (fd < 0) {
-    seterr(err, errlen, "%s: %s", path, strerror(errno));
+    cnn_seterr(err, errlen, "%s: %s", path, strerror(errno));
     return NULL;
   }
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    seterr(err, errlen, "%s: not a regular file", path);
+    cnn_seterr(err, errlen, "%s: not a regular file", path);
     close(fd);
     return NULL;
   }
   if ((uint64_t)st.st_size < CNN_CKPT_HEADER_BYTES + 4) {
-    seterr(err, errlen, "%s: truncated checkpoint: %lld bytes, the header alone is %d", path,
+    cnn_seterr(err, errlen, "%s: truncated checkpoint: %lld bytes, the header alone is %d", path,
            (long long)st.st_size, CNN_CKPT_HEADER_BYTES + 4);
     close(fd);
     return NULL;
@@ -216,7 +207,7 @@ static unsigned char *slurp(const char *path, size_t *len, char *err, size_t err
   size_t n = (size_t)st.st_size;
   unsigned char *buf = malloc(n);
   if (!buf) {
-    seterr(err, errlen, "%s: out of memory for %zu bytes", path, n);
+    cnn_seterr(err, errlen, "%s: out of memory for %zu bytes", path, n);
     close(fd);
     return NULL;
   }
@@ -226,7 +217,7 @@ static unsigned char *slurp(const char *path, size_t *len, char *err, size_t err
     if (r < 0 && errno == EINTR)
       continue;
     if (r <= 0) {
-      seterr(err, errlen, "%s: read failed after %zu of %zu bytes%s%s", path, got, n,
+      cnn_seterr(err, errlen, "%s: read failed after %zu of %zu bytes%s%s", path, got, n,
              r < 0 ? ": " : "", r < 0 ? strerror(errno) : "");
       free(buf);
       close(fd);
@@ -248,29 +239,29 @@ int cnn_ckpt_load(const char *path, cnn_ckpt *c, char *err, size_t errlen) {
     return -1;
   int rc = -1;
   if (memcmp(buf, CKPT_MAGIC, 8) != 0) {
-    seterr(err, errlen, "%s: bad magic, not a cnnc checkpoint", path);
+    cnn_seterr(err, errlen, "%s: bad magic, not a cnnc checkpoint", path);
     goto out;
   }
   uint32_t version = get32(buf + 8), flags = get32(buf + 12);
   if (version != CNN_CKPT_VERSION) {
-    seterr(err, errlen, "%s: unknown checkpoint format version %u (this build reads %d)", path,
+    cnn_seterr(err, errlen, "%s: unknown checkpoint format version %u (this build reads %d)", path,
            version, CNN_CKPT_VERSION);
     goto out;
   }
   if (flags & ~1u) {
-    seterr(err, errlen, "%s: unknown flags 0x%x in header", path, flags);
+    cnn_seterr(err, errlen, "%s: unknown flags 0x%x in header", path, flags);
     goto out;
   }
   uint64_t np = get64(buf + 88), ns = get64(buf + 96);
   if (np > ((uint64_t)1 << 32) || ns > ((uint64_t)1 << 32)) {
-    seterr(err, errlen, "%s: implausible counts %llu params, %llu state", path,
+    cnn_seterr(err, errlen, "%s: implausible counts %llu params, %llu state", path,
            (unsigned long long)np, (unsigned long long)ns);
     goto out;
   }
   uint64_t nm = (flags & 1u) ? np : 0;
   uint64_t want = CNN_CKPT_HEADER_BYTES + 4 * (np + ns + nm) + 4;
   if (want != len) {
-    seterr(err, errlen,
+    cnn_seterr(err, errlen,
            "%s: %s: header declares %llu params, %llu state%s (%llu bytes) but the file has "
            "%zu bytes",
            path, len < want ? "truncated" : "size mismatch", (unsigned long long)np,
@@ -279,12 +270,12 @@ int cnn_ckpt_load(const char *path, cnn_ckpt *c, char *err, size_t errlen) {
   }
   uint32_t stored = get32(buf + len - 4), actual = crc_of(buf, len - 4);
   if (stored != actual) {
-    seterr(err, errlen, "%s: CRC mismatch (stored 0x%08x, computed 0x%08x): file is corrupt",
+    cnn_seterr(err, errlen, "%s: CRC mismatch (stored 0x%08x, computed 0x%08x): file is corrupt",
            path, stored, actual);
     goto out;
   }
   if (buf[16 + 63] != 0) {
-    seterr(err, errlen, "%s: network name in header is not NUL-terminated", path);
+    cnn_seterr(err, errlen, "%s: network name in header is not NUL-terminated", path);
     goto out;
   }
   memcpy(c->name, buf + 16, 64);
@@ -300,7 +291,7 @@ int cnn_ckpt_load(const char *path, cnn_ckpt *c, char *err, size_t errlen) {
   c->state = malloc((ns ? ns : 1) * sizeof(float));
   c->momentum = nm ? malloc(nm * sizeof(float)) : NULL;
   if (!c->params || !c->state || (nm && !c->momentum)) {
-    seterr(err, errlen, "%s: out of memory", path);
+    cnn_seterr(err, errlen, "%s: out of memory", path);
     cnn_ckpt_free(c);
     goto out;
   }
@@ -319,18 +310,18 @@ out:
 int cnn_ckpt_check(const cnn_ckpt *c, const char *path, const char *name, uint64_t hash,
                    size_t n_params, size_t n_state, char *err, size_t errlen) {
   if (strcmp(c->name, name) != 0) {
-    seterr(err, errlen, "%s: checkpoint is of network '%s', not '%s'", path, c->name, name);
+    cnn_seterr(err, errlen, "%s: checkpoint is of network '%s', not '%s'", path, c->name, name);
     return -1;
   }
   if (c->shape_hash != hash) {
-    seterr(err, errlen,
+    cnn_seterr(err, errlen,
            "%s: checkpoint of '%s' has shape hash %016llx, the network has %016llx "
            "(its layers changed)",
            path, name, (unsigned long long)c->shape_hash, (unsigned long long)hash);
     return -1;
   }
   if (c->n_params != n_params || c->n_state != n_state) {
-    seterr(err, errlen, "%s: checkpoint has %llu params and %llu state, the network %zu and %zu",
+    cnn_seterr(err, errlen, "%s: checkpoint has %llu params and %llu state, the network %zu and %zu",
            path, (unsigned long long)c->n_params, (unsigned long long)c->n_state, n_params,
            n_state);
     return -1;

@@ -1,22 +1,13 @@
 // datadir.c: finding MNIST, with an error that says how to get it.
 #include "datadir.h"
 
-#include <stdarg.h>
+#include "error.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "idx.h"
-
-// printf into the caller's error buffer (which may be NULL).
-static void seterr(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 // All four files present (content is checked when they are loaded).
 int cnn_datadir_ok(const char *dir) {
@@ -47,7 +38,7 @@ int cnn_datadir_resolve(const char *arg, char *out, size_t outlen, char *err, si
   }
   if (pick) {
     if (!cnn_datadir_ok(pick)) {
-      seterr(err, errlen, "%s: MNIST files not found there (from %s); " HOWTO, pick, from);
+      cnn_seterr(err, errlen, "%s: MNIST files not found there (from %s); " HOWTO, pick, from);
       return -1;
     }
   } else if (cnn_datadir_ok("../shared/data/mnist")) {
@@ -55,11 +46,11 @@ int cnn_datadir_resolve(const char *arg, char *out, size_t outlen, char *err, si
   } else if (cnn_datadir_ok("data/mnist")) {
     pick = "data/mnist";
   } else {
-    seterr(err, errlen, "data/mnist: MNIST files not found (nor in ../shared/data/mnist); " HOWTO);
+    cnn_seterr(err, errlen, "data/mnist: MNIST files not found (nor in ../shared/data/mnist); " HOWTO);
     return -1;
   }
   if (strlen(pick) + 1 > outlen) {
-    seterr(err, errlen, "%s: path too long", pick);
+    cnn_seterr(err, errlen, "%s: path too long", pick);
     return -1;
   }
   memcpy(out, pick, strlen(pick) + 1);

@@ -1,37 +1,28 @@
 // dataset.c: batches for training and testing, prepared once.
 #include "dataset.h"
 
+#include "error.h"
+
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-// printf into the caller's error buffer (which may be NULL).
-static void seterr(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 // Normalizes every image once so an unaugmented batch is a plain copy.
 int cnn_dataset_init(cnn_dataset *d, const cnn_idx *idx, double mean, double std,
                      double rotate, double shift, char *err, size_t errlen) {
   memset(d, 0, sizeof *d);
   if (!idx || idx->n <= 0 || !idx->pixels || !idx->labels) {
-    seterr(err, errlen, "dataset: no images loaded");
+    cnn_seterr(err, errlen, "dataset: no images loaded");
     return -1;
   }
   if (!(std > 0) || !isfinite(mean)) {
-    seterr(err, errlen, "dataset: bad normalization mean %g std %g (std must be > 0)", mean,
+    cnn_seterr(err, errlen, "dataset: bad normalization mean %g std %g (std must be > 0)", mean,
            std);
     return -1;
   }
   if (rotate < 0 || shift < 0 || !isfinite(rotate) || !isfinite(shift)) {
-    seterr(err, errlen, "dataset: bad augmentation rotate %g shift %g (must be >= 0)", rotate,
+    cnn_seterr(err, errlen, "dataset: bad augmentation rotate %g shift %g (must be >= 0)", rotate,
            shift);
     return -1;
   }
@@ -50,7 +41,7 @@ int cnn_dataset_init(cnn_dataset *d, const cnn_idx *idx, double mean, double std
   d->scratch = malloc(img * sizeof *d->scratch);
   if (!d->x || !d->order || !d->scratch) {
     cnn_dataset_free(d);
-    seterr(err, errlen, "dataset: out of memory for %d images", idx->n);
+    cnn_seterr(err, errlen, "dataset: out of memory for %d images", idx->n);
     return -1;
   }
   // Same expression as the batches' so augmented and plain values agree.

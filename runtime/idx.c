@@ -1,47 +1,38 @@
 // idx.c: IDX reader over zlib's gzread, which reads .gz and raw files alike.
 #include "idx.h"
 
+#include "error.h"
+
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <zlib.h>
 
-// printf into the caller's error buffer (which may be NULL).
-static void seterr(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
-
 // Opens path for gzread after refusing what is not a non-empty regular file.
 static gzFile open_checked(const char *path, char *err, size_t errlen) {
   struct stat st;
   if (stat(path, &st) != 0) {
-    seterr(err, errlen, "%s: %s", path, strerror(errno));
+    cnn_seterr(err, errlen, "%s: %s", path, strerror(errno));
     return NULL;
   }
   if (S_ISDIR(st.st_mode)) {
-    seterr(err, errlen, "%s: is a directory, expected an IDX file", path);
+    cnn_seterr(err, errlen, "%s: is a directory, expected an IDX file", path);
     return NULL;
   }
   if (!S_ISREG(st.st_mode)) {
-    seterr(err, errlen, "%s: not a regular file", path);
+    cnn_seterr(err, errlen, "%s: not a regular file", path);
     return NULL;
   }
   if (st.st_size == 0) {
-    seterr(err, errlen, "%s: empty file", path);
+    cnn_seterr(err, errlen, "%s: empty file", path);
     return NULL;
   }
   gzFile f = gzopen(path, "rb");
   if (!f) {
-    seterr(err, errlen, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
+    cnn_seterr(err, errlen, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
     return NULL;
   }
   gzbuffer(f, 1u << 17);
@@ -70,19 +61,19 @@ static int read_exact(gzFile f, const char *path, void *buf, size_t len, const c
     if (r < 0) {
       int code;
       const char *msg = gzmsg(f, path, &code);
-      seterr(err, errlen, "%s: corrupt gzip stream: %s", path, msg);
+      cnn_seterr(err, errlen, "%s: corrupt gzip stream: %s", path, msg);
       return -1;
     }
     if (r == 0) {
       int code;
       const char *msg = gzmsg(f, path, &code);
       if (code != Z_OK && code != Z_BUF_ERROR)
-        seterr(err, errlen, "%s: corrupt gzip stream: %s", path, msg);
+        cnn_seterr(err, errlen, "%s: corrupt gzip stream: %s", path, msg);
       else if (code == Z_BUF_ERROR)
-        seterr(err, errlen, "%s: truncated gzip stream while reading %s (%zu of %zu bytes)",
+        cnn_seterr(err, errlen, "%s: truncated gzip stream while reading %s (%zu of %zu bytes)",
                path, what, got, len);
       else
-        seterr(err, errlen, "%s: truncated: %s has %zu of %zu bytes", path, what, got, len);
+        cnn_seterr(err, errlen, "%s: truncated: %s has %zu of %zu bytes", path, what, got, len);
       return -1;
     }
     got += (size_t)r;
@@ -97,15 +88,15 @@ static int expect_end(gzFile f, const char *path, char *err, size_t errlen) {
   int code;
   const char *msg = gzmsg(f, path, &code);
   if (r < 0 || (code != Z_OK && code != Z_BUF_ERROR)) {
-    seterr(err, errlen, "%s: corrupt gzip stream at end of data: %s", path, msg);
+    cnn_seterr(err, errlen, "%s: corrupt gzip stream at end of data: %s", path, msg);
     return -1;
   }
   if (r > 0) {
-    seterr(err, errlen, "%s: trailing garbage after the data the header declares", path);
+    cnn_seterr(err, errlen, "%s: trailing garbage after the data the header declares", path);
     return -1;
   }
   if (code == Z_BUF_ERROR) {
-    seterr(err, errlen, "%s: truncated gzip stream (no end of stream)", path);
+    cnn_seterr(err, errlen, "%s: truncated gzip stream (no end of stream)", path);
     return -1;
   }
   return 0;
@@ -120,7 +111,7 @@ static uint32_t be32(const unsigned char *b) {
 static int close_checked(gzFile f, const char *path, int ok, char *err, size_t errlen) {
   int rc = gzclose(f);
   if (ok && rc != Z_OK && rc != Z_BUF_ERROR) {
-    seterr(err, errlen, "%s: error closing gzip stream (code %d)", path, rc);
+    cnn_seterr(err, errlen, "%s: error closing gzip stream (code %d)", path, rc);
     return -1;
   }
   return ok ? 0 : -1;
@@ -139,19 +130,19 @@ int cnn_idx_load_images(const char *path, int *n, int *rows, int *cols, uint8_t 
     return close_checked(f, path, 0, err, errlen);
   uint32_t magic = be32(h), cnt = be32(h + 4), r = be32(h + 8), c = be32(h + 12);
   if (magic != CNN_IDX_IMAGES_MAGIC) {
-    seterr(err, errlen, "%s: bad magic 0x%08x, expected 0x%08x (images)", path, magic,
+    cnn_seterr(err, errlen, "%s: bad magic 0x%08x, expected 0x%08x (images)", path, magic,
            CNN_IDX_IMAGES_MAGIC);
     return close_checked(f, path, 0, err, errlen);
   }
   if (cnt == 0 || r == 0 || c == 0 || r > 4096 || c > 4096 || cnt > (uint32_t)INT_MAX ||
       (uint64_t)cnt * r * c > ((uint64_t)1 << 34)) {
-    seterr(err, errlen, "%s: bad dimensions %u x %u x %u in header", path, cnt, r, c);
+    cnn_seterr(err, errlen, "%s: bad dimensions %u x %u x %u in header", path, cnt, r, c);
     return close_checked(f, path, 0, err, errlen);
   }
   size_t len = (size_t)cnt * r * c;
   uint8_t *px = malloc(len);
   if (!px) {
-    seterr(err, errlen, "%s: out of memory for %zu bytes of pixels", path, len);
+    cnn_seterr(err, errlen, "%s: out of memory for %zu bytes of pixels", path, len);
     return close_checked(f, path, 0, err, errlen);
   }
   if (read_exact(f, path, px, len, "pixels", err, errlen) != 0 ||
@@ -185,17 +176,17 @@ int cnn_idx_load_labels(const char *path, int classes, int *n, uint8_t **labels,
     return close_checked(f, path, 0, err, errlen);
   uint32_t magic = be32(h), cnt = be32(h + 4);
   if (magic != CNN_IDX_LABELS_MAGIC) {
-    seterr(err, errlen, "%s: bad magic 0x%08x, expected 0x%08x (labels)", path, magic,
+    cnn_seterr(err, errlen, "%s: bad magic 0x%08x, expected 0x%08x (labels)", path, magic,
            CNN_IDX_LABELS_MAGIC);
     return close_checked(f, path, 0, err, errlen);
   }
   if (cnt == 0 || cnt > (uint32_t)INT_MAX) {
-    seterr(err, errlen, "%s: bad label count %u in header", path, cnt);
+    cnn_seterr(err, errlen, "%s: bad label count %u in header", path, cnt);
     return close_checked(f, path, 0, err, errlen);
   }
   uint8_t *lb = malloc(cnt);
   if (!lb) {
-    seterr(err, errlen, "%s: out of memory for %u labels", path, cnt);
+    cnn_seterr(err, errlen, "%s: out of memory for %u labels", path, cnt);
     return close_checked(f, path, 0, err, errlen);
   }
   if (read_exact(f, path, lb, cnt, "labels", err, errlen) != 0 ||
@@ -209,7 +200,7 @@ int cnn_idx_load_labels(const char *path, int classes, int *n, uint8_t **labels,
   }
   for (uint32_t i = 0; i < cnt; i++) {
     if (lb[i] >= classes) {
-      seterr(err, errlen, "%s: label %u of item %u is out of range (expected < %d)", path,
+      cnn_seterr(err, errlen, "%s: label %u of item %u is out of range (expected < %d)", path,
              lb[i], i, classes);
       free(lb);
       return -1;
@@ -238,11 +229,11 @@ int cnn_idx_load(const char *dir, const char *split, int classes, cnn_idx *out, 
   memset(out, 0, sizeof *out);
   char ip[4096], lp[4096];
   if (cnn_idx_path(dir, split, "images", ip, sizeof ip) != 0) {
-    seterr(err, errlen, "%s: no such file (nor without .gz)", ip);
+    cnn_seterr(err, errlen, "%s: no such file (nor without .gz)", ip);
     return -1;
   }
   if (cnn_idx_path(dir, split, "labels", lp, sizeof lp) != 0) {
-    seterr(err, errlen, "%s: no such file (nor without .gz)", lp);
+    cnn_seterr(err, errlen, "%s: no such file (nor without .gz)", lp);
     return -1;
   }
   int ni = 0, nl = 0;
@@ -253,7 +244,7 @@ int cnn_idx_load(const char *dir, const char *split, int classes, cnn_idx *out, 
     return -1;
   }
   if (ni != nl) {
-    seterr(err, errlen, "%s: %d labels but %s has %d images", lp, nl, ip, ni);
+    cnn_seterr(err, errlen, "%s: %d labels but %s has %d images", lp, nl, ip, ni);
     cnn_idx_free(out);
     return -1;
   }

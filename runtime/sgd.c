@@ -1,37 +1,28 @@
 // sgd.c: torch.optim.SGD's update, in float like PyTorch's float32 tensors.
 #include "sgd.h"
 
-#include <stdarg.h>
+#include "error.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-// printf into the caller's error buffer (which may be NULL).
-static void seterr(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 // Checks hyperparameters the way torch does before any step.
 int cnn_sgd_init(cnn_sgd *o, size_t n, double lr, double momentum, double dampening,
                  double weight_decay, int nesterov, char *err, size_t errlen) {
   memset(o, 0, sizeof *o);
   if (lr < 0 || momentum < 0 || weight_decay < 0) {
-    seterr(err, errlen, "sgd: invalid lr %g, momentum %g or weight_decay %g (must be >= 0)",
+    cnn_seterr(err, errlen, "sgd: invalid lr %g, momentum %g or weight_decay %g (must be >= 0)",
            lr, momentum, weight_decay);
     return -1;
   }
   if (nesterov && (momentum <= 0 || dampening != 0)) {
-    seterr(err, errlen, "sgd: nesterov momentum requires a momentum and zero dampening");
+    cnn_seterr(err, errlen, "sgd: nesterov momentum requires a momentum and zero dampening");
     return -1;
   }
   o->buf = calloc(n ? n : 1, sizeof *o->buf);
   if (!o->buf) {
-    seterr(err, errlen, "sgd: out of memory for %zu momentum values", n);
+    cnn_seterr(err, errlen, "sgd: out of memory for %zu momentum values", n);
     return -1;
   }
   o->n = n;

@@ -99,7 +99,7 @@ int main(int argc, char **argv) {
   rc |= make(o, "tl_conv", 1, 4, 4, 2, tl_conv, N(tl_conv));
   rc |= make(o, "tl_conv2", 2, 4, 4, 2, tl_conv2, N(tl_conv2));
   rc |= make(o, "tl_bn", 2, 2, 2, 2, tl_bn, N(tl_bn));
-  rc |= make(o, "tl_pool", 1, 4, 4, 2, tl_pool, N(tl_pool));
+  rc |= make(o, "tl_pool", 2, 4, 4, 2, tl_pool, N(tl_pool));
   rc |= make(o, "tl_drop", 1, 40, 40, 2, tl_drop, N(tl_drop));
   rc |= make(o, "tl_lsm", 3, 1, 1, 2, tl_lsm, N(tl_lsm));
   return rc;

@@ -21,12 +21,13 @@
 // Largest relative error seen by each suite, reported at the end.
 static double worst_all;
 
-// |a - b| relative to the larger magnitude; the floor (1e-5, about where the
-// differences' rounding error of ~1e-11 is 1e-6 relative) keeps gradients that
-// are zero up to rounding from dividing by almost nothing.
+// |a - b| relative to the larger magnitude, with a floor of 1e-4: the
+// differences of a double loss near 2 carry ~5e-11 of rounding noise, so
+// gradients below the floor are held to an absolute 1e-10 instead (still
+// 1e-5 of mnist14k's typical gradients, far below any real backward bug).
 static double rel_err(double a, double b) {
   double m = fabs(a) > fabs(b) ? fabs(a) : fabs(b);
-  return fabs(a - b) / (m > 1e-5 ? m : 1e-5);
+  return fabs(a - b) / (m > 1e-4 ? m : 1e-4);
 }
 
 // One training-mode loss with the same dropout masks every time.

@@ -2,16 +2,23 @@
 // (random weights, and models/mnist14k.ckpt when it exists), compiled with
 // gcc, clang and arm-none-eabi-gcc under -std=c99 -Werror, loaded with
 // dlopen and run on MNIST test images against an independent double forward
-// of the unfolded network (conv, BN, ReLU, pool, GAP, log_softmax).
+// of the unfolded network (conv, BN, ReLU, pool, GAP, log_softmax), and on
+// all 10,000 against the eval-mode forward of the generated training code
+// (emit_train, built -O2 without the sanitizers and loaded the same way).
+// `cnnc summary --weights` is run here too, where checkpoints can be made.
 #include <CUnit/CUnit.h>
 #include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 
 #include "check.h"
 #include "checkpoint.h"
+#include "cnn_net.h"
+#include "emit.h"
 #include "idx.h"
 #include "infer_plan.h"
 #include "quant.h"
@@ -384,6 +391,194 @@ static void test_multiplier(void) {
   CU_ASSERT_EQUAL(quant_multiplier(1e30, &m, &s), -1);
 }
 
+// The checkpoint the suite compares with: CNNC_INFER_CKPT, else the trained
+// models/mnist14k.ckpt; NULL when that file does not exist.
+static const char *ckpt_path(void) {
+  const char *ck = getenv("CNNC_INFER_CKPT") ? getenv("CNNC_INFER_CKPT") : "models/mnist14k.ckpt";
+  FILE *f = fopen(ck, "rb");
+  if (!f)
+    return NULL;
+  fclose(f);
+  return ck;
+}
+
+// The argmax of n scores and its margin over the runner-up.
+static int top(const double *v, int n, double *margin) {
+  int best = 0;
+  for (int c = 1; c < n; c++)
+    if (v[c] > v[best])
+      best = c;
+  double second = -1e300;
+  for (int c = 0; c < n; c++)
+    if (c != best)
+      second = fmax(second, v[c]);
+  *margin = v[best] - second;
+  return best;
+}
+
+// Float inference = the training code's eval forward (BatchNorm on running
+// statistics, dropout off, log_softmax) on every test image, for the same
+// weights: the checkpoint's, or the random ones until one is trained.
+static void test_matches_training(void) {
+  CU_ASSERT_PTR_NOT_NULL_FATAL(test_set.pixels);
+  struct timespec t0, t1, t2;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  const char *ck = ckpt_path();
+  cnn_ckpt c = {0};
+  const float *wp = params, *ws = state;
+  if (ck) {
+    char err[512];
+    int rc = cnn_ckpt_load(ck, &c, err, sizeof err);
+    if (rc == 0)
+      rc = cnn_ckpt_check(&c, ck, net.name, net.shape_hash, (size_t)net.n_params,
+                          (size_t)net.n_state, err, sizeof err);
+    if (rc != 0)
+      fprintf(stderr, "%s\n", err);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    wp = c.params;
+    ws = c.state;
+  }
+  // Both programs from the same net and weights.
+  const char *dir = OUT "/vs_train";
+  EmitOptions topt = {0};
+  CU_ASSERT_EQUAL_FATAL(emit_train(&net, dir, &topt), 0);
+  EmitOptions iopt = {0};
+  CU_ASSERT_EQUAL_FATAL(emit_infer_plan(&net, dir, wp, ws, &iopt), 0);
+  void *hi = load(dir, "");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(hi);
+  // The training code needs the PCG32 of the runtime (dropout) and BLAS. One
+  // thread (no OpenMP, one BLAS thread): on 2 busy cores, threads that wait
+  // for each other made the 10,000 forwards 10x slower.
+  if (sh("gcc -std=c11 -O2 -fPIC -shared -Wall -Wextra -Wpedantic -Werror -Iruntime "
+         "%s/mnist14k_train.c runtime/rng.c -o %s/mnist14k_train.so -lopenblas -lm",
+         dir, dir))
+    CU_FAIL_FATAL("cannot build the training code");
+  void *ht = dlopen("./" OUT "/vs_train/mnist14k_train.so", RTLD_NOW);
+  if (!ht)
+    fprintf(stderr, "dlopen: %s\n", dlerror());
+  CU_ASSERT_PTR_NOT_NULL_FATAL(ht);
+  scores_fn fscores = (scores_fn)(uintptr_t)dlsym(hi, "mnist14k_scores");
+  cnn_net *tn = dlsym(ht, "mnist14k_net");
+  CU_ASSERT_FATAL(fscores && tn);
+  CU_ASSERT_FATAL(tn->n_params == (size_t)net.n_params && tn->n_state == (size_t)net.n_state);
+  CU_ASSERT_FATAL(tn->in_c == 1 && tn->in_h == 28 && tn->in_w == 28 && tn->classes == 10);
+  // Same layout in checkpoints and the training code's blocks.
+  memcpy(tn->params, wp, sizeof(float) * tn->n_params);
+  memcpy(tn->state, ws, sizeof(float) * tn->n_state);
+  void *self = dlopen(NULL, RTLD_NOW); // the suite and the libraries it links (OpenBLAS)
+  void (*blas_threads)(int) =
+      self ? (void (*)(int))(uintptr_t)dlsym(self, "openblas_set_num_threads") : NULL;
+  int (*blas_get)(void) = self ? (int (*)(void))(uintptr_t)dlsym(self, "openblas_get_num_threads") : NULL;
+  int blas_was = blas_get ? blas_get() : 0;
+  if (blas_threads)
+    blas_threads(1);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+
+  int n = test_set.n, nb = tn->batch;
+  float *x = malloc(sizeof *x * (size_t)nb * 784);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+  double maxdiff = 0;
+  int icorrect = 0, tcorrect = 0, compared = 0, mismatch = 0, near_tie = 0, tie_differ = 0;
+  float mean = (float)tn->train->mean, std = (float)tn->train->std;
+  for (int b0 = 0; b0 < n; b0 += nb) {
+    int m = n - b0 < nb ? n - b0 : nb; // the last batch is short
+    const uint8_t *px = test_set.pixels + (size_t)b0 * 784;
+    for (size_t j = 0; j < (size_t)m * 784; j++)
+      x[j] = ((float)px[j] / 255.0f - mean) / std;
+    tn->forward(x, NULL, m, 0, NULL);
+    for (int i = 0; i < m; i++) {
+      const uint8_t *img = px + (size_t)i * 784; // 1 channel: HWC = CHW
+      float s[10];
+      double got[10], want[10], mi, mt;
+      fscores(img, s);
+      log_softmax(s, got, 10);
+      for (int c = 0; c < 10; c++) {
+        want[c] = tn->logprobs[i * 10 + c];
+        maxdiff = fmax(maxdiff, fabs(got[c] - want[c]));
+      }
+      int pi = top(got, 10, &mi), pt = top(want, 10, &mt);
+      int label = test_set.labels[b0 + i];
+      icorrect += pi == label;
+      tcorrect += pt == label;
+      // Where the top two are within rounding, either answer is right.
+      if (mt <= 1e-4) {
+        near_tie++;
+        tie_differ += pi != pt;
+        continue;
+      }
+      compared++;
+      mismatch += pi != pt;
+    }
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t2);
+  if (blas_threads && blas_was > 0)
+    blas_threads(blas_was);
+  if (self)
+    dlclose(self);
+  printf("\n  %s weights, %d images: max |logprob diff| %.3g, predictions differ on %d of %d "
+         "(%d near-ties, %d of them differ), accuracy %.2f%% inference, %.2f%% training code "
+         "(build %.1f s, run %.1f s)\n",
+         ck ? ck : "random", n, maxdiff, mismatch, compared, near_tie, tie_differ,
+         100.0 * icorrect / n, 100.0 * tcorrect / n,
+         (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec),
+         (double)(t2.tv_sec - t1.tv_sec) + 1e-9 * (double)(t2.tv_nsec - t1.tv_nsec));
+  CU_ASSERT(maxdiff <= 1e-4);
+  CU_ASSERT_EQUAL(compared + near_tie, n);
+  CU_ASSERT_EQUAL(mismatch, 0);
+  // Accuracy is the same up to the near-ties that went either way.
+  CU_ASSERT(abs(icorrect - tcorrect) <= tie_differ);
+  free(x);
+  dlclose(ht);
+  dlclose(hi);
+  cnn_ckpt_free(&c);
+}
+
+// Runs build/cnnc with args; its exit status, its output (stdout and
+// stderr) in out.
+static int cnnc(const char *args, char *out, size_t n) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "build/cnnc %s 2>&1", args);
+  FILE *p = popen(cmd, "r");
+  if (!p)
+    return -1;
+  size_t len = fread(out, 1, n - 1, p);
+  out[len] = '\0';
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+// `cnnc summary --weights` accepts a checkpoint of its net (and names it)
+// and refuses another net's or a missing one, with an error and status 1.
+static void test_summary_weights(void) {
+  static char out[16384];
+  const char *ck = OUT "/summary.ckpt";
+  char err[512];
+  cnn_ckpt c = {.shape_hash = net.shape_hash, .n_params = (uint64_t)net.n_params,
+                .n_state = (uint64_t)net.n_state, .epoch = 3, .step = 2814,
+                .params = params, .state = state};
+  snprintf(c.name, sizeof c.name, "%s", net.name);
+  CU_ASSERT_EQUAL_FATAL(sh("mkdir -p %s%.0s", OUT, ""), 0);
+  int rc = cnn_ckpt_save(ck, &c, err, sizeof err);
+  if (rc != 0)
+    fprintf(stderr, "%s\n", err);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  CU_ASSERT_EQUAL(cnnc("summary models/mnist14k.cnn --weights " OUT "/summary.ckpt", out, sizeof out), 0);
+  CU_ASSERT_PTR_NOT_NULL(strstr(out, "\nweights " OUT "/summary.ckpt: epoch 3, step 2814\n"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(out, "  flash (weights)     56,040 B float, 14,986 B int8\n"));
+  CU_ASSERT_EQUAL(cnnc("summary models/mnist14k.cnn --format markdown --weights " OUT "/summary.ckpt",
+                       out, sizeof out), 0);
+  CU_ASSERT_PTR_NOT_NULL(strstr(out, "**Weights:** `" OUT "/summary.ckpt`, epoch 3, step 2814."));
+  // Another network's checkpoint, and no file at all.
+  CU_ASSERT_EQUAL(cnnc("summary models/mnist8ch.cnn --weights " OUT "/summary.ckpt", out, sizeof out), 1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(out, "cnnc: error: "));
+  CU_ASSERT_PTR_NOT_NULL(strstr(out, "not 'mnist8ch'"));
+  CU_ASSERT_PTR_NULL(strstr(out, "Layer")); // no table for the wrong weights
+  CU_ASSERT_EQUAL(cnnc("summary models/mnist14k.cnn --weights " OUT "/missing.ckpt", out, sizeof out), 1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(out, "cnnc: error: " OUT "/missing.ckpt"));
+  // --weights needs its value.
+  CU_ASSERT_EQUAL(cnnc("summary models/mnist14k.cnn --weights", out, sizeof out), 2);
+}
+
 // Stands in for the suite when its network does not load.
 static void test_no_net(void) {
   CU_FAIL("models/mnist14k.cnn does not load");
@@ -408,4 +603,7 @@ void register_tests(void) {
   CU_add_test(s, "generated object: C99, arena = .bss, no libc", test_firmware_object);
   CU_add_test(s, "random weights: float = reference, int8 ~ float", test_random_weights);
   CU_add_test(s, "trained weights: 10,000 test images", test_trained_weights);
+  CU_add_test(s, "float inference = training code's eval forward, 10,000 images",
+              test_matches_training);
+  CU_add_test(s, "cnnc summary --weights", test_summary_weights);
 }

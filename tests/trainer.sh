@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# trainer.sh: integration tests of the generated trainer (examples/train.c
+# built against generated/mnist14k): determinism, a short real-MNIST run that
+# must learn, checkpoint save/eval/exact resume, bad input, and SIGKILL during
+# saves. Prints "RESULT <run> <failed>" for tests/run.sh.
+#
+#   bash tests/trainer.sh [TRAINER [MNIST_DIR]]
+#
+# Most cases use a small copy of MNIST (3200 train, 1000 test images) so they
+# stay quick; the smoke test uses the whole test set.
+set -u
+TRAINER=${1:-build/mnist14k-train}
+DATA=${2:-${MNIST_DIR:-../shared/data/mnist}}
+SMOKE_STEPS=${SMOKE_STEPS:-500}
+T=$(mktemp -d "${TMPDIR:-/tmp}/trainer.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+run=0 failed=0
+START=$SECONDS
+
+# Records one passed or failed case.
+ok() { run=$((run + 1)); echo "ok   - $1"; }
+# Records a failure, with optional detail lines on stderr.
+bad() {
+  run=$((run + 1)) failed=$((failed + 1))
+  echo "FAIL - $1"
+  shift
+  for d in "$@"; do printf '       %s\n' "$d"; done
+}
+# check DESC CMD...: passes when CMD succeeds.
+check() {
+  local d=$1
+  shift
+  if "$@"; then ok "$d"; else bad "$d"; fi
+}
+
+# A big-endian u32 as printf escapes.
+be32() { printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 >> 24 & 255)) $(($1 >> 16 & 255)) $(($1 >> 8 & 255)) $(($1 & 255)); }
+
+# mini SPLIT N: the first N images and labels of SPLIT as raw IDX files in $T/mini.
+mini() {
+  local s=$1 n=$2
+  { zcat "$DATA/$s-images-idx3-ubyte.gz" | head -c 4; printf "$(be32 "$n")"
+    zcat "$DATA/$s-images-idx3-ubyte.gz" | tail -c +9 | head -c $((8 + n * 784)); } >"$T/mini/$s-images-idx3-ubyte"
+  { zcat "$DATA/$s-labels-idx1-ubyte.gz" | head -c 4; printf "$(be32 "$n")"
+    zcat "$DATA/$s-labels-idx1-ubyte.gz" | tail -c +9 | head -c "$n"; } >"$T/mini/$s-labels-idx1-ubyte"
+}
+
+# The deterministic part of a log: bar lines up to batch_id, and epoch lines.
+lines() { grep -E '^(epoch=|Epoch )' "$1" | sed -E 's/: +[0-9]+%\|.*//'; }
+# The test-set line of a log (the last one).
+testline() { grep -E '^Epoch [0-9]+--Test set' "$1" | tail -n 1; }
+
+# tr ARGS...: runs the trainer on the small data, 2 threads, output in $T/out.
+tr_mini() { "$TRAINER" --data "$T/mini" --threads 2 "$@" >"$T/out" 2>&1; }
+
+if [ ! -x "$TRAINER" ] || [ ! -f "$DATA/t10k-images-idx3-ubyte.gz" ]; then
+  echo "trainer.sh: need $TRAINER and MNIST (.gz) in $DATA"
+  echo "RESULT 1 1"
+  exit 1
+fi
+mkdir -p "$T/mini"
+mini train 3200
+mini t10k 1000
+
+# ------------------------------------------------------------ (a) determinism
+echo "# determinism"
+tr_mini --epochs 1 --limit-batches 30 --seed 7 --save "$T/a.ckpt"; rc_a=$?; cp "$T/out" "$T/a.log"
+tr_mini --epochs 1 --limit-batches 30 --seed 7; cp "$T/out" "$T/b.log"
+tr_mini --epochs 1 --limit-batches 30 --seed 8; cp "$T/out" "$T/c.log"
+check "seed 7 run exits 0 and prints its epoch lines" \
+  test $rc_a -eq 0 -a "$(grep -c '^Epoch 1--' "$T/a.log")" -eq 2
+if [ -n "$(lines "$T/a.log")" ] && [ "$(lines "$T/a.log")" = "$(lines "$T/b.log")" ]; then
+  ok "same seed: identical loss and epoch lines"
+else
+  bad "same seed: identical loss and epoch lines" "$(diff <(lines "$T/a.log") <(lines "$T/b.log") | head -5)"
+fi
+check "different seed: different loss lines" test "$(lines "$T/a.log")" != "$(lines "$T/c.log")"
+# The generated code splits batches over images; the result must not depend on how many threads.
+"$TRAINER" --data "$T/mini" --threads 1 --epochs 1 --limit-batches 10 --seed 7 >"$T/t1.log" 2>&1
+if [ "$(lines "$T/t1.log" | head -3)" = "$(lines "$T/a.log" | head -3)" ] &&
+   [ "$(lines "$T/t1.log" | wc -l)" -eq 6 ]; then
+  ok "1 thread: the same loss lines as 2 threads"
+else
+  bad "1 thread: the same loss lines as 2 threads" "$(diff <(lines "$T/t1.log" | head -3) <(lines "$T/a.log" | head -3) | head -4)"
+fi
+# The bar of a pipe: a few lines per epoch, never a carriage return.
+check "non-tty output: 4 bar lines, no \\r" \
+  test "$(grep -c '^epoch=1 loss=' "$T/a.log")" -eq 4 -a "$(grep -c $'\r' "$T/a.log")" -eq 0
+
+# ------------------------------------------------ (c) checkpoint save/eval/resume
+echo "# checkpoints ($((SECONDS - START)) s so far)"
+check "--save wrote a checkpoint" test -s "$T/a.ckpt"
+"$TRAINER" --data "$T/mini" --threads 2 --eval "$T/a.ckpt" >"$T/e.log" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && [ -n "$(testline "$T/a.log")" ] && [ "$(testline "$T/e.log")" = "$(testline "$T/a.log")" ]; then
+  ok "--eval reproduces the saved epoch's test line"
+else
+  bad "--eval reproduces the saved epoch's test line" "rc=$rc" "train: $(testline "$T/a.log")" "eval:  $(testline "$T/e.log")"
+fi
+# Resume to epoch 2 against an uninterrupted 2-epoch run: same lines, same file.
+cp "$T/a.ckpt" "$T/r.ckpt"
+tr_mini --epochs 2 --limit-batches 30 --resume "$T/r.ckpt" --save "$T/r.ckpt"; rc_r=$?; cp "$T/out" "$T/r.log"
+tr_mini --epochs 2 --limit-batches 30 --seed 7 --save "$T/f.ckpt"; rc_f=$?; cp "$T/out" "$T/f.log"
+check "resume runs epoch 2 only" test $rc_r -eq 0 -a "$(grep -c '^Epoch 1--' "$T/r.log")" -eq 0 \
+  -a "$(grep -c '^Epoch 2--' "$T/r.log")" -eq 2
+if [ $rc_f -eq 0 ] && [ -n "$(lines "$T/r.log")" ] &&
+   [ "$(lines "$T/r.log")" = "$(lines "$T/f.log" | grep -E '^(epoch|Epoch) ?=?2')" ]; then
+  ok "resumed epoch 2 = uninterrupted epoch 2 (loss, train and test lines)"
+else
+  bad "resumed epoch 2 = uninterrupted epoch 2 (loss, train and test lines)" \
+    "$(diff <(lines "$T/r.log") <(lines "$T/f.log" | grep -E '^(epoch|Epoch) ?=?2') | head -6)"
+fi
+check "resumed and uninterrupted checkpoints are byte-identical" cmp -s "$T/r.ckpt" "$T/f.ckpt"
+tr_mini --epochs 2 --resume "$T/f.ckpt"
+rc=$?
+check "resume with nothing left to do exits 0 and says so" \
+  eval '[ $rc -eq 0 ] && grep -q "nothing to do" "$T/out" && ! grep -q "^Epoch" "$T/out"'
+
+# --------------------------------------------------------------- (d) bad input
+echo "# bad input ($((SECONDS - START)) s so far)"
+# expect_fail DESC WORD ARGS...: non-zero exit below 128, WORD in the message, no sanitizer/crash text.
+expect_fail() {
+  local d=$1 word=$2
+  shift 2
+  "$TRAINER" "$@" >"$T/bad.log" 2>&1
+  local rc=$?
+  if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -qF -- "$word" "$T/bad.log" &&
+     ! grep -qiE 'sanitizer|segmentation|core dumped' "$T/bad.log"; then
+    ok "$d (exit $rc)"
+  else
+    bad "$d" "exit $rc, want non-zero < 128 and '$word' in:" "$(head -3 "$T/bad.log")"
+  fi
+}
+# Byte N of FILE set to the byte given as a printf escape.
+poke() { printf "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; }
+# Rewrites the trailing CRC32 of a checkpoint (gzip's trailer holds the same CRC, LE).
+recrc() {
+  local n=$(($(stat -c %s "$1") - 4))
+  head -c $n "$1" >"$1.body"
+  { cat "$1.body"; gzip -c <"$1.body" | tail -c 8 | head -c 4; } >"$1"
+  rm -f "$1.body"
+}
+cp "$T/a.ckpt" "$T/flip.ckpt"
+poke "$T/flip.ckpt" 1000 '\x55'
+poke "$T/flip.ckpt" 1001 '\xaa'
+expect_fail "--eval of a checkpoint with flipped bytes" "$T/flip.ckpt" --data "$T/mini" --eval "$T/flip.ckpt"
+head -c 100 "$T/a.ckpt" >"$T/short.ckpt"
+expect_fail "--eval of a truncated checkpoint" "$T/short.ckpt" --data "$T/mini" --eval "$T/short.ckpt"
+head -c 5000 "$T/a.ckpt" >"$T/cut.ckpt"
+expect_fail "--resume of a checkpoint cut short" "$T/cut.ckpt" --data "$T/mini" --resume "$T/cut.ckpt"
+: >"$T/empty.ckpt"
+expect_fail "--eval of an empty file" "$T/empty.ckpt" --data "$T/mini" --eval "$T/empty.ckpt"
+expect_fail "--eval of a missing checkpoint" "$T/nope.ckpt" --data "$T/mini" --eval "$T/nope.ckpt"
+expect_fail "--eval of a directory" "$T/mini" --data "$T/mini" --eval "$T/mini"
+expect_fail "--eval of a non-checkpoint" "$T/mini/t10k-labels-idx1-ubyte" --data "$T/mini" \
+  --eval "$T/mini/t10k-labels-idx1-ubyte"
+# Another network's checkpoint: a valid file (CRC redone) with another name, or another shape hash.
+cp "$T/a.ckpt" "$T/other.ckpt"
+poke "$T/other.ckpt" 16 'mnist8ch\x00'
+recrc "$T/other.ckpt"
+expect_fail "--eval of another network's checkpoint (name)" "$T/other.ckpt" --data "$T/mini" --eval "$T/other.ckpt"
+grep -q mnist8ch "$T/bad.log" && ok "the message names the other network" ||
+  bad "the message names the other network" "$(head -2 "$T/bad.log")"
+cp "$T/a.ckpt" "$T/hash.ckpt"
+poke "$T/hash.ckpt" 80 '\x01\x02'
+recrc "$T/hash.ckpt"
+expect_fail "--resume of a checkpoint with another shape hash" "$T/hash.ckpt" --data "$T/mini" --resume "$T/hash.ckpt"
+if [ -n "${OTHER_TRAINER:-}" ] && [ -x "$OTHER_TRAINER" ]; then
+  "$OTHER_TRAINER" --data "$T/mini" --threads 2 --epochs 1 --limit-batches 1 --save "$T/real-other.ckpt" >/dev/null 2>&1
+  check "$OTHER_TRAINER writes a checkpoint" test -s "$T/real-other.ckpt"
+  expect_fail "--eval of a checkpoint from $(basename "$OTHER_TRAINER")" "$T/real-other.ckpt" \
+    --data "$T/mini" --eval "$T/real-other.ckpt"
+fi
+expect_fail "--data of a missing directory" "/nonexistent" --data /nonexistent --epochs 1
+mkdir -p "$T/halfdata" && cp "$T/mini/t10k-"* "$T/halfdata/"
+expect_fail "--data without the train files" "$T/halfdata" --data "$T/halfdata" --epochs 1
+expect_fail "an unknown option" "--frobnicate" --frobnicate 3
+expect_fail "an option without its value" "--epochs" --data "$T/mini" --epochs
+expect_fail "--epochs 0" "--epochs" --data "$T/mini" --epochs 0
+expect_fail "--epochs not a number" "--epochs" --data "$T/mini" --epochs 2x
+expect_fail "--limit-batches -1" "--limit-batches" --data "$T/mini" --limit-batches -1
+expect_fail "--threads 0" "--threads" --data "$T/mini" --threads 0
+expect_fail "--save into a missing directory" "$T/no/dir/x.ckpt" --data "$T/mini" --threads 2 \
+  --epochs 1 --limit-batches 1 --save "$T/no/dir/x.ckpt"
+
+# ------------------------------------------------------ (e) SIGKILL while saving
+echo "# SIGKILL during checkpoint saves ($((SECONDS - START)) s so far)"
+# Each round resumes from k.ckpt and saves after every 1-batch epoch; it is
+# killed at a different moment; the checkpoint must still load, and its epoch
+# must never go back.
+cp "$T/a.ckpt" "$T/k.ckpt"
+prev=1 kills=0 evalfail=0 back=0
+for delay in 0.4 1.1 1.7 2.4 3.2 3.9; do
+  "$TRAINER" --data "$T/mini" --threads 2 --epochs 100000 --limit-batches 1 \
+    --resume "$T/k.ckpt" --save "$T/k.ckpt" >/dev/null 2>&1 &
+  pid=$!
+  sleep "$delay"
+  kill -9 $pid 2>/dev/null && kills=$((kills + 1))
+  wait $pid 2>/dev/null
+  "$TRAINER" --data "$T/mini" --threads 2 --eval "$T/k.ckpt" >"$T/k.log" 2>&1 || {
+    evalfail=$((evalfail + 1))
+    echo "       after kill at ${delay}s: $(head -1 "$T/k.log")"
+  }
+  ep=$(testline "$T/k.log" | sed -E 's/^Epoch ([0-9]+)--.*/\1/')
+  [ -n "$ep" ] && [ "$ep" -lt "$prev" ] && back=$((back + 1))
+  prev=${ep:-$prev}
+done
+check "trainer was killed $kills/6 times mid-run" test $kills -ge 5
+check "the checkpoint loads after every kill" test $evalfail -eq 0
+check "the checkpoint advanced (epoch $prev) and never went back" test $back -eq 0 -a "$prev" -gt 1
+# A kill inside cnn_ckpt_save leaves its temp file behind; count those hits.
+echo "       kills that landed inside a save: $(find "$T" -name 'k.ckpt.tmp*' | wc -l)"
+
+# ------------------------------------------------ (b) smoke test on real MNIST
+echo "# smoke: $SMOKE_STEPS steps on MNIST"
+t0=$SECONDS
+"$TRAINER" --data "$DATA" --threads 2 --epochs 1 --limit-batches "$SMOKE_STEPS" --seed 1 >"$T/smoke.log" 2>&1
+rc=$?
+acc=$(sed -nE 's/^Epoch 1--Test set: .*Validation Accuracy: ([0-9]+)\/10000 .*/\1/p' "$T/smoke.log")
+if [ $rc -eq 0 ] && [ -n "$acc" ] && [ "$acc" -ge 9500 ]; then
+  ok "$SMOKE_STEPS steps reach >= 95% test accuracy ($acc/10000, $((SECONDS - t0)) s)"
+else
+  bad "$SMOKE_STEPS steps reach >= 95% test accuracy" "rc=$rc: $(testline "$T/smoke.log")"
+fi
+
+echo "trainer.sh: $((SECONDS - START)) s"
+echo "RESULT $run $failed"
+[ $failed -eq 0 ]
