@@ -97,6 +97,12 @@ check-generated: $(BUILD)/cnnc
 	$(BUILD)/cnnc build models/mnist14k.cnn -o $(BUILD)/regen/mnist14k/
 	diff -r -x '*_infer*' generated/mnist14k $(BUILD)/regen/mnist14k
 
+# A model edited after its code was generated is generated again. (The
+# tests compare generated/ with the compiler's output before anything here
+# can rewrite it.)
+$(GEN_DIR)/$(MODEL)_train.c $(GEN_DIR)/$(MODEL)_train.h &: models/$(MODEL).cnn $(BUILD)/cnnc
+	$(BUILD)/cnnc build $< -o $(GEN_DIR)/
+
 $(BUILD)/$(MODEL)_train.o: $(GEN_DIR)/$(MODEL)_train.c $(GEN_DIR)/$(MODEL)_train.h runtime/cnn_net.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -c $< -o $@
@@ -105,6 +111,21 @@ $(BUILD)/$(MODEL)_train.o: $(GEN_DIR)/$(MODEL)_train.c $(GEN_DIR)/$(MODEL)_train
 $(BUILD)/$(MODEL)-train: examples/train.c $(BUILD)/$(MODEL)_train.o $(BUILD)/libcnnrt.a
 	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -I$(GEN_DIR) -DNET_HEADER='"$(MODEL)_train.h"' -DNET=$(MODEL)_net \
 	  $< $(BUILD)/$(MODEL)_train.o $(BUILD)/libcnnrt.a $(LIBS) $(OMP) -o $@
+
+# ------------------------------------------------------------------- bench
+# Speed of the generated training code and of the float inference code, with
+# PyTorch's figures for the same network in the same run (python3-torch).
+UC_MODEL := $(shell echo $(MODEL) | tr a-z A-Z)
+$(BUILD)/bench: examples/bench/bench.c $(BUILD)/$(MODEL)_train.o $(GEN_DIR)/$(MODEL)_infer.c $(BUILD)/libcnnrt.a
+	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -I$(GEN_DIR) -DNET_HEADER='"$(MODEL)_train.h"' -DNET=$(MODEL)_net \
+	  -DNET_MACS=$(UC_MODEL)_TRAIN_MACS -DINFER_HEADER='"$(MODEL)_infer.h"' -DINFER_PREDICT=$(MODEL)_predict \
+	  $< $(BUILD)/$(MODEL)_train.o $(GEN_DIR)/$(MODEL)_infer.c $(BUILD)/libcnnrt.a $(LIBS) $(OMP) -o $@
+
+BENCH_REPS ?= 5
+bench: deps
+	$(MAKE) $(BUILD)/bench
+	@bash .ci/deps bench || echo "bench: python3-torch could not be installed; PyTorch column left empty"
+	bash examples/bench/report.sh $(BUILD)/bench $(BENCH_REPS)
 
 train: deps
 	$(MAKE) $(BUILD)/$(MODEL)-train
@@ -215,8 +236,8 @@ $(BUILD)/bench_train_step: tests/bench_train_step.c $(BUILD)/$(MODEL)_train.o ru
 	  $< $(BUILD)/$(MODEL)_train.o runtime/rng.c $(LIBS) $(OMP) -o $@
 
 test: deps-test all
-	$(MAKE) test-build
 	$(MAKE) check-generated
+	$(MAKE) test-build
 	$(MAKE) firmware-test
 	bash tests/run.sh $(TESTS)
 

@@ -39,10 +39,12 @@ static int conv_is_pointwise(const Layer *l) {
   return l->k == 1 && l->stride == 1 && l->pad == 0;
 }
 
-// Whether a conv is computed with direct loops instead of im2col + GEMM:
-// one input channel, too few rows (k*k) for a GEMM to pay off.
+// Whether a conv is computed with direct loops instead of im2col + GEMM: only
+// when the GEMM's inner dimension (in.c * k * k) is tiny. mnist14k's first
+// conv (1 channel, 3x3: 9) measured faster as im2col + GEMM than as direct
+// loops (their 26-wide rows do not vectorize at -O2).
 static int conv_is_direct(const Layer *l) {
-  return l->in.c == 1 && l->pad == 0 && l->stride == 1 && l->k > 1;
+  return l->in.c * l->k * l->k < 8 && l->pad == 0 && l->stride == 1 && l->k > 1;
 }
 
 // Opens "#ifdef CNN_INPUT_GRAD" when mode is 2 (code only the input gradient needs).
@@ -112,6 +114,13 @@ static void emit_im2col(Ctx *c, int k, int back) {
       W(c, "            for (int ox = 0; ox < %d; ox++)\n              d[oy * %d + ox] = 0;\n", l->out.w, l->out.w);
     W(c, "            continue;\n          }\n");
   }
+  if (!back && l->stride == 1 && !l->pad) {
+    // Stride 1, no padding: each output row is a contiguous run of the input row.
+    W(c, "          memcpy(d + oy * %d, x + (c * %d + iy) * %d + kx, %d * sizeof(cnn_real));\n", l->out.w, l->in.h,
+      l->in.w, l->out.w);
+    W(c, "        }\n      }\n}\n");
+    return;
+  }
   W(c, "          for (int ox = 0; ox < %d; ox++) {\n", l->out.w);
   W(c, "            const int ix = ox * %d + kx - %d;\n", l->stride, l->pad);
   const char *src = "x[(c * %d + iy) * %d + ix]";
@@ -128,6 +137,95 @@ static void emit_im2col(Ctx *c, int k, int back) {
       W(c, "            d[oy * %d + ox] = %s;\n", l->out.w, sbuf);
   }
   W(c, "          }\n        }\n      }\n}\n");
+}
+
+// Emits the sum of expr over one HxW plane into double s (and of expr2 into
+// sq): eight cnn_real lanes over the flattened plane (a constant 8-wide inner
+// loop that gcc vectorizes at -O2), then the lanes added in double. The
+// order is fixed, so results do not depend on the thread count.
+static void emit_plane_sum(Ctx *c, const Layer *l, const char *expr, const char *expr2, const char *ind) {
+  int HW = l->out.h * l->out.w, H8 = HW / 8 * 8;
+  W(c, "%scnn_real as[8] = {0}%s;\n", ind, expr2 ? ", aq[8] = {0}" : "");
+  if (H8) {
+    W(c, "%sfor (int b = 0; b < %d; b += 8)\n", ind, H8);
+    W(c, "%s  for (int u = 0; u < 8; u++) {\n", ind);
+    W(c, "%s    const int p = b + u;\n", ind);
+    W(c, "%s    as[u] += %s;\n", ind, expr);
+    if (expr2)
+      W(c, "%s    aq[u] += %s;\n", ind, expr2);
+    W(c, "%s  }\n", ind);
+  }
+  if (H8 < HW) {
+    W(c, "%sfor (int p = %d; p < %d; p++) {\n", ind, H8, HW);
+    W(c, "%s  as[p - %d] += %s;\n", ind, H8, expr);
+    if (expr2)
+      W(c, "%s  aq[p - %d] += %s;\n", ind, H8, expr2);
+    W(c, "%s}\n", ind);
+  }
+  W(c, "%sdouble s = 0%s;\n", ind, expr2 ? ", sq = 0" : "");
+  W(c, "%sfor (int u = 0; u < 8; u++) {\n%s  s += as[u];\n", ind, ind);
+  if (expr2)
+    W(c, "%s  sq += aq[u];\n", ind);
+  W(c, "%s}\n", ind);
+}
+
+// The layers fused into BatchNorm layer k's sweep: a dropout right after it
+// (*dk, else -1) and a ReLU after that (*rk, else -1).
+static void bn_group(const Ctx *c, int k, int *dk, int *rk) {
+  const Net *n = c->net;
+  int j = k + 1;
+  *dk = *rk = -1;
+  if (j < n->n_layers && n->layers[j].kind == L_DROPOUT)
+    *dk = j++;
+  if (j < n->n_layers && n->layers[j].kind == L_RELU)
+    *rk = j;
+}
+
+// Whether conv layer k feeds a BatchNorm, whose per-image statistics it then
+// sums right after each image's GEMM, while the output is still in cache.
+static int conv_feeds_bn(const Ctx *c, int k) {
+  return k + 1 < c->net->n_layers && c->net->layers[k + 1].kind == L_BATCHNORM;
+}
+
+// Whether layer k is a dropout or ReLU fused into a BatchNorm's sweep.
+static int absorbed(const Ctx *c, int k) {
+  for (int b = k - 1; b >= 0 && b >= k - 2; b--) {
+    if (c->net->layers[b].kind != L_BATCHNORM)
+      continue;
+    int dk, rk;
+    bn_group(c, b, &dk, &rk);
+    return k == dk || k == rk;
+  }
+  return 0;
+}
+
+// Declares BN layer k's per-image partial sums (emitted before whichever
+// function fills them first).
+static void emit_bn_partials(Ctx *c, int k) {
+  int C = c->net->layers[k].out.c;
+  W(c, "// Layer %d's per-image, per-channel sums (summed over the batch in double):\n"
+       "// of x and x^2 in forward, of dy and dy * xhat in backward.\n", k);
+  W(c, "static double %s_l%d_ps[BATCH][%d], %s_l%d_pq[BATCH][%d];\n", c->P, k, C, c->P, k, C);
+}
+
+// The expression of dropout layer k's keep decision for value index `idx`
+// of the current image (keys in key[0], key[1]).
+static void emit_keep_expr(Ctx *c, int k, const char *idx) {
+  W(c, "(%s_mix32(%s_mix32((uint32_t)(%s) ^ key[0]) + key[1]) >> 8) < L%d_KEEP24", c->P, c->P, idx, k);
+}
+
+// Dropout layer k's constants: keep probability 1 - p as a 24-bit threshold
+// (the same resolution as a float uniform draw), and the 1 / (1 - p) scale.
+static void emit_drop_consts(Ctx *c, int k) {
+  const Layer *l = &c->net->layers[k];
+  double keep = (double)(float)(1.0 - l->p);
+  unsigned long t = (unsigned long)(keep * 16777216.0);
+  if ((double)t < keep * 16777216.0)
+    t++;
+  W(c, "// Layer %d: keep a value with probability 1 - p = %.9g (hash < %lu / 2^24)\n"
+       "// and scale it by 1 / (1 - p).\n", k, keep, t);
+  W(c, "#define L%d_KEEP24 %luu\n", k, t);
+  W(c, "#define L%d_SCALE ((cnn_real)1 / (cnn_real)%.17g)\n", k, 1.0 - l->p);
 }
 
 // Conv layer k: forward and backward (GEMM or direct).
@@ -154,7 +252,12 @@ static void emit_conv(Ctx *c, int k) {
   // forward
   W(c, "// y[%d][%d] = W[%d][%d] * x%s%s.\n", OC, NP, OC, KK, direct ? " (direct loops)" : pw ? " (1x1: x is the GEMM operand)" : " unfolded",
     l->bias ? " + b" : "");
-  W(c, "static void %s_l%d_conv_forward(int n) {\n", P, k);
+  int stats = conv_feeds_bn(c, k);
+  if (stats)
+    emit_bn_partials(c, k + 1);
+  if (stats)
+    W(c, "// In training, also sums each image's output per channel for layer %d's statistics.\n", k + 1);
+  W(c, "static void %s_l%d_conv_forward(int n%s) {\n", P, k, stats ? ", int training" : "");
   W(c, "  const cnn_real *restrict w = %s_params + %ld;\n", P, off);
   if (l->bias)
     W(c, "  const cnn_real *restrict b = %s_params + %ld;\n", P, off + WSZ);
@@ -186,6 +289,13 @@ static void emit_conv(Ctx *c, int k) {
     if (l->bias)
       W(c, "      for (int o = 0; o < %d; o++)\n        for (int p = 0; p < %d; p++)\n          y[o * %d + p] += b[o];\n",
         OC, NP, NP);
+  }
+  if (stats) {
+    W(c, "      if (training)\n        for (int c = 0; c < %d; c++) {\n", OC);
+    W(c, "          const cnn_real *restrict x = y + c * %d;\n", NP);
+    emit_plane_sum(c, l, "x[p]", "x[p] * x[p]", "          ");
+    W(c, "          %s_l%d_ps[i][c] = s;\n          %s_l%d_pq[i][c] = sq;\n", P, k + 1, P, k + 1);
+    W(c, "        }\n");
   }
   group_end(c);
   W(c, "}\n");
@@ -292,28 +402,8 @@ static void emit_conv(Ctx *c, int k) {
   ig_close(c, bwmode);
 }
 
-// Emits a row-wise double accumulation of expr over one HxW plane into s (and
-// optionally expr2 into q): per-column accumulators vectorize and fix the order.
-static void emit_plane_sum(Ctx *c, const Layer *l, const char *expr, const char *expr2, const char *ind) {
-  int H = l->out.h, Wd = l->out.w;
-  W(c, "%sdouble as[%d] = {0}%s;\n", ind, Wd, expr2 ? "" : "");
-  if (expr2)
-    W(c, "%sdouble aq[%d] = {0};\n", ind, Wd);
-  W(c, "%sfor (int r = 0; r < %d; r++)\n", ind, H);
-  W(c, "%s  for (int q = 0; q < %d; q++) {\n", ind, Wd);
-  W(c, "%s    const int p = r * %d + q;\n", ind, Wd);
-  W(c, "%s    as[q] += %s;\n", ind, expr);
-  if (expr2)
-    W(c, "%s    aq[q] += %s;\n", ind, expr2);
-  W(c, "%s  }\n", ind);
-  W(c, "%sdouble s = 0%s;\n", ind, expr2 ? ", sq = 0" : "");
-  W(c, "%sfor (int q = 0; q < %d; q++) {\n%s  s += as[q];\n", ind, Wd, ind);
-  if (expr2)
-    W(c, "%s  sq += aq[q];\n", ind);
-  W(c, "%s}\n", ind);
-}
-
-// BatchNorm2d layer k: batch statistics in training, running ones in eval.
+// BatchNorm2d layer k: batch statistics in training, running ones in eval;
+// a dropout and a ReLU right after it are fused into its normalizing sweep.
 static void emit_bn(Ctx *c, int k) {
   const Layer *l = &c->net->layers[k];
   const char *P = c->P;
@@ -321,30 +411,56 @@ static void emit_bn(Ctx *c, int k) {
   long off = (long)l->param_off, soff = (long)l->state_off;
   int ib = c->buf[k], ob = c->buf[k + 1];
   long sz = c->tsize[k];
+  int dk, rk;
+  bn_group(c, k, &dk, &rk);
+  int stats_in_conv = k > 0 && c->net->layers[k - 1].kind == L_CONV;
+  int bw = c->gmode[k + 1], dxm = c->gmode[k];
+  int keep_store = dk >= 0 && rk < 0;  // the mask is needed by backward only without a ReLU
   layer_comment(c, k);
-  W(c, "// Per-image partial sums (double, like PyTorch's CPU accumulation), and\n"
-       "// the batch mean and 1/sqrt(var + eps) that backward reuses.\n");
-  W(c, "static double %s_l%d_ps[BATCH][%d], %s_l%d_pq[BATCH][%d];\n", P, k, C, P, k, C);
+  if (dk >= 0)
+    layer_comment(c, dk);
+  if (rk >= 0)
+    layer_comment(c, rk);
+  if (dk >= 0 || rk >= 0)
+    W(c, "// Fused: one sweep per image normalizes%s%s while the image is in cache\n"
+         "// (in place in the output buffer, [batch][%d][%d]).\n",
+      dk >= 0 ? ", drops" : "", rk >= 0 ? ", rectifies" : "", C, HW);
+  if (!stats_in_conv)
+    emit_bn_partials(c, k);
+  W(c, "// The batch mean and 1/sqrt(var + eps), which backward reuses.\n");
   W(c, "static cnn_real %s_l%d_mean[%d], %s_l%d_invstd[%d];\n", P, k, C, P, k, C);
+  if (dk >= 0) {
+    emit_drop_consts(c, dk);
+    if (keep_store && bw) {
+      ig_open(c, bw);
+      W(c, "static uint8_t %s_l%d_keep[BATCH * %ld];\n", P, dk, sz);
+      ig_close(c, bw);
+    }
+  }
   W(c, "// y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the\n"
-       "// running stats with momentum 0.1 and the unbiased variance.\n");
+       "// running stats with momentum 0.1 and the unbiased variance.%s%s\n",
+    dk >= 0 ? "\n// Dropout (training only): y = keep ? y / (1 - p) : 0, masks from "
+              "per-image hash keys." : "",
+    rk >= 0 ? "\n// ReLU: y = max(y, 0)." : "");
   W(c, "static void %s_l%d_bn_forward(int n, int training) {\n", P, k);
   W(c, "  const cnn_real *restrict gamma = %s_params + %ld, *restrict beta = %s_params + %ld;\n", P, off, P,
     off + C);
   W(c, "  cnn_real *restrict rmean = %s_state + %ld, *restrict rvar = %s_state + %ld;\n", P, soff, P, soff + C);
   W(c, "  cnn_real scale[%d], shift[%d];\n", C, C);
   W(c, "  if (training) {\n");
-  W(c, "  ");
-  group_begin(c);
-  W(c, "  ");
-  images_begin(c);
-  W(c, "        for (int c = 0; c < %d; c++) {\n", C);
-  char ex[128];
-  snprintf(ex, sizeof ex, "%s_a%d[(size_t)i * %ld + c * %d + p]", P, ib, sz, HW);
-  W(c, "          const cnn_real *restrict x = %s_a%d + (size_t)i * %ld + c * %d;\n", P, ib, sz, HW);
-  emit_plane_sum(c, l, "(double)x[p]", "(double)x[p] * x[p]", "          ");
-  W(c, "          %s_l%d_ps[i][c] = s;\n          %s_l%d_pq[i][c] = sq;\n", P, k, P, k);
-  W(c, "        }\n      }\n    }\n");
+  if (stats_in_conv) {
+    W(c, "    // The per-image sums were taken by layer %d's forward.\n", k - 1);
+  } else {
+    W(c, "  ");
+    group_begin(c);
+    W(c, "  ");
+    images_begin(c);
+    W(c, "        for (int c = 0; c < %d; c++) {\n", C);
+    W(c, "          const cnn_real *restrict x = %s_a%d + (size_t)i * %ld + c * %d;\n", P, ib, sz, HW);
+    emit_plane_sum(c, l, "x[p]", "x[p] * x[p]", "          ");
+    W(c, "          %s_l%d_ps[i][c] = s;\n          %s_l%d_pq[i][c] = sq;\n", P, k, P, k);
+    W(c, "        }\n      }\n    }\n");
+  }
   W(c, "    const double N = (double)n * %d;\n", HW);
   W(c, "    for (int c = 0; c < %d; c++) {\n", C);
   W(c, "      double s = 0, sq = 0;\n");
@@ -361,30 +477,112 @@ static void emit_bn(Ctx *c, int k) {
   W(c, "    for (int c = 0; c < %d; c++) {\n", C);
   W(c, "      scale[c] = gamma[c] * (cnn_real)(1 / sqrt((double)rvar[c] + 1e-5));\n");
   W(c, "      shift[c] = beta[c] - rmean[c] * scale[c];\n    }\n  }\n");
+  // Planes whose size is not a multiple of 4 do not vectorize at -O2; their
+  // sweep runs over the whole image with scale and shift spread per value.
+  int flat = HW % 4 != 0 && sz % 4 == 0;
+  if (flat) {
+    W(c, "  // Spread per value: the sweep below runs over whole images (%ld values).\n", sz);
+    W(c, "  cnn_real scv[%ld], shv[%ld];\n", sz, sz);
+    W(c, "  for (int c = 0; c < %d; c++)\n    for (int p = 0; p < %d; p++) {\n", C, HW);
+    W(c, "      scv[c * %d + p] = scale[c];\n      shv[c * %d + p] = shift[c];\n    }\n", HW, HW);
+  }
   group_begin(c);
   images_begin(c);
   W(c, "      const cnn_real *restrict x = %s_a%d + (size_t)i * %ld;\n", P, ib, sz);
   W(c, "      cnn_real *restrict y = %s_a%d + (size_t)i * %ld;\n", P, ob, sz);
-  W(c, "      for (int c = 0; c < %d; c++)\n        for (int p = 0; p < %d; p++)\n", C, HW);
-  W(c, "          y[c * %d + p] = x[c * %d + p] * scale[c] + shift[c];\n", HW, HW);
+  const char *relu = rk >= 0 ? "          v = v > 0 ? v : 0;\n" : "";
+  if (flat) {
+    if (dk >= 0) {
+      W(c, "      if (training) {\n");
+      W(c, "        uint32_t key[2];\n        %s_drop_keys(%d, i, key);\n", P, dk);
+      W(c, "        int32_t keep[%ld];\n        cnn_real km[%ld];\n", sz, sz);
+      W(c, "        for (int j = 0; j < %ld; j++)\n          keep[j] = ", sz);
+      emit_keep_expr(c, dk, "j");
+      W(c, ";\n");
+      if (keep_store && bw) {
+        ig_open(c, bw);
+        W(c, "        for (int j = 0; j < %ld; j++)\n", sz);
+        W(c, "          %s_l%d_keep[(size_t)i * %ld + j] = (uint8_t)keep[j];\n", P, dk, sz);
+        ig_close(c, bw);
+      }
+      W(c, "        for (int j = 0; j < %ld; j++)\n          km[j] = keep[j] ? L%d_SCALE : 0;\n", sz, dk);
+      W(c, "        for (int j = 0; j < %ld; j++) {\n", sz);
+      W(c, "          cnn_real v = (x[j] * scv[j] + shv[j]) * km[j];\n%s", relu);
+      W(c, "          y[j] = v;\n        }\n        continue;\n      }\n");
+    }
+    W(c, "      for (int j = 0; j < %ld; j++) {\n", sz);
+    W(c, "        cnn_real v = x[j] * scv[j] + shv[j];\n%s", rk >= 0 ? "        v = v > 0 ? v : 0;\n" : "");
+    W(c, "        y[j] = v;\n      }\n");
+    group_end(c);
+    W(c, "}\n");
+  } else {
+  if (dk >= 0) {
+    W(c, "      uint32_t key[2] = {0, 0};\n");
+    W(c, "      if (training)\n        %s_drop_keys(%d, i, key);\n", P, dk);
+  }
+  W(c, "      for (int c = 0; c < %d; c++) {\n", C);
+  W(c, "        const cnn_real sc = scale[c], sh = shift[c];\n");
+  W(c, "        const cnn_real *restrict xc = x + c * %d;\n        cnn_real *restrict yc = y + c * %d;\n", HW, HW);
+  if (dk >= 0) {
+    W(c, "        if (training) {\n");
+    W(c, "          // Branch-free: the mask as a multiplier, so the sweep vectorizes.\n");
+    W(c, "          int32_t keep[%d];\n          cnn_real km[%d];\n", HW, HW);
+    W(c, "          for (int p = 0; p < %d; p++)\n            keep[p] = ", HW);
+    char idx[64];
+    snprintf(idx, sizeof idx, "c * %d + p", HW);
+    emit_keep_expr(c, dk, idx);
+    W(c, ";\n");
+    if (keep_store && bw) {
+      ig_open(c, bw);
+      W(c, "          for (int p = 0; p < %d; p++)\n", HW);
+      W(c, "            %s_l%d_keep[(size_t)i * %ld + c * %d + p] = (uint8_t)keep[p];\n", P, dk, sz, HW);
+      ig_close(c, bw);
+    }
+    W(c, "          for (int p = 0; p < %d; p++)\n            km[p] = keep[p] ? L%d_SCALE : 0;\n", HW, dk);
+    W(c, "          for (int p = 0; p < %d; p++) {\n", HW);
+    W(c, "            cnn_real v = (xc[p] * sc + sh) * km[p];\n");
+    W(c, "%s", rk >= 0 ? "            v = v > 0 ? v : 0;\n" : "");
+    W(c, "            yc[p] = v;\n          }\n          continue;\n        }\n");
+  }
+  W(c, "        for (int p = 0; p < %d; p++) {\n", HW);
+  W(c, "          cnn_real v = xc[p] * sc + sh;\n%s", relu);
+  W(c, "          yc[p] = v;\n        }\n");
+  W(c, "      }\n");
   group_end(c);
   W(c, "}\n");
-  (void)ex;
+  }
 
-  int bw = c->gmode[k + 1], dxm = c->gmode[k];
   if (!bw)
     return;
   ig_open(c, bw);
-  W(c, "\n// dgamma = sum dy * xhat, dbeta = sum dy;\n"
+  W(c, "\n");
+  if (rk >= 0 || dk >= 0)
+    W(c, "// First, in place, the gradient at BN's output: dy%s%s.\n", rk >= 0 ? " where y > 0" : "",
+      dk >= 0 ? (rk >= 0 ? ", times 1 / (1 - p) (y > 0 implies kept)" : ", times keep / (1 - p)") : "");
+  W(c, "// dgamma = sum dy * xhat, dbeta = sum dy;\n"
        "// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).\n");
   W(c, "static void %s_l%d_bn_backward(int n) {\n", P, k);
   group_begin(c);
   images_begin(c);
   W(c, "      for (int c = 0; c < %d; c++) {\n", C);
   W(c, "        const cnn_real *restrict x = %s_a%d + (size_t)i * %ld + c * %d;\n", P, ib, sz, HW);
-  W(c, "        const cnn_real *restrict dy = %s_d%d + (size_t)i * %ld + c * %d;\n", P, ob, sz, HW);
-  W(c, "        const cnn_real m = %s_l%d_mean[c], is = %s_l%d_invstd[c];\n", P, k, P, k);
-  emit_plane_sum(c, l, "(double)dy[p]", "(double)dy[p] * ((x[p] - m) * is)", "        ");
+  W(c, "        cnn_real *restrict dy = %s_d%d + (size_t)i * %ld + c * %d;\n", P, ob, sz, HW);
+  if (rk >= 0 || dk >= 0) {
+    if (rk >= 0)
+      W(c, "        const cnn_real *restrict y = %s_a%d + (size_t)i * %ld + c * %d;\n", P, ob, sz, HW);
+    if (keep_store)
+      W(c, "        const uint8_t *restrict m = %s_l%d_keep + (size_t)i * %ld + c * %d;\n", P, dk, sz, HW);
+    W(c, "        for (int p = 0; p < %d; p++) { // a multiply, not a branch: it vectorizes\n", HW);
+    if (rk >= 0 && dk >= 0)
+      W(c, "          dy[p] *= (cnn_real)(y[p] > 0) * L%d_SCALE;\n", dk);
+    else if (rk >= 0)
+      W(c, "          dy[p] *= (cnn_real)(y[p] > 0);\n");
+    else
+      W(c, "          dy[p] *= (cnn_real)m[p] * L%d_SCALE;\n", dk);
+    W(c, "        }\n");
+  }
+  W(c, "        const cnn_real m_ = %s_l%d_mean[c], is = %s_l%d_invstd[c];\n", P, k, P, k);
+  emit_plane_sum(c, l, "dy[p]", "dy[p] * ((x[p] - m_) * is)", "        ");
   W(c, "        %s_l%d_ps[i][c] = s;\n        %s_l%d_pq[i][c] = sq;\n", P, k, P, k);
   W(c, "      }\n");
   group_end(c);
@@ -412,10 +610,13 @@ static void emit_bn(Ctx *c, int k) {
     W(c, "      const cnn_real *restrict x = %s_a%d + (size_t)i * %ld;\n", P, ib, sz);
     W(c, "      const cnn_real *restrict dy = %s_d%d + (size_t)i * %ld;\n", P, ob, sz);
     W(c, "      cnn_real *restrict dx = %s_d%d + (size_t)i * %ld;\n", P, ib, sz);
-    W(c, "      for (int c = 0; c < %d; c++)\n        for (int p = 0; p < %d; p++) {\n", C, HW);
-    W(c, "          const cnn_real xh = (x[c * %d + p] - %s_l%d_mean[c]) * %s_l%d_invstd[c];\n", HW, P, k, P, k);
-    W(c, "          dx[c * %d + p] = k1[c] * (dy[c * %d + p] - k2[c] - xh * k3[c]);\n", HW, HW);
-    W(c, "        }\n");
+    W(c, "      for (int c = 0; c < %d; c++) {\n", C);
+    W(c, "        const cnn_real m_ = %s_l%d_mean[c], is = %s_l%d_invstd[c];\n", P, k, P, k);
+    W(c, "        const cnn_real a = k1[c], b = k2[c], q = k3[c];\n");
+    W(c, "        for (int p = 0; p < %d; p++) {\n", HW);
+    W(c, "          const cnn_real xh = (x[c * %d + p] - m_) * is;\n", HW);
+    W(c, "          dx[c * %d + p] = a * (dy[c * %d + p] - b - xh * q);\n", HW, HW);
+    W(c, "        }\n      }\n");
     group_end(c);
     ig_close(c, dxm);
   }
@@ -423,27 +624,24 @@ static void emit_bn(Ctx *c, int k) {
   ig_close(c, bw);
 }
 
-// Inverted dropout layer k, in place; masks from a per-image PCG stream.
+// Inverted dropout layer k on its own (not after a BatchNorm), in place.
 static void emit_dropout(Ctx *c, int k) {
-  const Layer *l = &c->net->layers[k];
   const char *P = c->P;
   long sz = c->tsize[k];
   int b = c->buf[k];
   layer_comment(c, k);
-  W(c, "// Keep each value with probability 1 - p and scale it by 1 / (1 - p).\n");
-  W(c, "#define L%d_KEEP %.9gf\n", k, (double)(float)(1.0 - l->p));
-  W(c, "#define L%d_SCALE ((cnn_real)1 / (cnn_real)%.17g)\n", k, 1.0 - l->p);
+  emit_drop_consts(c, k);
   int bw = c->gmode[k + 1];
   ig_open(c, bw);
   W(c, "static uint8_t %s_l%d_keep[BATCH * %ld];\n", P, k, sz);
   ig_close(c, bw);
-  W(c, "// In place; identity in eval. Image i draws from stream i of seed + %d,\n"
-       "// so the masks do not depend on the thread count.\n", k);
+  W(c, "// In place; identity in eval. Image i's mask hashes its value indices with\n"
+       "// keys of (seed, layer %d, i), so it does not depend on the thread count.\n", k);
   W(c, "static void %s_l%d_dropout_forward(int n, int training) {\n", P, k);
   W(c, "  if (!training)\n    return;\n");
   group_begin(c);
   images_begin(c);
-  W(c, "      cnn_rng r;\n      cnn_rng_seed(&r, %s_seed + %d, (uint64_t)i);\n", P, k);
+  W(c, "      uint32_t key[2];\n      %s_drop_keys(%d, i, key);\n", P, k);
   W(c, "      cnn_real *restrict x = %s_a%d + (size_t)i * %ld;\n", P, b, sz);
   if (bw) {
     ig_open(c, bw);
@@ -451,7 +649,9 @@ static void emit_dropout(Ctx *c, int k) {
     ig_close(c, bw);
   }
   W(c, "      for (int j = 0; j < %ld; j++) {\n", sz);
-  W(c, "        const int keep = cnn_rng_uniform(&r) < L%d_KEEP;\n", k);
+  W(c, "        const int keep = ");
+  emit_keep_expr(c, k, "j");
+  W(c, ";\n");
   if (bw) {
     ig_open(c, bw);
     W(c, "        m[j] = (uint8_t)keep;\n");
@@ -521,6 +721,17 @@ static void emit_maxpool(Ctx *c, int k) {
   W(c, "      for (int c = 0; c < %d; c++)\n", l->out.c);
   W(c, "        for (int oy = 0; oy < %d; oy++)\n", l->out.h);
   W(c, "          for (int ox = 0; ox < %d; ox++) {\n", l->out.w);
+  if (l->k == 2 && l->stride == 2 && l->pad == 0) {
+    // 2x2/2: the four candidates in row-major order; a strict > keeps the first maximum.
+    W(c, "            const int j0 = (c * %d + 2 * oy) * %d + 2 * ox;\n", l->in.h, l->in.w);
+    W(c, "            int best = j0;\n            cnn_real m = x[j0];\n");
+    const char *cand[3] = {"j0 + 1", "j0 + %d", "j0 + %d"};
+    for (int t = 0; t < 3; t++) {
+      char e[32];
+      snprintf(e, sizeof e, cand[t], t == 1 ? l->in.w : l->in.w + 1);
+      W(c, "            best = x[%s] > m ? %s : best;\n            m = x[%s] > m ? x[%s] : m;\n", e, e, e, e);
+    }
+  } else {
   W(c, "            int best = -1;\n");
   W(c, "            for (int ky = 0; ky < %d; ky++) {\n", l->k);
   W(c, "              const int iy = oy * %d + ky - %d;\n", l->stride, l->pad);
@@ -533,6 +744,7 @@ static void emit_maxpool(Ctx *c, int k) {
   W(c, "                const int j = (c * %d + iy) * %d + ix;\n", l->in.h, l->in.w);
   W(c, "                if (best < 0 || x[j] > x[best])\n                  best = j;\n");
   W(c, "              }\n            }\n");
+  }
   W(c, "            const int o = (c * %d + oy) * %d + ox;\n", l->out.h, l->out.w);
   W(c, "            y[o] = x[best];\n");
   if (dxm) {
@@ -668,6 +880,7 @@ static void emit_header(Ctx *c) {
   W(c, "#define %s_TRAIN_BATCH %d\n", U, c->batch);
   W(c, "#define %s_TRAIN_IN_C %d\n#define %s_TRAIN_IN_H %d\n#define %s_TRAIN_IN_W %d\n", U, n->input.c, U,
     n->input.h, U, n->input.w);
+  W(c, "// Forward multiply-accumulates per image (convolutions).\n#define %s_TRAIN_MACS %ldL\n", U, n->macs);
   W(c, "#define %s_TRAIN_CLASSES %d\n#define %s_TRAIN_N_PARAMS %ld\n#define %s_TRAIN_N_STATE %ld\n\n", U,
     n->classes, U, n->n_params, U, n->n_state);
   W(c, "// The train section of the model, as data.\nextern const cnn_train_config %s_train_config;\n", c->P);
@@ -760,7 +973,23 @@ static void emit_source(Ctx *c) {
   if (c->has_dropout)
     W(c, "static uint64_t %s_seed;\n", P);
 
+  if (c->has_dropout) {
+    W(c, "\n// Dropout masks come from a counter-based hash instead of a sequential RNG:\n"
+         "// value j of image i in dropout layer k is kept when mix(mix(j ^ key0) + key1)\n"
+         "// is below keep * 2^24, with keys from (seed, k, i). Masks depend only on\n"
+         "// the forward's seed (never on the thread count) and the loops vectorize.\n");
+    W(c, "// lowbias32 (Wellons): a 32-bit integer hash with good avalanche.\n");
+    W(c, "static inline uint32_t %s_mix32(uint32_t x) {\n", P);
+    W(c, "  x ^= x >> 16;\n  x *= 0x7feb352du;\n  x ^= x >> 15;\n  x *= 0x846ca68bu;\n  x ^= x >> 16;\n  return x;\n}\n");
+    W(c, "// The two keys of image i in dropout layer k: splitmix64 of the seed.\n");
+    W(c, "static void %s_drop_keys(int k, int i, uint32_t key[2]) {\n", P);
+    W(c, "  uint64_t z = %s_seed + ((uint64_t)k * BATCH + (uint64_t)i + 1) * 0x9e3779b97f4a7c15ull;\n", P);
+    W(c, "  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;\n  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;\n"
+         "  z ^= z >> 31;\n  key[0] = (uint32_t)z;\n  key[1] = (uint32_t)(z >> 32);\n}\n");
+  }
   for (int k = 0; k < L; k++) {
+    if (absorbed(c, k))
+      continue;
     switch (n->layers[k].kind) {
     case L_CONV: emit_conv(c, k); break;
     case L_BATCHNORM: emit_bn(c, k); break;
@@ -812,12 +1041,17 @@ static void emit_source(Ctx *c) {
   W(c, "  %s_n = n;\n  %s_training = training;\n  %s_has_labels = y != NULL;\n", P, P, P);
   W(c, "  memcpy(%s_a0, x, (size_t)n * %ld * sizeof(cnn_real));\n", P, in_sz);
   if (c->has_dropout)
-    W(c, "  if (training && rng)\n    %s_seed = (uint64_t)cnn_rng_u32(rng) << 32 | cnn_rng_u32(rng);\n", P);
+    W(c, "  if (training && rng) { // two draws, in a fixed order\n    const uint64_t hi = cnn_rng_u32(rng);\n"
+         "    %s_seed = hi << 32 | cnn_rng_u32(rng);\n  }\n", P);
   else
     W(c, "  (void)rng;\n");
   for (int k = 0; k < L; k++) {
+    if (absorbed(c, k))
+      continue;
     int tt;
     const char *nm = fwd_name(n->layers[k].kind, &tt);
+    if (n->layers[k].kind == L_CONV && conv_feeds_bn(c, k))
+      tt = 1;
     W(c, "  %s_l%d_%s_forward(n%s);\n", P, k, nm, tt ? ", training" : "");
   }
   W(c, "  if (!y)\n    return 0;\n");
@@ -845,7 +1079,7 @@ static void emit_source(Ctx *c) {
     if (!bw)
       continue;
     // Parameterless layers have nothing to do unless their input needs a grad.
-    if (l->n_params == 0 && !c->gmode[k])
+    if ((l->n_params == 0 && !c->gmode[k]) || absorbed(c, k))
       continue;
     int tt;
     const char *nm = fwd_name(l->kind, &tt);

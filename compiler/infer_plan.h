@@ -69,7 +69,8 @@ int infer_plan_fold(InferPlan *p, const Net *net, const float *params, const flo
                     char *msg, size_t msglen);
 
 // Flash (constant tables) and RAM (arena) bytes, total and per net layer
-// (arrays of net->n_layers, may be NULL; an op's bytes go to its last layer).
+// (arrays of net->n_layers, may be NULL; an op's flash goes to its first
+// layer, the conv, and its RAM to its last).
 // Returns 0, or -1 when the net has no inference plan.
 int infer_memory(const Net *net, bool int8, long *flash_bytes, long *ram_bytes,
                  long *per_layer_flash, long *per_layer_ram);

@@ -152,8 +152,8 @@ static void evaluate(cnn_dataset *d, float *x, uint8_t *y, double *loss, long *c
   *correct = ok;
 }
 
-// Loads a checkpoint of this network into the descriptor (and, if o, the
-// optimizer); exits on any mismatch.
+// Loads a checkpoint of this network into the descriptor's params and state
+// and returns it (for the optimizer and rng); exits on any mismatch.
 static cnn_ckpt load_checkpoint(const char *path) {
   char err[512];
   cnn_ckpt c;
@@ -214,6 +214,10 @@ int main(int argc, char **argv) {
   // must not start threads of their own.
   openblas_set_num_threads(1);
 
+  // A checkpoint to evaluate is checked before the data is read.
+  cnn_ckpt evaluated = {0};
+  if (o.eval)
+    evaluated = load_checkpoint(o.eval);
   if (cnn_datadir_resolve(o.data, dir, sizeof dir, err, sizeof err))
     die(err);
   cnn_idx train_idx = {0}, test_idx = {0};
@@ -234,13 +238,12 @@ int main(int argc, char **argv) {
     die("out of memory");
 
   if (o.eval) {
-    cnn_ckpt c = load_checkpoint(o.eval);
     double loss;
     long correct;
     evaluate(&test, x, y, &loss, &correct);
-    cnn_epoch_line(line, sizeof line, (int)c.epoch, 0, loss, correct, test.n);
+    cnn_epoch_line(line, sizeof line, (int)evaluated.epoch, 0, loss, correct, test.n);
     printf("%s\n", line);
-    cnn_ckpt_free(&c);
+    cnn_ckpt_free(&evaluated);
     return 0;
   }
 
@@ -255,11 +258,14 @@ int main(int argc, char **argv) {
   cnn_rng_seed(&rng, o.seed, 0);
   NET.init(&rng);
   int first = 1;
+  long batches = cnn_dataset_batches(&train, NET.batch);
+  uint64_t step = 0;
   if (o.resume) {
     cnn_ckpt c = load_checkpoint(o.resume);
     cnn_sgd_restore(&opt, c.momentum, c.sgd_steps);
     rng = c.rng;
     first = (int)c.epoch + 1;
+    step = c.step;
     cnn_ckpt_free(&c);
     if (first > o.epochs) {
       fprintf(stderr, "%s: %s has %d epochs already; nothing to do (see --epochs)\n", prog,
@@ -268,9 +274,7 @@ int main(int argc, char **argv) {
     }
   }
 
-  long batches = cnn_dataset_batches(&train, NET.batch);
   long run_batches = o.limit_batches && o.limit_batches < batches ? o.limit_batches : batches;
-  uint64_t step = (uint64_t)(first - 1) * (uint64_t)batches;
   EpochStats *stats = calloc((size_t)o.epochs + 1, sizeof *stats);
   if (!stats)
     die("out of memory");

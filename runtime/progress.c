@@ -130,7 +130,8 @@ void cnn_progress_update(cnn_progress *p, long done, double loss) {
       draw(p, done, loss, 0);
     return;
   }
-  if (p->next_quarter < 4 && p->total > 0 && done * 4 >= p->next_quarter * p->total) {
+  // The 100% line is cnn_progress_end's, so the last batch draws nothing here.
+  if (p->next_quarter < 4 && done < p->total && done * 4 >= p->next_quarter * p->total) {
     while (p->next_quarter < 4 && done * 4 >= p->next_quarter * p->total)
       p->next_quarter++;
     draw(p, done, loss, 0);

@@ -2,9 +2,14 @@
 // reference log (10-cell bar when not filling a terminal), partial bars in
 // eighths, the time and rate fields, the reference's epoch summary lines, and
 // the few plain lines a non-tty gets per epoch.
+#define _XOPEN_SOURCE 700 // posix_openpt and friends, for the terminal test
 #include <CUnit/CUnit.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "progress.h"
 
@@ -163,6 +168,43 @@ static void test_non_tty_short(void) {
   }
 }
 
+// On a terminal the bar is redrawn in place with \r and fills the width less one column.
+static void test_tty_fills_width(void) {
+  int m = posix_openpt(O_RDWR | O_NOCTTY);
+  if (m < 0 || grantpt(m) || unlockpt(m)) {
+    if (m >= 0)
+      close(m);
+    return; // no pseudo-terminals here: nothing to test
+  }
+  int s = open(ptsname(m), O_RDWR | O_NOCTTY);
+  CU_ASSERT_FATAL(s >= 0);
+  struct winsize ws = {.ws_row = 24, .ws_col = 120};
+  CU_ASSERT_EQUAL(ioctl(s, TIOCSWINSZ, &ws), 0);
+  FILE *f = fdopen(s, "w");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  cnn_progress p;
+  cnn_progress_begin(&p, f, 2, 10);
+  CU_ASSERT_EQUAL(p.tty, 1);
+  for (long b = 1; b <= 10; b++)
+    cnn_progress_update(&p, b, 0.5);
+  cnn_progress_end(&p, 0.5);
+  char out[4096];
+  ssize_t n = read(m, out, sizeof out - 1);
+  fclose(f);
+  close(m);
+  CU_ASSERT_FATAL(n > 0);
+  out[n] = 0;
+  // the line discipline turns the final \n into \r\n
+  CU_ASSERT_EQUAL(out[0], '\r');
+  CU_ASSERT_PTR_NOT_NULL(strstr(out, "epoch=2 loss=0.5 batch_id=9: 100%|" FULL FULL FULL));
+  char *end = strstr(out, "\r\n");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(end);
+  long cols = 0; // UTF-8 code points: each bar cell is one column
+  for (const char *c = out + 1; c < end; c++)
+    cols += ((unsigned char)*c & 0xC0) != 0x80;
+  CU_ASSERT_EQUAL(cols, 119);
+}
+
 // Registers the suite.
 void register_tests(void) {
   CU_pSuite s = CU_add_suite("progress", NULL, NULL);
@@ -175,4 +217,5 @@ void register_tests(void) {
   CU_add_test(s, "epoch lines", test_epoch_lines);
   CU_add_test(s, "non-tty: four lines per epoch", test_non_tty_lines);
   CU_add_test(s, "non-tty: short epochs", test_non_tty_short);
+  CU_add_test(s, "tty: bar fills the terminal width", test_tty_fills_width);
 }

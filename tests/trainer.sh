@@ -11,7 +11,7 @@
 set -u
 TRAINER=${1:-build/mnist14k-train}
 DATA=${2:-${MNIST_DIR:-../shared/data/mnist}}
-SMOKE_STEPS=${SMOKE_STEPS:-500}
+SMOKE_STEPS=${SMOKE_STEPS:-600}
 T=$(mktemp -d "${TMPDIR:-/tmp}/trainer.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 run=0 failed=0
@@ -76,12 +76,11 @@ else
 fi
 check "different seed: different loss lines" test "$(lines "$T/a.log")" != "$(lines "$T/c.log")"
 # The generated code splits batches over images; the result must not depend on how many threads.
-"$TRAINER" --data "$T/mini" --threads 1 --epochs 1 --limit-batches 10 --seed 7 >"$T/t1.log" 2>&1
-if [ "$(lines "$T/t1.log" | head -3)" = "$(lines "$T/a.log" | head -3)" ] &&
-   [ "$(lines "$T/t1.log" | wc -l)" -eq 6 ]; then
-  ok "1 thread: the same loss lines as 2 threads"
+"$TRAINER" --data "$T/mini" --threads 1 --epochs 1 --limit-batches 30 --seed 7 >"$T/t1.log" 2>&1
+if [ -n "$(lines "$T/t1.log")" ] && [ "$(lines "$T/t1.log")" = "$(lines "$T/a.log")" ]; then
+  ok "1 thread: the same loss and epoch lines as 2 threads"
 else
-  bad "1 thread: the same loss lines as 2 threads" "$(diff <(lines "$T/t1.log" | head -3) <(lines "$T/a.log" | head -3) | head -4)"
+  bad "1 thread: the same loss and epoch lines as 2 threads" "$(diff <(lines "$T/t1.log") <(lines "$T/a.log") | head -4)"
 fi
 # The bar of a pipe: a few lines per epoch, never a carriage return.
 check "non-tty output: 4 bar lines, no \\r" \

@@ -119,29 +119,96 @@ static int mnist14k_n, mnist14k_training, mnist14k_has_labels;
 static uint8_t mnist14k_y[BATCH];
 static uint64_t mnist14k_seed;
 
+// Dropout masks come from a counter-based hash instead of a sequential RNG:
+// value j of image i in dropout layer k is kept when mix(mix(j ^ key0) + key1)
+// is below keep * 2^24, with keys from (seed, k, i). Masks depend only on
+// the forward's seed (never on the thread count) and the loops vectorize.
+// lowbias32 (Wellons): a 32-bit integer hash with good avalanche.
+static inline uint32_t mnist14k_mix32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352du;
+  x ^= x >> 15;
+  x *= 0x846ca68bu;
+  x ^= x >> 16;
+  return x;
+}
+// The two keys of image i in dropout layer k: splitmix64 of the seed.
+static void mnist14k_drop_keys(int k, int i, uint32_t key[2]) {
+  uint64_t z = mnist14k_seed + ((uint64_t)k * BATCH + (uint64_t)i + 1) * 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  key[0] = (uint32_t)z;
+  key[1] = (uint32_t)(z >> 32);
+}
+
 // Layer 0: conv 3x3, stride 1, pad 0, no bias: 28x28x1 -> 26x26x16 (HxWxC), RF 3, 144 params, 97344 MACs/image.
-// y[16][676] = W[16][9] * x (direct loops).
-static void mnist14k_l0_conv_forward(int n) {
+// Unfolds one image: col[(c*3+ky)*3+kx][oy*26+ox] = x[c][oy*1+ky-0][ox*1+kx-0].
+static void mnist14k_l0_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
+  for (int c = 0; c < 1; c++)
+    for (int ky = 0; ky < 3; ky++)
+      for (int kx = 0; kx < 3; kx++) {
+        cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 676;
+        for (int oy = 0; oy < 26; oy++) {
+          const int iy = oy * 1 + ky - 0;
+          memcpy(d + oy * 26, x + (c * 28 + iy) * 28 + kx, 26 * sizeof(cnn_real));
+        }
+      }
+}
+#ifdef CNN_INPUT_GRAD
+// Adds the column gradient of one image back onto its input gradient.
+static void mnist14k_l0_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
+  for (int c = 0; c < 1; c++)
+    for (int ky = 0; ky < 3; ky++)
+      for (int kx = 0; kx < 3; kx++) {
+        const cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 676;
+        for (int oy = 0; oy < 26; oy++) {
+          const int iy = oy * 1 + ky - 0;
+          for (int ox = 0; ox < 26; ox++) {
+            const int ix = ox * 1 + kx - 0;
+            x[(c * 28 + iy) * 28 + ix] += d[oy * 26 + ox];
+          }
+        }
+      }
+}
+#endif
+// y[16][676] = W[16][9] * x unfolded.
+// Layer 1's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist14k_l1_ps[BATCH][16], mnist14k_l1_pq[BATCH][16];
+// In training, also sums each image's output per channel for layer 1's statistics.
+static void mnist14k_l0_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 0;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict col = mnist14k_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a0 + (size_t)i * 784;
       cnn_real *restrict y = mnist14k_a1 + (size_t)i * 10816;
-      for (int o = 0; o < 16; o++) {
-        cnn_real *restrict yo = y + o * 676;
-        for (int p = 0; p < 676; p++)
-          yo[p] = 0;
-        for (int c = 0; c < 1; c++)
-          for (int ky = 0; ky < 3; ky++)
-            for (int kx = 0; kx < 3; kx++) {
-              const cnn_real wv = w[((o * 1 + c) * 3 + ky) * 3 + kx];
-              const cnn_real *restrict xs = x + (c * 28 + ky) * 28 + kx;
-              for (int oy = 0; oy < 26; oy++)
-                for (int ox = 0; ox < 26; ox++)
-                  yo[oy * 26 + ox] += wv * xs[oy * 28 + ox];
+      mnist14k_l0_im2col(x, col);
+      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 16, 676, 9, 1, w, 9, col, 676, 0, y, 676);
+      if (training)
+        for (int c = 0; c < 16; c++) {
+          const cnn_real *restrict x = y + c * 676;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 672; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
             }
-      }
+          for (int p = 672; p < 676; p++) {
+            as[p - 672] += x[p];
+            aq[p - 672] += x[p] * x[p];
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist14k_l1_ps[i][c] = s;
+          mnist14k_l1_pq[i][c] = sq;
+        }
     }
   }
 }
@@ -156,40 +223,22 @@ static void mnist14k_l0_conv_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist14k_l0_dw[g];
+    cnn_real *restrict col = mnist14k_col[g];
+#ifdef CNN_INPUT_GRAD
+    cnn_real *restrict dcol = mnist14k_dcol[g];
+#endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist14k_a0 + (size_t)i * 784;
       const cnn_real *restrict dy = mnist14k_d1 + (size_t)i * 10816;
-      for (int o = 0; o < 16; o++)
-        for (int c = 0; c < 1; c++)
-          for (int ky = 0; ky < 3; ky++)
-            for (int kx = 0; kx < 3; kx++) {
-              const cnn_real *restrict xs = x + (c * 28 + ky) * 28 + kx;
-              const cnn_real *restrict dyo = dy + o * 676;
-              cnn_real acc[26] = {0};
-              for (int oy = 0; oy < 26; oy++)
-                for (int ox = 0; ox < 26; ox++)
-                  acc[ox] += dyo[oy * 26 + ox] * xs[oy * 28 + ox];
-              cnn_real s = 0;
-              for (int ox = 0; ox < 26; ox++)
-                s += acc[ox];
-              const int j = ((o * 1 + c) * 3 + ky) * 3 + kx;
-              dw[j] = first ? s : dw[j] + s;
-            }
+      mnist14k_l0_im2col(x, col);
+      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 16, 9, 676, 1, dy, 676, col, 676, first ? 0 : 1, dw, 9);
 #ifdef CNN_INPUT_GRAD
       cnn_real *restrict dx = mnist14k_d0 + (size_t)i * 784;
+      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 676, 16, 1, w, 9, dy, 676, 0, dcol, 676);
       for (int q = 0; q < 784; q++)
         dx[q] = 0;
-      for (int o = 0; o < 16; o++)
-        for (int c = 0; c < 1; c++)
-          for (int ky = 0; ky < 3; ky++)
-            for (int kx = 0; kx < 3; kx++) {
-              const cnn_real wv = w[((o * 1 + c) * 3 + ky) * 3 + kx];
-              cnn_real *restrict xs = dx + (c * 28 + ky) * 28 + kx;
-              for (int oy = 0; oy < 26; oy++)
-                for (int ox = 0; ox < 26; ox++)
-                  xs[oy * 28 + ox] += wv * dy[o * 676 + oy * 26 + ox];
-            }
+      mnist14k_l0_col2im(dcol, dx);
 #endif
     }
   }
@@ -203,40 +252,28 @@ static void mnist14k_l0_conv_backward(int n) {
 }
 
 // Layer 1: batchnorm: 26x26x16 -> 26x26x16 (HxWxC), RF 3, 32 params, 0 MACs/image.
-// Per-image partial sums (double, like PyTorch's CPU accumulation), and
-// the batch mean and 1/sqrt(var + eps) that backward reuses.
-static double mnist14k_l1_ps[BATCH][16], mnist14k_l1_pq[BATCH][16];
+
+// Layer 2: dropout p=0.03: 26x26x16 -> 26x26x16 (HxWxC), RF 3, 0 params, 0 MACs/image.
+
+// Layer 3: relu: 26x26x16 -> 26x26x16 (HxWxC), RF 3, 0 params, 0 MACs/image.
+// Fused: one sweep per image normalizes, drops, rectifies while the image is in cache
+// (in place in the output buffer, [batch][16][676]).
+// The batch mean and 1/sqrt(var + eps), which backward reuses.
 static cnn_real mnist14k_l1_mean[16], mnist14k_l1_invstd[16];
+// Layer 2: keep a value with probability 1 - p = 0.970000029 (hash < 16273900 / 2^24)
+// and scale it by 1 / (1 - p).
+#define L2_KEEP24 16273900u
+#define L2_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
+// Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
+// ReLU: y = max(y, 0).
 static void mnist14k_l1_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist14k_params + 144, *restrict beta = mnist14k_params + 160;
   cnn_real *restrict rmean = mnist14k_state + 0, *restrict rvar = mnist14k_state + 16;
   cnn_real scale[16], shift[16];
   if (training) {
-    CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-      for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-        for (int c = 0; c < 16; c++) {
-          const cnn_real *restrict x = mnist14k_a1 + (size_t)i * 10816 + c * 676;
-          double as[26] = {0};
-          double aq[26] = {0};
-          for (int r = 0; r < 26; r++)
-            for (int q = 0; q < 26; q++) {
-              const int p = r * 26 + q;
-              as[q] += (double)x[p];
-              aq[q] += (double)x[p] * x[p];
-            }
-          double s = 0, sq = 0;
-          for (int q = 0; q < 26; q++) {
-            s += as[q];
-            sq += aq[q];
-          }
-          mnist14k_l1_ps[i][c] = s;
-          mnist14k_l1_pq[i][c] = sq;
-        }
-      }
-    }
+    // The per-image sums were taken by layer 0's forward.
     const double N = (double)n * 676;
     for (int c = 0; c < 16; c++) {
       double s = 0, sq = 0;
@@ -267,13 +304,39 @@ static void mnist14k_l1_bn_forward(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a1 + (size_t)i * 10816;
       cnn_real *restrict y = mnist14k_a2 + (size_t)i * 10816;
-      for (int c = 0; c < 16; c++)
-        for (int p = 0; p < 676; p++)
-          y[c * 676 + p] = x[c * 676 + p] * scale[c] + shift[c];
+      uint32_t key[2] = {0, 0};
+      if (training)
+        mnist14k_drop_keys(2, i, key);
+      for (int c = 0; c < 16; c++) {
+        const cnn_real sc = scale[c], sh = shift[c];
+        const cnn_real *restrict xc = x + c * 676;
+        cnn_real *restrict yc = y + c * 676;
+        if (training) {
+          // Branch-free: the mask as a multiplier, so the sweep vectorizes.
+          int32_t keep[676];
+          cnn_real km[676];
+          for (int p = 0; p < 676; p++)
+            keep[p] = (mnist14k_mix32(mnist14k_mix32((uint32_t)(c * 676 + p) ^ key[0]) + key[1]) >> 8) < L2_KEEP24;
+          for (int p = 0; p < 676; p++)
+            km[p] = keep[p] ? L2_SCALE : 0;
+          for (int p = 0; p < 676; p++) {
+            cnn_real v = (xc[p] * sc + sh) * km[p];
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+          continue;
+        }
+        for (int p = 0; p < 676; p++) {
+          cnn_real v = xc[p] * sc + sh;
+          v = v > 0 ? v : 0;
+          yc[p] = v;
+        }
+      }
     }
   }
 }
 
+// First, in place, the gradient at BN's output: dy where y > 0, times 1 / (1 - p) (y > 0 implies kept).
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
 static void mnist14k_l1_bn_backward(int n) {
@@ -282,20 +345,27 @@ static void mnist14k_l1_bn_backward(int n) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       for (int c = 0; c < 16; c++) {
         const cnn_real *restrict x = mnist14k_a1 + (size_t)i * 10816 + c * 676;
-        const cnn_real *restrict dy = mnist14k_d2 + (size_t)i * 10816 + c * 676;
-        const cnn_real m = mnist14k_l1_mean[c], is = mnist14k_l1_invstd[c];
-        double as[26] = {0};
-        double aq[26] = {0};
-        for (int r = 0; r < 26; r++)
-          for (int q = 0; q < 26; q++) {
-            const int p = r * 26 + q;
-            as[q] += (double)dy[p];
-            aq[q] += (double)dy[p] * ((x[p] - m) * is);
+        cnn_real *restrict dy = mnist14k_d2 + (size_t)i * 10816 + c * 676;
+        const cnn_real *restrict y = mnist14k_a2 + (size_t)i * 10816 + c * 676;
+        for (int p = 0; p < 676; p++) { // a multiply, not a branch: it vectorizes
+          dy[p] *= (cnn_real)(y[p] > 0) * L2_SCALE;
+        }
+        const cnn_real m_ = mnist14k_l1_mean[c], is = mnist14k_l1_invstd[c];
+        cnn_real as[8] = {0}, aq[8] = {0};
+        for (int b = 0; b < 672; b += 8)
+          for (int u = 0; u < 8; u++) {
+            const int p = b + u;
+            as[u] += dy[p];
+            aq[u] += dy[p] * ((x[p] - m_) * is);
           }
+        for (int p = 672; p < 676; p++) {
+          as[p - 672] += dy[p];
+          aq[p - 672] += dy[p] * ((x[p] - m_) * is);
+        }
         double s = 0, sq = 0;
-        for (int q = 0; q < 26; q++) {
-          s += as[q];
-          sq += aq[q];
+        for (int u = 0; u < 8; u++) {
+          s += as[u];
+          sq += aq[u];
         }
         mnist14k_l1_ps[i][c] = s;
         mnist14k_l1_pq[i][c] = sq;
@@ -322,64 +392,16 @@ static void mnist14k_l1_bn_backward(int n) {
       const cnn_real *restrict x = mnist14k_a1 + (size_t)i * 10816;
       const cnn_real *restrict dy = mnist14k_d2 + (size_t)i * 10816;
       cnn_real *restrict dx = mnist14k_d1 + (size_t)i * 10816;
-      for (int c = 0; c < 16; c++)
+      for (int c = 0; c < 16; c++) {
+        const cnn_real m_ = mnist14k_l1_mean[c], is = mnist14k_l1_invstd[c];
+        const cnn_real a = k1[c], b = k2[c], q = k3[c];
         for (int p = 0; p < 676; p++) {
-          const cnn_real xh = (x[c * 676 + p] - mnist14k_l1_mean[c]) * mnist14k_l1_invstd[c];
-          dx[c * 676 + p] = k1[c] * (dy[c * 676 + p] - k2[c] - xh * k3[c]);
+          const cnn_real xh = (x[c * 676 + p] - m_) * is;
+          dx[c * 676 + p] = a * (dy[c * 676 + p] - b - xh * q);
         }
-    }
-  }
-}
-
-// Layer 2: dropout p=0.03: 26x26x16 -> 26x26x16 (HxWxC), RF 3, 0 params, 0 MACs/image.
-// Keep each value with probability 1 - p and scale it by 1 / (1 - p).
-#define L2_KEEP 0.970000029f
-#define L2_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
-static uint8_t mnist14k_l2_keep[BATCH * 10816];
-// In place; identity in eval. Image i draws from stream i of seed + 2,
-// so the masks do not depend on the thread count.
-static void mnist14k_l2_dropout_forward(int n, int training) {
-  if (!training)
-    return;
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      cnn_rng r;
-      cnn_rng_seed(&r, mnist14k_seed + 2, (uint64_t)i);
-      cnn_real *restrict x = mnist14k_a2 + (size_t)i * 10816;
-      uint8_t *restrict m = mnist14k_l2_keep + (size_t)i * 10816;
-      for (int j = 0; j < 10816; j++) {
-        const int keep = cnn_rng_uniform(&r) < L2_KEEP;
-        m[j] = (uint8_t)keep;
-        x[j] = keep ? x[j] * L2_SCALE : 0;
       }
     }
   }
-}
-// In place: dx = dy * mask / (1 - p).
-static void mnist14k_l2_dropout_backward(int n) {
-  cnn_real *restrict d = mnist14k_d2;
-  const uint8_t *restrict m = mnist14k_l2_keep;
-  CNN_OMP(omp parallel for schedule(static))
-  for (long j = 0; j < (long)n * 10816; j++)
-    d[j] = m[j] ? d[j] * L2_SCALE : 0;
-}
-
-// Layer 3: relu: 26x26x16 -> 26x26x16 (HxWxC), RF 3, 0 params, 0 MACs/image.
-// In place: x = max(x, 0).
-static void mnist14k_l3_relu_forward(int n) {
-  cnn_real *restrict x = mnist14k_a2;
-  CNN_OMP(omp parallel for schedule(static))
-  for (long j = 0; j < (long)n * 10816; j++)
-    x[j] = x[j] > 0 ? x[j] : 0;
-}
-// In place: dx = dy where the output is positive.
-static void mnist14k_l3_relu_backward(int n) {
-  const cnn_real *restrict y = mnist14k_a2;
-  cnn_real *restrict d = mnist14k_d2;
-  CNN_OMP(omp parallel for schedule(static))
-  for (long j = 0; j < (long)n * 10816; j++)
-    d[j] = y[j] > 0 ? d[j] : 0;
 }
 
 // Layer 4: conv 3x3, stride 1, pad 0, no bias: 26x26x16 -> 24x24x16 (HxWxC), RF 5, 2304 params, 1327104 MACs/image.
@@ -391,10 +413,7 @@ static void mnist14k_l4_im2col(const cnn_real *restrict x, cnn_real *restrict co
         cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 576;
         for (int oy = 0; oy < 24; oy++) {
           const int iy = oy * 1 + ky - 0;
-          for (int ox = 0; ox < 24; ox++) {
-            const int ix = ox * 1 + kx - 0;
-            d[oy * 24 + ox] = x[(c * 26 + iy) * 26 + ix];
-          }
+          memcpy(d + oy * 24, x + (c * 26 + iy) * 26 + kx, 24 * sizeof(cnn_real));
         }
       }
 }
@@ -414,7 +433,11 @@ static void mnist14k_l4_col2im(const cnn_real *restrict col, cnn_real *restrict 
       }
 }
 // y[16][576] = W[16][144] * x unfolded.
-static void mnist14k_l4_conv_forward(int n) {
+// Layer 5's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist14k_l5_ps[BATCH][16], mnist14k_l5_pq[BATCH][16];
+// In training, also sums each image's output per channel for layer 5's statistics.
+static void mnist14k_l4_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 176;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -424,6 +447,24 @@ static void mnist14k_l4_conv_forward(int n) {
       cnn_real *restrict y = mnist14k_a5 + (size_t)i * 9216;
       mnist14k_l4_im2col(x, col);
       GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 16, 576, 144, 1, w, 144, col, 576, 0, y, 576);
+      if (training)
+        for (int c = 0; c < 16; c++) {
+          const cnn_real *restrict x = y + c * 576;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 576; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist14k_l5_ps[i][c] = s;
+          mnist14k_l5_pq[i][c] = sq;
+        }
     }
   }
 }
@@ -461,40 +502,28 @@ static void mnist14k_l4_conv_backward(int n) {
 }
 
 // Layer 5: batchnorm: 24x24x16 -> 24x24x16 (HxWxC), RF 5, 32 params, 0 MACs/image.
-// Per-image partial sums (double, like PyTorch's CPU accumulation), and
-// the batch mean and 1/sqrt(var + eps) that backward reuses.
-static double mnist14k_l5_ps[BATCH][16], mnist14k_l5_pq[BATCH][16];
+
+// Layer 6: dropout p=0.03: 24x24x16 -> 24x24x16 (HxWxC), RF 5, 0 params, 0 MACs/image.
+
+// Layer 7: relu: 24x24x16 -> 24x24x16 (HxWxC), RF 5, 0 params, 0 MACs/image.
+// Fused: one sweep per image normalizes, drops, rectifies while the image is in cache
+// (in place in the output buffer, [batch][16][576]).
+// The batch mean and 1/sqrt(var + eps), which backward reuses.
 static cnn_real mnist14k_l5_mean[16], mnist14k_l5_invstd[16];
+// Layer 6: keep a value with probability 1 - p = 0.970000029 (hash < 16273900 / 2^24)
+// and scale it by 1 / (1 - p).
+#define L6_KEEP24 16273900u
+#define L6_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
+// Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
+// ReLU: y = max(y, 0).
 static void mnist14k_l5_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist14k_params + 2480, *restrict beta = mnist14k_params + 2496;
   cnn_real *restrict rmean = mnist14k_state + 32, *restrict rvar = mnist14k_state + 48;
   cnn_real scale[16], shift[16];
   if (training) {
-    CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-      for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-        for (int c = 0; c < 16; c++) {
-          const cnn_real *restrict x = mnist14k_a5 + (size_t)i * 9216 + c * 576;
-          double as[24] = {0};
-          double aq[24] = {0};
-          for (int r = 0; r < 24; r++)
-            for (int q = 0; q < 24; q++) {
-              const int p = r * 24 + q;
-              as[q] += (double)x[p];
-              aq[q] += (double)x[p] * x[p];
-            }
-          double s = 0, sq = 0;
-          for (int q = 0; q < 24; q++) {
-            s += as[q];
-            sq += aq[q];
-          }
-          mnist14k_l5_ps[i][c] = s;
-          mnist14k_l5_pq[i][c] = sq;
-        }
-      }
-    }
+    // The per-image sums were taken by layer 4's forward.
     const double N = (double)n * 576;
     for (int c = 0; c < 16; c++) {
       double s = 0, sq = 0;
@@ -525,13 +554,39 @@ static void mnist14k_l5_bn_forward(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a5 + (size_t)i * 9216;
       cnn_real *restrict y = mnist14k_a6 + (size_t)i * 9216;
-      for (int c = 0; c < 16; c++)
-        for (int p = 0; p < 576; p++)
-          y[c * 576 + p] = x[c * 576 + p] * scale[c] + shift[c];
+      uint32_t key[2] = {0, 0};
+      if (training)
+        mnist14k_drop_keys(6, i, key);
+      for (int c = 0; c < 16; c++) {
+        const cnn_real sc = scale[c], sh = shift[c];
+        const cnn_real *restrict xc = x + c * 576;
+        cnn_real *restrict yc = y + c * 576;
+        if (training) {
+          // Branch-free: the mask as a multiplier, so the sweep vectorizes.
+          int32_t keep[576];
+          cnn_real km[576];
+          for (int p = 0; p < 576; p++)
+            keep[p] = (mnist14k_mix32(mnist14k_mix32((uint32_t)(c * 576 + p) ^ key[0]) + key[1]) >> 8) < L6_KEEP24;
+          for (int p = 0; p < 576; p++)
+            km[p] = keep[p] ? L6_SCALE : 0;
+          for (int p = 0; p < 576; p++) {
+            cnn_real v = (xc[p] * sc + sh) * km[p];
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+          continue;
+        }
+        for (int p = 0; p < 576; p++) {
+          cnn_real v = xc[p] * sc + sh;
+          v = v > 0 ? v : 0;
+          yc[p] = v;
+        }
+      }
     }
   }
 }
 
+// First, in place, the gradient at BN's output: dy where y > 0, times 1 / (1 - p) (y > 0 implies kept).
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
 static void mnist14k_l5_bn_backward(int n) {
@@ -540,20 +595,23 @@ static void mnist14k_l5_bn_backward(int n) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       for (int c = 0; c < 16; c++) {
         const cnn_real *restrict x = mnist14k_a5 + (size_t)i * 9216 + c * 576;
-        const cnn_real *restrict dy = mnist14k_d6 + (size_t)i * 9216 + c * 576;
-        const cnn_real m = mnist14k_l5_mean[c], is = mnist14k_l5_invstd[c];
-        double as[24] = {0};
-        double aq[24] = {0};
-        for (int r = 0; r < 24; r++)
-          for (int q = 0; q < 24; q++) {
-            const int p = r * 24 + q;
-            as[q] += (double)dy[p];
-            aq[q] += (double)dy[p] * ((x[p] - m) * is);
+        cnn_real *restrict dy = mnist14k_d6 + (size_t)i * 9216 + c * 576;
+        const cnn_real *restrict y = mnist14k_a6 + (size_t)i * 9216 + c * 576;
+        for (int p = 0; p < 576; p++) { // a multiply, not a branch: it vectorizes
+          dy[p] *= (cnn_real)(y[p] > 0) * L6_SCALE;
+        }
+        const cnn_real m_ = mnist14k_l5_mean[c], is = mnist14k_l5_invstd[c];
+        cnn_real as[8] = {0}, aq[8] = {0};
+        for (int b = 0; b < 576; b += 8)
+          for (int u = 0; u < 8; u++) {
+            const int p = b + u;
+            as[u] += dy[p];
+            aq[u] += dy[p] * ((x[p] - m_) * is);
           }
         double s = 0, sq = 0;
-        for (int q = 0; q < 24; q++) {
-          s += as[q];
-          sq += aq[q];
+        for (int u = 0; u < 8; u++) {
+          s += as[u];
+          sq += aq[u];
         }
         mnist14k_l5_ps[i][c] = s;
         mnist14k_l5_pq[i][c] = sq;
@@ -580,64 +638,16 @@ static void mnist14k_l5_bn_backward(int n) {
       const cnn_real *restrict x = mnist14k_a5 + (size_t)i * 9216;
       const cnn_real *restrict dy = mnist14k_d6 + (size_t)i * 9216;
       cnn_real *restrict dx = mnist14k_d5 + (size_t)i * 9216;
-      for (int c = 0; c < 16; c++)
+      for (int c = 0; c < 16; c++) {
+        const cnn_real m_ = mnist14k_l5_mean[c], is = mnist14k_l5_invstd[c];
+        const cnn_real a = k1[c], b = k2[c], q = k3[c];
         for (int p = 0; p < 576; p++) {
-          const cnn_real xh = (x[c * 576 + p] - mnist14k_l5_mean[c]) * mnist14k_l5_invstd[c];
-          dx[c * 576 + p] = k1[c] * (dy[c * 576 + p] - k2[c] - xh * k3[c]);
+          const cnn_real xh = (x[c * 576 + p] - m_) * is;
+          dx[c * 576 + p] = a * (dy[c * 576 + p] - b - xh * q);
         }
-    }
-  }
-}
-
-// Layer 6: dropout p=0.03: 24x24x16 -> 24x24x16 (HxWxC), RF 5, 0 params, 0 MACs/image.
-// Keep each value with probability 1 - p and scale it by 1 / (1 - p).
-#define L6_KEEP 0.970000029f
-#define L6_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
-static uint8_t mnist14k_l6_keep[BATCH * 9216];
-// In place; identity in eval. Image i draws from stream i of seed + 6,
-// so the masks do not depend on the thread count.
-static void mnist14k_l6_dropout_forward(int n, int training) {
-  if (!training)
-    return;
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      cnn_rng r;
-      cnn_rng_seed(&r, mnist14k_seed + 6, (uint64_t)i);
-      cnn_real *restrict x = mnist14k_a6 + (size_t)i * 9216;
-      uint8_t *restrict m = mnist14k_l6_keep + (size_t)i * 9216;
-      for (int j = 0; j < 9216; j++) {
-        const int keep = cnn_rng_uniform(&r) < L6_KEEP;
-        m[j] = (uint8_t)keep;
-        x[j] = keep ? x[j] * L6_SCALE : 0;
       }
     }
   }
-}
-// In place: dx = dy * mask / (1 - p).
-static void mnist14k_l6_dropout_backward(int n) {
-  cnn_real *restrict d = mnist14k_d6;
-  const uint8_t *restrict m = mnist14k_l6_keep;
-  CNN_OMP(omp parallel for schedule(static))
-  for (long j = 0; j < (long)n * 9216; j++)
-    d[j] = m[j] ? d[j] * L6_SCALE : 0;
-}
-
-// Layer 7: relu: 24x24x16 -> 24x24x16 (HxWxC), RF 5, 0 params, 0 MACs/image.
-// In place: x = max(x, 0).
-static void mnist14k_l7_relu_forward(int n) {
-  cnn_real *restrict x = mnist14k_a6;
-  CNN_OMP(omp parallel for schedule(static))
-  for (long j = 0; j < (long)n * 9216; j++)
-    x[j] = x[j] > 0 ? x[j] : 0;
-}
-// In place: dx = dy where the output is positive.
-static void mnist14k_l7_relu_backward(int n) {
-  const cnn_real *restrict y = mnist14k_a6;
-  cnn_real *restrict d = mnist14k_d6;
-  CNN_OMP(omp parallel for schedule(static))
-  for (long j = 0; j < (long)n * 9216; j++)
-    d[j] = y[j] > 0 ? d[j] : 0;
 }
 
 // Layer 8: conv 3x3, stride 1, pad 0, no bias: 24x24x16 -> 22x22x16 (HxWxC), RF 7, 2304 params, 1115136 MACs/image.
@@ -649,10 +659,7 @@ static void mnist14k_l8_im2col(const cnn_real *restrict x, cnn_real *restrict co
         cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 484;
         for (int oy = 0; oy < 22; oy++) {
           const int iy = oy * 1 + ky - 0;
-          for (int ox = 0; ox < 22; ox++) {
-            const int ix = ox * 1 + kx - 0;
-            d[oy * 22 + ox] = x[(c * 24 + iy) * 24 + ix];
-          }
+          memcpy(d + oy * 22, x + (c * 24 + iy) * 24 + kx, 22 * sizeof(cnn_real));
         }
       }
 }
@@ -672,7 +679,11 @@ static void mnist14k_l8_col2im(const cnn_real *restrict col, cnn_real *restrict 
       }
 }
 // y[16][484] = W[16][144] * x unfolded.
-static void mnist14k_l8_conv_forward(int n) {
+// Layer 9's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist14k_l9_ps[BATCH][16], mnist14k_l9_pq[BATCH][16];
+// In training, also sums each image's output per channel for layer 9's statistics.
+static void mnist14k_l8_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 2512;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -682,6 +693,28 @@ static void mnist14k_l8_conv_forward(int n) {
       cnn_real *restrict y = mnist14k_a9 + (size_t)i * 7744;
       mnist14k_l8_im2col(x, col);
       GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 16, 484, 144, 1, w, 144, col, 484, 0, y, 484);
+      if (training)
+        for (int c = 0; c < 16; c++) {
+          const cnn_real *restrict x = y + c * 484;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 480; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          for (int p = 480; p < 484; p++) {
+            as[p - 480] += x[p];
+            aq[p - 480] += x[p] * x[p];
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist14k_l9_ps[i][c] = s;
+          mnist14k_l9_pq[i][c] = sq;
+        }
     }
   }
 }
@@ -719,40 +752,28 @@ static void mnist14k_l8_conv_backward(int n) {
 }
 
 // Layer 9: batchnorm: 22x22x16 -> 22x22x16 (HxWxC), RF 7, 32 params, 0 MACs/image.
-// Per-image partial sums (double, like PyTorch's CPU accumulation), and
-// the batch mean and 1/sqrt(var + eps) that backward reuses.
-static double mnist14k_l9_ps[BATCH][16], mnist14k_l9_pq[BATCH][16];
+
+// Layer 10: dropout p=0.03: 22x22x16 -> 22x22x16 (HxWxC), RF 7, 0 params, 0 MACs/image.
+
+// Layer 11: relu: 22x22x16 -> 22x22x16 (HxWxC), RF 7, 0 params, 0 MACs/image.
+// Fused: one sweep per image normalizes, drops, rectifies while the image is in cache
+// (in place in the output buffer, [batch][16][484]).
+// The batch mean and 1/sqrt(var + eps), which backward reuses.
 static cnn_real mnist14k_l9_mean[16], mnist14k_l9_invstd[16];
+// Layer 10: keep a value with probability 1 - p = 0.970000029 (hash < 16273900 / 2^24)
+// and scale it by 1 / (1 - p).
+#define L10_KEEP24 16273900u
+#define L10_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
+// Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
+// ReLU: y = max(y, 0).
 static void mnist14k_l9_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist14k_params + 4816, *restrict beta = mnist14k_params + 4832;
   cnn_real *restrict rmean = mnist14k_state + 64, *restrict rvar = mnist14k_state + 80;
   cnn_real scale[16], shift[16];
   if (training) {
-    CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-      for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-        for (int c = 0; c < 16; c++) {
-          const cnn_real *restrict x = mnist14k_a9 + (size_t)i * 7744 + c * 484;
-          double as[22] = {0};
-          double aq[22] = {0};
-          for (int r = 0; r < 22; r++)
-            for (int q = 0; q < 22; q++) {
-              const int p = r * 22 + q;
-              as[q] += (double)x[p];
-              aq[q] += (double)x[p] * x[p];
-            }
-          double s = 0, sq = 0;
-          for (int q = 0; q < 22; q++) {
-            s += as[q];
-            sq += aq[q];
-          }
-          mnist14k_l9_ps[i][c] = s;
-          mnist14k_l9_pq[i][c] = sq;
-        }
-      }
-    }
+    // The per-image sums were taken by layer 8's forward.
     const double N = (double)n * 484;
     for (int c = 0; c < 16; c++) {
       double s = 0, sq = 0;
@@ -783,13 +804,39 @@ static void mnist14k_l9_bn_forward(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a9 + (size_t)i * 7744;
       cnn_real *restrict y = mnist14k_a10 + (size_t)i * 7744;
-      for (int c = 0; c < 16; c++)
-        for (int p = 0; p < 484; p++)
-          y[c * 484 + p] = x[c * 484 + p] * scale[c] + shift[c];
+      uint32_t key[2] = {0, 0};
+      if (training)
+        mnist14k_drop_keys(10, i, key);
+      for (int c = 0; c < 16; c++) {
+        const cnn_real sc = scale[c], sh = shift[c];
+        const cnn_real *restrict xc = x + c * 484;
+        cnn_real *restrict yc = y + c * 484;
+        if (training) {
+          // Branch-free: the mask as a multiplier, so the sweep vectorizes.
+          int32_t keep[484];
+          cnn_real km[484];
+          for (int p = 0; p < 484; p++)
+            keep[p] = (mnist14k_mix32(mnist14k_mix32((uint32_t)(c * 484 + p) ^ key[0]) + key[1]) >> 8) < L10_KEEP24;
+          for (int p = 0; p < 484; p++)
+            km[p] = keep[p] ? L10_SCALE : 0;
+          for (int p = 0; p < 484; p++) {
+            cnn_real v = (xc[p] * sc + sh) * km[p];
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+          continue;
+        }
+        for (int p = 0; p < 484; p++) {
+          cnn_real v = xc[p] * sc + sh;
+          v = v > 0 ? v : 0;
+          yc[p] = v;
+        }
+      }
     }
   }
 }
 
+// First, in place, the gradient at BN's output: dy where y > 0, times 1 / (1 - p) (y > 0 implies kept).
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
 static void mnist14k_l9_bn_backward(int n) {
@@ -798,20 +845,27 @@ static void mnist14k_l9_bn_backward(int n) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       for (int c = 0; c < 16; c++) {
         const cnn_real *restrict x = mnist14k_a9 + (size_t)i * 7744 + c * 484;
-        const cnn_real *restrict dy = mnist14k_d10 + (size_t)i * 7744 + c * 484;
-        const cnn_real m = mnist14k_l9_mean[c], is = mnist14k_l9_invstd[c];
-        double as[22] = {0};
-        double aq[22] = {0};
-        for (int r = 0; r < 22; r++)
-          for (int q = 0; q < 22; q++) {
-            const int p = r * 22 + q;
-            as[q] += (double)dy[p];
-            aq[q] += (double)dy[p] * ((x[p] - m) * is);
+        cnn_real *restrict dy = mnist14k_d10 + (size_t)i * 7744 + c * 484;
+        const cnn_real *restrict y = mnist14k_a10 + (size_t)i * 7744 + c * 484;
+        for (int p = 0; p < 484; p++) { // a multiply, not a branch: it vectorizes
+          dy[p] *= (cnn_real)(y[p] > 0) * L10_SCALE;
+        }
+        const cnn_real m_ = mnist14k_l9_mean[c], is = mnist14k_l9_invstd[c];
+        cnn_real as[8] = {0}, aq[8] = {0};
+        for (int b = 0; b < 480; b += 8)
+          for (int u = 0; u < 8; u++) {
+            const int p = b + u;
+            as[u] += dy[p];
+            aq[u] += dy[p] * ((x[p] - m_) * is);
           }
+        for (int p = 480; p < 484; p++) {
+          as[p - 480] += dy[p];
+          aq[p - 480] += dy[p] * ((x[p] - m_) * is);
+        }
         double s = 0, sq = 0;
-        for (int q = 0; q < 22; q++) {
-          s += as[q];
-          sq += aq[q];
+        for (int u = 0; u < 8; u++) {
+          s += as[u];
+          sq += aq[u];
         }
         mnist14k_l9_ps[i][c] = s;
         mnist14k_l9_pq[i][c] = sq;
@@ -838,64 +892,16 @@ static void mnist14k_l9_bn_backward(int n) {
       const cnn_real *restrict x = mnist14k_a9 + (size_t)i * 7744;
       const cnn_real *restrict dy = mnist14k_d10 + (size_t)i * 7744;
       cnn_real *restrict dx = mnist14k_d9 + (size_t)i * 7744;
-      for (int c = 0; c < 16; c++)
+      for (int c = 0; c < 16; c++) {
+        const cnn_real m_ = mnist14k_l9_mean[c], is = mnist14k_l9_invstd[c];
+        const cnn_real a = k1[c], b = k2[c], q = k3[c];
         for (int p = 0; p < 484; p++) {
-          const cnn_real xh = (x[c * 484 + p] - mnist14k_l9_mean[c]) * mnist14k_l9_invstd[c];
-          dx[c * 484 + p] = k1[c] * (dy[c * 484 + p] - k2[c] - xh * k3[c]);
+          const cnn_real xh = (x[c * 484 + p] - m_) * is;
+          dx[c * 484 + p] = a * (dy[c * 484 + p] - b - xh * q);
         }
-    }
-  }
-}
-
-// Layer 10: dropout p=0.03: 22x22x16 -> 22x22x16 (HxWxC), RF 7, 0 params, 0 MACs/image.
-// Keep each value with probability 1 - p and scale it by 1 / (1 - p).
-#define L10_KEEP 0.970000029f
-#define L10_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
-static uint8_t mnist14k_l10_keep[BATCH * 7744];
-// In place; identity in eval. Image i draws from stream i of seed + 10,
-// so the masks do not depend on the thread count.
-static void mnist14k_l10_dropout_forward(int n, int training) {
-  if (!training)
-    return;
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      cnn_rng r;
-      cnn_rng_seed(&r, mnist14k_seed + 10, (uint64_t)i);
-      cnn_real *restrict x = mnist14k_a10 + (size_t)i * 7744;
-      uint8_t *restrict m = mnist14k_l10_keep + (size_t)i * 7744;
-      for (int j = 0; j < 7744; j++) {
-        const int keep = cnn_rng_uniform(&r) < L10_KEEP;
-        m[j] = (uint8_t)keep;
-        x[j] = keep ? x[j] * L10_SCALE : 0;
       }
     }
   }
-}
-// In place: dx = dy * mask / (1 - p).
-static void mnist14k_l10_dropout_backward(int n) {
-  cnn_real *restrict d = mnist14k_d10;
-  const uint8_t *restrict m = mnist14k_l10_keep;
-  CNN_OMP(omp parallel for schedule(static))
-  for (long j = 0; j < (long)n * 7744; j++)
-    d[j] = m[j] ? d[j] * L10_SCALE : 0;
-}
-
-// Layer 11: relu: 22x22x16 -> 22x22x16 (HxWxC), RF 7, 0 params, 0 MACs/image.
-// In place: x = max(x, 0).
-static void mnist14k_l11_relu_forward(int n) {
-  cnn_real *restrict x = mnist14k_a10;
-  CNN_OMP(omp parallel for schedule(static))
-  for (long j = 0; j < (long)n * 7744; j++)
-    x[j] = x[j] > 0 ? x[j] : 0;
-}
-// In place: dx = dy where the output is positive.
-static void mnist14k_l11_relu_backward(int n) {
-  const cnn_real *restrict y = mnist14k_a10;
-  cnn_real *restrict d = mnist14k_d10;
-  CNN_OMP(omp parallel for schedule(static))
-  for (long j = 0; j < (long)n * 7744; j++)
-    d[j] = y[j] > 0 ? d[j] : 0;
 }
 
 // Layer 12: maxpool 2x2, stride 2, pad 0: 22x22x16 -> 11x11x16 (HxWxC), RF 8, 0 params, 0 MACs/image.
@@ -910,16 +916,15 @@ static void mnist14k_l12_maxpool_forward(int n, int training) {
       for (int c = 0; c < 16; c++)
         for (int oy = 0; oy < 11; oy++)
           for (int ox = 0; ox < 11; ox++) {
-            int best = -1;
-            for (int ky = 0; ky < 2; ky++) {
-              const int iy = oy * 2 + ky - 0;
-              for (int kx = 0; kx < 2; kx++) {
-                const int ix = ox * 2 + kx - 0;
-                const int j = (c * 22 + iy) * 22 + ix;
-                if (best < 0 || x[j] > x[best])
-                  best = j;
-              }
-            }
+            const int j0 = (c * 22 + 2 * oy) * 22 + 2 * ox;
+            int best = j0;
+            cnn_real m = x[j0];
+            best = x[j0 + 1] > m ? j0 + 1 : best;
+            m = x[j0 + 1] > m ? x[j0 + 1] : m;
+            best = x[j0 + 22] > m ? j0 + 22 : best;
+            m = x[j0 + 22] > m ? x[j0 + 22] : m;
+            best = x[j0 + 23] > m ? j0 + 23 : best;
+            m = x[j0 + 23] > m ? x[j0 + 23] : m;
             const int o = (c * 11 + oy) * 11 + ox;
             y[o] = x[best];
             if (training)
@@ -946,7 +951,11 @@ static void mnist14k_l12_maxpool_backward(int n) {
 
 // Layer 13: conv 1x1, stride 1, pad 0, no bias: 11x11x16 -> 11x11x16 (HxWxC), RF 8, 256 params, 30976 MACs/image.
 // y[16][121] = W[16][16] * x (1x1: x is the GEMM operand).
-static void mnist14k_l13_conv_forward(int n) {
+// Layer 14's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist14k_l14_ps[BATCH][16], mnist14k_l14_pq[BATCH][16];
+// In training, also sums each image's output per channel for layer 14's statistics.
+static void mnist14k_l13_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 4848;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -954,6 +963,28 @@ static void mnist14k_l13_conv_forward(int n) {
       const cnn_real *restrict x = mnist14k_a13 + (size_t)i * 1936;
       cnn_real *restrict y = mnist14k_a14 + (size_t)i * 1936;
       GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 16, 121, 16, 1, w, 16, x, 121, 0, y, 121);
+      if (training)
+        for (int c = 0; c < 16; c++) {
+          const cnn_real *restrict x = y + c * 121;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 120; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          for (int p = 120; p < 121; p++) {
+            as[p - 120] += x[p];
+            aq[p - 120] += x[p] * x[p];
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist14k_l14_ps[i][c] = s;
+          mnist14k_l14_pq[i][c] = sq;
+        }
     }
   }
 }
@@ -985,40 +1016,28 @@ static void mnist14k_l13_conv_backward(int n) {
 }
 
 // Layer 14: batchnorm: 11x11x16 -> 11x11x16 (HxWxC), RF 8, 32 params, 0 MACs/image.
-// Per-image partial sums (double, like PyTorch's CPU accumulation), and
-// the batch mean and 1/sqrt(var + eps) that backward reuses.
-static double mnist14k_l14_ps[BATCH][16], mnist14k_l14_pq[BATCH][16];
+
+// Layer 15: dropout p=0.03: 11x11x16 -> 11x11x16 (HxWxC), RF 8, 0 params, 0 MACs/image.
+
+// Layer 16: relu: 11x11x16 -> 11x11x16 (HxWxC), RF 8, 0 params, 0 MACs/image.
+// Fused: one sweep per image normalizes, drops, rectifies while the image is in cache
+// (in place in the output buffer, [batch][16][121]).
+// The batch mean and 1/sqrt(var + eps), which backward reuses.
 static cnn_real mnist14k_l14_mean[16], mnist14k_l14_invstd[16];
+// Layer 15: keep a value with probability 1 - p = 0.970000029 (hash < 16273900 / 2^24)
+// and scale it by 1 / (1 - p).
+#define L15_KEEP24 16273900u
+#define L15_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
+// Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
+// ReLU: y = max(y, 0).
 static void mnist14k_l14_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist14k_params + 5104, *restrict beta = mnist14k_params + 5120;
   cnn_real *restrict rmean = mnist14k_state + 96, *restrict rvar = mnist14k_state + 112;
   cnn_real scale[16], shift[16];
   if (training) {
-    CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-      for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-        for (int c = 0; c < 16; c++) {
-          const cnn_real *restrict x = mnist14k_a14 + (size_t)i * 1936 + c * 121;
-          double as[11] = {0};
-          double aq[11] = {0};
-          for (int r = 0; r < 11; r++)
-            for (int q = 0; q < 11; q++) {
-              const int p = r * 11 + q;
-              as[q] += (double)x[p];
-              aq[q] += (double)x[p] * x[p];
-            }
-          double s = 0, sq = 0;
-          for (int q = 0; q < 11; q++) {
-            s += as[q];
-            sq += aq[q];
-          }
-          mnist14k_l14_ps[i][c] = s;
-          mnist14k_l14_pq[i][c] = sq;
-        }
-      }
-    }
+    // The per-image sums were taken by layer 13's forward.
     const double N = (double)n * 121;
     for (int c = 0; c < 16; c++) {
       double s = 0, sq = 0;
@@ -1044,18 +1063,44 @@ static void mnist14k_l14_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
+  // Spread per value: the sweep below runs over whole images (1936 values).
+  cnn_real scv[1936], shv[1936];
+  for (int c = 0; c < 16; c++)
+    for (int p = 0; p < 121; p++) {
+      scv[c * 121 + p] = scale[c];
+      shv[c * 121 + p] = shift[c];
+    }
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a14 + (size_t)i * 1936;
       cnn_real *restrict y = mnist14k_a15 + (size_t)i * 1936;
-      for (int c = 0; c < 16; c++)
-        for (int p = 0; p < 121; p++)
-          y[c * 121 + p] = x[c * 121 + p] * scale[c] + shift[c];
+      if (training) {
+        uint32_t key[2];
+        mnist14k_drop_keys(15, i, key);
+        int32_t keep[1936];
+        cnn_real km[1936];
+        for (int j = 0; j < 1936; j++)
+          keep[j] = (mnist14k_mix32(mnist14k_mix32((uint32_t)(j) ^ key[0]) + key[1]) >> 8) < L15_KEEP24;
+        for (int j = 0; j < 1936; j++)
+          km[j] = keep[j] ? L15_SCALE : 0;
+        for (int j = 0; j < 1936; j++) {
+          cnn_real v = (x[j] * scv[j] + shv[j]) * km[j];
+          v = v > 0 ? v : 0;
+          y[j] = v;
+        }
+        continue;
+      }
+      for (int j = 0; j < 1936; j++) {
+        cnn_real v = x[j] * scv[j] + shv[j];
+        v = v > 0 ? v : 0;
+        y[j] = v;
+      }
     }
   }
 }
 
+// First, in place, the gradient at BN's output: dy where y > 0, times 1 / (1 - p) (y > 0 implies kept).
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
 static void mnist14k_l14_bn_backward(int n) {
@@ -1064,20 +1109,27 @@ static void mnist14k_l14_bn_backward(int n) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       for (int c = 0; c < 16; c++) {
         const cnn_real *restrict x = mnist14k_a14 + (size_t)i * 1936 + c * 121;
-        const cnn_real *restrict dy = mnist14k_d15 + (size_t)i * 1936 + c * 121;
-        const cnn_real m = mnist14k_l14_mean[c], is = mnist14k_l14_invstd[c];
-        double as[11] = {0};
-        double aq[11] = {0};
-        for (int r = 0; r < 11; r++)
-          for (int q = 0; q < 11; q++) {
-            const int p = r * 11 + q;
-            as[q] += (double)dy[p];
-            aq[q] += (double)dy[p] * ((x[p] - m) * is);
+        cnn_real *restrict dy = mnist14k_d15 + (size_t)i * 1936 + c * 121;
+        const cnn_real *restrict y = mnist14k_a15 + (size_t)i * 1936 + c * 121;
+        for (int p = 0; p < 121; p++) { // a multiply, not a branch: it vectorizes
+          dy[p] *= (cnn_real)(y[p] > 0) * L15_SCALE;
+        }
+        const cnn_real m_ = mnist14k_l14_mean[c], is = mnist14k_l14_invstd[c];
+        cnn_real as[8] = {0}, aq[8] = {0};
+        for (int b = 0; b < 120; b += 8)
+          for (int u = 0; u < 8; u++) {
+            const int p = b + u;
+            as[u] += dy[p];
+            aq[u] += dy[p] * ((x[p] - m_) * is);
           }
+        for (int p = 120; p < 121; p++) {
+          as[p - 120] += dy[p];
+          aq[p - 120] += dy[p] * ((x[p] - m_) * is);
+        }
         double s = 0, sq = 0;
-        for (int q = 0; q < 11; q++) {
-          s += as[q];
-          sq += aq[q];
+        for (int u = 0; u < 8; u++) {
+          s += as[u];
+          sq += aq[u];
         }
         mnist14k_l14_ps[i][c] = s;
         mnist14k_l14_pq[i][c] = sq;
@@ -1104,64 +1156,16 @@ static void mnist14k_l14_bn_backward(int n) {
       const cnn_real *restrict x = mnist14k_a14 + (size_t)i * 1936;
       const cnn_real *restrict dy = mnist14k_d15 + (size_t)i * 1936;
       cnn_real *restrict dx = mnist14k_d14 + (size_t)i * 1936;
-      for (int c = 0; c < 16; c++)
+      for (int c = 0; c < 16; c++) {
+        const cnn_real m_ = mnist14k_l14_mean[c], is = mnist14k_l14_invstd[c];
+        const cnn_real a = k1[c], b = k2[c], q = k3[c];
         for (int p = 0; p < 121; p++) {
-          const cnn_real xh = (x[c * 121 + p] - mnist14k_l14_mean[c]) * mnist14k_l14_invstd[c];
-          dx[c * 121 + p] = k1[c] * (dy[c * 121 + p] - k2[c] - xh * k3[c]);
+          const cnn_real xh = (x[c * 121 + p] - m_) * is;
+          dx[c * 121 + p] = a * (dy[c * 121 + p] - b - xh * q);
         }
-    }
-  }
-}
-
-// Layer 15: dropout p=0.03: 11x11x16 -> 11x11x16 (HxWxC), RF 8, 0 params, 0 MACs/image.
-// Keep each value with probability 1 - p and scale it by 1 / (1 - p).
-#define L15_KEEP 0.970000029f
-#define L15_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
-static uint8_t mnist14k_l15_keep[BATCH * 1936];
-// In place; identity in eval. Image i draws from stream i of seed + 15,
-// so the masks do not depend on the thread count.
-static void mnist14k_l15_dropout_forward(int n, int training) {
-  if (!training)
-    return;
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      cnn_rng r;
-      cnn_rng_seed(&r, mnist14k_seed + 15, (uint64_t)i);
-      cnn_real *restrict x = mnist14k_a15 + (size_t)i * 1936;
-      uint8_t *restrict m = mnist14k_l15_keep + (size_t)i * 1936;
-      for (int j = 0; j < 1936; j++) {
-        const int keep = cnn_rng_uniform(&r) < L15_KEEP;
-        m[j] = (uint8_t)keep;
-        x[j] = keep ? x[j] * L15_SCALE : 0;
       }
     }
   }
-}
-// In place: dx = dy * mask / (1 - p).
-static void mnist14k_l15_dropout_backward(int n) {
-  cnn_real *restrict d = mnist14k_d15;
-  const uint8_t *restrict m = mnist14k_l15_keep;
-  CNN_OMP(omp parallel for schedule(static))
-  for (long j = 0; j < (long)n * 1936; j++)
-    d[j] = m[j] ? d[j] * L15_SCALE : 0;
-}
-
-// Layer 16: relu: 11x11x16 -> 11x11x16 (HxWxC), RF 8, 0 params, 0 MACs/image.
-// In place: x = max(x, 0).
-static void mnist14k_l16_relu_forward(int n) {
-  cnn_real *restrict x = mnist14k_a15;
-  CNN_OMP(omp parallel for schedule(static))
-  for (long j = 0; j < (long)n * 1936; j++)
-    x[j] = x[j] > 0 ? x[j] : 0;
-}
-// In place: dx = dy where the output is positive.
-static void mnist14k_l16_relu_backward(int n) {
-  const cnn_real *restrict y = mnist14k_a15;
-  cnn_real *restrict d = mnist14k_d15;
-  CNN_OMP(omp parallel for schedule(static))
-  for (long j = 0; j < (long)n * 1936; j++)
-    d[j] = y[j] > 0 ? d[j] : 0;
 }
 
 // Layer 17: conv 3x3, stride 1, pad 0, no bias: 11x11x16 -> 9x9x24 (HxWxC), RF 12, 3456 params, 279936 MACs/image.
@@ -1173,10 +1177,7 @@ static void mnist14k_l17_im2col(const cnn_real *restrict x, cnn_real *restrict c
         cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 81;
         for (int oy = 0; oy < 9; oy++) {
           const int iy = oy * 1 + ky - 0;
-          for (int ox = 0; ox < 9; ox++) {
-            const int ix = ox * 1 + kx - 0;
-            d[oy * 9 + ox] = x[(c * 11 + iy) * 11 + ix];
-          }
+          memcpy(d + oy * 9, x + (c * 11 + iy) * 11 + kx, 9 * sizeof(cnn_real));
         }
       }
 }
@@ -1196,7 +1197,11 @@ static void mnist14k_l17_col2im(const cnn_real *restrict col, cnn_real *restrict
       }
 }
 // y[24][81] = W[24][144] * x unfolded.
-static void mnist14k_l17_conv_forward(int n) {
+// Layer 18's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist14k_l18_ps[BATCH][24], mnist14k_l18_pq[BATCH][24];
+// In training, also sums each image's output per channel for layer 18's statistics.
+static void mnist14k_l17_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 5136;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -1206,6 +1211,28 @@ static void mnist14k_l17_conv_forward(int n) {
       cnn_real *restrict y = mnist14k_a18 + (size_t)i * 1944;
       mnist14k_l17_im2col(x, col);
       GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 24, 81, 144, 1, w, 144, col, 81, 0, y, 81);
+      if (training)
+        for (int c = 0; c < 24; c++) {
+          const cnn_real *restrict x = y + c * 81;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 80; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          for (int p = 80; p < 81; p++) {
+            as[p - 80] += x[p];
+            aq[p - 80] += x[p] * x[p];
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist14k_l18_ps[i][c] = s;
+          mnist14k_l18_pq[i][c] = sq;
+        }
     }
   }
 }
@@ -1243,40 +1270,28 @@ static void mnist14k_l17_conv_backward(int n) {
 }
 
 // Layer 18: batchnorm: 9x9x24 -> 9x9x24 (HxWxC), RF 12, 48 params, 0 MACs/image.
-// Per-image partial sums (double, like PyTorch's CPU accumulation), and
-// the batch mean and 1/sqrt(var + eps) that backward reuses.
-static double mnist14k_l18_ps[BATCH][24], mnist14k_l18_pq[BATCH][24];
+
+// Layer 19: dropout p=0.03: 9x9x24 -> 9x9x24 (HxWxC), RF 12, 0 params, 0 MACs/image.
+
+// Layer 20: relu: 9x9x24 -> 9x9x24 (HxWxC), RF 12, 0 params, 0 MACs/image.
+// Fused: one sweep per image normalizes, drops, rectifies while the image is in cache
+// (in place in the output buffer, [batch][24][81]).
+// The batch mean and 1/sqrt(var + eps), which backward reuses.
 static cnn_real mnist14k_l18_mean[24], mnist14k_l18_invstd[24];
+// Layer 19: keep a value with probability 1 - p = 0.970000029 (hash < 16273900 / 2^24)
+// and scale it by 1 / (1 - p).
+#define L19_KEEP24 16273900u
+#define L19_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
+// Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
+// ReLU: y = max(y, 0).
 static void mnist14k_l18_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist14k_params + 8592, *restrict beta = mnist14k_params + 8616;
   cnn_real *restrict rmean = mnist14k_state + 128, *restrict rvar = mnist14k_state + 152;
   cnn_real scale[24], shift[24];
   if (training) {
-    CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-      for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-        for (int c = 0; c < 24; c++) {
-          const cnn_real *restrict x = mnist14k_a18 + (size_t)i * 1944 + c * 81;
-          double as[9] = {0};
-          double aq[9] = {0};
-          for (int r = 0; r < 9; r++)
-            for (int q = 0; q < 9; q++) {
-              const int p = r * 9 + q;
-              as[q] += (double)x[p];
-              aq[q] += (double)x[p] * x[p];
-            }
-          double s = 0, sq = 0;
-          for (int q = 0; q < 9; q++) {
-            s += as[q];
-            sq += aq[q];
-          }
-          mnist14k_l18_ps[i][c] = s;
-          mnist14k_l18_pq[i][c] = sq;
-        }
-      }
-    }
+    // The per-image sums were taken by layer 17's forward.
     const double N = (double)n * 81;
     for (int c = 0; c < 24; c++) {
       double s = 0, sq = 0;
@@ -1302,18 +1317,44 @@ static void mnist14k_l18_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
+  // Spread per value: the sweep below runs over whole images (1944 values).
+  cnn_real scv[1944], shv[1944];
+  for (int c = 0; c < 24; c++)
+    for (int p = 0; p < 81; p++) {
+      scv[c * 81 + p] = scale[c];
+      shv[c * 81 + p] = shift[c];
+    }
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a18 + (size_t)i * 1944;
       cnn_real *restrict y = mnist14k_a19 + (size_t)i * 1944;
-      for (int c = 0; c < 24; c++)
-        for (int p = 0; p < 81; p++)
-          y[c * 81 + p] = x[c * 81 + p] * scale[c] + shift[c];
+      if (training) {
+        uint32_t key[2];
+        mnist14k_drop_keys(19, i, key);
+        int32_t keep[1944];
+        cnn_real km[1944];
+        for (int j = 0; j < 1944; j++)
+          keep[j] = (mnist14k_mix32(mnist14k_mix32((uint32_t)(j) ^ key[0]) + key[1]) >> 8) < L19_KEEP24;
+        for (int j = 0; j < 1944; j++)
+          km[j] = keep[j] ? L19_SCALE : 0;
+        for (int j = 0; j < 1944; j++) {
+          cnn_real v = (x[j] * scv[j] + shv[j]) * km[j];
+          v = v > 0 ? v : 0;
+          y[j] = v;
+        }
+        continue;
+      }
+      for (int j = 0; j < 1944; j++) {
+        cnn_real v = x[j] * scv[j] + shv[j];
+        v = v > 0 ? v : 0;
+        y[j] = v;
+      }
     }
   }
 }
 
+// First, in place, the gradient at BN's output: dy where y > 0, times 1 / (1 - p) (y > 0 implies kept).
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
 static void mnist14k_l18_bn_backward(int n) {
@@ -1322,20 +1363,27 @@ static void mnist14k_l18_bn_backward(int n) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       for (int c = 0; c < 24; c++) {
         const cnn_real *restrict x = mnist14k_a18 + (size_t)i * 1944 + c * 81;
-        const cnn_real *restrict dy = mnist14k_d19 + (size_t)i * 1944 + c * 81;
-        const cnn_real m = mnist14k_l18_mean[c], is = mnist14k_l18_invstd[c];
-        double as[9] = {0};
-        double aq[9] = {0};
-        for (int r = 0; r < 9; r++)
-          for (int q = 0; q < 9; q++) {
-            const int p = r * 9 + q;
-            as[q] += (double)dy[p];
-            aq[q] += (double)dy[p] * ((x[p] - m) * is);
+        cnn_real *restrict dy = mnist14k_d19 + (size_t)i * 1944 + c * 81;
+        const cnn_real *restrict y = mnist14k_a19 + (size_t)i * 1944 + c * 81;
+        for (int p = 0; p < 81; p++) { // a multiply, not a branch: it vectorizes
+          dy[p] *= (cnn_real)(y[p] > 0) * L19_SCALE;
+        }
+        const cnn_real m_ = mnist14k_l18_mean[c], is = mnist14k_l18_invstd[c];
+        cnn_real as[8] = {0}, aq[8] = {0};
+        for (int b = 0; b < 80; b += 8)
+          for (int u = 0; u < 8; u++) {
+            const int p = b + u;
+            as[u] += dy[p];
+            aq[u] += dy[p] * ((x[p] - m_) * is);
           }
+        for (int p = 80; p < 81; p++) {
+          as[p - 80] += dy[p];
+          aq[p - 80] += dy[p] * ((x[p] - m_) * is);
+        }
         double s = 0, sq = 0;
-        for (int q = 0; q < 9; q++) {
-          s += as[q];
-          sq += aq[q];
+        for (int u = 0; u < 8; u++) {
+          s += as[u];
+          sq += aq[u];
         }
         mnist14k_l18_ps[i][c] = s;
         mnist14k_l18_pq[i][c] = sq;
@@ -1362,64 +1410,16 @@ static void mnist14k_l18_bn_backward(int n) {
       const cnn_real *restrict x = mnist14k_a18 + (size_t)i * 1944;
       const cnn_real *restrict dy = mnist14k_d19 + (size_t)i * 1944;
       cnn_real *restrict dx = mnist14k_d18 + (size_t)i * 1944;
-      for (int c = 0; c < 24; c++)
+      for (int c = 0; c < 24; c++) {
+        const cnn_real m_ = mnist14k_l18_mean[c], is = mnist14k_l18_invstd[c];
+        const cnn_real a = k1[c], b = k2[c], q = k3[c];
         for (int p = 0; p < 81; p++) {
-          const cnn_real xh = (x[c * 81 + p] - mnist14k_l18_mean[c]) * mnist14k_l18_invstd[c];
-          dx[c * 81 + p] = k1[c] * (dy[c * 81 + p] - k2[c] - xh * k3[c]);
+          const cnn_real xh = (x[c * 81 + p] - m_) * is;
+          dx[c * 81 + p] = a * (dy[c * 81 + p] - b - xh * q);
         }
-    }
-  }
-}
-
-// Layer 19: dropout p=0.03: 9x9x24 -> 9x9x24 (HxWxC), RF 12, 0 params, 0 MACs/image.
-// Keep each value with probability 1 - p and scale it by 1 / (1 - p).
-#define L19_KEEP 0.970000029f
-#define L19_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
-static uint8_t mnist14k_l19_keep[BATCH * 1944];
-// In place; identity in eval. Image i draws from stream i of seed + 19,
-// so the masks do not depend on the thread count.
-static void mnist14k_l19_dropout_forward(int n, int training) {
-  if (!training)
-    return;
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      cnn_rng r;
-      cnn_rng_seed(&r, mnist14k_seed + 19, (uint64_t)i);
-      cnn_real *restrict x = mnist14k_a19 + (size_t)i * 1944;
-      uint8_t *restrict m = mnist14k_l19_keep + (size_t)i * 1944;
-      for (int j = 0; j < 1944; j++) {
-        const int keep = cnn_rng_uniform(&r) < L19_KEEP;
-        m[j] = (uint8_t)keep;
-        x[j] = keep ? x[j] * L19_SCALE : 0;
       }
     }
   }
-}
-// In place: dx = dy * mask / (1 - p).
-static void mnist14k_l19_dropout_backward(int n) {
-  cnn_real *restrict d = mnist14k_d19;
-  const uint8_t *restrict m = mnist14k_l19_keep;
-  CNN_OMP(omp parallel for schedule(static))
-  for (long j = 0; j < (long)n * 1944; j++)
-    d[j] = m[j] ? d[j] * L19_SCALE : 0;
-}
-
-// Layer 20: relu: 9x9x24 -> 9x9x24 (HxWxC), RF 12, 0 params, 0 MACs/image.
-// In place: x = max(x, 0).
-static void mnist14k_l20_relu_forward(int n) {
-  cnn_real *restrict x = mnist14k_a19;
-  CNN_OMP(omp parallel for schedule(static))
-  for (long j = 0; j < (long)n * 1944; j++)
-    x[j] = x[j] > 0 ? x[j] : 0;
-}
-// In place: dx = dy where the output is positive.
-static void mnist14k_l20_relu_backward(int n) {
-  const cnn_real *restrict y = mnist14k_a19;
-  cnn_real *restrict d = mnist14k_d19;
-  CNN_OMP(omp parallel for schedule(static))
-  for (long j = 0; j < (long)n * 1944; j++)
-    d[j] = y[j] > 0 ? d[j] : 0;
 }
 
 // Layer 21: conv 3x3, stride 1, pad 0, no bias: 9x9x24 -> 7x7x24 (HxWxC), RF 16, 5184 params, 254016 MACs/image.
@@ -1431,10 +1431,7 @@ static void mnist14k_l21_im2col(const cnn_real *restrict x, cnn_real *restrict c
         cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 49;
         for (int oy = 0; oy < 7; oy++) {
           const int iy = oy * 1 + ky - 0;
-          for (int ox = 0; ox < 7; ox++) {
-            const int ix = ox * 1 + kx - 0;
-            d[oy * 7 + ox] = x[(c * 9 + iy) * 9 + ix];
-          }
+          memcpy(d + oy * 7, x + (c * 9 + iy) * 9 + kx, 7 * sizeof(cnn_real));
         }
       }
 }
@@ -1454,7 +1451,11 @@ static void mnist14k_l21_col2im(const cnn_real *restrict col, cnn_real *restrict
       }
 }
 // y[24][49] = W[24][216] * x unfolded.
-static void mnist14k_l21_conv_forward(int n) {
+// Layer 22's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist14k_l22_ps[BATCH][24], mnist14k_l22_pq[BATCH][24];
+// In training, also sums each image's output per channel for layer 22's statistics.
+static void mnist14k_l21_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 8640;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -1464,6 +1465,28 @@ static void mnist14k_l21_conv_forward(int n) {
       cnn_real *restrict y = mnist14k_a22 + (size_t)i * 1176;
       mnist14k_l21_im2col(x, col);
       GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 24, 49, 216, 1, w, 216, col, 49, 0, y, 49);
+      if (training)
+        for (int c = 0; c < 24; c++) {
+          const cnn_real *restrict x = y + c * 49;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 48; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          for (int p = 48; p < 49; p++) {
+            as[p - 48] += x[p];
+            aq[p - 48] += x[p] * x[p];
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist14k_l22_ps[i][c] = s;
+          mnist14k_l22_pq[i][c] = sq;
+        }
     }
   }
 }
@@ -1501,40 +1524,28 @@ static void mnist14k_l21_conv_backward(int n) {
 }
 
 // Layer 22: batchnorm: 7x7x24 -> 7x7x24 (HxWxC), RF 16, 48 params, 0 MACs/image.
-// Per-image partial sums (double, like PyTorch's CPU accumulation), and
-// the batch mean and 1/sqrt(var + eps) that backward reuses.
-static double mnist14k_l22_ps[BATCH][24], mnist14k_l22_pq[BATCH][24];
+
+// Layer 23: dropout p=0.03: 7x7x24 -> 7x7x24 (HxWxC), RF 16, 0 params, 0 MACs/image.
+
+// Layer 24: relu: 7x7x24 -> 7x7x24 (HxWxC), RF 16, 0 params, 0 MACs/image.
+// Fused: one sweep per image normalizes, drops, rectifies while the image is in cache
+// (in place in the output buffer, [batch][24][49]).
+// The batch mean and 1/sqrt(var + eps), which backward reuses.
 static cnn_real mnist14k_l22_mean[24], mnist14k_l22_invstd[24];
+// Layer 23: keep a value with probability 1 - p = 0.970000029 (hash < 16273900 / 2^24)
+// and scale it by 1 / (1 - p).
+#define L23_KEEP24 16273900u
+#define L23_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
+// Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
+// ReLU: y = max(y, 0).
 static void mnist14k_l22_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist14k_params + 13824, *restrict beta = mnist14k_params + 13848;
   cnn_real *restrict rmean = mnist14k_state + 176, *restrict rvar = mnist14k_state + 200;
   cnn_real scale[24], shift[24];
   if (training) {
-    CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-      for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-        for (int c = 0; c < 24; c++) {
-          const cnn_real *restrict x = mnist14k_a22 + (size_t)i * 1176 + c * 49;
-          double as[7] = {0};
-          double aq[7] = {0};
-          for (int r = 0; r < 7; r++)
-            for (int q = 0; q < 7; q++) {
-              const int p = r * 7 + q;
-              as[q] += (double)x[p];
-              aq[q] += (double)x[p] * x[p];
-            }
-          double s = 0, sq = 0;
-          for (int q = 0; q < 7; q++) {
-            s += as[q];
-            sq += aq[q];
-          }
-          mnist14k_l22_ps[i][c] = s;
-          mnist14k_l22_pq[i][c] = sq;
-        }
-      }
-    }
+    // The per-image sums were taken by layer 21's forward.
     const double N = (double)n * 49;
     for (int c = 0; c < 24; c++) {
       double s = 0, sq = 0;
@@ -1560,18 +1571,44 @@ static void mnist14k_l22_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
+  // Spread per value: the sweep below runs over whole images (1176 values).
+  cnn_real scv[1176], shv[1176];
+  for (int c = 0; c < 24; c++)
+    for (int p = 0; p < 49; p++) {
+      scv[c * 49 + p] = scale[c];
+      shv[c * 49 + p] = shift[c];
+    }
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a22 + (size_t)i * 1176;
       cnn_real *restrict y = mnist14k_a23 + (size_t)i * 1176;
-      for (int c = 0; c < 24; c++)
-        for (int p = 0; p < 49; p++)
-          y[c * 49 + p] = x[c * 49 + p] * scale[c] + shift[c];
+      if (training) {
+        uint32_t key[2];
+        mnist14k_drop_keys(23, i, key);
+        int32_t keep[1176];
+        cnn_real km[1176];
+        for (int j = 0; j < 1176; j++)
+          keep[j] = (mnist14k_mix32(mnist14k_mix32((uint32_t)(j) ^ key[0]) + key[1]) >> 8) < L23_KEEP24;
+        for (int j = 0; j < 1176; j++)
+          km[j] = keep[j] ? L23_SCALE : 0;
+        for (int j = 0; j < 1176; j++) {
+          cnn_real v = (x[j] * scv[j] + shv[j]) * km[j];
+          v = v > 0 ? v : 0;
+          y[j] = v;
+        }
+        continue;
+      }
+      for (int j = 0; j < 1176; j++) {
+        cnn_real v = x[j] * scv[j] + shv[j];
+        v = v > 0 ? v : 0;
+        y[j] = v;
+      }
     }
   }
 }
 
+// First, in place, the gradient at BN's output: dy where y > 0, times 1 / (1 - p) (y > 0 implies kept).
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
 static void mnist14k_l22_bn_backward(int n) {
@@ -1580,20 +1617,27 @@ static void mnist14k_l22_bn_backward(int n) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       for (int c = 0; c < 24; c++) {
         const cnn_real *restrict x = mnist14k_a22 + (size_t)i * 1176 + c * 49;
-        const cnn_real *restrict dy = mnist14k_d23 + (size_t)i * 1176 + c * 49;
-        const cnn_real m = mnist14k_l22_mean[c], is = mnist14k_l22_invstd[c];
-        double as[7] = {0};
-        double aq[7] = {0};
-        for (int r = 0; r < 7; r++)
-          for (int q = 0; q < 7; q++) {
-            const int p = r * 7 + q;
-            as[q] += (double)dy[p];
-            aq[q] += (double)dy[p] * ((x[p] - m) * is);
+        cnn_real *restrict dy = mnist14k_d23 + (size_t)i * 1176 + c * 49;
+        const cnn_real *restrict y = mnist14k_a23 + (size_t)i * 1176 + c * 49;
+        for (int p = 0; p < 49; p++) { // a multiply, not a branch: it vectorizes
+          dy[p] *= (cnn_real)(y[p] > 0) * L23_SCALE;
+        }
+        const cnn_real m_ = mnist14k_l22_mean[c], is = mnist14k_l22_invstd[c];
+        cnn_real as[8] = {0}, aq[8] = {0};
+        for (int b = 0; b < 48; b += 8)
+          for (int u = 0; u < 8; u++) {
+            const int p = b + u;
+            as[u] += dy[p];
+            aq[u] += dy[p] * ((x[p] - m_) * is);
           }
+        for (int p = 48; p < 49; p++) {
+          as[p - 48] += dy[p];
+          aq[p - 48] += dy[p] * ((x[p] - m_) * is);
+        }
         double s = 0, sq = 0;
-        for (int q = 0; q < 7; q++) {
-          s += as[q];
-          sq += aq[q];
+        for (int u = 0; u < 8; u++) {
+          s += as[u];
+          sq += aq[u];
         }
         mnist14k_l22_ps[i][c] = s;
         mnist14k_l22_pq[i][c] = sq;
@@ -1620,64 +1664,16 @@ static void mnist14k_l22_bn_backward(int n) {
       const cnn_real *restrict x = mnist14k_a22 + (size_t)i * 1176;
       const cnn_real *restrict dy = mnist14k_d23 + (size_t)i * 1176;
       cnn_real *restrict dx = mnist14k_d22 + (size_t)i * 1176;
-      for (int c = 0; c < 24; c++)
+      for (int c = 0; c < 24; c++) {
+        const cnn_real m_ = mnist14k_l22_mean[c], is = mnist14k_l22_invstd[c];
+        const cnn_real a = k1[c], b = k2[c], q = k3[c];
         for (int p = 0; p < 49; p++) {
-          const cnn_real xh = (x[c * 49 + p] - mnist14k_l22_mean[c]) * mnist14k_l22_invstd[c];
-          dx[c * 49 + p] = k1[c] * (dy[c * 49 + p] - k2[c] - xh * k3[c]);
+          const cnn_real xh = (x[c * 49 + p] - m_) * is;
+          dx[c * 49 + p] = a * (dy[c * 49 + p] - b - xh * q);
         }
-    }
-  }
-}
-
-// Layer 23: dropout p=0.03: 7x7x24 -> 7x7x24 (HxWxC), RF 16, 0 params, 0 MACs/image.
-// Keep each value with probability 1 - p and scale it by 1 / (1 - p).
-#define L23_KEEP 0.970000029f
-#define L23_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
-static uint8_t mnist14k_l23_keep[BATCH * 1176];
-// In place; identity in eval. Image i draws from stream i of seed + 23,
-// so the masks do not depend on the thread count.
-static void mnist14k_l23_dropout_forward(int n, int training) {
-  if (!training)
-    return;
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      cnn_rng r;
-      cnn_rng_seed(&r, mnist14k_seed + 23, (uint64_t)i);
-      cnn_real *restrict x = mnist14k_a23 + (size_t)i * 1176;
-      uint8_t *restrict m = mnist14k_l23_keep + (size_t)i * 1176;
-      for (int j = 0; j < 1176; j++) {
-        const int keep = cnn_rng_uniform(&r) < L23_KEEP;
-        m[j] = (uint8_t)keep;
-        x[j] = keep ? x[j] * L23_SCALE : 0;
       }
     }
   }
-}
-// In place: dx = dy * mask / (1 - p).
-static void mnist14k_l23_dropout_backward(int n) {
-  cnn_real *restrict d = mnist14k_d23;
-  const uint8_t *restrict m = mnist14k_l23_keep;
-  CNN_OMP(omp parallel for schedule(static))
-  for (long j = 0; j < (long)n * 1176; j++)
-    d[j] = m[j] ? d[j] * L23_SCALE : 0;
-}
-
-// Layer 24: relu: 7x7x24 -> 7x7x24 (HxWxC), RF 16, 0 params, 0 MACs/image.
-// In place: x = max(x, 0).
-static void mnist14k_l24_relu_forward(int n) {
-  cnn_real *restrict x = mnist14k_a23;
-  CNN_OMP(omp parallel for schedule(static))
-  for (long j = 0; j < (long)n * 1176; j++)
-    x[j] = x[j] > 0 ? x[j] : 0;
-}
-// In place: dx = dy where the output is positive.
-static void mnist14k_l24_relu_backward(int n) {
-  const cnn_real *restrict y = mnist14k_a23;
-  cnn_real *restrict d = mnist14k_d23;
-  CNN_OMP(omp parallel for schedule(static))
-  for (long j = 0; j < (long)n * 1176; j++)
-    d[j] = y[j] > 0 ? d[j] : 0;
 }
 
 // Layer 25: conv 1x1, stride 1, pad 0, no bias: 7x7x24 -> 7x7x10 (HxWxC), RF 16, 240 params, 11760 MACs/image.
@@ -1868,33 +1864,23 @@ static double mnist14k_forward(const cnn_real *x, const uint8_t *y, int n, int t
   mnist14k_training = training;
   mnist14k_has_labels = y != NULL;
   memcpy(mnist14k_a0, x, (size_t)n * 784 * sizeof(cnn_real));
-  if (training && rng)
-    mnist14k_seed = (uint64_t)cnn_rng_u32(rng) << 32 | cnn_rng_u32(rng);
-  mnist14k_l0_conv_forward(n);
+  if (training && rng) { // two draws, in a fixed order
+    const uint64_t hi = cnn_rng_u32(rng);
+    mnist14k_seed = hi << 32 | cnn_rng_u32(rng);
+  }
+  mnist14k_l0_conv_forward(n, training);
   mnist14k_l1_bn_forward(n, training);
-  mnist14k_l2_dropout_forward(n, training);
-  mnist14k_l3_relu_forward(n);
-  mnist14k_l4_conv_forward(n);
+  mnist14k_l4_conv_forward(n, training);
   mnist14k_l5_bn_forward(n, training);
-  mnist14k_l6_dropout_forward(n, training);
-  mnist14k_l7_relu_forward(n);
-  mnist14k_l8_conv_forward(n);
+  mnist14k_l8_conv_forward(n, training);
   mnist14k_l9_bn_forward(n, training);
-  mnist14k_l10_dropout_forward(n, training);
-  mnist14k_l11_relu_forward(n);
   mnist14k_l12_maxpool_forward(n, training);
-  mnist14k_l13_conv_forward(n);
+  mnist14k_l13_conv_forward(n, training);
   mnist14k_l14_bn_forward(n, training);
-  mnist14k_l15_dropout_forward(n, training);
-  mnist14k_l16_relu_forward(n);
-  mnist14k_l17_conv_forward(n);
+  mnist14k_l17_conv_forward(n, training);
   mnist14k_l18_bn_forward(n, training);
-  mnist14k_l19_dropout_forward(n, training);
-  mnist14k_l20_relu_forward(n);
-  mnist14k_l21_conv_forward(n);
+  mnist14k_l21_conv_forward(n, training);
   mnist14k_l22_bn_forward(n, training);
-  mnist14k_l23_dropout_forward(n, training);
-  mnist14k_l24_relu_forward(n);
   mnist14k_l25_conv_forward(n);
   mnist14k_l26_gap_forward(n);
   mnist14k_l27_log_softmax_forward(n);
@@ -1923,29 +1909,17 @@ static void mnist14k_backward(void) {
   mnist14k_l27_log_softmax_backward(n);
   mnist14k_l26_gap_backward(n);
   mnist14k_l25_conv_backward(n);
-  mnist14k_l24_relu_backward(n);
-  mnist14k_l23_dropout_backward(n);
   mnist14k_l22_bn_backward(n);
   mnist14k_l21_conv_backward(n);
-  mnist14k_l20_relu_backward(n);
-  mnist14k_l19_dropout_backward(n);
   mnist14k_l18_bn_backward(n);
   mnist14k_l17_conv_backward(n);
-  mnist14k_l16_relu_backward(n);
-  mnist14k_l15_dropout_backward(n);
   mnist14k_l14_bn_backward(n);
   mnist14k_l13_conv_backward(n);
   mnist14k_l12_maxpool_backward(n);
-  mnist14k_l11_relu_backward(n);
-  mnist14k_l10_dropout_backward(n);
   mnist14k_l9_bn_backward(n);
   mnist14k_l8_conv_backward(n);
-  mnist14k_l7_relu_backward(n);
-  mnist14k_l6_dropout_backward(n);
   mnist14k_l5_bn_backward(n);
   mnist14k_l4_conv_backward(n);
-  mnist14k_l3_relu_backward(n);
-  mnist14k_l2_dropout_backward(n);
   mnist14k_l1_bn_backward(n);
   mnist14k_l0_conv_backward(n);
 }

@@ -8,6 +8,8 @@
 #define MNIST14K_TRAIN_IN_C 1
 #define MNIST14K_TRAIN_IN_H 28
 #define MNIST14K_TRAIN_IN_W 28
+// Forward multiply-accumulates per image (convolutions).
+#define MNIST14K_TRAIN_MACS 3116272L
 #define MNIST14K_TRAIN_CLASSES 10
 #define MNIST14K_TRAIN_N_PARAMS 14112
 #define MNIST14K_TRAIN_N_STATE 224
