@@ -3,6 +3,10 @@
 // per image in CHW order ([batch][c][h][w]); images are split into fixed
 // groups processed in parallel (OpenMP), each group with its own im2col
 // buffer and partial sums, so results do not depend on the thread count.
+// For speed, work is fused where the data is still in cache: a conv followed
+// by a BatchNorm sums the BN statistics per image right after its GEMM; BN,
+// the dropout and ReLU after it run as one sweep (forward) and two sweeps
+// (backward); dropout masks come from a vectorizable counter-based hash.
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -431,6 +435,12 @@ static void emit_bn(Ctx *c, int k) {
   W(c, "static cnn_real %s_l%d_mean[%d], %s_l%d_invstd[%d];\n", P, k, C, P, k, C);
   if (dk >= 0) {
     emit_drop_consts(c, dk);
+    unsigned long t16 = (unsigned long)((double)(float)(1.0 - c->net->layers[dk].p) * 65536.0 + 0.5);
+    W(c, "// In the fused sweep, two draws per hash: keep when a 16-bit half < %lu (1 - p = %.6f).\n",
+      t16, t16 / 65536.0);
+    W(c, "#define L%d_KEEP16 %luu\n", dk, t16);
+    W(c, "// Each group's mask multipliers for one image: 1 / (1 - p) or 0.\n");
+    W(c, "static cnn_real %s_l%d_km[NGROUP][%ld];\n", P, dk, sz);
     if (keep_store && bw) {
       ig_open(c, bw);
       W(c, "static uint8_t %s_l%d_keep[BATCH * %ld];\n", P, dk, sz);
@@ -442,6 +452,9 @@ static void emit_bn(Ctx *c, int k) {
     dk >= 0 ? "\n// Dropout (training only): y = keep ? y / (1 - p) : 0, masks from "
               "per-image hash keys." : "",
     rk >= 0 ? "\n// ReLU: y = max(y, 0)." : "");
+  if (HW % 4 != 0 && sz % 4 == 0) // see `flat` below
+    W(c, "// Scale and shift spread per value (planes of %d do not vectorize at -O2).\n"
+         "static cnn_real %s_l%d_scv[%ld], %s_l%d_shv[%ld];\n", HW, P, k, sz, P, k, sz);
   W(c, "static void %s_l%d_bn_forward(int n, int training) {\n", P, k);
   W(c, "  const cnn_real *restrict gamma = %s_params + %ld, *restrict beta = %s_params + %ld;\n", P, off, P,
     off + C);
@@ -482,75 +495,67 @@ static void emit_bn(Ctx *c, int k) {
   int flat = HW % 4 != 0 && sz % 4 == 0;
   if (flat) {
     W(c, "  // Spread per value: the sweep below runs over whole images (%ld values).\n", sz);
-    W(c, "  cnn_real scv[%ld], shv[%ld];\n", sz, sz);
+    W(c, "  cnn_real *restrict scv = %s_l%d_scv, *restrict shv = %s_l%d_shv;\n", P, k, P, k);
     W(c, "  for (int c = 0; c < %d; c++)\n    for (int p = 0; p < %d; p++) {\n", C, HW);
     W(c, "      scv[c * %d + p] = scale[c];\n      shv[c * %d + p] = shift[c];\n    }\n", HW, HW);
   }
   group_begin(c);
+  if (dk >= 0)
+    W(c, "    cnn_real *restrict km = %s_l%d_km[g];\n", P, dk);
+  if (flat) // restrict copies: the arrays are shared with the other threads
+    W(c, "    const cnn_real *restrict sv = %s_l%d_scv, *restrict hv = %s_l%d_shv;\n", P, k, P, k);
   images_begin(c);
   W(c, "      const cnn_real *restrict x = %s_a%d + (size_t)i * %ld;\n", P, ib, sz);
   W(c, "      cnn_real *restrict y = %s_a%d + (size_t)i * %ld;\n", P, ob, sz);
   const char *relu = rk >= 0 ? "          v = v > 0 ? v : 0;\n" : "";
-  if (flat) {
-    if (dk >= 0) {
-      W(c, "      if (training) {\n");
-      W(c, "        uint32_t key[2];\n        %s_drop_keys(%d, i, key);\n", P, dk);
-      W(c, "        int32_t keep[%ld];\n        cnn_real km[%ld];\n", sz, sz);
-      W(c, "        for (int j = 0; j < %ld; j++)\n          keep[j] = ", sz);
-      emit_keep_expr(c, dk, "j");
-      W(c, ";\n");
-      if (keep_store && bw) {
-        ig_open(c, bw);
-        W(c, "        for (int j = 0; j < %ld; j++)\n", sz);
-        W(c, "          %s_l%d_keep[(size_t)i * %ld + j] = (uint8_t)keep[j];\n", P, dk, sz);
-        ig_close(c, bw);
-      }
-      W(c, "        for (int j = 0; j < %ld; j++)\n          km[j] = keep[j] ? L%d_SCALE : 0;\n", sz, dk);
-      W(c, "        for (int j = 0; j < %ld; j++) {\n", sz);
-      W(c, "          cnn_real v = (x[j] * scv[j] + shv[j]) * km[j];\n%s", relu);
-      W(c, "          y[j] = v;\n        }\n        continue;\n      }\n");
-    }
-    W(c, "      for (int j = 0; j < %ld; j++) {\n", sz);
-    W(c, "        cnn_real v = x[j] * scv[j] + shv[j];\n%s", rk >= 0 ? "        v = v > 0 ? v : 0;\n" : "");
-    W(c, "        y[j] = v;\n      }\n");
-    group_end(c);
-    W(c, "}\n");
-  } else {
   if (dk >= 0) {
-    W(c, "      uint32_t key[2] = {0, 0};\n");
-    W(c, "      if (training)\n        %s_drop_keys(%d, i, key);\n", P, dk);
-  }
-  W(c, "      for (int c = 0; c < %d; c++) {\n", C);
-  W(c, "        const cnn_real sc = scale[c], sh = shift[c];\n");
-  W(c, "        const cnn_real *restrict xc = x + c * %d;\n        cnn_real *restrict yc = y + c * %d;\n", HW, HW);
-  if (dk >= 0) {
-    W(c, "        if (training) {\n");
-    W(c, "          // Branch-free: the mask as a multiplier, so the sweep vectorizes.\n");
-    W(c, "          int32_t keep[%d];\n          cnn_real km[%d];\n", HW, HW);
-    W(c, "          for (int p = 0; p < %d; p++)\n            keep[p] = ", HW);
-    char idx[64];
-    snprintf(idx, sizeof idx, "c * %d + p", HW);
-    emit_keep_expr(c, dk, idx);
-    W(c, ";\n");
+    long half = sz / 2;
+    W(c, "      if (training) { // the mask as multipliers: one hash gives two 16-bit draws\n");
+    W(c, "        uint32_t key[2];\n        %s_drop_keys(%d, i, key);\n", P, dk);
+    W(c, "        for (int j = 0; j < %ld; j++) {\n", half);
+    W(c, "          const uint32_t h = %s_mix32(%s_mix32((uint32_t)j ^ key[0]) + key[1]);\n", P, P);
+    W(c, "          km[j] = (h & 0xffffu) < L%d_KEEP16 ? L%d_SCALE : 0;\n", dk, dk);
+    W(c, "          km[j + %ld] = (h >> 16) < L%d_KEEP16 ? L%d_SCALE : 0;\n        }\n", half, dk, dk);
+    if (sz % 2)
+      W(c, "        km[%ld] = (%s_mix32(%s_mix32((uint32_t)%ld ^ key[0]) + key[1]) & 0xffffu) < L%d_KEEP16 ? L%d_SCALE : 0;\n",
+        sz - 1, P, P, sz - 1, dk, dk);
     if (keep_store && bw) {
       ig_open(c, bw);
-      W(c, "          for (int p = 0; p < %d; p++)\n", HW);
-      W(c, "            %s_l%d_keep[(size_t)i * %ld + c * %d + p] = (uint8_t)keep[p];\n", P, dk, sz, HW);
+      W(c, "        for (int j = 0; j < %ld; j++)\n", sz);
+      W(c, "          %s_l%d_keep[(size_t)i * %ld + j] = km[j] != 0;\n", P, dk, sz);
       ig_close(c, bw);
     }
-    W(c, "          for (int p = 0; p < %d; p++)\n            km[p] = keep[p] ? L%d_SCALE : 0;\n", HW, dk);
-    W(c, "          for (int p = 0; p < %d; p++) {\n", HW);
-    W(c, "            cnn_real v = (xc[p] * sc + sh) * km[p];\n");
-    W(c, "%s", rk >= 0 ? "            v = v > 0 ? v : 0;\n" : "");
-    W(c, "            yc[p] = v;\n          }\n          continue;\n        }\n");
+    W(c, "      }\n");
   }
-  W(c, "        for (int p = 0; p < %d; p++) {\n", HW);
-  W(c, "          cnn_real v = xc[p] * sc + sh;\n%s", relu);
-  W(c, "          yc[p] = v;\n        }\n");
-  W(c, "      }\n");
+  if (flat) {
+    if (dk >= 0) {
+      W(c, "      if (training)\n");
+      W(c, "        for (int j = 0; j < %ld; j++) {\n", sz);
+      W(c, "          cnn_real v = (x[j] * sv[j] + hv[j]) * km[j];\n%s", relu);
+      W(c, "          y[j] = v;\n        }\n      else\n");
+    }
+    W(c, "        for (int j = 0; j < %ld; j++) {\n", sz);
+    W(c, "          cnn_real v = x[j] * sv[j] + hv[j];\n%s", relu);
+    W(c, "          y[j] = v;\n        }\n");
+  } else {
+    W(c, "      for (int c = 0; c < %d; c++) {\n", C);
+    W(c, "        const cnn_real sc = scale[c], sh = shift[c];\n");
+    W(c, "        const cnn_real *restrict xc = x + c * %d;\n        cnn_real *restrict yc = y + c * %d;\n", HW, HW);
+    if (dk >= 0) {
+      W(c, "        if (training) {\n");
+      W(c, "          const cnn_real *restrict kc = km + c * %d;\n", HW);
+      W(c, "          for (int p = 0; p < %d; p++) {\n", HW);
+      W(c, "            cnn_real v = (xc[p] * sc + sh) * kc[p];\n");
+      W(c, "%s", rk >= 0 ? "            v = v > 0 ? v : 0;\n" : "");
+      W(c, "            yc[p] = v;\n          }\n          continue;\n        }\n");
+    }
+    W(c, "        for (int p = 0; p < %d; p++) {\n", HW);
+    W(c, "          cnn_real v = xc[p] * sc + sh;\n%s", relu);
+    W(c, "          yc[p] = v;\n        }\n");
+    W(c, "      }\n");
+  }
   group_end(c);
   W(c, "}\n");
-  }
 
   if (!bw)
     return;
@@ -905,7 +910,9 @@ static void emit_source(Ctx *c) {
   W(c, "//\n// Layout: activations per image in CHW order, [batch][c][h][w]. Images are\n"
        "// split into NGROUP fixed groups run in parallel; each group owns its im2col\n"
        "// buffer and gradient partial sums, combined in group order, so a run is\n"
-       "// bit-for-bit the same whatever the number of threads. Build with\n"
+       "// bit-for-bit the same whatever the number of threads. Each BatchNorm and\n"
+       "// the dropout and ReLU after it run fused, one sweep per image (the conv\n"
+       "// before it sums the statistics while its output is in cache). Build with\n"
        "// -DCNN_REAL=double for a double version, -DCNN_INPUT_GRAD to also keep\n"
        "// the gradient of the input.\n");
   W(c, "#include \"%s_train.h\"\n\n#include <math.h>\n#include <stdint.h>\n#include <string.h>\n\n#include <cblas.h>\n\n", P);

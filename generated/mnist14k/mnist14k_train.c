@@ -36,7 +36,9 @@
 // Layout: activations per image in CHW order, [batch][c][h][w]. Images are
 // split into NGROUP fixed groups run in parallel; each group owns its im2col
 // buffer and gradient partial sums, combined in group order, so a run is
-// bit-for-bit the same whatever the number of threads. Build with
+// bit-for-bit the same whatever the number of threads. Each BatchNorm and
+// the dropout and ReLU after it run fused, one sweep per image (the conv
+// before it sums the statistics while its output is in cache). Build with
 // -DCNN_REAL=double for a double version, -DCNN_INPUT_GRAD to also keep
 // the gradient of the input.
 #include "mnist14k_train.h"
@@ -63,10 +65,10 @@
 const cnn_train_config mnist14k_train_config = {
     .epochs = 20, .batch = 64, .seed = 1ULL,
     .lr = 0.01, .momentum = 0.90000000000000002, .dampening = 0, .weight_decay = 0, .nesterov = 0,
-    .sched = CNN_SCHED_CONSTANT, .step_size = 1, .gamma = 0.10000000000000001,
-    .max_lr = 0.10000000000000001, .pct_start = 0.29999999999999999, .div_factor = 25, .final_div_factor = 10000,
+    .sched = CNN_SCHED_ONECYCLE, .step_size = 1, .gamma = 0.10000000000000001,
+    .max_lr = 0.10000000000000001, .pct_start = 0.20000000000000001, .div_factor = 25, .final_div_factor = 10000,
     .cycle_momentum = 1, .base_momentum = 0.84999999999999998, .max_momentum = 0.94999999999999996,
-    .mean = 0.13070000000000001, .std = 0.30809999999999998, .rotate = 0, .shift = 0,
+    .mean = 0.13070000000000001, .std = 0.30809999999999998, .rotate = 7, .shift = 0,
 };
 
 // All parameters (conv weight [out][in][k][k] then bias; BN gamma, beta),
@@ -264,6 +266,10 @@ static cnn_real mnist14k_l1_mean[16], mnist14k_l1_invstd[16];
 // and scale it by 1 / (1 - p).
 #define L2_KEEP24 16273900u
 #define L2_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
+// In the fused sweep, two draws per hash: keep when a 16-bit half < 63570 (1 - p = 0.970001).
+#define L2_KEEP16 63570u
+// Each group's mask multipliers for one image: 1 / (1 - p) or 0.
+static cnn_real mnist14k_l2_km[NGROUP][10816];
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
@@ -301,26 +307,27 @@ static void mnist14k_l1_bn_forward(int n, int training) {
   }
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict km = mnist14k_l2_km[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a1 + (size_t)i * 10816;
       cnn_real *restrict y = mnist14k_a2 + (size_t)i * 10816;
-      uint32_t key[2] = {0, 0};
-      if (training)
+      if (training) { // the mask as multipliers: one hash gives two 16-bit draws
+        uint32_t key[2];
         mnist14k_drop_keys(2, i, key);
+        for (int j = 0; j < 5408; j++) {
+          const uint32_t h = mnist14k_mix32(mnist14k_mix32((uint32_t)j ^ key[0]) + key[1]);
+          km[j] = (h & 0xffffu) < L2_KEEP16 ? L2_SCALE : 0;
+          km[j + 5408] = (h >> 16) < L2_KEEP16 ? L2_SCALE : 0;
+        }
+      }
       for (int c = 0; c < 16; c++) {
         const cnn_real sc = scale[c], sh = shift[c];
         const cnn_real *restrict xc = x + c * 676;
         cnn_real *restrict yc = y + c * 676;
         if (training) {
-          // Branch-free: the mask as a multiplier, so the sweep vectorizes.
-          int32_t keep[676];
-          cnn_real km[676];
-          for (int p = 0; p < 676; p++)
-            keep[p] = (mnist14k_mix32(mnist14k_mix32((uint32_t)(c * 676 + p) ^ key[0]) + key[1]) >> 8) < L2_KEEP24;
-          for (int p = 0; p < 676; p++)
-            km[p] = keep[p] ? L2_SCALE : 0;
+          const cnn_real *restrict kc = km + c * 676;
           for (int p = 0; p < 676; p++) {
-            cnn_real v = (xc[p] * sc + sh) * km[p];
+            cnn_real v = (xc[p] * sc + sh) * kc[p];
             v = v > 0 ? v : 0;
             yc[p] = v;
           }
@@ -514,6 +521,10 @@ static cnn_real mnist14k_l5_mean[16], mnist14k_l5_invstd[16];
 // and scale it by 1 / (1 - p).
 #define L6_KEEP24 16273900u
 #define L6_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
+// In the fused sweep, two draws per hash: keep when a 16-bit half < 63570 (1 - p = 0.970001).
+#define L6_KEEP16 63570u
+// Each group's mask multipliers for one image: 1 / (1 - p) or 0.
+static cnn_real mnist14k_l6_km[NGROUP][9216];
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
@@ -551,26 +562,27 @@ static void mnist14k_l5_bn_forward(int n, int training) {
   }
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict km = mnist14k_l6_km[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a5 + (size_t)i * 9216;
       cnn_real *restrict y = mnist14k_a6 + (size_t)i * 9216;
-      uint32_t key[2] = {0, 0};
-      if (training)
+      if (training) { // the mask as multipliers: one hash gives two 16-bit draws
+        uint32_t key[2];
         mnist14k_drop_keys(6, i, key);
+        for (int j = 0; j < 4608; j++) {
+          const uint32_t h = mnist14k_mix32(mnist14k_mix32((uint32_t)j ^ key[0]) + key[1]);
+          km[j] = (h & 0xffffu) < L6_KEEP16 ? L6_SCALE : 0;
+          km[j + 4608] = (h >> 16) < L6_KEEP16 ? L6_SCALE : 0;
+        }
+      }
       for (int c = 0; c < 16; c++) {
         const cnn_real sc = scale[c], sh = shift[c];
         const cnn_real *restrict xc = x + c * 576;
         cnn_real *restrict yc = y + c * 576;
         if (training) {
-          // Branch-free: the mask as a multiplier, so the sweep vectorizes.
-          int32_t keep[576];
-          cnn_real km[576];
-          for (int p = 0; p < 576; p++)
-            keep[p] = (mnist14k_mix32(mnist14k_mix32((uint32_t)(c * 576 + p) ^ key[0]) + key[1]) >> 8) < L6_KEEP24;
-          for (int p = 0; p < 576; p++)
-            km[p] = keep[p] ? L6_SCALE : 0;
+          const cnn_real *restrict kc = km + c * 576;
           for (int p = 0; p < 576; p++) {
-            cnn_real v = (xc[p] * sc + sh) * km[p];
+            cnn_real v = (xc[p] * sc + sh) * kc[p];
             v = v > 0 ? v : 0;
             yc[p] = v;
           }
@@ -764,6 +776,10 @@ static cnn_real mnist14k_l9_mean[16], mnist14k_l9_invstd[16];
 // and scale it by 1 / (1 - p).
 #define L10_KEEP24 16273900u
 #define L10_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
+// In the fused sweep, two draws per hash: keep when a 16-bit half < 63570 (1 - p = 0.970001).
+#define L10_KEEP16 63570u
+// Each group's mask multipliers for one image: 1 / (1 - p) or 0.
+static cnn_real mnist14k_l10_km[NGROUP][7744];
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
@@ -801,26 +817,27 @@ static void mnist14k_l9_bn_forward(int n, int training) {
   }
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict km = mnist14k_l10_km[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a9 + (size_t)i * 7744;
       cnn_real *restrict y = mnist14k_a10 + (size_t)i * 7744;
-      uint32_t key[2] = {0, 0};
-      if (training)
+      if (training) { // the mask as multipliers: one hash gives two 16-bit draws
+        uint32_t key[2];
         mnist14k_drop_keys(10, i, key);
+        for (int j = 0; j < 3872; j++) {
+          const uint32_t h = mnist14k_mix32(mnist14k_mix32((uint32_t)j ^ key[0]) + key[1]);
+          km[j] = (h & 0xffffu) < L10_KEEP16 ? L10_SCALE : 0;
+          km[j + 3872] = (h >> 16) < L10_KEEP16 ? L10_SCALE : 0;
+        }
+      }
       for (int c = 0; c < 16; c++) {
         const cnn_real sc = scale[c], sh = shift[c];
         const cnn_real *restrict xc = x + c * 484;
         cnn_real *restrict yc = y + c * 484;
         if (training) {
-          // Branch-free: the mask as a multiplier, so the sweep vectorizes.
-          int32_t keep[484];
-          cnn_real km[484];
-          for (int p = 0; p < 484; p++)
-            keep[p] = (mnist14k_mix32(mnist14k_mix32((uint32_t)(c * 484 + p) ^ key[0]) + key[1]) >> 8) < L10_KEEP24;
-          for (int p = 0; p < 484; p++)
-            km[p] = keep[p] ? L10_SCALE : 0;
+          const cnn_real *restrict kc = km + c * 484;
           for (int p = 0; p < 484; p++) {
-            cnn_real v = (xc[p] * sc + sh) * km[p];
+            cnn_real v = (xc[p] * sc + sh) * kc[p];
             v = v > 0 ? v : 0;
             yc[p] = v;
           }
@@ -1028,10 +1045,16 @@ static cnn_real mnist14k_l14_mean[16], mnist14k_l14_invstd[16];
 // and scale it by 1 / (1 - p).
 #define L15_KEEP24 16273900u
 #define L15_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
+// In the fused sweep, two draws per hash: keep when a 16-bit half < 63570 (1 - p = 0.970001).
+#define L15_KEEP16 63570u
+// Each group's mask multipliers for one image: 1 / (1 - p) or 0.
+static cnn_real mnist14k_l15_km[NGROUP][1936];
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
 // ReLU: y = max(y, 0).
+// Scale and shift spread per value (planes of 121 do not vectorize at -O2).
+static cnn_real mnist14k_l14_scv[1936], mnist14k_l14_shv[1936];
 static void mnist14k_l14_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist14k_params + 5104, *restrict beta = mnist14k_params + 5120;
   cnn_real *restrict rmean = mnist14k_state + 96, *restrict rvar = mnist14k_state + 112;
@@ -1064,7 +1087,7 @@ static void mnist14k_l14_bn_forward(int n, int training) {
     }
   }
   // Spread per value: the sweep below runs over whole images (1936 values).
-  cnn_real scv[1936], shv[1936];
+  cnn_real *restrict scv = mnist14k_l14_scv, *restrict shv = mnist14k_l14_shv;
   for (int c = 0; c < 16; c++)
     for (int p = 0; p < 121; p++) {
       scv[c * 121 + p] = scale[c];
@@ -1072,30 +1095,32 @@ static void mnist14k_l14_bn_forward(int n, int training) {
     }
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict km = mnist14k_l15_km[g];
+    const cnn_real *restrict sv = mnist14k_l14_scv, *restrict hv = mnist14k_l14_shv;
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a14 + (size_t)i * 1936;
       cnn_real *restrict y = mnist14k_a15 + (size_t)i * 1936;
-      if (training) {
+      if (training) { // the mask as multipliers: one hash gives two 16-bit draws
         uint32_t key[2];
         mnist14k_drop_keys(15, i, key);
-        int32_t keep[1936];
-        cnn_real km[1936];
-        for (int j = 0; j < 1936; j++)
-          keep[j] = (mnist14k_mix32(mnist14k_mix32((uint32_t)(j) ^ key[0]) + key[1]) >> 8) < L15_KEEP24;
-        for (int j = 0; j < 1936; j++)
-          km[j] = keep[j] ? L15_SCALE : 0;
+        for (int j = 0; j < 968; j++) {
+          const uint32_t h = mnist14k_mix32(mnist14k_mix32((uint32_t)j ^ key[0]) + key[1]);
+          km[j] = (h & 0xffffu) < L15_KEEP16 ? L15_SCALE : 0;
+          km[j + 968] = (h >> 16) < L15_KEEP16 ? L15_SCALE : 0;
+        }
+      }
+      if (training)
         for (int j = 0; j < 1936; j++) {
-          cnn_real v = (x[j] * scv[j] + shv[j]) * km[j];
+          cnn_real v = (x[j] * sv[j] + hv[j]) * km[j];
           v = v > 0 ? v : 0;
           y[j] = v;
         }
-        continue;
-      }
-      for (int j = 0; j < 1936; j++) {
-        cnn_real v = x[j] * scv[j] + shv[j];
-        v = v > 0 ? v : 0;
-        y[j] = v;
-      }
+      else
+        for (int j = 0; j < 1936; j++) {
+          cnn_real v = x[j] * sv[j] + hv[j];
+          v = v > 0 ? v : 0;
+          y[j] = v;
+        }
     }
   }
 }
@@ -1282,10 +1307,16 @@ static cnn_real mnist14k_l18_mean[24], mnist14k_l18_invstd[24];
 // and scale it by 1 / (1 - p).
 #define L19_KEEP24 16273900u
 #define L19_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
+// In the fused sweep, two draws per hash: keep when a 16-bit half < 63570 (1 - p = 0.970001).
+#define L19_KEEP16 63570u
+// Each group's mask multipliers for one image: 1 / (1 - p) or 0.
+static cnn_real mnist14k_l19_km[NGROUP][1944];
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
 // ReLU: y = max(y, 0).
+// Scale and shift spread per value (planes of 81 do not vectorize at -O2).
+static cnn_real mnist14k_l18_scv[1944], mnist14k_l18_shv[1944];
 static void mnist14k_l18_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist14k_params + 8592, *restrict beta = mnist14k_params + 8616;
   cnn_real *restrict rmean = mnist14k_state + 128, *restrict rvar = mnist14k_state + 152;
@@ -1318,7 +1349,7 @@ static void mnist14k_l18_bn_forward(int n, int training) {
     }
   }
   // Spread per value: the sweep below runs over whole images (1944 values).
-  cnn_real scv[1944], shv[1944];
+  cnn_real *restrict scv = mnist14k_l18_scv, *restrict shv = mnist14k_l18_shv;
   for (int c = 0; c < 24; c++)
     for (int p = 0; p < 81; p++) {
       scv[c * 81 + p] = scale[c];
@@ -1326,30 +1357,32 @@ static void mnist14k_l18_bn_forward(int n, int training) {
     }
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict km = mnist14k_l19_km[g];
+    const cnn_real *restrict sv = mnist14k_l18_scv, *restrict hv = mnist14k_l18_shv;
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a18 + (size_t)i * 1944;
       cnn_real *restrict y = mnist14k_a19 + (size_t)i * 1944;
-      if (training) {
+      if (training) { // the mask as multipliers: one hash gives two 16-bit draws
         uint32_t key[2];
         mnist14k_drop_keys(19, i, key);
-        int32_t keep[1944];
-        cnn_real km[1944];
-        for (int j = 0; j < 1944; j++)
-          keep[j] = (mnist14k_mix32(mnist14k_mix32((uint32_t)(j) ^ key[0]) + key[1]) >> 8) < L19_KEEP24;
-        for (int j = 0; j < 1944; j++)
-          km[j] = keep[j] ? L19_SCALE : 0;
+        for (int j = 0; j < 972; j++) {
+          const uint32_t h = mnist14k_mix32(mnist14k_mix32((uint32_t)j ^ key[0]) + key[1]);
+          km[j] = (h & 0xffffu) < L19_KEEP16 ? L19_SCALE : 0;
+          km[j + 972] = (h >> 16) < L19_KEEP16 ? L19_SCALE : 0;
+        }
+      }
+      if (training)
         for (int j = 0; j < 1944; j++) {
-          cnn_real v = (x[j] * scv[j] + shv[j]) * km[j];
+          cnn_real v = (x[j] * sv[j] + hv[j]) * km[j];
           v = v > 0 ? v : 0;
           y[j] = v;
         }
-        continue;
-      }
-      for (int j = 0; j < 1944; j++) {
-        cnn_real v = x[j] * scv[j] + shv[j];
-        v = v > 0 ? v : 0;
-        y[j] = v;
-      }
+      else
+        for (int j = 0; j < 1944; j++) {
+          cnn_real v = x[j] * sv[j] + hv[j];
+          v = v > 0 ? v : 0;
+          y[j] = v;
+        }
     }
   }
 }
@@ -1536,10 +1569,16 @@ static cnn_real mnist14k_l22_mean[24], mnist14k_l22_invstd[24];
 // and scale it by 1 / (1 - p).
 #define L23_KEEP24 16273900u
 #define L23_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
+// In the fused sweep, two draws per hash: keep when a 16-bit half < 63570 (1 - p = 0.970001).
+#define L23_KEEP16 63570u
+// Each group's mask multipliers for one image: 1 / (1 - p) or 0.
+static cnn_real mnist14k_l23_km[NGROUP][1176];
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
 // ReLU: y = max(y, 0).
+// Scale and shift spread per value (planes of 49 do not vectorize at -O2).
+static cnn_real mnist14k_l22_scv[1176], mnist14k_l22_shv[1176];
 static void mnist14k_l22_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist14k_params + 13824, *restrict beta = mnist14k_params + 13848;
   cnn_real *restrict rmean = mnist14k_state + 176, *restrict rvar = mnist14k_state + 200;
@@ -1572,7 +1611,7 @@ static void mnist14k_l22_bn_forward(int n, int training) {
     }
   }
   // Spread per value: the sweep below runs over whole images (1176 values).
-  cnn_real scv[1176], shv[1176];
+  cnn_real *restrict scv = mnist14k_l22_scv, *restrict shv = mnist14k_l22_shv;
   for (int c = 0; c < 24; c++)
     for (int p = 0; p < 49; p++) {
       scv[c * 49 + p] = scale[c];
@@ -1580,30 +1619,32 @@ static void mnist14k_l22_bn_forward(int n, int training) {
     }
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict km = mnist14k_l23_km[g];
+    const cnn_real *restrict sv = mnist14k_l22_scv, *restrict hv = mnist14k_l22_shv;
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a22 + (size_t)i * 1176;
       cnn_real *restrict y = mnist14k_a23 + (size_t)i * 1176;
-      if (training) {
+      if (training) { // the mask as multipliers: one hash gives two 16-bit draws
         uint32_t key[2];
         mnist14k_drop_keys(23, i, key);
-        int32_t keep[1176];
-        cnn_real km[1176];
-        for (int j = 0; j < 1176; j++)
-          keep[j] = (mnist14k_mix32(mnist14k_mix32((uint32_t)(j) ^ key[0]) + key[1]) >> 8) < L23_KEEP24;
-        for (int j = 0; j < 1176; j++)
-          km[j] = keep[j] ? L23_SCALE : 0;
+        for (int j = 0; j < 588; j++) {
+          const uint32_t h = mnist14k_mix32(mnist14k_mix32((uint32_t)j ^ key[0]) + key[1]);
+          km[j] = (h & 0xffffu) < L23_KEEP16 ? L23_SCALE : 0;
+          km[j + 588] = (h >> 16) < L23_KEEP16 ? L23_SCALE : 0;
+        }
+      }
+      if (training)
         for (int j = 0; j < 1176; j++) {
-          cnn_real v = (x[j] * scv[j] + shv[j]) * km[j];
+          cnn_real v = (x[j] * sv[j] + hv[j]) * km[j];
           v = v > 0 ? v : 0;
           y[j] = v;
         }
-        continue;
-      }
-      for (int j = 0; j < 1176; j++) {
-        cnn_real v = x[j] * scv[j] + shv[j];
-        v = v > 0 ? v : 0;
-        y[j] = v;
-      }
+      else
+        for (int j = 0; j < 1176; j++) {
+          cnn_real v = x[j] * sv[j] + hv[j];
+          v = v > 0 ? v : 0;
+          y[j] = v;
+        }
     }
   }
 }
