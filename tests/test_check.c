@@ -78,7 +78,12 @@ static void test_mnist14k(void) {
   CU_ASSERT_DOUBLE_EQUAL(net.train.momentum, 0.9, 1e-15);
   CU_ASSERT_DOUBLE_EQUAL(net.train.mean, 0.1307, 1e-15);
   CU_ASSERT_DOUBLE_EQUAL(net.train.std, 0.3081, 1e-15);
-  CU_ASSERT_EQUAL(net.train.sched, SCHED_CONSTANT);
+  CU_ASSERT_EQUAL(net.train.sched, SCHED_ONECYCLE);
+  CU_ASSERT_DOUBLE_EQUAL(net.train.max_lr, 0.1, 1e-15);
+  CU_ASSERT_DOUBLE_EQUAL(net.train.pct_start, 0.2, 1e-15);
+  CU_ASSERT_DOUBLE_EQUAL(net.train.div_factor, 25, 1e-15);
+  CU_ASSERT_DOUBLE_EQUAL(net.train.rotate, 7, 1e-15);
+  CU_ASSERT_DOUBLE_EQUAL(net.train.shift, 0, 1e-15);
   CU_ASSERT_NOT_EQUAL(net.shape_hash, 0);
   net_free(&net);
 }

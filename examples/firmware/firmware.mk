@@ -13,9 +13,9 @@ FW_INFER  := $(GEN_DIR)/$(MODEL)_infer.c $(GEN_DIR)/$(MODEL)_infer_int8.c
 FW_QEMU   := qemu-system-arm -M mps2-an386 -nographic -semihosting-config enable=on,target=native \
              -icount shift=0
 
-$(FW_DIR)/mkdigits: examples/firmware/mkdigits.c runtime/idx.c runtime/idx.h
+$(FW_DIR)/mkdigits: examples/firmware/mkdigits.c $(BUILD)/libcnnrt.a runtime/idx.h
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Iruntime $< runtime/idx.c -lz -o $@
+	$(CC) $(CFLAGS) -Iruntime $< $(BUILD)/libcnnrt.a -lz -o $@
 
 # The test digits, from the IDX files at build time (MNIST is not committed).
 $(FW_DIR)/digits.h: $(FW_DIR)/mkdigits
