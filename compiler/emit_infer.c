@@ -160,19 +160,48 @@ static void emit_conv(Gen *g, int i) {
   else
     out(g, 2, "rows[ky] = %s;\n", row);
   out(g, 1, "}\n");
-  out(g, 1, "for (int x = 0; x < %d; x++) {\n", op->out.w);
-  out(g, 2, "%s acc[%d];\n", acc_t, OC);
-  out(g, 2, "for (int o = 0; o < %d; o++)\n", OC);
-  out(g, 3, "acc[o] = op%d_b[o];\n", i + 1);
+  // XB output pixels at once (valid convs; XB divides the row width, <= 4):
+  // independent sums to overlap, and
+  // one weight load serves XB MACs.
+  int XB = 1;
+  for (int b = 4; b > 1 && !op->pad; b--)
+    if (op->out.w % b == 0) {
+      XB = b;
+      break;
+    }
+  out(g, 1, "for (int x = 0; x < %d; x += %d) {\n", op->out.w, XB);
+  out(g, 2, "%s acc[%d][%d];\n", acc_t, XB, OC);
+  out(g, 2, "for (int p = 0; p < %d; p++)\n", XB);
+  out(g, 3, "for (int o = 0; o < %d; o++)\n", OC);
+  out(g, 4, "acc[p][o] = op%d_b[o];\n", i + 1);
   out(g, 2, "for (int ky = 0; ky < %d; ky++) {\n", K);
   out(g, 3, "const %s *restrict w = op%d_w + ky * %d;\n", w_t, i + 1, K * IC * OC);
   if (op->pad == 0) {
     // Valid conv: one contiguous run of k*ic inputs per kernel row.
     out(g, 3, "const %s *restrict px = rows[ky] + x * %d;\n", it, op->stride * IC);
-    out(g, 3, "for (int j = 0; j < %d; j++, w += %d) {\n", K * IC, OC);
-    out(g, 4, "%s v = px[j];\n", acc_t);
-    out(g, 4, "for (int o = 0; o < %d; o++)\n", OC);
-    out(g, 5, "acc[o] += w[o] * v;\n");
+    // U taps per pass over acc: one load and store of acc per U MACs; the
+    // sum stays left to right, so each output rounds exactly as before.
+    int U = 1;
+    for (int u = 8; u > 1; u--)
+      if ((K * IC) % u == 0) {
+        U = u;
+        break;
+      }
+    out(g, 3, "for (int j = 0; j < %d; j += %d, w += %d) {\n", K * IC, U, U * OC);
+    for (int b = 0; b < XB; b++)
+      for (int u = 0; u < U; u++)
+        out(g, 4, "%s v%d_%d = px[j + %d];\n", acc_t, b, u, b * op->stride * IC + u);
+    out(g, 4, "for (int o = 0; o < %d; o++) {\n", OC);
+    for (int b = 0; b < XB; b++) {
+      out(g, 5, "acc[%d][o] = acc[%d][o]", b, b);
+      for (int u = 0; u < U; u++)
+        if (u)
+          fprintf(g->f, " + w[%d + o] * v%d_%d", u * OC, b, u);
+        else
+          fprintf(g->f, " + w[o] * v%d_0", b);
+      fprintf(g->f, ";\n");
+    }
+    out(g, 4, "}\n");
     out(g, 3, "}\n");
   } else {
     // Padded taps hold 0 — or, for the image, the pixel that normalizes to 0.
@@ -195,20 +224,22 @@ static void emit_conv(Gen *g, int i) {
       out(g, 5, "%s v = in ? (%s)rows[ky][ix * %d + c] : %s;\n", acc_t, acc_t, IC, pad);
     }
     out(g, 5, "for (int o = 0; o < %d; o++)\n", OC);
-    out(g, 6, "acc[o] += w[c * %d + o] * v;\n", OC);
+    out(g, 6, "acc[0][o] += w[c * %d + o] * v;\n", OC);
     out(g, 4, "}\n");
     out(g, 3, "}\n");
   }
   out(g, 2, "}\n");
-  out(g, 2, "for (int o = 0; o < %d; o++)\n", OC);
+  out(g, 2, "for (int p = 0; p < %d; p++)\n", XB);
+  out(g, 3, "for (int o = 0; o < %d; o++)\n", OC);
   if (!g->p->int8)
-    out(g, 3, "out[x * %d + o] = %s;\n", OC, op->relu ? "acc[o] > 0.0f ? acc[o] : 0.0f" : "acc[o]");
+    out(g, 4, "out[(x + p) * %d + o] = %s;\n", OC,
+        op->relu ? "acc[p][o] > 0.0f ? acc[p][o] : 0.0f" : "acc[p][o]");
   else if (op->out_i32)
-    out(g, 3, "out[x * %d + o] = acc[o];\n", OC);
+    out(g, 4, "out[(x + p) * %d + o] = acc[p][o];\n", OC);
   else {
     int lo, hi;
     clamp_range(g->p, i, &lo, &hi);
-    out(g, 3, "out[x * %d + o] = (%s)rq(acc[o], op%d_m[o], op%d_s[o], %d, %d);\n", OC, ot, i + 1,
+    out(g, 4, "out[(x + p) * %d + o] = (%s)rq(acc[p][o], op%d_m[o], op%d_s[o], %d, %d);\n", OC, ot, i + 1,
         i + 1, lo, hi);
   }
   out(g, 1, "}\n");
@@ -394,11 +425,26 @@ static void emit_source(Gen *g, const char *hname) {
       continue;
     char name[32];
     size_t nw = (size_t)op->out.c * op->in.c * op->k * op->k;
-    out(g, 0, "/* op %d: conv weights [%d][%d][%d][%d] (out, ky, kx, in)%s */\n", i + 1, op->out.c,
-        op->k, op->k, op->in.c, op->bn >= 0 ? ", BatchNorm folded in" : "");
+    out(g, 0, "/* op %d: conv weights [%d][%d][%d][%d] (ky, kx, in, out)%s */\n", i + 1, op->k,
+        op->k, op->in.c, op->out.c, op->bn >= 0 ? ", BatchNorm folded in" : "");
     snprintf(name, sizeof name, "op%d_w", i + 1);
+    // The plan holds [out][ky][kx][in]; the row functions read [ky][kx][in][out].
+    size_t per = nw / (size_t)op->out.c;
+    float *wf = p->int8 ? NULL : malloc(sizeof *wf * nw);
+    int8_t *wq = p->int8 ? malloc(nw) : NULL;
+    if (!wf && !wq) {
+      fprintf(stderr, "cnnc: error: out of memory\n");
+      exit(1);
+    }
+    for (size_t o = 0; o < (size_t)op->out.c; o++)
+      for (size_t j = 0; j < per; j++) {
+        if (wf)
+          wf[j * op->out.c + o] = op->wf[o * per + j];
+        else
+          wq[j * op->out.c + o] = op->wq[o * per + j];
+      }
     if (p->int8) {
-      table(g, "int8_t", name, nw, NULL, op->wq, NULL);
+      table(g, "int8_t", name, nw, NULL, wq, NULL);
       snprintf(name, sizeof name, "op%d_b", i + 1);
       table(g, "int32_t", name, (size_t)op->out.c, NULL, NULL, op->bq);
       if (op->out_i32) {
@@ -416,10 +462,12 @@ static void emit_source(Gen *g, const char *hname) {
         table(g, "int8_t", name, (size_t)op->out.c, NULL, op->shift, NULL);
       }
     } else {
-      table(g, "float", name, nw, op->wf, NULL, NULL);
+      table(g, "float", name, nw, wf, NULL, NULL);
       snprintf(name, sizeof name, "op%d_b", i + 1);
       table(g, "float", name, (size_t)op->out.c, op->bf, NULL, NULL);
     }
+    free(wf);
+    free(wq);
     out(g, 0, "\n");
   }
   out(g, 0, "/* Every activation: one ring of rows per op, all live at once. */\n");

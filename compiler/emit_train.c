@@ -837,16 +837,7 @@ static void emit_log_softmax(Ctx *c, int k) {
 // The name of layer k's forward function suffix and whether it takes `training`.
 static const char *fwd_name(LayerKind k, int *takes_training) {
   *takes_training = k == L_BATCHNORM || k == L_DROPOUT || k == L_MAXPOOL;
-  switch (k) {
-  case L_CONV: return "conv";
-  case L_BATCHNORM: return "bn";
-  case L_DROPOUT: return "dropout";
-  case L_RELU: return "relu";
-  case L_MAXPOOL: return "maxpool";
-  case L_GAP: return "gap";
-  case L_LOG_SOFTMAX: return "log_softmax";
-  }
-  return "?";
+  return k == L_BATCHNORM ? "bn" : layer_kind_name(k);
 }
 
 // The layer table as a comment at the top of the generated file.
