@@ -230,6 +230,18 @@ $(BUILD)/tests/train_warnings: generated/mnist14k/mnist14k_train.c generated/mni
 	  $$cc -std=c11 -O2 $(WARN) $$omp $$real $(BLAS_CFLAGS) -Iruntime -c $< -o $@.o || exit 1; done; done; done
 	rm -f $@.o && printf '#!/bin/sh\nexit 0\n' >$@ && chmod +x $@
 
+# The generated training code and the runtime's SGD against PyTorch's numbers
+# (tests/data/torch_ref.bin, written by tests/torch_reference.py) for
+# mnist14k without dropout (tests/nets/mnist14k_nodrop.cnn).
+TORCH_DIR := $(BUILD)/torch
+TESTS += $(BUILD)/tests/test_torch
+$(TORCH_DIR)/mnist14k_nodrop_train.c $(TORCH_DIR)/mnist14k_nodrop_train.h &: tests/nets/mnist14k_nodrop.cnn $(BUILD)/cnnc
+	@mkdir -p $(TORCH_DIR)
+	$(BUILD)/cnnc build $< -o $(TORCH_DIR)/
+$(BUILD)/tests/test_torch: tests/test_torch.c tests/cu_main.c $(TORCH_DIR)/mnist14k_nodrop_train.c $(TORCH_DIR)/mnist14k_nodrop_train.h $(RUNTIME_SRC) $(wildcard runtime/*.h) tests/data/torch_ref.bin
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -Iruntime -I$(TORCH_DIR) $< tests/cu_main.c $(TORCH_DIR)/mnist14k_nodrop_train.c $(RUNTIME_SRC) $(TEST_LIBS) -o $@
+
 # Forward + backward time per batch of the generated mnist14k (median).
 $(BUILD)/bench_train_step: tests/bench_train_step.c $(BUILD)/$(MODEL)_train.o runtime/rng.c
 	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -I$(GEN_DIR) -DNET_HEADER='"$(MODEL)_train.h"' -DNET=$(MODEL)_net \
