@@ -263,6 +263,18 @@ static void test_random_weights(void) {
   check_accuracy(OUT "/random", 1000, 1000, false);
 }
 
+// Loads checkpoint ck and checks it is mnist14k's; 0, or -1 with a message.
+static int load_trained(const char *ck, cnn_ckpt *c) {
+  char err[512];
+  int rc = cnn_ckpt_load(ck, c, err, sizeof err);
+  if (rc == 0)
+    rc = cnn_ckpt_check(c, ck, net.name, net.shape_hash, (size_t)net.n_params,
+                        (size_t)net.n_state, err, sizeof err);
+  if (rc != 0)
+    fprintf(stderr, "%s\n", err);
+  return rc;
+}
+
 // With the trained checkpoint: all 10,000 test images.
 static void test_trained_weights(void) {
   // CNNC_INFER_CKPT points the suite at another checkpoint of mnist14k.
@@ -274,14 +286,7 @@ static void test_trained_weights(void) {
   }
   fclose(f);
   cnn_ckpt c;
-  char err[512];
-  int rc = cnn_ckpt_load(ck, &c, err, sizeof err);
-  if (rc == 0)
-    rc = cnn_ckpt_check(&c, ck, net.name, net.shape_hash, (size_t)net.n_params,
-                        (size_t)net.n_state, err, sizeof err);
-  if (rc != 0)
-    fprintf(stderr, "%s\n", err);
-  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  CU_ASSERT_EQUAL_FATAL(load_trained(ck, &c), 0);
   float *rp = params, *rs = state;
   params = c.params;
   state = c.state;
@@ -427,14 +432,7 @@ static void test_matches_training(void) {
   cnn_ckpt c = {0};
   const float *wp = params, *ws = state;
   if (ck) {
-    char err[512];
-    int rc = cnn_ckpt_load(ck, &c, err, sizeof err);
-    if (rc == 0)
-      rc = cnn_ckpt_check(&c, ck, net.name, net.shape_hash, (size_t)net.n_params,
-                          (size_t)net.n_state, err, sizeof err);
-    if (rc != 0)
-      fprintf(stderr, "%s\n", err);
-    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL_FATAL(load_trained(ck, &c), 0);
     wp = c.params;
     ws = c.state;
   }
