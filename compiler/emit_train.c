@@ -231,6 +231,16 @@ static void emit_drop_consts(Ctx *c, int k) {
   W(c, "#define L%d_KEEP24 %luu\n", k, t);
   W(c, "#define L%d_SCALE ((cnn_real)1 / (cnn_real)%.17g)\n", k, 1.0 - l->p);
 }
+// Adds the per-group partial gradients NAME[g][..] of layer k, in group
+// order (so results do not depend on the thread count), into grads + off.
+static void emit_group_sum(Ctx *c, int k, const char *name, char var, long count, long off) {
+  const char *P = c->P;
+  W(c, "  for (int %c = 0; %c < %ld; %c++) {\n", var, var, count, var);
+  W(c, "    cnn_real s = %s_l%d_%s[0][%c];\n", P, k, name, var);
+  W(c, "    for (int g = 1; g < used; g++)\n      s += %s_l%d_%s[g][%c];\n", P, k, name, var);
+  W(c, "    %s_grads[%ld + %c] = s;\n  }\n", P, off, var);
+}
+
 
 // Conv layer k: forward and backward (GEMM or direct).
 static void emit_conv(Ctx *c, int k) {
@@ -392,16 +402,9 @@ static void emit_conv(Ctx *c, int k) {
   }
   group_end(c);
   W(c, "  const int used = (n + GSIZE - 1) / GSIZE;\n");
-  W(c, "  for (int j = 0; j < %ld; j++) {\n", WSZ);
-  W(c, "    cnn_real s = %s_l%d_dw[0][j];\n", P, k);
-  W(c, "    for (int g = 1; g < used; g++)\n      s += %s_l%d_dw[g][j];\n", P, k);
-  W(c, "    %s_grads[%ld + j] = s;\n  }\n", P, off);
-  if (l->bias) {
-    W(c, "  for (int o = 0; o < %d; o++) {\n", OC);
-    W(c, "    cnn_real s = %s_l%d_db[0][o];\n", P, k);
-    W(c, "    for (int g = 1; g < used; g++)\n      s += %s_l%d_db[g][o];\n", P, k);
-    W(c, "    %s_grads[%ld + o] = s;\n  }\n", P, off + WSZ);
-  }
+  emit_group_sum(c, k, "dw", 'j', WSZ, off);
+  if (l->bias)
+    emit_group_sum(c, k, "db", 'o', OC, off + WSZ);
   W(c, "}\n");
   ig_close(c, bwmode);
 }
