@@ -706,21 +706,25 @@ static void emit_relu(Ctx *c, int k) {
 }
 
 // Max-pool layer k; the gradient goes to the first maximum (row-major scan).
+// 2x2/2 windows keep no argmax: backward finds it again from the input, with
+// compares as multipliers, so neither pass branches on the data.
 static void emit_maxpool(Ctx *c, int k) {
   const Layer *l = &c->net->layers[k];
   const char *P = c->P;
   int ib = c->buf[k], ob = c->buf[k + 1];
   long isz = c->tsize[k], osz = c->tsize[k + 1];
   int bw = c->gmode[k + 1], dxm = c->gmode[k];
+  int fast = l->k == 2 && l->stride == 2 && l->pad == 0;
+  int IW = l->in.w;
   layer_comment(c, k);
-  if (dxm) {
+  if (dxm && !fast) {
     ig_open(c, dxm);
     W(c, "// Index (within its image) of the maximum each output took.\n");
     W(c, "static int32_t %s_l%d_arg[BATCH * %ld];\n", P, k, osz);
     ig_close(c, dxm);
   }
   W(c, "static void %s_l%d_maxpool_forward(int n, int training) {\n", P, k);
-  if (!dxm)
+  if (!dxm || fast)
     W(c, "  (void)training;\n");
   group_begin(c);
   images_begin(c);
@@ -729,36 +733,33 @@ static void emit_maxpool(Ctx *c, int k) {
   W(c, "      for (int c = 0; c < %d; c++)\n", l->out.c);
   W(c, "        for (int oy = 0; oy < %d; oy++)\n", l->out.h);
   W(c, "          for (int ox = 0; ox < %d; ox++) {\n", l->out.w);
-  if (l->k == 2 && l->stride == 2 && l->pad == 0) {
-    // 2x2/2: the four candidates in row-major order; a strict > keeps the first maximum.
-    W(c, "            const int j0 = (c * %d + 2 * oy) * %d + 2 * ox;\n", l->in.h, l->in.w);
-    W(c, "            int best = j0;\n            cnn_real m = x[j0];\n");
-    const char *cand[3] = {"j0 + 1", "j0 + %d", "j0 + %d"};
-    for (int t = 0; t < 3; t++) {
-      char e[32];
-      snprintf(e, sizeof e, cand[t], t == 1 ? l->in.w : l->in.w + 1);
-      W(c, "            best = x[%s] > m ? %s : best;\n            m = x[%s] > m ? x[%s] : m;\n", e, e, e, e);
-    }
-  } else {
-  W(c, "            int best = -1;\n");
-  W(c, "            for (int ky = 0; ky < %d; ky++) {\n", l->k);
-  W(c, "              const int iy = oy * %d + ky - %d;\n", l->stride, l->pad);
-  if (l->pad)
-    W(c, "              if (iy < 0 || iy >= %d)\n                continue;\n", l->in.h);
-  W(c, "              for (int kx = 0; kx < %d; kx++) {\n", l->k);
-  W(c, "                const int ix = ox * %d + kx - %d;\n", l->stride, l->pad);
-  if (l->pad)
-    W(c, "                if (ix < 0 || ix >= %d)\n                  continue;\n", l->in.w);
-  W(c, "                const int j = (c * %d + iy) * %d + ix;\n", l->in.h, l->in.w);
-  W(c, "                if (best < 0 || x[j] > x[best])\n                  best = j;\n");
-  W(c, "              }\n            }\n");
-  }
   W(c, "            const int o = (c * %d + oy) * %d + ox;\n", l->out.h, l->out.w);
-  W(c, "            y[o] = x[best];\n");
-  if (dxm) {
-    ig_open(c, dxm);
-    W(c, "            if (training)\n              %s_l%d_arg[(size_t)i * %ld + o] = best;\n", P, k, osz);
-    ig_close(c, dxm);
+  if (fast) {
+    W(c, "            const int j0 = (c * %d + 2 * oy) * %d + 2 * ox;\n", l->in.h, IW);
+    W(c, "            cnn_real m = x[j0];\n");
+    int off[3] = {1, IW, IW + 1};
+    for (int t = 0; t < 3; t++)
+      W(c, "            m = x[j0 + %d] > m ? x[j0 + %d] : m;\n", off[t], off[t]);
+    W(c, "            y[o] = m;\n");
+  } else {
+    W(c, "            int best = -1;\n");
+    W(c, "            for (int ky = 0; ky < %d; ky++) {\n", l->k);
+    W(c, "              const int iy = oy * %d + ky - %d;\n", l->stride, l->pad);
+    if (l->pad)
+      W(c, "              if (iy < 0 || iy >= %d)\n                continue;\n", l->in.h);
+    W(c, "              for (int kx = 0; kx < %d; kx++) {\n", l->k);
+    W(c, "                const int ix = ox * %d + kx - %d;\n", l->stride, l->pad);
+    if (l->pad)
+      W(c, "                if (ix < 0 || ix >= %d)\n                  continue;\n", IW);
+    W(c, "                const int j = (c * %d + iy) * %d + ix;\n", l->in.h, IW);
+    W(c, "                if (best < 0 || x[j] > x[best])\n                  best = j;\n");
+    W(c, "              }\n            }\n");
+    W(c, "            y[o] = x[best];\n");
+    if (dxm) {
+      ig_open(c, dxm);
+      W(c, "            if (training)\n              %s_l%d_arg[(size_t)i * %ld + o] = best;\n", P, k, osz);
+      ig_close(c, dxm);
+    }
   }
   W(c, "          }\n");
   group_end(c);
@@ -771,10 +772,33 @@ static void emit_maxpool(Ctx *c, int k) {
   group_begin(c);
   images_begin(c);
   W(c, "      const cnn_real *restrict dy = %s_d%d + (size_t)i * %ld;\n", P, ob, osz);
-  W(c, "      const int32_t *restrict arg = %s_l%d_arg + (size_t)i * %ld;\n", P, k, osz);
   W(c, "      cnn_real *restrict dx = %s_d%d + (size_t)i * %ld;\n", P, ib, isz);
-  W(c, "      for (int j = 0; j < %ld; j++)\n        dx[j] = 0;\n", isz);
-  W(c, "      for (int o = 0; o < %ld; o++)\n        dx[arg[o]] += dy[o];\n", osz);
+  if (fast) {
+    W(c, "      const cnn_real *restrict x = %s_a%d + (size_t)i * %ld;\n", P, ib, isz);
+    // The windows tile the input unless its size is odd; then zero the rest first.
+    if (l->in.h != 2 * l->out.h || IW != 2 * l->out.w)
+      W(c, "      for (int j = 0; j < %ld; j++)\n        dx[j] = 0;\n", isz);
+    W(c, "      for (int c = 0; c < %d; c++)\n", l->out.c);
+    W(c, "        for (int oy = 0; oy < %d; oy++)\n", l->out.h);
+    W(c, "          for (int ox = 0; ox < %d; ox++) {\n", l->out.w);
+    W(c, "            const int j0 = (c * %d + 2 * oy) * %d + 2 * ox;\n", l->in.h, IW);
+    W(c, "            const cnn_real a = x[j0], b = x[j0 + 1], d = x[j0 + %d], e = x[j0 + %d];\n", IW, IW + 1);
+    W(c, "            cnn_real m = a;\n            m = b > m ? b : m;\n            m = d > m ? d : m;\n"
+         "            m = e > m ? e : m;\n");
+    // x >= m is x == m here (m is the max), and compiles without the NaN branch of ==.
+    W(c, "            // 1 at the first of the four equal to the max, 0 elsewhere.\n");
+    W(c, "            const cnn_real ka = (cnn_real)(a >= m), kb = (cnn_real)(b >= m) * (1 - ka);\n");
+    W(c, "            const cnn_real kd = (cnn_real)(d >= m) * (1 - ka - kb);\n");
+    W(c, "            const cnn_real ke = (cnn_real)(e >= m) * (1 - ka - kb - kd);\n");
+    W(c, "            const cnn_real g = dy[(c * %d + oy) * %d + ox];\n", l->out.h, l->out.w);
+    W(c, "            dx[j0] = ka * g;\n            dx[j0 + 1] = kb * g;\n");
+    W(c, "            dx[j0 + %d] = kd * g;\n            dx[j0 + %d] = ke * g;\n", IW, IW + 1);
+    W(c, "          }\n");
+  } else {
+    W(c, "      const int32_t *restrict arg = %s_l%d_arg + (size_t)i * %ld;\n", P, k, osz);
+    W(c, "      for (int j = 0; j < %ld; j++)\n        dx[j] = 0;\n", isz);
+    W(c, "      for (int o = 0; o < %ld; o++)\n        dx[arg[o]] += dy[o];\n", osz);
+  }
   group_end(c);
   W(c, "}\n");
   ig_close(c, dxm);

@@ -128,6 +128,7 @@ static double latency_us(const uint8_t *img, int per, int reps) {
 #endif
 
 int main(int argc, char **argv) {
+  printf("blas_core %s\n", openblas_get_corename());
   int reps = argc > 1 ? atoi(argv[1]) : 5;
   if (reps < 1 || reps > 16)
     reps = 5;

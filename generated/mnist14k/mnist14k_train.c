@@ -922,9 +922,8 @@ static void mnist14k_l9_bn_backward(int n) {
 }
 
 // Layer 12: maxpool 2x2, stride 2, pad 0: 22x22x16 -> 11x11x16 (HxWxC), RF 8, 0 params, 0 MACs/image.
-// Index (within its image) of the maximum each output took.
-static int32_t mnist14k_l12_arg[BATCH * 1936];
 static void mnist14k_l12_maxpool_forward(int n, int training) {
+  (void)training;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -933,19 +932,13 @@ static void mnist14k_l12_maxpool_forward(int n, int training) {
       for (int c = 0; c < 16; c++)
         for (int oy = 0; oy < 11; oy++)
           for (int ox = 0; ox < 11; ox++) {
-            const int j0 = (c * 22 + 2 * oy) * 22 + 2 * ox;
-            int best = j0;
-            cnn_real m = x[j0];
-            best = x[j0 + 1] > m ? j0 + 1 : best;
-            m = x[j0 + 1] > m ? x[j0 + 1] : m;
-            best = x[j0 + 22] > m ? j0 + 22 : best;
-            m = x[j0 + 22] > m ? x[j0 + 22] : m;
-            best = x[j0 + 23] > m ? j0 + 23 : best;
-            m = x[j0 + 23] > m ? x[j0 + 23] : m;
             const int o = (c * 11 + oy) * 11 + ox;
-            y[o] = x[best];
-            if (training)
-              mnist14k_l12_arg[(size_t)i * 1936 + o] = best;
+            const int j0 = (c * 22 + 2 * oy) * 22 + 2 * ox;
+            cnn_real m = x[j0];
+            m = x[j0 + 1] > m ? x[j0 + 1] : m;
+            m = x[j0 + 22] > m ? x[j0 + 22] : m;
+            m = x[j0 + 23] > m ? x[j0 + 23] : m;
+            y[o] = m;
           }
     }
   }
@@ -956,12 +949,27 @@ static void mnist14k_l12_maxpool_backward(int n) {
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist14k_d13 + (size_t)i * 1936;
-      const int32_t *restrict arg = mnist14k_l12_arg + (size_t)i * 1936;
       cnn_real *restrict dx = mnist14k_d10 + (size_t)i * 7744;
-      for (int j = 0; j < 7744; j++)
-        dx[j] = 0;
-      for (int o = 0; o < 1936; o++)
-        dx[arg[o]] += dy[o];
+      const cnn_real *restrict x = mnist14k_a10 + (size_t)i * 7744;
+      for (int c = 0; c < 16; c++)
+        for (int oy = 0; oy < 11; oy++)
+          for (int ox = 0; ox < 11; ox++) {
+            const int j0 = (c * 22 + 2 * oy) * 22 + 2 * ox;
+            const cnn_real a = x[j0], b = x[j0 + 1], d = x[j0 + 22], e = x[j0 + 23];
+            cnn_real m = a;
+            m = b > m ? b : m;
+            m = d > m ? d : m;
+            m = e > m ? e : m;
+            // 1 at the first of the four equal to the max, 0 elsewhere.
+            const cnn_real ka = (cnn_real)(a >= m), kb = (cnn_real)(b >= m) * (1 - ka);
+            const cnn_real kd = (cnn_real)(d >= m) * (1 - ka - kb);
+            const cnn_real ke = (cnn_real)(e >= m) * (1 - ka - kb - kd);
+            const cnn_real g = dy[(c * 11 + oy) * 11 + ox];
+            dx[j0] = ka * g;
+            dx[j0 + 1] = kb * g;
+            dx[j0 + 22] = kd * g;
+            dx[j0 + 23] = ke * g;
+          }
     }
   }
 }
