@@ -93,6 +93,30 @@ static void layer_comment(Ctx *c, int k) {
     l->in.c, l->out.h, l->out.w, l->out.c, l->rf, l->n_params, l->macs);
 }
 
+// The body of a stride-1, unpadded col2im, one input row at a time: each
+// element takes its k column values in one pass (kx ascending, the order of
+// the plain loop nest, so the sums are the same bits). Adding the k shifted
+// rows one after another instead makes every store overlap the next row's
+// loads, which stalls on store forwarding.
+static void emit_col2im_rows(Ctx *c, const Layer *l, int P) {
+  int K = l->k, OW = l->out.w, IW = l->in.w;
+  W(c, "  for (int c = 0; c < %d; c++)\n    for (int ky = 0; ky < %d; ky++)\n", l->in.c, K);
+  W(c, "      for (int oy = 0; oy < %d; oy++) {\n", l->out.h);
+  W(c, "        cnn_real *restrict xr = x + (c * %d + oy + ky) * %d;\n", l->in.h, IW);
+  W(c, "        const cnn_real *restrict d = col + (c * %d + ky) * %d + oy * %d; // + kx * %d\n", K, K * P, OW, P);
+  // Interior: all k terms exist.
+  W(c, "        for (int ix = %d; ix < %d; ix++)\n          xr[ix] = xr[ix]", K - 1, OW);
+  for (int kx = 0; kx < K; kx++)
+    W(c, " + d[%d + ix]", kx * P - kx);
+  W(c, ";\n");
+  // The k - 1 columns at each edge: the terms that exist, kx ascending.
+  W(c, "        for (int ix = 0; ix < %d; ix++)\n", K - 1);
+  W(c, "          for (int kx = 0; kx <= ix; kx++)\n            xr[ix] += d[kx * %d + ix - kx];\n", P);
+  W(c, "        for (int ix = %d; ix < %d; ix++)\n", OW, IW);
+  W(c, "          for (int kx = ix - %d; kx < %d; kx++)\n            xr[ix] += d[kx * %d + ix - kx];\n", OW - 1, K, P);
+  W(c, "      }\n}\n");
+}
+
 // im2col (or col2im when back) for one image of conv layer k, as a function.
 static void emit_im2col(Ctx *c, int k, int back) {
   const Layer *l = &c->net->layers[k];
@@ -104,6 +128,10 @@ static void emit_im2col(Ctx *c, int k, int back) {
     W(c, "// Unfolds one image: col[(c*%d+ky)*%d+kx][oy*%d+ox] = x[c][oy*%d+ky-%d][ox*%d+kx-%d].\n"
          "static void %s_l%d_im2col(const cnn_real *restrict x, cnn_real *restrict col) {\n",
       l->k, l->k, l->out.w, l->stride, l->pad, l->stride, l->pad, c->P, k);
+  if (back && l->stride == 1 && !l->pad && l->out.w >= l->k) {
+    emit_col2im_rows(c, l, P);
+    return;
+  }
   W(c, "  for (int c = 0; c < %d; c++)\n"
        "    for (int ky = 0; ky < %d; ky++)\n"
        "      for (int kx = 0; kx < %d; kx++) {\n",

@@ -4,6 +4,8 @@
 //   train_ips_T   training images/s (forward + backward + SGD step), T threads
 //   eval_ips      evaluation images/s (eval-mode forward, the trainer's batch)
 //   latency_us    one image through the float inference code, 1 thread
+//   *_native      the same figures for the same generated code built with
+//                 -march=native (when built with -DNET_NATIVE / -DINFER_PREDICT_NATIVE)
 //   gflops_2      training GFLOP/s on 2 threads (3 x 2 x MACs per image)
 //   sgemm_gflops_T  a large cblas_sgemm on T threads
 #include <stdio.h>
@@ -22,6 +24,12 @@
 #include NET_HEADER
 #ifdef INFER_HEADER
 #include INFER_HEADER
+#endif
+#ifdef NET_NATIVE
+extern cnn_net NET_NATIVE;
+#endif
+#ifdef INFER_PREDICT_NATIVE
+int INFER_PREDICT_NATIVE(const uint8_t *image);
 #endif
 
 // Monotonic seconds.
@@ -53,10 +61,10 @@ static void set_threads(int t) {
 }
 
 // Median training images/s over reps runs of `steps` full steps.
-static double train_rate(const float *x, const uint8_t *y, int steps, int reps, cnn_rng *rng) {
+static double train_rate(cnn_net *net, const float *x, const uint8_t *y, int steps, int reps, cnn_rng *rng) {
   cnn_sgd opt;
   char err[256];
-  if (cnn_sgd_init(&opt, NET.n_params, 0.01, 0.9, 0, 0, 0, err, sizeof err)) {
+  if (cnn_sgd_init(&opt, net->n_params, 0.01, 0.9, 0, 0, 0, err, sizeof err)) {
     fprintf(stderr, "bench: %s\n", err);
     exit(1);
   }
@@ -64,26 +72,26 @@ static double train_rate(const float *x, const uint8_t *y, int steps, int reps, 
   for (int r = -1; r < reps; r++) { // r = -1 warms up
     double t0 = now_s();
     for (int s = 0; s < steps; s++) {
-      NET.forward(x, y, NET.batch, 1, rng);
-      NET.backward();
-      cnn_sgd_step(&opt, NET.params, NET.grads);
+      net->forward(x, y, net->batch, 1, rng);
+      net->backward();
+      cnn_sgd_step(&opt, net->params, net->grads);
     }
     if (r >= 0)
-      rates[r] = (double)steps * NET.batch / (now_s() - t0);
+      rates[r] = (double)steps * net->batch / (now_s() - t0);
   }
   cnn_sgd_free(&opt);
   return median(rates, reps);
 }
 
 // Median eval-mode images/s over reps passes of `batches` batches.
-static double eval_rate(const float *x, int batches, int reps) {
+static double eval_rate(cnn_net *net, const float *x, int batches, int reps) {
   double rates[16];
   for (int r = -1; r < reps; r++) {
     double t0 = now_s();
     for (int b = 0; b < batches; b++)
-      NET.forward(x, NULL, NET.batch, 0, NULL);
+      net->forward(x, NULL, net->batch, 0, NULL);
     if (r >= 0)
-      rates[r] = (double)batches * NET.batch / (now_s() - t0);
+      rates[r] = (double)batches * net->batch / (now_s() - t0);
   }
   return median(rates, reps);
 }
@@ -112,13 +120,13 @@ static double sgemm_gflops(int n, int threads, int reps) {
 
 #ifdef INFER_HEADER
 // Median microseconds per image of the float inference code.
-static double latency_us(const uint8_t *img, int per, int reps) {
+static double latency_us(int (*predict)(const uint8_t *), const uint8_t *img, int per, int reps) {
   double us[16];
   volatile int sink = 0;
   for (int r = -1; r < reps; r++) {
     double t0 = now_s();
     for (int i = 0; i < per; i++)
-      sink += INFER_PREDICT(img + (size_t)(i % 64) * NET.in_h * NET.in_w);
+      sink += predict(img + (size_t)(i % 64) * NET.in_h * NET.in_w);
     if (r >= 0)
       us[r] = (now_s() - t0) * 1e6 / per;
   }
@@ -150,16 +158,26 @@ int main(int argc, char **argv) {
   double flop = 6.0 * NET_MACS; // forward 2*MACs, backward twice that
   for (int t = 1; t <= 2; t++) {
     set_threads(t);
-    double ips = train_rate(x, y, 60, reps, &rng);
+    double ips = train_rate(&NET, x, y, 60, reps, &rng);
     printf("train_ips_%d %.1f\n", t, ips);
     printf("epoch_s_%d %.2f\n", t, 60000.0 / ips);
     printf("gflops_%d %.2f\n", t, ips * flop * 1e-9);
   }
   set_threads(2);
-  printf("eval_ips %.1f\n", eval_rate(x, 100, reps));
-#ifdef INFER_HEADER
+  printf("eval_ips %.1f\n", eval_rate(&NET, x, 100, reps));
+#ifdef NET_NATIVE
+  NET_NATIVE.init(&rng);
+  double ips = train_rate(&NET_NATIVE, x, y, 60, reps, &rng);
+  printf("train_ips_2_native %.1f\n", ips);
+  printf("epoch_s_2_native %.2f\n", 60000.0 / ips);
+  printf("eval_ips_native %.1f\n", eval_rate(&NET_NATIVE, x, 100, reps));
+#endif
   set_threads(1);
-  printf("latency_us %.2f\n", latency_us(img, 2000, reps));
+#ifdef INFER_HEADER
+  printf("latency_us %.2f\n", latency_us(INFER_PREDICT, img, 2000, reps));
+#endif
+#ifdef INFER_PREDICT_NATIVE
+  printf("latency_us_native %.2f\n", latency_us(INFER_PREDICT_NATIVE, img, 2000, reps));
 #endif
   for (int t = 1; t <= 2; t++)
     printf("sgemm_gflops_%d %.1f\n", t, sgemm_gflops(2048, t, reps));

@@ -162,15 +162,17 @@ static void mnist14k_l0_im2col(const cnn_real *restrict x, cnn_real *restrict co
 static void mnist14k_l0_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
   for (int c = 0; c < 1; c++)
     for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        const cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 676;
-        for (int oy = 0; oy < 26; oy++) {
-          const int iy = oy * 1 + ky - 0;
-          for (int ox = 0; ox < 26; ox++) {
-            const int ix = ox * 1 + kx - 0;
-            x[(c * 28 + iy) * 28 + ix] += d[oy * 26 + ox];
-          }
-        }
+      for (int oy = 0; oy < 26; oy++) {
+        cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28;
+        const cnn_real *restrict d = col + (c * 3 + ky) * 2028 + oy * 26; // + kx * 676
+        for (int ix = 2; ix < 26; ix++)
+          xr[ix] = xr[ix] + d[0 + ix] + d[675 + ix] + d[1350 + ix];
+        for (int ix = 0; ix < 2; ix++)
+          for (int kx = 0; kx <= ix; kx++)
+            xr[ix] += d[kx * 676 + ix - kx];
+        for (int ix = 26; ix < 28; ix++)
+          for (int kx = ix - 25; kx < 3; kx++)
+            xr[ix] += d[kx * 676 + ix - kx];
       }
 }
 #endif
@@ -428,15 +430,17 @@ static void mnist14k_l4_im2col(const cnn_real *restrict x, cnn_real *restrict co
 static void mnist14k_l4_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
   for (int c = 0; c < 16; c++)
     for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        const cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 576;
-        for (int oy = 0; oy < 24; oy++) {
-          const int iy = oy * 1 + ky - 0;
-          for (int ox = 0; ox < 24; ox++) {
-            const int ix = ox * 1 + kx - 0;
-            x[(c * 26 + iy) * 26 + ix] += d[oy * 24 + ox];
-          }
-        }
+      for (int oy = 0; oy < 24; oy++) {
+        cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26;
+        const cnn_real *restrict d = col + (c * 3 + ky) * 1728 + oy * 24; // + kx * 576
+        for (int ix = 2; ix < 24; ix++)
+          xr[ix] = xr[ix] + d[0 + ix] + d[575 + ix] + d[1150 + ix];
+        for (int ix = 0; ix < 2; ix++)
+          for (int kx = 0; kx <= ix; kx++)
+            xr[ix] += d[kx * 576 + ix - kx];
+        for (int ix = 24; ix < 26; ix++)
+          for (int kx = ix - 23; kx < 3; kx++)
+            xr[ix] += d[kx * 576 + ix - kx];
       }
 }
 // y[16][576] = W[16][144] * x unfolded.
@@ -679,15 +683,17 @@ static void mnist14k_l8_im2col(const cnn_real *restrict x, cnn_real *restrict co
 static void mnist14k_l8_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
   for (int c = 0; c < 16; c++)
     for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        const cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 484;
-        for (int oy = 0; oy < 22; oy++) {
-          const int iy = oy * 1 + ky - 0;
-          for (int ox = 0; ox < 22; ox++) {
-            const int ix = ox * 1 + kx - 0;
-            x[(c * 24 + iy) * 24 + ix] += d[oy * 22 + ox];
-          }
-        }
+      for (int oy = 0; oy < 22; oy++) {
+        cnn_real *restrict xr = x + (c * 24 + oy + ky) * 24;
+        const cnn_real *restrict d = col + (c * 3 + ky) * 1452 + oy * 22; // + kx * 484
+        for (int ix = 2; ix < 22; ix++)
+          xr[ix] = xr[ix] + d[0 + ix] + d[483 + ix] + d[966 + ix];
+        for (int ix = 0; ix < 2; ix++)
+          for (int kx = 0; kx <= ix; kx++)
+            xr[ix] += d[kx * 484 + ix - kx];
+        for (int ix = 22; ix < 24; ix++)
+          for (int kx = ix - 21; kx < 3; kx++)
+            xr[ix] += d[kx * 484 + ix - kx];
       }
 }
 // y[16][484] = W[16][144] * x unfolded.
@@ -1218,15 +1224,17 @@ static void mnist14k_l17_im2col(const cnn_real *restrict x, cnn_real *restrict c
 static void mnist14k_l17_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
   for (int c = 0; c < 16; c++)
     for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        const cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 81;
-        for (int oy = 0; oy < 9; oy++) {
-          const int iy = oy * 1 + ky - 0;
-          for (int ox = 0; ox < 9; ox++) {
-            const int ix = ox * 1 + kx - 0;
-            x[(c * 11 + iy) * 11 + ix] += d[oy * 9 + ox];
-          }
-        }
+      for (int oy = 0; oy < 9; oy++) {
+        cnn_real *restrict xr = x + (c * 11 + oy + ky) * 11;
+        const cnn_real *restrict d = col + (c * 3 + ky) * 243 + oy * 9; // + kx * 81
+        for (int ix = 2; ix < 9; ix++)
+          xr[ix] = xr[ix] + d[0 + ix] + d[80 + ix] + d[160 + ix];
+        for (int ix = 0; ix < 2; ix++)
+          for (int kx = 0; kx <= ix; kx++)
+            xr[ix] += d[kx * 81 + ix - kx];
+        for (int ix = 9; ix < 11; ix++)
+          for (int kx = ix - 8; kx < 3; kx++)
+            xr[ix] += d[kx * 81 + ix - kx];
       }
 }
 // y[24][81] = W[24][144] * x unfolded.
@@ -1480,15 +1488,17 @@ static void mnist14k_l21_im2col(const cnn_real *restrict x, cnn_real *restrict c
 static void mnist14k_l21_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
   for (int c = 0; c < 24; c++)
     for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        const cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 49;
-        for (int oy = 0; oy < 7; oy++) {
-          const int iy = oy * 1 + ky - 0;
-          for (int ox = 0; ox < 7; ox++) {
-            const int ix = ox * 1 + kx - 0;
-            x[(c * 9 + iy) * 9 + ix] += d[oy * 7 + ox];
-          }
-        }
+      for (int oy = 0; oy < 7; oy++) {
+        cnn_real *restrict xr = x + (c * 9 + oy + ky) * 9;
+        const cnn_real *restrict d = col + (c * 3 + ky) * 147 + oy * 7; // + kx * 49
+        for (int ix = 2; ix < 7; ix++)
+          xr[ix] = xr[ix] + d[0 + ix] + d[48 + ix] + d[96 + ix];
+        for (int ix = 0; ix < 2; ix++)
+          for (int kx = 0; kx <= ix; kx++)
+            xr[ix] += d[kx * 49 + ix - kx];
+        for (int ix = 7; ix < 9; ix++)
+          for (int kx = ix - 6; kx < 3; kx++)
+            xr[ix] += d[kx * 49 + ix - kx];
       }
 }
 // y[24][49] = W[24][216] * x unfolded.
