@@ -22,7 +22,7 @@ MODEL   ?= mnist14k
 MNIST_DIR ?= $(firstword $(wildcard ../shared/data/mnist) data/mnist)
 export MNIST_DIR
 
-.PHONY: all deps deps-test test train bench plot firmware-test data generate clean check-generated
+.PHONY: all deps deps-test test train bench plot firmware-test data generate clean check-generated FORCE
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/cnnc $(BUILD)/libcnnrt.a
@@ -37,11 +37,19 @@ deps-test:
 data:
 	bash .ci/fetch-mnist data/mnist
 
+# The flags the objects were built with: `make MARCH=native ...` after a
+# default build (or the other way round) rebuilds what the flags change.
+FLAGS_STAMP := $(BUILD)/cflags
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(@D)
+	@echo '$(CC) $(CFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS)' > $@
+FORCE:
+
 # ----------------------------------------------------------------- runtime
 RUNTIME_SRC := $(wildcard runtime/*.c)
 RUNTIME_OBJ := $(RUNTIME_SRC:runtime/%.c=$(BUILD)/runtime/%.o)
 
-$(BUILD)/runtime/%.o: runtime/%.c $(wildcard runtime/*.h)
+$(BUILD)/runtime/%.o: runtime/%.c $(wildcard runtime/*.h) $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime -c $< -o $@
 
@@ -103,12 +111,12 @@ check-generated: $(BUILD)/cnnc
 $(GEN_DIR)/$(MODEL)_train.c $(GEN_DIR)/$(MODEL)_train.h &: models/$(MODEL).cnn $(BUILD)/cnnc
 	$(BUILD)/cnnc build $< -o $(GEN_DIR)/
 
-$(BUILD)/$(MODEL)_train.o: $(GEN_DIR)/$(MODEL)_train.c $(GEN_DIR)/$(MODEL)_train.h runtime/cnn_net.h
+$(BUILD)/$(MODEL)_train.o: $(GEN_DIR)/$(MODEL)_train.c $(GEN_DIR)/$(MODEL)_train.h runtime/cnn_net.h $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -c $< -o $@
 
 # ----------------------------------------------------------------- trainer
-$(BUILD)/$(MODEL)-train: examples/train.c $(BUILD)/$(MODEL)_train.o $(BUILD)/libcnnrt.a
+$(BUILD)/$(MODEL)-train: examples/train.c $(BUILD)/$(MODEL)_train.o $(BUILD)/libcnnrt.a $(FLAGS_STAMP)
 	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -I$(GEN_DIR) -DNET_HEADER='"$(MODEL)_train.h"' -DNET=$(MODEL)_net \
 	  $< $(BUILD)/$(MODEL)_train.o $(BUILD)/libcnnrt.a $(LIBS) $(OMP) -o $@
 
