@@ -58,3 +58,10 @@ printf '\nRows without a suffix: the default build (x86-64 baseline, SSE2) with 
 printf '\ncnnc training: %s GFLOP/s on 2 threads; large cblas_sgemm: %s GFLOP/s (2 threads), %s (1 thread): %s of sgemm\n' \
   "$(get "$ours" gflops_2)" "$(get "$ours" sgemm_gflops_2)" "$(get "$ours" sgemm_gflops_1)" \
   "$(awk -v a="$(get "$ours" gflops_2)" -v b="$(get "$ours" sgemm_gflops_2)" 'BEGIN { printf "%.0f%%", 100 * a / b }')"
+if [ -n "$avx512" ]; then
+  printf 'with AVX-512 BLAS and -march=native: %s GFLOP/s on 2 threads; large cblas_sgemm: %s GFLOP/s (2 threads): %s of sgemm\n' \
+    "$(awk -v a="$(get "$ours" train_ips_2_native_avx512)" -v f="$(get "$ours" gflops_2)" -v i="$(get "$ours" train_ips_2)" \
+       'BEGIN { printf "%.2f", a * f / i }')" "$(get "$ours" sgemm_gflops_2_avx512)" \
+    "$(awk -v a="$(get "$ours" train_ips_2_native_avx512)" -v f="$(get "$ours" gflops_2)" -v i="$(get "$ours" train_ips_2)" \
+       -v b="$(get "$ours" sgemm_gflops_2_avx512)" 'BEGIN { printf "%.0f%%", 100 * a * f / i / b }')"
+fi
