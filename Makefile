@@ -51,7 +51,9 @@ RUNTIME_OBJ := $(RUNTIME_SRC:runtime/%.c=$(BUILD)/runtime/%.o)
 
 $(BUILD)/runtime/%.o: runtime/%.c $(wildcard runtime/*.h) $(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -Iruntime -c $< -o $@
+	$(CC) $(CFLAGS) $(RT_OMP) $(BLAS_CFLAGS) -Iruntime -c $< -o $@
+# Only the dataset (parallel augmentation) uses OpenMP; cnnc links the rest.
+$(BUILD)/runtime/dataset.o: RT_OMP := $(OMP)
 
 $(BUILD)/libcnnrt.a: $(RUNTIME_OBJ)
 	@mkdir -p $(@D)

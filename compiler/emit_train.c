@@ -123,10 +123,10 @@ static void emit_im2col(Ctx *c, int k, int back) {
   int P = l->out.h * l->out.w;
   if (back)
     W(c, "// Adds the column gradient of one image back onto its input gradient.\n"
-         "static void %s_l%d_col2im(const cnn_real *restrict col, cnn_real *restrict x) {\n", c->P, k);
+         "CNN_CLONES static void %s_l%d_col2im(const cnn_real *restrict col, cnn_real *restrict x) {\n", c->P, k);
   else
     W(c, "// Unfolds one image: col[(c*%d+ky)*%d+kx][oy*%d+ox] = x[c][oy*%d+ky-%d][ox*%d+kx-%d].\n"
-         "static void %s_l%d_im2col(const cnn_real *restrict x, cnn_real *restrict col) {\n",
+         "CNN_CLONES static void %s_l%d_im2col(const cnn_real *restrict x, cnn_real *restrict col) {\n",
       l->k, l->k, l->out.w, l->stride, l->pad, l->stride, l->pad, c->P, k);
   if (back && l->stride == 1 && !l->pad && l->out.w >= l->k) {
     emit_col2im_rows(c, l, P);
@@ -299,7 +299,7 @@ static void emit_conv(Ctx *c, int k) {
     emit_bn_partials(c, k + 1);
   if (stats)
     W(c, "// In training, also sums each image's output per channel for layer %d's statistics.\n", k + 1);
-  W(c, "static void %s_l%d_conv_forward(int n%s) {\n", P, k, stats ? ", int training" : "");
+  W(c, "CNN_CLONES static void %s_l%d_conv_forward(int n%s) {\n", P, k, stats ? ", int training" : "");
   W(c, "  const cnn_real *restrict w = %s_params + %ld;\n", P, off);
   if (l->bias)
     W(c, "  const cnn_real *restrict b = %s_params + %ld;\n", P, off + WSZ);
@@ -350,7 +350,7 @@ static void emit_conv(Ctx *c, int k) {
   if (l->bias)
     W(c, "static cnn_real %s_l%d_db[NGROUP][%d];\n", P, k, OC);
   W(c, "// dW = dy * x^T%s%s.\n", l->bias ? ", db = sum dy" : "", dxmode ? ", dx = W^T * dy" : "");
-  W(c, "static void %s_l%d_conv_backward(int n) {\n", P, k);
+  W(c, "CNN_CLONES static void %s_l%d_conv_backward(int n) {\n", P, k);
   if (dxmode) {
     ig_open(c, dxmode);
     W(c, "  const cnn_real *restrict w = %s_params + %ld;\n", P, off);
@@ -486,7 +486,7 @@ static void emit_bn(Ctx *c, int k) {
   if (HW % 4 != 0 && sz % 4 == 0) // see `flat` below
     W(c, "// Scale and shift spread per value (planes of %d do not vectorize at -O2).\n"
          "static cnn_real %s_l%d_scv[%ld], %s_l%d_shv[%ld];\n", HW, P, k, sz, P, k, sz);
-  W(c, "static void %s_l%d_bn_forward(int n, int training) {\n", P, k);
+  W(c, "CNN_CLONES static void %s_l%d_bn_forward(int n, int training) {\n", P, k);
   W(c, "  const cnn_real *restrict gamma = %s_params + %ld, *restrict beta = %s_params + %ld;\n", P, off, P,
     off + C);
   W(c, "  cnn_real *restrict rmean = %s_state + %ld, *restrict rvar = %s_state + %ld;\n", P, soff, P, soff + C);
@@ -597,7 +597,7 @@ static void emit_bn(Ctx *c, int k) {
       dk >= 0 ? (rk >= 0 ? ", times 1 / (1 - p) (y > 0 implies kept)" : ", times keep / (1 - p)") : "");
   W(c, "// dgamma = sum dy * xhat, dbeta = sum dy;\n"
        "// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).\n");
-  W(c, "static void %s_l%d_bn_backward(int n) {\n", P, k);
+  W(c, "CNN_CLONES static void %s_l%d_bn_backward(int n) {\n", P, k);
   group_begin(c);
   images_begin(c);
   W(c, "      for (int c = 0; c < %d; c++) {\n", C);
@@ -673,7 +673,7 @@ static void emit_dropout(Ctx *c, int k) {
   ig_close(c, bw);
   W(c, "// In place; identity in eval. Image i's mask hashes its value indices with\n"
        "// keys of (seed, layer %d, i), so it does not depend on the thread count.\n", k);
-  W(c, "static void %s_l%d_dropout_forward(int n, int training) {\n", P, k);
+  W(c, "CNN_CLONES static void %s_l%d_dropout_forward(int n, int training) {\n", P, k);
   W(c, "  if (!training)\n    return;\n");
   group_begin(c);
   images_begin(c);
@@ -700,7 +700,7 @@ static void emit_dropout(Ctx *c, int k) {
     return;
   ig_open(c, bw);
   W(c, "// In place: dx = dy * mask / (1 - p).\n");
-  W(c, "static void %s_l%d_dropout_backward(int n) {\n", P, k);
+  W(c, "CNN_CLONES static void %s_l%d_dropout_backward(int n) {\n", P, k);
   W(c, "  cnn_real *restrict d = %s_d%d;\n  const uint8_t *restrict m = %s_l%d_keep;\n", P, b, P, k);
   W(c, "  CNN_OMP(omp parallel for schedule(static))\n");
   W(c, "  for (long j = 0; j < (long)n * %ld; j++)\n", sz);
@@ -715,7 +715,7 @@ static void emit_relu(Ctx *c, int k) {
   int b = c->buf[k];
   layer_comment(c, k);
   W(c, "// In place: x = max(x, 0).\n");
-  W(c, "static void %s_l%d_relu_forward(int n) {\n", P, k);
+  W(c, "CNN_CLONES static void %s_l%d_relu_forward(int n) {\n", P, k);
   W(c, "  cnn_real *restrict x = %s_a%d;\n", P, b);
   W(c, "  CNN_OMP(omp parallel for schedule(static))\n");
   W(c, "  for (long j = 0; j < (long)n * %ld; j++)\n", sz);
@@ -725,7 +725,7 @@ static void emit_relu(Ctx *c, int k) {
     return;
   ig_open(c, bw);
   W(c, "// In place: dx = dy where the output is positive.\n");
-  W(c, "static void %s_l%d_relu_backward(int n) {\n", P, k);
+  W(c, "CNN_CLONES static void %s_l%d_relu_backward(int n) {\n", P, k);
   W(c, "  const cnn_real *restrict y = %s_a%d;\n  cnn_real *restrict d = %s_d%d;\n", P, b, P, b);
   W(c, "  CNN_OMP(omp parallel for schedule(static))\n");
   W(c, "  for (long j = 0; j < (long)n * %ld; j++)\n", sz);
@@ -751,7 +751,7 @@ static void emit_maxpool(Ctx *c, int k) {
     W(c, "static int32_t %s_l%d_arg[BATCH * %ld];\n", P, k, osz);
     ig_close(c, dxm);
   }
-  W(c, "static void %s_l%d_maxpool_forward(int n, int training) {\n", P, k);
+  W(c, "CNN_CLONES static void %s_l%d_maxpool_forward(int n, int training) {\n", P, k);
   if (!dxm || fast)
     W(c, "  (void)training;\n");
   group_begin(c);
@@ -796,7 +796,7 @@ static void emit_maxpool(Ctx *c, int k) {
     return;
   ig_open(c, dxm);
   W(c, "// Routes each output gradient to its input maximum.\n");
-  W(c, "static void %s_l%d_maxpool_backward(int n) {\n", P, k);
+  W(c, "CNN_CLONES static void %s_l%d_maxpool_backward(int n) {\n", P, k);
   group_begin(c);
   images_begin(c);
   W(c, "      const cnn_real *restrict dy = %s_d%d + (size_t)i * %ld;\n", P, ob, osz);
@@ -840,7 +840,7 @@ static void emit_gap(Ctx *c, int k) {
   int ib = c->buf[k], ob = c->buf[k + 1];
   layer_comment(c, k);
   W(c, "// y[c] = mean of x[c] over its %d positions.\n", HW);
-  W(c, "static void %s_l%d_gap_forward(int n) {\n", P, k);
+  W(c, "CNN_CLONES static void %s_l%d_gap_forward(int n) {\n", P, k);
   W(c, "  for (int i = 0; i < n; i++)\n    for (int c = 0; c < %d; c++) {\n", C);
   W(c, "      const cnn_real *restrict x = %s_a%d + (size_t)i * %ld + c * %d;\n", P, ib, c->tsize[k], HW);
   W(c, "      cnn_real s = 0;\n      for (int p = 0; p < %d; p++)\n        s += x[p];\n", HW);
@@ -850,7 +850,7 @@ static void emit_gap(Ctx *c, int k) {
     return;
   ig_open(c, dxm);
   W(c, "// dx = dy / %d everywhere.\n", HW);
-  W(c, "static void %s_l%d_gap_backward(int n) {\n", P, k);
+  W(c, "CNN_CLONES static void %s_l%d_gap_backward(int n) {\n", P, k);
   W(c, "  for (int i = 0; i < n; i++)\n    for (int c = 0; c < %d; c++) {\n", C);
   W(c, "      const cnn_real v = %s_d%d[i * %d + c] / %d;\n", P, ob, C, HW);
   W(c, "      cnn_real *restrict dx = %s_d%d + (size_t)i * %ld + c * %d;\n", P, ib, c->tsize[k], HW);
@@ -866,7 +866,7 @@ static void emit_log_softmax(Ctx *c, int k) {
   int ib = c->buf[k], ob = c->buf[k + 1];
   layer_comment(c, k);
   W(c, "// y = x - max - log(sum exp(x - max)).\n");
-  W(c, "static void %s_l%d_log_softmax_forward(int n) {\n", P, k);
+  W(c, "CNN_CLONES static void %s_l%d_log_softmax_forward(int n) {\n", P, k);
   W(c, "  for (int i = 0; i < n; i++) {\n");
   W(c, "    const cnn_real *restrict x = %s_a%d + i * %d;\n", P, ib, C);
   W(c, "    cnn_real *restrict y = %s_a%d + i * %d;\n", P, ob, C);
@@ -879,7 +879,7 @@ static void emit_log_softmax(Ctx *c, int k) {
     return;
   ig_open(c, dxm);
   W(c, "// dx = dy - softmax * sum dy.\n");
-  W(c, "static void %s_l%d_log_softmax_backward(int n) {\n", P, k);
+  W(c, "CNN_CLONES static void %s_l%d_log_softmax_backward(int n) {\n", P, k);
   W(c, "  for (int i = 0; i < n; i++) {\n");
   W(c, "    const cnn_real *restrict y = %s_a%d + i * %d;\n", P, ob, C);
   W(c, "    const cnn_real *restrict dy = %s_d%d + i * %d;\n", P, ob, C);
@@ -963,6 +963,16 @@ static void emit_source(Ctx *c) {
        "// the gradient of the input.\n");
   W(c, "#include \"%s_train.h\"\n\n#include <math.h>\n#include <stdint.h>\n#include <string.h>\n\n#include <cblas.h>\n\n", P);
   W(c, "#ifdef _OPENMP\n#define CNN_OMP(x) _Pragma(#x)\n#else\n#define CNN_OMP(x)\n#endif\n\n");
+  // AVX2 without FMA rounds like the baseline build: every sum whose order
+  // could change is written with explicit lanes, and nothing is contracted.
+  W(c, "// On x86-64 ELF hosts (gcc, clang >= 14) each layer function is also built\n"
+       "// for AVX2 and picked when the program loads. AVX2 without FMA rounds\n"
+       "// exactly like the baseline build, so results stay the same bits.\n"
+       "// -DCNN_NO_CLONES builds the baseline only.\n"
+       "#if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \\\n"
+       "    (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)\n"
+       "#define CNN_CLONES __attribute__((target_clones(\"avx2\", \"default\")))\n"
+       "#else\n#define CNN_CLONES\n#endif\n\n");
   W(c, "// cblas_sgemm or cblas_dgemm, following cnn_real.\n"
        "#define GEMM _Generic((cnn_real)0, float: cblas_sgemm, double: cblas_dgemm)\n\n");
   W(c, "#define BATCH %d\n#define NGROUP %d\n#define GSIZE %d\n\n", c->batch, c->ngroup, c->gsize);

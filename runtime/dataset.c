@@ -8,6 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#define CNN_OMP_FOR _Pragma("omp parallel for schedule(static)")
+#else
+#define CNN_OMP_FOR
+#endif
+
 // Normalizes every image once so an unaugmented batch is a plain copy.
 int cnn_dataset_init(cnn_dataset *d, const cnn_idx *idx, double mean, double std,
                      double rotate, double shift, char *err, size_t errlen) {
@@ -38,8 +44,7 @@ int cnn_dataset_init(cnn_dataset *d, const cnn_idx *idx, double mean, double std
   size_t img = (size_t)d->h * d->w, total = img * (size_t)d->n;
   d->x = malloc(total * sizeof *d->x);
   d->order = malloc((size_t)d->n * sizeof *d->order);
-  d->scratch = malloc(img * sizeof *d->scratch);
-  if (!d->x || !d->order || !d->scratch) {
+  if (!d->x || !d->order) {
     cnn_dataset_free(d);
     cnn_seterr(err, errlen, "dataset: out of memory for %d images", idx->n);
     return -1;
@@ -56,7 +61,6 @@ int cnn_dataset_init(cnn_dataset *d, const cnn_idx *idx, double mean, double std
 void cnn_dataset_free(cnn_dataset *d) {
   free(d->x);
   free(d->order);
-  free(d->scratch);
   memset(d, 0, sizeof *d);
 }
 
@@ -117,7 +121,9 @@ void cnn_augment_image(const uint8_t *img, int h, int w, double deg, int dx, int
   }
 }
 
-// Copies (and, when asked, augments) batch b into x and y.
+// Copies (and, when asked, augments) batch b into x and y. The random draws
+// are made in image order on the calling thread, so the batch is the same
+// bits whatever the thread count; the warps then run in parallel (OpenMP).
 int cnn_dataset_batch(cnn_dataset *d, int b, int batch, float *x, uint8_t *y, cnn_rng *rng) {
   if (batch <= 0 || b < 0)
     return 0;
@@ -128,21 +134,32 @@ int cnn_dataset_batch(cnn_dataset *d, int b, int batch, float *x, uint8_t *y, cn
   size_t img = (size_t)d->h * d->w;
   int augment = rng && (d->rotate > 0 || d->shift > 0);
   int ishift = (int)floor(d->shift);
-  for (int i = 0; i < k; i++) {
-    uint32_t src = d->order[start + i];
+  for (int i = 0; i < k; i++)
     if (y)
-      y[i] = d->labels[src];
-    float *dst = x + (size_t)i * img;
-    if (!augment) {
-      memcpy(dst, d->x + (size_t)src * img, img * sizeof *dst);
-      continue;
+      y[i] = d->labels[d->order[start + i]];
+  if (!augment) {
+    for (int i = 0; i < k; i++)
+      memcpy(x + (size_t)i * img, d->x + (size_t)d->order[start + i] * img, img * sizeof *x);
+    return k;
+  }
+  enum { CHUNK = 64 }; // draws held at once, so no allocation per batch
+  for (int i0 = 0; i0 < k; i0 += CHUNK) {
+    int n = k - i0 < CHUNK ? k - i0 : CHUNK;
+    double deg[CHUNK];
+    int sx[CHUNK], sy[CHUNK];
+    for (int i = 0; i < n; i++) {
+      deg[i] = d->rotate > 0 ? (2.0 * cnn_rng_uniform(rng) - 1.0) * d->rotate : 0.0;
+      sx[i] = ishift > 0 ? (int)cnn_rng_below(rng, 2u * ishift + 1) - ishift : 0;
+      sy[i] = ishift > 0 ? (int)cnn_rng_below(rng, 2u * ishift + 1) - ishift : 0;
     }
-    double deg = d->rotate > 0 ? (2.0 * cnn_rng_uniform(rng) - 1.0) * d->rotate : 0.0;
-    int dx = ishift > 0 ? (int)cnn_rng_below(rng, 2u * ishift + 1) - ishift : 0;
-    int dy = ishift > 0 ? (int)cnn_rng_below(rng, 2u * ishift + 1) - ishift : 0;
-    cnn_augment_image(d->pixels + (size_t)src * img, d->h, d->w, deg, dx, dy, d->scratch);
-    for (size_t j = 0; j < img; j++)
-      dst[j] = (d->scratch[j] - d->mean) / d->std;
+    CNN_OMP_FOR
+    for (int i = 0; i < n; i++) {
+      float *dst = x + (size_t)(i0 + i) * img;
+      cnn_augment_image(d->pixels + (size_t)d->order[start + i0 + i] * img, d->h, d->w, deg[i], sx[i],
+                        sy[i], dst);
+      for (size_t j = 0; j < img; j++)
+        dst[j] = (dst[j] - d->mean) / d->std;
+    }
   }
   return k;
 }

@@ -20,7 +20,6 @@ typedef struct cnn_dataset {
   float background;            // normalized value of pixel 0: fill of augmentation
   double rotate, shift;        // augmentation: degrees, pixels (0: none)
   uint32_t *order;             // this epoch's image order
-  float *scratch;              // h * w, one augmented image before normalizing
 } cnn_dataset;
 
 // Prepares idx for batching (borrows its pixels and labels). rotate/shift of 0

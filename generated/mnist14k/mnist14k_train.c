@@ -55,6 +55,17 @@
 #define CNN_OMP(x)
 #endif
 
+// On x86-64 ELF hosts (gcc, clang >= 14) each layer function is also built
+// for AVX2 and picked when the program loads. AVX2 without FMA rounds
+// exactly like the baseline build, so results stay the same bits.
+// -DCNN_NO_CLONES builds the baseline only.
+#if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
+    (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)
+#define CNN_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CNN_CLONES
+#endif
+
 // cblas_sgemm or cblas_dgemm, following cnn_real.
 #define GEMM _Generic((cnn_real)0, float: cblas_sgemm, double: cblas_dgemm)
 
@@ -146,7 +157,7 @@ static void mnist14k_drop_keys(int k, int i, uint32_t key[2]) {
 
 // Layer 0: conv 3x3, stride 1, pad 0, no bias: 28x28x1 -> 26x26x16 (HxWxC), RF 3, 144 params, 97344 MACs/image.
 // Unfolds one image: col[(c*3+ky)*3+kx][oy*26+ox] = x[c][oy*1+ky-0][ox*1+kx-0].
-static void mnist14k_l0_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
+CNN_CLONES static void mnist14k_l0_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
   for (int c = 0; c < 1; c++)
     for (int ky = 0; ky < 3; ky++)
       for (int kx = 0; kx < 3; kx++) {
@@ -159,7 +170,7 @@ static void mnist14k_l0_im2col(const cnn_real *restrict x, cnn_real *restrict co
 }
 #ifdef CNN_INPUT_GRAD
 // Adds the column gradient of one image back onto its input gradient.
-static void mnist14k_l0_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
+CNN_CLONES static void mnist14k_l0_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
   for (int c = 0; c < 1; c++)
     for (int ky = 0; ky < 3; ky++)
       for (int oy = 0; oy < 26; oy++) {
@@ -181,7 +192,7 @@ static void mnist14k_l0_col2im(const cnn_real *restrict col, cnn_real *restrict 
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l1_ps[BATCH][16], mnist14k_l1_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 1's statistics.
-static void mnist14k_l0_conv_forward(int n, int training) {
+CNN_CLONES static void mnist14k_l0_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 0;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -220,7 +231,7 @@ static void mnist14k_l0_conv_forward(int n, int training) {
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist14k_l0_dw[NGROUP][144];
 // dW = dy * x^T, dx = W^T * dy.
-static void mnist14k_l0_conv_backward(int n) {
+CNN_CLONES static void mnist14k_l0_conv_backward(int n) {
 #ifdef CNN_INPUT_GRAD
   const cnn_real *restrict w = mnist14k_params + 0;
 #endif
@@ -276,7 +287,7 @@ static cnn_real mnist14k_l2_km[NGROUP][10816];
 // running stats with momentum 0.1 and the unbiased variance.
 // Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
 // ReLU: y = max(y, 0).
-static void mnist14k_l1_bn_forward(int n, int training) {
+CNN_CLONES static void mnist14k_l1_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist14k_params + 144, *restrict beta = mnist14k_params + 160;
   cnn_real *restrict rmean = mnist14k_state + 0, *restrict rvar = mnist14k_state + 16;
   cnn_real scale[16], shift[16];
@@ -348,7 +359,7 @@ static void mnist14k_l1_bn_forward(int n, int training) {
 // First, in place, the gradient at BN's output: dy where y > 0, times 1 / (1 - p) (y > 0 implies kept).
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
-static void mnist14k_l1_bn_backward(int n) {
+CNN_CLONES static void mnist14k_l1_bn_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -415,7 +426,7 @@ static void mnist14k_l1_bn_backward(int n) {
 
 // Layer 4: conv 3x3, stride 1, pad 0, no bias: 26x26x16 -> 24x24x16 (HxWxC), RF 5, 2304 params, 1327104 MACs/image.
 // Unfolds one image: col[(c*3+ky)*3+kx][oy*24+ox] = x[c][oy*1+ky-0][ox*1+kx-0].
-static void mnist14k_l4_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
+CNN_CLONES static void mnist14k_l4_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
   for (int c = 0; c < 16; c++)
     for (int ky = 0; ky < 3; ky++)
       for (int kx = 0; kx < 3; kx++) {
@@ -427,7 +438,7 @@ static void mnist14k_l4_im2col(const cnn_real *restrict x, cnn_real *restrict co
       }
 }
 // Adds the column gradient of one image back onto its input gradient.
-static void mnist14k_l4_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
+CNN_CLONES static void mnist14k_l4_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
   for (int c = 0; c < 16; c++)
     for (int ky = 0; ky < 3; ky++)
       for (int oy = 0; oy < 24; oy++) {
@@ -448,7 +459,7 @@ static void mnist14k_l4_col2im(const cnn_real *restrict col, cnn_real *restrict 
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l5_ps[BATCH][16], mnist14k_l5_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 5's statistics.
-static void mnist14k_l4_conv_forward(int n, int training) {
+CNN_CLONES static void mnist14k_l4_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 176;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -483,7 +494,7 @@ static void mnist14k_l4_conv_forward(int n, int training) {
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist14k_l4_dw[NGROUP][2304];
 // dW = dy * x^T, dx = W^T * dy.
-static void mnist14k_l4_conv_backward(int n) {
+CNN_CLONES static void mnist14k_l4_conv_backward(int n) {
   const cnn_real *restrict w = mnist14k_params + 176;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -533,7 +544,7 @@ static cnn_real mnist14k_l6_km[NGROUP][9216];
 // running stats with momentum 0.1 and the unbiased variance.
 // Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
 // ReLU: y = max(y, 0).
-static void mnist14k_l5_bn_forward(int n, int training) {
+CNN_CLONES static void mnist14k_l5_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist14k_params + 2480, *restrict beta = mnist14k_params + 2496;
   cnn_real *restrict rmean = mnist14k_state + 32, *restrict rvar = mnist14k_state + 48;
   cnn_real scale[16], shift[16];
@@ -605,7 +616,7 @@ static void mnist14k_l5_bn_forward(int n, int training) {
 // First, in place, the gradient at BN's output: dy where y > 0, times 1 / (1 - p) (y > 0 implies kept).
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
-static void mnist14k_l5_bn_backward(int n) {
+CNN_CLONES static void mnist14k_l5_bn_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -668,7 +679,7 @@ static void mnist14k_l5_bn_backward(int n) {
 
 // Layer 8: conv 3x3, stride 1, pad 0, no bias: 24x24x16 -> 22x22x16 (HxWxC), RF 7, 2304 params, 1115136 MACs/image.
 // Unfolds one image: col[(c*3+ky)*3+kx][oy*22+ox] = x[c][oy*1+ky-0][ox*1+kx-0].
-static void mnist14k_l8_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
+CNN_CLONES static void mnist14k_l8_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
   for (int c = 0; c < 16; c++)
     for (int ky = 0; ky < 3; ky++)
       for (int kx = 0; kx < 3; kx++) {
@@ -680,7 +691,7 @@ static void mnist14k_l8_im2col(const cnn_real *restrict x, cnn_real *restrict co
       }
 }
 // Adds the column gradient of one image back onto its input gradient.
-static void mnist14k_l8_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
+CNN_CLONES static void mnist14k_l8_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
   for (int c = 0; c < 16; c++)
     for (int ky = 0; ky < 3; ky++)
       for (int oy = 0; oy < 22; oy++) {
@@ -701,7 +712,7 @@ static void mnist14k_l8_col2im(const cnn_real *restrict col, cnn_real *restrict 
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l9_ps[BATCH][16], mnist14k_l9_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 9's statistics.
-static void mnist14k_l8_conv_forward(int n, int training) {
+CNN_CLONES static void mnist14k_l8_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 2512;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -740,7 +751,7 @@ static void mnist14k_l8_conv_forward(int n, int training) {
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist14k_l8_dw[NGROUP][2304];
 // dW = dy * x^T, dx = W^T * dy.
-static void mnist14k_l8_conv_backward(int n) {
+CNN_CLONES static void mnist14k_l8_conv_backward(int n) {
   const cnn_real *restrict w = mnist14k_params + 2512;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -790,7 +801,7 @@ static cnn_real mnist14k_l10_km[NGROUP][7744];
 // running stats with momentum 0.1 and the unbiased variance.
 // Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
 // ReLU: y = max(y, 0).
-static void mnist14k_l9_bn_forward(int n, int training) {
+CNN_CLONES static void mnist14k_l9_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist14k_params + 4816, *restrict beta = mnist14k_params + 4832;
   cnn_real *restrict rmean = mnist14k_state + 64, *restrict rvar = mnist14k_state + 80;
   cnn_real scale[16], shift[16];
@@ -862,7 +873,7 @@ static void mnist14k_l9_bn_forward(int n, int training) {
 // First, in place, the gradient at BN's output: dy where y > 0, times 1 / (1 - p) (y > 0 implies kept).
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
-static void mnist14k_l9_bn_backward(int n) {
+CNN_CLONES static void mnist14k_l9_bn_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -928,7 +939,7 @@ static void mnist14k_l9_bn_backward(int n) {
 }
 
 // Layer 12: maxpool 2x2, stride 2, pad 0: 22x22x16 -> 11x11x16 (HxWxC), RF 8, 0 params, 0 MACs/image.
-static void mnist14k_l12_maxpool_forward(int n, int training) {
+CNN_CLONES static void mnist14k_l12_maxpool_forward(int n, int training) {
   (void)training;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -950,7 +961,7 @@ static void mnist14k_l12_maxpool_forward(int n, int training) {
   }
 }
 // Routes each output gradient to its input maximum.
-static void mnist14k_l12_maxpool_backward(int n) {
+CNN_CLONES static void mnist14k_l12_maxpool_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -986,7 +997,7 @@ static void mnist14k_l12_maxpool_backward(int n) {
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l14_ps[BATCH][16], mnist14k_l14_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 14's statistics.
-static void mnist14k_l13_conv_forward(int n, int training) {
+CNN_CLONES static void mnist14k_l13_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 4848;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -1023,7 +1034,7 @@ static void mnist14k_l13_conv_forward(int n, int training) {
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist14k_l13_dw[NGROUP][256];
 // dW = dy * x^T, dx = W^T * dy.
-static void mnist14k_l13_conv_backward(int n) {
+CNN_CLONES static void mnist14k_l13_conv_backward(int n) {
   const cnn_real *restrict w = mnist14k_params + 4848;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -1069,7 +1080,7 @@ static cnn_real mnist14k_l15_km[NGROUP][1936];
 // ReLU: y = max(y, 0).
 // Scale and shift spread per value (planes of 121 do not vectorize at -O2).
 static cnn_real mnist14k_l14_scv[1936], mnist14k_l14_shv[1936];
-static void mnist14k_l14_bn_forward(int n, int training) {
+CNN_CLONES static void mnist14k_l14_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist14k_params + 5104, *restrict beta = mnist14k_params + 5120;
   cnn_real *restrict rmean = mnist14k_state + 96, *restrict rvar = mnist14k_state + 112;
   cnn_real scale[16], shift[16];
@@ -1142,7 +1153,7 @@ static void mnist14k_l14_bn_forward(int n, int training) {
 // First, in place, the gradient at BN's output: dy where y > 0, times 1 / (1 - p) (y > 0 implies kept).
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
-static void mnist14k_l14_bn_backward(int n) {
+CNN_CLONES static void mnist14k_l14_bn_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -1209,7 +1220,7 @@ static void mnist14k_l14_bn_backward(int n) {
 
 // Layer 17: conv 3x3, stride 1, pad 0, no bias: 11x11x16 -> 9x9x24 (HxWxC), RF 12, 3456 params, 279936 MACs/image.
 // Unfolds one image: col[(c*3+ky)*3+kx][oy*9+ox] = x[c][oy*1+ky-0][ox*1+kx-0].
-static void mnist14k_l17_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
+CNN_CLONES static void mnist14k_l17_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
   for (int c = 0; c < 16; c++)
     for (int ky = 0; ky < 3; ky++)
       for (int kx = 0; kx < 3; kx++) {
@@ -1221,7 +1232,7 @@ static void mnist14k_l17_im2col(const cnn_real *restrict x, cnn_real *restrict c
       }
 }
 // Adds the column gradient of one image back onto its input gradient.
-static void mnist14k_l17_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
+CNN_CLONES static void mnist14k_l17_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
   for (int c = 0; c < 16; c++)
     for (int ky = 0; ky < 3; ky++)
       for (int oy = 0; oy < 9; oy++) {
@@ -1242,7 +1253,7 @@ static void mnist14k_l17_col2im(const cnn_real *restrict col, cnn_real *restrict
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l18_ps[BATCH][24], mnist14k_l18_pq[BATCH][24];
 // In training, also sums each image's output per channel for layer 18's statistics.
-static void mnist14k_l17_conv_forward(int n, int training) {
+CNN_CLONES static void mnist14k_l17_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 5136;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -1281,7 +1292,7 @@ static void mnist14k_l17_conv_forward(int n, int training) {
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist14k_l17_dw[NGROUP][3456];
 // dW = dy * x^T, dx = W^T * dy.
-static void mnist14k_l17_conv_backward(int n) {
+CNN_CLONES static void mnist14k_l17_conv_backward(int n) {
   const cnn_real *restrict w = mnist14k_params + 5136;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -1333,7 +1344,7 @@ static cnn_real mnist14k_l19_km[NGROUP][1944];
 // ReLU: y = max(y, 0).
 // Scale and shift spread per value (planes of 81 do not vectorize at -O2).
 static cnn_real mnist14k_l18_scv[1944], mnist14k_l18_shv[1944];
-static void mnist14k_l18_bn_forward(int n, int training) {
+CNN_CLONES static void mnist14k_l18_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist14k_params + 8592, *restrict beta = mnist14k_params + 8616;
   cnn_real *restrict rmean = mnist14k_state + 128, *restrict rvar = mnist14k_state + 152;
   cnn_real scale[24], shift[24];
@@ -1406,7 +1417,7 @@ static void mnist14k_l18_bn_forward(int n, int training) {
 // First, in place, the gradient at BN's output: dy where y > 0, times 1 / (1 - p) (y > 0 implies kept).
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
-static void mnist14k_l18_bn_backward(int n) {
+CNN_CLONES static void mnist14k_l18_bn_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -1473,7 +1484,7 @@ static void mnist14k_l18_bn_backward(int n) {
 
 // Layer 21: conv 3x3, stride 1, pad 0, no bias: 9x9x24 -> 7x7x24 (HxWxC), RF 16, 5184 params, 254016 MACs/image.
 // Unfolds one image: col[(c*3+ky)*3+kx][oy*7+ox] = x[c][oy*1+ky-0][ox*1+kx-0].
-static void mnist14k_l21_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
+CNN_CLONES static void mnist14k_l21_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
   for (int c = 0; c < 24; c++)
     for (int ky = 0; ky < 3; ky++)
       for (int kx = 0; kx < 3; kx++) {
@@ -1485,7 +1496,7 @@ static void mnist14k_l21_im2col(const cnn_real *restrict x, cnn_real *restrict c
       }
 }
 // Adds the column gradient of one image back onto its input gradient.
-static void mnist14k_l21_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
+CNN_CLONES static void mnist14k_l21_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
   for (int c = 0; c < 24; c++)
     for (int ky = 0; ky < 3; ky++)
       for (int oy = 0; oy < 7; oy++) {
@@ -1506,7 +1517,7 @@ static void mnist14k_l21_col2im(const cnn_real *restrict col, cnn_real *restrict
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l22_ps[BATCH][24], mnist14k_l22_pq[BATCH][24];
 // In training, also sums each image's output per channel for layer 22's statistics.
-static void mnist14k_l21_conv_forward(int n, int training) {
+CNN_CLONES static void mnist14k_l21_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 8640;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -1545,7 +1556,7 @@ static void mnist14k_l21_conv_forward(int n, int training) {
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist14k_l21_dw[NGROUP][5184];
 // dW = dy * x^T, dx = W^T * dy.
-static void mnist14k_l21_conv_backward(int n) {
+CNN_CLONES static void mnist14k_l21_conv_backward(int n) {
   const cnn_real *restrict w = mnist14k_params + 8640;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -1597,7 +1608,7 @@ static cnn_real mnist14k_l23_km[NGROUP][1176];
 // ReLU: y = max(y, 0).
 // Scale and shift spread per value (planes of 49 do not vectorize at -O2).
 static cnn_real mnist14k_l22_scv[1176], mnist14k_l22_shv[1176];
-static void mnist14k_l22_bn_forward(int n, int training) {
+CNN_CLONES static void mnist14k_l22_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist14k_params + 13824, *restrict beta = mnist14k_params + 13848;
   cnn_real *restrict rmean = mnist14k_state + 176, *restrict rvar = mnist14k_state + 200;
   cnn_real scale[24], shift[24];
@@ -1670,7 +1681,7 @@ static void mnist14k_l22_bn_forward(int n, int training) {
 // First, in place, the gradient at BN's output: dy where y > 0, times 1 / (1 - p) (y > 0 implies kept).
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
-static void mnist14k_l22_bn_backward(int n) {
+CNN_CLONES static void mnist14k_l22_bn_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -1737,7 +1748,7 @@ static void mnist14k_l22_bn_backward(int n) {
 
 // Layer 25: conv 1x1, stride 1, pad 0, no bias: 7x7x24 -> 7x7x10 (HxWxC), RF 16, 240 params, 11760 MACs/image.
 // y[10][49] = W[10][24] * x (1x1: x is the GEMM operand).
-static void mnist14k_l25_conv_forward(int n) {
+CNN_CLONES static void mnist14k_l25_conv_forward(int n) {
   const cnn_real *restrict w = mnist14k_params + 13872;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -1752,7 +1763,7 @@ static void mnist14k_l25_conv_forward(int n) {
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist14k_l25_dw[NGROUP][240];
 // dW = dy * x^T, dx = W^T * dy.
-static void mnist14k_l25_conv_backward(int n) {
+CNN_CLONES static void mnist14k_l25_conv_backward(int n) {
   const cnn_real *restrict w = mnist14k_params + 13872;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -1777,7 +1788,7 @@ static void mnist14k_l25_conv_backward(int n) {
 
 // Layer 26: gap: 7x7x10 -> 1x1x10 (HxWxC), RF 28, 0 params, 0 MACs/image.
 // y[c] = mean of x[c] over its 49 positions.
-static void mnist14k_l26_gap_forward(int n) {
+CNN_CLONES static void mnist14k_l26_gap_forward(int n) {
   for (int i = 0; i < n; i++)
     for (int c = 0; c < 10; c++) {
       const cnn_real *restrict x = mnist14k_a26 + (size_t)i * 490 + c * 49;
@@ -1788,7 +1799,7 @@ static void mnist14k_l26_gap_forward(int n) {
     }
 }
 // dx = dy / 49 everywhere.
-static void mnist14k_l26_gap_backward(int n) {
+CNN_CLONES static void mnist14k_l26_gap_backward(int n) {
   for (int i = 0; i < n; i++)
     for (int c = 0; c < 10; c++) {
       const cnn_real v = mnist14k_d27[i * 10 + c] / 49;
@@ -1800,7 +1811,7 @@ static void mnist14k_l26_gap_backward(int n) {
 
 // Layer 27: log_softmax: 1x1x10 -> 1x1x10 (HxWxC), RF 28, 0 params, 0 MACs/image.
 // y = x - max - log(sum exp(x - max)).
-static void mnist14k_l27_log_softmax_forward(int n) {
+CNN_CLONES static void mnist14k_l27_log_softmax_forward(int n) {
   for (int i = 0; i < n; i++) {
     const cnn_real *restrict x = mnist14k_a27 + i * 10;
     cnn_real *restrict y = mnist14k_a28 + i * 10;
@@ -1816,7 +1827,7 @@ static void mnist14k_l27_log_softmax_forward(int n) {
   }
 }
 // dx = dy - softmax * sum dy.
-static void mnist14k_l27_log_softmax_backward(int n) {
+CNN_CLONES static void mnist14k_l27_log_softmax_backward(int n) {
   for (int i = 0; i < n; i++) {
     const cnn_real *restrict y = mnist14k_a28 + i * 10;
     const cnn_real *restrict dy = mnist14k_d28 + i * 10;
