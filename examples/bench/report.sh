@@ -8,60 +8,91 @@
 # its AVX2 kernels there (later releases pick SkylakeX), and an environment
 # may pin OPENBLAS_CORETYPE. PyTorch's convolutions (oneDNN) pick AVX-512 by
 # themselves, so that row compares like with like.
+#
+# The machine's speed drifts over minutes (a shared host), so the runs are
+# interleaved: each of REPS rounds runs cnnc, cnnc with AVX-512 BLAS and
+# PyTorch once, and every figure is the median over the rounds.
 set -eu
 bench=$1 reps=${2:-5}
 here=$(dirname "$0")
-ours=$("$bench" "$reps")
-avx512=""
+avx512=0
 if grep -qw avx512f /proc/cpuinfo 2>/dev/null && grep -qw avx512bw /proc/cpuinfo &&
    grep -qw avx512vl /proc/cpuinfo && grep -qw avx512dq /proc/cpuinfo; then
-  avx512=$(OPENBLAS_CORETYPE=SkylakeX "$bench" "$reps" | sed 's/^\([a-z_0-9]*\) /\1_avx512 /')
-  ours=$(printf '%s\n%s\n' "$ours" "$avx512")
+  avx512=1
 fi
-theirs=""
+torch=0
 if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
-  theirs=$(/usr/bin/python3 "$here/torch_mnist14k.py" "$reps")
+  torch=1
 else
   echo "(python3-torch not installed: PyTorch column empty; 'apt-get install python3-torch' to fill it)"
 fi
+ours_all="" theirs_all=""
+for ((r = 1; r <= reps; r++)); do
+  echo "round $r of $reps" >&2
+  ours_all+=$("$bench" 1)$'\n'
+  if [ "$avx512" = 1 ]; then
+    ours_all+=$(OPENBLAS_CORETYPE=SkylakeX "$bench" 1 | sed 's/^\([a-z_0-9]*\) /\1_avx512 /')$'\n'
+  fi
+  if [ "$torch" = 1 ]; then
+    theirs_all+=$(/usr/bin/python3 "$here/torch_mnist14k.py" 1)$'\n'
+  fi
+done
+# The median of each key's values (the text ones, like blas_core, the first).
+median() {
+  printf '%s' "$1" | awk 'NF == 2 { v[$1] = v[$1] " " $2 }
+    END { for (k in v) { n = split(v[k], a, " ")
+      if (a[1] !~ /^[0-9.]+$/) { print k, a[1]; continue }
+      for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j] + 0 < a[j - 1] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+      print k, (n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2) } }'
+}
+ours=$(median "$ours_all")
+theirs=$(median "$theirs_all")
 get() { printf '%s\n' "$1" | awk -v k="$2" '$1 == k { print $2 }'; }
-row() { # label key unit higher-is-better(1/0) [PyTorch's key, when not the same]
-  local a b ratio=""
-  a=$(get "$ours" "$2"); b=$(get "$theirs" "${5:-$2}")
+# An epoch's seconds from a median images/s, so the two rows agree.
+epoch() { [ -n "$1" ] && awk -v r="$1" 'BEGIN { print 60000 / r }'; }
+row() { # label unit higher-is-better(1/0) cnnc-value PyTorch-value
+  local a=$4 b=$5 ratio="" fmt="%.0f"
+  case $2 in s) fmt="%.2f" ;; us) fmt="%.1f" ;; esac
   if [ -n "$a" ] && [ -n "$b" ]; then
-    if [ "$4" = 1 ]; then ratio=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2fx", a / b }')
+    if [ "$3" = 1 ]; then ratio=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2fx", a / b }')
     else ratio=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2fx", b / a }'); fi
   fi
-  printf '| %-38s | %12s | %12s | %8s |\n' "$1 ($3)" "${a:--}" "${b:--}" "${ratio:--}"
+  [ -n "$a" ] && a=$(printf "$fmt" "$a")
+  [ -n "$b" ] && b=$(printf "$fmt" "$b")
+  printf '| %-38s | %12s | %12s | %8s |\n' "$1 ($2)" "${a:--}" "${b:--}" "${ratio:--}"
 }
+# row for key K of cnnc against key P (default K) of PyTorch.
+fig() { row "$1" "$2" "$3" "$(get "$ours" "$4")" "$(get "$theirs" "${5:-$4}")"; }
+# the epoch row for images/s key K of cnnc against PyTorch's train_ips_2.
+ep() { row "$1" s 0 "$(epoch "$(get "$ours" "$2")")" "$(epoch "$(get "$theirs" train_ips_2)")"; }
 echo "| figure (median of $reps)                   |         cnnc |      PyTorch | speed-up |"
 echo "|----------------------------------------|-------------:|-------------:|---------:|"
-row "training, 1 thread" train_ips_1 "img/s" 1
-row "training, 2 threads" train_ips_2 "img/s" 1
-row "epoch of 60,000, 2 threads" epoch_s_2 "s" 0
-row "evaluation, 2 threads" eval_ips "img/s" 1
-row "single image, 1 thread" latency_us "us" 0
-row "training, 2 thr, native" train_ips_2_native "img/s" 1 train_ips_2
-row "epoch, 2 thr, native" epoch_s_2_native "s" 0 epoch_s_2
-row "evaluation, native" eval_ips_native "img/s" 1 eval_ips
-row "single image, native" latency_us_native "us" 0 latency_us
-if [ -n "$avx512" ]; then
-  row "training, 1 thr, AVX-512 BLAS" train_ips_1_avx512 "img/s" 1 train_ips_1
-  row "training, 2 thr, AVX-512 BLAS" train_ips_2_avx512 "img/s" 1 train_ips_2
-  row "epoch, 2 thr, AVX-512 BLAS" epoch_s_2_avx512 "s" 0 epoch_s_2
-  row "training, 2 thr, both" train_ips_2_native_avx512 "img/s" 1 train_ips_2
-  row "epoch, 2 thr, both" epoch_s_2_native_avx512 "s" 0 epoch_s_2
-  row "evaluation, both" eval_ips_native_avx512 "img/s" 1 eval_ips
+fig "training, 1 thread" "img/s" 1 train_ips_1
+fig "training, 2 threads" "img/s" 1 train_ips_2
+ep "epoch of 60,000, 2 threads" train_ips_2
+fig "evaluation, 2 threads" "img/s" 1 eval_ips
+fig "single image, 1 thread" us 0 latency_us
+fig "training, 2 thr, native" "img/s" 1 train_ips_2_native train_ips_2
+ep "epoch, 2 thr, native" train_ips_2_native
+fig "evaluation, native" "img/s" 1 eval_ips_native eval_ips
+fig "single image, native" us 0 latency_us_native latency_us
+if [ "$avx512" = 1 ]; then
+  fig "training, 1 thr, AVX-512 BLAS" "img/s" 1 train_ips_1_avx512 train_ips_1
+  fig "training, 2 thr, AVX-512 BLAS" "img/s" 1 train_ips_2_avx512 train_ips_2
+  ep "epoch, 2 thr, AVX-512 BLAS" train_ips_2_avx512
+  fig "training, 2 thr, both" "img/s" 1 train_ips_2_native_avx512 train_ips_2
+  ep "epoch, 2 thr, both" train_ips_2_native_avx512
+  fig "evaluation, both" "img/s" 1 eval_ips_native_avx512 eval_ips
 fi
-printf '\nRows without a suffix: the default build (x86-64 baseline, SSE2) with the OpenBLAS core\nin use (%s). native: the same generated C built with -march=native. AVX-512 BLAS:\nOPENBLAS_CORETYPE=SkylakeX. both: the two together. PyTorch picks its kernels at run time.\n' \
+printf '\nNo suffix: the default, portable build (baseline x86-64; on x86-64 Linux the generated\nlayer functions carry AVX2 clones, AVX-512 too for inference, picked at load time), with the\nOpenBLAS core in use (%s). native: the same C built with -march=native. AVX-512 BLAS:\nOPENBLAS_CORETYPE=SkylakeX. both: the two together. PyTorch picks its kernels at run time.\n' \
   "$(get "$ours" blas_core)"
-printf '\ncnnc training: %s GFLOP/s on 2 threads; large cblas_sgemm: %s GFLOP/s (2 threads), %s (1 thread): %s of sgemm\n' \
-  "$(get "$ours" gflops_2)" "$(get "$ours" sgemm_gflops_2)" "$(get "$ours" sgemm_gflops_1)" \
-  "$(awk -v a="$(get "$ours" gflops_2)" -v b="$(get "$ours" sgemm_gflops_2)" 'BEGIN { printf "%.0f%%", 100 * a / b }')"
-if [ -n "$avx512" ]; then
-  printf 'with AVX-512 BLAS and -march=native: %s GFLOP/s on 2 threads; large cblas_sgemm: %s GFLOP/s (2 threads): %s of sgemm\n' \
-    "$(awk -v a="$(get "$ours" train_ips_2_native_avx512)" -v f="$(get "$ours" gflops_2)" -v i="$(get "$ours" train_ips_2)" \
-       'BEGIN { printf "%.2f", a * f / i }')" "$(get "$ours" sgemm_gflops_2_avx512)" \
-    "$(awk -v a="$(get "$ours" train_ips_2_native_avx512)" -v f="$(get "$ours" gflops_2)" -v i="$(get "$ours" train_ips_2)" \
-       -v b="$(get "$ours" sgemm_gflops_2_avx512)" 'BEGIN { printf "%.0f%%", 100 * a * f / i / b }')"
+# GFLOP/s of a training rate: the bench's gflops_2 per image/s, times the rate.
+gf() { awk -v a="$1" -v f="$(get "$ours" gflops_2)" -v i="$(get "$ours" train_ips_2)" 'BEGIN { printf "%.0f", a * f / i }'; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'; }
+g=$(gf "$(get "$ours" train_ips_2)") s2=$(get "$ours" sgemm_gflops_2)
+printf '\ncnnc training, 2 threads: %s GFLOP/s, %s of a large cblas_sgemm (%.0f GFLOP/s; 1 thread %.0f).\n' \
+  "$g" "$(pct "$g" "$s2")" "$s2" "$(get "$ours" sgemm_gflops_1)"
+if [ "$avx512" = 1 ]; then
+  g=$(gf "$(get "$ours" train_ips_2_native_avx512)") s2=$(get "$ours" sgemm_gflops_2_avx512)
+  printf 'both: %s GFLOP/s, %s of cblas_sgemm with AVX-512 kernels (%.0f GFLOP/s).\n' "$g" "$(pct "$g" "$s2")" "$s2"
 fi
