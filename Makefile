@@ -182,9 +182,14 @@ $(BUILD)/tests/mnist8ch-train: examples/train.c models/mnist8ch.cnn $(BUILD)/cnn
 	$(BUILD)/cnnc build models/mnist8ch.cnn -o $(BUILD)/tests/mnist8ch/
 	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -I$(BUILD)/tests/mnist8ch -DNET_HEADER='"mnist8ch_train.h"' -DNET=mnist8ch_net \
 	  $< $(BUILD)/tests/mnist8ch/mnist8ch_train.c $(BUILD)/libcnnrt.a $(LIBS) $(OMP) -o $@
-$(BUILD)/tests/trainer: tests/trainer.sh $(BUILD)/$(MODEL)-train $(BUILD)/tests/mnist8ch-train
+# The same trainer without the generated code's AVX2 clones: it must print the same bits.
+$(BUILD)/tests/$(MODEL)-train-baseline: examples/train.c $(GEN_DIR)/$(MODEL)_train.c $(GEN_DIR)/$(MODEL)_train.h $(BUILD)/libcnnrt.a
 	@mkdir -p $(@D)
-	printf '#!/bin/sh\nOTHER_TRAINER=$(BUILD)/tests/mnist8ch-train exec bash tests/trainer.sh $(BUILD)/$(MODEL)-train "$(MNIST_DIR)"\n' >$@ && chmod +x $@
+	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -DCNN_NO_CLONES -Iruntime -I$(GEN_DIR) -DNET_HEADER='"$(MODEL)_train.h"' \
+	  -DNET=$(MODEL)_net $< $(GEN_DIR)/$(MODEL)_train.c $(BUILD)/libcnnrt.a $(LIBS) $(OMP) -o $@
+$(BUILD)/tests/trainer: tests/trainer.sh $(BUILD)/$(MODEL)-train $(BUILD)/tests/mnist8ch-train $(BUILD)/tests/$(MODEL)-train-baseline
+	@mkdir -p $(@D)
+	printf '#!/bin/sh\nOTHER_TRAINER=$(BUILD)/tests/mnist8ch-train BASELINE_TRAINER=$(BUILD)/tests/$(MODEL)-train-baseline exec bash tests/trainer.sh $(BUILD)/$(MODEL)-train "$(MNIST_DIR)"\n' >$@ && chmod +x $@
 
 # Front-end suites: the front end compiled in with the sanitizers (the flex and
 # bison objects as built above), and the bad-input corpus run with build/cnnc

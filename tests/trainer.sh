@@ -82,6 +82,16 @@ if [ -n "$(lines "$T/t1.log")" ] && [ "$(lines "$T/t1.log")" = "$(lines "$T/a.lo
 else
   bad "1 thread: the same loss and epoch lines as 2 threads" "$(diff <(lines "$T/t1.log") <(lines "$T/a.log") | head -4)"
 fi
+# The layer functions' AVX2 clones (x86-64) must round exactly like the baseline build.
+if [ -n "${BASELINE_TRAINER:-}" ] && [ -x "$BASELINE_TRAINER" ]; then
+  "$BASELINE_TRAINER" --data "$T/mini" --threads 2 --epochs 1 --limit-batches 30 --seed 7 >"$T/nc.log" 2>&1
+  if [ -n "$(lines "$T/nc.log")" ] && [ "$(lines "$T/nc.log")" = "$(lines "$T/a.log")" ]; then
+    ok "baseline build (-DCNN_NO_CLONES): the same loss and epoch lines"
+  else
+    bad "baseline build (-DCNN_NO_CLONES): the same loss and epoch lines" \
+      "$(diff <(lines "$T/nc.log") <(lines "$T/a.log") | head -4)"
+  fi
+fi
 # The bar of a pipe: a few lines per epoch, never a carriage return.
 check "non-tty output: 4 bar lines, no \\r" \
   test "$(grep -c '^epoch=1 loss=' "$T/a.log")" -eq 4 -a "$(grep -c $'\r' "$T/a.log")" -eq 0

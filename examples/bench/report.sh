@@ -12,6 +12,14 @@
 # The machine's speed drifts over minutes (a shared host), so the runs are
 # interleaved: each of REPS rounds runs cnnc, cnnc with AVX-512 BLAS and
 # PyTorch once, and every figure is the median over the rounds.
+#
+# PyTorch allocates every activation afresh. With glibc's defaults a block
+# that large is mmap'd and unmapped on free, so each op page-faults its
+# output in again; on a VM, where a fault is expensive, that halves
+# PyTorch's speed. The table gives PyTorch a malloc that keeps its memory
+# (what jemalloc or tcmalloc would do); a last line times it once as
+# installed. cnnc allocates nothing during a step.
+TORCH_MALLOC="MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=268435456"
 set -eu
 bench=$1 reps=${2:-5}
 here=$(dirname "$0")
@@ -34,7 +42,7 @@ for ((r = 1; r <= reps; r++)); do
     ours_all+=$(OPENBLAS_CORETYPE=SkylakeX "$bench" 1 | sed 's/^\([a-z_0-9]*\) /\1_avx512 /')$'\n'
   fi
   if [ "$torch" = 1 ]; then
-    theirs_all+=$(/usr/bin/python3 "$here/torch_mnist14k.py" 1)$'\n'
+    theirs_all+=$(env $TORCH_MALLOC /usr/bin/python3 "$here/torch_mnist14k.py" 1)$'\n'
   fi
 done
 # The median of each key's values (the text ones, like blas_core, the first).
@@ -95,4 +103,9 @@ printf '\ncnnc training, 2 threads: %s GFLOP/s, %s of a large cblas_sgemm (%.0f 
 if [ "$avx512" = 1 ]; then
   g=$(gf "$(get "$ours" train_ips_2_native_avx512)") s2=$(get "$ours" sgemm_gflops_2_avx512)
   printf 'both: %s GFLOP/s, %s of cblas_sgemm with AVX-512 kernels (%.0f GFLOP/s).\n' "$g" "$(pct "$g" "$s2")" "$s2"
+fi
+if [ "$torch" = 1 ]; then
+  plain=$(/usr/bin/python3 "$here/torch_mnist14k.py" 1)
+  printf '\nPyTorch as installed (glibc malloc defaults, one run): training %.0f img/s on 1 thread, %.0f on 2; evaluation %.0f img/s; one image %.0f us.\n' \
+    "$(get "$plain" train_ips_1)" "$(get "$plain" train_ips_2)" "$(get "$plain" eval_ips)" "$(get "$plain" latency_us)"
 fi
