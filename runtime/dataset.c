@@ -134,8 +134,8 @@ int cnn_dataset_batch(cnn_dataset *d, int b, int batch, float *x, uint8_t *y, cn
   size_t img = (size_t)d->h * d->w;
   int augment = rng && (d->rotate > 0 || d->shift > 0);
   int ishift = (int)floor(d->shift);
-  for (int i = 0; i < k; i++)
-    if (y)
+  if (y)
+    for (int i = 0; i < k; i++)
       y[i] = d->labels[d->order[start + i]];
   if (!augment) {
     for (int i = 0; i < k; i++)
