@@ -130,12 +130,12 @@ $(BUILD)/$(MODEL)-train: examples/train.c $(BUILD)/$(MODEL)_train.o $(BUILD)/lib
 UC_MODEL := $(shell echo $(MODEL) | tr a-z A-Z)
 NATIVE_RENAME := -D$(MODEL)_net=$(MODEL)_net_native -D$(MODEL)_train_config=$(MODEL)_train_config_native \
   -D$(MODEL)_predict=$(MODEL)_predict_native -D$(MODEL)_scores=$(MODEL)_scores_native
-$(BUILD)/$(MODEL)_train_native.o: $(GEN_DIR)/$(MODEL)_train.c $(GEN_DIR)/$(MODEL)_train.h runtime/cnn_net.h
+$(BUILD)/$(MODEL)_train_native.o: $(GEN_DIR)/$(MODEL)_train.c $(GEN_DIR)/$(MODEL)_train.h runtime/cnn_net.h $(FLAGS_STAMP)
 	$(CC) $(GEN_FLAGS) -march=native $(NATIVE_RENAME) -c $< -o $@
-$(BUILD)/$(MODEL)_infer_native.o: $(GEN_DIR)/$(MODEL)_infer.c $(GEN_DIR)/$(MODEL)_infer.h
+$(BUILD)/$(MODEL)_infer_native.o: $(GEN_DIR)/$(MODEL)_infer.c $(GEN_DIR)/$(MODEL)_infer.h $(FLAGS_STAMP)
 	$(CC) -std=c99 $(OPT) -march=native $(WARN) -I$(GEN_DIR) $(NATIVE_RENAME) -c $< -o $@
 BENCH_OBJ := $(BUILD)/$(MODEL)_train.o $(BUILD)/$(MODEL)_train_native.o $(BUILD)/$(MODEL)_infer_native.o
-$(BUILD)/bench: examples/bench/bench.c $(BENCH_OBJ) $(GEN_DIR)/$(MODEL)_infer.c $(BUILD)/libcnnrt.a
+$(BUILD)/bench: examples/bench/bench.c $(BENCH_OBJ) $(GEN_DIR)/$(MODEL)_infer.c $(BUILD)/libcnnrt.a $(FLAGS_STAMP)
 	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -I$(GEN_DIR) -DNET_HEADER='"$(MODEL)_train.h"' -DNET=$(MODEL)_net \
 	  -DNET_MACS=$(UC_MODEL)_TRAIN_MACS -DINFER_HEADER='"$(MODEL)_infer.h"' -DINFER_PREDICT=$(MODEL)_predict \
 	  -DNET_NATIVE=$(MODEL)_net_native -DINFER_PREDICT_NATIVE=$(MODEL)_predict_native \

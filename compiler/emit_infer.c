@@ -421,11 +421,8 @@ static void emit_source(Gen *g, const char *hname) {
   out(g, 0, "#include \"%s\"\n\n", hname);
   out(g, 0, "/* On x86-64 ELF hosts (gcc, clang >= 14) the row functions are also built\n"
             "   for AVX-512 and AVX2 and picked when the program loads. Anywhere else\n"
-            "   (a Cortex-M included) CNN_CLONES is empty; -DCNN_NO_CLONES turns it off. */\n"
-            "#if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \\\n"
-            "    (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)\n"
-            "#define CNN_CLONES __attribute__((target_clones(\"avx512f\", \"avx2\", \"default\")))\n"
-            "#else\n#define CNN_CLONES\n#endif\n\n");
+            "   (a Cortex-M included) CNN_CLONES is empty; -DCNN_NO_CLONES turns it off. */\n");
+  emit_clones_macro(g->f, "\"avx512f\", \"avx2\", \"default\"");
   for (int i = 0; i < p->n_ops; i++) {
     const InferOp *op = &p->ops[i];
     if (op->kind != IOP_CONV)

@@ -968,11 +968,8 @@ static void emit_source(Ctx *c) {
   W(c, "// On x86-64 ELF hosts (gcc, clang >= 14) each layer function is also built\n"
        "// for AVX2 and picked when the program loads. AVX2 without FMA rounds\n"
        "// exactly like the baseline build, so results stay the same bits.\n"
-       "// -DCNN_NO_CLONES builds the baseline only.\n"
-       "#if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \\\n"
-       "    (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)\n"
-       "#define CNN_CLONES __attribute__((target_clones(\"avx2\", \"default\")))\n"
-       "#else\n#define CNN_CLONES\n#endif\n\n");
+       "// -DCNN_NO_CLONES builds the baseline only.\n");
+  emit_clones_macro(c->f, "\"avx2\", \"default\"");
   W(c, "// cblas_sgemm or cblas_dgemm, following cnn_real.\n"
        "#define GEMM _Generic((cnn_real)0, float: cblas_sgemm, double: cblas_dgemm)\n\n");
   W(c, "#define BATCH %d\n#define NGROUP %d\n#define GSIZE %d\n\n", c->batch, c->ngroup, c->gsize);

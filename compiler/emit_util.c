@@ -92,3 +92,12 @@ void emit_file_abort(EmitFile *ef) {
   free(ef->tmp);
   ef->path = ef->tmp = NULL;
 }
+
+// The CNN_CLONES guard; see emit_util.h.
+void emit_clones_macro(FILE *f, const char *targets) {
+  fprintf(f, "#if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \\\n"
+             "    (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)\n"
+             "#define CNN_CLONES __attribute__((target_clones(%s)))\n"
+             "#else\n#define CNN_CLONES\n#endif\n\n",
+          targets);
+}

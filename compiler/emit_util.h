@@ -24,4 +24,10 @@ int emit_file_close(EmitFile *ef);
 // Closes and removes the temporary file without touching the final one.
 void emit_file_abort(EmitFile *ef);
 
+// Writes the CNN_CLONES macro: target_clones(targets) where the compiler and
+// host support it (x86-64 ELF, gcc 6+, clang 14+), else empty; the generated
+// code can be built without it with -DCNN_NO_CLONES. targets is the list as
+// C source, e.g. "\"avx2\", \"default\"".
+void emit_clones_macro(FILE *f, const char *targets);
+
 #endif

@@ -6,7 +6,7 @@
 //   latency_us    one image through the float inference code, 1 thread
 //   *_native      the same figures for the same generated code built with
 //                 -march=native (when built with -DNET_NATIVE / -DINFER_PREDICT_NATIVE)
-//   gflops_2      training GFLOP/s on 2 threads (3 x 2 x MACs per image)
+//   train_flop    floating-point operations per training image (3 x 2 x MACs)
 //   sgemm_gflops_T  a large cblas_sgemm on T threads
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,21 +155,16 @@ int main(int argc, char **argv) {
     y[i] = (uint8_t)cnn_rng_below(&rng, (uint32_t)NET.classes);
   NET.init(&rng);
 
-  double flop = 6.0 * NET_MACS; // forward 2*MACs, backward twice that
+  printf("train_flop %.0f\n", 6.0 * NET_MACS); // forward 2*MACs, backward twice that
   for (int t = 1; t <= 2; t++) {
     set_threads(t);
-    double ips = train_rate(&NET, x, y, 60, reps, &rng);
-    printf("train_ips_%d %.1f\n", t, ips);
-    printf("epoch_s_%d %.2f\n", t, 60000.0 / ips);
-    printf("gflops_%d %.2f\n", t, ips * flop * 1e-9);
+    printf("train_ips_%d %.1f\n", t, train_rate(&NET, x, y, 60, reps, &rng));
   }
   set_threads(2);
   printf("eval_ips %.1f\n", eval_rate(&NET, x, 100, reps));
 #ifdef NET_NATIVE
   NET_NATIVE.init(&rng);
-  double ips = train_rate(&NET_NATIVE, x, y, 60, reps, &rng);
-  printf("train_ips_2_native %.1f\n", ips);
-  printf("epoch_s_2_native %.2f\n", 60000.0 / ips);
+  printf("train_ips_2_native %.1f\n", train_rate(&NET_NATIVE, x, y, 60, reps, &rng));
   printf("eval_ips_native %.1f\n", eval_rate(&NET_NATIVE, x, 100, reps));
 #endif
   set_threads(1);

@@ -94,8 +94,8 @@ if [ "$avx512" = 1 ]; then
 fi
 printf '\nNo suffix: the default, portable build (baseline x86-64; on x86-64 Linux the generated\nlayer functions carry AVX2 clones, AVX-512 too for inference, picked at load time), with the\nOpenBLAS core in use (%s). native: the same C built with -march=native. AVX-512 BLAS:\nOPENBLAS_CORETYPE=SkylakeX. both: the two together. PyTorch picks its kernels at run time.\n' \
   "$(get "$ours" blas_core)"
-# GFLOP/s of a training rate: the bench's gflops_2 per image/s, times the rate.
-gf() { awk -v a="$1" -v f="$(get "$ours" gflops_2)" -v i="$(get "$ours" train_ips_2)" 'BEGIN { printf "%.0f", a * f / i }'; }
+# GFLOP/s of a training rate (images/s).
+gf() { awk -v a="$1" -v f="$(get "$ours" train_flop)" 'BEGIN { printf "%.0f", a * f * 1e-9 }'; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'; }
 g=$(gf "$(get "$ours" train_ips_2)") s2=$(get "$ours" sgemm_gflops_2)
 printf '\ncnnc training, 2 threads: %s GFLOP/s, %s of a large cblas_sgemm (%.0f GFLOP/s; 1 thread %.0f).\n' \

@@ -3,7 +3,7 @@
 
 `make bench` runs this beside cnnc's own benchmark so that both are measured
 on the same machine in the same run. It prints `key value` lines:
-train_ips_T (training images/s at T threads, batch 64), epoch_s_T, eval_ips (batch
+train_ips_T (training images/s at T threads, batch 64), eval_ips (batch
 1000), latency_us (one image, eval mode, 1 thread). Synthetic data: the
 timing does not depend on pixel values.
 """
@@ -69,7 +69,6 @@ def main():
         torch.set_num_threads(threads)
         ips = median_rate(train_steps, 64 * steps, reps)
         print(f"train_ips_{threads} {ips:.1f}")
-        print(f"epoch_s_{threads} {60000 / ips:.2f}")
 
     torch.set_num_threads(2)
     xe = torch.randn(1000, 1, 28, 28)
