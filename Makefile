@@ -196,8 +196,11 @@ $(BUILD)/tests/trainer: tests/trainer.sh $(BUILD)/$(MODEL)-train $(BUILD)/tests/
 # and build/san/cnnc.
 FRONTEND_TESTS := lexer parser check report
 # (report.c shows the inference memory plan, so infer_plan.c is front end too.)
+# The layer kinds (compiler/layer_*.c and what they share) are one unit.
+KIND_SRC       := compiler/layers.c $(sort $(wildcard compiler/layer_*.c)) compiler/train_emit.c \
+                  compiler/train_plan.c compiler/infer_plan.c
 FRONTEND_SRC   := compiler/ast.c compiler/check.c compiler/diag.c compiler/report.c compiler/net.c \
-                  compiler/infer_plan.c
+                  $(KIND_SRC)
 TESTS += $(FRONTEND_TESTS:%=$(BUILD)/tests/test_%) $(BUILD)/tests/bad_corpus
 $(FRONTEND_TESTS:%=$(BUILD)/tests/test_%): $(BUILD)/tests/test_%: tests/test_%.c tests/cu_main.c $(FRONTEND_SRC) $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(wildcard compiler/*.h)
 	@mkdir -p $(@D)
@@ -225,14 +228,16 @@ include examples/firmware/firmware.mk
 # gradient checks compile them in double with the input gradient, the layer
 # tests in float with the activations exposed. train_warnings compiles the
 # committed mnist14k code with gcc and clang, -Werror, with and without OpenMP.
-TRAIN_EMIT_SRC := compiler/emit_train.c compiler/emit_util.c compiler/net.c
+TRAIN_EMIT_SRC := compiler/emit_train.c compiler/emit_util.c compiler/net.c $(KIND_SRC)
 GC_NETS := gc_conv gc_conv2 gc_bn gc_dropout gc_relu gc_pool gc_fc mnist14k
 TL_NETS := tl_conv tl_conv2 tl_bn tl_pool tl_drop tl_lsm mnist14k
 GC_DIR  := $(BUILD)/gradcheck
 TESTS += $(BUILD)/tests/test_gradcheck $(BUILD)/tests/test_layers $(BUILD)/tests/train_warnings
-$(BUILD)/gen_testnets: tests/gen_testnets.c $(TRAIN_EMIT_SRC) $(wildcard compiler/*.h)
+# (The layer modules read their arguments through the checker: the front end comes along.)
+$(BUILD)/gen_testnets: tests/gen_testnets.c $(TRAIN_EMIT_SRC) $(FRONTEND_SRC) $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(wildcard compiler/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Icompiler tests/gen_testnets.c $(TRAIN_EMIT_SRC) -o $@
+	$(CC) $(CFLAGS) $(COMPILER_INC) tests/gen_testnets.c $(sort $(TRAIN_EMIT_SRC) $(FRONTEND_SRC)) \
+	  $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o -lm -o $@
 $(GC_DIR)/stamp: $(BUILD)/gen_testnets
 	$(BUILD)/gen_testnets $(GC_DIR) && touch $@
 $(GC_DIR)/%_d.o: $(GC_DIR)/stamp runtime/cnn_net.h
@@ -243,9 +248,16 @@ $(GC_DIR)/mnist14k_d.o: $(GC_DIR)/stamp runtime/cnn_net.h
 	$(CC) -std=c11 -O2 -g $(WARN) $(OMP) $(BLAS_CFLAGS) -DCNN_REAL=double -DCNN_INPUT_GRAD -Iruntime -c $(GC_DIR)/mnist14k/mnist14k_train.c -o $@
 $(GC_DIR)/%_f.o: $(GC_DIR)/stamp runtime/cnn_net.h
 	$(CC) $(TEST_CFLAGS) -DCNN_EXPOSE_ACT -DCNN_INPUT_GRAD -Iruntime -c $(GC_DIR)/$*/$*_train.c -o $@
-$(BUILD)/tests/test_gradcheck: tests/test_gradcheck.c tests/cu_main.c runtime/rng.c $(GC_NETS:%=$(GC_DIR)/%_d.o)
+# The newer kinds are checked through the front end: tests/nets/gc_*.cnn.
+CNN_GC_NETS := gc_same gc_groups gc_rect gc_residual gc_residual2
+$(CNN_GC_NETS:%=$(GC_DIR)/%_d.o): $(GC_DIR)/%_d.o: tests/nets/%.cnn $(BUILD)/cnnc runtime/cnn_net.h
+	@mkdir -p $(GC_DIR)/$*
+	$(BUILD)/cnnc build $< -o $(GC_DIR)/$*/
+	$(CC) $(TEST_CFLAGS) -DCNN_REAL=double -DCNN_INPUT_GRAD -Iruntime -c $(GC_DIR)/$*/$*_train.c -o $@
+ALL_GC := $(GC_NETS) $(CNN_GC_NETS)
+$(BUILD)/tests/test_gradcheck: tests/test_gradcheck.c tests/cu_main.c runtime/rng.c $(ALL_GC:%=$(GC_DIR)/%_d.o)
 	@mkdir -p $(@D)
-	$(CC) $(TEST_CFLAGS) -DCNN_REAL=double -DCNN_INPUT_GRAD -Iruntime $(GC_NETS:%=-I$(GC_DIR)/%) $< tests/cu_main.c runtime/rng.c $(GC_NETS:%=$(GC_DIR)/%_d.o) $(TEST_LIBS) -o $@
+	$(CC) $(TEST_CFLAGS) -DCNN_REAL=double -DCNN_INPUT_GRAD -Iruntime $(ALL_GC:%=-I$(GC_DIR)/%) $< tests/cu_main.c runtime/rng.c $(ALL_GC:%=$(GC_DIR)/%_d.o) $(TEST_LIBS) -o $@
 $(BUILD)/tests/test_layers: tests/test_layers.c tests/cu_main.c runtime/rng.c $(TL_NETS:%=$(GC_DIR)/%_f.o)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -DCNN_EXPOSE_ACT -DCNN_INPUT_GRAD -Iruntime $(TL_NETS:%=-I$(GC_DIR)/%) $< tests/cu_main.c runtime/rng.c $(TL_NETS:%=$(GC_DIR)/%_f.o) $(TEST_LIBS) -o $@

@@ -18,6 +18,7 @@ typedef enum ExprKind {
   E_CALL, // sgd(lr = 0.01): only in train values
   E_NEG,  // -x
   E_BIN,  // x + y, x - y, x * y, x / y
+  E_DIMS, // 10x4: a kernel or stride as rows x columns
 } ExprKind;
 
 typedef struct Arg Arg;
@@ -34,6 +35,8 @@ struct Expr {
   Arg *args;      // E_CALL
   int op;         // E_BIN: '+', '-', '*', '/'
   Expr *lhs, *rhs; // E_BIN; E_NEG uses lhs
+  long dims[3];   // E_DIMS, as written
+  int ndims;
 };
 
 // One argument: positional (name == NULL) or named.
@@ -45,11 +48,15 @@ struct Arg {
   Arg *next;
 };
 
-// A layer or block call: `conv(16, bias = false);`, `relu;`.
+// A layer or block call: `conv(16, bias = false);`, `relu;` — or a
+// residual block, `residual { body } [shortcut { layers }]` (name NULL):
+// its output is body(x) + shortcut(x), the shortcut x itself when absent.
 typedef struct Call {
   char *name;
-  Span span;      // the name
+  Span span;      // the name, or the `residual` keyword
   Arg *args;
+  struct Call *body, *shortcut;
+  bool residual, has_shortcut;
   struct Call *next;
 } Call;
 

@@ -12,14 +12,17 @@
 
 #include "ast.h"
 #include "diag.h"
+#include "layers.h"
 
-typedef enum VKind { V_NUM, V_BOOL } VKind;
+typedef enum VKind { V_NUM, V_BOOL, V_DIMS } VKind;
 
 // An evaluated argument; span is where its value was written.
 typedef struct Value {
   VKind kind;
   double num;
   bool is_int, percent, b;
+  long dims[2];   // V_DIMS: rows x columns
+  const char *word; // a bare word a P_PAD parameter takes (same, valid)
   Span span;
 } Value;
 
@@ -34,17 +37,6 @@ typedef struct Env {
   int n;
 } Env;
 
-typedef enum PType { T_INT, T_NUM, T_BOOL } PType;
-
-// One parameter of a built-in layer or train call.
-typedef struct PSpec {
-  const char *name, *alias;
-  PType type;
-  bool required;
-} PSpec;
-
-#define MAX_PARAMS 8
-
 typedef struct Ck {
   Diag *d;
   Program *p;
@@ -56,39 +48,10 @@ typedef struct Ck {
   const Block *stack[CNNC_MAX_BLOCK_DEPTH];
   int depth;
   Span site;              // the top-level call being expanded
+  int next_src;           // the tensor the next layer reads (a residual's input), or -1
   const Block **table;    // open-addressed hash of blocks by name
   size_t table_cap;
 } Ck;
-
-static const PSpec conv_spec[] = {
-    {"out_channels", "channels", T_INT, true}, {"kernel", "k", T_INT, false},
-    {"stride", NULL, T_INT, false}, {"padding", "pad", T_INT, false},
-    {"bias", NULL, T_BOOL, false}};
-static const PSpec pool_spec[] = {{"kernel", "k", T_INT, true}, {"stride", NULL, T_INT, false}};
-static const PSpec drop_spec[] = {{"p", NULL, T_NUM, true}};
-
-typedef struct LayerDef {
-  const char *name;
-  LayerKind kind;
-  const PSpec *spec;
-  int n;
-} LayerDef;
-
-static const LayerDef layer_defs[] = {
-    {"conv", L_CONV, conv_spec, 5},         {"batchnorm", L_BATCHNORM, NULL, 0},
-    {"dropout", L_DROPOUT, drop_spec, 1},   {"relu", L_RELU, NULL, 0},
-    {"maxpool", L_MAXPOOL, pool_spec, 2},   {"gap", L_GAP, NULL, 0},
-    {"log_softmax", L_LOG_SOFTMAX, NULL, 0},
-};
-#define N_LAYER_DEFS (int)(sizeof layer_defs / sizeof layer_defs[0])
-
-// The built-in layer called name, or NULL.
-static const LayerDef *find_layer(const char *name) {
-  for (int i = 0; i < N_LAYER_DEFS; i++)
-    if (strcmp(layer_defs[i].name, name) == 0)
-      return &layer_defs[i];
-  return NULL;
-}
 
 // FNV-1a of a name, for the block table.
 static size_t hash_str(const char *s) {
@@ -124,7 +87,7 @@ static void index_blocks(Ck *c) {
     exit(1);
   }
   for (const Block *b = c->p->blocks; b && !c->d->stop; b = b->next) {
-    if (find_layer(b->name)) {
+    if (layer_find(b->name) >= 0) {
       diag_error(c->d, b->span, "block '%s' has the name of a built-in layer", b->name);
       continue;
     }
@@ -169,6 +132,16 @@ static bool eval(Ck *c, const Expr *e, const Env *env, Value *out) {
     out->kind = V_BOOL;
     out->b = e->b;
     return true;
+  case E_DIMS:
+    if (e->ndims != 2) {
+      diag_error(c->d, e->span, "a window is rows x columns, like 10x4, not %d dimensions", e->ndims);
+      return false;
+    }
+    out->kind = V_DIMS;
+    out->dims[0] = e->dims[0];
+    out->dims[1] = e->dims[1];
+    out->is_int = true;
+    return true;
   case E_NAME:
     for (int i = env ? env->n - 1 : -1; i >= 0; i--)
       if (strcmp(env->b[i].name, e->name) == 0) {
@@ -186,7 +159,8 @@ static bool eval(Ck *c, const Expr *e, const Env *env, Value *out) {
     if (!eval(c, e->lhs, env, &l) || (e->kind == E_BIN && !eval(c, e->rhs, env, &r)))
       return false;
     if (l.kind != V_NUM || (e->kind == E_BIN && r.kind != V_NUM)) {
-      diag_error(c->d, e->span, "arithmetic needs numbers, not true or false");
+      diag_error(c->d, e->span, "arithmetic needs numbers, not %s",
+                 l.kind == V_DIMS || r.kind == V_DIMS ? "windows like 3x3" : "true or false");
       return false;
     }
     out->kind = V_NUM;
@@ -220,6 +194,8 @@ static bool eval(Ck *c, const Expr *e, const Env *env, Value *out) {
   return false;
 }
 
+static bool bound(const Env *env, const char *name);
+
 // Adds a note pointing at the top-level call when inside a block.
 static void site_note(Ck *c, bool reported) {
   if (reported && c->depth > 0)
@@ -227,7 +203,7 @@ static void site_note(Ck *c, bool reported) {
 }
 
 // Binds a call's arguments to a parameter table, checking count and types.
-static bool bind(Ck *c, const char *what, Span call, const Arg *args, const PSpec *spec, int n,
+static bool bind(Ck *c, const char *what, Span call, const Arg *args, const ParamSpec *spec, int n,
                  const Env *env, Value *vals, bool *has) {
   bool ok = true, named = false;
   int pos = 0;
@@ -266,22 +242,44 @@ static bool bind(Ck *c, const char *what, Span call, const Arg *args, const PSpe
       slot = pos++;
     }
     Value v;
+    ParamType ty = spec[slot].type;
+    const char *pn = spec[slot].name;
+    if (ty == P_PAD && a->value->kind == E_NAME && !bound(env, a->value->name)) {
+      // padding = same | valid: words, unless a block parameter has the name.
+      if (strcmp(a->value->name, "same") && strcmp(a->value->name, "valid")) {
+        site_note(c, diag_error(c->d, a->value->span, "%s '%s' must be a number, same or valid, not '%s'", what, pn,
+                                a->value->name));
+        ok = false;
+        continue;
+      }
+      memset(&v, 0, sizeof v);
+      v.kind = V_NUM;
+      v.word = a->value->name[0] == 's' ? "same" : "valid";
+      v.span = a->value->span;
+      vals[slot] = v;
+      has[slot] = true;
+      continue;
+    }
     if (!eval(c, a->value, env, &v)) {
       ok = false;
       continue;
     }
-    const char *pn = spec[slot].name;
-    if (spec[slot].type == T_BOOL && v.kind != V_BOOL) {
+    if (ty == P_BOOL && v.kind != V_BOOL) {
       site_note(c, diag_error(c->d, v.span, "%s '%s' must be true or false", what, pn));
       ok = false;
       continue;
     }
-    if (spec[slot].type != T_BOOL && v.kind != V_NUM) {
+    if (v.kind == V_DIMS && ty != P_PAIR && ty != P_PAD) {
+      site_note(c, diag_error(c->d, v.span, "%s '%s' must be a number, not a window", what, pn));
+      ok = false;
+      continue;
+    }
+    if (ty != P_BOOL && v.kind == V_BOOL) {
       site_note(c, diag_error(c->d, v.span, "%s '%s' must be a number, not %s", what, pn, v.b ? "true" : "false"));
       ok = false;
       continue;
     }
-    if (spec[slot].type == T_INT && !v.is_int) {
+    if (ty != P_NUM && ty != P_BOOL && !v.is_int) {
       site_note(c, diag_error(c->d, v.span, "%s '%s' must be a whole number, not %g%s", what, pn,
                               v.percent ? v.num * 100 : v.num, v.percent ? "%" : ""));
       ok = false;
@@ -298,68 +296,111 @@ static bool bind(Ck *c, const char *what, Span call, const Arg *args, const PSpe
   return ok;
 }
 
-// An integer argument as an int, at least min; reports it otherwise.
-static bool to_int(Ck *c, const Value *v, const char *what, const char *pn, int min, int *out) {
-  if (v->num < min) {
-    site_note(c, diag_error(c->d, v->span, "%s %s must be %s, not %g", what, pn,
-                            min > 0 ? "positive" : "zero or more", v->num));
+// Whether a block parameter called name is in scope.
+static bool bound(const Env *env, const char *name) {
+  for (int i = env ? env->n - 1 : -1; i >= 0; i--)
+    if (strcmp(env->b[i].name, name) == 0)
+      return true;
+  return false;
+}
+
+#define ARG_MAX 1000000
+
+// A whole number as an int in [min, ARG_MAX]; reports it otherwise.
+static bool to_int(Ck *c, double num, Span span, const char *what, const char *pn, int min, int *out) {
+  if (num < min) {
+    site_note(c, diag_error(c->d, span, "%s %s must be %s, not %g", what, pn, min > 0 ? "positive" : "zero or more",
+                            num));
     return false;
   }
-  if (v->num > 1000000) {
-    site_note(c, diag_error(c->d, v->span, "%s %s %.0f is too large", what, pn, v->num));
+  if (num > ARG_MAX) {
+    site_note(c, diag_error(c->d, span, "%s %s %.0f is too large (at most %d)", what, pn, num, ARG_MAX));
     return false;
   }
-  *out = (int)v->num;
+  *out = (int)num;
   return true;
 }
 
-// Appends one built-in layer, its arguments checked.
-static void add_layer(Ck *c, const LayerDef *def, const Call *call, const Env *env) {
-  Value v[MAX_PARAMS];
-  bool has[MAX_PARAMS];
-  if (!bind(c, def->name, call->span, call->args, def->spec, def->n, env, v, has))
-    return;
-  Layer l = {.kind = def->kind, .span = call->span, .stride = 1, .bias = true};
-  l.block = c->depth > 0 ? c->stack[c->depth - 1]->name : NULL;
-  bool ok = true;
-  switch (def->kind) {
-  case L_CONV:
-    ok = to_int(c, &v[0], "conv", "out_channels", 1, &l.out.c);
-    l.k = 3;
-    if (has[1])
-      ok &= to_int(c, &v[1], "conv", "kernel", 1, &l.k);
-    if (has[2])
-      ok &= to_int(c, &v[2], "conv", "stride", 1, &l.stride);
-    if (has[3])
-      ok &= to_int(c, &v[3], "conv", "padding", 0, &l.pad);
-    if (has[4])
-      l.bias = v[4].b;
-    break;
-  case L_MAXPOOL:
-    ok = to_int(c, &v[0], "maxpool", "kernel", 1, &l.k);
-    l.stride = l.k;
-    if (has[1])
-      ok &= to_int(c, &v[1], "maxpool", "stride", 1, &l.stride);
-    l.bias = false;
-    break;
-  case L_DROPOUT:
-    l.p = v[0].num;
-    if (!(l.p >= 0 && l.p < 1)) {
-      site_note(c, diag_error(c->d, v[0].span, "dropout probability %g is outside [0, 1)", l.p));
-      ok = false;
+// The arguments of one call as the layer modules read them.
+static void to_arglist(Ck *c, const char *what, Span call, const Value *v, const bool *has, ArgList *a) {
+  memset(a, 0, sizeof *a);
+  a->ck = c;
+  a->what = what;
+  a->call = call;
+  for (int i = 0; i < MAX_PARAMS; i++) {
+    a->has[i] = has[i];
+    if (!has[i])
+      continue;
+    ArgValue *x = &a->v[i];
+    x->num = v[i].num;
+    x->is_int = v[i].is_int;
+    x->percent = v[i].percent;
+    x->b = v[i].b;
+    x->word = v[i].word;
+    x->span = v[i].span;
+    if (v[i].kind == V_DIMS) {
+      x->ndims = 2;
+      x->dims[0] = v[i].dims[0];
+      x->dims[1] = v[i].dims[1];
     }
-    l.bias = false;
-    break;
-  default:
-    l.bias = false;
-    break;
   }
-  if (!ok)
-    return;
+}
+
+bool arg_int(ArgList *a, int slot, const char *pname, int min, int def, int *out) {
+  if (!a->has[slot]) {
+    *out = def;
+    return true;
+  }
+  return to_int(a->ck, a->v[slot].num, a->v[slot].span, a->what, pname, min, out);
+}
+
+bool arg_pair(ArgList *a, int slot, const char *pname, int min, int def, int *h, int *w) {
+  if (!a->has[slot]) {
+    *h = *w = def;
+    return true;
+  }
+  const ArgValue *x = &a->v[slot];
+  if (x->ndims == 2)
+    return to_int(a->ck, (double)x->dims[0], x->span, a->what, pname, min, h) &&
+           to_int(a->ck, (double)x->dims[1], x->span, a->what, pname, min, w);
+  if (!to_int(a->ck, x->num, x->span, a->what, pname, min, h))
+    return false;
+  *w = *h;
+  return true;
+}
+
+bool arg_padding(ArgList *a, int slot, Layer *l) {
+  l->pt = l->pb = l->pl = l->pr = 0;
+  l->same = false;
+  if (!a->has[slot])
+    return true;
+  if (a->v[slot].word) {
+    l->same = a->v[slot].word[0] == 's';
+    return true;
+  }
+  int h, w;
+  if (!arg_pair(a, slot, "padding", 0, 0, &h, &w))
+    return false;
+  l->pt = l->pb = h;
+  l->pl = l->pr = w;
+  return true;
+}
+
+bool arg_prob(ArgList *a, int slot, const char *pname, double *out) {
+  *out = a->v[slot].num;
+  if (!(*out >= 0 && *out < 1)) {
+    site_note(a->ck, diag_error(((Ck *)a->ck)->d, a->v[slot].span, "%s %g is outside [0, 1)", pname, *out));
+    return false;
+  }
+  return true;
+}
+
+// Appends a layer; false when the network is too large (reported).
+static bool push_layer(Ck *c, const Layer *l, Span call) {
   if (c->n == CNNC_MAX_LAYERS) {
-    site_note(c, diag_error(c->d, call->span, "the network has more than %d layers", CNNC_MAX_LAYERS));
+    site_note(c, diag_error(c->d, call, "the network has more than %d layers", CNNC_MAX_LAYERS));
     c->too_many = true;
-    return;
+    return false;
   }
   if (c->n == c->cap) {
     c->cap = c->cap ? 2 * c->cap : 32;
@@ -370,8 +411,36 @@ static void add_layer(Ck *c, const LayerDef *def, const Call *call, const Env *e
       exit(1);
     }
   }
-  c->sites[c->n] = c->depth > 0 ? c->site : call->span;
-  c->layers[c->n++] = l;
+  c->sites[c->n] = c->depth > 0 ? c->site : call;
+  c->layers[c->n++] = *l;
+  return true;
+}
+
+// A new layer of kind k made by the call at span, reading the current tensor.
+static Layer new_layer(Ck *c, LayerKind k, Span span) {
+  Layer l = {.kind = k, .span = span, .sh = 1, .sw = 1, .groups = 1, .src2 = -1};
+  l.src = c->next_src >= 0 ? c->next_src : c->n;
+  c->next_src = -1;
+  l.block = c->depth > 0 ? c->stack[c->depth - 1]->name : NULL;
+  return l;
+}
+
+// Appends one built-in layer, its arguments checked by its module.
+static void add_layer(Ck *c, LayerKind kind, const Call *call, const Env *env) {
+  const LayerDef *def = layer_def(kind);
+  Value v[MAX_PARAMS];
+  bool has[MAX_PARAMS];
+  if (!bind(c, def->name, call->span, call->args, def->params, def->n_params, env, v, has))
+    return;
+  ArgList a;
+  to_arglist(c, def->name, call->span, v, has, &a);
+  int src = c->next_src;
+  Layer l = new_layer(c, kind, call->span);
+  if (def->args && !def->args(&a, &l)) {
+    c->next_src = src;
+    return;
+  }
+  push_layer(c, &l, call->span);
 }
 
 static void expand(Ck *c, const Call *calls, const Env *env);
@@ -467,13 +536,43 @@ static void call_block(Ck *c, const Block *b, const Call *call, const Env *env) 
   free(has);
 }
 
+// Expands `residual { body } [shortcut { layers }]`: the body and the
+// shortcut both read the block's input, and an add joins their outputs.
+static void expand_residual(Ck *c, const Call *call, const Env *env) {
+  if (!call->body) {
+    site_note(c, diag_error(c->d, call->span, "residual block has no layers"));
+    return;
+  }
+  int t_in = c->next_src >= 0 ? c->next_src : c->n;
+  c->next_src = t_in;
+  expand(c, call->body, env);
+  c->next_src = -1;
+  int body_out = c->n;
+  if (body_out == t_in || c->d->errors)
+    return;
+  int short_out = t_in;
+  if (call->shortcut) {
+    c->next_src = t_in;
+    expand(c, call->shortcut, env);
+    c->next_src = -1;
+    if (c->n > body_out)
+      short_out = c->n;
+  }
+  Layer l = new_layer(c, L_ADD, call->span);
+  l.src = body_out;
+  l.src2 = short_out;
+  push_layer(c, &l, call->span);
+}
+
 // Expands a list of calls in order.
 static void expand(Ck *c, const Call *calls, const Env *env) {
   for (const Call *call = calls; call && !c->d->stop && !c->too_many; call = call->next) {
-    const LayerDef *def = find_layer(call->name);
+    int kind = call->residual ? -1 : layer_find(call->name);
     const Block *b;
-    if (def)
-      add_layer(c, def, call, env);
+    if (call->residual)
+      expand_residual(c, call, env);
+    else if (kind >= 0)
+      add_layer(c, (LayerKind)kind, call, env);
     else if ((b = find_block(c, call->name)))
       call_block(c, b, call, env);
     else
@@ -483,17 +582,17 @@ static void expand(Ck *c, const Call *calls, const Env *env) {
 
 // ---------------------------------------------------------------- train
 
-static const PSpec sgd_spec[] = {{"lr", NULL, T_NUM, false},           {"momentum", NULL, T_NUM, false},
-                                 {"nesterov", NULL, T_BOOL, false},    {"weight_decay", NULL, T_NUM, false},
-                                 {"dampening", NULL, T_NUM, false}};
-static const PSpec step_spec[] = {{"step_size", NULL, T_INT, true}, {"gamma", NULL, T_NUM, false}};
-static const PSpec onecycle_spec[] = {
-    {"max_lr", NULL, T_NUM, false},      {"pct_start", NULL, T_NUM, false},
-    {"div_factor", NULL, T_NUM, false},  {"final_div_factor", NULL, T_NUM, false},
-    {"cycle_momentum", NULL, T_BOOL, false}, {"base_momentum", NULL, T_NUM, false},
-    {"max_momentum", NULL, T_NUM, false}};
-static const PSpec norm_spec[] = {{"mean", NULL, T_NUM, true}, {"std", NULL, T_NUM, true}};
-static const PSpec aug_spec[] = {{"rotate", NULL, T_NUM, false}, {"shift", NULL, T_NUM, false}};
+static const ParamSpec sgd_spec[] = {{"lr", NULL, P_NUM, false},           {"momentum", NULL, P_NUM, false},
+                                 {"nesterov", NULL, P_BOOL, false},    {"weight_decay", NULL, P_NUM, false},
+                                 {"dampening", NULL, P_NUM, false}};
+static const ParamSpec step_spec[] = {{"step_size", NULL, P_INT, true}, {"gamma", NULL, P_NUM, false}};
+static const ParamSpec onecycle_spec[] = {
+    {"max_lr", NULL, P_NUM, false},      {"pct_start", NULL, P_NUM, false},
+    {"div_factor", NULL, P_NUM, false},  {"final_div_factor", NULL, P_NUM, false},
+    {"cycle_momentum", NULL, P_BOOL, false}, {"base_momentum", NULL, P_NUM, false},
+    {"max_momentum", NULL, P_NUM, false}};
+static const ParamSpec norm_spec[] = {{"mean", NULL, P_NUM, true}, {"std", NULL, P_NUM, true}};
+static const ParamSpec aug_spec[] = {{"rotate", NULL, P_NUM, false}, {"shift", NULL, P_NUM, false}};
 
 // Reports a train value outside its range; true if it is inside.
 static bool in_range(Ck *c, const Value *v, const char *name, double lo, bool lo_open, double hi,
@@ -538,7 +637,7 @@ static void train_item(Ck *c, const TrainItem *t, TrainSpec *ts) {
       diag_error(c->d, t->span, "'%s' is set with '=', like %s = 20;", k, k);
       return;
     }
-    PSpec s = {k, NULL, T_INT, true};
+    ParamSpec s = {k, NULL, P_INT, true};
     Arg a = {.value = t->value, .span = t->value->span};
     if (!bind(c, "train setting", t->span, &a, &s, 1, NULL, v, has))
       return;
@@ -710,8 +809,8 @@ static void check_program(Ck *c, Net *out) {
     return;
   }
   for (int i = 0; i + 1 < c->n; i++)
-    if (c->layers[i].kind == L_LOG_SOFTMAX) {
-      diag_error(c->d, c->layers[i].span, "log_softmax must be the last layer");
+    if (layer_def(c->layers[i].kind)->last_only) {
+      diag_error(c->d, c->layers[i].span, "%s must be the last layer", layer_kind_name(c->layers[i].kind));
       return;
     }
   out->input = (Shape){(int)p->input[2], (int)p->input[0], (int)p->input[1]};
@@ -738,7 +837,7 @@ int cnnc_load_string_diag(const char *filename, const char *src, size_t len, Net
   ParseCtx ctx = {.arena = arena, .diag = &d, .file = filename};
   memset(out, 0, sizeof *out);
   cnnc_parse(&ctx, src, len);
-  Ck c = {.d = &d, .p = &ctx.prog, .file = filename};
+  Ck c = {.d = &d, .p = &ctx.prog, .file = filename, .next_src = -1};
   if (!d.stop)
     check_program(&c, out);
   if (d.errors == 0)

@@ -8,71 +8,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "layers.h"
+
 #define BN_EPS 1e-5 // PyTorch's BatchNorm2d default
 
-// Starts a new op made by layer i.
-static InferOp *new_op(InferPlan *p, const Layer *l, int i, InferOpKind kind) {
+InferOp *infer_plan_new_op(InferPlan *p, const Layer *l, int i, InferOpKind kind) {
   InferOp *op = &p->ops[p->n_ops++];
   memset(op, 0, sizeof *op);
   op->kind = kind;
   op->first = op->last = i;
   op->in = l->in;
   op->out = l->out;
-  op->k = kind == IOP_GAP ? l->in.h : l->k;
-  op->stride = kind == IOP_GAP ? 1 : l->stride;
-  op->pad = kind == IOP_GAP ? 0 : l->pad;
+  op->k = kind == IOP_GAP ? l->in.h : l->kh;
+  op->stride = kind == IOP_GAP ? 1 : l->sh;
+  op->pad = kind == IOP_GAP ? 0 : l->pt;
   op->bn = -1;
   return op;
 }
 
-// Groups the layers into ops; -1 with a message for an order we cannot fold.
+InferOp *infer_plan_last_op(InferPlan *p) {
+  return p->n_ops ? &p->ops[p->n_ops - 1] : NULL;
+}
+
+// Groups the layers into ops, each kind by its module's lowering.
 static int group_ops(const Net *net, InferPlan *p, char *msg, size_t msglen) {
-  for (int i = 0; i < net->n_layers; i++) {
-    const Layer *l = &net->layers[i];
-    InferOp *op = p->n_ops ? &p->ops[p->n_ops - 1] : NULL;
-    switch (l->kind) {
-    case L_CONV:
-      new_op(p, l, i, IOP_CONV);
-      continue;
-    case L_MAXPOOL:
-      new_op(p, l, i, IOP_MAXPOOL);
-      continue;
-    case L_GAP:
-      new_op(p, l, i, IOP_GAP);
-      continue;
-    case L_BATCHNORM:
-      // Only a conv's own affine output can absorb BN exactly.
-      if (!op || op->kind != IOP_CONV || op->relu || op->bn >= 0) {
-        snprintf(msg, msglen,
-                 "layer %d: inference code folds batchnorm into the conv before it; "
-                 "this one follows %s",
-                 i + 1, op ? (op->relu ? "a relu" : layer_kind_name(net->layers[op->last].kind))
-                           : "the input");
-        return -1;
-      }
-      op->bn = i;
-      break;
-    case L_RELU:
-      if (!op) {
-        snprintf(msg, msglen, "layer %d: inference code needs a conv before the first relu", i + 1);
-        return -1;
-      }
-      op->relu = true;
-      break;
-    case L_DROPOUT: // identity at inference
-      break;
-    case L_LOG_SOFTMAX:
-      // Monotonic: the scores are the logits before it.
-      if (i != net->n_layers - 1) {
-        snprintf(msg, msglen, "layer %d: inference code needs log_softmax to be the last layer",
-                 i + 1);
-        return -1;
-      }
-      break;
-    }
-    if (op)
-      op->last = i;
-  }
+  for (int i = 0; i < net->n_layers; i++)
+    if (layer_def(net->layers[i].kind)->lower(p, net, i, msg, msglen) < 0)
+      return -1;
   if (p->n_ops == 0 || p->ops[0].kind != IOP_CONV) {
     snprintf(msg, msglen, "inference code needs a conv as the first layer (it takes the "
                           "input normalization)");

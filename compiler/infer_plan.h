@@ -80,6 +80,11 @@ int infer_memory(const Net *net, bool int8, long *flash_bytes, long *ram_bytes,
 int emit_infer_plan(const Net *net, const char *outdir, const float *params, const float *state,
                     const EmitOptions *opt);
 
+// For the layer modules' lowering: a new op made by layer i (its shapes and
+// square window), and the last op so far (NULL: none).
+InferOp *infer_plan_new_op(InferPlan *p, const Layer *l, int i, InferOpKind kind);
+InferOp *infer_plan_last_op(InferPlan *p);
+
 // Frees what build, fold and quantization allocated.
 void infer_plan_free(InferPlan *p);
 

@@ -1,6 +1,8 @@
 // net.c: shape inference and costs over the flat layer array.
 #include "net.h"
 
+#include "layers.h"
+
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,144 +21,60 @@ void train_spec_default(TrainSpec *t) {
   };
 }
 
-// A layer kind's name as the language spells it.
-const char *layer_kind_name(LayerKind k) {
-  switch (k) {
-  case L_CONV: return "conv";
-  case L_BATCHNORM: return "batchnorm";
-  case L_DROPOUT: return "dropout";
-  case L_RELU: return "relu";
-  case L_MAXPOOL: return "maxpool";
-  case L_GAP: return "gap";
-  case L_LOG_SOFTMAX: return "log_softmax";
-  }
-  return "?";
-}
-
-// Multiplies into *acc unless the product leaves a long's range.
-static bool mul_ok(long *acc, long x) {
-  if (x != 0 && (*acc > LONG_MAX / x || *acc < 0 || x < 0))
-    return false;
-  *acc *= x;
-  return true;
-}
-
-// Sets the cost fields of one layer whose shapes are known; false on overflow.
-static bool layer_costs(Layer *l) {
-  l->act_size = l->out.c;
-  if (!mul_ok(&l->act_size, l->out.h) || !mul_ok(&l->act_size, l->out.w))
-    return false;
-  l->n_params = l->n_state = l->macs = 0;
-  if (l->kind == L_CONV) {
-    long w = l->out.c;
-    if (!mul_ok(&w, l->in.c) || !mul_ok(&w, l->k) || !mul_ok(&w, l->k))
-      return false;
-    l->n_params = w + (l->bias ? l->out.c : 0);
-    l->macs = l->out.h;
-    if (!mul_ok(&l->macs, l->out.w) || !mul_ok(&l->macs, w))
-      return false;
-  } else if (l->kind == L_BATCHNORM) {
-    l->n_params = 2L * l->out.c;
-    l->n_state = 2L * l->out.c;
-  }
-  return true;
-}
-
-// Output side of a k x k window with stride and padding, or -1 if none fits.
-static int window_out(int in, int k, int stride, int pad) {
-  long span = (long)in + 2L * pad - k;
-  return span < 0 ? -1 : (int)(span / stride + 1);
-}
-
 int net_infer(Net *net, char *msg, size_t msglen) {
-  Shape s = net->input;
-  int rf = 1, jump = 1;
+  int L = net->n_layers;
+  // Per tensor (t = 0 the input, t = k + 1 the output of layer k): its shape
+  // and receptive field, rows and columns.
+  Shape *shape = malloc(sizeof *shape * ((size_t)L + 1));
+  int (*rf)[4] = malloc(sizeof *rf * ((size_t)L + 1));
+  if (!shape || !rf) {
+    free(shape);
+    free(rf);
+    snprintf(msg, msglen, "out of memory");
+    return 0;
+  }
+  shape[0] = net->input;
+  rf[0][0] = rf[0][1] = rf[0][2] = rf[0][3] = 1;
   size_t poff = 0, soff = 0;
+  int bad = -1;
   net->n_params = net->n_state = net->macs = 0;
-  net->max_act = (long)s.c * s.h * s.w;
-  for (int i = 0; i < net->n_layers; i++) {
+  net->max_act = (long)net->input.c * net->input.h * net->input.w;
+  for (int i = 0; i < L && bad < 0; i++) {
     Layer *l = &net->layers[i];
-    l->in = s;
-    switch (l->kind) {
-    case L_CONV:
-    case L_MAXPOOL: {
-      bool flat = s.h == 1 && s.w == 1;
-      if (l->kind == L_CONV && l->out.c <= 0) {
-        snprintf(msg, msglen, "conv needs a positive number of output channels, not %d", l->out.c);
-        return i;
-      }
-      if (l->k <= 0 || l->stride <= 0 || l->pad < 0) {
-        snprintf(msg, msglen, "%s needs a positive kernel and stride and a non-negative padding",
-                 layer_kind_name(l->kind));
-        return i;
-      }
-      if (l->pad >= l->k) {
-        snprintf(msg, msglen, "%s padding %d must be smaller than its kernel %d",
-                 layer_kind_name(l->kind), l->pad, l->k);
-        return i;
-      }
-      int oh = window_out(s.h, l->k, l->stride, l->pad);
-      int ow = window_out(s.w, l->k, l->stride, l->pad);
-      if (oh <= 0 || ow <= 0) {
-        snprintf(msg, msglen, "%s kernel %dx%d is larger than its %dx%dx%d input%s",
-                 layer_kind_name(l->kind), l->k, l->k, s.h, s.w, s.c,
-                 l->pad ? " (with padding)" : "");
-        return i;
-      }
-      s.h = oh;
-      s.w = ow;
-      if (l->kind == L_CONV)
-        s.c = l->out.c;
-      // A 1x1 conv on a 1x1 map (after gap) is a fully connected layer; its
-      // receptive field is already the whole input.
-      if (!flat) {
-        long r = rf + (long)(l->k - 1) * jump;
-        long j = (long)jump * l->stride;
-        if (r > INT_MAX || j > INT_MAX) {
-          snprintf(msg, msglen, "receptive field overflows");
-          return i;
-        }
-        rf = (int)r;
-        jump = (int)j;
-      }
+    const LayerDef *def = layer_def(l->kind);
+    l->in = shape[l->src];
+    l->out = l->in;
+    l->rf = rf[l->src][0], l->jump = rf[l->src][1], l->rf_w = rf[l->src][2], l->jump_w = rf[l->src][3];
+    if (l->src2 >= 0) {
+      // The receptive field through a residual is the larger of its paths.
+      l->in2 = shape[l->src2];
+      if (rf[l->src2][0] > l->rf)
+        l->rf = rf[l->src2][0], l->jump = rf[l->src2][1];
+      if (rf[l->src2][2] > l->rf_w)
+        l->rf_w = rf[l->src2][2], l->jump_w = rf[l->src2][3];
+    }
+    msg[0] = '\0';
+    if (def->shape && !def->shape(l, msg, msglen)) {
+      if (!msg[0])
+        snprintf(msg, msglen, "receptive field overflows");
+      bad = i;
       break;
     }
-    case L_GAP:
-      // GAP sees the whole map: its window is the map itself.
-      rf += ((s.h > s.w ? s.h : s.w) - 1) * jump;
-      jump *= s.h > s.w ? s.h : s.w;
-      s.h = s.w = 1;
+    shape[i + 1] = l->out;
+    rf[i + 1][0] = l->rf, rf[i + 1][1] = l->jump, rf[i + 1][2] = l->rf_w, rf[i + 1][3] = l->jump_w;
+    l->act_size = l->out.c;
+    l->n_params = l->n_state = l->macs = 0;
+    if (!mul_ok(&l->act_size, l->out.h) || !mul_ok(&l->act_size, l->out.w) || (def->costs && !def->costs(l))) {
+      snprintf(msg, msglen, "%s layer is too large: its size overflows", def->name);
+      bad = i;
       break;
-    case L_DROPOUT:
-      if (!(l->p >= 0.0 && l->p < 1.0)) {
-        snprintf(msg, msglen, "dropout probability %g is outside [0, 1)", l->p);
-        return i;
-      }
-      break;
-    case L_LOG_SOFTMAX:
-      if (s.h != 1 || s.w != 1) {
-        snprintf(msg, msglen,
-                 "log_softmax needs one value per class, but its input is %dx%dx%d (add gap first)",
-                 s.h, s.w, s.c);
-        return i;
-      }
-      break;
-    case L_BATCHNORM:
-    case L_RELU:
-      break;
-    }
-    l->out = s;
-    l->rf = rf;
-    l->jump = jump;
-    if (!layer_costs(l)) {
-      snprintf(msg, msglen, "%s layer is too large: its size overflows", layer_kind_name(l->kind));
-      return i;
     }
     l->param_off = poff;
     l->state_off = soff;
     if (net->n_params > LONG_MAX - l->n_params || net->macs > LONG_MAX - l->macs) {
       snprintf(msg, msglen, "network is too large: its totals overflow");
-      return i;
+      bad = i;
+      break;
     }
     poff += (size_t)l->n_params;
     soff += (size_t)l->n_state;
@@ -166,6 +84,11 @@ int net_infer(Net *net, char *msg, size_t msglen) {
     if (l->act_size > net->max_act)
       net->max_act = l->act_size;
   }
+  Shape s = shape[L];
+  free(shape);
+  free(rf);
+  if (bad >= 0)
+    return bad;
   net->classes = s.c;
   if (net->n_layers == 0 || s.h != 1 || s.w != 1) {
     snprintf(msg, msglen,
@@ -194,9 +117,17 @@ uint64_t net_hash(const Net *net) {
   h = fnv(h, in, sizeof in);
   for (int i = 0; i < net->n_layers; i++) {
     const Layer *l = &net->layers[i];
-    int32_t v[10] = {(int32_t)l->kind, l->in.c, l->in.h, l->in.w, l->out.c,
-                     l->out.h, l->out.w, l->k, l->stride, l->pad * 2 + (l->bias ? 1 : 0)};
+    // The v1 fields: a square window, stride and padding of conv and maxpool
+    // (0, 1, 0 for the others), so existing checkpoints keep their hash.
+    int win = l->kind == L_CONV || l->kind == L_MAXPOOL;
+    int32_t v[10] = {(int32_t)l->kind, l->in.c, l->in.h, l->in.w, l->out.c, l->out.h, l->out.w,
+                     win ? l->kh : 0, win ? l->sh : 1, (win ? l->pt : 0) * 2 + (l->bias ? 1 : 0)};
     h = fnv(h, v, sizeof v);
+    // What v1 could not say, only where it is said.
+    int32_t x[10] = {l->kw, l->sw, l->pb, l->pl, l->pr, l->groups, l->src, l->src2, l->kh, l->sh};
+    if (l->kind > L_LOG_SOFTMAX || l->kw != l->kh || l->sw != l->sh || l->pb != l->pt || l->pl != l->pt ||
+        l->pr != l->pt || l->groups != 1 || l->src != i || l->src2 >= 0)
+      h = fnv(h, x, sizeof x);
   }
   return h;
 }

@@ -15,6 +15,10 @@ typedef struct Span {
   int line, col, len;
 } Span;
 
+// The layer kinds. Each has one module, compiler/layer_NAME.c, with all the
+// compiler knows of it (layers.h); this enum and the table in layers.c are
+// the only lists. The order is part of the shape hash of checkpoints: add
+// new kinds at the end.
 typedef enum LayerKind {
   L_CONV,
   L_BATCHNORM,
@@ -23,6 +27,11 @@ typedef enum LayerKind {
   L_MAXPOOL,
   L_GAP,
   L_LOG_SOFTMAX,
+  L_AVGPOOL,
+  L_FLATTEN,
+  L_DENSE,
+  L_ADD,
+  L_N_KINDS
 } LayerKind;
 
 // An activation shape: channels, height, width (one image).
@@ -34,24 +43,35 @@ typedef struct Layer {
   LayerKind kind;
   Span span;        // the call in the source that made this layer
   const char *block; // name of the user block it was expanded from, or NULL
-  Shape in, out;
 
-  // conv: out.c filters of k x k, stride, zero padding, optional bias.
-  // maxpool: k x k window, stride.
-  int k, stride, pad;
-  bool bias;
-  double p; // dropout probability
+  // The tensors it reads. Tensor t is the output of layer t - 1 (tensor 0 is
+  // the network input); a chain reads src = its own index. add reads src2 too.
+  int src, src2;
+  Shape in, out;    // in: the shape of tensor src
+  Shape in2;        // add: the shape of tensor src2
+
+  // Windows (conv, maxpool, avgpool): kh x kw, stride sh x sw, zero padding
+  // top, bottom, left, right (Keras 'same' puts the odd one bottom/right).
+  int kh, kw, sh, sw;
+  int pt, pb, pl, pr;
+  bool same;        // padding written as `same` (for the report)
+  int groups;       // conv: input and output channels split into groups
+  int units;        // conv, dense: output channels as written
+  bool bias;        // conv, dense
+  double p;         // dropout probability
 
   // Filled by net_infer(): costs and the receptive field after this layer.
   long n_params;   // trainable values
   long n_state;    // non-trainable values (BN running mean and var)
   long macs;       // multiply-accumulates per image, forward
   long act_size;   // out.c * out.h * out.w
-  int rf, jump;    // receptive field and jump (input pixels) after it
+  int rf, jump;    // receptive field and jump (input pixels) after it, rows
+  int rf_w, jump_w; // the same across columns
 
   // Offsets into the network's parameter and state blocks. Layout, shared
   // by every back end and by checkpoints:
-  //   conv:      weight [out.c][in.c][k][k], then bias [out.c] if bias
+  //   conv:      weight [out.c][in.c / groups][kh][kw], then bias [out.c] if bias
+  //   dense:     weight [out.c][in.c] (PyTorch's Linear), then bias [out.c]
   //   batchnorm: gamma [c], beta [c];   state: running_mean [c], running_var [c]
   size_t param_off, state_off;
 } Layer;

@@ -43,7 +43,7 @@ static Arg *new_arg(ParseCtx *c, char *name, YYLTYPE nl, Expr *v, YYLTYPE l);
 
 %token END 0 "end of file"
 %token NETWORK "network" INPUT "input" BLOCK "block" TRAIN "train"
-%token TRUE "true" FALSE "false"
+%token TRUE "true" FALSE "false" RESIDUAL "residual" SHORTCUT "shortcut"
 %token <str> IDENT "identifier"
 %token <num> NUMBER "number"
 %token <dims> DIMS "dimensions"
@@ -54,7 +54,7 @@ static Arg *new_arg(ParseCtx *c, char *name, YYLTYPE nl, Expr *v, YYLTYPE l);
 %type <params> params params_opt
 %type <param> param
 %type <calls> stmts
-%type <call> call
+%type <call> call residual
 
 %left '+' '-'
 %left '*' '/'
@@ -97,6 +97,10 @@ item:
     ctx->block_tail = &b->next;
   }
 | call ';' {
+    *ctx->call_tail = $1;
+    ctx->call_tail = &$1->next;
+  }
+| residual {
     *ctx->call_tail = $1;
     ctx->call_tail = &$1->next;
   }
@@ -145,7 +149,30 @@ stmts:
       $$.head = $2;
     $$.tail = $2;
   }
+| stmts residual {
+    $$ = $1;
+    if ($$.tail)
+      $$.tail->next = $2;
+    else
+      $$.head = $2;
+    $$.tail = $2;
+  }
 | stmts error ';' { $$ = $1; yyerrok; }
+;
+
+residual:
+  RESIDUAL '{' stmts '}' {
+    $$ = new_call(ctx, NULL, @1, NULL);
+    $$->residual = true;
+    $$->body = $3.head;
+  }
+| RESIDUAL '{' stmts '}' SHORTCUT '{' stmts '}' {
+    $$ = new_call(ctx, NULL, @1, NULL);
+    $$->residual = true;
+    $$->body = $3.head;
+    $$->shortcut = $7.head;
+    $$->has_shortcut = true;
+  }
 ;
 
 call:
@@ -174,6 +201,11 @@ expr:
     $$->num = $1.v;
     $$->is_int = $1.is_int;
     $$->percent = $1.percent;
+  }
+| DIMS {
+    $$ = new_expr(ctx, E_DIMS, @$);
+    memcpy($$->dims, $1.v, sizeof $1.v);
+    $$->ndims = $1.n;
   }
 | TRUE { $$ = new_expr(ctx, E_BOOL, @$); $$->b = true; }
 | FALSE { $$ = new_expr(ctx, E_BOOL, @$); $$->b = false; }

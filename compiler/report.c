@@ -7,6 +7,7 @@
 
 #include "diag.h"
 #include "infer_plan.h"
+#include "layers.h"
 
 // The last two columns (firmware memory) exist only when the net has an
 // inference plan; a net the inference code refuses keeps the plain table.
@@ -37,29 +38,7 @@ static void shape_str(Shape s, char *buf) {
 }
 
 const char *report_transform(const Layer *l, char *buf, size_t n) {
-  switch (l->kind) {
-  case L_CONV: {
-    int o = snprintf(buf, n, "(%dx%dx%d)x%d", l->k, l->k, l->in.c, l->out.c);
-    if (l->stride != 1 && o >= 0 && (size_t)o < n)
-      o += snprintf(buf + o, n - (size_t)o, " s%d", l->stride);
-    if (l->pad && o >= 0 && (size_t)o < n)
-      o += snprintf(buf + o, n - (size_t)o, " p%d", l->pad);
-    if (l->bias && o >= 0 && (size_t)o < n)
-      snprintf(buf + o, n - (size_t)o, " +bias");
-    break;
-  }
-  case L_BATCHNORM: snprintf(buf, n, "BN(%d)", l->out.c); break;
-  case L_DROPOUT: snprintf(buf, n, "Dropout(%g%%)", l->p * 100); break;
-  case L_RELU: snprintf(buf, n, "ReLU"); break;
-  case L_MAXPOOL:
-    if (l->stride == l->k)
-      snprintf(buf, n, "MP(%dx%d)", l->k, l->k);
-    else
-      snprintf(buf, n, "MP(%dx%d s%d)", l->k, l->k, l->stride);
-    break;
-  case L_GAP: snprintf(buf, n, "GAP"); break;
-  case L_LOG_SOFTMAX: snprintf(buf, n, "LogSoftmax"); break;
-  }
+  layer_def(l->kind)->transform(l, buf, n);
   return buf;
 }
 
@@ -127,8 +106,10 @@ static void row_cells(const Net *net, int i, const Memory *m, char cells[N_COLS]
   report_transform(l, cells[COL_TRANSFORM], CELL);
   shape_str(l->out, cells[COL_OUT]);
   // The RF changes only where a window is applied; elementwise rows leave it blank.
-  if (l->kind == L_CONV || l->kind == L_MAXPOOL || l->kind == L_GAP)
+  if (layer_def(l->kind)->window && l->rf == l->rf_w)
     snprintf(cells[COL_RF], CELL, "%d", l->rf);
+  else if (layer_def(l->kind)->window)
+    snprintf(cells[COL_RF], CELL, "%dx%d", l->rf, l->rf_w);
   else
     cells[COL_RF][0] = '\0';
   count_str(l->n_params, cells[COL_PARAMS]);

@@ -42,10 +42,13 @@ static int make(const char *outdir, const char *name, int c, int h, int w, int b
   for (int i = 0; i < n; i++) {
     Layer *l = &net.layers[i];
     l->kind = s[i].kind;
-    l->out.c = s[i].outc;
-    l->k = s[i].k;
-    l->stride = s[i].stride;
-    l->pad = s[i].pad;
+    l->units = s[i].outc;
+    l->kh = l->kw = s[i].k;
+    l->sh = l->sw = s[i].stride ? s[i].stride : 1;
+    l->pt = l->pb = l->pl = l->pr = s[i].pad;
+    l->groups = 1;
+    l->src = i;
+    l->src2 = -1;
     l->bias = s[i].bias;
     l->p = s[i].p;
   }

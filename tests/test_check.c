@@ -68,7 +68,7 @@ static void test_mnist14k(void) {
   CU_ASSERT_STRING_EQUAL(l0->span.file, "models/mnist14k.cnn");
   CU_ASSERT_EQUAL(l0->span.col, 5);
   CU_ASSERT_EQUAL(net.layers[13].kind, L_CONV);
-  CU_ASSERT_EQUAL(net.layers[13].k, 1);
+  CU_ASSERT_EQUAL(net.layers[13].kh, 1);
   CU_ASSERT_EQUAL(net.layers[26].out.h, 1);
   CU_ASSERT_TRUE(net.has_train);
   CU_ASSERT_EQUAL(net.train.epochs, 20);
@@ -119,11 +119,11 @@ static void test_args_and_defaults(void) {
                &net);
   CU_ASSERT_EQUAL_FATAL(n, 0);
   const Layer *l = net.layers;
-  CU_ASSERT_EQUAL(l[0].k, 3);          // k = c - 1 = 3
-  CU_ASSERT_EQUAL(l[0].pad, 1);
+  CU_ASSERT_EQUAL(l[0].kh, 3);          // k = c - 1 = 3
+  CU_ASSERT_EQUAL(l[0].pt, 1);
   CU_ASSERT_EQUAL(l[0].out.h, 9);
-  CU_ASSERT_EQUAL(l[1].k, 5);
-  CU_ASSERT_EQUAL(l[1].stride, 2);
+  CU_ASSERT_EQUAL(l[1].kh, 5);
+  CU_ASSERT_EQUAL(l[1].sh, 2);
   CU_ASSERT_EQUAL(l[1].out.h, 4);      // (9 + 2 - 5) / 2 + 1
   CU_ASSERT_EQUAL(l[1].n_params, 4 * 6 * 25 + 6);
   CU_ASSERT_EQUAL(l[2].out.h, 3);

@@ -15,7 +15,12 @@
 #include "gc_dropout_train.h"
 #include "gc_fc_train.h"
 #include "gc_pool_train.h"
+#include "gc_groups_train.h"
+#include "gc_rect_train.h"
 #include "gc_relu_train.h"
+#include "gc_residual2_train.h"
+#include "gc_residual_train.h"
+#include "gc_same_train.h"
 #include "mnist14k_train.h"
 
 // Largest relative error seen by each suite, reported at the end.
@@ -127,6 +132,11 @@ SMALL(gc_dropout)
 SMALL(gc_relu)
 SMALL(gc_pool)
 SMALL(gc_fc)
+SMALL(gc_same)
+SMALL(gc_groups)
+SMALL(gc_rect)
+SMALL(gc_residual)
+SMALL(gc_residual2)
 
 // The whole mnist14k on a short batch of 2: 2,000 random params, 300 inputs.
 static void test_mnist14k(void) {
@@ -163,6 +173,11 @@ void register_tests(void) {
   CU_add_test(s, "relu", test_gc_relu);
   CU_add_test(s, "maxpool 2/2 and 3/2 pad 1", test_gc_pool);
   CU_add_test(s, "gap, 1x1 conv, BN on 1x1, 1x1 conv", test_gc_fc);
+  CU_add_test(s, "stride 2 'same' padding, rectangular kernel and stride", test_gc_same);
+  CU_add_test(s, "depthwise, grouped and grouped 1x1 convs", test_gc_groups);
+  CU_add_test(s, "10x4-like conv, maxpool 2x1, avgpool, flatten, dense", test_gc_rect);
+  CU_add_test(s, "residual: identity, projection, out-of-place body", test_gc_residual);
+  CU_add_test(s, "residual on the input, empty shortcut, flatten copy", test_gc_residual2);
   CU_add_test(s, "mnist14k sampled", test_mnist14k);
   CU_add_test(s, "dropout masks follow the rng", test_dropout_masks_differ);
 }

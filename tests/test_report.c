@@ -85,9 +85,10 @@ static void test_cells(void) {
 
 static void test_transform_cells(void) {
   char buf[64];
-  Layer l = {.kind = L_CONV, .k = 5, .stride = 2, .pad = 2, .bias = true, .in = {3, 32, 32}, .out = {8, 16, 16}};
+  Layer l = {.kind = L_CONV, .kh = 5, .kw = 5, .sh = 2, .sw = 2, .pt = 2, .pb = 2, .pl = 2, .pr = 2, .groups = 1,
+             .bias = true, .in = {3, 32, 32}, .out = {8, 16, 16}};
   CU_ASSERT_STRING_EQUAL(report_transform(&l, buf, sizeof buf), "(5x5x3)x8 s2 p2 +bias");
-  l = (Layer){.kind = L_MAXPOOL, .k = 3, .stride = 2};
+  l = (Layer){.kind = L_MAXPOOL, .kh = 3, .kw = 3, .sh = 2, .sw = 2};
   CU_ASSERT_STRING_EQUAL(report_transform(&l, buf, sizeof buf), "MP(3x3 s2)");
   l = (Layer){.kind = L_DROPOUT, .p = 0.25};
   CU_ASSERT_STRING_EQUAL(report_transform(&l, buf, sizeof buf), "Dropout(25%)");

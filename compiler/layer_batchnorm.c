@@ -1,0 +1,285 @@
+// layer_batchnorm.c: batchnorm — PyTorch's BatchNorm2d (momentum 0.1,
+// eps 1e-5, unbiased running variance). In training code a dropout and a
+// ReLU right after it run fused into its sweep (train_plan.c decides), and
+// the conv before it sums its statistics; in inference it is folded into the
+// conv before it.
+#include <stdio.h>
+
+#include "layers.h"
+
+// The layers fused into BatchNorm layer k's sweep: a dropout right after it
+// (*dk, else -1) and a ReLU after that (*rk, else -1).
+static void bn_group(const TrainCtx *c, int k, int *dk, int *rk) {
+  int j = k + 1;
+  *dk = *rk = -1;
+  if (j < c->L && c->owner[j] == k && c->net->layers[j].kind == L_DROPOUT)
+    *dk = j++;
+  if (j < c->L && c->owner[j] == k && c->net->layers[j].kind == L_RELU)
+    *rk = j;
+}
+
+// gamma and beta per channel; running mean and variance as state.
+static bool bn_costs(Layer *l) {
+  l->n_params = 2L * l->out.c;
+  l->n_state = 2L * l->out.c;
+  return true;
+}
+
+static void bn_transform(const Layer *l, char *buf, size_t n) {
+  snprintf(buf, n, "BN(%d)", l->out.c);
+}
+
+// BatchNorm2d layer k: batch statistics in training, running ones in eval;
+// a dropout and a ReLU right after it are fused into its normalizing sweep.
+static void bn_emit(TrainCtx *c, int k) {
+  const Layer *l = &c->net->layers[k];
+  const char *P = c->P;
+  int C = l->out.c, HW = l->out.h * l->out.w;
+  long off = (long)l->param_off, soff = (long)l->state_off;
+  int ib = c->ibuf[k], ob = c->buf[k + 1];
+  long sz = c->isize[k];
+  int dk, rk;
+  bn_group(c, k, &dk, &rk);
+  int stats_in_conv = c->bn_stats[k] >= 0;
+  int bw = c->gmode[k + 1], dxm = c->gmode[l->src];
+  int keep_store = dk >= 0 && rk < 0;  // the mask is needed by backward only without a ReLU
+  layer_comment(c, k);
+  if (dk >= 0)
+    layer_comment(c, dk);
+  if (rk >= 0)
+    layer_comment(c, rk);
+  if (dk >= 0 || rk >= 0)
+    W(c, "// Fused: one sweep per image normalizes%s%s while the image is in cache\n"
+         "// (in place in the output buffer, [batch][%d][%d]).\n",
+      dk >= 0 ? ", drops" : "", rk >= 0 ? ", rectifies" : "", C, HW);
+  if (!stats_in_conv)
+    emit_bn_partials(c, k);
+  W(c, "// The batch mean and 1/sqrt(var + eps), which backward reuses.\n");
+  W(c, "static cnn_real %s_l%d_mean[%d], %s_l%d_invstd[%d];\n", P, k, C, P, k, C);
+  if (dk >= 0) {
+    emit_drop_consts(c, dk);
+    unsigned long t16 = (unsigned long)((double)(float)(1.0 - c->net->layers[dk].p) * 65536.0 + 0.5);
+    W(c, "// In the fused sweep, two draws per hash: keep when a 16-bit half < %lu (1 - p = %.6f).\n",
+      t16, t16 / 65536.0);
+    W(c, "#define L%d_KEEP16 %luu\n", dk, t16);
+    W(c, "// Each group's mask multipliers for one image: 1 / (1 - p) or 0.\n");
+    W(c, "static cnn_real %s_l%d_km[NGROUP][%ld];\n", P, dk, sz);
+    if (keep_store && bw) {
+      ig_open(c, bw);
+      W(c, "static uint8_t %s_l%d_keep[BATCH * %ld];\n", P, dk, sz);
+      ig_close(c, bw);
+    }
+  }
+  W(c, "// y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the\n"
+       "// running stats with momentum 0.1 and the unbiased variance.%s%s\n",
+    dk >= 0 ? "\n// Dropout (training only): y = keep ? y / (1 - p) : 0, masks from "
+              "per-image hash keys." : "",
+    rk >= 0 ? "\n// ReLU: y = max(y, 0)." : "");
+  if (HW % 4 != 0 && sz % 4 == 0) // see `flat` below
+    W(c, "// Scale and shift spread per value (planes of %d do not vectorize at -O2).\n"
+         "static cnn_real %s_l%d_scv[%ld], %s_l%d_shv[%ld];\n", HW, P, k, sz, P, k, sz);
+  W(c, "CNN_CLONES static void %s_l%d_bn_forward(int n, int training) {\n", P, k);
+  W(c, "  const cnn_real *restrict gamma = %s_params + %ld, *restrict beta = %s_params + %ld;\n", P, off, P,
+    off + C);
+  W(c, "  cnn_real *restrict rmean = %s_state + %ld, *restrict rvar = %s_state + %ld;\n", P, soff, P, soff + C);
+  W(c, "  cnn_real scale[%d], shift[%d];\n", C, C);
+  W(c, "  if (training) {\n");
+  if (stats_in_conv) {
+    W(c, "    // The per-image sums were taken by layer %d's forward.\n", c->bn_stats[k]);
+  } else {
+    W(c, "  ");
+    group_begin(c);
+    W(c, "  ");
+    images_begin(c);
+    W(c, "        for (int c = 0; c < %d; c++) {\n", C);
+    W(c, "          const cnn_real *restrict x = %s_a%d + (size_t)i * %ld + c * %d;\n", P, ib, sz, HW);
+    emit_plane_sum(c, l, "x[p]", "x[p] * x[p]", "          ");
+    W(c, "          %s_l%d_ps[i][c] = s;\n          %s_l%d_pq[i][c] = sq;\n", P, k, P, k);
+    W(c, "        }\n      }\n    }\n");
+  }
+  W(c, "    const double N = (double)n * %d;\n", HW);
+  W(c, "    for (int c = 0; c < %d; c++) {\n", C);
+  W(c, "      double s = 0, sq = 0;\n");
+  W(c, "      for (int i = 0; i < n; i++) {\n        s += %s_l%d_ps[i][c];\n        sq += %s_l%d_pq[i][c];\n      }\n", P, k, P, k);
+  W(c, "      const double mean = s / N;\n");
+  W(c, "      double var = sq / N - mean * mean;\n      if (var < 0)\n        var = 0;\n");
+  W(c, "      const double invstd = 1 / sqrt(var + 1e-5);\n");
+  W(c, "      %s_l%d_mean[c] = (cnn_real)mean;\n      %s_l%d_invstd[c] = (cnn_real)invstd;\n", P, k, P, k);
+  W(c, "      rmean[c] = (cnn_real)(0.9 * rmean[c] + 0.1 * mean);\n");
+  W(c, "      rvar[c] = (cnn_real)(0.9 * rvar[c] + 0.1 * (N > 1 ? var * N / (N - 1) : var));\n");
+  W(c, "      scale[c] = gamma[c] * %s_l%d_invstd[c];\n", P, k);
+  W(c, "      shift[c] = beta[c] - %s_l%d_mean[c] * scale[c];\n", P, k);
+  W(c, "    }\n  } else {\n");
+  W(c, "    for (int c = 0; c < %d; c++) {\n", C);
+  W(c, "      scale[c] = gamma[c] * (cnn_real)(1 / sqrt((double)rvar[c] + 1e-5));\n");
+  W(c, "      shift[c] = beta[c] - rmean[c] * scale[c];\n    }\n  }\n");
+  // Planes whose size is not a multiple of 4 do not vectorize at -O2; their
+  // sweep runs over the whole image with scale and shift spread per value.
+  int flat = HW % 4 != 0 && sz % 4 == 0;
+  if (flat) {
+    W(c, "  // Spread per value: the sweep below runs over whole images (%ld values).\n", sz);
+    W(c, "  cnn_real *restrict scv = %s_l%d_scv, *restrict shv = %s_l%d_shv;\n", P, k, P, k);
+    W(c, "  for (int c = 0; c < %d; c++)\n    for (int p = 0; p < %d; p++) {\n", C, HW);
+    W(c, "      scv[c * %d + p] = scale[c];\n      shv[c * %d + p] = shift[c];\n    }\n", HW, HW);
+  }
+  group_begin(c);
+  if (dk >= 0)
+    W(c, "    cnn_real *restrict km = %s_l%d_km[g];\n", P, dk);
+  if (flat) // restrict copies: the arrays are shared with the other threads
+    W(c, "    const cnn_real *restrict sv = %s_l%d_scv, *restrict hv = %s_l%d_shv;\n", P, k, P, k);
+  images_begin(c);
+  W(c, "      const cnn_real *restrict x = %s_a%d + (size_t)i * %ld;\n", P, ib, sz);
+  W(c, "      cnn_real *restrict y = %s_a%d + (size_t)i * %ld;\n", P, ob, sz);
+  const char *relu = rk >= 0 ? "          v = v > 0 ? v : 0;\n" : "";
+  if (dk >= 0) {
+    long half = sz / 2;
+    W(c, "      if (training) { // the mask as multipliers: one hash gives two 16-bit draws\n");
+    W(c, "        uint32_t key[2];\n        %s_drop_keys(%d, i, key);\n", P, dk);
+    W(c, "        for (int j = 0; j < %ld; j++) {\n", half);
+    W(c, "          const uint32_t h = %s_mix32(%s_mix32((uint32_t)j ^ key[0]) + key[1]);\n", P, P);
+    W(c, "          km[j] = (h & 0xffffu) < L%d_KEEP16 ? L%d_SCALE : 0;\n", dk, dk);
+    W(c, "          km[j + %ld] = (h >> 16) < L%d_KEEP16 ? L%d_SCALE : 0;\n        }\n", half, dk, dk);
+    if (sz % 2)
+      W(c, "        km[%ld] = (%s_mix32(%s_mix32((uint32_t)%ld ^ key[0]) + key[1]) & 0xffffu) < L%d_KEEP16 ? L%d_SCALE : 0;\n",
+        sz - 1, P, P, sz - 1, dk, dk);
+    if (keep_store && bw) {
+      ig_open(c, bw);
+      W(c, "        for (int j = 0; j < %ld; j++)\n", sz);
+      W(c, "          %s_l%d_keep[(size_t)i * %ld + j] = km[j] != 0;\n", P, dk, sz);
+      ig_close(c, bw);
+    }
+    W(c, "      }\n");
+  }
+  if (flat) {
+    if (dk >= 0) {
+      W(c, "      if (training)\n");
+      W(c, "        for (int j = 0; j < %ld; j++) {\n", sz);
+      W(c, "          cnn_real v = (x[j] * sv[j] + hv[j]) * km[j];\n%s", relu);
+      W(c, "          y[j] = v;\n        }\n      else\n");
+    }
+    W(c, "        for (int j = 0; j < %ld; j++) {\n", sz);
+    W(c, "          cnn_real v = x[j] * sv[j] + hv[j];\n%s", relu);
+    W(c, "          y[j] = v;\n        }\n");
+  } else {
+    W(c, "      for (int c = 0; c < %d; c++) {\n", C);
+    W(c, "        const cnn_real sc = scale[c], sh = shift[c];\n");
+    W(c, "        const cnn_real *restrict xc = x + c * %d;\n        cnn_real *restrict yc = y + c * %d;\n", HW, HW);
+    if (dk >= 0) {
+      W(c, "        if (training) {\n");
+      W(c, "          const cnn_real *restrict kc = km + c * %d;\n", HW);
+      W(c, "          for (int p = 0; p < %d; p++) {\n", HW);
+      W(c, "            cnn_real v = (xc[p] * sc + sh) * kc[p];\n");
+      W(c, "%s", rk >= 0 ? "            v = v > 0 ? v : 0;\n" : "");
+      W(c, "            yc[p] = v;\n          }\n          continue;\n        }\n");
+    }
+    W(c, "        for (int p = 0; p < %d; p++) {\n", HW);
+    W(c, "          cnn_real v = xc[p] * sc + sh;\n%s", relu);
+    W(c, "          yc[p] = v;\n        }\n");
+    W(c, "      }\n");
+  }
+  group_end(c);
+  W(c, "}\n");
+
+  if (!bw)
+    return;
+  ig_open(c, bw);
+  W(c, "\n");
+  if (rk >= 0 || dk >= 0)
+    W(c, "// First, in place, the gradient at BN's output: dy%s%s.\n", rk >= 0 ? " where y > 0" : "",
+      dk >= 0 ? (rk >= 0 ? ", times 1 / (1 - p) (y > 0 implies kept)" : ", times keep / (1 - p)") : "");
+  W(c, "// dgamma = sum dy * xhat, dbeta = sum dy;\n"
+       "// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).\n");
+  W(c, "CNN_CLONES static void %s_l%d_bn_backward(int n) {\n", P, k);
+  group_begin(c);
+  images_begin(c);
+  W(c, "      for (int c = 0; c < %d; c++) {\n", C);
+  W(c, "        const cnn_real *restrict x = %s_a%d + (size_t)i * %ld + c * %d;\n", P, ib, sz, HW);
+  W(c, "        cnn_real *restrict dy = %s_d%d + (size_t)i * %ld + c * %d;\n", P, ob, sz, HW);
+  if (rk >= 0 || dk >= 0) {
+    if (rk >= 0)
+      W(c, "        const cnn_real *restrict y = %s_a%d + (size_t)i * %ld + c * %d;\n", P, ob, sz, HW);
+    if (keep_store)
+      W(c, "        const uint8_t *restrict m = %s_l%d_keep + (size_t)i * %ld + c * %d;\n", P, dk, sz, HW);
+    W(c, "        for (int p = 0; p < %d; p++) { // a multiply, not a branch: it vectorizes\n", HW);
+    if (rk >= 0 && dk >= 0)
+      W(c, "          dy[p] *= (cnn_real)(y[p] > 0) * L%d_SCALE;\n", dk);
+    else if (rk >= 0)
+      W(c, "          dy[p] *= (cnn_real)(y[p] > 0);\n");
+    else
+      W(c, "          dy[p] *= (cnn_real)m[p] * L%d_SCALE;\n", dk);
+    W(c, "        }\n");
+  }
+  W(c, "        const cnn_real m_ = %s_l%d_mean[c], is = %s_l%d_invstd[c];\n", P, k, P, k);
+  emit_plane_sum(c, l, "dy[p]", "dy[p] * ((x[p] - m_) * is)", "        ");
+  W(c, "        %s_l%d_ps[i][c] = s;\n        %s_l%d_pq[i][c] = sq;\n", P, k, P, k);
+  W(c, "      }\n");
+  group_end(c);
+  if (dxm) {
+    ig_open(c, dxm);
+    W(c, "  const double N = (double)n * %d;\n", HW);
+    W(c, "  cnn_real k1[%d], k2[%d], k3[%d];\n", C, C, C);
+    ig_close(c, dxm);
+  }
+  W(c, "  for (int c = 0; c < %d; c++) {\n", C);
+  W(c, "    double db = 0, dg = 0;\n");
+  W(c, "    for (int i = 0; i < n; i++) {\n      db += %s_l%d_ps[i][c];\n      dg += %s_l%d_pq[i][c];\n    }\n", P, k, P, k);
+  W(c, "    %s_grads[%ld + c] = (cnn_real)dg;\n    %s_grads[%ld + c] = (cnn_real)db;\n", P, off, P, off + C);
+  if (dxm) {
+    ig_open(c, dxm);
+    W(c, "    k1[c] = %s_params[%ld + c] * %s_l%d_invstd[c];\n", P, off, P, k);
+    W(c, "    k2[c] = (cnn_real)(db / N);\n    k3[c] = (cnn_real)(dg / N);\n");
+    ig_close(c, dxm);
+  }
+  W(c, "  }\n");
+  if (dxm) {
+    ig_open(c, dxm);
+    group_begin(c);
+    images_begin(c);
+    W(c, "      const cnn_real *restrict x = %s_a%d + (size_t)i * %ld;\n", P, ib, sz);
+    W(c, "      const cnn_real *restrict dy = %s_d%d + (size_t)i * %ld;\n", P, ob, sz);
+    W(c, "      cnn_real *restrict dx = %s + (size_t)i * %ld;\n", c->dx[k], sz);
+    W(c, "      for (int c = 0; c < %d; c++) {\n", C);
+    W(c, "        const cnn_real m_ = %s_l%d_mean[c], is = %s_l%d_invstd[c];\n", P, k, P, k);
+    W(c, "        const cnn_real a = k1[c], b = k2[c], q = k3[c];\n");
+    W(c, "        for (int p = 0; p < %d; p++) {\n", HW);
+    W(c, "          const cnn_real xh = (x[c * %d + p] - m_) * is;\n", HW);
+    W(c, "          dx[c * %d + p] = a * (dy[c * %d + p] - b - xh * q);\n", HW, HW);
+    W(c, "        }\n      }\n");
+    group_end(c);
+    ig_close(c, dxm);
+  }
+  W(c, "}\n");
+  ig_close(c, bw);
+}
+
+// gamma 1, beta 0; running mean 0, variance 1.
+static void bn_init(TrainCtx *c, int k) {
+  const Layer *l = &c->net->layers[k];
+  int C = l->out.c;
+  W(c, "  for (int j = 0; j < %d; j++) { // layer %d batchnorm\n", C, k);
+  W(c, "    %s_params[%ld + j] = 1;\n    %s_params[%ld + j] = 0;\n", c->P, (long)l->param_off, c->P,
+    (long)l->param_off + C);
+  W(c, "    %s_state[%ld + j] = 0;\n    %s_state[%ld + j] = 1;\n  }\n", c->P, (long)l->state_off, c->P,
+    (long)l->state_off + C);
+}
+
+// Folds into the conv op before it: only a conv's own affine output can
+// absorb BN exactly.
+static int bn_lower(InferPlan *p, const Net *net, int i, char *msg, size_t n) {
+  InferOp *op = infer_plan_last_op(p);
+  if (!op || op->kind != IOP_CONV || op->relu || op->bn >= 0 || net->layers[i].src != i) {
+    snprintf(msg, n,
+             "layer %d: inference code folds batchnorm into the conv before it; "
+             "this one follows %s",
+             i + 1, op ? (op->relu ? "a relu" : layer_kind_name(net->layers[op->last].kind)) : "the input");
+    return -1;
+  }
+  op->bn = i;
+  op->last = i;
+  return 0;
+}
+
+const LayerDef layer_batchnorm = {
+    .name = "batchnorm", .costs = bn_costs, .transform = bn_transform,
+    .fn = "bn", .fwd_training = true, .emit_train = bn_emit, .emit_init = bn_init, .lower = bn_lower,
+};

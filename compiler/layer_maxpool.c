@@ -1,0 +1,159 @@
+// layer_maxpool.c: maxpool(kernel, stride = kernel) — PyTorch's MaxPool2d
+// (no padding). The gradient goes to the first maximum of each window.
+#include <stdio.h>
+
+#include "layers.h"
+
+const ParamSpec pool_params[] = {{"kernel", "k", P_PAIR, true}, {"stride", NULL, P_PAIR, false}};
+
+bool pool_args(ArgList *a, Layer *l) {
+  bool ok = arg_pair(a, 0, "kernel", 1, 1, &l->kh, &l->kw);
+  if (ok)
+    ok = arg_pair(a, 1, "stride", 1, 0, &l->sh, &l->sw);
+  if (ok && !a->has[1]) {
+    l->sh = l->kh;
+    l->sw = l->kw;
+  }
+  return ok;
+}
+
+bool pool_shape(Layer *l, char *msg, size_t n) {
+  const LayerDef *def = layer_def(l->kind);
+  int oh = window_out(l->in.h, l->kh, l->sh, l->pt, l->pb), ow = window_out(l->in.w, l->kw, l->sw, l->pl, l->pr);
+  if (oh <= 0 || ow <= 0) {
+    char win[32];
+    fmt_window(win, sizeof win, l->kh, l->kw);
+    snprintf(msg, n, "%s kernel %s is larger than its %dx%dx%d input", def->name, win, l->in.h, l->in.w, l->in.c);
+    return false;
+  }
+  l->out.h = oh;
+  l->out.w = ow;
+  return rf_window(l, l->kh, l->kw, l->sh, l->sw);
+}
+
+void pool_transform(const Layer *l, char *buf, size_t n) {
+  const char *t = l->kind == L_MAXPOOL ? "MP" : "AP";
+  if (l->sh == l->kh && l->sw == l->kw)
+    snprintf(buf, n, "%s(%dx%d)", t, l->kh, l->kw);
+  else if (l->sh == l->sw)
+    snprintf(buf, n, "%s(%dx%d s%d)", t, l->kh, l->kw, l->sh);
+  else
+    snprintf(buf, n, "%s(%dx%d s%dx%d)", t, l->kh, l->kw, l->sh, l->sw);
+}
+
+// Max-pool layer k; the gradient goes to the first maximum (row-major scan).
+// 2x2/2 windows keep no argmax: backward finds it again from the input, with
+// compares as multipliers, so neither pass branches on the data.
+static void maxpool_emit(TrainCtx *c, int k) {
+  const Layer *l = &c->net->layers[k];
+  const char *P = c->P;
+  int ib = c->ibuf[k], ob = c->buf[k + 1];
+  long isz = c->isize[k], osz = c->tsize[k + 1];
+  int bw = c->gmode[k + 1], dxm = c->gmode[l->src];
+  int pad = l->pt || l->pb || l->pl || l->pr;
+  int fast = l->kh == 2 && l->kw == 2 && l->sh == 2 && l->sw == 2 && !pad;
+  int IW = l->in.w;
+  layer_comment(c, k);
+  if (dxm && !fast) {
+    ig_open(c, dxm);
+    W(c, "// Index (within its image) of the maximum each output took.\n");
+    W(c, "static int32_t %s_l%d_arg[BATCH * %ld];\n", P, k, osz);
+    ig_close(c, dxm);
+  }
+  W(c, "CNN_CLONES static void %s_l%d_maxpool_forward(int n, int training) {\n", P, k);
+  if (!dxm || fast)
+    W(c, "  (void)training;\n");
+  group_begin(c);
+  images_begin(c);
+  W(c, "      const cnn_real *restrict x = %s_a%d + (size_t)i * %ld;\n", P, ib, isz);
+  W(c, "      cnn_real *restrict y = %s_a%d + (size_t)i * %ld;\n", P, ob, osz);
+  W(c, "      for (int c = 0; c < %d; c++)\n", l->out.c);
+  W(c, "        for (int oy = 0; oy < %d; oy++)\n", l->out.h);
+  W(c, "          for (int ox = 0; ox < %d; ox++) {\n", l->out.w);
+  W(c, "            const int o = (c * %d + oy) * %d + ox;\n", l->out.h, l->out.w);
+  if (fast) {
+    W(c, "            const int j0 = (c * %d + 2 * oy) * %d + 2 * ox;\n", l->in.h, IW);
+    W(c, "            cnn_real m = x[j0];\n");
+    int off[3] = {1, IW, IW + 1};
+    for (int t = 0; t < 3; t++)
+      W(c, "            m = x[j0 + %d] > m ? x[j0 + %d] : m;\n", off[t], off[t]);
+    W(c, "            y[o] = m;\n");
+  } else {
+    W(c, "            int best = -1;\n");
+    W(c, "            for (int ky = 0; ky < %d; ky++) {\n", l->kh);
+    W(c, "              const int iy = oy * %d + ky - %d;\n", l->sh, l->pt);
+    if (pad)
+      W(c, "              if (iy < 0 || iy >= %d)\n                continue;\n", l->in.h);
+    W(c, "              for (int kx = 0; kx < %d; kx++) {\n", l->kw);
+    W(c, "                const int ix = ox * %d + kx - %d;\n", l->sw, l->pl);
+    if (pad)
+      W(c, "                if (ix < 0 || ix >= %d)\n                  continue;\n", IW);
+    W(c, "                const int j = (c * %d + iy) * %d + ix;\n", l->in.h, IW);
+    W(c, "                if (best < 0 || x[j] > x[best])\n                  best = j;\n");
+    W(c, "              }\n            }\n");
+    W(c, "            y[o] = x[best];\n");
+    if (dxm) {
+      ig_open(c, dxm);
+      W(c, "            if (training)\n              %s_l%d_arg[(size_t)i * %ld + o] = best;\n", P, k, osz);
+      ig_close(c, dxm);
+    }
+  }
+  W(c, "          }\n");
+  group_end(c);
+  W(c, "}\n");
+  if (!bw || !dxm)
+    return;
+  ig_open(c, dxm);
+  W(c, "// Routes each output gradient to its input maximum.\n");
+  W(c, "CNN_CLONES static void %s_l%d_maxpool_backward(int n) {\n", P, k);
+  group_begin(c);
+  images_begin(c);
+  W(c, "      const cnn_real *restrict dy = %s_d%d + (size_t)i * %ld;\n", P, ob, osz);
+  W(c, "      cnn_real *restrict dx = %s + (size_t)i * %ld;\n", c->dx[k], isz);
+  if (fast) {
+    W(c, "      const cnn_real *restrict x = %s_a%d + (size_t)i * %ld;\n", P, ib, isz);
+    // The windows tile the input unless its size is odd; then zero the rest first.
+    if (l->in.h != 2 * l->out.h || IW != 2 * l->out.w)
+      W(c, "      for (int j = 0; j < %ld; j++)\n        dx[j] = 0;\n", isz);
+    W(c, "      for (int c = 0; c < %d; c++)\n", l->out.c);
+    W(c, "        for (int oy = 0; oy < %d; oy++)\n", l->out.h);
+    W(c, "          for (int ox = 0; ox < %d; ox++) {\n", l->out.w);
+    W(c, "            const int j0 = (c * %d + 2 * oy) * %d + 2 * ox;\n", l->in.h, IW);
+    W(c, "            const cnn_real a = x[j0], b = x[j0 + 1], d = x[j0 + %d], e = x[j0 + %d];\n", IW, IW + 1);
+    W(c, "            cnn_real m = a;\n            m = b > m ? b : m;\n            m = d > m ? d : m;\n"
+         "            m = e > m ? e : m;\n");
+    // x >= m is x == m here (m is the max), and compiles without the NaN branch of ==.
+    W(c, "            // 1 at the first of the four equal to the max, 0 elsewhere.\n");
+    W(c, "            const cnn_real ka = (cnn_real)(a >= m), kb = (cnn_real)(b >= m) * (1 - ka);\n");
+    W(c, "            const cnn_real kd = (cnn_real)(d >= m) * (1 - ka - kb);\n");
+    W(c, "            const cnn_real ke = (cnn_real)(e >= m) * (1 - ka - kb - kd);\n");
+    W(c, "            const cnn_real g = dy[(c * %d + oy) * %d + ox];\n", l->out.h, l->out.w);
+    W(c, "            dx[j0] = ka * g;\n            dx[j0 + 1] = kb * g;\n");
+    W(c, "            dx[j0 + %d] = kd * g;\n            dx[j0 + %d] = ke * g;\n", IW, IW + 1);
+    W(c, "          }\n");
+  } else {
+    W(c, "      const int32_t *restrict arg = %s_l%d_arg + (size_t)i * %ld;\n", P, k, osz);
+    W(c, "      for (int j = 0; j < %ld; j++)\n        dx[j] = 0;\n", isz);
+    W(c, "      for (int o = 0; o < %ld; o++)\n        dx[arg[o]] += dy[o];\n", osz);
+  }
+  group_end(c);
+  W(c, "}\n");
+  ig_close(c, dxm);
+}
+
+// A maxpool op of the plan (square windows).
+static int maxpool_lower(InferPlan *p, const Net *net, int i, char *msg, size_t n) {
+  const Layer *l = &net->layers[i];
+  if (l->kh != l->kw || l->sh != l->sw || l->src != i) {
+    snprintf(msg, n, "layer %d: inference code does not support this maxpool yet (rectangular)", i + 1);
+    return -1;
+  }
+  infer_plan_new_op(p, l, i, IOP_MAXPOOL);
+  return 0;
+}
+
+const LayerDef layer_maxpool = {
+    .name = "maxpool", .params = pool_params, .n_params = 2,
+    .args = pool_args, .shape = pool_shape, .transform = pool_transform, .window = true,
+    .fn = "maxpool", .fwd_training = true, .emit_train = maxpool_emit, .lower = maxpool_lower,
+};

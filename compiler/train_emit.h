@@ -1,0 +1,84 @@
+// train_emit.h: the training-code plan and the helpers every layer module's
+// training emitter shares. The plan (train_plan.c) decides, before anything
+// is printed, each tensor's buffer (in-place layers share their input's),
+// which gradients exist, which layers run fused into another's function,
+// and where a gradient is added to one a later consumer already wrote.
+// The printer (emit_train.c) writes the file around the layers' functions.
+#ifndef CNNC_TRAIN_EMIT_H
+#define CNNC_TRAIN_EMIT_H
+
+#include <stdio.h>
+
+#include "net.h"
+
+typedef struct TrainCtx {
+  FILE *f;
+  const Net *net;
+  const char *P;   // symbol prefix: the network's name
+  int batch, ngroup, gsize;
+  int L;
+  // Tensors (0: input, k + 1: output of layer k).
+  long *tsize;     // values per image of tensor t
+  int *buf;        // activation buffer of tensor t (in-place layers share)
+  int *gmode;      // grad of tensor t: 0 none, 1 always, 2 under CNN_INPUT_GRAD
+  int *bufg;       // grad mode of each buffer (max over its tensors)
+  int *nuse;       // consumers of tensor t
+  // Layers.
+  int *ibuf;       // buffer of layer k's input tensor (src)
+  long *isize;     // its values per image
+  int *owner;      // layer whose function runs layer k (k itself unless fused)
+  int *bn_stats;   // BN layer k: the conv that sums its statistics, or -1
+  // Input gradients: the buffer name layer k's backward writes for src and
+  // src2 ("NAME_d3"), and whether that is the scratch buffer, added to the
+  // tensor's gradient after the call (another consumer wrote it first).
+  char (*dx)[80], (*dx2)[80];
+  int *dx_acc, *dx2_acc;
+  long scratch;    // values per image of the scratch gradient (0: none)
+  long maxcol;     // largest im2col matrix of one image
+  int has_dropout;
+  int init_rng;    // set when an init has drawn from the generator
+} TrainCtx;
+
+// Builds the plan of net for a batch; 0, or -1 out of memory.
+int train_plan(TrainCtx *c, const Net *net, int batch);
+void train_plan_free(TrainCtx *c);
+
+// printf into the output file.
+void train_w(TrainCtx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define W train_w
+
+// Opens "#ifdef CNN_INPUT_GRAD" when mode is 2 (code only the input gradient
+// needs); ig_close closes it.
+void ig_open(TrainCtx *c, int mode);
+void ig_close(TrainCtx *c, int mode);
+
+// The per-group image loop: group_begin opens the parallel loop over groups,
+// images_begin the loop over group g's images; group_end closes both.
+void group_begin(TrainCtx *c);
+void images_begin(TrainCtx *c);
+void group_end(TrainCtx *c);
+
+// The one-line shape comment over layer k's functions.
+void layer_comment(TrainCtx *c, int k);
+
+// The sum of expr over one output plane of l into double s (and of expr2
+// into sq), in eight fixed lanes, so the order never depends on threads.
+void emit_plane_sum(TrainCtx *c, const Layer *l, const char *expr, const char *expr2, const char *ind);
+
+// Declares BN layer k's per-image partial sums.
+void emit_bn_partials(TrainCtx *c, int k);
+
+// Adds the per-group partial gradients NAME[g][..] of layer k, in group
+// order, into grads + off.
+void emit_group_sum(TrainCtx *c, int k, const char *name, char var, long count, long off);
+
+// Dropout layer k's constants (keep threshold and scale) and its keep test
+// for value index idx.
+void emit_drop_consts(TrainCtx *c, int k);
+void emit_keep_expr(TrainCtx *c, int k, const char *idx);
+
+// PyTorch's default init of n values at params + off: U(-1/sqrt(fan_in),
+// 1/sqrt(fan_in)) (kaiming_uniform_ with a = sqrt(5), and the bias rule).
+void emit_uniform_init(TrainCtx *c, int k, const char *what, long fan, long n, long off);
+
+#endif

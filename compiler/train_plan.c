@@ -1,0 +1,138 @@
+// train_plan.c: decides the training code's buffers, gradients and fused
+// layers before anything is printed (see train_emit.h).
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers.h"
+#include "train_emit.h"
+
+// Whether layer j exists, is of kind k and is the only reader of its input,
+// which is the output of layer j - 1: it can run inside that layer's sweep.
+static int fusable(const TrainCtx *c, int j, LayerKind k) {
+  const Net *n = c->net;
+  return j < n->n_layers && n->layers[j].kind == k && n->layers[j].src == j && c->nuse[j] == 1;
+}
+
+int train_plan(TrainCtx *c, const Net *net, int batch) {
+  int L = net->n_layers;
+  c->net = net;
+  c->P = net->name;
+  c->L = L;
+  c->batch = batch;
+  c->ngroup = c->batch < 8 ? c->batch : 8;
+  c->gsize = (c->batch + c->ngroup - 1) / c->ngroup;
+  size_t T = (size_t)L + 1;
+  c->tsize = calloc(T, sizeof *c->tsize);
+  c->buf = calloc(T, sizeof *c->buf);
+  c->gmode = calloc(T, sizeof *c->gmode);
+  c->bufg = calloc(T, sizeof *c->bufg);
+  c->nuse = calloc(T, sizeof *c->nuse);
+  c->ibuf = calloc(T, sizeof *c->ibuf);
+  c->isize = calloc(T, sizeof *c->isize);
+  c->owner = calloc(T, sizeof *c->owner);
+  c->bn_stats = calloc(T, sizeof *c->bn_stats);
+  c->dx = calloc(T, sizeof *c->dx);
+  c->dx2 = calloc(T, sizeof *c->dx2);
+  c->dx_acc = calloc(T, sizeof *c->dx_acc);
+  c->dx2_acc = calloc(T, sizeof *c->dx2_acc);
+  int *dep = calloc(T, sizeof *dep), *written = calloc(T, sizeof *written);
+  if (!c->tsize || !c->buf || !c->gmode || !c->bufg || !c->nuse || !c->ibuf || !c->isize || !c->owner ||
+      !c->bn_stats || !c->dx || !c->dx2 || !c->dx_acc || !c->dx2_acc || !dep || !written) {
+    free(dep);
+    free(written);
+    train_plan_free(c);
+    return -1;
+  }
+  c->tsize[0] = (long)net->input.c * net->input.h * net->input.w;
+  for (int k = 0; k < L; k++) {
+    const Layer *l = &net->layers[k];
+    c->nuse[l->src]++;
+    if (l->src2 >= 0)
+      c->nuse[l->src2]++;
+  }
+  for (int k = 0; k < L; k++) {
+    const Layer *l = &net->layers[k];
+    const LayerDef *def = layer_def(l->kind);
+    c->tsize[k + 1] = l->act_size;
+    c->isize[k] = c->tsize[l->src];
+    // In place only where nothing else reads the input afterwards.
+    int inplace = def->in_place && c->nuse[l->src] == 1;
+    c->buf[k + 1] = inplace ? c->buf[l->src] : k + 1;
+    c->ibuf[k] = c->buf[l->src];
+    c->owner[k] = k;
+    c->bn_stats[k] = -1;
+    if (l->kind == L_DROPOUT)
+      c->has_dropout = 1;
+    if (def->col_size) {
+      long m = def->col_size(l);
+      if (m > c->maxcol)
+        c->maxcol = m;
+    }
+    // A tensor's gradient is needed when it depends on a parameter; the
+    // others only for the input gradient (-DCNN_INPUT_GRAD).
+    dep[k + 1] = l->n_params > 0 || dep[l->src] || (l->src2 >= 0 && dep[l->src2]);
+  }
+  // Fusion: a conv sums the statistics of the BatchNorm reading it; a
+  // BatchNorm runs the dropout and the ReLU right after it in its sweep.
+  for (int k = 0; k < L; k++) {
+    const Layer *l = &net->layers[k];
+    if (l->kind != L_BATCHNORM)
+      continue;
+    if (l->src == k && k > 0 && net->layers[k - 1].kind == L_CONV)
+      c->bn_stats[k] = k - 1;
+    int j = k + 1;
+    if (fusable(c, j, L_DROPOUT))
+      c->owner[j++] = k;
+    if (fusable(c, j, L_RELU))
+      c->owner[j] = k;
+  }
+  for (int t = 0; t <= L; t++) {
+    c->gmode[t] = dep[t] ? 1 : 2;
+    if (c->gmode[t] > c->bufg[c->buf[t]] && c->bufg[c->buf[t]] != 1)
+      c->bufg[c->buf[t]] = c->gmode[t];
+    if (c->gmode[t] == 1)
+      c->bufg[c->buf[t]] = 1;
+  }
+  // Input gradients, in backward order: the first consumer to run writes
+  // the tensor's gradient, the others write the scratch buffer and add it.
+  for (int k = L - 1; k >= 0; k--) {
+    const Layer *l = &net->layers[k];
+    for (int s = 0; s < 2; s++) {
+      int t = s ? l->src2 : l->src;
+      if (t < 0)
+        continue;
+      char *name = s ? c->dx2[k] : c->dx[k];
+      int *acc = s ? &c->dx2_acc[k] : &c->dx_acc[k];
+      if (written[t] && c->owner[k] == k) {
+        snprintf(name, 80, "%s_dscratch", c->P);
+        *acc = 1;
+        if (c->tsize[t] > c->scratch)
+          c->scratch = c->tsize[t];
+      } else {
+        snprintf(name, 80, "%s_d%d", c->P, c->buf[t]);
+      }
+      if (c->owner[k] == k)
+        written[t] = 1;
+    }
+  }
+  free(dep);
+  free(written);
+  return 0;
+}
+
+void train_plan_free(TrainCtx *c) {
+  free(c->tsize);
+  free(c->buf);
+  free(c->gmode);
+  free(c->bufg);
+  free(c->nuse);
+  free(c->ibuf);
+  free(c->isize);
+  free(c->owner);
+  free(c->bn_stats);
+  free(c->dx);
+  free(c->dx2);
+  free(c->dx_acc);
+  free(c->dx2_acc);
+  memset(c, 0, sizeof *c);
+}
