@@ -278,6 +278,15 @@ $(TORCH_DIR)/mnist14k_nodrop_train.c $(TORCH_DIR)/mnist14k_nodrop_train.h &: tes
 $(BUILD)/tests/test_torch: tests/test_torch.c tests/cu_main.c $(TORCH_DIR)/mnist14k_nodrop_train.c $(TORCH_DIR)/mnist14k_nodrop_train.h $(RUNTIME_SRC) $(wildcard runtime/*.h) tests/data/torch_ref.bin
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -Iruntime -I$(TORCH_DIR) $< tests/cu_main.c $(TORCH_DIR)/mnist14k_nodrop_train.c $(RUNTIME_SRC) $(TEST_LIBS) -o $@
+# The newer layer kinds (tests/nets/torch_kinds.cnn, tests/data/torch_kinds.bin).
+TESTS += $(BUILD)/tests/test_torch_kinds
+$(TORCH_DIR)/torch_kinds_train.c $(TORCH_DIR)/torch_kinds_train.h &: tests/nets/torch_kinds.cnn $(BUILD)/cnnc
+	@mkdir -p $(TORCH_DIR)
+	$(BUILD)/cnnc build $< -o $(TORCH_DIR)/
+$(BUILD)/tests/test_torch_kinds: tests/test_torch.c tests/cu_main.c $(TORCH_DIR)/torch_kinds_train.c $(TORCH_DIR)/torch_kinds_train.h $(RUNTIME_SRC) $(wildcard runtime/*.h) tests/data/torch_kinds.bin
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -Iruntime -I$(TORCH_DIR) -DNET_HEADER='"torch_kinds_train.h"' -DNET=torch_kinds_net \
+	  -DREF_DEFAULT='"tests/data/torch_kinds.bin"' $< tests/cu_main.c $(TORCH_DIR)/torch_kinds_train.c $(RUNTIME_SRC) $(TEST_LIBS) -o $@
 
 # Forward + backward time per batch of the generated mnist14k (median).
 $(BUILD)/bench_train_step: tests/bench_train_step.c $(BUILD)/$(MODEL)_train.o runtime/rng.c
