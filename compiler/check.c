@@ -428,8 +428,8 @@ static Layer new_layer(Ck *c, LayerKind k, Span span) {
 // Appends one built-in layer, its arguments checked by its module.
 static void add_layer(Ck *c, LayerKind kind, const Call *call, const Env *env) {
   const LayerDef *def = layer_def(kind);
-  Value v[MAX_PARAMS];
-  bool has[MAX_PARAMS];
+  Value v[MAX_PARAMS] = {0};
+  bool has[MAX_PARAMS] = {0};
   if (!bind(c, def->name, call->span, call->args, def->params, def->n_params, env, v, has))
     return;
   ArgList a;

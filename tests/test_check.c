@@ -109,6 +109,66 @@ static void test_mnist8ch_models(void) {
   net_free(&b);
 }
 
+// Trainable parameters and MACs of a conv with bias, counted by hand.
+static long conv_p(long k_h, long k_w, long cin, long cout) {
+  return k_h * k_w * cin * cout + cout;
+}
+static long conv_m(long oh, long ow, long k_h, long k_w, long cin, long cout) {
+  return oh * ow * k_h * k_w * cin * cout;
+}
+
+// ResNet-8 of MLPerf Tiny, counted from its Keras definition: convs with
+// bias, BN (2 trainable + 2 running per channel), a dense 64 -> 10.
+static void test_resnet8(void) {
+  Net net;
+  CU_ASSERT_EQUAL_FATAL(cnnc_load_file("models/resnet8.cnn", &net), 0);
+  long p = conv_p(3, 3, 3, 16) + 2 * conv_p(3, 3, 16, 16)                        // stem, stack 1
+           + conv_p(3, 3, 16, 32) + conv_p(3, 3, 32, 32) + conv_p(1, 1, 16, 32)   // stack 2
+           + conv_p(3, 3, 32, 64) + conv_p(3, 3, 64, 64) + conv_p(1, 1, 32, 64)   // stack 3
+           + 64 * 10 + 10;
+  long bn = 16 * 3 + 32 * 2 + 64 * 2; // BN channels
+  long m = conv_m(32, 32, 3, 3, 3, 16) + 2 * conv_m(32, 32, 3, 3, 16, 16) +
+           conv_m(16, 16, 3, 3, 16, 32) + conv_m(16, 16, 3, 3, 32, 32) + conv_m(16, 16, 1, 1, 16, 32) +
+           conv_m(8, 8, 3, 3, 32, 64) + conv_m(8, 8, 3, 3, 64, 64) + conv_m(8, 8, 1, 1, 32, 64) + 64 * 10;
+  CU_ASSERT_EQUAL(p + 2 * bn, 78186);
+  CU_ASSERT_EQUAL(net.n_params, p + 2 * bn);
+  CU_ASSERT_EQUAL(net.n_state, 2 * bn);
+  CU_ASSERT_EQUAL(net.n_state, 480);
+  CU_ASSERT_EQUAL(net.macs, m);
+  CU_ASSERT_EQUAL(net.classes, 10);
+  // A stride-2 'same' 3x3 conv on 32x32 pads only the bottom and right.
+  const Layer *l = &net.layers[10];
+  CU_ASSERT_EQUAL(l->kind, L_CONV);
+  CU_ASSERT_EQUAL(l->out.h, 16);
+  CU_ASSERT(l->pt == 0 && l->pb == 1 && l->pl == 0 && l->pr == 1);
+  // Its projection shortcut reads the stack's input, and the add joins both.
+  const Layer *sc = &net.layers[15], *add = &net.layers[16];
+  CU_ASSERT(sc->kind == L_CONV && sc->kh == 1 && sc->src == 10 && sc->in.h == 32);
+  CU_ASSERT(add->kind == L_ADD && add->src == 15 && add->src2 == 16);
+  net_free(&net);
+}
+
+// DS-CNN of MLPerf Tiny: a 10x4 stride-2 'same' conv, four depthwise-
+// separable blocks, a 24x5 average pool, dense 64 -> 12.
+static void test_dscnn(void) {
+  Net net;
+  CU_ASSERT_EQUAL_FATAL(cnnc_load_file("models/dscnn.cnn", &net), 0);
+  long dw = 3 * 3 * 64 + 64, pw = conv_p(1, 1, 64, 64);
+  long p = conv_p(10, 4, 1, 64) + 4 * (dw + pw) + 64 * 12 + 12;
+  long bn = 9 * 64;
+  long m = conv_m(25, 5, 10, 4, 1, 64) + 4 * (25 * 5 * 64 * 9 + conv_m(25, 5, 1, 1, 64, 64)) + 64 * 12;
+  CU_ASSERT_EQUAL(p + 2 * bn, 23756);
+  CU_ASSERT_EQUAL(net.n_params, p + 2 * bn);
+  CU_ASSERT_EQUAL(net.n_state, 1152);
+  CU_ASSERT_EQUAL(net.macs, m);
+  CU_ASSERT_EQUAL(net.classes, 12);
+  const Layer *l = &net.layers[0];
+  CU_ASSERT(l->out.h == 25 && l->out.w == 5);
+  CU_ASSERT(l->pt == 4 && l->pb == 5 && l->pl == 1 && l->pr == 1);
+  CU_ASSERT(net.layers[4].groups == 64 && net.layers[4].n_params == dw);
+  net_free(&net);
+}
+
 static void test_args_and_defaults(void) {
   Net net;
   int n = load("network t; input 9x9x2;\n"
@@ -226,6 +286,8 @@ void register_tests(void) {
   CU_pSuite s = CU_add_suite("check", NULL, cleanup);
   CU_add_test(s, "mnist14k: params, state, MACs, RF, train", test_mnist14k);
   CU_add_test(s, "mnist8ch and its GAP->1x1 variant", test_mnist8ch_models);
+  CU_add_test(s, "resnet8: params, state, MACs by hand, same padding, residuals", test_resnet8);
+  CU_add_test(s, "dscnn: params, state, MACs by hand, 10x4 same, depthwise", test_dscnn);
   CU_add_test(s, "arguments, defaults, expressions", test_args_and_defaults);
   CU_add_test(s, "shape errors at the failing layer", test_shape_errors);
   CU_add_test(s, "argument errors", test_argument_errors);
