@@ -51,6 +51,7 @@ typedef struct Ck {
   int next_src;           // the tensor the next layer reads (a residual's input), or -1
   const Block **table;    // open-addressed hash of blocks by name
   size_t table_cap;
+  bool *called;           // per table slot: the block was expanded at least once
 } Ck;
 
 // FNV-1a of a name, for the block table.
@@ -73,6 +74,15 @@ static const Block *find_block(const Ck *c, const char *name) {
   }
 }
 
+// Records that block b was expanded.
+static void mark_called(Ck *c, const Block *b) {
+  for (size_t i = hash_str(b->name) & (c->table_cap - 1); c->table[i]; i = (i + 1) & (c->table_cap - 1))
+    if (c->table[i] == b) {
+      c->called[i] = true;
+      return;
+    }
+}
+
 // Enters every block in the table; reports duplicates and bad parameter lists.
 static void index_blocks(Ck *c) {
   size_t n = 0;
@@ -82,7 +92,8 @@ static void index_blocks(Ck *c) {
   while (c->table_cap < 2 * n)
     c->table_cap *= 2;
   c->table = calloc(c->table_cap, sizeof *c->table);
-  if (!c->table) {
+  c->called = calloc(c->table_cap, sizeof *c->called);
+  if (!c->table || !c->called) {
     fputs("cnnc: error: out of memory\n", stderr);
     exit(1);
   }
@@ -279,6 +290,9 @@ static bool bind(Ck *c, const char *what, Span call, const Arg *args, const Para
       ok = false;
       continue;
     }
+    // 1e4 is a whole number too; 3.5 and 3% are not.
+    if (!v.is_int && !v.percent && v.num == floor(v.num) && fabs(v.num) <= 9007199254740992.0)
+      v.is_int = true;
     if (ty != P_NUM && ty != P_BOOL && !v.is_int) {
       site_note(c, diag_error(c->d, v.span, "%s '%s' must be a whole number, not %g%s", what, pn,
                               v.percent ? v.num * 100 : v.num, v.percent ? "%" : ""));
@@ -447,6 +461,7 @@ static void expand(Ck *c, const Call *calls, const Env *env);
 
 // Expands one call of a user block: binds its parameters, then its body.
 static void call_block(Ck *c, const Block *b, const Call *call, const Env *env) {
+  mark_called(c, b);
   for (int i = 0; i < c->depth; i++)
     if (c->stack[i] == b) {
       char chain[256];
@@ -580,6 +595,48 @@ static void expand(Ck *c, const Call *calls, const Env *env) {
   }
 }
 
+// The checks a block body can have without being called (its arguments
+// are unknown): names of layers, blocks and named arguments.
+static void lint_calls(Ck *c, const Block *owner, const Call *calls) {
+  for (const Call *call = calls; call && !c->d->stop; call = call->next) {
+    if (call->residual) {
+      lint_calls(c, owner, call->body);
+      lint_calls(c, owner, call->shortcut);
+      continue;
+    }
+    int kind = layer_find(call->name);
+    const Block *b = kind < 0 ? find_block(c, call->name) : NULL;
+    if (kind < 0 && !b) {
+      if (diag_error(c->d, call->span, "unknown layer or block '%s'", call->name))
+        diag_note(c->d, owner->span, "in block '%s', which is never called", owner->name);
+      continue;
+    }
+    for (const Arg *a = call->args; a; a = a->next) {
+      if (!a->name)
+        continue;
+      bool found = false;
+      if (kind >= 0) {
+        const LayerDef *def = layer_def((LayerKind)kind);
+        for (int i = 0; i < def->n_params && !found; i++)
+          found = !strcmp(def->params[i].name, a->name) ||
+                  (def->params[i].alias && !strcmp(def->params[i].alias, a->name));
+      } else {
+        for (const Param *p = b->params; p && !found; p = p->next)
+          found = !strcmp(p->name, a->name);
+      }
+      if (!found && diag_error(c->d, a->name_span, "%s has no parameter '%s'", call->name, a->name))
+        diag_note(c->d, owner->span, "in block '%s', which is never called", owner->name);
+    }
+  }
+}
+
+// Reports what can be found wrong in blocks no call expanded.
+static void lint_uncalled(Ck *c) {
+  for (size_t i = 0; i < c->table_cap && !c->d->stop; i++)
+    if (c->table[i] && !c->called[i])
+      lint_calls(c, c->table[i], c->table[i]->body);
+}
+
 // ---------------------------------------------------------------- train
 
 static const ParamSpec sgd_spec[] = {{"lr", NULL, P_NUM, false},           {"momentum", NULL, P_NUM, false},
@@ -646,7 +703,7 @@ static void train_item(Ck *c, const TrainItem *t, TrainSpec *ts) {
         ts->seed = (uint64_t)v[0].num;
     } else if (in_range(c, &v[0], k, 0, true, INFINITY, false)) {
       if (v[0].num > 1000000)
-        diag_error(c->d, v[0].span, "%s %.0f is too large", k, v[0].num);
+        diag_error(c->d, v[0].span, "%s %.0f is too large (at most 1000000)", k, v[0].num);
       else
         *(!strcmp(k, "epochs") ? &ts->epochs : &ts->batch) = (int)v[0].num;
     }
@@ -787,12 +844,49 @@ static void own_strings(Net *net, const char *file) {
   net->strings = s;
 }
 
+// What makes a shape-correct network untrainable: no loss head, fewer than
+// two classes, nothing to train, BatchNorm over a single value.
+static bool check_trainable(Ck *c, const Net *net) {
+  const Layer *last = &net->layers[net->n_layers - 1];
+  const Span at = last->span;
+  if (!layer_def(last->kind)->head) {
+    diag_error(c->d, at, "the network must end with log_softmax: training minimizes the NLL of its "
+                         "log-probabilities (add log_softmax; as the last layer)");
+    return false;
+  }
+  if (net->classes < 2) {
+    diag_error(c->d, at, "the network gives %d class; a classifier needs at least 2", net->classes);
+    return false;
+  }
+  if (net->n_params == 0) {
+    diag_error(c->d, c->p->network_span, "network '%s' has no trainable parameters: nothing to train",
+               c->p->network);
+    return false;
+  }
+  for (int i = 0; i < net->n_layers; i++) {
+    const Layer *l = &net->layers[i];
+    if (l->kind == L_BATCHNORM && l->in.h * l->in.w == 1 && net->train.batch == 1) {
+      if (diag_error(c->d, l->span, "batchnorm over one value per channel (a 1x1 map, batch 1) normalizes "
+                                    "everything to its shift; use a batch of 2 or more") && l->block)
+        diag_note(c->d, c->sites[i], "in block '%s' called here", l->block);
+      return false;
+    }
+  }
+  return true;
+}
+
 // Checks a parsed program into *out; shape errors point at their layer.
 static void check_program(Ck *c, Net *out) {
   Program *p = c->p;
   Span none = {c->file, 0, 0, 0};
   if (!p->network)
     diag_error(c->d, none, "missing 'network NAME;' declaration");
+  else if (strlen(p->network) > CNNC_MAX_NAME)
+    diag_error(c->d, p->network_span, "network name is %zu bytes long; at most %d (checkpoints store it)",
+               strlen(p->network), CNNC_MAX_NAME);
+  else if (!strcmp(p->network, "cnn") || !strncmp(p->network, "cnn_", 4) || !strncmp(p->network, "CNN_", 4))
+    diag_error(c->d, p->network_span,
+               "network name '%s' collides with the runtime's names (cnn_*); choose another", p->network);
   if (!p->has_input)
     diag_error(c->d, none, "missing 'input HxWxC;' declaration (like input 28x28x1;)");
   else if (p->input[0] <= 0 || p->input[1] <= 0 || p->input[2] <= 0)
@@ -800,6 +894,8 @@ static void check_program(Ck *c, Net *out) {
                p->input[1], p->input[2]);
   index_blocks(c);
   expand(c, p->calls, NULL);
+  if (!c->d->errors)
+    lint_uncalled(c);
   check_train(c, &out->train);
   out->has_train = p->has_train;
   if (c->d->errors)
@@ -809,7 +905,7 @@ static void check_program(Ck *c, Net *out) {
     return;
   }
   for (int i = 0; i + 1 < c->n; i++)
-    if (layer_def(c->layers[i].kind)->last_only) {
+    if (layer_def(c->layers[i].kind)->head) {
       diag_error(c->d, c->layers[i].span, "%s must be the last layer", layer_kind_name(c->layers[i].kind));
       return;
     }
@@ -825,12 +921,27 @@ static void check_program(Ck *c, Net *out) {
       diag_note(c->d, c->sites[bad], "in block '%s' called here", l->block);
     return;
   }
+  if (!check_trainable(c, out))
+    return;
   out->name = strdup(p->network);
   if (!out->name)
     exit(1);
 }
 
 int cnnc_load_string_diag(const char *filename, const char *src, size_t len, Net *out, FILE *dout) {
+  // A UTF-8 byte order mark (editors on Windows write one) reads as blanks,
+  // so columns still count bytes.
+  char *nobom = NULL;
+  if (len >= 3 && !memcmp(src, "\xef\xbb\xbf", 3)) {
+    nobom = malloc(len);
+    if (!nobom) {
+      fputs("cnnc: error: out of memory\n", stderr);
+      exit(1);
+    }
+    memcpy(nobom, src, len);
+    memset(nobom, ' ', 3);
+    src = nobom;
+  }
   Diag d;
   diag_init(&d, filename, src, len, dout);
   Arena *arena = arena_new();
@@ -847,6 +958,8 @@ int cnnc_load_string_diag(const char *filename, const char *src, size_t len, Net
   free(c.layers);
   free(c.sites);
   free(c.table);
+  free(c.called);
+  free(nobom);
   arena_free(arena);
   if (d.errors == 0)
     return 0;

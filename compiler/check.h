@@ -9,7 +9,10 @@
 #include "net.h"
 
 // Most layers a network may expand to, and deepest block nesting.
-#define CNNC_MAX_LAYERS 10000
+// (gcc needs minutes for the code of a few thousand layers.)
+#define CNNC_MAX_LAYERS 1000
+// Longest network name: it is stored in checkpoints (63 bytes and a NUL).
+#define CNNC_MAX_NAME 63
 #define CNNC_MAX_BLOCK_DEPTH 100
 
 // Loads and checks a .cnn file. Returns the number of errors (0: *out is a

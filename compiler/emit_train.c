@@ -289,11 +289,50 @@ static void emit_source(Ctx *c) {
   W(c, "    .logprobs = %s_a%d,\n};\n", P, lb);
 }
 
+// Refuses a batch the static buffers cannot hold, or one that leaves a
+// BatchNorm a single value per channel. 0, or 1 after a message.
+static int check_batch(const Ctx *c) {
+  const Net *n = c->net;
+  // Activations and their gradients, im2col and its gradient per group,
+  // the scratch gradient, BN partial sums, weight gradient partials.
+  double values = 0;
+  for (int t = 0; t <= c->L; t++)
+    if (c->buf[t] == t)
+      values += 2.0 * c->batch * c->tsize[t];
+  values += 2.0 * c->ngroup * c->maxcol + (double)c->batch * c->scratch + (2.0 + c->ngroup) * n->n_params;
+  for (int k = 0; k < c->L; k++)
+    if (n->layers[k].kind == L_BATCHNORM)
+      values += 4.0 * c->batch * n->layers[k].out.c;
+  // x86-64's default code model puts static data below 2 GiB (a double
+  // build, for gradient checks, takes twice the float one).
+  double gib = values * 4 / (1024.0 * 1024 * 1024);
+  if (gib > 1.9) {
+    fprintf(stderr,
+            "cnnc: error: network '%s' with batch %d needs %.1f GiB of static buffers, more than the "
+            "2 GiB a static build can hold; use a smaller batch (--batch)\n",
+            n->name, c->batch, gib);
+    return 1;
+  }
+  for (int k = 0; k < c->L; k++) {
+    const Layer *l = &n->layers[k];
+    if (l->kind == L_BATCHNORM && l->in.h * l->in.w == 1 && c->batch == 1) {
+      fprintf(stderr, "cnnc: error: %s:%d:%d: batchnorm over one value per channel (a 1x1 map) needs a batch "
+                      "of 2 or more, not 1\n", l->span.file, l->span.line, l->span.col);
+      return 1;
+    }
+  }
+  return 0;
+}
+
 int emit_train(const Net *net, const char *outdir, const EmitOptions *opt) {
   Ctx c = {0};
   int batch = opt && opt->batch > 0 ? opt->batch : net->train.batch > 0 ? net->train.batch : 64;
   if (train_plan(&c, net, batch) < 0) {
     fprintf(stderr, "cnnc: error: out of memory\n");
+    return 1;
+  }
+  if (check_batch(&c) != 0) {
+    train_plan_free(&c);
     return 1;
   }
   int rc = 1;

@@ -64,6 +64,6 @@ static int log_softmax_lower(InferPlan *p, const Net *net, int i, char *msg, siz
 }
 
 const LayerDef layer_log_softmax = {
-    .name = "log_softmax", .shape = log_softmax_shape, .transform = log_softmax_transform, .last_only = true,
+    .name = "log_softmax", .shape = log_softmax_shape, .transform = log_softmax_transform, .head = true,
     .fn = "log_softmax", .emit_train = log_softmax_emit, .lower = log_softmax_lower,
 };

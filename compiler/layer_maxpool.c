@@ -61,7 +61,7 @@ static void maxpool_emit(TrainCtx *c, int k) {
     ig_close(c, dxm);
   }
   W(c, "CNN_CLONES static void %s_l%d_maxpool_forward(int n, int training) {\n", P, k);
-  if (!dxm || fast)
+  if (!dxm || fast || dxm == 2) // mode 2: used only under CNN_INPUT_GRAD
     W(c, "  (void)training;\n");
   group_begin(c);
   images_begin(c);

@@ -85,7 +85,7 @@ typedef struct LayerDef {
   // The summary table's Transform cell: "(3x3x1)x16", "BN(16)", ...
   void (*transform)(const Layer *l, char *buf, size_t n);
   bool window;               // the RF column shows this layer's receptive field
-  bool last_only;            // must be the network's last layer
+  bool head;                 // the loss head: every network ends with one, and only there
 
   // Training code (train_emit.h): the function name part (NAME_lK_FN_forward),
   // whether forward takes `training`, whether the output may share the

@@ -104,7 +104,7 @@ int main(int argc, char **argv) {
       outdir = argv[++i];
     } else if (is_build && !strcmp(a, "--batch")) {
       if ((opt.batch = parse_count(argv[++i])) < 0)
-        return usage_error("--batch needs a positive number, not '%s'", argv[i]);
+        return usage_error("--batch takes a whole number from 1 to 1000000, not '%s'", argv[i]);
     } else if (is_build && !strcmp(a, "--infer")) {
       infer = true;
     } else if ((is_build || is_summary) && !strcmp(a, "--weights")) {
@@ -115,7 +115,7 @@ int main(int argc, char **argv) {
       opt.calib_dir = argv[++i];
     } else if (is_build && !strcmp(a, "--calib-n")) {
       if ((opt.calib_n = parse_count(argv[++i])) < 0)
-        return usage_error("--calib-n needs a positive number, not '%s'", argv[i]);
+        return usage_error("--calib-n takes a whole number from 1 to 1000000, not '%s'", argv[i]);
     } else if (a[0] == '-' && a[1] != '\0') {
       return usage_error("unknown option '%s'", a);
     } else if (file) {

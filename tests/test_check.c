@@ -252,7 +252,7 @@ static void test_block_errors(void) {
   o = (size_t)snprintf(s, cap, "network t; input 5x5x1; d40; gap;\nblock d0 { relu; }\n");
   for (int i = 1; i <= 40; i++)
     o += (size_t)snprintf(s + o, cap - o, "block d%d { d%d; d%d; }\n", i, i - 1, i - 1);
-  expect_error(s, "the network has more than 10000 layers");
+  expect_error(s, "the network has more than 1000 layers");
   free(s);
 }
 
