@@ -102,10 +102,13 @@ generate: $(BUILD)/cnnc
 	$(BUILD)/cnnc build models/$(MODEL).cnn -o $(GEN_DIR)/
 
 # Fails when generated/ is not what the current compiler emits.
+# Every committed generated/NAME/ is regenerated from models/NAME.cnn.
 check-generated: $(BUILD)/cnnc
 	@rm -rf $(BUILD)/regen && mkdir -p $(BUILD)/regen
-	$(BUILD)/cnnc build models/mnist14k.cnn -o $(BUILD)/regen/mnist14k/
-	diff -r -x '*_infer*' generated/mnist14k $(BUILD)/regen/mnist14k
+	@for d in generated/*/; do m=$$(basename $$d); \
+	  $(BUILD)/cnnc build models/$$m.cnn -o $(BUILD)/regen/$$m/ && \
+	  diff -r -x '*_infer*' generated/$$m $(BUILD)/regen/$$m || exit 1; done
+	@echo "check-generated: generated/ is what the compiler emits"
 
 # A model edited after its code was generated is generated again. (The
 # tests compare generated/ with the compiler's output before anything here
@@ -287,6 +290,22 @@ $(BUILD)/tests/test_torch_kinds: tests/test_torch.c tests/cu_main.c $(TORCH_DIR)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -Iruntime -I$(TORCH_DIR) -DNET_HEADER='"torch_kinds_train.h"' -DNET=torch_kinds_net \
 	  -DREF_DEFAULT='"tests/data/torch_kinds.bin"' $< tests/cu_main.c $(TORCH_DIR)/torch_kinds_train.c $(RUNTIME_SRC) $(TEST_LIBS) -o $@
+
+# The MLPerf Tiny models train a few epochs on generated data (tests/models.sh).
+SMOKE_MODELS := dscnn
+$(BUILD)/mkdata: tests/mkdata.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $< -o $@
+$(SMOKE_MODELS:%=$(BUILD)/models/%-train): $(BUILD)/models/%-train: models/%.cnn examples/train.c $(BUILD)/cnnc $(BUILD)/libcnnrt.a
+	@rm -rf $(BUILD)/models/$* && mkdir -p $(BUILD)/models/$*
+	$(BUILD)/cnnc build $< -o $(BUILD)/models/$*/
+	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -I$(BUILD)/models/$* -DNET_HEADER='"$*_train.h"' -DNET=$*_net \
+	  examples/train.c $(BUILD)/models/$*/$*_train.c $(BUILD)/libcnnrt.a $(LIBS) $(OMP) -o $@
+TESTS += $(BUILD)/tests/models
+$(BUILD)/tests/models: tests/models.sh $(BUILD)/mkdata $(SMOKE_MODELS:%=$(BUILD)/models/%-train)
+	@mkdir -p $(@D)
+	printf '#!/bin/sh\nexec bash tests/models.sh $(BUILD)/mkdata %s\n' "dscnn:$(BUILD)/models/dscnn-train:49x10x1:12" >$@
+	chmod +x $@
 
 # Forward + backward time per batch of the generated mnist14k (median).
 $(BUILD)/bench_train_step: tests/bench_train_step.c $(BUILD)/$(MODEL)_train.o runtime/rng.c
