@@ -163,6 +163,25 @@ static void emit_im2col(TrainCtx *c, int k, int back) {
       W(c, "            for (int ox = 0; ox < %d; ox++)\n              d[oy * %d + ox] = 0;\n", l->out.w, l->out.w);
     W(c, "            continue;\n          }\n");
   }
+  if (l->sh == 1 && l->sw == 1 && has_pad(l)) {
+    // Stride 1, padded: each row is a run of the input row between zeros
+    // (or, back, adds onto one), without a test per element.
+    W(c, "          const int lo = kx < %d ? %d - kx : 0, hi = %d - kx < %d ? %d - kx : %d;\n", l->pl, l->pl,
+      l->in.w + l->pl, l->out.w, l->in.w + l->pl, l->out.w);
+    if (back) {
+      W(c, "          cnn_real *restrict xr = x + (c * %d + iy) * %d;\n", l->in.h, l->in.w);
+      W(c, "          for (int ox = lo; ox < hi; ox++)\n            xr[ox + kx - %d] += d[oy * %d + ox];\n", l->pl,
+        l->out.w);
+    } else {
+      W(c, "          const cnn_real *restrict xr = x + (c * %d + iy) * %d;\n", l->in.h, l->in.w);
+      W(c, "          cnn_real *restrict dr = d + oy * %d;\n", l->out.w);
+      W(c, "          for (int ox = 0; ox < lo; ox++)\n            dr[ox] = 0;\n");
+      W(c, "          for (int ox = lo; ox < hi; ox++)\n            dr[ox] = xr[ox + kx - %d];\n", l->pl);
+      W(c, "          for (int ox = hi; ox < %d; ox++)\n            dr[ox] = 0;\n", l->out.w);
+    }
+    W(c, "        }\n      }\n}\n");
+    return;
+  }
   if (!back && l->sh == 1 && l->sw == 1 && !has_pad(l)) {
     // Stride 1, no padding: each output row is a contiguous run of the input row.
     W(c, "          memcpy(d + oy * %d, x + (c * %d + iy) * %d + kx, %d * sizeof(cnn_real));\n", l->out.w, l->in.h,
