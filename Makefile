@@ -77,7 +77,7 @@ $(BUILD)/compiler/lexer.c $(BUILD)/compiler/lexer.h: compiler/lexer.l
 $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o: %.o: %.c $(BUILD)/compiler/parser.h $(BUILD)/compiler/lexer.h
 	$(CC) -std=c11 $(OPT) -g -Wall -Werror -Wno-unused-function -D_POSIX_C_SOURCE=200809L $(COMPILER_INC) -c $< -o $@
 
-$(BUILD)/compiler/%.o: compiler/%.c $(wildcard compiler/*.h) $(BUILD)/compiler/parser.h $(BUILD)/compiler/lexer.h
+$(BUILD)/compiler/%.o: compiler/%.c $(wildcard compiler/*.h runtime/*.h) $(BUILD)/compiler/parser.h $(BUILD)/compiler/lexer.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(COMPILER_INC) -c $< -o $@
 
