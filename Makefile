@@ -187,14 +187,20 @@ $(BUILD)/tests/$(MODEL)-train-baseline: examples/train.c $(GEN_DIR)/$(MODEL)_tra
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -DCNN_NO_CLONES -Iruntime -I$(GEN_DIR) -DNET_HEADER='"$(MODEL)_train.h"' \
 	  -DNET=$(MODEL)_net $< $(GEN_DIR)/$(MODEL)_train.c $(BUILD)/libcnnrt.a $(LIBS) $(OMP) -o $@
+# A 3-channel network: the trainer on N x H x W x C IDX files.
+$(BUILD)/tests/rgb8ch-train: examples/train.c tests/nets/rgb8ch.cnn $(BUILD)/cnnc $(BUILD)/libcnnrt.a
+	@rm -rf $(BUILD)/tests/rgb8ch && mkdir -p $(BUILD)/tests/rgb8ch
+	$(BUILD)/cnnc build tests/nets/rgb8ch.cnn -o $(BUILD)/tests/rgb8ch/
+	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -I$(BUILD)/tests/rgb8ch -DNET_HEADER='"rgb8ch_train.h"' -DNET=rgb8ch_net \
+	  $< $(BUILD)/tests/rgb8ch/rgb8ch_train.c $(BUILD)/libcnnrt.a $(LIBS) $(OMP) -o $@
 # The trainer and runtime with ASan/UBSan (the generated code without): leaks, and misfit data.
 $(BUILD)/tests/$(MODEL)-train-san: examples/train.c $(BUILD)/$(MODEL)_train.o $(RUNTIME_SRC) $(wildcard runtime/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -Iruntime -I$(GEN_DIR) -DNET_HEADER='"$(MODEL)_train.h"' -DNET=$(MODEL)_net \
 	  $< $(RUNTIME_SRC) $(BUILD)/$(MODEL)_train.o $(LIBS) $(OMP) -o $@
-$(BUILD)/tests/trainer: tests/trainer.sh $(BUILD)/$(MODEL)-train $(BUILD)/tests/mnist8ch-train $(BUILD)/tests/$(MODEL)-train-baseline $(BUILD)/tests/$(MODEL)-train-san $(BUILD)/cnnc
+$(BUILD)/tests/trainer: tests/trainer.sh $(BUILD)/$(MODEL)-train $(BUILD)/tests/mnist8ch-train $(BUILD)/tests/$(MODEL)-train-baseline $(BUILD)/tests/$(MODEL)-train-san $(BUILD)/tests/rgb8ch-train $(BUILD)/cnnc
 	@mkdir -p $(@D)
-	printf '#!/bin/sh\nOTHER_TRAINER=$(BUILD)/tests/mnist8ch-train BASELINE_TRAINER=$(BUILD)/tests/$(MODEL)-train-baseline SAN_TRAINER=$(BUILD)/tests/$(MODEL)-train-san CNNC=$(BUILD)/cnnc exec bash tests/trainer.sh $(BUILD)/$(MODEL)-train "$(MNIST_DIR)"\n' >$@ && chmod +x $@
+	printf '#!/bin/sh\nOTHER_TRAINER=$(BUILD)/tests/mnist8ch-train BASELINE_TRAINER=$(BUILD)/tests/$(MODEL)-train-baseline SAN_TRAINER=$(BUILD)/tests/$(MODEL)-train-san RGB_TRAINER=$(BUILD)/tests/rgb8ch-train CNNC=$(BUILD)/cnnc exec bash tests/trainer.sh $(BUILD)/$(MODEL)-train "$(MNIST_DIR)"\n' >$@ && chmod +x $@
 
 # Front-end suites: the front end compiled in with the sanitizers (the flex and
 # bison objects as built above), and the bad-input corpus run with build/cnnc

@@ -9,7 +9,8 @@
 #
 # Optional: SAN_TRAINER (the trainer built with ASan/UBSan) runs the --eval
 # path under LeakSanitizer and the misfit-data cases; CNNC (build/cnnc) checks
-# that `cnnc summary/build --infer --weights` refuse what the trainer refuses.
+# that `cnnc summary/build --infer --weights` refuse what the trainer refuses;
+# RGB_TRAINER (tests/nets/rgb8ch.cnn's) trains on 3-channel files.
 #
 # Most cases use a small copy of MNIST (3200 train, 1000 test images) so they
 # stay quick; the smoke test uses the whole test set.
@@ -273,6 +274,23 @@ for tr in "$MAIN_TRAINER" ${SAN_TRAINER:+"$SAN_TRAINER"}; do
     eval '[ $rc -eq 0 ] && grep -q "^Epoch 1--Test set" "$T/fine.log"'
 done
 TRAINER=$MAIN_TRAINER
+# A 3-channel network on N x H x W x C files: trains, saves, evaluates; a
+# 1-channel file is refused naming it.
+if [ -n "${RGB_TRAINER:-}" ] && [ -x "$RGB_TRAINER" ]; then
+  "$RGB_TRAINER" --data "$T/rgb" --threads 2 --epochs 1 --limit-batches 3 --save "$T/rgb.ckpt" >"$T/rgb.log" 2>&1
+  rc=$?
+  check "3-channel network trains on 28x28x3 IDX files and saves" \
+    eval '[ $rc -eq 0 ] && testline "$T/rgb.log" | grep -q "Validation Accuracy: [0-9]*/50 " && [ -s "$T/rgb.ckpt" ]'
+  "$RGB_TRAINER" --data "$T/rgb" --threads 1 --epochs 1 --limit-batches 3 >"$T/rgb1.log" 2>&1
+  check "  ... the same run on 1 thread gives the same lines" test "$(lines "$T/rgb.log")" = "$(lines "$T/rgb1.log")"
+  "$RGB_TRAINER" --data "$T/rgb" --threads 2 --eval "$T/rgb.ckpt" >"$T/rgbe.log" 2>&1
+  check "  ... --eval reproduces its test line" test "$(testline "$T/rgbe.log")" = "$(testline "$T/rgb.log")"
+  TRAINER=$RGB_TRAINER
+  expect_fail "1-channel images for a 3-channel network" \
+    "$T/fine/train-images-idx3-ubyte: images have 1 channel (28x28x1), the network rgb8ch takes 28x28x3" \
+    --data "$T/fine" --epochs 1 --limit-batches 1
+  TRAINER=$MAIN_TRAINER
+fi
 if [ -n "${SAN_TRAINER:-}" ]; then
   "$SAN_TRAINER" --data "$T/mini" --threads 2 --eval "$T/a.ckpt" >"$T/san-eval.log" 2>&1
   rc=$?
