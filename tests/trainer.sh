@@ -222,6 +222,16 @@ expect_fail "--save naming a directory" "$T/ckdir: is a directory" --data "$T/mi
   --epochs 1 --limit-batches 1 --save "$T/ckdir"
 check "--save into a missing directory fails before the first epoch" \
   eval '"$TRAINER" --data "$T/mini" --threads 2 --epochs 1 --limit-batches 1 --save "$T/no/x.ckpt" >"$T/sv.log" 2>&1; [ $? -eq 1 ] && ! grep -q "^Epoch" "$T/sv.log"'
+# A CSV write that fails mid-run (its name turned into a directory after
+# epoch 1's write) stops the run naming the file and removes its .tmp.
+"$TRAINER" --data "$T/mini" --threads 2 --epochs 6 --limit-batches 2 --log-csv "$T/race.csv" >"$T/race.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 1500); do [ -f "$T/race.csv" ] && break; sleep 0.02; done
+rm -f "$T/race.csv" && mkdir "$T/race.csv"
+wait $pid
+rc=$?
+check "a failed CSV write mid-run: exit 1, names the file, no .tmp left" \
+  eval '[ $rc -eq 1 ] && grep -q "$T/race.csv: rename of $T/race.csv.tmp failed" "$T/race.log" && [ ! -e "$T/race.csv.tmp" ]'
 tr_mini --epochs 1 --limit-batches 2 --log-csv "$T/log.csv"
 check "--log-csv writes the header and one row per epoch, and no .tmp" \
   eval '[ "$(head -c 6 "$T/log.csv")" = "epoch," ] && [ "$(wc -l <"$T/log.csv")" -eq 2 ] && [ ! -e "$T/log.csv.tmp" ]'
