@@ -35,12 +35,13 @@ deps-test:
 
 # MNIST into data/mnist from a public mirror, checked against .ci/mnist.sha256.
 data:
+	@bash .ci/deps data
 	bash .ci/fetch-mnist data/mnist
 
 # The flags the objects were built with: `make MARCH=native ...` after a
 # default build (or the other way round) rebuilds what the flags change.
 FLAGS_STAMP := $(BUILD)/cflags
-$(FLAGS_STAMP): FORCE
+$(FLAGS_STAMP): FORCE | deps
 	@mkdir -p $(@D)
 	@echo '$(CC) $(CFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS)' > $@
 FORCE:
@@ -65,11 +66,12 @@ COMPILER_OBJ := $(COMPILER_SRC:compiler/%.c=$(BUILD)/compiler/%.o) \
                 $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o
 COMPILER_INC := -Icompiler -I$(BUILD)/compiler -Iruntime
 
-$(BUILD)/compiler/parser.c $(BUILD)/compiler/parser.h: compiler/parser.y
+# (| deps: a fresh machine gets flex, bison and the libraries before the first compile.)
+$(BUILD)/compiler/parser.c $(BUILD)/compiler/parser.h: compiler/parser.y | deps
 	@mkdir -p $(@D)
 	bison -Wall -Werror --defines=$(BUILD)/compiler/parser.h -o $(BUILD)/compiler/parser.c $<
 
-$(BUILD)/compiler/lexer.c $(BUILD)/compiler/lexer.h: compiler/lexer.l
+$(BUILD)/compiler/lexer.c $(BUILD)/compiler/lexer.h: compiler/lexer.l | deps
 	@mkdir -p $(@D)
 	flex --header-file=$(BUILD)/compiler/lexer.h -o $(BUILD)/compiler/lexer.c $<
 
@@ -77,7 +79,7 @@ $(BUILD)/compiler/lexer.c $(BUILD)/compiler/lexer.h: compiler/lexer.l
 $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o: %.o: %.c $(BUILD)/compiler/parser.h $(BUILD)/compiler/lexer.h
 	$(CC) -std=c11 $(OPT) -g -Wall -Werror -Wno-unused-function -D_POSIX_C_SOURCE=200809L $(COMPILER_INC) -c $< -o $@
 
-$(BUILD)/compiler/%.o: compiler/%.c $(wildcard compiler/*.h) $(BUILD)/compiler/parser.h $(BUILD)/compiler/lexer.h
+$(BUILD)/compiler/%.o: compiler/%.c $(wildcard compiler/*.h runtime/*.h) $(BUILD)/compiler/parser.h $(BUILD)/compiler/lexer.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(COMPILER_INC) -c $< -o $@
 
@@ -190,9 +192,26 @@ $(BUILD)/tests/$(MODEL)-train-baseline: examples/train.c $(GEN_DIR)/$(MODEL)_tra
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -DCNN_NO_CLONES -Iruntime -I$(GEN_DIR) -DNET_HEADER='"$(MODEL)_train.h"' \
 	  -DNET=$(MODEL)_net $< $(GEN_DIR)/$(MODEL)_train.c $(BUILD)/libcnnrt.a $(LIBS) $(OMP) -o $@
-$(BUILD)/tests/trainer: tests/trainer.sh $(BUILD)/$(MODEL)-train $(BUILD)/tests/mnist8ch-train $(BUILD)/tests/$(MODEL)-train-baseline
+# A 3-channel network: the trainer on N x H x W x C IDX files.
+$(BUILD)/tests/rgb8ch-train: examples/train.c tests/nets/rgb8ch.cnn $(BUILD)/cnnc $(BUILD)/libcnnrt.a
+	@rm -rf $(BUILD)/tests/rgb8ch && mkdir -p $(BUILD)/tests/rgb8ch
+	$(BUILD)/cnnc build tests/nets/rgb8ch.cnn -o $(BUILD)/tests/rgb8ch/
+	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -I$(BUILD)/tests/rgb8ch -DNET_HEADER='"rgb8ch_train.h"' -DNET=rgb8ch_net \
+	  $< $(BUILD)/tests/rgb8ch/rgb8ch_train.c $(BUILD)/libcnnrt.a $(LIBS) $(OMP) -o $@
+# The trainer and runtime with ASan/UBSan (the generated code without): leaks, and misfit data.
+$(BUILD)/tests/$(MODEL)-train-san: examples/train.c $(BUILD)/$(MODEL)_train.o $(RUNTIME_SRC) $(wildcard runtime/*.h)
 	@mkdir -p $(@D)
-	printf '#!/bin/sh\nOTHER_TRAINER=$(BUILD)/tests/mnist8ch-train BASELINE_TRAINER=$(BUILD)/tests/$(MODEL)-train-baseline exec bash tests/trainer.sh $(BUILD)/$(MODEL)-train "$(MNIST_DIR)"\n' >$@ && chmod +x $@
+	$(CC) $(TEST_CFLAGS) -Iruntime -I$(GEN_DIR) -DNET_HEADER='"$(MODEL)_train.h"' -DNET=$(MODEL)_net \
+	  $< $(RUNTIME_SRC) $(BUILD)/$(MODEL)_train.o $(LIBS) $(OMP) -o $@
+$(BUILD)/tests/trainer: tests/trainer.sh $(BUILD)/$(MODEL)-train $(BUILD)/tests/mnist8ch-train $(BUILD)/tests/$(MODEL)-train-baseline $(BUILD)/tests/$(MODEL)-train-san $(BUILD)/tests/rgb8ch-train $(BUILD)/cnnc
+	@mkdir -p $(@D)
+	printf '#!/bin/sh\nOTHER_TRAINER=$(BUILD)/tests/mnist8ch-train BASELINE_TRAINER=$(BUILD)/tests/$(MODEL)-train-baseline SAN_TRAINER=$(BUILD)/tests/$(MODEL)-train-san RGB_TRAINER=$(BUILD)/tests/rgb8ch-train CNNC=$(BUILD)/cnnc exec bash tests/trainer.sh $(BUILD)/$(MODEL)-train "$(MNIST_DIR)"\n' >$@ && chmod +x $@
+
+# Every documented target runs .ci/deps before the tools it installs.
+TESTS += $(BUILD)/tests/deps
+$(BUILD)/tests/deps: tests/deps.sh
+	@mkdir -p $(@D)
+	printf '#!/bin/sh\nexec bash tests/deps.sh\n' >$@ && chmod +x $@
 
 # Front-end suites: the front end compiled in with the sanitizers (the flex and
 # bison objects as built above), and the bad-input corpus run with build/cnnc

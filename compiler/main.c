@@ -48,7 +48,7 @@ static int summary(const Net *net, bool markdown, const char *weights) {
   char err[512];
   if (cnn_ckpt_load(weights, &c, err, sizeof err) < 0 ||
       cnn_ckpt_check(&c, weights, net->name, net->shape_hash, (size_t)net->n_params,
-                     (size_t)net->n_state, err, sizeof err) < 0) {
+                     (size_t)net->n_state, net->train.mean, net->train.std, err, sizeof err) < 0) {
     fprintf(stderr, "cnnc: error: %s\n", err);
     cnn_ckpt_free(&c);
     return 1;

@@ -6,11 +6,14 @@
 //                        [--save FILE] [--resume FILE] [--eval FILE]
 //                        [--log-csv FILE] [--limit-batches N]
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cblas.h>
 #ifdef _OPENMP
@@ -35,7 +38,13 @@ typedef struct Options {
   long limit_batches;
   uint64_t seed;
   int have_seed;
+  const char *train_opt;       // the first option given that only training uses
 } Options;
+
+// Option limits, stated in the usage and in every range error.
+#define MAX_EPOCHS 1000000
+#define MAX_THREADS 1024
+#define MAX_LIMIT_BATCHES INT_MAX
 
 // One epoch's figures, for the log lines and the CSV.
 typedef struct EpochStats {
@@ -53,15 +62,20 @@ static void usage(FILE *out) {
           "Trains the network %s with the settings of its train section.\n"
           "  --data DIR         MNIST-format directory (default: $MNIST_DIR,\n"
           "                     ../shared/data/mnist, data/mnist)\n"
-          "  --epochs N         epochs to train (default %d)\n"
-          "  --seed S           random seed (default %llu)\n"
-          "  --threads T        threads (default: all cores)\n"
+          "  --epochs N         epochs to train, 1 to %d (default %d)\n"
+          "  --seed S           random seed, 0 to %lld (default %llu)\n"
+          "  --threads T        threads, 1 to %d (default: all cores)\n"
           "  --save FILE        write a checkpoint after every epoch\n"
           "  --resume FILE      continue from a checkpoint\n"
-          "  --eval FILE        only evaluate a checkpoint on the test set\n"
+          "  --eval FILE        only evaluate a checkpoint on the test set (takes\n"
+          "                     --data and --threads, no training option)\n"
           "  --log-csv FILE     write per-epoch loss and accuracy\n"
-          "  --limit-batches N  train at most N batches per epoch (smoke tests)\n",
-          prog, NET.name, NET.train->epochs, (unsigned long long)NET.train->seed);
+          "  --limit-batches N  train at most N batches per epoch, 1 to %d (smoke tests)\n"
+          "The data must fit the network (%dx%dx%d images, labels below %d); a checkpoint\n"
+          "must be of this network, trained with its normalize(mean, std).\n",
+          prog, NET.name, MAX_EPOCHS, NET.train->epochs, LLONG_MAX,
+          (unsigned long long)NET.train->seed, MAX_THREADS, MAX_LIMIT_BATCHES, NET.in_h, NET.in_w,
+          NET.in_c, NET.classes);
 }
 
 // Exits with a message naming the program.
@@ -99,20 +113,32 @@ static void parse_args(int argc, char **argv, Options *o) {
       exit(2);
     }
     const char *v = argv[++i];
-    if (!strcmp(a, "--data")) o->data = v;
+    int training = 1;
+    if (!strcmp(a, "--data")) o->data = v, training = 0;
     else if (!strcmp(a, "--save")) o->save = v;
     else if (!strcmp(a, "--resume")) o->resume = v;
-    else if (!strcmp(a, "--eval")) o->eval = v;
+    else if (!strcmp(a, "--eval")) o->eval = v, training = 0;
     else if (!strcmp(a, "--log-csv")) o->log_csv = v;
-    else if (!strcmp(a, "--epochs")) o->epochs = (int)parse_num(a, v, 1, 100000);
-    else if (!strcmp(a, "--threads")) o->threads = (int)parse_num(a, v, 1, 1024);
-    else if (!strcmp(a, "--limit-batches")) o->limit_batches = (long)parse_num(a, v, 1, LONG_MAX);
+    else if (!strcmp(a, "--epochs")) o->epochs = (int)parse_num(a, v, 1, MAX_EPOCHS);
+    else if (!strcmp(a, "--threads")) o->threads = (int)parse_num(a, v, 1, MAX_THREADS), training = 0;
+    else if (!strcmp(a, "--limit-batches")) o->limit_batches = (long)parse_num(a, v, 1, MAX_LIMIT_BATCHES);
     else if (!strcmp(a, "--seed")) o->seed = (uint64_t)parse_num(a, v, 0, LLONG_MAX), o->have_seed = 1;
     else {
       fprintf(stderr, "%s: error: unknown option '%s'\n", prog, a);
       usage(stderr);
       exit(2);
     }
+    if (training && !o->train_opt)
+      o->train_opt = a;
+  }
+  // --eval trains nothing: an option that only training reads would be ignored.
+  if (o->eval && o->train_opt) {
+    fprintf(stderr,
+            "%s: error: --eval and %s do not go together: --eval only evaluates the checkpoint "
+            "it names (it takes --data and --threads)%s\n",
+            prog, o->train_opt,
+            !strcmp(o->train_opt, "--resume") ? "; --resume continues training from one" : "");
+    exit(2);
   }
 }
 
@@ -158,8 +184,8 @@ static cnn_ckpt load_checkpoint(const char *path) {
   char err[512];
   cnn_ckpt c;
   if (cnn_ckpt_load(path, &c, err, sizeof err) ||
-      cnn_ckpt_check(&c, path, NET.name, NET.shape_hash, NET.n_params, NET.n_state, err,
-                     sizeof err))
+      cnn_ckpt_check(&c, path, NET.name, NET.shape_hash, NET.n_params, NET.n_state,
+                     NET.train->mean, NET.train->std, err, sizeof err))
     die(err);
   memcpy(NET.params, c.params, NET.n_params * sizeof(float));
   memcpy(NET.state, c.state, NET.n_state * sizeof(float));
@@ -173,19 +199,21 @@ static void save_checkpoint(const char *path, int epoch, uint64_t step, const cn
   cnn_ckpt c = {.shape_hash = NET.shape_hash, .n_params = NET.n_params,
                 .n_state = NET.n_state, .epoch = (uint32_t)epoch, .step = step,
                 .sgd_steps = opt->steps, .rng = *rng, .params = NET.params,
-                .state = NET.state, .momentum = opt->has_buf ? opt->buf : NULL};
+                .state = NET.state, .momentum = opt->has_buf ? opt->buf : NULL,
+                .has_norm = 1, .mean = NET.train->mean, .std = NET.train->std};
   snprintf(c.name, sizeof c.name, "%s", NET.name);
   if (cnn_ckpt_save(path, &c, err, sizeof err))
     die(err);
 }
 
-// Rewrites the CSV of all epochs so far through a temporary file.
+// Rewrites the CSV of all epochs so far through a temporary file, which a
+// failure removes again.
 static void write_csv(const char *path, const EpochStats *s, int first, int last) {
   char tmp[4096];
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
   FILE *f = fopen(tmp, "w");
   if (!f) {
-    fprintf(stderr, "%s: error: cannot write '%s': %s\n", prog, tmp, strerror(errno));
+    fprintf(stderr, "%s: error: %s: cannot create %s: %s\n", prog, path, tmp, strerror(errno));
     exit(1);
   }
   fprintf(f, "epoch,lr,train_loss,train_acc,test_loss,test_acc,seconds\n");
@@ -193,10 +221,36 @@ static void write_csv(const char *path, const EpochStats *s, int first, int last
     fprintf(f, "%d,%.6g,%.6f,%.4f,%.6f,%.4f,%.3f\n", e, s[e].lr, s[e].train_loss,
             100.0 * s[e].train_correct / s[e].train_total, s[e].test_loss,
             100.0 * s[e].test_correct / s[e].test_total, s[e].seconds);
-  if (fclose(f) || rename(tmp, path)) {
-    fprintf(stderr, "%s: error: cannot write '%s': %s\n", prog, path, strerror(errno));
+  int failed = ferror(f);
+  const char *what = "write";
+  if (fclose(f) != 0 || failed || (what = "rename", rename(tmp, path) != 0)) {
+    int saved = errno;
+    unlink(tmp);
+    fprintf(stderr, "%s: error: %s: %s of %s failed: %s\n", prog, path, what, tmp,
+            strerror(saved));
     exit(1);
   }
+}
+
+// Before any training: an output that cannot be written must fail now, not
+// after the first epoch. Creates (and removes) the temporary file that the
+// writer will use; a directory in the file's place is refused.
+static void check_writable(const char *opt, const char *path, const char *tmp_suffix) {
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    fprintf(stderr, "%s: error: %s %s: is a directory, expected a file name\n", prog, opt, path);
+    exit(1);
+  }
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s%s", path, tmp_suffix);
+  int fd = open(tmp, O_WRONLY | O_CREAT, 0644);
+  if (fd < 0) {
+    fprintf(stderr, "%s: error: %s %s: cannot create %s: %s\n", prog, opt, path, tmp,
+            strerror(errno));
+    exit(1);
+  }
+  close(fd);
+  unlink(tmp);
 }
 
 int main(int argc, char **argv) {
@@ -214,21 +268,29 @@ int main(int argc, char **argv) {
   // must not start threads of their own.
   openblas_set_num_threads(1);
 
-  // A checkpoint to evaluate is checked before the data is read.
+  // A checkpoint to evaluate is checked before the data is read, the outputs
+  // before anything is trained.
   cnn_ckpt evaluated = {0};
   if (o.eval)
     evaluated = load_checkpoint(o.eval);
+  if (o.save) {
+    char suffix[32];
+    snprintf(suffix, sizeof suffix, ".tmp.%ld", (long)getpid()); // cnn_ckpt_save's temp name
+    check_writable("--save", o.save, suffix);
+  }
+  if (o.log_csv)
+    check_writable("--log-csv", o.log_csv, ".tmp");
   if (cnn_datadir_resolve(o.data, dir, sizeof dir, err, sizeof err))
     die(err);
+  // Both splits must fit the network (labels are checked as they load): the
+  // batches are copied into buffers of the network's input size.
   cnn_idx train_idx = {0}, test_idx = {0};
-  if ((!o.eval && cnn_idx_load(dir, "train", NET.classes, &train_idx, err, sizeof err)) ||
-      cnn_idx_load(dir, "t10k", NET.classes, &test_idx, err, sizeof err))
+  if ((!o.eval && (cnn_idx_load(dir, "train", NET.classes, &train_idx, err, sizeof err) ||
+                   cnn_idx_check(&train_idx, NET.name, NET.in_c, NET.in_h, NET.in_w, err,
+                                 sizeof err))) ||
+      cnn_idx_load(dir, "t10k", NET.classes, &test_idx, err, sizeof err) ||
+      cnn_idx_check(&test_idx, NET.name, NET.in_c, NET.in_h, NET.in_w, err, sizeof err))
     die(err);
-  if (test_idx.rows != NET.in_h || test_idx.cols != NET.in_w || NET.in_c != 1) {
-    snprintf(err, sizeof err, "%s: images are %dx%d, but %s takes %dx%dx%d", dir, test_idx.rows,
-             test_idx.cols, NET.name, NET.in_h, NET.in_w, NET.in_c);
-    die(err);
-  }
   cnn_dataset train = {0}, test = {0};
   if (cnn_dataset_init(&test, &test_idx, tc->mean, tc->std, 0, 0, err, sizeof err))
     die(err);
@@ -244,6 +306,10 @@ int main(int argc, char **argv) {
     cnn_epoch_line(line, sizeof line, (int)evaluated.epoch, 0, loss, correct, test.n);
     printf("%s\n", line);
     cnn_ckpt_free(&evaluated);
+    free(x);
+    free(y);
+    cnn_dataset_free(&test);
+    cnn_idx_free(&test_idx);
     return 0;
   }
 

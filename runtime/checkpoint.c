@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,20 @@ static uint64_t get64(const unsigned char *p) {
   for (int i = 7; i >= 0; i--)
     v = v << 8 | p[i];
   return v;
+}
+
+// A double as its IEEE-754 bits, little-endian.
+static void put_f64(unsigned char *p, double d) {
+  uint64_t u;
+  memcpy(&u, &d, 8);
+  put64(p, u);
+}
+// The double stored by put_f64.
+static double get_f64(const unsigned char *p) {
+  uint64_t u = get64(p);
+  double d;
+  memcpy(&d, &u, 8);
+  return d;
 }
 
 // n floats as float32 little-endian.
@@ -114,6 +129,11 @@ int cnn_ckpt_save(const char *path, const cnn_ckpt *c, char *err, size_t errlen)
     cnn_seterr(err, errlen, "%s: checkpoint to save has no parameter or state data", path);
     return -1;
   }
+  if (c->has_norm && (!isfinite(c->mean) || !(c->std > 0) || !isfinite(c->std))) {
+    cnn_seterr(err, errlen, "%s: bad normalization to save: mean %g, std %g", path, c->mean,
+               c->std);
+    return -1;
+  }
   size_t nm = c->momentum ? c->n_params : 0;
   size_t len = CNN_CKPT_HEADER_BYTES + 4 * (c->n_params + c->n_state + nm) + 4;
   unsigned char *buf = calloc(len, 1);
@@ -124,7 +144,7 @@ int cnn_ckpt_save(const char *path, const cnn_ckpt *c, char *err, size_t errlen)
   unsigned char *p = buf;
   memcpy(p, CKPT_MAGIC, 8);
   put32(p + 8, CNN_CKPT_VERSION);
-  put32(p + 12, c->momentum ? 1u : 0u);
+  put32(p + 12, (c->momentum ? 1u : 0u) | (c->has_norm ? 2u : 0u));
   size_t nl = strnlen(c->name, sizeof c->name - 1);
   memcpy(p + 16, c->name, nl);   // rest stays 0: NUL-padded
   put64(p + 80, c->shape_hash);
@@ -136,6 +156,8 @@ int cnn_ckpt_save(const char *path, const cnn_ckpt *c, char *err, size_t errlen)
   put64(p + 120, c->sgd_steps);
   put64(p + 128, c->rng.state);
   put64(p + 136, c->rng.inc);
+  put_f64(p + 144, c->has_norm ? c->mean : 0.0);
+  put_f64(p + 152, c->has_norm ? c->std : 0.0);
   p += CNN_CKPT_HEADER_BYTES;
   p = put_floats(p, c->params, c->n_params);
   p = put_floats(p, c->state, c->n_state);
@@ -198,9 +220,10 @@ static unsigned char *slurp(const char *path, size_t *len, char *err, size_t err
     close(fd);
     return NULL;
   }
-  if ((uint64_t)st.st_size < CNN_CKPT_HEADER_BYTES + 4) {
+  // The smallest file is a version 1 header and its CRC; the version decides the rest.
+  if ((uint64_t)st.st_size < CNN_CKPT_V1_HEADER_BYTES + 4) {
     cnn_seterr(err, errlen, "%s: truncated checkpoint: %lld bytes, the header alone is %d", path,
-           (long long)st.st_size, CNN_CKPT_HEADER_BYTES + 4);
+           (long long)st.st_size, CNN_CKPT_V1_HEADER_BYTES + 4);
     close(fd);
     return NULL;
   }
@@ -230,6 +253,21 @@ static unsigned char *slurp(const char *path, size_t *len, char *err, size_t err
   return buf;
 }
 
+// Reports the first value of f[n] that is NaN or infinite; 0 if there is none.
+static int first_nonfinite(const char *path, const char *what, const float *f, uint64_t n,
+                           char *err, size_t errlen) {
+  for (uint64_t i = 0; i < n; i++)
+    if (!isfinite(f[i])) {
+      cnn_seterr(err, errlen,
+                 "%s: %s %llu of %llu is %s; the weights are unusable (did the training "
+                 "diverge?)",
+                 path, what, (unsigned long long)i, (unsigned long long)n,
+                 isnan(f[i]) ? "NaN" : f[i] > 0 ? "+Inf" : "-Inf");
+      return -1;
+    }
+  return 0;
+}
+
 // Verifies magic, version, sizes and CRC, then copies the arrays out.
 int cnn_ckpt_load(const char *path, cnn_ckpt *c, char *err, size_t errlen) {
   memset(c, 0, sizeof *c);
@@ -243,12 +281,14 @@ int cnn_ckpt_load(const char *path, cnn_ckpt *c, char *err, size_t errlen) {
     goto out;
   }
   uint32_t version = get32(buf + 8), flags = get32(buf + 12);
-  if (version != CNN_CKPT_VERSION) {
-    cnn_seterr(err, errlen, "%s: unknown checkpoint format version %u (this build reads %d)", path,
-           version, CNN_CKPT_VERSION);
+  if (version != 1 && version != CNN_CKPT_VERSION) {
+    cnn_seterr(err, errlen,
+               "%s: unknown checkpoint format version %u (this build reads 1 to %d)", path,
+               version, CNN_CKPT_VERSION);
     goto out;
   }
-  if (flags & ~1u) {
+  size_t hb = version == 1 ? CNN_CKPT_V1_HEADER_BYTES : CNN_CKPT_HEADER_BYTES;
+  if (flags & ~(version == 1 ? 1u : 3u)) {
     cnn_seterr(err, errlen, "%s: unknown flags 0x%x in header", path, flags);
     goto out;
   }
@@ -259,7 +299,7 @@ int cnn_ckpt_load(const char *path, cnn_ckpt *c, char *err, size_t errlen) {
     goto out;
   }
   uint64_t nm = (flags & 1u) ? np : 0;
-  uint64_t want = CNN_CKPT_HEADER_BYTES + 4 * (np + ns + nm) + 4;
+  uint64_t want = hb + 4 * (np + ns + nm) + 4;
   if (want != len) {
     cnn_seterr(err, errlen,
            "%s: %s: header declares %llu params, %llu state%s (%llu bytes) but the file has "
@@ -287,6 +327,17 @@ int cnn_ckpt_load(const char *path, cnn_ckpt *c, char *err, size_t errlen) {
   c->sgd_steps = get64(buf + 120);
   c->rng.state = get64(buf + 128);
   c->rng.inc = get64(buf + 136);
+  if (flags & 2u) {
+    c->has_norm = 1;
+    c->mean = get_f64(buf + 144);
+    c->std = get_f64(buf + 152);
+    if (!isfinite(c->mean) || !isfinite(c->std) || !(c->std > 0)) {
+      cnn_seterr(err, errlen, "%s: bad normalization in header: mean %g, std %g", path, c->mean,
+                 c->std);
+      memset(c, 0, sizeof *c);
+      goto out;
+    }
+  }
   c->params = malloc((np ? np : 1) * sizeof(float));
   c->state = malloc((ns ? ns : 1) * sizeof(float));
   c->momentum = nm ? malloc(nm * sizeof(float)) : NULL;
@@ -295,11 +346,19 @@ int cnn_ckpt_load(const char *path, cnn_ckpt *c, char *err, size_t errlen) {
     cnn_ckpt_free(c);
     goto out;
   }
-  const unsigned char *p = buf + CNN_CKPT_HEADER_BYTES;
+  const unsigned char *p = buf + hb;
   p = get_floats(p, c->params, np);
   p = get_floats(p, c->state, ns);
   if (nm)
     get_floats(p, c->momentum, nm);
+  // A diverged run saves NaN; nothing built from it can work, so say where.
+  if (first_nonfinite(path, "parameter", c->params, np, err, errlen) ||
+      first_nonfinite(path, "state value (BatchNorm running statistic)", c->state, ns, err,
+                      errlen) ||
+      first_nonfinite(path, "momentum value", c->momentum, nm, err, errlen)) {
+    cnn_ckpt_free(c);
+    goto out;
+  }
   rc = 0;
 out:
   free(buf);
@@ -308,7 +367,8 @@ out:
 
 // A checkpoint of another network (or another shape of it) is refused.
 int cnn_ckpt_check(const cnn_ckpt *c, const char *path, const char *name, uint64_t hash,
-                   size_t n_params, size_t n_state, char *err, size_t errlen) {
+                   size_t n_params, size_t n_state, double mean, double std, char *err,
+                   size_t errlen) {
   if (strcmp(c->name, name) != 0) {
     cnn_seterr(err, errlen, "%s: checkpoint is of network '%s', not '%s'", path, c->name, name);
     return -1;
@@ -324,6 +384,16 @@ int cnn_ckpt_check(const cnn_ckpt *c, const char *path, const char *name, uint64
     cnn_seterr(err, errlen, "%s: checkpoint has %llu params and %llu state, the network %zu and %zu",
            path, (unsigned long long)c->n_params, (unsigned long long)c->n_state, n_params,
            n_state);
+    return -1;
+  }
+  // The .cnn's values go through "%.17g" into the trainer, so equal means equal;
+  // the tolerance only forgives a last-digit difference of another writer.
+  if (c->has_norm && (fabs(c->mean - mean) > 1e-9 * fmax(fabs(c->mean), fabs(mean)) ||
+                      fabs(c->std - std) > 1e-9 * fmax(fabs(c->std), fabs(std)))) {
+    cnn_seterr(err, errlen,
+               "%s: checkpoint was trained with normalize(mean = %.10g, std = %.10g), but "
+               "'%s' now says normalize(mean = %.10g, std = %.10g)",
+               path, c->mean, c->std, name, mean, std);
     return -1;
   }
   return 0;

@@ -32,7 +32,13 @@ int cnn_dataset_init(cnn_dataset *d, const cnn_idx *idx, double mean, double std
            shift);
     return -1;
   }
+  if (idx->rows <= 0 || idx->cols <= 0 || idx->channels <= 0) {
+    cnn_seterr(err, errlen, "%s: bad image shape %dx%dx%d", idx->path ? idx->path : "dataset",
+               idx->rows, idx->cols, idx->channels);
+    return -1;
+  }
   d->n = idx->n;
+  d->c = idx->channels;
   d->h = idx->rows;
   d->w = idx->cols;
   d->pixels = idx->pixels;
@@ -41,13 +47,23 @@ int cnn_dataset_init(cnn_dataset *d, const cnn_idx *idx, double mean, double std
   d->std = (float)std;
   d->rotate = rotate;
   d->shift = shift;
-  size_t img = (size_t)d->h * d->w, total = img * (size_t)d->n;
+  size_t plane = (size_t)d->h * d->w, img = plane * d->c, total = img * (size_t)d->n;
   d->x = malloc(total * sizeof *d->x);
   d->order = malloc((size_t)d->n * sizeof *d->order);
-  if (!d->x || !d->order) {
+  if (d->c > 1)
+    d->planes = malloc(total);
+  if (!d->x || !d->order || (d->c > 1 && !d->planes)) {
     cnn_dataset_free(d);
     cnn_seterr(err, errlen, "dataset: out of memory for %d images", idx->n);
     return -1;
+  }
+  // The file has channels last; the network and the augmentation take planes.
+  if (d->c > 1) {
+    for (size_t i = 0; i < (size_t)d->n; i++)
+      for (size_t p = 0; p < plane; p++)
+        for (size_t ch = 0; ch < (size_t)d->c; ch++)
+          d->planes[i * img + ch * plane + p] = idx->pixels[(i * plane + p) * d->c + ch];
+    d->pixels = d->planes;
   }
   // Same expression as the batches' so augmented and plain values agree.
   for (size_t i = 0; i < total; i++)
@@ -57,9 +73,10 @@ int cnn_dataset_init(cnn_dataset *d, const cnn_idx *idx, double mean, double std
   return 0;
 }
 
-// Frees the normalized copy and the order.
+// Frees the normalized copy, the planes and the order.
 void cnn_dataset_free(cnn_dataset *d) {
   free(d->x);
+  free(d->planes);
   free(d->order);
   memset(d, 0, sizeof *d);
 }
@@ -131,7 +148,7 @@ int cnn_dataset_batch(cnn_dataset *d, int b, int batch, float *x, uint8_t *y, cn
   if (start >= d->n)
     return 0;
   int k = d->n - start < batch ? (int)(d->n - start) : batch;
-  size_t img = (size_t)d->h * d->w;
+  size_t plane = (size_t)d->h * d->w, img = plane * d->c;
   int augment = rng && (d->rotate > 0 || d->shift > 0);
   int ishift = (int)floor(d->shift);
   if (y)
@@ -155,8 +172,9 @@ int cnn_dataset_batch(cnn_dataset *d, int b, int batch, float *x, uint8_t *y, cn
     CNN_OMP_FOR
     for (int i = 0; i < n; i++) {
       float *dst = x + (size_t)(i0 + i) * img;
-      cnn_augment_image(d->pixels + (size_t)d->order[start + i0 + i] * img, d->h, d->w, deg[i], sx[i],
-                        sy[i], dst);
+      const uint8_t *src = d->pixels + (size_t)d->order[start + i0 + i] * img;
+      for (int ch = 0; ch < d->c; ch++)
+        cnn_augment_image(src + ch * plane, d->h, d->w, deg[i], sx[i], sy[i], dst + ch * plane);
       for (size_t j = 0; j < img; j++)
         dst[j] = (dst[j] - d->mean) / d->std;
     }

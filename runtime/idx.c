@@ -117,29 +117,39 @@ static int close_checked(gzFile f, const char *path, int ok, char *err, size_t e
   return ok ? 0 : -1;
 }
 
-// Reads and validates an IDX image file (see idx.h).
-int cnn_idx_load_images(const char *path, int *n, int *rows, int *cols, uint8_t **pixels,
-                        char *err, size_t errlen) {
+// Reads and validates an IDX image file of 3 or 4 dimensions (see idx.h).
+int cnn_idx_load_images_c(const char *path, int *n, int *rows, int *cols, int *channels,
+                          uint8_t **pixels, char *err, size_t errlen) {
   *pixels = NULL;
-  *n = *rows = *cols = 0;
+  *n = *rows = *cols = *channels = 0;
   gzFile f = open_checked(path, err, errlen);
   if (!f)
     return -1;
-  unsigned char h[16];
-  if (read_exact(f, path, h, sizeof h, "header", err, errlen) != 0)
+  unsigned char h[20];
+  if (read_exact(f, path, h, 4, "header", err, errlen) != 0)
     return close_checked(f, path, 0, err, errlen);
-  uint32_t magic = be32(h), cnt = be32(h + 4), r = be32(h + 8), c = be32(h + 12);
-  if (magic != CNN_IDX_IMAGES_MAGIC) {
-    cnn_seterr(err, errlen, "%s: bad magic 0x%08x, expected 0x%08x (images)", path, magic,
-           CNN_IDX_IMAGES_MAGIC);
-    return close_checked(f, path, 0, err, errlen);
-  }
-  if (cnt == 0 || r == 0 || c == 0 || r > 4096 || c > 4096 || cnt > (uint32_t)INT_MAX ||
-      (uint64_t)cnt * r * c > ((uint64_t)1 << 34)) {
-    cnn_seterr(err, errlen, "%s: bad dimensions %u x %u x %u in header", path, cnt, r, c);
+  uint32_t magic = be32(h);
+  if (magic != CNN_IDX_IMAGES_MAGIC && magic != CNN_IDX_IMAGES4_MAGIC) {
+    cnn_seterr(err, errlen,
+               "%s: bad magic 0x%08x, expected 0x%08x (images N x H x W) or 0x%08x "
+               "(images N x H x W x C)",
+               path, magic, CNN_IDX_IMAGES_MAGIC, CNN_IDX_IMAGES4_MAGIC);
     return close_checked(f, path, 0, err, errlen);
   }
-  size_t len = (size_t)cnt * r * c;
+  int four = magic == CNN_IDX_IMAGES4_MAGIC;
+  if (read_exact(f, path, h + 4, four ? 16 : 12, "header", err, errlen) != 0)
+    return close_checked(f, path, 0, err, errlen);
+  uint32_t cnt = be32(h + 4), r = be32(h + 8), c = be32(h + 12), ch = four ? be32(h + 16) : 1;
+  if (cnt == 0 || r == 0 || c == 0 || ch == 0 || r > 4096 || c > 4096 || ch > 4096 ||
+      cnt > (uint32_t)INT_MAX || (uint64_t)cnt * r * c * ch > ((uint64_t)1 << 34)) {
+    if (four)
+      cnn_seterr(err, errlen, "%s: bad dimensions %u x %u x %u x %u in header", path, cnt, r, c,
+                 ch);
+    else
+      cnn_seterr(err, errlen, "%s: bad dimensions %u x %u x %u in header", path, cnt, r, c);
+    return close_checked(f, path, 0, err, errlen);
+  }
+  size_t len = (size_t)cnt * r * c * ch;
   uint8_t *px = malloc(len);
   if (!px) {
     cnn_seterr(err, errlen, "%s: out of memory for %zu bytes of pixels", path, len);
@@ -158,6 +168,24 @@ int cnn_idx_load_images(const char *path, int *n, int *rows, int *cols, uint8_t 
   *n = (int)cnt;
   *rows = (int)r;
   *cols = (int)c;
+  *channels = (int)ch;
+  return 0;
+}
+
+// One-channel loader: callers that index pixels as [n][h][w] must not get more.
+int cnn_idx_load_images(const char *path, int *n, int *rows, int *cols, uint8_t **pixels,
+                        char *err, size_t errlen) {
+  int ch;
+  if (cnn_idx_load_images_c(path, n, rows, cols, &ch, pixels, err, errlen) != 0)
+    return -1;
+  if (ch != 1) {
+    cnn_seterr(err, errlen, "%s: images are %dx%dx%d, this reader takes one channel", path,
+               *rows, *cols, ch);
+    free(*pixels);
+    *pixels = NULL;
+    *n = *rows = *cols = 0;
+    return -1;
+  }
   return 0;
 }
 
@@ -211,16 +239,22 @@ int cnn_idx_load_labels(const char *path, int classes, int *n, uint8_t **labels,
   return 0;
 }
 
-// Prefers the raw file, which needs no inflating, over the .gz.
+// Prefers the raw file, which needs no inflating, over the .gz, and the
+// usual 3-dimensional name over the 4-dimensional one.
 int cnn_idx_path(const char *dir, const char *split, const char *kind, char *out,
                  size_t outlen) {
-  const char *dims = strcmp(kind, "images") == 0 ? "idx3" : "idx1";
+  static const char *const image_dims[2] = {"idx3", "idx4"}, *const label_dims[1] = {"idx1"};
+  int images = strcmp(kind, "images") == 0;
+  const char *const *dims = images ? image_dims : label_dims;
   struct stat st;
-  snprintf(out, outlen, "%s/%s-%s-%s-ubyte", dir, split, kind, dims);
-  if (stat(out, &st) == 0)
-    return 0;
-  snprintf(out, outlen, "%s/%s-%s-%s-ubyte.gz", dir, split, kind, dims);
-  return stat(out, &st) == 0 ? 0 : -1;
+  for (int d = 0; d < (images ? 2 : 1); d++)
+    for (int gz = 0; gz <= 1; gz++) {
+      snprintf(out, outlen, "%s/%s-%s-%s-ubyte%s", dir, split, kind, dims[d], gz ? ".gz" : "");
+      if (stat(out, &st) == 0)
+        return 0;
+    }
+  snprintf(out, outlen, "%s/%s-%s-%s-ubyte.gz", dir, split, kind, dims[0]);
+  return -1;
 }
 
 // Loads one split and checks images and labels pair up.
@@ -237,8 +271,15 @@ int cnn_idx_load(const char *dir, const char *split, int classes, cnn_idx *out, 
     return -1;
   }
   int ni = 0, nl = 0;
-  if (cnn_idx_load_images(ip, &ni, &out->rows, &out->cols, &out->pixels, err, errlen) != 0)
+  if (cnn_idx_load_images_c(ip, &ni, &out->rows, &out->cols, &out->channels, &out->pixels, err,
+                            errlen) != 0)
     return -1;
+  out->path = strdup(ip);
+  if (!out->path) {
+    cnn_seterr(err, errlen, "%s: out of memory", ip);
+    cnn_idx_free(out);
+    return -1;
+  }
   if (cnn_idx_load_labels(lp, classes, &nl, &out->labels, err, errlen) != 0) {
     cnn_idx_free(out);
     return -1;
@@ -252,9 +293,42 @@ int cnn_idx_load(const char *dir, const char *split, int classes, cnn_idx *out, 
   return 0;
 }
 
+// Shape as the file gives it: HxW for one channel, HxWxC for more.
+static void shape_str(char *out, size_t outlen, int h, int w, int c) {
+  if (c == 1)
+    snprintf(out, outlen, "%dx%d", h, w);
+  else
+    snprintf(out, outlen, "%dx%dx%d", h, w, c);
+}
+
+// Size first (the usual mistake), then channels.
+int cnn_idx_check(const cnn_idx *d, const char *net, int c, int h, int w, char *err,
+                  size_t errlen) {
+  const char *path = d->path ? d->path : "images";
+  char have[64];
+  shape_str(have, sizeof have, d->rows, d->cols, d->channels);
+  if (d->rows != h || d->cols != w) {
+    cnn_seterr(err, errlen, "%s: images are %s, the network %s takes %dx%dx%d", path, have, net,
+               h, w, c);
+    return -1;
+  }
+  if (d->channels != c) {
+    cnn_seterr(err, errlen,
+               "%s: images have %d channel%s (%dx%dx%d), the network %s takes %dx%dx%d%s", path,
+               d->channels, d->channels == 1 ? "" : "s", d->rows, d->cols, d->channels, net, h,
+               w, c,
+               d->channels == 1 ? " (an IDX file of N x H x W x C, magic 0x00000804, holds "
+                                  "more channels)"
+                                : "");
+    return -1;
+  }
+  return 0;
+}
+
 // Frees a loaded split.
 void cnn_idx_free(cnn_idx *d) {
   free(d->pixels);
   free(d->labels);
+  free(d->path);
   memset(d, 0, sizeof *d);
 }

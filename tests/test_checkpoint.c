@@ -3,6 +3,7 @@
 // checkpoint that loads, old or new.
 #include <CUnit/CUnit.h>
 #include <dirent.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,9 @@ static cnn_ckpt sample(float *p, float *s, float *m, size_t np, size_t ns) {
   c.sgd_steps = 6565;
   c.rng.state = 0xfeedfacecafebeefULL;
   c.rng.inc = 0x1234567ULL | 1;
+  c.has_norm = 1;
+  c.mean = 0.1307;
+  c.std = 0.3081;
   for (size_t i = 0; i < np; i++) {
     p[i] = (float)i * 0.25f - 1.5f;
     if (m)
@@ -66,6 +70,13 @@ static void spit(const char *path, const unsigned char *buf, size_t n) {
   CU_ASSERT_FATAL(f != NULL);
   CU_ASSERT_FATAL(fwrite(buf, 1, n, f) == n);
   fclose(f);
+}
+
+// Rewrites the trailing CRC32 of a checkpoint image of n bytes.
+static void recrc(unsigned char *b, size_t n) {
+  uLong crc = crc32(0L, b, (uInt)(n - 4));
+  for (int k = 0; k < 4; k++)
+    b[n - 4 + k] = (unsigned char)(crc >> (8 * k));
 }
 
 // Expects load to fail with a message naming path and containing what.
@@ -98,6 +109,9 @@ static void test_round_trip(void) {
     CU_ASSERT_EQUAL(d.sgd_steps, 6565u);
     CU_ASSERT_EQUAL(d.rng.state, c.rng.state);
     CU_ASSERT_EQUAL(d.rng.inc, c.rng.inc);
+    CU_ASSERT_EQUAL(d.has_norm, 1);
+    CU_ASSERT_EQUAL(d.mean, 0.1307);
+    CU_ASSERT_EQUAL(d.std, 0.3081);
     CU_ASSERT(memcmp(d.params, p, sizeof p) == 0);
     CU_ASSERT(memcmp(d.state, s, sizeof s) == 0);
     if (with_m) {
@@ -106,8 +120,8 @@ static void test_round_trip(void) {
     } else {
       CU_ASSERT_PTR_NULL(d.momentum);
     }
-    CU_ASSERT(cnn_ckpt_check(&d, TDIR "/rt.ckpt", "mnist14k", c.shape_hash, 10, 3, err,
-                             sizeof err) == 0);
+    CU_ASSERT(cnn_ckpt_check(&d, TDIR "/rt.ckpt", "mnist14k", c.shape_hash, 10, 3, 0.1307,
+                             0.3081, err, sizeof err) == 0);
     cnn_ckpt_free(&d);
     CU_ASSERT_PTR_NULL(d.params);
     // the file is exactly header + arrays + CRC
@@ -129,16 +143,16 @@ static void test_other_network(void) {
   char err[512] = "";
   CU_ASSERT_FATAL(cnn_ckpt_save(TDIR "/net.ckpt", &c, err, sizeof err) == 0);
   CU_ASSERT_FATAL(cnn_ckpt_load(TDIR "/net.ckpt", &d, err, sizeof err) == 0);
-  CU_ASSERT(cnn_ckpt_check(&d, TDIR "/net.ckpt", "mnist8k", c.shape_hash, 10, 3, err,
-                           sizeof err) == -1);
+  CU_ASSERT(cnn_ckpt_check(&d, TDIR "/net.ckpt", "mnist8k", c.shape_hash, 10, 3, 0.1307, 0.3081,
+                           err, sizeof err) == -1);
   CU_ASSERT(strstr(err, TDIR "/net.ckpt") == err && strstr(err, "mnist8k") != NULL);
-  CU_ASSERT(cnn_ckpt_check(&d, TDIR "/net.ckpt", "mnist14k", c.shape_hash ^ 1, 10, 3, err,
-                           sizeof err) == -1);
+  CU_ASSERT(cnn_ckpt_check(&d, TDIR "/net.ckpt", "mnist14k", c.shape_hash ^ 1, 10, 3, 0.1307, 0.3081,
+                           err, sizeof err) == -1);
   CU_ASSERT(strstr(err, "shape hash") != NULL);
-  CU_ASSERT(cnn_ckpt_check(&d, TDIR "/net.ckpt", "mnist14k", c.shape_hash, 11, 3, err,
-                           sizeof err) == -1);
-  CU_ASSERT(cnn_ckpt_check(&d, TDIR "/net.ckpt", "mnist14k", c.shape_hash, 10, 4, err,
-                           sizeof err) == -1);
+  CU_ASSERT(cnn_ckpt_check(&d, TDIR "/net.ckpt", "mnist14k", c.shape_hash, 11, 3, 0.1307, 0.3081,
+                           err, sizeof err) == -1);
+  CU_ASSERT(cnn_ckpt_check(&d, TDIR "/net.ckpt", "mnist14k", c.shape_hash, 10, 4, 0.1307, 0.3081,
+                           err, sizeof err) == -1);
   cnn_ckpt_free(&d);
 }
 
@@ -171,15 +185,12 @@ static void test_damaged(void) {
   bad[0] = 'X';
   spit(TDIR "/magic.ckpt", bad, n);
   refuse(TDIR "/magic.ckpt", "bad magic");
-  // version 2 with a recomputed CRC: refused for the version, not the CRC
+  // version 3 with a recomputed CRC: refused for the version, not the CRC
   memcpy(bad, buf, n);
-  bad[8] = 2;
-
-  uLong crc = crc32(0L, bad, (uInt)(n - 4));
-  for (int k = 0; k < 4; k++)
-    bad[n - 4 + k] = (unsigned char)(crc >> (8 * k));
+  bad[8] = 3;
+  recrc(bad, n);
   spit(TDIR "/version.ckpt", bad, n);
-  refuse(TDIR "/version.ckpt", "unknown checkpoint format version 2");
+  refuse(TDIR "/version.ckpt", "unknown checkpoint format version 3 (this build reads 1 to 2)");
   memcpy(bad, buf, n);
   memset(bad + n, 0, 8);
   spit(TDIR "/long.ckpt", bad, n + 8);
@@ -303,11 +314,130 @@ static void test_sigkill_atomic(void) {
   free(m);
 }
 
+// The normalization recorded in the checkpoint must be the network's now;
+// a checkpoint saved without one (has_norm 0) passes any.
+static void test_normalization(void) {
+  float p[10], s[3], m[10];
+  cnn_ckpt c = sample(p, s, m, 10, 3), d;
+  char err[512] = "";
+  const char *path = TDIR "/norm.ckpt";
+  CU_ASSERT_FATAL(cnn_ckpt_save(path, &c, err, sizeof err) == 0);
+  CU_ASSERT_FATAL(cnn_ckpt_load(path, &d, err, sizeof err) == 0);
+  CU_ASSERT(cnn_ckpt_check(&d, path, "mnist14k", c.shape_hash, 10, 3, 0.5, 0.3081, err,
+                           sizeof err) == -1);
+  CU_ASSERT_STRING_EQUAL(err, TDIR "/norm.ckpt: checkpoint was trained with normalize(mean = "
+                              "0.1307, std = 0.3081), but 'mnist14k' now says normalize(mean = "
+                              "0.5, std = 0.3081)");
+  CU_ASSERT(cnn_ckpt_check(&d, path, "mnist14k", c.shape_hash, 10, 3, 0.1307, 0.25, err,
+                           sizeof err) == -1);
+  CU_ASSERT(strstr(err, "std = 0.3081), but") && strstr(err, "std = 0.25)"));
+  CU_ASSERT(cnn_ckpt_check(&d, path, "mnist14k", c.shape_hash, 10, 3, 0, 1, err, sizeof err) ==
+            -1);
+  cnn_ckpt_free(&d);
+  // unknown: saved without a normalization
+  c.has_norm = 0;
+  CU_ASSERT_FATAL(cnn_ckpt_save(path, &c, err, sizeof err) == 0);
+  CU_ASSERT_FATAL(cnn_ckpt_load(path, &d, err, sizeof err) == 0);
+  CU_ASSERT_EQUAL(d.has_norm, 0);
+  CU_ASSERT(cnn_ckpt_check(&d, path, "mnist14k", c.shape_hash, 10, 3, 0.5, 0.5, err,
+                           sizeof err) == 0);
+  cnn_ckpt_free(&d);
+  // a normalization that cannot be is not saved
+  c.has_norm = 1;
+  c.std = 0;
+  CU_ASSERT(cnn_ckpt_save(path, &c, err, sizeof err) == -1);
+  CU_ASSERT(strstr(err, path) == err && strstr(err, "std 0") != NULL);
+  // ... nor loaded (std 0 written into a good file, CRC redone)
+  c.std = 0.3081;
+  CU_ASSERT_FATAL(cnn_ckpt_save(path, &c, err, sizeof err) == 0);
+  static unsigned char buf[4096];
+  size_t n = slurp(path, buf, sizeof buf);
+  memset(buf + 152, 0, 8);
+  recrc(buf, n);
+  spit(TDIR "/norm0.ckpt", buf, n);
+  refuse(TDIR "/norm0.ckpt", "bad normalization in header: mean 0.1307, std 0");
+}
+
+// Format version 1 (no normalization in its 144-byte header) still loads,
+// with the normalization unknown; the committed mnist14k checkpoint is one.
+static void test_version1(void) {
+  float p[10], s[3], m[10];
+  cnn_ckpt c = sample(p, s, m, 10, 3), d;
+  char err[512] = "";
+  CU_ASSERT_FATAL(cnn_ckpt_save(TDIR "/v2.ckpt", &c, err, sizeof err) == 0);
+  static unsigned char v2[4096], v1[4096];
+  size_t n = slurp(TDIR "/v2.ckpt", v2, sizeof v2);
+  CU_ASSERT_FATAL(n == CNN_CKPT_HEADER_BYTES + 4 * 23 + 4);
+  CU_ASSERT_EQUAL(v2[8], 2);
+  CU_ASSERT_EQUAL(v2[12], 3); // momentum and normalization
+  // the same checkpoint as version 1 would have written it
+  memcpy(v1, v2, CNN_CKPT_V1_HEADER_BYTES);
+  memcpy(v1 + CNN_CKPT_V1_HEADER_BYTES, v2 + CNN_CKPT_HEADER_BYTES, n - CNN_CKPT_HEADER_BYTES);
+  size_t n1 = n - (CNN_CKPT_HEADER_BYTES - CNN_CKPT_V1_HEADER_BYTES);
+  v1[8] = 1;
+  v1[12] = 1;
+  recrc(v1, n1);
+  spit(TDIR "/v1.ckpt", v1, n1);
+  CU_ASSERT_FATAL(cnn_ckpt_load(TDIR "/v1.ckpt", &d, err, sizeof err) == 0);
+  CU_ASSERT_EQUAL(d.has_norm, 0);
+  CU_ASSERT_EQUAL(d.epoch, 7u);
+  CU_ASSERT_EQUAL(d.rng.inc, c.rng.inc);
+  CU_ASSERT(memcmp(d.params, p, sizeof p) == 0);
+  CU_ASSERT(memcmp(d.state, s, sizeof s) == 0);
+  CU_ASSERT(d.momentum && memcmp(d.momentum, m, sizeof m) == 0);
+  CU_ASSERT(cnn_ckpt_check(&d, TDIR "/v1.ckpt", "mnist14k", c.shape_hash, 10, 3, 0.5, 0.5, err,
+                           sizeof err) == 0);
+  cnn_ckpt_free(&d);
+  // version 1 has no normalization flag
+  v1[12] = 3;
+  recrc(v1, n1);
+  spit(TDIR "/v1flag.ckpt", v1, n1);
+  refuse(TDIR "/v1flag.ckpt", "unknown flags 0x3");
+  // a version 1 file cut to the v1 header, and a v2 file cut to it, are truncated
+  v1[12] = 1;
+  spit(TDIR "/v1cut.ckpt", v1, CNN_CKPT_V1_HEADER_BYTES + 8);
+  refuse(TDIR "/v1cut.ckpt", "truncated");
+  spit(TDIR "/v2cut.ckpt", v2, CNN_CKPT_HEADER_BYTES + 2);
+  refuse(TDIR "/v2cut.ckpt", "truncated");
+  // the committed checkpoint
+  CU_ASSERT_FATAL(cnn_ckpt_load("models/mnist14k.ckpt", &d, err, sizeof err) == 0);
+  CU_ASSERT_STRING_EQUAL(d.name, "mnist14k");
+  CU_ASSERT_EQUAL(d.has_norm, 0);
+  CU_ASSERT_EQUAL(d.n_params, 14112u);
+  CU_ASSERT_EQUAL(d.epoch, 20u);
+  cnn_ckpt_free(&d);
+}
+
+// NaN or infinity anywhere is refused, naming the file, the array and the index.
+static void test_nonfinite(void) {
+  float p[10], s[3], m[10];
+  struct {
+    float *at;
+    float v;
+    const char *what;
+  } cases[] = {
+      {&p[4], NAN, "parameter 4 of 10 is NaN"},
+      {&p[9], INFINITY, "parameter 9 of 10 is +Inf"},
+      {&s[2], -INFINITY, "state value (BatchNorm running statistic) 2 of 3 is -Inf"},
+      {&m[0], NAN, "momentum value 0 of 10 is NaN"},
+  };
+  char err[512] = "";
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    cnn_ckpt c = sample(p, s, m, 10, 3);
+    *cases[k].at = cases[k].v;
+    CU_ASSERT_FATAL(cnn_ckpt_save(TDIR "/nan.ckpt", &c, err, sizeof err) == 0);
+    refuse(TDIR "/nan.ckpt", cases[k].what);
+  }
+}
+
 // The suite.
 void register_tests(void) {
   CU_pSuite s = CU_add_suite("checkpoint", setup, NULL);
   CU_add_test(s, "round trip", test_round_trip);
   CU_add_test(s, "other network refused", test_other_network);
   CU_add_test(s, "damaged files refused", test_damaged);
+  CU_add_test(s, "normalization recorded and checked", test_normalization);
+  CU_add_test(s, "version 1 files still load", test_version1);
+  CU_add_test(s, "NaN and Inf refused, naming the file", test_nonfinite);
   CU_add_test(s, "SIGKILL while saving", test_sigkill_atomic);
 }

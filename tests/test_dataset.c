@@ -8,7 +8,8 @@
 
 // A synthetic split of n images of h x w; image i's pixels are i-derived.
 static cnn_idx synth(int n, int h, int w) {
-  cnn_idx d = {n, h, w, malloc((size_t)n * h * w), malloc((size_t)n)};
+  cnn_idx d = {.n = n, .rows = h, .cols = w, .channels = 1, .pixels = malloc((size_t)n * h * w),
+               .labels = malloc((size_t)n)};
   for (size_t i = 0; i < (size_t)n * h * w; i++)
     d.pixels[i] = (uint8_t)((i * 31 + i / 7) & 255);
   for (int i = 0; i < n; i++)
@@ -174,6 +175,85 @@ static void test_augment_batches(void) {
   cnn_idx_free(&idx);
 }
 
+// Three-channel images, channels last in the idx, land in x as [n][c][h][w],
+// each value normalized with the one mean/std.
+static void test_channels_chw(void) {
+  enum { N = 5, C = 3, H = 4, W = 6 };
+  cnn_idx idx = synth(N, H, W * C); // the same bytes, read as H x W x C
+  idx.cols = W;
+  idx.channels = C;
+  cnn_dataset d;
+  char err[256] = "";
+  CU_ASSERT_FATAL(cnn_dataset_init(&d, &idx, 0.25, 0.5, 0, 0, err, sizeof err) == 0);
+  CU_ASSERT_EQUAL(d.c, C);
+  static float x[N * C * H * W];
+  uint8_t y[N];
+  CU_ASSERT_EQUAL(cnn_dataset_batch(&d, 0, N, x, y, NULL), N);
+  int ok = 1;
+  for (int i = 0; i < N; i++)
+    for (int c = 0; c < C; c++)
+      for (int r = 0; r < H; r++)
+        for (int q = 0; q < W; q++) {
+          uint8_t p = idx.pixels[((i * H + r) * W + q) * C + c];
+          ok &= x[((i * C + c) * H + r) * W + q] == ((float)p / 255.0f - 0.25f) / 0.5f;
+        }
+  CU_ASSERT(ok);
+  // the short last batch of a shuffled order: image order[4] lands at slot 0
+  cnn_rng rng;
+  cnn_rng_seed(&rng, 5, 0);
+  cnn_dataset_shuffle(&d, &rng);
+  CU_ASSERT_EQUAL(cnn_dataset_batch(&d, 1, 4, x, y, NULL), 1);
+  uint32_t src = d.order[4];
+  CU_ASSERT_EQUAL(y[0], src % 10);
+  CU_ASSERT(x[(2 * H + 1) * W + 3] ==
+            ((float)idx.pixels[((src * H + 1) * W + 3) * C + 2] / 255.0f - 0.25f) / 0.5f);
+  cnn_dataset_free(&d);
+  CU_ASSERT_PTR_NULL(d.planes);
+  // no channels is refused
+  idx.channels = 0;
+  CU_ASSERT(cnn_dataset_init(&d, &idx, 0.25, 0.5, 0, 0, err, sizeof err) == -1);
+  CU_ASSERT(strstr(err, "shape") != NULL);
+  cnn_idx_free(&idx);
+}
+
+// Augmentation of a three-channel image moves every channel the same way:
+// each plane equals what a one-channel dataset of that plane gives for the
+// same seed, and the planes still differ from one another.
+static void test_channels_augment(void) {
+  enum { N = 8, C = 3, H = 12, W = 10 };
+  cnn_idx rgb = synth(N, H, W * C);
+  rgb.cols = W;
+  rgb.channels = C;
+  cnn_dataset d;
+  CU_ASSERT_FATAL(cnn_dataset_init(&d, &rgb, 0.1307, 0.3081, 20, 2, NULL, 0) == 0);
+  static float x[N * C * H * W], one[N * H * W], plain[N * C * H * W];
+  uint8_t y[N];
+  cnn_rng r;
+  cnn_rng_seed(&r, 9, 2);
+  CU_ASSERT_EQUAL(cnn_dataset_batch(&d, 0, N, x, y, &r), N);
+  CU_ASSERT_EQUAL(cnn_dataset_batch(&d, 0, N, plain, y, NULL), N);
+  CU_ASSERT(memcmp(x, plain, sizeof x) != 0);
+  for (int c = 0; c < C; c++) {
+    cnn_idx g = synth(N, H, W);
+    for (int i = 0; i < N; i++)
+      for (int p = 0; p < H * W; p++)
+        g.pixels[i * H * W + p] = rgb.pixels[(i * H * W + p) * C + c];
+    cnn_dataset gd;
+    CU_ASSERT_FATAL(cnn_dataset_init(&gd, &g, 0.1307, 0.3081, 20, 2, NULL, 0) == 0);
+    cnn_rng_seed(&r, 9, 2);
+    CU_ASSERT_EQUAL(cnn_dataset_batch(&gd, 0, N, one, y, &r), N);
+    int same = 1;
+    for (int i = 0; i < N; i++)
+      same &= memcmp(one + i * H * W, x + (i * C + c) * H * W, H * W * sizeof(float)) == 0;
+    CU_ASSERT(same);
+    cnn_dataset_free(&gd);
+    cnn_idx_free(&g);
+  }
+  CU_ASSERT(memcmp(x, x + H * W, H * W * sizeof(float)) != 0);
+  cnn_dataset_free(&d);
+  cnn_idx_free(&rgb);
+}
+
 // The suite.
 void register_tests(void) {
   CU_pSuite s = CU_add_suite("dataset", NULL, NULL);
@@ -182,4 +262,6 @@ void register_tests(void) {
   CU_add_test(s, "normalize", test_normalize);
   CU_add_test(s, "augment geometry", test_augment_geometry);
   CU_add_test(s, "augmented batches", test_augment_batches);
+  CU_add_test(s, "channels: HWC file, CHW batches", test_channels_chw);
+  CU_add_test(s, "channels: augmented alike", test_channels_augment);
 }

@@ -175,7 +175,7 @@ static void test_corpus(void) {
     len = make_images(buf, 2049, 2, 28, 28, 2 * 784);
     snprintf(path, sizeof path, DIR "/bad-magic%s", ext);
     write_file(path, buf, len, gz);
-    refuse(path, 1, "bad magic 0x00000801, expected 0x00000803 (images)");
+    refuse(path, 1, "bad magic 0x00000801, expected 0x00000803 (images N x H x W) or 0x00000804");
     len = make_labels(buf, 2051, 5, 5, -1);
     snprintf(path, sizeof path, DIR "/bad-magic-labels%s", ext);
     write_file(path, buf, len, gz);
@@ -274,6 +274,127 @@ static void test_corrupt_gzip(void) {
   }
 }
 
+// A 4-dimensional image file of n images of r x c x ch, channels last; pixel
+// (i, y, x, k) is i*64 + y*16 + x*4 + k (all below 256 for the sizes used).
+static size_t make_images4(unsigned char *buf, uint32_t n, uint32_t r, uint32_t c, uint32_t ch) {
+  be32(buf, 0x00000804);
+  be32(buf + 4, n);
+  be32(buf + 8, r);
+  be32(buf + 12, c);
+  be32(buf + 16, ch);
+  size_t at = 20;
+  for (uint32_t i = 0; i < n; i++)
+    for (uint32_t y = 0; y < r; y++)
+      for (uint32_t x = 0; x < c; x++)
+        for (uint32_t k = 0; k < ch; k++)
+          buf[at++] = (unsigned char)(i * 64 + y * 16 + x * 4 + k);
+  return at;
+}
+
+// N x H x W x C files (magic 0x804) load, gz or raw, with their channels, by
+// name (train-images-idx4-ubyte) in a directory; the one-channel loader and
+// broken 4-dimensional headers are refused.
+static void test_four_dims(void) {
+  static unsigned char img[20 + 3 * 2 * 3 * 3], lab[8 + 3];
+  size_t il = make_images4(img, 3, 2, 3, 3), ll = make_labels(lab, 2049, 3, 3, -1);
+  mkdir(DIR "/rgb", 0755);
+  write_file(DIR "/rgb/train-images-idx4-ubyte.gz", img, il, 1);
+  write_file(DIR "/rgb/train-labels-idx1-ubyte.gz", lab, ll, 1);
+  write_file(DIR "/rgb/t10k-images-idx4-ubyte", img, il, 0);
+  write_file(DIR "/rgb/t10k-labels-idx1-ubyte", lab, ll, 0);
+  CU_ASSERT(cnn_datadir_ok(DIR "/rgb"));
+  const char *split[2] = {"train", "t10k"};
+  for (int s = 0; s < 2; s++) {
+    char err[1024] = "";
+    cnn_idx d;
+    CU_ASSERT_FATAL(cnn_idx_load(DIR "/rgb", split[s], 10, &d, err, sizeof err) == 0);
+    CU_ASSERT_EQUAL(d.n, 3);
+    CU_ASSERT_EQUAL(d.rows, 2);
+    CU_ASSERT_EQUAL(d.cols, 3);
+    CU_ASSERT_EQUAL(d.channels, 3);
+    CU_ASSERT_FATAL(d.path != NULL);
+    CU_ASSERT(strstr(d.path, s ? "t10k-images-idx4-ubyte" : "train-images-idx4-ubyte.gz") != NULL);
+    int ok = 1;
+    for (int i = 0; i < 3; i++)
+      for (int y = 0; y < 2; y++)
+        for (int x = 0; x < 3; x++)
+          for (int k = 0; k < 3; k++)
+            ok &= d.pixels[((i * 2 + y) * 3 + x) * 3 + k] == i * 64 + y * 16 + x * 4 + k;
+    CU_ASSERT(ok);
+    CU_ASSERT(cnn_idx_check(&d, "rgbnet", 3, 2, 3, err, sizeof err) == 0);
+    cnn_idx_free(&d);
+    CU_ASSERT_PTR_NULL(d.path);
+  }
+  // a 4-dimensional file of one channel is the same as a 3-dimensional one
+  il = make_images4(img, 3, 2, 3, 1);
+  write_file(DIR "/one4.gz", img, il, 1);
+  int n, r, c;
+  uint8_t *p;
+  char err[1024] = "";
+  CU_ASSERT_FATAL(cnn_idx_load_images(DIR "/one4.gz", &n, &r, &c, &p, err, sizeof err) == 0);
+  CU_ASSERT(n == 3 && r == 2 && c == 3 && p[7] == 64 + 4);
+  free(p);
+  // the one-channel loader refuses three channels
+  refuse(DIR "/rgb/t10k-images-idx4-ubyte", 1, "images are 2x3x3, this reader takes one channel");
+  // broken 4-dimensional headers and data
+  char path[512];
+  for (int gz = 0; gz <= 1; gz++) {
+    const char *ext = gz ? ".gz" : "";
+    il = make_images4(img, 3, 2, 3, 0);
+    snprintf(path, sizeof path, DIR "/zero-ch%s", ext);
+    write_file(path, img, il, gz);
+    refuse(path, 1, "bad dimensions 3 x 2 x 3 x 0");
+    il = make_images4(img, 3, 2, 3, 3);
+    snprintf(path, sizeof path, DIR "/short4-header%s", ext);
+    write_file(path, img, 18, gz);
+    refuse(path, 1, "header");
+    snprintf(path, sizeof path, DIR "/short4-pixels%s", ext);
+    write_file(path, img, il - 1, gz);
+    refuse(path, 1, "pixels");
+    // a 3-dimensional header over 4-dimensional data: the extra bytes are caught
+    memcpy(path, DIR "/mislabelled", sizeof DIR "/mislabelled");
+    strcat(path, ext);
+    img[3] = 0x03;
+    write_file(path, img, il, gz);
+    refuse(path, 1, "trailing");
+  }
+}
+
+// A split is checked against the network's input: size first, then channels,
+// naming the file and both shapes.
+static void test_check_against_net(void) {
+  unsigned char img[16 + 2 * 32 * 32], lab[8 + 2];
+  size_t il = make_images(img, 2051, 2, 32, 32, 2 * 32 * 32), ll = make_labels(lab, 2049, 2, 2, -1);
+  mkdir(DIR "/big", 0755);
+  write_file(DIR "/big/train-images-idx3-ubyte.gz", img, il, 1);
+  write_file(DIR "/big/train-labels-idx1-ubyte.gz", lab, ll, 1);
+  char err[1024] = "";
+  cnn_idx d;
+  CU_ASSERT_FATAL(cnn_idx_load(DIR "/big", "train", 10, &d, err, sizeof err) == 0);
+  CU_ASSERT(cnn_idx_check(&d, "mnist14k", 1, 28, 28, err, sizeof err) == -1);
+  CU_ASSERT_STRING_EQUAL(err, DIR "/big/train-images-idx3-ubyte.gz: images are 32x32, the "
+                              "network mnist14k takes 28x28x1");
+  CU_ASSERT(cnn_idx_check(&d, "mnist14k", 1, 32, 20, err, sizeof err) == -1);
+  CU_ASSERT(strstr(err, "takes 32x20x1") != NULL);
+  CU_ASSERT(cnn_idx_check(&d, "rgb32", 3, 32, 32, err, sizeof err) == -1);
+  CU_ASSERT(strstr(err, DIR "/big/train-images-idx3-ubyte.gz: images have 1 channel (32x32x1), "
+                        "the network rgb32 takes 32x32x3") == err);
+  CU_ASSERT(cnn_idx_check(&d, "big", 1, 32, 32, err, sizeof err) == 0);
+  cnn_idx_free(&d);
+  // three channels where the network takes one
+  static unsigned char img4[20 + 3 * 2 * 3 * 3];
+  il = make_images4(img4, 3, 2, 3, 3);
+  write_file(DIR "/rgb3.gz", img4, il, 1);
+  d = (cnn_idx){0};
+  CU_ASSERT_FATAL(cnn_idx_load_images_c(DIR "/rgb3.gz", &d.n, &d.rows, &d.cols, &d.channels,
+                                        &d.pixels, err, sizeof err) == 0);
+  d.path = strdup(DIR "/rgb3.gz");
+  CU_ASSERT(cnn_idx_check(&d, "gray", 1, 2, 3, err, sizeof err) == -1);
+  CU_ASSERT(strstr(err, DIR "/rgb3.gz: images have 3 channels (2x3x3), the network gray takes "
+                        "2x3x1") == err);
+  cnn_idx_free(&d);
+}
+
 // Image and label counts that disagree, and a missing half, in a directory.
 static void test_split_mismatch(void) {
   unsigned char img[16 + 3 * 4], lab[8 + 2];
@@ -315,5 +436,7 @@ void register_tests(void) {
   CU_add_test(s, "broken-file corpus", test_corpus);
   CU_add_test(s, "corrupt gzip", test_corrupt_gzip);
   CU_add_test(s, "image/label mismatch", test_split_mismatch);
+  CU_add_test(s, "N x H x W x C images", test_four_dims);
+  CU_add_test(s, "checked against the network", test_check_against_net);
   CU_add_test(s, "datadir errors", test_datadir_errors);
 }

@@ -271,7 +271,7 @@ static int load_trained(const char *ck, cnn_ckpt *c) {
   int rc = cnn_ckpt_load(ck, c, err, sizeof err);
   if (rc == 0)
     rc = cnn_ckpt_check(c, ck, net.name, net.shape_hash, (size_t)net.n_params,
-                        (size_t)net.n_state, err, sizeof err);
+                        (size_t)net.n_state, net.train.mean, net.train.std, err, sizeof err);
   if (rc != 0)
     fprintf(stderr, "%s\n", err);
   return rc;

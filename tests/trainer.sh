@@ -2,9 +2,15 @@
 # trainer.sh: integration tests of the generated trainer (examples/train.c
 # built against generated/mnist14k): determinism, a short real-MNIST run that
 # must learn, checkpoint save/eval/exact resume, bad input, and SIGKILL during
-# saves. Prints "RESULT <run> <failed>" for tests/run.sh.
+# saves, data and checkpoints that do not fit the network. Prints
+# "RESULT <run> <failed>" for tests/run.sh.
 #
 #   bash tests/trainer.sh [TRAINER [MNIST_DIR]]
+#
+# Optional: SAN_TRAINER (the trainer built with ASan/UBSan) runs the --eval
+# path under LeakSanitizer and the misfit-data cases; CNNC (build/cnnc) checks
+# that `cnnc summary/build --infer --weights` refuse what the trainer refuses;
+# RGB_TRAINER (tests/nets/rgb8ch.cnn's) trains on 3-channel files.
 #
 # Most cases use a small copy of MNIST (3200 train, 1000 test images) so they
 # stay quick; the smoke test uses the whole test set.
@@ -191,6 +197,171 @@ expect_fail "--limit-batches -1" "--limit-batches" --data "$T/mini" --limit-batc
 expect_fail "--threads 0" "--threads" --data "$T/mini" --threads 0
 expect_fail "--save into a missing directory" "$T/no/dir/x.ckpt" --data "$T/mini" --threads 2 \
   --epochs 1 --limit-batches 1 --save "$T/no/dir/x.ckpt"
+
+expect_fail "--epochs past its limit states the limit" "--epochs takes a whole number from 1 to 1000000," \
+  --data "$T/mini" --epochs 1000000000
+expect_fail "--threads past its limit states the limit" "--threads takes a whole number from 1 to 1024," \
+  --data "$T/mini" --threads 5000
+expect_fail "--eval with --resume is a usage error" "--eval and --resume do not go together" \
+  --data "$T/mini" --eval "$T/a.ckpt" --resume "$T/a.ckpt"
+expect_fail "--eval with --save is a usage error" "--eval and --save do not go together" \
+  --data "$T/mini" --eval "$T/a.ckpt" --save "$T/e2.ckpt"
+check "--eval with --resume: exit 2, no evaluation" \
+  eval '"$TRAINER" --data "$T/mini" --resume "$T/a.ckpt" --eval "$T/a.ckpt" >"$T/er.log" 2>&1; [ $? -eq 2 ] && ! grep -q "^Epoch" "$T/er.log"'
+# Outputs are checked before training: no epoch runs, no temporary file stays.
+expect_fail "--log-csv into a missing directory" "$T/no/dir/x.csv" --data "$T/mini" --threads 2 \
+  --epochs 1 --limit-batches 1 --log-csv "$T/no/dir/x.csv"
+check "  ... fails before the first epoch" eval '! grep -q "^Epoch" "$T/bad.log"'
+mkdir -p "$T/csvdir"
+expect_fail "--log-csv naming a directory" "$T/csvdir: is a directory" --data "$T/mini" --threads 2 \
+  --epochs 1 --limit-batches 1 --log-csv "$T/csvdir"
+check "  ... leaves no $T/csvdir.tmp behind" test ! -e "$T/csvdir.tmp"
+check "  ... fails before the first epoch" eval '! grep -q "^Epoch" "$T/bad.log"'
+mkdir -p "$T/ckdir"
+expect_fail "--save naming a directory" "$T/ckdir: is a directory" --data "$T/mini" --threads 2 \
+  --epochs 1 --limit-batches 1 --save "$T/ckdir"
+check "--save into a missing directory fails before the first epoch" \
+  eval '"$TRAINER" --data "$T/mini" --threads 2 --epochs 1 --limit-batches 1 --save "$T/no/x.ckpt" >"$T/sv.log" 2>&1; [ $? -eq 1 ] && ! grep -q "^Epoch" "$T/sv.log"'
+# A CSV write that fails mid-run (its name turned into a directory after
+# epoch 1's write) stops the run naming the file and removes its .tmp.
+"$TRAINER" --data "$T/mini" --threads 2 --epochs 6 --limit-batches 2 --log-csv "$T/race.csv" >"$T/race.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 1500); do [ -f "$T/race.csv" ] && break; sleep 0.02; done
+rm -f "$T/race.csv" && mkdir "$T/race.csv"
+wait $pid
+rc=$?
+check "a failed CSV write mid-run: exit 1, names the file, no .tmp left" \
+  eval '[ $rc -eq 1 ] && grep -q "$T/race.csv: rename of $T/race.csv.tmp failed" "$T/race.log" && [ ! -e "$T/race.csv.tmp" ]'
+tr_mini --epochs 1 --limit-batches 2 --log-csv "$T/log.csv"
+check "--log-csv writes the header and one row per epoch, and no .tmp" \
+  eval '[ "$(head -c 6 "$T/log.csv")" = "epoch," ] && [ "$(wc -l <"$T/log.csv")" -eq 2 ] && [ ! -e "$T/log.csv.tmp" ]'
+
+# ------------------------------------------- (f) data that does not fit the network
+echo "# data and checkpoints that do not fit the network ($((SECONDS - START)) s so far)"
+# idx DIR SPLIT N H W [C]: N images of H x W (x C: a 4-dimensional file) from
+# MNIST's pixel bytes, and the first N labels, as raw IDX files in DIR.
+idx() {
+  local d=$1 s=$2 n=$3 h=$4 w=$5 c=${6:-}
+  mkdir -p "$d"
+  local name=idx3 magic=2051 dims="$(be32 "$n")$(be32 "$h")$(be32 "$w")" px=$((n * h * w))
+  if [ -n "$c" ]; then name=idx4 magic=2052 dims="$dims$(be32 "$c")" px=$((px * c)); fi
+  { printf "$(be32 $magic)$dims"; tail -c +17 "$T/mini/train-images-idx3-ubyte" | head -c $px; } \
+    >"$d/$s-images-$name-ubyte"
+  { printf "$(be32 2049)$(be32 "$n")"; tail -c +9 "$T/mini/$s-labels-idx1-ubyte" | head -c "$n"; } \
+    >"$d/$s-labels-idx1-ubyte"
+}
+idx "$T/big" train 100 32 32 && idx "$T/big" t10k 50 28 28
+idx "$T/small" train 100 20 20 && idx "$T/small" t10k 50 28 28
+idx "$T/bigtest" train 100 28 28 && idx "$T/bigtest" t10k 50 32 32
+idx "$T/rgb" train 100 28 28 3 && idx "$T/rgb" t10k 50 28 28 3
+idx "$T/fine" train 100 28 28 && idx "$T/fine" t10k 50 28 28 1
+idx "$T/labels" train 100 28 28 && idx "$T/labels" t10k 50 28 28
+poke "$T/labels/train-labels-idx1-ubyte" 13 '\x0a'
+MAIN_TRAINER=$TRAINER
+for tr in "$MAIN_TRAINER" ${SAN_TRAINER:+"$SAN_TRAINER"}; do
+  TRAINER=$tr
+  tag=$([ "$tr" = "${SAN_TRAINER:-}" ] && echo " (ASan)" || echo "")
+  expect_fail "32x32 training images, 28x28 test images$tag" \
+    "$T/big/train-images-idx3-ubyte: images are 32x32, the network mnist14k takes 28x28x1" \
+    --data "$T/big" --epochs 1 --limit-batches 2
+  expect_fail "20x20 training images$tag" \
+    "$T/small/train-images-idx3-ubyte: images are 20x20, the network mnist14k takes 28x28x1" \
+    --data "$T/small" --epochs 1 --limit-batches 2
+  expect_fail "32x32 test images$tag" \
+    "$T/bigtest/t10k-images-idx3-ubyte: images are 32x32, the network mnist14k takes 28x28x1" \
+    --data "$T/bigtest" --epochs 1 --limit-batches 2
+  expect_fail "--eval on 32x32 test images$tag" "$T/bigtest/t10k-images-idx3-ubyte: images are 32x32" \
+    --data "$T/bigtest" --eval "$T/a.ckpt"
+  expect_fail "3-channel images for a 1-channel network$tag" \
+    "$T/rgb/train-images-idx4-ubyte: images have 3 channels (28x28x3), the network mnist14k takes 28x28x1" \
+    --data "$T/rgb" --epochs 1 --limit-batches 2
+  expect_fail "a training label of 10 for 10 classes$tag" \
+    "$T/labels/train-labels-idx1-ubyte: label 10 of item 5 is out of range (expected < 10)" \
+    --data "$T/labels" --epochs 1 --limit-batches 2
+  "$tr" --data "$T/fine" --threads 2 --epochs 1 --limit-batches 1 >"$T/fine.log" 2>&1
+  rc=$?
+  check "fitting data (a 4-dimensional test file of one channel) trains$tag" \
+    eval '[ $rc -eq 0 ] && grep -q "^Epoch 1--Test set" "$T/fine.log"'
+done
+TRAINER=$MAIN_TRAINER
+# A 3-channel network on N x H x W x C files: trains, saves, evaluates; a
+# 1-channel file is refused naming it.
+if [ -n "${RGB_TRAINER:-}" ] && [ -x "$RGB_TRAINER" ]; then
+  "$RGB_TRAINER" --data "$T/rgb" --threads 2 --epochs 1 --limit-batches 3 --save "$T/rgb.ckpt" >"$T/rgb.log" 2>&1
+  rc=$?
+  check "3-channel network trains on 28x28x3 IDX files and saves" \
+    eval '[ $rc -eq 0 ] && testline "$T/rgb.log" | grep -q "Validation Accuracy: [0-9]*/50 " && [ -s "$T/rgb.ckpt" ]'
+  "$RGB_TRAINER" --data "$T/rgb" --threads 1 --epochs 1 --limit-batches 3 >"$T/rgb1.log" 2>&1
+  check "  ... the same run on 1 thread gives the same lines" test "$(lines "$T/rgb.log")" = "$(lines "$T/rgb1.log")"
+  "$RGB_TRAINER" --data "$T/rgb" --threads 2 --eval "$T/rgb.ckpt" >"$T/rgbe.log" 2>&1
+  check "  ... --eval reproduces its test line" test "$(testline "$T/rgbe.log")" = "$(testline "$T/rgb.log")"
+  TRAINER=$RGB_TRAINER
+  expect_fail "1-channel images for a 3-channel network" \
+    "$T/fine/train-images-idx3-ubyte: images have 1 channel (28x28x1), the network rgb8ch takes 28x28x3" \
+    --data "$T/fine" --epochs 1 --limit-batches 1
+  TRAINER=$MAIN_TRAINER
+fi
+if [ -n "${SAN_TRAINER:-}" ]; then
+  "$SAN_TRAINER" --data "$T/mini" --threads 2 --eval "$T/a.ckpt" >"$T/san-eval.log" 2>&1
+  rc=$?
+  if [ $rc -eq 0 ] && [ "$(testline "$T/san-eval.log")" = "$(testline "$T/a.log")" ] &&
+     ! grep -qi sanitizer "$T/san-eval.log"; then
+    ok "--eval under ASan/LeakSanitizer: same test line, nothing leaked"
+  else
+    bad "--eval under ASan/LeakSanitizer: same test line, nothing leaked" "rc=$rc" "$(grep -A3 -i sanitizer "$T/san-eval.log" | head -6)"
+  fi
+fi
+
+# A checkpoint records the normalization it was trained with (format v2).
+# f64 LE as printf escapes: 0.5 and NaN as f32.
+HALF='\x00\x00\x00\x00\x00\x00\xe0\x3f' NAN32='\x00\x00\xc0\x7f'
+check "a saved checkpoint is format version 2" test "$(od -An -tu4 -j8 -N4 "$T/a.ckpt" | tr -d ' ')" = 2
+cp "$T/a.ckpt" "$T/norm.ckpt"
+poke "$T/norm.ckpt" 144 "$HALF"
+recrc "$T/norm.ckpt"
+expect_fail "--resume of a checkpoint trained with another normalize" \
+  "$T/norm.ckpt: checkpoint was trained with normalize(mean = 0.5, std = 0.3081), but 'mnist14k' now says normalize(mean = 0.1307, std = 0.3081)" \
+  --data "$T/mini" --epochs 2 --resume "$T/norm.ckpt"
+expect_fail "--eval of a checkpoint trained with another normalize" "$T/norm.ckpt: checkpoint was trained with normalize" \
+  --data "$T/mini" --eval "$T/norm.ckpt"
+cp "$T/a.ckpt" "$T/nan.ckpt"
+poke "$T/nan.ckpt" $((160 + 4 * 17)) "$NAN32"
+recrc "$T/nan.ckpt"
+expect_fail "--eval of a checkpoint holding a NaN names the file" "$T/nan.ckpt: parameter 17 of 14112 is NaN" \
+  --data "$T/mini" --eval "$T/nan.ckpt"
+expect_fail "--resume of a checkpoint holding a NaN names the file" "$T/nan.ckpt: parameter 17" \
+  --data "$T/mini" --epochs 2 --resume "$T/nan.ckpt"
+# The committed checkpoint is format v1 (normalization unknown) and still loads.
+if [ -f models/mnist14k.ckpt ]; then
+  "$TRAINER" --data "$T/mini" --threads 2 --eval models/mnist14k.ckpt >"$T/v1.log" 2>&1
+  rc=$?
+  check "--eval of the committed v1 checkpoint (models/mnist14k.ckpt)" \
+    eval '[ $rc -eq 0 ] && testline "$T/v1.log" | grep -q "^Epoch 20--Test set"'
+fi
+if [ -n "${CNNC:-}" ] && [ -x "$CNNC" ] && [ -f models/mnist14k.cnn ]; then
+  sed -E 's/normalize\(mean = 0.1307, std = 0.3081\)/normalize(mean = 0.5, std = 0.5)/' models/mnist14k.cnn >"$T/renorm.cnn"
+  check "  (renorm.cnn has another normalize)" grep -q 'mean = 0.5, std = 0.5' "$T/renorm.cnn"
+  # cnnc_expect_fail DESC WORD ARGS...: like expect_fail, for cnnc.
+  cnnc_expect_fail() {
+    local d=$1 word=$2
+    shift 2
+    "$CNNC" "$@" >"$T/cnnc.log" 2>&1
+    local rc=$?
+    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -qF -- "$word" "$T/cnnc.log"; then ok "$d (exit $rc)"
+    else bad "$d" "exit $rc, want non-zero < 128 and '$word' in:" "$(head -3 "$T/cnnc.log")"; fi
+  }
+  cnnc_expect_fail "cnnc build --infer: checkpoint trained with another normalize" \
+    "$T/a.ckpt: checkpoint was trained with normalize(mean = 0.1307, std = 0.3081), but 'mnist14k' now says normalize(mean = 0.5, std = 0.5)" \
+    build "$T/renorm.cnn" -o "$T/inf" --infer --weights "$T/a.ckpt"
+  cnnc_expect_fail "cnnc summary --weights: checkpoint trained with another normalize" \
+    "$T/a.ckpt: checkpoint was trained with normalize" summary "$T/renorm.cnn" --weights "$T/a.ckpt"
+  cnnc_expect_fail "cnnc build --infer: a checkpoint holding a NaN names the file" \
+    "$T/nan.ckpt: parameter 17 of 14112 is NaN" build models/mnist14k.cnn -o "$T/inf" --infer --weights "$T/nan.ckpt"
+  check "cnnc build --infer takes the trainer's checkpoint of the same normalize" \
+    "$CNNC" build models/mnist14k.cnn -o "$T/inf" --infer --weights "$T/a.ckpt"
+  check "cnnc summary --weights takes the committed v1 checkpoint under any normalize" \
+    eval '"$CNNC" summary "$T/renorm.cnn" --weights models/mnist14k.ckpt >/dev/null 2>&1'
+fi
 
 # ------------------------------------------------------ (e) SIGKILL while saving
 echo "# SIGKILL during checkpoint saves ($((SECONDS - START)) s so far)"

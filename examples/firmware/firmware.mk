@@ -2,7 +2,8 @@
 #   make firmware-test   build examples/firmware for QEMU mps2-an386 and for
 #                        the host, run both on the first FW_N MNIST test digits,
 #                        require identical predictions, print sizes and the
-#                        instructions per inference.
+#                        instructions per inference. Installs the Cortex-M
+#                        toolchain and QEMU first when they are missing.
 FW_DIR    := $(BUILD)/firmware
 FW_N      ?= 100
 ARM_CC    := arm-none-eabi-gcc
@@ -13,6 +14,11 @@ FW_INFER  := $(GEN_DIR)/$(MODEL)_infer.c $(GEN_DIR)/$(MODEL)_infer_int8.c
 FW_QEMU   := qemu-system-arm -M mps2-an386 -nographic -semihosting-config enable=on,target=native \
              -icount shift=0
 
+# Everything that runs arm-none-eabi-* or QEMU waits for them (order-only).
+.PHONY: deps-firmware
+deps-firmware:
+	@bash .ci/deps firmware
+
 $(FW_DIR)/mkdigits: examples/firmware/mkdigits.c $(BUILD)/libcnnrt.a runtime/idx.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Iruntime $< $(BUILD)/libcnnrt.a -lz -o $@
@@ -21,12 +27,12 @@ $(FW_DIR)/mkdigits: examples/firmware/mkdigits.c $(BUILD)/libcnnrt.a runtime/idx
 $(FW_DIR)/digits.h: $(FW_DIR)/mkdigits
 	$< $(MNIST_DIR) $(FW_N) > $@
 
-$(FW_DIR)/%.arm.o: $(GEN_DIR)/%.c $(GEN_DIR)/%.h
+$(FW_DIR)/%.arm.o: $(GEN_DIR)/%.c $(GEN_DIR)/%.h | deps-firmware
 	@mkdir -p $(@D)
 	$(ARM_CC) $(ARM_FLAGS) $(FW_CFLAGS) -c $< -o $@
 
 $(FW_DIR)/firmware.elf: examples/firmware/startup.c examples/firmware/main.c examples/firmware/mps2_an386.ld \
-                        $(FW_DIR)/$(MODEL)_infer.arm.o $(FW_DIR)/$(MODEL)_infer_int8.arm.o $(FW_DIR)/digits.h
+                        $(FW_DIR)/$(MODEL)_infer.arm.o $(FW_DIR)/$(MODEL)_infer_int8.arm.o $(FW_DIR)/digits.h | deps-firmware
 	$(ARM_CC) $(ARM_FLAGS) $(FW_CFLAGS) $(FW_INC) --specs=rdimon.specs -nostartfiles \
 	  -T examples/firmware/mps2_an386.ld examples/firmware/startup.c examples/firmware/main.c \
 	  $(FW_DIR)/$(MODEL)_infer.arm.o $(FW_DIR)/$(MODEL)_infer_int8.arm.o -o $@
@@ -35,7 +41,7 @@ $(FW_DIR)/firmware.elf: examples/firmware/startup.c examples/firmware/main.c exa
 $(FW_DIR)/firmware-host: examples/firmware/main.c $(FW_INFER) $(FW_DIR)/digits.h
 	$(CC) $(FW_CFLAGS) $(FW_INC) examples/firmware/main.c $(FW_INFER) -o $@
 
-firmware-test: $(FW_DIR)/firmware.elf $(FW_DIR)/firmware-host
+firmware-test: $(FW_DIR)/firmware.elf $(FW_DIR)/firmware-host | deps-firmware
 	$(FW_DIR)/firmware-host > $(FW_DIR)/host.txt
 	timeout 900 $(FW_QEMU) -kernel $(FW_DIR)/firmware.elf > $(FW_DIR)/qemu.txt
 	@grep -E '^(digit|correct)' $(FW_DIR)/host.txt > $(FW_DIR)/host.pred

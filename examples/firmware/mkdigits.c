@@ -17,6 +17,13 @@ int main(int argc, char **argv) {
     fprintf(stderr, "mkdigits: %s\n", err);
     return 1;
   }
+  // The digits are emitted as rows x cols bytes; more channels would be misread.
+  if (d.channels != 1) {
+    fprintf(stderr, "mkdigits: %s: images have %d channels, the firmware demo takes one\n", d.path,
+            d.channels);
+    cnn_idx_free(&d);
+    return 1;
+  }
   int n = atoi(argv[2]);
   if (n < 1 || n > d.n) {
     fprintf(stderr, "mkdigits: N must be in 1..%d\n", d.n);
