@@ -311,7 +311,7 @@ $(BUILD)/tests/test_torch_kinds: tests/test_torch.c tests/cu_main.c $(TORCH_DIR)
 	  -DREF_DEFAULT='"tests/data/torch_kinds.bin"' $< tests/cu_main.c $(TORCH_DIR)/torch_kinds_train.c $(RUNTIME_SRC) $(TEST_LIBS) -o $@
 
 # The MLPerf Tiny models train a few epochs on generated data (tests/models.sh).
-SMOKE_MODELS := dscnn
+SMOKE_MODELS := dscnn resnet8
 $(BUILD)/mkdata: tests/mkdata.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $< -o $@
@@ -323,7 +323,8 @@ $(SMOKE_MODELS:%=$(BUILD)/models/%-train): $(BUILD)/models/%-train: models/%.cnn
 TESTS += $(BUILD)/tests/models
 $(BUILD)/tests/models: tests/models.sh $(BUILD)/mkdata $(SMOKE_MODELS:%=$(BUILD)/models/%-train)
 	@mkdir -p $(@D)
-	printf '#!/bin/sh\nexec bash tests/models.sh $(BUILD)/mkdata %s\n' "dscnn:$(BUILD)/models/dscnn-train:49x10x1:12" >$@
+	printf '#!/bin/sh\nexec bash tests/models.sh $(BUILD)/mkdata %s %s\n' "dscnn:$(BUILD)/models/dscnn-train:49x10x1:12:1600" \
+	  "resnet8:$(BUILD)/models/resnet8-train:32x32x3:10:640" >$@
 	chmod +x $@
 
 # Forward + backward time per batch of the generated mnist14k (median).

@@ -3,17 +3,17 @@
 # Speech Commands for DS-CNN) train on data tests/mkdata.c generates: each
 # trainer runs three short epochs and its training loss must fall, epoch
 # after epoch, below chance (ln classes).
-#   models.sh MKDATA NAME:TRAINER:HxWxC:CLASSES ...
+#   models.sh MKDATA NAME:TRAINER:HxWxC:CLASSES:TRAIN_IMAGES ...
 set -u
 mkdata=$1
 shift
 run=0 failed=0
 for spec in "$@"; do
-  IFS=: read -r name trainer dims classes <<<"$spec"
+  IFS=: read -r name trainer dims classes images <<<"$spec"
   IFS=x read -r h w c <<<"$dims"
   dir=$(mktemp -d)
   run=$((run + 1))
-  if ! "$mkdata" "$dir" "$h" "$w" "$c" "$classes" 1600 200 ||
+  if ! "$mkdata" "$dir" "$h" "$w" "$c" "$classes" "$images" 200 ||
      ! "$trainer" --data "$dir" --epochs 3 --threads 2 --log-csv "$dir/log.csv" >"$dir/out.txt" 2>&1; then
     echo "FAIL $name: the trainer failed"; tail -5 "$dir/out.txt"; failed=$((failed + 1)); rm -rf "$dir"; continue
   fi
