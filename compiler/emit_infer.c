@@ -302,29 +302,72 @@ static void dsp_pack(const InferOp *op, uint32_t **words, int8_t **tail) {
   }
 }
 
-// One kernel step: 4 taps of channels a, b (words w[0], w[1]) times pixel 0
-// (and pixel 1 when two) of the im2col buffer.
+// One kernel step (4 taps of channels a, b times pixel 0, and pixel 1 when
+// two): a use of the step macro that emit_dsp_macros defines.
 static void emit_dsp_step(Gen *g, int ind, bool two, const char *col) {
-  out(g, ind, "{\n");
-  out(g, ind + 1, "int32_t wa = (int32_t)w[0], wb = (int32_t)w[1];\n");
-  out(g, ind + 1, "int32_t wa0 = __sxtb16(wa), wa1 = cnn_sxtb16_ror8(wa);\n");
-  out(g, ind + 1, "int32_t wb0 = __sxtb16(wb), wb1 = cnn_sxtb16_ror8(wb);\n");
-  out(g, ind + 1, "int32_t x0 = (int32_t)%s[0], x1 = (int32_t)%s[1];\n", col, col);
-  out(g, ind + 1, "a0 = __smlad(wa0, x0, a0);\n");
-  out(g, ind + 1, "a0 = __smlad(wa1, x1, a0);\n");
-  out(g, ind + 1, "b0 = __smlad(wb0, x0, b0);\n");
-  out(g, ind + 1, "b0 = __smlad(wb1, x1, b0);\n");
-  if (two) {
-    out(g, ind + 1, "x0 = (int32_t)%s[2];\n", col);
-    out(g, ind + 1, "x1 = (int32_t)%s[3];\n", col);
-    out(g, ind + 1, "a1 = __smlad(wa0, x0, a1);\n");
-    out(g, ind + 1, "a1 = __smlad(wa1, x1, a1);\n");
-    out(g, ind + 1, "b1 = __smlad(wb0, x0, b1);\n");
-    out(g, ind + 1, "b1 = __smlad(wb1, x1, b1);\n");
+  if (two)
+    out(g, ind, "CNN_STEP2(w, %s, a0, a1, b0, b1);\n", col);
+  else
+    out(g, ind, "CNN_STEP1(w, %s, a0, b0);\n", col);
+}
+
+// The step macros: w and col advance by one group (2 words, 4 words). On
+// gcc/clang for ARM the step is written in assembly, because gcc splits its
+// LDRDs into LDRs and spills in the loop (37 instructions per 32 MACs
+// instead of 32); elsewhere (a test's emulated intrinsics) the same in C.
+static void emit_dsp_macros(Gen *g) {
+  static const char *const pix[2][5] = {
+      {"ldrd %[X0], %[X1], [%[C]], #16", "smlad %[A0], %[T0], %[X0], %[A0]",
+       "smlad %[A0], %[T2], %[X1], %[A0]", "smlad %[B0], %[T1], %[X0], %[B0]",
+       "smlad %[B0], %[T3], %[X1], %[B0]"},
+      {"ldrd %[X0], %[X1], [%[C], #-8]", "smlad %[A1], %[T0], %[X0], %[A1]",
+       "smlad %[A1], %[T2], %[X1], %[A1]", "smlad %[B1], %[T1], %[X0], %[B1]",
+       "smlad %[B1], %[T3], %[X1], %[B1]"}};
+  out(g, 0, "#if defined(__GNUC__) && defined(__arm__)\n");
+  for (int two = 1; two >= 0; two--) {
+    if (two)
+      out(g, 0, "#define CNN_STEP2(w, c, a0, a1, b0, b1) \\\n");
+    else
+      out(g, 0, "#define CNN_STEP1(w, c, a0, b0) \\\n");
+    out(g, 1, "do { \\\n");
+    out(g, 2, "int32_t t0_, t1_, t2_, t3_, x0_, x1_; \\\n");
+    out(g, 2, "__asm__(\"ldrd %%[T0], %%[T1], [%%[W]], #8\\n\\t\" \\\n");
+    out(g, 2, "        \"sxtb16 %%[T2], %%[T0], ror #8\\n\\t\" \\\n");
+    out(g, 2, "        \"sxtb16 %%[T0], %%[T0]\\n\\t\" \\\n");
+    out(g, 2, "        \"sxtb16 %%[T3], %%[T1], ror #8\\n\\t\" \\\n");
+    out(g, 2, "        \"sxtb16 %%[T1], %%[T1]\\n\\t\" \\\n");
+    for (int p = 0; p <= two; p++)
+      for (int k = 0; k < 5; k++)
+        out(g, 2, "        \"%s%s\" \\\n", pix[p][k], p == two && k == 4 ? "" : "\\n\\t");
+    out(g, 2, "        : [A0] \"+r\"(a0), %s[B0] \"+r\"(b0), %s[W] \"+r\"(w), [C] \"+r\"(c), \\\n",
+        two ? "[A1] \"+r\"(a1), " : "", two ? "[B1] \"+r\"(b1), " : "");
+    out(g, 2, "          [T0] \"=&r\"(t0_), [T1] \"=&r\"(t1_), [T2] \"=&r\"(t2_), [T3] \"=&r\"(t3_), \\\n");
+    out(g, 2, "          [X0] \"=&r\"(x0_), [X1] \"=&r\"(x1_) \\\n");
+    out(g, 2, "        : \\\n");
+    out(g, 2, "        : \"memory\"); \\\n");
+    out(g, 1, "} while (0)\n");
   }
-  out(g, ind + 1, "w += 2;\n");
-  out(g, ind + 1, "%s += 4;\n", col);
-  out(g, ind, "}\n");
+  out(g, 0, "#else\n");
+  for (int two = 1; two >= 0; two--) {
+    if (two)
+      out(g, 0, "#define CNN_STEP2(w, c, a0, a1, b0, b1) \\\n");
+    else
+      out(g, 0, "#define CNN_STEP1(w, c, a0, b0) \\\n");
+    out(g, 1, "do { \\\n");
+    out(g, 2, "int32_t wa_ = (int32_t)(w)[0], wb_ = (int32_t)(w)[1]; \\\n");
+    out(g, 2, "int32_t wa0_ = __sxtb16(wa_), wa1_ = cnn_sxtb16_ror8(wa_); \\\n");
+    out(g, 2, "int32_t wb0_ = __sxtb16(wb_), wb1_ = cnn_sxtb16_ror8(wb_); \\\n");
+    for (int p = 0; p <= two; p++) {
+      out(g, 2, "(a%d) = __smlad(wa1_, (int32_t)(c)[%d], __smlad(wa0_, (int32_t)(c)[%d], (a%d))); \\\n",
+          p, 2 * p + 1, 2 * p, p);
+      out(g, 2, "(b%d) = __smlad(wb1_, (int32_t)(c)[%d], __smlad(wb0_, (int32_t)(c)[%d], (b%d))); \\\n",
+          p, 2 * p + 1, 2 * p, p);
+    }
+    out(g, 2, "(w) += 2; \\\n");
+    out(g, 2, "(c) += 4; \\\n");
+    out(g, 1, "} while (0)\n");
+  }
+  out(g, 0, "#endif\n\n");
 }
 
 // Convs with at most this many 4-tap groups (and an even row) unroll them
@@ -360,20 +403,30 @@ static void emit_dsp_store(Gen *g, int ind, int kind, const char *dst, const cha
 // pixels of every channel.
 static void emit_dsp_helpers(Gen *g, bool need_u8, const bool *kinds) {
   out(g, 0, "/* SXTB16 of x rotated by 8 (bytes 1 and 3 as signed halfwords) in one\n"
-            "   instruction: gcc would rotate first. */\n");
+            "   instruction: gcc would rotate first. Off ARM (a test's emulated\n"
+            "   intrinsics), the same in C. */\n");
   out(g, 0, "static inline int32_t cnn_sxtb16_ror8(int32_t x) {\n");
+  out(g, 0, "#if defined(__GNUC__) && defined(__arm__)\n");
   out(g, 1, "int32_t r;\n");
   out(g, 1, "__asm__(\"sxtb16 %%0, %%1, ror #8\" : \"=r\"(r) : \"r\"(x));\n");
   out(g, 1, "return r;\n");
+  out(g, 0, "#else\n");
+  out(g, 1, "return __sxtb16((int32_t)((uint32_t)x >> 8 | (uint32_t)x << 24));\n");
+  out(g, 0, "#endif\n");
   out(g, 0, "}\n\n");
   if (need_u8) {
     out(g, 0, "/* The same for unsigned bytes (UXTB16). */\n");
     out(g, 0, "static inline uint32_t cnn_uxtb16_ror8(uint32_t x) {\n");
+    out(g, 0, "#if defined(__GNUC__) && defined(__arm__)\n");
     out(g, 1, "uint32_t r;\n");
     out(g, 1, "__asm__(\"uxtb16 %%0, %%1, ror #8\" : \"=r\"(r) : \"r\"(x));\n");
     out(g, 1, "return r;\n");
+    out(g, 0, "#else\n");
+    out(g, 1, "return __uxtb16(x >> 8 | x << 24);\n");
+    out(g, 0, "#endif\n");
     out(g, 0, "}\n\n");
   }
+  emit_dsp_macros(g);
   static const char *const kname[DSP_KINDS] = {"u8", "i8", "i32"};
   static const char *const ktype[DSP_KINDS] = {"uint8_t", "int8_t", "int32_t"};
   for (int k = 0; k < DSP_KINDS; k++) {
@@ -394,12 +447,11 @@ static void emit_dsp_helpers(Gen *g, bool need_u8, const bool *kinds) {
     out(g, 2, "int32_t a0 = bias[o], a1 = a0, b0 = bias[o + 1], b1 = b0;\n");
     out(g, 2, "const uint32_t *col = col0;\n");
     out(g, 2, "if (n == 2) {\n");
-    out(g, 3, "int k = q;\n");
-    out(g, 3, "for (; k > 1; k -= 2) {\n");
+    out(g, 3, "for (int k = q >> 1; k > 0; k--) {\n");
     emit_dsp_step(g, 4, true, "col");
     emit_dsp_step(g, 4, true, "col");
     out(g, 3, "}\n");
-    out(g, 3, "if (k)\n");
+    out(g, 3, "if (q & 1)\n");
     emit_dsp_step(g, 4, true, "col");
     out(g, 2, "} else {\n");
     out(g, 3, "for (int k = 0; k < q; k++)\n");

@@ -1,7 +1,9 @@
 # firmware.mk: the bare-metal Cortex-M4F demo (included by the Makefile).
 #   make firmware-test   build examples/firmware for QEMU mps2-an386 and for
 #                        the host, run both on the first FW_N MNIST test digits,
-#                        require identical predictions, print sizes and the
+#                        require identical predictions and int8 score bits
+#                        (also of the DSP path built on the host with
+#                        emulated intrinsics), print sizes and the
 #                        instructions per inference and, from a second
 #                        build with -DCNN_PROFILE, the instructions per op.
 FW_DIR    := $(BUILD)/firmware
@@ -48,14 +50,20 @@ $(FW_DIR)/firmware-prof.elf: examples/firmware/startup.c examples/firmware/main.
 $(FW_DIR)/firmware-host: examples/firmware/main.c $(FW_INFER) $(FW_DIR)/digits.h
 	$(CC) $(FW_CFLAGS) $(FW_INC) examples/firmware/main.c $(FW_INFER) -o $@
 
-firmware-test: $(FW_DIR)/firmware.elf $(FW_DIR)/firmware-prof.elf $(FW_DIR)/firmware-host
+# The DSP path of the int8 code on the host, on emulated ACLE intrinsics.
+$(FW_DIR)/firmware-host-dsp: examples/firmware/main.c $(FW_INFER) $(FW_DIR)/digits.h examples/firmware/acle_host/arm_acle.h
+	$(CC) $(FW_CFLAGS) $(FW_INC) -D__ARM_FEATURE_DSP=1 -Iexamples/firmware/acle_host examples/firmware/main.c $(FW_INFER) -o $@
+
+firmware-test: $(FW_DIR)/firmware.elf $(FW_DIR)/firmware-prof.elf $(FW_DIR)/firmware-host $(FW_DIR)/firmware-host-dsp
 	$(FW_DIR)/firmware-host > $(FW_DIR)/host.txt
+	$(FW_DIR)/firmware-host-dsp | grep -E '^(digit|correct)' > $(FW_DIR)/host-dsp.pred
 	timeout 900 $(FW_QEMU) -kernel $(FW_DIR)/firmware.elf > $(FW_DIR)/qemu.txt
 	timeout 900 $(FW_QEMU) -kernel $(FW_DIR)/firmware-prof.elf > $(FW_DIR)/qemu-prof.txt
 	@grep -E '^(digit|correct)' $(FW_DIR)/host.txt > $(FW_DIR)/host.pred
 	@grep -E '^(digit|correct)' $(FW_DIR)/qemu.txt > $(FW_DIR)/qemu.pred
 	@test $$(grep -c '^digit' $(FW_DIR)/qemu.pred) -eq $(FW_N) || { echo "firmware-test: QEMU run incomplete"; exit 1; }
 	diff $(FW_DIR)/host.pred $(FW_DIR)/qemu.pred
+	diff $(FW_DIR)/host.pred $(FW_DIR)/host-dsp.pred
 	@arm-none-eabi-size $(FW_DIR)/$(MODEL)_infer.arm.o $(FW_DIR)/$(MODEL)_infer_int8.arm.o $(FW_DIR)/firmware.elf
 	@grep -v '^digit' $(FW_DIR)/qemu.txt
 	@{ for v in float int8; do o=$(FW_DIR)/$(MODEL)_infer$$([ $$v = int8 ] && echo _int8).arm.o; \
@@ -63,7 +71,7 @@ firmware-test: $(FW_DIR)/firmware.elf $(FW_DIR)/firmware-prof.elf $(FW_DIR)/firm
 	     arm-none-eabi-size $$o | awk -v v=$$v 'NR == 2 {print "size", v, $$1}'; done; \
 	   awk '/^instructions per inference/ {print "total float", $$5; print "total int8", $$7}' $(FW_DIR)/qemu.txt; \
 	   grep '^profile' $(FW_DIR)/qemu-prof.txt; } | awk -f examples/firmware/profile.awk
-	@echo "firmware-test: $(FW_N) digits, QEMU (Cortex-M4) predictions = host predictions"
+	@echo "firmware-test: $(FW_N) digits, QEMU (Cortex-M4) predictions and int8 score bits = host's (portable and emulated DSP path)"
 
 # ------------------------------------------------- generated inference code
 # generated/$(MODEL)/$(MODEL)_infer{,_int8}.{c,h} come from the trained

@@ -2179,19 +2179,97 @@ static inline int32_t rq(int32_t acc, int32_t mult, int shift, int32_t lo, int32
 
 #if CNN_DSP
 /* SXTB16 of x rotated by 8 (bytes 1 and 3 as signed halfwords) in one
-   instruction: gcc would rotate first. */
+   instruction: gcc would rotate first. Off ARM (a test's emulated
+   intrinsics), the same in C. */
 static inline int32_t cnn_sxtb16_ror8(int32_t x) {
+#if defined(__GNUC__) && defined(__arm__)
   int32_t r;
   __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
   return r;
+#else
+  return __sxtb16((int32_t)((uint32_t)x >> 8 | (uint32_t)x << 24));
+#endif
 }
 
 /* The same for unsigned bytes (UXTB16). */
 static inline uint32_t cnn_uxtb16_ror8(uint32_t x) {
+#if defined(__GNUC__) && defined(__arm__)
   uint32_t r;
   __asm__("uxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
   return r;
+#else
+  return __uxtb16(x >> 8 | x << 24);
+#endif
 }
+
+#if defined(__GNUC__) && defined(__arm__)
+#define CNN_STEP2(w, c, a0, a1, b0, b1) \
+  do { \
+    int32_t t0_, t1_, t2_, t3_, x0_, x1_; \
+    __asm__("ldrd %[T0], %[T1], [%[W]], #8\n\t" \
+            "sxtb16 %[T2], %[T0], ror #8\n\t" \
+            "sxtb16 %[T0], %[T0]\n\t" \
+            "sxtb16 %[T3], %[T1], ror #8\n\t" \
+            "sxtb16 %[T1], %[T1]\n\t" \
+            "ldrd %[X0], %[X1], [%[C]], #16\n\t" \
+            "smlad %[A0], %[T0], %[X0], %[A0]\n\t" \
+            "smlad %[A0], %[T2], %[X1], %[A0]\n\t" \
+            "smlad %[B0], %[T1], %[X0], %[B0]\n\t" \
+            "smlad %[B0], %[T3], %[X1], %[B0]\n\t" \
+            "ldrd %[X0], %[X1], [%[C], #-8]\n\t" \
+            "smlad %[A1], %[T0], %[X0], %[A1]\n\t" \
+            "smlad %[A1], %[T2], %[X1], %[A1]\n\t" \
+            "smlad %[B1], %[T1], %[X0], %[B1]\n\t" \
+            "smlad %[B1], %[T3], %[X1], %[B1]" \
+            : [A0] "+r"(a0), [A1] "+r"(a1), [B0] "+r"(b0), [B1] "+r"(b1), [W] "+r"(w), [C] "+r"(c), \
+              [T0] "=&r"(t0_), [T1] "=&r"(t1_), [T2] "=&r"(t2_), [T3] "=&r"(t3_), \
+              [X0] "=&r"(x0_), [X1] "=&r"(x1_) \
+            : \
+            : "memory"); \
+  } while (0)
+#define CNN_STEP1(w, c, a0, b0) \
+  do { \
+    int32_t t0_, t1_, t2_, t3_, x0_, x1_; \
+    __asm__("ldrd %[T0], %[T1], [%[W]], #8\n\t" \
+            "sxtb16 %[T2], %[T0], ror #8\n\t" \
+            "sxtb16 %[T0], %[T0]\n\t" \
+            "sxtb16 %[T3], %[T1], ror #8\n\t" \
+            "sxtb16 %[T1], %[T1]\n\t" \
+            "ldrd %[X0], %[X1], [%[C]], #16\n\t" \
+            "smlad %[A0], %[T0], %[X0], %[A0]\n\t" \
+            "smlad %[A0], %[T2], %[X1], %[A0]\n\t" \
+            "smlad %[B0], %[T1], %[X0], %[B0]\n\t" \
+            "smlad %[B0], %[T3], %[X1], %[B0]" \
+            : [A0] "+r"(a0), [B0] "+r"(b0), [W] "+r"(w), [C] "+r"(c), \
+              [T0] "=&r"(t0_), [T1] "=&r"(t1_), [T2] "=&r"(t2_), [T3] "=&r"(t3_), \
+              [X0] "=&r"(x0_), [X1] "=&r"(x1_) \
+            : \
+            : "memory"); \
+  } while (0)
+#else
+#define CNN_STEP2(w, c, a0, a1, b0, b1) \
+  do { \
+    int32_t wa_ = (int32_t)(w)[0], wb_ = (int32_t)(w)[1]; \
+    int32_t wa0_ = __sxtb16(wa_), wa1_ = cnn_sxtb16_ror8(wa_); \
+    int32_t wb0_ = __sxtb16(wb_), wb1_ = cnn_sxtb16_ror8(wb_); \
+    (a0) = __smlad(wa1_, (int32_t)(c)[1], __smlad(wa0_, (int32_t)(c)[0], (a0))); \
+    (b0) = __smlad(wb1_, (int32_t)(c)[1], __smlad(wb0_, (int32_t)(c)[0], (b0))); \
+    (a1) = __smlad(wa1_, (int32_t)(c)[3], __smlad(wa0_, (int32_t)(c)[2], (a1))); \
+    (b1) = __smlad(wb1_, (int32_t)(c)[3], __smlad(wb0_, (int32_t)(c)[2], (b1))); \
+    (w) += 2; \
+    (c) += 4; \
+  } while (0)
+#define CNN_STEP1(w, c, a0, b0) \
+  do { \
+    int32_t wa_ = (int32_t)(w)[0], wb_ = (int32_t)(w)[1]; \
+    int32_t wa0_ = __sxtb16(wa_), wa1_ = cnn_sxtb16_ror8(wa_); \
+    int32_t wb0_ = __sxtb16(wb_), wb1_ = cnn_sxtb16_ror8(wb_); \
+    (a0) = __smlad(wa1_, (int32_t)(c)[1], __smlad(wa0_, (int32_t)(c)[0], (a0))); \
+    (b0) = __smlad(wb1_, (int32_t)(c)[1], __smlad(wb0_, (int32_t)(c)[0], (b0))); \
+    (w) += 2; \
+    (c) += 4; \
+  } while (0)
+#endif
 
 /* n (1 or 2) output pixels of a conv, all oc channels, as u8: per pair
    of channels bias + q steps of 4 taps (w: a word of each channel; col0:
@@ -2205,78 +2283,15 @@ static void cnn_conv_u8(const uint32_t *w, const int8_t *wt, const uint32_t *col
     int32_t a0 = bias[o], a1 = a0, b0 = bias[o + 1], b1 = b0;
     const uint32_t *col = col0;
     if (n == 2) {
-      int k = q;
-      for (; k > 1; k -= 2) {
-        {
-          int32_t wa = (int32_t)w[0], wb = (int32_t)w[1];
-          int32_t wa0 = __sxtb16(wa), wa1 = cnn_sxtb16_ror8(wa);
-          int32_t wb0 = __sxtb16(wb), wb1 = cnn_sxtb16_ror8(wb);
-          int32_t x0 = (int32_t)col[0], x1 = (int32_t)col[1];
-          a0 = __smlad(wa0, x0, a0);
-          a0 = __smlad(wa1, x1, a0);
-          b0 = __smlad(wb0, x0, b0);
-          b0 = __smlad(wb1, x1, b0);
-          x0 = (int32_t)col[2];
-          x1 = (int32_t)col[3];
-          a1 = __smlad(wa0, x0, a1);
-          a1 = __smlad(wa1, x1, a1);
-          b1 = __smlad(wb0, x0, b1);
-          b1 = __smlad(wb1, x1, b1);
-          w += 2;
-          col += 4;
-        }
-        {
-          int32_t wa = (int32_t)w[0], wb = (int32_t)w[1];
-          int32_t wa0 = __sxtb16(wa), wa1 = cnn_sxtb16_ror8(wa);
-          int32_t wb0 = __sxtb16(wb), wb1 = cnn_sxtb16_ror8(wb);
-          int32_t x0 = (int32_t)col[0], x1 = (int32_t)col[1];
-          a0 = __smlad(wa0, x0, a0);
-          a0 = __smlad(wa1, x1, a0);
-          b0 = __smlad(wb0, x0, b0);
-          b0 = __smlad(wb1, x1, b0);
-          x0 = (int32_t)col[2];
-          x1 = (int32_t)col[3];
-          a1 = __smlad(wa0, x0, a1);
-          a1 = __smlad(wa1, x1, a1);
-          b1 = __smlad(wb0, x0, b1);
-          b1 = __smlad(wb1, x1, b1);
-          w += 2;
-          col += 4;
-        }
+      for (int k = q >> 1; k > 0; k--) {
+        CNN_STEP2(w, col, a0, a1, b0, b1);
+        CNN_STEP2(w, col, a0, a1, b0, b1);
       }
-      if (k)
-        {
-          int32_t wa = (int32_t)w[0], wb = (int32_t)w[1];
-          int32_t wa0 = __sxtb16(wa), wa1 = cnn_sxtb16_ror8(wa);
-          int32_t wb0 = __sxtb16(wb), wb1 = cnn_sxtb16_ror8(wb);
-          int32_t x0 = (int32_t)col[0], x1 = (int32_t)col[1];
-          a0 = __smlad(wa0, x0, a0);
-          a0 = __smlad(wa1, x1, a0);
-          b0 = __smlad(wb0, x0, b0);
-          b0 = __smlad(wb1, x1, b0);
-          x0 = (int32_t)col[2];
-          x1 = (int32_t)col[3];
-          a1 = __smlad(wa0, x0, a1);
-          a1 = __smlad(wa1, x1, a1);
-          b1 = __smlad(wb0, x0, b1);
-          b1 = __smlad(wb1, x1, b1);
-          w += 2;
-          col += 4;
-        }
+      if (q & 1)
+        CNN_STEP2(w, col, a0, a1, b0, b1);
     } else {
       for (int k = 0; k < q; k++)
-        {
-          int32_t wa = (int32_t)w[0], wb = (int32_t)w[1];
-          int32_t wa0 = __sxtb16(wa), wa1 = cnn_sxtb16_ror8(wa);
-          int32_t wb0 = __sxtb16(wb), wb1 = cnn_sxtb16_ror8(wb);
-          int32_t x0 = (int32_t)col[0], x1 = (int32_t)col[1];
-          a0 = __smlad(wa0, x0, a0);
-          a0 = __smlad(wa1, x1, a0);
-          b0 = __smlad(wb0, x0, b0);
-          b0 = __smlad(wb1, x1, b0);
-          w += 2;
-          col += 4;
-        }
+        CNN_STEP1(w, col, a0, b0);
     }
     for (int j = 0; j < r; j++) {
       int32_t wa = wt[o * r + j], wb = wt[(o + 1) * r + j];
@@ -2329,78 +2344,15 @@ static void cnn_conv_i8(const uint32_t *w, const int8_t *wt, const uint32_t *col
     int32_t a0 = bias[o], a1 = a0, b0 = bias[o + 1], b1 = b0;
     const uint32_t *col = col0;
     if (n == 2) {
-      int k = q;
-      for (; k > 1; k -= 2) {
-        {
-          int32_t wa = (int32_t)w[0], wb = (int32_t)w[1];
-          int32_t wa0 = __sxtb16(wa), wa1 = cnn_sxtb16_ror8(wa);
-          int32_t wb0 = __sxtb16(wb), wb1 = cnn_sxtb16_ror8(wb);
-          int32_t x0 = (int32_t)col[0], x1 = (int32_t)col[1];
-          a0 = __smlad(wa0, x0, a0);
-          a0 = __smlad(wa1, x1, a0);
-          b0 = __smlad(wb0, x0, b0);
-          b0 = __smlad(wb1, x1, b0);
-          x0 = (int32_t)col[2];
-          x1 = (int32_t)col[3];
-          a1 = __smlad(wa0, x0, a1);
-          a1 = __smlad(wa1, x1, a1);
-          b1 = __smlad(wb0, x0, b1);
-          b1 = __smlad(wb1, x1, b1);
-          w += 2;
-          col += 4;
-        }
-        {
-          int32_t wa = (int32_t)w[0], wb = (int32_t)w[1];
-          int32_t wa0 = __sxtb16(wa), wa1 = cnn_sxtb16_ror8(wa);
-          int32_t wb0 = __sxtb16(wb), wb1 = cnn_sxtb16_ror8(wb);
-          int32_t x0 = (int32_t)col[0], x1 = (int32_t)col[1];
-          a0 = __smlad(wa0, x0, a0);
-          a0 = __smlad(wa1, x1, a0);
-          b0 = __smlad(wb0, x0, b0);
-          b0 = __smlad(wb1, x1, b0);
-          x0 = (int32_t)col[2];
-          x1 = (int32_t)col[3];
-          a1 = __smlad(wa0, x0, a1);
-          a1 = __smlad(wa1, x1, a1);
-          b1 = __smlad(wb0, x0, b1);
-          b1 = __smlad(wb1, x1, b1);
-          w += 2;
-          col += 4;
-        }
+      for (int k = q >> 1; k > 0; k--) {
+        CNN_STEP2(w, col, a0, a1, b0, b1);
+        CNN_STEP2(w, col, a0, a1, b0, b1);
       }
-      if (k)
-        {
-          int32_t wa = (int32_t)w[0], wb = (int32_t)w[1];
-          int32_t wa0 = __sxtb16(wa), wa1 = cnn_sxtb16_ror8(wa);
-          int32_t wb0 = __sxtb16(wb), wb1 = cnn_sxtb16_ror8(wb);
-          int32_t x0 = (int32_t)col[0], x1 = (int32_t)col[1];
-          a0 = __smlad(wa0, x0, a0);
-          a0 = __smlad(wa1, x1, a0);
-          b0 = __smlad(wb0, x0, b0);
-          b0 = __smlad(wb1, x1, b0);
-          x0 = (int32_t)col[2];
-          x1 = (int32_t)col[3];
-          a1 = __smlad(wa0, x0, a1);
-          a1 = __smlad(wa1, x1, a1);
-          b1 = __smlad(wb0, x0, b1);
-          b1 = __smlad(wb1, x1, b1);
-          w += 2;
-          col += 4;
-        }
+      if (q & 1)
+        CNN_STEP2(w, col, a0, a1, b0, b1);
     } else {
       for (int k = 0; k < q; k++)
-        {
-          int32_t wa = (int32_t)w[0], wb = (int32_t)w[1];
-          int32_t wa0 = __sxtb16(wa), wa1 = cnn_sxtb16_ror8(wa);
-          int32_t wb0 = __sxtb16(wb), wb1 = cnn_sxtb16_ror8(wb);
-          int32_t x0 = (int32_t)col[0], x1 = (int32_t)col[1];
-          a0 = __smlad(wa0, x0, a0);
-          a0 = __smlad(wa1, x1, a0);
-          b0 = __smlad(wb0, x0, b0);
-          b0 = __smlad(wb1, x1, b0);
-          w += 2;
-          col += 4;
-        }
+        CNN_STEP1(w, col, a0, b0);
     }
     for (int j = 0; j < r; j++) {
       int32_t wa = wt[o * r + j], wb = wt[(o + 1) * r + j];
@@ -2474,42 +2426,8 @@ static void op1(const uint8_t *img, int y) {
     for (int o = 0; o < 16; o += 2) {
       int32_t a0 = op1_b[o], a1 = a0, b0 = op1_b[o + 1], b1 = b0;
       const uint32_t *c = col;
-      {
-        int32_t wa = (int32_t)w[0], wb = (int32_t)w[1];
-        int32_t wa0 = __sxtb16(wa), wa1 = cnn_sxtb16_ror8(wa);
-        int32_t wb0 = __sxtb16(wb), wb1 = cnn_sxtb16_ror8(wb);
-        int32_t x0 = (int32_t)c[0], x1 = (int32_t)c[1];
-        a0 = __smlad(wa0, x0, a0);
-        a0 = __smlad(wa1, x1, a0);
-        b0 = __smlad(wb0, x0, b0);
-        b0 = __smlad(wb1, x1, b0);
-        x0 = (int32_t)c[2];
-        x1 = (int32_t)c[3];
-        a1 = __smlad(wa0, x0, a1);
-        a1 = __smlad(wa1, x1, a1);
-        b1 = __smlad(wb0, x0, b1);
-        b1 = __smlad(wb1, x1, b1);
-        w += 2;
-        c += 4;
-      }
-      {
-        int32_t wa = (int32_t)w[0], wb = (int32_t)w[1];
-        int32_t wa0 = __sxtb16(wa), wa1 = cnn_sxtb16_ror8(wa);
-        int32_t wb0 = __sxtb16(wb), wb1 = cnn_sxtb16_ror8(wb);
-        int32_t x0 = (int32_t)c[0], x1 = (int32_t)c[1];
-        a0 = __smlad(wa0, x0, a0);
-        a0 = __smlad(wa1, x1, a0);
-        b0 = __smlad(wb0, x0, b0);
-        b0 = __smlad(wb1, x1, b0);
-        x0 = (int32_t)c[2];
-        x1 = (int32_t)c[3];
-        a1 = __smlad(wa0, x0, a1);
-        a1 = __smlad(wa1, x1, a1);
-        b1 = __smlad(wb0, x0, b1);
-        b1 = __smlad(wb1, x1, b1);
-        w += 2;
-        c += 4;
-      }
+      CNN_STEP2(w, c, a0, a1, b0, b1);
+      CNN_STEP2(w, c, a0, a1, b0, b1);
       { /* tail tap 8 */
         int32_t wa = op1_wt[o * 1 + 0], wb = op1_wt[o * 1 + 1];
         int32_t x0 = (int32_t)c[0], x1 = (int32_t)c[1];
