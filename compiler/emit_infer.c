@@ -516,14 +516,18 @@ static void emit_conv_dsp(Gen *g, int i) {
     out(g, 4, "const uint32_t *src = (const uint32_t *)(const void *)(rows[ky] + (x + p) * %d);\n",
         S * IC);
     out(g, 4, "uint32_t *dst = col + ky * %d + 2 * p;\n", KW * IC);
-    out(g, 4, "for (int j = 0; j < %d; j++) {\n", KW * IC / 4);
-    out(g, 5, "uint32_t v = src[j];\n");
-    if (sgn) {
-      out(g, 5, "dst[4 * j] = (uint32_t)__sxtb16((int32_t)v);\n");
-      out(g, 5, "dst[4 * j + 1] = (uint32_t)cnn_sxtb16_ror8((int32_t)v);\n");
-    } else {
-      out(g, 5, "dst[4 * j] = __uxtb16(v);\n");
-      out(g, 5, "dst[4 * j + 1] = cnn_uxtb16_ror8(v);\n");
+    // Unrolled by up to 4 words: constant offsets instead of a counter.
+    int NJ = KW * IC / 4, U = NJ % 4 == 0 ? 4 : NJ % 2 == 0 ? 2 : 1;
+    out(g, 4, "for (int j = 0; j < %d; j += %d) {\n", NJ, U);
+    for (int u = 0; u < U; u++) {
+      out(g, 5, "uint32_t v%d = src[j + %d];\n", u, u);
+      if (sgn) {
+        out(g, 5, "dst[4 * j + %d] = (uint32_t)__sxtb16((int32_t)v%d);\n", 4 * u, u);
+        out(g, 5, "dst[4 * j + %d] = (uint32_t)cnn_sxtb16_ror8((int32_t)v%d);\n", 4 * u + 1, u);
+      } else {
+        out(g, 5, "dst[4 * j + %d] = __uxtb16(v%d);\n", 4 * u, u);
+        out(g, 5, "dst[4 * j + %d] = cnn_uxtb16_ror8(v%d);\n", 4 * u + 1, u);
+      }
     }
     out(g, 4, "}\n");
     out(g, 3, "}\n");

@@ -2520,10 +2520,19 @@ static void op2(int y) {
       for (int ky = 0; ky < 3; ky++) {
         const uint32_t *src = (const uint32_t *)(const void *)(rows[ky] + (x + p) * 16);
         uint32_t *dst = col + ky * 48 + 2 * p;
-        for (int j = 0; j < 12; j++) {
-          uint32_t v = src[j];
-          dst[4 * j] = __uxtb16(v);
-          dst[4 * j + 1] = cnn_uxtb16_ror8(v);
+        for (int j = 0; j < 12; j += 4) {
+          uint32_t v0 = src[j + 0];
+          dst[4 * j + 0] = __uxtb16(v0);
+          dst[4 * j + 1] = cnn_uxtb16_ror8(v0);
+          uint32_t v1 = src[j + 1];
+          dst[4 * j + 4] = __uxtb16(v1);
+          dst[4 * j + 5] = cnn_uxtb16_ror8(v1);
+          uint32_t v2 = src[j + 2];
+          dst[4 * j + 8] = __uxtb16(v2);
+          dst[4 * j + 9] = cnn_uxtb16_ror8(v2);
+          uint32_t v3 = src[j + 3];
+          dst[4 * j + 12] = __uxtb16(v3);
+          dst[4 * j + 13] = cnn_uxtb16_ror8(v3);
         }
       }
     }
@@ -2613,10 +2622,19 @@ static void op3(int y) {
       for (int ky = 0; ky < 3; ky++) {
         const uint32_t *src = (const uint32_t *)(const void *)(rows[ky] + (x + p) * 16);
         uint32_t *dst = col + ky * 48 + 2 * p;
-        for (int j = 0; j < 12; j++) {
-          uint32_t v = src[j];
-          dst[4 * j] = __uxtb16(v);
-          dst[4 * j + 1] = cnn_uxtb16_ror8(v);
+        for (int j = 0; j < 12; j += 4) {
+          uint32_t v0 = src[j + 0];
+          dst[4 * j + 0] = __uxtb16(v0);
+          dst[4 * j + 1] = cnn_uxtb16_ror8(v0);
+          uint32_t v1 = src[j + 1];
+          dst[4 * j + 4] = __uxtb16(v1);
+          dst[4 * j + 5] = cnn_uxtb16_ror8(v1);
+          uint32_t v2 = src[j + 2];
+          dst[4 * j + 8] = __uxtb16(v2);
+          dst[4 * j + 9] = cnn_uxtb16_ror8(v2);
+          uint32_t v3 = src[j + 3];
+          dst[4 * j + 12] = __uxtb16(v3);
+          dst[4 * j + 13] = cnn_uxtb16_ror8(v3);
         }
       }
     }
@@ -2706,10 +2724,19 @@ static void op5(int y) {
       for (int ky = 0; ky < 1; ky++) {
         const uint32_t *src = (const uint32_t *)(const void *)(rows[ky] + (x + p) * 16);
         uint32_t *dst = col + ky * 16 + 2 * p;
-        for (int j = 0; j < 4; j++) {
-          uint32_t v = src[j];
-          dst[4 * j] = __uxtb16(v);
-          dst[4 * j + 1] = cnn_uxtb16_ror8(v);
+        for (int j = 0; j < 4; j += 4) {
+          uint32_t v0 = src[j + 0];
+          dst[4 * j + 0] = __uxtb16(v0);
+          dst[4 * j + 1] = cnn_uxtb16_ror8(v0);
+          uint32_t v1 = src[j + 1];
+          dst[4 * j + 4] = __uxtb16(v1);
+          dst[4 * j + 5] = cnn_uxtb16_ror8(v1);
+          uint32_t v2 = src[j + 2];
+          dst[4 * j + 8] = __uxtb16(v2);
+          dst[4 * j + 9] = cnn_uxtb16_ror8(v2);
+          uint32_t v3 = src[j + 3];
+          dst[4 * j + 12] = __uxtb16(v3);
+          dst[4 * j + 13] = cnn_uxtb16_ror8(v3);
         }
       }
     }
@@ -2771,10 +2798,19 @@ static void op6(int y) {
       for (int ky = 0; ky < 3; ky++) {
         const uint32_t *src = (const uint32_t *)(const void *)(rows[ky] + (x + p) * 16);
         uint32_t *dst = col + ky * 48 + 2 * p;
-        for (int j = 0; j < 12; j++) {
-          uint32_t v = src[j];
-          dst[4 * j] = __uxtb16(v);
-          dst[4 * j + 1] = cnn_uxtb16_ror8(v);
+        for (int j = 0; j < 12; j += 4) {
+          uint32_t v0 = src[j + 0];
+          dst[4 * j + 0] = __uxtb16(v0);
+          dst[4 * j + 1] = cnn_uxtb16_ror8(v0);
+          uint32_t v1 = src[j + 1];
+          dst[4 * j + 4] = __uxtb16(v1);
+          dst[4 * j + 5] = cnn_uxtb16_ror8(v1);
+          uint32_t v2 = src[j + 2];
+          dst[4 * j + 8] = __uxtb16(v2);
+          dst[4 * j + 9] = cnn_uxtb16_ror8(v2);
+          uint32_t v3 = src[j + 3];
+          dst[4 * j + 12] = __uxtb16(v3);
+          dst[4 * j + 13] = cnn_uxtb16_ror8(v3);
         }
       }
     }
@@ -2855,10 +2891,13 @@ static void op7(int y) {
       for (int ky = 0; ky < 3; ky++) {
         const uint32_t *src = (const uint32_t *)(const void *)(rows[ky] + (x + p) * 24);
         uint32_t *dst = col + ky * 72 + 2 * p;
-        for (int j = 0; j < 18; j++) {
-          uint32_t v = src[j];
-          dst[4 * j] = __uxtb16(v);
-          dst[4 * j + 1] = cnn_uxtb16_ror8(v);
+        for (int j = 0; j < 18; j += 2) {
+          uint32_t v0 = src[j + 0];
+          dst[4 * j + 0] = __uxtb16(v0);
+          dst[4 * j + 1] = cnn_uxtb16_ror8(v0);
+          uint32_t v1 = src[j + 1];
+          dst[4 * j + 4] = __uxtb16(v1);
+          dst[4 * j + 5] = cnn_uxtb16_ror8(v1);
         }
       }
     }
@@ -2921,10 +2960,13 @@ static void op8(int y) {
       for (int ky = 0; ky < 1; ky++) {
         const uint32_t *src = (const uint32_t *)(const void *)(rows[ky] + (x + p) * 24);
         uint32_t *dst = col + ky * 24 + 2 * p;
-        for (int j = 0; j < 6; j++) {
-          uint32_t v = src[j];
-          dst[4 * j] = __uxtb16(v);
-          dst[4 * j + 1] = cnn_uxtb16_ror8(v);
+        for (int j = 0; j < 6; j += 2) {
+          uint32_t v0 = src[j + 0];
+          dst[4 * j + 0] = __uxtb16(v0);
+          dst[4 * j + 1] = cnn_uxtb16_ror8(v0);
+          uint32_t v1 = src[j + 1];
+          dst[4 * j + 4] = __uxtb16(v1);
+          dst[4 * j + 5] = cnn_uxtb16_ror8(v1);
         }
       }
     }
