@@ -312,9 +312,10 @@ static void emit_dsp_step(Gen *g, int ind, bool two, const char *col) {
 }
 
 // The step macros: w and col advance by one group (2 words, 4 words). On
-// gcc/clang for ARM the step is written in assembly, because gcc splits its
-// LDRDs into LDRs and spills in the loop (37 instructions per 32 MACs
-// instead of 32); elsewhere (a test's emulated intrinsics) the same in C.
+// gcc/clang for Thumb-2 the step is written in assembly, because gcc splits
+// its LDRDs into LDRs and spills in the loop (37 instructions per 32 MACs
+// instead of 32; A32 would need even register pairs for LDRD); elsewhere
+// (other compilers, a test's emulated intrinsics) the same in C.
 static void emit_dsp_macros(Gen *g) {
   static const char *const pix[2][5] = {
       {"ldrd %[X0], %[X1], [%[C]], #16", "smlad %[A0], %[T0], %[X0], %[A0]",
@@ -323,7 +324,7 @@ static void emit_dsp_macros(Gen *g) {
       {"ldrd %[X0], %[X1], [%[C], #-8]", "smlad %[A1], %[T0], %[X0], %[A1]",
        "smlad %[A1], %[T2], %[X1], %[A1]", "smlad %[B1], %[T1], %[X0], %[B1]",
        "smlad %[B1], %[T3], %[X1], %[B1]"}};
-  out(g, 0, "#if defined(__GNUC__) && defined(__arm__)\n");
+  out(g, 0, "#if defined(__GNUC__) && defined(__thumb2__)\n");
   for (int two = 1; two >= 0; two--) {
     if (two)
       out(g, 0, "#define CNN_STEP2(w, c, a0, a1, b0, b1) \\\n");
@@ -383,14 +384,21 @@ static int dsp_kind(const InferPlan *p, int i) {
   return p->ops[i].out_i32 ? DSP_I32 : p->ops[i].out_u8 ? DSP_U8 : DSP_I8;
 }
 
-// Stores "v" (rq() of it with m, r, sh in scope) to dst for output kind.
-static void emit_dsp_store(Gen *g, int ind, int kind, const char *dst, const char *v) {
+// Stores "v" (rq() of it with m, rnd, sh in scope) to dst for output kind,
+// under "if (cond)" when cond is not NULL.
+static void emit_dsp_store(Gen *g, int ind, int kind, const char *dst, const char *v,
+                           const char *cond) {
   if (kind == DSP_I32) {
+    if (cond)
+      out(g, ind++, "if (%s)\n", cond);
     out(g, ind, "%s = %s;\n", dst, v);
     return;
   }
-  out(g, ind, "{\n");
-  out(g, ind + 1, "int32_t v = (int32_t)(((int64_t)%s * m + r) >> 32) >> (sh - 32);\n", v);
+  if (cond)
+    out(g, ind, "if (%s) {\n", cond);
+  else
+    out(g, ind, "{\n");
+  out(g, ind + 1, "int32_t v = (int32_t)(((int64_t)%s * m + rnd) >> 32) >> (sh - 32);\n", v);
   if (kind == DSP_U8)
     out(g, ind + 1, "%s = (uint8_t)__usat(v, 8);\n", dst);
   else
@@ -473,11 +481,10 @@ static void emit_dsp_helpers(Gen *g, bool need_u8, const bool *kinds) {
       if (k != DSP_I32) {
         out(g, 3, "int32_t m = mult[o%s];\n", h ? " + 1" : "");
         out(g, 3, "int sh = shift[o%s];\n", h ? " + 1" : "");
-        out(g, 3, "int64_t r = (int64_t)(1u << (sh - 33)) << 32;\n");
+        out(g, 3, "int64_t rnd = (int64_t)(1u << (sh - 33)) << 32;\n");
       }
-      emit_dsp_store(g, 3, k, d0, h ? "b0" : "a0");
-      out(g, 3, "if (n == 2)\n");
-      emit_dsp_store(g, 4, k, d1, h ? "b1" : "a1");
+      emit_dsp_store(g, 3, k, d0, h ? "b0" : "a0", NULL);
+      emit_dsp_store(g, 3, k, d1, h ? "b1" : "a1", "n == 2");
       out(g, 2, "}\n");
     }
     out(g, 1, "}\n");
@@ -586,10 +593,10 @@ static void emit_conv_dsp(Gen *g, int i) {
       if (kind != DSP_I32) {
         out(g, 4, "int32_t m = op%d_m[o%s];\n", i + 1, h ? " + 1" : "");
         out(g, 4, "int sh = op%d_s[o%s];\n", i + 1, h ? " + 1" : "");
-        out(g, 4, "int64_t r = (int64_t)(1u << (sh - 33)) << 32;\n");
+        out(g, 4, "int64_t rnd = (int64_t)(1u << (sh - 33)) << 32;\n");
       }
-      emit_dsp_store(g, 4, kind, d0, h ? "b0" : "a0");
-      emit_dsp_store(g, 4, kind, d1, h ? "b1" : "a1");
+      emit_dsp_store(g, 4, kind, d0, h ? "b0" : "a0", NULL);
+      emit_dsp_store(g, 4, kind, d1, h ? "b1" : "a1", NULL);
       out(g, 3, "}\n");
     }
     out(g, 2, "}\n");

@@ -2202,7 +2202,7 @@ static inline uint32_t cnn_uxtb16_ror8(uint32_t x) {
 #endif
 }
 
-#if defined(__GNUC__) && defined(__arm__)
+#if defined(__GNUC__) && defined(__thumb2__)
 #define CNN_STEP2(w, c, a0, a1, b0, b1) \
   do { \
     int32_t t0_, t1_, t2_, t3_, x0_, x1_; \
@@ -2304,30 +2304,28 @@ static void cnn_conv_u8(const uint32_t *w, const int8_t *wt, const uint32_t *col
     {
       int32_t m = mult[o];
       int sh = shift[o];
-      int64_t r = (int64_t)(1u << (sh - 33)) << 32;
+      int64_t rnd = (int64_t)(1u << (sh - 33)) << 32;
       {
-        int32_t v = (int32_t)(((int64_t)a0 * m + r) >> 32) >> (sh - 32);
+        int32_t v = (int32_t)(((int64_t)a0 * m + rnd) >> 32) >> (sh - 32);
         out[o] = (uint8_t)__usat(v, 8);
       }
-      if (n == 2)
-        {
-          int32_t v = (int32_t)(((int64_t)a1 * m + r) >> 32) >> (sh - 32);
-          out[ostride + o] = (uint8_t)__usat(v, 8);
-        }
+      if (n == 2) {
+        int32_t v = (int32_t)(((int64_t)a1 * m + rnd) >> 32) >> (sh - 32);
+        out[ostride + o] = (uint8_t)__usat(v, 8);
+      }
     }
     {
       int32_t m = mult[o + 1];
       int sh = shift[o + 1];
-      int64_t r = (int64_t)(1u << (sh - 33)) << 32;
+      int64_t rnd = (int64_t)(1u << (sh - 33)) << 32;
       {
-        int32_t v = (int32_t)(((int64_t)b0 * m + r) >> 32) >> (sh - 32);
+        int32_t v = (int32_t)(((int64_t)b0 * m + rnd) >> 32) >> (sh - 32);
         out[o + 1] = (uint8_t)__usat(v, 8);
       }
-      if (n == 2)
-        {
-          int32_t v = (int32_t)(((int64_t)b1 * m + r) >> 32) >> (sh - 32);
-          out[ostride + o + 1] = (uint8_t)__usat(v, 8);
-        }
+      if (n == 2) {
+        int32_t v = (int32_t)(((int64_t)b1 * m + rnd) >> 32) >> (sh - 32);
+        out[ostride + o + 1] = (uint8_t)__usat(v, 8);
+      }
     }
   }
 }
@@ -2365,30 +2363,28 @@ static void cnn_conv_i8(const uint32_t *w, const int8_t *wt, const uint32_t *col
     {
       int32_t m = mult[o];
       int sh = shift[o];
-      int64_t r = (int64_t)(1u << (sh - 33)) << 32;
+      int64_t rnd = (int64_t)(1u << (sh - 33)) << 32;
       {
-        int32_t v = (int32_t)(((int64_t)a0 * m + r) >> 32) >> (sh - 32);
+        int32_t v = (int32_t)(((int64_t)a0 * m + rnd) >> 32) >> (sh - 32);
         out[o] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
       }
-      if (n == 2)
-        {
-          int32_t v = (int32_t)(((int64_t)a1 * m + r) >> 32) >> (sh - 32);
-          out[ostride + o] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
-        }
+      if (n == 2) {
+        int32_t v = (int32_t)(((int64_t)a1 * m + rnd) >> 32) >> (sh - 32);
+        out[ostride + o] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
+      }
     }
     {
       int32_t m = mult[o + 1];
       int sh = shift[o + 1];
-      int64_t r = (int64_t)(1u << (sh - 33)) << 32;
+      int64_t rnd = (int64_t)(1u << (sh - 33)) << 32;
       {
-        int32_t v = (int32_t)(((int64_t)b0 * m + r) >> 32) >> (sh - 32);
+        int32_t v = (int32_t)(((int64_t)b0 * m + rnd) >> 32) >> (sh - 32);
         out[o + 1] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
       }
-      if (n == 2)
-        {
-          int32_t v = (int32_t)(((int64_t)b1 * m + r) >> 32) >> (sh - 32);
-          out[ostride + o + 1] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
-        }
+      if (n == 2) {
+        int32_t v = (int32_t)(((int64_t)b1 * m + rnd) >> 32) >> (sh - 32);
+        out[ostride + o + 1] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
+      }
     }
   }
 }
@@ -2439,26 +2435,26 @@ static void op1(const uint8_t *img, int y) {
       {
         int32_t m = op1_m[o];
         int sh = op1_s[o];
-        int64_t r = (int64_t)(1u << (sh - 33)) << 32;
+        int64_t rnd = (int64_t)(1u << (sh - 33)) << 32;
         {
-          int32_t v = (int32_t)(((int64_t)a0 * m + r) >> 32) >> (sh - 32);
+          int32_t v = (int32_t)(((int64_t)a0 * m + rnd) >> 32) >> (sh - 32);
           out[x * 16 + o] = (uint8_t)__usat(v, 8);
         }
         {
-          int32_t v = (int32_t)(((int64_t)a1 * m + r) >> 32) >> (sh - 32);
+          int32_t v = (int32_t)(((int64_t)a1 * m + rnd) >> 32) >> (sh - 32);
           out[(x + 1) * 16 + o] = (uint8_t)__usat(v, 8);
         }
       }
       {
         int32_t m = op1_m[o + 1];
         int sh = op1_s[o + 1];
-        int64_t r = (int64_t)(1u << (sh - 33)) << 32;
+        int64_t rnd = (int64_t)(1u << (sh - 33)) << 32;
         {
-          int32_t v = (int32_t)(((int64_t)b0 * m + r) >> 32) >> (sh - 32);
+          int32_t v = (int32_t)(((int64_t)b0 * m + rnd) >> 32) >> (sh - 32);
           out[x * 16 + o + 1] = (uint8_t)__usat(v, 8);
         }
         {
-          int32_t v = (int32_t)(((int64_t)b1 * m + r) >> 32) >> (sh - 32);
+          int32_t v = (int32_t)(((int64_t)b1 * m + rnd) >> 32) >> (sh - 32);
           out[(x + 1) * 16 + o + 1] = (uint8_t)__usat(v, 8);
         }
       }
