@@ -122,25 +122,21 @@ static void clamp_range(const InferPlan *p, int i, int *lo, int *hi) {
   *hi = op->out_u8 ? 255 : 127;
 }
 
-// Row function of a conv: output row y from the rows of its input. The
-// weights are laid out [ky][kx][ic][oc], so the innermost loop runs over the
-// output channels with unit stride and a constant trip count, accumulating
-// all channels of one output pixel in a local array (which gcc vectorizes);
-// the input row pointers are computed once per call, not per element. Each
-// output still sums its taps in (ky, kx, ic) order, as the reference does.
-static void emit_conv(Gen *g, int i) {
+// The start of a conv's row function, shared by both kernels: its comment
+// (plus note), signature, output row pointer and input row pointers.
+static void emit_conv_prologue(Gen *g, int i, const char *note) {
   const InferOp *op = &g->p->ops[i];
   const char *it = in_type(g->p, i), *ot = out_type(g->p, i);
-  const char *acc_t = g->p->int8 ? "int32_t" : "float", *w_t = g->p->int8 ? "int8_t" : "float";
   int K = op->k, IC = op->in.c, OC = op->out.c;
   char rp[128], row[256], iy[64];
   ring_ptr(g, rp, sizeof rp, i);
   snprintf(iy, sizeof iy, "%s", tap("y", "ky", op->stride, op->pad));
   in_row(g, row, sizeof row, i, "iy");
-  out(g, 0, "/* op %d: conv %dx%d/%d pad %d, %dx%dx%d -> %dx%dx%d%s; keeps %d of %d rows */\n",
+  out(g, 0, "/* op %d: conv %dx%d/%d pad %d, %dx%dx%d -> %dx%dx%d%s; keeps %d of %d rows%s */\n",
       i + 1, K, K, op->stride, op->pad, op->in.h, op->in.w, IC, op->out.h, op->out.w, OC,
-      op->relu ? ", ReLU" : "", op->rows, op->out.h);
-  out(g, 0, "CNN_CLONES static void op%d(%sint y) {\n", i + 1, i == 0 ? "const uint8_t *img, " : "");
+      op->relu ? ", ReLU" : "", op->rows, op->out.h, note);
+  out(g, 0, "%sstatic void op%d(%sint y) {\n", *note ? "" : "CNN_CLONES ", i + 1,
+      i == 0 ? "const uint8_t *img, " : "");
   if (op->rows == 1)
     out(g, 1, "%s *restrict out = %s;\n", ot, rp);
   else if (op->rows == op->out.h)
@@ -160,6 +156,20 @@ static void emit_conv(Gen *g, int i) {
   else
     out(g, 2, "rows[ky] = %s;\n", row);
   out(g, 1, "}\n");
+}
+
+// Row function of a conv: output row y from the rows of its input. The
+// weights are laid out [ky][kx][ic][oc], so the innermost loop runs over the
+// output channels with unit stride and a constant trip count, accumulating
+// all channels of one output pixel in a local array (which gcc vectorizes);
+// the input row pointers are computed once per call, not per element. Each
+// output still sums its taps in (ky, kx, ic) order, as the reference does.
+static void emit_conv(Gen *g, int i) {
+  const InferOp *op = &g->p->ops[i];
+  const char *it = in_type(g->p, i), *ot = out_type(g->p, i);
+  const char *acc_t = g->p->int8 ? "int32_t" : "float", *w_t = g->p->int8 ? "int8_t" : "float";
+  int K = op->k, IC = op->in.c, OC = op->out.c;
+  emit_conv_prologue(g, i, "");
   // XB output pixels at once (valid convs; XB divides the row width, <= 4):
   // independent sums to overlap, and
   // one weight load serves XB MACs.
@@ -242,6 +252,368 @@ static void emit_conv(Gen *g, int i) {
     out(g, 4, "out[(x + p) * %d + o] = (%s)rq(acc[p][o], op%d_m[o], op%d_s[o], %d, %d);\n", OC, ot, i + 1,
         i + 1, lo, hi);
   }
+  out(g, 1, "}\n");
+  out(g, 0, "}\n\n");
+}
+
+// DSP int8 convs (Cortex-M4/M7/M33, __ARM_FEATURE_DSP). A conv's receptive
+// field of T = kh*kw*ic taps, in (ky, kx, ic) order, is cut into Q = T/4
+// groups of 4 taps and R = T%4 tail taps. The weights are packed by
+// dsp_pack: per pair of output channels, per group, one word of each
+// channel (its 4 taps, byte j = tap j); the tail taps go to a byte table.
+// SXTB16 of a word gives taps 0 and 2 as two halfwords, SXTB16 of it rotated
+// by 8 taps 1 and 3; the im2col buffer holds the input the same way (UXTB16
+// of 4 input bytes and of them rotated), so SMLAD pairs them with no
+// shuffle. Per group the buffer holds pixel 0's two words, then pixel 1's:
+// one kernel step is 2 channels x 2 pixels x 4 taps = 8 SMLADs.
+
+// Whether op i runs the DSP kernel: int8, even channel count, at least one
+// tap group, and shifts where the one-SMLAL requantization equals rq().
+static bool dsp_conv(const InferPlan *p, int i) {
+  const InferOp *op = &p->ops[i];
+  if (!p->int8 || op->kind != IOP_CONV || op->out.c % 2 || op->k * op->k * op->in.c < 4)
+    return false;
+  for (int o = 0; !op->out_i32 && o < op->out.c; o++)
+    if (op->shift[o] < 33 || op->shift[o] > 63)
+      return false;
+  return true;
+}
+
+// Packs op's int8 weights ([oc][ky][kx][ic]) into the DSP kernel's words
+// (*words, oc*Q) and tail bytes (*tail, oc*R, NULL when R = 0).
+static void dsp_pack(const InferOp *op, uint32_t **words, int8_t **tail) {
+  int OC = op->out.c, T = op->k * op->k * op->in.c, Q = T / 4, R = T % 4;
+  *words = malloc(sizeof **words * (size_t)OC * Q);
+  *tail = R ? malloc((size_t)OC * R) : NULL;
+  if (!*words || (R && !*tail)) {
+    fprintf(stderr, "cnnc: error: out of memory\n");
+    exit(1);
+  }
+  for (int o = 0; o < OC; o++) {
+    const int8_t *w = op->wq + (size_t)o * T;
+    for (int q = 0; q < Q; q++) {
+      uint32_t v = 0;
+      for (int j = 0; j < 4; j++)
+        v |= (uint32_t)(uint8_t)w[4 * q + j] << (8 * j);
+      (*words)[(size_t)(o / 2) * 2 * Q + 2 * q + o % 2] = v;
+    }
+    for (int j = 0; j < R; j++)
+      (*tail)[(size_t)o * R + j] = w[4 * Q + j];
+  }
+}
+
+// One kernel step (4 taps of channels a, b times pixel 0, and pixel 1 when
+// two): a use of the step macro that emit_dsp_macros defines.
+static void emit_dsp_step(Gen *g, int ind, bool two, const char *col) {
+  if (two)
+    out(g, ind, "CNN_STEP2(w, %s, a0, a1, b0, b1);\n", col);
+  else
+    out(g, ind, "CNN_STEP1(w, %s, a0, b0);\n", col);
+}
+
+// The step macros: w and col advance by one group (2 words, 4 words). On
+// gcc/clang for Thumb-2 the step is written in assembly, because gcc splits
+// its LDRDs into LDRs and spills in the loop (37 instructions per 32 MACs
+// instead of 32; A32 would need even register pairs for LDRD); elsewhere
+// (other compilers, a test's emulated intrinsics) the same in C.
+static void emit_dsp_macros(Gen *g) {
+  static const char *const pix[2][5] = {
+      {"ldrd %[X0], %[X1], [%[C]], #16", "smlad %[A0], %[T0], %[X0], %[A0]",
+       "smlad %[A0], %[T2], %[X1], %[A0]", "smlad %[B0], %[T1], %[X0], %[B0]",
+       "smlad %[B0], %[T3], %[X1], %[B0]"},
+      {"ldrd %[X0], %[X1], [%[C], #-8]", "smlad %[A1], %[T0], %[X0], %[A1]",
+       "smlad %[A1], %[T2], %[X1], %[A1]", "smlad %[B1], %[T1], %[X0], %[B1]",
+       "smlad %[B1], %[T3], %[X1], %[B1]"}};
+  out(g, 0, "#if defined(__GNUC__) && defined(__thumb2__)\n");
+  for (int two = 1; two >= 0; two--) {
+    if (two)
+      out(g, 0, "#define CNN_STEP2(w, c, a0, a1, b0, b1) \\\n");
+    else
+      out(g, 0, "#define CNN_STEP1(w, c, a0, b0) \\\n");
+    out(g, 1, "do { \\\n");
+    out(g, 2, "int32_t t0_, t1_, t2_, t3_, x0_, x1_; \\\n");
+    out(g, 2, "__asm__(\"ldrd %%[T0], %%[T1], [%%[W]], #8\\n\\t\" \\\n");
+    out(g, 2, "        \"sxtb16 %%[T2], %%[T0], ror #8\\n\\t\" \\\n");
+    out(g, 2, "        \"sxtb16 %%[T0], %%[T0]\\n\\t\" \\\n");
+    out(g, 2, "        \"sxtb16 %%[T3], %%[T1], ror #8\\n\\t\" \\\n");
+    out(g, 2, "        \"sxtb16 %%[T1], %%[T1]\\n\\t\" \\\n");
+    for (int p = 0; p <= two; p++)
+      for (int k = 0; k < 5; k++)
+        out(g, 2, "        \"%s%s\" \\\n", pix[p][k], p == two && k == 4 ? "" : "\\n\\t");
+    out(g, 2, "        : [A0] \"+r\"(a0), %s[B0] \"+r\"(b0), %s[W] \"+r\"(w), [C] \"+r\"(c), \\\n",
+        two ? "[A1] \"+r\"(a1), " : "", two ? "[B1] \"+r\"(b1), " : "");
+    out(g, 2, "          [T0] \"=&r\"(t0_), [T1] \"=&r\"(t1_), [T2] \"=&r\"(t2_), [T3] \"=&r\"(t3_), \\\n");
+    out(g, 2, "          [X0] \"=&r\"(x0_), [X1] \"=&r\"(x1_) \\\n");
+    out(g, 2, "        : \\\n");
+    out(g, 2, "        : \"memory\"); \\\n");
+    out(g, 1, "} while (0)\n");
+  }
+  out(g, 0, "#else\n");
+  for (int two = 1; two >= 0; two--) {
+    if (two)
+      out(g, 0, "#define CNN_STEP2(w, c, a0, a1, b0, b1) \\\n");
+    else
+      out(g, 0, "#define CNN_STEP1(w, c, a0, b0) \\\n");
+    out(g, 1, "do { \\\n");
+    out(g, 2, "int32_t wa_ = (int32_t)(w)[0], wb_ = (int32_t)(w)[1]; \\\n");
+    out(g, 2, "int32_t wa0_ = __sxtb16(wa_), wa1_ = cnn_sxtb16_ror8(wa_); \\\n");
+    out(g, 2, "int32_t wb0_ = __sxtb16(wb_), wb1_ = cnn_sxtb16_ror8(wb_); \\\n");
+    for (int p = 0; p <= two; p++) {
+      out(g, 2, "(a%d) = __smlad(wa1_, (int32_t)(c)[%d], __smlad(wa0_, (int32_t)(c)[%d], (a%d))); \\\n",
+          p, 2 * p + 1, 2 * p, p);
+      out(g, 2, "(b%d) = __smlad(wb1_, (int32_t)(c)[%d], __smlad(wb0_, (int32_t)(c)[%d], (b%d))); \\\n",
+          p, 2 * p + 1, 2 * p, p);
+    }
+    out(g, 2, "(w) += 2; \\\n");
+    out(g, 2, "(c) += 4; \\\n");
+    out(g, 1, "} while (0)\n");
+  }
+  out(g, 0, "#endif\n\n");
+}
+
+// Convs with at most this many 4-tap groups (and an even row) unroll them
+// in their row function instead of calling the helper.
+#define DSP_UNROLL_Q 3
+
+// Output kinds of the DSP conv helper: rq() to uint8 (after ReLU), rq() to
+// int8, or the raw int32 sums (the last op).
+enum { DSP_U8, DSP_I8, DSP_I32, DSP_KINDS };
+
+// The DSP kind of conv op i.
+static int dsp_kind(const InferPlan *p, int i) {
+  return p->ops[i].out_i32 ? DSP_I32 : p->ops[i].out_u8 ? DSP_U8 : DSP_I8;
+}
+
+// Stores "v" (rq() of it with m, rnd, sh in scope) to dst for output kind,
+// under "if (cond)" when cond is not NULL.
+static void emit_dsp_store(Gen *g, int ind, int kind, const char *dst, const char *v,
+                           const char *cond) {
+  if (kind == DSP_I32) {
+    if (cond)
+      out(g, ind++, "if (%s)\n", cond);
+    out(g, ind, "%s = %s;\n", dst, v);
+    return;
+  }
+  if (cond)
+    out(g, ind, "if (%s) {\n", cond);
+  else
+    out(g, ind, "{\n");
+  out(g, ind + 1, "int32_t v = (int32_t)(((int64_t)%s * m + rnd) >> 32) >> (sh - 32);\n", v);
+  if (kind == DSP_U8)
+    out(g, ind + 1, "%s = (uint8_t)__usat(v, 8);\n", dst);
+  else
+    out(g, ind + 1, "%s = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);\n", dst);
+  out(g, ind, "}\n");
+}
+
+// The helpers the DSP row functions share (inside #if CNN_DSP): the rotated
+// extends, and per output kind used one conv helper that makes one or two
+// pixels of every channel.
+static void emit_dsp_helpers(Gen *g, bool need_u8, const bool *kinds) {
+  out(g, 0, "/* SXTB16 of x rotated by 8 (bytes 1 and 3 as signed halfwords) in one\n"
+            "   instruction: gcc would rotate first. Off ARM (a test's emulated\n"
+            "   intrinsics), the same in C. */\n");
+  out(g, 0, "static inline int32_t cnn_sxtb16_ror8(int32_t x) {\n");
+  out(g, 0, "#if defined(__GNUC__) && defined(__arm__)\n");
+  out(g, 1, "int32_t r;\n");
+  out(g, 1, "__asm__(\"sxtb16 %%0, %%1, ror #8\" : \"=r\"(r) : \"r\"(x));\n");
+  out(g, 1, "return r;\n");
+  out(g, 0, "#else\n");
+  out(g, 1, "return __sxtb16((int32_t)((uint32_t)x >> 8 | (uint32_t)x << 24));\n");
+  out(g, 0, "#endif\n");
+  out(g, 0, "}\n\n");
+  if (need_u8) {
+    out(g, 0, "/* The same for unsigned bytes (UXTB16). */\n");
+    out(g, 0, "static inline uint32_t cnn_uxtb16_ror8(uint32_t x) {\n");
+    out(g, 0, "#if defined(__GNUC__) && defined(__arm__)\n");
+    out(g, 1, "uint32_t r;\n");
+    out(g, 1, "__asm__(\"uxtb16 %%0, %%1, ror #8\" : \"=r\"(r) : \"r\"(x));\n");
+    out(g, 1, "return r;\n");
+    out(g, 0, "#else\n");
+    out(g, 1, "return __uxtb16(x >> 8 | x << 24);\n");
+    out(g, 0, "#endif\n");
+    out(g, 0, "}\n\n");
+  }
+  emit_dsp_macros(g);
+  static const char *const kname[DSP_KINDS] = {"u8", "i8", "i32"};
+  static const char *const ktype[DSP_KINDS] = {"uint8_t", "int8_t", "int32_t"};
+  for (int k = 0; k < DSP_KINDS; k++) {
+    if (!kinds[k])
+      continue;
+    out(g, 0, "/* n (1 or 2) output pixels of a conv, all oc channels, as %s: per pair\n"
+              "   of channels bias + q steps of 4 taps (w: a word of each channel; col0:\n"
+              "   pixel 0's two words, pixel 1's) + r tail taps (wt, col0[4q + 2j + p])%s;\n"
+              "   pixel 1 goes to out + ostride. */\n",
+        kname[k], k == DSP_I32 ? "" : ",\n   requantized by rq() (one SMLAL: 33 <= shift <= 63)");
+    out(g, 0, "static void cnn_conv_%s(const uint32_t *w, const int8_t *wt, const uint32_t *col0, int q,\n"
+              "                        int r, int oc, int n, const int32_t *bias, const int32_t *mult,\n"
+              "                        const int8_t *shift, %s *out, int ostride) {\n",
+        kname[k], ktype[k]);
+    if (k == DSP_I32)
+      out(g, 1, "(void)mult;\n  (void)shift;\n");
+    out(g, 1, "for (int o = 0; o < oc; o += 2) {\n");
+    out(g, 2, "int32_t a0 = bias[o], a1 = a0, b0 = bias[o + 1], b1 = b0;\n");
+    out(g, 2, "const uint32_t *col = col0;\n");
+    out(g, 2, "if (n == 2) {\n");
+    out(g, 3, "for (int k = q >> 1; k > 0; k--) {\n");
+    emit_dsp_step(g, 4, true, "col");
+    emit_dsp_step(g, 4, true, "col");
+    out(g, 3, "}\n");
+    out(g, 3, "if (q & 1)\n");
+    emit_dsp_step(g, 4, true, "col");
+    out(g, 2, "} else {\n");
+    out(g, 3, "for (int k = 0; k < q; k++)\n");
+    emit_dsp_step(g, 4, false, "col");
+    out(g, 2, "}\n");
+    out(g, 2, "for (int j = 0; j < r; j++) {\n");
+    out(g, 3, "int32_t wa = wt[o * r + j], wb = wt[(o + 1) * r + j];\n");
+    out(g, 3, "int32_t x0 = (int32_t)col[2 * j], x1 = (int32_t)col[2 * j + 1];\n");
+    out(g, 3, "a0 += wa * x0;\n");
+    out(g, 3, "a1 += wa * x1;\n");
+    out(g, 3, "b0 += wb * x0;\n");
+    out(g, 3, "b1 += wb * x1;\n");
+    out(g, 2, "}\n");
+    for (int h = 0; h < 2; h++) {
+      char d0[32], d1[48];
+      snprintf(d0, sizeof d0, "out[o%s]", h ? " + 1" : "");
+      snprintf(d1, sizeof d1, "out[ostride + o%s]", h ? " + 1" : "");
+      out(g, 2, "{\n");
+      if (k != DSP_I32) {
+        out(g, 3, "int32_t m = mult[o%s];\n", h ? " + 1" : "");
+        out(g, 3, "int sh = shift[o%s];\n", h ? " + 1" : "");
+        out(g, 3, "int64_t rnd = (int64_t)(1u << (sh - 33)) << 32;\n");
+      }
+      emit_dsp_store(g, 3, k, d0, h ? "b0" : "a0", NULL);
+      emit_dsp_store(g, 3, k, d1, h ? "b1" : "a1", "n == 2");
+      out(g, 2, "}\n");
+    }
+    out(g, 1, "}\n");
+    out(g, 0, "}\n\n");
+  }
+}
+
+// Whether op i's im2col can copy words: no padding, ic a multiple of 4
+// and word-aligned input rows (the arena's; the image's alignment is unknown).
+static bool dsp_fast_fill(const InferPlan *p, int i) {
+  const InferOp *op = &p->ops[i];
+  return i > 0 && op->pad == 0 && op->in.c % 4 == 0 && p->ops[i - 1].row_len % 4 == 0;
+}
+
+// Row function of a conv on the DSP extension: per pair of output pixels,
+// im2col of both into col (int16 pairs), then per pair of channels one
+// kernel call, the tail taps, and the requantization of the 4 sums.
+static void emit_conv_dsp(Gen *g, int i) {
+  const InferOp *op = &g->p->ops[i];
+  const char *it = in_type(g->p, i);
+  int KH = op->k, KW = op->k, S = op->stride, P = op->pad, IC = op->in.c, OC = op->out.c;
+  int W = op->out.w, T = KH * KW * IC, Q = T / 4, R = T % 4;
+  bool sgn = strcmp(it, "int8_t") == 0;
+  emit_conv_prologue(g, i, " (DSP: 2 channels x 2 pixels per step)");
+  out(g, 1, "uint32_t col[%d]%s; /* im2col of two pixels, int16 pairs */\n", 4 * Q + 2 * R,
+      W % 2 ? " = {0}" : "");
+  out(g, 1, "for (int x = 0; x < %d; x += 2) {\n", W);
+  if (W % 2)
+    out(g, 2, "int n = x + 1 < %d ? 2 : 1; /* the last pixel of an odd row is alone */\n", W);
+  else
+    out(g, 2, "const int n = 2;\n");
+  out(g, 2, "for (int p = 0; p < n; p++) {\n");
+  if (dsp_fast_fill(g->p, i)) {
+    // Contiguous kw*ic bytes per kernel row, a whole number of words.
+    out(g, 3, "for (int ky = 0; ky < %d; ky++) {\n", KH);
+    out(g, 4, "const uint32_t *src = (const uint32_t *)(const void *)(rows[ky] + (x + p) * %d);\n",
+        S * IC);
+    out(g, 4, "uint32_t *dst = col + ky * %d + 2 * p;\n", KW * IC);
+    // Unrolled by up to 4 words: constant offsets instead of a counter.
+    int NJ = KW * IC / 4, U = NJ % 4 == 0 ? 4 : NJ % 2 == 0 ? 2 : 1;
+    out(g, 4, "for (int j = 0; j < %d; j += %d) {\n", NJ, U);
+    for (int u = 0; u < U; u++) {
+      out(g, 5, "uint32_t v%d = src[j + %d];\n", u, u);
+      if (sgn) {
+        out(g, 5, "dst[4 * j + %d] = (uint32_t)__sxtb16((int32_t)v%d);\n", 4 * u, u);
+        out(g, 5, "dst[4 * j + %d] = (uint32_t)cnn_sxtb16_ror8((int32_t)v%d);\n", 4 * u + 1, u);
+      } else {
+        out(g, 5, "dst[4 * j + %d] = __uxtb16(v%d);\n", 4 * u, u);
+        out(g, 5, "dst[4 * j + %d] = cnn_uxtb16_ror8(v%d);\n", 4 * u + 1, u);
+      }
+    }
+    out(g, 4, "}\n");
+    out(g, 3, "}\n");
+  } else {
+    // Tap by tap: padding, channel counts that are not whole words.
+    char pad[24] = "0";
+    if (i == 0)
+      snprintf(pad, sizeof pad, "%ld", lround(g->p->in_pad));
+    out(g, 3, "int32_t v[%d];\n", T);
+    out(g, 3, "int t = 0;\n");
+    out(g, 3, "for (int ky = 0; ky < %d; ky++)\n", KH);
+    out(g, 4, "for (int kx = 0; kx < %d; kx++) {\n", KW);
+    out(g, 5, "int ix = %s;\n", tap("(x + p)", "kx", S, P));
+    if (P)
+      out(g, 5, "int in = rows[ky] && ix >= 0 && ix < %d;\n", op->in.w);
+    out(g, 5, "for (int c = 0; c < %d; c++, t++)\n", IC);
+    if (P)
+      out(g, 6, "v[t] = in ? rows[ky][ix * %d + c] : %s;\n", IC, pad);
+    else
+      out(g, 6, "v[t] = rows[ky][ix * %d + c];\n", IC);
+    out(g, 4, "}\n");
+    out(g, 3, "for (int q = 0; q < %d; q++) {\n", Q);
+    out(g, 4, "col[4 * q + 2 * p] = (uint16_t)v[4 * q] | (uint32_t)(uint16_t)v[4 * q + 2] << 16;\n");
+    out(g, 4, "col[4 * q + 2 * p + 1] = (uint16_t)v[4 * q + 1] | (uint32_t)(uint16_t)v[4 * q + 3] << 16;\n");
+    out(g, 3, "}\n");
+    for (int j = 0; j < R; j++)
+      out(g, 3, "col[%d + p] = (uint32_t)v[%d];\n", 4 * Q + 2 * j, 4 * Q + j);
+  }
+  out(g, 2, "}\n");
+  if (W % 2 == 0 && Q <= DSP_UNROLL_Q) {
+    // Few taps: the helper's per-channel overhead would dominate, so the
+    // channel loop is here with the Q steps unrolled and constant offsets.
+    int kind = dsp_kind(g->p, i);
+    out(g, 2, "const uint32_t *w = op%d_wp;\n", i + 1);
+    out(g, 2, "for (int o = 0; o < %d; o += 2) {\n", OC);
+    out(g, 3, "int32_t a0 = op%d_b[o], a1 = a0, b0 = op%d_b[o + 1], b1 = b0;\n", i + 1, i + 1);
+    out(g, 3, "const uint32_t *c = col;\n");
+    for (int q = 0; q < Q; q++)
+      emit_dsp_step(g, 3, true, "c");
+    for (int j = 0; j < R; j++) {
+      out(g, 3, "{ /* tail tap %d */\n", 4 * Q + j);
+      out(g, 4, "int32_t wa = op%d_wt[o * %d + %d], wb = op%d_wt[o * %d + %d];\n", i + 1, R, j,
+          i + 1, R, R + j);
+      out(g, 4, "int32_t x0 = (int32_t)c[%d], x1 = (int32_t)c[%d];\n", 2 * j, 2 * j + 1);
+      out(g, 4, "a0 += wa * x0;\n");
+      out(g, 4, "a1 += wa * x1;\n");
+      out(g, 4, "b0 += wb * x0;\n");
+      out(g, 4, "b1 += wb * x1;\n");
+      out(g, 3, "}\n");
+    }
+    for (int h = 0; h < 2; h++) {
+      char d0[48], d1[48];
+      snprintf(d0, sizeof d0, "out[x * %d + o%s]", OC, h ? " + 1" : "");
+      snprintf(d1, sizeof d1, "out[(x + 1) * %d + o%s]", OC, h ? " + 1" : "");
+      out(g, 3, "{\n");
+      if (kind != DSP_I32) {
+        out(g, 4, "int32_t m = op%d_m[o%s];\n", i + 1, h ? " + 1" : "");
+        out(g, 4, "int sh = op%d_s[o%s];\n", i + 1, h ? " + 1" : "");
+        out(g, 4, "int64_t rnd = (int64_t)(1u << (sh - 33)) << 32;\n");
+      }
+      emit_dsp_store(g, 4, kind, d0, h ? "b0" : "a0", NULL);
+      emit_dsp_store(g, 4, kind, d1, h ? "b1" : "a1", NULL);
+      out(g, 3, "}\n");
+    }
+    out(g, 2, "}\n");
+    out(g, 1, "}\n");
+    out(g, 0, "}\n\n");
+    return;
+  }
+  static const char *const kname[DSP_KINDS] = {"u8", "i8", "i32"};
+  char wt[24] = "0";
+  if (R)
+    snprintf(wt, sizeof wt, "op%d_wt", i + 1);
+  if (op->out_i32)
+    out(g, 2, "cnn_conv_i32(op%d_wp, %s, col, %d, %d, %d, n, op%d_b, 0, 0, out + x * %d, %d);\n",
+        i + 1, wt, Q, R, OC, i + 1, OC, OC);
+  else
+    out(g, 2, "cnn_conv_%s(op%d_wp, %s, col, %d, %d, %d, n, op%d_b, op%d_m, op%d_s, out + x * %d, %d);\n",
+        kname[dsp_kind(g->p, i)], i + 1, wt, Q, R, OC, i + 1, i + 1, i + 1, OC, OC);
   out(g, 1, "}\n");
   out(g, 0, "}\n\n");
 }
@@ -330,10 +702,12 @@ static void emit_produce(Gen *g, int i, bool last, int ind) {
     out(g, ind + 2, "sum[c] = 0;\n");
     out(g, ind + 1, "for (int %s = 0; %s < %d; %s++) {\n", gv, gv, op->in.h, gv);
     emit_ensure(g, i - 1, gv, ind + 2);
+    out(g, ind + 2, "CNN_PROF(%d, 0);\n", i + 1);
     out(g, ind + 2, "const %s *px = %s;\n", out_type(g->p, i - 1), row);
     out(g, ind + 2, "for (int x = 0; x < %d; x++)\n", src->out.w);
     out(g, ind + 3, "for (int c = 0; c < %d; c++)\n", op->out.c);
     out(g, ind + 4, "sum[c] += px[x * %d + c];\n", op->out.c);
+    out(g, ind + 2, "CNN_PROF(%d, 1);\n", i + 1);
     out(g, ind + 1, "}\n");
     if (!g->p->int8) {
       out(g, ind + 1, "for (int c = 0; c < %d; c++)\n", op->out.c);
@@ -361,7 +735,9 @@ static void emit_produce(Gen *g, int i, bool last, int ind) {
       snprintf(need, sizeof need, "%s * %d + %d", y, op->stride, op->k - 1 - op->pad);
       emit_ensure(g, i - 1, need, ind);
     }
+    out(g, ind, "CNN_PROF(%d, 0);\n", i + 1);
     out(g, ind, "op%d(%s%s);\n", i + 1, i == 0 ? "img, " : "", y);
+    out(g, ind, "CNN_PROF(%d, 1);\n", i + 1);
   }
   if (!last)
     out(g, ind, "d%d++;\n", i + 1);
@@ -409,6 +785,30 @@ static void emit_header(Gen *g, const char *guard) {
   out(g, 0, "/* The logits (scores before log_softmax; argmax is the class). */\n");
   out(g, 0, "void %sscores(const uint8_t image[%s_IN_H * %s_IN_W * %s_IN_C], float scores[%s_CLASSES]);\n\n",
       g->pre, g->up, g->up, g->up, g->up);
+  out(g, 0, "#ifdef CNN_PROFILE\n");
+  out(g, 0, "/* Built with -DCNN_PROFILE, the inference calls this function, which the\n"
+            "   program defines, before (end 0) and after (end 1) each piece of work of\n"
+            "   op 1..%s_%sOPS, e.g. to read a cycle counter. */\n", g->up, mp);
+  out(g, 0, "void %sprofile(int op, int end);\n", g->pre);
+  out(g, 0, "#define %s_%sOPS %d\n", g->up, mp, p->n_ops);
+  out(g, 0, "/* Per op: what it is, MACs, arena bytes, constant table bytes. */\n");
+  out(g, 0, "#define %s_%sOP_INFO { \\\n", g->up, mp);
+  for (int i = 0; i < p->n_ops; i++) {
+    const InferOp *op = &p->ops[i];
+    long macs = 0;
+    char what[48];
+    if (op->kind == IOP_CONV) {
+      macs = (long)op->out.h * op->out.w * op->out.c * op->in.c * op->k * op->k;
+      snprintf(what, sizeof what, "conv %dx%d/%d", op->k, op->k, op->stride);
+    } else if (op->kind == IOP_MAXPOOL) {
+      snprintf(what, sizeof what, "maxpool %dx%d/%d", op->k, op->k, op->stride);
+    } else {
+      snprintf(what, sizeof what, "gap");
+    }
+    out(g, 1, "{\"%s\", %ldL, %ldL, %ldL}%s \\\n", what, macs, op->bytes, op->flash,
+        i + 1 < p->n_ops ? "," : "");
+  }
+  out(g, 0, "}\n#endif\n\n");
   out(g, 0, "#endif\n");
 }
 
@@ -423,12 +823,53 @@ static void emit_source(Gen *g, const char *hname) {
             "   for AVX-512 and AVX2 and picked when the program loads. Anywhere else\n"
             "   (a Cortex-M included) CNN_CLONES is empty; -DCNN_NO_CLONES turns it off. */\n");
   emit_clones_macro(g->f, "\"avx512f\", \"avx2\", \"default\"");
+  out(g, 0, "/* -DCNN_PROFILE: hooks around each op's work (see the header). */\n");
+  out(g, 0, "#ifdef CNN_PROFILE\n#define CNN_PROF(op, end) %sprofile(op, end)\n#else\n"
+            "#define CNN_PROF(op, end) ((void)0)\n#endif\n\n", g->pre);
+  bool any_dsp = false, dsp_u8 = false, kinds[DSP_KINDS] = {false};
+  for (int i = 0; i < p->n_ops; i++)
+    if (dsp_conv(p, i)) {
+      any_dsp = true;
+      dsp_u8 |= strcmp(in_type(p, i), "int8_t") != 0 && dsp_fast_fill(p, i);
+      int T = p->ops[i].k * p->ops[i].k * p->ops[i].in.c;
+      if (p->ops[i].out.w % 2 || T / 4 > DSP_UNROLL_Q) // else unrolled in its row function
+        kinds[dsp_kind(p, i)] = true;
+    }
+  if (any_dsp)
+    out(g, 0, "/* With the DSP extension (Cortex-M4, M7, M33...) the convs run SMLAD\n"
+              "   kernels on weights packed for them; elsewhere the portable row\n"
+              "   functions compute the same integers. */\n"
+              "#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP\n"
+              "#include <arm_acle.h>\n#define CNN_DSP 1\n#else\n#define CNN_DSP 0\n#endif\n\n");
   for (int i = 0; i < p->n_ops; i++) {
     const InferOp *op = &p->ops[i];
     if (op->kind != IOP_CONV)
       continue;
     char name[32];
     size_t nw = (size_t)op->out.c * op->in.c * op->k * op->k;
+    if (dsp_conv(p, i)) {
+      uint32_t *words;
+      int8_t *tail;
+      int T = op->k * op->k * op->in.c;
+      dsp_pack(op, &words, &tail);
+      out(g, 0, "#if CNN_DSP\n");
+      out(g, 0, "/* op %d: conv weights for the DSP kernel: per pair of output channels, per\n"
+                "   4 taps in (ky, kx, in) order, one word of each channel (tap j in byte j)%s */\n",
+          i + 1, T % 4 ? "; the\n   last taps of each channel in op_wt" : "");
+      snprintf(name, sizeof name, "op%d_wp", i + 1);
+      fprintf(g->f, "static const uint32_t %s[%zu] = {", name, (size_t)op->out.c * (T / 4));
+      for (size_t j = 0; j < (size_t)op->out.c * (T / 4); j++)
+        fprintf(g->f, "%s0x%08lxu%s", j % 6 ? " " : "\n  ", (unsigned long)words[j],
+                j + 1 < (size_t)op->out.c * (T / 4) ? "," : "");
+      fprintf(g->f, "\n};\n");
+      if (tail) {
+        snprintf(name, sizeof name, "op%d_wt", i + 1);
+        table(g, "int8_t", name, (size_t)op->out.c * (T % 4), NULL, tail, NULL);
+      }
+      free(words);
+      free(tail);
+      out(g, 0, "#else\n");
+    }
     out(g, 0, "/* op %d: conv weights [%d][%d][%d][%d] (ky, kx, in, out)%s */\n", i + 1, op->k,
         op->k, op->in.c, op->out.c, op->bn >= 0 ? ", BatchNorm folded in" : "");
     snprintf(name, sizeof name, "op%d_w", i + 1);
@@ -449,6 +890,8 @@ static void emit_source(Gen *g, const char *hname) {
       }
     if (p->int8) {
       table(g, "int8_t", name, nw, NULL, wq, NULL);
+      if (dsp_conv(p, i))
+        out(g, 0, "#endif\n");
       snprintf(name, sizeof name, "op%d_b", i + 1);
       table(g, "int32_t", name, (size_t)op->out.c, NULL, NULL, op->bq);
       if (op->out_i32) {
@@ -481,13 +924,24 @@ static void emit_source(Gen *g, const char *hname) {
     out(g, 0, "static float arena[%ld];\n\n", p->arena_bytes / 4);
   if (p->int8) {
     out(g, 0, "/* acc * mult / 2^shift, rounded half up, clamped to [lo, hi]. */\n");
-    out(g, 0, "static int32_t rq(int32_t acc, int32_t mult, int shift, int32_t lo, int32_t hi) {\n");
+    out(g, 0, "static inline int32_t rq(int32_t acc, int32_t mult, int shift, int32_t lo, int32_t hi) {\n");
     out(g, 1, "int64_t v = ((int64_t)acc * mult + ((int64_t)1 << (shift - 1))) >> shift;\n");
     out(g, 1, "return v < lo ? lo : v > hi ? hi : (int32_t)v;\n");
     out(g, 0, "}\n\n");
   }
+  if (any_dsp) {
+    out(g, 0, "#if CNN_DSP\n");
+    emit_dsp_helpers(g, dsp_u8, kinds);
+    out(g, 0, "#endif\n\n");
+  }
   for (int i = 0; i < p->n_ops; i++) {
-    if (p->ops[i].kind == IOP_CONV)
+    if (dsp_conv(p, i)) {
+      out(g, 0, "#if CNN_DSP\n");
+      emit_conv_dsp(g, i);
+      out(g, 0, "#else\n");
+      emit_conv(g, i);
+      out(g, 0, "#endif\n\n");
+    } else if (p->ops[i].kind == IOP_CONV)
       emit_conv(g, i);
     else if (p->ops[i].kind == IOP_MAXPOOL)
       emit_pool(g, i);

@@ -176,12 +176,17 @@ static int emit(const char *dir, bool int8) {
   return emit_infer_plan(&net, dir, params, state, &opt);
 }
 
-// Builds dir/mnist14k_infer{,_int8}.c into a shared object and loads it.
-static void *load(const char *dir, const char *suffix) {
+// Builds dir/mnist14k_infer{,_int8}.c into a shared object and loads it;
+// dsp: the int8 code's DSP path, on the emulated intrinsics of
+// examples/firmware/acle_host.
+static void *load_as(const char *dir, const char *suffix, bool dsp) {
   char src[256], so[256];
   snprintf(src, sizeof src, "%s/mnist14k_infer%s.c", dir, suffix);
-  snprintf(so, sizeof so, "%s/mnist14k_infer%s.so", dir, suffix);
-  if (sh("gcc -std=c99 -O2 -fPIC -shared -Wall -Wextra -Wpedantic -Werror %s -o %s", src, so))
+  snprintf(so, sizeof so, "%s/mnist14k_infer%s%s.so", dir, suffix, dsp ? "_dsp" : "");
+  if (sh(dsp ? "gcc -std=c99 -O2 -fPIC -shared -Wall -Wextra -Wpedantic -Werror "
+               "-D__ARM_FEATURE_DSP=1 -Iexamples/firmware/acle_host %s -o %s"
+             : "gcc -std=c99 -O2 -fPIC -shared -Wall -Wextra -Wpedantic -Werror %s -o %s",
+         src, so))
     return NULL;
   char abs[300];
   snprintf(abs, sizeof abs, "./%s", so); // a path, so dlopen does not search
@@ -189,6 +194,11 @@ static void *load(const char *dir, const char *suffix) {
   if (!h)
     fprintf(stderr, "dlopen %s: %s\n", so, dlerror());
   return h;
+}
+
+// The portable build of dir's inference code.
+static void *load(const char *dir, const char *suffix) {
+  return load_as(dir, suffix, false);
 }
 
 // Compares float and int8 code for the current weights on n test images.
@@ -204,12 +214,20 @@ static void check_accuracy(const char *dir, int n, int nref, bool trained) {
   predict_fn qpred = (predict_fn)(uintptr_t)dlsym(hq, "mnist14k_int8_predict");
   scores_fn qscores = (scores_fn)(uintptr_t)dlsym(hq, "mnist14k_int8_scores");
   CU_ASSERT_FATAL(fpred && fscores && qpred && qscores);
+  // The DSP path (emulated intrinsics) must give the portable path's bits.
+  void *hd = load_as(dir, "_int8", true);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(hd);
+  scores_fn dscores = (scores_fn)(uintptr_t)dlsym(hd, "mnist14k_int8_scores");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(dscores);
   double maxdiff = 0;
-  int fcorrect = 0, qcorrect = 0, refcorrect = 0, agree = 0, mismatch = 0;
+  int fcorrect = 0, qcorrect = 0, refcorrect = 0, agree = 0, mismatch = 0, dsp_differ = 0;
   for (int i = 0; i < n; i++) {
     const uint8_t *img = test_set.pixels + (size_t)i * 784;
     double ref[10], got[10];
-    float s[10], sq[10];
+    float s[10], sq[10], sd[10];
+    qscores(img, sq);
+    dscores(img, sd);
+    dsp_differ += memcmp(sq, sd, sizeof sq) != 0;
     fscores(img, s);
     if (i >= nref) { // past the reference sample: float vs int8 and labels only
       int fb = fpred(img), qb = qpred(img);
@@ -248,6 +266,9 @@ static void check_accuracy(const char *dir, int n, int nref, bool trained) {
          "(reference %d/%d), int8 acc %.2f%%, int8 agrees with float on %.2f%%\n",
          trained ? "trained" : "random", n, maxdiff, nref, 100.0 * fcorrect / n, refcorrect, nref,
          100.0 * qcorrect / n, 100.0 * agree / n);
+  printf("  int8 DSP path (emulated intrinsics) = portable path, bit for bit, on %d of %d\n",
+         n - dsp_differ, n);
+  CU_ASSERT_EQUAL(dsp_differ, 0);
   CU_ASSERT(maxdiff <= 1e-4);
   CU_ASSERT_EQUAL(mismatch, 0);
   if (trained) {
@@ -257,6 +278,7 @@ static void check_accuracy(const char *dir, int n, int nref, bool trained) {
   }
   dlclose(hf);
   dlclose(hq);
+  dlclose(hd);
 }
 
 // Float code equals the unfolded double forward; int8 tracks float.

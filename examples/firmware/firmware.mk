@@ -1,9 +1,14 @@
 # firmware.mk: the bare-metal Cortex-M4F demo (included by the Makefile).
 #   make firmware-test   build examples/firmware for QEMU mps2-an386 and for
 #                        the host, run both on the first FW_N MNIST test digits,
-#                        require identical predictions, print sizes and the
-#                        instructions per inference. Installs the Cortex-M
-#                        toolchain and QEMU first when they are missing.
+#                        require identical predictions and int8 score bits
+#                        (also of the DSP path built on the host with
+#                        emulated intrinsics, and of the portable path on
+#                        the target), print sizes and the
+#                        instructions per inference and, from a second
+#                        build with -DCNN_PROFILE, the instructions per op.
+#                        Installs the Cortex-M toolchain and QEMU first when
+#                        they are missing.
 FW_DIR    := $(BUILD)/firmware
 FW_N      ?= 100
 ARM_CC    := arm-none-eabi-gcc
@@ -37,20 +42,59 @@ $(FW_DIR)/firmware.elf: examples/firmware/startup.c examples/firmware/main.c exa
 	  -T examples/firmware/mps2_an386.ld examples/firmware/startup.c examples/firmware/main.c \
 	  $(FW_DIR)/$(MODEL)_infer.arm.o $(FW_DIR)/$(MODEL)_infer_int8.arm.o -o $@
 
+# The profile build: the same code with -DCNN_PROFILE, whose hooks count
+# instructions per op (examples/firmware/profile.awk prints the table).
+$(FW_DIR)/%.prof.arm.o: $(GEN_DIR)/%.c $(GEN_DIR)/%.h | deps-firmware
+	@mkdir -p $(@D)
+	$(ARM_CC) $(ARM_FLAGS) $(FW_CFLAGS) -DCNN_PROFILE -c $< -o $@
+
+$(FW_DIR)/firmware-prof.elf: examples/firmware/startup.c examples/firmware/main.c examples/firmware/mps2_an386.ld \
+                        $(FW_DIR)/$(MODEL)_infer.prof.arm.o $(FW_DIR)/$(MODEL)_infer_int8.prof.arm.o $(FW_DIR)/digits.h
+	$(ARM_CC) $(ARM_FLAGS) $(FW_CFLAGS) -DCNN_PROFILE $(FW_INC) --specs=rdimon.specs -nostartfiles \
+	  -T examples/firmware/mps2_an386.ld examples/firmware/startup.c examples/firmware/main.c \
+	  $(FW_DIR)/$(MODEL)_infer.prof.arm.o $(FW_DIR)/$(MODEL)_infer_int8.prof.arm.o -o $@
+
+# The portable int8 row functions on the same target (-U__ARM_FEATURE_DSP):
+# they must print the DSP build's bits too.
+$(FW_DIR)/%.port.arm.o: $(GEN_DIR)/%.c $(GEN_DIR)/%.h | deps-firmware
+	@mkdir -p $(@D)
+	$(ARM_CC) $(ARM_FLAGS) $(FW_CFLAGS) -U__ARM_FEATURE_DSP -c $< -o $@
+
+$(FW_DIR)/firmware-port.elf: examples/firmware/startup.c examples/firmware/main.c examples/firmware/mps2_an386.ld \
+                        $(FW_DIR)/$(MODEL)_infer.arm.o $(FW_DIR)/$(MODEL)_infer_int8.port.arm.o $(FW_DIR)/digits.h
+	$(ARM_CC) $(ARM_FLAGS) $(FW_CFLAGS) $(FW_INC) --specs=rdimon.specs -nostartfiles \
+	  -T examples/firmware/mps2_an386.ld examples/firmware/startup.c examples/firmware/main.c \
+	  $(FW_DIR)/$(MODEL)_infer.arm.o $(FW_DIR)/$(MODEL)_infer_int8.port.arm.o -o $@
+
 # The same main and inference code on the host: the predictions to match.
 $(FW_DIR)/firmware-host: examples/firmware/main.c $(FW_INFER) $(FW_DIR)/digits.h
 	$(CC) $(FW_CFLAGS) $(FW_INC) examples/firmware/main.c $(FW_INFER) -o $@
 
-firmware-test: $(FW_DIR)/firmware.elf $(FW_DIR)/firmware-host | deps-firmware
+# The DSP path of the int8 code on the host, on emulated ACLE intrinsics.
+$(FW_DIR)/firmware-host-dsp: examples/firmware/main.c $(FW_INFER) $(FW_DIR)/digits.h examples/firmware/acle_host/arm_acle.h
+	$(CC) $(FW_CFLAGS) $(FW_INC) -D__ARM_FEATURE_DSP=1 -Iexamples/firmware/acle_host examples/firmware/main.c $(FW_INFER) -o $@
+
+firmware-test: $(FW_DIR)/firmware.elf $(FW_DIR)/firmware-prof.elf $(FW_DIR)/firmware-port.elf \
+               $(FW_DIR)/firmware-host $(FW_DIR)/firmware-host-dsp | deps-firmware
 	$(FW_DIR)/firmware-host > $(FW_DIR)/host.txt
+	$(FW_DIR)/firmware-host-dsp | grep -E '^(digit|correct)' > $(FW_DIR)/host-dsp.pred
 	timeout 900 $(FW_QEMU) -kernel $(FW_DIR)/firmware.elf > $(FW_DIR)/qemu.txt
+	timeout 900 $(FW_QEMU) -kernel $(FW_DIR)/firmware-prof.elf > $(FW_DIR)/qemu-prof.txt
+	timeout 900 $(FW_QEMU) -kernel $(FW_DIR)/firmware-port.elf | grep -E '^(digit|correct)' > $(FW_DIR)/qemu-port.pred
 	@grep -E '^(digit|correct)' $(FW_DIR)/host.txt > $(FW_DIR)/host.pred
 	@grep -E '^(digit|correct)' $(FW_DIR)/qemu.txt > $(FW_DIR)/qemu.pred
 	@test $$(grep -c '^digit' $(FW_DIR)/qemu.pred) -eq $(FW_N) || { echo "firmware-test: QEMU run incomplete"; exit 1; }
 	diff $(FW_DIR)/host.pred $(FW_DIR)/qemu.pred
+	diff $(FW_DIR)/host.pred $(FW_DIR)/host-dsp.pred
+	diff $(FW_DIR)/host.pred $(FW_DIR)/qemu-port.pred
 	@arm-none-eabi-size $(FW_DIR)/$(MODEL)_infer.arm.o $(FW_DIR)/$(MODEL)_infer_int8.arm.o $(FW_DIR)/firmware.elf
 	@grep -v '^digit' $(FW_DIR)/qemu.txt
-	@echo "firmware-test: $(FW_N) digits, QEMU (Cortex-M4) predictions = host predictions"
+	@{ for v in float int8; do o=$(FW_DIR)/$(MODEL)_infer$$([ $$v = int8 ] && echo _int8).arm.o; \
+	     arm-none-eabi-nm -S $$o | sed "s/^/nm $$v /"; \
+	     arm-none-eabi-size $$o | awk -v v=$$v 'NR == 2 {print "size", v, $$1}'; done; \
+	   awk '/^instructions per inference/ {print "total float", $$5; print "total int8", $$7}' $(FW_DIR)/qemu.txt; \
+	   grep '^profile' $(FW_DIR)/qemu-prof.txt; } | awk -f examples/firmware/profile.awk
+	@echo "firmware-test: $(FW_N) digits, QEMU (Cortex-M4) predictions and int8 score bits = host's (portable and emulated DSP path), and the portable path's on QEMU"
 
 # ------------------------------------------------- generated inference code
 # generated/$(MODEL)/$(MODEL)_infer{,_int8}.{c,h} come from the trained

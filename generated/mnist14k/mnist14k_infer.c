@@ -11,6 +11,13 @@
 #define CNN_CLONES
 #endif
 
+/* -DCNN_PROFILE: hooks around each op's work (see the header). */
+#ifdef CNN_PROFILE
+#define CNN_PROF(op, end) mnist14k_profile(op, end)
+#else
+#define CNN_PROF(op, end) ((void)0)
+#endif
+
 /* op 1: conv weights [3][3][1][16] (ky, kx, in, out), BatchNorm folded in */
 static const float op1_w[144] = {
   0.00731122959f, 0.0045901062f, 0.00505133346f, -0.00193645211f, -0.00295749982f, -0.00313799246f, -0.00717781903f, 0.00163647335f, 0.00313103991f, 0.00199020747f,
@@ -1803,34 +1810,52 @@ CNN_CLONES static void run(const uint8_t *img) {
                 while (d3 <= d4 * 2 + 1 && d3 < 22) {
                   while (d2 <= d3 * 1 + 2 && d2 < 24) {
                     while (d1 <= d2 * 1 + 2 && d1 < 26) {
+                      CNN_PROF(1, 0);
                       op1(img, d1);
+                      CNN_PROF(1, 1);
                       d1++;
                     }
+                    CNN_PROF(2, 0);
                     op2(d2);
+                    CNN_PROF(2, 1);
                     d2++;
                   }
+                  CNN_PROF(3, 0);
                   op3(d3);
+                  CNN_PROF(3, 1);
                   d3++;
                 }
+                CNN_PROF(4, 0);
                 op4(d4);
+                CNN_PROF(4, 1);
                 d4++;
               }
+              CNN_PROF(5, 0);
               op5(d5);
+              CNN_PROF(5, 1);
               d5++;
             }
+            CNN_PROF(6, 0);
             op6(d6);
+            CNN_PROF(6, 1);
             d6++;
           }
+          CNN_PROF(7, 0);
           op7(d7);
+          CNN_PROF(7, 1);
           d7++;
         }
+        CNN_PROF(8, 0);
         op8(d8);
+        CNN_PROF(8, 1);
         d8++;
       }
+      CNN_PROF(9, 0);
       const float *px = (arena + 4624);
       for (int x = 0; x < 7; x++)
         for (int c = 0; c < 10; c++)
           sum[c] += px[x * 10 + c];
+      CNN_PROF(9, 1);
     }
     for (int c = 0; c < 10; c++)
       sum[c] = sum[c] * 0.0204081633f;

@@ -35,4 +35,24 @@ int mnist14k_predict(const uint8_t image[MNIST14K_IN_H * MNIST14K_IN_W * MNIST14
 /* The logits (scores before log_softmax; argmax is the class). */
 void mnist14k_scores(const uint8_t image[MNIST14K_IN_H * MNIST14K_IN_W * MNIST14K_IN_C], float scores[MNIST14K_CLASSES]);
 
+#ifdef CNN_PROFILE
+/* Built with -DCNN_PROFILE, the inference calls this function, which the
+   program defines, before (end 0) and after (end 1) each piece of work of
+   op 1..MNIST14K_OPS, e.g. to read a cycle counter. */
+void mnist14k_profile(int op, int end);
+#define MNIST14K_OPS 9
+/* Per op: what it is, MACs, arena bytes, constant table bytes. */
+#define MNIST14K_OP_INFO { \
+  {"conv 3x3/1", 97344L, 4992L, 640L}, \
+  {"conv 3x3/1", 1327104L, 4608L, 9280L}, \
+  {"conv 3x3/1", 1115136L, 2816L, 9280L}, \
+  {"maxpool 2x2/2", 0L, 704L, 0L}, \
+  {"conv 1x1/1", 30976L, 2112L, 1088L}, \
+  {"conv 3x3/1", 279936L, 2592L, 13920L}, \
+  {"conv 3x3/1", 254016L, 672L, 20832L}, \
+  {"conv 1x1/1", 11760L, 280L, 1000L}, \
+  {"gap", 0L, 40L, 0L} \
+}
+#endif
+
 #endif

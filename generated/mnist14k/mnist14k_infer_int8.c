@@ -11,6 +11,40 @@
 #define CNN_CLONES
 #endif
 
+/* -DCNN_PROFILE: hooks around each op's work (see the header). */
+#ifdef CNN_PROFILE
+#define CNN_PROF(op, end) mnist14k_int8_profile(op, end)
+#else
+#define CNN_PROF(op, end) ((void)0)
+#endif
+
+/* With the DSP extension (Cortex-M4, M7, M33...) the convs run SMLAD
+   kernels on weights packed for them; elsewhere the portable row
+   functions compute the same integers. */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define CNN_DSP 1
+#else
+#define CNN_DSP 0
+#endif
+
+#if CNN_DSP
+/* op 1: conv weights for the DSP kernel: per pair of output channels, per
+   4 taps in (ky, kx, in) order, one word of each channel (tap j in byte j); the
+   last taps of each channel in op_wt */
+static const uint32_t op1_wp[32] = {
+  0xa10d8150u, 0x5195182bu, 0x312852c9u, 0xac9fde81u, 0x1e81eb3du, 0x904b5bddu,
+  0x2708ea47u, 0xb88153e3u, 0x4b8d95cdu, 0xd0ae81c1u, 0x2bf09022u, 0x64575c29u,
+  0xb92f0381u, 0x3a81e71du, 0xd99160e1u, 0x3022ef3eu, 0xfe0f3928u, 0x6a21522fu,
+  0xab815d4cu, 0x816fbcfbu, 0xb881d69fu, 0xf681000cu, 0x4032c7b7u, 0xe69bc1fbu,
+  0x3181da28u, 0x35a4ea81u, 0x256fbbe6u, 0x382095edu, 0x04e31aa5u, 0xb24442d1u,
+  0xe37f0f4eu, 0xf9440981u
+};
+static const int8_t op1_wt[16] = {
+  30, 112, 17, -127, -127, 16, 76, 28, -43, -127,
+  73, -76, 7, 11, 20, -98
+};
+#else
 /* op 1: conv weights [3][3][1][16] (ky, kx, in, out), BatchNorm folded in */
 static const int8_t op1_w[144] = {
   80, 43, 61, -35, -51, -63, -127, 29, 40, 47,
@@ -29,6 +63,7 @@ static const int8_t op1_w[144] = {
   17, -127, -127, 16, 76, 28, -43, -127, 73, -76,
   7, 11, 20, -98
 };
+#endif
 static const int32_t op1_b[16] = {
   -1147, 4998, -5888, 8579, 14047, -2649, 3034, -4910, -7438, -2587,
   9362, 15009, 5208, 7706, -8617, 5646
@@ -42,6 +77,108 @@ static const int8_t op1_s[16] = {
   39, 39, 39, 39, 39, 38
 };
 
+#if CNN_DSP
+/* op 2: conv weights for the DSP kernel: per pair of output channels, per
+   4 taps in (ky, kx, in) order, one word of each channel (tap j in byte j) */
+static const uint32_t op2_wp[576] = {
+  0x50d5d92cu, 0xcace0604u, 0xf237ed1du, 0xcd1d1bf1u, 0x0e2b92fcu, 0x1e1cfcb2u,
+  0x56d20ec2u, 0xef15f5cfu, 0x3dfae3ffu, 0xed4b04d0u, 0xe346162fu, 0x23a5e708u,
+  0x34f9c026u, 0x30fcccbau, 0x2f0206f2u, 0xe8f60358u, 0x28d90802u, 0xe4650136u,
+  0xd96ce50du, 0x1cca2908u, 0x33e5b07au, 0x131ea9b8u, 0x022bedadu, 0xdaee467fu,
+  0x0cf61627u, 0x03f5e8cbu, 0xf3132804u, 0xeffb1afcu, 0x0a2f9be0u, 0x0c0e21f2u,
+  0x08fe14e7u, 0xf60105f4u, 0x24e9f41au, 0x2535d8dfu, 0x0f233325u, 0x1e92f207u,
+  0x1e07c004u, 0x0304dd35u, 0x341c2e08u, 0xfa06220bu, 0x12c1ed1fu, 0x1210e933u,
+  0xed370e05u, 0x0bdd41f7u, 0x280ab032u, 0xef40c845u, 0x182bf7d6u, 0xeef33becu,
+  0xe3ce117fu, 0xea069acau, 0x0a0d790eu, 0x15d01eedu, 0x3037deddu, 0xc02418f4u,
+  0x0105fdedu, 0xeafe393au, 0xd7f0170au, 0x2bc58e02u, 0x13d74903u, 0xf4982be8u,
+  0x291ebadau, 0xcd5a1827u, 0xf75013f7u, 0x29fa3cebu, 0xf7c60b39u, 0x24b6a5fbu,
+  0x32cf4aefu, 0xd4cf44bau, 0x2a18b0d4u, 0xb741da50u, 0x2544ffd2u, 0x24fd27bcu,
+  0x022818f1u, 0x1fe0dfc3u, 0x0ef2afeeu, 0x030cd964u, 0xde8853b9u, 0x3f4dcdc5u,
+  0xebe59e00u, 0x39c43bc1u, 0x2f0edcb0u, 0xdcfa08fbu, 0xfa06af21u, 0xef1bdb28u,
+  0xfbbf1ae8u, 0x0931ebedu, 0x05e4e0eeu, 0xdc132a27u, 0x152fdfecu, 0xb2fb30beu,
+  0x2feae820u, 0x10c5fc7fu, 0xf11130d0u, 0x7839e5e1u, 0x42fb1759u, 0xce075c26u,
+  0xf911f1dau, 0x4ff4eaf6u, 0xe4fd810bu, 0x130601deu, 0xe6b24ae1u, 0x0402e2e9u,
+  0xecc0a5fdu, 0xe2ec1f9fu, 0x110ad0b8u, 0x01f5cce9u, 0xfa0bc625u, 0xdefa1125u,
+  0xfbfd020bu, 0x09d41cf6u, 0xf5d2fe06u, 0x0e05f1f1u, 0x0c570843u, 0xe2e039dau,
+  0x53de2affu, 0xdf0eeb0du, 0xec1cd8c8u, 0xf2fd27dau, 0xf8ec232du, 0x001f21f2u,
+  0x0d339115u, 0x4f0bebf8u, 0x311ad7ffu, 0xf001dd05u, 0xd1ecfdd7u, 0x45f39be1u,
+  0xfbff057bu, 0x1d0dd998u, 0x2d1a8fcau, 0xe7e302e0u, 0x2a16f515u, 0xe0cfd720u,
+  0xc208b629u, 0x19dcfcedu, 0x1b0b223bu, 0xed0b05d7u, 0xde02c62du, 0xd2c44021u,
+  0x1df500f2u, 0xf6fcf3efu, 0x9c25b806u, 0x2b2000ceu, 0xfbe821f4u, 0xe505f6deu,
+  0x174a07ffu, 0xc3d7fc23u, 0x24c71509u, 0xbc1f0b0eu, 0x13fdd316u, 0xfae5c8c6u,
+  0x12ef1a38u, 0xf4d9e9c4u, 0x05e0ea0cu, 0xcbe52332u, 0xfdea1b07u, 0xe3f236fdu,
+  0x170beee1u, 0xfcefcfdau, 0x06090304u, 0xcee802d9u, 0x07c3bde7u, 0xdbe3fb43u,
+  0xcf2cf3cau, 0x1b2574dbu, 0xc0c01a05u, 0xdd24fbedu, 0xfff5a1bcu, 0xc11822eeu,
+  0x2913dfc2u, 0xd6e91600u, 0x00e4f80fu, 0xc03c9efbu, 0xfbf3ea4eu, 0x0cddcac8u,
+  0x21f32821u, 0xfbd8e7cdu, 0x08dde9ceu, 0xf7f0fe1fu, 0xe2deea03u, 0xdd2bdbe2u,
+  0x12f8fe2eu, 0xf7f0dacau, 0x20d30df7u, 0x04eff0d3u, 0xd5cf1f08u, 0x1b11ac1eu,
+  0xc607cccbu, 0x0c1b1cd0u, 0xe1d1f7f2u, 0xc7fe1a02u, 0xdcdabcd2u, 0x3621d6feu,
+  0x3013dfffu, 0x54fdf1cau, 0x170bf9ffu, 0xbc5a9e1fu, 0xd817df1du, 0x21d18162u,
+  0x13db0c05u, 0x66a00705u, 0xf5eaf73cu, 0x4609e3deu, 0xf4e137ceu, 0xfd47deffu,
+  0xed2ed100u, 0xedf08434u, 0xd3e92001u, 0x31ec02f7u, 0xabe0115eu, 0x433bb5b1u,
+  0xecdc4499u, 0x2b05fbefu, 0xc10bf9b9u, 0xc9eba523u, 0x810dd5d4u, 0x4804052fu,
+  0xe611c219u, 0xe460f8a2u, 0x161fcbd2u, 0x44f6b33cu, 0xd0f1e803u, 0x09e73a2au,
+  0xf42d0111u, 0xd4fb0a5cu, 0xfe12e326u, 0x2a20f381u, 0x2800f6d7u, 0x23e1a03cu,
+  0xd8f009f5u, 0x0f13df29u, 0x082ff701u, 0x16ee1016u, 0x1302e3e5u, 0x314bf3abu,
+  0x3bf4fed9u, 0x15d7b438u, 0xe1e917e4u, 0x3014210fu, 0xf039ccf9u, 0x3cd04261u,
+  0xf5f8ffe3u, 0xed300ee7u, 0x2aef06feu, 0x3728d70cu, 0xe705eef0u, 0xd1cf28feu,
+  0x061b07f6u, 0xf8150644u, 0x0adbfdb3u, 0x1a11fec5u, 0xfae9ebfbu, 0x24fdc91fu,
+  0x03f5271du, 0xeefcecf6u, 0x0a1703fcu, 0x25f70923u, 0x08d5fda4u, 0x291c1dd7u,
+  0xcacbb8f0u, 0xf8e1ce2au, 0x19f54739u, 0x010534ceu, 0xf5cde9d4u, 0x23dc2c52u,
+  0x31e221a7u, 0xb0421810u, 0xc2a9eb06u, 0xff32d60fu, 0x13100b7cu, 0xe8dd7de0u,
+  0x16c103e3u, 0xc226ef57u, 0x11d911c8u, 0xfb102df4u, 0xab8df700u, 0xfdeafcfeu,
+  0x0e16f63bu, 0x1af828dau, 0x11a802c9u, 0xecd8f4fau, 0xdec60af6u, 0x2f306ce5u,
+  0x818ffb1bu, 0xdde7d33fu, 0x2ae93112u, 0x23e43cb0u, 0x3296fbc5u, 0x28b2e221u,
+  0x080711f3u, 0xf705d5b2u, 0xdfd9d6f6u, 0x07c96139u, 0xebc91404u, 0xfd4284c6u,
+  0x15efbdeau, 0x56027cf8u, 0x1f30e5ebu, 0x1ce0d19fu, 0x0634e2efu, 0x07e8fb48u,
+  0xe4c0e3f8u, 0xfbfca60eu, 0x14eacbf8u, 0x44fc6613u, 0x3c61a6bbu, 0x58b3cc95u,
+  0x2535ae0au, 0xbe1cbb7fu, 0xa981c201u, 0x25ddb774u, 0x30e8b545u, 0x68bd6621u,
+  0xe8cf280eu, 0xbee71904u, 0xc3c50416u, 0xfafa240du, 0x3009bf37u, 0xe3350bf3u,
+  0xe1d1fbd5u, 0xf9fc04d4u, 0x06fae705u, 0xd127e5eeu, 0xe414fafdu, 0x07e61210u,
+  0x0304bee2u, 0xfe1df8e9u, 0xf9dd06e3u, 0xfdfbfdf8u, 0x010bd6e1u, 0x2312d6b2u,
+  0xe118b7e1u, 0x05e3e346u, 0xb8d3f5d2u, 0x01ffbbecu, 0xeee9ef18u, 0x3bf61a21u,
+  0xe6d71b30u, 0xf2f10634u, 0xccd44a00u, 0xfc7906ddu, 0x0c2494f3u, 0xc30f7ac6u,
+  0xc7f508ccu, 0xd10bb810u, 0xdcf1fa05u, 0xd70b0a0bu, 0xf8dbf9efu, 0x1e3c0bdau,
+  0xd50125beu, 0xf3f054cfu, 0xcc0e0ef8u, 0xd015e90fu, 0xd3f80812u, 0x0c4fd5aeu,
+  0xfb23f1c7u, 0x3ebf0607u, 0xaede39c4u, 0x17f2ecdbu, 0xb3f4d301u, 0x2f1f2d4bu,
+  0xf41a100du, 0x2516ffcbu, 0x04201101u, 0xfaf9dabfu, 0x1cedfaeau, 0xe1d11048u,
+  0x08f8df0bu, 0x06dad2d7u, 0x073a05fau, 0x182703f5u, 0x19280cf8u, 0x0f11dbc7u,
+  0x2cdfbf10u, 0xe9cb020eu, 0xe208cd04u, 0x07fcd2d3u, 0xfb2620f3u, 0x2124f4c6u,
+  0x11012fe8u, 0x13f9deecu, 0xe3df22dau, 0xd7defff4u, 0xe8ecba13u, 0x0aefe90cu,
+  0xb7050602u, 0x0dda21d2u, 0x03e0eff0u, 0xe7feeef6u, 0x0bdcf5b5u, 0xfdfb0dd9u,
+  0xe825f017u, 0x2af8ed0fu, 0xe5c9050bu, 0xfdea03eau, 0xdaffe2f3u, 0xe11306fcu,
+  0x1306ef09u, 0x0705fa24u, 0xcf0fedbbu, 0xf3e40be0u, 0xd9d13be2u, 0xfb22f6e3u,
+  0xcd0bd0e6u, 0x0cec0905u, 0xdf0b2cf7u, 0xf80ae91au, 0xeee0a5a4u, 0x06e51e01u,
+  0x9f1fd22du, 0xf4faf3feu, 0x499f3de3u, 0x05df0f1du, 0xd8261882u, 0xf2151581u,
+  0xd97f4456u, 0x1ffb0e3bu, 0xcac11930u, 0xf9d6c21au, 0xe9dc27edu, 0xe6200b0eu,
+  0xdc43f5e0u, 0xed0af7e9u, 0xc83e16d0u, 0x27e01003u, 0xc8d616c9u, 0xee0ec0f1u,
+  0xf8daebd7u, 0xfaf80915u, 0xe9f20ebeu, 0xe8f5f805u, 0xc523c7e4u, 0x21f4060bu,
+  0xedf2fca9u, 0x0140cdddu, 0x0389e2e9u, 0x2fd20f1au, 0x08d4252cu, 0xee05f5f1u,
+  0x1015f0cau, 0x2b154523u, 0x1c36d0b0u, 0xfef3bce3u, 0x3ea6d12du, 0xecae0f3au,
+  0x1be9cc43u, 0xe6e1e8cdu, 0x1b001bebu, 0x331c1b34u, 0x1f779feeu, 0xf5d3d240u,
+  0x5dd8f41au, 0xb9490b24u, 0xd6c293e7u, 0xfee0bed5u, 0x2d011653u, 0x04f7ec0fu,
+  0xbeb11be9u, 0x2e3aaeb2u, 0xb3eced0bu, 0x3ceccb07u, 0xffdf450du, 0xd8f0f618u,
+  0xf4e101eeu, 0x1b1c3533u, 0x07d1edd4u, 0x02309f14u, 0xdb07dc03u, 0x35aa1602u,
+  0x0dfdb322u, 0xef06cbc1u, 0x0de917aeu, 0xfeef1008u, 0x0433ceefu, 0xf8f5d245u,
+  0x220ba5ffu, 0x051a11f6u, 0xddd6a905u, 0xeb04df9fu, 0xecf6dbdfu, 0xf1300ee7u,
+  0xc4bb0b7fu, 0x494c819bu, 0xcc2123f4u, 0x451cb7e1u, 0xd2041e1bu, 0xd3cb8f69u,
+  0x9de71e35u, 0x29f3f109u, 0xfab9bfe4u, 0x1bef85d6u, 0xdd24e1f2u, 0x17c4efedu,
+  0xba0ffdeeu, 0xd3fef144u, 0xd20c36f7u, 0x16fb15c8u, 0xe3b6cf17u, 0xbafdcecdu,
+  0xe83ecfabu, 0x23d2ade4u, 0x81f810f4u, 0xe0ff16e5u, 0xa6f6e6f0u, 0xd446fdf8u,
+  0xee20ddcdu, 0x9ae46641u, 0x35d11221u, 0xdaf465dfu, 0xf0d3f7bfu, 0xecf41994u,
+  0xf539f3e6u, 0x92fed5ccu, 0xed07cb9bu, 0xf1c4feddu, 0x17d1ad37u, 0xe6b83de9u,
+  0xe7c9dec7u, 0xf7da17d4u, 0xf612fe04u, 0x1035e7cbu, 0xbe2cb5ddu, 0x19d0e5f2u,
+  0x2c1f9646u, 0xef1eefb4u, 0xfcecb5c6u, 0xc9c7c57bu, 0xdef40e50u, 0x02f3b486u,
+  0x03da07a9u, 0xa5e14eeeu, 0xe2ea9e0cu, 0xd9d6e316u, 0xdcf7f3ffu, 0x1ccc4a95u,
+  0xfbfbd3a8u, 0xca0ee1fcu, 0xf101c0e6u, 0x07f31af5u, 0x2ce4bf1bu, 0xd5e3e02cu,
+  0xdd04e0dfu, 0x1ae3050eu, 0xf4f113dau, 0x05ecff10u, 0xef2ebd42u, 0x55c0ef2eu,
+  0x2f1620feu, 0xb745e0bdu, 0xc02eeefau, 0xcdeacd60u, 0xfa2f050cu, 0x08b7c5a2u,
+  0x34b300e6u, 0xad48fab7u, 0xc9e6c6f8u, 0x21d6e330u, 0x1ccb9525u, 0xe5e34d8eu,
+  0x64cdfa96u, 0xfe280c7fu, 0x3307aea9u, 0x1f22021au, 0x0315d2f8u, 0x0db3f313u,
+  0xd8d7c014u, 0x141de9fau, 0x3af5c0c5u, 0x08ed164cu, 0x3f0b96c7u, 0x2ad1ea1cu,
+  0x3142cfb1u, 0xba2616b8u, 0x81f30c38u, 0xd3f7fb1cu, 0xfcf0fceau, 0xf1e2b8beu
+};
+#else
 /* op 2: conv weights [3][3][16][16] (ky, kx, in, out), BatchNorm folded in */
 static const int8_t op2_w[2304] = {
   44, 4, -15, -61, -1, 35, 25, -94, -13, -78,
@@ -276,6 +413,7 @@ static const int8_t op2_w[2304] = {
   -5, -27, -127, 72, 50, 40, -77, 47, -59, 33,
   -90, -44, -4, -15
 };
+#endif
 static const int32_t op2_b[16] = {
   -23647, 4785, 7399, -3737, 22200, 14861, 22399, -29228, 37074, -10880,
   29307, 10377, 28800, 13716, 32135, 26001
@@ -289,6 +427,108 @@ static const int8_t op2_s[16] = {
   40, 39, 40, 40, 40, 40
 };
 
+#if CNN_DSP
+/* op 3: conv weights for the DSP kernel: per pair of output channels, per
+   4 taps in (ky, kx, in) order, one word of each channel (tap j in byte j) */
+static const uint32_t op3_wp[576] = {
+  0xfa003a03u, 0x07270204u, 0xeb34cf22u, 0x51ffe2e8u, 0xebfb0102u, 0x1de27f07u,
+  0xd3f20d26u, 0xe4534c00u, 0xe60e1109u, 0x021de711u, 0xeb0beeffu, 0x25f1e4d9u,
+  0xef050808u, 0xf9bf6adfu, 0xb82d2a17u, 0x03e51712u, 0xec167f05u, 0x26f7cfedu,
+  0xc9d6ff0cu, 0x26cafaf1u, 0x10dd2de6u, 0xf2c849d8u, 0xc45a5c0fu, 0xfdf320c8u,
+  0xf2fb2ff4u, 0x0537f504u, 0xfc16e5dbu, 0x231df8f0u, 0x00f7ea0du, 0xf9d30833u,
+  0xffcf0510u, 0xf1412217u, 0xf6f9fbf7u, 0x1d24d9eeu, 0x012eeecdu, 0x2418f0e5u,
+  0x02efea2au, 0x05d50efeu, 0xd3fa261fu, 0xf1fcfdf4u, 0xebe15ce8u, 0x28f7a90bu,
+  0xd037f1ecu, 0x39e5ded4u, 0x28f3e9e6u, 0xecd8f7fau, 0xe018315eu, 0xe9d6fcebu,
+  0xf1050bd0u, 0x17f5d0f8u, 0x0a49d1edu, 0x1530ee1eu, 0xf933dc09u, 0x08f6fdfeu,
+  0x42d0f117u, 0xd0ebef0au, 0xfd1014f7u, 0x17f1daf7u, 0xf825c916u, 0xfc26fdf8u,
+  0xeafbde13u, 0xf2f7e8f7u, 0x2a09ef08u, 0x00d6fcd7u, 0xebdf1af3u, 0x06b6b20eu,
+  0xf848d800u, 0x2d1ce2b7u, 0x08eeb6fbu, 0x01ebf0d4u, 0x43291430u, 0x04c9d7bbu,
+  0xf418effeu, 0xf14bfda7u, 0x18d62bd3u, 0x3f58cfdbu, 0x161bef3fu, 0xd624dae2u,
+  0x0718f32fu, 0x7fcae8feu, 0xfb19e2e1u, 0x222311deu, 0x1ef815f4u, 0xf653c5d9u,
+  0x061f081fu, 0x22d6e407u, 0x0b1bf407u, 0x4defd518u, 0xec4cdaf1u, 0x12f51f1cu,
+  0x7f13fc08u, 0xd6430a33u, 0xe8e50b16u, 0x6dd3d91eu, 0xe5e8f1ffu, 0x4a040026u,
+  0xe4f5da01u, 0xfe631baeu, 0xdbf621f6u, 0x7b61e2cfu, 0xfd0f2205u, 0xd018b8eau,
+  0x3213dc0eu, 0x3efad4f6u, 0xde06d0ffu, 0x452f4203u, 0x120e1c15u, 0x194502eeu,
+  0x0ef41aeau, 0x0adaed04u, 0x00fd0af7u, 0x0b0df906u, 0xe62bd0fbu, 0x2c0d4b29u,
+  0x2ed5e314u, 0x041f2a1du, 0xf7f117feu, 0x3ddc1204u, 0xe6e0fdedu, 0x51330f17u,
+  0xe3c8ea02u, 0xff4d2fb1u, 0xdb53fa03u, 0x6c07d192u, 0x07e71ddfu, 0xeb0c99efu,
+  0x19dae4e5u, 0x3c0825feu, 0xeef7e3ffu, 0x1f1223e2u, 0xe542ca27u, 0x55eaf7d2u,
+  0x01f010fau, 0x21cdf5f9u, 0xe5edeaf2u, 0x2debf5f4u, 0xf1dcfaf2u, 0xfd093c17u,
+  0xf4d4c21fu, 0x24f5430cu, 0xefe9e606u, 0x47b25412u, 0xdfe5e8e0u, 0x23120613u,
+  0xf0db3e1au, 0x0ee2a626u, 0xd4210915u, 0xe7b0f412u, 0xfd2809dfu, 0xc6e41f09u,
+  0x12add9e7u, 0xeaf685f1u, 0xebf7fe11u, 0xfe030018u, 0xe30b0817u, 0xebd2c908u,
+  0xe90bf50cu, 0xa8e9542du, 0x0ce2f4e3u, 0xca01e52bu, 0x0350f102u, 0x04fc3854u,
+  0x15f3f8f3u, 0x0ccf9d1du, 0xf7031f25u, 0xcf1c656au, 0xe3e8fbf2u, 0xd6272c3du,
+  0xfcec440cu, 0xfdcfe2d0u, 0xd1e3cdf7u, 0xe0c439efu, 0xea3301dcu, 0xcd13c6dbu,
+  0xe7b2f4e3u, 0x100ccbb2u, 0x200ee802u, 0xdf0125e1u, 0xfee1db19u, 0xf1d916fau,
+  0x0004fa19u, 0xd3ed08edu, 0xdce008edu, 0x04f82408u, 0x2315ff0eu, 0xc6055fe3u,
+  0x23e5ef05u, 0xf4d914f7u, 0xfceeebf9u, 0xd7f24222u, 0xebf424e0u, 0x1d445e03u,
+  0xe72f6fe6u, 0xded1eee4u, 0xc7f2a851u, 0xe5217f13u, 0xc87f10d5u, 0xfeb5effeu,
+  0x2ada5d0du, 0x29fed4d6u, 0xf1383930u, 0xd4ee16f5u, 0xdbfbd531u, 0x053f4903u,
+  0xeb42010au, 0x09a31ddfu, 0x031d065bu, 0x1ef3e9f4u, 0xd3524e2eu, 0xc11b4010u,
+  0x17c6ed1eu, 0x311c69d6u, 0xf92c1413u, 0xfaca6300u, 0xf554fd26u, 0x034b191au,
+  0xc713cffeu, 0xed141bfeu, 0xf7e04821u, 0x03d8250du, 0x38f7ca18u, 0x292cfd10u,
+  0x0e06f23du, 0x2d4027f7u, 0xeef2c1e7u, 0xc4e3f2ecu, 0x0ccb27f6u, 0x16eb34c7u,
+  0x0332dc20u, 0xe038d3f8u, 0x3122ea2cu, 0x29fc19f5u, 0xdef381e7u, 0xd1bcdbf9u,
+  0x2a0225e6u, 0x01135fedu, 0xf733284fu, 0xf144b9d4u, 0x30e50615u, 0x34cceedcu,
+  0xfefbf021u, 0xeef70e11u, 0xc4e84a10u, 0xf1272a10u, 0x1f010727u, 0x2bc6f3ffu,
+  0x09fecb46u, 0xcc1c3017u, 0xf609e7efu, 0xd4e7fffbu, 0xfc202dddu, 0x031b17e4u,
+  0xf9081c0bu, 0xe0d305f4u, 0x1f0edd22u, 0x151bfffdu, 0xee14bad5u, 0xc5e0e70cu,
+  0x1c3eeffbu, 0xe5680cf1u, 0xd81b0a19u, 0x0de9f7e3u, 0x3f551106u, 0x22d8e5ddu,
+  0xeae7fd25u, 0x03f8122au, 0xe10c700cu, 0xbd493255u, 0x36f42df7u, 0x4b931dcau,
+  0xda03d612u, 0xb0f500d5u, 0xfd3a1913u, 0x08010323u, 0xfc153b19u, 0xbf4fe742u,
+  0x04e507dfu, 0x37bb24f0u, 0x442cfc15u, 0xebe3dbf9u, 0xde4213f7u, 0xfdeff616u,
+  0x07262c20u, 0x9a7f8c44u, 0xfa0becfcu, 0x12b80d01u, 0x535a233eu, 0x03cac8feu,
+  0xc9ec40beu, 0xd7971d02u, 0xe9d3113au, 0xf9f909dau, 0xe8049efeu, 0x0e0945cfu,
+  0xeec24bd8u, 0xf9ec01edu, 0xb1ccfecbu, 0xebc813f8u, 0xdcf70e11u, 0xde02f2f9u,
+  0xdd1f97f5u, 0xf8e644d8u, 0xeab2abd9u, 0x10fe19fcu, 0xccd103b9u, 0xf7e60c03u,
+  0xcc6411feu, 0xf6cfe31du, 0x01f983c7u, 0xf0e47f04u, 0x369998f2u, 0x01132018u,
+  0xd6d3f6d0u, 0xdfd6eff0u, 0x10e61a1au, 0x1bf32cf3u, 0x0004dd0au, 0xf1211cebu,
+  0xe30545c5u, 0xfc041b00u, 0xec0dddd8u, 0xe3defde7u, 0x0df4e324u, 0x05f605fau,
+  0xf7f8e6f1u, 0xe702f6e2u, 0xf601b3d0u, 0xff0a1bf1u, 0x020e0ad3u, 0xe1ed0806u,
+  0xec1ae76fu, 0xf5e221fcu, 0xfa06edebu, 0xf1e829f5u, 0x7fd9f3e4u, 0xec2c1a09u,
+  0xe05bd7b1u, 0xd211d4eeu, 0x1eb743d6u, 0x3cd60a05u, 0x4eb9ef02u, 0x04263625u,
+  0xfc5e2a0du, 0xfb0c1216u, 0xef5228d3u, 0xccfce6ebu, 0xe5c910deu, 0x3ae032e0u,
+  0x29f50500u, 0xde0b280fu, 0xeb722df0u, 0xf9f80107u, 0xf8f763e6u, 0xe20402ffu,
+  0xd3def01au, 0x30c853eau, 0x1a4a2edbu, 0xf8fa180du, 0xfc1564dau, 0x0028151du,
+  0xce0722edu, 0x8e00f5ffu, 0xf73fecd8u, 0x00faf21fu, 0x7fdcdb54u, 0x28fb1f64u,
+  0x1345154au, 0x23f5d209u, 0xc827fbf7u, 0x961ce6f4u, 0x162206d0u, 0xe0eac62fu,
+  0x46fb090au, 0x4bf52b69u, 0x24260e1au, 0x3b1cd91au, 0xc34ed4fcu, 0xa1341f27u,
+  0x030018d9u, 0xd6eab0fdu, 0x2cdc5a0eu, 0x53d0537fu, 0x1e433f23u, 0x1e062c24u,
+  0xd8f5f7f4u, 0xe6f4d8cau, 0xcf05c442u, 0xf5b7dfd8u, 0xff0af924u, 0xef11eef9u,
+  0x37cef512u, 0xf0ebf7e7u, 0xf01bddeeu, 0xf4c5f6c7u, 0xf7c9f0eau, 0xffc5d7e5u,
+  0x18010515u, 0xd9d90718u, 0x01fbe70du, 0xcef7dd18u, 0xe12dc4ebu, 0xe8de62f9u,
+  0x02b2f610u, 0xf0f8df11u, 0xdf0ef62du, 0xd0c213f6u, 0x3106f92eu, 0xd0e819f8u,
+  0xf3bef400u, 0x09d4bfddu, 0xe4f6a60fu, 0xee24fef0u, 0xdc3dde00u, 0xb61fd2e6u,
+  0xe29c19f3u, 0xeddab3cdu, 0x03b5b8eeu, 0xefd7c0dfu, 0x0ccfa4e1u, 0xfd220e01u,
+  0xb60fe82cu, 0xace406c5u, 0xb7c3d801u, 0xf5e199d2u, 0xf3a69ff0u, 0xf4d437f2u,
+  0x0be7c23bu, 0xeb352f40u, 0x9721c720u, 0xe0f5f6bdu, 0xf8b4c016u, 0x0314c50bu,
+  0xf82d4026u, 0xdad22c2au, 0x24d8ff05u, 0x197ffe3au, 0x1c30e60au, 0x52b2f707u,
+  0x32381f7fu, 0xc84b7806u, 0xf7d9110fu, 0xc3ea2419u, 0xccdb08f4u, 0x0625ee0bu,
+  0x03f2fc12u, 0x31daea0du, 0xbcf022ecu, 0xd5052426u, 0xf7bdd0fbu, 0xc9ce1700u,
+  0xd91adeffu, 0xee33e527u, 0xf8f22ff7u, 0x1d06cf05u, 0x12c70bc7u, 0x21c6fe20u,
+  0xd72dde02u, 0xe2f1e90au, 0x5cccf908u, 0x155acf5au, 0xf92ae629u, 0x2498fd15u,
+  0x3719e547u, 0xda29f6f3u, 0x05ea01f0u, 0xf50301f8u, 0xedece7feu, 0x062acb29u,
+  0xf9c1db22u, 0xe7d511f4u, 0xcf0ee214u, 0xf2f1c9ffu, 0x0e06e4ffu, 0x06e0e201u,
+  0x110ad3feu, 0xe01ea868u, 0xe0df10fbu, 0xcee1561au, 0x1de0f9d0u, 0x02d9c725u,
+  0xb416f9bfu, 0x04dde426u, 0x7dab2822u, 0xfc17df5au, 0xee3d0332u, 0x59dbf61au,
+  0x60f8f839u, 0xdae79f0bu, 0xf1e3fcd3u, 0x21dffe14u, 0xffbc02fau, 0xe1d8e1f9u,
+  0xe4d1fa28u, 0x00f9e916u, 0xaae9d510u, 0xe9dfb30au, 0xfd330bd0u, 0x11e61ce8u,
+  0x27b7eb08u, 0xedc8ead9u, 0xbad93509u, 0xc80805ecu, 0xfbd9ecfau, 0x3de4d419u,
+  0x1981eb3cu, 0xc74ff3c3u, 0xc42bba42u, 0x0a0f06f5u, 0x07dffa06u, 0x2ceaf3e6u,
+  0xe2c722dbu, 0x41130c03u, 0xe8d7e817u, 0xe318e9dcu, 0xc930c2e0u, 0xe9ed120au,
+  0x3afcf1f6u, 0x09f9041du, 0x12efd8eau, 0x35041debu, 0xe31af1ebu, 0xe704e5feu,
+  0xde32d08fu, 0xcfce4044u, 0x79f140d9u, 0x19f70576u, 0x2304b41du, 0x2d2a0426u,
+  0x02a8ddd4u, 0x0a421acau, 0xf7d1dd06u, 0xedeff106u, 0x44e7e7e4u, 0x0ff206cbu,
+  0xc1ee1cebu, 0x29121510u, 0xd6f0f400u, 0x13de15f6u, 0xe7c9e2f8u, 0xccd31ae4u,
+  0x24b40802u, 0xf8f512f3u, 0x0ed1fbdau, 0xe8f820f1u, 0xdd13ebebu, 0x06e9f121u,
+  0x16d9b98fu, 0xd3da2e2cu, 0x12e660f4u, 0xeafdff12u, 0xe0dddfffu, 0x0908f5e8u,
+  0xfceaddfdu, 0xfc034bfdu, 0x1ae7f921u, 0xd2f3db1cu, 0xecf4d235u, 0xff2713edu,
+  0xdb22db28u, 0xece65b1fu, 0xda100beeu, 0x0ac5fc07u, 0x20e62723u, 0xc2dbce07u,
+  0xe4ffe011u, 0xed0af70cu, 0xc232090bu, 0xfde6f42du, 0xd4411cf0u, 0xe9e3f92au,
+  0x3aa804eau, 0xd9f4ee7fu, 0xecd5770bu, 0xe81ac645u, 0xbf16190du, 0x55e3e816u
+};
+#else
 /* op 3: conv weights [3][3][16][16] (ky, kx, in, out), BatchNorm folded in */
 static const int8_t op3_w[2304] = {
   3, 4, -2, -89, 26, 38, -2, -2, -66, 2,
@@ -523,6 +763,7 @@ static const int8_t op3_w[2304] = {
   -33, 35, -11, 3, 83, 3, -4, 0, -8, 3,
   -5, 61, -65, 85
 };
+#endif
 static const int32_t op3_b[16] = {
   -3361, 1497, 2510, -31966, 624, -481, -14303, -1625, 15756, -622,
   14017, 15249, 8232, -698, 18280, -2996
@@ -536,6 +777,23 @@ static const int8_t op3_s[16] = {
   40, 40, 40, 40, 40, 39
 };
 
+#if CNN_DSP
+/* op 5: conv weights for the DSP kernel: per pair of output channels, per
+   4 taps in (ky, kx, in) order, one word of each channel (tap j in byte j) */
+static const uint32_t op5_wp[64] = {
+  0xe7eff8ceu, 0x237ad782u, 0x1b1ed915u, 0x44c9c8bbu, 0x0b220103u, 0x3501a6dbu,
+  0x7ff10eceu, 0xa4ab810cu, 0x0a9e1fc9u, 0xc8d50f81u, 0xf72ab66du, 0xe18f5b91u,
+  0x94a40a1fu, 0x4c0d5f10u, 0x812acae8u, 0x827d3ed8u, 0xa32d1101u, 0xd809e181u,
+  0xeeddb456u, 0x1e1ae5d3u, 0xf37f601cu, 0xf0c4a142u, 0x37078813u, 0xe9abfaffu,
+  0xe05d53a5u, 0xca3c32efu, 0xbf746aa8u, 0x45a1f4c5u, 0xf6042c81u, 0xee1ad8e5u,
+  0xfcf2a939u, 0x812127a7u, 0xf7b33eb3u, 0xe0a7b633u, 0xd5a9dec1u, 0xd18e6943u,
+  0xabc77fdfu, 0x4dc95d04u, 0xcd01da74u, 0x81403500u, 0xcc450152u, 0x81abdb2du,
+  0xc2c6e651u, 0x7b4f5fd1u, 0x7f15b1d0u, 0x07eae648u, 0x2cfe20a1u, 0xf3abcddfu,
+  0x3ff4043au, 0x3514b2e9u, 0xc814da8fu, 0xd9f7fd2au, 0x357fe9d8u, 0x1eb7ab7fu,
+  0x270e2141u, 0x2219cb7fu, 0xe0b1e9e1u, 0x853bc2bau, 0x07edf881u, 0x7f05f2eeu,
+  0xd9fcde60u, 0x2f32f506u, 0x032adef6u, 0x1afd64d1u
+};
+#else
 /* op 5: conv weights [1][1][16][16] (ky, kx, in, out), BatchNorm folded in */
 static const int8_t op5_w[256] = {
   -50, -126, -55, -127, 1, -127, -91, -17, -77, 51,
@@ -565,6 +823,7 @@ static const int8_t op5_w[256] = {
   127, -92, -127, -126, 55, -23, -4, -127, -51, -127,
   44, -13, 39, 34, 3, 26
 };
+#endif
 static const int32_t op5_b[16] = {
   -3633, 9155, 5304, 3534, -5979, 8562, 2718, 5294, 3527, 125,
   -4034, 630, -6243, -5052, 5648, -3138
@@ -578,6 +837,156 @@ static const int8_t op5_s[16] = {
   38, 38, 38, 38, 38, 38
 };
 
+#if CNN_DSP
+/* op 6: conv weights for the DSP kernel: per pair of output channels, per
+   4 taps in (ky, kx, in) order, one word of each channel (tap j in byte j) */
+static const uint32_t op6_wp[864] = {
+  0x20bd12f5u, 0xc9f317d9u, 0x110dcd0bu, 0xf0051981u, 0xf9de11ceu, 0xe72df210u,
+  0x07ef2830u, 0xc90df0c0u, 0x21c5f2e9u, 0xa6f51acdu, 0x4008d6e6u, 0x11d31fb4u,
+  0xf6032ae9u, 0x0c1e3ddeu, 0xffdae2f0u, 0xca1605e3u, 0x3e06dfc0u, 0xbc1a00cfu,
+  0x47d2caceu, 0x02b1190bu, 0xeefc2bf9u, 0xf72f74ddu, 0xf6deb981u, 0xc915361au,
+  0xd6df2d14u, 0xd3f701ddu, 0xea0600ebu, 0xe01a29ceu, 0xde05b90bu, 0x27afce02u,
+  0xef08140au, 0xc21d0ad3u, 0xc1a4f705u, 0xd8eefbe1u, 0x07e4fbc9u, 0xe7091bfdu,
+  0xde241ac1u, 0x2706f5f9u, 0xf9fdf80cu, 0xe024f1fdu, 0xfad3fac7u, 0xf003000cu,
+  0x3ec70cc5u, 0xf5f32d0du, 0xd0e818b8u, 0x3c4e1de5u, 0xeefdeec6u, 0x42300a0fu,
+  0xb709273du, 0xe9e9da0au, 0xb03a150bu, 0xe304001bu, 0xee16d148u, 0x04c4aafau,
+  0xc6de3b2cu, 0xb1252de6u, 0xe00217f4u, 0xf1fbc9e3u, 0xe3e805f5u, 0x07e50124u,
+  0xd6f91d2eu, 0x40fc0119u, 0xc9082c15u, 0x15142bc8u, 0x1c16eeadu, 0xf7f2d4fbu,
+  0x0cab0332u, 0x16ae0603u, 0xd3d558f3u, 0x4f2b32f6u, 0xcd3109f3u, 0x54f8fdd8u,
+  0x5d0ccf2bu, 0xe7e5e731u, 0x19dbc34fu, 0xf808271bu, 0xb3fa7f13u, 0x39fd93eeu,
+  0xe52f84e5u, 0x1d1c49b1u, 0x32dedc1fu, 0x0befe30fu, 0x2307f234u, 0xf0ba2bd9u,
+  0x07d72df0u, 0x0603e9beu, 0xef16eadbu, 0x2d101ebfu, 0xfff0e8b6u, 0xfb0f06d6u,
+  0x10fdedeau, 0xe0cf1dbeu, 0xfb0b11b4u, 0x291e10ceu, 0xc30806e1u, 0x201116c0u,
+  0x1717de2eu, 0x09efe40au, 0xeaedb820u, 0x00c1e1f5u, 0x1207291fu, 0xf5f3c1e7u,
+  0xc405c9d0u, 0xf8e1ecd5u, 0xcffed51bu, 0x0bf3ebe7u, 0xddc2d82au, 0xedd2f9ebu,
+  0x1504d2bdu, 0xffeffaf1u, 0xedfc1415u, 0x00f0f307u, 0xbf0ff6d7u, 0xeb0f07a5u,
+  0x04b0edebu, 0xda151601u, 0x04f8e490u, 0x19e50a14u, 0x0cef2912u, 0xd1100ffbu,
+  0x21ceb5d5u, 0x17fa0de8u, 0x0f4ed6e3u, 0x18e5c71au, 0x36c24f16u, 0xea0f13f6u,
+  0xda0dc9c9u, 0x43caca01u, 0x160201a8u, 0x00fb1615u, 0x2119fc10u, 0xde22d510u,
+  0x5fd90e10u, 0xf8e82123u, 0x2c2917e7u, 0x1fe4e31fu, 0x2d0d3099u, 0xba15270fu,
+  0x79dafd0du, 0xaa7ffb22u, 0x3dc04813u, 0xe30e0457u, 0x4f1728e1u, 0x2fcbcb5cu,
+  0x95fb11ddu, 0x524807e9u, 0xa7c14994u, 0x38e5158eu, 0xd2e4c6c9u, 0xce031117u,
+  0x17f36e42u, 0xd5258481u, 0xe03d06e8u, 0x0512f211u, 0xf0811fedu, 0x15f7f1f6u,
+  0xdef1ffe2u, 0xf60129f9u, 0x32ef2a7eu, 0xd71dcab5u, 0xf95cf0d0u, 0xf0321fa2u,
+  0xc59000e2u, 0x1fbdf3fcu, 0x21dbd4c4u, 0xc10716fdu, 0x0af83353u, 0xc72233f7u,
+  0xafea1affu, 0xea2afd10u, 0xbb2d399fu, 0x18f11ec5u, 0xa7ccdbe7u, 0xfd2219e5u,
+  0xf7c50418u, 0xe308b092u, 0xfa22f3b9u, 0xda1cf214u, 0x16ec4515u, 0x0107db16u,
+  0xdbbdefffu, 0x042714bcu, 0x2e190b0eu, 0xe8fddcdfu, 0xdd1ee9e5u, 0xd035fec3u,
+  0x07e50160u, 0xf108ee1cu, 0xf1f5d111u, 0x01150cd3u, 0x18e80532u, 0xf2072f02u,
+  0xcc0603c1u, 0xd40c06d7u, 0xcb6c42adu, 0xc3e83495u, 0xc6c2bd1eu, 0xc314febdu,
+  0xa6de0f94u, 0x9b15f3b0u, 0x172609b2u, 0xc2f5e3c1u, 0x22304627u, 0xa3f4efb8u,
+  0xd4e01105u, 0xe4ee14ccu, 0xfd111ad3u, 0xa5fafa0fu, 0x10f1123eu, 0xc714a888u,
+  0xf34d0f7cu, 0xc602bb10u, 0xa431331bu, 0x2ad82dc2u, 0x35cbb839u, 0xaeeb3d04u,
+  0xeef816dfu, 0x2adf07fau, 0x331f03dau, 0x23f4e51fu, 0xa1eef223u, 0x3304f7ddu,
+  0x0ff5cd29u, 0x0c044624u, 0x04cdf108u, 0x05e3f2f7u, 0x22f921b7u, 0x0acfecdeu,
+  0x9bd1f6c0u, 0x0c04f6b6u, 0x32fa0809u, 0x0dff1610u, 0xf9cee0c7u, 0xf9f8f801u,
+  0x01e2199fu, 0x1081f8c8u, 0xf5ad15e2u, 0x0f08eeb3u, 0xbd1d13fdu, 0x21ff17ecu,
+  0x21e22d26u, 0x150fe20au, 0x2830e72au, 0xfee9e507u, 0xbe31ecfeu, 0xf5e7ebf4u,
+  0x0829de13u, 0x07100219u, 0x25d00c34u, 0xe908db01u, 0x0a261231u, 0xead1f9f1u,
+  0xbee8e8f5u, 0x07f2f5e5u, 0xfc240501u, 0xe51b02eau, 0x0045e9f6u, 0x0811e5deu,
+  0xce1b340au, 0xffca00f3u, 0xe8a10e17u, 0x0be510fdu, 0x996055c6u, 0xf42816e8u,
+  0x3d032e00u, 0x0408fc0eu, 0x5b001bfdu, 0xe30a06ffu, 0x5a5f0a0eu, 0xffddc80fu,
+  0x2a3dcfcbu, 0x02230329u, 0x0704097fu, 0xe100f6fcu, 0x6ee21235u, 0xd20f140bu,
+  0x2d30eb05u, 0x06e1e510u, 0x4c0ee2f2u, 0xee18031bu, 0xe71ac406u, 0xfc0dfee0u,
+  0x26f4f5f3u, 0xe236093au, 0x26ecedf6u, 0x0edefb26u, 0x26eae7cbu, 0xe8121a1cu,
+  0x01c314eeu, 0xe622f703u, 0x0bb8ccd4u, 0xd5dcea63u, 0x25355ecbu, 0xdf3dd4fbu,
+  0x43bb0f2bu, 0x22d1b9ceu, 0x26e81d16u, 0x0227f9dcu, 0x1ed5d8e7u, 0xf0fc0febu,
+  0xe5021707u, 0xd8f59f05u, 0x00ccf507u, 0xf8dad000u, 0xfedbde7fu, 0xe715f5c6u,
+  0xd128e6efu, 0x171d25dbu, 0xf302cc11u, 0xe303b126u, 0x19d6d111u, 0xecdbbf2du,
+  0x20e10cbbu, 0xbff8dfc3u, 0x1fd6c6bbu, 0xc3810badu, 0x18da11f0u, 0xfb1808c6u,
+  0x51e5ec18u, 0x24afc816u, 0x15f81dffu, 0xd7e50106u, 0x01e4fcfbu, 0xd1b910a8u,
+  0x02f00315u, 0xfad0c0e6u, 0xf3e40de4u, 0x13d9fa32u, 0x8ee7122cu, 0xdce909ddu,
+  0xa0ff2dc7u, 0x25061dc1u, 0x12f9b302u, 0xe3d8c7ddu, 0xd2e106a0u, 0xffe30324u,
+  0x60ef1d0cu, 0xdbc434dbu, 0x14ff0ee2u, 0xe0f51bb3u, 0x19b00607u, 0xbd90eadeu,
+  0x4419e831u, 0x2fe6d024u, 0xecfa1efcu, 0xdfd82c17u, 0xd83b12deu, 0xbe1218c9u,
+  0x3abd2b23u, 0xc581e8e4u, 0x33ff2803u, 0xef09f825u, 0x8ccb20efu, 0x24e13eb9u,
+  0xab502faeu, 0x092f209au, 0x21bc0d07u, 0xbb8ff9efu, 0x2afe0adeu, 0xd1fc20b9u,
+  0xdb32f930u, 0x20e12e08u, 0xf9b3131cu, 0xf7e90608u, 0x0ddce114u, 0xc9dad70cu,
+  0xcd1b30dfu, 0xc10d1f2cu, 0xf835d126u, 0x12f1f028u, 0xe6eff50bu, 0x13040120u,
+  0x0adbee10u, 0xe3fdbcccu, 0xf00dd4e0u, 0x0813e9feu, 0xff06c113u, 0x01dbf340u,
+  0xe03cf80cu, 0xfe43f5fau, 0x3dc2abffu, 0x0ef69dd9u, 0xf72900dau, 0x21fd0efeu,
+  0xfc03ea0fu, 0x02fb03f5u, 0x1fc2f0fdu, 0x0306f3fbu, 0xf0fa3201u, 0xd6fafd28u,
+  0x290d0814u, 0xc6f62b1du, 0x140cdcfdu, 0x4df8e7d4u, 0x07d8f7f4u, 0x26f1e8f3u,
+  0xf4e918feu, 0xc90808fdu, 0x09edea0cu, 0x0005dcedu, 0xeaf8d60cu, 0x11de0517u,
+  0xd732dfc3u, 0xf521cffbu, 0x26d0c9edu, 0xd602d4f2u, 0x0eeb001bu, 0x1afee3feu,
+  0x30f60bf5u, 0xc61cfd15u, 0x54cf09f1u, 0xfff5ed21u, 0xfd1d00ebu, 0xe90cd816u,
+  0x2013c1e9u, 0xbde77febu, 0x30ea0822u, 0xff2418d3u, 0xffe203d0u, 0x1203f110u,
+  0xd601e5ecu, 0xca27f9deu, 0xf60dc91au, 0xf2f4e70au, 0x0afbff1bu, 0xcbee4f16u,
+  0xf936f481u, 0x061704ddu, 0xfeccbaeau, 0xdb33e5f0u, 0xf5e2d309u, 0x24df9113u,
+  0x02180ae5u, 0x2abcd511u, 0x30dfe742u, 0x0711d494u, 0x0d283f1fu, 0xf8d60df8u,
+  0x5221e05bu, 0x4c04c526u, 0x180e2136u, 0x52b0bdfdu, 0x251ef139u, 0x08ffd8beu,
+  0xd610da28u, 0xffef30dcu, 0x2d24dcf0u, 0x4207ce11u, 0x5aeb250bu, 0x3abbd19eu,
+  0x3c74f953u, 0x3811d9a5u, 0xe918d97fu, 0xf7cb14d3u, 0x3c12ca06u, 0x1b0ff8f8u,
+  0x481a0fecu, 0xccf5d634u, 0xea00c601u, 0xbc1806dau, 0x13f91217u, 0xa8cabe12u,
+  0x07e20146u, 0xfce1092au, 0xfe2d041fu, 0xfbe6cc03u, 0xf1d7e803u, 0xe6fefdf1u,
+  0xfbf0daecu, 0xc1c5ebc5u, 0xc7fbf5ccu, 0x03df3212u, 0x051425c8u, 0xe50e1fa1u,
+  0xfc01f4d8u, 0x031cf2fcu, 0xfc2fd7f8u, 0x8a9b13e6u, 0xf6e3ddb6u, 0xe5e272deu,
+  0x2f2815cbu, 0xd5e41effu, 0x21d2fec0u, 0xce313f02u, 0x6cf6ef1du, 0xf105e605u,
+  0xf23c31d6u, 0xbdd2d0e0u, 0x10010fc6u, 0xf4ecf9bfu, 0x25bd1fceu, 0x0e221ae4u,
+  0x4bdce010u, 0x04d11acfu, 0xf92ad2bfu, 0xd0f80ec9u, 0x262532a2u, 0x22084481u,
+  0x4ea03becu, 0x0b260be2u, 0x06c21537u, 0xb1ba4f2bu, 0x53f18bd8u, 0xe0d50fc2u,
+  0xdecbd447u, 0x0e1708c9u, 0x08080756u, 0xfcd7fcfdu, 0x6ffdd62au, 0xd6cd7fecu,
+  0xd22f3ae9u, 0x06f4aaeau, 0xf7fce910u, 0x041806dfu, 0xe91afa01u, 0xe0ebcbffu,
+  0x1405f21bu, 0xf5f81614u, 0xf524d3f3u, 0x16ece720u, 0xe2e92f26u, 0xf92ef308u,
+  0xff1916f7u, 0xccd8bf05u, 0x2e50a207u, 0x2a455d3bu, 0x5a24c516u, 0x34e3c330u,
+  0xf2f6e50cu, 0xf60b2ad8u, 0x1e090952u, 0x09b94cddu, 0x13ca0efeu, 0xfacfd6e9u,
+  0x001f2722u, 0xf60f0b08u, 0xd7f70dfcu, 0x081208e1u, 0xd9d91e0bu, 0xe9e91501u,
+  0xe0d40dedu, 0x0aefd804u, 0xd9030625u, 0x061212f7u, 0xd9c53bc9u, 0xf808e214u,
+  0xe5ee38f6u, 0xc5ede01au, 0x21cb08f4u, 0x302e45f0u, 0x2a13d3f1u, 0x3906e21cu,
+  0x5bf4cf2au, 0xf8f41a02u, 0x35e2e711u, 0x09fa44afu, 0x322a1ce0u, 0x08f3c904u,
+  0x57f3de10u, 0xd62dd30bu, 0x1b051ad6u, 0xf7fee802u, 0xf4b827f8u, 0xf72606f9u,
+  0xedf8e305u, 0x31ebe704u, 0x15000320u, 0xd314fcf2u, 0x55f74f81u, 0xe5edef42u,
+  0x42be1608u, 0xbc34ff31u, 0xd5cd190eu, 0x322a0303u, 0x061cdf09u, 0x430ef812u,
+  0x110dd7e7u, 0x1413fa1bu, 0x121a2f28u, 0xe816f4b9u, 0x46e8eae9u, 0x0eca2cdbu,
+  0x0f341c3au, 0xefe1889cu, 0x17ffeacau, 0x19e01becu, 0xf0d9ef01u, 0xfa0f05e3u,
+  0xf7112ef3u, 0x39de2cfcu, 0xd8163543u, 0x1bdca38au, 0x0d18cc1cu, 0x1cd629d5u,
+  0xe781d0fdu, 0xf0f6152au, 0x124b3fd4u, 0xf9fd4324u, 0xec163a36u, 0xddbd9681u,
+  0xeff00508u, 0xf7fcd70du, 0x2e002ecfu, 0xf9e3fbb9u, 0xecb2cfd3u, 0x0d130fdau,
+  0x24dbd906u, 0x10f2bfdfu, 0xcb0519ecu, 0xefe20102u, 0xf5f0eedau, 0xebd1fac2u,
+  0xcbfaee14u, 0x221407dau, 0xbadeea1bu, 0x37dfd5e0u, 0xfbebf2f8u, 0xddd829d5u,
+  0xeebcc1a2u, 0xe8de0bfcu, 0xce431300u, 0xf2c6f0fau, 0xc6e2d433u, 0xe5beddefu,
+  0xfcdb0af6u, 0x28f7ec2cu, 0x15e645bdu, 0x24f91da9u, 0xef94cb05u, 0xc6e1ccc3u,
+  0x3b0aa505u, 0xf8259f27u, 0x0c091ff5u, 0x02e51331u, 0x140032dau, 0x08f911d7u,
+  0xd6e6c74au, 0xdfe7b7d8u, 0xe506b1f8u, 0xfb02f007u, 0x0b0329e5u, 0xcdeb2cc9u,
+  0xf6e904a2u, 0xfdf540f7u, 0xaf1af967u, 0xdf8da2d8u, 0xc4ff9d2bu, 0xbdfb43d8u,
+  0x00e83411u, 0xdc2807f9u, 0x1c7f350eu, 0xfb98389au, 0xe9d5ba09u, 0x332f36a8u,
+  0x7301c724u, 0x29f6e901u, 0xf3c52638u, 0xf623ee17u, 0xf04a12f3u, 0xfc0b04d9u,
+  0xc0e0e62au, 0xe41bf7cdu, 0x2dd7f6f3u, 0xfbfde73du, 0xe5d919f9u, 0x1e48eedfu,
+  0xe9051fd5u, 0x133bea00u, 0x1feb0108u, 0xafeaac2du, 0x0ec20ad3u, 0x0515e914u,
+  0x02e713e7u, 0x033bbb24u, 0x132d31d6u, 0x0a84f5e0u, 0x18ddf7ecu, 0xdd633df9u,
+  0x6df7d4e9u, 0x55c3edd6u, 0xfbcc110bu, 0xeafd0b27u, 0x030823d3u, 0xfbe803dau,
+  0x0fdfdef0u, 0xe20d0ee4u, 0x06ee0ee9u, 0xe5d9e7e8u, 0x05dd10fbu, 0x20feded2u,
+  0x06cb21eau, 0x0435ef14u, 0x310602fbu, 0xcbe93d13u, 0xeed30ae3u, 0xcdedd4c6u,
+  0xf6050dfcu, 0x1c26eb34u, 0x1ebd0ff7u, 0xb6ffe84eu, 0xed1508e0u, 0xae646d6cu,
+  0x47fc0ebeu, 0xddc3b501u, 0xde1a10d7u, 0x03122010u, 0x0cb2f603u, 0xc5ebedfcu,
+  0xfd0f42f3u, 0xc10a336bu, 0x0ff8f5c8u, 0xe0dcc8eeu, 0x063cf6acu, 0x1f1527d1u,
+  0xee8bfa0bu, 0xea20ed66u, 0x121774eeu, 0xcec67f27u, 0xd5fc16cbu, 0x960ccd15u,
+  0x0512f0fau, 0x20cd24b1u, 0xf132ed03u, 0xbf31f1f1u, 0x11080347u, 0xb4ab3476u,
+  0x06edf4e6u, 0xbbdb459bu, 0xf0ee1661u, 0x51e317e5u, 0xf340172bu, 0xfb0c030au,
+  0xe812a0d8u, 0xb1861a23u, 0xf0ecf0f3u, 0xde05c6d2u, 0xdfef2e55u, 0x7ccfd1ebu,
+  0x07533615u, 0xc90201dcu, 0xb72c81fbu, 0xb0913e3bu, 0xc6f32493u, 0xcfedada1u,
+  0xee05f9fdu, 0x1cbe01deu, 0xdfebe43bu, 0xda46d6d7u, 0xa736383eu, 0xe4f8363eu,
+  0x32d2ae65u, 0xc80241acu, 0xdc16ec06u, 0x50bbf816u, 0xf4e20342u, 0x1f350b25u,
+  0xf3fafddfu, 0xc0e11af3u, 0xfb25cf00u, 0x0b0bcde8u, 0xf42ddcd5u, 0x01c5f435u,
+  0x0be30504u, 0xe10631fau, 0xe5f2d8d3u, 0xcab5eadfu, 0xcf1f41b9u, 0x08ebeab6u,
+  0xc12008e5u, 0xdf3ea508u, 0xc2d919efu, 0xab0bc7f3u, 0xce33db18u, 0x2bf20214u,
+  0x0cf22850u, 0x9cd4558du, 0xb62ba4f0u, 0xf543c237u, 0xaacaedc7u, 0xdeda071fu,
+  0x1226f9c6u, 0xf9312aa1u, 0xe8131b00u, 0xf0d1fdb8u, 0xea2d8e8du, 0xd1eae14fu,
+  0xd0edbbbfu, 0xe2ba511fu, 0x260b34d1u, 0xd11ce481u, 0xc8f878eau, 0xf7da4892u,
+  0xacfe0511u, 0x23131e14u, 0xa9451aebu, 0x07592ac2u, 0xc6bf8334u, 0xf495ac51u,
+  0xd7ea65adu, 0x35f0bc87u, 0x0ef9e8d7u, 0x06f9122cu, 0xe8fe1efcu, 0x10d00fe4u,
+  0xebdbf20fu, 0x1ad3ea0fu, 0xeaef01cfu, 0x2eefdabau, 0x16ff05e8u, 0xfb271dc4u,
+  0x100f2932u, 0x03040124u, 0xd99e0319u, 0x05b92415u, 0xbbf41fc3u, 0xec0c95bfu,
+  0xb114f021u, 0xc1fa172bu, 0xee2d193bu, 0xca1e10c3u, 0xedefbd37u, 0xe1f1cf37u,
+  0xcaef71b5u, 0xeceee1acu, 0x10fdd2ebu, 0xaf28f62du, 0x0016052au, 0xb585d7f4u,
+  0x0d0d0df0u, 0xf531e501u, 0xe6fe0d9eu, 0x09e6ebe7u, 0x3ad6f4fbu, 0xda24e9f1u,
+  0x1209017fu, 0xdbcdc14au, 0x03f31317u, 0xbfe7130fu, 0xb92618c5u, 0xcbf2bc10u,
+  0xf0dad70bu, 0x10ef27d6u, 0x30e5e2adu, 0xc56332b3u, 0x30fcfde6u, 0xfcc2cb44u,
+  0x13f52001u, 0xdaeff0feu, 0x24d6d4e4u, 0xe5201fa9u, 0x4ae8f2ccu, 0xeb1e17bfu,
+  0x36fb17bcu, 0x08e0ee1fu, 0x02f0dac2u, 0xe2f2f320u, 0x38a2df09u, 0xea333481u,
+  0x10d5edf5u, 0xd773ff13u, 0x69fee8e4u, 0x05bee823u, 0xbdf3ece3u, 0xe5e3b71cu
+};
+#else
 /* op 6: conv weights [3][3][16][24] (ky, kx, in, out), BatchNorm folded in */
 static const int8_t op6_w[3456] = {
   -11, -39, 43, 49, -35, -23, -33, -6, -18, 3,
@@ -927,6 +1336,7 @@ static const int8_t op6_w[3456] = {
   42, -47, -11, 36, 83, -32, 6, 67, -60, -67,
   -43, -106, -56, -9, -67, -27
 };
+#endif
 static const int32_t op6_b[24] = {
   11836, -2810, -1649, 3739, 492, 19842, -13385, 7709, -2632, 22326,
   1219, -231, -15371, 15793, -16945, -5148, 6973, 18875, 1730, -1191,
@@ -943,6 +1353,228 @@ static const int8_t op6_s[24] = {
   39, 40, 39, 40
 };
 
+#if CNN_DSP
+/* op 7: conv weights for the DSP kernel: per pair of output channels, per
+   4 taps in (ky, kx, in) order, one word of each channel (tap j in byte j) */
+static const uint32_t op7_wp[1296] = {
+  0xba062a0cu, 0x07fb263fu, 0xd52c0101u, 0xea22f61fu, 0x21151bb6u, 0x0c35e581u,
+  0x22112515u, 0x071d2ac1u, 0xf003fbffu, 0x20ede2f5u, 0x40c4d9bbu, 0x194953eeu,
+  0xc01d13fcu, 0x053c100du, 0xce1307e8u, 0x1d0b2410u, 0x161010c6u, 0x0315e2b0u,
+  0x091d3307u, 0x04142ee5u, 0xe4ee23f2u, 0x080a0116u, 0x60becef0u, 0xe418f8f9u,
+  0xe91b05f2u, 0x086d0818u, 0xc70c1ae9u, 0x55034a1bu, 0x040828c7u, 0xebf7c6c0u,
+  0xc7133607u, 0xcecc37cbu, 0xd00843f3u, 0xdb03ef5au, 0x42efc735u, 0xd301c617u,
+  0xfc230408u, 0x12ec232eu, 0xb522f6f2u, 0xf603f0f8u, 0x292008dbu, 0x0b00ddcbu,
+  0xde37f10bu, 0x090c12dau, 0x4b06ed1bu, 0x2ffbdff6u, 0x0be7fbf1u, 0x131322feu,
+  0xf8300704u, 0xfb0b3128u, 0xca07f6eeu, 0x16e70de9u, 0x2a1cfafdu, 0x09fcfbf4u,
+  0xd61909f1u, 0xfe101000u, 0x2ff6e616u, 0x0133f00au, 0x11f9fcfbu, 0x03feff0du,
+  0x1142f504u, 0xfd100a35u, 0xedde18f1u, 0x35e62af5u, 0x280e1cfbu, 0x0af3efeau,
+  0xa40334c0u, 0xd9e218f0u, 0x29dced13u, 0xd72bdb40u, 0x0a151519u, 0xffedcc08u,
+  0xe7f44df6u, 0x2a14340cu, 0xc91226e6u, 0xe50fb4cfu, 0xe4fcc4eeu, 0xf7ccf6f7u,
+  0xfb43e2f8u, 0x20e839fbu, 0x767fee13u, 0x5816d215u, 0xc608f8d9u, 0xf7fbeef5u,
+  0xf1f70c1du, 0x08ef2712u, 0xd4ec28e3u, 0xf8e2d7e5u, 0xee1fb50bu, 0x18e0ff07u,
+  0xdd29f3c2u, 0x160824edu, 0x534bd830u, 0x3a30db20u, 0xc50316e4u, 0xffdddc04u,
+  0x01d4e932u, 0x25a3011au, 0xf9a75ed2u, 0xf2bcdd08u, 0xe94beafeu, 0x39e6fa03u,
+  0xa41837bcu, 0x1acc1fceu, 0x4721bc3bu, 0x4c2cd527u, 0xbd114831u, 0x18c7c8ecu,
+  0xdcf818fcu, 0xb5ded9e4u, 0x1adada09u, 0xd207aa17u, 0x2dfcf048u, 0xffb8e47fu,
+  0x510ccd23u, 0x2d93f71du, 0xd8d1e722u, 0x2858714au, 0x04bfdf25u, 0xecc2a6f5u,
+  0x15fadc03u, 0x02d8def0u, 0x0bcaebdfu, 0xfff6a3f8u, 0x29002e4eu, 0x1bcbf759u,
+  0x2230f3f8u, 0x19d4f2fbu, 0xe3d60ff5u, 0x17252a0fu, 0xd2ab02e4u, 0xfff4cc30u,
+  0x1df2b7fcu, 0x09f6ede1u, 0x17ff14f6u, 0xd0f7a7dbu, 0xc41b5413u, 0xfcdf1339u,
+  0x0d46140bu, 0x3d0fce17u, 0xfe004cefu, 0xe43f1eccu, 0x078f24bbu, 0xff2af66au,
+  0xf7055ad8u, 0xd3f1edefu, 0x123dfeecu, 0xdcfafbf7u, 0x14cdf039u, 0x03d6e007u,
+  0x26b8d1d0u, 0xdcb0e0ecu, 0xd5e5e2feu, 0x1d3112f2u, 0xecd8e929u, 0x04cdee0au,
+  0x180227fbu, 0x18edfa01u, 0xec1de81au, 0x11fedddfu, 0x19dd111cu, 0xf5fbf6edu,
+  0x11dfe4d4u, 0xd8e0d3f4u, 0xe1e2def1u, 0xcc0adaf4u, 0xcdd216c9u, 0xe70f221fu,
+  0x3516120bu, 0x42e6f81du, 0xdb36ea2cu, 0x13d2e1a3u, 0xf42018e7u, 0xe7171dd6u,
+  0x07dcfee6u, 0xe1ffdde6u, 0xd6f124ffu, 0xac2bd4f2u, 0x0cda2b97u, 0xea301b4cu,
+  0x3d816efeu, 0xe6ed291cu, 0x0f7036d9u, 0x2cfd7afcu, 0xe226e3f0u, 0xf5dac607u,
+  0xba32e9a2u, 0x1be7faefu, 0xaffa0123u, 0x0e1dd9c7u, 0xf9fed357u, 0x1ac31600u,
+  0x33bf3f2cu, 0x21df1214u, 0xf8122814u, 0x43d53f0bu, 0xf20fc1f3u, 0xeb09e306u,
+  0xd431f514u, 0xfdfef8d8u, 0xbf1abcfeu, 0xfd15aef3u, 0xf1240226u, 0x05ff1a0au,
+  0xd6ee2039u, 0x42d8ed42u, 0xe0103911u, 0x4d963ee1u, 0xf014b4c0u, 0xbc0c0cdau,
+  0xd136e35bu, 0xef22f8b3u, 0xe03fdae5u, 0xee3cb31du, 0x053d002eu, 0xf909f549u,
+  0xe6adb20au, 0xd32b2dddu, 0xe53527d4u, 0xc9f3f7c8u, 0xf5091427u, 0x22dce92au,
+  0xcde254b0u, 0x7ffde91cu, 0xc02407dfu, 0x3d31f622u, 0x591023ebu, 0xb7b0abdau,
+  0x16a2d32eu, 0xdd060bd4u, 0xed1212efu, 0xd3f7c0d8u, 0xce07274du, 0x1ceb0b08u,
+  0xf1d638b4u, 0x4f19010du, 0xd2153b03u, 0x0625e0fdu, 0x7f0d0a14u, 0xf3d2d1f7u,
+  0x1db8b16fu, 0xdf2401afu, 0xdee024fdu, 0xd5feade3u, 0xe1ee634au, 0x1b0111cdu,
+  0xeed440eau, 0x3c3aebfbu, 0xef1050fau, 0xec04efdcu, 0x5e02183du, 0x0bdfc50au,
+  0xfc23ddf2u, 0xef2f421fu, 0x9a0c36d3u, 0xf22900d7u, 0xf0ee18f6u, 0x07eeeb0du,
+  0xe7dc24ecu, 0x10dcedfdu, 0x070decccu, 0x34fdc6f5u, 0x2330db1au, 0xe0d8f5f3u,
+  0x1932ecf2u, 0x04181df8u, 0xcbf41703u, 0xf81ae3c8u, 0xdbe82237u, 0xf0e8fef1u,
+  0xd2b3fad7u, 0xf0fa110du, 0x09210af5u, 0x06f6d902u, 0x1d35ed32u, 0x0813f7f7u,
+  0x2552e53bu, 0x17270adcu, 0xcfbd1eeau, 0xe504bad4u, 0xdacb3a1eu, 0xe8041ab5u,
+  0xaed90f12u, 0xfc101ae6u, 0x3d1e26ffu, 0xc1c8de20u, 0x0949da5eu, 0x0b37f1e2u,
+  0xf03ff1e1u, 0xea14795bu, 0xccebf617u, 0x2b0157ecu, 0x0af4f390u, 0x1ddcd808u,
+  0x120d10c3u, 0xf7e905dbu, 0x15123202u, 0x381b04dbu, 0xdd17f0e7u, 0xfec3331cu,
+  0xdb530d04u, 0x1007412fu, 0xfaf9fafau, 0x1bd447e8u, 0xf5e5e6d0u, 0x1100eadfu,
+  0xea16dad7u, 0xe40a1fceu, 0x0e2a502cu, 0x030eda16u, 0xe736ea01u, 0xfa034a1du,
+  0xc363ff33u, 0x01f60e2fu, 0xf0c6fcc1u, 0xfc9a1ff1u, 0x13e5cdd9u, 0xf01906c9u,
+  0xc455d80au, 0xd10434ebu, 0x1b715832u, 0xc4eedc31u, 0xaa60d82au, 0xf4254b2cu,
+  0xb540fff6u, 0x0ae81104u, 0xf6ccec58u, 0xe823071eu, 0x319dc2f9u, 0xf611e3c8u,
+  0x3bcaf94au, 0xbf3a0cecu, 0x282d2b2cu, 0xdff3fbe7u, 0xca959812u, 0x1f7f620cu,
+  0xd913d5e7u, 0xfadf0409u, 0x03dfe909u, 0xee260b02u, 0x4bafcb02u, 0xe3fffef5u,
+  0x3c00e945u, 0xcd2405f4u, 0x12301d08u, 0x03f7ffdfu, 0xd4d7c432u, 0x203a14fcu,
+  0xda0ed3beu, 0x0dcc172au, 0xf5dac6feu, 0xda010dd5u, 0x5cb0ef2bu, 0xec040802u,
+  0x7f27be1au, 0xdc1311fbu, 0x2c4bd1e4u, 0x00e807d3u, 0xd808c63bu, 0x2f300be9u,
+  0xe52cfbe7u, 0x16e9eb13u, 0xf9e7f73fu, 0xf7d3e013u, 0x0a0ac2c9u, 0xeb100a05u,
+  0xe606f00cu, 0xc33b1001u, 0x5e200d43u, 0x1d090015u, 0xeeede602u, 0xf62220ffu,
+  0x02f2e0c9u, 0xf8f7fe13u, 0x210dfa0cu, 0xf7f004eeu, 0xfc0fe0cfu, 0xef0f0ff9u,
+  0xe81feee4u, 0xe11700fdu, 0x33163018u, 0x0f080716u, 0xe801ef12u, 0xfaf5e3f5u,
+  0xf7c7e6cdu, 0xfcdb2c1du, 0x2b01e0dau, 0xd4e5fbc6u, 0x1b0a33e1u, 0xfd282107u,
+  0x213ff1acu, 0x102107edu, 0x051510f9u, 0xd9dc1307u, 0xfa1efe27u, 0x00fef9f3u,
+  0xcbcd3317u, 0x160408fdu, 0x321a2245u, 0x13f9ef0bu, 0x2207f501u, 0xd8144536u,
+  0x0d031cedu, 0x0b17202eu, 0x1524280fu, 0x1e0bed0eu, 0xfde7fafau, 0xee211b0bu,
+  0xd7d015d5u, 0xe9142ae8u, 0x4a1e2332u, 0xf0ee02efu, 0xfb172008u, 0xeb222d0eu,
+  0xf9ff24e7u, 0x221b0803u, 0xfa00f707u, 0x1dfcea1bu, 0xff030f03u, 0xd9fb0608u,
+  0xc6c40ce7u, 0xf1cd4ae6u, 0x3df8f610u, 0xc6dcf6d7u, 0xf32568fau, 0xf8344434u,
+  0xe41434e1u, 0x46210bdeu, 0xa9d7ecf0u, 0xe7ede622u, 0xda1c2224u, 0xf7fb0412u,
+  0xf8d77f14u, 0xfe3ff717u, 0x15e95e26u, 0xdf29e5bau, 0x13f21ae8u, 0x1410cec6u,
+  0x0420d9c3u, 0xe0eff1f5u, 0xe0ec27feu, 0x2016e6d9u, 0xe1ddd6eau, 0x29fe3e03u,
+  0xd2e31819u, 0x1425f117u, 0xfcd40118u, 0xf41702b9u, 0x12ede9edu, 0x05f7e7d0u,
+  0x2635e2f4u, 0xd8fc1de9u, 0xeee4fc12u, 0xf40308ffu, 0xcfcbe9e2u, 0x21020fe7u,
+  0xdc1aea1fu, 0xfa06e01du, 0xeae4e40cu, 0xf004f8c0u, 0x1b02ddd6u, 0xddfdfbeeu,
+  0x3e5512fbu, 0xc80e37a8u, 0x20eeea01u, 0xb2e30805u, 0xdcc906b5u, 0x05fb24f6u,
+  0x06145916u, 0x14ff1d1cu, 0x25fe0b0au, 0x041918dcu, 0x04eef409u, 0x0407e1e0u,
+  0xef0df1ebu, 0x0a08e6e1u, 0xc8dff6e0u, 0x1d1ee305u, 0xe3f701ecu, 0xf7032539u,
+  0x060d0709u, 0x300e1408u, 0x0401c6fbu, 0x02f82ee4u, 0xfff9e401u, 0xf9f603ecu,
+  0x0219fef5u, 0xe30cfdd4u, 0xe0f1d0ffu, 0x04fefc32u, 0xe9e707edu, 0xe009e70bu,
+  0x0811eb04u, 0x0518e70cu, 0xf40abcd8u, 0x02e41bf4u, 0xf5fef0d9u, 0xec0d04dau,
+  0x05381ce3u, 0xce1700b6u, 0x10fbf604u, 0xbfd8fe4eu, 0x00e70fb6u, 0xe2fcf204u,
+  0x181f4bfcu, 0xf3e6302bu, 0x0f00f502u, 0x20050419u, 0x0aebf0cfu, 0x18f1fafau,
+  0xd61efd0au, 0x370aebf0u, 0xced3f9cdu, 0xff32d806u, 0xe8152012u, 0xbe051b5fu,
+  0x0a350f09u, 0x10f92213u, 0xfefad9f1u, 0x19ef1e05u, 0xf8fb01dau, 0x0fde0df3u,
+  0xdb111133u, 0x0003ece9u, 0xed08f201u, 0xf40ee835u, 0xfef12bfau, 0xc5080f47u,
+  0x0215d809u, 0x0504161fu, 0xebfee3c4u, 0x24e41b12u, 0x07180fd5u, 0xfde40ee2u,
+  0xd4223134u, 0xd8f4e8d5u, 0x1bf823f3u, 0xcbeafa7fu, 0x07e429c9u, 0xbd031140u,
+  0x0afcc8fau, 0xd5389ed7u, 0x27f081cfu, 0xfa123c1au, 0xe712bc3du, 0x40fe01eeu,
+  0x29f80befu, 0x39e4effdu, 0xdd263125u, 0x16e6d2d9u, 0xd309ef14u, 0xf6c5412bu,
+  0x14ebf514u, 0xf81bbfdfu, 0x46f7befbu, 0xf3f614ebu, 0xe8e4d72cu, 0x0c0a070cu,
+  0x1cd614fau, 0x26f9c8eeu, 0xde022511u, 0xfce4e0c4u, 0xc419f615u, 0x0df35b11u,
+  0x1812fc0bu, 0xf909d6f1u, 0x75d8e508u, 0xc1d60af0u, 0xecd1c916u, 0x030e1b1du,
+  0xffaaf6edu, 0x41f9c5deu, 0xffe9fb1bu, 0x05d9f2ceu, 0xcafee012u, 0x2e1340dau,
+  0x19f8c4e8u, 0xf12dd4eau, 0xea29cedbu, 0xf8f9461bu, 0x17e5d00au, 0x37f7fac7u,
+  0xfafc15fbu, 0x0cc6eef6u, 0xd81bfb0bu, 0xede527c9u, 0x14ffe221u, 0x1aec0229u,
+  0x1ce7dcfdu, 0x172bdee9u, 0x1215e703u, 0xfbdc28f2u, 0x1dc4e6e6u, 0x11f700e6u,
+  0xf3f61124u, 0x05ded611u, 0xdf02faefu, 0xfbe929cfu, 0x050bf425u, 0x0109e900u,
+  0x3bfbe323u, 0x152fd1d4u, 0x36e20d11u, 0xe8d2f4e8u, 0x0cbae1e7u, 0xf10d1017u,
+  0xd4e7f027u, 0x0af4d51bu, 0x0407f00au, 0xf5f133c6u, 0x06e4ee0au, 0x181cdfc0u,
+  0xf33c07c6u, 0xdc100321u, 0xde261ee8u, 0xf9d60b53u, 0x17bdce1au, 0x4aee09c5u,
+  0x2e1af320u, 0xf5da41e2u, 0xd91bea09u, 0xc3db3e0fu, 0xfff11206u, 0x3ad7d4ebu,
+  0x260919cbu, 0xeb10ec0cu, 0xe2151008u, 0x0ce3eb1bu, 0x03b4fd11u, 0x1cf01ae2u,
+  0x3920f039u, 0x02ed260au, 0xe519f9dau, 0xcef9210eu, 0x03e615e8u, 0x01cfb6d8u,
+  0x5a0c0fedu, 0xef04d912u, 0x20fe1a3au, 0xf3efa71fu, 0xfebb191fu, 0x1df725fau,
+  0x3c04d326u, 0xf20c0f2bu, 0x3f0defd9u, 0xd2f5190eu, 0x18d2e3b4u, 0xf9e4af81u,
+  0xfcac5d33u, 0x059a2a09u, 0x20dbe56cu, 0x13ff0607u, 0xf7d014c8u, 0xe0d4f5f6u,
+  0xbded17a9u, 0x0af9eef6u, 0xdfd800f0u, 0x3af72b2au, 0x0c680249u, 0x0c03f5b8u,
+  0xdbe71c40u, 0xfab61ef7u, 0xfdb9ee46u, 0x1b1fe51eu, 0x21c3ecedu, 0xfdf2f5e5u,
+  0xe627f1dau, 0x29fa041cu, 0xf2030be3u, 0x44f9dd16u, 0xbbeb1829u, 0xfef000f9u,
+  0x0f413129u, 0x2fdb1ee8u, 0x61d149ffu, 0x0c05d813u, 0x1dbccacbu, 0xf5191004u,
+  0x1c41f3f3u, 0x22f70344u, 0x4d3a25f9u, 0x1210cde9u, 0xa181fa12u, 0xfd11d609u,
+  0x08aa1400u, 0x19e80a2bu, 0x36d6b656u, 0xe302f2dbu, 0xfaf910ffu, 0xc7eb0e0bu,
+  0xe6f00dedu, 0xf41de913u, 0xd1f0e9aau, 0x03320efeu, 0x0a21ea18u, 0xf7ea1fc0u,
+  0xf2d20c23u, 0x19ed1d2cu, 0x11b6c122u, 0xfd15d5f3u, 0x24d0e412u, 0x000d03cdu,
+  0xf9f9e8e6u, 0xfb0bfd03u, 0x0b29d8aau, 0x151bdaf6u, 0xc3e522e6u, 0xeee123e7u,
+  0x31194413u, 0x5dee1f14u, 0x2aef02e8u, 0x04ffc3f8u, 0x11c1e1ccu, 0xf91e25deu,
+  0x6f15c8feu, 0x14f50e0fu, 0x3543f8c8u, 0xec1ac8dbu, 0xf48d0e8eu, 0xe8d302f0u,
+  0xe98e1aeeu, 0x497fe220u, 0x3e1c9a59u, 0xe8f63ccfu, 0xeaade1eeu, 0xb7163659u,
+  0xc1e3ecc3u, 0xdc01f521u, 0xd3aecbc2u, 0x5133f3dfu, 0x2c3cf60fu, 0x28c5f6cbu,
+  0x1dcf0eebu, 0x3141fb1du, 0x270bcb1bu, 0xf10a0fdeu, 0xf7d2d7f1u, 0x15082625u,
+  0xf115e621u, 0xecf006f4u, 0x0becedc7u, 0x5a17e8f6u, 0x19fdebd2u, 0x0ce914ecu,
+  0x3a0541deu, 0x6710030eu, 0x291afed1u, 0xd5efedd3u, 0x0ec1d2e0u, 0x021c3f2bu,
+  0x5463db6cu, 0x26de0bc0u, 0x6917f2d9u, 0x0b0fcdf4u, 0x27a4b495u, 0x12ebf2d4u,
+  0x1106f102u, 0x0000fd01u, 0x31f3ea10u, 0xde442030u, 0x1f02e9f8u, 0xc20f29cbu,
+  0xe81aef0du, 0xf3b92ce1u, 0x2e19f717u, 0xb7401ec8u, 0xce32ec12u, 0x28f4b800u,
+  0xf9011d08u, 0x09e51e2eu, 0x1a01f401u, 0xfb33d331u, 0x0cf4eaf3u, 0x141fed13u,
+  0xf4efe21fu, 0xdbbc18fdu, 0x2f0cf204u, 0xc42f2bbeu, 0xd13de40fu, 0xdb3beb15u,
+  0xf5e023f7u, 0x1dcde247u, 0x02f6e6dfu, 0x0b7a210du, 0x040dd70cu, 0xc345242du,
+  0xf8d1e7fau, 0x81842522u, 0x00ededffu, 0xd92d63a9u, 0xd750f215u, 0xf52e152bu,
+  0x13e5ec29u, 0x114cdc00u, 0x2510f7edu, 0xa51e06ecu, 0xf1ebf401u, 0xaef50ef3u,
+  0x0e081110u, 0x02cc05f4u, 0xf4280b12u, 0xf11ae7a4u, 0xdc1212fcu, 0x32f2a52du,
+  0xfbf51e29u, 0x1018db29u, 0x0b1302eeu, 0xd61fc212u, 0xf50103ffu, 0xf7fbe41eu,
+  0x11010e15u, 0xecbf0404u, 0xff1cfffdu, 0x01f6c9a9u, 0xd70412f1u, 0xdb15e829u,
+  0x07dc131cu, 0x28d6bc5du, 0xf50df6dbu, 0x044929edu, 0xf8200326u, 0xc238fd28u,
+  0xeaf014fau, 0xa69308e9u, 0xe000fcfdu, 0x2e1f21b3u, 0xe4051702u, 0xee07e93fu,
+  0x19f9ef11u, 0xe86db6fbu, 0xff2903eeu, 0xc904fae7u, 0xdaee3037u, 0x8de7fe26u,
+  0x12df2318u, 0x250512fcu, 0xf3f9f4f2u, 0x171aeaf8u, 0x0fdcecf5u, 0x2fdfaa01u,
+  0x16f10021u, 0x0c2ab739u, 0xf2200ee9u, 0xf5fbaef6u, 0xdffd3636u, 0xe6fee640u,
+  0x06f0200du, 0x0af90420u, 0xfc0bf8deu, 0x25f0d6efu, 0x07ddf2f6u, 0xf9f60d09u,
+  0x2ce7ed22u, 0x1be28372u, 0xf015fbe4u, 0x212c0ad5u, 0xfa175d7fu, 0xb71ef161u,
+  0x01ee31f3u, 0xcba620e6u, 0xf2080beeu, 0x63ee16fau, 0x06e7f0f6u, 0x42ecd71cu,
+  0xd8ec3b2fu, 0x00bb7f09u, 0x28ca7e3au, 0x1be13b56u, 0x35f0e9e9u, 0xf8e245dfu,
+  0x3945fdfdu, 0xf2f7d1f6u, 0x4ecfef33u, 0xd1190f0du, 0xa0da19e2u, 0x2026e41cu,
+  0xce3a2305u, 0xecc728fbu, 0x15cd2415u, 0xfef40b22u, 0x1dd9dcffu, 0x02f520f5u,
+  0x332ff738u, 0xfb10ccfcu, 0x380bc31cu, 0xf4080410u, 0x97fcffe5u, 0x0305f3f5u,
+  0xd03fecc9u, 0xeaee181cu, 0xd7baf9efu, 0xf80411fau, 0x37efd41cu, 0xf1edfbdfu,
+  0x27fee3ffu, 0x2b1cd8f5u, 0x3004d3f7u, 0x05090e16u, 0x9f15dcd9u, 0x11e40adfu,
+  0xecf10635u, 0x2ee44c05u, 0x0bf5370eu, 0x24f9143fu, 0x120d05bcu, 0x0d161e0fu,
+  0x003426feu, 0xf016eb00u, 0xdc002811u, 0xf501deedu, 0xee151addu, 0x001f0311u,
+  0xf216e720u, 0x0fe90901u, 0x05fcf1e6u, 0xff1dee23u, 0xf90b01d9u, 0x0510140bu,
+  0xe4183212u, 0xf318f5fdu, 0xd83a20f5u, 0xfef7e1eeu, 0xd61619f8u, 0x09fc19fdu,
+  0xfb16c9f6u, 0x000c1afdu, 0xeafcc8efu, 0xdd1dd40au, 0x010f0545u, 0xe30712feu,
+  0x0ded1fddu, 0x1922e9e6u, 0xe1251ee1u, 0xf8fdf3eau, 0xd621f9e3u, 0x0aeb32d2u,
+  0x100a0a02u, 0x24be48e3u, 0xdf1fe630u, 0x34e51b2au, 0x33ff42c4u, 0x0c0b0200u,
+  0xdae5561du, 0xff1000fdu, 0xcee8280au, 0xeeb6eadau, 0x1dfdefc6u, 0xe539391au,
+  0x29decbfdu, 0x1bd715d4u, 0xf011d904u, 0x0513f908u, 0xf5fa4efdu, 0xfc1c0b00u,
+  0xc5c87ffbu, 0x1010e5fbu, 0xf30b1ff4u, 0xfce7f9e2u, 0x16eb03e4u, 0xfa053c01u,
+  0x27b9bae0u, 0x05f31bedu, 0xf017be15u, 0xd705dde4u, 0xf7ec4b68u, 0xff180fe5u,
+  0xe1917290u, 0x2314ede8u, 0xd1f80ad8u, 0xe1e906cbu, 0x11f624ebu, 0xfefe45e8u,
+  0xf3e8ab16u, 0x3efaf302u, 0x0dfd81d4u, 0x223104efu, 0xd2e7f00au, 0x0ff80e00u,
+  0xdbd435f4u, 0x8ee91ccau, 0xc5c7e8efu, 0xd90022ffu, 0x0961634au, 0x0d0b2cebu,
+  0x12f5d812u, 0x1af5fbf2u, 0x3a14bd01u, 0x2806fb08u, 0xbddb0806u, 0x0bfddf21u,
+  0xd8f237f6u, 0x99f0f0f8u, 0xe4d112f9u, 0xbceefc18u, 0xe026340du, 0xdcf005e2u,
+  0x3e15022au, 0x161105ddu, 0x6b0d1309u, 0x4bdddf14u, 0xb6ea0ff3u, 0x35f4da19u,
+  0xdbff390fu, 0xaee81cdbu, 0xfcf84408u, 0xbec1dc40u, 0xe5cf1ef3u, 0xe6edefdeu,
+  0xf3ecc7ffu, 0x50fcd81au, 0x0a07c505u, 0x04e9cd03u, 0xead2d336u, 0x2ed4ee08u,
+  0xfbdd02e6u, 0xbb060fe8u, 0xe8ecc70du, 0xd4050c04u, 0xf6093c21u, 0xfa064c11u,
+  0x06fbf007u, 0x35fcf202u, 0xeb02f11cu, 0x18ffd5f2u, 0xf1c4130cu, 0x26f8ee0bu,
+  0xe900f4e8u, 0xda23e111u, 0xfcf9efeeu, 0xd1091521u, 0xd3d418f1u, 0xf8cb1308u,
+  0x40fe082bu, 0x38ecf5deu, 0x12fd451au, 0x25edcefcu, 0xf7d228ffu, 0x3ee4f1f7u,
+  0xf90603f4u, 0x0537f518u, 0x1015ff12u, 0xcae4ee25u, 0xf0b107d2u, 0x06c1e9dfu,
+  0xf4cff906u, 0x1b58df10u, 0x0f06d31bu, 0xc798d014u, 0xfbe0b1ddu, 0x63e7dbe2u,
+  0xfd07d6beu, 0xd119f0e5u, 0xf31ad613u, 0x0ef6edd1u, 0xd0163a10u, 0xef2d680eu,
+  0x3ceb10f3u, 0xfa4a1adbu, 0xf416fc06u, 0xcebcc209u, 0x03c4e5e6u, 0x3ddaecf2u,
+  0x0c26d2efu, 0xfe3ade01u, 0x2f1adafeu, 0x2ffafdddu, 0xe0ec09c7u, 0xe2cc1ee8u,
+  0x65ee1a18u, 0x055f2cbfu, 0x1b2337f7u, 0xc9bcc404u, 0xf1bfeae9u, 0x60bf15e6u,
+  0x4944d42eu, 0x585beb37u, 0x504be311u, 0x36f8f4c0u, 0x04dfdba5u, 0x03beef81u,
+  0x4cd3400fu, 0x1541c314u, 0xde0aead8u, 0xfce4181au, 0x233523b2u, 0x6119ea1cu,
+  0x0f5bb700u, 0x3ce6dbfbu, 0x30efe8f6u, 0x2809cac1u, 0xd3ff2ee8u, 0xb3b4473eu,
+  0x2aea1d15u, 0x10fabd01u, 0xe719d5e2u, 0xfb0a0eeau, 0x41242cc5u, 0x1c26de1bu,
+  0x0b34e604u, 0x08f0cec3u, 0x12e3c7f9u, 0xcf07f9c2u, 0xfbf026fcu, 0x08f4321cu,
+  0x44e516c8u, 0x17f0b209u, 0xe124cacau, 0xd3f9d7ddu, 0x1c1d31e0u, 0x265f0642u,
+  0xd8360c16u, 0xdcfb0684u, 0xd3d4cfe5u, 0xbbc2f8c7u, 0x24f60422u, 0x494b271eu,
+  0x32f91028u, 0xf412dc24u, 0xe601edc9u, 0x23fa1e2du, 0xfbff1b0cu, 0x27f5f50au,
+  0x04f90a1bu, 0x11dd2c03u, 0xfadbd924u, 0xd1cef8f0u, 0xb2002b1bu, 0xe61d0257u,
+  0x01f00933u, 0xee0aba0au, 0xfcf7e2f0u, 0xfbfdf403u, 0x0416f914u, 0xe7040032u,
+  0x10d9281fu, 0x0cc941ccu, 0xe5bcb222u, 0xc4d71dd7u, 0xd9fc1321u, 0xf11ada29u,
+  0x24d8e70du, 0xedf5a008u, 0xf90be8eeu, 0xd9b8c12cu, 0xe743182cu, 0x10422572u,
+  0xe4ea3434u, 0xe4e05fccu, 0xcf9ed20cu, 0x9e9b39f2u, 0xf8ead731u, 0x163fbdc7u,
+  0x49eff520u, 0xc9f10b25u, 0xf2f90ca7u, 0x1140e04bu, 0xa0002c18u, 0x34d537edu,
+  0xcbc0d9f4u, 0x160c6ac8u, 0xd3c9e1e1u, 0xbfd0f833u, 0xe9d5d07fu, 0x0f04d953u,
+  0x1fd4004bu, 0xd4d9e31eu, 0xe6ec0807u, 0xd044c92du, 0xe014002au, 0xf6063c1au,
+  0x02c0f2e0u, 0x0df559b8u, 0xdec7efedu, 0xcfd61934u, 0xfdeadf5au, 0xe900d224u,
+  0x42c0df3du, 0xd3d6acf9u, 0xeeed001cu, 0xad178152u, 0xf74a1348u, 0x0e165c51u,
+  0xf7b316cdu, 0xced6759du, 0xe3c51bd7u, 0xc3c0412du, 0x22ebea1cu, 0xf116dab3u,
+  0x02f6fedeu, 0xe4dc09e0u, 0xf13dcfd6u, 0xe6f0074eu, 0xdb0ae629u, 0xeed82e0bu,
+  0x0efb13e6u, 0x9ecddf2fu, 0x08310c1bu, 0xb519dee7u, 0xe3f724e3u, 0x39f8f70du,
+  0x16f628e0u, 0xe8edf4fcu, 0x1538e6f9u, 0xf6080122u, 0xe217f20fu, 0x0de80b06u,
+  0x0aef0aefu, 0xc7f9e60au, 0xde070f0du, 0xcf0ee6f2u, 0xe9092cd6u, 0x3be9de03u,
+  0x3af33301u, 0xf2fe1af9u, 0x230a030fu, 0xd10fe2edu, 0xc507fe21u, 0x12f71b09u,
+  0x06daff02u, 0xeb15040cu, 0xcef9fd03u, 0xe51007e5u, 0x1e1b31e3u, 0x24eef004u,
+  0x0e0dcefeu, 0x08e62304u, 0xe904eec9u, 0xf3d7f140u, 0x01e20300u, 0xfa180f0cu,
+  0xfb0bfc20u, 0xd0dae70cu, 0xf018040eu, 0x030109eeu, 0x06f4190au, 0x05f9071cu,
+  0x1bddf9fbu, 0x11f20912u, 0x040fe2e3u, 0x010ae628u, 0x13ee10eau, 0x0a11f90fu,
+  0xeffa0605u, 0xf4fee500u, 0xee11e61bu, 0x16f713eau, 0xf9f81f08u, 0x11ed1bf9u,
+  0x51d601fau, 0xf8222ef4u, 0x1308f4feu, 0xf3efbef8u, 0x03f3f3e7u, 0x0f030ef0u,
+  0xfdf2fbfeu, 0x1832f7ecu, 0xe124c90fu, 0x11110eefu, 0x230df2f5u, 0xd2003f00u,
+  0xf57fe507u, 0xffaa4e02u, 0xe0d221d9u, 0x37b11f5cu, 0x04e1120du, 0x0740cdf1u,
+  0x14140739u, 0xf8f5e902u, 0x1528f714u, 0x391601fau, 0x1ced3bfau, 0xf2292d1du,
+  0x1357f6e2u, 0xfdeb2ad7u, 0xeeddf4ebu, 0x26dd1534u, 0x32e30ffau, 0xe73fb0f5u,
+  0x2212fd0au, 0x1026d4d4u, 0x12f6d619u, 0x1144fb16u, 0xf6e722ebu, 0xd72b4029u,
+  0x442e16e9u, 0xca1535b1u, 0xfae9f807u, 0xf3bb0413u, 0x28db0619u, 0xfb3fc5e7u,
+  0x5ef0e2e8u, 0x217fc5c7u, 0x1d00d6fdu, 0xf251de3eu, 0x0af4f1bau, 0xab396e54u
+};
+#else
 /* op 7: conv weights [3][3][24][24] (ky, kx, in, out), BatchNorm folded in */
 static const int8_t op7_w[5184] = {
   12, 63, -4, -28, 10, -35, -10, 4, 20, 23,
@@ -1465,6 +2097,7 @@ static const int8_t op7_w[5184] = {
   24, -7, 39, 18, 6, 66, 17, -2, 4, 3,
   34, -15, 10, -85
 };
+#endif
 static const int32_t op7_b[24] = {
   3448, -3845, 2964, 11777, -322, 11276, 729, -1102, 10435, 5602,
   4119, 10652, 15179, -1398, -2957, 11323, 6839, -813, 8501, 16917,
@@ -1481,6 +2114,22 @@ static const int8_t op7_s[24] = {
   39, 40, 39, 39
 };
 
+#if CNN_DSP
+/* op 8: conv weights for the DSP kernel: per pair of output channels, per
+   4 taps in (ky, kx, in) order, one word of each channel (tap j in byte j) */
+static const uint32_t op8_wp[60] = {
+  0xd8eed3f0u, 0x07f1d002u, 0xec2e043eu, 0xfbd2ee54u, 0x53d6fb60u, 0x4de7ecbeu,
+  0x8199bc21u, 0x7fc0f4dfu, 0x74c43226u, 0xdaded9e6u, 0x47ca1a9cu, 0xf31f460au,
+  0x5723f27fu, 0x64f8c5ccu, 0xd2537212u, 0xc1fd34ccu, 0xd4e61ff8u, 0xf376a6e0u,
+  0xd5d50cb8u, 0xdc1760ebu, 0xb7cbfbdau, 0x5231c6d1u, 0x33dce518u, 0xda7fb0ffu,
+  0xc6dbf8e5u, 0xbcd67f1cu, 0x5fe0cb0fu, 0x04c0f9eeu, 0xdebd7fafu, 0xe7350507u,
+  0xd861f1b7u, 0x10f61326u, 0xfe1501f5u, 0x4725e6fcu, 0x09043b61u, 0xcb27d1cau,
+  0x09eb2145u, 0x24dd19ccu, 0x43009031u, 0xda74fdf6u, 0xb2bffe11u, 0x5c2904a9u,
+  0x29b5f67du, 0x0e7feec5u, 0xf35a55acu, 0x95b8836eu, 0x5bcdab81u, 0x8adf6fe0u,
+  0xf37fd4ccu, 0x91e0fcd5u, 0xafd323dcu, 0x37e4e5a3u, 0xfd3b0f44u, 0xd1cc887bu,
+  0xf4df9f4bu, 0x037c5b0fu, 0xef692be5u, 0xf5976476u, 0xe5dc0b52u, 0xebde0c7fu
+};
+#else
 /* op 8: conv weights [1][1][24][10] (ky, kx, in, out) */
 static const int8_t op8_w[240] = {
   -16, 2, 127, -52, -27, 28, 69, -52, -52, -43,
@@ -1508,6 +2157,7 @@ static const int8_t op8_w[240] = {
   -54, 31, -36, 127, 4, 39, -51, -33, -36, -34,
   71, -13, 51, -38, 9, -53, 91, -118, -27, -21
 };
+#endif
 static const int32_t op8_b[10] = {
   0, 0, 0, 0, 0, 0, 0, 0, 0, 0
 };
@@ -1522,11 +2172,297 @@ static const int8_t op8_s[10] = {
 static int32_t arena[1184];
 
 /* acc * mult / 2^shift, rounded half up, clamped to [lo, hi]. */
-static int32_t rq(int32_t acc, int32_t mult, int shift, int32_t lo, int32_t hi) {
+static inline int32_t rq(int32_t acc, int32_t mult, int shift, int32_t lo, int32_t hi) {
   int64_t v = ((int64_t)acc * mult + ((int64_t)1 << (shift - 1))) >> shift;
   return v < lo ? lo : v > hi ? hi : (int32_t)v;
 }
 
+#if CNN_DSP
+/* SXTB16 of x rotated by 8 (bytes 1 and 3 as signed halfwords) in one
+   instruction: gcc would rotate first. Off ARM (a test's emulated
+   intrinsics), the same in C. */
+static inline int32_t cnn_sxtb16_ror8(int32_t x) {
+#if defined(__GNUC__) && defined(__arm__)
+  int32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r;
+#else
+  return __sxtb16((int32_t)((uint32_t)x >> 8 | (uint32_t)x << 24));
+#endif
+}
+
+/* The same for unsigned bytes (UXTB16). */
+static inline uint32_t cnn_uxtb16_ror8(uint32_t x) {
+#if defined(__GNUC__) && defined(__arm__)
+  uint32_t r;
+  __asm__("uxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r;
+#else
+  return __uxtb16(x >> 8 | x << 24);
+#endif
+}
+
+#if defined(__GNUC__) && defined(__thumb2__)
+#define CNN_STEP2(w, c, a0, a1, b0, b1) \
+  do { \
+    int32_t t0_, t1_, t2_, t3_, x0_, x1_; \
+    __asm__("ldrd %[T0], %[T1], [%[W]], #8\n\t" \
+            "sxtb16 %[T2], %[T0], ror #8\n\t" \
+            "sxtb16 %[T0], %[T0]\n\t" \
+            "sxtb16 %[T3], %[T1], ror #8\n\t" \
+            "sxtb16 %[T1], %[T1]\n\t" \
+            "ldrd %[X0], %[X1], [%[C]], #16\n\t" \
+            "smlad %[A0], %[T0], %[X0], %[A0]\n\t" \
+            "smlad %[A0], %[T2], %[X1], %[A0]\n\t" \
+            "smlad %[B0], %[T1], %[X0], %[B0]\n\t" \
+            "smlad %[B0], %[T3], %[X1], %[B0]\n\t" \
+            "ldrd %[X0], %[X1], [%[C], #-8]\n\t" \
+            "smlad %[A1], %[T0], %[X0], %[A1]\n\t" \
+            "smlad %[A1], %[T2], %[X1], %[A1]\n\t" \
+            "smlad %[B1], %[T1], %[X0], %[B1]\n\t" \
+            "smlad %[B1], %[T3], %[X1], %[B1]" \
+            : [A0] "+r"(a0), [A1] "+r"(a1), [B0] "+r"(b0), [B1] "+r"(b1), [W] "+r"(w), [C] "+r"(c), \
+              [T0] "=&r"(t0_), [T1] "=&r"(t1_), [T2] "=&r"(t2_), [T3] "=&r"(t3_), \
+              [X0] "=&r"(x0_), [X1] "=&r"(x1_) \
+            : \
+            : "memory"); \
+  } while (0)
+#define CNN_STEP1(w, c, a0, b0) \
+  do { \
+    int32_t t0_, t1_, t2_, t3_, x0_, x1_; \
+    __asm__("ldrd %[T0], %[T1], [%[W]], #8\n\t" \
+            "sxtb16 %[T2], %[T0], ror #8\n\t" \
+            "sxtb16 %[T0], %[T0]\n\t" \
+            "sxtb16 %[T3], %[T1], ror #8\n\t" \
+            "sxtb16 %[T1], %[T1]\n\t" \
+            "ldrd %[X0], %[X1], [%[C]], #16\n\t" \
+            "smlad %[A0], %[T0], %[X0], %[A0]\n\t" \
+            "smlad %[A0], %[T2], %[X1], %[A0]\n\t" \
+            "smlad %[B0], %[T1], %[X0], %[B0]\n\t" \
+            "smlad %[B0], %[T3], %[X1], %[B0]" \
+            : [A0] "+r"(a0), [B0] "+r"(b0), [W] "+r"(w), [C] "+r"(c), \
+              [T0] "=&r"(t0_), [T1] "=&r"(t1_), [T2] "=&r"(t2_), [T3] "=&r"(t3_), \
+              [X0] "=&r"(x0_), [X1] "=&r"(x1_) \
+            : \
+            : "memory"); \
+  } while (0)
+#else
+#define CNN_STEP2(w, c, a0, a1, b0, b1) \
+  do { \
+    int32_t wa_ = (int32_t)(w)[0], wb_ = (int32_t)(w)[1]; \
+    int32_t wa0_ = __sxtb16(wa_), wa1_ = cnn_sxtb16_ror8(wa_); \
+    int32_t wb0_ = __sxtb16(wb_), wb1_ = cnn_sxtb16_ror8(wb_); \
+    (a0) = __smlad(wa1_, (int32_t)(c)[1], __smlad(wa0_, (int32_t)(c)[0], (a0))); \
+    (b0) = __smlad(wb1_, (int32_t)(c)[1], __smlad(wb0_, (int32_t)(c)[0], (b0))); \
+    (a1) = __smlad(wa1_, (int32_t)(c)[3], __smlad(wa0_, (int32_t)(c)[2], (a1))); \
+    (b1) = __smlad(wb1_, (int32_t)(c)[3], __smlad(wb0_, (int32_t)(c)[2], (b1))); \
+    (w) += 2; \
+    (c) += 4; \
+  } while (0)
+#define CNN_STEP1(w, c, a0, b0) \
+  do { \
+    int32_t wa_ = (int32_t)(w)[0], wb_ = (int32_t)(w)[1]; \
+    int32_t wa0_ = __sxtb16(wa_), wa1_ = cnn_sxtb16_ror8(wa_); \
+    int32_t wb0_ = __sxtb16(wb_), wb1_ = cnn_sxtb16_ror8(wb_); \
+    (a0) = __smlad(wa1_, (int32_t)(c)[1], __smlad(wa0_, (int32_t)(c)[0], (a0))); \
+    (b0) = __smlad(wb1_, (int32_t)(c)[1], __smlad(wb0_, (int32_t)(c)[0], (b0))); \
+    (w) += 2; \
+    (c) += 4; \
+  } while (0)
+#endif
+
+/* n (1 or 2) output pixels of a conv, all oc channels, as u8: per pair
+   of channels bias + q steps of 4 taps (w: a word of each channel; col0:
+   pixel 0's two words, pixel 1's) + r tail taps (wt, col0[4q + 2j + p]),
+   requantized by rq() (one SMLAL: 33 <= shift <= 63);
+   pixel 1 goes to out + ostride. */
+static void cnn_conv_u8(const uint32_t *w, const int8_t *wt, const uint32_t *col0, int q,
+                        int r, int oc, int n, const int32_t *bias, const int32_t *mult,
+                        const int8_t *shift, uint8_t *out, int ostride) {
+  for (int o = 0; o < oc; o += 2) {
+    int32_t a0 = bias[o], a1 = a0, b0 = bias[o + 1], b1 = b0;
+    const uint32_t *col = col0;
+    if (n == 2) {
+      for (int k = q >> 1; k > 0; k--) {
+        CNN_STEP2(w, col, a0, a1, b0, b1);
+        CNN_STEP2(w, col, a0, a1, b0, b1);
+      }
+      if (q & 1)
+        CNN_STEP2(w, col, a0, a1, b0, b1);
+    } else {
+      for (int k = 0; k < q; k++)
+        CNN_STEP1(w, col, a0, b0);
+    }
+    for (int j = 0; j < r; j++) {
+      int32_t wa = wt[o * r + j], wb = wt[(o + 1) * r + j];
+      int32_t x0 = (int32_t)col[2 * j], x1 = (int32_t)col[2 * j + 1];
+      a0 += wa * x0;
+      a1 += wa * x1;
+      b0 += wb * x0;
+      b1 += wb * x1;
+    }
+    {
+      int32_t m = mult[o];
+      int sh = shift[o];
+      int64_t rnd = (int64_t)(1u << (sh - 33)) << 32;
+      {
+        int32_t v = (int32_t)(((int64_t)a0 * m + rnd) >> 32) >> (sh - 32);
+        out[o] = (uint8_t)__usat(v, 8);
+      }
+      if (n == 2) {
+        int32_t v = (int32_t)(((int64_t)a1 * m + rnd) >> 32) >> (sh - 32);
+        out[ostride + o] = (uint8_t)__usat(v, 8);
+      }
+    }
+    {
+      int32_t m = mult[o + 1];
+      int sh = shift[o + 1];
+      int64_t rnd = (int64_t)(1u << (sh - 33)) << 32;
+      {
+        int32_t v = (int32_t)(((int64_t)b0 * m + rnd) >> 32) >> (sh - 32);
+        out[o + 1] = (uint8_t)__usat(v, 8);
+      }
+      if (n == 2) {
+        int32_t v = (int32_t)(((int64_t)b1 * m + rnd) >> 32) >> (sh - 32);
+        out[ostride + o + 1] = (uint8_t)__usat(v, 8);
+      }
+    }
+  }
+}
+
+/* n (1 or 2) output pixels of a conv, all oc channels, as i8: per pair
+   of channels bias + q steps of 4 taps (w: a word of each channel; col0:
+   pixel 0's two words, pixel 1's) + r tail taps (wt, col0[4q + 2j + p]),
+   requantized by rq() (one SMLAL: 33 <= shift <= 63);
+   pixel 1 goes to out + ostride. */
+static void cnn_conv_i8(const uint32_t *w, const int8_t *wt, const uint32_t *col0, int q,
+                        int r, int oc, int n, const int32_t *bias, const int32_t *mult,
+                        const int8_t *shift, int8_t *out, int ostride) {
+  for (int o = 0; o < oc; o += 2) {
+    int32_t a0 = bias[o], a1 = a0, b0 = bias[o + 1], b1 = b0;
+    const uint32_t *col = col0;
+    if (n == 2) {
+      for (int k = q >> 1; k > 0; k--) {
+        CNN_STEP2(w, col, a0, a1, b0, b1);
+        CNN_STEP2(w, col, a0, a1, b0, b1);
+      }
+      if (q & 1)
+        CNN_STEP2(w, col, a0, a1, b0, b1);
+    } else {
+      for (int k = 0; k < q; k++)
+        CNN_STEP1(w, col, a0, b0);
+    }
+    for (int j = 0; j < r; j++) {
+      int32_t wa = wt[o * r + j], wb = wt[(o + 1) * r + j];
+      int32_t x0 = (int32_t)col[2 * j], x1 = (int32_t)col[2 * j + 1];
+      a0 += wa * x0;
+      a1 += wa * x1;
+      b0 += wb * x0;
+      b1 += wb * x1;
+    }
+    {
+      int32_t m = mult[o];
+      int sh = shift[o];
+      int64_t rnd = (int64_t)(1u << (sh - 33)) << 32;
+      {
+        int32_t v = (int32_t)(((int64_t)a0 * m + rnd) >> 32) >> (sh - 32);
+        out[o] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
+      }
+      if (n == 2) {
+        int32_t v = (int32_t)(((int64_t)a1 * m + rnd) >> 32) >> (sh - 32);
+        out[ostride + o] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
+      }
+    }
+    {
+      int32_t m = mult[o + 1];
+      int sh = shift[o + 1];
+      int64_t rnd = (int64_t)(1u << (sh - 33)) << 32;
+      {
+        int32_t v = (int32_t)(((int64_t)b0 * m + rnd) >> 32) >> (sh - 32);
+        out[o + 1] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
+      }
+      if (n == 2) {
+        int32_t v = (int32_t)(((int64_t)b1 * m + rnd) >> 32) >> (sh - 32);
+        out[ostride + o + 1] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
+      }
+    }
+  }
+}
+
+#endif
+
+#if CNN_DSP
+/* op 1: conv 3x3/1 pad 0, 28x28x1 -> 26x26x16, ReLU; keeps 3 of 26 rows (DSP: 2 channels x 2 pixels per step) */
+static void op1(const uint8_t *img, int y) {
+  uint8_t *restrict out = (uint8_t *)((uint8_t *)arena + 0) + (y % 3) * 416;
+  const uint8_t *rows[3];
+  for (int ky = 0; ky < 3; ky++) {
+    int iy = y + ky;
+    rows[ky] = img + (iy) * 28;
+  }
+  uint32_t col[10]; /* im2col of two pixels, int16 pairs */
+  for (int x = 0; x < 26; x += 2) {
+    const int n = 2;
+    for (int p = 0; p < n; p++) {
+      int32_t v[9];
+      int t = 0;
+      for (int ky = 0; ky < 3; ky++)
+        for (int kx = 0; kx < 3; kx++) {
+          int ix = (x + p) + kx;
+          for (int c = 0; c < 1; c++, t++)
+            v[t] = rows[ky][ix * 1 + c];
+        }
+      for (int q = 0; q < 2; q++) {
+        col[4 * q + 2 * p] = (uint16_t)v[4 * q] | (uint32_t)(uint16_t)v[4 * q + 2] << 16;
+        col[4 * q + 2 * p + 1] = (uint16_t)v[4 * q + 1] | (uint32_t)(uint16_t)v[4 * q + 3] << 16;
+      }
+      col[8 + p] = (uint32_t)v[8];
+    }
+    const uint32_t *w = op1_wp;
+    for (int o = 0; o < 16; o += 2) {
+      int32_t a0 = op1_b[o], a1 = a0, b0 = op1_b[o + 1], b1 = b0;
+      const uint32_t *c = col;
+      CNN_STEP2(w, c, a0, a1, b0, b1);
+      CNN_STEP2(w, c, a0, a1, b0, b1);
+      { /* tail tap 8 */
+        int32_t wa = op1_wt[o * 1 + 0], wb = op1_wt[o * 1 + 1];
+        int32_t x0 = (int32_t)c[0], x1 = (int32_t)c[1];
+        a0 += wa * x0;
+        a1 += wa * x1;
+        b0 += wb * x0;
+        b1 += wb * x1;
+      }
+      {
+        int32_t m = op1_m[o];
+        int sh = op1_s[o];
+        int64_t rnd = (int64_t)(1u << (sh - 33)) << 32;
+        {
+          int32_t v = (int32_t)(((int64_t)a0 * m + rnd) >> 32) >> (sh - 32);
+          out[x * 16 + o] = (uint8_t)__usat(v, 8);
+        }
+        {
+          int32_t v = (int32_t)(((int64_t)a1 * m + rnd) >> 32) >> (sh - 32);
+          out[(x + 1) * 16 + o] = (uint8_t)__usat(v, 8);
+        }
+      }
+      {
+        int32_t m = op1_m[o + 1];
+        int sh = op1_s[o + 1];
+        int64_t rnd = (int64_t)(1u << (sh - 33)) << 32;
+        {
+          int32_t v = (int32_t)(((int64_t)b0 * m + rnd) >> 32) >> (sh - 32);
+          out[x * 16 + o + 1] = (uint8_t)__usat(v, 8);
+        }
+        {
+          int32_t v = (int32_t)(((int64_t)b1 * m + rnd) >> 32) >> (sh - 32);
+          out[(x + 1) * 16 + o + 1] = (uint8_t)__usat(v, 8);
+        }
+      }
+    }
+  }
+}
+
+#else
 /* op 1: conv 3x3/1 pad 0, 28x28x1 -> 26x26x16, ReLU; keeps 3 of 26 rows */
 CNN_CLONES static void op1(const uint8_t *img, int y) {
   uint8_t *restrict out = (uint8_t *)((uint8_t *)arena + 0) + (y % 3) * 416;
@@ -1562,6 +2498,45 @@ CNN_CLONES static void op1(const uint8_t *img, int y) {
   }
 }
 
+#endif
+
+#if CNN_DSP
+/* op 2: conv 3x3/1 pad 0, 26x26x16 -> 24x24x16, ReLU; keeps 3 of 24 rows (DSP: 2 channels x 2 pixels per step) */
+static void op2(int y) {
+  uint8_t *restrict out = (uint8_t *)((uint8_t *)arena + 1248) + (y % 3) * 384;
+  const uint8_t *rows[3];
+  for (int ky = 0; ky < 3; ky++) {
+    int iy = y + ky;
+    rows[ky] = (uint8_t *)((uint8_t *)arena + 0) + ((iy) % 3) * 416;
+  }
+  uint32_t col[144]; /* im2col of two pixels, int16 pairs */
+  for (int x = 0; x < 24; x += 2) {
+    const int n = 2;
+    for (int p = 0; p < n; p++) {
+      for (int ky = 0; ky < 3; ky++) {
+        const uint32_t *src = (const uint32_t *)(const void *)(rows[ky] + (x + p) * 16);
+        uint32_t *dst = col + ky * 48 + 2 * p;
+        for (int j = 0; j < 12; j += 4) {
+          uint32_t v0 = src[j + 0];
+          dst[4 * j + 0] = __uxtb16(v0);
+          dst[4 * j + 1] = cnn_uxtb16_ror8(v0);
+          uint32_t v1 = src[j + 1];
+          dst[4 * j + 4] = __uxtb16(v1);
+          dst[4 * j + 5] = cnn_uxtb16_ror8(v1);
+          uint32_t v2 = src[j + 2];
+          dst[4 * j + 8] = __uxtb16(v2);
+          dst[4 * j + 9] = cnn_uxtb16_ror8(v2);
+          uint32_t v3 = src[j + 3];
+          dst[4 * j + 12] = __uxtb16(v3);
+          dst[4 * j + 13] = cnn_uxtb16_ror8(v3);
+        }
+      }
+    }
+    cnn_conv_u8(op2_wp, 0, col, 36, 0, 16, n, op2_b, op2_m, op2_s, out + x * 16, 16);
+  }
+}
+
+#else
 /* op 2: conv 3x3/1 pad 0, 26x26x16 -> 24x24x16, ReLU; keeps 3 of 24 rows */
 CNN_CLONES static void op2(int y) {
   uint8_t *restrict out = (uint8_t *)((uint8_t *)arena + 1248) + (y % 3) * 384;
@@ -1625,6 +2600,45 @@ CNN_CLONES static void op2(int y) {
   }
 }
 
+#endif
+
+#if CNN_DSP
+/* op 3: conv 3x3/1 pad 0, 24x24x16 -> 22x22x16, ReLU; keeps 2 of 22 rows (DSP: 2 channels x 2 pixels per step) */
+static void op3(int y) {
+  uint8_t *restrict out = (uint8_t *)((uint8_t *)arena + 2400) + (y % 2) * 352;
+  const uint8_t *rows[3];
+  for (int ky = 0; ky < 3; ky++) {
+    int iy = y + ky;
+    rows[ky] = (uint8_t *)((uint8_t *)arena + 1248) + ((iy) % 3) * 384;
+  }
+  uint32_t col[144]; /* im2col of two pixels, int16 pairs */
+  for (int x = 0; x < 22; x += 2) {
+    const int n = 2;
+    for (int p = 0; p < n; p++) {
+      for (int ky = 0; ky < 3; ky++) {
+        const uint32_t *src = (const uint32_t *)(const void *)(rows[ky] + (x + p) * 16);
+        uint32_t *dst = col + ky * 48 + 2 * p;
+        for (int j = 0; j < 12; j += 4) {
+          uint32_t v0 = src[j + 0];
+          dst[4 * j + 0] = __uxtb16(v0);
+          dst[4 * j + 1] = cnn_uxtb16_ror8(v0);
+          uint32_t v1 = src[j + 1];
+          dst[4 * j + 4] = __uxtb16(v1);
+          dst[4 * j + 5] = cnn_uxtb16_ror8(v1);
+          uint32_t v2 = src[j + 2];
+          dst[4 * j + 8] = __uxtb16(v2);
+          dst[4 * j + 9] = cnn_uxtb16_ror8(v2);
+          uint32_t v3 = src[j + 3];
+          dst[4 * j + 12] = __uxtb16(v3);
+          dst[4 * j + 13] = cnn_uxtb16_ror8(v3);
+        }
+      }
+    }
+    cnn_conv_u8(op3_wp, 0, col, 36, 0, 16, n, op3_b, op3_m, op3_s, out + x * 16, 16);
+  }
+}
+
+#else
 /* op 3: conv 3x3/1 pad 0, 24x24x16 -> 22x22x16, ReLU; keeps 2 of 22 rows */
 CNN_CLONES static void op3(int y) {
   uint8_t *restrict out = (uint8_t *)((uint8_t *)arena + 2400) + (y % 2) * 352;
@@ -1670,6 +2684,8 @@ CNN_CLONES static void op3(int y) {
   }
 }
 
+#endif
+
 /* op 4: maxpool 2x2/2, 22x22x16 -> 11x11x16; keeps 1 of 11 rows */
 CNN_CLONES static void op4(int y) {
   uint8_t *out = (uint8_t *)((uint8_t *)arena + 3104);
@@ -1689,6 +2705,42 @@ CNN_CLONES static void op4(int y) {
     }
 }
 
+#if CNN_DSP
+/* op 5: conv 1x1/1 pad 0, 11x11x16 -> 11x11x16, ReLU; keeps 3 of 11 rows (DSP: 2 channels x 2 pixels per step) */
+static void op5(int y) {
+  uint8_t *restrict out = (uint8_t *)((uint8_t *)arena + 3280) + (y % 3) * 176;
+  const uint8_t *rows[1];
+  for (int ky = 0; ky < 1; ky++) {
+    rows[ky] = (uint8_t *)((uint8_t *)arena + 3104);
+  }
+  uint32_t col[16] = {0}; /* im2col of two pixels, int16 pairs */
+  for (int x = 0; x < 11; x += 2) {
+    int n = x + 1 < 11 ? 2 : 1; /* the last pixel of an odd row is alone */
+    for (int p = 0; p < n; p++) {
+      for (int ky = 0; ky < 1; ky++) {
+        const uint32_t *src = (const uint32_t *)(const void *)(rows[ky] + (x + p) * 16);
+        uint32_t *dst = col + ky * 16 + 2 * p;
+        for (int j = 0; j < 4; j += 4) {
+          uint32_t v0 = src[j + 0];
+          dst[4 * j + 0] = __uxtb16(v0);
+          dst[4 * j + 1] = cnn_uxtb16_ror8(v0);
+          uint32_t v1 = src[j + 1];
+          dst[4 * j + 4] = __uxtb16(v1);
+          dst[4 * j + 5] = cnn_uxtb16_ror8(v1);
+          uint32_t v2 = src[j + 2];
+          dst[4 * j + 8] = __uxtb16(v2);
+          dst[4 * j + 9] = cnn_uxtb16_ror8(v2);
+          uint32_t v3 = src[j + 3];
+          dst[4 * j + 12] = __uxtb16(v3);
+          dst[4 * j + 13] = cnn_uxtb16_ror8(v3);
+        }
+      }
+    }
+    cnn_conv_u8(op5_wp, 0, col, 4, 0, 16, n, op5_b, op5_m, op5_s, out + x * 16, 16);
+  }
+}
+
+#else
 /* op 5: conv 1x1/1 pad 0, 11x11x16 -> 11x11x16, ReLU; keeps 3 of 11 rows */
 CNN_CLONES static void op5(int y) {
   uint8_t *restrict out = (uint8_t *)((uint8_t *)arena + 3280) + (y % 3) * 176;
@@ -1724,6 +2776,45 @@ CNN_CLONES static void op5(int y) {
   }
 }
 
+#endif
+
+#if CNN_DSP
+/* op 6: conv 3x3/1 pad 0, 11x11x16 -> 9x9x24, ReLU; keeps 3 of 9 rows (DSP: 2 channels x 2 pixels per step) */
+static void op6(int y) {
+  uint8_t *restrict out = (uint8_t *)((uint8_t *)arena + 3808) + (y % 3) * 216;
+  const uint8_t *rows[3];
+  for (int ky = 0; ky < 3; ky++) {
+    int iy = y + ky;
+    rows[ky] = (uint8_t *)((uint8_t *)arena + 3280) + ((iy) % 3) * 176;
+  }
+  uint32_t col[144] = {0}; /* im2col of two pixels, int16 pairs */
+  for (int x = 0; x < 9; x += 2) {
+    int n = x + 1 < 9 ? 2 : 1; /* the last pixel of an odd row is alone */
+    for (int p = 0; p < n; p++) {
+      for (int ky = 0; ky < 3; ky++) {
+        const uint32_t *src = (const uint32_t *)(const void *)(rows[ky] + (x + p) * 16);
+        uint32_t *dst = col + ky * 48 + 2 * p;
+        for (int j = 0; j < 12; j += 4) {
+          uint32_t v0 = src[j + 0];
+          dst[4 * j + 0] = __uxtb16(v0);
+          dst[4 * j + 1] = cnn_uxtb16_ror8(v0);
+          uint32_t v1 = src[j + 1];
+          dst[4 * j + 4] = __uxtb16(v1);
+          dst[4 * j + 5] = cnn_uxtb16_ror8(v1);
+          uint32_t v2 = src[j + 2];
+          dst[4 * j + 8] = __uxtb16(v2);
+          dst[4 * j + 9] = cnn_uxtb16_ror8(v2);
+          uint32_t v3 = src[j + 3];
+          dst[4 * j + 12] = __uxtb16(v3);
+          dst[4 * j + 13] = cnn_uxtb16_ror8(v3);
+        }
+      }
+    }
+    cnn_conv_u8(op6_wp, 0, col, 36, 0, 24, n, op6_b, op6_m, op6_s, out + x * 24, 24);
+  }
+}
+
+#else
 /* op 6: conv 3x3/1 pad 0, 11x11x16 -> 9x9x24, ReLU; keeps 3 of 9 rows */
 CNN_CLONES static void op6(int y) {
   uint8_t *restrict out = (uint8_t *)((uint8_t *)arena + 3808) + (y % 3) * 216;
@@ -1778,6 +2869,39 @@ CNN_CLONES static void op6(int y) {
   }
 }
 
+#endif
+
+#if CNN_DSP
+/* op 7: conv 3x3/1 pad 0, 9x9x24 -> 7x7x24, ReLU; keeps 1 of 7 rows (DSP: 2 channels x 2 pixels per step) */
+static void op7(int y) {
+  uint8_t *restrict out = (uint8_t *)((uint8_t *)arena + 4456);
+  const uint8_t *rows[3];
+  for (int ky = 0; ky < 3; ky++) {
+    int iy = y + ky;
+    rows[ky] = (uint8_t *)((uint8_t *)arena + 3808) + ((iy) % 3) * 216;
+  }
+  uint32_t col[216] = {0}; /* im2col of two pixels, int16 pairs */
+  for (int x = 0; x < 7; x += 2) {
+    int n = x + 1 < 7 ? 2 : 1; /* the last pixel of an odd row is alone */
+    for (int p = 0; p < n; p++) {
+      for (int ky = 0; ky < 3; ky++) {
+        const uint32_t *src = (const uint32_t *)(const void *)(rows[ky] + (x + p) * 24);
+        uint32_t *dst = col + ky * 72 + 2 * p;
+        for (int j = 0; j < 18; j += 2) {
+          uint32_t v0 = src[j + 0];
+          dst[4 * j + 0] = __uxtb16(v0);
+          dst[4 * j + 1] = cnn_uxtb16_ror8(v0);
+          uint32_t v1 = src[j + 1];
+          dst[4 * j + 4] = __uxtb16(v1);
+          dst[4 * j + 5] = cnn_uxtb16_ror8(v1);
+        }
+      }
+    }
+    cnn_conv_u8(op7_wp, 0, col, 54, 0, 24, n, op7_b, op7_m, op7_s, out + x * 24, 24);
+  }
+}
+
+#else
 /* op 7: conv 3x3/1 pad 0, 9x9x24 -> 7x7x24, ReLU; keeps 1 of 7 rows */
 CNN_CLONES static void op7(int y) {
   uint8_t *restrict out = (uint8_t *)((uint8_t *)arena + 4456);
@@ -1814,6 +2938,39 @@ CNN_CLONES static void op7(int y) {
   }
 }
 
+#endif
+
+#if CNN_DSP
+/* op 8: conv 1x1/1 pad 0, 7x7x24 -> 7x7x10; keeps 1 of 7 rows (DSP: 2 channels x 2 pixels per step) */
+static void op8(int y) {
+  int8_t *restrict out = (int8_t *)((uint8_t *)arena + 4624);
+  (void)y; /* one-row rings in and out: every row uses the same slots */
+  const uint8_t *rows[1];
+  for (int ky = 0; ky < 1; ky++) {
+    rows[ky] = (uint8_t *)((uint8_t *)arena + 4456);
+  }
+  uint32_t col[24] = {0}; /* im2col of two pixels, int16 pairs */
+  for (int x = 0; x < 7; x += 2) {
+    int n = x + 1 < 7 ? 2 : 1; /* the last pixel of an odd row is alone */
+    for (int p = 0; p < n; p++) {
+      for (int ky = 0; ky < 1; ky++) {
+        const uint32_t *src = (const uint32_t *)(const void *)(rows[ky] + (x + p) * 24);
+        uint32_t *dst = col + ky * 24 + 2 * p;
+        for (int j = 0; j < 6; j += 2) {
+          uint32_t v0 = src[j + 0];
+          dst[4 * j + 0] = __uxtb16(v0);
+          dst[4 * j + 1] = cnn_uxtb16_ror8(v0);
+          uint32_t v1 = src[j + 1];
+          dst[4 * j + 4] = __uxtb16(v1);
+          dst[4 * j + 5] = cnn_uxtb16_ror8(v1);
+        }
+      }
+    }
+    cnn_conv_i8(op8_wp, 0, col, 6, 0, 10, n, op8_b, op8_m, op8_s, out + x * 10, 10);
+  }
+}
+
+#else
 /* op 8: conv 1x1/1 pad 0, 7x7x24 -> 7x7x10; keeps 1 of 7 rows */
 CNN_CLONES static void op8(int y) {
   int8_t *restrict out = (int8_t *)((uint8_t *)arena + 4624);
@@ -1850,6 +3007,8 @@ CNN_CLONES static void op8(int y) {
   }
 }
 
+#endif
+
 /* Runs the network on img, pulling rows through the rings: each op
    makes a row only once the rows it reads exist. */
 CNN_CLONES static void run(const uint8_t *img) {
@@ -1867,34 +3026,52 @@ CNN_CLONES static void run(const uint8_t *img) {
                 while (d3 <= d4 * 2 + 1 && d3 < 22) {
                   while (d2 <= d3 * 1 + 2 && d2 < 24) {
                     while (d1 <= d2 * 1 + 2 && d1 < 26) {
+                      CNN_PROF(1, 0);
                       op1(img, d1);
+                      CNN_PROF(1, 1);
                       d1++;
                     }
+                    CNN_PROF(2, 0);
                     op2(d2);
+                    CNN_PROF(2, 1);
                     d2++;
                   }
+                  CNN_PROF(3, 0);
                   op3(d3);
+                  CNN_PROF(3, 1);
                   d3++;
                 }
+                CNN_PROF(4, 0);
                 op4(d4);
+                CNN_PROF(4, 1);
                 d4++;
               }
+              CNN_PROF(5, 0);
               op5(d5);
+              CNN_PROF(5, 1);
               d5++;
             }
+            CNN_PROF(6, 0);
             op6(d6);
+            CNN_PROF(6, 1);
             d6++;
           }
+          CNN_PROF(7, 0);
           op7(d7);
+          CNN_PROF(7, 1);
           d7++;
         }
+        CNN_PROF(8, 0);
         op8(d8);
+        CNN_PROF(8, 1);
         d8++;
       }
+      CNN_PROF(9, 0);
       const int8_t *px = (int8_t *)((uint8_t *)arena + 4624);
       for (int x = 0; x < 7; x++)
         for (int c = 0; c < 10; c++)
           sum[c] += px[x * 10 + c];
+      CNN_PROF(9, 1);
     }
   }
 }

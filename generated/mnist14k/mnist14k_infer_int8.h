@@ -35,4 +35,24 @@ int mnist14k_int8_predict(const uint8_t image[MNIST14K_IN_H * MNIST14K_IN_W * MN
 /* The logits (scores before log_softmax; argmax is the class). */
 void mnist14k_int8_scores(const uint8_t image[MNIST14K_IN_H * MNIST14K_IN_W * MNIST14K_IN_C], float scores[MNIST14K_CLASSES]);
 
+#ifdef CNN_PROFILE
+/* Built with -DCNN_PROFILE, the inference calls this function, which the
+   program defines, before (end 0) and after (end 1) each piece of work of
+   op 1..MNIST14K_INT8_OPS, e.g. to read a cycle counter. */
+void mnist14k_int8_profile(int op, int end);
+#define MNIST14K_INT8_OPS 9
+/* Per op: what it is, MACs, arena bytes, constant table bytes. */
+#define MNIST14K_INT8_OP_INFO { \
+  {"conv 3x3/1", 97344L, 1248L, 288L}, \
+  {"conv 3x3/1", 1327104L, 1152L, 2448L}, \
+  {"conv 3x3/1", 1115136L, 704L, 2448L}, \
+  {"maxpool 2x2/2", 0L, 176L, 0L}, \
+  {"conv 1x1/1", 30976L, 528L, 400L}, \
+  {"conv 3x3/1", 279936L, 648L, 3672L}, \
+  {"conv 3x3/1", 254016L, 168L, 5400L}, \
+  {"conv 1x1/1", 11760L, 72L, 330L}, \
+  {"gap", 0L, 40L, 0L} \
+}
+#endif
+
 #endif
