@@ -35,10 +35,11 @@ static void out(Gen *g, int ind, const char *fmt, ...) {
   va_end(ap);
 }
 
-// A float as a C literal that reads back to the same float.
-static void put_float(FILE *f, float v) {
+// A float (or a double printed to a float's precision) as a C float literal
+// that reads back to the same float.
+static void put_float(FILE *f, double v) {
   char buf[40];
-  snprintf(buf, sizeof buf, "%.9g", (double)v);
+  snprintf(buf, sizeof buf, "%.9g", v);
   if (!strpbrk(buf, ".e"))
     strcat(buf, ".0");
   fprintf(f, "%sf", buf);
@@ -711,10 +712,10 @@ static void emit_produce(Gen *g, int i, bool last, int ind) {
     out(g, ind + 1, "}\n");
     if (!g->p->int8) {
       out(g, ind + 1, "for (int c = 0; c < %d; c++)\n", op->out.c);
-      if (op->relu)
-        out(g, ind + 2, "sum[c] = sum[c] > 0.0f ? sum[c] * %.9gf : 0.0f;\n", 1.0 / (op->in.h * op->in.w));
-      else
-        out(g, ind + 2, "sum[c] = sum[c] * %.9gf;\n", 1.0 / (op->in.h * op->in.w));
+      // put_float: a 1x1 input's scale is 1.0f, not the invalid "1f".
+      out(g, ind + 2, op->relu ? "sum[c] = sum[c] > 0.0f ? sum[c] * " : "sum[c] = sum[c] * ");
+      put_float(g->f, 1.0 / (op->in.h * op->in.w));
+      fprintf(g->f, op->relu ? " : 0.0f;\n" : ";\n");
     } else if (op->out_i32) {
       if (op->relu) {
         out(g, ind + 1, "for (int c = 0; c < %d; c++)\n", op->out.c);
@@ -1021,9 +1022,8 @@ static uint8_t *load_calib(const Net *net, const char *dir, int *n) {
     fprintf(stderr, "cnnc: error: calibration data: %s\n", err);
     return NULL;
   }
-  if (d.rows != net->input.h || d.cols != net->input.w || net->input.c != 1) {
-    fprintf(stderr, "cnnc: error: calibration images are %dx%dx1, the network takes %dx%dx%d\n",
-            d.rows, d.cols, net->input.h, net->input.w, net->input.c);
+  if (cnn_idx_check(&d, net->name, net->input.c, net->input.h, net->input.w, err, sizeof err) < 0) {
+    fprintf(stderr, "cnnc: error: calibration data: %s\n", err);
     cnn_idx_free(&d);
     return NULL;
   }
@@ -1043,7 +1043,10 @@ int emit_infer_plan(const Net *net, const char *outdir, const float *params, con
   bool int8 = opt && opt->int8;
   if (infer_plan_build(net, int8, &p, msg, sizeof msg) < 0 ||
       infer_plan_fold(&p, net, params, state, msg, sizeof msg) < 0) {
-    fprintf(stderr, "cnnc: error: %s\n", msg);
+    if (opt && opt->weights)
+      fprintf(stderr, "cnnc: error: %s: %s\n", opt->weights, msg);
+    else
+      fprintf(stderr, "cnnc: error: %s\n", msg);
     infer_plan_free(&p);
     return 1;
   }
