@@ -395,6 +395,8 @@ static void test_plan(void) {
   Layer save = net.layers[2];
   net.layers[2] = net.layers[3];
   net.layers[3] = save; // conv, bn, relu, dropout: still fine
+  net.layers[2].src = 2;  // each still reads the layer before it
+  net.layers[3].src = 3;
   CU_ASSERT_EQUAL(infer_plan_build(&net, false, &p, msg, sizeof msg), 0);
   infer_plan_free(&p);
   net.layers[1].kind = L_RELU;
@@ -601,6 +603,23 @@ static void test_summary_weights(void) {
   CU_ASSERT_EQUAL(cnnc("summary models/mnist14k.cnn --weights", out, sizeof out), 2);
 }
 
+// A gap whose input is already 1x1 (a conv down to 1x1 first, as LeNet-style
+// nets do): its scale is 1, which must be written as a valid float literal.
+static void test_gap_on_1x1(void) {
+  const char *src = "network gap1x1;\ninput 5x5x1;\nconv(4, 5);\nrelu;\ngap;\nconv(3, 1);\nlog_softmax;\n";
+  Net n;
+  CU_ASSERT_EQUAL_FATAL(cnnc_load_string("gap1x1.cnn", src, strlen(src), &n), 0);
+  float *p = calloc((size_t)n.n_params, sizeof *p);
+  for (long j = 0; j < n.n_params; j++)
+    p[j] = (float)((j % 7) - 3) / 10.0f;
+  EmitOptions opt = {0};
+  CU_ASSERT_EQUAL(emit_infer_plan(&n, "build/tests/gap1x1", p, NULL, &opt), 0);
+  CU_ASSERT_EQUAL(sh("%s -std=c99 -Wall -Wextra -Wpedantic -Werror -c build/tests/gap1x1/gap1x1_infer.c "
+                     "-o build/tests/gap1x1/%s.o", "cc", "gap1x1"), 0);
+  free(p);
+  net_free(&n);
+}
+
 // Stands in for the suite when its network does not load.
 static void test_no_net(void) {
   CU_FAIL("models/mnist14k.cnn does not load");
@@ -621,6 +640,7 @@ void register_tests(void) {
     fprintf(stderr, "%s\n", err);
   CU_pSuite s = CU_add_suite("infer", NULL, NULL);
   CU_add_test(s, "plan streams rows", test_plan);
+  CU_add_test(s, "float code of a gap on a 1x1 map compiles", test_gap_on_1x1);
   CU_add_test(s, "fixed-point multipliers", test_multiplier);
   CU_add_test(s, "generated object: C99, arena = .bss, no libc", test_firmware_object);
   CU_add_test(s, "random weights: float = reference, int8 ~ float", test_random_weights);
