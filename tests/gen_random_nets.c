@@ -4,8 +4,11 @@
 // are valid; a few get one deliberate mistake, to check that rejections are
 // located. Every layer kind is one row of KINDS: to add a kind, write its
 // draw/apply/print functions and add the row.
-//   gen_random_nets nets SEED COUNT DIR    writes DIR/net_NNN.cnn and prints one
+//   gen_random_nets nets SEED COUNT DIR [--infer-ok]
+//                                          writes DIR/net_NNN.cnn and prints one
 //                                          line per net: FILE NAME C H W CLASSES BATCH
+//                                          (--infer-ok: only layer orders today's
+//                                          inference code folds)
 //   gen_random_nets idx DIR H W N CLASSES SEED
 //                                          writes DIR/{train,t10k}-{images,labels}
 //                                          raw IDX files of N random images
@@ -314,6 +317,45 @@ static void print_item(const Item *it) {
     KINDS[it->kind].print(it);
 }
 
+// With --infer-ok, only nets today's inference code takes: a conv first, and
+// batchnorm only on a conv's output (compiler/infer_plan.c). Drawing them
+// still finds the failures that the inference restrictions hide.
+static int infer_ok;
+
+// What inference has made of the layers so far: the last op and what it absorbed.
+typedef struct IState {
+  int op; // -1 (none or unknown), K_CONV, K_POOL, K_GAP
+  int relu, bn;
+} IState;
+
+// Folds one item into the state; -1 if inference would refuse it.
+static int infer_apply(const Item *it, IState *st) {
+  if (it->kind == K_CALL) {
+    const Block *b = &blocks[it->block];
+    for (int i = 0; i < b->n; i++)
+      if (infer_apply(&b->body[i], st) != 0)
+        return -1;
+    return 0;
+  }
+  switch (it->kind) {
+  case K_CONV: case K_POOL: case K_GAP:
+    *st = (IState){it->kind, 0, 0};
+    return 0;
+  case K_BN:
+    if (st->op != K_CONV || st->relu || st->bn)
+      return -1;
+    st->bn = 1;
+    return 0;
+  case K_RELU:
+    if (st->op < 0)
+      return -1;
+    st->relu = 1;
+    return 0;
+  default:
+    return 0;
+  }
+}
+
 // Draws block definitions; a later block may call an earlier one.
 static void draw_blocks(void) {
   n_blocks = chance(45) ? rnd(1, MAX_BLOCKS) : 0;
@@ -338,6 +380,15 @@ static void draw_blocks(void) {
         continue;
       }
       it->kind = draw_kind(1);
+      if (infer_ok) {
+        // The body must fold on its own, whatever comes before a call.
+        IState st = {-1, 0, 0};
+        for (int j = 0; j < i; j++)
+          infer_apply(&bl->body[j], &st);
+        Item probe = {.kind = it->kind};
+        if (infer_apply(&probe, &st) != 0)
+          it->kind = K_DROPOUT;
+      }
       KINDS[it->kind].draw(it, &big, 1);
       if (!bl->has_k)
         it->k_param = 0;
@@ -395,10 +446,14 @@ static void draw_net(int index, Shape *in, int *classes, int *batch) {
 
   // The body: layers and block calls that fit the shape so far.
   Shape s = *in;
-  int n = rnd(0, 8);
+  IState st = {-1, 0, 0};
+  int n = rnd(infer_ok, 8);
   for (int i = 0; i < n; i++) {
     Item it = {0};
-    if (n_blocks && chance(25)) {
+    if (infer_ok && i == 0) {
+      it.kind = K_CONV;
+      KINDS[K_CONV].draw(&it, &s, 0);
+    } else if (n_blocks && chance(25)) {
       if (draw_call(&it, rnd(0, n_blocks - 1), &s) != 0)
         continue;
     } else {
@@ -410,6 +465,10 @@ static void draw_net(int index, Shape *in, int *classes, int *batch) {
     Env none = {0, 0};
     if (apply_item(&it, &none, &t) != 0)
       continue;
+    IState st2 = st;
+    if (infer_ok && infer_apply(&it, &st2) != 0)
+      continue;
+    st = st2;
     s = t;
     if (chance(10))
       emit("/* %dx%dx%d */ ", s.h, s.w, s.c);
@@ -431,7 +490,7 @@ static void draw_net(int index, Shape *in, int *classes, int *batch) {
   }
   if (s.c < 2 || s.c > 12 || chance(40)) {
     if (chance(30))
-      emit("batchnorm;\nrelu;\n");
+      emit(infer_ok ? "relu;\n" : "batchnorm;\nrelu;\n");
     s.c = rnd(2, 12);
     emit("conv(%d, 1);\n", s.c);
   }
@@ -569,8 +628,11 @@ static int arg_int(const char *s) {
 
 // The two commands of the header comment.
 int main(int argc, char **argv) {
-  if (argc == 5 && strcmp(argv[1], "nets") == 0)
+  if ((argc == 5 || (argc == 6 && strcmp(argv[5], "--infer-ok") == 0)) &&
+      strcmp(argv[1], "nets") == 0) {
+    infer_ok = argc == 6;
     return cmd_nets((uint64_t)strtoull(argv[2], NULL, 10), arg_int(argv[3]), argv[4]);
+  }
   if (argc == 8 && strcmp(argv[1], "idx") == 0) {
     int h = arg_int(argv[3]), w = arg_int(argv[4]), n = arg_int(argv[5]), cl = arg_int(argv[6]);
     rng_state = (uint64_t)arg_int(argv[7]);
@@ -581,7 +643,7 @@ int main(int argc, char **argv) {
     }
     return 0;
   }
-  fprintf(stderr, "usage: gen_random_nets nets SEED COUNT DIR\n"
+  fprintf(stderr, "usage: gen_random_nets nets SEED COUNT DIR [--infer-ok]\n"
                   "       gen_random_nets idx DIR H W N CLASSES SEED\n");
   return 2;
 }
