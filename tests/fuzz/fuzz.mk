@@ -6,6 +6,8 @@
 #   make fuzz-seeds  regenerate the committed checkpoint and IDX seeds
 # `make test` runs build/tests/fuzz_burst: every committed reproducer in
 # tests/fuzz/crashes/NAME, then FUZZ_BURST seconds (default 20) per harness.
+# Uses the Makefile's COMPILER_SRC, RUNTIME_SRC, COMPILER_INC, LIBS and TESTS, so
+# fuzz_cnn links whatever cnnc is made of.
 FUZZ_CC      := clang
 FUZZ_NAMES   := cnn ckpt idx
 FUZZ_SECONDS ?= 600
