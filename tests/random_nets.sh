@@ -11,18 +11,36 @@
 #     with gcc and clang (-std=c99 -Werror ...).
 # Any accepted net failing a step is a failure; its .cnn text is printed.
 # Usage: random_nets.sh SEED COUNT [WORKDIR]
+#        random_nets.sh --files NET.cnn...       the same steps for given nets
 #   env: CNNC, SAN_CNNC, GEN (binaries), KEEP=1 (keep the work dir), INFER_OK=1
 #   (only layer orders the inference code folds today: gen_random_nets --infer-ok)
 # Prints the counts and one RESULT line (one test per net) for tests/run.sh.
 set -u
 cd "$(dirname "$0")/.."
-seed=${1:-1} count=${2:-20} work=${3:-build/random_nets/seed$seed${INFER_OK:+-infer-ok}}
 cnnc=${CNNC:-build/cnnc} san=${SAN_CNNC:-} gen=${GEN:-build/gen_random_nets}
 export ASAN_OPTIONS=detect_leaks=1:exitcode=86 UBSAN_OPTIONS=halt_on_error=1:exitcode=87:print_stacktrace=1
 WARN="-Wall -Wextra -Wpedantic -Werror"
 BLAS="-I/usr/include/x86_64-linux-gnu/openblas-pthread"
-rm -rf "$work" && mkdir -p "$work"
-"$gen" nets "$seed" "$count" "$work" ${INFER_OK:+--infer-ok} >"$work/manifest" || { echo "FAIL: $gen"; echo "RESULT 1 1"; exit 1; }
+if [ "${1:-}" = --files ]; then
+  # Given nets (e.g. tests/random_nets/*.cnn) instead of drawn ones. Their
+  # class count is not known here, so every label is 0.
+  shift
+  seed=files work=build/random_nets/files
+  rm -rf "$work" && mkdir -p "$work"
+  for f in "$@"; do
+    cp "$f" "$work/" || exit 1
+    awk -v f="$work/$(basename "$f")" '
+      /^network / { sub(/;.*/, "", $2); name = $2 }
+      /^input / { split($2, d, "[x;]") }
+      /batch *=/ { b = $0; gsub(/[^0-9]/, "", b) }
+      END { print f, name, d[3], d[1], d[2], 1, (b == "" ? 64 : b) }' "$f"
+  done >"$work/manifest"
+else
+  seed=${1:-1} count=${2:-20} work=${3:-build/random_nets/seed$seed${INFER_OK:+-infer-ok}}
+  rm -rf "$work" && mkdir -p "$work"
+  "$gen" nets "$seed" "$count" "$work" ${INFER_OK:+--infer-ok} >"$work/manifest" ||
+    { echo "FAIL: $gen"; echo "RESULT 1 1"; exit 1; }
+fi
 
 declare -A n=()
 for k in drawn rejected accepted built gcc clang linked trained refused infer infer_gcc infer_clang \
@@ -88,7 +106,7 @@ while read -r f name inc inh inw classes batch; do
   n[linked]=$((n[linked] + 1))
   # --- a few training steps on random data of the net's size
   mkdir -p "$d/data"
-  "$gen" idx "$d/data" "$inh" "$inw" $((3 * batch + 1)) "$classes" "$seed" || { fail "writing data" /dev/null; continue; }
+  "$gen" idx "$d/data" "$inh" "$inw" $((3 * batch + 1)) "$classes" "${seed//[^0-9]/1}" || { fail "writing data" /dev/null; continue; }
   rc=0
   run timeout 300 "$d/trainer" --data "$d/data" --epochs 1 --limit-batches 3 --threads 1 \
     --save "$d/net.ckpt" || rc=$?
