@@ -244,6 +244,7 @@ $(BUILD)/tests/test_infer: tests/test_infer.c tests/cu_main.c $(INFER_SRC) $(FRO
 	  $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(TEST_LIBS) -ldl -o $@
 
 include examples/firmware/firmware.mk
+include tests/fuzz/fuzz.mk
 
 # Generated training code (compiler/emit_train.c). tests/gen_testnets.c builds
 # small nets (and mnist14k) by hand and emits them into build/gradcheck/; the

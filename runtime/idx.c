@@ -102,6 +102,27 @@ static int expect_end(gzFile f, const char *path, char *err, size_t errlen) {
   return 0;
 }
 
+// Refuses a header that declares more data than the file can hold (a raw
+// file exactly, gzip at deflate's best ratio, 1032:1) before it is allocated.
+static int check_room(gzFile f, const char *path, uint64_t header, uint64_t len, const char *what,
+                      char *err, size_t errlen) {
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return 0; // read_exact reports what is wrong
+  uint64_t size = (uint64_t)st.st_size;
+  uint64_t room = gzdirect(f) ? (size > header ? size - header : 0) : size * 1032;
+  if (len <= room)
+    return 0;
+  if (gzdirect(f))
+    cnn_seterr(err, errlen, "%s: truncated: %s has %llu of %llu bytes", path, what,
+               (unsigned long long)room, (unsigned long long)len);
+  else
+    cnn_seterr(err, errlen, "%s: truncated: the header declares %llu bytes of %s, more than "
+               "%llu compressed bytes can hold", path, (unsigned long long)len, what,
+               (unsigned long long)size);
+  return -1;
+}
+
 // Big-endian u32 of the IDX header.
 static uint32_t be32(const unsigned char *b) {
   return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | (uint32_t)b[3];
@@ -150,6 +171,8 @@ int cnn_idx_load_images_c(const char *path, int *n, int *rows, int *cols, int *c
     return close_checked(f, path, 0, err, errlen);
   }
   size_t len = (size_t)cnt * r * c * ch;
+  if (check_room(f, path, four ? 20 : 16, len, "pixels", err, errlen) != 0)
+    return close_checked(f, path, 0, err, errlen);
   uint8_t *px = malloc(len);
   if (!px) {
     cnn_seterr(err, errlen, "%s: out of memory for %zu bytes of pixels", path, len);
@@ -212,6 +235,8 @@ int cnn_idx_load_labels(const char *path, int classes, int *n, uint8_t **labels,
     cnn_seterr(err, errlen, "%s: bad label count %u in header", path, cnt);
     return close_checked(f, path, 0, err, errlen);
   }
+  if (check_room(f, path, sizeof h, cnt, "labels", err, errlen) != 0)
+    return close_checked(f, path, 0, err, errlen);
   uint8_t *lb = malloc(cnt);
   if (!lb) {
     cnn_seterr(err, errlen, "%s: out of memory for %u labels", path, cnt);

@@ -395,6 +395,21 @@ static void test_check_against_net(void) {
   cnn_idx_free(&d);
 }
 
+// A header declaring far more data than the file holds (fuzz_idx found one
+// asking for 3 GB) is refused before the buffer is allocated, raw and gzipped
+// (tests/fuzz/crashes/idx/ replays it under libFuzzer's 2 GB malloc limit).
+static void test_header_larger_than_file(void) {
+  unsigned char img[16 + 64], lab[8 + 64];
+  size_t il = make_images(img, 2051, 0x0f000000u, 3, 4, 64);
+  size_t ll = make_labels(lab, 2049, 0x7fffffffu, 64, -1);
+  for (int gz = 0; gz <= 1; gz++) {
+    write_file(DIR "/huge-images", img, il, gz);
+    refuse(DIR "/huge-images", 1, gz ? "more than" : "truncated");
+    write_file(DIR "/huge-labels", lab, ll, gz);
+    refuse(DIR "/huge-labels", 0, gz ? "more than" : "truncated");
+  }
+}
+
 // Image and label counts that disagree, and a missing half, in a directory.
 static void test_split_mismatch(void) {
   unsigned char img[16 + 3 * 4], lab[8 + 2];
@@ -435,6 +450,7 @@ void register_tests(void) {
   CU_add_test(s, "good synthetic, gz and raw", test_good_synthetic);
   CU_add_test(s, "broken-file corpus", test_corpus);
   CU_add_test(s, "corrupt gzip", test_corrupt_gzip);
+  CU_add_test(s, "header larger than the file", test_header_larger_than_file);
   CU_add_test(s, "image/label mismatch", test_split_mismatch);
   CU_add_test(s, "N x H x W x C images", test_four_dims);
   CU_add_test(s, "checked against the network", test_check_against_net);
