@@ -923,7 +923,11 @@ static void emit_source(Gen *g, const char *hname) {
     out(g, 0, "static int32_t arena[%ld];\n\n", p->arena_bytes / 4);
   else
     out(g, 0, "static float arena[%ld];\n\n", p->arena_bytes / 4);
-  if (p->int8) {
+  // rq() only where an op requantizes (clang warns of an unused one).
+  bool requant = false;
+  for (int i = 0; p->int8 && i < p->n_ops; i++)
+    requant |= p->ops[i].kind != IOP_MAXPOOL && !p->ops[i].out_i32;
+  if (requant) {
     out(g, 0, "/* acc * mult / 2^shift, rounded half up, clamped to [lo, hi]. */\n");
     out(g, 0, "static inline int32_t rq(int32_t acc, int32_t mult, int shift, int32_t lo, int32_t hi) {\n");
     out(g, 1, "int64_t v = ((int64_t)acc * mult + ((int64_t)1 << (shift - 1))) >> shift;\n");
@@ -1041,8 +1045,12 @@ int emit_infer_plan(const Net *net, const char *outdir, const float *params, con
   InferPlan p;
   char msg[512];
   bool int8 = opt && opt->int8;
-  if (infer_plan_build(net, int8, &p, msg, sizeof msg) < 0 ||
-      infer_plan_fold(&p, net, params, state, msg, sizeof msg) < 0) {
+  if (infer_plan_build(net, int8, &p, msg, sizeof msg) < 0) {
+    fprintf(stderr, "cnnc: error: %s\n", msg); // located at the layer
+    infer_plan_free(&p);
+    return 1;
+  }
+  if (infer_plan_fold(&p, net, params, state, msg, sizeof msg) < 0) {
     if (opt && opt->weights)
       fprintf(stderr, "cnnc: error: %s: %s\n", opt->weights, msg);
     else

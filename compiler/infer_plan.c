@@ -31,13 +31,26 @@ InferOp *infer_plan_last_op(InferPlan *p) {
 }
 
 // Groups the layers into ops, each kind by its module's lowering.
+// Puts the source location of layer i in front of msg.
+static void locate(const Net *net, int i, char *msg, size_t msglen) {
+  const Span *sp = &net->layers[i].span;
+  if (!sp->file)
+    return;
+  char tmp[512];
+  snprintf(tmp, sizeof tmp, "%s", msg);
+  snprintf(msg, msglen, "%s:%d:%d: %s", sp->file, sp->line, sp->col, tmp);
+}
+
 static int group_ops(const Net *net, InferPlan *p, char *msg, size_t msglen) {
   for (int i = 0; i < net->n_layers; i++)
-    if (layer_def(net->layers[i].kind)->lower(p, net, i, msg, msglen) < 0)
+    if (layer_def(net->layers[i].kind)->lower(p, net, i, msg, msglen) < 0) {
+      locate(net, i, msg, msglen);
       return -1;
+    }
   if (p->n_ops == 0 || p->ops[0].kind != IOP_CONV) {
-    snprintf(msg, msglen, "inference code needs a conv as the first layer (it takes the "
+    snprintf(msg, msglen, "layer 1: inference code needs a conv as the first layer (it takes the "
                           "input normalization)");
+    locate(net, 0, msg, msglen);
     return -1;
   }
   return 0;

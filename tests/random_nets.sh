@@ -43,7 +43,7 @@ else
 fi
 
 declare -A n=()
-for k in drawn rejected accepted built gcc clang linked trained refused infer infer_gcc infer_clang \
+for k in drawn rejected accepted built gcc clang linked trained refused infer_refused infer infer_gcc infer_clang \
          int8 int8_gcc int8_clang failed; do n[$k]=0; done
 fails=() kinds=()
 
@@ -112,7 +112,7 @@ while read -r f name inc inh inw classes batch; do
     --save "$d/net.ckpt" || rc=$?
   if [ "$inc" -ne 1 ]; then
     # IDX is grayscale: the trainer must refuse a multi-channel net by name.
-    if [ $rc -eq 1 ] && grep -q "but $name takes ${inh}x${inw}x$inc" "$log"; then
+    if [ $rc -eq 1 ] && grep -q "the network $name takes ${inh}x${inw}x$inc" "$log"; then
       n[refused]=$((n[refused] + 1))
     else fail "trainer neither trains nor refuses a ${inc}-channel net clearly (status $rc)" "$log"; fi
     continue
@@ -126,7 +126,13 @@ while read -r f name inc inh inw classes batch; do
     else
       args=(--infer --weights "$d/net.ckpt" --int8 --calib "$d/data" --calib-n 8) src=$d/$v/${name}_infer_int8.c
     fi
-    if ! run "$cnnc" build "$f" -o "$d/$v/" "${args[@]}"; then fail "cnnc build ($v inference)" "$log"; break; fi
+    if ! run "$cnnc" build "$f" -o "$d/$v/" "${args[@]}"; then
+      # A layer order the inference back end does not run yet: refused at the layer.
+      if grep -qE "\.cnn:[0-9]+:[0-9]+: layer [0-9]+: inference code" "$log"; then
+        n[infer_refused]=$((n[infer_refused] + 1))
+      else fail "cnnc build ($v inference)" "$log"; fi
+      break
+    fi
     n[$v]=$((n[$v] + 1))
     ok=1
     for cc in gcc clang; do
@@ -141,7 +147,7 @@ done <"$work/manifest"
 echo "random nets, seed $seed: ${n[drawn]} drawn, ${n[rejected]} rejected with a located error," \
   "${n[accepted]} accepted; training code: ${n[built]} built, ${n[gcc]} compiled with gcc," \
   "${n[clang]} with clang, ${n[linked]} linked, ${n[trained]} trained 3 steps," \
-  "${n[refused]} refused by the trainer (more than 1 channel); float inference: ${n[infer]} built," \
+  "${n[refused]} refused by the trainer (more than 1 channel), ${n[infer_refused]} refused (located) by the inference back end; float inference: ${n[infer]} built," \
   "${n[infer_gcc]} gcc, ${n[infer_clang]} clang; int8: ${n[int8]} built, ${n[int8_gcc]} gcc," \
   "${n[int8_clang]} clang; ${n[failed]} failed${fails[*]:+: ${fails[*]}}"
 if [ ${#kinds[@]} -gt 0 ]; then

@@ -63,11 +63,11 @@ fuzz-seeds: $(FUZZ_DIR)/mkseeds
 # tests/gen_random_nets.c are checked, built, compiled with gcc and clang,
 # trained 3 steps, and their float and int8 inference compiled.
 #   make random-nets RANDOM_NETS=200 RANDOM_NETS_SEED=7   by hand
-# RANDOM_NETS_TEST=1 adds it to `make test`; it stays off until the compiler
-# passes it (issue #14: today some accepted nets do not build).
+# `make test` runs it (RANDOM_NETS_TEST=0 leaves it out), and the nets of
+# tests/random_nets/, one per kind of failure it once found.
 RANDOM_NETS      ?= 10
 RANDOM_NETS_SEED ?= 1
-RANDOM_NETS_TEST ?= 0
+RANDOM_NETS_TEST ?= 1
 # 1: only layer orders today's inference code folds (conv first, batchnorm on a conv).
 RANDOM_NETS_INFER_OK ?=
 .PHONY: random-nets
@@ -78,8 +78,11 @@ RANDOM_NETS_DEPS := tests/random_nets.sh $(BUILD)/gen_random_nets $(BUILD)/cnnc 
 $(BUILD)/tests/random_nets: $(RANDOM_NETS_DEPS) FORCE
 	@mkdir -p $(@D)
 	@printf '#!/bin/sh\nSAN_CNNC=$(BUILD)/san/cnnc INFER_OK=$(RANDOM_NETS_INFER_OK) exec bash tests/random_nets.sh $(RANDOM_NETS_SEED) $(RANDOM_NETS)\n' >$@ && chmod +x $@
+$(BUILD)/tests/random_nets_files: $(RANDOM_NETS_DEPS) $(wildcard tests/random_nets/*.cnn)
+	@mkdir -p $(@D)
+	@printf '#!/bin/sh\nSAN_CNNC=$(BUILD)/san/cnnc exec bash tests/random_nets.sh --files tests/random_nets/*.cnn\n' >$@ && chmod +x $@
 ifeq ($(RANDOM_NETS_TEST),1)
-TESTS += $(BUILD)/tests/random_nets
+TESTS += $(BUILD)/tests/random_nets $(BUILD)/tests/random_nets_files
 endif
 random-nets: $(RANDOM_NETS_DEPS)
 	SAN_CNNC=$(BUILD)/san/cnnc KEEP=1 INFER_OK=$(RANDOM_NETS_INFER_OK) bash tests/random_nets.sh $(RANDOM_NETS_SEED) $(RANDOM_NETS)
