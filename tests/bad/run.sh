@@ -80,6 +80,19 @@ for bin in "$@"; do
     check "$bin" "${e%.expect}.cnn" "$e"
   done
 done
+# What only `cnnc build` can refuse: a batch past what static buffers hold.
+for bin in "$@"; do
+  err=$(mktemp)
+  run=$((run + 1))
+  timeout 120 "$bin" build models/mnist14k.cnn -o "$out/bigbatch" --batch 1000000 >/dev/null 2>"$err"
+  rc=$?
+  if [ $rc -ne 1 ] || ! grep -q "with batch 1000000 needs .* GiB of static buffers, more than the 2 GiB" "$err" ||
+     grep -qE 'Sanitizer|runtime error:' "$err"; then
+    failed=$((failed + 1))
+    echo "FAIL $bin build --batch 1000000: status $rc"; head -5 "$err"
+  fi
+  rm -f "$err"
+done
 echo "bad-input corpus: $((run - failed)) of $run passed"
 echo "RESULT $run $failed"
 [ "$failed" -eq 0 ]
