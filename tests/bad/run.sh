@@ -26,7 +26,7 @@ gen long_line "$out/long_line.cnn:3:10000006: error: unknown layer or block 'poo
 # 10,000 block definitions nested inside each other (not allowed).
 { printf '%s' "$H"; for ((i = 0; i < 10000; i++)); do printf 'block b%d {\n' $i; done
   printf 'relu;\n'; for ((i = 0; i < 10000; i++)); do printf '}\n'; done; printf 'gap;\n'; } >"$out/nested_block_defs.cnn"
-gen nested_block_defs "$out/nested_block_defs.cnn:4:1: error: syntax error, unexpected block, expecting identifier or '}'"
+gen nested_block_defs "$out/nested_block_defs.cnn:4:1: error: syntax error, unexpected block, expecting residual or identifier or '}'"
 # A chain of 10,000 blocks, each calling the next.
 { printf '%sb0;\ngap;\n' "$H"; for ((i = 0; i < 10000; i++)); do printf 'block b%d { b%d; }\n' $i $((i + 1)); done
   printf 'block b10000 { relu; }\n'; } >"$out/block_chain.cnn"
