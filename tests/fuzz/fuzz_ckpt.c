@@ -47,14 +47,16 @@ static void load_and_check(const uint8_t *buf, size_t n) {
   }
   // A loaded file is exactly header + arrays + CRC, and the values are its bytes.
   uint64_t nm = c.momentum ? c.n_params : 0;
-  if (n != CNN_CKPT_HEADER_BYTES + 4 * (c.n_params + c.n_state + nm) + 4 ||
-      c.n_params != le64(buf + 88) || c.n_state != le64(buf + 96) ||
-      memchr(c.name, 0, sizeof c.name) == NULL ||
-      (c.n_params && memcmp(c.params, buf + CNN_CKPT_HEADER_BYTES, 4) != 0))
+  // Version 1 files have the 144-byte header, version 2 adds mean and std.
+  uint64_t hdr = buf[8] == 1 ? CNN_CKPT_V1_HEADER_BYTES : CNN_CKPT_HEADER_BYTES;
+  if (n != hdr + 4 * (c.n_params + c.n_state + nm) + 4 || c.n_params != le64(buf + 88) ||
+      c.n_state != le64(buf + 96) || memchr(c.name, 0, sizeof c.name) == NULL ||
+      (c.n_params && memcmp(c.params, buf + hdr, 4) != 0))
     __builtin_trap();
-  if (cnn_ckpt_check(&c, path, c.name, c.shape_hash, c.n_params, c.n_state, err, sizeof err) != 0)
+  double mean = c.has_norm ? c.mean : 0, std = c.has_norm ? c.std : 1;
+  if (cnn_ckpt_check(&c, path, c.name, c.shape_hash, c.n_params, c.n_state, mean, std, err, sizeof err) != 0)
     __builtin_trap(); // its own description must match
-  if (cnn_ckpt_check(&c, path, c.name, c.shape_hash ^ 1, c.n_params, c.n_state, err, sizeof err) == 0)
+  if (cnn_ckpt_check(&c, path, c.name, c.shape_hash ^ 1, c.n_params, c.n_state, mean, std, err, sizeof err) == 0)
     __builtin_trap(); // another shape must not
   cnn_ckpt_free(&c);
 }
