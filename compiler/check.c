@@ -863,14 +863,13 @@ static bool check_trainable(Ck *c, const Net *net) {
                c->p->network);
     return false;
   }
-  for (int i = 0; i < net->n_layers; i++) {
+  int i = net_single_value_bn(net, net->train.batch);
+  if (i >= 0) {
     const Layer *l = &net->layers[i];
-    if (l->kind == L_BATCHNORM && l->in.h * l->in.w == 1 && net->train.batch == 1) {
-      if (diag_error(c->d, l->span, "batchnorm over one value per channel (a 1x1 map, batch 1) normalizes "
-                                    "everything to its shift; use a batch of 2 or more") && l->block)
-        diag_note(c->d, c->sites[i], "in block '%s' called here", l->block);
-      return false;
-    }
+    if (diag_error(c->d, l->span, "batchnorm over one value per channel (a 1x1 map, batch 1) normalizes "
+                                  "everything to its shift; use a batch of 2 or more") && l->block)
+      diag_note(c->d, c->sites[i], "in block '%s' called here", l->block);
+    return false;
   }
   return true;
 }

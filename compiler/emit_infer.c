@@ -312,6 +312,15 @@ static void emit_dsp_step(Gen *g, int ind, bool two, const char *col) {
     out(g, ind, "CNN_STEP1(w, %s, a0, b0);\n", col);
 }
 
+// The first lines of CNN_STEP2 (two pixels) or CNN_STEP1, either version.
+static void step_head(Gen *g, int two) {
+  if (two)
+    out(g, 0, "#define CNN_STEP2(w, c, a0, a1, b0, b1) \\\n");
+  else
+    out(g, 0, "#define CNN_STEP1(w, c, a0, b0) \\\n");
+  out(g, 1, "do { \\\n");
+}
+
 // The step macros: w and col advance by one group (2 words, 4 words). On
 // gcc/clang for Thumb-2 the step is written in assembly, because gcc splits
 // its LDRDs into LDRs and spills in the loop (37 instructions per 32 MACs
@@ -327,11 +336,7 @@ static void emit_dsp_macros(Gen *g) {
        "smlad %[B1], %[T3], %[X1], %[B1]"}};
   out(g, 0, "#if defined(__GNUC__) && defined(__thumb2__)\n");
   for (int two = 1; two >= 0; two--) {
-    if (two)
-      out(g, 0, "#define CNN_STEP2(w, c, a0, a1, b0, b1) \\\n");
-    else
-      out(g, 0, "#define CNN_STEP1(w, c, a0, b0) \\\n");
-    out(g, 1, "do { \\\n");
+    step_head(g, two);
     out(g, 2, "int32_t t0_, t1_, t2_, t3_, x0_, x1_; \\\n");
     out(g, 2, "__asm__(\"ldrd %%[T0], %%[T1], [%%[W]], #8\\n\\t\" \\\n");
     out(g, 2, "        \"sxtb16 %%[T2], %%[T0], ror #8\\n\\t\" \\\n");
@@ -351,11 +356,7 @@ static void emit_dsp_macros(Gen *g) {
   }
   out(g, 0, "#else\n");
   for (int two = 1; two >= 0; two--) {
-    if (two)
-      out(g, 0, "#define CNN_STEP2(w, c, a0, a1, b0, b1) \\\n");
-    else
-      out(g, 0, "#define CNN_STEP1(w, c, a0, b0) \\\n");
-    out(g, 1, "do { \\\n");
+    step_head(g, two);
     out(g, 2, "int32_t wa_ = (int32_t)(w)[0], wb_ = (int32_t)(w)[1]; \\\n");
     out(g, 2, "int32_t wa0_ = __sxtb16(wa_), wa1_ = cnn_sxtb16_ror8(wa_); \\\n");
     out(g, 2, "int32_t wb0_ = __sxtb16(wb_), wb1_ = cnn_sxtb16_ror8(wb_); \\\n");

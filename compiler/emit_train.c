@@ -313,13 +313,12 @@ static int check_batch(const Ctx *c) {
             n->name, c->batch, gib);
     return 1;
   }
-  for (int k = 0; k < c->L; k++) {
+  int k = net_single_value_bn(n, c->batch);
+  if (k >= 0) {
     const Layer *l = &n->layers[k];
-    if (l->kind == L_BATCHNORM && l->in.h * l->in.w == 1 && c->batch == 1) {
-      fprintf(stderr, "cnnc: error: %s:%d:%d: batchnorm over one value per channel (a 1x1 map) needs a batch "
-                      "of 2 or more, not 1\n", l->span.file, l->span.line, l->span.col);
-      return 1;
-    }
+    fprintf(stderr, "cnnc: error: %s:%d:%d: batchnorm over one value per channel (a 1x1 map) needs a batch "
+                    "of 2 or more, not 1\n", l->span.file, l->span.line, l->span.col);
+    return 1;
   }
   return 0;
 }

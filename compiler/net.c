@@ -101,6 +101,15 @@ int net_infer(Net *net, char *msg, size_t msglen) {
   return -1;
 }
 
+int net_single_value_bn(const Net *net, int batch) {
+  for (int i = 0; batch == 1 && i < net->n_layers; i++) {
+    const Layer *l = &net->layers[i];
+    if (l->kind == L_BATCHNORM && l->in.h * l->in.w == 1)
+      return i;
+  }
+  return -1;
+}
+
 // Folds n bytes into an FNV-1a hash.
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
   const unsigned char *b = p;

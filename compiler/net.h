@@ -126,6 +126,10 @@ void train_spec_default(TrainSpec *t);
 // location) to msg; on success it returns -1.
 int net_infer(Net *net, char *msg, size_t msglen);
 
+// The first BatchNorm that would see a single value per channel (a 1x1 map)
+// in batches of `batch` images, or -1: its variance is 0, it cannot learn.
+int net_single_value_bn(const Net *net, int batch);
+
 // FNV-1a over the layer kinds, their arguments and shapes.
 uint64_t net_hash(const Net *net);
 
