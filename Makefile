@@ -219,7 +219,7 @@ $(BUILD)/tests/deps: tests/deps.sh
 FRONTEND_TESTS := lexer parser check report
 # (report.c shows the inference memory plan, so infer_plan.c is front end too.)
 # The layer kinds (compiler/layer_*.c and what they share) are one unit.
-KIND_SRC       := compiler/layers.c $(sort $(wildcard compiler/layer_*.c)) compiler/train_emit.c \
+KIND_SRC       := compiler/layers.c $(sort $(wildcard compiler/layer_*.c)) compiler/conv_kernels.c compiler/train_emit.c \
                   compiler/train_plan.c compiler/infer_plan.c
 FRONTEND_SRC   := compiler/ast.c compiler/check.c compiler/diag.c compiler/report.c compiler/net.c \
                   $(KIND_SRC)

@@ -35,6 +35,8 @@ typedef struct TrainCtx {
   int *dx_acc, *dx2_acc;
   long scratch;    // values per image of the scratch gradient (0: none)
   long maxcol;     // largest im2col matrix of one image
+  int slack;       // values every activation and gradient buffer has past
+                   // its end for kernels reading whole vectors (0: none)
   int has_dropout;
   int init_rng;    // set when an init has drawn from the generator
 } TrainCtx;

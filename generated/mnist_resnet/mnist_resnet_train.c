@@ -80,6 +80,130 @@
 #define NGROUP 8
 #define GSIZE 8
 
+#ifdef CNN_PROFILE
+#include <time.h>
+const char *const mnist_resnet_layer_name[32] = {
+    "conv 28x28x1 -> 28x28x8",
+    "batchnorm 28x28x8 -> 28x28x8",
+    "relu 28x28x8 -> 28x28x8",
+    "conv 28x28x8 -> 28x28x8",
+    "batchnorm 28x28x8 -> 28x28x8",
+    "relu 28x28x8 -> 28x28x8",
+    "conv 28x28x8 -> 28x28x8",
+    "batchnorm 28x28x8 -> 28x28x8",
+    "add 28x28x8 -> 28x28x8",
+    "relu 28x28x8 -> 28x28x8",
+    "maxpool 28x28x8 -> 14x14x8",
+    "conv 14x14x8 -> 14x14x16",
+    "batchnorm 14x14x16 -> 14x14x16",
+    "relu 14x14x16 -> 14x14x16",
+    "conv 14x14x16 -> 14x14x16",
+    "batchnorm 14x14x16 -> 14x14x16",
+    "relu 14x14x16 -> 14x14x16",
+    "conv 14x14x16 -> 14x14x16",
+    "batchnorm 14x14x16 -> 14x14x16",
+    "add 14x14x16 -> 14x14x16",
+    "relu 14x14x16 -> 14x14x16",
+    "maxpool 14x14x16 -> 7x7x16",
+    "conv 7x7x16 -> 7x7x16",
+    "batchnorm 7x7x16 -> 7x7x16",
+    "relu 7x7x16 -> 7x7x16",
+    "conv 7x7x16 -> 7x7x16",
+    "batchnorm 7x7x16 -> 7x7x16",
+    "add 7x7x16 -> 7x7x16",
+    "relu 7x7x16 -> 7x7x16",
+    "conv 7x7x16 -> 7x7x10",
+    "gap 7x7x10 -> 1x1x10",
+    "log_softmax 1x1x10 -> 1x1x10",
+};
+const char *const mnist_resnet_layer_path[32] = {
+    "im2col + cblas GEMM (padded: no direct kernel yet)",
+    "",
+    "",
+    "im2col + cblas GEMM (padded: no direct kernel yet)",
+    "",
+    "",
+    "im2col + cblas GEMM (padded: no direct kernel yet)",
+    "",
+    "",
+    "",
+    "",
+    "im2col + cblas GEMM (padded: no direct kernel yet)",
+    "",
+    "",
+    "im2col + cblas GEMM (padded: no direct kernel yet)",
+    "",
+    "",
+    "im2col + cblas GEMM (padded: no direct kernel yet)",
+    "",
+    "",
+    "",
+    "",
+    "im2col + cblas GEMM (padded: no direct kernel yet)",
+    "",
+    "",
+    "im2col + cblas GEMM (padded: no direct kernel yet)",
+    "",
+    "",
+    "",
+    "cblas GEMM on the input as it is (1x1, stride 1: no im2col)",
+    "",
+    "",
+};
+const long mnist_resnet_layer_macs[32][2] = {
+    {56448, 56448},
+    {0, 0},
+    {0, 0},
+    {451584, 903168},
+    {0, 0},
+    {0, 0},
+    {451584, 903168},
+    {0, 0},
+    {0, 0},
+    {0, 0},
+    {0, 0},
+    {225792, 451584},
+    {0, 0},
+    {0, 0},
+    {451584, 903168},
+    {0, 0},
+    {0, 0},
+    {451584, 903168},
+    {0, 0},
+    {0, 0},
+    {0, 0},
+    {0, 0},
+    {112896, 225792},
+    {0, 0},
+    {0, 0},
+    {112896, 225792},
+    {0, 0},
+    {0, 0},
+    {0, 0},
+    {7840, 15680},
+    {0, 0},
+    {0, 0},
+};
+double mnist_resnet_layer_ms[32][2];
+static double mnist_resnet_prof_mark;
+// Milliseconds on the monotonic clock.
+static double mnist_resnet_prof_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+#define CNN_PROF_BEGIN() (mnist_resnet_prof_mark = mnist_resnet_prof_now())
+#define CNN_PROF(k, d) \
+  do { \
+    const double t_ = mnist_resnet_prof_now(); \
+    mnist_resnet_layer_ms[k][d] += t_ - mnist_resnet_prof_mark; \
+    mnist_resnet_prof_mark = t_; \
+  } while (0)
+#else
+#define CNN_PROF_BEGIN() ((void)0)
+#define CNN_PROF(k, d) ((void)0)
+#endif
+
 const cnn_train_config mnist_resnet_train_config = {
     .epochs = 20, .batch = 64, .seed = 1ULL,
     .lr = 0.01, .momentum = 0.90000000000000002, .dampening = 0, .weight_decay = 0, .nesterov = 0,
@@ -158,6 +282,7 @@ static uint8_t mnist_resnet_y[BATCH];
 static cnn_real mnist_resnet_dscratch[BATCH * 6272];
 
 // Layer 0: conv 3x3, stride 1, pad 1, no bias: 28x28x1 -> 28x28x8 (HxWxC), RF 3, 72 params, 56448 MACs/image.
+// Path: im2col + cblas GEMM (padded: no direct kernel yet).
 // Unfolds one image: col[(c*3+ky)*3+kx][oy*28+ox] = x[c][oy*1+ky-1][ox*1+kx-1].
 CNN_CLONES static void mnist_resnet_l0_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
   for (int c = 0; c < 1; c++)
@@ -403,6 +528,7 @@ CNN_CLONES static void mnist_resnet_l1_bn_backward(int n) {
 }
 
 // Layer 3: conv 3x3, stride 1, pad 1, no bias: 28x28x8 -> 28x28x8 (HxWxC), RF 5, 576 params, 451584 MACs/image.
+// Path: im2col + cblas GEMM (padded: no direct kernel yet).
 // Unfolds one image: col[(c*3+ky)*3+kx][oy*28+ox] = x[c][oy*1+ky-1][ox*1+kx-1].
 CNN_CLONES static void mnist_resnet_l3_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
   for (int c = 0; c < 8; c++)
@@ -640,6 +766,7 @@ CNN_CLONES static void mnist_resnet_l4_bn_backward(int n) {
 }
 
 // Layer 6: conv 3x3, stride 1, pad 1, no bias: 28x28x8 -> 28x28x8 (HxWxC), RF 7, 576 params, 451584 MACs/image.
+// Path: im2col + cblas GEMM (padded: no direct kernel yet).
 // Unfolds one image: col[(c*3+ky)*3+kx][oy*28+ox] = x[c][oy*1+ky-1][ox*1+kx-1].
 CNN_CLONES static void mnist_resnet_l6_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
   for (int c = 0; c < 8; c++)
@@ -951,6 +1078,7 @@ CNN_CLONES static void mnist_resnet_l10_maxpool_backward(int n) {
 }
 
 // Layer 11: conv 3x3, stride 1, pad 1, no bias: 14x14x8 -> 14x14x16 (HxWxC), RF 12, 1152 params, 225792 MACs/image.
+// Path: im2col + cblas GEMM (padded: no direct kernel yet).
 // Unfolds one image: col[(c*3+ky)*3+kx][oy*14+ox] = x[c][oy*1+ky-1][ox*1+kx-1].
 CNN_CLONES static void mnist_resnet_l11_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
   for (int c = 0; c < 8; c++)
@@ -1196,6 +1324,7 @@ CNN_CLONES static void mnist_resnet_l12_bn_backward(int n) {
 }
 
 // Layer 14: conv 3x3, stride 1, pad 1, no bias: 14x14x16 -> 14x14x16 (HxWxC), RF 16, 2304 params, 451584 MACs/image.
+// Path: im2col + cblas GEMM (padded: no direct kernel yet).
 // Unfolds one image: col[(c*3+ky)*3+kx][oy*14+ox] = x[c][oy*1+ky-1][ox*1+kx-1].
 CNN_CLONES static void mnist_resnet_l14_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
   for (int c = 0; c < 16; c++)
@@ -1441,6 +1570,7 @@ CNN_CLONES static void mnist_resnet_l15_bn_backward(int n) {
 }
 
 // Layer 17: conv 3x3, stride 1, pad 1, no bias: 14x14x16 -> 14x14x16 (HxWxC), RF 20, 2304 params, 451584 MACs/image.
+// Path: im2col + cblas GEMM (padded: no direct kernel yet).
 // Unfolds one image: col[(c*3+ky)*3+kx][oy*14+ox] = x[c][oy*1+ky-1][ox*1+kx-1].
 CNN_CLONES static void mnist_resnet_l17_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
   for (int c = 0; c < 16; c++)
@@ -1760,6 +1890,7 @@ CNN_CLONES static void mnist_resnet_l21_maxpool_backward(int n) {
 }
 
 // Layer 22: conv 3x3, stride 1, pad 1, no bias: 7x7x16 -> 7x7x16 (HxWxC), RF 30, 2304 params, 112896 MACs/image.
+// Path: im2col + cblas GEMM (padded: no direct kernel yet).
 // Unfolds one image: col[(c*3+ky)*3+kx][oy*7+ox] = x[c][oy*1+ky-1][ox*1+kx-1].
 CNN_CLONES static void mnist_resnet_l22_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
   for (int c = 0; c < 16; c++)
@@ -2010,6 +2141,7 @@ CNN_CLONES static void mnist_resnet_l23_bn_backward(int n) {
 }
 
 // Layer 25: conv 3x3, stride 1, pad 1, no bias: 7x7x16 -> 7x7x16 (HxWxC), RF 38, 2304 params, 112896 MACs/image.
+// Path: im2col + cblas GEMM (padded: no direct kernel yet).
 // Unfolds one image: col[(c*3+ky)*3+kx][oy*7+ox] = x[c][oy*1+ky-1][ox*1+kx-1].
 CNN_CLONES static void mnist_resnet_l25_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
   for (int c = 0; c < 16; c++)
@@ -2281,6 +2413,7 @@ CNN_CLONES static void mnist_resnet_l28_relu_backward(int n) {
 }
 
 // Layer 29: conv 1x1, stride 1, pad 0, no bias: 7x7x16 -> 7x7x10 (HxWxC), RF 38, 160 params, 7840 MACs/image.
+// Path: cblas GEMM on the input as it is (1x1, stride 1: no im2col).
 // y[10][49] = W[10][16] * x (1x1: x is the GEMM operand).
 CNN_CLONES static void mnist_resnet_l29_conv_forward(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 11800;
@@ -2490,34 +2623,62 @@ static double mnist_resnet_forward(const cnn_real *x, const uint8_t *y, int n, i
   mnist_resnet_training = training;
   mnist_resnet_has_labels = y != NULL;
   memcpy(mnist_resnet_a0, x, (size_t)n * 784 * sizeof(cnn_real));
+  CNN_PROF_BEGIN();
   (void)rng;
   mnist_resnet_l0_conv_forward(n, training);
+  CNN_PROF(0, 0);
   mnist_resnet_l1_bn_forward(n, training);
+  CNN_PROF(1, 0);
   mnist_resnet_l3_conv_forward(n, training);
+  CNN_PROF(3, 0);
   mnist_resnet_l4_bn_forward(n, training);
+  CNN_PROF(4, 0);
   mnist_resnet_l6_conv_forward(n, training);
+  CNN_PROF(6, 0);
   mnist_resnet_l7_bn_forward(n, training);
+  CNN_PROF(7, 0);
   mnist_resnet_l8_add_forward(n);
+  CNN_PROF(8, 0);
   mnist_resnet_l9_relu_forward(n);
+  CNN_PROF(9, 0);
   mnist_resnet_l10_maxpool_forward(n, training);
+  CNN_PROF(10, 0);
   mnist_resnet_l11_conv_forward(n, training);
+  CNN_PROF(11, 0);
   mnist_resnet_l12_bn_forward(n, training);
+  CNN_PROF(12, 0);
   mnist_resnet_l14_conv_forward(n, training);
+  CNN_PROF(14, 0);
   mnist_resnet_l15_bn_forward(n, training);
+  CNN_PROF(15, 0);
   mnist_resnet_l17_conv_forward(n, training);
+  CNN_PROF(17, 0);
   mnist_resnet_l18_bn_forward(n, training);
+  CNN_PROF(18, 0);
   mnist_resnet_l19_add_forward(n);
+  CNN_PROF(19, 0);
   mnist_resnet_l20_relu_forward(n);
+  CNN_PROF(20, 0);
   mnist_resnet_l21_maxpool_forward(n, training);
+  CNN_PROF(21, 0);
   mnist_resnet_l22_conv_forward(n, training);
+  CNN_PROF(22, 0);
   mnist_resnet_l23_bn_forward(n, training);
+  CNN_PROF(23, 0);
   mnist_resnet_l25_conv_forward(n, training);
+  CNN_PROF(25, 0);
   mnist_resnet_l26_bn_forward(n, training);
+  CNN_PROF(26, 0);
   mnist_resnet_l27_add_forward(n);
+  CNN_PROF(27, 0);
   mnist_resnet_l28_relu_forward(n);
+  CNN_PROF(28, 0);
   mnist_resnet_l29_conv_forward(n);
+  CNN_PROF(29, 0);
   mnist_resnet_l30_gap_forward(n);
+  CNN_PROF(30, 0);
   mnist_resnet_l31_log_softmax_forward(n);
+  CNN_PROF(31, 0);
   if (!y)
     return 0;
   double loss = 0;
@@ -2540,39 +2701,67 @@ static void mnist_resnet_backward(void) {
   for (int i = 0; i < n; i++)
     if (mnist_resnet_y[i] < 10)
       mnist_resnet_d32[i * 10 + mnist_resnet_y[i]] = (cnn_real)-1 / n;
+  CNN_PROF_BEGIN();
   mnist_resnet_l31_log_softmax_backward(n);
+  CNN_PROF(31, 1);
   mnist_resnet_l30_gap_backward(n);
+  CNN_PROF(30, 1);
   mnist_resnet_l29_conv_backward(n);
+  CNN_PROF(29, 1);
   mnist_resnet_l28_relu_backward(n);
+  CNN_PROF(28, 1);
   mnist_resnet_l27_add_backward(n);
+  CNN_PROF(27, 1);
   mnist_resnet_l26_bn_backward(n);
+  CNN_PROF(26, 1);
   mnist_resnet_l25_conv_backward(n);
+  CNN_PROF(25, 1);
   mnist_resnet_l23_bn_backward(n);
+  CNN_PROF(23, 1);
   mnist_resnet_l22_conv_backward(n);
   for (long j = 0; j < (long)n * 784; j++) // tensor 22's second reader
     mnist_resnet_d22[j] += mnist_resnet_dscratch[j];
+  CNN_PROF(22, 1);
   mnist_resnet_l21_maxpool_backward(n);
+  CNN_PROF(21, 1);
   mnist_resnet_l20_relu_backward(n);
+  CNN_PROF(20, 1);
   mnist_resnet_l19_add_backward(n);
+  CNN_PROF(19, 1);
   mnist_resnet_l18_bn_backward(n);
+  CNN_PROF(18, 1);
   mnist_resnet_l17_conv_backward(n);
+  CNN_PROF(17, 1);
   mnist_resnet_l15_bn_backward(n);
+  CNN_PROF(15, 1);
   mnist_resnet_l14_conv_backward(n);
   for (long j = 0; j < (long)n * 3136; j++) // tensor 14's second reader
     mnist_resnet_d13[j] += mnist_resnet_dscratch[j];
+  CNN_PROF(14, 1);
   mnist_resnet_l12_bn_backward(n);
+  CNN_PROF(12, 1);
   mnist_resnet_l11_conv_backward(n);
+  CNN_PROF(11, 1);
   mnist_resnet_l10_maxpool_backward(n);
+  CNN_PROF(10, 1);
   mnist_resnet_l9_relu_backward(n);
+  CNN_PROF(9, 1);
   mnist_resnet_l8_add_backward(n);
+  CNN_PROF(8, 1);
   mnist_resnet_l7_bn_backward(n);
+  CNN_PROF(7, 1);
   mnist_resnet_l6_conv_backward(n);
+  CNN_PROF(6, 1);
   mnist_resnet_l4_bn_backward(n);
+  CNN_PROF(4, 1);
   mnist_resnet_l3_conv_backward(n);
   for (long j = 0; j < (long)n * 6272; j++) // tensor 3's second reader
     mnist_resnet_d2[j] += mnist_resnet_dscratch[j];
+  CNN_PROF(3, 1);
   mnist_resnet_l1_bn_backward(n);
+  CNN_PROF(1, 1);
   mnist_resnet_l0_conv_backward(n);
+  CNN_PROF(0, 1);
 }
 
 #ifdef CNN_INPUT_GRAD
