@@ -65,6 +65,11 @@ int conv_wgrad_tile(const ConvDims *d) {
   return best;
 }
 
+int conv_wgrad_images_inner(const ConvDims *d, int gsize) {
+  long bytes = ((long)d->c * d->h * d->w + (long)d->o * d->oh * d->ow) * 4 * gsize;
+  return bytes <= 192 * 1024;
+}
+
 // One forward tile: output channels o .. o + ob - 1 (o is the C expression
 // oexpr), columns col .. of row oy, nv vectors, the last with `lanes` valid
 // values.
@@ -192,7 +197,9 @@ static void wgrad_step(TrainCtx *c, const ConvDims *d, const char *ind, int ob, 
 
 // One weight-gradient tile: output channels o .. o + ob - 1 (oexpr).
 static void wgrad_tile(TrainCtx *c, const ConvDims *d, const char *x, const char *dy, const char *dw,
-                       const char *ind, int ob, const char *oexpr) {
+                       const char *ind0, int ob, const char *oexpr, const ConvImages *im) {
+  char ind[40];
+  snprintf(ind, sizeof ind, "%s", ind0);
   long plane = (long)d->oh * d->ow, ckk = (long)d->c * d->kh * d->kw;
   int full = d->ow / CONV_VL * CONV_VL, rest = d->ow - full;
   W(c, "%s  for (int c = 0; c < %d; c++)\n", ind, d->c);
@@ -203,10 +210,16 @@ static void wgrad_tile(TrainCtx *c, const ConvDims *d, const char *x, const char
       W(c, "%s s%d_%d = {0}", k ? "," : "", b, k);
     W(c, ";\n");
   }
+  if (im) {
+    W(c, "%s      for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {\n", ind0);
+    snprintf(ind, sizeof ind, "%s  ", ind0);
+    W(c, "%s      const cnn_real *restrict %s = %s + (size_t)i * %ld;\n", ind, x, im->x, im->xsize);
+    W(c, "%s      const cnn_real *restrict %s = %s + (size_t)i * %ld;\n", ind, dy, im->dy, im->dysize);
+  }
   W(c, "%s      for (int oy = 0; oy < %d; oy++) {\n", ind, d->oh);
   W(c, "%s        const cnn_real *restrict dr = %s + (%s) * %ld + oy * %d;\n", ind, dy, oexpr, plane, d->ow);
   W(c, "%s        const cnn_real *restrict xr = %s + (c * %d + oy + ky) * %d;\n", ind, x, d->h, d->w);
-  char in[40];
+  char in[64];
   if (full) {
     W(c, "%s        for (int v = 0; v < %d; v += %d) {\n", ind, full, CONV_VL);
     snprintf(in, sizeof in, "%s          ", ind);
@@ -226,28 +239,36 @@ static void wgrad_tile(TrainCtx *c, const ConvDims *d, const char *x, const char
     W(c, "%s        }\n", ind);
   }
   W(c, "%s      }\n", ind);
+  if (im) {
+    W(c, "%s      }\n", ind0);
+    snprintf(ind, sizeof ind, "%s", ind0);
+  }
   W(c, "%s      cnn_real *restrict dwo = %s + (%s) * %ld + (c * %d + ky) * %d;\n", ind, dw, oexpr, ckk, d->kh,
     d->kw);
   for (int b = 0; b < ob; b++)
     for (int k = 0; k < d->kw; k++) {
       long j = b * ckk + k;
-      W(c, "%s      dwo[%ld] = first ? CNN_HSUM8(s%d_%d) : dwo[%ld] + CNN_HSUM8(s%d_%d);\n", ind, j, b, k, j, b, k);
+      if (im)
+        W(c, "%s      dwo[%ld] = CNN_HSUM8(s%d_%d);\n", ind, j, b, k);
+      else
+        W(c, "%s      dwo[%ld] = first ? CNN_HSUM8(s%d_%d) : dwo[%ld] + CNN_HSUM8(s%d_%d);\n", ind, j, b, k, j, b, k);
     }
   W(c, "%s    }\n", ind);
 }
 
 void emit_conv_wgrad(TrainCtx *c, const ConvDims *d, const char *x, const char *dy, const char *dw,
-                     const char *ind) {
+                     const char *ind, const ConvImages *im) {
   int ob = conv_wgrad_tile(d), full = d->o / ob * ob;
-  W(c, "%s// %d output channels x %d taps of vector sums per register tile.\n", ind, ob, d->kw);
+  W(c, "%s// %d output channels x %d taps of vector sums per register tile%s.\n", ind, ob, d->kw,
+    im ? ", summed over the group's images before the lanes are added" : "");
   W(c, "%sfor (int o = 0; o < %d; o += %d) {\n", ind, full, ob);
-  wgrad_tile(c, d, x, dy, dw, ind, ob, "o");
+  wgrad_tile(c, d, x, dy, dw, ind, ob, "o", im);
   W(c, "%s}\n", ind);
   if (full < d->o) {
     W(c, "%s{ // the last %d channels\n", ind, d->o - full);
     char oe[16];
     snprintf(oe, sizeof oe, "%d", full);
-    wgrad_tile(c, d, x, dy, dw, ind, d->o - full, oe);
+    wgrad_tile(c, d, x, dy, dw, ind, d->o - full, oe, im);
     W(c, "%s}\n", ind);
   }
 }

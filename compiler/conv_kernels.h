@@ -30,11 +30,25 @@ int conv_wgrad_tile(const ConvDims *d);
 void emit_conv_direct(TrainCtx *c, const ConvDims *d, const char *x, const char *w, const char *y,
                       const char *bias, const char *ind);
 
+// The images of a group for the weight gradient: the buffers of x and dy
+// and their values per image.
+typedef struct ConvImages {
+  const char *x, *dy;
+  long xsize, dysize;
+} ConvImages;
+
+// Whether the weight gradient of d sums over a group's images inside each
+// tile (their x and dy fit in cache together): a lane sum per group instead
+// of per image.
+int conv_wgrad_images_inner(const ConvDims *d, int gsize);
+
 // Emits the code that sets (first) or adds to dw[o][c][ky][kx] the sum
 // over oy, ox of dy[o][oy][ox] * x[c][oy + ky][ox + kx] for one image, in
-// an order fixed by the shape. dy and x may be read up to CONV_VL - 1
-// values past their end; `first` names an int in scope.
+// an order fixed by the shape; or, with im, sets it to the sum over group
+// g's images (x and dy are then declared per image from im). dy and x may
+// be read up to CONV_VL - 1 values past their end; `first` names an int in
+// scope.
 void emit_conv_wgrad(TrainCtx *c, const ConvDims *d, const char *x, const char *dy, const char *dw,
-                     const char *ind);
+                     const char *ind, const ConvImages *im);
 
 #endif

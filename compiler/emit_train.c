@@ -75,7 +75,7 @@ static void emit_header(Ctx *c) {
   W(c, "#ifdef CNN_INPUT_GRAD\n// With -DCNN_INPUT_GRAD: the gradient of the last forward's mean loss\n"
        "// with respect to its input, [n][c][h][w], valid after backward.\n"
        "const cnn_real *%s_input_grad(void);\n#endif\n", c->P);
-  W(c, "#ifdef CNN_PROFILE\n// With -DCNN_PROFILE (make bench): per layer, what it is, the code the plan\n"
+  W(c, "#ifdef CNN_TRAIN_PROFILE\n// With -DCNN_TRAIN_PROFILE (make bench): per layer, what it is, the code the plan\n"
        "// runs it on, its multiply-adds per image forward and backward, and the\n"
        "// milliseconds its forward [k][0] and backward [k][1] functions took in\n"
        "// total (fused layers count in the layer that runs them; zero it to reset).\n");
@@ -89,13 +89,13 @@ static void emit_header(Ctx *c) {
        "const cnn_real *%s_activation(int k);\n#endif\n\n#endif\n", c->P);
 }
 
-// The layer table and timers of -DCNN_PROFILE: CNN_PROF(k, d) after a
+// The layer table and timers of -DCNN_TRAIN_PROFILE: CNN_PROF(k, d) after a
 // layer's call adds the time since the last mark to layer k's forward (d =
 // 0) or backward (1) total.
 static void emit_profile(Ctx *c) {
   const Net *n = c->net;
   const char *P = c->P;
-  W(c, "#ifdef CNN_PROFILE\n#include <time.h>\n");
+  W(c, "#ifdef CNN_TRAIN_PROFILE\n#include <time.h>\n");
   W(c, "const char *const %s_layer_name[%d] = {\n", P, n->n_layers);
   for (int k = 0; k < n->n_layers; k++) {
     const Layer *l = &n->layers[k];

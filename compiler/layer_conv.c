@@ -367,11 +367,23 @@ static void conv_emit_direct(TrainCtx *c, int k) {
     W(c, "    cnn_real *restrict dyp = %s_l%d_dyp[g];\n", P, k);
     ig_close(c, dxmode);
   }
+  // Small maps: the weight gradient first, over the group's images; large
+  // ones image by image, with the rest.
+  int inner = conv_wgrad_images_inner(&d, c->gsize);
+  char xb[96], dyb[96];
+  snprintf(xb, sizeof xb, "%s_a%d", P, ib);
+  snprintf(dyb, sizeof dyb, "%s_d%d", P, ob);
+  ConvImages im = {xb, dyb, c->isize[k], c->tsize[k + 1]};
+  if (inner)
+    emit_conv_wgrad(c, &d, "x", "dy", "dw", "    ", &im);
   images_begin(c);
-  W(c, "      const int first = i == g * GSIZE;\n");
-  W(c, "      const cnn_real *restrict x = %s_a%d + (size_t)i * %ld;\n", P, ib, c->isize[k]);
+  if (!inner || l->bias)
+    W(c, "      const int first = i == g * GSIZE;\n");
+  if (!inner)
+    W(c, "      const cnn_real *restrict x = %s_a%d + (size_t)i * %ld;\n", P, ib, c->isize[k]);
   W(c, "      const cnn_real *restrict dy = %s_d%d + (size_t)i * %ld;\n", P, ob, c->tsize[k + 1]);
-  emit_conv_wgrad(c, &d, "x", "dy", "dw", "      ");
+  if (!inner)
+    emit_conv_wgrad(c, &d, "x", "dy", "dw", "      ", NULL);
   if (l->bias)
     emit_bias_grad(c, l);
   if (dxmode) {

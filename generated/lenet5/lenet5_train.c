@@ -58,7 +58,7 @@
 #define NGROUP 8
 #define GSIZE 8
 
-#ifdef CNN_PROFILE
+#ifdef CNN_TRAIN_PROFILE
 #include <time.h>
 const char *const lenet5_layer_name[13] = {
     "conv 28x28x1 -> 28x28x6",
@@ -463,15 +463,14 @@ CNN_CLONES static void lenet5_l3_conv_backward(int n) {
     cnn_real *restrict dw = lenet5_l3_dw[g];
     cnn_real *restrict db = lenet5_l3_db[g];
     cnn_real *restrict dyp = lenet5_l3_dyp[g];
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict x = lenet5_a3 + (size_t)i * 1176;
-      const cnn_real *restrict dy = lenet5_d4 + (size_t)i * 1600;
-      // 1 output channels x 5 taps of vector sums per register tile.
-      for (int o = 0; o < 16; o += 1) {
-        for (int c = 0; c < 6; c++)
-          for (int ky = 0; ky < 5; ky++) {
-            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0};
+    // 1 output channels x 5 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 16; o += 1) {
+      for (int c = 0; c < 6; c++)
+        for (int ky = 0; ky < 5; ky++) {
+          cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = lenet5_a3 + (size_t)i * 1176;
+            const cnn_real *restrict dy = lenet5_d4 + (size_t)i * 1600;
             for (int oy = 0; oy < 10; oy++) {
               const cnn_real *restrict dr = dy + (o) * 100 + oy * 10;
               const cnn_real *restrict xr = x + (c * 14 + oy + ky) * 14;
@@ -498,14 +497,18 @@ CNN_CLONES static void lenet5_l3_conv_backward(int n) {
                 s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2; s0_3 += d * x3; s0_4 += d * x4;
               }
             }
-            cnn_real *restrict dwo = dw + (o) * 150 + (c * 5 + ky) * 5;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
-            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
-            dwo[3] = first ? CNN_HSUM8(s0_3) : dwo[3] + CNN_HSUM8(s0_3);
-            dwo[4] = first ? CNN_HSUM8(s0_4) : dwo[4] + CNN_HSUM8(s0_4);
           }
-      }
+          cnn_real *restrict dwo = dw + (o) * 150 + (c * 5 + ky) * 5;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[1] = CNN_HSUM8(s0_1);
+          dwo[2] = CNN_HSUM8(s0_2);
+          dwo[3] = CNN_HSUM8(s0_3);
+          dwo[4] = CNN_HSUM8(s0_4);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const int first = i == g * GSIZE;
+      const cnn_real *restrict dy = lenet5_d4 + (size_t)i * 1600;
       for (int o = 0; o < 16; o++) {
         cnn_real s = first ? 0 : db[o];
         for (int p = 0; p < 100; p++)

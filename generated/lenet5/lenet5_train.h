@@ -24,8 +24,8 @@ extern cnn_net lenet5_net;
 // with respect to its input, [n][c][h][w], valid after backward.
 const cnn_real *lenet5_input_grad(void);
 #endif
-#ifdef CNN_PROFILE
-// With -DCNN_PROFILE (make bench): per layer, what it is, the code the plan
+#ifdef CNN_TRAIN_PROFILE
+// With -DCNN_TRAIN_PROFILE (make bench): per layer, what it is, the code the plan
 // runs it on, its multiply-adds per image forward and backward, and the
 // milliseconds its forward [k][0] and backward [k][1] functions took in
 // total (fused layers count in the layer that runs them; zero it to reset).

@@ -73,7 +73,7 @@
 #define NGROUP 8
 #define GSIZE 8
 
-#ifdef CNN_PROFILE
+#ifdef CNN_TRAIN_PROFILE
 #include <time.h>
 const char *const mnist14k_layer_name[28] = {
     "conv 28x28x1 -> 26x26x16",
@@ -2355,17 +2355,16 @@ CNN_CLONES static void mnist14k_l17_conv_backward(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist14k_l17_dw[g];
     cnn_real *restrict dyp = mnist14k_l17_dyp[g];
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist14k_a15 + (size_t)i * 1936;
-      const cnn_real *restrict dy = mnist14k_d18 + (size_t)i * 1944;
-      // 3 output channels x 3 taps of vector sums per register tile.
-      for (int o = 0; o < 24; o += 3) {
-        for (int c = 0; c < 16; c++)
-          for (int ky = 0; ky < 3; ky++) {
-            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
-            cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
-            cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+    // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 24; o += 3) {
+      for (int c = 0; c < 16; c++)
+        for (int ky = 0; ky < 3; ky++) {
+          cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+          cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist14k_a15 + (size_t)i * 1936;
+            const cnn_real *restrict dy = mnist14k_d18 + (size_t)i * 1944;
             for (int oy = 0; oy < 9; oy++) {
               const cnn_real *restrict dr = dy + (o) * 81 + oy * 9;
               const cnn_real *restrict xr = x + (c * 11 + oy + ky) * 11;
@@ -2398,18 +2397,21 @@ CNN_CLONES static void mnist14k_l17_conv_backward(int n) {
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
               }
             }
-            cnn_real *restrict dwo = dw + (o) * 144 + (c * 3 + ky) * 3;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
-            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
-            dwo[144] = first ? CNN_HSUM8(s1_0) : dwo[144] + CNN_HSUM8(s1_0);
-            dwo[145] = first ? CNN_HSUM8(s1_1) : dwo[145] + CNN_HSUM8(s1_1);
-            dwo[146] = first ? CNN_HSUM8(s1_2) : dwo[146] + CNN_HSUM8(s1_2);
-            dwo[288] = first ? CNN_HSUM8(s2_0) : dwo[288] + CNN_HSUM8(s2_0);
-            dwo[289] = first ? CNN_HSUM8(s2_1) : dwo[289] + CNN_HSUM8(s2_1);
-            dwo[290] = first ? CNN_HSUM8(s2_2) : dwo[290] + CNN_HSUM8(s2_2);
           }
-      }
+          cnn_real *restrict dwo = dw + (o) * 144 + (c * 3 + ky) * 3;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[1] = CNN_HSUM8(s0_1);
+          dwo[2] = CNN_HSUM8(s0_2);
+          dwo[144] = CNN_HSUM8(s1_0);
+          dwo[145] = CNN_HSUM8(s1_1);
+          dwo[146] = CNN_HSUM8(s1_2);
+          dwo[288] = CNN_HSUM8(s2_0);
+          dwo[289] = CNN_HSUM8(s2_1);
+          dwo[290] = CNN_HSUM8(s2_2);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist14k_d18 + (size_t)i * 1944;
       cnn_real *restrict dx = mnist14k_d15 + (size_t)i * 1936;
       for (int o = 0; o < 24; o++)
         for (int oy = 0; oy < 9; oy++)
@@ -2771,17 +2773,16 @@ CNN_CLONES static void mnist14k_l21_conv_backward(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist14k_l21_dw[g];
     cnn_real *restrict dyp = mnist14k_l21_dyp[g];
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist14k_a19 + (size_t)i * 1944;
-      const cnn_real *restrict dy = mnist14k_d22 + (size_t)i * 1176;
-      // 3 output channels x 3 taps of vector sums per register tile.
-      for (int o = 0; o < 24; o += 3) {
-        for (int c = 0; c < 24; c++)
-          for (int ky = 0; ky < 3; ky++) {
-            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
-            cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
-            cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+    // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 24; o += 3) {
+      for (int c = 0; c < 24; c++)
+        for (int ky = 0; ky < 3; ky++) {
+          cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+          cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist14k_a19 + (size_t)i * 1944;
+            const cnn_real *restrict dy = mnist14k_d22 + (size_t)i * 1176;
             for (int oy = 0; oy < 7; oy++) {
               const cnn_real *restrict dr = dy + (o) * 49 + oy * 7;
               const cnn_real *restrict xr = x + (c * 9 + oy + ky) * 9;
@@ -2802,18 +2803,21 @@ CNN_CLONES static void mnist14k_l21_conv_backward(int n) {
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
               }
             }
-            cnn_real *restrict dwo = dw + (o) * 216 + (c * 3 + ky) * 3;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
-            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
-            dwo[216] = first ? CNN_HSUM8(s1_0) : dwo[216] + CNN_HSUM8(s1_0);
-            dwo[217] = first ? CNN_HSUM8(s1_1) : dwo[217] + CNN_HSUM8(s1_1);
-            dwo[218] = first ? CNN_HSUM8(s1_2) : dwo[218] + CNN_HSUM8(s1_2);
-            dwo[432] = first ? CNN_HSUM8(s2_0) : dwo[432] + CNN_HSUM8(s2_0);
-            dwo[433] = first ? CNN_HSUM8(s2_1) : dwo[433] + CNN_HSUM8(s2_1);
-            dwo[434] = first ? CNN_HSUM8(s2_2) : dwo[434] + CNN_HSUM8(s2_2);
           }
-      }
+          cnn_real *restrict dwo = dw + (o) * 216 + (c * 3 + ky) * 3;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[1] = CNN_HSUM8(s0_1);
+          dwo[2] = CNN_HSUM8(s0_2);
+          dwo[216] = CNN_HSUM8(s1_0);
+          dwo[217] = CNN_HSUM8(s1_1);
+          dwo[218] = CNN_HSUM8(s1_2);
+          dwo[432] = CNN_HSUM8(s2_0);
+          dwo[433] = CNN_HSUM8(s2_1);
+          dwo[434] = CNN_HSUM8(s2_2);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist14k_d22 + (size_t)i * 1176;
       cnn_real *restrict dx = mnist14k_d19 + (size_t)i * 1944;
       for (int o = 0; o < 24; o++)
         for (int oy = 0; oy < 7; oy++)

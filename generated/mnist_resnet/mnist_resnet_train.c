@@ -80,7 +80,7 @@
 #define NGROUP 8
 #define GSIZE 8
 
-#ifdef CNN_PROFILE
+#ifdef CNN_TRAIN_PROFILE
 #include <time.h>
 const char *const mnist_resnet_layer_name[32] = {
     "conv 28x28x1 -> 28x28x8",
