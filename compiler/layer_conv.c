@@ -274,6 +274,23 @@ static void forward_head(TrainCtx *c, int k, int stats) {
     W(c, "  const cnn_real *restrict b = %s_params + %ld;\n", c->P, off + wsz);
 }
 
+// The image loop of conv k's forward, through its x and y pointers.
+static void forward_images(TrainCtx *c, int k) {
+  images_begin(c);
+  W(c, "      const cnn_real *restrict x = %s_a%d + (size_t)i * %ld;\n", c->P, c->ibuf[k], c->isize[k]);
+  W(c, "      cnn_real *restrict y = %s_a%d + (size_t)i * %ld;\n", c->P, c->buf[k + 1], c->tsize[k + 1]);
+}
+
+// The end of conv k's forward: the BN statistics when it sums them, the
+// loops' and the function's close. Whether a backward follows.
+static int forward_end(TrainCtx *c, int k, int stats) {
+  if (stats)
+    emit_stats(c, k);
+  group_end(c);
+  W(c, "}\n");
+  return c->gmode[k + 1] != 0;
+}
+
 // The per-group partial gradients of conv k and its backward's head.
 static void backward_head(TrainCtx *c, int k, const char *what) {
   const Layer *l = &c->net->layers[k];
@@ -326,15 +343,9 @@ static void conv_emit_direct(TrainCtx *c, int k) {
     l->in.w, l->bias ? " + b" : "");
   forward_head(c, k, stats);
   group_begin(c);
-  images_begin(c);
-  W(c, "      const cnn_real *restrict x = %s_a%d + (size_t)i * %ld;\n", P, ib, c->isize[k]);
-  W(c, "      cnn_real *restrict y = %s_a%d + (size_t)i * %ld;\n", P, ob, c->tsize[k + 1]);
+  forward_images(c, k);
   emit_conv_direct(c, &d, "x", "w", "y", l->bias ? "b" : NULL, "      ");
-  if (stats)
-    emit_stats(c, k);
-  group_end(c);
-  W(c, "}\n");
-  if (!bwmode)
+  if (!forward_end(c, k, stats))
     return;
   ig_open(c, bwmode);
   backward_head(c, k, dxmode ? ", dx = W^T * dy (the direct conv of the bordered dy with W flipped)" : "");
@@ -381,7 +392,13 @@ static void conv_emit_direct(TrainCtx *c, int k) {
     W(c, "      const int first = i == g * GSIZE;\n");
   if (!inner)
     W(c, "      const cnn_real *restrict x = %s_a%d + (size_t)i * %ld;\n", P, ib, c->isize[k]);
-  W(c, "      const cnn_real *restrict dy = %s_d%d + (size_t)i * %ld;\n", P, ob, c->tsize[k + 1]);
+  // dy, when only the input gradient reads it, only where that exists.
+  int dy_mode = !inner || l->bias ? 1 : dxmode;
+  if (dy_mode) {
+    ig_open(c, dy_mode);
+    W(c, "      const cnn_real *restrict dy = %s_d%d + (size_t)i * %ld;\n", P, ob, c->tsize[k + 1]);
+    ig_close(c, dy_mode);
+  }
   if (!inner)
     emit_conv_wgrad(c, &d, "x", "dy", "dw", "      ", NULL);
   if (l->bias)
@@ -440,9 +457,7 @@ static void conv_emit(TrainCtx *c, int k) {
   group_begin(c);
   if (!pw)
     W(c, "    cnn_real *restrict col = %s_col[g];\n", P);
-  images_begin(c);
-  W(c, "      const cnn_real *restrict x = %s_a%d + (size_t)i * %ld;\n", P, ib, c->isize[k]);
-  W(c, "      cnn_real *restrict y = %s_a%d + (size_t)i * %ld;\n", P, ob, c->tsize[k + 1]);
+  forward_images(c, k);
   if (!pw)
     W(c, "      %s_l%d_im2col(x, col);\n", P, k);
   emit_gemm(c, G, "      ", "CblasNoTrans, CblasNoTrans", gw, gx, gy, OCg, NP, KK, "w", KK, pw ? "x" : "col", NP,
@@ -450,12 +465,7 @@ static void conv_emit(TrainCtx *c, int k) {
   if (l->bias)
     W(c, "      for (int o = 0; o < %d; o++)\n        for (int p = 0; p < %d; p++)\n          y[o * %d + p] += b[o];\n",
       OC, NP, NP);
-  if (stats)
-    emit_stats(c, k);
-  group_end(c);
-  W(c, "}\n");
-
-  if (!bwmode)
+  if (!forward_end(c, k, stats))
     return;
   ig_open(c, bwmode);
   backward_head(c, k, dxmode ? ", dx = W^T * dy" : "");

@@ -302,6 +302,7 @@ static int layers_main(void) {
       peak[2] = g2;
     }
   }
+  printf("\npeak_fma256_1 %.1f\npeak_fma256_2 %.1f\n", peak[1], peak[2]);
   if (avx512)
     printf("\n(The generated training code's vectors are 256 bits wide: its fraction of peak is of the\n"
            "256-bit FMA figure; the AVX-512 one is the machine's.)\n");
