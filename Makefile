@@ -238,7 +238,7 @@ $(BUILD)/tests/bad_corpus: tests/bad/run.sh $(BUILD)/cnnc $(BUILD)/san/cnnc
 INFER_SRC := compiler/interp.c compiler/quant.c compiler/emit_infer.c \
              compiler/emit_util.c compiler/emit_train.c
 TESTS += $(BUILD)/tests/test_infer
-$(BUILD)/tests/test_infer: tests/test_infer.c tests/cu_main.c $(INFER_SRC) $(FRONTEND_SRC) $(RUNTIME_SRC) $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(wildcard compiler/*.h runtime/*.h) | $(BUILD)/cnnc
+$(BUILD)/tests/test_infer: tests/test_infer.c tests/scores.h tests/cu_main.c $(INFER_SRC) $(FRONTEND_SRC) $(RUNTIME_SRC) $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(wildcard compiler/*.h runtime/*.h) | $(BUILD)/cnnc
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) $< tests/cu_main.c $(INFER_SRC) $(FRONTEND_SRC) $(RUNTIME_SRC) \
 	  $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(TEST_LIBS) -ldl -o $@
@@ -343,7 +343,7 @@ $(BUILD)/tests/models: tests/models.sh $(SMOKE_MODELS:%=$(BUILD)/models/%.ckpt)
 # (tests/infer_nets.c): LeNet-5 and the residual MNIST net with their
 # committed checkpoints on MNIST, int8 within 0.5 points of float; ResNet-8
 # and DS-CNN with the short-trained weights on their generated data.
-$(BUILD)/tests/infer_nets-bin: tests/infer_nets.c $(INFER_SRC) $(FRONTEND_SRC) $(RUNTIME_SRC) $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(wildcard compiler/*.h runtime/*.h)
+$(BUILD)/tests/infer_nets-bin: tests/infer_nets.c tests/scores.h $(INFER_SRC) $(FRONTEND_SRC) $(RUNTIME_SRC) $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(wildcard compiler/*.h runtime/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) $< $(INFER_SRC) $(FRONTEND_SRC) $(RUNTIME_SRC) \
 	  $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(LIBS) $(OMP) -ldl -o $@

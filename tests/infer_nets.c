@@ -23,6 +23,7 @@
 #include "emit.h"
 #include "idx.h"
 #include "infer_plan.h"
+#include "scores.h"
 
 typedef int (*predict_fn)(const uint8_t *);
 typedef void (*scores_fn)(const uint8_t *, float *);
@@ -72,31 +73,6 @@ static void *sym(void *h, const char *name, const char *suffix) {
   if (!p)
     fprintf(stderr, "infer_nets: no symbol %s\n", s);
   return p;
-}
-
-// Index of the largest of v[n], and its margin over the second.
-static int top(const double *v, int n, double *margin) {
-  int b = 0;
-  for (int c = 1; c < n; c++)
-    if (v[c] > v[b])
-      b = c;
-  double second = -INFINITY;
-  for (int c = 0; c < n; c++)
-    if (c != b && v[c] > second)
-      second = v[c];
-  *margin = v[b] - second;
-  return b;
-}
-
-// log_softmax of float scores, in double.
-static void log_softmax(const float *s, double *out, int n) {
-  double mx = s[0], sum = 0;
-  for (int c = 1; c < n; c++)
-    mx = fmax(mx, s[c]);
-  for (int c = 0; c < n; c++)
-    sum += exp(s[c] - mx);
-  for (int c = 0; c < n; c++)
-    out[c] = s[c] - mx - log(sum);
 }
 
 int main(int argc, char **argv) {

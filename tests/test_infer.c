@@ -22,6 +22,7 @@
 #include "idx.h"
 #include "infer_plan.h"
 #include "quant.h"
+#include "scores.h"
 
 #define OUT "build/test_infer"
 #define ARM_FLAGS "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16"
@@ -147,17 +148,6 @@ static void reference(const uint8_t *img, double *logp) {
     s = o;
   }
   memcpy(logp, a, sizeof(double) * 10);
-}
-
-// log_softmax of float scores, in double.
-static void log_softmax(const float *s, double *out, int n) {
-  double mx = s[0], sum = 0;
-  for (int c = 1; c < n; c++)
-    mx = fmax(mx, s[c]);
-  for (int c = 0; c < n; c++)
-    sum += exp(s[c] - mx);
-  for (int c = 0; c < n; c++)
-    out[c] = s[c] - mx - log(sum);
 }
 
 // Runs a shell command; its exit status.
@@ -433,20 +423,6 @@ static const char *ckpt_path(void) {
     return NULL;
   fclose(f);
   return ck;
-}
-
-// The argmax of n scores and its margin over the runner-up.
-static int top(const double *v, int n, double *margin) {
-  int best = 0;
-  for (int c = 1; c < n; c++)
-    if (v[c] > v[best])
-      best = c;
-  double second = -1e300;
-  for (int c = 0; c < n; c++)
-    if (c != best)
-      second = fmax(second, v[c]);
-  *margin = v[best] - second;
-  return best;
 }
 
 // Float inference = the training code's eval forward (BatchNorm on running
