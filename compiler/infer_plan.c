@@ -218,7 +218,7 @@ int infer_plan_build(const Net *net, bool int8, InferPlan *p, char *msg, size_t 
     p->flash_bytes += op->flash;
   }
   // The schedule table: one byte per call (two past 255 ops).
-  p->flash_bytes += (long)p->n_sched * (p->n_ops > 255 ? 2 : 1);
+  p->sched_bytes = (long)p->n_sched * (p->n_ops > 255 ? 2 : 1);
   p->arena_bytes = off;
   return 0;
 }

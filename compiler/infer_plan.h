@@ -71,6 +71,7 @@ typedef struct InferPlan {
   int cur;           // while grouping: the op the current layer reads (-1: image)
   long arena_bytes;  // the one static arena (= .bss of the inference object)
   long flash_bytes;  // the constant tables (weights, biases, multipliers)
+  long sched_bytes;  // the row schedule's table, besides them
   double in_pad;     // the pixel a zero-padded normalized input stands for
 } InferPlan;
 
