@@ -365,21 +365,30 @@ fi
 
 # ------------------------------------------------------ (e) SIGKILL while saving
 echo "# SIGKILL during checkpoint saves ($((SECONDS - START)) s so far)"
-# Each round resumes from k.ckpt and saves after every 1-batch epoch; it is
-# killed at a different moment; the checkpoint must still load, and its epoch
-# must never go back.
+# Each round resumes from k.ckpt and saves after every 1-batch epoch; once
+# it has saved at least once (so the round advanced, however slow the
+# machine), it is killed a different moment later; the checkpoint must
+# still load, and its epoch must never go back.
 cp "$T/a.ckpt" "$T/k.ckpt"
 prev=1 kills=0 evalfail=0 back=0
-for delay in 0.4 1.1 1.7 2.4 3.2 3.9; do
+# mtime NAME: the file's modification time in nanoseconds.
+mtime() { date -r "$1" +%s%N 2>/dev/null || echo 0; }
+for delay in 0.05 0.3 0.6 0.9 1.3 1.7; do
+  m0=$(mtime "$T/k.ckpt")
   "$TRAINER" --data "$T/mini" --threads 2 --epochs 100000 --limit-batches 1 \
     --resume "$T/k.ckpt" --save "$T/k.ckpt" >/dev/null 2>&1 &
   pid=$!
+  for _ in $(seq 1200); do # up to 120 s for the first save of the round
+    [ "$(mtime "$T/k.ckpt")" != "$m0" ] && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.1
+  done
   sleep "$delay"
   kill -9 $pid 2>/dev/null && kills=$((kills + 1))
   wait $pid 2>/dev/null
   "$TRAINER" --data "$T/mini" --threads 2 --eval "$T/k.ckpt" >"$T/k.log" 2>&1 || {
     evalfail=$((evalfail + 1))
-    echo "       after kill at ${delay}s: $(head -1 "$T/k.log")"
+    echo "       after kill at ${delay}s past a save: $(head -1 "$T/k.log")"
   }
   ep=$(testline "$T/k.log" | sed -E 's/^Epoch ([0-9]+)--.*/\1/')
   [ -n "$ep" ] && [ "$ep" -lt "$prev" ] && back=$((back + 1))
