@@ -237,11 +237,17 @@ $(BUILD)/tests/bad_corpus: tests/bad/run.sh $(BUILD)/cnnc $(BUILD)/san/cnnc
 # build/cnnc (order-only): it runs `cnnc summary --weights`.
 INFER_SRC := compiler/interp.c compiler/quant.c compiler/emit_infer.c \
              compiler/emit_util.c compiler/emit_train.c
-TESTS += $(BUILD)/tests/test_infer
-$(BUILD)/tests/test_infer: tests/test_infer.c tests/cu_main.c $(INFER_SRC) $(FRONTEND_SRC) $(RUNTIME_SRC) $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(wildcard compiler/*.h runtime/*.h) | $(BUILD)/cnnc
+# The same suite for other trained networks (models/NAME.cnn and NAME.ckpt,
+# built as test_infer_NAME): float = reference and training code, int8 within
+# 0.2 points, the object.
+INFER_NETS := mnist4k7
+INFER_TESTS := $(BUILD)/tests/test_infer $(INFER_NETS:%=$(BUILD)/tests/test_infer_%)
+TESTS += $(INFER_TESTS)
+$(INFER_TESTS): tests/test_infer.c tests/cu_main.c $(INFER_SRC) $(FRONTEND_SRC) $(RUNTIME_SRC) $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(wildcard compiler/*.h runtime/*.h) | $(BUILD)/cnnc
 	@mkdir -p $(@D)
-	$(CC) $(TEST_CFLAGS) $< tests/cu_main.c $(INFER_SRC) $(FRONTEND_SRC) $(RUNTIME_SRC) \
-	  $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(TEST_LIBS) -ldl -o $@
+	$(CC) $(TEST_CFLAGS) $(if $(filter test_infer_%,$(@F)),-DINFER_MODEL='"$(@F:test_infer_%=%)"' \
+	  -DINFER_MODEL_UC="\"$$(echo $(@F:test_infer_%=%) | tr a-z A-Z)\"") $< tests/cu_main.c $(INFER_SRC) \
+	  $(FRONTEND_SRC) $(RUNTIME_SRC) $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(TEST_LIBS) -ldl -o $@
 
 include examples/firmware/firmware.mk
 include tests/fuzz/fuzz.mk
@@ -335,8 +341,10 @@ $(BUILD)/bench_train_step: tests/bench_train_step.c $(BUILD)/$(MODEL)_train.o ru
 
 test: deps-test all
 	$(MAKE) check-generated
+	for m in $(INFER_NETS); do $(MAKE) check-generated-infer MODEL=$$m || exit 1; done
 	$(MAKE) test-build
 	$(MAKE) firmware-test
+	for m in $(INFER_NETS); do $(MAKE) firmware-test MODEL=$$m || exit 1; done
 	bash tests/run.sh $(TESTS)
 
 test-build: $(TESTS)

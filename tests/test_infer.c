@@ -6,6 +6,9 @@
 // all 10,000 against the eval-mode forward of the generated training code
 // (emit_train, built -O2 without the sanitizers and loaded the same way).
 // `cnnc summary --weights` is run here too, where checkpoints can be made.
+// Built with -DINFER_MODEL='"NAME"' -DINFER_MODEL_UC='"NAME_IN_CAPITALS"', the
+// same checks run for models/NAME.cnn and models/NAME.ckpt instead (the plan's
+// and summary's figures, which are mnist14k's, are left out).
 #include <CUnit/CUnit.h>
 #include <dlfcn.h>
 #include <math.h>
@@ -23,7 +26,14 @@
 #include "infer_plan.h"
 #include "quant.h"
 
+#ifdef INFER_MODEL
+#define OUT "build/test_infer_" INFER_MODEL
+#else
+#define INFER_MODEL "mnist14k"
+#define INFER_MODEL_UC "MNIST14K"
 #define OUT "build/test_infer"
+#define INFER_MNIST14K // the figures of test_plan and test_summary_weights are its own
+#endif
 #define ARM_FLAGS "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16"
 
 typedef int (*predict_fn)(const uint8_t *);
@@ -34,12 +44,12 @@ static float *params, *state;
 static cnn_idx test_set;
 static const char *mnist_dir;
 
-// mnist14k as cnnc reads it from models/mnist14k.cnn (again after a test
-// edited its layers).
+// The model as cnnc reads it from models/INFER_MODEL.cnn (again after a
+// test edited its layers).
 static void build_net(void) {
   net_free(&net);
-  if (cnnc_load_file("models/mnist14k.cnn", &net) != 0)
-    fprintf(stderr, "test_infer: cannot load models/mnist14k.cnn\n");
+  if (cnnc_load_file("models/" INFER_MODEL ".cnn", &net) != 0)
+    fprintf(stderr, "test_infer: cannot load models/" INFER_MODEL ".cnn\n");
 }
 
 // Uniform in [lo, hi) from a fixed LCG, so every run tests the same weights.
@@ -80,6 +90,7 @@ static void reference(const uint8_t *img, double *logp) {
   for (int i = 0; i < net.n_layers; i++) {
     const Layer *l = &net.layers[i];
     Shape o = l->out;
+    CU_ASSERT_FATAL((size_t)o.c * o.h * o.w <= sizeof a / sizeof a[0]);
     switch (l->kind) {
     case L_CONV: {
       const float *w = params + l->param_off;
@@ -89,9 +100,12 @@ static void reference(const uint8_t *img, double *logp) {
             double acc = 0;
             for (int ic = 0; ic < s.c; ic++)
               for (int ky = 0; ky < l->kh; ky++)
-                for (int kx = 0; kx < l->kw; kx++)
-                  acc += w[((oc * s.c + ic) * l->kh + ky) * l->kw + kx] *
-                         a[(ic * s.h + y + ky) * s.w + x + kx];
+                for (int kx = 0; kx < l->kw; kx++) {
+                  int iy = y + ky - l->pt, ix = x + kx - l->pl; // zero padding
+                  if (iy >= 0 && iy < s.h && ix >= 0 && ix < s.w)
+                    acc += w[((oc * s.c + ic) * l->kh + ky) * l->kw + kx] *
+                           a[(ic * s.h + iy) * s.w + ix];
+                }
             b[(oc * o.h + y) * o.w + x] = acc;
           }
       break;
@@ -140,7 +154,7 @@ static void reference(const uint8_t *img, double *logp) {
     case L_DROPOUT:
       memcpy(b, a, sizeof(double) * (size_t)(s.c * s.h * s.w));
       break;
-    default: // this reference covers mnist14k's kinds only
+    default: // this reference covers mnist14k's kinds (and padded convs) only
       CU_FAIL_FATAL("reference: layer kind not covered");
     }
     memcpy(a, b, sizeof(double) * (size_t)(o.c * o.h * o.w));
@@ -176,13 +190,13 @@ static int emit(const char *dir, bool int8) {
   return emit_infer_plan(&net, dir, params, state, &opt);
 }
 
-// Builds dir/mnist14k_infer{,_int8}.c into a shared object and loads it;
+// Builds dir/NAME_infer{,_int8}.c into a shared object and loads it;
 // dsp: the int8 code's DSP path, on the emulated intrinsics of
 // examples/firmware/acle_host.
 static void *load_as(const char *dir, const char *suffix, bool dsp) {
   char src[256], so[256];
-  snprintf(src, sizeof src, "%s/mnist14k_infer%s.c", dir, suffix);
-  snprintf(so, sizeof so, "%s/mnist14k_infer%s%s.so", dir, suffix, dsp ? "_dsp" : "");
+  snprintf(src, sizeof src, "%s/" INFER_MODEL "_infer%s.c", dir, suffix);
+  snprintf(so, sizeof so, "%s/" INFER_MODEL "_infer%s%s.so", dir, suffix, dsp ? "_dsp" : "");
   if (sh(dsp ? "gcc -std=c99 -O2 -fPIC -shared -Wall -Wextra -Wpedantic -Werror "
                "-D__ARM_FEATURE_DSP=1 -Iexamples/firmware/acle_host %s -o %s"
              : "gcc -std=c99 -O2 -fPIC -shared -Wall -Wextra -Wpedantic -Werror %s -o %s",
@@ -209,15 +223,15 @@ static void check_accuracy(const char *dir, int n, int nref, bool trained) {
   void *hf = load(dir, ""), *hq = load(dir, "_int8");
   CU_ASSERT_PTR_NOT_NULL_FATAL(hf);
   CU_ASSERT_PTR_NOT_NULL_FATAL(hq);
-  predict_fn fpred = (predict_fn)(uintptr_t)dlsym(hf, "mnist14k_predict");
-  scores_fn fscores = (scores_fn)(uintptr_t)dlsym(hf, "mnist14k_scores");
-  predict_fn qpred = (predict_fn)(uintptr_t)dlsym(hq, "mnist14k_int8_predict");
-  scores_fn qscores = (scores_fn)(uintptr_t)dlsym(hq, "mnist14k_int8_scores");
+  predict_fn fpred = (predict_fn)(uintptr_t)dlsym(hf, INFER_MODEL "_predict");
+  scores_fn fscores = (scores_fn)(uintptr_t)dlsym(hf, INFER_MODEL "_scores");
+  predict_fn qpred = (predict_fn)(uintptr_t)dlsym(hq, INFER_MODEL "_int8_predict");
+  scores_fn qscores = (scores_fn)(uintptr_t)dlsym(hq, INFER_MODEL "_int8_scores");
   CU_ASSERT_FATAL(fpred && fscores && qpred && qscores);
   // The DSP path (emulated intrinsics) must give the portable path's bits.
   void *hd = load_as(dir, "_int8", true);
   CU_ASSERT_PTR_NOT_NULL_FATAL(hd);
-  scores_fn dscores = (scores_fn)(uintptr_t)dlsym(hd, "mnist14k_int8_scores");
+  scores_fn dscores = (scores_fn)(uintptr_t)dlsym(hd, INFER_MODEL "_int8_scores");
   CU_ASSERT_PTR_NOT_NULL_FATAL(dscores);
   double maxdiff = 0;
   int fcorrect = 0, qcorrect = 0, refcorrect = 0, agree = 0, mismatch = 0, dsp_differ = 0;
@@ -287,7 +301,7 @@ static void test_random_weights(void) {
   check_accuracy(OUT "/random", 1000, 1000, false);
 }
 
-// Loads checkpoint ck and checks it is mnist14k's; 0, or -1 with a message.
+// Loads checkpoint ck and checks it is the model's; 0, or -1 with a message.
 static int load_trained(const char *ck, cnn_ckpt *c) {
   char err[512];
   int rc = cnn_ckpt_load(ck, c, err, sizeof err);
@@ -301,8 +315,8 @@ static int load_trained(const char *ck, cnn_ckpt *c) {
 
 // With the trained checkpoint: all 10,000 test images.
 static void test_trained_weights(void) {
-  // CNNC_INFER_CKPT points the suite at another checkpoint of mnist14k.
-  const char *ck = getenv("CNNC_INFER_CKPT") ? getenv("CNNC_INFER_CKPT") : "models/mnist14k.ckpt";
+  // CNNC_INFER_CKPT points the suite at another checkpoint of the model.
+  const char *ck = getenv("CNNC_INFER_CKPT") ? getenv("CNNC_INFER_CKPT") : "models/" INFER_MODEL ".ckpt";
   FILE *f = fopen(ck, "rb");
   if (!f) {
     printf("\n  (no %s: skipped)\n", ck);
@@ -330,8 +344,8 @@ static void test_firmware_object(void) {
   const char *suffix[2] = {"", "_int8"};
   for (int q = 0; q < 2; q++) {
     char src[256], obj[256];
-    snprintf(src, sizeof src, "%s/mnist14k_infer%s.c", dir, suffix[q]);
-    snprintf(obj, sizeof obj, "%s/mnist14k_infer%s.arm.o", dir, suffix[q]);
+    snprintf(src, sizeof src, "%s/" INFER_MODEL "_infer%s.c", dir, suffix[q]);
+    snprintf(obj, sizeof obj, "%s/" INFER_MODEL "_infer%s.arm.o", dir, suffix[q]);
     CU_ASSERT_EQUAL(sh("clang -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror -c %s -o %s.clang", src, obj), 0);
     CU_ASSERT_EQUAL(sh("gcc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror -c %s -o %s.gcc", src, obj), 0);
     CU_ASSERT_EQUAL_FATAL(sh("arm-none-eabi-gcc -std=c99 -O2 " ARM_FLAGS
@@ -363,13 +377,14 @@ static void test_firmware_object(void) {
     CU_ASSERT_NOT_EQUAL(system(cmd), 0); // grep finds nothing
     // The header's defines agree with the plan.
     char h[256];
-    snprintf(h, sizeof h, "%s/mnist14k_infer%s.h", dir, suffix[q]);
-    snprintf(cmd, sizeof cmd, "grep -q 'define MNIST14K_%sARENA_BYTES %ld$' %s", q ? "INT8_" : "",
+    snprintf(h, sizeof h, "%s/" INFER_MODEL "_infer%s.h", dir, suffix[q]);
+    snprintf(cmd, sizeof cmd, "grep -q 'define " INFER_MODEL_UC "_%sARENA_BYTES %ld$' %s", q ? "INT8_" : "",
              ram, h);
     CU_ASSERT_EQUAL(system(cmd), 0);
   }
 }
 
+#ifdef INFER_MNIST14K
 // The memory plan streams: no op keeps more rows than its consumer's kernel.
 static void test_plan(void) {
   InferPlan p;
@@ -422,10 +437,12 @@ static void test_multiplier(void) {
   CU_ASSERT_EQUAL(quant_multiplier(1e30, &m, &s), -1);
 }
 
+#endif
+
 // The checkpoint the suite compares with: CNNC_INFER_CKPT, else the trained
-// models/mnist14k.ckpt; NULL when that file does not exist.
+// models/NAME.ckpt; NULL when that file does not exist.
 static const char *ckpt_path(void) {
-  const char *ck = getenv("CNNC_INFER_CKPT") ? getenv("CNNC_INFER_CKPT") : "models/mnist14k.ckpt";
+  const char *ck = getenv("CNNC_INFER_CKPT") ? getenv("CNNC_INFER_CKPT") : "models/" INFER_MODEL ".ckpt";
   FILE *f = fopen(ck, "rb");
   if (!f)
     return NULL;
@@ -474,15 +491,15 @@ static void test_matches_training(void) {
   // thread (no OpenMP, one BLAS thread): on 2 busy cores, threads that wait
   // for each other made the 10,000 forwards 10x slower.
   if (sh("gcc -std=c11 -O2 -fPIC -shared -Wall -Wextra -Wpedantic -Werror -Iruntime "
-         "%s/mnist14k_train.c runtime/rng.c -o %s/mnist14k_train.so -lopenblas -lm",
+         "%s/" INFER_MODEL "_train.c runtime/rng.c -o %s/" INFER_MODEL "_train.so -lopenblas -lm",
          dir, dir))
     CU_FAIL_FATAL("cannot build the training code");
-  void *ht = dlopen("./" OUT "/vs_train/mnist14k_train.so", RTLD_NOW);
+  void *ht = dlopen("./" OUT "/vs_train/" INFER_MODEL "_train.so", RTLD_NOW);
   if (!ht)
     fprintf(stderr, "dlopen: %s\n", dlerror());
   CU_ASSERT_PTR_NOT_NULL_FATAL(ht);
-  scores_fn fscores = (scores_fn)(uintptr_t)dlsym(hi, "mnist14k_scores");
-  cnn_net *tn = dlsym(ht, "mnist14k_net");
+  scores_fn fscores = (scores_fn)(uintptr_t)dlsym(hi, INFER_MODEL "_scores");
+  cnn_net *tn = dlsym(ht, INFER_MODEL "_net");
   CU_ASSERT_FATAL(fscores && tn);
   CU_ASSERT_FATAL(tn->n_params == (size_t)net.n_params && tn->n_state == (size_t)net.n_state);
   CU_ASSERT_FATAL(tn->in_c == 1 && tn->in_h == 28 && tn->in_w == 28 && tn->classes == 10);
@@ -557,6 +574,7 @@ static void test_matches_training(void) {
   cnn_ckpt_free(&c);
 }
 
+#ifdef INFER_MNIST14K
 // Runs build/cnnc with args; its exit status, its output (stdout and
 // stderr) in out.
 static int cnnc(const char *args, char *out, size_t n) {
@@ -620,15 +638,18 @@ static void test_gap_on_1x1(void) {
   net_free(&n);
 }
 
+#endif
+
 // Stands in for the suite when its network does not load.
 static void test_no_net(void) {
-  CU_FAIL("models/mnist14k.cnn does not load");
+  CU_FAIL("models/" INFER_MODEL ".cnn does not load");
 }
 
 void register_tests(void) {
   build_net();
   if (!net.layers) {
-    CU_add_test(CU_add_suite("infer", NULL, NULL), "models/mnist14k.cnn loads", test_no_net);
+    CU_add_test(CU_add_suite("infer " INFER_MODEL, NULL, NULL), "models/" INFER_MODEL ".cnn loads",
+                test_no_net);
     return;
   }
   random_weights();
@@ -638,14 +659,18 @@ void register_tests(void) {
   char err[512];
   if (cnn_idx_load(mnist_dir, "t10k", 10, &test_set, err, sizeof err) < 0)
     fprintf(stderr, "%s\n", err);
-  CU_pSuite s = CU_add_suite("infer", NULL, NULL);
+  CU_pSuite s = CU_add_suite("infer " INFER_MODEL, NULL, NULL);
+#ifdef INFER_MNIST14K // the model-independent tests too, once
   CU_add_test(s, "plan streams rows", test_plan);
   CU_add_test(s, "float code of a gap on a 1x1 map compiles", test_gap_on_1x1);
   CU_add_test(s, "fixed-point multipliers", test_multiplier);
+#endif
   CU_add_test(s, "generated object: C99, arena = .bss, no libc", test_firmware_object);
   CU_add_test(s, "random weights: float = reference, int8 ~ float", test_random_weights);
   CU_add_test(s, "trained weights: 10,000 test images", test_trained_weights);
   CU_add_test(s, "float inference = training code's eval forward, 10,000 images",
               test_matches_training);
+#ifdef INFER_MNIST14K
   CU_add_test(s, "cnnc summary --weights", test_summary_weights);
+#endif
 }

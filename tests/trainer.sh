@@ -2,7 +2,8 @@
 # trainer.sh: integration tests of the generated trainer (examples/train.c
 # built against generated/mnist14k): determinism, a short real-MNIST run that
 # must learn, checkpoint save/eval/exact resume, bad input, and SIGKILL during
-# saves, data and checkpoints that do not fit the network. Prints
+# saves, data and checkpoints that do not fit the network, a validation split
+# (--valid) that is the run on its two parts. Prints
 # "RESULT <run> <failed>" for tests/run.sh.
 #
 #   bash tests/trainer.sh [TRAINER [MNIST_DIR]]

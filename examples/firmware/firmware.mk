@@ -9,8 +9,12 @@
 #                        build with -DCNN_PROFILE, the instructions per op.
 #                        Installs the Cortex-M toolchain and QEMU first when
 #                        they are missing.
-FW_DIR    := $(BUILD)/firmware
+# One directory per model (make firmware-test MODEL=NAME), so that no target
+# built for one model is taken as up to date for another.
+FW_DIR    := $(BUILD)/firmware/$(MODEL)
 FW_N      ?= 100
+# main.c names mnist14k; another model builds a copy with its names.
+FW_MAIN   := $(if $(filter mnist14k,$(MODEL)),examples/firmware/main.c,$(FW_DIR)/main.c)
 ARM_CC    := arm-none-eabi-gcc
 ARM_FLAGS := -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16
 FW_CFLAGS := -std=c99 -O2 -g -Wall -Wextra -Wpedantic -Werror
@@ -28,6 +32,10 @@ $(FW_DIR)/mkdigits: examples/firmware/mkdigits.c $(BUILD)/libcnnrt.a runtime/idx
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Iruntime $< $(BUILD)/libcnnrt.a -lz -o $@
 
+$(FW_DIR)/main.c: examples/firmware/main.c
+	@mkdir -p $(@D)
+	sed -e 's/mnist14k/$(MODEL)/g' -e "s/MNIST14K/$$(echo $(MODEL) | tr a-z A-Z)/g" $< > $@
+
 # The test digits, from the IDX files at build time (MNIST is not committed).
 $(FW_DIR)/digits.h: $(FW_DIR)/mkdigits
 	$< $(MNIST_DIR) $(FW_N) > $@
@@ -36,10 +44,10 @@ $(FW_DIR)/%.arm.o: $(GEN_DIR)/%.c $(GEN_DIR)/%.h | deps-firmware
 	@mkdir -p $(@D)
 	$(ARM_CC) $(ARM_FLAGS) $(FW_CFLAGS) -c $< -o $@
 
-$(FW_DIR)/firmware.elf: examples/firmware/startup.c examples/firmware/main.c examples/firmware/mps2_an386.ld \
+$(FW_DIR)/firmware.elf: examples/firmware/startup.c $(FW_MAIN) examples/firmware/mps2_an386.ld \
                         $(FW_DIR)/$(MODEL)_infer.arm.o $(FW_DIR)/$(MODEL)_infer_int8.arm.o $(FW_DIR)/digits.h | deps-firmware
 	$(ARM_CC) $(ARM_FLAGS) $(FW_CFLAGS) $(FW_INC) --specs=rdimon.specs -nostartfiles \
-	  -T examples/firmware/mps2_an386.ld examples/firmware/startup.c examples/firmware/main.c \
+	  -T examples/firmware/mps2_an386.ld examples/firmware/startup.c $(FW_MAIN) \
 	  $(FW_DIR)/$(MODEL)_infer.arm.o $(FW_DIR)/$(MODEL)_infer_int8.arm.o -o $@
 
 # The profile build: the same code with -DCNN_PROFILE, whose hooks count
@@ -48,10 +56,10 @@ $(FW_DIR)/%.prof.arm.o: $(GEN_DIR)/%.c $(GEN_DIR)/%.h | deps-firmware
 	@mkdir -p $(@D)
 	$(ARM_CC) $(ARM_FLAGS) $(FW_CFLAGS) -DCNN_PROFILE -c $< -o $@
 
-$(FW_DIR)/firmware-prof.elf: examples/firmware/startup.c examples/firmware/main.c examples/firmware/mps2_an386.ld \
+$(FW_DIR)/firmware-prof.elf: examples/firmware/startup.c $(FW_MAIN) examples/firmware/mps2_an386.ld \
                         $(FW_DIR)/$(MODEL)_infer.prof.arm.o $(FW_DIR)/$(MODEL)_infer_int8.prof.arm.o $(FW_DIR)/digits.h
 	$(ARM_CC) $(ARM_FLAGS) $(FW_CFLAGS) -DCNN_PROFILE $(FW_INC) --specs=rdimon.specs -nostartfiles \
-	  -T examples/firmware/mps2_an386.ld examples/firmware/startup.c examples/firmware/main.c \
+	  -T examples/firmware/mps2_an386.ld examples/firmware/startup.c $(FW_MAIN) \
 	  $(FW_DIR)/$(MODEL)_infer.prof.arm.o $(FW_DIR)/$(MODEL)_infer_int8.prof.arm.o -o $@
 
 # The portable int8 row functions on the same target (-U__ARM_FEATURE_DSP):
@@ -60,19 +68,19 @@ $(FW_DIR)/%.port.arm.o: $(GEN_DIR)/%.c $(GEN_DIR)/%.h | deps-firmware
 	@mkdir -p $(@D)
 	$(ARM_CC) $(ARM_FLAGS) $(FW_CFLAGS) -U__ARM_FEATURE_DSP -c $< -o $@
 
-$(FW_DIR)/firmware-port.elf: examples/firmware/startup.c examples/firmware/main.c examples/firmware/mps2_an386.ld \
+$(FW_DIR)/firmware-port.elf: examples/firmware/startup.c $(FW_MAIN) examples/firmware/mps2_an386.ld \
                         $(FW_DIR)/$(MODEL)_infer.arm.o $(FW_DIR)/$(MODEL)_infer_int8.port.arm.o $(FW_DIR)/digits.h
 	$(ARM_CC) $(ARM_FLAGS) $(FW_CFLAGS) $(FW_INC) --specs=rdimon.specs -nostartfiles \
-	  -T examples/firmware/mps2_an386.ld examples/firmware/startup.c examples/firmware/main.c \
+	  -T examples/firmware/mps2_an386.ld examples/firmware/startup.c $(FW_MAIN) \
 	  $(FW_DIR)/$(MODEL)_infer.arm.o $(FW_DIR)/$(MODEL)_infer_int8.port.arm.o -o $@
 
 # The same main and inference code on the host: the predictions to match.
-$(FW_DIR)/firmware-host: examples/firmware/main.c $(FW_INFER) $(FW_DIR)/digits.h
-	$(CC) $(FW_CFLAGS) $(FW_INC) examples/firmware/main.c $(FW_INFER) -o $@
+$(FW_DIR)/firmware-host: $(FW_MAIN) $(FW_INFER) $(FW_DIR)/digits.h
+	$(CC) $(FW_CFLAGS) $(FW_INC) $(FW_MAIN) $(FW_INFER) -o $@
 
 # The DSP path of the int8 code on the host, on emulated ACLE intrinsics.
-$(FW_DIR)/firmware-host-dsp: examples/firmware/main.c $(FW_INFER) $(FW_DIR)/digits.h examples/firmware/acle_host/arm_acle.h
-	$(CC) $(FW_CFLAGS) $(FW_INC) -D__ARM_FEATURE_DSP=1 -Iexamples/firmware/acle_host examples/firmware/main.c $(FW_INFER) -o $@
+$(FW_DIR)/firmware-host-dsp: $(FW_MAIN) $(FW_INFER) $(FW_DIR)/digits.h examples/firmware/acle_host/arm_acle.h
+	$(CC) $(FW_CFLAGS) $(FW_INC) -D__ARM_FEATURE_DSP=1 -Iexamples/firmware/acle_host $(FW_MAIN) $(FW_INFER) -o $@
 
 firmware-test: $(FW_DIR)/firmware.elf $(FW_DIR)/firmware-prof.elf $(FW_DIR)/firmware-port.elf \
                $(FW_DIR)/firmware-host $(FW_DIR)/firmware-host-dsp | deps-firmware
