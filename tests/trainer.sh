@@ -2,7 +2,8 @@
 # trainer.sh: integration tests of the generated trainer (examples/train.c
 # built against generated/mnist14k): determinism, a short real-MNIST run that
 # must learn, checkpoint save/eval/exact resume, bad input, and SIGKILL during
-# saves, data and checkpoints that do not fit the network. Prints
+# saves, data and checkpoints that do not fit the network, a validation split
+# (--valid) that is the run on its two parts. Prints
 # "RESULT <run> <failed>" for tests/run.sh.
 #
 #   bash tests/trainer.sh [TRAINER [MNIST_DIR]]
@@ -208,6 +209,45 @@ expect_fail "--eval with --save is a usage error" "--eval and --save do not go t
   --data "$T/mini" --eval "$T/a.ckpt" --save "$T/e2.ckpt"
 check "--eval with --resume: exit 2, no evaluation" \
   eval '"$TRAINER" --data "$T/mini" --resume "$T/a.ckpt" --eval "$T/a.ckpt" >"$T/er.log" 2>&1; [ $? -eq 2 ] && ! grep -q "^Epoch" "$T/er.log"'
+# --valid N: training on the first images and evaluating on the last N of the
+# training file must be the run on a directory holding exactly those two
+# splits, bit for bit, and must not read the test files at all.
+echo "# --valid"
+# part SRC_SPLIT DIR DST_SPLIT FIRST N: images FIRST..FIRST+N-1 of $T/mini's SRC_SPLIT as DIR's DST_SPLIT.
+part() {
+  local src=$T/mini/$1 dst=$2/$3
+  { head -c 4 "$src-images-idx3-ubyte"; printf "$(be32 "$5")"; tail -c +9 "$src-images-idx3-ubyte" | head -c 8
+    tail -c +$((17 + $4 * 784)) "$src-images-idx3-ubyte" | head -c $(($5 * 784)); } >"$dst-images-idx3-ubyte"
+  { head -c 4 "$src-labels-idx1-ubyte"; printf "$(be32 "$5")"
+    tail -c +$((9 + $4)) "$src-labels-idx1-ubyte" | head -c "$5"; } >"$dst-labels-idx1-ubyte"
+}
+mkdir -p "$T/vsplit" "$T/vonly"
+part train "$T/vsplit" train 0 2200
+part train "$T/vsplit" t10k 2200 1000
+# Test files that would fail to load: --valid must not read them.
+cp "$T/mini/train-"* "$T/vonly/"
+echo garbage >"$T/vonly/t10k-images-idx3-ubyte"
+echo garbage >"$T/vonly/t10k-labels-idx1-ubyte"
+"$TRAINER" --data "$T/vonly" --threads 2 --epochs 2 --limit-batches 20 --seed 5 --valid 1000 \
+  --save "$T/v.ckpt" >"$T/v.log" 2>&1; rc_v=$?
+"$TRAINER" --data "$T/vsplit" --threads 2 --epochs 2 --limit-batches 20 --seed 5 >"$T/vs.log" 2>&1
+check "--valid 1000 trains without reading the (broken) test files" test $rc_v -eq 0
+check "  ... and says what it holds out" \
+  grep -q "^validation: the last 1000 training images (training on the first 2200); the test set is not read" "$T/v.log"
+if [ -n "$(lines "$T/v.log")" ] && [ "$(lines "$T/v.log")" = "$(lines "$T/vs.log")" ]; then
+  ok "  ... the same run as on the first 2200 images, evaluated on the last 1000"
+else
+  bad "  ... the same run as on the first 2200 images, evaluated on the last 1000" \
+    "$(testline "$T/v.log")" "$(testline "$T/vs.log")"
+fi
+"$TRAINER" --data "$T/vsplit" --threads 2 --eval "$T/v.ckpt" >"$T/ve.log" 2>&1
+check "  ... its checkpoint evaluates on those 1000 to the last epoch's line" \
+  test "$(testline "$T/ve.log")" = "$(testline "$T/v.log")"
+expect_fail "--valid 0" "--valid takes a whole number from 1" --data "$T/mini" --valid 0
+expect_fail "--valid of every training image" "cannot hold out 3200 of its 3200 images (1 to 3199)" \
+  --data "$T/mini" --epochs 1 --valid 3200
+expect_fail "--eval with --valid is a usage error" "--eval and --valid do not go together" \
+  --data "$T/mini" --eval "$T/a.ckpt" --valid 100
 # Outputs are checked before training: no epoch runs, no temporary file stays.
 expect_fail "--log-csv into a missing directory" "$T/no/dir/x.csv" --data "$T/mini" --threads 2 \
   --epochs 1 --limit-batches 1 --log-csv "$T/no/dir/x.csv"
