@@ -15,7 +15,7 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 BLAS_CFLAGS := -I/usr/include/x86_64-linux-gnu/openblas-pthread
 BLAS_LIBS   := -lopenblas
 OMP     := -fopenmp
-LIBS    := $(BLAS_LIBS) -lz -lm
+LIBS    := $(BLAS_LIBS) -lcjson -lz -lm
 
 MODEL   ?= mnist14k
 # Where MNIST is: MNIST_DIR, else ../shared/data/mnist, else data/mnist.
@@ -220,7 +220,7 @@ FRONTEND_TESTS := lexer parser check report
 # (report.c shows the inference memory plan, so infer_plan.c is front end too.)
 # The layer kinds (compiler/layer_*.c and what they share) are one unit.
 KIND_SRC       := compiler/layers.c $(sort $(wildcard compiler/layer_*.c)) compiler/train_emit.c \
-                  compiler/train_plan.c compiler/infer_plan.c
+                  compiler/train_plan.c compiler/infer_plan.c compiler/torch_module.c
 FRONTEND_SRC   := compiler/ast.c compiler/check.c compiler/diag.c compiler/report.c compiler/net.c \
                   $(KIND_SRC)
 TESTS += $(FRONTEND_TESTS:%=$(BUILD)/tests/test_%) $(BUILD)/tests/bad_corpus
@@ -236,7 +236,7 @@ $(BUILD)/tests/bad_corpus: tests/bad/run.sh $(BUILD)/cnnc $(BUILD)/san/cnnc
 # emit_train.c: the suite compares inference with the training code's eval forward;
 # build/cnnc (order-only): it runs `cnnc summary --weights`.
 INFER_SRC := compiler/interp.c compiler/quant.c compiler/emit_infer.c \
-             compiler/emit_util.c compiler/emit_train.c
+             compiler/emit_util.c compiler/emit_train.c compiler/net_ckpt.c
 TESTS += $(BUILD)/tests/test_infer
 $(BUILD)/tests/test_infer: tests/test_infer.c tests/cu_main.c $(INFER_SRC) $(FRONTEND_SRC) $(RUNTIME_SRC) $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(wildcard compiler/*.h runtime/*.h) | $(BUILD)/cnnc
 	@mkdir -p $(@D)
