@@ -195,7 +195,26 @@ def round_trip(name, data):
     check(f"{name}: the ONNX export passes onnx.checker", ok, detail)
 
 
+def command_line():
+    """cnnc export's refusals: no format, no DIR, another network's weights."""
+    work = f"{BUILD}/export/cli"
+    rc, log = run(CNNC, "export", "models/mnist14k.cnn", "-o", work)
+    check("cnnc export without --pytorch: usage error", rc == 2 and "export needs a format: --pytorch" in log, log)
+    rc, log = run(CNNC, "export", "models/mnist14k.cnn", "--pytorch")
+    check("cnnc export without -o: usage error", rc == 2 and "export needs -o DIR" in log, log)
+    rc, log = run(CNNC, "export", "models/mnist14k.cnn", "--pytorch", "-o", work, "--weights", "models/lenet5.ckpt")
+    check("cnnc export of another network's checkpoint: refused, naming it",
+          rc == 1 and "models/lenet5.ckpt: checkpoint is of network 'lenet5', not 'mnist14k'" in log, log)
+    rc, log = run(CNNC, "export", "models/mnist14k.cnn", "--pytorch", "-o", work, "--weights", "models/mnist14k.ckpt")
+    check("cnnc export says it converts a version 1 checkpoint",
+          rc == 0 and f"converted models/mnist14k.ckpt (checkpoint format version 1) to version 3: {work}/mnist14k.ckpt"
+          in log, log)
+    rc, log = run(CNNC, "export", "models/mnist14k.cnn", "--pytorch", "-o", work, "--weights", f"{work}/mnist14k.ckpt")
+    check("cnnc export of a version 3 checkpoint: no conversion message", rc == 0 and "converted" not in log, log)
+
+
 def main():
+    command_line()
     data = mnist_test()
     if data is None:
         print(f"(no MNIST test set in {MNIST}: the 28x28 networks run on random inputs)")
