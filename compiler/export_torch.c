@@ -288,7 +288,15 @@ static int write_weights(const Net *net, const char *weights, const char *outdir
   return rc;
 }
 
+// A kind without a PyTorch module is refused before anything is written.
 int export_torch(const Net *net, const char *source, const char *outdir, const char *weights) {
+  int k = torch_unexportable(net);
+  if (k >= 0) {
+    const Layer *l = &net->layers[k];
+    fprintf(stderr, "cnnc: error: %s:%d:%d: layer %d: %s has no PyTorch module to export yet\n", l->span.file,
+            l->span.line, l->span.col, k + 1, layer_kind_name(l->kind));
+    return 1;
+  }
   if (emit_mkdirs(outdir) != 0 || write_module(net, source, outdir) != 0)
     return 1;
   return weights && write_weights(net, weights, outdir) != 0 ? 1 : 0;

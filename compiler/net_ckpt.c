@@ -7,6 +7,7 @@
 
 #include "torch_module.h"
 
+// The table is built for this one call: the checkpoint keeps only its arrays.
 int net_ckpt_load(const Net *net, const char *path, cnn_ckpt *c, char *err, size_t errlen) {
   cnn_tensor *t;
   size_t n;

@@ -48,7 +48,12 @@ static void walk_layer(Walker *wk, const char *prefix, int *i, int k, int depth)
     snprintf(mod, sizeof mod, "nn.Unflatten(1, (%d, %d, %d))", l->in.c, l->in.h, l->in.w);
     emit(wk, prefix, i, mod, -1, depth);
   }
-  def->torch(l, mod, sizeof mod, pre, sizeof pre);
+  // A kind without a module still has its tensors named (the checkpoint
+  // table); export_torch refuses it first (torch_unexportable).
+  if (def->torch)
+    def->torch(l, mod, sizeof mod, pre, sizeof pre);
+  else
+    snprintf(mod, sizeof mod, "nn.Identity()");
   if (pre[0])
     emit(wk, prefix, i, pre, -1, depth);
   emit(wk, prefix, i, mod, k, depth);
@@ -89,6 +94,15 @@ static void walk_seq(Walker *wk, const char *prefix, int from, int to, int depth
   }
 }
 
+// Kinds lack a module only until their file gives one.
+int torch_unexportable(const Net *net) {
+  for (int k = 0; k < net->n_layers; k++)
+    if (net->layers[k].kind != L_ADD && !layer_def(net->layers[k].kind)->torch)
+      return k;
+  return -1;
+}
+
+// The whole net is the top sequence "layers", read as a 4-d tensor.
 int torch_walk(const Net *net, const TorchWalk *w) {
   Walker wk = {.net = net, .w = w, .rank = 4};
   walk_seq(&wk, "layers", 0, net->n_layers - 1, 0);
@@ -163,6 +177,7 @@ static int by_block(const void *a, const void *b) {
   return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
+// Collected in walk order, then sorted into the blocks' order.
 int torch_tensors(const Net *net, cnn_tensor **out, size_t *n) {
   Collect c = {.net = net};
   TorchWalk w = {&c, collect_module, collect_open, collect_shortcut, collect_close};
@@ -176,6 +191,7 @@ int torch_tensors(const Net *net, cnn_tensor **out, size_t *n) {
   return 0;
 }
 
+// The names were malloc'ed one by one.
 void torch_tensors_free(cnn_tensor *t, size_t n) {
   for (size_t i = 0; t && i < n; i++)
     free((char *)t[i].name);

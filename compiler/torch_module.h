@@ -31,6 +31,9 @@ typedef struct TorchWalk {
 // a path would not fit (nesting beyond any real network).
 int torch_walk(const Net *net, const TorchWalk *w);
 
+// The first layer whose kind has no PyTorch module (no torch field), or -1.
+int torch_unexportable(const Net *net);
+
 // The tensor table of net: params tensors in offset order, then state ones;
 // names malloc'ed. 0, or -1 out of memory.
 int torch_tensors(const Net *net, cnn_tensor **out, size_t *n);
