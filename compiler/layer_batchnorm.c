@@ -265,13 +265,17 @@ static void bn_init(TrainCtx *c, int k) {
 
 // Folds into the conv op before it: only a conv's own affine output can
 // absorb BN exactly.
+// Folds into the conv it reads (its scale into the weights, its shift into
+// the bias).
 static int bn_lower(InferPlan *p, const Net *net, int i, char *msg, size_t n) {
-  InferOp *op = infer_plan_last_op(p);
-  if (!op || op->kind != IOP_CONV || op->relu || op->bn >= 0 || net->layers[i].src != i) {
+  InferOp *op = infer_plan_fold_target(p, net, i, msg, n);
+  if (!op)
+    return -1;
+  if (op->kind != IOP_CONV || op->relu || op->bn >= 0) {
     snprintf(msg, n,
              "layer %d: inference code folds batchnorm into the conv before it; "
              "this one follows %s",
-             i + 1, op ? (op->relu ? "a relu" : layer_kind_name(net->layers[op->last].kind)) : "the input");
+             i + 1, op->relu ? "a relu" : layer_kind_name(net->layers[op->last].kind));
     return -1;
   }
   op->bn = i;

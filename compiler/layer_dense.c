@@ -85,10 +85,18 @@ static void dense_init(TrainCtx *c, int k) {
                     (long)l->param_off);
 }
 
+// A conv whose window is the whole map it reads: after flatten that map is
+// still HxWxC in the plan, and the weights [units][c][h][w] of the CHW
+// flattening are the conv layout [oc][ic][kh][kw] as they are.
 static int dense_lower(InferPlan *p, const Net *net, int i, char *msg, size_t n) {
-  (void)p, (void)net;
-  snprintf(msg, n, "layer %d: inference code does not support dense yet", i + 1);
-  return -1;
+  (void)msg, (void)n;
+  const InferOp *src = infer_plan_last_op(p);
+  InferOp *op = infer_plan_new_op(p, &net->layers[i], i, IOP_CONV);
+  op->in = src ? src->out : net->input;
+  op->kh = op->in.h, op->kw = op->in.w;
+  op->sh = op->sw = 1;
+  op->dense = true;
+  return 0;
 }
 
 // PyTorch's Linear, on [N, C].
