@@ -15,7 +15,7 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 BLAS_CFLAGS := -I/usr/include/x86_64-linux-gnu/openblas-pthread
 BLAS_LIBS   := -lopenblas
 OMP     := -fopenmp
-LIBS    := $(BLAS_LIBS) -lz -lm
+LIBS    := $(BLAS_LIBS) -lcjson -lz -lm
 
 MODEL   ?= mnist14k
 # Where MNIST is: MNIST_DIR, else ../shared/data/mnist, else data/mnist.
@@ -102,6 +102,7 @@ GEN_FLAGS := $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -I$(GEN_DIR)
 # The committed generated code, rebuilt from the model when cnnc changes.
 generate: $(BUILD)/cnnc
 	$(BUILD)/cnnc build models/$(MODEL).cnn -o $(GEN_DIR)/
+	$(BUILD)/cnnc export models/$(MODEL).cnn --pytorch -o $(GEN_DIR)/
 
 # Fails when generated/ is not what the current compiler emits.
 # Every committed generated/NAME/ is regenerated from models/NAME.cnn.
@@ -109,6 +110,7 @@ check-generated: $(BUILD)/cnnc
 	@rm -rf $(BUILD)/regen && mkdir -p $(BUILD)/regen
 	@for d in generated/*/; do m=$$(basename $$d); \
 	  $(BUILD)/cnnc build models/$$m.cnn -o $(BUILD)/regen/$$m/ && \
+	  $(BUILD)/cnnc export models/$$m.cnn --pytorch -o $(BUILD)/regen/$$m/ && \
 	  diff -r -x '*_infer*' generated/$$m $(BUILD)/regen/$$m || exit 1; done
 	@echo "check-generated: generated/ is what the compiler emits"
 
@@ -220,7 +222,7 @@ FRONTEND_TESTS := lexer parser check report
 # (report.c shows the inference memory plan, so infer_plan.c is front end too.)
 # The layer kinds (compiler/layer_*.c and what they share) are one unit.
 KIND_SRC       := compiler/layers.c $(sort $(wildcard compiler/layer_*.c)) compiler/train_emit.c \
-                  compiler/train_plan.c compiler/infer_plan.c
+                  compiler/train_plan.c compiler/infer_plan.c compiler/torch_module.c
 FRONTEND_SRC   := compiler/ast.c compiler/check.c compiler/diag.c compiler/report.c compiler/net.c \
                   $(KIND_SRC)
 TESTS += $(FRONTEND_TESTS:%=$(BUILD)/tests/test_%) $(BUILD)/tests/bad_corpus
@@ -236,7 +238,7 @@ $(BUILD)/tests/bad_corpus: tests/bad/run.sh $(BUILD)/cnnc $(BUILD)/san/cnnc
 # emit_train.c: the suite compares inference with the training code's eval forward;
 # build/cnnc (order-only): it runs `cnnc summary --weights`.
 INFER_SRC := compiler/interp.c compiler/quant.c compiler/emit_infer.c \
-             compiler/emit_util.c compiler/emit_train.c
+             compiler/emit_util.c compiler/emit_train.c compiler/net_ckpt.c
 # Other trained networks: their inference checks are tests/infer_nets.c's
 # (below), their generated inference code is checked in `make test`.
 INFER_NETS := mnist4k7
@@ -313,6 +315,21 @@ $(BUILD)/tests/test_torch_kinds: tests/test_torch.c tests/cu_main.c $(TORCH_DIR)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -Iruntime -I$(TORCH_DIR) -DNET_HEADER='"torch_kinds_train.h"' -DNET=torch_kinds_net \
 	  -DREF_DEFAULT='"tests/data/torch_kinds.bin"' $< tests/cu_main.c $(TORCH_DIR)/torch_kinds_train.c $(RUNTIME_SRC) $(TEST_LIBS) -o $@
+
+# cnnc export round trips (tests/torch_export.py, with python3-torch): every
+# model's training code with tests/dump_logprobs.c gives the eval
+# log-probabilities the exported PyTorch module must match.
+EXPORT_MODELS := $(sort $(basename $(notdir $(wildcard models/*.cnn))))
+EXPORT_DIR    := $(BUILD)/export
+$(EXPORT_MODELS:%=$(EXPORT_DIR)/%-logprobs): $(EXPORT_DIR)/%-logprobs: models/%.cnn tests/dump_logprobs.c $(BUILD)/cnnc $(BUILD)/libcnnrt.a
+	@rm -rf $(EXPORT_DIR)/$* && mkdir -p $(EXPORT_DIR)/$*
+	$(BUILD)/cnnc build $< -o $(EXPORT_DIR)/$*/
+	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -I$(EXPORT_DIR)/$* -DNET_HEADER='"$*_train.h"' -DNET=$*_net \
+	  tests/dump_logprobs.c $(EXPORT_DIR)/$*/$*_train.c $(BUILD)/libcnnrt.a $(LIBS) $(OMP) -o $@
+TESTS += $(BUILD)/tests/torch_export
+$(BUILD)/tests/torch_export: tests/torch_export.sh tests/torch_export.py $(EXPORT_MODELS:%=$(EXPORT_DIR)/%-logprobs) $(BUILD)/cnnc
+	@mkdir -p $(@D)
+	printf '#!/bin/sh\nexec bash tests/torch_export.sh $(BUILD) "$(MNIST_DIR)"\n' >$@ && chmod +x $@
 
 # The MLPerf Tiny models train a few epochs on generated data (tests/models.sh).
 SMOKE_MODELS := dscnn resnet8

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
+#include "net_ckpt.h"
 #include "emit.h"
 #include "emit_util.h"
 #include "idx.h"
@@ -1339,9 +1339,7 @@ int emit_infer(const Net *net, const char *outdir, const EmitOptions *opt) {
   }
   cnn_ckpt c;
   char err[512];
-  if (cnn_ckpt_load(opt->weights, &c, err, sizeof err) < 0 ||
-      cnn_ckpt_check(&c, opt->weights, net->name, net->shape_hash, (size_t)net->n_params,
-                     (size_t)net->n_state, net->train.mean, net->train.std, err, sizeof err) < 0) {
+  if (net_ckpt_load(net, opt->weights, &c, err, sizeof err) < 0) {
     fprintf(stderr, "cnnc: error: %s\n", err);
     cnn_ckpt_free(&c);
     return 1;

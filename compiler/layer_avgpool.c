@@ -62,8 +62,15 @@ static int avgpool_lower(InferPlan *p, const Net *net, int i, char *msg, size_t 
   return 0;
 }
 
+// PyTorch's AvgPool2d (no padding; windows that do not fit are dropped, as there).
+static void avgpool_torch(const Layer *l, char *mod, size_t n, char *pre, size_t pren) {
+  (void)pre, (void)pren;
+  pool_torch(l, "nn.AvgPool2d", mod, n);
+}
+
 const LayerDef layer_avgpool = {
     .name = "avgpool", .params = pool_params, .n_params = 2,
     .args = pool_args, .shape = pool_shape, .transform = pool_transform, .window = true,
     .fn = "avgpool", .emit_train = avgpool_emit, .lower = avgpool_lower,
+    .torch = avgpool_torch, .torch_in = 4,
 };

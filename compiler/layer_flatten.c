@@ -45,7 +45,14 @@ static int flatten_lower(InferPlan *p, const Net *net, int i, char *msg, size_t 
   return 0;
 }
 
+// PyTorch's nn.Flatten.
+static void flatten_torch(const Layer *l, char *mod, size_t n, char *pre, size_t pren) {
+  (void)l, (void)pre, (void)pren;
+  snprintf(mod, n, "nn.Flatten()");
+}
+
 const LayerDef layer_flatten = {
     .name = "flatten", .shape = flatten_shape, .transform = flatten_transform, .window = true,
     .fn = "flatten", .in_place = true, .view = true, .emit_train = flatten_emit, .lower = flatten_lower,
+    .torch = flatten_torch, .torch_out = 2,
 };

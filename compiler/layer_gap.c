@@ -49,7 +49,14 @@ static int gap_lower(InferPlan *p, const Net *net, int i, char *msg, size_t n) {
   return 0;
 }
 
+// PyTorch's nn.AdaptiveAvgPool2d.
+static void gap_torch(const Layer *l, char *mod, size_t n, char *pre, size_t pren) {
+  (void)l, (void)pre, (void)pren;
+  snprintf(mod, n, "nn.AdaptiveAvgPool2d(1)");
+}
+
 const LayerDef layer_gap = {
     .name = "gap", .shape = gap_shape, .transform = gap_transform, .window = true,
     .fn = "gap", .emit_train = gap_emit, .lower = gap_lower,
+    .torch = gap_torch, .torch_in = 4,
 };

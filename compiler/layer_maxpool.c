@@ -148,8 +148,26 @@ static int maxpool_lower(InferPlan *p, const Net *net, int i, char *msg, size_t 
   return 0;
 }
 
+// The module text of a pool: its class, kernel and (when not the kernel) stride.
+void pool_torch(const Layer *l, const char *cls, char *mod, size_t n) {
+  char k[32], st[32];
+  fmt_torch_pair(k, sizeof k, l->kh, l->kw);
+  fmt_torch_pair(st, sizeof st, l->sh, l->sw);
+  if (l->kh == l->sh && l->kw == l->sw)
+    snprintf(mod, n, "%s(%s)", cls, k);
+  else
+    snprintf(mod, n, "%s(%s, stride=%s)", cls, k, st);
+}
+
+// PyTorch's MaxPool2d (no padding; windows that do not fit are dropped, as there).
+static void maxpool_torch(const Layer *l, char *mod, size_t n, char *pre, size_t pren) {
+  (void)pre, (void)pren;
+  pool_torch(l, "nn.MaxPool2d", mod, n);
+}
+
 const LayerDef layer_maxpool = {
     .name = "maxpool", .params = pool_params, .n_params = 2,
     .args = pool_args, .shape = pool_shape, .transform = pool_transform, .window = true,
     .fn = "maxpool", .fwd_training = true, .emit_train = maxpool_emit, .lower = maxpool_lower,
+    .torch = maxpool_torch, .torch_in = 4,
 };

@@ -64,7 +64,14 @@ static int relu_lower(InferPlan *p, const Net *net, int i, char *msg, size_t n) 
   return 0;
 }
 
+// PyTorch's nn.ReLU.
+static void relu_torch(const Layer *l, char *mod, size_t n, char *pre, size_t pren) {
+  (void)l, (void)pre, (void)pren;
+  snprintf(mod, n, "nn.ReLU()");
+}
+
 const LayerDef layer_relu = {
     .name = "relu", .transform = relu_transform,
     .fn = "relu", .in_place = true, .emit_train = relu_emit, .lower = relu_lower,
+    .torch = relu_torch,
 };

@@ -189,7 +189,8 @@ static cnn_ckpt load_checkpoint(const char *path) {
   cnn_ckpt c;
   if (cnn_ckpt_load(path, &c, err, sizeof err) ||
       cnn_ckpt_check(&c, path, NET.name, NET.shape_hash, NET.n_params, NET.n_state,
-                     NET.train->mean, NET.train->std, err, sizeof err))
+                     NET.train->mean, NET.train->std, NET.tensors, NET.n_tensors, err,
+                     sizeof err))
     die(err);
   memcpy(NET.params, c.params, NET.n_params * sizeof(float));
   memcpy(NET.state, c.state, NET.n_state * sizeof(float));
@@ -204,7 +205,8 @@ static void save_checkpoint(const char *path, int epoch, uint64_t step, const cn
                 .n_state = NET.n_state, .epoch = (uint32_t)epoch, .step = step,
                 .sgd_steps = opt->steps, .rng = *rng, .params = NET.params,
                 .state = NET.state, .momentum = opt->has_buf ? opt->buf : NULL,
-                .has_norm = 1, .mean = NET.train->mean, .std = NET.train->std};
+                .has_norm = 1, .mean = NET.train->mean, .std = NET.train->std,
+                .tensors = NET.tensors, .n_tensors = NET.n_tensors};
   snprintf(c.name, sizeof c.name, "%s", NET.name);
   if (cnn_ckpt_save(path, &c, err, sizeof err))
     die(err);

@@ -23,6 +23,7 @@
 #include "emit.h"
 #include "idx.h"
 #include "infer_plan.h"
+#include "net_ckpt.h"
 #include "scores.h"
 
 typedef int (*predict_fn)(const uint8_t *);
@@ -111,9 +112,7 @@ int main(int argc, char **argv) {
   if (!tn)
     goto done;
   if (strcmp(ck, "-")) {
-    if (cnn_ckpt_load(ck, &c, err, sizeof err) < 0 ||
-        cnn_ckpt_check(&c, ck, N, net.shape_hash, (size_t)net.n_params, (size_t)net.n_state,
-                       net.train.mean, net.train.std, err, sizeof err) < 0) {
+    if (net_ckpt_load(&net, ck, &c, err, sizeof err) < 0) {
       fprintf(stderr, "infer_nets: %s\n", err);
       goto done;
     }

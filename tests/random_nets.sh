@@ -100,7 +100,7 @@ while read -r f name inc inh inw classes batch; do
   [ $ok -eq 1 ] || continue
   if ! run gcc -std=c11 -O2 $WARN -D_POSIX_C_SOURCE=200809L -fopenmp $BLAS -Iruntime -I"$d/train" \
       -DNET_HEADER="\"${name}_train.h\"" -DNET="${name}_net" examples/train.c "$d/train_gcc.o" \
-      build/libcnnrt.a -lopenblas -lz -lm -fopenmp -o "$d/trainer"; then
+      build/libcnnrt.a -lopenblas -lcjson -lz -lm -fopenmp -o "$d/trainer"; then
     fail "trainer does not link" "$log"; continue
   fi
   n[linked]=$((n[linked] + 1))

@@ -21,8 +21,10 @@
 #include "emit.h"
 #include "idx.h"
 #include "infer_plan.h"
+#include "net_ckpt.h"
 #include "quant.h"
 #include "scores.h"
+#include "torch_module.h"
 
 #define OUT "build/test_infer"
 #define ARM_FLAGS "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16"
@@ -280,10 +282,7 @@ static void test_random_weights(void) {
 // Loads checkpoint ck and checks it is mnist14k's; 0, or -1 with a message.
 static int load_trained(const char *ck, cnn_ckpt *c) {
   char err[512];
-  int rc = cnn_ckpt_load(ck, c, err, sizeof err);
-  if (rc == 0)
-    rc = cnn_ckpt_check(c, ck, net.name, net.shape_hash, (size_t)net.n_params,
-                        (size_t)net.n_state, net.train.mean, net.train.std, err, sizeof err);
+  int rc = net_ckpt_load(&net, ck, c, err, sizeof err);
   if (rc != 0)
     fprintf(stderr, "%s\n", err);
   return rc;
@@ -560,8 +559,12 @@ static void test_summary_weights(void) {
                 .n_state = (uint64_t)net.n_state, .epoch = 3, .step = 2814,
                 .params = params, .state = state};
   snprintf(c.name, sizeof c.name, "%s", net.name);
+  cnn_tensor *tensors;
+  CU_ASSERT_EQUAL_FATAL(torch_tensors(&net, &tensors, &c.n_tensors), 0);
+  c.tensors = tensors;
   CU_ASSERT_EQUAL_FATAL(sh("mkdir -p %s%.0s", OUT, ""), 0);
   int rc = cnn_ckpt_save(ck, &c, err, sizeof err);
+  torch_tensors_free(tensors, c.n_tensors);
   if (rc != 0)
     fprintf(stderr, "%s\n", err);
   CU_ASSERT_EQUAL_FATAL(rc, 0);

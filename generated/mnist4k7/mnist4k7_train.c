@@ -1816,6 +1816,42 @@ const cnn_real *mnist4k7_activation(int k) {
 }
 #endif
 
+// Every tensor of params and state, under the state_dict names of the
+// PyTorch module `cnnc export` writes: name, block, offset, size, shape.
+static const cnn_tensor mnist4k7_tensors[31] = {
+    {"layers.0.weight", 0, 0, 72, 4, {8, 1, 3, 3}},
+    {"layers.1.weight", 0, 72, 8, 1, {8}},
+    {"layers.1.bias", 0, 80, 8, 1, {8}},
+    {"layers.3.weight", 0, 88, 864, 4, {12, 8, 3, 3}},
+    {"layers.4.weight", 0, 952, 12, 1, {12}},
+    {"layers.4.bias", 0, 964, 12, 1, {12}},
+    {"layers.7.weight", 0, 976, 96, 4, {8, 12, 1, 1}},
+    {"layers.8.weight", 0, 1072, 8, 1, {8}},
+    {"layers.8.bias", 0, 1080, 8, 1, {8}},
+    {"layers.10.weight", 0, 1088, 864, 4, {12, 8, 3, 3}},
+    {"layers.11.weight", 0, 1952, 12, 1, {12}},
+    {"layers.11.bias", 0, 1964, 12, 1, {12}},
+    {"layers.13.weight", 0, 1976, 1296, 4, {12, 12, 3, 3}},
+    {"layers.14.weight", 0, 3272, 12, 1, {12}},
+    {"layers.14.bias", 0, 3284, 12, 1, {12}},
+    {"layers.16.weight", 0, 3296, 1296, 4, {12, 12, 3, 3}},
+    {"layers.17.weight", 0, 4592, 12, 1, {12}},
+    {"layers.17.bias", 0, 4604, 12, 1, {12}},
+    {"layers.19.weight", 0, 4616, 120, 4, {10, 12, 1, 1}},
+    {"layers.1.running_mean", 1, 0, 8, 1, {8}},
+    {"layers.1.running_var", 1, 8, 8, 1, {8}},
+    {"layers.4.running_mean", 1, 16, 12, 1, {12}},
+    {"layers.4.running_var", 1, 28, 12, 1, {12}},
+    {"layers.8.running_mean", 1, 40, 8, 1, {8}},
+    {"layers.8.running_var", 1, 48, 8, 1, {8}},
+    {"layers.11.running_mean", 1, 56, 12, 1, {12}},
+    {"layers.11.running_var", 1, 68, 12, 1, {12}},
+    {"layers.14.running_mean", 1, 80, 12, 1, {12}},
+    {"layers.14.running_var", 1, 92, 12, 1, {12}},
+    {"layers.17.running_mean", 1, 104, 12, 1, {12}},
+    {"layers.17.running_var", 1, 116, 12, 1, {12}},
+};
+
 cnn_net mnist4k7_net = {
     .name = "mnist4k7",
     .batch = BATCH,
@@ -1825,6 +1861,7 @@ cnn_net mnist4k7_net = {
     .n_params = 4736, .params = mnist4k7_params, .grads = mnist4k7_grads,
     .n_state = 128, .state = mnist4k7_state,
     .train = &mnist4k7_train_config,
+    .tensors = mnist4k7_tensors, .n_tensors = 31,
     .init = mnist4k7_init,
     .forward = mnist4k7_forward,
     .backward = mnist4k7_backward,

@@ -54,7 +54,7 @@ $(BUILD)/tests/fuzz_burst: tests/fuzz/run.sh $(FUZZ_BINS)
 # Seeds written by the runtime's own writers (a checkpoint, IDX raw and gzip).
 $(FUZZ_DIR)/mkseeds: tests/fuzz/mkseeds.c $(BUILD)/libcnnrt.a $(wildcard runtime/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Iruntime $< $(BUILD)/libcnnrt.a -lz -o $@
+	$(CC) $(CFLAGS) -Iruntime $< $(BUILD)/libcnnrt.a -lcjson -lz -lm -o $@
 fuzz-seeds: $(FUZZ_DIR)/mkseeds
 	$< tests/fuzz/corpus
 
