@@ -75,6 +75,22 @@ static void locate(const Net *net, int i, char *msg, size_t msglen) {
   snprintf(msg, msglen, "%s:%d:%d: %s", sp->file, sp->line, sp->col, tmp);
 }
 
+// Whether an op reads its sources in the shape they were made (HxWxC rows):
+// after a flatten of a bigger map only a dense knows the CHW order.
+static bool reads_as_made(const InferPlan *p, const Net *net, const InferOp *op) {
+  if (op->dense)
+    return true;
+  for (int s = 0; s < 2; s++) {
+    int src = s ? op->src2 : op->src;
+    if (s && src < 0)
+      continue;
+    Shape m = src >= 0 ? p->ops[src].out : net->input;
+    if (m.c != op->in.c || m.h != op->in.h || m.w != op->in.w)
+      return false;
+  }
+  return true;
+}
+
 // Groups the layers into ops, each kind by its module's lowering; a layer
 // that makes no op of its own leaves its output to the op it read.
 static int group_ops(const Net *net, InferPlan *p, char *msg, size_t msglen) {
@@ -92,6 +108,11 @@ static int group_ops(const Net *net, InferPlan *p, char *msg, size_t msglen) {
         // The image is raw pixels: only a conv folds the normalization in.
         snprintf(msg, msglen, "layer %d: inference code needs a conv (or dense) to read the input: "
                               "it takes the input normalization", i + 1);
+        locate(net, i, msg, msglen);
+        return -1;
+      } else if (!reads_as_made(p, net, &p->ops[j])) {
+        snprintf(msg, msglen, "layer %d: inference code reads a flatten of a map larger than 1x1 "
+                              "only with dense", i + 1);
         locate(net, i, msg, msglen);
         return -1;
       }
