@@ -841,14 +841,15 @@ static void draw_net(int index, Shape *in, int *classes, int *batch) {
       emit("gap;\n");
     }
     s.h = s.w = 1;
-  } else if (chance(20)) {
+  } else if (chance(20) && !(infer_ok && st.flat)) {
     emit("gap;\n"); // gap on a 1x1 map
   }
   if (s.c < 2 || s.c > 12 || chance(40)) {
     if (chance(30))
       emit(infer_ok ? "relu;\n" : "batchnorm;\nrelu;\n");
     s.c = rnd(2, 12);
-    if (chance(50))
+    // After a flatten --infer-ok wants a dense (only it knows the CHW order).
+    if (chance(50) && !(infer_ok && st.flat))
       emit("conv(%d, 1);\n", s.c);
     else
       emit("dense(%d);\n", s.c);
