@@ -122,6 +122,16 @@ static int group_ops(const Net *net, InferPlan *p, char *msg, size_t msglen) {
     locate(net, 0, msg, msglen);
     return -1;
   }
+  // The scores are the last op's output as it made it: a flatten of a map
+  // larger than 1x1 after it would give more classes, in CHW order.
+  if (p->ops[p->n_ops - 1].out.c != net->layers[net->n_layers - 1].out.c) {
+    int i = net->n_layers - 1;
+    while (i > 0 && net->layers[i].kind != L_FLATTEN)
+      i--;
+    snprintf(msg, msglen, "layer %d: inference code needs a dense after a flatten of a map larger than 1x1", i + 1);
+    locate(net, i, msg, msglen);
+    return -1;
+  }
   return 0;
 }
 

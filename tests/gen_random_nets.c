@@ -844,11 +844,11 @@ static void draw_net(int index, Shape *in, int *classes, int *batch) {
   } else if (chance(20) && !(infer_ok && st.flat)) {
     emit("gap;\n"); // gap on a 1x1 map
   }
-  if (s.c < 2 || s.c > 12 || chance(40)) {
+  // After a flatten --infer-ok wants a dense (only it knows the CHW order).
+  if (s.c < 2 || s.c > 12 || chance(40) || (infer_ok && st.flat)) {
     if (chance(30))
       emit(infer_ok ? "relu;\n" : "batchnorm;\nrelu;\n");
     s.c = rnd(2, 12);
-    // After a flatten --infer-ok wants a dense (only it knows the CHW order).
     if (chance(50) && !(infer_ok && st.flat))
       emit("conv(%d, 1);\n", s.c);
     else
