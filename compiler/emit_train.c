@@ -204,7 +204,9 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
   if (c->scratch) {
     W(c, "// Where a layer's input gradient goes when another reader of the same\n"
          "// tensor already wrote its gradient; it is then added on.\n");
+    ig_open(c, c->scratch_mode);
     W(c, "static cnn_real %s_dscratch[BATCH * %ld];\n", P, c->scratch);
+    ig_close(c, c->scratch_mode);
   }
   for (int k = 0; k < L; k++) {
     const LayerDef *def = layer_def(n->layers[k].kind);

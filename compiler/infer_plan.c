@@ -75,6 +75,22 @@ static void locate(const Net *net, int i, char *msg, size_t msglen) {
   snprintf(msg, msglen, "%s:%d:%d: %s", sp->file, sp->line, sp->col, tmp);
 }
 
+// Whether an op reads its sources in the shape they were made (HxWxC rows):
+// after a flatten of a bigger map only a dense knows the CHW order.
+static bool reads_as_made(const InferPlan *p, const Net *net, const InferOp *op) {
+  if (op->dense)
+    return true;
+  for (int s = 0; s < 2; s++) {
+    int src = s ? op->src2 : op->src;
+    if (s && src < 0)
+      continue;
+    Shape m = src >= 0 ? p->ops[src].out : net->input;
+    if (m.c != op->in.c || m.h != op->in.h || m.w != op->in.w)
+      return false;
+  }
+  return true;
+}
+
 // Groups the layers into ops, each kind by its module's lowering; a layer
 // that makes no op of its own leaves its output to the op it read.
 static int group_ops(const Net *net, InferPlan *p, char *msg, size_t msglen) {
@@ -94,11 +110,26 @@ static int group_ops(const Net *net, InferPlan *p, char *msg, size_t msglen) {
                               "it takes the input normalization", i + 1);
         locate(net, i, msg, msglen);
         return -1;
+      } else if (!reads_as_made(p, net, &p->ops[j])) {
+        snprintf(msg, msglen, "layer %d: inference code reads a flatten of a map larger than 1x1 "
+                              "only with dense", i + 1);
+        locate(net, i, msg, msglen);
+        return -1;
       }
   }
   if (p->n_ops == 0 || p->tensor_op[net->n_layers] != p->n_ops - 1) {
     snprintf(msg, msglen, "layer 1: inference code needs a conv or dense layer");
     locate(net, 0, msg, msglen);
+    return -1;
+  }
+  // The scores are the last op's output as it made it: a flatten of a map
+  // larger than 1x1 after it would give more classes, in CHW order.
+  if (p->ops[p->n_ops - 1].out.c != net->layers[net->n_layers - 1].out.c) {
+    int i = net->n_layers - 1;
+    while (i > 0 && net->layers[i].kind != L_FLATTEN)
+      i--;
+    snprintf(msg, msglen, "layer %d: inference code needs a dense after a flatten of a map larger than 1x1", i + 1);
+    locate(net, i, msg, msglen);
     return -1;
   }
   return 0;

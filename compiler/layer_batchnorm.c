@@ -271,7 +271,8 @@ static int bn_lower(InferPlan *p, const Net *net, int i, char *msg, size_t n) {
   InferOp *op = infer_plan_fold_target(p, net, i, msg, n);
   if (!op)
     return -1;
-  if (op->kind != IOP_CONV || op->relu || op->bn >= 0) {
+  // After a flatten its channels are no longer the conv's.
+  if (op->kind != IOP_CONV || op->relu || op->bn >= 0 || op->out.c != net->layers[i].in.c) {
     snprintf(msg, n,
              "layer %d: inference code folds batchnorm into the conv before it; "
              "this one follows %s",
