@@ -40,7 +40,7 @@ $(BUILD)/firmware/mkdigits: examples/firmware/mkdigits.c $(BUILD)/libcnnrt.a run
 
 # The networks trained here only briefly (on generated data): their
 # inference code comes from that checkpoint, calibrated on that data.
-ifneq ($(FW_GEN),$(GEN_DIR))
+ifneq ($(FW_GEN),generated/$(FW_MODEL))
 FW_CKPT := $(BUILD)/models/$(FW_MODEL).ckpt
 $(FW_INFER) $(FW_INFER:.c=.h) &: $(FW_CKPT) $(BUILD)/cnnc
 	@mkdir -p $(FW_GEN)
