@@ -478,6 +478,14 @@ static int dsp_kind(const InferPlan *p, int i) {
   return p->ops[i].out_i32 ? DSP_I32 : p->ops[i].out_u8 ? DSP_U8 : DSP_I8;
 }
 
+// Declares m, sh and rnd, the requantization of channel idx of tables
+// mtab/stab, for emit_dsp_store.
+static void emit_dsp_mult(Gen *g, int ind, const char *mtab, const char *stab, const char *idx) {
+  out(g, ind, "int32_t m = %s[%s];\n", mtab, idx);
+  out(g, ind, "int sh = %s[%s];\n", stab, idx);
+  out(g, ind, "int64_t rnd = (int64_t)(1u << (sh - 33)) << 32;\n");
+}
+
 // Stores "v" (rq() of it with m, rnd, sh in scope) to dst for output kind,
 // under "if (cond)" when cond is not NULL.
 static void emit_dsp_store(Gen *g, int ind, int kind, const char *dst, const char *v,
@@ -573,9 +581,7 @@ static void emit_dsp_helpers(Gen *g, bool need_u8, const bool *kinds) {
       snprintf(d1, sizeof d1, "out[ostride + o%s]", h ? " + 1" : "");
       out(g, 2, "{\n");
       if (k != DSP_I32) {
-        out(g, 3, "int32_t m = mult[o%s];\n", h ? " + 1" : "");
-        out(g, 3, "int sh = shift[o%s];\n", h ? " + 1" : "");
-        out(g, 3, "int64_t rnd = (int64_t)(1u << (sh - 33)) << 32;\n");
+        emit_dsp_mult(g, 3, "mult", "shift", h ? "o + 1" : "o");
       }
       emit_dsp_store(g, 3, k, d0, h ? "b0" : "a0", NULL);
       emit_dsp_store(g, 3, k, d1, h ? "b1" : "a1", "n == 2");
@@ -711,9 +717,10 @@ static void emit_conv_dsp(Gen *g, int i) {
       snprintf(d1, sizeof d1, "out[(x + 1) * %d + o%s]", OC, h ? " + 1" : "");
       out(g, 3, "{\n");
       if (kind != DSP_I32) {
-        out(g, 4, "int32_t m = op%d_m[o%s];\n", i + 1, h ? " + 1" : "");
-        out(g, 4, "int sh = op%d_s[o%s];\n", i + 1, h ? " + 1" : "");
-        out(g, 4, "int64_t rnd = (int64_t)(1u << (sh - 33)) << 32;\n");
+        char mt[16], st[16];
+        snprintf(mt, sizeof mt, "op%d_m", i + 1);
+        snprintf(st, sizeof st, "op%d_s", i + 1);
+        emit_dsp_mult(g, 4, mt, st, h ? "o + 1" : "o");
       }
       emit_dsp_store(g, 4, kind, d0, h ? "b0" : "a0", NULL);
       emit_dsp_store(g, 4, kind, d1, h ? "b1" : "a1", NULL);
@@ -788,9 +795,11 @@ static void emit_dwconv_dsp(Gen *g, int i) {
     snprintf(v, sizeof v, "a%d", k);
     out(g, 3, "{\n");
     if (kind != DSP_I32) {
-      out(g, 4, "int32_t m = op%d_m[c + %d];\n", i + 1, k);
-      out(g, 4, "int sh = op%d_s[c + %d];\n", i + 1, k);
-      out(g, 4, "int64_t rnd = (int64_t)(1u << (sh - 33)) << 32;\n");
+      char mt[16], st[16], ix[16];
+      snprintf(mt, sizeof mt, "op%d_m", i + 1);
+      snprintf(st, sizeof st, "op%d_s", i + 1);
+      snprintf(ix, sizeof ix, "c + %d", k);
+      emit_dsp_mult(g, 4, mt, st, ix);
     }
     emit_dsp_store(g, 4, kind, d, v, NULL);
     out(g, 3, "}\n");
