@@ -15,7 +15,7 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 BLAS_CFLAGS := -I/usr/include/x86_64-linux-gnu/openblas-pthread
 BLAS_LIBS   := -lopenblas
 OMP     := -fopenmp
-LIBS    := $(BLAS_LIBS) -lz -lm
+LIBS    := $(BLAS_LIBS) -lcjson -lz -lm
 
 MODEL   ?= mnist14k
 # Where MNIST is: MNIST_DIR, else ../shared/data/mnist, else data/mnist.
@@ -102,6 +102,7 @@ GEN_FLAGS := $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -I$(GEN_DIR)
 # The committed generated code, rebuilt from the model when cnnc changes.
 generate: $(BUILD)/cnnc
 	$(BUILD)/cnnc build models/$(MODEL).cnn -o $(GEN_DIR)/
+	$(BUILD)/cnnc export models/$(MODEL).cnn --pytorch -o $(GEN_DIR)/
 
 # Fails when generated/ is not what the current compiler emits.
 # Every committed generated/NAME/ is regenerated from models/NAME.cnn.
@@ -109,6 +110,7 @@ check-generated: $(BUILD)/cnnc
 	@rm -rf $(BUILD)/regen && mkdir -p $(BUILD)/regen
 	@for d in generated/*/; do m=$$(basename $$d); \
 	  $(BUILD)/cnnc build models/$$m.cnn -o $(BUILD)/regen/$$m/ && \
+	  $(BUILD)/cnnc export models/$$m.cnn --pytorch -o $(BUILD)/regen/$$m/ && \
 	  diff -r -x '*_infer*' generated/$$m $(BUILD)/regen/$$m || exit 1; done
 	@echo "check-generated: generated/ is what the compiler emits"
 
@@ -226,7 +228,7 @@ FRONTEND_TESTS := lexer parser check report
 # (report.c shows the inference memory plan, so infer_plan.c is front end too.)
 # The layer kinds (compiler/layer_*.c and what they share) are one unit.
 KIND_SRC       := compiler/layers.c $(sort $(wildcard compiler/layer_*.c)) compiler/conv_kernels.c compiler/train_emit.c \
-                  compiler/train_plan.c compiler/infer_plan.c
+                  compiler/train_plan.c compiler/infer_plan.c compiler/torch_module.c
 FRONTEND_SRC   := compiler/ast.c compiler/check.c compiler/diag.c compiler/report.c compiler/net.c \
                   $(KIND_SRC)
 TESTS += $(FRONTEND_TESTS:%=$(BUILD)/tests/test_%) $(BUILD)/tests/bad_corpus
@@ -242,9 +244,12 @@ $(BUILD)/tests/bad_corpus: tests/bad/run.sh $(BUILD)/cnnc $(BUILD)/san/cnnc
 # emit_train.c: the suite compares inference with the training code's eval forward;
 # build/cnnc (order-only): it runs `cnnc summary --weights`.
 INFER_SRC := compiler/interp.c compiler/quant.c compiler/emit_infer.c \
-             compiler/emit_util.c compiler/emit_train.c
+             compiler/emit_util.c compiler/emit_train.c compiler/net_ckpt.c
+# Other trained networks: their inference checks are tests/infer_nets.c's
+# (below), their generated inference code is checked in `make test`.
+INFER_NETS := mnist4k7
 TESTS += $(BUILD)/tests/test_infer
-$(BUILD)/tests/test_infer: tests/test_infer.c tests/cu_main.c $(INFER_SRC) $(FRONTEND_SRC) $(RUNTIME_SRC) $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(wildcard compiler/*.h runtime/*.h) | $(BUILD)/cnnc
+$(BUILD)/tests/test_infer: tests/test_infer.c tests/scores.h tests/cu_main.c $(INFER_SRC) $(FRONTEND_SRC) $(RUNTIME_SRC) $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(wildcard compiler/*.h runtime/*.h) | $(BUILD)/cnnc
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) $< tests/cu_main.c $(INFER_SRC) $(FRONTEND_SRC) $(RUNTIME_SRC) \
 	  $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(TEST_LIBS) -ldl -o $@
@@ -317,6 +322,21 @@ $(BUILD)/tests/test_torch_kinds: tests/test_torch.c tests/cu_main.c $(TORCH_DIR)
 	$(CC) $(TEST_CFLAGS) -Iruntime -I$(TORCH_DIR) -DNET_HEADER='"torch_kinds_train.h"' -DNET=torch_kinds_net \
 	  -DREF_DEFAULT='"tests/data/torch_kinds.bin"' $< tests/cu_main.c $(TORCH_DIR)/torch_kinds_train.c $(RUNTIME_SRC) $(TEST_LIBS) -o $@
 
+# cnnc export round trips (tests/torch_export.py, with python3-torch): every
+# model's training code with tests/dump_logprobs.c gives the eval
+# log-probabilities the exported PyTorch module must match.
+EXPORT_MODELS := $(sort $(basename $(notdir $(wildcard models/*.cnn))))
+EXPORT_DIR    := $(BUILD)/export
+$(EXPORT_MODELS:%=$(EXPORT_DIR)/%-logprobs): $(EXPORT_DIR)/%-logprobs: models/%.cnn tests/dump_logprobs.c $(BUILD)/cnnc $(BUILD)/libcnnrt.a
+	@rm -rf $(EXPORT_DIR)/$* && mkdir -p $(EXPORT_DIR)/$*
+	$(BUILD)/cnnc build $< -o $(EXPORT_DIR)/$*/
+	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -I$(EXPORT_DIR)/$* -DNET_HEADER='"$*_train.h"' -DNET=$*_net \
+	  tests/dump_logprobs.c $(EXPORT_DIR)/$*/$*_train.c $(BUILD)/libcnnrt.a $(LIBS) $(OMP) -o $@
+TESTS += $(BUILD)/tests/torch_export
+$(BUILD)/tests/torch_export: tests/torch_export.sh tests/torch_export.py $(EXPORT_MODELS:%=$(EXPORT_DIR)/%-logprobs) $(BUILD)/cnnc
+	@mkdir -p $(@D)
+	printf '#!/bin/sh\nexec bash tests/torch_export.sh $(BUILD) "$(MNIST_DIR)"\n' >$@ && chmod +x $@
+
 # The MLPerf Tiny models train a few epochs on generated data (tests/models.sh).
 SMOKE_MODELS := dscnn resnet8
 $(BUILD)/mkdata: tests/mkdata.c
@@ -327,11 +347,40 @@ $(SMOKE_MODELS:%=$(BUILD)/models/%-train): $(BUILD)/models/%-train: models/%.cnn
 	$(BUILD)/cnnc build $< -o $(BUILD)/models/$*/
 	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -I$(BUILD)/models/$* -DNET_HEADER='"$*_train.h"' -DNET=$*_net \
 	  examples/train.c $(BUILD)/models/$*/$*_train.c $(BUILD)/libcnnrt.a $(LIBS) $(OMP) -o $@
+# Their data: H W C CLASSES TRAIN TEST for tests/mkdata.c; weights from three
+# short epochs on it (--save), whose log tests/models.sh reads.
+resnet8_DATA := 32 32 3 10 640 200
+dscnn_DATA   := 49 10 1 12 1600 200
+$(SMOKE_MODELS:%=$(BUILD)/models/%-data/stamp): $(BUILD)/models/%-data/stamp: $(BUILD)/mkdata
+	@rm -rf $(@D) && mkdir -p $(@D)
+	$(BUILD)/mkdata $(@D) $($*_DATA) && touch $@
+$(SMOKE_MODELS:%=$(BUILD)/models/%.ckpt): $(BUILD)/models/%.ckpt: $(BUILD)/models/%-train $(BUILD)/models/%-data/stamp
+	rm -f $@ $(BUILD)/models/$*.csv
+	$< --data $(BUILD)/models/$*-data --epochs 3 --threads 2 --save $@ --log-csv $(BUILD)/models/$*.csv \
+	  >$(BUILD)/models/$*-train.log 2>&1 || { tail -5 $(BUILD)/models/$*-train.log; exit 1; }
 TESTS += $(BUILD)/tests/models
-$(BUILD)/tests/models: tests/models.sh $(BUILD)/mkdata $(SMOKE_MODELS:%=$(BUILD)/models/%-train)
+$(BUILD)/tests/models: tests/models.sh $(SMOKE_MODELS:%=$(BUILD)/models/%.ckpt)
 	@mkdir -p $(@D)
-	printf '#!/bin/sh\nexec bash tests/models.sh $(BUILD)/mkdata %s %s\n' "dscnn:$(BUILD)/models/dscnn-train:49x10x1:12:1600" \
-	  "resnet8:$(BUILD)/models/resnet8-train:32x32x3:10:640" >$@
+	printf '#!/bin/sh\nexec bash tests/models.sh %s %s\n' "dscnn:$(BUILD)/models/dscnn.csv:12" \
+	  "resnet8:$(BUILD)/models/resnet8.csv:10" >$@
+	chmod +x $@
+
+# The inference code of the other networks against their training code
+# (tests/infer_nets.c): LeNet-5 and the residual MNIST net with their
+# committed checkpoints on MNIST, int8 within 0.5 points of float; ResNet-8
+# and DS-CNN with the short-trained weights on their generated data.
+$(BUILD)/tests/infer_nets-bin: tests/infer_nets.c tests/scores.h $(INFER_SRC) $(FRONTEND_SRC) $(RUNTIME_SRC) $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(wildcard compiler/*.h runtime/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) $< $(INFER_SRC) $(FRONTEND_SRC) $(RUNTIME_SRC) \
+	  $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(LIBS) $(OMP) -ldl -o $@
+TESTS += $(BUILD)/tests/infer_nets
+$(BUILD)/tests/infer_nets: tests/infer_nets.sh $(BUILD)/tests/infer_nets-bin $(SMOKE_MODELS:%=$(BUILD)/models/%.ckpt)
+	printf '#!/bin/sh\nexec bash tests/infer_nets.sh $(BUILD)/tests/infer_nets-bin $(BUILD)/tests/infer_nets-out %s %s %s %s %s\n' \
+	  "$(MNIST_DIR):models/lenet5.cnn:models/lenet5.ckpt:0.5" \
+	  "$(MNIST_DIR):models/mnist_resnet.cnn:models/mnist_resnet.ckpt:0.5" \
+	  "$(MNIST_DIR):models/mnist4k7.cnn:models/mnist4k7.ckpt:0.2" \
+	  "$(BUILD)/models/resnet8-data:models/resnet8.cnn:$(BUILD)/models/resnet8.ckpt:3" \
+	  "$(BUILD)/models/dscnn-data:models/dscnn.cnn:$(BUILD)/models/dscnn.ckpt:3" >$@
 	chmod +x $@
 
 # Forward + backward time per batch of the generated mnist14k (median).
@@ -341,6 +390,7 @@ $(BUILD)/bench_train_step: tests/bench_train_step.c $(BUILD)/$(MODEL)_train.o ru
 
 test: deps-test all
 	$(MAKE) check-generated
+	for m in $(INFER_NETS); do $(MAKE) check-generated-infer MODEL=$$m || exit 1; done
 	$(MAKE) test-build
 	$(MAKE) firmware-test
 	bash tests/run.sh $(TESTS)

@@ -558,7 +558,7 @@ static void expand_residual(Ck *c, const Call *call, const Env *env) {
     site_note(c, diag_error(c->d, call->span, "residual block has no layers"));
     return;
   }
-  int t_in = c->next_src >= 0 ? c->next_src : c->n;
+  int t_in = c->next_src >= 0 ? c->next_src : c->n, first = c->n;
   c->next_src = t_in;
   expand(c, call->body, env);
   c->next_src = -1;
@@ -576,6 +576,7 @@ static void expand_residual(Ck *c, const Call *call, const Env *env) {
   Layer l = new_layer(c, L_ADD, call->span);
   l.src = body_out;
   l.src2 = short_out;
+  l.first = first;
   push_layer(c, &l, call->span);
 }
 

@@ -23,4 +23,9 @@ int emit_train(const Net *net, const char *outdir, const EmitOptions *opt);
 // weights from opt->weights, one static arena.
 int emit_infer(const Net *net, const char *outdir, const EmitOptions *opt);
 
+// NAME.py: the network as a PyTorch module with cnnc checkpoint functions;
+// with weights, NAME.ckpt too (that checkpoint in format v3). source: the
+// .cnn file, for the docstring.
+int export_torch(const Net *net, const char *source, const char *outdir, const char *weights);
+
 #endif

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
+#include "net_ckpt.h"
 #include "emit.h"
 #include "emit_util.h"
 #include "idx.h"
@@ -73,9 +73,14 @@ static const char *out_type(const InferPlan *p, int i) {
   return op->out_i32 ? "int32_t" : op->out_u8 ? "uint8_t" : "int8_t";
 }
 
-// C type of op i's input values (op 0 reads the raw image).
+// C type of the values of op s's output, or the image's (s < 0).
+static const char *src_type(const InferPlan *p, int s) {
+  return s < 0 ? "uint8_t" : out_type(p, s);
+}
+
+// C type of op i's input values.
 static const char *in_type(const InferPlan *p, int i) {
-  return i == 0 ? "uint8_t" : out_type(p, i - 1);
+  return src_type(p, p->ops[i].src);
 }
 
 // Pointer expression to the start of op i's ring.
@@ -87,21 +92,41 @@ static void ring_ptr(Gen *g, char *buf, size_t n, int i) {
     snprintf(buf, n, "(arena + %ld)", op->off / 4);
 }
 
-// Pointer expression to input row `row` of op i (a ring slot, or the image).
-static void in_row(Gen *g, char *buf, size_t n, int i, const char *row) {
-  if (i == 0) {
-    snprintf(buf, n, "img + (%s) * %ld", row, (long)g->p->ops[0].in.w * g->p->ops[0].in.c);
+// Pointer expression to row `row` of op s's output (a ring slot), or of the
+// image (s < 0).
+static void src_row(Gen *g, char *buf, size_t n, int s, const char *row) {
+  if (s < 0) {
+    snprintf(buf, n, "img + (%s) * %ld", row, (long)g->net->input.w * g->net->input.c);
     return;
   }
-  const InferOp *src = &g->p->ops[i - 1];
+  const InferOp *src = &g->p->ops[s];
   char rp[128];
-  ring_ptr(g, rp, sizeof rp, i - 1);
+  ring_ptr(g, rp, sizeof rp, s);
   if (src->rows == 1)
     snprintf(buf, n, "%s", rp);
   else if (src->rows == src->out.h)
     snprintf(buf, n, "%s + (%s) * %ld", rp, row, src->row_len);
   else
     snprintf(buf, n, "%s + ((%s) %% %d) * %ld", rp, row, src->rows, src->row_len);
+}
+
+// Pointer expression to input row `row` of op i.
+static void in_row(Gen *g, char *buf, size_t n, int i, const char *row) {
+  src_row(g, buf, n, g->p->ops[i].src, row);
+}
+
+// The declaration of op i's output row pointer `out` for row y.
+static void out_row(Gen *g, int i, const char *qual) {
+  const InferOp *op = &g->p->ops[i];
+  char rp[128];
+  ring_ptr(g, rp, sizeof rp, i);
+  const char *ot = out_type(g->p, i);
+  if (op->rows == 1)
+    out(g, 1, "%s *%sout = %s;\n", ot, qual, rp);
+  else if (op->rows == op->out.h)
+    out(g, 1, "%s *%sout = %s + y * %ld;\n", ot, qual, rp, op->row_len);
+  else
+    out(g, 1, "%s *%sout = %s + (y %% %d) * %ld;\n", ot, qual, rp, op->rows, op->row_len);
 }
 
 // "v * stride + kv - pad" without the * 1 and - 0 (a static buffer).
@@ -123,36 +148,57 @@ static void clamp_range(const InferPlan *p, int i, int *lo, int *hi) {
   *hi = op->out_u8 ? 255 : 127;
 }
 
+// Whether op i's window can reach past the input's rows, or its columns.
+static bool pads_rows(const InferOp *op) {
+  return op->pt || op->pb;
+}
+static bool pads_cols(const InferOp *op) {
+  return op->pl || op->pr;
+}
+
+// "3x3/1 pad 1" or "10x4/2x2 pad 4,5,1,2" (top, bottom, left, right).
+static void window_text(const InferOp *op, char *buf, size_t n) {
+  char st[16];
+  if (op->sh == op->sw)
+    snprintf(st, sizeof st, "%d", op->sh);
+  else
+    snprintf(st, sizeof st, "%dx%d", op->sh, op->sw);
+  if (op->pt == op->pb && op->pt == op->pl && op->pt == op->pr && (op->pt || op->kind == IOP_CONV))
+    snprintf(buf, n, "%dx%d/%s pad %d", op->kh, op->kw, st, op->pt);
+  else if (!pads_rows(op) && !pads_cols(op))
+    snprintf(buf, n, "%dx%d/%s", op->kh, op->kw, st);
+  else
+    snprintf(buf, n, "%dx%d/%s pad %d,%d,%d,%d", op->kh, op->kw, st, op->pt, op->pb, op->pl, op->pr);
+}
+
 // The start of a conv's row function, shared by both kernels: its comment
 // (plus note), signature, output row pointer and input row pointers.
 static void emit_conv_prologue(Gen *g, int i, const char *note) {
   const InferOp *op = &g->p->ops[i];
-  const char *it = in_type(g->p, i), *ot = out_type(g->p, i);
-  int K = op->k, IC = op->in.c, OC = op->out.c;
-  char rp[128], row[256], iy[64];
-  ring_ptr(g, rp, sizeof rp, i);
-  snprintf(iy, sizeof iy, "%s", tap("y", "ky", op->stride, op->pad));
+  const char *it = in_type(g->p, i);
+  int KH = op->kh, IC = op->in.c, OC = op->out.c;
+  char row[256], iy[64], win[64], grp[32] = "";
+  snprintf(iy, sizeof iy, "%s", tap("y", "ky", op->sh, op->pt));
   in_row(g, row, sizeof row, i, "iy");
-  out(g, 0, "/* op %d: conv %dx%d/%d pad %d, %dx%dx%d -> %dx%dx%d%s; keeps %d of %d rows%s */\n",
-      i + 1, K, K, op->stride, op->pad, op->in.h, op->in.w, IC, op->out.h, op->out.w, OC,
-      op->relu ? ", ReLU" : "", op->rows, op->out.h, note);
+  window_text(op, win, sizeof win);
+  if (op->groups > 1)
+    snprintf(grp, sizeof grp, ", %d groups", op->groups);
+  out(g, 0, "/* op %d: %s %s%s, %dx%dx%d -> %dx%dx%d%s; keeps %d of %d rows%s */\n", i + 1,
+      op->dense ? "dense (a conv over the whole map)" : "conv",
+      win, grp, op->in.h, op->in.w, IC, op->out.h, op->out.w, OC, op->relu ? ", ReLU" : "", op->rows,
+      op->out.h, note);
   out(g, 0, "%sstatic void op%d(%sint y) {\n", *note ? "" : "CNN_CLONES ", i + 1,
-      i == 0 ? "const uint8_t *img, " : "");
-  if (op->rows == 1)
-    out(g, 1, "%s *restrict out = %s;\n", ot, rp);
-  else if (op->rows == op->out.h)
-    out(g, 1, "%s *restrict out = %s + y * %ld;\n", ot, rp, op->row_len);
-  else
-    out(g, 1, "%s *restrict out = %s + (y %% %d) * %ld;\n", ot, rp, op->rows, op->row_len);
-  bool uses_y = op->rows != 1 || op->pad || strstr(row, "iy");
+      op->src < 0 ? "const uint8_t *img, " : "");
+  out_row(g, i, "restrict ");
+  bool uses_y = op->rows != 1 || pads_rows(op) || strstr(row, "iy");
   if (!uses_y)
     out(g, 1, "(void)y; /* one-row rings in and out: every row uses the same slots */\n");
   // The input rows of the kernel, once per output row (NULL: a padded row).
-  out(g, 1, "const %s *rows[%d];\n", it, K);
-  out(g, 1, "for (int ky = 0; ky < %d; ky++) {\n", K);
-  if (strstr(row, "iy") || op->pad)
+  out(g, 1, "const %s *rows[%d];\n", it, KH);
+  out(g, 1, "for (int ky = 0; ky < %d; ky++) {\n", KH);
+  if (strstr(row, "iy") || pads_rows(op))
     out(g, 2, "int iy = %s;\n", iy);
-  if (op->pad)
+  if (pads_rows(op))
     out(g, 2, "rows[ky] = iy < 0 || iy >= %d ? 0 : %s;\n", op->in.h, row);
   else
     out(g, 2, "rows[ky] = %s;\n", row);
@@ -160,22 +206,26 @@ static void emit_conv_prologue(Gen *g, int i, const char *note) {
 }
 
 // Row function of a conv: output row y from the rows of its input. The
-// weights are laid out [ky][kx][ic][oc], so the innermost loop runs over the
-// output channels with unit stride and a constant trip count, accumulating
-// all channels of one output pixel in a local array (which gcc vectorizes);
-// the input row pointers are computed once per call, not per element. Each
-// output still sums its taps in (ky, kx, ic) order, as the reference does.
+// weights are laid out [ky][kx][ic/groups][oc], so the innermost loop runs
+// over the output channels with unit stride and a constant trip count,
+// accumulating all channels of one output pixel in a local array (which gcc
+// vectorizes); the input row pointers are computed once per call, not per
+// element. Each output still sums its taps in (ky, kx, ic) order, as the
+// reference does. A depthwise conv (one input channel per output channel)
+// pairs w[o] with input channel o, again unit stride over o.
 static void emit_conv(Gen *g, int i) {
   const InferOp *op = &g->p->ops[i];
-  const char *it = in_type(g->p, i), *ot = out_type(g->p, i);
   const char *acc_t = g->p->int8 ? "int32_t" : "float", *w_t = g->p->int8 ? "int8_t" : "float";
-  int K = op->k, IC = op->in.c, OC = op->out.c;
+  const char *ot = out_type(g->p, i), *it = in_type(g->p, i);
+  int KH = op->kh, KW = op->kw, IC = op->in.c, OC = op->out.c, G = op->groups;
+  int icg = IC / G, ocg = OC / G;
+  bool padded = pads_rows(op) || pads_cols(op);
   emit_conv_prologue(g, i, "");
-  // XB output pixels at once (valid convs; XB divides the row width, <= 4):
-  // independent sums to overlap, and
-  // one weight load serves XB MACs.
+  // XB output pixels at once (valid ungrouped convs; XB divides the row
+  // width, <= 4): independent sums to overlap, and one weight load serves
+  // XB MACs.
   int XB = 1;
-  for (int b = 4; b > 1 && !op->pad; b--)
+  for (int b = 4; b > 1 && !padded && G == 1; b--)
     if (op->out.w % b == 0) {
       XB = b;
       break;
@@ -185,23 +235,23 @@ static void emit_conv(Gen *g, int i) {
   out(g, 2, "for (int p = 0; p < %d; p++)\n", XB);
   out(g, 3, "for (int o = 0; o < %d; o++)\n", OC);
   out(g, 4, "acc[p][o] = op%d_b[o];\n", i + 1);
-  out(g, 2, "for (int ky = 0; ky < %d; ky++) {\n", K);
-  out(g, 3, "const %s *restrict w = op%d_w + ky * %d;\n", w_t, i + 1, K * IC * OC);
-  if (op->pad == 0) {
-    // Valid conv: one contiguous run of k*ic inputs per kernel row.
-    out(g, 3, "const %s *restrict px = rows[ky] + x * %d;\n", it, op->stride * IC);
+  out(g, 2, "for (int ky = 0; ky < %d; ky++) {\n", KH);
+  out(g, 3, "const %s *restrict w = op%d_w + ky * %d;\n", w_t, i + 1, KW * icg * OC);
+  if (!padded && G == 1) {
+    // Valid conv: one contiguous run of kw*ic inputs per kernel row.
+    out(g, 3, "const %s *restrict px = rows[ky] + x * %d;\n", it, op->sw * IC);
     // U taps per pass over acc: one load and store of acc per U MACs; the
     // sum stays left to right, so each output rounds exactly as before.
     int U = 1;
     for (int u = 8; u > 1; u--)
-      if ((K * IC) % u == 0) {
+      if ((KW * IC) % u == 0) {
         U = u;
         break;
       }
-    out(g, 3, "for (int j = 0; j < %d; j += %d, w += %d) {\n", K * IC, U, U * OC);
+    out(g, 3, "for (int j = 0; j < %d; j += %d, w += %d) {\n", KW * IC, U, U * OC);
     for (int b = 0; b < XB; b++)
       for (int u = 0; u < U; u++)
-        out(g, 4, "%s v%d_%d = px[j + %d];\n", acc_t, b, u, b * op->stride * IC + u);
+        out(g, 4, "%s v%d_%d = px[j + %d];\n", acc_t, b, u, b * op->sw * IC + u);
     out(g, 4, "for (int o = 0; o < %d; o++) {\n", OC);
     for (int b = 0; b < XB; b++) {
       out(g, 5, "acc[%d][o] = acc[%d][o]", b, b);
@@ -217,26 +267,51 @@ static void emit_conv(Gen *g, int i) {
   } else {
     // Padded taps hold 0 — or, for the image, the pixel that normalizes to 0.
     char pad[48] = "0";
-    if (i == 0 && g->p->int8)
+    if (op->src < 0 && g->p->int8)
       snprintf(pad, sizeof pad, "%ld", lround(g->p->in_pad));
-    else if (i == 0)
+    else if (op->src < 0)
       snprintf(pad, sizeof pad, "%.9gf", g->p->in_pad);
-    bool zero = strcmp(pad, "0") == 0 || strcmp(pad, "0f") == 0;
-    out(g, 3, "for (int kx = 0; kx < %d; kx++, w += %d) {\n", K, IC * OC);
-    out(g, 4, "int ix = %s;\n", tap("x", "kx", op->stride, op->pad));
-    if (zero) {
-      out(g, 4, "if (!rows[ky] || ix < 0 || ix >= %d)\n", op->in.w);
+    bool zero = strcmp(pad, "0") == 0 || strcmp(pad, "0f") == 0 || !padded;
+    out(g, 3, "for (int kx = 0; kx < %d; kx++, w += %d) {\n", KW, icg * OC);
+    out(g, 4, "int ix = %s;\n", tap("x", "kx", op->sw, op->pl));
+    const char *v = "rows[ky][ix * %d + %s]";
+    if (padded && zero) {
+      out(g, 4, "if (%six < 0 || ix >= %d)\n", pads_rows(op) ? "!rows[ky] || " : "", op->in.w);
       out(g, 5, "continue;\n");
-      out(g, 4, "for (int c = 0; c < %d; c++) {\n", IC);
-      out(g, 5, "%s v = rows[ky][ix * %d + c];\n", acc_t, IC);
-    } else {
+    } else if (padded) {
       out(g, 4, "int in = rows[ky] && ix >= 0 && ix < %d;\n", op->in.w);
-      out(g, 4, "for (int c = 0; c < %d; c++) {\n", IC);
-      out(g, 5, "%s v = in ? (%s)rows[ky][ix * %d + c] : %s;\n", acc_t, acc_t, IC, pad);
+      v = "(in ? (%s)rows[ky][ix * %d + %s] : %s)";
     }
-    out(g, 5, "for (int o = 0; o < %d; o++)\n", OC);
-    out(g, 6, "acc[0][o] += w[c * %d + o] * v;\n", OC);
-    out(g, 4, "}\n");
+    char val[160];
+    if (icg == 1 && ocg == 1) {
+      // Depthwise: output channel o reads input channel o.
+      if (zero)
+        snprintf(val, sizeof val, v, IC, "o");
+      else
+        snprintf(val, sizeof val, v, acc_t, IC, "o", pad);
+      out(g, 4, "for (int o = 0; o < %d; o++)\n", OC);
+      out(g, 5, "acc[0][o] += w[o] * %s;\n", val);
+    } else {
+      char ch[48];
+      snprintf(ch, sizeof ch, G > 1 ? "gr * %d + c" : "c", icg);
+      if (zero)
+        snprintf(val, sizeof val, v, IC, ch);
+      else
+        snprintf(val, sizeof val, v, acc_t, IC, ch, pad);
+      int ind = 4;
+      if (G > 1)
+        out(g, ind++, "for (int gr = 0; gr < %d; gr++)\n", G);
+      out(g, ind, "for (int c = 0; c < %d; c++) {\n", icg);
+      out(g, ind + 1, "%s v = %s;\n", acc_t, val);
+      if (G > 1) {
+        out(g, ind + 1, "for (int o = gr * %d; o < gr * %d + %d; o++)\n", ocg, ocg, ocg);
+        out(g, ind + 2, "acc[0][o] += w[c * %d + o] * v;\n", OC);
+      } else {
+        out(g, ind + 1, "for (int o = 0; o < %d; o++)\n", OC);
+        out(g, ind + 2, "acc[0][o] += w[c * %d + o] * v;\n", OC);
+      }
+      out(g, ind, "}\n");
+    }
     out(g, 3, "}\n");
   }
   out(g, 2, "}\n");
@@ -268,22 +343,39 @@ static void emit_conv(Gen *g, int i) {
 // shuffle. Per group the buffer holds pixel 0's two words, then pixel 1's:
 // one kernel step is 2 channels x 2 pixels x 4 taps = 8 SMLADs.
 
-// Whether op i runs the DSP kernel: int8, even channel count, at least one
-// tap group, and shifts where the one-SMLAL requantization equals rq().
-static bool dsp_conv(const InferPlan *p, int i) {
-  const InferOp *op = &p->ops[i];
-  if (!p->int8 || op->kind != IOP_CONV || op->out.c % 2 || op->k * op->k * op->in.c < 4)
-    return false;
+// Whether op's shifts are those where the one-SMLAL requantization of the
+// DSP kernels equals rq() (or it keeps int32 sums).
+static bool dsp_shifts_ok(const InferOp *op) {
   for (int o = 0; !op->out_i32 && o < op->out.c; o++)
     if (op->shift[o] < 33 || op->shift[o] > 63)
       return false;
   return true;
 }
 
+// Whether op i runs the DSP kernel: int8, even channel count, at least one
+// tap group, and shifts where the one-SMLAL requantization equals rq().
+static bool dsp_conv(const InferPlan *p, int i) {
+  const InferOp *op = &p->ops[i];
+  if (!p->int8 || op->kind != IOP_CONV || op->groups != 1 || op->out.c % 2 || op->kh * op->kw * op->in.c < 4)
+    return false;
+  return dsp_shifts_ok(op);
+}
+
+// Whether op i runs the DSP depthwise kernel: int8, one input channel per
+// output channel, whole words of 4 channels, not reading the image (whose
+// alignment is unknown).
+static bool dsp_dwconv(const InferPlan *p, int i) {
+  const InferOp *op = &p->ops[i];
+  if (!p->int8 || op->kind != IOP_CONV || op->groups != op->in.c || op->out.c != op->in.c ||
+      op->in.c % 4 || op->src < 0)
+    return false;
+  return dsp_shifts_ok(op);
+}
+
 // Packs op's int8 weights ([oc][ky][kx][ic]) into the DSP kernel's words
 // (*words, oc*Q) and tail bytes (*tail, oc*R, NULL when R = 0).
 static void dsp_pack(const InferOp *op, uint32_t **words, int8_t **tail) {
-  int OC = op->out.c, T = op->k * op->k * op->in.c, Q = T / 4, R = T % 4;
+  int OC = op->out.c, T = op->kh * op->kw * op->in.c, Q = T / 4, R = T % 4;
   *words = malloc(sizeof **words * (size_t)OC * Q);
   *tail = R ? malloc((size_t)OC * R) : NULL;
   if (!*words || (R && !*tail)) {
@@ -386,6 +478,14 @@ static int dsp_kind(const InferPlan *p, int i) {
   return p->ops[i].out_i32 ? DSP_I32 : p->ops[i].out_u8 ? DSP_U8 : DSP_I8;
 }
 
+// Declares m, sh and rnd, the requantization of channel idx of tables
+// mtab/stab, for emit_dsp_store.
+static void emit_dsp_mult(Gen *g, int ind, const char *mtab, const char *stab, const char *idx) {
+  out(g, ind, "int32_t m = %s[%s];\n", mtab, idx);
+  out(g, ind, "int sh = %s[%s];\n", stab, idx);
+  out(g, ind, "int64_t rnd = (int64_t)(1u << (sh - 33)) << 32;\n");
+}
+
 // Stores "v" (rq() of it with m, rnd, sh in scope) to dst for output kind,
 // under "if (cond)" when cond is not NULL.
 static void emit_dsp_store(Gen *g, int ind, int kind, const char *dst, const char *v,
@@ -481,9 +581,7 @@ static void emit_dsp_helpers(Gen *g, bool need_u8, const bool *kinds) {
       snprintf(d1, sizeof d1, "out[ostride + o%s]", h ? " + 1" : "");
       out(g, 2, "{\n");
       if (k != DSP_I32) {
-        out(g, 3, "int32_t m = mult[o%s];\n", h ? " + 1" : "");
-        out(g, 3, "int sh = shift[o%s];\n", h ? " + 1" : "");
-        out(g, 3, "int64_t rnd = (int64_t)(1u << (sh - 33)) << 32;\n");
+        emit_dsp_mult(g, 3, "mult", "shift", h ? "o + 1" : "o");
       }
       emit_dsp_store(g, 3, k, d0, h ? "b0" : "a0", NULL);
       emit_dsp_store(g, 3, k, d1, h ? "b1" : "a1", "n == 2");
@@ -494,11 +592,22 @@ static void emit_dsp_helpers(Gen *g, bool need_u8, const bool *kinds) {
   }
 }
 
-// Whether op i's im2col can copy words: no padding, ic a multiple of 4
-// and word-aligned input rows (the arena's; the image's alignment is unknown).
+// Whether op i's im2col can copy words: ic a multiple of 4 and word-aligned
+// input rows (the arena's; the image's alignment is unknown).
 static bool dsp_fast_fill(const InferPlan *p, int i) {
   const InferOp *op = &p->ops[i];
-  return i > 0 && op->pad == 0 && op->in.c % 4 == 0 && p->ops[i - 1].row_len % 4 == 0;
+  return op->src >= 0 && op->in.c % 4 == 0 && p->ops[op->src].row_len % 4 == 0;
+}
+
+// Stores the two extended halves of input word v to dst[a] and dst[a + 1].
+static void emit_dsp_extend(Gen *g, int ind, bool sgn, const char *dst, const char *v) {
+  if (sgn) {
+    out(g, ind, "%s[0] = (uint32_t)__sxtb16((int32_t)%s);\n", dst, v);
+    out(g, ind, "%s[1] = (uint32_t)cnn_sxtb16_ror8((int32_t)%s);\n", dst, v);
+  } else {
+    out(g, ind, "%s[0] = __uxtb16(%s);\n", dst, v);
+    out(g, ind, "%s[1] = cnn_uxtb16_ror8(%s);\n", dst, v);
+  }
 }
 
 // Row function of a conv on the DSP extension: per pair of output pixels,
@@ -507,8 +616,9 @@ static bool dsp_fast_fill(const InferPlan *p, int i) {
 static void emit_conv_dsp(Gen *g, int i) {
   const InferOp *op = &g->p->ops[i];
   const char *it = in_type(g->p, i);
-  int KH = op->k, KW = op->k, S = op->stride, P = op->pad, IC = op->in.c, OC = op->out.c;
+  int KH = op->kh, KW = op->kw, S = op->sw, P = op->pl, IC = op->in.c, OC = op->out.c;
   int W = op->out.w, T = KH * KW * IC, Q = T / 4, R = T % 4;
+  bool padded = pads_rows(op) || pads_cols(op);
   bool sgn = strcmp(it, "int8_t") == 0;
   emit_conv_prologue(g, i, " (DSP: 2 channels x 2 pixels per step)");
   out(g, 1, "uint32_t col[%d]%s; /* im2col of two pixels, int16 pairs */\n", 4 * Q + 2 * R,
@@ -519,7 +629,24 @@ static void emit_conv_dsp(Gen *g, int i) {
   else
     out(g, 2, "const int n = 2;\n");
   out(g, 2, "for (int p = 0; p < n; p++) {\n");
-  if (dsp_fast_fill(g->p, i)) {
+  if (dsp_fast_fill(g->p, i) && padded) {
+    // Whole words per tap; a padded tap is a zero word pair.
+    out(g, 3, "for (int ky = 0; ky < %d; ky++)\n", KH);
+    out(g, 4, "for (int kx = 0; kx < %d; kx++) {\n", KW);
+    out(g, 5, "int ix = %s;\n", tap("(x + p)", "kx", S, P));
+    out(g, 5, "uint32_t *dst = col + (ky * %d + kx) * %d + 2 * p;\n", KW, IC);
+    out(g, 5, "if (%six < 0 || ix >= %d) {\n", pads_rows(op) ? "!rows[ky] || " : "", op->in.w);
+    out(g, 6, "for (int j = 0; j < %d; j++)\n", IC / 4);
+    out(g, 7, "dst[4 * j] = dst[4 * j + 1] = 0;\n");
+    out(g, 6, "continue;\n");
+    out(g, 5, "}\n");
+    out(g, 5, "const uint32_t *src = (const uint32_t *)(const void *)(rows[ky] + ix * %d);\n", IC);
+    out(g, 5, "for (int j = 0; j < %d; j++) {\n", IC / 4);
+    out(g, 6, "uint32_t v = src[j];\n");
+    emit_dsp_extend(g, 6, sgn, "(dst + 4 * j)", "v");
+    out(g, 5, "}\n");
+    out(g, 4, "}\n");
+  } else if (dsp_fast_fill(g->p, i)) {
     // Contiguous kw*ic bytes per kernel row, a whole number of words.
     out(g, 3, "for (int ky = 0; ky < %d; ky++) {\n", KH);
     out(g, 4, "const uint32_t *src = (const uint32_t *)(const void *)(rows[ky] + (x + p) * %d);\n",
@@ -529,31 +656,28 @@ static void emit_conv_dsp(Gen *g, int i) {
     int NJ = KW * IC / 4, U = NJ % 4 == 0 ? 4 : NJ % 2 == 0 ? 2 : 1;
     out(g, 4, "for (int j = 0; j < %d; j += %d) {\n", NJ, U);
     for (int u = 0; u < U; u++) {
+      char v[16], d[32];
+      snprintf(v, sizeof v, "v%d", u);
+      snprintf(d, sizeof d, "(dst + 4 * j + %d)", 4 * u);
       out(g, 5, "uint32_t v%d = src[j + %d];\n", u, u);
-      if (sgn) {
-        out(g, 5, "dst[4 * j + %d] = (uint32_t)__sxtb16((int32_t)v%d);\n", 4 * u, u);
-        out(g, 5, "dst[4 * j + %d] = (uint32_t)cnn_sxtb16_ror8((int32_t)v%d);\n", 4 * u + 1, u);
-      } else {
-        out(g, 5, "dst[4 * j + %d] = __uxtb16(v%d);\n", 4 * u, u);
-        out(g, 5, "dst[4 * j + %d] = cnn_uxtb16_ror8(v%d);\n", 4 * u + 1, u);
-      }
+      emit_dsp_extend(g, 5, sgn, d, v);
     }
     out(g, 4, "}\n");
     out(g, 3, "}\n");
   } else {
     // Tap by tap: padding, channel counts that are not whole words.
     char pad[24] = "0";
-    if (i == 0)
+    if (op->src < 0)
       snprintf(pad, sizeof pad, "%ld", lround(g->p->in_pad));
     out(g, 3, "int32_t v[%d];\n", T);
     out(g, 3, "int t = 0;\n");
     out(g, 3, "for (int ky = 0; ky < %d; ky++)\n", KH);
     out(g, 4, "for (int kx = 0; kx < %d; kx++) {\n", KW);
     out(g, 5, "int ix = %s;\n", tap("(x + p)", "kx", S, P));
-    if (P)
+    if (padded)
       out(g, 5, "int in = rows[ky] && ix >= 0 && ix < %d;\n", op->in.w);
     out(g, 5, "for (int c = 0; c < %d; c++, t++)\n", IC);
-    if (P)
+    if (padded)
       out(g, 6, "v[t] = in ? rows[ky][ix * %d + c] : %s;\n", IC, pad);
     else
       out(g, 6, "v[t] = rows[ky][ix * %d + c];\n", IC);
@@ -593,9 +717,10 @@ static void emit_conv_dsp(Gen *g, int i) {
       snprintf(d1, sizeof d1, "out[(x + 1) * %d + o%s]", OC, h ? " + 1" : "");
       out(g, 3, "{\n");
       if (kind != DSP_I32) {
-        out(g, 4, "int32_t m = op%d_m[o%s];\n", i + 1, h ? " + 1" : "");
-        out(g, 4, "int sh = op%d_s[o%s];\n", i + 1, h ? " + 1" : "");
-        out(g, 4, "int64_t rnd = (int64_t)(1u << (sh - 33)) << 32;\n");
+        char mt[16], st[16];
+        snprintf(mt, sizeof mt, "op%d_m", i + 1);
+        snprintf(st, sizeof st, "op%d_s", i + 1);
+        emit_dsp_mult(g, 4, mt, st, h ? "o + 1" : "o");
       }
       emit_dsp_store(g, 4, kind, d0, h ? "b0" : "a0", NULL);
       emit_dsp_store(g, 4, kind, d1, h ? "b1" : "a1", NULL);
@@ -620,129 +745,238 @@ static void emit_conv_dsp(Gen *g, int i) {
   out(g, 0, "}\n\n");
 }
 
-// Row function of a maxpool.
+// Row function of a depthwise conv on the DSP extension. Per output pixel
+// and word of 4 channels, each tap loads the 4 input bytes at once; UXTB16
+// (SXTB16 for int8 input) splits them into channels 0, 2 and 1, 3 as
+// halfwords, and SMLABB/SMLATT multiply each by its own channel's weight
+// from a pre-extended pair (op_wd: per 4 channels, per tap, channels 0|2
+// then 1|3 as int16 pairs): 4 MACs per load, no shuffles.
+static void emit_dwconv_dsp(Gen *g, int i) {
+  const InferOp *op = &g->p->ops[i];
+  bool sgn = strcmp(in_type(g->p, i), "int8_t") == 0;
+  int KH = op->kh, KW = op->kw, C = op->in.c, T = KH * KW, kind = dsp_kind(g->p, i);
+  emit_conv_prologue(g, i, " (DSP: 4 channels per word)");
+  out(g, 1, "for (int x = 0; x < %d; x++) {\n", op->out.w);
+  out(g, 2, "for (int c = 0; c < %d; c += 4) {\n", C);
+  out(g, 3, "int32_t a0 = op%d_b[c], a1 = op%d_b[c + 1], a2 = op%d_b[c + 2], a3 = op%d_b[c + 3];\n",
+      i + 1, i + 1, i + 1, i + 1);
+  out(g, 3, "const uint32_t *w = op%d_wd + c / 4 * %d;\n", i + 1, 2 * T);
+  // The taps unrolled: constant offsets into the row and the weights.
+  for (int ky = 0; ky < KH; ky++) {
+    if (pads_rows(op))
+      out(g, 3, "if (rows[%d]) { /* kernel row %d (a padded row adds nothing) */\n", ky, ky);
+    else
+      out(g, 3, "{ /* kernel row %d */\n", ky);
+    out(g, 4, "const uint8_t *r = (const uint8_t *)rows[%d] + c;\n", ky);
+    for (int kx = 0; kx < KW; kx++) {
+      char kv[16];
+      snprintf(kv, sizeof kv, "%d", kx);
+      if (pads_cols(op))
+        out(g, 4, "if ((unsigned)(%s) < %du) { /* inside the row */\n", tap("x", kv, op->sw, op->pl), op->in.w);
+      else
+        out(g, 4, "{\n");
+      out(g, 5, "uint32_t v = *(const uint32_t *)(const void *)(r + (%s) * %d);\n", tap("x", kv, op->sw, op->pl), C);
+      if (sgn)
+        out(g, 5, "int32_t x02 = __sxtb16((int32_t)v), x13 = cnn_sxtb16_ror8((int32_t)v);\n");
+      else
+        out(g, 5, "int32_t x02 = (int32_t)__uxtb16(v), x13 = (int32_t)cnn_uxtb16_ror8(v);\n");
+      int t = ky * KW + kx;
+      out(g, 5, "a0 = __smlabb(x02, (int32_t)w[%d], a0);\n", 2 * t);
+      out(g, 5, "a2 = __smlatt(x02, (int32_t)w[%d], a2);\n", 2 * t);
+      out(g, 5, "a1 = __smlabb(x13, (int32_t)w[%d], a1);\n", 2 * t + 1);
+      out(g, 5, "a3 = __smlatt(x13, (int32_t)w[%d], a3);\n", 2 * t + 1);
+      out(g, 4, "}\n");
+    }
+    out(g, 3, "}\n");
+  }
+  for (int k = 0; k < 4; k++) {
+    char d[48], v[16];
+    snprintf(d, sizeof d, "out[x * %d + c + %d]", C, k);
+    snprintf(v, sizeof v, "a%d", k);
+    out(g, 3, "{\n");
+    if (kind != DSP_I32) {
+      char mt[16], st[16], ix[16];
+      snprintf(mt, sizeof mt, "op%d_m", i + 1);
+      snprintf(st, sizeof st, "op%d_s", i + 1);
+      snprintf(ix, sizeof ix, "c + %d", k);
+      emit_dsp_mult(g, 4, mt, st, ix);
+    }
+    emit_dsp_store(g, 4, kind, d, v, NULL);
+    out(g, 3, "}\n");
+  }
+  out(g, 2, "}\n");
+  out(g, 1, "}\n");
+  out(g, 0, "}\n\n");
+}
+
+// Row function of a maxpool or an avgpool (the window's sum, scaled; for
+// int8 requantized, or left as int32 sums when it is the last op).
 static void emit_pool(Gen *g, int i) {
   const InferOp *op = &g->p->ops[i];
   const char *it = in_type(g->p, i), *ot = out_type(g->p, i);
-  int K = op->k, C = op->out.c;
-  char rp[128], row[256];
-  ring_ptr(g, rp, sizeof rp, i);
+  bool mx = op->kind == IOP_MAXPOOL;
+  int KH = op->kh, KW = op->kw, C = op->out.c;
+  char row[256], win[64];
   in_row(g, row, sizeof row, i, "iy");
-  const char *lowest = !g->p->int8 ? "-3.402823466e38f" : strcmp(it, "uint8_t") == 0 ? "0" : "-128";
-  out(g, 0, "/* op %d: maxpool %dx%d/%d, %dx%dx%d -> %dx%dx%d%s; keeps %d of %d rows */\n", i + 1,
-      K, K, op->stride, op->in.h, op->in.w, C, op->out.h, op->out.w, C,
+  window_text(op, win, sizeof win);
+  const char *acc_t = mx ? it : g->p->int8 ? "int32_t" : "float";
+  const char *init = !mx ? "0" : !g->p->int8 ? "-3.402823466e38f" : strcmp(it, "uint8_t") == 0 ? "0" : "-128";
+  out(g, 0, "/* op %d: %s %s, %dx%dx%d -> %dx%dx%d%s; keeps %d of %d rows */\n", i + 1,
+      mx ? "maxpool" : "avgpool", win, op->in.h, op->in.w, C, op->out.h, op->out.w, C,
       op->relu ? ", ReLU" : "", op->rows, op->out.h);
   out(g, 0, "CNN_CLONES static void op%d(int y) {\n", i + 1);
-  if (op->rows == 1)
-    out(g, 1, "%s *out = %s;\n", ot, rp);
-  else if (op->rows == op->out.h)
-    out(g, 1, "%s *out = %s + y * %ld;\n", ot, rp, op->row_len);
-  else
-    out(g, 1, "%s *out = %s + (y %% %d) * %ld;\n", ot, rp, op->rows, op->row_len);
-  if (op->rows == 1 && !op->pad && !strstr(row, "iy"))
+  out_row(g, i, "");
+  if (op->rows == 1 && !pads_rows(op) && !strstr(row, "iy"))
     out(g, 1, "(void)y; /* one-row rings in and out: every row uses the same slots */\n");
   out(g, 1, "for (int x = 0; x < %d; x++)\n", op->out.w);
   out(g, 2, "for (int c = 0; c < %d; c++) {\n", C);
-  out(g, 3, "%s m = %s;\n", it, lowest);
-  out(g, 3, "for (int ky = 0; ky < %d; ky++) {\n", K);
-  if (op->pad || strstr(row, "iy")) // a one-row ring needs no row index
-    out(g, 4, "int iy = %s;\n", tap("y", "ky", op->stride, op->pad));
-  if (op->pad) {
+  out(g, 3, "%s m = %s;\n", acc_t, init);
+  out(g, 3, "for (int ky = 0; ky < %d; ky++) {\n", KH);
+  if (pads_rows(op) || strstr(row, "iy")) // a one-row ring needs no row index
+    out(g, 4, "int iy = %s;\n", tap("y", "ky", op->sh, op->pt));
+  if (pads_rows(op)) {
     out(g, 4, "if (iy < 0 || iy >= %d)\n", op->in.h);
     out(g, 5, "continue;\n");
   }
   out(g, 4, "const %s *px = %s;\n", it, row);
-  out(g, 4, "for (int kx = 0; kx < %d; kx++) {\n", K);
-  out(g, 5, "int ix = %s;\n", tap("x", "kx", op->stride, op->pad));
-  if (op->pad) {
+  out(g, 4, "for (int kx = 0; kx < %d; kx++) {\n", KW);
+  out(g, 5, "int ix = %s;\n", tap("x", "kx", op->sw, op->pl));
+  if (pads_cols(op)) {
     out(g, 5, "if (ix < 0 || ix >= %d)\n", op->in.w);
     out(g, 6, "continue;\n");
   }
-  out(g, 5, "if (px[ix * %d + c] > m)\n", C);
-  out(g, 6, "m = px[ix * %d + c];\n", C);
+  if (mx) {
+    out(g, 5, "if (px[ix * %d + c] > m)\n", C);
+    out(g, 6, "m = px[ix * %d + c];\n", C);
+  } else {
+    out(g, 5, "m += px[ix * %d + c];\n", C);
+  }
   out(g, 4, "}\n");
   out(g, 3, "}\n");
+  if (!mx && !g->p->int8) {
+    out(g, 3, "m *= ");
+    put_float(g->f, 1.0 / (KH * KW));
+    fprintf(g->f, ";\n");
+  } else if (!mx && !op->out_i32) {
+    int lo, hi;
+    clamp_range(g->p, i, &lo, &hi);
+    out(g, 3, "m = rq(m, %ld, %d, %d, %d);\n", (long)op->mult[0], op->shift[0], lo, hi);
+  }
+  char cast[24] = "";
+  if (g->p->int8 && !mx && !op->out_i32)
+    snprintf(cast, sizeof cast, "(%s)", ot);
   if (op->relu)
-    out(g, 3, "out[x * %d + c] = m > 0 ? m : 0;\n", C);
+    out(g, 3, "out[x * %d + c] = %s(m > 0 ? m : 0);\n", C, cast);
   else
-    out(g, 3, "out[x * %d + c] = m;\n", C);
+    out(g, 3, "out[x * %d + c] = %sm;\n", C, cast);
   out(g, 2, "}\n");
   out(g, 0, "}\n\n");
 }
 
-static void emit_produce(Gen *g, int i, bool last, int ind);
-
-// Produces rows of op j until row `need` (clipped to its height) exists.
-static void emit_ensure(Gen *g, int j, const char *need, int ind) {
-  out(g, ind, "while (d%d <= %s && d%d < %d) {\n", j + 1, need, j + 1, g->p->ops[j].out.h);
-  emit_produce(g, j, false, ind + 1);
-  out(g, ind, "}\n");
+// Step g of a global average pool: adds input row g to the sums, and after
+// the last row scales them into the output.
+static void emit_gap(Gen *g, int i) {
+  const InferOp *op = &g->p->ops[i];
+  const InferOp *src = &g->p->ops[op->src];
+  char rp[128], row[256];
+  const char *at = g->p->int8 ? "int32_t" : "float";
+  ring_ptr(g, rp, sizeof rp, i);
+  in_row(g, row, sizeof row, i, "y");
+  bool direct = !g->p->int8 || op->out_i32; // sum straight into the output
+  int C = op->out.c;
+  out(g, 0, "/* op %d: global average pool of %dx%dx%d%s, one input row per call */\n", i + 1,
+      op->in.h, op->in.w, op->in.c, op->relu ? ", ReLU" : "");
+  out(g, 0, "CNN_CLONES static void op%d(int y) {\n", i + 1);
+  if (direct)
+    out(g, 1, "%s *sum = %s;\n", at, rp);
+  else
+    out(g, 1, "int32_t *sum = (int32_t *)((uint8_t *)arena + %ld);\n", op->off + op->bytes - 4L * C);
+  out(g, 1, "const %s *px = %s;\n", out_type(g->p, op->src), row);
+  out(g, 1, "if (y == 0)\n");
+  out(g, 2, "for (int c = 0; c < %d; c++)\n", C);
+  out(g, 3, "sum[c] = 0;\n");
+  out(g, 1, "for (int x = 0; x < %d; x++)\n", src->out.w);
+  out(g, 2, "for (int c = 0; c < %d; c++)\n", C);
+  out(g, 3, "sum[c] += px[x * %d + c];\n", C);
+  out(g, 1, "if (y < %d)\n", op->in.h - 1);
+  out(g, 2, "return;\n");
+  if (!g->p->int8) {
+    out(g, 1, "for (int c = 0; c < %d; c++)\n", C);
+    // put_float: a 1x1 input's scale is 1.0f, not the invalid "1f".
+    out(g, 2, op->relu ? "sum[c] = sum[c] > 0.0f ? sum[c] * " : "sum[c] = sum[c] * ");
+    put_float(g->f, 1.0 / (op->in.h * op->in.w));
+    fprintf(g->f, op->relu ? " : 0.0f;\n" : ";\n");
+  } else if (op->out_i32) {
+    if (op->relu) {
+      out(g, 1, "for (int c = 0; c < %d; c++)\n", C);
+      out(g, 2, "sum[c] = sum[c] > 0 ? sum[c] : 0;\n");
+    }
+  } else {
+    int lo, hi;
+    clamp_range(g->p, i, &lo, &hi);
+    out(g, 1, "for (int c = 0; c < %d; c++)\n", C);
+    out(g, 2, "(%s)[c] = (%s)rq(sum[c], %ld, %d, %d, %d);\n", rp, out_type(g->p, i),
+        (long)op->mult[0], op->shift[0], lo, hi);
+  }
+  out(g, 0, "}\n\n");
 }
 
-// Produces the next row of op i (row 0 if it is the last op), first pulling
-// the input rows it needs from the ops before it.
-static void emit_produce(Gen *g, int i, bool last, int ind) {
+// Row function of the add that ends a residual: row y of both inputs; for
+// int8 both rescaled to the output's scale on one shift.
+static void emit_add(Gen *g, int i) {
   const InferOp *op = &g->p->ops[i];
-  char y[16], need[96];
-  snprintf(y, sizeof y, last ? "0" : "d%d", i + 1);
-  if (op->kind == IOP_GAP) {
-    // Sums each input row as soon as it exists: the input ring is one row.
-    const InferOp *src = &g->p->ops[i - 1];
-    char rp[128], row[256], gv[16];
-    const char *at = g->p->int8 ? "int32_t" : "float";
-    snprintf(gv, sizeof gv, "g%d", i + 1);
-    ring_ptr(g, rp, sizeof rp, i);
-    in_row(g, row, sizeof row, i, gv);
-    bool direct = !g->p->int8 || op->out_i32; // sum straight into the output
-    out(g, ind, "{ /* op %d: global average pool of %dx%dx%d */\n", i + 1, op->in.h, op->in.w,
-        op->in.c);
-    if (direct)
-      out(g, ind + 1, "%s *sum = %s;\n", at, rp);
-    else
-      out(g, ind + 1, "int32_t sum[%d];\n", op->out.c);
-    out(g, ind + 1, "for (int c = 0; c < %d; c++)\n", op->out.c);
-    out(g, ind + 2, "sum[c] = 0;\n");
-    out(g, ind + 1, "for (int %s = 0; %s < %d; %s++) {\n", gv, gv, op->in.h, gv);
-    emit_ensure(g, i - 1, gv, ind + 2);
-    out(g, ind + 2, "CNN_PROF(%d, 0);\n", i + 1);
-    out(g, ind + 2, "const %s *px = %s;\n", out_type(g->p, i - 1), row);
-    out(g, ind + 2, "for (int x = 0; x < %d; x++)\n", src->out.w);
-    out(g, ind + 3, "for (int c = 0; c < %d; c++)\n", op->out.c);
-    out(g, ind + 4, "sum[c] += px[x * %d + c];\n", op->out.c);
-    out(g, ind + 2, "CNN_PROF(%d, 1);\n", i + 1);
-    out(g, ind + 1, "}\n");
-    if (!g->p->int8) {
-      out(g, ind + 1, "for (int c = 0; c < %d; c++)\n", op->out.c);
-      // put_float: a 1x1 input's scale is 1.0f, not the invalid "1f".
-      out(g, ind + 2, op->relu ? "sum[c] = sum[c] > 0.0f ? sum[c] * " : "sum[c] = sum[c] * ");
-      put_float(g->f, 1.0 / (op->in.h * op->in.w));
-      fprintf(g->f, op->relu ? " : 0.0f;\n" : ";\n");
-    } else if (op->out_i32) {
-      if (op->relu) {
-        out(g, ind + 1, "for (int c = 0; c < %d; c++)\n", op->out.c);
-        out(g, ind + 2, "sum[c] = sum[c] > 0 ? sum[c] : 0;\n");
-      }
-    } else {
-      int lo, hi;
-      char orp[128];
-      clamp_range(g->p, i, &lo, &hi);
-      ring_ptr(g, orp, sizeof orp, i);
-      out(g, ind + 1, "for (int c = 0; c < %d; c++)\n", op->out.c);
-      out(g, ind + 2, "(%s)[c] = (%s)rq(sum[c], %ld, %d, %d, %d);\n", orp, out_type(g->p, i),
-          (long)op->mult[0], op->shift[0], lo, hi);
-    }
-    out(g, ind, "}\n");
+  char ra[256], rb[256];
+  src_row(g, ra, sizeof ra, op->src, "y");
+  src_row(g, rb, sizeof rb, op->src2, "y");
+  out(g, 0, "/* op %d: add of ops %d and %d, %dx%dx%d%s; keeps %d of %d rows */\n", i + 1, op->src + 1,
+      op->src2 + 1, op->out.h, op->out.w, op->out.c, op->relu ? ", ReLU" : "", op->rows, op->out.h);
+  out(g, 0, "CNN_CLONES static void op%d(int y) {\n", i + 1);
+  out_row(g, i, "restrict ");
+  if (op->rows == 1 && !strstr(ra, "y)") && !strstr(rb, "y)"))
+    out(g, 1, "(void)y; /* one-row rings in and out: every row uses the same slots */\n");
+  out(g, 1, "const %s *restrict a = %s;\n", out_type(g->p, op->src), ra);
+  out(g, 1, "const %s *restrict b = %s;\n", out_type(g->p, op->src2), rb);
+  out(g, 1, "for (int j = 0; j < %ld; j++) {\n", op->row_len);
+  if (!g->p->int8) {
+    out(g, 2, "float v = a[j] + b[j];\n");
+    out(g, 2, "out[j] = %s;\n", op->relu ? "v > 0.0f ? v : 0.0f" : "v");
   } else {
-    if (i > 0) {
-      snprintf(need, sizeof need, "%s * %d + %d", y, op->stride, op->k - 1 - op->pad);
-      emit_ensure(g, i - 1, need, ind);
-    }
-    out(g, ind, "CNN_PROF(%d, 0);\n", i + 1);
-    out(g, ind, "op%d(%s%s);\n", i + 1, i == 0 ? "img, " : "", y);
-    out(g, ind, "CNN_PROF(%d, 1);\n", i + 1);
+    int lo, hi;
+    clamp_range(g->p, i, &lo, &hi);
+    // Both products below 2^30 (quant.c): the sum fits an int32.
+    out(g, 2, "int32_t v = ((int32_t)a[j] * %ld + (int32_t)b[j] * %ld + %ld) >> %d;\n", (long)op->add_m[0],
+        (long)op->add_m[1], 1L << (op->add_shift - 1), op->add_shift);
+    out(g, 2, "out[j] = (%s)(v < %d ? %d : v > %d ? %d : v);\n", out_type(g->p, i), lo, lo, hi, hi);
   }
-  if (!last)
-    out(g, ind, "d%d++;\n", i + 1);
+  out(g, 1, "}\n");
+  out(g, 0, "}\n\n");
+}
+
+// Runs the schedule the plan found: one call per step, in order; each op's
+// rows exist before anything reads them and stay until the last reader is done.
+static void emit_run(Gen *g) {
+  const InferPlan *p = g->p;
+  out(g, 0, "/* The order of the row calls (op numbers - 1), found by cnnc by pulling\n"
+            "   rows from the last op: each op makes a row only once the rows it reads\n"
+            "   exist, and before its ring slot is needed again. */\n");
+  out(g, 0, "static const %s sched[%d] = {", p->n_ops > 255 ? "uint16_t" : "uint8_t", p->n_sched);
+  for (int t = 0; t < p->n_sched; t++)
+    fprintf(g->f, "%s%d%s", t % 20 ? " " : "\n  ", p->sched[t], t + 1 < p->n_sched ? "," : "");
+  fprintf(g->f, "\n};\n\n");
+  out(g, 0, "CNN_CLONES static void run(const uint8_t *img) {\n");
+  out(g, 1, "int done[%d] = {0}; /* rows (steps) made by each op */\n", p->n_ops);
+  out(g, 1, "for (int t = 0; t < %d; t++) {\n", p->n_sched);
+  out(g, 2, "int i = sched[t];\n");
+  out(g, 2, "CNN_PROF(i + 1, 0);\n");
+  out(g, 2, "switch (i) {\n");
+  for (int i = 0; i < p->n_ops; i++)
+    out(g, 2, "case %d: op%d(%sdone[%d]); break;\n", i, i + 1, p->ops[i].src < 0 ? "img, " : "", i);
+  out(g, 2, "default: break;\n");
+  out(g, 2, "}\n");
+  out(g, 2, "CNN_PROF(i + 1, 1);\n");
+  out(g, 2, "done[i]++;\n");
+  out(g, 1, "}\n");
+  out(g, 0, "}\n\n");
 }
 
 // The header: API, sizes, and how the memory splits across layers.
@@ -753,8 +987,9 @@ static void emit_header(Gen *g, const char *guard) {
   out(g, 0, "/* %s: generated by cnnc from network %s; do not edit.\n", guard, net->name);
   out(g, 0, " * %s inference of one image: C99, no malloc, no stdio, no libm.\n",
       p->int8 ? "int8 (post-training quantized)" : "Float");
-  out(g, 0, " * Flash: %ld bytes of constant tables (weights%s; code comes on top).\n",
-      p->flash_bytes, p->int8 ? ", int32 biases, requantization multipliers" : ", biases");
+  out(g, 0, " * Flash: %ld bytes of constant tables (weights%s), %ld of row schedule;\n"
+            " * code comes on top.\n",
+      p->flash_bytes, p->int8 ? ", int32 biases, requantization multipliers" : ", biases", p->sched_bytes);
   out(g, 0, " * RAM: %ld bytes, one static arena of row rings (plus a small stack).\n",
       p->arena_bytes);
   out(g, 0, " *\n *   op  layer(s)         output      rows kept  RAM bytes  flash bytes\n");
@@ -798,14 +1033,20 @@ static void emit_header(Gen *g, const char *guard) {
   for (int i = 0; i < p->n_ops; i++) {
     const InferOp *op = &p->ops[i];
     long macs = 0;
-    char what[48];
+    char what[96];
+    char win[64];
+    window_text(op, win, sizeof win);
     if (op->kind == IOP_CONV) {
-      macs = (long)op->out.h * op->out.w * op->out.c * op->in.c * op->k * op->k;
-      snprintf(what, sizeof what, "conv %dx%d/%d", op->k, op->k, op->stride);
-    } else if (op->kind == IOP_MAXPOOL) {
-      snprintf(what, sizeof what, "maxpool %dx%d/%d", op->k, op->k, op->stride);
+      macs = (long)op->out.h * op->out.w * op->out.c * (op->in.c / op->groups) * op->kh * op->kw;
+      if (op->dense)
+        snprintf(what, sizeof what, "dense %d->%d", op->in.c * op->in.h * op->in.w, op->out.c);
+      else
+        snprintf(what, sizeof what, "%s %s", op->groups == 1 ? "conv" : op->groups == op->in.c ? "dwconv" : "gconv",
+                 win);
+    } else if (op->kind == IOP_MAXPOOL || op->kind == IOP_AVGPOOL) {
+      snprintf(what, sizeof what, "%s %s", op->kind == IOP_MAXPOOL ? "maxpool" : "avgpool", win);
     } else {
-      snprintf(what, sizeof what, "gap");
+      snprintf(what, sizeof what, op->kind == IOP_GAP ? "gap" : "add");
     }
     out(g, 1, "{\"%s\", %ldL, %ldL, %ldL}%s \\\n", what, macs, op->bytes, op->flash,
         i + 1 < p->n_ops ? "," : "");
@@ -830,10 +1071,13 @@ static void emit_source(Gen *g, const char *hname) {
             "#define CNN_PROF(op, end) ((void)0)\n#endif\n\n", g->pre);
   bool any_dsp = false, dsp_u8 = false, kinds[DSP_KINDS] = {false};
   for (int i = 0; i < p->n_ops; i++)
-    if (dsp_conv(p, i)) {
+    if (dsp_dwconv(p, i)) {
+      any_dsp = true;
+      dsp_u8 |= strcmp(in_type(p, i), "int8_t") != 0;
+    } else if (dsp_conv(p, i)) {
       any_dsp = true;
       dsp_u8 |= strcmp(in_type(p, i), "int8_t") != 0 && dsp_fast_fill(p, i);
-      int T = p->ops[i].k * p->ops[i].k * p->ops[i].in.c;
+      int T = p->ops[i].kh * p->ops[i].kw * p->ops[i].in.c;
       if (p->ops[i].out.w % 2 || T / 4 > DSP_UNROLL_Q) // else unrolled in its row function
         kinds[dsp_kind(p, i)] = true;
     }
@@ -848,11 +1092,24 @@ static void emit_source(Gen *g, const char *hname) {
     if (op->kind != IOP_CONV)
       continue;
     char name[32];
-    size_t nw = (size_t)op->out.c * op->in.c * op->k * op->k;
-    if (dsp_conv(p, i)) {
+    size_t nw = (size_t)op->out.c * (op->in.c / op->groups) * op->kh * op->kw;
+    if (dsp_dwconv(p, i)) {
+      int T = op->kh * op->kw;
+      out(g, 0, "#if CNN_DSP\n");
+      out(g, 0, "/* op %d: depthwise weights for the DSP kernel: per 4 channels, per tap, the\n"
+                "   int16 pairs of channels 0|2 and 1|3 (low|high) */\n", i + 1);
+      fprintf(g->f, "static const uint32_t op%d_wd[%zu] = {", i + 1, nw / 2);
+      for (size_t j = 0; j < nw / 2; j++) {
+        size_t c4 = j / (2 * T) * 4, t = j / 2 % T, odd = j % 2;
+        uint32_t lo = (uint16_t)op->wq[(c4 + odd) * T + t], hi = (uint16_t)op->wq[(c4 + odd + 2) * T + t];
+        fprintf(g->f, "%s0x%08lxu%s", j % 6 ? " " : "\n  ", (unsigned long)(lo | hi << 16), j + 1 < nw / 2 ? "," : "");
+      }
+      fprintf(g->f, "\n};\n");
+      out(g, 0, "#else\n");
+    } else if (dsp_conv(p, i)) {
       uint32_t *words;
       int8_t *tail;
-      int T = op->k * op->k * op->in.c;
+      int T = op->kh * op->kw * op->in.c;
       dsp_pack(op, &words, &tail);
       out(g, 0, "#if CNN_DSP\n");
       out(g, 0, "/* op %d: conv weights for the DSP kernel: per pair of output channels, per\n"
@@ -872,8 +1129,9 @@ static void emit_source(Gen *g, const char *hname) {
       free(tail);
       out(g, 0, "#else\n");
     }
-    out(g, 0, "/* op %d: conv weights [%d][%d][%d][%d] (ky, kx, in, out)%s */\n", i + 1, op->k,
-        op->k, op->in.c, op->out.c, op->bn >= 0 ? ", BatchNorm folded in" : "");
+    out(g, 0, "/* op %d: conv weights [%d][%d][%d][%d] (ky, kx, in%s, out)%s */\n", i + 1, op->kh,
+        op->kw, op->in.c / op->groups, op->out.c, op->groups > 1 ? " of the group" : "",
+        op->bn >= 0 ? ", BatchNorm folded in" : "");
     snprintf(name, sizeof name, "op%d_w", i + 1);
     // The plan holds [out][ky][kx][in]; the row functions read [ky][kx][in][out].
     size_t per = nw / (size_t)op->out.c;
@@ -892,7 +1150,7 @@ static void emit_source(Gen *g, const char *hname) {
       }
     if (p->int8) {
       table(g, "int8_t", name, nw, NULL, wq, NULL);
-      if (dsp_conv(p, i))
+      if (dsp_conv(p, i) || dsp_dwconv(p, i))
         out(g, 0, "#endif\n");
       snprintf(name, sizeof name, "op%d_b", i + 1);
       table(g, "int32_t", name, (size_t)op->out.c, NULL, NULL, op->bq);
@@ -927,7 +1185,7 @@ static void emit_source(Gen *g, const char *hname) {
   // rq() only where an op requantizes (clang warns of an unused one).
   bool requant = false;
   for (int i = 0; p->int8 && i < p->n_ops; i++)
-    requant |= p->ops[i].kind != IOP_MAXPOOL && !p->ops[i].out_i32;
+    requant |= p->ops[i].kind != IOP_MAXPOOL && p->ops[i].kind != IOP_ADD && !p->ops[i].out_i32;
   if (requant) {
     out(g, 0, "/* acc * mult / 2^shift, rounded half up, clamped to [lo, hi]. */\n");
     out(g, 0, "static inline int32_t rq(int32_t acc, int32_t mult, int shift, int32_t lo, int32_t hi) {\n");
@@ -941,27 +1199,25 @@ static void emit_source(Gen *g, const char *hname) {
     out(g, 0, "#endif\n\n");
   }
   for (int i = 0; i < p->n_ops; i++) {
-    if (dsp_conv(p, i)) {
+    if (dsp_conv(p, i) || dsp_dwconv(p, i)) {
       out(g, 0, "#if CNN_DSP\n");
-      emit_conv_dsp(g, i);
+      if (dsp_dwconv(p, i))
+        emit_dwconv_dsp(g, i);
+      else
+        emit_conv_dsp(g, i);
       out(g, 0, "#else\n");
       emit_conv(g, i);
       out(g, 0, "#endif\n\n");
     } else if (p->ops[i].kind == IOP_CONV)
       emit_conv(g, i);
-    else if (p->ops[i].kind == IOP_MAXPOOL)
+    else if (p->ops[i].kind == IOP_MAXPOOL || p->ops[i].kind == IOP_AVGPOOL)
       emit_pool(g, i);
+    else if (p->ops[i].kind == IOP_GAP)
+      emit_gap(g, i);
+    else
+      emit_add(g, i);
   }
-  out(g, 0, "/* Runs the network on img, pulling rows through the rings: each op\n"
-            "   makes a row only once the rows it reads exist. */\n");
-  out(g, 0, "CNN_CLONES static void run(const uint8_t *img) {\n");
-  if (p->n_ops > 1) {
-    out(g, 1, "int ");
-    for (int i = 0; i < p->n_ops - 1; i++)
-      fprintf(g->f, "d%d = 0%s", i + 1, i + 2 < p->n_ops ? ", " : ";\n");
-  }
-  emit_produce(g, p->n_ops - 1, true, 1);
-  out(g, 0, "}\n\n");
+  emit_run(g);
   char rp[128];
   ring_ptr(g, rp, sizeof rp, p->n_ops - 1);
   const char *U = g->up;
@@ -976,7 +1232,7 @@ static void emit_source(Gen *g, const char *hname) {
     out(g, 2, "scores[c] = (float)last[c] * op%d_scale[c];\n", p->n_ops);
   else {
     out(g, 2, "scores[c] = (float)last[c] * ");
-    put_float(g->f, (float)(lastop->kind == IOP_GAP ? lastop->acc_scale[0] : lastop->out_scale));
+    put_float(g->f, (float)(lastop->out_i32 ? lastop->acc_scale[0] : lastop->out_scale));
     fprintf(g->f, ";\n");
   }
   out(g, 0, "}\n\n");
@@ -1092,9 +1348,7 @@ int emit_infer(const Net *net, const char *outdir, const EmitOptions *opt) {
   }
   cnn_ckpt c;
   char err[512];
-  if (cnn_ckpt_load(opt->weights, &c, err, sizeof err) < 0 ||
-      cnn_ckpt_check(&c, opt->weights, net->name, net->shape_hash, (size_t)net->n_params,
-                     (size_t)net->n_state, net->train.mean, net->train.std, err, sizeof err) < 0) {
+  if (net_ckpt_load(net, opt->weights, &c, err, sizeof err) < 0) {
     fprintf(stderr, "cnnc: error: %s\n", err);
     cnn_ckpt_free(&c);
     return 1;

@@ -14,6 +14,7 @@
 #include "emit.h"
 #include "emit_util.h"
 #include "layers.h"
+#include "torch_module.h"
 #include "train_emit.h"
 
 typedef TrainCtx Ctx;
@@ -124,8 +125,24 @@ static void emit_profile(Ctx *c) {
   W(c, "#else\n#define CNN_PROF_BEGIN() ((void)0)\n#define CNN_PROF(k, d) ((void)0)\n#endif\n\n");
 }
 
-// The .c file.
-static void emit_source(Ctx *c) {
+// The tensor table of the descriptor: what checkpoints name each tensor.
+static void emit_tensors(Ctx *c, const cnn_tensor *t, size_t n) {
+  W(c, "\n// Every tensor of params and state, under the state_dict names of the\n"
+       "// PyTorch module `cnnc export` writes: name, block, offset, size, shape.\n");
+  W(c, "static const cnn_tensor %s_tensors[%zu] = {\n", c->P, n ? n : 1);
+  for (size_t i = 0; i < n; i++) {
+    W(c, "    {\"%s\", %d, %zu, %zu, %d, {", t[i].name, t[i].in_state, t[i].offset, t[i].size, t[i].ndim);
+    for (int d = 0; d < t[i].ndim; d++)
+      W(c, "%s%d", d ? ", " : "", t[i].shape[d]);
+    W(c, "}},\n");
+  }
+  if (!n)
+    W(c, "    {NULL, 0, 0, 0, 0, {0}}, // none: no layer has parameters\n");
+  W(c, "};\n");
+}
+
+// The .c file, with the tensor table t[nt].
+static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
   const Net *n = c->net;
   const char *P = c->P;
   int L = c->L;
@@ -245,7 +262,9 @@ static void emit_source(Ctx *c) {
   if (c->scratch) {
     W(c, "// Where a layer's input gradient goes when another reader of the same\n"
          "// tensor already wrote its gradient; it is then added on.\n");
+    ig_open(c, c->scratch_mode);
     W(c, "static cnn_real %s_dscratch[BATCH * %ld];\n", P, c->scratch);
+    ig_close(c, c->scratch_mode);
   }
   for (int k = 0; k < L; k++) {
     const LayerDef *def = layer_def(n->layers[k].kind);
@@ -341,6 +360,7 @@ static void emit_source(Ctx *c) {
     W(c, "  case %d:\n    return %s_a%d;\n", k, P, c->buf[k]);
   W(c, "  }\n  return NULL;\n}\n#endif\n");
 
+  emit_tensors(c, tensors, nt);
   W(c, "\ncnn_net %s_net = {\n", P);
   W(c, "    .name = \"%s\",\n    .batch = BATCH,\n", P);
   W(c, "    .in_c = %d, .in_h = %d, .in_w = %d,\n    .classes = %d,\n", n->input.c, n->input.h, n->input.w, C);
@@ -348,6 +368,7 @@ static void emit_source(Ctx *c) {
   W(c, "    .n_params = %ld, .params = %s_params, .grads = %s_grads,\n", n->n_params, P, P);
   W(c, "    .n_state = %ld, .state = %s_state,\n", n->n_state, P);
   W(c, "    .train = &%s_train_config,\n", P);
+  W(c, "    .tensors = %s_tensors, .n_tensors = %zu,\n", P, nt);
   W(c, "    .init = %s_init,\n    .forward = %s_forward,\n    .backward = %s_backward,\n", P, P, P);
   W(c, "    .logprobs = %s_a%d,\n};\n", P, lb);
 }
@@ -400,6 +421,12 @@ int emit_train(const Net *net, const char *outdir, const EmitOptions *opt) {
   int rc = 1;
   char name[512];
   EmitFile ef;
+  cnn_tensor *t = NULL;
+  size_t nt = 0;
+  if (torch_tensors(net, &t, &nt) != 0) {
+    fprintf(stderr, "cnnc: error: out of memory\n");
+    goto done;
+  }
   if (emit_mkdirs(outdir) != 0)
     goto done;
   snprintf(name, sizeof name, "%s_train.h", net->name);
@@ -413,11 +440,12 @@ int emit_train(const Net *net, const char *outdir, const EmitOptions *opt) {
   if (emit_file_open(&ef, outdir, name) != 0)
     goto done;
   c.f = ef.f;
-  emit_source(&c);
+  emit_source(&c, t, nt);
   if (emit_file_close(&ef) != 0)
     goto done;
   rc = 0;
 done:
+  torch_tensors_free(t, nt);
   train_plan_free(&c);
   return rc;
 }

@@ -1,13 +1,16 @@
 // infer_plan.h: the inference plan of a network — its layers regrouped into
-// ops that each produce one activation (conv with BatchNorm and ReLU folded
-// in, maxpool, gap), the row-streaming memory plan, the folded weights and,
-// for int8, their quantization. Shared by emit_infer.c, interp.c, quant.c
-// and `cnnc summary --weights`.
+// ops that each produce one activation (conv or dense with BatchNorm and
+// ReLU folded in, maxpool, avgpool, gap, the add of a residual), the
+// row-streaming schedule and memory plan, the folded weights and, for int8,
+// their quantization. Shared by emit_infer.c, interp.c, quant.c and
+// `cnnc summary --weights`.
 //
 // Streaming: every op computes its output one row at a time, and keeps only
-// the rows its consumer still needs (a ring of k rows for a k x k consumer,
-// one row before a gap). So no feature map ever exists whole and all rings
-// are live at once: the arena is their sum.
+// the rows its consumers still need (a ring of k rows for one k x k
+// consumer; for a residual's input, the rows between what the add and the
+// block's first conv read). The schedule is found at compile time by
+// pulling rows from the last op, as the code will: so no feature map ever
+// exists whole, all rings are live at once, and the arena is their sum.
 #ifndef CNNC_INFER_PLAN_H
 #define CNNC_INFER_PLAN_H
 
@@ -18,15 +21,22 @@
 #include "emit.h"
 #include "net.h"
 
-typedef enum InferOpKind { IOP_CONV, IOP_MAXPOOL, IOP_GAP } InferOpKind;
+typedef enum InferOpKind { IOP_CONV, IOP_MAXPOOL, IOP_GAP, IOP_AVGPOOL, IOP_ADD } InferOpKind;
 
 typedef struct InferOp {
   InferOpKind kind;
   int first, last;   // net layers folded into this op
+  int src, src2;     // the ops it reads (-1: the image); src2 only for add
   Shape in, out;
-  int k, stride, pad;
+  // Window (conv, pools): kh x kw, stride sh x sw, zero padding top, bottom,
+  // left, right; conv input and output channels split into groups. A dense
+  // layer is a conv whose window is its whole input map (its weights
+  // [units][c][h][w], flattened CHW, are already a conv's layout).
+  int kh, kw, sh, sw, pt, pb, pl, pr, groups;
+  bool dense;        // a conv made from a dense layer
   bool relu;         // ReLU fused on its output
   int bn;            // conv: the BatchNorm layer folded into it, or -1
+  int steps;         // calls of its row function: out.h rows (gap: one per input row)
   int rows;          // rows of the output kept in the arena
   long row_len;      // values in one output row: out.w * out.c
   long off, bytes;   // its ring: byte offset and size in the arena
@@ -47,14 +57,21 @@ typedef struct InferOp {
   int32_t *mult;     // requantization: out = (acc * mult) >> shift, rounded
   int8_t *shift;
   double *acc_scale; // real value of one accumulator step, per channel
+  int32_t add_m[2];  // add: out = (a * add_m[0] + b * add_m[1]) >> add_shift, rounded
+  int add_shift;
 } InferOp;
 
 typedef struct InferPlan {
   bool int8;
   InferOp *ops;
   int n_ops;
+  int *sched;        // the order of row-function calls (op indices), n_sched long
+  int n_sched;
+  int *tensor_op;    // while grouping: the op that makes net tensor t (-1: image)
+  int cur;           // while grouping: the op the current layer reads (-1: image)
   long arena_bytes;  // the one static arena (= .bss of the inference object)
   long flash_bytes;  // the constant tables (weights, biases, multipliers)
+  long sched_bytes;  // the row schedule's table, besides them
   double in_pad;     // the pixel a zero-padded normalized input stands for
 } InferPlan;
 
@@ -80,10 +97,15 @@ int infer_memory(const Net *net, bool int8, long *flash_bytes, long *ram_bytes,
 int emit_infer_plan(const Net *net, const char *outdir, const float *params, const float *state,
                     const EmitOptions *opt);
 
-// For the layer modules' lowering: a new op made by layer i (its shapes and
-// square window), and the last op so far (NULL: none).
+// For the layer modules' lowering: a new op made by layer i (its shapes,
+// window and inputs), and the op whose output layer i reads (NULL: the
+// image).
 InferOp *infer_plan_new_op(InferPlan *p, const Layer *l, int i, InferOpKind kind);
 InferOp *infer_plan_last_op(InferPlan *p);
+// The op a value-changing layer i (batchnorm, relu) may be folded into: the
+// op it reads, when nothing else reads that op's output. NULL, with a
+// message, when there is none.
+InferOp *infer_plan_fold_target(InferPlan *p, const Net *net, int i, char *msg, size_t msglen);
 
 // Frees what build, fold and quantization allocated.
 void infer_plan_free(InferPlan *p);

@@ -5,35 +5,44 @@
 #include <stdlib.h>
 #include <string.h>
 
-// One op over a whole input map in (HWC) into out (HWC).
-static void run_op(const InferPlan *p, int i, const float *in, float *out) {
+// One op over its whole input maps (HWC; in2 for an add) into out (HWC).
+static void run_op(const InferPlan *p, int i, const float *in, const float *in2, float *out) {
   const InferOp *op = &p->ops[i];
-  int H = op->in.h, W = op->in.w, C = op->in.c, OC = op->out.c, k = op->k, s = op->stride,
-      pd = op->pad;
-  float pad = i == 0 ? (float)p->in_pad : 0.0f;
+  int H = op->in.h, W = op->in.w, C = op->in.c, OC = op->out.c;
+  int icg = C / op->groups, ocg = OC / op->groups;
+  float pad = op->src < 0 ? (float)p->in_pad : 0.0f;
   for (int y = 0; y < op->out.h; y++)
     for (int x = 0; x < op->out.w; x++)
       for (int o = 0; o < OC; o++) {
         float acc;
         if (op->kind == IOP_CONV) {
           acc = op->bf[o];
-          const float *w = op->wf + (size_t)o * k * k * C;
-          for (int ky = 0; ky < k; ky++)
-            for (int kx = 0; kx < k; kx++)
-              for (int c = 0; c < C; c++) {
-                int iy = y * s - pd + ky, ix = x * s - pd + kx;
+          const float *w = op->wf + (size_t)o * op->kh * op->kw * icg;
+          int c0 = o / ocg * icg;
+          for (int ky = 0; ky < op->kh; ky++)
+            for (int kx = 0; kx < op->kw; kx++)
+              for (int c = 0; c < icg; c++) {
+                int iy = y * op->sh - op->pt + ky, ix = x * op->sw - op->pl + kx;
                 float v = iy < 0 || iy >= H || ix < 0 || ix >= W ? pad
-                                                                 : in[((size_t)iy * W + ix) * C + c];
-                acc += w[(ky * k + kx) * C + c] * v;
+                                                                 : in[((size_t)iy * W + ix) * C + c0 + c];
+                acc += w[(ky * op->kw + kx) * icg + c] * v;
               }
-        } else if (op->kind == IOP_MAXPOOL) {
-          acc = -3.4e38f;
-          for (int ky = 0; ky < k; ky++)
-            for (int kx = 0; kx < k; kx++) {
-              int iy = y * s - pd + ky, ix = x * s - pd + kx;
-              if (iy >= 0 && iy < H && ix >= 0 && ix < W && in[((size_t)iy * W + ix) * C + o] > acc)
-                acc = in[((size_t)iy * W + ix) * C + o];
+        } else if (op->kind == IOP_MAXPOOL || op->kind == IOP_AVGPOOL) {
+          bool mx = op->kind == IOP_MAXPOOL;
+          acc = mx ? -3.4e38f : 0.0f;
+          for (int ky = 0; ky < op->kh; ky++)
+            for (int kx = 0; kx < op->kw; kx++) {
+              int iy = y * op->sh - op->pt + ky, ix = x * op->sw - op->pl + kx;
+              if (iy < 0 || iy >= H || ix < 0 || ix >= W)
+                continue;
+              float v = in[((size_t)iy * W + ix) * C + o];
+              acc = mx ? (v > acc ? v : acc) : acc + v;
             }
+          if (!mx)
+            acc *= 1.0f / (float)(op->kh * op->kw);
+        } else if (op->kind == IOP_ADD) {
+          size_t j = ((size_t)y * W + x) * C + o;
+          acc = in[j] + in2[j];
         } else {
           acc = 0.0f;
           for (int iy = 0; iy < H; iy++)
@@ -48,35 +57,32 @@ static void run_op(const InferPlan *p, int i, const float *in, float *out) {
 }
 
 int interp_float(const InferPlan *p, const uint8_t *image, float *scores, double *absmax) {
-  size_t big = (size_t)p->ops[0].in.c * p->ops[0].in.h * p->ops[0].in.w;
-  for (int i = 0; i < p->n_ops; i++) {
-    size_t n = (size_t)p->ops[i].out.c * p->ops[i].out.h * p->ops[i].out.w;
-    if (n > big)
-      big = n;
-  }
-  float *a = malloc(big * sizeof *a), *b = malloc(big * sizeof *b);
-  if (!a || !b) {
-    free(a);
-    free(b);
-    return -1;
-  }
-  for (size_t j = 0; j < (size_t)p->ops[0].in.c * p->ops[0].in.h * p->ops[0].in.w; j++)
-    a[j] = image[j];
-  for (int i = 0; i < p->n_ops; i++) {
-    run_op(p, i, a, b);
+  // Every op's whole output, kept to the end (an add reads an early one).
+  float **maps = calloc((size_t)p->n_ops, sizeof *maps);
+  size_t nimg = (size_t)p->ops[0].in.c * p->ops[0].in.h * p->ops[0].in.w;
+  float *img = malloc(nimg * sizeof *img);
+  int rc = maps && img ? 0 : -1;
+  for (size_t j = 0; rc == 0 && j < nimg; j++)
+    img[j] = image[j];
+  for (int i = 0; rc == 0 && i < p->n_ops; i++) {
     const InferOp *op = &p->ops[i];
     size_t n = (size_t)op->out.c * op->out.h * op->out.w;
+    if (!(maps[i] = malloc(n * sizeof **maps))) {
+      rc = -1;
+      break;
+    }
+    run_op(p, i, op->src < 0 ? img : maps[op->src], op->src2 < 0 ? NULL : maps[op->src2], maps[i]);
     for (size_t j = 0; absmax && j < n; j++) {
-      double v = b[j] < 0 ? -b[j] : b[j];
+      double v = maps[i][j] < 0 ? -maps[i][j] : maps[i][j];
       if (v > absmax[i])
         absmax[i] = v;
     }
-    float *t = a;
-    a = b;
-    b = t;
   }
-  memcpy(scores, a, sizeof *scores * (size_t)p->ops[p->n_ops - 1].out.c);
-  free(a);
-  free(b);
-  return 0;
+  if (rc == 0)
+    memcpy(scores, maps[p->n_ops - 1], sizeof *scores * (size_t)p->ops[p->n_ops - 1].out.c);
+  for (int i = 0; maps && i < p->n_ops; i++)
+    free(maps[i]);
+  free(maps);
+  free(img);
+  return rc;
 }

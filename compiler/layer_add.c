@@ -50,10 +50,12 @@ static void add_emit(TrainCtx *c, int k) {
   ig_close(c, c->gmode[k + 1]);
 }
 
+// The add of a residual: an op of its own, reading the block's output and
+// the shortcut's (or the block's input) row by row.
 static int add_lower(InferPlan *p, const Net *net, int i, char *msg, size_t n) {
-  (void)p, (void)net;
-  snprintf(msg, n, "layer %d: inference code does not support residual blocks yet", i + 1);
-  return -1;
+  (void)msg, (void)n;
+  infer_plan_new_op(p, &net->layers[i], i, IOP_ADD);
+  return 0;
 }
 
 const LayerDef layer_add = {

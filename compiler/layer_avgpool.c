@@ -55,14 +55,22 @@ static void avgpool_emit(TrainCtx *c, int k) {
   ig_close(c, dxm);
 }
 
+// An op of its own: the window sums, scaled.
 static int avgpool_lower(InferPlan *p, const Net *net, int i, char *msg, size_t n) {
-  (void)p, (void)net;
-  snprintf(msg, n, "layer %d: inference code does not support avgpool yet", i + 1);
-  return -1;
+  (void)msg, (void)n;
+  infer_plan_new_op(p, &net->layers[i], i, IOP_AVGPOOL);
+  return 0;
+}
+
+// PyTorch's AvgPool2d (no padding; windows that do not fit are dropped, as there).
+static void avgpool_torch(const Layer *l, char *mod, size_t n, char *pre, size_t pren) {
+  (void)pre, (void)pren;
+  pool_torch(l, "nn.AvgPool2d", mod, n);
 }
 
 const LayerDef layer_avgpool = {
     .name = "avgpool", .params = pool_params, .n_params = 2,
     .args = pool_args, .shape = pool_shape, .transform = pool_transform, .window = true,
     .fn = "avgpool", .emit_train = avgpool_emit, .lower = avgpool_lower,
+    .torch = avgpool_torch, .torch_in = 4,
 };

@@ -265,13 +265,18 @@ static void bn_init(TrainCtx *c, int k) {
 
 // Folds into the conv op before it: only a conv's own affine output can
 // absorb BN exactly.
+// Folds into the conv it reads (its scale into the weights, its shift into
+// the bias).
 static int bn_lower(InferPlan *p, const Net *net, int i, char *msg, size_t n) {
-  InferOp *op = infer_plan_last_op(p);
-  if (!op || op->kind != IOP_CONV || op->relu || op->bn >= 0 || net->layers[i].src != i) {
+  InferOp *op = infer_plan_fold_target(p, net, i, msg, n);
+  if (!op)
+    return -1;
+  // After a flatten its channels are no longer the conv's.
+  if (op->kind != IOP_CONV || op->relu || op->bn >= 0 || op->out.c != net->layers[i].in.c) {
     snprintf(msg, n,
              "layer %d: inference code folds batchnorm into the conv before it; "
              "this one follows %s",
-             i + 1, op ? (op->relu ? "a relu" : layer_kind_name(net->layers[op->last].kind)) : "the input");
+             i + 1, op->relu ? "a relu" : layer_kind_name(net->layers[op->last].kind));
     return -1;
   }
   op->bn = i;
@@ -279,7 +284,24 @@ static int bn_lower(InferPlan *p, const Net *net, int i, char *msg, size_t n) {
   return 0;
 }
 
+// PyTorch's BatchNorm2d with its defaults, which are cnnc's (eps 1e-5, momentum 0.1).
+static void bn_torch(const Layer *l, char *mod, size_t n, char *pre, size_t pren) {
+  (void)pre, (void)pren;
+  snprintf(mod, n, "nn.BatchNorm2d(%d)", l->out.c);
+}
+
+// gamma and beta as weight and bias; the running statistics in the state block.
+static int bn_tensors(const Layer *l, LayerTensor t[4]) {
+  int c = l->out.c;
+  t[0] = (LayerTensor){"weight", false, 0, 1, {c}};
+  t[1] = (LayerTensor){"bias", false, c, 1, {c}};
+  t[2] = (LayerTensor){"running_mean", true, 0, 1, {c}};
+  t[3] = (LayerTensor){"running_var", true, c, 1, {c}};
+  return 4;
+}
+
 const LayerDef layer_batchnorm = {
     .name = "batchnorm", .costs = bn_costs, .transform = bn_transform,
     .fn = "bn", .fwd_training = true, .emit_train = bn_emit, .emit_init = bn_init, .lower = bn_lower,
+    .torch = bn_torch, .torch_in = 4, .tensors = bn_tensors,
 };

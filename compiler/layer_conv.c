@@ -523,16 +523,40 @@ static void conv_init(TrainCtx *c, int k) {
 
 // A conv op of the plan; the row functions take square windows, symmetric
 // padding and one group for now.
+// An op of its own; batchnorm and relu after it fold into it.
 static int conv_lower(InferPlan *p, const Net *net, int i, char *msg, size_t n) {
-  const Layer *l = &net->layers[i];
-  if (l->kh != l->kw || l->sh != l->sw || l->pt != l->pb || l->pt != l->pl || l->pt != l->pr || l->groups != 1 ||
-      l->src != i) {
-    snprintf(msg, n, "layer %d: inference code does not support this conv yet (rectangular, strided "
-                     "unevenly, 'same'-padded unevenly, grouped or off the main chain)", i + 1);
-    return -1;
-  }
-  infer_plan_new_op(p, l, i, IOP_CONV);
+  (void)msg, (void)n;
+  infer_plan_new_op(p, &net->layers[i], i, IOP_CONV);
   return 0;
+}
+
+// PyTorch's Conv2d; Keras' uneven 'same' padding as a ZeroPad2d before it.
+static void conv_torch(const Layer *l, char *mod, size_t n, char *pre, size_t pren) {
+  char k[32], s[48] = "", p[48] = "", g[24] = "";
+  fmt_torch_pair(k, sizeof k, l->kh, l->kw);
+  if (l->sh != 1 || l->sw != 1) {
+    char v[32];
+    fmt_torch_pair(v, sizeof v, l->sh, l->sw);
+    snprintf(s, sizeof s, ", stride=%s", v);
+  }
+  bool even = l->pt == l->pb && l->pl == l->pr;
+  if (!even)
+    snprintf(pre, pren, "nn.ZeroPad2d((%d, %d, %d, %d))", l->pl, l->pr, l->pt, l->pb);
+  else if (l->pt || l->pl) {
+    char v[32];
+    fmt_torch_pair(v, sizeof v, l->pt, l->pl);
+    snprintf(p, sizeof p, ", padding=%s", v);
+  }
+  if (l->groups > 1)
+    snprintf(g, sizeof g, ", groups=%d", l->groups);
+  snprintf(mod, n, "nn.Conv2d(%d, %d, %s%s%s%s%s)", l->in.c, l->out.c, k, s, p, g, l->bias ? "" : ", bias=False");
+}
+
+// weight [out][in / groups][kh][kw], then bias [out]: PyTorch's layout.
+static int conv_tensors(const Layer *l, LayerTensor t[4]) {
+  t[0] = (LayerTensor){"weight", false, 0, 4, {l->out.c, l->in.c / l->groups, l->kh, l->kw}};
+  t[1] = (LayerTensor){"bias", false, (long)l->out.c * (l->in.c / l->groups) * l->kh * l->kw, 1, {l->out.c}};
+  return l->bias ? 2 : 1;
 }
 
 const LayerDef layer_conv = {
@@ -541,4 +565,5 @@ const LayerDef layer_conv = {
     .fn = "conv", .emit_train = conv_emit, .emit_init = conv_init, .col_size = conv_col_size,
     .read_slack = conv_slack, .train_path = conv_path,
     .lower = conv_lower,
+    .torch = conv_torch, .torch_in = 4, .tensors = conv_tensors,
 };

@@ -85,14 +85,36 @@ static void dense_init(TrainCtx *c, int k) {
                     (long)l->param_off);
 }
 
+// A conv whose window is the whole map it reads: after flatten that map is
+// still HxWxC in the plan, and the weights [units][c][h][w] of the CHW
+// flattening are the conv layout [oc][ic][kh][kw] as they are.
 static int dense_lower(InferPlan *p, const Net *net, int i, char *msg, size_t n) {
-  (void)p, (void)net;
-  snprintf(msg, n, "layer %d: inference code does not support dense yet", i + 1);
-  return -1;
+  (void)msg, (void)n;
+  const InferOp *src = infer_plan_last_op(p);
+  InferOp *op = infer_plan_new_op(p, &net->layers[i], i, IOP_CONV);
+  op->in = src ? src->out : net->input;
+  op->kh = op->in.h, op->kw = op->in.w;
+  op->sh = op->sw = 1;
+  op->dense = true;
+  return 0;
+}
+
+// PyTorch's Linear, on [N, C].
+static void dense_torch(const Layer *l, char *mod, size_t n, char *pre, size_t pren) {
+  (void)pre, (void)pren;
+  snprintf(mod, n, "nn.Linear(%d, %d%s)", l->in.c, l->out.c, l->bias ? "" : ", bias=False");
+}
+
+// weight [out][in], then bias [out]: PyTorch's layout.
+static int dense_tensors(const Layer *l, LayerTensor t[4]) {
+  t[0] = (LayerTensor){"weight", false, 0, 2, {l->out.c, l->in.c}};
+  t[1] = (LayerTensor){"bias", false, (long)l->out.c * l->in.c, 1, {l->out.c}};
+  return l->bias ? 2 : 1;
 }
 
 const LayerDef layer_dense = {
     .name = "dense", .params = dense_params, .n_params = 2,
     .args = dense_args, .shape = dense_shape, .costs = dense_costs, .transform = dense_transform,
     .fn = "dense", .emit_train = dense_emit, .emit_init = dense_init, .lower = dense_lower,
+    .torch = dense_torch, .torch_in = 2, .torch_out = 2, .tensors = dense_tensors,
 };

@@ -94,8 +94,15 @@ static int dropout_lower(InferPlan *p, const Net *net, int i, char *msg, size_t 
   return 0;
 }
 
+// PyTorch's Dropout (its own masks: the same rate, not the same draws).
+static void dropout_torch(const Layer *l, char *mod, size_t n, char *pre, size_t pren) {
+  (void)pre, (void)pren;
+  snprintf(mod, n, "nn.Dropout(%.6g)", l->p);
+}
+
 const LayerDef layer_dropout = {
     .name = "dropout", .params = dropout_params, .n_params = 1,
     .args = dropout_args, .transform = dropout_transform,
     .fn = "dropout", .fwd_training = true, .in_place = true, .emit_train = dropout_emit, .lower = dropout_lower,
+    .torch = dropout_torch,
 };

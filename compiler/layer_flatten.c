@@ -36,13 +36,23 @@ static void flatten_emit(TrainCtx *c, int k) {
   ig_close(c, c->gmode[k + 1]);
 }
 
+// No op: the plan keeps the map HxWxC and the dense after it reads it whole.
 static int flatten_lower(InferPlan *p, const Net *net, int i, char *msg, size_t n) {
-  (void)p, (void)net;
-  snprintf(msg, n, "layer %d: inference code does not support flatten yet", i + 1);
-  return -1;
+  (void)net, (void)msg, (void)n;
+  InferOp *op = infer_plan_last_op(p);
+  if (op)
+    op->last = i;
+  return 0;
+}
+
+// PyTorch's nn.Flatten.
+static void flatten_torch(const Layer *l, char *mod, size_t n, char *pre, size_t pren) {
+  (void)l, (void)pre, (void)pren;
+  snprintf(mod, n, "nn.Flatten()");
 }
 
 const LayerDef layer_flatten = {
     .name = "flatten", .shape = flatten_shape, .transform = flatten_transform, .window = true,
     .fn = "flatten", .in_place = true, .view = true, .emit_train = flatten_emit, .lower = flatten_lower,
+    .torch = flatten_torch, .torch_out = 2,
 };

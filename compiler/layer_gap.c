@@ -42,16 +42,21 @@ static void gap_emit(TrainCtx *c, int k) {
   ig_close(c, dxm);
 }
 
+// A gap op of the plan: it sums its input row by row.
 static int gap_lower(InferPlan *p, const Net *net, int i, char *msg, size_t n) {
-  if (net->layers[i].src != i) {
-    snprintf(msg, n, "layer %d: inference code does not support gap off the main chain yet", i + 1);
-    return -1;
-  }
+  (void)msg, (void)n;
   infer_plan_new_op(p, &net->layers[i], i, IOP_GAP);
   return 0;
+}
+
+// PyTorch's nn.AdaptiveAvgPool2d.
+static void gap_torch(const Layer *l, char *mod, size_t n, char *pre, size_t pren) {
+  (void)l, (void)pre, (void)pren;
+  snprintf(mod, n, "nn.AdaptiveAvgPool2d(1)");
 }
 
 const LayerDef layer_gap = {
     .name = "gap", .shape = gap_shape, .transform = gap_transform, .window = true,
     .fn = "gap", .emit_train = gap_emit, .lower = gap_lower,
+    .torch = gap_torch, .torch_in = 4,
 };

@@ -63,7 +63,14 @@ static int log_softmax_lower(InferPlan *p, const Net *net, int i, char *msg, siz
   return 0;
 }
 
+// PyTorch's nn.LogSoftmax.
+static void log_softmax_torch(const Layer *l, char *mod, size_t n, char *pre, size_t pren) {
+  (void)l, (void)pre, (void)pren;
+  snprintf(mod, n, "nn.LogSoftmax(dim=1)");
+}
+
 const LayerDef layer_log_softmax = {
     .name = "log_softmax", .shape = log_softmax_shape, .transform = log_softmax_transform, .head = true,
     .fn = "log_softmax", .emit_train = log_softmax_emit, .lower = log_softmax_lower,
+    .torch = log_softmax_torch,
 };

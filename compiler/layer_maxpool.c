@@ -141,19 +141,33 @@ static void maxpool_emit(TrainCtx *c, int k) {
   ig_close(c, dxm);
 }
 
-// A maxpool op of the plan (square windows).
+// A maxpool op of the plan.
 static int maxpool_lower(InferPlan *p, const Net *net, int i, char *msg, size_t n) {
-  const Layer *l = &net->layers[i];
-  if (l->kh != l->kw || l->sh != l->sw || l->src != i) {
-    snprintf(msg, n, "layer %d: inference code does not support this maxpool yet (rectangular)", i + 1);
-    return -1;
-  }
-  infer_plan_new_op(p, l, i, IOP_MAXPOOL);
+  (void)msg, (void)n;
+  infer_plan_new_op(p, &net->layers[i], i, IOP_MAXPOOL);
   return 0;
+}
+
+// The module text of a pool: its class, kernel and (when not the kernel) stride.
+void pool_torch(const Layer *l, const char *cls, char *mod, size_t n) {
+  char k[32], st[32];
+  fmt_torch_pair(k, sizeof k, l->kh, l->kw);
+  fmt_torch_pair(st, sizeof st, l->sh, l->sw);
+  if (l->kh == l->sh && l->kw == l->sw)
+    snprintf(mod, n, "%s(%s)", cls, k);
+  else
+    snprintf(mod, n, "%s(%s, stride=%s)", cls, k, st);
+}
+
+// PyTorch's MaxPool2d (no padding; windows that do not fit are dropped, as there).
+static void maxpool_torch(const Layer *l, char *mod, size_t n, char *pre, size_t pren) {
+  (void)pre, (void)pren;
+  pool_torch(l, "nn.MaxPool2d", mod, n);
 }
 
 const LayerDef layer_maxpool = {
     .name = "maxpool", .params = pool_params, .n_params = 2,
     .args = pool_args, .shape = pool_shape, .transform = pool_transform, .window = true,
     .fn = "maxpool", .fwd_training = true, .emit_train = maxpool_emit, .lower = maxpool_lower,
+    .torch = maxpool_torch, .torch_in = 4,
 };

@@ -54,18 +54,24 @@ static void relu_emit(TrainCtx *c, int k) {
 }
 
 // Fused on the output of the op before it.
+// Folds into the op it reads, on that op's output.
 static int relu_lower(InferPlan *p, const Net *net, int i, char *msg, size_t n) {
-  InferOp *op = infer_plan_last_op(p);
-  if (!op || net->layers[i].src != i) {
-    snprintf(msg, n, "layer %d: inference code needs a conv before the first relu", i + 1);
+  InferOp *op = infer_plan_fold_target(p, net, i, msg, n);
+  if (!op)
     return -1;
-  }
   op->relu = true;
   op->last = i;
   return 0;
 }
 
+// PyTorch's nn.ReLU.
+static void relu_torch(const Layer *l, char *mod, size_t n, char *pre, size_t pren) {
+  (void)l, (void)pre, (void)pren;
+  snprintf(mod, n, "nn.ReLU()");
+}
+
 const LayerDef layer_relu = {
     .name = "relu", .transform = relu_transform,
     .fn = "relu", .in_place = true, .emit_train = relu_emit, .lower = relu_lower,
+    .torch = relu_torch,
 };

@@ -69,3 +69,10 @@ void same_padding(int in, int k, int stride, int *lo, int *hi) {
 void fmt_window(char *buf, size_t n, int h, int w) {
   snprintf(buf, n, "%dx%d", h, w);
 }
+
+void fmt_torch_pair(char *buf, size_t n, int h, int w) {
+  if (h == w)
+    snprintf(buf, n, "%d", h);
+  else
+    snprintf(buf, n, "(%d, %d)", h, w);
+}

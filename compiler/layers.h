@@ -67,6 +67,14 @@ bool arg_padding(ArgList *a, int slot, Layer *l);
 // A P_NUM argument that must lie in [0, 1).
 bool arg_prob(ArgList *a, int slot, const char *pname, double *out);
 
+// A tensor of a layer as checkpoints and the exported PyTorch module name it.
+typedef struct LayerTensor {
+  const char *name;  // under the layer's module, PyTorch's: "weight", "running_mean"
+  bool in_state;     // in the state block (BN running statistics), not params
+  long offset;       // from the layer's param_off (or state_off)
+  int ndim, shape[4];
+} LayerTensor;
+
 typedef struct LayerDef {
   const char *name;          // as the language spells it
   bool internal;             // made by the checker, not callable (add)
@@ -110,6 +118,16 @@ typedef struct LayerDef {
   // Inference: turns layer i into ops of the plan (infer_plan.h), or folds it
   // into the last one. 0, or -1 with a message.
   int (*lower)(InferPlan *p, const Net *net, int i, char *msg, size_t msglen);
+
+  // Export to PyTorch (torch_module.c): the module computing the layer as a
+  // Python expression ("nn.ReLU()"), and in pre one to run before it, or ""
+  // (nn.ZeroPad2d for uneven 'same' padding). torch_in is the rank it needs
+  // (0 any, 2 [N, C], 4 [N, C, H, W]), torch_out the one it gives (0: its input's).
+  void (*torch)(const Layer *l, char *mod, size_t n, char *pre, size_t pren);
+  int torch_in, torch_out;
+  // Its tensors in block order, named as PyTorch's state_dict does; returns
+  // how many (at most 4). NULL: none.
+  int (*tensors)(const Layer *l, LayerTensor t[4]);
 } LayerDef;
 
 // The module of kind k.
@@ -133,11 +151,15 @@ extern const ParamSpec pool_params[];
 bool pool_args(ArgList *a, Layer *l);
 bool pool_shape(Layer *l, char *msg, size_t n);
 void pool_transform(const Layer *l, char *buf, size_t n);
+// The pool's PyTorch module: cls(kernel[, stride=...]).
+void pool_torch(const Layer *l, const char *cls, char *mod, size_t n);
 
 // Multiplies into *acc unless the product leaves a long's range.
 bool mul_ok(long *acc, long x);
 
 // "3x3" or "10x4" style text of a window, square as one number when asked.
 void fmt_window(char *buf, size_t n, int h, int w);
+// A PyTorch size argument: "3" when h == w, else "(10, 4)".
+void fmt_torch_pair(char *buf, size_t n, int h, int w);
 
 #endif

@@ -1,10 +1,10 @@
-// main.c: the cnnc command line — check, summary and build.
+// main.c: the cnnc command line — check, summary, build and export.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
-#include "checkpoint.h"
+#include "net_ckpt.h"
 #include "emit.h"
 #include "report.h"
 
@@ -16,6 +16,7 @@ static void usage(FILE *f) {
         "       cnnc summary FILE [--format text|markdown] [--weights CKPT]\n"
         "       cnnc build FILE -o DIR [--batch N]\n"
         "       cnnc build FILE -o DIR --infer --weights CKPT [--int8 --calib DIR [--calib-n N]]\n"
+        "       cnnc export FILE --pytorch -o DIR [--weights CKPT]\n"
         "       cnnc --help | --version\n"
         "\n"
         "  check     parse FILE and check its shapes; report errors\n"
@@ -23,7 +24,10 @@ static void usage(FILE *f) {
         "            firmware flash and RAM (float and int8); --weights checks\n"
         "            that CKPT belongs to FILE and names it\n"
         "  build     write training C code (NAME_train.{c,h}) into DIR, or with\n"
-        "            --infer inference C code with the weights of CKPT baked in\n",
+        "            --infer inference C code with the weights of CKPT baked in\n"
+        "  export    write DIR/NAME.py, the network as a PyTorch module that reads\n"
+        "            and writes cnnc checkpoints; --weights also writes CKPT as\n"
+        "            DIR/NAME.ckpt in checkpoint format v3\n",
         f);
 }
 
@@ -46,9 +50,7 @@ static int summary(const Net *net, bool markdown, const char *weights) {
   }
   cnn_ckpt c;
   char err[512];
-  if (cnn_ckpt_load(weights, &c, err, sizeof err) < 0 ||
-      cnn_ckpt_check(&c, weights, net->name, net->shape_hash, (size_t)net->n_params,
-                     (size_t)net->n_state, net->train.mean, net->train.std, err, sizeof err) < 0) {
+  if (net_ckpt_load(net, weights, &c, err, sizeof err) < 0) {
     fprintf(stderr, "cnnc: error: %s\n", err);
     cnn_ckpt_free(&c);
     return 1;
@@ -79,13 +81,13 @@ int main(int argc, char **argv) {
     return 0;
   }
   bool is_check = !strcmp(cmd, "check"), is_summary = !strcmp(cmd, "summary"),
-       is_build = !strcmp(cmd, "build");
-  if (!is_check && !is_summary && !is_build)
+       is_build = !strcmp(cmd, "build"), is_export = !strcmp(cmd, "export");
+  if (!is_check && !is_summary && !is_build && !is_export)
     return usage_error(cmd[0] == '-' ? "unknown option '%s'" : "unknown command '%s'", cmd);
 
   const char *file = NULL, *outdir = NULL, *format = "text";
   EmitOptions opt = {0};
-  bool infer = false;
+  bool infer = false, pytorch = false;
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i];
     // Options that take a value, and the commands they belong to.
@@ -100,14 +102,16 @@ int main(int argc, char **argv) {
       format = argv[++i];
       if (strcmp(format, "text") && strcmp(format, "markdown"))
         return usage_error("unknown format '%s' (text or markdown)", format);
-    } else if (is_build && !strcmp(a, "-o")) {
+    } else if ((is_build || is_export) && !strcmp(a, "-o")) {
       outdir = argv[++i];
     } else if (is_build && !strcmp(a, "--batch")) {
       if ((opt.batch = parse_count(argv[++i])) < 0)
         return usage_error("--batch takes a whole number from 1 to 1000000, not '%s'", argv[i]);
     } else if (is_build && !strcmp(a, "--infer")) {
       infer = true;
-    } else if ((is_build || is_summary) && !strcmp(a, "--weights")) {
+    } else if (is_export && !strcmp(a, "--pytorch")) {
+      pytorch = true;
+    } else if ((is_build || is_summary || is_export) && !strcmp(a, "--weights")) {
       opt.weights = argv[++i];
     } else if (is_build && !strcmp(a, "--int8")) {
       opt.int8 = true;
@@ -139,6 +143,11 @@ int main(int argc, char **argv) {
       return usage_error("%s", "--calib goes with --int8");
   }
 
+  if (is_export && !outdir)
+    return usage_error("%s", "export needs -o DIR");
+  if (is_export && !pytorch)
+    return usage_error("%s", "export needs a format: --pytorch");
+
   Net net;
   int errors = cnnc_load_file(file, &net);
   if (errors)
@@ -148,6 +157,8 @@ int main(int argc, char **argv) {
     rc = summary(&net, !strcmp(format, "markdown"), opt.weights);
   else if (is_build)
     rc = infer ? emit_infer(&net, outdir, &opt) : emit_train(&net, outdir, &opt);
+  else if (is_export)
+    rc = export_torch(&net, file, outdir, opt.weights);
   net_free(&net);
   if (fflush(stdout) != 0) {
     perror("cnnc: error: writing output");

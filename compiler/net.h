@@ -47,6 +47,7 @@ typedef struct Layer {
   // The tensors it reads. Tensor t is the output of layer t - 1 (tensor 0 is
   // the network input); a chain reads src = its own index. add reads src2 too.
   int src, src2;
+  int first;        // add: the index of its residual's first layer (the body's first)
   Shape in, out;    // in: the shape of tensor src
   Shape in2;        // add: the shape of tensor src2
 

@@ -50,7 +50,7 @@ static int set_requant(InferOp *op, int n, char *msg, size_t msglen) {
 // Quantizes one conv's folded weights and bias for input scale s_in.
 static int quant_conv(InferOp *op, double s_in, char *msg, size_t msglen) {
   int oc = op->out.c;
-  size_t per = (size_t)op->in.c * op->k * op->k;
+  size_t per = (size_t)op->in.c / op->groups * op->kh * op->kw;
   op->wq = malloc(per * oc);
   op->bq = malloc(sizeof *op->bq * oc);
   if (!op->wq || !op->bq) {
@@ -75,6 +75,24 @@ static int quant_conv(InferOp *op, double s_in, char *msg, size_t msglen) {
   return 0;
 }
 
+// An add's two multipliers on one shift: out = (a ma + b mb) / 2^shift with
+// ma = s_a / s_out. The larger is below 2^22, so with |a|, |b| <= 255 the
+// sum stays in 32 bits (one multiply and one multiply-add on a Cortex-M),
+// and 22 bits still resolve far finer than one int8 step.
+static int quant_add(InferOp *op, double s_a, double s_b, char *msg, size_t msglen) {
+  double r[2] = {s_a / op->out_scale, s_b / op->out_scale};
+  int e;
+  frexp(fmax(r[0], r[1]), &e); // max in [2^(e-1), 2^e)
+  op->add_shift = 22 - e;
+  if (op->add_shift < 1 || op->add_shift > 30) {
+    snprintf(msg, msglen, "layer %d: the add's input scales are out of range", op->first + 1);
+    return -1;
+  }
+  for (int k = 0; k < 2; k++)
+    op->add_m[k] = (int32_t)llround(ldexp(r[k], op->add_shift));
+  return 0;
+}
+
 int quant_calibrate(InferPlan *p, const uint8_t *images, int n, char *msg, size_t msglen) {
   double *absmax = calloc((size_t)p->n_ops, sizeof *absmax);
   float *scores = malloc(sizeof *scores * (size_t)p->ops[p->n_ops - 1].out.c);
@@ -93,12 +111,12 @@ int quant_calibrate(InferPlan *p, const uint8_t *images, int n, char *msg, size_
       return -1;
     }
   free(scores);
-  // Input: raw pixels, one step = one pixel level (the first conv took 1/255std).
-  double s_in = 1.0;
-  bool in_u8 = true;
+  // Input: raw pixels, one step = one pixel level (a conv of the image took 1/255std).
   int rc = 0;
   for (int i = 0; i < p->n_ops && rc == 0; i++) {
     InferOp *op = &p->ops[i];
+    double s_in = op->src < 0 ? 1.0 : p->ops[op->src].out_scale;
+    bool in_u8 = op->src < 0 || p->ops[op->src].out_u8;
     int nch = op->out.c;
     op->acc_scale = malloc(sizeof *op->acc_scale * nch);
     if (!op->acc_scale) {
@@ -106,23 +124,31 @@ int quant_calibrate(InferPlan *p, const uint8_t *images, int n, char *msg, size_
       rc = -1;
       break;
     }
-    op->out_u8 = op->kind == IOP_MAXPOOL ? in_u8 : (op->relu || (op->kind == IOP_GAP && in_u8));
+    bool pool = op->kind == IOP_GAP || op->kind == IOP_AVGPOOL;
+    if (op->kind == IOP_MAXPOOL)
+      op->out_u8 = in_u8;
+    else if (op->kind == IOP_ADD)
+      op->out_u8 = op->relu || (in_u8 && p->ops[op->src2].out_u8);
+    else
+      op->out_u8 = op->relu || (pool && in_u8);
     double range = absmax[i] > 0 ? absmax[i] : 1.0;
     op->out_scale = range / (op->out_u8 ? 255.0 : 127.0);
     if (op->kind == IOP_CONV) {
       rc = quant_conv(op, s_in, msg, msglen);
-    } else if (op->kind == IOP_GAP) {
+    } else if (pool) {
       for (int o = 0; o < nch; o++)
-        op->acc_scale[o] = s_in / (op->in.h * op->in.w);
+        op->acc_scale[o] = s_in / (op->kh * op->kw);
+    } else if (op->kind == IOP_ADD) {
+      for (int o = 0; o < nch; o++)
+        op->acc_scale[o] = op->out_scale;
+      rc = quant_add(op, s_in, p->ops[op->src2].out_scale, msg, msglen);
     } else {
       op->out_scale = s_in; // max commutes with a positive scale
       for (int o = 0; o < nch; o++)
         op->acc_scale[o] = s_in;
     }
-    if (rc == 0 && op->kind != IOP_MAXPOOL && !op->out_i32)
-      rc = set_requant(op, op->kind == IOP_GAP ? 1 : nch, msg, msglen);
-    s_in = op->out_scale;
-    in_u8 = op->out_u8;
+    if (rc == 0 && (op->kind == IOP_CONV || pool) && !op->out_i32)
+      rc = set_requant(op, pool ? 1 : nch, msg, msglen);
   }
   free(absmax);
   return rc;

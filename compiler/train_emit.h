@@ -34,6 +34,7 @@ typedef struct TrainCtx {
   char (*dx)[80], (*dx2)[80];
   int *dx_acc, *dx2_acc;
   long scratch;    // values per image of the scratch gradient (0: none)
+  int scratch_mode; // 1: some use runs always; 2: all under CNN_INPUT_GRAD
   long maxcol;     // largest im2col matrix of one image
   int slack;       // values every activation and gradient buffer has past
                    // its end for kernels reading whole vectors (0: none)

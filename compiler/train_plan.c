@@ -110,6 +110,9 @@ int train_plan(TrainCtx *c, const Net *net, int batch) {
         *acc = 1;
         if (c->tsize[t] > c->scratch)
           c->scratch = c->tsize[t];
+        // Declared where it is used: else unused without CNN_INPUT_GRAD.
+        if (!c->scratch_mode || c->gmode[t] < c->scratch_mode)
+          c->scratch_mode = c->gmode[t];
       } else {
         snprintf(name, 80, "%s_d%d", c->P, c->buf[t]);
       }

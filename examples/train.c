@@ -4,7 +4,7 @@
 //
 //   build/mnist14k-train [--data DIR] [--epochs N] [--seed S] [--threads T]
 //                        [--save FILE] [--resume FILE] [--eval FILE]
-//                        [--log-csv FILE] [--limit-batches N]
+//                        [--log-csv FILE] [--limit-batches N] [--valid N]
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -35,6 +35,7 @@ _Static_assert(sizeof(cnn_real) == sizeof(float), "the trainer drives a float ne
 typedef struct Options {
   const char *data, *save, *resume, *eval, *log_csv;
   int epochs, threads;
+  int valid;                   // > 0: hold out the last `valid` training images, evaluate on them
   long limit_batches;
   uint64_t seed;
   int have_seed;
@@ -71,6 +72,8 @@ static void usage(FILE *out) {
           "                     --data and --threads, no training option)\n"
           "  --log-csv FILE     write per-epoch loss and accuracy\n"
           "  --limit-batches N  train at most N batches per epoch, 1 to %d (smoke tests)\n"
+          "  --valid N          train on all but the last N training images and evaluate\n"
+          "                     on those N instead of the test set, which is not read\n"
           "The data must fit the network (%dx%dx%d images, labels below %d); a checkpoint\n"
           "must be of this network, trained with its normalize(mean, std).\n",
           prog, NET.name, MAX_EPOCHS, NET.train->epochs, LLONG_MAX,
@@ -122,6 +125,7 @@ static void parse_args(int argc, char **argv, Options *o) {
     else if (!strcmp(a, "--epochs")) o->epochs = (int)parse_num(a, v, 1, MAX_EPOCHS);
     else if (!strcmp(a, "--threads")) o->threads = (int)parse_num(a, v, 1, MAX_THREADS), training = 0;
     else if (!strcmp(a, "--limit-batches")) o->limit_batches = (long)parse_num(a, v, 1, MAX_LIMIT_BATCHES);
+    else if (!strcmp(a, "--valid")) o->valid = (int)parse_num(a, v, 1, INT_MAX);
     else if (!strcmp(a, "--seed")) o->seed = (uint64_t)parse_num(a, v, 0, LLONG_MAX), o->have_seed = 1;
     else {
       fprintf(stderr, "%s: error: unknown option '%s'\n", prog, a);
@@ -185,7 +189,8 @@ static cnn_ckpt load_checkpoint(const char *path) {
   cnn_ckpt c;
   if (cnn_ckpt_load(path, &c, err, sizeof err) ||
       cnn_ckpt_check(&c, path, NET.name, NET.shape_hash, NET.n_params, NET.n_state,
-                     NET.train->mean, NET.train->std, err, sizeof err))
+                     NET.train->mean, NET.train->std, NET.tensors, NET.n_tensors, err,
+                     sizeof err))
     die(err);
   memcpy(NET.params, c.params, NET.n_params * sizeof(float));
   memcpy(NET.state, c.state, NET.n_state * sizeof(float));
@@ -200,7 +205,8 @@ static void save_checkpoint(const char *path, int epoch, uint64_t step, const cn
                 .n_state = NET.n_state, .epoch = (uint32_t)epoch, .step = step,
                 .sgd_steps = opt->steps, .rng = *rng, .params = NET.params,
                 .state = NET.state, .momentum = opt->has_buf ? opt->buf : NULL,
-                .has_norm = 1, .mean = NET.train->mean, .std = NET.train->std};
+                .has_norm = 1, .mean = NET.train->mean, .std = NET.train->std,
+                .tensors = NET.tensors, .n_tensors = NET.n_tensors};
   snprintf(c.name, sizeof c.name, "%s", NET.name);
   if (cnn_ckpt_save(path, &c, err, sizeof err))
     die(err);
@@ -284,13 +290,20 @@ int main(int argc, char **argv) {
     die(err);
   // Both splits must fit the network (labels are checked as they load): the
   // batches are copied into buffers of the network's input size.
+  // With --valid the evaluated split is the training file's tail, so that
+  // choices made on it never see the test set.
   cnn_idx train_idx = {0}, test_idx = {0};
   if ((!o.eval && (cnn_idx_load(dir, "train", NET.classes, &train_idx, err, sizeof err) ||
                    cnn_idx_check(&train_idx, NET.name, NET.in_c, NET.in_h, NET.in_w, err,
                                  sizeof err))) ||
-      cnn_idx_load(dir, "t10k", NET.classes, &test_idx, err, sizeof err) ||
-      cnn_idx_check(&test_idx, NET.name, NET.in_c, NET.in_h, NET.in_w, err, sizeof err))
+      (o.valid ? cnn_idx_split(&train_idx, o.valid, &test_idx, err, sizeof err)
+               : cnn_idx_load(dir, "t10k", NET.classes, &test_idx, err, sizeof err) ||
+                     cnn_idx_check(&test_idx, NET.name, NET.in_c, NET.in_h, NET.in_w, err,
+                                   sizeof err)))
     die(err);
+  if (o.valid)
+    printf("validation: the last %d training images (training on the first %d); "
+           "the test set is not read\n", test_idx.n, train_idx.n);
   cnn_dataset train = {0}, test = {0};
   if (cnn_dataset_init(&test, &test_idx, tc->mean, tc->std, 0, 0, err, sizeof err))
     die(err);

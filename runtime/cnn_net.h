@@ -38,6 +38,18 @@ typedef struct cnn_train_config {
   double rotate, shift;        // augmentation: degrees, pixels (0: none)
 } cnn_train_config;
 
+// One named tensor of a network's parameter or state block: what a
+// checkpoint stores it under (the state_dict key of the PyTorch module
+// `cnnc export` writes, e.g. "layers.4.weight"), where it lives in the block,
+// and its shape in PyTorch's order (conv weight [out][in / groups][kh][kw]).
+typedef struct cnn_tensor {
+  const char *name;
+  int in_state;                // 0: in params (trained), 1: in state (BN running statistics)
+  size_t offset, size;         // in values, within that block
+  int ndim;
+  int shape[4];
+} cnn_tensor;
+
 typedef struct cnn_net {
   const char *name;
   int batch;                   // the most images one forward takes
@@ -49,6 +61,9 @@ typedef struct cnn_net {
   size_t n_state;
   cnn_real *state;             // BN running statistics, not trained
   const cnn_train_config *train;
+  // Every tensor of params and state, in block order (checkpoints name them).
+  const cnn_tensor *tensors;
+  size_t n_tensors;
   // PyTorch's default initialization of params and state.
   void (*init)(cnn_rng *rng);
   // Runs n <= batch images x[n][in_c][in_h][in_w]. In training mode, BN uses

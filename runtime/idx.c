@@ -350,6 +350,36 @@ int cnn_idx_check(const cnn_idx *d, const char *net, int c, int h, int w, char *
   return 0;
 }
 
+// Copies the tail out, then shortens d: d's buffers stay as they were
+// allocated, so cnn_idx_free works on both.
+int cnn_idx_split(cnn_idx *d, int n_tail, cnn_idx *tail, char *err, size_t errlen) {
+  memset(tail, 0, sizeof *tail);
+  const char *path = d->path ? d->path : "images";
+  if (n_tail <= 0 || n_tail >= d->n) {
+    cnn_seterr(err, errlen, "%s: cannot hold out %d of its %d images (1 to %d)", path, n_tail,
+               d->n, d->n - 1);
+    return -1;
+  }
+  size_t img = (size_t)d->rows * d->cols * d->channels;
+  int keep = d->n - n_tail;
+  tail->pixels = malloc(img * (size_t)n_tail);
+  tail->labels = malloc((size_t)n_tail);
+  tail->path = d->path ? strdup(d->path) : NULL;
+  if (!tail->pixels || !tail->labels || (d->path && !tail->path)) {
+    cnn_idx_free(tail);
+    cnn_seterr(err, errlen, "%s: out of memory holding out %d images", path, n_tail);
+    return -1;
+  }
+  memcpy(tail->pixels, d->pixels + img * (size_t)keep, img * (size_t)n_tail);
+  memcpy(tail->labels, d->labels + keep, (size_t)n_tail);
+  tail->n = n_tail;
+  tail->rows = d->rows;
+  tail->cols = d->cols;
+  tail->channels = d->channels;
+  d->n = keep;
+  return 0;
+}
+
 // Frees a loaded split.
 void cnn_idx_free(cnn_idx *d) {
   free(d->pixels);

@@ -43,6 +43,11 @@ int cnn_idx_load(const char *dir, const char *split, int classes, cnn_idx *out,
 // names the image file and both shapes. net is the network's name.
 int cnn_idx_check(const cnn_idx *d, const char *net, int c, int h, int w, char *err,
                   size_t errlen);
+// Moves the last n_tail images of d (and their labels) into *tail, a split of
+// its own (copies; d keeps its buffer and just counts n_tail fewer): a
+// validation set carved from the training set. 0 < n_tail < d->n, else an
+// error naming d's file and *tail is left empty.
+int cnn_idx_split(cnn_idx *d, int n_tail, cnn_idx *tail, char *err, size_t errlen);
 // Frees what a load allocated; the struct is zeroed.
 void cnn_idx_free(cnn_idx *d);
 

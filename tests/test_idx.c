@@ -443,6 +443,36 @@ static void test_datadir_errors(void) {
   CU_ASSERT_STRING_EQUAL(out, DIR "/good");
 }
 
+// A held-out tail: the last images and labels move, in order, channels and
+// all; the head keeps the rest; counts outside 1..n-1 are refused.
+static void test_split(void) {
+  enum { N = 5, R = 2, C = 3, CH = 2, IMG = R * C * CH };
+  cnn_idx d = {.n = N, .rows = R, .cols = C, .channels = CH, .pixels = malloc(N * IMG),
+               .labels = malloc(N), .path = strdup("train-images")};
+  CU_ASSERT_FATAL(d.pixels && d.labels && d.path);
+  for (int i = 0; i < N * IMG; i++)
+    d.pixels[i] = (uint8_t)(i * 7);
+  for (int i = 0; i < N; i++)
+    d.labels[i] = (uint8_t)(9 - i);
+  char err[256] = "";
+  cnn_idx t;
+  CU_ASSERT(cnn_idx_split(&d, 0, &t, err, sizeof err) == -1);
+  CU_ASSERT_STRING_EQUAL(err, "train-images: cannot hold out 0 of its 5 images (1 to 4)");
+  CU_ASSERT(cnn_idx_split(&d, N, &t, err, sizeof err) == -1);
+  CU_ASSERT_PTR_NULL(t.pixels);
+  CU_ASSERT(d.n == N);
+  CU_ASSERT_FATAL(cnn_idx_split(&d, 2, &t, err, sizeof err) == 0);
+  CU_ASSERT(d.n == 3 && t.n == 2);
+  CU_ASSERT(t.rows == R && t.cols == C && t.channels == CH);
+  CU_ASSERT_STRING_EQUAL(t.path, "train-images");
+  for (int i = 0; i < 2 * IMG; i++)
+    CU_ASSERT(t.pixels[i] == (uint8_t)((3 * IMG + i) * 7));
+  CU_ASSERT(t.labels[0] == 6 && t.labels[1] == 5);
+  CU_ASSERT(d.pixels[3 * IMG - 1] == (uint8_t)((3 * IMG - 1) * 7) && d.labels[2] == 7);
+  cnn_idx_free(&t);
+  cnn_idx_free(&d);
+}
+
 // The suite.
 void register_tests(void) {
   CU_pSuite s = CU_add_suite("idx", setup, NULL);
@@ -455,4 +485,5 @@ void register_tests(void) {
   CU_add_test(s, "N x H x W x C images", test_four_dims);
   CU_add_test(s, "checked against the network", test_check_against_net);
   CU_add_test(s, "datadir errors", test_datadir_errors);
+  CU_add_test(s, "a held-out tail", test_split);
 }

@@ -21,7 +21,10 @@
 #include "emit.h"
 #include "idx.h"
 #include "infer_plan.h"
+#include "net_ckpt.h"
 #include "quant.h"
+#include "scores.h"
+#include "torch_module.h"
 
 #define OUT "build/test_infer"
 #define ARM_FLAGS "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16"
@@ -147,17 +150,6 @@ static void reference(const uint8_t *img, double *logp) {
     s = o;
   }
   memcpy(logp, a, sizeof(double) * 10);
-}
-
-// log_softmax of float scores, in double.
-static void log_softmax(const float *s, double *out, int n) {
-  double mx = s[0], sum = 0;
-  for (int c = 1; c < n; c++)
-    mx = fmax(mx, s[c]);
-  for (int c = 0; c < n; c++)
-    sum += exp(s[c] - mx);
-  for (int c = 0; c < n; c++)
-    out[c] = s[c] - mx - log(sum);
 }
 
 // Runs a shell command; its exit status.
@@ -290,10 +282,7 @@ static void test_random_weights(void) {
 // Loads checkpoint ck and checks it is mnist14k's; 0, or -1 with a message.
 static int load_trained(const char *ck, cnn_ckpt *c) {
   char err[512];
-  int rc = cnn_ckpt_load(ck, c, err, sizeof err);
-  if (rc == 0)
-    rc = cnn_ckpt_check(c, ck, net.name, net.shape_hash, (size_t)net.n_params,
-                        (size_t)net.n_state, net.train.mean, net.train.std, err, sizeof err);
+  int rc = net_ckpt_load(&net, ck, c, err, sizeof err);
   if (rc != 0)
     fprintf(stderr, "%s\n", err);
   return rc;
@@ -389,7 +378,10 @@ static void test_plan(void) {
   long per_flash[32], per_ram[32], flash, ram;
   CU_ASSERT_EQUAL(infer_memory(&net, false, &flash, &ram, per_flash, per_ram), 0);
   CU_ASSERT_EQUAL(per_flash[0], 4 * (16 * 9 + 16));
-  CU_ASSERT_EQUAL(flash, 4 * (13888 + 4 * 16 + 2 * 24 + 10)); // weights + folded biases
+  // weights + folded biases; the schedule, a byte per row call, apart
+  CU_ASSERT_EQUAL(p.n_sched, 26 + 24 + 22 + 11 + 11 + 9 + 7 + 7 + 7);
+  CU_ASSERT_EQUAL(flash, 4 * (13888 + 4 * 16 + 2 * 24 + 10));
+  CU_ASSERT_EQUAL(p.sched_bytes, p.n_sched);
   infer_plan_free(&p);
   // BN after a ReLU cannot be folded: refused with a message.
   Layer save = net.layers[2];
@@ -431,20 +423,6 @@ static const char *ckpt_path(void) {
     return NULL;
   fclose(f);
   return ck;
-}
-
-// The argmax of n scores and its margin over the runner-up.
-static int top(const double *v, int n, double *margin) {
-  int best = 0;
-  for (int c = 1; c < n; c++)
-    if (v[c] > v[best])
-      best = c;
-  double second = -1e300;
-  for (int c = 0; c < n; c++)
-    if (c != best)
-      second = fmax(second, v[c]);
-  *margin = v[best] - second;
-  return best;
 }
 
 // Float inference = the training code's eval forward (BatchNorm on running
@@ -581,8 +559,12 @@ static void test_summary_weights(void) {
                 .n_state = (uint64_t)net.n_state, .epoch = 3, .step = 2814,
                 .params = params, .state = state};
   snprintf(c.name, sizeof c.name, "%s", net.name);
+  cnn_tensor *tensors;
+  CU_ASSERT_EQUAL_FATAL(torch_tensors(&net, &tensors, &c.n_tensors), 0);
+  c.tensors = tensors;
   CU_ASSERT_EQUAL_FATAL(sh("mkdir -p %s%.0s", OUT, ""), 0);
   int rc = cnn_ckpt_save(ck, &c, err, sizeof err);
+  torch_tensors_free(tensors, c.n_tensors);
   if (rc != 0)
     fprintf(stderr, "%s\n", err);
   CU_ASSERT_EQUAL_FATAL(rc, 0);
@@ -620,6 +602,57 @@ static void test_gap_on_1x1(void) {
   net_free(&n);
 }
 
+// A residual block streams too: the add reads its input ring while the
+// block's convs run two rows ahead, so that ring keeps 3 rows (two 3x3
+// 'same' convs), the add gets the ReLU after it, and BatchNorm on an add's
+// output is refused at its line.
+static void test_plan_residual(void) {
+  const char *src = "network res;\ninput 8x8x1;\nconv(4, 3, padding = same);\nrelu;\n"
+                    "residual {\n  conv(4, 3, padding = same);\n  relu;\n  conv(4, 3, padding = same);\n}\n"
+                    "relu;\nresidual {\n  conv(8, 3, stride = 2, padding = same);\n} shortcut {\n"
+                    "  conv(8, 1, stride = 2);\n}\ngap;\ndense(3);\nlog_softmax;\n";
+  Net n;
+  CU_ASSERT_EQUAL_FATAL(cnnc_load_string("res.cnn", src, strlen(src), &n), 0);
+  InferPlan p;
+  char msg[256];
+  CU_ASSERT_EQUAL_FATAL(infer_plan_build(&n, true, &p, msg, sizeof msg), 0);
+  // conv, conv, conv, add, conv (s2), conv (1x1 s2), add, gap, dense
+  CU_ASSERT_EQUAL_FATAL(p.n_ops, 9);
+  CU_ASSERT_EQUAL(p.ops[3].kind, IOP_ADD);
+  CU_ASSERT_EQUAL(p.ops[3].src, 2);  // the block's output
+  CU_ASSERT_EQUAL(p.ops[3].src2, 0); // its input
+  CU_ASSERT(p.ops[3].relu && p.ops[0].relu && p.ops[1].relu && !p.ops[2].relu);
+  CU_ASSERT_EQUAL(p.ops[0].rows, 3);  // the add's row y .. the first conv's y + 2
+  CU_ASSERT_EQUAL(p.ops[6].kind, IOP_ADD);
+  CU_ASSERT_EQUAL(p.ops[6].src2, 5);  // the projection shortcut
+  CU_ASSERT_EQUAL(p.ops[4].pb, 1);    // 'same' at stride 2: the odd row at the bottom
+  CU_ASSERT_EQUAL(p.ops[4].pt, 0);
+  CU_ASSERT_EQUAL(p.ops[8].kind, IOP_CONV); // dense: a conv over the 1x1 map
+  CU_ASSERT(p.ops[8].out_i32);
+  // Every op's steps are in the schedule, each once.
+  int count[9] = {0};
+  for (int t = 0; t < p.n_sched; t++)
+    count[p.sched[t]]++;
+  for (int i = 0; i < 9; i++)
+    CU_ASSERT_EQUAL(count[i], p.ops[i].kind == IOP_GAP ? p.ops[i].in.h : p.ops[i].out.h);
+  infer_plan_free(&p);
+  net_free(&n);
+  const char *bad = "network res2;\ninput 8x8x1;\nconv(4, 3, padding = same);\n"
+                    "residual {\n  conv(4, 3, padding = same);\n}\nbatchnorm;\ngap;\nconv(3, 1);\nlog_softmax;\n";
+  CU_ASSERT_EQUAL_FATAL(cnnc_load_string("res2.cnn", bad, strlen(bad), &n), 0);
+  CU_ASSERT_EQUAL(infer_plan_build(&n, false, &p, msg, sizeof msg), -1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(msg, "res2.cnn:7:1: layer 4: inference code folds batchnorm into the conv before it; "
+                                     "this one follows add"));
+  net_free(&n);
+  // A ReLU may not change a value another layer reads first.
+  const char *bad2 = "network res3;\ninput 8x8x1;\nconv(4, 3, padding = same);\n"
+                     "residual {\n  relu;\n  conv(4, 3, padding = same);\n}\ngap;\nconv(3, 1);\nlog_softmax;\n";
+  CU_ASSERT_EQUAL_FATAL(cnnc_load_string("res3.cnn", bad2, strlen(bad2), &n), 0);
+  CU_ASSERT_EQUAL(infer_plan_build(&n, false, &p, msg, sizeof msg), -1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(msg, "inference code folds relu into the op before it, but layer 4 reads"));
+  net_free(&n);
+}
+
 // Stands in for the suite when its network does not load.
 static void test_no_net(void) {
   CU_FAIL("models/mnist14k.cnn does not load");
@@ -640,6 +673,7 @@ void register_tests(void) {
     fprintf(stderr, "%s\n", err);
   CU_pSuite s = CU_add_suite("infer", NULL, NULL);
   CU_add_test(s, "plan streams rows", test_plan);
+  CU_add_test(s, "residual plan: rings, folds, schedule", test_plan_residual);
   CU_add_test(s, "float code of a gap on a 1x1 map compiles", test_gap_on_1x1);
   CU_add_test(s, "fixed-point multipliers", test_multiplier);
   CU_add_test(s, "generated object: C99, arena = .bss, no libc", test_firmware_object);

@@ -2,7 +2,8 @@
 # trainer.sh: integration tests of the generated trainer (examples/train.c
 # built against generated/mnist14k): determinism, a short real-MNIST run that
 # must learn, checkpoint save/eval/exact resume, bad input, and SIGKILL during
-# saves, data and checkpoints that do not fit the network. Prints
+# saves, data and checkpoints that do not fit the network, a validation split
+# (--valid) that is the run on its two parts. Prints
 # "RESULT <run> <failed>" for tests/run.sh.
 #
 #   bash tests/trainer.sh [TRAINER [MNIST_DIR]]
@@ -148,12 +149,15 @@ expect_fail() {
 }
 # Byte N of FILE set to the byte given as a printf escape.
 poke() { printf "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; }
-# Rewrites the trailing CRC32 of a checkpoint (gzip's trailer holds the same CRC, LE).
-recrc() {
-  local n=$(($(stat -c %s "$1") - 4))
-  head -c $n "$1" >"$1.body"
-  { cat "$1.body"; gzip -c <"$1.body" | tail -c 8 | head -c 4; } >"$1"
-  rm -f "$1.body"
+# One edit (sed -E, same length) of a v3 checkpoint's JSON header, then its
+# "crc32" digits made right: the CRC32 of the file with them as zeros
+# (gzip's trailer holds the same CRC, little-endian).
+edit_ckpt() {
+  LC_ALL=C sed -i -E "$2" "$1"
+  LC_ALL=C sed -i -E '0,/"crc32":"[0-9a-f]{8}"/s//"crc32":"00000000"/' "$1"
+  local crc
+  crc=$(gzip -c <"$1" | tail -c 8 | head -c 4 | od -An -tx4 | tr -d ' \n')
+  LC_ALL=C sed -i -E "0,/\"crc32\":\"00000000\"/s//\"crc32\":\"$crc\"/" "$1"
 }
 cp "$T/a.ckpt" "$T/flip.ckpt"
 poke "$T/flip.ckpt" 1000 '\x55'
@@ -171,15 +175,18 @@ expect_fail "--eval of a non-checkpoint" "$T/mini/t10k-labels-idx1-ubyte" --data
   --eval "$T/mini/t10k-labels-idx1-ubyte"
 # Another network's checkpoint: a valid file (CRC redone) with another name, or another shape hash.
 cp "$T/a.ckpt" "$T/other.ckpt"
-poke "$T/other.ckpt" 16 'mnist8ch\x00'
-recrc "$T/other.ckpt"
+edit_ckpt "$T/other.ckpt" 's/"network":"./"network":"Z/'
+# (edit_ckpt itself: an edit that changes nothing gives back the same bytes)
+cp "$T/a.ckpt" "$T/same.ckpt" && edit_ckpt "$T/same.ckpt" 's/"epoch":"/"epoch":"/'
+check "edit_ckpt recomputes the checkpoint's own CRC" cmp -s "$T/a.ckpt" "$T/same.ckpt"
 expect_fail "--eval of another network's checkpoint (name)" "$T/other.ckpt" --data "$T/mini" --eval "$T/other.ckpt"
-grep -q mnist8ch "$T/bad.log" && ok "the message names the other network" ||
+grep -q "network 'Z" "$T/bad.log" && ok "the message names the other network" ||
   bad "the message names the other network" "$(head -2 "$T/bad.log")"
 cp "$T/a.ckpt" "$T/hash.ckpt"
-poke "$T/hash.ckpt" 80 '\x01\x02'
-recrc "$T/hash.ckpt"
+edit_ckpt "$T/hash.ckpt" 's/"shape_hash":"0/"shape_hash":"1/;t;s/"shape_hash":"[1-9a-f]/"shape_hash":"0/'
 expect_fail "--resume of a checkpoint with another shape hash" "$T/hash.ckpt" --data "$T/mini" --resume "$T/hash.ckpt"
+grep -q "shape hash" "$T/bad.log" && ok "the message says the shape hash differs" ||
+  bad "the message says the shape hash differs" "$(head -2 "$T/bad.log")"
 if [ -n "${OTHER_TRAINER:-}" ] && [ -x "$OTHER_TRAINER" ]; then
   "$OTHER_TRAINER" --data "$T/mini" --threads 2 --epochs 1 --limit-batches 1 --save "$T/real-other.ckpt" >/dev/null 2>&1
   check "$OTHER_TRAINER writes a checkpoint" test -s "$T/real-other.ckpt"
@@ -208,6 +215,45 @@ expect_fail "--eval with --save is a usage error" "--eval and --save do not go t
   --data "$T/mini" --eval "$T/a.ckpt" --save "$T/e2.ckpt"
 check "--eval with --resume: exit 2, no evaluation" \
   eval '"$TRAINER" --data "$T/mini" --resume "$T/a.ckpt" --eval "$T/a.ckpt" >"$T/er.log" 2>&1; [ $? -eq 2 ] && ! grep -q "^Epoch" "$T/er.log"'
+# --valid N: training on the first images and evaluating on the last N of the
+# training file must be the run on a directory holding exactly those two
+# splits, bit for bit, and must not read the test files at all.
+echo "# --valid"
+# part SRC_SPLIT DIR DST_SPLIT FIRST N: images FIRST..FIRST+N-1 of $T/mini's SRC_SPLIT as DIR's DST_SPLIT.
+part() {
+  local src=$T/mini/$1 dst=$2/$3
+  { head -c 4 "$src-images-idx3-ubyte"; printf "$(be32 "$5")"; tail -c +9 "$src-images-idx3-ubyte" | head -c 8
+    tail -c +$((17 + $4 * 784)) "$src-images-idx3-ubyte" | head -c $(($5 * 784)); } >"$dst-images-idx3-ubyte"
+  { head -c 4 "$src-labels-idx1-ubyte"; printf "$(be32 "$5")"
+    tail -c +$((9 + $4)) "$src-labels-idx1-ubyte" | head -c "$5"; } >"$dst-labels-idx1-ubyte"
+}
+mkdir -p "$T/vsplit" "$T/vonly"
+part train "$T/vsplit" train 0 2200
+part train "$T/vsplit" t10k 2200 1000
+# Test files that would fail to load: --valid must not read them.
+cp "$T/mini/train-"* "$T/vonly/"
+echo garbage >"$T/vonly/t10k-images-idx3-ubyte"
+echo garbage >"$T/vonly/t10k-labels-idx1-ubyte"
+"$TRAINER" --data "$T/vonly" --threads 2 --epochs 2 --limit-batches 20 --seed 5 --valid 1000 \
+  --save "$T/v.ckpt" >"$T/v.log" 2>&1; rc_v=$?
+"$TRAINER" --data "$T/vsplit" --threads 2 --epochs 2 --limit-batches 20 --seed 5 >"$T/vs.log" 2>&1
+check "--valid 1000 trains without reading the (broken) test files" test $rc_v -eq 0
+check "  ... and says what it holds out" \
+  grep -q "^validation: the last 1000 training images (training on the first 2200); the test set is not read" "$T/v.log"
+if [ -n "$(lines "$T/v.log")" ] && [ "$(lines "$T/v.log")" = "$(lines "$T/vs.log")" ]; then
+  ok "  ... the same run as on the first 2200 images, evaluated on the last 1000"
+else
+  bad "  ... the same run as on the first 2200 images, evaluated on the last 1000" \
+    "$(testline "$T/v.log")" "$(testline "$T/vs.log")"
+fi
+"$TRAINER" --data "$T/vsplit" --threads 2 --eval "$T/v.ckpt" >"$T/ve.log" 2>&1
+check "  ... its checkpoint evaluates on those 1000 to the last epoch's line" \
+  test "$(testline "$T/ve.log")" = "$(testline "$T/v.log")"
+expect_fail "--valid 0" "--valid takes a whole number from 1" --data "$T/mini" --valid 0
+expect_fail "--valid of every training image" "cannot hold out 3200 of its 3200 images (1 to 3199)" \
+  --data "$T/mini" --epochs 1 --valid 3200
+expect_fail "--eval with --valid is a usage error" "--eval and --valid do not go together" \
+  --data "$T/mini" --eval "$T/a.ckpt" --valid 100
 # Outputs are checked before training: no epoch runs, no temporary file stays.
 expect_fail "--log-csv into a missing directory" "$T/no/dir/x.csv" --data "$T/mini" --threads 2 \
   --epochs 1 --limit-batches 1 --log-csv "$T/no/dir/x.csv"
@@ -312,24 +358,24 @@ if [ -n "${SAN_TRAINER:-}" ]; then
   fi
 fi
 
-# A checkpoint records the normalization it was trained with (format v2).
-# f64 LE as printf escapes: 0.5 and NaN as f32.
-HALF='\x00\x00\x00\x00\x00\x00\xe0\x3f' NAN32='\x00\x00\xc0\x7f'
-check "a saved checkpoint is format version 2" test "$(od -An -tu4 -j8 -N4 "$T/a.ckpt" | tr -d ' ')" = 2
+# A checkpoint records the normalization it was trained with (format v3: in
+# its JSON header). NaN as f32 LE for a printf escape.
+NAN32='\x00\x00\xc0\x7f'
+check "a saved checkpoint is format version 3" grep -aq '"format":"cnnc","version":"3"' "$T/a.ckpt"
 cp "$T/a.ckpt" "$T/norm.ckpt"
-poke "$T/norm.ckpt" 144 "$HALF"
-recrc "$T/norm.ckpt"
+edit_ckpt "$T/norm.ckpt" 's/"mean":"0.13070000000000001"/"mean":"0.50000000000000000"/'
 expect_fail "--resume of a checkpoint trained with another normalize" \
   "$T/norm.ckpt: checkpoint was trained with normalize(mean = 0.5, std = 0.3081), but 'mnist14k' now says normalize(mean = 0.1307, std = 0.3081)" \
   --data "$T/mini" --epochs 2 --resume "$T/norm.ckpt"
 expect_fail "--eval of a checkpoint trained with another normalize" "$T/norm.ckpt: checkpoint was trained with normalize" \
   --data "$T/mini" --eval "$T/norm.ckpt"
+# Parameter 17 (of the first conv's weight) set to NaN, the CRC made right.
 cp "$T/a.ckpt" "$T/nan.ckpt"
-poke "$T/nan.ckpt" $((160 + 4 * 17)) "$NAN32"
-recrc "$T/nan.ckpt"
-expect_fail "--eval of a checkpoint holding a NaN names the file" "$T/nan.ckpt: parameter 17 of 14112 is NaN" \
-  --data "$T/mini" --eval "$T/nan.ckpt"
-expect_fail "--resume of a checkpoint holding a NaN names the file" "$T/nan.ckpt: parameter 17" \
+poke "$T/nan.ckpt" $((8 + $(od -An -tu8 -N8 "$T/a.ckpt" | tr -d ' ') + 4 * 17)) "$NAN32"
+edit_ckpt "$T/nan.ckpt" 's/"epoch":"/"epoch":"/'
+expect_fail "--eval of a checkpoint holding a NaN names the file" \
+  "$T/nan.ckpt: tensor 'layers.0.weight': value 17 of 144 is NaN" --data "$T/mini" --eval "$T/nan.ckpt"
+expect_fail "--resume of a checkpoint holding a NaN names the file" "$T/nan.ckpt: tensor 'layers.0.weight'" \
   --data "$T/mini" --epochs 2 --resume "$T/nan.ckpt"
 # The committed checkpoint is format v1 (normalization unknown) and still loads.
 if [ -f models/mnist14k.ckpt ]; then
@@ -356,7 +402,7 @@ if [ -n "${CNNC:-}" ] && [ -x "$CNNC" ] && [ -f models/mnist14k.cnn ]; then
   cnnc_expect_fail "cnnc summary --weights: checkpoint trained with another normalize" \
     "$T/a.ckpt: checkpoint was trained with normalize" summary "$T/renorm.cnn" --weights "$T/a.ckpt"
   cnnc_expect_fail "cnnc build --infer: a checkpoint holding a NaN names the file" \
-    "$T/nan.ckpt: parameter 17 of 14112 is NaN" build models/mnist14k.cnn -o "$T/inf" --infer --weights "$T/nan.ckpt"
+    "$T/nan.ckpt: tensor 'layers.0.weight': value 17 of 144 is NaN" build models/mnist14k.cnn -o "$T/inf" --infer --weights "$T/nan.ckpt"
   check "cnnc build --infer takes the trainer's checkpoint of the same normalize" \
     "$CNNC" build models/mnist14k.cnn -o "$T/inf" --infer --weights "$T/a.ckpt"
   check "cnnc summary --weights takes the committed v1 checkpoint under any normalize" \
@@ -365,21 +411,30 @@ fi
 
 # ------------------------------------------------------ (e) SIGKILL while saving
 echo "# SIGKILL during checkpoint saves ($((SECONDS - START)) s so far)"
-# Each round resumes from k.ckpt and saves after every 1-batch epoch; it is
-# killed at a different moment; the checkpoint must still load, and its epoch
-# must never go back.
+# Each round resumes from k.ckpt and saves after every 1-batch epoch; once
+# it has saved at least once (so the round advanced, however slow the
+# machine), it is killed a different moment later; the checkpoint must
+# still load, and its epoch must never go back.
 cp "$T/a.ckpt" "$T/k.ckpt"
 prev=1 kills=0 evalfail=0 back=0
-for delay in 0.4 1.1 1.7 2.4 3.2 3.9; do
+# mtime NAME: the file's modification time in nanoseconds.
+mtime() { date -r "$1" +%s%N 2>/dev/null || echo 0; }
+for delay in 0.05 0.3 0.6 0.9 1.3 1.7; do
+  m0=$(mtime "$T/k.ckpt")
   "$TRAINER" --data "$T/mini" --threads 2 --epochs 100000 --limit-batches 1 \
     --resume "$T/k.ckpt" --save "$T/k.ckpt" >/dev/null 2>&1 &
   pid=$!
+  for _ in $(seq 1200); do # up to 120 s for the first save of the round
+    [ "$(mtime "$T/k.ckpt")" != "$m0" ] && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.1
+  done
   sleep "$delay"
   kill -9 $pid 2>/dev/null && kills=$((kills + 1))
   wait $pid 2>/dev/null
   "$TRAINER" --data "$T/mini" --threads 2 --eval "$T/k.ckpt" >"$T/k.log" 2>&1 || {
     evalfail=$((evalfail + 1))
-    echo "       after kill at ${delay}s: $(head -1 "$T/k.log")"
+    echo "       after kill at ${delay}s past a save: $(head -1 "$T/k.log")"
   }
   ep=$(testline "$T/k.log" | sed -E 's/^Epoch ([0-9]+)--.*/\1/')
   [ -n "$ep" ] && [ "$ep" -lt "$prev" ] && back=$((back + 1))

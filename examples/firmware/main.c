@@ -1,5 +1,8 @@
-// main.c: the firmware demo. Classifies the MNIST digits of digits.h with
-// the generated float and int8 inference code and prints one line per digit.
+// main.c: the firmware demo. Classifies the images of digits.h (MNIST test
+// digits, or generated inputs for the networks whose data is not here) with
+// the generated float and int8 inference code and prints one line per image.
+// fw_model.h (written by firmware.mk) includes the network's two headers and
+// names its functions and sizes FW_*.
 // Built for the Cortex-M4 (QEMU mps2-an386, semihosting) and for the host;
 // `make firmware-test` checks that both print the same predictions.
 #include <stdint.h>
@@ -7,8 +10,7 @@
 #include <string.h>
 
 #include "digits.h"
-#include "mnist14k_infer.h"
-#include "mnist14k_infer_int8.h"
+#include "fw_model.h"
 
 #ifdef __arm__
 // SysTick, free running from the core clock. Under qemu -icount shift=0 a
@@ -45,14 +47,14 @@ typedef struct op_info {
   const char *what;
   long macs, ram, tables;
 } op_info;
-static const op_info finfo[MNIST14K_OPS] = MNIST14K_OP_INFO;
-static const op_info qinfo[MNIST14K_INT8_OPS] = MNIST14K_INT8_OP_INFO;
-static uint32_t prof_t0, fticks_op[MNIST14K_OPS + 1], qticks_op[MNIST14K_INT8_OPS + 1];
-static uint32_t fcalls[MNIST14K_OPS + 1], qcalls[MNIST14K_INT8_OPS + 1];
+static const op_info finfo[FW_OPS] = FW_OP_INFO;
+static const op_info qinfo[FW_INT8_OPS] = FW_INT8_OP_INFO;
+static uint32_t prof_t0, fticks_op[FW_OPS + 1], qticks_op[FW_INT8_OPS + 1];
+static uint32_t fcalls[FW_OPS + 1], qcalls[FW_INT8_OPS + 1];
 static int prof_on; // only the timed predictions count
 
 // Float hook: start (end 0) or stop (end 1) op's clock.
-__attribute__((noinline)) void mnist14k_profile(int op, int end) {
+__attribute__((noinline)) void FW_PROFILE(int op, int end) {
   if (!prof_on)
     return;
   if (!end) {
@@ -64,7 +66,7 @@ __attribute__((noinline)) void mnist14k_profile(int op, int end) {
 }
 
 // int8 hook: the same.
-__attribute__((noinline)) void mnist14k_int8_profile(int op, int end) {
+__attribute__((noinline)) void FW_INT8_PROFILE(int op, int end) {
   if (!prof_on)
     return;
   if (!end) {
@@ -109,10 +111,10 @@ int main(void) {
   for (int i = 0; i < DIGITS_N; i++) {
     uint32_t t0 = SYST_CVR;
     PROF_ON(1);
-    int f = mnist14k_predict(digits[i]);
+    int f = FW_PREDICT(digits[i]);
     fticks += ticks_since(t0);
     t0 = SYST_CVR;
-    int q = mnist14k_int8_predict(digits[i]);
+    int q = FW_INT8_PREDICT(digits[i]);
     qticks += ticks_since(t0);
     PROF_ON(0);
     fok += f == digit_labels[i];
@@ -121,9 +123,9 @@ int main(void) {
     // The int8 scores' bits: each is an exact int32 times one float scale
     // (an injective map at these magnitudes), so equal bits on host and
     // target mean equal int32 outputs, not just equal argmax.
-    float sc[MNIST14K_CLASSES];
-    mnist14k_int8_scores(digits[i], sc);
-    for (int c = 0; c < MNIST14K_CLASSES; c++) {
+    float sc[FW_CLASSES];
+    FW_INT8_SCORES(digits[i], sc);
+    for (int c = 0; c < FW_CLASSES; c++) {
       uint32_t b;
       memcpy(&b, &sc[c], sizeof b);
       printf(" %08lx", (unsigned long)b);
@@ -143,13 +145,13 @@ int main(void) {
   // 1000 empty pairs into the unused slot 0.
   prof_on = 1;
   for (int i = 0; i < 1000; i++) {
-    mnist14k_int8_profile(0, 0);
-    mnist14k_int8_profile(0, 1);
+    FW_INT8_PROFILE(0, 0);
+    FW_INT8_PROFILE(0, 1);
   }
   uint32_t hook_x1000 = qticks_op[0] * ipt;
-  profile_print("float", finfo, MNIST14K_OPS, fticks_op, fcalls, ipt, hook_x1000);
-  profile_print("int8", qinfo, MNIST14K_INT8_OPS, qticks_op, qcalls, ipt, hook_x1000);
+  profile_print("float", finfo, FW_OPS, fticks_op, fcalls, ipt, hook_x1000);
+  profile_print("int8", qinfo, FW_INT8_OPS, qticks_op, qcalls, ipt, hook_x1000);
 #endif
-  printf("arena bytes: float %d int8 %d\n", MNIST14K_ARENA_BYTES, MNIST14K_INT8_ARENA_BYTES);
+  printf("arena bytes: float %d int8 %d\n", FW_ARENA_BYTES, FW_INT8_ARENA_BYTES);
   return 0;
 }

@@ -938,6 +938,21 @@ const cnn_real *lenet5_activation(int k) {
 }
 #endif
 
+// Every tensor of params and state, under the state_dict names of the
+// PyTorch module `cnnc export` writes: name, block, offset, size, shape.
+static const cnn_tensor lenet5_tensors[10] = {
+    {"layers.0.weight", 0, 0, 150, 4, {6, 1, 5, 5}},
+    {"layers.0.bias", 0, 150, 6, 1, {6}},
+    {"layers.3.weight", 0, 156, 2400, 4, {16, 6, 5, 5}},
+    {"layers.3.bias", 0, 2556, 16, 1, {16}},
+    {"layers.7.weight", 0, 2572, 48000, 2, {120, 400}},
+    {"layers.7.bias", 0, 50572, 120, 1, {120}},
+    {"layers.9.weight", 0, 50692, 10080, 2, {84, 120}},
+    {"layers.9.bias", 0, 60772, 84, 1, {84}},
+    {"layers.11.weight", 0, 60856, 840, 2, {10, 84}},
+    {"layers.11.bias", 0, 61696, 10, 1, {10}},
+};
+
 cnn_net lenet5_net = {
     .name = "lenet5",
     .batch = BATCH,
@@ -947,6 +962,7 @@ cnn_net lenet5_net = {
     .n_params = 61706, .params = lenet5_params, .grads = lenet5_grads,
     .n_state = 0, .state = lenet5_state,
     .train = &lenet5_train_config,
+    .tensors = lenet5_tensors, .n_tensors = 10,
     .init = lenet5_init,
     .forward = lenet5_forward,
     .backward = lenet5_backward,

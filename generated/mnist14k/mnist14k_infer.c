@@ -1793,72 +1793,54 @@ CNN_CLONES static void op8(int y) {
   }
 }
 
-/* Runs the network on img, pulling rows through the rings: each op
-   makes a row only once the rows it reads exist. */
-CNN_CLONES static void run(const uint8_t *img) {
-  int d1 = 0, d2 = 0, d3 = 0, d4 = 0, d5 = 0, d6 = 0, d7 = 0, d8 = 0;
-  { /* op 9: global average pool of 7x7x10 */
-    float *sum = (arena + 4694);
+/* op 9: global average pool of 7x7x10, one input row per call */
+CNN_CLONES static void op9(int y) {
+  float *sum = (arena + 4694);
+  const float *px = (arena + 4624);
+  if (y == 0)
     for (int c = 0; c < 10; c++)
       sum[c] = 0;
-    for (int g9 = 0; g9 < 7; g9++) {
-      while (d8 <= g9 && d8 < 7) {
-        while (d7 <= d8 * 1 + 0 && d7 < 7) {
-          while (d6 <= d7 * 1 + 2 && d6 < 9) {
-            while (d5 <= d6 * 1 + 2 && d5 < 11) {
-              while (d4 <= d5 * 1 + 0 && d4 < 11) {
-                while (d3 <= d4 * 2 + 1 && d3 < 22) {
-                  while (d2 <= d3 * 1 + 2 && d2 < 24) {
-                    while (d1 <= d2 * 1 + 2 && d1 < 26) {
-                      CNN_PROF(1, 0);
-                      op1(img, d1);
-                      CNN_PROF(1, 1);
-                      d1++;
-                    }
-                    CNN_PROF(2, 0);
-                    op2(d2);
-                    CNN_PROF(2, 1);
-                    d2++;
-                  }
-                  CNN_PROF(3, 0);
-                  op3(d3);
-                  CNN_PROF(3, 1);
-                  d3++;
-                }
-                CNN_PROF(4, 0);
-                op4(d4);
-                CNN_PROF(4, 1);
-                d4++;
-              }
-              CNN_PROF(5, 0);
-              op5(d5);
-              CNN_PROF(5, 1);
-              d5++;
-            }
-            CNN_PROF(6, 0);
-            op6(d6);
-            CNN_PROF(6, 1);
-            d6++;
-          }
-          CNN_PROF(7, 0);
-          op7(d7);
-          CNN_PROF(7, 1);
-          d7++;
-        }
-        CNN_PROF(8, 0);
-        op8(d8);
-        CNN_PROF(8, 1);
-        d8++;
-      }
-      CNN_PROF(9, 0);
-      const float *px = (arena + 4624);
-      for (int x = 0; x < 7; x++)
-        for (int c = 0; c < 10; c++)
-          sum[c] += px[x * 10 + c];
-      CNN_PROF(9, 1);
-    }
+  for (int x = 0; x < 7; x++)
     for (int c = 0; c < 10; c++)
-      sum[c] = sum[c] * 0.0204081633f;
+      sum[c] += px[x * 10 + c];
+  if (y < 6)
+    return;
+  for (int c = 0; c < 10; c++)
+    sum[c] = sum[c] * 0.0204081633f;
+}
+
+/* The order of the row calls (op numbers - 1), found by cnnc by pulling
+   rows from the last op: each op makes a row only once the rows it reads
+   exist, and before its ring slot is needed again. */
+static const uint8_t sched[124] = {
+  0, 0, 0, 1, 0, 1, 0, 1, 2, 0, 1, 2, 3, 4, 0, 1, 2, 0, 1, 2,
+  3, 4, 0, 1, 2, 0, 1, 2, 3, 4, 5, 0, 1, 2, 0, 1, 2, 3, 4, 5,
+  0, 1, 2, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 0, 1, 2, 3, 4,
+  5, 6, 7, 8, 0, 1, 2, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 0,
+  1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 0, 1, 2, 3, 4, 5, 6, 7, 8,
+  0, 1, 2, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 0, 1, 2, 3, 4,
+  5, 6, 7, 8
+};
+
+CNN_CLONES static void run(const uint8_t *img) {
+  int done[9] = {0}; /* rows (steps) made by each op */
+  for (int t = 0; t < 124; t++) {
+    int i = sched[t];
+    CNN_PROF(i + 1, 0);
+    switch (i) {
+    case 0: op1(img, done[0]); break;
+    case 1: op2(done[1]); break;
+    case 2: op3(done[2]); break;
+    case 3: op4(done[3]); break;
+    case 4: op5(done[4]); break;
+    case 5: op6(done[5]); break;
+    case 6: op7(done[6]); break;
+    case 7: op8(done[7]); break;
+    case 8: op9(done[8]); break;
+    default: break;
+    }
+    CNN_PROF(i + 1, 1);
+    done[i]++;
   }
 }
 

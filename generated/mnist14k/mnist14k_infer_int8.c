@@ -2518,17 +2518,17 @@ static void op2(int y) {
         uint32_t *dst = col + ky * 48 + 2 * p;
         for (int j = 0; j < 12; j += 4) {
           uint32_t v0 = src[j + 0];
-          dst[4 * j + 0] = __uxtb16(v0);
-          dst[4 * j + 1] = cnn_uxtb16_ror8(v0);
+          (dst + 4 * j + 0)[0] = __uxtb16(v0);
+          (dst + 4 * j + 0)[1] = cnn_uxtb16_ror8(v0);
           uint32_t v1 = src[j + 1];
-          dst[4 * j + 4] = __uxtb16(v1);
-          dst[4 * j + 5] = cnn_uxtb16_ror8(v1);
+          (dst + 4 * j + 4)[0] = __uxtb16(v1);
+          (dst + 4 * j + 4)[1] = cnn_uxtb16_ror8(v1);
           uint32_t v2 = src[j + 2];
-          dst[4 * j + 8] = __uxtb16(v2);
-          dst[4 * j + 9] = cnn_uxtb16_ror8(v2);
+          (dst + 4 * j + 8)[0] = __uxtb16(v2);
+          (dst + 4 * j + 8)[1] = cnn_uxtb16_ror8(v2);
           uint32_t v3 = src[j + 3];
-          dst[4 * j + 12] = __uxtb16(v3);
-          dst[4 * j + 13] = cnn_uxtb16_ror8(v3);
+          (dst + 4 * j + 12)[0] = __uxtb16(v3);
+          (dst + 4 * j + 12)[1] = cnn_uxtb16_ror8(v3);
         }
       }
     }
@@ -2620,17 +2620,17 @@ static void op3(int y) {
         uint32_t *dst = col + ky * 48 + 2 * p;
         for (int j = 0; j < 12; j += 4) {
           uint32_t v0 = src[j + 0];
-          dst[4 * j + 0] = __uxtb16(v0);
-          dst[4 * j + 1] = cnn_uxtb16_ror8(v0);
+          (dst + 4 * j + 0)[0] = __uxtb16(v0);
+          (dst + 4 * j + 0)[1] = cnn_uxtb16_ror8(v0);
           uint32_t v1 = src[j + 1];
-          dst[4 * j + 4] = __uxtb16(v1);
-          dst[4 * j + 5] = cnn_uxtb16_ror8(v1);
+          (dst + 4 * j + 4)[0] = __uxtb16(v1);
+          (dst + 4 * j + 4)[1] = cnn_uxtb16_ror8(v1);
           uint32_t v2 = src[j + 2];
-          dst[4 * j + 8] = __uxtb16(v2);
-          dst[4 * j + 9] = cnn_uxtb16_ror8(v2);
+          (dst + 4 * j + 8)[0] = __uxtb16(v2);
+          (dst + 4 * j + 8)[1] = cnn_uxtb16_ror8(v2);
           uint32_t v3 = src[j + 3];
-          dst[4 * j + 12] = __uxtb16(v3);
-          dst[4 * j + 13] = cnn_uxtb16_ror8(v3);
+          (dst + 4 * j + 12)[0] = __uxtb16(v3);
+          (dst + 4 * j + 12)[1] = cnn_uxtb16_ror8(v3);
         }
       }
     }
@@ -2722,17 +2722,17 @@ static void op5(int y) {
         uint32_t *dst = col + ky * 16 + 2 * p;
         for (int j = 0; j < 4; j += 4) {
           uint32_t v0 = src[j + 0];
-          dst[4 * j + 0] = __uxtb16(v0);
-          dst[4 * j + 1] = cnn_uxtb16_ror8(v0);
+          (dst + 4 * j + 0)[0] = __uxtb16(v0);
+          (dst + 4 * j + 0)[1] = cnn_uxtb16_ror8(v0);
           uint32_t v1 = src[j + 1];
-          dst[4 * j + 4] = __uxtb16(v1);
-          dst[4 * j + 5] = cnn_uxtb16_ror8(v1);
+          (dst + 4 * j + 4)[0] = __uxtb16(v1);
+          (dst + 4 * j + 4)[1] = cnn_uxtb16_ror8(v1);
           uint32_t v2 = src[j + 2];
-          dst[4 * j + 8] = __uxtb16(v2);
-          dst[4 * j + 9] = cnn_uxtb16_ror8(v2);
+          (dst + 4 * j + 8)[0] = __uxtb16(v2);
+          (dst + 4 * j + 8)[1] = cnn_uxtb16_ror8(v2);
           uint32_t v3 = src[j + 3];
-          dst[4 * j + 12] = __uxtb16(v3);
-          dst[4 * j + 13] = cnn_uxtb16_ror8(v3);
+          (dst + 4 * j + 12)[0] = __uxtb16(v3);
+          (dst + 4 * j + 12)[1] = cnn_uxtb16_ror8(v3);
         }
       }
     }
@@ -2796,17 +2796,17 @@ static void op6(int y) {
         uint32_t *dst = col + ky * 48 + 2 * p;
         for (int j = 0; j < 12; j += 4) {
           uint32_t v0 = src[j + 0];
-          dst[4 * j + 0] = __uxtb16(v0);
-          dst[4 * j + 1] = cnn_uxtb16_ror8(v0);
+          (dst + 4 * j + 0)[0] = __uxtb16(v0);
+          (dst + 4 * j + 0)[1] = cnn_uxtb16_ror8(v0);
           uint32_t v1 = src[j + 1];
-          dst[4 * j + 4] = __uxtb16(v1);
-          dst[4 * j + 5] = cnn_uxtb16_ror8(v1);
+          (dst + 4 * j + 4)[0] = __uxtb16(v1);
+          (dst + 4 * j + 4)[1] = cnn_uxtb16_ror8(v1);
           uint32_t v2 = src[j + 2];
-          dst[4 * j + 8] = __uxtb16(v2);
-          dst[4 * j + 9] = cnn_uxtb16_ror8(v2);
+          (dst + 4 * j + 8)[0] = __uxtb16(v2);
+          (dst + 4 * j + 8)[1] = cnn_uxtb16_ror8(v2);
           uint32_t v3 = src[j + 3];
-          dst[4 * j + 12] = __uxtb16(v3);
-          dst[4 * j + 13] = cnn_uxtb16_ror8(v3);
+          (dst + 4 * j + 12)[0] = __uxtb16(v3);
+          (dst + 4 * j + 12)[1] = cnn_uxtb16_ror8(v3);
         }
       }
     }
@@ -2889,11 +2889,11 @@ static void op7(int y) {
         uint32_t *dst = col + ky * 72 + 2 * p;
         for (int j = 0; j < 18; j += 2) {
           uint32_t v0 = src[j + 0];
-          dst[4 * j + 0] = __uxtb16(v0);
-          dst[4 * j + 1] = cnn_uxtb16_ror8(v0);
+          (dst + 4 * j + 0)[0] = __uxtb16(v0);
+          (dst + 4 * j + 0)[1] = cnn_uxtb16_ror8(v0);
           uint32_t v1 = src[j + 1];
-          dst[4 * j + 4] = __uxtb16(v1);
-          dst[4 * j + 5] = cnn_uxtb16_ror8(v1);
+          (dst + 4 * j + 4)[0] = __uxtb16(v1);
+          (dst + 4 * j + 4)[1] = cnn_uxtb16_ror8(v1);
         }
       }
     }
@@ -2958,11 +2958,11 @@ static void op8(int y) {
         uint32_t *dst = col + ky * 24 + 2 * p;
         for (int j = 0; j < 6; j += 2) {
           uint32_t v0 = src[j + 0];
-          dst[4 * j + 0] = __uxtb16(v0);
-          dst[4 * j + 1] = cnn_uxtb16_ror8(v0);
+          (dst + 4 * j + 0)[0] = __uxtb16(v0);
+          (dst + 4 * j + 0)[1] = cnn_uxtb16_ror8(v0);
           uint32_t v1 = src[j + 1];
-          dst[4 * j + 4] = __uxtb16(v1);
-          dst[4 * j + 5] = cnn_uxtb16_ror8(v1);
+          (dst + 4 * j + 4)[0] = __uxtb16(v1);
+          (dst + 4 * j + 4)[1] = cnn_uxtb16_ror8(v1);
         }
       }
     }
@@ -3009,70 +3009,52 @@ CNN_CLONES static void op8(int y) {
 
 #endif
 
-/* Runs the network on img, pulling rows through the rings: each op
-   makes a row only once the rows it reads exist. */
-CNN_CLONES static void run(const uint8_t *img) {
-  int d1 = 0, d2 = 0, d3 = 0, d4 = 0, d5 = 0, d6 = 0, d7 = 0, d8 = 0;
-  { /* op 9: global average pool of 7x7x10 */
-    int32_t *sum = (int32_t *)((uint8_t *)arena + 4696);
+/* op 9: global average pool of 7x7x10, one input row per call */
+CNN_CLONES static void op9(int y) {
+  int32_t *sum = (int32_t *)((uint8_t *)arena + 4696);
+  const int8_t *px = (int8_t *)((uint8_t *)arena + 4624);
+  if (y == 0)
     for (int c = 0; c < 10; c++)
       sum[c] = 0;
-    for (int g9 = 0; g9 < 7; g9++) {
-      while (d8 <= g9 && d8 < 7) {
-        while (d7 <= d8 * 1 + 0 && d7 < 7) {
-          while (d6 <= d7 * 1 + 2 && d6 < 9) {
-            while (d5 <= d6 * 1 + 2 && d5 < 11) {
-              while (d4 <= d5 * 1 + 0 && d4 < 11) {
-                while (d3 <= d4 * 2 + 1 && d3 < 22) {
-                  while (d2 <= d3 * 1 + 2 && d2 < 24) {
-                    while (d1 <= d2 * 1 + 2 && d1 < 26) {
-                      CNN_PROF(1, 0);
-                      op1(img, d1);
-                      CNN_PROF(1, 1);
-                      d1++;
-                    }
-                    CNN_PROF(2, 0);
-                    op2(d2);
-                    CNN_PROF(2, 1);
-                    d2++;
-                  }
-                  CNN_PROF(3, 0);
-                  op3(d3);
-                  CNN_PROF(3, 1);
-                  d3++;
-                }
-                CNN_PROF(4, 0);
-                op4(d4);
-                CNN_PROF(4, 1);
-                d4++;
-              }
-              CNN_PROF(5, 0);
-              op5(d5);
-              CNN_PROF(5, 1);
-              d5++;
-            }
-            CNN_PROF(6, 0);
-            op6(d6);
-            CNN_PROF(6, 1);
-            d6++;
-          }
-          CNN_PROF(7, 0);
-          op7(d7);
-          CNN_PROF(7, 1);
-          d7++;
-        }
-        CNN_PROF(8, 0);
-        op8(d8);
-        CNN_PROF(8, 1);
-        d8++;
-      }
-      CNN_PROF(9, 0);
-      const int8_t *px = (int8_t *)((uint8_t *)arena + 4624);
-      for (int x = 0; x < 7; x++)
-        for (int c = 0; c < 10; c++)
-          sum[c] += px[x * 10 + c];
-      CNN_PROF(9, 1);
+  for (int x = 0; x < 7; x++)
+    for (int c = 0; c < 10; c++)
+      sum[c] += px[x * 10 + c];
+  if (y < 6)
+    return;
+}
+
+/* The order of the row calls (op numbers - 1), found by cnnc by pulling
+   rows from the last op: each op makes a row only once the rows it reads
+   exist, and before its ring slot is needed again. */
+static const uint8_t sched[124] = {
+  0, 0, 0, 1, 0, 1, 0, 1, 2, 0, 1, 2, 3, 4, 0, 1, 2, 0, 1, 2,
+  3, 4, 0, 1, 2, 0, 1, 2, 3, 4, 5, 0, 1, 2, 0, 1, 2, 3, 4, 5,
+  0, 1, 2, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 0, 1, 2, 3, 4,
+  5, 6, 7, 8, 0, 1, 2, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 0,
+  1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 0, 1, 2, 3, 4, 5, 6, 7, 8,
+  0, 1, 2, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 0, 1, 2, 3, 4,
+  5, 6, 7, 8
+};
+
+CNN_CLONES static void run(const uint8_t *img) {
+  int done[9] = {0}; /* rows (steps) made by each op */
+  for (int t = 0; t < 124; t++) {
+    int i = sched[t];
+    CNN_PROF(i + 1, 0);
+    switch (i) {
+    case 0: op1(img, done[0]); break;
+    case 1: op2(done[1]); break;
+    case 2: op3(done[2]); break;
+    case 3: op4(done[3]); break;
+    case 4: op5(done[4]); break;
+    case 5: op6(done[5]); break;
+    case 6: op7(done[6]); break;
+    case 7: op8(done[7]); break;
+    case 8: op9(done[8]); break;
+    default: break;
     }
+    CNN_PROF(i + 1, 1);
+    done[i]++;
   }
 }
 

@@ -3391,6 +3391,42 @@ const cnn_real *mnist14k_activation(int k) {
 }
 #endif
 
+// Every tensor of params and state, under the state_dict names of the
+// PyTorch module `cnnc export` writes: name, block, offset, size, shape.
+static const cnn_tensor mnist14k_tensors[31] = {
+    {"layers.0.weight", 0, 0, 144, 4, {16, 1, 3, 3}},
+    {"layers.1.weight", 0, 144, 16, 1, {16}},
+    {"layers.1.bias", 0, 160, 16, 1, {16}},
+    {"layers.4.weight", 0, 176, 2304, 4, {16, 16, 3, 3}},
+    {"layers.5.weight", 0, 2480, 16, 1, {16}},
+    {"layers.5.bias", 0, 2496, 16, 1, {16}},
+    {"layers.8.weight", 0, 2512, 2304, 4, {16, 16, 3, 3}},
+    {"layers.9.weight", 0, 4816, 16, 1, {16}},
+    {"layers.9.bias", 0, 4832, 16, 1, {16}},
+    {"layers.13.weight", 0, 4848, 256, 4, {16, 16, 1, 1}},
+    {"layers.14.weight", 0, 5104, 16, 1, {16}},
+    {"layers.14.bias", 0, 5120, 16, 1, {16}},
+    {"layers.17.weight", 0, 5136, 3456, 4, {24, 16, 3, 3}},
+    {"layers.18.weight", 0, 8592, 24, 1, {24}},
+    {"layers.18.bias", 0, 8616, 24, 1, {24}},
+    {"layers.21.weight", 0, 8640, 5184, 4, {24, 24, 3, 3}},
+    {"layers.22.weight", 0, 13824, 24, 1, {24}},
+    {"layers.22.bias", 0, 13848, 24, 1, {24}},
+    {"layers.25.weight", 0, 13872, 240, 4, {10, 24, 1, 1}},
+    {"layers.1.running_mean", 1, 0, 16, 1, {16}},
+    {"layers.1.running_var", 1, 16, 16, 1, {16}},
+    {"layers.5.running_mean", 1, 32, 16, 1, {16}},
+    {"layers.5.running_var", 1, 48, 16, 1, {16}},
+    {"layers.9.running_mean", 1, 64, 16, 1, {16}},
+    {"layers.9.running_var", 1, 80, 16, 1, {16}},
+    {"layers.14.running_mean", 1, 96, 16, 1, {16}},
+    {"layers.14.running_var", 1, 112, 16, 1, {16}},
+    {"layers.18.running_mean", 1, 128, 24, 1, {24}},
+    {"layers.18.running_var", 1, 152, 24, 1, {24}},
+    {"layers.22.running_mean", 1, 176, 24, 1, {24}},
+    {"layers.22.running_var", 1, 200, 24, 1, {24}},
+};
+
 cnn_net mnist14k_net = {
     .name = "mnist14k",
     .batch = BATCH,
@@ -3400,6 +3436,7 @@ cnn_net mnist14k_net = {
     .n_params = 14112, .params = mnist14k_params, .grads = mnist14k_grads,
     .n_state = 224, .state = mnist14k_state,
     .train = &mnist14k_train_config,
+    .tensors = mnist14k_tensors, .n_tensors = 31,
     .init = mnist14k_init,
     .forward = mnist14k_forward,
     .backward = mnist14k_backward,

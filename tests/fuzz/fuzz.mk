@@ -54,27 +54,30 @@ $(BUILD)/tests/fuzz_burst: tests/fuzz/run.sh $(FUZZ_BINS)
 # Seeds written by the runtime's own writers (a checkpoint, IDX raw and gzip).
 $(FUZZ_DIR)/mkseeds: tests/fuzz/mkseeds.c $(BUILD)/libcnnrt.a $(wildcard runtime/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Iruntime $< $(BUILD)/libcnnrt.a -lz -o $@
+	$(CC) $(CFLAGS) -Iruntime $< $(BUILD)/libcnnrt.a -lcjson -lz -lm -o $@
 fuzz-seeds: $(FUZZ_DIR)/mkseeds
 	$< tests/fuzz/corpus
 
 # ---------------------------------------------------------- random networks
 # tests/random_nets.sh: RANDOM_NETS nets drawn from seed RANDOM_NETS_SEED by
 # tests/gen_random_nets.c are checked, built, compiled with gcc and clang,
-# trained 3 steps, and their float and int8 inference compiled.
+# trained 3 steps, and their float and int8 inference compiled and checked
+# against the training code by $(BUILD)/tests/infer_nets-bin.
 #   make random-nets RANDOM_NETS=200 RANDOM_NETS_SEED=7   by hand
 # `make test` runs it (RANDOM_NETS_TEST=0 leaves it out), and the nets of
 # tests/random_nets/, one per kind of failure it once found.
 RANDOM_NETS      ?= 10
 RANDOM_NETS_SEED ?= 1
 RANDOM_NETS_TEST ?= 1
-# 1: only layer orders today's inference code folds (conv first, batchnorm on a conv).
+# 1: only layer orders the inference code folds (a conv or dense reads the input,
+# batchnorm directly on a conv or dense, relu and batchnorm not on a residual's input).
 RANDOM_NETS_INFER_OK ?=
 .PHONY: random-nets
 $(BUILD)/gen_random_nets: tests/gen_random_nets.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $< -o $@
-RANDOM_NETS_DEPS := tests/random_nets.sh $(BUILD)/gen_random_nets $(BUILD)/cnnc $(BUILD)/san/cnnc $(BUILD)/libcnnrt.a
+RANDOM_NETS_DEPS := tests/random_nets.sh $(BUILD)/gen_random_nets $(BUILD)/cnnc $(BUILD)/san/cnnc $(BUILD)/libcnnrt.a \
+  $(BUILD)/tests/infer_nets-bin
 $(BUILD)/tests/random_nets: $(RANDOM_NETS_DEPS) FORCE
 	@mkdir -p $(@D)
 	@printf '#!/bin/sh\nSAN_CNNC=$(BUILD)/san/cnnc INFER_OK=$(RANDOM_NETS_INFER_OK) exec bash tests/random_nets.sh $(RANDOM_NETS_SEED) $(RANDOM_NETS)\n' >$@ && chmod +x $@

@@ -1,8 +1,9 @@
-// fuzz_ckpt.c: libFuzzer harness for the checkpoint loader (cnn_ckpt_load).
+// fuzz_ckpt.c: libFuzzer harness for the checkpoint loader (cnn_ckpt_load,
+// cnn_ckpt_check): format v3's JSON header (cJSON) and versions 1 and 2.
 // Each input is loaded as it is, and again with its CRC fixed up, so the
 // mutations get past the checksum to the header and size checks. A loaded
-// checkpoint must agree with the bytes it came from; a refused one must name
-// the file in its message.
+// checkpoint must agree with the bytes it came from and with its own
+// description; a refused one must name the file in its message.
 #define _GNU_SOURCE
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +35,62 @@ static uint64_t le64(const uint8_t *p) {
   return v;
 }
 
+// A version 1 or 2 file: exactly header + arrays + CRC, the values its bytes.
+static void check_legacy(const uint8_t *buf, size_t n, cnn_ckpt *c) {
+  char err[512] = "";
+  uint64_t nm = c->momentum ? c->n_params : 0;
+  uint64_t hdr = buf[8] == 1 ? CNN_CKPT_V1_HEADER_BYTES : CNN_CKPT_V2_HEADER_BYTES;
+  if (n != hdr + 4 * (c->n_params + c->n_state + nm) + 4 || c->n_params != le64(buf + 88) ||
+      c->n_state != le64(buf + 96) || memchr(c->name, 0, sizeof c->name) == NULL ||
+      (c->n_params && memcmp(c->params, buf + hdr, 4) != 0))
+    __builtin_trap();
+  double mean = c->has_norm ? c->mean : 0, std = c->has_norm ? c->std : 1;
+  if (cnn_ckpt_check(c, path, c->name, c->shape_hash, c->n_params, c->n_state, mean, std, NULL, 0, err,
+                     sizeof err) != 0)
+    __builtin_trap(); // its own description must match
+  if (cnn_ckpt_check(c, path, c->name, c->shape_hash ^ 1, c->n_params, c->n_state, mean, std, NULL, 0, err,
+                     sizeof err) == 0)
+    __builtin_trap(); // another shape must not
+}
+
+// A version 3 file: placed by a table made of its own F32 tensors (running
+// statistics in the state block), it must check, its values its bytes.
+static void check_v3(const uint8_t *buf, cnn_ckpt *c) {
+  static cnn_tensor t[64];
+  char err[512] = "";
+  size_t nt = 0, np = 0, ns = 0;
+  int own = c->n_entries <= 64;
+  for (size_t i = 0; own && i < c->n_entries; i++) {
+    const cnn_ckpt_entry *e = &c->entries[i];
+    own = e->dtype_f32 && e->ndim <= 4 && strncmp(e->name, "momentum_buffer.", 16) != 0;
+    size_t size = 1;
+    for (int d = 0; own && d < e->ndim; d++) {
+      own = e->shape[d] <= 1000000;
+      size *= (size_t)e->shape[d];
+      t[nt].shape[d] = (int)e->shape[d];
+    }
+    own = own && size <= 1000000;
+    if (!own)
+      break;
+    t[nt].name = e->name;
+    t[nt].in_state = strstr(e->name, "running_") != NULL;
+    t[nt].offset = t[nt].in_state ? ns : np;
+    t[nt].size = size;
+    t[nt].ndim = e->ndim;
+    *(t[nt].in_state ? &ns : &np) += size;
+    nt++;
+  }
+  double mean = c->has_norm ? c->mean : 0, std = c->has_norm ? c->std : 1;
+  if (cnn_ckpt_check(c, path, c->name, c->shape_hash ^ 1, np, ns, mean, std, t, nt, err, sizeof err) == 0)
+    __builtin_trap(); // another shape must not
+  int rc = cnn_ckpt_check(c, path, c->name, c->shape_hash, np, ns, mean, std, t, nt, err, sizeof err);
+  if (rc != 0 && (own || !strstr(err, path)))
+    __builtin_trap(); // its own description must match; a refusal names the file
+  if (rc == 0 && nt && !t[0].in_state && t[0].size &&
+      memcmp(c->params, buf + 8 + le64(buf) + c->entries[0].begin, 4) != 0)
+    __builtin_trap();
+}
+
 // Loads the current file and checks what the loader promises.
 static void load_and_check(const uint8_t *buf, size_t n) {
   cnn_ckpt c;
@@ -41,27 +98,47 @@ static void load_and_check(const uint8_t *buf, size_t n) {
   if (cnn_ckpt_load(path, &c, err, sizeof err) != 0) {
     if (!strstr(err, path))
       __builtin_trap(); // the message must name the file
-    if (c.params || c.state || c.momentum)
+    if (c.params || c.state || c.momentum || c.entries || c.data)
       __builtin_trap(); // "on failure c is left empty"
     return;
   }
-  // A loaded file is exactly header + arrays + CRC, and the values are its bytes.
-  uint64_t nm = c.momentum ? c.n_params : 0;
-  // Version 1 files have the 144-byte header, version 2 adds mean and std.
-  uint64_t hdr = buf[8] == 1 ? CNN_CKPT_V1_HEADER_BYTES : CNN_CKPT_HEADER_BYTES;
-  if (n != hdr + 4 * (c.n_params + c.n_state + nm) + 4 || c.n_params != le64(buf + 88) ||
-      c.n_state != le64(buf + 96) || memchr(c.name, 0, sizeof c.name) == NULL ||
-      (c.n_params && memcmp(c.params, buf + hdr, 4) != 0))
-    __builtin_trap();
-  double mean = c.has_norm ? c.mean : 0, std = c.has_norm ? c.std : 1;
-  if (cnn_ckpt_check(&c, path, c.name, c.shape_hash, c.n_params, c.n_state, mean, std, err, sizeof err) != 0)
-    __builtin_trap(); // its own description must match
-  if (cnn_ckpt_check(&c, path, c.name, c.shape_hash ^ 1, c.n_params, c.n_state, mean, std, err, sizeof err) == 0)
-    __builtin_trap(); // another shape must not
+  if (c.version < 3)
+    check_legacy(buf, n, &c);
+  else
+    check_v3(buf, &c);
   cnn_ckpt_free(&c);
 }
 
-// One input: load it raw, then with a correct CRC in its last four bytes.
+// A copy of the input with its checksum made right: the trailing CRC of a
+// version 1 or 2 file, the "crc32" digits of a version 3 header (the CRC of
+// the file with them as zeros). NULL when there is none to fix.
+static uint8_t *fix_crc(const uint8_t *data, size_t size) {
+  uint8_t *fixed = malloc(size ? size : 1);
+  if (!fixed)
+    return NULL;
+  memcpy(fixed, data, size);
+  if (size >= CNN_CKPT_V1_HEADER_BYTES + 4 && memcmp(data, "CNNCKPT", 8) == 0) {
+    uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), fixed, (uInt)(size - 4));
+    for (int i = 0; i < 4; i++)
+      fixed[size - 4 + i] = (uint8_t)(crc >> (8 * i));
+    return fixed;
+  }
+  static const char field[] = "\"crc32\":\"";
+  size_t hl = size >= 8 ? (size_t)(le64(data) < size - 8 ? le64(data) : size - 8) : 0;
+  for (size_t i = 8; i + sizeof field - 1 + 8 <= 8 + hl; i++)
+    if (memcmp(fixed + i, field, sizeof field - 1) == 0) {
+      uint8_t *digits = fixed + i + sizeof field - 1;
+      memset(digits, '0', 8);
+      char hex[9];
+      snprintf(hex, sizeof hex, "%08x", (unsigned)crc32(crc32(0L, Z_NULL, 0), fixed, (uInt)size));
+      memcpy(digits, hex, 8);
+      return fixed;
+    }
+  free(fixed);
+  return NULL;
+}
+
+// One input: load it raw, then with its checksum fixed up.
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (memfd < 0) {
     memfd = memfd_create("fuzz_ckpt", MFD_CLOEXEC);
@@ -71,14 +148,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   put_file(data, size);
   load_and_check(data, size);
-  if (size >= CNN_CKPT_HEADER_BYTES + 4) {
-    uint8_t *fixed = malloc(size);
-    if (!fixed)
-      return 0;
-    memcpy(fixed, data, size);
-    uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), fixed, (uInt)(size - 4));
-    for (int i = 0; i < 4; i++)
-      fixed[size - 4 + i] = (uint8_t)(crc >> (8 * i));
+  uint8_t *fixed = fix_crc(data, size);
+  if (fixed) {
     put_file(fixed, size);
     load_and_check(fixed, size);
     free(fixed);

@@ -1,6 +1,6 @@
 // mkseeds.c: writes the fuzzers' binary seeds with the runtime's own
-// checkpoint writer and zlib: a small valid checkpoint (with and without a
-// momentum buffer) and a few truncations of it, and small IDX image and label
+// checkpoint writer and zlib: a small valid checkpoint, format v3 (with and
+// without a momentum buffer) and a few truncations of it, and small IDX image and label
 // files, raw and gzipped. Usage: mkseeds CORPUS_DIR (ckpt/ and idx/ must exist).
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,9 +70,15 @@ int main(int argc, char **argv) {
   }
   for (int i = 0; i < 4; i++)
     state[i] = (float)(i + 1);
+  static const cnn_tensor table[] = {{"layers.0.weight", 0, 0, 8, 4, {2, 1, 2, 2}},
+                                     {"layers.0.bias", 0, 8, 2, 1, {2}},
+                                     {"layers.1.weight", 0, 10, 2, 1, {2}},
+                                     {"layers.1.running_mean", 1, 0, 2, 1, {2}},
+                                     {"layers.1.running_var", 1, 2, 2, 1, {2}}};
   cnn_ckpt c = {.shape_hash = 0x1234abcd5678ef90ull, .n_params = 12, .n_state = 4, .epoch = 2,
                 .step = 20, .sgd_steps = 20, .rng = {.state = 7, .inc = 9}, .params = params,
-                .state = state, .momentum = mom};
+                .state = state, .momentum = mom, .has_norm = 1, .mean = 0.5, .std = 0.25,
+                .tensors = table, .n_tensors = 5};
   snprintf(c.name, sizeof c.name, "tiny");
   char p[4096], err[1024];
   const char *names[2] = {"valid_momentum.ckpt", "valid.ckpt"};
@@ -86,9 +92,8 @@ int main(int argc, char **argv) {
   }
   size_t n;
   unsigned char *b = slurp(p, &n);
-  put("ckpt", "trunc_header.ckpt", b, 100);
-  put("ckpt", "trunc_data.ckpt", b, n - 10);
-  put("ckpt", "no_crc.ckpt", b, n - 4);
+  put("ckpt", "v3_trunc_header.ckpt", b, 100);
+  put("ckpt", "v3_trunc_data.ckpt", b, n - 10);
   free(b);
   // 3 images of 4x5 and their labels.
   unsigned char img[16 + 60], lab[8 + 3];

@@ -28,6 +28,14 @@ static inline int32_t __smlad(int32_t a, int32_t b, int32_t c) {
   return (int32_t)((uint32_t)c + (uint32_t)lo + (uint32_t)hi);
 }
 
+/* c + the product of the low (bb) or the high (tt) signed halfwords of a and b. */
+static inline int32_t __smlabb(int32_t a, int32_t b, int32_t c) {
+  return (int32_t)((uint32_t)c + (uint32_t)((int32_t)(int16_t)(uint16_t)a * (int16_t)(uint16_t)b));
+}
+static inline int32_t __smlatt(int32_t a, int32_t b, int32_t c) {
+  return __smlabb((int32_t)((uint32_t)a >> 16), (int32_t)((uint32_t)b >> 16), c);
+}
+
 /* x saturated to n bits, unsigned and signed. */
 #define __usat(x, n) ((x) < 0 ? 0u : (x) > (1 << (n)) - 1 ? (uint32_t)((1 << (n)) - 1) : (uint32_t)(x))
 #define __ssat(x, n) ((x) < -(1 << ((n) - 1)) ? -(1 << ((n) - 1)) : (x) > (1 << ((n) - 1)) - 1 ? (1 << ((n) - 1)) - 1 : (x))
