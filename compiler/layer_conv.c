@@ -95,23 +95,32 @@ static int conv_is_pointwise(const Layer *l) {
 }
 
 // Whether a conv's training passes run on the generated direct kernels
-// (conv_kernels.c) instead of im2col + GEMM: stride 1, no padding, one
-// group, a window larger than 1x1. 1x1 convs read their input as the GEMM
-// operand as it is, without im2col; strided, padded and grouped convs keep
-// im2col + GEMM until the generator takes them.
+// (conv_kernels.c) instead of im2col + GEMM: stride 1, a window larger than
+// 1x1, and padding narrower than the window on each side (a padded conv is
+// the valid conv of a zero-bordered copy of its input); grouped convs run
+// one kernel per group. 1x1 convs read their input as the GEMM operand as
+// it is, without im2col; strided convs keep im2col + GEMM until the
+// generator takes them.
 static int conv_is_direct(const Layer *l) {
-  return l->groups == 1 && !has_pad(l) && l->sh == 1 && l->sw == 1 && l->kh * l->kw > 1;
+  return l->sh == 1 && l->sw == 1 && l->kh * l->kw > 1 && l->pt < l->kh && l->pb < l->kh && l->pl < l->kw &&
+         l->pr < l->kw;
 }
 
 // The plan's path for conv l, as the comment over its functions says it.
 static const char *conv_path(const Layer *l) {
-  if (conv_is_direct(l))
-    return "direct kernels (forward, input and weight gradient)";
+  if (conv_is_direct(l)) {
+    if (l->groups > 1)
+      return has_pad(l) ? "direct kernels per group (forward, input and weight gradient) on a zero-bordered copy "
+                          "of the input"
+                        : "direct kernels per group (forward, input and weight gradient)";
+    return has_pad(l) ? "direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input"
+                      : "direct kernels (forward, input and weight gradient)";
+  }
   if (conv_is_pointwise(l))
-    return "cblas GEMM on the input as it is (1x1, stride 1: no im2col)";
-  return l->groups > 1 ? "im2col + cblas GEMM per group (grouped: no direct kernel yet)"
-         : has_pad(l)  ? "im2col + cblas GEMM (padded: no direct kernel yet)"
-                       : "im2col + cblas GEMM (strided: no direct kernel yet)";
+    return l->groups > 1 ? "cblas GEMM per group on the input as it is (1x1, stride 1: no im2col)"
+                         : "cblas GEMM on the input as it is (1x1, stride 1: no im2col)";
+  return l->sh > 1 || l->sw > 1 ? "im2col + cblas GEMM (strided: no direct kernel yet)"
+                                : "im2col + cblas GEMM (padding as wide as the window: no direct kernel)";
 }
 
 // The direct kernels read up to a vector past the end of their input and
@@ -120,10 +129,37 @@ static int conv_slack(const Layer *l) {
   return conv_is_direct(l) ? CONV_VL : 0;
 }
 
-// The shape of conv l as the kernel generator takes it.
+// The shape of one group of conv l as the kernel generator takes it: the
+// valid conv of its input with the padding added.
 static ConvDims conv_dims(const Layer *l) {
-  ConvDims d = {l->in.c, l->in.h, l->in.w, l->out.c, l->out.h, l->out.w, l->kh, l->kw};
+  ConvDims d = {l->in.c / l->groups, l->in.h + l->pt + l->pb, l->in.w + l->pl + l->pr, l->out.c / l->groups,
+                l->out.h, l->out.w, l->kh, l->kw};
   return d;
+}
+
+// Operand base for group gr of a grouped conv: base itself when there is
+// one group, else (base + gr * stride) inside the loop over the groups.
+static const char *group_operand(char *buf, size_t n, const char *base, long stride, int groups) {
+  if (groups == 1)
+    return base;
+  snprintf(buf, n, "(%s + gr * %ld)", base, stride);
+  return buf;
+}
+
+// Opens the loop over a conv's groups at indent ind (none for one group);
+// returns the indent of its body, kept in buf.
+static const char *groups_open(TrainCtx *c, int groups, const char *ind, char *buf, size_t n) {
+  if (groups == 1)
+    return ind;
+  W(c, "%sfor (int gr = 0; gr < %d; gr++) { // one conv per group\n", ind, groups);
+  snprintf(buf, n, "%s  ", ind);
+  return buf;
+}
+
+// Closes groups_open's loop.
+static void groups_close(TrainCtx *c, int groups, const char *ind) {
+  if (groups > 1)
+    W(c, "%s}\n", ind);
 }
 
 // Values of one image's im2col matrix (0 when the conv needs none).
@@ -330,21 +366,43 @@ static void emit_bias_grad(TrainCtx *c, const Layer *l) {
 static void conv_emit_direct(TrainCtx *c, int k) {
   const Layer *l = &c->net->layers[k];
   const char *P = c->P;
-  int C = l->in.c, O = l->out.c, KH = l->kh, KW = l->kw;
+  int C = l->in.c, O = l->out.c, KH = l->kh, KW = l->kw, G = l->groups;
   int ib = c->ibuf[k], ob = c->buf[k + 1], dxmode = c->gmode[l->src], bwmode = c->gmode[k + 1];
-  int stats = conv_stats(c, k);
+  int stats = conv_stats(c, k), pad = has_pad(l);
   ConvDims d = conv_dims(l);
-  // The input gradient's conv: the output gradient with kh - 1 rows and
-  // kw - 1 columns of zeros on each side, into the input's shape.
-  int PH = l->out.h + 2 * (KH - 1), PW = l->out.w + 2 * (KW - 1);
-  ConvDims dd = {O, PH, PW, C, l->in.h, l->in.w, KH, KW};
+  int Cg = d.c, Og = d.o, KK = KH * KW;
+  long xps = (long)C * d.h * d.w, ygs = (long)Og * l->out.h * l->out.w, wgs = (long)Og * Cg * KK;
+  char ga[4][128], gind[32];
+  const char *gi;
+  // The input gradient's conv: the output gradient with kh - 1 - pt rows of
+  // zeros above, kh - 1 - pb below, kw - 1 - pl and kw - 1 - pr columns at
+  // the sides, into the input's shape (the padded input's gradient without
+  // its border).
+  int bt = KH - 1 - l->pt, bl = KW - 1 - l->pl;
+  int PH = l->out.h + 2 * (KH - 1) - l->pt - l->pb, PW = l->out.w + 2 * (KW - 1) - l->pl - l->pr;
+  ConvDims dd = {Og, PH, PW, Cg, l->in.h, l->in.w, KH, KW};
   W(c, "// Path: %s.\n", conv_path(l));
-  W(c, "// y[%d][%dx%d] = W[%d][%d][%dx%d] (*) x[%d][%dx%d]%s.\n", O, l->out.h, l->out.w, O, C, KH, KW, C, l->in.h,
-    l->in.w, l->bias ? " + b" : "");
+  W(c, "// y[%d][%dx%d] = W[%d][%d][%dx%d] (*) x[%d][%dx%d]%s%s%s.\n", O, l->out.h, l->out.w, O, Cg, KH, KW, C,
+    l->in.h, l->in.w, pad ? " padded" : "", l->bias ? " + b" : "", G > 1 ? ", in groups" : "");
+  if (pad)
+    W(c, "// Each image's input with its zero border (the border never written),\n"
+         "// from the forward to the weight gradient.\n"
+         "static cnn_real %s_l%d_xp[BATCH * %ld + %d];\n",
+      P, k, xps, CONV_VL);
   forward_head(c, k, stats);
   group_begin(c);
   forward_images(c, k);
-  emit_conv_direct(c, &d, "x", "w", "y", l->bias ? "b" : NULL, "      ");
+  if (pad) {
+    W(c, "      cnn_real *restrict xp = %s_l%d_xp + (size_t)i * %ld;\n", P, k, xps);
+    W(c, "      for (int c = 0; c < %d; c++)\n        for (int iy = 0; iy < %d; iy++)\n", C, l->in.h);
+    W(c, "          memcpy(xp + (c * %d + iy + %d) * %d + %d, x + (c * %d + iy) * %d, %d * sizeof(cnn_real));\n", d.h,
+      l->pt, d.w, l->pl, l->in.h, l->in.w, l->in.w);
+  }
+  gi = groups_open(c, G, "      ", gind, sizeof gind);
+  emit_conv_direct(c, &d, group_operand(ga[0], 128, pad ? "xp" : "x", (long)Cg * d.h * d.w, G),
+                   group_operand(ga[1], 128, "w", wgs, G), group_operand(ga[2], 128, "y", ygs, G),
+                   l->bias ? group_operand(ga[3], 128, "b", Og, G) : NULL, gi);
+  groups_close(c, G, "      ");
   if (!forward_end(c, k, stats))
     return;
   ig_open(c, bwmode);
@@ -355,7 +413,7 @@ static void conv_emit_direct(TrainCtx *c, int k) {
          "// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =\n"
          "// W[o][c][%d - ky][%d - kx].\n", KH - 1, KW - 1);
     W(c, "static cnn_real %s_l%d_dyp[NGROUP][%ld];\n", P, k, (long)O * PH * PW + CONV_VL);
-    W(c, "static cnn_real %s_l%d_wt[%ld];\n", P, k, (long)C * O * KH * KW);
+    W(c, "static cnn_real %s_l%d_wt[%ld];\n", P, k, (long)G * wgs);
     ig_close(c, dxmode);
   }
   W(c, "CNN_CLONES static void %s_l%d_conv_backward(int n) {\n", P, k);
@@ -363,10 +421,17 @@ static void conv_emit_direct(TrainCtx *c, int k) {
     ig_open(c, dxmode);
     W(c, "  const cnn_real *restrict w = %s_params + %ld;\n", P, (long)l->param_off);
     W(c, "  cnn_real *restrict wt = %s_l%d_wt;\n", P, k);
-    W(c, "  for (int o = 0; o < %d; o++)\n    for (int c = 0; c < %d; c++)\n", O, C);
-    W(c, "      for (int j = 0; j < %d; j++)\n", KH * KW);
-    W(c, "        wt[(c * %d + o) * %d + %d - j] = w[(o * %d + c) * %d + j];\n", O, KH * KW, KH * KW - 1, C,
-      KH * KW);
+    if (G == 1) {
+      W(c, "  for (int o = 0; o < %d; o++)\n    for (int c = 0; c < %d; c++)\n", O, C);
+      W(c, "      for (int j = 0; j < %d; j++)\n", KK);
+      W(c, "        wt[(c * %d + o) * %d + %d - j] = w[(o * %d + c) * %d + j];\n", O, KK, KK - 1, C, KK);
+    } else {
+      // Group by group: wt[gr][c][o] from W[gr * Og + o][c].
+      W(c, "  for (int gr = 0; gr < %d; gr++)\n    for (int o = 0; o < %d; o++)\n", G, Og);
+      W(c, "      for (int c = 0; c < %d; c++)\n        for (int j = 0; j < %d; j++)\n", Cg, KK);
+      W(c, "          wt[gr * %ld + (c * %d + o) * %d + %d - j] = w[((gr * %d + o) * %d + c) * %d + j];\n", wgs, Og,
+        KK, KK - 1, Og, Cg, KK);
+    }
     ig_close(c, dxmode);
   }
   group_begin(c);
@@ -382,16 +447,23 @@ static void conv_emit_direct(TrainCtx *c, int k) {
   // ones image by image, with the rest.
   int inner = conv_wgrad_images_inner(&d, c->gsize);
   char xb[96], dyb[96];
-  snprintf(xb, sizeof xb, "%s_a%d", P, ib);
+  if (pad)
+    snprintf(xb, sizeof xb, "%s_l%d_xp", P, k);
+  else
+    snprintf(xb, sizeof xb, "%s_a%d", P, ib);
   snprintf(dyb, sizeof dyb, "%s_d%d", P, ob);
-  ConvImages im = {xb, dyb, c->isize[k], c->tsize[k + 1]};
-  if (inner)
-    emit_conv_wgrad(c, &d, "x", "dy", "dw", "    ", &im);
+  ConvImages im = {group_operand(ga[0], 128, xb, (long)Cg * d.h * d.w, G), group_operand(ga[1], 128, dyb, ygs, G),
+                   pad ? xps : c->isize[k], c->tsize[k + 1]};
+  if (inner) {
+    gi = groups_open(c, G, "    ", gind, sizeof gind);
+    emit_conv_wgrad(c, &d, "x", "dy", group_operand(ga[2], 128, "dw", wgs, G), gi, &im);
+    groups_close(c, G, "    ");
+  }
   images_begin(c);
   if (!inner || l->bias)
     W(c, "      const int first = i == g * GSIZE;\n");
   if (!inner)
-    W(c, "      const cnn_real *restrict x = %s_a%d + (size_t)i * %ld;\n", P, ib, c->isize[k]);
+    W(c, "      const cnn_real *restrict x = %s + (size_t)i * %ld;\n", xb, im.xsize);
   // dy, when only the input gradient reads it, only where that exists.
   int dy_mode = !inner || l->bias ? 1 : dxmode;
   if (dy_mode) {
@@ -399,8 +471,12 @@ static void conv_emit_direct(TrainCtx *c, int k) {
     W(c, "      const cnn_real *restrict dy = %s_d%d + (size_t)i * %ld;\n", P, ob, c->tsize[k + 1]);
     ig_close(c, dy_mode);
   }
-  if (!inner)
-    emit_conv_wgrad(c, &d, "x", "dy", "dw", "      ", NULL);
+  if (!inner) {
+    gi = groups_open(c, G, "      ", gind, sizeof gind);
+    emit_conv_wgrad(c, &d, group_operand(ga[0], 128, "x", (long)Cg * d.h * d.w, G),
+                    group_operand(ga[1], 128, "dy", ygs, G), group_operand(ga[2], 128, "dw", wgs, G), gi, NULL);
+    groups_close(c, G, "      ");
+  }
   if (l->bias)
     emit_bias_grad(c, l);
   if (dxmode) {
@@ -408,8 +484,12 @@ static void conv_emit_direct(TrainCtx *c, int k) {
     W(c, "      cnn_real *restrict dx = %s + (size_t)i * %ld;\n", c->dx[k], c->isize[k]);
     W(c, "      for (int o = 0; o < %d; o++)\n        for (int oy = 0; oy < %d; oy++)\n", O, l->out.h);
     W(c, "          memcpy(dyp + (o * %d + oy + %d) * %d + %d, dy + (o * %d + oy) * %d, %d * sizeof(cnn_real));\n",
-      PH, KH - 1, PW, KW - 1, l->out.h, l->out.w, l->out.w);
-    emit_conv_direct(c, &dd, "dyp", "wt", "dx", NULL, "      ");
+      PH, bt, PW, bl, l->out.h, l->out.w, l->out.w);
+    gi = groups_open(c, G, "      ", gind, sizeof gind);
+    emit_conv_direct(c, &dd, group_operand(ga[0], 128, "dyp", (long)Og * PH * PW, G),
+                     group_operand(ga[1], 128, "wt", wgs, G),
+                     group_operand(ga[2], 128, "dx", (long)Cg * l->in.h * l->in.w, G), NULL, gi);
+    groups_close(c, G, "      ");
     ig_close(c, dxmode);
   }
   backward_tail(c, k);
