@@ -141,11 +141,17 @@ $(BUILD)/$(MODEL)_train_native.o: $(GEN_DIR)/$(MODEL)_train.c $(GEN_DIR)/$(MODEL
 	$(CC) $(GEN_FLAGS) -march=native $(NATIVE_RENAME) -c $< -o $@
 $(BUILD)/$(MODEL)_infer_native.o: $(GEN_DIR)/$(MODEL)_infer.c $(GEN_DIR)/$(MODEL)_infer.h $(FLAGS_STAMP)
 	$(CC) -std=c99 $(OPT) -march=native $(WARN) -I$(GEN_DIR) $(NATIVE_RENAME) -c $< -o $@
-BENCH_OBJ := $(BUILD)/$(MODEL)_train.o $(BUILD)/$(MODEL)_train_native.o $(BUILD)/$(MODEL)_infer_native.o
+# And once more with -DCNN_TRAIN_PROFILE, for the per-layer table (`bench layers`).
+PROF_RENAME := -D$(MODEL)_net=$(MODEL)_net_prof -D$(MODEL)_train_config=$(MODEL)_train_config_prof
+$(BUILD)/$(MODEL)_train_prof.o: $(GEN_DIR)/$(MODEL)_train.c $(GEN_DIR)/$(MODEL)_train.h runtime/cnn_net.h $(FLAGS_STAMP)
+	$(CC) $(GEN_FLAGS) -DCNN_TRAIN_PROFILE $(PROF_RENAME) -c $< -o $@
+BENCH_OBJ := $(BUILD)/$(MODEL)_train.o $(BUILD)/$(MODEL)_train_native.o $(BUILD)/$(MODEL)_infer_native.o \
+             $(BUILD)/$(MODEL)_train_prof.o
 $(BUILD)/bench: examples/bench/bench.c $(BENCH_OBJ) $(GEN_DIR)/$(MODEL)_infer.c $(BUILD)/libcnnrt.a $(FLAGS_STAMP)
 	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -I$(GEN_DIR) -DNET_HEADER='"$(MODEL)_train.h"' -DNET=$(MODEL)_net \
 	  -DNET_MACS=$(UC_MODEL)_TRAIN_MACS -DINFER_HEADER='"$(MODEL)_infer.h"' -DINFER_PREDICT=$(MODEL)_predict \
 	  -DNET_NATIVE=$(MODEL)_net_native -DINFER_PREDICT_NATIVE=$(MODEL)_predict_native \
+	  -DCNN_TRAIN_PROFILE -DNET_PROF=$(MODEL)_net_prof -DNET_PREFIX=$(MODEL) \
 	  $< $(BENCH_OBJ) $(GEN_DIR)/$(MODEL)_infer.c $(BUILD)/libcnnrt.a $(LIBS) $(OMP) -o $@
 
 BENCH_REPS ?= 5
@@ -221,7 +227,7 @@ $(BUILD)/tests/deps: tests/deps.sh
 FRONTEND_TESTS := lexer parser check report
 # (report.c shows the inference memory plan, so infer_plan.c is front end too.)
 # The layer kinds (compiler/layer_*.c and what they share) are one unit.
-KIND_SRC       := compiler/layers.c $(sort $(wildcard compiler/layer_*.c)) compiler/train_emit.c \
+KIND_SRC       := compiler/layers.c $(sort $(wildcard compiler/layer_*.c)) compiler/conv_kernels.c compiler/train_emit.c \
                   compiler/train_plan.c compiler/infer_plan.c compiler/torch_module.c
 FRONTEND_SRC   := compiler/ast.c compiler/check.c compiler/diag.c compiler/report.c compiler/net.c \
                   $(KIND_SRC)

@@ -76,9 +76,53 @@ static void emit_header(Ctx *c) {
   W(c, "#ifdef CNN_INPUT_GRAD\n// With -DCNN_INPUT_GRAD: the gradient of the last forward's mean loss\n"
        "// with respect to its input, [n][c][h][w], valid after backward.\n"
        "const cnn_real *%s_input_grad(void);\n#endif\n", c->P);
+  W(c, "#ifdef CNN_TRAIN_PROFILE\n// With -DCNN_TRAIN_PROFILE (make bench): per layer, what it is, the code the plan\n"
+       "// runs it on, its multiply-adds per image forward and backward, and the\n"
+       "// milliseconds its forward [k][0] and backward [k][1] functions took in\n"
+       "// total (fused layers count in the layer that runs them; zero it to reset).\n");
+  W(c, "#define %s_TRAIN_LAYERS %d\n", U, n->n_layers);
+  W(c, "extern const char *const %s_layer_name[%d], *const %s_layer_path[%d];\n", c->P, n->n_layers, c->P,
+    n->n_layers);
+  W(c, "extern const long %s_layer_macs[%d][2];\nextern double %s_layer_ms[%d][2];\n#endif\n", c->P,
+    n->n_layers, c->P, n->n_layers);
   W(c, "#ifdef CNN_EXPOSE_ACT\n// With -DCNN_EXPOSE_ACT (tests): the output of layer k - 1, [n][c][h][w]\n"
        "// (k = 0: the input), as the last forward left it.\n"
        "const cnn_real *%s_activation(int k);\n#endif\n\n#endif\n", c->P);
+}
+
+// The layer table and timers of -DCNN_TRAIN_PROFILE: CNN_PROF(k, d) after a
+// layer's call adds the time since the last mark to layer k's forward (d =
+// 0) or backward (1) total.
+static void emit_profile(Ctx *c) {
+  const Net *n = c->net;
+  const char *P = c->P;
+  W(c, "#ifdef CNN_TRAIN_PROFILE\n#include <time.h>\n");
+  W(c, "const char *const %s_layer_name[%d] = {\n", P, n->n_layers);
+  for (int k = 0; k < n->n_layers; k++) {
+    const Layer *l = &n->layers[k];
+    W(c, "    \"%s %dx%dx%d -> %dx%dx%d\",\n", layer_kind_name(l->kind), l->in.h, l->in.w, l->in.c, l->out.h,
+      l->out.w, l->out.c);
+  }
+  W(c, "};\nconst char *const %s_layer_path[%d] = {\n", P, n->n_layers);
+  for (int k = 0; k < n->n_layers; k++) {
+    const LayerDef *def = layer_def(n->layers[k].kind);
+    W(c, "    \"%s\",\n", def->train_path ? def->train_path(&n->layers[k]) : "");
+  }
+  // Backward: the weight gradient, and the input gradient when one is kept.
+  W(c, "};\nconst long %s_layer_macs[%d][2] = {\n", P, n->n_layers);
+  for (int k = 0; k < n->n_layers; k++) {
+    const Layer *l = &n->layers[k];
+    W(c, "    {%ld, %ld},\n", l->macs, c->gmode[l->src] == 1 ? 2 * l->macs : l->macs);
+  }
+  W(c, "};\ndouble %s_layer_ms[%d][2];\n", P, n->n_layers);
+  W(c, "static double %s_prof_mark;\n", P);
+  W(c, "// Milliseconds on the monotonic clock.\nstatic double %s_prof_now(void) {\n"
+       "  struct timespec ts;\n  clock_gettime(CLOCK_MONOTONIC, &ts);\n"
+       "  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;\n}\n", P);
+  W(c, "#define CNN_PROF_BEGIN() (%s_prof_mark = %s_prof_now())\n", P, P);
+  W(c, "#define CNN_PROF(k, d) \\\n  do { \\\n    const double t_ = %s_prof_now(); \\\n"
+       "    %s_layer_ms[k][d] += t_ - %s_prof_mark; \\\n    %s_prof_mark = t_; \\\n  } while (0)\n", P, P, P, P);
+  W(c, "#else\n#define CNN_PROF_BEGIN() ((void)0)\n#define CNN_PROF(k, d) ((void)0)\n#endif\n\n");
 }
 
 // The tensor table of the descriptor: what checkpoints name each tensor.
@@ -126,6 +170,16 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
   W(c, "// cblas_sgemm or cblas_dgemm, following cnn_real.\n"
        "#define GEMM _Generic((cnn_real)0, float: cblas_sgemm, double: cblas_dgemm)\n\n");
   W(c, "#define BATCH %d\n#define NGROUP %d\n#define GSIZE %d\n\n", c->batch, c->ngroup, c->gsize);
+  emit_profile(c);
+  if (c->slack) {
+    W(c, "// Eight neighbouring values of a row as one vector (GCC/clang vector\n"
+         "// extension): each clone above gets its own instructions for it. Loads and\n"
+         "// stores go through memcpy (any alignment); a vector is never passed to a\n"
+         "// function, so no clone's calling convention depends on its width.\n");
+    W(c, "typedef cnn_real cnn_v8 __attribute__((vector_size(8 * sizeof(cnn_real))));\n");
+    W(c, "// The sum of a vector's lanes, in a fixed order.\n"
+         "#define CNN_HSUM8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))\n\n");
+  }
   W(c, "const cnn_train_config %s_train_config = {\n", P);
   const TrainSpec *t = &n->train;
   static const char *sk[] = {"CNN_SCHED_CONSTANT", "CNN_SCHED_STEP", "CNN_SCHED_ONECYCLE"};
@@ -145,11 +199,15 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
   W(c, "static cnn_real %s_params[%ld], %s_grads[%ld];\n", P, n->n_params ? n->n_params : 1, P,
     n->n_params ? n->n_params : 1);
   W(c, "static cnn_real %s_state[%ld];\n\n", P, n->n_state ? n->n_state : 1);
-  W(c, "// Activations (in-place layers share their input's buffer) and gradients.\n");
+  W(c, "// Activations (in-place layers share their input's buffer) and gradients%s.\n",
+    c->slack ? "; + SLACK: the direct convs' last vector of a row may read past the end" : "");
+  const char *slack = c->slack ? " + SLACK" : "";
+  if (c->slack)
+    W(c, "#define SLACK %d\n", c->slack);
   for (int k = 0; k <= L; k++) {
     if (c->buf[k] != k) // shares the buffer of the tensor it was computed in place from
       continue;
-    W(c, "static cnn_real %s_a%d[BATCH * %ld]; // %s\n", P, c->buf[k], c->tsize[k],
+    W(c, "static cnn_real %s_a%d[BATCH * %ld%s]; // %s\n", P, c->buf[k], c->tsize[k], slack,
       k == 0 ? "input" : layer_kind_name(n->layers[k - 1].kind));
   }
   for (int b = 0; b <= L; b++) {
@@ -160,7 +218,7 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
     for (int k = 0; k <= L; k++)
       if (c->buf[k] == b)
         sz = c->tsize[k];
-    W(c, "static cnn_real %s_d%d[BATCH * %ld];\n", P, b, sz);
+    W(c, "static cnn_real %s_d%d[BATCH * %ld%s];\n", P, b, sz, slack);
     ig_close(c, c->bufg[b]);
   }
   if (c->maxcol) {
@@ -238,6 +296,7 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
   W(c, "  if (n > BATCH)\n    n = BATCH;\n  if (n < 1)\n    return 0;\n");
   W(c, "  %s_n = n;\n  %s_training = training;\n  %s_has_labels = y != NULL;\n", P, P, P);
   W(c, "  memcpy(%s_a0, x, (size_t)n * %ld * sizeof(cnn_real));\n", P, in_sz);
+  W(c, "  CNN_PROF_BEGIN();\n");
   if (c->has_dropout)
     W(c, "  if (training && rng) { // two draws, in a fixed order\n    const uint64_t hi = cnn_rng_u32(rng);\n"
          "    %s_seed = hi << 32 | cnn_rng_u32(rng);\n  }\n", P);
@@ -248,7 +307,7 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
       continue;
     const LayerDef *def = layer_def(n->layers[k].kind);
     int tt = def->fwd_training || (k + 1 < L && c->bn_stats[k + 1] == k);
-    W(c, "  %s_l%d_%s_forward(n%s);\n", P, k, def->fn, tt ? ", training" : "");
+    W(c, "  %s_l%d_%s_forward(n%s);\n  CNN_PROF(%d, 0);\n", P, k, def->fn, tt ? ", training" : "", k);
   }
   W(c, "  if (!y)\n    return 0;\n");
   W(c, "  double loss = 0;\n  for (int i = 0; i < n; i++) {\n    %s_y[i] = y[i];\n", P);
@@ -269,6 +328,7 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
   } else {
     W(c, "  (void)n;\n");
   }
+  W(c, "  CNN_PROF_BEGIN();\n");
   for (int k = L - 1; k >= 0; k--) {
     const Layer *l = &n->layers[k];
     int bw = c->gmode[k + 1];
@@ -289,6 +349,9 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
       W(c, "    %s_d%d[j] += %s_dscratch[j];\n", P, c->buf[t], P);
       ig_close(c, c->gmode[t]);
     }
+    ig_open(c, mode);
+    W(c, "  CNN_PROF(%d, 1);\n", k);
+    ig_close(c, mode);
   }
   W(c, "}\n");
   W(c, "\n#ifdef CNN_INPUT_GRAD\nconst cnn_real *%s_input_grad(void) {\n  return %s_d0;\n}\n#endif\n", P, P);

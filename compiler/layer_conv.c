@@ -1,10 +1,11 @@
 // layer_conv.c: conv(out_channels, kernel = 3, stride = 1, padding = 0,
 // bias = true, groups = 1) — PyTorch's Conv2d, with Keras 'same' padding.
-// Training: im2col + GEMM per image (and per group), or direct loops when
-// the inner dimension is tiny; inference: a row function of the plan.
+// Training: kernels generated for the layer's shape (conv_kernels.c), or
+// im2col + GEMM per image (and per group); inference: a row function of the plan.
 #include <stdio.h>
 #include <string.h>
 
+#include "conv_kernels.h"
 #include "layers.h"
 
 static const ParamSpec conv_params[] = {
@@ -93,13 +94,72 @@ static int conv_is_pointwise(const Layer *l) {
   return l->kh == 1 && l->kw == 1 && l->sh == 1 && l->sw == 1 && !has_pad(l);
 }
 
-// Whether a conv is computed with direct loops instead of im2col + GEMM: only
-// when the GEMM's inner dimension (in.c * kh * kw) is tiny. mnist14k's first
-// conv (1 channel, 3x3: 9) measured faster as im2col + GEMM than as direct
-// loops (their 26-wide rows do not vectorize at -O2).
+// Whether a conv's training passes run on the generated direct kernels
+// (conv_kernels.c) instead of im2col + GEMM: stride 1, a window larger than
+// 1x1, and padding narrower than the window on each side (a padded conv is
+// the valid conv of a zero-bordered copy of its input); grouped convs run
+// one kernel per group. 1x1 convs read their input as the GEMM operand as
+// it is, without im2col; strided convs keep im2col + GEMM until the
+// generator takes them.
 static int conv_is_direct(const Layer *l) {
-  return l->groups == 1 && l->in.c * l->kh * l->kw < 8 && !has_pad(l) && l->sh == 1 && l->sw == 1 &&
-         l->kh * l->kw > 1;
+  return l->sh == 1 && l->sw == 1 && l->kh * l->kw > 1 && l->pt < l->kh && l->pb < l->kh && l->pl < l->kw &&
+         l->pr < l->kw;
+}
+
+// The plan's path for conv l, as the comment over its functions says it.
+static const char *conv_path(const Layer *l) {
+  if (conv_is_direct(l)) {
+    if (l->groups > 1)
+      return has_pad(l) ? "direct kernels per group (forward, input and weight gradient) on a zero-bordered copy "
+                          "of the input"
+                        : "direct kernels per group (forward, input and weight gradient)";
+    return has_pad(l) ? "direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input"
+                      : "direct kernels (forward, input and weight gradient)";
+  }
+  if (conv_is_pointwise(l))
+    return l->groups > 1 ? "cblas GEMM per group on the input as it is (1x1, stride 1: no im2col)"
+                         : "cblas GEMM on the input as it is (1x1, stride 1: no im2col)";
+  return l->sh > 1 || l->sw > 1 ? "im2col + cblas GEMM (strided: no direct kernel yet)"
+                                : "im2col + cblas GEMM (padding as wide as the window: no direct kernel)";
+}
+
+// The direct kernels read up to a vector past the end of their input and
+// output-gradient buffers (the lanes beyond a row are not used).
+static int conv_slack(const Layer *l) {
+  return conv_is_direct(l) ? CONV_VL : 0;
+}
+
+// The shape of one group of conv l as the kernel generator takes it: the
+// valid conv of its input with the padding added.
+static ConvDims conv_dims(const Layer *l) {
+  ConvDims d = {l->in.c / l->groups, l->in.h + l->pt + l->pb, l->in.w + l->pl + l->pr, l->out.c / l->groups,
+                l->out.h, l->out.w, l->kh, l->kw};
+  return d;
+}
+
+// Operand base for group gr of a grouped conv: base itself when there is
+// one group, else (base + gr * stride) inside the loop over the groups.
+static const char *group_operand(char *buf, size_t n, const char *base, long stride, int groups) {
+  if (groups == 1)
+    return base;
+  snprintf(buf, n, "(%s + gr * %ld)", base, stride);
+  return buf;
+}
+
+// Opens the loop over a conv's groups at indent ind (none for one group);
+// returns the indent of its body, kept in buf.
+static const char *groups_open(TrainCtx *c, int groups, const char *ind, char *buf, size_t n) {
+  if (groups == 1)
+    return ind;
+  W(c, "%sfor (int gr = 0; gr < %d; gr++) { // one conv per group\n", ind, groups);
+  snprintf(buf, n, "%s  ", ind);
+  return buf;
+}
+
+// Closes groups_open's loop.
+static void groups_close(TrainCtx *c, int groups, const char *ind) {
+  if (groups > 1)
+    W(c, "%s}\n", ind);
 }
 
 // Values of one image's im2col matrix (0 when the conv needs none).
@@ -221,26 +281,243 @@ static void emit_gemm(TrainCtx *c, int G, const char *ind, const char *fmt, cons
     fmt, m, nn, kk, a, ga, lda, b, gb, ldb, beta, cc, gc, ldc);
 }
 
-// Conv layer k: forward and backward (GEMM or direct).
+// Whether conv k sums the statistics of the BatchNorm after it.
+static int conv_stats(const TrainCtx *c, int k) {
+  return k + 1 < c->L && c->bn_stats[k + 1] == k;
+}
+
+// Sums image i's output per channel for the BatchNorm after conv k.
+static void emit_stats(TrainCtx *c, int k) {
+  const Layer *l = &c->net->layers[k];
+  W(c, "      if (training)\n        for (int c = 0; c < %d; c++) {\n", l->out.c);
+  W(c, "          const cnn_real *restrict x = y + c * %d;\n", l->out.h * l->out.w);
+  emit_plane_sum(c, l, "x[p]", "x[p] * x[p]", "          ");
+  W(c, "          %s_l%d_ps[i][c] = s;\n          %s_l%d_pq[i][c] = sq;\n", c->P, k + 1, c->P, k + 1);
+  W(c, "        }\n");
+}
+
+// The head of conv k's forward function, through its image loop's pointers.
+static void forward_head(TrainCtx *c, int k, int stats) {
+  const Layer *l = &c->net->layers[k];
+  long off = (long)l->param_off, wsz = (long)l->out.c * (l->in.c / l->groups) * l->kh * l->kw;
+  if (stats) {
+    emit_bn_partials(c, k + 1);
+    W(c, "// In training, also sums each image's output per channel for layer %d's statistics.\n", k + 1);
+  }
+  W(c, "CNN_CLONES static void %s_l%d_conv_forward(int n%s) {\n", c->P, k, stats ? ", int training" : "");
+  W(c, "  const cnn_real *restrict w = %s_params + %ld;\n", c->P, off);
+  if (l->bias)
+    W(c, "  const cnn_real *restrict b = %s_params + %ld;\n", c->P, off + wsz);
+}
+
+// The image loop of conv k's forward, through its x and y pointers.
+static void forward_images(TrainCtx *c, int k) {
+  images_begin(c);
+  W(c, "      const cnn_real *restrict x = %s_a%d + (size_t)i * %ld;\n", c->P, c->ibuf[k], c->isize[k]);
+  W(c, "      cnn_real *restrict y = %s_a%d + (size_t)i * %ld;\n", c->P, c->buf[k + 1], c->tsize[k + 1]);
+}
+
+// The end of conv k's forward: the BN statistics when it sums them, the
+// loops' and the function's close. Whether a backward follows.
+static int forward_end(TrainCtx *c, int k, int stats) {
+  if (stats)
+    emit_stats(c, k);
+  group_end(c);
+  W(c, "}\n");
+  return c->gmode[k + 1] != 0;
+}
+
+// The per-group partial gradients of conv k and its backward's head.
+static void backward_head(TrainCtx *c, int k, const char *what) {
+  const Layer *l = &c->net->layers[k];
+  long wsz = (long)l->out.c * (l->in.c / l->groups) * l->kh * l->kw;
+  W(c, "\n// Per-group partial weight%s gradients, summed in group order.\n", l->bias ? " and bias" : "");
+  W(c, "static cnn_real %s_l%d_dw[NGROUP][%ld];\n", c->P, k, wsz);
+  if (l->bias)
+    W(c, "static cnn_real %s_l%d_db[NGROUP][%d];\n", c->P, k, l->out.c);
+  W(c, "// dW = dy * x^T%s%s.\n", l->bias ? ", db = sum dy" : "", what);
+}
+
+// The bias gradient of image i and the end of conv k's backward: the
+// per-group partials added in group order.
+static void backward_tail(TrainCtx *c, int k) {
+  const Layer *l = &c->net->layers[k];
+  long off = (long)l->param_off, wsz = (long)l->out.c * (l->in.c / l->groups) * l->kh * l->kw;
+  group_end(c);
+  W(c, "  const int used = (n + GSIZE - 1) / GSIZE;\n");
+  emit_group_sum(c, k, "dw", 'j', wsz, off);
+  if (l->bias)
+    emit_group_sum(c, k, "db", 'o', l->out.c, off + wsz);
+  W(c, "}\n");
+}
+
+// db += sum of dy per channel, image i.
+static void emit_bias_grad(TrainCtx *c, const Layer *l) {
+  int NP = l->out.h * l->out.w;
+  W(c, "      for (int o = 0; o < %d; o++) {\n", l->out.c);
+  W(c, "        cnn_real s = first ? 0 : db[o];\n");
+  W(c, "        for (int p = 0; p < %d; p++)\n          s += dy[o * %d + p];\n", NP, NP);
+  W(c, "        db[o] = s;\n      }\n");
+}
+
+// Conv layer k on the direct kernels: forward, weight gradient, and the
+// input gradient as a direct conv of the zero-bordered output gradient
+// with the flipped, transposed weights.
+static void conv_emit_direct(TrainCtx *c, int k) {
+  const Layer *l = &c->net->layers[k];
+  const char *P = c->P;
+  int C = l->in.c, O = l->out.c, KH = l->kh, KW = l->kw, G = l->groups;
+  int ib = c->ibuf[k], ob = c->buf[k + 1], dxmode = c->gmode[l->src], bwmode = c->gmode[k + 1];
+  int stats = conv_stats(c, k), pad = has_pad(l);
+  ConvDims d = conv_dims(l);
+  int Cg = d.c, Og = d.o, KK = KH * KW;
+  long xps = (long)C * d.h * d.w, ygs = (long)Og * l->out.h * l->out.w, wgs = (long)Og * Cg * KK;
+  char ga[4][128], gind[32];
+  const char *gi;
+  // The input gradient's conv: the output gradient with kh - 1 - pt rows of
+  // zeros above, kh - 1 - pb below, kw - 1 - pl and kw - 1 - pr columns at
+  // the sides, into the input's shape (the padded input's gradient without
+  // its border).
+  int bt = KH - 1 - l->pt, bl = KW - 1 - l->pl;
+  int PH = l->out.h + 2 * (KH - 1) - l->pt - l->pb, PW = l->out.w + 2 * (KW - 1) - l->pl - l->pr;
+  ConvDims dd = {Og, PH, PW, Cg, l->in.h, l->in.w, KH, KW};
+  W(c, "// Path: %s.\n", conv_path(l));
+  W(c, "// y[%d][%dx%d] = W[%d][%d][%dx%d] (*) x[%d][%dx%d]%s%s%s.\n", O, l->out.h, l->out.w, O, Cg, KH, KW, C,
+    l->in.h, l->in.w, pad ? " padded" : "", l->bias ? " + b" : "", G > 1 ? ", in groups" : "");
+  if (pad)
+    W(c, "// Each image's input with its zero border (the border never written),\n"
+         "// from the forward to the weight gradient.\n"
+         "static cnn_real %s_l%d_xp[BATCH * %ld + %d];\n",
+      P, k, xps, CONV_VL);
+  forward_head(c, k, stats);
+  group_begin(c);
+  forward_images(c, k);
+  if (pad) {
+    W(c, "      cnn_real *restrict xp = %s_l%d_xp + (size_t)i * %ld;\n", P, k, xps);
+    W(c, "      for (int c = 0; c < %d; c++)\n        for (int iy = 0; iy < %d; iy++)\n", C, l->in.h);
+    W(c, "          memcpy(xp + (c * %d + iy + %d) * %d + %d, x + (c * %d + iy) * %d, %d * sizeof(cnn_real));\n", d.h,
+      l->pt, d.w, l->pl, l->in.h, l->in.w, l->in.w);
+  }
+  gi = groups_open(c, G, "      ", gind, sizeof gind);
+  emit_conv_direct(c, &d, group_operand(ga[0], 128, pad ? "xp" : "x", (long)Cg * d.h * d.w, G),
+                   group_operand(ga[1], 128, "w", wgs, G), group_operand(ga[2], 128, "y", ygs, G),
+                   l->bias ? group_operand(ga[3], 128, "b", Og, G) : NULL, gi);
+  groups_close(c, G, "      ");
+  if (!forward_end(c, k, stats))
+    return;
+  ig_open(c, bwmode);
+  backward_head(c, k, dxmode ? ", dx = W^T * dy (the direct conv of the bordered dy with W flipped)" : "");
+  if (dxmode) {
+    ig_open(c, dxmode);
+    W(c, "// dy of one image per group with zero borders (never written), and the\n"
+         "// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =\n"
+         "// W[o][c][%d - ky][%d - kx].\n", KH - 1, KW - 1);
+    W(c, "static cnn_real %s_l%d_dyp[NGROUP][%ld];\n", P, k, (long)O * PH * PW + CONV_VL);
+    W(c, "static cnn_real %s_l%d_wt[%ld];\n", P, k, (long)G * wgs);
+    ig_close(c, dxmode);
+  }
+  W(c, "CNN_CLONES static void %s_l%d_conv_backward(int n) {\n", P, k);
+  if (dxmode) {
+    ig_open(c, dxmode);
+    W(c, "  const cnn_real *restrict w = %s_params + %ld;\n", P, (long)l->param_off);
+    W(c, "  cnn_real *restrict wt = %s_l%d_wt;\n", P, k);
+    if (G == 1) {
+      W(c, "  for (int o = 0; o < %d; o++)\n    for (int c = 0; c < %d; c++)\n", O, C);
+      W(c, "      for (int j = 0; j < %d; j++)\n", KK);
+      W(c, "        wt[(c * %d + o) * %d + %d - j] = w[(o * %d + c) * %d + j];\n", O, KK, KK - 1, C, KK);
+    } else {
+      // Group by group: wt[gr][c][o] from W[gr * Og + o][c].
+      W(c, "  for (int gr = 0; gr < %d; gr++)\n    for (int o = 0; o < %d; o++)\n", G, Og);
+      W(c, "      for (int c = 0; c < %d; c++)\n        for (int j = 0; j < %d; j++)\n", Cg, KK);
+      W(c, "          wt[gr * %ld + (c * %d + o) * %d + %d - j] = w[((gr * %d + o) * %d + c) * %d + j];\n", wgs, Og,
+        KK, KK - 1, Og, Cg, KK);
+    }
+    ig_close(c, dxmode);
+  }
+  group_begin(c);
+  W(c, "    cnn_real *restrict dw = %s_l%d_dw[g];\n", P, k);
+  if (l->bias)
+    W(c, "    cnn_real *restrict db = %s_l%d_db[g];\n", P, k);
+  if (dxmode) {
+    ig_open(c, dxmode);
+    W(c, "    cnn_real *restrict dyp = %s_l%d_dyp[g];\n", P, k);
+    ig_close(c, dxmode);
+  }
+  // Small maps: the weight gradient first, over the group's images; large
+  // ones image by image, with the rest.
+  int inner = conv_wgrad_images_inner(&d, c->gsize);
+  char xb[96], dyb[96];
+  if (pad)
+    snprintf(xb, sizeof xb, "%s_l%d_xp", P, k);
+  else
+    snprintf(xb, sizeof xb, "%s_a%d", P, ib);
+  snprintf(dyb, sizeof dyb, "%s_d%d", P, ob);
+  ConvImages im = {group_operand(ga[0], 128, xb, (long)Cg * d.h * d.w, G), group_operand(ga[1], 128, dyb, ygs, G),
+                   pad ? xps : c->isize[k], c->tsize[k + 1]};
+  if (inner) {
+    gi = groups_open(c, G, "    ", gind, sizeof gind);
+    emit_conv_wgrad(c, &d, "x", "dy", group_operand(ga[2], 128, "dw", wgs, G), gi, &im);
+    groups_close(c, G, "    ");
+  }
+  images_begin(c);
+  if (!inner || l->bias)
+    W(c, "      const int first = i == g * GSIZE;\n");
+  if (!inner)
+    W(c, "      const cnn_real *restrict x = %s + (size_t)i * %ld;\n", xb, im.xsize);
+  // dy, when only the input gradient reads it, only where that exists.
+  int dy_mode = !inner || l->bias ? 1 : dxmode;
+  if (dy_mode) {
+    ig_open(c, dy_mode);
+    W(c, "      const cnn_real *restrict dy = %s_d%d + (size_t)i * %ld;\n", P, ob, c->tsize[k + 1]);
+    ig_close(c, dy_mode);
+  }
+  if (!inner) {
+    gi = groups_open(c, G, "      ", gind, sizeof gind);
+    emit_conv_wgrad(c, &d, group_operand(ga[0], 128, "x", (long)Cg * d.h * d.w, G),
+                    group_operand(ga[1], 128, "dy", ygs, G), group_operand(ga[2], 128, "dw", wgs, G), gi, NULL);
+    groups_close(c, G, "      ");
+  }
+  if (l->bias)
+    emit_bias_grad(c, l);
+  if (dxmode) {
+    ig_open(c, dxmode);
+    W(c, "      cnn_real *restrict dx = %s + (size_t)i * %ld;\n", c->dx[k], c->isize[k]);
+    W(c, "      for (int o = 0; o < %d; o++)\n        for (int oy = 0; oy < %d; oy++)\n", O, l->out.h);
+    W(c, "          memcpy(dyp + (o * %d + oy + %d) * %d + %d, dy + (o * %d + oy) * %d, %d * sizeof(cnn_real));\n",
+      PH, bt, PW, bl, l->out.h, l->out.w, l->out.w);
+    gi = groups_open(c, G, "      ", gind, sizeof gind);
+    emit_conv_direct(c, &dd, group_operand(ga[0], 128, "dyp", (long)Og * PH * PW, G),
+                     group_operand(ga[1], 128, "wt", wgs, G),
+                     group_operand(ga[2], 128, "dx", (long)Cg * l->in.h * l->in.w, G), NULL, gi);
+    groups_close(c, G, "      ");
+    ig_close(c, dxmode);
+  }
+  backward_tail(c, k);
+  ig_close(c, bwmode);
+}
+
+// Conv layer k: forward and backward, on the direct kernels or as GEMMs.
 static void conv_emit(TrainCtx *c, int k) {
   const Layer *l = &c->net->layers[k];
   const char *P = c->P;
   int G = l->groups, IC = l->in.c, OC = l->out.c, ICg = IC / G, OCg = OC / G;
-  int KH = l->kh, KW = l->kw;
-  int KK = ICg * KH * KW, NP = l->out.h * l->out.w;
-  long WSZ = (long)OC * KK;
-  long off = (long)l->param_off;
+  int KK = ICg * l->kh * l->kw, NP = l->out.h * l->out.w;
   int ib = c->ibuf[k], ob = c->buf[k + 1];
   int dxmode = c->gmode[l->src];
   int bwmode = c->gmode[k + 1];
-  int direct = conv_is_direct(l), pw = conv_is_pointwise(l);
+  int pw = conv_is_pointwise(l);
+  layer_comment(c, k);
+  if (conv_is_direct(l)) {
+    conv_emit_direct(c, k);
+    return;
+  }
   // Group offsets of the weights, the unfolded (or plain) input, the output.
   char gw[32], gx[32], gy[32];
   snprintf(gw, sizeof gw, "%d", OCg * KK);
   snprintf(gx, sizeof gx, "%d", KK * NP);
   snprintf(gy, sizeof gy, "%d", OCg * NP);
-  layer_comment(c, k);
-  if (!direct && !pw) {
+  W(c, "// Path: %s.\n", conv_path(l));
+  if (!pw) {
     emit_im2col(c, k, 0);
     if (dxmode) {
       ig_open(c, dxmode);
@@ -250,78 +527,39 @@ static void conv_emit(TrainCtx *c, int k) {
   }
   // forward
   if (G == 1)
-    W(c, "// y[%d][%d] = W[%d][%d] * x%s%s.\n", OC, NP, OC, KK,
-      direct ? " (direct loops)" : pw ? " (1x1: x is the GEMM operand)" : " unfolded", l->bias ? " + b" : "");
+    W(c, "// y[%d][%d] = W[%d][%d] * x%s%s.\n", OC, NP, OC, KK, pw ? " (1x1: x is the GEMM operand)" : " unfolded",
+      l->bias ? " + b" : "");
   else
     W(c, "// For each of %d groups: y[%d][%d] = W[%d][%d] * x%s%s.\n", G, OCg, NP, OCg, KK,
       pw ? " (1x1: x is the GEMM operand)" : " unfolded", l->bias ? " + b" : "");
-  int stats = k + 1 < c->L && c->bn_stats[k + 1] == k;
-  if (stats)
-    emit_bn_partials(c, k + 1);
-  if (stats)
-    W(c, "// In training, also sums each image's output per channel for layer %d's statistics.\n", k + 1);
-  W(c, "CNN_CLONES static void %s_l%d_conv_forward(int n%s) {\n", P, k, stats ? ", int training" : "");
-  W(c, "  const cnn_real *restrict w = %s_params + %ld;\n", P, off);
-  if (l->bias)
-    W(c, "  const cnn_real *restrict b = %s_params + %ld;\n", P, off + WSZ);
+  int stats = conv_stats(c, k);
+  forward_head(c, k, stats);
   group_begin(c);
-  if (!direct && !pw)
+  if (!pw)
     W(c, "    cnn_real *restrict col = %s_col[g];\n", P);
-  images_begin(c);
-  W(c, "      const cnn_real *restrict x = %s_a%d + (size_t)i * %ld;\n", P, ib, c->isize[k]);
-  W(c, "      cnn_real *restrict y = %s_a%d + (size_t)i * %ld;\n", P, ob, c->tsize[k + 1]);
-  if (direct) {
-    // Each weight sweeps the whole output plane: contiguous, vectorizable.
-    W(c, "      for (int o = 0; o < %d; o++) {\n", OC);
-    W(c, "        cnn_real *restrict yo = y + o * %d;\n", NP);
-    W(c, "        for (int p = 0; p < %d; p++)\n          yo[p] = %s;\n", NP, l->bias ? "b[o]" : "0");
-    W(c, "        for (int c = 0; c < %d; c++)\n", IC);
-    W(c, "          for (int ky = 0; ky < %d; ky++)\n", KH);
-    W(c, "            for (int kx = 0; kx < %d; kx++) {\n", KW);
-    W(c, "              const cnn_real wv = w[((o * %d + c) * %d + ky) * %d + kx];\n", IC, KH, KW);
-    W(c, "              const cnn_real *restrict xs = x + (c * %d + ky) * %d + kx;\n", l->in.h, l->in.w);
-    W(c, "              for (int oy = 0; oy < %d; oy++)\n", l->out.h);
-    W(c, "                for (int ox = 0; ox < %d; ox++)\n", l->out.w);
-    W(c, "                  yo[oy * %d + ox] += wv * xs[oy * %d + ox];\n", l->out.w, l->in.w);
-    W(c, "            }\n      }\n");
-  } else {
-    if (!pw)
-      W(c, "      %s_l%d_im2col(x, col);\n", P, k);
-    emit_gemm(c, G, "      ", "CblasNoTrans, CblasNoTrans", gw, gx, gy, OCg, NP, KK, "w", KK, pw ? "x" : "col", NP,
-              "0", "y", NP);
-    if (l->bias)
-      W(c, "      for (int o = 0; o < %d; o++)\n        for (int p = 0; p < %d; p++)\n          y[o * %d + p] += b[o];\n",
-        OC, NP, NP);
-  }
-  if (stats) {
-    W(c, "      if (training)\n        for (int c = 0; c < %d; c++) {\n", OC);
-    W(c, "          const cnn_real *restrict x = y + c * %d;\n", NP);
-    emit_plane_sum(c, l, "x[p]", "x[p] * x[p]", "          ");
-    W(c, "          %s_l%d_ps[i][c] = s;\n          %s_l%d_pq[i][c] = sq;\n", P, k + 1, P, k + 1);
-    W(c, "        }\n");
-  }
-  group_end(c);
-  W(c, "}\n");
-
-  if (!bwmode)
+  forward_images(c, k);
+  if (!pw)
+    W(c, "      %s_l%d_im2col(x, col);\n", P, k);
+  emit_gemm(c, G, "      ", "CblasNoTrans, CblasNoTrans", gw, gx, gy, OCg, NP, KK, "w", KK, pw ? "x" : "col", NP,
+            "0", "y", NP);
+  if (l->bias)
+    W(c, "      for (int o = 0; o < %d; o++)\n        for (int p = 0; p < %d; p++)\n          y[o * %d + p] += b[o];\n",
+      OC, NP, NP);
+  if (!forward_end(c, k, stats))
     return;
   ig_open(c, bwmode);
-  W(c, "\n// Per-group partial weight%s gradients, summed in group order.\n", l->bias ? " and bias" : "");
-  W(c, "static cnn_real %s_l%d_dw[NGROUP][%ld];\n", P, k, WSZ);
-  if (l->bias)
-    W(c, "static cnn_real %s_l%d_db[NGROUP][%d];\n", P, k, OC);
-  W(c, "// dW = dy * x^T%s%s.\n", l->bias ? ", db = sum dy" : "", dxmode ? ", dx = W^T * dy" : "");
+  backward_head(c, k, dxmode ? ", dx = W^T * dy" : "");
   W(c, "CNN_CLONES static void %s_l%d_conv_backward(int n) {\n", P, k);
   if (dxmode) {
     ig_open(c, dxmode);
-    W(c, "  const cnn_real *restrict w = %s_params + %ld;\n", P, off);
+    W(c, "  const cnn_real *restrict w = %s_params + %ld;\n", P, (long)l->param_off);
     ig_close(c, dxmode);
   }
   group_begin(c);
   W(c, "    cnn_real *restrict dw = %s_l%d_dw[g];\n", P, k);
   if (l->bias)
     W(c, "    cnn_real *restrict db = %s_l%d_db[g];\n", P, k);
-  if (!direct && !pw) {
+  if (!pw) {
     W(c, "    cnn_real *restrict col = %s_col[g];\n", P);
     if (dxmode) {
       ig_open(c, dxmode);
@@ -333,53 +571,17 @@ static void conv_emit(TrainCtx *c, int k) {
   W(c, "      const int first = i == g * GSIZE;\n");
   W(c, "      const cnn_real *restrict x = %s_a%d + (size_t)i * %ld;\n", P, ib, c->isize[k]);
   W(c, "      const cnn_real *restrict dy = %s_d%d + (size_t)i * %ld;\n", P, ob, c->tsize[k + 1]);
-  if (direct) {
-    // Row-wise accumulators keep the sum vectorizable and its order fixed.
-    W(c, "      for (int o = 0; o < %d; o++)\n", OC);
-    W(c, "        for (int c = 0; c < %d; c++)\n", IC);
-    W(c, "          for (int ky = 0; ky < %d; ky++)\n", KH);
-    W(c, "            for (int kx = 0; kx < %d; kx++) {\n", KW);
-    W(c, "              const cnn_real *restrict xs = x + (c * %d + ky) * %d + kx;\n", l->in.h, l->in.w);
-    W(c, "              const cnn_real *restrict dyo = dy + o * %d;\n", NP);
-    W(c, "              cnn_real acc[%d] = {0};\n", l->out.w);
-    W(c, "              for (int oy = 0; oy < %d; oy++)\n", l->out.h);
-    W(c, "                for (int ox = 0; ox < %d; ox++)\n", l->out.w);
-    W(c, "                  acc[ox] += dyo[oy * %d + ox] * xs[oy * %d + ox];\n", l->out.w, l->in.w);
-    W(c, "              cnn_real s = 0;\n");
-    W(c, "              for (int ox = 0; ox < %d; ox++)\n                s += acc[ox];\n", l->out.w);
-    W(c, "              const int j = ((o * %d + c) * %d + ky) * %d + kx;\n", IC, KH, KW);
-    W(c, "              dw[j] = first ? s : dw[j] + s;\n");
-    W(c, "            }\n");
-  } else {
-    if (!pw)
-      W(c, "      %s_l%d_im2col(x, col);\n", P, k);
-    emit_gemm(c, G, "      ", "CblasNoTrans, CblasTrans", gy, gx, gw, OCg, KK, NP, "dy", NP, pw ? "x" : "col", NP,
-              "first ? 0 : 1", "dw", KK);
-  }
-  if (l->bias) {
-    W(c, "      for (int o = 0; o < %d; o++) {\n", OC);
-    W(c, "        cnn_real s = first ? 0 : db[o];\n");
-    W(c, "        for (int p = 0; p < %d; p++)\n          s += dy[o * %d + p];\n", NP, NP);
-    W(c, "        db[o] = s;\n      }\n");
-  }
+  if (!pw)
+    W(c, "      %s_l%d_im2col(x, col);\n", P, k);
+  emit_gemm(c, G, "      ", "CblasNoTrans, CblasTrans", gy, gx, gw, OCg, KK, NP, "dy", NP, pw ? "x" : "col", NP,
+            "first ? 0 : 1", "dw", KK);
+  if (l->bias)
+    emit_bias_grad(c, l);
   if (dxmode) {
     ig_open(c, dxmode);
     W(c, "      cnn_real *restrict dx = %s + (size_t)i * %ld;\n", c->dx[k], c->isize[k]);
     if (pw) {
       emit_gemm(c, G, "      ", "CblasTrans, CblasNoTrans", gw, gy, gx, KK, NP, OCg, "w", KK, "dy", NP, "0", "dx", NP);
-    } else if (direct) {
-      // Direct convs are only used for 1-channel inputs, which come first.
-      W(c, "      for (int q = 0; q < %ld; q++)\n        dx[q] = 0;\n", c->isize[k]);
-      W(c, "      for (int o = 0; o < %d; o++)\n", OC);
-      W(c, "        for (int c = 0; c < %d; c++)\n", IC);
-      W(c, "          for (int ky = 0; ky < %d; ky++)\n", KH);
-      W(c, "            for (int kx = 0; kx < %d; kx++) {\n", KW);
-      W(c, "              const cnn_real wv = w[((o * %d + c) * %d + ky) * %d + kx];\n", IC, KH, KW);
-      W(c, "              cnn_real *restrict xs = dx + (c * %d + ky) * %d + kx;\n", l->in.h, l->in.w);
-      W(c, "              for (int oy = 0; oy < %d; oy++)\n", l->out.h);
-      W(c, "                for (int ox = 0; ox < %d; ox++)\n", l->out.w);
-      W(c, "                  xs[oy * %d + ox] += wv * dy[o * %d + oy * %d + ox];\n", l->in.w, NP, l->out.w);
-      W(c, "            }\n");
     } else {
       emit_gemm(c, G, "      ", "CblasTrans, CblasNoTrans", gw, gy, gx, KK, NP, OCg, "w", KK, "dy", NP, "0", "dcol",
                 NP);
@@ -388,12 +590,7 @@ static void conv_emit(TrainCtx *c, int k) {
     }
     ig_close(c, dxmode);
   }
-  group_end(c);
-  W(c, "  const int used = (n + GSIZE - 1) / GSIZE;\n");
-  emit_group_sum(c, k, "dw", 'j', WSZ, off);
-  if (l->bias)
-    emit_group_sum(c, k, "db", 'o', OC, off + WSZ);
-  W(c, "}\n");
+  backward_tail(c, k);
   ig_close(c, bwmode);
 }
 
@@ -446,6 +643,7 @@ const LayerDef layer_conv = {
     .name = "conv", .params = conv_params, .n_params = 6,
     .args = conv_args, .shape = conv_shape, .costs = conv_costs, .transform = conv_transform, .window = true,
     .fn = "conv", .emit_train = conv_emit, .emit_init = conv_init, .col_size = conv_col_size,
+    .read_slack = conv_slack, .train_path = conv_path,
     .lower = conv_lower,
     .torch = conv_torch, .torch_in = 4, .tensors = conv_tensors,
 };

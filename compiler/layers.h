@@ -108,6 +108,12 @@ typedef struct LayerDef {
   // Values of the im2col matrix one image needs (shared by every layer of
   // the net; NULL or 0: none).
   long (*col_size)(const Layer *l);
+  // Values its training kernels may read past the end of an activation or
+  // gradient buffer (lanes of a vector beyond the data; NULL or 0: none).
+  int (*read_slack)(const Layer *l);
+  // The code its training passes run on, for the plan's comments and the
+  // bench's per-layer table (NULL: its own loops).
+  const char *(*train_path)(const Layer *l);
 
   // Inference: turns layer i into ops of the plan (infer_plan.h), or folds it
   // into the last one. 0, or -1 with a message.

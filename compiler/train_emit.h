@@ -36,6 +36,8 @@ typedef struct TrainCtx {
   long scratch;    // values per image of the scratch gradient (0: none)
   int scratch_mode; // 1: some use runs always; 2: all under CNN_INPUT_GRAD
   long maxcol;     // largest im2col matrix of one image
+  int slack;       // values every activation and gradient buffer has past
+                   // its end for kernels reading whole vectors (0: none)
   int has_dropout;
   int init_rng;    // set when an init has drawn from the generator
 } TrainCtx;

@@ -63,6 +63,8 @@ int train_plan(TrainCtx *c, const Net *net, int batch) {
     c->bn_stats[k] = -1;
     if (l->kind == L_DROPOUT)
       c->has_dropout = 1;
+    if (def->read_slack && def->read_slack(l) > c->slack)
+      c->slack = def->read_slack(l);
     if (def->col_size) {
       long m = def->col_size(l);
       if (m > c->maxcol)

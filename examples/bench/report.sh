@@ -104,6 +104,16 @@ if [ "$avx512" = 1 ]; then
   g=$(gf "$(get "$ours" train_ips_2_native_avx512)") s2=$(get "$ours" sgemm_gflops_2_avx512)
   printf 'both: %s GFLOP/s, %s of cblas_sgemm with AVX-512 kernels (%.0f GFLOP/s).\n' "$g" "$(pct "$g" "$s2")" "$s2"
 fi
+# The machine's multiply-add peak and where a step goes, layer by layer
+# (the generated code built with -DCNN_TRAIN_PROFILE), in the same run.
+layers=$("$bench" layers)
+printf '\n%s\n' "$(printf '%s\n' "$layers" | grep -vE '^(layers_step|peak_fma)')"
+p2=$(get "$layers" peak_fma256_2)
+if [ -n "$p2" ]; then
+  g=$(gf "$(get "$ours" train_ips_2)")
+  printf '\ncnnc training, 2 threads (the rounds above): %s GFLOP/s, %s of the 2-thread 256-bit FMA peak (%.0f GFLOP/s).\n' \
+    "$g" "$(pct "$g" "$p2")" "$p2"
+fi
 if [ "$torch" = 1 ]; then
   plain=$(/usr/bin/python3 "$here/torch_mnist14k.py" 1)
   printf '\nPyTorch as installed (glibc malloc defaults, one run): training %.0f img/s on 1 thread, %.0f on 2; evaluation %.0f img/s; one image %.0f us.\n' \

@@ -58,6 +58,81 @@
 #define NGROUP 8
 #define GSIZE 8
 
+#ifdef CNN_TRAIN_PROFILE
+#include <time.h>
+const char *const lenet5_layer_name[13] = {
+    "conv 28x28x1 -> 28x28x6",
+    "relu 28x28x6 -> 28x28x6",
+    "avgpool 28x28x6 -> 14x14x6",
+    "conv 14x14x6 -> 10x10x16",
+    "relu 10x10x16 -> 10x10x16",
+    "avgpool 10x10x16 -> 5x5x16",
+    "flatten 5x5x16 -> 1x1x400",
+    "dense 1x1x400 -> 1x1x120",
+    "relu 1x1x120 -> 1x1x120",
+    "dense 1x1x120 -> 1x1x84",
+    "relu 1x1x84 -> 1x1x84",
+    "dense 1x1x84 -> 1x1x10",
+    "log_softmax 1x1x10 -> 1x1x10",
+};
+const char *const lenet5_layer_path[13] = {
+    "direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input",
+    "",
+    "",
+    "direct kernels (forward, input and weight gradient)",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+};
+const long lenet5_layer_macs[13][2] = {
+    {117600, 117600},
+    {0, 0},
+    {0, 0},
+    {240000, 480000},
+    {0, 0},
+    {0, 0},
+    {0, 0},
+    {48000, 96000},
+    {0, 0},
+    {10080, 20160},
+    {0, 0},
+    {840, 1680},
+    {0, 0},
+};
+double lenet5_layer_ms[13][2];
+static double lenet5_prof_mark;
+// Milliseconds on the monotonic clock.
+static double lenet5_prof_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+#define CNN_PROF_BEGIN() (lenet5_prof_mark = lenet5_prof_now())
+#define CNN_PROF(k, d) \
+  do { \
+    const double t_ = lenet5_prof_now(); \
+    lenet5_layer_ms[k][d] += t_ - lenet5_prof_mark; \
+    lenet5_prof_mark = t_; \
+  } while (0)
+#else
+#define CNN_PROF_BEGIN() ((void)0)
+#define CNN_PROF(k, d) ((void)0)
+#endif
+
+// Eight neighbouring values of a row as one vector (GCC/clang vector
+// extension): each clone above gets its own instructions for it. Loads and
+// stores go through memcpy (any alignment); a vector is never passed to a
+// function, so no clone's calling convention depends on its width.
+typedef cnn_real cnn_v8 __attribute__((vector_size(8 * sizeof(cnn_real))));
+// The sum of a vector's lanes, in a fixed order.
+#define CNN_HSUM8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))
+
 const cnn_train_config lenet5_train_config = {
     .epochs = 15, .batch = 64, .seed = 1ULL,
     .lr = 0.01, .momentum = 0.90000000000000002, .dampening = 0, .weight_decay = 0, .nesterov = 0,
@@ -72,95 +147,133 @@ const cnn_train_config lenet5_train_config = {
 static cnn_real lenet5_params[61706], lenet5_grads[61706];
 static cnn_real lenet5_state[1];
 
-// Activations (in-place layers share their input's buffer) and gradients.
-static cnn_real lenet5_a0[BATCH * 784]; // input
-static cnn_real lenet5_a1[BATCH * 4704]; // conv
-static cnn_real lenet5_a3[BATCH * 1176]; // avgpool
-static cnn_real lenet5_a4[BATCH * 1600]; // conv
-static cnn_real lenet5_a6[BATCH * 400]; // avgpool
-static cnn_real lenet5_a8[BATCH * 120]; // dense
-static cnn_real lenet5_a10[BATCH * 84]; // dense
-static cnn_real lenet5_a12[BATCH * 10]; // dense
-static cnn_real lenet5_a13[BATCH * 10]; // log_softmax
+// Activations (in-place layers share their input's buffer) and gradients; + SLACK: the direct convs' last vector of a row may read past the end.
+#define SLACK 8
+static cnn_real lenet5_a0[BATCH * 784 + SLACK]; // input
+static cnn_real lenet5_a1[BATCH * 4704 + SLACK]; // conv
+static cnn_real lenet5_a3[BATCH * 1176 + SLACK]; // avgpool
+static cnn_real lenet5_a4[BATCH * 1600 + SLACK]; // conv
+static cnn_real lenet5_a6[BATCH * 400 + SLACK]; // avgpool
+static cnn_real lenet5_a8[BATCH * 120 + SLACK]; // dense
+static cnn_real lenet5_a10[BATCH * 84 + SLACK]; // dense
+static cnn_real lenet5_a12[BATCH * 10 + SLACK]; // dense
+static cnn_real lenet5_a13[BATCH * 10 + SLACK]; // log_softmax
 #ifdef CNN_INPUT_GRAD
-static cnn_real lenet5_d0[BATCH * 784];
+static cnn_real lenet5_d0[BATCH * 784 + SLACK];
 #endif
-static cnn_real lenet5_d1[BATCH * 4704];
-static cnn_real lenet5_d3[BATCH * 1176];
-static cnn_real lenet5_d4[BATCH * 1600];
-static cnn_real lenet5_d6[BATCH * 400];
-static cnn_real lenet5_d8[BATCH * 120];
-static cnn_real lenet5_d10[BATCH * 84];
-static cnn_real lenet5_d12[BATCH * 10];
-static cnn_real lenet5_d13[BATCH * 10];
-// One image's im2col matrix (and its gradient) per group.
-static cnn_real lenet5_col[NGROUP][19600];
-static cnn_real lenet5_dcol[NGROUP][19600];
+static cnn_real lenet5_d1[BATCH * 4704 + SLACK];
+static cnn_real lenet5_d3[BATCH * 1176 + SLACK];
+static cnn_real lenet5_d4[BATCH * 1600 + SLACK];
+static cnn_real lenet5_d6[BATCH * 400 + SLACK];
+static cnn_real lenet5_d8[BATCH * 120 + SLACK];
+static cnn_real lenet5_d10[BATCH * 84 + SLACK];
+static cnn_real lenet5_d12[BATCH * 10 + SLACK];
+static cnn_real lenet5_d13[BATCH * 10 + SLACK];
 // The last forward: its image count, mode, labels and dropout seed.
 static int lenet5_n, lenet5_training, lenet5_has_labels;
 static uint8_t lenet5_y[BATCH];
 
 // Layer 0: conv 5x5, stride 1, pad 2, with bias: 28x28x1 -> 28x28x6 (HxWxC), RF 5, 156 params, 117600 MACs/image.
-// Unfolds one image: col[(c*5+ky)*5+kx][oy*28+ox] = x[c][oy*1+ky-2][ox*1+kx-2].
-CNN_CLONES static void lenet5_l0_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
-  for (int c = 0; c < 1; c++)
-    for (int ky = 0; ky < 5; ky++)
-      for (int kx = 0; kx < 5; kx++) {
-        cnn_real *restrict d = col + ((c * 5 + ky) * 5 + kx) * 784;
-        for (int oy = 0; oy < 28; oy++) {
-          const int iy = oy * 1 + ky - 2;
-          if (iy < 0 || iy >= 28) {
-            for (int ox = 0; ox < 28; ox++)
-              d[oy * 28 + ox] = 0;
-            continue;
-          }
-          const int lo = kx < 2 ? 2 - kx : 0, hi = 30 - kx < 28 ? 30 - kx : 28;
-          const cnn_real *restrict xr = x + (c * 28 + iy) * 28;
-          cnn_real *restrict dr = d + oy * 28;
-          for (int ox = 0; ox < lo; ox++)
-            dr[ox] = 0;
-          for (int ox = lo; ox < hi; ox++)
-            dr[ox] = xr[ox + kx - 2];
-          for (int ox = hi; ox < 28; ox++)
-            dr[ox] = 0;
-        }
-      }
-}
-#ifdef CNN_INPUT_GRAD
-// Adds the column gradient of one image back onto its input gradient.
-CNN_CLONES static void lenet5_l0_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
-  for (int c = 0; c < 1; c++)
-    for (int ky = 0; ky < 5; ky++)
-      for (int kx = 0; kx < 5; kx++) {
-        const cnn_real *restrict d = col + ((c * 5 + ky) * 5 + kx) * 784;
-        for (int oy = 0; oy < 28; oy++) {
-          const int iy = oy * 1 + ky - 2;
-          if (iy < 0 || iy >= 28) {
-            continue;
-          }
-          const int lo = kx < 2 ? 2 - kx : 0, hi = 30 - kx < 28 ? 30 - kx : 28;
-          cnn_real *restrict xr = x + (c * 28 + iy) * 28;
-          for (int ox = lo; ox < hi; ox++)
-            xr[ox + kx - 2] += d[oy * 28 + ox];
-        }
-      }
-}
-#endif
-// y[6][784] = W[6][25] * x unfolded + b.
+// Path: direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input.
+// y[6][28x28] = W[6][1][5x5] (*) x[1][28x28] padded + b.
+// Each image's input with its zero border (the border never written),
+// from the forward to the weight gradient.
+static cnn_real lenet5_l0_xp[BATCH * 1024 + 8];
 CNN_CLONES static void lenet5_l0_conv_forward(int n) {
   const cnn_real *restrict w = lenet5_params + 0;
   const cnn_real *restrict b = lenet5_params + 150;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict col = lenet5_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = lenet5_a0 + (size_t)i * 784;
       cnn_real *restrict y = lenet5_a1 + (size_t)i * 4704;
-      lenet5_l0_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 6, 784, 25, 1, w, 25, col, 784, 0, y, 784);
-      for (int o = 0; o < 6; o++)
-        for (int p = 0; p < 784; p++)
-          y[o * 784 + p] += b[o];
+      cnn_real *restrict xp = lenet5_l0_xp + (size_t)i * 1024;
+      for (int c = 0; c < 1; c++)
+        for (int iy = 0; iy < 28; iy++)
+          memcpy(xp + (c * 32 + iy + 2) * 32 + 2, x + (c * 28 + iy) * 28, 28 * sizeof(cnn_real));
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 28; oy++) {
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 25;
+            cnn_v8 a0_0 = (cnn_v8){0} + b[o + 0], a0_1 = (cnn_v8){0} + b[o + 0];
+            cnn_v8 a1_0 = (cnn_v8){0} + b[o + 1], a1_1 = (cnn_v8){0} + b[o + 1];
+            cnn_v8 a2_0 = (cnn_v8){0} + b[o + 2], a2_1 = (cnn_v8){0} + b[o + 2];
+            cnn_v8 a3_0 = (cnn_v8){0} + b[o + 3], a3_1 = (cnn_v8){0} + b[o + 3];
+            cnn_v8 a4_0 = (cnn_v8){0} + b[o + 4], a4_1 = (cnn_v8){0} + b[o + 4];
+            cnn_v8 a5_0 = (cnn_v8){0} + b[o + 5], a5_1 = (cnn_v8){0} + b[o + 5];
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 5; ky++) {
+                const cnn_real *restrict xr = xp + (c * 32 + oy + ky) * 32 + col;
+                const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+                for (int kx = 0; kx < 5; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 25], w2 = wr[kx + 50], w3 = wr[kx + 75], w4 = wr[kx + 100], w5 = wr[kx + 125];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 1568, &a2_0, sizeof a2_0);
+            memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 2352, &a3_0, sizeof a3_0);
+            memcpy(yr + 2360, &a3_1, sizeof a3_1);
+            memcpy(yr + 3136, &a4_0, sizeof a4_0);
+            memcpy(yr + 3144, &a4_1, sizeof a4_1);
+            memcpy(yr + 3920, &a5_0, sizeof a5_0);
+            memcpy(yr + 3928, &a5_1, sizeof a5_1);
+          }
+        }
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+          const cnn_real *restrict wo = w + (o) * 25;
+          cnn_v8 a0_0 = (cnn_v8){0} + b[o + 0], a0_1 = (cnn_v8){0} + b[o + 0];
+          cnn_v8 a1_0 = (cnn_v8){0} + b[o + 1], a1_1 = (cnn_v8){0} + b[o + 1];
+          cnn_v8 a2_0 = (cnn_v8){0} + b[o + 2], a2_1 = (cnn_v8){0} + b[o + 2];
+          cnn_v8 a3_0 = (cnn_v8){0} + b[o + 3], a3_1 = (cnn_v8){0} + b[o + 3];
+          cnn_v8 a4_0 = (cnn_v8){0} + b[o + 4], a4_1 = (cnn_v8){0} + b[o + 4];
+          cnn_v8 a5_0 = (cnn_v8){0} + b[o + 5], a5_1 = (cnn_v8){0} + b[o + 5];
+          for (int c = 0; c < 1; c++)
+            for (int ky = 0; ky < 5; ky++) {
+              const cnn_real *restrict xr = xp + (c * 32 + oy + ky) * 32 + 16;
+              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+              for (int kx = 0; kx < 5; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 25], w2 = wr[kx + 50], w3 = wr[kx + 75], w4 = wr[kx + 100], w5 = wr[kx + 125];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
+        }
+      }
     }
   }
 }
@@ -168,25 +281,76 @@ CNN_CLONES static void lenet5_l0_conv_forward(int n) {
 // Per-group partial weight and bias gradients, summed in group order.
 static cnn_real lenet5_l0_dw[NGROUP][150];
 static cnn_real lenet5_l0_db[NGROUP][6];
-// dW = dy * x^T, db = sum dy, dx = W^T * dy.
+// dW = dy * x^T, db = sum dy, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
+#ifdef CNN_INPUT_GRAD
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][4 - ky][4 - kx].
+static cnn_real lenet5_l0_dyp[NGROUP][6152];
+static cnn_real lenet5_l0_wt[150];
+#endif
 CNN_CLONES static void lenet5_l0_conv_backward(int n) {
 #ifdef CNN_INPUT_GRAD
   const cnn_real *restrict w = lenet5_params + 0;
+  cnn_real *restrict wt = lenet5_l0_wt;
+  for (int o = 0; o < 6; o++)
+    for (int c = 0; c < 1; c++)
+      for (int j = 0; j < 25; j++)
+        wt[(c * 6 + o) * 25 + 24 - j] = w[(o * 1 + c) * 25 + j];
 #endif
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = lenet5_l0_dw[g];
     cnn_real *restrict db = lenet5_l0_db[g];
-    cnn_real *restrict col = lenet5_col[g];
 #ifdef CNN_INPUT_GRAD
-    cnn_real *restrict dcol = lenet5_dcol[g];
+    cnn_real *restrict dyp = lenet5_l0_dyp[g];
 #endif
+    // 1 output channels x 5 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 6; o += 1) {
+      for (int c = 0; c < 1; c++)
+        for (int ky = 0; ky < 5; ky++) {
+          cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = lenet5_l0_xp + (size_t)i * 1024;
+            const cnn_real *restrict dy = lenet5_d1 + (size_t)i * 4704;
+            for (int oy = 0; oy < 28; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 784 + oy * 28;
+              const cnn_real *restrict xr = x + (c * 32 + oy + ky) * 32;
+              for (int v = 0; v < 24; v += 8) {
+                cnn_v8 d, x0, x1, x2, x3, x4;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&x3, xr + v + 3, sizeof x3);
+                memcpy(&x4, xr + v + 4, sizeof x4);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2; s0_3 += d * x3; s0_4 += d * x4;
+              }
+              { // columns 24..27; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 1, 1, 0, 0, 0, 0};
+                cnn_v8 d, x0, x1, x2, x3, x4;
+                memcpy(&x0, xr + 24 + 0, sizeof x0);
+                memcpy(&x1, xr + 24 + 1, sizeof x1);
+                memcpy(&x2, xr + 24 + 2, sizeof x2);
+                memcpy(&x3, xr + 24 + 3, sizeof x3);
+                memcpy(&x4, xr + 24 + 4, sizeof x4);
+                memcpy(&d, dr + 0 + 24, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2; s0_3 += d * x3; s0_4 += d * x4;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 25 + (c * 5 + ky) * 5;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[1] = CNN_HSUM8(s0_1);
+          dwo[2] = CNN_HSUM8(s0_2);
+          dwo[3] = CNN_HSUM8(s0_3);
+          dwo[4] = CNN_HSUM8(s0_4);
+        }
+    }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const int first = i == g * GSIZE;
-      const cnn_real *restrict x = lenet5_a0 + (size_t)i * 784;
       const cnn_real *restrict dy = lenet5_d1 + (size_t)i * 4704;
-      lenet5_l0_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 25, 784, 1, dy, 784, col, 784, first ? 0 : 1, dw, 25);
       for (int o = 0; o < 6; o++) {
         cnn_real s = first ? 0 : db[o];
         for (int p = 0; p < 784; p++)
@@ -195,10 +359,35 @@ CNN_CLONES static void lenet5_l0_conv_backward(int n) {
       }
 #ifdef CNN_INPUT_GRAD
       cnn_real *restrict dx = lenet5_d0 + (size_t)i * 784;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 25, 784, 6, 1, w, 25, dy, 784, 0, dcol, 784);
-      for (int q = 0; q < 784; q++)
-        dx[q] = 0;
-      lenet5_l0_col2im(dcol, dx);
+      for (int o = 0; o < 6; o++)
+        for (int oy = 0; oy < 28; oy++)
+          memcpy(dyp + (o * 32 + oy + 2) * 32 + 2, dy + (o * 28 + oy) * 28, 28 * sizeof(cnn_real));
+      // 1 output channels x 4 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 28; oy++) {
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 150;
+          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+          for (int c = 0; c < 6; c++)
+            for (int ky = 0; ky < 5; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 32 + oy + ky) * 32 + 0;
+              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+              for (int kx = 0; kx < 5; kx++) {
+                cnn_v8 x0, x1, x2, x3;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                memcpy(&x2, xr + kx + 16, sizeof x2);
+                memcpy(&x3, xr + kx + 24, sizeof x3);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 8, &a0_1, sizeof a0_1);
+          memcpy(yr + 16, &a0_2, sizeof a0_2);
+          yr[24] = a0_3[0]; yr[25] = a0_3[1]; yr[26] = a0_3[2]; yr[27] = a0_3[3];
+        }
+      }
 #endif
     }
   }
@@ -276,50 +465,89 @@ CNN_CLONES static void lenet5_l2_avgpool_backward(int n) {
 }
 
 // Layer 3: conv 5x5, stride 1, pad 0, with bias: 14x14x6 -> 10x10x16 (HxWxC), RF 14, 2416 params, 240000 MACs/image.
-// Unfolds one image: col[(c*5+ky)*5+kx][oy*10+ox] = x[c][oy*1+ky-0][ox*1+kx-0].
-CNN_CLONES static void lenet5_l3_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
-  for (int c = 0; c < 6; c++)
-    for (int ky = 0; ky < 5; ky++)
-      for (int kx = 0; kx < 5; kx++) {
-        cnn_real *restrict d = col + ((c * 5 + ky) * 5 + kx) * 100;
-        for (int oy = 0; oy < 10; oy++) {
-          const int iy = oy * 1 + ky - 0;
-          memcpy(d + oy * 10, x + (c * 14 + iy) * 14 + kx, 10 * sizeof(cnn_real));
-        }
-      }
-}
-// Adds the column gradient of one image back onto its input gradient.
-CNN_CLONES static void lenet5_l3_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
-  for (int c = 0; c < 6; c++)
-    for (int ky = 0; ky < 5; ky++)
-      for (int oy = 0; oy < 10; oy++) {
-        cnn_real *restrict xr = x + (c * 14 + oy + ky) * 14;
-        const cnn_real *restrict d = col + (c * 5 + ky) * 500 + oy * 10; // + kx * 100
-        for (int ix = 4; ix < 10; ix++)
-          xr[ix] = xr[ix] + d[0 + ix] + d[99 + ix] + d[198 + ix] + d[297 + ix] + d[396 + ix];
-        for (int ix = 0; ix < 4; ix++)
-          for (int kx = 0; kx <= ix; kx++)
-            xr[ix] += d[kx * 100 + ix - kx];
-        for (int ix = 10; ix < 14; ix++)
-          for (int kx = ix - 9; kx < 5; kx++)
-            xr[ix] += d[kx * 100 + ix - kx];
-      }
-}
-// y[16][100] = W[16][150] * x unfolded + b.
+// Path: direct kernels (forward, input and weight gradient).
+// y[16][10x10] = W[16][6][5x5] (*) x[6][14x14] + b.
 CNN_CLONES static void lenet5_l3_conv_forward(int n) {
   const cnn_real *restrict w = lenet5_params + 156;
   const cnn_real *restrict b = lenet5_params + 2556;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict col = lenet5_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = lenet5_a3 + (size_t)i * 1176;
       cnn_real *restrict y = lenet5_a4 + (size_t)i * 1600;
-      lenet5_l3_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 16, 100, 150, 1, w, 150, col, 100, 0, y, 100);
-      for (int o = 0; o < 16; o++)
-        for (int p = 0; p < 100; p++)
-          y[o * 100 + p] += b[o];
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 10; oy++) {
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 10 columns
+          const cnn_real *restrict wo = w + (o) * 150;
+          cnn_v8 a0_0 = (cnn_v8){0} + b[o + 0], a0_1 = (cnn_v8){0} + b[o + 0];
+          cnn_v8 a1_0 = (cnn_v8){0} + b[o + 1], a1_1 = (cnn_v8){0} + b[o + 1];
+          cnn_v8 a2_0 = (cnn_v8){0} + b[o + 2], a2_1 = (cnn_v8){0} + b[o + 2];
+          cnn_v8 a3_0 = (cnn_v8){0} + b[o + 3], a3_1 = (cnn_v8){0} + b[o + 3];
+          cnn_v8 a4_0 = (cnn_v8){0} + b[o + 4], a4_1 = (cnn_v8){0} + b[o + 4];
+          cnn_v8 a5_0 = (cnn_v8){0} + b[o + 5], a5_1 = (cnn_v8){0} + b[o + 5];
+          for (int c = 0; c < 6; c++)
+            for (int ky = 0; ky < 5; ky++) {
+              const cnn_real *restrict xr = x + (c * 14 + oy + ky) * 14 + 0;
+              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+              for (int kx = 0; kx < 5; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 150], w2 = wr[kx + 300], w3 = wr[kx + 450], w4 = wr[kx + 600], w5 = wr[kx + 750];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 100 + oy * 10 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          memcpy(yr + 100, &a1_0, sizeof a1_0);
+          yr[108] = a1_1[0]; yr[109] = a1_1[1];
+          memcpy(yr + 200, &a2_0, sizeof a2_0);
+          yr[208] = a2_1[0]; yr[209] = a2_1[1];
+          memcpy(yr + 300, &a3_0, sizeof a3_0);
+          yr[308] = a3_1[0]; yr[309] = a3_1[1];
+          memcpy(yr + 400, &a4_0, sizeof a4_0);
+          yr[408] = a4_1[0]; yr[409] = a4_1[1];
+          memcpy(yr + 500, &a5_0, sizeof a5_0);
+          yr[508] = a5_1[0]; yr[509] = a5_1[1];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = w + (12) * 150;
+          cnn_v8 a0_0 = (cnn_v8){0} + b[12 + 0], a0_1 = (cnn_v8){0} + b[12 + 0];
+          cnn_v8 a1_0 = (cnn_v8){0} + b[12 + 1], a1_1 = (cnn_v8){0} + b[12 + 1];
+          cnn_v8 a2_0 = (cnn_v8){0} + b[12 + 2], a2_1 = (cnn_v8){0} + b[12 + 2];
+          cnn_v8 a3_0 = (cnn_v8){0} + b[12 + 3], a3_1 = (cnn_v8){0} + b[12 + 3];
+          for (int c = 0; c < 6; c++)
+            for (int ky = 0; ky < 5; ky++) {
+              const cnn_real *restrict xr = x + (c * 14 + oy + ky) * 14 + 0;
+              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+              for (int kx = 0; kx < 5; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 150], w2 = wr[kx + 300], w3 = wr[kx + 450];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (12) * 100 + oy * 10 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          memcpy(yr + 100, &a1_0, sizeof a1_0);
+          yr[108] = a1_1[0]; yr[109] = a1_1[1];
+          memcpy(yr + 200, &a2_0, sizeof a2_0);
+          yr[208] = a2_1[0]; yr[209] = a2_1[1];
+          memcpy(yr + 300, &a3_0, sizeof a3_0);
+          yr[308] = a3_1[0]; yr[309] = a3_1[1];
+        }
+      }
     }
   }
 }
@@ -327,21 +555,70 @@ CNN_CLONES static void lenet5_l3_conv_forward(int n) {
 // Per-group partial weight and bias gradients, summed in group order.
 static cnn_real lenet5_l3_dw[NGROUP][2400];
 static cnn_real lenet5_l3_db[NGROUP][16];
-// dW = dy * x^T, db = sum dy, dx = W^T * dy.
+// dW = dy * x^T, db = sum dy, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][4 - ky][4 - kx].
+static cnn_real lenet5_l3_dyp[NGROUP][5192];
+static cnn_real lenet5_l3_wt[2400];
 CNN_CLONES static void lenet5_l3_conv_backward(int n) {
   const cnn_real *restrict w = lenet5_params + 156;
+  cnn_real *restrict wt = lenet5_l3_wt;
+  for (int o = 0; o < 16; o++)
+    for (int c = 0; c < 6; c++)
+      for (int j = 0; j < 25; j++)
+        wt[(c * 16 + o) * 25 + 24 - j] = w[(o * 6 + c) * 25 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = lenet5_l3_dw[g];
     cnn_real *restrict db = lenet5_l3_db[g];
-    cnn_real *restrict col = lenet5_col[g];
-    cnn_real *restrict dcol = lenet5_dcol[g];
+    cnn_real *restrict dyp = lenet5_l3_dyp[g];
+    // 1 output channels x 5 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 16; o += 1) {
+      for (int c = 0; c < 6; c++)
+        for (int ky = 0; ky < 5; ky++) {
+          cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = lenet5_a3 + (size_t)i * 1176;
+            const cnn_real *restrict dy = lenet5_d4 + (size_t)i * 1600;
+            for (int oy = 0; oy < 10; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 100 + oy * 10;
+              const cnn_real *restrict xr = x + (c * 14 + oy + ky) * 14;
+              for (int v = 0; v < 8; v += 8) {
+                cnn_v8 d, x0, x1, x2, x3, x4;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&x3, xr + v + 3, sizeof x3);
+                memcpy(&x4, xr + v + 4, sizeof x4);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2; s0_3 += d * x3; s0_4 += d * x4;
+              }
+              { // columns 8..9; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 0, 0, 0, 0, 0, 0};
+                cnn_v8 d, x0, x1, x2, x3, x4;
+                memcpy(&x0, xr + 8 + 0, sizeof x0);
+                memcpy(&x1, xr + 8 + 1, sizeof x1);
+                memcpy(&x2, xr + 8 + 2, sizeof x2);
+                memcpy(&x3, xr + 8 + 3, sizeof x3);
+                memcpy(&x4, xr + 8 + 4, sizeof x4);
+                memcpy(&d, dr + 0 + 8, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2; s0_3 += d * x3; s0_4 += d * x4;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 150 + (c * 5 + ky) * 5;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[1] = CNN_HSUM8(s0_1);
+          dwo[2] = CNN_HSUM8(s0_2);
+          dwo[3] = CNN_HSUM8(s0_3);
+          dwo[4] = CNN_HSUM8(s0_4);
+        }
+    }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const int first = i == g * GSIZE;
-      const cnn_real *restrict x = lenet5_a3 + (size_t)i * 1176;
       const cnn_real *restrict dy = lenet5_d4 + (size_t)i * 1600;
-      lenet5_l3_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 16, 150, 100, 1, dy, 100, col, 100, first ? 0 : 1, dw, 150);
       for (int o = 0; o < 16; o++) {
         cnn_real s = first ? 0 : db[o];
         for (int p = 0; p < 100; p++)
@@ -349,10 +626,51 @@ CNN_CLONES static void lenet5_l3_conv_backward(int n) {
         db[o] = s;
       }
       cnn_real *restrict dx = lenet5_d3 + (size_t)i * 1176;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 150, 100, 16, 1, w, 150, dy, 100, 0, dcol, 100);
-      for (int q = 0; q < 1176; q++)
-        dx[q] = 0;
-      lenet5_l3_col2im(dcol, dx);
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 10; oy++)
+          memcpy(dyp + (o * 18 + oy + 4) * 18 + 4, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 14; oy++) {
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 14 columns
+          const cnn_real *restrict wo = wt + (o) * 400;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 5; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 18 + oy + ky) * 18 + 0;
+              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+              for (int kx = 0; kx < 5; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 400], w2 = wr[kx + 800], w3 = wr[kx + 1200], w4 = wr[kx + 1600], w5 = wr[kx + 2000];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+          memcpy(yr + 784, &a4_0, sizeof a4_0);
+          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
+          memcpy(yr + 980, &a5_0, sizeof a5_0);
+          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -613,19 +931,32 @@ static double lenet5_forward(const cnn_real *x, const uint8_t *y, int n, int tra
   lenet5_training = training;
   lenet5_has_labels = y != NULL;
   memcpy(lenet5_a0, x, (size_t)n * 784 * sizeof(cnn_real));
+  CNN_PROF_BEGIN();
   (void)rng;
   lenet5_l0_conv_forward(n);
+  CNN_PROF(0, 0);
   lenet5_l1_relu_forward(n);
+  CNN_PROF(1, 0);
   lenet5_l2_avgpool_forward(n);
+  CNN_PROF(2, 0);
   lenet5_l3_conv_forward(n);
+  CNN_PROF(3, 0);
   lenet5_l4_relu_forward(n);
+  CNN_PROF(4, 0);
   lenet5_l5_avgpool_forward(n);
+  CNN_PROF(5, 0);
   lenet5_l7_dense_forward(n);
+  CNN_PROF(7, 0);
   lenet5_l8_relu_forward(n);
+  CNN_PROF(8, 0);
   lenet5_l9_dense_forward(n);
+  CNN_PROF(9, 0);
   lenet5_l10_relu_forward(n);
+  CNN_PROF(10, 0);
   lenet5_l11_dense_forward(n);
+  CNN_PROF(11, 0);
   lenet5_l12_log_softmax_forward(n);
+  CNN_PROF(12, 0);
   if (!y)
     return 0;
   double loss = 0;
@@ -648,18 +979,31 @@ static void lenet5_backward(void) {
   for (int i = 0; i < n; i++)
     if (lenet5_y[i] < 10)
       lenet5_d13[i * 10 + lenet5_y[i]] = (cnn_real)-1 / n;
+  CNN_PROF_BEGIN();
   lenet5_l12_log_softmax_backward(n);
+  CNN_PROF(12, 1);
   lenet5_l11_dense_backward(n);
+  CNN_PROF(11, 1);
   lenet5_l10_relu_backward(n);
+  CNN_PROF(10, 1);
   lenet5_l9_dense_backward(n);
+  CNN_PROF(9, 1);
   lenet5_l8_relu_backward(n);
+  CNN_PROF(8, 1);
   lenet5_l7_dense_backward(n);
+  CNN_PROF(7, 1);
   lenet5_l5_avgpool_backward(n);
+  CNN_PROF(5, 1);
   lenet5_l4_relu_backward(n);
+  CNN_PROF(4, 1);
   lenet5_l3_conv_backward(n);
+  CNN_PROF(3, 1);
   lenet5_l2_avgpool_backward(n);
+  CNN_PROF(2, 1);
   lenet5_l1_relu_backward(n);
+  CNN_PROF(1, 1);
   lenet5_l0_conv_backward(n);
+  CNN_PROF(0, 1);
 }
 
 #ifdef CNN_INPUT_GRAD

@@ -73,6 +73,126 @@
 #define NGROUP 8
 #define GSIZE 8
 
+#ifdef CNN_TRAIN_PROFILE
+#include <time.h>
+const char *const mnist14k_layer_name[28] = {
+    "conv 28x28x1 -> 26x26x16",
+    "batchnorm 26x26x16 -> 26x26x16",
+    "dropout 26x26x16 -> 26x26x16",
+    "relu 26x26x16 -> 26x26x16",
+    "conv 26x26x16 -> 24x24x16",
+    "batchnorm 24x24x16 -> 24x24x16",
+    "dropout 24x24x16 -> 24x24x16",
+    "relu 24x24x16 -> 24x24x16",
+    "conv 24x24x16 -> 22x22x16",
+    "batchnorm 22x22x16 -> 22x22x16",
+    "dropout 22x22x16 -> 22x22x16",
+    "relu 22x22x16 -> 22x22x16",
+    "maxpool 22x22x16 -> 11x11x16",
+    "conv 11x11x16 -> 11x11x16",
+    "batchnorm 11x11x16 -> 11x11x16",
+    "dropout 11x11x16 -> 11x11x16",
+    "relu 11x11x16 -> 11x11x16",
+    "conv 11x11x16 -> 9x9x24",
+    "batchnorm 9x9x24 -> 9x9x24",
+    "dropout 9x9x24 -> 9x9x24",
+    "relu 9x9x24 -> 9x9x24",
+    "conv 9x9x24 -> 7x7x24",
+    "batchnorm 7x7x24 -> 7x7x24",
+    "dropout 7x7x24 -> 7x7x24",
+    "relu 7x7x24 -> 7x7x24",
+    "conv 7x7x24 -> 7x7x10",
+    "gap 7x7x10 -> 1x1x10",
+    "log_softmax 1x1x10 -> 1x1x10",
+};
+const char *const mnist14k_layer_path[28] = {
+    "direct kernels (forward, input and weight gradient)",
+    "",
+    "",
+    "",
+    "direct kernels (forward, input and weight gradient)",
+    "",
+    "",
+    "",
+    "direct kernels (forward, input and weight gradient)",
+    "",
+    "",
+    "",
+    "",
+    "cblas GEMM on the input as it is (1x1, stride 1: no im2col)",
+    "",
+    "",
+    "",
+    "direct kernels (forward, input and weight gradient)",
+    "",
+    "",
+    "",
+    "direct kernels (forward, input and weight gradient)",
+    "",
+    "",
+    "",
+    "cblas GEMM on the input as it is (1x1, stride 1: no im2col)",
+    "",
+    "",
+};
+const long mnist14k_layer_macs[28][2] = {
+    {97344, 97344},
+    {0, 0},
+    {0, 0},
+    {0, 0},
+    {1327104, 2654208},
+    {0, 0},
+    {0, 0},
+    {0, 0},
+    {1115136, 2230272},
+    {0, 0},
+    {0, 0},
+    {0, 0},
+    {0, 0},
+    {30976, 61952},
+    {0, 0},
+    {0, 0},
+    {0, 0},
+    {279936, 559872},
+    {0, 0},
+    {0, 0},
+    {0, 0},
+    {254016, 508032},
+    {0, 0},
+    {0, 0},
+    {0, 0},
+    {11760, 23520},
+    {0, 0},
+    {0, 0},
+};
+double mnist14k_layer_ms[28][2];
+static double mnist14k_prof_mark;
+// Milliseconds on the monotonic clock.
+static double mnist14k_prof_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+#define CNN_PROF_BEGIN() (mnist14k_prof_mark = mnist14k_prof_now())
+#define CNN_PROF(k, d) \
+  do { \
+    const double t_ = mnist14k_prof_now(); \
+    mnist14k_layer_ms[k][d] += t_ - mnist14k_prof_mark; \
+    mnist14k_prof_mark = t_; \
+  } while (0)
+#else
+#define CNN_PROF_BEGIN() ((void)0)
+#define CNN_PROF(k, d) ((void)0)
+#endif
+
+// Eight neighbouring values of a row as one vector (GCC/clang vector
+// extension): each clone above gets its own instructions for it. Loads and
+// stores go through memcpy (any alignment); a vector is never passed to a
+// function, so no clone's calling convention depends on its width.
+typedef cnn_real cnn_v8 __attribute__((vector_size(8 * sizeof(cnn_real))));
+// The sum of a vector's lanes, in a fixed order.
+#define CNN_HSUM8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))
+
 const cnn_train_config mnist14k_train_config = {
     .epochs = 20, .batch = 64, .seed = 1ULL,
     .lr = 0.01, .momentum = 0.90000000000000002, .dampening = 0, .weight_decay = 0, .nesterov = 0,
@@ -87,46 +207,44 @@ const cnn_train_config mnist14k_train_config = {
 static cnn_real mnist14k_params[14112], mnist14k_grads[14112];
 static cnn_real mnist14k_state[224];
 
-// Activations (in-place layers share their input's buffer) and gradients.
-static cnn_real mnist14k_a0[BATCH * 784]; // input
-static cnn_real mnist14k_a1[BATCH * 10816]; // conv
-static cnn_real mnist14k_a2[BATCH * 10816]; // batchnorm
-static cnn_real mnist14k_a5[BATCH * 9216]; // conv
-static cnn_real mnist14k_a6[BATCH * 9216]; // batchnorm
-static cnn_real mnist14k_a9[BATCH * 7744]; // conv
-static cnn_real mnist14k_a10[BATCH * 7744]; // batchnorm
-static cnn_real mnist14k_a13[BATCH * 1936]; // maxpool
-static cnn_real mnist14k_a14[BATCH * 1936]; // conv
-static cnn_real mnist14k_a15[BATCH * 1936]; // batchnorm
-static cnn_real mnist14k_a18[BATCH * 1944]; // conv
-static cnn_real mnist14k_a19[BATCH * 1944]; // batchnorm
-static cnn_real mnist14k_a22[BATCH * 1176]; // conv
-static cnn_real mnist14k_a23[BATCH * 1176]; // batchnorm
-static cnn_real mnist14k_a26[BATCH * 490]; // conv
-static cnn_real mnist14k_a27[BATCH * 10]; // gap
-static cnn_real mnist14k_a28[BATCH * 10]; // log_softmax
+// Activations (in-place layers share their input's buffer) and gradients; + SLACK: the direct convs' last vector of a row may read past the end.
+#define SLACK 8
+static cnn_real mnist14k_a0[BATCH * 784 + SLACK]; // input
+static cnn_real mnist14k_a1[BATCH * 10816 + SLACK]; // conv
+static cnn_real mnist14k_a2[BATCH * 10816 + SLACK]; // batchnorm
+static cnn_real mnist14k_a5[BATCH * 9216 + SLACK]; // conv
+static cnn_real mnist14k_a6[BATCH * 9216 + SLACK]; // batchnorm
+static cnn_real mnist14k_a9[BATCH * 7744 + SLACK]; // conv
+static cnn_real mnist14k_a10[BATCH * 7744 + SLACK]; // batchnorm
+static cnn_real mnist14k_a13[BATCH * 1936 + SLACK]; // maxpool
+static cnn_real mnist14k_a14[BATCH * 1936 + SLACK]; // conv
+static cnn_real mnist14k_a15[BATCH * 1936 + SLACK]; // batchnorm
+static cnn_real mnist14k_a18[BATCH * 1944 + SLACK]; // conv
+static cnn_real mnist14k_a19[BATCH * 1944 + SLACK]; // batchnorm
+static cnn_real mnist14k_a22[BATCH * 1176 + SLACK]; // conv
+static cnn_real mnist14k_a23[BATCH * 1176 + SLACK]; // batchnorm
+static cnn_real mnist14k_a26[BATCH * 490 + SLACK]; // conv
+static cnn_real mnist14k_a27[BATCH * 10 + SLACK]; // gap
+static cnn_real mnist14k_a28[BATCH * 10 + SLACK]; // log_softmax
 #ifdef CNN_INPUT_GRAD
-static cnn_real mnist14k_d0[BATCH * 784];
+static cnn_real mnist14k_d0[BATCH * 784 + SLACK];
 #endif
-static cnn_real mnist14k_d1[BATCH * 10816];
-static cnn_real mnist14k_d2[BATCH * 10816];
-static cnn_real mnist14k_d5[BATCH * 9216];
-static cnn_real mnist14k_d6[BATCH * 9216];
-static cnn_real mnist14k_d9[BATCH * 7744];
-static cnn_real mnist14k_d10[BATCH * 7744];
-static cnn_real mnist14k_d13[BATCH * 1936];
-static cnn_real mnist14k_d14[BATCH * 1936];
-static cnn_real mnist14k_d15[BATCH * 1936];
-static cnn_real mnist14k_d18[BATCH * 1944];
-static cnn_real mnist14k_d19[BATCH * 1944];
-static cnn_real mnist14k_d22[BATCH * 1176];
-static cnn_real mnist14k_d23[BATCH * 1176];
-static cnn_real mnist14k_d26[BATCH * 490];
-static cnn_real mnist14k_d27[BATCH * 10];
-static cnn_real mnist14k_d28[BATCH * 10];
-// One image's im2col matrix (and its gradient) per group.
-static cnn_real mnist14k_col[NGROUP][82944];
-static cnn_real mnist14k_dcol[NGROUP][82944];
+static cnn_real mnist14k_d1[BATCH * 10816 + SLACK];
+static cnn_real mnist14k_d2[BATCH * 10816 + SLACK];
+static cnn_real mnist14k_d5[BATCH * 9216 + SLACK];
+static cnn_real mnist14k_d6[BATCH * 9216 + SLACK];
+static cnn_real mnist14k_d9[BATCH * 7744 + SLACK];
+static cnn_real mnist14k_d10[BATCH * 7744 + SLACK];
+static cnn_real mnist14k_d13[BATCH * 1936 + SLACK];
+static cnn_real mnist14k_d14[BATCH * 1936 + SLACK];
+static cnn_real mnist14k_d15[BATCH * 1936 + SLACK];
+static cnn_real mnist14k_d18[BATCH * 1944 + SLACK];
+static cnn_real mnist14k_d19[BATCH * 1944 + SLACK];
+static cnn_real mnist14k_d22[BATCH * 1176 + SLACK];
+static cnn_real mnist14k_d23[BATCH * 1176 + SLACK];
+static cnn_real mnist14k_d26[BATCH * 490 + SLACK];
+static cnn_real mnist14k_d27[BATCH * 10 + SLACK];
+static cnn_real mnist14k_d28[BATCH * 10 + SLACK];
 // The last forward: its image count, mode, labels and dropout seed.
 static int mnist14k_n, mnist14k_training, mnist14k_has_labels;
 static uint8_t mnist14k_y[BATCH];
@@ -156,38 +274,8 @@ static void mnist14k_drop_keys(int k, int i, uint32_t key[2]) {
 }
 
 // Layer 0: conv 3x3, stride 1, pad 0, no bias: 28x28x1 -> 26x26x16 (HxWxC), RF 3, 144 params, 97344 MACs/image.
-// Unfolds one image: col[(c*3+ky)*3+kx][oy*26+ox] = x[c][oy*1+ky-0][ox*1+kx-0].
-CNN_CLONES static void mnist14k_l0_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
-  for (int c = 0; c < 1; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 676;
-        for (int oy = 0; oy < 26; oy++) {
-          const int iy = oy * 1 + ky - 0;
-          memcpy(d + oy * 26, x + (c * 28 + iy) * 28 + kx, 26 * sizeof(cnn_real));
-        }
-      }
-}
-#ifdef CNN_INPUT_GRAD
-// Adds the column gradient of one image back onto its input gradient.
-CNN_CLONES static void mnist14k_l0_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
-  for (int c = 0; c < 1; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int oy = 0; oy < 26; oy++) {
-        cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28;
-        const cnn_real *restrict d = col + (c * 3 + ky) * 2028 + oy * 26; // + kx * 676
-        for (int ix = 2; ix < 26; ix++)
-          xr[ix] = xr[ix] + d[0 + ix] + d[675 + ix] + d[1350 + ix];
-        for (int ix = 0; ix < 2; ix++)
-          for (int kx = 0; kx <= ix; kx++)
-            xr[ix] += d[kx * 676 + ix - kx];
-        for (int ix = 26; ix < 28; ix++)
-          for (int kx = ix - 25; kx < 3; kx++)
-            xr[ix] += d[kx * 676 + ix - kx];
-      }
-}
-#endif
-// y[16][676] = W[16][9] * x unfolded.
+// Path: direct kernels (forward, input and weight gradient).
+// y[16][26x26] = W[16][1][3x3] (*) x[1][28x28].
 // Layer 1's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l1_ps[BATCH][16], mnist14k_l1_pq[BATCH][16];
@@ -196,12 +284,154 @@ CNN_CLONES static void mnist14k_l0_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 0;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict col = mnist14k_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a0 + (size_t)i * 784;
       cnn_real *restrict y = mnist14k_a1 + (size_t)i * 10816;
-      mnist14k_l0_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 16, 676, 9, 1, w, 9, col, 676, 0, y, 676);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 26; oy++) {
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 9;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 676 + oy * 26 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 676, &a1_0, sizeof a1_0);
+            memcpy(yr + 684, &a1_1, sizeof a1_1);
+            memcpy(yr + 1352, &a2_0, sizeof a2_0);
+            memcpy(yr + 1360, &a2_1, sizeof a2_1);
+            memcpy(yr + 2028, &a3_0, sizeof a3_0);
+            memcpy(yr + 2036, &a3_1, sizeof a3_1);
+            memcpy(yr + 2704, &a4_0, sizeof a4_0);
+            memcpy(yr + 2712, &a4_1, sizeof a4_1);
+            memcpy(yr + 3380, &a5_0, sizeof a5_0);
+            memcpy(yr + 3388, &a5_1, sizeof a5_1);
+          }
+          { // the last 4 channels
+            const cnn_real *restrict wo = w + (12) * 9;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (12) * 676 + oy * 26 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 676, &a1_0, sizeof a1_0);
+            memcpy(yr + 684, &a1_1, sizeof a1_1);
+            memcpy(yr + 1352, &a2_0, sizeof a2_0);
+            memcpy(yr + 1360, &a2_1, sizeof a2_1);
+            memcpy(yr + 2028, &a3_0, sizeof a3_0);
+            memcpy(yr + 2036, &a3_1, sizeof a3_1);
+          }
+        }
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 10 columns
+          const cnn_real *restrict wo = w + (o) * 9;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 1; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 676 + oy * 26 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[684] = a1_1[0]; yr[685] = a1_1[1];
+          memcpy(yr + 1352, &a2_0, sizeof a2_0);
+          yr[1360] = a2_1[0]; yr[1361] = a2_1[1];
+          memcpy(yr + 2028, &a3_0, sizeof a3_0);
+          yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
+          memcpy(yr + 2704, &a4_0, sizeof a4_0);
+          yr[2712] = a4_1[0]; yr[2713] = a4_1[1];
+          memcpy(yr + 3380, &a5_0, sizeof a5_0);
+          yr[3388] = a5_1[0]; yr[3389] = a5_1[1];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = w + (12) * 9;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          for (int c = 0; c < 1; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (12) * 676 + oy * 26 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[684] = a1_1[0]; yr[685] = a1_1[1];
+          memcpy(yr + 1352, &a2_0, sizeof a2_0);
+          yr[1360] = a2_1[0]; yr[1361] = a2_1[1];
+          memcpy(yr + 2028, &a3_0, sizeof a3_0);
+          yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
+        }
+      }
       if (training)
         for (int c = 0; c < 16; c++) {
           const cnn_real *restrict x = y + c * 676;
@@ -230,30 +460,147 @@ CNN_CLONES static void mnist14k_l0_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist14k_l0_dw[NGROUP][144];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
+#ifdef CNN_INPUT_GRAD
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][2 - ky][2 - kx].
+static cnn_real mnist14k_l0_dyp[NGROUP][14408];
+static cnn_real mnist14k_l0_wt[144];
+#endif
 CNN_CLONES static void mnist14k_l0_conv_backward(int n) {
 #ifdef CNN_INPUT_GRAD
   const cnn_real *restrict w = mnist14k_params + 0;
+  cnn_real *restrict wt = mnist14k_l0_wt;
+  for (int o = 0; o < 16; o++)
+    for (int c = 0; c < 1; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 16 + o) * 9 + 8 - j] = w[(o * 1 + c) * 9 + j];
 #endif
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist14k_l0_dw[g];
-    cnn_real *restrict col = mnist14k_col[g];
 #ifdef CNN_INPUT_GRAD
-    cnn_real *restrict dcol = mnist14k_dcol[g];
+    cnn_real *restrict dyp = mnist14k_l0_dyp[g];
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist14k_a0 + (size_t)i * 784;
       const cnn_real *restrict dy = mnist14k_d1 + (size_t)i * 10816;
-      mnist14k_l0_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 16, 9, 676, 1, dy, 676, col, 676, first ? 0 : 1, dw, 9);
+      // 3 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 15; o += 3) {
+        for (int c = 0; c < 1; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            for (int oy = 0; oy < 26; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 676 + oy * 26;
+              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28;
+              for (int v = 0; v < 24; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 676 + v, sizeof d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1352 + v, sizeof d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+              { // columns 24..25; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 0, 0, 0, 0, 0, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 24 + 0, sizeof x0);
+                memcpy(&x1, xr + 24 + 1, sizeof x1);
+                memcpy(&x2, xr + 24 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 24, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 676 + 24, sizeof d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1352 + 24, sizeof d);
+                d *= m;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dw + (o) * 9 + (c * 3 + ky) * 3;
+            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
+            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
+            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+            dwo[9] = first ? CNN_HSUM8(s1_0) : dwo[9] + CNN_HSUM8(s1_0);
+            dwo[10] = first ? CNN_HSUM8(s1_1) : dwo[10] + CNN_HSUM8(s1_1);
+            dwo[11] = first ? CNN_HSUM8(s1_2) : dwo[11] + CNN_HSUM8(s1_2);
+            dwo[18] = first ? CNN_HSUM8(s2_0) : dwo[18] + CNN_HSUM8(s2_0);
+            dwo[19] = first ? CNN_HSUM8(s2_1) : dwo[19] + CNN_HSUM8(s2_1);
+            dwo[20] = first ? CNN_HSUM8(s2_2) : dwo[20] + CNN_HSUM8(s2_2);
+          }
+      }
+      { // the last 1 channels
+        for (int c = 0; c < 1; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            for (int oy = 0; oy < 26; oy++) {
+              const cnn_real *restrict dr = dy + (15) * 676 + oy * 26;
+              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28;
+              for (int v = 0; v < 24; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+              }
+              { // columns 24..25; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 0, 0, 0, 0, 0, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 24 + 0, sizeof x0);
+                memcpy(&x1, xr + 24 + 1, sizeof x1);
+                memcpy(&x2, xr + 24 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 24, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dw + (15) * 9 + (c * 3 + ky) * 3;
+            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
+            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
+            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+          }
+      }
 #ifdef CNN_INPUT_GRAD
       cnn_real *restrict dx = mnist14k_d0 + (size_t)i * 784;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 676, 16, 1, w, 9, dy, 676, 0, dcol, 676);
-      for (int q = 0; q < 784; q++)
-        dx[q] = 0;
-      mnist14k_l0_col2im(dcol, dx);
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 26; oy++)
+          memcpy(dyp + (o * 30 + oy + 2) * 30 + 2, dy + (o * 26 + oy) * 26, 26 * sizeof(cnn_real));
+      // 1 output channels x 4 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 28; oy++) {
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1, x2, x3;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                memcpy(&x2, xr + kx + 16, sizeof x2);
+                memcpy(&x3, xr + kx + 24, sizeof x3);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 8, &a0_1, sizeof a0_1);
+          memcpy(yr + 16, &a0_2, sizeof a0_2);
+          yr[24] = a0_3[0]; yr[25] = a0_3[1]; yr[26] = a0_3[2]; yr[27] = a0_3[3];
+        }
+      }
 #endif
     }
   }
@@ -425,36 +772,8 @@ CNN_CLONES static void mnist14k_l1_bn_backward(int n) {
 }
 
 // Layer 4: conv 3x3, stride 1, pad 0, no bias: 26x26x16 -> 24x24x16 (HxWxC), RF 5, 2304 params, 1327104 MACs/image.
-// Unfolds one image: col[(c*3+ky)*3+kx][oy*24+ox] = x[c][oy*1+ky-0][ox*1+kx-0].
-CNN_CLONES static void mnist14k_l4_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
-  for (int c = 0; c < 16; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 576;
-        for (int oy = 0; oy < 24; oy++) {
-          const int iy = oy * 1 + ky - 0;
-          memcpy(d + oy * 24, x + (c * 26 + iy) * 26 + kx, 24 * sizeof(cnn_real));
-        }
-      }
-}
-// Adds the column gradient of one image back onto its input gradient.
-CNN_CLONES static void mnist14k_l4_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
-  for (int c = 0; c < 16; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int oy = 0; oy < 24; oy++) {
-        cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26;
-        const cnn_real *restrict d = col + (c * 3 + ky) * 1728 + oy * 24; // + kx * 576
-        for (int ix = 2; ix < 24; ix++)
-          xr[ix] = xr[ix] + d[0 + ix] + d[575 + ix] + d[1150 + ix];
-        for (int ix = 0; ix < 2; ix++)
-          for (int kx = 0; kx <= ix; kx++)
-            xr[ix] += d[kx * 576 + ix - kx];
-        for (int ix = 24; ix < 26; ix++)
-          for (int kx = ix - 23; kx < 3; kx++)
-            xr[ix] += d[kx * 576 + ix - kx];
-      }
-}
-// y[16][576] = W[16][144] * x unfolded.
+// Path: direct kernels (forward, input and weight gradient).
+// y[16][24x24] = W[16][16][3x3] (*) x[16][26x26].
 // Layer 5's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l5_ps[BATCH][16], mnist14k_l5_pq[BATCH][16];
@@ -463,12 +782,160 @@ CNN_CLONES static void mnist14k_l4_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 176;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict col = mnist14k_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a2 + (size_t)i * 10816;
       cnn_real *restrict y = mnist14k_a5 + (size_t)i * 9216;
-      mnist14k_l4_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 16, 576, 144, 1, w, 144, col, 576, 0, y, 576);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 24; oy++) {
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 144;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 576 + oy * 24 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 576, &a1_0, sizeof a1_0);
+            memcpy(yr + 584, &a1_1, sizeof a1_1);
+            memcpy(yr + 1152, &a2_0, sizeof a2_0);
+            memcpy(yr + 1160, &a2_1, sizeof a2_1);
+            memcpy(yr + 1728, &a3_0, sizeof a3_0);
+            memcpy(yr + 1736, &a3_1, sizeof a3_1);
+            memcpy(yr + 2304, &a4_0, sizeof a4_0);
+            memcpy(yr + 2312, &a4_1, sizeof a4_1);
+            memcpy(yr + 2880, &a5_0, sizeof a5_0);
+            memcpy(yr + 2888, &a5_1, sizeof a5_1);
+          }
+          { // the last 4 channels
+            const cnn_real *restrict wo = w + (12) * 144;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (12) * 576 + oy * 24 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 576, &a1_0, sizeof a1_0);
+            memcpy(yr + 584, &a1_1, sizeof a1_1);
+            memcpy(yr + 1152, &a2_0, sizeof a2_0);
+            memcpy(yr + 1160, &a2_1, sizeof a2_1);
+            memcpy(yr + 1728, &a3_0, sizeof a3_0);
+            memcpy(yr + 1736, &a3_1, sizeof a3_1);
+          }
+        }
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 8 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 576 + oy * 24 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 576, &a1_0, sizeof a1_0);
+          memcpy(yr + 1152, &a2_0, sizeof a2_0);
+          memcpy(yr + 1728, &a3_0, sizeof a3_0);
+          memcpy(yr + 2304, &a4_0, sizeof a4_0);
+          memcpy(yr + 2880, &a5_0, sizeof a5_0);
+          memcpy(yr + 3456, &a6_0, sizeof a6_0);
+          memcpy(yr + 4032, &a7_0, sizeof a7_0);
+          memcpy(yr + 4608, &a8_0, sizeof a8_0);
+          memcpy(yr + 5184, &a9_0, sizeof a9_0);
+          memcpy(yr + 5760, &a10_0, sizeof a10_0);
+          memcpy(yr + 6336, &a11_0, sizeof a11_0);
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = w + (12) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (12) * 576 + oy * 24 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 576, &a1_0, sizeof a1_0);
+          memcpy(yr + 1152, &a2_0, sizeof a2_0);
+          memcpy(yr + 1728, &a3_0, sizeof a3_0);
+        }
+      }
       if (training)
         for (int c = 0; c < 16; c++) {
           const cnn_real *restrict x = y + c * 576;
@@ -493,25 +960,233 @@ CNN_CLONES static void mnist14k_l4_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist14k_l4_dw[NGROUP][2304];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][2 - ky][2 - kx].
+static cnn_real mnist14k_l4_dyp[NGROUP][12552];
+static cnn_real mnist14k_l4_wt[2304];
 CNN_CLONES static void mnist14k_l4_conv_backward(int n) {
   const cnn_real *restrict w = mnist14k_params + 176;
+  cnn_real *restrict wt = mnist14k_l4_wt;
+  for (int o = 0; o < 16; o++)
+    for (int c = 0; c < 16; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 16 + o) * 9 + 8 - j] = w[(o * 16 + c) * 9 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist14k_l4_dw[g];
-    cnn_real *restrict col = mnist14k_col[g];
-    cnn_real *restrict dcol = mnist14k_dcol[g];
+    cnn_real *restrict dyp = mnist14k_l4_dyp[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist14k_a2 + (size_t)i * 10816;
       const cnn_real *restrict dy = mnist14k_d5 + (size_t)i * 9216;
-      mnist14k_l4_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 16, 144, 576, 1, dy, 576, col, 576, first ? 0 : 1, dw, 144);
+      // 3 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 15; o += 3) {
+        for (int c = 0; c < 16; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            for (int oy = 0; oy < 24; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 576 + oy * 24;
+              const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26;
+              for (int v = 0; v < 24; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 576 + v, sizeof d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1152 + v, sizeof d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dw + (o) * 144 + (c * 3 + ky) * 3;
+            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
+            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
+            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+            dwo[144] = first ? CNN_HSUM8(s1_0) : dwo[144] + CNN_HSUM8(s1_0);
+            dwo[145] = first ? CNN_HSUM8(s1_1) : dwo[145] + CNN_HSUM8(s1_1);
+            dwo[146] = first ? CNN_HSUM8(s1_2) : dwo[146] + CNN_HSUM8(s1_2);
+            dwo[288] = first ? CNN_HSUM8(s2_0) : dwo[288] + CNN_HSUM8(s2_0);
+            dwo[289] = first ? CNN_HSUM8(s2_1) : dwo[289] + CNN_HSUM8(s2_1);
+            dwo[290] = first ? CNN_HSUM8(s2_2) : dwo[290] + CNN_HSUM8(s2_2);
+          }
+      }
+      { // the last 1 channels
+        for (int c = 0; c < 16; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            for (int oy = 0; oy < 24; oy++) {
+              const cnn_real *restrict dr = dy + (15) * 576 + oy * 24;
+              const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26;
+              for (int v = 0; v < 24; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dw + (15) * 144 + (c * 3 + ky) * 3;
+            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
+            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
+            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+          }
+      }
       cnn_real *restrict dx = mnist14k_d2 + (size_t)i * 10816;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 576, 16, 1, w, 144, dy, 576, 0, dcol, 576);
-      for (int q = 0; q < 10816; q++)
-        dx[q] = 0;
-      mnist14k_l4_col2im(dcol, dx);
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 24; oy++)
+          memcpy(dyp + (o * 28 + oy + 2) * 28 + 2, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 26; oy++) {
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 144;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 676, &a1_0, sizeof a1_0);
+            memcpy(yr + 684, &a1_1, sizeof a1_1);
+            memcpy(yr + 1352, &a2_0, sizeof a2_0);
+            memcpy(yr + 1360, &a2_1, sizeof a2_1);
+            memcpy(yr + 2028, &a3_0, sizeof a3_0);
+            memcpy(yr + 2036, &a3_1, sizeof a3_1);
+            memcpy(yr + 2704, &a4_0, sizeof a4_0);
+            memcpy(yr + 2712, &a4_1, sizeof a4_1);
+            memcpy(yr + 3380, &a5_0, sizeof a5_0);
+            memcpy(yr + 3388, &a5_1, sizeof a5_1);
+          }
+          { // the last 4 channels
+            const cnn_real *restrict wo = wt + (12) * 144;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (12) * 676 + oy * 26 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 676, &a1_0, sizeof a1_0);
+            memcpy(yr + 684, &a1_1, sizeof a1_1);
+            memcpy(yr + 1352, &a2_0, sizeof a2_0);
+            memcpy(yr + 1360, &a2_1, sizeof a2_1);
+            memcpy(yr + 2028, &a3_0, sizeof a3_0);
+            memcpy(yr + 2036, &a3_1, sizeof a3_1);
+          }
+        }
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 10 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[684] = a1_1[0]; yr[685] = a1_1[1];
+          memcpy(yr + 1352, &a2_0, sizeof a2_0);
+          yr[1360] = a2_1[0]; yr[1361] = a2_1[1];
+          memcpy(yr + 2028, &a3_0, sizeof a3_0);
+          yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
+          memcpy(yr + 2704, &a4_0, sizeof a4_0);
+          yr[2712] = a4_1[0]; yr[2713] = a4_1[1];
+          memcpy(yr + 3380, &a5_0, sizeof a5_0);
+          yr[3388] = a5_1[0]; yr[3389] = a5_1[1];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = wt + (12) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (12) * 676 + oy * 26 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[684] = a1_1[0]; yr[685] = a1_1[1];
+          memcpy(yr + 1352, &a2_0, sizeof a2_0);
+          yr[1360] = a2_1[0]; yr[1361] = a2_1[1];
+          memcpy(yr + 2028, &a3_0, sizeof a3_0);
+          yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -678,36 +1353,8 @@ CNN_CLONES static void mnist14k_l5_bn_backward(int n) {
 }
 
 // Layer 8: conv 3x3, stride 1, pad 0, no bias: 24x24x16 -> 22x22x16 (HxWxC), RF 7, 2304 params, 1115136 MACs/image.
-// Unfolds one image: col[(c*3+ky)*3+kx][oy*22+ox] = x[c][oy*1+ky-0][ox*1+kx-0].
-CNN_CLONES static void mnist14k_l8_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
-  for (int c = 0; c < 16; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 484;
-        for (int oy = 0; oy < 22; oy++) {
-          const int iy = oy * 1 + ky - 0;
-          memcpy(d + oy * 22, x + (c * 24 + iy) * 24 + kx, 22 * sizeof(cnn_real));
-        }
-      }
-}
-// Adds the column gradient of one image back onto its input gradient.
-CNN_CLONES static void mnist14k_l8_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
-  for (int c = 0; c < 16; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int oy = 0; oy < 22; oy++) {
-        cnn_real *restrict xr = x + (c * 24 + oy + ky) * 24;
-        const cnn_real *restrict d = col + (c * 3 + ky) * 1452 + oy * 22; // + kx * 484
-        for (int ix = 2; ix < 22; ix++)
-          xr[ix] = xr[ix] + d[0 + ix] + d[483 + ix] + d[966 + ix];
-        for (int ix = 0; ix < 2; ix++)
-          for (int kx = 0; kx <= ix; kx++)
-            xr[ix] += d[kx * 484 + ix - kx];
-        for (int ix = 22; ix < 24; ix++)
-          for (int kx = ix - 21; kx < 3; kx++)
-            xr[ix] += d[kx * 484 + ix - kx];
-      }
-}
-// y[16][484] = W[16][144] * x unfolded.
+// Path: direct kernels (forward, input and weight gradient).
+// y[16][22x22] = W[16][16][3x3] (*) x[16][24x24].
 // Layer 9's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l9_ps[BATCH][16], mnist14k_l9_pq[BATCH][16];
@@ -716,12 +1363,160 @@ CNN_CLONES static void mnist14k_l8_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 2512;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict col = mnist14k_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a6 + (size_t)i * 9216;
       cnn_real *restrict y = mnist14k_a9 + (size_t)i * 7744;
-      mnist14k_l8_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 16, 484, 144, 1, w, 144, col, 484, 0, y, 484);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 22; oy++) {
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 144;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = x + (c * 24 + oy + ky) * 24 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 484 + oy * 22 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 484, &a1_0, sizeof a1_0);
+            memcpy(yr + 492, &a1_1, sizeof a1_1);
+            memcpy(yr + 968, &a2_0, sizeof a2_0);
+            memcpy(yr + 976, &a2_1, sizeof a2_1);
+            memcpy(yr + 1452, &a3_0, sizeof a3_0);
+            memcpy(yr + 1460, &a3_1, sizeof a3_1);
+            memcpy(yr + 1936, &a4_0, sizeof a4_0);
+            memcpy(yr + 1944, &a4_1, sizeof a4_1);
+            memcpy(yr + 2420, &a5_0, sizeof a5_0);
+            memcpy(yr + 2428, &a5_1, sizeof a5_1);
+          }
+          { // the last 4 channels
+            const cnn_real *restrict wo = w + (12) * 144;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = x + (c * 24 + oy + ky) * 24 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (12) * 484 + oy * 22 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 484, &a1_0, sizeof a1_0);
+            memcpy(yr + 492, &a1_1, sizeof a1_1);
+            memcpy(yr + 968, &a2_0, sizeof a2_0);
+            memcpy(yr + 976, &a2_1, sizeof a2_1);
+            memcpy(yr + 1452, &a3_0, sizeof a3_0);
+            memcpy(yr + 1460, &a3_1, sizeof a3_1);
+          }
+        }
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 6 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 24 + oy + ky) * 24 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 484 + oy * 22 + 16;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5];
+          yr[484] = a1_0[0]; yr[485] = a1_0[1]; yr[486] = a1_0[2]; yr[487] = a1_0[3]; yr[488] = a1_0[4]; yr[489] = a1_0[5];
+          yr[968] = a2_0[0]; yr[969] = a2_0[1]; yr[970] = a2_0[2]; yr[971] = a2_0[3]; yr[972] = a2_0[4]; yr[973] = a2_0[5];
+          yr[1452] = a3_0[0]; yr[1453] = a3_0[1]; yr[1454] = a3_0[2]; yr[1455] = a3_0[3]; yr[1456] = a3_0[4]; yr[1457] = a3_0[5];
+          yr[1936] = a4_0[0]; yr[1937] = a4_0[1]; yr[1938] = a4_0[2]; yr[1939] = a4_0[3]; yr[1940] = a4_0[4]; yr[1941] = a4_0[5];
+          yr[2420] = a5_0[0]; yr[2421] = a5_0[1]; yr[2422] = a5_0[2]; yr[2423] = a5_0[3]; yr[2424] = a5_0[4]; yr[2425] = a5_0[5];
+          yr[2904] = a6_0[0]; yr[2905] = a6_0[1]; yr[2906] = a6_0[2]; yr[2907] = a6_0[3]; yr[2908] = a6_0[4]; yr[2909] = a6_0[5];
+          yr[3388] = a7_0[0]; yr[3389] = a7_0[1]; yr[3390] = a7_0[2]; yr[3391] = a7_0[3]; yr[3392] = a7_0[4]; yr[3393] = a7_0[5];
+          yr[3872] = a8_0[0]; yr[3873] = a8_0[1]; yr[3874] = a8_0[2]; yr[3875] = a8_0[3]; yr[3876] = a8_0[4]; yr[3877] = a8_0[5];
+          yr[4356] = a9_0[0]; yr[4357] = a9_0[1]; yr[4358] = a9_0[2]; yr[4359] = a9_0[3]; yr[4360] = a9_0[4]; yr[4361] = a9_0[5];
+          yr[4840] = a10_0[0]; yr[4841] = a10_0[1]; yr[4842] = a10_0[2]; yr[4843] = a10_0[3]; yr[4844] = a10_0[4]; yr[4845] = a10_0[5];
+          yr[5324] = a11_0[0]; yr[5325] = a11_0[1]; yr[5326] = a11_0[2]; yr[5327] = a11_0[3]; yr[5328] = a11_0[4]; yr[5329] = a11_0[5];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = w + (12) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 24 + oy + ky) * 24 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (12) * 484 + oy * 22 + 16;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5];
+          yr[484] = a1_0[0]; yr[485] = a1_0[1]; yr[486] = a1_0[2]; yr[487] = a1_0[3]; yr[488] = a1_0[4]; yr[489] = a1_0[5];
+          yr[968] = a2_0[0]; yr[969] = a2_0[1]; yr[970] = a2_0[2]; yr[971] = a2_0[3]; yr[972] = a2_0[4]; yr[973] = a2_0[5];
+          yr[1452] = a3_0[0]; yr[1453] = a3_0[1]; yr[1454] = a3_0[2]; yr[1455] = a3_0[3]; yr[1456] = a3_0[4]; yr[1457] = a3_0[5];
+        }
+      }
       if (training)
         for (int c = 0; c < 16; c++) {
           const cnn_real *restrict x = y + c * 484;
@@ -750,25 +1545,265 @@ CNN_CLONES static void mnist14k_l8_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist14k_l8_dw[NGROUP][2304];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][2 - ky][2 - kx].
+static cnn_real mnist14k_l8_dyp[NGROUP][10824];
+static cnn_real mnist14k_l8_wt[2304];
 CNN_CLONES static void mnist14k_l8_conv_backward(int n) {
   const cnn_real *restrict w = mnist14k_params + 2512;
+  cnn_real *restrict wt = mnist14k_l8_wt;
+  for (int o = 0; o < 16; o++)
+    for (int c = 0; c < 16; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 16 + o) * 9 + 8 - j] = w[(o * 16 + c) * 9 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist14k_l8_dw[g];
-    cnn_real *restrict col = mnist14k_col[g];
-    cnn_real *restrict dcol = mnist14k_dcol[g];
+    cnn_real *restrict dyp = mnist14k_l8_dyp[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist14k_a6 + (size_t)i * 9216;
       const cnn_real *restrict dy = mnist14k_d9 + (size_t)i * 7744;
-      mnist14k_l8_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 16, 144, 484, 1, dy, 484, col, 484, first ? 0 : 1, dw, 144);
+      // 3 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 15; o += 3) {
+        for (int c = 0; c < 16; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            for (int oy = 0; oy < 22; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 484 + oy * 22;
+              const cnn_real *restrict xr = x + (c * 24 + oy + ky) * 24;
+              for (int v = 0; v < 16; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 484 + v, sizeof d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 968 + v, sizeof d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+              { // columns 16..21; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 0, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 16 + 0, sizeof x0);
+                memcpy(&x1, xr + 16 + 1, sizeof x1);
+                memcpy(&x2, xr + 16 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 16, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 484 + 16, sizeof d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 968 + 16, sizeof d);
+                d *= m;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dw + (o) * 144 + (c * 3 + ky) * 3;
+            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
+            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
+            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+            dwo[144] = first ? CNN_HSUM8(s1_0) : dwo[144] + CNN_HSUM8(s1_0);
+            dwo[145] = first ? CNN_HSUM8(s1_1) : dwo[145] + CNN_HSUM8(s1_1);
+            dwo[146] = first ? CNN_HSUM8(s1_2) : dwo[146] + CNN_HSUM8(s1_2);
+            dwo[288] = first ? CNN_HSUM8(s2_0) : dwo[288] + CNN_HSUM8(s2_0);
+            dwo[289] = first ? CNN_HSUM8(s2_1) : dwo[289] + CNN_HSUM8(s2_1);
+            dwo[290] = first ? CNN_HSUM8(s2_2) : dwo[290] + CNN_HSUM8(s2_2);
+          }
+      }
+      { // the last 1 channels
+        for (int c = 0; c < 16; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            for (int oy = 0; oy < 22; oy++) {
+              const cnn_real *restrict dr = dy + (15) * 484 + oy * 22;
+              const cnn_real *restrict xr = x + (c * 24 + oy + ky) * 24;
+              for (int v = 0; v < 16; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+              }
+              { // columns 16..21; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 0, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 16 + 0, sizeof x0);
+                memcpy(&x1, xr + 16 + 1, sizeof x1);
+                memcpy(&x2, xr + 16 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 16, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dw + (15) * 144 + (c * 3 + ky) * 3;
+            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
+            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
+            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+          }
+      }
       cnn_real *restrict dx = mnist14k_d6 + (size_t)i * 9216;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 484, 16, 1, w, 144, dy, 484, 0, dcol, 484);
-      for (int q = 0; q < 9216; q++)
-        dx[q] = 0;
-      mnist14k_l8_col2im(dcol, dx);
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 22; oy++)
+          memcpy(dyp + (o * 26 + oy + 2) * 26 + 2, dy + (o * 22 + oy) * 22, 22 * sizeof(cnn_real));
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 24; oy++) {
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 144;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 576 + oy * 24 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 576, &a1_0, sizeof a1_0);
+            memcpy(yr + 584, &a1_1, sizeof a1_1);
+            memcpy(yr + 1152, &a2_0, sizeof a2_0);
+            memcpy(yr + 1160, &a2_1, sizeof a2_1);
+            memcpy(yr + 1728, &a3_0, sizeof a3_0);
+            memcpy(yr + 1736, &a3_1, sizeof a3_1);
+            memcpy(yr + 2304, &a4_0, sizeof a4_0);
+            memcpy(yr + 2312, &a4_1, sizeof a4_1);
+            memcpy(yr + 2880, &a5_0, sizeof a5_0);
+            memcpy(yr + 2888, &a5_1, sizeof a5_1);
+          }
+          { // the last 4 channels
+            const cnn_real *restrict wo = wt + (12) * 144;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (12) * 576 + oy * 24 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 576, &a1_0, sizeof a1_0);
+            memcpy(yr + 584, &a1_1, sizeof a1_1);
+            memcpy(yr + 1152, &a2_0, sizeof a2_0);
+            memcpy(yr + 1160, &a2_1, sizeof a2_1);
+            memcpy(yr + 1728, &a3_0, sizeof a3_0);
+            memcpy(yr + 1736, &a3_1, sizeof a3_1);
+          }
+        }
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 8 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 576 + oy * 24 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 576, &a1_0, sizeof a1_0);
+          memcpy(yr + 1152, &a2_0, sizeof a2_0);
+          memcpy(yr + 1728, &a3_0, sizeof a3_0);
+          memcpy(yr + 2304, &a4_0, sizeof a4_0);
+          memcpy(yr + 2880, &a5_0, sizeof a5_0);
+          memcpy(yr + 3456, &a6_0, sizeof a6_0);
+          memcpy(yr + 4032, &a7_0, sizeof a7_0);
+          memcpy(yr + 4608, &a8_0, sizeof a8_0);
+          memcpy(yr + 5184, &a9_0, sizeof a9_0);
+          memcpy(yr + 5760, &a10_0, sizeof a10_0);
+          memcpy(yr + 6336, &a11_0, sizeof a11_0);
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = wt + (12) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (12) * 576 + oy * 24 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 576, &a1_0, sizeof a1_0);
+          memcpy(yr + 1152, &a2_0, sizeof a2_0);
+          memcpy(yr + 1728, &a3_0, sizeof a3_0);
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -992,6 +2027,7 @@ CNN_CLONES static void mnist14k_l12_maxpool_backward(int n) {
 }
 
 // Layer 13: conv 1x1, stride 1, pad 0, no bias: 11x11x16 -> 11x11x16 (HxWxC), RF 8, 256 params, 30976 MACs/image.
+// Path: cblas GEMM on the input as it is (1x1, stride 1: no im2col).
 // y[16][121] = W[16][16] * x (1x1: x is the GEMM operand).
 // Layer 14's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
@@ -1219,36 +2255,8 @@ CNN_CLONES static void mnist14k_l14_bn_backward(int n) {
 }
 
 // Layer 17: conv 3x3, stride 1, pad 0, no bias: 11x11x16 -> 9x9x24 (HxWxC), RF 12, 3456 params, 279936 MACs/image.
-// Unfolds one image: col[(c*3+ky)*3+kx][oy*9+ox] = x[c][oy*1+ky-0][ox*1+kx-0].
-CNN_CLONES static void mnist14k_l17_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
-  for (int c = 0; c < 16; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 81;
-        for (int oy = 0; oy < 9; oy++) {
-          const int iy = oy * 1 + ky - 0;
-          memcpy(d + oy * 9, x + (c * 11 + iy) * 11 + kx, 9 * sizeof(cnn_real));
-        }
-      }
-}
-// Adds the column gradient of one image back onto its input gradient.
-CNN_CLONES static void mnist14k_l17_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
-  for (int c = 0; c < 16; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int oy = 0; oy < 9; oy++) {
-        cnn_real *restrict xr = x + (c * 11 + oy + ky) * 11;
-        const cnn_real *restrict d = col + (c * 3 + ky) * 243 + oy * 9; // + kx * 81
-        for (int ix = 2; ix < 9; ix++)
-          xr[ix] = xr[ix] + d[0 + ix] + d[80 + ix] + d[160 + ix];
-        for (int ix = 0; ix < 2; ix++)
-          for (int kx = 0; kx <= ix; kx++)
-            xr[ix] += d[kx * 81 + ix - kx];
-        for (int ix = 9; ix < 11; ix++)
-          for (int kx = ix - 8; kx < 3; kx++)
-            xr[ix] += d[kx * 81 + ix - kx];
-      }
-}
-// y[24][81] = W[24][144] * x unfolded.
+// Path: direct kernels (forward, input and weight gradient).
+// y[24][9x9] = W[24][16][3x3] (*) x[16][11x11].
 // Layer 18's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l18_ps[BATCH][24], mnist14k_l18_pq[BATCH][24];
@@ -1257,12 +2265,51 @@ CNN_CLONES static void mnist14k_l17_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 5136;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict col = mnist14k_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a15 + (size_t)i * 1936;
       cnn_real *restrict y = mnist14k_a18 + (size_t)i * 1944;
-      mnist14k_l17_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 24, 81, 144, 1, w, 144, col, 81, 0, y, 81);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 9; oy++) {
+        for (int o = 0; o < 24; o += 6) { // 6 channels x 9 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 11 + oy + ky) * 11 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 81 + oy * 9 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0];
+          memcpy(yr + 81, &a1_0, sizeof a1_0);
+          yr[89] = a1_1[0];
+          memcpy(yr + 162, &a2_0, sizeof a2_0);
+          yr[170] = a2_1[0];
+          memcpy(yr + 243, &a3_0, sizeof a3_0);
+          yr[251] = a3_1[0];
+          memcpy(yr + 324, &a4_0, sizeof a4_0);
+          yr[332] = a4_1[0];
+          memcpy(yr + 405, &a5_0, sizeof a5_0);
+          yr[413] = a5_1[0];
+        }
+      }
       if (training)
         for (int c = 0; c < 24; c++) {
           const cnn_real *restrict x = y + c * 81;
@@ -1291,25 +2338,157 @@ CNN_CLONES static void mnist14k_l17_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist14k_l17_dw[NGROUP][3456];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][2 - ky][2 - kx].
+static cnn_real mnist14k_l17_dyp[NGROUP][4064];
+static cnn_real mnist14k_l17_wt[3456];
 CNN_CLONES static void mnist14k_l17_conv_backward(int n) {
   const cnn_real *restrict w = mnist14k_params + 5136;
+  cnn_real *restrict wt = mnist14k_l17_wt;
+  for (int o = 0; o < 24; o++)
+    for (int c = 0; c < 16; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 24 + o) * 9 + 8 - j] = w[(o * 16 + c) * 9 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist14k_l17_dw[g];
-    cnn_real *restrict col = mnist14k_col[g];
-    cnn_real *restrict dcol = mnist14k_dcol[g];
+    cnn_real *restrict dyp = mnist14k_l17_dyp[g];
+    // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 24; o += 3) {
+      for (int c = 0; c < 16; c++)
+        for (int ky = 0; ky < 3; ky++) {
+          cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+          cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist14k_a15 + (size_t)i * 1936;
+            const cnn_real *restrict dy = mnist14k_d18 + (size_t)i * 1944;
+            for (int oy = 0; oy < 9; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 81 + oy * 9;
+              const cnn_real *restrict xr = x + (c * 11 + oy + ky) * 11;
+              for (int v = 0; v < 8; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 81 + v, sizeof d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 162 + v, sizeof d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+              { // columns 8..8; the other lanes are masked off
+                const cnn_v8 m = {1, 0, 0, 0, 0, 0, 0, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 8 + 0, sizeof x0);
+                memcpy(&x1, xr + 8 + 1, sizeof x1);
+                memcpy(&x2, xr + 8 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 8, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 81 + 8, sizeof d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 162 + 8, sizeof d);
+                d *= m;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 144 + (c * 3 + ky) * 3;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[1] = CNN_HSUM8(s0_1);
+          dwo[2] = CNN_HSUM8(s0_2);
+          dwo[144] = CNN_HSUM8(s1_0);
+          dwo[145] = CNN_HSUM8(s1_1);
+          dwo[146] = CNN_HSUM8(s1_2);
+          dwo[288] = CNN_HSUM8(s2_0);
+          dwo[289] = CNN_HSUM8(s2_1);
+          dwo[290] = CNN_HSUM8(s2_2);
+        }
+    }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist14k_a15 + (size_t)i * 1936;
       const cnn_real *restrict dy = mnist14k_d18 + (size_t)i * 1944;
-      mnist14k_l17_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 24, 144, 81, 1, dy, 81, col, 81, first ? 0 : 1, dw, 144);
       cnn_real *restrict dx = mnist14k_d15 + (size_t)i * 1936;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 81, 24, 1, w, 144, dy, 81, 0, dcol, 81);
-      for (int q = 0; q < 1936; q++)
-        dx[q] = 0;
-      mnist14k_l17_col2im(dcol, dx);
+      for (int o = 0; o < 24; o++)
+        for (int oy = 0; oy < 9; oy++)
+          memcpy(dyp + (o * 13 + oy + 2) * 13 + 2, dy + (o * 9 + oy) * 9, 9 * sizeof(cnn_real));
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 11; oy++) {
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 11 columns
+          const cnn_real *restrict wo = wt + (o) * 216;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 24; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 13 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 121 + oy * 11 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2];
+          memcpy(yr + 121, &a1_0, sizeof a1_0);
+          yr[129] = a1_1[0]; yr[130] = a1_1[1]; yr[131] = a1_1[2];
+          memcpy(yr + 242, &a2_0, sizeof a2_0);
+          yr[250] = a2_1[0]; yr[251] = a2_1[1]; yr[252] = a2_1[2];
+          memcpy(yr + 363, &a3_0, sizeof a3_0);
+          yr[371] = a3_1[0]; yr[372] = a3_1[1]; yr[373] = a3_1[2];
+          memcpy(yr + 484, &a4_0, sizeof a4_0);
+          yr[492] = a4_1[0]; yr[493] = a4_1[1]; yr[494] = a4_1[2];
+          memcpy(yr + 605, &a5_0, sizeof a5_0);
+          yr[613] = a5_1[0]; yr[614] = a5_1[1]; yr[615] = a5_1[2];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = wt + (12) * 216;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          for (int c = 0; c < 24; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 13 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (12) * 121 + oy * 11 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2];
+          memcpy(yr + 121, &a1_0, sizeof a1_0);
+          yr[129] = a1_1[0]; yr[130] = a1_1[1]; yr[131] = a1_1[2];
+          memcpy(yr + 242, &a2_0, sizeof a2_0);
+          yr[250] = a2_1[0]; yr[251] = a2_1[1]; yr[252] = a2_1[2];
+          memcpy(yr + 363, &a3_0, sizeof a3_0);
+          yr[371] = a3_1[0]; yr[372] = a3_1[1]; yr[373] = a3_1[2];
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -1483,36 +2662,8 @@ CNN_CLONES static void mnist14k_l18_bn_backward(int n) {
 }
 
 // Layer 21: conv 3x3, stride 1, pad 0, no bias: 9x9x24 -> 7x7x24 (HxWxC), RF 16, 5184 params, 254016 MACs/image.
-// Unfolds one image: col[(c*3+ky)*3+kx][oy*7+ox] = x[c][oy*1+ky-0][ox*1+kx-0].
-CNN_CLONES static void mnist14k_l21_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
-  for (int c = 0; c < 24; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 49;
-        for (int oy = 0; oy < 7; oy++) {
-          const int iy = oy * 1 + ky - 0;
-          memcpy(d + oy * 7, x + (c * 9 + iy) * 9 + kx, 7 * sizeof(cnn_real));
-        }
-      }
-}
-// Adds the column gradient of one image back onto its input gradient.
-CNN_CLONES static void mnist14k_l21_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
-  for (int c = 0; c < 24; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int oy = 0; oy < 7; oy++) {
-        cnn_real *restrict xr = x + (c * 9 + oy + ky) * 9;
-        const cnn_real *restrict d = col + (c * 3 + ky) * 147 + oy * 7; // + kx * 49
-        for (int ix = 2; ix < 7; ix++)
-          xr[ix] = xr[ix] + d[0 + ix] + d[48 + ix] + d[96 + ix];
-        for (int ix = 0; ix < 2; ix++)
-          for (int kx = 0; kx <= ix; kx++)
-            xr[ix] += d[kx * 49 + ix - kx];
-        for (int ix = 7; ix < 9; ix++)
-          for (int kx = ix - 6; kx < 3; kx++)
-            xr[ix] += d[kx * 49 + ix - kx];
-      }
-}
-// y[24][49] = W[24][216] * x unfolded.
+// Path: direct kernels (forward, input and weight gradient).
+// y[24][7x7] = W[24][24][3x3] (*) x[24][9x9].
 // Layer 22's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l22_ps[BATCH][24], mnist14k_l22_pq[BATCH][24];
@@ -1521,12 +2672,62 @@ CNN_CLONES static void mnist14k_l21_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 8640;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict col = mnist14k_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a19 + (size_t)i * 1944;
       cnn_real *restrict y = mnist14k_a22 + (size_t)i * 1176;
-      mnist14k_l21_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 24, 49, 216, 1, w, 216, col, 49, 0, y, 49);
+      // 12 output channels x 1 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 7; oy++) {
+        for (int o = 0; o < 24; o += 12) { // 12 channels x 7 columns
+          const cnn_real *restrict wo = w + (o) * 216;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 24; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512], w8 = wr[kx + 1728], w9 = wr[kx + 1944], w10 = wr[kx + 2160], w11 = wr[kx + 2376];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
+          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
+          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
+          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
+          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
+        }
+      }
       if (training)
         for (int c = 0; c < 24; c++) {
           const cnn_real *restrict x = y + c * 49;
@@ -1555,25 +2756,114 @@ CNN_CLONES static void mnist14k_l21_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist14k_l21_dw[NGROUP][5184];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][2 - ky][2 - kx].
+static cnn_real mnist14k_l21_dyp[NGROUP][2912];
+static cnn_real mnist14k_l21_wt[5184];
 CNN_CLONES static void mnist14k_l21_conv_backward(int n) {
   const cnn_real *restrict w = mnist14k_params + 8640;
+  cnn_real *restrict wt = mnist14k_l21_wt;
+  for (int o = 0; o < 24; o++)
+    for (int c = 0; c < 24; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 24 + o) * 9 + 8 - j] = w[(o * 24 + c) * 9 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist14k_l21_dw[g];
-    cnn_real *restrict col = mnist14k_col[g];
-    cnn_real *restrict dcol = mnist14k_dcol[g];
+    cnn_real *restrict dyp = mnist14k_l21_dyp[g];
+    // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 24; o += 3) {
+      for (int c = 0; c < 24; c++)
+        for (int ky = 0; ky < 3; ky++) {
+          cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+          cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist14k_a19 + (size_t)i * 1944;
+            const cnn_real *restrict dy = mnist14k_d22 + (size_t)i * 1176;
+            for (int oy = 0; oy < 7; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 49 + oy * 7;
+              const cnn_real *restrict xr = x + (c * 9 + oy + ky) * 9;
+              { // columns 0..6; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 1, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 0 + 0, sizeof x0);
+                memcpy(&x1, xr + 0 + 1, sizeof x1);
+                memcpy(&x2, xr + 0 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 0, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 49 + 0, sizeof d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 98 + 0, sizeof d);
+                d *= m;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 216 + (c * 3 + ky) * 3;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[1] = CNN_HSUM8(s0_1);
+          dwo[2] = CNN_HSUM8(s0_2);
+          dwo[216] = CNN_HSUM8(s1_0);
+          dwo[217] = CNN_HSUM8(s1_1);
+          dwo[218] = CNN_HSUM8(s1_2);
+          dwo[432] = CNN_HSUM8(s2_0);
+          dwo[433] = CNN_HSUM8(s2_1);
+          dwo[434] = CNN_HSUM8(s2_2);
+        }
+    }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist14k_a19 + (size_t)i * 1944;
       const cnn_real *restrict dy = mnist14k_d22 + (size_t)i * 1176;
-      mnist14k_l21_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 24, 216, 49, 1, dy, 49, col, 49, first ? 0 : 1, dw, 216);
       cnn_real *restrict dx = mnist14k_d19 + (size_t)i * 1944;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 216, 49, 24, 1, w, 216, dy, 49, 0, dcol, 49);
-      for (int q = 0; q < 1944; q++)
-        dx[q] = 0;
-      mnist14k_l21_col2im(dcol, dx);
+      for (int o = 0; o < 24; o++)
+        for (int oy = 0; oy < 7; oy++)
+          memcpy(dyp + (o * 11 + oy + 2) * 11 + 2, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 9; oy++) {
+        for (int o = 0; o < 24; o += 6) { // 6 channels x 9 columns
+          const cnn_real *restrict wo = wt + (o) * 216;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 24; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 11 + oy + ky) * 11 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 81 + oy * 9 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0];
+          memcpy(yr + 81, &a1_0, sizeof a1_0);
+          yr[89] = a1_1[0];
+          memcpy(yr + 162, &a2_0, sizeof a2_0);
+          yr[170] = a2_1[0];
+          memcpy(yr + 243, &a3_0, sizeof a3_0);
+          yr[251] = a3_1[0];
+          memcpy(yr + 324, &a4_0, sizeof a4_0);
+          yr[332] = a4_1[0];
+          memcpy(yr + 405, &a5_0, sizeof a5_0);
+          yr[413] = a5_1[0];
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -1747,6 +3037,7 @@ CNN_CLONES static void mnist14k_l22_bn_backward(int n) {
 }
 
 // Layer 25: conv 1x1, stride 1, pad 0, no bias: 7x7x24 -> 7x7x10 (HxWxC), RF 16, 240 params, 11760 MACs/image.
+// Path: cblas GEMM on the input as it is (1x1, stride 1: no im2col).
 // y[10][49] = W[10][24] * x (1x1: x is the GEMM operand).
 CNN_CLONES static void mnist14k_l25_conv_forward(int n) {
   const cnn_real *restrict w = mnist14k_params + 13872;
@@ -1934,26 +3225,43 @@ static double mnist14k_forward(const cnn_real *x, const uint8_t *y, int n, int t
   mnist14k_training = training;
   mnist14k_has_labels = y != NULL;
   memcpy(mnist14k_a0, x, (size_t)n * 784 * sizeof(cnn_real));
+  CNN_PROF_BEGIN();
   if (training && rng) { // two draws, in a fixed order
     const uint64_t hi = cnn_rng_u32(rng);
     mnist14k_seed = hi << 32 | cnn_rng_u32(rng);
   }
   mnist14k_l0_conv_forward(n, training);
+  CNN_PROF(0, 0);
   mnist14k_l1_bn_forward(n, training);
+  CNN_PROF(1, 0);
   mnist14k_l4_conv_forward(n, training);
+  CNN_PROF(4, 0);
   mnist14k_l5_bn_forward(n, training);
+  CNN_PROF(5, 0);
   mnist14k_l8_conv_forward(n, training);
+  CNN_PROF(8, 0);
   mnist14k_l9_bn_forward(n, training);
+  CNN_PROF(9, 0);
   mnist14k_l12_maxpool_forward(n, training);
+  CNN_PROF(12, 0);
   mnist14k_l13_conv_forward(n, training);
+  CNN_PROF(13, 0);
   mnist14k_l14_bn_forward(n, training);
+  CNN_PROF(14, 0);
   mnist14k_l17_conv_forward(n, training);
+  CNN_PROF(17, 0);
   mnist14k_l18_bn_forward(n, training);
+  CNN_PROF(18, 0);
   mnist14k_l21_conv_forward(n, training);
+  CNN_PROF(21, 0);
   mnist14k_l22_bn_forward(n, training);
+  CNN_PROF(22, 0);
   mnist14k_l25_conv_forward(n);
+  CNN_PROF(25, 0);
   mnist14k_l26_gap_forward(n);
+  CNN_PROF(26, 0);
   mnist14k_l27_log_softmax_forward(n);
+  CNN_PROF(27, 0);
   if (!y)
     return 0;
   double loss = 0;
@@ -1976,22 +3284,39 @@ static void mnist14k_backward(void) {
   for (int i = 0; i < n; i++)
     if (mnist14k_y[i] < 10)
       mnist14k_d28[i * 10 + mnist14k_y[i]] = (cnn_real)-1 / n;
+  CNN_PROF_BEGIN();
   mnist14k_l27_log_softmax_backward(n);
+  CNN_PROF(27, 1);
   mnist14k_l26_gap_backward(n);
+  CNN_PROF(26, 1);
   mnist14k_l25_conv_backward(n);
+  CNN_PROF(25, 1);
   mnist14k_l22_bn_backward(n);
+  CNN_PROF(22, 1);
   mnist14k_l21_conv_backward(n);
+  CNN_PROF(21, 1);
   mnist14k_l18_bn_backward(n);
+  CNN_PROF(18, 1);
   mnist14k_l17_conv_backward(n);
+  CNN_PROF(17, 1);
   mnist14k_l14_bn_backward(n);
+  CNN_PROF(14, 1);
   mnist14k_l13_conv_backward(n);
+  CNN_PROF(13, 1);
   mnist14k_l12_maxpool_backward(n);
+  CNN_PROF(12, 1);
   mnist14k_l9_bn_backward(n);
+  CNN_PROF(9, 1);
   mnist14k_l8_conv_backward(n);
+  CNN_PROF(8, 1);
   mnist14k_l5_bn_backward(n);
+  CNN_PROF(5, 1);
   mnist14k_l4_conv_backward(n);
+  CNN_PROF(4, 1);
   mnist14k_l1_bn_backward(n);
+  CNN_PROF(1, 1);
   mnist14k_l0_conv_backward(n);
+  CNN_PROF(0, 1);
 }
 
 #ifdef CNN_INPUT_GRAD

@@ -67,6 +67,108 @@
 #define NGROUP 8
 #define GSIZE 8
 
+#ifdef CNN_TRAIN_PROFILE
+#include <time.h>
+const char *const mnist4k7_layer_name[22] = {
+    "conv 28x28x1 -> 26x26x8",
+    "batchnorm 26x26x8 -> 26x26x8",
+    "relu 26x26x8 -> 26x26x8",
+    "conv 26x26x8 -> 24x24x12",
+    "batchnorm 24x24x12 -> 24x24x12",
+    "relu 24x24x12 -> 24x24x12",
+    "maxpool 24x24x12 -> 12x12x12",
+    "conv 12x12x12 -> 12x12x8",
+    "batchnorm 12x12x8 -> 12x12x8",
+    "relu 12x12x8 -> 12x12x8",
+    "conv 12x12x8 -> 10x10x12",
+    "batchnorm 10x10x12 -> 10x10x12",
+    "relu 10x10x12 -> 10x10x12",
+    "conv 10x10x12 -> 8x8x12",
+    "batchnorm 8x8x12 -> 8x8x12",
+    "relu 8x8x12 -> 8x8x12",
+    "conv 8x8x12 -> 6x6x12",
+    "batchnorm 6x6x12 -> 6x6x12",
+    "relu 6x6x12 -> 6x6x12",
+    "conv 6x6x12 -> 6x6x10",
+    "gap 6x6x10 -> 1x1x10",
+    "log_softmax 1x1x10 -> 1x1x10",
+};
+const char *const mnist4k7_layer_path[22] = {
+    "direct kernels (forward, input and weight gradient)",
+    "",
+    "",
+    "direct kernels (forward, input and weight gradient)",
+    "",
+    "",
+    "",
+    "cblas GEMM on the input as it is (1x1, stride 1: no im2col)",
+    "",
+    "",
+    "direct kernels (forward, input and weight gradient)",
+    "",
+    "",
+    "direct kernels (forward, input and weight gradient)",
+    "",
+    "",
+    "direct kernels (forward, input and weight gradient)",
+    "",
+    "",
+    "cblas GEMM on the input as it is (1x1, stride 1: no im2col)",
+    "",
+    "",
+};
+const long mnist4k7_layer_macs[22][2] = {
+    {48672, 48672},
+    {0, 0},
+    {0, 0},
+    {497664, 995328},
+    {0, 0},
+    {0, 0},
+    {0, 0},
+    {13824, 27648},
+    {0, 0},
+    {0, 0},
+    {86400, 172800},
+    {0, 0},
+    {0, 0},
+    {82944, 165888},
+    {0, 0},
+    {0, 0},
+    {46656, 93312},
+    {0, 0},
+    {0, 0},
+    {4320, 8640},
+    {0, 0},
+    {0, 0},
+};
+double mnist4k7_layer_ms[22][2];
+static double mnist4k7_prof_mark;
+// Milliseconds on the monotonic clock.
+static double mnist4k7_prof_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+#define CNN_PROF_BEGIN() (mnist4k7_prof_mark = mnist4k7_prof_now())
+#define CNN_PROF(k, d) \
+  do { \
+    const double t_ = mnist4k7_prof_now(); \
+    mnist4k7_layer_ms[k][d] += t_ - mnist4k7_prof_mark; \
+    mnist4k7_prof_mark = t_; \
+  } while (0)
+#else
+#define CNN_PROF_BEGIN() ((void)0)
+#define CNN_PROF(k, d) ((void)0)
+#endif
+
+// Eight neighbouring values of a row as one vector (GCC/clang vector
+// extension): each clone above gets its own instructions for it. Loads and
+// stores go through memcpy (any alignment); a vector is never passed to a
+// function, so no clone's calling convention depends on its width.
+typedef cnn_real cnn_v8 __attribute__((vector_size(8 * sizeof(cnn_real))));
+// The sum of a vector's lanes, in a fixed order.
+#define CNN_HSUM8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))
+
 const cnn_train_config mnist4k7_train_config = {
     .epochs = 15, .batch = 64, .seed = 1ULL,
     .lr = 0.01, .momentum = 0.90000000000000002, .dampening = 0, .weight_decay = 0, .nesterov = 0,
@@ -81,83 +183,51 @@ const cnn_train_config mnist4k7_train_config = {
 static cnn_real mnist4k7_params[4736], mnist4k7_grads[4736];
 static cnn_real mnist4k7_state[128];
 
-// Activations (in-place layers share their input's buffer) and gradients.
-static cnn_real mnist4k7_a0[BATCH * 784]; // input
-static cnn_real mnist4k7_a1[BATCH * 5408]; // conv
-static cnn_real mnist4k7_a2[BATCH * 5408]; // batchnorm
-static cnn_real mnist4k7_a4[BATCH * 6912]; // conv
-static cnn_real mnist4k7_a5[BATCH * 6912]; // batchnorm
-static cnn_real mnist4k7_a7[BATCH * 1728]; // maxpool
-static cnn_real mnist4k7_a8[BATCH * 1152]; // conv
-static cnn_real mnist4k7_a9[BATCH * 1152]; // batchnorm
-static cnn_real mnist4k7_a11[BATCH * 1200]; // conv
-static cnn_real mnist4k7_a12[BATCH * 1200]; // batchnorm
-static cnn_real mnist4k7_a14[BATCH * 768]; // conv
-static cnn_real mnist4k7_a15[BATCH * 768]; // batchnorm
-static cnn_real mnist4k7_a17[BATCH * 432]; // conv
-static cnn_real mnist4k7_a18[BATCH * 432]; // batchnorm
-static cnn_real mnist4k7_a20[BATCH * 360]; // conv
-static cnn_real mnist4k7_a21[BATCH * 10]; // gap
-static cnn_real mnist4k7_a22[BATCH * 10]; // log_softmax
+// Activations (in-place layers share their input's buffer) and gradients; + SLACK: the direct convs' last vector of a row may read past the end.
+#define SLACK 8
+static cnn_real mnist4k7_a0[BATCH * 784 + SLACK]; // input
+static cnn_real mnist4k7_a1[BATCH * 5408 + SLACK]; // conv
+static cnn_real mnist4k7_a2[BATCH * 5408 + SLACK]; // batchnorm
+static cnn_real mnist4k7_a4[BATCH * 6912 + SLACK]; // conv
+static cnn_real mnist4k7_a5[BATCH * 6912 + SLACK]; // batchnorm
+static cnn_real mnist4k7_a7[BATCH * 1728 + SLACK]; // maxpool
+static cnn_real mnist4k7_a8[BATCH * 1152 + SLACK]; // conv
+static cnn_real mnist4k7_a9[BATCH * 1152 + SLACK]; // batchnorm
+static cnn_real mnist4k7_a11[BATCH * 1200 + SLACK]; // conv
+static cnn_real mnist4k7_a12[BATCH * 1200 + SLACK]; // batchnorm
+static cnn_real mnist4k7_a14[BATCH * 768 + SLACK]; // conv
+static cnn_real mnist4k7_a15[BATCH * 768 + SLACK]; // batchnorm
+static cnn_real mnist4k7_a17[BATCH * 432 + SLACK]; // conv
+static cnn_real mnist4k7_a18[BATCH * 432 + SLACK]; // batchnorm
+static cnn_real mnist4k7_a20[BATCH * 360 + SLACK]; // conv
+static cnn_real mnist4k7_a21[BATCH * 10 + SLACK]; // gap
+static cnn_real mnist4k7_a22[BATCH * 10 + SLACK]; // log_softmax
 #ifdef CNN_INPUT_GRAD
-static cnn_real mnist4k7_d0[BATCH * 784];
+static cnn_real mnist4k7_d0[BATCH * 784 + SLACK];
 #endif
-static cnn_real mnist4k7_d1[BATCH * 5408];
-static cnn_real mnist4k7_d2[BATCH * 5408];
-static cnn_real mnist4k7_d4[BATCH * 6912];
-static cnn_real mnist4k7_d5[BATCH * 6912];
-static cnn_real mnist4k7_d7[BATCH * 1728];
-static cnn_real mnist4k7_d8[BATCH * 1152];
-static cnn_real mnist4k7_d9[BATCH * 1152];
-static cnn_real mnist4k7_d11[BATCH * 1200];
-static cnn_real mnist4k7_d12[BATCH * 1200];
-static cnn_real mnist4k7_d14[BATCH * 768];
-static cnn_real mnist4k7_d15[BATCH * 768];
-static cnn_real mnist4k7_d17[BATCH * 432];
-static cnn_real mnist4k7_d18[BATCH * 432];
-static cnn_real mnist4k7_d20[BATCH * 360];
-static cnn_real mnist4k7_d21[BATCH * 10];
-static cnn_real mnist4k7_d22[BATCH * 10];
-// One image's im2col matrix (and its gradient) per group.
-static cnn_real mnist4k7_col[NGROUP][41472];
-static cnn_real mnist4k7_dcol[NGROUP][41472];
+static cnn_real mnist4k7_d1[BATCH * 5408 + SLACK];
+static cnn_real mnist4k7_d2[BATCH * 5408 + SLACK];
+static cnn_real mnist4k7_d4[BATCH * 6912 + SLACK];
+static cnn_real mnist4k7_d5[BATCH * 6912 + SLACK];
+static cnn_real mnist4k7_d7[BATCH * 1728 + SLACK];
+static cnn_real mnist4k7_d8[BATCH * 1152 + SLACK];
+static cnn_real mnist4k7_d9[BATCH * 1152 + SLACK];
+static cnn_real mnist4k7_d11[BATCH * 1200 + SLACK];
+static cnn_real mnist4k7_d12[BATCH * 1200 + SLACK];
+static cnn_real mnist4k7_d14[BATCH * 768 + SLACK];
+static cnn_real mnist4k7_d15[BATCH * 768 + SLACK];
+static cnn_real mnist4k7_d17[BATCH * 432 + SLACK];
+static cnn_real mnist4k7_d18[BATCH * 432 + SLACK];
+static cnn_real mnist4k7_d20[BATCH * 360 + SLACK];
+static cnn_real mnist4k7_d21[BATCH * 10 + SLACK];
+static cnn_real mnist4k7_d22[BATCH * 10 + SLACK];
 // The last forward: its image count, mode, labels and dropout seed.
 static int mnist4k7_n, mnist4k7_training, mnist4k7_has_labels;
 static uint8_t mnist4k7_y[BATCH];
 
 // Layer 0: conv 3x3, stride 1, pad 0, no bias: 28x28x1 -> 26x26x8 (HxWxC), RF 3, 72 params, 48672 MACs/image.
-// Unfolds one image: col[(c*3+ky)*3+kx][oy*26+ox] = x[c][oy*1+ky-0][ox*1+kx-0].
-CNN_CLONES static void mnist4k7_l0_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
-  for (int c = 0; c < 1; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 676;
-        for (int oy = 0; oy < 26; oy++) {
-          const int iy = oy * 1 + ky - 0;
-          memcpy(d + oy * 26, x + (c * 28 + iy) * 28 + kx, 26 * sizeof(cnn_real));
-        }
-      }
-}
-#ifdef CNN_INPUT_GRAD
-// Adds the column gradient of one image back onto its input gradient.
-CNN_CLONES static void mnist4k7_l0_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
-  for (int c = 0; c < 1; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int oy = 0; oy < 26; oy++) {
-        cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28;
-        const cnn_real *restrict d = col + (c * 3 + ky) * 2028 + oy * 26; // + kx * 676
-        for (int ix = 2; ix < 26; ix++)
-          xr[ix] = xr[ix] + d[0 + ix] + d[675 + ix] + d[1350 + ix];
-        for (int ix = 0; ix < 2; ix++)
-          for (int kx = 0; kx <= ix; kx++)
-            xr[ix] += d[kx * 676 + ix - kx];
-        for (int ix = 26; ix < 28; ix++)
-          for (int kx = ix - 25; kx < 3; kx++)
-            xr[ix] += d[kx * 676 + ix - kx];
-      }
-}
-#endif
-// y[8][676] = W[8][9] * x unfolded.
+// Path: direct kernels (forward, input and weight gradient).
+// y[8][26x26] = W[8][1][3x3] (*) x[1][28x28].
 // Layer 1's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k7_l1_ps[BATCH][8], mnist4k7_l1_pq[BATCH][8];
@@ -166,12 +236,138 @@ CNN_CLONES static void mnist4k7_l0_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 0;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict col = mnist4k7_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k7_a0 + (size_t)i * 784;
       cnn_real *restrict y = mnist4k7_a1 + (size_t)i * 5408;
-      mnist4k7_l0_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 8, 676, 9, 1, w, 9, col, 676, 0, y, 676);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 26; oy++) {
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 9;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 676 + oy * 26 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 676, &a1_0, sizeof a1_0);
+            memcpy(yr + 684, &a1_1, sizeof a1_1);
+            memcpy(yr + 1352, &a2_0, sizeof a2_0);
+            memcpy(yr + 1360, &a2_1, sizeof a2_1);
+            memcpy(yr + 2028, &a3_0, sizeof a3_0);
+            memcpy(yr + 2036, &a3_1, sizeof a3_1);
+            memcpy(yr + 2704, &a4_0, sizeof a4_0);
+            memcpy(yr + 2712, &a4_1, sizeof a4_1);
+            memcpy(yr + 3380, &a5_0, sizeof a5_0);
+            memcpy(yr + 3388, &a5_1, sizeof a5_1);
+          }
+          { // the last 2 channels
+            const cnn_real *restrict wo = w + (6) * 9;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (6) * 676 + oy * 26 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 676, &a1_0, sizeof a1_0);
+            memcpy(yr + 684, &a1_1, sizeof a1_1);
+          }
+        }
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 10 columns
+          const cnn_real *restrict wo = w + (o) * 9;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 1; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 676 + oy * 26 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[684] = a1_1[0]; yr[685] = a1_1[1];
+          memcpy(yr + 1352, &a2_0, sizeof a2_0);
+          yr[1360] = a2_1[0]; yr[1361] = a2_1[1];
+          memcpy(yr + 2028, &a3_0, sizeof a3_0);
+          yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
+          memcpy(yr + 2704, &a4_0, sizeof a4_0);
+          yr[2712] = a4_1[0]; yr[2713] = a4_1[1];
+          memcpy(yr + 3380, &a5_0, sizeof a5_0);
+          yr[3388] = a5_1[0]; yr[3389] = a5_1[1];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = w + (6) * 9;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 1; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (6) * 676 + oy * 26 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[684] = a1_1[0]; yr[685] = a1_1[1];
+        }
+      }
       if (training)
         for (int c = 0; c < 8; c++) {
           const cnn_real *restrict x = y + c * 676;
@@ -200,30 +396,156 @@ CNN_CLONES static void mnist4k7_l0_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k7_l0_dw[NGROUP][72];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
+#ifdef CNN_INPUT_GRAD
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][2 - ky][2 - kx].
+static cnn_real mnist4k7_l0_dyp[NGROUP][7208];
+static cnn_real mnist4k7_l0_wt[72];
+#endif
 CNN_CLONES static void mnist4k7_l0_conv_backward(int n) {
 #ifdef CNN_INPUT_GRAD
   const cnn_real *restrict w = mnist4k7_params + 0;
+  cnn_real *restrict wt = mnist4k7_l0_wt;
+  for (int o = 0; o < 8; o++)
+    for (int c = 0; c < 1; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 8 + o) * 9 + 8 - j] = w[(o * 1 + c) * 9 + j];
 #endif
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k7_l0_dw[g];
-    cnn_real *restrict col = mnist4k7_col[g];
 #ifdef CNN_INPUT_GRAD
-    cnn_real *restrict dcol = mnist4k7_dcol[g];
+    cnn_real *restrict dyp = mnist4k7_l0_dyp[g];
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k7_a0 + (size_t)i * 784;
       const cnn_real *restrict dy = mnist4k7_d1 + (size_t)i * 5408;
-      mnist4k7_l0_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 8, 9, 676, 1, dy, 676, col, 676, first ? 0 : 1, dw, 9);
+      // 3 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 6; o += 3) {
+        for (int c = 0; c < 1; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            for (int oy = 0; oy < 26; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 676 + oy * 26;
+              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28;
+              for (int v = 0; v < 24; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 676 + v, sizeof d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1352 + v, sizeof d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+              { // columns 24..25; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 0, 0, 0, 0, 0, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 24 + 0, sizeof x0);
+                memcpy(&x1, xr + 24 + 1, sizeof x1);
+                memcpy(&x2, xr + 24 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 24, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 676 + 24, sizeof d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1352 + 24, sizeof d);
+                d *= m;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dw + (o) * 9 + (c * 3 + ky) * 3;
+            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
+            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
+            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+            dwo[9] = first ? CNN_HSUM8(s1_0) : dwo[9] + CNN_HSUM8(s1_0);
+            dwo[10] = first ? CNN_HSUM8(s1_1) : dwo[10] + CNN_HSUM8(s1_1);
+            dwo[11] = first ? CNN_HSUM8(s1_2) : dwo[11] + CNN_HSUM8(s1_2);
+            dwo[18] = first ? CNN_HSUM8(s2_0) : dwo[18] + CNN_HSUM8(s2_0);
+            dwo[19] = first ? CNN_HSUM8(s2_1) : dwo[19] + CNN_HSUM8(s2_1);
+            dwo[20] = first ? CNN_HSUM8(s2_2) : dwo[20] + CNN_HSUM8(s2_2);
+          }
+      }
+      { // the last 2 channels
+        for (int c = 0; c < 1; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            for (int oy = 0; oy < 26; oy++) {
+              const cnn_real *restrict dr = dy + (6) * 676 + oy * 26;
+              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28;
+              for (int v = 0; v < 24; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 676 + v, sizeof d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+              }
+              { // columns 24..25; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 0, 0, 0, 0, 0, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 24 + 0, sizeof x0);
+                memcpy(&x1, xr + 24 + 1, sizeof x1);
+                memcpy(&x2, xr + 24 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 24, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 676 + 24, sizeof d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dw + (6) * 9 + (c * 3 + ky) * 3;
+            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
+            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
+            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+            dwo[9] = first ? CNN_HSUM8(s1_0) : dwo[9] + CNN_HSUM8(s1_0);
+            dwo[10] = first ? CNN_HSUM8(s1_1) : dwo[10] + CNN_HSUM8(s1_1);
+            dwo[11] = first ? CNN_HSUM8(s1_2) : dwo[11] + CNN_HSUM8(s1_2);
+          }
+      }
 #ifdef CNN_INPUT_GRAD
       cnn_real *restrict dx = mnist4k7_d0 + (size_t)i * 784;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 676, 8, 1, w, 9, dy, 676, 0, dcol, 676);
-      for (int q = 0; q < 784; q++)
-        dx[q] = 0;
-      mnist4k7_l0_col2im(dcol, dx);
+      for (int o = 0; o < 8; o++)
+        for (int oy = 0; oy < 26; oy++)
+          memcpy(dyp + (o * 30 + oy + 2) * 30 + 2, dy + (o * 26 + oy) * 26, 26 * sizeof(cnn_real));
+      // 1 output channels x 4 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 28; oy++) {
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1, x2, x3;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                memcpy(&x2, xr + kx + 16, sizeof x2);
+                memcpy(&x3, xr + kx + 24, sizeof x3);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 8, &a0_1, sizeof a0_1);
+          memcpy(yr + 16, &a0_2, sizeof a0_2);
+          yr[24] = a0_3[0]; yr[25] = a0_3[1]; yr[26] = a0_3[2]; yr[27] = a0_3[3];
+        }
+      }
 #endif
     }
   }
@@ -365,36 +687,8 @@ CNN_CLONES static void mnist4k7_l1_bn_backward(int n) {
 }
 
 // Layer 3: conv 3x3, stride 1, pad 0, no bias: 26x26x8 -> 24x24x12 (HxWxC), RF 5, 864 params, 497664 MACs/image.
-// Unfolds one image: col[(c*3+ky)*3+kx][oy*24+ox] = x[c][oy*1+ky-0][ox*1+kx-0].
-CNN_CLONES static void mnist4k7_l3_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
-  for (int c = 0; c < 8; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 576;
-        for (int oy = 0; oy < 24; oy++) {
-          const int iy = oy * 1 + ky - 0;
-          memcpy(d + oy * 24, x + (c * 26 + iy) * 26 + kx, 24 * sizeof(cnn_real));
-        }
-      }
-}
-// Adds the column gradient of one image back onto its input gradient.
-CNN_CLONES static void mnist4k7_l3_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
-  for (int c = 0; c < 8; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int oy = 0; oy < 24; oy++) {
-        cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26;
-        const cnn_real *restrict d = col + (c * 3 + ky) * 1728 + oy * 24; // + kx * 576
-        for (int ix = 2; ix < 24; ix++)
-          xr[ix] = xr[ix] + d[0 + ix] + d[575 + ix] + d[1150 + ix];
-        for (int ix = 0; ix < 2; ix++)
-          for (int kx = 0; kx <= ix; kx++)
-            xr[ix] += d[kx * 576 + ix - kx];
-        for (int ix = 24; ix < 26; ix++)
-          for (int kx = ix - 23; kx < 3; kx++)
-            xr[ix] += d[kx * 576 + ix - kx];
-      }
-}
-// y[12][576] = W[12][72] * x unfolded.
+// Path: direct kernels (forward, input and weight gradient).
+// y[12][24x24] = W[12][8][3x3] (*) x[8][26x26].
 // Layer 4's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k7_l4_ps[BATCH][12], mnist4k7_l4_pq[BATCH][12];
@@ -403,12 +697,103 @@ CNN_CLONES static void mnist4k7_l3_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 88;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict col = mnist4k7_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k7_a2 + (size_t)i * 5408;
       cnn_real *restrict y = mnist4k7_a4 + (size_t)i * 6912;
-      mnist4k7_l3_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 12, 576, 72, 1, w, 72, col, 576, 0, y, 576);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 24; oy++) {
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 576 + oy * 24 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 576, &a1_0, sizeof a1_0);
+            memcpy(yr + 584, &a1_1, sizeof a1_1);
+            memcpy(yr + 1152, &a2_0, sizeof a2_0);
+            memcpy(yr + 1160, &a2_1, sizeof a2_1);
+            memcpy(yr + 1728, &a3_0, sizeof a3_0);
+            memcpy(yr + 1736, &a3_1, sizeof a3_1);
+            memcpy(yr + 2304, &a4_0, sizeof a4_0);
+            memcpy(yr + 2312, &a4_1, sizeof a4_1);
+            memcpy(yr + 2880, &a5_0, sizeof a5_0);
+            memcpy(yr + 2888, &a5_1, sizeof a5_1);
+          }
+        }
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 8 columns
+          const cnn_real *restrict wo = w + (o) * 72;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504], w8 = wr[kx + 576], w9 = wr[kx + 648], w10 = wr[kx + 720], w11 = wr[kx + 792];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 576 + oy * 24 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 576, &a1_0, sizeof a1_0);
+          memcpy(yr + 1152, &a2_0, sizeof a2_0);
+          memcpy(yr + 1728, &a3_0, sizeof a3_0);
+          memcpy(yr + 2304, &a4_0, sizeof a4_0);
+          memcpy(yr + 2880, &a5_0, sizeof a5_0);
+          memcpy(yr + 3456, &a6_0, sizeof a6_0);
+          memcpy(yr + 4032, &a7_0, sizeof a7_0);
+          memcpy(yr + 4608, &a8_0, sizeof a8_0);
+          memcpy(yr + 5184, &a9_0, sizeof a9_0);
+          memcpy(yr + 5760, &a10_0, sizeof a10_0);
+          memcpy(yr + 6336, &a11_0, sizeof a11_0);
+        }
+      }
       if (training)
         for (int c = 0; c < 12; c++) {
           const cnn_real *restrict x = y + c * 576;
@@ -433,25 +818,195 @@ CNN_CLONES static void mnist4k7_l3_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k7_l3_dw[NGROUP][864];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][2 - ky][2 - kx].
+static cnn_real mnist4k7_l3_dyp[NGROUP][9416];
+static cnn_real mnist4k7_l3_wt[864];
 CNN_CLONES static void mnist4k7_l3_conv_backward(int n) {
   const cnn_real *restrict w = mnist4k7_params + 88;
+  cnn_real *restrict wt = mnist4k7_l3_wt;
+  for (int o = 0; o < 12; o++)
+    for (int c = 0; c < 8; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 12 + o) * 9 + 8 - j] = w[(o * 8 + c) * 9 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k7_l3_dw[g];
-    cnn_real *restrict col = mnist4k7_col[g];
-    cnn_real *restrict dcol = mnist4k7_dcol[g];
+    cnn_real *restrict dyp = mnist4k7_l3_dyp[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k7_a2 + (size_t)i * 5408;
       const cnn_real *restrict dy = mnist4k7_d4 + (size_t)i * 6912;
-      mnist4k7_l3_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 12, 72, 576, 1, dy, 576, col, 576, first ? 0 : 1, dw, 72);
+      // 3 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 12; o += 3) {
+        for (int c = 0; c < 8; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            for (int oy = 0; oy < 24; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 576 + oy * 24;
+              const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26;
+              for (int v = 0; v < 24; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 576 + v, sizeof d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1152 + v, sizeof d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dw + (o) * 72 + (c * 3 + ky) * 3;
+            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
+            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
+            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+            dwo[72] = first ? CNN_HSUM8(s1_0) : dwo[72] + CNN_HSUM8(s1_0);
+            dwo[73] = first ? CNN_HSUM8(s1_1) : dwo[73] + CNN_HSUM8(s1_1);
+            dwo[74] = first ? CNN_HSUM8(s1_2) : dwo[74] + CNN_HSUM8(s1_2);
+            dwo[144] = first ? CNN_HSUM8(s2_0) : dwo[144] + CNN_HSUM8(s2_0);
+            dwo[145] = first ? CNN_HSUM8(s2_1) : dwo[145] + CNN_HSUM8(s2_1);
+            dwo[146] = first ? CNN_HSUM8(s2_2) : dwo[146] + CNN_HSUM8(s2_2);
+          }
+      }
       cnn_real *restrict dx = mnist4k7_d2 + (size_t)i * 5408;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 72, 576, 12, 1, w, 72, dy, 576, 0, dcol, 576);
-      for (int q = 0; q < 5408; q++)
-        dx[q] = 0;
-      mnist4k7_l3_col2im(dcol, dx);
+      for (int o = 0; o < 12; o++)
+        for (int oy = 0; oy < 24; oy++)
+          memcpy(dyp + (o * 28 + oy + 2) * 28 + 2, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 26; oy++) {
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 108;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 12; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 676, &a1_0, sizeof a1_0);
+            memcpy(yr + 684, &a1_1, sizeof a1_1);
+            memcpy(yr + 1352, &a2_0, sizeof a2_0);
+            memcpy(yr + 1360, &a2_1, sizeof a2_1);
+            memcpy(yr + 2028, &a3_0, sizeof a3_0);
+            memcpy(yr + 2036, &a3_1, sizeof a3_1);
+            memcpy(yr + 2704, &a4_0, sizeof a4_0);
+            memcpy(yr + 2712, &a4_1, sizeof a4_1);
+            memcpy(yr + 3380, &a5_0, sizeof a5_0);
+            memcpy(yr + 3388, &a5_1, sizeof a5_1);
+          }
+          { // the last 2 channels
+            const cnn_real *restrict wo = wt + (6) * 108;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            for (int c = 0; c < 12; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (6) * 676 + oy * 26 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 676, &a1_0, sizeof a1_0);
+            memcpy(yr + 684, &a1_1, sizeof a1_1);
+          }
+        }
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 10 columns
+          const cnn_real *restrict wo = wt + (o) * 108;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[684] = a1_1[0]; yr[685] = a1_1[1];
+          memcpy(yr + 1352, &a2_0, sizeof a2_0);
+          yr[1360] = a2_1[0]; yr[1361] = a2_1[1];
+          memcpy(yr + 2028, &a3_0, sizeof a3_0);
+          yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
+          memcpy(yr + 2704, &a4_0, sizeof a4_0);
+          yr[2712] = a4_1[0]; yr[2713] = a4_1[1];
+          memcpy(yr + 3380, &a5_0, sizeof a5_0);
+          yr[3388] = a5_1[0]; yr[3389] = a5_1[1];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = wt + (6) * 108;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (6) * 676 + oy * 26 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[684] = a1_1[0]; yr[685] = a1_1[1];
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -641,6 +1196,7 @@ CNN_CLONES static void mnist4k7_l6_maxpool_backward(int n) {
 }
 
 // Layer 7: conv 1x1, stride 1, pad 0, no bias: 12x12x12 -> 12x12x8 (HxWxC), RF 6, 96 params, 13824 MACs/image.
+// Path: cblas GEMM on the input as it is (1x1, stride 1: no im2col).
 // y[8][144] = W[8][12] * x (1x1: x is the GEMM operand).
 // Layer 8's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
@@ -827,36 +1383,8 @@ CNN_CLONES static void mnist4k7_l8_bn_backward(int n) {
 }
 
 // Layer 10: conv 3x3, stride 1, pad 0, no bias: 12x12x8 -> 10x10x12 (HxWxC), RF 10, 864 params, 86400 MACs/image.
-// Unfolds one image: col[(c*3+ky)*3+kx][oy*10+ox] = x[c][oy*1+ky-0][ox*1+kx-0].
-CNN_CLONES static void mnist4k7_l10_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
-  for (int c = 0; c < 8; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 100;
-        for (int oy = 0; oy < 10; oy++) {
-          const int iy = oy * 1 + ky - 0;
-          memcpy(d + oy * 10, x + (c * 12 + iy) * 12 + kx, 10 * sizeof(cnn_real));
-        }
-      }
-}
-// Adds the column gradient of one image back onto its input gradient.
-CNN_CLONES static void mnist4k7_l10_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
-  for (int c = 0; c < 8; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int oy = 0; oy < 10; oy++) {
-        cnn_real *restrict xr = x + (c * 12 + oy + ky) * 12;
-        const cnn_real *restrict d = col + (c * 3 + ky) * 300 + oy * 10; // + kx * 100
-        for (int ix = 2; ix < 10; ix++)
-          xr[ix] = xr[ix] + d[0 + ix] + d[99 + ix] + d[198 + ix];
-        for (int ix = 0; ix < 2; ix++)
-          for (int kx = 0; kx <= ix; kx++)
-            xr[ix] += d[kx * 100 + ix - kx];
-        for (int ix = 10; ix < 12; ix++)
-          for (int kx = ix - 9; kx < 3; kx++)
-            xr[ix] += d[kx * 100 + ix - kx];
-      }
-}
-// y[12][100] = W[12][72] * x unfolded.
+// Path: direct kernels (forward, input and weight gradient).
+// y[12][10x10] = W[12][8][3x3] (*) x[8][12x12].
 // Layer 11's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k7_l11_ps[BATCH][12], mnist4k7_l11_pq[BATCH][12];
@@ -865,12 +1393,51 @@ CNN_CLONES static void mnist4k7_l10_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 1088;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict col = mnist4k7_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k7_a9 + (size_t)i * 1152;
       cnn_real *restrict y = mnist4k7_a11 + (size_t)i * 1200;
-      mnist4k7_l10_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 12, 100, 72, 1, w, 72, col, 100, 0, y, 100);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 10; oy++) {
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 10 columns
+          const cnn_real *restrict wo = w + (o) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 12 + oy + ky) * 12 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 100 + oy * 10 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          memcpy(yr + 100, &a1_0, sizeof a1_0);
+          yr[108] = a1_1[0]; yr[109] = a1_1[1];
+          memcpy(yr + 200, &a2_0, sizeof a2_0);
+          yr[208] = a2_1[0]; yr[209] = a2_1[1];
+          memcpy(yr + 300, &a3_0, sizeof a3_0);
+          yr[308] = a3_1[0]; yr[309] = a3_1[1];
+          memcpy(yr + 400, &a4_0, sizeof a4_0);
+          yr[408] = a4_1[0]; yr[409] = a4_1[1];
+          memcpy(yr + 500, &a5_0, sizeof a5_0);
+          yr[508] = a5_1[0]; yr[509] = a5_1[1];
+        }
+      }
       if (training)
         for (int c = 0; c < 12; c++) {
           const cnn_real *restrict x = y + c * 100;
@@ -899,25 +1466,149 @@ CNN_CLONES static void mnist4k7_l10_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k7_l10_dw[NGROUP][864];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][2 - ky][2 - kx].
+static cnn_real mnist4k7_l10_dyp[NGROUP][2360];
+static cnn_real mnist4k7_l10_wt[864];
 CNN_CLONES static void mnist4k7_l10_conv_backward(int n) {
   const cnn_real *restrict w = mnist4k7_params + 1088;
+  cnn_real *restrict wt = mnist4k7_l10_wt;
+  for (int o = 0; o < 12; o++)
+    for (int c = 0; c < 8; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 12 + o) * 9 + 8 - j] = w[(o * 8 + c) * 9 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k7_l10_dw[g];
-    cnn_real *restrict col = mnist4k7_col[g];
-    cnn_real *restrict dcol = mnist4k7_dcol[g];
+    cnn_real *restrict dyp = mnist4k7_l10_dyp[g];
+    // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 12; o += 3) {
+      for (int c = 0; c < 8; c++)
+        for (int ky = 0; ky < 3; ky++) {
+          cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+          cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist4k7_a9 + (size_t)i * 1152;
+            const cnn_real *restrict dy = mnist4k7_d11 + (size_t)i * 1200;
+            for (int oy = 0; oy < 10; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 100 + oy * 10;
+              const cnn_real *restrict xr = x + (c * 12 + oy + ky) * 12;
+              for (int v = 0; v < 8; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 100 + v, sizeof d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 200 + v, sizeof d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+              { // columns 8..9; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 0, 0, 0, 0, 0, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 8 + 0, sizeof x0);
+                memcpy(&x1, xr + 8 + 1, sizeof x1);
+                memcpy(&x2, xr + 8 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 8, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 100 + 8, sizeof d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 200 + 8, sizeof d);
+                d *= m;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 72 + (c * 3 + ky) * 3;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[1] = CNN_HSUM8(s0_1);
+          dwo[2] = CNN_HSUM8(s0_2);
+          dwo[72] = CNN_HSUM8(s1_0);
+          dwo[73] = CNN_HSUM8(s1_1);
+          dwo[74] = CNN_HSUM8(s1_2);
+          dwo[144] = CNN_HSUM8(s2_0);
+          dwo[145] = CNN_HSUM8(s2_1);
+          dwo[146] = CNN_HSUM8(s2_2);
+        }
+    }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist4k7_a9 + (size_t)i * 1152;
       const cnn_real *restrict dy = mnist4k7_d11 + (size_t)i * 1200;
-      mnist4k7_l10_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 12, 72, 100, 1, dy, 100, col, 100, first ? 0 : 1, dw, 72);
       cnn_real *restrict dx = mnist4k7_d9 + (size_t)i * 1152;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 72, 100, 12, 1, w, 72, dy, 100, 0, dcol, 100);
-      for (int q = 0; q < 1152; q++)
-        dx[q] = 0;
-      mnist4k7_l10_col2im(dcol, dx);
+      for (int o = 0; o < 12; o++)
+        for (int oy = 0; oy < 10; oy++)
+          memcpy(dyp + (o * 14 + oy + 2) * 14 + 2, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 12; oy++) {
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+          const cnn_real *restrict wo = wt + (o) * 108;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 14 + oy + ky) * 14 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 144 + oy * 12 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 144, &a1_0, sizeof a1_0);
+          yr[152] = a1_1[0]; yr[153] = a1_1[1]; yr[154] = a1_1[2]; yr[155] = a1_1[3];
+          memcpy(yr + 288, &a2_0, sizeof a2_0);
+          yr[296] = a2_1[0]; yr[297] = a2_1[1]; yr[298] = a2_1[2]; yr[299] = a2_1[3];
+          memcpy(yr + 432, &a3_0, sizeof a3_0);
+          yr[440] = a3_1[0]; yr[441] = a3_1[1]; yr[442] = a3_1[2]; yr[443] = a3_1[3];
+          memcpy(yr + 576, &a4_0, sizeof a4_0);
+          yr[584] = a4_1[0]; yr[585] = a4_1[1]; yr[586] = a4_1[2]; yr[587] = a4_1[3];
+          memcpy(yr + 720, &a5_0, sizeof a5_0);
+          yr[728] = a5_1[0]; yr[729] = a5_1[1]; yr[730] = a5_1[2]; yr[731] = a5_1[3];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = wt + (6) * 108;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 14 + oy + ky) * 14 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (6) * 144 + oy * 12 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 144, &a1_0, sizeof a1_0);
+          yr[152] = a1_1[0]; yr[153] = a1_1[1]; yr[154] = a1_1[2]; yr[155] = a1_1[3];
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -1058,36 +1749,8 @@ CNN_CLONES static void mnist4k7_l11_bn_backward(int n) {
 }
 
 // Layer 13: conv 3x3, stride 1, pad 0, no bias: 10x10x12 -> 8x8x12 (HxWxC), RF 14, 1296 params, 82944 MACs/image.
-// Unfolds one image: col[(c*3+ky)*3+kx][oy*8+ox] = x[c][oy*1+ky-0][ox*1+kx-0].
-CNN_CLONES static void mnist4k7_l13_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
-  for (int c = 0; c < 12; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 64;
-        for (int oy = 0; oy < 8; oy++) {
-          const int iy = oy * 1 + ky - 0;
-          memcpy(d + oy * 8, x + (c * 10 + iy) * 10 + kx, 8 * sizeof(cnn_real));
-        }
-      }
-}
-// Adds the column gradient of one image back onto its input gradient.
-CNN_CLONES static void mnist4k7_l13_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
-  for (int c = 0; c < 12; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int oy = 0; oy < 8; oy++) {
-        cnn_real *restrict xr = x + (c * 10 + oy + ky) * 10;
-        const cnn_real *restrict d = col + (c * 3 + ky) * 192 + oy * 8; // + kx * 64
-        for (int ix = 2; ix < 8; ix++)
-          xr[ix] = xr[ix] + d[0 + ix] + d[63 + ix] + d[126 + ix];
-        for (int ix = 0; ix < 2; ix++)
-          for (int kx = 0; kx <= ix; kx++)
-            xr[ix] += d[kx * 64 + ix - kx];
-        for (int ix = 8; ix < 10; ix++)
-          for (int kx = ix - 7; kx < 3; kx++)
-            xr[ix] += d[kx * 64 + ix - kx];
-      }
-}
-// y[12][64] = W[12][108] * x unfolded.
+// Path: direct kernels (forward, input and weight gradient).
+// y[12][8x8] = W[12][12][3x3] (*) x[12][10x10].
 // Layer 14's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k7_l14_ps[BATCH][12], mnist4k7_l14_pq[BATCH][12];
@@ -1096,12 +1759,62 @@ CNN_CLONES static void mnist4k7_l13_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 1976;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict col = mnist4k7_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k7_a12 + (size_t)i * 1200;
       cnn_real *restrict y = mnist4k7_a14 + (size_t)i * 768;
-      mnist4k7_l13_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 12, 64, 108, 1, w, 108, col, 64, 0, y, 64);
+      // 12 output channels x 1 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 8; oy++) {
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 8 columns
+          const cnn_real *restrict wo = w + (o) * 108;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 10 + oy + ky) * 10 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756], w8 = wr[kx + 864], w9 = wr[kx + 972], w10 = wr[kx + 1080], w11 = wr[kx + 1188];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 64 + oy * 8 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 64, &a1_0, sizeof a1_0);
+          memcpy(yr + 128, &a2_0, sizeof a2_0);
+          memcpy(yr + 192, &a3_0, sizeof a3_0);
+          memcpy(yr + 256, &a4_0, sizeof a4_0);
+          memcpy(yr + 320, &a5_0, sizeof a5_0);
+          memcpy(yr + 384, &a6_0, sizeof a6_0);
+          memcpy(yr + 448, &a7_0, sizeof a7_0);
+          memcpy(yr + 512, &a8_0, sizeof a8_0);
+          memcpy(yr + 576, &a9_0, sizeof a9_0);
+          memcpy(yr + 640, &a10_0, sizeof a10_0);
+          memcpy(yr + 704, &a11_0, sizeof a11_0);
+        }
+      }
       if (training)
         for (int c = 0; c < 12; c++) {
           const cnn_real *restrict x = y + c * 64;
@@ -1126,25 +1839,110 @@ CNN_CLONES static void mnist4k7_l13_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k7_l13_dw[NGROUP][1296];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][2 - ky][2 - kx].
+static cnn_real mnist4k7_l13_dyp[NGROUP][1736];
+static cnn_real mnist4k7_l13_wt[1296];
 CNN_CLONES static void mnist4k7_l13_conv_backward(int n) {
   const cnn_real *restrict w = mnist4k7_params + 1976;
+  cnn_real *restrict wt = mnist4k7_l13_wt;
+  for (int o = 0; o < 12; o++)
+    for (int c = 0; c < 12; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 12 + o) * 9 + 8 - j] = w[(o * 12 + c) * 9 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k7_l13_dw[g];
-    cnn_real *restrict col = mnist4k7_col[g];
-    cnn_real *restrict dcol = mnist4k7_dcol[g];
+    cnn_real *restrict dyp = mnist4k7_l13_dyp[g];
+    // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 12; o += 3) {
+      for (int c = 0; c < 12; c++)
+        for (int ky = 0; ky < 3; ky++) {
+          cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+          cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist4k7_a12 + (size_t)i * 1200;
+            const cnn_real *restrict dy = mnist4k7_d14 + (size_t)i * 768;
+            for (int oy = 0; oy < 8; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 64 + oy * 8;
+              const cnn_real *restrict xr = x + (c * 10 + oy + ky) * 10;
+              for (int v = 0; v < 8; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 64 + v, sizeof d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 128 + v, sizeof d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 108 + (c * 3 + ky) * 3;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[1] = CNN_HSUM8(s0_1);
+          dwo[2] = CNN_HSUM8(s0_2);
+          dwo[108] = CNN_HSUM8(s1_0);
+          dwo[109] = CNN_HSUM8(s1_1);
+          dwo[110] = CNN_HSUM8(s1_2);
+          dwo[216] = CNN_HSUM8(s2_0);
+          dwo[217] = CNN_HSUM8(s2_1);
+          dwo[218] = CNN_HSUM8(s2_2);
+        }
+    }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist4k7_a12 + (size_t)i * 1200;
       const cnn_real *restrict dy = mnist4k7_d14 + (size_t)i * 768;
-      mnist4k7_l13_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 12, 108, 64, 1, dy, 64, col, 64, first ? 0 : 1, dw, 108);
       cnn_real *restrict dx = mnist4k7_d12 + (size_t)i * 1200;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 108, 64, 12, 1, w, 108, dy, 64, 0, dcol, 64);
-      for (int q = 0; q < 1200; q++)
-        dx[q] = 0;
-      mnist4k7_l13_col2im(dcol, dx);
+      for (int o = 0; o < 12; o++)
+        for (int oy = 0; oy < 8; oy++)
+          memcpy(dyp + (o * 12 + oy + 2) * 12 + 2, dy + (o * 8 + oy) * 8, 8 * sizeof(cnn_real));
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 10; oy++) {
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 10 columns
+          const cnn_real *restrict wo = wt + (o) * 108;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 12 + oy + ky) * 12 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 100 + oy * 10 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          memcpy(yr + 100, &a1_0, sizeof a1_0);
+          yr[108] = a1_1[0]; yr[109] = a1_1[1];
+          memcpy(yr + 200, &a2_0, sizeof a2_0);
+          yr[208] = a2_1[0]; yr[209] = a2_1[1];
+          memcpy(yr + 300, &a3_0, sizeof a3_0);
+          yr[308] = a3_1[0]; yr[309] = a3_1[1];
+          memcpy(yr + 400, &a4_0, sizeof a4_0);
+          yr[408] = a4_1[0]; yr[409] = a4_1[1];
+          memcpy(yr + 500, &a5_0, sizeof a5_0);
+          yr[508] = a5_1[0]; yr[509] = a5_1[1];
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -1281,36 +2079,8 @@ CNN_CLONES static void mnist4k7_l14_bn_backward(int n) {
 }
 
 // Layer 16: conv 3x3, stride 1, pad 0, no bias: 8x8x12 -> 6x6x12 (HxWxC), RF 18, 1296 params, 46656 MACs/image.
-// Unfolds one image: col[(c*3+ky)*3+kx][oy*6+ox] = x[c][oy*1+ky-0][ox*1+kx-0].
-CNN_CLONES static void mnist4k7_l16_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
-  for (int c = 0; c < 12; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 36;
-        for (int oy = 0; oy < 6; oy++) {
-          const int iy = oy * 1 + ky - 0;
-          memcpy(d + oy * 6, x + (c * 8 + iy) * 8 + kx, 6 * sizeof(cnn_real));
-        }
-      }
-}
-// Adds the column gradient of one image back onto its input gradient.
-CNN_CLONES static void mnist4k7_l16_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
-  for (int c = 0; c < 12; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int oy = 0; oy < 6; oy++) {
-        cnn_real *restrict xr = x + (c * 8 + oy + ky) * 8;
-        const cnn_real *restrict d = col + (c * 3 + ky) * 108 + oy * 6; // + kx * 36
-        for (int ix = 2; ix < 6; ix++)
-          xr[ix] = xr[ix] + d[0 + ix] + d[35 + ix] + d[70 + ix];
-        for (int ix = 0; ix < 2; ix++)
-          for (int kx = 0; kx <= ix; kx++)
-            xr[ix] += d[kx * 36 + ix - kx];
-        for (int ix = 6; ix < 8; ix++)
-          for (int kx = ix - 5; kx < 3; kx++)
-            xr[ix] += d[kx * 36 + ix - kx];
-      }
-}
-// y[12][36] = W[12][108] * x unfolded.
+// Path: direct kernels (forward, input and weight gradient).
+// y[12][6x6] = W[12][12][3x3] (*) x[12][8x8].
 // Layer 17's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k7_l17_ps[BATCH][12], mnist4k7_l17_pq[BATCH][12];
@@ -1319,12 +2089,62 @@ CNN_CLONES static void mnist4k7_l16_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 3296;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict col = mnist4k7_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k7_a15 + (size_t)i * 768;
       cnn_real *restrict y = mnist4k7_a17 + (size_t)i * 432;
-      mnist4k7_l16_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 12, 36, 108, 1, w, 108, col, 36, 0, y, 36);
+      // 12 output channels x 1 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 6; oy++) {
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 6 columns
+          const cnn_real *restrict wo = w + (o) * 108;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 8 + oy + ky) * 8 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756], w8 = wr[kx + 864], w9 = wr[kx + 972], w10 = wr[kx + 1080], w11 = wr[kx + 1188];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 36 + oy * 6 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5];
+          yr[36] = a1_0[0]; yr[37] = a1_0[1]; yr[38] = a1_0[2]; yr[39] = a1_0[3]; yr[40] = a1_0[4]; yr[41] = a1_0[5];
+          yr[72] = a2_0[0]; yr[73] = a2_0[1]; yr[74] = a2_0[2]; yr[75] = a2_0[3]; yr[76] = a2_0[4]; yr[77] = a2_0[5];
+          yr[108] = a3_0[0]; yr[109] = a3_0[1]; yr[110] = a3_0[2]; yr[111] = a3_0[3]; yr[112] = a3_0[4]; yr[113] = a3_0[5];
+          yr[144] = a4_0[0]; yr[145] = a4_0[1]; yr[146] = a4_0[2]; yr[147] = a4_0[3]; yr[148] = a4_0[4]; yr[149] = a4_0[5];
+          yr[180] = a5_0[0]; yr[181] = a5_0[1]; yr[182] = a5_0[2]; yr[183] = a5_0[3]; yr[184] = a5_0[4]; yr[185] = a5_0[5];
+          yr[216] = a6_0[0]; yr[217] = a6_0[1]; yr[218] = a6_0[2]; yr[219] = a6_0[3]; yr[220] = a6_0[4]; yr[221] = a6_0[5];
+          yr[252] = a7_0[0]; yr[253] = a7_0[1]; yr[254] = a7_0[2]; yr[255] = a7_0[3]; yr[256] = a7_0[4]; yr[257] = a7_0[5];
+          yr[288] = a8_0[0]; yr[289] = a8_0[1]; yr[290] = a8_0[2]; yr[291] = a8_0[3]; yr[292] = a8_0[4]; yr[293] = a8_0[5];
+          yr[324] = a9_0[0]; yr[325] = a9_0[1]; yr[326] = a9_0[2]; yr[327] = a9_0[3]; yr[328] = a9_0[4]; yr[329] = a9_0[5];
+          yr[360] = a10_0[0]; yr[361] = a10_0[1]; yr[362] = a10_0[2]; yr[363] = a10_0[3]; yr[364] = a10_0[4]; yr[365] = a10_0[5];
+          yr[396] = a11_0[0]; yr[397] = a11_0[1]; yr[398] = a11_0[2]; yr[399] = a11_0[3]; yr[400] = a11_0[4]; yr[401] = a11_0[5];
+        }
+      }
       if (training)
         for (int c = 0; c < 12; c++) {
           const cnn_real *restrict x = y + c * 36;
@@ -1353,25 +2173,125 @@ CNN_CLONES static void mnist4k7_l16_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k7_l16_dw[NGROUP][1296];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][2 - ky][2 - kx].
+static cnn_real mnist4k7_l16_dyp[NGROUP][1208];
+static cnn_real mnist4k7_l16_wt[1296];
 CNN_CLONES static void mnist4k7_l16_conv_backward(int n) {
   const cnn_real *restrict w = mnist4k7_params + 3296;
+  cnn_real *restrict wt = mnist4k7_l16_wt;
+  for (int o = 0; o < 12; o++)
+    for (int c = 0; c < 12; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 12 + o) * 9 + 8 - j] = w[(o * 12 + c) * 9 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k7_l16_dw[g];
-    cnn_real *restrict col = mnist4k7_col[g];
-    cnn_real *restrict dcol = mnist4k7_dcol[g];
+    cnn_real *restrict dyp = mnist4k7_l16_dyp[g];
+    // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 12; o += 3) {
+      for (int c = 0; c < 12; c++)
+        for (int ky = 0; ky < 3; ky++) {
+          cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+          cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist4k7_a15 + (size_t)i * 768;
+            const cnn_real *restrict dy = mnist4k7_d17 + (size_t)i * 432;
+            for (int oy = 0; oy < 6; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 36 + oy * 6;
+              const cnn_real *restrict xr = x + (c * 8 + oy + ky) * 8;
+              { // columns 0..5; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 0, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 0 + 0, sizeof x0);
+                memcpy(&x1, xr + 0 + 1, sizeof x1);
+                memcpy(&x2, xr + 0 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 0, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 36 + 0, sizeof d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 72 + 0, sizeof d);
+                d *= m;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 108 + (c * 3 + ky) * 3;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[1] = CNN_HSUM8(s0_1);
+          dwo[2] = CNN_HSUM8(s0_2);
+          dwo[108] = CNN_HSUM8(s1_0);
+          dwo[109] = CNN_HSUM8(s1_1);
+          dwo[110] = CNN_HSUM8(s1_2);
+          dwo[216] = CNN_HSUM8(s2_0);
+          dwo[217] = CNN_HSUM8(s2_1);
+          dwo[218] = CNN_HSUM8(s2_2);
+        }
+    }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist4k7_a15 + (size_t)i * 768;
       const cnn_real *restrict dy = mnist4k7_d17 + (size_t)i * 432;
-      mnist4k7_l16_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 12, 108, 36, 1, dy, 36, col, 36, first ? 0 : 1, dw, 108);
       cnn_real *restrict dx = mnist4k7_d15 + (size_t)i * 768;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 108, 36, 12, 1, w, 108, dy, 36, 0, dcol, 36);
-      for (int q = 0; q < 768; q++)
-        dx[q] = 0;
-      mnist4k7_l16_col2im(dcol, dx);
+      for (int o = 0; o < 12; o++)
+        for (int oy = 0; oy < 6; oy++)
+          memcpy(dyp + (o * 10 + oy + 2) * 10 + 2, dy + (o * 6 + oy) * 6, 6 * sizeof(cnn_real));
+      // 12 output channels x 1 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 8; oy++) {
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 8 columns
+          const cnn_real *restrict wo = wt + (o) * 108;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 10 + oy + ky) * 10 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756], w8 = wr[kx + 864], w9 = wr[kx + 972], w10 = wr[kx + 1080], w11 = wr[kx + 1188];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 64 + oy * 8 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 64, &a1_0, sizeof a1_0);
+          memcpy(yr + 128, &a2_0, sizeof a2_0);
+          memcpy(yr + 192, &a3_0, sizeof a3_0);
+          memcpy(yr + 256, &a4_0, sizeof a4_0);
+          memcpy(yr + 320, &a5_0, sizeof a5_0);
+          memcpy(yr + 384, &a6_0, sizeof a6_0);
+          memcpy(yr + 448, &a7_0, sizeof a7_0);
+          memcpy(yr + 512, &a8_0, sizeof a8_0);
+          memcpy(yr + 576, &a9_0, sizeof a9_0);
+          memcpy(yr + 640, &a10_0, sizeof a10_0);
+          memcpy(yr + 704, &a11_0, sizeof a11_0);
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -1512,6 +2432,7 @@ CNN_CLONES static void mnist4k7_l17_bn_backward(int n) {
 }
 
 // Layer 19: conv 1x1, stride 1, pad 0, no bias: 6x6x12 -> 6x6x10 (HxWxC), RF 18, 120 params, 4320 MACs/image.
+// Path: cblas GEMM on the input as it is (1x1, stride 1: no im2col).
 // y[10][36] = W[10][12] * x (1x1: x is the GEMM operand).
 CNN_CLONES static void mnist4k7_l19_conv_forward(int n) {
   const cnn_real *restrict w = mnist4k7_params + 4616;
@@ -1699,23 +2620,40 @@ static double mnist4k7_forward(const cnn_real *x, const uint8_t *y, int n, int t
   mnist4k7_training = training;
   mnist4k7_has_labels = y != NULL;
   memcpy(mnist4k7_a0, x, (size_t)n * 784 * sizeof(cnn_real));
+  CNN_PROF_BEGIN();
   (void)rng;
   mnist4k7_l0_conv_forward(n, training);
+  CNN_PROF(0, 0);
   mnist4k7_l1_bn_forward(n, training);
+  CNN_PROF(1, 0);
   mnist4k7_l3_conv_forward(n, training);
+  CNN_PROF(3, 0);
   mnist4k7_l4_bn_forward(n, training);
+  CNN_PROF(4, 0);
   mnist4k7_l6_maxpool_forward(n, training);
+  CNN_PROF(6, 0);
   mnist4k7_l7_conv_forward(n, training);
+  CNN_PROF(7, 0);
   mnist4k7_l8_bn_forward(n, training);
+  CNN_PROF(8, 0);
   mnist4k7_l10_conv_forward(n, training);
+  CNN_PROF(10, 0);
   mnist4k7_l11_bn_forward(n, training);
+  CNN_PROF(11, 0);
   mnist4k7_l13_conv_forward(n, training);
+  CNN_PROF(13, 0);
   mnist4k7_l14_bn_forward(n, training);
+  CNN_PROF(14, 0);
   mnist4k7_l16_conv_forward(n, training);
+  CNN_PROF(16, 0);
   mnist4k7_l17_bn_forward(n, training);
+  CNN_PROF(17, 0);
   mnist4k7_l19_conv_forward(n);
+  CNN_PROF(19, 0);
   mnist4k7_l20_gap_forward(n);
+  CNN_PROF(20, 0);
   mnist4k7_l21_log_softmax_forward(n);
+  CNN_PROF(21, 0);
   if (!y)
     return 0;
   double loss = 0;
@@ -1738,22 +2676,39 @@ static void mnist4k7_backward(void) {
   for (int i = 0; i < n; i++)
     if (mnist4k7_y[i] < 10)
       mnist4k7_d22[i * 10 + mnist4k7_y[i]] = (cnn_real)-1 / n;
+  CNN_PROF_BEGIN();
   mnist4k7_l21_log_softmax_backward(n);
+  CNN_PROF(21, 1);
   mnist4k7_l20_gap_backward(n);
+  CNN_PROF(20, 1);
   mnist4k7_l19_conv_backward(n);
+  CNN_PROF(19, 1);
   mnist4k7_l17_bn_backward(n);
+  CNN_PROF(17, 1);
   mnist4k7_l16_conv_backward(n);
+  CNN_PROF(16, 1);
   mnist4k7_l14_bn_backward(n);
+  CNN_PROF(14, 1);
   mnist4k7_l13_conv_backward(n);
+  CNN_PROF(13, 1);
   mnist4k7_l11_bn_backward(n);
+  CNN_PROF(11, 1);
   mnist4k7_l10_conv_backward(n);
+  CNN_PROF(10, 1);
   mnist4k7_l8_bn_backward(n);
+  CNN_PROF(8, 1);
   mnist4k7_l7_conv_backward(n);
+  CNN_PROF(7, 1);
   mnist4k7_l6_maxpool_backward(n);
+  CNN_PROF(6, 1);
   mnist4k7_l4_bn_backward(n);
+  CNN_PROF(4, 1);
   mnist4k7_l3_conv_backward(n);
+  CNN_PROF(3, 1);
   mnist4k7_l1_bn_backward(n);
+  CNN_PROF(1, 1);
   mnist4k7_l0_conv_backward(n);
+  CNN_PROF(0, 1);
 }
 
 #ifdef CNN_INPUT_GRAD

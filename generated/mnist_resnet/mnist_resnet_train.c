@@ -80,6 +80,138 @@
 #define NGROUP 8
 #define GSIZE 8
 
+#ifdef CNN_TRAIN_PROFILE
+#include <time.h>
+const char *const mnist_resnet_layer_name[32] = {
+    "conv 28x28x1 -> 28x28x8",
+    "batchnorm 28x28x8 -> 28x28x8",
+    "relu 28x28x8 -> 28x28x8",
+    "conv 28x28x8 -> 28x28x8",
+    "batchnorm 28x28x8 -> 28x28x8",
+    "relu 28x28x8 -> 28x28x8",
+    "conv 28x28x8 -> 28x28x8",
+    "batchnorm 28x28x8 -> 28x28x8",
+    "add 28x28x8 -> 28x28x8",
+    "relu 28x28x8 -> 28x28x8",
+    "maxpool 28x28x8 -> 14x14x8",
+    "conv 14x14x8 -> 14x14x16",
+    "batchnorm 14x14x16 -> 14x14x16",
+    "relu 14x14x16 -> 14x14x16",
+    "conv 14x14x16 -> 14x14x16",
+    "batchnorm 14x14x16 -> 14x14x16",
+    "relu 14x14x16 -> 14x14x16",
+    "conv 14x14x16 -> 14x14x16",
+    "batchnorm 14x14x16 -> 14x14x16",
+    "add 14x14x16 -> 14x14x16",
+    "relu 14x14x16 -> 14x14x16",
+    "maxpool 14x14x16 -> 7x7x16",
+    "conv 7x7x16 -> 7x7x16",
+    "batchnorm 7x7x16 -> 7x7x16",
+    "relu 7x7x16 -> 7x7x16",
+    "conv 7x7x16 -> 7x7x16",
+    "batchnorm 7x7x16 -> 7x7x16",
+    "add 7x7x16 -> 7x7x16",
+    "relu 7x7x16 -> 7x7x16",
+    "conv 7x7x16 -> 7x7x10",
+    "gap 7x7x10 -> 1x1x10",
+    "log_softmax 1x1x10 -> 1x1x10",
+};
+const char *const mnist_resnet_layer_path[32] = {
+    "direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input",
+    "",
+    "",
+    "direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input",
+    "",
+    "",
+    "direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input",
+    "",
+    "",
+    "",
+    "",
+    "direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input",
+    "",
+    "",
+    "direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input",
+    "",
+    "",
+    "direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input",
+    "",
+    "",
+    "",
+    "",
+    "direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input",
+    "",
+    "",
+    "direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input",
+    "",
+    "",
+    "",
+    "cblas GEMM on the input as it is (1x1, stride 1: no im2col)",
+    "",
+    "",
+};
+const long mnist_resnet_layer_macs[32][2] = {
+    {56448, 56448},
+    {0, 0},
+    {0, 0},
+    {451584, 903168},
+    {0, 0},
+    {0, 0},
+    {451584, 903168},
+    {0, 0},
+    {0, 0},
+    {0, 0},
+    {0, 0},
+    {225792, 451584},
+    {0, 0},
+    {0, 0},
+    {451584, 903168},
+    {0, 0},
+    {0, 0},
+    {451584, 903168},
+    {0, 0},
+    {0, 0},
+    {0, 0},
+    {0, 0},
+    {112896, 225792},
+    {0, 0},
+    {0, 0},
+    {112896, 225792},
+    {0, 0},
+    {0, 0},
+    {0, 0},
+    {7840, 15680},
+    {0, 0},
+    {0, 0},
+};
+double mnist_resnet_layer_ms[32][2];
+static double mnist_resnet_prof_mark;
+// Milliseconds on the monotonic clock.
+static double mnist_resnet_prof_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+#define CNN_PROF_BEGIN() (mnist_resnet_prof_mark = mnist_resnet_prof_now())
+#define CNN_PROF(k, d) \
+  do { \
+    const double t_ = mnist_resnet_prof_now(); \
+    mnist_resnet_layer_ms[k][d] += t_ - mnist_resnet_prof_mark; \
+    mnist_resnet_prof_mark = t_; \
+  } while (0)
+#else
+#define CNN_PROF_BEGIN() ((void)0)
+#define CNN_PROF(k, d) ((void)0)
+#endif
+
+// Eight neighbouring values of a row as one vector (GCC/clang vector
+// extension): each clone above gets its own instructions for it. Loads and
+// stores go through memcpy (any alignment); a vector is never passed to a
+// function, so no clone's calling convention depends on its width.
+typedef cnn_real cnn_v8 __attribute__((vector_size(8 * sizeof(cnn_real))));
+// The sum of a vector's lanes, in a fixed order.
+#define CNN_HSUM8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))
+
 const cnn_train_config mnist_resnet_train_config = {
     .epochs = 20, .batch = 64, .seed = 1ULL,
     .lr = 0.01, .momentum = 0.90000000000000002, .dampening = 0, .weight_decay = 0, .nesterov = 0,
@@ -94,62 +226,60 @@ const cnn_train_config mnist_resnet_train_config = {
 static cnn_real mnist_resnet_params[11960], mnist_resnet_grads[11960];
 static cnn_real mnist_resnet_state[208];
 
-// Activations (in-place layers share their input's buffer) and gradients.
-static cnn_real mnist_resnet_a0[BATCH * 784]; // input
-static cnn_real mnist_resnet_a1[BATCH * 6272]; // conv
-static cnn_real mnist_resnet_a2[BATCH * 6272]; // batchnorm
-static cnn_real mnist_resnet_a4[BATCH * 6272]; // conv
-static cnn_real mnist_resnet_a5[BATCH * 6272]; // batchnorm
-static cnn_real mnist_resnet_a7[BATCH * 6272]; // conv
-static cnn_real mnist_resnet_a8[BATCH * 6272]; // batchnorm
-static cnn_real mnist_resnet_a9[BATCH * 6272]; // add
-static cnn_real mnist_resnet_a11[BATCH * 1568]; // maxpool
-static cnn_real mnist_resnet_a12[BATCH * 3136]; // conv
-static cnn_real mnist_resnet_a13[BATCH * 3136]; // batchnorm
-static cnn_real mnist_resnet_a15[BATCH * 3136]; // conv
-static cnn_real mnist_resnet_a16[BATCH * 3136]; // batchnorm
-static cnn_real mnist_resnet_a18[BATCH * 3136]; // conv
-static cnn_real mnist_resnet_a19[BATCH * 3136]; // batchnorm
-static cnn_real mnist_resnet_a20[BATCH * 3136]; // add
-static cnn_real mnist_resnet_a22[BATCH * 784]; // maxpool
-static cnn_real mnist_resnet_a23[BATCH * 784]; // conv
-static cnn_real mnist_resnet_a24[BATCH * 784]; // batchnorm
-static cnn_real mnist_resnet_a26[BATCH * 784]; // conv
-static cnn_real mnist_resnet_a27[BATCH * 784]; // batchnorm
-static cnn_real mnist_resnet_a28[BATCH * 784]; // add
-static cnn_real mnist_resnet_a30[BATCH * 490]; // conv
-static cnn_real mnist_resnet_a31[BATCH * 10]; // gap
-static cnn_real mnist_resnet_a32[BATCH * 10]; // log_softmax
+// Activations (in-place layers share their input's buffer) and gradients; + SLACK: the direct convs' last vector of a row may read past the end.
+#define SLACK 8
+static cnn_real mnist_resnet_a0[BATCH * 784 + SLACK]; // input
+static cnn_real mnist_resnet_a1[BATCH * 6272 + SLACK]; // conv
+static cnn_real mnist_resnet_a2[BATCH * 6272 + SLACK]; // batchnorm
+static cnn_real mnist_resnet_a4[BATCH * 6272 + SLACK]; // conv
+static cnn_real mnist_resnet_a5[BATCH * 6272 + SLACK]; // batchnorm
+static cnn_real mnist_resnet_a7[BATCH * 6272 + SLACK]; // conv
+static cnn_real mnist_resnet_a8[BATCH * 6272 + SLACK]; // batchnorm
+static cnn_real mnist_resnet_a9[BATCH * 6272 + SLACK]; // add
+static cnn_real mnist_resnet_a11[BATCH * 1568 + SLACK]; // maxpool
+static cnn_real mnist_resnet_a12[BATCH * 3136 + SLACK]; // conv
+static cnn_real mnist_resnet_a13[BATCH * 3136 + SLACK]; // batchnorm
+static cnn_real mnist_resnet_a15[BATCH * 3136 + SLACK]; // conv
+static cnn_real mnist_resnet_a16[BATCH * 3136 + SLACK]; // batchnorm
+static cnn_real mnist_resnet_a18[BATCH * 3136 + SLACK]; // conv
+static cnn_real mnist_resnet_a19[BATCH * 3136 + SLACK]; // batchnorm
+static cnn_real mnist_resnet_a20[BATCH * 3136 + SLACK]; // add
+static cnn_real mnist_resnet_a22[BATCH * 784 + SLACK]; // maxpool
+static cnn_real mnist_resnet_a23[BATCH * 784 + SLACK]; // conv
+static cnn_real mnist_resnet_a24[BATCH * 784 + SLACK]; // batchnorm
+static cnn_real mnist_resnet_a26[BATCH * 784 + SLACK]; // conv
+static cnn_real mnist_resnet_a27[BATCH * 784 + SLACK]; // batchnorm
+static cnn_real mnist_resnet_a28[BATCH * 784 + SLACK]; // add
+static cnn_real mnist_resnet_a30[BATCH * 490 + SLACK]; // conv
+static cnn_real mnist_resnet_a31[BATCH * 10 + SLACK]; // gap
+static cnn_real mnist_resnet_a32[BATCH * 10 + SLACK]; // log_softmax
 #ifdef CNN_INPUT_GRAD
-static cnn_real mnist_resnet_d0[BATCH * 784];
+static cnn_real mnist_resnet_d0[BATCH * 784 + SLACK];
 #endif
-static cnn_real mnist_resnet_d1[BATCH * 6272];
-static cnn_real mnist_resnet_d2[BATCH * 6272];
-static cnn_real mnist_resnet_d4[BATCH * 6272];
-static cnn_real mnist_resnet_d5[BATCH * 6272];
-static cnn_real mnist_resnet_d7[BATCH * 6272];
-static cnn_real mnist_resnet_d8[BATCH * 6272];
-static cnn_real mnist_resnet_d9[BATCH * 6272];
-static cnn_real mnist_resnet_d11[BATCH * 1568];
-static cnn_real mnist_resnet_d12[BATCH * 3136];
-static cnn_real mnist_resnet_d13[BATCH * 3136];
-static cnn_real mnist_resnet_d15[BATCH * 3136];
-static cnn_real mnist_resnet_d16[BATCH * 3136];
-static cnn_real mnist_resnet_d18[BATCH * 3136];
-static cnn_real mnist_resnet_d19[BATCH * 3136];
-static cnn_real mnist_resnet_d20[BATCH * 3136];
-static cnn_real mnist_resnet_d22[BATCH * 784];
-static cnn_real mnist_resnet_d23[BATCH * 784];
-static cnn_real mnist_resnet_d24[BATCH * 784];
-static cnn_real mnist_resnet_d26[BATCH * 784];
-static cnn_real mnist_resnet_d27[BATCH * 784];
-static cnn_real mnist_resnet_d28[BATCH * 784];
-static cnn_real mnist_resnet_d30[BATCH * 490];
-static cnn_real mnist_resnet_d31[BATCH * 10];
-static cnn_real mnist_resnet_d32[BATCH * 10];
-// One image's im2col matrix (and its gradient) per group.
-static cnn_real mnist_resnet_col[NGROUP][56448];
-static cnn_real mnist_resnet_dcol[NGROUP][56448];
+static cnn_real mnist_resnet_d1[BATCH * 6272 + SLACK];
+static cnn_real mnist_resnet_d2[BATCH * 6272 + SLACK];
+static cnn_real mnist_resnet_d4[BATCH * 6272 + SLACK];
+static cnn_real mnist_resnet_d5[BATCH * 6272 + SLACK];
+static cnn_real mnist_resnet_d7[BATCH * 6272 + SLACK];
+static cnn_real mnist_resnet_d8[BATCH * 6272 + SLACK];
+static cnn_real mnist_resnet_d9[BATCH * 6272 + SLACK];
+static cnn_real mnist_resnet_d11[BATCH * 1568 + SLACK];
+static cnn_real mnist_resnet_d12[BATCH * 3136 + SLACK];
+static cnn_real mnist_resnet_d13[BATCH * 3136 + SLACK];
+static cnn_real mnist_resnet_d15[BATCH * 3136 + SLACK];
+static cnn_real mnist_resnet_d16[BATCH * 3136 + SLACK];
+static cnn_real mnist_resnet_d18[BATCH * 3136 + SLACK];
+static cnn_real mnist_resnet_d19[BATCH * 3136 + SLACK];
+static cnn_real mnist_resnet_d20[BATCH * 3136 + SLACK];
+static cnn_real mnist_resnet_d22[BATCH * 784 + SLACK];
+static cnn_real mnist_resnet_d23[BATCH * 784 + SLACK];
+static cnn_real mnist_resnet_d24[BATCH * 784 + SLACK];
+static cnn_real mnist_resnet_d26[BATCH * 784 + SLACK];
+static cnn_real mnist_resnet_d27[BATCH * 784 + SLACK];
+static cnn_real mnist_resnet_d28[BATCH * 784 + SLACK];
+static cnn_real mnist_resnet_d30[BATCH * 490 + SLACK];
+static cnn_real mnist_resnet_d31[BATCH * 10 + SLACK];
+static cnn_real mnist_resnet_d32[BATCH * 10 + SLACK];
 // The last forward: its image count, mode, labels and dropout seed.
 static int mnist_resnet_n, mnist_resnet_training, mnist_resnet_has_labels;
 static uint8_t mnist_resnet_y[BATCH];
@@ -158,52 +288,11 @@ static uint8_t mnist_resnet_y[BATCH];
 static cnn_real mnist_resnet_dscratch[BATCH * 6272];
 
 // Layer 0: conv 3x3, stride 1, pad 1, no bias: 28x28x1 -> 28x28x8 (HxWxC), RF 3, 72 params, 56448 MACs/image.
-// Unfolds one image: col[(c*3+ky)*3+kx][oy*28+ox] = x[c][oy*1+ky-1][ox*1+kx-1].
-CNN_CLONES static void mnist_resnet_l0_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
-  for (int c = 0; c < 1; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 784;
-        for (int oy = 0; oy < 28; oy++) {
-          const int iy = oy * 1 + ky - 1;
-          if (iy < 0 || iy >= 28) {
-            for (int ox = 0; ox < 28; ox++)
-              d[oy * 28 + ox] = 0;
-            continue;
-          }
-          const int lo = kx < 1 ? 1 - kx : 0, hi = 29 - kx < 28 ? 29 - kx : 28;
-          const cnn_real *restrict xr = x + (c * 28 + iy) * 28;
-          cnn_real *restrict dr = d + oy * 28;
-          for (int ox = 0; ox < lo; ox++)
-            dr[ox] = 0;
-          for (int ox = lo; ox < hi; ox++)
-            dr[ox] = xr[ox + kx - 1];
-          for (int ox = hi; ox < 28; ox++)
-            dr[ox] = 0;
-        }
-      }
-}
-#ifdef CNN_INPUT_GRAD
-// Adds the column gradient of one image back onto its input gradient.
-CNN_CLONES static void mnist_resnet_l0_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
-  for (int c = 0; c < 1; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        const cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 784;
-        for (int oy = 0; oy < 28; oy++) {
-          const int iy = oy * 1 + ky - 1;
-          if (iy < 0 || iy >= 28) {
-            continue;
-          }
-          const int lo = kx < 1 ? 1 - kx : 0, hi = 29 - kx < 28 ? 29 - kx : 28;
-          cnn_real *restrict xr = x + (c * 28 + iy) * 28;
-          for (int ox = lo; ox < hi; ox++)
-            xr[ox + kx - 1] += d[oy * 28 + ox];
-        }
-      }
-}
-#endif
-// y[8][784] = W[8][9] * x unfolded.
+// Path: direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input.
+// y[8][28x28] = W[8][1][3x3] (*) x[1][28x28] padded.
+// Each image's input with its zero border (the border never written),
+// from the forward to the weight gradient.
+static cnn_real mnist_resnet_l0_xp[BATCH * 900 + 8];
 // Layer 1's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l1_ps[BATCH][8], mnist_resnet_l1_pq[BATCH][8];
@@ -212,12 +301,142 @@ CNN_CLONES static void mnist_resnet_l0_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 0;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict col = mnist_resnet_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist_resnet_a0 + (size_t)i * 784;
       cnn_real *restrict y = mnist_resnet_a1 + (size_t)i * 6272;
-      mnist_resnet_l0_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 8, 784, 9, 1, w, 9, col, 784, 0, y, 784);
+      cnn_real *restrict xp = mnist_resnet_l0_xp + (size_t)i * 900;
+      for (int c = 0; c < 1; c++)
+        for (int iy = 0; iy < 28; iy++)
+          memcpy(xp + (c * 30 + iy + 1) * 30 + 1, x + (c * 28 + iy) * 28, 28 * sizeof(cnn_real));
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 28; oy++) {
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 9;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 1568, &a2_0, sizeof a2_0);
+            memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 2352, &a3_0, sizeof a3_0);
+            memcpy(yr + 2360, &a3_1, sizeof a3_1);
+            memcpy(yr + 3136, &a4_0, sizeof a4_0);
+            memcpy(yr + 3144, &a4_1, sizeof a4_1);
+            memcpy(yr + 3920, &a5_0, sizeof a5_0);
+            memcpy(yr + 3928, &a5_1, sizeof a5_1);
+          }
+          { // the last 2 channels
+            const cnn_real *restrict wo = w + (6) * 9;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (6) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+          }
+        }
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+          const cnn_real *restrict wo = w + (o) * 9;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 1; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = w + (6) * 9;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 1; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (6) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+        }
+      }
       if (training)
         for (int c = 0; c < 8; c++) {
           const cnn_real *restrict x = y + c * 784;
@@ -242,30 +461,156 @@ CNN_CLONES static void mnist_resnet_l0_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist_resnet_l0_dw[NGROUP][72];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
+#ifdef CNN_INPUT_GRAD
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][2 - ky][2 - kx].
+static cnn_real mnist_resnet_l0_dyp[NGROUP][7208];
+static cnn_real mnist_resnet_l0_wt[72];
+#endif
 CNN_CLONES static void mnist_resnet_l0_conv_backward(int n) {
 #ifdef CNN_INPUT_GRAD
   const cnn_real *restrict w = mnist_resnet_params + 0;
+  cnn_real *restrict wt = mnist_resnet_l0_wt;
+  for (int o = 0; o < 8; o++)
+    for (int c = 0; c < 1; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 8 + o) * 9 + 8 - j] = w[(o * 1 + c) * 9 + j];
 #endif
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l0_dw[g];
-    cnn_real *restrict col = mnist_resnet_col[g];
 #ifdef CNN_INPUT_GRAD
-    cnn_real *restrict dcol = mnist_resnet_dcol[g];
+    cnn_real *restrict dyp = mnist_resnet_l0_dyp[g];
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist_resnet_a0 + (size_t)i * 784;
+      const cnn_real *restrict x = mnist_resnet_l0_xp + (size_t)i * 900;
       const cnn_real *restrict dy = mnist_resnet_d1 + (size_t)i * 6272;
-      mnist_resnet_l0_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 8, 9, 784, 1, dy, 784, col, 784, first ? 0 : 1, dw, 9);
+      // 3 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 6; o += 3) {
+        for (int c = 0; c < 1; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            for (int oy = 0; oy < 28; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 784 + oy * 28;
+              const cnn_real *restrict xr = x + (c * 30 + oy + ky) * 30;
+              for (int v = 0; v < 24; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 784 + v, sizeof d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1568 + v, sizeof d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+              { // columns 24..27; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 1, 1, 0, 0, 0, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 24 + 0, sizeof x0);
+                memcpy(&x1, xr + 24 + 1, sizeof x1);
+                memcpy(&x2, xr + 24 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 24, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 784 + 24, sizeof d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1568 + 24, sizeof d);
+                d *= m;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dw + (o) * 9 + (c * 3 + ky) * 3;
+            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
+            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
+            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+            dwo[9] = first ? CNN_HSUM8(s1_0) : dwo[9] + CNN_HSUM8(s1_0);
+            dwo[10] = first ? CNN_HSUM8(s1_1) : dwo[10] + CNN_HSUM8(s1_1);
+            dwo[11] = first ? CNN_HSUM8(s1_2) : dwo[11] + CNN_HSUM8(s1_2);
+            dwo[18] = first ? CNN_HSUM8(s2_0) : dwo[18] + CNN_HSUM8(s2_0);
+            dwo[19] = first ? CNN_HSUM8(s2_1) : dwo[19] + CNN_HSUM8(s2_1);
+            dwo[20] = first ? CNN_HSUM8(s2_2) : dwo[20] + CNN_HSUM8(s2_2);
+          }
+      }
+      { // the last 2 channels
+        for (int c = 0; c < 1; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            for (int oy = 0; oy < 28; oy++) {
+              const cnn_real *restrict dr = dy + (6) * 784 + oy * 28;
+              const cnn_real *restrict xr = x + (c * 30 + oy + ky) * 30;
+              for (int v = 0; v < 24; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 784 + v, sizeof d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+              }
+              { // columns 24..27; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 1, 1, 0, 0, 0, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 24 + 0, sizeof x0);
+                memcpy(&x1, xr + 24 + 1, sizeof x1);
+                memcpy(&x2, xr + 24 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 24, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 784 + 24, sizeof d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dw + (6) * 9 + (c * 3 + ky) * 3;
+            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
+            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
+            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+            dwo[9] = first ? CNN_HSUM8(s1_0) : dwo[9] + CNN_HSUM8(s1_0);
+            dwo[10] = first ? CNN_HSUM8(s1_1) : dwo[10] + CNN_HSUM8(s1_1);
+            dwo[11] = first ? CNN_HSUM8(s1_2) : dwo[11] + CNN_HSUM8(s1_2);
+          }
+      }
 #ifdef CNN_INPUT_GRAD
       cnn_real *restrict dx = mnist_resnet_d0 + (size_t)i * 784;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 784, 8, 1, w, 9, dy, 784, 0, dcol, 784);
-      for (int q = 0; q < 784; q++)
-        dx[q] = 0;
-      mnist_resnet_l0_col2im(dcol, dx);
+      for (int o = 0; o < 8; o++)
+        for (int oy = 0; oy < 28; oy++)
+          memcpy(dyp + (o * 30 + oy + 1) * 30 + 1, dy + (o * 28 + oy) * 28, 28 * sizeof(cnn_real));
+      // 1 output channels x 4 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 28; oy++) {
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1, x2, x3;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                memcpy(&x2, xr + kx + 16, sizeof x2);
+                memcpy(&x3, xr + kx + 24, sizeof x3);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 8, &a0_1, sizeof a0_1);
+          memcpy(yr + 16, &a0_2, sizeof a0_2);
+          yr[24] = a0_3[0]; yr[25] = a0_3[1]; yr[26] = a0_3[2]; yr[27] = a0_3[3];
+        }
+      }
 #endif
     }
   }
@@ -403,50 +748,11 @@ CNN_CLONES static void mnist_resnet_l1_bn_backward(int n) {
 }
 
 // Layer 3: conv 3x3, stride 1, pad 1, no bias: 28x28x8 -> 28x28x8 (HxWxC), RF 5, 576 params, 451584 MACs/image.
-// Unfolds one image: col[(c*3+ky)*3+kx][oy*28+ox] = x[c][oy*1+ky-1][ox*1+kx-1].
-CNN_CLONES static void mnist_resnet_l3_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
-  for (int c = 0; c < 8; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 784;
-        for (int oy = 0; oy < 28; oy++) {
-          const int iy = oy * 1 + ky - 1;
-          if (iy < 0 || iy >= 28) {
-            for (int ox = 0; ox < 28; ox++)
-              d[oy * 28 + ox] = 0;
-            continue;
-          }
-          const int lo = kx < 1 ? 1 - kx : 0, hi = 29 - kx < 28 ? 29 - kx : 28;
-          const cnn_real *restrict xr = x + (c * 28 + iy) * 28;
-          cnn_real *restrict dr = d + oy * 28;
-          for (int ox = 0; ox < lo; ox++)
-            dr[ox] = 0;
-          for (int ox = lo; ox < hi; ox++)
-            dr[ox] = xr[ox + kx - 1];
-          for (int ox = hi; ox < 28; ox++)
-            dr[ox] = 0;
-        }
-      }
-}
-// Adds the column gradient of one image back onto its input gradient.
-CNN_CLONES static void mnist_resnet_l3_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
-  for (int c = 0; c < 8; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        const cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 784;
-        for (int oy = 0; oy < 28; oy++) {
-          const int iy = oy * 1 + ky - 1;
-          if (iy < 0 || iy >= 28) {
-            continue;
-          }
-          const int lo = kx < 1 ? 1 - kx : 0, hi = 29 - kx < 28 ? 29 - kx : 28;
-          cnn_real *restrict xr = x + (c * 28 + iy) * 28;
-          for (int ox = lo; ox < hi; ox++)
-            xr[ox + kx - 1] += d[oy * 28 + ox];
-        }
-      }
-}
-// y[8][784] = W[8][72] * x unfolded.
+// Path: direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input.
+// y[8][28x28] = W[8][8][3x3] (*) x[8][28x28] padded.
+// Each image's input with its zero border (the border never written),
+// from the forward to the weight gradient.
+static cnn_real mnist_resnet_l3_xp[BATCH * 7200 + 8];
 // Layer 4's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l4_ps[BATCH][8], mnist_resnet_l4_pq[BATCH][8];
@@ -455,12 +761,142 @@ CNN_CLONES static void mnist_resnet_l3_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 88;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict col = mnist_resnet_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist_resnet_a2 + (size_t)i * 6272;
       cnn_real *restrict y = mnist_resnet_a4 + (size_t)i * 6272;
-      mnist_resnet_l3_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 8, 784, 72, 1, w, 72, col, 784, 0, y, 784);
+      cnn_real *restrict xp = mnist_resnet_l3_xp + (size_t)i * 7200;
+      for (int c = 0; c < 8; c++)
+        for (int iy = 0; iy < 28; iy++)
+          memcpy(xp + (c * 30 + iy + 1) * 30 + 1, x + (c * 28 + iy) * 28, 28 * sizeof(cnn_real));
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 28; oy++) {
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 1568, &a2_0, sizeof a2_0);
+            memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 2352, &a3_0, sizeof a3_0);
+            memcpy(yr + 2360, &a3_1, sizeof a3_1);
+            memcpy(yr + 3136, &a4_0, sizeof a4_0);
+            memcpy(yr + 3144, &a4_1, sizeof a4_1);
+            memcpy(yr + 3920, &a5_0, sizeof a5_0);
+            memcpy(yr + 3928, &a5_1, sizeof a5_1);
+          }
+          { // the last 2 channels
+            const cnn_real *restrict wo = w + (6) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (6) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+          }
+        }
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+          const cnn_real *restrict wo = w + (o) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = w + (6) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (6) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+        }
+      }
       if (training)
         for (int c = 0; c < 8; c++) {
           const cnn_real *restrict x = y + c * 784;
@@ -485,25 +921,252 @@ CNN_CLONES static void mnist_resnet_l3_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist_resnet_l3_dw[NGROUP][576];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][2 - ky][2 - kx].
+static cnn_real mnist_resnet_l3_dyp[NGROUP][7208];
+static cnn_real mnist_resnet_l3_wt[576];
 CNN_CLONES static void mnist_resnet_l3_conv_backward(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 88;
+  cnn_real *restrict wt = mnist_resnet_l3_wt;
+  for (int o = 0; o < 8; o++)
+    for (int c = 0; c < 8; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 8 + o) * 9 + 8 - j] = w[(o * 8 + c) * 9 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l3_dw[g];
-    cnn_real *restrict col = mnist_resnet_col[g];
-    cnn_real *restrict dcol = mnist_resnet_dcol[g];
+    cnn_real *restrict dyp = mnist_resnet_l3_dyp[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist_resnet_a2 + (size_t)i * 6272;
+      const cnn_real *restrict x = mnist_resnet_l3_xp + (size_t)i * 7200;
       const cnn_real *restrict dy = mnist_resnet_d4 + (size_t)i * 6272;
-      mnist_resnet_l3_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 8, 72, 784, 1, dy, 784, col, 784, first ? 0 : 1, dw, 72);
+      // 3 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 6; o += 3) {
+        for (int c = 0; c < 8; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            for (int oy = 0; oy < 28; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 784 + oy * 28;
+              const cnn_real *restrict xr = x + (c * 30 + oy + ky) * 30;
+              for (int v = 0; v < 24; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 784 + v, sizeof d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1568 + v, sizeof d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+              { // columns 24..27; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 1, 1, 0, 0, 0, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 24 + 0, sizeof x0);
+                memcpy(&x1, xr + 24 + 1, sizeof x1);
+                memcpy(&x2, xr + 24 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 24, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 784 + 24, sizeof d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1568 + 24, sizeof d);
+                d *= m;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dw + (o) * 72 + (c * 3 + ky) * 3;
+            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
+            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
+            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+            dwo[72] = first ? CNN_HSUM8(s1_0) : dwo[72] + CNN_HSUM8(s1_0);
+            dwo[73] = first ? CNN_HSUM8(s1_1) : dwo[73] + CNN_HSUM8(s1_1);
+            dwo[74] = first ? CNN_HSUM8(s1_2) : dwo[74] + CNN_HSUM8(s1_2);
+            dwo[144] = first ? CNN_HSUM8(s2_0) : dwo[144] + CNN_HSUM8(s2_0);
+            dwo[145] = first ? CNN_HSUM8(s2_1) : dwo[145] + CNN_HSUM8(s2_1);
+            dwo[146] = first ? CNN_HSUM8(s2_2) : dwo[146] + CNN_HSUM8(s2_2);
+          }
+      }
+      { // the last 2 channels
+        for (int c = 0; c < 8; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            for (int oy = 0; oy < 28; oy++) {
+              const cnn_real *restrict dr = dy + (6) * 784 + oy * 28;
+              const cnn_real *restrict xr = x + (c * 30 + oy + ky) * 30;
+              for (int v = 0; v < 24; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 784 + v, sizeof d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+              }
+              { // columns 24..27; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 1, 1, 0, 0, 0, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 24 + 0, sizeof x0);
+                memcpy(&x1, xr + 24 + 1, sizeof x1);
+                memcpy(&x2, xr + 24 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 24, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 784 + 24, sizeof d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dw + (6) * 72 + (c * 3 + ky) * 3;
+            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
+            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
+            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+            dwo[72] = first ? CNN_HSUM8(s1_0) : dwo[72] + CNN_HSUM8(s1_0);
+            dwo[73] = first ? CNN_HSUM8(s1_1) : dwo[73] + CNN_HSUM8(s1_1);
+            dwo[74] = first ? CNN_HSUM8(s1_2) : dwo[74] + CNN_HSUM8(s1_2);
+          }
+      }
       cnn_real *restrict dx = mnist_resnet_dscratch + (size_t)i * 6272;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 72, 784, 8, 1, w, 72, dy, 784, 0, dcol, 784);
-      for (int q = 0; q < 6272; q++)
-        dx[q] = 0;
-      mnist_resnet_l3_col2im(dcol, dx);
+      for (int o = 0; o < 8; o++)
+        for (int oy = 0; oy < 28; oy++)
+          memcpy(dyp + (o * 30 + oy + 1) * 30 + 1, dy + (o * 28 + oy) * 28, 28 * sizeof(cnn_real));
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 28; oy++) {
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 1568, &a2_0, sizeof a2_0);
+            memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 2352, &a3_0, sizeof a3_0);
+            memcpy(yr + 2360, &a3_1, sizeof a3_1);
+            memcpy(yr + 3136, &a4_0, sizeof a4_0);
+            memcpy(yr + 3144, &a4_1, sizeof a4_1);
+            memcpy(yr + 3920, &a5_0, sizeof a5_0);
+            memcpy(yr + 3928, &a5_1, sizeof a5_1);
+          }
+          { // the last 2 channels
+            const cnn_real *restrict wo = wt + (6) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (6) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+          }
+        }
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = wt + (6) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (6) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -640,50 +1303,11 @@ CNN_CLONES static void mnist_resnet_l4_bn_backward(int n) {
 }
 
 // Layer 6: conv 3x3, stride 1, pad 1, no bias: 28x28x8 -> 28x28x8 (HxWxC), RF 7, 576 params, 451584 MACs/image.
-// Unfolds one image: col[(c*3+ky)*3+kx][oy*28+ox] = x[c][oy*1+ky-1][ox*1+kx-1].
-CNN_CLONES static void mnist_resnet_l6_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
-  for (int c = 0; c < 8; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 784;
-        for (int oy = 0; oy < 28; oy++) {
-          const int iy = oy * 1 + ky - 1;
-          if (iy < 0 || iy >= 28) {
-            for (int ox = 0; ox < 28; ox++)
-              d[oy * 28 + ox] = 0;
-            continue;
-          }
-          const int lo = kx < 1 ? 1 - kx : 0, hi = 29 - kx < 28 ? 29 - kx : 28;
-          const cnn_real *restrict xr = x + (c * 28 + iy) * 28;
-          cnn_real *restrict dr = d + oy * 28;
-          for (int ox = 0; ox < lo; ox++)
-            dr[ox] = 0;
-          for (int ox = lo; ox < hi; ox++)
-            dr[ox] = xr[ox + kx - 1];
-          for (int ox = hi; ox < 28; ox++)
-            dr[ox] = 0;
-        }
-      }
-}
-// Adds the column gradient of one image back onto its input gradient.
-CNN_CLONES static void mnist_resnet_l6_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
-  for (int c = 0; c < 8; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        const cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 784;
-        for (int oy = 0; oy < 28; oy++) {
-          const int iy = oy * 1 + ky - 1;
-          if (iy < 0 || iy >= 28) {
-            continue;
-          }
-          const int lo = kx < 1 ? 1 - kx : 0, hi = 29 - kx < 28 ? 29 - kx : 28;
-          cnn_real *restrict xr = x + (c * 28 + iy) * 28;
-          for (int ox = lo; ox < hi; ox++)
-            xr[ox + kx - 1] += d[oy * 28 + ox];
-        }
-      }
-}
-// y[8][784] = W[8][72] * x unfolded.
+// Path: direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input.
+// y[8][28x28] = W[8][8][3x3] (*) x[8][28x28] padded.
+// Each image's input with its zero border (the border never written),
+// from the forward to the weight gradient.
+static cnn_real mnist_resnet_l6_xp[BATCH * 7200 + 8];
 // Layer 7's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l7_ps[BATCH][8], mnist_resnet_l7_pq[BATCH][8];
@@ -692,12 +1316,142 @@ CNN_CLONES static void mnist_resnet_l6_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 680;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict col = mnist_resnet_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist_resnet_a5 + (size_t)i * 6272;
       cnn_real *restrict y = mnist_resnet_a7 + (size_t)i * 6272;
-      mnist_resnet_l6_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 8, 784, 72, 1, w, 72, col, 784, 0, y, 784);
+      cnn_real *restrict xp = mnist_resnet_l6_xp + (size_t)i * 7200;
+      for (int c = 0; c < 8; c++)
+        for (int iy = 0; iy < 28; iy++)
+          memcpy(xp + (c * 30 + iy + 1) * 30 + 1, x + (c * 28 + iy) * 28, 28 * sizeof(cnn_real));
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 28; oy++) {
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 1568, &a2_0, sizeof a2_0);
+            memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 2352, &a3_0, sizeof a3_0);
+            memcpy(yr + 2360, &a3_1, sizeof a3_1);
+            memcpy(yr + 3136, &a4_0, sizeof a4_0);
+            memcpy(yr + 3144, &a4_1, sizeof a4_1);
+            memcpy(yr + 3920, &a5_0, sizeof a5_0);
+            memcpy(yr + 3928, &a5_1, sizeof a5_1);
+          }
+          { // the last 2 channels
+            const cnn_real *restrict wo = w + (6) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (6) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+          }
+        }
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+          const cnn_real *restrict wo = w + (o) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = w + (6) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (6) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+        }
+      }
       if (training)
         for (int c = 0; c < 8; c++) {
           const cnn_real *restrict x = y + c * 784;
@@ -722,25 +1476,252 @@ CNN_CLONES static void mnist_resnet_l6_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist_resnet_l6_dw[NGROUP][576];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][2 - ky][2 - kx].
+static cnn_real mnist_resnet_l6_dyp[NGROUP][7208];
+static cnn_real mnist_resnet_l6_wt[576];
 CNN_CLONES static void mnist_resnet_l6_conv_backward(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 680;
+  cnn_real *restrict wt = mnist_resnet_l6_wt;
+  for (int o = 0; o < 8; o++)
+    for (int c = 0; c < 8; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 8 + o) * 9 + 8 - j] = w[(o * 8 + c) * 9 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l6_dw[g];
-    cnn_real *restrict col = mnist_resnet_col[g];
-    cnn_real *restrict dcol = mnist_resnet_dcol[g];
+    cnn_real *restrict dyp = mnist_resnet_l6_dyp[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist_resnet_a5 + (size_t)i * 6272;
+      const cnn_real *restrict x = mnist_resnet_l6_xp + (size_t)i * 7200;
       const cnn_real *restrict dy = mnist_resnet_d7 + (size_t)i * 6272;
-      mnist_resnet_l6_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 8, 72, 784, 1, dy, 784, col, 784, first ? 0 : 1, dw, 72);
+      // 3 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 6; o += 3) {
+        for (int c = 0; c < 8; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            for (int oy = 0; oy < 28; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 784 + oy * 28;
+              const cnn_real *restrict xr = x + (c * 30 + oy + ky) * 30;
+              for (int v = 0; v < 24; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 784 + v, sizeof d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1568 + v, sizeof d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+              { // columns 24..27; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 1, 1, 0, 0, 0, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 24 + 0, sizeof x0);
+                memcpy(&x1, xr + 24 + 1, sizeof x1);
+                memcpy(&x2, xr + 24 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 24, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 784 + 24, sizeof d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1568 + 24, sizeof d);
+                d *= m;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dw + (o) * 72 + (c * 3 + ky) * 3;
+            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
+            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
+            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+            dwo[72] = first ? CNN_HSUM8(s1_0) : dwo[72] + CNN_HSUM8(s1_0);
+            dwo[73] = first ? CNN_HSUM8(s1_1) : dwo[73] + CNN_HSUM8(s1_1);
+            dwo[74] = first ? CNN_HSUM8(s1_2) : dwo[74] + CNN_HSUM8(s1_2);
+            dwo[144] = first ? CNN_HSUM8(s2_0) : dwo[144] + CNN_HSUM8(s2_0);
+            dwo[145] = first ? CNN_HSUM8(s2_1) : dwo[145] + CNN_HSUM8(s2_1);
+            dwo[146] = first ? CNN_HSUM8(s2_2) : dwo[146] + CNN_HSUM8(s2_2);
+          }
+      }
+      { // the last 2 channels
+        for (int c = 0; c < 8; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            for (int oy = 0; oy < 28; oy++) {
+              const cnn_real *restrict dr = dy + (6) * 784 + oy * 28;
+              const cnn_real *restrict xr = x + (c * 30 + oy + ky) * 30;
+              for (int v = 0; v < 24; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 784 + v, sizeof d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+              }
+              { // columns 24..27; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 1, 1, 0, 0, 0, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 24 + 0, sizeof x0);
+                memcpy(&x1, xr + 24 + 1, sizeof x1);
+                memcpy(&x2, xr + 24 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 24, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 784 + 24, sizeof d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dw + (6) * 72 + (c * 3 + ky) * 3;
+            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
+            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
+            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+            dwo[72] = first ? CNN_HSUM8(s1_0) : dwo[72] + CNN_HSUM8(s1_0);
+            dwo[73] = first ? CNN_HSUM8(s1_1) : dwo[73] + CNN_HSUM8(s1_1);
+            dwo[74] = first ? CNN_HSUM8(s1_2) : dwo[74] + CNN_HSUM8(s1_2);
+          }
+      }
       cnn_real *restrict dx = mnist_resnet_d5 + (size_t)i * 6272;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 72, 784, 8, 1, w, 72, dy, 784, 0, dcol, 784);
-      for (int q = 0; q < 6272; q++)
-        dx[q] = 0;
-      mnist_resnet_l6_col2im(dcol, dx);
+      for (int o = 0; o < 8; o++)
+        for (int oy = 0; oy < 28; oy++)
+          memcpy(dyp + (o * 30 + oy + 1) * 30 + 1, dy + (o * 28 + oy) * 28, 28 * sizeof(cnn_real));
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 28; oy++) {
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 1568, &a2_0, sizeof a2_0);
+            memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 2352, &a3_0, sizeof a3_0);
+            memcpy(yr + 2360, &a3_1, sizeof a3_1);
+            memcpy(yr + 3136, &a4_0, sizeof a4_0);
+            memcpy(yr + 3144, &a4_1, sizeof a4_1);
+            memcpy(yr + 3920, &a5_0, sizeof a5_0);
+            memcpy(yr + 3928, &a5_1, sizeof a5_1);
+          }
+          { // the last 2 channels
+            const cnn_real *restrict wo = wt + (6) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (6) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+          }
+        }
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = wt + (6) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (6) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -951,50 +1932,11 @@ CNN_CLONES static void mnist_resnet_l10_maxpool_backward(int n) {
 }
 
 // Layer 11: conv 3x3, stride 1, pad 1, no bias: 14x14x8 -> 14x14x16 (HxWxC), RF 12, 1152 params, 225792 MACs/image.
-// Unfolds one image: col[(c*3+ky)*3+kx][oy*14+ox] = x[c][oy*1+ky-1][ox*1+kx-1].
-CNN_CLONES static void mnist_resnet_l11_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
-  for (int c = 0; c < 8; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 196;
-        for (int oy = 0; oy < 14; oy++) {
-          const int iy = oy * 1 + ky - 1;
-          if (iy < 0 || iy >= 14) {
-            for (int ox = 0; ox < 14; ox++)
-              d[oy * 14 + ox] = 0;
-            continue;
-          }
-          const int lo = kx < 1 ? 1 - kx : 0, hi = 15 - kx < 14 ? 15 - kx : 14;
-          const cnn_real *restrict xr = x + (c * 14 + iy) * 14;
-          cnn_real *restrict dr = d + oy * 14;
-          for (int ox = 0; ox < lo; ox++)
-            dr[ox] = 0;
-          for (int ox = lo; ox < hi; ox++)
-            dr[ox] = xr[ox + kx - 1];
-          for (int ox = hi; ox < 14; ox++)
-            dr[ox] = 0;
-        }
-      }
-}
-// Adds the column gradient of one image back onto its input gradient.
-CNN_CLONES static void mnist_resnet_l11_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
-  for (int c = 0; c < 8; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        const cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 196;
-        for (int oy = 0; oy < 14; oy++) {
-          const int iy = oy * 1 + ky - 1;
-          if (iy < 0 || iy >= 14) {
-            continue;
-          }
-          const int lo = kx < 1 ? 1 - kx : 0, hi = 15 - kx < 14 ? 15 - kx : 14;
-          cnn_real *restrict xr = x + (c * 14 + iy) * 14;
-          for (int ox = lo; ox < hi; ox++)
-            xr[ox + kx - 1] += d[oy * 14 + ox];
-        }
-      }
-}
-// y[16][196] = W[16][72] * x unfolded.
+// Path: direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input.
+// y[16][14x14] = W[16][8][3x3] (*) x[8][14x14] padded.
+// Each image's input with its zero border (the border never written),
+// from the forward to the weight gradient.
+static cnn_real mnist_resnet_l11_xp[BATCH * 2048 + 8];
 // Layer 12's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l12_ps[BATCH][16], mnist_resnet_l12_pq[BATCH][16];
@@ -1003,12 +1945,86 @@ CNN_CLONES static void mnist_resnet_l11_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 1272;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict col = mnist_resnet_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist_resnet_a11 + (size_t)i * 1568;
       cnn_real *restrict y = mnist_resnet_a12 + (size_t)i * 3136;
-      mnist_resnet_l11_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 16, 196, 72, 1, w, 72, col, 196, 0, y, 196);
+      cnn_real *restrict xp = mnist_resnet_l11_xp + (size_t)i * 2048;
+      for (int c = 0; c < 8; c++)
+        for (int iy = 0; iy < 14; iy++)
+          memcpy(xp + (c * 16 + iy + 1) * 16 + 1, x + (c * 14 + iy) * 14, 14 * sizeof(cnn_real));
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 14; oy++) {
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 14 columns
+          const cnn_real *restrict wo = w + (o) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+          memcpy(yr + 784, &a4_0, sizeof a4_0);
+          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
+          memcpy(yr + 980, &a5_0, sizeof a5_0);
+          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = w + (12) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (12) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+        }
+      }
       if (training)
         for (int c = 0; c < 16; c++) {
           const cnn_real *restrict x = y + c * 196;
@@ -1037,25 +2053,185 @@ CNN_CLONES static void mnist_resnet_l11_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist_resnet_l11_dw[NGROUP][1152];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][2 - ky][2 - kx].
+static cnn_real mnist_resnet_l11_dyp[NGROUP][4104];
+static cnn_real mnist_resnet_l11_wt[1152];
 CNN_CLONES static void mnist_resnet_l11_conv_backward(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 1272;
+  cnn_real *restrict wt = mnist_resnet_l11_wt;
+  for (int o = 0; o < 16; o++)
+    for (int c = 0; c < 8; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 16 + o) * 9 + 8 - j] = w[(o * 8 + c) * 9 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l11_dw[g];
-    cnn_real *restrict col = mnist_resnet_col[g];
-    cnn_real *restrict dcol = mnist_resnet_dcol[g];
+    cnn_real *restrict dyp = mnist_resnet_l11_dyp[g];
+    // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 15; o += 3) {
+      for (int c = 0; c < 8; c++)
+        for (int ky = 0; ky < 3; ky++) {
+          cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+          cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist_resnet_l11_xp + (size_t)i * 2048;
+            const cnn_real *restrict dy = mnist_resnet_d12 + (size_t)i * 3136;
+            for (int oy = 0; oy < 14; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 196 + oy * 14;
+              const cnn_real *restrict xr = x + (c * 16 + oy + ky) * 16;
+              for (int v = 0; v < 8; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 196 + v, sizeof d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 392 + v, sizeof d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+              { // columns 8..13; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 0, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 8 + 0, sizeof x0);
+                memcpy(&x1, xr + 8 + 1, sizeof x1);
+                memcpy(&x2, xr + 8 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 8, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 196 + 8, sizeof d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 392 + 8, sizeof d);
+                d *= m;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 72 + (c * 3 + ky) * 3;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[1] = CNN_HSUM8(s0_1);
+          dwo[2] = CNN_HSUM8(s0_2);
+          dwo[72] = CNN_HSUM8(s1_0);
+          dwo[73] = CNN_HSUM8(s1_1);
+          dwo[74] = CNN_HSUM8(s1_2);
+          dwo[144] = CNN_HSUM8(s2_0);
+          dwo[145] = CNN_HSUM8(s2_1);
+          dwo[146] = CNN_HSUM8(s2_2);
+        }
+    }
+    { // the last 1 channels
+      for (int c = 0; c < 8; c++)
+        for (int ky = 0; ky < 3; ky++) {
+          cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist_resnet_l11_xp + (size_t)i * 2048;
+            const cnn_real *restrict dy = mnist_resnet_d12 + (size_t)i * 3136;
+            for (int oy = 0; oy < 14; oy++) {
+              const cnn_real *restrict dr = dy + (15) * 196 + oy * 14;
+              const cnn_real *restrict xr = x + (c * 16 + oy + ky) * 16;
+              for (int v = 0; v < 8; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+              }
+              { // columns 8..13; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 0, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 8 + 0, sizeof x0);
+                memcpy(&x1, xr + 8 + 1, sizeof x1);
+                memcpy(&x2, xr + 8 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 8, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (15) * 72 + (c * 3 + ky) * 3;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[1] = CNN_HSUM8(s0_1);
+          dwo[2] = CNN_HSUM8(s0_2);
+        }
+    }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist_resnet_a11 + (size_t)i * 1568;
       const cnn_real *restrict dy = mnist_resnet_d12 + (size_t)i * 3136;
-      mnist_resnet_l11_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 16, 72, 196, 1, dy, 196, col, 196, first ? 0 : 1, dw, 72);
       cnn_real *restrict dx = mnist_resnet_d11 + (size_t)i * 1568;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 72, 196, 16, 1, w, 72, dy, 196, 0, dcol, 196);
-      for (int q = 0; q < 1568; q++)
-        dx[q] = 0;
-      mnist_resnet_l11_col2im(dcol, dx);
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 14; oy++)
+          memcpy(dyp + (o * 16 + oy + 1) * 16 + 1, dy + (o * 14 + oy) * 14, 14 * sizeof(cnn_real));
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 14; oy++) {
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 14 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+          memcpy(yr + 784, &a4_0, sizeof a4_0);
+          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
+          memcpy(yr + 980, &a5_0, sizeof a5_0);
+          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = wt + (6) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (6) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -1196,50 +2372,11 @@ CNN_CLONES static void mnist_resnet_l12_bn_backward(int n) {
 }
 
 // Layer 14: conv 3x3, stride 1, pad 1, no bias: 14x14x16 -> 14x14x16 (HxWxC), RF 16, 2304 params, 451584 MACs/image.
-// Unfolds one image: col[(c*3+ky)*3+kx][oy*14+ox] = x[c][oy*1+ky-1][ox*1+kx-1].
-CNN_CLONES static void mnist_resnet_l14_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
-  for (int c = 0; c < 16; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 196;
-        for (int oy = 0; oy < 14; oy++) {
-          const int iy = oy * 1 + ky - 1;
-          if (iy < 0 || iy >= 14) {
-            for (int ox = 0; ox < 14; ox++)
-              d[oy * 14 + ox] = 0;
-            continue;
-          }
-          const int lo = kx < 1 ? 1 - kx : 0, hi = 15 - kx < 14 ? 15 - kx : 14;
-          const cnn_real *restrict xr = x + (c * 14 + iy) * 14;
-          cnn_real *restrict dr = d + oy * 14;
-          for (int ox = 0; ox < lo; ox++)
-            dr[ox] = 0;
-          for (int ox = lo; ox < hi; ox++)
-            dr[ox] = xr[ox + kx - 1];
-          for (int ox = hi; ox < 14; ox++)
-            dr[ox] = 0;
-        }
-      }
-}
-// Adds the column gradient of one image back onto its input gradient.
-CNN_CLONES static void mnist_resnet_l14_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
-  for (int c = 0; c < 16; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        const cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 196;
-        for (int oy = 0; oy < 14; oy++) {
-          const int iy = oy * 1 + ky - 1;
-          if (iy < 0 || iy >= 14) {
-            continue;
-          }
-          const int lo = kx < 1 ? 1 - kx : 0, hi = 15 - kx < 14 ? 15 - kx : 14;
-          cnn_real *restrict xr = x + (c * 14 + iy) * 14;
-          for (int ox = lo; ox < hi; ox++)
-            xr[ox + kx - 1] += d[oy * 14 + ox];
-        }
-      }
-}
-// y[16][196] = W[16][144] * x unfolded.
+// Path: direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input.
+// y[16][14x14] = W[16][16][3x3] (*) x[16][14x14] padded.
+// Each image's input with its zero border (the border never written),
+// from the forward to the weight gradient.
+static cnn_real mnist_resnet_l14_xp[BATCH * 4096 + 8];
 // Layer 15's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l15_ps[BATCH][16], mnist_resnet_l15_pq[BATCH][16];
@@ -1248,12 +2385,86 @@ CNN_CLONES static void mnist_resnet_l14_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 2456;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict col = mnist_resnet_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist_resnet_a13 + (size_t)i * 3136;
       cnn_real *restrict y = mnist_resnet_a15 + (size_t)i * 3136;
-      mnist_resnet_l14_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 16, 196, 144, 1, w, 144, col, 196, 0, y, 196);
+      cnn_real *restrict xp = mnist_resnet_l14_xp + (size_t)i * 4096;
+      for (int c = 0; c < 16; c++)
+        for (int iy = 0; iy < 14; iy++)
+          memcpy(xp + (c * 16 + iy + 1) * 16 + 1, x + (c * 14 + iy) * 14, 14 * sizeof(cnn_real));
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 14; oy++) {
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 14 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+          memcpy(yr + 784, &a4_0, sizeof a4_0);
+          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
+          memcpy(yr + 980, &a5_0, sizeof a5_0);
+          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = w + (12) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (12) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+        }
+      }
       if (training)
         for (int c = 0; c < 16; c++) {
           const cnn_real *restrict x = y + c * 196;
@@ -1282,25 +2493,187 @@ CNN_CLONES static void mnist_resnet_l14_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist_resnet_l14_dw[NGROUP][2304];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][2 - ky][2 - kx].
+static cnn_real mnist_resnet_l14_dyp[NGROUP][4104];
+static cnn_real mnist_resnet_l14_wt[2304];
 CNN_CLONES static void mnist_resnet_l14_conv_backward(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 2456;
+  cnn_real *restrict wt = mnist_resnet_l14_wt;
+  for (int o = 0; o < 16; o++)
+    for (int c = 0; c < 16; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 16 + o) * 9 + 8 - j] = w[(o * 16 + c) * 9 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l14_dw[g];
-    cnn_real *restrict col = mnist_resnet_col[g];
-    cnn_real *restrict dcol = mnist_resnet_dcol[g];
+    cnn_real *restrict dyp = mnist_resnet_l14_dyp[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist_resnet_a13 + (size_t)i * 3136;
+      const cnn_real *restrict x = mnist_resnet_l14_xp + (size_t)i * 4096;
       const cnn_real *restrict dy = mnist_resnet_d15 + (size_t)i * 3136;
-      mnist_resnet_l14_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 16, 144, 196, 1, dy, 196, col, 196, first ? 0 : 1, dw, 144);
+      // 3 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 15; o += 3) {
+        for (int c = 0; c < 16; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            for (int oy = 0; oy < 14; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 196 + oy * 14;
+              const cnn_real *restrict xr = x + (c * 16 + oy + ky) * 16;
+              for (int v = 0; v < 8; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 196 + v, sizeof d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 392 + v, sizeof d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+              { // columns 8..13; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 0, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 8 + 0, sizeof x0);
+                memcpy(&x1, xr + 8 + 1, sizeof x1);
+                memcpy(&x2, xr + 8 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 8, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 196 + 8, sizeof d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 392 + 8, sizeof d);
+                d *= m;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dw + (o) * 144 + (c * 3 + ky) * 3;
+            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
+            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
+            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+            dwo[144] = first ? CNN_HSUM8(s1_0) : dwo[144] + CNN_HSUM8(s1_0);
+            dwo[145] = first ? CNN_HSUM8(s1_1) : dwo[145] + CNN_HSUM8(s1_1);
+            dwo[146] = first ? CNN_HSUM8(s1_2) : dwo[146] + CNN_HSUM8(s1_2);
+            dwo[288] = first ? CNN_HSUM8(s2_0) : dwo[288] + CNN_HSUM8(s2_0);
+            dwo[289] = first ? CNN_HSUM8(s2_1) : dwo[289] + CNN_HSUM8(s2_1);
+            dwo[290] = first ? CNN_HSUM8(s2_2) : dwo[290] + CNN_HSUM8(s2_2);
+          }
+      }
+      { // the last 1 channels
+        for (int c = 0; c < 16; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            for (int oy = 0; oy < 14; oy++) {
+              const cnn_real *restrict dr = dy + (15) * 196 + oy * 14;
+              const cnn_real *restrict xr = x + (c * 16 + oy + ky) * 16;
+              for (int v = 0; v < 8; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+              }
+              { // columns 8..13; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 0, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 8 + 0, sizeof x0);
+                memcpy(&x1, xr + 8 + 1, sizeof x1);
+                memcpy(&x2, xr + 8 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 8, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dw + (15) * 144 + (c * 3 + ky) * 3;
+            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
+            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
+            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+          }
+      }
       cnn_real *restrict dx = mnist_resnet_dscratch + (size_t)i * 3136;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 196, 16, 1, w, 144, dy, 196, 0, dcol, 196);
-      for (int q = 0; q < 3136; q++)
-        dx[q] = 0;
-      mnist_resnet_l14_col2im(dcol, dx);
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 14; oy++)
+          memcpy(dyp + (o * 16 + oy + 1) * 16 + 1, dy + (o * 14 + oy) * 14, 14 * sizeof(cnn_real));
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 14; oy++) {
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 14 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+          memcpy(yr + 784, &a4_0, sizeof a4_0);
+          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
+          memcpy(yr + 980, &a5_0, sizeof a5_0);
+          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = wt + (12) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (12) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -1441,50 +2814,11 @@ CNN_CLONES static void mnist_resnet_l15_bn_backward(int n) {
 }
 
 // Layer 17: conv 3x3, stride 1, pad 1, no bias: 14x14x16 -> 14x14x16 (HxWxC), RF 20, 2304 params, 451584 MACs/image.
-// Unfolds one image: col[(c*3+ky)*3+kx][oy*14+ox] = x[c][oy*1+ky-1][ox*1+kx-1].
-CNN_CLONES static void mnist_resnet_l17_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
-  for (int c = 0; c < 16; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 196;
-        for (int oy = 0; oy < 14; oy++) {
-          const int iy = oy * 1 + ky - 1;
-          if (iy < 0 || iy >= 14) {
-            for (int ox = 0; ox < 14; ox++)
-              d[oy * 14 + ox] = 0;
-            continue;
-          }
-          const int lo = kx < 1 ? 1 - kx : 0, hi = 15 - kx < 14 ? 15 - kx : 14;
-          const cnn_real *restrict xr = x + (c * 14 + iy) * 14;
-          cnn_real *restrict dr = d + oy * 14;
-          for (int ox = 0; ox < lo; ox++)
-            dr[ox] = 0;
-          for (int ox = lo; ox < hi; ox++)
-            dr[ox] = xr[ox + kx - 1];
-          for (int ox = hi; ox < 14; ox++)
-            dr[ox] = 0;
-        }
-      }
-}
-// Adds the column gradient of one image back onto its input gradient.
-CNN_CLONES static void mnist_resnet_l17_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
-  for (int c = 0; c < 16; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        const cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 196;
-        for (int oy = 0; oy < 14; oy++) {
-          const int iy = oy * 1 + ky - 1;
-          if (iy < 0 || iy >= 14) {
-            continue;
-          }
-          const int lo = kx < 1 ? 1 - kx : 0, hi = 15 - kx < 14 ? 15 - kx : 14;
-          cnn_real *restrict xr = x + (c * 14 + iy) * 14;
-          for (int ox = lo; ox < hi; ox++)
-            xr[ox + kx - 1] += d[oy * 14 + ox];
-        }
-      }
-}
-// y[16][196] = W[16][144] * x unfolded.
+// Path: direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input.
+// y[16][14x14] = W[16][16][3x3] (*) x[16][14x14] padded.
+// Each image's input with its zero border (the border never written),
+// from the forward to the weight gradient.
+static cnn_real mnist_resnet_l17_xp[BATCH * 4096 + 8];
 // Layer 18's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l18_ps[BATCH][16], mnist_resnet_l18_pq[BATCH][16];
@@ -1493,12 +2827,86 @@ CNN_CLONES static void mnist_resnet_l17_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 4792;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict col = mnist_resnet_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist_resnet_a16 + (size_t)i * 3136;
       cnn_real *restrict y = mnist_resnet_a18 + (size_t)i * 3136;
-      mnist_resnet_l17_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 16, 196, 144, 1, w, 144, col, 196, 0, y, 196);
+      cnn_real *restrict xp = mnist_resnet_l17_xp + (size_t)i * 4096;
+      for (int c = 0; c < 16; c++)
+        for (int iy = 0; iy < 14; iy++)
+          memcpy(xp + (c * 16 + iy + 1) * 16 + 1, x + (c * 14 + iy) * 14, 14 * sizeof(cnn_real));
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 14; oy++) {
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 14 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+          memcpy(yr + 784, &a4_0, sizeof a4_0);
+          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
+          memcpy(yr + 980, &a5_0, sizeof a5_0);
+          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = w + (12) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (12) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+        }
+      }
       if (training)
         for (int c = 0; c < 16; c++) {
           const cnn_real *restrict x = y + c * 196;
@@ -1527,25 +2935,187 @@ CNN_CLONES static void mnist_resnet_l17_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist_resnet_l17_dw[NGROUP][2304];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][2 - ky][2 - kx].
+static cnn_real mnist_resnet_l17_dyp[NGROUP][4104];
+static cnn_real mnist_resnet_l17_wt[2304];
 CNN_CLONES static void mnist_resnet_l17_conv_backward(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 4792;
+  cnn_real *restrict wt = mnist_resnet_l17_wt;
+  for (int o = 0; o < 16; o++)
+    for (int c = 0; c < 16; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 16 + o) * 9 + 8 - j] = w[(o * 16 + c) * 9 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l17_dw[g];
-    cnn_real *restrict col = mnist_resnet_col[g];
-    cnn_real *restrict dcol = mnist_resnet_dcol[g];
+    cnn_real *restrict dyp = mnist_resnet_l17_dyp[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist_resnet_a16 + (size_t)i * 3136;
+      const cnn_real *restrict x = mnist_resnet_l17_xp + (size_t)i * 4096;
       const cnn_real *restrict dy = mnist_resnet_d18 + (size_t)i * 3136;
-      mnist_resnet_l17_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 16, 144, 196, 1, dy, 196, col, 196, first ? 0 : 1, dw, 144);
+      // 3 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 15; o += 3) {
+        for (int c = 0; c < 16; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            for (int oy = 0; oy < 14; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 196 + oy * 14;
+              const cnn_real *restrict xr = x + (c * 16 + oy + ky) * 16;
+              for (int v = 0; v < 8; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 196 + v, sizeof d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 392 + v, sizeof d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+              { // columns 8..13; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 0, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 8 + 0, sizeof x0);
+                memcpy(&x1, xr + 8 + 1, sizeof x1);
+                memcpy(&x2, xr + 8 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 8, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 196 + 8, sizeof d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 392 + 8, sizeof d);
+                d *= m;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dw + (o) * 144 + (c * 3 + ky) * 3;
+            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
+            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
+            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+            dwo[144] = first ? CNN_HSUM8(s1_0) : dwo[144] + CNN_HSUM8(s1_0);
+            dwo[145] = first ? CNN_HSUM8(s1_1) : dwo[145] + CNN_HSUM8(s1_1);
+            dwo[146] = first ? CNN_HSUM8(s1_2) : dwo[146] + CNN_HSUM8(s1_2);
+            dwo[288] = first ? CNN_HSUM8(s2_0) : dwo[288] + CNN_HSUM8(s2_0);
+            dwo[289] = first ? CNN_HSUM8(s2_1) : dwo[289] + CNN_HSUM8(s2_1);
+            dwo[290] = first ? CNN_HSUM8(s2_2) : dwo[290] + CNN_HSUM8(s2_2);
+          }
+      }
+      { // the last 1 channels
+        for (int c = 0; c < 16; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            for (int oy = 0; oy < 14; oy++) {
+              const cnn_real *restrict dr = dy + (15) * 196 + oy * 14;
+              const cnn_real *restrict xr = x + (c * 16 + oy + ky) * 16;
+              for (int v = 0; v < 8; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+              }
+              { // columns 8..13; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 0, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 8 + 0, sizeof x0);
+                memcpy(&x1, xr + 8 + 1, sizeof x1);
+                memcpy(&x2, xr + 8 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 8, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dw + (15) * 144 + (c * 3 + ky) * 3;
+            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
+            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
+            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+          }
+      }
       cnn_real *restrict dx = mnist_resnet_d16 + (size_t)i * 3136;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 196, 16, 1, w, 144, dy, 196, 0, dcol, 196);
-      for (int q = 0; q < 3136; q++)
-        dx[q] = 0;
-      mnist_resnet_l17_col2im(dcol, dx);
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 14; oy++)
+          memcpy(dyp + (o * 16 + oy + 1) * 16 + 1, dy + (o * 14 + oy) * 14, 14 * sizeof(cnn_real));
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 14; oy++) {
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 14 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+          memcpy(yr + 784, &a4_0, sizeof a4_0);
+          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
+          memcpy(yr + 980, &a5_0, sizeof a5_0);
+          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = wt + (12) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (12) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -1760,50 +3330,11 @@ CNN_CLONES static void mnist_resnet_l21_maxpool_backward(int n) {
 }
 
 // Layer 22: conv 3x3, stride 1, pad 1, no bias: 7x7x16 -> 7x7x16 (HxWxC), RF 30, 2304 params, 112896 MACs/image.
-// Unfolds one image: col[(c*3+ky)*3+kx][oy*7+ox] = x[c][oy*1+ky-1][ox*1+kx-1].
-CNN_CLONES static void mnist_resnet_l22_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
-  for (int c = 0; c < 16; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 49;
-        for (int oy = 0; oy < 7; oy++) {
-          const int iy = oy * 1 + ky - 1;
-          if (iy < 0 || iy >= 7) {
-            for (int ox = 0; ox < 7; ox++)
-              d[oy * 7 + ox] = 0;
-            continue;
-          }
-          const int lo = kx < 1 ? 1 - kx : 0, hi = 8 - kx < 7 ? 8 - kx : 7;
-          const cnn_real *restrict xr = x + (c * 7 + iy) * 7;
-          cnn_real *restrict dr = d + oy * 7;
-          for (int ox = 0; ox < lo; ox++)
-            dr[ox] = 0;
-          for (int ox = lo; ox < hi; ox++)
-            dr[ox] = xr[ox + kx - 1];
-          for (int ox = hi; ox < 7; ox++)
-            dr[ox] = 0;
-        }
-      }
-}
-// Adds the column gradient of one image back onto its input gradient.
-CNN_CLONES static void mnist_resnet_l22_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
-  for (int c = 0; c < 16; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        const cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 49;
-        for (int oy = 0; oy < 7; oy++) {
-          const int iy = oy * 1 + ky - 1;
-          if (iy < 0 || iy >= 7) {
-            continue;
-          }
-          const int lo = kx < 1 ? 1 - kx : 0, hi = 8 - kx < 7 ? 8 - kx : 7;
-          cnn_real *restrict xr = x + (c * 7 + iy) * 7;
-          for (int ox = lo; ox < hi; ox++)
-            xr[ox + kx - 1] += d[oy * 7 + ox];
-        }
-      }
-}
-// y[16][49] = W[16][144] * x unfolded.
+// Path: direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input.
+// y[16][7x7] = W[16][16][3x3] (*) x[16][7x7] padded.
+// Each image's input with its zero border (the border never written),
+// from the forward to the weight gradient.
+static cnn_real mnist_resnet_l22_xp[BATCH * 1296 + 8];
 // Layer 23's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l23_ps[BATCH][16], mnist_resnet_l23_pq[BATCH][16];
@@ -1812,12 +3343,92 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 7128;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict col = mnist_resnet_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist_resnet_a22 + (size_t)i * 784;
       cnn_real *restrict y = mnist_resnet_a23 + (size_t)i * 784;
-      mnist_resnet_l22_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 16, 49, 144, 1, w, 144, col, 49, 0, y, 49);
+      cnn_real *restrict xp = mnist_resnet_l22_xp + (size_t)i * 1296;
+      for (int c = 0; c < 16; c++)
+        for (int iy = 0; iy < 7; iy++)
+          memcpy(xp + (c * 9 + iy + 1) * 9 + 1, x + (c * 7 + iy) * 7, 7 * sizeof(cnn_real));
+      // 12 output channels x 1 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 7; oy++) {
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
+          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
+          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
+          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
+          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = w + (12) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (12) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+        }
+      }
       if (training)
         for (int c = 0; c < 16; c++) {
           const cnn_real *restrict x = y + c * 49;
@@ -1846,25 +3457,179 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist_resnet_l22_dw[NGROUP][2304];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][2 - ky][2 - kx].
+static cnn_real mnist_resnet_l22_dyp[NGROUP][1304];
+static cnn_real mnist_resnet_l22_wt[2304];
 CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 7128;
+  cnn_real *restrict wt = mnist_resnet_l22_wt;
+  for (int o = 0; o < 16; o++)
+    for (int c = 0; c < 16; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 16 + o) * 9 + 8 - j] = w[(o * 16 + c) * 9 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l22_dw[g];
-    cnn_real *restrict col = mnist_resnet_col[g];
-    cnn_real *restrict dcol = mnist_resnet_dcol[g];
+    cnn_real *restrict dyp = mnist_resnet_l22_dyp[g];
+    // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 15; o += 3) {
+      for (int c = 0; c < 16; c++)
+        for (int ky = 0; ky < 3; ky++) {
+          cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+          cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist_resnet_l22_xp + (size_t)i * 1296;
+            const cnn_real *restrict dy = mnist_resnet_d23 + (size_t)i * 784;
+            for (int oy = 0; oy < 7; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 49 + oy * 7;
+              const cnn_real *restrict xr = x + (c * 9 + oy + ky) * 9;
+              { // columns 0..6; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 1, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 0 + 0, sizeof x0);
+                memcpy(&x1, xr + 0 + 1, sizeof x1);
+                memcpy(&x2, xr + 0 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 0, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 49 + 0, sizeof d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 98 + 0, sizeof d);
+                d *= m;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 144 + (c * 3 + ky) * 3;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[1] = CNN_HSUM8(s0_1);
+          dwo[2] = CNN_HSUM8(s0_2);
+          dwo[144] = CNN_HSUM8(s1_0);
+          dwo[145] = CNN_HSUM8(s1_1);
+          dwo[146] = CNN_HSUM8(s1_2);
+          dwo[288] = CNN_HSUM8(s2_0);
+          dwo[289] = CNN_HSUM8(s2_1);
+          dwo[290] = CNN_HSUM8(s2_2);
+        }
+    }
+    { // the last 1 channels
+      for (int c = 0; c < 16; c++)
+        for (int ky = 0; ky < 3; ky++) {
+          cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist_resnet_l22_xp + (size_t)i * 1296;
+            const cnn_real *restrict dy = mnist_resnet_d23 + (size_t)i * 784;
+            for (int oy = 0; oy < 7; oy++) {
+              const cnn_real *restrict dr = dy + (15) * 49 + oy * 7;
+              const cnn_real *restrict xr = x + (c * 9 + oy + ky) * 9;
+              { // columns 0..6; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 1, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 0 + 0, sizeof x0);
+                memcpy(&x1, xr + 0 + 1, sizeof x1);
+                memcpy(&x2, xr + 0 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 0, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (15) * 144 + (c * 3 + ky) * 3;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[1] = CNN_HSUM8(s0_1);
+          dwo[2] = CNN_HSUM8(s0_2);
+        }
+    }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist_resnet_a22 + (size_t)i * 784;
       const cnn_real *restrict dy = mnist_resnet_d23 + (size_t)i * 784;
-      mnist_resnet_l22_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 16, 144, 49, 1, dy, 49, col, 49, first ? 0 : 1, dw, 144);
       cnn_real *restrict dx = mnist_resnet_dscratch + (size_t)i * 784;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 49, 16, 1, w, 144, dy, 49, 0, dcol, 49);
-      for (int q = 0; q < 784; q++)
-        dx[q] = 0;
-      mnist_resnet_l22_col2im(dcol, dx);
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 7; oy++)
+          memcpy(dyp + (o * 9 + oy + 1) * 9 + 1, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
+      // 12 output channels x 1 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 7; oy++) {
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
+          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
+          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
+          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
+          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = wt + (12) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (12) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -2010,50 +3775,11 @@ CNN_CLONES static void mnist_resnet_l23_bn_backward(int n) {
 }
 
 // Layer 25: conv 3x3, stride 1, pad 1, no bias: 7x7x16 -> 7x7x16 (HxWxC), RF 38, 2304 params, 112896 MACs/image.
-// Unfolds one image: col[(c*3+ky)*3+kx][oy*7+ox] = x[c][oy*1+ky-1][ox*1+kx-1].
-CNN_CLONES static void mnist_resnet_l25_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
-  for (int c = 0; c < 16; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 49;
-        for (int oy = 0; oy < 7; oy++) {
-          const int iy = oy * 1 + ky - 1;
-          if (iy < 0 || iy >= 7) {
-            for (int ox = 0; ox < 7; ox++)
-              d[oy * 7 + ox] = 0;
-            continue;
-          }
-          const int lo = kx < 1 ? 1 - kx : 0, hi = 8 - kx < 7 ? 8 - kx : 7;
-          const cnn_real *restrict xr = x + (c * 7 + iy) * 7;
-          cnn_real *restrict dr = d + oy * 7;
-          for (int ox = 0; ox < lo; ox++)
-            dr[ox] = 0;
-          for (int ox = lo; ox < hi; ox++)
-            dr[ox] = xr[ox + kx - 1];
-          for (int ox = hi; ox < 7; ox++)
-            dr[ox] = 0;
-        }
-      }
-}
-// Adds the column gradient of one image back onto its input gradient.
-CNN_CLONES static void mnist_resnet_l25_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
-  for (int c = 0; c < 16; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        const cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 49;
-        for (int oy = 0; oy < 7; oy++) {
-          const int iy = oy * 1 + ky - 1;
-          if (iy < 0 || iy >= 7) {
-            continue;
-          }
-          const int lo = kx < 1 ? 1 - kx : 0, hi = 8 - kx < 7 ? 8 - kx : 7;
-          cnn_real *restrict xr = x + (c * 7 + iy) * 7;
-          for (int ox = lo; ox < hi; ox++)
-            xr[ox + kx - 1] += d[oy * 7 + ox];
-        }
-      }
-}
-// y[16][49] = W[16][144] * x unfolded.
+// Path: direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input.
+// y[16][7x7] = W[16][16][3x3] (*) x[16][7x7] padded.
+// Each image's input with its zero border (the border never written),
+// from the forward to the weight gradient.
+static cnn_real mnist_resnet_l25_xp[BATCH * 1296 + 8];
 // Layer 26's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l26_ps[BATCH][16], mnist_resnet_l26_pq[BATCH][16];
@@ -2062,12 +3788,92 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 9464;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict col = mnist_resnet_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist_resnet_a24 + (size_t)i * 784;
       cnn_real *restrict y = mnist_resnet_a26 + (size_t)i * 784;
-      mnist_resnet_l25_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 16, 49, 144, 1, w, 144, col, 49, 0, y, 49);
+      cnn_real *restrict xp = mnist_resnet_l25_xp + (size_t)i * 1296;
+      for (int c = 0; c < 16; c++)
+        for (int iy = 0; iy < 7; iy++)
+          memcpy(xp + (c * 9 + iy + 1) * 9 + 1, x + (c * 7 + iy) * 7, 7 * sizeof(cnn_real));
+      // 12 output channels x 1 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 7; oy++) {
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
+          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
+          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
+          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
+          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = w + (12) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (12) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+        }
+      }
       if (training)
         for (int c = 0; c < 16; c++) {
           const cnn_real *restrict x = y + c * 49;
@@ -2096,25 +3902,179 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist_resnet_l25_dw[NGROUP][2304];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][2 - ky][2 - kx].
+static cnn_real mnist_resnet_l25_dyp[NGROUP][1304];
+static cnn_real mnist_resnet_l25_wt[2304];
 CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 9464;
+  cnn_real *restrict wt = mnist_resnet_l25_wt;
+  for (int o = 0; o < 16; o++)
+    for (int c = 0; c < 16; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 16 + o) * 9 + 8 - j] = w[(o * 16 + c) * 9 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l25_dw[g];
-    cnn_real *restrict col = mnist_resnet_col[g];
-    cnn_real *restrict dcol = mnist_resnet_dcol[g];
+    cnn_real *restrict dyp = mnist_resnet_l25_dyp[g];
+    // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 15; o += 3) {
+      for (int c = 0; c < 16; c++)
+        for (int ky = 0; ky < 3; ky++) {
+          cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+          cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist_resnet_l25_xp + (size_t)i * 1296;
+            const cnn_real *restrict dy = mnist_resnet_d26 + (size_t)i * 784;
+            for (int oy = 0; oy < 7; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 49 + oy * 7;
+              const cnn_real *restrict xr = x + (c * 9 + oy + ky) * 9;
+              { // columns 0..6; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 1, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 0 + 0, sizeof x0);
+                memcpy(&x1, xr + 0 + 1, sizeof x1);
+                memcpy(&x2, xr + 0 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 0, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 49 + 0, sizeof d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 98 + 0, sizeof d);
+                d *= m;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 144 + (c * 3 + ky) * 3;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[1] = CNN_HSUM8(s0_1);
+          dwo[2] = CNN_HSUM8(s0_2);
+          dwo[144] = CNN_HSUM8(s1_0);
+          dwo[145] = CNN_HSUM8(s1_1);
+          dwo[146] = CNN_HSUM8(s1_2);
+          dwo[288] = CNN_HSUM8(s2_0);
+          dwo[289] = CNN_HSUM8(s2_1);
+          dwo[290] = CNN_HSUM8(s2_2);
+        }
+    }
+    { // the last 1 channels
+      for (int c = 0; c < 16; c++)
+        for (int ky = 0; ky < 3; ky++) {
+          cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist_resnet_l25_xp + (size_t)i * 1296;
+            const cnn_real *restrict dy = mnist_resnet_d26 + (size_t)i * 784;
+            for (int oy = 0; oy < 7; oy++) {
+              const cnn_real *restrict dr = dy + (15) * 49 + oy * 7;
+              const cnn_real *restrict xr = x + (c * 9 + oy + ky) * 9;
+              { // columns 0..6; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 1, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 0 + 0, sizeof x0);
+                memcpy(&x1, xr + 0 + 1, sizeof x1);
+                memcpy(&x2, xr + 0 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 0, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (15) * 144 + (c * 3 + ky) * 3;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[1] = CNN_HSUM8(s0_1);
+          dwo[2] = CNN_HSUM8(s0_2);
+        }
+    }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist_resnet_a24 + (size_t)i * 784;
       const cnn_real *restrict dy = mnist_resnet_d26 + (size_t)i * 784;
-      mnist_resnet_l25_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 16, 144, 49, 1, dy, 49, col, 49, first ? 0 : 1, dw, 144);
       cnn_real *restrict dx = mnist_resnet_d24 + (size_t)i * 784;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 49, 16, 1, w, 144, dy, 49, 0, dcol, 49);
-      for (int q = 0; q < 784; q++)
-        dx[q] = 0;
-      mnist_resnet_l25_col2im(dcol, dx);
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 7; oy++)
+          memcpy(dyp + (o * 9 + oy + 1) * 9 + 1, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
+      // 12 output channels x 1 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 7; oy++) {
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
+          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
+          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
+          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
+          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = wt + (12) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (12) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -2281,6 +4241,7 @@ CNN_CLONES static void mnist_resnet_l28_relu_backward(int n) {
 }
 
 // Layer 29: conv 1x1, stride 1, pad 0, no bias: 7x7x16 -> 7x7x10 (HxWxC), RF 38, 160 params, 7840 MACs/image.
+// Path: cblas GEMM on the input as it is (1x1, stride 1: no im2col).
 // y[10][49] = W[10][16] * x (1x1: x is the GEMM operand).
 CNN_CLONES static void mnist_resnet_l29_conv_forward(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 11800;
@@ -2490,34 +4451,62 @@ static double mnist_resnet_forward(const cnn_real *x, const uint8_t *y, int n, i
   mnist_resnet_training = training;
   mnist_resnet_has_labels = y != NULL;
   memcpy(mnist_resnet_a0, x, (size_t)n * 784 * sizeof(cnn_real));
+  CNN_PROF_BEGIN();
   (void)rng;
   mnist_resnet_l0_conv_forward(n, training);
+  CNN_PROF(0, 0);
   mnist_resnet_l1_bn_forward(n, training);
+  CNN_PROF(1, 0);
   mnist_resnet_l3_conv_forward(n, training);
+  CNN_PROF(3, 0);
   mnist_resnet_l4_bn_forward(n, training);
+  CNN_PROF(4, 0);
   mnist_resnet_l6_conv_forward(n, training);
+  CNN_PROF(6, 0);
   mnist_resnet_l7_bn_forward(n, training);
+  CNN_PROF(7, 0);
   mnist_resnet_l8_add_forward(n);
+  CNN_PROF(8, 0);
   mnist_resnet_l9_relu_forward(n);
+  CNN_PROF(9, 0);
   mnist_resnet_l10_maxpool_forward(n, training);
+  CNN_PROF(10, 0);
   mnist_resnet_l11_conv_forward(n, training);
+  CNN_PROF(11, 0);
   mnist_resnet_l12_bn_forward(n, training);
+  CNN_PROF(12, 0);
   mnist_resnet_l14_conv_forward(n, training);
+  CNN_PROF(14, 0);
   mnist_resnet_l15_bn_forward(n, training);
+  CNN_PROF(15, 0);
   mnist_resnet_l17_conv_forward(n, training);
+  CNN_PROF(17, 0);
   mnist_resnet_l18_bn_forward(n, training);
+  CNN_PROF(18, 0);
   mnist_resnet_l19_add_forward(n);
+  CNN_PROF(19, 0);
   mnist_resnet_l20_relu_forward(n);
+  CNN_PROF(20, 0);
   mnist_resnet_l21_maxpool_forward(n, training);
+  CNN_PROF(21, 0);
   mnist_resnet_l22_conv_forward(n, training);
+  CNN_PROF(22, 0);
   mnist_resnet_l23_bn_forward(n, training);
+  CNN_PROF(23, 0);
   mnist_resnet_l25_conv_forward(n, training);
+  CNN_PROF(25, 0);
   mnist_resnet_l26_bn_forward(n, training);
+  CNN_PROF(26, 0);
   mnist_resnet_l27_add_forward(n);
+  CNN_PROF(27, 0);
   mnist_resnet_l28_relu_forward(n);
+  CNN_PROF(28, 0);
   mnist_resnet_l29_conv_forward(n);
+  CNN_PROF(29, 0);
   mnist_resnet_l30_gap_forward(n);
+  CNN_PROF(30, 0);
   mnist_resnet_l31_log_softmax_forward(n);
+  CNN_PROF(31, 0);
   if (!y)
     return 0;
   double loss = 0;
@@ -2540,39 +4529,67 @@ static void mnist_resnet_backward(void) {
   for (int i = 0; i < n; i++)
     if (mnist_resnet_y[i] < 10)
       mnist_resnet_d32[i * 10 + mnist_resnet_y[i]] = (cnn_real)-1 / n;
+  CNN_PROF_BEGIN();
   mnist_resnet_l31_log_softmax_backward(n);
+  CNN_PROF(31, 1);
   mnist_resnet_l30_gap_backward(n);
+  CNN_PROF(30, 1);
   mnist_resnet_l29_conv_backward(n);
+  CNN_PROF(29, 1);
   mnist_resnet_l28_relu_backward(n);
+  CNN_PROF(28, 1);
   mnist_resnet_l27_add_backward(n);
+  CNN_PROF(27, 1);
   mnist_resnet_l26_bn_backward(n);
+  CNN_PROF(26, 1);
   mnist_resnet_l25_conv_backward(n);
+  CNN_PROF(25, 1);
   mnist_resnet_l23_bn_backward(n);
+  CNN_PROF(23, 1);
   mnist_resnet_l22_conv_backward(n);
   for (long j = 0; j < (long)n * 784; j++) // tensor 22's second reader
     mnist_resnet_d22[j] += mnist_resnet_dscratch[j];
+  CNN_PROF(22, 1);
   mnist_resnet_l21_maxpool_backward(n);
+  CNN_PROF(21, 1);
   mnist_resnet_l20_relu_backward(n);
+  CNN_PROF(20, 1);
   mnist_resnet_l19_add_backward(n);
+  CNN_PROF(19, 1);
   mnist_resnet_l18_bn_backward(n);
+  CNN_PROF(18, 1);
   mnist_resnet_l17_conv_backward(n);
+  CNN_PROF(17, 1);
   mnist_resnet_l15_bn_backward(n);
+  CNN_PROF(15, 1);
   mnist_resnet_l14_conv_backward(n);
   for (long j = 0; j < (long)n * 3136; j++) // tensor 14's second reader
     mnist_resnet_d13[j] += mnist_resnet_dscratch[j];
+  CNN_PROF(14, 1);
   mnist_resnet_l12_bn_backward(n);
+  CNN_PROF(12, 1);
   mnist_resnet_l11_conv_backward(n);
+  CNN_PROF(11, 1);
   mnist_resnet_l10_maxpool_backward(n);
+  CNN_PROF(10, 1);
   mnist_resnet_l9_relu_backward(n);
+  CNN_PROF(9, 1);
   mnist_resnet_l8_add_backward(n);
+  CNN_PROF(8, 1);
   mnist_resnet_l7_bn_backward(n);
+  CNN_PROF(7, 1);
   mnist_resnet_l6_conv_backward(n);
+  CNN_PROF(6, 1);
   mnist_resnet_l4_bn_backward(n);
+  CNN_PROF(4, 1);
   mnist_resnet_l3_conv_backward(n);
   for (long j = 0; j < (long)n * 6272; j++) // tensor 3's second reader
     mnist_resnet_d2[j] += mnist_resnet_dscratch[j];
+  CNN_PROF(3, 1);
   mnist_resnet_l1_bn_backward(n);
+  CNN_PROF(1, 1);
   mnist_resnet_l0_conv_backward(n);
+  CNN_PROF(0, 1);
 }
 
 #ifdef CNN_INPUT_GRAD

@@ -1,0 +1,274 @@
+// conv_kernels.c: direct convolution kernels for the training code, written
+// for one layer's exact shape (see conv_kernels.h). The layout stays CHW:
+// a vector (cnn_v8, a GCC/clang vector extension, so each target_clones
+// version gets its own instructions) holds 8 neighbouring columns of a row.
+// The forward tile keeps OB output channels x NV vectors of one output row
+// in registers through the whole sum over input channels and window taps,
+// loading each input vector once for OB channels; the weight gradient keeps
+// OB channels x kw taps of vector sums over the rows. Every sum runs in an
+// order fixed by the shape alone, never by the thread count, and nothing is
+// fused into an FMA (no FMA target), so every clone gives the same bits.
+#include "conv_kernels.h"
+
+#include <stdio.h>
+
+// The register tiles are sized for AVX2's 16 vector registers. A product
+// and its sum are two instructions (no FMA, so that every clone rounds
+// alike), so a tile needs its accumulators, the operands it reuses, one
+// more operand and the product: b * n + n + 2 <= 16. Zen's two multiply and
+// two add pipes then take one multiply-add per vector per cycle, the same
+// as two FMA pipes; the loads (two a cycle) must keep up.
+
+// Cycles (in half-cycle units) of one tap of a tile of b channels x n
+// vectors: b * n multiply-adds, or n + b loads if those take longer, and
+// about two for the loop and the addresses (which favours larger tiles).
+static int tap_cost(int b, int n) {
+  return (b * n > b + n ? b * n : b + n) + 2;
+}
+
+// Cost of covering o channels with tiles of b (the last one smaller).
+static int channels_cost(int o, int b, int n) {
+  return o / b * tap_cost(b, n) + (o % b ? tap_cost(o % b, n) : 0);
+}
+
+// The cheapest channel count of a tile with n reused vectors, up to 12.
+static int best_channels(int o, int n) {
+  int best = 1;
+  for (int b = 2; b <= 12 && b <= o && b * n + n + 2 <= 16; b++)
+    if (channels_cost(o, b, n) <= channels_cost(o, best, n))
+      best = b;
+  return best;
+}
+
+void conv_fwd_tile(const ConvDims *d, int *ob, int *nv) {
+  int vec = (d->ow + CONV_VL - 1) / CONV_VL, best = 0;
+  // Rows of vec vectors in chunks of n (the last chunk smaller): the n
+  // whose chunks cost least over the row.
+  for (int n = 1; n <= 4 && n <= vec; n++) {
+    int cost = vec / n * channels_cost(d->o, best_channels(d->o, n), n);
+    if (vec % n)
+      cost += channels_cost(d->o, best_channels(d->o, vec % n), vec % n);
+    if (!best || cost < best) {
+      best = cost;
+      *nv = n;
+    }
+  }
+  *ob = best_channels(d->o, *nv);
+}
+
+int conv_wgrad_tile(const ConvDims *d) {
+  // kw sums per channel, the kw shifted x vectors reused, one dy vector.
+  int best = 1;
+  for (int b = 2; b <= 12 && b <= d->o && b * d->kw + d->kw + 2 <= 16; b++)
+    if (channels_cost(d->o, b, d->kw) <= channels_cost(d->o, best, d->kw))
+      best = b;
+  return best;
+}
+
+int conv_wgrad_images_inner(const ConvDims *d, int gsize) {
+  long bytes = ((long)d->c * d->h * d->w + (long)d->o * d->oh * d->ow) * 4 * gsize;
+  return bytes <= 192 * 1024;
+}
+
+// One forward tile: output channels o .. o + ob - 1 (o is the C expression
+// oexpr), columns col .. of row oy, nv vectors, the last with `lanes` valid
+// values.
+static void fwd_tile(TrainCtx *c, const ConvDims *d, const char *x, const char *w, const char *y,
+                     const char *bias, const char *ind, int ob, const char *oexpr, int nv, const char *col,
+                     int lanes) {
+  long ckk = (long)d->c * d->kh * d->kw, plane = (long)d->oh * d->ow;
+  W(c, "%s  const cnn_real *restrict wo = %s + (%s) * %ld;\n", ind, w, oexpr, ckk);
+  for (int b = 0; b < ob; b++) {
+    W(c, "%s  cnn_v8", ind);
+    for (int v = 0; v < nv; v++) {
+      if (bias)
+        W(c, "%s a%d_%d = (cnn_v8){0} + %s[%s + %d]", v ? "," : "", b, v, bias, oexpr, b);
+      else
+        W(c, "%s a%d_%d = {0}", v ? "," : "", b, v);
+    }
+    W(c, ";\n");
+  }
+  W(c, "%s  for (int c = 0; c < %d; c++)\n", ind, d->c);
+  W(c, "%s    for (int ky = 0; ky < %d; ky++) {\n", ind, d->kh);
+  W(c, "%s      const cnn_real *restrict xr = %s + (c * %d + oy + ky) * %d + %s;\n", ind, x, d->h, d->w, col);
+  W(c, "%s      const cnn_real *restrict wr = wo + (c * %d + ky) * %d;\n", ind, d->kh, d->kw);
+  W(c, "%s      for (int kx = 0; kx < %d; kx++) {\n", ind, d->kw);
+  W(c, "%s        cnn_v8", ind);
+  for (int v = 0; v < nv; v++)
+    W(c, "%s x%d", v ? "," : "", v);
+  W(c, ";\n");
+  for (int v = 0; v < nv; v++)
+    W(c, "%s        memcpy(&x%d, xr + kx + %d, sizeof x%d);\n", ind, v, v * CONV_VL, v);
+  W(c, "%s        const cnn_real", ind);
+  for (int b = 0; b < ob; b++)
+    W(c, "%s w%d = wr[kx + %ld]", b ? "," : "", b, b * ckk);
+  W(c, ";\n");
+  for (int b = 0; b < ob; b++) {
+    W(c, "%s       ", ind);
+    for (int v = 0; v < nv; v++)
+      W(c, " a%d_%d += w%d * x%d;", b, v, b, v);
+    W(c, "\n");
+  }
+  W(c, "%s      }\n%s    }\n", ind, ind);
+  W(c, "%s  cnn_real *restrict yr = %s + (%s) * %ld + oy * %d + %s;\n", ind, y, oexpr, plane, d->ow, col);
+  for (int b = 0; b < ob; b++) {
+    for (int v = 0; v < nv; v++) {
+      if (v < nv - 1 || lanes == CONV_VL)
+        W(c, "%s  memcpy(yr + %ld, &a%d_%d, sizeof a%d_%d);\n", ind, b * plane + v * CONV_VL, b, v, b, v);
+      else {
+        // Lane by lane with constant indices: a loop or a partial memcpy
+        // over the accumulator would keep it in memory through the sum.
+        W(c, "%s ", ind);
+        for (int u = 0; u < lanes; u++)
+          W(c, " yr[%ld] = a%d_%d[%d];", b * plane + v * CONV_VL + u, b, v, u);
+        W(c, "\n");
+      }
+    }
+  }
+}
+
+// The loops over output channel blocks for one column chunk of row oy.
+static void fwd_channels(TrainCtx *c, const ConvDims *d, const char *x, const char *w, const char *y,
+                         const char *bias, const char *ind, int ob, int nv, const char *col, int lanes) {
+  int full = d->o / ob * ob;
+  W(c, "%sfor (int o = 0; o < %d; o += %d) { // %d channels x %d columns\n", ind, full, ob, ob,
+    (nv - 1) * CONV_VL + lanes);
+  fwd_tile(c, d, x, w, y, bias, ind, ob, "o", nv, col, lanes);
+  W(c, "%s}\n", ind);
+  if (full < d->o) {
+    W(c, "%s{ // the last %d channels\n", ind, d->o - full);
+    char oe[16];
+    snprintf(oe, sizeof oe, "%d", full);
+    fwd_tile(c, d, x, w, y, bias, ind, d->o - full, oe, nv, col, lanes);
+    W(c, "%s}\n", ind);
+  }
+}
+
+void emit_conv_direct(TrainCtx *c, const ConvDims *d, const char *x, const char *w, const char *y,
+                      const char *bias, const char *ind) {
+  int ob, nv;
+  conv_fwd_tile(d, &ob, &nv);
+  int chunk = nv * CONV_VL, full = d->ow / chunk * chunk, rest = d->ow - full;
+  char in2[32];
+  snprintf(in2, sizeof in2, "%s  ", ind);
+  W(c, "%s// %d output channels x %d vectors of %d columns per register tile.\n", ind, ob, nv, CONV_VL);
+  W(c, "%sfor (int oy = 0; oy < %d; oy++) {\n", ind, d->oh);
+  if (rest == 0 && full == chunk) {
+    fwd_channels(c, d, x, w, y, bias, in2, ob, nv, "0", CONV_VL);
+  } else if (full == 0) {
+    // One chunk narrower than nv vectors: the last vector is partial.
+    fwd_channels(c, d, x, w, y, bias, in2, ob, nv, "0", d->ow - (nv - 1) * CONV_VL);
+  } else {
+    W(c, "%s  for (int col = 0; col < %d; col += %d) {\n", ind, full, chunk);
+    char in4[32];
+    snprintf(in4, sizeof in4, "%s    ", ind);
+    fwd_channels(c, d, x, w, y, bias, in4, ob, nv, "col", CONV_VL);
+    W(c, "%s  }\n", ind);
+    if (rest) {
+      char cs[16];
+      snprintf(cs, sizeof cs, "%d", full);
+      int rv = (rest + CONV_VL - 1) / CONV_VL;
+      fwd_channels(c, d, x, w, y, bias, in2, best_channels(d->o, rv), rv, cs, rest - (rv - 1) * CONV_VL);
+    }
+  }
+  W(c, "%s}\n", ind);
+}
+
+// One step of the weight-gradient tile: the vector at column v (the C
+// expression ve) of each of the ob dy rows times the kw shifted x vectors.
+static void wgrad_step(TrainCtx *c, const ConvDims *d, const char *ind, int ob, const char *ve, int masked) {
+  long plane = (long)d->oh * d->ow;
+  W(c, "%scnn_v8 d", ind);
+  for (int k = 0; k < d->kw; k++)
+    W(c, ", x%d", k);
+  W(c, ";\n");
+  for (int k = 0; k < d->kw; k++)
+    W(c, "%smemcpy(&x%d, xr + %s + %d, sizeof x%d);\n", ind, k, ve, k, k);
+  for (int b = 0; b < ob; b++) {
+    W(c, "%smemcpy(&d, dr + %ld + %s, sizeof d);\n", ind, b * plane, ve);
+    if (masked)
+      W(c, "%sd *= m;\n", ind);
+    W(c, "%s", ind);
+    for (int k = 0; k < d->kw; k++)
+      W(c, "%ss%d_%d += d * x%d;", k ? " " : "", b, k, k);
+    W(c, "\n");
+  }
+}
+
+// One weight-gradient tile: output channels o .. o + ob - 1 (oexpr).
+static void wgrad_tile(TrainCtx *c, const ConvDims *d, const char *x, const char *dy, const char *dw,
+                       const char *ind0, int ob, const char *oexpr, const ConvImages *im) {
+  char ind[40];
+  snprintf(ind, sizeof ind, "%s", ind0);
+  long plane = (long)d->oh * d->ow, ckk = (long)d->c * d->kh * d->kw;
+  int full = d->ow / CONV_VL * CONV_VL, rest = d->ow - full;
+  W(c, "%s  for (int c = 0; c < %d; c++)\n", ind, d->c);
+  W(c, "%s    for (int ky = 0; ky < %d; ky++) {\n", ind, d->kh);
+  for (int b = 0; b < ob; b++) {
+    W(c, "%s      cnn_v8", ind);
+    for (int k = 0; k < d->kw; k++)
+      W(c, "%s s%d_%d = {0}", k ? "," : "", b, k);
+    W(c, ";\n");
+  }
+  if (im) {
+    W(c, "%s      for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {\n", ind0);
+    snprintf(ind, sizeof ind, "%s  ", ind0);
+    W(c, "%s      const cnn_real *restrict %s = %s + (size_t)i * %ld;\n", ind, x, im->x, im->xsize);
+    W(c, "%s      const cnn_real *restrict %s = %s + (size_t)i * %ld;\n", ind, dy, im->dy, im->dysize);
+  }
+  W(c, "%s      for (int oy = 0; oy < %d; oy++) {\n", ind, d->oh);
+  W(c, "%s        const cnn_real *restrict dr = %s + (%s) * %ld + oy * %d;\n", ind, dy, oexpr, plane, d->ow);
+  W(c, "%s        const cnn_real *restrict xr = %s + (c * %d + oy + ky) * %d;\n", ind, x, d->h, d->w);
+  char in[64];
+  if (full) {
+    W(c, "%s        for (int v = 0; v < %d; v += %d) {\n", ind, full, CONV_VL);
+    snprintf(in, sizeof in, "%s          ", ind);
+    wgrad_step(c, d, in, ob, "v", 0);
+    W(c, "%s        }\n", ind);
+  }
+  if (rest) {
+    char ve[16];
+    snprintf(ve, sizeof ve, "%d", full);
+    W(c, "%s        { // columns %d..%d; the other lanes are masked off\n", ind, full, d->ow - 1);
+    snprintf(in, sizeof in, "%s          ", ind);
+    W(c, "%sconst cnn_v8 m = {", in);
+    for (int u = 0; u < CONV_VL; u++)
+      W(c, "%s%d", u ? ", " : "", u < rest);
+    W(c, "};\n");
+    wgrad_step(c, d, in, ob, ve, 1);
+    W(c, "%s        }\n", ind);
+  }
+  W(c, "%s      }\n", ind);
+  if (im) {
+    W(c, "%s      }\n", ind0);
+    snprintf(ind, sizeof ind, "%s", ind0);
+  }
+  W(c, "%s      cnn_real *restrict dwo = %s + (%s) * %ld + (c * %d + ky) * %d;\n", ind, dw, oexpr, ckk, d->kh,
+    d->kw);
+  for (int b = 0; b < ob; b++)
+    for (int k = 0; k < d->kw; k++) {
+      long j = b * ckk + k;
+      if (im)
+        W(c, "%s      dwo[%ld] = CNN_HSUM8(s%d_%d);\n", ind, j, b, k);
+      else
+        W(c, "%s      dwo[%ld] = first ? CNN_HSUM8(s%d_%d) : dwo[%ld] + CNN_HSUM8(s%d_%d);\n", ind, j, b, k, j, b, k);
+    }
+  W(c, "%s    }\n", ind);
+}
+
+void emit_conv_wgrad(TrainCtx *c, const ConvDims *d, const char *x, const char *dy, const char *dw,
+                     const char *ind, const ConvImages *im) {
+  int ob = conv_wgrad_tile(d), full = d->o / ob * ob;
+  W(c, "%s// %d output channels x %d taps of vector sums per register tile%s.\n", ind, ob, d->kw,
+    im ? ", summed over the group's images before the lanes are added" : "");
+  W(c, "%sfor (int o = 0; o < %d; o += %d) {\n", ind, full, ob);
+  wgrad_tile(c, d, x, dy, dw, ind, ob, "o", im);
+  W(c, "%s}\n", ind);
+  if (full < d->o) {
+    W(c, "%s{ // the last %d channels\n", ind, d->o - full);
+    char oe[16];
+    snprintf(oe, sizeof oe, "%d", full);
+    wgrad_tile(c, d, x, dy, dw, ind, d->o - full, oe, im);
+    W(c, "%s}\n", ind);
+  }
+}
