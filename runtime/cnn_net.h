@@ -36,6 +36,7 @@ typedef struct cnn_train_config {
   double base_momentum, max_momentum;
   double mean, std;            // x = (pixel / 255 - mean) / std
   double rotate, shift;        // augmentation: degrees, pixels (0: none)
+  double label_smoothing;      // eps of the training loss (0: NLL)
 } cnn_train_config;
 
 // One named tensor of a network's parameter or state block: what a
