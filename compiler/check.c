@@ -708,6 +708,16 @@ static void train_item(Ck *c, const TrainItem *t, TrainSpec *ts) {
       else
         *(!strcmp(k, "epochs") ? &ts->epochs : &ts->batch) = (int)v[0].num;
     }
+  } else if (!strcmp(k, "label_smoothing")) {
+    if (t->is_call) {
+      diag_error(c->d, t->span, "'%s' is set with '=', like %s = 0.1;", k, k);
+      return;
+    }
+    ParamSpec s = {k, NULL, P_NUM, true};
+    Arg a = {.value = t->value, .span = t->value->span};
+    if (bind(c, "train setting", t->span, &a, &s, 1, NULL, v, has) &&
+        in_range(c, &v[0], k, 0, false, 1, true))
+      ts->label_smoothing = v[0].num;
   } else if (!strcmp(k, "optimizer")) {
     const char *name;
     const Arg *args;
@@ -795,7 +805,7 @@ static void train_item(Ck *c, const TrainItem *t, TrainSpec *ts) {
   } else {
     diag_error(c->d, t->span,
                "unknown train setting '%s' (cnnc knows epochs, batch, seed, optimizer, schedule, "
-               "normalize and augment)",
+               "normalize, augment and label_smoothing)",
                k);
   }
 }

@@ -191,8 +191,10 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
     t->pct_start, t->div_factor, t->final_div_factor);
   W(c, "    .cycle_momentum = %d, .base_momentum = %.17g, .max_momentum = %.17g,\n", t->cycle_momentum ? 1 : 0,
     t->base_momentum, t->max_momentum);
-  W(c, "    .mean = %.17g, .std = %.17g, .rotate = %.17g, .shift = %.17g,\n};\n\n", t->mean, t->std, t->rotate,
-    t->shift);
+  W(c, "    .mean = %.17g, .std = %.17g, .rotate = %.17g, .shift = %.17g,\n", t->mean, t->std, t->rotate, t->shift);
+  if (t->label_smoothing != 0)
+    W(c, "    .label_smoothing = %.17g,\n", t->label_smoothing);
+  W(c, "};\n\n");
 
   W(c, "// All parameters (conv weight [out][in][k][k] then bias; BN gamma, beta),\n"
        "// their gradients, and the BN running statistics (mean, var).\n");
@@ -288,7 +290,14 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
   // forward
   long in_sz = c->tsize[0];
   int C = n->classes, lb = c->buf[L];
-  W(c, "\n// Runs n <= %d images; returns the mean NLL loss when labels are given.\n", c->batch);
+  double eps = n->train.label_smoothing;
+  if (eps != 0)
+    W(c, "\n// Runs n <= %d images; returns, when labels are given, the mean loss:\n"
+         "// in training, (1 - %g) * NLL + %g * mean over classes of -log p\n"
+         "// (torch.nn.CrossEntropyLoss(label_smoothing=%g)); else the NLL.\n",
+      c->batch, eps, eps, eps);
+  else
+    W(c, "\n// Runs n <= %d images; returns the mean NLL loss when labels are given.\n", c->batch);
   W(c, "static double %s_forward(const cnn_real *x, const uint8_t *y, int n, int training, cnn_rng *rng) {\n", P);
   W(c, "#if defined(_OPENMP) && defined(OPENBLAS_VERSION)\n"
        "  // The GEMMs run inside the parallel image loops: one BLAS thread each.\n"
@@ -311,7 +320,14 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
   }
   W(c, "  if (!y)\n    return 0;\n");
   W(c, "  double loss = 0;\n  for (int i = 0; i < n; i++) {\n    %s_y[i] = y[i];\n", P);
-  W(c, "    if (y[i] < %d)\n      loss -= %s_a%d[i * %d + y[i]];\n  }\n  return loss / n;\n}\n", C, P, lb, C);
+  if (eps != 0) {
+    W(c, "    if (y[i] >= %d)\n      continue;\n    const cnn_real *lp = %s_a%d + i * %d;\n", C, P, lb, C);
+    W(c, "    if (!training) {\n      loss -= lp[y[i]];\n      continue;\n    }\n");
+    W(c, "    double s = 0;\n    for (int c = 0; c < %d; c++)\n      s += lp[c];\n", C);
+    W(c, "    loss -= (1 - %.17g) * lp[y[i]] + %.17g * s / %d;\n  }\n  return loss / n;\n}\n", eps, eps, C);
+  } else {
+    W(c, "    if (y[i] < %d)\n      loss -= %s_a%d[i * %d + y[i]];\n  }\n  return loss / n;\n}\n", C, P, lb, C);
+  }
 
   // backward
   W(c, "\n// Gradient of the last forward's mean loss into %s_grads.\n", P);
@@ -322,8 +338,16 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
   if (c->gmode[L]) {
     ig_open(c, c->gmode[L]);
     W(c, "  memset(%s_d%d, 0, (size_t)n * %d * sizeof(cnn_real));\n", P, lb, C);
-    W(c, "  for (int i = 0; i < n; i++)\n    if (%s_y[i] < %d)\n      %s_d%d[i * %d + %s_y[i]] = (cnn_real)-1 / n;\n",
-      P, C, P, lb, C, P);
+    if (eps != 0) {
+      W(c, "  // d loss / d log p: -(1 - eps) / n at the label, -eps / (classes n) at every class.\n");
+      W(c, "  for (int i = 0; i < n; i++) {\n    if (%s_y[i] >= %d)\n      continue;\n", P, C);
+      W(c, "    for (int c = 0; c < %d; c++)\n      %s_d%d[i * %d + c] = (cnn_real)(-%.17g / %d / n);\n", C, P, lb,
+        C, eps, C);
+      W(c, "    %s_d%d[i * %d + %s_y[i]] += (cnn_real)(-(1 - %.17g) / n);\n  }\n", P, lb, C, P, eps);
+    } else {
+      W(c, "  for (int i = 0; i < n; i++)\n    if (%s_y[i] < %d)\n      %s_d%d[i * %d + %s_y[i]] = (cnn_real)-1 / n;\n",
+        P, C, P, lb, C, P);
+    }
     ig_close(c, c->gmode[L]);
   } else {
     W(c, "  (void)n;\n");

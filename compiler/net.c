@@ -18,6 +18,7 @@ void train_spec_default(TrainSpec *t) {
       .final_div_factor = 1e4, .cycle_momentum = true,
       .base_momentum = 0.85, .max_momentum = 0.95,
       .mean = 0.0, .std = 1.0, .rotate = 0.0, .shift = 0.0,
+      .label_smoothing = 0.0,
   };
 }
 

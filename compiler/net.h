@@ -101,6 +101,9 @@ typedef struct TrainSpec {
   double mean, std;     // 0, 1
   // augment(rotate, shift): random rotation in degrees and shift in pixels
   double rotate, shift; // 0, 0
+  // label_smoothing = eps: the loss of torch.nn.CrossEntropyLoss(
+  // label_smoothing=eps), (1 - eps) * NLL + eps * mean over classes of -log p
+  double label_smoothing; // 0
 } TrainSpec;
 
 typedef struct Net {

@@ -165,6 +165,8 @@ static void train_summary(const Net *net, FILE *out) {
     fprintf(out, "  augment    none\n");
   else
     fprintf(out, "  augment    rotate %g degrees, shift %g pixels\n", t->rotate, t->shift);
+  if (t->label_smoothing != 0)
+    fprintf(out, "  loss       cross-entropy, label_smoothing %g\n", t->label_smoothing);
 }
 
 void report_summary(const Net *net, FILE *out, bool markdown) {

@@ -36,6 +36,7 @@ typedef struct cnn_train_config {
   double base_momentum, max_momentum;
   double mean, std;            // x = (pixel / 255 - mean) / std
   double rotate, shift;        // augmentation: degrees, pixels (0: none)
+  double label_smoothing;      // eps of the training loss (0: NLL)
 } cnn_train_config;
 
 // One named tensor of a network's parameter or state block: what a
@@ -69,7 +70,8 @@ typedef struct cnn_net {
   // Runs n <= batch images x[n][in_c][in_h][in_w]. In training mode, BN uses
   // batch statistics (and updates the running ones) and dropout draws its
   // masks from rng. With labels y, returns the mean NLL loss (else 0) and
-  // keeps what backward needs.
+  // keeps what backward needs; in training with train->label_smoothing eps,
+  // the mean of (1 - eps) * NLL + eps * the mean over classes of -log p.
   double (*forward)(const cnn_real *x, const uint8_t *y, int n, int training, cnn_rng *rng);
   // Writes to grads the gradient of the last forward's mean loss.
   void (*backward)(void);

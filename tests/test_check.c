@@ -175,7 +175,7 @@ static void test_args_and_defaults(void) {
                "block b(c, k = c - 1, s = 1) { conv(out_channels = c, kernel = k, stride = s, padding = 1); }\n"
                "b(4); b(c = 6, s = 2); maxpool(2, stride = 1); conv(3, 1, bias = true); gap; log_softmax;\n"
                "train { schedule = step(step_size = 6, gamma = 0.5); optimizer = sgd(0.1, 0.8, true);"
-               " augment(rotate = 7, shift = 2); seed = 42; }",
+               " augment(rotate = 7, shift = 2); seed = 42; label_smoothing = 5%; }",
                &net);
   CU_ASSERT_EQUAL_FATAL(n, 0);
   const Layer *l = net.layers;
@@ -196,6 +196,7 @@ static void test_args_and_defaults(void) {
   CU_ASSERT_DOUBLE_EQUAL(net.train.rotate, 7, 0);
   CU_ASSERT_EQUAL(net.train.seed, 42);
   CU_ASSERT_EQUAL(net.train.epochs, 20); // the default
+  CU_ASSERT_DOUBLE_EQUAL(net.train.label_smoothing, 0.05, 1e-15);
   net_free(&net);
 }
 
@@ -268,6 +269,8 @@ static void test_missing_and_train_errors(void) {
   expect_error("network t; input 5x5x1; gap; train { optimizer = adam(lr = 1); }", "unknown optimizer 'adam'");
   expect_error("network t; input 5x5x1; gap; train { optimizer = sgd(lr = 1, momentum = 1); }",
                "momentum must be in [0, 1), not 1");
+  expect_error("network t; input 5x5x1; gap; train { label_smoothing = -0.1; }",
+               "label_smoothing must be in [0, 1), not -0.1");
   expect_error("network t; input 5x5x1; gap; train { schedule = cosine; }", "unknown schedule 'cosine'");
   expect_error("network t; input 5x5x1; gap; train { normalize(mean = 0.1); }", "normalize needs argument 'std'");
   expect_error("network t; input 5x5x1; gap; train { normalize(mean = 0.1, std = 0); }", "std must be greater than 0");

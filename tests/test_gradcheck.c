@@ -21,6 +21,7 @@
 #include "gc_residual2_train.h"
 #include "gc_residual_train.h"
 #include "gc_same_train.h"
+#include "gc_smooth_train.h"
 #include "mnist14k_train.h"
 
 // Largest relative error seen by each suite, reported at the end.
@@ -137,6 +138,39 @@ SMALL(gc_groups)
 SMALL(gc_rect)
 SMALL(gc_residual)
 SMALL(gc_residual2)
+SMALL(gc_smooth)
+
+// label_smoothing = eps is torch.nn.CrossEntropyLoss(label_smoothing=eps) on
+// the log-probabilities: in training the loss is (1 - eps) * NLL + eps * the
+// mean over classes of -log p; evaluation returns the plain NLL. Labels at or
+// above the class count are ignored, as in the NLL.
+static void test_label_smoothing_loss(void) {
+  cnn_net *net = &gc_smooth_net;
+  const double eps = net->train->label_smoothing;
+  CU_ASSERT_DOUBLE_EQUAL(eps, 0.2, 0);
+  cnn_rng r;
+  cnn_rng_seed(&r, 11, 2);
+  net->init(&r);
+  double x[4 * 2 * 5 * 5];
+  for (size_t j = 0; j < sizeof x / sizeof x[0]; j++)
+    x[j] = 2 * cnn_rng_uniform(&r) - 1;
+  const uint8_t y[4] = {0, 3, 255, 1};
+  const int C = net->classes;
+  for (int training = 0; training < 2; training++) {
+    double got = net->forward(x, y, 4, training, &r);
+    double want = 0;
+    for (int i = 0; i < 4; i++) {
+      if (y[i] >= C)
+        continue;
+      const cnn_real *lp = net->logprobs + i * C;
+      double mean = 0;
+      for (int c = 0; c < C; c++)
+        mean -= lp[c] / C;
+      want += training ? (1 - eps) * -lp[y[i]] + eps * mean : -lp[y[i]];
+    }
+    CU_ASSERT_DOUBLE_EQUAL(got, want / 4, 1e-12);
+  }
+}
 
 // The whole mnist14k on a short batch of 2: 2,000 random params, 300 inputs.
 static void test_mnist14k(void) {
@@ -178,6 +212,8 @@ void register_tests(void) {
   CU_add_test(s, "10x4-like conv, maxpool 2x1, avgpool, flatten, dense", test_gc_rect);
   CU_add_test(s, "residual: identity, projection, out-of-place body", test_gc_residual);
   CU_add_test(s, "residual on the input, empty shortcut, flatten copy", test_gc_residual2);
+  CU_add_test(s, "label smoothing 0.2 (cross-entropy loss, its gradient)", test_gc_smooth);
+  CU_add_test(s, "label smoothing: the training loss, the eval NLL", test_label_smoothing_loss);
   CU_add_test(s, "mnist14k sampled", test_mnist14k);
   CU_add_test(s, "dropout masks follow the rng", test_dropout_masks_differ);
 }
