@@ -71,6 +71,120 @@
 #define NGROUP 8
 #define GSIZE 8
 
+#ifdef CNN_TRAIN_PROFILE
+#include <time.h>
+const char *const mnist4k8_layer_name[26] = {
+    "conv 28x28x1 -> 26x26x8",
+    "batchnorm 26x26x8 -> 26x26x8",
+    "relu 26x26x8 -> 26x26x8",
+    "conv 26x26x8 -> 24x24x8",
+    "conv 24x24x8 -> 24x24x16",
+    "batchnorm 24x24x16 -> 24x24x16",
+    "relu 24x24x16 -> 24x24x16",
+    "maxpool 24x24x16 -> 12x12x16",
+    "conv 12x12x16 -> 12x12x30",
+    "batchnorm 12x12x30 -> 12x12x30",
+    "relu 12x12x30 -> 12x12x30",
+    "conv 12x12x30 -> 10x10x30",
+    "conv 10x10x30 -> 10x10x30",
+    "batchnorm 10x10x30 -> 10x10x30",
+    "relu 10x10x30 -> 10x10x30",
+    "conv 10x10x30 -> 8x8x30",
+    "conv 8x8x30 -> 8x8x30",
+    "batchnorm 8x8x30 -> 8x8x30",
+    "relu 8x8x30 -> 8x8x30",
+    "conv 8x8x30 -> 6x6x30",
+    "conv 6x6x30 -> 6x6x30",
+    "batchnorm 6x6x30 -> 6x6x30",
+    "relu 6x6x30 -> 6x6x30",
+    "conv 6x6x30 -> 6x6x10",
+    "gap 6x6x10 -> 1x1x10",
+    "log_softmax 1x1x10 -> 1x1x10",
+};
+const char *const mnist4k8_layer_path[26] = {
+    "direct kernels (forward, input and weight gradient)",
+    "",
+    "",
+    "direct kernels per group (forward, input and weight gradient)",
+    "cblas GEMM on the input as it is (1x1, stride 1: no im2col)",
+    "",
+    "",
+    "",
+    "cblas GEMM on the input as it is (1x1, stride 1: no im2col)",
+    "",
+    "",
+    "direct kernels per group (forward, input and weight gradient)",
+    "cblas GEMM on the input as it is (1x1, stride 1: no im2col)",
+    "",
+    "",
+    "direct kernels per group (forward, input and weight gradient)",
+    "cblas GEMM on the input as it is (1x1, stride 1: no im2col)",
+    "",
+    "",
+    "direct kernels per group (forward, input and weight gradient)",
+    "cblas GEMM on the input as it is (1x1, stride 1: no im2col)",
+    "",
+    "",
+    "cblas GEMM on the input as it is (1x1, stride 1: no im2col)",
+    "",
+    "",
+};
+const long mnist4k8_layer_macs[26][2] = {
+    {48672, 48672},
+    {0, 0},
+    {0, 0},
+    {41472, 82944},
+    {73728, 147456},
+    {0, 0},
+    {0, 0},
+    {0, 0},
+    {69120, 138240},
+    {0, 0},
+    {0, 0},
+    {27000, 54000},
+    {90000, 180000},
+    {0, 0},
+    {0, 0},
+    {17280, 34560},
+    {57600, 115200},
+    {0, 0},
+    {0, 0},
+    {9720, 19440},
+    {32400, 64800},
+    {0, 0},
+    {0, 0},
+    {10800, 21600},
+    {0, 0},
+    {0, 0},
+};
+double mnist4k8_layer_ms[26][2];
+static double mnist4k8_prof_mark;
+// Milliseconds on the monotonic clock.
+static double mnist4k8_prof_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+#define CNN_PROF_BEGIN() (mnist4k8_prof_mark = mnist4k8_prof_now())
+#define CNN_PROF(k, d) \
+  do { \
+    const double t_ = mnist4k8_prof_now(); \
+    mnist4k8_layer_ms[k][d] += t_ - mnist4k8_prof_mark; \
+    mnist4k8_prof_mark = t_; \
+  } while (0)
+#else
+#define CNN_PROF_BEGIN() ((void)0)
+#define CNN_PROF(k, d) ((void)0)
+#endif
+
+// Eight neighbouring values of a row as one vector (GCC/clang vector
+// extension): each clone above gets its own instructions for it. Loads and
+// stores go through memcpy (any alignment); a vector is never passed to a
+// function, so no clone's calling convention depends on its width.
+typedef cnn_real cnn_v8 __attribute__((vector_size(8 * sizeof(cnn_real))));
+// The sum of a vector's lanes, in a fixed order.
+#define CNN_HSUM8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))
+
 const cnn_train_config mnist4k8_train_config = {
     .epochs = 15, .batch = 64, .seed = 1ULL,
     .lr = 0.01, .momentum = 0.90000000000000002, .dampening = 0, .weight_decay = 0, .nesterov = 0,
@@ -85,91 +199,59 @@ const cnn_train_config mnist4k8_train_config = {
 static cnn_real mnist4k8_params[4850], mnist4k8_grads[4850];
 static cnn_real mnist4k8_state[288];
 
-// Activations (in-place layers share their input's buffer) and gradients.
-static cnn_real mnist4k8_a0[BATCH * 784]; // input
-static cnn_real mnist4k8_a1[BATCH * 5408]; // conv
-static cnn_real mnist4k8_a2[BATCH * 5408]; // batchnorm
-static cnn_real mnist4k8_a4[BATCH * 4608]; // conv
-static cnn_real mnist4k8_a5[BATCH * 9216]; // conv
-static cnn_real mnist4k8_a6[BATCH * 9216]; // batchnorm
-static cnn_real mnist4k8_a8[BATCH * 2304]; // maxpool
-static cnn_real mnist4k8_a9[BATCH * 4320]; // conv
-static cnn_real mnist4k8_a10[BATCH * 4320]; // batchnorm
-static cnn_real mnist4k8_a12[BATCH * 3000]; // conv
-static cnn_real mnist4k8_a13[BATCH * 3000]; // conv
-static cnn_real mnist4k8_a14[BATCH * 3000]; // batchnorm
-static cnn_real mnist4k8_a16[BATCH * 1920]; // conv
-static cnn_real mnist4k8_a17[BATCH * 1920]; // conv
-static cnn_real mnist4k8_a18[BATCH * 1920]; // batchnorm
-static cnn_real mnist4k8_a20[BATCH * 1080]; // conv
-static cnn_real mnist4k8_a21[BATCH * 1080]; // conv
-static cnn_real mnist4k8_a22[BATCH * 1080]; // batchnorm
-static cnn_real mnist4k8_a24[BATCH * 360]; // conv
-static cnn_real mnist4k8_a25[BATCH * 10]; // gap
-static cnn_real mnist4k8_a26[BATCH * 10]; // log_softmax
+// Activations (in-place layers share their input's buffer) and gradients; + SLACK: the direct convs' last vector of a row may read past the end.
+#define SLACK 8
+static cnn_real mnist4k8_a0[BATCH * 784 + SLACK]; // input
+static cnn_real mnist4k8_a1[BATCH * 5408 + SLACK]; // conv
+static cnn_real mnist4k8_a2[BATCH * 5408 + SLACK]; // batchnorm
+static cnn_real mnist4k8_a4[BATCH * 4608 + SLACK]; // conv
+static cnn_real mnist4k8_a5[BATCH * 9216 + SLACK]; // conv
+static cnn_real mnist4k8_a6[BATCH * 9216 + SLACK]; // batchnorm
+static cnn_real mnist4k8_a8[BATCH * 2304 + SLACK]; // maxpool
+static cnn_real mnist4k8_a9[BATCH * 4320 + SLACK]; // conv
+static cnn_real mnist4k8_a10[BATCH * 4320 + SLACK]; // batchnorm
+static cnn_real mnist4k8_a12[BATCH * 3000 + SLACK]; // conv
+static cnn_real mnist4k8_a13[BATCH * 3000 + SLACK]; // conv
+static cnn_real mnist4k8_a14[BATCH * 3000 + SLACK]; // batchnorm
+static cnn_real mnist4k8_a16[BATCH * 1920 + SLACK]; // conv
+static cnn_real mnist4k8_a17[BATCH * 1920 + SLACK]; // conv
+static cnn_real mnist4k8_a18[BATCH * 1920 + SLACK]; // batchnorm
+static cnn_real mnist4k8_a20[BATCH * 1080 + SLACK]; // conv
+static cnn_real mnist4k8_a21[BATCH * 1080 + SLACK]; // conv
+static cnn_real mnist4k8_a22[BATCH * 1080 + SLACK]; // batchnorm
+static cnn_real mnist4k8_a24[BATCH * 360 + SLACK]; // conv
+static cnn_real mnist4k8_a25[BATCH * 10 + SLACK]; // gap
+static cnn_real mnist4k8_a26[BATCH * 10 + SLACK]; // log_softmax
 #ifdef CNN_INPUT_GRAD
-static cnn_real mnist4k8_d0[BATCH * 784];
+static cnn_real mnist4k8_d0[BATCH * 784 + SLACK];
 #endif
-static cnn_real mnist4k8_d1[BATCH * 5408];
-static cnn_real mnist4k8_d2[BATCH * 5408];
-static cnn_real mnist4k8_d4[BATCH * 4608];
-static cnn_real mnist4k8_d5[BATCH * 9216];
-static cnn_real mnist4k8_d6[BATCH * 9216];
-static cnn_real mnist4k8_d8[BATCH * 2304];
-static cnn_real mnist4k8_d9[BATCH * 4320];
-static cnn_real mnist4k8_d10[BATCH * 4320];
-static cnn_real mnist4k8_d12[BATCH * 3000];
-static cnn_real mnist4k8_d13[BATCH * 3000];
-static cnn_real mnist4k8_d14[BATCH * 3000];
-static cnn_real mnist4k8_d16[BATCH * 1920];
-static cnn_real mnist4k8_d17[BATCH * 1920];
-static cnn_real mnist4k8_d18[BATCH * 1920];
-static cnn_real mnist4k8_d20[BATCH * 1080];
-static cnn_real mnist4k8_d21[BATCH * 1080];
-static cnn_real mnist4k8_d22[BATCH * 1080];
-static cnn_real mnist4k8_d24[BATCH * 360];
-static cnn_real mnist4k8_d25[BATCH * 10];
-static cnn_real mnist4k8_d26[BATCH * 10];
-// One image's im2col matrix (and its gradient) per group.
-static cnn_real mnist4k8_col[NGROUP][41472];
-static cnn_real mnist4k8_dcol[NGROUP][41472];
+static cnn_real mnist4k8_d1[BATCH * 5408 + SLACK];
+static cnn_real mnist4k8_d2[BATCH * 5408 + SLACK];
+static cnn_real mnist4k8_d4[BATCH * 4608 + SLACK];
+static cnn_real mnist4k8_d5[BATCH * 9216 + SLACK];
+static cnn_real mnist4k8_d6[BATCH * 9216 + SLACK];
+static cnn_real mnist4k8_d8[BATCH * 2304 + SLACK];
+static cnn_real mnist4k8_d9[BATCH * 4320 + SLACK];
+static cnn_real mnist4k8_d10[BATCH * 4320 + SLACK];
+static cnn_real mnist4k8_d12[BATCH * 3000 + SLACK];
+static cnn_real mnist4k8_d13[BATCH * 3000 + SLACK];
+static cnn_real mnist4k8_d14[BATCH * 3000 + SLACK];
+static cnn_real mnist4k8_d16[BATCH * 1920 + SLACK];
+static cnn_real mnist4k8_d17[BATCH * 1920 + SLACK];
+static cnn_real mnist4k8_d18[BATCH * 1920 + SLACK];
+static cnn_real mnist4k8_d20[BATCH * 1080 + SLACK];
+static cnn_real mnist4k8_d21[BATCH * 1080 + SLACK];
+static cnn_real mnist4k8_d22[BATCH * 1080 + SLACK];
+static cnn_real mnist4k8_d24[BATCH * 360 + SLACK];
+static cnn_real mnist4k8_d25[BATCH * 10 + SLACK];
+static cnn_real mnist4k8_d26[BATCH * 10 + SLACK];
 // The last forward: its image count, mode, labels and dropout seed.
 static int mnist4k8_n, mnist4k8_training, mnist4k8_has_labels;
 static uint8_t mnist4k8_y[BATCH];
 
 // Layer 0: conv 3x3, stride 1, pad 0, no bias: 28x28x1 -> 26x26x8 (HxWxC), RF 3, 72 params, 48672 MACs/image.
-// Unfolds one image: col[(c*3+ky)*3+kx][oy*26+ox] = x[c][oy*1+ky-0][ox*1+kx-0].
-CNN_CLONES static void mnist4k8_l0_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
-  for (int c = 0; c < 1; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 676;
-        for (int oy = 0; oy < 26; oy++) {
-          const int iy = oy * 1 + ky - 0;
-          memcpy(d + oy * 26, x + (c * 28 + iy) * 28 + kx, 26 * sizeof(cnn_real));
-        }
-      }
-}
-#ifdef CNN_INPUT_GRAD
-// Adds the column gradient of one image back onto its input gradient.
-CNN_CLONES static void mnist4k8_l0_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
-  for (int c = 0; c < 1; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int oy = 0; oy < 26; oy++) {
-        cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28;
-        const cnn_real *restrict d = col + (c * 3 + ky) * 2028 + oy * 26; // + kx * 676
-        for (int ix = 2; ix < 26; ix++)
-          xr[ix] = xr[ix] + d[0 + ix] + d[675 + ix] + d[1350 + ix];
-        for (int ix = 0; ix < 2; ix++)
-          for (int kx = 0; kx <= ix; kx++)
-            xr[ix] += d[kx * 676 + ix - kx];
-        for (int ix = 26; ix < 28; ix++)
-          for (int kx = ix - 25; kx < 3; kx++)
-            xr[ix] += d[kx * 676 + ix - kx];
-      }
-}
-#endif
-// y[8][676] = W[8][9] * x unfolded.
+// Path: direct kernels (forward, input and weight gradient).
+// y[8][26x26] = W[8][1][3x3] (*) x[1][28x28].
 // Layer 1's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k8_l1_ps[BATCH][8], mnist4k8_l1_pq[BATCH][8];
@@ -178,12 +260,138 @@ CNN_CLONES static void mnist4k8_l0_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 0;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict col = mnist4k8_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k8_a0 + (size_t)i * 784;
       cnn_real *restrict y = mnist4k8_a1 + (size_t)i * 5408;
-      mnist4k8_l0_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 8, 676, 9, 1, w, 9, col, 676, 0, y, 676);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 26; oy++) {
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 9;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 676 + oy * 26 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 676, &a1_0, sizeof a1_0);
+            memcpy(yr + 684, &a1_1, sizeof a1_1);
+            memcpy(yr + 1352, &a2_0, sizeof a2_0);
+            memcpy(yr + 1360, &a2_1, sizeof a2_1);
+            memcpy(yr + 2028, &a3_0, sizeof a3_0);
+            memcpy(yr + 2036, &a3_1, sizeof a3_1);
+            memcpy(yr + 2704, &a4_0, sizeof a4_0);
+            memcpy(yr + 2712, &a4_1, sizeof a4_1);
+            memcpy(yr + 3380, &a5_0, sizeof a5_0);
+            memcpy(yr + 3388, &a5_1, sizeof a5_1);
+          }
+          { // the last 2 channels
+            const cnn_real *restrict wo = w + (6) * 9;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (6) * 676 + oy * 26 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 676, &a1_0, sizeof a1_0);
+            memcpy(yr + 684, &a1_1, sizeof a1_1);
+          }
+        }
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 10 columns
+          const cnn_real *restrict wo = w + (o) * 9;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 1; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 676 + oy * 26 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[684] = a1_1[0]; yr[685] = a1_1[1];
+          memcpy(yr + 1352, &a2_0, sizeof a2_0);
+          yr[1360] = a2_1[0]; yr[1361] = a2_1[1];
+          memcpy(yr + 2028, &a3_0, sizeof a3_0);
+          yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
+          memcpy(yr + 2704, &a4_0, sizeof a4_0);
+          yr[2712] = a4_1[0]; yr[2713] = a4_1[1];
+          memcpy(yr + 3380, &a5_0, sizeof a5_0);
+          yr[3388] = a5_1[0]; yr[3389] = a5_1[1];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = w + (6) * 9;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 1; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (6) * 676 + oy * 26 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[684] = a1_1[0]; yr[685] = a1_1[1];
+        }
+      }
       if (training)
         for (int c = 0; c < 8; c++) {
           const cnn_real *restrict x = y + c * 676;
@@ -212,30 +420,156 @@ CNN_CLONES static void mnist4k8_l0_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k8_l0_dw[NGROUP][72];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
+#ifdef CNN_INPUT_GRAD
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][2 - ky][2 - kx].
+static cnn_real mnist4k8_l0_dyp[NGROUP][7208];
+static cnn_real mnist4k8_l0_wt[72];
+#endif
 CNN_CLONES static void mnist4k8_l0_conv_backward(int n) {
 #ifdef CNN_INPUT_GRAD
   const cnn_real *restrict w = mnist4k8_params + 0;
+  cnn_real *restrict wt = mnist4k8_l0_wt;
+  for (int o = 0; o < 8; o++)
+    for (int c = 0; c < 1; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 8 + o) * 9 + 8 - j] = w[(o * 1 + c) * 9 + j];
 #endif
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l0_dw[g];
-    cnn_real *restrict col = mnist4k8_col[g];
 #ifdef CNN_INPUT_GRAD
-    cnn_real *restrict dcol = mnist4k8_dcol[g];
+    cnn_real *restrict dyp = mnist4k8_l0_dyp[g];
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k8_a0 + (size_t)i * 784;
       const cnn_real *restrict dy = mnist4k8_d1 + (size_t)i * 5408;
-      mnist4k8_l0_im2col(x, col);
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 8, 9, 676, 1, dy, 676, col, 676, first ? 0 : 1, dw, 9);
+      // 3 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 6; o += 3) {
+        for (int c = 0; c < 1; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            for (int oy = 0; oy < 26; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 676 + oy * 26;
+              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28;
+              for (int v = 0; v < 24; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 676 + v, sizeof d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1352 + v, sizeof d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+              { // columns 24..25; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 0, 0, 0, 0, 0, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 24 + 0, sizeof x0);
+                memcpy(&x1, xr + 24 + 1, sizeof x1);
+                memcpy(&x2, xr + 24 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 24, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 676 + 24, sizeof d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1352 + 24, sizeof d);
+                d *= m;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dw + (o) * 9 + (c * 3 + ky) * 3;
+            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
+            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
+            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+            dwo[9] = first ? CNN_HSUM8(s1_0) : dwo[9] + CNN_HSUM8(s1_0);
+            dwo[10] = first ? CNN_HSUM8(s1_1) : dwo[10] + CNN_HSUM8(s1_1);
+            dwo[11] = first ? CNN_HSUM8(s1_2) : dwo[11] + CNN_HSUM8(s1_2);
+            dwo[18] = first ? CNN_HSUM8(s2_0) : dwo[18] + CNN_HSUM8(s2_0);
+            dwo[19] = first ? CNN_HSUM8(s2_1) : dwo[19] + CNN_HSUM8(s2_1);
+            dwo[20] = first ? CNN_HSUM8(s2_2) : dwo[20] + CNN_HSUM8(s2_2);
+          }
+      }
+      { // the last 2 channels
+        for (int c = 0; c < 1; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            for (int oy = 0; oy < 26; oy++) {
+              const cnn_real *restrict dr = dy + (6) * 676 + oy * 26;
+              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28;
+              for (int v = 0; v < 24; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 676 + v, sizeof d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+              }
+              { // columns 24..25; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 0, 0, 0, 0, 0, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 24 + 0, sizeof x0);
+                memcpy(&x1, xr + 24 + 1, sizeof x1);
+                memcpy(&x2, xr + 24 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 24, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 676 + 24, sizeof d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dw + (6) * 9 + (c * 3 + ky) * 3;
+            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
+            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
+            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+            dwo[9] = first ? CNN_HSUM8(s1_0) : dwo[9] + CNN_HSUM8(s1_0);
+            dwo[10] = first ? CNN_HSUM8(s1_1) : dwo[10] + CNN_HSUM8(s1_1);
+            dwo[11] = first ? CNN_HSUM8(s1_2) : dwo[11] + CNN_HSUM8(s1_2);
+          }
+      }
 #ifdef CNN_INPUT_GRAD
       cnn_real *restrict dx = mnist4k8_d0 + (size_t)i * 784;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 676, 8, 1, w, 9, dy, 676, 0, dcol, 676);
-      for (int q = 0; q < 784; q++)
-        dx[q] = 0;
-      mnist4k8_l0_col2im(dcol, dx);
+      for (int o = 0; o < 8; o++)
+        for (int oy = 0; oy < 26; oy++)
+          memcpy(dyp + (o * 30 + oy + 2) * 30 + 2, dy + (o * 26 + oy) * 26, 26 * sizeof(cnn_real));
+      // 1 output channels x 4 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 28; oy++) {
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1, x2, x3;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                memcpy(&x2, xr + kx + 16, sizeof x2);
+                memcpy(&x3, xr + kx + 24, sizeof x3);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 8, &a0_1, sizeof a0_1);
+          memcpy(yr + 16, &a0_2, sizeof a0_2);
+          yr[24] = a0_3[0]; yr[25] = a0_3[1]; yr[26] = a0_3[2]; yr[27] = a0_3[3];
+        }
+      }
 #endif
     }
   }
@@ -377,74 +711,128 @@ CNN_CLONES static void mnist4k8_l1_bn_backward(int n) {
 }
 
 // Layer 3: conv 3x3, stride 1, pad 0, 8 groups, no bias: 26x26x8 -> 24x24x8 (HxWxC), RF 5, 72 params, 41472 MACs/image.
-// Unfolds one image: col[(c*3+ky)*3+kx][oy*24+ox] = x[c][oy*1+ky-0][ox*1+kx-0].
-CNN_CLONES static void mnist4k8_l3_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
-  for (int c = 0; c < 8; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 576;
-        for (int oy = 0; oy < 24; oy++) {
-          const int iy = oy * 1 + ky - 0;
-          memcpy(d + oy * 24, x + (c * 26 + iy) * 26 + kx, 24 * sizeof(cnn_real));
-        }
-      }
-}
-// Adds the column gradient of one image back onto its input gradient.
-CNN_CLONES static void mnist4k8_l3_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
-  for (int c = 0; c < 8; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int oy = 0; oy < 24; oy++) {
-        cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26;
-        const cnn_real *restrict d = col + (c * 3 + ky) * 1728 + oy * 24; // + kx * 576
-        for (int ix = 2; ix < 24; ix++)
-          xr[ix] = xr[ix] + d[0 + ix] + d[575 + ix] + d[1150 + ix];
-        for (int ix = 0; ix < 2; ix++)
-          for (int kx = 0; kx <= ix; kx++)
-            xr[ix] += d[kx * 576 + ix - kx];
-        for (int ix = 24; ix < 26; ix++)
-          for (int kx = ix - 23; kx < 3; kx++)
-            xr[ix] += d[kx * 576 + ix - kx];
-      }
-}
-// For each of 8 groups: y[1][576] = W[1][9] * x unfolded.
+// Path: direct kernels per group (forward, input and weight gradient).
+// y[8][24x24] = W[8][1][3x3] (*) x[8][26x26], in groups.
 CNN_CLONES static void mnist4k8_l3_conv_forward(int n) {
   const cnn_real *restrict w = mnist4k8_params + 88;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict col = mnist4k8_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k8_a2 + (size_t)i * 5408;
       cnn_real *restrict y = mnist4k8_a4 + (size_t)i * 4608;
-      mnist4k8_l3_im2col(x, col);
-      for (int gr = 0; gr < 8; gr++) // one GEMM per group
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 576, 9, 1, w + gr * 9, 9, col + gr * 5184, 576, 0, y + gr * 576, 576);
+      for (int gr = 0; gr < 8; gr++) { // one conv per group
+        // 1 output channels x 3 vectors of 8 columns per register tile.
+        for (int oy = 0; oy < 24; oy++) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 24 columns
+            const cnn_real *restrict wo = (w + gr * 9) + (o) * 9;
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = (x + gr * 676) + (c * 26 + oy + ky) * 26 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1, x2;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                }
+              }
+            cnn_real *restrict yr = (y + gr * 576) + (o) * 576 + oy * 24 + 0;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
+          }
+        }
+      }
     }
   }
 }
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k8_l3_dw[NGROUP][72];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][2 - ky][2 - kx].
+static cnn_real mnist4k8_l3_dyp[NGROUP][6280];
+static cnn_real mnist4k8_l3_wt[72];
 CNN_CLONES static void mnist4k8_l3_conv_backward(int n) {
   const cnn_real *restrict w = mnist4k8_params + 88;
+  cnn_real *restrict wt = mnist4k8_l3_wt;
+  for (int gr = 0; gr < 8; gr++)
+    for (int o = 0; o < 1; o++)
+      for (int c = 0; c < 1; c++)
+        for (int j = 0; j < 9; j++)
+          wt[gr * 9 + (c * 1 + o) * 9 + 8 - j] = w[((gr * 1 + o) * 1 + c) * 9 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l3_dw[g];
-    cnn_real *restrict col = mnist4k8_col[g];
-    cnn_real *restrict dcol = mnist4k8_dcol[g];
+    cnn_real *restrict dyp = mnist4k8_l3_dyp[g];
+    for (int gr = 0; gr < 8; gr++) { // one conv per group
+      // 1 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+      for (int o = 0; o < 1; o += 1) {
+        for (int c = 0; c < 1; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+              const cnn_real *restrict x = (mnist4k8_a2 + gr * 676) + (size_t)i * 5408;
+              const cnn_real *restrict dy = (mnist4k8_d4 + gr * 576) + (size_t)i * 4608;
+              for (int oy = 0; oy < 24; oy++) {
+                const cnn_real *restrict dr = dy + (o) * 576 + oy * 24;
+                const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26;
+                for (int v = 0; v < 24; v += 8) {
+                  cnn_v8 d, x0, x1, x2;
+                  memcpy(&x0, xr + v + 0, sizeof x0);
+                  memcpy(&x1, xr + v + 1, sizeof x1);
+                  memcpy(&x2, xr + v + 2, sizeof x2);
+                  memcpy(&d, dr + 0 + v, sizeof d);
+                  s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                }
+              }
+            }
+            cnn_real *restrict dwo = (dw + gr * 9) + (o) * 9 + (c * 3 + ky) * 3;
+            dwo[0] = CNN_HSUM8(s0_0);
+            dwo[1] = CNN_HSUM8(s0_1);
+            dwo[2] = CNN_HSUM8(s0_2);
+          }
+      }
+    }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist4k8_a2 + (size_t)i * 5408;
       const cnn_real *restrict dy = mnist4k8_d4 + (size_t)i * 4608;
-      mnist4k8_l3_im2col(x, col);
-      for (int gr = 0; gr < 8; gr++) // one GEMM per group
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 9, 576, 1, dy + gr * 576, 576, col + gr * 5184, 576, first ? 0 : 1, dw + gr * 9, 9);
       cnn_real *restrict dx = mnist4k8_d2 + (size_t)i * 5408;
-      for (int gr = 0; gr < 8; gr++) // one GEMM per group
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 576, 1, 1, w + gr * 9, 9, dy + gr * 576, 576, 0, dcol + gr * 5184, 576);
-      for (int q = 0; q < 5408; q++)
-        dx[q] = 0;
-      mnist4k8_l3_col2im(dcol, dx);
+      for (int o = 0; o < 8; o++)
+        for (int oy = 0; oy < 24; oy++)
+          memcpy(dyp + (o * 28 + oy + 2) * 28 + 2, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
+      for (int gr = 0; gr < 8; gr++) { // one conv per group
+        // 1 output channels x 4 vectors of 8 columns per register tile.
+        for (int oy = 0; oy < 26; oy++) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 26 columns
+            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = (dyp + gr * 784) + (c * 28 + oy + ky) * 28 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1, x2, x3;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  memcpy(&x3, xr + kx + 24, sizeof x3);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+                }
+              }
+            cnn_real *restrict yr = (dx + gr * 676) + (o) * 676 + oy * 26 + 0;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
+            yr[24] = a0_3[0]; yr[25] = a0_3[1];
+          }
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -457,6 +845,7 @@ CNN_CLONES static void mnist4k8_l3_conv_backward(int n) {
 }
 
 // Layer 4: conv 1x1, stride 1, pad 0, no bias: 24x24x8 -> 24x24x16 (HxWxC), RF 5, 128 params, 73728 MACs/image.
+// Path: cblas GEMM on the input as it is (1x1, stride 1: no im2col).
 // y[16][576] = W[16][8] * x (1x1: x is the GEMM operand).
 // Layer 5's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
@@ -696,6 +1085,7 @@ CNN_CLONES static void mnist4k8_l7_maxpool_backward(int n) {
 }
 
 // Layer 8: conv 1x1, stride 1, pad 0, no bias: 12x12x16 -> 12x12x30 (HxWxC), RF 6, 480 params, 69120 MACs/image.
+// Path: cblas GEMM on the input as it is (1x1, stride 1: no im2col).
 // y[30][144] = W[30][16] * x (1x1: x is the GEMM operand).
 // Layer 9's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
@@ -882,74 +1272,132 @@ CNN_CLONES static void mnist4k8_l9_bn_backward(int n) {
 }
 
 // Layer 11: conv 3x3, stride 1, pad 0, 30 groups, no bias: 12x12x30 -> 10x10x30 (HxWxC), RF 10, 270 params, 27000 MACs/image.
-// Unfolds one image: col[(c*3+ky)*3+kx][oy*10+ox] = x[c][oy*1+ky-0][ox*1+kx-0].
-CNN_CLONES static void mnist4k8_l11_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
-  for (int c = 0; c < 30; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 100;
-        for (int oy = 0; oy < 10; oy++) {
-          const int iy = oy * 1 + ky - 0;
-          memcpy(d + oy * 10, x + (c * 12 + iy) * 12 + kx, 10 * sizeof(cnn_real));
-        }
-      }
-}
-// Adds the column gradient of one image back onto its input gradient.
-CNN_CLONES static void mnist4k8_l11_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
-  for (int c = 0; c < 30; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int oy = 0; oy < 10; oy++) {
-        cnn_real *restrict xr = x + (c * 12 + oy + ky) * 12;
-        const cnn_real *restrict d = col + (c * 3 + ky) * 300 + oy * 10; // + kx * 100
-        for (int ix = 2; ix < 10; ix++)
-          xr[ix] = xr[ix] + d[0 + ix] + d[99 + ix] + d[198 + ix];
-        for (int ix = 0; ix < 2; ix++)
-          for (int kx = 0; kx <= ix; kx++)
-            xr[ix] += d[kx * 100 + ix - kx];
-        for (int ix = 10; ix < 12; ix++)
-          for (int kx = ix - 9; kx < 3; kx++)
-            xr[ix] += d[kx * 100 + ix - kx];
-      }
-}
-// For each of 30 groups: y[1][100] = W[1][9] * x unfolded.
+// Path: direct kernels per group (forward, input and weight gradient).
+// y[30][10x10] = W[30][1][3x3] (*) x[30][12x12], in groups.
 CNN_CLONES static void mnist4k8_l11_conv_forward(int n) {
   const cnn_real *restrict w = mnist4k8_params + 860;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict col = mnist4k8_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k8_a10 + (size_t)i * 4320;
       cnn_real *restrict y = mnist4k8_a12 + (size_t)i * 3000;
-      mnist4k8_l11_im2col(x, col);
-      for (int gr = 0; gr < 30; gr++) // one GEMM per group
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 100, 9, 1, w + gr * 9, 9, col + gr * 900, 100, 0, y + gr * 100, 100);
+      for (int gr = 0; gr < 30; gr++) { // one conv per group
+        // 1 output channels x 2 vectors of 8 columns per register tile.
+        for (int oy = 0; oy < 10; oy++) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 10 columns
+            const cnn_real *restrict wo = (w + gr * 9) + (o) * 9;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = (x + gr * 144) + (c * 12 + oy + ky) * 12 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                }
+              }
+            cnn_real *restrict yr = (y + gr * 100) + (o) * 100 + oy * 10 + 0;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          }
+        }
+      }
     }
   }
 }
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k8_l11_dw[NGROUP][270];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][2 - ky][2 - kx].
+static cnn_real mnist4k8_l11_dyp[NGROUP][5888];
+static cnn_real mnist4k8_l11_wt[270];
 CNN_CLONES static void mnist4k8_l11_conv_backward(int n) {
   const cnn_real *restrict w = mnist4k8_params + 860;
+  cnn_real *restrict wt = mnist4k8_l11_wt;
+  for (int gr = 0; gr < 30; gr++)
+    for (int o = 0; o < 1; o++)
+      for (int c = 0; c < 1; c++)
+        for (int j = 0; j < 9; j++)
+          wt[gr * 9 + (c * 1 + o) * 9 + 8 - j] = w[((gr * 1 + o) * 1 + c) * 9 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l11_dw[g];
-    cnn_real *restrict col = mnist4k8_col[g];
-    cnn_real *restrict dcol = mnist4k8_dcol[g];
+    cnn_real *restrict dyp = mnist4k8_l11_dyp[g];
+    for (int gr = 0; gr < 30; gr++) { // one conv per group
+      // 1 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+      for (int o = 0; o < 1; o += 1) {
+        for (int c = 0; c < 1; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+              const cnn_real *restrict x = (mnist4k8_a10 + gr * 144) + (size_t)i * 4320;
+              const cnn_real *restrict dy = (mnist4k8_d12 + gr * 100) + (size_t)i * 3000;
+              for (int oy = 0; oy < 10; oy++) {
+                const cnn_real *restrict dr = dy + (o) * 100 + oy * 10;
+                const cnn_real *restrict xr = x + (c * 12 + oy + ky) * 12;
+                for (int v = 0; v < 8; v += 8) {
+                  cnn_v8 d, x0, x1, x2;
+                  memcpy(&x0, xr + v + 0, sizeof x0);
+                  memcpy(&x1, xr + v + 1, sizeof x1);
+                  memcpy(&x2, xr + v + 2, sizeof x2);
+                  memcpy(&d, dr + 0 + v, sizeof d);
+                  s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                }
+                { // columns 8..9; the other lanes are masked off
+                  const cnn_v8 m = {1, 1, 0, 0, 0, 0, 0, 0};
+                  cnn_v8 d, x0, x1, x2;
+                  memcpy(&x0, xr + 8 + 0, sizeof x0);
+                  memcpy(&x1, xr + 8 + 1, sizeof x1);
+                  memcpy(&x2, xr + 8 + 2, sizeof x2);
+                  memcpy(&d, dr + 0 + 8, sizeof d);
+                  d *= m;
+                  s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                }
+              }
+            }
+            cnn_real *restrict dwo = (dw + gr * 9) + (o) * 9 + (c * 3 + ky) * 3;
+            dwo[0] = CNN_HSUM8(s0_0);
+            dwo[1] = CNN_HSUM8(s0_1);
+            dwo[2] = CNN_HSUM8(s0_2);
+          }
+      }
+    }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist4k8_a10 + (size_t)i * 4320;
       const cnn_real *restrict dy = mnist4k8_d12 + (size_t)i * 3000;
-      mnist4k8_l11_im2col(x, col);
-      for (int gr = 0; gr < 30; gr++) // one GEMM per group
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 9, 100, 1, dy + gr * 100, 100, col + gr * 900, 100, first ? 0 : 1, dw + gr * 9, 9);
       cnn_real *restrict dx = mnist4k8_d10 + (size_t)i * 4320;
-      for (int gr = 0; gr < 30; gr++) // one GEMM per group
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 100, 1, 1, w + gr * 9, 9, dy + gr * 100, 100, 0, dcol + gr * 900, 100);
-      for (int q = 0; q < 4320; q++)
-        dx[q] = 0;
-      mnist4k8_l11_col2im(dcol, dx);
+      for (int o = 0; o < 30; o++)
+        for (int oy = 0; oy < 10; oy++)
+          memcpy(dyp + (o * 14 + oy + 2) * 14 + 2, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
+      for (int gr = 0; gr < 30; gr++) { // one conv per group
+        // 1 output channels x 2 vectors of 8 columns per register tile.
+        for (int oy = 0; oy < 12; oy++) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 12 columns
+            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = (dyp + gr * 196) + (c * 14 + oy + ky) * 14 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                }
+              }
+            cnn_real *restrict yr = (dx + gr * 144) + (o) * 144 + oy * 12 + 0;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          }
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -962,6 +1410,7 @@ CNN_CLONES static void mnist4k8_l11_conv_backward(int n) {
 }
 
 // Layer 12: conv 1x1, stride 1, pad 0, no bias: 10x10x30 -> 10x10x30 (HxWxC), RF 10, 900 params, 90000 MACs/image.
+// Path: cblas GEMM on the input as it is (1x1, stride 1: no im2col).
 // y[30][100] = W[30][30] * x (1x1: x is the GEMM operand).
 // Layer 13's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
@@ -1156,74 +1605,120 @@ CNN_CLONES static void mnist4k8_l13_bn_backward(int n) {
 }
 
 // Layer 15: conv 3x3, stride 1, pad 0, 30 groups, no bias: 10x10x30 -> 8x8x30 (HxWxC), RF 14, 270 params, 17280 MACs/image.
-// Unfolds one image: col[(c*3+ky)*3+kx][oy*8+ox] = x[c][oy*1+ky-0][ox*1+kx-0].
-CNN_CLONES static void mnist4k8_l15_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
-  for (int c = 0; c < 30; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 64;
-        for (int oy = 0; oy < 8; oy++) {
-          const int iy = oy * 1 + ky - 0;
-          memcpy(d + oy * 8, x + (c * 10 + iy) * 10 + kx, 8 * sizeof(cnn_real));
-        }
-      }
-}
-// Adds the column gradient of one image back onto its input gradient.
-CNN_CLONES static void mnist4k8_l15_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
-  for (int c = 0; c < 30; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int oy = 0; oy < 8; oy++) {
-        cnn_real *restrict xr = x + (c * 10 + oy + ky) * 10;
-        const cnn_real *restrict d = col + (c * 3 + ky) * 192 + oy * 8; // + kx * 64
-        for (int ix = 2; ix < 8; ix++)
-          xr[ix] = xr[ix] + d[0 + ix] + d[63 + ix] + d[126 + ix];
-        for (int ix = 0; ix < 2; ix++)
-          for (int kx = 0; kx <= ix; kx++)
-            xr[ix] += d[kx * 64 + ix - kx];
-        for (int ix = 8; ix < 10; ix++)
-          for (int kx = ix - 7; kx < 3; kx++)
-            xr[ix] += d[kx * 64 + ix - kx];
-      }
-}
-// For each of 30 groups: y[1][64] = W[1][9] * x unfolded.
+// Path: direct kernels per group (forward, input and weight gradient).
+// y[30][8x8] = W[30][1][3x3] (*) x[30][10x10], in groups.
 CNN_CLONES static void mnist4k8_l15_conv_forward(int n) {
   const cnn_real *restrict w = mnist4k8_params + 2090;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict col = mnist4k8_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k8_a14 + (size_t)i * 3000;
       cnn_real *restrict y = mnist4k8_a16 + (size_t)i * 1920;
-      mnist4k8_l15_im2col(x, col);
-      for (int gr = 0; gr < 30; gr++) // one GEMM per group
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 64, 9, 1, w + gr * 9, 9, col + gr * 576, 64, 0, y + gr * 64, 64);
+      for (int gr = 0; gr < 30; gr++) { // one conv per group
+        // 1 output channels x 1 vectors of 8 columns per register tile.
+        for (int oy = 0; oy < 8; oy++) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 8 columns
+            const cnn_real *restrict wo = (w + gr * 9) + (o) * 9;
+            cnn_v8 a0_0 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = (x + gr * 100) + (c * 10 + oy + ky) * 10 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0;
+                }
+              }
+            cnn_real *restrict yr = (y + gr * 64) + (o) * 64 + oy * 8 + 0;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+          }
+        }
+      }
     }
   }
 }
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k8_l15_dw[NGROUP][270];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][2 - ky][2 - kx].
+static cnn_real mnist4k8_l15_dyp[NGROUP][4328];
+static cnn_real mnist4k8_l15_wt[270];
 CNN_CLONES static void mnist4k8_l15_conv_backward(int n) {
   const cnn_real *restrict w = mnist4k8_params + 2090;
+  cnn_real *restrict wt = mnist4k8_l15_wt;
+  for (int gr = 0; gr < 30; gr++)
+    for (int o = 0; o < 1; o++)
+      for (int c = 0; c < 1; c++)
+        for (int j = 0; j < 9; j++)
+          wt[gr * 9 + (c * 1 + o) * 9 + 8 - j] = w[((gr * 1 + o) * 1 + c) * 9 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l15_dw[g];
-    cnn_real *restrict col = mnist4k8_col[g];
-    cnn_real *restrict dcol = mnist4k8_dcol[g];
+    cnn_real *restrict dyp = mnist4k8_l15_dyp[g];
+    for (int gr = 0; gr < 30; gr++) { // one conv per group
+      // 1 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+      for (int o = 0; o < 1; o += 1) {
+        for (int c = 0; c < 1; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+              const cnn_real *restrict x = (mnist4k8_a14 + gr * 100) + (size_t)i * 3000;
+              const cnn_real *restrict dy = (mnist4k8_d16 + gr * 64) + (size_t)i * 1920;
+              for (int oy = 0; oy < 8; oy++) {
+                const cnn_real *restrict dr = dy + (o) * 64 + oy * 8;
+                const cnn_real *restrict xr = x + (c * 10 + oy + ky) * 10;
+                for (int v = 0; v < 8; v += 8) {
+                  cnn_v8 d, x0, x1, x2;
+                  memcpy(&x0, xr + v + 0, sizeof x0);
+                  memcpy(&x1, xr + v + 1, sizeof x1);
+                  memcpy(&x2, xr + v + 2, sizeof x2);
+                  memcpy(&d, dr + 0 + v, sizeof d);
+                  s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                }
+              }
+            }
+            cnn_real *restrict dwo = (dw + gr * 9) + (o) * 9 + (c * 3 + ky) * 3;
+            dwo[0] = CNN_HSUM8(s0_0);
+            dwo[1] = CNN_HSUM8(s0_1);
+            dwo[2] = CNN_HSUM8(s0_2);
+          }
+      }
+    }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist4k8_a14 + (size_t)i * 3000;
       const cnn_real *restrict dy = mnist4k8_d16 + (size_t)i * 1920;
-      mnist4k8_l15_im2col(x, col);
-      for (int gr = 0; gr < 30; gr++) // one GEMM per group
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 9, 64, 1, dy + gr * 64, 64, col + gr * 576, 64, first ? 0 : 1, dw + gr * 9, 9);
       cnn_real *restrict dx = mnist4k8_d14 + (size_t)i * 3000;
-      for (int gr = 0; gr < 30; gr++) // one GEMM per group
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 64, 1, 1, w + gr * 9, 9, dy + gr * 64, 64, 0, dcol + gr * 576, 64);
-      for (int q = 0; q < 3000; q++)
-        dx[q] = 0;
-      mnist4k8_l15_col2im(dcol, dx);
+      for (int o = 0; o < 30; o++)
+        for (int oy = 0; oy < 8; oy++)
+          memcpy(dyp + (o * 12 + oy + 2) * 12 + 2, dy + (o * 8 + oy) * 8, 8 * sizeof(cnn_real));
+      for (int gr = 0; gr < 30; gr++) { // one conv per group
+        // 1 output channels x 2 vectors of 8 columns per register tile.
+        for (int oy = 0; oy < 10; oy++) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 10 columns
+            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = (dyp + gr * 144) + (c * 12 + oy + ky) * 12 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                }
+              }
+            cnn_real *restrict yr = (dx + gr * 100) + (o) * 100 + oy * 10 + 0;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          }
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -1236,6 +1731,7 @@ CNN_CLONES static void mnist4k8_l15_conv_backward(int n) {
 }
 
 // Layer 16: conv 1x1, stride 1, pad 0, no bias: 8x8x30 -> 8x8x30 (HxWxC), RF 14, 900 params, 57600 MACs/image.
+// Path: cblas GEMM on the input as it is (1x1, stride 1: no im2col).
 // y[30][64] = W[30][30] * x (1x1: x is the GEMM operand).
 // Layer 17's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
@@ -1422,74 +1918,120 @@ CNN_CLONES static void mnist4k8_l17_bn_backward(int n) {
 }
 
 // Layer 19: conv 3x3, stride 1, pad 0, 30 groups, no bias: 8x8x30 -> 6x6x30 (HxWxC), RF 18, 270 params, 9720 MACs/image.
-// Unfolds one image: col[(c*3+ky)*3+kx][oy*6+ox] = x[c][oy*1+ky-0][ox*1+kx-0].
-CNN_CLONES static void mnist4k8_l19_im2col(const cnn_real *restrict x, cnn_real *restrict col) {
-  for (int c = 0; c < 30; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        cnn_real *restrict d = col + ((c * 3 + ky) * 3 + kx) * 36;
-        for (int oy = 0; oy < 6; oy++) {
-          const int iy = oy * 1 + ky - 0;
-          memcpy(d + oy * 6, x + (c * 8 + iy) * 8 + kx, 6 * sizeof(cnn_real));
-        }
-      }
-}
-// Adds the column gradient of one image back onto its input gradient.
-CNN_CLONES static void mnist4k8_l19_col2im(const cnn_real *restrict col, cnn_real *restrict x) {
-  for (int c = 0; c < 30; c++)
-    for (int ky = 0; ky < 3; ky++)
-      for (int oy = 0; oy < 6; oy++) {
-        cnn_real *restrict xr = x + (c * 8 + oy + ky) * 8;
-        const cnn_real *restrict d = col + (c * 3 + ky) * 108 + oy * 6; // + kx * 36
-        for (int ix = 2; ix < 6; ix++)
-          xr[ix] = xr[ix] + d[0 + ix] + d[35 + ix] + d[70 + ix];
-        for (int ix = 0; ix < 2; ix++)
-          for (int kx = 0; kx <= ix; kx++)
-            xr[ix] += d[kx * 36 + ix - kx];
-        for (int ix = 6; ix < 8; ix++)
-          for (int kx = ix - 5; kx < 3; kx++)
-            xr[ix] += d[kx * 36 + ix - kx];
-      }
-}
-// For each of 30 groups: y[1][36] = W[1][9] * x unfolded.
+// Path: direct kernels per group (forward, input and weight gradient).
+// y[30][6x6] = W[30][1][3x3] (*) x[30][8x8], in groups.
 CNN_CLONES static void mnist4k8_l19_conv_forward(int n) {
   const cnn_real *restrict w = mnist4k8_params + 3320;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict col = mnist4k8_col[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k8_a18 + (size_t)i * 1920;
       cnn_real *restrict y = mnist4k8_a20 + (size_t)i * 1080;
-      mnist4k8_l19_im2col(x, col);
-      for (int gr = 0; gr < 30; gr++) // one GEMM per group
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 36, 9, 1, w + gr * 9, 9, col + gr * 324, 36, 0, y + gr * 36, 36);
+      for (int gr = 0; gr < 30; gr++) { // one conv per group
+        // 1 output channels x 1 vectors of 8 columns per register tile.
+        for (int oy = 0; oy < 6; oy++) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 6 columns
+            const cnn_real *restrict wo = (w + gr * 9) + (o) * 9;
+            cnn_v8 a0_0 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = (x + gr * 64) + (c * 8 + oy + ky) * 8 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0;
+                }
+              }
+            cnn_real *restrict yr = (y + gr * 36) + (o) * 36 + oy * 6 + 0;
+            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5];
+          }
+        }
+      }
     }
   }
 }
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k8_l19_dw[NGROUP][270];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][2 - ky][2 - kx].
+static cnn_real mnist4k8_l19_dyp[NGROUP][3008];
+static cnn_real mnist4k8_l19_wt[270];
 CNN_CLONES static void mnist4k8_l19_conv_backward(int n) {
   const cnn_real *restrict w = mnist4k8_params + 3320;
+  cnn_real *restrict wt = mnist4k8_l19_wt;
+  for (int gr = 0; gr < 30; gr++)
+    for (int o = 0; o < 1; o++)
+      for (int c = 0; c < 1; c++)
+        for (int j = 0; j < 9; j++)
+          wt[gr * 9 + (c * 1 + o) * 9 + 8 - j] = w[((gr * 1 + o) * 1 + c) * 9 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l19_dw[g];
-    cnn_real *restrict col = mnist4k8_col[g];
-    cnn_real *restrict dcol = mnist4k8_dcol[g];
+    cnn_real *restrict dyp = mnist4k8_l19_dyp[g];
+    for (int gr = 0; gr < 30; gr++) { // one conv per group
+      // 1 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+      for (int o = 0; o < 1; o += 1) {
+        for (int c = 0; c < 1; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+              const cnn_real *restrict x = (mnist4k8_a18 + gr * 64) + (size_t)i * 1920;
+              const cnn_real *restrict dy = (mnist4k8_d20 + gr * 36) + (size_t)i * 1080;
+              for (int oy = 0; oy < 6; oy++) {
+                const cnn_real *restrict dr = dy + (o) * 36 + oy * 6;
+                const cnn_real *restrict xr = x + (c * 8 + oy + ky) * 8;
+                { // columns 0..5; the other lanes are masked off
+                  const cnn_v8 m = {1, 1, 1, 1, 1, 1, 0, 0};
+                  cnn_v8 d, x0, x1, x2;
+                  memcpy(&x0, xr + 0 + 0, sizeof x0);
+                  memcpy(&x1, xr + 0 + 1, sizeof x1);
+                  memcpy(&x2, xr + 0 + 2, sizeof x2);
+                  memcpy(&d, dr + 0 + 0, sizeof d);
+                  d *= m;
+                  s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                }
+              }
+            }
+            cnn_real *restrict dwo = (dw + gr * 9) + (o) * 9 + (c * 3 + ky) * 3;
+            dwo[0] = CNN_HSUM8(s0_0);
+            dwo[1] = CNN_HSUM8(s0_1);
+            dwo[2] = CNN_HSUM8(s0_2);
+          }
+      }
+    }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist4k8_a18 + (size_t)i * 1920;
       const cnn_real *restrict dy = mnist4k8_d20 + (size_t)i * 1080;
-      mnist4k8_l19_im2col(x, col);
-      for (int gr = 0; gr < 30; gr++) // one GEMM per group
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 1, 9, 36, 1, dy + gr * 36, 36, col + gr * 324, 36, first ? 0 : 1, dw + gr * 9, 9);
       cnn_real *restrict dx = mnist4k8_d18 + (size_t)i * 1920;
-      for (int gr = 0; gr < 30; gr++) // one GEMM per group
-        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 36, 1, 1, w + gr * 9, 9, dy + gr * 36, 36, 0, dcol + gr * 324, 36);
-      for (int q = 0; q < 1920; q++)
-        dx[q] = 0;
-      mnist4k8_l19_col2im(dcol, dx);
+      for (int o = 0; o < 30; o++)
+        for (int oy = 0; oy < 6; oy++)
+          memcpy(dyp + (o * 10 + oy + 2) * 10 + 2, dy + (o * 6 + oy) * 6, 6 * sizeof(cnn_real));
+      for (int gr = 0; gr < 30; gr++) { // one conv per group
+        // 1 output channels x 1 vectors of 8 columns per register tile.
+        for (int oy = 0; oy < 8; oy++) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 8 columns
+            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+            cnn_v8 a0_0 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = (dyp + gr * 100) + (c * 10 + oy + ky) * 10 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0;
+                }
+              }
+            cnn_real *restrict yr = (dx + gr * 64) + (o) * 64 + oy * 8 + 0;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+          }
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -1502,6 +2044,7 @@ CNN_CLONES static void mnist4k8_l19_conv_backward(int n) {
 }
 
 // Layer 20: conv 1x1, stride 1, pad 0, no bias: 6x6x30 -> 6x6x30 (HxWxC), RF 18, 900 params, 32400 MACs/image.
+// Path: cblas GEMM on the input as it is (1x1, stride 1: no im2col).
 // y[30][36] = W[30][30] * x (1x1: x is the GEMM operand).
 // Layer 21's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
@@ -1696,6 +2239,7 @@ CNN_CLONES static void mnist4k8_l21_bn_backward(int n) {
 }
 
 // Layer 23: conv 1x1, stride 1, pad 0, no bias: 6x6x30 -> 6x6x10 (HxWxC), RF 18, 300 params, 10800 MACs/image.
+// Path: cblas GEMM on the input as it is (1x1, stride 1: no im2col).
 // y[10][36] = W[10][30] * x (1x1: x is the GEMM operand).
 CNN_CLONES static void mnist4k8_l23_conv_forward(int n) {
   const cnn_real *restrict w = mnist4k8_params + 4550;
@@ -1903,27 +2447,48 @@ static double mnist4k8_forward(const cnn_real *x, const uint8_t *y, int n, int t
   mnist4k8_training = training;
   mnist4k8_has_labels = y != NULL;
   memcpy(mnist4k8_a0, x, (size_t)n * 784 * sizeof(cnn_real));
+  CNN_PROF_BEGIN();
   (void)rng;
   mnist4k8_l0_conv_forward(n, training);
+  CNN_PROF(0, 0);
   mnist4k8_l1_bn_forward(n, training);
+  CNN_PROF(1, 0);
   mnist4k8_l3_conv_forward(n);
+  CNN_PROF(3, 0);
   mnist4k8_l4_conv_forward(n, training);
+  CNN_PROF(4, 0);
   mnist4k8_l5_bn_forward(n, training);
+  CNN_PROF(5, 0);
   mnist4k8_l7_maxpool_forward(n, training);
+  CNN_PROF(7, 0);
   mnist4k8_l8_conv_forward(n, training);
+  CNN_PROF(8, 0);
   mnist4k8_l9_bn_forward(n, training);
+  CNN_PROF(9, 0);
   mnist4k8_l11_conv_forward(n);
+  CNN_PROF(11, 0);
   mnist4k8_l12_conv_forward(n, training);
+  CNN_PROF(12, 0);
   mnist4k8_l13_bn_forward(n, training);
+  CNN_PROF(13, 0);
   mnist4k8_l15_conv_forward(n);
+  CNN_PROF(15, 0);
   mnist4k8_l16_conv_forward(n, training);
+  CNN_PROF(16, 0);
   mnist4k8_l17_bn_forward(n, training);
+  CNN_PROF(17, 0);
   mnist4k8_l19_conv_forward(n);
+  CNN_PROF(19, 0);
   mnist4k8_l20_conv_forward(n, training);
+  CNN_PROF(20, 0);
   mnist4k8_l21_bn_forward(n, training);
+  CNN_PROF(21, 0);
   mnist4k8_l23_conv_forward(n);
+  CNN_PROF(23, 0);
   mnist4k8_l24_gap_forward(n);
+  CNN_PROF(24, 0);
   mnist4k8_l25_log_softmax_forward(n);
+  CNN_PROF(25, 0);
   if (!y)
     return 0;
   double loss = 0;
@@ -1946,26 +2511,47 @@ static void mnist4k8_backward(void) {
   for (int i = 0; i < n; i++)
     if (mnist4k8_y[i] < 10)
       mnist4k8_d26[i * 10 + mnist4k8_y[i]] = (cnn_real)-1 / n;
+  CNN_PROF_BEGIN();
   mnist4k8_l25_log_softmax_backward(n);
+  CNN_PROF(25, 1);
   mnist4k8_l24_gap_backward(n);
+  CNN_PROF(24, 1);
   mnist4k8_l23_conv_backward(n);
+  CNN_PROF(23, 1);
   mnist4k8_l21_bn_backward(n);
+  CNN_PROF(21, 1);
   mnist4k8_l20_conv_backward(n);
+  CNN_PROF(20, 1);
   mnist4k8_l19_conv_backward(n);
+  CNN_PROF(19, 1);
   mnist4k8_l17_bn_backward(n);
+  CNN_PROF(17, 1);
   mnist4k8_l16_conv_backward(n);
+  CNN_PROF(16, 1);
   mnist4k8_l15_conv_backward(n);
+  CNN_PROF(15, 1);
   mnist4k8_l13_bn_backward(n);
+  CNN_PROF(13, 1);
   mnist4k8_l12_conv_backward(n);
+  CNN_PROF(12, 1);
   mnist4k8_l11_conv_backward(n);
+  CNN_PROF(11, 1);
   mnist4k8_l9_bn_backward(n);
+  CNN_PROF(9, 1);
   mnist4k8_l8_conv_backward(n);
+  CNN_PROF(8, 1);
   mnist4k8_l7_maxpool_backward(n);
+  CNN_PROF(7, 1);
   mnist4k8_l5_bn_backward(n);
+  CNN_PROF(5, 1);
   mnist4k8_l4_conv_backward(n);
+  CNN_PROF(4, 1);
   mnist4k8_l3_conv_backward(n);
+  CNN_PROF(3, 1);
   mnist4k8_l1_bn_backward(n);
+  CNN_PROF(1, 1);
   mnist4k8_l0_conv_backward(n);
+  CNN_PROF(0, 1);
 }
 
 #ifdef CNN_INPUT_GRAD

@@ -24,6 +24,16 @@ extern cnn_net mnist4k8_net;
 // with respect to its input, [n][c][h][w], valid after backward.
 const cnn_real *mnist4k8_input_grad(void);
 #endif
+#ifdef CNN_TRAIN_PROFILE
+// With -DCNN_TRAIN_PROFILE (make bench): per layer, what it is, the code the plan
+// runs it on, its multiply-adds per image forward and backward, and the
+// milliseconds its forward [k][0] and backward [k][1] functions took in
+// total (fused layers count in the layer that runs them; zero it to reset).
+#define MNIST4K8_TRAIN_LAYERS 26
+extern const char *const mnist4k8_layer_name[26], *const mnist4k8_layer_path[26];
+extern const long mnist4k8_layer_macs[26][2];
+extern double mnist4k8_layer_ms[26][2];
+#endif
 #ifdef CNN_EXPOSE_ACT
 // With -DCNN_EXPOSE_ACT (tests): the output of layer k - 1, [n][c][h][w]
 // (k = 0: the input), as the last forward left it.
