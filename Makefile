@@ -389,12 +389,15 @@ $(BUILD)/bench_train_step: tests/bench_train_step.c $(BUILD)/$(MODEL)_train.o ru
 	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -I$(GEN_DIR) -DNET_HEADER='"$(MODEL)_train.h"' -DNET=$(MODEL)_net \
 	  $< $(BUILD)/$(MODEL)_train.o runtime/rng.c $(LIBS) $(OMP) -o $@
 
+# The test programs build and run on every core (tests/run.sh runs them side
+# by side and prints each one's output whole, in this order).
+JOBS    ?= $(shell nproc 2>/dev/null || echo 1)
 test: deps-test all
 	$(MAKE) check-generated
 	for m in $(INFER_NETS); do $(MAKE) check-generated-infer MODEL=$$m || exit 1; done
-	$(MAKE) test-build
+	$(MAKE) -j$(JOBS) test-build
 	$(MAKE) firmware-test
-	bash tests/run.sh $(TESTS)
+	TEST_JOBS=$(JOBS) bash tests/run.sh $(TESTS)
 
 test-build: $(TESTS)
 
