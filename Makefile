@@ -247,7 +247,7 @@ INFER_SRC := compiler/interp.c compiler/quant.c compiler/emit_infer.c \
              compiler/emit_util.c compiler/emit_train.c compiler/net_ckpt.c
 # Other trained networks: their inference checks are tests/infer_nets.c's
 # (below), their generated inference code is checked in `make test`.
-INFER_NETS := mnist4k7 mnist4k8
+INFER_NETS := mnist4k7 mnist4k8 mnist4k9
 TESTS += $(BUILD)/tests/test_infer
 $(BUILD)/tests/test_infer: tests/test_infer.c tests/scores.h tests/cu_main.c $(INFER_SRC) $(FRONTEND_SRC) $(RUNTIME_SRC) $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(wildcard compiler/*.h runtime/*.h) | $(BUILD)/cnnc
 	@mkdir -p $(@D)
@@ -375,11 +375,12 @@ $(BUILD)/tests/infer_nets-bin: tests/infer_nets.c tests/scores.h $(INFER_SRC) $(
 	  $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(LIBS) $(OMP) -ldl -o $@
 TESTS += $(BUILD)/tests/infer_nets
 $(BUILD)/tests/infer_nets: tests/infer_nets.sh $(BUILD)/tests/infer_nets-bin $(SMOKE_MODELS:%=$(BUILD)/models/%.ckpt)
-	printf '#!/bin/sh\nexec bash tests/infer_nets.sh $(BUILD)/tests/infer_nets-bin $(BUILD)/tests/infer_nets-out %s %s %s %s %s %s\n' \
+	printf '#!/bin/sh\nexec bash tests/infer_nets.sh $(BUILD)/tests/infer_nets-bin $(BUILD)/tests/infer_nets-out %s %s %s %s %s %s %s\n' \
 	  "$(MNIST_DIR):models/lenet5.cnn:models/lenet5.ckpt:0.5" \
 	  "$(MNIST_DIR):models/mnist_resnet.cnn:models/mnist_resnet.ckpt:0.5" \
 	  "$(MNIST_DIR):models/mnist4k7.cnn:models/mnist4k7.ckpt:0.2" \
 	  "$(MNIST_DIR):models/mnist4k8.cnn:models/mnist4k8.ckpt:0.2" \
+	  "$(MNIST_DIR):models/mnist4k9.cnn:models/mnist4k9.ckpt:0.2" \
 	  "$(BUILD)/models/resnet8-data:models/resnet8.cnn:$(BUILD)/models/resnet8.ckpt:3" \
 	  "$(BUILD)/models/dscnn-data:models/dscnn.cnn:$(BUILD)/models/dscnn.ckpt:3" >$@
 	chmod +x $@

@@ -7,7 +7,8 @@
 #                        the target), print sizes and the
 #                        instructions per inference and, from a second
 #                        build with -DCNN_PROFILE, the instructions per op.
-#                        mnist14k, mnist4k7 and mnist4k8 (generated/, 100 MNIST digits), then
+#                        mnist14k, mnist4k7, mnist4k8 and mnist4k9 (generated/, 100 MNIST
+#                        digits), then
 #                        ResNet-8 and DS-CNN (weights and calibration from
 #                        their short run on generated data, 10 images).
 #                        Installs the Cortex-M toolchain and QEMU first when
@@ -111,6 +112,7 @@ $(FW_DIR)/firmware-host-dsp: $(FW_MAIN_DEPS) $(FW_INFER) examples/firmware/acle_
 firmware-test: firmware-run | deps-firmware
 	$(MAKE) --no-print-directory firmware-run FW_MODEL=mnist4k7 FW_GEN=generated/mnist4k7
 	$(MAKE) --no-print-directory firmware-run FW_MODEL=mnist4k8 FW_GEN=generated/mnist4k8
+	$(MAKE) --no-print-directory firmware-run FW_MODEL=mnist4k9 FW_GEN=generated/mnist4k9
 	$(MAKE) --no-print-directory firmware-run FW_MODEL=resnet8 FW_GEN=$(BUILD)/firmware/resnet8/gen \
 	  FW_DATA=$(BUILD)/models/resnet8-data FW_CLASSES=10 FW_N=10
 	$(MAKE) --no-print-directory firmware-run FW_MODEL=dscnn FW_GEN=$(BUILD)/firmware/dscnn/gen \
