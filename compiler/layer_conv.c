@@ -130,10 +130,10 @@ static int conv_slack(const Layer *l) {
 }
 
 // The shape of one group of conv l as the kernel generator takes it: the
-// valid conv of its input with the padding added.
+// valid conv of its input with the padding added (zero rows pt and pb).
 static ConvDims conv_dims(const Layer *l) {
   ConvDims d = {l->in.c / l->groups, l->in.h + l->pt + l->pb, l->in.w + l->pl + l->pr, l->out.c / l->groups,
-                l->out.h, l->out.w, l->kh, l->kw};
+                l->out.h, l->out.w, l->kh, l->kw, l->pt, l->pb};
   return d;
 }
 
@@ -380,7 +380,7 @@ static void conv_emit_direct(TrainCtx *c, int k) {
   // its border).
   int bt = KH - 1 - l->pt, bl = KW - 1 - l->pl;
   int PH = l->out.h + 2 * (KH - 1) - l->pt - l->pb, PW = l->out.w + 2 * (KW - 1) - l->pl - l->pr;
-  ConvDims dd = {Og, PH, PW, Cg, l->in.h, l->in.w, KH, KW};
+  ConvDims dd = {Og, PH, PW, Cg, l->in.h, l->in.w, KH, KW, bt, KH - 1 - l->pb};
   W(c, "// Path: %s.\n", conv_path(l));
   W(c, "// y[%d][%dx%d] = W[%d][%d][%dx%d] (*) x[%d][%dx%d]%s%s%s.\n", O, l->out.h, l->out.w, O, Cg, KH, KW, C,
     l->in.h, l->in.w, pad ? " padded" : "", l->bias ? " + b" : "", G > 1 ? ", in groups" : "");
