@@ -192,7 +192,90 @@ CNN_CLONES static void lenet5_l0_conv_forward(int n) {
         for (int iy = 0; iy < 28; iy++)
           memcpy(xp + (c * 32 + iy + 2) * 32 + 2, x + (c * 28 + iy) * 28, 28 * sizeof(cnn_real));
       // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 28; oy++) {
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 25 ? 30 - oy : 5;
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 25;
+            cnn_v8 a0_0 = (cnn_v8){0} + b[o + 0], a0_1 = (cnn_v8){0} + b[o + 0];
+            cnn_v8 a1_0 = (cnn_v8){0} + b[o + 1], a1_1 = (cnn_v8){0} + b[o + 1];
+            cnn_v8 a2_0 = (cnn_v8){0} + b[o + 2], a2_1 = (cnn_v8){0} + b[o + 2];
+            cnn_v8 a3_0 = (cnn_v8){0} + b[o + 3], a3_1 = (cnn_v8){0} + b[o + 3];
+            cnn_v8 a4_0 = (cnn_v8){0} + b[o + 4], a4_1 = (cnn_v8){0} + b[o + 4];
+            cnn_v8 a5_0 = (cnn_v8){0} + b[o + 5], a5_1 = (cnn_v8){0} + b[o + 5];
+            for (int c = 0; c < 1; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = xp + (c * 32 + oy + ky) * 32 + col;
+                const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+                for (int kx = 0; kx < 5; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 25], w2 = wr[kx + 50], w3 = wr[kx + 75], w4 = wr[kx + 100], w5 = wr[kx + 125];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 1568, &a2_0, sizeof a2_0);
+            memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 2352, &a3_0, sizeof a3_0);
+            memcpy(yr + 2360, &a3_1, sizeof a3_1);
+            memcpy(yr + 3136, &a4_0, sizeof a4_0);
+            memcpy(yr + 3144, &a4_1, sizeof a4_1);
+            memcpy(yr + 3920, &a5_0, sizeof a5_0);
+            memcpy(yr + 3928, &a5_1, sizeof a5_1);
+          }
+        }
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+          const cnn_real *restrict wo = w + (o) * 25;
+          cnn_v8 a0_0 = (cnn_v8){0} + b[o + 0], a0_1 = (cnn_v8){0} + b[o + 0];
+          cnn_v8 a1_0 = (cnn_v8){0} + b[o + 1], a1_1 = (cnn_v8){0} + b[o + 1];
+          cnn_v8 a2_0 = (cnn_v8){0} + b[o + 2], a2_1 = (cnn_v8){0} + b[o + 2];
+          cnn_v8 a3_0 = (cnn_v8){0} + b[o + 3], a3_1 = (cnn_v8){0} + b[o + 3];
+          cnn_v8 a4_0 = (cnn_v8){0} + b[o + 4], a4_1 = (cnn_v8){0} + b[o + 4];
+          cnn_v8 a5_0 = (cnn_v8){0} + b[o + 5], a5_1 = (cnn_v8){0} + b[o + 5];
+          for (int c = 0; c < 1; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 32 + oy + ky) * 32 + 16;
+              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+              for (int kx = 0; kx < 5; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 25], w2 = wr[kx + 50], w3 = wr[kx + 75], w4 = wr[kx + 100], w5 = wr[kx + 125];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
+        }
+      }
+      for (int oy = 2; oy < 26; oy++) {
         for (int col = 0; col < 16; col += 16) {
           for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
             const cnn_real *restrict wo = w + (o) * 25;
@@ -244,6 +327,89 @@ CNN_CLONES static void lenet5_l0_conv_forward(int n) {
           cnn_v8 a5_0 = (cnn_v8){0} + b[o + 5], a5_1 = (cnn_v8){0} + b[o + 5];
           for (int c = 0; c < 1; c++)
             for (int ky = 0; ky < 5; ky++) {
+              const cnn_real *restrict xr = xp + (c * 32 + oy + ky) * 32 + 16;
+              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+              for (int kx = 0; kx < 5; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 25], w2 = wr[kx + 50], w3 = wr[kx + 75], w4 = wr[kx + 100], w5 = wr[kx + 125];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
+        }
+      }
+      for (int oy = 26; oy < 28; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 25 ? 30 - oy : 5;
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 25;
+            cnn_v8 a0_0 = (cnn_v8){0} + b[o + 0], a0_1 = (cnn_v8){0} + b[o + 0];
+            cnn_v8 a1_0 = (cnn_v8){0} + b[o + 1], a1_1 = (cnn_v8){0} + b[o + 1];
+            cnn_v8 a2_0 = (cnn_v8){0} + b[o + 2], a2_1 = (cnn_v8){0} + b[o + 2];
+            cnn_v8 a3_0 = (cnn_v8){0} + b[o + 3], a3_1 = (cnn_v8){0} + b[o + 3];
+            cnn_v8 a4_0 = (cnn_v8){0} + b[o + 4], a4_1 = (cnn_v8){0} + b[o + 4];
+            cnn_v8 a5_0 = (cnn_v8){0} + b[o + 5], a5_1 = (cnn_v8){0} + b[o + 5];
+            for (int c = 0; c < 1; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = xp + (c * 32 + oy + ky) * 32 + col;
+                const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+                for (int kx = 0; kx < 5; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 25], w2 = wr[kx + 50], w3 = wr[kx + 75], w4 = wr[kx + 100], w5 = wr[kx + 125];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 1568, &a2_0, sizeof a2_0);
+            memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 2352, &a3_0, sizeof a3_0);
+            memcpy(yr + 2360, &a3_1, sizeof a3_1);
+            memcpy(yr + 3136, &a4_0, sizeof a4_0);
+            memcpy(yr + 3144, &a4_1, sizeof a4_1);
+            memcpy(yr + 3920, &a5_0, sizeof a5_0);
+            memcpy(yr + 3928, &a5_1, sizeof a5_1);
+          }
+        }
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+          const cnn_real *restrict wo = w + (o) * 25;
+          cnn_v8 a0_0 = (cnn_v8){0} + b[o + 0], a0_1 = (cnn_v8){0} + b[o + 0];
+          cnn_v8 a1_0 = (cnn_v8){0} + b[o + 1], a1_1 = (cnn_v8){0} + b[o + 1];
+          cnn_v8 a2_0 = (cnn_v8){0} + b[o + 2], a2_1 = (cnn_v8){0} + b[o + 2];
+          cnn_v8 a3_0 = (cnn_v8){0} + b[o + 3], a3_1 = (cnn_v8){0} + b[o + 3];
+          cnn_v8 a4_0 = (cnn_v8){0} + b[o + 4], a4_1 = (cnn_v8){0} + b[o + 4];
+          cnn_v8 a5_0 = (cnn_v8){0} + b[o + 5], a5_1 = (cnn_v8){0} + b[o + 5];
+          for (int c = 0; c < 1; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = xp + (c * 32 + oy + ky) * 32 + 16;
               const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
               for (int kx = 0; kx < 5; kx++) {
@@ -363,12 +529,64 @@ CNN_CLONES static void lenet5_l0_conv_backward(int n) {
         for (int oy = 0; oy < 28; oy++)
           memcpy(dyp + (o * 32 + oy + 2) * 32 + 2, dy + (o * 28 + oy) * 28, 28 * sizeof(cnn_real));
       // 1 output channels x 4 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 28; oy++) {
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 25 ? 30 - oy : 5;
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 150;
+          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+          for (int c = 0; c < 6; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 32 + oy + ky) * 32 + 0;
+              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+              for (int kx = 0; kx < 5; kx++) {
+                cnn_v8 x0, x1, x2, x3;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                memcpy(&x2, xr + kx + 16, sizeof x2);
+                memcpy(&x3, xr + kx + 24, sizeof x3);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 8, &a0_1, sizeof a0_1);
+          memcpy(yr + 16, &a0_2, sizeof a0_2);
+          yr[24] = a0_3[0]; yr[25] = a0_3[1]; yr[26] = a0_3[2]; yr[27] = a0_3[3];
+        }
+      }
+      for (int oy = 2; oy < 26; oy++) {
         for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
           const cnn_real *restrict wo = wt + (o) * 150;
           cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
           for (int c = 0; c < 6; c++)
             for (int ky = 0; ky < 5; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 32 + oy + ky) * 32 + 0;
+              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+              for (int kx = 0; kx < 5; kx++) {
+                cnn_v8 x0, x1, x2, x3;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                memcpy(&x2, xr + kx + 16, sizeof x2);
+                memcpy(&x3, xr + kx + 24, sizeof x3);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 8, &a0_1, sizeof a0_1);
+          memcpy(yr + 16, &a0_2, sizeof a0_2);
+          yr[24] = a0_3[0]; yr[25] = a0_3[1]; yr[26] = a0_3[2]; yr[27] = a0_3[3];
+        }
+      }
+      for (int oy = 26; oy < 28; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 25 ? 30 - oy : 5;
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 150;
+          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+          for (int c = 0; c < 6; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 32 + oy + ky) * 32 + 0;
               const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
               for (int kx = 0; kx < 5; kx++) {
@@ -630,7 +848,49 @@ CNN_CLONES static void lenet5_l3_conv_backward(int n) {
         for (int oy = 0; oy < 10; oy++)
           memcpy(dyp + (o * 18 + oy + 4) * 18 + 4, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
       // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 14; oy++) {
+      for (int oy = 0; oy < 4; oy++) {
+        const int ky0 = oy < 4 ? 4 - oy : 0, ky1 = oy > 9 ? 14 - oy : 5;
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 14 columns
+          const cnn_real *restrict wo = wt + (o) * 400;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 18 + oy + ky) * 18 + 0;
+              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+              for (int kx = 0; kx < 5; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 400], w2 = wr[kx + 800], w3 = wr[kx + 1200], w4 = wr[kx + 1600], w5 = wr[kx + 2000];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+          memcpy(yr + 784, &a4_0, sizeof a4_0);
+          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
+          memcpy(yr + 980, &a5_0, sizeof a5_0);
+          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
+        }
+      }
+      for (int oy = 4; oy < 10; oy++) {
         for (int o = 0; o < 6; o += 6) { // 6 channels x 14 columns
           const cnn_real *restrict wo = wt + (o) * 400;
           cnn_v8 a0_0 = {0}, a0_1 = {0};
@@ -641,6 +901,48 @@ CNN_CLONES static void lenet5_l3_conv_backward(int n) {
           cnn_v8 a5_0 = {0}, a5_1 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 5; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 18 + oy + ky) * 18 + 0;
+              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+              for (int kx = 0; kx < 5; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 400], w2 = wr[kx + 800], w3 = wr[kx + 1200], w4 = wr[kx + 1600], w5 = wr[kx + 2000];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+          memcpy(yr + 784, &a4_0, sizeof a4_0);
+          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
+          memcpy(yr + 980, &a5_0, sizeof a5_0);
+          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
+        }
+      }
+      for (int oy = 10; oy < 14; oy++) {
+        const int ky0 = oy < 4 ? 4 - oy : 0, ky1 = oy > 9 ? 14 - oy : 5;
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 14 columns
+          const cnn_real *restrict wo = wt + (o) * 400;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 18 + oy + ky) * 18 + 0;
               const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
               for (int kx = 0; kx < 5; kx++) {

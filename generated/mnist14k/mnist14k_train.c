@@ -576,12 +576,64 @@ CNN_CLONES static void mnist14k_l0_conv_backward(int n) {
         for (int oy = 0; oy < 26; oy++)
           memcpy(dyp + (o * 30 + oy + 2) * 30 + 2, dy + (o * 26 + oy) * 26, 26 * sizeof(cnn_real));
       // 1 output channels x 4 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 28; oy++) {
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 25 ? 28 - oy : 3;
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1, x2, x3;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                memcpy(&x2, xr + kx + 16, sizeof x2);
+                memcpy(&x3, xr + kx + 24, sizeof x3);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 8, &a0_1, sizeof a0_1);
+          memcpy(yr + 16, &a0_2, sizeof a0_2);
+          yr[24] = a0_3[0]; yr[25] = a0_3[1]; yr[26] = a0_3[2]; yr[27] = a0_3[3];
+        }
+      }
+      for (int oy = 2; oy < 26; oy++) {
         for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
           const cnn_real *restrict wo = wt + (o) * 144;
           cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1, x2, x3;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                memcpy(&x2, xr + kx + 16, sizeof x2);
+                memcpy(&x3, xr + kx + 24, sizeof x3);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 8, &a0_1, sizeof a0_1);
+          memcpy(yr + 16, &a0_2, sizeof a0_2);
+          yr[24] = a0_3[0]; yr[25] = a0_3[1]; yr[26] = a0_3[2]; yr[27] = a0_3[3];
+        }
+      }
+      for (int oy = 26; oy < 28; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 25 ? 28 - oy : 3;
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
@@ -1043,7 +1095,152 @@ CNN_CLONES static void mnist14k_l4_conv_backward(int n) {
         for (int oy = 0; oy < 24; oy++)
           memcpy(dyp + (o * 28 + oy + 2) * 28 + 2, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
       // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 26; oy++) {
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 144;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 676, &a1_0, sizeof a1_0);
+            memcpy(yr + 684, &a1_1, sizeof a1_1);
+            memcpy(yr + 1352, &a2_0, sizeof a2_0);
+            memcpy(yr + 1360, &a2_1, sizeof a2_1);
+            memcpy(yr + 2028, &a3_0, sizeof a3_0);
+            memcpy(yr + 2036, &a3_1, sizeof a3_1);
+            memcpy(yr + 2704, &a4_0, sizeof a4_0);
+            memcpy(yr + 2712, &a4_1, sizeof a4_1);
+            memcpy(yr + 3380, &a5_0, sizeof a5_0);
+            memcpy(yr + 3388, &a5_1, sizeof a5_1);
+          }
+          { // the last 4 channels
+            const cnn_real *restrict wo = wt + (12) * 144;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (12) * 676 + oy * 26 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 676, &a1_0, sizeof a1_0);
+            memcpy(yr + 684, &a1_1, sizeof a1_1);
+            memcpy(yr + 1352, &a2_0, sizeof a2_0);
+            memcpy(yr + 1360, &a2_1, sizeof a2_1);
+            memcpy(yr + 2028, &a3_0, sizeof a3_0);
+            memcpy(yr + 2036, &a3_1, sizeof a3_1);
+          }
+        }
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 10 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[684] = a1_1[0]; yr[685] = a1_1[1];
+          memcpy(yr + 1352, &a2_0, sizeof a2_0);
+          yr[1360] = a2_1[0]; yr[1361] = a2_1[1];
+          memcpy(yr + 2028, &a3_0, sizeof a3_0);
+          yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
+          memcpy(yr + 2704, &a4_0, sizeof a4_0);
+          yr[2712] = a4_1[0]; yr[2713] = a4_1[1];
+          memcpy(yr + 3380, &a5_0, sizeof a5_0);
+          yr[3388] = a5_1[0]; yr[3389] = a5_1[1];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = wt + (12) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (12) * 676 + oy * 26 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[684] = a1_1[0]; yr[685] = a1_1[1];
+          memcpy(yr + 1352, &a2_0, sizeof a2_0);
+          yr[1360] = a2_1[0]; yr[1361] = a2_1[1];
+          memcpy(yr + 2028, &a3_0, sizeof a3_0);
+          yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
+        }
+      }
+      for (int oy = 2; oy < 24; oy++) {
         for (int col = 0; col < 16; col += 16) {
           for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
             const cnn_real *restrict wo = wt + (o) * 144;
@@ -1163,6 +1360,151 @@ CNN_CLONES static void mnist14k_l4_conv_backward(int n) {
           cnn_v8 a3_0 = {0}, a3_1 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (12) * 676 + oy * 26 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[684] = a1_1[0]; yr[685] = a1_1[1];
+          memcpy(yr + 1352, &a2_0, sizeof a2_0);
+          yr[1360] = a2_1[0]; yr[1361] = a2_1[1];
+          memcpy(yr + 2028, &a3_0, sizeof a3_0);
+          yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
+        }
+      }
+      for (int oy = 24; oy < 26; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 144;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 676, &a1_0, sizeof a1_0);
+            memcpy(yr + 684, &a1_1, sizeof a1_1);
+            memcpy(yr + 1352, &a2_0, sizeof a2_0);
+            memcpy(yr + 1360, &a2_1, sizeof a2_1);
+            memcpy(yr + 2028, &a3_0, sizeof a3_0);
+            memcpy(yr + 2036, &a3_1, sizeof a3_1);
+            memcpy(yr + 2704, &a4_0, sizeof a4_0);
+            memcpy(yr + 2712, &a4_1, sizeof a4_1);
+            memcpy(yr + 3380, &a5_0, sizeof a5_0);
+            memcpy(yr + 3388, &a5_1, sizeof a5_1);
+          }
+          { // the last 4 channels
+            const cnn_real *restrict wo = wt + (12) * 144;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (12) * 676 + oy * 26 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 676, &a1_0, sizeof a1_0);
+            memcpy(yr + 684, &a1_1, sizeof a1_1);
+            memcpy(yr + 1352, &a2_0, sizeof a2_0);
+            memcpy(yr + 1360, &a2_1, sizeof a2_1);
+            memcpy(yr + 2028, &a3_0, sizeof a3_0);
+            memcpy(yr + 2036, &a3_1, sizeof a3_1);
+          }
+        }
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 10 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[684] = a1_1[0]; yr[685] = a1_1[1];
+          memcpy(yr + 1352, &a2_0, sizeof a2_0);
+          yr[1360] = a2_1[0]; yr[1361] = a2_1[1];
+          memcpy(yr + 2028, &a3_0, sizeof a3_0);
+          yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
+          memcpy(yr + 2704, &a4_0, sizeof a4_0);
+          yr[2712] = a4_1[0]; yr[2713] = a4_1[1];
+          memcpy(yr + 3380, &a5_0, sizeof a5_0);
+          yr[3388] = a5_1[0]; yr[3389] = a5_1[1];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = wt + (12) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
@@ -1654,7 +1996,158 @@ CNN_CLONES static void mnist14k_l8_conv_backward(int n) {
         for (int oy = 0; oy < 22; oy++)
           memcpy(dyp + (o * 26 + oy + 2) * 26 + 2, dy + (o * 22 + oy) * 22, 22 * sizeof(cnn_real));
       // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 24; oy++) {
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 21 ? 24 - oy : 3;
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 144;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 576 + oy * 24 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 576, &a1_0, sizeof a1_0);
+            memcpy(yr + 584, &a1_1, sizeof a1_1);
+            memcpy(yr + 1152, &a2_0, sizeof a2_0);
+            memcpy(yr + 1160, &a2_1, sizeof a2_1);
+            memcpy(yr + 1728, &a3_0, sizeof a3_0);
+            memcpy(yr + 1736, &a3_1, sizeof a3_1);
+            memcpy(yr + 2304, &a4_0, sizeof a4_0);
+            memcpy(yr + 2312, &a4_1, sizeof a4_1);
+            memcpy(yr + 2880, &a5_0, sizeof a5_0);
+            memcpy(yr + 2888, &a5_1, sizeof a5_1);
+          }
+          { // the last 4 channels
+            const cnn_real *restrict wo = wt + (12) * 144;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (12) * 576 + oy * 24 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 576, &a1_0, sizeof a1_0);
+            memcpy(yr + 584, &a1_1, sizeof a1_1);
+            memcpy(yr + 1152, &a2_0, sizeof a2_0);
+            memcpy(yr + 1160, &a2_1, sizeof a2_1);
+            memcpy(yr + 1728, &a3_0, sizeof a3_0);
+            memcpy(yr + 1736, &a3_1, sizeof a3_1);
+          }
+        }
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 8 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 576 + oy * 24 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 576, &a1_0, sizeof a1_0);
+          memcpy(yr + 1152, &a2_0, sizeof a2_0);
+          memcpy(yr + 1728, &a3_0, sizeof a3_0);
+          memcpy(yr + 2304, &a4_0, sizeof a4_0);
+          memcpy(yr + 2880, &a5_0, sizeof a5_0);
+          memcpy(yr + 3456, &a6_0, sizeof a6_0);
+          memcpy(yr + 4032, &a7_0, sizeof a7_0);
+          memcpy(yr + 4608, &a8_0, sizeof a8_0);
+          memcpy(yr + 5184, &a9_0, sizeof a9_0);
+          memcpy(yr + 5760, &a10_0, sizeof a10_0);
+          memcpy(yr + 6336, &a11_0, sizeof a11_0);
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = wt + (12) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (12) * 576 + oy * 24 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 576, &a1_0, sizeof a1_0);
+          memcpy(yr + 1152, &a2_0, sizeof a2_0);
+          memcpy(yr + 1728, &a3_0, sizeof a3_0);
+        }
+      }
+      for (int oy = 2; oy < 22; oy++) {
         for (int col = 0; col < 16; col += 16) {
           for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
             const cnn_real *restrict wo = wt + (o) * 144;
@@ -1785,6 +2278,157 @@ CNN_CLONES static void mnist14k_l8_conv_backward(int n) {
           cnn_v8 a3_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (12) * 576 + oy * 24 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 576, &a1_0, sizeof a1_0);
+          memcpy(yr + 1152, &a2_0, sizeof a2_0);
+          memcpy(yr + 1728, &a3_0, sizeof a3_0);
+        }
+      }
+      for (int oy = 22; oy < 24; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 21 ? 24 - oy : 3;
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 144;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 576 + oy * 24 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 576, &a1_0, sizeof a1_0);
+            memcpy(yr + 584, &a1_1, sizeof a1_1);
+            memcpy(yr + 1152, &a2_0, sizeof a2_0);
+            memcpy(yr + 1160, &a2_1, sizeof a2_1);
+            memcpy(yr + 1728, &a3_0, sizeof a3_0);
+            memcpy(yr + 1736, &a3_1, sizeof a3_1);
+            memcpy(yr + 2304, &a4_0, sizeof a4_0);
+            memcpy(yr + 2312, &a4_1, sizeof a4_1);
+            memcpy(yr + 2880, &a5_0, sizeof a5_0);
+            memcpy(yr + 2888, &a5_1, sizeof a5_1);
+          }
+          { // the last 4 channels
+            const cnn_real *restrict wo = wt + (12) * 144;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (12) * 576 + oy * 24 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 576, &a1_0, sizeof a1_0);
+            memcpy(yr + 584, &a1_1, sizeof a1_1);
+            memcpy(yr + 1152, &a2_0, sizeof a2_0);
+            memcpy(yr + 1160, &a2_1, sizeof a2_1);
+            memcpy(yr + 1728, &a3_0, sizeof a3_0);
+            memcpy(yr + 1736, &a3_1, sizeof a3_1);
+          }
+        }
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 8 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 576 + oy * 24 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 576, &a1_0, sizeof a1_0);
+          memcpy(yr + 1152, &a2_0, sizeof a2_0);
+          memcpy(yr + 1728, &a3_0, sizeof a3_0);
+          memcpy(yr + 2304, &a4_0, sizeof a4_0);
+          memcpy(yr + 2880, &a5_0, sizeof a5_0);
+          memcpy(yr + 3456, &a6_0, sizeof a6_0);
+          memcpy(yr + 4032, &a7_0, sizeof a7_0);
+          memcpy(yr + 4608, &a8_0, sizeof a8_0);
+          memcpy(yr + 5184, &a9_0, sizeof a9_0);
+          memcpy(yr + 5760, &a10_0, sizeof a10_0);
+          memcpy(yr + 6336, &a11_0, sizeof a11_0);
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = wt + (12) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + 16;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
@@ -2417,7 +3061,80 @@ CNN_CLONES static void mnist14k_l17_conv_backward(int n) {
         for (int oy = 0; oy < 9; oy++)
           memcpy(dyp + (o * 13 + oy + 2) * 13 + 2, dy + (o * 9 + oy) * 9, 9 * sizeof(cnn_real));
       // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 11; oy++) {
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 8 ? 11 - oy : 3;
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 11 columns
+          const cnn_real *restrict wo = wt + (o) * 216;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 24; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 13 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 121 + oy * 11 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2];
+          memcpy(yr + 121, &a1_0, sizeof a1_0);
+          yr[129] = a1_1[0]; yr[130] = a1_1[1]; yr[131] = a1_1[2];
+          memcpy(yr + 242, &a2_0, sizeof a2_0);
+          yr[250] = a2_1[0]; yr[251] = a2_1[1]; yr[252] = a2_1[2];
+          memcpy(yr + 363, &a3_0, sizeof a3_0);
+          yr[371] = a3_1[0]; yr[372] = a3_1[1]; yr[373] = a3_1[2];
+          memcpy(yr + 484, &a4_0, sizeof a4_0);
+          yr[492] = a4_1[0]; yr[493] = a4_1[1]; yr[494] = a4_1[2];
+          memcpy(yr + 605, &a5_0, sizeof a5_0);
+          yr[613] = a5_1[0]; yr[614] = a5_1[1]; yr[615] = a5_1[2];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = wt + (12) * 216;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          for (int c = 0; c < 24; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 13 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (12) * 121 + oy * 11 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2];
+          memcpy(yr + 121, &a1_0, sizeof a1_0);
+          yr[129] = a1_1[0]; yr[130] = a1_1[1]; yr[131] = a1_1[2];
+          memcpy(yr + 242, &a2_0, sizeof a2_0);
+          yr[250] = a2_1[0]; yr[251] = a2_1[1]; yr[252] = a2_1[2];
+          memcpy(yr + 363, &a3_0, sizeof a3_0);
+          yr[371] = a3_1[0]; yr[372] = a3_1[1]; yr[373] = a3_1[2];
+        }
+      }
+      for (int oy = 2; oy < 9; oy++) {
         for (int o = 0; o < 12; o += 6) { // 6 channels x 11 columns
           const cnn_real *restrict wo = wt + (o) * 216;
           cnn_v8 a0_0 = {0}, a0_1 = {0};
@@ -2465,6 +3182,79 @@ CNN_CLONES static void mnist14k_l17_conv_backward(int n) {
           cnn_v8 a3_0 = {0}, a3_1 = {0};
           for (int c = 0; c < 24; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 13 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (12) * 121 + oy * 11 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2];
+          memcpy(yr + 121, &a1_0, sizeof a1_0);
+          yr[129] = a1_1[0]; yr[130] = a1_1[1]; yr[131] = a1_1[2];
+          memcpy(yr + 242, &a2_0, sizeof a2_0);
+          yr[250] = a2_1[0]; yr[251] = a2_1[1]; yr[252] = a2_1[2];
+          memcpy(yr + 363, &a3_0, sizeof a3_0);
+          yr[371] = a3_1[0]; yr[372] = a3_1[1]; yr[373] = a3_1[2];
+        }
+      }
+      for (int oy = 9; oy < 11; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 8 ? 11 - oy : 3;
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 11 columns
+          const cnn_real *restrict wo = wt + (o) * 216;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 24; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 13 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 121 + oy * 11 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2];
+          memcpy(yr + 121, &a1_0, sizeof a1_0);
+          yr[129] = a1_1[0]; yr[130] = a1_1[1]; yr[131] = a1_1[2];
+          memcpy(yr + 242, &a2_0, sizeof a2_0);
+          yr[250] = a2_1[0]; yr[251] = a2_1[1]; yr[252] = a2_1[2];
+          memcpy(yr + 363, &a3_0, sizeof a3_0);
+          yr[371] = a3_1[0]; yr[372] = a3_1[1]; yr[373] = a3_1[2];
+          memcpy(yr + 484, &a4_0, sizeof a4_0);
+          yr[492] = a4_1[0]; yr[493] = a4_1[1]; yr[494] = a4_1[2];
+          memcpy(yr + 605, &a5_0, sizeof a5_0);
+          yr[613] = a5_1[0]; yr[614] = a5_1[1]; yr[615] = a5_1[2];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = wt + (12) * 216;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          for (int c = 0; c < 24; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 13 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
@@ -2823,7 +3613,49 @@ CNN_CLONES static void mnist14k_l21_conv_backward(int n) {
         for (int oy = 0; oy < 7; oy++)
           memcpy(dyp + (o * 11 + oy + 2) * 11 + 2, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
       // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 9; oy++) {
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 6 ? 9 - oy : 3;
+        for (int o = 0; o < 24; o += 6) { // 6 channels x 9 columns
+          const cnn_real *restrict wo = wt + (o) * 216;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 24; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 11 + oy + ky) * 11 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 81 + oy * 9 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0];
+          memcpy(yr + 81, &a1_0, sizeof a1_0);
+          yr[89] = a1_1[0];
+          memcpy(yr + 162, &a2_0, sizeof a2_0);
+          yr[170] = a2_1[0];
+          memcpy(yr + 243, &a3_0, sizeof a3_0);
+          yr[251] = a3_1[0];
+          memcpy(yr + 324, &a4_0, sizeof a4_0);
+          yr[332] = a4_1[0];
+          memcpy(yr + 405, &a5_0, sizeof a5_0);
+          yr[413] = a5_1[0];
+        }
+      }
+      for (int oy = 2; oy < 7; oy++) {
         for (int o = 0; o < 24; o += 6) { // 6 channels x 9 columns
           const cnn_real *restrict wo = wt + (o) * 216;
           cnn_v8 a0_0 = {0}, a0_1 = {0};
@@ -2834,6 +3666,48 @@ CNN_CLONES static void mnist14k_l21_conv_backward(int n) {
           cnn_v8 a5_0 = {0}, a5_1 = {0};
           for (int c = 0; c < 24; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 11 + oy + ky) * 11 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 81 + oy * 9 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0];
+          memcpy(yr + 81, &a1_0, sizeof a1_0);
+          yr[89] = a1_1[0];
+          memcpy(yr + 162, &a2_0, sizeof a2_0);
+          yr[170] = a2_1[0];
+          memcpy(yr + 243, &a3_0, sizeof a3_0);
+          yr[251] = a3_1[0];
+          memcpy(yr + 324, &a4_0, sizeof a4_0);
+          yr[332] = a4_1[0];
+          memcpy(yr + 405, &a5_0, sizeof a5_0);
+          yr[413] = a5_1[0];
+        }
+      }
+      for (int oy = 7; oy < 9; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 6 ? 9 - oy : 3;
+        for (int o = 0; o < 24; o += 6) { // 6 channels x 9 columns
+          const cnn_real *restrict wo = wt + (o) * 216;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 24; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 11 + oy + ky) * 11 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {

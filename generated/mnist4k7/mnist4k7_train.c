@@ -521,12 +521,64 @@ CNN_CLONES static void mnist4k7_l0_conv_backward(int n) {
         for (int oy = 0; oy < 26; oy++)
           memcpy(dyp + (o * 30 + oy + 2) * 30 + 2, dy + (o * 26 + oy) * 26, 26 * sizeof(cnn_real));
       // 1 output channels x 4 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 28; oy++) {
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 25 ? 28 - oy : 3;
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1, x2, x3;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                memcpy(&x2, xr + kx + 16, sizeof x2);
+                memcpy(&x3, xr + kx + 24, sizeof x3);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 8, &a0_1, sizeof a0_1);
+          memcpy(yr + 16, &a0_2, sizeof a0_2);
+          yr[24] = a0_3[0]; yr[25] = a0_3[1]; yr[26] = a0_3[2]; yr[27] = a0_3[3];
+        }
+      }
+      for (int oy = 2; oy < 26; oy++) {
         for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
           const cnn_real *restrict wo = wt + (o) * 72;
           cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1, x2, x3;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                memcpy(&x2, xr + kx + 16, sizeof x2);
+                memcpy(&x3, xr + kx + 24, sizeof x3);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 8, &a0_1, sizeof a0_1);
+          memcpy(yr + 16, &a0_2, sizeof a0_2);
+          yr[24] = a0_3[0]; yr[25] = a0_3[1]; yr[26] = a0_3[2]; yr[27] = a0_3[3];
+        }
+      }
+      for (int oy = 26; oy < 28; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 25 ? 28 - oy : 3;
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
@@ -879,7 +931,136 @@ CNN_CLONES static void mnist4k7_l3_conv_backward(int n) {
         for (int oy = 0; oy < 24; oy++)
           memcpy(dyp + (o * 28 + oy + 2) * 28 + 2, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
       // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 26; oy++) {
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 108;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 12; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 676, &a1_0, sizeof a1_0);
+            memcpy(yr + 684, &a1_1, sizeof a1_1);
+            memcpy(yr + 1352, &a2_0, sizeof a2_0);
+            memcpy(yr + 1360, &a2_1, sizeof a2_1);
+            memcpy(yr + 2028, &a3_0, sizeof a3_0);
+            memcpy(yr + 2036, &a3_1, sizeof a3_1);
+            memcpy(yr + 2704, &a4_0, sizeof a4_0);
+            memcpy(yr + 2712, &a4_1, sizeof a4_1);
+            memcpy(yr + 3380, &a5_0, sizeof a5_0);
+            memcpy(yr + 3388, &a5_1, sizeof a5_1);
+          }
+          { // the last 2 channels
+            const cnn_real *restrict wo = wt + (6) * 108;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            for (int c = 0; c < 12; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (6) * 676 + oy * 26 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 676, &a1_0, sizeof a1_0);
+            memcpy(yr + 684, &a1_1, sizeof a1_1);
+          }
+        }
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 10 columns
+          const cnn_real *restrict wo = wt + (o) * 108;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[684] = a1_1[0]; yr[685] = a1_1[1];
+          memcpy(yr + 1352, &a2_0, sizeof a2_0);
+          yr[1360] = a2_1[0]; yr[1361] = a2_1[1];
+          memcpy(yr + 2028, &a3_0, sizeof a3_0);
+          yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
+          memcpy(yr + 2704, &a4_0, sizeof a4_0);
+          yr[2712] = a4_1[0]; yr[2713] = a4_1[1];
+          memcpy(yr + 3380, &a5_0, sizeof a5_0);
+          yr[3388] = a5_1[0]; yr[3389] = a5_1[1];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = wt + (6) * 108;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (6) * 676 + oy * 26 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[684] = a1_1[0]; yr[685] = a1_1[1];
+        }
+      }
+      for (int oy = 2; oy < 24; oy++) {
         for (int col = 0; col < 16; col += 16) {
           for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
             const cnn_real *restrict wo = wt + (o) * 108;
@@ -989,6 +1170,135 @@ CNN_CLONES static void mnist4k7_l3_conv_backward(int n) {
           cnn_v8 a1_0 = {0}, a1_1 = {0};
           for (int c = 0; c < 12; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (6) * 676 + oy * 26 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[684] = a1_1[0]; yr[685] = a1_1[1];
+        }
+      }
+      for (int oy = 24; oy < 26; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 108;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 12; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 676, &a1_0, sizeof a1_0);
+            memcpy(yr + 684, &a1_1, sizeof a1_1);
+            memcpy(yr + 1352, &a2_0, sizeof a2_0);
+            memcpy(yr + 1360, &a2_1, sizeof a2_1);
+            memcpy(yr + 2028, &a3_0, sizeof a3_0);
+            memcpy(yr + 2036, &a3_1, sizeof a3_1);
+            memcpy(yr + 2704, &a4_0, sizeof a4_0);
+            memcpy(yr + 2712, &a4_1, sizeof a4_1);
+            memcpy(yr + 3380, &a5_0, sizeof a5_0);
+            memcpy(yr + 3388, &a5_1, sizeof a5_1);
+          }
+          { // the last 2 channels
+            const cnn_real *restrict wo = wt + (6) * 108;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            for (int c = 0; c < 12; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (6) * 676 + oy * 26 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 676, &a1_0, sizeof a1_0);
+            memcpy(yr + 684, &a1_1, sizeof a1_1);
+          }
+        }
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 10 columns
+          const cnn_real *restrict wo = wt + (o) * 108;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[684] = a1_1[0]; yr[685] = a1_1[1];
+          memcpy(yr + 1352, &a2_0, sizeof a2_0);
+          yr[1360] = a2_1[0]; yr[1361] = a2_1[1];
+          memcpy(yr + 2028, &a3_0, sizeof a3_0);
+          yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
+          memcpy(yr + 2704, &a4_0, sizeof a4_0);
+          yr[2712] = a4_1[0]; yr[2713] = a4_1[1];
+          memcpy(yr + 3380, &a5_0, sizeof a5_0);
+          yr[3388] = a5_1[0]; yr[3389] = a5_1[1];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = wt + (6) * 108;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
@@ -1545,7 +1855,72 @@ CNN_CLONES static void mnist4k7_l10_conv_backward(int n) {
         for (int oy = 0; oy < 10; oy++)
           memcpy(dyp + (o * 14 + oy + 2) * 14 + 2, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
       // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 12; oy++) {
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 9 ? 12 - oy : 3;
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+          const cnn_real *restrict wo = wt + (o) * 108;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 14 + oy + ky) * 14 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 144 + oy * 12 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 144, &a1_0, sizeof a1_0);
+          yr[152] = a1_1[0]; yr[153] = a1_1[1]; yr[154] = a1_1[2]; yr[155] = a1_1[3];
+          memcpy(yr + 288, &a2_0, sizeof a2_0);
+          yr[296] = a2_1[0]; yr[297] = a2_1[1]; yr[298] = a2_1[2]; yr[299] = a2_1[3];
+          memcpy(yr + 432, &a3_0, sizeof a3_0);
+          yr[440] = a3_1[0]; yr[441] = a3_1[1]; yr[442] = a3_1[2]; yr[443] = a3_1[3];
+          memcpy(yr + 576, &a4_0, sizeof a4_0);
+          yr[584] = a4_1[0]; yr[585] = a4_1[1]; yr[586] = a4_1[2]; yr[587] = a4_1[3];
+          memcpy(yr + 720, &a5_0, sizeof a5_0);
+          yr[728] = a5_1[0]; yr[729] = a5_1[1]; yr[730] = a5_1[2]; yr[731] = a5_1[3];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = wt + (6) * 108;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 14 + oy + ky) * 14 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (6) * 144 + oy * 12 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 144, &a1_0, sizeof a1_0);
+          yr[152] = a1_1[0]; yr[153] = a1_1[1]; yr[154] = a1_1[2]; yr[155] = a1_1[3];
+        }
+      }
+      for (int oy = 2; oy < 10; oy++) {
         for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
           const cnn_real *restrict wo = wt + (o) * 108;
           cnn_v8 a0_0 = {0}, a0_1 = {0};
@@ -1591,6 +1966,71 @@ CNN_CLONES static void mnist4k7_l10_conv_backward(int n) {
           cnn_v8 a1_0 = {0}, a1_1 = {0};
           for (int c = 0; c < 12; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 14 + oy + ky) * 14 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (6) * 144 + oy * 12 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 144, &a1_0, sizeof a1_0);
+          yr[152] = a1_1[0]; yr[153] = a1_1[1]; yr[154] = a1_1[2]; yr[155] = a1_1[3];
+        }
+      }
+      for (int oy = 10; oy < 12; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 9 ? 12 - oy : 3;
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+          const cnn_real *restrict wo = wt + (o) * 108;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 14 + oy + ky) * 14 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 144 + oy * 12 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 144, &a1_0, sizeof a1_0);
+          yr[152] = a1_1[0]; yr[153] = a1_1[1]; yr[154] = a1_1[2]; yr[155] = a1_1[3];
+          memcpy(yr + 288, &a2_0, sizeof a2_0);
+          yr[296] = a2_1[0]; yr[297] = a2_1[1]; yr[298] = a2_1[2]; yr[299] = a2_1[3];
+          memcpy(yr + 432, &a3_0, sizeof a3_0);
+          yr[440] = a3_1[0]; yr[441] = a3_1[1]; yr[442] = a3_1[2]; yr[443] = a3_1[3];
+          memcpy(yr + 576, &a4_0, sizeof a4_0);
+          yr[584] = a4_1[0]; yr[585] = a4_1[1]; yr[586] = a4_1[2]; yr[587] = a4_1[3];
+          memcpy(yr + 720, &a5_0, sizeof a5_0);
+          yr[728] = a5_1[0]; yr[729] = a5_1[1]; yr[730] = a5_1[2]; yr[731] = a5_1[3];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = wt + (6) * 108;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 14 + oy + ky) * 14 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
@@ -1902,7 +2342,49 @@ CNN_CLONES static void mnist4k7_l13_conv_backward(int n) {
         for (int oy = 0; oy < 8; oy++)
           memcpy(dyp + (o * 12 + oy + 2) * 12 + 2, dy + (o * 8 + oy) * 8, 8 * sizeof(cnn_real));
       // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 10; oy++) {
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 7 ? 10 - oy : 3;
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 10 columns
+          const cnn_real *restrict wo = wt + (o) * 108;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 12 + oy + ky) * 12 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 100 + oy * 10 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          memcpy(yr + 100, &a1_0, sizeof a1_0);
+          yr[108] = a1_1[0]; yr[109] = a1_1[1];
+          memcpy(yr + 200, &a2_0, sizeof a2_0);
+          yr[208] = a2_1[0]; yr[209] = a2_1[1];
+          memcpy(yr + 300, &a3_0, sizeof a3_0);
+          yr[308] = a3_1[0]; yr[309] = a3_1[1];
+          memcpy(yr + 400, &a4_0, sizeof a4_0);
+          yr[408] = a4_1[0]; yr[409] = a4_1[1];
+          memcpy(yr + 500, &a5_0, sizeof a5_0);
+          yr[508] = a5_1[0]; yr[509] = a5_1[1];
+        }
+      }
+      for (int oy = 2; oy < 8; oy++) {
         for (int o = 0; o < 12; o += 6) { // 6 channels x 10 columns
           const cnn_real *restrict wo = wt + (o) * 108;
           cnn_v8 a0_0 = {0}, a0_1 = {0};
@@ -1913,6 +2395,48 @@ CNN_CLONES static void mnist4k7_l13_conv_backward(int n) {
           cnn_v8 a5_0 = {0}, a5_1 = {0};
           for (int c = 0; c < 12; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 12 + oy + ky) * 12 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 100 + oy * 10 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          memcpy(yr + 100, &a1_0, sizeof a1_0);
+          yr[108] = a1_1[0]; yr[109] = a1_1[1];
+          memcpy(yr + 200, &a2_0, sizeof a2_0);
+          yr[208] = a2_1[0]; yr[209] = a2_1[1];
+          memcpy(yr + 300, &a3_0, sizeof a3_0);
+          yr[308] = a3_1[0]; yr[309] = a3_1[1];
+          memcpy(yr + 400, &a4_0, sizeof a4_0);
+          yr[408] = a4_1[0]; yr[409] = a4_1[1];
+          memcpy(yr + 500, &a5_0, sizeof a5_0);
+          yr[508] = a5_1[0]; yr[509] = a5_1[1];
+        }
+      }
+      for (int oy = 8; oy < 10; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 7 ? 10 - oy : 3;
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 10 columns
+          const cnn_real *restrict wo = wt + (o) * 108;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 12 + oy + ky) * 12 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
@@ -2240,7 +2764,60 @@ CNN_CLONES static void mnist4k7_l16_conv_backward(int n) {
         for (int oy = 0; oy < 6; oy++)
           memcpy(dyp + (o * 10 + oy + 2) * 10 + 2, dy + (o * 6 + oy) * 6, 6 * sizeof(cnn_real));
       // 12 output channels x 1 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 8; oy++) {
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 8 columns
+          const cnn_real *restrict wo = wt + (o) * 108;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 10 + oy + ky) * 10 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756], w8 = wr[kx + 864], w9 = wr[kx + 972], w10 = wr[kx + 1080], w11 = wr[kx + 1188];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 64 + oy * 8 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 64, &a1_0, sizeof a1_0);
+          memcpy(yr + 128, &a2_0, sizeof a2_0);
+          memcpy(yr + 192, &a3_0, sizeof a3_0);
+          memcpy(yr + 256, &a4_0, sizeof a4_0);
+          memcpy(yr + 320, &a5_0, sizeof a5_0);
+          memcpy(yr + 384, &a6_0, sizeof a6_0);
+          memcpy(yr + 448, &a7_0, sizeof a7_0);
+          memcpy(yr + 512, &a8_0, sizeof a8_0);
+          memcpy(yr + 576, &a9_0, sizeof a9_0);
+          memcpy(yr + 640, &a10_0, sizeof a10_0);
+          memcpy(yr + 704, &a11_0, sizeof a11_0);
+        }
+      }
+      for (int oy = 2; oy < 6; oy++) {
         for (int o = 0; o < 12; o += 12) { // 12 channels x 8 columns
           const cnn_real *restrict wo = wt + (o) * 108;
           cnn_v8 a0_0 = {0};
@@ -2257,6 +2834,59 @@ CNN_CLONES static void mnist4k7_l16_conv_backward(int n) {
           cnn_v8 a11_0 = {0};
           for (int c = 0; c < 12; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 10 + oy + ky) * 10 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756], w8 = wr[kx + 864], w9 = wr[kx + 972], w10 = wr[kx + 1080], w11 = wr[kx + 1188];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 64 + oy * 8 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 64, &a1_0, sizeof a1_0);
+          memcpy(yr + 128, &a2_0, sizeof a2_0);
+          memcpy(yr + 192, &a3_0, sizeof a3_0);
+          memcpy(yr + 256, &a4_0, sizeof a4_0);
+          memcpy(yr + 320, &a5_0, sizeof a5_0);
+          memcpy(yr + 384, &a6_0, sizeof a6_0);
+          memcpy(yr + 448, &a7_0, sizeof a7_0);
+          memcpy(yr + 512, &a8_0, sizeof a8_0);
+          memcpy(yr + 576, &a9_0, sizeof a9_0);
+          memcpy(yr + 640, &a10_0, sizeof a10_0);
+          memcpy(yr + 704, &a11_0, sizeof a11_0);
+        }
+      }
+      for (int oy = 6; oy < 8; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 8 columns
+          const cnn_real *restrict wo = wt + (o) * 108;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 10 + oy + ky) * 10 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {

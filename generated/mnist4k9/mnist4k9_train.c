@@ -529,12 +529,64 @@ CNN_CLONES static void mnist4k9_l0_conv_backward(int n) {
         for (int oy = 0; oy < 26; oy++)
           memcpy(dyp + (o * 30 + oy + 2) * 30 + 2, dy + (o * 26 + oy) * 26, 26 * sizeof(cnn_real));
       // 1 output channels x 4 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 28; oy++) {
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 25 ? 28 - oy : 3;
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1, x2, x3;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                memcpy(&x2, xr + kx + 16, sizeof x2);
+                memcpy(&x3, xr + kx + 24, sizeof x3);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 8, &a0_1, sizeof a0_1);
+          memcpy(yr + 16, &a0_2, sizeof a0_2);
+          yr[24] = a0_3[0]; yr[25] = a0_3[1]; yr[26] = a0_3[2]; yr[27] = a0_3[3];
+        }
+      }
+      for (int oy = 2; oy < 26; oy++) {
         for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
           const cnn_real *restrict wo = wt + (o) * 72;
           cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1, x2, x3;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                memcpy(&x2, xr + kx + 16, sizeof x2);
+                memcpy(&x3, xr + kx + 24, sizeof x3);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 8, &a0_1, sizeof a0_1);
+          memcpy(yr + 16, &a0_2, sizeof a0_2);
+          yr[24] = a0_3[0]; yr[25] = a0_3[1]; yr[26] = a0_3[2]; yr[27] = a0_3[3];
+        }
+      }
+      for (int oy = 26; oy < 28; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 25 ? 28 - oy : 3;
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
@@ -791,12 +843,64 @@ CNN_CLONES static void mnist4k9_l3_conv_backward(int n) {
           memcpy(dyp + (o * 28 + oy + 2) * 28 + 2, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
       for (int gr = 0; gr < 8; gr++) { // one conv per group
         // 1 output channels x 4 vectors of 8 columns per register tile.
-        for (int oy = 0; oy < 26; oy++) {
+        for (int oy = 0; oy < 2; oy++) {
+          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 26 columns
+            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = (dyp + gr * 784) + (c * 28 + oy + ky) * 28 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1, x2, x3;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  memcpy(&x3, xr + kx + 24, sizeof x3);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+                }
+              }
+            cnn_real *restrict yr = (dx + gr * 676) + (o) * 676 + oy * 26 + 0;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
+            yr[24] = a0_3[0]; yr[25] = a0_3[1];
+          }
+        }
+        for (int oy = 2; oy < 24; oy++) {
           for (int o = 0; o < 1; o += 1) { // 1 channels x 26 columns
             const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
             cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = (dyp + gr * 784) + (c * 28 + oy + ky) * 28 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1, x2, x3;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  memcpy(&x3, xr + kx + 24, sizeof x3);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+                }
+              }
+            cnn_real *restrict yr = (dx + gr * 676) + (o) * 676 + oy * 26 + 0;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
+            yr[24] = a0_3[0]; yr[25] = a0_3[1];
+          }
+        }
+        for (int oy = 24; oy < 26; oy++) {
+          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 26 columns
+            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = (dyp + gr * 784) + (c * 28 + oy + ky) * 28 + 0;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
@@ -1173,12 +1277,56 @@ CNN_CLONES static void mnist4k9_l8_conv_backward(int n) {
           memcpy(dyp + (o * 14 + oy + 2) * 14 + 2, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
       for (int gr = 0; gr < 16; gr++) { // one conv per group
         // 1 output channels x 2 vectors of 8 columns per register tile.
-        for (int oy = 0; oy < 12; oy++) {
+        for (int oy = 0; oy < 2; oy++) {
+          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 9 ? 12 - oy : 3;
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 12 columns
+            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = (dyp + gr * 196) + (c * 14 + oy + ky) * 14 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                }
+              }
+            cnn_real *restrict yr = (dx + gr * 144) + (o) * 144 + oy * 12 + 0;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          }
+        }
+        for (int oy = 2; oy < 10; oy++) {
           for (int o = 0; o < 1; o += 1) { // 1 channels x 12 columns
             const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
             cnn_v8 a0_0 = {0}, a0_1 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = (dyp + gr * 196) + (c * 14 + oy + ky) * 14 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                }
+              }
+            cnn_real *restrict yr = (dx + gr * 144) + (o) * 144 + oy * 12 + 0;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          }
+        }
+        for (int oy = 10; oy < 12; oy++) {
+          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 9 ? 12 - oy : 3;
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 12 columns
+            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = (dyp + gr * 196) + (c * 14 + oy + ky) * 14 + 0;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
@@ -1494,12 +1642,56 @@ CNN_CLONES static void mnist4k9_l12_conv_backward(int n) {
           memcpy(dyp + (o * 12 + oy + 2) * 12 + 2, dy + (o * 8 + oy) * 8, 8 * sizeof(cnn_real));
       for (int gr = 0; gr < 36; gr++) { // one conv per group
         // 1 output channels x 2 vectors of 8 columns per register tile.
-        for (int oy = 0; oy < 10; oy++) {
+        for (int oy = 0; oy < 2; oy++) {
+          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 7 ? 10 - oy : 3;
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 10 columns
+            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = (dyp + gr * 144) + (c * 12 + oy + ky) * 12 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                }
+              }
+            cnn_real *restrict yr = (dx + gr * 100) + (o) * 100 + oy * 10 + 0;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          }
+        }
+        for (int oy = 2; oy < 8; oy++) {
           for (int o = 0; o < 1; o += 1) { // 1 channels x 10 columns
             const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
             cnn_v8 a0_0 = {0}, a0_1 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = (dyp + gr * 144) + (c * 12 + oy + ky) * 12 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                }
+              }
+            cnn_real *restrict yr = (dx + gr * 100) + (o) * 100 + oy * 10 + 0;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            yr[8] = a0_1[0]; yr[9] = a0_1[1];
+          }
+        }
+        for (int oy = 8; oy < 10; oy++) {
+          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 7 ? 10 - oy : 3;
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 10 columns
+            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = (dyp + gr * 144) + (c * 12 + oy + ky) * 12 + 0;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
@@ -1809,12 +2001,52 @@ CNN_CLONES static void mnist4k9_l16_conv_backward(int n) {
           memcpy(dyp + (o * 10 + oy + 2) * 10 + 2, dy + (o * 6 + oy) * 6, 6 * sizeof(cnn_real));
       for (int gr = 0; gr < 36; gr++) { // one conv per group
         // 1 output channels x 1 vectors of 8 columns per register tile.
-        for (int oy = 0; oy < 8; oy++) {
+        for (int oy = 0; oy < 2; oy++) {
+          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 8 columns
+            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+            cnn_v8 a0_0 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = (dyp + gr * 100) + (c * 10 + oy + ky) * 10 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0;
+                }
+              }
+            cnn_real *restrict yr = (dx + gr * 64) + (o) * 64 + oy * 8 + 0;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+          }
+        }
+        for (int oy = 2; oy < 6; oy++) {
           for (int o = 0; o < 1; o += 1) { // 1 channels x 8 columns
             const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
             cnn_v8 a0_0 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = (dyp + gr * 100) + (c * 10 + oy + ky) * 10 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0;
+                }
+              }
+            cnn_real *restrict yr = (dx + gr * 64) + (o) * 64 + oy * 8 + 0;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+          }
+        }
+        for (int oy = 6; oy < 8; oy++) {
+          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 8 columns
+            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+            cnn_v8 a0_0 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = (dyp + gr * 100) + (c * 10 + oy + ky) * 10 + 0;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {

@@ -309,7 +309,136 @@ CNN_CLONES static void mnist_resnet_l0_conv_forward(int n, int training) {
         for (int iy = 0; iy < 28; iy++)
           memcpy(xp + (c * 30 + iy + 1) * 30 + 1, x + (c * 28 + iy) * 28, 28 * sizeof(cnn_real));
       // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 28; oy++) {
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 9;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 1568, &a2_0, sizeof a2_0);
+            memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 2352, &a3_0, sizeof a3_0);
+            memcpy(yr + 2360, &a3_1, sizeof a3_1);
+            memcpy(yr + 3136, &a4_0, sizeof a4_0);
+            memcpy(yr + 3144, &a4_1, sizeof a4_1);
+            memcpy(yr + 3920, &a5_0, sizeof a5_0);
+            memcpy(yr + 3928, &a5_1, sizeof a5_1);
+          }
+          { // the last 2 channels
+            const cnn_real *restrict wo = w + (6) * 9;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (6) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+          }
+        }
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+          const cnn_real *restrict wo = w + (o) * 9;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 1; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = w + (6) * 9;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 1; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (6) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+        }
+      }
+      for (int oy = 1; oy < 27; oy++) {
         for (int col = 0; col < 16; col += 16) {
           for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
             const cnn_real *restrict wo = w + (o) * 9;
@@ -419,6 +548,135 @@ CNN_CLONES static void mnist_resnet_l0_conv_forward(int n, int training) {
           cnn_v8 a1_0 = {0}, a1_1 = {0};
           for (int c = 0; c < 1; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (6) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+        }
+      }
+      for (int oy = 27; oy < 28; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 9;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 1568, &a2_0, sizeof a2_0);
+            memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 2352, &a3_0, sizeof a3_0);
+            memcpy(yr + 2360, &a3_1, sizeof a3_1);
+            memcpy(yr + 3136, &a4_0, sizeof a4_0);
+            memcpy(yr + 3144, &a4_1, sizeof a4_1);
+            memcpy(yr + 3920, &a5_0, sizeof a5_0);
+            memcpy(yr + 3928, &a5_1, sizeof a5_1);
+          }
+          { // the last 2 channels
+            const cnn_real *restrict wo = w + (6) * 9;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (6) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+          }
+        }
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+          const cnn_real *restrict wo = w + (o) * 9;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 1; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = w + (6) * 9;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 1; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
@@ -586,12 +844,64 @@ CNN_CLONES static void mnist_resnet_l0_conv_backward(int n) {
         for (int oy = 0; oy < 28; oy++)
           memcpy(dyp + (o * 30 + oy + 1) * 30 + 1, dy + (o * 28 + oy) * 28, 28 * sizeof(cnn_real));
       // 1 output channels x 4 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 28; oy++) {
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1, x2, x3;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                memcpy(&x2, xr + kx + 16, sizeof x2);
+                memcpy(&x3, xr + kx + 24, sizeof x3);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 8, &a0_1, sizeof a0_1);
+          memcpy(yr + 16, &a0_2, sizeof a0_2);
+          yr[24] = a0_3[0]; yr[25] = a0_3[1]; yr[26] = a0_3[2]; yr[27] = a0_3[3];
+        }
+      }
+      for (int oy = 1; oy < 27; oy++) {
         for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
           const cnn_real *restrict wo = wt + (o) * 72;
           cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1, x2, x3;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                memcpy(&x2, xr + kx + 16, sizeof x2);
+                memcpy(&x3, xr + kx + 24, sizeof x3);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 8, &a0_1, sizeof a0_1);
+          memcpy(yr + 16, &a0_2, sizeof a0_2);
+          yr[24] = a0_3[0]; yr[25] = a0_3[1]; yr[26] = a0_3[2]; yr[27] = a0_3[3];
+        }
+      }
+      for (int oy = 27; oy < 28; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
@@ -769,7 +1079,136 @@ CNN_CLONES static void mnist_resnet_l3_conv_forward(int n, int training) {
         for (int iy = 0; iy < 28; iy++)
           memcpy(xp + (c * 30 + iy + 1) * 30 + 1, x + (c * 28 + iy) * 28, 28 * sizeof(cnn_real));
       // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 28; oy++) {
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 1568, &a2_0, sizeof a2_0);
+            memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 2352, &a3_0, sizeof a3_0);
+            memcpy(yr + 2360, &a3_1, sizeof a3_1);
+            memcpy(yr + 3136, &a4_0, sizeof a4_0);
+            memcpy(yr + 3144, &a4_1, sizeof a4_1);
+            memcpy(yr + 3920, &a5_0, sizeof a5_0);
+            memcpy(yr + 3928, &a5_1, sizeof a5_1);
+          }
+          { // the last 2 channels
+            const cnn_real *restrict wo = w + (6) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (6) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+          }
+        }
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+          const cnn_real *restrict wo = w + (o) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = w + (6) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (6) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+        }
+      }
+      for (int oy = 1; oy < 27; oy++) {
         for (int col = 0; col < 16; col += 16) {
           for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
             const cnn_real *restrict wo = w + (o) * 72;
@@ -879,6 +1318,135 @@ CNN_CLONES static void mnist_resnet_l3_conv_forward(int n, int training) {
           cnn_v8 a1_0 = {0}, a1_1 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (6) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+        }
+      }
+      for (int oy = 27; oy < 28; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 1568, &a2_0, sizeof a2_0);
+            memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 2352, &a3_0, sizeof a3_0);
+            memcpy(yr + 2360, &a3_1, sizeof a3_1);
+            memcpy(yr + 3136, &a4_0, sizeof a4_0);
+            memcpy(yr + 3144, &a4_1, sizeof a4_1);
+            memcpy(yr + 3920, &a5_0, sizeof a5_0);
+            memcpy(yr + 3928, &a5_1, sizeof a5_1);
+          }
+          { // the last 2 channels
+            const cnn_real *restrict wo = w + (6) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (6) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+          }
+        }
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+          const cnn_real *restrict wo = w + (o) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = w + (6) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
@@ -1039,7 +1607,136 @@ CNN_CLONES static void mnist_resnet_l3_conv_backward(int n) {
         for (int oy = 0; oy < 28; oy++)
           memcpy(dyp + (o * 30 + oy + 1) * 30 + 1, dy + (o * 28 + oy) * 28, 28 * sizeof(cnn_real));
       // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 28; oy++) {
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 1568, &a2_0, sizeof a2_0);
+            memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 2352, &a3_0, sizeof a3_0);
+            memcpy(yr + 2360, &a3_1, sizeof a3_1);
+            memcpy(yr + 3136, &a4_0, sizeof a4_0);
+            memcpy(yr + 3144, &a4_1, sizeof a4_1);
+            memcpy(yr + 3920, &a5_0, sizeof a5_0);
+            memcpy(yr + 3928, &a5_1, sizeof a5_1);
+          }
+          { // the last 2 channels
+            const cnn_real *restrict wo = wt + (6) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (6) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+          }
+        }
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = wt + (6) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (6) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+        }
+      }
+      for (int oy = 1; oy < 27; oy++) {
         for (int col = 0; col < 16; col += 16) {
           for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
             const cnn_real *restrict wo = wt + (o) * 72;
@@ -1149,6 +1846,135 @@ CNN_CLONES static void mnist_resnet_l3_conv_backward(int n) {
           cnn_v8 a1_0 = {0}, a1_1 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (6) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+        }
+      }
+      for (int oy = 27; oy < 28; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 1568, &a2_0, sizeof a2_0);
+            memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 2352, &a3_0, sizeof a3_0);
+            memcpy(yr + 2360, &a3_1, sizeof a3_1);
+            memcpy(yr + 3136, &a4_0, sizeof a4_0);
+            memcpy(yr + 3144, &a4_1, sizeof a4_1);
+            memcpy(yr + 3920, &a5_0, sizeof a5_0);
+            memcpy(yr + 3928, &a5_1, sizeof a5_1);
+          }
+          { // the last 2 channels
+            const cnn_real *restrict wo = wt + (6) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (6) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+          }
+        }
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = wt + (6) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
@@ -1324,7 +2150,136 @@ CNN_CLONES static void mnist_resnet_l6_conv_forward(int n, int training) {
         for (int iy = 0; iy < 28; iy++)
           memcpy(xp + (c * 30 + iy + 1) * 30 + 1, x + (c * 28 + iy) * 28, 28 * sizeof(cnn_real));
       // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 28; oy++) {
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 1568, &a2_0, sizeof a2_0);
+            memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 2352, &a3_0, sizeof a3_0);
+            memcpy(yr + 2360, &a3_1, sizeof a3_1);
+            memcpy(yr + 3136, &a4_0, sizeof a4_0);
+            memcpy(yr + 3144, &a4_1, sizeof a4_1);
+            memcpy(yr + 3920, &a5_0, sizeof a5_0);
+            memcpy(yr + 3928, &a5_1, sizeof a5_1);
+          }
+          { // the last 2 channels
+            const cnn_real *restrict wo = w + (6) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (6) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+          }
+        }
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+          const cnn_real *restrict wo = w + (o) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = w + (6) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (6) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+        }
+      }
+      for (int oy = 1; oy < 27; oy++) {
         for (int col = 0; col < 16; col += 16) {
           for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
             const cnn_real *restrict wo = w + (o) * 72;
@@ -1434,6 +2389,135 @@ CNN_CLONES static void mnist_resnet_l6_conv_forward(int n, int training) {
           cnn_v8 a1_0 = {0}, a1_1 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (6) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+        }
+      }
+      for (int oy = 27; oy < 28; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 1568, &a2_0, sizeof a2_0);
+            memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 2352, &a3_0, sizeof a3_0);
+            memcpy(yr + 2360, &a3_1, sizeof a3_1);
+            memcpy(yr + 3136, &a4_0, sizeof a4_0);
+            memcpy(yr + 3144, &a4_1, sizeof a4_1);
+            memcpy(yr + 3920, &a5_0, sizeof a5_0);
+            memcpy(yr + 3928, &a5_1, sizeof a5_1);
+          }
+          { // the last 2 channels
+            const cnn_real *restrict wo = w + (6) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (6) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+          }
+        }
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+          const cnn_real *restrict wo = w + (o) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = w + (6) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
@@ -1594,7 +2678,136 @@ CNN_CLONES static void mnist_resnet_l6_conv_backward(int n) {
         for (int oy = 0; oy < 28; oy++)
           memcpy(dyp + (o * 30 + oy + 1) * 30 + 1, dy + (o * 28 + oy) * 28, 28 * sizeof(cnn_real));
       // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 28; oy++) {
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 1568, &a2_0, sizeof a2_0);
+            memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 2352, &a3_0, sizeof a3_0);
+            memcpy(yr + 2360, &a3_1, sizeof a3_1);
+            memcpy(yr + 3136, &a4_0, sizeof a4_0);
+            memcpy(yr + 3144, &a4_1, sizeof a4_1);
+            memcpy(yr + 3920, &a5_0, sizeof a5_0);
+            memcpy(yr + 3928, &a5_1, sizeof a5_1);
+          }
+          { // the last 2 channels
+            const cnn_real *restrict wo = wt + (6) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (6) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+          }
+        }
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = wt + (6) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (6) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+        }
+      }
+      for (int oy = 1; oy < 27; oy++) {
         for (int col = 0; col < 16; col += 16) {
           for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
             const cnn_real *restrict wo = wt + (o) * 72;
@@ -1704,6 +2917,135 @@ CNN_CLONES static void mnist_resnet_l6_conv_backward(int n) {
           cnn_v8 a1_0 = {0}, a1_1 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (6) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+        }
+      }
+      for (int oy = 27; oy < 28; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
+        for (int col = 0; col < 16; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 1568, &a2_0, sizeof a2_0);
+            memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 2352, &a3_0, sizeof a3_0);
+            memcpy(yr + 2360, &a3_1, sizeof a3_1);
+            memcpy(yr + 3136, &a4_0, sizeof a4_0);
+            memcpy(yr + 3144, &a4_1, sizeof a4_1);
+            memcpy(yr + 3920, &a5_0, sizeof a5_0);
+            memcpy(yr + 3928, &a5_1, sizeof a5_1);
+          }
+          { // the last 2 channels
+            const cnn_real *restrict wo = wt + (6) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (6) * 784 + oy * 28 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 784, &a1_0, sizeof a1_0);
+            memcpy(yr + 792, &a1_1, sizeof a1_1);
+          }
+        }
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 16;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = wt + (6) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
@@ -1953,7 +3295,80 @@ CNN_CLONES static void mnist_resnet_l11_conv_forward(int n, int training) {
         for (int iy = 0; iy < 14; iy++)
           memcpy(xp + (c * 16 + iy + 1) * 16 + 1, x + (c * 14 + iy) * 14, 14 * sizeof(cnn_real));
       // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 14; oy++) {
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 14 columns
+          const cnn_real *restrict wo = w + (o) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+          memcpy(yr + 784, &a4_0, sizeof a4_0);
+          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
+          memcpy(yr + 980, &a5_0, sizeof a5_0);
+          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = w + (12) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (12) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+        }
+      }
+      for (int oy = 1; oy < 13; oy++) {
         for (int o = 0; o < 12; o += 6) { // 6 channels x 14 columns
           const cnn_real *restrict wo = w + (o) * 72;
           cnn_v8 a0_0 = {0}, a0_1 = {0};
@@ -2001,6 +3416,79 @@ CNN_CLONES static void mnist_resnet_l11_conv_forward(int n, int training) {
           cnn_v8 a3_0 = {0}, a3_1 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (12) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+        }
+      }
+      for (int oy = 13; oy < 14; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 14 columns
+          const cnn_real *restrict wo = w + (o) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+          memcpy(yr + 784, &a4_0, sizeof a4_0);
+          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
+          memcpy(yr + 980, &a5_0, sizeof a5_0);
+          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = w + (12) * 72;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
@@ -2168,7 +3656,72 @@ CNN_CLONES static void mnist_resnet_l11_conv_backward(int n) {
         for (int oy = 0; oy < 14; oy++)
           memcpy(dyp + (o * 16 + oy + 1) * 16 + 1, dy + (o * 14 + oy) * 14, 14 * sizeof(cnn_real));
       // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 14; oy++) {
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 14 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+          memcpy(yr + 784, &a4_0, sizeof a4_0);
+          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
+          memcpy(yr + 980, &a5_0, sizeof a5_0);
+          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = wt + (6) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (6) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+        }
+      }
+      for (int oy = 1; oy < 13; oy++) {
         for (int o = 0; o < 6; o += 6) { // 6 channels x 14 columns
           const cnn_real *restrict wo = wt + (o) * 144;
           cnn_v8 a0_0 = {0}, a0_1 = {0};
@@ -2214,6 +3767,71 @@ CNN_CLONES static void mnist_resnet_l11_conv_backward(int n) {
           cnn_v8 a1_0 = {0}, a1_1 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (6) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+        }
+      }
+      for (int oy = 13; oy < 14; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 14 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+          memcpy(yr + 784, &a4_0, sizeof a4_0);
+          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
+          memcpy(yr + 980, &a5_0, sizeof a5_0);
+          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
+        }
+        { // the last 2 channels
+          const cnn_real *restrict wo = wt + (6) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
@@ -2393,7 +4011,80 @@ CNN_CLONES static void mnist_resnet_l14_conv_forward(int n, int training) {
         for (int iy = 0; iy < 14; iy++)
           memcpy(xp + (c * 16 + iy + 1) * 16 + 1, x + (c * 14 + iy) * 14, 14 * sizeof(cnn_real));
       // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 14; oy++) {
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 14 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+          memcpy(yr + 784, &a4_0, sizeof a4_0);
+          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
+          memcpy(yr + 980, &a5_0, sizeof a5_0);
+          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = w + (12) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (12) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+        }
+      }
+      for (int oy = 1; oy < 13; oy++) {
         for (int o = 0; o < 12; o += 6) { // 6 channels x 14 columns
           const cnn_real *restrict wo = w + (o) * 144;
           cnn_v8 a0_0 = {0}, a0_1 = {0};
@@ -2441,6 +4132,79 @@ CNN_CLONES static void mnist_resnet_l14_conv_forward(int n, int training) {
           cnn_v8 a3_0 = {0}, a3_1 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (12) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+        }
+      }
+      for (int oy = 13; oy < 14; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 14 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+          memcpy(yr + 784, &a4_0, sizeof a4_0);
+          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
+          memcpy(yr + 980, &a5_0, sizeof a5_0);
+          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = w + (12) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
@@ -2602,7 +4366,80 @@ CNN_CLONES static void mnist_resnet_l14_conv_backward(int n) {
         for (int oy = 0; oy < 14; oy++)
           memcpy(dyp + (o * 16 + oy + 1) * 16 + 1, dy + (o * 14 + oy) * 14, 14 * sizeof(cnn_real));
       // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 14; oy++) {
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 14 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+          memcpy(yr + 784, &a4_0, sizeof a4_0);
+          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
+          memcpy(yr + 980, &a5_0, sizeof a5_0);
+          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = wt + (12) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (12) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+        }
+      }
+      for (int oy = 1; oy < 13; oy++) {
         for (int o = 0; o < 12; o += 6) { // 6 channels x 14 columns
           const cnn_real *restrict wo = wt + (o) * 144;
           cnn_v8 a0_0 = {0}, a0_1 = {0};
@@ -2650,6 +4487,79 @@ CNN_CLONES static void mnist_resnet_l14_conv_backward(int n) {
           cnn_v8 a3_0 = {0}, a3_1 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (12) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+        }
+      }
+      for (int oy = 13; oy < 14; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 14 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+          memcpy(yr + 784, &a4_0, sizeof a4_0);
+          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
+          memcpy(yr + 980, &a5_0, sizeof a5_0);
+          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = wt + (12) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
@@ -2835,7 +4745,80 @@ CNN_CLONES static void mnist_resnet_l17_conv_forward(int n, int training) {
         for (int iy = 0; iy < 14; iy++)
           memcpy(xp + (c * 16 + iy + 1) * 16 + 1, x + (c * 14 + iy) * 14, 14 * sizeof(cnn_real));
       // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 14; oy++) {
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 14 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+          memcpy(yr + 784, &a4_0, sizeof a4_0);
+          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
+          memcpy(yr + 980, &a5_0, sizeof a5_0);
+          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = w + (12) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (12) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+        }
+      }
+      for (int oy = 1; oy < 13; oy++) {
         for (int o = 0; o < 12; o += 6) { // 6 channels x 14 columns
           const cnn_real *restrict wo = w + (o) * 144;
           cnn_v8 a0_0 = {0}, a0_1 = {0};
@@ -2883,6 +4866,79 @@ CNN_CLONES static void mnist_resnet_l17_conv_forward(int n, int training) {
           cnn_v8 a3_0 = {0}, a3_1 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (12) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+        }
+      }
+      for (int oy = 13; oy < 14; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 14 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+          memcpy(yr + 784, &a4_0, sizeof a4_0);
+          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
+          memcpy(yr + 980, &a5_0, sizeof a5_0);
+          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = w + (12) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
@@ -3044,7 +5100,80 @@ CNN_CLONES static void mnist_resnet_l17_conv_backward(int n) {
         for (int oy = 0; oy < 14; oy++)
           memcpy(dyp + (o * 16 + oy + 1) * 16 + 1, dy + (o * 14 + oy) * 14, 14 * sizeof(cnn_real));
       // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 14; oy++) {
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 14 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+          memcpy(yr + 784, &a4_0, sizeof a4_0);
+          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
+          memcpy(yr + 980, &a5_0, sizeof a5_0);
+          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = wt + (12) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (12) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+        }
+      }
+      for (int oy = 1; oy < 13; oy++) {
         for (int o = 0; o < 12; o += 6) { // 6 channels x 14 columns
           const cnn_real *restrict wo = wt + (o) * 144;
           cnn_v8 a0_0 = {0}, a0_1 = {0};
@@ -3092,6 +5221,79 @@ CNN_CLONES static void mnist_resnet_l17_conv_backward(int n) {
           cnn_v8 a3_0 = {0}, a3_1 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (12) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+        }
+      }
+      for (int oy = 13; oy < 14; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 14 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
+          memcpy(yr + 196, &a1_0, sizeof a1_0);
+          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
+          memcpy(yr + 392, &a2_0, sizeof a2_0);
+          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
+          memcpy(yr + 588, &a3_0, sizeof a3_0);
+          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+          memcpy(yr + 784, &a4_0, sizeof a4_0);
+          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
+          memcpy(yr + 980, &a5_0, sizeof a5_0);
+          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = wt + (12) * 144;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
@@ -3351,7 +5553,86 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
         for (int iy = 0; iy < 7; iy++)
           memcpy(xp + (c * 9 + iy + 1) * 9 + 1, x + (c * 7 + iy) * 7, 7 * sizeof(cnn_real));
       // 12 output channels x 1 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 7; oy++) {
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
+          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
+          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
+          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
+          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = w + (12) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (12) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+        }
+      }
+      for (int oy = 1; oy < 6; oy++) {
         for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
           const cnn_real *restrict wo = w + (o) * 144;
           cnn_v8 a0_0 = {0};
@@ -3410,6 +5691,85 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
           cnn_v8 a3_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (12) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+        }
+      }
+      for (int oy = 6; oy < 7; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
+          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
+          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
+          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
+          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = w + (12) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
@@ -3552,7 +5912,86 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
         for (int oy = 0; oy < 7; oy++)
           memcpy(dyp + (o * 9 + oy + 1) * 9 + 1, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
       // 12 output channels x 1 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 7; oy++) {
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
+          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
+          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
+          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
+          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = wt + (12) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (12) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+        }
+      }
+      for (int oy = 1; oy < 6; oy++) {
         for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
           const cnn_real *restrict wo = wt + (o) * 144;
           cnn_v8 a0_0 = {0};
@@ -3611,6 +6050,85 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
           cnn_v8 a3_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (12) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+        }
+      }
+      for (int oy = 6; oy < 7; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
+          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
+          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
+          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
+          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = wt + (12) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
@@ -3796,7 +6314,86 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
         for (int iy = 0; iy < 7; iy++)
           memcpy(xp + (c * 9 + iy + 1) * 9 + 1, x + (c * 7 + iy) * 7, 7 * sizeof(cnn_real));
       // 12 output channels x 1 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 7; oy++) {
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
+          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
+          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
+          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
+          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = w + (12) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (12) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+        }
+      }
+      for (int oy = 1; oy < 6; oy++) {
         for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
           const cnn_real *restrict wo = w + (o) * 144;
           cnn_v8 a0_0 = {0};
@@ -3855,6 +6452,85 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
           cnn_v8 a3_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (12) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+        }
+      }
+      for (int oy = 6; oy < 7; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
+          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
+          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
+          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
+          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = w + (12) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
@@ -3997,7 +6673,86 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
         for (int oy = 0; oy < 7; oy++)
           memcpy(dyp + (o * 9 + oy + 1) * 9 + 1, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
       // 12 output channels x 1 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 7; oy++) {
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
+          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
+          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
+          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
+          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = wt + (12) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (12) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+        }
+      }
+      for (int oy = 1; oy < 6; oy++) {
         for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
           const cnn_real *restrict wo = wt + (o) * 144;
           cnn_v8 a0_0 = {0};
@@ -4056,6 +6811,85 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
           cnn_v8 a3_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (12) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+        }
+      }
+      for (int oy = 6; oy < 7; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
+          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
+          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
+          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
+          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = wt + (12) * 144;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
