@@ -58,11 +58,7 @@ void conv_fwd_tile(const ConvDims *d, int *ob, int *nv) {
 
 int conv_wgrad_tile(const ConvDims *d) {
   // kw sums per channel, the kw shifted x vectors reused, one dy vector.
-  int best = 1;
-  for (int b = 2; b <= 12 && b <= d->o && b * d->kw + d->kw + 2 <= 16; b++)
-    if (channels_cost(d->o, b, d->kw) <= channels_cost(d->o, best, d->kw))
-      best = b;
-  return best;
+  return best_channels(d->o, d->kw);
 }
 
 int conv_wgrad_images_inner(const ConvDims *d, int gsize) {
@@ -149,12 +145,11 @@ static void fwd_channels(TrainCtx *c, const ConvDims *d, const char *x, const ch
   }
 }
 
-// Output rows oy0 .. oy1 - 1 of emit_conv_direct; with clip, each row runs
-// only the taps that read rows outside the zero ones.
+// Output rows oy0 .. oy1 - 1 of emit_conv_direct, in tiles of ob channels x
+// nv vectors; with clip, each row runs only the taps that read rows outside
+// the zero ones.
 static void direct_rows(TrainCtx *c, const ConvDims *d, const char *x, const char *w, const char *y,
-                        const char *bias, const char *ind, int oy0, int oy1, int clip) {
-  int ob, nv;
-  conv_fwd_tile(d, &ob, &nv);
+                        const char *bias, const char *ind, int ob, int nv, int oy0, int oy1, int clip) {
   int chunk = nv * CONV_VL, full = d->ow / chunk * chunk, rest = d->ow - full;
   char in2[32];
   snprintf(in2, sizeof in2, "%s  ", ind);
@@ -193,15 +188,15 @@ void emit_conv_direct(TrainCtx *c, const ConvDims *d, const char *x, const char 
   // 7x7 map).
   int mid0 = d->zt, mid1 = d->oh - d->zb;
   if (mid0 == 0 && mid1 == d->oh) {
-    direct_rows(c, d, x, w, y, bias, ind, 0, d->oh, 0);
+    direct_rows(c, d, x, w, y, bias, ind, ob, nv, 0, d->oh, 0);
   } else if (mid0 >= mid1) {
-    direct_rows(c, d, x, w, y, bias, ind, 0, d->oh, 1);
+    direct_rows(c, d, x, w, y, bias, ind, ob, nv, 0, d->oh, 1);
   } else {
     if (mid0 > 0)
-      direct_rows(c, d, x, w, y, bias, ind, 0, mid0, 1);
-    direct_rows(c, d, x, w, y, bias, ind, mid0, mid1, 0);
+      direct_rows(c, d, x, w, y, bias, ind, ob, nv, 0, mid0, 1);
+    direct_rows(c, d, x, w, y, bias, ind, ob, nv, mid0, mid1, 0);
     if (mid1 < d->oh)
-      direct_rows(c, d, x, w, y, bias, ind, mid1, d->oh, 1);
+      direct_rows(c, d, x, w, y, bias, ind, ob, nv, mid1, d->oh, 1);
   }
 }
 

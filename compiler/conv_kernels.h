@@ -8,9 +8,9 @@
 
 // One valid (unpadded) stride-1 correlation of a single group: c input
 // planes of h x w, o output planes of oh x ow, a kh x kw window. Rows
-// [0, zt) and [h - zb, h) of every input plane are known to be zero (the
-// border of the input gradient's bordered dy): the forward kernel skips the
-// taps that would read only them.
+// [0, zt) and [h - zb, h) of every input plane are known to be zero (a
+// padded input's border, or the input gradient's bordered dy):
+// emit_conv_direct skips the taps that would read only them.
 typedef struct ConvDims {
   int c, h, w;
   int o, oh, ow;

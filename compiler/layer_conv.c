@@ -137,6 +137,11 @@ static ConvDims conv_dims(const Layer *l) {
   return d;
 }
 
+// Weights of conv l, [out][in / groups][kh][kw]; its bias follows them.
+static long conv_weights(const Layer *l) {
+  return (long)l->out.c * (l->in.c / l->groups) * l->kh * l->kw;
+}
+
 // Operand base for group gr of a grouped conv: base itself when there is
 // one group, else (base + gr * stride) inside the loop over the groups.
 static const char *group_operand(char *buf, size_t n, const char *base, long stride, int groups) {
@@ -299,7 +304,7 @@ static void emit_stats(TrainCtx *c, int k) {
 // The head of conv k's forward function, through its image loop's pointers.
 static void forward_head(TrainCtx *c, int k, int stats) {
   const Layer *l = &c->net->layers[k];
-  long off = (long)l->param_off, wsz = (long)l->out.c * (l->in.c / l->groups) * l->kh * l->kw;
+  long off = (long)l->param_off, wsz = conv_weights(l);
   if (stats) {
     emit_bn_partials(c, k + 1);
     W(c, "// In training, also sums each image's output per channel for layer %d's statistics.\n", k + 1);
@@ -330,7 +335,7 @@ static int forward_end(TrainCtx *c, int k, int stats) {
 // The per-group partial gradients of conv k and its backward's head.
 static void backward_head(TrainCtx *c, int k, const char *what) {
   const Layer *l = &c->net->layers[k];
-  long wsz = (long)l->out.c * (l->in.c / l->groups) * l->kh * l->kw;
+  long wsz = conv_weights(l);
   W(c, "\n// Per-group partial weight%s gradients, summed in group order.\n", l->bias ? " and bias" : "");
   W(c, "static cnn_real %s_l%d_dw[NGROUP][%ld];\n", c->P, k, wsz);
   if (l->bias)
@@ -342,7 +347,7 @@ static void backward_head(TrainCtx *c, int k, const char *what) {
 // per-group partials added in group order.
 static void backward_tail(TrainCtx *c, int k) {
   const Layer *l = &c->net->layers[k];
-  long off = (long)l->param_off, wsz = (long)l->out.c * (l->in.c / l->groups) * l->kh * l->kw;
+  long off = (long)l->param_off, wsz = conv_weights(l);
   group_end(c);
   W(c, "  const int used = (n + GSIZE - 1) / GSIZE;\n");
   emit_group_sum(c, k, "dw", 'j', wsz, off);
@@ -371,7 +376,7 @@ static void conv_emit_direct(TrainCtx *c, int k) {
   int stats = conv_stats(c, k), pad = has_pad(l);
   ConvDims d = conv_dims(l);
   int Cg = d.c, Og = d.o, KK = KH * KW;
-  long xps = (long)C * d.h * d.w, ygs = (long)Og * l->out.h * l->out.w, wgs = (long)Og * Cg * KK;
+  long xps = (long)C * d.h * d.w, ygs = (long)Og * l->out.h * l->out.w, wgs = conv_weights(l) / G;
   char ga[4][128], gind[32];
   const char *gi;
   // The input gradient's conv: the output gradient with kh - 1 - pt rows of
@@ -635,7 +640,7 @@ static void conv_torch(const Layer *l, char *mod, size_t n, char *pre, size_t pr
 // weight [out][in / groups][kh][kw], then bias [out]: PyTorch's layout.
 static int conv_tensors(const Layer *l, LayerTensor t[4]) {
   t[0] = (LayerTensor){"weight", false, 0, 4, {l->out.c, l->in.c / l->groups, l->kh, l->kw}};
-  t[1] = (LayerTensor){"bias", false, (long)l->out.c * (l->in.c / l->groups) * l->kh * l->kw, 1, {l->out.c}};
+  t[1] = (LayerTensor){"bias", false, conv_weights(l), 1, {l->out.c}};
   return l->bias ? 2 : 1;
 }
 
