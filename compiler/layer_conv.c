@@ -95,19 +95,21 @@ static int conv_is_pointwise(const Layer *l) {
 }
 
 // Whether a conv's training passes run on the generated direct kernels
-// (conv_kernels.c) instead of im2col + GEMM: stride 1, a window larger than
-// 1x1, and padding narrower than the window on each side (a padded conv is
-// the valid conv of a zero-bordered copy of its input); grouped convs run
-// one kernel per group. 1x1 convs read their input as the GEMM operand as
-// it is, without im2col; strided convs keep im2col + GEMM until the
-// generator takes them.
+// (conv_kernels.c) instead of im2col + GEMM: stride 1, and padding narrower
+// than the window on each side (a padded conv is the valid conv of a
+// zero-bordered copy of its input); grouped convs run one kernel per group,
+// 1x1 convs as a conv over each plane laid out as one row. Strided convs
+// keep im2col + GEMM until the generator takes them.
 static int conv_is_direct(const Layer *l) {
-  return l->sh == 1 && l->sw == 1 && l->kh * l->kw > 1 && l->pt < l->kh && l->pb < l->kh && l->pl < l->kw &&
-         l->pr < l->kw;
+  return conv_is_pointwise(l) || (l->sh == 1 && l->sw == 1 && l->kh * l->kw > 1 && l->pt < l->kh &&
+                                  l->pb < l->kh && l->pl < l->kw && l->pr < l->kw);
 }
 
 // The plan's path for conv l, as the comment over its functions says it.
 static const char *conv_path(const Layer *l) {
+  if (conv_is_pointwise(l))
+    return l->groups > 1 ? "direct kernels per group (forward, input and weight gradient; 1x1: each plane one row)"
+                         : "direct kernels (forward, input and weight gradient; 1x1: each plane one row)";
   if (conv_is_direct(l)) {
     if (l->groups > 1)
       return has_pad(l) ? "direct kernels per group (forward, input and weight gradient) on a zero-bordered copy "
@@ -116,9 +118,6 @@ static const char *conv_path(const Layer *l) {
     return has_pad(l) ? "direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input"
                       : "direct kernels (forward, input and weight gradient)";
   }
-  if (conv_is_pointwise(l))
-    return l->groups > 1 ? "cblas GEMM per group on the input as it is (1x1, stride 1: no im2col)"
-                         : "cblas GEMM on the input as it is (1x1, stride 1: no im2col)";
   return l->sh > 1 || l->sw > 1 ? "im2col + cblas GEMM (strided: no direct kernel yet)"
                                 : "im2col + cblas GEMM (padding as wide as the window: no direct kernel)";
 }
@@ -131,9 +130,15 @@ static int conv_slack(const Layer *l) {
 
 // The shape of one group of conv l as the kernel generator takes it: the
 // valid conv of its input with the padding added (zero rows pt and pb).
+// A 1x1 conv's plane is one row of h * w: no partial vector at each row's end.
 static ConvDims conv_dims(const Layer *l) {
-  ConvDims d = {l->in.c / l->groups, l->in.h + l->pt + l->pb, l->in.w + l->pl + l->pr, l->out.c / l->groups,
-                l->out.h, l->out.w, l->kh, l->kw, l->pt, l->pb};
+  int Cg = l->in.c / l->groups, Og = l->out.c / l->groups;
+  if (conv_is_pointwise(l)) {
+    ConvDims d = {Cg, 1, l->in.h * l->in.w, Og, 1, l->out.h * l->out.w, 1, 1, 0, 0};
+    return d;
+  }
+  ConvDims d = {Cg, l->in.h + l->pt + l->pb, l->in.w + l->pl + l->pr, Og, l->out.h, l->out.w, l->kh, l->kw,
+                l->pt, l->pb};
   return d;
 }
 
@@ -169,7 +174,7 @@ static void groups_close(TrainCtx *c, int groups, const char *ind) {
 
 // Values of one image's im2col matrix (0 when the conv needs none).
 static long conv_col_size(const Layer *l) {
-  if (conv_is_direct(l) || conv_is_pointwise(l))
+  if (conv_is_direct(l))
     return 0;
   return (long)l->in.c * l->kh * l->kw * l->out.h * l->out.w;
 }
@@ -386,6 +391,10 @@ static void conv_emit_direct(TrainCtx *c, int k) {
   int bt = KH - 1 - l->pt, bl = KW - 1 - l->pl;
   int PH = l->out.h + 2 * (KH - 1) - l->pt - l->pb, PW = l->out.w + 2 * (KW - 1) - l->pl - l->pr;
   ConvDims dd = {Og, PH, PW, Cg, l->in.h, l->in.w, KH, KW, bt, KH - 1 - l->pb};
+  // A 1x1 conv's input gradient needs no border: it reads dy as it is.
+  int pw = conv_is_pointwise(l);
+  if (pw)
+    dd = (ConvDims){Og, 1, d.ow, Cg, 1, d.w, 1, 1, 0, 0};
   W(c, "// Path: %s.\n", conv_path(l));
   W(c, "// y[%d][%dx%d] = W[%d][%d][%dx%d] (*) x[%d][%dx%d]%s%s%s.\n", O, l->out.h, l->out.w, O, Cg, KH, KW, C,
     l->in.h, l->in.w, pad ? " padded" : "", l->bias ? " + b" : "", G > 1 ? ", in groups" : "");
@@ -394,8 +403,15 @@ static void conv_emit_direct(TrainCtx *c, int k) {
          "// from the forward to the weight gradient.\n"
          "static cnn_real %s_l%d_xp[BATCH * %ld + %d];\n",
       P, k, xps, CONV_VL);
+  int flat = conv_fwd_flat(&d);
+  if (flat)
+    W(c, "// Each plane of a group's output as one row on the input's row stride.\n"
+         "static cnn_real %s_l%d_yf[NGROUP][%ld];\n",
+      P, k, conv_fwd_flat_size(&d) + CONV_VL);
   forward_head(c, k, stats);
   group_begin(c);
+  if (flat)
+    W(c, "    cnn_real *restrict yf = %s_l%d_yf[g];\n", P, k);
   forward_images(c, k);
   if (pad) {
     W(c, "      cnn_real *restrict xp = %s_l%d_xp + (size_t)i * %ld;\n", P, k, xps);
@@ -406,21 +422,33 @@ static void conv_emit_direct(TrainCtx *c, int k) {
   gi = groups_open(c, G, "      ", gind, sizeof gind);
   emit_conv_direct(c, &d, group_operand(ga[0], 128, pad ? "xp" : "x", (long)Cg * d.h * d.w, G),
                    group_operand(ga[1], 128, "w", wgs, G), group_operand(ga[2], 128, "y", ygs, G),
-                   l->bias ? group_operand(ga[3], 128, "b", Og, G) : NULL, gi);
+                   l->bias ? group_operand(ga[3], 128, "b", Og, G) : NULL, flat ? "yf" : NULL, gi);
   groups_close(c, G, "      ");
   if (!forward_end(c, k, stats))
     return;
   ig_open(c, bwmode);
-  backward_head(c, k, dxmode ? ", dx = W^T * dy (the direct conv of the bordered dy with W flipped)" : "");
+  backward_head(c, k, !dxmode ? "" : pw ? ", dx = W^T * dy (a direct 1x1 conv of dy)"
+                                      : ", dx = W^T * dy (the direct conv of the bordered dy with W flipped)");
   if (dxmode) {
     ig_open(c, dxmode);
-    W(c, "// dy of one image per group with zero borders (never written), and the\n"
-         "// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =\n"
-         "// W[o][c][%d - ky][%d - kx].\n", KH - 1, KW - 1);
-    W(c, "static cnn_real %s_l%d_dyp[NGROUP][%ld];\n", P, k, (long)O * PH * PW + CONV_VL);
+    if (pw) {
+      W(c, "// The weights with input and output channels swapped: wt[c][o] = W[o][c].\n");
+    } else {
+      W(c, "// dy of one image per group with zero borders (never written), and the\n"
+           "// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =\n"
+           "// W[o][c][%d - ky][%d - kx].\n", KH - 1, KW - 1);
+      W(c, "static cnn_real %s_l%d_dyp[NGROUP][%ld];\n", P, k, (long)O * PH * PW + CONV_VL);
+    }
     W(c, "static cnn_real %s_l%d_wt[%ld];\n", P, k, (long)G * wgs);
     ig_close(c, dxmode);
   }
+  if (conv_wgrad_copy(&d))
+    W(c, "// dy for the weight gradient, its rows padded with zeros to whole vectors\n"
+         "// (%s; the padding never written), %s.\n"
+         "static cnn_real %s_l%d_dyw[NGROUP][%ld];\n",
+      conv_wgrad_flat(&d) ? "flat: on the input's row stride" : "rows mode",
+      conv_wgrad_images_inner(&d, c->gsize) ? "the group's images" : "one image per group", P, k,
+      (conv_wgrad_images_inner(&d, c->gsize) ? c->gsize : 1) * (long)O * conv_wgrad_plane(&d) + CONV_VL);
   W(c, "CNN_CLONES static void %s_l%d_conv_backward(int n) {\n", P, k);
   if (dxmode) {
     ig_open(c, dxmode);
@@ -443,7 +471,7 @@ static void conv_emit_direct(TrainCtx *c, int k) {
   W(c, "    cnn_real *restrict dw = %s_l%d_dw[g];\n", P, k);
   if (l->bias)
     W(c, "    cnn_real *restrict db = %s_l%d_db[g];\n", P, k);
-  if (dxmode) {
+  if (dxmode && !pw) {
     ig_open(c, dxmode);
     W(c, "    cnn_real *restrict dyp = %s_l%d_dyp[g];\n", P, k);
     ig_close(c, dxmode);
@@ -457,8 +485,26 @@ static void conv_emit_direct(TrainCtx *c, int k) {
   else
     snprintf(xb, sizeof xb, "%s_a%d", P, ib);
   snprintf(dyb, sizeof dyb, "%s_d%d", P, ob);
+  // dy copied with its rows padded to whole vectors (all groups at once).
+  int dycopy = conv_wgrad_copy(&d);
+  long dyws = dycopy ? conv_wgrad_plane(&d) : (long)l->out.h * l->out.w;
+  ConvDims da = d;
+  da.o = O;
   ConvImages im = {group_operand(ga[0], 128, xb, (long)Cg * d.h * d.w, G), group_operand(ga[1], 128, dyb, ygs, G),
-                   pad ? xps : c->isize[k], c->tsize[k + 1]};
+                   pad ? xps : c->isize[k], c->tsize[k + 1], 0};
+  if (dycopy) {
+    W(c, "    cnn_real *restrict dyw = %s_l%d_dyw[g];\n", P, k);
+    if (inner) {
+      W(c, "    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {\n");
+      W(c, "      const cnn_real *restrict dy = %s + (size_t)i * %ld;\n", dyb, c->tsize[k + 1]);
+      W(c, "      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * %ld;\n", O * dyws);
+      emit_conv_wgrad_copy(c, &da, "dyi", "dy", "      ");
+      W(c, "    }\n");
+      im.dy = group_operand(ga[1], 128, "dyw", Og * dyws, G);
+      im.dysize = O * dyws;
+      im.local = 1;
+    }
+  }
   if (inner) {
     gi = groups_open(c, G, "    ", gind, sizeof gind);
     emit_conv_wgrad(c, &d, "x", "dy", group_operand(ga[2], 128, "dw", wgs, G), gi, &im);
@@ -477,9 +523,12 @@ static void conv_emit_direct(TrainCtx *c, int k) {
     ig_close(c, dy_mode);
   }
   if (!inner) {
+    if (dycopy)
+      emit_conv_wgrad_copy(c, &da, "dyw", "dy", "      ");
     gi = groups_open(c, G, "      ", gind, sizeof gind);
     emit_conv_wgrad(c, &d, group_operand(ga[0], 128, "x", (long)Cg * d.h * d.w, G),
-                    group_operand(ga[1], 128, "dy", ygs, G), group_operand(ga[2], 128, "dw", wgs, G), gi, NULL);
+                    group_operand(ga[1], 128, dycopy ? "dyw" : "dy", dycopy ? Og * dyws : ygs, G),
+                    group_operand(ga[2], 128, "dw", wgs, G), gi, NULL);
     groups_close(c, G, "      ");
   }
   if (l->bias)
@@ -487,13 +536,16 @@ static void conv_emit_direct(TrainCtx *c, int k) {
   if (dxmode) {
     ig_open(c, dxmode);
     W(c, "      cnn_real *restrict dx = %s + (size_t)i * %ld;\n", c->dx[k], c->isize[k]);
-    W(c, "      for (int o = 0; o < %d; o++)\n        for (int oy = 0; oy < %d; oy++)\n", O, l->out.h);
-    W(c, "          memcpy(dyp + (o * %d + oy + %d) * %d + %d, dy + (o * %d + oy) * %d, %d * sizeof(cnn_real));\n",
-      PH, bt, PW, bl, l->out.h, l->out.w, l->out.w);
+    if (!pw) {
+      W(c, "      for (int o = 0; o < %d; o++)\n        for (int oy = 0; oy < %d; oy++)\n", O, l->out.h);
+      W(c, "          memcpy(dyp + (o * %d + oy + %d) * %d + %d, dy + (o * %d + oy) * %d, %d * sizeof(cnn_real));\n",
+        PH, bt, PW, bl, l->out.h, l->out.w, l->out.w);
+    }
     gi = groups_open(c, G, "      ", gind, sizeof gind);
-    emit_conv_direct(c, &dd, group_operand(ga[0], 128, "dyp", (long)Og * PH * PW, G),
+    emit_conv_direct(c, &dd, pw ? group_operand(ga[0], 128, "dy", ygs, G)
+                                : group_operand(ga[0], 128, "dyp", (long)Og * PH * PW, G),
                      group_operand(ga[1], 128, "wt", wgs, G),
-                     group_operand(ga[2], 128, "dx", (long)Cg * l->in.h * l->in.w, G), NULL, gi);
+                     group_operand(ga[2], 128, "dx", (long)Cg * l->in.h * l->in.w, G), NULL, NULL, gi);
     groups_close(c, G, "      ");
     ig_close(c, dxmode);
   }
@@ -510,43 +562,36 @@ static void conv_emit(TrainCtx *c, int k) {
   int ib = c->ibuf[k], ob = c->buf[k + 1];
   int dxmode = c->gmode[l->src];
   int bwmode = c->gmode[k + 1];
-  int pw = conv_is_pointwise(l);
   layer_comment(c, k);
   if (conv_is_direct(l)) {
     conv_emit_direct(c, k);
     return;
   }
-  // Group offsets of the weights, the unfolded (or plain) input, the output.
+  // im2col + GEMM. Group offsets of the weights, the unfolded input, the output.
   char gw[32], gx[32], gy[32];
   snprintf(gw, sizeof gw, "%d", OCg * KK);
   snprintf(gx, sizeof gx, "%d", KK * NP);
   snprintf(gy, sizeof gy, "%d", OCg * NP);
   W(c, "// Path: %s.\n", conv_path(l));
-  if (!pw) {
-    emit_im2col(c, k, 0);
-    if (dxmode) {
-      ig_open(c, dxmode);
-      emit_im2col(c, k, 1);
-      ig_close(c, dxmode);
-    }
+  emit_im2col(c, k, 0);
+  if (dxmode) {
+    ig_open(c, dxmode);
+    emit_im2col(c, k, 1);
+    ig_close(c, dxmode);
   }
   // forward
   if (G == 1)
-    W(c, "// y[%d][%d] = W[%d][%d] * x%s%s.\n", OC, NP, OC, KK, pw ? " (1x1: x is the GEMM operand)" : " unfolded",
-      l->bias ? " + b" : "");
+    W(c, "// y[%d][%d] = W[%d][%d] * x unfolded%s.\n", OC, NP, OC, KK, l->bias ? " + b" : "");
   else
-    W(c, "// For each of %d groups: y[%d][%d] = W[%d][%d] * x%s%s.\n", G, OCg, NP, OCg, KK,
-      pw ? " (1x1: x is the GEMM operand)" : " unfolded", l->bias ? " + b" : "");
+    W(c, "// For each of %d groups: y[%d][%d] = W[%d][%d] * x unfolded%s.\n", G, OCg, NP, OCg, KK,
+      l->bias ? " + b" : "");
   int stats = conv_stats(c, k);
   forward_head(c, k, stats);
   group_begin(c);
-  if (!pw)
-    W(c, "    cnn_real *restrict col = %s_col[g];\n", P);
+  W(c, "    cnn_real *restrict col = %s_col[g];\n", P);
   forward_images(c, k);
-  if (!pw)
-    W(c, "      %s_l%d_im2col(x, col);\n", P, k);
-  emit_gemm(c, G, "      ", "CblasNoTrans, CblasNoTrans", gw, gx, gy, OCg, NP, KK, "w", KK, pw ? "x" : "col", NP,
-            "0", "y", NP);
+  W(c, "      %s_l%d_im2col(x, col);\n", P, k);
+  emit_gemm(c, G, "      ", "CblasNoTrans, CblasNoTrans", gw, gx, gy, OCg, NP, KK, "w", KK, "col", NP, "0", "y", NP);
   if (l->bias)
     W(c, "      for (int o = 0; o < %d; o++)\n        for (int p = 0; p < %d; p++)\n          y[o * %d + p] += b[o];\n",
       OC, NP, NP);
@@ -564,35 +609,27 @@ static void conv_emit(TrainCtx *c, int k) {
   W(c, "    cnn_real *restrict dw = %s_l%d_dw[g];\n", P, k);
   if (l->bias)
     W(c, "    cnn_real *restrict db = %s_l%d_db[g];\n", P, k);
-  if (!pw) {
-    W(c, "    cnn_real *restrict col = %s_col[g];\n", P);
-    if (dxmode) {
-      ig_open(c, dxmode);
-      W(c, "    cnn_real *restrict dcol = %s_dcol[g];\n", P);
-      ig_close(c, dxmode);
-    }
+  W(c, "    cnn_real *restrict col = %s_col[g];\n", P);
+  if (dxmode) {
+    ig_open(c, dxmode);
+    W(c, "    cnn_real *restrict dcol = %s_dcol[g];\n", P);
+    ig_close(c, dxmode);
   }
   images_begin(c);
   W(c, "      const int first = i == g * GSIZE;\n");
   W(c, "      const cnn_real *restrict x = %s_a%d + (size_t)i * %ld;\n", P, ib, c->isize[k]);
   W(c, "      const cnn_real *restrict dy = %s_d%d + (size_t)i * %ld;\n", P, ob, c->tsize[k + 1]);
-  if (!pw)
-    W(c, "      %s_l%d_im2col(x, col);\n", P, k);
-  emit_gemm(c, G, "      ", "CblasNoTrans, CblasTrans", gy, gx, gw, OCg, KK, NP, "dy", NP, pw ? "x" : "col", NP,
-            "first ? 0 : 1", "dw", KK);
+  W(c, "      %s_l%d_im2col(x, col);\n", P, k);
+  emit_gemm(c, G, "      ", "CblasNoTrans, CblasTrans", gy, gx, gw, OCg, KK, NP, "dy", NP, "col", NP, "first ? 0 : 1",
+            "dw", KK);
   if (l->bias)
     emit_bias_grad(c, l);
   if (dxmode) {
     ig_open(c, dxmode);
     W(c, "      cnn_real *restrict dx = %s + (size_t)i * %ld;\n", c->dx[k], c->isize[k]);
-    if (pw) {
-      emit_gemm(c, G, "      ", "CblasTrans, CblasNoTrans", gw, gy, gx, KK, NP, OCg, "w", KK, "dy", NP, "0", "dx", NP);
-    } else {
-      emit_gemm(c, G, "      ", "CblasTrans, CblasNoTrans", gw, gy, gx, KK, NP, OCg, "w", KK, "dy", NP, "0", "dcol",
-                NP);
-      W(c, "      for (int q = 0; q < %ld; q++)\n        dx[q] = 0;\n", c->isize[k]);
-      W(c, "      %s_l%d_col2im(dcol, dx);\n", P, k);
-    }
+    emit_gemm(c, G, "      ", "CblasTrans, CblasNoTrans", gw, gy, gx, KK, NP, OCg, "w", KK, "dy", NP, "0", "dcol", NP);
+    W(c, "      for (int q = 0; q < %ld; q++)\n        dx[q] = 0;\n", c->isize[k]);
+    W(c, "      %s_l%d_col2im(dcol, dx);\n", P, k);
     ig_close(c, dxmode);
   }
   backward_tail(c, k);

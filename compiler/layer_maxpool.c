@@ -122,14 +122,16 @@ static void maxpool_emit(TrainCtx *c, int k) {
     W(c, "            const cnn_real a = x[j0], b = x[j0 + 1], d = x[j0 + %d], e = x[j0 + %d];\n", IW, IW + 1);
     W(c, "            cnn_real m = a;\n            m = b > m ? b : m;\n            m = d > m ? d : m;\n"
          "            m = e > m ? e : m;\n");
-    // x >= m is x == m here (m is the max), and compiles without the NaN branch of ==.
-    W(c, "            // 1 at the first of the four equal to the max, 0 elsewhere.\n");
-    W(c, "            const cnn_real ka = (cnn_real)(a >= m), kb = (cnn_real)(b >= m) * (1 - ka);\n");
-    W(c, "            const cnn_real kd = (cnn_real)(d >= m) * (1 - ka - kb);\n");
-    W(c, "            const cnn_real ke = (cnn_real)(e >= m) * (1 - ka - kb - kd);\n");
+    // x >= m is x == m here (m is the max), and compiles without the NaN
+    // branch of ==. Selects, not products of compares: GCC turned those into
+    // a branch on the data, mispredicted about once a window.
+    W(c, "            // g at the first of the four equal to the max, 0 elsewhere.\n");
     W(c, "            const cnn_real g = dy[(c * %d + oy) * %d + ox];\n", l->out.h, l->out.w);
-    W(c, "            dx[j0] = ka * g;\n            dx[j0 + 1] = kb * g;\n");
-    W(c, "            dx[j0 + %d] = kd * g;\n            dx[j0 + %d] = ke * g;\n", IW, IW + 1);
+    W(c, "            const cnn_real ga = a >= m ? g : 0, r1 = a >= m ? 0 : g;\n");
+    W(c, "            const cnn_real gb = b >= m ? r1 : 0, r2 = b >= m ? 0 : r1;\n");
+    W(c, "            const cnn_real gd = d >= m ? r2 : 0, ge = d >= m ? 0 : r2;\n");
+    W(c, "            dx[j0] = ga;\n            dx[j0 + 1] = gb;\n");
+    W(c, "            dx[j0 + %d] = gd;\n            dx[j0 + %d] = ge;\n", IW, IW + 1);
     W(c, "          }\n");
   } else {
     W(c, "      const int32_t *restrict arg = %s_l%d_arg + (size_t)i * %ld;\n", P, k, osz);

@@ -22,6 +22,7 @@
 #include "gc_residual_train.h"
 #include "gc_same_train.h"
 #include "gc_smooth_train.h"
+#include "gc_wgrad_train.h"
 #include "mnist14k_train.h"
 
 // Largest relative error seen by each suite, reported at the end.
@@ -140,6 +141,14 @@ SMALL(gc_residual)
 SMALL(gc_residual2)
 SMALL(gc_smooth)
 
+// The weight gradient's padded copies of dy, flat and rows, in groups: a
+// sample of the parameters (1,344) and of the inputs, a full batch and a
+// short one.
+static void test_gc_wgrad(void) {
+  CU_ASSERT(gradcheck(&gc_wgrad_net, gc_wgrad_input_grad, gc_wgrad_net.batch, 150, 50) <= 1e-6);
+  CU_ASSERT(gradcheck(&gc_wgrad_net, gc_wgrad_input_grad, gc_wgrad_net.batch - 1, 150, 50) <= 1e-6);
+}
+
 // label_smoothing = eps is torch.nn.CrossEntropyLoss(label_smoothing=eps) on
 // the log-probabilities: in training the loss is (1 - eps) * NLL + eps * the
 // mean over classes of -log p; evaluation returns the plain NLL. Labels at or
@@ -214,6 +223,7 @@ void register_tests(void) {
   CU_add_test(s, "residual on the input, empty shortcut, flatten copy", test_gc_residual2);
   CU_add_test(s, "label smoothing 0.2 (cross-entropy loss, its gradient)", test_gc_smooth);
   CU_add_test(s, "label smoothing: the training loss, the eval NLL", test_label_smoothing_loss);
+  CU_add_test(s, "weight gradient on padded copies of dy, flat and rows, grouped", test_gc_wgrad);
   CU_add_test(s, "mnist14k sampled", test_mnist14k);
   CU_add_test(s, "dropout masks follow the rng", test_dropout_masks_differ);
 }

@@ -284,6 +284,7 @@ static int layers_main(void) {
   printf("Multiply-add peak of this CPU, GFLOP/s (12 independent chains per thread, median of 5):\n\n"
          "| loop | 1 thread | 2 threads |\n|---|---:|---:|\n");
   double peak[3] = {1, 1, 1};
+  int low2 = 0;
   struct {
     const char *name;
     double (*loop)(long, float *);
@@ -296,12 +297,24 @@ static int layers_main(void) {
     if (!loops[i].ok)
       continue;
     double g1 = peak_gflops(loops[i].loop, 1, 5), g2 = peak_gflops(loops[i].loop, 2, 5);
+    // A VM may give the second core to another guest for seconds: a
+    // 2-thread figure below 1.5x one thread's is taken again (the best of
+    // up to 4), and said when it stays low.
+    for (int t = 0; t < 3 && g2 < 1.5 * g1; t++) {
+      double again = peak_gflops(loops[i].loop, 2, 5);
+      g2 = again > g2 ? again : g2;
+    }
+    if (g2 < 1.5 * g1)
+      low2 = 1;
     printf("| %s | %.1f | %.1f |\n", loops[i].name, g1, g2);
     if (i == 1) {
       peak[1] = g1;
       peak[2] = g2;
     }
   }
+  if (low2)
+    printf("\n(A 2-thread figure stayed below 1.5x one thread's in four tries: the second core was\n"
+           "busy with something else, so the 2-thread %% of peak below is too high.)\n");
   printf("\npeak_fma256_1 %.1f\npeak_fma256_2 %.1f\n", peak[1], peak[2]);
   if (avx512)
     printf("\n(The generated training code's vectors are 256 bits wide: its fraction of peak is of the\n"

@@ -478,7 +478,7 @@ CNN_CLONES static void lenet5_l0_conv_backward(int n) {
           cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = lenet5_l0_xp + (size_t)i * 1024;
-            const cnn_real *restrict dy = lenet5_d1 + (size_t)i * 4704;
+            const cnn_real *restrict dy = lenet5_d1 + (size_t)(i) * 4704;
             for (int oy = 0; oy < 28; oy++) {
               const cnn_real *restrict dr = dy + (o) * 784 + oy * 28;
               const cnn_real *restrict xr = x + (c * 32 + oy + ky) * 32;
@@ -685,87 +685,172 @@ CNN_CLONES static void lenet5_l2_avgpool_backward(int n) {
 // Layer 3: conv 5x5, stride 1, pad 0, with bias: 14x14x6 -> 10x10x16 (HxWxC), RF 14, 2416 params, 240000 MACs/image.
 // Path: direct kernels (forward, input and weight gradient).
 // y[16][10x10] = W[16][6][5x5] (*) x[6][14x14] + b.
+// Each plane of a group's output as one row on the input's row stride.
+static cnn_real lenet5_l3_yf[NGROUP][2184];
 CNN_CLONES static void lenet5_l3_conv_forward(int n) {
   const cnn_real *restrict w = lenet5_params + 156;
   const cnn_real *restrict b = lenet5_params + 2556;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict yf = lenet5_l3_yf[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = lenet5_a3 + (size_t)i * 1176;
       cnn_real *restrict y = lenet5_a4 + (size_t)i * 1600;
-      // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 10; oy++) {
-        for (int o = 0; o < 12; o += 6) { // 6 channels x 10 columns
+      // 6 output channels x 2 vectors of 8 per register tile, over each plane as
+      // one run on the input's row stride (flat), then copied row by row.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 128; col += 16) {
+          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 150;
+            cnn_v8 a0_0 = (cnn_v8){0} + b[o + 0], a0_1 = (cnn_v8){0} + b[o + 0];
+            cnn_v8 a1_0 = (cnn_v8){0} + b[o + 1], a1_1 = (cnn_v8){0} + b[o + 1];
+            cnn_v8 a2_0 = (cnn_v8){0} + b[o + 2], a2_1 = (cnn_v8){0} + b[o + 2];
+            cnn_v8 a3_0 = (cnn_v8){0} + b[o + 3], a3_1 = (cnn_v8){0} + b[o + 3];
+            cnn_v8 a4_0 = (cnn_v8){0} + b[o + 4], a4_1 = (cnn_v8){0} + b[o + 4];
+            cnn_v8 a5_0 = (cnn_v8){0} + b[o + 5], a5_1 = (cnn_v8){0} + b[o + 5];
+            for (int c = 0; c < 6; c++)
+              for (int ky = 0; ky < 5; ky++) {
+                const cnn_real *restrict xr = x + (c * 14 + oy + ky) * 14 + col;
+                const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+                for (int kx = 0; kx < 5; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 150], w2 = wr[kx + 300], w3 = wr[kx + 450], w4 = wr[kx + 600], w5 = wr[kx + 750];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = yf + (o) * 136 + oy * 136 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 136, &a1_0, sizeof a1_0);
+            memcpy(yr + 144, &a1_1, sizeof a1_1);
+            memcpy(yr + 272, &a2_0, sizeof a2_0);
+            memcpy(yr + 280, &a2_1, sizeof a2_1);
+            memcpy(yr + 408, &a3_0, sizeof a3_0);
+            memcpy(yr + 416, &a3_1, sizeof a3_1);
+            memcpy(yr + 544, &a4_0, sizeof a4_0);
+            memcpy(yr + 552, &a4_1, sizeof a4_1);
+            memcpy(yr + 680, &a5_0, sizeof a5_0);
+            memcpy(yr + 688, &a5_1, sizeof a5_1);
+          }
+          { // the last 4 channels
+            const cnn_real *restrict wo = w + (12) * 150;
+            cnn_v8 a0_0 = (cnn_v8){0} + b[12 + 0], a0_1 = (cnn_v8){0} + b[12 + 0];
+            cnn_v8 a1_0 = (cnn_v8){0} + b[12 + 1], a1_1 = (cnn_v8){0} + b[12 + 1];
+            cnn_v8 a2_0 = (cnn_v8){0} + b[12 + 2], a2_1 = (cnn_v8){0} + b[12 + 2];
+            cnn_v8 a3_0 = (cnn_v8){0} + b[12 + 3], a3_1 = (cnn_v8){0} + b[12 + 3];
+            for (int c = 0; c < 6; c++)
+              for (int ky = 0; ky < 5; ky++) {
+                const cnn_real *restrict xr = x + (c * 14 + oy + ky) * 14 + col;
+                const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+                for (int kx = 0; kx < 5; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 150], w2 = wr[kx + 300], w3 = wr[kx + 450];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                }
+              }
+            cnn_real *restrict yr = yf + (12) * 136 + oy * 136 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 136, &a1_0, sizeof a1_0);
+            memcpy(yr + 144, &a1_1, sizeof a1_1);
+            memcpy(yr + 272, &a2_0, sizeof a2_0);
+            memcpy(yr + 280, &a2_1, sizeof a2_1);
+            memcpy(yr + 408, &a3_0, sizeof a3_0);
+            memcpy(yr + 416, &a3_1, sizeof a3_1);
+          }
+        }
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 8 columns
           const cnn_real *restrict wo = w + (o) * 150;
-          cnn_v8 a0_0 = (cnn_v8){0} + b[o + 0], a0_1 = (cnn_v8){0} + b[o + 0];
-          cnn_v8 a1_0 = (cnn_v8){0} + b[o + 1], a1_1 = (cnn_v8){0} + b[o + 1];
-          cnn_v8 a2_0 = (cnn_v8){0} + b[o + 2], a2_1 = (cnn_v8){0} + b[o + 2];
-          cnn_v8 a3_0 = (cnn_v8){0} + b[o + 3], a3_1 = (cnn_v8){0} + b[o + 3];
-          cnn_v8 a4_0 = (cnn_v8){0} + b[o + 4], a4_1 = (cnn_v8){0} + b[o + 4];
-          cnn_v8 a5_0 = (cnn_v8){0} + b[o + 5], a5_1 = (cnn_v8){0} + b[o + 5];
+          cnn_v8 a0_0 = (cnn_v8){0} + b[o + 0];
+          cnn_v8 a1_0 = (cnn_v8){0} + b[o + 1];
+          cnn_v8 a2_0 = (cnn_v8){0} + b[o + 2];
+          cnn_v8 a3_0 = (cnn_v8){0} + b[o + 3];
+          cnn_v8 a4_0 = (cnn_v8){0} + b[o + 4];
+          cnn_v8 a5_0 = (cnn_v8){0} + b[o + 5];
+          cnn_v8 a6_0 = (cnn_v8){0} + b[o + 6];
+          cnn_v8 a7_0 = (cnn_v8){0} + b[o + 7];
+          cnn_v8 a8_0 = (cnn_v8){0} + b[o + 8];
+          cnn_v8 a9_0 = (cnn_v8){0} + b[o + 9];
+          cnn_v8 a10_0 = (cnn_v8){0} + b[o + 10];
+          cnn_v8 a11_0 = (cnn_v8){0} + b[o + 11];
           for (int c = 0; c < 6; c++)
             for (int ky = 0; ky < 5; ky++) {
-              const cnn_real *restrict xr = x + (c * 14 + oy + ky) * 14 + 0;
+              const cnn_real *restrict xr = x + (c * 14 + oy + ky) * 14 + 128;
               const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
               for (int kx = 0; kx < 5; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 150], w2 = wr[kx + 300], w3 = wr[kx + 450], w4 = wr[kx + 600], w5 = wr[kx + 750];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 150], w2 = wr[kx + 300], w3 = wr[kx + 450], w4 = wr[kx + 600], w5 = wr[kx + 750], w6 = wr[kx + 900], w7 = wr[kx + 1050], w8 = wr[kx + 1200], w9 = wr[kx + 1350], w10 = wr[kx + 1500], w11 = wr[kx + 1650];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
               }
             }
-          cnn_real *restrict yr = y + (o) * 100 + oy * 10 + 0;
+          cnn_real *restrict yr = yf + (o) * 136 + oy * 136 + 128;
           memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1];
-          memcpy(yr + 100, &a1_0, sizeof a1_0);
-          yr[108] = a1_1[0]; yr[109] = a1_1[1];
-          memcpy(yr + 200, &a2_0, sizeof a2_0);
-          yr[208] = a2_1[0]; yr[209] = a2_1[1];
-          memcpy(yr + 300, &a3_0, sizeof a3_0);
-          yr[308] = a3_1[0]; yr[309] = a3_1[1];
-          memcpy(yr + 400, &a4_0, sizeof a4_0);
-          yr[408] = a4_1[0]; yr[409] = a4_1[1];
-          memcpy(yr + 500, &a5_0, sizeof a5_0);
-          yr[508] = a5_1[0]; yr[509] = a5_1[1];
+          memcpy(yr + 136, &a1_0, sizeof a1_0);
+          memcpy(yr + 272, &a2_0, sizeof a2_0);
+          memcpy(yr + 408, &a3_0, sizeof a3_0);
+          memcpy(yr + 544, &a4_0, sizeof a4_0);
+          memcpy(yr + 680, &a5_0, sizeof a5_0);
+          memcpy(yr + 816, &a6_0, sizeof a6_0);
+          memcpy(yr + 952, &a7_0, sizeof a7_0);
+          memcpy(yr + 1088, &a8_0, sizeof a8_0);
+          memcpy(yr + 1224, &a9_0, sizeof a9_0);
+          memcpy(yr + 1360, &a10_0, sizeof a10_0);
+          memcpy(yr + 1496, &a11_0, sizeof a11_0);
         }
         { // the last 4 channels
           const cnn_real *restrict wo = w + (12) * 150;
-          cnn_v8 a0_0 = (cnn_v8){0} + b[12 + 0], a0_1 = (cnn_v8){0} + b[12 + 0];
-          cnn_v8 a1_0 = (cnn_v8){0} + b[12 + 1], a1_1 = (cnn_v8){0} + b[12 + 1];
-          cnn_v8 a2_0 = (cnn_v8){0} + b[12 + 2], a2_1 = (cnn_v8){0} + b[12 + 2];
-          cnn_v8 a3_0 = (cnn_v8){0} + b[12 + 3], a3_1 = (cnn_v8){0} + b[12 + 3];
+          cnn_v8 a0_0 = (cnn_v8){0} + b[12 + 0];
+          cnn_v8 a1_0 = (cnn_v8){0} + b[12 + 1];
+          cnn_v8 a2_0 = (cnn_v8){0} + b[12 + 2];
+          cnn_v8 a3_0 = (cnn_v8){0} + b[12 + 3];
           for (int c = 0; c < 6; c++)
             for (int ky = 0; ky < 5; ky++) {
-              const cnn_real *restrict xr = x + (c * 14 + oy + ky) * 14 + 0;
+              const cnn_real *restrict xr = x + (c * 14 + oy + ky) * 14 + 128;
               const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
               for (int kx = 0; kx < 5; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
                 const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 150], w2 = wr[kx + 300], w3 = wr[kx + 450];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
               }
             }
-          cnn_real *restrict yr = y + (12) * 100 + oy * 10 + 0;
+          cnn_real *restrict yr = yf + (12) * 136 + oy * 136 + 128;
           memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1];
-          memcpy(yr + 100, &a1_0, sizeof a1_0);
-          yr[108] = a1_1[0]; yr[109] = a1_1[1];
-          memcpy(yr + 200, &a2_0, sizeof a2_0);
-          yr[208] = a2_1[0]; yr[209] = a2_1[1];
-          memcpy(yr + 300, &a3_0, sizeof a3_0);
-          yr[308] = a3_1[0]; yr[309] = a3_1[1];
+          memcpy(yr + 136, &a1_0, sizeof a1_0);
+          memcpy(yr + 272, &a2_0, sizeof a2_0);
+          memcpy(yr + 408, &a3_0, sizeof a3_0);
         }
       }
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 10; oy++)
+          memcpy(y + (o * 10 + oy) * 10, yf + o * 136 + oy * 14, 10 * sizeof(cnn_real));
     }
   }
 }
@@ -779,6 +864,9 @@ static cnn_real lenet5_l3_db[NGROUP][16];
 // W[o][c][4 - ky][4 - kx].
 static cnn_real lenet5_l3_dyp[NGROUP][5192];
 static cnn_real lenet5_l3_wt[2400];
+// dy for the weight gradient, its rows padded with zeros to whole vectors
+// (flat: on the input's row stride; the padding never written), the group's images.
+static cnn_real lenet5_l3_dyw[NGROUP][17416];
 CNN_CLONES static void lenet5_l3_conv_backward(int n) {
   const cnn_real *restrict w = lenet5_params + 156;
   cnn_real *restrict wt = lenet5_l3_wt;
@@ -791,18 +879,26 @@ CNN_CLONES static void lenet5_l3_conv_backward(int n) {
     cnn_real *restrict dw = lenet5_l3_dw[g];
     cnn_real *restrict db = lenet5_l3_db[g];
     cnn_real *restrict dyp = lenet5_l3_dyp[g];
-    // 1 output channels x 5 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    cnn_real *restrict dyw = lenet5_l3_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = lenet5_d4 + (size_t)i * 1600;
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 2176;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 10; oy++)
+          memcpy(dyi + o * 136 + oy * 14, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
+    }
+    // 1 output channels x 5 taps of vector sums per register tile, summed over the group's images before the lanes are added; each plane one run of vectors on x's rows (flat).
     for (int o = 0; o < 16; o += 1) {
       for (int c = 0; c < 6; c++)
         for (int ky = 0; ky < 5; ky++) {
           cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = lenet5_a3 + (size_t)i * 1176;
-            const cnn_real *restrict dy = lenet5_d4 + (size_t)i * 1600;
-            for (int oy = 0; oy < 10; oy++) {
-              const cnn_real *restrict dr = dy + (o) * 100 + oy * 10;
-              const cnn_real *restrict xr = x + (c * 14 + oy + ky) * 14;
-              for (int v = 0; v < 8; v += 8) {
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 2176;
+            {
+              const cnn_real *restrict dr = dy + (o) * 136;
+              const cnn_real *restrict xr = x + (c * 14 + ky) * 14;
+              for (int v = 0; v < 136; v += 8) {
                 cnn_v8 d, x0, x1, x2, x3, x4;
                 memcpy(&x0, xr + v + 0, sizeof x0);
                 memcpy(&x1, xr + v + 1, sizeof x1);
@@ -810,18 +906,6 @@ CNN_CLONES static void lenet5_l3_conv_backward(int n) {
                 memcpy(&x3, xr + v + 3, sizeof x3);
                 memcpy(&x4, xr + v + 4, sizeof x4);
                 memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2; s0_3 += d * x3; s0_4 += d * x4;
-              }
-              { // columns 8..9; the other lanes are masked off
-                const cnn_v8 m = {1, 1, 0, 0, 0, 0, 0, 0};
-                cnn_v8 d, x0, x1, x2, x3, x4;
-                memcpy(&x0, xr + 8 + 0, sizeof x0);
-                memcpy(&x1, xr + 8 + 1, sizeof x1);
-                memcpy(&x2, xr + 8 + 2, sizeof x2);
-                memcpy(&x3, xr + 8 + 3, sizeof x3);
-                memcpy(&x4, xr + 8 + 4, sizeof x4);
-                memcpy(&d, dr + 0 + 8, sizeof d);
-                d *= m;
                 s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2; s0_3 += d * x3; s0_4 += d * x4;
               }
             }

@@ -119,7 +119,7 @@ const char *const mnist14k_layer_path[28] = {
     "",
     "",
     "",
-    "cblas GEMM on the input as it is (1x1, stride 1: no im2col)",
+    "direct kernels (forward, input and weight gradient; 1x1: each plane one row)",
     "",
     "",
     "",
@@ -131,7 +131,7 @@ const char *const mnist14k_layer_path[28] = {
     "",
     "",
     "",
-    "cblas GEMM on the input as it is (1x1, stride 1: no im2col)",
+    "direct kernels (forward, input and weight gradient; 1x1: each plane one row)",
     "",
     "",
 };
@@ -1893,6 +1893,9 @@ static cnn_real mnist14k_l8_dw[NGROUP][2304];
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist14k_l8_dyp[NGROUP][10824];
 static cnn_real mnist14k_l8_wt[2304];
+// dy for the weight gradient, its rows padded with zeros to whole vectors
+// (rows mode; the padding never written), one image per group.
+static cnn_real mnist14k_l8_dyw[NGROUP][8456];
 CNN_CLONES static void mnist14k_l8_conv_backward(int n) {
   const cnn_real *restrict w = mnist14k_params + 2512;
   cnn_real *restrict wt = mnist14k_l8_wt;
@@ -1904,10 +1907,14 @@ CNN_CLONES static void mnist14k_l8_conv_backward(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist14k_l8_dw[g];
     cnn_real *restrict dyp = mnist14k_l8_dyp[g];
+    cnn_real *restrict dyw = mnist14k_l8_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist14k_a6 + (size_t)i * 9216;
       const cnn_real *restrict dy = mnist14k_d9 + (size_t)i * 7744;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 22; oy++)
+          memcpy(dyw + o * 528 + oy * 24, dy + (o * 22 + oy) * 22, 22 * sizeof(cnn_real));
       // 3 output channels x 3 taps of vector sums per register tile.
       for (int o = 0; o < 15; o += 3) {
         for (int c = 0; c < 16; c++)
@@ -1916,34 +1923,18 @@ CNN_CLONES static void mnist14k_l8_conv_backward(int n) {
             cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
             for (int oy = 0; oy < 22; oy++) {
-              const cnn_real *restrict dr = dy + (o) * 484 + oy * 22;
+              const cnn_real *restrict dr = dyw + (o) * 528 + oy * 24;
               const cnn_real *restrict xr = x + (c * 24 + oy + ky) * 24;
-              for (int v = 0; v < 16; v += 8) {
+              for (int v = 0; v < 24; v += 8) {
                 cnn_v8 d, x0, x1, x2;
                 memcpy(&x0, xr + v + 0, sizeof x0);
                 memcpy(&x1, xr + v + 1, sizeof x1);
                 memcpy(&x2, xr + v + 2, sizeof x2);
                 memcpy(&d, dr + 0 + v, sizeof d);
                 s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 484 + v, sizeof d);
+                memcpy(&d, dr + 528 + v, sizeof d);
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-                memcpy(&d, dr + 968 + v, sizeof d);
-                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
-              }
-              { // columns 16..21; the other lanes are masked off
-                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 0, 0};
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + 16 + 0, sizeof x0);
-                memcpy(&x1, xr + 16 + 1, sizeof x1);
-                memcpy(&x2, xr + 16 + 2, sizeof x2);
-                memcpy(&d, dr + 0 + 16, sizeof d);
-                d *= m;
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 484 + 16, sizeof d);
-                d *= m;
-                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-                memcpy(&d, dr + 968 + 16, sizeof d);
-                d *= m;
+                memcpy(&d, dr + 1056 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
               }
             }
@@ -1964,24 +1955,14 @@ CNN_CLONES static void mnist14k_l8_conv_backward(int n) {
           for (int ky = 0; ky < 3; ky++) {
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             for (int oy = 0; oy < 22; oy++) {
-              const cnn_real *restrict dr = dy + (15) * 484 + oy * 22;
+              const cnn_real *restrict dr = dyw + (15) * 528 + oy * 24;
               const cnn_real *restrict xr = x + (c * 24 + oy + ky) * 24;
-              for (int v = 0; v < 16; v += 8) {
+              for (int v = 0; v < 24; v += 8) {
                 cnn_v8 d, x0, x1, x2;
                 memcpy(&x0, xr + v + 0, sizeof x0);
                 memcpy(&x1, xr + v + 1, sizeof x1);
                 memcpy(&x2, xr + v + 2, sizeof x2);
                 memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-              }
-              { // columns 16..21; the other lanes are masked off
-                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 0, 0};
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + 16 + 0, sizeof x0);
-                memcpy(&x1, xr + 16 + 1, sizeof x1);
-                memcpy(&x2, xr + 16 + 2, sizeof x2);
-                memcpy(&d, dr + 0 + 16, sizeof d);
-                d *= m;
                 s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
               }
             }
@@ -2656,23 +2637,23 @@ CNN_CLONES static void mnist14k_l12_maxpool_backward(int n) {
             m = b > m ? b : m;
             m = d > m ? d : m;
             m = e > m ? e : m;
-            // 1 at the first of the four equal to the max, 0 elsewhere.
-            const cnn_real ka = (cnn_real)(a >= m), kb = (cnn_real)(b >= m) * (1 - ka);
-            const cnn_real kd = (cnn_real)(d >= m) * (1 - ka - kb);
-            const cnn_real ke = (cnn_real)(e >= m) * (1 - ka - kb - kd);
+            // g at the first of the four equal to the max, 0 elsewhere.
             const cnn_real g = dy[(c * 11 + oy) * 11 + ox];
-            dx[j0] = ka * g;
-            dx[j0 + 1] = kb * g;
-            dx[j0 + 22] = kd * g;
-            dx[j0 + 23] = ke * g;
+            const cnn_real ga = a >= m ? g : 0, r1 = a >= m ? 0 : g;
+            const cnn_real gb = b >= m ? r1 : 0, r2 = b >= m ? 0 : r1;
+            const cnn_real gd = d >= m ? r2 : 0, ge = d >= m ? 0 : r2;
+            dx[j0] = ga;
+            dx[j0 + 1] = gb;
+            dx[j0 + 22] = gd;
+            dx[j0 + 23] = ge;
           }
     }
   }
 }
 
 // Layer 13: conv 1x1, stride 1, pad 0, no bias: 11x11x16 -> 11x11x16 (HxWxC), RF 8, 256 params, 30976 MACs/image.
-// Path: cblas GEMM on the input as it is (1x1, stride 1: no im2col).
-// y[16][121] = W[16][16] * x (1x1: x is the GEMM operand).
+// Path: direct kernels (forward, input and weight gradient; 1x1: each plane one row).
+// y[16][11x11] = W[16][16][1x1] (*) x[16][11x11].
 // Layer 14's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l14_ps[BATCH][16], mnist14k_l14_pq[BATCH][16];
@@ -2684,7 +2665,151 @@ CNN_CLONES static void mnist14k_l13_conv_forward(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a13 + (size_t)i * 1936;
       cnn_real *restrict y = mnist14k_a14 + (size_t)i * 1936;
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 16, 121, 16, 1, w, 16, x, 121, 0, y, 121);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 112; col += 16) {
+          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 16;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 121 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 121 + oy * 121 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 121, &a1_0, sizeof a1_0);
+            memcpy(yr + 129, &a1_1, sizeof a1_1);
+            memcpy(yr + 242, &a2_0, sizeof a2_0);
+            memcpy(yr + 250, &a2_1, sizeof a2_1);
+            memcpy(yr + 363, &a3_0, sizeof a3_0);
+            memcpy(yr + 371, &a3_1, sizeof a3_1);
+            memcpy(yr + 484, &a4_0, sizeof a4_0);
+            memcpy(yr + 492, &a4_1, sizeof a4_1);
+            memcpy(yr + 605, &a5_0, sizeof a5_0);
+            memcpy(yr + 613, &a5_1, sizeof a5_1);
+          }
+          { // the last 4 channels
+            const cnn_real *restrict wo = w + (12) * 16;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 121 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (12) * 121 + oy * 121 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 121, &a1_0, sizeof a1_0);
+            memcpy(yr + 129, &a1_1, sizeof a1_1);
+            memcpy(yr + 242, &a2_0, sizeof a2_0);
+            memcpy(yr + 250, &a2_1, sizeof a2_1);
+            memcpy(yr + 363, &a3_0, sizeof a3_0);
+            memcpy(yr + 371, &a3_1, sizeof a3_1);
+          }
+        }
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 9 columns
+          const cnn_real *restrict wo = w + (o) * 16;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 121 + 112;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 121 + oy * 121 + 112;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0];
+          memcpy(yr + 121, &a1_0, sizeof a1_0);
+          yr[129] = a1_1[0];
+          memcpy(yr + 242, &a2_0, sizeof a2_0);
+          yr[250] = a2_1[0];
+          memcpy(yr + 363, &a3_0, sizeof a3_0);
+          yr[371] = a3_1[0];
+          memcpy(yr + 484, &a4_0, sizeof a4_0);
+          yr[492] = a4_1[0];
+          memcpy(yr + 605, &a5_0, sizeof a5_0);
+          yr[613] = a5_1[0];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = w + (12) * 16;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 121 + 112;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (12) * 121 + oy * 121 + 112;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0];
+          memcpy(yr + 121, &a1_0, sizeof a1_0);
+          yr[129] = a1_1[0];
+          memcpy(yr + 242, &a2_0, sizeof a2_0);
+          yr[250] = a2_1[0];
+          memcpy(yr + 363, &a3_0, sizeof a3_0);
+          yr[371] = a3_1[0];
+        }
+      }
       if (training)
         for (int c = 0; c < 16; c++) {
           const cnn_real *restrict x = y + c * 121;
@@ -2713,19 +2838,279 @@ CNN_CLONES static void mnist14k_l13_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist14k_l13_dw[NGROUP][256];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
+// The weights with input and output channels swapped: wt[c][o] = W[o][c].
+static cnn_real mnist14k_l13_wt[256];
+// dy for the weight gradient, its rows padded with zeros to whole vectors
+// (rows mode; the padding never written), the group's images.
+static cnn_real mnist14k_l13_dyw[NGROUP][16392];
 CNN_CLONES static void mnist14k_l13_conv_backward(int n) {
   const cnn_real *restrict w = mnist14k_params + 4848;
+  cnn_real *restrict wt = mnist14k_l13_wt;
+  for (int o = 0; o < 16; o++)
+    for (int c = 0; c < 16; c++)
+      for (int j = 0; j < 1; j++)
+        wt[(c * 16 + o) * 1 + 0 - j] = w[(o * 16 + c) * 1 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist14k_l13_dw[g];
+    cnn_real *restrict dyw = mnist14k_l13_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist14k_a13 + (size_t)i * 1936;
       const cnn_real *restrict dy = mnist14k_d14 + (size_t)i * 1936;
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 16, 16, 121, 1, dy, 121, x, 121, first ? 0 : 1, dw, 16);
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 2048;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 1; oy++)
+          memcpy(dyi + o * 128 + oy * 128, dy + (o * 1 + oy) * 121, 121 * sizeof(cnn_real));
+    }
+    // 12 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 12; o += 12) {
+      for (int c = 0; c < 16; c++)
+        for (int ky = 0; ky < 1; ky++) {
+          cnn_v8 s0_0 = {0};
+          cnn_v8 s1_0 = {0};
+          cnn_v8 s2_0 = {0};
+          cnn_v8 s3_0 = {0};
+          cnn_v8 s4_0 = {0};
+          cnn_v8 s5_0 = {0};
+          cnn_v8 s6_0 = {0};
+          cnn_v8 s7_0 = {0};
+          cnn_v8 s8_0 = {0};
+          cnn_v8 s9_0 = {0};
+          cnn_v8 s10_0 = {0};
+          cnn_v8 s11_0 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist14k_a13 + (size_t)i * 1936;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 2048;
+            {
+              const cnn_real *restrict dr = dy + (o) * 128;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 121;
+              for (int v = 0; v < 128; v += 8) {
+                cnn_v8 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 128 + v, sizeof d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 256 + v, sizeof d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 384 + v, sizeof d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 512 + v, sizeof d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 640 + v, sizeof d);
+                s5_0 += d * x0;
+                memcpy(&d, dr + 768 + v, sizeof d);
+                s6_0 += d * x0;
+                memcpy(&d, dr + 896 + v, sizeof d);
+                s7_0 += d * x0;
+                memcpy(&d, dr + 1024 + v, sizeof d);
+                s8_0 += d * x0;
+                memcpy(&d, dr + 1152 + v, sizeof d);
+                s9_0 += d * x0;
+                memcpy(&d, dr + 1280 + v, sizeof d);
+                s10_0 += d * x0;
+                memcpy(&d, dr + 1408 + v, sizeof d);
+                s11_0 += d * x0;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 16 + (c * 1 + ky) * 1;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[16] = CNN_HSUM8(s1_0);
+          dwo[32] = CNN_HSUM8(s2_0);
+          dwo[48] = CNN_HSUM8(s3_0);
+          dwo[64] = CNN_HSUM8(s4_0);
+          dwo[80] = CNN_HSUM8(s5_0);
+          dwo[96] = CNN_HSUM8(s6_0);
+          dwo[112] = CNN_HSUM8(s7_0);
+          dwo[128] = CNN_HSUM8(s8_0);
+          dwo[144] = CNN_HSUM8(s9_0);
+          dwo[160] = CNN_HSUM8(s10_0);
+          dwo[176] = CNN_HSUM8(s11_0);
+        }
+    }
+    { // the last 4 channels
+      for (int c = 0; c < 16; c++)
+        for (int ky = 0; ky < 1; ky++) {
+          cnn_v8 s0_0 = {0};
+          cnn_v8 s1_0 = {0};
+          cnn_v8 s2_0 = {0};
+          cnn_v8 s3_0 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist14k_a13 + (size_t)i * 1936;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 2048;
+            {
+              const cnn_real *restrict dr = dy + (12) * 128;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 121;
+              for (int v = 0; v < 128; v += 8) {
+                cnn_v8 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 128 + v, sizeof d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 256 + v, sizeof d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 384 + v, sizeof d);
+                s3_0 += d * x0;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (12) * 16 + (c * 1 + ky) * 1;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[16] = CNN_HSUM8(s1_0);
+          dwo[32] = CNN_HSUM8(s2_0);
+          dwo[48] = CNN_HSUM8(s3_0);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist14k_d14 + (size_t)i * 1936;
       cnn_real *restrict dx = mnist14k_d13 + (size_t)i * 1936;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 16, 121, 16, 1, w, 16, dy, 121, 0, dx, 121);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 112; col += 16) {
+          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 16;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 121 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 121 + oy * 121 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 121, &a1_0, sizeof a1_0);
+            memcpy(yr + 129, &a1_1, sizeof a1_1);
+            memcpy(yr + 242, &a2_0, sizeof a2_0);
+            memcpy(yr + 250, &a2_1, sizeof a2_1);
+            memcpy(yr + 363, &a3_0, sizeof a3_0);
+            memcpy(yr + 371, &a3_1, sizeof a3_1);
+            memcpy(yr + 484, &a4_0, sizeof a4_0);
+            memcpy(yr + 492, &a4_1, sizeof a4_1);
+            memcpy(yr + 605, &a5_0, sizeof a5_0);
+            memcpy(yr + 613, &a5_1, sizeof a5_1);
+          }
+          { // the last 4 channels
+            const cnn_real *restrict wo = wt + (12) * 16;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 121 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (12) * 121 + oy * 121 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 121, &a1_0, sizeof a1_0);
+            memcpy(yr + 129, &a1_1, sizeof a1_1);
+            memcpy(yr + 242, &a2_0, sizeof a2_0);
+            memcpy(yr + 250, &a2_1, sizeof a2_1);
+            memcpy(yr + 363, &a3_0, sizeof a3_0);
+            memcpy(yr + 371, &a3_1, sizeof a3_1);
+          }
+        }
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 9 columns
+          const cnn_real *restrict wo = wt + (o) * 16;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 121 + 112;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 121 + oy * 121 + 112;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0];
+          memcpy(yr + 121, &a1_0, sizeof a1_0);
+          yr[129] = a1_1[0];
+          memcpy(yr + 242, &a2_0, sizeof a2_0);
+          yr[250] = a2_1[0];
+          memcpy(yr + 363, &a3_0, sizeof a3_0);
+          yr[371] = a3_1[0];
+          memcpy(yr + 484, &a4_0, sizeof a4_0);
+          yr[492] = a4_1[0];
+          memcpy(yr + 605, &a5_0, sizeof a5_0);
+          yr[613] = a5_1[0];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = wt + (12) * 16;
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 121 + 112;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v8 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (12) * 121 + oy * 121 + 112;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0];
+          memcpy(yr + 121, &a1_0, sizeof a1_0);
+          yr[129] = a1_1[0];
+          memcpy(yr + 242, &a2_0, sizeof a2_0);
+          yr[250] = a2_1[0];
+          memcpy(yr + 363, &a3_0, sizeof a3_0);
+          yr[371] = a3_1[0];
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -2901,6 +3286,8 @@ CNN_CLONES static void mnist14k_l14_bn_backward(int n) {
 // Layer 17: conv 3x3, stride 1, pad 0, no bias: 11x11x16 -> 9x9x24 (HxWxC), RF 12, 3456 params, 279936 MACs/image.
 // Path: direct kernels (forward, input and weight gradient).
 // y[24][9x9] = W[24][16][3x3] (*) x[16][11x11].
+// Each plane of a group's output as one row on the input's row stride.
+static cnn_real mnist14k_l17_yf[NGROUP][2336];
 // Layer 18's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l18_ps[BATCH][24], mnist14k_l18_pq[BATCH][24];
@@ -2909,51 +3296,108 @@ CNN_CLONES static void mnist14k_l17_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 5136;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict yf = mnist14k_l17_yf[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a15 + (size_t)i * 1936;
       cnn_real *restrict y = mnist14k_a18 + (size_t)i * 1944;
-      // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 9; oy++) {
-        for (int o = 0; o < 24; o += 6) { // 6 channels x 9 columns
+      // 6 output channels x 2 vectors of 8 per register tile, over each plane as
+      // one run on the input's row stride (flat), then copied row by row.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 96; col += 16) {
+          for (int o = 0; o < 24; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 144;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = x + (c * 11 + oy + ky) * 11 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = yf + (o) * 97 + oy * 97 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 97, &a1_0, sizeof a1_0);
+            memcpy(yr + 105, &a1_1, sizeof a1_1);
+            memcpy(yr + 194, &a2_0, sizeof a2_0);
+            memcpy(yr + 202, &a2_1, sizeof a2_1);
+            memcpy(yr + 291, &a3_0, sizeof a3_0);
+            memcpy(yr + 299, &a3_1, sizeof a3_1);
+            memcpy(yr + 388, &a4_0, sizeof a4_0);
+            memcpy(yr + 396, &a4_1, sizeof a4_1);
+            memcpy(yr + 485, &a5_0, sizeof a5_0);
+            memcpy(yr + 493, &a5_1, sizeof a5_1);
+          }
+        }
+        for (int o = 0; o < 24; o += 12) { // 12 channels x 1 columns
           const cnn_real *restrict wo = w + (o) * 144;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = x + (c * 11 + oy + ky) * 11 + 0;
+              const cnn_real *restrict xr = x + (c * 11 + oy + ky) * 11 + 96;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
               }
             }
-          cnn_real *restrict yr = y + (o) * 81 + oy * 9 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0];
-          memcpy(yr + 81, &a1_0, sizeof a1_0);
-          yr[89] = a1_1[0];
-          memcpy(yr + 162, &a2_0, sizeof a2_0);
-          yr[170] = a2_1[0];
-          memcpy(yr + 243, &a3_0, sizeof a3_0);
-          yr[251] = a3_1[0];
-          memcpy(yr + 324, &a4_0, sizeof a4_0);
-          yr[332] = a4_1[0];
-          memcpy(yr + 405, &a5_0, sizeof a5_0);
-          yr[413] = a5_1[0];
+          cnn_real *restrict yr = yf + (o) * 97 + oy * 97 + 96;
+          yr[0] = a0_0[0];
+          yr[97] = a1_0[0];
+          yr[194] = a2_0[0];
+          yr[291] = a3_0[0];
+          yr[388] = a4_0[0];
+          yr[485] = a5_0[0];
+          yr[582] = a6_0[0];
+          yr[679] = a7_0[0];
+          yr[776] = a8_0[0];
+          yr[873] = a9_0[0];
+          yr[970] = a10_0[0];
+          yr[1067] = a11_0[0];
         }
       }
+      for (int o = 0; o < 24; o++)
+        for (int oy = 0; oy < 9; oy++)
+          memcpy(y + (o * 9 + oy) * 9, yf + o * 97 + oy * 11, 9 * sizeof(cnn_real));
       if (training)
         for (int c = 0; c < 24; c++) {
           const cnn_real *restrict x = y + c * 81;
@@ -2988,6 +3432,9 @@ static cnn_real mnist14k_l17_dw[NGROUP][3456];
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist14k_l17_dyp[NGROUP][4064];
 static cnn_real mnist14k_l17_wt[3456];
+// dy for the weight gradient, its rows padded with zeros to whole vectors
+// (flat: on the input's row stride; the padding never written), the group's images.
+static cnn_real mnist14k_l17_dyw[NGROUP][19976];
 CNN_CLONES static void mnist14k_l17_conv_backward(int n) {
   const cnn_real *restrict w = mnist14k_params + 5136;
   cnn_real *restrict wt = mnist14k_l17_wt;
@@ -2999,7 +3446,15 @@ CNN_CLONES static void mnist14k_l17_conv_backward(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist14k_l17_dw[g];
     cnn_real *restrict dyp = mnist14k_l17_dyp[g];
-    // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    cnn_real *restrict dyw = mnist14k_l17_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist14k_d18 + (size_t)i * 1944;
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 2496;
+      for (int o = 0; o < 24; o++)
+        for (int oy = 0; oy < 9; oy++)
+          memcpy(dyi + o * 104 + oy * 11, dy + (o * 9 + oy) * 9, 9 * sizeof(cnn_real));
+    }
+    // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added; each plane one run of vectors on x's rows (flat).
     for (int o = 0; o < 24; o += 3) {
       for (int c = 0; c < 16; c++)
         for (int ky = 0; ky < 3; ky++) {
@@ -3008,36 +3463,20 @@ CNN_CLONES static void mnist14k_l17_conv_backward(int n) {
           cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist14k_a15 + (size_t)i * 1936;
-            const cnn_real *restrict dy = mnist14k_d18 + (size_t)i * 1944;
-            for (int oy = 0; oy < 9; oy++) {
-              const cnn_real *restrict dr = dy + (o) * 81 + oy * 9;
-              const cnn_real *restrict xr = x + (c * 11 + oy + ky) * 11;
-              for (int v = 0; v < 8; v += 8) {
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 2496;
+            {
+              const cnn_real *restrict dr = dy + (o) * 104;
+              const cnn_real *restrict xr = x + (c * 11 + ky) * 11;
+              for (int v = 0; v < 104; v += 8) {
                 cnn_v8 d, x0, x1, x2;
                 memcpy(&x0, xr + v + 0, sizeof x0);
                 memcpy(&x1, xr + v + 1, sizeof x1);
                 memcpy(&x2, xr + v + 2, sizeof x2);
                 memcpy(&d, dr + 0 + v, sizeof d);
                 s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 81 + v, sizeof d);
+                memcpy(&d, dr + 104 + v, sizeof d);
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-                memcpy(&d, dr + 162 + v, sizeof d);
-                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
-              }
-              { // columns 8..8; the other lanes are masked off
-                const cnn_v8 m = {1, 0, 0, 0, 0, 0, 0, 0};
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + 8 + 0, sizeof x0);
-                memcpy(&x1, xr + 8 + 1, sizeof x1);
-                memcpy(&x2, xr + 8 + 2, sizeof x2);
-                memcpy(&d, dr + 0 + 8, sizeof d);
-                d *= m;
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 81 + 8, sizeof d);
-                d *= m;
-                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-                memcpy(&d, dr + 162 + 8, sizeof d);
-                d *= m;
+                memcpy(&d, dr + 208 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
               }
             }
@@ -3552,6 +3991,9 @@ static cnn_real mnist14k_l21_dw[NGROUP][5184];
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist14k_l21_dyp[NGROUP][2912];
 static cnn_real mnist14k_l21_wt[5184];
+// dy for the weight gradient, its rows padded with zeros to whole vectors
+// (rows mode; the padding never written), the group's images.
+static cnn_real mnist14k_l21_dyw[NGROUP][10760];
 CNN_CLONES static void mnist14k_l21_conv_backward(int n) {
   const cnn_real *restrict w = mnist14k_params + 8640;
   cnn_real *restrict wt = mnist14k_l21_wt;
@@ -3563,6 +4005,14 @@ CNN_CLONES static void mnist14k_l21_conv_backward(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist14k_l21_dw[g];
     cnn_real *restrict dyp = mnist14k_l21_dyp[g];
+    cnn_real *restrict dyw = mnist14k_l21_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist14k_d22 + (size_t)i * 1176;
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 1344;
+      for (int o = 0; o < 24; o++)
+        for (int oy = 0; oy < 7; oy++)
+          memcpy(dyi + o * 56 + oy * 8, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
+    }
     // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
     for (int o = 0; o < 24; o += 3) {
       for (int c = 0; c < 24; c++)
@@ -3572,24 +4022,20 @@ CNN_CLONES static void mnist14k_l21_conv_backward(int n) {
           cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist14k_a19 + (size_t)i * 1944;
-            const cnn_real *restrict dy = mnist14k_d22 + (size_t)i * 1176;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 1344;
             for (int oy = 0; oy < 7; oy++) {
-              const cnn_real *restrict dr = dy + (o) * 49 + oy * 7;
+              const cnn_real *restrict dr = dy + (o) * 56 + oy * 8;
               const cnn_real *restrict xr = x + (c * 9 + oy + ky) * 9;
-              { // columns 0..6; the other lanes are masked off
-                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 1, 0};
+              for (int v = 0; v < 8; v += 8) {
                 cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + 0 + 0, sizeof x0);
-                memcpy(&x1, xr + 0 + 1, sizeof x1);
-                memcpy(&x2, xr + 0 + 2, sizeof x2);
-                memcpy(&d, dr + 0 + 0, sizeof d);
-                d *= m;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
                 s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 49 + 0, sizeof d);
-                d *= m;
+                memcpy(&d, dr + 56 + v, sizeof d);
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-                memcpy(&d, dr + 98 + 0, sizeof d);
-                d *= m;
+                memcpy(&d, dr + 112 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
               }
             }
@@ -3911,8 +4357,8 @@ CNN_CLONES static void mnist14k_l22_bn_backward(int n) {
 }
 
 // Layer 25: conv 1x1, stride 1, pad 0, no bias: 7x7x24 -> 7x7x10 (HxWxC), RF 16, 240 params, 11760 MACs/image.
-// Path: cblas GEMM on the input as it is (1x1, stride 1: no im2col).
-// y[10][49] = W[10][24] * x (1x1: x is the GEMM operand).
+// Path: direct kernels (forward, input and weight gradient; 1x1: each plane one row).
+// y[10][7x7] = W[10][24][1x1] (*) x[24][7x7].
 CNN_CLONES static void mnist14k_l25_conv_forward(int n) {
   const cnn_real *restrict w = mnist14k_params + 13872;
   CNN_OMP(omp parallel for schedule(static))
@@ -3920,26 +4366,311 @@ CNN_CLONES static void mnist14k_l25_conv_forward(int n) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a23 + (size_t)i * 1176;
       cnn_real *restrict y = mnist14k_a26 + (size_t)i * 490;
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 10, 49, 24, 1, w, 24, x, 49, 0, y, 49);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 48; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 24;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 24; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 49 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 24], w2 = wr[kx + 48], w3 = wr[kx + 72], w4 = wr[kx + 96], w5 = wr[kx + 120];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 49 + oy * 49 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 49, &a1_0, sizeof a1_0);
+            memcpy(yr + 57, &a1_1, sizeof a1_1);
+            memcpy(yr + 98, &a2_0, sizeof a2_0);
+            memcpy(yr + 106, &a2_1, sizeof a2_1);
+            memcpy(yr + 147, &a3_0, sizeof a3_0);
+            memcpy(yr + 155, &a3_1, sizeof a3_1);
+            memcpy(yr + 196, &a4_0, sizeof a4_0);
+            memcpy(yr + 204, &a4_1, sizeof a4_1);
+            memcpy(yr + 245, &a5_0, sizeof a5_0);
+            memcpy(yr + 253, &a5_1, sizeof a5_1);
+          }
+          { // the last 4 channels
+            const cnn_real *restrict wo = w + (6) * 24;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            for (int c = 0; c < 24; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 49 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 24], w2 = wr[kx + 48], w3 = wr[kx + 72];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (6) * 49 + oy * 49 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 49, &a1_0, sizeof a1_0);
+            memcpy(yr + 57, &a1_1, sizeof a1_1);
+            memcpy(yr + 98, &a2_0, sizeof a2_0);
+            memcpy(yr + 106, &a2_1, sizeof a2_1);
+            memcpy(yr + 147, &a3_0, sizeof a3_0);
+            memcpy(yr + 155, &a3_1, sizeof a3_1);
+          }
+        }
+        for (int o = 0; o < 10; o += 10) { // 10 channels x 1 columns
+          const cnn_real *restrict wo = w + (o) * 24;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          for (int c = 0; c < 24; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 49 + 48;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 24], w2 = wr[kx + 48], w3 = wr[kx + 72], w4 = wr[kx + 96], w5 = wr[kx + 120], w6 = wr[kx + 144], w7 = wr[kx + 168], w8 = wr[kx + 192], w9 = wr[kx + 216];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 49 + oy * 49 + 48;
+          yr[0] = a0_0[0];
+          yr[49] = a1_0[0];
+          yr[98] = a2_0[0];
+          yr[147] = a3_0[0];
+          yr[196] = a4_0[0];
+          yr[245] = a5_0[0];
+          yr[294] = a6_0[0];
+          yr[343] = a7_0[0];
+          yr[392] = a8_0[0];
+          yr[441] = a9_0[0];
+        }
+      }
     }
   }
 }
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist14k_l25_dw[NGROUP][240];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
+// The weights with input and output channels swapped: wt[c][o] = W[o][c].
+static cnn_real mnist14k_l25_wt[240];
+// dy for the weight gradient, its rows padded with zeros to whole vectors
+// (rows mode; the padding never written), the group's images.
+static cnn_real mnist14k_l25_dyw[NGROUP][4488];
 CNN_CLONES static void mnist14k_l25_conv_backward(int n) {
   const cnn_real *restrict w = mnist14k_params + 13872;
+  cnn_real *restrict wt = mnist14k_l25_wt;
+  for (int o = 0; o < 10; o++)
+    for (int c = 0; c < 24; c++)
+      for (int j = 0; j < 1; j++)
+        wt[(c * 10 + o) * 1 + 0 - j] = w[(o * 24 + c) * 1 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist14k_l25_dw[g];
+    cnn_real *restrict dyw = mnist14k_l25_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist14k_a23 + (size_t)i * 1176;
       const cnn_real *restrict dy = mnist14k_d26 + (size_t)i * 490;
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 10, 24, 49, 1, dy, 49, x, 49, first ? 0 : 1, dw, 24);
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 560;
+      for (int o = 0; o < 10; o++)
+        for (int oy = 0; oy < 1; oy++)
+          memcpy(dyi + o * 56 + oy * 56, dy + (o * 1 + oy) * 49, 49 * sizeof(cnn_real));
+    }
+    // 10 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 10; o += 10) {
+      for (int c = 0; c < 24; c++)
+        for (int ky = 0; ky < 1; ky++) {
+          cnn_v8 s0_0 = {0};
+          cnn_v8 s1_0 = {0};
+          cnn_v8 s2_0 = {0};
+          cnn_v8 s3_0 = {0};
+          cnn_v8 s4_0 = {0};
+          cnn_v8 s5_0 = {0};
+          cnn_v8 s6_0 = {0};
+          cnn_v8 s7_0 = {0};
+          cnn_v8 s8_0 = {0};
+          cnn_v8 s9_0 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist14k_a23 + (size_t)i * 1176;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 560;
+            {
+              const cnn_real *restrict dr = dy + (o) * 56;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 49;
+              for (int v = 0; v < 56; v += 8) {
+                cnn_v8 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 56 + v, sizeof d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 112 + v, sizeof d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 168 + v, sizeof d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 224 + v, sizeof d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 280 + v, sizeof d);
+                s5_0 += d * x0;
+                memcpy(&d, dr + 336 + v, sizeof d);
+                s6_0 += d * x0;
+                memcpy(&d, dr + 392 + v, sizeof d);
+                s7_0 += d * x0;
+                memcpy(&d, dr + 448 + v, sizeof d);
+                s8_0 += d * x0;
+                memcpy(&d, dr + 504 + v, sizeof d);
+                s9_0 += d * x0;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 24 + (c * 1 + ky) * 1;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[24] = CNN_HSUM8(s1_0);
+          dwo[48] = CNN_HSUM8(s2_0);
+          dwo[72] = CNN_HSUM8(s3_0);
+          dwo[96] = CNN_HSUM8(s4_0);
+          dwo[120] = CNN_HSUM8(s5_0);
+          dwo[144] = CNN_HSUM8(s6_0);
+          dwo[168] = CNN_HSUM8(s7_0);
+          dwo[192] = CNN_HSUM8(s8_0);
+          dwo[216] = CNN_HSUM8(s9_0);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist14k_d26 + (size_t)i * 490;
       cnn_real *restrict dx = mnist14k_d23 + (size_t)i * 1176;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 24, 49, 10, 1, w, 24, dy, 49, 0, dx, 49);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 48; col += 16) {
+          for (int o = 0; o < 24; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 10;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 10; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 49 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 49 + oy * 49 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 49, &a1_0, sizeof a1_0);
+            memcpy(yr + 57, &a1_1, sizeof a1_1);
+            memcpy(yr + 98, &a2_0, sizeof a2_0);
+            memcpy(yr + 106, &a2_1, sizeof a2_1);
+            memcpy(yr + 147, &a3_0, sizeof a3_0);
+            memcpy(yr + 155, &a3_1, sizeof a3_1);
+            memcpy(yr + 196, &a4_0, sizeof a4_0);
+            memcpy(yr + 204, &a4_1, sizeof a4_1);
+            memcpy(yr + 245, &a5_0, sizeof a5_0);
+            memcpy(yr + 253, &a5_1, sizeof a5_1);
+          }
+        }
+        for (int o = 0; o < 24; o += 12) { // 12 channels x 1 columns
+          const cnn_real *restrict wo = wt + (o) * 10;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 10; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 49 + 48;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50], w6 = wr[kx + 60], w7 = wr[kx + 70], w8 = wr[kx + 80], w9 = wr[kx + 90], w10 = wr[kx + 100], w11 = wr[kx + 110];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 49 + oy * 49 + 48;
+          yr[0] = a0_0[0];
+          yr[49] = a1_0[0];
+          yr[98] = a2_0[0];
+          yr[147] = a3_0[0];
+          yr[196] = a4_0[0];
+          yr[245] = a5_0[0];
+          yr[294] = a6_0[0];
+          yr[343] = a7_0[0];
+          yr[392] = a8_0[0];
+          yr[441] = a9_0[0];
+          yr[490] = a10_0[0];
+          yr[539] = a11_0[0];
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;

@@ -101,7 +101,7 @@ const char *const mnist4k7_layer_path[22] = {
     "",
     "",
     "",
-    "cblas GEMM on the input as it is (1x1, stride 1: no im2col)",
+    "direct kernels (forward, input and weight gradient; 1x1: each plane one row)",
     "",
     "",
     "direct kernels (forward, input and weight gradient)",
@@ -113,7 +113,7 @@ const char *const mnist4k7_layer_path[22] = {
     "direct kernels (forward, input and weight gradient)",
     "",
     "",
-    "cblas GEMM on the input as it is (1x1, stride 1: no im2col)",
+    "direct kernels (forward, input and weight gradient; 1x1: each plane one row)",
     "",
     "",
 };
@@ -1491,23 +1491,23 @@ CNN_CLONES static void mnist4k7_l6_maxpool_backward(int n) {
             m = b > m ? b : m;
             m = d > m ? d : m;
             m = e > m ? e : m;
-            // 1 at the first of the four equal to the max, 0 elsewhere.
-            const cnn_real ka = (cnn_real)(a >= m), kb = (cnn_real)(b >= m) * (1 - ka);
-            const cnn_real kd = (cnn_real)(d >= m) * (1 - ka - kb);
-            const cnn_real ke = (cnn_real)(e >= m) * (1 - ka - kb - kd);
+            // g at the first of the four equal to the max, 0 elsewhere.
             const cnn_real g = dy[(c * 12 + oy) * 12 + ox];
-            dx[j0] = ka * g;
-            dx[j0 + 1] = kb * g;
-            dx[j0 + 24] = kd * g;
-            dx[j0 + 25] = ke * g;
+            const cnn_real ga = a >= m ? g : 0, r1 = a >= m ? 0 : g;
+            const cnn_real gb = b >= m ? r1 : 0, r2 = b >= m ? 0 : r1;
+            const cnn_real gd = d >= m ? r2 : 0, ge = d >= m ? 0 : r2;
+            dx[j0] = ga;
+            dx[j0 + 1] = gb;
+            dx[j0 + 24] = gd;
+            dx[j0 + 25] = ge;
           }
     }
   }
 }
 
 // Layer 7: conv 1x1, stride 1, pad 0, no bias: 12x12x12 -> 12x12x8 (HxWxC), RF 6, 96 params, 13824 MACs/image.
-// Path: cblas GEMM on the input as it is (1x1, stride 1: no im2col).
-// y[8][144] = W[8][12] * x (1x1: x is the GEMM operand).
+// Path: direct kernels (forward, input and weight gradient; 1x1: each plane one row).
+// y[8][12x12] = W[8][12][1x1] (*) x[12][12x12].
 // Layer 8's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k7_l8_ps[BATCH][8], mnist4k7_l8_pq[BATCH][8];
@@ -1519,7 +1519,73 @@ CNN_CLONES static void mnist4k7_l7_conv_forward(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k7_a7 + (size_t)i * 1728;
       cnn_real *restrict y = mnist4k7_a8 + (size_t)i * 1152;
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 8, 144, 12, 1, w, 12, x, 144, 0, y, 144);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 144; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 12;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 12; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 144 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 12], w2 = wr[kx + 24], w3 = wr[kx + 36], w4 = wr[kx + 48], w5 = wr[kx + 60];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 144 + oy * 144 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 144, &a1_0, sizeof a1_0);
+            memcpy(yr + 152, &a1_1, sizeof a1_1);
+            memcpy(yr + 288, &a2_0, sizeof a2_0);
+            memcpy(yr + 296, &a2_1, sizeof a2_1);
+            memcpy(yr + 432, &a3_0, sizeof a3_0);
+            memcpy(yr + 440, &a3_1, sizeof a3_1);
+            memcpy(yr + 576, &a4_0, sizeof a4_0);
+            memcpy(yr + 584, &a4_1, sizeof a4_1);
+            memcpy(yr + 720, &a5_0, sizeof a5_0);
+            memcpy(yr + 728, &a5_1, sizeof a5_1);
+          }
+          { // the last 2 channels
+            const cnn_real *restrict wo = w + (6) * 12;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            for (int c = 0; c < 12; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 144 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 12];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (6) * 144 + oy * 144 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 144, &a1_0, sizeof a1_0);
+            memcpy(yr + 152, &a1_1, sizeof a1_1);
+          }
+        }
+      }
       if (training)
         for (int c = 0; c < 8; c++) {
           const cnn_real *restrict x = y + c * 144;
@@ -1544,19 +1610,117 @@ CNN_CLONES static void mnist4k7_l7_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k7_l7_dw[NGROUP][96];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
+// The weights with input and output channels swapped: wt[c][o] = W[o][c].
+static cnn_real mnist4k7_l7_wt[96];
 CNN_CLONES static void mnist4k7_l7_conv_backward(int n) {
   const cnn_real *restrict w = mnist4k7_params + 976;
+  cnn_real *restrict wt = mnist4k7_l7_wt;
+  for (int o = 0; o < 8; o++)
+    for (int c = 0; c < 12; c++)
+      for (int j = 0; j < 1; j++)
+        wt[(c * 8 + o) * 1 + 0 - j] = w[(o * 12 + c) * 1 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k7_l7_dw[g];
+    // 8 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 8; o += 8) {
+      for (int c = 0; c < 12; c++)
+        for (int ky = 0; ky < 1; ky++) {
+          cnn_v8 s0_0 = {0};
+          cnn_v8 s1_0 = {0};
+          cnn_v8 s2_0 = {0};
+          cnn_v8 s3_0 = {0};
+          cnn_v8 s4_0 = {0};
+          cnn_v8 s5_0 = {0};
+          cnn_v8 s6_0 = {0};
+          cnn_v8 s7_0 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist4k7_a7 + (size_t)i * 1728;
+            const cnn_real *restrict dy = mnist4k7_d8 + (size_t)(i) * 1152;
+            {
+              const cnn_real *restrict dr = dy + (o) * 144;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 144;
+              for (int v = 0; v < 144; v += 8) {
+                cnn_v8 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 144 + v, sizeof d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 288 + v, sizeof d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 432 + v, sizeof d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 576 + v, sizeof d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 720 + v, sizeof d);
+                s5_0 += d * x0;
+                memcpy(&d, dr + 864 + v, sizeof d);
+                s6_0 += d * x0;
+                memcpy(&d, dr + 1008 + v, sizeof d);
+                s7_0 += d * x0;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 12 + (c * 1 + ky) * 1;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[12] = CNN_HSUM8(s1_0);
+          dwo[24] = CNN_HSUM8(s2_0);
+          dwo[36] = CNN_HSUM8(s3_0);
+          dwo[48] = CNN_HSUM8(s4_0);
+          dwo[60] = CNN_HSUM8(s5_0);
+          dwo[72] = CNN_HSUM8(s6_0);
+          dwo[84] = CNN_HSUM8(s7_0);
+        }
+    }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist4k7_a7 + (size_t)i * 1728;
       const cnn_real *restrict dy = mnist4k7_d8 + (size_t)i * 1152;
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 8, 12, 144, 1, dy, 144, x, 144, first ? 0 : 1, dw, 12);
       cnn_real *restrict dx = mnist4k7_d7 + (size_t)i * 1728;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 12, 144, 8, 1, w, 12, dy, 144, 0, dx, 144);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 144; col += 16) {
+          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 8;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 144 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 8], w2 = wr[kx + 16], w3 = wr[kx + 24], w4 = wr[kx + 32], w5 = wr[kx + 40];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 144 + oy * 144 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 144, &a1_0, sizeof a1_0);
+            memcpy(yr + 152, &a1_1, sizeof a1_1);
+            memcpy(yr + 288, &a2_0, sizeof a2_0);
+            memcpy(yr + 296, &a2_1, sizeof a2_1);
+            memcpy(yr + 432, &a3_0, sizeof a3_0);
+            memcpy(yr + 440, &a3_1, sizeof a3_1);
+            memcpy(yr + 576, &a4_0, sizeof a4_0);
+            memcpy(yr + 584, &a4_1, sizeof a4_1);
+            memcpy(yr + 720, &a5_0, sizeof a5_0);
+            memcpy(yr + 728, &a5_1, sizeof a5_1);
+          }
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -1695,6 +1859,8 @@ CNN_CLONES static void mnist4k7_l8_bn_backward(int n) {
 // Layer 10: conv 3x3, stride 1, pad 0, no bias: 12x12x8 -> 10x10x12 (HxWxC), RF 10, 864 params, 86400 MACs/image.
 // Path: direct kernels (forward, input and weight gradient).
 // y[12][10x10] = W[12][8][3x3] (*) x[8][12x12].
+// Each plane of a group's output as one row on the input's row stride.
+static cnn_real mnist4k7_l10_yf[NGROUP][1424];
 // Layer 11's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k7_l11_ps[BATCH][12], mnist4k7_l11_pq[BATCH][12];
@@ -1703,51 +1869,108 @@ CNN_CLONES static void mnist4k7_l10_conv_forward(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 1088;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict yf = mnist4k7_l10_yf[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k7_a9 + (size_t)i * 1152;
       cnn_real *restrict y = mnist4k7_a11 + (size_t)i * 1200;
-      // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 10; oy++) {
-        for (int o = 0; o < 12; o += 6) { // 6 channels x 10 columns
+      // 6 output channels x 2 vectors of 8 per register tile, over each plane as
+      // one run on the input's row stride (flat), then copied row by row.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 112; col += 16) {
+          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = x + (c * 12 + oy + ky) * 12 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = yf + (o) * 118 + oy * 118 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 118, &a1_0, sizeof a1_0);
+            memcpy(yr + 126, &a1_1, sizeof a1_1);
+            memcpy(yr + 236, &a2_0, sizeof a2_0);
+            memcpy(yr + 244, &a2_1, sizeof a2_1);
+            memcpy(yr + 354, &a3_0, sizeof a3_0);
+            memcpy(yr + 362, &a3_1, sizeof a3_1);
+            memcpy(yr + 472, &a4_0, sizeof a4_0);
+            memcpy(yr + 480, &a4_1, sizeof a4_1);
+            memcpy(yr + 590, &a5_0, sizeof a5_0);
+            memcpy(yr + 598, &a5_1, sizeof a5_1);
+          }
+        }
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 6 columns
           const cnn_real *restrict wo = w + (o) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = x + (c * 12 + oy + ky) * 12 + 0;
+              const cnn_real *restrict xr = x + (c * 12 + oy + ky) * 12 + 112;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504], w8 = wr[kx + 576], w9 = wr[kx + 648], w10 = wr[kx + 720], w11 = wr[kx + 792];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
               }
             }
-          cnn_real *restrict yr = y + (o) * 100 + oy * 10 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1];
-          memcpy(yr + 100, &a1_0, sizeof a1_0);
-          yr[108] = a1_1[0]; yr[109] = a1_1[1];
-          memcpy(yr + 200, &a2_0, sizeof a2_0);
-          yr[208] = a2_1[0]; yr[209] = a2_1[1];
-          memcpy(yr + 300, &a3_0, sizeof a3_0);
-          yr[308] = a3_1[0]; yr[309] = a3_1[1];
-          memcpy(yr + 400, &a4_0, sizeof a4_0);
-          yr[408] = a4_1[0]; yr[409] = a4_1[1];
-          memcpy(yr + 500, &a5_0, sizeof a5_0);
-          yr[508] = a5_1[0]; yr[509] = a5_1[1];
+          cnn_real *restrict yr = yf + (o) * 118 + oy * 118 + 112;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5];
+          yr[118] = a1_0[0]; yr[119] = a1_0[1]; yr[120] = a1_0[2]; yr[121] = a1_0[3]; yr[122] = a1_0[4]; yr[123] = a1_0[5];
+          yr[236] = a2_0[0]; yr[237] = a2_0[1]; yr[238] = a2_0[2]; yr[239] = a2_0[3]; yr[240] = a2_0[4]; yr[241] = a2_0[5];
+          yr[354] = a3_0[0]; yr[355] = a3_0[1]; yr[356] = a3_0[2]; yr[357] = a3_0[3]; yr[358] = a3_0[4]; yr[359] = a3_0[5];
+          yr[472] = a4_0[0]; yr[473] = a4_0[1]; yr[474] = a4_0[2]; yr[475] = a4_0[3]; yr[476] = a4_0[4]; yr[477] = a4_0[5];
+          yr[590] = a5_0[0]; yr[591] = a5_0[1]; yr[592] = a5_0[2]; yr[593] = a5_0[3]; yr[594] = a5_0[4]; yr[595] = a5_0[5];
+          yr[708] = a6_0[0]; yr[709] = a6_0[1]; yr[710] = a6_0[2]; yr[711] = a6_0[3]; yr[712] = a6_0[4]; yr[713] = a6_0[5];
+          yr[826] = a7_0[0]; yr[827] = a7_0[1]; yr[828] = a7_0[2]; yr[829] = a7_0[3]; yr[830] = a7_0[4]; yr[831] = a7_0[5];
+          yr[944] = a8_0[0]; yr[945] = a8_0[1]; yr[946] = a8_0[2]; yr[947] = a8_0[3]; yr[948] = a8_0[4]; yr[949] = a8_0[5];
+          yr[1062] = a9_0[0]; yr[1063] = a9_0[1]; yr[1064] = a9_0[2]; yr[1065] = a9_0[3]; yr[1066] = a9_0[4]; yr[1067] = a9_0[5];
+          yr[1180] = a10_0[0]; yr[1181] = a10_0[1]; yr[1182] = a10_0[2]; yr[1183] = a10_0[3]; yr[1184] = a10_0[4]; yr[1185] = a10_0[5];
+          yr[1298] = a11_0[0]; yr[1299] = a11_0[1]; yr[1300] = a11_0[2]; yr[1301] = a11_0[3]; yr[1302] = a11_0[4]; yr[1303] = a11_0[5];
         }
       }
+      for (int o = 0; o < 12; o++)
+        for (int oy = 0; oy < 10; oy++)
+          memcpy(y + (o * 10 + oy) * 10, yf + o * 118 + oy * 12, 10 * sizeof(cnn_real));
       if (training)
         for (int c = 0; c < 12; c++) {
           const cnn_real *restrict x = y + c * 100;
@@ -1782,6 +2005,9 @@ static cnn_real mnist4k7_l10_dw[NGROUP][864];
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist4k7_l10_dyp[NGROUP][2360];
 static cnn_real mnist4k7_l10_wt[864];
+// dy for the weight gradient, its rows padded with zeros to whole vectors
+// (flat: on the input's row stride; the padding never written), the group's images.
+static cnn_real mnist4k7_l10_dyw[NGROUP][11528];
 CNN_CLONES static void mnist4k7_l10_conv_backward(int n) {
   const cnn_real *restrict w = mnist4k7_params + 1088;
   cnn_real *restrict wt = mnist4k7_l10_wt;
@@ -1793,7 +2019,15 @@ CNN_CLONES static void mnist4k7_l10_conv_backward(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k7_l10_dw[g];
     cnn_real *restrict dyp = mnist4k7_l10_dyp[g];
-    // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    cnn_real *restrict dyw = mnist4k7_l10_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k7_d11 + (size_t)i * 1200;
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 1440;
+      for (int o = 0; o < 12; o++)
+        for (int oy = 0; oy < 10; oy++)
+          memcpy(dyi + o * 120 + oy * 12, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
+    }
+    // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added; each plane one run of vectors on x's rows (flat).
     for (int o = 0; o < 12; o += 3) {
       for (int c = 0; c < 8; c++)
         for (int ky = 0; ky < 3; ky++) {
@@ -1802,36 +2036,20 @@ CNN_CLONES static void mnist4k7_l10_conv_backward(int n) {
           cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist4k7_a9 + (size_t)i * 1152;
-            const cnn_real *restrict dy = mnist4k7_d11 + (size_t)i * 1200;
-            for (int oy = 0; oy < 10; oy++) {
-              const cnn_real *restrict dr = dy + (o) * 100 + oy * 10;
-              const cnn_real *restrict xr = x + (c * 12 + oy + ky) * 12;
-              for (int v = 0; v < 8; v += 8) {
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 1440;
+            {
+              const cnn_real *restrict dr = dy + (o) * 120;
+              const cnn_real *restrict xr = x + (c * 12 + ky) * 12;
+              for (int v = 0; v < 120; v += 8) {
                 cnn_v8 d, x0, x1, x2;
                 memcpy(&x0, xr + v + 0, sizeof x0);
                 memcpy(&x1, xr + v + 1, sizeof x1);
                 memcpy(&x2, xr + v + 2, sizeof x2);
                 memcpy(&d, dr + 0 + v, sizeof d);
                 s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 100 + v, sizeof d);
+                memcpy(&d, dr + 120 + v, sizeof d);
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-                memcpy(&d, dr + 200 + v, sizeof d);
-                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
-              }
-              { // columns 8..9; the other lanes are masked off
-                const cnn_v8 m = {1, 1, 0, 0, 0, 0, 0, 0};
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + 8 + 0, sizeof x0);
-                memcpy(&x1, xr + 8 + 1, sizeof x1);
-                memcpy(&x2, xr + 8 + 2, sizeof x2);
-                memcpy(&d, dr + 0 + 8, sizeof d);
-                d *= m;
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 100 + 8, sizeof d);
-                d *= m;
-                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-                memcpy(&d, dr + 200 + 8, sizeof d);
-                d *= m;
+                memcpy(&d, dr + 240 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
               }
             }
@@ -2305,7 +2523,7 @@ CNN_CLONES static void mnist4k7_l13_conv_backward(int n) {
           cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist4k7_a12 + (size_t)i * 1200;
-            const cnn_real *restrict dy = mnist4k7_d14 + (size_t)i * 768;
+            const cnn_real *restrict dy = mnist4k7_d14 + (size_t)(i) * 768;
             for (int oy = 0; oy < 8; oy++) {
               const cnn_real *restrict dr = dy + (o) * 64 + oy * 8;
               const cnn_real *restrict xr = x + (c * 10 + oy + ky) * 10;
@@ -2703,6 +2921,9 @@ static cnn_real mnist4k7_l16_dw[NGROUP][1296];
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist4k7_l16_dyp[NGROUP][1208];
 static cnn_real mnist4k7_l16_wt[1296];
+// dy for the weight gradient, its rows padded with zeros to whole vectors
+// (rows mode; the padding never written), the group's images.
+static cnn_real mnist4k7_l16_dyw[NGROUP][4616];
 CNN_CLONES static void mnist4k7_l16_conv_backward(int n) {
   const cnn_real *restrict w = mnist4k7_params + 3296;
   cnn_real *restrict wt = mnist4k7_l16_wt;
@@ -2714,6 +2935,14 @@ CNN_CLONES static void mnist4k7_l16_conv_backward(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k7_l16_dw[g];
     cnn_real *restrict dyp = mnist4k7_l16_dyp[g];
+    cnn_real *restrict dyw = mnist4k7_l16_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k7_d17 + (size_t)i * 432;
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 576;
+      for (int o = 0; o < 12; o++)
+        for (int oy = 0; oy < 6; oy++)
+          memcpy(dyi + o * 48 + oy * 8, dy + (o * 6 + oy) * 6, 6 * sizeof(cnn_real));
+    }
     // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
     for (int o = 0; o < 12; o += 3) {
       for (int c = 0; c < 12; c++)
@@ -2723,24 +2952,20 @@ CNN_CLONES static void mnist4k7_l16_conv_backward(int n) {
           cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist4k7_a15 + (size_t)i * 768;
-            const cnn_real *restrict dy = mnist4k7_d17 + (size_t)i * 432;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 576;
             for (int oy = 0; oy < 6; oy++) {
-              const cnn_real *restrict dr = dy + (o) * 36 + oy * 6;
+              const cnn_real *restrict dr = dy + (o) * 48 + oy * 8;
               const cnn_real *restrict xr = x + (c * 8 + oy + ky) * 8;
-              { // columns 0..5; the other lanes are masked off
-                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 0, 0};
+              for (int v = 0; v < 8; v += 8) {
                 cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + 0 + 0, sizeof x0);
-                memcpy(&x1, xr + 0 + 1, sizeof x1);
-                memcpy(&x2, xr + 0 + 2, sizeof x2);
-                memcpy(&d, dr + 0 + 0, sizeof d);
-                d *= m;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
                 s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 36 + 0, sizeof d);
-                d *= m;
+                memcpy(&d, dr + 48 + v, sizeof d);
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-                memcpy(&d, dr + 72 + 0, sizeof d);
-                d *= m;
+                memcpy(&d, dr + 96 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
               }
             }
@@ -3062,8 +3287,8 @@ CNN_CLONES static void mnist4k7_l17_bn_backward(int n) {
 }
 
 // Layer 19: conv 1x1, stride 1, pad 0, no bias: 6x6x12 -> 6x6x10 (HxWxC), RF 18, 120 params, 4320 MACs/image.
-// Path: cblas GEMM on the input as it is (1x1, stride 1: no im2col).
-// y[10][36] = W[10][12] * x (1x1: x is the GEMM operand).
+// Path: direct kernels (forward, input and weight gradient; 1x1: each plane one row).
+// y[10][6x6] = W[10][12][1x1] (*) x[12][6x6].
 CNN_CLONES static void mnist4k7_l19_conv_forward(int n) {
   const cnn_real *restrict w = mnist4k7_params + 4616;
   CNN_OMP(omp parallel for schedule(static))
@@ -3071,26 +3296,311 @@ CNN_CLONES static void mnist4k7_l19_conv_forward(int n) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k7_a18 + (size_t)i * 432;
       cnn_real *restrict y = mnist4k7_a20 + (size_t)i * 360;
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 10, 36, 12, 1, w, 12, x, 36, 0, y, 36);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 32; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 12;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 12; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 36 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 12], w2 = wr[kx + 24], w3 = wr[kx + 36], w4 = wr[kx + 48], w5 = wr[kx + 60];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 36 + oy * 36 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 36, &a1_0, sizeof a1_0);
+            memcpy(yr + 44, &a1_1, sizeof a1_1);
+            memcpy(yr + 72, &a2_0, sizeof a2_0);
+            memcpy(yr + 80, &a2_1, sizeof a2_1);
+            memcpy(yr + 108, &a3_0, sizeof a3_0);
+            memcpy(yr + 116, &a3_1, sizeof a3_1);
+            memcpy(yr + 144, &a4_0, sizeof a4_0);
+            memcpy(yr + 152, &a4_1, sizeof a4_1);
+            memcpy(yr + 180, &a5_0, sizeof a5_0);
+            memcpy(yr + 188, &a5_1, sizeof a5_1);
+          }
+          { // the last 4 channels
+            const cnn_real *restrict wo = w + (6) * 12;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            for (int c = 0; c < 12; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 36 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 12], w2 = wr[kx + 24], w3 = wr[kx + 36];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (6) * 36 + oy * 36 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 36, &a1_0, sizeof a1_0);
+            memcpy(yr + 44, &a1_1, sizeof a1_1);
+            memcpy(yr + 72, &a2_0, sizeof a2_0);
+            memcpy(yr + 80, &a2_1, sizeof a2_1);
+            memcpy(yr + 108, &a3_0, sizeof a3_0);
+            memcpy(yr + 116, &a3_1, sizeof a3_1);
+          }
+        }
+        for (int o = 0; o < 10; o += 10) { // 10 channels x 4 columns
+          const cnn_real *restrict wo = w + (o) * 12;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 36 + 32;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 12], w2 = wr[kx + 24], w3 = wr[kx + 36], w4 = wr[kx + 48], w5 = wr[kx + 60], w6 = wr[kx + 72], w7 = wr[kx + 84], w8 = wr[kx + 96], w9 = wr[kx + 108];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 36 + oy * 36 + 32;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[36] = a1_0[0]; yr[37] = a1_0[1]; yr[38] = a1_0[2]; yr[39] = a1_0[3];
+          yr[72] = a2_0[0]; yr[73] = a2_0[1]; yr[74] = a2_0[2]; yr[75] = a2_0[3];
+          yr[108] = a3_0[0]; yr[109] = a3_0[1]; yr[110] = a3_0[2]; yr[111] = a3_0[3];
+          yr[144] = a4_0[0]; yr[145] = a4_0[1]; yr[146] = a4_0[2]; yr[147] = a4_0[3];
+          yr[180] = a5_0[0]; yr[181] = a5_0[1]; yr[182] = a5_0[2]; yr[183] = a5_0[3];
+          yr[216] = a6_0[0]; yr[217] = a6_0[1]; yr[218] = a6_0[2]; yr[219] = a6_0[3];
+          yr[252] = a7_0[0]; yr[253] = a7_0[1]; yr[254] = a7_0[2]; yr[255] = a7_0[3];
+          yr[288] = a8_0[0]; yr[289] = a8_0[1]; yr[290] = a8_0[2]; yr[291] = a8_0[3];
+          yr[324] = a9_0[0]; yr[325] = a9_0[1]; yr[326] = a9_0[2]; yr[327] = a9_0[3];
+        }
+      }
     }
   }
 }
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k7_l19_dw[NGROUP][120];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
+// The weights with input and output channels swapped: wt[c][o] = W[o][c].
+static cnn_real mnist4k7_l19_wt[120];
+// dy for the weight gradient, its rows padded with zeros to whole vectors
+// (rows mode; the padding never written), the group's images.
+static cnn_real mnist4k7_l19_dyw[NGROUP][3208];
 CNN_CLONES static void mnist4k7_l19_conv_backward(int n) {
   const cnn_real *restrict w = mnist4k7_params + 4616;
+  cnn_real *restrict wt = mnist4k7_l19_wt;
+  for (int o = 0; o < 10; o++)
+    for (int c = 0; c < 12; c++)
+      for (int j = 0; j < 1; j++)
+        wt[(c * 10 + o) * 1 + 0 - j] = w[(o * 12 + c) * 1 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k7_l19_dw[g];
+    cnn_real *restrict dyw = mnist4k7_l19_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist4k7_a18 + (size_t)i * 432;
       const cnn_real *restrict dy = mnist4k7_d20 + (size_t)i * 360;
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 10, 12, 36, 1, dy, 36, x, 36, first ? 0 : 1, dw, 12);
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 400;
+      for (int o = 0; o < 10; o++)
+        for (int oy = 0; oy < 1; oy++)
+          memcpy(dyi + o * 40 + oy * 40, dy + (o * 1 + oy) * 36, 36 * sizeof(cnn_real));
+    }
+    // 10 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 10; o += 10) {
+      for (int c = 0; c < 12; c++)
+        for (int ky = 0; ky < 1; ky++) {
+          cnn_v8 s0_0 = {0};
+          cnn_v8 s1_0 = {0};
+          cnn_v8 s2_0 = {0};
+          cnn_v8 s3_0 = {0};
+          cnn_v8 s4_0 = {0};
+          cnn_v8 s5_0 = {0};
+          cnn_v8 s6_0 = {0};
+          cnn_v8 s7_0 = {0};
+          cnn_v8 s8_0 = {0};
+          cnn_v8 s9_0 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist4k7_a18 + (size_t)i * 432;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 400;
+            {
+              const cnn_real *restrict dr = dy + (o) * 40;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 36;
+              for (int v = 0; v < 40; v += 8) {
+                cnn_v8 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 40 + v, sizeof d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 80 + v, sizeof d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 120 + v, sizeof d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 160 + v, sizeof d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 200 + v, sizeof d);
+                s5_0 += d * x0;
+                memcpy(&d, dr + 240 + v, sizeof d);
+                s6_0 += d * x0;
+                memcpy(&d, dr + 280 + v, sizeof d);
+                s7_0 += d * x0;
+                memcpy(&d, dr + 320 + v, sizeof d);
+                s8_0 += d * x0;
+                memcpy(&d, dr + 360 + v, sizeof d);
+                s9_0 += d * x0;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 12 + (c * 1 + ky) * 1;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[12] = CNN_HSUM8(s1_0);
+          dwo[24] = CNN_HSUM8(s2_0);
+          dwo[36] = CNN_HSUM8(s3_0);
+          dwo[48] = CNN_HSUM8(s4_0);
+          dwo[60] = CNN_HSUM8(s5_0);
+          dwo[72] = CNN_HSUM8(s6_0);
+          dwo[84] = CNN_HSUM8(s7_0);
+          dwo[96] = CNN_HSUM8(s8_0);
+          dwo[108] = CNN_HSUM8(s9_0);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k7_d20 + (size_t)i * 360;
       cnn_real *restrict dx = mnist4k7_d18 + (size_t)i * 432;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 12, 36, 10, 1, w, 12, dy, 36, 0, dx, 36);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 32; col += 16) {
+          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 10;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 10; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 36 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 36 + oy * 36 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 36, &a1_0, sizeof a1_0);
+            memcpy(yr + 44, &a1_1, sizeof a1_1);
+            memcpy(yr + 72, &a2_0, sizeof a2_0);
+            memcpy(yr + 80, &a2_1, sizeof a2_1);
+            memcpy(yr + 108, &a3_0, sizeof a3_0);
+            memcpy(yr + 116, &a3_1, sizeof a3_1);
+            memcpy(yr + 144, &a4_0, sizeof a4_0);
+            memcpy(yr + 152, &a4_1, sizeof a4_1);
+            memcpy(yr + 180, &a5_0, sizeof a5_0);
+            memcpy(yr + 188, &a5_1, sizeof a5_1);
+          }
+        }
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 4 columns
+          const cnn_real *restrict wo = wt + (o) * 10;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 10; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 36 + 32;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50], w6 = wr[kx + 60], w7 = wr[kx + 70], w8 = wr[kx + 80], w9 = wr[kx + 90], w10 = wr[kx + 100], w11 = wr[kx + 110];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 36 + oy * 36 + 32;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[36] = a1_0[0]; yr[37] = a1_0[1]; yr[38] = a1_0[2]; yr[39] = a1_0[3];
+          yr[72] = a2_0[0]; yr[73] = a2_0[1]; yr[74] = a2_0[2]; yr[75] = a2_0[3];
+          yr[108] = a3_0[0]; yr[109] = a3_0[1]; yr[110] = a3_0[2]; yr[111] = a3_0[3];
+          yr[144] = a4_0[0]; yr[145] = a4_0[1]; yr[146] = a4_0[2]; yr[147] = a4_0[3];
+          yr[180] = a5_0[0]; yr[181] = a5_0[1]; yr[182] = a5_0[2]; yr[183] = a5_0[3];
+          yr[216] = a6_0[0]; yr[217] = a6_0[1]; yr[218] = a6_0[2]; yr[219] = a6_0[3];
+          yr[252] = a7_0[0]; yr[253] = a7_0[1]; yr[254] = a7_0[2]; yr[255] = a7_0[3];
+          yr[288] = a8_0[0]; yr[289] = a8_0[1]; yr[290] = a8_0[2]; yr[291] = a8_0[3];
+          yr[324] = a9_0[0]; yr[325] = a9_0[1]; yr[326] = a9_0[2]; yr[327] = a9_0[3];
+          yr[360] = a10_0[0]; yr[361] = a10_0[1]; yr[362] = a10_0[2]; yr[363] = a10_0[3];
+          yr[396] = a11_0[0]; yr[397] = a11_0[1]; yr[398] = a11_0[2]; yr[399] = a11_0[3];
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;

@@ -106,26 +106,26 @@ const char *const mnist4k8_layer_path[26] = {
     "",
     "",
     "direct kernels per group (forward, input and weight gradient)",
-    "cblas GEMM on the input as it is (1x1, stride 1: no im2col)",
+    "direct kernels (forward, input and weight gradient; 1x1: each plane one row)",
     "",
     "",
     "",
-    "cblas GEMM on the input as it is (1x1, stride 1: no im2col)",
-    "",
-    "",
-    "direct kernels per group (forward, input and weight gradient)",
-    "cblas GEMM on the input as it is (1x1, stride 1: no im2col)",
+    "direct kernels (forward, input and weight gradient; 1x1: each plane one row)",
     "",
     "",
     "direct kernels per group (forward, input and weight gradient)",
-    "cblas GEMM on the input as it is (1x1, stride 1: no im2col)",
+    "direct kernels (forward, input and weight gradient; 1x1: each plane one row)",
     "",
     "",
     "direct kernels per group (forward, input and weight gradient)",
-    "cblas GEMM on the input as it is (1x1, stride 1: no im2col)",
+    "direct kernels (forward, input and weight gradient; 1x1: each plane one row)",
     "",
     "",
-    "cblas GEMM on the input as it is (1x1, stride 1: no im2col)",
+    "direct kernels per group (forward, input and weight gradient)",
+    "direct kernels (forward, input and weight gradient; 1x1: each plane one row)",
+    "",
+    "",
+    "direct kernels (forward, input and weight gradient; 1x1: each plane one row)",
     "",
     "",
 };
@@ -830,7 +830,7 @@ CNN_CLONES static void mnist4k8_l3_conv_backward(int n) {
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
               const cnn_real *restrict x = (mnist4k8_a2 + gr * 676) + (size_t)i * 5408;
-              const cnn_real *restrict dy = (mnist4k8_d4 + gr * 576) + (size_t)i * 4608;
+              const cnn_real *restrict dy = (mnist4k8_d4 + gr * 576) + (size_t)(i) * 4608;
               for (int oy = 0; oy < 24; oy++) {
                 const cnn_real *restrict dr = dy + (o) * 576 + oy * 24;
                 const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26;
@@ -949,8 +949,8 @@ CNN_CLONES static void mnist4k8_l3_conv_backward(int n) {
 }
 
 // Layer 4: conv 1x1, stride 1, pad 0, no bias: 24x24x8 -> 24x24x16 (HxWxC), RF 5, 128 params, 73728 MACs/image.
-// Path: cblas GEMM on the input as it is (1x1, stride 1: no im2col).
-// y[16][576] = W[16][8] * x (1x1: x is the GEMM operand).
+// Path: direct kernels (forward, input and weight gradient; 1x1: each plane one row).
+// y[16][24x24] = W[16][8][1x1] (*) x[8][24x24].
 // Layer 5's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k8_l5_ps[BATCH][16], mnist4k8_l5_pq[BATCH][16];
@@ -962,7 +962,81 @@ CNN_CLONES static void mnist4k8_l4_conv_forward(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k8_a4 + (size_t)i * 4608;
       cnn_real *restrict y = mnist4k8_a5 + (size_t)i * 9216;
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 16, 576, 8, 1, w, 8, x, 576, 0, y, 576);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 576; col += 16) {
+          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 8;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 576 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 8], w2 = wr[kx + 16], w3 = wr[kx + 24], w4 = wr[kx + 32], w5 = wr[kx + 40];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 576 + oy * 576 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 576, &a1_0, sizeof a1_0);
+            memcpy(yr + 584, &a1_1, sizeof a1_1);
+            memcpy(yr + 1152, &a2_0, sizeof a2_0);
+            memcpy(yr + 1160, &a2_1, sizeof a2_1);
+            memcpy(yr + 1728, &a3_0, sizeof a3_0);
+            memcpy(yr + 1736, &a3_1, sizeof a3_1);
+            memcpy(yr + 2304, &a4_0, sizeof a4_0);
+            memcpy(yr + 2312, &a4_1, sizeof a4_1);
+            memcpy(yr + 2880, &a5_0, sizeof a5_0);
+            memcpy(yr + 2888, &a5_1, sizeof a5_1);
+          }
+          { // the last 4 channels
+            const cnn_real *restrict wo = w + (12) * 8;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 576 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 8], w2 = wr[kx + 16], w3 = wr[kx + 24];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (12) * 576 + oy * 576 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 576, &a1_0, sizeof a1_0);
+            memcpy(yr + 584, &a1_1, sizeof a1_1);
+            memcpy(yr + 1152, &a2_0, sizeof a2_0);
+            memcpy(yr + 1160, &a2_1, sizeof a2_1);
+            memcpy(yr + 1728, &a3_0, sizeof a3_0);
+            memcpy(yr + 1736, &a3_1, sizeof a3_1);
+          }
+        }
+      }
       if (training)
         for (int c = 0; c < 16; c++) {
           const cnn_real *restrict x = y + c * 576;
@@ -987,9 +1061,16 @@ CNN_CLONES static void mnist4k8_l4_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k8_l4_dw[NGROUP][128];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
+// The weights with input and output channels swapped: wt[c][o] = W[o][c].
+static cnn_real mnist4k8_l4_wt[128];
 CNN_CLONES static void mnist4k8_l4_conv_backward(int n) {
   const cnn_real *restrict w = mnist4k8_params + 160;
+  cnn_real *restrict wt = mnist4k8_l4_wt;
+  for (int o = 0; o < 16; o++)
+    for (int c = 0; c < 8; c++)
+      for (int j = 0; j < 1; j++)
+        wt[(c * 16 + o) * 1 + 0 - j] = w[(o * 8 + c) * 1 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l4_dw[g];
@@ -997,9 +1078,167 @@ CNN_CLONES static void mnist4k8_l4_conv_backward(int n) {
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k8_a4 + (size_t)i * 4608;
       const cnn_real *restrict dy = mnist4k8_d5 + (size_t)i * 9216;
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 16, 8, 576, 1, dy, 576, x, 576, first ? 0 : 1, dw, 8);
+      // 12 output channels x 1 taps of vector sums per register tile.
+      for (int o = 0; o < 12; o += 12) {
+        for (int c = 0; c < 8; c++)
+          for (int ky = 0; ky < 1; ky++) {
+            cnn_v8 s0_0 = {0};
+            cnn_v8 s1_0 = {0};
+            cnn_v8 s2_0 = {0};
+            cnn_v8 s3_0 = {0};
+            cnn_v8 s4_0 = {0};
+            cnn_v8 s5_0 = {0};
+            cnn_v8 s6_0 = {0};
+            cnn_v8 s7_0 = {0};
+            cnn_v8 s8_0 = {0};
+            cnn_v8 s9_0 = {0};
+            cnn_v8 s10_0 = {0};
+            cnn_v8 s11_0 = {0};
+            {
+              const cnn_real *restrict dr = dy + (o) * 576;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 576;
+              for (int v = 0; v < 576; v += 8) {
+                cnn_v8 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 576 + v, sizeof d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 1152 + v, sizeof d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 1728 + v, sizeof d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 2304 + v, sizeof d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 2880 + v, sizeof d);
+                s5_0 += d * x0;
+                memcpy(&d, dr + 3456 + v, sizeof d);
+                s6_0 += d * x0;
+                memcpy(&d, dr + 4032 + v, sizeof d);
+                s7_0 += d * x0;
+                memcpy(&d, dr + 4608 + v, sizeof d);
+                s8_0 += d * x0;
+                memcpy(&d, dr + 5184 + v, sizeof d);
+                s9_0 += d * x0;
+                memcpy(&d, dr + 5760 + v, sizeof d);
+                s10_0 += d * x0;
+                memcpy(&d, dr + 6336 + v, sizeof d);
+                s11_0 += d * x0;
+              }
+            }
+            cnn_real *restrict dwo = dw + (o) * 8 + (c * 1 + ky) * 1;
+            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
+            dwo[8] = first ? CNN_HSUM8(s1_0) : dwo[8] + CNN_HSUM8(s1_0);
+            dwo[16] = first ? CNN_HSUM8(s2_0) : dwo[16] + CNN_HSUM8(s2_0);
+            dwo[24] = first ? CNN_HSUM8(s3_0) : dwo[24] + CNN_HSUM8(s3_0);
+            dwo[32] = first ? CNN_HSUM8(s4_0) : dwo[32] + CNN_HSUM8(s4_0);
+            dwo[40] = first ? CNN_HSUM8(s5_0) : dwo[40] + CNN_HSUM8(s5_0);
+            dwo[48] = first ? CNN_HSUM8(s6_0) : dwo[48] + CNN_HSUM8(s6_0);
+            dwo[56] = first ? CNN_HSUM8(s7_0) : dwo[56] + CNN_HSUM8(s7_0);
+            dwo[64] = first ? CNN_HSUM8(s8_0) : dwo[64] + CNN_HSUM8(s8_0);
+            dwo[72] = first ? CNN_HSUM8(s9_0) : dwo[72] + CNN_HSUM8(s9_0);
+            dwo[80] = first ? CNN_HSUM8(s10_0) : dwo[80] + CNN_HSUM8(s10_0);
+            dwo[88] = first ? CNN_HSUM8(s11_0) : dwo[88] + CNN_HSUM8(s11_0);
+          }
+      }
+      { // the last 4 channels
+        for (int c = 0; c < 8; c++)
+          for (int ky = 0; ky < 1; ky++) {
+            cnn_v8 s0_0 = {0};
+            cnn_v8 s1_0 = {0};
+            cnn_v8 s2_0 = {0};
+            cnn_v8 s3_0 = {0};
+            {
+              const cnn_real *restrict dr = dy + (12) * 576;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 576;
+              for (int v = 0; v < 576; v += 8) {
+                cnn_v8 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 576 + v, sizeof d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 1152 + v, sizeof d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 1728 + v, sizeof d);
+                s3_0 += d * x0;
+              }
+            }
+            cnn_real *restrict dwo = dw + (12) * 8 + (c * 1 + ky) * 1;
+            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
+            dwo[8] = first ? CNN_HSUM8(s1_0) : dwo[8] + CNN_HSUM8(s1_0);
+            dwo[16] = first ? CNN_HSUM8(s2_0) : dwo[16] + CNN_HSUM8(s2_0);
+            dwo[24] = first ? CNN_HSUM8(s3_0) : dwo[24] + CNN_HSUM8(s3_0);
+          }
+      }
       cnn_real *restrict dx = mnist4k8_d4 + (size_t)i * 4608;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 576, 16, 1, w, 8, dy, 576, 0, dx, 576);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 576; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 16;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 576 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 576 + oy * 576 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 576, &a1_0, sizeof a1_0);
+            memcpy(yr + 584, &a1_1, sizeof a1_1);
+            memcpy(yr + 1152, &a2_0, sizeof a2_0);
+            memcpy(yr + 1160, &a2_1, sizeof a2_1);
+            memcpy(yr + 1728, &a3_0, sizeof a3_0);
+            memcpy(yr + 1736, &a3_1, sizeof a3_1);
+            memcpy(yr + 2304, &a4_0, sizeof a4_0);
+            memcpy(yr + 2312, &a4_1, sizeof a4_1);
+            memcpy(yr + 2880, &a5_0, sizeof a5_0);
+            memcpy(yr + 2888, &a5_1, sizeof a5_1);
+          }
+          { // the last 2 channels
+            const cnn_real *restrict wo = wt + (6) * 16;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 576 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (6) * 576 + oy * 576 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 576, &a1_0, sizeof a1_0);
+            memcpy(yr + 584, &a1_1, sizeof a1_1);
+          }
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -1174,23 +1413,23 @@ CNN_CLONES static void mnist4k8_l7_maxpool_backward(int n) {
             m = b > m ? b : m;
             m = d > m ? d : m;
             m = e > m ? e : m;
-            // 1 at the first of the four equal to the max, 0 elsewhere.
-            const cnn_real ka = (cnn_real)(a >= m), kb = (cnn_real)(b >= m) * (1 - ka);
-            const cnn_real kd = (cnn_real)(d >= m) * (1 - ka - kb);
-            const cnn_real ke = (cnn_real)(e >= m) * (1 - ka - kb - kd);
+            // g at the first of the four equal to the max, 0 elsewhere.
             const cnn_real g = dy[(c * 12 + oy) * 12 + ox];
-            dx[j0] = ka * g;
-            dx[j0 + 1] = kb * g;
-            dx[j0 + 24] = kd * g;
-            dx[j0 + 25] = ke * g;
+            const cnn_real ga = a >= m ? g : 0, r1 = a >= m ? 0 : g;
+            const cnn_real gb = b >= m ? r1 : 0, r2 = b >= m ? 0 : r1;
+            const cnn_real gd = d >= m ? r2 : 0, ge = d >= m ? 0 : r2;
+            dx[j0] = ga;
+            dx[j0 + 1] = gb;
+            dx[j0 + 24] = gd;
+            dx[j0 + 25] = ge;
           }
     }
   }
 }
 
 // Layer 8: conv 1x1, stride 1, pad 0, no bias: 12x12x16 -> 12x12x30 (HxWxC), RF 6, 480 params, 69120 MACs/image.
-// Path: cblas GEMM on the input as it is (1x1, stride 1: no im2col).
-// y[30][144] = W[30][16] * x (1x1: x is the GEMM operand).
+// Path: direct kernels (forward, input and weight gradient; 1x1: each plane one row).
+// y[30][12x12] = W[30][16][1x1] (*) x[16][12x12].
 // Layer 9's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k8_l9_ps[BATCH][30], mnist4k8_l9_pq[BATCH][30];
@@ -1202,7 +1441,50 @@ CNN_CLONES static void mnist4k8_l8_conv_forward(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k8_a8 + (size_t)i * 2304;
       cnn_real *restrict y = mnist4k8_a9 + (size_t)i * 4320;
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 30, 144, 16, 1, w, 16, x, 144, 0, y, 144);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 144; col += 16) {
+          for (int o = 0; o < 30; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 16;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 144 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 144 + oy * 144 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 144, &a1_0, sizeof a1_0);
+            memcpy(yr + 152, &a1_1, sizeof a1_1);
+            memcpy(yr + 288, &a2_0, sizeof a2_0);
+            memcpy(yr + 296, &a2_1, sizeof a2_1);
+            memcpy(yr + 432, &a3_0, sizeof a3_0);
+            memcpy(yr + 440, &a3_1, sizeof a3_1);
+            memcpy(yr + 576, &a4_0, sizeof a4_0);
+            memcpy(yr + 584, &a4_1, sizeof a4_1);
+            memcpy(yr + 720, &a5_0, sizeof a5_0);
+            memcpy(yr + 728, &a5_1, sizeof a5_1);
+          }
+        }
+      }
       if (training)
         for (int c = 0; c < 30; c++) {
           const cnn_real *restrict x = y + c * 144;
@@ -1227,9 +1509,16 @@ CNN_CLONES static void mnist4k8_l8_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k8_l8_dw[NGROUP][480];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
+// The weights with input and output channels swapped: wt[c][o] = W[o][c].
+static cnn_real mnist4k8_l8_wt[480];
 CNN_CLONES static void mnist4k8_l8_conv_backward(int n) {
   const cnn_real *restrict w = mnist4k8_params + 320;
+  cnn_real *restrict wt = mnist4k8_l8_wt;
+  for (int o = 0; o < 30; o++)
+    for (int c = 0; c < 16; c++)
+      for (int j = 0; j < 1; j++)
+        wt[(c * 30 + o) * 1 + 0 - j] = w[(o * 16 + c) * 1 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l8_dw[g];
@@ -1237,9 +1526,183 @@ CNN_CLONES static void mnist4k8_l8_conv_backward(int n) {
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k8_a8 + (size_t)i * 2304;
       const cnn_real *restrict dy = mnist4k8_d9 + (size_t)i * 4320;
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 30, 16, 144, 1, dy, 144, x, 144, first ? 0 : 1, dw, 16);
+      // 12 output channels x 1 taps of vector sums per register tile.
+      for (int o = 0; o < 24; o += 12) {
+        for (int c = 0; c < 16; c++)
+          for (int ky = 0; ky < 1; ky++) {
+            cnn_v8 s0_0 = {0};
+            cnn_v8 s1_0 = {0};
+            cnn_v8 s2_0 = {0};
+            cnn_v8 s3_0 = {0};
+            cnn_v8 s4_0 = {0};
+            cnn_v8 s5_0 = {0};
+            cnn_v8 s6_0 = {0};
+            cnn_v8 s7_0 = {0};
+            cnn_v8 s8_0 = {0};
+            cnn_v8 s9_0 = {0};
+            cnn_v8 s10_0 = {0};
+            cnn_v8 s11_0 = {0};
+            {
+              const cnn_real *restrict dr = dy + (o) * 144;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 144;
+              for (int v = 0; v < 144; v += 8) {
+                cnn_v8 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 144 + v, sizeof d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 288 + v, sizeof d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 432 + v, sizeof d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 576 + v, sizeof d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 720 + v, sizeof d);
+                s5_0 += d * x0;
+                memcpy(&d, dr + 864 + v, sizeof d);
+                s6_0 += d * x0;
+                memcpy(&d, dr + 1008 + v, sizeof d);
+                s7_0 += d * x0;
+                memcpy(&d, dr + 1152 + v, sizeof d);
+                s8_0 += d * x0;
+                memcpy(&d, dr + 1296 + v, sizeof d);
+                s9_0 += d * x0;
+                memcpy(&d, dr + 1440 + v, sizeof d);
+                s10_0 += d * x0;
+                memcpy(&d, dr + 1584 + v, sizeof d);
+                s11_0 += d * x0;
+              }
+            }
+            cnn_real *restrict dwo = dw + (o) * 16 + (c * 1 + ky) * 1;
+            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
+            dwo[16] = first ? CNN_HSUM8(s1_0) : dwo[16] + CNN_HSUM8(s1_0);
+            dwo[32] = first ? CNN_HSUM8(s2_0) : dwo[32] + CNN_HSUM8(s2_0);
+            dwo[48] = first ? CNN_HSUM8(s3_0) : dwo[48] + CNN_HSUM8(s3_0);
+            dwo[64] = first ? CNN_HSUM8(s4_0) : dwo[64] + CNN_HSUM8(s4_0);
+            dwo[80] = first ? CNN_HSUM8(s5_0) : dwo[80] + CNN_HSUM8(s5_0);
+            dwo[96] = first ? CNN_HSUM8(s6_0) : dwo[96] + CNN_HSUM8(s6_0);
+            dwo[112] = first ? CNN_HSUM8(s7_0) : dwo[112] + CNN_HSUM8(s7_0);
+            dwo[128] = first ? CNN_HSUM8(s8_0) : dwo[128] + CNN_HSUM8(s8_0);
+            dwo[144] = first ? CNN_HSUM8(s9_0) : dwo[144] + CNN_HSUM8(s9_0);
+            dwo[160] = first ? CNN_HSUM8(s10_0) : dwo[160] + CNN_HSUM8(s10_0);
+            dwo[176] = first ? CNN_HSUM8(s11_0) : dwo[176] + CNN_HSUM8(s11_0);
+          }
+      }
+      { // the last 6 channels
+        for (int c = 0; c < 16; c++)
+          for (int ky = 0; ky < 1; ky++) {
+            cnn_v8 s0_0 = {0};
+            cnn_v8 s1_0 = {0};
+            cnn_v8 s2_0 = {0};
+            cnn_v8 s3_0 = {0};
+            cnn_v8 s4_0 = {0};
+            cnn_v8 s5_0 = {0};
+            {
+              const cnn_real *restrict dr = dy + (24) * 144;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 144;
+              for (int v = 0; v < 144; v += 8) {
+                cnn_v8 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 144 + v, sizeof d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 288 + v, sizeof d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 432 + v, sizeof d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 576 + v, sizeof d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 720 + v, sizeof d);
+                s5_0 += d * x0;
+              }
+            }
+            cnn_real *restrict dwo = dw + (24) * 16 + (c * 1 + ky) * 1;
+            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
+            dwo[16] = first ? CNN_HSUM8(s1_0) : dwo[16] + CNN_HSUM8(s1_0);
+            dwo[32] = first ? CNN_HSUM8(s2_0) : dwo[32] + CNN_HSUM8(s2_0);
+            dwo[48] = first ? CNN_HSUM8(s3_0) : dwo[48] + CNN_HSUM8(s3_0);
+            dwo[64] = first ? CNN_HSUM8(s4_0) : dwo[64] + CNN_HSUM8(s4_0);
+            dwo[80] = first ? CNN_HSUM8(s5_0) : dwo[80] + CNN_HSUM8(s5_0);
+          }
+      }
       cnn_real *restrict dx = mnist4k8_d8 + (size_t)i * 2304;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 16, 144, 30, 1, w, 16, dy, 144, 0, dx, 144);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 144; col += 16) {
+          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 30;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 30; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 144 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 144 + oy * 144 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 144, &a1_0, sizeof a1_0);
+            memcpy(yr + 152, &a1_1, sizeof a1_1);
+            memcpy(yr + 288, &a2_0, sizeof a2_0);
+            memcpy(yr + 296, &a2_1, sizeof a2_1);
+            memcpy(yr + 432, &a3_0, sizeof a3_0);
+            memcpy(yr + 440, &a3_1, sizeof a3_1);
+            memcpy(yr + 576, &a4_0, sizeof a4_0);
+            memcpy(yr + 584, &a4_1, sizeof a4_1);
+            memcpy(yr + 720, &a5_0, sizeof a5_0);
+            memcpy(yr + 728, &a5_1, sizeof a5_1);
+          }
+          { // the last 4 channels
+            const cnn_real *restrict wo = wt + (12) * 30;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            for (int c = 0; c < 30; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 144 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (12) * 144 + oy * 144 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 144, &a1_0, sizeof a1_0);
+            memcpy(yr + 152, &a1_1, sizeof a1_1);
+            memcpy(yr + 288, &a2_0, sizeof a2_0);
+            memcpy(yr + 296, &a2_1, sizeof a2_1);
+            memcpy(yr + 432, &a3_0, sizeof a3_0);
+            memcpy(yr + 440, &a3_1, sizeof a3_1);
+          }
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -1441,7 +1904,7 @@ CNN_CLONES static void mnist4k8_l11_conv_backward(int n) {
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
               const cnn_real *restrict x = (mnist4k8_a10 + gr * 144) + (size_t)i * 4320;
-              const cnn_real *restrict dy = (mnist4k8_d12 + gr * 100) + (size_t)i * 3000;
+              const cnn_real *restrict dy = (mnist4k8_d12 + gr * 100) + (size_t)(i) * 3000;
               for (int oy = 0; oy < 10; oy++) {
                 const cnn_real *restrict dr = dy + (o) * 100 + oy * 10;
                 const cnn_real *restrict xr = x + (c * 12 + oy + ky) * 12;
@@ -1558,8 +2021,8 @@ CNN_CLONES static void mnist4k8_l11_conv_backward(int n) {
 }
 
 // Layer 12: conv 1x1, stride 1, pad 0, no bias: 10x10x30 -> 10x10x30 (HxWxC), RF 10, 900 params, 90000 MACs/image.
-// Path: cblas GEMM on the input as it is (1x1, stride 1: no im2col).
-// y[30][100] = W[30][30] * x (1x1: x is the GEMM operand).
+// Path: direct kernels (forward, input and weight gradient; 1x1: each plane one row).
+// y[30][10x10] = W[30][30][1x1] (*) x[30][10x10].
 // Layer 13's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k8_l13_ps[BATCH][30], mnist4k8_l13_pq[BATCH][30];
@@ -1571,7 +2034,132 @@ CNN_CLONES static void mnist4k8_l12_conv_forward(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k8_a12 + (size_t)i * 3000;
       cnn_real *restrict y = mnist4k8_a13 + (size_t)i * 3000;
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 30, 100, 30, 1, w, 30, x, 100, 0, y, 100);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 96; col += 16) {
+          for (int o = 0; o < 30; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 30;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 30; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 100 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 100 + oy * 100 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 100, &a1_0, sizeof a1_0);
+            memcpy(yr + 108, &a1_1, sizeof a1_1);
+            memcpy(yr + 200, &a2_0, sizeof a2_0);
+            memcpy(yr + 208, &a2_1, sizeof a2_1);
+            memcpy(yr + 300, &a3_0, sizeof a3_0);
+            memcpy(yr + 308, &a3_1, sizeof a3_1);
+            memcpy(yr + 400, &a4_0, sizeof a4_0);
+            memcpy(yr + 408, &a4_1, sizeof a4_1);
+            memcpy(yr + 500, &a5_0, sizeof a5_0);
+            memcpy(yr + 508, &a5_1, sizeof a5_1);
+          }
+        }
+        for (int o = 0; o < 24; o += 12) { // 12 channels x 4 columns
+          const cnn_real *restrict wo = w + (o) * 30;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 30; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 100 + 96;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150], w6 = wr[kx + 180], w7 = wr[kx + 210], w8 = wr[kx + 240], w9 = wr[kx + 270], w10 = wr[kx + 300], w11 = wr[kx + 330];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 100 + oy * 100 + 96;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[100] = a1_0[0]; yr[101] = a1_0[1]; yr[102] = a1_0[2]; yr[103] = a1_0[3];
+          yr[200] = a2_0[0]; yr[201] = a2_0[1]; yr[202] = a2_0[2]; yr[203] = a2_0[3];
+          yr[300] = a3_0[0]; yr[301] = a3_0[1]; yr[302] = a3_0[2]; yr[303] = a3_0[3];
+          yr[400] = a4_0[0]; yr[401] = a4_0[1]; yr[402] = a4_0[2]; yr[403] = a4_0[3];
+          yr[500] = a5_0[0]; yr[501] = a5_0[1]; yr[502] = a5_0[2]; yr[503] = a5_0[3];
+          yr[600] = a6_0[0]; yr[601] = a6_0[1]; yr[602] = a6_0[2]; yr[603] = a6_0[3];
+          yr[700] = a7_0[0]; yr[701] = a7_0[1]; yr[702] = a7_0[2]; yr[703] = a7_0[3];
+          yr[800] = a8_0[0]; yr[801] = a8_0[1]; yr[802] = a8_0[2]; yr[803] = a8_0[3];
+          yr[900] = a9_0[0]; yr[901] = a9_0[1]; yr[902] = a9_0[2]; yr[903] = a9_0[3];
+          yr[1000] = a10_0[0]; yr[1001] = a10_0[1]; yr[1002] = a10_0[2]; yr[1003] = a10_0[3];
+          yr[1100] = a11_0[0]; yr[1101] = a11_0[1]; yr[1102] = a11_0[2]; yr[1103] = a11_0[3];
+        }
+        { // the last 6 channels
+          const cnn_real *restrict wo = w + (24) * 30;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          for (int c = 0; c < 30; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 100 + 96;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (24) * 100 + oy * 100 + 96;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[100] = a1_0[0]; yr[101] = a1_0[1]; yr[102] = a1_0[2]; yr[103] = a1_0[3];
+          yr[200] = a2_0[0]; yr[201] = a2_0[1]; yr[202] = a2_0[2]; yr[203] = a2_0[3];
+          yr[300] = a3_0[0]; yr[301] = a3_0[1]; yr[302] = a3_0[2]; yr[303] = a3_0[3];
+          yr[400] = a4_0[0]; yr[401] = a4_0[1]; yr[402] = a4_0[2]; yr[403] = a4_0[3];
+          yr[500] = a5_0[0]; yr[501] = a5_0[1]; yr[502] = a5_0[2]; yr[503] = a5_0[3];
+        }
+      }
       if (training)
         for (int c = 0; c < 30; c++) {
           const cnn_real *restrict x = y + c * 100;
@@ -1600,19 +2188,268 @@ CNN_CLONES static void mnist4k8_l12_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k8_l12_dw[NGROUP][900];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
+// The weights with input and output channels swapped: wt[c][o] = W[o][c].
+static cnn_real mnist4k8_l12_wt[900];
+// dy for the weight gradient, its rows padded with zeros to whole vectors
+// (rows mode; the padding never written), the group's images.
+static cnn_real mnist4k8_l12_dyw[NGROUP][24968];
 CNN_CLONES static void mnist4k8_l12_conv_backward(int n) {
   const cnn_real *restrict w = mnist4k8_params + 1130;
+  cnn_real *restrict wt = mnist4k8_l12_wt;
+  for (int o = 0; o < 30; o++)
+    for (int c = 0; c < 30; c++)
+      for (int j = 0; j < 1; j++)
+        wt[(c * 30 + o) * 1 + 0 - j] = w[(o * 30 + c) * 1 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l12_dw[g];
+    cnn_real *restrict dyw = mnist4k8_l12_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist4k8_a12 + (size_t)i * 3000;
       const cnn_real *restrict dy = mnist4k8_d13 + (size_t)i * 3000;
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 30, 30, 100, 1, dy, 100, x, 100, first ? 0 : 1, dw, 30);
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 3120;
+      for (int o = 0; o < 30; o++)
+        for (int oy = 0; oy < 1; oy++)
+          memcpy(dyi + o * 104 + oy * 104, dy + (o * 1 + oy) * 100, 100 * sizeof(cnn_real));
+    }
+    // 12 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 24; o += 12) {
+      for (int c = 0; c < 30; c++)
+        for (int ky = 0; ky < 1; ky++) {
+          cnn_v8 s0_0 = {0};
+          cnn_v8 s1_0 = {0};
+          cnn_v8 s2_0 = {0};
+          cnn_v8 s3_0 = {0};
+          cnn_v8 s4_0 = {0};
+          cnn_v8 s5_0 = {0};
+          cnn_v8 s6_0 = {0};
+          cnn_v8 s7_0 = {0};
+          cnn_v8 s8_0 = {0};
+          cnn_v8 s9_0 = {0};
+          cnn_v8 s10_0 = {0};
+          cnn_v8 s11_0 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist4k8_a12 + (size_t)i * 3000;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 3120;
+            {
+              const cnn_real *restrict dr = dy + (o) * 104;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 100;
+              for (int v = 0; v < 104; v += 8) {
+                cnn_v8 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 104 + v, sizeof d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 208 + v, sizeof d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 312 + v, sizeof d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 416 + v, sizeof d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 520 + v, sizeof d);
+                s5_0 += d * x0;
+                memcpy(&d, dr + 624 + v, sizeof d);
+                s6_0 += d * x0;
+                memcpy(&d, dr + 728 + v, sizeof d);
+                s7_0 += d * x0;
+                memcpy(&d, dr + 832 + v, sizeof d);
+                s8_0 += d * x0;
+                memcpy(&d, dr + 936 + v, sizeof d);
+                s9_0 += d * x0;
+                memcpy(&d, dr + 1040 + v, sizeof d);
+                s10_0 += d * x0;
+                memcpy(&d, dr + 1144 + v, sizeof d);
+                s11_0 += d * x0;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 30 + (c * 1 + ky) * 1;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[30] = CNN_HSUM8(s1_0);
+          dwo[60] = CNN_HSUM8(s2_0);
+          dwo[90] = CNN_HSUM8(s3_0);
+          dwo[120] = CNN_HSUM8(s4_0);
+          dwo[150] = CNN_HSUM8(s5_0);
+          dwo[180] = CNN_HSUM8(s6_0);
+          dwo[210] = CNN_HSUM8(s7_0);
+          dwo[240] = CNN_HSUM8(s8_0);
+          dwo[270] = CNN_HSUM8(s9_0);
+          dwo[300] = CNN_HSUM8(s10_0);
+          dwo[330] = CNN_HSUM8(s11_0);
+        }
+    }
+    { // the last 6 channels
+      for (int c = 0; c < 30; c++)
+        for (int ky = 0; ky < 1; ky++) {
+          cnn_v8 s0_0 = {0};
+          cnn_v8 s1_0 = {0};
+          cnn_v8 s2_0 = {0};
+          cnn_v8 s3_0 = {0};
+          cnn_v8 s4_0 = {0};
+          cnn_v8 s5_0 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist4k8_a12 + (size_t)i * 3000;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 3120;
+            {
+              const cnn_real *restrict dr = dy + (24) * 104;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 100;
+              for (int v = 0; v < 104; v += 8) {
+                cnn_v8 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 104 + v, sizeof d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 208 + v, sizeof d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 312 + v, sizeof d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 416 + v, sizeof d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 520 + v, sizeof d);
+                s5_0 += d * x0;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (24) * 30 + (c * 1 + ky) * 1;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[30] = CNN_HSUM8(s1_0);
+          dwo[60] = CNN_HSUM8(s2_0);
+          dwo[90] = CNN_HSUM8(s3_0);
+          dwo[120] = CNN_HSUM8(s4_0);
+          dwo[150] = CNN_HSUM8(s5_0);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k8_d13 + (size_t)i * 3000;
       cnn_real *restrict dx = mnist4k8_d12 + (size_t)i * 3000;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 30, 100, 30, 1, w, 30, dy, 100, 0, dx, 100);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 96; col += 16) {
+          for (int o = 0; o < 30; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 30;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 30; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 100 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 100 + oy * 100 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 100, &a1_0, sizeof a1_0);
+            memcpy(yr + 108, &a1_1, sizeof a1_1);
+            memcpy(yr + 200, &a2_0, sizeof a2_0);
+            memcpy(yr + 208, &a2_1, sizeof a2_1);
+            memcpy(yr + 300, &a3_0, sizeof a3_0);
+            memcpy(yr + 308, &a3_1, sizeof a3_1);
+            memcpy(yr + 400, &a4_0, sizeof a4_0);
+            memcpy(yr + 408, &a4_1, sizeof a4_1);
+            memcpy(yr + 500, &a5_0, sizeof a5_0);
+            memcpy(yr + 508, &a5_1, sizeof a5_1);
+          }
+        }
+        for (int o = 0; o < 24; o += 12) { // 12 channels x 4 columns
+          const cnn_real *restrict wo = wt + (o) * 30;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 30; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 100 + 96;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150], w6 = wr[kx + 180], w7 = wr[kx + 210], w8 = wr[kx + 240], w9 = wr[kx + 270], w10 = wr[kx + 300], w11 = wr[kx + 330];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 100 + oy * 100 + 96;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[100] = a1_0[0]; yr[101] = a1_0[1]; yr[102] = a1_0[2]; yr[103] = a1_0[3];
+          yr[200] = a2_0[0]; yr[201] = a2_0[1]; yr[202] = a2_0[2]; yr[203] = a2_0[3];
+          yr[300] = a3_0[0]; yr[301] = a3_0[1]; yr[302] = a3_0[2]; yr[303] = a3_0[3];
+          yr[400] = a4_0[0]; yr[401] = a4_0[1]; yr[402] = a4_0[2]; yr[403] = a4_0[3];
+          yr[500] = a5_0[0]; yr[501] = a5_0[1]; yr[502] = a5_0[2]; yr[503] = a5_0[3];
+          yr[600] = a6_0[0]; yr[601] = a6_0[1]; yr[602] = a6_0[2]; yr[603] = a6_0[3];
+          yr[700] = a7_0[0]; yr[701] = a7_0[1]; yr[702] = a7_0[2]; yr[703] = a7_0[3];
+          yr[800] = a8_0[0]; yr[801] = a8_0[1]; yr[802] = a8_0[2]; yr[803] = a8_0[3];
+          yr[900] = a9_0[0]; yr[901] = a9_0[1]; yr[902] = a9_0[2]; yr[903] = a9_0[3];
+          yr[1000] = a10_0[0]; yr[1001] = a10_0[1]; yr[1002] = a10_0[2]; yr[1003] = a10_0[3];
+          yr[1100] = a11_0[0]; yr[1101] = a11_0[1]; yr[1102] = a11_0[2]; yr[1103] = a11_0[3];
+        }
+        { // the last 6 channels
+          const cnn_real *restrict wo = wt + (24) * 30;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          for (int c = 0; c < 30; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 100 + 96;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (24) * 100 + oy * 100 + 96;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[100] = a1_0[0]; yr[101] = a1_0[1]; yr[102] = a1_0[2]; yr[103] = a1_0[3];
+          yr[200] = a2_0[0]; yr[201] = a2_0[1]; yr[202] = a2_0[2]; yr[203] = a2_0[3];
+          yr[300] = a3_0[0]; yr[301] = a3_0[1]; yr[302] = a3_0[2]; yr[303] = a3_0[3];
+          yr[400] = a4_0[0]; yr[401] = a4_0[1]; yr[402] = a4_0[2]; yr[403] = a4_0[3];
+          yr[500] = a5_0[0]; yr[501] = a5_0[1]; yr[502] = a5_0[2]; yr[503] = a5_0[3];
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -1816,7 +2653,7 @@ CNN_CLONES static void mnist4k8_l15_conv_backward(int n) {
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
               const cnn_real *restrict x = (mnist4k8_a14 + gr * 100) + (size_t)i * 3000;
-              const cnn_real *restrict dy = (mnist4k8_d16 + gr * 64) + (size_t)i * 1920;
+              const cnn_real *restrict dy = (mnist4k8_d16 + gr * 64) + (size_t)(i) * 1920;
               for (int oy = 0; oy < 8; oy++) {
                 const cnn_real *restrict dr = dy + (o) * 64 + oy * 8;
                 const cnn_real *restrict xr = x + (c * 10 + oy + ky) * 10;
@@ -1923,8 +2760,8 @@ CNN_CLONES static void mnist4k8_l15_conv_backward(int n) {
 }
 
 // Layer 16: conv 1x1, stride 1, pad 0, no bias: 8x8x30 -> 8x8x30 (HxWxC), RF 14, 900 params, 57600 MACs/image.
-// Path: cblas GEMM on the input as it is (1x1, stride 1: no im2col).
-// y[30][64] = W[30][30] * x (1x1: x is the GEMM operand).
+// Path: direct kernels (forward, input and weight gradient; 1x1: each plane one row).
+// y[30][8x8] = W[30][30][1x1] (*) x[30][8x8].
 // Layer 17's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k8_l17_ps[BATCH][30], mnist4k8_l17_pq[BATCH][30];
@@ -1936,7 +2773,50 @@ CNN_CLONES static void mnist4k8_l16_conv_forward(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k8_a16 + (size_t)i * 1920;
       cnn_real *restrict y = mnist4k8_a17 + (size_t)i * 1920;
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 30, 64, 30, 1, w, 30, x, 64, 0, y, 64);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 64; col += 16) {
+          for (int o = 0; o < 30; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 30;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 30; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 64 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 64 + oy * 64 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 64, &a1_0, sizeof a1_0);
+            memcpy(yr + 72, &a1_1, sizeof a1_1);
+            memcpy(yr + 128, &a2_0, sizeof a2_0);
+            memcpy(yr + 136, &a2_1, sizeof a2_1);
+            memcpy(yr + 192, &a3_0, sizeof a3_0);
+            memcpy(yr + 200, &a3_1, sizeof a3_1);
+            memcpy(yr + 256, &a4_0, sizeof a4_0);
+            memcpy(yr + 264, &a4_1, sizeof a4_1);
+            memcpy(yr + 320, &a5_0, sizeof a5_0);
+            memcpy(yr + 328, &a5_1, sizeof a5_1);
+          }
+        }
+      }
       if (training)
         for (int c = 0; c < 30; c++) {
           const cnn_real *restrict x = y + c * 64;
@@ -1961,19 +2841,175 @@ CNN_CLONES static void mnist4k8_l16_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k8_l16_dw[NGROUP][900];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
+// The weights with input and output channels swapped: wt[c][o] = W[o][c].
+static cnn_real mnist4k8_l16_wt[900];
 CNN_CLONES static void mnist4k8_l16_conv_backward(int n) {
   const cnn_real *restrict w = mnist4k8_params + 2360;
+  cnn_real *restrict wt = mnist4k8_l16_wt;
+  for (int o = 0; o < 30; o++)
+    for (int c = 0; c < 30; c++)
+      for (int j = 0; j < 1; j++)
+        wt[(c * 30 + o) * 1 + 0 - j] = w[(o * 30 + c) * 1 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l16_dw[g];
+    // 12 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 24; o += 12) {
+      for (int c = 0; c < 30; c++)
+        for (int ky = 0; ky < 1; ky++) {
+          cnn_v8 s0_0 = {0};
+          cnn_v8 s1_0 = {0};
+          cnn_v8 s2_0 = {0};
+          cnn_v8 s3_0 = {0};
+          cnn_v8 s4_0 = {0};
+          cnn_v8 s5_0 = {0};
+          cnn_v8 s6_0 = {0};
+          cnn_v8 s7_0 = {0};
+          cnn_v8 s8_0 = {0};
+          cnn_v8 s9_0 = {0};
+          cnn_v8 s10_0 = {0};
+          cnn_v8 s11_0 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist4k8_a16 + (size_t)i * 1920;
+            const cnn_real *restrict dy = mnist4k8_d17 + (size_t)(i) * 1920;
+            {
+              const cnn_real *restrict dr = dy + (o) * 64;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 64;
+              for (int v = 0; v < 64; v += 8) {
+                cnn_v8 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 64 + v, sizeof d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 128 + v, sizeof d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 192 + v, sizeof d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 256 + v, sizeof d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 320 + v, sizeof d);
+                s5_0 += d * x0;
+                memcpy(&d, dr + 384 + v, sizeof d);
+                s6_0 += d * x0;
+                memcpy(&d, dr + 448 + v, sizeof d);
+                s7_0 += d * x0;
+                memcpy(&d, dr + 512 + v, sizeof d);
+                s8_0 += d * x0;
+                memcpy(&d, dr + 576 + v, sizeof d);
+                s9_0 += d * x0;
+                memcpy(&d, dr + 640 + v, sizeof d);
+                s10_0 += d * x0;
+                memcpy(&d, dr + 704 + v, sizeof d);
+                s11_0 += d * x0;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 30 + (c * 1 + ky) * 1;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[30] = CNN_HSUM8(s1_0);
+          dwo[60] = CNN_HSUM8(s2_0);
+          dwo[90] = CNN_HSUM8(s3_0);
+          dwo[120] = CNN_HSUM8(s4_0);
+          dwo[150] = CNN_HSUM8(s5_0);
+          dwo[180] = CNN_HSUM8(s6_0);
+          dwo[210] = CNN_HSUM8(s7_0);
+          dwo[240] = CNN_HSUM8(s8_0);
+          dwo[270] = CNN_HSUM8(s9_0);
+          dwo[300] = CNN_HSUM8(s10_0);
+          dwo[330] = CNN_HSUM8(s11_0);
+        }
+    }
+    { // the last 6 channels
+      for (int c = 0; c < 30; c++)
+        for (int ky = 0; ky < 1; ky++) {
+          cnn_v8 s0_0 = {0};
+          cnn_v8 s1_0 = {0};
+          cnn_v8 s2_0 = {0};
+          cnn_v8 s3_0 = {0};
+          cnn_v8 s4_0 = {0};
+          cnn_v8 s5_0 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist4k8_a16 + (size_t)i * 1920;
+            const cnn_real *restrict dy = mnist4k8_d17 + (size_t)(i) * 1920;
+            {
+              const cnn_real *restrict dr = dy + (24) * 64;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 64;
+              for (int v = 0; v < 64; v += 8) {
+                cnn_v8 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 64 + v, sizeof d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 128 + v, sizeof d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 192 + v, sizeof d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 256 + v, sizeof d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 320 + v, sizeof d);
+                s5_0 += d * x0;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (24) * 30 + (c * 1 + ky) * 1;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[30] = CNN_HSUM8(s1_0);
+          dwo[60] = CNN_HSUM8(s2_0);
+          dwo[90] = CNN_HSUM8(s3_0);
+          dwo[120] = CNN_HSUM8(s4_0);
+          dwo[150] = CNN_HSUM8(s5_0);
+        }
+    }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist4k8_a16 + (size_t)i * 1920;
       const cnn_real *restrict dy = mnist4k8_d17 + (size_t)i * 1920;
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 30, 30, 64, 1, dy, 64, x, 64, first ? 0 : 1, dw, 30);
       cnn_real *restrict dx = mnist4k8_d16 + (size_t)i * 1920;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 30, 64, 30, 1, w, 30, dy, 64, 0, dx, 64);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 64; col += 16) {
+          for (int o = 0; o < 30; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 30;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 30; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 64 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 64 + oy * 64 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 64, &a1_0, sizeof a1_0);
+            memcpy(yr + 72, &a1_1, sizeof a1_1);
+            memcpy(yr + 128, &a2_0, sizeof a2_0);
+            memcpy(yr + 136, &a2_1, sizeof a2_1);
+            memcpy(yr + 192, &a3_0, sizeof a3_0);
+            memcpy(yr + 200, &a3_1, sizeof a3_1);
+            memcpy(yr + 256, &a4_0, sizeof a4_0);
+            memcpy(yr + 264, &a4_1, sizeof a4_1);
+            memcpy(yr + 320, &a5_0, sizeof a5_0);
+            memcpy(yr + 328, &a5_1, sizeof a5_1);
+          }
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -2173,7 +3209,7 @@ CNN_CLONES static void mnist4k8_l19_conv_backward(int n) {
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
               const cnn_real *restrict x = (mnist4k8_a18 + gr * 64) + (size_t)i * 1920;
-              const cnn_real *restrict dy = (mnist4k8_d20 + gr * 36) + (size_t)i * 1080;
+              const cnn_real *restrict dy = (mnist4k8_d20 + gr * 36) + (size_t)(i) * 1080;
               for (int oy = 0; oy < 6; oy++) {
                 const cnn_real *restrict dr = dy + (o) * 36 + oy * 6;
                 const cnn_real *restrict xr = x + (c * 8 + oy + ky) * 8;
@@ -2276,8 +3312,8 @@ CNN_CLONES static void mnist4k8_l19_conv_backward(int n) {
 }
 
 // Layer 20: conv 1x1, stride 1, pad 0, no bias: 6x6x30 -> 6x6x30 (HxWxC), RF 18, 900 params, 32400 MACs/image.
-// Path: cblas GEMM on the input as it is (1x1, stride 1: no im2col).
-// y[30][36] = W[30][30] * x (1x1: x is the GEMM operand).
+// Path: direct kernels (forward, input and weight gradient; 1x1: each plane one row).
+// y[30][6x6] = W[30][30][1x1] (*) x[30][6x6].
 // Layer 21's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k8_l21_ps[BATCH][30], mnist4k8_l21_pq[BATCH][30];
@@ -2289,7 +3325,132 @@ CNN_CLONES static void mnist4k8_l20_conv_forward(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k8_a20 + (size_t)i * 1080;
       cnn_real *restrict y = mnist4k8_a21 + (size_t)i * 1080;
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 30, 36, 30, 1, w, 30, x, 36, 0, y, 36);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 32; col += 16) {
+          for (int o = 0; o < 30; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 30;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 30; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 36 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 36 + oy * 36 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 36, &a1_0, sizeof a1_0);
+            memcpy(yr + 44, &a1_1, sizeof a1_1);
+            memcpy(yr + 72, &a2_0, sizeof a2_0);
+            memcpy(yr + 80, &a2_1, sizeof a2_1);
+            memcpy(yr + 108, &a3_0, sizeof a3_0);
+            memcpy(yr + 116, &a3_1, sizeof a3_1);
+            memcpy(yr + 144, &a4_0, sizeof a4_0);
+            memcpy(yr + 152, &a4_1, sizeof a4_1);
+            memcpy(yr + 180, &a5_0, sizeof a5_0);
+            memcpy(yr + 188, &a5_1, sizeof a5_1);
+          }
+        }
+        for (int o = 0; o < 24; o += 12) { // 12 channels x 4 columns
+          const cnn_real *restrict wo = w + (o) * 30;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 30; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 36 + 32;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150], w6 = wr[kx + 180], w7 = wr[kx + 210], w8 = wr[kx + 240], w9 = wr[kx + 270], w10 = wr[kx + 300], w11 = wr[kx + 330];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 36 + oy * 36 + 32;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[36] = a1_0[0]; yr[37] = a1_0[1]; yr[38] = a1_0[2]; yr[39] = a1_0[3];
+          yr[72] = a2_0[0]; yr[73] = a2_0[1]; yr[74] = a2_0[2]; yr[75] = a2_0[3];
+          yr[108] = a3_0[0]; yr[109] = a3_0[1]; yr[110] = a3_0[2]; yr[111] = a3_0[3];
+          yr[144] = a4_0[0]; yr[145] = a4_0[1]; yr[146] = a4_0[2]; yr[147] = a4_0[3];
+          yr[180] = a5_0[0]; yr[181] = a5_0[1]; yr[182] = a5_0[2]; yr[183] = a5_0[3];
+          yr[216] = a6_0[0]; yr[217] = a6_0[1]; yr[218] = a6_0[2]; yr[219] = a6_0[3];
+          yr[252] = a7_0[0]; yr[253] = a7_0[1]; yr[254] = a7_0[2]; yr[255] = a7_0[3];
+          yr[288] = a8_0[0]; yr[289] = a8_0[1]; yr[290] = a8_0[2]; yr[291] = a8_0[3];
+          yr[324] = a9_0[0]; yr[325] = a9_0[1]; yr[326] = a9_0[2]; yr[327] = a9_0[3];
+          yr[360] = a10_0[0]; yr[361] = a10_0[1]; yr[362] = a10_0[2]; yr[363] = a10_0[3];
+          yr[396] = a11_0[0]; yr[397] = a11_0[1]; yr[398] = a11_0[2]; yr[399] = a11_0[3];
+        }
+        { // the last 6 channels
+          const cnn_real *restrict wo = w + (24) * 30;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          for (int c = 0; c < 30; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 36 + 32;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (24) * 36 + oy * 36 + 32;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[36] = a1_0[0]; yr[37] = a1_0[1]; yr[38] = a1_0[2]; yr[39] = a1_0[3];
+          yr[72] = a2_0[0]; yr[73] = a2_0[1]; yr[74] = a2_0[2]; yr[75] = a2_0[3];
+          yr[108] = a3_0[0]; yr[109] = a3_0[1]; yr[110] = a3_0[2]; yr[111] = a3_0[3];
+          yr[144] = a4_0[0]; yr[145] = a4_0[1]; yr[146] = a4_0[2]; yr[147] = a4_0[3];
+          yr[180] = a5_0[0]; yr[181] = a5_0[1]; yr[182] = a5_0[2]; yr[183] = a5_0[3];
+        }
+      }
       if (training)
         for (int c = 0; c < 30; c++) {
           const cnn_real *restrict x = y + c * 36;
@@ -2318,19 +3479,268 @@ CNN_CLONES static void mnist4k8_l20_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k8_l20_dw[NGROUP][900];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
+// The weights with input and output channels swapped: wt[c][o] = W[o][c].
+static cnn_real mnist4k8_l20_wt[900];
+// dy for the weight gradient, its rows padded with zeros to whole vectors
+// (rows mode; the padding never written), the group's images.
+static cnn_real mnist4k8_l20_dyw[NGROUP][9608];
 CNN_CLONES static void mnist4k8_l20_conv_backward(int n) {
   const cnn_real *restrict w = mnist4k8_params + 3590;
+  cnn_real *restrict wt = mnist4k8_l20_wt;
+  for (int o = 0; o < 30; o++)
+    for (int c = 0; c < 30; c++)
+      for (int j = 0; j < 1; j++)
+        wt[(c * 30 + o) * 1 + 0 - j] = w[(o * 30 + c) * 1 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l20_dw[g];
+    cnn_real *restrict dyw = mnist4k8_l20_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist4k8_a20 + (size_t)i * 1080;
       const cnn_real *restrict dy = mnist4k8_d21 + (size_t)i * 1080;
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 30, 30, 36, 1, dy, 36, x, 36, first ? 0 : 1, dw, 30);
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 1200;
+      for (int o = 0; o < 30; o++)
+        for (int oy = 0; oy < 1; oy++)
+          memcpy(dyi + o * 40 + oy * 40, dy + (o * 1 + oy) * 36, 36 * sizeof(cnn_real));
+    }
+    // 12 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 24; o += 12) {
+      for (int c = 0; c < 30; c++)
+        for (int ky = 0; ky < 1; ky++) {
+          cnn_v8 s0_0 = {0};
+          cnn_v8 s1_0 = {0};
+          cnn_v8 s2_0 = {0};
+          cnn_v8 s3_0 = {0};
+          cnn_v8 s4_0 = {0};
+          cnn_v8 s5_0 = {0};
+          cnn_v8 s6_0 = {0};
+          cnn_v8 s7_0 = {0};
+          cnn_v8 s8_0 = {0};
+          cnn_v8 s9_0 = {0};
+          cnn_v8 s10_0 = {0};
+          cnn_v8 s11_0 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist4k8_a20 + (size_t)i * 1080;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 1200;
+            {
+              const cnn_real *restrict dr = dy + (o) * 40;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 36;
+              for (int v = 0; v < 40; v += 8) {
+                cnn_v8 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 40 + v, sizeof d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 80 + v, sizeof d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 120 + v, sizeof d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 160 + v, sizeof d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 200 + v, sizeof d);
+                s5_0 += d * x0;
+                memcpy(&d, dr + 240 + v, sizeof d);
+                s6_0 += d * x0;
+                memcpy(&d, dr + 280 + v, sizeof d);
+                s7_0 += d * x0;
+                memcpy(&d, dr + 320 + v, sizeof d);
+                s8_0 += d * x0;
+                memcpy(&d, dr + 360 + v, sizeof d);
+                s9_0 += d * x0;
+                memcpy(&d, dr + 400 + v, sizeof d);
+                s10_0 += d * x0;
+                memcpy(&d, dr + 440 + v, sizeof d);
+                s11_0 += d * x0;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 30 + (c * 1 + ky) * 1;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[30] = CNN_HSUM8(s1_0);
+          dwo[60] = CNN_HSUM8(s2_0);
+          dwo[90] = CNN_HSUM8(s3_0);
+          dwo[120] = CNN_HSUM8(s4_0);
+          dwo[150] = CNN_HSUM8(s5_0);
+          dwo[180] = CNN_HSUM8(s6_0);
+          dwo[210] = CNN_HSUM8(s7_0);
+          dwo[240] = CNN_HSUM8(s8_0);
+          dwo[270] = CNN_HSUM8(s9_0);
+          dwo[300] = CNN_HSUM8(s10_0);
+          dwo[330] = CNN_HSUM8(s11_0);
+        }
+    }
+    { // the last 6 channels
+      for (int c = 0; c < 30; c++)
+        for (int ky = 0; ky < 1; ky++) {
+          cnn_v8 s0_0 = {0};
+          cnn_v8 s1_0 = {0};
+          cnn_v8 s2_0 = {0};
+          cnn_v8 s3_0 = {0};
+          cnn_v8 s4_0 = {0};
+          cnn_v8 s5_0 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist4k8_a20 + (size_t)i * 1080;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 1200;
+            {
+              const cnn_real *restrict dr = dy + (24) * 40;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 36;
+              for (int v = 0; v < 40; v += 8) {
+                cnn_v8 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 40 + v, sizeof d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 80 + v, sizeof d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 120 + v, sizeof d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 160 + v, sizeof d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 200 + v, sizeof d);
+                s5_0 += d * x0;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (24) * 30 + (c * 1 + ky) * 1;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[30] = CNN_HSUM8(s1_0);
+          dwo[60] = CNN_HSUM8(s2_0);
+          dwo[90] = CNN_HSUM8(s3_0);
+          dwo[120] = CNN_HSUM8(s4_0);
+          dwo[150] = CNN_HSUM8(s5_0);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k8_d21 + (size_t)i * 1080;
       cnn_real *restrict dx = mnist4k8_d20 + (size_t)i * 1080;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 30, 36, 30, 1, w, 30, dy, 36, 0, dx, 36);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 32; col += 16) {
+          for (int o = 0; o < 30; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 30;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 30; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 36 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 36 + oy * 36 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 36, &a1_0, sizeof a1_0);
+            memcpy(yr + 44, &a1_1, sizeof a1_1);
+            memcpy(yr + 72, &a2_0, sizeof a2_0);
+            memcpy(yr + 80, &a2_1, sizeof a2_1);
+            memcpy(yr + 108, &a3_0, sizeof a3_0);
+            memcpy(yr + 116, &a3_1, sizeof a3_1);
+            memcpy(yr + 144, &a4_0, sizeof a4_0);
+            memcpy(yr + 152, &a4_1, sizeof a4_1);
+            memcpy(yr + 180, &a5_0, sizeof a5_0);
+            memcpy(yr + 188, &a5_1, sizeof a5_1);
+          }
+        }
+        for (int o = 0; o < 24; o += 12) { // 12 channels x 4 columns
+          const cnn_real *restrict wo = wt + (o) * 30;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 30; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 36 + 32;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150], w6 = wr[kx + 180], w7 = wr[kx + 210], w8 = wr[kx + 240], w9 = wr[kx + 270], w10 = wr[kx + 300], w11 = wr[kx + 330];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 36 + oy * 36 + 32;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[36] = a1_0[0]; yr[37] = a1_0[1]; yr[38] = a1_0[2]; yr[39] = a1_0[3];
+          yr[72] = a2_0[0]; yr[73] = a2_0[1]; yr[74] = a2_0[2]; yr[75] = a2_0[3];
+          yr[108] = a3_0[0]; yr[109] = a3_0[1]; yr[110] = a3_0[2]; yr[111] = a3_0[3];
+          yr[144] = a4_0[0]; yr[145] = a4_0[1]; yr[146] = a4_0[2]; yr[147] = a4_0[3];
+          yr[180] = a5_0[0]; yr[181] = a5_0[1]; yr[182] = a5_0[2]; yr[183] = a5_0[3];
+          yr[216] = a6_0[0]; yr[217] = a6_0[1]; yr[218] = a6_0[2]; yr[219] = a6_0[3];
+          yr[252] = a7_0[0]; yr[253] = a7_0[1]; yr[254] = a7_0[2]; yr[255] = a7_0[3];
+          yr[288] = a8_0[0]; yr[289] = a8_0[1]; yr[290] = a8_0[2]; yr[291] = a8_0[3];
+          yr[324] = a9_0[0]; yr[325] = a9_0[1]; yr[326] = a9_0[2]; yr[327] = a9_0[3];
+          yr[360] = a10_0[0]; yr[361] = a10_0[1]; yr[362] = a10_0[2]; yr[363] = a10_0[3];
+          yr[396] = a11_0[0]; yr[397] = a11_0[1]; yr[398] = a11_0[2]; yr[399] = a11_0[3];
+        }
+        { // the last 6 channels
+          const cnn_real *restrict wo = wt + (24) * 30;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          for (int c = 0; c < 30; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 36 + 32;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (24) * 36 + oy * 36 + 32;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[36] = a1_0[0]; yr[37] = a1_0[1]; yr[38] = a1_0[2]; yr[39] = a1_0[3];
+          yr[72] = a2_0[0]; yr[73] = a2_0[1]; yr[74] = a2_0[2]; yr[75] = a2_0[3];
+          yr[108] = a3_0[0]; yr[109] = a3_0[1]; yr[110] = a3_0[2]; yr[111] = a3_0[3];
+          yr[144] = a4_0[0]; yr[145] = a4_0[1]; yr[146] = a4_0[2]; yr[147] = a4_0[3];
+          yr[180] = a5_0[0]; yr[181] = a5_0[1]; yr[182] = a5_0[2]; yr[183] = a5_0[3];
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -2471,8 +3881,8 @@ CNN_CLONES static void mnist4k8_l21_bn_backward(int n) {
 }
 
 // Layer 23: conv 1x1, stride 1, pad 0, no bias: 6x6x30 -> 6x6x10 (HxWxC), RF 18, 300 params, 10800 MACs/image.
-// Path: cblas GEMM on the input as it is (1x1, stride 1: no im2col).
-// y[10][36] = W[10][30] * x (1x1: x is the GEMM operand).
+// Path: direct kernels (forward, input and weight gradient; 1x1: each plane one row).
+// y[10][6x6] = W[10][30][1x1] (*) x[30][6x6].
 CNN_CLONES static void mnist4k8_l23_conv_forward(int n) {
   const cnn_real *restrict w = mnist4k8_params + 4550;
   CNN_OMP(omp parallel for schedule(static))
@@ -2480,26 +3890,343 @@ CNN_CLONES static void mnist4k8_l23_conv_forward(int n) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k8_a22 + (size_t)i * 1080;
       cnn_real *restrict y = mnist4k8_a24 + (size_t)i * 360;
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 10, 36, 30, 1, w, 30, x, 36, 0, y, 36);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 32; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 30;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 30; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 36 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 36 + oy * 36 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 36, &a1_0, sizeof a1_0);
+            memcpy(yr + 44, &a1_1, sizeof a1_1);
+            memcpy(yr + 72, &a2_0, sizeof a2_0);
+            memcpy(yr + 80, &a2_1, sizeof a2_1);
+            memcpy(yr + 108, &a3_0, sizeof a3_0);
+            memcpy(yr + 116, &a3_1, sizeof a3_1);
+            memcpy(yr + 144, &a4_0, sizeof a4_0);
+            memcpy(yr + 152, &a4_1, sizeof a4_1);
+            memcpy(yr + 180, &a5_0, sizeof a5_0);
+            memcpy(yr + 188, &a5_1, sizeof a5_1);
+          }
+          { // the last 4 channels
+            const cnn_real *restrict wo = w + (6) * 30;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            for (int c = 0; c < 30; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 36 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (6) * 36 + oy * 36 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 36, &a1_0, sizeof a1_0);
+            memcpy(yr + 44, &a1_1, sizeof a1_1);
+            memcpy(yr + 72, &a2_0, sizeof a2_0);
+            memcpy(yr + 80, &a2_1, sizeof a2_1);
+            memcpy(yr + 108, &a3_0, sizeof a3_0);
+            memcpy(yr + 116, &a3_1, sizeof a3_1);
+          }
+        }
+        for (int o = 0; o < 10; o += 10) { // 10 channels x 4 columns
+          const cnn_real *restrict wo = w + (o) * 30;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          for (int c = 0; c < 30; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 36 + 32;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150], w6 = wr[kx + 180], w7 = wr[kx + 210], w8 = wr[kx + 240], w9 = wr[kx + 270];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 36 + oy * 36 + 32;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[36] = a1_0[0]; yr[37] = a1_0[1]; yr[38] = a1_0[2]; yr[39] = a1_0[3];
+          yr[72] = a2_0[0]; yr[73] = a2_0[1]; yr[74] = a2_0[2]; yr[75] = a2_0[3];
+          yr[108] = a3_0[0]; yr[109] = a3_0[1]; yr[110] = a3_0[2]; yr[111] = a3_0[3];
+          yr[144] = a4_0[0]; yr[145] = a4_0[1]; yr[146] = a4_0[2]; yr[147] = a4_0[3];
+          yr[180] = a5_0[0]; yr[181] = a5_0[1]; yr[182] = a5_0[2]; yr[183] = a5_0[3];
+          yr[216] = a6_0[0]; yr[217] = a6_0[1]; yr[218] = a6_0[2]; yr[219] = a6_0[3];
+          yr[252] = a7_0[0]; yr[253] = a7_0[1]; yr[254] = a7_0[2]; yr[255] = a7_0[3];
+          yr[288] = a8_0[0]; yr[289] = a8_0[1]; yr[290] = a8_0[2]; yr[291] = a8_0[3];
+          yr[324] = a9_0[0]; yr[325] = a9_0[1]; yr[326] = a9_0[2]; yr[327] = a9_0[3];
+        }
+      }
     }
   }
 }
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k8_l23_dw[NGROUP][300];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
+// The weights with input and output channels swapped: wt[c][o] = W[o][c].
+static cnn_real mnist4k8_l23_wt[300];
+// dy for the weight gradient, its rows padded with zeros to whole vectors
+// (rows mode; the padding never written), the group's images.
+static cnn_real mnist4k8_l23_dyw[NGROUP][3208];
 CNN_CLONES static void mnist4k8_l23_conv_backward(int n) {
   const cnn_real *restrict w = mnist4k8_params + 4550;
+  cnn_real *restrict wt = mnist4k8_l23_wt;
+  for (int o = 0; o < 10; o++)
+    for (int c = 0; c < 30; c++)
+      for (int j = 0; j < 1; j++)
+        wt[(c * 10 + o) * 1 + 0 - j] = w[(o * 30 + c) * 1 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l23_dw[g];
+    cnn_real *restrict dyw = mnist4k8_l23_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist4k8_a22 + (size_t)i * 1080;
       const cnn_real *restrict dy = mnist4k8_d24 + (size_t)i * 360;
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 10, 30, 36, 1, dy, 36, x, 36, first ? 0 : 1, dw, 30);
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 400;
+      for (int o = 0; o < 10; o++)
+        for (int oy = 0; oy < 1; oy++)
+          memcpy(dyi + o * 40 + oy * 40, dy + (o * 1 + oy) * 36, 36 * sizeof(cnn_real));
+    }
+    // 10 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 10; o += 10) {
+      for (int c = 0; c < 30; c++)
+        for (int ky = 0; ky < 1; ky++) {
+          cnn_v8 s0_0 = {0};
+          cnn_v8 s1_0 = {0};
+          cnn_v8 s2_0 = {0};
+          cnn_v8 s3_0 = {0};
+          cnn_v8 s4_0 = {0};
+          cnn_v8 s5_0 = {0};
+          cnn_v8 s6_0 = {0};
+          cnn_v8 s7_0 = {0};
+          cnn_v8 s8_0 = {0};
+          cnn_v8 s9_0 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist4k8_a22 + (size_t)i * 1080;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 400;
+            {
+              const cnn_real *restrict dr = dy + (o) * 40;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 36;
+              for (int v = 0; v < 40; v += 8) {
+                cnn_v8 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 40 + v, sizeof d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 80 + v, sizeof d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 120 + v, sizeof d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 160 + v, sizeof d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 200 + v, sizeof d);
+                s5_0 += d * x0;
+                memcpy(&d, dr + 240 + v, sizeof d);
+                s6_0 += d * x0;
+                memcpy(&d, dr + 280 + v, sizeof d);
+                s7_0 += d * x0;
+                memcpy(&d, dr + 320 + v, sizeof d);
+                s8_0 += d * x0;
+                memcpy(&d, dr + 360 + v, sizeof d);
+                s9_0 += d * x0;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 30 + (c * 1 + ky) * 1;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[30] = CNN_HSUM8(s1_0);
+          dwo[60] = CNN_HSUM8(s2_0);
+          dwo[90] = CNN_HSUM8(s3_0);
+          dwo[120] = CNN_HSUM8(s4_0);
+          dwo[150] = CNN_HSUM8(s5_0);
+          dwo[180] = CNN_HSUM8(s6_0);
+          dwo[210] = CNN_HSUM8(s7_0);
+          dwo[240] = CNN_HSUM8(s8_0);
+          dwo[270] = CNN_HSUM8(s9_0);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k8_d24 + (size_t)i * 360;
       cnn_real *restrict dx = mnist4k8_d22 + (size_t)i * 1080;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 30, 36, 10, 1, w, 30, dy, 36, 0, dx, 36);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 32; col += 16) {
+          for (int o = 0; o < 30; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 10;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 10; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 36 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 36 + oy * 36 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 36, &a1_0, sizeof a1_0);
+            memcpy(yr + 44, &a1_1, sizeof a1_1);
+            memcpy(yr + 72, &a2_0, sizeof a2_0);
+            memcpy(yr + 80, &a2_1, sizeof a2_1);
+            memcpy(yr + 108, &a3_0, sizeof a3_0);
+            memcpy(yr + 116, &a3_1, sizeof a3_1);
+            memcpy(yr + 144, &a4_0, sizeof a4_0);
+            memcpy(yr + 152, &a4_1, sizeof a4_1);
+            memcpy(yr + 180, &a5_0, sizeof a5_0);
+            memcpy(yr + 188, &a5_1, sizeof a5_1);
+          }
+        }
+        for (int o = 0; o < 24; o += 12) { // 12 channels x 4 columns
+          const cnn_real *restrict wo = wt + (o) * 10;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 10; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 36 + 32;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50], w6 = wr[kx + 60], w7 = wr[kx + 70], w8 = wr[kx + 80], w9 = wr[kx + 90], w10 = wr[kx + 100], w11 = wr[kx + 110];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 36 + oy * 36 + 32;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[36] = a1_0[0]; yr[37] = a1_0[1]; yr[38] = a1_0[2]; yr[39] = a1_0[3];
+          yr[72] = a2_0[0]; yr[73] = a2_0[1]; yr[74] = a2_0[2]; yr[75] = a2_0[3];
+          yr[108] = a3_0[0]; yr[109] = a3_0[1]; yr[110] = a3_0[2]; yr[111] = a3_0[3];
+          yr[144] = a4_0[0]; yr[145] = a4_0[1]; yr[146] = a4_0[2]; yr[147] = a4_0[3];
+          yr[180] = a5_0[0]; yr[181] = a5_0[1]; yr[182] = a5_0[2]; yr[183] = a5_0[3];
+          yr[216] = a6_0[0]; yr[217] = a6_0[1]; yr[218] = a6_0[2]; yr[219] = a6_0[3];
+          yr[252] = a7_0[0]; yr[253] = a7_0[1]; yr[254] = a7_0[2]; yr[255] = a7_0[3];
+          yr[288] = a8_0[0]; yr[289] = a8_0[1]; yr[290] = a8_0[2]; yr[291] = a8_0[3];
+          yr[324] = a9_0[0]; yr[325] = a9_0[1]; yr[326] = a9_0[2]; yr[327] = a9_0[3];
+          yr[360] = a10_0[0]; yr[361] = a10_0[1]; yr[362] = a10_0[2]; yr[363] = a10_0[3];
+          yr[396] = a11_0[0]; yr[397] = a11_0[1]; yr[398] = a11_0[2]; yr[399] = a11_0[3];
+        }
+        { // the last 6 channels
+          const cnn_real *restrict wo = wt + (24) * 10;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          for (int c = 0; c < 10; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 36 + 32;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (24) * 36 + oy * 36 + 32;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[36] = a1_0[0]; yr[37] = a1_0[1]; yr[38] = a1_0[2]; yr[39] = a1_0[3];
+          yr[72] = a2_0[0]; yr[73] = a2_0[1]; yr[74] = a2_0[2]; yr[75] = a2_0[3];
+          yr[108] = a3_0[0]; yr[109] = a3_0[1]; yr[110] = a3_0[2]; yr[111] = a3_0[3];
+          yr[144] = a4_0[0]; yr[145] = a4_0[1]; yr[146] = a4_0[2]; yr[147] = a4_0[3];
+          yr[180] = a5_0[0]; yr[181] = a5_0[1]; yr[182] = a5_0[2]; yr[183] = a5_0[3];
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;

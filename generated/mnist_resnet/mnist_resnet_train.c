@@ -146,7 +146,7 @@ const char *const mnist_resnet_layer_path[32] = {
     "",
     "",
     "",
-    "cblas GEMM on the input as it is (1x1, stride 1: no im2col)",
+    "direct kernels (forward, input and weight gradient; 1x1: each plane one row)",
     "",
     "",
 };
@@ -1495,6 +1495,9 @@ static cnn_real mnist_resnet_l3_dw[NGROUP][576];
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist_resnet_l3_dyp[NGROUP][7208];
 static cnn_real mnist_resnet_l3_wt[576];
+// dy for the weight gradient, its rows padded with zeros to whole vectors
+// (flat: on the input's row stride; the padding never written), one image per group.
+static cnn_real mnist_resnet_l3_dyw[NGROUP][6728];
 CNN_CLONES static void mnist_resnet_l3_conv_backward(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 88;
   cnn_real *restrict wt = mnist_resnet_l3_wt;
@@ -1506,46 +1509,34 @@ CNN_CLONES static void mnist_resnet_l3_conv_backward(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l3_dw[g];
     cnn_real *restrict dyp = mnist_resnet_l3_dyp[g];
+    cnn_real *restrict dyw = mnist_resnet_l3_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist_resnet_l3_xp + (size_t)i * 7200;
       const cnn_real *restrict dy = mnist_resnet_d4 + (size_t)i * 6272;
-      // 3 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 8; o++)
+        for (int oy = 0; oy < 28; oy++)
+          memcpy(dyw + o * 840 + oy * 30, dy + (o * 28 + oy) * 28, 28 * sizeof(cnn_real));
+      // 3 output channels x 3 taps of vector sums per register tile; each plane one run of vectors on x's rows (flat).
       for (int o = 0; o < 6; o += 3) {
         for (int c = 0; c < 8; c++)
           for (int ky = 0; ky < 3; ky++) {
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
-            for (int oy = 0; oy < 28; oy++) {
-              const cnn_real *restrict dr = dy + (o) * 784 + oy * 28;
-              const cnn_real *restrict xr = x + (c * 30 + oy + ky) * 30;
-              for (int v = 0; v < 24; v += 8) {
+            {
+              const cnn_real *restrict dr = dyw + (o) * 840;
+              const cnn_real *restrict xr = x + (c * 30 + ky) * 30;
+              for (int v = 0; v < 840; v += 8) {
                 cnn_v8 d, x0, x1, x2;
                 memcpy(&x0, xr + v + 0, sizeof x0);
                 memcpy(&x1, xr + v + 1, sizeof x1);
                 memcpy(&x2, xr + v + 2, sizeof x2);
                 memcpy(&d, dr + 0 + v, sizeof d);
                 s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 784 + v, sizeof d);
+                memcpy(&d, dr + 840 + v, sizeof d);
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-                memcpy(&d, dr + 1568 + v, sizeof d);
-                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
-              }
-              { // columns 24..27; the other lanes are masked off
-                const cnn_v8 m = {1, 1, 1, 1, 0, 0, 0, 0};
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + 24 + 0, sizeof x0);
-                memcpy(&x1, xr + 24 + 1, sizeof x1);
-                memcpy(&x2, xr + 24 + 2, sizeof x2);
-                memcpy(&d, dr + 0 + 24, sizeof d);
-                d *= m;
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 784 + 24, sizeof d);
-                d *= m;
-                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-                memcpy(&d, dr + 1568 + 24, sizeof d);
-                d *= m;
+                memcpy(&d, dr + 1680 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
               }
             }
@@ -1566,30 +1557,17 @@ CNN_CLONES static void mnist_resnet_l3_conv_backward(int n) {
           for (int ky = 0; ky < 3; ky++) {
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
-            for (int oy = 0; oy < 28; oy++) {
-              const cnn_real *restrict dr = dy + (6) * 784 + oy * 28;
-              const cnn_real *restrict xr = x + (c * 30 + oy + ky) * 30;
-              for (int v = 0; v < 24; v += 8) {
+            {
+              const cnn_real *restrict dr = dyw + (6) * 840;
+              const cnn_real *restrict xr = x + (c * 30 + ky) * 30;
+              for (int v = 0; v < 840; v += 8) {
                 cnn_v8 d, x0, x1, x2;
                 memcpy(&x0, xr + v + 0, sizeof x0);
                 memcpy(&x1, xr + v + 1, sizeof x1);
                 memcpy(&x2, xr + v + 2, sizeof x2);
                 memcpy(&d, dr + 0 + v, sizeof d);
                 s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 784 + v, sizeof d);
-                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-              }
-              { // columns 24..27; the other lanes are masked off
-                const cnn_v8 m = {1, 1, 1, 1, 0, 0, 0, 0};
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + 24 + 0, sizeof x0);
-                memcpy(&x1, xr + 24 + 1, sizeof x1);
-                memcpy(&x2, xr + 24 + 2, sizeof x2);
-                memcpy(&d, dr + 0 + 24, sizeof d);
-                d *= m;
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 784 + 24, sizeof d);
-                d *= m;
+                memcpy(&d, dr + 840 + v, sizeof d);
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
               }
             }
@@ -2566,6 +2544,9 @@ static cnn_real mnist_resnet_l6_dw[NGROUP][576];
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist_resnet_l6_dyp[NGROUP][7208];
 static cnn_real mnist_resnet_l6_wt[576];
+// dy for the weight gradient, its rows padded with zeros to whole vectors
+// (flat: on the input's row stride; the padding never written), one image per group.
+static cnn_real mnist_resnet_l6_dyw[NGROUP][6728];
 CNN_CLONES static void mnist_resnet_l6_conv_backward(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 680;
   cnn_real *restrict wt = mnist_resnet_l6_wt;
@@ -2577,46 +2558,34 @@ CNN_CLONES static void mnist_resnet_l6_conv_backward(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l6_dw[g];
     cnn_real *restrict dyp = mnist_resnet_l6_dyp[g];
+    cnn_real *restrict dyw = mnist_resnet_l6_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist_resnet_l6_xp + (size_t)i * 7200;
       const cnn_real *restrict dy = mnist_resnet_d7 + (size_t)i * 6272;
-      // 3 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 8; o++)
+        for (int oy = 0; oy < 28; oy++)
+          memcpy(dyw + o * 840 + oy * 30, dy + (o * 28 + oy) * 28, 28 * sizeof(cnn_real));
+      // 3 output channels x 3 taps of vector sums per register tile; each plane one run of vectors on x's rows (flat).
       for (int o = 0; o < 6; o += 3) {
         for (int c = 0; c < 8; c++)
           for (int ky = 0; ky < 3; ky++) {
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
-            for (int oy = 0; oy < 28; oy++) {
-              const cnn_real *restrict dr = dy + (o) * 784 + oy * 28;
-              const cnn_real *restrict xr = x + (c * 30 + oy + ky) * 30;
-              for (int v = 0; v < 24; v += 8) {
+            {
+              const cnn_real *restrict dr = dyw + (o) * 840;
+              const cnn_real *restrict xr = x + (c * 30 + ky) * 30;
+              for (int v = 0; v < 840; v += 8) {
                 cnn_v8 d, x0, x1, x2;
                 memcpy(&x0, xr + v + 0, sizeof x0);
                 memcpy(&x1, xr + v + 1, sizeof x1);
                 memcpy(&x2, xr + v + 2, sizeof x2);
                 memcpy(&d, dr + 0 + v, sizeof d);
                 s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 784 + v, sizeof d);
+                memcpy(&d, dr + 840 + v, sizeof d);
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-                memcpy(&d, dr + 1568 + v, sizeof d);
-                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
-              }
-              { // columns 24..27; the other lanes are masked off
-                const cnn_v8 m = {1, 1, 1, 1, 0, 0, 0, 0};
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + 24 + 0, sizeof x0);
-                memcpy(&x1, xr + 24 + 1, sizeof x1);
-                memcpy(&x2, xr + 24 + 2, sizeof x2);
-                memcpy(&d, dr + 0 + 24, sizeof d);
-                d *= m;
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 784 + 24, sizeof d);
-                d *= m;
-                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-                memcpy(&d, dr + 1568 + 24, sizeof d);
-                d *= m;
+                memcpy(&d, dr + 1680 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
               }
             }
@@ -2637,30 +2606,17 @@ CNN_CLONES static void mnist_resnet_l6_conv_backward(int n) {
           for (int ky = 0; ky < 3; ky++) {
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
-            for (int oy = 0; oy < 28; oy++) {
-              const cnn_real *restrict dr = dy + (6) * 784 + oy * 28;
-              const cnn_real *restrict xr = x + (c * 30 + oy + ky) * 30;
-              for (int v = 0; v < 24; v += 8) {
+            {
+              const cnn_real *restrict dr = dyw + (6) * 840;
+              const cnn_real *restrict xr = x + (c * 30 + ky) * 30;
+              for (int v = 0; v < 840; v += 8) {
                 cnn_v8 d, x0, x1, x2;
                 memcpy(&x0, xr + v + 0, sizeof x0);
                 memcpy(&x1, xr + v + 1, sizeof x1);
                 memcpy(&x2, xr + v + 2, sizeof x2);
                 memcpy(&d, dr + 0 + v, sizeof d);
                 s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 784 + v, sizeof d);
-                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-              }
-              { // columns 24..27; the other lanes are masked off
-                const cnn_v8 m = {1, 1, 1, 1, 0, 0, 0, 0};
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + 24 + 0, sizeof x0);
-                memcpy(&x1, xr + 24 + 1, sizeof x1);
-                memcpy(&x2, xr + 24 + 2, sizeof x2);
-                memcpy(&d, dr + 0 + 24, sizeof d);
-                d *= m;
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 784 + 24, sizeof d);
-                d *= m;
+                memcpy(&d, dr + 840 + v, sizeof d);
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
               }
             }
@@ -3259,15 +3215,15 @@ CNN_CLONES static void mnist_resnet_l10_maxpool_backward(int n) {
             m = b > m ? b : m;
             m = d > m ? d : m;
             m = e > m ? e : m;
-            // 1 at the first of the four equal to the max, 0 elsewhere.
-            const cnn_real ka = (cnn_real)(a >= m), kb = (cnn_real)(b >= m) * (1 - ka);
-            const cnn_real kd = (cnn_real)(d >= m) * (1 - ka - kb);
-            const cnn_real ke = (cnn_real)(e >= m) * (1 - ka - kb - kd);
+            // g at the first of the four equal to the max, 0 elsewhere.
             const cnn_real g = dy[(c * 14 + oy) * 14 + ox];
-            dx[j0] = ka * g;
-            dx[j0 + 1] = kb * g;
-            dx[j0 + 28] = kd * g;
-            dx[j0 + 29] = ke * g;
+            const cnn_real ga = a >= m ? g : 0, r1 = a >= m ? 0 : g;
+            const cnn_real gb = b >= m ? r1 : 0, r2 = b >= m ? 0 : r1;
+            const cnn_real gd = d >= m ? r2 : 0, ge = d >= m ? 0 : r2;
+            dx[j0] = ga;
+            dx[j0 + 1] = gb;
+            dx[j0 + 28] = gd;
+            dx[j0 + 29] = ge;
           }
     }
   }
@@ -3547,6 +3503,9 @@ static cnn_real mnist_resnet_l11_dw[NGROUP][1152];
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist_resnet_l11_dyp[NGROUP][4104];
 static cnn_real mnist_resnet_l11_wt[1152];
+// dy for the weight gradient, its rows padded with zeros to whole vectors
+// (rows mode; the padding never written), the group's images.
+static cnn_real mnist_resnet_l11_dyw[NGROUP][28680];
 CNN_CLONES static void mnist_resnet_l11_conv_backward(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 1272;
   cnn_real *restrict wt = mnist_resnet_l11_wt;
@@ -3558,6 +3517,14 @@ CNN_CLONES static void mnist_resnet_l11_conv_backward(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l11_dw[g];
     cnn_real *restrict dyp = mnist_resnet_l11_dyp[g];
+    cnn_real *restrict dyw = mnist_resnet_l11_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist_resnet_d12 + (size_t)i * 3136;
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 3584;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 14; oy++)
+          memcpy(dyi + o * 224 + oy * 16, dy + (o * 14 + oy) * 14, 14 * sizeof(cnn_real));
+    }
     // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
     for (int o = 0; o < 15; o += 3) {
       for (int c = 0; c < 8; c++)
@@ -3567,36 +3534,20 @@ CNN_CLONES static void mnist_resnet_l11_conv_backward(int n) {
           cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist_resnet_l11_xp + (size_t)i * 2048;
-            const cnn_real *restrict dy = mnist_resnet_d12 + (size_t)i * 3136;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 3584;
             for (int oy = 0; oy < 14; oy++) {
-              const cnn_real *restrict dr = dy + (o) * 196 + oy * 14;
+              const cnn_real *restrict dr = dy + (o) * 224 + oy * 16;
               const cnn_real *restrict xr = x + (c * 16 + oy + ky) * 16;
-              for (int v = 0; v < 8; v += 8) {
+              for (int v = 0; v < 16; v += 8) {
                 cnn_v8 d, x0, x1, x2;
                 memcpy(&x0, xr + v + 0, sizeof x0);
                 memcpy(&x1, xr + v + 1, sizeof x1);
                 memcpy(&x2, xr + v + 2, sizeof x2);
                 memcpy(&d, dr + 0 + v, sizeof d);
                 s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 196 + v, sizeof d);
+                memcpy(&d, dr + 224 + v, sizeof d);
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-                memcpy(&d, dr + 392 + v, sizeof d);
-                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
-              }
-              { // columns 8..13; the other lanes are masked off
-                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 0, 0};
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + 8 + 0, sizeof x0);
-                memcpy(&x1, xr + 8 + 1, sizeof x1);
-                memcpy(&x2, xr + 8 + 2, sizeof x2);
-                memcpy(&d, dr + 0 + 8, sizeof d);
-                d *= m;
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 196 + 8, sizeof d);
-                d *= m;
-                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-                memcpy(&d, dr + 392 + 8, sizeof d);
-                d *= m;
+                memcpy(&d, dr + 448 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
               }
             }
@@ -3619,26 +3570,16 @@ CNN_CLONES static void mnist_resnet_l11_conv_backward(int n) {
           cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist_resnet_l11_xp + (size_t)i * 2048;
-            const cnn_real *restrict dy = mnist_resnet_d12 + (size_t)i * 3136;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 3584;
             for (int oy = 0; oy < 14; oy++) {
-              const cnn_real *restrict dr = dy + (15) * 196 + oy * 14;
+              const cnn_real *restrict dr = dy + (15) * 224 + oy * 16;
               const cnn_real *restrict xr = x + (c * 16 + oy + ky) * 16;
-              for (int v = 0; v < 8; v += 8) {
+              for (int v = 0; v < 16; v += 8) {
                 cnn_v8 d, x0, x1, x2;
                 memcpy(&x0, xr + v + 0, sizeof x0);
                 memcpy(&x1, xr + v + 1, sizeof x1);
                 memcpy(&x2, xr + v + 2, sizeof x2);
                 memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-              }
-              { // columns 8..13; the other lanes are masked off
-                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 0, 0};
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + 8 + 0, sizeof x0);
-                memcpy(&x1, xr + 8 + 1, sizeof x1);
-                memcpy(&x2, xr + 8 + 2, sizeof x2);
-                memcpy(&d, dr + 0 + 8, sizeof d);
-                d *= m;
                 s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
               }
             }
@@ -4263,6 +4204,9 @@ static cnn_real mnist_resnet_l14_dw[NGROUP][2304];
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist_resnet_l14_dyp[NGROUP][4104];
 static cnn_real mnist_resnet_l14_wt[2304];
+// dy for the weight gradient, its rows padded with zeros to whole vectors
+// (rows mode; the padding never written), one image per group.
+static cnn_real mnist_resnet_l14_dyw[NGROUP][3592];
 CNN_CLONES static void mnist_resnet_l14_conv_backward(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 2456;
   cnn_real *restrict wt = mnist_resnet_l14_wt;
@@ -4274,10 +4218,14 @@ CNN_CLONES static void mnist_resnet_l14_conv_backward(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l14_dw[g];
     cnn_real *restrict dyp = mnist_resnet_l14_dyp[g];
+    cnn_real *restrict dyw = mnist_resnet_l14_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist_resnet_l14_xp + (size_t)i * 4096;
       const cnn_real *restrict dy = mnist_resnet_d15 + (size_t)i * 3136;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 14; oy++)
+          memcpy(dyw + o * 224 + oy * 16, dy + (o * 14 + oy) * 14, 14 * sizeof(cnn_real));
       // 3 output channels x 3 taps of vector sums per register tile.
       for (int o = 0; o < 15; o += 3) {
         for (int c = 0; c < 16; c++)
@@ -4286,34 +4234,18 @@ CNN_CLONES static void mnist_resnet_l14_conv_backward(int n) {
             cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
             for (int oy = 0; oy < 14; oy++) {
-              const cnn_real *restrict dr = dy + (o) * 196 + oy * 14;
+              const cnn_real *restrict dr = dyw + (o) * 224 + oy * 16;
               const cnn_real *restrict xr = x + (c * 16 + oy + ky) * 16;
-              for (int v = 0; v < 8; v += 8) {
+              for (int v = 0; v < 16; v += 8) {
                 cnn_v8 d, x0, x1, x2;
                 memcpy(&x0, xr + v + 0, sizeof x0);
                 memcpy(&x1, xr + v + 1, sizeof x1);
                 memcpy(&x2, xr + v + 2, sizeof x2);
                 memcpy(&d, dr + 0 + v, sizeof d);
                 s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 196 + v, sizeof d);
+                memcpy(&d, dr + 224 + v, sizeof d);
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-                memcpy(&d, dr + 392 + v, sizeof d);
-                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
-              }
-              { // columns 8..13; the other lanes are masked off
-                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 0, 0};
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + 8 + 0, sizeof x0);
-                memcpy(&x1, xr + 8 + 1, sizeof x1);
-                memcpy(&x2, xr + 8 + 2, sizeof x2);
-                memcpy(&d, dr + 0 + 8, sizeof d);
-                d *= m;
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 196 + 8, sizeof d);
-                d *= m;
-                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-                memcpy(&d, dr + 392 + 8, sizeof d);
-                d *= m;
+                memcpy(&d, dr + 448 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
               }
             }
@@ -4334,24 +4266,14 @@ CNN_CLONES static void mnist_resnet_l14_conv_backward(int n) {
           for (int ky = 0; ky < 3; ky++) {
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             for (int oy = 0; oy < 14; oy++) {
-              const cnn_real *restrict dr = dy + (15) * 196 + oy * 14;
+              const cnn_real *restrict dr = dyw + (15) * 224 + oy * 16;
               const cnn_real *restrict xr = x + (c * 16 + oy + ky) * 16;
-              for (int v = 0; v < 8; v += 8) {
+              for (int v = 0; v < 16; v += 8) {
                 cnn_v8 d, x0, x1, x2;
                 memcpy(&x0, xr + v + 0, sizeof x0);
                 memcpy(&x1, xr + v + 1, sizeof x1);
                 memcpy(&x2, xr + v + 2, sizeof x2);
                 memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-              }
-              { // columns 8..13; the other lanes are masked off
-                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 0, 0};
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + 8 + 0, sizeof x0);
-                memcpy(&x1, xr + 8 + 1, sizeof x1);
-                memcpy(&x2, xr + 8 + 2, sizeof x2);
-                memcpy(&d, dr + 0 + 8, sizeof d);
-                d *= m;
                 s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
               }
             }
@@ -4997,6 +4919,9 @@ static cnn_real mnist_resnet_l17_dw[NGROUP][2304];
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist_resnet_l17_dyp[NGROUP][4104];
 static cnn_real mnist_resnet_l17_wt[2304];
+// dy for the weight gradient, its rows padded with zeros to whole vectors
+// (rows mode; the padding never written), one image per group.
+static cnn_real mnist_resnet_l17_dyw[NGROUP][3592];
 CNN_CLONES static void mnist_resnet_l17_conv_backward(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 4792;
   cnn_real *restrict wt = mnist_resnet_l17_wt;
@@ -5008,10 +4933,14 @@ CNN_CLONES static void mnist_resnet_l17_conv_backward(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l17_dw[g];
     cnn_real *restrict dyp = mnist_resnet_l17_dyp[g];
+    cnn_real *restrict dyw = mnist_resnet_l17_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist_resnet_l17_xp + (size_t)i * 4096;
       const cnn_real *restrict dy = mnist_resnet_d18 + (size_t)i * 3136;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 14; oy++)
+          memcpy(dyw + o * 224 + oy * 16, dy + (o * 14 + oy) * 14, 14 * sizeof(cnn_real));
       // 3 output channels x 3 taps of vector sums per register tile.
       for (int o = 0; o < 15; o += 3) {
         for (int c = 0; c < 16; c++)
@@ -5020,34 +4949,18 @@ CNN_CLONES static void mnist_resnet_l17_conv_backward(int n) {
             cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
             for (int oy = 0; oy < 14; oy++) {
-              const cnn_real *restrict dr = dy + (o) * 196 + oy * 14;
+              const cnn_real *restrict dr = dyw + (o) * 224 + oy * 16;
               const cnn_real *restrict xr = x + (c * 16 + oy + ky) * 16;
-              for (int v = 0; v < 8; v += 8) {
+              for (int v = 0; v < 16; v += 8) {
                 cnn_v8 d, x0, x1, x2;
                 memcpy(&x0, xr + v + 0, sizeof x0);
                 memcpy(&x1, xr + v + 1, sizeof x1);
                 memcpy(&x2, xr + v + 2, sizeof x2);
                 memcpy(&d, dr + 0 + v, sizeof d);
                 s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 196 + v, sizeof d);
+                memcpy(&d, dr + 224 + v, sizeof d);
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-                memcpy(&d, dr + 392 + v, sizeof d);
-                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
-              }
-              { // columns 8..13; the other lanes are masked off
-                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 0, 0};
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + 8 + 0, sizeof x0);
-                memcpy(&x1, xr + 8 + 1, sizeof x1);
-                memcpy(&x2, xr + 8 + 2, sizeof x2);
-                memcpy(&d, dr + 0 + 8, sizeof d);
-                d *= m;
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 196 + 8, sizeof d);
-                d *= m;
-                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-                memcpy(&d, dr + 392 + 8, sizeof d);
-                d *= m;
+                memcpy(&d, dr + 448 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
               }
             }
@@ -5068,24 +4981,14 @@ CNN_CLONES static void mnist_resnet_l17_conv_backward(int n) {
           for (int ky = 0; ky < 3; ky++) {
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             for (int oy = 0; oy < 14; oy++) {
-              const cnn_real *restrict dr = dy + (15) * 196 + oy * 14;
+              const cnn_real *restrict dr = dyw + (15) * 224 + oy * 16;
               const cnn_real *restrict xr = x + (c * 16 + oy + ky) * 16;
-              for (int v = 0; v < 8; v += 8) {
+              for (int v = 0; v < 16; v += 8) {
                 cnn_v8 d, x0, x1, x2;
                 memcpy(&x0, xr + v + 0, sizeof x0);
                 memcpy(&x1, xr + v + 1, sizeof x1);
                 memcpy(&x2, xr + v + 2, sizeof x2);
                 memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-              }
-              { // columns 8..13; the other lanes are masked off
-                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 0, 0};
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + 8 + 0, sizeof x0);
-                memcpy(&x1, xr + 8 + 1, sizeof x1);
-                memcpy(&x2, xr + 8 + 2, sizeof x2);
-                memcpy(&d, dr + 0 + 8, sizeof d);
-                d *= m;
                 s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
               }
             }
@@ -5517,15 +5420,15 @@ CNN_CLONES static void mnist_resnet_l21_maxpool_backward(int n) {
             m = b > m ? b : m;
             m = d > m ? d : m;
             m = e > m ? e : m;
-            // 1 at the first of the four equal to the max, 0 elsewhere.
-            const cnn_real ka = (cnn_real)(a >= m), kb = (cnn_real)(b >= m) * (1 - ka);
-            const cnn_real kd = (cnn_real)(d >= m) * (1 - ka - kb);
-            const cnn_real ke = (cnn_real)(e >= m) * (1 - ka - kb - kd);
+            // g at the first of the four equal to the max, 0 elsewhere.
             const cnn_real g = dy[(c * 7 + oy) * 7 + ox];
-            dx[j0] = ka * g;
-            dx[j0 + 1] = kb * g;
-            dx[j0 + 14] = kd * g;
-            dx[j0 + 15] = ke * g;
+            const cnn_real ga = a >= m ? g : 0, r1 = a >= m ? 0 : g;
+            const cnn_real gb = b >= m ? r1 : 0, r2 = b >= m ? 0 : r1;
+            const cnn_real gd = d >= m ? r2 : 0, ge = d >= m ? 0 : r2;
+            dx[j0] = ga;
+            dx[j0 + 1] = gb;
+            dx[j0 + 14] = gd;
+            dx[j0 + 15] = ge;
           }
     }
   }
@@ -5823,6 +5726,9 @@ static cnn_real mnist_resnet_l22_dw[NGROUP][2304];
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist_resnet_l22_dyp[NGROUP][1304];
 static cnn_real mnist_resnet_l22_wt[2304];
+// dy for the weight gradient, its rows padded with zeros to whole vectors
+// (rows mode; the padding never written), the group's images.
+static cnn_real mnist_resnet_l22_dyw[NGROUP][7176];
 CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 7128;
   cnn_real *restrict wt = mnist_resnet_l22_wt;
@@ -5834,6 +5740,14 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l22_dw[g];
     cnn_real *restrict dyp = mnist_resnet_l22_dyp[g];
+    cnn_real *restrict dyw = mnist_resnet_l22_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist_resnet_d23 + (size_t)i * 784;
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 896;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 7; oy++)
+          memcpy(dyi + o * 56 + oy * 8, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
+    }
     // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
     for (int o = 0; o < 15; o += 3) {
       for (int c = 0; c < 16; c++)
@@ -5843,24 +5757,20 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
           cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist_resnet_l22_xp + (size_t)i * 1296;
-            const cnn_real *restrict dy = mnist_resnet_d23 + (size_t)i * 784;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 896;
             for (int oy = 0; oy < 7; oy++) {
-              const cnn_real *restrict dr = dy + (o) * 49 + oy * 7;
+              const cnn_real *restrict dr = dy + (o) * 56 + oy * 8;
               const cnn_real *restrict xr = x + (c * 9 + oy + ky) * 9;
-              { // columns 0..6; the other lanes are masked off
-                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 1, 0};
+              for (int v = 0; v < 8; v += 8) {
                 cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + 0 + 0, sizeof x0);
-                memcpy(&x1, xr + 0 + 1, sizeof x1);
-                memcpy(&x2, xr + 0 + 2, sizeof x2);
-                memcpy(&d, dr + 0 + 0, sizeof d);
-                d *= m;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
                 s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 49 + 0, sizeof d);
-                d *= m;
+                memcpy(&d, dr + 56 + v, sizeof d);
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-                memcpy(&d, dr + 98 + 0, sizeof d);
-                d *= m;
+                memcpy(&d, dr + 112 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
               }
             }
@@ -5883,18 +5793,16 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
           cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist_resnet_l22_xp + (size_t)i * 1296;
-            const cnn_real *restrict dy = mnist_resnet_d23 + (size_t)i * 784;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 896;
             for (int oy = 0; oy < 7; oy++) {
-              const cnn_real *restrict dr = dy + (15) * 49 + oy * 7;
+              const cnn_real *restrict dr = dy + (15) * 56 + oy * 8;
               const cnn_real *restrict xr = x + (c * 9 + oy + ky) * 9;
-              { // columns 0..6; the other lanes are masked off
-                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 1, 0};
+              for (int v = 0; v < 8; v += 8) {
                 cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + 0 + 0, sizeof x0);
-                memcpy(&x1, xr + 0 + 1, sizeof x1);
-                memcpy(&x2, xr + 0 + 2, sizeof x2);
-                memcpy(&d, dr + 0 + 0, sizeof d);
-                d *= m;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
                 s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
               }
             }
@@ -6584,6 +6492,9 @@ static cnn_real mnist_resnet_l25_dw[NGROUP][2304];
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist_resnet_l25_dyp[NGROUP][1304];
 static cnn_real mnist_resnet_l25_wt[2304];
+// dy for the weight gradient, its rows padded with zeros to whole vectors
+// (rows mode; the padding never written), the group's images.
+static cnn_real mnist_resnet_l25_dyw[NGROUP][7176];
 CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 9464;
   cnn_real *restrict wt = mnist_resnet_l25_wt;
@@ -6595,6 +6506,14 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l25_dw[g];
     cnn_real *restrict dyp = mnist_resnet_l25_dyp[g];
+    cnn_real *restrict dyw = mnist_resnet_l25_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist_resnet_d26 + (size_t)i * 784;
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 896;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 7; oy++)
+          memcpy(dyi + o * 56 + oy * 8, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
+    }
     // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
     for (int o = 0; o < 15; o += 3) {
       for (int c = 0; c < 16; c++)
@@ -6604,24 +6523,20 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
           cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist_resnet_l25_xp + (size_t)i * 1296;
-            const cnn_real *restrict dy = mnist_resnet_d26 + (size_t)i * 784;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 896;
             for (int oy = 0; oy < 7; oy++) {
-              const cnn_real *restrict dr = dy + (o) * 49 + oy * 7;
+              const cnn_real *restrict dr = dy + (o) * 56 + oy * 8;
               const cnn_real *restrict xr = x + (c * 9 + oy + ky) * 9;
-              { // columns 0..6; the other lanes are masked off
-                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 1, 0};
+              for (int v = 0; v < 8; v += 8) {
                 cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + 0 + 0, sizeof x0);
-                memcpy(&x1, xr + 0 + 1, sizeof x1);
-                memcpy(&x2, xr + 0 + 2, sizeof x2);
-                memcpy(&d, dr + 0 + 0, sizeof d);
-                d *= m;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
                 s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 49 + 0, sizeof d);
-                d *= m;
+                memcpy(&d, dr + 56 + v, sizeof d);
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-                memcpy(&d, dr + 98 + 0, sizeof d);
-                d *= m;
+                memcpy(&d, dr + 112 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
               }
             }
@@ -6644,18 +6559,16 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
           cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist_resnet_l25_xp + (size_t)i * 1296;
-            const cnn_real *restrict dy = mnist_resnet_d26 + (size_t)i * 784;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 896;
             for (int oy = 0; oy < 7; oy++) {
-              const cnn_real *restrict dr = dy + (15) * 49 + oy * 7;
+              const cnn_real *restrict dr = dy + (15) * 56 + oy * 8;
               const cnn_real *restrict xr = x + (c * 9 + oy + ky) * 9;
-              { // columns 0..6; the other lanes are masked off
-                const cnn_v8 m = {1, 1, 1, 1, 1, 1, 1, 0};
+              for (int v = 0; v < 8; v += 8) {
                 cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + 0 + 0, sizeof x0);
-                memcpy(&x1, xr + 0 + 1, sizeof x1);
-                memcpy(&x2, xr + 0 + 2, sizeof x2);
-                memcpy(&d, dr + 0 + 0, sizeof d);
-                d *= m;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
                 s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
               }
             }
@@ -7075,8 +6988,8 @@ CNN_CLONES static void mnist_resnet_l28_relu_backward(int n) {
 }
 
 // Layer 29: conv 1x1, stride 1, pad 0, no bias: 7x7x16 -> 7x7x10 (HxWxC), RF 38, 160 params, 7840 MACs/image.
-// Path: cblas GEMM on the input as it is (1x1, stride 1: no im2col).
-// y[10][49] = W[10][16] * x (1x1: x is the GEMM operand).
+// Path: direct kernels (forward, input and weight gradient; 1x1: each plane one row).
+// y[10][7x7] = W[10][16][1x1] (*) x[16][7x7].
 CNN_CLONES static void mnist_resnet_l29_conv_forward(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 11800;
   CNN_OMP(omp parallel for schedule(static))
@@ -7084,26 +6997,368 @@ CNN_CLONES static void mnist_resnet_l29_conv_forward(int n) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist_resnet_a28 + (size_t)i * 784;
       cnn_real *restrict y = mnist_resnet_a30 + (size_t)i * 490;
-      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 10, 49, 16, 1, w, 16, x, 49, 0, y, 49);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 48; col += 16) {
+          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = w + (o) * 16;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 49 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 49 + oy * 49 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 49, &a1_0, sizeof a1_0);
+            memcpy(yr + 57, &a1_1, sizeof a1_1);
+            memcpy(yr + 98, &a2_0, sizeof a2_0);
+            memcpy(yr + 106, &a2_1, sizeof a2_1);
+            memcpy(yr + 147, &a3_0, sizeof a3_0);
+            memcpy(yr + 155, &a3_1, sizeof a3_1);
+            memcpy(yr + 196, &a4_0, sizeof a4_0);
+            memcpy(yr + 204, &a4_1, sizeof a4_1);
+            memcpy(yr + 245, &a5_0, sizeof a5_0);
+            memcpy(yr + 253, &a5_1, sizeof a5_1);
+          }
+          { // the last 4 channels
+            const cnn_real *restrict wo = w + (6) * 16;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 49 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (6) * 49 + oy * 49 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 49, &a1_0, sizeof a1_0);
+            memcpy(yr + 57, &a1_1, sizeof a1_1);
+            memcpy(yr + 98, &a2_0, sizeof a2_0);
+            memcpy(yr + 106, &a2_1, sizeof a2_1);
+            memcpy(yr + 147, &a3_0, sizeof a3_0);
+            memcpy(yr + 155, &a3_1, sizeof a3_1);
+          }
+        }
+        for (int o = 0; o < 10; o += 10) { // 10 channels x 1 columns
+          const cnn_real *restrict wo = w + (o) * 16;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 49 + 48;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80], w6 = wr[kx + 96], w7 = wr[kx + 112], w8 = wr[kx + 128], w9 = wr[kx + 144];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 49 + oy * 49 + 48;
+          yr[0] = a0_0[0];
+          yr[49] = a1_0[0];
+          yr[98] = a2_0[0];
+          yr[147] = a3_0[0];
+          yr[196] = a4_0[0];
+          yr[245] = a5_0[0];
+          yr[294] = a6_0[0];
+          yr[343] = a7_0[0];
+          yr[392] = a8_0[0];
+          yr[441] = a9_0[0];
+        }
+      }
     }
   }
 }
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist_resnet_l29_dw[NGROUP][160];
-// dW = dy * x^T, dx = W^T * dy.
+// dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
+// The weights with input and output channels swapped: wt[c][o] = W[o][c].
+static cnn_real mnist_resnet_l29_wt[160];
+// dy for the weight gradient, its rows padded with zeros to whole vectors
+// (rows mode; the padding never written), the group's images.
+static cnn_real mnist_resnet_l29_dyw[NGROUP][4488];
 CNN_CLONES static void mnist_resnet_l29_conv_backward(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 11800;
+  cnn_real *restrict wt = mnist_resnet_l29_wt;
+  for (int o = 0; o < 10; o++)
+    for (int c = 0; c < 16; c++)
+      for (int j = 0; j < 1; j++)
+        wt[(c * 10 + o) * 1 + 0 - j] = w[(o * 16 + c) * 1 + j];
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l29_dw[g];
+    cnn_real *restrict dyw = mnist_resnet_l29_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict x = mnist_resnet_a28 + (size_t)i * 784;
       const cnn_real *restrict dy = mnist_resnet_d30 + (size_t)i * 490;
-      GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, 10, 16, 49, 1, dy, 49, x, 49, first ? 0 : 1, dw, 16);
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 560;
+      for (int o = 0; o < 10; o++)
+        for (int oy = 0; oy < 1; oy++)
+          memcpy(dyi + o * 56 + oy * 56, dy + (o * 1 + oy) * 49, 49 * sizeof(cnn_real));
+    }
+    // 10 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 10; o += 10) {
+      for (int c = 0; c < 16; c++)
+        for (int ky = 0; ky < 1; ky++) {
+          cnn_v8 s0_0 = {0};
+          cnn_v8 s1_0 = {0};
+          cnn_v8 s2_0 = {0};
+          cnn_v8 s3_0 = {0};
+          cnn_v8 s4_0 = {0};
+          cnn_v8 s5_0 = {0};
+          cnn_v8 s6_0 = {0};
+          cnn_v8 s7_0 = {0};
+          cnn_v8 s8_0 = {0};
+          cnn_v8 s9_0 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist_resnet_a28 + (size_t)i * 784;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 560;
+            {
+              const cnn_real *restrict dr = dy + (o) * 56;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 49;
+              for (int v = 0; v < 56; v += 8) {
+                cnn_v8 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 56 + v, sizeof d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 112 + v, sizeof d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 168 + v, sizeof d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 224 + v, sizeof d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 280 + v, sizeof d);
+                s5_0 += d * x0;
+                memcpy(&d, dr + 336 + v, sizeof d);
+                s6_0 += d * x0;
+                memcpy(&d, dr + 392 + v, sizeof d);
+                s7_0 += d * x0;
+                memcpy(&d, dr + 448 + v, sizeof d);
+                s8_0 += d * x0;
+                memcpy(&d, dr + 504 + v, sizeof d);
+                s9_0 += d * x0;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 16 + (c * 1 + ky) * 1;
+          dwo[0] = CNN_HSUM8(s0_0);
+          dwo[16] = CNN_HSUM8(s1_0);
+          dwo[32] = CNN_HSUM8(s2_0);
+          dwo[48] = CNN_HSUM8(s3_0);
+          dwo[64] = CNN_HSUM8(s4_0);
+          dwo[80] = CNN_HSUM8(s5_0);
+          dwo[96] = CNN_HSUM8(s6_0);
+          dwo[112] = CNN_HSUM8(s7_0);
+          dwo[128] = CNN_HSUM8(s8_0);
+          dwo[144] = CNN_HSUM8(s9_0);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist_resnet_d30 + (size_t)i * 490;
       cnn_real *restrict dx = mnist_resnet_d28 + (size_t)i * 784;
-      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, 16, 49, 10, 1, w, 16, dy, 49, 0, dx, 49);
+      // 6 output channels x 2 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 48; col += 16) {
+          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 10;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 10; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 49 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 49 + oy * 49 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 49, &a1_0, sizeof a1_0);
+            memcpy(yr + 57, &a1_1, sizeof a1_1);
+            memcpy(yr + 98, &a2_0, sizeof a2_0);
+            memcpy(yr + 106, &a2_1, sizeof a2_1);
+            memcpy(yr + 147, &a3_0, sizeof a3_0);
+            memcpy(yr + 155, &a3_1, sizeof a3_1);
+            memcpy(yr + 196, &a4_0, sizeof a4_0);
+            memcpy(yr + 204, &a4_1, sizeof a4_1);
+            memcpy(yr + 245, &a5_0, sizeof a5_0);
+            memcpy(yr + 253, &a5_1, sizeof a5_1);
+          }
+          { // the last 4 channels
+            const cnn_real *restrict wo = wt + (12) * 10;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            for (int c = 0; c < 10; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 49 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (12) * 49 + oy * 49 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 49, &a1_0, sizeof a1_0);
+            memcpy(yr + 57, &a1_1, sizeof a1_1);
+            memcpy(yr + 98, &a2_0, sizeof a2_0);
+            memcpy(yr + 106, &a2_1, sizeof a2_1);
+            memcpy(yr + 147, &a3_0, sizeof a3_0);
+            memcpy(yr + 155, &a3_1, sizeof a3_1);
+          }
+        }
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 1 columns
+          const cnn_real *restrict wo = wt + (o) * 10;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
+          for (int c = 0; c < 10; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 49 + 48;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50], w6 = wr[kx + 60], w7 = wr[kx + 70], w8 = wr[kx + 80], w9 = wr[kx + 90], w10 = wr[kx + 100], w11 = wr[kx + 110];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 49 + oy * 49 + 48;
+          yr[0] = a0_0[0];
+          yr[49] = a1_0[0];
+          yr[98] = a2_0[0];
+          yr[147] = a3_0[0];
+          yr[196] = a4_0[0];
+          yr[245] = a5_0[0];
+          yr[294] = a6_0[0];
+          yr[343] = a7_0[0];
+          yr[392] = a8_0[0];
+          yr[441] = a9_0[0];
+          yr[490] = a10_0[0];
+          yr[539] = a11_0[0];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = wt + (12) * 10;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          for (int c = 0; c < 10; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 49 + 48;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (12) * 49 + oy * 49 + 48;
+          yr[0] = a0_0[0];
+          yr[49] = a1_0[0];
+          yr[98] = a2_0[0];
+          yr[147] = a3_0[0];
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
