@@ -252,9 +252,9 @@ int conv_wgrad_copy(const ConvDims *d) {
 }
 
 long conv_wgrad_plane(const ConvDims *d) {
-  if (conv_wgrad_flat(d))
-    return flat_lanes(d);
-  return rows_lanes(d);
+  if (!conv_wgrad_copy(d))
+    return (long)d->oh * d->ow;
+  return conv_wgrad_flat(d) ? flat_lanes(d) : rows_lanes(d);
 }
 
 // Row stride of dy as the weight gradient reads it.
@@ -298,7 +298,7 @@ static void wgrad_tile(TrainCtx *c, const ConvDims *d, const char *x, const char
                        const char *ind0, int ob, const char *oexpr, const ConvImages *im) {
   char ind[40];
   snprintf(ind, sizeof ind, "%s", ind0);
-  long plane = conv_wgrad_copy(d) ? conv_wgrad_plane(d) : (long)d->oh * d->ow;
+  long plane = conv_wgrad_plane(d);
   long ckk = (long)d->c * d->kh * d->kw;
   int flat = conv_wgrad_flat(d), rows = flat ? 1 : d->oh, ds = wgrad_row_stride(d);
   // Lanes of one run of vectors: a row (padded), or the whole plane.

@@ -53,9 +53,10 @@ typedef struct ConvImages {
 // rounded up to CONV_VL; flat mode (when it wastes fewer lanes, on narrow
 // maps) lays dy on x's row stride w, zeros past ow, so one run of vectors
 // covers a plane. conv_wgrad_copy says whether dy needs that copy at all
-// (not for rows of whole vectors), conv_wgrad_plane its values per
-// channel, and emit_conv_wgrad_copy emits the copy of one image's dy into
-// a zeroed dst (its padding never written).
+// (not for rows of whole vectors), conv_wgrad_plane the values per channel
+// of dy as the weight gradient reads it (the copy's, or dy's own), and
+// emit_conv_wgrad_copy emits the copy of one image's dy into a zeroed dst
+// (its padding never written).
 int conv_wgrad_flat(const ConvDims *d);
 int conv_wgrad_copy(const ConvDims *d);
 long conv_wgrad_plane(const ConvDims *d);

@@ -390,11 +390,10 @@ static void conv_emit_direct(TrainCtx *c, int k) {
   // its border).
   int bt = KH - 1 - l->pt, bl = KW - 1 - l->pl;
   int PH = l->out.h + 2 * (KH - 1) - l->pt - l->pb, PW = l->out.w + 2 * (KW - 1) - l->pl - l->pr;
-  ConvDims dd = {Og, PH, PW, Cg, l->in.h, l->in.w, KH, KW, bt, KH - 1 - l->pb};
   // A 1x1 conv's input gradient needs no border: it reads dy as it is.
   int pw = conv_is_pointwise(l);
-  if (pw)
-    dd = (ConvDims){Og, 1, d.ow, Cg, 1, d.w, 1, 1, 0, 0};
+  ConvDims dd = pw ? (ConvDims){Og, 1, d.ow, Cg, 1, d.w, 1, 1, 0, 0}
+                   : (ConvDims){Og, PH, PW, Cg, l->in.h, l->in.w, KH, KW, bt, KH - 1 - l->pb};
   W(c, "// Path: %s.\n", conv_path(l));
   W(c, "// y[%d][%dx%d] = W[%d][%d][%dx%d] (*) x[%d][%dx%d]%s%s%s.\n", O, l->out.h, l->out.w, O, Cg, KH, KW, C,
     l->in.h, l->in.w, pad ? " padded" : "", l->bias ? " + b" : "", G > 1 ? ", in groups" : "");
@@ -442,13 +441,17 @@ static void conv_emit_direct(TrainCtx *c, int k) {
     W(c, "static cnn_real %s_l%d_wt[%ld];\n", P, k, (long)G * wgs);
     ig_close(c, dxmode);
   }
-  if (conv_wgrad_copy(&d))
+  // Small maps: the weight gradient first, over the group's images; large
+  // ones image by image, with the rest. dy is read from a copy with its rows
+  // padded to whole vectors (all groups at once) where conv_wgrad_copy says.
+  int inner = conv_wgrad_images_inner(&d, c->gsize), dycopy = conv_wgrad_copy(&d);
+  long dyws = conv_wgrad_plane(&d);
+  if (dycopy)
     W(c, "// dy for the weight gradient, its rows padded with zeros to whole vectors\n"
          "// (%s; the padding never written), %s.\n"
          "static cnn_real %s_l%d_dyw[NGROUP][%ld];\n",
       conv_wgrad_flat(&d) ? "flat: on the input's row stride" : "rows mode",
-      conv_wgrad_images_inner(&d, c->gsize) ? "the group's images" : "one image per group", P, k,
-      (conv_wgrad_images_inner(&d, c->gsize) ? c->gsize : 1) * (long)O * conv_wgrad_plane(&d) + CONV_VL);
+      inner ? "the group's images" : "one image per group", P, k, (inner ? c->gsize : 1) * O * dyws + CONV_VL);
   W(c, "CNN_CLONES static void %s_l%d_conv_backward(int n) {\n", P, k);
   if (dxmode) {
     ig_open(c, dxmode);
@@ -476,19 +479,13 @@ static void conv_emit_direct(TrainCtx *c, int k) {
     W(c, "    cnn_real *restrict dyp = %s_l%d_dyp[g];\n", P, k);
     ig_close(c, dxmode);
   }
-  // Small maps: the weight gradient first, over the group's images; large
-  // ones image by image, with the rest.
-  int inner = conv_wgrad_images_inner(&d, c->gsize);
   char xb[96], dyb[96];
   if (pad)
     snprintf(xb, sizeof xb, "%s_l%d_xp", P, k);
   else
     snprintf(xb, sizeof xb, "%s_a%d", P, ib);
   snprintf(dyb, sizeof dyb, "%s_d%d", P, ob);
-  // dy copied with its rows padded to whole vectors (all groups at once).
-  int dycopy = conv_wgrad_copy(&d);
-  long dyws = dycopy ? conv_wgrad_plane(&d) : (long)l->out.h * l->out.w;
-  ConvDims da = d;
+  ConvDims da = d; // all groups' channels, for the copy
   da.o = O;
   ConvImages im = {group_operand(ga[0], 128, xb, (long)Cg * d.h * d.w, G), group_operand(ga[1], 128, dyb, ygs, G),
                    pad ? xps : c->isize[k], c->tsize[k + 1], 0};
@@ -527,7 +524,7 @@ static void conv_emit_direct(TrainCtx *c, int k) {
       emit_conv_wgrad_copy(c, &da, "dyw", "dy", "      ");
     gi = groups_open(c, G, "      ", gind, sizeof gind);
     emit_conv_wgrad(c, &d, group_operand(ga[0], 128, "x", (long)Cg * d.h * d.w, G),
-                    group_operand(ga[1], 128, dycopy ? "dyw" : "dy", dycopy ? Og * dyws : ygs, G),
+                    group_operand(ga[1], 128, dycopy ? "dyw" : "dy", Og * dyws, G),
                     group_operand(ga[2], 128, "dw", wgs, G), gi, NULL);
     groups_close(c, G, "      ");
   }
