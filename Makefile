@@ -195,7 +195,7 @@ $(BUILD)/tests/mnist8ch-train: examples/train.c models/mnist8ch.cnn $(BUILD)/cnn
 	$(BUILD)/cnnc build models/mnist8ch.cnn -o $(BUILD)/tests/mnist8ch/
 	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -I$(BUILD)/tests/mnist8ch -DNET_HEADER='"mnist8ch_train.h"' -DNET=mnist8ch_net \
 	  $< $(BUILD)/tests/mnist8ch/mnist8ch_train.c $(BUILD)/libcnnrt.a $(LIBS) $(OMP) -o $@
-# The same trainer without the generated code's AVX2 clones: it must print the same bits.
+# The same trainer without the generated code's x86-64-v3 clones: it must print the same losses to rounding.
 $(BUILD)/tests/$(MODEL)-train-baseline: examples/train.c $(GEN_DIR)/$(MODEL)_train.c $(GEN_DIR)/$(MODEL)_train.h $(BUILD)/libcnnrt.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -DCNN_NO_CLONES -Iruntime -I$(GEN_DIR) -DNET_HEADER='"$(MODEL)_train.h"' \

@@ -6,24 +6,30 @@
 // in registers through the whole sum over input channels and window taps,
 // loading each input vector once for OB channels; the weight gradient keeps
 // OB channels x kw taps of vector sums over the rows. Every sum runs in an
-// order fixed by the shape alone, never by the thread count, and nothing is
-// fused into an FMA (no FMA target), so every clone gives the same bits.
+// order fixed by the shape alone, never by the thread count, so a clone
+// gives the same bits on any number of threads (the x86-64-v3 clone fuses
+// each multiply-add into an FMA, the baseline does not).
 #include "conv_kernels.h"
 
 #include <stdio.h>
 
-// The register tiles are sized for AVX2's 16 vector registers. A product
-// and its sum are two instructions (no FMA, so that every clone rounds
-// alike), so a tile needs its accumulators, the operands it reuses, one
-// more operand and the product: b * n + n + 2 <= 16. Zen's two multiply and
-// two add pipes then take one multiply-add per vector per cycle, the same
-// as two FMA pipes; the loads (two a cycle) must keep up.
+// The register tiles are sized for AVX2's 16 vector registers. With FMA a
+// multiply-add needs no register for the product, so a tile holds its
+// accumulators, the operands it reuses and one more operand:
+// b * n + n + 1 <= 16. That admits 4 channels x 3 vectors (a row of 24),
+// which ran at 1.5x the 6 x 2 tile that mul + add allowed (conv 26x26 ->
+// 24x24 forward alone, EPYC family 25: 71-86 against 51-59 GFLOP/s). Two FMA pipes
+// take two vector multiply-adds a cycle; the loads (two a cycle) must keep
+// up. Without FMA (the baseline clone) the same tile spills a register.
 
 // Cycles (in half-cycle units) of one tap of a tile of b channels x n
-// vectors: b * n multiply-adds, or n + b loads if those take longer, and
-// about two for the loop and the addresses (which favours larger tiles).
+// vectors: b * n multiply-adds, or n + b loads if those take longer, or
+// the FMA latency (4 cycles) when fewer than 8 accumulators cannot cover
+// it, plus about two for the loop and the addresses (which favours larger
+// tiles).
 static int tap_cost(int b, int n) {
-  return (b * n > b + n ? b * n : b + n) + 2;
+  int t = b * n > b + n ? b * n : b + n;
+  return (t > 8 ? t : 8) + 2;
 }
 
 // Cost of covering o channels with tiles of b (the last one smaller).
@@ -34,7 +40,7 @@ static int channels_cost(int o, int b, int n) {
 // The cheapest channel count of a tile with n reused vectors, up to 12.
 static int best_channels(int o, int n) {
   int best = 1;
-  for (int b = 2; b <= 12 && b <= o && b * n + n + 2 <= 16; b++)
+  for (int b = 2; b <= 12 && b <= o && b * n + n + 1 <= 16; b++)
     if (channels_cost(o, b, n) <= channels_cost(o, best, n))
       best = b;
   return best;
@@ -238,7 +244,7 @@ void emit_conv_direct(TrainCtx *c, const ConvDims *d, const char *x, const char 
 
 // A row loop of whole vectors with a masked partial one after it ran at
 // half the speed of a loop of whole vectors alone (conv 24x24 -> 22x22:
-// 36 against 59 GFLOP/s, GCC 12, Zen 3), so dy is copied with its rows
+// 36 against 59 GFLOP/s, GCC 12, EPYC family 25), so dy is copied with its rows
 // padded by zeros; flat where that wastes fewer lanes.
 int conv_wgrad_flat(const ConvDims *d) {
   return d->c * d->kh >= 8 && flat_lanes(d) < rows_lanes(d);

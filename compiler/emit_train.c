@@ -155,18 +155,21 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
        "// buffer and gradient partial sums, combined in group order, so a run is\n"
        "// bit-for-bit the same whatever the number of threads. Each BatchNorm and\n"
        "// the dropout and ReLU after it run fused, one sweep per image (the conv\n"
-       "// before it sums the statistics while its output is in cache). Build with\n"
+       "// before it sums the statistics while its output is in cache, and the conv\n"
+       "// after it the gradient's while its input gradient is). Build with\n"
        "// -DCNN_REAL=double for a double version, -DCNN_INPUT_GRAD to also keep\n"
        "// the gradient of the input.\n");
   W(c, "#include \"%s_train.h\"\n\n#include <math.h>\n#include <stdint.h>\n#include <string.h>\n\n#include <cblas.h>\n\n", P);
   W(c, "#ifdef _OPENMP\n#define CNN_OMP(x) _Pragma(#x)\n#else\n#define CNN_OMP(x)\n#endif\n\n");
-  // AVX2 without FMA rounds like the baseline build: every sum whose order
-  // could change is written with explicit lanes, and nothing is contracted.
-  W(c, "// On x86-64 ELF hosts (gcc, clang >= 14) each layer function is also built\n"
-       "// for AVX2 and picked when the program loads. AVX2 without FMA rounds\n"
-       "// exactly like the baseline build, so results stay the same bits.\n"
-       "// -DCNN_NO_CLONES builds the baseline only.\n");
-  emit_clones_macro(c->f, "\"avx2\", \"default\"");
+  // FMA: a conv tile needs no register for the product, so tiles can be
+  // larger (conv_kernels.c). The order of every sum is still fixed.
+  W(c, "// On x86-64 ELF hosts each layer function is also built for the\n"
+       "// x86-64-v3 level (AVX2 + FMA; gcc >= 12) or AVX2 (clang >= 14, older gcc)\n"
+       "// and picked when the program loads. Multiply-adds are fused where the\n"
+       "// target has FMA, so the v3 clone's bits differ from the baseline's; each\n"
+       "// gives the same bits on any number of threads. -DCNN_NO_CLONES builds the\n"
+       "// baseline only.\n");
+  emit_clones_macro(c->f, "\"avx2\", \"default\"", 1);
   W(c, "// cblas_sgemm or cblas_dgemm, following cnn_real.\n"
        "#define GEMM _Generic((cnn_real)0, float: cblas_sgemm, double: cblas_dgemm)\n\n");
   W(c, "#define BATCH %d\n#define NGROUP %d\n#define GSIZE %d\n\n", c->batch, c->ngroup, c->gsize);

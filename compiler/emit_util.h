@@ -27,7 +27,8 @@ void emit_file_abort(EmitFile *ef);
 // Writes the CNN_CLONES macro: target_clones(targets) where the compiler and
 // host support it (x86-64 ELF, gcc 6+, clang 14+), else empty; the generated
 // code can be built without it with -DCNN_NO_CLONES. targets is the list as
-// C source, e.g. "\"avx2\", \"default\"".
-void emit_clones_macro(FILE *f, const char *targets);
+// C source, e.g. "\"avx2\", \"default\"". With fma, GCC 12+ builds the
+// x86-64-v3 level (AVX2 + FMA) instead and fuses multiply-adds.
+void emit_clones_macro(FILE *f, const char *targets, int fma);
 
 #endif

@@ -29,6 +29,40 @@ static void bn_transform(const Layer *l, char *buf, size_t n) {
   snprintf(buf, n, "BN(%d)", l->out.c);
 }
 
+// BatchNorm layer k's first backward pass for image i; see train_emit.h.
+void bn_emit_dy_sums(TrainCtx *c, int k, const char *ind) {
+  const Layer *l = &c->net->layers[k];
+  const char *P = c->P;
+  int C = l->out.c, HW = l->out.h * l->out.w, ib = c->ibuf[k], ob = c->buf[k + 1];
+  long sz = c->isize[k];
+  int dk, rk;
+  bn_group(c, k, &dk, &rk);
+  int keep_store = dk >= 0 && rk < 0;
+  char in2[40];
+  snprintf(in2, sizeof in2, "%s  ", ind);
+  W(c, "%sfor (int c = 0; c < %d; c++) {\n", ind, C);
+  W(c, "%sconst cnn_real *restrict x = %s_a%d + (size_t)i * %ld + c * %d;\n", in2, P, ib, sz, HW);
+  W(c, "%scnn_real *restrict dy = %s_d%d + (size_t)i * %ld + c * %d;\n", in2, P, ob, sz, HW);
+  if (rk >= 0 || dk >= 0) {
+    if (rk >= 0)
+      W(c, "%sconst cnn_real *restrict y = %s_a%d + (size_t)i * %ld + c * %d;\n", in2, P, ob, sz, HW);
+    if (keep_store)
+      W(c, "%sconst uint8_t *restrict m = %s_l%d_keep + (size_t)i * %ld + c * %d;\n", in2, P, dk, sz, HW);
+    W(c, "%sfor (int p = 0; p < %d; p++) { // a multiply, not a branch: it vectorizes\n", in2, HW);
+    if (rk >= 0 && dk >= 0)
+      W(c, "%s  dy[p] *= (cnn_real)(y[p] > 0) * L%d_SCALE;\n", in2, dk);
+    else if (rk >= 0)
+      W(c, "%s  dy[p] *= (cnn_real)(y[p] > 0);\n", in2);
+    else
+      W(c, "%s  dy[p] *= (cnn_real)m[p] * L%d_SCALE;\n", in2, dk);
+    W(c, "%s}\n", in2);
+  }
+  W(c, "%sconst cnn_real m_ = %s_l%d_mean[c], is = %s_l%d_invstd[c];\n", in2, P, k, P, k);
+  emit_plane_sum(c, l, "dy[p]", "dy[p] * ((x[p] - m_) * is)", in2);
+  W(c, "%s%s_l%d_ps[i][c] = s;\n%s%s_l%d_pq[i][c] = sq;\n", in2, P, k, in2, P, k);
+  W(c, "%s}\n", ind);
+}
+
 // BatchNorm2d layer k: batch statistics in training, running ones in eval;
 // a dropout and a ReLU right after it are fused into its normalizing sweep.
 static void bn_emit(TrainCtx *c, int k) {
@@ -190,30 +224,14 @@ static void bn_emit(TrainCtx *c, int k) {
   W(c, "// dgamma = sum dy * xhat, dbeta = sum dy;\n"
        "// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).\n");
   W(c, "CNN_CLONES static void %s_l%d_bn_backward(int n) {\n", P, k);
-  group_begin(c);
-  images_begin(c);
-  W(c, "      for (int c = 0; c < %d; c++) {\n", C);
-  W(c, "        const cnn_real *restrict x = %s_a%d + (size_t)i * %ld + c * %d;\n", P, ib, sz, HW);
-  W(c, "        cnn_real *restrict dy = %s_d%d + (size_t)i * %ld + c * %d;\n", P, ob, sz, HW);
-  if (rk >= 0 || dk >= 0) {
-    if (rk >= 0)
-      W(c, "        const cnn_real *restrict y = %s_a%d + (size_t)i * %ld + c * %d;\n", P, ob, sz, HW);
-    if (keep_store)
-      W(c, "        const uint8_t *restrict m = %s_l%d_keep + (size_t)i * %ld + c * %d;\n", P, dk, sz, HW);
-    W(c, "        for (int p = 0; p < %d; p++) { // a multiply, not a branch: it vectorizes\n", HW);
-    if (rk >= 0 && dk >= 0)
-      W(c, "          dy[p] *= (cnn_real)(y[p] > 0) * L%d_SCALE;\n", dk);
-    else if (rk >= 0)
-      W(c, "          dy[p] *= (cnn_real)(y[p] > 0);\n");
-    else
-      W(c, "          dy[p] *= (cnn_real)m[p] * L%d_SCALE;\n", dk);
-    W(c, "        }\n");
+  if (c->bn_dsums[k] < 0) {
+    group_begin(c);
+    images_begin(c);
+    bn_emit_dy_sums(c, k, "      ");
+    group_end(c);
+  } else {
+    W(c, "  // Layer %d's backward masked dy and took the per-image sums.\n", c->bn_dsums[k]);
   }
-  W(c, "        const cnn_real m_ = %s_l%d_mean[c], is = %s_l%d_invstd[c];\n", P, k, P, k);
-  emit_plane_sum(c, l, "dy[p]", "dy[p] * ((x[p] - m_) * is)", "        ");
-  W(c, "        %s_l%d_ps[i][c] = s;\n        %s_l%d_pq[i][c] = sq;\n", P, k, P, k);
-  W(c, "      }\n");
-  group_end(c);
   if (dxm) {
     ig_open(c, dxm);
     W(c, "  const double N = (double)n * %d;\n", HW);

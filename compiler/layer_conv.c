@@ -100,7 +100,7 @@ static int conv_is_pointwise(const Layer *l) {
 // zero-bordered copy of its input); grouped convs run one kernel per group,
 // 1x1 convs as a conv over each plane laid out as one row. Strided convs
 // keep im2col + GEMM until the generator takes them.
-static int conv_is_direct(const Layer *l) {
+int conv_is_direct(const Layer *l) {
   return conv_is_pointwise(l) || (l->sh == 1 && l->sw == 1 && l->kh * l->kw > 1 && l->pt < l->kh &&
                                   l->pb < l->kh && l->pl < l->kw && l->pr < l->kw);
 }
@@ -544,6 +544,12 @@ static void conv_emit_direct(TrainCtx *c, int k) {
                      group_operand(ga[1], 128, "wt", wgs, G),
                      group_operand(ga[2], 128, "dx", (long)Cg * l->in.h * l->in.w, G), NULL, NULL, gi);
     groups_close(c, G, "      ");
+    for (int b = 0; b < k; b++)
+      if (c->bn_dsums[b] == k) {
+        W(c, "      { // layer %d's first backward pass for this image, while its dx is in cache\n", b);
+        bn_emit_dy_sums(c, b, "        ");
+        W(c, "      }\n");
+      }
     ig_close(c, dxmode);
   }
   backward_tail(c, k);

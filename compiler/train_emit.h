@@ -28,6 +28,7 @@ typedef struct TrainCtx {
   long *isize;     // its values per image
   int *owner;      // layer whose function runs layer k (k itself unless fused)
   int *bn_stats;   // BN layer k: the conv that sums its statistics, or -1
+  int *bn_dsums;   // BN layer k: the conv whose backward sums its gradient's, or -1
   // Input gradients: the buffer name layer k's backward writes for src and
   // src2 ("NAME_d3"), and whether that is the scratch buffer, added to the
   // tensor's gradient after the call (another consumer wrote it first).
@@ -41,6 +42,14 @@ typedef struct TrainCtx {
   int has_dropout;
   int init_rng;    // set when an init has drawn from the generator
 } TrainCtx;
+
+// Whether conv l runs on the generated direct kernels (layer_conv.c).
+int conv_is_direct(const Layer *l);
+
+// BatchNorm layer k's first backward pass for image i (in scope): the
+// gradient at its group's output masked in place (ReLU, dropout) and its
+// per-channel sums of dy and dy * xhat (layer_batchnorm.c).
+void bn_emit_dy_sums(TrainCtx *c, int k, const char *ind);
 
 // Builds the plan of net for a batch; 0, or -1 out of memory.
 int train_plan(TrainCtx *c, const Net *net, int batch);

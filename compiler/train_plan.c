@@ -31,13 +31,14 @@ int train_plan(TrainCtx *c, const Net *net, int batch) {
   c->isize = calloc(T, sizeof *c->isize);
   c->owner = calloc(T, sizeof *c->owner);
   c->bn_stats = calloc(T, sizeof *c->bn_stats);
+  c->bn_dsums = calloc(T, sizeof *c->bn_dsums);
   c->dx = calloc(T, sizeof *c->dx);
   c->dx2 = calloc(T, sizeof *c->dx2);
   c->dx_acc = calloc(T, sizeof *c->dx_acc);
   c->dx2_acc = calloc(T, sizeof *c->dx2_acc);
   int *dep = calloc(T, sizeof *dep), *written = calloc(T, sizeof *written);
   if (!c->tsize || !c->buf || !c->gmode || !c->bufg || !c->nuse || !c->ibuf || !c->isize || !c->owner ||
-      !c->bn_stats || !c->dx || !c->dx2 || !c->dx_acc || !c->dx2_acc || !dep || !written) {
+      !c->bn_stats || !c->bn_dsums || !c->dx || !c->dx2 || !c->dx_acc || !c->dx2_acc || !dep || !written) {
     free(dep);
     free(written);
     train_plan_free(c);
@@ -61,6 +62,7 @@ int train_plan(TrainCtx *c, const Net *net, int batch) {
     c->ibuf[k] = c->buf[l->src];
     c->owner[k] = k;
     c->bn_stats[k] = -1;
+    c->bn_dsums[k] = -1;
     if (l->kind == L_DROPOUT)
       c->has_dropout = 1;
     if (def->read_slack && def->read_slack(l) > c->slack)
@@ -120,6 +122,26 @@ int train_plan(TrainCtx *c, const Net *net, int batch) {
         written[t] = 1;
     }
   }
+  // Fusion, backward: the direct conv that alone reads a BatchNorm group's
+  // output, and writes its gradient itself (not into the scratch buffer),
+  // masks that gradient and sums its statistics per image right after its
+  // input gradient, while the image's gradient is in cache.
+  for (int k = 0; k < L; k++) {
+    if (net->layers[k].kind != L_BATCHNORM)
+      continue;
+    int e = k;
+    while (e + 1 < L && c->owner[e + 1] == k)
+      e++;
+    int t = e + 1;
+    if (c->nuse[t] != 1 || !c->gmode[t])
+      continue;
+    for (int j = t; j < L; j++) {
+      const Layer *lj = &net->layers[j];
+      if (lj->src == t && lj->src2 != t && lj->kind == L_CONV && c->owner[j] == j && conv_is_direct(lj) &&
+          !c->dx_acc[j])
+        c->bn_dsums[k] = j;
+    }
+  }
   free(dep);
   free(written);
   return 0;
@@ -135,6 +157,7 @@ void train_plan_free(TrainCtx *c) {
   free(c->isize);
   free(c->owner);
   free(c->bn_stats);
+  free(c->bn_dsums);
   free(c->dx);
   free(c->dx2);
   free(c->dx_acc);

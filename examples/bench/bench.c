@@ -190,8 +190,8 @@ __attribute__((target("avx2,fma"))) static double peak_fma256(long iters, float 
 __attribute__((target("avx512f"))) static double peak_fma512(long iters, float *sink) {
   PEAK_BODY(__m512, _mm512_set1_ps, _mm512_fmadd_ps)
 }
-// 256-bit multiply, then add: what the AVX2 clones run (no FMA, so that they
-// round like the baseline build).
+// 256-bit multiply, then add: what an AVX2 clone without FMA runs (clang's,
+// or gcc's before 12).
 #define MULADD256(a, b, c) _mm256_add_ps(_mm256_mul_ps(a, b), c)
 __attribute__((target("avx2"))) static double peak_muladd256(long iters, float *sink) {
   PEAK_BODY(__m256, _mm256_set1_ps, MULADD256)
@@ -275,12 +275,27 @@ static void layer_table(const float *x, const uint8_t *y, int threads, int steps
 }
 #endif
 
+// Which clone of the generated training code runs on this CPU: the test
+// the loader's resolver makes for CNN_CLONES (gcc 12+: x86-64-v3).
+static const char *train_clone(void) {
+#if defined(__x86_64__) && defined(__ELF__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("x86-64-v3") ? "x86-64-v3_(AVX2+FMA)" : "baseline_x86-64";
+#elif defined(__x86_64__) && defined(__ELF__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") ? "avx2_(no_FMA)" : "baseline_x86-64";
+#else
+  return "baseline";
+#endif
+}
+
 // `bench layers`: the peak per vector width, then the per-layer table.
 static int layers_main(void) {
 #ifdef HAVE_X86_PEAK
   __builtin_cpu_init();
   int avx512 = __builtin_cpu_supports("avx512f"), avx2 = __builtin_cpu_supports("avx2") &&
                                                           __builtin_cpu_supports("fma");
+  printf("The generated training code runs its %s clone here.\n\n", train_clone());
   printf("Multiply-add peak of this CPU, GFLOP/s (12 independent chains per thread, median of 5):\n\n"
          "| loop | 1 thread | 2 threads |\n|---|---:|---:|\n");
   double peak[3] = {1, 1, 1};
@@ -292,7 +307,7 @@ static int layers_main(void) {
   } loops[] = {{"FMA, 128-bit", peak_fma128, avx2},
                {"FMA, 256-bit (AVX2)", peak_fma256, avx2},
                {"FMA, 512-bit (AVX-512)", peak_fma512, avx512},
-               {"multiply + add, 256-bit (the AVX2 clones)", peak_muladd256, avx2}};
+               {"multiply + add, 256-bit (AVX2 without FMA)", peak_muladd256, avx2}};
   for (size_t i = 0; i < sizeof loops / sizeof loops[0]; i++) {
     if (!loops[i].ok)
       continue;
@@ -342,7 +357,8 @@ static int layers_main(void) {
   }
   printf("(The backward of a conv is its weight gradient and, when its input has one, its input\n"
          "gradient: twice the forward's multiply-adds. A BatchNorm's row includes the dropout and\n"
-         "ReLU fused into it; a conv's forward includes the BatchNorm statistics it sums.)\n");
+         "ReLU fused into it; a conv's forward includes the statistics of the BatchNorm after it,\n"
+         "and its backward the first backward pass of the BatchNorm before it.)\n");
   free(x);
   free(y);
 #else
@@ -354,7 +370,7 @@ static int layers_main(void) {
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "layers") == 0)
     return layers_main();
-  printf("blas_core %s\n", openblas_get_corename());
+  printf("blas_core %s\ntrain_clone %s\n", openblas_get_corename(), train_clone());
   int reps = argc > 1 ? atoi(argv[1]) : 5;
   if (reps < 1 || reps > 16)
     reps = 5;

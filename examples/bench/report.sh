@@ -92,8 +92,8 @@ if [ "$avx512" = 1 ]; then
   ep "epoch, 2 thr, both" train_ips_2_native_avx512
   fig "evaluation, both" "img/s" 1 eval_ips_native_avx512 eval_ips
 fi
-printf '\nNo suffix: the default, portable build (baseline x86-64; on x86-64 Linux the generated\nlayer functions carry AVX2 clones, AVX-512 too for inference, picked at load time), with the\nOpenBLAS core in use (%s). native: the same C built with -march=native. AVX-512 BLAS:\nOPENBLAS_CORETYPE=SkylakeX. both: the two together. PyTorch picks its kernels at run time.\n' \
-  "$(get "$ours" blas_core)"
+printf '\nNo suffix: the default, portable build (baseline x86-64; on x86-64 Linux the generated\nlayer functions carry x86-64-v3 (AVX2 + FMA) clones, AVX-512 too for inference, picked at\nload time; the training code ran its %s clone), with the OpenBLAS core in use (%s).\nnative: the same C built with -march=native. AVX-512 BLAS: OPENBLAS_CORETYPE=SkylakeX.\nboth: the two together. PyTorch picks its kernels at run time.\n' \
+  "$(get "$ours" train_clone | tr _ ' ')" "$(get "$ours" blas_core)"
 # GFLOP/s of a training rate (images/s).
 gf() { awk -v a="$1" -v f="$(get "$ours" train_flop)" 'BEGIN { printf "%.0f", a * f * 1e-9 }'; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'; }

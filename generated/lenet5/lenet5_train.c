@@ -23,7 +23,8 @@
 // buffer and gradient partial sums, combined in group order, so a run is
 // bit-for-bit the same whatever the number of threads. Each BatchNorm and
 // the dropout and ReLU after it run fused, one sweep per image (the conv
-// before it sums the statistics while its output is in cache). Build with
+// before it sums the statistics while its output is in cache, and the conv
+// after it the gradient's while its input gradient is). Build with
 // -DCNN_REAL=double for a double version, -DCNN_INPUT_GRAD to also keep
 // the gradient of the input.
 #include "lenet5_train.h"
@@ -40,15 +41,23 @@
 #define CNN_OMP(x)
 #endif
 
-// On x86-64 ELF hosts (gcc, clang >= 14) each layer function is also built
-// for AVX2 and picked when the program loads. AVX2 without FMA rounds
-// exactly like the baseline build, so results stay the same bits.
-// -DCNN_NO_CLONES builds the baseline only.
+// On x86-64 ELF hosts each layer function is also built for the
+// x86-64-v3 level (AVX2 + FMA; gcc >= 12) or AVX2 (clang >= 14, older gcc)
+// and picked when the program loads. Multiply-adds are fused where the
+// target has FMA, so the v3 clone's bits differ from the baseline's; each
+// gives the same bits on any number of threads. -DCNN_NO_CLONES builds the
+// baseline only.
 #if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
+    !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12
+#define CNN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
     (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)
 #define CNN_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define CNN_CLONES
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=fast", "vect-cost-model=dynamic")
 #endif
 
 // cblas_sgemm or cblas_dgemm, following cnn_real.
@@ -471,11 +480,12 @@ CNN_CLONES static void lenet5_l0_conv_backward(int n) {
 #ifdef CNN_INPUT_GRAD
     cnn_real *restrict dyp = lenet5_l0_dyp[g];
 #endif
-    // 1 output channels x 5 taps of vector sums per register tile, summed over the group's images before the lanes are added.
-    for (int o = 0; o < 6; o += 1) {
+    // 2 output channels x 5 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 6; o += 2) {
       for (int c = 0; c < 1; c++)
         for (int ky = 0; ky < 5; ky++) {
           cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0};
+          cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0}, s1_3 = {0}, s1_4 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = lenet5_l0_xp + (size_t)i * 1024;
             const cnn_real *restrict dy = lenet5_d1 + (size_t)(i) * 4704;
@@ -491,6 +501,8 @@ CNN_CLONES static void lenet5_l0_conv_backward(int n) {
                 memcpy(&x4, xr + v + 4, sizeof x4);
                 memcpy(&d, dr + 0 + v, sizeof d);
                 s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2; s0_3 += d * x3; s0_4 += d * x4;
+                memcpy(&d, dr + 784 + v, sizeof d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2; s1_3 += d * x3; s1_4 += d * x4;
               }
               { // columns 24..27; the other lanes are masked off
                 const cnn_v8 m = {1, 1, 1, 1, 0, 0, 0, 0};
@@ -503,6 +515,9 @@ CNN_CLONES static void lenet5_l0_conv_backward(int n) {
                 memcpy(&d, dr + 0 + 24, sizeof d);
                 d *= m;
                 s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2; s0_3 += d * x3; s0_4 += d * x4;
+                memcpy(&d, dr + 784 + 24, sizeof d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2; s1_3 += d * x3; s1_4 += d * x4;
               }
             }
           }
@@ -512,6 +527,11 @@ CNN_CLONES static void lenet5_l0_conv_backward(int n) {
           dwo[2] = CNN_HSUM8(s0_2);
           dwo[3] = CNN_HSUM8(s0_3);
           dwo[4] = CNN_HSUM8(s0_4);
+          dwo[25] = CNN_HSUM8(s1_0);
+          dwo[26] = CNN_HSUM8(s1_1);
+          dwo[27] = CNN_HSUM8(s1_2);
+          dwo[28] = CNN_HSUM8(s1_3);
+          dwo[29] = CNN_HSUM8(s1_4);
         }
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -696,156 +716,116 @@ CNN_CLONES static void lenet5_l3_conv_forward(int n) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = lenet5_a3 + (size_t)i * 1176;
       cnn_real *restrict y = lenet5_a4 + (size_t)i * 1600;
-      // 6 output channels x 2 vectors of 8 per register tile, over each plane as
+      // 4 output channels x 3 vectors of 8 per register tile, over each plane as
       // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
-        for (int col = 0; col < 128; col += 16) {
-          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 120; col += 24) {
+          for (int o = 0; o < 16; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = w + (o) * 150;
-            cnn_v8 a0_0 = (cnn_v8){0} + b[o + 0], a0_1 = (cnn_v8){0} + b[o + 0];
-            cnn_v8 a1_0 = (cnn_v8){0} + b[o + 1], a1_1 = (cnn_v8){0} + b[o + 1];
-            cnn_v8 a2_0 = (cnn_v8){0} + b[o + 2], a2_1 = (cnn_v8){0} + b[o + 2];
-            cnn_v8 a3_0 = (cnn_v8){0} + b[o + 3], a3_1 = (cnn_v8){0} + b[o + 3];
-            cnn_v8 a4_0 = (cnn_v8){0} + b[o + 4], a4_1 = (cnn_v8){0} + b[o + 4];
-            cnn_v8 a5_0 = (cnn_v8){0} + b[o + 5], a5_1 = (cnn_v8){0} + b[o + 5];
+            cnn_v8 a0_0 = (cnn_v8){0} + b[o + 0], a0_1 = (cnn_v8){0} + b[o + 0], a0_2 = (cnn_v8){0} + b[o + 0];
+            cnn_v8 a1_0 = (cnn_v8){0} + b[o + 1], a1_1 = (cnn_v8){0} + b[o + 1], a1_2 = (cnn_v8){0} + b[o + 1];
+            cnn_v8 a2_0 = (cnn_v8){0} + b[o + 2], a2_1 = (cnn_v8){0} + b[o + 2], a2_2 = (cnn_v8){0} + b[o + 2];
+            cnn_v8 a3_0 = (cnn_v8){0} + b[o + 3], a3_1 = (cnn_v8){0} + b[o + 3], a3_2 = (cnn_v8){0} + b[o + 3];
             for (int c = 0; c < 6; c++)
               for (int ky = 0; ky < 5; ky++) {
                 const cnn_real *restrict xr = x + (c * 14 + oy + ky) * 14 + col;
                 const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
                 for (int kx = 0; kx < 5; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 150], w2 = wr[kx + 300], w3 = wr[kx + 450], w4 = wr[kx + 600], w5 = wr[kx + 750];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 150], w2 = wr[kx + 300], w3 = wr[kx + 450];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = yf + (o) * 136 + oy * 136 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 136, &a1_0, sizeof a1_0);
             memcpy(yr + 144, &a1_1, sizeof a1_1);
+            memcpy(yr + 152, &a1_2, sizeof a1_2);
             memcpy(yr + 272, &a2_0, sizeof a2_0);
             memcpy(yr + 280, &a2_1, sizeof a2_1);
+            memcpy(yr + 288, &a2_2, sizeof a2_2);
             memcpy(yr + 408, &a3_0, sizeof a3_0);
             memcpy(yr + 416, &a3_1, sizeof a3_1);
-            memcpy(yr + 544, &a4_0, sizeof a4_0);
-            memcpy(yr + 552, &a4_1, sizeof a4_1);
-            memcpy(yr + 680, &a5_0, sizeof a5_0);
-            memcpy(yr + 688, &a5_1, sizeof a5_1);
-          }
-          { // the last 4 channels
-            const cnn_real *restrict wo = w + (12) * 150;
-            cnn_v8 a0_0 = (cnn_v8){0} + b[12 + 0], a0_1 = (cnn_v8){0} + b[12 + 0];
-            cnn_v8 a1_0 = (cnn_v8){0} + b[12 + 1], a1_1 = (cnn_v8){0} + b[12 + 1];
-            cnn_v8 a2_0 = (cnn_v8){0} + b[12 + 2], a2_1 = (cnn_v8){0} + b[12 + 2];
-            cnn_v8 a3_0 = (cnn_v8){0} + b[12 + 3], a3_1 = (cnn_v8){0} + b[12 + 3];
-            for (int c = 0; c < 6; c++)
-              for (int ky = 0; ky < 5; ky++) {
-                const cnn_real *restrict xr = x + (c * 14 + oy + ky) * 14 + col;
-                const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
-                for (int kx = 0; kx < 5; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 150], w2 = wr[kx + 300], w3 = wr[kx + 450];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                }
-              }
-            cnn_real *restrict yr = yf + (12) * 136 + oy * 136 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 136, &a1_0, sizeof a1_0);
-            memcpy(yr + 144, &a1_1, sizeof a1_1);
-            memcpy(yr + 272, &a2_0, sizeof a2_0);
-            memcpy(yr + 280, &a2_1, sizeof a2_1);
-            memcpy(yr + 408, &a3_0, sizeof a3_0);
-            memcpy(yr + 416, &a3_1, sizeof a3_1);
+            memcpy(yr + 424, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 8 columns
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
           const cnn_real *restrict wo = w + (o) * 150;
-          cnn_v8 a0_0 = (cnn_v8){0} + b[o + 0];
-          cnn_v8 a1_0 = (cnn_v8){0} + b[o + 1];
-          cnn_v8 a2_0 = (cnn_v8){0} + b[o + 2];
-          cnn_v8 a3_0 = (cnn_v8){0} + b[o + 3];
-          cnn_v8 a4_0 = (cnn_v8){0} + b[o + 4];
-          cnn_v8 a5_0 = (cnn_v8){0} + b[o + 5];
-          cnn_v8 a6_0 = (cnn_v8){0} + b[o + 6];
-          cnn_v8 a7_0 = (cnn_v8){0} + b[o + 7];
-          cnn_v8 a8_0 = (cnn_v8){0} + b[o + 8];
-          cnn_v8 a9_0 = (cnn_v8){0} + b[o + 9];
-          cnn_v8 a10_0 = (cnn_v8){0} + b[o + 10];
-          cnn_v8 a11_0 = (cnn_v8){0} + b[o + 11];
+          cnn_v8 a0_0 = (cnn_v8){0} + b[o + 0], a0_1 = (cnn_v8){0} + b[o + 0];
+          cnn_v8 a1_0 = (cnn_v8){0} + b[o + 1], a1_1 = (cnn_v8){0} + b[o + 1];
+          cnn_v8 a2_0 = (cnn_v8){0} + b[o + 2], a2_1 = (cnn_v8){0} + b[o + 2];
+          cnn_v8 a3_0 = (cnn_v8){0} + b[o + 3], a3_1 = (cnn_v8){0} + b[o + 3];
+          cnn_v8 a4_0 = (cnn_v8){0} + b[o + 4], a4_1 = (cnn_v8){0} + b[o + 4];
+          cnn_v8 a5_0 = (cnn_v8){0} + b[o + 5], a5_1 = (cnn_v8){0} + b[o + 5];
           for (int c = 0; c < 6; c++)
             for (int ky = 0; ky < 5; ky++) {
-              const cnn_real *restrict xr = x + (c * 14 + oy + ky) * 14 + 128;
+              const cnn_real *restrict xr = x + (c * 14 + oy + ky) * 14 + 120;
               const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
               for (int kx = 0; kx < 5; kx++) {
-                cnn_v8 x0;
+                cnn_v8 x0, x1;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 150], w2 = wr[kx + 300], w3 = wr[kx + 450], w4 = wr[kx + 600], w5 = wr[kx + 750], w6 = wr[kx + 900], w7 = wr[kx + 1050], w8 = wr[kx + 1200], w9 = wr[kx + 1350], w10 = wr[kx + 1500], w11 = wr[kx + 1650];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 150], w2 = wr[kx + 300], w3 = wr[kx + 450], w4 = wr[kx + 600], w5 = wr[kx + 750];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
               }
             }
-          cnn_real *restrict yr = yf + (o) * 136 + oy * 136 + 128;
+          cnn_real *restrict yr = yf + (o) * 136 + oy * 136 + 120;
           memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 8, &a0_1, sizeof a0_1);
           memcpy(yr + 136, &a1_0, sizeof a1_0);
+          memcpy(yr + 144, &a1_1, sizeof a1_1);
           memcpy(yr + 272, &a2_0, sizeof a2_0);
+          memcpy(yr + 280, &a2_1, sizeof a2_1);
           memcpy(yr + 408, &a3_0, sizeof a3_0);
+          memcpy(yr + 416, &a3_1, sizeof a3_1);
           memcpy(yr + 544, &a4_0, sizeof a4_0);
+          memcpy(yr + 552, &a4_1, sizeof a4_1);
           memcpy(yr + 680, &a5_0, sizeof a5_0);
-          memcpy(yr + 816, &a6_0, sizeof a6_0);
-          memcpy(yr + 952, &a7_0, sizeof a7_0);
-          memcpy(yr + 1088, &a8_0, sizeof a8_0);
-          memcpy(yr + 1224, &a9_0, sizeof a9_0);
-          memcpy(yr + 1360, &a10_0, sizeof a10_0);
-          memcpy(yr + 1496, &a11_0, sizeof a11_0);
+          memcpy(yr + 688, &a5_1, sizeof a5_1);
         }
         { // the last 4 channels
           const cnn_real *restrict wo = w + (12) * 150;
-          cnn_v8 a0_0 = (cnn_v8){0} + b[12 + 0];
-          cnn_v8 a1_0 = (cnn_v8){0} + b[12 + 1];
-          cnn_v8 a2_0 = (cnn_v8){0} + b[12 + 2];
-          cnn_v8 a3_0 = (cnn_v8){0} + b[12 + 3];
+          cnn_v8 a0_0 = (cnn_v8){0} + b[12 + 0], a0_1 = (cnn_v8){0} + b[12 + 0];
+          cnn_v8 a1_0 = (cnn_v8){0} + b[12 + 1], a1_1 = (cnn_v8){0} + b[12 + 1];
+          cnn_v8 a2_0 = (cnn_v8){0} + b[12 + 2], a2_1 = (cnn_v8){0} + b[12 + 2];
+          cnn_v8 a3_0 = (cnn_v8){0} + b[12 + 3], a3_1 = (cnn_v8){0} + b[12 + 3];
           for (int c = 0; c < 6; c++)
             for (int ky = 0; ky < 5; ky++) {
-              const cnn_real *restrict xr = x + (c * 14 + oy + ky) * 14 + 128;
+              const cnn_real *restrict xr = x + (c * 14 + oy + ky) * 14 + 120;
               const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
               for (int kx = 0; kx < 5; kx++) {
-                cnn_v8 x0;
+                cnn_v8 x0, x1;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
                 const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 150], w2 = wr[kx + 300], w3 = wr[kx + 450];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
               }
             }
-          cnn_real *restrict yr = yf + (12) * 136 + oy * 136 + 128;
+          cnn_real *restrict yr = yf + (12) * 136 + oy * 136 + 120;
           memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 8, &a0_1, sizeof a0_1);
           memcpy(yr + 136, &a1_0, sizeof a1_0);
+          memcpy(yr + 144, &a1_1, sizeof a1_1);
           memcpy(yr + 272, &a2_0, sizeof a2_0);
+          memcpy(yr + 280, &a2_1, sizeof a2_1);
           memcpy(yr + 408, &a3_0, sizeof a3_0);
+          memcpy(yr + 416, &a3_1, sizeof a3_1);
         }
       }
       for (int o = 0; o < 16; o++)
@@ -887,11 +867,12 @@ CNN_CLONES static void lenet5_l3_conv_backward(int n) {
         for (int oy = 0; oy < 10; oy++)
           memcpy(dyi + o * 136 + oy * 14, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
     }
-    // 1 output channels x 5 taps of vector sums per register tile, summed over the group's images before the lanes are added; each plane one run of vectors on x's rows (flat).
-    for (int o = 0; o < 16; o += 1) {
+    // 2 output channels x 5 taps of vector sums per register tile, summed over the group's images before the lanes are added; each plane one run of vectors on x's rows (flat).
+    for (int o = 0; o < 16; o += 2) {
       for (int c = 0; c < 6; c++)
         for (int ky = 0; ky < 5; ky++) {
           cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0};
+          cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0}, s1_3 = {0}, s1_4 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = lenet5_a3 + (size_t)i * 1176;
             const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 2176;
@@ -907,6 +888,8 @@ CNN_CLONES static void lenet5_l3_conv_backward(int n) {
                 memcpy(&x4, xr + v + 4, sizeof x4);
                 memcpy(&d, dr + 0 + v, sizeof d);
                 s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2; s0_3 += d * x3; s0_4 += d * x4;
+                memcpy(&d, dr + 136 + v, sizeof d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2; s1_3 += d * x3; s1_4 += d * x4;
               }
             }
           }
@@ -916,6 +899,11 @@ CNN_CLONES static void lenet5_l3_conv_backward(int n) {
           dwo[2] = CNN_HSUM8(s0_2);
           dwo[3] = CNN_HSUM8(s0_3);
           dwo[4] = CNN_HSUM8(s0_4);
+          dwo[150] = CNN_HSUM8(s1_0);
+          dwo[151] = CNN_HSUM8(s1_1);
+          dwo[152] = CNN_HSUM8(s1_2);
+          dwo[153] = CNN_HSUM8(s1_3);
+          dwo[154] = CNN_HSUM8(s1_4);
         }
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {

@@ -38,7 +38,8 @@
 // buffer and gradient partial sums, combined in group order, so a run is
 // bit-for-bit the same whatever the number of threads. Each BatchNorm and
 // the dropout and ReLU after it run fused, one sweep per image (the conv
-// before it sums the statistics while its output is in cache). Build with
+// before it sums the statistics while its output is in cache, and the conv
+// after it the gradient's while its input gradient is). Build with
 // -DCNN_REAL=double for a double version, -DCNN_INPUT_GRAD to also keep
 // the gradient of the input.
 #include "mnist14k_train.h"
@@ -55,15 +56,23 @@
 #define CNN_OMP(x)
 #endif
 
-// On x86-64 ELF hosts (gcc, clang >= 14) each layer function is also built
-// for AVX2 and picked when the program loads. AVX2 without FMA rounds
-// exactly like the baseline build, so results stay the same bits.
-// -DCNN_NO_CLONES builds the baseline only.
+// On x86-64 ELF hosts each layer function is also built for the
+// x86-64-v3 level (AVX2 + FMA; gcc >= 12) or AVX2 (clang >= 14, older gcc)
+// and picked when the program loads. Multiply-adds are fused where the
+// target has FMA, so the v3 clone's bits differ from the baseline's; each
+// gives the same bits on any number of threads. -DCNN_NO_CLONES builds the
+// baseline only.
 #if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
+    !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12
+#define CNN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
     (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)
 #define CNN_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define CNN_CLONES
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=fast", "vect-cost-model=dynamic")
 #endif
 
 // cblas_sgemm or cblas_dgemm, following cnn_real.
@@ -487,13 +496,14 @@ CNN_CLONES static void mnist14k_l0_conv_backward(int n) {
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist14k_a0 + (size_t)i * 784;
       const cnn_real *restrict dy = mnist14k_d1 + (size_t)i * 10816;
-      // 3 output channels x 3 taps of vector sums per register tile.
-      for (int o = 0; o < 15; o += 3) {
+      // 4 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 16; o += 4) {
         for (int c = 0; c < 1; c++)
           for (int ky = 0; ky < 3; ky++) {
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            cnn_v8 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
             for (int oy = 0; oy < 26; oy++) {
               const cnn_real *restrict dr = dy + (o) * 676 + oy * 26;
               const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28;
@@ -508,6 +518,8 @@ CNN_CLONES static void mnist14k_l0_conv_backward(int n) {
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
                 memcpy(&d, dr + 1352 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 2028 + v, sizeof d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
               { // columns 24..25; the other lanes are masked off
                 const cnn_v8 m = {1, 1, 0, 0, 0, 0, 0, 0};
@@ -524,6 +536,9 @@ CNN_CLONES static void mnist14k_l0_conv_backward(int n) {
                 memcpy(&d, dr + 1352 + 24, sizeof d);
                 d *= m;
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 2028 + 24, sizeof d);
+                d *= m;
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
             cnn_real *restrict dwo = dw + (o) * 9 + (c * 3 + ky) * 3;
@@ -536,38 +551,9 @@ CNN_CLONES static void mnist14k_l0_conv_backward(int n) {
             dwo[18] = first ? CNN_HSUM8(s2_0) : dwo[18] + CNN_HSUM8(s2_0);
             dwo[19] = first ? CNN_HSUM8(s2_1) : dwo[19] + CNN_HSUM8(s2_1);
             dwo[20] = first ? CNN_HSUM8(s2_2) : dwo[20] + CNN_HSUM8(s2_2);
-          }
-      }
-      { // the last 1 channels
-        for (int c = 0; c < 1; c++)
-          for (int ky = 0; ky < 3; ky++) {
-            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
-            for (int oy = 0; oy < 26; oy++) {
-              const cnn_real *restrict dr = dy + (15) * 676 + oy * 26;
-              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28;
-              for (int v = 0; v < 24; v += 8) {
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + v + 0, sizeof x0);
-                memcpy(&x1, xr + v + 1, sizeof x1);
-                memcpy(&x2, xr + v + 2, sizeof x2);
-                memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-              }
-              { // columns 24..25; the other lanes are masked off
-                const cnn_v8 m = {1, 1, 0, 0, 0, 0, 0, 0};
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + 24 + 0, sizeof x0);
-                memcpy(&x1, xr + 24 + 1, sizeof x1);
-                memcpy(&x2, xr + 24 + 2, sizeof x2);
-                memcpy(&d, dr + 0 + 24, sizeof d);
-                d *= m;
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-              }
-            }
-            cnn_real *restrict dwo = dw + (15) * 9 + (c * 3 + ky) * 3;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
-            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+            dwo[27] = first ? CNN_HSUM8(s3_0) : dwo[27] + CNN_HSUM8(s3_0);
+            dwo[28] = first ? CNN_HSUM8(s3_1) : dwo[28] + CNN_HSUM8(s3_1);
+            dwo[29] = first ? CNN_HSUM8(s3_2) : dwo[29] + CNN_HSUM8(s3_2);
           }
       }
 #ifdef CNN_INPUT_GRAD
@@ -759,38 +745,7 @@ CNN_CLONES static void mnist14k_l1_bn_forward(int n, int training) {
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
 CNN_CLONES static void mnist14k_l1_bn_backward(int n) {
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      for (int c = 0; c < 16; c++) {
-        const cnn_real *restrict x = mnist14k_a1 + (size_t)i * 10816 + c * 676;
-        cnn_real *restrict dy = mnist14k_d2 + (size_t)i * 10816 + c * 676;
-        const cnn_real *restrict y = mnist14k_a2 + (size_t)i * 10816 + c * 676;
-        for (int p = 0; p < 676; p++) { // a multiply, not a branch: it vectorizes
-          dy[p] *= (cnn_real)(y[p] > 0) * L2_SCALE;
-        }
-        const cnn_real m_ = mnist14k_l1_mean[c], is = mnist14k_l1_invstd[c];
-        cnn_real as[8] = {0}, aq[8] = {0};
-        for (int b = 0; b < 672; b += 8)
-          for (int u = 0; u < 8; u++) {
-            const int p = b + u;
-            as[u] += dy[p];
-            aq[u] += dy[p] * ((x[p] - m_) * is);
-          }
-        for (int p = 672; p < 676; p++) {
-          as[p - 672] += dy[p];
-          aq[p - 672] += dy[p] * ((x[p] - m_) * is);
-        }
-        double s = 0, sq = 0;
-        for (int u = 0; u < 8; u++) {
-          s += as[u];
-          sq += aq[u];
-        }
-        mnist14k_l1_ps[i][c] = s;
-        mnist14k_l1_pq[i][c] = sq;
-      }
-    }
-  }
+  // Layer 4's backward masked dy and took the per-image sums.
   const double N = (double)n * 676;
   cnn_real k1[16], k2[16], k3[16];
   for (int c = 0; c < 16; c++) {
@@ -837,155 +792,43 @@ CNN_CLONES static void mnist14k_l4_conv_forward(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a2 + (size_t)i * 10816;
       cnn_real *restrict y = mnist14k_a5 + (size_t)i * 9216;
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 24; oy++) {
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
-            const cnn_real *restrict wo = w + (o) * 144;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
-            for (int c = 0; c < 16; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
-                }
-              }
-            cnn_real *restrict yr = y + (o) * 576 + oy * 24 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 576, &a1_0, sizeof a1_0);
-            memcpy(yr + 584, &a1_1, sizeof a1_1);
-            memcpy(yr + 1152, &a2_0, sizeof a2_0);
-            memcpy(yr + 1160, &a2_1, sizeof a2_1);
-            memcpy(yr + 1728, &a3_0, sizeof a3_0);
-            memcpy(yr + 1736, &a3_1, sizeof a3_1);
-            memcpy(yr + 2304, &a4_0, sizeof a4_0);
-            memcpy(yr + 2312, &a4_1, sizeof a4_1);
-            memcpy(yr + 2880, &a5_0, sizeof a5_0);
-            memcpy(yr + 2888, &a5_1, sizeof a5_1);
-          }
-          { // the last 4 channels
-            const cnn_real *restrict wo = w + (12) * 144;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            for (int c = 0; c < 16; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                }
-              }
-            cnn_real *restrict yr = y + (12) * 576 + oy * 24 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 576, &a1_0, sizeof a1_0);
-            memcpy(yr + 584, &a1_1, sizeof a1_1);
-            memcpy(yr + 1152, &a2_0, sizeof a2_0);
-            memcpy(yr + 1160, &a2_1, sizeof a2_1);
-            memcpy(yr + 1728, &a3_0, sizeof a3_0);
-            memcpy(yr + 1736, &a3_1, sizeof a3_1);
-          }
-        }
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 8 columns
+        for (int o = 0; o < 16; o += 4) { // 4 channels x 24 columns
           const cnn_real *restrict wo = w + (o) * 144;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
+          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26 + 16;
+              const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
+                cnn_v8 x0, x1, x2;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
-              }
-            }
-          cnn_real *restrict yr = y + (o) * 576 + oy * 24 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          memcpy(yr + 576, &a1_0, sizeof a1_0);
-          memcpy(yr + 1152, &a2_0, sizeof a2_0);
-          memcpy(yr + 1728, &a3_0, sizeof a3_0);
-          memcpy(yr + 2304, &a4_0, sizeof a4_0);
-          memcpy(yr + 2880, &a5_0, sizeof a5_0);
-          memcpy(yr + 3456, &a6_0, sizeof a6_0);
-          memcpy(yr + 4032, &a7_0, sizeof a7_0);
-          memcpy(yr + 4608, &a8_0, sizeof a8_0);
-          memcpy(yr + 5184, &a9_0, sizeof a9_0);
-          memcpy(yr + 5760, &a10_0, sizeof a10_0);
-          memcpy(yr + 6336, &a11_0, sizeof a11_0);
-        }
-        { // the last 4 channels
-          const cnn_real *restrict wo = w + (12) * 144;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                memcpy(&x2, xr + kx + 16, sizeof x2);
                 const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
               }
             }
-          cnn_real *restrict yr = y + (12) * 576 + oy * 24 + 16;
+          cnn_real *restrict yr = y + (o) * 576 + oy * 24 + 0;
           memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 8, &a0_1, sizeof a0_1);
+          memcpy(yr + 16, &a0_2, sizeof a0_2);
           memcpy(yr + 576, &a1_0, sizeof a1_0);
+          memcpy(yr + 584, &a1_1, sizeof a1_1);
+          memcpy(yr + 592, &a1_2, sizeof a1_2);
           memcpy(yr + 1152, &a2_0, sizeof a2_0);
+          memcpy(yr + 1160, &a2_1, sizeof a2_1);
+          memcpy(yr + 1168, &a2_2, sizeof a2_2);
           memcpy(yr + 1728, &a3_0, sizeof a3_0);
+          memcpy(yr + 1736, &a3_1, sizeof a3_1);
+          memcpy(yr + 1744, &a3_2, sizeof a3_2);
         }
       }
       if (training)
@@ -1033,13 +876,14 @@ CNN_CLONES static void mnist14k_l4_conv_backward(int n) {
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist14k_a2 + (size_t)i * 10816;
       const cnn_real *restrict dy = mnist14k_d5 + (size_t)i * 9216;
-      // 3 output channels x 3 taps of vector sums per register tile.
-      for (int o = 0; o < 15; o += 3) {
+      // 4 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 16; o += 4) {
         for (int c = 0; c < 16; c++)
           for (int ky = 0; ky < 3; ky++) {
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            cnn_v8 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
             for (int oy = 0; oy < 24; oy++) {
               const cnn_real *restrict dr = dy + (o) * 576 + oy * 24;
               const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26;
@@ -1054,6 +898,8 @@ CNN_CLONES static void mnist14k_l4_conv_backward(int n) {
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
                 memcpy(&d, dr + 1152 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 1728 + v, sizeof d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
             cnn_real *restrict dwo = dw + (o) * 144 + (c * 3 + ky) * 3;
@@ -1066,28 +912,9 @@ CNN_CLONES static void mnist14k_l4_conv_backward(int n) {
             dwo[288] = first ? CNN_HSUM8(s2_0) : dwo[288] + CNN_HSUM8(s2_0);
             dwo[289] = first ? CNN_HSUM8(s2_1) : dwo[289] + CNN_HSUM8(s2_1);
             dwo[290] = first ? CNN_HSUM8(s2_2) : dwo[290] + CNN_HSUM8(s2_2);
-          }
-      }
-      { // the last 1 channels
-        for (int c = 0; c < 16; c++)
-          for (int ky = 0; ky < 3; ky++) {
-            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
-            for (int oy = 0; oy < 24; oy++) {
-              const cnn_real *restrict dr = dy + (15) * 576 + oy * 24;
-              const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26;
-              for (int v = 0; v < 24; v += 8) {
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + v + 0, sizeof x0);
-                memcpy(&x1, xr + v + 1, sizeof x1);
-                memcpy(&x2, xr + v + 2, sizeof x2);
-                memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-              }
-            }
-            cnn_real *restrict dwo = dw + (15) * 144 + (c * 3 + ky) * 3;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
-            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+            dwo[432] = first ? CNN_HSUM8(s3_0) : dwo[432] + CNN_HSUM8(s3_0);
+            dwo[433] = first ? CNN_HSUM8(s3_1) : dwo[433] + CNN_HSUM8(s3_1);
+            dwo[434] = first ? CNN_HSUM8(s3_2) : dwo[434] + CNN_HSUM8(s3_2);
           }
       }
       cnn_real *restrict dx = mnist14k_d2 + (size_t)i * 10816;
@@ -1529,6 +1356,35 @@ CNN_CLONES static void mnist14k_l4_conv_backward(int n) {
           yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
         }
       }
+      { // layer 1's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 16; c++) {
+          const cnn_real *restrict x = mnist14k_a1 + (size_t)i * 10816 + c * 676;
+          cnn_real *restrict dy = mnist14k_d2 + (size_t)i * 10816 + c * 676;
+          const cnn_real *restrict y = mnist14k_a2 + (size_t)i * 10816 + c * 676;
+          for (int p = 0; p < 676; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0) * L2_SCALE;
+          }
+          const cnn_real m_ = mnist14k_l1_mean[c], is = mnist14k_l1_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 672; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          for (int p = 672; p < 676; p++) {
+            as[p - 672] += dy[p];
+            aq[p - 672] += dy[p] * ((x[p] - m_) * is);
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist14k_l1_ps[i][c] = s;
+          mnist14k_l1_pq[i][c] = sq;
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -1634,34 +1490,7 @@ CNN_CLONES static void mnist14k_l5_bn_forward(int n, int training) {
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
 CNN_CLONES static void mnist14k_l5_bn_backward(int n) {
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      for (int c = 0; c < 16; c++) {
-        const cnn_real *restrict x = mnist14k_a5 + (size_t)i * 9216 + c * 576;
-        cnn_real *restrict dy = mnist14k_d6 + (size_t)i * 9216 + c * 576;
-        const cnn_real *restrict y = mnist14k_a6 + (size_t)i * 9216 + c * 576;
-        for (int p = 0; p < 576; p++) { // a multiply, not a branch: it vectorizes
-          dy[p] *= (cnn_real)(y[p] > 0) * L6_SCALE;
-        }
-        const cnn_real m_ = mnist14k_l5_mean[c], is = mnist14k_l5_invstd[c];
-        cnn_real as[8] = {0}, aq[8] = {0};
-        for (int b = 0; b < 576; b += 8)
-          for (int u = 0; u < 8; u++) {
-            const int p = b + u;
-            as[u] += dy[p];
-            aq[u] += dy[p] * ((x[p] - m_) * is);
-          }
-        double s = 0, sq = 0;
-        for (int u = 0; u < 8; u++) {
-          s += as[u];
-          sq += aq[u];
-        }
-        mnist14k_l5_ps[i][c] = s;
-        mnist14k_l5_pq[i][c] = sq;
-      }
-    }
-  }
+  // Layer 8's backward masked dy and took the per-image sums.
   const double N = (double)n * 576;
   cnn_real k1[16], k2[16], k3[16];
   for (int c = 0; c < 16; c++) {
@@ -1708,155 +1537,43 @@ CNN_CLONES static void mnist14k_l8_conv_forward(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a6 + (size_t)i * 9216;
       cnn_real *restrict y = mnist14k_a9 + (size_t)i * 7744;
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 22; oy++) {
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
-            const cnn_real *restrict wo = w + (o) * 144;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
-            for (int c = 0; c < 16; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = x + (c * 24 + oy + ky) * 24 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
-                }
-              }
-            cnn_real *restrict yr = y + (o) * 484 + oy * 22 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 484, &a1_0, sizeof a1_0);
-            memcpy(yr + 492, &a1_1, sizeof a1_1);
-            memcpy(yr + 968, &a2_0, sizeof a2_0);
-            memcpy(yr + 976, &a2_1, sizeof a2_1);
-            memcpy(yr + 1452, &a3_0, sizeof a3_0);
-            memcpy(yr + 1460, &a3_1, sizeof a3_1);
-            memcpy(yr + 1936, &a4_0, sizeof a4_0);
-            memcpy(yr + 1944, &a4_1, sizeof a4_1);
-            memcpy(yr + 2420, &a5_0, sizeof a5_0);
-            memcpy(yr + 2428, &a5_1, sizeof a5_1);
-          }
-          { // the last 4 channels
-            const cnn_real *restrict wo = w + (12) * 144;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            for (int c = 0; c < 16; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = x + (c * 24 + oy + ky) * 24 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                }
-              }
-            cnn_real *restrict yr = y + (12) * 484 + oy * 22 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 484, &a1_0, sizeof a1_0);
-            memcpy(yr + 492, &a1_1, sizeof a1_1);
-            memcpy(yr + 968, &a2_0, sizeof a2_0);
-            memcpy(yr + 976, &a2_1, sizeof a2_1);
-            memcpy(yr + 1452, &a3_0, sizeof a3_0);
-            memcpy(yr + 1460, &a3_1, sizeof a3_1);
-          }
-        }
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 6 columns
+        for (int o = 0; o < 16; o += 4) { // 4 channels x 22 columns
           const cnn_real *restrict wo = w + (o) * 144;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
+          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = x + (c * 24 + oy + ky) * 24 + 16;
+              const cnn_real *restrict xr = x + (c * 24 + oy + ky) * 24 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
+                cnn_v8 x0, x1, x2;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
-              }
-            }
-          cnn_real *restrict yr = y + (o) * 484 + oy * 22 + 16;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5];
-          yr[484] = a1_0[0]; yr[485] = a1_0[1]; yr[486] = a1_0[2]; yr[487] = a1_0[3]; yr[488] = a1_0[4]; yr[489] = a1_0[5];
-          yr[968] = a2_0[0]; yr[969] = a2_0[1]; yr[970] = a2_0[2]; yr[971] = a2_0[3]; yr[972] = a2_0[4]; yr[973] = a2_0[5];
-          yr[1452] = a3_0[0]; yr[1453] = a3_0[1]; yr[1454] = a3_0[2]; yr[1455] = a3_0[3]; yr[1456] = a3_0[4]; yr[1457] = a3_0[5];
-          yr[1936] = a4_0[0]; yr[1937] = a4_0[1]; yr[1938] = a4_0[2]; yr[1939] = a4_0[3]; yr[1940] = a4_0[4]; yr[1941] = a4_0[5];
-          yr[2420] = a5_0[0]; yr[2421] = a5_0[1]; yr[2422] = a5_0[2]; yr[2423] = a5_0[3]; yr[2424] = a5_0[4]; yr[2425] = a5_0[5];
-          yr[2904] = a6_0[0]; yr[2905] = a6_0[1]; yr[2906] = a6_0[2]; yr[2907] = a6_0[3]; yr[2908] = a6_0[4]; yr[2909] = a6_0[5];
-          yr[3388] = a7_0[0]; yr[3389] = a7_0[1]; yr[3390] = a7_0[2]; yr[3391] = a7_0[3]; yr[3392] = a7_0[4]; yr[3393] = a7_0[5];
-          yr[3872] = a8_0[0]; yr[3873] = a8_0[1]; yr[3874] = a8_0[2]; yr[3875] = a8_0[3]; yr[3876] = a8_0[4]; yr[3877] = a8_0[5];
-          yr[4356] = a9_0[0]; yr[4357] = a9_0[1]; yr[4358] = a9_0[2]; yr[4359] = a9_0[3]; yr[4360] = a9_0[4]; yr[4361] = a9_0[5];
-          yr[4840] = a10_0[0]; yr[4841] = a10_0[1]; yr[4842] = a10_0[2]; yr[4843] = a10_0[3]; yr[4844] = a10_0[4]; yr[4845] = a10_0[5];
-          yr[5324] = a11_0[0]; yr[5325] = a11_0[1]; yr[5326] = a11_0[2]; yr[5327] = a11_0[3]; yr[5328] = a11_0[4]; yr[5329] = a11_0[5];
-        }
-        { // the last 4 channels
-          const cnn_real *restrict wo = w + (12) * 144;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = x + (c * 24 + oy + ky) * 24 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                memcpy(&x2, xr + kx + 16, sizeof x2);
                 const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
               }
             }
-          cnn_real *restrict yr = y + (12) * 484 + oy * 22 + 16;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5];
-          yr[484] = a1_0[0]; yr[485] = a1_0[1]; yr[486] = a1_0[2]; yr[487] = a1_0[3]; yr[488] = a1_0[4]; yr[489] = a1_0[5];
-          yr[968] = a2_0[0]; yr[969] = a2_0[1]; yr[970] = a2_0[2]; yr[971] = a2_0[3]; yr[972] = a2_0[4]; yr[973] = a2_0[5];
-          yr[1452] = a3_0[0]; yr[1453] = a3_0[1]; yr[1454] = a3_0[2]; yr[1455] = a3_0[3]; yr[1456] = a3_0[4]; yr[1457] = a3_0[5];
+          cnn_real *restrict yr = y + (o) * 484 + oy * 22 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 8, &a0_1, sizeof a0_1);
+          yr[16] = a0_2[0]; yr[17] = a0_2[1]; yr[18] = a0_2[2]; yr[19] = a0_2[3]; yr[20] = a0_2[4]; yr[21] = a0_2[5];
+          memcpy(yr + 484, &a1_0, sizeof a1_0);
+          memcpy(yr + 492, &a1_1, sizeof a1_1);
+          yr[500] = a1_2[0]; yr[501] = a1_2[1]; yr[502] = a1_2[2]; yr[503] = a1_2[3]; yr[504] = a1_2[4]; yr[505] = a1_2[5];
+          memcpy(yr + 968, &a2_0, sizeof a2_0);
+          memcpy(yr + 976, &a2_1, sizeof a2_1);
+          yr[984] = a2_2[0]; yr[985] = a2_2[1]; yr[986] = a2_2[2]; yr[987] = a2_2[3]; yr[988] = a2_2[4]; yr[989] = a2_2[5];
+          memcpy(yr + 1452, &a3_0, sizeof a3_0);
+          memcpy(yr + 1460, &a3_1, sizeof a3_1);
+          yr[1468] = a3_2[0]; yr[1469] = a3_2[1]; yr[1470] = a3_2[2]; yr[1471] = a3_2[3]; yr[1472] = a3_2[4]; yr[1473] = a3_2[5];
         }
       }
       if (training)
@@ -1915,13 +1632,14 @@ CNN_CLONES static void mnist14k_l8_conv_backward(int n) {
       for (int o = 0; o < 16; o++)
         for (int oy = 0; oy < 22; oy++)
           memcpy(dyw + o * 528 + oy * 24, dy + (o * 22 + oy) * 22, 22 * sizeof(cnn_real));
-      // 3 output channels x 3 taps of vector sums per register tile.
-      for (int o = 0; o < 15; o += 3) {
+      // 4 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 16; o += 4) {
         for (int c = 0; c < 16; c++)
           for (int ky = 0; ky < 3; ky++) {
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            cnn_v8 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
             for (int oy = 0; oy < 22; oy++) {
               const cnn_real *restrict dr = dyw + (o) * 528 + oy * 24;
               const cnn_real *restrict xr = x + (c * 24 + oy + ky) * 24;
@@ -1936,6 +1654,8 @@ CNN_CLONES static void mnist14k_l8_conv_backward(int n) {
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
                 memcpy(&d, dr + 1056 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 1584 + v, sizeof d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
             cnn_real *restrict dwo = dw + (o) * 144 + (c * 3 + ky) * 3;
@@ -1948,485 +1668,155 @@ CNN_CLONES static void mnist14k_l8_conv_backward(int n) {
             dwo[288] = first ? CNN_HSUM8(s2_0) : dwo[288] + CNN_HSUM8(s2_0);
             dwo[289] = first ? CNN_HSUM8(s2_1) : dwo[289] + CNN_HSUM8(s2_1);
             dwo[290] = first ? CNN_HSUM8(s2_2) : dwo[290] + CNN_HSUM8(s2_2);
-          }
-      }
-      { // the last 1 channels
-        for (int c = 0; c < 16; c++)
-          for (int ky = 0; ky < 3; ky++) {
-            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
-            for (int oy = 0; oy < 22; oy++) {
-              const cnn_real *restrict dr = dyw + (15) * 528 + oy * 24;
-              const cnn_real *restrict xr = x + (c * 24 + oy + ky) * 24;
-              for (int v = 0; v < 24; v += 8) {
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + v + 0, sizeof x0);
-                memcpy(&x1, xr + v + 1, sizeof x1);
-                memcpy(&x2, xr + v + 2, sizeof x2);
-                memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-              }
-            }
-            cnn_real *restrict dwo = dw + (15) * 144 + (c * 3 + ky) * 3;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
-            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+            dwo[432] = first ? CNN_HSUM8(s3_0) : dwo[432] + CNN_HSUM8(s3_0);
+            dwo[433] = first ? CNN_HSUM8(s3_1) : dwo[433] + CNN_HSUM8(s3_1);
+            dwo[434] = first ? CNN_HSUM8(s3_2) : dwo[434] + CNN_HSUM8(s3_2);
           }
       }
       cnn_real *restrict dx = mnist14k_d6 + (size_t)i * 9216;
       for (int o = 0; o < 16; o++)
         for (int oy = 0; oy < 22; oy++)
           memcpy(dyp + (o * 26 + oy + 2) * 26 + 2, dy + (o * 22 + oy) * 22, 22 * sizeof(cnn_real));
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 2; oy++) {
         const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 21 ? 24 - oy : 3;
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
-            const cnn_real *restrict wo = wt + (o) * 144;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
-            for (int c = 0; c < 16; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
-                }
-              }
-            cnn_real *restrict yr = dx + (o) * 576 + oy * 24 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 576, &a1_0, sizeof a1_0);
-            memcpy(yr + 584, &a1_1, sizeof a1_1);
-            memcpy(yr + 1152, &a2_0, sizeof a2_0);
-            memcpy(yr + 1160, &a2_1, sizeof a2_1);
-            memcpy(yr + 1728, &a3_0, sizeof a3_0);
-            memcpy(yr + 1736, &a3_1, sizeof a3_1);
-            memcpy(yr + 2304, &a4_0, sizeof a4_0);
-            memcpy(yr + 2312, &a4_1, sizeof a4_1);
-            memcpy(yr + 2880, &a5_0, sizeof a5_0);
-            memcpy(yr + 2888, &a5_1, sizeof a5_1);
-          }
-          { // the last 4 channels
-            const cnn_real *restrict wo = wt + (12) * 144;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            for (int c = 0; c < 16; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                }
-              }
-            cnn_real *restrict yr = dx + (12) * 576 + oy * 24 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 576, &a1_0, sizeof a1_0);
-            memcpy(yr + 584, &a1_1, sizeof a1_1);
-            memcpy(yr + 1152, &a2_0, sizeof a2_0);
-            memcpy(yr + 1160, &a2_1, sizeof a2_1);
-            memcpy(yr + 1728, &a3_0, sizeof a3_0);
-            memcpy(yr + 1736, &a3_1, sizeof a3_1);
-          }
-        }
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 8 columns
+        for (int o = 0; o < 16; o += 4) { // 4 channels x 24 columns
           const cnn_real *restrict wo = wt + (o) * 144;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
+          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + 16;
+              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
+                cnn_v8 x0, x1, x2;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 576 + oy * 24 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          memcpy(yr + 576, &a1_0, sizeof a1_0);
-          memcpy(yr + 1152, &a2_0, sizeof a2_0);
-          memcpy(yr + 1728, &a3_0, sizeof a3_0);
-          memcpy(yr + 2304, &a4_0, sizeof a4_0);
-          memcpy(yr + 2880, &a5_0, sizeof a5_0);
-          memcpy(yr + 3456, &a6_0, sizeof a6_0);
-          memcpy(yr + 4032, &a7_0, sizeof a7_0);
-          memcpy(yr + 4608, &a8_0, sizeof a8_0);
-          memcpy(yr + 5184, &a9_0, sizeof a9_0);
-          memcpy(yr + 5760, &a10_0, sizeof a10_0);
-          memcpy(yr + 6336, &a11_0, sizeof a11_0);
-        }
-        { // the last 4 channels
-          const cnn_real *restrict wo = wt + (12) * 144;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                memcpy(&x2, xr + kx + 16, sizeof x2);
                 const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
               }
             }
-          cnn_real *restrict yr = dx + (12) * 576 + oy * 24 + 16;
+          cnn_real *restrict yr = dx + (o) * 576 + oy * 24 + 0;
           memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 8, &a0_1, sizeof a0_1);
+          memcpy(yr + 16, &a0_2, sizeof a0_2);
           memcpy(yr + 576, &a1_0, sizeof a1_0);
+          memcpy(yr + 584, &a1_1, sizeof a1_1);
+          memcpy(yr + 592, &a1_2, sizeof a1_2);
           memcpy(yr + 1152, &a2_0, sizeof a2_0);
+          memcpy(yr + 1160, &a2_1, sizeof a2_1);
+          memcpy(yr + 1168, &a2_2, sizeof a2_2);
           memcpy(yr + 1728, &a3_0, sizeof a3_0);
+          memcpy(yr + 1736, &a3_1, sizeof a3_1);
+          memcpy(yr + 1744, &a3_2, sizeof a3_2);
         }
       }
       for (int oy = 2; oy < 22; oy++) {
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
-            const cnn_real *restrict wo = wt + (o) * 144;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
-            for (int c = 0; c < 16; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
-                }
-              }
-            cnn_real *restrict yr = dx + (o) * 576 + oy * 24 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 576, &a1_0, sizeof a1_0);
-            memcpy(yr + 584, &a1_1, sizeof a1_1);
-            memcpy(yr + 1152, &a2_0, sizeof a2_0);
-            memcpy(yr + 1160, &a2_1, sizeof a2_1);
-            memcpy(yr + 1728, &a3_0, sizeof a3_0);
-            memcpy(yr + 1736, &a3_1, sizeof a3_1);
-            memcpy(yr + 2304, &a4_0, sizeof a4_0);
-            memcpy(yr + 2312, &a4_1, sizeof a4_1);
-            memcpy(yr + 2880, &a5_0, sizeof a5_0);
-            memcpy(yr + 2888, &a5_1, sizeof a5_1);
-          }
-          { // the last 4 channels
-            const cnn_real *restrict wo = wt + (12) * 144;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            for (int c = 0; c < 16; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                }
-              }
-            cnn_real *restrict yr = dx + (12) * 576 + oy * 24 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 576, &a1_0, sizeof a1_0);
-            memcpy(yr + 584, &a1_1, sizeof a1_1);
-            memcpy(yr + 1152, &a2_0, sizeof a2_0);
-            memcpy(yr + 1160, &a2_1, sizeof a2_1);
-            memcpy(yr + 1728, &a3_0, sizeof a3_0);
-            memcpy(yr + 1736, &a3_1, sizeof a3_1);
-          }
-        }
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 8 columns
+        for (int o = 0; o < 16; o += 4) { // 4 channels x 24 columns
           const cnn_real *restrict wo = wt + (o) * 144;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
+          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + 16;
+              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
+                cnn_v8 x0, x1, x2;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 576 + oy * 24 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          memcpy(yr + 576, &a1_0, sizeof a1_0);
-          memcpy(yr + 1152, &a2_0, sizeof a2_0);
-          memcpy(yr + 1728, &a3_0, sizeof a3_0);
-          memcpy(yr + 2304, &a4_0, sizeof a4_0);
-          memcpy(yr + 2880, &a5_0, sizeof a5_0);
-          memcpy(yr + 3456, &a6_0, sizeof a6_0);
-          memcpy(yr + 4032, &a7_0, sizeof a7_0);
-          memcpy(yr + 4608, &a8_0, sizeof a8_0);
-          memcpy(yr + 5184, &a9_0, sizeof a9_0);
-          memcpy(yr + 5760, &a10_0, sizeof a10_0);
-          memcpy(yr + 6336, &a11_0, sizeof a11_0);
-        }
-        { // the last 4 channels
-          const cnn_real *restrict wo = wt + (12) * 144;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                memcpy(&x2, xr + kx + 16, sizeof x2);
                 const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
               }
             }
-          cnn_real *restrict yr = dx + (12) * 576 + oy * 24 + 16;
+          cnn_real *restrict yr = dx + (o) * 576 + oy * 24 + 0;
           memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 8, &a0_1, sizeof a0_1);
+          memcpy(yr + 16, &a0_2, sizeof a0_2);
           memcpy(yr + 576, &a1_0, sizeof a1_0);
+          memcpy(yr + 584, &a1_1, sizeof a1_1);
+          memcpy(yr + 592, &a1_2, sizeof a1_2);
           memcpy(yr + 1152, &a2_0, sizeof a2_0);
+          memcpy(yr + 1160, &a2_1, sizeof a2_1);
+          memcpy(yr + 1168, &a2_2, sizeof a2_2);
           memcpy(yr + 1728, &a3_0, sizeof a3_0);
+          memcpy(yr + 1736, &a3_1, sizeof a3_1);
+          memcpy(yr + 1744, &a3_2, sizeof a3_2);
         }
       }
       for (int oy = 22; oy < 24; oy++) {
         const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 21 ? 24 - oy : 3;
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
-            const cnn_real *restrict wo = wt + (o) * 144;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
-            for (int c = 0; c < 16; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
-                }
-              }
-            cnn_real *restrict yr = dx + (o) * 576 + oy * 24 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 576, &a1_0, sizeof a1_0);
-            memcpy(yr + 584, &a1_1, sizeof a1_1);
-            memcpy(yr + 1152, &a2_0, sizeof a2_0);
-            memcpy(yr + 1160, &a2_1, sizeof a2_1);
-            memcpy(yr + 1728, &a3_0, sizeof a3_0);
-            memcpy(yr + 1736, &a3_1, sizeof a3_1);
-            memcpy(yr + 2304, &a4_0, sizeof a4_0);
-            memcpy(yr + 2312, &a4_1, sizeof a4_1);
-            memcpy(yr + 2880, &a5_0, sizeof a5_0);
-            memcpy(yr + 2888, &a5_1, sizeof a5_1);
-          }
-          { // the last 4 channels
-            const cnn_real *restrict wo = wt + (12) * 144;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            for (int c = 0; c < 16; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                }
-              }
-            cnn_real *restrict yr = dx + (12) * 576 + oy * 24 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 576, &a1_0, sizeof a1_0);
-            memcpy(yr + 584, &a1_1, sizeof a1_1);
-            memcpy(yr + 1152, &a2_0, sizeof a2_0);
-            memcpy(yr + 1160, &a2_1, sizeof a2_1);
-            memcpy(yr + 1728, &a3_0, sizeof a3_0);
-            memcpy(yr + 1736, &a3_1, sizeof a3_1);
-          }
-        }
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 8 columns
+        for (int o = 0; o < 16; o += 4) { // 4 channels x 24 columns
           const cnn_real *restrict wo = wt + (o) * 144;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
+          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + 16;
+              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
+                cnn_v8 x0, x1, x2;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 576 + oy * 24 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          memcpy(yr + 576, &a1_0, sizeof a1_0);
-          memcpy(yr + 1152, &a2_0, sizeof a2_0);
-          memcpy(yr + 1728, &a3_0, sizeof a3_0);
-          memcpy(yr + 2304, &a4_0, sizeof a4_0);
-          memcpy(yr + 2880, &a5_0, sizeof a5_0);
-          memcpy(yr + 3456, &a6_0, sizeof a6_0);
-          memcpy(yr + 4032, &a7_0, sizeof a7_0);
-          memcpy(yr + 4608, &a8_0, sizeof a8_0);
-          memcpy(yr + 5184, &a9_0, sizeof a9_0);
-          memcpy(yr + 5760, &a10_0, sizeof a10_0);
-          memcpy(yr + 6336, &a11_0, sizeof a11_0);
-        }
-        { // the last 4 channels
-          const cnn_real *restrict wo = wt + (12) * 144;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                memcpy(&x2, xr + kx + 16, sizeof x2);
                 const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
               }
             }
-          cnn_real *restrict yr = dx + (12) * 576 + oy * 24 + 16;
+          cnn_real *restrict yr = dx + (o) * 576 + oy * 24 + 0;
           memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 8, &a0_1, sizeof a0_1);
+          memcpy(yr + 16, &a0_2, sizeof a0_2);
           memcpy(yr + 576, &a1_0, sizeof a1_0);
+          memcpy(yr + 584, &a1_1, sizeof a1_1);
+          memcpy(yr + 592, &a1_2, sizeof a1_2);
           memcpy(yr + 1152, &a2_0, sizeof a2_0);
+          memcpy(yr + 1160, &a2_1, sizeof a2_1);
+          memcpy(yr + 1168, &a2_2, sizeof a2_2);
           memcpy(yr + 1728, &a3_0, sizeof a3_0);
+          memcpy(yr + 1736, &a3_1, sizeof a3_1);
+          memcpy(yr + 1744, &a3_2, sizeof a3_2);
+        }
+      }
+      { // layer 5's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 16; c++) {
+          const cnn_real *restrict x = mnist14k_a5 + (size_t)i * 9216 + c * 576;
+          cnn_real *restrict dy = mnist14k_d6 + (size_t)i * 9216 + c * 576;
+          const cnn_real *restrict y = mnist14k_a6 + (size_t)i * 9216 + c * 576;
+          for (int p = 0; p < 576; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0) * L6_SCALE;
+          }
+          const cnn_real m_ = mnist14k_l5_mean[c], is = mnist14k_l5_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 576; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist14k_l5_ps[i][c] = s;
+          mnist14k_l5_pq[i][c] = sq;
         }
       }
     }
@@ -2665,149 +2055,121 @@ CNN_CLONES static void mnist14k_l13_conv_forward(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a13 + (size_t)i * 1936;
       cnn_real *restrict y = mnist14k_a14 + (size_t)i * 1936;
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
-        for (int col = 0; col < 112; col += 16) {
-          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 120; col += 24) {
+          for (int o = 0; o < 16; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = w + (o) * 16;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 16; c++)
               for (int ky = 0; ky < 1; ky++) {
                 const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 121 + col;
                 const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
                 for (int kx = 0; kx < 1; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = y + (o) * 121 + oy * 121 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 121, &a1_0, sizeof a1_0);
             memcpy(yr + 129, &a1_1, sizeof a1_1);
+            memcpy(yr + 137, &a1_2, sizeof a1_2);
             memcpy(yr + 242, &a2_0, sizeof a2_0);
             memcpy(yr + 250, &a2_1, sizeof a2_1);
+            memcpy(yr + 258, &a2_2, sizeof a2_2);
             memcpy(yr + 363, &a3_0, sizeof a3_0);
             memcpy(yr + 371, &a3_1, sizeof a3_1);
-            memcpy(yr + 484, &a4_0, sizeof a4_0);
-            memcpy(yr + 492, &a4_1, sizeof a4_1);
-            memcpy(yr + 605, &a5_0, sizeof a5_0);
-            memcpy(yr + 613, &a5_1, sizeof a5_1);
-          }
-          { // the last 4 channels
-            const cnn_real *restrict wo = w + (12) * 16;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            for (int c = 0; c < 16; c++)
-              for (int ky = 0; ky < 1; ky++) {
-                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 121 + col;
-                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
-                for (int kx = 0; kx < 1; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                }
-              }
-            cnn_real *restrict yr = y + (12) * 121 + oy * 121 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 121, &a1_0, sizeof a1_0);
-            memcpy(yr + 129, &a1_1, sizeof a1_1);
-            memcpy(yr + 242, &a2_0, sizeof a2_0);
-            memcpy(yr + 250, &a2_1, sizeof a2_1);
-            memcpy(yr + 363, &a3_0, sizeof a3_0);
-            memcpy(yr + 371, &a3_1, sizeof a3_1);
+            memcpy(yr + 379, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 12; o += 6) { // 6 channels x 9 columns
+        for (int o = 0; o < 9; o += 9) { // 9 channels x 1 columns
           const cnn_real *restrict wo = w + (o) * 16;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 1; ky++) {
-              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 121 + 112;
+              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 121 + 120;
               const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
               for (int kx = 0; kx < 1; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80], w6 = wr[kx + 96], w7 = wr[kx + 112], w8 = wr[kx + 128];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
               }
             }
-          cnn_real *restrict yr = y + (o) * 121 + oy * 121 + 112;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0];
-          memcpy(yr + 121, &a1_0, sizeof a1_0);
-          yr[129] = a1_1[0];
-          memcpy(yr + 242, &a2_0, sizeof a2_0);
-          yr[250] = a2_1[0];
-          memcpy(yr + 363, &a3_0, sizeof a3_0);
-          yr[371] = a3_1[0];
-          memcpy(yr + 484, &a4_0, sizeof a4_0);
-          yr[492] = a4_1[0];
-          memcpy(yr + 605, &a5_0, sizeof a5_0);
-          yr[613] = a5_1[0];
+          cnn_real *restrict yr = y + (o) * 121 + oy * 121 + 120;
+          yr[0] = a0_0[0];
+          yr[121] = a1_0[0];
+          yr[242] = a2_0[0];
+          yr[363] = a3_0[0];
+          yr[484] = a4_0[0];
+          yr[605] = a5_0[0];
+          yr[726] = a6_0[0];
+          yr[847] = a7_0[0];
+          yr[968] = a8_0[0];
         }
-        { // the last 4 channels
-          const cnn_real *restrict wo = w + (12) * 16;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
+        { // the last 7 channels
+          const cnn_real *restrict wo = w + (9) * 16;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 1; ky++) {
-              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 121 + 112;
+              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 121 + 120;
               const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
               for (int kx = 0; kx < 1; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80], w6 = wr[kx + 96];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
               }
             }
-          cnn_real *restrict yr = y + (12) * 121 + oy * 121 + 112;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0];
-          memcpy(yr + 121, &a1_0, sizeof a1_0);
-          yr[129] = a1_1[0];
-          memcpy(yr + 242, &a2_0, sizeof a2_0);
-          yr[250] = a2_1[0];
-          memcpy(yr + 363, &a3_0, sizeof a3_0);
-          yr[371] = a3_1[0];
+          cnn_real *restrict yr = y + (9) * 121 + oy * 121 + 120;
+          yr[0] = a0_0[0];
+          yr[121] = a1_0[0];
+          yr[242] = a2_0[0];
+          yr[363] = a3_0[0];
+          yr[484] = a4_0[0];
+          yr[605] = a5_0[0];
+          yr[726] = a6_0[0];
         }
       }
       if (training)
@@ -2862,8 +2224,8 @@ CNN_CLONES static void mnist14k_l13_conv_backward(int n) {
         for (int oy = 0; oy < 1; oy++)
           memcpy(dyi + o * 128 + oy * 128, dy + (o * 1 + oy) * 121, 121 * sizeof(cnn_real));
     }
-    // 12 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
-    for (int o = 0; o < 12; o += 12) {
+    // 9 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 9; o += 9) {
       for (int c = 0; c < 16; c++)
         for (int ky = 0; ky < 1; ky++) {
           cnn_v8 s0_0 = {0};
@@ -2875,9 +2237,6 @@ CNN_CLONES static void mnist14k_l13_conv_backward(int n) {
           cnn_v8 s6_0 = {0};
           cnn_v8 s7_0 = {0};
           cnn_v8 s8_0 = {0};
-          cnn_v8 s9_0 = {0};
-          cnn_v8 s10_0 = {0};
-          cnn_v8 s11_0 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist14k_a13 + (size_t)i * 1936;
             const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 2048;
@@ -2905,12 +2264,6 @@ CNN_CLONES static void mnist14k_l13_conv_backward(int n) {
                 s7_0 += d * x0;
                 memcpy(&d, dr + 1024 + v, sizeof d);
                 s8_0 += d * x0;
-                memcpy(&d, dr + 1152 + v, sizeof d);
-                s9_0 += d * x0;
-                memcpy(&d, dr + 1280 + v, sizeof d);
-                s10_0 += d * x0;
-                memcpy(&d, dr + 1408 + v, sizeof d);
-                s11_0 += d * x0;
               }
             }
           }
@@ -2924,23 +2277,23 @@ CNN_CLONES static void mnist14k_l13_conv_backward(int n) {
           dwo[96] = CNN_HSUM8(s6_0);
           dwo[112] = CNN_HSUM8(s7_0);
           dwo[128] = CNN_HSUM8(s8_0);
-          dwo[144] = CNN_HSUM8(s9_0);
-          dwo[160] = CNN_HSUM8(s10_0);
-          dwo[176] = CNN_HSUM8(s11_0);
         }
     }
-    { // the last 4 channels
+    { // the last 7 channels
       for (int c = 0; c < 16; c++)
         for (int ky = 0; ky < 1; ky++) {
           cnn_v8 s0_0 = {0};
           cnn_v8 s1_0 = {0};
           cnn_v8 s2_0 = {0};
           cnn_v8 s3_0 = {0};
+          cnn_v8 s4_0 = {0};
+          cnn_v8 s5_0 = {0};
+          cnn_v8 s6_0 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist14k_a13 + (size_t)i * 1936;
             const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 2048;
             {
-              const cnn_real *restrict dr = dy + (12) * 128;
+              const cnn_real *restrict dr = dy + (9) * 128;
               const cnn_real *restrict xr = x + (c * 1 + ky) * 121;
               for (int v = 0; v < 128; v += 8) {
                 cnn_v8 d, x0;
@@ -2953,162 +2306,143 @@ CNN_CLONES static void mnist14k_l13_conv_backward(int n) {
                 s2_0 += d * x0;
                 memcpy(&d, dr + 384 + v, sizeof d);
                 s3_0 += d * x0;
+                memcpy(&d, dr + 512 + v, sizeof d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 640 + v, sizeof d);
+                s5_0 += d * x0;
+                memcpy(&d, dr + 768 + v, sizeof d);
+                s6_0 += d * x0;
               }
             }
           }
-          cnn_real *restrict dwo = dw + (12) * 16 + (c * 1 + ky) * 1;
+          cnn_real *restrict dwo = dw + (9) * 16 + (c * 1 + ky) * 1;
           dwo[0] = CNN_HSUM8(s0_0);
           dwo[16] = CNN_HSUM8(s1_0);
           dwo[32] = CNN_HSUM8(s2_0);
           dwo[48] = CNN_HSUM8(s3_0);
+          dwo[64] = CNN_HSUM8(s4_0);
+          dwo[80] = CNN_HSUM8(s5_0);
+          dwo[96] = CNN_HSUM8(s6_0);
         }
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist14k_d14 + (size_t)i * 1936;
       cnn_real *restrict dx = mnist14k_d13 + (size_t)i * 1936;
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
-        for (int col = 0; col < 112; col += 16) {
-          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 120; col += 24) {
+          for (int o = 0; o < 16; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = wt + (o) * 16;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 16; c++)
               for (int ky = 0; ky < 1; ky++) {
                 const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 121 + col;
                 const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
                 for (int kx = 0; kx < 1; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = dx + (o) * 121 + oy * 121 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 121, &a1_0, sizeof a1_0);
             memcpy(yr + 129, &a1_1, sizeof a1_1);
+            memcpy(yr + 137, &a1_2, sizeof a1_2);
             memcpy(yr + 242, &a2_0, sizeof a2_0);
             memcpy(yr + 250, &a2_1, sizeof a2_1);
+            memcpy(yr + 258, &a2_2, sizeof a2_2);
             memcpy(yr + 363, &a3_0, sizeof a3_0);
             memcpy(yr + 371, &a3_1, sizeof a3_1);
-            memcpy(yr + 484, &a4_0, sizeof a4_0);
-            memcpy(yr + 492, &a4_1, sizeof a4_1);
-            memcpy(yr + 605, &a5_0, sizeof a5_0);
-            memcpy(yr + 613, &a5_1, sizeof a5_1);
-          }
-          { // the last 4 channels
-            const cnn_real *restrict wo = wt + (12) * 16;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            for (int c = 0; c < 16; c++)
-              for (int ky = 0; ky < 1; ky++) {
-                const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 121 + col;
-                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
-                for (int kx = 0; kx < 1; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                }
-              }
-            cnn_real *restrict yr = dx + (12) * 121 + oy * 121 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 121, &a1_0, sizeof a1_0);
-            memcpy(yr + 129, &a1_1, sizeof a1_1);
-            memcpy(yr + 242, &a2_0, sizeof a2_0);
-            memcpy(yr + 250, &a2_1, sizeof a2_1);
-            memcpy(yr + 363, &a3_0, sizeof a3_0);
-            memcpy(yr + 371, &a3_1, sizeof a3_1);
+            memcpy(yr + 379, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 12; o += 6) { // 6 channels x 9 columns
+        for (int o = 0; o < 9; o += 9) { // 9 channels x 1 columns
           const cnn_real *restrict wo = wt + (o) * 16;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 1; ky++) {
-              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 121 + 112;
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 121 + 120;
               const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
               for (int kx = 0; kx < 1; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80], w6 = wr[kx + 96], w7 = wr[kx + 112], w8 = wr[kx + 128];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 121 + oy * 121 + 112;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0];
-          memcpy(yr + 121, &a1_0, sizeof a1_0);
-          yr[129] = a1_1[0];
-          memcpy(yr + 242, &a2_0, sizeof a2_0);
-          yr[250] = a2_1[0];
-          memcpy(yr + 363, &a3_0, sizeof a3_0);
-          yr[371] = a3_1[0];
-          memcpy(yr + 484, &a4_0, sizeof a4_0);
-          yr[492] = a4_1[0];
-          memcpy(yr + 605, &a5_0, sizeof a5_0);
-          yr[613] = a5_1[0];
+          cnn_real *restrict yr = dx + (o) * 121 + oy * 121 + 120;
+          yr[0] = a0_0[0];
+          yr[121] = a1_0[0];
+          yr[242] = a2_0[0];
+          yr[363] = a3_0[0];
+          yr[484] = a4_0[0];
+          yr[605] = a5_0[0];
+          yr[726] = a6_0[0];
+          yr[847] = a7_0[0];
+          yr[968] = a8_0[0];
         }
-        { // the last 4 channels
-          const cnn_real *restrict wo = wt + (12) * 16;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
+        { // the last 7 channels
+          const cnn_real *restrict wo = wt + (9) * 16;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 1; ky++) {
-              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 121 + 112;
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 121 + 120;
               const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
               for (int kx = 0; kx < 1; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80], w6 = wr[kx + 96];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
               }
             }
-          cnn_real *restrict yr = dx + (12) * 121 + oy * 121 + 112;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0];
-          memcpy(yr + 121, &a1_0, sizeof a1_0);
-          yr[129] = a1_1[0];
-          memcpy(yr + 242, &a2_0, sizeof a2_0);
-          yr[250] = a2_1[0];
-          memcpy(yr + 363, &a3_0, sizeof a3_0);
-          yr[371] = a3_1[0];
+          cnn_real *restrict yr = dx + (9) * 121 + oy * 121 + 120;
+          yr[0] = a0_0[0];
+          yr[121] = a1_0[0];
+          yr[242] = a2_0[0];
+          yr[363] = a3_0[0];
+          yr[484] = a4_0[0];
+          yr[605] = a5_0[0];
+          yr[726] = a6_0[0];
         }
       }
     }
@@ -3219,38 +2553,7 @@ CNN_CLONES static void mnist14k_l14_bn_forward(int n, int training) {
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
 CNN_CLONES static void mnist14k_l14_bn_backward(int n) {
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      for (int c = 0; c < 16; c++) {
-        const cnn_real *restrict x = mnist14k_a14 + (size_t)i * 1936 + c * 121;
-        cnn_real *restrict dy = mnist14k_d15 + (size_t)i * 1936 + c * 121;
-        const cnn_real *restrict y = mnist14k_a15 + (size_t)i * 1936 + c * 121;
-        for (int p = 0; p < 121; p++) { // a multiply, not a branch: it vectorizes
-          dy[p] *= (cnn_real)(y[p] > 0) * L15_SCALE;
-        }
-        const cnn_real m_ = mnist14k_l14_mean[c], is = mnist14k_l14_invstd[c];
-        cnn_real as[8] = {0}, aq[8] = {0};
-        for (int b = 0; b < 120; b += 8)
-          for (int u = 0; u < 8; u++) {
-            const int p = b + u;
-            as[u] += dy[p];
-            aq[u] += dy[p] * ((x[p] - m_) * is);
-          }
-        for (int p = 120; p < 121; p++) {
-          as[p - 120] += dy[p];
-          aq[p - 120] += dy[p] * ((x[p] - m_) * is);
-        }
-        double s = 0, sq = 0;
-        for (int u = 0; u < 8; u++) {
-          s += as[u];
-          sq += aq[u];
-        }
-        mnist14k_l14_ps[i][c] = s;
-        mnist14k_l14_pq[i][c] = sq;
-      }
-    }
-  }
+  // Layer 17's backward masked dy and took the per-image sums.
   const double N = (double)n * 121;
   cnn_real k1[16], k2[16], k3[16];
   for (int c = 0; c < 16; c++) {
@@ -3454,13 +2757,14 @@ CNN_CLONES static void mnist14k_l17_conv_backward(int n) {
         for (int oy = 0; oy < 9; oy++)
           memcpy(dyi + o * 104 + oy * 11, dy + (o * 9 + oy) * 9, 9 * sizeof(cnn_real));
     }
-    // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added; each plane one run of vectors on x's rows (flat).
-    for (int o = 0; o < 24; o += 3) {
+    // 4 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added; each plane one run of vectors on x's rows (flat).
+    for (int o = 0; o < 24; o += 4) {
       for (int c = 0; c < 16; c++)
         for (int ky = 0; ky < 3; ky++) {
           cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
           cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
           cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          cnn_v8 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist14k_a15 + (size_t)i * 1936;
             const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 2496;
@@ -3478,6 +2782,8 @@ CNN_CLONES static void mnist14k_l17_conv_backward(int n) {
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
                 memcpy(&d, dr + 208 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 312 + v, sizeof d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
           }
@@ -3491,6 +2797,9 @@ CNN_CLONES static void mnist14k_l17_conv_backward(int n) {
           dwo[288] = CNN_HSUM8(s2_0);
           dwo[289] = CNN_HSUM8(s2_1);
           dwo[290] = CNN_HSUM8(s2_2);
+          dwo[432] = CNN_HSUM8(s3_0);
+          dwo[433] = CNN_HSUM8(s3_1);
+          dwo[434] = CNN_HSUM8(s3_2);
         }
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -3718,6 +3027,35 @@ CNN_CLONES static void mnist14k_l17_conv_backward(int n) {
           yr[371] = a3_1[0]; yr[372] = a3_1[1]; yr[373] = a3_1[2];
         }
       }
+      { // layer 14's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 16; c++) {
+          const cnn_real *restrict x = mnist14k_a14 + (size_t)i * 1936 + c * 121;
+          cnn_real *restrict dy = mnist14k_d15 + (size_t)i * 1936 + c * 121;
+          const cnn_real *restrict y = mnist14k_a15 + (size_t)i * 1936 + c * 121;
+          for (int p = 0; p < 121; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0) * L15_SCALE;
+          }
+          const cnn_real m_ = mnist14k_l14_mean[c], is = mnist14k_l14_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 120; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          for (int p = 120; p < 121; p++) {
+            as[p - 120] += dy[p];
+            aq[p - 120] += dy[p] * ((x[p] - m_) * is);
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist14k_l14_ps[i][c] = s;
+          mnist14k_l14_pq[i][c] = sq;
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -3826,38 +3164,7 @@ CNN_CLONES static void mnist14k_l18_bn_forward(int n, int training) {
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
 CNN_CLONES static void mnist14k_l18_bn_backward(int n) {
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      for (int c = 0; c < 24; c++) {
-        const cnn_real *restrict x = mnist14k_a18 + (size_t)i * 1944 + c * 81;
-        cnn_real *restrict dy = mnist14k_d19 + (size_t)i * 1944 + c * 81;
-        const cnn_real *restrict y = mnist14k_a19 + (size_t)i * 1944 + c * 81;
-        for (int p = 0; p < 81; p++) { // a multiply, not a branch: it vectorizes
-          dy[p] *= (cnn_real)(y[p] > 0) * L19_SCALE;
-        }
-        const cnn_real m_ = mnist14k_l18_mean[c], is = mnist14k_l18_invstd[c];
-        cnn_real as[8] = {0}, aq[8] = {0};
-        for (int b = 0; b < 80; b += 8)
-          for (int u = 0; u < 8; u++) {
-            const int p = b + u;
-            as[u] += dy[p];
-            aq[u] += dy[p] * ((x[p] - m_) * is);
-          }
-        for (int p = 80; p < 81; p++) {
-          as[p - 80] += dy[p];
-          aq[p - 80] += dy[p] * ((x[p] - m_) * is);
-        }
-        double s = 0, sq = 0;
-        for (int u = 0; u < 8; u++) {
-          s += as[u];
-          sq += aq[u];
-        }
-        mnist14k_l18_ps[i][c] = s;
-        mnist14k_l18_pq[i][c] = sq;
-      }
-    }
-  }
+  // Layer 21's backward masked dy and took the per-image sums.
   const double N = (double)n * 81;
   cnn_real k1[24], k2[24], k3[24];
   for (int c = 0; c < 24; c++) {
@@ -4013,13 +3320,14 @@ CNN_CLONES static void mnist14k_l21_conv_backward(int n) {
         for (int oy = 0; oy < 7; oy++)
           memcpy(dyi + o * 56 + oy * 8, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
     }
-    // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
-    for (int o = 0; o < 24; o += 3) {
+    // 4 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 24; o += 4) {
       for (int c = 0; c < 24; c++)
         for (int ky = 0; ky < 3; ky++) {
           cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
           cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
           cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          cnn_v8 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist14k_a19 + (size_t)i * 1944;
             const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 1344;
@@ -4037,6 +3345,8 @@ CNN_CLONES static void mnist14k_l21_conv_backward(int n) {
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
                 memcpy(&d, dr + 112 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 168 + v, sizeof d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
           }
@@ -4050,6 +3360,9 @@ CNN_CLONES static void mnist14k_l21_conv_backward(int n) {
           dwo[432] = CNN_HSUM8(s2_0);
           dwo[433] = CNN_HSUM8(s2_1);
           dwo[434] = CNN_HSUM8(s2_2);
+          dwo[648] = CNN_HSUM8(s3_0);
+          dwo[649] = CNN_HSUM8(s3_1);
+          dwo[650] = CNN_HSUM8(s3_2);
         }
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -4184,6 +3497,35 @@ CNN_CLONES static void mnist14k_l21_conv_backward(int n) {
           yr[413] = a5_1[0];
         }
       }
+      { // layer 18's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 24; c++) {
+          const cnn_real *restrict x = mnist14k_a18 + (size_t)i * 1944 + c * 81;
+          cnn_real *restrict dy = mnist14k_d19 + (size_t)i * 1944 + c * 81;
+          const cnn_real *restrict y = mnist14k_a19 + (size_t)i * 1944 + c * 81;
+          for (int p = 0; p < 81; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0) * L19_SCALE;
+          }
+          const cnn_real m_ = mnist14k_l18_mean[c], is = mnist14k_l18_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 80; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          for (int p = 80; p < 81; p++) {
+            as[p - 80] += dy[p];
+            aq[p - 80] += dy[p] * ((x[p] - m_) * is);
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist14k_l18_ps[i][c] = s;
+          mnist14k_l18_pq[i][c] = sq;
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -4292,38 +3634,7 @@ CNN_CLONES static void mnist14k_l22_bn_forward(int n, int training) {
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
 CNN_CLONES static void mnist14k_l22_bn_backward(int n) {
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      for (int c = 0; c < 24; c++) {
-        const cnn_real *restrict x = mnist14k_a22 + (size_t)i * 1176 + c * 49;
-        cnn_real *restrict dy = mnist14k_d23 + (size_t)i * 1176 + c * 49;
-        const cnn_real *restrict y = mnist14k_a23 + (size_t)i * 1176 + c * 49;
-        for (int p = 0; p < 49; p++) { // a multiply, not a branch: it vectorizes
-          dy[p] *= (cnn_real)(y[p] > 0) * L23_SCALE;
-        }
-        const cnn_real m_ = mnist14k_l22_mean[c], is = mnist14k_l22_invstd[c];
-        cnn_real as[8] = {0}, aq[8] = {0};
-        for (int b = 0; b < 48; b += 8)
-          for (int u = 0; u < 8; u++) {
-            const int p = b + u;
-            as[u] += dy[p];
-            aq[u] += dy[p] * ((x[p] - m_) * is);
-          }
-        for (int p = 48; p < 49; p++) {
-          as[p - 48] += dy[p];
-          aq[p - 48] += dy[p] * ((x[p] - m_) * is);
-        }
-        double s = 0, sq = 0;
-        for (int u = 0; u < 8; u++) {
-          s += as[u];
-          sq += aq[u];
-        }
-        mnist14k_l22_ps[i][c] = s;
-        mnist14k_l22_pq[i][c] = sq;
-      }
-    }
-  }
+  // Layer 25's backward masked dy and took the per-image sums.
   const double N = (double)n * 49;
   cnn_real k1[24], k2[24], k3[24];
   for (int c = 0; c < 24; c++) {
@@ -4669,6 +3980,35 @@ CNN_CLONES static void mnist14k_l25_conv_backward(int n) {
           yr[441] = a9_0[0];
           yr[490] = a10_0[0];
           yr[539] = a11_0[0];
+        }
+      }
+      { // layer 22's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 24; c++) {
+          const cnn_real *restrict x = mnist14k_a22 + (size_t)i * 1176 + c * 49;
+          cnn_real *restrict dy = mnist14k_d23 + (size_t)i * 1176 + c * 49;
+          const cnn_real *restrict y = mnist14k_a23 + (size_t)i * 1176 + c * 49;
+          for (int p = 0; p < 49; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0) * L23_SCALE;
+          }
+          const cnn_real m_ = mnist14k_l22_mean[c], is = mnist14k_l22_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 48; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          for (int p = 48; p < 49; p++) {
+            as[p - 48] += dy[p];
+            aq[p - 48] += dy[p] * ((x[p] - m_) * is);
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist14k_l22_ps[i][c] = s;
+          mnist14k_l22_pq[i][c] = sq;
         }
       }
     }

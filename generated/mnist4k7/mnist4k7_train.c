@@ -32,7 +32,8 @@
 // buffer and gradient partial sums, combined in group order, so a run is
 // bit-for-bit the same whatever the number of threads. Each BatchNorm and
 // the dropout and ReLU after it run fused, one sweep per image (the conv
-// before it sums the statistics while its output is in cache). Build with
+// before it sums the statistics while its output is in cache, and the conv
+// after it the gradient's while its input gradient is). Build with
 // -DCNN_REAL=double for a double version, -DCNN_INPUT_GRAD to also keep
 // the gradient of the input.
 #include "mnist4k7_train.h"
@@ -49,15 +50,23 @@
 #define CNN_OMP(x)
 #endif
 
-// On x86-64 ELF hosts (gcc, clang >= 14) each layer function is also built
-// for AVX2 and picked when the program loads. AVX2 without FMA rounds
-// exactly like the baseline build, so results stay the same bits.
-// -DCNN_NO_CLONES builds the baseline only.
+// On x86-64 ELF hosts each layer function is also built for the
+// x86-64-v3 level (AVX2 + FMA; gcc >= 12) or AVX2 (clang >= 14, older gcc)
+// and picked when the program loads. Multiply-adds are fused where the
+// target has FMA, so the v3 clone's bits differ from the baseline's; each
+// gives the same bits on any number of threads. -DCNN_NO_CLONES builds the
+// baseline only.
 #if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
+    !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12
+#define CNN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
     (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)
 #define CNN_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define CNN_CLONES
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=fast", "vect-cost-model=dynamic")
 #endif
 
 // cblas_sgemm or cblas_dgemm, following cnn_real.
@@ -239,133 +248,83 @@ CNN_CLONES static void mnist4k7_l0_conv_forward(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k7_a0 + (size_t)i * 784;
       cnn_real *restrict y = mnist4k7_a1 + (size_t)i * 5408;
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 26; oy++) {
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 24; col += 24) {
+          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = w + (o) * 9;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
                 const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = y + (o) * 676 + oy * 26 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 676, &a1_0, sizeof a1_0);
             memcpy(yr + 684, &a1_1, sizeof a1_1);
+            memcpy(yr + 692, &a1_2, sizeof a1_2);
             memcpy(yr + 1352, &a2_0, sizeof a2_0);
             memcpy(yr + 1360, &a2_1, sizeof a2_1);
+            memcpy(yr + 1368, &a2_2, sizeof a2_2);
             memcpy(yr + 2028, &a3_0, sizeof a3_0);
             memcpy(yr + 2036, &a3_1, sizeof a3_1);
-            memcpy(yr + 2704, &a4_0, sizeof a4_0);
-            memcpy(yr + 2712, &a4_1, sizeof a4_1);
-            memcpy(yr + 3380, &a5_0, sizeof a5_0);
-            memcpy(yr + 3388, &a5_1, sizeof a5_1);
-          }
-          { // the last 2 channels
-            const cnn_real *restrict wo = w + (6) * 9;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            for (int c = 0; c < 1; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                }
-              }
-            cnn_real *restrict yr = y + (6) * 676 + oy * 26 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 676, &a1_0, sizeof a1_0);
-            memcpy(yr + 684, &a1_1, sizeof a1_1);
+            memcpy(yr + 2044, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 10 columns
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 2 columns
           const cnn_real *restrict wo = w + (o) * 9;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
           for (int c = 0; c < 1; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + 16;
+              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + 24;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45], w6 = wr[kx + 54], w7 = wr[kx + 63];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
               }
             }
-          cnn_real *restrict yr = y + (o) * 676 + oy * 26 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1];
-          memcpy(yr + 676, &a1_0, sizeof a1_0);
-          yr[684] = a1_1[0]; yr[685] = a1_1[1];
-          memcpy(yr + 1352, &a2_0, sizeof a2_0);
-          yr[1360] = a2_1[0]; yr[1361] = a2_1[1];
-          memcpy(yr + 2028, &a3_0, sizeof a3_0);
-          yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
-          memcpy(yr + 2704, &a4_0, sizeof a4_0);
-          yr[2712] = a4_1[0]; yr[2713] = a4_1[1];
-          memcpy(yr + 3380, &a5_0, sizeof a5_0);
-          yr[3388] = a5_1[0]; yr[3389] = a5_1[1];
-        }
-        { // the last 2 channels
-          const cnn_real *restrict wo = w + (6) * 9;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 1; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
-            }
-          cnn_real *restrict yr = y + (6) * 676 + oy * 26 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1];
-          memcpy(yr + 676, &a1_0, sizeof a1_0);
-          yr[684] = a1_1[0]; yr[685] = a1_1[1];
+          cnn_real *restrict yr = y + (o) * 676 + oy * 26 + 24;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1];
+          yr[676] = a1_0[0]; yr[677] = a1_0[1];
+          yr[1352] = a2_0[0]; yr[1353] = a2_0[1];
+          yr[2028] = a3_0[0]; yr[2029] = a3_0[1];
+          yr[2704] = a4_0[0]; yr[2705] = a4_0[1];
+          yr[3380] = a5_0[0]; yr[3381] = a5_0[1];
+          yr[4056] = a6_0[0]; yr[4057] = a6_0[1];
+          yr[4732] = a7_0[0]; yr[4733] = a7_0[1];
         }
       }
       if (training)
@@ -423,13 +382,14 @@ CNN_CLONES static void mnist4k7_l0_conv_backward(int n) {
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k7_a0 + (size_t)i * 784;
       const cnn_real *restrict dy = mnist4k7_d1 + (size_t)i * 5408;
-      // 3 output channels x 3 taps of vector sums per register tile.
-      for (int o = 0; o < 6; o += 3) {
+      // 4 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 8; o += 4) {
         for (int c = 0; c < 1; c++)
           for (int ky = 0; ky < 3; ky++) {
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            cnn_v8 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
             for (int oy = 0; oy < 26; oy++) {
               const cnn_real *restrict dr = dy + (o) * 676 + oy * 26;
               const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28;
@@ -444,6 +404,8 @@ CNN_CLONES static void mnist4k7_l0_conv_backward(int n) {
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
                 memcpy(&d, dr + 1352 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 2028 + v, sizeof d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
               { // columns 24..25; the other lanes are masked off
                 const cnn_v8 m = {1, 1, 0, 0, 0, 0, 0, 0};
@@ -460,6 +422,9 @@ CNN_CLONES static void mnist4k7_l0_conv_backward(int n) {
                 memcpy(&d, dr + 1352 + 24, sizeof d);
                 d *= m;
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 2028 + 24, sizeof d);
+                d *= m;
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
             cnn_real *restrict dwo = dw + (o) * 9 + (c * 3 + ky) * 3;
@@ -472,47 +437,9 @@ CNN_CLONES static void mnist4k7_l0_conv_backward(int n) {
             dwo[18] = first ? CNN_HSUM8(s2_0) : dwo[18] + CNN_HSUM8(s2_0);
             dwo[19] = first ? CNN_HSUM8(s2_1) : dwo[19] + CNN_HSUM8(s2_1);
             dwo[20] = first ? CNN_HSUM8(s2_2) : dwo[20] + CNN_HSUM8(s2_2);
-          }
-      }
-      { // the last 2 channels
-        for (int c = 0; c < 1; c++)
-          for (int ky = 0; ky < 3; ky++) {
-            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
-            cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
-            for (int oy = 0; oy < 26; oy++) {
-              const cnn_real *restrict dr = dy + (6) * 676 + oy * 26;
-              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28;
-              for (int v = 0; v < 24; v += 8) {
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + v + 0, sizeof x0);
-                memcpy(&x1, xr + v + 1, sizeof x1);
-                memcpy(&x2, xr + v + 2, sizeof x2);
-                memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 676 + v, sizeof d);
-                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-              }
-              { // columns 24..25; the other lanes are masked off
-                const cnn_v8 m = {1, 1, 0, 0, 0, 0, 0, 0};
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + 24 + 0, sizeof x0);
-                memcpy(&x1, xr + 24 + 1, sizeof x1);
-                memcpy(&x2, xr + 24 + 2, sizeof x2);
-                memcpy(&d, dr + 0 + 24, sizeof d);
-                d *= m;
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 676 + 24, sizeof d);
-                d *= m;
-                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-              }
-            }
-            cnn_real *restrict dwo = dw + (6) * 9 + (c * 3 + ky) * 3;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
-            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
-            dwo[9] = first ? CNN_HSUM8(s1_0) : dwo[9] + CNN_HSUM8(s1_0);
-            dwo[10] = first ? CNN_HSUM8(s1_1) : dwo[10] + CNN_HSUM8(s1_1);
-            dwo[11] = first ? CNN_HSUM8(s1_2) : dwo[11] + CNN_HSUM8(s1_2);
+            dwo[27] = first ? CNN_HSUM8(s3_0) : dwo[27] + CNN_HSUM8(s3_0);
+            dwo[28] = first ? CNN_HSUM8(s3_1) : dwo[28] + CNN_HSUM8(s3_1);
+            dwo[29] = first ? CNN_HSUM8(s3_2) : dwo[29] + CNN_HSUM8(s3_2);
           }
       }
 #ifdef CNN_INPUT_GRAD
@@ -674,38 +601,7 @@ CNN_CLONES static void mnist4k7_l1_bn_forward(int n, int training) {
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
 CNN_CLONES static void mnist4k7_l1_bn_backward(int n) {
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      for (int c = 0; c < 8; c++) {
-        const cnn_real *restrict x = mnist4k7_a1 + (size_t)i * 5408 + c * 676;
-        cnn_real *restrict dy = mnist4k7_d2 + (size_t)i * 5408 + c * 676;
-        const cnn_real *restrict y = mnist4k7_a2 + (size_t)i * 5408 + c * 676;
-        for (int p = 0; p < 676; p++) { // a multiply, not a branch: it vectorizes
-          dy[p] *= (cnn_real)(y[p] > 0);
-        }
-        const cnn_real m_ = mnist4k7_l1_mean[c], is = mnist4k7_l1_invstd[c];
-        cnn_real as[8] = {0}, aq[8] = {0};
-        for (int b = 0; b < 672; b += 8)
-          for (int u = 0; u < 8; u++) {
-            const int p = b + u;
-            as[u] += dy[p];
-            aq[u] += dy[p] * ((x[p] - m_) * is);
-          }
-        for (int p = 672; p < 676; p++) {
-          as[p - 672] += dy[p];
-          aq[p - 672] += dy[p] * ((x[p] - m_) * is);
-        }
-        double s = 0, sq = 0;
-        for (int u = 0; u < 8; u++) {
-          s += as[u];
-          sq += aq[u];
-        }
-        mnist4k7_l1_ps[i][c] = s;
-        mnist4k7_l1_pq[i][c] = sq;
-      }
-    }
-  }
+  // Layer 3's backward masked dy and took the per-image sums.
   const double N = (double)n * 676;
   cnn_real k1[8], k2[8], k3[8];
   for (int c = 0; c < 8; c++) {
@@ -752,98 +648,43 @@ CNN_CLONES static void mnist4k7_l3_conv_forward(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k7_a2 + (size_t)i * 5408;
       cnn_real *restrict y = mnist4k7_a4 + (size_t)i * 6912;
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 24; oy++) {
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
-            const cnn_real *restrict wo = w + (o) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
-            for (int c = 0; c < 8; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
-                }
-              }
-            cnn_real *restrict yr = y + (o) * 576 + oy * 24 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 576, &a1_0, sizeof a1_0);
-            memcpy(yr + 584, &a1_1, sizeof a1_1);
-            memcpy(yr + 1152, &a2_0, sizeof a2_0);
-            memcpy(yr + 1160, &a2_1, sizeof a2_1);
-            memcpy(yr + 1728, &a3_0, sizeof a3_0);
-            memcpy(yr + 1736, &a3_1, sizeof a3_1);
-            memcpy(yr + 2304, &a4_0, sizeof a4_0);
-            memcpy(yr + 2312, &a4_1, sizeof a4_1);
-            memcpy(yr + 2880, &a5_0, sizeof a5_0);
-            memcpy(yr + 2888, &a5_1, sizeof a5_1);
-          }
-        }
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 8 columns
+        for (int o = 0; o < 12; o += 4) { // 4 channels x 24 columns
           const cnn_real *restrict wo = w + (o) * 72;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
+          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26 + 16;
+              const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
+                cnn_v8 x0, x1, x2;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504], w8 = wr[kx + 576], w9 = wr[kx + 648], w10 = wr[kx + 720], w11 = wr[kx + 792];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                memcpy(&x2, xr + kx + 16, sizeof x2);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
               }
             }
-          cnn_real *restrict yr = y + (o) * 576 + oy * 24 + 16;
+          cnn_real *restrict yr = y + (o) * 576 + oy * 24 + 0;
           memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 8, &a0_1, sizeof a0_1);
+          memcpy(yr + 16, &a0_2, sizeof a0_2);
           memcpy(yr + 576, &a1_0, sizeof a1_0);
+          memcpy(yr + 584, &a1_1, sizeof a1_1);
+          memcpy(yr + 592, &a1_2, sizeof a1_2);
           memcpy(yr + 1152, &a2_0, sizeof a2_0);
+          memcpy(yr + 1160, &a2_1, sizeof a2_1);
+          memcpy(yr + 1168, &a2_2, sizeof a2_2);
           memcpy(yr + 1728, &a3_0, sizeof a3_0);
-          memcpy(yr + 2304, &a4_0, sizeof a4_0);
-          memcpy(yr + 2880, &a5_0, sizeof a5_0);
-          memcpy(yr + 3456, &a6_0, sizeof a6_0);
-          memcpy(yr + 4032, &a7_0, sizeof a7_0);
-          memcpy(yr + 4608, &a8_0, sizeof a8_0);
-          memcpy(yr + 5184, &a9_0, sizeof a9_0);
-          memcpy(yr + 5760, &a10_0, sizeof a10_0);
-          memcpy(yr + 6336, &a11_0, sizeof a11_0);
+          memcpy(yr + 1736, &a3_1, sizeof a3_1);
+          memcpy(yr + 1744, &a3_2, sizeof a3_2);
         }
       }
       if (training)
@@ -891,13 +732,14 @@ CNN_CLONES static void mnist4k7_l3_conv_backward(int n) {
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k7_a2 + (size_t)i * 5408;
       const cnn_real *restrict dy = mnist4k7_d4 + (size_t)i * 6912;
-      // 3 output channels x 3 taps of vector sums per register tile.
-      for (int o = 0; o < 12; o += 3) {
+      // 4 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 12; o += 4) {
         for (int c = 0; c < 8; c++)
           for (int ky = 0; ky < 3; ky++) {
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            cnn_v8 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
             for (int oy = 0; oy < 24; oy++) {
               const cnn_real *restrict dr = dy + (o) * 576 + oy * 24;
               const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26;
@@ -912,6 +754,8 @@ CNN_CLONES static void mnist4k7_l3_conv_backward(int n) {
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
                 memcpy(&d, dr + 1152 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 1728 + v, sizeof d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
             cnn_real *restrict dwo = dw + (o) * 72 + (c * 3 + ky) * 3;
@@ -924,397 +768,279 @@ CNN_CLONES static void mnist4k7_l3_conv_backward(int n) {
             dwo[144] = first ? CNN_HSUM8(s2_0) : dwo[144] + CNN_HSUM8(s2_0);
             dwo[145] = first ? CNN_HSUM8(s2_1) : dwo[145] + CNN_HSUM8(s2_1);
             dwo[146] = first ? CNN_HSUM8(s2_2) : dwo[146] + CNN_HSUM8(s2_2);
+            dwo[216] = first ? CNN_HSUM8(s3_0) : dwo[216] + CNN_HSUM8(s3_0);
+            dwo[217] = first ? CNN_HSUM8(s3_1) : dwo[217] + CNN_HSUM8(s3_1);
+            dwo[218] = first ? CNN_HSUM8(s3_2) : dwo[218] + CNN_HSUM8(s3_2);
           }
       }
       cnn_real *restrict dx = mnist4k7_d2 + (size_t)i * 5408;
       for (int o = 0; o < 12; o++)
         for (int oy = 0; oy < 24; oy++)
           memcpy(dyp + (o * 28 + oy + 2) * 28 + 2, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 2; oy++) {
         const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 24; col += 24) {
+          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = wt + (o) * 108;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 12; c++)
               for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 676, &a1_0, sizeof a1_0);
             memcpy(yr + 684, &a1_1, sizeof a1_1);
+            memcpy(yr + 692, &a1_2, sizeof a1_2);
             memcpy(yr + 1352, &a2_0, sizeof a2_0);
             memcpy(yr + 1360, &a2_1, sizeof a2_1);
+            memcpy(yr + 1368, &a2_2, sizeof a2_2);
             memcpy(yr + 2028, &a3_0, sizeof a3_0);
             memcpy(yr + 2036, &a3_1, sizeof a3_1);
-            memcpy(yr + 2704, &a4_0, sizeof a4_0);
-            memcpy(yr + 2712, &a4_1, sizeof a4_1);
-            memcpy(yr + 3380, &a5_0, sizeof a5_0);
-            memcpy(yr + 3388, &a5_1, sizeof a5_1);
-          }
-          { // the last 2 channels
-            const cnn_real *restrict wo = wt + (6) * 108;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            for (int c = 0; c < 12; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                }
-              }
-            cnn_real *restrict yr = dx + (6) * 676 + oy * 26 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 676, &a1_0, sizeof a1_0);
-            memcpy(yr + 684, &a1_1, sizeof a1_1);
+            memcpy(yr + 2044, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 10 columns
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 2 columns
           const cnn_real *restrict wo = wt + (o) * 108;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
           for (int c = 0; c < 12; c++)
             for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
+              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 24;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1];
-          memcpy(yr + 676, &a1_0, sizeof a1_0);
-          yr[684] = a1_1[0]; yr[685] = a1_1[1];
-          memcpy(yr + 1352, &a2_0, sizeof a2_0);
-          yr[1360] = a2_1[0]; yr[1361] = a2_1[1];
-          memcpy(yr + 2028, &a3_0, sizeof a3_0);
-          yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
-          memcpy(yr + 2704, &a4_0, sizeof a4_0);
-          yr[2712] = a4_1[0]; yr[2713] = a4_1[1];
-          memcpy(yr + 3380, &a5_0, sizeof a5_0);
-          yr[3388] = a5_1[0]; yr[3389] = a5_1[1];
-        }
-        { // the last 2 channels
-          const cnn_real *restrict wo = wt + (6) * 108;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 12; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (6) * 676 + oy * 26 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1];
-          memcpy(yr + 676, &a1_0, sizeof a1_0);
-          yr[684] = a1_1[0]; yr[685] = a1_1[1];
+          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 24;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1];
+          yr[676] = a1_0[0]; yr[677] = a1_0[1];
+          yr[1352] = a2_0[0]; yr[1353] = a2_0[1];
+          yr[2028] = a3_0[0]; yr[2029] = a3_0[1];
+          yr[2704] = a4_0[0]; yr[2705] = a4_0[1];
+          yr[3380] = a5_0[0]; yr[3381] = a5_0[1];
+          yr[4056] = a6_0[0]; yr[4057] = a6_0[1];
+          yr[4732] = a7_0[0]; yr[4733] = a7_0[1];
         }
       }
       for (int oy = 2; oy < 24; oy++) {
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 24; col += 24) {
+          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = wt + (o) * 108;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 12; c++)
               for (int ky = 0; ky < 3; ky++) {
                 const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 676, &a1_0, sizeof a1_0);
             memcpy(yr + 684, &a1_1, sizeof a1_1);
+            memcpy(yr + 692, &a1_2, sizeof a1_2);
             memcpy(yr + 1352, &a2_0, sizeof a2_0);
             memcpy(yr + 1360, &a2_1, sizeof a2_1);
+            memcpy(yr + 1368, &a2_2, sizeof a2_2);
             memcpy(yr + 2028, &a3_0, sizeof a3_0);
             memcpy(yr + 2036, &a3_1, sizeof a3_1);
-            memcpy(yr + 2704, &a4_0, sizeof a4_0);
-            memcpy(yr + 2712, &a4_1, sizeof a4_1);
-            memcpy(yr + 3380, &a5_0, sizeof a5_0);
-            memcpy(yr + 3388, &a5_1, sizeof a5_1);
-          }
-          { // the last 2 channels
-            const cnn_real *restrict wo = wt + (6) * 108;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            for (int c = 0; c < 12; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                }
-              }
-            cnn_real *restrict yr = dx + (6) * 676 + oy * 26 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 676, &a1_0, sizeof a1_0);
-            memcpy(yr + 684, &a1_1, sizeof a1_1);
+            memcpy(yr + 2044, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 10 columns
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 2 columns
           const cnn_real *restrict wo = wt + (o) * 108;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
           for (int c = 0; c < 12; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
+              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 24;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1];
-          memcpy(yr + 676, &a1_0, sizeof a1_0);
-          yr[684] = a1_1[0]; yr[685] = a1_1[1];
-          memcpy(yr + 1352, &a2_0, sizeof a2_0);
-          yr[1360] = a2_1[0]; yr[1361] = a2_1[1];
-          memcpy(yr + 2028, &a3_0, sizeof a3_0);
-          yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
-          memcpy(yr + 2704, &a4_0, sizeof a4_0);
-          yr[2712] = a4_1[0]; yr[2713] = a4_1[1];
-          memcpy(yr + 3380, &a5_0, sizeof a5_0);
-          yr[3388] = a5_1[0]; yr[3389] = a5_1[1];
-        }
-        { // the last 2 channels
-          const cnn_real *restrict wo = wt + (6) * 108;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 12; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (6) * 676 + oy * 26 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1];
-          memcpy(yr + 676, &a1_0, sizeof a1_0);
-          yr[684] = a1_1[0]; yr[685] = a1_1[1];
+          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 24;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1];
+          yr[676] = a1_0[0]; yr[677] = a1_0[1];
+          yr[1352] = a2_0[0]; yr[1353] = a2_0[1];
+          yr[2028] = a3_0[0]; yr[2029] = a3_0[1];
+          yr[2704] = a4_0[0]; yr[2705] = a4_0[1];
+          yr[3380] = a5_0[0]; yr[3381] = a5_0[1];
+          yr[4056] = a6_0[0]; yr[4057] = a6_0[1];
+          yr[4732] = a7_0[0]; yr[4733] = a7_0[1];
         }
       }
       for (int oy = 24; oy < 26; oy++) {
         const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 24; col += 24) {
+          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = wt + (o) * 108;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 12; c++)
               for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 676, &a1_0, sizeof a1_0);
             memcpy(yr + 684, &a1_1, sizeof a1_1);
+            memcpy(yr + 692, &a1_2, sizeof a1_2);
             memcpy(yr + 1352, &a2_0, sizeof a2_0);
             memcpy(yr + 1360, &a2_1, sizeof a2_1);
+            memcpy(yr + 1368, &a2_2, sizeof a2_2);
             memcpy(yr + 2028, &a3_0, sizeof a3_0);
             memcpy(yr + 2036, &a3_1, sizeof a3_1);
-            memcpy(yr + 2704, &a4_0, sizeof a4_0);
-            memcpy(yr + 2712, &a4_1, sizeof a4_1);
-            memcpy(yr + 3380, &a5_0, sizeof a5_0);
-            memcpy(yr + 3388, &a5_1, sizeof a5_1);
-          }
-          { // the last 2 channels
-            const cnn_real *restrict wo = wt + (6) * 108;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            for (int c = 0; c < 12; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                }
-              }
-            cnn_real *restrict yr = dx + (6) * 676 + oy * 26 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 676, &a1_0, sizeof a1_0);
-            memcpy(yr + 684, &a1_1, sizeof a1_1);
+            memcpy(yr + 2044, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 10 columns
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 2 columns
           const cnn_real *restrict wo = wt + (o) * 108;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
           for (int c = 0; c < 12; c++)
             for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
+              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 24;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1];
-          memcpy(yr + 676, &a1_0, sizeof a1_0);
-          yr[684] = a1_1[0]; yr[685] = a1_1[1];
-          memcpy(yr + 1352, &a2_0, sizeof a2_0);
-          yr[1360] = a2_1[0]; yr[1361] = a2_1[1];
-          memcpy(yr + 2028, &a3_0, sizeof a3_0);
-          yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
-          memcpy(yr + 2704, &a4_0, sizeof a4_0);
-          yr[2712] = a4_1[0]; yr[2713] = a4_1[1];
-          memcpy(yr + 3380, &a5_0, sizeof a5_0);
-          yr[3388] = a5_1[0]; yr[3389] = a5_1[1];
+          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 24;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1];
+          yr[676] = a1_0[0]; yr[677] = a1_0[1];
+          yr[1352] = a2_0[0]; yr[1353] = a2_0[1];
+          yr[2028] = a3_0[0]; yr[2029] = a3_0[1];
+          yr[2704] = a4_0[0]; yr[2705] = a4_0[1];
+          yr[3380] = a5_0[0]; yr[3381] = a5_0[1];
+          yr[4056] = a6_0[0]; yr[4057] = a6_0[1];
+          yr[4732] = a7_0[0]; yr[4733] = a7_0[1];
         }
-        { // the last 2 channels
-          const cnn_real *restrict wo = wt + (6) * 108;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 12; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
+      }
+      { // layer 1's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 8; c++) {
+          const cnn_real *restrict x = mnist4k7_a1 + (size_t)i * 5408 + c * 676;
+          cnn_real *restrict dy = mnist4k7_d2 + (size_t)i * 5408 + c * 676;
+          const cnn_real *restrict y = mnist4k7_a2 + (size_t)i * 5408 + c * 676;
+          for (int p = 0; p < 676; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+          }
+          const cnn_real m_ = mnist4k7_l1_mean[c], is = mnist4k7_l1_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 672; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
             }
-          cnn_real *restrict yr = dx + (6) * 676 + oy * 26 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1];
-          memcpy(yr + 676, &a1_0, sizeof a1_0);
-          yr[684] = a1_1[0]; yr[685] = a1_1[1];
+          for (int p = 672; p < 676; p++) {
+            as[p - 672] += dy[p];
+            aq[p - 672] += dy[p] * ((x[p] - m_) * is);
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k7_l1_ps[i][c] = s;
+          mnist4k7_l1_pq[i][c] = sq;
         }
       }
     }
@@ -1519,70 +1245,44 @@ CNN_CLONES static void mnist4k7_l7_conv_forward(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k7_a7 + (size_t)i * 1728;
       cnn_real *restrict y = mnist4k7_a8 + (size_t)i * 1152;
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
-        for (int col = 0; col < 144; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 144; col += 24) {
+          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = w + (o) * 12;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 12; c++)
               for (int ky = 0; ky < 1; ky++) {
                 const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 144 + col;
                 const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
                 for (int kx = 0; kx < 1; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 12], w2 = wr[kx + 24], w3 = wr[kx + 36], w4 = wr[kx + 48], w5 = wr[kx + 60];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 12], w2 = wr[kx + 24], w3 = wr[kx + 36];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = y + (o) * 144 + oy * 144 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 144, &a1_0, sizeof a1_0);
             memcpy(yr + 152, &a1_1, sizeof a1_1);
+            memcpy(yr + 160, &a1_2, sizeof a1_2);
             memcpy(yr + 288, &a2_0, sizeof a2_0);
             memcpy(yr + 296, &a2_1, sizeof a2_1);
+            memcpy(yr + 304, &a2_2, sizeof a2_2);
             memcpy(yr + 432, &a3_0, sizeof a3_0);
             memcpy(yr + 440, &a3_1, sizeof a3_1);
-            memcpy(yr + 576, &a4_0, sizeof a4_0);
-            memcpy(yr + 584, &a4_1, sizeof a4_1);
-            memcpy(yr + 720, &a5_0, sizeof a5_0);
-            memcpy(yr + 728, &a5_1, sizeof a5_1);
-          }
-          { // the last 2 channels
-            const cnn_real *restrict wo = w + (6) * 12;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            for (int c = 0; c < 12; c++)
-              for (int ky = 0; ky < 1; ky++) {
-                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 144 + col;
-                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
-                for (int kx = 0; kx < 1; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 12];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                }
-              }
-            cnn_real *restrict yr = y + (6) * 144 + oy * 144 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 144, &a1_0, sizeof a1_0);
-            memcpy(yr + 152, &a1_1, sizeof a1_1);
+            memcpy(yr + 448, &a3_2, sizeof a3_2);
           }
         }
       }
@@ -1796,34 +1496,7 @@ CNN_CLONES static void mnist4k7_l8_bn_forward(int n, int training) {
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
 CNN_CLONES static void mnist4k7_l8_bn_backward(int n) {
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      for (int c = 0; c < 8; c++) {
-        const cnn_real *restrict x = mnist4k7_a8 + (size_t)i * 1152 + c * 144;
-        cnn_real *restrict dy = mnist4k7_d9 + (size_t)i * 1152 + c * 144;
-        const cnn_real *restrict y = mnist4k7_a9 + (size_t)i * 1152 + c * 144;
-        for (int p = 0; p < 144; p++) { // a multiply, not a branch: it vectorizes
-          dy[p] *= (cnn_real)(y[p] > 0);
-        }
-        const cnn_real m_ = mnist4k7_l8_mean[c], is = mnist4k7_l8_invstd[c];
-        cnn_real as[8] = {0}, aq[8] = {0};
-        for (int b = 0; b < 144; b += 8)
-          for (int u = 0; u < 8; u++) {
-            const int p = b + u;
-            as[u] += dy[p];
-            aq[u] += dy[p] * ((x[p] - m_) * is);
-          }
-        double s = 0, sq = 0;
-        for (int u = 0; u < 8; u++) {
-          s += as[u];
-          sq += aq[u];
-        }
-        mnist4k7_l8_ps[i][c] = s;
-        mnist4k7_l8_pq[i][c] = sq;
-      }
-    }
-  }
+  // Layer 10's backward masked dy and took the per-image sums.
   const double N = (double)n * 144;
   cnn_real k1[8], k2[8], k3[8];
   for (int c = 0; c < 8; c++) {
@@ -1873,99 +1546,82 @@ CNN_CLONES static void mnist4k7_l10_conv_forward(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k7_a9 + (size_t)i * 1152;
       cnn_real *restrict y = mnist4k7_a11 + (size_t)i * 1200;
-      // 6 output channels x 2 vectors of 8 per register tile, over each plane as
+      // 4 output channels x 3 vectors of 8 per register tile, over each plane as
       // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
-        for (int col = 0; col < 112; col += 16) {
-          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 96; col += 24) {
+          for (int o = 0; o < 12; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = w + (o) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 8; c++)
               for (int ky = 0; ky < 3; ky++) {
                 const cnn_real *restrict xr = x + (c * 12 + oy + ky) * 12 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = yf + (o) * 118 + oy * 118 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 118, &a1_0, sizeof a1_0);
             memcpy(yr + 126, &a1_1, sizeof a1_1);
+            memcpy(yr + 134, &a1_2, sizeof a1_2);
             memcpy(yr + 236, &a2_0, sizeof a2_0);
             memcpy(yr + 244, &a2_1, sizeof a2_1);
+            memcpy(yr + 252, &a2_2, sizeof a2_2);
             memcpy(yr + 354, &a3_0, sizeof a3_0);
             memcpy(yr + 362, &a3_1, sizeof a3_1);
-            memcpy(yr + 472, &a4_0, sizeof a4_0);
-            memcpy(yr + 480, &a4_1, sizeof a4_1);
-            memcpy(yr + 590, &a5_0, sizeof a5_0);
-            memcpy(yr + 598, &a5_1, sizeof a5_1);
+            memcpy(yr + 370, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 6 columns
+        for (int o = 0; o < 12; o += 4) { // 4 channels x 22 columns
           const cnn_real *restrict wo = w + (o) * 72;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
+          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = x + (c * 12 + oy + ky) * 12 + 112;
+              const cnn_real *restrict xr = x + (c * 12 + oy + ky) * 12 + 96;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
+                cnn_v8 x0, x1, x2;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504], w8 = wr[kx + 576], w9 = wr[kx + 648], w10 = wr[kx + 720], w11 = wr[kx + 792];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                memcpy(&x2, xr + kx + 16, sizeof x2);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
               }
             }
-          cnn_real *restrict yr = yf + (o) * 118 + oy * 118 + 112;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5];
-          yr[118] = a1_0[0]; yr[119] = a1_0[1]; yr[120] = a1_0[2]; yr[121] = a1_0[3]; yr[122] = a1_0[4]; yr[123] = a1_0[5];
-          yr[236] = a2_0[0]; yr[237] = a2_0[1]; yr[238] = a2_0[2]; yr[239] = a2_0[3]; yr[240] = a2_0[4]; yr[241] = a2_0[5];
-          yr[354] = a3_0[0]; yr[355] = a3_0[1]; yr[356] = a3_0[2]; yr[357] = a3_0[3]; yr[358] = a3_0[4]; yr[359] = a3_0[5];
-          yr[472] = a4_0[0]; yr[473] = a4_0[1]; yr[474] = a4_0[2]; yr[475] = a4_0[3]; yr[476] = a4_0[4]; yr[477] = a4_0[5];
-          yr[590] = a5_0[0]; yr[591] = a5_0[1]; yr[592] = a5_0[2]; yr[593] = a5_0[3]; yr[594] = a5_0[4]; yr[595] = a5_0[5];
-          yr[708] = a6_0[0]; yr[709] = a6_0[1]; yr[710] = a6_0[2]; yr[711] = a6_0[3]; yr[712] = a6_0[4]; yr[713] = a6_0[5];
-          yr[826] = a7_0[0]; yr[827] = a7_0[1]; yr[828] = a7_0[2]; yr[829] = a7_0[3]; yr[830] = a7_0[4]; yr[831] = a7_0[5];
-          yr[944] = a8_0[0]; yr[945] = a8_0[1]; yr[946] = a8_0[2]; yr[947] = a8_0[3]; yr[948] = a8_0[4]; yr[949] = a8_0[5];
-          yr[1062] = a9_0[0]; yr[1063] = a9_0[1]; yr[1064] = a9_0[2]; yr[1065] = a9_0[3]; yr[1066] = a9_0[4]; yr[1067] = a9_0[5];
-          yr[1180] = a10_0[0]; yr[1181] = a10_0[1]; yr[1182] = a10_0[2]; yr[1183] = a10_0[3]; yr[1184] = a10_0[4]; yr[1185] = a10_0[5];
-          yr[1298] = a11_0[0]; yr[1299] = a11_0[1]; yr[1300] = a11_0[2]; yr[1301] = a11_0[3]; yr[1302] = a11_0[4]; yr[1303] = a11_0[5];
+          cnn_real *restrict yr = yf + (o) * 118 + oy * 118 + 96;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 8, &a0_1, sizeof a0_1);
+          yr[16] = a0_2[0]; yr[17] = a0_2[1]; yr[18] = a0_2[2]; yr[19] = a0_2[3]; yr[20] = a0_2[4]; yr[21] = a0_2[5];
+          memcpy(yr + 118, &a1_0, sizeof a1_0);
+          memcpy(yr + 126, &a1_1, sizeof a1_1);
+          yr[134] = a1_2[0]; yr[135] = a1_2[1]; yr[136] = a1_2[2]; yr[137] = a1_2[3]; yr[138] = a1_2[4]; yr[139] = a1_2[5];
+          memcpy(yr + 236, &a2_0, sizeof a2_0);
+          memcpy(yr + 244, &a2_1, sizeof a2_1);
+          yr[252] = a2_2[0]; yr[253] = a2_2[1]; yr[254] = a2_2[2]; yr[255] = a2_2[3]; yr[256] = a2_2[4]; yr[257] = a2_2[5];
+          memcpy(yr + 354, &a3_0, sizeof a3_0);
+          memcpy(yr + 362, &a3_1, sizeof a3_1);
+          yr[370] = a3_2[0]; yr[371] = a3_2[1]; yr[372] = a3_2[2]; yr[373] = a3_2[3]; yr[374] = a3_2[4]; yr[375] = a3_2[5];
         }
       }
       for (int o = 0; o < 12; o++)
@@ -2027,13 +1683,14 @@ CNN_CLONES static void mnist4k7_l10_conv_backward(int n) {
         for (int oy = 0; oy < 10; oy++)
           memcpy(dyi + o * 120 + oy * 12, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
     }
-    // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added; each plane one run of vectors on x's rows (flat).
-    for (int o = 0; o < 12; o += 3) {
+    // 4 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added; each plane one run of vectors on x's rows (flat).
+    for (int o = 0; o < 12; o += 4) {
       for (int c = 0; c < 8; c++)
         for (int ky = 0; ky < 3; ky++) {
           cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
           cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
           cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          cnn_v8 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist4k7_a9 + (size_t)i * 1152;
             const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 1440;
@@ -2051,6 +1708,8 @@ CNN_CLONES static void mnist4k7_l10_conv_backward(int n) {
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
                 memcpy(&d, dr + 240 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 360 + v, sizeof d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
           }
@@ -2064,6 +1723,9 @@ CNN_CLONES static void mnist4k7_l10_conv_backward(int n) {
           dwo[144] = CNN_HSUM8(s2_0);
           dwo[145] = CNN_HSUM8(s2_1);
           dwo[146] = CNN_HSUM8(s2_2);
+          dwo[216] = CNN_HSUM8(s3_0);
+          dwo[217] = CNN_HSUM8(s3_1);
+          dwo[218] = CNN_HSUM8(s3_2);
         }
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -2072,17 +1734,15 @@ CNN_CLONES static void mnist4k7_l10_conv_backward(int n) {
       for (int o = 0; o < 12; o++)
         for (int oy = 0; oy < 10; oy++)
           memcpy(dyp + (o * 14 + oy + 2) * 14 + 2, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 4 output channels x 2 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 2; oy++) {
         const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 9 ? 12 - oy : 3;
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+        for (int o = 0; o < 8; o += 4) { // 4 channels x 12 columns
           const cnn_real *restrict wo = wt + (o) * 108;
           cnn_v8 a0_0 = {0}, a0_1 = {0};
           cnn_v8 a1_0 = {0}, a1_1 = {0};
           cnn_v8 a2_0 = {0}, a2_1 = {0};
           cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
           for (int c = 0; c < 12; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 14 + oy + ky) * 14 + 0;
@@ -2091,13 +1751,11 @@ CNN_CLONES static void mnist4k7_l10_conv_backward(int n) {
                 cnn_v8 x0, x1;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
                 memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324];
                 a0_0 += w0 * x0; a0_1 += w0 * x1;
                 a1_0 += w1 * x0; a1_1 += w1 * x1;
                 a2_0 += w2 * x0; a2_1 += w2 * x1;
                 a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
               }
             }
           cnn_real *restrict yr = dx + (o) * 144 + oy * 12 + 0;
@@ -2109,44 +1767,15 @@ CNN_CLONES static void mnist4k7_l10_conv_backward(int n) {
           yr[296] = a2_1[0]; yr[297] = a2_1[1]; yr[298] = a2_1[2]; yr[299] = a2_1[3];
           memcpy(yr + 432, &a3_0, sizeof a3_0);
           yr[440] = a3_1[0]; yr[441] = a3_1[1]; yr[442] = a3_1[2]; yr[443] = a3_1[3];
-          memcpy(yr + 576, &a4_0, sizeof a4_0);
-          yr[584] = a4_1[0]; yr[585] = a4_1[1]; yr[586] = a4_1[2]; yr[587] = a4_1[3];
-          memcpy(yr + 720, &a5_0, sizeof a5_0);
-          yr[728] = a5_1[0]; yr[729] = a5_1[1]; yr[730] = a5_1[2]; yr[731] = a5_1[3];
-        }
-        { // the last 2 channels
-          const cnn_real *restrict wo = wt + (6) * 108;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 12; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 14 + oy + ky) * 14 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (6) * 144 + oy * 12 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 144, &a1_0, sizeof a1_0);
-          yr[152] = a1_1[0]; yr[153] = a1_1[1]; yr[154] = a1_1[2]; yr[155] = a1_1[3];
         }
       }
       for (int oy = 2; oy < 10; oy++) {
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+        for (int o = 0; o < 8; o += 4) { // 4 channels x 12 columns
           const cnn_real *restrict wo = wt + (o) * 108;
           cnn_v8 a0_0 = {0}, a0_1 = {0};
           cnn_v8 a1_0 = {0}, a1_1 = {0};
           cnn_v8 a2_0 = {0}, a2_1 = {0};
           cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
           for (int c = 0; c < 12; c++)
             for (int ky = 0; ky < 3; ky++) {
               const cnn_real *restrict xr = dyp + (c * 14 + oy + ky) * 14 + 0;
@@ -2155,13 +1784,11 @@ CNN_CLONES static void mnist4k7_l10_conv_backward(int n) {
                 cnn_v8 x0, x1;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
                 memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324];
                 a0_0 += w0 * x0; a0_1 += w0 * x1;
                 a1_0 += w1 * x0; a1_1 += w1 * x1;
                 a2_0 += w2 * x0; a2_1 += w2 * x1;
                 a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
               }
             }
           cnn_real *restrict yr = dx + (o) * 144 + oy * 12 + 0;
@@ -2173,45 +1800,16 @@ CNN_CLONES static void mnist4k7_l10_conv_backward(int n) {
           yr[296] = a2_1[0]; yr[297] = a2_1[1]; yr[298] = a2_1[2]; yr[299] = a2_1[3];
           memcpy(yr + 432, &a3_0, sizeof a3_0);
           yr[440] = a3_1[0]; yr[441] = a3_1[1]; yr[442] = a3_1[2]; yr[443] = a3_1[3];
-          memcpy(yr + 576, &a4_0, sizeof a4_0);
-          yr[584] = a4_1[0]; yr[585] = a4_1[1]; yr[586] = a4_1[2]; yr[587] = a4_1[3];
-          memcpy(yr + 720, &a5_0, sizeof a5_0);
-          yr[728] = a5_1[0]; yr[729] = a5_1[1]; yr[730] = a5_1[2]; yr[731] = a5_1[3];
-        }
-        { // the last 2 channels
-          const cnn_real *restrict wo = wt + (6) * 108;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 12; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 14 + oy + ky) * 14 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (6) * 144 + oy * 12 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 144, &a1_0, sizeof a1_0);
-          yr[152] = a1_1[0]; yr[153] = a1_1[1]; yr[154] = a1_1[2]; yr[155] = a1_1[3];
         }
       }
       for (int oy = 10; oy < 12; oy++) {
         const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 9 ? 12 - oy : 3;
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+        for (int o = 0; o < 8; o += 4) { // 4 channels x 12 columns
           const cnn_real *restrict wo = wt + (o) * 108;
           cnn_v8 a0_0 = {0}, a0_1 = {0};
           cnn_v8 a1_0 = {0}, a1_1 = {0};
           cnn_v8 a2_0 = {0}, a2_1 = {0};
           cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
           for (int c = 0; c < 12; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 14 + oy + ky) * 14 + 0;
@@ -2220,13 +1818,11 @@ CNN_CLONES static void mnist4k7_l10_conv_backward(int n) {
                 cnn_v8 x0, x1;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
                 memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324];
                 a0_0 += w0 * x0; a0_1 += w0 * x1;
                 a1_0 += w1 * x0; a1_1 += w1 * x1;
                 a2_0 += w2 * x0; a2_1 += w2 * x1;
                 a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
               }
             }
           cnn_real *restrict yr = dx + (o) * 144 + oy * 12 + 0;
@@ -2238,33 +1834,31 @@ CNN_CLONES static void mnist4k7_l10_conv_backward(int n) {
           yr[296] = a2_1[0]; yr[297] = a2_1[1]; yr[298] = a2_1[2]; yr[299] = a2_1[3];
           memcpy(yr + 432, &a3_0, sizeof a3_0);
           yr[440] = a3_1[0]; yr[441] = a3_1[1]; yr[442] = a3_1[2]; yr[443] = a3_1[3];
-          memcpy(yr + 576, &a4_0, sizeof a4_0);
-          yr[584] = a4_1[0]; yr[585] = a4_1[1]; yr[586] = a4_1[2]; yr[587] = a4_1[3];
-          memcpy(yr + 720, &a5_0, sizeof a5_0);
-          yr[728] = a5_1[0]; yr[729] = a5_1[1]; yr[730] = a5_1[2]; yr[731] = a5_1[3];
         }
-        { // the last 2 channels
-          const cnn_real *restrict wo = wt + (6) * 108;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 12; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 14 + oy + ky) * 14 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
+      }
+      { // layer 8's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 8; c++) {
+          const cnn_real *restrict x = mnist4k7_a8 + (size_t)i * 1152 + c * 144;
+          cnn_real *restrict dy = mnist4k7_d9 + (size_t)i * 1152 + c * 144;
+          const cnn_real *restrict y = mnist4k7_a9 + (size_t)i * 1152 + c * 144;
+          for (int p = 0; p < 144; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+          }
+          const cnn_real m_ = mnist4k7_l8_mean[c], is = mnist4k7_l8_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 144; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
             }
-          cnn_real *restrict yr = dx + (6) * 144 + oy * 12 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 144, &a1_0, sizeof a1_0);
-          yr[152] = a1_1[0]; yr[153] = a1_1[1]; yr[154] = a1_1[2]; yr[155] = a1_1[3];
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k7_l8_ps[i][c] = s;
+          mnist4k7_l8_pq[i][c] = sq;
         }
       }
     }
@@ -2342,38 +1936,7 @@ CNN_CLONES static void mnist4k7_l11_bn_forward(int n, int training) {
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
 CNN_CLONES static void mnist4k7_l11_bn_backward(int n) {
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      for (int c = 0; c < 12; c++) {
-        const cnn_real *restrict x = mnist4k7_a11 + (size_t)i * 1200 + c * 100;
-        cnn_real *restrict dy = mnist4k7_d12 + (size_t)i * 1200 + c * 100;
-        const cnn_real *restrict y = mnist4k7_a12 + (size_t)i * 1200 + c * 100;
-        for (int p = 0; p < 100; p++) { // a multiply, not a branch: it vectorizes
-          dy[p] *= (cnn_real)(y[p] > 0);
-        }
-        const cnn_real m_ = mnist4k7_l11_mean[c], is = mnist4k7_l11_invstd[c];
-        cnn_real as[8] = {0}, aq[8] = {0};
-        for (int b = 0; b < 96; b += 8)
-          for (int u = 0; u < 8; u++) {
-            const int p = b + u;
-            as[u] += dy[p];
-            aq[u] += dy[p] * ((x[p] - m_) * is);
-          }
-        for (int p = 96; p < 100; p++) {
-          as[p - 96] += dy[p];
-          aq[p - 96] += dy[p] * ((x[p] - m_) * is);
-        }
-        double s = 0, sq = 0;
-        for (int u = 0; u < 8; u++) {
-          s += as[u];
-          sq += aq[u];
-        }
-        mnist4k7_l11_ps[i][c] = s;
-        mnist4k7_l11_pq[i][c] = sq;
-      }
-    }
-  }
+  // Layer 13's backward masked dy and took the per-image sums.
   const double N = (double)n * 100;
   cnn_real k1[12], k2[12], k3[12];
   for (int c = 0; c < 12; c++) {
@@ -2514,13 +2077,14 @@ CNN_CLONES static void mnist4k7_l13_conv_backward(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k7_l13_dw[g];
     cnn_real *restrict dyp = mnist4k7_l13_dyp[g];
-    // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
-    for (int o = 0; o < 12; o += 3) {
+    // 4 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 12; o += 4) {
       for (int c = 0; c < 12; c++)
         for (int ky = 0; ky < 3; ky++) {
           cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
           cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
           cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          cnn_v8 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist4k7_a12 + (size_t)i * 1200;
             const cnn_real *restrict dy = mnist4k7_d14 + (size_t)(i) * 768;
@@ -2538,6 +2102,8 @@ CNN_CLONES static void mnist4k7_l13_conv_backward(int n) {
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
                 memcpy(&d, dr + 128 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 192 + v, sizeof d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
           }
@@ -2551,6 +2117,9 @@ CNN_CLONES static void mnist4k7_l13_conv_backward(int n) {
           dwo[216] = CNN_HSUM8(s2_0);
           dwo[217] = CNN_HSUM8(s2_1);
           dwo[218] = CNN_HSUM8(s2_2);
+          dwo[324] = CNN_HSUM8(s3_0);
+          dwo[325] = CNN_HSUM8(s3_1);
+          dwo[326] = CNN_HSUM8(s3_2);
         }
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -2685,6 +2254,35 @@ CNN_CLONES static void mnist4k7_l13_conv_backward(int n) {
           yr[508] = a5_1[0]; yr[509] = a5_1[1];
         }
       }
+      { // layer 11's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 12; c++) {
+          const cnn_real *restrict x = mnist4k7_a11 + (size_t)i * 1200 + c * 100;
+          cnn_real *restrict dy = mnist4k7_d12 + (size_t)i * 1200 + c * 100;
+          const cnn_real *restrict y = mnist4k7_a12 + (size_t)i * 1200 + c * 100;
+          for (int p = 0; p < 100; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+          }
+          const cnn_real m_ = mnist4k7_l11_mean[c], is = mnist4k7_l11_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 96; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          for (int p = 96; p < 100; p++) {
+            as[p - 96] += dy[p];
+            aq[p - 96] += dy[p] * ((x[p] - m_) * is);
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k7_l11_ps[i][c] = s;
+          mnist4k7_l11_pq[i][c] = sq;
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -2760,34 +2358,7 @@ CNN_CLONES static void mnist4k7_l14_bn_forward(int n, int training) {
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
 CNN_CLONES static void mnist4k7_l14_bn_backward(int n) {
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      for (int c = 0; c < 12; c++) {
-        const cnn_real *restrict x = mnist4k7_a14 + (size_t)i * 768 + c * 64;
-        cnn_real *restrict dy = mnist4k7_d15 + (size_t)i * 768 + c * 64;
-        const cnn_real *restrict y = mnist4k7_a15 + (size_t)i * 768 + c * 64;
-        for (int p = 0; p < 64; p++) { // a multiply, not a branch: it vectorizes
-          dy[p] *= (cnn_real)(y[p] > 0);
-        }
-        const cnn_real m_ = mnist4k7_l14_mean[c], is = mnist4k7_l14_invstd[c];
-        cnn_real as[8] = {0}, aq[8] = {0};
-        for (int b = 0; b < 64; b += 8)
-          for (int u = 0; u < 8; u++) {
-            const int p = b + u;
-            as[u] += dy[p];
-            aq[u] += dy[p] * ((x[p] - m_) * is);
-          }
-        double s = 0, sq = 0;
-        for (int u = 0; u < 8; u++) {
-          s += as[u];
-          sq += aq[u];
-        }
-        mnist4k7_l14_ps[i][c] = s;
-        mnist4k7_l14_pq[i][c] = sq;
-      }
-    }
-  }
+  // Layer 16's backward masked dy and took the per-image sums.
   const double N = (double)n * 64;
   cnn_real k1[12], k2[12], k3[12];
   for (int c = 0; c < 12; c++) {
@@ -2943,13 +2514,14 @@ CNN_CLONES static void mnist4k7_l16_conv_backward(int n) {
         for (int oy = 0; oy < 6; oy++)
           memcpy(dyi + o * 48 + oy * 8, dy + (o * 6 + oy) * 6, 6 * sizeof(cnn_real));
     }
-    // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
-    for (int o = 0; o < 12; o += 3) {
+    // 4 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 12; o += 4) {
       for (int c = 0; c < 12; c++)
         for (int ky = 0; ky < 3; ky++) {
           cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
           cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
           cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          cnn_v8 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist4k7_a15 + (size_t)i * 768;
             const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 576;
@@ -2967,6 +2539,8 @@ CNN_CLONES static void mnist4k7_l16_conv_backward(int n) {
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
                 memcpy(&d, dr + 96 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 144 + v, sizeof d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
           }
@@ -2980,6 +2554,9 @@ CNN_CLONES static void mnist4k7_l16_conv_backward(int n) {
           dwo[216] = CNN_HSUM8(s2_0);
           dwo[217] = CNN_HSUM8(s2_1);
           dwo[218] = CNN_HSUM8(s2_2);
+          dwo[324] = CNN_HSUM8(s3_0);
+          dwo[325] = CNN_HSUM8(s3_1);
+          dwo[326] = CNN_HSUM8(s3_2);
         }
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -3147,6 +2724,31 @@ CNN_CLONES static void mnist4k7_l16_conv_backward(int n) {
           memcpy(yr + 704, &a11_0, sizeof a11_0);
         }
       }
+      { // layer 14's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 12; c++) {
+          const cnn_real *restrict x = mnist4k7_a14 + (size_t)i * 768 + c * 64;
+          cnn_real *restrict dy = mnist4k7_d15 + (size_t)i * 768 + c * 64;
+          const cnn_real *restrict y = mnist4k7_a15 + (size_t)i * 768 + c * 64;
+          for (int p = 0; p < 64; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+          }
+          const cnn_real m_ = mnist4k7_l14_mean[c], is = mnist4k7_l14_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 64; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k7_l14_ps[i][c] = s;
+          mnist4k7_l14_pq[i][c] = sq;
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -3222,38 +2824,7 @@ CNN_CLONES static void mnist4k7_l17_bn_forward(int n, int training) {
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
 CNN_CLONES static void mnist4k7_l17_bn_backward(int n) {
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      for (int c = 0; c < 12; c++) {
-        const cnn_real *restrict x = mnist4k7_a17 + (size_t)i * 432 + c * 36;
-        cnn_real *restrict dy = mnist4k7_d18 + (size_t)i * 432 + c * 36;
-        const cnn_real *restrict y = mnist4k7_a18 + (size_t)i * 432 + c * 36;
-        for (int p = 0; p < 36; p++) { // a multiply, not a branch: it vectorizes
-          dy[p] *= (cnn_real)(y[p] > 0);
-        }
-        const cnn_real m_ = mnist4k7_l17_mean[c], is = mnist4k7_l17_invstd[c];
-        cnn_real as[8] = {0}, aq[8] = {0};
-        for (int b = 0; b < 32; b += 8)
-          for (int u = 0; u < 8; u++) {
-            const int p = b + u;
-            as[u] += dy[p];
-            aq[u] += dy[p] * ((x[p] - m_) * is);
-          }
-        for (int p = 32; p < 36; p++) {
-          as[p - 32] += dy[p];
-          aq[p - 32] += dy[p] * ((x[p] - m_) * is);
-        }
-        double s = 0, sq = 0;
-        for (int u = 0; u < 8; u++) {
-          s += as[u];
-          sq += aq[u];
-        }
-        mnist4k7_l17_ps[i][c] = s;
-        mnist4k7_l17_pq[i][c] = sq;
-      }
-    }
-  }
+  // Layer 19's backward masked dy and took the per-image sums.
   const double N = (double)n * 36;
   cnn_real k1[12], k2[12], k3[12];
   for (int c = 0; c < 12; c++) {
@@ -3507,98 +3078,113 @@ CNN_CLONES static void mnist4k7_l19_conv_backward(int n) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k7_d20 + (size_t)i * 360;
       cnn_real *restrict dx = mnist4k7_d18 + (size_t)i * 432;
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
-        for (int col = 0; col < 32; col += 16) {
-          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 24; col += 24) {
+          for (int o = 0; o < 12; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = wt + (o) * 10;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 10; c++)
               for (int ky = 0; ky < 1; ky++) {
                 const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 36 + col;
                 const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
                 for (int kx = 0; kx < 1; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = dx + (o) * 36 + oy * 36 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 36, &a1_0, sizeof a1_0);
             memcpy(yr + 44, &a1_1, sizeof a1_1);
+            memcpy(yr + 52, &a1_2, sizeof a1_2);
             memcpy(yr + 72, &a2_0, sizeof a2_0);
             memcpy(yr + 80, &a2_1, sizeof a2_1);
+            memcpy(yr + 88, &a2_2, sizeof a2_2);
             memcpy(yr + 108, &a3_0, sizeof a3_0);
             memcpy(yr + 116, &a3_1, sizeof a3_1);
-            memcpy(yr + 144, &a4_0, sizeof a4_0);
-            memcpy(yr + 152, &a4_1, sizeof a4_1);
-            memcpy(yr + 180, &a5_0, sizeof a5_0);
-            memcpy(yr + 188, &a5_1, sizeof a5_1);
+            memcpy(yr + 124, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 4 columns
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 12 columns
           const cnn_real *restrict wo = wt + (o) * 10;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
           for (int c = 0; c < 10; c++)
             for (int ky = 0; ky < 1; ky++) {
-              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 36 + 32;
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 36 + 24;
               const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
               for (int kx = 0; kx < 1; kx++) {
-                cnn_v8 x0;
+                cnn_v8 x0, x1;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50], w6 = wr[kx + 60], w7 = wr[kx + 70], w8 = wr[kx + 80], w9 = wr[kx + 90], w10 = wr[kx + 100], w11 = wr[kx + 110];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 36 + oy * 36 + 32;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
-          yr[36] = a1_0[0]; yr[37] = a1_0[1]; yr[38] = a1_0[2]; yr[39] = a1_0[3];
-          yr[72] = a2_0[0]; yr[73] = a2_0[1]; yr[74] = a2_0[2]; yr[75] = a2_0[3];
-          yr[108] = a3_0[0]; yr[109] = a3_0[1]; yr[110] = a3_0[2]; yr[111] = a3_0[3];
-          yr[144] = a4_0[0]; yr[145] = a4_0[1]; yr[146] = a4_0[2]; yr[147] = a4_0[3];
-          yr[180] = a5_0[0]; yr[181] = a5_0[1]; yr[182] = a5_0[2]; yr[183] = a5_0[3];
-          yr[216] = a6_0[0]; yr[217] = a6_0[1]; yr[218] = a6_0[2]; yr[219] = a6_0[3];
-          yr[252] = a7_0[0]; yr[253] = a7_0[1]; yr[254] = a7_0[2]; yr[255] = a7_0[3];
-          yr[288] = a8_0[0]; yr[289] = a8_0[1]; yr[290] = a8_0[2]; yr[291] = a8_0[3];
-          yr[324] = a9_0[0]; yr[325] = a9_0[1]; yr[326] = a9_0[2]; yr[327] = a9_0[3];
-          yr[360] = a10_0[0]; yr[361] = a10_0[1]; yr[362] = a10_0[2]; yr[363] = a10_0[3];
-          yr[396] = a11_0[0]; yr[397] = a11_0[1]; yr[398] = a11_0[2]; yr[399] = a11_0[3];
+          cnn_real *restrict yr = dx + (o) * 36 + oy * 36 + 24;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 36, &a1_0, sizeof a1_0);
+          yr[44] = a1_1[0]; yr[45] = a1_1[1]; yr[46] = a1_1[2]; yr[47] = a1_1[3];
+          memcpy(yr + 72, &a2_0, sizeof a2_0);
+          yr[80] = a2_1[0]; yr[81] = a2_1[1]; yr[82] = a2_1[2]; yr[83] = a2_1[3];
+          memcpy(yr + 108, &a3_0, sizeof a3_0);
+          yr[116] = a3_1[0]; yr[117] = a3_1[1]; yr[118] = a3_1[2]; yr[119] = a3_1[3];
+          memcpy(yr + 144, &a4_0, sizeof a4_0);
+          yr[152] = a4_1[0]; yr[153] = a4_1[1]; yr[154] = a4_1[2]; yr[155] = a4_1[3];
+          memcpy(yr + 180, &a5_0, sizeof a5_0);
+          yr[188] = a5_1[0]; yr[189] = a5_1[1]; yr[190] = a5_1[2]; yr[191] = a5_1[3];
+        }
+      }
+      { // layer 17's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 12; c++) {
+          const cnn_real *restrict x = mnist4k7_a17 + (size_t)i * 432 + c * 36;
+          cnn_real *restrict dy = mnist4k7_d18 + (size_t)i * 432 + c * 36;
+          const cnn_real *restrict y = mnist4k7_a18 + (size_t)i * 432 + c * 36;
+          for (int p = 0; p < 36; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+          }
+          const cnn_real m_ = mnist4k7_l17_mean[c], is = mnist4k7_l17_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 32; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          for (int p = 32; p < 36; p++) {
+            as[p - 32] += dy[p];
+            aq[p - 32] += dy[p] * ((x[p] - m_) * is);
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k7_l17_ps[i][c] = s;
+          mnist4k7_l17_pq[i][c] = sq;
         }
       }
     }

@@ -33,7 +33,8 @@
 // buffer and gradient partial sums, combined in group order, so a run is
 // bit-for-bit the same whatever the number of threads. Each BatchNorm and
 // the dropout and ReLU after it run fused, one sweep per image (the conv
-// before it sums the statistics while its output is in cache). Build with
+// before it sums the statistics while its output is in cache, and the conv
+// after it the gradient's while its input gradient is). Build with
 // -DCNN_REAL=double for a double version, -DCNN_INPUT_GRAD to also keep
 // the gradient of the input.
 #include "mnist4k9_train.h"
@@ -50,15 +51,23 @@
 #define CNN_OMP(x)
 #endif
 
-// On x86-64 ELF hosts (gcc, clang >= 14) each layer function is also built
-// for AVX2 and picked when the program loads. AVX2 without FMA rounds
-// exactly like the baseline build, so results stay the same bits.
-// -DCNN_NO_CLONES builds the baseline only.
+// On x86-64 ELF hosts each layer function is also built for the
+// x86-64-v3 level (AVX2 + FMA; gcc >= 12) or AVX2 (clang >= 14, older gcc)
+// and picked when the program loads. Multiply-adds are fused where the
+// target has FMA, so the v3 clone's bits differ from the baseline's; each
+// gives the same bits on any number of threads. -DCNN_NO_CLONES builds the
+// baseline only.
 #if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
+    !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12
+#define CNN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
     (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)
 #define CNN_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define CNN_CLONES
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=fast", "vect-cost-model=dynamic")
 #endif
 
 // cblas_sgemm or cblas_dgemm, following cnn_real.
@@ -247,133 +256,83 @@ CNN_CLONES static void mnist4k9_l0_conv_forward(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k9_a0 + (size_t)i * 784;
       cnn_real *restrict y = mnist4k9_a1 + (size_t)i * 5408;
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 26; oy++) {
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 24; col += 24) {
+          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = w + (o) * 9;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
                 const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = y + (o) * 676 + oy * 26 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 676, &a1_0, sizeof a1_0);
             memcpy(yr + 684, &a1_1, sizeof a1_1);
+            memcpy(yr + 692, &a1_2, sizeof a1_2);
             memcpy(yr + 1352, &a2_0, sizeof a2_0);
             memcpy(yr + 1360, &a2_1, sizeof a2_1);
+            memcpy(yr + 1368, &a2_2, sizeof a2_2);
             memcpy(yr + 2028, &a3_0, sizeof a3_0);
             memcpy(yr + 2036, &a3_1, sizeof a3_1);
-            memcpy(yr + 2704, &a4_0, sizeof a4_0);
-            memcpy(yr + 2712, &a4_1, sizeof a4_1);
-            memcpy(yr + 3380, &a5_0, sizeof a5_0);
-            memcpy(yr + 3388, &a5_1, sizeof a5_1);
-          }
-          { // the last 2 channels
-            const cnn_real *restrict wo = w + (6) * 9;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            for (int c = 0; c < 1; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                }
-              }
-            cnn_real *restrict yr = y + (6) * 676 + oy * 26 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 676, &a1_0, sizeof a1_0);
-            memcpy(yr + 684, &a1_1, sizeof a1_1);
+            memcpy(yr + 2044, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 10 columns
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 2 columns
           const cnn_real *restrict wo = w + (o) * 9;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
           for (int c = 0; c < 1; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + 16;
+              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + 24;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45], w6 = wr[kx + 54], w7 = wr[kx + 63];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
               }
             }
-          cnn_real *restrict yr = y + (o) * 676 + oy * 26 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1];
-          memcpy(yr + 676, &a1_0, sizeof a1_0);
-          yr[684] = a1_1[0]; yr[685] = a1_1[1];
-          memcpy(yr + 1352, &a2_0, sizeof a2_0);
-          yr[1360] = a2_1[0]; yr[1361] = a2_1[1];
-          memcpy(yr + 2028, &a3_0, sizeof a3_0);
-          yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
-          memcpy(yr + 2704, &a4_0, sizeof a4_0);
-          yr[2712] = a4_1[0]; yr[2713] = a4_1[1];
-          memcpy(yr + 3380, &a5_0, sizeof a5_0);
-          yr[3388] = a5_1[0]; yr[3389] = a5_1[1];
-        }
-        { // the last 2 channels
-          const cnn_real *restrict wo = w + (6) * 9;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 1; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
-            }
-          cnn_real *restrict yr = y + (6) * 676 + oy * 26 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1];
-          memcpy(yr + 676, &a1_0, sizeof a1_0);
-          yr[684] = a1_1[0]; yr[685] = a1_1[1];
+          cnn_real *restrict yr = y + (o) * 676 + oy * 26 + 24;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1];
+          yr[676] = a1_0[0]; yr[677] = a1_0[1];
+          yr[1352] = a2_0[0]; yr[1353] = a2_0[1];
+          yr[2028] = a3_0[0]; yr[2029] = a3_0[1];
+          yr[2704] = a4_0[0]; yr[2705] = a4_0[1];
+          yr[3380] = a5_0[0]; yr[3381] = a5_0[1];
+          yr[4056] = a6_0[0]; yr[4057] = a6_0[1];
+          yr[4732] = a7_0[0]; yr[4733] = a7_0[1];
         }
       }
       if (training)
@@ -431,13 +390,14 @@ CNN_CLONES static void mnist4k9_l0_conv_backward(int n) {
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k9_a0 + (size_t)i * 784;
       const cnn_real *restrict dy = mnist4k9_d1 + (size_t)i * 5408;
-      // 3 output channels x 3 taps of vector sums per register tile.
-      for (int o = 0; o < 6; o += 3) {
+      // 4 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 8; o += 4) {
         for (int c = 0; c < 1; c++)
           for (int ky = 0; ky < 3; ky++) {
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            cnn_v8 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
             for (int oy = 0; oy < 26; oy++) {
               const cnn_real *restrict dr = dy + (o) * 676 + oy * 26;
               const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28;
@@ -452,6 +412,8 @@ CNN_CLONES static void mnist4k9_l0_conv_backward(int n) {
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
                 memcpy(&d, dr + 1352 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 2028 + v, sizeof d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
               { // columns 24..25; the other lanes are masked off
                 const cnn_v8 m = {1, 1, 0, 0, 0, 0, 0, 0};
@@ -468,6 +430,9 @@ CNN_CLONES static void mnist4k9_l0_conv_backward(int n) {
                 memcpy(&d, dr + 1352 + 24, sizeof d);
                 d *= m;
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 2028 + 24, sizeof d);
+                d *= m;
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
             cnn_real *restrict dwo = dw + (o) * 9 + (c * 3 + ky) * 3;
@@ -480,47 +445,9 @@ CNN_CLONES static void mnist4k9_l0_conv_backward(int n) {
             dwo[18] = first ? CNN_HSUM8(s2_0) : dwo[18] + CNN_HSUM8(s2_0);
             dwo[19] = first ? CNN_HSUM8(s2_1) : dwo[19] + CNN_HSUM8(s2_1);
             dwo[20] = first ? CNN_HSUM8(s2_2) : dwo[20] + CNN_HSUM8(s2_2);
-          }
-      }
-      { // the last 2 channels
-        for (int c = 0; c < 1; c++)
-          for (int ky = 0; ky < 3; ky++) {
-            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
-            cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
-            for (int oy = 0; oy < 26; oy++) {
-              const cnn_real *restrict dr = dy + (6) * 676 + oy * 26;
-              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28;
-              for (int v = 0; v < 24; v += 8) {
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + v + 0, sizeof x0);
-                memcpy(&x1, xr + v + 1, sizeof x1);
-                memcpy(&x2, xr + v + 2, sizeof x2);
-                memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 676 + v, sizeof d);
-                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-              }
-              { // columns 24..25; the other lanes are masked off
-                const cnn_v8 m = {1, 1, 0, 0, 0, 0, 0, 0};
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + 24 + 0, sizeof x0);
-                memcpy(&x1, xr + 24 + 1, sizeof x1);
-                memcpy(&x2, xr + 24 + 2, sizeof x2);
-                memcpy(&d, dr + 0 + 24, sizeof d);
-                d *= m;
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 676 + 24, sizeof d);
-                d *= m;
-                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-              }
-            }
-            cnn_real *restrict dwo = dw + (6) * 9 + (c * 3 + ky) * 3;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
-            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
-            dwo[9] = first ? CNN_HSUM8(s1_0) : dwo[9] + CNN_HSUM8(s1_0);
-            dwo[10] = first ? CNN_HSUM8(s1_1) : dwo[10] + CNN_HSUM8(s1_1);
-            dwo[11] = first ? CNN_HSUM8(s1_2) : dwo[11] + CNN_HSUM8(s1_2);
+            dwo[27] = first ? CNN_HSUM8(s3_0) : dwo[27] + CNN_HSUM8(s3_0);
+            dwo[28] = first ? CNN_HSUM8(s3_1) : dwo[28] + CNN_HSUM8(s3_1);
+            dwo[29] = first ? CNN_HSUM8(s3_2) : dwo[29] + CNN_HSUM8(s3_2);
           }
       }
 #ifdef CNN_INPUT_GRAD
@@ -682,38 +609,7 @@ CNN_CLONES static void mnist4k9_l1_bn_forward(int n, int training) {
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
 CNN_CLONES static void mnist4k9_l1_bn_backward(int n) {
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      for (int c = 0; c < 8; c++) {
-        const cnn_real *restrict x = mnist4k9_a1 + (size_t)i * 5408 + c * 676;
-        cnn_real *restrict dy = mnist4k9_d2 + (size_t)i * 5408 + c * 676;
-        const cnn_real *restrict y = mnist4k9_a2 + (size_t)i * 5408 + c * 676;
-        for (int p = 0; p < 676; p++) { // a multiply, not a branch: it vectorizes
-          dy[p] *= (cnn_real)(y[p] > 0);
-        }
-        const cnn_real m_ = mnist4k9_l1_mean[c], is = mnist4k9_l1_invstd[c];
-        cnn_real as[8] = {0}, aq[8] = {0};
-        for (int b = 0; b < 672; b += 8)
-          for (int u = 0; u < 8; u++) {
-            const int p = b + u;
-            as[u] += dy[p];
-            aq[u] += dy[p] * ((x[p] - m_) * is);
-          }
-        for (int p = 672; p < 676; p++) {
-          as[p - 672] += dy[p];
-          aq[p - 672] += dy[p] * ((x[p] - m_) * is);
-        }
-        double s = 0, sq = 0;
-        for (int u = 0; u < 8; u++) {
-          s += as[u];
-          sq += aq[u];
-        }
-        mnist4k9_l1_ps[i][c] = s;
-        mnist4k9_l1_pq[i][c] = sq;
-      }
-    }
-  }
+  // Layer 3's backward masked dy and took the per-image sums.
   const double N = (double)n * 676;
   cnn_real k1[8], k2[8], k3[8];
   for (int c = 0; c < 8; c++) {
@@ -921,6 +817,35 @@ CNN_CLONES static void mnist4k9_l3_conv_backward(int n) {
           }
         }
       }
+      { // layer 1's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 8; c++) {
+          const cnn_real *restrict x = mnist4k9_a1 + (size_t)i * 5408 + c * 676;
+          cnn_real *restrict dy = mnist4k9_d2 + (size_t)i * 5408 + c * 676;
+          const cnn_real *restrict y = mnist4k9_a2 + (size_t)i * 5408 + c * 676;
+          for (int p = 0; p < 676; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+          }
+          const cnn_real m_ = mnist4k9_l1_mean[c], is = mnist4k9_l1_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 672; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          for (int p = 672; p < 676; p++) {
+            as[p - 672] += dy[p];
+            aq[p - 672] += dy[p] * ((x[p] - m_) * is);
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k9_l1_ps[i][c] = s;
+          mnist4k9_l1_pq[i][c] = sq;
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -946,78 +871,44 @@ CNN_CLONES static void mnist4k9_l4_conv_forward(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k9_a4 + (size_t)i * 4608;
       cnn_real *restrict y = mnist4k9_a5 + (size_t)i * 9216;
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
-        for (int col = 0; col < 576; col += 16) {
-          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 576; col += 24) {
+          for (int o = 0; o < 16; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = w + (o) * 8;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 8; c++)
               for (int ky = 0; ky < 1; ky++) {
                 const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 576 + col;
                 const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
                 for (int kx = 0; kx < 1; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 8], w2 = wr[kx + 16], w3 = wr[kx + 24], w4 = wr[kx + 32], w5 = wr[kx + 40];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 8], w2 = wr[kx + 16], w3 = wr[kx + 24];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = y + (o) * 576 + oy * 576 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 576, &a1_0, sizeof a1_0);
             memcpy(yr + 584, &a1_1, sizeof a1_1);
+            memcpy(yr + 592, &a1_2, sizeof a1_2);
             memcpy(yr + 1152, &a2_0, sizeof a2_0);
             memcpy(yr + 1160, &a2_1, sizeof a2_1);
+            memcpy(yr + 1168, &a2_2, sizeof a2_2);
             memcpy(yr + 1728, &a3_0, sizeof a3_0);
             memcpy(yr + 1736, &a3_1, sizeof a3_1);
-            memcpy(yr + 2304, &a4_0, sizeof a4_0);
-            memcpy(yr + 2312, &a4_1, sizeof a4_1);
-            memcpy(yr + 2880, &a5_0, sizeof a5_0);
-            memcpy(yr + 2888, &a5_1, sizeof a5_1);
-          }
-          { // the last 4 channels
-            const cnn_real *restrict wo = w + (12) * 8;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            for (int c = 0; c < 8; c++)
-              for (int ky = 0; ky < 1; ky++) {
-                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 576 + col;
-                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
-                for (int kx = 0; kx < 1; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 8], w2 = wr[kx + 16], w3 = wr[kx + 24];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                }
-              }
-            cnn_real *restrict yr = y + (12) * 576 + oy * 576 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 576, &a1_0, sizeof a1_0);
-            memcpy(yr + 584, &a1_1, sizeof a1_1);
-            memcpy(yr + 1152, &a2_0, sizeof a2_0);
-            memcpy(yr + 1160, &a2_1, sizeof a2_1);
-            memcpy(yr + 1728, &a3_0, sizeof a3_0);
-            memcpy(yr + 1736, &a3_1, sizeof a3_1);
+            memcpy(yr + 1744, &a3_2, sizeof a3_2);
           }
         }
       }
@@ -1062,8 +953,8 @@ CNN_CLONES static void mnist4k9_l4_conv_backward(int n) {
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k9_a4 + (size_t)i * 4608;
       const cnn_real *restrict dy = mnist4k9_d5 + (size_t)i * 9216;
-      // 12 output channels x 1 taps of vector sums per register tile.
-      for (int o = 0; o < 12; o += 12) {
+      // 9 output channels x 1 taps of vector sums per register tile.
+      for (int o = 0; o < 9; o += 9) {
         for (int c = 0; c < 8; c++)
           for (int ky = 0; ky < 1; ky++) {
             cnn_v8 s0_0 = {0};
@@ -1075,9 +966,6 @@ CNN_CLONES static void mnist4k9_l4_conv_backward(int n) {
             cnn_v8 s6_0 = {0};
             cnn_v8 s7_0 = {0};
             cnn_v8 s8_0 = {0};
-            cnn_v8 s9_0 = {0};
-            cnn_v8 s10_0 = {0};
-            cnn_v8 s11_0 = {0};
             {
               const cnn_real *restrict dr = dy + (o) * 576;
               const cnn_real *restrict xr = x + (c * 1 + ky) * 576;
@@ -1102,12 +990,6 @@ CNN_CLONES static void mnist4k9_l4_conv_backward(int n) {
                 s7_0 += d * x0;
                 memcpy(&d, dr + 4608 + v, sizeof d);
                 s8_0 += d * x0;
-                memcpy(&d, dr + 5184 + v, sizeof d);
-                s9_0 += d * x0;
-                memcpy(&d, dr + 5760 + v, sizeof d);
-                s10_0 += d * x0;
-                memcpy(&d, dr + 6336 + v, sizeof d);
-                s11_0 += d * x0;
               }
             }
             cnn_real *restrict dwo = dw + (o) * 8 + (c * 1 + ky) * 1;
@@ -1120,20 +1002,20 @@ CNN_CLONES static void mnist4k9_l4_conv_backward(int n) {
             dwo[48] = first ? CNN_HSUM8(s6_0) : dwo[48] + CNN_HSUM8(s6_0);
             dwo[56] = first ? CNN_HSUM8(s7_0) : dwo[56] + CNN_HSUM8(s7_0);
             dwo[64] = first ? CNN_HSUM8(s8_0) : dwo[64] + CNN_HSUM8(s8_0);
-            dwo[72] = first ? CNN_HSUM8(s9_0) : dwo[72] + CNN_HSUM8(s9_0);
-            dwo[80] = first ? CNN_HSUM8(s10_0) : dwo[80] + CNN_HSUM8(s10_0);
-            dwo[88] = first ? CNN_HSUM8(s11_0) : dwo[88] + CNN_HSUM8(s11_0);
           }
       }
-      { // the last 4 channels
+      { // the last 7 channels
         for (int c = 0; c < 8; c++)
           for (int ky = 0; ky < 1; ky++) {
             cnn_v8 s0_0 = {0};
             cnn_v8 s1_0 = {0};
             cnn_v8 s2_0 = {0};
             cnn_v8 s3_0 = {0};
+            cnn_v8 s4_0 = {0};
+            cnn_v8 s5_0 = {0};
+            cnn_v8 s6_0 = {0};
             {
-              const cnn_real *restrict dr = dy + (12) * 576;
+              const cnn_real *restrict dr = dy + (9) * 576;
               const cnn_real *restrict xr = x + (c * 1 + ky) * 576;
               for (int v = 0; v < 576; v += 8) {
                 cnn_v8 d, x0;
@@ -1146,80 +1028,63 @@ CNN_CLONES static void mnist4k9_l4_conv_backward(int n) {
                 s2_0 += d * x0;
                 memcpy(&d, dr + 1728 + v, sizeof d);
                 s3_0 += d * x0;
+                memcpy(&d, dr + 2304 + v, sizeof d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 2880 + v, sizeof d);
+                s5_0 += d * x0;
+                memcpy(&d, dr + 3456 + v, sizeof d);
+                s6_0 += d * x0;
               }
             }
-            cnn_real *restrict dwo = dw + (12) * 8 + (c * 1 + ky) * 1;
+            cnn_real *restrict dwo = dw + (9) * 8 + (c * 1 + ky) * 1;
             dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
             dwo[8] = first ? CNN_HSUM8(s1_0) : dwo[8] + CNN_HSUM8(s1_0);
             dwo[16] = first ? CNN_HSUM8(s2_0) : dwo[16] + CNN_HSUM8(s2_0);
             dwo[24] = first ? CNN_HSUM8(s3_0) : dwo[24] + CNN_HSUM8(s3_0);
+            dwo[32] = first ? CNN_HSUM8(s4_0) : dwo[32] + CNN_HSUM8(s4_0);
+            dwo[40] = first ? CNN_HSUM8(s5_0) : dwo[40] + CNN_HSUM8(s5_0);
+            dwo[48] = first ? CNN_HSUM8(s6_0) : dwo[48] + CNN_HSUM8(s6_0);
           }
       }
       cnn_real *restrict dx = mnist4k9_d4 + (size_t)i * 4608;
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
-        for (int col = 0; col < 576; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 576; col += 24) {
+          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = wt + (o) * 16;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 16; c++)
               for (int ky = 0; ky < 1; ky++) {
                 const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 576 + col;
                 const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
                 for (int kx = 0; kx < 1; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = dx + (o) * 576 + oy * 576 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 576, &a1_0, sizeof a1_0);
             memcpy(yr + 584, &a1_1, sizeof a1_1);
+            memcpy(yr + 592, &a1_2, sizeof a1_2);
             memcpy(yr + 1152, &a2_0, sizeof a2_0);
             memcpy(yr + 1160, &a2_1, sizeof a2_1);
+            memcpy(yr + 1168, &a2_2, sizeof a2_2);
             memcpy(yr + 1728, &a3_0, sizeof a3_0);
             memcpy(yr + 1736, &a3_1, sizeof a3_1);
-            memcpy(yr + 2304, &a4_0, sizeof a4_0);
-            memcpy(yr + 2312, &a4_1, sizeof a4_1);
-            memcpy(yr + 2880, &a5_0, sizeof a5_0);
-            memcpy(yr + 2888, &a5_1, sizeof a5_1);
-          }
-          { // the last 2 channels
-            const cnn_real *restrict wo = wt + (6) * 16;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            for (int c = 0; c < 16; c++)
-              for (int ky = 0; ky < 1; ky++) {
-                const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 576 + col;
-                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
-                for (int kx = 0; kx < 1; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                }
-              }
-            cnn_real *restrict yr = dx + (6) * 576 + oy * 576 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 576, &a1_0, sizeof a1_0);
-            memcpy(yr + 584, &a1_1, sizeof a1_1);
+            memcpy(yr + 1744, &a3_2, sizeof a3_2);
           }
         }
       }
@@ -1823,81 +1688,47 @@ CNN_CLONES static void mnist4k9_l9_conv_backward(int n) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k9_d10 + (size_t)i * 3600;
       cnn_real *restrict dx = mnist4k9_d9 + (size_t)i * 1600;
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
-        for (int col = 0; col < 96; col += 16) {
-          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 96; col += 24) {
+          for (int o = 0; o < 16; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = wt + (o) * 36;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 36; c++)
               for (int ky = 0; ky < 1; ky++) {
                 const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 100 + col;
                 const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
                 for (int kx = 0; kx < 1; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 36], w2 = wr[kx + 72], w3 = wr[kx + 108], w4 = wr[kx + 144], w5 = wr[kx + 180];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 36], w2 = wr[kx + 72], w3 = wr[kx + 108];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = dx + (o) * 100 + oy * 100 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 100, &a1_0, sizeof a1_0);
             memcpy(yr + 108, &a1_1, sizeof a1_1);
+            memcpy(yr + 116, &a1_2, sizeof a1_2);
             memcpy(yr + 200, &a2_0, sizeof a2_0);
             memcpy(yr + 208, &a2_1, sizeof a2_1);
+            memcpy(yr + 216, &a2_2, sizeof a2_2);
             memcpy(yr + 300, &a3_0, sizeof a3_0);
             memcpy(yr + 308, &a3_1, sizeof a3_1);
-            memcpy(yr + 400, &a4_0, sizeof a4_0);
-            memcpy(yr + 408, &a4_1, sizeof a4_1);
-            memcpy(yr + 500, &a5_0, sizeof a5_0);
-            memcpy(yr + 508, &a5_1, sizeof a5_1);
-          }
-          { // the last 4 channels
-            const cnn_real *restrict wo = wt + (12) * 36;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            for (int c = 0; c < 36; c++)
-              for (int ky = 0; ky < 1; ky++) {
-                const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 100 + col;
-                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
-                for (int kx = 0; kx < 1; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 36], w2 = wr[kx + 72], w3 = wr[kx + 108];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                }
-              }
-            cnn_real *restrict yr = dx + (12) * 100 + oy * 100 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 100, &a1_0, sizeof a1_0);
-            memcpy(yr + 108, &a1_1, sizeof a1_1);
-            memcpy(yr + 200, &a2_0, sizeof a2_0);
-            memcpy(yr + 208, &a2_1, sizeof a2_1);
-            memcpy(yr + 300, &a3_0, sizeof a3_0);
-            memcpy(yr + 308, &a3_1, sizeof a3_1);
+            memcpy(yr + 316, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 4 columns
+        for (int o = 0; o < 9; o += 9) { // 9 channels x 4 columns
           const cnn_real *restrict wo = wt + (o) * 36;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -1908,9 +1739,6 @@ CNN_CLONES static void mnist4k9_l9_conv_backward(int n) {
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
           cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
           for (int c = 0; c < 36; c++)
             for (int ky = 0; ky < 1; ky++) {
               const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 100 + 96;
@@ -1918,7 +1746,7 @@ CNN_CLONES static void mnist4k9_l9_conv_backward(int n) {
               for (int kx = 0; kx < 1; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 36], w2 = wr[kx + 72], w3 = wr[kx + 108], w4 = wr[kx + 144], w5 = wr[kx + 180], w6 = wr[kx + 216], w7 = wr[kx + 252], w8 = wr[kx + 288], w9 = wr[kx + 324], w10 = wr[kx + 360], w11 = wr[kx + 396];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 36], w2 = wr[kx + 72], w3 = wr[kx + 108], w4 = wr[kx + 144], w5 = wr[kx + 180], w6 = wr[kx + 216], w7 = wr[kx + 252], w8 = wr[kx + 288];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -1928,9 +1756,6 @@ CNN_CLONES static void mnist4k9_l9_conv_backward(int n) {
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
                 a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
               }
             }
           cnn_real *restrict yr = dx + (o) * 100 + oy * 100 + 96;
@@ -1943,16 +1768,16 @@ CNN_CLONES static void mnist4k9_l9_conv_backward(int n) {
           yr[600] = a6_0[0]; yr[601] = a6_0[1]; yr[602] = a6_0[2]; yr[603] = a6_0[3];
           yr[700] = a7_0[0]; yr[701] = a7_0[1]; yr[702] = a7_0[2]; yr[703] = a7_0[3];
           yr[800] = a8_0[0]; yr[801] = a8_0[1]; yr[802] = a8_0[2]; yr[803] = a8_0[3];
-          yr[900] = a9_0[0]; yr[901] = a9_0[1]; yr[902] = a9_0[2]; yr[903] = a9_0[3];
-          yr[1000] = a10_0[0]; yr[1001] = a10_0[1]; yr[1002] = a10_0[2]; yr[1003] = a10_0[3];
-          yr[1100] = a11_0[0]; yr[1101] = a11_0[1]; yr[1102] = a11_0[2]; yr[1103] = a11_0[3];
         }
-        { // the last 4 channels
-          const cnn_real *restrict wo = wt + (12) * 36;
+        { // the last 7 channels
+          const cnn_real *restrict wo = wt + (9) * 36;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
           cnn_v8 a2_0 = {0};
           cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
           for (int c = 0; c < 36; c++)
             for (int ky = 0; ky < 1; ky++) {
               const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 100 + 96;
@@ -1960,18 +1785,24 @@ CNN_CLONES static void mnist4k9_l9_conv_backward(int n) {
               for (int kx = 0; kx < 1; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 36], w2 = wr[kx + 72], w3 = wr[kx + 108];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 36], w2 = wr[kx + 72], w3 = wr[kx + 108], w4 = wr[kx + 144], w5 = wr[kx + 180], w6 = wr[kx + 216];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
                 a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
               }
             }
-          cnn_real *restrict yr = dx + (12) * 100 + oy * 100 + 96;
+          cnn_real *restrict yr = dx + (9) * 100 + oy * 100 + 96;
           yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
           yr[100] = a1_0[0]; yr[101] = a1_0[1]; yr[102] = a1_0[2]; yr[103] = a1_0[3];
           yr[200] = a2_0[0]; yr[201] = a2_0[1]; yr[202] = a2_0[2]; yr[203] = a2_0[3];
           yr[300] = a3_0[0]; yr[301] = a3_0[1]; yr[302] = a3_0[2]; yr[303] = a3_0[3];
+          yr[400] = a4_0[0]; yr[401] = a4_0[1]; yr[402] = a4_0[2]; yr[403] = a4_0[3];
+          yr[500] = a5_0[0]; yr[501] = a5_0[1]; yr[502] = a5_0[2]; yr[503] = a5_0[3];
+          yr[600] = a6_0[0]; yr[601] = a6_0[1]; yr[602] = a6_0[2]; yr[603] = a6_0[3];
         }
       }
     }
@@ -2049,38 +1880,7 @@ CNN_CLONES static void mnist4k9_l10_bn_forward(int n, int training) {
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
 CNN_CLONES static void mnist4k9_l10_bn_backward(int n) {
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      for (int c = 0; c < 36; c++) {
-        const cnn_real *restrict x = mnist4k9_a10 + (size_t)i * 3600 + c * 100;
-        cnn_real *restrict dy = mnist4k9_d11 + (size_t)i * 3600 + c * 100;
-        const cnn_real *restrict y = mnist4k9_a11 + (size_t)i * 3600 + c * 100;
-        for (int p = 0; p < 100; p++) { // a multiply, not a branch: it vectorizes
-          dy[p] *= (cnn_real)(y[p] > 0);
-        }
-        const cnn_real m_ = mnist4k9_l10_mean[c], is = mnist4k9_l10_invstd[c];
-        cnn_real as[8] = {0}, aq[8] = {0};
-        for (int b = 0; b < 96; b += 8)
-          for (int u = 0; u < 8; u++) {
-            const int p = b + u;
-            as[u] += dy[p];
-            aq[u] += dy[p] * ((x[p] - m_) * is);
-          }
-        for (int p = 96; p < 100; p++) {
-          as[p - 96] += dy[p];
-          aq[p - 96] += dy[p] * ((x[p] - m_) * is);
-        }
-        double s = 0, sq = 0;
-        for (int u = 0; u < 8; u++) {
-          s += as[u];
-          sq += aq[u];
-        }
-        mnist4k9_l10_ps[i][c] = s;
-        mnist4k9_l10_pq[i][c] = sq;
-      }
-    }
-  }
+  // Layer 12's backward masked dy and took the per-image sums.
   const double N = (double)n * 100;
   cnn_real k1[36], k2[36], k3[36];
   for (int c = 0; c < 36; c++) {
@@ -2270,6 +2070,35 @@ CNN_CLONES static void mnist4k9_l12_conv_backward(int n) {
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             yr[8] = a0_1[0]; yr[9] = a0_1[1];
           }
+        }
+      }
+      { // layer 10's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 36; c++) {
+          const cnn_real *restrict x = mnist4k9_a10 + (size_t)i * 3600 + c * 100;
+          cnn_real *restrict dy = mnist4k9_d11 + (size_t)i * 3600 + c * 100;
+          const cnn_real *restrict y = mnist4k9_a11 + (size_t)i * 3600 + c * 100;
+          for (int p = 0; p < 100; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+          }
+          const cnn_real m_ = mnist4k9_l10_mean[c], is = mnist4k9_l10_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 96; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          for (int p = 96; p < 100; p++) {
+            as[p - 96] += dy[p];
+            aq[p - 96] += dy[p] * ((x[p] - m_) * is);
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k9_l10_ps[i][c] = s;
+          mnist4k9_l10_pq[i][c] = sq;
         }
       }
     }
@@ -2567,34 +2396,7 @@ CNN_CLONES static void mnist4k9_l14_bn_forward(int n, int training) {
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
 CNN_CLONES static void mnist4k9_l14_bn_backward(int n) {
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      for (int c = 0; c < 36; c++) {
-        const cnn_real *restrict x = mnist4k9_a14 + (size_t)i * 2304 + c * 64;
-        cnn_real *restrict dy = mnist4k9_d15 + (size_t)i * 2304 + c * 64;
-        const cnn_real *restrict y = mnist4k9_a15 + (size_t)i * 2304 + c * 64;
-        for (int p = 0; p < 64; p++) { // a multiply, not a branch: it vectorizes
-          dy[p] *= (cnn_real)(y[p] > 0);
-        }
-        const cnn_real m_ = mnist4k9_l14_mean[c], is = mnist4k9_l14_invstd[c];
-        cnn_real as[8] = {0}, aq[8] = {0};
-        for (int b = 0; b < 64; b += 8)
-          for (int u = 0; u < 8; u++) {
-            const int p = b + u;
-            as[u] += dy[p];
-            aq[u] += dy[p] * ((x[p] - m_) * is);
-          }
-        double s = 0, sq = 0;
-        for (int u = 0; u < 8; u++) {
-          s += as[u];
-          sq += aq[u];
-        }
-        mnist4k9_l14_ps[i][c] = s;
-        mnist4k9_l14_pq[i][c] = sq;
-      }
-    }
-  }
+  // Layer 16's backward masked dy and took the per-image sums.
   const double N = (double)n * 64;
   cnn_real k1[36], k2[36], k3[36];
   for (int c = 0; c < 36; c++) {
@@ -2782,6 +2584,31 @@ CNN_CLONES static void mnist4k9_l16_conv_backward(int n) {
           }
         }
       }
+      { // layer 14's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 36; c++) {
+          const cnn_real *restrict x = mnist4k9_a14 + (size_t)i * 2304 + c * 64;
+          cnn_real *restrict dy = mnist4k9_d15 + (size_t)i * 2304 + c * 64;
+          const cnn_real *restrict y = mnist4k9_a15 + (size_t)i * 2304 + c * 64;
+          for (int p = 0; p < 64; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+          }
+          const cnn_real m_ = mnist4k9_l14_mean[c], is = mnist4k9_l14_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 64; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k9_l14_ps[i][c] = s;
+          mnist4k9_l14_pq[i][c] = sq;
+        }
+      }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -2807,98 +2634,84 @@ CNN_CLONES static void mnist4k9_l17_conv_forward(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k9_a17 + (size_t)i * 1296;
       cnn_real *restrict y = mnist4k9_a18 + (size_t)i * 1296;
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
-        for (int col = 0; col < 32; col += 16) {
-          for (int o = 0; o < 36; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 24; col += 24) {
+          for (int o = 0; o < 36; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = w + (o) * 36;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 36; c++)
               for (int ky = 0; ky < 1; ky++) {
                 const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 36 + col;
                 const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
                 for (int kx = 0; kx < 1; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 36], w2 = wr[kx + 72], w3 = wr[kx + 108], w4 = wr[kx + 144], w5 = wr[kx + 180];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 36], w2 = wr[kx + 72], w3 = wr[kx + 108];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = y + (o) * 36 + oy * 36 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 36, &a1_0, sizeof a1_0);
             memcpy(yr + 44, &a1_1, sizeof a1_1);
+            memcpy(yr + 52, &a1_2, sizeof a1_2);
             memcpy(yr + 72, &a2_0, sizeof a2_0);
             memcpy(yr + 80, &a2_1, sizeof a2_1);
+            memcpy(yr + 88, &a2_2, sizeof a2_2);
             memcpy(yr + 108, &a3_0, sizeof a3_0);
             memcpy(yr + 116, &a3_1, sizeof a3_1);
-            memcpy(yr + 144, &a4_0, sizeof a4_0);
-            memcpy(yr + 152, &a4_1, sizeof a4_1);
-            memcpy(yr + 180, &a5_0, sizeof a5_0);
-            memcpy(yr + 188, &a5_1, sizeof a5_1);
+            memcpy(yr + 124, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 36; o += 12) { // 12 channels x 4 columns
+        for (int o = 0; o < 36; o += 6) { // 6 channels x 12 columns
           const cnn_real *restrict wo = w + (o) * 36;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
           for (int c = 0; c < 36; c++)
             for (int ky = 0; ky < 1; ky++) {
-              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 36 + 32;
+              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 36 + 24;
               const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
               for (int kx = 0; kx < 1; kx++) {
-                cnn_v8 x0;
+                cnn_v8 x0, x1;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 36], w2 = wr[kx + 72], w3 = wr[kx + 108], w4 = wr[kx + 144], w5 = wr[kx + 180], w6 = wr[kx + 216], w7 = wr[kx + 252], w8 = wr[kx + 288], w9 = wr[kx + 324], w10 = wr[kx + 360], w11 = wr[kx + 396];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 36], w2 = wr[kx + 72], w3 = wr[kx + 108], w4 = wr[kx + 144], w5 = wr[kx + 180];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
               }
             }
-          cnn_real *restrict yr = y + (o) * 36 + oy * 36 + 32;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
-          yr[36] = a1_0[0]; yr[37] = a1_0[1]; yr[38] = a1_0[2]; yr[39] = a1_0[3];
-          yr[72] = a2_0[0]; yr[73] = a2_0[1]; yr[74] = a2_0[2]; yr[75] = a2_0[3];
-          yr[108] = a3_0[0]; yr[109] = a3_0[1]; yr[110] = a3_0[2]; yr[111] = a3_0[3];
-          yr[144] = a4_0[0]; yr[145] = a4_0[1]; yr[146] = a4_0[2]; yr[147] = a4_0[3];
-          yr[180] = a5_0[0]; yr[181] = a5_0[1]; yr[182] = a5_0[2]; yr[183] = a5_0[3];
-          yr[216] = a6_0[0]; yr[217] = a6_0[1]; yr[218] = a6_0[2]; yr[219] = a6_0[3];
-          yr[252] = a7_0[0]; yr[253] = a7_0[1]; yr[254] = a7_0[2]; yr[255] = a7_0[3];
-          yr[288] = a8_0[0]; yr[289] = a8_0[1]; yr[290] = a8_0[2]; yr[291] = a8_0[3];
-          yr[324] = a9_0[0]; yr[325] = a9_0[1]; yr[326] = a9_0[2]; yr[327] = a9_0[3];
-          yr[360] = a10_0[0]; yr[361] = a10_0[1]; yr[362] = a10_0[2]; yr[363] = a10_0[3];
-          yr[396] = a11_0[0]; yr[397] = a11_0[1]; yr[398] = a11_0[2]; yr[399] = a11_0[3];
+          cnn_real *restrict yr = y + (o) * 36 + oy * 36 + 24;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 36, &a1_0, sizeof a1_0);
+          yr[44] = a1_1[0]; yr[45] = a1_1[1]; yr[46] = a1_1[2]; yr[47] = a1_1[3];
+          memcpy(yr + 72, &a2_0, sizeof a2_0);
+          yr[80] = a2_1[0]; yr[81] = a2_1[1]; yr[82] = a2_1[2]; yr[83] = a2_1[3];
+          memcpy(yr + 108, &a3_0, sizeof a3_0);
+          yr[116] = a3_1[0]; yr[117] = a3_1[1]; yr[118] = a3_1[2]; yr[119] = a3_1[3];
+          memcpy(yr + 144, &a4_0, sizeof a4_0);
+          yr[152] = a4_1[0]; yr[153] = a4_1[1]; yr[154] = a4_1[2]; yr[155] = a4_1[3];
+          memcpy(yr + 180, &a5_0, sizeof a5_0);
+          yr[188] = a5_1[0]; yr[189] = a5_1[1]; yr[190] = a5_1[2]; yr[191] = a5_1[3];
         }
       }
       if (training)
@@ -3023,98 +2836,84 @@ CNN_CLONES static void mnist4k9_l17_conv_backward(int n) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k9_d18 + (size_t)i * 1296;
       cnn_real *restrict dx = mnist4k9_d17 + (size_t)i * 1296;
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
-        for (int col = 0; col < 32; col += 16) {
-          for (int o = 0; o < 36; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 24; col += 24) {
+          for (int o = 0; o < 36; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = wt + (o) * 36;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 36; c++)
               for (int ky = 0; ky < 1; ky++) {
                 const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 36 + col;
                 const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
                 for (int kx = 0; kx < 1; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 36], w2 = wr[kx + 72], w3 = wr[kx + 108], w4 = wr[kx + 144], w5 = wr[kx + 180];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 36], w2 = wr[kx + 72], w3 = wr[kx + 108];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = dx + (o) * 36 + oy * 36 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 36, &a1_0, sizeof a1_0);
             memcpy(yr + 44, &a1_1, sizeof a1_1);
+            memcpy(yr + 52, &a1_2, sizeof a1_2);
             memcpy(yr + 72, &a2_0, sizeof a2_0);
             memcpy(yr + 80, &a2_1, sizeof a2_1);
+            memcpy(yr + 88, &a2_2, sizeof a2_2);
             memcpy(yr + 108, &a3_0, sizeof a3_0);
             memcpy(yr + 116, &a3_1, sizeof a3_1);
-            memcpy(yr + 144, &a4_0, sizeof a4_0);
-            memcpy(yr + 152, &a4_1, sizeof a4_1);
-            memcpy(yr + 180, &a5_0, sizeof a5_0);
-            memcpy(yr + 188, &a5_1, sizeof a5_1);
+            memcpy(yr + 124, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 36; o += 12) { // 12 channels x 4 columns
+        for (int o = 0; o < 36; o += 6) { // 6 channels x 12 columns
           const cnn_real *restrict wo = wt + (o) * 36;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
           for (int c = 0; c < 36; c++)
             for (int ky = 0; ky < 1; ky++) {
-              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 36 + 32;
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 36 + 24;
               const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
               for (int kx = 0; kx < 1; kx++) {
-                cnn_v8 x0;
+                cnn_v8 x0, x1;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 36], w2 = wr[kx + 72], w3 = wr[kx + 108], w4 = wr[kx + 144], w5 = wr[kx + 180], w6 = wr[kx + 216], w7 = wr[kx + 252], w8 = wr[kx + 288], w9 = wr[kx + 324], w10 = wr[kx + 360], w11 = wr[kx + 396];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 36], w2 = wr[kx + 72], w3 = wr[kx + 108], w4 = wr[kx + 144], w5 = wr[kx + 180];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 36 + oy * 36 + 32;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
-          yr[36] = a1_0[0]; yr[37] = a1_0[1]; yr[38] = a1_0[2]; yr[39] = a1_0[3];
-          yr[72] = a2_0[0]; yr[73] = a2_0[1]; yr[74] = a2_0[2]; yr[75] = a2_0[3];
-          yr[108] = a3_0[0]; yr[109] = a3_0[1]; yr[110] = a3_0[2]; yr[111] = a3_0[3];
-          yr[144] = a4_0[0]; yr[145] = a4_0[1]; yr[146] = a4_0[2]; yr[147] = a4_0[3];
-          yr[180] = a5_0[0]; yr[181] = a5_0[1]; yr[182] = a5_0[2]; yr[183] = a5_0[3];
-          yr[216] = a6_0[0]; yr[217] = a6_0[1]; yr[218] = a6_0[2]; yr[219] = a6_0[3];
-          yr[252] = a7_0[0]; yr[253] = a7_0[1]; yr[254] = a7_0[2]; yr[255] = a7_0[3];
-          yr[288] = a8_0[0]; yr[289] = a8_0[1]; yr[290] = a8_0[2]; yr[291] = a8_0[3];
-          yr[324] = a9_0[0]; yr[325] = a9_0[1]; yr[326] = a9_0[2]; yr[327] = a9_0[3];
-          yr[360] = a10_0[0]; yr[361] = a10_0[1]; yr[362] = a10_0[2]; yr[363] = a10_0[3];
-          yr[396] = a11_0[0]; yr[397] = a11_0[1]; yr[398] = a11_0[2]; yr[399] = a11_0[3];
+          cnn_real *restrict yr = dx + (o) * 36 + oy * 36 + 24;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 36, &a1_0, sizeof a1_0);
+          yr[44] = a1_1[0]; yr[45] = a1_1[1]; yr[46] = a1_1[2]; yr[47] = a1_1[3];
+          memcpy(yr + 72, &a2_0, sizeof a2_0);
+          yr[80] = a2_1[0]; yr[81] = a2_1[1]; yr[82] = a2_1[2]; yr[83] = a2_1[3];
+          memcpy(yr + 108, &a3_0, sizeof a3_0);
+          yr[116] = a3_1[0]; yr[117] = a3_1[1]; yr[118] = a3_1[2]; yr[119] = a3_1[3];
+          memcpy(yr + 144, &a4_0, sizeof a4_0);
+          yr[152] = a4_1[0]; yr[153] = a4_1[1]; yr[154] = a4_1[2]; yr[155] = a4_1[3];
+          memcpy(yr + 180, &a5_0, sizeof a5_0);
+          yr[188] = a5_1[0]; yr[189] = a5_1[1]; yr[190] = a5_1[2]; yr[191] = a5_1[3];
         }
       }
     }
@@ -3192,38 +2991,7 @@ CNN_CLONES static void mnist4k9_l18_bn_forward(int n, int training) {
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
 CNN_CLONES static void mnist4k9_l18_bn_backward(int n) {
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      for (int c = 0; c < 36; c++) {
-        const cnn_real *restrict x = mnist4k9_a18 + (size_t)i * 1296 + c * 36;
-        cnn_real *restrict dy = mnist4k9_d19 + (size_t)i * 1296 + c * 36;
-        const cnn_real *restrict y = mnist4k9_a19 + (size_t)i * 1296 + c * 36;
-        for (int p = 0; p < 36; p++) { // a multiply, not a branch: it vectorizes
-          dy[p] *= (cnn_real)(y[p] > 0);
-        }
-        const cnn_real m_ = mnist4k9_l18_mean[c], is = mnist4k9_l18_invstd[c];
-        cnn_real as[8] = {0}, aq[8] = {0};
-        for (int b = 0; b < 32; b += 8)
-          for (int u = 0; u < 8; u++) {
-            const int p = b + u;
-            as[u] += dy[p];
-            aq[u] += dy[p] * ((x[p] - m_) * is);
-          }
-        for (int p = 32; p < 36; p++) {
-          as[p - 32] += dy[p];
-          aq[p - 32] += dy[p] * ((x[p] - m_) * is);
-        }
-        double s = 0, sq = 0;
-        for (int u = 0; u < 8; u++) {
-          s += as[u];
-          sq += aq[u];
-        }
-        mnist4k9_l18_ps[i][c] = s;
-        mnist4k9_l18_pq[i][c] = sq;
-      }
-    }
-  }
+  // Layer 20's backward masked dy and took the per-image sums.
   const double N = (double)n * 36;
   cnn_real k1[36], k2[36], k3[36];
   for (int c = 0; c < 36; c++) {
@@ -3477,98 +3245,113 @@ CNN_CLONES static void mnist4k9_l20_conv_backward(int n) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k9_d21 + (size_t)i * 360;
       cnn_real *restrict dx = mnist4k9_d19 + (size_t)i * 1296;
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
-        for (int col = 0; col < 32; col += 16) {
-          for (int o = 0; o < 36; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 24; col += 24) {
+          for (int o = 0; o < 36; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = wt + (o) * 10;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 10; c++)
               for (int ky = 0; ky < 1; ky++) {
                 const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 36 + col;
                 const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
                 for (int kx = 0; kx < 1; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = dx + (o) * 36 + oy * 36 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 36, &a1_0, sizeof a1_0);
             memcpy(yr + 44, &a1_1, sizeof a1_1);
+            memcpy(yr + 52, &a1_2, sizeof a1_2);
             memcpy(yr + 72, &a2_0, sizeof a2_0);
             memcpy(yr + 80, &a2_1, sizeof a2_1);
+            memcpy(yr + 88, &a2_2, sizeof a2_2);
             memcpy(yr + 108, &a3_0, sizeof a3_0);
             memcpy(yr + 116, &a3_1, sizeof a3_1);
-            memcpy(yr + 144, &a4_0, sizeof a4_0);
-            memcpy(yr + 152, &a4_1, sizeof a4_1);
-            memcpy(yr + 180, &a5_0, sizeof a5_0);
-            memcpy(yr + 188, &a5_1, sizeof a5_1);
+            memcpy(yr + 124, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 36; o += 12) { // 12 channels x 4 columns
+        for (int o = 0; o < 36; o += 6) { // 6 channels x 12 columns
           const cnn_real *restrict wo = wt + (o) * 10;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
+          cnn_v8 a0_0 = {0}, a0_1 = {0};
+          cnn_v8 a1_0 = {0}, a1_1 = {0};
+          cnn_v8 a2_0 = {0}, a2_1 = {0};
+          cnn_v8 a3_0 = {0}, a3_1 = {0};
+          cnn_v8 a4_0 = {0}, a4_1 = {0};
+          cnn_v8 a5_0 = {0}, a5_1 = {0};
           for (int c = 0; c < 10; c++)
             for (int ky = 0; ky < 1; ky++) {
-              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 36 + 32;
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 36 + 24;
               const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
               for (int kx = 0; kx < 1; kx++) {
-                cnn_v8 x0;
+                cnn_v8 x0, x1;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50], w6 = wr[kx + 60], w7 = wr[kx + 70], w8 = wr[kx + 80], w9 = wr[kx + 90], w10 = wr[kx + 100], w11 = wr[kx + 110];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
+                memcpy(&x1, xr + kx + 8, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 36 + oy * 36 + 32;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
-          yr[36] = a1_0[0]; yr[37] = a1_0[1]; yr[38] = a1_0[2]; yr[39] = a1_0[3];
-          yr[72] = a2_0[0]; yr[73] = a2_0[1]; yr[74] = a2_0[2]; yr[75] = a2_0[3];
-          yr[108] = a3_0[0]; yr[109] = a3_0[1]; yr[110] = a3_0[2]; yr[111] = a3_0[3];
-          yr[144] = a4_0[0]; yr[145] = a4_0[1]; yr[146] = a4_0[2]; yr[147] = a4_0[3];
-          yr[180] = a5_0[0]; yr[181] = a5_0[1]; yr[182] = a5_0[2]; yr[183] = a5_0[3];
-          yr[216] = a6_0[0]; yr[217] = a6_0[1]; yr[218] = a6_0[2]; yr[219] = a6_0[3];
-          yr[252] = a7_0[0]; yr[253] = a7_0[1]; yr[254] = a7_0[2]; yr[255] = a7_0[3];
-          yr[288] = a8_0[0]; yr[289] = a8_0[1]; yr[290] = a8_0[2]; yr[291] = a8_0[3];
-          yr[324] = a9_0[0]; yr[325] = a9_0[1]; yr[326] = a9_0[2]; yr[327] = a9_0[3];
-          yr[360] = a10_0[0]; yr[361] = a10_0[1]; yr[362] = a10_0[2]; yr[363] = a10_0[3];
-          yr[396] = a11_0[0]; yr[397] = a11_0[1]; yr[398] = a11_0[2]; yr[399] = a11_0[3];
+          cnn_real *restrict yr = dx + (o) * 36 + oy * 36 + 24;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+          memcpy(yr + 36, &a1_0, sizeof a1_0);
+          yr[44] = a1_1[0]; yr[45] = a1_1[1]; yr[46] = a1_1[2]; yr[47] = a1_1[3];
+          memcpy(yr + 72, &a2_0, sizeof a2_0);
+          yr[80] = a2_1[0]; yr[81] = a2_1[1]; yr[82] = a2_1[2]; yr[83] = a2_1[3];
+          memcpy(yr + 108, &a3_0, sizeof a3_0);
+          yr[116] = a3_1[0]; yr[117] = a3_1[1]; yr[118] = a3_1[2]; yr[119] = a3_1[3];
+          memcpy(yr + 144, &a4_0, sizeof a4_0);
+          yr[152] = a4_1[0]; yr[153] = a4_1[1]; yr[154] = a4_1[2]; yr[155] = a4_1[3];
+          memcpy(yr + 180, &a5_0, sizeof a5_0);
+          yr[188] = a5_1[0]; yr[189] = a5_1[1]; yr[190] = a5_1[2]; yr[191] = a5_1[3];
+        }
+      }
+      { // layer 18's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 36; c++) {
+          const cnn_real *restrict x = mnist4k9_a18 + (size_t)i * 1296 + c * 36;
+          cnn_real *restrict dy = mnist4k9_d19 + (size_t)i * 1296 + c * 36;
+          const cnn_real *restrict y = mnist4k9_a19 + (size_t)i * 1296 + c * 36;
+          for (int p = 0; p < 36; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+          }
+          const cnn_real m_ = mnist4k9_l18_mean[c], is = mnist4k9_l18_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 32; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          for (int p = 32; p < 36; p++) {
+            as[p - 32] += dy[p];
+            aq[p - 32] += dy[p] * ((x[p] - m_) * is);
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k9_l18_ps[i][c] = s;
+          mnist4k9_l18_pq[i][c] = sq;
         }
       }
     }

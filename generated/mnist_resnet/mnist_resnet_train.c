@@ -45,7 +45,8 @@
 // buffer and gradient partial sums, combined in group order, so a run is
 // bit-for-bit the same whatever the number of threads. Each BatchNorm and
 // the dropout and ReLU after it run fused, one sweep per image (the conv
-// before it sums the statistics while its output is in cache). Build with
+// before it sums the statistics while its output is in cache, and the conv
+// after it the gradient's while its input gradient is). Build with
 // -DCNN_REAL=double for a double version, -DCNN_INPUT_GRAD to also keep
 // the gradient of the input.
 #include "mnist_resnet_train.h"
@@ -62,15 +63,23 @@
 #define CNN_OMP(x)
 #endif
 
-// On x86-64 ELF hosts (gcc, clang >= 14) each layer function is also built
-// for AVX2 and picked when the program loads. AVX2 without FMA rounds
-// exactly like the baseline build, so results stay the same bits.
-// -DCNN_NO_CLONES builds the baseline only.
+// On x86-64 ELF hosts each layer function is also built for the
+// x86-64-v3 level (AVX2 + FMA; gcc >= 12) or AVX2 (clang >= 14, older gcc)
+// and picked when the program loads. Multiply-adds are fused where the
+// target has FMA, so the v3 clone's bits differ from the baseline's; each
+// gives the same bits on any number of threads. -DCNN_NO_CLONES builds the
+// baseline only.
 #if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
+    !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12
+#define CNN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
     (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)
 #define CNN_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define CNN_CLONES
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=fast", "vect-cost-model=dynamic")
 #endif
 
 // cblas_sgemm or cblas_dgemm, following cnn_real.
@@ -308,391 +317,241 @@ CNN_CLONES static void mnist_resnet_l0_conv_forward(int n, int training) {
       for (int c = 0; c < 1; c++)
         for (int iy = 0; iy < 28; iy++)
           memcpy(xp + (c * 30 + iy + 1) * 30 + 1, x + (c * 28 + iy) * 28, 28 * sizeof(cnn_real));
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 24; col += 24) {
+          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = w + (o) * 9;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = y + (o) * 784 + oy * 28 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 784, &a1_0, sizeof a1_0);
             memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 800, &a1_2, sizeof a1_2);
             memcpy(yr + 1568, &a2_0, sizeof a2_0);
             memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 1584, &a2_2, sizeof a2_2);
             memcpy(yr + 2352, &a3_0, sizeof a3_0);
             memcpy(yr + 2360, &a3_1, sizeof a3_1);
-            memcpy(yr + 3136, &a4_0, sizeof a4_0);
-            memcpy(yr + 3144, &a4_1, sizeof a4_1);
-            memcpy(yr + 3920, &a5_0, sizeof a5_0);
-            memcpy(yr + 3928, &a5_1, sizeof a5_1);
-          }
-          { // the last 2 channels
-            const cnn_real *restrict wo = w + (6) * 9;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            for (int c = 0; c < 1; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                }
-              }
-            cnn_real *restrict yr = y + (6) * 784 + oy * 28 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 784, &a1_0, sizeof a1_0);
-            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 2368, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 4 columns
           const cnn_real *restrict wo = w + (o) * 9;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
           for (int c = 0; c < 1; c++)
             for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 24;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45], w6 = wr[kx + 54], w7 = wr[kx + 63];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
               }
             }
-          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
-          memcpy(yr + 1568, &a2_0, sizeof a2_0);
-          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
-          memcpy(yr + 2352, &a3_0, sizeof a3_0);
-          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
-          memcpy(yr + 3136, &a4_0, sizeof a4_0);
-          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
-          memcpy(yr + 3920, &a5_0, sizeof a5_0);
-          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
-        }
-        { // the last 2 channels
-          const cnn_real *restrict wo = w + (6) * 9;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 1; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
-            }
-          cnn_real *restrict yr = y + (6) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 24;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[784] = a1_0[0]; yr[785] = a1_0[1]; yr[786] = a1_0[2]; yr[787] = a1_0[3];
+          yr[1568] = a2_0[0]; yr[1569] = a2_0[1]; yr[1570] = a2_0[2]; yr[1571] = a2_0[3];
+          yr[2352] = a3_0[0]; yr[2353] = a3_0[1]; yr[2354] = a3_0[2]; yr[2355] = a3_0[3];
+          yr[3136] = a4_0[0]; yr[3137] = a4_0[1]; yr[3138] = a4_0[2]; yr[3139] = a4_0[3];
+          yr[3920] = a5_0[0]; yr[3921] = a5_0[1]; yr[3922] = a5_0[2]; yr[3923] = a5_0[3];
+          yr[4704] = a6_0[0]; yr[4705] = a6_0[1]; yr[4706] = a6_0[2]; yr[4707] = a6_0[3];
+          yr[5488] = a7_0[0]; yr[5489] = a7_0[1]; yr[5490] = a7_0[2]; yr[5491] = a7_0[3];
         }
       }
       for (int oy = 1; oy < 27; oy++) {
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 24; col += 24) {
+          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = w + (o) * 9;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
                 const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = y + (o) * 784 + oy * 28 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 784, &a1_0, sizeof a1_0);
             memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 800, &a1_2, sizeof a1_2);
             memcpy(yr + 1568, &a2_0, sizeof a2_0);
             memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 1584, &a2_2, sizeof a2_2);
             memcpy(yr + 2352, &a3_0, sizeof a3_0);
             memcpy(yr + 2360, &a3_1, sizeof a3_1);
-            memcpy(yr + 3136, &a4_0, sizeof a4_0);
-            memcpy(yr + 3144, &a4_1, sizeof a4_1);
-            memcpy(yr + 3920, &a5_0, sizeof a5_0);
-            memcpy(yr + 3928, &a5_1, sizeof a5_1);
-          }
-          { // the last 2 channels
-            const cnn_real *restrict wo = w + (6) * 9;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            for (int c = 0; c < 1; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                }
-              }
-            cnn_real *restrict yr = y + (6) * 784 + oy * 28 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 784, &a1_0, sizeof a1_0);
-            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 2368, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 4 columns
           const cnn_real *restrict wo = w + (o) * 9;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
           for (int c = 0; c < 1; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 24;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45], w6 = wr[kx + 54], w7 = wr[kx + 63];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
               }
             }
-          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
-          memcpy(yr + 1568, &a2_0, sizeof a2_0);
-          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
-          memcpy(yr + 2352, &a3_0, sizeof a3_0);
-          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
-          memcpy(yr + 3136, &a4_0, sizeof a4_0);
-          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
-          memcpy(yr + 3920, &a5_0, sizeof a5_0);
-          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
-        }
-        { // the last 2 channels
-          const cnn_real *restrict wo = w + (6) * 9;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 1; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
-            }
-          cnn_real *restrict yr = y + (6) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 24;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[784] = a1_0[0]; yr[785] = a1_0[1]; yr[786] = a1_0[2]; yr[787] = a1_0[3];
+          yr[1568] = a2_0[0]; yr[1569] = a2_0[1]; yr[1570] = a2_0[2]; yr[1571] = a2_0[3];
+          yr[2352] = a3_0[0]; yr[2353] = a3_0[1]; yr[2354] = a3_0[2]; yr[2355] = a3_0[3];
+          yr[3136] = a4_0[0]; yr[3137] = a4_0[1]; yr[3138] = a4_0[2]; yr[3139] = a4_0[3];
+          yr[3920] = a5_0[0]; yr[3921] = a5_0[1]; yr[3922] = a5_0[2]; yr[3923] = a5_0[3];
+          yr[4704] = a6_0[0]; yr[4705] = a6_0[1]; yr[4706] = a6_0[2]; yr[4707] = a6_0[3];
+          yr[5488] = a7_0[0]; yr[5489] = a7_0[1]; yr[5490] = a7_0[2]; yr[5491] = a7_0[3];
         }
       }
       for (int oy = 27; oy < 28; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 24; col += 24) {
+          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = w + (o) * 9;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = y + (o) * 784 + oy * 28 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 784, &a1_0, sizeof a1_0);
             memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 800, &a1_2, sizeof a1_2);
             memcpy(yr + 1568, &a2_0, sizeof a2_0);
             memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 1584, &a2_2, sizeof a2_2);
             memcpy(yr + 2352, &a3_0, sizeof a3_0);
             memcpy(yr + 2360, &a3_1, sizeof a3_1);
-            memcpy(yr + 3136, &a4_0, sizeof a4_0);
-            memcpy(yr + 3144, &a4_1, sizeof a4_1);
-            memcpy(yr + 3920, &a5_0, sizeof a5_0);
-            memcpy(yr + 3928, &a5_1, sizeof a5_1);
-          }
-          { // the last 2 channels
-            const cnn_real *restrict wo = w + (6) * 9;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            for (int c = 0; c < 1; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                }
-              }
-            cnn_real *restrict yr = y + (6) * 784 + oy * 28 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 784, &a1_0, sizeof a1_0);
-            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 2368, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 4 columns
           const cnn_real *restrict wo = w + (o) * 9;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
           for (int c = 0; c < 1; c++)
             for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 24;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45], w6 = wr[kx + 54], w7 = wr[kx + 63];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
               }
             }
-          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
-          memcpy(yr + 1568, &a2_0, sizeof a2_0);
-          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
-          memcpy(yr + 2352, &a3_0, sizeof a3_0);
-          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
-          memcpy(yr + 3136, &a4_0, sizeof a4_0);
-          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
-          memcpy(yr + 3920, &a5_0, sizeof a5_0);
-          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
-        }
-        { // the last 2 channels
-          const cnn_real *restrict wo = w + (6) * 9;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 1; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
-            }
-          cnn_real *restrict yr = y + (6) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 24;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[784] = a1_0[0]; yr[785] = a1_0[1]; yr[786] = a1_0[2]; yr[787] = a1_0[3];
+          yr[1568] = a2_0[0]; yr[1569] = a2_0[1]; yr[1570] = a2_0[2]; yr[1571] = a2_0[3];
+          yr[2352] = a3_0[0]; yr[2353] = a3_0[1]; yr[2354] = a3_0[2]; yr[2355] = a3_0[3];
+          yr[3136] = a4_0[0]; yr[3137] = a4_0[1]; yr[3138] = a4_0[2]; yr[3139] = a4_0[3];
+          yr[3920] = a5_0[0]; yr[3921] = a5_0[1]; yr[3922] = a5_0[2]; yr[3923] = a5_0[3];
+          yr[4704] = a6_0[0]; yr[4705] = a6_0[1]; yr[4706] = a6_0[2]; yr[4707] = a6_0[3];
+          yr[5488] = a7_0[0]; yr[5489] = a7_0[1]; yr[5490] = a7_0[2]; yr[5491] = a7_0[3];
         }
       }
       if (training)
@@ -746,13 +605,14 @@ CNN_CLONES static void mnist_resnet_l0_conv_backward(int n) {
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist_resnet_l0_xp + (size_t)i * 900;
       const cnn_real *restrict dy = mnist_resnet_d1 + (size_t)i * 6272;
-      // 3 output channels x 3 taps of vector sums per register tile.
-      for (int o = 0; o < 6; o += 3) {
+      // 4 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 8; o += 4) {
         for (int c = 0; c < 1; c++)
           for (int ky = 0; ky < 3; ky++) {
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            cnn_v8 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
             for (int oy = 0; oy < 28; oy++) {
               const cnn_real *restrict dr = dy + (o) * 784 + oy * 28;
               const cnn_real *restrict xr = x + (c * 30 + oy + ky) * 30;
@@ -767,6 +627,8 @@ CNN_CLONES static void mnist_resnet_l0_conv_backward(int n) {
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
                 memcpy(&d, dr + 1568 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 2352 + v, sizeof d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
               { // columns 24..27; the other lanes are masked off
                 const cnn_v8 m = {1, 1, 1, 1, 0, 0, 0, 0};
@@ -783,6 +645,9 @@ CNN_CLONES static void mnist_resnet_l0_conv_backward(int n) {
                 memcpy(&d, dr + 1568 + 24, sizeof d);
                 d *= m;
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 2352 + 24, sizeof d);
+                d *= m;
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
             cnn_real *restrict dwo = dw + (o) * 9 + (c * 3 + ky) * 3;
@@ -795,47 +660,9 @@ CNN_CLONES static void mnist_resnet_l0_conv_backward(int n) {
             dwo[18] = first ? CNN_HSUM8(s2_0) : dwo[18] + CNN_HSUM8(s2_0);
             dwo[19] = first ? CNN_HSUM8(s2_1) : dwo[19] + CNN_HSUM8(s2_1);
             dwo[20] = first ? CNN_HSUM8(s2_2) : dwo[20] + CNN_HSUM8(s2_2);
-          }
-      }
-      { // the last 2 channels
-        for (int c = 0; c < 1; c++)
-          for (int ky = 0; ky < 3; ky++) {
-            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
-            cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
-            for (int oy = 0; oy < 28; oy++) {
-              const cnn_real *restrict dr = dy + (6) * 784 + oy * 28;
-              const cnn_real *restrict xr = x + (c * 30 + oy + ky) * 30;
-              for (int v = 0; v < 24; v += 8) {
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + v + 0, sizeof x0);
-                memcpy(&x1, xr + v + 1, sizeof x1);
-                memcpy(&x2, xr + v + 2, sizeof x2);
-                memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 784 + v, sizeof d);
-                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-              }
-              { // columns 24..27; the other lanes are masked off
-                const cnn_v8 m = {1, 1, 1, 1, 0, 0, 0, 0};
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + 24 + 0, sizeof x0);
-                memcpy(&x1, xr + 24 + 1, sizeof x1);
-                memcpy(&x2, xr + 24 + 2, sizeof x2);
-                memcpy(&d, dr + 0 + 24, sizeof d);
-                d *= m;
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 784 + 24, sizeof d);
-                d *= m;
-                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-              }
-            }
-            cnn_real *restrict dwo = dw + (6) * 9 + (c * 3 + ky) * 3;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
-            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
-            dwo[9] = first ? CNN_HSUM8(s1_0) : dwo[9] + CNN_HSUM8(s1_0);
-            dwo[10] = first ? CNN_HSUM8(s1_1) : dwo[10] + CNN_HSUM8(s1_1);
-            dwo[11] = first ? CNN_HSUM8(s1_2) : dwo[11] + CNN_HSUM8(s1_2);
+            dwo[27] = first ? CNN_HSUM8(s3_0) : dwo[27] + CNN_HSUM8(s3_0);
+            dwo[28] = first ? CNN_HSUM8(s3_1) : dwo[28] + CNN_HSUM8(s3_1);
+            dwo[29] = first ? CNN_HSUM8(s3_2) : dwo[29] + CNN_HSUM8(s3_2);
           }
       }
 #ifdef CNN_INPUT_GRAD
@@ -1078,391 +905,241 @@ CNN_CLONES static void mnist_resnet_l3_conv_forward(int n, int training) {
       for (int c = 0; c < 8; c++)
         for (int iy = 0; iy < 28; iy++)
           memcpy(xp + (c * 30 + iy + 1) * 30 + 1, x + (c * 28 + iy) * 28, 28 * sizeof(cnn_real));
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 24; col += 24) {
+          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = w + (o) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 8; c++)
               for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = y + (o) * 784 + oy * 28 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 784, &a1_0, sizeof a1_0);
             memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 800, &a1_2, sizeof a1_2);
             memcpy(yr + 1568, &a2_0, sizeof a2_0);
             memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 1584, &a2_2, sizeof a2_2);
             memcpy(yr + 2352, &a3_0, sizeof a3_0);
             memcpy(yr + 2360, &a3_1, sizeof a3_1);
-            memcpy(yr + 3136, &a4_0, sizeof a4_0);
-            memcpy(yr + 3144, &a4_1, sizeof a4_1);
-            memcpy(yr + 3920, &a5_0, sizeof a5_0);
-            memcpy(yr + 3928, &a5_1, sizeof a5_1);
-          }
-          { // the last 2 channels
-            const cnn_real *restrict wo = w + (6) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            for (int c = 0; c < 8; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                }
-              }
-            cnn_real *restrict yr = y + (6) * 784 + oy * 28 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 784, &a1_0, sizeof a1_0);
-            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 2368, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 4 columns
           const cnn_real *restrict wo = w + (o) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 24;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
               }
             }
-          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
-          memcpy(yr + 1568, &a2_0, sizeof a2_0);
-          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
-          memcpy(yr + 2352, &a3_0, sizeof a3_0);
-          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
-          memcpy(yr + 3136, &a4_0, sizeof a4_0);
-          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
-          memcpy(yr + 3920, &a5_0, sizeof a5_0);
-          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
-        }
-        { // the last 2 channels
-          const cnn_real *restrict wo = w + (6) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
-            }
-          cnn_real *restrict yr = y + (6) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 24;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[784] = a1_0[0]; yr[785] = a1_0[1]; yr[786] = a1_0[2]; yr[787] = a1_0[3];
+          yr[1568] = a2_0[0]; yr[1569] = a2_0[1]; yr[1570] = a2_0[2]; yr[1571] = a2_0[3];
+          yr[2352] = a3_0[0]; yr[2353] = a3_0[1]; yr[2354] = a3_0[2]; yr[2355] = a3_0[3];
+          yr[3136] = a4_0[0]; yr[3137] = a4_0[1]; yr[3138] = a4_0[2]; yr[3139] = a4_0[3];
+          yr[3920] = a5_0[0]; yr[3921] = a5_0[1]; yr[3922] = a5_0[2]; yr[3923] = a5_0[3];
+          yr[4704] = a6_0[0]; yr[4705] = a6_0[1]; yr[4706] = a6_0[2]; yr[4707] = a6_0[3];
+          yr[5488] = a7_0[0]; yr[5489] = a7_0[1]; yr[5490] = a7_0[2]; yr[5491] = a7_0[3];
         }
       }
       for (int oy = 1; oy < 27; oy++) {
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 24; col += 24) {
+          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = w + (o) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 8; c++)
               for (int ky = 0; ky < 3; ky++) {
                 const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = y + (o) * 784 + oy * 28 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 784, &a1_0, sizeof a1_0);
             memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 800, &a1_2, sizeof a1_2);
             memcpy(yr + 1568, &a2_0, sizeof a2_0);
             memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 1584, &a2_2, sizeof a2_2);
             memcpy(yr + 2352, &a3_0, sizeof a3_0);
             memcpy(yr + 2360, &a3_1, sizeof a3_1);
-            memcpy(yr + 3136, &a4_0, sizeof a4_0);
-            memcpy(yr + 3144, &a4_1, sizeof a4_1);
-            memcpy(yr + 3920, &a5_0, sizeof a5_0);
-            memcpy(yr + 3928, &a5_1, sizeof a5_1);
-          }
-          { // the last 2 channels
-            const cnn_real *restrict wo = w + (6) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            for (int c = 0; c < 8; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                }
-              }
-            cnn_real *restrict yr = y + (6) * 784 + oy * 28 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 784, &a1_0, sizeof a1_0);
-            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 2368, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 4 columns
           const cnn_real *restrict wo = w + (o) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 24;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
               }
             }
-          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
-          memcpy(yr + 1568, &a2_0, sizeof a2_0);
-          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
-          memcpy(yr + 2352, &a3_0, sizeof a3_0);
-          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
-          memcpy(yr + 3136, &a4_0, sizeof a4_0);
-          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
-          memcpy(yr + 3920, &a5_0, sizeof a5_0);
-          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
-        }
-        { // the last 2 channels
-          const cnn_real *restrict wo = w + (6) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
-            }
-          cnn_real *restrict yr = y + (6) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 24;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[784] = a1_0[0]; yr[785] = a1_0[1]; yr[786] = a1_0[2]; yr[787] = a1_0[3];
+          yr[1568] = a2_0[0]; yr[1569] = a2_0[1]; yr[1570] = a2_0[2]; yr[1571] = a2_0[3];
+          yr[2352] = a3_0[0]; yr[2353] = a3_0[1]; yr[2354] = a3_0[2]; yr[2355] = a3_0[3];
+          yr[3136] = a4_0[0]; yr[3137] = a4_0[1]; yr[3138] = a4_0[2]; yr[3139] = a4_0[3];
+          yr[3920] = a5_0[0]; yr[3921] = a5_0[1]; yr[3922] = a5_0[2]; yr[3923] = a5_0[3];
+          yr[4704] = a6_0[0]; yr[4705] = a6_0[1]; yr[4706] = a6_0[2]; yr[4707] = a6_0[3];
+          yr[5488] = a7_0[0]; yr[5489] = a7_0[1]; yr[5490] = a7_0[2]; yr[5491] = a7_0[3];
         }
       }
       for (int oy = 27; oy < 28; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 24; col += 24) {
+          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = w + (o) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 8; c++)
               for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = y + (o) * 784 + oy * 28 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 784, &a1_0, sizeof a1_0);
             memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 800, &a1_2, sizeof a1_2);
             memcpy(yr + 1568, &a2_0, sizeof a2_0);
             memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 1584, &a2_2, sizeof a2_2);
             memcpy(yr + 2352, &a3_0, sizeof a3_0);
             memcpy(yr + 2360, &a3_1, sizeof a3_1);
-            memcpy(yr + 3136, &a4_0, sizeof a4_0);
-            memcpy(yr + 3144, &a4_1, sizeof a4_1);
-            memcpy(yr + 3920, &a5_0, sizeof a5_0);
-            memcpy(yr + 3928, &a5_1, sizeof a5_1);
-          }
-          { // the last 2 channels
-            const cnn_real *restrict wo = w + (6) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            for (int c = 0; c < 8; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                }
-              }
-            cnn_real *restrict yr = y + (6) * 784 + oy * 28 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 784, &a1_0, sizeof a1_0);
-            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 2368, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 4 columns
           const cnn_real *restrict wo = w + (o) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 24;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
               }
             }
-          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
-          memcpy(yr + 1568, &a2_0, sizeof a2_0);
-          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
-          memcpy(yr + 2352, &a3_0, sizeof a3_0);
-          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
-          memcpy(yr + 3136, &a4_0, sizeof a4_0);
-          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
-          memcpy(yr + 3920, &a5_0, sizeof a5_0);
-          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
-        }
-        { // the last 2 channels
-          const cnn_real *restrict wo = w + (6) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
-            }
-          cnn_real *restrict yr = y + (6) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 24;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[784] = a1_0[0]; yr[785] = a1_0[1]; yr[786] = a1_0[2]; yr[787] = a1_0[3];
+          yr[1568] = a2_0[0]; yr[1569] = a2_0[1]; yr[1570] = a2_0[2]; yr[1571] = a2_0[3];
+          yr[2352] = a3_0[0]; yr[2353] = a3_0[1]; yr[2354] = a3_0[2]; yr[2355] = a3_0[3];
+          yr[3136] = a4_0[0]; yr[3137] = a4_0[1]; yr[3138] = a4_0[2]; yr[3139] = a4_0[3];
+          yr[3920] = a5_0[0]; yr[3921] = a5_0[1]; yr[3922] = a5_0[2]; yr[3923] = a5_0[3];
+          yr[4704] = a6_0[0]; yr[4705] = a6_0[1]; yr[4706] = a6_0[2]; yr[4707] = a6_0[3];
+          yr[5488] = a7_0[0]; yr[5489] = a7_0[1]; yr[5490] = a7_0[2]; yr[5491] = a7_0[3];
         }
       }
       if (training)
@@ -1517,13 +1194,14 @@ CNN_CLONES static void mnist_resnet_l3_conv_backward(int n) {
       for (int o = 0; o < 8; o++)
         for (int oy = 0; oy < 28; oy++)
           memcpy(dyw + o * 840 + oy * 30, dy + (o * 28 + oy) * 28, 28 * sizeof(cnn_real));
-      // 3 output channels x 3 taps of vector sums per register tile; each plane one run of vectors on x's rows (flat).
-      for (int o = 0; o < 6; o += 3) {
+      // 4 output channels x 3 taps of vector sums per register tile; each plane one run of vectors on x's rows (flat).
+      for (int o = 0; o < 8; o += 4) {
         for (int c = 0; c < 8; c++)
           for (int ky = 0; ky < 3; ky++) {
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            cnn_v8 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
             {
               const cnn_real *restrict dr = dyw + (o) * 840;
               const cnn_real *restrict xr = x + (c * 30 + ky) * 30;
@@ -1538,6 +1216,8 @@ CNN_CLONES static void mnist_resnet_l3_conv_backward(int n) {
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
                 memcpy(&d, dr + 1680 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 2520 + v, sizeof d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
             cnn_real *restrict dwo = dw + (o) * 72 + (c * 3 + ky) * 3;
@@ -1550,425 +1230,250 @@ CNN_CLONES static void mnist_resnet_l3_conv_backward(int n) {
             dwo[144] = first ? CNN_HSUM8(s2_0) : dwo[144] + CNN_HSUM8(s2_0);
             dwo[145] = first ? CNN_HSUM8(s2_1) : dwo[145] + CNN_HSUM8(s2_1);
             dwo[146] = first ? CNN_HSUM8(s2_2) : dwo[146] + CNN_HSUM8(s2_2);
-          }
-      }
-      { // the last 2 channels
-        for (int c = 0; c < 8; c++)
-          for (int ky = 0; ky < 3; ky++) {
-            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
-            cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
-            {
-              const cnn_real *restrict dr = dyw + (6) * 840;
-              const cnn_real *restrict xr = x + (c * 30 + ky) * 30;
-              for (int v = 0; v < 840; v += 8) {
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + v + 0, sizeof x0);
-                memcpy(&x1, xr + v + 1, sizeof x1);
-                memcpy(&x2, xr + v + 2, sizeof x2);
-                memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 840 + v, sizeof d);
-                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-              }
-            }
-            cnn_real *restrict dwo = dw + (6) * 72 + (c * 3 + ky) * 3;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
-            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
-            dwo[72] = first ? CNN_HSUM8(s1_0) : dwo[72] + CNN_HSUM8(s1_0);
-            dwo[73] = first ? CNN_HSUM8(s1_1) : dwo[73] + CNN_HSUM8(s1_1);
-            dwo[74] = first ? CNN_HSUM8(s1_2) : dwo[74] + CNN_HSUM8(s1_2);
+            dwo[216] = first ? CNN_HSUM8(s3_0) : dwo[216] + CNN_HSUM8(s3_0);
+            dwo[217] = first ? CNN_HSUM8(s3_1) : dwo[217] + CNN_HSUM8(s3_1);
+            dwo[218] = first ? CNN_HSUM8(s3_2) : dwo[218] + CNN_HSUM8(s3_2);
           }
       }
       cnn_real *restrict dx = mnist_resnet_dscratch + (size_t)i * 6272;
       for (int o = 0; o < 8; o++)
         for (int oy = 0; oy < 28; oy++)
           memcpy(dyp + (o * 30 + oy + 1) * 30 + 1, dy + (o * 28 + oy) * 28, 28 * sizeof(cnn_real));
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 24; col += 24) {
+          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = wt + (o) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 8; c++)
               for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 784, &a1_0, sizeof a1_0);
             memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 800, &a1_2, sizeof a1_2);
             memcpy(yr + 1568, &a2_0, sizeof a2_0);
             memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 1584, &a2_2, sizeof a2_2);
             memcpy(yr + 2352, &a3_0, sizeof a3_0);
             memcpy(yr + 2360, &a3_1, sizeof a3_1);
-            memcpy(yr + 3136, &a4_0, sizeof a4_0);
-            memcpy(yr + 3144, &a4_1, sizeof a4_1);
-            memcpy(yr + 3920, &a5_0, sizeof a5_0);
-            memcpy(yr + 3928, &a5_1, sizeof a5_1);
-          }
-          { // the last 2 channels
-            const cnn_real *restrict wo = wt + (6) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            for (int c = 0; c < 8; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                }
-              }
-            cnn_real *restrict yr = dx + (6) * 784 + oy * 28 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 784, &a1_0, sizeof a1_0);
-            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 2368, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 4 columns
           const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 24;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
-          memcpy(yr + 1568, &a2_0, sizeof a2_0);
-          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
-          memcpy(yr + 2352, &a3_0, sizeof a3_0);
-          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
-          memcpy(yr + 3136, &a4_0, sizeof a4_0);
-          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
-          memcpy(yr + 3920, &a5_0, sizeof a5_0);
-          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
-        }
-        { // the last 2 channels
-          const cnn_real *restrict wo = wt + (6) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (6) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 24;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[784] = a1_0[0]; yr[785] = a1_0[1]; yr[786] = a1_0[2]; yr[787] = a1_0[3];
+          yr[1568] = a2_0[0]; yr[1569] = a2_0[1]; yr[1570] = a2_0[2]; yr[1571] = a2_0[3];
+          yr[2352] = a3_0[0]; yr[2353] = a3_0[1]; yr[2354] = a3_0[2]; yr[2355] = a3_0[3];
+          yr[3136] = a4_0[0]; yr[3137] = a4_0[1]; yr[3138] = a4_0[2]; yr[3139] = a4_0[3];
+          yr[3920] = a5_0[0]; yr[3921] = a5_0[1]; yr[3922] = a5_0[2]; yr[3923] = a5_0[3];
+          yr[4704] = a6_0[0]; yr[4705] = a6_0[1]; yr[4706] = a6_0[2]; yr[4707] = a6_0[3];
+          yr[5488] = a7_0[0]; yr[5489] = a7_0[1]; yr[5490] = a7_0[2]; yr[5491] = a7_0[3];
         }
       }
       for (int oy = 1; oy < 27; oy++) {
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 24; col += 24) {
+          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = wt + (o) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 8; c++)
               for (int ky = 0; ky < 3; ky++) {
                 const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 784, &a1_0, sizeof a1_0);
             memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 800, &a1_2, sizeof a1_2);
             memcpy(yr + 1568, &a2_0, sizeof a2_0);
             memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 1584, &a2_2, sizeof a2_2);
             memcpy(yr + 2352, &a3_0, sizeof a3_0);
             memcpy(yr + 2360, &a3_1, sizeof a3_1);
-            memcpy(yr + 3136, &a4_0, sizeof a4_0);
-            memcpy(yr + 3144, &a4_1, sizeof a4_1);
-            memcpy(yr + 3920, &a5_0, sizeof a5_0);
-            memcpy(yr + 3928, &a5_1, sizeof a5_1);
-          }
-          { // the last 2 channels
-            const cnn_real *restrict wo = wt + (6) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            for (int c = 0; c < 8; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                }
-              }
-            cnn_real *restrict yr = dx + (6) * 784 + oy * 28 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 784, &a1_0, sizeof a1_0);
-            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 2368, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 4 columns
           const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 24;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
-          memcpy(yr + 1568, &a2_0, sizeof a2_0);
-          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
-          memcpy(yr + 2352, &a3_0, sizeof a3_0);
-          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
-          memcpy(yr + 3136, &a4_0, sizeof a4_0);
-          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
-          memcpy(yr + 3920, &a5_0, sizeof a5_0);
-          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
-        }
-        { // the last 2 channels
-          const cnn_real *restrict wo = wt + (6) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (6) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 24;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[784] = a1_0[0]; yr[785] = a1_0[1]; yr[786] = a1_0[2]; yr[787] = a1_0[3];
+          yr[1568] = a2_0[0]; yr[1569] = a2_0[1]; yr[1570] = a2_0[2]; yr[1571] = a2_0[3];
+          yr[2352] = a3_0[0]; yr[2353] = a3_0[1]; yr[2354] = a3_0[2]; yr[2355] = a3_0[3];
+          yr[3136] = a4_0[0]; yr[3137] = a4_0[1]; yr[3138] = a4_0[2]; yr[3139] = a4_0[3];
+          yr[3920] = a5_0[0]; yr[3921] = a5_0[1]; yr[3922] = a5_0[2]; yr[3923] = a5_0[3];
+          yr[4704] = a6_0[0]; yr[4705] = a6_0[1]; yr[4706] = a6_0[2]; yr[4707] = a6_0[3];
+          yr[5488] = a7_0[0]; yr[5489] = a7_0[1]; yr[5490] = a7_0[2]; yr[5491] = a7_0[3];
         }
       }
       for (int oy = 27; oy < 28; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 24; col += 24) {
+          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = wt + (o) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 8; c++)
               for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 784, &a1_0, sizeof a1_0);
             memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 800, &a1_2, sizeof a1_2);
             memcpy(yr + 1568, &a2_0, sizeof a2_0);
             memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 1584, &a2_2, sizeof a2_2);
             memcpy(yr + 2352, &a3_0, sizeof a3_0);
             memcpy(yr + 2360, &a3_1, sizeof a3_1);
-            memcpy(yr + 3136, &a4_0, sizeof a4_0);
-            memcpy(yr + 3144, &a4_1, sizeof a4_1);
-            memcpy(yr + 3920, &a5_0, sizeof a5_0);
-            memcpy(yr + 3928, &a5_1, sizeof a5_1);
-          }
-          { // the last 2 channels
-            const cnn_real *restrict wo = wt + (6) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            for (int c = 0; c < 8; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                }
-              }
-            cnn_real *restrict yr = dx + (6) * 784 + oy * 28 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 784, &a1_0, sizeof a1_0);
-            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 2368, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 4 columns
           const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 24;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
-          memcpy(yr + 1568, &a2_0, sizeof a2_0);
-          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
-          memcpy(yr + 2352, &a3_0, sizeof a3_0);
-          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
-          memcpy(yr + 3136, &a4_0, sizeof a4_0);
-          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
-          memcpy(yr + 3920, &a5_0, sizeof a5_0);
-          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
-        }
-        { // the last 2 channels
-          const cnn_real *restrict wo = wt + (6) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (6) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 24;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[784] = a1_0[0]; yr[785] = a1_0[1]; yr[786] = a1_0[2]; yr[787] = a1_0[3];
+          yr[1568] = a2_0[0]; yr[1569] = a2_0[1]; yr[1570] = a2_0[2]; yr[1571] = a2_0[3];
+          yr[2352] = a3_0[0]; yr[2353] = a3_0[1]; yr[2354] = a3_0[2]; yr[2355] = a3_0[3];
+          yr[3136] = a4_0[0]; yr[3137] = a4_0[1]; yr[3138] = a4_0[2]; yr[3139] = a4_0[3];
+          yr[3920] = a5_0[0]; yr[3921] = a5_0[1]; yr[3922] = a5_0[2]; yr[3923] = a5_0[3];
+          yr[4704] = a6_0[0]; yr[4705] = a6_0[1]; yr[4706] = a6_0[2]; yr[4707] = a6_0[3];
+          yr[5488] = a7_0[0]; yr[5489] = a7_0[1]; yr[5490] = a7_0[2]; yr[5491] = a7_0[3];
         }
       }
     }
@@ -2046,34 +1551,7 @@ CNN_CLONES static void mnist_resnet_l4_bn_forward(int n, int training) {
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
 CNN_CLONES static void mnist_resnet_l4_bn_backward(int n) {
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      for (int c = 0; c < 8; c++) {
-        const cnn_real *restrict x = mnist_resnet_a4 + (size_t)i * 6272 + c * 784;
-        cnn_real *restrict dy = mnist_resnet_d5 + (size_t)i * 6272 + c * 784;
-        const cnn_real *restrict y = mnist_resnet_a5 + (size_t)i * 6272 + c * 784;
-        for (int p = 0; p < 784; p++) { // a multiply, not a branch: it vectorizes
-          dy[p] *= (cnn_real)(y[p] > 0);
-        }
-        const cnn_real m_ = mnist_resnet_l4_mean[c], is = mnist_resnet_l4_invstd[c];
-        cnn_real as[8] = {0}, aq[8] = {0};
-        for (int b = 0; b < 784; b += 8)
-          for (int u = 0; u < 8; u++) {
-            const int p = b + u;
-            as[u] += dy[p];
-            aq[u] += dy[p] * ((x[p] - m_) * is);
-          }
-        double s = 0, sq = 0;
-        for (int u = 0; u < 8; u++) {
-          s += as[u];
-          sq += aq[u];
-        }
-        mnist_resnet_l4_ps[i][c] = s;
-        mnist_resnet_l4_pq[i][c] = sq;
-      }
-    }
-  }
+  // Layer 6's backward masked dy and took the per-image sums.
   const double N = (double)n * 784;
   cnn_real k1[8], k2[8], k3[8];
   for (int c = 0; c < 8; c++) {
@@ -2127,391 +1605,241 @@ CNN_CLONES static void mnist_resnet_l6_conv_forward(int n, int training) {
       for (int c = 0; c < 8; c++)
         for (int iy = 0; iy < 28; iy++)
           memcpy(xp + (c * 30 + iy + 1) * 30 + 1, x + (c * 28 + iy) * 28, 28 * sizeof(cnn_real));
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 24; col += 24) {
+          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = w + (o) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 8; c++)
               for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = y + (o) * 784 + oy * 28 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 784, &a1_0, sizeof a1_0);
             memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 800, &a1_2, sizeof a1_2);
             memcpy(yr + 1568, &a2_0, sizeof a2_0);
             memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 1584, &a2_2, sizeof a2_2);
             memcpy(yr + 2352, &a3_0, sizeof a3_0);
             memcpy(yr + 2360, &a3_1, sizeof a3_1);
-            memcpy(yr + 3136, &a4_0, sizeof a4_0);
-            memcpy(yr + 3144, &a4_1, sizeof a4_1);
-            memcpy(yr + 3920, &a5_0, sizeof a5_0);
-            memcpy(yr + 3928, &a5_1, sizeof a5_1);
-          }
-          { // the last 2 channels
-            const cnn_real *restrict wo = w + (6) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            for (int c = 0; c < 8; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                }
-              }
-            cnn_real *restrict yr = y + (6) * 784 + oy * 28 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 784, &a1_0, sizeof a1_0);
-            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 2368, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 4 columns
           const cnn_real *restrict wo = w + (o) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 24;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
               }
             }
-          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
-          memcpy(yr + 1568, &a2_0, sizeof a2_0);
-          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
-          memcpy(yr + 2352, &a3_0, sizeof a3_0);
-          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
-          memcpy(yr + 3136, &a4_0, sizeof a4_0);
-          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
-          memcpy(yr + 3920, &a5_0, sizeof a5_0);
-          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
-        }
-        { // the last 2 channels
-          const cnn_real *restrict wo = w + (6) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
-            }
-          cnn_real *restrict yr = y + (6) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 24;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[784] = a1_0[0]; yr[785] = a1_0[1]; yr[786] = a1_0[2]; yr[787] = a1_0[3];
+          yr[1568] = a2_0[0]; yr[1569] = a2_0[1]; yr[1570] = a2_0[2]; yr[1571] = a2_0[3];
+          yr[2352] = a3_0[0]; yr[2353] = a3_0[1]; yr[2354] = a3_0[2]; yr[2355] = a3_0[3];
+          yr[3136] = a4_0[0]; yr[3137] = a4_0[1]; yr[3138] = a4_0[2]; yr[3139] = a4_0[3];
+          yr[3920] = a5_0[0]; yr[3921] = a5_0[1]; yr[3922] = a5_0[2]; yr[3923] = a5_0[3];
+          yr[4704] = a6_0[0]; yr[4705] = a6_0[1]; yr[4706] = a6_0[2]; yr[4707] = a6_0[3];
+          yr[5488] = a7_0[0]; yr[5489] = a7_0[1]; yr[5490] = a7_0[2]; yr[5491] = a7_0[3];
         }
       }
       for (int oy = 1; oy < 27; oy++) {
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 24; col += 24) {
+          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = w + (o) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 8; c++)
               for (int ky = 0; ky < 3; ky++) {
                 const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = y + (o) * 784 + oy * 28 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 784, &a1_0, sizeof a1_0);
             memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 800, &a1_2, sizeof a1_2);
             memcpy(yr + 1568, &a2_0, sizeof a2_0);
             memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 1584, &a2_2, sizeof a2_2);
             memcpy(yr + 2352, &a3_0, sizeof a3_0);
             memcpy(yr + 2360, &a3_1, sizeof a3_1);
-            memcpy(yr + 3136, &a4_0, sizeof a4_0);
-            memcpy(yr + 3144, &a4_1, sizeof a4_1);
-            memcpy(yr + 3920, &a5_0, sizeof a5_0);
-            memcpy(yr + 3928, &a5_1, sizeof a5_1);
-          }
-          { // the last 2 channels
-            const cnn_real *restrict wo = w + (6) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            for (int c = 0; c < 8; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                }
-              }
-            cnn_real *restrict yr = y + (6) * 784 + oy * 28 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 784, &a1_0, sizeof a1_0);
-            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 2368, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 4 columns
           const cnn_real *restrict wo = w + (o) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 24;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
               }
             }
-          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
-          memcpy(yr + 1568, &a2_0, sizeof a2_0);
-          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
-          memcpy(yr + 2352, &a3_0, sizeof a3_0);
-          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
-          memcpy(yr + 3136, &a4_0, sizeof a4_0);
-          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
-          memcpy(yr + 3920, &a5_0, sizeof a5_0);
-          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
-        }
-        { // the last 2 channels
-          const cnn_real *restrict wo = w + (6) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
-            }
-          cnn_real *restrict yr = y + (6) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 24;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[784] = a1_0[0]; yr[785] = a1_0[1]; yr[786] = a1_0[2]; yr[787] = a1_0[3];
+          yr[1568] = a2_0[0]; yr[1569] = a2_0[1]; yr[1570] = a2_0[2]; yr[1571] = a2_0[3];
+          yr[2352] = a3_0[0]; yr[2353] = a3_0[1]; yr[2354] = a3_0[2]; yr[2355] = a3_0[3];
+          yr[3136] = a4_0[0]; yr[3137] = a4_0[1]; yr[3138] = a4_0[2]; yr[3139] = a4_0[3];
+          yr[3920] = a5_0[0]; yr[3921] = a5_0[1]; yr[3922] = a5_0[2]; yr[3923] = a5_0[3];
+          yr[4704] = a6_0[0]; yr[4705] = a6_0[1]; yr[4706] = a6_0[2]; yr[4707] = a6_0[3];
+          yr[5488] = a7_0[0]; yr[5489] = a7_0[1]; yr[5490] = a7_0[2]; yr[5491] = a7_0[3];
         }
       }
       for (int oy = 27; oy < 28; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 24; col += 24) {
+          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = w + (o) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 8; c++)
               for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = y + (o) * 784 + oy * 28 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 784, &a1_0, sizeof a1_0);
             memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 800, &a1_2, sizeof a1_2);
             memcpy(yr + 1568, &a2_0, sizeof a2_0);
             memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 1584, &a2_2, sizeof a2_2);
             memcpy(yr + 2352, &a3_0, sizeof a3_0);
             memcpy(yr + 2360, &a3_1, sizeof a3_1);
-            memcpy(yr + 3136, &a4_0, sizeof a4_0);
-            memcpy(yr + 3144, &a4_1, sizeof a4_1);
-            memcpy(yr + 3920, &a5_0, sizeof a5_0);
-            memcpy(yr + 3928, &a5_1, sizeof a5_1);
-          }
-          { // the last 2 channels
-            const cnn_real *restrict wo = w + (6) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            for (int c = 0; c < 8; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                }
-              }
-            cnn_real *restrict yr = y + (6) * 784 + oy * 28 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 784, &a1_0, sizeof a1_0);
-            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 2368, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 4 columns
           const cnn_real *restrict wo = w + (o) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 24;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
               }
             }
-          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
-          memcpy(yr + 1568, &a2_0, sizeof a2_0);
-          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
-          memcpy(yr + 2352, &a3_0, sizeof a3_0);
-          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
-          memcpy(yr + 3136, &a4_0, sizeof a4_0);
-          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
-          memcpy(yr + 3920, &a5_0, sizeof a5_0);
-          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
-        }
-        { // the last 2 channels
-          const cnn_real *restrict wo = w + (6) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
-            }
-          cnn_real *restrict yr = y + (6) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 24;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[784] = a1_0[0]; yr[785] = a1_0[1]; yr[786] = a1_0[2]; yr[787] = a1_0[3];
+          yr[1568] = a2_0[0]; yr[1569] = a2_0[1]; yr[1570] = a2_0[2]; yr[1571] = a2_0[3];
+          yr[2352] = a3_0[0]; yr[2353] = a3_0[1]; yr[2354] = a3_0[2]; yr[2355] = a3_0[3];
+          yr[3136] = a4_0[0]; yr[3137] = a4_0[1]; yr[3138] = a4_0[2]; yr[3139] = a4_0[3];
+          yr[3920] = a5_0[0]; yr[3921] = a5_0[1]; yr[3922] = a5_0[2]; yr[3923] = a5_0[3];
+          yr[4704] = a6_0[0]; yr[4705] = a6_0[1]; yr[4706] = a6_0[2]; yr[4707] = a6_0[3];
+          yr[5488] = a7_0[0]; yr[5489] = a7_0[1]; yr[5490] = a7_0[2]; yr[5491] = a7_0[3];
         }
       }
       if (training)
@@ -2566,13 +1894,14 @@ CNN_CLONES static void mnist_resnet_l6_conv_backward(int n) {
       for (int o = 0; o < 8; o++)
         for (int oy = 0; oy < 28; oy++)
           memcpy(dyw + o * 840 + oy * 30, dy + (o * 28 + oy) * 28, 28 * sizeof(cnn_real));
-      // 3 output channels x 3 taps of vector sums per register tile; each plane one run of vectors on x's rows (flat).
-      for (int o = 0; o < 6; o += 3) {
+      // 4 output channels x 3 taps of vector sums per register tile; each plane one run of vectors on x's rows (flat).
+      for (int o = 0; o < 8; o += 4) {
         for (int c = 0; c < 8; c++)
           for (int ky = 0; ky < 3; ky++) {
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            cnn_v8 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
             {
               const cnn_real *restrict dr = dyw + (o) * 840;
               const cnn_real *restrict xr = x + (c * 30 + ky) * 30;
@@ -2587,6 +1916,8 @@ CNN_CLONES static void mnist_resnet_l6_conv_backward(int n) {
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
                 memcpy(&d, dr + 1680 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 2520 + v, sizeof d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
             cnn_real *restrict dwo = dw + (o) * 72 + (c * 3 + ky) * 3;
@@ -2599,425 +1930,275 @@ CNN_CLONES static void mnist_resnet_l6_conv_backward(int n) {
             dwo[144] = first ? CNN_HSUM8(s2_0) : dwo[144] + CNN_HSUM8(s2_0);
             dwo[145] = first ? CNN_HSUM8(s2_1) : dwo[145] + CNN_HSUM8(s2_1);
             dwo[146] = first ? CNN_HSUM8(s2_2) : dwo[146] + CNN_HSUM8(s2_2);
-          }
-      }
-      { // the last 2 channels
-        for (int c = 0; c < 8; c++)
-          for (int ky = 0; ky < 3; ky++) {
-            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
-            cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
-            {
-              const cnn_real *restrict dr = dyw + (6) * 840;
-              const cnn_real *restrict xr = x + (c * 30 + ky) * 30;
-              for (int v = 0; v < 840; v += 8) {
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + v + 0, sizeof x0);
-                memcpy(&x1, xr + v + 1, sizeof x1);
-                memcpy(&x2, xr + v + 2, sizeof x2);
-                memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 840 + v, sizeof d);
-                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-              }
-            }
-            cnn_real *restrict dwo = dw + (6) * 72 + (c * 3 + ky) * 3;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
-            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
-            dwo[72] = first ? CNN_HSUM8(s1_0) : dwo[72] + CNN_HSUM8(s1_0);
-            dwo[73] = first ? CNN_HSUM8(s1_1) : dwo[73] + CNN_HSUM8(s1_1);
-            dwo[74] = first ? CNN_HSUM8(s1_2) : dwo[74] + CNN_HSUM8(s1_2);
+            dwo[216] = first ? CNN_HSUM8(s3_0) : dwo[216] + CNN_HSUM8(s3_0);
+            dwo[217] = first ? CNN_HSUM8(s3_1) : dwo[217] + CNN_HSUM8(s3_1);
+            dwo[218] = first ? CNN_HSUM8(s3_2) : dwo[218] + CNN_HSUM8(s3_2);
           }
       }
       cnn_real *restrict dx = mnist_resnet_d5 + (size_t)i * 6272;
       for (int o = 0; o < 8; o++)
         for (int oy = 0; oy < 28; oy++)
           memcpy(dyp + (o * 30 + oy + 1) * 30 + 1, dy + (o * 28 + oy) * 28, 28 * sizeof(cnn_real));
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 24; col += 24) {
+          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = wt + (o) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 8; c++)
               for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 784, &a1_0, sizeof a1_0);
             memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 800, &a1_2, sizeof a1_2);
             memcpy(yr + 1568, &a2_0, sizeof a2_0);
             memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 1584, &a2_2, sizeof a2_2);
             memcpy(yr + 2352, &a3_0, sizeof a3_0);
             memcpy(yr + 2360, &a3_1, sizeof a3_1);
-            memcpy(yr + 3136, &a4_0, sizeof a4_0);
-            memcpy(yr + 3144, &a4_1, sizeof a4_1);
-            memcpy(yr + 3920, &a5_0, sizeof a5_0);
-            memcpy(yr + 3928, &a5_1, sizeof a5_1);
-          }
-          { // the last 2 channels
-            const cnn_real *restrict wo = wt + (6) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            for (int c = 0; c < 8; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                }
-              }
-            cnn_real *restrict yr = dx + (6) * 784 + oy * 28 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 784, &a1_0, sizeof a1_0);
-            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 2368, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 4 columns
           const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 24;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
-          memcpy(yr + 1568, &a2_0, sizeof a2_0);
-          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
-          memcpy(yr + 2352, &a3_0, sizeof a3_0);
-          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
-          memcpy(yr + 3136, &a4_0, sizeof a4_0);
-          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
-          memcpy(yr + 3920, &a5_0, sizeof a5_0);
-          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
-        }
-        { // the last 2 channels
-          const cnn_real *restrict wo = wt + (6) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (6) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 24;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[784] = a1_0[0]; yr[785] = a1_0[1]; yr[786] = a1_0[2]; yr[787] = a1_0[3];
+          yr[1568] = a2_0[0]; yr[1569] = a2_0[1]; yr[1570] = a2_0[2]; yr[1571] = a2_0[3];
+          yr[2352] = a3_0[0]; yr[2353] = a3_0[1]; yr[2354] = a3_0[2]; yr[2355] = a3_0[3];
+          yr[3136] = a4_0[0]; yr[3137] = a4_0[1]; yr[3138] = a4_0[2]; yr[3139] = a4_0[3];
+          yr[3920] = a5_0[0]; yr[3921] = a5_0[1]; yr[3922] = a5_0[2]; yr[3923] = a5_0[3];
+          yr[4704] = a6_0[0]; yr[4705] = a6_0[1]; yr[4706] = a6_0[2]; yr[4707] = a6_0[3];
+          yr[5488] = a7_0[0]; yr[5489] = a7_0[1]; yr[5490] = a7_0[2]; yr[5491] = a7_0[3];
         }
       }
       for (int oy = 1; oy < 27; oy++) {
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 24; col += 24) {
+          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = wt + (o) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 8; c++)
               for (int ky = 0; ky < 3; ky++) {
                 const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 784, &a1_0, sizeof a1_0);
             memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 800, &a1_2, sizeof a1_2);
             memcpy(yr + 1568, &a2_0, sizeof a2_0);
             memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 1584, &a2_2, sizeof a2_2);
             memcpy(yr + 2352, &a3_0, sizeof a3_0);
             memcpy(yr + 2360, &a3_1, sizeof a3_1);
-            memcpy(yr + 3136, &a4_0, sizeof a4_0);
-            memcpy(yr + 3144, &a4_1, sizeof a4_1);
-            memcpy(yr + 3920, &a5_0, sizeof a5_0);
-            memcpy(yr + 3928, &a5_1, sizeof a5_1);
-          }
-          { // the last 2 channels
-            const cnn_real *restrict wo = wt + (6) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            for (int c = 0; c < 8; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                }
-              }
-            cnn_real *restrict yr = dx + (6) * 784 + oy * 28 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 784, &a1_0, sizeof a1_0);
-            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 2368, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 4 columns
           const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 24;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
-          memcpy(yr + 1568, &a2_0, sizeof a2_0);
-          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
-          memcpy(yr + 2352, &a3_0, sizeof a3_0);
-          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
-          memcpy(yr + 3136, &a4_0, sizeof a4_0);
-          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
-          memcpy(yr + 3920, &a5_0, sizeof a5_0);
-          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
-        }
-        { // the last 2 channels
-          const cnn_real *restrict wo = wt + (6) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (6) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 24;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[784] = a1_0[0]; yr[785] = a1_0[1]; yr[786] = a1_0[2]; yr[787] = a1_0[3];
+          yr[1568] = a2_0[0]; yr[1569] = a2_0[1]; yr[1570] = a2_0[2]; yr[1571] = a2_0[3];
+          yr[2352] = a3_0[0]; yr[2353] = a3_0[1]; yr[2354] = a3_0[2]; yr[2355] = a3_0[3];
+          yr[3136] = a4_0[0]; yr[3137] = a4_0[1]; yr[3138] = a4_0[2]; yr[3139] = a4_0[3];
+          yr[3920] = a5_0[0]; yr[3921] = a5_0[1]; yr[3922] = a5_0[2]; yr[3923] = a5_0[3];
+          yr[4704] = a6_0[0]; yr[4705] = a6_0[1]; yr[4706] = a6_0[2]; yr[4707] = a6_0[3];
+          yr[5488] = a7_0[0]; yr[5489] = a7_0[1]; yr[5490] = a7_0[2]; yr[5491] = a7_0[3];
         }
       }
       for (int oy = 27; oy < 28; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 24; col += 24) {
+          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = wt + (o) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 8; c++)
               for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 784, &a1_0, sizeof a1_0);
             memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 800, &a1_2, sizeof a1_2);
             memcpy(yr + 1568, &a2_0, sizeof a2_0);
             memcpy(yr + 1576, &a2_1, sizeof a2_1);
+            memcpy(yr + 1584, &a2_2, sizeof a2_2);
             memcpy(yr + 2352, &a3_0, sizeof a3_0);
             memcpy(yr + 2360, &a3_1, sizeof a3_1);
-            memcpy(yr + 3136, &a4_0, sizeof a4_0);
-            memcpy(yr + 3144, &a4_1, sizeof a4_1);
-            memcpy(yr + 3920, &a5_0, sizeof a5_0);
-            memcpy(yr + 3928, &a5_1, sizeof a5_1);
-          }
-          { // the last 2 channels
-            const cnn_real *restrict wo = wt + (6) * 72;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            for (int c = 0; c < 8; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                }
-              }
-            cnn_real *restrict yr = dx + (6) * 784 + oy * 28 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 784, &a1_0, sizeof a1_0);
-            memcpy(yr + 792, &a1_1, sizeof a1_1);
+            memcpy(yr + 2368, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 12 columns
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 4 columns
           const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 24;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
-          memcpy(yr + 1568, &a2_0, sizeof a2_0);
-          yr[1576] = a2_1[0]; yr[1577] = a2_1[1]; yr[1578] = a2_1[2]; yr[1579] = a2_1[3];
-          memcpy(yr + 2352, &a3_0, sizeof a3_0);
-          yr[2360] = a3_1[0]; yr[2361] = a3_1[1]; yr[2362] = a3_1[2]; yr[2363] = a3_1[3];
-          memcpy(yr + 3136, &a4_0, sizeof a4_0);
-          yr[3144] = a4_1[0]; yr[3145] = a4_1[1]; yr[3146] = a4_1[2]; yr[3147] = a4_1[3];
-          memcpy(yr + 3920, &a5_0, sizeof a5_0);
-          yr[3928] = a5_1[0]; yr[3929] = a5_1[1]; yr[3930] = a5_1[2]; yr[3931] = a5_1[3];
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 24;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[784] = a1_0[0]; yr[785] = a1_0[1]; yr[786] = a1_0[2]; yr[787] = a1_0[3];
+          yr[1568] = a2_0[0]; yr[1569] = a2_0[1]; yr[1570] = a2_0[2]; yr[1571] = a2_0[3];
+          yr[2352] = a3_0[0]; yr[2353] = a3_0[1]; yr[2354] = a3_0[2]; yr[2355] = a3_0[3];
+          yr[3136] = a4_0[0]; yr[3137] = a4_0[1]; yr[3138] = a4_0[2]; yr[3139] = a4_0[3];
+          yr[3920] = a5_0[0]; yr[3921] = a5_0[1]; yr[3922] = a5_0[2]; yr[3923] = a5_0[3];
+          yr[4704] = a6_0[0]; yr[4705] = a6_0[1]; yr[4706] = a6_0[2]; yr[4707] = a6_0[3];
+          yr[5488] = a7_0[0]; yr[5489] = a7_0[1]; yr[5490] = a7_0[2]; yr[5491] = a7_0[3];
         }
-        { // the last 2 channels
-          const cnn_real *restrict wo = wt + (6) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
+      }
+      { // layer 4's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 8; c++) {
+          const cnn_real *restrict x = mnist_resnet_a4 + (size_t)i * 6272 + c * 784;
+          cnn_real *restrict dy = mnist_resnet_d5 + (size_t)i * 6272 + c * 784;
+          const cnn_real *restrict y = mnist_resnet_a5 + (size_t)i * 6272 + c * 784;
+          for (int p = 0; p < 784; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+          }
+          const cnn_real m_ = mnist_resnet_l4_mean[c], is = mnist_resnet_l4_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 784; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
             }
-          cnn_real *restrict yr = dx + (6) * 784 + oy * 28 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 784, &a1_0, sizeof a1_0);
-          yr[792] = a1_1[0]; yr[793] = a1_1[1]; yr[794] = a1_1[2]; yr[795] = a1_1[3];
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist_resnet_l4_ps[i][c] = s;
+          mnist_resnet_l4_pq[i][c] = sq;
         }
       }
     }
@@ -3525,13 +2706,14 @@ CNN_CLONES static void mnist_resnet_l11_conv_backward(int n) {
         for (int oy = 0; oy < 14; oy++)
           memcpy(dyi + o * 224 + oy * 16, dy + (o * 14 + oy) * 14, 14 * sizeof(cnn_real));
     }
-    // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
-    for (int o = 0; o < 15; o += 3) {
+    // 4 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 16; o += 4) {
       for (int c = 0; c < 8; c++)
         for (int ky = 0; ky < 3; ky++) {
           cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
           cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
           cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          cnn_v8 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist_resnet_l11_xp + (size_t)i * 2048;
             const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 3584;
@@ -3549,6 +2731,8 @@ CNN_CLONES static void mnist_resnet_l11_conv_backward(int n) {
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
                 memcpy(&d, dr + 448 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 672 + v, sizeof d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
           }
@@ -3562,32 +2746,9 @@ CNN_CLONES static void mnist_resnet_l11_conv_backward(int n) {
           dwo[144] = CNN_HSUM8(s2_0);
           dwo[145] = CNN_HSUM8(s2_1);
           dwo[146] = CNN_HSUM8(s2_2);
-        }
-    }
-    { // the last 1 channels
-      for (int c = 0; c < 8; c++)
-        for (int ky = 0; ky < 3; ky++) {
-          cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
-          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-            const cnn_real *restrict x = mnist_resnet_l11_xp + (size_t)i * 2048;
-            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 3584;
-            for (int oy = 0; oy < 14; oy++) {
-              const cnn_real *restrict dr = dy + (15) * 224 + oy * 16;
-              const cnn_real *restrict xr = x + (c * 16 + oy + ky) * 16;
-              for (int v = 0; v < 16; v += 8) {
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + v + 0, sizeof x0);
-                memcpy(&x1, xr + v + 1, sizeof x1);
-                memcpy(&x2, xr + v + 2, sizeof x2);
-                memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-              }
-            }
-          }
-          cnn_real *restrict dwo = dw + (15) * 72 + (c * 3 + ky) * 3;
-          dwo[0] = CNN_HSUM8(s0_0);
-          dwo[1] = CNN_HSUM8(s0_1);
-          dwo[2] = CNN_HSUM8(s0_2);
+          dwo[216] = CNN_HSUM8(s3_0);
+          dwo[217] = CNN_HSUM8(s3_1);
+          dwo[218] = CNN_HSUM8(s3_2);
         }
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -3596,17 +2757,15 @@ CNN_CLONES static void mnist_resnet_l11_conv_backward(int n) {
       for (int o = 0; o < 16; o++)
         for (int oy = 0; oy < 14; oy++)
           memcpy(dyp + (o * 16 + oy + 1) * 16 + 1, dy + (o * 14 + oy) * 14, 14 * sizeof(cnn_real));
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 4 output channels x 2 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 14 columns
+        for (int o = 0; o < 8; o += 4) { // 4 channels x 14 columns
           const cnn_real *restrict wo = wt + (o) * 144;
           cnn_v8 a0_0 = {0}, a0_1 = {0};
           cnn_v8 a1_0 = {0}, a1_1 = {0};
           cnn_v8 a2_0 = {0}, a2_1 = {0};
           cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
@@ -3615,13 +2774,11 @@ CNN_CLONES static void mnist_resnet_l11_conv_backward(int n) {
                 cnn_v8 x0, x1;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
                 memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
                 a0_0 += w0 * x0; a0_1 += w0 * x1;
                 a1_0 += w1 * x0; a1_1 += w1 * x1;
                 a2_0 += w2 * x0; a2_1 += w2 * x1;
                 a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
               }
             }
           cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
@@ -3633,44 +2790,15 @@ CNN_CLONES static void mnist_resnet_l11_conv_backward(int n) {
           yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
           memcpy(yr + 588, &a3_0, sizeof a3_0);
           yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
-          memcpy(yr + 784, &a4_0, sizeof a4_0);
-          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
-          memcpy(yr + 980, &a5_0, sizeof a5_0);
-          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
-        }
-        { // the last 2 channels
-          const cnn_real *restrict wo = wt + (6) * 144;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (6) * 196 + oy * 14 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
-          memcpy(yr + 196, &a1_0, sizeof a1_0);
-          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
         }
       }
       for (int oy = 1; oy < 13; oy++) {
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 14 columns
+        for (int o = 0; o < 8; o += 4) { // 4 channels x 14 columns
           const cnn_real *restrict wo = wt + (o) * 144;
           cnn_v8 a0_0 = {0}, a0_1 = {0};
           cnn_v8 a1_0 = {0}, a1_1 = {0};
           cnn_v8 a2_0 = {0}, a2_1 = {0};
           cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
               const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
@@ -3679,13 +2807,11 @@ CNN_CLONES static void mnist_resnet_l11_conv_backward(int n) {
                 cnn_v8 x0, x1;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
                 memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
                 a0_0 += w0 * x0; a0_1 += w0 * x1;
                 a1_0 += w1 * x0; a1_1 += w1 * x1;
                 a2_0 += w2 * x0; a2_1 += w2 * x1;
                 a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
               }
             }
           cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
@@ -3697,45 +2823,16 @@ CNN_CLONES static void mnist_resnet_l11_conv_backward(int n) {
           yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
           memcpy(yr + 588, &a3_0, sizeof a3_0);
           yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
-          memcpy(yr + 784, &a4_0, sizeof a4_0);
-          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
-          memcpy(yr + 980, &a5_0, sizeof a5_0);
-          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
-        }
-        { // the last 2 channels
-          const cnn_real *restrict wo = wt + (6) * 144;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (6) * 196 + oy * 14 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
-          memcpy(yr + 196, &a1_0, sizeof a1_0);
-          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
         }
       }
       for (int oy = 13; oy < 14; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 14 columns
+        for (int o = 0; o < 8; o += 4) { // 4 channels x 14 columns
           const cnn_real *restrict wo = wt + (o) * 144;
           cnn_v8 a0_0 = {0}, a0_1 = {0};
           cnn_v8 a1_0 = {0}, a1_1 = {0};
           cnn_v8 a2_0 = {0}, a2_1 = {0};
           cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
@@ -3744,13 +2841,11 @@ CNN_CLONES static void mnist_resnet_l11_conv_backward(int n) {
                 cnn_v8 x0, x1;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
                 memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
                 a0_0 += w0 * x0; a0_1 += w0 * x1;
                 a1_0 += w1 * x0; a1_1 += w1 * x1;
                 a2_0 += w2 * x0; a2_1 += w2 * x1;
                 a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
               }
             }
           cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
@@ -3762,33 +2857,6 @@ CNN_CLONES static void mnist_resnet_l11_conv_backward(int n) {
           yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
           memcpy(yr + 588, &a3_0, sizeof a3_0);
           yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
-          memcpy(yr + 784, &a4_0, sizeof a4_0);
-          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
-          memcpy(yr + 980, &a5_0, sizeof a5_0);
-          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
-        }
-        { // the last 2 channels
-          const cnn_real *restrict wo = wt + (6) * 144;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (6) * 196 + oy * 14 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
-          memcpy(yr + 196, &a1_0, sizeof a1_0);
-          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
         }
       }
     }
@@ -4226,13 +3294,14 @@ CNN_CLONES static void mnist_resnet_l14_conv_backward(int n) {
       for (int o = 0; o < 16; o++)
         for (int oy = 0; oy < 14; oy++)
           memcpy(dyw + o * 224 + oy * 16, dy + (o * 14 + oy) * 14, 14 * sizeof(cnn_real));
-      // 3 output channels x 3 taps of vector sums per register tile.
-      for (int o = 0; o < 15; o += 3) {
+      // 4 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 16; o += 4) {
         for (int c = 0; c < 16; c++)
           for (int ky = 0; ky < 3; ky++) {
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            cnn_v8 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
             for (int oy = 0; oy < 14; oy++) {
               const cnn_real *restrict dr = dyw + (o) * 224 + oy * 16;
               const cnn_real *restrict xr = x + (c * 16 + oy + ky) * 16;
@@ -4247,6 +3316,8 @@ CNN_CLONES static void mnist_resnet_l14_conv_backward(int n) {
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
                 memcpy(&d, dr + 448 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 672 + v, sizeof d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
             cnn_real *restrict dwo = dw + (o) * 144 + (c * 3 + ky) * 3;
@@ -4259,28 +3330,9 @@ CNN_CLONES static void mnist_resnet_l14_conv_backward(int n) {
             dwo[288] = first ? CNN_HSUM8(s2_0) : dwo[288] + CNN_HSUM8(s2_0);
             dwo[289] = first ? CNN_HSUM8(s2_1) : dwo[289] + CNN_HSUM8(s2_1);
             dwo[290] = first ? CNN_HSUM8(s2_2) : dwo[290] + CNN_HSUM8(s2_2);
-          }
-      }
-      { // the last 1 channels
-        for (int c = 0; c < 16; c++)
-          for (int ky = 0; ky < 3; ky++) {
-            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
-            for (int oy = 0; oy < 14; oy++) {
-              const cnn_real *restrict dr = dyw + (15) * 224 + oy * 16;
-              const cnn_real *restrict xr = x + (c * 16 + oy + ky) * 16;
-              for (int v = 0; v < 16; v += 8) {
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + v + 0, sizeof x0);
-                memcpy(&x1, xr + v + 1, sizeof x1);
-                memcpy(&x2, xr + v + 2, sizeof x2);
-                memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-              }
-            }
-            cnn_real *restrict dwo = dw + (15) * 144 + (c * 3 + ky) * 3;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
-            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+            dwo[432] = first ? CNN_HSUM8(s3_0) : dwo[432] + CNN_HSUM8(s3_0);
+            dwo[433] = first ? CNN_HSUM8(s3_1) : dwo[433] + CNN_HSUM8(s3_1);
+            dwo[434] = first ? CNN_HSUM8(s3_2) : dwo[434] + CNN_HSUM8(s3_2);
           }
       }
       cnn_real *restrict dx = mnist_resnet_dscratch + (size_t)i * 3136;
@@ -4581,38 +3633,7 @@ CNN_CLONES static void mnist_resnet_l15_bn_forward(int n, int training) {
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
 CNN_CLONES static void mnist_resnet_l15_bn_backward(int n) {
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      for (int c = 0; c < 16; c++) {
-        const cnn_real *restrict x = mnist_resnet_a15 + (size_t)i * 3136 + c * 196;
-        cnn_real *restrict dy = mnist_resnet_d16 + (size_t)i * 3136 + c * 196;
-        const cnn_real *restrict y = mnist_resnet_a16 + (size_t)i * 3136 + c * 196;
-        for (int p = 0; p < 196; p++) { // a multiply, not a branch: it vectorizes
-          dy[p] *= (cnn_real)(y[p] > 0);
-        }
-        const cnn_real m_ = mnist_resnet_l15_mean[c], is = mnist_resnet_l15_invstd[c];
-        cnn_real as[8] = {0}, aq[8] = {0};
-        for (int b = 0; b < 192; b += 8)
-          for (int u = 0; u < 8; u++) {
-            const int p = b + u;
-            as[u] += dy[p];
-            aq[u] += dy[p] * ((x[p] - m_) * is);
-          }
-        for (int p = 192; p < 196; p++) {
-          as[p - 192] += dy[p];
-          aq[p - 192] += dy[p] * ((x[p] - m_) * is);
-        }
-        double s = 0, sq = 0;
-        for (int u = 0; u < 8; u++) {
-          s += as[u];
-          sq += aq[u];
-        }
-        mnist_resnet_l15_ps[i][c] = s;
-        mnist_resnet_l15_pq[i][c] = sq;
-      }
-    }
-  }
+  // Layer 17's backward masked dy and took the per-image sums.
   const double N = (double)n * 196;
   cnn_real k1[16], k2[16], k3[16];
   for (int c = 0; c < 16; c++) {
@@ -4941,13 +3962,14 @@ CNN_CLONES static void mnist_resnet_l17_conv_backward(int n) {
       for (int o = 0; o < 16; o++)
         for (int oy = 0; oy < 14; oy++)
           memcpy(dyw + o * 224 + oy * 16, dy + (o * 14 + oy) * 14, 14 * sizeof(cnn_real));
-      // 3 output channels x 3 taps of vector sums per register tile.
-      for (int o = 0; o < 15; o += 3) {
+      // 4 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 16; o += 4) {
         for (int c = 0; c < 16; c++)
           for (int ky = 0; ky < 3; ky++) {
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            cnn_v8 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
             for (int oy = 0; oy < 14; oy++) {
               const cnn_real *restrict dr = dyw + (o) * 224 + oy * 16;
               const cnn_real *restrict xr = x + (c * 16 + oy + ky) * 16;
@@ -4962,6 +3984,8 @@ CNN_CLONES static void mnist_resnet_l17_conv_backward(int n) {
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
                 memcpy(&d, dr + 448 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 672 + v, sizeof d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
             cnn_real *restrict dwo = dw + (o) * 144 + (c * 3 + ky) * 3;
@@ -4974,28 +3998,9 @@ CNN_CLONES static void mnist_resnet_l17_conv_backward(int n) {
             dwo[288] = first ? CNN_HSUM8(s2_0) : dwo[288] + CNN_HSUM8(s2_0);
             dwo[289] = first ? CNN_HSUM8(s2_1) : dwo[289] + CNN_HSUM8(s2_1);
             dwo[290] = first ? CNN_HSUM8(s2_2) : dwo[290] + CNN_HSUM8(s2_2);
-          }
-      }
-      { // the last 1 channels
-        for (int c = 0; c < 16; c++)
-          for (int ky = 0; ky < 3; ky++) {
-            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
-            for (int oy = 0; oy < 14; oy++) {
-              const cnn_real *restrict dr = dyw + (15) * 224 + oy * 16;
-              const cnn_real *restrict xr = x + (c * 16 + oy + ky) * 16;
-              for (int v = 0; v < 16; v += 8) {
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + v + 0, sizeof x0);
-                memcpy(&x1, xr + v + 1, sizeof x1);
-                memcpy(&x2, xr + v + 2, sizeof x2);
-                memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-              }
-            }
-            cnn_real *restrict dwo = dw + (15) * 144 + (c * 3 + ky) * 3;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
-            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
+            dwo[432] = first ? CNN_HSUM8(s3_0) : dwo[432] + CNN_HSUM8(s3_0);
+            dwo[433] = first ? CNN_HSUM8(s3_1) : dwo[433] + CNN_HSUM8(s3_1);
+            dwo[434] = first ? CNN_HSUM8(s3_2) : dwo[434] + CNN_HSUM8(s3_2);
           }
       }
       cnn_real *restrict dx = mnist_resnet_d16 + (size_t)i * 3136;
@@ -5219,6 +4224,35 @@ CNN_CLONES static void mnist_resnet_l17_conv_backward(int n) {
           yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
           memcpy(yr + 588, &a3_0, sizeof a3_0);
           yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
+        }
+      }
+      { // layer 15's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 16; c++) {
+          const cnn_real *restrict x = mnist_resnet_a15 + (size_t)i * 3136 + c * 196;
+          cnn_real *restrict dy = mnist_resnet_d16 + (size_t)i * 3136 + c * 196;
+          const cnn_real *restrict y = mnist_resnet_a16 + (size_t)i * 3136 + c * 196;
+          for (int p = 0; p < 196; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+          }
+          const cnn_real m_ = mnist_resnet_l15_mean[c], is = mnist_resnet_l15_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 192; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          for (int p = 192; p < 196; p++) {
+            as[p - 192] += dy[p];
+            aq[p - 192] += dy[p] * ((x[p] - m_) * is);
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist_resnet_l15_ps[i][c] = s;
+          mnist_resnet_l15_pq[i][c] = sq;
         }
       }
     }
@@ -5455,10 +4489,10 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
       for (int c = 0; c < 16; c++)
         for (int iy = 0; iy < 7; iy++)
           memcpy(xp + (c * 9 + iy + 1) * 9 + 1, x + (c * 7 + iy) * 7, 7 * sizeof(cnn_real));
-      // 12 output channels x 1 vectors of 8 columns per register tile.
+      // 9 output channels x 1 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
+        for (int o = 0; o < 9; o += 9) { // 9 channels x 7 columns
           const cnn_real *restrict wo = w + (o) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -5469,9 +4503,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
           cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
@@ -5479,7 +4510,7 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -5489,9 +4520,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
                 a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
               }
             }
           cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
@@ -5504,16 +4532,16 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
           yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
           yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
           yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
-          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
-          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
-          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
         }
-        { // the last 4 channels
-          const cnn_real *restrict wo = w + (12) * 144;
+        { // the last 7 channels
+          const cnn_real *restrict wo = w + (9) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
           cnn_v8 a2_0 = {0};
           cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
@@ -5521,22 +4549,28 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
                 a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
               }
             }
-          cnn_real *restrict yr = y + (12) * 49 + oy * 7 + 0;
+          cnn_real *restrict yr = y + (9) * 49 + oy * 7 + 0;
           yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
           yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
           yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
           yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
         }
       }
       for (int oy = 1; oy < 6; oy++) {
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
+        for (int o = 0; o < 9; o += 9) { // 9 channels x 7 columns
           const cnn_real *restrict wo = w + (o) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -5547,9 +4581,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
           cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
               const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
@@ -5557,7 +4588,7 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -5567,9 +4598,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
                 a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
               }
             }
           cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
@@ -5582,16 +4610,16 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
           yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
           yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
           yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
-          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
-          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
-          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
         }
-        { // the last 4 channels
-          const cnn_real *restrict wo = w + (12) * 144;
+        { // the last 7 channels
+          const cnn_real *restrict wo = w + (9) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
           cnn_v8 a2_0 = {0};
           cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
               const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
@@ -5599,23 +4627,29 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
                 a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
               }
             }
-          cnn_real *restrict yr = y + (12) * 49 + oy * 7 + 0;
+          cnn_real *restrict yr = y + (9) * 49 + oy * 7 + 0;
           yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
           yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
           yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
           yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
         }
       }
       for (int oy = 6; oy < 7; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
+        for (int o = 0; o < 9; o += 9) { // 9 channels x 7 columns
           const cnn_real *restrict wo = w + (o) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -5626,9 +4660,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
           cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
@@ -5636,7 +4667,7 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -5646,9 +4677,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
                 a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
               }
             }
           cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
@@ -5661,16 +4689,16 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
           yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
           yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
           yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
-          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
-          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
-          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
         }
-        { // the last 4 channels
-          const cnn_real *restrict wo = w + (12) * 144;
+        { // the last 7 channels
+          const cnn_real *restrict wo = w + (9) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
           cnn_v8 a2_0 = {0};
           cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
@@ -5678,18 +4706,24 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
                 a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
               }
             }
-          cnn_real *restrict yr = y + (12) * 49 + oy * 7 + 0;
+          cnn_real *restrict yr = y + (9) * 49 + oy * 7 + 0;
           yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
           yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
           yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
           yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
         }
       }
       if (training)
@@ -5748,13 +4782,14 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
         for (int oy = 0; oy < 7; oy++)
           memcpy(dyi + o * 56 + oy * 8, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
     }
-    // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
-    for (int o = 0; o < 15; o += 3) {
+    // 4 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 16; o += 4) {
       for (int c = 0; c < 16; c++)
         for (int ky = 0; ky < 3; ky++) {
           cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
           cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
           cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          cnn_v8 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist_resnet_l22_xp + (size_t)i * 1296;
             const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 896;
@@ -5772,6 +4807,8 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
                 memcpy(&d, dr + 112 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 168 + v, sizeof d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
           }
@@ -5785,32 +4822,9 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
           dwo[288] = CNN_HSUM8(s2_0);
           dwo[289] = CNN_HSUM8(s2_1);
           dwo[290] = CNN_HSUM8(s2_2);
-        }
-    }
-    { // the last 1 channels
-      for (int c = 0; c < 16; c++)
-        for (int ky = 0; ky < 3; ky++) {
-          cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
-          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-            const cnn_real *restrict x = mnist_resnet_l22_xp + (size_t)i * 1296;
-            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 896;
-            for (int oy = 0; oy < 7; oy++) {
-              const cnn_real *restrict dr = dy + (15) * 56 + oy * 8;
-              const cnn_real *restrict xr = x + (c * 9 + oy + ky) * 9;
-              for (int v = 0; v < 8; v += 8) {
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + v + 0, sizeof x0);
-                memcpy(&x1, xr + v + 1, sizeof x1);
-                memcpy(&x2, xr + v + 2, sizeof x2);
-                memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-              }
-            }
-          }
-          cnn_real *restrict dwo = dw + (15) * 144 + (c * 3 + ky) * 3;
-          dwo[0] = CNN_HSUM8(s0_0);
-          dwo[1] = CNN_HSUM8(s0_1);
-          dwo[2] = CNN_HSUM8(s0_2);
+          dwo[432] = CNN_HSUM8(s3_0);
+          dwo[433] = CNN_HSUM8(s3_1);
+          dwo[434] = CNN_HSUM8(s3_2);
         }
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -5819,10 +4833,10 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
       for (int o = 0; o < 16; o++)
         for (int oy = 0; oy < 7; oy++)
           memcpy(dyp + (o * 9 + oy + 1) * 9 + 1, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
-      // 12 output channels x 1 vectors of 8 columns per register tile.
+      // 9 output channels x 1 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
+        for (int o = 0; o < 9; o += 9) { // 9 channels x 7 columns
           const cnn_real *restrict wo = wt + (o) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -5833,9 +4847,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
           cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
@@ -5843,7 +4854,7 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -5853,9 +4864,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
                 a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
               }
             }
           cnn_real *restrict yr = dx + (o) * 49 + oy * 7 + 0;
@@ -5868,16 +4876,16 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
           yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
           yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
           yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
-          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
-          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
-          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
         }
-        { // the last 4 channels
-          const cnn_real *restrict wo = wt + (12) * 144;
+        { // the last 7 channels
+          const cnn_real *restrict wo = wt + (9) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
           cnn_v8 a2_0 = {0};
           cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
@@ -5885,22 +4893,28 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
                 a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
               }
             }
-          cnn_real *restrict yr = dx + (12) * 49 + oy * 7 + 0;
+          cnn_real *restrict yr = dx + (9) * 49 + oy * 7 + 0;
           yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
           yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
           yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
           yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
         }
       }
       for (int oy = 1; oy < 6; oy++) {
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
+        for (int o = 0; o < 9; o += 9) { // 9 channels x 7 columns
           const cnn_real *restrict wo = wt + (o) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -5911,9 +4925,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
           cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
               const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
@@ -5921,7 +4932,7 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -5931,9 +4942,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
                 a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
               }
             }
           cnn_real *restrict yr = dx + (o) * 49 + oy * 7 + 0;
@@ -5946,16 +4954,16 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
           yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
           yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
           yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
-          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
-          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
-          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
         }
-        { // the last 4 channels
-          const cnn_real *restrict wo = wt + (12) * 144;
+        { // the last 7 channels
+          const cnn_real *restrict wo = wt + (9) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
           cnn_v8 a2_0 = {0};
           cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
               const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
@@ -5963,23 +4971,29 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
                 a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
               }
             }
-          cnn_real *restrict yr = dx + (12) * 49 + oy * 7 + 0;
+          cnn_real *restrict yr = dx + (9) * 49 + oy * 7 + 0;
           yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
           yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
           yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
           yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
         }
       }
       for (int oy = 6; oy < 7; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
+        for (int o = 0; o < 9; o += 9) { // 9 channels x 7 columns
           const cnn_real *restrict wo = wt + (o) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -5990,9 +5004,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
           cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
@@ -6000,7 +5011,7 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -6010,9 +5021,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
                 a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
               }
             }
           cnn_real *restrict yr = dx + (o) * 49 + oy * 7 + 0;
@@ -6025,16 +5033,16 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
           yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
           yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
           yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
-          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
-          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
-          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
         }
-        { // the last 4 channels
-          const cnn_real *restrict wo = wt + (12) * 144;
+        { // the last 7 channels
+          const cnn_real *restrict wo = wt + (9) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
           cnn_v8 a2_0 = {0};
           cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
@@ -6042,18 +5050,24 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
                 a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
               }
             }
-          cnn_real *restrict yr = dx + (12) * 49 + oy * 7 + 0;
+          cnn_real *restrict yr = dx + (9) * 49 + oy * 7 + 0;
           yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
           yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
           yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
           yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
         }
       }
     }
@@ -6136,38 +5150,7 @@ CNN_CLONES static void mnist_resnet_l23_bn_forward(int n, int training) {
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
 CNN_CLONES static void mnist_resnet_l23_bn_backward(int n) {
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      for (int c = 0; c < 16; c++) {
-        const cnn_real *restrict x = mnist_resnet_a23 + (size_t)i * 784 + c * 49;
-        cnn_real *restrict dy = mnist_resnet_d24 + (size_t)i * 784 + c * 49;
-        const cnn_real *restrict y = mnist_resnet_a24 + (size_t)i * 784 + c * 49;
-        for (int p = 0; p < 49; p++) { // a multiply, not a branch: it vectorizes
-          dy[p] *= (cnn_real)(y[p] > 0);
-        }
-        const cnn_real m_ = mnist_resnet_l23_mean[c], is = mnist_resnet_l23_invstd[c];
-        cnn_real as[8] = {0}, aq[8] = {0};
-        for (int b = 0; b < 48; b += 8)
-          for (int u = 0; u < 8; u++) {
-            const int p = b + u;
-            as[u] += dy[p];
-            aq[u] += dy[p] * ((x[p] - m_) * is);
-          }
-        for (int p = 48; p < 49; p++) {
-          as[p - 48] += dy[p];
-          aq[p - 48] += dy[p] * ((x[p] - m_) * is);
-        }
-        double s = 0, sq = 0;
-        for (int u = 0; u < 8; u++) {
-          s += as[u];
-          sq += aq[u];
-        }
-        mnist_resnet_l23_ps[i][c] = s;
-        mnist_resnet_l23_pq[i][c] = sq;
-      }
-    }
-  }
+  // Layer 25's backward masked dy and took the per-image sums.
   const double N = (double)n * 49;
   cnn_real k1[16], k2[16], k3[16];
   for (int c = 0; c < 16; c++) {
@@ -6221,10 +5204,10 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
       for (int c = 0; c < 16; c++)
         for (int iy = 0; iy < 7; iy++)
           memcpy(xp + (c * 9 + iy + 1) * 9 + 1, x + (c * 7 + iy) * 7, 7 * sizeof(cnn_real));
-      // 12 output channels x 1 vectors of 8 columns per register tile.
+      // 9 output channels x 1 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
+        for (int o = 0; o < 9; o += 9) { // 9 channels x 7 columns
           const cnn_real *restrict wo = w + (o) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -6235,9 +5218,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
           cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
@@ -6245,7 +5225,7 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -6255,9 +5235,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
                 a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
               }
             }
           cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
@@ -6270,16 +5247,16 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
           yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
           yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
           yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
-          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
-          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
-          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
         }
-        { // the last 4 channels
-          const cnn_real *restrict wo = w + (12) * 144;
+        { // the last 7 channels
+          const cnn_real *restrict wo = w + (9) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
           cnn_v8 a2_0 = {0};
           cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
@@ -6287,22 +5264,28 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
                 a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
               }
             }
-          cnn_real *restrict yr = y + (12) * 49 + oy * 7 + 0;
+          cnn_real *restrict yr = y + (9) * 49 + oy * 7 + 0;
           yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
           yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
           yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
           yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
         }
       }
       for (int oy = 1; oy < 6; oy++) {
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
+        for (int o = 0; o < 9; o += 9) { // 9 channels x 7 columns
           const cnn_real *restrict wo = w + (o) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -6313,9 +5296,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
           cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
               const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
@@ -6323,7 +5303,7 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -6333,9 +5313,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
                 a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
               }
             }
           cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
@@ -6348,16 +5325,16 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
           yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
           yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
           yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
-          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
-          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
-          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
         }
-        { // the last 4 channels
-          const cnn_real *restrict wo = w + (12) * 144;
+        { // the last 7 channels
+          const cnn_real *restrict wo = w + (9) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
           cnn_v8 a2_0 = {0};
           cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
               const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
@@ -6365,23 +5342,29 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
                 a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
               }
             }
-          cnn_real *restrict yr = y + (12) * 49 + oy * 7 + 0;
+          cnn_real *restrict yr = y + (9) * 49 + oy * 7 + 0;
           yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
           yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
           yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
           yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
         }
       }
       for (int oy = 6; oy < 7; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
+        for (int o = 0; o < 9; o += 9) { // 9 channels x 7 columns
           const cnn_real *restrict wo = w + (o) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -6392,9 +5375,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
           cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
@@ -6402,7 +5382,7 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -6412,9 +5392,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
                 a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
               }
             }
           cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
@@ -6427,16 +5404,16 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
           yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
           yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
           yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
-          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
-          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
-          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
         }
-        { // the last 4 channels
-          const cnn_real *restrict wo = w + (12) * 144;
+        { // the last 7 channels
+          const cnn_real *restrict wo = w + (9) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
           cnn_v8 a2_0 = {0};
           cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
@@ -6444,18 +5421,24 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
                 a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
               }
             }
-          cnn_real *restrict yr = y + (12) * 49 + oy * 7 + 0;
+          cnn_real *restrict yr = y + (9) * 49 + oy * 7 + 0;
           yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
           yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
           yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
           yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
         }
       }
       if (training)
@@ -6514,13 +5497,14 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
         for (int oy = 0; oy < 7; oy++)
           memcpy(dyi + o * 56 + oy * 8, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
     }
-    // 3 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
-    for (int o = 0; o < 15; o += 3) {
+    // 4 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 16; o += 4) {
       for (int c = 0; c < 16; c++)
         for (int ky = 0; ky < 3; ky++) {
           cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
           cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
           cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          cnn_v8 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist_resnet_l25_xp + (size_t)i * 1296;
             const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 896;
@@ -6538,6 +5522,8 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
                 s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
                 memcpy(&d, dr + 112 + v, sizeof d);
                 s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 168 + v, sizeof d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
           }
@@ -6551,32 +5537,9 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
           dwo[288] = CNN_HSUM8(s2_0);
           dwo[289] = CNN_HSUM8(s2_1);
           dwo[290] = CNN_HSUM8(s2_2);
-        }
-    }
-    { // the last 1 channels
-      for (int c = 0; c < 16; c++)
-        for (int ky = 0; ky < 3; ky++) {
-          cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
-          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-            const cnn_real *restrict x = mnist_resnet_l25_xp + (size_t)i * 1296;
-            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 896;
-            for (int oy = 0; oy < 7; oy++) {
-              const cnn_real *restrict dr = dy + (15) * 56 + oy * 8;
-              const cnn_real *restrict xr = x + (c * 9 + oy + ky) * 9;
-              for (int v = 0; v < 8; v += 8) {
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + v + 0, sizeof x0);
-                memcpy(&x1, xr + v + 1, sizeof x1);
-                memcpy(&x2, xr + v + 2, sizeof x2);
-                memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-              }
-            }
-          }
-          cnn_real *restrict dwo = dw + (15) * 144 + (c * 3 + ky) * 3;
-          dwo[0] = CNN_HSUM8(s0_0);
-          dwo[1] = CNN_HSUM8(s0_1);
-          dwo[2] = CNN_HSUM8(s0_2);
+          dwo[432] = CNN_HSUM8(s3_0);
+          dwo[433] = CNN_HSUM8(s3_1);
+          dwo[434] = CNN_HSUM8(s3_2);
         }
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -6585,10 +5548,10 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
       for (int o = 0; o < 16; o++)
         for (int oy = 0; oy < 7; oy++)
           memcpy(dyp + (o * 9 + oy + 1) * 9 + 1, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
-      // 12 output channels x 1 vectors of 8 columns per register tile.
+      // 9 output channels x 1 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
+        for (int o = 0; o < 9; o += 9) { // 9 channels x 7 columns
           const cnn_real *restrict wo = wt + (o) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -6599,9 +5562,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
           cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
@@ -6609,7 +5569,7 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -6619,9 +5579,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
                 a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
               }
             }
           cnn_real *restrict yr = dx + (o) * 49 + oy * 7 + 0;
@@ -6634,16 +5591,16 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
           yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
           yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
           yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
-          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
-          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
-          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
         }
-        { // the last 4 channels
-          const cnn_real *restrict wo = wt + (12) * 144;
+        { // the last 7 channels
+          const cnn_real *restrict wo = wt + (9) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
           cnn_v8 a2_0 = {0};
           cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
@@ -6651,22 +5608,28 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
                 a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
               }
             }
-          cnn_real *restrict yr = dx + (12) * 49 + oy * 7 + 0;
+          cnn_real *restrict yr = dx + (9) * 49 + oy * 7 + 0;
           yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
           yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
           yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
           yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
         }
       }
       for (int oy = 1; oy < 6; oy++) {
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
+        for (int o = 0; o < 9; o += 9) { // 9 channels x 7 columns
           const cnn_real *restrict wo = wt + (o) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -6677,9 +5640,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
           cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
               const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
@@ -6687,7 +5647,7 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -6697,9 +5657,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
                 a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
               }
             }
           cnn_real *restrict yr = dx + (o) * 49 + oy * 7 + 0;
@@ -6712,16 +5669,16 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
           yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
           yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
           yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
-          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
-          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
-          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
         }
-        { // the last 4 channels
-          const cnn_real *restrict wo = wt + (12) * 144;
+        { // the last 7 channels
+          const cnn_real *restrict wo = wt + (9) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
           cnn_v8 a2_0 = {0};
           cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
               const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
@@ -6729,23 +5686,29 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
                 a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
               }
             }
-          cnn_real *restrict yr = dx + (12) * 49 + oy * 7 + 0;
+          cnn_real *restrict yr = dx + (9) * 49 + oy * 7 + 0;
           yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
           yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
           yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
           yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
         }
       }
       for (int oy = 6; oy < 7; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 7 columns
+        for (int o = 0; o < 9; o += 9) { // 9 channels x 7 columns
           const cnn_real *restrict wo = wt + (o) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -6756,9 +5719,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
           cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
@@ -6766,7 +5726,7 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -6776,9 +5736,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
                 a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
               }
             }
           cnn_real *restrict yr = dx + (o) * 49 + oy * 7 + 0;
@@ -6791,16 +5748,16 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
           yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
           yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
           yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
-          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
-          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
-          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
         }
-        { // the last 4 channels
-          const cnn_real *restrict wo = wt + (12) * 144;
+        { // the last 7 channels
+          const cnn_real *restrict wo = wt + (9) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
           cnn_v8 a2_0 = {0};
           cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
@@ -6808,18 +5765,53 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
                 a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
               }
             }
-          cnn_real *restrict yr = dx + (12) * 49 + oy * 7 + 0;
+          cnn_real *restrict yr = dx + (9) * 49 + oy * 7 + 0;
           yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
           yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
           yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
           yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+        }
+      }
+      { // layer 23's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 16; c++) {
+          const cnn_real *restrict x = mnist_resnet_a23 + (size_t)i * 784 + c * 49;
+          cnn_real *restrict dy = mnist_resnet_d24 + (size_t)i * 784 + c * 49;
+          const cnn_real *restrict y = mnist_resnet_a24 + (size_t)i * 784 + c * 49;
+          for (int p = 0; p < 49; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+          }
+          const cnn_real m_ = mnist_resnet_l23_mean[c], is = mnist_resnet_l23_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 48; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          for (int p = 48; p < 49; p++) {
+            as[p - 48] += dy[p];
+            aq[p - 48] += dy[p] * ((x[p] - m_) * is);
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist_resnet_l23_ps[i][c] = s;
+          mnist_resnet_l23_pq[i][c] = sq;
         }
       }
     }
@@ -7208,81 +6200,47 @@ CNN_CLONES static void mnist_resnet_l29_conv_backward(int n) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist_resnet_d30 + (size_t)i * 490;
       cnn_real *restrict dx = mnist_resnet_d28 + (size_t)i * 784;
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
-        for (int col = 0; col < 48; col += 16) {
-          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+        for (int col = 0; col < 48; col += 24) {
+          for (int o = 0; o < 16; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = wt + (o) * 10;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 10; c++)
               for (int ky = 0; ky < 1; ky++) {
                 const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 49 + col;
                 const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
                 for (int kx = 0; kx < 1; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
             cnn_real *restrict yr = dx + (o) * 49 + oy * 49 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 49, &a1_0, sizeof a1_0);
             memcpy(yr + 57, &a1_1, sizeof a1_1);
+            memcpy(yr + 65, &a1_2, sizeof a1_2);
             memcpy(yr + 98, &a2_0, sizeof a2_0);
             memcpy(yr + 106, &a2_1, sizeof a2_1);
+            memcpy(yr + 114, &a2_2, sizeof a2_2);
             memcpy(yr + 147, &a3_0, sizeof a3_0);
             memcpy(yr + 155, &a3_1, sizeof a3_1);
-            memcpy(yr + 196, &a4_0, sizeof a4_0);
-            memcpy(yr + 204, &a4_1, sizeof a4_1);
-            memcpy(yr + 245, &a5_0, sizeof a5_0);
-            memcpy(yr + 253, &a5_1, sizeof a5_1);
-          }
-          { // the last 4 channels
-            const cnn_real *restrict wo = wt + (12) * 10;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            for (int c = 0; c < 10; c++)
-              for (int ky = 0; ky < 1; ky++) {
-                const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 49 + col;
-                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
-                for (int kx = 0; kx < 1; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                }
-              }
-            cnn_real *restrict yr = dx + (12) * 49 + oy * 49 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 49, &a1_0, sizeof a1_0);
-            memcpy(yr + 57, &a1_1, sizeof a1_1);
-            memcpy(yr + 98, &a2_0, sizeof a2_0);
-            memcpy(yr + 106, &a2_1, sizeof a2_1);
-            memcpy(yr + 147, &a3_0, sizeof a3_0);
-            memcpy(yr + 155, &a3_1, sizeof a3_1);
+            memcpy(yr + 163, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 1 columns
+        for (int o = 0; o < 9; o += 9) { // 9 channels x 1 columns
           const cnn_real *restrict wo = wt + (o) * 10;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -7293,9 +6251,6 @@ CNN_CLONES static void mnist_resnet_l29_conv_backward(int n) {
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
           cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
           for (int c = 0; c < 10; c++)
             for (int ky = 0; ky < 1; ky++) {
               const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 49 + 48;
@@ -7303,7 +6258,7 @@ CNN_CLONES static void mnist_resnet_l29_conv_backward(int n) {
               for (int kx = 0; kx < 1; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50], w6 = wr[kx + 60], w7 = wr[kx + 70], w8 = wr[kx + 80], w9 = wr[kx + 90], w10 = wr[kx + 100], w11 = wr[kx + 110];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50], w6 = wr[kx + 60], w7 = wr[kx + 70], w8 = wr[kx + 80];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -7313,9 +6268,6 @@ CNN_CLONES static void mnist_resnet_l29_conv_backward(int n) {
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
                 a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
               }
             }
           cnn_real *restrict yr = dx + (o) * 49 + oy * 49 + 48;
@@ -7328,16 +6280,16 @@ CNN_CLONES static void mnist_resnet_l29_conv_backward(int n) {
           yr[294] = a6_0[0];
           yr[343] = a7_0[0];
           yr[392] = a8_0[0];
-          yr[441] = a9_0[0];
-          yr[490] = a10_0[0];
-          yr[539] = a11_0[0];
         }
-        { // the last 4 channels
-          const cnn_real *restrict wo = wt + (12) * 10;
+        { // the last 7 channels
+          const cnn_real *restrict wo = wt + (9) * 10;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
           cnn_v8 a2_0 = {0};
           cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
           for (int c = 0; c < 10; c++)
             for (int ky = 0; ky < 1; ky++) {
               const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 49 + 48;
@@ -7345,18 +6297,24 @@ CNN_CLONES static void mnist_resnet_l29_conv_backward(int n) {
               for (int kx = 0; kx < 1; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50], w6 = wr[kx + 60];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
                 a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
               }
             }
-          cnn_real *restrict yr = dx + (12) * 49 + oy * 49 + 48;
+          cnn_real *restrict yr = dx + (9) * 49 + oy * 49 + 48;
           yr[0] = a0_0[0];
           yr[49] = a1_0[0];
           yr[98] = a2_0[0];
           yr[147] = a3_0[0];
+          yr[196] = a4_0[0];
+          yr[245] = a5_0[0];
+          yr[294] = a6_0[0];
         }
       }
     }
