@@ -289,7 +289,7 @@ $(GC_DIR)/mnist14k_d.o: $(GC_DIR)/stamp runtime/cnn_net.h
 $(GC_DIR)/%_f.o: $(GC_DIR)/stamp runtime/cnn_net.h
 	$(CC) $(TEST_CFLAGS) -DCNN_EXPOSE_ACT -DCNN_INPUT_GRAD -Iruntime -c $(GC_DIR)/$*/$*_train.c -o $@
 # The newer kinds are checked through the front end: tests/nets/gc_*.cnn.
-CNN_GC_NETS := gc_same gc_groups gc_rect gc_residual gc_residual2 gc_smooth gc_wgrad
+CNN_GC_NETS := gc_same gc_groups gc_rect gc_residual gc_residual2 gc_smooth gc_wgrad gc_bnfuse
 $(CNN_GC_NETS:%=$(GC_DIR)/%_d.o): $(GC_DIR)/%_d.o: tests/nets/%.cnn $(BUILD)/cnnc runtime/cnn_net.h
 	@mkdir -p $(GC_DIR)/$*
 	$(BUILD)/cnnc build $< -o $(GC_DIR)/$*/

@@ -532,6 +532,14 @@ static void conv_emit_direct(TrainCtx *c, int k) {
     emit_bias_grad(c, l);
   if (dxmode) {
     ig_open(c, dxmode);
+    int bn = -1; // the BatchNorm whose first backward pass follows, if any
+    for (int b = 0; b < k; b++)
+      if (c->bn_dsums[b] == k)
+        bn = b;
+    // Its pass reads dx through pointers of its own: dx (restrict) goes out
+    // of scope first.
+    if (bn >= 0)
+      W(c, "      {\n");
     W(c, "      cnn_real *restrict dx = %s + (size_t)i * %ld;\n", c->dx[k], c->isize[k]);
     if (!pw) {
       W(c, "      for (int o = 0; o < %d; o++)\n        for (int oy = 0; oy < %d; oy++)\n", O, l->out.h);
@@ -544,12 +552,11 @@ static void conv_emit_direct(TrainCtx *c, int k) {
                      group_operand(ga[1], 128, "wt", wgs, G),
                      group_operand(ga[2], 128, "dx", (long)Cg * l->in.h * l->in.w, G), NULL, NULL, gi);
     groups_close(c, G, "      ");
-    for (int b = 0; b < k; b++)
-      if (c->bn_dsums[b] == k) {
-        W(c, "      { // layer %d's first backward pass for this image, while its dx is in cache\n", b);
-        bn_emit_dy_sums(c, b, "        ");
-        W(c, "      }\n");
-      }
+    if (bn >= 0) {
+      W(c, "      }\n      { // layer %d's first backward pass for this image, while its dx is in cache\n", bn);
+      bn_emit_dy_sums(c, bn, "        ");
+      W(c, "      }\n");
+    }
     ig_close(c, dxmode);
   }
   backward_tail(c, k);

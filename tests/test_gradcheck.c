@@ -23,6 +23,7 @@
 #include "gc_same_train.h"
 #include "gc_smooth_train.h"
 #include "gc_wgrad_train.h"
+#include "gc_bnfuse_train.h"
 #include "mnist14k_train.h"
 
 // Largest relative error seen by each suite, reported at the end.
@@ -140,6 +141,7 @@ SMALL(gc_rect)
 SMALL(gc_residual)
 SMALL(gc_residual2)
 SMALL(gc_smooth)
+SMALL(gc_bnfuse)
 
 // The weight gradient's padded copies of dy, flat and rows, in groups: a
 // sample of the parameters (1,344) and of the inputs, a full batch and a
@@ -224,6 +226,7 @@ void register_tests(void) {
   CU_add_test(s, "label smoothing 0.2 (cross-entropy loss, its gradient)", test_gc_smooth);
   CU_add_test(s, "label smoothing: the training loss, the eval NLL", test_label_smoothing_loss);
   CU_add_test(s, "weight gradient on padded copies of dy, flat and rows, grouped", test_gc_wgrad);
+  CU_add_test(s, "BatchNorm backward sums in the next conv: plain, keep mask, ReLU", test_gc_bnfuse);
   CU_add_test(s, "mnist14k sampled", test_mnist14k);
   CU_add_test(s, "dropout masks follow the rng", test_dropout_masks_differ);
 }

@@ -917,6 +917,7 @@ CNN_CLONES static void mnist14k_l4_conv_backward(int n) {
             dwo[434] = first ? CNN_HSUM8(s3_2) : dwo[434] + CNN_HSUM8(s3_2);
           }
       }
+      {
       cnn_real *restrict dx = mnist14k_d2 + (size_t)i * 10816;
       for (int o = 0; o < 16; o++)
         for (int oy = 0; oy < 24; oy++)
@@ -1356,6 +1357,7 @@ CNN_CLONES static void mnist14k_l4_conv_backward(int n) {
           yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
         }
       }
+      }
       { // layer 1's first backward pass for this image, while its dx is in cache
         for (int c = 0; c < 16; c++) {
           const cnn_real *restrict x = mnist14k_a1 + (size_t)i * 10816 + c * 676;
@@ -1673,6 +1675,7 @@ CNN_CLONES static void mnist14k_l8_conv_backward(int n) {
             dwo[434] = first ? CNN_HSUM8(s3_2) : dwo[434] + CNN_HSUM8(s3_2);
           }
       }
+      {
       cnn_real *restrict dx = mnist14k_d6 + (size_t)i * 9216;
       for (int o = 0; o < 16; o++)
         for (int oy = 0; oy < 22; oy++)
@@ -1793,6 +1796,7 @@ CNN_CLONES static void mnist14k_l8_conv_backward(int n) {
           memcpy(yr + 1736, &a3_1, sizeof a3_1);
           memcpy(yr + 1744, &a3_2, sizeof a3_2);
         }
+      }
       }
       { // layer 5's first backward pass for this image, while its dx is in cache
         for (int c = 0; c < 16; c++) {
@@ -2804,6 +2808,7 @@ CNN_CLONES static void mnist14k_l17_conv_backward(int n) {
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist14k_d18 + (size_t)i * 1944;
+      {
       cnn_real *restrict dx = mnist14k_d15 + (size_t)i * 1936;
       for (int o = 0; o < 24; o++)
         for (int oy = 0; oy < 9; oy++)
@@ -3026,6 +3031,7 @@ CNN_CLONES static void mnist14k_l17_conv_backward(int n) {
           memcpy(yr + 363, &a3_0, sizeof a3_0);
           yr[371] = a3_1[0]; yr[372] = a3_1[1]; yr[373] = a3_1[2];
         }
+      }
       }
       { // layer 14's first backward pass for this image, while its dx is in cache
         for (int c = 0; c < 16; c++) {
@@ -3367,6 +3373,7 @@ CNN_CLONES static void mnist14k_l21_conv_backward(int n) {
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist14k_d22 + (size_t)i * 1176;
+      {
       cnn_real *restrict dx = mnist14k_d19 + (size_t)i * 1944;
       for (int o = 0; o < 24; o++)
         for (int oy = 0; oy < 7; oy++)
@@ -3496,6 +3503,7 @@ CNN_CLONES static void mnist14k_l21_conv_backward(int n) {
           memcpy(yr + 405, &a5_0, sizeof a5_0);
           yr[413] = a5_1[0];
         }
+      }
       }
       { // layer 18's first backward pass for this image, while its dx is in cache
         for (int c = 0; c < 24; c++) {
@@ -3887,6 +3895,7 @@ CNN_CLONES static void mnist14k_l25_conv_backward(int n) {
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist14k_d26 + (size_t)i * 490;
+      {
       cnn_real *restrict dx = mnist14k_d23 + (size_t)i * 1176;
       // 6 output channels x 2 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
@@ -3981,6 +3990,7 @@ CNN_CLONES static void mnist14k_l25_conv_backward(int n) {
           yr[490] = a10_0[0];
           yr[539] = a11_0[0];
         }
+      }
       }
       { // layer 22's first backward pass for this image, while its dx is in cache
         for (int c = 0; c < 24; c++) {

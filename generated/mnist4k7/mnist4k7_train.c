@@ -773,6 +773,7 @@ CNN_CLONES static void mnist4k7_l3_conv_backward(int n) {
             dwo[218] = first ? CNN_HSUM8(s3_2) : dwo[218] + CNN_HSUM8(s3_2);
           }
       }
+      {
       cnn_real *restrict dx = mnist4k7_d2 + (size_t)i * 5408;
       for (int o = 0; o < 12; o++)
         for (int oy = 0; oy < 24; oy++)
@@ -1013,6 +1014,7 @@ CNN_CLONES static void mnist4k7_l3_conv_backward(int n) {
           yr[4056] = a6_0[0]; yr[4057] = a6_0[1];
           yr[4732] = a7_0[0]; yr[4733] = a7_0[1];
         }
+      }
       }
       { // layer 1's first backward pass for this image, while its dx is in cache
         for (int c = 0; c < 8; c++) {
@@ -1730,6 +1732,7 @@ CNN_CLONES static void mnist4k7_l10_conv_backward(int n) {
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k7_d11 + (size_t)i * 1200;
+      {
       cnn_real *restrict dx = mnist4k7_d9 + (size_t)i * 1152;
       for (int o = 0; o < 12; o++)
         for (int oy = 0; oy < 10; oy++)
@@ -1835,6 +1838,7 @@ CNN_CLONES static void mnist4k7_l10_conv_backward(int n) {
           memcpy(yr + 432, &a3_0, sizeof a3_0);
           yr[440] = a3_1[0]; yr[441] = a3_1[1]; yr[442] = a3_1[2]; yr[443] = a3_1[3];
         }
+      }
       }
       { // layer 8's first backward pass for this image, while its dx is in cache
         for (int c = 0; c < 8; c++) {
@@ -2124,6 +2128,7 @@ CNN_CLONES static void mnist4k7_l13_conv_backward(int n) {
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k7_d14 + (size_t)i * 768;
+      {
       cnn_real *restrict dx = mnist4k7_d12 + (size_t)i * 1200;
       for (int o = 0; o < 12; o++)
         for (int oy = 0; oy < 8; oy++)
@@ -2253,6 +2258,7 @@ CNN_CLONES static void mnist4k7_l13_conv_backward(int n) {
           memcpy(yr + 500, &a5_0, sizeof a5_0);
           yr[508] = a5_1[0]; yr[509] = a5_1[1];
         }
+      }
       }
       { // layer 11's first backward pass for this image, while its dx is in cache
         for (int c = 0; c < 12; c++) {
@@ -2561,6 +2567,7 @@ CNN_CLONES static void mnist4k7_l16_conv_backward(int n) {
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k7_d17 + (size_t)i * 432;
+      {
       cnn_real *restrict dx = mnist4k7_d15 + (size_t)i * 768;
       for (int o = 0; o < 12; o++)
         for (int oy = 0; oy < 6; oy++)
@@ -2723,6 +2730,7 @@ CNN_CLONES static void mnist4k7_l16_conv_backward(int n) {
           memcpy(yr + 640, &a10_0, sizeof a10_0);
           memcpy(yr + 704, &a11_0, sizeof a11_0);
         }
+      }
       }
       { // layer 14's first backward pass for this image, while its dx is in cache
         for (int c = 0; c < 12; c++) {
@@ -3077,6 +3085,7 @@ CNN_CLONES static void mnist4k7_l19_conv_backward(int n) {
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k7_d20 + (size_t)i * 360;
+      {
       cnn_real *restrict dx = mnist4k7_d18 + (size_t)i * 432;
       // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
@@ -3157,6 +3166,7 @@ CNN_CLONES static void mnist4k7_l19_conv_backward(int n) {
           memcpy(yr + 180, &a5_0, sizeof a5_0);
           yr[188] = a5_1[0]; yr[189] = a5_1[1]; yr[190] = a5_1[2]; yr[191] = a5_1[3];
         }
+      }
       }
       { // layer 17's first backward pass for this image, while its dx is in cache
         for (int c = 0; c < 12; c++) {

@@ -749,6 +749,7 @@ CNN_CLONES static void mnist4k8_l3_conv_backward(int n) {
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k8_d4 + (size_t)i * 4608;
+      {
       cnn_real *restrict dx = mnist4k8_d2 + (size_t)i * 5408;
       for (int o = 0; o < 8; o++)
         for (int oy = 0; oy < 24; oy++)
@@ -832,6 +833,7 @@ CNN_CLONES static void mnist4k8_l3_conv_backward(int n) {
             yr[24] = a0_3[0]; yr[25] = a0_3[1];
           }
         }
+      }
       }
       { // layer 1's first backward pass for this image, while its dx is in cache
         for (int c = 0; c < 8; c++) {
@@ -1745,6 +1747,7 @@ CNN_CLONES static void mnist4k8_l11_conv_backward(int n) {
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k8_d12 + (size_t)i * 3000;
+      {
       cnn_real *restrict dx = mnist4k8_d10 + (size_t)i * 4320;
       for (int o = 0; o < 30; o++)
         for (int oy = 0; oy < 10; oy++)
@@ -1816,6 +1819,7 @@ CNN_CLONES static void mnist4k8_l11_conv_backward(int n) {
             yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
           }
         }
+      }
       }
       { // layer 9's first backward pass for this image, while its dx is in cache
         for (int c = 0; c < 30; c++) {
@@ -2488,6 +2492,7 @@ CNN_CLONES static void mnist4k8_l15_conv_backward(int n) {
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k8_d16 + (size_t)i * 1920;
+      {
       cnn_real *restrict dx = mnist4k8_d14 + (size_t)i * 3000;
       for (int o = 0; o < 30; o++)
         for (int oy = 0; oy < 8; oy++)
@@ -2559,6 +2564,7 @@ CNN_CLONES static void mnist4k8_l15_conv_backward(int n) {
             yr[8] = a0_1[0]; yr[9] = a0_1[1];
           }
         }
+      }
       }
       { // layer 13's first backward pass for this image, while its dx is in cache
         for (int c = 0; c < 30; c++) {
@@ -3052,6 +3058,7 @@ CNN_CLONES static void mnist4k8_l19_conv_backward(int n) {
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k8_d20 + (size_t)i * 1080;
+      {
       cnn_real *restrict dx = mnist4k8_d18 + (size_t)i * 1920;
       for (int o = 0; o < 30; o++)
         for (int oy = 0; oy < 6; oy++)
@@ -3117,6 +3124,7 @@ CNN_CLONES static void mnist4k8_l19_conv_backward(int n) {
             memcpy(yr + 0, &a0_0, sizeof a0_0);
           }
         }
+      }
       }
       { // layer 17's first backward pass for this image, while its dx is in cache
         for (int c = 0; c < 30; c++) {
@@ -3876,6 +3884,7 @@ CNN_CLONES static void mnist4k8_l23_conv_backward(int n) {
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k8_d24 + (size_t)i * 360;
+      {
       cnn_real *restrict dx = mnist4k8_d22 + (size_t)i * 1080;
       // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
@@ -3982,6 +3991,7 @@ CNN_CLONES static void mnist4k8_l23_conv_backward(int n) {
           memcpy(yr + 180, &a5_0, sizeof a5_0);
           yr[188] = a5_1[0]; yr[189] = a5_1[1]; yr[190] = a5_1[2]; yr[191] = a5_1[3];
         }
+      }
       }
       { // layer 21's first backward pass for this image, while its dx is in cache
         for (int c = 0; c < 30; c++) {

@@ -733,6 +733,7 @@ CNN_CLONES static void mnist4k9_l3_conv_backward(int n) {
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k9_d4 + (size_t)i * 4608;
+      {
       cnn_real *restrict dx = mnist4k9_d2 + (size_t)i * 5408;
       for (int o = 0; o < 8; o++)
         for (int oy = 0; oy < 24; oy++)
@@ -816,6 +817,7 @@ CNN_CLONES static void mnist4k9_l3_conv_backward(int n) {
             yr[24] = a0_3[0]; yr[25] = a0_3[1];
           }
         }
+      }
       }
       { // layer 1's first backward pass for this image, while its dx is in cache
         for (int c = 0; c < 8; c++) {
@@ -2000,6 +2002,7 @@ CNN_CLONES static void mnist4k9_l12_conv_backward(int n) {
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k9_d13 + (size_t)i * 2304;
+      {
       cnn_real *restrict dx = mnist4k9_d11 + (size_t)i * 3600;
       for (int o = 0; o < 36; o++)
         for (int oy = 0; oy < 8; oy++)
@@ -2071,6 +2074,7 @@ CNN_CLONES static void mnist4k9_l12_conv_backward(int n) {
             yr[8] = a0_1[0]; yr[9] = a0_1[1];
           }
         }
+      }
       }
       { // layer 10's first backward pass for this image, while its dx is in cache
         for (int c = 0; c < 36; c++) {
@@ -2518,6 +2522,7 @@ CNN_CLONES static void mnist4k9_l16_conv_backward(int n) {
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k9_d17 + (size_t)i * 1296;
+      {
       cnn_real *restrict dx = mnist4k9_d15 + (size_t)i * 2304;
       for (int o = 0; o < 36; o++)
         for (int oy = 0; oy < 6; oy++)
@@ -2583,6 +2588,7 @@ CNN_CLONES static void mnist4k9_l16_conv_backward(int n) {
             memcpy(yr + 0, &a0_0, sizeof a0_0);
           }
         }
+      }
       }
       { // layer 14's first backward pass for this image, while its dx is in cache
         for (int c = 0; c < 36; c++) {
@@ -3244,6 +3250,7 @@ CNN_CLONES static void mnist4k9_l20_conv_backward(int n) {
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k9_d21 + (size_t)i * 360;
+      {
       cnn_real *restrict dx = mnist4k9_d19 + (size_t)i * 1296;
       // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
@@ -3324,6 +3331,7 @@ CNN_CLONES static void mnist4k9_l20_conv_backward(int n) {
           memcpy(yr + 180, &a5_0, sizeof a5_0);
           yr[188] = a5_1[0]; yr[189] = a5_1[1]; yr[190] = a5_1[2]; yr[191] = a5_1[3];
         }
+      }
       }
       { // layer 18's first backward pass for this image, while its dx is in cache
         for (int c = 0; c < 36; c++) {

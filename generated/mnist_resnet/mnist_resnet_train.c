@@ -1935,6 +1935,7 @@ CNN_CLONES static void mnist_resnet_l6_conv_backward(int n) {
             dwo[218] = first ? CNN_HSUM8(s3_2) : dwo[218] + CNN_HSUM8(s3_2);
           }
       }
+      {
       cnn_real *restrict dx = mnist_resnet_d5 + (size_t)i * 6272;
       for (int o = 0; o < 8; o++)
         for (int oy = 0; oy < 28; oy++)
@@ -2175,6 +2176,7 @@ CNN_CLONES static void mnist_resnet_l6_conv_backward(int n) {
           yr[4704] = a6_0[0]; yr[4705] = a6_0[1]; yr[4706] = a6_0[2]; yr[4707] = a6_0[3];
           yr[5488] = a7_0[0]; yr[5489] = a7_0[1]; yr[5490] = a7_0[2]; yr[5491] = a7_0[3];
         }
+      }
       }
       { // layer 4's first backward pass for this image, while its dx is in cache
         for (int c = 0; c < 8; c++) {
@@ -4003,6 +4005,7 @@ CNN_CLONES static void mnist_resnet_l17_conv_backward(int n) {
             dwo[434] = first ? CNN_HSUM8(s3_2) : dwo[434] + CNN_HSUM8(s3_2);
           }
       }
+      {
       cnn_real *restrict dx = mnist_resnet_d16 + (size_t)i * 3136;
       for (int o = 0; o < 16; o++)
         for (int oy = 0; oy < 14; oy++)
@@ -4225,6 +4228,7 @@ CNN_CLONES static void mnist_resnet_l17_conv_backward(int n) {
           memcpy(yr + 588, &a3_0, sizeof a3_0);
           yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
         }
+      }
       }
       { // layer 15's first backward pass for this image, while its dx is in cache
         for (int c = 0; c < 16; c++) {
@@ -5544,6 +5548,7 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist_resnet_d26 + (size_t)i * 784;
+      {
       cnn_real *restrict dx = mnist_resnet_d24 + (size_t)i * 784;
       for (int o = 0; o < 16; o++)
         for (int oy = 0; oy < 7; oy++)
@@ -5784,6 +5789,7 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
           yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
           yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
         }
+      }
       }
       { // layer 23's first backward pass for this image, while its dx is in cache
         for (int c = 0; c < 16; c++) {
