@@ -196,10 +196,11 @@ $(BUILD)/tests/mnist8ch-train: examples/train.c models/mnist8ch.cnn $(BUILD)/cnn
 	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -I$(BUILD)/tests/mnist8ch -DNET_HEADER='"mnist8ch_train.h"' -DNET=mnist8ch_net \
 	  $< $(BUILD)/tests/mnist8ch/mnist8ch_train.c $(BUILD)/libcnnrt.a $(LIBS) $(OMP) -o $@
 # The same trainer without the generated code's x86-64-v3 clones: it must print the same losses to rounding.
-$(BUILD)/tests/$(MODEL)-train-baseline: examples/train.c $(GEN_DIR)/$(MODEL)_train.c $(GEN_DIR)/$(MODEL)_train.h $(BUILD)/libcnnrt.a
+# And with the 16-wide kernels as portable code, which runs them on any CPU.
+$(BUILD)/tests/$(MODEL)-train-baseline $(BUILD)/tests/$(MODEL)-train-wide: examples/train.c $(GEN_DIR)/$(MODEL)_train.c $(GEN_DIR)/$(MODEL)_train.h $(BUILD)/libcnnrt.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -DCNN_NO_CLONES -Iruntime -I$(GEN_DIR) -DNET_HEADER='"$(MODEL)_train.h"' \
-	  -DNET=$(MODEL)_net $< $(GEN_DIR)/$(MODEL)_train.c $(BUILD)/libcnnrt.a $(LIBS) $(OMP) -o $@
+	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) $(if $(findstring wide,$@),-DCNN_V16_GENERIC,-DCNN_NO_CLONES) -Iruntime -I$(GEN_DIR) \
+	  -DNET_HEADER='"$(MODEL)_train.h"' -DNET=$(MODEL)_net $< $(GEN_DIR)/$(MODEL)_train.c $(BUILD)/libcnnrt.a $(LIBS) $(OMP) -o $@
 # A 3-channel network: the trainer on N x H x W x C IDX files.
 $(BUILD)/tests/rgb8ch-train: examples/train.c tests/nets/rgb8ch.cnn $(BUILD)/cnnc $(BUILD)/libcnnrt.a
 	@rm -rf $(BUILD)/tests/rgb8ch && mkdir -p $(BUILD)/tests/rgb8ch
@@ -211,9 +212,9 @@ $(BUILD)/tests/$(MODEL)-train-san: examples/train.c $(BUILD)/$(MODEL)_train.o $(
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -Iruntime -I$(GEN_DIR) -DNET_HEADER='"$(MODEL)_train.h"' -DNET=$(MODEL)_net \
 	  $< $(RUNTIME_SRC) $(BUILD)/$(MODEL)_train.o $(LIBS) $(OMP) -o $@
-$(BUILD)/tests/trainer: tests/trainer.sh $(BUILD)/$(MODEL)-train $(BUILD)/tests/mnist8ch-train $(BUILD)/tests/$(MODEL)-train-baseline $(BUILD)/tests/$(MODEL)-train-san $(BUILD)/tests/rgb8ch-train $(BUILD)/cnnc
+$(BUILD)/tests/trainer: tests/trainer.sh $(BUILD)/$(MODEL)-train $(BUILD)/tests/mnist8ch-train $(BUILD)/tests/$(MODEL)-train-baseline $(BUILD)/tests/$(MODEL)-train-wide $(BUILD)/tests/$(MODEL)-train-san $(BUILD)/tests/rgb8ch-train $(BUILD)/cnnc
 	@mkdir -p $(@D)
-	printf '#!/bin/sh\nOTHER_TRAINER=$(BUILD)/tests/mnist8ch-train BASELINE_TRAINER=$(BUILD)/tests/$(MODEL)-train-baseline SAN_TRAINER=$(BUILD)/tests/$(MODEL)-train-san RGB_TRAINER=$(BUILD)/tests/rgb8ch-train CNNC=$(BUILD)/cnnc exec bash tests/trainer.sh $(BUILD)/$(MODEL)-train "$(MNIST_DIR)"\n' >$@ && chmod +x $@
+	printf '#!/bin/sh\nOTHER_TRAINER=$(BUILD)/tests/mnist8ch-train BASELINE_TRAINER=$(BUILD)/tests/$(MODEL)-train-baseline WIDE_TRAINER=$(BUILD)/tests/$(MODEL)-train-wide SAN_TRAINER=$(BUILD)/tests/$(MODEL)-train-san RGB_TRAINER=$(BUILD)/tests/rgb8ch-train CNNC=$(BUILD)/cnnc exec bash tests/trainer.sh $(BUILD)/$(MODEL)-train "$(MNIST_DIR)"\n' >$@ && chmod +x $@
 
 # tests/run.sh, which runs the others, on stand-in programs.
 TESTS += $(BUILD)/tests/run_sh
@@ -266,13 +267,20 @@ include tests/fuzz/fuzz.mk
 # Generated training code (compiler/emit_train.c). tests/gen_testnets.c builds
 # small nets (and mnist14k) by hand and emits them into build/gradcheck/; the
 # gradient checks compile them in double with the input gradient, the layer
-# tests in float with the activations exposed. train_warnings compiles the
-# committed mnist14k code with gcc and clang, -Werror, with and without OpenMP.
+# tests in float with the activations exposed. The gradient checks run at
+# both vector widths of the direct convs, whatever this CPU has:
+# test_gradcheck the 8-wide kernels (-DCNN_NO_V16), test_gradcheck_v16 the
+# 16-wide ones as portable code (-DCNN_V16_GENERIC). train_warnings compiles
+# the committed mnist14k code with gcc and clang, -Werror, with and without
+# OpenMP, and the 16-wide kernels as portable code.
 TRAIN_EMIT_SRC := compiler/emit_train.c compiler/emit_util.c compiler/net.c $(KIND_SRC)
 GC_NETS := gc_conv gc_conv2 gc_bn gc_dropout gc_relu gc_pool gc_fc mnist14k
 TL_NETS := tl_conv tl_conv2 tl_bn tl_pool tl_drop tl_lsm mnist14k
 GC_DIR  := $(BUILD)/gradcheck
-TESTS += $(BUILD)/tests/test_gradcheck $(BUILD)/tests/test_layers $(BUILD)/tests/train_warnings
+GC_WIDTH_8  := -DCNN_NO_V16
+GC_WIDTH_16 := -DCNN_V16_GENERIC
+TESTS += $(BUILD)/tests/test_gradcheck $(BUILD)/tests/test_gradcheck_v16 $(BUILD)/tests/test_layers \
+         $(BUILD)/tests/train_warnings
 # (The layer modules read their arguments through the checker: the front end comes along.)
 $(BUILD)/gen_testnets: tests/gen_testnets.c $(TRAIN_EMIT_SRC) $(FRONTEND_SRC) $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o $(wildcard compiler/*.h)
 	@mkdir -p $(@D)
@@ -280,31 +288,44 @@ $(BUILD)/gen_testnets: tests/gen_testnets.c $(TRAIN_EMIT_SRC) $(FRONTEND_SRC) $(
 	  $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o -lm -o $@
 $(GC_DIR)/stamp: $(BUILD)/gen_testnets
 	$(BUILD)/gen_testnets $(GC_DIR) && touch $@
-$(GC_DIR)/%_d.o: $(GC_DIR)/stamp runtime/cnn_net.h
-	$(CC) $(TEST_CFLAGS) -DCNN_REAL=double -DCNN_INPUT_GRAD -Iruntime -c $(GC_DIR)/$*/$*_train.c -o $@
+$(GC_DIR)/%_d8.o: $(GC_DIR)/stamp runtime/cnn_net.h
+	$(CC) $(TEST_CFLAGS) -DCNN_REAL=double -DCNN_INPUT_GRAD $(GC_WIDTH_8) -Iruntime -c $(GC_DIR)/$*/$*_train.c -o $@
+$(GC_DIR)/%_d16.o: $(GC_DIR)/stamp runtime/cnn_net.h
+	$(CC) $(TEST_CFLAGS) -DCNN_REAL=double -DCNN_INPUT_GRAD $(GC_WIDTH_16) -Iruntime -c $(GC_DIR)/$*/$*_train.c -o $@
 # mnist14k's ~10,000 double forwards run without the sanitizers (test_layers
 # runs its float build under them).
-$(GC_DIR)/mnist14k_d.o: $(GC_DIR)/stamp runtime/cnn_net.h
-	$(CC) -std=c11 -O2 -g $(WARN) $(OMP) $(BLAS_CFLAGS) -DCNN_REAL=double -DCNN_INPUT_GRAD -Iruntime -c $(GC_DIR)/mnist14k/mnist14k_train.c -o $@
+$(GC_DIR)/mnist14k_d8.o $(GC_DIR)/mnist14k_d16.o: $(GC_DIR)/mnist14k_d%.o: $(GC_DIR)/stamp runtime/cnn_net.h
+	$(CC) -std=c11 -O2 -g $(WARN) $(OMP) $(BLAS_CFLAGS) -DCNN_REAL=double -DCNN_INPUT_GRAD $(GC_WIDTH_$*) -Iruntime \
+	  -c $(GC_DIR)/mnist14k/mnist14k_train.c -o $@
 $(GC_DIR)/%_f.o: $(GC_DIR)/stamp runtime/cnn_net.h
 	$(CC) $(TEST_CFLAGS) -DCNN_EXPOSE_ACT -DCNN_INPUT_GRAD -Iruntime -c $(GC_DIR)/$*/$*_train.c -o $@
 # The newer kinds are checked through the front end: tests/nets/gc_*.cnn.
-CNN_GC_NETS := gc_same gc_groups gc_rect gc_residual gc_residual2 gc_smooth gc_wgrad gc_bnfuse
-$(CNN_GC_NETS:%=$(GC_DIR)/%_d.o): $(GC_DIR)/%_d.o: tests/nets/%.cnn $(BUILD)/cnnc runtime/cnn_net.h
-	@mkdir -p $(GC_DIR)/$*
-	$(BUILD)/cnnc build $< -o $(GC_DIR)/$*/
-	$(CC) $(TEST_CFLAGS) -DCNN_REAL=double -DCNN_INPUT_GRAD -Iruntime -c $(GC_DIR)/$*/$*_train.c -o $@
-ALL_GC := $(GC_NETS) $(CNN_GC_NETS)
-$(BUILD)/tests/test_gradcheck: tests/test_gradcheck.c tests/cu_main.c runtime/rng.c $(ALL_GC:%=$(GC_DIR)/%_d.o)
+CNN_GC_NETS := gc_same gc_groups gc_rect gc_residual gc_residual2 gc_smooth gc_wgrad gc_bnfuse gc_wgrad2
+$(CNN_GC_NETS:%=$(GC_DIR)/%/stamp): $(GC_DIR)/%/stamp: tests/nets/%.cnn $(BUILD)/cnnc
 	@mkdir -p $(@D)
-	$(CC) $(TEST_CFLAGS) -DCNN_REAL=double -DCNN_INPUT_GRAD -Iruntime $(ALL_GC:%=-I$(GC_DIR)/%) $< tests/cu_main.c runtime/rng.c $(ALL_GC:%=$(GC_DIR)/%_d.o) $(TEST_LIBS) -o $@
+	$(BUILD)/cnnc build $< -o $(@D)/ && touch $@
+$(CNN_GC_NETS:%=$(GC_DIR)/%_d8.o): $(GC_DIR)/%_d8.o: $(GC_DIR)/%/stamp runtime/cnn_net.h
+	$(CC) $(TEST_CFLAGS) -DCNN_REAL=double -DCNN_INPUT_GRAD $(GC_WIDTH_8) -Iruntime -c $(GC_DIR)/$*/$*_train.c -o $@
+$(CNN_GC_NETS:%=$(GC_DIR)/%_d16.o): $(GC_DIR)/%_d16.o: $(GC_DIR)/%/stamp runtime/cnn_net.h
+	$(CC) $(TEST_CFLAGS) -DCNN_REAL=double -DCNN_INPUT_GRAD $(GC_WIDTH_16) -Iruntime -c $(GC_DIR)/$*/$*_train.c -o $@
+ALL_GC := $(GC_NETS) $(CNN_GC_NETS)
+# test_gradcheck$(1): the checks on the objects of width $(2).
+define GRADCHECK
+$(BUILD)/tests/test_gradcheck$(1): tests/test_gradcheck.c tests/cu_main.c runtime/rng.c $(ALL_GC:%=$(GC_DIR)/%_d$(2).o)
+	@mkdir -p $$(@D)
+	$$(CC) $$(TEST_CFLAGS) -DCNN_REAL=double -DCNN_INPUT_GRAD -DGC_WIDTH=$(2) -Iruntime $(ALL_GC:%=-I$(GC_DIR)/%) \
+	  $$< tests/cu_main.c runtime/rng.c $(ALL_GC:%=$(GC_DIR)/%_d$(2).o) $$(TEST_LIBS) -o $$@
+endef
+$(eval $(call GRADCHECK,,8))
+$(eval $(call GRADCHECK,_v16,16))
 $(BUILD)/tests/test_layers: tests/test_layers.c tests/cu_main.c runtime/rng.c $(TL_NETS:%=$(GC_DIR)/%_f.o)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -DCNN_EXPOSE_ACT -DCNN_INPUT_GRAD -Iruntime $(TL_NETS:%=-I$(GC_DIR)/%) $< tests/cu_main.c runtime/rng.c $(TL_NETS:%=$(GC_DIR)/%_f.o) $(TEST_LIBS) -o $@
 $(BUILD)/tests/train_warnings: generated/mnist14k/mnist14k_train.c generated/mnist14k/mnist14k_train.h runtime/cnn_net.h
 	@mkdir -p $(@D)
 	for cc in gcc clang; do for omp in '' -fopenmp; do for real in '' -DCNN_REAL=double; do \
-	  $$cc -std=c11 -O2 $(WARN) $$omp $$real $(BLAS_CFLAGS) -Iruntime -c $< -o $@.o || exit 1; done; done; done
+	  $$cc -std=c11 -O2 $(WARN) $$omp $$real $(BLAS_CFLAGS) -Iruntime -c $< -o $@.o || exit 1; done; done; \
+	  $$cc -std=c11 -O2 $(WARN) -fopenmp -DCNN_V16_GENERIC $(BLAS_CFLAGS) -Iruntime -c $< -o $@.o || exit 1; done
 	rm -f $@.o && printf '#!/bin/sh\nexit 0\n' >$@ && chmod +x $@
 
 # The generated training code and the runtime's SGD against PyTorch's numbers

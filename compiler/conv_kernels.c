@@ -1,7 +1,10 @@
 // conv_kernels.c: direct convolution kernels for the training code, written
 // for one layer's exact shape (see conv_kernels.h). The layout stays CHW:
-// a vector (cnn_v8, a GCC/clang vector extension, so each target_clones
-// version gets its own instructions) holds 8 neighbouring columns of a row.
+// a vector (cnn_v8 or cnn_v16, a GCC/clang vector extension, so each
+// target gets its own instructions) holds 8 or 16 neighbouring columns of a
+// row. The 8-wide kernels are sized for AVX2's 16 registers, the 16-wide
+// ones for AVX-512's 32; the generated file holds both and calls the
+// 16-wide ones where the CPU has AVX-512.
 // The forward tile keeps OB output channels x NV vectors of one output row
 // in registers through the whole sum over input channels and window taps,
 // loading each input vector once for OB channels; the weight gradient keeps
@@ -13,10 +16,18 @@
 
 #include <stdio.h>
 
-// The register tiles are sized for AVX2's 16 vector registers. With FMA a
-// multiply-add needs no register for the product, so a tile holds its
-// accumulators, the operands it reuses and one more operand:
-// b * n + n + 1 <= 16. That admits 4 channels x 3 vectors (a row of 24),
+// The vector type and register count of d's width.
+static const char *vtype(const ConvDims *d) {
+  return d->vl == CONV_VL_AVX512 ? "cnn_v16" : "cnn_v8";
+}
+static int vregs(const ConvDims *d) {
+  return d->vl == CONV_VL_AVX512 ? 32 : 16;
+}
+
+// With FMA a multiply-add needs no register for the product, so a tile
+// holds its accumulators, the operands it reuses and one more operand:
+// b * n + n + 1 <= the registers (16 for AVX2, 32 for AVX-512). With 16
+// that admits 4 channels x 3 vectors (a row of 24),
 // which ran at 1.5x the 6 x 2 tile that mul + add allowed (conv 26x26 ->
 // 24x24 forward alone, EPYC family 25: 71-86 against 51-59 GFLOP/s). Two FMA pipes
 // take two vector multiply-adds a cycle; the loads (two a cycle) must keep
@@ -37,34 +48,38 @@ static int channels_cost(int o, int b, int n) {
   return o / b * tap_cost(b, n) + (o % b ? tap_cost(o % b, n) : 0);
 }
 
-// The cheapest channel count of a tile with n reused vectors, up to 12.
-static int best_channels(int o, int n) {
+// The cheapest channel count of a tile with n reused vectors in regs
+// registers, up to 16. Of equal costs, one that divides o: 8 + 8 channels
+// ran 6% faster than 9 + 7 at 16 lanes (conv 26x26 -> 24x24 forward).
+static int best_channels(int o, int n, int regs) {
   int best = 1;
-  for (int b = 2; b <= 12 && b <= o && b * n + n + 1 <= 16; b++)
-    if (channels_cost(o, b, n) <= channels_cost(o, best, n))
+  for (int b = 2; b <= 16 && b <= o && b * n + n + 1 <= regs; b++) {
+    int cb = channels_cost(o, b, n), cbest = channels_cost(o, best, n);
+    if (cb < cbest || (cb == cbest && (o % b == 0 || o % best != 0)))
       best = b;
+  }
   return best;
 }
 
 void conv_fwd_tile(const ConvDims *d, int *ob, int *nv) {
-  int vec = (d->ow + CONV_VL - 1) / CONV_VL, best = 0;
+  int vec = (d->ow + d->vl - 1) / d->vl, best = 0, regs = vregs(d);
   // Rows of vec vectors in chunks of n (the last chunk smaller): the n
   // whose chunks cost least over the row.
   for (int n = 1; n <= 4 && n <= vec; n++) {
-    int cost = vec / n * channels_cost(d->o, best_channels(d->o, n), n);
+    int cost = vec / n * channels_cost(d->o, best_channels(d->o, n, regs), n);
     if (vec % n)
-      cost += channels_cost(d->o, best_channels(d->o, vec % n), vec % n);
+      cost += channels_cost(d->o, best_channels(d->o, vec % n, regs), vec % n);
     if (!best || cost < best) {
       best = cost;
       *nv = n;
     }
   }
-  *ob = best_channels(d->o, *nv);
+  *ob = best_channels(d->o, *nv, regs);
 }
 
 int conv_wgrad_tile(const ConvDims *d) {
   // kw sums per channel, the kw shifted x vectors reused, one dy vector.
-  return best_channels(d->o, d->kw);
+  return best_channels(d->o, d->kw, vregs(d));
 }
 
 int conv_wgrad_images_inner(const ConvDims *d, int gsize) {
@@ -76,11 +91,11 @@ int conv_wgrad_images_inner(const ConvDims *d, int gsize) {
 // whole vectors; flat mode, the plane as one run of vectors over x's row
 // stride, from the first output to the last ((oh - 1) * w + ow).
 static long rows_lanes(const ConvDims *d) {
-  return (long)d->oh * ((d->ow + CONV_VL - 1) / CONV_VL * CONV_VL);
+  return (long)d->oh * ((d->ow + d->vl - 1) / d->vl * d->vl);
 }
 static long flat_lanes(const ConvDims *d) {
   long p = (long)(d->oh - 1) * d->w + d->ow;
-  return (p + CONV_VL - 1) / CONV_VL * CONV_VL;
+  return (p + d->vl - 1) / d->vl * d->vl;
 }
 
 // One forward tile: output channels o .. o + ob - 1 (o is the C expression
@@ -92,10 +107,10 @@ static void fwd_tile(TrainCtx *c, const ConvDims *d, const char *x, const char *
   long ckk = (long)d->c * d->kh * d->kw, plane = (long)d->oh * d->ow;
   W(c, "%s  const cnn_real *restrict wo = %s + (%s) * %ld;\n", ind, w, oexpr, ckk);
   for (int b = 0; b < ob; b++) {
-    W(c, "%s  cnn_v8", ind);
+    W(c, "%s  %s", ind, vtype(d));
     for (int v = 0; v < nv; v++) {
       if (bias)
-        W(c, "%s a%d_%d = (cnn_v8){0} + %s[%s + %d]", v ? "," : "", b, v, bias, oexpr, b);
+        W(c, "%s a%d_%d = (%s){0} + %s[%s + %d]", v ? "," : "", b, v, vtype(d), bias, oexpr, b);
       else
         W(c, "%s a%d_%d = {0}", v ? "," : "", b, v);
     }
@@ -109,12 +124,12 @@ static void fwd_tile(TrainCtx *c, const ConvDims *d, const char *x, const char *
   W(c, "%s      const cnn_real *restrict xr = %s + (c * %d + oy + ky) * %d + %s;\n", ind, x, d->h, d->w, col);
   W(c, "%s      const cnn_real *restrict wr = wo + (c * %d + ky) * %d;\n", ind, d->kh, d->kw);
   W(c, "%s      for (int kx = 0; kx < %d; kx++) {\n", ind, d->kw);
-  W(c, "%s        cnn_v8", ind);
+  W(c, "%s        %s", ind, vtype(d));
   for (int v = 0; v < nv; v++)
     W(c, "%s x%d", v ? "," : "", v);
   W(c, ";\n");
   for (int v = 0; v < nv; v++)
-    W(c, "%s        memcpy(&x%d, xr + kx + %d, sizeof x%d);\n", ind, v, v * CONV_VL, v);
+    W(c, "%s        memcpy(&x%d, xr + kx + %d, sizeof x%d);\n", ind, v, v * d->vl, v);
   W(c, "%s        const cnn_real", ind);
   for (int b = 0; b < ob; b++)
     W(c, "%s w%d = wr[kx + %ld]", b ? "," : "", b, b * ckk);
@@ -129,14 +144,14 @@ static void fwd_tile(TrainCtx *c, const ConvDims *d, const char *x, const char *
   W(c, "%s  cnn_real *restrict yr = %s + (%s) * %ld + oy * %d + %s;\n", ind, y, oexpr, plane, d->ow, col);
   for (int b = 0; b < ob; b++) {
     for (int v = 0; v < nv; v++) {
-      if (v < nv - 1 || lanes == CONV_VL)
-        W(c, "%s  memcpy(yr + %ld, &a%d_%d, sizeof a%d_%d);\n", ind, b * plane + v * CONV_VL, b, v, b, v);
+      if (v < nv - 1 || lanes == d->vl)
+        W(c, "%s  memcpy(yr + %ld, &a%d_%d, sizeof a%d_%d);\n", ind, b * plane + v * d->vl, b, v, b, v);
       else {
         // Lane by lane with constant indices: a loop or a partial memcpy
         // over the accumulator would keep it in memory through the sum.
         W(c, "%s ", ind);
         for (int u = 0; u < lanes; u++)
-          W(c, " yr[%ld] = a%d_%d[%d];", b * plane + v * CONV_VL + u, b, v, u);
+          W(c, " yr[%ld] = a%d_%d[%d];", b * plane + v * d->vl + u, b, v, u);
         W(c, "\n");
       }
     }
@@ -150,7 +165,7 @@ static void fwd_channels(TrainCtx *c, const ConvDims *d, const char *x, const ch
                          int clip) {
   int full = d->o / ob * ob;
   W(c, "%sfor (int o = 0; o < %d; o += %d) { // %d channels x %d columns\n", ind, full, ob, ob,
-    (nv - 1) * CONV_VL + lanes);
+    (nv - 1) * d->vl + lanes);
   fwd_tile(c, d, x, w, y, bias, ind, ob, "o", nv, col, lanes, clip);
   W(c, "%s}\n", ind);
   if (full < d->o) {
@@ -167,7 +182,7 @@ static void fwd_channels(TrainCtx *c, const ConvDims *d, const char *x, const ch
 // the zero ones.
 static void direct_rows(TrainCtx *c, const ConvDims *d, const char *x, const char *w, const char *y,
                         const char *bias, const char *ind, int ob, int nv, int oy0, int oy1, int clip) {
-  int chunk = nv * CONV_VL, full = d->ow / chunk * chunk, rest = d->ow - full;
+  int chunk = nv * d->vl, full = d->ow / chunk * chunk, rest = d->ow - full;
   char in2[32];
   snprintf(in2, sizeof in2, "%s  ", ind);
   W(c, "%sfor (int oy = %d; oy < %d; oy++) {\n", ind, oy0, oy1);
@@ -175,21 +190,21 @@ static void direct_rows(TrainCtx *c, const ConvDims *d, const char *x, const cha
     W(c, "%s  const int ky0 = oy < %d ? %d - oy : 0, ky1 = oy > %d ? %d - oy : %d;\n", ind, d->zt, d->zt,
       d->h - d->zb - d->kh, d->h - d->zb, d->kh);
   if (rest == 0 && full == chunk) {
-    fwd_channels(c, d, x, w, y, bias, in2, ob, nv, "0", CONV_VL, clip);
+    fwd_channels(c, d, x, w, y, bias, in2, ob, nv, "0", d->vl, clip);
   } else if (full == 0) {
     // One chunk narrower than nv vectors: the last vector is partial.
-    fwd_channels(c, d, x, w, y, bias, in2, ob, nv, "0", d->ow - (nv - 1) * CONV_VL, clip);
+    fwd_channels(c, d, x, w, y, bias, in2, ob, nv, "0", d->ow - (nv - 1) * d->vl, clip);
   } else {
     W(c, "%s  for (int col = 0; col < %d; col += %d) {\n", ind, full, chunk);
     char in4[32];
     snprintf(in4, sizeof in4, "%s    ", ind);
-    fwd_channels(c, d, x, w, y, bias, in4, ob, nv, "col", CONV_VL, clip);
+    fwd_channels(c, d, x, w, y, bias, in4, ob, nv, "col", d->vl, clip);
     W(c, "%s  }\n", ind);
     if (rest) {
       char cs[16];
       snprintf(cs, sizeof cs, "%d", full);
-      int rv = (rest + CONV_VL - 1) / CONV_VL;
-      fwd_channels(c, d, x, w, y, bias, in2, best_channels(d->o, rv), rv, cs, rest - (rv - 1) * CONV_VL, clip);
+      int rv = (rest + d->vl - 1) / d->vl;
+      fwd_channels(c, d, x, w, y, bias, in2, best_channels(d->o, rv, vregs(d)), rv, cs, rest - (rv - 1) * d->vl, clip);
     }
   }
   W(c, "%s}\n", ind);
@@ -216,7 +231,7 @@ void emit_conv_direct(TrainCtx *c, const ConvDims *d, const char *x, const char 
     f.ow = (d->oh - 1) * d->w + d->ow;
     conv_fwd_tile(&f, &ob, &nv);
     W(c, "%s// %d output channels x %d vectors of %d per register tile, over each plane as\n"
-         "%s// one run on the input's row stride (flat), then copied row by row.\n", ind, ob, nv, CONV_VL, ind);
+         "%s// one run on the input's row stride (flat), then copied row by row.\n", ind, ob, nv, d->vl, ind);
     direct_rows(c, &f, x, w, tmp, bias, ind, ob, nv, 0, 1, 0);
     W(c, "%sfor (int o = 0; o < %d; o++)\n%s  for (int oy = 0; oy < %d; oy++)\n", ind, d->o, ind, d->oh);
     W(c, "%s    memcpy(%s + (o * %d + oy) * %d, %s + o * %d + oy * %d, %d * sizeof(cnn_real));\n", ind, y, d->oh,
@@ -224,7 +239,7 @@ void emit_conv_direct(TrainCtx *c, const ConvDims *d, const char *x, const char 
     return;
   }
   conv_fwd_tile(d, &ob, &nv);
-  W(c, "%s// %d output channels x %d vectors of %d columns per register tile.\n", ind, ob, nv, CONV_VL);
+  W(c, "%s// %d output channels x %d vectors of %d columns per register tile.\n", ind, ob, nv, d->vl);
   // Rows zt .. oh - zb - 1 read no zero row; the ones above and below skip
   // the taps that would (a fifth of the work of a 3x3 input gradient on a
   // 7x7 map).
@@ -254,7 +269,7 @@ int conv_wgrad_flat(const ConvDims *d) {
 // times. Below 8 (a first layer, a depthwise conv) the old way is cheaper:
 // rows in place, the last vector masked.
 int conv_wgrad_copy(const ConvDims *d) {
-  return d->c * d->kh >= 8 && (conv_wgrad_flat(d) || d->ow % CONV_VL);
+  return d->c * d->kh >= 8 && (conv_wgrad_flat(d) || d->ow % d->vl);
 }
 
 long conv_wgrad_plane(const ConvDims *d) {
@@ -267,7 +282,7 @@ long conv_wgrad_plane(const ConvDims *d) {
 static int wgrad_row_stride(const ConvDims *d) {
   if (conv_wgrad_flat(d))
     return d->w;
-  return conv_wgrad_copy(d) ? (d->ow + CONV_VL - 1) / CONV_VL * CONV_VL : d->ow;
+  return conv_wgrad_copy(d) ? (d->ow + d->vl - 1) / d->vl * d->vl : d->ow;
 }
 
 void emit_conv_wgrad_copy(TrainCtx *c, const ConvDims *d, const char *dst, const char *src, const char *ind) {
@@ -281,14 +296,18 @@ void emit_conv_wgrad_copy(TrainCtx *c, const ConvDims *d, const char *dst, const
 // vectors; masked, dy's lanes past the row's end are zeroed first.
 static void wgrad_step(TrainCtx *c, const ConvDims *d, const char *ind, int ob, long plane, const char *ve,
                        int masked) {
-  W(c, "%scnn_v8 d", ind);
+  W(c, "%s%s d", ind, vtype(d));
   for (int k = 0; k < d->kw; k++)
     W(c, ", x%d", k);
   W(c, ";\n");
   for (int k = 0; k < d->kw; k++)
     W(c, "%smemcpy(&x%d, xr + %s + %d, sizeof x%d);\n", ind, k, ve, k, k);
   for (int b = 0; b < ob; b++) {
-    W(c, "%smemcpy(&d, dr + %ld + %s, sizeof d);\n", ind, b * plane, ve);
+    // In a register: GCC otherwise folds the load into each of the kw
+    // multiply-adds, and the loads, not the FMAs, bound the loop (16 lanes:
+    // 27 loads per 24 FMAs ran at 36% of the FMA peak, pinned at 67%).
+    W(c, "%smemcpy(&d, dr + %ld + %s, sizeof d);%s\n", ind, b * plane, ve,
+      d->vl == CONV_VL_AVX512 ? " CNN_PIN16(d);" : "");
     if (masked)
       W(c, "%sd *= m;\n", ind);
     W(c, "%s", ind);
@@ -312,7 +331,7 @@ static void wgrad_tile(TrainCtx *c, const ConvDims *d, const char *x, const char
   W(c, "%s  for (int c = 0; c < %d; c++)\n", ind, d->c);
   W(c, "%s    for (int ky = 0; ky < %d; ky++) {\n", ind, d->kh);
   for (int b = 0; b < ob; b++) {
-    W(c, "%s      cnn_v8", ind);
+    W(c, "%s      %s", ind, vtype(d));
     for (int k = 0; k < d->kw; k++)
       W(c, "%s s%d_%d = {0}", k ? "," : "", b, k);
     W(c, ";\n");
@@ -336,18 +355,18 @@ static void wgrad_tile(TrainCtx *c, const ConvDims *d, const char *x, const char
     W(c, "%s      const cnn_real *restrict xr = %s + (c * %d + ky) * %d;\n", in, x, d->h, d->w);
   }
   // In place, rows of ow not a whole number of vectors end in a masked one.
-  int masked = !conv_wgrad_copy(d) && d->ow % CONV_VL, full = masked ? d->ow / CONV_VL * CONV_VL : (int)run;
+  int masked = !conv_wgrad_copy(d) && d->ow % d->vl, full = masked ? d->ow / d->vl * d->vl : (int)run;
   char in2[72];
   snprintf(in2, sizeof in2, "%s        ", in);
   if (full) {
-    W(c, "%s      for (int v = 0; v < %d; v += %d) {\n", in, full, CONV_VL);
+    W(c, "%s      for (int v = 0; v < %d; v += %d) {\n", in, full, d->vl);
     wgrad_step(c, d, in2, ob, plane, "v", 0);
     W(c, "%s      }\n", in);
   }
   if (masked) {
     W(c, "%s      { // columns %d..%d; the other lanes are masked off\n", in, full, d->ow - 1);
-    W(c, "%sconst cnn_v8 m = {", in2);
-    for (int u = 0; u < CONV_VL; u++)
+    W(c, "%sconst %s m = {", in2, vtype(d));
+    for (int u = 0; u < d->vl; u++)
       W(c, "%s%d", u ? ", " : "", u < d->ow - full);
     W(c, "};\n");
     char ve[16];
@@ -360,21 +379,29 @@ static void wgrad_tile(TrainCtx *c, const ConvDims *d, const char *x, const char
     W(c, "%s      }\n", ind0);
     snprintf(ind, sizeof ind, "%s", ind0);
   }
-  W(c, "%s      cnn_real *restrict dwo = %s + (%s) * %ld + (c * %d + ky) * %d;\n", ind, dw, oexpr, ckk, d->kh,
-    d->kw);
-  for (int b = 0; b < ob; b++)
-    for (int k = 0; k < d->kw; k++) {
-      long j = b * ckk + k;
-      if (im)
-        W(c, "%s      dwo[%ld] = CNN_HSUM8(s%d_%d);\n", ind, j, b, k);
-      else
-        W(c, "%s      dwo[%ld] = first ? CNN_HSUM8(s%d_%d) : dwo[%ld] + CNN_HSUM8(s%d_%d);\n", ind, j, b, k, j, b, k);
-    }
+  if (im) { // the group's sums: their lanes added now
+    W(c, "%s      cnn_real *restrict dwo = %s + (%s) * %ld + (c * %d + ky) * %d;\n", ind, dw, oexpr, ckk, d->kh,
+      d->kw);
+    for (int b = 0; b < ob; b++)
+      for (int k = 0; k < d->kw; k++)
+        W(c, "%s      dwo[%ld] = CNN_HSUM%d(s%d_%d);\n", ind, b * ckk + k, d->vl, b, k);
+  } else { // one image's sums: kept as vectors, lane by lane
+    W(c, "%s      cnn_real *restrict dwo = %s + ((%s) * %ld + (c * %d + ky) * %d) * %d;\n", ind, dw, oexpr, ckk,
+      d->kh, d->kw, d->vl);
+    for (int b = 0; b < ob; b++)
+      for (int k = 0; k < d->kw; k++) {
+        long j = (b * ckk + k) * d->vl;
+        W(c, "%s      if (!first) {\n%s        %s t;\n", ind, ind, vtype(d));
+        W(c, "%s        memcpy(&t, dwo + %ld, sizeof t);\n%s        s%d_%d += t;\n%s      }\n", ind, j, ind, b, k, ind);
+        W(c, "%s      memcpy(dwo + %ld, &s%d_%d, sizeof s%d_%d);\n", ind, j, b, k, b, k);
+      }
+  }
   W(c, "%s    }\n", ind);
 }
 
 void emit_conv_wgrad(TrainCtx *c, const ConvDims *d, const char *x, const char *dy, const char *dw,
                      const char *ind, const ConvImages *im) {
+  // dw: the weights (im), else their vectors of lane sums (conv_kernels.h).
   int ob = conv_wgrad_tile(d), full = d->o / ob * ob;
   W(c, "%s// %d output channels x %d taps of vector sums per register tile%s%s.\n", ind, ob, d->kw,
     im ? ", summed over the group's images before the lanes are added" : "",
@@ -389,4 +416,11 @@ void emit_conv_wgrad(TrainCtx *c, const ConvDims *d, const char *x, const char *
     wgrad_tile(c, d, x, dy, dw, ind, d->o - full, oe, im);
     W(c, "%s}\n", ind);
   }
+}
+
+void emit_conv_wgrad_lanes(TrainCtx *c, const ConvDims *d, const char *dw, const char *dwv, long count,
+                           const char *ind) {
+  W(c, "%sfor (int j = 0; j < %ld; j++) {\n%s  %s t;\n", ind, count, ind, vtype(d));
+  W(c, "%s  memcpy(&t, %s + (size_t)j * %d, sizeof t);\n%s  %s[j] = CNN_HSUM%d(t);\n%s}\n", ind, dwv, d->vl, ind,
+    dw, d->vl, ind);
 }

@@ -141,6 +141,54 @@ static void emit_tensors(Ctx *c, const cnn_tensor *t, size_t n) {
   W(c, "};\n");
 }
 
+// CNN_V16 and what goes with it: whether the file has the direct convs'
+// 16-wide kernels, their attribute, the pin that keeps a vector in a
+// register, and NAME_v16, whether they run (NAME_pick_width sets it).
+static void emit_v16_macros(Ctx *c) {
+  W(c, "// AVX-512: each direct conv also comes 16 values wide, sized for 32 registers\n"
+       "// (NAME_lK_conv_*_v16), and runs so where the CPU has AVX-512 F, VL, BW and\n"
+       "// DQ (whose bits differ from the 8-wide kernels': the lanes sum in another\n"
+       "// order). -DCNN_NO_V16 leaves them out; -DCNN_V16_GENERIC builds them as\n"
+       "// portable vector code for any target and always runs them (tests).\n");
+  W(c, "#if defined(CNN_V16_GENERIC)\n#define CNN_V16 1\n#define CNN_V16_FN\n"
+       "#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_V16) && !defined(CNN_NO_CLONES) && \\\n"
+       "    !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12\n"
+       "#define CNN_V16 1\n#define CNN_V16_FN __attribute__((target(\"arch=x86-64-v4\")))\n"
+       "#else // (clang 14 builds an OpenMP loop's body without its function's target)\n"
+       "#define CNN_V16 0\n#endif\n");
+  W(c, "// An empty asm that takes v in a vector register keeps it there: GCC would\n"
+       "// fold its load into every multiply-add that reads it (conv_kernels.c in cnnc\n"
+       "// says what that cost). Only for float vectors of AVX-512's own width.\n"
+       "#define CNN_IS_FLOAT_float 1\n#define CNN_IS_FLOAT_(t) CNN_IS_FLOAT_##t\n"
+       "#define CNN_IS_FLOAT(t) CNN_IS_FLOAT_(t)\n"
+       "#if CNN_V16 && !defined(CNN_V16_GENERIC) && CNN_IS_FLOAT(CNN_REAL)\n"
+       "#define CNN_PIN16(v) __asm__(\"\" : \"+v\"(v))\n#else\n#define CNN_PIN16(v) ((void)0)\n#endif\n");
+  W(c, "#if CNN_V16\n// Whether the 16-wide kernels run here, decided once, before the first forward.\n"
+       "static int %s_v16 = -1;\nstatic void %s_pick_width(void) {\n  if (%s_v16 >= 0)\n    return;\n", c->P, c->P,
+    c->P);
+  W(c, "#ifdef CNN_V16_GENERIC\n  %s_v16 = 1;\n#else\n  __builtin_cpu_init();\n"
+       "  %s_v16 = __builtin_cpu_supports(\"avx512f\") && __builtin_cpu_supports(\"avx512vl\") &&\n"
+       "           __builtin_cpu_supports(\"avx512bw\") && __builtin_cpu_supports(\"avx512dq\");\n#endif\n}\n#endif\n\n",
+    c->P, c->P);
+}
+
+// NAME_kernels: what the generated code runs on this CPU, for a program to print.
+static void emit_kernels_name(Ctx *c) {
+  const char *P = c->P;
+  W(c, "\n// The vector width and instruction set this file's kernels run with here.\n");
+  W(c, "static const char *%s_kernels(void) {\n#if CNN_V16\n  %s_pick_width();\n  if (%s_v16)\n", P, P, P);
+  W(c, "#ifdef CNN_V16_GENERIC\n    return \"16-wide portable vector code (CNN_V16_GENERIC)\";\n#else\n"
+       "    return \"16-wide AVX-512 (x86-64-v4)\";\n#endif\n#endif\n");
+  W(c, "#if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && defined(__GNUC__) && \\\n"
+       "    !defined(__clang__) && __GNUC__ >= 12\n  __builtin_cpu_init();\n"
+       "  if (__builtin_cpu_supports(\"avx2\") && __builtin_cpu_supports(\"fma\"))\n"
+       "    return \"8-wide AVX2 + FMA (x86-64-v3)\";\n"
+       "#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \\\n"
+       "    (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)\n"
+       "  __builtin_cpu_init();\n  if (__builtin_cpu_supports(\"avx2\"))\n    return \"8-wide AVX2 (no FMA)\";\n"
+       "#endif\n  return \"8-wide, the baseline instruction set\";\n}\n");
+}
+
 // The .c file, with the tensor table t[nt].
 static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
   const Net *n = c->net;
@@ -170,18 +218,22 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
        "// gives the same bits on any number of threads. -DCNN_NO_CLONES builds the\n"
        "// baseline only.\n");
   emit_clones_macro(c->f, "\"avx2\", \"default\"", 1);
+  emit_v16_macros(c);
   W(c, "// cblas_sgemm or cblas_dgemm, following cnn_real.\n"
        "#define GEMM _Generic((cnn_real)0, float: cblas_sgemm, double: cblas_dgemm)\n\n");
   W(c, "#define BATCH %d\n#define NGROUP %d\n#define GSIZE %d\n\n", c->batch, c->ngroup, c->gsize);
   emit_profile(c);
   if (c->slack) {
-    W(c, "// Eight neighbouring values of a row as one vector (GCC/clang vector\n"
-         "// extension): each clone above gets its own instructions for it. Loads and\n"
-         "// stores go through memcpy (any alignment); a vector is never passed to a\n"
-         "// function, so no clone's calling convention depends on its width.\n");
+    W(c, "// Eight (sixteen) neighbouring values of a row as one vector (GCC/clang\n"
+         "// vector extension): each clone above gets its own instructions for it.\n"
+         "// Loads and stores go through memcpy (any alignment); a vector is never\n"
+         "// passed to a function, so no clone's calling convention depends on its width.\n");
     W(c, "typedef cnn_real cnn_v8 __attribute__((vector_size(8 * sizeof(cnn_real))));\n");
     W(c, "// The sum of a vector's lanes, in a fixed order.\n"
-         "#define CNN_HSUM8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))\n\n");
+         "#define CNN_HSUM8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))\n");
+    W(c, "#if CNN_V16\ntypedef cnn_real cnn_v16 __attribute__((vector_size(16 * sizeof(cnn_real))));\n"
+         "#define CNN_HSUM16(v) \\\n  (((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7]))) + \\\n"
+         "   ((((v)[8] + (v)[9]) + ((v)[10] + (v)[11])) + (((v)[12] + (v)[13]) + ((v)[14] + (v)[15]))))\n#endif\n\n");
   }
   W(c, "const cnn_train_config %s_train_config = {\n", P);
   const TrainSpec *t = &n->train;
@@ -305,6 +357,7 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
   W(c, "#if defined(_OPENMP) && defined(OPENBLAS_VERSION)\n"
        "  // The GEMMs run inside the parallel image loops: one BLAS thread each.\n"
        "  static int blas_single;\n  if (!blas_single) {\n    openblas_set_num_threads(1);\n    blas_single = 1;\n  }\n#endif\n");
+  W(c, "#if CNN_V16\n  %s_pick_width();\n#endif\n", P);
   W(c, "  if (n > BATCH)\n    n = BATCH;\n  if (n < 1)\n    return 0;\n");
   W(c, "  %s_n = n;\n  %s_training = training;\n  %s_has_labels = y != NULL;\n", P, P, P);
   W(c, "  memcpy(%s_a0, x, (size_t)n * %ld * sizeof(cnn_real));\n", P, in_sz);
@@ -387,6 +440,7 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
     W(c, "  case %d:\n    return %s_a%d;\n", k, P, c->buf[k]);
   W(c, "  }\n  return NULL;\n}\n#endif\n");
 
+  emit_kernels_name(c);
   emit_tensors(c, tensors, nt);
   W(c, "\ncnn_net %s_net = {\n", P);
   W(c, "    .name = \"%s\",\n    .batch = BATCH,\n", P);
@@ -397,6 +451,7 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
   W(c, "    .train = &%s_train_config,\n", P);
   W(c, "    .tensors = %s_tensors, .n_tensors = %zu,\n", P, nt);
   W(c, "    .init = %s_init,\n    .forward = %s_forward,\n    .backward = %s_backward,\n", P, P, P);
+  W(c, "    .kernels = %s_kernels,\n", P);
   W(c, "    .logprobs = %s_a%d,\n};\n", P, lb);
 }
 

@@ -122,25 +122,48 @@ static const char *conv_path(const Layer *l) {
                                 : "im2col + cblas GEMM (padding as wide as the window: no direct kernel)";
 }
 
-// The direct kernels read up to a vector past the end of their input and
-// output-gradient buffers (the lanes beyond a row are not used).
+// The direct kernels read up to a vector (of the widest kind) past the end
+// of their input and output-gradient buffers (the lanes beyond a row are
+// not used).
 static int conv_slack(const Layer *l) {
-  return conv_is_direct(l) ? CONV_VL : 0;
+  return conv_is_direct(l) ? CONV_VL_MAX : 0;
 }
 
-// The shape of one group of conv l as the kernel generator takes it: the
-// valid conv of its input with the padding added (zero rows pt and pb).
-// A 1x1 conv's plane is one row of h * w: no partial vector at each row's end.
-static ConvDims conv_dims(const Layer *l) {
+// The shape of one group of conv l as the kernel generator takes it, for
+// vectors of vl: the valid conv of its input with the padding added (zero
+// rows pt and pb). A 1x1 conv's plane is one row of h * w: no partial
+// vector at each row's end.
+static ConvDims conv_dims(const Layer *l, int vl) {
   int Cg = l->in.c / l->groups, Og = l->out.c / l->groups;
   if (conv_is_pointwise(l)) {
-    ConvDims d = {Cg, 1, l->in.h * l->in.w, Og, 1, l->out.h * l->out.w, 1, 1, 0, 0};
+    ConvDims d = {Cg, 1, l->in.h * l->in.w, Og, 1, l->out.h * l->out.w, 1, 1, 0, 0, vl};
     return d;
   }
   ConvDims d = {Cg, l->in.h + l->pt + l->pb, l->in.w + l->pl + l->pr, Og, l->out.h, l->out.w, l->kh, l->kw,
-                l->pt, l->pb};
+                l->pt, l->pb, vl};
   return d;
 }
+
+// The input gradient's conv of one group: the output gradient with kh - 1 -
+// pt rows of zeros above, kh - 1 - pb below, kw - 1 - pl and kw - 1 - pr
+// columns at the sides (the bordered dy, PH x PW), into the input's shape
+// (the padded input's gradient without its border). A 1x1 conv's reads dy
+// as it is.
+static ConvDims igrad_dims(const Layer *l, int vl) {
+  int Cg = l->in.c / l->groups, Og = l->out.c / l->groups;
+  if (conv_is_pointwise(l)) {
+    ConvDims d = {Og, 1, l->out.h * l->out.w, Cg, 1, l->in.h * l->in.w, 1, 1, 0, 0, vl};
+    return d;
+  }
+  int PH = l->out.h + 2 * (l->kh - 1) - l->pt - l->pb, PW = l->out.w + 2 * (l->kw - 1) - l->pl - l->pr;
+  ConvDims d = {Og, PH, PW, Cg, l->in.h, l->in.w, l->kh, l->kw, l->kh - 1 - l->pt, l->kh - 1 - l->pb, vl};
+  return d;
+}
+
+// The vector widths of the direct kernels: the file has both, and calls the
+// 16-wide ones (built for AVX-512) where the CPU has AVX-512.
+static const int conv_widths[] = {CONV_VL_AVX2, CONV_VL_AVX512};
+enum { N_WIDTHS = sizeof conv_widths / sizeof conv_widths[0] };
 
 // Weights of conv l, [out][in / groups][kh][kw]; its bias follows them.
 static long conv_weights(const Layer *l) {
@@ -306,15 +329,30 @@ static void emit_stats(TrainCtx *c, int k) {
   W(c, "        }\n");
 }
 
-// The head of conv k's forward function, through its image loop's pointers.
-static void forward_head(TrainCtx *c, int k, int stats) {
-  const Layer *l = &c->net->layers[k];
-  long off = (long)l->param_off, wsz = conv_weights(l);
+// The name suffix and attribute of conv k's functions for vector width vl
+// (0: the im2col + GEMM path, which has one version).
+static const char *fn_suffix(int vl) {
+  return vl == CONV_VL_AVX512 ? "_v16" : vl ? "_v8" : "";
+}
+static const char *fn_attr(int vl) {
+  return vl == CONV_VL_AVX512 ? "CNN_V16_FN" : "CNN_CLONES";
+}
+
+// The declarations before conv k's forward functions: the BatchNorm
+// partial sums when it takes them.
+static void forward_decls(TrainCtx *c, int k, int stats) {
   if (stats) {
     emit_bn_partials(c, k + 1);
     W(c, "// In training, also sums each image's output per channel for layer %d's statistics.\n", k + 1);
   }
-  W(c, "CNN_CLONES static void %s_l%d_conv_forward(int n%s) {\n", c->P, k, stats ? ", int training" : "");
+}
+
+// The head of conv k's forward function for width vl.
+static void forward_head(TrainCtx *c, int k, int stats, int vl) {
+  const Layer *l = &c->net->layers[k];
+  long off = (long)l->param_off, wsz = conv_weights(l);
+  W(c, "%s static void %s_l%d_conv_forward%s(int n%s) {\n", fn_attr(vl), c->P, k, fn_suffix(vl),
+    stats ? ", int training" : "");
   W(c, "  const cnn_real *restrict w = %s_params + %ld;\n", c->P, off);
   if (l->bias)
     W(c, "  const cnn_real *restrict b = %s_params + %ld;\n", c->P, off + wsz);
@@ -328,16 +366,15 @@ static void forward_images(TrainCtx *c, int k) {
 }
 
 // The end of conv k's forward: the BN statistics when it sums them, the
-// loops' and the function's close. Whether a backward follows.
-static int forward_end(TrainCtx *c, int k, int stats) {
+// loops' and the function's close.
+static void forward_end(TrainCtx *c, int k, int stats) {
   if (stats)
     emit_stats(c, k);
   group_end(c);
   W(c, "}\n");
-  return c->gmode[k + 1] != 0;
 }
 
-// The per-group partial gradients of conv k and its backward's head.
+// The per-group partial gradients of conv k and the comment over its backward.
 static void backward_head(TrainCtx *c, int k, const char *what) {
   const Layer *l = &c->net->layers[k];
   long wsz = conv_weights(l);
@@ -348,17 +385,36 @@ static void backward_head(TrainCtx *c, int k, const char *what) {
   W(c, "// dW = dy * x^T%s%s.\n", l->bias ? ", db = sum dy" : "", what);
 }
 
-// The bias gradient of image i and the end of conv k's backward: the
-// per-group partials added in group order.
-static void backward_tail(TrainCtx *c, int k) {
+// The end of conv k's backward: with lanes (a ConvDims of the kernels'
+// width), each weight's vector of lane sums added up after the group's
+// images; the per-group partials added in group order.
+static void backward_tail(TrainCtx *c, int k, const ConvDims *lanes) {
   const Layer *l = &c->net->layers[k];
   long off = (long)l->param_off, wsz = conv_weights(l);
-  group_end(c);
+  if (lanes) {
+    W(c, "    }\n");
+    emit_conv_wgrad_lanes(c, lanes, "dw", "dwv", wsz, "    ");
+    W(c, "  }\n");
+  } else {
+    group_end(c);
+  }
   W(c, "  const int used = (n + GSIZE - 1) / GSIZE;\n");
   emit_group_sum(c, k, "dw", 'j', wsz, off);
   if (l->bias)
     emit_group_sum(c, k, "db", 'o', l->out.c, off + wsz);
   W(c, "}\n");
+}
+
+// The function conv k's driver calls for pass ("forward", "backward"):
+// the 16-wide kernels where the file has them (CNN_V16) and the CPU has
+// AVX-512, else the 8-wide ones.
+static void emit_dispatch(TrainCtx *c, int k, const char *pass, int training) {
+  const char *P = c->P, *args = training ? "n, training" : "n";
+  W(c, "// Layer %d's %s on the CPU's vector width.\n", k, pass);
+  W(c, "static void %s_l%d_conv_%s(int n%s) {\n#if CNN_V16\n  if (%s_v16) {\n", P, k, pass,
+    training ? ", int training" : "", P);
+  W(c, "    %s_l%d_conv_%s_v16(%s);\n    return;\n  }\n#endif\n", P, k, pass, args);
+  W(c, "  %s_l%d_conv_%s_v8(%s);\n}\n", P, k, pass, args);
 }
 
 // db += sum of dy per channel, image i.
@@ -370,89 +426,71 @@ static void emit_bias_grad(TrainCtx *c, const Layer *l) {
   W(c, "        db[o] = s;\n      }\n");
 }
 
-// Conv layer k on the direct kernels: forward, weight gradient, and the
-// input gradient as a direct conv of the zero-bordered output gradient
-// with the flipped, transposed weights.
-static void conv_emit_direct(TrainCtx *c, int k) {
+// Conv k's direct forward for vector width vl (yf: the flat buffer exists).
+static void direct_forward(TrainCtx *c, int k, int vl, int yf) {
   const Layer *l = &c->net->layers[k];
-  const char *P = c->P;
-  int C = l->in.c, O = l->out.c, KH = l->kh, KW = l->kw, G = l->groups;
-  int ib = c->ibuf[k], ob = c->buf[k + 1], dxmode = c->gmode[l->src], bwmode = c->gmode[k + 1];
-  int stats = conv_stats(c, k), pad = has_pad(l);
-  ConvDims d = conv_dims(l);
-  int Cg = d.c, Og = d.o, KK = KH * KW;
-  long xps = (long)C * d.h * d.w, ygs = (long)Og * l->out.h * l->out.w, wgs = conv_weights(l) / G;
+  int G = l->groups, stats = conv_stats(c, k), pad = has_pad(l);
+  ConvDims d = conv_dims(l, vl);
+  long ygs = (long)d.o * l->out.h * l->out.w, wgs = conv_weights(l) / G;
   char ga[4][128], gind[32];
-  const char *gi;
-  // The input gradient's conv: the output gradient with kh - 1 - pt rows of
-  // zeros above, kh - 1 - pb below, kw - 1 - pl and kw - 1 - pr columns at
-  // the sides, into the input's shape (the padded input's gradient without
-  // its border).
-  int bt = KH - 1 - l->pt, bl = KW - 1 - l->pl;
-  int PH = l->out.h + 2 * (KH - 1) - l->pt - l->pb, PW = l->out.w + 2 * (KW - 1) - l->pl - l->pr;
-  // A 1x1 conv's input gradient needs no border: it reads dy as it is.
-  int pw = conv_is_pointwise(l);
-  ConvDims dd = pw ? (ConvDims){Og, 1, d.ow, Cg, 1, d.w, 1, 1, 0, 0}
-                   : (ConvDims){Og, PH, PW, Cg, l->in.h, l->in.w, KH, KW, bt, KH - 1 - l->pb};
-  W(c, "// Path: %s.\n", conv_path(l));
-  W(c, "// y[%d][%dx%d] = W[%d][%d][%dx%d] (*) x[%d][%dx%d]%s%s%s.\n", O, l->out.h, l->out.w, O, Cg, KH, KW, C,
-    l->in.h, l->in.w, pad ? " padded" : "", l->bias ? " + b" : "", G > 1 ? ", in groups" : "");
-  if (pad)
-    W(c, "// Each image's input with its zero border (the border never written),\n"
-         "// from the forward to the weight gradient.\n"
-         "static cnn_real %s_l%d_xp[BATCH * %ld + %d];\n",
-      P, k, xps, CONV_VL);
-  int flat = conv_fwd_flat(&d);
-  if (flat)
-    W(c, "// Each plane of a group's output as one row on the input's row stride.\n"
-         "static cnn_real %s_l%d_yf[NGROUP][%ld];\n",
-      P, k, conv_fwd_flat_size(&d) + CONV_VL);
-  forward_head(c, k, stats);
+  forward_head(c, k, stats, vl);
   group_begin(c);
+  int flat = yf && conv_fwd_flat(&d);
   if (flat)
-    W(c, "    cnn_real *restrict yf = %s_l%d_yf[g];\n", P, k);
+    W(c, "    cnn_real *restrict yf = %s_l%d_yf[g];\n", c->P, k);
   forward_images(c, k);
   if (pad) {
-    W(c, "      cnn_real *restrict xp = %s_l%d_xp + (size_t)i * %ld;\n", P, k, xps);
-    W(c, "      for (int c = 0; c < %d; c++)\n        for (int iy = 0; iy < %d; iy++)\n", C, l->in.h);
+    W(c, "      cnn_real *restrict xp = %s_l%d_xp + (size_t)i * %ld;\n", c->P, k, (long)l->in.c * d.h * d.w);
+    W(c, "      for (int c = 0; c < %d; c++)\n        for (int iy = 0; iy < %d; iy++)\n", l->in.c, l->in.h);
     W(c, "          memcpy(xp + (c * %d + iy + %d) * %d + %d, x + (c * %d + iy) * %d, %d * sizeof(cnn_real));\n", d.h,
       l->pt, d.w, l->pl, l->in.h, l->in.w, l->in.w);
   }
-  gi = groups_open(c, G, "      ", gind, sizeof gind);
-  emit_conv_direct(c, &d, group_operand(ga[0], 128, pad ? "xp" : "x", (long)Cg * d.h * d.w, G),
+  const char *gi = groups_open(c, G, "      ", gind, sizeof gind);
+  emit_conv_direct(c, &d, group_operand(ga[0], 128, pad ? "xp" : "x", (long)d.c * d.h * d.w, G),
                    group_operand(ga[1], 128, "w", wgs, G), group_operand(ga[2], 128, "y", ygs, G),
-                   l->bias ? group_operand(ga[3], 128, "b", Og, G) : NULL, flat ? "yf" : NULL, gi);
+                   l->bias ? group_operand(ga[3], 128, "b", d.o, G) : NULL, flat ? "yf" : NULL, gi);
   groups_close(c, G, "      ");
-  if (!forward_end(c, k, stats))
-    return;
-  ig_open(c, bwmode);
-  backward_head(c, k, !dxmode ? "" : pw ? ", dx = W^T * dy (a direct 1x1 conv of dy)"
-                                      : ", dx = W^T * dy (the direct conv of the bordered dy with W flipped)");
-  if (dxmode) {
-    ig_open(c, dxmode);
-    if (pw) {
-      W(c, "// The weights with input and output channels swapped: wt[c][o] = W[o][c].\n");
-    } else {
-      W(c, "// dy of one image per group with zero borders (never written), and the\n"
-           "// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =\n"
-           "// W[o][c][%d - ky][%d - kx].\n", KH - 1, KW - 1);
-      W(c, "static cnn_real %s_l%d_dyp[NGROUP][%ld];\n", P, k, (long)O * PH * PW + CONV_VL);
-    }
-    W(c, "static cnn_real %s_l%d_wt[%ld];\n", P, k, (long)G * wgs);
-    ig_close(c, dxmode);
+  forward_end(c, k, stats);
+}
+
+// Whether conv k's weight gradient reads dy from a padded copy at some
+// width (conv_wgrad_copy), and the values per group that copy needs at the
+// widest: one image, or the group's when the sum runs over them inside.
+static long dyw_size(const TrainCtx *c, const Layer *l) {
+  long most = 0;
+  for (int v = 0; v < N_WIDTHS; v++) {
+    ConvDims d = conv_dims(l, conv_widths[v]);
+    if (!conv_wgrad_copy(&d))
+      continue;
+    long n = (conv_wgrad_images_inner(&d, c->gsize) ? c->gsize : 1) * (long)l->out.c * conv_wgrad_plane(&d);
+    if (n > most)
+      most = n;
   }
+  return most;
+}
+
+// Conv k's direct backward for vector width vl: the weight gradient, and
+// the input gradient as a direct conv of the zero-bordered output gradient
+// with the flipped, transposed weights.
+static void direct_backward(TrainCtx *c, int k, int vl) {
+  const Layer *l = &c->net->layers[k];
+  const char *P = c->P;
+  int C = l->in.c, O = l->out.c, KK = l->kh * l->kw, G = l->groups;
+  int ib = c->ibuf[k], ob = c->buf[k + 1], dxmode = c->gmode[l->src];
+  int pad = has_pad(l), pw = conv_is_pointwise(l);
+  ConvDims d = conv_dims(l, vl), dd = igrad_dims(l, vl);
+  int Cg = d.c, Og = d.o;
+  long xps = (long)C * d.h * d.w, ygs = (long)Og * l->out.h * l->out.w, wgs = conv_weights(l) / G;
+  int bt = dd.zt, bl = l->kw - 1 - l->pl;
+  char ga[4][128], gind[32];
+  const char *gi;
   // Small maps: the weight gradient first, over the group's images; large
-  // ones image by image, with the rest. dy is read from a copy with its rows
-  // padded to whole vectors (all groups at once) where conv_wgrad_copy says.
+  // ones image by image, with the rest, as vectors of lane sums (dwv). dy is
+  // read from a copy with its rows padded to whole vectors (all groups at
+  // once) where conv_wgrad_copy says.
   int inner = conv_wgrad_images_inner(&d, c->gsize), dycopy = conv_wgrad_copy(&d);
   long dyws = conv_wgrad_plane(&d);
-  if (dycopy)
-    W(c, "// dy for the weight gradient, its rows padded with zeros to whole vectors\n"
-         "// (%s; the padding never written), %s.\n"
-         "static cnn_real %s_l%d_dyw[NGROUP][%ld];\n",
-      conv_wgrad_flat(&d) ? "flat: on the input's row stride" : "rows mode",
-      inner ? "the group's images" : "one image per group", P, k, (inner ? c->gsize : 1) * O * dyws + CONV_VL);
-  W(c, "CNN_CLONES static void %s_l%d_conv_backward(int n) {\n", P, k);
+  W(c, "%s static void %s_l%d_conv_backward%s(int n) {\n", fn_attr(vl), P, k, fn_suffix(vl));
   if (dxmode) {
     ig_open(c, dxmode);
     W(c, "  const cnn_real *restrict w = %s_params + %ld;\n", P, (long)l->param_off);
@@ -472,6 +510,8 @@ static void conv_emit_direct(TrainCtx *c, int k) {
   }
   group_begin(c);
   W(c, "    cnn_real *restrict dw = %s_l%d_dw[g];\n", P, k);
+  if (!inner)
+    W(c, "    cnn_real *restrict dwv = %s_l%d_dwv[g];\n", P, k);
   if (l->bias)
     W(c, "    cnn_real *restrict db = %s_l%d_db[g];\n", P, k);
   if (dxmode && !pw) {
@@ -525,7 +565,7 @@ static void conv_emit_direct(TrainCtx *c, int k) {
     gi = groups_open(c, G, "      ", gind, sizeof gind);
     emit_conv_wgrad(c, &d, group_operand(ga[0], 128, "x", (long)Cg * d.h * d.w, G),
                     group_operand(ga[1], 128, dycopy ? "dyw" : "dy", Og * dyws, G),
-                    group_operand(ga[2], 128, "dw", wgs, G), gi, NULL);
+                    group_operand(ga[2], 128, "dwv", wgs * vl, G), gi, NULL);
     groups_close(c, G, "      ");
   }
   if (l->bias)
@@ -544,11 +584,11 @@ static void conv_emit_direct(TrainCtx *c, int k) {
     if (!pw) {
       W(c, "      for (int o = 0; o < %d; o++)\n        for (int oy = 0; oy < %d; oy++)\n", O, l->out.h);
       W(c, "          memcpy(dyp + (o * %d + oy + %d) * %d + %d, dy + (o * %d + oy) * %d, %d * sizeof(cnn_real));\n",
-        PH, bt, PW, bl, l->out.h, l->out.w, l->out.w);
+        dd.h, bt, dd.w, bl, l->out.h, l->out.w, l->out.w);
     }
     gi = groups_open(c, G, "      ", gind, sizeof gind);
     emit_conv_direct(c, &dd, pw ? group_operand(ga[0], 128, "dy", ygs, G)
-                                : group_operand(ga[0], 128, "dyp", (long)Og * PH * PW, G),
+                                : group_operand(ga[0], 128, "dyp", (long)Og * dd.h * dd.w, G),
                      group_operand(ga[1], 128, "wt", wgs, G),
                      group_operand(ga[2], 128, "dx", (long)Cg * l->in.h * l->in.w, G), NULL, NULL, gi);
     groups_close(c, G, "      ");
@@ -559,7 +599,85 @@ static void conv_emit_direct(TrainCtx *c, int k) {
     }
     ig_close(c, dxmode);
   }
-  backward_tail(c, k);
+  backward_tail(c, k, inner ? NULL : &d);
+}
+
+// Conv layer k on the direct kernels, at each vector width, and the
+// functions that pick one: the buffers they share first (sized for the
+// widest), then forward and backward.
+static void conv_emit_direct(TrainCtx *c, int k) {
+  const Layer *l = &c->net->layers[k];
+  const char *P = c->P;
+  int C = l->in.c, O = l->out.c, KH = l->kh, KW = l->kw, G = l->groups;
+  int dxmode = c->gmode[l->src], bwmode = c->gmode[k + 1];
+  int stats = conv_stats(c, k), pad = has_pad(l), pw = conv_is_pointwise(l);
+  ConvDims d = conv_dims(l, CONV_VL_AVX2), dd = igrad_dims(l, CONV_VL_AVX2);
+  W(c, "// Path: %s.\n", conv_path(l));
+  W(c, "// y[%d][%dx%d] = W[%d][%d][%dx%d] (*) x[%d][%dx%d]%s%s%s.\n", O, l->out.h, l->out.w, O, d.c, KH, KW, C,
+    l->in.h, l->in.w, pad ? " padded" : "", l->bias ? " + b" : "", G > 1 ? ", in groups" : "");
+  W(c, "// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under\n"
+       "// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.\n");
+  if (pad)
+    W(c, "// Each image's input with its zero border (the border never written),\n"
+         "// from the forward to the weight gradient.\n"
+         "static cnn_real %s_l%d_xp[BATCH * %ld + %d];\n",
+      P, k, (long)C * d.h * d.w, CONV_VL_MAX);
+  // Buffers only the 16-wide kernels use are declared under CNN_V16.
+  int flat = 0, flat8 = conv_fwd_flat(&d);
+  for (int v = 0; v < N_WIDTHS; v++) {
+    ConvDims dv = conv_dims(l, conv_widths[v]);
+    flat |= conv_fwd_flat(&dv);
+  }
+  if (flat)
+    W(c, "// Each plane of a group's output as one row on the input's row stride.\n%s"
+         "static cnn_real %s_l%d_yf[NGROUP][%ld];\n%s",
+      flat8 ? "" : "#if CNN_V16\n", P, k, conv_fwd_flat_size(&d) + CONV_VL_MAX, flat8 ? "" : "#endif\n");
+  forward_decls(c, k, stats);
+  for (int v = 0; v < N_WIDTHS; v++) {
+    if (conv_widths[v] == CONV_VL_AVX512)
+      W(c, "#if CNN_V16\n");
+    direct_forward(c, k, conv_widths[v], flat);
+    if (conv_widths[v] == CONV_VL_AVX512)
+      W(c, "#endif\n");
+  }
+  emit_dispatch(c, k, "forward", stats);
+  if (!bwmode)
+    return;
+  ig_open(c, bwmode);
+  backward_head(c, k, !dxmode ? "" : pw ? ", dx = W^T * dy (a direct 1x1 conv of dy)"
+                                      : ", dx = W^T * dy (the direct conv of the bordered dy with W flipped)");
+  if (dxmode) {
+    ig_open(c, dxmode);
+    if (pw) {
+      W(c, "// The weights with input and output channels swapped: wt[c][o] = W[o][c].\n");
+    } else {
+      W(c, "// dy of one image per group with zero borders (never written), and the\n"
+           "// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =\n"
+           "// W[o][c][%d - ky][%d - kx].\n", KH - 1, KW - 1);
+      W(c, "static cnn_real %s_l%d_dyp[NGROUP][%ld];\n", P, k, (long)O * dd.h * dd.w + CONV_VL_MAX);
+    }
+    W(c, "static cnn_real %s_l%d_wt[%ld];\n", P, k, conv_weights(l));
+    ig_close(c, dxmode);
+  }
+  long dyw = dyw_size(c, l);
+  int dyw8 = conv_wgrad_copy(&d);
+  if (dyw)
+    W(c, "// dy for the weight gradient, its rows padded with zeros to whole vectors\n"
+         "// (or laid on the input's row stride: conv_kernels.c), the padding never written.\n"
+         "%sstatic cnn_real %s_l%d_dyw[NGROUP][%ld];\n%s",
+      dyw8 ? "" : "#if CNN_V16\n", P, k, dyw + CONV_VL_MAX, dyw8 ? "" : "#endif\n");
+  if (!conv_wgrad_images_inner(&d, c->gsize))
+    W(c, "// The weight gradient of a group's images so far, a vector of lane sums per weight.\n"
+         "static cnn_real %s_l%d_dwv[NGROUP][%ld];\n",
+      P, k, conv_weights(l) * CONV_VL_MAX);
+  for (int v = 0; v < N_WIDTHS; v++) {
+    if (conv_widths[v] == CONV_VL_AVX512)
+      W(c, "#if CNN_V16\n");
+    direct_backward(c, k, conv_widths[v]);
+    if (conv_widths[v] == CONV_VL_AVX512)
+      W(c, "#endif\n");
+  }
+  emit_dispatch(c, k, "backward", 0);
   ig_close(c, bwmode);
 }
 
@@ -596,7 +714,8 @@ static void conv_emit(TrainCtx *c, int k) {
     W(c, "// For each of %d groups: y[%d][%d] = W[%d][%d] * x unfolded%s.\n", G, OCg, NP, OCg, KK,
       l->bias ? " + b" : "");
   int stats = conv_stats(c, k);
-  forward_head(c, k, stats);
+  forward_decls(c, k, stats);
+  forward_head(c, k, stats, 0);
   group_begin(c);
   W(c, "    cnn_real *restrict col = %s_col[g];\n", P);
   forward_images(c, k);
@@ -605,7 +724,8 @@ static void conv_emit(TrainCtx *c, int k) {
   if (l->bias)
     W(c, "      for (int o = 0; o < %d; o++)\n        for (int p = 0; p < %d; p++)\n          y[o * %d + p] += b[o];\n",
       OC, NP, NP);
-  if (!forward_end(c, k, stats))
+  forward_end(c, k, stats);
+  if (!bwmode)
     return;
   ig_open(c, bwmode);
   backward_head(c, k, dxmode ? ", dx = W^T * dy" : "");
@@ -642,7 +762,7 @@ static void conv_emit(TrainCtx *c, int k) {
     W(c, "      %s_l%d_col2im(dcol, dx);\n", P, k);
     ig_close(c, dxmode);
   }
-  backward_tail(c, k);
+  backward_tail(c, k, NULL);
   ig_close(c, bwmode);
 }
 

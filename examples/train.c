@@ -353,6 +353,8 @@ int main(int argc, char **argv) {
     }
   }
 
+  if (NET.kernels)
+    printf("%s: kernels %s\n", NET.name, NET.kernels());
   long run_batches = o.limit_batches && o.limit_batches < batches ? o.limit_batches : batches;
   EpochStats *stats = calloc((size_t)o.epochs + 1, sizeof *stats);
   if (!stats)

@@ -77,6 +77,9 @@ typedef struct cnn_net {
   void (*backward)(void);
   // Log-probabilities of the last forward: [n][classes].
   const cnn_real *logprobs;
+  // The vector width and instruction set its kernels run with on this CPU
+  // ("16-wide AVX-512 (x86-64-v4)", ...), for a program to print.
+  const char *(*kernels)(void);
 } cnn_net;
 
 #endif

@@ -2,7 +2,9 @@
 // generated backward passes. Each net (tests/gen_testnets.c) is emitted into
 // build/gradcheck/NAME/ and compiled with -DCNN_REAL=double -DCNN_INPUT_GRAD,
 // which keeps the gradient of the input, so every layer's input gradient is
-// checked too (through the input of the whole net).
+// checked too (through the input of the whole net). The Makefile builds it
+// twice: GC_WIDTH 8 on the direct convs' 8-wide kernels, 16 on the 16-wide
+// ones (as portable code, so on any CPU).
 #include <CUnit/CUnit.h>
 #include <math.h>
 #include <stdio.h>
@@ -24,6 +26,7 @@
 #include "gc_smooth_train.h"
 #include "gc_wgrad_train.h"
 #include "gc_bnfuse_train.h"
+#include "gc_wgrad2_train.h"
 #include "mnist14k_train.h"
 
 // Largest relative error seen by each suite, reported at the end.
@@ -151,6 +154,23 @@ static void test_gc_wgrad(void) {
   CU_ASSERT(gradcheck(&gc_wgrad_net, gc_wgrad_input_grad, gc_wgrad_net.batch - 1, 150, 50) <= 1e-6);
 }
 
+// Each image's weight gradient summed as vectors of lane sums (large maps),
+// 8 wide in rows, 16 wide flat, over groups of two images: a sample of the
+// parameters and inputs, a full batch and a short one.
+static void test_gc_wgrad2(void) {
+  CU_ASSERT(gradcheck(&gc_wgrad2_net, gc_wgrad2_input_grad, gc_wgrad2_net.batch, 120, 40) <= 1e-6);
+  CU_ASSERT(gradcheck(&gc_wgrad2_net, gc_wgrad2_input_grad, gc_wgrad2_net.batch - 2, 60, 20) <= 1e-6);
+}
+
+// The build runs the kernels of the width it was built for.
+static void test_width(void) {
+  char want[16];
+  snprintf(want, sizeof want, "%d-wide ", GC_WIDTH);
+  printf(" [%s] ", mnist14k_net.kernels());
+  CU_ASSERT(strncmp(mnist14k_net.kernels(), want, strlen(want)) == 0);
+  CU_ASSERT(strncmp(gc_wgrad2_net.kernels(), want, strlen(want)) == 0);
+}
+
 // label_smoothing = eps is torch.nn.CrossEntropyLoss(label_smoothing=eps) on
 // the log-probabilities: in training the loss is (1 - eps) * NLL + eps * the
 // mean over classes of -log p; evaluation returns the plain NLL. Labels at or
@@ -211,6 +231,7 @@ static void test_dropout_masks_differ(void) {
 
 void register_tests(void) {
   CU_pSuite s = CU_add_suite("gradcheck", NULL, NULL);
+  CU_add_test(s, "the direct convs run the kernels of the width built for", test_width);
   CU_add_test(s, "conv 3x3 stride 2 pad 1 bias", test_gc_conv);
   CU_add_test(s, "conv no bias, relu, conv 2x2 pad 1", test_gc_conv2);
   CU_add_test(s, "batchnorm", test_gc_bn);
@@ -227,6 +248,7 @@ void register_tests(void) {
   CU_add_test(s, "label smoothing: the training loss, the eval NLL", test_label_smoothing_loss);
   CU_add_test(s, "weight gradient on padded copies of dy, flat and rows, grouped", test_gc_wgrad);
   CU_add_test(s, "BatchNorm backward sums in the next conv: plain, keep mask, ReLU", test_gc_bnfuse);
+  CU_add_test(s, "weight gradient as vectors of lane sums per image, rows and flat", test_gc_wgrad2);
   CU_add_test(s, "mnist14k sampled", test_mnist14k);
   CU_add_test(s, "dropout masks follow the rng", test_dropout_masks_differ);
 }

@@ -8,7 +8,9 @@
 #
 #   bash tests/trainer.sh [TRAINER [MNIST_DIR]]
 #
-# Optional: SAN_TRAINER (the trainer built with ASan/UBSan) runs the --eval
+# Optional: BASELINE_TRAINER (-DCNN_NO_CLONES) and WIDE_TRAINER
+# (-DCNN_V16_GENERIC) must agree with the default build to rounding and give
+# the same bits on any thread count; SAN_TRAINER (the trainer built with ASan/UBSan) runs the --eval
 # path under LeakSanitizer and the misfit-data cases; CNNC (build/cnnc) checks
 # that `cnnc summary/build --infer --weights` refuse what the trainer refuses;
 # RGB_TRAINER (tests/nets/rgb8ch.cnn's) trains on 3-channel files.
@@ -89,9 +91,10 @@ if [ -n "$(lines "$T/t1.log")" ] && [ "$(lines "$T/t1.log")" = "$(lines "$T/a.lo
 else
   bad "1 thread: the same loss and epoch lines as 2 threads" "$(diff <(lines "$T/t1.log") <(lines "$T/a.log") | head -4)"
 fi
-# The baseline build (no clones) sums in the same order but without FMA: its
-# losses agree with the clones' to rounding (about 1e-4 after 30 batches; a
-# wrong kernel in either is off by far more).
+# The baseline build (no clones) sums in the same order but without FMA, the
+# 16-wide kernels in another order: their losses agree with the default
+# build's to rounding (about 1e-4 after 30 batches; a wrong kernel in either
+# is off by far more).
 # nums LOG: its losses, then its accuracies in % (marked %), one a line.
 nums() { lines "$1" | grep -oE 'loss[=:] *[0-9.]+|\([0-9.]+%' | sed -E 's/loss[=:] *//; s/^\(//'; }
 close_logs() {
@@ -102,17 +105,37 @@ close_logs() {
          { if (d > 2e-3 * (a > 1 ? a : 1)) bad = 1 }
          END { exit NR < 6 || bad }'
 }
-if [ -n "${BASELINE_TRAINER:-}" ] && [ -x "$BASELINE_TRAINER" ]; then
-  "$BASELINE_TRAINER" --data "$T/mini" --threads 2 --epochs 1 --limit-batches 30 --seed 7 >"$T/nc.log" 2>&1
-  if [ -n "$(lines "$T/nc.log")" ] && close_logs "$T/nc.log" "$T/a.log"; then
-    ok "baseline build (-DCNN_NO_CLONES): losses and accuracies within rounding of the clones'"
-  else
-    bad "baseline build (-DCNN_NO_CLONES): losses and accuracies within rounding of the clones'" \
-      "$(diff <(lines "$T/nc.log") <(lines "$T/a.log") | head -6)"
+# other_build TRAINER TAG BATCHES DESC: another build of the same network
+# agrees with the default build's to rounding over BATCHES batches, and
+# gives the same bits on 1 and 2 threads.
+other_build() {
+  local t=$1 tag=$2 nb=$3 desc=$4 ref="$T/a.log"
+  if [ "$nb" != 30 ]; then
+    ref="$T/ref$nb.log"
+    "$TRAINER" --data "$T/mini" --threads 2 --epochs 1 --limit-batches "$nb" --seed 7 >"$ref" 2>&1
   fi
-  "$BASELINE_TRAINER" --data "$T/mini" --threads 1 --epochs 1 --limit-batches 30 --seed 7 >"$T/nc1.log" 2>&1
-  check "baseline build: 1 thread gives the same bits as 2" test -n "$(lines "$T/nc1.log")" -a \
-    "$(lines "$T/nc1.log")" = "$(lines "$T/nc.log")"
+  "$t" --data "$T/mini" --threads 2 --epochs 1 --limit-batches "$nb" --seed 7 >"$T/$tag.log" 2>&1
+  if [ -n "$(lines "$T/$tag.log")" ] && close_logs "$T/$tag.log" "$ref"; then
+    ok "$desc: losses and accuracies within rounding of the default build's"
+  else
+    bad "$desc: losses and accuracies within rounding of the default build's" \
+      "$(diff <(lines "$T/$tag.log") <(lines "$ref") | head -6)"
+  fi
+  "$t" --data "$T/mini" --threads 1 --epochs 1 --limit-batches "$nb" --seed 7 >"$T/${tag}1.log" 2>&1
+  check "$desc: 1 thread gives the same bits as 2" test -n "$(lines "$T/${tag}1.log")" -a \
+    "$(lines "$T/${tag}1.log")" = "$(lines "$T/$tag.log")"
+}
+if [ -n "${BASELINE_TRAINER:-}" ] && [ -x "$BASELINE_TRAINER" ]; then
+  other_build "$BASELINE_TRAINER" nc 30 "baseline build (-DCNN_NO_CLONES)"
+fi
+# The 16-wide kernels as portable code, on any CPU (the default build runs
+# them only where the CPU has AVX-512). Their lanes sum in another order and
+# without FMA, and training at the one-cycle schedule's rates spreads that:
+# after 30 batches the test loss differs by 2e-3, after 12 by 1e-5.
+if [ -n "${WIDE_TRAINER:-}" ] && [ -x "$WIDE_TRAINER" ]; then
+  other_build "$WIDE_TRAINER" wide 12 "16-wide kernels (-DCNN_V16_GENERIC)"
+  check "16-wide build: the trainer says which kernels it runs" \
+    grep -q "^mnist14k: kernels 16-wide portable vector code" "$T/wide.log"
 fi
 # The bar of a pipe: a few lines per epoch, never a carriage return.
 check "non-tty output: 4 bar lines, no \\r" \

@@ -224,8 +224,8 @@ static double peak_gflops(double (*loop)(long, float *), int threads, int reps) 
 #ifdef NET_PROF
 // The per-layer table: median milliseconds per step over reps runs of
 // `steps` forward + backward steps on `threads` threads, with GFLOP/s and
-// the fraction of peak (the 256-bit FMA peak on as many threads: the
-// generated code's vectors are 256 bits wide).
+// the fraction of peak (the FMA peak of the width the generated code runs,
+// on as many threads).
 static void layer_table(const float *x, const uint8_t *y, int threads, int steps, int reps, double peak,
                         cnn_rng *rng) {
   enum { NL = sizeof PROF_MS / sizeof PROF_MS[0] };
@@ -275,27 +275,32 @@ static void layer_table(const float *x, const uint8_t *y, int threads, int steps
 }
 #endif
 
-// Which clone of the generated training code runs on this CPU: the test
-// the loader's resolver makes for CNN_CLONES (gcc 12+: x86-64-v3).
-static const char *train_clone(void) {
-#if defined(__x86_64__) && defined(__ELF__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("x86-64-v3") ? "x86-64-v3_(AVX2+FMA)" : "baseline_x86-64";
-#elif defined(__x86_64__) && defined(__ELF__)
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") ? "avx2_(no_FMA)" : "baseline_x86-64";
-#else
-  return "baseline";
-#endif
+// What the generated training code runs on this CPU (its own answer), one
+// word for the key-value lines.
+static const char *train_kernels(void) {
+  static char buf[96];
+  snprintf(buf, sizeof buf, "%s", NET.kernels());
+  for (char *p = buf; *p; p++)
+    if (*p == ' ')
+      *p = '_';
+  return buf;
+}
+
+// Whether the generated training code runs its 16-wide (AVX-512) kernels here.
+static int train_wide(void) {
+  return strncmp(NET.kernels(), "16-wide AVX-512", 15) == 0;
 }
 
 // `bench layers`: the peak per vector width, then the per-layer table.
 static int layers_main(void) {
+  int bits = 256; // the vector width whose peak the fractions are of
 #ifdef HAVE_X86_PEAK
   __builtin_cpu_init();
   int avx512 = __builtin_cpu_supports("avx512f"), avx2 = __builtin_cpu_supports("avx2") &&
                                                           __builtin_cpu_supports("fma");
-  printf("The generated training code runs its %s clone here.\n\n", train_clone());
+  int wide = train_wide();
+  bits = wide ? 512 : 256;
+  printf("The generated training code runs %s kernels here.\n\n", NET.kernels());
   printf("Multiply-add peak of this CPU, GFLOP/s (12 independent chains per thread, median of 5):\n\n"
          "| loop | 1 thread | 2 threads |\n|---|---:|---:|\n");
   double peak[3] = {1, 1, 1};
@@ -322,7 +327,8 @@ static int layers_main(void) {
     if (g2 < 1.5 * g1)
       low2 = 1;
     printf("| %s | %.1f | %.1f |\n", loops[i].name, g1, g2);
-    if (i == 1) {
+    // The fraction of peak below is of the width the training code runs.
+    if (i == (wide ? 2u : 1u)) {
       peak[1] = g1;
       peak[2] = g2;
     }
@@ -330,11 +336,7 @@ static int layers_main(void) {
   if (low2)
     printf("\n(A 2-thread figure stayed below 1.5x one thread's in four tries: the second core was\n"
            "busy with something else, so the 2-thread %% of peak below is too high.)\n");
-  printf("\npeak_fma256_1 %.1f\npeak_fma256_2 %.1f\n", peak[1], peak[2]);
-  if (avx512)
-    printf("\n(The generated training code's vectors are 256 bits wide: its fraction of peak is of the\n"
-           "256-bit FMA figure; the AVX-512 one is the machine's.)\n");
-  printf("\n");
+  printf("\npeak_fma_1 %.1f\npeak_fma_2 %.1f\npeak_fma_bits %d\n\n", peak[1], peak[2], wide ? 512 : 256);
 #else
   double peak[3] = {1, 1, 1};
 #endif
@@ -352,7 +354,7 @@ static int layers_main(void) {
     y[i] = (uint8_t)cnn_rng_below(&rng, (uint32_t)NET.classes);
   for (int t = 1; t <= 2; t++) {
     printf("Where a training step goes, %d thread%s (default build, median of 5 runs of 30 steps;\n"
-           "%% peak: of the 256-bit FMA peak above on as many threads):\n\n", t, t > 1 ? "s" : "");
+           "%% peak: of the %d-bit FMA peak above on as many threads):\n\n", t, t > 1 ? "s" : "", bits);
     layer_table(x, y, t, 30, 5, peak[t], &rng);
   }
   printf("(The backward of a conv is its weight gradient and, when its input has one, its input\n"
@@ -362,7 +364,7 @@ static int layers_main(void) {
   free(x);
   free(y);
 #else
-  (void)peak;
+  (void)peak, (void)bits;
 #endif
   return 0;
 }
@@ -370,7 +372,7 @@ static int layers_main(void) {
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "layers") == 0)
     return layers_main();
-  printf("blas_core %s\ntrain_clone %s\n", openblas_get_corename(), train_clone());
+  printf("blas_core %s\ntrain_kernels %s\n", openblas_get_corename(), train_kernels());
   int reps = argc > 1 ? atoi(argv[1]) : 5;
   if (reps < 1 || reps > 16)
     reps = 5;

@@ -92,8 +92,8 @@ if [ "$avx512" = 1 ]; then
   ep "epoch, 2 thr, both" train_ips_2_native_avx512
   fig "evaluation, both" "img/s" 1 eval_ips_native_avx512 eval_ips
 fi
-printf '\nNo suffix: the default, portable build (baseline x86-64; on x86-64 Linux the generated\nlayer functions carry x86-64-v3 (AVX2 + FMA) clones, AVX-512 too for inference, picked at\nload time; the training code ran its %s clone), with the OpenBLAS core in use (%s).\nnative: the same C built with -march=native. AVX-512 BLAS: OPENBLAS_CORETYPE=SkylakeX.\nboth: the two together. PyTorch picks its kernels at run time.\n' \
-  "$(get "$ours" train_clone | tr _ ' ')" "$(get "$ours" blas_core)"
+printf '\nNo suffix: the default, portable build (baseline x86-64; on x86-64 Linux the generated\nlayer functions carry x86-64-v3 (AVX2 + FMA) clones and the direct convs 16-wide AVX-512\nkernels, picked at run time; the training code ran its %s kernels), with the\nOpenBLAS core in use (%s). native: the same C built with -march=native. AVX-512 BLAS:\nOPENBLAS_CORETYPE=SkylakeX. both: the two together. PyTorch picks its kernels at run time.\n' \
+  "$(get "$ours" train_kernels | tr _ ' ')" "$(get "$ours" blas_core)"
 # GFLOP/s of a training rate (images/s).
 gf() { awk -v a="$1" -v f="$(get "$ours" train_flop)" 'BEGIN { printf "%.0f", a * f * 1e-9 }'; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'; }
@@ -108,11 +108,11 @@ fi
 # (the generated code built with -DCNN_TRAIN_PROFILE), in the same run.
 layers=$("$bench" layers)
 printf '\n%s\n' "$(printf '%s\n' "$layers" | grep -vE '^(layers_step|peak_fma)')"
-p2=$(get "$layers" peak_fma256_2)
+p2=$(get "$layers" peak_fma_2)
 if [ -n "$p2" ]; then
   g=$(gf "$(get "$ours" train_ips_2)")
-  printf '\ncnnc training, 2 threads (the rounds above): %s GFLOP/s, %s of the 2-thread 256-bit FMA peak (%.0f GFLOP/s).\n' \
-    "$g" "$(pct "$g" "$p2")" "$p2"
+  printf '\ncnnc training, 2 threads (the rounds above): %s GFLOP/s, %s of the 2-thread %s-bit FMA peak (%.0f GFLOP/s).\n' \
+    "$g" "$(pct "$g" "$p2")" "$(get "$layers" peak_fma_bits)" "$p2"
 fi
 if [ "$torch" = 1 ]; then
   plain=$(/usr/bin/python3 "$here/torch_mnist14k.py" 1)

@@ -60,6 +60,48 @@
 #pragma GCC optimize("fp-contract=fast", "vect-cost-model=dynamic")
 #endif
 
+// AVX-512: each direct conv also comes 16 values wide, sized for 32 registers
+// (NAME_lK_conv_*_v16), and runs so where the CPU has AVX-512 F, VL, BW and
+// DQ (whose bits differ from the 8-wide kernels': the lanes sum in another
+// order). -DCNN_NO_V16 leaves them out; -DCNN_V16_GENERIC builds them as
+// portable vector code for any target and always runs them (tests).
+#if defined(CNN_V16_GENERIC)
+#define CNN_V16 1
+#define CNN_V16_FN
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_V16) && !defined(CNN_NO_CLONES) && \
+    !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12
+#define CNN_V16 1
+#define CNN_V16_FN __attribute__((target("arch=x86-64-v4")))
+#else // (clang 14 builds an OpenMP loop's body without its function's target)
+#define CNN_V16 0
+#endif
+// An empty asm that takes v in a vector register keeps it there: GCC would
+// fold its load into every multiply-add that reads it (conv_kernels.c in cnnc
+// says what that cost). Only for float vectors of AVX-512's own width.
+#define CNN_IS_FLOAT_float 1
+#define CNN_IS_FLOAT_(t) CNN_IS_FLOAT_##t
+#define CNN_IS_FLOAT(t) CNN_IS_FLOAT_(t)
+#if CNN_V16 && !defined(CNN_V16_GENERIC) && CNN_IS_FLOAT(CNN_REAL)
+#define CNN_PIN16(v) __asm__("" : "+v"(v))
+#else
+#define CNN_PIN16(v) ((void)0)
+#endif
+#if CNN_V16
+// Whether the 16-wide kernels run here, decided once, before the first forward.
+static int lenet5_v16 = -1;
+static void lenet5_pick_width(void) {
+  if (lenet5_v16 >= 0)
+    return;
+#ifdef CNN_V16_GENERIC
+  lenet5_v16 = 1;
+#else
+  __builtin_cpu_init();
+  lenet5_v16 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+#endif
+}
+#endif
+
 // cblas_sgemm or cblas_dgemm, following cnn_real.
 #define GEMM _Generic((cnn_real)0, float: cblas_sgemm, double: cblas_dgemm)
 
@@ -134,13 +176,19 @@ static double lenet5_prof_now(void) {
 #define CNN_PROF(k, d) ((void)0)
 #endif
 
-// Eight neighbouring values of a row as one vector (GCC/clang vector
-// extension): each clone above gets its own instructions for it. Loads and
-// stores go through memcpy (any alignment); a vector is never passed to a
-// function, so no clone's calling convention depends on its width.
+// Eight (sixteen) neighbouring values of a row as one vector (GCC/clang
+// vector extension): each clone above gets its own instructions for it.
+// Loads and stores go through memcpy (any alignment); a vector is never
+// passed to a function, so no clone's calling convention depends on its width.
 typedef cnn_real cnn_v8 __attribute__((vector_size(8 * sizeof(cnn_real))));
 // The sum of a vector's lanes, in a fixed order.
 #define CNN_HSUM8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))
+#if CNN_V16
+typedef cnn_real cnn_v16 __attribute__((vector_size(16 * sizeof(cnn_real))));
+#define CNN_HSUM16(v) \
+  (((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7]))) + \
+   ((((v)[8] + (v)[9]) + ((v)[10] + (v)[11])) + (((v)[12] + (v)[13]) + ((v)[14] + (v)[15]))))
+#endif
 
 const cnn_train_config lenet5_train_config = {
     .epochs = 15, .batch = 64, .seed = 1ULL,
@@ -157,7 +205,7 @@ static cnn_real lenet5_params[61706], lenet5_grads[61706];
 static cnn_real lenet5_state[1];
 
 // Activations (in-place layers share their input's buffer) and gradients; + SLACK: the direct convs' last vector of a row may read past the end.
-#define SLACK 8
+#define SLACK 16
 static cnn_real lenet5_a0[BATCH * 784 + SLACK]; // input
 static cnn_real lenet5_a1[BATCH * 4704 + SLACK]; // conv
 static cnn_real lenet5_a3[BATCH * 1176 + SLACK]; // avgpool
@@ -185,10 +233,12 @@ static uint8_t lenet5_y[BATCH];
 // Layer 0: conv 5x5, stride 1, pad 2, with bias: 28x28x1 -> 28x28x6 (HxWxC), RF 5, 156 params, 117600 MACs/image.
 // Path: direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input.
 // y[6][28x28] = W[6][1][5x5] (*) x[1][28x28] padded + b.
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
-static cnn_real lenet5_l0_xp[BATCH * 1024 + 8];
-CNN_CLONES static void lenet5_l0_conv_forward(int n) {
+static cnn_real lenet5_l0_xp[BATCH * 1024 + 16];
+CNN_CLONES static void lenet5_l0_conv_forward_v8(int n) {
   const cnn_real *restrict w = lenet5_params + 0;
   const cnn_real *restrict b = lenet5_params + 150;
   CNN_OMP(omp parallel for schedule(static))
@@ -452,6 +502,159 @@ CNN_CLONES static void lenet5_l0_conv_forward(int n) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void lenet5_l0_conv_forward_v16(int n) {
+  const cnn_real *restrict w = lenet5_params + 0;
+  const cnn_real *restrict b = lenet5_params + 150;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = lenet5_a0 + (size_t)i * 784;
+      cnn_real *restrict y = lenet5_a1 + (size_t)i * 4704;
+      cnn_real *restrict xp = lenet5_l0_xp + (size_t)i * 1024;
+      for (int c = 0; c < 1; c++)
+        for (int iy = 0; iy < 28; iy++)
+          memcpy(xp + (c * 32 + iy + 2) * 32 + 2, x + (c * 28 + iy) * 28, 28 * sizeof(cnn_real));
+      // 6 output channels x 2 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 25 ? 30 - oy : 5;
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 28 columns
+          const cnn_real *restrict wo = w + (o) * 25;
+          cnn_v16 a0_0 = (cnn_v16){0} + b[o + 0], a0_1 = (cnn_v16){0} + b[o + 0];
+          cnn_v16 a1_0 = (cnn_v16){0} + b[o + 1], a1_1 = (cnn_v16){0} + b[o + 1];
+          cnn_v16 a2_0 = (cnn_v16){0} + b[o + 2], a2_1 = (cnn_v16){0} + b[o + 2];
+          cnn_v16 a3_0 = (cnn_v16){0} + b[o + 3], a3_1 = (cnn_v16){0} + b[o + 3];
+          cnn_v16 a4_0 = (cnn_v16){0} + b[o + 4], a4_1 = (cnn_v16){0} + b[o + 4];
+          cnn_v16 a5_0 = (cnn_v16){0} + b[o + 5], a5_1 = (cnn_v16){0} + b[o + 5];
+          for (int c = 0; c < 1; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 32 + oy + ky) * 32 + 0;
+              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+              for (int kx = 0; kx < 5; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 25], w2 = wr[kx + 50], w3 = wr[kx + 75], w4 = wr[kx + 100], w5 = wr[kx + 125];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[800] = a1_1[0]; yr[801] = a1_1[1]; yr[802] = a1_1[2]; yr[803] = a1_1[3]; yr[804] = a1_1[4]; yr[805] = a1_1[5]; yr[806] = a1_1[6]; yr[807] = a1_1[7]; yr[808] = a1_1[8]; yr[809] = a1_1[9]; yr[810] = a1_1[10]; yr[811] = a1_1[11];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1584] = a2_1[0]; yr[1585] = a2_1[1]; yr[1586] = a2_1[2]; yr[1587] = a2_1[3]; yr[1588] = a2_1[4]; yr[1589] = a2_1[5]; yr[1590] = a2_1[6]; yr[1591] = a2_1[7]; yr[1592] = a2_1[8]; yr[1593] = a2_1[9]; yr[1594] = a2_1[10]; yr[1595] = a2_1[11];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2368] = a3_1[0]; yr[2369] = a3_1[1]; yr[2370] = a3_1[2]; yr[2371] = a3_1[3]; yr[2372] = a3_1[4]; yr[2373] = a3_1[5]; yr[2374] = a3_1[6]; yr[2375] = a3_1[7]; yr[2376] = a3_1[8]; yr[2377] = a3_1[9]; yr[2378] = a3_1[10]; yr[2379] = a3_1[11];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3152] = a4_1[0]; yr[3153] = a4_1[1]; yr[3154] = a4_1[2]; yr[3155] = a4_1[3]; yr[3156] = a4_1[4]; yr[3157] = a4_1[5]; yr[3158] = a4_1[6]; yr[3159] = a4_1[7]; yr[3160] = a4_1[8]; yr[3161] = a4_1[9]; yr[3162] = a4_1[10]; yr[3163] = a4_1[11];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3936] = a5_1[0]; yr[3937] = a5_1[1]; yr[3938] = a5_1[2]; yr[3939] = a5_1[3]; yr[3940] = a5_1[4]; yr[3941] = a5_1[5]; yr[3942] = a5_1[6]; yr[3943] = a5_1[7]; yr[3944] = a5_1[8]; yr[3945] = a5_1[9]; yr[3946] = a5_1[10]; yr[3947] = a5_1[11];
+        }
+      }
+      for (int oy = 2; oy < 26; oy++) {
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 28 columns
+          const cnn_real *restrict wo = w + (o) * 25;
+          cnn_v16 a0_0 = (cnn_v16){0} + b[o + 0], a0_1 = (cnn_v16){0} + b[o + 0];
+          cnn_v16 a1_0 = (cnn_v16){0} + b[o + 1], a1_1 = (cnn_v16){0} + b[o + 1];
+          cnn_v16 a2_0 = (cnn_v16){0} + b[o + 2], a2_1 = (cnn_v16){0} + b[o + 2];
+          cnn_v16 a3_0 = (cnn_v16){0} + b[o + 3], a3_1 = (cnn_v16){0} + b[o + 3];
+          cnn_v16 a4_0 = (cnn_v16){0} + b[o + 4], a4_1 = (cnn_v16){0} + b[o + 4];
+          cnn_v16 a5_0 = (cnn_v16){0} + b[o + 5], a5_1 = (cnn_v16){0} + b[o + 5];
+          for (int c = 0; c < 1; c++)
+            for (int ky = 0; ky < 5; ky++) {
+              const cnn_real *restrict xr = xp + (c * 32 + oy + ky) * 32 + 0;
+              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+              for (int kx = 0; kx < 5; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 25], w2 = wr[kx + 50], w3 = wr[kx + 75], w4 = wr[kx + 100], w5 = wr[kx + 125];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[800] = a1_1[0]; yr[801] = a1_1[1]; yr[802] = a1_1[2]; yr[803] = a1_1[3]; yr[804] = a1_1[4]; yr[805] = a1_1[5]; yr[806] = a1_1[6]; yr[807] = a1_1[7]; yr[808] = a1_1[8]; yr[809] = a1_1[9]; yr[810] = a1_1[10]; yr[811] = a1_1[11];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1584] = a2_1[0]; yr[1585] = a2_1[1]; yr[1586] = a2_1[2]; yr[1587] = a2_1[3]; yr[1588] = a2_1[4]; yr[1589] = a2_1[5]; yr[1590] = a2_1[6]; yr[1591] = a2_1[7]; yr[1592] = a2_1[8]; yr[1593] = a2_1[9]; yr[1594] = a2_1[10]; yr[1595] = a2_1[11];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2368] = a3_1[0]; yr[2369] = a3_1[1]; yr[2370] = a3_1[2]; yr[2371] = a3_1[3]; yr[2372] = a3_1[4]; yr[2373] = a3_1[5]; yr[2374] = a3_1[6]; yr[2375] = a3_1[7]; yr[2376] = a3_1[8]; yr[2377] = a3_1[9]; yr[2378] = a3_1[10]; yr[2379] = a3_1[11];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3152] = a4_1[0]; yr[3153] = a4_1[1]; yr[3154] = a4_1[2]; yr[3155] = a4_1[3]; yr[3156] = a4_1[4]; yr[3157] = a4_1[5]; yr[3158] = a4_1[6]; yr[3159] = a4_1[7]; yr[3160] = a4_1[8]; yr[3161] = a4_1[9]; yr[3162] = a4_1[10]; yr[3163] = a4_1[11];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3936] = a5_1[0]; yr[3937] = a5_1[1]; yr[3938] = a5_1[2]; yr[3939] = a5_1[3]; yr[3940] = a5_1[4]; yr[3941] = a5_1[5]; yr[3942] = a5_1[6]; yr[3943] = a5_1[7]; yr[3944] = a5_1[8]; yr[3945] = a5_1[9]; yr[3946] = a5_1[10]; yr[3947] = a5_1[11];
+        }
+      }
+      for (int oy = 26; oy < 28; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 25 ? 30 - oy : 5;
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 28 columns
+          const cnn_real *restrict wo = w + (o) * 25;
+          cnn_v16 a0_0 = (cnn_v16){0} + b[o + 0], a0_1 = (cnn_v16){0} + b[o + 0];
+          cnn_v16 a1_0 = (cnn_v16){0} + b[o + 1], a1_1 = (cnn_v16){0} + b[o + 1];
+          cnn_v16 a2_0 = (cnn_v16){0} + b[o + 2], a2_1 = (cnn_v16){0} + b[o + 2];
+          cnn_v16 a3_0 = (cnn_v16){0} + b[o + 3], a3_1 = (cnn_v16){0} + b[o + 3];
+          cnn_v16 a4_0 = (cnn_v16){0} + b[o + 4], a4_1 = (cnn_v16){0} + b[o + 4];
+          cnn_v16 a5_0 = (cnn_v16){0} + b[o + 5], a5_1 = (cnn_v16){0} + b[o + 5];
+          for (int c = 0; c < 1; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 32 + oy + ky) * 32 + 0;
+              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+              for (int kx = 0; kx < 5; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 25], w2 = wr[kx + 50], w3 = wr[kx + 75], w4 = wr[kx + 100], w5 = wr[kx + 125];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[800] = a1_1[0]; yr[801] = a1_1[1]; yr[802] = a1_1[2]; yr[803] = a1_1[3]; yr[804] = a1_1[4]; yr[805] = a1_1[5]; yr[806] = a1_1[6]; yr[807] = a1_1[7]; yr[808] = a1_1[8]; yr[809] = a1_1[9]; yr[810] = a1_1[10]; yr[811] = a1_1[11];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1584] = a2_1[0]; yr[1585] = a2_1[1]; yr[1586] = a2_1[2]; yr[1587] = a2_1[3]; yr[1588] = a2_1[4]; yr[1589] = a2_1[5]; yr[1590] = a2_1[6]; yr[1591] = a2_1[7]; yr[1592] = a2_1[8]; yr[1593] = a2_1[9]; yr[1594] = a2_1[10]; yr[1595] = a2_1[11];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2368] = a3_1[0]; yr[2369] = a3_1[1]; yr[2370] = a3_1[2]; yr[2371] = a3_1[3]; yr[2372] = a3_1[4]; yr[2373] = a3_1[5]; yr[2374] = a3_1[6]; yr[2375] = a3_1[7]; yr[2376] = a3_1[8]; yr[2377] = a3_1[9]; yr[2378] = a3_1[10]; yr[2379] = a3_1[11];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3152] = a4_1[0]; yr[3153] = a4_1[1]; yr[3154] = a4_1[2]; yr[3155] = a4_1[3]; yr[3156] = a4_1[4]; yr[3157] = a4_1[5]; yr[3158] = a4_1[6]; yr[3159] = a4_1[7]; yr[3160] = a4_1[8]; yr[3161] = a4_1[9]; yr[3162] = a4_1[10]; yr[3163] = a4_1[11];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3936] = a5_1[0]; yr[3937] = a5_1[1]; yr[3938] = a5_1[2]; yr[3939] = a5_1[3]; yr[3940] = a5_1[4]; yr[3941] = a5_1[5]; yr[3942] = a5_1[6]; yr[3943] = a5_1[7]; yr[3944] = a5_1[8]; yr[3945] = a5_1[9]; yr[3946] = a5_1[10]; yr[3947] = a5_1[11];
+        }
+      }
+    }
+  }
+}
+#endif
+// Layer 0's forward on the CPU's vector width.
+static void lenet5_l0_conv_forward(int n) {
+#if CNN_V16
+  if (lenet5_v16) {
+    lenet5_l0_conv_forward_v16(n);
+    return;
+  }
+#endif
+  lenet5_l0_conv_forward_v8(n);
+}
 
 // Per-group partial weight and bias gradients, summed in group order.
 static cnn_real lenet5_l0_dw[NGROUP][150];
@@ -461,10 +664,10 @@ static cnn_real lenet5_l0_db[NGROUP][6];
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][4 - ky][4 - kx].
-static cnn_real lenet5_l0_dyp[NGROUP][6152];
+static cnn_real lenet5_l0_dyp[NGROUP][6160];
 static cnn_real lenet5_l0_wt[150];
 #endif
-CNN_CLONES static void lenet5_l0_conv_backward(int n) {
+CNN_CLONES static void lenet5_l0_conv_backward_v8(int n) {
 #ifdef CNN_INPUT_GRAD
   const cnn_real *restrict w = lenet5_params + 0;
   cnn_real *restrict wt = lenet5_l0_wt;
@@ -643,6 +846,196 @@ CNN_CLONES static void lenet5_l0_conv_backward(int n) {
     lenet5_grads[150 + o] = s;
   }
 }
+#if CNN_V16
+CNN_V16_FN static void lenet5_l0_conv_backward_v16(int n) {
+#ifdef CNN_INPUT_GRAD
+  const cnn_real *restrict w = lenet5_params + 0;
+  cnn_real *restrict wt = lenet5_l0_wt;
+  for (int o = 0; o < 6; o++)
+    for (int c = 0; c < 1; c++)
+      for (int j = 0; j < 25; j++)
+        wt[(c * 6 + o) * 25 + 24 - j] = w[(o * 1 + c) * 25 + j];
+#endif
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = lenet5_l0_dw[g];
+    cnn_real *restrict db = lenet5_l0_db[g];
+#ifdef CNN_INPUT_GRAD
+    cnn_real *restrict dyp = lenet5_l0_dyp[g];
+#endif
+    // 3 output channels x 5 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 6; o += 3) {
+      for (int c = 0; c < 1; c++)
+        for (int ky = 0; ky < 5; ky++) {
+          cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0};
+          cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0}, s1_3 = {0}, s1_4 = {0};
+          cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0}, s2_3 = {0}, s2_4 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = lenet5_l0_xp + (size_t)i * 1024;
+            const cnn_real *restrict dy = lenet5_d1 + (size_t)(i) * 4704;
+            for (int oy = 0; oy < 28; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 784 + oy * 28;
+              const cnn_real *restrict xr = x + (c * 32 + oy + ky) * 32;
+              for (int v = 0; v < 16; v += 16) {
+                cnn_v16 d, x0, x1, x2, x3, x4;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&x3, xr + v + 3, sizeof x3);
+                memcpy(&x4, xr + v + 4, sizeof x4);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2; s0_3 += d * x3; s0_4 += d * x4;
+                memcpy(&d, dr + 784 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2; s1_3 += d * x3; s1_4 += d * x4;
+                memcpy(&d, dr + 1568 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2; s2_3 += d * x3; s2_4 += d * x4;
+              }
+              { // columns 16..27; the other lanes are masked off
+                const cnn_v16 m = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0};
+                cnn_v16 d, x0, x1, x2, x3, x4;
+                memcpy(&x0, xr + 16 + 0, sizeof x0);
+                memcpy(&x1, xr + 16 + 1, sizeof x1);
+                memcpy(&x2, xr + 16 + 2, sizeof x2);
+                memcpy(&x3, xr + 16 + 3, sizeof x3);
+                memcpy(&x4, xr + 16 + 4, sizeof x4);
+                memcpy(&d, dr + 0 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2; s0_3 += d * x3; s0_4 += d * x4;
+                memcpy(&d, dr + 784 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2; s1_3 += d * x3; s1_4 += d * x4;
+                memcpy(&d, dr + 1568 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2; s2_3 += d * x3; s2_4 += d * x4;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 25 + (c * 5 + ky) * 5;
+          dwo[0] = CNN_HSUM16(s0_0);
+          dwo[1] = CNN_HSUM16(s0_1);
+          dwo[2] = CNN_HSUM16(s0_2);
+          dwo[3] = CNN_HSUM16(s0_3);
+          dwo[4] = CNN_HSUM16(s0_4);
+          dwo[25] = CNN_HSUM16(s1_0);
+          dwo[26] = CNN_HSUM16(s1_1);
+          dwo[27] = CNN_HSUM16(s1_2);
+          dwo[28] = CNN_HSUM16(s1_3);
+          dwo[29] = CNN_HSUM16(s1_4);
+          dwo[50] = CNN_HSUM16(s2_0);
+          dwo[51] = CNN_HSUM16(s2_1);
+          dwo[52] = CNN_HSUM16(s2_2);
+          dwo[53] = CNN_HSUM16(s2_3);
+          dwo[54] = CNN_HSUM16(s2_4);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const int first = i == g * GSIZE;
+      const cnn_real *restrict dy = lenet5_d1 + (size_t)i * 4704;
+      for (int o = 0; o < 6; o++) {
+        cnn_real s = first ? 0 : db[o];
+        for (int p = 0; p < 784; p++)
+          s += dy[o * 784 + p];
+        db[o] = s;
+      }
+#ifdef CNN_INPUT_GRAD
+      cnn_real *restrict dx = lenet5_d0 + (size_t)i * 784;
+      for (int o = 0; o < 6; o++)
+        for (int oy = 0; oy < 28; oy++)
+          memcpy(dyp + (o * 32 + oy + 2) * 32 + 2, dy + (o * 28 + oy) * 28, 28 * sizeof(cnn_real));
+      // 1 output channels x 2 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 25 ? 30 - oy : 5;
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 150;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          for (int c = 0; c < 6; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 32 + oy + ky) * 32 + 0;
+              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+              for (int kx = 0; kx < 5; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+        }
+      }
+      for (int oy = 2; oy < 26; oy++) {
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 150;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          for (int c = 0; c < 6; c++)
+            for (int ky = 0; ky < 5; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 32 + oy + ky) * 32 + 0;
+              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+              for (int kx = 0; kx < 5; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+        }
+      }
+      for (int oy = 26; oy < 28; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 25 ? 30 - oy : 5;
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 150;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          for (int c = 0; c < 6; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 32 + oy + ky) * 32 + 0;
+              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+              for (int kx = 0; kx < 5; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+        }
+      }
+#endif
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 150; j++) {
+    cnn_real s = lenet5_l0_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += lenet5_l0_dw[g][j];
+    lenet5_grads[0 + j] = s;
+  }
+  for (int o = 0; o < 6; o++) {
+    cnn_real s = lenet5_l0_db[0][o];
+    for (int g = 1; g < used; g++)
+      s += lenet5_l0_db[g][o];
+    lenet5_grads[150 + o] = s;
+  }
+}
+#endif
+// Layer 0's backward on the CPU's vector width.
+static void lenet5_l0_conv_backward(int n) {
+#if CNN_V16
+  if (lenet5_v16) {
+    lenet5_l0_conv_backward_v16(n);
+    return;
+  }
+#endif
+  lenet5_l0_conv_backward_v8(n);
+}
 
 // Layer 1: relu: 28x28x6 -> 28x28x6 (HxWxC), RF 5, 0 params, 0 MACs/image.
 // In place: x = max(x, 0).
@@ -705,9 +1098,11 @@ CNN_CLONES static void lenet5_l2_avgpool_backward(int n) {
 // Layer 3: conv 5x5, stride 1, pad 0, with bias: 14x14x6 -> 10x10x16 (HxWxC), RF 14, 2416 params, 240000 MACs/image.
 // Path: direct kernels (forward, input and weight gradient).
 // y[16][10x10] = W[16][6][5x5] (*) x[6][14x14] + b.
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each plane of a group's output as one row on the input's row stride.
-static cnn_real lenet5_l3_yf[NGROUP][2184];
-CNN_CLONES static void lenet5_l3_conv_forward(int n) {
+static cnn_real lenet5_l3_yf[NGROUP][2192];
+CNN_CLONES static void lenet5_l3_conv_forward_v8(int n) {
   const cnn_real *restrict w = lenet5_params + 156;
   const cnn_real *restrict b = lenet5_params + 2556;
   CNN_OMP(omp parallel for schedule(static))
@@ -834,6 +1229,151 @@ CNN_CLONES static void lenet5_l3_conv_forward(int n) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void lenet5_l3_conv_forward_v16(int n) {
+  const cnn_real *restrict w = lenet5_params + 156;
+  const cnn_real *restrict b = lenet5_params + 2556;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict yf = lenet5_l3_yf[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = lenet5_a3 + (size_t)i * 1176;
+      cnn_real *restrict y = lenet5_a4 + (size_t)i * 1600;
+      // 8 output channels x 3 vectors of 16 per register tile, over each plane as
+      // one run on the input's row stride (flat), then copied row by row.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 96; col += 48) {
+          for (int o = 0; o < 16; o += 8) { // 8 channels x 48 columns
+            const cnn_real *restrict wo = w + (o) * 150;
+            cnn_v16 a0_0 = (cnn_v16){0} + b[o + 0], a0_1 = (cnn_v16){0} + b[o + 0], a0_2 = (cnn_v16){0} + b[o + 0];
+            cnn_v16 a1_0 = (cnn_v16){0} + b[o + 1], a1_1 = (cnn_v16){0} + b[o + 1], a1_2 = (cnn_v16){0} + b[o + 1];
+            cnn_v16 a2_0 = (cnn_v16){0} + b[o + 2], a2_1 = (cnn_v16){0} + b[o + 2], a2_2 = (cnn_v16){0} + b[o + 2];
+            cnn_v16 a3_0 = (cnn_v16){0} + b[o + 3], a3_1 = (cnn_v16){0} + b[o + 3], a3_2 = (cnn_v16){0} + b[o + 3];
+            cnn_v16 a4_0 = (cnn_v16){0} + b[o + 4], a4_1 = (cnn_v16){0} + b[o + 4], a4_2 = (cnn_v16){0} + b[o + 4];
+            cnn_v16 a5_0 = (cnn_v16){0} + b[o + 5], a5_1 = (cnn_v16){0} + b[o + 5], a5_2 = (cnn_v16){0} + b[o + 5];
+            cnn_v16 a6_0 = (cnn_v16){0} + b[o + 6], a6_1 = (cnn_v16){0} + b[o + 6], a6_2 = (cnn_v16){0} + b[o + 6];
+            cnn_v16 a7_0 = (cnn_v16){0} + b[o + 7], a7_1 = (cnn_v16){0} + b[o + 7], a7_2 = (cnn_v16){0} + b[o + 7];
+            for (int c = 0; c < 6; c++)
+              for (int ky = 0; ky < 5; ky++) {
+                const cnn_real *restrict xr = x + (c * 14 + oy + ky) * 14 + col;
+                const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+                for (int kx = 0; kx < 5; kx++) {
+                  cnn_v16 x0, x1, x2;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 150], w2 = wr[kx + 300], w3 = wr[kx + 450], w4 = wr[kx + 600], w5 = wr[kx + 750], w6 = wr[kx + 900], w7 = wr[kx + 1050];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+                  a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
+                  a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
+                }
+              }
+            cnn_real *restrict yr = yf + (o) * 136 + oy * 136 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 136, &a1_0, sizeof a1_0);
+            memcpy(yr + 152, &a1_1, sizeof a1_1);
+            memcpy(yr + 168, &a1_2, sizeof a1_2);
+            memcpy(yr + 272, &a2_0, sizeof a2_0);
+            memcpy(yr + 288, &a2_1, sizeof a2_1);
+            memcpy(yr + 304, &a2_2, sizeof a2_2);
+            memcpy(yr + 408, &a3_0, sizeof a3_0);
+            memcpy(yr + 424, &a3_1, sizeof a3_1);
+            memcpy(yr + 440, &a3_2, sizeof a3_2);
+            memcpy(yr + 544, &a4_0, sizeof a4_0);
+            memcpy(yr + 560, &a4_1, sizeof a4_1);
+            memcpy(yr + 576, &a4_2, sizeof a4_2);
+            memcpy(yr + 680, &a5_0, sizeof a5_0);
+            memcpy(yr + 696, &a5_1, sizeof a5_1);
+            memcpy(yr + 712, &a5_2, sizeof a5_2);
+            memcpy(yr + 816, &a6_0, sizeof a6_0);
+            memcpy(yr + 832, &a6_1, sizeof a6_1);
+            memcpy(yr + 848, &a6_2, sizeof a6_2);
+            memcpy(yr + 952, &a7_0, sizeof a7_0);
+            memcpy(yr + 968, &a7_1, sizeof a7_1);
+            memcpy(yr + 984, &a7_2, sizeof a7_2);
+          }
+        }
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 40 columns
+          const cnn_real *restrict wo = w + (o) * 150;
+          cnn_v16 a0_0 = (cnn_v16){0} + b[o + 0], a0_1 = (cnn_v16){0} + b[o + 0], a0_2 = (cnn_v16){0} + b[o + 0];
+          cnn_v16 a1_0 = (cnn_v16){0} + b[o + 1], a1_1 = (cnn_v16){0} + b[o + 1], a1_2 = (cnn_v16){0} + b[o + 1];
+          cnn_v16 a2_0 = (cnn_v16){0} + b[o + 2], a2_1 = (cnn_v16){0} + b[o + 2], a2_2 = (cnn_v16){0} + b[o + 2];
+          cnn_v16 a3_0 = (cnn_v16){0} + b[o + 3], a3_1 = (cnn_v16){0} + b[o + 3], a3_2 = (cnn_v16){0} + b[o + 3];
+          cnn_v16 a4_0 = (cnn_v16){0} + b[o + 4], a4_1 = (cnn_v16){0} + b[o + 4], a4_2 = (cnn_v16){0} + b[o + 4];
+          cnn_v16 a5_0 = (cnn_v16){0} + b[o + 5], a5_1 = (cnn_v16){0} + b[o + 5], a5_2 = (cnn_v16){0} + b[o + 5];
+          cnn_v16 a6_0 = (cnn_v16){0} + b[o + 6], a6_1 = (cnn_v16){0} + b[o + 6], a6_2 = (cnn_v16){0} + b[o + 6];
+          cnn_v16 a7_0 = (cnn_v16){0} + b[o + 7], a7_1 = (cnn_v16){0} + b[o + 7], a7_2 = (cnn_v16){0} + b[o + 7];
+          for (int c = 0; c < 6; c++)
+            for (int ky = 0; ky < 5; ky++) {
+              const cnn_real *restrict xr = x + (c * 14 + oy + ky) * 14 + 96;
+              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+              for (int kx = 0; kx < 5; kx++) {
+                cnn_v16 x0, x1, x2;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 150], w2 = wr[kx + 300], w3 = wr[kx + 450], w4 = wr[kx + 600], w5 = wr[kx + 750], w6 = wr[kx + 900], w7 = wr[kx + 1050];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+                a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
+                a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
+              }
+            }
+          cnn_real *restrict yr = yf + (o) * 136 + oy * 136 + 96;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          yr[32] = a0_2[0]; yr[33] = a0_2[1]; yr[34] = a0_2[2]; yr[35] = a0_2[3]; yr[36] = a0_2[4]; yr[37] = a0_2[5]; yr[38] = a0_2[6]; yr[39] = a0_2[7];
+          memcpy(yr + 136, &a1_0, sizeof a1_0);
+          memcpy(yr + 152, &a1_1, sizeof a1_1);
+          yr[168] = a1_2[0]; yr[169] = a1_2[1]; yr[170] = a1_2[2]; yr[171] = a1_2[3]; yr[172] = a1_2[4]; yr[173] = a1_2[5]; yr[174] = a1_2[6]; yr[175] = a1_2[7];
+          memcpy(yr + 272, &a2_0, sizeof a2_0);
+          memcpy(yr + 288, &a2_1, sizeof a2_1);
+          yr[304] = a2_2[0]; yr[305] = a2_2[1]; yr[306] = a2_2[2]; yr[307] = a2_2[3]; yr[308] = a2_2[4]; yr[309] = a2_2[5]; yr[310] = a2_2[6]; yr[311] = a2_2[7];
+          memcpy(yr + 408, &a3_0, sizeof a3_0);
+          memcpy(yr + 424, &a3_1, sizeof a3_1);
+          yr[440] = a3_2[0]; yr[441] = a3_2[1]; yr[442] = a3_2[2]; yr[443] = a3_2[3]; yr[444] = a3_2[4]; yr[445] = a3_2[5]; yr[446] = a3_2[6]; yr[447] = a3_2[7];
+          memcpy(yr + 544, &a4_0, sizeof a4_0);
+          memcpy(yr + 560, &a4_1, sizeof a4_1);
+          yr[576] = a4_2[0]; yr[577] = a4_2[1]; yr[578] = a4_2[2]; yr[579] = a4_2[3]; yr[580] = a4_2[4]; yr[581] = a4_2[5]; yr[582] = a4_2[6]; yr[583] = a4_2[7];
+          memcpy(yr + 680, &a5_0, sizeof a5_0);
+          memcpy(yr + 696, &a5_1, sizeof a5_1);
+          yr[712] = a5_2[0]; yr[713] = a5_2[1]; yr[714] = a5_2[2]; yr[715] = a5_2[3]; yr[716] = a5_2[4]; yr[717] = a5_2[5]; yr[718] = a5_2[6]; yr[719] = a5_2[7];
+          memcpy(yr + 816, &a6_0, sizeof a6_0);
+          memcpy(yr + 832, &a6_1, sizeof a6_1);
+          yr[848] = a6_2[0]; yr[849] = a6_2[1]; yr[850] = a6_2[2]; yr[851] = a6_2[3]; yr[852] = a6_2[4]; yr[853] = a6_2[5]; yr[854] = a6_2[6]; yr[855] = a6_2[7];
+          memcpy(yr + 952, &a7_0, sizeof a7_0);
+          memcpy(yr + 968, &a7_1, sizeof a7_1);
+          yr[984] = a7_2[0]; yr[985] = a7_2[1]; yr[986] = a7_2[2]; yr[987] = a7_2[3]; yr[988] = a7_2[4]; yr[989] = a7_2[5]; yr[990] = a7_2[6]; yr[991] = a7_2[7];
+        }
+      }
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 10; oy++)
+          memcpy(y + (o * 10 + oy) * 10, yf + o * 136 + oy * 14, 10 * sizeof(cnn_real));
+    }
+  }
+}
+#endif
+// Layer 3's forward on the CPU's vector width.
+static void lenet5_l3_conv_forward(int n) {
+#if CNN_V16
+  if (lenet5_v16) {
+    lenet5_l3_conv_forward_v16(n);
+    return;
+  }
+#endif
+  lenet5_l3_conv_forward_v8(n);
+}
 
 // Per-group partial weight and bias gradients, summed in group order.
 static cnn_real lenet5_l3_dw[NGROUP][2400];
@@ -842,12 +1382,12 @@ static cnn_real lenet5_l3_db[NGROUP][16];
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][4 - ky][4 - kx].
-static cnn_real lenet5_l3_dyp[NGROUP][5192];
+static cnn_real lenet5_l3_dyp[NGROUP][5200];
 static cnn_real lenet5_l3_wt[2400];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
-// (flat: on the input's row stride; the padding never written), the group's images.
-static cnn_real lenet5_l3_dyw[NGROUP][17416];
-CNN_CLONES static void lenet5_l3_conv_backward(int n) {
+// (or laid on the input's row stride: conv_kernels.c), the padding never written.
+static cnn_real lenet5_l3_dyw[NGROUP][18448];
+CNN_CLONES static void lenet5_l3_conv_backward_v8(int n) {
   const cnn_real *restrict w = lenet5_params + 156;
   cnn_real *restrict wt = lenet5_l3_wt;
   for (int o = 0; o < 16; o++)
@@ -1060,6 +1600,227 @@ CNN_CLONES static void lenet5_l3_conv_backward(int n) {
       s += lenet5_l3_db[g][o];
     lenet5_grads[2556 + o] = s;
   }
+}
+#if CNN_V16
+CNN_V16_FN static void lenet5_l3_conv_backward_v16(int n) {
+  const cnn_real *restrict w = lenet5_params + 156;
+  cnn_real *restrict wt = lenet5_l3_wt;
+  for (int o = 0; o < 16; o++)
+    for (int c = 0; c < 6; c++)
+      for (int j = 0; j < 25; j++)
+        wt[(c * 16 + o) * 25 + 24 - j] = w[(o * 6 + c) * 25 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = lenet5_l3_dw[g];
+    cnn_real *restrict db = lenet5_l3_db[g];
+    cnn_real *restrict dyp = lenet5_l3_dyp[g];
+    cnn_real *restrict dyw = lenet5_l3_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = lenet5_d4 + (size_t)i * 1600;
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 2304;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 10; oy++)
+          memcpy(dyi + o * 144 + oy * 14, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
+    }
+    // 4 output channels x 5 taps of vector sums per register tile, summed over the group's images before the lanes are added; each plane one run of vectors on x's rows (flat).
+    for (int o = 0; o < 16; o += 4) {
+      for (int c = 0; c < 6; c++)
+        for (int ky = 0; ky < 5; ky++) {
+          cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0};
+          cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0}, s1_3 = {0}, s1_4 = {0};
+          cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0}, s2_3 = {0}, s2_4 = {0};
+          cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0}, s3_3 = {0}, s3_4 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = lenet5_a3 + (size_t)i * 1176;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 2304;
+            {
+              const cnn_real *restrict dr = dy + (o) * 144;
+              const cnn_real *restrict xr = x + (c * 14 + ky) * 14;
+              for (int v = 0; v < 144; v += 16) {
+                cnn_v16 d, x0, x1, x2, x3, x4;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&x3, xr + v + 3, sizeof x3);
+                memcpy(&x4, xr + v + 4, sizeof x4);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2; s0_3 += d * x3; s0_4 += d * x4;
+                memcpy(&d, dr + 144 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2; s1_3 += d * x3; s1_4 += d * x4;
+                memcpy(&d, dr + 288 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2; s2_3 += d * x3; s2_4 += d * x4;
+                memcpy(&d, dr + 432 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2; s3_3 += d * x3; s3_4 += d * x4;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 150 + (c * 5 + ky) * 5;
+          dwo[0] = CNN_HSUM16(s0_0);
+          dwo[1] = CNN_HSUM16(s0_1);
+          dwo[2] = CNN_HSUM16(s0_2);
+          dwo[3] = CNN_HSUM16(s0_3);
+          dwo[4] = CNN_HSUM16(s0_4);
+          dwo[150] = CNN_HSUM16(s1_0);
+          dwo[151] = CNN_HSUM16(s1_1);
+          dwo[152] = CNN_HSUM16(s1_2);
+          dwo[153] = CNN_HSUM16(s1_3);
+          dwo[154] = CNN_HSUM16(s1_4);
+          dwo[300] = CNN_HSUM16(s2_0);
+          dwo[301] = CNN_HSUM16(s2_1);
+          dwo[302] = CNN_HSUM16(s2_2);
+          dwo[303] = CNN_HSUM16(s2_3);
+          dwo[304] = CNN_HSUM16(s2_4);
+          dwo[450] = CNN_HSUM16(s3_0);
+          dwo[451] = CNN_HSUM16(s3_1);
+          dwo[452] = CNN_HSUM16(s3_2);
+          dwo[453] = CNN_HSUM16(s3_3);
+          dwo[454] = CNN_HSUM16(s3_4);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const int first = i == g * GSIZE;
+      const cnn_real *restrict dy = lenet5_d4 + (size_t)i * 1600;
+      for (int o = 0; o < 16; o++) {
+        cnn_real s = first ? 0 : db[o];
+        for (int p = 0; p < 100; p++)
+          s += dy[o * 100 + p];
+        db[o] = s;
+      }
+      cnn_real *restrict dx = lenet5_d3 + (size_t)i * 1176;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 10; oy++)
+          memcpy(dyp + (o * 18 + oy + 4) * 18 + 4, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
+      // 6 output channels x 1 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 4; oy++) {
+        const int ky0 = oy < 4 ? 4 - oy : 0, ky1 = oy > 9 ? 14 - oy : 5;
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 14 columns
+          const cnn_real *restrict wo = wt + (o) * 400;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 18 + oy + ky) * 18 + 0;
+              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+              for (int kx = 0; kx < 5; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 400], w2 = wr[kx + 800], w3 = wr[kx + 1200], w4 = wr[kx + 1600], w5 = wr[kx + 2000];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11]; yr[12] = a0_0[12]; yr[13] = a0_0[13];
+          yr[196] = a1_0[0]; yr[197] = a1_0[1]; yr[198] = a1_0[2]; yr[199] = a1_0[3]; yr[200] = a1_0[4]; yr[201] = a1_0[5]; yr[202] = a1_0[6]; yr[203] = a1_0[7]; yr[204] = a1_0[8]; yr[205] = a1_0[9]; yr[206] = a1_0[10]; yr[207] = a1_0[11]; yr[208] = a1_0[12]; yr[209] = a1_0[13];
+          yr[392] = a2_0[0]; yr[393] = a2_0[1]; yr[394] = a2_0[2]; yr[395] = a2_0[3]; yr[396] = a2_0[4]; yr[397] = a2_0[5]; yr[398] = a2_0[6]; yr[399] = a2_0[7]; yr[400] = a2_0[8]; yr[401] = a2_0[9]; yr[402] = a2_0[10]; yr[403] = a2_0[11]; yr[404] = a2_0[12]; yr[405] = a2_0[13];
+          yr[588] = a3_0[0]; yr[589] = a3_0[1]; yr[590] = a3_0[2]; yr[591] = a3_0[3]; yr[592] = a3_0[4]; yr[593] = a3_0[5]; yr[594] = a3_0[6]; yr[595] = a3_0[7]; yr[596] = a3_0[8]; yr[597] = a3_0[9]; yr[598] = a3_0[10]; yr[599] = a3_0[11]; yr[600] = a3_0[12]; yr[601] = a3_0[13];
+          yr[784] = a4_0[0]; yr[785] = a4_0[1]; yr[786] = a4_0[2]; yr[787] = a4_0[3]; yr[788] = a4_0[4]; yr[789] = a4_0[5]; yr[790] = a4_0[6]; yr[791] = a4_0[7]; yr[792] = a4_0[8]; yr[793] = a4_0[9]; yr[794] = a4_0[10]; yr[795] = a4_0[11]; yr[796] = a4_0[12]; yr[797] = a4_0[13];
+          yr[980] = a5_0[0]; yr[981] = a5_0[1]; yr[982] = a5_0[2]; yr[983] = a5_0[3]; yr[984] = a5_0[4]; yr[985] = a5_0[5]; yr[986] = a5_0[6]; yr[987] = a5_0[7]; yr[988] = a5_0[8]; yr[989] = a5_0[9]; yr[990] = a5_0[10]; yr[991] = a5_0[11]; yr[992] = a5_0[12]; yr[993] = a5_0[13];
+        }
+      }
+      for (int oy = 4; oy < 10; oy++) {
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 14 columns
+          const cnn_real *restrict wo = wt + (o) * 400;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 5; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 18 + oy + ky) * 18 + 0;
+              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+              for (int kx = 0; kx < 5; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 400], w2 = wr[kx + 800], w3 = wr[kx + 1200], w4 = wr[kx + 1600], w5 = wr[kx + 2000];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11]; yr[12] = a0_0[12]; yr[13] = a0_0[13];
+          yr[196] = a1_0[0]; yr[197] = a1_0[1]; yr[198] = a1_0[2]; yr[199] = a1_0[3]; yr[200] = a1_0[4]; yr[201] = a1_0[5]; yr[202] = a1_0[6]; yr[203] = a1_0[7]; yr[204] = a1_0[8]; yr[205] = a1_0[9]; yr[206] = a1_0[10]; yr[207] = a1_0[11]; yr[208] = a1_0[12]; yr[209] = a1_0[13];
+          yr[392] = a2_0[0]; yr[393] = a2_0[1]; yr[394] = a2_0[2]; yr[395] = a2_0[3]; yr[396] = a2_0[4]; yr[397] = a2_0[5]; yr[398] = a2_0[6]; yr[399] = a2_0[7]; yr[400] = a2_0[8]; yr[401] = a2_0[9]; yr[402] = a2_0[10]; yr[403] = a2_0[11]; yr[404] = a2_0[12]; yr[405] = a2_0[13];
+          yr[588] = a3_0[0]; yr[589] = a3_0[1]; yr[590] = a3_0[2]; yr[591] = a3_0[3]; yr[592] = a3_0[4]; yr[593] = a3_0[5]; yr[594] = a3_0[6]; yr[595] = a3_0[7]; yr[596] = a3_0[8]; yr[597] = a3_0[9]; yr[598] = a3_0[10]; yr[599] = a3_0[11]; yr[600] = a3_0[12]; yr[601] = a3_0[13];
+          yr[784] = a4_0[0]; yr[785] = a4_0[1]; yr[786] = a4_0[2]; yr[787] = a4_0[3]; yr[788] = a4_0[4]; yr[789] = a4_0[5]; yr[790] = a4_0[6]; yr[791] = a4_0[7]; yr[792] = a4_0[8]; yr[793] = a4_0[9]; yr[794] = a4_0[10]; yr[795] = a4_0[11]; yr[796] = a4_0[12]; yr[797] = a4_0[13];
+          yr[980] = a5_0[0]; yr[981] = a5_0[1]; yr[982] = a5_0[2]; yr[983] = a5_0[3]; yr[984] = a5_0[4]; yr[985] = a5_0[5]; yr[986] = a5_0[6]; yr[987] = a5_0[7]; yr[988] = a5_0[8]; yr[989] = a5_0[9]; yr[990] = a5_0[10]; yr[991] = a5_0[11]; yr[992] = a5_0[12]; yr[993] = a5_0[13];
+        }
+      }
+      for (int oy = 10; oy < 14; oy++) {
+        const int ky0 = oy < 4 ? 4 - oy : 0, ky1 = oy > 9 ? 14 - oy : 5;
+        for (int o = 0; o < 6; o += 6) { // 6 channels x 14 columns
+          const cnn_real *restrict wo = wt + (o) * 400;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 18 + oy + ky) * 18 + 0;
+              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
+              for (int kx = 0; kx < 5; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 400], w2 = wr[kx + 800], w3 = wr[kx + 1200], w4 = wr[kx + 1600], w5 = wr[kx + 2000];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11]; yr[12] = a0_0[12]; yr[13] = a0_0[13];
+          yr[196] = a1_0[0]; yr[197] = a1_0[1]; yr[198] = a1_0[2]; yr[199] = a1_0[3]; yr[200] = a1_0[4]; yr[201] = a1_0[5]; yr[202] = a1_0[6]; yr[203] = a1_0[7]; yr[204] = a1_0[8]; yr[205] = a1_0[9]; yr[206] = a1_0[10]; yr[207] = a1_0[11]; yr[208] = a1_0[12]; yr[209] = a1_0[13];
+          yr[392] = a2_0[0]; yr[393] = a2_0[1]; yr[394] = a2_0[2]; yr[395] = a2_0[3]; yr[396] = a2_0[4]; yr[397] = a2_0[5]; yr[398] = a2_0[6]; yr[399] = a2_0[7]; yr[400] = a2_0[8]; yr[401] = a2_0[9]; yr[402] = a2_0[10]; yr[403] = a2_0[11]; yr[404] = a2_0[12]; yr[405] = a2_0[13];
+          yr[588] = a3_0[0]; yr[589] = a3_0[1]; yr[590] = a3_0[2]; yr[591] = a3_0[3]; yr[592] = a3_0[4]; yr[593] = a3_0[5]; yr[594] = a3_0[6]; yr[595] = a3_0[7]; yr[596] = a3_0[8]; yr[597] = a3_0[9]; yr[598] = a3_0[10]; yr[599] = a3_0[11]; yr[600] = a3_0[12]; yr[601] = a3_0[13];
+          yr[784] = a4_0[0]; yr[785] = a4_0[1]; yr[786] = a4_0[2]; yr[787] = a4_0[3]; yr[788] = a4_0[4]; yr[789] = a4_0[5]; yr[790] = a4_0[6]; yr[791] = a4_0[7]; yr[792] = a4_0[8]; yr[793] = a4_0[9]; yr[794] = a4_0[10]; yr[795] = a4_0[11]; yr[796] = a4_0[12]; yr[797] = a4_0[13];
+          yr[980] = a5_0[0]; yr[981] = a5_0[1]; yr[982] = a5_0[2]; yr[983] = a5_0[3]; yr[984] = a5_0[4]; yr[985] = a5_0[5]; yr[986] = a5_0[6]; yr[987] = a5_0[7]; yr[988] = a5_0[8]; yr[989] = a5_0[9]; yr[990] = a5_0[10]; yr[991] = a5_0[11]; yr[992] = a5_0[12]; yr[993] = a5_0[13];
+        }
+      }
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 2400; j++) {
+    cnn_real s = lenet5_l3_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += lenet5_l3_dw[g][j];
+    lenet5_grads[156 + j] = s;
+  }
+  for (int o = 0; o < 16; o++) {
+    cnn_real s = lenet5_l3_db[0][o];
+    for (int g = 1; g < used; g++)
+      s += lenet5_l3_db[g][o];
+    lenet5_grads[2556 + o] = s;
+  }
+}
+#endif
+// Layer 3's backward on the CPU's vector width.
+static void lenet5_l3_conv_backward(int n) {
+#if CNN_V16
+  if (lenet5_v16) {
+    lenet5_l3_conv_backward_v16(n);
+    return;
+  }
+#endif
+  lenet5_l3_conv_backward_v8(n);
 }
 
 // Layer 4: relu: 10x10x16 -> 10x10x16 (HxWxC), RF 14, 0 params, 0 MACs/image.
@@ -1297,6 +2058,9 @@ static double lenet5_forward(const cnn_real *x, const uint8_t *y, int n, int tra
     blas_single = 1;
   }
 #endif
+#if CNN_V16
+  lenet5_pick_width();
+#endif
   if (n > BATCH)
     n = BATCH;
   if (n < 1)
@@ -1422,6 +2186,31 @@ const cnn_real *lenet5_activation(int k) {
 }
 #endif
 
+// The vector width and instruction set this file's kernels run with here.
+static const char *lenet5_kernels(void) {
+#if CNN_V16
+  lenet5_pick_width();
+  if (lenet5_v16)
+#ifdef CNN_V16_GENERIC
+    return "16-wide portable vector code (CNN_V16_GENERIC)";
+#else
+    return "16-wide AVX-512 (x86-64-v4)";
+#endif
+#endif
+#if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && defined(__GNUC__) && \
+    !defined(__clang__) && __GNUC__ >= 12
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return "8-wide AVX2 + FMA (x86-64-v3)";
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
+    (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2"))
+    return "8-wide AVX2 (no FMA)";
+#endif
+  return "8-wide, the baseline instruction set";
+}
+
 // Every tensor of params and state, under the state_dict names of the
 // PyTorch module `cnnc export` writes: name, block, offset, size, shape.
 static const cnn_tensor lenet5_tensors[10] = {
@@ -1450,5 +2239,6 @@ cnn_net lenet5_net = {
     .init = lenet5_init,
     .forward = lenet5_forward,
     .backward = lenet5_backward,
+    .kernels = lenet5_kernels,
     .logprobs = lenet5_a13,
 };

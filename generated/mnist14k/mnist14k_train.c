@@ -75,6 +75,48 @@
 #pragma GCC optimize("fp-contract=fast", "vect-cost-model=dynamic")
 #endif
 
+// AVX-512: each direct conv also comes 16 values wide, sized for 32 registers
+// (NAME_lK_conv_*_v16), and runs so where the CPU has AVX-512 F, VL, BW and
+// DQ (whose bits differ from the 8-wide kernels': the lanes sum in another
+// order). -DCNN_NO_V16 leaves them out; -DCNN_V16_GENERIC builds them as
+// portable vector code for any target and always runs them (tests).
+#if defined(CNN_V16_GENERIC)
+#define CNN_V16 1
+#define CNN_V16_FN
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_V16) && !defined(CNN_NO_CLONES) && \
+    !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12
+#define CNN_V16 1
+#define CNN_V16_FN __attribute__((target("arch=x86-64-v4")))
+#else // (clang 14 builds an OpenMP loop's body without its function's target)
+#define CNN_V16 0
+#endif
+// An empty asm that takes v in a vector register keeps it there: GCC would
+// fold its load into every multiply-add that reads it (conv_kernels.c in cnnc
+// says what that cost). Only for float vectors of AVX-512's own width.
+#define CNN_IS_FLOAT_float 1
+#define CNN_IS_FLOAT_(t) CNN_IS_FLOAT_##t
+#define CNN_IS_FLOAT(t) CNN_IS_FLOAT_(t)
+#if CNN_V16 && !defined(CNN_V16_GENERIC) && CNN_IS_FLOAT(CNN_REAL)
+#define CNN_PIN16(v) __asm__("" : "+v"(v))
+#else
+#define CNN_PIN16(v) ((void)0)
+#endif
+#if CNN_V16
+// Whether the 16-wide kernels run here, decided once, before the first forward.
+static int mnist14k_v16 = -1;
+static void mnist14k_pick_width(void) {
+  if (mnist14k_v16 >= 0)
+    return;
+#ifdef CNN_V16_GENERIC
+  mnist14k_v16 = 1;
+#else
+  __builtin_cpu_init();
+  mnist14k_v16 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+#endif
+}
+#endif
+
 // cblas_sgemm or cblas_dgemm, following cnn_real.
 #define GEMM _Generic((cnn_real)0, float: cblas_sgemm, double: cblas_dgemm)
 
@@ -194,13 +236,19 @@ static double mnist14k_prof_now(void) {
 #define CNN_PROF(k, d) ((void)0)
 #endif
 
-// Eight neighbouring values of a row as one vector (GCC/clang vector
-// extension): each clone above gets its own instructions for it. Loads and
-// stores go through memcpy (any alignment); a vector is never passed to a
-// function, so no clone's calling convention depends on its width.
+// Eight (sixteen) neighbouring values of a row as one vector (GCC/clang
+// vector extension): each clone above gets its own instructions for it.
+// Loads and stores go through memcpy (any alignment); a vector is never
+// passed to a function, so no clone's calling convention depends on its width.
 typedef cnn_real cnn_v8 __attribute__((vector_size(8 * sizeof(cnn_real))));
 // The sum of a vector's lanes, in a fixed order.
 #define CNN_HSUM8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))
+#if CNN_V16
+typedef cnn_real cnn_v16 __attribute__((vector_size(16 * sizeof(cnn_real))));
+#define CNN_HSUM16(v) \
+  (((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7]))) + \
+   ((((v)[8] + (v)[9]) + ((v)[10] + (v)[11])) + (((v)[12] + (v)[13]) + ((v)[14] + (v)[15]))))
+#endif
 
 const cnn_train_config mnist14k_train_config = {
     .epochs = 20, .batch = 64, .seed = 1ULL,
@@ -217,7 +265,7 @@ static cnn_real mnist14k_params[14112], mnist14k_grads[14112];
 static cnn_real mnist14k_state[224];
 
 // Activations (in-place layers share their input's buffer) and gradients; + SLACK: the direct convs' last vector of a row may read past the end.
-#define SLACK 8
+#define SLACK 16
 static cnn_real mnist14k_a0[BATCH * 784 + SLACK]; // input
 static cnn_real mnist14k_a1[BATCH * 10816 + SLACK]; // conv
 static cnn_real mnist14k_a2[BATCH * 10816 + SLACK]; // batchnorm
@@ -285,11 +333,13 @@ static void mnist14k_drop_keys(int k, int i, uint32_t key[2]) {
 // Layer 0: conv 3x3, stride 1, pad 0, no bias: 28x28x1 -> 26x26x16 (HxWxC), RF 3, 144 params, 97344 MACs/image.
 // Path: direct kernels (forward, input and weight gradient).
 // y[16][26x26] = W[16][1][3x3] (*) x[1][28x28].
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Layer 1's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l1_ps[BATCH][16], mnist14k_l1_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 1's statistics.
-CNN_CLONES static void mnist14k_l0_conv_forward(int n, int training) {
+CNN_CLONES static void mnist14k_l0_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 0;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -466,6 +516,100 @@ CNN_CLONES static void mnist14k_l0_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist14k_l0_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist14k_params + 0;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist14k_a0 + (size_t)i * 784;
+      cnn_real *restrict y = mnist14k_a1 + (size_t)i * 10816;
+      // 8 output channels x 2 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 26; oy++) {
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 26 columns
+          const cnn_real *restrict wo = w + (o) * 9;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 1; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45], w6 = wr[kx + 54], w7 = wr[kx + 63];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 676 + oy * 26 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[692] = a1_1[0]; yr[693] = a1_1[1]; yr[694] = a1_1[2]; yr[695] = a1_1[3]; yr[696] = a1_1[4]; yr[697] = a1_1[5]; yr[698] = a1_1[6]; yr[699] = a1_1[7]; yr[700] = a1_1[8]; yr[701] = a1_1[9];
+          memcpy(yr + 1352, &a2_0, sizeof a2_0);
+          yr[1368] = a2_1[0]; yr[1369] = a2_1[1]; yr[1370] = a2_1[2]; yr[1371] = a2_1[3]; yr[1372] = a2_1[4]; yr[1373] = a2_1[5]; yr[1374] = a2_1[6]; yr[1375] = a2_1[7]; yr[1376] = a2_1[8]; yr[1377] = a2_1[9];
+          memcpy(yr + 2028, &a3_0, sizeof a3_0);
+          yr[2044] = a3_1[0]; yr[2045] = a3_1[1]; yr[2046] = a3_1[2]; yr[2047] = a3_1[3]; yr[2048] = a3_1[4]; yr[2049] = a3_1[5]; yr[2050] = a3_1[6]; yr[2051] = a3_1[7]; yr[2052] = a3_1[8]; yr[2053] = a3_1[9];
+          memcpy(yr + 2704, &a4_0, sizeof a4_0);
+          yr[2720] = a4_1[0]; yr[2721] = a4_1[1]; yr[2722] = a4_1[2]; yr[2723] = a4_1[3]; yr[2724] = a4_1[4]; yr[2725] = a4_1[5]; yr[2726] = a4_1[6]; yr[2727] = a4_1[7]; yr[2728] = a4_1[8]; yr[2729] = a4_1[9];
+          memcpy(yr + 3380, &a5_0, sizeof a5_0);
+          yr[3396] = a5_1[0]; yr[3397] = a5_1[1]; yr[3398] = a5_1[2]; yr[3399] = a5_1[3]; yr[3400] = a5_1[4]; yr[3401] = a5_1[5]; yr[3402] = a5_1[6]; yr[3403] = a5_1[7]; yr[3404] = a5_1[8]; yr[3405] = a5_1[9];
+          memcpy(yr + 4056, &a6_0, sizeof a6_0);
+          yr[4072] = a6_1[0]; yr[4073] = a6_1[1]; yr[4074] = a6_1[2]; yr[4075] = a6_1[3]; yr[4076] = a6_1[4]; yr[4077] = a6_1[5]; yr[4078] = a6_1[6]; yr[4079] = a6_1[7]; yr[4080] = a6_1[8]; yr[4081] = a6_1[9];
+          memcpy(yr + 4732, &a7_0, sizeof a7_0);
+          yr[4748] = a7_1[0]; yr[4749] = a7_1[1]; yr[4750] = a7_1[2]; yr[4751] = a7_1[3]; yr[4752] = a7_1[4]; yr[4753] = a7_1[5]; yr[4754] = a7_1[6]; yr[4755] = a7_1[7]; yr[4756] = a7_1[8]; yr[4757] = a7_1[9];
+        }
+      }
+      if (training)
+        for (int c = 0; c < 16; c++) {
+          const cnn_real *restrict x = y + c * 676;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 672; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          for (int p = 672; p < 676; p++) {
+            as[p - 672] += x[p];
+            aq[p - 672] += x[p] * x[p];
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist14k_l1_ps[i][c] = s;
+          mnist14k_l1_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 0's forward on the CPU's vector width.
+static void mnist14k_l0_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist14k_v16) {
+    mnist14k_l0_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist14k_l0_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist14k_l0_dw[NGROUP][144];
@@ -474,10 +618,12 @@ static cnn_real mnist14k_l0_dw[NGROUP][144];
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist14k_l0_dyp[NGROUP][14408];
+static cnn_real mnist14k_l0_dyp[NGROUP][14416];
 static cnn_real mnist14k_l0_wt[144];
 #endif
-CNN_CLONES static void mnist14k_l0_conv_backward(int n) {
+// The weight gradient of a group's images so far, a vector of lane sums per weight.
+static cnn_real mnist14k_l0_dwv[NGROUP][2304];
+CNN_CLONES static void mnist14k_l0_conv_backward_v8(int n) {
 #ifdef CNN_INPUT_GRAD
   const cnn_real *restrict w = mnist14k_params + 0;
   cnn_real *restrict wt = mnist14k_l0_wt;
@@ -489,6 +635,7 @@ CNN_CLONES static void mnist14k_l0_conv_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist14k_l0_dw[g];
+    cnn_real *restrict dwv = mnist14k_l0_dwv[g];
 #ifdef CNN_INPUT_GRAD
     cnn_real *restrict dyp = mnist14k_l0_dyp[g];
 #endif
@@ -541,19 +688,79 @@ CNN_CLONES static void mnist14k_l0_conv_backward(int n) {
                 s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
-            cnn_real *restrict dwo = dw + (o) * 9 + (c * 3 + ky) * 3;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
-            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
-            dwo[9] = first ? CNN_HSUM8(s1_0) : dwo[9] + CNN_HSUM8(s1_0);
-            dwo[10] = first ? CNN_HSUM8(s1_1) : dwo[10] + CNN_HSUM8(s1_1);
-            dwo[11] = first ? CNN_HSUM8(s1_2) : dwo[11] + CNN_HSUM8(s1_2);
-            dwo[18] = first ? CNN_HSUM8(s2_0) : dwo[18] + CNN_HSUM8(s2_0);
-            dwo[19] = first ? CNN_HSUM8(s2_1) : dwo[19] + CNN_HSUM8(s2_1);
-            dwo[20] = first ? CNN_HSUM8(s2_2) : dwo[20] + CNN_HSUM8(s2_2);
-            dwo[27] = first ? CNN_HSUM8(s3_0) : dwo[27] + CNN_HSUM8(s3_0);
-            dwo[28] = first ? CNN_HSUM8(s3_1) : dwo[28] + CNN_HSUM8(s3_1);
-            dwo[29] = first ? CNN_HSUM8(s3_2) : dwo[29] + CNN_HSUM8(s3_2);
+            cnn_real *restrict dwo = dwv + ((o) * 9 + (c * 3 + ky) * 3) * 8;
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 8, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 8, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_2 += t;
+            }
+            memcpy(dwo + 16, &s0_2, sizeof s0_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 72, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 72, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 80, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 80, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 88, sizeof t);
+              s1_2 += t;
+            }
+            memcpy(dwo + 88, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 144, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 144, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 152, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 152, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 160, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 160, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 216, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 216, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 224, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 224, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 232, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 232, &s3_2, sizeof s3_2);
           }
       }
 #ifdef CNN_INPUT_GRAD
@@ -641,6 +848,11 @@ CNN_CLONES static void mnist14k_l0_conv_backward(int n) {
       }
 #endif
     }
+    for (int j = 0; j < 144; j++) {
+      cnn_v8 t;
+      memcpy(&t, dwv + (size_t)j * 8, sizeof t);
+      dw[j] = CNN_HSUM8(t);
+    }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
   for (int j = 0; j < 144; j++) {
@@ -649,6 +861,341 @@ CNN_CLONES static void mnist14k_l0_conv_backward(int n) {
       s += mnist14k_l0_dw[g][j];
     mnist14k_grads[0 + j] = s;
   }
+}
+#if CNN_V16
+CNN_V16_FN static void mnist14k_l0_conv_backward_v16(int n) {
+#ifdef CNN_INPUT_GRAD
+  const cnn_real *restrict w = mnist14k_params + 0;
+  cnn_real *restrict wt = mnist14k_l0_wt;
+  for (int o = 0; o < 16; o++)
+    for (int c = 0; c < 1; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 16 + o) * 9 + 8 - j] = w[(o * 1 + c) * 9 + j];
+#endif
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist14k_l0_dw[g];
+    cnn_real *restrict dwv = mnist14k_l0_dwv[g];
+#ifdef CNN_INPUT_GRAD
+    cnn_real *restrict dyp = mnist14k_l0_dyp[g];
+#endif
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const int first = i == g * GSIZE;
+      const cnn_real *restrict x = mnist14k_a0 + (size_t)i * 784;
+      const cnn_real *restrict dy = mnist14k_d1 + (size_t)i * 10816;
+      // 8 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 16; o += 8) {
+        for (int c = 0; c < 1; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
+            cnn_v16 s4_0 = {0}, s4_1 = {0}, s4_2 = {0};
+            cnn_v16 s5_0 = {0}, s5_1 = {0}, s5_2 = {0};
+            cnn_v16 s6_0 = {0}, s6_1 = {0}, s6_2 = {0};
+            cnn_v16 s7_0 = {0}, s7_1 = {0}, s7_2 = {0};
+            for (int oy = 0; oy < 26; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 676 + oy * 26;
+              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28;
+              for (int v = 0; v < 16; v += 16) {
+                cnn_v16 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 676 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1352 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 2028 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+                memcpy(&d, dr + 2704 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
+                memcpy(&d, dr + 3380 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
+                memcpy(&d, dr + 4056 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0; s6_1 += d * x1; s6_2 += d * x2;
+                memcpy(&d, dr + 4732 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0; s7_1 += d * x1; s7_2 += d * x2;
+              }
+              { // columns 16..25; the other lanes are masked off
+                const cnn_v16 m = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0};
+                cnn_v16 d, x0, x1, x2;
+                memcpy(&x0, xr + 16 + 0, sizeof x0);
+                memcpy(&x1, xr + 16 + 1, sizeof x1);
+                memcpy(&x2, xr + 16 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 676 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1352 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 2028 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+                memcpy(&d, dr + 2704 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
+                memcpy(&d, dr + 3380 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
+                memcpy(&d, dr + 4056 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s6_0 += d * x0; s6_1 += d * x1; s6_2 += d * x2;
+                memcpy(&d, dr + 4732 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s7_0 += d * x0; s7_1 += d * x1; s7_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dwv + ((o) * 9 + (c * 3 + ky) * 3) * 16;
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 16, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 32, sizeof t);
+              s0_2 += t;
+            }
+            memcpy(dwo + 32, &s0_2, sizeof s0_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 144, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 144, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 160, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 160, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 176, sizeof t);
+              s1_2 += t;
+            }
+            memcpy(dwo + 176, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 288, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 288, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 304, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 304, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 320, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 320, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 432, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 432, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 448, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 448, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 464, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 464, &s3_2, sizeof s3_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 576, sizeof t);
+              s4_0 += t;
+            }
+            memcpy(dwo + 576, &s4_0, sizeof s4_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 592, sizeof t);
+              s4_1 += t;
+            }
+            memcpy(dwo + 592, &s4_1, sizeof s4_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 608, sizeof t);
+              s4_2 += t;
+            }
+            memcpy(dwo + 608, &s4_2, sizeof s4_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 720, sizeof t);
+              s5_0 += t;
+            }
+            memcpy(dwo + 720, &s5_0, sizeof s5_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 736, sizeof t);
+              s5_1 += t;
+            }
+            memcpy(dwo + 736, &s5_1, sizeof s5_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 752, sizeof t);
+              s5_2 += t;
+            }
+            memcpy(dwo + 752, &s5_2, sizeof s5_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 864, sizeof t);
+              s6_0 += t;
+            }
+            memcpy(dwo + 864, &s6_0, sizeof s6_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 880, sizeof t);
+              s6_1 += t;
+            }
+            memcpy(dwo + 880, &s6_1, sizeof s6_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 896, sizeof t);
+              s6_2 += t;
+            }
+            memcpy(dwo + 896, &s6_2, sizeof s6_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1008, sizeof t);
+              s7_0 += t;
+            }
+            memcpy(dwo + 1008, &s7_0, sizeof s7_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1024, sizeof t);
+              s7_1 += t;
+            }
+            memcpy(dwo + 1024, &s7_1, sizeof s7_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1040, sizeof t);
+              s7_2 += t;
+            }
+            memcpy(dwo + 1040, &s7_2, sizeof s7_2);
+          }
+      }
+#ifdef CNN_INPUT_GRAD
+      cnn_real *restrict dx = mnist14k_d0 + (size_t)i * 784;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 26; oy++)
+          memcpy(dyp + (o * 30 + oy + 2) * 30 + 2, dy + (o * 26 + oy) * 26, 26 * sizeof(cnn_real));
+      // 1 output channels x 2 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 25 ? 28 - oy : 3;
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+        }
+      }
+      for (int oy = 2; oy < 26; oy++) {
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+        }
+      }
+      for (int oy = 26; oy < 28; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 25 ? 28 - oy : 3;
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+        }
+      }
+#endif
+    }
+    for (int j = 0; j < 144; j++) {
+      cnn_v16 t;
+      memcpy(&t, dwv + (size_t)j * 16, sizeof t);
+      dw[j] = CNN_HSUM16(t);
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 144; j++) {
+    cnn_real s = mnist14k_l0_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist14k_l0_dw[g][j];
+    mnist14k_grads[0 + j] = s;
+  }
+}
+#endif
+// Layer 0's backward on the CPU's vector width.
+static void mnist14k_l0_conv_backward(int n) {
+#if CNN_V16
+  if (mnist14k_v16) {
+    mnist14k_l0_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist14k_l0_conv_backward_v8(n);
 }
 
 // Layer 1: batchnorm: 26x26x16 -> 26x26x16 (HxWxC), RF 3, 32 params, 0 MACs/image.
@@ -781,11 +1328,17 @@ CNN_CLONES static void mnist14k_l1_bn_backward(int n) {
 // Layer 4: conv 3x3, stride 1, pad 0, no bias: 26x26x16 -> 24x24x16 (HxWxC), RF 5, 2304 params, 1327104 MACs/image.
 // Path: direct kernels (forward, input and weight gradient).
 // y[16][24x24] = W[16][16][3x3] (*) x[16][26x26].
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
+// Each plane of a group's output as one row on the input's row stride.
+#if CNN_V16
+static cnn_real mnist14k_l4_yf[NGROUP][9968];
+#endif
 // Layer 5's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l5_ps[BATCH][16], mnist14k_l5_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 5's statistics.
-CNN_CLONES static void mnist14k_l4_conv_forward(int n, int training) {
+CNN_CLONES static void mnist14k_l4_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 176;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -852,6 +1405,168 @@ CNN_CLONES static void mnist14k_l4_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist14k_l4_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist14k_params + 176;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict yf = mnist14k_l4_yf[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist14k_a2 + (size_t)i * 10816;
+      cnn_real *restrict y = mnist14k_a5 + (size_t)i * 9216;
+      // 8 output channels x 3 vectors of 16 per register tile, over each plane as
+      // one run on the input's row stride (flat), then copied row by row.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 576; col += 48) {
+          for (int o = 0; o < 16; o += 8) { // 8 channels x 48 columns
+            const cnn_real *restrict wo = w + (o) * 144;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+            cnn_v16 a6_0 = {0}, a6_1 = {0}, a6_2 = {0};
+            cnn_v16 a7_0 = {0}, a7_1 = {0}, a7_2 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0, x1, x2;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+                  a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
+                  a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
+                }
+              }
+            cnn_real *restrict yr = yf + (o) * 622 + oy * 622 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 622, &a1_0, sizeof a1_0);
+            memcpy(yr + 638, &a1_1, sizeof a1_1);
+            memcpy(yr + 654, &a1_2, sizeof a1_2);
+            memcpy(yr + 1244, &a2_0, sizeof a2_0);
+            memcpy(yr + 1260, &a2_1, sizeof a2_1);
+            memcpy(yr + 1276, &a2_2, sizeof a2_2);
+            memcpy(yr + 1866, &a3_0, sizeof a3_0);
+            memcpy(yr + 1882, &a3_1, sizeof a3_1);
+            memcpy(yr + 1898, &a3_2, sizeof a3_2);
+            memcpy(yr + 2488, &a4_0, sizeof a4_0);
+            memcpy(yr + 2504, &a4_1, sizeof a4_1);
+            memcpy(yr + 2520, &a4_2, sizeof a4_2);
+            memcpy(yr + 3110, &a5_0, sizeof a5_0);
+            memcpy(yr + 3126, &a5_1, sizeof a5_1);
+            memcpy(yr + 3142, &a5_2, sizeof a5_2);
+            memcpy(yr + 3732, &a6_0, sizeof a6_0);
+            memcpy(yr + 3748, &a6_1, sizeof a6_1);
+            memcpy(yr + 3764, &a6_2, sizeof a6_2);
+            memcpy(yr + 4354, &a7_0, sizeof a7_0);
+            memcpy(yr + 4370, &a7_1, sizeof a7_1);
+            memcpy(yr + 4386, &a7_2, sizeof a7_2);
+          }
+        }
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 46 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0}, a6_2 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0}, a7_2 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26 + 576;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1, x2;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+                a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
+                a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
+              }
+            }
+          cnn_real *restrict yr = yf + (o) * 622 + oy * 622 + 576;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          yr[32] = a0_2[0]; yr[33] = a0_2[1]; yr[34] = a0_2[2]; yr[35] = a0_2[3]; yr[36] = a0_2[4]; yr[37] = a0_2[5]; yr[38] = a0_2[6]; yr[39] = a0_2[7]; yr[40] = a0_2[8]; yr[41] = a0_2[9]; yr[42] = a0_2[10]; yr[43] = a0_2[11]; yr[44] = a0_2[12]; yr[45] = a0_2[13];
+          memcpy(yr + 622, &a1_0, sizeof a1_0);
+          memcpy(yr + 638, &a1_1, sizeof a1_1);
+          yr[654] = a1_2[0]; yr[655] = a1_2[1]; yr[656] = a1_2[2]; yr[657] = a1_2[3]; yr[658] = a1_2[4]; yr[659] = a1_2[5]; yr[660] = a1_2[6]; yr[661] = a1_2[7]; yr[662] = a1_2[8]; yr[663] = a1_2[9]; yr[664] = a1_2[10]; yr[665] = a1_2[11]; yr[666] = a1_2[12]; yr[667] = a1_2[13];
+          memcpy(yr + 1244, &a2_0, sizeof a2_0);
+          memcpy(yr + 1260, &a2_1, sizeof a2_1);
+          yr[1276] = a2_2[0]; yr[1277] = a2_2[1]; yr[1278] = a2_2[2]; yr[1279] = a2_2[3]; yr[1280] = a2_2[4]; yr[1281] = a2_2[5]; yr[1282] = a2_2[6]; yr[1283] = a2_2[7]; yr[1284] = a2_2[8]; yr[1285] = a2_2[9]; yr[1286] = a2_2[10]; yr[1287] = a2_2[11]; yr[1288] = a2_2[12]; yr[1289] = a2_2[13];
+          memcpy(yr + 1866, &a3_0, sizeof a3_0);
+          memcpy(yr + 1882, &a3_1, sizeof a3_1);
+          yr[1898] = a3_2[0]; yr[1899] = a3_2[1]; yr[1900] = a3_2[2]; yr[1901] = a3_2[3]; yr[1902] = a3_2[4]; yr[1903] = a3_2[5]; yr[1904] = a3_2[6]; yr[1905] = a3_2[7]; yr[1906] = a3_2[8]; yr[1907] = a3_2[9]; yr[1908] = a3_2[10]; yr[1909] = a3_2[11]; yr[1910] = a3_2[12]; yr[1911] = a3_2[13];
+          memcpy(yr + 2488, &a4_0, sizeof a4_0);
+          memcpy(yr + 2504, &a4_1, sizeof a4_1);
+          yr[2520] = a4_2[0]; yr[2521] = a4_2[1]; yr[2522] = a4_2[2]; yr[2523] = a4_2[3]; yr[2524] = a4_2[4]; yr[2525] = a4_2[5]; yr[2526] = a4_2[6]; yr[2527] = a4_2[7]; yr[2528] = a4_2[8]; yr[2529] = a4_2[9]; yr[2530] = a4_2[10]; yr[2531] = a4_2[11]; yr[2532] = a4_2[12]; yr[2533] = a4_2[13];
+          memcpy(yr + 3110, &a5_0, sizeof a5_0);
+          memcpy(yr + 3126, &a5_1, sizeof a5_1);
+          yr[3142] = a5_2[0]; yr[3143] = a5_2[1]; yr[3144] = a5_2[2]; yr[3145] = a5_2[3]; yr[3146] = a5_2[4]; yr[3147] = a5_2[5]; yr[3148] = a5_2[6]; yr[3149] = a5_2[7]; yr[3150] = a5_2[8]; yr[3151] = a5_2[9]; yr[3152] = a5_2[10]; yr[3153] = a5_2[11]; yr[3154] = a5_2[12]; yr[3155] = a5_2[13];
+          memcpy(yr + 3732, &a6_0, sizeof a6_0);
+          memcpy(yr + 3748, &a6_1, sizeof a6_1);
+          yr[3764] = a6_2[0]; yr[3765] = a6_2[1]; yr[3766] = a6_2[2]; yr[3767] = a6_2[3]; yr[3768] = a6_2[4]; yr[3769] = a6_2[5]; yr[3770] = a6_2[6]; yr[3771] = a6_2[7]; yr[3772] = a6_2[8]; yr[3773] = a6_2[9]; yr[3774] = a6_2[10]; yr[3775] = a6_2[11]; yr[3776] = a6_2[12]; yr[3777] = a6_2[13];
+          memcpy(yr + 4354, &a7_0, sizeof a7_0);
+          memcpy(yr + 4370, &a7_1, sizeof a7_1);
+          yr[4386] = a7_2[0]; yr[4387] = a7_2[1]; yr[4388] = a7_2[2]; yr[4389] = a7_2[3]; yr[4390] = a7_2[4]; yr[4391] = a7_2[5]; yr[4392] = a7_2[6]; yr[4393] = a7_2[7]; yr[4394] = a7_2[8]; yr[4395] = a7_2[9]; yr[4396] = a7_2[10]; yr[4397] = a7_2[11]; yr[4398] = a7_2[12]; yr[4399] = a7_2[13];
+        }
+      }
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 24; oy++)
+          memcpy(y + (o * 24 + oy) * 24, yf + o * 622 + oy * 26, 24 * sizeof(cnn_real));
+      if (training)
+        for (int c = 0; c < 16; c++) {
+          const cnn_real *restrict x = y + c * 576;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 576; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist14k_l5_ps[i][c] = s;
+          mnist14k_l5_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 4's forward on the CPU's vector width.
+static void mnist14k_l4_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist14k_v16) {
+    mnist14k_l4_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist14k_l4_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist14k_l4_dw[NGROUP][2304];
@@ -859,9 +1574,16 @@ static cnn_real mnist14k_l4_dw[NGROUP][2304];
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist14k_l4_dyp[NGROUP][12552];
+static cnn_real mnist14k_l4_dyp[NGROUP][12560];
 static cnn_real mnist14k_l4_wt[2304];
-CNN_CLONES static void mnist14k_l4_conv_backward(int n) {
+// dy for the weight gradient, its rows padded with zeros to whole vectors
+// (or laid on the input's row stride: conv_kernels.c), the padding never written.
+#if CNN_V16
+static cnn_real mnist14k_l4_dyw[NGROUP][10000];
+#endif
+// The weight gradient of a group's images so far, a vector of lane sums per weight.
+static cnn_real mnist14k_l4_dwv[NGROUP][36864];
+CNN_CLONES static void mnist14k_l4_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist14k_params + 176;
   cnn_real *restrict wt = mnist14k_l4_wt;
   for (int o = 0; o < 16; o++)
@@ -871,6 +1593,7 @@ CNN_CLONES static void mnist14k_l4_conv_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist14k_l4_dw[g];
+    cnn_real *restrict dwv = mnist14k_l4_dwv[g];
     cnn_real *restrict dyp = mnist14k_l4_dyp[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const int first = i == g * GSIZE;
@@ -902,19 +1625,79 @@ CNN_CLONES static void mnist14k_l4_conv_backward(int n) {
                 s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
-            cnn_real *restrict dwo = dw + (o) * 144 + (c * 3 + ky) * 3;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
-            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
-            dwo[144] = first ? CNN_HSUM8(s1_0) : dwo[144] + CNN_HSUM8(s1_0);
-            dwo[145] = first ? CNN_HSUM8(s1_1) : dwo[145] + CNN_HSUM8(s1_1);
-            dwo[146] = first ? CNN_HSUM8(s1_2) : dwo[146] + CNN_HSUM8(s1_2);
-            dwo[288] = first ? CNN_HSUM8(s2_0) : dwo[288] + CNN_HSUM8(s2_0);
-            dwo[289] = first ? CNN_HSUM8(s2_1) : dwo[289] + CNN_HSUM8(s2_1);
-            dwo[290] = first ? CNN_HSUM8(s2_2) : dwo[290] + CNN_HSUM8(s2_2);
-            dwo[432] = first ? CNN_HSUM8(s3_0) : dwo[432] + CNN_HSUM8(s3_0);
-            dwo[433] = first ? CNN_HSUM8(s3_1) : dwo[433] + CNN_HSUM8(s3_1);
-            dwo[434] = first ? CNN_HSUM8(s3_2) : dwo[434] + CNN_HSUM8(s3_2);
+            cnn_real *restrict dwo = dwv + ((o) * 144 + (c * 3 + ky) * 3) * 8;
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 8, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 8, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_2 += t;
+            }
+            memcpy(dwo + 16, &s0_2, sizeof s0_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1152, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 1152, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1160, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 1160, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1168, sizeof t);
+              s1_2 += t;
+            }
+            memcpy(dwo + 1168, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 2304, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 2304, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 2312, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 2312, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 2320, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 2320, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 3456, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 3456, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 3464, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 3464, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 3472, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 3472, &s3_2, sizeof s3_2);
           }
       }
       {
@@ -1388,6 +2171,11 @@ CNN_CLONES static void mnist14k_l4_conv_backward(int n) {
         }
       }
     }
+    for (int j = 0; j < 2304; j++) {
+      cnn_v8 t;
+      memcpy(&t, dwv + (size_t)j * 8, sizeof t);
+      dw[j] = CNN_HSUM8(t);
+    }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
   for (int j = 0; j < 2304; j++) {
@@ -1396,6 +2184,423 @@ CNN_CLONES static void mnist14k_l4_conv_backward(int n) {
       s += mnist14k_l4_dw[g][j];
     mnist14k_grads[176 + j] = s;
   }
+}
+#if CNN_V16
+CNN_V16_FN static void mnist14k_l4_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist14k_params + 176;
+  cnn_real *restrict wt = mnist14k_l4_wt;
+  for (int o = 0; o < 16; o++)
+    for (int c = 0; c < 16; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 16 + o) * 9 + 8 - j] = w[(o * 16 + c) * 9 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist14k_l4_dw[g];
+    cnn_real *restrict dwv = mnist14k_l4_dwv[g];
+    cnn_real *restrict dyp = mnist14k_l4_dyp[g];
+    cnn_real *restrict dyw = mnist14k_l4_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const int first = i == g * GSIZE;
+      const cnn_real *restrict x = mnist14k_a2 + (size_t)i * 10816;
+      const cnn_real *restrict dy = mnist14k_d5 + (size_t)i * 9216;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 24; oy++)
+          memcpy(dyw + o * 624 + oy * 26, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
+      // 8 output channels x 3 taps of vector sums per register tile; each plane one run of vectors on x's rows (flat).
+      for (int o = 0; o < 16; o += 8) {
+        for (int c = 0; c < 16; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
+            cnn_v16 s4_0 = {0}, s4_1 = {0}, s4_2 = {0};
+            cnn_v16 s5_0 = {0}, s5_1 = {0}, s5_2 = {0};
+            cnn_v16 s6_0 = {0}, s6_1 = {0}, s6_2 = {0};
+            cnn_v16 s7_0 = {0}, s7_1 = {0}, s7_2 = {0};
+            {
+              const cnn_real *restrict dr = dyw + (o) * 624;
+              const cnn_real *restrict xr = x + (c * 26 + ky) * 26;
+              for (int v = 0; v < 624; v += 16) {
+                cnn_v16 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 624 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1248 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 1872 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+                memcpy(&d, dr + 2496 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
+                memcpy(&d, dr + 3120 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
+                memcpy(&d, dr + 3744 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0; s6_1 += d * x1; s6_2 += d * x2;
+                memcpy(&d, dr + 4368 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0; s7_1 += d * x1; s7_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dwv + ((o) * 144 + (c * 3 + ky) * 3) * 16;
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 16, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 32, sizeof t);
+              s0_2 += t;
+            }
+            memcpy(dwo + 32, &s0_2, sizeof s0_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 2304, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 2304, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 2320, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 2320, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 2336, sizeof t);
+              s1_2 += t;
+            }
+            memcpy(dwo + 2336, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 4608, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 4608, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 4624, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 4624, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 4640, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 4640, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 6912, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 6912, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 6928, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 6928, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 6944, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 6944, &s3_2, sizeof s3_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 9216, sizeof t);
+              s4_0 += t;
+            }
+            memcpy(dwo + 9216, &s4_0, sizeof s4_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 9232, sizeof t);
+              s4_1 += t;
+            }
+            memcpy(dwo + 9232, &s4_1, sizeof s4_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 9248, sizeof t);
+              s4_2 += t;
+            }
+            memcpy(dwo + 9248, &s4_2, sizeof s4_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 11520, sizeof t);
+              s5_0 += t;
+            }
+            memcpy(dwo + 11520, &s5_0, sizeof s5_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 11536, sizeof t);
+              s5_1 += t;
+            }
+            memcpy(dwo + 11536, &s5_1, sizeof s5_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 11552, sizeof t);
+              s5_2 += t;
+            }
+            memcpy(dwo + 11552, &s5_2, sizeof s5_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 13824, sizeof t);
+              s6_0 += t;
+            }
+            memcpy(dwo + 13824, &s6_0, sizeof s6_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 13840, sizeof t);
+              s6_1 += t;
+            }
+            memcpy(dwo + 13840, &s6_1, sizeof s6_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 13856, sizeof t);
+              s6_2 += t;
+            }
+            memcpy(dwo + 13856, &s6_2, sizeof s6_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 16128, sizeof t);
+              s7_0 += t;
+            }
+            memcpy(dwo + 16128, &s7_0, sizeof s7_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 16144, sizeof t);
+              s7_1 += t;
+            }
+            memcpy(dwo + 16144, &s7_1, sizeof s7_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 16160, sizeof t);
+              s7_2 += t;
+            }
+            memcpy(dwo + 16160, &s7_2, sizeof s7_2);
+          }
+      }
+      {
+      cnn_real *restrict dx = mnist14k_d2 + (size_t)i * 10816;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 24; oy++)
+          memcpy(dyp + (o * 28 + oy + 2) * 28 + 2, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
+      // 8 output channels x 2 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 26 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[692] = a1_1[0]; yr[693] = a1_1[1]; yr[694] = a1_1[2]; yr[695] = a1_1[3]; yr[696] = a1_1[4]; yr[697] = a1_1[5]; yr[698] = a1_1[6]; yr[699] = a1_1[7]; yr[700] = a1_1[8]; yr[701] = a1_1[9];
+          memcpy(yr + 1352, &a2_0, sizeof a2_0);
+          yr[1368] = a2_1[0]; yr[1369] = a2_1[1]; yr[1370] = a2_1[2]; yr[1371] = a2_1[3]; yr[1372] = a2_1[4]; yr[1373] = a2_1[5]; yr[1374] = a2_1[6]; yr[1375] = a2_1[7]; yr[1376] = a2_1[8]; yr[1377] = a2_1[9];
+          memcpy(yr + 2028, &a3_0, sizeof a3_0);
+          yr[2044] = a3_1[0]; yr[2045] = a3_1[1]; yr[2046] = a3_1[2]; yr[2047] = a3_1[3]; yr[2048] = a3_1[4]; yr[2049] = a3_1[5]; yr[2050] = a3_1[6]; yr[2051] = a3_1[7]; yr[2052] = a3_1[8]; yr[2053] = a3_1[9];
+          memcpy(yr + 2704, &a4_0, sizeof a4_0);
+          yr[2720] = a4_1[0]; yr[2721] = a4_1[1]; yr[2722] = a4_1[2]; yr[2723] = a4_1[3]; yr[2724] = a4_1[4]; yr[2725] = a4_1[5]; yr[2726] = a4_1[6]; yr[2727] = a4_1[7]; yr[2728] = a4_1[8]; yr[2729] = a4_1[9];
+          memcpy(yr + 3380, &a5_0, sizeof a5_0);
+          yr[3396] = a5_1[0]; yr[3397] = a5_1[1]; yr[3398] = a5_1[2]; yr[3399] = a5_1[3]; yr[3400] = a5_1[4]; yr[3401] = a5_1[5]; yr[3402] = a5_1[6]; yr[3403] = a5_1[7]; yr[3404] = a5_1[8]; yr[3405] = a5_1[9];
+          memcpy(yr + 4056, &a6_0, sizeof a6_0);
+          yr[4072] = a6_1[0]; yr[4073] = a6_1[1]; yr[4074] = a6_1[2]; yr[4075] = a6_1[3]; yr[4076] = a6_1[4]; yr[4077] = a6_1[5]; yr[4078] = a6_1[6]; yr[4079] = a6_1[7]; yr[4080] = a6_1[8]; yr[4081] = a6_1[9];
+          memcpy(yr + 4732, &a7_0, sizeof a7_0);
+          yr[4748] = a7_1[0]; yr[4749] = a7_1[1]; yr[4750] = a7_1[2]; yr[4751] = a7_1[3]; yr[4752] = a7_1[4]; yr[4753] = a7_1[5]; yr[4754] = a7_1[6]; yr[4755] = a7_1[7]; yr[4756] = a7_1[8]; yr[4757] = a7_1[9];
+        }
+      }
+      for (int oy = 2; oy < 24; oy++) {
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 26 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[692] = a1_1[0]; yr[693] = a1_1[1]; yr[694] = a1_1[2]; yr[695] = a1_1[3]; yr[696] = a1_1[4]; yr[697] = a1_1[5]; yr[698] = a1_1[6]; yr[699] = a1_1[7]; yr[700] = a1_1[8]; yr[701] = a1_1[9];
+          memcpy(yr + 1352, &a2_0, sizeof a2_0);
+          yr[1368] = a2_1[0]; yr[1369] = a2_1[1]; yr[1370] = a2_1[2]; yr[1371] = a2_1[3]; yr[1372] = a2_1[4]; yr[1373] = a2_1[5]; yr[1374] = a2_1[6]; yr[1375] = a2_1[7]; yr[1376] = a2_1[8]; yr[1377] = a2_1[9];
+          memcpy(yr + 2028, &a3_0, sizeof a3_0);
+          yr[2044] = a3_1[0]; yr[2045] = a3_1[1]; yr[2046] = a3_1[2]; yr[2047] = a3_1[3]; yr[2048] = a3_1[4]; yr[2049] = a3_1[5]; yr[2050] = a3_1[6]; yr[2051] = a3_1[7]; yr[2052] = a3_1[8]; yr[2053] = a3_1[9];
+          memcpy(yr + 2704, &a4_0, sizeof a4_0);
+          yr[2720] = a4_1[0]; yr[2721] = a4_1[1]; yr[2722] = a4_1[2]; yr[2723] = a4_1[3]; yr[2724] = a4_1[4]; yr[2725] = a4_1[5]; yr[2726] = a4_1[6]; yr[2727] = a4_1[7]; yr[2728] = a4_1[8]; yr[2729] = a4_1[9];
+          memcpy(yr + 3380, &a5_0, sizeof a5_0);
+          yr[3396] = a5_1[0]; yr[3397] = a5_1[1]; yr[3398] = a5_1[2]; yr[3399] = a5_1[3]; yr[3400] = a5_1[4]; yr[3401] = a5_1[5]; yr[3402] = a5_1[6]; yr[3403] = a5_1[7]; yr[3404] = a5_1[8]; yr[3405] = a5_1[9];
+          memcpy(yr + 4056, &a6_0, sizeof a6_0);
+          yr[4072] = a6_1[0]; yr[4073] = a6_1[1]; yr[4074] = a6_1[2]; yr[4075] = a6_1[3]; yr[4076] = a6_1[4]; yr[4077] = a6_1[5]; yr[4078] = a6_1[6]; yr[4079] = a6_1[7]; yr[4080] = a6_1[8]; yr[4081] = a6_1[9];
+          memcpy(yr + 4732, &a7_0, sizeof a7_0);
+          yr[4748] = a7_1[0]; yr[4749] = a7_1[1]; yr[4750] = a7_1[2]; yr[4751] = a7_1[3]; yr[4752] = a7_1[4]; yr[4753] = a7_1[5]; yr[4754] = a7_1[6]; yr[4755] = a7_1[7]; yr[4756] = a7_1[8]; yr[4757] = a7_1[9];
+        }
+      }
+      for (int oy = 24; oy < 26; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 26 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[692] = a1_1[0]; yr[693] = a1_1[1]; yr[694] = a1_1[2]; yr[695] = a1_1[3]; yr[696] = a1_1[4]; yr[697] = a1_1[5]; yr[698] = a1_1[6]; yr[699] = a1_1[7]; yr[700] = a1_1[8]; yr[701] = a1_1[9];
+          memcpy(yr + 1352, &a2_0, sizeof a2_0);
+          yr[1368] = a2_1[0]; yr[1369] = a2_1[1]; yr[1370] = a2_1[2]; yr[1371] = a2_1[3]; yr[1372] = a2_1[4]; yr[1373] = a2_1[5]; yr[1374] = a2_1[6]; yr[1375] = a2_1[7]; yr[1376] = a2_1[8]; yr[1377] = a2_1[9];
+          memcpy(yr + 2028, &a3_0, sizeof a3_0);
+          yr[2044] = a3_1[0]; yr[2045] = a3_1[1]; yr[2046] = a3_1[2]; yr[2047] = a3_1[3]; yr[2048] = a3_1[4]; yr[2049] = a3_1[5]; yr[2050] = a3_1[6]; yr[2051] = a3_1[7]; yr[2052] = a3_1[8]; yr[2053] = a3_1[9];
+          memcpy(yr + 2704, &a4_0, sizeof a4_0);
+          yr[2720] = a4_1[0]; yr[2721] = a4_1[1]; yr[2722] = a4_1[2]; yr[2723] = a4_1[3]; yr[2724] = a4_1[4]; yr[2725] = a4_1[5]; yr[2726] = a4_1[6]; yr[2727] = a4_1[7]; yr[2728] = a4_1[8]; yr[2729] = a4_1[9];
+          memcpy(yr + 3380, &a5_0, sizeof a5_0);
+          yr[3396] = a5_1[0]; yr[3397] = a5_1[1]; yr[3398] = a5_1[2]; yr[3399] = a5_1[3]; yr[3400] = a5_1[4]; yr[3401] = a5_1[5]; yr[3402] = a5_1[6]; yr[3403] = a5_1[7]; yr[3404] = a5_1[8]; yr[3405] = a5_1[9];
+          memcpy(yr + 4056, &a6_0, sizeof a6_0);
+          yr[4072] = a6_1[0]; yr[4073] = a6_1[1]; yr[4074] = a6_1[2]; yr[4075] = a6_1[3]; yr[4076] = a6_1[4]; yr[4077] = a6_1[5]; yr[4078] = a6_1[6]; yr[4079] = a6_1[7]; yr[4080] = a6_1[8]; yr[4081] = a6_1[9];
+          memcpy(yr + 4732, &a7_0, sizeof a7_0);
+          yr[4748] = a7_1[0]; yr[4749] = a7_1[1]; yr[4750] = a7_1[2]; yr[4751] = a7_1[3]; yr[4752] = a7_1[4]; yr[4753] = a7_1[5]; yr[4754] = a7_1[6]; yr[4755] = a7_1[7]; yr[4756] = a7_1[8]; yr[4757] = a7_1[9];
+        }
+      }
+      }
+      { // layer 1's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 16; c++) {
+          const cnn_real *restrict x = mnist14k_a1 + (size_t)i * 10816 + c * 676;
+          cnn_real *restrict dy = mnist14k_d2 + (size_t)i * 10816 + c * 676;
+          const cnn_real *restrict y = mnist14k_a2 + (size_t)i * 10816 + c * 676;
+          for (int p = 0; p < 676; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0) * L2_SCALE;
+          }
+          const cnn_real m_ = mnist14k_l1_mean[c], is = mnist14k_l1_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 672; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          for (int p = 672; p < 676; p++) {
+            as[p - 672] += dy[p];
+            aq[p - 672] += dy[p] * ((x[p] - m_) * is);
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist14k_l1_ps[i][c] = s;
+          mnist14k_l1_pq[i][c] = sq;
+        }
+      }
+    }
+    for (int j = 0; j < 2304; j++) {
+      cnn_v16 t;
+      memcpy(&t, dwv + (size_t)j * 16, sizeof t);
+      dw[j] = CNN_HSUM16(t);
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 2304; j++) {
+    cnn_real s = mnist14k_l4_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist14k_l4_dw[g][j];
+    mnist14k_grads[176 + j] = s;
+  }
+}
+#endif
+// Layer 4's backward on the CPU's vector width.
+static void mnist14k_l4_conv_backward(int n) {
+#if CNN_V16
+  if (mnist14k_v16) {
+    mnist14k_l4_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist14k_l4_conv_backward_v8(n);
 }
 
 // Layer 5: batchnorm: 24x24x16 -> 24x24x16 (HxWxC), RF 5, 32 params, 0 MACs/image.
@@ -1528,11 +2733,17 @@ CNN_CLONES static void mnist14k_l5_bn_backward(int n) {
 // Layer 8: conv 3x3, stride 1, pad 0, no bias: 24x24x16 -> 22x22x16 (HxWxC), RF 7, 2304 params, 1115136 MACs/image.
 // Path: direct kernels (forward, input and weight gradient).
 // y[16][22x22] = W[16][16][3x3] (*) x[16][24x24].
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
+// Each plane of a group's output as one row on the input's row stride.
+#if CNN_V16
+static cnn_real mnist14k_l8_yf[NGROUP][8432];
+#endif
 // Layer 9's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l9_ps[BATCH][16], mnist14k_l9_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 9's statistics.
-CNN_CLONES static void mnist14k_l8_conv_forward(int n, int training) {
+CNN_CLONES static void mnist14k_l8_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 2512;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -1603,6 +2814,172 @@ CNN_CLONES static void mnist14k_l8_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist14k_l8_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist14k_params + 2512;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict yf = mnist14k_l8_yf[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist14k_a6 + (size_t)i * 9216;
+      cnn_real *restrict y = mnist14k_a9 + (size_t)i * 7744;
+      // 8 output channels x 3 vectors of 16 per register tile, over each plane as
+      // one run on the input's row stride (flat), then copied row by row.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 480; col += 48) {
+          for (int o = 0; o < 16; o += 8) { // 8 channels x 48 columns
+            const cnn_real *restrict wo = w + (o) * 144;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+            cnn_v16 a6_0 = {0}, a6_1 = {0}, a6_2 = {0};
+            cnn_v16 a7_0 = {0}, a7_1 = {0}, a7_2 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = x + (c * 24 + oy + ky) * 24 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0, x1, x2;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+                  a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
+                  a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
+                }
+              }
+            cnn_real *restrict yr = yf + (o) * 526 + oy * 526 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 526, &a1_0, sizeof a1_0);
+            memcpy(yr + 542, &a1_1, sizeof a1_1);
+            memcpy(yr + 558, &a1_2, sizeof a1_2);
+            memcpy(yr + 1052, &a2_0, sizeof a2_0);
+            memcpy(yr + 1068, &a2_1, sizeof a2_1);
+            memcpy(yr + 1084, &a2_2, sizeof a2_2);
+            memcpy(yr + 1578, &a3_0, sizeof a3_0);
+            memcpy(yr + 1594, &a3_1, sizeof a3_1);
+            memcpy(yr + 1610, &a3_2, sizeof a3_2);
+            memcpy(yr + 2104, &a4_0, sizeof a4_0);
+            memcpy(yr + 2120, &a4_1, sizeof a4_1);
+            memcpy(yr + 2136, &a4_2, sizeof a4_2);
+            memcpy(yr + 2630, &a5_0, sizeof a5_0);
+            memcpy(yr + 2646, &a5_1, sizeof a5_1);
+            memcpy(yr + 2662, &a5_2, sizeof a5_2);
+            memcpy(yr + 3156, &a6_0, sizeof a6_0);
+            memcpy(yr + 3172, &a6_1, sizeof a6_1);
+            memcpy(yr + 3188, &a6_2, sizeof a6_2);
+            memcpy(yr + 3682, &a7_0, sizeof a7_0);
+            memcpy(yr + 3698, &a7_1, sizeof a7_1);
+            memcpy(yr + 3714, &a7_2, sizeof a7_2);
+          }
+        }
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 46 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0}, a6_2 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0}, a7_2 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 24 + oy + ky) * 24 + 480;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1, x2;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+                a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
+                a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
+              }
+            }
+          cnn_real *restrict yr = yf + (o) * 526 + oy * 526 + 480;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          yr[32] = a0_2[0]; yr[33] = a0_2[1]; yr[34] = a0_2[2]; yr[35] = a0_2[3]; yr[36] = a0_2[4]; yr[37] = a0_2[5]; yr[38] = a0_2[6]; yr[39] = a0_2[7]; yr[40] = a0_2[8]; yr[41] = a0_2[9]; yr[42] = a0_2[10]; yr[43] = a0_2[11]; yr[44] = a0_2[12]; yr[45] = a0_2[13];
+          memcpy(yr + 526, &a1_0, sizeof a1_0);
+          memcpy(yr + 542, &a1_1, sizeof a1_1);
+          yr[558] = a1_2[0]; yr[559] = a1_2[1]; yr[560] = a1_2[2]; yr[561] = a1_2[3]; yr[562] = a1_2[4]; yr[563] = a1_2[5]; yr[564] = a1_2[6]; yr[565] = a1_2[7]; yr[566] = a1_2[8]; yr[567] = a1_2[9]; yr[568] = a1_2[10]; yr[569] = a1_2[11]; yr[570] = a1_2[12]; yr[571] = a1_2[13];
+          memcpy(yr + 1052, &a2_0, sizeof a2_0);
+          memcpy(yr + 1068, &a2_1, sizeof a2_1);
+          yr[1084] = a2_2[0]; yr[1085] = a2_2[1]; yr[1086] = a2_2[2]; yr[1087] = a2_2[3]; yr[1088] = a2_2[4]; yr[1089] = a2_2[5]; yr[1090] = a2_2[6]; yr[1091] = a2_2[7]; yr[1092] = a2_2[8]; yr[1093] = a2_2[9]; yr[1094] = a2_2[10]; yr[1095] = a2_2[11]; yr[1096] = a2_2[12]; yr[1097] = a2_2[13];
+          memcpy(yr + 1578, &a3_0, sizeof a3_0);
+          memcpy(yr + 1594, &a3_1, sizeof a3_1);
+          yr[1610] = a3_2[0]; yr[1611] = a3_2[1]; yr[1612] = a3_2[2]; yr[1613] = a3_2[3]; yr[1614] = a3_2[4]; yr[1615] = a3_2[5]; yr[1616] = a3_2[6]; yr[1617] = a3_2[7]; yr[1618] = a3_2[8]; yr[1619] = a3_2[9]; yr[1620] = a3_2[10]; yr[1621] = a3_2[11]; yr[1622] = a3_2[12]; yr[1623] = a3_2[13];
+          memcpy(yr + 2104, &a4_0, sizeof a4_0);
+          memcpy(yr + 2120, &a4_1, sizeof a4_1);
+          yr[2136] = a4_2[0]; yr[2137] = a4_2[1]; yr[2138] = a4_2[2]; yr[2139] = a4_2[3]; yr[2140] = a4_2[4]; yr[2141] = a4_2[5]; yr[2142] = a4_2[6]; yr[2143] = a4_2[7]; yr[2144] = a4_2[8]; yr[2145] = a4_2[9]; yr[2146] = a4_2[10]; yr[2147] = a4_2[11]; yr[2148] = a4_2[12]; yr[2149] = a4_2[13];
+          memcpy(yr + 2630, &a5_0, sizeof a5_0);
+          memcpy(yr + 2646, &a5_1, sizeof a5_1);
+          yr[2662] = a5_2[0]; yr[2663] = a5_2[1]; yr[2664] = a5_2[2]; yr[2665] = a5_2[3]; yr[2666] = a5_2[4]; yr[2667] = a5_2[5]; yr[2668] = a5_2[6]; yr[2669] = a5_2[7]; yr[2670] = a5_2[8]; yr[2671] = a5_2[9]; yr[2672] = a5_2[10]; yr[2673] = a5_2[11]; yr[2674] = a5_2[12]; yr[2675] = a5_2[13];
+          memcpy(yr + 3156, &a6_0, sizeof a6_0);
+          memcpy(yr + 3172, &a6_1, sizeof a6_1);
+          yr[3188] = a6_2[0]; yr[3189] = a6_2[1]; yr[3190] = a6_2[2]; yr[3191] = a6_2[3]; yr[3192] = a6_2[4]; yr[3193] = a6_2[5]; yr[3194] = a6_2[6]; yr[3195] = a6_2[7]; yr[3196] = a6_2[8]; yr[3197] = a6_2[9]; yr[3198] = a6_2[10]; yr[3199] = a6_2[11]; yr[3200] = a6_2[12]; yr[3201] = a6_2[13];
+          memcpy(yr + 3682, &a7_0, sizeof a7_0);
+          memcpy(yr + 3698, &a7_1, sizeof a7_1);
+          yr[3714] = a7_2[0]; yr[3715] = a7_2[1]; yr[3716] = a7_2[2]; yr[3717] = a7_2[3]; yr[3718] = a7_2[4]; yr[3719] = a7_2[5]; yr[3720] = a7_2[6]; yr[3721] = a7_2[7]; yr[3722] = a7_2[8]; yr[3723] = a7_2[9]; yr[3724] = a7_2[10]; yr[3725] = a7_2[11]; yr[3726] = a7_2[12]; yr[3727] = a7_2[13];
+        }
+      }
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 22; oy++)
+          memcpy(y + (o * 22 + oy) * 22, yf + o * 526 + oy * 24, 22 * sizeof(cnn_real));
+      if (training)
+        for (int c = 0; c < 16; c++) {
+          const cnn_real *restrict x = y + c * 484;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 480; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          for (int p = 480; p < 484; p++) {
+            as[p - 480] += x[p];
+            aq[p - 480] += x[p] * x[p];
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist14k_l9_ps[i][c] = s;
+          mnist14k_l9_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 8's forward on the CPU's vector width.
+static void mnist14k_l8_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist14k_v16) {
+    mnist14k_l8_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist14k_l8_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist14k_l8_dw[NGROUP][2304];
@@ -1610,12 +2987,14 @@ static cnn_real mnist14k_l8_dw[NGROUP][2304];
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist14k_l8_dyp[NGROUP][10824];
+static cnn_real mnist14k_l8_dyp[NGROUP][10832];
 static cnn_real mnist14k_l8_wt[2304];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
-// (rows mode; the padding never written), one image per group.
-static cnn_real mnist14k_l8_dyw[NGROUP][8456];
-CNN_CLONES static void mnist14k_l8_conv_backward(int n) {
+// (or laid on the input's row stride: conv_kernels.c), the padding never written.
+static cnn_real mnist14k_l8_dyw[NGROUP][8464];
+// The weight gradient of a group's images so far, a vector of lane sums per weight.
+static cnn_real mnist14k_l8_dwv[NGROUP][36864];
+CNN_CLONES static void mnist14k_l8_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist14k_params + 2512;
   cnn_real *restrict wt = mnist14k_l8_wt;
   for (int o = 0; o < 16; o++)
@@ -1625,6 +3004,7 @@ CNN_CLONES static void mnist14k_l8_conv_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist14k_l8_dw[g];
+    cnn_real *restrict dwv = mnist14k_l8_dwv[g];
     cnn_real *restrict dyp = mnist14k_l8_dyp[g];
     cnn_real *restrict dyw = mnist14k_l8_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -1660,19 +3040,79 @@ CNN_CLONES static void mnist14k_l8_conv_backward(int n) {
                 s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
-            cnn_real *restrict dwo = dw + (o) * 144 + (c * 3 + ky) * 3;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
-            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
-            dwo[144] = first ? CNN_HSUM8(s1_0) : dwo[144] + CNN_HSUM8(s1_0);
-            dwo[145] = first ? CNN_HSUM8(s1_1) : dwo[145] + CNN_HSUM8(s1_1);
-            dwo[146] = first ? CNN_HSUM8(s1_2) : dwo[146] + CNN_HSUM8(s1_2);
-            dwo[288] = first ? CNN_HSUM8(s2_0) : dwo[288] + CNN_HSUM8(s2_0);
-            dwo[289] = first ? CNN_HSUM8(s2_1) : dwo[289] + CNN_HSUM8(s2_1);
-            dwo[290] = first ? CNN_HSUM8(s2_2) : dwo[290] + CNN_HSUM8(s2_2);
-            dwo[432] = first ? CNN_HSUM8(s3_0) : dwo[432] + CNN_HSUM8(s3_0);
-            dwo[433] = first ? CNN_HSUM8(s3_1) : dwo[433] + CNN_HSUM8(s3_1);
-            dwo[434] = first ? CNN_HSUM8(s3_2) : dwo[434] + CNN_HSUM8(s3_2);
+            cnn_real *restrict dwo = dwv + ((o) * 144 + (c * 3 + ky) * 3) * 8;
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 8, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 8, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_2 += t;
+            }
+            memcpy(dwo + 16, &s0_2, sizeof s0_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1152, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 1152, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1160, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 1160, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1168, sizeof t);
+              s1_2 += t;
+            }
+            memcpy(dwo + 1168, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 2304, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 2304, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 2312, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 2312, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 2320, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 2320, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 3456, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 3456, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 3464, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 3464, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 3472, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 3472, &s3_2, sizeof s3_2);
           }
       }
       {
@@ -1824,6 +3264,11 @@ CNN_CLONES static void mnist14k_l8_conv_backward(int n) {
         }
       }
     }
+    for (int j = 0; j < 2304; j++) {
+      cnn_v8 t;
+      memcpy(&t, dwv + (size_t)j * 8, sizeof t);
+      dw[j] = CNN_HSUM8(t);
+    }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
   for (int j = 0; j < 2304; j++) {
@@ -1832,6 +3277,419 @@ CNN_CLONES static void mnist14k_l8_conv_backward(int n) {
       s += mnist14k_l8_dw[g][j];
     mnist14k_grads[2512 + j] = s;
   }
+}
+#if CNN_V16
+CNN_V16_FN static void mnist14k_l8_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist14k_params + 2512;
+  cnn_real *restrict wt = mnist14k_l8_wt;
+  for (int o = 0; o < 16; o++)
+    for (int c = 0; c < 16; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 16 + o) * 9 + 8 - j] = w[(o * 16 + c) * 9 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist14k_l8_dw[g];
+    cnn_real *restrict dwv = mnist14k_l8_dwv[g];
+    cnn_real *restrict dyp = mnist14k_l8_dyp[g];
+    cnn_real *restrict dyw = mnist14k_l8_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const int first = i == g * GSIZE;
+      const cnn_real *restrict x = mnist14k_a6 + (size_t)i * 9216;
+      const cnn_real *restrict dy = mnist14k_d9 + (size_t)i * 7744;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 22; oy++)
+          memcpy(dyw + o * 528 + oy * 24, dy + (o * 22 + oy) * 22, 22 * sizeof(cnn_real));
+      // 8 output channels x 3 taps of vector sums per register tile; each plane one run of vectors on x's rows (flat).
+      for (int o = 0; o < 16; o += 8) {
+        for (int c = 0; c < 16; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
+            cnn_v16 s4_0 = {0}, s4_1 = {0}, s4_2 = {0};
+            cnn_v16 s5_0 = {0}, s5_1 = {0}, s5_2 = {0};
+            cnn_v16 s6_0 = {0}, s6_1 = {0}, s6_2 = {0};
+            cnn_v16 s7_0 = {0}, s7_1 = {0}, s7_2 = {0};
+            {
+              const cnn_real *restrict dr = dyw + (o) * 528;
+              const cnn_real *restrict xr = x + (c * 24 + ky) * 24;
+              for (int v = 0; v < 528; v += 16) {
+                cnn_v16 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 528 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1056 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 1584 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+                memcpy(&d, dr + 2112 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
+                memcpy(&d, dr + 2640 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
+                memcpy(&d, dr + 3168 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0; s6_1 += d * x1; s6_2 += d * x2;
+                memcpy(&d, dr + 3696 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0; s7_1 += d * x1; s7_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dwv + ((o) * 144 + (c * 3 + ky) * 3) * 16;
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 16, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 32, sizeof t);
+              s0_2 += t;
+            }
+            memcpy(dwo + 32, &s0_2, sizeof s0_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 2304, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 2304, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 2320, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 2320, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 2336, sizeof t);
+              s1_2 += t;
+            }
+            memcpy(dwo + 2336, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 4608, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 4608, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 4624, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 4624, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 4640, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 4640, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 6912, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 6912, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 6928, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 6928, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 6944, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 6944, &s3_2, sizeof s3_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 9216, sizeof t);
+              s4_0 += t;
+            }
+            memcpy(dwo + 9216, &s4_0, sizeof s4_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 9232, sizeof t);
+              s4_1 += t;
+            }
+            memcpy(dwo + 9232, &s4_1, sizeof s4_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 9248, sizeof t);
+              s4_2 += t;
+            }
+            memcpy(dwo + 9248, &s4_2, sizeof s4_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 11520, sizeof t);
+              s5_0 += t;
+            }
+            memcpy(dwo + 11520, &s5_0, sizeof s5_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 11536, sizeof t);
+              s5_1 += t;
+            }
+            memcpy(dwo + 11536, &s5_1, sizeof s5_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 11552, sizeof t);
+              s5_2 += t;
+            }
+            memcpy(dwo + 11552, &s5_2, sizeof s5_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 13824, sizeof t);
+              s6_0 += t;
+            }
+            memcpy(dwo + 13824, &s6_0, sizeof s6_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 13840, sizeof t);
+              s6_1 += t;
+            }
+            memcpy(dwo + 13840, &s6_1, sizeof s6_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 13856, sizeof t);
+              s6_2 += t;
+            }
+            memcpy(dwo + 13856, &s6_2, sizeof s6_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 16128, sizeof t);
+              s7_0 += t;
+            }
+            memcpy(dwo + 16128, &s7_0, sizeof s7_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 16144, sizeof t);
+              s7_1 += t;
+            }
+            memcpy(dwo + 16144, &s7_1, sizeof s7_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 16160, sizeof t);
+              s7_2 += t;
+            }
+            memcpy(dwo + 16160, &s7_2, sizeof s7_2);
+          }
+      }
+      {
+      cnn_real *restrict dx = mnist14k_d6 + (size_t)i * 9216;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 22; oy++)
+          memcpy(dyp + (o * 26 + oy + 2) * 26 + 2, dy + (o * 22 + oy) * 22, 22 * sizeof(cnn_real));
+      // 8 output channels x 2 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 21 ? 24 - oy : 3;
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 24 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 576 + oy * 24 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7];
+          memcpy(yr + 576, &a1_0, sizeof a1_0);
+          yr[592] = a1_1[0]; yr[593] = a1_1[1]; yr[594] = a1_1[2]; yr[595] = a1_1[3]; yr[596] = a1_1[4]; yr[597] = a1_1[5]; yr[598] = a1_1[6]; yr[599] = a1_1[7];
+          memcpy(yr + 1152, &a2_0, sizeof a2_0);
+          yr[1168] = a2_1[0]; yr[1169] = a2_1[1]; yr[1170] = a2_1[2]; yr[1171] = a2_1[3]; yr[1172] = a2_1[4]; yr[1173] = a2_1[5]; yr[1174] = a2_1[6]; yr[1175] = a2_1[7];
+          memcpy(yr + 1728, &a3_0, sizeof a3_0);
+          yr[1744] = a3_1[0]; yr[1745] = a3_1[1]; yr[1746] = a3_1[2]; yr[1747] = a3_1[3]; yr[1748] = a3_1[4]; yr[1749] = a3_1[5]; yr[1750] = a3_1[6]; yr[1751] = a3_1[7];
+          memcpy(yr + 2304, &a4_0, sizeof a4_0);
+          yr[2320] = a4_1[0]; yr[2321] = a4_1[1]; yr[2322] = a4_1[2]; yr[2323] = a4_1[3]; yr[2324] = a4_1[4]; yr[2325] = a4_1[5]; yr[2326] = a4_1[6]; yr[2327] = a4_1[7];
+          memcpy(yr + 2880, &a5_0, sizeof a5_0);
+          yr[2896] = a5_1[0]; yr[2897] = a5_1[1]; yr[2898] = a5_1[2]; yr[2899] = a5_1[3]; yr[2900] = a5_1[4]; yr[2901] = a5_1[5]; yr[2902] = a5_1[6]; yr[2903] = a5_1[7];
+          memcpy(yr + 3456, &a6_0, sizeof a6_0);
+          yr[3472] = a6_1[0]; yr[3473] = a6_1[1]; yr[3474] = a6_1[2]; yr[3475] = a6_1[3]; yr[3476] = a6_1[4]; yr[3477] = a6_1[5]; yr[3478] = a6_1[6]; yr[3479] = a6_1[7];
+          memcpy(yr + 4032, &a7_0, sizeof a7_0);
+          yr[4048] = a7_1[0]; yr[4049] = a7_1[1]; yr[4050] = a7_1[2]; yr[4051] = a7_1[3]; yr[4052] = a7_1[4]; yr[4053] = a7_1[5]; yr[4054] = a7_1[6]; yr[4055] = a7_1[7];
+        }
+      }
+      for (int oy = 2; oy < 22; oy++) {
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 24 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 576 + oy * 24 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7];
+          memcpy(yr + 576, &a1_0, sizeof a1_0);
+          yr[592] = a1_1[0]; yr[593] = a1_1[1]; yr[594] = a1_1[2]; yr[595] = a1_1[3]; yr[596] = a1_1[4]; yr[597] = a1_1[5]; yr[598] = a1_1[6]; yr[599] = a1_1[7];
+          memcpy(yr + 1152, &a2_0, sizeof a2_0);
+          yr[1168] = a2_1[0]; yr[1169] = a2_1[1]; yr[1170] = a2_1[2]; yr[1171] = a2_1[3]; yr[1172] = a2_1[4]; yr[1173] = a2_1[5]; yr[1174] = a2_1[6]; yr[1175] = a2_1[7];
+          memcpy(yr + 1728, &a3_0, sizeof a3_0);
+          yr[1744] = a3_1[0]; yr[1745] = a3_1[1]; yr[1746] = a3_1[2]; yr[1747] = a3_1[3]; yr[1748] = a3_1[4]; yr[1749] = a3_1[5]; yr[1750] = a3_1[6]; yr[1751] = a3_1[7];
+          memcpy(yr + 2304, &a4_0, sizeof a4_0);
+          yr[2320] = a4_1[0]; yr[2321] = a4_1[1]; yr[2322] = a4_1[2]; yr[2323] = a4_1[3]; yr[2324] = a4_1[4]; yr[2325] = a4_1[5]; yr[2326] = a4_1[6]; yr[2327] = a4_1[7];
+          memcpy(yr + 2880, &a5_0, sizeof a5_0);
+          yr[2896] = a5_1[0]; yr[2897] = a5_1[1]; yr[2898] = a5_1[2]; yr[2899] = a5_1[3]; yr[2900] = a5_1[4]; yr[2901] = a5_1[5]; yr[2902] = a5_1[6]; yr[2903] = a5_1[7];
+          memcpy(yr + 3456, &a6_0, sizeof a6_0);
+          yr[3472] = a6_1[0]; yr[3473] = a6_1[1]; yr[3474] = a6_1[2]; yr[3475] = a6_1[3]; yr[3476] = a6_1[4]; yr[3477] = a6_1[5]; yr[3478] = a6_1[6]; yr[3479] = a6_1[7];
+          memcpy(yr + 4032, &a7_0, sizeof a7_0);
+          yr[4048] = a7_1[0]; yr[4049] = a7_1[1]; yr[4050] = a7_1[2]; yr[4051] = a7_1[3]; yr[4052] = a7_1[4]; yr[4053] = a7_1[5]; yr[4054] = a7_1[6]; yr[4055] = a7_1[7];
+        }
+      }
+      for (int oy = 22; oy < 24; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 21 ? 24 - oy : 3;
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 24 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 576 + oy * 24 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7];
+          memcpy(yr + 576, &a1_0, sizeof a1_0);
+          yr[592] = a1_1[0]; yr[593] = a1_1[1]; yr[594] = a1_1[2]; yr[595] = a1_1[3]; yr[596] = a1_1[4]; yr[597] = a1_1[5]; yr[598] = a1_1[6]; yr[599] = a1_1[7];
+          memcpy(yr + 1152, &a2_0, sizeof a2_0);
+          yr[1168] = a2_1[0]; yr[1169] = a2_1[1]; yr[1170] = a2_1[2]; yr[1171] = a2_1[3]; yr[1172] = a2_1[4]; yr[1173] = a2_1[5]; yr[1174] = a2_1[6]; yr[1175] = a2_1[7];
+          memcpy(yr + 1728, &a3_0, sizeof a3_0);
+          yr[1744] = a3_1[0]; yr[1745] = a3_1[1]; yr[1746] = a3_1[2]; yr[1747] = a3_1[3]; yr[1748] = a3_1[4]; yr[1749] = a3_1[5]; yr[1750] = a3_1[6]; yr[1751] = a3_1[7];
+          memcpy(yr + 2304, &a4_0, sizeof a4_0);
+          yr[2320] = a4_1[0]; yr[2321] = a4_1[1]; yr[2322] = a4_1[2]; yr[2323] = a4_1[3]; yr[2324] = a4_1[4]; yr[2325] = a4_1[5]; yr[2326] = a4_1[6]; yr[2327] = a4_1[7];
+          memcpy(yr + 2880, &a5_0, sizeof a5_0);
+          yr[2896] = a5_1[0]; yr[2897] = a5_1[1]; yr[2898] = a5_1[2]; yr[2899] = a5_1[3]; yr[2900] = a5_1[4]; yr[2901] = a5_1[5]; yr[2902] = a5_1[6]; yr[2903] = a5_1[7];
+          memcpy(yr + 3456, &a6_0, sizeof a6_0);
+          yr[3472] = a6_1[0]; yr[3473] = a6_1[1]; yr[3474] = a6_1[2]; yr[3475] = a6_1[3]; yr[3476] = a6_1[4]; yr[3477] = a6_1[5]; yr[3478] = a6_1[6]; yr[3479] = a6_1[7];
+          memcpy(yr + 4032, &a7_0, sizeof a7_0);
+          yr[4048] = a7_1[0]; yr[4049] = a7_1[1]; yr[4050] = a7_1[2]; yr[4051] = a7_1[3]; yr[4052] = a7_1[4]; yr[4053] = a7_1[5]; yr[4054] = a7_1[6]; yr[4055] = a7_1[7];
+        }
+      }
+      }
+      { // layer 5's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 16; c++) {
+          const cnn_real *restrict x = mnist14k_a5 + (size_t)i * 9216 + c * 576;
+          cnn_real *restrict dy = mnist14k_d6 + (size_t)i * 9216 + c * 576;
+          const cnn_real *restrict y = mnist14k_a6 + (size_t)i * 9216 + c * 576;
+          for (int p = 0; p < 576; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0) * L6_SCALE;
+          }
+          const cnn_real m_ = mnist14k_l5_mean[c], is = mnist14k_l5_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 576; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist14k_l5_ps[i][c] = s;
+          mnist14k_l5_pq[i][c] = sq;
+        }
+      }
+    }
+    for (int j = 0; j < 2304; j++) {
+      cnn_v16 t;
+      memcpy(&t, dwv + (size_t)j * 16, sizeof t);
+      dw[j] = CNN_HSUM16(t);
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 2304; j++) {
+    cnn_real s = mnist14k_l8_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist14k_l8_dw[g][j];
+    mnist14k_grads[2512 + j] = s;
+  }
+}
+#endif
+// Layer 8's backward on the CPU's vector width.
+static void mnist14k_l8_conv_backward(int n) {
+#if CNN_V16
+  if (mnist14k_v16) {
+    mnist14k_l8_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist14k_l8_conv_backward_v8(n);
 }
 
 // Layer 9: batchnorm: 22x22x16 -> 22x22x16 (HxWxC), RF 7, 32 params, 0 MACs/image.
@@ -2048,11 +3906,13 @@ CNN_CLONES static void mnist14k_l12_maxpool_backward(int n) {
 // Layer 13: conv 1x1, stride 1, pad 0, no bias: 11x11x16 -> 11x11x16 (HxWxC), RF 8, 256 params, 30976 MACs/image.
 // Path: direct kernels (forward, input and weight gradient; 1x1: each plane one row).
 // y[16][11x11] = W[16][16][1x1] (*) x[16][11x11].
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Layer 14's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l14_ps[BATCH][16], mnist14k_l14_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 14's statistics.
-CNN_CLONES static void mnist14k_l13_conv_forward(int n, int training) {
+CNN_CLONES static void mnist14k_l13_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 4848;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -2099,7 +3959,7 @@ CNN_CLONES static void mnist14k_l13_conv_forward(int n, int training) {
             memcpy(yr + 379, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 9; o += 9) { // 9 channels x 1 columns
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 1 columns
           const cnn_real *restrict wo = w + (o) * 16;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -2109,7 +3969,6 @@ CNN_CLONES static void mnist14k_l13_conv_forward(int n, int training) {
           cnn_v8 a5_0 = {0};
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 1; ky++) {
               const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 121 + 120;
@@ -2117,7 +3976,7 @@ CNN_CLONES static void mnist14k_l13_conv_forward(int n, int training) {
               for (int kx = 0; kx < 1; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80], w6 = wr[kx + 96], w7 = wr[kx + 112], w8 = wr[kx + 128];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80], w6 = wr[kx + 96], w7 = wr[kx + 112];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -2126,7 +3985,6 @@ CNN_CLONES static void mnist14k_l13_conv_forward(int n, int training) {
                 a5_0 += w5 * x0;
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
               }
             }
           cnn_real *restrict yr = y + (o) * 121 + oy * 121 + 120;
@@ -2138,42 +3996,6 @@ CNN_CLONES static void mnist14k_l13_conv_forward(int n, int training) {
           yr[605] = a5_0[0];
           yr[726] = a6_0[0];
           yr[847] = a7_0[0];
-          yr[968] = a8_0[0];
-        }
-        { // the last 7 channels
-          const cnn_real *restrict wo = w + (9) * 16;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = 0; ky < 1; ky++) {
-              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 121 + 120;
-              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
-              for (int kx = 0; kx < 1; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80], w6 = wr[kx + 96];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-              }
-            }
-          cnn_real *restrict yr = y + (9) * 121 + oy * 121 + 120;
-          yr[0] = a0_0[0];
-          yr[121] = a1_0[0];
-          yr[242] = a2_0[0];
-          yr[363] = a3_0[0];
-          yr[484] = a4_0[0];
-          yr[605] = a5_0[0];
-          yr[726] = a6_0[0];
         }
       }
       if (training)
@@ -2201,6 +4023,158 @@ CNN_CLONES static void mnist14k_l13_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist14k_l13_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist14k_params + 4848;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist14k_a13 + (size_t)i * 1936;
+      cnn_real *restrict y = mnist14k_a14 + (size_t)i * 1936;
+      // 8 output channels x 3 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 96; col += 48) {
+          for (int o = 0; o < 16; o += 8) { // 8 channels x 48 columns
+            const cnn_real *restrict wo = w + (o) * 16;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+            cnn_v16 a6_0 = {0}, a6_1 = {0}, a6_2 = {0};
+            cnn_v16 a7_0 = {0}, a7_1 = {0}, a7_2 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 121 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v16 x0, x1, x2;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80], w6 = wr[kx + 96], w7 = wr[kx + 112];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+                  a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
+                  a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 121 + oy * 121 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 121, &a1_0, sizeof a1_0);
+            memcpy(yr + 137, &a1_1, sizeof a1_1);
+            memcpy(yr + 153, &a1_2, sizeof a1_2);
+            memcpy(yr + 242, &a2_0, sizeof a2_0);
+            memcpy(yr + 258, &a2_1, sizeof a2_1);
+            memcpy(yr + 274, &a2_2, sizeof a2_2);
+            memcpy(yr + 363, &a3_0, sizeof a3_0);
+            memcpy(yr + 379, &a3_1, sizeof a3_1);
+            memcpy(yr + 395, &a3_2, sizeof a3_2);
+            memcpy(yr + 484, &a4_0, sizeof a4_0);
+            memcpy(yr + 500, &a4_1, sizeof a4_1);
+            memcpy(yr + 516, &a4_2, sizeof a4_2);
+            memcpy(yr + 605, &a5_0, sizeof a5_0);
+            memcpy(yr + 621, &a5_1, sizeof a5_1);
+            memcpy(yr + 637, &a5_2, sizeof a5_2);
+            memcpy(yr + 726, &a6_0, sizeof a6_0);
+            memcpy(yr + 742, &a6_1, sizeof a6_1);
+            memcpy(yr + 758, &a6_2, sizeof a6_2);
+            memcpy(yr + 847, &a7_0, sizeof a7_0);
+            memcpy(yr + 863, &a7_1, sizeof a7_1);
+            memcpy(yr + 879, &a7_2, sizeof a7_2);
+          }
+        }
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 25 columns
+          const cnn_real *restrict wo = w + (o) * 16;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 121 + 96;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80], w6 = wr[kx + 96], w7 = wr[kx + 112];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 121 + oy * 121 + 96;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8];
+          memcpy(yr + 121, &a1_0, sizeof a1_0);
+          yr[137] = a1_1[0]; yr[138] = a1_1[1]; yr[139] = a1_1[2]; yr[140] = a1_1[3]; yr[141] = a1_1[4]; yr[142] = a1_1[5]; yr[143] = a1_1[6]; yr[144] = a1_1[7]; yr[145] = a1_1[8];
+          memcpy(yr + 242, &a2_0, sizeof a2_0);
+          yr[258] = a2_1[0]; yr[259] = a2_1[1]; yr[260] = a2_1[2]; yr[261] = a2_1[3]; yr[262] = a2_1[4]; yr[263] = a2_1[5]; yr[264] = a2_1[6]; yr[265] = a2_1[7]; yr[266] = a2_1[8];
+          memcpy(yr + 363, &a3_0, sizeof a3_0);
+          yr[379] = a3_1[0]; yr[380] = a3_1[1]; yr[381] = a3_1[2]; yr[382] = a3_1[3]; yr[383] = a3_1[4]; yr[384] = a3_1[5]; yr[385] = a3_1[6]; yr[386] = a3_1[7]; yr[387] = a3_1[8];
+          memcpy(yr + 484, &a4_0, sizeof a4_0);
+          yr[500] = a4_1[0]; yr[501] = a4_1[1]; yr[502] = a4_1[2]; yr[503] = a4_1[3]; yr[504] = a4_1[4]; yr[505] = a4_1[5]; yr[506] = a4_1[6]; yr[507] = a4_1[7]; yr[508] = a4_1[8];
+          memcpy(yr + 605, &a5_0, sizeof a5_0);
+          yr[621] = a5_1[0]; yr[622] = a5_1[1]; yr[623] = a5_1[2]; yr[624] = a5_1[3]; yr[625] = a5_1[4]; yr[626] = a5_1[5]; yr[627] = a5_1[6]; yr[628] = a5_1[7]; yr[629] = a5_1[8];
+          memcpy(yr + 726, &a6_0, sizeof a6_0);
+          yr[742] = a6_1[0]; yr[743] = a6_1[1]; yr[744] = a6_1[2]; yr[745] = a6_1[3]; yr[746] = a6_1[4]; yr[747] = a6_1[5]; yr[748] = a6_1[6]; yr[749] = a6_1[7]; yr[750] = a6_1[8];
+          memcpy(yr + 847, &a7_0, sizeof a7_0);
+          yr[863] = a7_1[0]; yr[864] = a7_1[1]; yr[865] = a7_1[2]; yr[866] = a7_1[3]; yr[867] = a7_1[4]; yr[868] = a7_1[5]; yr[869] = a7_1[6]; yr[870] = a7_1[7]; yr[871] = a7_1[8];
+        }
+      }
+      if (training)
+        for (int c = 0; c < 16; c++) {
+          const cnn_real *restrict x = y + c * 121;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 120; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          for (int p = 120; p < 121; p++) {
+            as[p - 120] += x[p];
+            aq[p - 120] += x[p] * x[p];
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist14k_l14_ps[i][c] = s;
+          mnist14k_l14_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 13's forward on the CPU's vector width.
+static void mnist14k_l13_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist14k_v16) {
+    mnist14k_l13_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist14k_l13_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist14k_l13_dw[NGROUP][256];
@@ -2208,9 +4182,9 @@ static cnn_real mnist14k_l13_dw[NGROUP][256];
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
 static cnn_real mnist14k_l13_wt[256];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
-// (rows mode; the padding never written), the group's images.
-static cnn_real mnist14k_l13_dyw[NGROUP][16392];
-CNN_CLONES static void mnist14k_l13_conv_backward(int n) {
+// (or laid on the input's row stride: conv_kernels.c), the padding never written.
+static cnn_real mnist14k_l13_dyw[NGROUP][16400];
+CNN_CLONES static void mnist14k_l13_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist14k_params + 4848;
   cnn_real *restrict wt = mnist14k_l13_wt;
   for (int o = 0; o < 16; o++)
@@ -2228,8 +4202,8 @@ CNN_CLONES static void mnist14k_l13_conv_backward(int n) {
         for (int oy = 0; oy < 1; oy++)
           memcpy(dyi + o * 128 + oy * 128, dy + (o * 1 + oy) * 121, 121 * sizeof(cnn_real));
     }
-    // 9 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
-    for (int o = 0; o < 9; o += 9) {
+    // 8 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 16; o += 8) {
       for (int c = 0; c < 16; c++)
         for (int ky = 0; ky < 1; ky++) {
           cnn_v8 s0_0 = {0};
@@ -2240,7 +4214,6 @@ CNN_CLONES static void mnist14k_l13_conv_backward(int n) {
           cnn_v8 s5_0 = {0};
           cnn_v8 s6_0 = {0};
           cnn_v8 s7_0 = {0};
-          cnn_v8 s8_0 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist14k_a13 + (size_t)i * 1936;
             const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 2048;
@@ -2266,8 +4239,6 @@ CNN_CLONES static void mnist14k_l13_conv_backward(int n) {
                 s6_0 += d * x0;
                 memcpy(&d, dr + 896 + v, sizeof d);
                 s7_0 += d * x0;
-                memcpy(&d, dr + 1024 + v, sizeof d);
-                s8_0 += d * x0;
               }
             }
           }
@@ -2280,53 +4251,6 @@ CNN_CLONES static void mnist14k_l13_conv_backward(int n) {
           dwo[80] = CNN_HSUM8(s5_0);
           dwo[96] = CNN_HSUM8(s6_0);
           dwo[112] = CNN_HSUM8(s7_0);
-          dwo[128] = CNN_HSUM8(s8_0);
-        }
-    }
-    { // the last 7 channels
-      for (int c = 0; c < 16; c++)
-        for (int ky = 0; ky < 1; ky++) {
-          cnn_v8 s0_0 = {0};
-          cnn_v8 s1_0 = {0};
-          cnn_v8 s2_0 = {0};
-          cnn_v8 s3_0 = {0};
-          cnn_v8 s4_0 = {0};
-          cnn_v8 s5_0 = {0};
-          cnn_v8 s6_0 = {0};
-          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-            const cnn_real *restrict x = mnist14k_a13 + (size_t)i * 1936;
-            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 2048;
-            {
-              const cnn_real *restrict dr = dy + (9) * 128;
-              const cnn_real *restrict xr = x + (c * 1 + ky) * 121;
-              for (int v = 0; v < 128; v += 8) {
-                cnn_v8 d, x0;
-                memcpy(&x0, xr + v + 0, sizeof x0);
-                memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0;
-                memcpy(&d, dr + 128 + v, sizeof d);
-                s1_0 += d * x0;
-                memcpy(&d, dr + 256 + v, sizeof d);
-                s2_0 += d * x0;
-                memcpy(&d, dr + 384 + v, sizeof d);
-                s3_0 += d * x0;
-                memcpy(&d, dr + 512 + v, sizeof d);
-                s4_0 += d * x0;
-                memcpy(&d, dr + 640 + v, sizeof d);
-                s5_0 += d * x0;
-                memcpy(&d, dr + 768 + v, sizeof d);
-                s6_0 += d * x0;
-              }
-            }
-          }
-          cnn_real *restrict dwo = dw + (9) * 16 + (c * 1 + ky) * 1;
-          dwo[0] = CNN_HSUM8(s0_0);
-          dwo[16] = CNN_HSUM8(s1_0);
-          dwo[32] = CNN_HSUM8(s2_0);
-          dwo[48] = CNN_HSUM8(s3_0);
-          dwo[64] = CNN_HSUM8(s4_0);
-          dwo[80] = CNN_HSUM8(s5_0);
-          dwo[96] = CNN_HSUM8(s6_0);
         }
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -2372,7 +4296,7 @@ CNN_CLONES static void mnist14k_l13_conv_backward(int n) {
             memcpy(yr + 379, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 9; o += 9) { // 9 channels x 1 columns
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 1 columns
           const cnn_real *restrict wo = wt + (o) * 16;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -2382,7 +4306,6 @@ CNN_CLONES static void mnist14k_l13_conv_backward(int n) {
           cnn_v8 a5_0 = {0};
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 1; ky++) {
               const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 121 + 120;
@@ -2390,7 +4313,7 @@ CNN_CLONES static void mnist14k_l13_conv_backward(int n) {
               for (int kx = 0; kx < 1; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80], w6 = wr[kx + 96], w7 = wr[kx + 112], w8 = wr[kx + 128];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80], w6 = wr[kx + 96], w7 = wr[kx + 112];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -2399,7 +4322,6 @@ CNN_CLONES static void mnist14k_l13_conv_backward(int n) {
                 a5_0 += w5 * x0;
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
               }
             }
           cnn_real *restrict yr = dx + (o) * 121 + oy * 121 + 120;
@@ -2411,42 +4333,6 @@ CNN_CLONES static void mnist14k_l13_conv_backward(int n) {
           yr[605] = a5_0[0];
           yr[726] = a6_0[0];
           yr[847] = a7_0[0];
-          yr[968] = a8_0[0];
-        }
-        { // the last 7 channels
-          const cnn_real *restrict wo = wt + (9) * 16;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = 0; ky < 1; ky++) {
-              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 121 + 120;
-              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
-              for (int kx = 0; kx < 1; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80], w6 = wr[kx + 96];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-              }
-            }
-          cnn_real *restrict yr = dx + (9) * 121 + oy * 121 + 120;
-          yr[0] = a0_0[0];
-          yr[121] = a1_0[0];
-          yr[242] = a2_0[0];
-          yr[363] = a3_0[0];
-          yr[484] = a4_0[0];
-          yr[605] = a5_0[0];
-          yr[726] = a6_0[0];
         }
       }
     }
@@ -2458,6 +4344,240 @@ CNN_CLONES static void mnist14k_l13_conv_backward(int n) {
       s += mnist14k_l13_dw[g][j];
     mnist14k_grads[4848 + j] = s;
   }
+}
+#if CNN_V16
+CNN_V16_FN static void mnist14k_l13_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist14k_params + 4848;
+  cnn_real *restrict wt = mnist14k_l13_wt;
+  for (int o = 0; o < 16; o++)
+    for (int c = 0; c < 16; c++)
+      for (int j = 0; j < 1; j++)
+        wt[(c * 16 + o) * 1 + 0 - j] = w[(o * 16 + c) * 1 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist14k_l13_dw[g];
+    cnn_real *restrict dyw = mnist14k_l13_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist14k_d14 + (size_t)i * 1936;
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 2048;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 1; oy++)
+          memcpy(dyi + o * 128 + oy * 128, dy + (o * 1 + oy) * 121, 121 * sizeof(cnn_real));
+    }
+    // 16 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 16; o += 16) {
+      for (int c = 0; c < 16; c++)
+        for (int ky = 0; ky < 1; ky++) {
+          cnn_v16 s0_0 = {0};
+          cnn_v16 s1_0 = {0};
+          cnn_v16 s2_0 = {0};
+          cnn_v16 s3_0 = {0};
+          cnn_v16 s4_0 = {0};
+          cnn_v16 s5_0 = {0};
+          cnn_v16 s6_0 = {0};
+          cnn_v16 s7_0 = {0};
+          cnn_v16 s8_0 = {0};
+          cnn_v16 s9_0 = {0};
+          cnn_v16 s10_0 = {0};
+          cnn_v16 s11_0 = {0};
+          cnn_v16 s12_0 = {0};
+          cnn_v16 s13_0 = {0};
+          cnn_v16 s14_0 = {0};
+          cnn_v16 s15_0 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist14k_a13 + (size_t)i * 1936;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 2048;
+            {
+              const cnn_real *restrict dr = dy + (o) * 128;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 121;
+              for (int v = 0; v < 128; v += 16) {
+                cnn_v16 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 128 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 256 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 384 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 512 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 640 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0;
+                memcpy(&d, dr + 768 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0;
+                memcpy(&d, dr + 896 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0;
+                memcpy(&d, dr + 1024 + v, sizeof d); CNN_PIN16(d);
+                s8_0 += d * x0;
+                memcpy(&d, dr + 1152 + v, sizeof d); CNN_PIN16(d);
+                s9_0 += d * x0;
+                memcpy(&d, dr + 1280 + v, sizeof d); CNN_PIN16(d);
+                s10_0 += d * x0;
+                memcpy(&d, dr + 1408 + v, sizeof d); CNN_PIN16(d);
+                s11_0 += d * x0;
+                memcpy(&d, dr + 1536 + v, sizeof d); CNN_PIN16(d);
+                s12_0 += d * x0;
+                memcpy(&d, dr + 1664 + v, sizeof d); CNN_PIN16(d);
+                s13_0 += d * x0;
+                memcpy(&d, dr + 1792 + v, sizeof d); CNN_PIN16(d);
+                s14_0 += d * x0;
+                memcpy(&d, dr + 1920 + v, sizeof d); CNN_PIN16(d);
+                s15_0 += d * x0;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 16 + (c * 1 + ky) * 1;
+          dwo[0] = CNN_HSUM16(s0_0);
+          dwo[16] = CNN_HSUM16(s1_0);
+          dwo[32] = CNN_HSUM16(s2_0);
+          dwo[48] = CNN_HSUM16(s3_0);
+          dwo[64] = CNN_HSUM16(s4_0);
+          dwo[80] = CNN_HSUM16(s5_0);
+          dwo[96] = CNN_HSUM16(s6_0);
+          dwo[112] = CNN_HSUM16(s7_0);
+          dwo[128] = CNN_HSUM16(s8_0);
+          dwo[144] = CNN_HSUM16(s9_0);
+          dwo[160] = CNN_HSUM16(s10_0);
+          dwo[176] = CNN_HSUM16(s11_0);
+          dwo[192] = CNN_HSUM16(s12_0);
+          dwo[208] = CNN_HSUM16(s13_0);
+          dwo[224] = CNN_HSUM16(s14_0);
+          dwo[240] = CNN_HSUM16(s15_0);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist14k_d14 + (size_t)i * 1936;
+      cnn_real *restrict dx = mnist14k_d13 + (size_t)i * 1936;
+      // 8 output channels x 3 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 96; col += 48) {
+          for (int o = 0; o < 16; o += 8) { // 8 channels x 48 columns
+            const cnn_real *restrict wo = wt + (o) * 16;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+            cnn_v16 a6_0 = {0}, a6_1 = {0}, a6_2 = {0};
+            cnn_v16 a7_0 = {0}, a7_1 = {0}, a7_2 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 121 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v16 x0, x1, x2;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80], w6 = wr[kx + 96], w7 = wr[kx + 112];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+                  a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
+                  a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 121 + oy * 121 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 121, &a1_0, sizeof a1_0);
+            memcpy(yr + 137, &a1_1, sizeof a1_1);
+            memcpy(yr + 153, &a1_2, sizeof a1_2);
+            memcpy(yr + 242, &a2_0, sizeof a2_0);
+            memcpy(yr + 258, &a2_1, sizeof a2_1);
+            memcpy(yr + 274, &a2_2, sizeof a2_2);
+            memcpy(yr + 363, &a3_0, sizeof a3_0);
+            memcpy(yr + 379, &a3_1, sizeof a3_1);
+            memcpy(yr + 395, &a3_2, sizeof a3_2);
+            memcpy(yr + 484, &a4_0, sizeof a4_0);
+            memcpy(yr + 500, &a4_1, sizeof a4_1);
+            memcpy(yr + 516, &a4_2, sizeof a4_2);
+            memcpy(yr + 605, &a5_0, sizeof a5_0);
+            memcpy(yr + 621, &a5_1, sizeof a5_1);
+            memcpy(yr + 637, &a5_2, sizeof a5_2);
+            memcpy(yr + 726, &a6_0, sizeof a6_0);
+            memcpy(yr + 742, &a6_1, sizeof a6_1);
+            memcpy(yr + 758, &a6_2, sizeof a6_2);
+            memcpy(yr + 847, &a7_0, sizeof a7_0);
+            memcpy(yr + 863, &a7_1, sizeof a7_1);
+            memcpy(yr + 879, &a7_2, sizeof a7_2);
+          }
+        }
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 25 columns
+          const cnn_real *restrict wo = wt + (o) * 16;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 121 + 96;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80], w6 = wr[kx + 96], w7 = wr[kx + 112];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 121 + oy * 121 + 96;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8];
+          memcpy(yr + 121, &a1_0, sizeof a1_0);
+          yr[137] = a1_1[0]; yr[138] = a1_1[1]; yr[139] = a1_1[2]; yr[140] = a1_1[3]; yr[141] = a1_1[4]; yr[142] = a1_1[5]; yr[143] = a1_1[6]; yr[144] = a1_1[7]; yr[145] = a1_1[8];
+          memcpy(yr + 242, &a2_0, sizeof a2_0);
+          yr[258] = a2_1[0]; yr[259] = a2_1[1]; yr[260] = a2_1[2]; yr[261] = a2_1[3]; yr[262] = a2_1[4]; yr[263] = a2_1[5]; yr[264] = a2_1[6]; yr[265] = a2_1[7]; yr[266] = a2_1[8];
+          memcpy(yr + 363, &a3_0, sizeof a3_0);
+          yr[379] = a3_1[0]; yr[380] = a3_1[1]; yr[381] = a3_1[2]; yr[382] = a3_1[3]; yr[383] = a3_1[4]; yr[384] = a3_1[5]; yr[385] = a3_1[6]; yr[386] = a3_1[7]; yr[387] = a3_1[8];
+          memcpy(yr + 484, &a4_0, sizeof a4_0);
+          yr[500] = a4_1[0]; yr[501] = a4_1[1]; yr[502] = a4_1[2]; yr[503] = a4_1[3]; yr[504] = a4_1[4]; yr[505] = a4_1[5]; yr[506] = a4_1[6]; yr[507] = a4_1[7]; yr[508] = a4_1[8];
+          memcpy(yr + 605, &a5_0, sizeof a5_0);
+          yr[621] = a5_1[0]; yr[622] = a5_1[1]; yr[623] = a5_1[2]; yr[624] = a5_1[3]; yr[625] = a5_1[4]; yr[626] = a5_1[5]; yr[627] = a5_1[6]; yr[628] = a5_1[7]; yr[629] = a5_1[8];
+          memcpy(yr + 726, &a6_0, sizeof a6_0);
+          yr[742] = a6_1[0]; yr[743] = a6_1[1]; yr[744] = a6_1[2]; yr[745] = a6_1[3]; yr[746] = a6_1[4]; yr[747] = a6_1[5]; yr[748] = a6_1[6]; yr[749] = a6_1[7]; yr[750] = a6_1[8];
+          memcpy(yr + 847, &a7_0, sizeof a7_0);
+          yr[863] = a7_1[0]; yr[864] = a7_1[1]; yr[865] = a7_1[2]; yr[866] = a7_1[3]; yr[867] = a7_1[4]; yr[868] = a7_1[5]; yr[869] = a7_1[6]; yr[870] = a7_1[7]; yr[871] = a7_1[8];
+        }
+      }
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 256; j++) {
+    cnn_real s = mnist14k_l13_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist14k_l13_dw[g][j];
+    mnist14k_grads[4848 + j] = s;
+  }
+}
+#endif
+// Layer 13's backward on the CPU's vector width.
+static void mnist14k_l13_conv_backward(int n) {
+#if CNN_V16
+  if (mnist14k_v16) {
+    mnist14k_l13_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist14k_l13_conv_backward_v8(n);
 }
 
 // Layer 14: batchnorm: 11x11x16 -> 11x11x16 (HxWxC), RF 8, 32 params, 0 MACs/image.
@@ -2593,13 +4713,15 @@ CNN_CLONES static void mnist14k_l14_bn_backward(int n) {
 // Layer 17: conv 3x3, stride 1, pad 0, no bias: 11x11x16 -> 9x9x24 (HxWxC), RF 12, 3456 params, 279936 MACs/image.
 // Path: direct kernels (forward, input and weight gradient).
 // y[24][9x9] = W[24][16][3x3] (*) x[16][11x11].
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each plane of a group's output as one row on the input's row stride.
-static cnn_real mnist14k_l17_yf[NGROUP][2336];
+static cnn_real mnist14k_l17_yf[NGROUP][2344];
 // Layer 18's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l18_ps[BATCH][24], mnist14k_l18_pq[BATCH][24];
 // In training, also sums each image's output per channel for layer 18's statistics.
-CNN_CLONES static void mnist14k_l17_conv_forward(int n, int training) {
+CNN_CLONES static void mnist14k_l17_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 5136;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -2730,6 +4852,169 @@ CNN_CLONES static void mnist14k_l17_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist14k_l17_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist14k_params + 5136;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict yf = mnist14k_l17_yf[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist14k_a15 + (size_t)i * 1936;
+      cnn_real *restrict y = mnist14k_a18 + (size_t)i * 1944;
+      // 6 output channels x 4 vectors of 16 per register tile, over each plane as
+      // one run on the input's row stride (flat), then copied row by row.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 64; col += 64) {
+          for (int o = 0; o < 24; o += 6) { // 6 channels x 64 columns
+            const cnn_real *restrict wo = w + (o) * 144;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0}, a2_3 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0}, a3_3 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0}, a4_3 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0}, a5_3 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = x + (c * 11 + oy + ky) * 11 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0, x1, x2, x3;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  memcpy(&x3, xr + kx + 48, sizeof x3);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2; a1_3 += w1 * x3;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2; a2_3 += w2 * x3;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2; a3_3 += w3 * x3;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2; a4_3 += w4 * x3;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2; a5_3 += w5 * x3;
+                }
+              }
+            cnn_real *restrict yr = yf + (o) * 97 + oy * 97 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 48, &a0_3, sizeof a0_3);
+            memcpy(yr + 97, &a1_0, sizeof a1_0);
+            memcpy(yr + 113, &a1_1, sizeof a1_1);
+            memcpy(yr + 129, &a1_2, sizeof a1_2);
+            memcpy(yr + 145, &a1_3, sizeof a1_3);
+            memcpy(yr + 194, &a2_0, sizeof a2_0);
+            memcpy(yr + 210, &a2_1, sizeof a2_1);
+            memcpy(yr + 226, &a2_2, sizeof a2_2);
+            memcpy(yr + 242, &a2_3, sizeof a2_3);
+            memcpy(yr + 291, &a3_0, sizeof a3_0);
+            memcpy(yr + 307, &a3_1, sizeof a3_1);
+            memcpy(yr + 323, &a3_2, sizeof a3_2);
+            memcpy(yr + 339, &a3_3, sizeof a3_3);
+            memcpy(yr + 388, &a4_0, sizeof a4_0);
+            memcpy(yr + 404, &a4_1, sizeof a4_1);
+            memcpy(yr + 420, &a4_2, sizeof a4_2);
+            memcpy(yr + 436, &a4_3, sizeof a4_3);
+            memcpy(yr + 485, &a5_0, sizeof a5_0);
+            memcpy(yr + 501, &a5_1, sizeof a5_1);
+            memcpy(yr + 517, &a5_2, sizeof a5_2);
+            memcpy(yr + 533, &a5_3, sizeof a5_3);
+          }
+        }
+        for (int o = 0; o < 24; o += 8) { // 8 channels x 33 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0}, a6_2 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0}, a7_2 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 11 + oy + ky) * 11 + 64;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1, x2;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+                a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
+                a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
+              }
+            }
+          cnn_real *restrict yr = yf + (o) * 97 + oy * 97 + 64;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          yr[32] = a0_2[0];
+          memcpy(yr + 97, &a1_0, sizeof a1_0);
+          memcpy(yr + 113, &a1_1, sizeof a1_1);
+          yr[129] = a1_2[0];
+          memcpy(yr + 194, &a2_0, sizeof a2_0);
+          memcpy(yr + 210, &a2_1, sizeof a2_1);
+          yr[226] = a2_2[0];
+          memcpy(yr + 291, &a3_0, sizeof a3_0);
+          memcpy(yr + 307, &a3_1, sizeof a3_1);
+          yr[323] = a3_2[0];
+          memcpy(yr + 388, &a4_0, sizeof a4_0);
+          memcpy(yr + 404, &a4_1, sizeof a4_1);
+          yr[420] = a4_2[0];
+          memcpy(yr + 485, &a5_0, sizeof a5_0);
+          memcpy(yr + 501, &a5_1, sizeof a5_1);
+          yr[517] = a5_2[0];
+          memcpy(yr + 582, &a6_0, sizeof a6_0);
+          memcpy(yr + 598, &a6_1, sizeof a6_1);
+          yr[614] = a6_2[0];
+          memcpy(yr + 679, &a7_0, sizeof a7_0);
+          memcpy(yr + 695, &a7_1, sizeof a7_1);
+          yr[711] = a7_2[0];
+        }
+      }
+      for (int o = 0; o < 24; o++)
+        for (int oy = 0; oy < 9; oy++)
+          memcpy(y + (o * 9 + oy) * 9, yf + o * 97 + oy * 11, 9 * sizeof(cnn_real));
+      if (training)
+        for (int c = 0; c < 24; c++) {
+          const cnn_real *restrict x = y + c * 81;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 80; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          for (int p = 80; p < 81; p++) {
+            as[p - 80] += x[p];
+            aq[p - 80] += x[p] * x[p];
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist14k_l18_ps[i][c] = s;
+          mnist14k_l18_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 17's forward on the CPU's vector width.
+static void mnist14k_l17_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist14k_v16) {
+    mnist14k_l17_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist14k_l17_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist14k_l17_dw[NGROUP][3456];
@@ -2737,12 +5022,12 @@ static cnn_real mnist14k_l17_dw[NGROUP][3456];
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist14k_l17_dyp[NGROUP][4064];
+static cnn_real mnist14k_l17_dyp[NGROUP][4072];
 static cnn_real mnist14k_l17_wt[3456];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
-// (flat: on the input's row stride; the padding never written), the group's images.
-static cnn_real mnist14k_l17_dyw[NGROUP][19976];
-CNN_CLONES static void mnist14k_l17_conv_backward(int n) {
+// (or laid on the input's row stride: conv_kernels.c), the padding never written.
+static cnn_real mnist14k_l17_dyw[NGROUP][21520];
+CNN_CLONES static void mnist14k_l17_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist14k_params + 5136;
   cnn_real *restrict wt = mnist14k_l17_wt;
   for (int o = 0; o < 24; o++)
@@ -3072,6 +5357,348 @@ CNN_CLONES static void mnist14k_l17_conv_backward(int n) {
     mnist14k_grads[5136 + j] = s;
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist14k_l17_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist14k_params + 5136;
+  cnn_real *restrict wt = mnist14k_l17_wt;
+  for (int o = 0; o < 24; o++)
+    for (int c = 0; c < 16; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 24 + o) * 9 + 8 - j] = w[(o * 16 + c) * 9 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist14k_l17_dw[g];
+    cnn_real *restrict dyp = mnist14k_l17_dyp[g];
+    cnn_real *restrict dyw = mnist14k_l17_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist14k_d18 + (size_t)i * 1944;
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 2688;
+      for (int o = 0; o < 24; o++)
+        for (int oy = 0; oy < 9; oy++)
+          memcpy(dyi + o * 112 + oy * 11, dy + (o * 9 + oy) * 9, 9 * sizeof(cnn_real));
+    }
+    // 8 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added; each plane one run of vectors on x's rows (flat).
+    for (int o = 0; o < 24; o += 8) {
+      for (int c = 0; c < 16; c++)
+        for (int ky = 0; ky < 3; ky++) {
+          cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+          cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
+          cnn_v16 s4_0 = {0}, s4_1 = {0}, s4_2 = {0};
+          cnn_v16 s5_0 = {0}, s5_1 = {0}, s5_2 = {0};
+          cnn_v16 s6_0 = {0}, s6_1 = {0}, s6_2 = {0};
+          cnn_v16 s7_0 = {0}, s7_1 = {0}, s7_2 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist14k_a15 + (size_t)i * 1936;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 2688;
+            {
+              const cnn_real *restrict dr = dy + (o) * 112;
+              const cnn_real *restrict xr = x + (c * 11 + ky) * 11;
+              for (int v = 0; v < 112; v += 16) {
+                cnn_v16 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 112 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 224 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 336 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+                memcpy(&d, dr + 448 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
+                memcpy(&d, dr + 560 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
+                memcpy(&d, dr + 672 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0; s6_1 += d * x1; s6_2 += d * x2;
+                memcpy(&d, dr + 784 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0; s7_1 += d * x1; s7_2 += d * x2;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 144 + (c * 3 + ky) * 3;
+          dwo[0] = CNN_HSUM16(s0_0);
+          dwo[1] = CNN_HSUM16(s0_1);
+          dwo[2] = CNN_HSUM16(s0_2);
+          dwo[144] = CNN_HSUM16(s1_0);
+          dwo[145] = CNN_HSUM16(s1_1);
+          dwo[146] = CNN_HSUM16(s1_2);
+          dwo[288] = CNN_HSUM16(s2_0);
+          dwo[289] = CNN_HSUM16(s2_1);
+          dwo[290] = CNN_HSUM16(s2_2);
+          dwo[432] = CNN_HSUM16(s3_0);
+          dwo[433] = CNN_HSUM16(s3_1);
+          dwo[434] = CNN_HSUM16(s3_2);
+          dwo[576] = CNN_HSUM16(s4_0);
+          dwo[577] = CNN_HSUM16(s4_1);
+          dwo[578] = CNN_HSUM16(s4_2);
+          dwo[720] = CNN_HSUM16(s5_0);
+          dwo[721] = CNN_HSUM16(s5_1);
+          dwo[722] = CNN_HSUM16(s5_2);
+          dwo[864] = CNN_HSUM16(s6_0);
+          dwo[865] = CNN_HSUM16(s6_1);
+          dwo[866] = CNN_HSUM16(s6_2);
+          dwo[1008] = CNN_HSUM16(s7_0);
+          dwo[1009] = CNN_HSUM16(s7_1);
+          dwo[1010] = CNN_HSUM16(s7_2);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist14k_d18 + (size_t)i * 1944;
+      {
+      cnn_real *restrict dx = mnist14k_d15 + (size_t)i * 1936;
+      for (int o = 0; o < 24; o++)
+        for (int oy = 0; oy < 9; oy++)
+          memcpy(dyp + (o * 13 + oy + 2) * 13 + 2, dy + (o * 9 + oy) * 9, 9 * sizeof(cnn_real));
+      // 16 output channels x 1 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 8 ? 11 - oy : 3;
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 11 columns
+          const cnn_real *restrict wo = wt + (o) * 216;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 24; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 13 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512], w8 = wr[kx + 1728], w9 = wr[kx + 1944], w10 = wr[kx + 2160], w11 = wr[kx + 2376], w12 = wr[kx + 2592], w13 = wr[kx + 2808], w14 = wr[kx + 3024], w15 = wr[kx + 3240];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 121 + oy * 11 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10];
+          yr[121] = a1_0[0]; yr[122] = a1_0[1]; yr[123] = a1_0[2]; yr[124] = a1_0[3]; yr[125] = a1_0[4]; yr[126] = a1_0[5]; yr[127] = a1_0[6]; yr[128] = a1_0[7]; yr[129] = a1_0[8]; yr[130] = a1_0[9]; yr[131] = a1_0[10];
+          yr[242] = a2_0[0]; yr[243] = a2_0[1]; yr[244] = a2_0[2]; yr[245] = a2_0[3]; yr[246] = a2_0[4]; yr[247] = a2_0[5]; yr[248] = a2_0[6]; yr[249] = a2_0[7]; yr[250] = a2_0[8]; yr[251] = a2_0[9]; yr[252] = a2_0[10];
+          yr[363] = a3_0[0]; yr[364] = a3_0[1]; yr[365] = a3_0[2]; yr[366] = a3_0[3]; yr[367] = a3_0[4]; yr[368] = a3_0[5]; yr[369] = a3_0[6]; yr[370] = a3_0[7]; yr[371] = a3_0[8]; yr[372] = a3_0[9]; yr[373] = a3_0[10];
+          yr[484] = a4_0[0]; yr[485] = a4_0[1]; yr[486] = a4_0[2]; yr[487] = a4_0[3]; yr[488] = a4_0[4]; yr[489] = a4_0[5]; yr[490] = a4_0[6]; yr[491] = a4_0[7]; yr[492] = a4_0[8]; yr[493] = a4_0[9]; yr[494] = a4_0[10];
+          yr[605] = a5_0[0]; yr[606] = a5_0[1]; yr[607] = a5_0[2]; yr[608] = a5_0[3]; yr[609] = a5_0[4]; yr[610] = a5_0[5]; yr[611] = a5_0[6]; yr[612] = a5_0[7]; yr[613] = a5_0[8]; yr[614] = a5_0[9]; yr[615] = a5_0[10];
+          yr[726] = a6_0[0]; yr[727] = a6_0[1]; yr[728] = a6_0[2]; yr[729] = a6_0[3]; yr[730] = a6_0[4]; yr[731] = a6_0[5]; yr[732] = a6_0[6]; yr[733] = a6_0[7]; yr[734] = a6_0[8]; yr[735] = a6_0[9]; yr[736] = a6_0[10];
+          yr[847] = a7_0[0]; yr[848] = a7_0[1]; yr[849] = a7_0[2]; yr[850] = a7_0[3]; yr[851] = a7_0[4]; yr[852] = a7_0[5]; yr[853] = a7_0[6]; yr[854] = a7_0[7]; yr[855] = a7_0[8]; yr[856] = a7_0[9]; yr[857] = a7_0[10];
+          yr[968] = a8_0[0]; yr[969] = a8_0[1]; yr[970] = a8_0[2]; yr[971] = a8_0[3]; yr[972] = a8_0[4]; yr[973] = a8_0[5]; yr[974] = a8_0[6]; yr[975] = a8_0[7]; yr[976] = a8_0[8]; yr[977] = a8_0[9]; yr[978] = a8_0[10];
+          yr[1089] = a9_0[0]; yr[1090] = a9_0[1]; yr[1091] = a9_0[2]; yr[1092] = a9_0[3]; yr[1093] = a9_0[4]; yr[1094] = a9_0[5]; yr[1095] = a9_0[6]; yr[1096] = a9_0[7]; yr[1097] = a9_0[8]; yr[1098] = a9_0[9]; yr[1099] = a9_0[10];
+          yr[1210] = a10_0[0]; yr[1211] = a10_0[1]; yr[1212] = a10_0[2]; yr[1213] = a10_0[3]; yr[1214] = a10_0[4]; yr[1215] = a10_0[5]; yr[1216] = a10_0[6]; yr[1217] = a10_0[7]; yr[1218] = a10_0[8]; yr[1219] = a10_0[9]; yr[1220] = a10_0[10];
+          yr[1331] = a11_0[0]; yr[1332] = a11_0[1]; yr[1333] = a11_0[2]; yr[1334] = a11_0[3]; yr[1335] = a11_0[4]; yr[1336] = a11_0[5]; yr[1337] = a11_0[6]; yr[1338] = a11_0[7]; yr[1339] = a11_0[8]; yr[1340] = a11_0[9]; yr[1341] = a11_0[10];
+          yr[1452] = a12_0[0]; yr[1453] = a12_0[1]; yr[1454] = a12_0[2]; yr[1455] = a12_0[3]; yr[1456] = a12_0[4]; yr[1457] = a12_0[5]; yr[1458] = a12_0[6]; yr[1459] = a12_0[7]; yr[1460] = a12_0[8]; yr[1461] = a12_0[9]; yr[1462] = a12_0[10];
+          yr[1573] = a13_0[0]; yr[1574] = a13_0[1]; yr[1575] = a13_0[2]; yr[1576] = a13_0[3]; yr[1577] = a13_0[4]; yr[1578] = a13_0[5]; yr[1579] = a13_0[6]; yr[1580] = a13_0[7]; yr[1581] = a13_0[8]; yr[1582] = a13_0[9]; yr[1583] = a13_0[10];
+          yr[1694] = a14_0[0]; yr[1695] = a14_0[1]; yr[1696] = a14_0[2]; yr[1697] = a14_0[3]; yr[1698] = a14_0[4]; yr[1699] = a14_0[5]; yr[1700] = a14_0[6]; yr[1701] = a14_0[7]; yr[1702] = a14_0[8]; yr[1703] = a14_0[9]; yr[1704] = a14_0[10];
+          yr[1815] = a15_0[0]; yr[1816] = a15_0[1]; yr[1817] = a15_0[2]; yr[1818] = a15_0[3]; yr[1819] = a15_0[4]; yr[1820] = a15_0[5]; yr[1821] = a15_0[6]; yr[1822] = a15_0[7]; yr[1823] = a15_0[8]; yr[1824] = a15_0[9]; yr[1825] = a15_0[10];
+        }
+      }
+      for (int oy = 2; oy < 9; oy++) {
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 11 columns
+          const cnn_real *restrict wo = wt + (o) * 216;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 24; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 13 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512], w8 = wr[kx + 1728], w9 = wr[kx + 1944], w10 = wr[kx + 2160], w11 = wr[kx + 2376], w12 = wr[kx + 2592], w13 = wr[kx + 2808], w14 = wr[kx + 3024], w15 = wr[kx + 3240];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 121 + oy * 11 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10];
+          yr[121] = a1_0[0]; yr[122] = a1_0[1]; yr[123] = a1_0[2]; yr[124] = a1_0[3]; yr[125] = a1_0[4]; yr[126] = a1_0[5]; yr[127] = a1_0[6]; yr[128] = a1_0[7]; yr[129] = a1_0[8]; yr[130] = a1_0[9]; yr[131] = a1_0[10];
+          yr[242] = a2_0[0]; yr[243] = a2_0[1]; yr[244] = a2_0[2]; yr[245] = a2_0[3]; yr[246] = a2_0[4]; yr[247] = a2_0[5]; yr[248] = a2_0[6]; yr[249] = a2_0[7]; yr[250] = a2_0[8]; yr[251] = a2_0[9]; yr[252] = a2_0[10];
+          yr[363] = a3_0[0]; yr[364] = a3_0[1]; yr[365] = a3_0[2]; yr[366] = a3_0[3]; yr[367] = a3_0[4]; yr[368] = a3_0[5]; yr[369] = a3_0[6]; yr[370] = a3_0[7]; yr[371] = a3_0[8]; yr[372] = a3_0[9]; yr[373] = a3_0[10];
+          yr[484] = a4_0[0]; yr[485] = a4_0[1]; yr[486] = a4_0[2]; yr[487] = a4_0[3]; yr[488] = a4_0[4]; yr[489] = a4_0[5]; yr[490] = a4_0[6]; yr[491] = a4_0[7]; yr[492] = a4_0[8]; yr[493] = a4_0[9]; yr[494] = a4_0[10];
+          yr[605] = a5_0[0]; yr[606] = a5_0[1]; yr[607] = a5_0[2]; yr[608] = a5_0[3]; yr[609] = a5_0[4]; yr[610] = a5_0[5]; yr[611] = a5_0[6]; yr[612] = a5_0[7]; yr[613] = a5_0[8]; yr[614] = a5_0[9]; yr[615] = a5_0[10];
+          yr[726] = a6_0[0]; yr[727] = a6_0[1]; yr[728] = a6_0[2]; yr[729] = a6_0[3]; yr[730] = a6_0[4]; yr[731] = a6_0[5]; yr[732] = a6_0[6]; yr[733] = a6_0[7]; yr[734] = a6_0[8]; yr[735] = a6_0[9]; yr[736] = a6_0[10];
+          yr[847] = a7_0[0]; yr[848] = a7_0[1]; yr[849] = a7_0[2]; yr[850] = a7_0[3]; yr[851] = a7_0[4]; yr[852] = a7_0[5]; yr[853] = a7_0[6]; yr[854] = a7_0[7]; yr[855] = a7_0[8]; yr[856] = a7_0[9]; yr[857] = a7_0[10];
+          yr[968] = a8_0[0]; yr[969] = a8_0[1]; yr[970] = a8_0[2]; yr[971] = a8_0[3]; yr[972] = a8_0[4]; yr[973] = a8_0[5]; yr[974] = a8_0[6]; yr[975] = a8_0[7]; yr[976] = a8_0[8]; yr[977] = a8_0[9]; yr[978] = a8_0[10];
+          yr[1089] = a9_0[0]; yr[1090] = a9_0[1]; yr[1091] = a9_0[2]; yr[1092] = a9_0[3]; yr[1093] = a9_0[4]; yr[1094] = a9_0[5]; yr[1095] = a9_0[6]; yr[1096] = a9_0[7]; yr[1097] = a9_0[8]; yr[1098] = a9_0[9]; yr[1099] = a9_0[10];
+          yr[1210] = a10_0[0]; yr[1211] = a10_0[1]; yr[1212] = a10_0[2]; yr[1213] = a10_0[3]; yr[1214] = a10_0[4]; yr[1215] = a10_0[5]; yr[1216] = a10_0[6]; yr[1217] = a10_0[7]; yr[1218] = a10_0[8]; yr[1219] = a10_0[9]; yr[1220] = a10_0[10];
+          yr[1331] = a11_0[0]; yr[1332] = a11_0[1]; yr[1333] = a11_0[2]; yr[1334] = a11_0[3]; yr[1335] = a11_0[4]; yr[1336] = a11_0[5]; yr[1337] = a11_0[6]; yr[1338] = a11_0[7]; yr[1339] = a11_0[8]; yr[1340] = a11_0[9]; yr[1341] = a11_0[10];
+          yr[1452] = a12_0[0]; yr[1453] = a12_0[1]; yr[1454] = a12_0[2]; yr[1455] = a12_0[3]; yr[1456] = a12_0[4]; yr[1457] = a12_0[5]; yr[1458] = a12_0[6]; yr[1459] = a12_0[7]; yr[1460] = a12_0[8]; yr[1461] = a12_0[9]; yr[1462] = a12_0[10];
+          yr[1573] = a13_0[0]; yr[1574] = a13_0[1]; yr[1575] = a13_0[2]; yr[1576] = a13_0[3]; yr[1577] = a13_0[4]; yr[1578] = a13_0[5]; yr[1579] = a13_0[6]; yr[1580] = a13_0[7]; yr[1581] = a13_0[8]; yr[1582] = a13_0[9]; yr[1583] = a13_0[10];
+          yr[1694] = a14_0[0]; yr[1695] = a14_0[1]; yr[1696] = a14_0[2]; yr[1697] = a14_0[3]; yr[1698] = a14_0[4]; yr[1699] = a14_0[5]; yr[1700] = a14_0[6]; yr[1701] = a14_0[7]; yr[1702] = a14_0[8]; yr[1703] = a14_0[9]; yr[1704] = a14_0[10];
+          yr[1815] = a15_0[0]; yr[1816] = a15_0[1]; yr[1817] = a15_0[2]; yr[1818] = a15_0[3]; yr[1819] = a15_0[4]; yr[1820] = a15_0[5]; yr[1821] = a15_0[6]; yr[1822] = a15_0[7]; yr[1823] = a15_0[8]; yr[1824] = a15_0[9]; yr[1825] = a15_0[10];
+        }
+      }
+      for (int oy = 9; oy < 11; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 8 ? 11 - oy : 3;
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 11 columns
+          const cnn_real *restrict wo = wt + (o) * 216;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 24; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 13 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512], w8 = wr[kx + 1728], w9 = wr[kx + 1944], w10 = wr[kx + 2160], w11 = wr[kx + 2376], w12 = wr[kx + 2592], w13 = wr[kx + 2808], w14 = wr[kx + 3024], w15 = wr[kx + 3240];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 121 + oy * 11 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10];
+          yr[121] = a1_0[0]; yr[122] = a1_0[1]; yr[123] = a1_0[2]; yr[124] = a1_0[3]; yr[125] = a1_0[4]; yr[126] = a1_0[5]; yr[127] = a1_0[6]; yr[128] = a1_0[7]; yr[129] = a1_0[8]; yr[130] = a1_0[9]; yr[131] = a1_0[10];
+          yr[242] = a2_0[0]; yr[243] = a2_0[1]; yr[244] = a2_0[2]; yr[245] = a2_0[3]; yr[246] = a2_0[4]; yr[247] = a2_0[5]; yr[248] = a2_0[6]; yr[249] = a2_0[7]; yr[250] = a2_0[8]; yr[251] = a2_0[9]; yr[252] = a2_0[10];
+          yr[363] = a3_0[0]; yr[364] = a3_0[1]; yr[365] = a3_0[2]; yr[366] = a3_0[3]; yr[367] = a3_0[4]; yr[368] = a3_0[5]; yr[369] = a3_0[6]; yr[370] = a3_0[7]; yr[371] = a3_0[8]; yr[372] = a3_0[9]; yr[373] = a3_0[10];
+          yr[484] = a4_0[0]; yr[485] = a4_0[1]; yr[486] = a4_0[2]; yr[487] = a4_0[3]; yr[488] = a4_0[4]; yr[489] = a4_0[5]; yr[490] = a4_0[6]; yr[491] = a4_0[7]; yr[492] = a4_0[8]; yr[493] = a4_0[9]; yr[494] = a4_0[10];
+          yr[605] = a5_0[0]; yr[606] = a5_0[1]; yr[607] = a5_0[2]; yr[608] = a5_0[3]; yr[609] = a5_0[4]; yr[610] = a5_0[5]; yr[611] = a5_0[6]; yr[612] = a5_0[7]; yr[613] = a5_0[8]; yr[614] = a5_0[9]; yr[615] = a5_0[10];
+          yr[726] = a6_0[0]; yr[727] = a6_0[1]; yr[728] = a6_0[2]; yr[729] = a6_0[3]; yr[730] = a6_0[4]; yr[731] = a6_0[5]; yr[732] = a6_0[6]; yr[733] = a6_0[7]; yr[734] = a6_0[8]; yr[735] = a6_0[9]; yr[736] = a6_0[10];
+          yr[847] = a7_0[0]; yr[848] = a7_0[1]; yr[849] = a7_0[2]; yr[850] = a7_0[3]; yr[851] = a7_0[4]; yr[852] = a7_0[5]; yr[853] = a7_0[6]; yr[854] = a7_0[7]; yr[855] = a7_0[8]; yr[856] = a7_0[9]; yr[857] = a7_0[10];
+          yr[968] = a8_0[0]; yr[969] = a8_0[1]; yr[970] = a8_0[2]; yr[971] = a8_0[3]; yr[972] = a8_0[4]; yr[973] = a8_0[5]; yr[974] = a8_0[6]; yr[975] = a8_0[7]; yr[976] = a8_0[8]; yr[977] = a8_0[9]; yr[978] = a8_0[10];
+          yr[1089] = a9_0[0]; yr[1090] = a9_0[1]; yr[1091] = a9_0[2]; yr[1092] = a9_0[3]; yr[1093] = a9_0[4]; yr[1094] = a9_0[5]; yr[1095] = a9_0[6]; yr[1096] = a9_0[7]; yr[1097] = a9_0[8]; yr[1098] = a9_0[9]; yr[1099] = a9_0[10];
+          yr[1210] = a10_0[0]; yr[1211] = a10_0[1]; yr[1212] = a10_0[2]; yr[1213] = a10_0[3]; yr[1214] = a10_0[4]; yr[1215] = a10_0[5]; yr[1216] = a10_0[6]; yr[1217] = a10_0[7]; yr[1218] = a10_0[8]; yr[1219] = a10_0[9]; yr[1220] = a10_0[10];
+          yr[1331] = a11_0[0]; yr[1332] = a11_0[1]; yr[1333] = a11_0[2]; yr[1334] = a11_0[3]; yr[1335] = a11_0[4]; yr[1336] = a11_0[5]; yr[1337] = a11_0[6]; yr[1338] = a11_0[7]; yr[1339] = a11_0[8]; yr[1340] = a11_0[9]; yr[1341] = a11_0[10];
+          yr[1452] = a12_0[0]; yr[1453] = a12_0[1]; yr[1454] = a12_0[2]; yr[1455] = a12_0[3]; yr[1456] = a12_0[4]; yr[1457] = a12_0[5]; yr[1458] = a12_0[6]; yr[1459] = a12_0[7]; yr[1460] = a12_0[8]; yr[1461] = a12_0[9]; yr[1462] = a12_0[10];
+          yr[1573] = a13_0[0]; yr[1574] = a13_0[1]; yr[1575] = a13_0[2]; yr[1576] = a13_0[3]; yr[1577] = a13_0[4]; yr[1578] = a13_0[5]; yr[1579] = a13_0[6]; yr[1580] = a13_0[7]; yr[1581] = a13_0[8]; yr[1582] = a13_0[9]; yr[1583] = a13_0[10];
+          yr[1694] = a14_0[0]; yr[1695] = a14_0[1]; yr[1696] = a14_0[2]; yr[1697] = a14_0[3]; yr[1698] = a14_0[4]; yr[1699] = a14_0[5]; yr[1700] = a14_0[6]; yr[1701] = a14_0[7]; yr[1702] = a14_0[8]; yr[1703] = a14_0[9]; yr[1704] = a14_0[10];
+          yr[1815] = a15_0[0]; yr[1816] = a15_0[1]; yr[1817] = a15_0[2]; yr[1818] = a15_0[3]; yr[1819] = a15_0[4]; yr[1820] = a15_0[5]; yr[1821] = a15_0[6]; yr[1822] = a15_0[7]; yr[1823] = a15_0[8]; yr[1824] = a15_0[9]; yr[1825] = a15_0[10];
+        }
+      }
+      }
+      { // layer 14's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 16; c++) {
+          const cnn_real *restrict x = mnist14k_a14 + (size_t)i * 1936 + c * 121;
+          cnn_real *restrict dy = mnist14k_d15 + (size_t)i * 1936 + c * 121;
+          const cnn_real *restrict y = mnist14k_a15 + (size_t)i * 1936 + c * 121;
+          for (int p = 0; p < 121; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0) * L15_SCALE;
+          }
+          const cnn_real m_ = mnist14k_l14_mean[c], is = mnist14k_l14_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 120; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          for (int p = 120; p < 121; p++) {
+            as[p - 120] += dy[p];
+            aq[p - 120] += dy[p] * ((x[p] - m_) * is);
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist14k_l14_ps[i][c] = s;
+          mnist14k_l14_pq[i][c] = sq;
+        }
+      }
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 3456; j++) {
+    cnn_real s = mnist14k_l17_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist14k_l17_dw[g][j];
+    mnist14k_grads[5136 + j] = s;
+  }
+}
+#endif
+// Layer 17's backward on the CPU's vector width.
+static void mnist14k_l17_conv_backward(int n) {
+#if CNN_V16
+  if (mnist14k_v16) {
+    mnist14k_l17_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist14k_l17_conv_backward_v8(n);
+}
 
 // Layer 18: batchnorm: 9x9x24 -> 9x9x24 (HxWxC), RF 12, 48 params, 0 MACs/image.
 
@@ -3206,11 +5833,17 @@ CNN_CLONES static void mnist14k_l18_bn_backward(int n) {
 // Layer 21: conv 3x3, stride 1, pad 0, no bias: 9x9x24 -> 7x7x24 (HxWxC), RF 16, 5184 params, 254016 MACs/image.
 // Path: direct kernels (forward, input and weight gradient).
 // y[24][7x7] = W[24][24][3x3] (*) x[24][9x9].
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
+// Each plane of a group's output as one row on the input's row stride.
+#if CNN_V16
+static cnn_real mnist14k_l21_yf[NGROUP][1480];
+#endif
 // Layer 22's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l22_ps[BATCH][24], mnist14k_l22_pq[BATCH][24];
 // In training, also sums each image's output per channel for layer 22's statistics.
-CNN_CLONES static void mnist14k_l21_conv_forward(int n, int training) {
+CNN_CLONES static void mnist14k_l21_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 8640;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -3295,6 +5928,186 @@ CNN_CLONES static void mnist14k_l21_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist14k_l21_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist14k_params + 8640;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict yf = mnist14k_l21_yf[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist14k_a19 + (size_t)i * 1944;
+      cnn_real *restrict y = mnist14k_a22 + (size_t)i * 1176;
+      // 12 output channels x 2 vectors of 16 per register tile, over each plane as
+      // one run on the input's row stride (flat), then copied row by row.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 32; col += 32) {
+          for (int o = 0; o < 24; o += 12) { // 12 channels x 32 columns
+            const cnn_real *restrict wo = w + (o) * 216;
+            cnn_v16 a0_0 = {0}, a0_1 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0};
+            cnn_v16 a6_0 = {0}, a6_1 = {0};
+            cnn_v16 a7_0 = {0}, a7_1 = {0};
+            cnn_v16 a8_0 = {0}, a8_1 = {0};
+            cnn_v16 a9_0 = {0}, a9_1 = {0};
+            cnn_v16 a10_0 = {0}, a10_1 = {0};
+            cnn_v16 a11_0 = {0}, a11_1 = {0};
+            for (int c = 0; c < 24; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = x + (c * 9 + oy + ky) * 9 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512], w8 = wr[kx + 1728], w9 = wr[kx + 1944], w10 = wr[kx + 2160], w11 = wr[kx + 2376];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  a6_0 += w6 * x0; a6_1 += w6 * x1;
+                  a7_0 += w7 * x0; a7_1 += w7 * x1;
+                  a8_0 += w8 * x0; a8_1 += w8 * x1;
+                  a9_0 += w9 * x0; a9_1 += w9 * x1;
+                  a10_0 += w10 * x0; a10_1 += w10 * x1;
+                  a11_0 += w11 * x0; a11_1 += w11 * x1;
+                }
+              }
+            cnn_real *restrict yr = yf + (o) * 61 + oy * 61 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 61, &a1_0, sizeof a1_0);
+            memcpy(yr + 77, &a1_1, sizeof a1_1);
+            memcpy(yr + 122, &a2_0, sizeof a2_0);
+            memcpy(yr + 138, &a2_1, sizeof a2_1);
+            memcpy(yr + 183, &a3_0, sizeof a3_0);
+            memcpy(yr + 199, &a3_1, sizeof a3_1);
+            memcpy(yr + 244, &a4_0, sizeof a4_0);
+            memcpy(yr + 260, &a4_1, sizeof a4_1);
+            memcpy(yr + 305, &a5_0, sizeof a5_0);
+            memcpy(yr + 321, &a5_1, sizeof a5_1);
+            memcpy(yr + 366, &a6_0, sizeof a6_0);
+            memcpy(yr + 382, &a6_1, sizeof a6_1);
+            memcpy(yr + 427, &a7_0, sizeof a7_0);
+            memcpy(yr + 443, &a7_1, sizeof a7_1);
+            memcpy(yr + 488, &a8_0, sizeof a8_0);
+            memcpy(yr + 504, &a8_1, sizeof a8_1);
+            memcpy(yr + 549, &a9_0, sizeof a9_0);
+            memcpy(yr + 565, &a9_1, sizeof a9_1);
+            memcpy(yr + 610, &a10_0, sizeof a10_0);
+            memcpy(yr + 626, &a10_1, sizeof a10_1);
+            memcpy(yr + 671, &a11_0, sizeof a11_0);
+            memcpy(yr + 687, &a11_1, sizeof a11_1);
+          }
+        }
+        for (int o = 0; o < 24; o += 12) { // 12 channels x 29 columns
+          const cnn_real *restrict wo = w + (o) * 216;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          cnn_v16 a8_0 = {0}, a8_1 = {0};
+          cnn_v16 a9_0 = {0}, a9_1 = {0};
+          cnn_v16 a10_0 = {0}, a10_1 = {0};
+          cnn_v16 a11_0 = {0}, a11_1 = {0};
+          for (int c = 0; c < 24; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 9 + oy + ky) * 9 + 32;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512], w8 = wr[kx + 1728], w9 = wr[kx + 1944], w10 = wr[kx + 2160], w11 = wr[kx + 2376];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+                a8_0 += w8 * x0; a8_1 += w8 * x1;
+                a9_0 += w9 * x0; a9_1 += w9 * x1;
+                a10_0 += w10 * x0; a10_1 += w10 * x1;
+                a11_0 += w11 * x0; a11_1 += w11 * x1;
+              }
+            }
+          cnn_real *restrict yr = yf + (o) * 61 + oy * 61 + 32;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11]; yr[28] = a0_1[12];
+          memcpy(yr + 61, &a1_0, sizeof a1_0);
+          yr[77] = a1_1[0]; yr[78] = a1_1[1]; yr[79] = a1_1[2]; yr[80] = a1_1[3]; yr[81] = a1_1[4]; yr[82] = a1_1[5]; yr[83] = a1_1[6]; yr[84] = a1_1[7]; yr[85] = a1_1[8]; yr[86] = a1_1[9]; yr[87] = a1_1[10]; yr[88] = a1_1[11]; yr[89] = a1_1[12];
+          memcpy(yr + 122, &a2_0, sizeof a2_0);
+          yr[138] = a2_1[0]; yr[139] = a2_1[1]; yr[140] = a2_1[2]; yr[141] = a2_1[3]; yr[142] = a2_1[4]; yr[143] = a2_1[5]; yr[144] = a2_1[6]; yr[145] = a2_1[7]; yr[146] = a2_1[8]; yr[147] = a2_1[9]; yr[148] = a2_1[10]; yr[149] = a2_1[11]; yr[150] = a2_1[12];
+          memcpy(yr + 183, &a3_0, sizeof a3_0);
+          yr[199] = a3_1[0]; yr[200] = a3_1[1]; yr[201] = a3_1[2]; yr[202] = a3_1[3]; yr[203] = a3_1[4]; yr[204] = a3_1[5]; yr[205] = a3_1[6]; yr[206] = a3_1[7]; yr[207] = a3_1[8]; yr[208] = a3_1[9]; yr[209] = a3_1[10]; yr[210] = a3_1[11]; yr[211] = a3_1[12];
+          memcpy(yr + 244, &a4_0, sizeof a4_0);
+          yr[260] = a4_1[0]; yr[261] = a4_1[1]; yr[262] = a4_1[2]; yr[263] = a4_1[3]; yr[264] = a4_1[4]; yr[265] = a4_1[5]; yr[266] = a4_1[6]; yr[267] = a4_1[7]; yr[268] = a4_1[8]; yr[269] = a4_1[9]; yr[270] = a4_1[10]; yr[271] = a4_1[11]; yr[272] = a4_1[12];
+          memcpy(yr + 305, &a5_0, sizeof a5_0);
+          yr[321] = a5_1[0]; yr[322] = a5_1[1]; yr[323] = a5_1[2]; yr[324] = a5_1[3]; yr[325] = a5_1[4]; yr[326] = a5_1[5]; yr[327] = a5_1[6]; yr[328] = a5_1[7]; yr[329] = a5_1[8]; yr[330] = a5_1[9]; yr[331] = a5_1[10]; yr[332] = a5_1[11]; yr[333] = a5_1[12];
+          memcpy(yr + 366, &a6_0, sizeof a6_0);
+          yr[382] = a6_1[0]; yr[383] = a6_1[1]; yr[384] = a6_1[2]; yr[385] = a6_1[3]; yr[386] = a6_1[4]; yr[387] = a6_1[5]; yr[388] = a6_1[6]; yr[389] = a6_1[7]; yr[390] = a6_1[8]; yr[391] = a6_1[9]; yr[392] = a6_1[10]; yr[393] = a6_1[11]; yr[394] = a6_1[12];
+          memcpy(yr + 427, &a7_0, sizeof a7_0);
+          yr[443] = a7_1[0]; yr[444] = a7_1[1]; yr[445] = a7_1[2]; yr[446] = a7_1[3]; yr[447] = a7_1[4]; yr[448] = a7_1[5]; yr[449] = a7_1[6]; yr[450] = a7_1[7]; yr[451] = a7_1[8]; yr[452] = a7_1[9]; yr[453] = a7_1[10]; yr[454] = a7_1[11]; yr[455] = a7_1[12];
+          memcpy(yr + 488, &a8_0, sizeof a8_0);
+          yr[504] = a8_1[0]; yr[505] = a8_1[1]; yr[506] = a8_1[2]; yr[507] = a8_1[3]; yr[508] = a8_1[4]; yr[509] = a8_1[5]; yr[510] = a8_1[6]; yr[511] = a8_1[7]; yr[512] = a8_1[8]; yr[513] = a8_1[9]; yr[514] = a8_1[10]; yr[515] = a8_1[11]; yr[516] = a8_1[12];
+          memcpy(yr + 549, &a9_0, sizeof a9_0);
+          yr[565] = a9_1[0]; yr[566] = a9_1[1]; yr[567] = a9_1[2]; yr[568] = a9_1[3]; yr[569] = a9_1[4]; yr[570] = a9_1[5]; yr[571] = a9_1[6]; yr[572] = a9_1[7]; yr[573] = a9_1[8]; yr[574] = a9_1[9]; yr[575] = a9_1[10]; yr[576] = a9_1[11]; yr[577] = a9_1[12];
+          memcpy(yr + 610, &a10_0, sizeof a10_0);
+          yr[626] = a10_1[0]; yr[627] = a10_1[1]; yr[628] = a10_1[2]; yr[629] = a10_1[3]; yr[630] = a10_1[4]; yr[631] = a10_1[5]; yr[632] = a10_1[6]; yr[633] = a10_1[7]; yr[634] = a10_1[8]; yr[635] = a10_1[9]; yr[636] = a10_1[10]; yr[637] = a10_1[11]; yr[638] = a10_1[12];
+          memcpy(yr + 671, &a11_0, sizeof a11_0);
+          yr[687] = a11_1[0]; yr[688] = a11_1[1]; yr[689] = a11_1[2]; yr[690] = a11_1[3]; yr[691] = a11_1[4]; yr[692] = a11_1[5]; yr[693] = a11_1[6]; yr[694] = a11_1[7]; yr[695] = a11_1[8]; yr[696] = a11_1[9]; yr[697] = a11_1[10]; yr[698] = a11_1[11]; yr[699] = a11_1[12];
+        }
+      }
+      for (int o = 0; o < 24; o++)
+        for (int oy = 0; oy < 7; oy++)
+          memcpy(y + (o * 7 + oy) * 7, yf + o * 61 + oy * 9, 7 * sizeof(cnn_real));
+      if (training)
+        for (int c = 0; c < 24; c++) {
+          const cnn_real *restrict x = y + c * 49;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 48; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          for (int p = 48; p < 49; p++) {
+            as[p - 48] += x[p];
+            aq[p - 48] += x[p] * x[p];
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist14k_l22_ps[i][c] = s;
+          mnist14k_l22_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 21's forward on the CPU's vector width.
+static void mnist14k_l21_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist14k_v16) {
+    mnist14k_l21_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist14k_l21_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist14k_l21_dw[NGROUP][5184];
@@ -3302,12 +6115,12 @@ static cnn_real mnist14k_l21_dw[NGROUP][5184];
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist14k_l21_dyp[NGROUP][2912];
+static cnn_real mnist14k_l21_dyp[NGROUP][2920];
 static cnn_real mnist14k_l21_wt[5184];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
-// (rows mode; the padding never written), the group's images.
-static cnn_real mnist14k_l21_dyw[NGROUP][10760];
-CNN_CLONES static void mnist14k_l21_conv_backward(int n) {
+// (or laid on the input's row stride: conv_kernels.c), the padding never written.
+static cnn_real mnist14k_l21_dyw[NGROUP][12304];
+CNN_CLONES static void mnist14k_l21_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist14k_params + 8640;
   cnn_real *restrict wt = mnist14k_l21_wt;
   for (int o = 0; o < 24; o++)
@@ -3544,6 +6357,312 @@ CNN_CLONES static void mnist14k_l21_conv_backward(int n) {
     mnist14k_grads[8640 + j] = s;
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist14k_l21_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist14k_params + 8640;
+  cnn_real *restrict wt = mnist14k_l21_wt;
+  for (int o = 0; o < 24; o++)
+    for (int c = 0; c < 24; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 24 + o) * 9 + 8 - j] = w[(o * 24 + c) * 9 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist14k_l21_dw[g];
+    cnn_real *restrict dyp = mnist14k_l21_dyp[g];
+    cnn_real *restrict dyw = mnist14k_l21_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist14k_d22 + (size_t)i * 1176;
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 1536;
+      for (int o = 0; o < 24; o++)
+        for (int oy = 0; oy < 7; oy++)
+          memcpy(dyi + o * 64 + oy * 9, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
+    }
+    // 8 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added; each plane one run of vectors on x's rows (flat).
+    for (int o = 0; o < 24; o += 8) {
+      for (int c = 0; c < 24; c++)
+        for (int ky = 0; ky < 3; ky++) {
+          cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+          cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
+          cnn_v16 s4_0 = {0}, s4_1 = {0}, s4_2 = {0};
+          cnn_v16 s5_0 = {0}, s5_1 = {0}, s5_2 = {0};
+          cnn_v16 s6_0 = {0}, s6_1 = {0}, s6_2 = {0};
+          cnn_v16 s7_0 = {0}, s7_1 = {0}, s7_2 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist14k_a19 + (size_t)i * 1944;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 1536;
+            {
+              const cnn_real *restrict dr = dy + (o) * 64;
+              const cnn_real *restrict xr = x + (c * 9 + ky) * 9;
+              for (int v = 0; v < 64; v += 16) {
+                cnn_v16 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 64 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 128 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 192 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+                memcpy(&d, dr + 256 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
+                memcpy(&d, dr + 320 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
+                memcpy(&d, dr + 384 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0; s6_1 += d * x1; s6_2 += d * x2;
+                memcpy(&d, dr + 448 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0; s7_1 += d * x1; s7_2 += d * x2;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 216 + (c * 3 + ky) * 3;
+          dwo[0] = CNN_HSUM16(s0_0);
+          dwo[1] = CNN_HSUM16(s0_1);
+          dwo[2] = CNN_HSUM16(s0_2);
+          dwo[216] = CNN_HSUM16(s1_0);
+          dwo[217] = CNN_HSUM16(s1_1);
+          dwo[218] = CNN_HSUM16(s1_2);
+          dwo[432] = CNN_HSUM16(s2_0);
+          dwo[433] = CNN_HSUM16(s2_1);
+          dwo[434] = CNN_HSUM16(s2_2);
+          dwo[648] = CNN_HSUM16(s3_0);
+          dwo[649] = CNN_HSUM16(s3_1);
+          dwo[650] = CNN_HSUM16(s3_2);
+          dwo[864] = CNN_HSUM16(s4_0);
+          dwo[865] = CNN_HSUM16(s4_1);
+          dwo[866] = CNN_HSUM16(s4_2);
+          dwo[1080] = CNN_HSUM16(s5_0);
+          dwo[1081] = CNN_HSUM16(s5_1);
+          dwo[1082] = CNN_HSUM16(s5_2);
+          dwo[1296] = CNN_HSUM16(s6_0);
+          dwo[1297] = CNN_HSUM16(s6_1);
+          dwo[1298] = CNN_HSUM16(s6_2);
+          dwo[1512] = CNN_HSUM16(s7_0);
+          dwo[1513] = CNN_HSUM16(s7_1);
+          dwo[1514] = CNN_HSUM16(s7_2);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist14k_d22 + (size_t)i * 1176;
+      {
+      cnn_real *restrict dx = mnist14k_d19 + (size_t)i * 1944;
+      for (int o = 0; o < 24; o++)
+        for (int oy = 0; oy < 7; oy++)
+          memcpy(dyp + (o * 11 + oy + 2) * 11 + 2, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
+      // 12 output channels x 1 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 6 ? 9 - oy : 3;
+        for (int o = 0; o < 24; o += 12) { // 12 channels x 9 columns
+          const cnn_real *restrict wo = wt + (o) * 216;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          for (int c = 0; c < 24; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 11 + oy + ky) * 11 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512], w8 = wr[kx + 1728], w9 = wr[kx + 1944], w10 = wr[kx + 2160], w11 = wr[kx + 2376];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 81 + oy * 9 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8];
+          yr[81] = a1_0[0]; yr[82] = a1_0[1]; yr[83] = a1_0[2]; yr[84] = a1_0[3]; yr[85] = a1_0[4]; yr[86] = a1_0[5]; yr[87] = a1_0[6]; yr[88] = a1_0[7]; yr[89] = a1_0[8];
+          yr[162] = a2_0[0]; yr[163] = a2_0[1]; yr[164] = a2_0[2]; yr[165] = a2_0[3]; yr[166] = a2_0[4]; yr[167] = a2_0[5]; yr[168] = a2_0[6]; yr[169] = a2_0[7]; yr[170] = a2_0[8];
+          yr[243] = a3_0[0]; yr[244] = a3_0[1]; yr[245] = a3_0[2]; yr[246] = a3_0[3]; yr[247] = a3_0[4]; yr[248] = a3_0[5]; yr[249] = a3_0[6]; yr[250] = a3_0[7]; yr[251] = a3_0[8];
+          yr[324] = a4_0[0]; yr[325] = a4_0[1]; yr[326] = a4_0[2]; yr[327] = a4_0[3]; yr[328] = a4_0[4]; yr[329] = a4_0[5]; yr[330] = a4_0[6]; yr[331] = a4_0[7]; yr[332] = a4_0[8];
+          yr[405] = a5_0[0]; yr[406] = a5_0[1]; yr[407] = a5_0[2]; yr[408] = a5_0[3]; yr[409] = a5_0[4]; yr[410] = a5_0[5]; yr[411] = a5_0[6]; yr[412] = a5_0[7]; yr[413] = a5_0[8];
+          yr[486] = a6_0[0]; yr[487] = a6_0[1]; yr[488] = a6_0[2]; yr[489] = a6_0[3]; yr[490] = a6_0[4]; yr[491] = a6_0[5]; yr[492] = a6_0[6]; yr[493] = a6_0[7]; yr[494] = a6_0[8];
+          yr[567] = a7_0[0]; yr[568] = a7_0[1]; yr[569] = a7_0[2]; yr[570] = a7_0[3]; yr[571] = a7_0[4]; yr[572] = a7_0[5]; yr[573] = a7_0[6]; yr[574] = a7_0[7]; yr[575] = a7_0[8];
+          yr[648] = a8_0[0]; yr[649] = a8_0[1]; yr[650] = a8_0[2]; yr[651] = a8_0[3]; yr[652] = a8_0[4]; yr[653] = a8_0[5]; yr[654] = a8_0[6]; yr[655] = a8_0[7]; yr[656] = a8_0[8];
+          yr[729] = a9_0[0]; yr[730] = a9_0[1]; yr[731] = a9_0[2]; yr[732] = a9_0[3]; yr[733] = a9_0[4]; yr[734] = a9_0[5]; yr[735] = a9_0[6]; yr[736] = a9_0[7]; yr[737] = a9_0[8];
+          yr[810] = a10_0[0]; yr[811] = a10_0[1]; yr[812] = a10_0[2]; yr[813] = a10_0[3]; yr[814] = a10_0[4]; yr[815] = a10_0[5]; yr[816] = a10_0[6]; yr[817] = a10_0[7]; yr[818] = a10_0[8];
+          yr[891] = a11_0[0]; yr[892] = a11_0[1]; yr[893] = a11_0[2]; yr[894] = a11_0[3]; yr[895] = a11_0[4]; yr[896] = a11_0[5]; yr[897] = a11_0[6]; yr[898] = a11_0[7]; yr[899] = a11_0[8];
+        }
+      }
+      for (int oy = 2; oy < 7; oy++) {
+        for (int o = 0; o < 24; o += 12) { // 12 channels x 9 columns
+          const cnn_real *restrict wo = wt + (o) * 216;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          for (int c = 0; c < 24; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 11 + oy + ky) * 11 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512], w8 = wr[kx + 1728], w9 = wr[kx + 1944], w10 = wr[kx + 2160], w11 = wr[kx + 2376];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 81 + oy * 9 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8];
+          yr[81] = a1_0[0]; yr[82] = a1_0[1]; yr[83] = a1_0[2]; yr[84] = a1_0[3]; yr[85] = a1_0[4]; yr[86] = a1_0[5]; yr[87] = a1_0[6]; yr[88] = a1_0[7]; yr[89] = a1_0[8];
+          yr[162] = a2_0[0]; yr[163] = a2_0[1]; yr[164] = a2_0[2]; yr[165] = a2_0[3]; yr[166] = a2_0[4]; yr[167] = a2_0[5]; yr[168] = a2_0[6]; yr[169] = a2_0[7]; yr[170] = a2_0[8];
+          yr[243] = a3_0[0]; yr[244] = a3_0[1]; yr[245] = a3_0[2]; yr[246] = a3_0[3]; yr[247] = a3_0[4]; yr[248] = a3_0[5]; yr[249] = a3_0[6]; yr[250] = a3_0[7]; yr[251] = a3_0[8];
+          yr[324] = a4_0[0]; yr[325] = a4_0[1]; yr[326] = a4_0[2]; yr[327] = a4_0[3]; yr[328] = a4_0[4]; yr[329] = a4_0[5]; yr[330] = a4_0[6]; yr[331] = a4_0[7]; yr[332] = a4_0[8];
+          yr[405] = a5_0[0]; yr[406] = a5_0[1]; yr[407] = a5_0[2]; yr[408] = a5_0[3]; yr[409] = a5_0[4]; yr[410] = a5_0[5]; yr[411] = a5_0[6]; yr[412] = a5_0[7]; yr[413] = a5_0[8];
+          yr[486] = a6_0[0]; yr[487] = a6_0[1]; yr[488] = a6_0[2]; yr[489] = a6_0[3]; yr[490] = a6_0[4]; yr[491] = a6_0[5]; yr[492] = a6_0[6]; yr[493] = a6_0[7]; yr[494] = a6_0[8];
+          yr[567] = a7_0[0]; yr[568] = a7_0[1]; yr[569] = a7_0[2]; yr[570] = a7_0[3]; yr[571] = a7_0[4]; yr[572] = a7_0[5]; yr[573] = a7_0[6]; yr[574] = a7_0[7]; yr[575] = a7_0[8];
+          yr[648] = a8_0[0]; yr[649] = a8_0[1]; yr[650] = a8_0[2]; yr[651] = a8_0[3]; yr[652] = a8_0[4]; yr[653] = a8_0[5]; yr[654] = a8_0[6]; yr[655] = a8_0[7]; yr[656] = a8_0[8];
+          yr[729] = a9_0[0]; yr[730] = a9_0[1]; yr[731] = a9_0[2]; yr[732] = a9_0[3]; yr[733] = a9_0[4]; yr[734] = a9_0[5]; yr[735] = a9_0[6]; yr[736] = a9_0[7]; yr[737] = a9_0[8];
+          yr[810] = a10_0[0]; yr[811] = a10_0[1]; yr[812] = a10_0[2]; yr[813] = a10_0[3]; yr[814] = a10_0[4]; yr[815] = a10_0[5]; yr[816] = a10_0[6]; yr[817] = a10_0[7]; yr[818] = a10_0[8];
+          yr[891] = a11_0[0]; yr[892] = a11_0[1]; yr[893] = a11_0[2]; yr[894] = a11_0[3]; yr[895] = a11_0[4]; yr[896] = a11_0[5]; yr[897] = a11_0[6]; yr[898] = a11_0[7]; yr[899] = a11_0[8];
+        }
+      }
+      for (int oy = 7; oy < 9; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 6 ? 9 - oy : 3;
+        for (int o = 0; o < 24; o += 12) { // 12 channels x 9 columns
+          const cnn_real *restrict wo = wt + (o) * 216;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          for (int c = 0; c < 24; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 11 + oy + ky) * 11 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512], w8 = wr[kx + 1728], w9 = wr[kx + 1944], w10 = wr[kx + 2160], w11 = wr[kx + 2376];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 81 + oy * 9 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8];
+          yr[81] = a1_0[0]; yr[82] = a1_0[1]; yr[83] = a1_0[2]; yr[84] = a1_0[3]; yr[85] = a1_0[4]; yr[86] = a1_0[5]; yr[87] = a1_0[6]; yr[88] = a1_0[7]; yr[89] = a1_0[8];
+          yr[162] = a2_0[0]; yr[163] = a2_0[1]; yr[164] = a2_0[2]; yr[165] = a2_0[3]; yr[166] = a2_0[4]; yr[167] = a2_0[5]; yr[168] = a2_0[6]; yr[169] = a2_0[7]; yr[170] = a2_0[8];
+          yr[243] = a3_0[0]; yr[244] = a3_0[1]; yr[245] = a3_0[2]; yr[246] = a3_0[3]; yr[247] = a3_0[4]; yr[248] = a3_0[5]; yr[249] = a3_0[6]; yr[250] = a3_0[7]; yr[251] = a3_0[8];
+          yr[324] = a4_0[0]; yr[325] = a4_0[1]; yr[326] = a4_0[2]; yr[327] = a4_0[3]; yr[328] = a4_0[4]; yr[329] = a4_0[5]; yr[330] = a4_0[6]; yr[331] = a4_0[7]; yr[332] = a4_0[8];
+          yr[405] = a5_0[0]; yr[406] = a5_0[1]; yr[407] = a5_0[2]; yr[408] = a5_0[3]; yr[409] = a5_0[4]; yr[410] = a5_0[5]; yr[411] = a5_0[6]; yr[412] = a5_0[7]; yr[413] = a5_0[8];
+          yr[486] = a6_0[0]; yr[487] = a6_0[1]; yr[488] = a6_0[2]; yr[489] = a6_0[3]; yr[490] = a6_0[4]; yr[491] = a6_0[5]; yr[492] = a6_0[6]; yr[493] = a6_0[7]; yr[494] = a6_0[8];
+          yr[567] = a7_0[0]; yr[568] = a7_0[1]; yr[569] = a7_0[2]; yr[570] = a7_0[3]; yr[571] = a7_0[4]; yr[572] = a7_0[5]; yr[573] = a7_0[6]; yr[574] = a7_0[7]; yr[575] = a7_0[8];
+          yr[648] = a8_0[0]; yr[649] = a8_0[1]; yr[650] = a8_0[2]; yr[651] = a8_0[3]; yr[652] = a8_0[4]; yr[653] = a8_0[5]; yr[654] = a8_0[6]; yr[655] = a8_0[7]; yr[656] = a8_0[8];
+          yr[729] = a9_0[0]; yr[730] = a9_0[1]; yr[731] = a9_0[2]; yr[732] = a9_0[3]; yr[733] = a9_0[4]; yr[734] = a9_0[5]; yr[735] = a9_0[6]; yr[736] = a9_0[7]; yr[737] = a9_0[8];
+          yr[810] = a10_0[0]; yr[811] = a10_0[1]; yr[812] = a10_0[2]; yr[813] = a10_0[3]; yr[814] = a10_0[4]; yr[815] = a10_0[5]; yr[816] = a10_0[6]; yr[817] = a10_0[7]; yr[818] = a10_0[8];
+          yr[891] = a11_0[0]; yr[892] = a11_0[1]; yr[893] = a11_0[2]; yr[894] = a11_0[3]; yr[895] = a11_0[4]; yr[896] = a11_0[5]; yr[897] = a11_0[6]; yr[898] = a11_0[7]; yr[899] = a11_0[8];
+        }
+      }
+      }
+      { // layer 18's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 24; c++) {
+          const cnn_real *restrict x = mnist14k_a18 + (size_t)i * 1944 + c * 81;
+          cnn_real *restrict dy = mnist14k_d19 + (size_t)i * 1944 + c * 81;
+          const cnn_real *restrict y = mnist14k_a19 + (size_t)i * 1944 + c * 81;
+          for (int p = 0; p < 81; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0) * L19_SCALE;
+          }
+          const cnn_real m_ = mnist14k_l18_mean[c], is = mnist14k_l18_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 80; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          for (int p = 80; p < 81; p++) {
+            as[p - 80] += dy[p];
+            aq[p - 80] += dy[p] * ((x[p] - m_) * is);
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist14k_l18_ps[i][c] = s;
+          mnist14k_l18_pq[i][c] = sq;
+        }
+      }
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 5184; j++) {
+    cnn_real s = mnist14k_l21_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist14k_l21_dw[g][j];
+    mnist14k_grads[8640 + j] = s;
+  }
+}
+#endif
+// Layer 21's backward on the CPU's vector width.
+static void mnist14k_l21_conv_backward(int n) {
+#if CNN_V16
+  if (mnist14k_v16) {
+    mnist14k_l21_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist14k_l21_conv_backward_v8(n);
+}
 
 // Layer 22: batchnorm: 7x7x24 -> 7x7x24 (HxWxC), RF 16, 48 params, 0 MACs/image.
 
@@ -3678,24 +6797,25 @@ CNN_CLONES static void mnist14k_l22_bn_backward(int n) {
 // Layer 25: conv 1x1, stride 1, pad 0, no bias: 7x7x24 -> 7x7x10 (HxWxC), RF 16, 240 params, 11760 MACs/image.
 // Path: direct kernels (forward, input and weight gradient; 1x1: each plane one row).
 // y[10][7x7] = W[10][24][1x1] (*) x[24][7x7].
-CNN_CLONES static void mnist14k_l25_conv_forward(int n) {
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
+CNN_CLONES static void mnist14k_l25_conv_forward_v8(int n) {
   const cnn_real *restrict w = mnist14k_params + 13872;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a23 + (size_t)i * 1176;
       cnn_real *restrict y = mnist14k_a26 + (size_t)i * 490;
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 5 output channels x 2 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         for (int col = 0; col < 48; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+          for (int o = 0; o < 10; o += 5) { // 5 channels x 16 columns
             const cnn_real *restrict wo = w + (o) * 24;
             cnn_v8 a0_0 = {0}, a0_1 = {0};
             cnn_v8 a1_0 = {0}, a1_1 = {0};
             cnn_v8 a2_0 = {0}, a2_1 = {0};
             cnn_v8 a3_0 = {0}, a3_1 = {0};
             cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
             for (int c = 0; c < 24; c++)
               for (int ky = 0; ky < 1; ky++) {
                 const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 49 + col;
@@ -3704,13 +6824,12 @@ CNN_CLONES static void mnist14k_l25_conv_forward(int n) {
                   cnn_v8 x0, x1;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 24], w2 = wr[kx + 48], w3 = wr[kx + 72], w4 = wr[kx + 96], w5 = wr[kx + 120];
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 24], w2 = wr[kx + 48], w3 = wr[kx + 72], w4 = wr[kx + 96];
                   a0_0 += w0 * x0; a0_1 += w0 * x1;
                   a1_0 += w1 * x0; a1_1 += w1 * x1;
                   a2_0 += w2 * x0; a2_1 += w2 * x1;
                   a3_0 += w3 * x0; a3_1 += w3 * x1;
                   a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
                 }
               }
             cnn_real *restrict yr = y + (o) * 49 + oy * 49 + col;
@@ -3724,39 +6843,6 @@ CNN_CLONES static void mnist14k_l25_conv_forward(int n) {
             memcpy(yr + 155, &a3_1, sizeof a3_1);
             memcpy(yr + 196, &a4_0, sizeof a4_0);
             memcpy(yr + 204, &a4_1, sizeof a4_1);
-            memcpy(yr + 245, &a5_0, sizeof a5_0);
-            memcpy(yr + 253, &a5_1, sizeof a5_1);
-          }
-          { // the last 4 channels
-            const cnn_real *restrict wo = w + (6) * 24;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            for (int c = 0; c < 24; c++)
-              for (int ky = 0; ky < 1; ky++) {
-                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 49 + col;
-                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
-                for (int kx = 0; kx < 1; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 24], w2 = wr[kx + 48], w3 = wr[kx + 72];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                }
-              }
-            cnn_real *restrict yr = y + (6) * 49 + oy * 49 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 49, &a1_0, sizeof a1_0);
-            memcpy(yr + 57, &a1_1, sizeof a1_1);
-            memcpy(yr + 98, &a2_0, sizeof a2_0);
-            memcpy(yr + 106, &a2_1, sizeof a2_1);
-            memcpy(yr + 147, &a3_0, sizeof a3_0);
-            memcpy(yr + 155, &a3_1, sizeof a3_1);
           }
         }
         for (int o = 0; o < 10; o += 10) { // 10 channels x 1 columns
@@ -3807,6 +6893,143 @@ CNN_CLONES static void mnist14k_l25_conv_forward(int n) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist14k_l25_conv_forward_v16(int n) {
+  const cnn_real *restrict w = mnist14k_params + 13872;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist14k_a23 + (size_t)i * 1176;
+      cnn_real *restrict y = mnist14k_a26 + (size_t)i * 490;
+      // 10 output channels x 2 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 32; col += 32) {
+          for (int o = 0; o < 10; o += 10) { // 10 channels x 32 columns
+            const cnn_real *restrict wo = w + (o) * 24;
+            cnn_v16 a0_0 = {0}, a0_1 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0};
+            cnn_v16 a6_0 = {0}, a6_1 = {0};
+            cnn_v16 a7_0 = {0}, a7_1 = {0};
+            cnn_v16 a8_0 = {0}, a8_1 = {0};
+            cnn_v16 a9_0 = {0}, a9_1 = {0};
+            for (int c = 0; c < 24; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 49 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v16 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 24], w2 = wr[kx + 48], w3 = wr[kx + 72], w4 = wr[kx + 96], w5 = wr[kx + 120], w6 = wr[kx + 144], w7 = wr[kx + 168], w8 = wr[kx + 192], w9 = wr[kx + 216];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  a6_0 += w6 * x0; a6_1 += w6 * x1;
+                  a7_0 += w7 * x0; a7_1 += w7 * x1;
+                  a8_0 += w8 * x0; a8_1 += w8 * x1;
+                  a9_0 += w9 * x0; a9_1 += w9 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 49 + oy * 49 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 49, &a1_0, sizeof a1_0);
+            memcpy(yr + 65, &a1_1, sizeof a1_1);
+            memcpy(yr + 98, &a2_0, sizeof a2_0);
+            memcpy(yr + 114, &a2_1, sizeof a2_1);
+            memcpy(yr + 147, &a3_0, sizeof a3_0);
+            memcpy(yr + 163, &a3_1, sizeof a3_1);
+            memcpy(yr + 196, &a4_0, sizeof a4_0);
+            memcpy(yr + 212, &a4_1, sizeof a4_1);
+            memcpy(yr + 245, &a5_0, sizeof a5_0);
+            memcpy(yr + 261, &a5_1, sizeof a5_1);
+            memcpy(yr + 294, &a6_0, sizeof a6_0);
+            memcpy(yr + 310, &a6_1, sizeof a6_1);
+            memcpy(yr + 343, &a7_0, sizeof a7_0);
+            memcpy(yr + 359, &a7_1, sizeof a7_1);
+            memcpy(yr + 392, &a8_0, sizeof a8_0);
+            memcpy(yr + 408, &a8_1, sizeof a8_1);
+            memcpy(yr + 441, &a9_0, sizeof a9_0);
+            memcpy(yr + 457, &a9_1, sizeof a9_1);
+          }
+        }
+        for (int o = 0; o < 10; o += 10) { // 10 channels x 17 columns
+          const cnn_real *restrict wo = w + (o) * 24;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          cnn_v16 a8_0 = {0}, a8_1 = {0};
+          cnn_v16 a9_0 = {0}, a9_1 = {0};
+          for (int c = 0; c < 24; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 49 + 32;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 24], w2 = wr[kx + 48], w3 = wr[kx + 72], w4 = wr[kx + 96], w5 = wr[kx + 120], w6 = wr[kx + 144], w7 = wr[kx + 168], w8 = wr[kx + 192], w9 = wr[kx + 216];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+                a8_0 += w8 * x0; a8_1 += w8 * x1;
+                a9_0 += w9 * x0; a9_1 += w9 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 49 + oy * 49 + 32;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0];
+          memcpy(yr + 49, &a1_0, sizeof a1_0);
+          yr[65] = a1_1[0];
+          memcpy(yr + 98, &a2_0, sizeof a2_0);
+          yr[114] = a2_1[0];
+          memcpy(yr + 147, &a3_0, sizeof a3_0);
+          yr[163] = a3_1[0];
+          memcpy(yr + 196, &a4_0, sizeof a4_0);
+          yr[212] = a4_1[0];
+          memcpy(yr + 245, &a5_0, sizeof a5_0);
+          yr[261] = a5_1[0];
+          memcpy(yr + 294, &a6_0, sizeof a6_0);
+          yr[310] = a6_1[0];
+          memcpy(yr + 343, &a7_0, sizeof a7_0);
+          yr[359] = a7_1[0];
+          memcpy(yr + 392, &a8_0, sizeof a8_0);
+          yr[408] = a8_1[0];
+          memcpy(yr + 441, &a9_0, sizeof a9_0);
+          yr[457] = a9_1[0];
+        }
+      }
+    }
+  }
+}
+#endif
+// Layer 25's forward on the CPU's vector width.
+static void mnist14k_l25_conv_forward(int n) {
+#if CNN_V16
+  if (mnist14k_v16) {
+    mnist14k_l25_conv_forward_v16(n);
+    return;
+  }
+#endif
+  mnist14k_l25_conv_forward_v8(n);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist14k_l25_dw[NGROUP][240];
@@ -3814,9 +7037,9 @@ static cnn_real mnist14k_l25_dw[NGROUP][240];
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
 static cnn_real mnist14k_l25_wt[240];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
-// (rows mode; the padding never written), the group's images.
-static cnn_real mnist14k_l25_dyw[NGROUP][4488];
-CNN_CLONES static void mnist14k_l25_conv_backward(int n) {
+// (or laid on the input's row stride: conv_kernels.c), the padding never written.
+static cnn_real mnist14k_l25_dyw[NGROUP][5136];
+CNN_CLONES static void mnist14k_l25_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist14k_params + 13872;
   cnn_real *restrict wt = mnist14k_l25_wt;
   for (int o = 0; o < 10; o++)
@@ -4031,6 +7254,270 @@ CNN_CLONES static void mnist14k_l25_conv_backward(int n) {
     mnist14k_grads[13872 + j] = s;
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist14k_l25_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist14k_params + 13872;
+  cnn_real *restrict wt = mnist14k_l25_wt;
+  for (int o = 0; o < 10; o++)
+    for (int c = 0; c < 24; c++)
+      for (int j = 0; j < 1; j++)
+        wt[(c * 10 + o) * 1 + 0 - j] = w[(o * 24 + c) * 1 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist14k_l25_dw[g];
+    cnn_real *restrict dyw = mnist14k_l25_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist14k_d26 + (size_t)i * 490;
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 640;
+      for (int o = 0; o < 10; o++)
+        for (int oy = 0; oy < 1; oy++)
+          memcpy(dyi + o * 64 + oy * 64, dy + (o * 1 + oy) * 49, 49 * sizeof(cnn_real));
+    }
+    // 10 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 10; o += 10) {
+      for (int c = 0; c < 24; c++)
+        for (int ky = 0; ky < 1; ky++) {
+          cnn_v16 s0_0 = {0};
+          cnn_v16 s1_0 = {0};
+          cnn_v16 s2_0 = {0};
+          cnn_v16 s3_0 = {0};
+          cnn_v16 s4_0 = {0};
+          cnn_v16 s5_0 = {0};
+          cnn_v16 s6_0 = {0};
+          cnn_v16 s7_0 = {0};
+          cnn_v16 s8_0 = {0};
+          cnn_v16 s9_0 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist14k_a23 + (size_t)i * 1176;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 640;
+            {
+              const cnn_real *restrict dr = dy + (o) * 64;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 49;
+              for (int v = 0; v < 64; v += 16) {
+                cnn_v16 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 64 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 128 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 192 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 256 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 320 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0;
+                memcpy(&d, dr + 384 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0;
+                memcpy(&d, dr + 448 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0;
+                memcpy(&d, dr + 512 + v, sizeof d); CNN_PIN16(d);
+                s8_0 += d * x0;
+                memcpy(&d, dr + 576 + v, sizeof d); CNN_PIN16(d);
+                s9_0 += d * x0;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 24 + (c * 1 + ky) * 1;
+          dwo[0] = CNN_HSUM16(s0_0);
+          dwo[24] = CNN_HSUM16(s1_0);
+          dwo[48] = CNN_HSUM16(s2_0);
+          dwo[72] = CNN_HSUM16(s3_0);
+          dwo[96] = CNN_HSUM16(s4_0);
+          dwo[120] = CNN_HSUM16(s5_0);
+          dwo[144] = CNN_HSUM16(s6_0);
+          dwo[168] = CNN_HSUM16(s7_0);
+          dwo[192] = CNN_HSUM16(s8_0);
+          dwo[216] = CNN_HSUM16(s9_0);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist14k_d26 + (size_t)i * 490;
+      {
+      cnn_real *restrict dx = mnist14k_d23 + (size_t)i * 1176;
+      // 12 output channels x 2 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 32; col += 32) {
+          for (int o = 0; o < 24; o += 12) { // 12 channels x 32 columns
+            const cnn_real *restrict wo = wt + (o) * 10;
+            cnn_v16 a0_0 = {0}, a0_1 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0};
+            cnn_v16 a6_0 = {0}, a6_1 = {0};
+            cnn_v16 a7_0 = {0}, a7_1 = {0};
+            cnn_v16 a8_0 = {0}, a8_1 = {0};
+            cnn_v16 a9_0 = {0}, a9_1 = {0};
+            cnn_v16 a10_0 = {0}, a10_1 = {0};
+            cnn_v16 a11_0 = {0}, a11_1 = {0};
+            for (int c = 0; c < 10; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 49 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v16 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50], w6 = wr[kx + 60], w7 = wr[kx + 70], w8 = wr[kx + 80], w9 = wr[kx + 90], w10 = wr[kx + 100], w11 = wr[kx + 110];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  a6_0 += w6 * x0; a6_1 += w6 * x1;
+                  a7_0 += w7 * x0; a7_1 += w7 * x1;
+                  a8_0 += w8 * x0; a8_1 += w8 * x1;
+                  a9_0 += w9 * x0; a9_1 += w9 * x1;
+                  a10_0 += w10 * x0; a10_1 += w10 * x1;
+                  a11_0 += w11 * x0; a11_1 += w11 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 49 + oy * 49 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 49, &a1_0, sizeof a1_0);
+            memcpy(yr + 65, &a1_1, sizeof a1_1);
+            memcpy(yr + 98, &a2_0, sizeof a2_0);
+            memcpy(yr + 114, &a2_1, sizeof a2_1);
+            memcpy(yr + 147, &a3_0, sizeof a3_0);
+            memcpy(yr + 163, &a3_1, sizeof a3_1);
+            memcpy(yr + 196, &a4_0, sizeof a4_0);
+            memcpy(yr + 212, &a4_1, sizeof a4_1);
+            memcpy(yr + 245, &a5_0, sizeof a5_0);
+            memcpy(yr + 261, &a5_1, sizeof a5_1);
+            memcpy(yr + 294, &a6_0, sizeof a6_0);
+            memcpy(yr + 310, &a6_1, sizeof a6_1);
+            memcpy(yr + 343, &a7_0, sizeof a7_0);
+            memcpy(yr + 359, &a7_1, sizeof a7_1);
+            memcpy(yr + 392, &a8_0, sizeof a8_0);
+            memcpy(yr + 408, &a8_1, sizeof a8_1);
+            memcpy(yr + 441, &a9_0, sizeof a9_0);
+            memcpy(yr + 457, &a9_1, sizeof a9_1);
+            memcpy(yr + 490, &a10_0, sizeof a10_0);
+            memcpy(yr + 506, &a10_1, sizeof a10_1);
+            memcpy(yr + 539, &a11_0, sizeof a11_0);
+            memcpy(yr + 555, &a11_1, sizeof a11_1);
+          }
+        }
+        for (int o = 0; o < 24; o += 12) { // 12 channels x 17 columns
+          const cnn_real *restrict wo = wt + (o) * 10;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          cnn_v16 a8_0 = {0}, a8_1 = {0};
+          cnn_v16 a9_0 = {0}, a9_1 = {0};
+          cnn_v16 a10_0 = {0}, a10_1 = {0};
+          cnn_v16 a11_0 = {0}, a11_1 = {0};
+          for (int c = 0; c < 10; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 49 + 32;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50], w6 = wr[kx + 60], w7 = wr[kx + 70], w8 = wr[kx + 80], w9 = wr[kx + 90], w10 = wr[kx + 100], w11 = wr[kx + 110];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+                a8_0 += w8 * x0; a8_1 += w8 * x1;
+                a9_0 += w9 * x0; a9_1 += w9 * x1;
+                a10_0 += w10 * x0; a10_1 += w10 * x1;
+                a11_0 += w11 * x0; a11_1 += w11 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 49 + oy * 49 + 32;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0];
+          memcpy(yr + 49, &a1_0, sizeof a1_0);
+          yr[65] = a1_1[0];
+          memcpy(yr + 98, &a2_0, sizeof a2_0);
+          yr[114] = a2_1[0];
+          memcpy(yr + 147, &a3_0, sizeof a3_0);
+          yr[163] = a3_1[0];
+          memcpy(yr + 196, &a4_0, sizeof a4_0);
+          yr[212] = a4_1[0];
+          memcpy(yr + 245, &a5_0, sizeof a5_0);
+          yr[261] = a5_1[0];
+          memcpy(yr + 294, &a6_0, sizeof a6_0);
+          yr[310] = a6_1[0];
+          memcpy(yr + 343, &a7_0, sizeof a7_0);
+          yr[359] = a7_1[0];
+          memcpy(yr + 392, &a8_0, sizeof a8_0);
+          yr[408] = a8_1[0];
+          memcpy(yr + 441, &a9_0, sizeof a9_0);
+          yr[457] = a9_1[0];
+          memcpy(yr + 490, &a10_0, sizeof a10_0);
+          yr[506] = a10_1[0];
+          memcpy(yr + 539, &a11_0, sizeof a11_0);
+          yr[555] = a11_1[0];
+        }
+      }
+      }
+      { // layer 22's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 24; c++) {
+          const cnn_real *restrict x = mnist14k_a22 + (size_t)i * 1176 + c * 49;
+          cnn_real *restrict dy = mnist14k_d23 + (size_t)i * 1176 + c * 49;
+          const cnn_real *restrict y = mnist14k_a23 + (size_t)i * 1176 + c * 49;
+          for (int p = 0; p < 49; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0) * L23_SCALE;
+          }
+          const cnn_real m_ = mnist14k_l22_mean[c], is = mnist14k_l22_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 48; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          for (int p = 48; p < 49; p++) {
+            as[p - 48] += dy[p];
+            aq[p - 48] += dy[p] * ((x[p] - m_) * is);
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist14k_l22_ps[i][c] = s;
+          mnist14k_l22_pq[i][c] = sq;
+        }
+      }
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 240; j++) {
+    cnn_real s = mnist14k_l25_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist14k_l25_dw[g][j];
+    mnist14k_grads[13872 + j] = s;
+  }
+}
+#endif
+// Layer 25's backward on the CPU's vector width.
+static void mnist14k_l25_conv_backward(int n) {
+#if CNN_V16
+  if (mnist14k_v16) {
+    mnist14k_l25_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist14k_l25_conv_backward_v8(n);
+}
 
 // Layer 26: gap: 7x7x10 -> 1x1x10 (HxWxC), RF 28, 0 params, 0 MACs/image.
 // y[c] = mean of x[c] over its 49 positions.
@@ -4171,6 +7658,9 @@ static double mnist14k_forward(const cnn_real *x, const uint8_t *y, int n, int t
     openblas_set_num_threads(1);
     blas_single = 1;
   }
+#endif
+#if CNN_V16
+  mnist14k_pick_width();
 #endif
   if (n > BATCH)
     n = BATCH;
@@ -4346,6 +7836,31 @@ const cnn_real *mnist14k_activation(int k) {
 }
 #endif
 
+// The vector width and instruction set this file's kernels run with here.
+static const char *mnist14k_kernels(void) {
+#if CNN_V16
+  mnist14k_pick_width();
+  if (mnist14k_v16)
+#ifdef CNN_V16_GENERIC
+    return "16-wide portable vector code (CNN_V16_GENERIC)";
+#else
+    return "16-wide AVX-512 (x86-64-v4)";
+#endif
+#endif
+#if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && defined(__GNUC__) && \
+    !defined(__clang__) && __GNUC__ >= 12
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return "8-wide AVX2 + FMA (x86-64-v3)";
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
+    (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2"))
+    return "8-wide AVX2 (no FMA)";
+#endif
+  return "8-wide, the baseline instruction set";
+}
+
 // Every tensor of params and state, under the state_dict names of the
 // PyTorch module `cnnc export` writes: name, block, offset, size, shape.
 static const cnn_tensor mnist14k_tensors[31] = {
@@ -4395,5 +7910,6 @@ cnn_net mnist14k_net = {
     .init = mnist14k_init,
     .forward = mnist14k_forward,
     .backward = mnist14k_backward,
+    .kernels = mnist14k_kernels,
     .logprobs = mnist14k_a28,
 };

@@ -69,6 +69,48 @@
 #pragma GCC optimize("fp-contract=fast", "vect-cost-model=dynamic")
 #endif
 
+// AVX-512: each direct conv also comes 16 values wide, sized for 32 registers
+// (NAME_lK_conv_*_v16), and runs so where the CPU has AVX-512 F, VL, BW and
+// DQ (whose bits differ from the 8-wide kernels': the lanes sum in another
+// order). -DCNN_NO_V16 leaves them out; -DCNN_V16_GENERIC builds them as
+// portable vector code for any target and always runs them (tests).
+#if defined(CNN_V16_GENERIC)
+#define CNN_V16 1
+#define CNN_V16_FN
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_V16) && !defined(CNN_NO_CLONES) && \
+    !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12
+#define CNN_V16 1
+#define CNN_V16_FN __attribute__((target("arch=x86-64-v4")))
+#else // (clang 14 builds an OpenMP loop's body without its function's target)
+#define CNN_V16 0
+#endif
+// An empty asm that takes v in a vector register keeps it there: GCC would
+// fold its load into every multiply-add that reads it (conv_kernels.c in cnnc
+// says what that cost). Only for float vectors of AVX-512's own width.
+#define CNN_IS_FLOAT_float 1
+#define CNN_IS_FLOAT_(t) CNN_IS_FLOAT_##t
+#define CNN_IS_FLOAT(t) CNN_IS_FLOAT_(t)
+#if CNN_V16 && !defined(CNN_V16_GENERIC) && CNN_IS_FLOAT(CNN_REAL)
+#define CNN_PIN16(v) __asm__("" : "+v"(v))
+#else
+#define CNN_PIN16(v) ((void)0)
+#endif
+#if CNN_V16
+// Whether the 16-wide kernels run here, decided once, before the first forward.
+static int mnist4k7_v16 = -1;
+static void mnist4k7_pick_width(void) {
+  if (mnist4k7_v16 >= 0)
+    return;
+#ifdef CNN_V16_GENERIC
+  mnist4k7_v16 = 1;
+#else
+  __builtin_cpu_init();
+  mnist4k7_v16 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+#endif
+}
+#endif
+
 // cblas_sgemm or cblas_dgemm, following cnn_real.
 #define GEMM _Generic((cnn_real)0, float: cblas_sgemm, double: cblas_dgemm)
 
@@ -170,13 +212,19 @@ static double mnist4k7_prof_now(void) {
 #define CNN_PROF(k, d) ((void)0)
 #endif
 
-// Eight neighbouring values of a row as one vector (GCC/clang vector
-// extension): each clone above gets its own instructions for it. Loads and
-// stores go through memcpy (any alignment); a vector is never passed to a
-// function, so no clone's calling convention depends on its width.
+// Eight (sixteen) neighbouring values of a row as one vector (GCC/clang
+// vector extension): each clone above gets its own instructions for it.
+// Loads and stores go through memcpy (any alignment); a vector is never
+// passed to a function, so no clone's calling convention depends on its width.
 typedef cnn_real cnn_v8 __attribute__((vector_size(8 * sizeof(cnn_real))));
 // The sum of a vector's lanes, in a fixed order.
 #define CNN_HSUM8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))
+#if CNN_V16
+typedef cnn_real cnn_v16 __attribute__((vector_size(16 * sizeof(cnn_real))));
+#define CNN_HSUM16(v) \
+  (((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7]))) + \
+   ((((v)[8] + (v)[9]) + ((v)[10] + (v)[11])) + (((v)[12] + (v)[13]) + ((v)[14] + (v)[15]))))
+#endif
 
 const cnn_train_config mnist4k7_train_config = {
     .epochs = 15, .batch = 64, .seed = 1ULL,
@@ -193,7 +241,7 @@ static cnn_real mnist4k7_params[4736], mnist4k7_grads[4736];
 static cnn_real mnist4k7_state[128];
 
 // Activations (in-place layers share their input's buffer) and gradients; + SLACK: the direct convs' last vector of a row may read past the end.
-#define SLACK 8
+#define SLACK 16
 static cnn_real mnist4k7_a0[BATCH * 784 + SLACK]; // input
 static cnn_real mnist4k7_a1[BATCH * 5408 + SLACK]; // conv
 static cnn_real mnist4k7_a2[BATCH * 5408 + SLACK]; // batchnorm
@@ -237,11 +285,13 @@ static uint8_t mnist4k7_y[BATCH];
 // Layer 0: conv 3x3, stride 1, pad 0, no bias: 28x28x1 -> 26x26x8 (HxWxC), RF 3, 72 params, 48672 MACs/image.
 // Path: direct kernels (forward, input and weight gradient).
 // y[8][26x26] = W[8][1][3x3] (*) x[1][28x28].
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Layer 1's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k7_l1_ps[BATCH][8], mnist4k7_l1_pq[BATCH][8];
 // In training, also sums each image's output per channel for layer 1's statistics.
-CNN_CLONES static void mnist4k7_l0_conv_forward(int n, int training) {
+CNN_CLONES static void mnist4k7_l0_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 0;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -352,6 +402,100 @@ CNN_CLONES static void mnist4k7_l0_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k7_l0_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist4k7_params + 0;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist4k7_a0 + (size_t)i * 784;
+      cnn_real *restrict y = mnist4k7_a1 + (size_t)i * 5408;
+      // 8 output channels x 2 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 26; oy++) {
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 26 columns
+          const cnn_real *restrict wo = w + (o) * 9;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 1; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45], w6 = wr[kx + 54], w7 = wr[kx + 63];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 676 + oy * 26 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[692] = a1_1[0]; yr[693] = a1_1[1]; yr[694] = a1_1[2]; yr[695] = a1_1[3]; yr[696] = a1_1[4]; yr[697] = a1_1[5]; yr[698] = a1_1[6]; yr[699] = a1_1[7]; yr[700] = a1_1[8]; yr[701] = a1_1[9];
+          memcpy(yr + 1352, &a2_0, sizeof a2_0);
+          yr[1368] = a2_1[0]; yr[1369] = a2_1[1]; yr[1370] = a2_1[2]; yr[1371] = a2_1[3]; yr[1372] = a2_1[4]; yr[1373] = a2_1[5]; yr[1374] = a2_1[6]; yr[1375] = a2_1[7]; yr[1376] = a2_1[8]; yr[1377] = a2_1[9];
+          memcpy(yr + 2028, &a3_0, sizeof a3_0);
+          yr[2044] = a3_1[0]; yr[2045] = a3_1[1]; yr[2046] = a3_1[2]; yr[2047] = a3_1[3]; yr[2048] = a3_1[4]; yr[2049] = a3_1[5]; yr[2050] = a3_1[6]; yr[2051] = a3_1[7]; yr[2052] = a3_1[8]; yr[2053] = a3_1[9];
+          memcpy(yr + 2704, &a4_0, sizeof a4_0);
+          yr[2720] = a4_1[0]; yr[2721] = a4_1[1]; yr[2722] = a4_1[2]; yr[2723] = a4_1[3]; yr[2724] = a4_1[4]; yr[2725] = a4_1[5]; yr[2726] = a4_1[6]; yr[2727] = a4_1[7]; yr[2728] = a4_1[8]; yr[2729] = a4_1[9];
+          memcpy(yr + 3380, &a5_0, sizeof a5_0);
+          yr[3396] = a5_1[0]; yr[3397] = a5_1[1]; yr[3398] = a5_1[2]; yr[3399] = a5_1[3]; yr[3400] = a5_1[4]; yr[3401] = a5_1[5]; yr[3402] = a5_1[6]; yr[3403] = a5_1[7]; yr[3404] = a5_1[8]; yr[3405] = a5_1[9];
+          memcpy(yr + 4056, &a6_0, sizeof a6_0);
+          yr[4072] = a6_1[0]; yr[4073] = a6_1[1]; yr[4074] = a6_1[2]; yr[4075] = a6_1[3]; yr[4076] = a6_1[4]; yr[4077] = a6_1[5]; yr[4078] = a6_1[6]; yr[4079] = a6_1[7]; yr[4080] = a6_1[8]; yr[4081] = a6_1[9];
+          memcpy(yr + 4732, &a7_0, sizeof a7_0);
+          yr[4748] = a7_1[0]; yr[4749] = a7_1[1]; yr[4750] = a7_1[2]; yr[4751] = a7_1[3]; yr[4752] = a7_1[4]; yr[4753] = a7_1[5]; yr[4754] = a7_1[6]; yr[4755] = a7_1[7]; yr[4756] = a7_1[8]; yr[4757] = a7_1[9];
+        }
+      }
+      if (training)
+        for (int c = 0; c < 8; c++) {
+          const cnn_real *restrict x = y + c * 676;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 672; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          for (int p = 672; p < 676; p++) {
+            as[p - 672] += x[p];
+            aq[p - 672] += x[p] * x[p];
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k7_l1_ps[i][c] = s;
+          mnist4k7_l1_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 0's forward on the CPU's vector width.
+static void mnist4k7_l0_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist4k7_v16) {
+    mnist4k7_l0_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist4k7_l0_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k7_l0_dw[NGROUP][72];
@@ -360,10 +504,12 @@ static cnn_real mnist4k7_l0_dw[NGROUP][72];
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k7_l0_dyp[NGROUP][7208];
+static cnn_real mnist4k7_l0_dyp[NGROUP][7216];
 static cnn_real mnist4k7_l0_wt[72];
 #endif
-CNN_CLONES static void mnist4k7_l0_conv_backward(int n) {
+// The weight gradient of a group's images so far, a vector of lane sums per weight.
+static cnn_real mnist4k7_l0_dwv[NGROUP][1152];
+CNN_CLONES static void mnist4k7_l0_conv_backward_v8(int n) {
 #ifdef CNN_INPUT_GRAD
   const cnn_real *restrict w = mnist4k7_params + 0;
   cnn_real *restrict wt = mnist4k7_l0_wt;
@@ -375,6 +521,7 @@ CNN_CLONES static void mnist4k7_l0_conv_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k7_l0_dw[g];
+    cnn_real *restrict dwv = mnist4k7_l0_dwv[g];
 #ifdef CNN_INPUT_GRAD
     cnn_real *restrict dyp = mnist4k7_l0_dyp[g];
 #endif
@@ -427,19 +574,79 @@ CNN_CLONES static void mnist4k7_l0_conv_backward(int n) {
                 s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
-            cnn_real *restrict dwo = dw + (o) * 9 + (c * 3 + ky) * 3;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
-            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
-            dwo[9] = first ? CNN_HSUM8(s1_0) : dwo[9] + CNN_HSUM8(s1_0);
-            dwo[10] = first ? CNN_HSUM8(s1_1) : dwo[10] + CNN_HSUM8(s1_1);
-            dwo[11] = first ? CNN_HSUM8(s1_2) : dwo[11] + CNN_HSUM8(s1_2);
-            dwo[18] = first ? CNN_HSUM8(s2_0) : dwo[18] + CNN_HSUM8(s2_0);
-            dwo[19] = first ? CNN_HSUM8(s2_1) : dwo[19] + CNN_HSUM8(s2_1);
-            dwo[20] = first ? CNN_HSUM8(s2_2) : dwo[20] + CNN_HSUM8(s2_2);
-            dwo[27] = first ? CNN_HSUM8(s3_0) : dwo[27] + CNN_HSUM8(s3_0);
-            dwo[28] = first ? CNN_HSUM8(s3_1) : dwo[28] + CNN_HSUM8(s3_1);
-            dwo[29] = first ? CNN_HSUM8(s3_2) : dwo[29] + CNN_HSUM8(s3_2);
+            cnn_real *restrict dwo = dwv + ((o) * 9 + (c * 3 + ky) * 3) * 8;
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 8, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 8, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_2 += t;
+            }
+            memcpy(dwo + 16, &s0_2, sizeof s0_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 72, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 72, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 80, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 80, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 88, sizeof t);
+              s1_2 += t;
+            }
+            memcpy(dwo + 88, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 144, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 144, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 152, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 152, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 160, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 160, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 216, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 216, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 224, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 224, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 232, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 232, &s3_2, sizeof s3_2);
           }
       }
 #ifdef CNN_INPUT_GRAD
@@ -527,6 +734,11 @@ CNN_CLONES static void mnist4k7_l0_conv_backward(int n) {
       }
 #endif
     }
+    for (int j = 0; j < 72; j++) {
+      cnn_v8 t;
+      memcpy(&t, dwv + (size_t)j * 8, sizeof t);
+      dw[j] = CNN_HSUM8(t);
+    }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
   for (int j = 0; j < 72; j++) {
@@ -535,6 +747,341 @@ CNN_CLONES static void mnist4k7_l0_conv_backward(int n) {
       s += mnist4k7_l0_dw[g][j];
     mnist4k7_grads[0 + j] = s;
   }
+}
+#if CNN_V16
+CNN_V16_FN static void mnist4k7_l0_conv_backward_v16(int n) {
+#ifdef CNN_INPUT_GRAD
+  const cnn_real *restrict w = mnist4k7_params + 0;
+  cnn_real *restrict wt = mnist4k7_l0_wt;
+  for (int o = 0; o < 8; o++)
+    for (int c = 0; c < 1; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 8 + o) * 9 + 8 - j] = w[(o * 1 + c) * 9 + j];
+#endif
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist4k7_l0_dw[g];
+    cnn_real *restrict dwv = mnist4k7_l0_dwv[g];
+#ifdef CNN_INPUT_GRAD
+    cnn_real *restrict dyp = mnist4k7_l0_dyp[g];
+#endif
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const int first = i == g * GSIZE;
+      const cnn_real *restrict x = mnist4k7_a0 + (size_t)i * 784;
+      const cnn_real *restrict dy = mnist4k7_d1 + (size_t)i * 5408;
+      // 8 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 8; o += 8) {
+        for (int c = 0; c < 1; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
+            cnn_v16 s4_0 = {0}, s4_1 = {0}, s4_2 = {0};
+            cnn_v16 s5_0 = {0}, s5_1 = {0}, s5_2 = {0};
+            cnn_v16 s6_0 = {0}, s6_1 = {0}, s6_2 = {0};
+            cnn_v16 s7_0 = {0}, s7_1 = {0}, s7_2 = {0};
+            for (int oy = 0; oy < 26; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 676 + oy * 26;
+              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28;
+              for (int v = 0; v < 16; v += 16) {
+                cnn_v16 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 676 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1352 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 2028 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+                memcpy(&d, dr + 2704 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
+                memcpy(&d, dr + 3380 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
+                memcpy(&d, dr + 4056 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0; s6_1 += d * x1; s6_2 += d * x2;
+                memcpy(&d, dr + 4732 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0; s7_1 += d * x1; s7_2 += d * x2;
+              }
+              { // columns 16..25; the other lanes are masked off
+                const cnn_v16 m = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0};
+                cnn_v16 d, x0, x1, x2;
+                memcpy(&x0, xr + 16 + 0, sizeof x0);
+                memcpy(&x1, xr + 16 + 1, sizeof x1);
+                memcpy(&x2, xr + 16 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 676 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1352 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 2028 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+                memcpy(&d, dr + 2704 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
+                memcpy(&d, dr + 3380 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
+                memcpy(&d, dr + 4056 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s6_0 += d * x0; s6_1 += d * x1; s6_2 += d * x2;
+                memcpy(&d, dr + 4732 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s7_0 += d * x0; s7_1 += d * x1; s7_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dwv + ((o) * 9 + (c * 3 + ky) * 3) * 16;
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 16, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 32, sizeof t);
+              s0_2 += t;
+            }
+            memcpy(dwo + 32, &s0_2, sizeof s0_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 144, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 144, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 160, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 160, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 176, sizeof t);
+              s1_2 += t;
+            }
+            memcpy(dwo + 176, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 288, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 288, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 304, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 304, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 320, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 320, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 432, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 432, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 448, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 448, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 464, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 464, &s3_2, sizeof s3_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 576, sizeof t);
+              s4_0 += t;
+            }
+            memcpy(dwo + 576, &s4_0, sizeof s4_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 592, sizeof t);
+              s4_1 += t;
+            }
+            memcpy(dwo + 592, &s4_1, sizeof s4_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 608, sizeof t);
+              s4_2 += t;
+            }
+            memcpy(dwo + 608, &s4_2, sizeof s4_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 720, sizeof t);
+              s5_0 += t;
+            }
+            memcpy(dwo + 720, &s5_0, sizeof s5_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 736, sizeof t);
+              s5_1 += t;
+            }
+            memcpy(dwo + 736, &s5_1, sizeof s5_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 752, sizeof t);
+              s5_2 += t;
+            }
+            memcpy(dwo + 752, &s5_2, sizeof s5_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 864, sizeof t);
+              s6_0 += t;
+            }
+            memcpy(dwo + 864, &s6_0, sizeof s6_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 880, sizeof t);
+              s6_1 += t;
+            }
+            memcpy(dwo + 880, &s6_1, sizeof s6_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 896, sizeof t);
+              s6_2 += t;
+            }
+            memcpy(dwo + 896, &s6_2, sizeof s6_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1008, sizeof t);
+              s7_0 += t;
+            }
+            memcpy(dwo + 1008, &s7_0, sizeof s7_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1024, sizeof t);
+              s7_1 += t;
+            }
+            memcpy(dwo + 1024, &s7_1, sizeof s7_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1040, sizeof t);
+              s7_2 += t;
+            }
+            memcpy(dwo + 1040, &s7_2, sizeof s7_2);
+          }
+      }
+#ifdef CNN_INPUT_GRAD
+      cnn_real *restrict dx = mnist4k7_d0 + (size_t)i * 784;
+      for (int o = 0; o < 8; o++)
+        for (int oy = 0; oy < 26; oy++)
+          memcpy(dyp + (o * 30 + oy + 2) * 30 + 2, dy + (o * 26 + oy) * 26, 26 * sizeof(cnn_real));
+      // 1 output channels x 2 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 25 ? 28 - oy : 3;
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+        }
+      }
+      for (int oy = 2; oy < 26; oy++) {
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+        }
+      }
+      for (int oy = 26; oy < 28; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 25 ? 28 - oy : 3;
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+        }
+      }
+#endif
+    }
+    for (int j = 0; j < 72; j++) {
+      cnn_v16 t;
+      memcpy(&t, dwv + (size_t)j * 16, sizeof t);
+      dw[j] = CNN_HSUM16(t);
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 72; j++) {
+    cnn_real s = mnist4k7_l0_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist4k7_l0_dw[g][j];
+    mnist4k7_grads[0 + j] = s;
+  }
+}
+#endif
+// Layer 0's backward on the CPU's vector width.
+static void mnist4k7_l0_conv_backward(int n) {
+#if CNN_V16
+  if (mnist4k7_v16) {
+    mnist4k7_l0_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist4k7_l0_conv_backward_v8(n);
 }
 
 // Layer 1: batchnorm: 26x26x8 -> 26x26x8 (HxWxC), RF 3, 16 params, 0 MACs/image.
@@ -637,11 +1184,17 @@ CNN_CLONES static void mnist4k7_l1_bn_backward(int n) {
 // Layer 3: conv 3x3, stride 1, pad 0, no bias: 26x26x8 -> 24x24x12 (HxWxC), RF 5, 864 params, 497664 MACs/image.
 // Path: direct kernels (forward, input and weight gradient).
 // y[12][24x24] = W[12][8][3x3] (*) x[8][26x26].
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
+// Each plane of a group's output as one row on the input's row stride.
+#if CNN_V16
+static cnn_real mnist4k7_l3_yf[NGROUP][7480];
+#endif
 // Layer 4's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k7_l4_ps[BATCH][12], mnist4k7_l4_pq[BATCH][12];
 // In training, also sums each image's output per channel for layer 4's statistics.
-CNN_CLONES static void mnist4k7_l3_conv_forward(int n, int training) {
+CNN_CLONES static void mnist4k7_l3_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 88;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -708,6 +1261,155 @@ CNN_CLONES static void mnist4k7_l3_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k7_l3_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist4k7_params + 88;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict yf = mnist4k7_l3_yf[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist4k7_a2 + (size_t)i * 5408;
+      cnn_real *restrict y = mnist4k7_a4 + (size_t)i * 6912;
+      // 6 output channels x 4 vectors of 16 per register tile, over each plane as
+      // one run on the input's row stride (flat), then copied row by row.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 576; col += 64) {
+          for (int o = 0; o < 12; o += 6) { // 6 channels x 64 columns
+            const cnn_real *restrict wo = w + (o) * 72;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0}, a2_3 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0}, a3_3 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0}, a4_3 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0}, a5_3 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0, x1, x2, x3;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  memcpy(&x3, xr + kx + 48, sizeof x3);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2; a1_3 += w1 * x3;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2; a2_3 += w2 * x3;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2; a3_3 += w3 * x3;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2; a4_3 += w4 * x3;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2; a5_3 += w5 * x3;
+                }
+              }
+            cnn_real *restrict yr = yf + (o) * 622 + oy * 622 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 48, &a0_3, sizeof a0_3);
+            memcpy(yr + 622, &a1_0, sizeof a1_0);
+            memcpy(yr + 638, &a1_1, sizeof a1_1);
+            memcpy(yr + 654, &a1_2, sizeof a1_2);
+            memcpy(yr + 670, &a1_3, sizeof a1_3);
+            memcpy(yr + 1244, &a2_0, sizeof a2_0);
+            memcpy(yr + 1260, &a2_1, sizeof a2_1);
+            memcpy(yr + 1276, &a2_2, sizeof a2_2);
+            memcpy(yr + 1292, &a2_3, sizeof a2_3);
+            memcpy(yr + 1866, &a3_0, sizeof a3_0);
+            memcpy(yr + 1882, &a3_1, sizeof a3_1);
+            memcpy(yr + 1898, &a3_2, sizeof a3_2);
+            memcpy(yr + 1914, &a3_3, sizeof a3_3);
+            memcpy(yr + 2488, &a4_0, sizeof a4_0);
+            memcpy(yr + 2504, &a4_1, sizeof a4_1);
+            memcpy(yr + 2520, &a4_2, sizeof a4_2);
+            memcpy(yr + 2536, &a4_3, sizeof a4_3);
+            memcpy(yr + 3110, &a5_0, sizeof a5_0);
+            memcpy(yr + 3126, &a5_1, sizeof a5_1);
+            memcpy(yr + 3142, &a5_2, sizeof a5_2);
+            memcpy(yr + 3158, &a5_3, sizeof a5_3);
+          }
+        }
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 46 columns
+          const cnn_real *restrict wo = w + (o) * 72;
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26 + 576;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1, x2;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+              }
+            }
+          cnn_real *restrict yr = yf + (o) * 622 + oy * 622 + 576;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          yr[32] = a0_2[0]; yr[33] = a0_2[1]; yr[34] = a0_2[2]; yr[35] = a0_2[3]; yr[36] = a0_2[4]; yr[37] = a0_2[5]; yr[38] = a0_2[6]; yr[39] = a0_2[7]; yr[40] = a0_2[8]; yr[41] = a0_2[9]; yr[42] = a0_2[10]; yr[43] = a0_2[11]; yr[44] = a0_2[12]; yr[45] = a0_2[13];
+          memcpy(yr + 622, &a1_0, sizeof a1_0);
+          memcpy(yr + 638, &a1_1, sizeof a1_1);
+          yr[654] = a1_2[0]; yr[655] = a1_2[1]; yr[656] = a1_2[2]; yr[657] = a1_2[3]; yr[658] = a1_2[4]; yr[659] = a1_2[5]; yr[660] = a1_2[6]; yr[661] = a1_2[7]; yr[662] = a1_2[8]; yr[663] = a1_2[9]; yr[664] = a1_2[10]; yr[665] = a1_2[11]; yr[666] = a1_2[12]; yr[667] = a1_2[13];
+          memcpy(yr + 1244, &a2_0, sizeof a2_0);
+          memcpy(yr + 1260, &a2_1, sizeof a2_1);
+          yr[1276] = a2_2[0]; yr[1277] = a2_2[1]; yr[1278] = a2_2[2]; yr[1279] = a2_2[3]; yr[1280] = a2_2[4]; yr[1281] = a2_2[5]; yr[1282] = a2_2[6]; yr[1283] = a2_2[7]; yr[1284] = a2_2[8]; yr[1285] = a2_2[9]; yr[1286] = a2_2[10]; yr[1287] = a2_2[11]; yr[1288] = a2_2[12]; yr[1289] = a2_2[13];
+          memcpy(yr + 1866, &a3_0, sizeof a3_0);
+          memcpy(yr + 1882, &a3_1, sizeof a3_1);
+          yr[1898] = a3_2[0]; yr[1899] = a3_2[1]; yr[1900] = a3_2[2]; yr[1901] = a3_2[3]; yr[1902] = a3_2[4]; yr[1903] = a3_2[5]; yr[1904] = a3_2[6]; yr[1905] = a3_2[7]; yr[1906] = a3_2[8]; yr[1907] = a3_2[9]; yr[1908] = a3_2[10]; yr[1909] = a3_2[11]; yr[1910] = a3_2[12]; yr[1911] = a3_2[13];
+          memcpy(yr + 2488, &a4_0, sizeof a4_0);
+          memcpy(yr + 2504, &a4_1, sizeof a4_1);
+          yr[2520] = a4_2[0]; yr[2521] = a4_2[1]; yr[2522] = a4_2[2]; yr[2523] = a4_2[3]; yr[2524] = a4_2[4]; yr[2525] = a4_2[5]; yr[2526] = a4_2[6]; yr[2527] = a4_2[7]; yr[2528] = a4_2[8]; yr[2529] = a4_2[9]; yr[2530] = a4_2[10]; yr[2531] = a4_2[11]; yr[2532] = a4_2[12]; yr[2533] = a4_2[13];
+          memcpy(yr + 3110, &a5_0, sizeof a5_0);
+          memcpy(yr + 3126, &a5_1, sizeof a5_1);
+          yr[3142] = a5_2[0]; yr[3143] = a5_2[1]; yr[3144] = a5_2[2]; yr[3145] = a5_2[3]; yr[3146] = a5_2[4]; yr[3147] = a5_2[5]; yr[3148] = a5_2[6]; yr[3149] = a5_2[7]; yr[3150] = a5_2[8]; yr[3151] = a5_2[9]; yr[3152] = a5_2[10]; yr[3153] = a5_2[11]; yr[3154] = a5_2[12]; yr[3155] = a5_2[13];
+        }
+      }
+      for (int o = 0; o < 12; o++)
+        for (int oy = 0; oy < 24; oy++)
+          memcpy(y + (o * 24 + oy) * 24, yf + o * 622 + oy * 26, 24 * sizeof(cnn_real));
+      if (training)
+        for (int c = 0; c < 12; c++) {
+          const cnn_real *restrict x = y + c * 576;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 576; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k7_l4_ps[i][c] = s;
+          mnist4k7_l4_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 3's forward on the CPU's vector width.
+static void mnist4k7_l3_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist4k7_v16) {
+    mnist4k7_l3_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist4k7_l3_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k7_l3_dw[NGROUP][864];
@@ -715,9 +1417,16 @@ static cnn_real mnist4k7_l3_dw[NGROUP][864];
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k7_l3_dyp[NGROUP][9416];
+static cnn_real mnist4k7_l3_dyp[NGROUP][9424];
 static cnn_real mnist4k7_l3_wt[864];
-CNN_CLONES static void mnist4k7_l3_conv_backward(int n) {
+// dy for the weight gradient, its rows padded with zeros to whole vectors
+// (or laid on the input's row stride: conv_kernels.c), the padding never written.
+#if CNN_V16
+static cnn_real mnist4k7_l3_dyw[NGROUP][7504];
+#endif
+// The weight gradient of a group's images so far, a vector of lane sums per weight.
+static cnn_real mnist4k7_l3_dwv[NGROUP][13824];
+CNN_CLONES static void mnist4k7_l3_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k7_params + 88;
   cnn_real *restrict wt = mnist4k7_l3_wt;
   for (int o = 0; o < 12; o++)
@@ -727,6 +1436,7 @@ CNN_CLONES static void mnist4k7_l3_conv_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k7_l3_dw[g];
+    cnn_real *restrict dwv = mnist4k7_l3_dwv[g];
     cnn_real *restrict dyp = mnist4k7_l3_dyp[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const int first = i == g * GSIZE;
@@ -758,19 +1468,79 @@ CNN_CLONES static void mnist4k7_l3_conv_backward(int n) {
                 s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
-            cnn_real *restrict dwo = dw + (o) * 72 + (c * 3 + ky) * 3;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
-            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
-            dwo[72] = first ? CNN_HSUM8(s1_0) : dwo[72] + CNN_HSUM8(s1_0);
-            dwo[73] = first ? CNN_HSUM8(s1_1) : dwo[73] + CNN_HSUM8(s1_1);
-            dwo[74] = first ? CNN_HSUM8(s1_2) : dwo[74] + CNN_HSUM8(s1_2);
-            dwo[144] = first ? CNN_HSUM8(s2_0) : dwo[144] + CNN_HSUM8(s2_0);
-            dwo[145] = first ? CNN_HSUM8(s2_1) : dwo[145] + CNN_HSUM8(s2_1);
-            dwo[146] = first ? CNN_HSUM8(s2_2) : dwo[146] + CNN_HSUM8(s2_2);
-            dwo[216] = first ? CNN_HSUM8(s3_0) : dwo[216] + CNN_HSUM8(s3_0);
-            dwo[217] = first ? CNN_HSUM8(s3_1) : dwo[217] + CNN_HSUM8(s3_1);
-            dwo[218] = first ? CNN_HSUM8(s3_2) : dwo[218] + CNN_HSUM8(s3_2);
+            cnn_real *restrict dwo = dwv + ((o) * 72 + (c * 3 + ky) * 3) * 8;
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 8, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 8, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_2 += t;
+            }
+            memcpy(dwo + 16, &s0_2, sizeof s0_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 576, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 576, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 584, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 584, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 592, sizeof t);
+              s1_2 += t;
+            }
+            memcpy(dwo + 592, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1152, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 1152, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1160, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 1160, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1168, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 1168, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1728, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 1728, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1736, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 1736, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1744, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 1744, &s3_2, sizeof s3_2);
           }
       }
       {
@@ -1046,6 +1816,11 @@ CNN_CLONES static void mnist4k7_l3_conv_backward(int n) {
         }
       }
     }
+    for (int j = 0; j < 864; j++) {
+      cnn_v8 t;
+      memcpy(&t, dwv + (size_t)j * 8, sizeof t);
+      dw[j] = CNN_HSUM8(t);
+    }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
   for (int j = 0; j < 864; j++) {
@@ -1054,6 +1829,381 @@ CNN_CLONES static void mnist4k7_l3_conv_backward(int n) {
       s += mnist4k7_l3_dw[g][j];
     mnist4k7_grads[88 + j] = s;
   }
+}
+#if CNN_V16
+CNN_V16_FN static void mnist4k7_l3_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist4k7_params + 88;
+  cnn_real *restrict wt = mnist4k7_l3_wt;
+  for (int o = 0; o < 12; o++)
+    for (int c = 0; c < 8; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 12 + o) * 9 + 8 - j] = w[(o * 8 + c) * 9 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist4k7_l3_dw[g];
+    cnn_real *restrict dwv = mnist4k7_l3_dwv[g];
+    cnn_real *restrict dyp = mnist4k7_l3_dyp[g];
+    cnn_real *restrict dyw = mnist4k7_l3_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const int first = i == g * GSIZE;
+      const cnn_real *restrict x = mnist4k7_a2 + (size_t)i * 5408;
+      const cnn_real *restrict dy = mnist4k7_d4 + (size_t)i * 6912;
+      for (int o = 0; o < 12; o++)
+        for (int oy = 0; oy < 24; oy++)
+          memcpy(dyw + o * 624 + oy * 26, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
+      // 6 output channels x 3 taps of vector sums per register tile; each plane one run of vectors on x's rows (flat).
+      for (int o = 0; o < 12; o += 6) {
+        for (int c = 0; c < 8; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
+            cnn_v16 s4_0 = {0}, s4_1 = {0}, s4_2 = {0};
+            cnn_v16 s5_0 = {0}, s5_1 = {0}, s5_2 = {0};
+            {
+              const cnn_real *restrict dr = dyw + (o) * 624;
+              const cnn_real *restrict xr = x + (c * 26 + ky) * 26;
+              for (int v = 0; v < 624; v += 16) {
+                cnn_v16 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 624 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1248 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 1872 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+                memcpy(&d, dr + 2496 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
+                memcpy(&d, dr + 3120 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dwv + ((o) * 72 + (c * 3 + ky) * 3) * 16;
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 16, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 32, sizeof t);
+              s0_2 += t;
+            }
+            memcpy(dwo + 32, &s0_2, sizeof s0_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1152, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 1152, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1168, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 1168, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1184, sizeof t);
+              s1_2 += t;
+            }
+            memcpy(dwo + 1184, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 2304, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 2304, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 2320, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 2320, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 2336, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 2336, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 3456, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 3456, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 3472, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 3472, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 3488, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 3488, &s3_2, sizeof s3_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 4608, sizeof t);
+              s4_0 += t;
+            }
+            memcpy(dwo + 4608, &s4_0, sizeof s4_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 4624, sizeof t);
+              s4_1 += t;
+            }
+            memcpy(dwo + 4624, &s4_1, sizeof s4_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 4640, sizeof t);
+              s4_2 += t;
+            }
+            memcpy(dwo + 4640, &s4_2, sizeof s4_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 5760, sizeof t);
+              s5_0 += t;
+            }
+            memcpy(dwo + 5760, &s5_0, sizeof s5_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 5776, sizeof t);
+              s5_1 += t;
+            }
+            memcpy(dwo + 5776, &s5_1, sizeof s5_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 5792, sizeof t);
+              s5_2 += t;
+            }
+            memcpy(dwo + 5792, &s5_2, sizeof s5_2);
+          }
+      }
+      {
+      cnn_real *restrict dx = mnist4k7_d2 + (size_t)i * 5408;
+      for (int o = 0; o < 12; o++)
+        for (int oy = 0; oy < 24; oy++)
+          memcpy(dyp + (o * 28 + oy + 2) * 28 + 2, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
+      // 8 output channels x 2 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 26 columns
+          const cnn_real *restrict wo = wt + (o) * 108;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[692] = a1_1[0]; yr[693] = a1_1[1]; yr[694] = a1_1[2]; yr[695] = a1_1[3]; yr[696] = a1_1[4]; yr[697] = a1_1[5]; yr[698] = a1_1[6]; yr[699] = a1_1[7]; yr[700] = a1_1[8]; yr[701] = a1_1[9];
+          memcpy(yr + 1352, &a2_0, sizeof a2_0);
+          yr[1368] = a2_1[0]; yr[1369] = a2_1[1]; yr[1370] = a2_1[2]; yr[1371] = a2_1[3]; yr[1372] = a2_1[4]; yr[1373] = a2_1[5]; yr[1374] = a2_1[6]; yr[1375] = a2_1[7]; yr[1376] = a2_1[8]; yr[1377] = a2_1[9];
+          memcpy(yr + 2028, &a3_0, sizeof a3_0);
+          yr[2044] = a3_1[0]; yr[2045] = a3_1[1]; yr[2046] = a3_1[2]; yr[2047] = a3_1[3]; yr[2048] = a3_1[4]; yr[2049] = a3_1[5]; yr[2050] = a3_1[6]; yr[2051] = a3_1[7]; yr[2052] = a3_1[8]; yr[2053] = a3_1[9];
+          memcpy(yr + 2704, &a4_0, sizeof a4_0);
+          yr[2720] = a4_1[0]; yr[2721] = a4_1[1]; yr[2722] = a4_1[2]; yr[2723] = a4_1[3]; yr[2724] = a4_1[4]; yr[2725] = a4_1[5]; yr[2726] = a4_1[6]; yr[2727] = a4_1[7]; yr[2728] = a4_1[8]; yr[2729] = a4_1[9];
+          memcpy(yr + 3380, &a5_0, sizeof a5_0);
+          yr[3396] = a5_1[0]; yr[3397] = a5_1[1]; yr[3398] = a5_1[2]; yr[3399] = a5_1[3]; yr[3400] = a5_1[4]; yr[3401] = a5_1[5]; yr[3402] = a5_1[6]; yr[3403] = a5_1[7]; yr[3404] = a5_1[8]; yr[3405] = a5_1[9];
+          memcpy(yr + 4056, &a6_0, sizeof a6_0);
+          yr[4072] = a6_1[0]; yr[4073] = a6_1[1]; yr[4074] = a6_1[2]; yr[4075] = a6_1[3]; yr[4076] = a6_1[4]; yr[4077] = a6_1[5]; yr[4078] = a6_1[6]; yr[4079] = a6_1[7]; yr[4080] = a6_1[8]; yr[4081] = a6_1[9];
+          memcpy(yr + 4732, &a7_0, sizeof a7_0);
+          yr[4748] = a7_1[0]; yr[4749] = a7_1[1]; yr[4750] = a7_1[2]; yr[4751] = a7_1[3]; yr[4752] = a7_1[4]; yr[4753] = a7_1[5]; yr[4754] = a7_1[6]; yr[4755] = a7_1[7]; yr[4756] = a7_1[8]; yr[4757] = a7_1[9];
+        }
+      }
+      for (int oy = 2; oy < 24; oy++) {
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 26 columns
+          const cnn_real *restrict wo = wt + (o) * 108;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[692] = a1_1[0]; yr[693] = a1_1[1]; yr[694] = a1_1[2]; yr[695] = a1_1[3]; yr[696] = a1_1[4]; yr[697] = a1_1[5]; yr[698] = a1_1[6]; yr[699] = a1_1[7]; yr[700] = a1_1[8]; yr[701] = a1_1[9];
+          memcpy(yr + 1352, &a2_0, sizeof a2_0);
+          yr[1368] = a2_1[0]; yr[1369] = a2_1[1]; yr[1370] = a2_1[2]; yr[1371] = a2_1[3]; yr[1372] = a2_1[4]; yr[1373] = a2_1[5]; yr[1374] = a2_1[6]; yr[1375] = a2_1[7]; yr[1376] = a2_1[8]; yr[1377] = a2_1[9];
+          memcpy(yr + 2028, &a3_0, sizeof a3_0);
+          yr[2044] = a3_1[0]; yr[2045] = a3_1[1]; yr[2046] = a3_1[2]; yr[2047] = a3_1[3]; yr[2048] = a3_1[4]; yr[2049] = a3_1[5]; yr[2050] = a3_1[6]; yr[2051] = a3_1[7]; yr[2052] = a3_1[8]; yr[2053] = a3_1[9];
+          memcpy(yr + 2704, &a4_0, sizeof a4_0);
+          yr[2720] = a4_1[0]; yr[2721] = a4_1[1]; yr[2722] = a4_1[2]; yr[2723] = a4_1[3]; yr[2724] = a4_1[4]; yr[2725] = a4_1[5]; yr[2726] = a4_1[6]; yr[2727] = a4_1[7]; yr[2728] = a4_1[8]; yr[2729] = a4_1[9];
+          memcpy(yr + 3380, &a5_0, sizeof a5_0);
+          yr[3396] = a5_1[0]; yr[3397] = a5_1[1]; yr[3398] = a5_1[2]; yr[3399] = a5_1[3]; yr[3400] = a5_1[4]; yr[3401] = a5_1[5]; yr[3402] = a5_1[6]; yr[3403] = a5_1[7]; yr[3404] = a5_1[8]; yr[3405] = a5_1[9];
+          memcpy(yr + 4056, &a6_0, sizeof a6_0);
+          yr[4072] = a6_1[0]; yr[4073] = a6_1[1]; yr[4074] = a6_1[2]; yr[4075] = a6_1[3]; yr[4076] = a6_1[4]; yr[4077] = a6_1[5]; yr[4078] = a6_1[6]; yr[4079] = a6_1[7]; yr[4080] = a6_1[8]; yr[4081] = a6_1[9];
+          memcpy(yr + 4732, &a7_0, sizeof a7_0);
+          yr[4748] = a7_1[0]; yr[4749] = a7_1[1]; yr[4750] = a7_1[2]; yr[4751] = a7_1[3]; yr[4752] = a7_1[4]; yr[4753] = a7_1[5]; yr[4754] = a7_1[6]; yr[4755] = a7_1[7]; yr[4756] = a7_1[8]; yr[4757] = a7_1[9];
+        }
+      }
+      for (int oy = 24; oy < 26; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 26 columns
+          const cnn_real *restrict wo = wt + (o) * 108;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[692] = a1_1[0]; yr[693] = a1_1[1]; yr[694] = a1_1[2]; yr[695] = a1_1[3]; yr[696] = a1_1[4]; yr[697] = a1_1[5]; yr[698] = a1_1[6]; yr[699] = a1_1[7]; yr[700] = a1_1[8]; yr[701] = a1_1[9];
+          memcpy(yr + 1352, &a2_0, sizeof a2_0);
+          yr[1368] = a2_1[0]; yr[1369] = a2_1[1]; yr[1370] = a2_1[2]; yr[1371] = a2_1[3]; yr[1372] = a2_1[4]; yr[1373] = a2_1[5]; yr[1374] = a2_1[6]; yr[1375] = a2_1[7]; yr[1376] = a2_1[8]; yr[1377] = a2_1[9];
+          memcpy(yr + 2028, &a3_0, sizeof a3_0);
+          yr[2044] = a3_1[0]; yr[2045] = a3_1[1]; yr[2046] = a3_1[2]; yr[2047] = a3_1[3]; yr[2048] = a3_1[4]; yr[2049] = a3_1[5]; yr[2050] = a3_1[6]; yr[2051] = a3_1[7]; yr[2052] = a3_1[8]; yr[2053] = a3_1[9];
+          memcpy(yr + 2704, &a4_0, sizeof a4_0);
+          yr[2720] = a4_1[0]; yr[2721] = a4_1[1]; yr[2722] = a4_1[2]; yr[2723] = a4_1[3]; yr[2724] = a4_1[4]; yr[2725] = a4_1[5]; yr[2726] = a4_1[6]; yr[2727] = a4_1[7]; yr[2728] = a4_1[8]; yr[2729] = a4_1[9];
+          memcpy(yr + 3380, &a5_0, sizeof a5_0);
+          yr[3396] = a5_1[0]; yr[3397] = a5_1[1]; yr[3398] = a5_1[2]; yr[3399] = a5_1[3]; yr[3400] = a5_1[4]; yr[3401] = a5_1[5]; yr[3402] = a5_1[6]; yr[3403] = a5_1[7]; yr[3404] = a5_1[8]; yr[3405] = a5_1[9];
+          memcpy(yr + 4056, &a6_0, sizeof a6_0);
+          yr[4072] = a6_1[0]; yr[4073] = a6_1[1]; yr[4074] = a6_1[2]; yr[4075] = a6_1[3]; yr[4076] = a6_1[4]; yr[4077] = a6_1[5]; yr[4078] = a6_1[6]; yr[4079] = a6_1[7]; yr[4080] = a6_1[8]; yr[4081] = a6_1[9];
+          memcpy(yr + 4732, &a7_0, sizeof a7_0);
+          yr[4748] = a7_1[0]; yr[4749] = a7_1[1]; yr[4750] = a7_1[2]; yr[4751] = a7_1[3]; yr[4752] = a7_1[4]; yr[4753] = a7_1[5]; yr[4754] = a7_1[6]; yr[4755] = a7_1[7]; yr[4756] = a7_1[8]; yr[4757] = a7_1[9];
+        }
+      }
+      }
+      { // layer 1's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 8; c++) {
+          const cnn_real *restrict x = mnist4k7_a1 + (size_t)i * 5408 + c * 676;
+          cnn_real *restrict dy = mnist4k7_d2 + (size_t)i * 5408 + c * 676;
+          const cnn_real *restrict y = mnist4k7_a2 + (size_t)i * 5408 + c * 676;
+          for (int p = 0; p < 676; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+          }
+          const cnn_real m_ = mnist4k7_l1_mean[c], is = mnist4k7_l1_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 672; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          for (int p = 672; p < 676; p++) {
+            as[p - 672] += dy[p];
+            aq[p - 672] += dy[p] * ((x[p] - m_) * is);
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k7_l1_ps[i][c] = s;
+          mnist4k7_l1_pq[i][c] = sq;
+        }
+      }
+    }
+    for (int j = 0; j < 864; j++) {
+      cnn_v16 t;
+      memcpy(&t, dwv + (size_t)j * 16, sizeof t);
+      dw[j] = CNN_HSUM16(t);
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 864; j++) {
+    cnn_real s = mnist4k7_l3_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist4k7_l3_dw[g][j];
+    mnist4k7_grads[88 + j] = s;
+  }
+}
+#endif
+// Layer 3's backward on the CPU's vector width.
+static void mnist4k7_l3_conv_backward(int n) {
+#if CNN_V16
+  if (mnist4k7_v16) {
+    mnist4k7_l3_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist4k7_l3_conv_backward_v8(n);
 }
 
 // Layer 4: batchnorm: 24x24x12 -> 24x24x12 (HxWxC), RF 5, 24 params, 0 MACs/image.
@@ -1236,11 +2386,13 @@ CNN_CLONES static void mnist4k7_l6_maxpool_backward(int n) {
 // Layer 7: conv 1x1, stride 1, pad 0, no bias: 12x12x12 -> 12x12x8 (HxWxC), RF 6, 96 params, 13824 MACs/image.
 // Path: direct kernels (forward, input and weight gradient; 1x1: each plane one row).
 // y[8][12x12] = W[8][12][1x1] (*) x[12][12x12].
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Layer 8's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k7_l8_ps[BATCH][8], mnist4k7_l8_pq[BATCH][8];
 // In training, also sums each image's output per channel for layer 8's statistics.
-CNN_CLONES static void mnist4k7_l7_conv_forward(int n, int training) {
+CNN_CLONES static void mnist4k7_l7_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 976;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -1309,13 +2461,114 @@ CNN_CLONES static void mnist4k7_l7_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k7_l7_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist4k7_params + 976;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist4k7_a7 + (size_t)i * 1728;
+      cnn_real *restrict y = mnist4k7_a8 + (size_t)i * 1152;
+      // 8 output channels x 3 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 144; col += 48) {
+          for (int o = 0; o < 8; o += 8) { // 8 channels x 48 columns
+            const cnn_real *restrict wo = w + (o) * 12;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+            cnn_v16 a6_0 = {0}, a6_1 = {0}, a6_2 = {0};
+            cnn_v16 a7_0 = {0}, a7_1 = {0}, a7_2 = {0};
+            for (int c = 0; c < 12; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 144 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v16 x0, x1, x2;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 12], w2 = wr[kx + 24], w3 = wr[kx + 36], w4 = wr[kx + 48], w5 = wr[kx + 60], w6 = wr[kx + 72], w7 = wr[kx + 84];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+                  a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
+                  a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 144 + oy * 144 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 144, &a1_0, sizeof a1_0);
+            memcpy(yr + 160, &a1_1, sizeof a1_1);
+            memcpy(yr + 176, &a1_2, sizeof a1_2);
+            memcpy(yr + 288, &a2_0, sizeof a2_0);
+            memcpy(yr + 304, &a2_1, sizeof a2_1);
+            memcpy(yr + 320, &a2_2, sizeof a2_2);
+            memcpy(yr + 432, &a3_0, sizeof a3_0);
+            memcpy(yr + 448, &a3_1, sizeof a3_1);
+            memcpy(yr + 464, &a3_2, sizeof a3_2);
+            memcpy(yr + 576, &a4_0, sizeof a4_0);
+            memcpy(yr + 592, &a4_1, sizeof a4_1);
+            memcpy(yr + 608, &a4_2, sizeof a4_2);
+            memcpy(yr + 720, &a5_0, sizeof a5_0);
+            memcpy(yr + 736, &a5_1, sizeof a5_1);
+            memcpy(yr + 752, &a5_2, sizeof a5_2);
+            memcpy(yr + 864, &a6_0, sizeof a6_0);
+            memcpy(yr + 880, &a6_1, sizeof a6_1);
+            memcpy(yr + 896, &a6_2, sizeof a6_2);
+            memcpy(yr + 1008, &a7_0, sizeof a7_0);
+            memcpy(yr + 1024, &a7_1, sizeof a7_1);
+            memcpy(yr + 1040, &a7_2, sizeof a7_2);
+          }
+        }
+      }
+      if (training)
+        for (int c = 0; c < 8; c++) {
+          const cnn_real *restrict x = y + c * 144;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 144; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k7_l8_ps[i][c] = s;
+          mnist4k7_l8_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 7's forward on the CPU's vector width.
+static void mnist4k7_l7_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist4k7_v16) {
+    mnist4k7_l7_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist4k7_l7_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k7_l7_dw[NGROUP][96];
 // dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
 static cnn_real mnist4k7_l7_wt[96];
-CNN_CLONES static void mnist4k7_l7_conv_backward(int n) {
+CNN_CLONES static void mnist4k7_l7_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k7_params + 976;
   cnn_real *restrict wt = mnist4k7_l7_wt;
   for (int o = 0; o < 8; o++)
@@ -1433,6 +2686,210 @@ CNN_CLONES static void mnist4k7_l7_conv_backward(int n) {
     mnist4k7_grads[976 + j] = s;
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k7_l7_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist4k7_params + 976;
+  cnn_real *restrict wt = mnist4k7_l7_wt;
+  for (int o = 0; o < 8; o++)
+    for (int c = 0; c < 12; c++)
+      for (int j = 0; j < 1; j++)
+        wt[(c * 8 + o) * 1 + 0 - j] = w[(o * 12 + c) * 1 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist4k7_l7_dw[g];
+    // 8 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 8; o += 8) {
+      for (int c = 0; c < 12; c++)
+        for (int ky = 0; ky < 1; ky++) {
+          cnn_v16 s0_0 = {0};
+          cnn_v16 s1_0 = {0};
+          cnn_v16 s2_0 = {0};
+          cnn_v16 s3_0 = {0};
+          cnn_v16 s4_0 = {0};
+          cnn_v16 s5_0 = {0};
+          cnn_v16 s6_0 = {0};
+          cnn_v16 s7_0 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist4k7_a7 + (size_t)i * 1728;
+            const cnn_real *restrict dy = mnist4k7_d8 + (size_t)(i) * 1152;
+            {
+              const cnn_real *restrict dr = dy + (o) * 144;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 144;
+              for (int v = 0; v < 144; v += 16) {
+                cnn_v16 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 144 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 288 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 432 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 576 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 720 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0;
+                memcpy(&d, dr + 864 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0;
+                memcpy(&d, dr + 1008 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 12 + (c * 1 + ky) * 1;
+          dwo[0] = CNN_HSUM16(s0_0);
+          dwo[12] = CNN_HSUM16(s1_0);
+          dwo[24] = CNN_HSUM16(s2_0);
+          dwo[36] = CNN_HSUM16(s3_0);
+          dwo[48] = CNN_HSUM16(s4_0);
+          dwo[60] = CNN_HSUM16(s5_0);
+          dwo[72] = CNN_HSUM16(s6_0);
+          dwo[84] = CNN_HSUM16(s7_0);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k7_d8 + (size_t)i * 1152;
+      cnn_real *restrict dx = mnist4k7_d7 + (size_t)i * 1728;
+      // 12 output channels x 2 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 128; col += 32) {
+          for (int o = 0; o < 12; o += 12) { // 12 channels x 32 columns
+            const cnn_real *restrict wo = wt + (o) * 8;
+            cnn_v16 a0_0 = {0}, a0_1 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0};
+            cnn_v16 a6_0 = {0}, a6_1 = {0};
+            cnn_v16 a7_0 = {0}, a7_1 = {0};
+            cnn_v16 a8_0 = {0}, a8_1 = {0};
+            cnn_v16 a9_0 = {0}, a9_1 = {0};
+            cnn_v16 a10_0 = {0}, a10_1 = {0};
+            cnn_v16 a11_0 = {0}, a11_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 144 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v16 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 8], w2 = wr[kx + 16], w3 = wr[kx + 24], w4 = wr[kx + 32], w5 = wr[kx + 40], w6 = wr[kx + 48], w7 = wr[kx + 56], w8 = wr[kx + 64], w9 = wr[kx + 72], w10 = wr[kx + 80], w11 = wr[kx + 88];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  a6_0 += w6 * x0; a6_1 += w6 * x1;
+                  a7_0 += w7 * x0; a7_1 += w7 * x1;
+                  a8_0 += w8 * x0; a8_1 += w8 * x1;
+                  a9_0 += w9 * x0; a9_1 += w9 * x1;
+                  a10_0 += w10 * x0; a10_1 += w10 * x1;
+                  a11_0 += w11 * x0; a11_1 += w11 * x1;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 144 + oy * 144 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 144, &a1_0, sizeof a1_0);
+            memcpy(yr + 160, &a1_1, sizeof a1_1);
+            memcpy(yr + 288, &a2_0, sizeof a2_0);
+            memcpy(yr + 304, &a2_1, sizeof a2_1);
+            memcpy(yr + 432, &a3_0, sizeof a3_0);
+            memcpy(yr + 448, &a3_1, sizeof a3_1);
+            memcpy(yr + 576, &a4_0, sizeof a4_0);
+            memcpy(yr + 592, &a4_1, sizeof a4_1);
+            memcpy(yr + 720, &a5_0, sizeof a5_0);
+            memcpy(yr + 736, &a5_1, sizeof a5_1);
+            memcpy(yr + 864, &a6_0, sizeof a6_0);
+            memcpy(yr + 880, &a6_1, sizeof a6_1);
+            memcpy(yr + 1008, &a7_0, sizeof a7_0);
+            memcpy(yr + 1024, &a7_1, sizeof a7_1);
+            memcpy(yr + 1152, &a8_0, sizeof a8_0);
+            memcpy(yr + 1168, &a8_1, sizeof a8_1);
+            memcpy(yr + 1296, &a9_0, sizeof a9_0);
+            memcpy(yr + 1312, &a9_1, sizeof a9_1);
+            memcpy(yr + 1440, &a10_0, sizeof a10_0);
+            memcpy(yr + 1456, &a10_1, sizeof a10_1);
+            memcpy(yr + 1584, &a11_0, sizeof a11_0);
+            memcpy(yr + 1600, &a11_1, sizeof a11_1);
+          }
+        }
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 16 columns
+          const cnn_real *restrict wo = wt + (o) * 8;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 144 + 128;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 8], w2 = wr[kx + 16], w3 = wr[kx + 24], w4 = wr[kx + 32], w5 = wr[kx + 40], w6 = wr[kx + 48], w7 = wr[kx + 56], w8 = wr[kx + 64], w9 = wr[kx + 72], w10 = wr[kx + 80], w11 = wr[kx + 88];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 144 + oy * 144 + 128;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 144, &a1_0, sizeof a1_0);
+          memcpy(yr + 288, &a2_0, sizeof a2_0);
+          memcpy(yr + 432, &a3_0, sizeof a3_0);
+          memcpy(yr + 576, &a4_0, sizeof a4_0);
+          memcpy(yr + 720, &a5_0, sizeof a5_0);
+          memcpy(yr + 864, &a6_0, sizeof a6_0);
+          memcpy(yr + 1008, &a7_0, sizeof a7_0);
+          memcpy(yr + 1152, &a8_0, sizeof a8_0);
+          memcpy(yr + 1296, &a9_0, sizeof a9_0);
+          memcpy(yr + 1440, &a10_0, sizeof a10_0);
+          memcpy(yr + 1584, &a11_0, sizeof a11_0);
+        }
+      }
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 96; j++) {
+    cnn_real s = mnist4k7_l7_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist4k7_l7_dw[g][j];
+    mnist4k7_grads[976 + j] = s;
+  }
+}
+#endif
+// Layer 7's backward on the CPU's vector width.
+static void mnist4k7_l7_conv_backward(int n) {
+#if CNN_V16
+  if (mnist4k7_v16) {
+    mnist4k7_l7_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist4k7_l7_conv_backward_v8(n);
+}
 
 // Layer 8: batchnorm: 12x12x8 -> 12x12x8 (HxWxC), RF 6, 16 params, 0 MACs/image.
 
@@ -1534,13 +2991,15 @@ CNN_CLONES static void mnist4k7_l8_bn_backward(int n) {
 // Layer 10: conv 3x3, stride 1, pad 0, no bias: 12x12x8 -> 10x10x12 (HxWxC), RF 10, 864 params, 86400 MACs/image.
 // Path: direct kernels (forward, input and weight gradient).
 // y[12][10x10] = W[12][8][3x3] (*) x[8][12x12].
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each plane of a group's output as one row on the input's row stride.
-static cnn_real mnist4k7_l10_yf[NGROUP][1424];
+static cnn_real mnist4k7_l10_yf[NGROUP][1432];
 // Layer 11's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k7_l11_ps[BATCH][12], mnist4k7_l11_pq[BATCH][12];
 // In training, also sums each image's output per channel for layer 11's statistics.
-CNN_CLONES static void mnist4k7_l10_conv_forward(int n, int training) {
+CNN_CLONES static void mnist4k7_l10_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 1088;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -1654,6 +3113,186 @@ CNN_CLONES static void mnist4k7_l10_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k7_l10_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist4k7_params + 1088;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict yf = mnist4k7_l10_yf[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist4k7_a9 + (size_t)i * 1152;
+      cnn_real *restrict y = mnist4k7_a11 + (size_t)i * 1200;
+      // 12 output channels x 2 vectors of 16 per register tile, over each plane as
+      // one run on the input's row stride (flat), then copied row by row.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 96; col += 32) {
+          for (int o = 0; o < 12; o += 12) { // 12 channels x 32 columns
+            const cnn_real *restrict wo = w + (o) * 72;
+            cnn_v16 a0_0 = {0}, a0_1 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0};
+            cnn_v16 a6_0 = {0}, a6_1 = {0};
+            cnn_v16 a7_0 = {0}, a7_1 = {0};
+            cnn_v16 a8_0 = {0}, a8_1 = {0};
+            cnn_v16 a9_0 = {0}, a9_1 = {0};
+            cnn_v16 a10_0 = {0}, a10_1 = {0};
+            cnn_v16 a11_0 = {0}, a11_1 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = x + (c * 12 + oy + ky) * 12 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504], w8 = wr[kx + 576], w9 = wr[kx + 648], w10 = wr[kx + 720], w11 = wr[kx + 792];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  a6_0 += w6 * x0; a6_1 += w6 * x1;
+                  a7_0 += w7 * x0; a7_1 += w7 * x1;
+                  a8_0 += w8 * x0; a8_1 += w8 * x1;
+                  a9_0 += w9 * x0; a9_1 += w9 * x1;
+                  a10_0 += w10 * x0; a10_1 += w10 * x1;
+                  a11_0 += w11 * x0; a11_1 += w11 * x1;
+                }
+              }
+            cnn_real *restrict yr = yf + (o) * 118 + oy * 118 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 118, &a1_0, sizeof a1_0);
+            memcpy(yr + 134, &a1_1, sizeof a1_1);
+            memcpy(yr + 236, &a2_0, sizeof a2_0);
+            memcpy(yr + 252, &a2_1, sizeof a2_1);
+            memcpy(yr + 354, &a3_0, sizeof a3_0);
+            memcpy(yr + 370, &a3_1, sizeof a3_1);
+            memcpy(yr + 472, &a4_0, sizeof a4_0);
+            memcpy(yr + 488, &a4_1, sizeof a4_1);
+            memcpy(yr + 590, &a5_0, sizeof a5_0);
+            memcpy(yr + 606, &a5_1, sizeof a5_1);
+            memcpy(yr + 708, &a6_0, sizeof a6_0);
+            memcpy(yr + 724, &a6_1, sizeof a6_1);
+            memcpy(yr + 826, &a7_0, sizeof a7_0);
+            memcpy(yr + 842, &a7_1, sizeof a7_1);
+            memcpy(yr + 944, &a8_0, sizeof a8_0);
+            memcpy(yr + 960, &a8_1, sizeof a8_1);
+            memcpy(yr + 1062, &a9_0, sizeof a9_0);
+            memcpy(yr + 1078, &a9_1, sizeof a9_1);
+            memcpy(yr + 1180, &a10_0, sizeof a10_0);
+            memcpy(yr + 1196, &a10_1, sizeof a10_1);
+            memcpy(yr + 1298, &a11_0, sizeof a11_0);
+            memcpy(yr + 1314, &a11_1, sizeof a11_1);
+          }
+        }
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 22 columns
+          const cnn_real *restrict wo = w + (o) * 72;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          cnn_v16 a8_0 = {0}, a8_1 = {0};
+          cnn_v16 a9_0 = {0}, a9_1 = {0};
+          cnn_v16 a10_0 = {0}, a10_1 = {0};
+          cnn_v16 a11_0 = {0}, a11_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 12 + oy + ky) * 12 + 96;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504], w8 = wr[kx + 576], w9 = wr[kx + 648], w10 = wr[kx + 720], w11 = wr[kx + 792];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+                a8_0 += w8 * x0; a8_1 += w8 * x1;
+                a9_0 += w9 * x0; a9_1 += w9 * x1;
+                a10_0 += w10 * x0; a10_1 += w10 * x1;
+                a11_0 += w11 * x0; a11_1 += w11 * x1;
+              }
+            }
+          cnn_real *restrict yr = yf + (o) * 118 + oy * 118 + 96;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5];
+          memcpy(yr + 118, &a1_0, sizeof a1_0);
+          yr[134] = a1_1[0]; yr[135] = a1_1[1]; yr[136] = a1_1[2]; yr[137] = a1_1[3]; yr[138] = a1_1[4]; yr[139] = a1_1[5];
+          memcpy(yr + 236, &a2_0, sizeof a2_0);
+          yr[252] = a2_1[0]; yr[253] = a2_1[1]; yr[254] = a2_1[2]; yr[255] = a2_1[3]; yr[256] = a2_1[4]; yr[257] = a2_1[5];
+          memcpy(yr + 354, &a3_0, sizeof a3_0);
+          yr[370] = a3_1[0]; yr[371] = a3_1[1]; yr[372] = a3_1[2]; yr[373] = a3_1[3]; yr[374] = a3_1[4]; yr[375] = a3_1[5];
+          memcpy(yr + 472, &a4_0, sizeof a4_0);
+          yr[488] = a4_1[0]; yr[489] = a4_1[1]; yr[490] = a4_1[2]; yr[491] = a4_1[3]; yr[492] = a4_1[4]; yr[493] = a4_1[5];
+          memcpy(yr + 590, &a5_0, sizeof a5_0);
+          yr[606] = a5_1[0]; yr[607] = a5_1[1]; yr[608] = a5_1[2]; yr[609] = a5_1[3]; yr[610] = a5_1[4]; yr[611] = a5_1[5];
+          memcpy(yr + 708, &a6_0, sizeof a6_0);
+          yr[724] = a6_1[0]; yr[725] = a6_1[1]; yr[726] = a6_1[2]; yr[727] = a6_1[3]; yr[728] = a6_1[4]; yr[729] = a6_1[5];
+          memcpy(yr + 826, &a7_0, sizeof a7_0);
+          yr[842] = a7_1[0]; yr[843] = a7_1[1]; yr[844] = a7_1[2]; yr[845] = a7_1[3]; yr[846] = a7_1[4]; yr[847] = a7_1[5];
+          memcpy(yr + 944, &a8_0, sizeof a8_0);
+          yr[960] = a8_1[0]; yr[961] = a8_1[1]; yr[962] = a8_1[2]; yr[963] = a8_1[3]; yr[964] = a8_1[4]; yr[965] = a8_1[5];
+          memcpy(yr + 1062, &a9_0, sizeof a9_0);
+          yr[1078] = a9_1[0]; yr[1079] = a9_1[1]; yr[1080] = a9_1[2]; yr[1081] = a9_1[3]; yr[1082] = a9_1[4]; yr[1083] = a9_1[5];
+          memcpy(yr + 1180, &a10_0, sizeof a10_0);
+          yr[1196] = a10_1[0]; yr[1197] = a10_1[1]; yr[1198] = a10_1[2]; yr[1199] = a10_1[3]; yr[1200] = a10_1[4]; yr[1201] = a10_1[5];
+          memcpy(yr + 1298, &a11_0, sizeof a11_0);
+          yr[1314] = a11_1[0]; yr[1315] = a11_1[1]; yr[1316] = a11_1[2]; yr[1317] = a11_1[3]; yr[1318] = a11_1[4]; yr[1319] = a11_1[5];
+        }
+      }
+      for (int o = 0; o < 12; o++)
+        for (int oy = 0; oy < 10; oy++)
+          memcpy(y + (o * 10 + oy) * 10, yf + o * 118 + oy * 12, 10 * sizeof(cnn_real));
+      if (training)
+        for (int c = 0; c < 12; c++) {
+          const cnn_real *restrict x = y + c * 100;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 96; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          for (int p = 96; p < 100; p++) {
+            as[p - 96] += x[p];
+            aq[p - 96] += x[p] * x[p];
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k7_l11_ps[i][c] = s;
+          mnist4k7_l11_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 10's forward on the CPU's vector width.
+static void mnist4k7_l10_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist4k7_v16) {
+    mnist4k7_l10_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist4k7_l10_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k7_l10_dw[NGROUP][864];
@@ -1661,12 +3300,12 @@ static cnn_real mnist4k7_l10_dw[NGROUP][864];
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k7_l10_dyp[NGROUP][2360];
+static cnn_real mnist4k7_l10_dyp[NGROUP][2368];
 static cnn_real mnist4k7_l10_wt[864];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
-// (flat: on the input's row stride; the padding never written), the group's images.
-static cnn_real mnist4k7_l10_dyw[NGROUP][11528];
-CNN_CLONES static void mnist4k7_l10_conv_backward(int n) {
+// (or laid on the input's row stride: conv_kernels.c), the padding never written.
+static cnn_real mnist4k7_l10_dyw[NGROUP][12304];
+CNN_CLONES static void mnist4k7_l10_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k7_params + 1088;
   cnn_real *restrict wt = mnist4k7_l10_wt;
   for (int o = 0; o < 12; o++)
@@ -1875,6 +3514,260 @@ CNN_CLONES static void mnist4k7_l10_conv_backward(int n) {
     mnist4k7_grads[1088 + j] = s;
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k7_l10_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist4k7_params + 1088;
+  cnn_real *restrict wt = mnist4k7_l10_wt;
+  for (int o = 0; o < 12; o++)
+    for (int c = 0; c < 8; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 12 + o) * 9 + 8 - j] = w[(o * 8 + c) * 9 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist4k7_l10_dw[g];
+    cnn_real *restrict dyp = mnist4k7_l10_dyp[g];
+    cnn_real *restrict dyw = mnist4k7_l10_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k7_d11 + (size_t)i * 1200;
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 1536;
+      for (int o = 0; o < 12; o++)
+        for (int oy = 0; oy < 10; oy++)
+          memcpy(dyi + o * 128 + oy * 12, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
+    }
+    // 6 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added; each plane one run of vectors on x's rows (flat).
+    for (int o = 0; o < 12; o += 6) {
+      for (int c = 0; c < 8; c++)
+        for (int ky = 0; ky < 3; ky++) {
+          cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+          cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
+          cnn_v16 s4_0 = {0}, s4_1 = {0}, s4_2 = {0};
+          cnn_v16 s5_0 = {0}, s5_1 = {0}, s5_2 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist4k7_a9 + (size_t)i * 1152;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 1536;
+            {
+              const cnn_real *restrict dr = dy + (o) * 128;
+              const cnn_real *restrict xr = x + (c * 12 + ky) * 12;
+              for (int v = 0; v < 128; v += 16) {
+                cnn_v16 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 128 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 256 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 384 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+                memcpy(&d, dr + 512 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
+                memcpy(&d, dr + 640 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 72 + (c * 3 + ky) * 3;
+          dwo[0] = CNN_HSUM16(s0_0);
+          dwo[1] = CNN_HSUM16(s0_1);
+          dwo[2] = CNN_HSUM16(s0_2);
+          dwo[72] = CNN_HSUM16(s1_0);
+          dwo[73] = CNN_HSUM16(s1_1);
+          dwo[74] = CNN_HSUM16(s1_2);
+          dwo[144] = CNN_HSUM16(s2_0);
+          dwo[145] = CNN_HSUM16(s2_1);
+          dwo[146] = CNN_HSUM16(s2_2);
+          dwo[216] = CNN_HSUM16(s3_0);
+          dwo[217] = CNN_HSUM16(s3_1);
+          dwo[218] = CNN_HSUM16(s3_2);
+          dwo[288] = CNN_HSUM16(s4_0);
+          dwo[289] = CNN_HSUM16(s4_1);
+          dwo[290] = CNN_HSUM16(s4_2);
+          dwo[360] = CNN_HSUM16(s5_0);
+          dwo[361] = CNN_HSUM16(s5_1);
+          dwo[362] = CNN_HSUM16(s5_2);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k7_d11 + (size_t)i * 1200;
+      {
+      cnn_real *restrict dx = mnist4k7_d9 + (size_t)i * 1152;
+      for (int o = 0; o < 12; o++)
+        for (int oy = 0; oy < 10; oy++)
+          memcpy(dyp + (o * 14 + oy + 2) * 14 + 2, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
+      // 8 output channels x 1 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 9 ? 12 - oy : 3;
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 12 columns
+          const cnn_real *restrict wo = wt + (o) * 108;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 14 + oy + ky) * 14 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 144 + oy * 12 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11];
+          yr[144] = a1_0[0]; yr[145] = a1_0[1]; yr[146] = a1_0[2]; yr[147] = a1_0[3]; yr[148] = a1_0[4]; yr[149] = a1_0[5]; yr[150] = a1_0[6]; yr[151] = a1_0[7]; yr[152] = a1_0[8]; yr[153] = a1_0[9]; yr[154] = a1_0[10]; yr[155] = a1_0[11];
+          yr[288] = a2_0[0]; yr[289] = a2_0[1]; yr[290] = a2_0[2]; yr[291] = a2_0[3]; yr[292] = a2_0[4]; yr[293] = a2_0[5]; yr[294] = a2_0[6]; yr[295] = a2_0[7]; yr[296] = a2_0[8]; yr[297] = a2_0[9]; yr[298] = a2_0[10]; yr[299] = a2_0[11];
+          yr[432] = a3_0[0]; yr[433] = a3_0[1]; yr[434] = a3_0[2]; yr[435] = a3_0[3]; yr[436] = a3_0[4]; yr[437] = a3_0[5]; yr[438] = a3_0[6]; yr[439] = a3_0[7]; yr[440] = a3_0[8]; yr[441] = a3_0[9]; yr[442] = a3_0[10]; yr[443] = a3_0[11];
+          yr[576] = a4_0[0]; yr[577] = a4_0[1]; yr[578] = a4_0[2]; yr[579] = a4_0[3]; yr[580] = a4_0[4]; yr[581] = a4_0[5]; yr[582] = a4_0[6]; yr[583] = a4_0[7]; yr[584] = a4_0[8]; yr[585] = a4_0[9]; yr[586] = a4_0[10]; yr[587] = a4_0[11];
+          yr[720] = a5_0[0]; yr[721] = a5_0[1]; yr[722] = a5_0[2]; yr[723] = a5_0[3]; yr[724] = a5_0[4]; yr[725] = a5_0[5]; yr[726] = a5_0[6]; yr[727] = a5_0[7]; yr[728] = a5_0[8]; yr[729] = a5_0[9]; yr[730] = a5_0[10]; yr[731] = a5_0[11];
+          yr[864] = a6_0[0]; yr[865] = a6_0[1]; yr[866] = a6_0[2]; yr[867] = a6_0[3]; yr[868] = a6_0[4]; yr[869] = a6_0[5]; yr[870] = a6_0[6]; yr[871] = a6_0[7]; yr[872] = a6_0[8]; yr[873] = a6_0[9]; yr[874] = a6_0[10]; yr[875] = a6_0[11];
+          yr[1008] = a7_0[0]; yr[1009] = a7_0[1]; yr[1010] = a7_0[2]; yr[1011] = a7_0[3]; yr[1012] = a7_0[4]; yr[1013] = a7_0[5]; yr[1014] = a7_0[6]; yr[1015] = a7_0[7]; yr[1016] = a7_0[8]; yr[1017] = a7_0[9]; yr[1018] = a7_0[10]; yr[1019] = a7_0[11];
+        }
+      }
+      for (int oy = 2; oy < 10; oy++) {
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 12 columns
+          const cnn_real *restrict wo = wt + (o) * 108;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 14 + oy + ky) * 14 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 144 + oy * 12 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11];
+          yr[144] = a1_0[0]; yr[145] = a1_0[1]; yr[146] = a1_0[2]; yr[147] = a1_0[3]; yr[148] = a1_0[4]; yr[149] = a1_0[5]; yr[150] = a1_0[6]; yr[151] = a1_0[7]; yr[152] = a1_0[8]; yr[153] = a1_0[9]; yr[154] = a1_0[10]; yr[155] = a1_0[11];
+          yr[288] = a2_0[0]; yr[289] = a2_0[1]; yr[290] = a2_0[2]; yr[291] = a2_0[3]; yr[292] = a2_0[4]; yr[293] = a2_0[5]; yr[294] = a2_0[6]; yr[295] = a2_0[7]; yr[296] = a2_0[8]; yr[297] = a2_0[9]; yr[298] = a2_0[10]; yr[299] = a2_0[11];
+          yr[432] = a3_0[0]; yr[433] = a3_0[1]; yr[434] = a3_0[2]; yr[435] = a3_0[3]; yr[436] = a3_0[4]; yr[437] = a3_0[5]; yr[438] = a3_0[6]; yr[439] = a3_0[7]; yr[440] = a3_0[8]; yr[441] = a3_0[9]; yr[442] = a3_0[10]; yr[443] = a3_0[11];
+          yr[576] = a4_0[0]; yr[577] = a4_0[1]; yr[578] = a4_0[2]; yr[579] = a4_0[3]; yr[580] = a4_0[4]; yr[581] = a4_0[5]; yr[582] = a4_0[6]; yr[583] = a4_0[7]; yr[584] = a4_0[8]; yr[585] = a4_0[9]; yr[586] = a4_0[10]; yr[587] = a4_0[11];
+          yr[720] = a5_0[0]; yr[721] = a5_0[1]; yr[722] = a5_0[2]; yr[723] = a5_0[3]; yr[724] = a5_0[4]; yr[725] = a5_0[5]; yr[726] = a5_0[6]; yr[727] = a5_0[7]; yr[728] = a5_0[8]; yr[729] = a5_0[9]; yr[730] = a5_0[10]; yr[731] = a5_0[11];
+          yr[864] = a6_0[0]; yr[865] = a6_0[1]; yr[866] = a6_0[2]; yr[867] = a6_0[3]; yr[868] = a6_0[4]; yr[869] = a6_0[5]; yr[870] = a6_0[6]; yr[871] = a6_0[7]; yr[872] = a6_0[8]; yr[873] = a6_0[9]; yr[874] = a6_0[10]; yr[875] = a6_0[11];
+          yr[1008] = a7_0[0]; yr[1009] = a7_0[1]; yr[1010] = a7_0[2]; yr[1011] = a7_0[3]; yr[1012] = a7_0[4]; yr[1013] = a7_0[5]; yr[1014] = a7_0[6]; yr[1015] = a7_0[7]; yr[1016] = a7_0[8]; yr[1017] = a7_0[9]; yr[1018] = a7_0[10]; yr[1019] = a7_0[11];
+        }
+      }
+      for (int oy = 10; oy < 12; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 9 ? 12 - oy : 3;
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 12 columns
+          const cnn_real *restrict wo = wt + (o) * 108;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 14 + oy + ky) * 14 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 144 + oy * 12 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11];
+          yr[144] = a1_0[0]; yr[145] = a1_0[1]; yr[146] = a1_0[2]; yr[147] = a1_0[3]; yr[148] = a1_0[4]; yr[149] = a1_0[5]; yr[150] = a1_0[6]; yr[151] = a1_0[7]; yr[152] = a1_0[8]; yr[153] = a1_0[9]; yr[154] = a1_0[10]; yr[155] = a1_0[11];
+          yr[288] = a2_0[0]; yr[289] = a2_0[1]; yr[290] = a2_0[2]; yr[291] = a2_0[3]; yr[292] = a2_0[4]; yr[293] = a2_0[5]; yr[294] = a2_0[6]; yr[295] = a2_0[7]; yr[296] = a2_0[8]; yr[297] = a2_0[9]; yr[298] = a2_0[10]; yr[299] = a2_0[11];
+          yr[432] = a3_0[0]; yr[433] = a3_0[1]; yr[434] = a3_0[2]; yr[435] = a3_0[3]; yr[436] = a3_0[4]; yr[437] = a3_0[5]; yr[438] = a3_0[6]; yr[439] = a3_0[7]; yr[440] = a3_0[8]; yr[441] = a3_0[9]; yr[442] = a3_0[10]; yr[443] = a3_0[11];
+          yr[576] = a4_0[0]; yr[577] = a4_0[1]; yr[578] = a4_0[2]; yr[579] = a4_0[3]; yr[580] = a4_0[4]; yr[581] = a4_0[5]; yr[582] = a4_0[6]; yr[583] = a4_0[7]; yr[584] = a4_0[8]; yr[585] = a4_0[9]; yr[586] = a4_0[10]; yr[587] = a4_0[11];
+          yr[720] = a5_0[0]; yr[721] = a5_0[1]; yr[722] = a5_0[2]; yr[723] = a5_0[3]; yr[724] = a5_0[4]; yr[725] = a5_0[5]; yr[726] = a5_0[6]; yr[727] = a5_0[7]; yr[728] = a5_0[8]; yr[729] = a5_0[9]; yr[730] = a5_0[10]; yr[731] = a5_0[11];
+          yr[864] = a6_0[0]; yr[865] = a6_0[1]; yr[866] = a6_0[2]; yr[867] = a6_0[3]; yr[868] = a6_0[4]; yr[869] = a6_0[5]; yr[870] = a6_0[6]; yr[871] = a6_0[7]; yr[872] = a6_0[8]; yr[873] = a6_0[9]; yr[874] = a6_0[10]; yr[875] = a6_0[11];
+          yr[1008] = a7_0[0]; yr[1009] = a7_0[1]; yr[1010] = a7_0[2]; yr[1011] = a7_0[3]; yr[1012] = a7_0[4]; yr[1013] = a7_0[5]; yr[1014] = a7_0[6]; yr[1015] = a7_0[7]; yr[1016] = a7_0[8]; yr[1017] = a7_0[9]; yr[1018] = a7_0[10]; yr[1019] = a7_0[11];
+        }
+      }
+      }
+      { // layer 8's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 8; c++) {
+          const cnn_real *restrict x = mnist4k7_a8 + (size_t)i * 1152 + c * 144;
+          cnn_real *restrict dy = mnist4k7_d9 + (size_t)i * 1152 + c * 144;
+          const cnn_real *restrict y = mnist4k7_a9 + (size_t)i * 1152 + c * 144;
+          for (int p = 0; p < 144; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+          }
+          const cnn_real m_ = mnist4k7_l8_mean[c], is = mnist4k7_l8_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 144; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k7_l8_ps[i][c] = s;
+          mnist4k7_l8_pq[i][c] = sq;
+        }
+      }
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 864; j++) {
+    cnn_real s = mnist4k7_l10_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist4k7_l10_dw[g][j];
+    mnist4k7_grads[1088 + j] = s;
+  }
+}
+#endif
+// Layer 10's backward on the CPU's vector width.
+static void mnist4k7_l10_conv_backward(int n) {
+#if CNN_V16
+  if (mnist4k7_v16) {
+    mnist4k7_l10_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist4k7_l10_conv_backward_v8(n);
+}
 
 // Layer 11: batchnorm: 10x10x12 -> 10x10x12 (HxWxC), RF 10, 24 params, 0 MACs/image.
 
@@ -1976,11 +3869,17 @@ CNN_CLONES static void mnist4k7_l11_bn_backward(int n) {
 // Layer 13: conv 3x3, stride 1, pad 0, no bias: 10x10x12 -> 8x8x12 (HxWxC), RF 14, 1296 params, 82944 MACs/image.
 // Path: direct kernels (forward, input and weight gradient).
 // y[12][8x8] = W[12][12][3x3] (*) x[12][10x10].
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
+// Each plane of a group's output as one row on the input's row stride.
+#if CNN_V16
+static cnn_real mnist4k7_l13_yf[NGROUP][952];
+#endif
 // Layer 14's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k7_l14_ps[BATCH][12], mnist4k7_l14_pq[BATCH][12];
 // In training, also sums each image's output per channel for layer 14's statistics.
-CNN_CLONES static void mnist4k7_l13_conv_forward(int n, int training) {
+CNN_CLONES static void mnist4k7_l13_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 1976;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -2061,6 +3960,165 @@ CNN_CLONES static void mnist4k7_l13_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k7_l13_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist4k7_params + 1976;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict yf = mnist4k7_l13_yf[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist4k7_a12 + (size_t)i * 1200;
+      cnn_real *restrict y = mnist4k7_a14 + (size_t)i * 768;
+      // 6 output channels x 3 vectors of 16 per register tile, over each plane as
+      // one run on the input's row stride (flat), then copied row by row.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 48; col += 48) {
+          for (int o = 0; o < 12; o += 6) { // 6 channels x 48 columns
+            const cnn_real *restrict wo = w + (o) * 108;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+            for (int c = 0; c < 12; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = x + (c * 10 + oy + ky) * 10 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0, x1, x2;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+                }
+              }
+            cnn_real *restrict yr = yf + (o) * 78 + oy * 78 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 78, &a1_0, sizeof a1_0);
+            memcpy(yr + 94, &a1_1, sizeof a1_1);
+            memcpy(yr + 110, &a1_2, sizeof a1_2);
+            memcpy(yr + 156, &a2_0, sizeof a2_0);
+            memcpy(yr + 172, &a2_1, sizeof a2_1);
+            memcpy(yr + 188, &a2_2, sizeof a2_2);
+            memcpy(yr + 234, &a3_0, sizeof a3_0);
+            memcpy(yr + 250, &a3_1, sizeof a3_1);
+            memcpy(yr + 266, &a3_2, sizeof a3_2);
+            memcpy(yr + 312, &a4_0, sizeof a4_0);
+            memcpy(yr + 328, &a4_1, sizeof a4_1);
+            memcpy(yr + 344, &a4_2, sizeof a4_2);
+            memcpy(yr + 390, &a5_0, sizeof a5_0);
+            memcpy(yr + 406, &a5_1, sizeof a5_1);
+            memcpy(yr + 422, &a5_2, sizeof a5_2);
+          }
+        }
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 30 columns
+          const cnn_real *restrict wo = w + (o) * 108;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          cnn_v16 a8_0 = {0}, a8_1 = {0};
+          cnn_v16 a9_0 = {0}, a9_1 = {0};
+          cnn_v16 a10_0 = {0}, a10_1 = {0};
+          cnn_v16 a11_0 = {0}, a11_1 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 10 + oy + ky) * 10 + 48;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756], w8 = wr[kx + 864], w9 = wr[kx + 972], w10 = wr[kx + 1080], w11 = wr[kx + 1188];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+                a8_0 += w8 * x0; a8_1 += w8 * x1;
+                a9_0 += w9 * x0; a9_1 += w9 * x1;
+                a10_0 += w10 * x0; a10_1 += w10 * x1;
+                a11_0 += w11 * x0; a11_1 += w11 * x1;
+              }
+            }
+          cnn_real *restrict yr = yf + (o) * 78 + oy * 78 + 48;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11]; yr[28] = a0_1[12]; yr[29] = a0_1[13];
+          memcpy(yr + 78, &a1_0, sizeof a1_0);
+          yr[94] = a1_1[0]; yr[95] = a1_1[1]; yr[96] = a1_1[2]; yr[97] = a1_1[3]; yr[98] = a1_1[4]; yr[99] = a1_1[5]; yr[100] = a1_1[6]; yr[101] = a1_1[7]; yr[102] = a1_1[8]; yr[103] = a1_1[9]; yr[104] = a1_1[10]; yr[105] = a1_1[11]; yr[106] = a1_1[12]; yr[107] = a1_1[13];
+          memcpy(yr + 156, &a2_0, sizeof a2_0);
+          yr[172] = a2_1[0]; yr[173] = a2_1[1]; yr[174] = a2_1[2]; yr[175] = a2_1[3]; yr[176] = a2_1[4]; yr[177] = a2_1[5]; yr[178] = a2_1[6]; yr[179] = a2_1[7]; yr[180] = a2_1[8]; yr[181] = a2_1[9]; yr[182] = a2_1[10]; yr[183] = a2_1[11]; yr[184] = a2_1[12]; yr[185] = a2_1[13];
+          memcpy(yr + 234, &a3_0, sizeof a3_0);
+          yr[250] = a3_1[0]; yr[251] = a3_1[1]; yr[252] = a3_1[2]; yr[253] = a3_1[3]; yr[254] = a3_1[4]; yr[255] = a3_1[5]; yr[256] = a3_1[6]; yr[257] = a3_1[7]; yr[258] = a3_1[8]; yr[259] = a3_1[9]; yr[260] = a3_1[10]; yr[261] = a3_1[11]; yr[262] = a3_1[12]; yr[263] = a3_1[13];
+          memcpy(yr + 312, &a4_0, sizeof a4_0);
+          yr[328] = a4_1[0]; yr[329] = a4_1[1]; yr[330] = a4_1[2]; yr[331] = a4_1[3]; yr[332] = a4_1[4]; yr[333] = a4_1[5]; yr[334] = a4_1[6]; yr[335] = a4_1[7]; yr[336] = a4_1[8]; yr[337] = a4_1[9]; yr[338] = a4_1[10]; yr[339] = a4_1[11]; yr[340] = a4_1[12]; yr[341] = a4_1[13];
+          memcpy(yr + 390, &a5_0, sizeof a5_0);
+          yr[406] = a5_1[0]; yr[407] = a5_1[1]; yr[408] = a5_1[2]; yr[409] = a5_1[3]; yr[410] = a5_1[4]; yr[411] = a5_1[5]; yr[412] = a5_1[6]; yr[413] = a5_1[7]; yr[414] = a5_1[8]; yr[415] = a5_1[9]; yr[416] = a5_1[10]; yr[417] = a5_1[11]; yr[418] = a5_1[12]; yr[419] = a5_1[13];
+          memcpy(yr + 468, &a6_0, sizeof a6_0);
+          yr[484] = a6_1[0]; yr[485] = a6_1[1]; yr[486] = a6_1[2]; yr[487] = a6_1[3]; yr[488] = a6_1[4]; yr[489] = a6_1[5]; yr[490] = a6_1[6]; yr[491] = a6_1[7]; yr[492] = a6_1[8]; yr[493] = a6_1[9]; yr[494] = a6_1[10]; yr[495] = a6_1[11]; yr[496] = a6_1[12]; yr[497] = a6_1[13];
+          memcpy(yr + 546, &a7_0, sizeof a7_0);
+          yr[562] = a7_1[0]; yr[563] = a7_1[1]; yr[564] = a7_1[2]; yr[565] = a7_1[3]; yr[566] = a7_1[4]; yr[567] = a7_1[5]; yr[568] = a7_1[6]; yr[569] = a7_1[7]; yr[570] = a7_1[8]; yr[571] = a7_1[9]; yr[572] = a7_1[10]; yr[573] = a7_1[11]; yr[574] = a7_1[12]; yr[575] = a7_1[13];
+          memcpy(yr + 624, &a8_0, sizeof a8_0);
+          yr[640] = a8_1[0]; yr[641] = a8_1[1]; yr[642] = a8_1[2]; yr[643] = a8_1[3]; yr[644] = a8_1[4]; yr[645] = a8_1[5]; yr[646] = a8_1[6]; yr[647] = a8_1[7]; yr[648] = a8_1[8]; yr[649] = a8_1[9]; yr[650] = a8_1[10]; yr[651] = a8_1[11]; yr[652] = a8_1[12]; yr[653] = a8_1[13];
+          memcpy(yr + 702, &a9_0, sizeof a9_0);
+          yr[718] = a9_1[0]; yr[719] = a9_1[1]; yr[720] = a9_1[2]; yr[721] = a9_1[3]; yr[722] = a9_1[4]; yr[723] = a9_1[5]; yr[724] = a9_1[6]; yr[725] = a9_1[7]; yr[726] = a9_1[8]; yr[727] = a9_1[9]; yr[728] = a9_1[10]; yr[729] = a9_1[11]; yr[730] = a9_1[12]; yr[731] = a9_1[13];
+          memcpy(yr + 780, &a10_0, sizeof a10_0);
+          yr[796] = a10_1[0]; yr[797] = a10_1[1]; yr[798] = a10_1[2]; yr[799] = a10_1[3]; yr[800] = a10_1[4]; yr[801] = a10_1[5]; yr[802] = a10_1[6]; yr[803] = a10_1[7]; yr[804] = a10_1[8]; yr[805] = a10_1[9]; yr[806] = a10_1[10]; yr[807] = a10_1[11]; yr[808] = a10_1[12]; yr[809] = a10_1[13];
+          memcpy(yr + 858, &a11_0, sizeof a11_0);
+          yr[874] = a11_1[0]; yr[875] = a11_1[1]; yr[876] = a11_1[2]; yr[877] = a11_1[3]; yr[878] = a11_1[4]; yr[879] = a11_1[5]; yr[880] = a11_1[6]; yr[881] = a11_1[7]; yr[882] = a11_1[8]; yr[883] = a11_1[9]; yr[884] = a11_1[10]; yr[885] = a11_1[11]; yr[886] = a11_1[12]; yr[887] = a11_1[13];
+        }
+      }
+      for (int o = 0; o < 12; o++)
+        for (int oy = 0; oy < 8; oy++)
+          memcpy(y + (o * 8 + oy) * 8, yf + o * 78 + oy * 10, 8 * sizeof(cnn_real));
+      if (training)
+        for (int c = 0; c < 12; c++) {
+          const cnn_real *restrict x = y + c * 64;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 64; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k7_l14_ps[i][c] = s;
+          mnist4k7_l14_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 13's forward on the CPU's vector width.
+static void mnist4k7_l13_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist4k7_v16) {
+    mnist4k7_l13_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist4k7_l13_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k7_l13_dw[NGROUP][1296];
@@ -2068,9 +4126,14 @@ static cnn_real mnist4k7_l13_dw[NGROUP][1296];
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k7_l13_dyp[NGROUP][1736];
+static cnn_real mnist4k7_l13_dyp[NGROUP][1744];
 static cnn_real mnist4k7_l13_wt[1296];
-CNN_CLONES static void mnist4k7_l13_conv_backward(int n) {
+// dy for the weight gradient, its rows padded with zeros to whole vectors
+// (or laid on the input's row stride: conv_kernels.c), the padding never written.
+#if CNN_V16
+static cnn_real mnist4k7_l13_dyw[NGROUP][7696];
+#endif
+CNN_CLONES static void mnist4k7_l13_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k7_params + 1976;
   cnn_real *restrict wt = mnist4k7_l13_wt;
   for (int o = 0; o < 12; o++)
@@ -2299,6 +4362,300 @@ CNN_CLONES static void mnist4k7_l13_conv_backward(int n) {
     mnist4k7_grads[1976 + j] = s;
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k7_l13_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist4k7_params + 1976;
+  cnn_real *restrict wt = mnist4k7_l13_wt;
+  for (int o = 0; o < 12; o++)
+    for (int c = 0; c < 12; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 12 + o) * 9 + 8 - j] = w[(o * 12 + c) * 9 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist4k7_l13_dw[g];
+    cnn_real *restrict dyp = mnist4k7_l13_dyp[g];
+    cnn_real *restrict dyw = mnist4k7_l13_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k7_d14 + (size_t)i * 768;
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 960;
+      for (int o = 0; o < 12; o++)
+        for (int oy = 0; oy < 8; oy++)
+          memcpy(dyi + o * 80 + oy * 10, dy + (o * 8 + oy) * 8, 8 * sizeof(cnn_real));
+    }
+    // 6 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added; each plane one run of vectors on x's rows (flat).
+    for (int o = 0; o < 12; o += 6) {
+      for (int c = 0; c < 12; c++)
+        for (int ky = 0; ky < 3; ky++) {
+          cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+          cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
+          cnn_v16 s4_0 = {0}, s4_1 = {0}, s4_2 = {0};
+          cnn_v16 s5_0 = {0}, s5_1 = {0}, s5_2 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist4k7_a12 + (size_t)i * 1200;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 960;
+            {
+              const cnn_real *restrict dr = dy + (o) * 80;
+              const cnn_real *restrict xr = x + (c * 10 + ky) * 10;
+              for (int v = 0; v < 80; v += 16) {
+                cnn_v16 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 80 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 160 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 240 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+                memcpy(&d, dr + 320 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
+                memcpy(&d, dr + 400 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 108 + (c * 3 + ky) * 3;
+          dwo[0] = CNN_HSUM16(s0_0);
+          dwo[1] = CNN_HSUM16(s0_1);
+          dwo[2] = CNN_HSUM16(s0_2);
+          dwo[108] = CNN_HSUM16(s1_0);
+          dwo[109] = CNN_HSUM16(s1_1);
+          dwo[110] = CNN_HSUM16(s1_2);
+          dwo[216] = CNN_HSUM16(s2_0);
+          dwo[217] = CNN_HSUM16(s2_1);
+          dwo[218] = CNN_HSUM16(s2_2);
+          dwo[324] = CNN_HSUM16(s3_0);
+          dwo[325] = CNN_HSUM16(s3_1);
+          dwo[326] = CNN_HSUM16(s3_2);
+          dwo[432] = CNN_HSUM16(s4_0);
+          dwo[433] = CNN_HSUM16(s4_1);
+          dwo[434] = CNN_HSUM16(s4_2);
+          dwo[540] = CNN_HSUM16(s5_0);
+          dwo[541] = CNN_HSUM16(s5_1);
+          dwo[542] = CNN_HSUM16(s5_2);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k7_d14 + (size_t)i * 768;
+      {
+      cnn_real *restrict dx = mnist4k7_d12 + (size_t)i * 1200;
+      for (int o = 0; o < 12; o++)
+        for (int oy = 0; oy < 8; oy++)
+          memcpy(dyp + (o * 12 + oy + 2) * 12 + 2, dy + (o * 8 + oy) * 8, 8 * sizeof(cnn_real));
+      // 12 output channels x 1 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 7 ? 10 - oy : 3;
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 10 columns
+          const cnn_real *restrict wo = wt + (o) * 108;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 12 + oy + ky) * 12 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756], w8 = wr[kx + 864], w9 = wr[kx + 972], w10 = wr[kx + 1080], w11 = wr[kx + 1188];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 100 + oy * 10 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9];
+          yr[100] = a1_0[0]; yr[101] = a1_0[1]; yr[102] = a1_0[2]; yr[103] = a1_0[3]; yr[104] = a1_0[4]; yr[105] = a1_0[5]; yr[106] = a1_0[6]; yr[107] = a1_0[7]; yr[108] = a1_0[8]; yr[109] = a1_0[9];
+          yr[200] = a2_0[0]; yr[201] = a2_0[1]; yr[202] = a2_0[2]; yr[203] = a2_0[3]; yr[204] = a2_0[4]; yr[205] = a2_0[5]; yr[206] = a2_0[6]; yr[207] = a2_0[7]; yr[208] = a2_0[8]; yr[209] = a2_0[9];
+          yr[300] = a3_0[0]; yr[301] = a3_0[1]; yr[302] = a3_0[2]; yr[303] = a3_0[3]; yr[304] = a3_0[4]; yr[305] = a3_0[5]; yr[306] = a3_0[6]; yr[307] = a3_0[7]; yr[308] = a3_0[8]; yr[309] = a3_0[9];
+          yr[400] = a4_0[0]; yr[401] = a4_0[1]; yr[402] = a4_0[2]; yr[403] = a4_0[3]; yr[404] = a4_0[4]; yr[405] = a4_0[5]; yr[406] = a4_0[6]; yr[407] = a4_0[7]; yr[408] = a4_0[8]; yr[409] = a4_0[9];
+          yr[500] = a5_0[0]; yr[501] = a5_0[1]; yr[502] = a5_0[2]; yr[503] = a5_0[3]; yr[504] = a5_0[4]; yr[505] = a5_0[5]; yr[506] = a5_0[6]; yr[507] = a5_0[7]; yr[508] = a5_0[8]; yr[509] = a5_0[9];
+          yr[600] = a6_0[0]; yr[601] = a6_0[1]; yr[602] = a6_0[2]; yr[603] = a6_0[3]; yr[604] = a6_0[4]; yr[605] = a6_0[5]; yr[606] = a6_0[6]; yr[607] = a6_0[7]; yr[608] = a6_0[8]; yr[609] = a6_0[9];
+          yr[700] = a7_0[0]; yr[701] = a7_0[1]; yr[702] = a7_0[2]; yr[703] = a7_0[3]; yr[704] = a7_0[4]; yr[705] = a7_0[5]; yr[706] = a7_0[6]; yr[707] = a7_0[7]; yr[708] = a7_0[8]; yr[709] = a7_0[9];
+          yr[800] = a8_0[0]; yr[801] = a8_0[1]; yr[802] = a8_0[2]; yr[803] = a8_0[3]; yr[804] = a8_0[4]; yr[805] = a8_0[5]; yr[806] = a8_0[6]; yr[807] = a8_0[7]; yr[808] = a8_0[8]; yr[809] = a8_0[9];
+          yr[900] = a9_0[0]; yr[901] = a9_0[1]; yr[902] = a9_0[2]; yr[903] = a9_0[3]; yr[904] = a9_0[4]; yr[905] = a9_0[5]; yr[906] = a9_0[6]; yr[907] = a9_0[7]; yr[908] = a9_0[8]; yr[909] = a9_0[9];
+          yr[1000] = a10_0[0]; yr[1001] = a10_0[1]; yr[1002] = a10_0[2]; yr[1003] = a10_0[3]; yr[1004] = a10_0[4]; yr[1005] = a10_0[5]; yr[1006] = a10_0[6]; yr[1007] = a10_0[7]; yr[1008] = a10_0[8]; yr[1009] = a10_0[9];
+          yr[1100] = a11_0[0]; yr[1101] = a11_0[1]; yr[1102] = a11_0[2]; yr[1103] = a11_0[3]; yr[1104] = a11_0[4]; yr[1105] = a11_0[5]; yr[1106] = a11_0[6]; yr[1107] = a11_0[7]; yr[1108] = a11_0[8]; yr[1109] = a11_0[9];
+        }
+      }
+      for (int oy = 2; oy < 8; oy++) {
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 10 columns
+          const cnn_real *restrict wo = wt + (o) * 108;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 12 + oy + ky) * 12 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756], w8 = wr[kx + 864], w9 = wr[kx + 972], w10 = wr[kx + 1080], w11 = wr[kx + 1188];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 100 + oy * 10 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9];
+          yr[100] = a1_0[0]; yr[101] = a1_0[1]; yr[102] = a1_0[2]; yr[103] = a1_0[3]; yr[104] = a1_0[4]; yr[105] = a1_0[5]; yr[106] = a1_0[6]; yr[107] = a1_0[7]; yr[108] = a1_0[8]; yr[109] = a1_0[9];
+          yr[200] = a2_0[0]; yr[201] = a2_0[1]; yr[202] = a2_0[2]; yr[203] = a2_0[3]; yr[204] = a2_0[4]; yr[205] = a2_0[5]; yr[206] = a2_0[6]; yr[207] = a2_0[7]; yr[208] = a2_0[8]; yr[209] = a2_0[9];
+          yr[300] = a3_0[0]; yr[301] = a3_0[1]; yr[302] = a3_0[2]; yr[303] = a3_0[3]; yr[304] = a3_0[4]; yr[305] = a3_0[5]; yr[306] = a3_0[6]; yr[307] = a3_0[7]; yr[308] = a3_0[8]; yr[309] = a3_0[9];
+          yr[400] = a4_0[0]; yr[401] = a4_0[1]; yr[402] = a4_0[2]; yr[403] = a4_0[3]; yr[404] = a4_0[4]; yr[405] = a4_0[5]; yr[406] = a4_0[6]; yr[407] = a4_0[7]; yr[408] = a4_0[8]; yr[409] = a4_0[9];
+          yr[500] = a5_0[0]; yr[501] = a5_0[1]; yr[502] = a5_0[2]; yr[503] = a5_0[3]; yr[504] = a5_0[4]; yr[505] = a5_0[5]; yr[506] = a5_0[6]; yr[507] = a5_0[7]; yr[508] = a5_0[8]; yr[509] = a5_0[9];
+          yr[600] = a6_0[0]; yr[601] = a6_0[1]; yr[602] = a6_0[2]; yr[603] = a6_0[3]; yr[604] = a6_0[4]; yr[605] = a6_0[5]; yr[606] = a6_0[6]; yr[607] = a6_0[7]; yr[608] = a6_0[8]; yr[609] = a6_0[9];
+          yr[700] = a7_0[0]; yr[701] = a7_0[1]; yr[702] = a7_0[2]; yr[703] = a7_0[3]; yr[704] = a7_0[4]; yr[705] = a7_0[5]; yr[706] = a7_0[6]; yr[707] = a7_0[7]; yr[708] = a7_0[8]; yr[709] = a7_0[9];
+          yr[800] = a8_0[0]; yr[801] = a8_0[1]; yr[802] = a8_0[2]; yr[803] = a8_0[3]; yr[804] = a8_0[4]; yr[805] = a8_0[5]; yr[806] = a8_0[6]; yr[807] = a8_0[7]; yr[808] = a8_0[8]; yr[809] = a8_0[9];
+          yr[900] = a9_0[0]; yr[901] = a9_0[1]; yr[902] = a9_0[2]; yr[903] = a9_0[3]; yr[904] = a9_0[4]; yr[905] = a9_0[5]; yr[906] = a9_0[6]; yr[907] = a9_0[7]; yr[908] = a9_0[8]; yr[909] = a9_0[9];
+          yr[1000] = a10_0[0]; yr[1001] = a10_0[1]; yr[1002] = a10_0[2]; yr[1003] = a10_0[3]; yr[1004] = a10_0[4]; yr[1005] = a10_0[5]; yr[1006] = a10_0[6]; yr[1007] = a10_0[7]; yr[1008] = a10_0[8]; yr[1009] = a10_0[9];
+          yr[1100] = a11_0[0]; yr[1101] = a11_0[1]; yr[1102] = a11_0[2]; yr[1103] = a11_0[3]; yr[1104] = a11_0[4]; yr[1105] = a11_0[5]; yr[1106] = a11_0[6]; yr[1107] = a11_0[7]; yr[1108] = a11_0[8]; yr[1109] = a11_0[9];
+        }
+      }
+      for (int oy = 8; oy < 10; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 7 ? 10 - oy : 3;
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 10 columns
+          const cnn_real *restrict wo = wt + (o) * 108;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 12 + oy + ky) * 12 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756], w8 = wr[kx + 864], w9 = wr[kx + 972], w10 = wr[kx + 1080], w11 = wr[kx + 1188];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 100 + oy * 10 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9];
+          yr[100] = a1_0[0]; yr[101] = a1_0[1]; yr[102] = a1_0[2]; yr[103] = a1_0[3]; yr[104] = a1_0[4]; yr[105] = a1_0[5]; yr[106] = a1_0[6]; yr[107] = a1_0[7]; yr[108] = a1_0[8]; yr[109] = a1_0[9];
+          yr[200] = a2_0[0]; yr[201] = a2_0[1]; yr[202] = a2_0[2]; yr[203] = a2_0[3]; yr[204] = a2_0[4]; yr[205] = a2_0[5]; yr[206] = a2_0[6]; yr[207] = a2_0[7]; yr[208] = a2_0[8]; yr[209] = a2_0[9];
+          yr[300] = a3_0[0]; yr[301] = a3_0[1]; yr[302] = a3_0[2]; yr[303] = a3_0[3]; yr[304] = a3_0[4]; yr[305] = a3_0[5]; yr[306] = a3_0[6]; yr[307] = a3_0[7]; yr[308] = a3_0[8]; yr[309] = a3_0[9];
+          yr[400] = a4_0[0]; yr[401] = a4_0[1]; yr[402] = a4_0[2]; yr[403] = a4_0[3]; yr[404] = a4_0[4]; yr[405] = a4_0[5]; yr[406] = a4_0[6]; yr[407] = a4_0[7]; yr[408] = a4_0[8]; yr[409] = a4_0[9];
+          yr[500] = a5_0[0]; yr[501] = a5_0[1]; yr[502] = a5_0[2]; yr[503] = a5_0[3]; yr[504] = a5_0[4]; yr[505] = a5_0[5]; yr[506] = a5_0[6]; yr[507] = a5_0[7]; yr[508] = a5_0[8]; yr[509] = a5_0[9];
+          yr[600] = a6_0[0]; yr[601] = a6_0[1]; yr[602] = a6_0[2]; yr[603] = a6_0[3]; yr[604] = a6_0[4]; yr[605] = a6_0[5]; yr[606] = a6_0[6]; yr[607] = a6_0[7]; yr[608] = a6_0[8]; yr[609] = a6_0[9];
+          yr[700] = a7_0[0]; yr[701] = a7_0[1]; yr[702] = a7_0[2]; yr[703] = a7_0[3]; yr[704] = a7_0[4]; yr[705] = a7_0[5]; yr[706] = a7_0[6]; yr[707] = a7_0[7]; yr[708] = a7_0[8]; yr[709] = a7_0[9];
+          yr[800] = a8_0[0]; yr[801] = a8_0[1]; yr[802] = a8_0[2]; yr[803] = a8_0[3]; yr[804] = a8_0[4]; yr[805] = a8_0[5]; yr[806] = a8_0[6]; yr[807] = a8_0[7]; yr[808] = a8_0[8]; yr[809] = a8_0[9];
+          yr[900] = a9_0[0]; yr[901] = a9_0[1]; yr[902] = a9_0[2]; yr[903] = a9_0[3]; yr[904] = a9_0[4]; yr[905] = a9_0[5]; yr[906] = a9_0[6]; yr[907] = a9_0[7]; yr[908] = a9_0[8]; yr[909] = a9_0[9];
+          yr[1000] = a10_0[0]; yr[1001] = a10_0[1]; yr[1002] = a10_0[2]; yr[1003] = a10_0[3]; yr[1004] = a10_0[4]; yr[1005] = a10_0[5]; yr[1006] = a10_0[6]; yr[1007] = a10_0[7]; yr[1008] = a10_0[8]; yr[1009] = a10_0[9];
+          yr[1100] = a11_0[0]; yr[1101] = a11_0[1]; yr[1102] = a11_0[2]; yr[1103] = a11_0[3]; yr[1104] = a11_0[4]; yr[1105] = a11_0[5]; yr[1106] = a11_0[6]; yr[1107] = a11_0[7]; yr[1108] = a11_0[8]; yr[1109] = a11_0[9];
+        }
+      }
+      }
+      { // layer 11's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 12; c++) {
+          const cnn_real *restrict x = mnist4k7_a11 + (size_t)i * 1200 + c * 100;
+          cnn_real *restrict dy = mnist4k7_d12 + (size_t)i * 1200 + c * 100;
+          const cnn_real *restrict y = mnist4k7_a12 + (size_t)i * 1200 + c * 100;
+          for (int p = 0; p < 100; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+          }
+          const cnn_real m_ = mnist4k7_l11_mean[c], is = mnist4k7_l11_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 96; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          for (int p = 96; p < 100; p++) {
+            as[p - 96] += dy[p];
+            aq[p - 96] += dy[p] * ((x[p] - m_) * is);
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k7_l11_ps[i][c] = s;
+          mnist4k7_l11_pq[i][c] = sq;
+        }
+      }
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 1296; j++) {
+    cnn_real s = mnist4k7_l13_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist4k7_l13_dw[g][j];
+    mnist4k7_grads[1976 + j] = s;
+  }
+}
+#endif
+// Layer 13's backward on the CPU's vector width.
+static void mnist4k7_l13_conv_backward(int n) {
+#if CNN_V16
+  if (mnist4k7_v16) {
+    mnist4k7_l13_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist4k7_l13_conv_backward_v8(n);
+}
 
 // Layer 14: batchnorm: 8x8x12 -> 8x8x12 (HxWxC), RF 14, 24 params, 0 MACs/image.
 
@@ -2400,11 +4757,17 @@ CNN_CLONES static void mnist4k7_l14_bn_backward(int n) {
 // Layer 16: conv 3x3, stride 1, pad 0, no bias: 8x8x12 -> 6x6x12 (HxWxC), RF 18, 1296 params, 46656 MACs/image.
 // Path: direct kernels (forward, input and weight gradient).
 // y[12][6x6] = W[12][12][3x3] (*) x[12][8x8].
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
+// Each plane of a group's output as one row on the input's row stride.
+#if CNN_V16
+static cnn_real mnist4k7_l16_yf[NGROUP][568];
+#endif
 // Layer 17's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k7_l17_ps[BATCH][12], mnist4k7_l17_pq[BATCH][12];
 // In training, also sums each image's output per channel for layer 17's statistics.
-CNN_CLONES static void mnist4k7_l16_conv_forward(int n, int training) {
+CNN_CLONES static void mnist4k7_l16_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 3296;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -2489,6 +4852,104 @@ CNN_CLONES static void mnist4k7_l16_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k7_l16_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist4k7_params + 3296;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict yf = mnist4k7_l16_yf[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist4k7_a15 + (size_t)i * 768;
+      cnn_real *restrict y = mnist4k7_a17 + (size_t)i * 432;
+      // 6 output channels x 3 vectors of 16 per register tile, over each plane as
+      // one run on the input's row stride (flat), then copied row by row.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 46 columns
+          const cnn_real *restrict wo = w + (o) * 108;
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 8 + oy + ky) * 8 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1, x2;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+              }
+            }
+          cnn_real *restrict yr = yf + (o) * 46 + oy * 46 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          yr[32] = a0_2[0]; yr[33] = a0_2[1]; yr[34] = a0_2[2]; yr[35] = a0_2[3]; yr[36] = a0_2[4]; yr[37] = a0_2[5]; yr[38] = a0_2[6]; yr[39] = a0_2[7]; yr[40] = a0_2[8]; yr[41] = a0_2[9]; yr[42] = a0_2[10]; yr[43] = a0_2[11]; yr[44] = a0_2[12]; yr[45] = a0_2[13];
+          memcpy(yr + 46, &a1_0, sizeof a1_0);
+          memcpy(yr + 62, &a1_1, sizeof a1_1);
+          yr[78] = a1_2[0]; yr[79] = a1_2[1]; yr[80] = a1_2[2]; yr[81] = a1_2[3]; yr[82] = a1_2[4]; yr[83] = a1_2[5]; yr[84] = a1_2[6]; yr[85] = a1_2[7]; yr[86] = a1_2[8]; yr[87] = a1_2[9]; yr[88] = a1_2[10]; yr[89] = a1_2[11]; yr[90] = a1_2[12]; yr[91] = a1_2[13];
+          memcpy(yr + 92, &a2_0, sizeof a2_0);
+          memcpy(yr + 108, &a2_1, sizeof a2_1);
+          yr[124] = a2_2[0]; yr[125] = a2_2[1]; yr[126] = a2_2[2]; yr[127] = a2_2[3]; yr[128] = a2_2[4]; yr[129] = a2_2[5]; yr[130] = a2_2[6]; yr[131] = a2_2[7]; yr[132] = a2_2[8]; yr[133] = a2_2[9]; yr[134] = a2_2[10]; yr[135] = a2_2[11]; yr[136] = a2_2[12]; yr[137] = a2_2[13];
+          memcpy(yr + 138, &a3_0, sizeof a3_0);
+          memcpy(yr + 154, &a3_1, sizeof a3_1);
+          yr[170] = a3_2[0]; yr[171] = a3_2[1]; yr[172] = a3_2[2]; yr[173] = a3_2[3]; yr[174] = a3_2[4]; yr[175] = a3_2[5]; yr[176] = a3_2[6]; yr[177] = a3_2[7]; yr[178] = a3_2[8]; yr[179] = a3_2[9]; yr[180] = a3_2[10]; yr[181] = a3_2[11]; yr[182] = a3_2[12]; yr[183] = a3_2[13];
+          memcpy(yr + 184, &a4_0, sizeof a4_0);
+          memcpy(yr + 200, &a4_1, sizeof a4_1);
+          yr[216] = a4_2[0]; yr[217] = a4_2[1]; yr[218] = a4_2[2]; yr[219] = a4_2[3]; yr[220] = a4_2[4]; yr[221] = a4_2[5]; yr[222] = a4_2[6]; yr[223] = a4_2[7]; yr[224] = a4_2[8]; yr[225] = a4_2[9]; yr[226] = a4_2[10]; yr[227] = a4_2[11]; yr[228] = a4_2[12]; yr[229] = a4_2[13];
+          memcpy(yr + 230, &a5_0, sizeof a5_0);
+          memcpy(yr + 246, &a5_1, sizeof a5_1);
+          yr[262] = a5_2[0]; yr[263] = a5_2[1]; yr[264] = a5_2[2]; yr[265] = a5_2[3]; yr[266] = a5_2[4]; yr[267] = a5_2[5]; yr[268] = a5_2[6]; yr[269] = a5_2[7]; yr[270] = a5_2[8]; yr[271] = a5_2[9]; yr[272] = a5_2[10]; yr[273] = a5_2[11]; yr[274] = a5_2[12]; yr[275] = a5_2[13];
+        }
+      }
+      for (int o = 0; o < 12; o++)
+        for (int oy = 0; oy < 6; oy++)
+          memcpy(y + (o * 6 + oy) * 6, yf + o * 46 + oy * 8, 6 * sizeof(cnn_real));
+      if (training)
+        for (int c = 0; c < 12; c++) {
+          const cnn_real *restrict x = y + c * 36;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 32; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          for (int p = 32; p < 36; p++) {
+            as[p - 32] += x[p];
+            aq[p - 32] += x[p] * x[p];
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k7_l17_ps[i][c] = s;
+          mnist4k7_l17_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 16's forward on the CPU's vector width.
+static void mnist4k7_l16_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist4k7_v16) {
+    mnist4k7_l16_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist4k7_l16_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k7_l16_dw[NGROUP][1296];
@@ -2496,12 +4957,12 @@ static cnn_real mnist4k7_l16_dw[NGROUP][1296];
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k7_l16_dyp[NGROUP][1208];
+static cnn_real mnist4k7_l16_dyp[NGROUP][1216];
 static cnn_real mnist4k7_l16_wt[1296];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
-// (rows mode; the padding never written), the group's images.
-static cnn_real mnist4k7_l16_dyw[NGROUP][4616];
-CNN_CLONES static void mnist4k7_l16_conv_backward(int n) {
+// (or laid on the input's row stride: conv_kernels.c), the padding never written.
+static cnn_real mnist4k7_l16_dyw[NGROUP][4624];
+CNN_CLONES static void mnist4k7_l16_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k7_params + 3296;
   cnn_real *restrict wt = mnist4k7_l16_wt;
   for (int o = 0; o < 12; o++)
@@ -2767,6 +5228,296 @@ CNN_CLONES static void mnist4k7_l16_conv_backward(int n) {
     mnist4k7_grads[3296 + j] = s;
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k7_l16_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist4k7_params + 3296;
+  cnn_real *restrict wt = mnist4k7_l16_wt;
+  for (int o = 0; o < 12; o++)
+    for (int c = 0; c < 12; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 12 + o) * 9 + 8 - j] = w[(o * 12 + c) * 9 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist4k7_l16_dw[g];
+    cnn_real *restrict dyp = mnist4k7_l16_dyp[g];
+    cnn_real *restrict dyw = mnist4k7_l16_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k7_d17 + (size_t)i * 432;
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 576;
+      for (int o = 0; o < 12; o++)
+        for (int oy = 0; oy < 6; oy++)
+          memcpy(dyi + o * 48 + oy * 8, dy + (o * 6 + oy) * 6, 6 * sizeof(cnn_real));
+    }
+    // 6 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added; each plane one run of vectors on x's rows (flat).
+    for (int o = 0; o < 12; o += 6) {
+      for (int c = 0; c < 12; c++)
+        for (int ky = 0; ky < 3; ky++) {
+          cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+          cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
+          cnn_v16 s4_0 = {0}, s4_1 = {0}, s4_2 = {0};
+          cnn_v16 s5_0 = {0}, s5_1 = {0}, s5_2 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist4k7_a15 + (size_t)i * 768;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 576;
+            {
+              const cnn_real *restrict dr = dy + (o) * 48;
+              const cnn_real *restrict xr = x + (c * 8 + ky) * 8;
+              for (int v = 0; v < 48; v += 16) {
+                cnn_v16 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 48 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 96 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 144 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+                memcpy(&d, dr + 192 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
+                memcpy(&d, dr + 240 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 108 + (c * 3 + ky) * 3;
+          dwo[0] = CNN_HSUM16(s0_0);
+          dwo[1] = CNN_HSUM16(s0_1);
+          dwo[2] = CNN_HSUM16(s0_2);
+          dwo[108] = CNN_HSUM16(s1_0);
+          dwo[109] = CNN_HSUM16(s1_1);
+          dwo[110] = CNN_HSUM16(s1_2);
+          dwo[216] = CNN_HSUM16(s2_0);
+          dwo[217] = CNN_HSUM16(s2_1);
+          dwo[218] = CNN_HSUM16(s2_2);
+          dwo[324] = CNN_HSUM16(s3_0);
+          dwo[325] = CNN_HSUM16(s3_1);
+          dwo[326] = CNN_HSUM16(s3_2);
+          dwo[432] = CNN_HSUM16(s4_0);
+          dwo[433] = CNN_HSUM16(s4_1);
+          dwo[434] = CNN_HSUM16(s4_2);
+          dwo[540] = CNN_HSUM16(s5_0);
+          dwo[541] = CNN_HSUM16(s5_1);
+          dwo[542] = CNN_HSUM16(s5_2);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k7_d17 + (size_t)i * 432;
+      {
+      cnn_real *restrict dx = mnist4k7_d15 + (size_t)i * 768;
+      for (int o = 0; o < 12; o++)
+        for (int oy = 0; oy < 6; oy++)
+          memcpy(dyp + (o * 10 + oy + 2) * 10 + 2, dy + (o * 6 + oy) * 6, 6 * sizeof(cnn_real));
+      // 12 output channels x 1 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 8 columns
+          const cnn_real *restrict wo = wt + (o) * 108;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 10 + oy + ky) * 10 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756], w8 = wr[kx + 864], w9 = wr[kx + 972], w10 = wr[kx + 1080], w11 = wr[kx + 1188];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 64 + oy * 8 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7];
+          yr[64] = a1_0[0]; yr[65] = a1_0[1]; yr[66] = a1_0[2]; yr[67] = a1_0[3]; yr[68] = a1_0[4]; yr[69] = a1_0[5]; yr[70] = a1_0[6]; yr[71] = a1_0[7];
+          yr[128] = a2_0[0]; yr[129] = a2_0[1]; yr[130] = a2_0[2]; yr[131] = a2_0[3]; yr[132] = a2_0[4]; yr[133] = a2_0[5]; yr[134] = a2_0[6]; yr[135] = a2_0[7];
+          yr[192] = a3_0[0]; yr[193] = a3_0[1]; yr[194] = a3_0[2]; yr[195] = a3_0[3]; yr[196] = a3_0[4]; yr[197] = a3_0[5]; yr[198] = a3_0[6]; yr[199] = a3_0[7];
+          yr[256] = a4_0[0]; yr[257] = a4_0[1]; yr[258] = a4_0[2]; yr[259] = a4_0[3]; yr[260] = a4_0[4]; yr[261] = a4_0[5]; yr[262] = a4_0[6]; yr[263] = a4_0[7];
+          yr[320] = a5_0[0]; yr[321] = a5_0[1]; yr[322] = a5_0[2]; yr[323] = a5_0[3]; yr[324] = a5_0[4]; yr[325] = a5_0[5]; yr[326] = a5_0[6]; yr[327] = a5_0[7];
+          yr[384] = a6_0[0]; yr[385] = a6_0[1]; yr[386] = a6_0[2]; yr[387] = a6_0[3]; yr[388] = a6_0[4]; yr[389] = a6_0[5]; yr[390] = a6_0[6]; yr[391] = a6_0[7];
+          yr[448] = a7_0[0]; yr[449] = a7_0[1]; yr[450] = a7_0[2]; yr[451] = a7_0[3]; yr[452] = a7_0[4]; yr[453] = a7_0[5]; yr[454] = a7_0[6]; yr[455] = a7_0[7];
+          yr[512] = a8_0[0]; yr[513] = a8_0[1]; yr[514] = a8_0[2]; yr[515] = a8_0[3]; yr[516] = a8_0[4]; yr[517] = a8_0[5]; yr[518] = a8_0[6]; yr[519] = a8_0[7];
+          yr[576] = a9_0[0]; yr[577] = a9_0[1]; yr[578] = a9_0[2]; yr[579] = a9_0[3]; yr[580] = a9_0[4]; yr[581] = a9_0[5]; yr[582] = a9_0[6]; yr[583] = a9_0[7];
+          yr[640] = a10_0[0]; yr[641] = a10_0[1]; yr[642] = a10_0[2]; yr[643] = a10_0[3]; yr[644] = a10_0[4]; yr[645] = a10_0[5]; yr[646] = a10_0[6]; yr[647] = a10_0[7];
+          yr[704] = a11_0[0]; yr[705] = a11_0[1]; yr[706] = a11_0[2]; yr[707] = a11_0[3]; yr[708] = a11_0[4]; yr[709] = a11_0[5]; yr[710] = a11_0[6]; yr[711] = a11_0[7];
+        }
+      }
+      for (int oy = 2; oy < 6; oy++) {
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 8 columns
+          const cnn_real *restrict wo = wt + (o) * 108;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 10 + oy + ky) * 10 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756], w8 = wr[kx + 864], w9 = wr[kx + 972], w10 = wr[kx + 1080], w11 = wr[kx + 1188];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 64 + oy * 8 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7];
+          yr[64] = a1_0[0]; yr[65] = a1_0[1]; yr[66] = a1_0[2]; yr[67] = a1_0[3]; yr[68] = a1_0[4]; yr[69] = a1_0[5]; yr[70] = a1_0[6]; yr[71] = a1_0[7];
+          yr[128] = a2_0[0]; yr[129] = a2_0[1]; yr[130] = a2_0[2]; yr[131] = a2_0[3]; yr[132] = a2_0[4]; yr[133] = a2_0[5]; yr[134] = a2_0[6]; yr[135] = a2_0[7];
+          yr[192] = a3_0[0]; yr[193] = a3_0[1]; yr[194] = a3_0[2]; yr[195] = a3_0[3]; yr[196] = a3_0[4]; yr[197] = a3_0[5]; yr[198] = a3_0[6]; yr[199] = a3_0[7];
+          yr[256] = a4_0[0]; yr[257] = a4_0[1]; yr[258] = a4_0[2]; yr[259] = a4_0[3]; yr[260] = a4_0[4]; yr[261] = a4_0[5]; yr[262] = a4_0[6]; yr[263] = a4_0[7];
+          yr[320] = a5_0[0]; yr[321] = a5_0[1]; yr[322] = a5_0[2]; yr[323] = a5_0[3]; yr[324] = a5_0[4]; yr[325] = a5_0[5]; yr[326] = a5_0[6]; yr[327] = a5_0[7];
+          yr[384] = a6_0[0]; yr[385] = a6_0[1]; yr[386] = a6_0[2]; yr[387] = a6_0[3]; yr[388] = a6_0[4]; yr[389] = a6_0[5]; yr[390] = a6_0[6]; yr[391] = a6_0[7];
+          yr[448] = a7_0[0]; yr[449] = a7_0[1]; yr[450] = a7_0[2]; yr[451] = a7_0[3]; yr[452] = a7_0[4]; yr[453] = a7_0[5]; yr[454] = a7_0[6]; yr[455] = a7_0[7];
+          yr[512] = a8_0[0]; yr[513] = a8_0[1]; yr[514] = a8_0[2]; yr[515] = a8_0[3]; yr[516] = a8_0[4]; yr[517] = a8_0[5]; yr[518] = a8_0[6]; yr[519] = a8_0[7];
+          yr[576] = a9_0[0]; yr[577] = a9_0[1]; yr[578] = a9_0[2]; yr[579] = a9_0[3]; yr[580] = a9_0[4]; yr[581] = a9_0[5]; yr[582] = a9_0[6]; yr[583] = a9_0[7];
+          yr[640] = a10_0[0]; yr[641] = a10_0[1]; yr[642] = a10_0[2]; yr[643] = a10_0[3]; yr[644] = a10_0[4]; yr[645] = a10_0[5]; yr[646] = a10_0[6]; yr[647] = a10_0[7];
+          yr[704] = a11_0[0]; yr[705] = a11_0[1]; yr[706] = a11_0[2]; yr[707] = a11_0[3]; yr[708] = a11_0[4]; yr[709] = a11_0[5]; yr[710] = a11_0[6]; yr[711] = a11_0[7];
+        }
+      }
+      for (int oy = 6; oy < 8; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 8 columns
+          const cnn_real *restrict wo = wt + (o) * 108;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 10 + oy + ky) * 10 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756], w8 = wr[kx + 864], w9 = wr[kx + 972], w10 = wr[kx + 1080], w11 = wr[kx + 1188];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 64 + oy * 8 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7];
+          yr[64] = a1_0[0]; yr[65] = a1_0[1]; yr[66] = a1_0[2]; yr[67] = a1_0[3]; yr[68] = a1_0[4]; yr[69] = a1_0[5]; yr[70] = a1_0[6]; yr[71] = a1_0[7];
+          yr[128] = a2_0[0]; yr[129] = a2_0[1]; yr[130] = a2_0[2]; yr[131] = a2_0[3]; yr[132] = a2_0[4]; yr[133] = a2_0[5]; yr[134] = a2_0[6]; yr[135] = a2_0[7];
+          yr[192] = a3_0[0]; yr[193] = a3_0[1]; yr[194] = a3_0[2]; yr[195] = a3_0[3]; yr[196] = a3_0[4]; yr[197] = a3_0[5]; yr[198] = a3_0[6]; yr[199] = a3_0[7];
+          yr[256] = a4_0[0]; yr[257] = a4_0[1]; yr[258] = a4_0[2]; yr[259] = a4_0[3]; yr[260] = a4_0[4]; yr[261] = a4_0[5]; yr[262] = a4_0[6]; yr[263] = a4_0[7];
+          yr[320] = a5_0[0]; yr[321] = a5_0[1]; yr[322] = a5_0[2]; yr[323] = a5_0[3]; yr[324] = a5_0[4]; yr[325] = a5_0[5]; yr[326] = a5_0[6]; yr[327] = a5_0[7];
+          yr[384] = a6_0[0]; yr[385] = a6_0[1]; yr[386] = a6_0[2]; yr[387] = a6_0[3]; yr[388] = a6_0[4]; yr[389] = a6_0[5]; yr[390] = a6_0[6]; yr[391] = a6_0[7];
+          yr[448] = a7_0[0]; yr[449] = a7_0[1]; yr[450] = a7_0[2]; yr[451] = a7_0[3]; yr[452] = a7_0[4]; yr[453] = a7_0[5]; yr[454] = a7_0[6]; yr[455] = a7_0[7];
+          yr[512] = a8_0[0]; yr[513] = a8_0[1]; yr[514] = a8_0[2]; yr[515] = a8_0[3]; yr[516] = a8_0[4]; yr[517] = a8_0[5]; yr[518] = a8_0[6]; yr[519] = a8_0[7];
+          yr[576] = a9_0[0]; yr[577] = a9_0[1]; yr[578] = a9_0[2]; yr[579] = a9_0[3]; yr[580] = a9_0[4]; yr[581] = a9_0[5]; yr[582] = a9_0[6]; yr[583] = a9_0[7];
+          yr[640] = a10_0[0]; yr[641] = a10_0[1]; yr[642] = a10_0[2]; yr[643] = a10_0[3]; yr[644] = a10_0[4]; yr[645] = a10_0[5]; yr[646] = a10_0[6]; yr[647] = a10_0[7];
+          yr[704] = a11_0[0]; yr[705] = a11_0[1]; yr[706] = a11_0[2]; yr[707] = a11_0[3]; yr[708] = a11_0[4]; yr[709] = a11_0[5]; yr[710] = a11_0[6]; yr[711] = a11_0[7];
+        }
+      }
+      }
+      { // layer 14's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 12; c++) {
+          const cnn_real *restrict x = mnist4k7_a14 + (size_t)i * 768 + c * 64;
+          cnn_real *restrict dy = mnist4k7_d15 + (size_t)i * 768 + c * 64;
+          const cnn_real *restrict y = mnist4k7_a15 + (size_t)i * 768 + c * 64;
+          for (int p = 0; p < 64; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+          }
+          const cnn_real m_ = mnist4k7_l14_mean[c], is = mnist4k7_l14_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 64; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k7_l14_ps[i][c] = s;
+          mnist4k7_l14_pq[i][c] = sq;
+        }
+      }
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 1296; j++) {
+    cnn_real s = mnist4k7_l16_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist4k7_l16_dw[g][j];
+    mnist4k7_grads[3296 + j] = s;
+  }
+}
+#endif
+// Layer 16's backward on the CPU's vector width.
+static void mnist4k7_l16_conv_backward(int n) {
+#if CNN_V16
+  if (mnist4k7_v16) {
+    mnist4k7_l16_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist4k7_l16_conv_backward_v8(n);
+}
 
 // Layer 17: batchnorm: 6x6x12 -> 6x6x12 (HxWxC), RF 18, 24 params, 0 MACs/image.
 
@@ -2868,24 +5619,25 @@ CNN_CLONES static void mnist4k7_l17_bn_backward(int n) {
 // Layer 19: conv 1x1, stride 1, pad 0, no bias: 6x6x12 -> 6x6x10 (HxWxC), RF 18, 120 params, 4320 MACs/image.
 // Path: direct kernels (forward, input and weight gradient; 1x1: each plane one row).
 // y[10][6x6] = W[10][12][1x1] (*) x[12][6x6].
-CNN_CLONES static void mnist4k7_l19_conv_forward(int n) {
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
+CNN_CLONES static void mnist4k7_l19_conv_forward_v8(int n) {
   const cnn_real *restrict w = mnist4k7_params + 4616;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k7_a18 + (size_t)i * 432;
       cnn_real *restrict y = mnist4k7_a20 + (size_t)i * 360;
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 5 output channels x 2 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         for (int col = 0; col < 32; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+          for (int o = 0; o < 10; o += 5) { // 5 channels x 16 columns
             const cnn_real *restrict wo = w + (o) * 12;
             cnn_v8 a0_0 = {0}, a0_1 = {0};
             cnn_v8 a1_0 = {0}, a1_1 = {0};
             cnn_v8 a2_0 = {0}, a2_1 = {0};
             cnn_v8 a3_0 = {0}, a3_1 = {0};
             cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
             for (int c = 0; c < 12; c++)
               for (int ky = 0; ky < 1; ky++) {
                 const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 36 + col;
@@ -2894,13 +5646,12 @@ CNN_CLONES static void mnist4k7_l19_conv_forward(int n) {
                   cnn_v8 x0, x1;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 12], w2 = wr[kx + 24], w3 = wr[kx + 36], w4 = wr[kx + 48], w5 = wr[kx + 60];
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 12], w2 = wr[kx + 24], w3 = wr[kx + 36], w4 = wr[kx + 48];
                   a0_0 += w0 * x0; a0_1 += w0 * x1;
                   a1_0 += w1 * x0; a1_1 += w1 * x1;
                   a2_0 += w2 * x0; a2_1 += w2 * x1;
                   a3_0 += w3 * x0; a3_1 += w3 * x1;
                   a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
                 }
               }
             cnn_real *restrict yr = y + (o) * 36 + oy * 36 + col;
@@ -2914,39 +5665,6 @@ CNN_CLONES static void mnist4k7_l19_conv_forward(int n) {
             memcpy(yr + 116, &a3_1, sizeof a3_1);
             memcpy(yr + 144, &a4_0, sizeof a4_0);
             memcpy(yr + 152, &a4_1, sizeof a4_1);
-            memcpy(yr + 180, &a5_0, sizeof a5_0);
-            memcpy(yr + 188, &a5_1, sizeof a5_1);
-          }
-          { // the last 4 channels
-            const cnn_real *restrict wo = w + (6) * 12;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            for (int c = 0; c < 12; c++)
-              for (int ky = 0; ky < 1; ky++) {
-                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 36 + col;
-                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
-                for (int kx = 0; kx < 1; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 12], w2 = wr[kx + 24], w3 = wr[kx + 36];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                }
-              }
-            cnn_real *restrict yr = y + (6) * 36 + oy * 36 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 36, &a1_0, sizeof a1_0);
-            memcpy(yr + 44, &a1_1, sizeof a1_1);
-            memcpy(yr + 72, &a2_0, sizeof a2_0);
-            memcpy(yr + 80, &a2_1, sizeof a2_1);
-            memcpy(yr + 108, &a3_0, sizeof a3_0);
-            memcpy(yr + 116, &a3_1, sizeof a3_1);
           }
         }
         for (int o = 0; o < 10; o += 10) { // 10 channels x 4 columns
@@ -2997,6 +5715,72 @@ CNN_CLONES static void mnist4k7_l19_conv_forward(int n) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k7_l19_conv_forward_v16(int n) {
+  const cnn_real *restrict w = mnist4k7_params + 4616;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist4k7_a18 + (size_t)i * 432;
+      cnn_real *restrict y = mnist4k7_a20 + (size_t)i * 360;
+      // 5 output channels x 3 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int o = 0; o < 10; o += 5) { // 5 channels x 36 columns
+          const cnn_real *restrict wo = w + (o) * 12;
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+          for (int c = 0; c < 12; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 36 + 0;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v16 x0, x1, x2;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 12], w2 = wr[kx + 24], w3 = wr[kx + 36], w4 = wr[kx + 48];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 36 + oy * 36 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          yr[32] = a0_2[0]; yr[33] = a0_2[1]; yr[34] = a0_2[2]; yr[35] = a0_2[3];
+          memcpy(yr + 36, &a1_0, sizeof a1_0);
+          memcpy(yr + 52, &a1_1, sizeof a1_1);
+          yr[68] = a1_2[0]; yr[69] = a1_2[1]; yr[70] = a1_2[2]; yr[71] = a1_2[3];
+          memcpy(yr + 72, &a2_0, sizeof a2_0);
+          memcpy(yr + 88, &a2_1, sizeof a2_1);
+          yr[104] = a2_2[0]; yr[105] = a2_2[1]; yr[106] = a2_2[2]; yr[107] = a2_2[3];
+          memcpy(yr + 108, &a3_0, sizeof a3_0);
+          memcpy(yr + 124, &a3_1, sizeof a3_1);
+          yr[140] = a3_2[0]; yr[141] = a3_2[1]; yr[142] = a3_2[2]; yr[143] = a3_2[3];
+          memcpy(yr + 144, &a4_0, sizeof a4_0);
+          memcpy(yr + 160, &a4_1, sizeof a4_1);
+          yr[176] = a4_2[0]; yr[177] = a4_2[1]; yr[178] = a4_2[2]; yr[179] = a4_2[3];
+        }
+      }
+    }
+  }
+}
+#endif
+// Layer 19's forward on the CPU's vector width.
+static void mnist4k7_l19_conv_forward(int n) {
+#if CNN_V16
+  if (mnist4k7_v16) {
+    mnist4k7_l19_conv_forward_v16(n);
+    return;
+  }
+#endif
+  mnist4k7_l19_conv_forward_v8(n);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k7_l19_dw[NGROUP][120];
@@ -3004,9 +5788,9 @@ static cnn_real mnist4k7_l19_dw[NGROUP][120];
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
 static cnn_real mnist4k7_l19_wt[120];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
-// (rows mode; the padding never written), the group's images.
-static cnn_real mnist4k7_l19_dyw[NGROUP][3208];
-CNN_CLONES static void mnist4k7_l19_conv_backward(int n) {
+// (or laid on the input's row stride: conv_kernels.c), the padding never written.
+static cnn_real mnist4k7_l19_dyw[NGROUP][3856];
+CNN_CLONES static void mnist4k7_l19_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k7_params + 4616;
   cnn_real *restrict wt = mnist4k7_l19_wt;
   for (int o = 0; o < 10; o++)
@@ -3207,6 +5991,188 @@ CNN_CLONES static void mnist4k7_l19_conv_backward(int n) {
     mnist4k7_grads[4616 + j] = s;
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k7_l19_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist4k7_params + 4616;
+  cnn_real *restrict wt = mnist4k7_l19_wt;
+  for (int o = 0; o < 10; o++)
+    for (int c = 0; c < 12; c++)
+      for (int j = 0; j < 1; j++)
+        wt[(c * 10 + o) * 1 + 0 - j] = w[(o * 12 + c) * 1 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist4k7_l19_dw[g];
+    cnn_real *restrict dyw = mnist4k7_l19_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k7_d20 + (size_t)i * 360;
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 480;
+      for (int o = 0; o < 10; o++)
+        for (int oy = 0; oy < 1; oy++)
+          memcpy(dyi + o * 48 + oy * 48, dy + (o * 1 + oy) * 36, 36 * sizeof(cnn_real));
+    }
+    // 10 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 10; o += 10) {
+      for (int c = 0; c < 12; c++)
+        for (int ky = 0; ky < 1; ky++) {
+          cnn_v16 s0_0 = {0};
+          cnn_v16 s1_0 = {0};
+          cnn_v16 s2_0 = {0};
+          cnn_v16 s3_0 = {0};
+          cnn_v16 s4_0 = {0};
+          cnn_v16 s5_0 = {0};
+          cnn_v16 s6_0 = {0};
+          cnn_v16 s7_0 = {0};
+          cnn_v16 s8_0 = {0};
+          cnn_v16 s9_0 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist4k7_a18 + (size_t)i * 432;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 480;
+            {
+              const cnn_real *restrict dr = dy + (o) * 48;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 36;
+              for (int v = 0; v < 48; v += 16) {
+                cnn_v16 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 48 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 96 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 144 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 192 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 240 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0;
+                memcpy(&d, dr + 288 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0;
+                memcpy(&d, dr + 336 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0;
+                memcpy(&d, dr + 384 + v, sizeof d); CNN_PIN16(d);
+                s8_0 += d * x0;
+                memcpy(&d, dr + 432 + v, sizeof d); CNN_PIN16(d);
+                s9_0 += d * x0;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 12 + (c * 1 + ky) * 1;
+          dwo[0] = CNN_HSUM16(s0_0);
+          dwo[12] = CNN_HSUM16(s1_0);
+          dwo[24] = CNN_HSUM16(s2_0);
+          dwo[36] = CNN_HSUM16(s3_0);
+          dwo[48] = CNN_HSUM16(s4_0);
+          dwo[60] = CNN_HSUM16(s5_0);
+          dwo[72] = CNN_HSUM16(s6_0);
+          dwo[84] = CNN_HSUM16(s7_0);
+          dwo[96] = CNN_HSUM16(s8_0);
+          dwo[108] = CNN_HSUM16(s9_0);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k7_d20 + (size_t)i * 360;
+      {
+      cnn_real *restrict dx = mnist4k7_d18 + (size_t)i * 432;
+      // 6 output channels x 3 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 36 columns
+          const cnn_real *restrict wo = wt + (o) * 10;
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+          for (int c = 0; c < 10; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 36 + 0;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v16 x0, x1, x2;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 36 + oy * 36 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          yr[32] = a0_2[0]; yr[33] = a0_2[1]; yr[34] = a0_2[2]; yr[35] = a0_2[3];
+          memcpy(yr + 36, &a1_0, sizeof a1_0);
+          memcpy(yr + 52, &a1_1, sizeof a1_1);
+          yr[68] = a1_2[0]; yr[69] = a1_2[1]; yr[70] = a1_2[2]; yr[71] = a1_2[3];
+          memcpy(yr + 72, &a2_0, sizeof a2_0);
+          memcpy(yr + 88, &a2_1, sizeof a2_1);
+          yr[104] = a2_2[0]; yr[105] = a2_2[1]; yr[106] = a2_2[2]; yr[107] = a2_2[3];
+          memcpy(yr + 108, &a3_0, sizeof a3_0);
+          memcpy(yr + 124, &a3_1, sizeof a3_1);
+          yr[140] = a3_2[0]; yr[141] = a3_2[1]; yr[142] = a3_2[2]; yr[143] = a3_2[3];
+          memcpy(yr + 144, &a4_0, sizeof a4_0);
+          memcpy(yr + 160, &a4_1, sizeof a4_1);
+          yr[176] = a4_2[0]; yr[177] = a4_2[1]; yr[178] = a4_2[2]; yr[179] = a4_2[3];
+          memcpy(yr + 180, &a5_0, sizeof a5_0);
+          memcpy(yr + 196, &a5_1, sizeof a5_1);
+          yr[212] = a5_2[0]; yr[213] = a5_2[1]; yr[214] = a5_2[2]; yr[215] = a5_2[3];
+        }
+      }
+      }
+      { // layer 17's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 12; c++) {
+          const cnn_real *restrict x = mnist4k7_a17 + (size_t)i * 432 + c * 36;
+          cnn_real *restrict dy = mnist4k7_d18 + (size_t)i * 432 + c * 36;
+          const cnn_real *restrict y = mnist4k7_a18 + (size_t)i * 432 + c * 36;
+          for (int p = 0; p < 36; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+          }
+          const cnn_real m_ = mnist4k7_l17_mean[c], is = mnist4k7_l17_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 32; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          for (int p = 32; p < 36; p++) {
+            as[p - 32] += dy[p];
+            aq[p - 32] += dy[p] * ((x[p] - m_) * is);
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k7_l17_ps[i][c] = s;
+          mnist4k7_l17_pq[i][c] = sq;
+        }
+      }
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 120; j++) {
+    cnn_real s = mnist4k7_l19_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist4k7_l19_dw[g][j];
+    mnist4k7_grads[4616 + j] = s;
+  }
+}
+#endif
+// Layer 19's backward on the CPU's vector width.
+static void mnist4k7_l19_conv_backward(int n) {
+#if CNN_V16
+  if (mnist4k7_v16) {
+    mnist4k7_l19_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist4k7_l19_conv_backward_v8(n);
+}
 
 // Layer 20: gap: 6x6x10 -> 1x1x10 (HxWxC), RF 28, 0 params, 0 MACs/image.
 // y[c] = mean of x[c] over its 36 positions.
@@ -3347,6 +6313,9 @@ static double mnist4k7_forward(const cnn_real *x, const uint8_t *y, int n, int t
     openblas_set_num_threads(1);
     blas_single = 1;
   }
+#endif
+#if CNN_V16
+  mnist4k7_pick_width();
 #endif
   if (n > BATCH)
     n = BATCH;
@@ -3507,6 +6476,31 @@ const cnn_real *mnist4k7_activation(int k) {
 }
 #endif
 
+// The vector width and instruction set this file's kernels run with here.
+static const char *mnist4k7_kernels(void) {
+#if CNN_V16
+  mnist4k7_pick_width();
+  if (mnist4k7_v16)
+#ifdef CNN_V16_GENERIC
+    return "16-wide portable vector code (CNN_V16_GENERIC)";
+#else
+    return "16-wide AVX-512 (x86-64-v4)";
+#endif
+#endif
+#if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && defined(__GNUC__) && \
+    !defined(__clang__) && __GNUC__ >= 12
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return "8-wide AVX2 + FMA (x86-64-v3)";
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
+    (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2"))
+    return "8-wide AVX2 (no FMA)";
+#endif
+  return "8-wide, the baseline instruction set";
+}
+
 // Every tensor of params and state, under the state_dict names of the
 // PyTorch module `cnnc export` writes: name, block, offset, size, shape.
 static const cnn_tensor mnist4k7_tensors[31] = {
@@ -3556,5 +6550,6 @@ cnn_net mnist4k7_net = {
     .init = mnist4k7_init,
     .forward = mnist4k7_forward,
     .backward = mnist4k7_backward,
+    .kernels = mnist4k7_kernels,
     .logprobs = mnist4k7_a22,
 };

@@ -73,6 +73,48 @@
 #pragma GCC optimize("fp-contract=fast", "vect-cost-model=dynamic")
 #endif
 
+// AVX-512: each direct conv also comes 16 values wide, sized for 32 registers
+// (NAME_lK_conv_*_v16), and runs so where the CPU has AVX-512 F, VL, BW and
+// DQ (whose bits differ from the 8-wide kernels': the lanes sum in another
+// order). -DCNN_NO_V16 leaves them out; -DCNN_V16_GENERIC builds them as
+// portable vector code for any target and always runs them (tests).
+#if defined(CNN_V16_GENERIC)
+#define CNN_V16 1
+#define CNN_V16_FN
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_V16) && !defined(CNN_NO_CLONES) && \
+    !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12
+#define CNN_V16 1
+#define CNN_V16_FN __attribute__((target("arch=x86-64-v4")))
+#else // (clang 14 builds an OpenMP loop's body without its function's target)
+#define CNN_V16 0
+#endif
+// An empty asm that takes v in a vector register keeps it there: GCC would
+// fold its load into every multiply-add that reads it (conv_kernels.c in cnnc
+// says what that cost). Only for float vectors of AVX-512's own width.
+#define CNN_IS_FLOAT_float 1
+#define CNN_IS_FLOAT_(t) CNN_IS_FLOAT_##t
+#define CNN_IS_FLOAT(t) CNN_IS_FLOAT_(t)
+#if CNN_V16 && !defined(CNN_V16_GENERIC) && CNN_IS_FLOAT(CNN_REAL)
+#define CNN_PIN16(v) __asm__("" : "+v"(v))
+#else
+#define CNN_PIN16(v) ((void)0)
+#endif
+#if CNN_V16
+// Whether the 16-wide kernels run here, decided once, before the first forward.
+static int mnist4k8_v16 = -1;
+static void mnist4k8_pick_width(void) {
+  if (mnist4k8_v16 >= 0)
+    return;
+#ifdef CNN_V16_GENERIC
+  mnist4k8_v16 = 1;
+#else
+  __builtin_cpu_init();
+  mnist4k8_v16 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+#endif
+}
+#endif
+
 // cblas_sgemm or cblas_dgemm, following cnn_real.
 #define GEMM _Generic((cnn_real)0, float: cblas_sgemm, double: cblas_dgemm)
 
@@ -186,13 +228,19 @@ static double mnist4k8_prof_now(void) {
 #define CNN_PROF(k, d) ((void)0)
 #endif
 
-// Eight neighbouring values of a row as one vector (GCC/clang vector
-// extension): each clone above gets its own instructions for it. Loads and
-// stores go through memcpy (any alignment); a vector is never passed to a
-// function, so no clone's calling convention depends on its width.
+// Eight (sixteen) neighbouring values of a row as one vector (GCC/clang
+// vector extension): each clone above gets its own instructions for it.
+// Loads and stores go through memcpy (any alignment); a vector is never
+// passed to a function, so no clone's calling convention depends on its width.
 typedef cnn_real cnn_v8 __attribute__((vector_size(8 * sizeof(cnn_real))));
 // The sum of a vector's lanes, in a fixed order.
 #define CNN_HSUM8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))
+#if CNN_V16
+typedef cnn_real cnn_v16 __attribute__((vector_size(16 * sizeof(cnn_real))));
+#define CNN_HSUM16(v) \
+  (((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7]))) + \
+   ((((v)[8] + (v)[9]) + ((v)[10] + (v)[11])) + (((v)[12] + (v)[13]) + ((v)[14] + (v)[15]))))
+#endif
 
 const cnn_train_config mnist4k8_train_config = {
     .epochs = 15, .batch = 64, .seed = 1ULL,
@@ -209,7 +257,7 @@ static cnn_real mnist4k8_params[4850], mnist4k8_grads[4850];
 static cnn_real mnist4k8_state[288];
 
 // Activations (in-place layers share their input's buffer) and gradients; + SLACK: the direct convs' last vector of a row may read past the end.
-#define SLACK 8
+#define SLACK 16
 static cnn_real mnist4k8_a0[BATCH * 784 + SLACK]; // input
 static cnn_real mnist4k8_a1[BATCH * 5408 + SLACK]; // conv
 static cnn_real mnist4k8_a2[BATCH * 5408 + SLACK]; // batchnorm
@@ -261,11 +309,13 @@ static uint8_t mnist4k8_y[BATCH];
 // Layer 0: conv 3x3, stride 1, pad 0, no bias: 28x28x1 -> 26x26x8 (HxWxC), RF 3, 72 params, 48672 MACs/image.
 // Path: direct kernels (forward, input and weight gradient).
 // y[8][26x26] = W[8][1][3x3] (*) x[1][28x28].
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Layer 1's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k8_l1_ps[BATCH][8], mnist4k8_l1_pq[BATCH][8];
 // In training, also sums each image's output per channel for layer 1's statistics.
-CNN_CLONES static void mnist4k8_l0_conv_forward(int n, int training) {
+CNN_CLONES static void mnist4k8_l0_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 0;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -376,6 +426,100 @@ CNN_CLONES static void mnist4k8_l0_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k8_l0_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist4k8_params + 0;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist4k8_a0 + (size_t)i * 784;
+      cnn_real *restrict y = mnist4k8_a1 + (size_t)i * 5408;
+      // 8 output channels x 2 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 26; oy++) {
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 26 columns
+          const cnn_real *restrict wo = w + (o) * 9;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 1; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45], w6 = wr[kx + 54], w7 = wr[kx + 63];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 676 + oy * 26 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[692] = a1_1[0]; yr[693] = a1_1[1]; yr[694] = a1_1[2]; yr[695] = a1_1[3]; yr[696] = a1_1[4]; yr[697] = a1_1[5]; yr[698] = a1_1[6]; yr[699] = a1_1[7]; yr[700] = a1_1[8]; yr[701] = a1_1[9];
+          memcpy(yr + 1352, &a2_0, sizeof a2_0);
+          yr[1368] = a2_1[0]; yr[1369] = a2_1[1]; yr[1370] = a2_1[2]; yr[1371] = a2_1[3]; yr[1372] = a2_1[4]; yr[1373] = a2_1[5]; yr[1374] = a2_1[6]; yr[1375] = a2_1[7]; yr[1376] = a2_1[8]; yr[1377] = a2_1[9];
+          memcpy(yr + 2028, &a3_0, sizeof a3_0);
+          yr[2044] = a3_1[0]; yr[2045] = a3_1[1]; yr[2046] = a3_1[2]; yr[2047] = a3_1[3]; yr[2048] = a3_1[4]; yr[2049] = a3_1[5]; yr[2050] = a3_1[6]; yr[2051] = a3_1[7]; yr[2052] = a3_1[8]; yr[2053] = a3_1[9];
+          memcpy(yr + 2704, &a4_0, sizeof a4_0);
+          yr[2720] = a4_1[0]; yr[2721] = a4_1[1]; yr[2722] = a4_1[2]; yr[2723] = a4_1[3]; yr[2724] = a4_1[4]; yr[2725] = a4_1[5]; yr[2726] = a4_1[6]; yr[2727] = a4_1[7]; yr[2728] = a4_1[8]; yr[2729] = a4_1[9];
+          memcpy(yr + 3380, &a5_0, sizeof a5_0);
+          yr[3396] = a5_1[0]; yr[3397] = a5_1[1]; yr[3398] = a5_1[2]; yr[3399] = a5_1[3]; yr[3400] = a5_1[4]; yr[3401] = a5_1[5]; yr[3402] = a5_1[6]; yr[3403] = a5_1[7]; yr[3404] = a5_1[8]; yr[3405] = a5_1[9];
+          memcpy(yr + 4056, &a6_0, sizeof a6_0);
+          yr[4072] = a6_1[0]; yr[4073] = a6_1[1]; yr[4074] = a6_1[2]; yr[4075] = a6_1[3]; yr[4076] = a6_1[4]; yr[4077] = a6_1[5]; yr[4078] = a6_1[6]; yr[4079] = a6_1[7]; yr[4080] = a6_1[8]; yr[4081] = a6_1[9];
+          memcpy(yr + 4732, &a7_0, sizeof a7_0);
+          yr[4748] = a7_1[0]; yr[4749] = a7_1[1]; yr[4750] = a7_1[2]; yr[4751] = a7_1[3]; yr[4752] = a7_1[4]; yr[4753] = a7_1[5]; yr[4754] = a7_1[6]; yr[4755] = a7_1[7]; yr[4756] = a7_1[8]; yr[4757] = a7_1[9];
+        }
+      }
+      if (training)
+        for (int c = 0; c < 8; c++) {
+          const cnn_real *restrict x = y + c * 676;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 672; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          for (int p = 672; p < 676; p++) {
+            as[p - 672] += x[p];
+            aq[p - 672] += x[p] * x[p];
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k8_l1_ps[i][c] = s;
+          mnist4k8_l1_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 0's forward on the CPU's vector width.
+static void mnist4k8_l0_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist4k8_v16) {
+    mnist4k8_l0_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist4k8_l0_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k8_l0_dw[NGROUP][72];
@@ -384,10 +528,12 @@ static cnn_real mnist4k8_l0_dw[NGROUP][72];
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k8_l0_dyp[NGROUP][7208];
+static cnn_real mnist4k8_l0_dyp[NGROUP][7216];
 static cnn_real mnist4k8_l0_wt[72];
 #endif
-CNN_CLONES static void mnist4k8_l0_conv_backward(int n) {
+// The weight gradient of a group's images so far, a vector of lane sums per weight.
+static cnn_real mnist4k8_l0_dwv[NGROUP][1152];
+CNN_CLONES static void mnist4k8_l0_conv_backward_v8(int n) {
 #ifdef CNN_INPUT_GRAD
   const cnn_real *restrict w = mnist4k8_params + 0;
   cnn_real *restrict wt = mnist4k8_l0_wt;
@@ -399,6 +545,7 @@ CNN_CLONES static void mnist4k8_l0_conv_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l0_dw[g];
+    cnn_real *restrict dwv = mnist4k8_l0_dwv[g];
 #ifdef CNN_INPUT_GRAD
     cnn_real *restrict dyp = mnist4k8_l0_dyp[g];
 #endif
@@ -451,19 +598,79 @@ CNN_CLONES static void mnist4k8_l0_conv_backward(int n) {
                 s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
-            cnn_real *restrict dwo = dw + (o) * 9 + (c * 3 + ky) * 3;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
-            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
-            dwo[9] = first ? CNN_HSUM8(s1_0) : dwo[9] + CNN_HSUM8(s1_0);
-            dwo[10] = first ? CNN_HSUM8(s1_1) : dwo[10] + CNN_HSUM8(s1_1);
-            dwo[11] = first ? CNN_HSUM8(s1_2) : dwo[11] + CNN_HSUM8(s1_2);
-            dwo[18] = first ? CNN_HSUM8(s2_0) : dwo[18] + CNN_HSUM8(s2_0);
-            dwo[19] = first ? CNN_HSUM8(s2_1) : dwo[19] + CNN_HSUM8(s2_1);
-            dwo[20] = first ? CNN_HSUM8(s2_2) : dwo[20] + CNN_HSUM8(s2_2);
-            dwo[27] = first ? CNN_HSUM8(s3_0) : dwo[27] + CNN_HSUM8(s3_0);
-            dwo[28] = first ? CNN_HSUM8(s3_1) : dwo[28] + CNN_HSUM8(s3_1);
-            dwo[29] = first ? CNN_HSUM8(s3_2) : dwo[29] + CNN_HSUM8(s3_2);
+            cnn_real *restrict dwo = dwv + ((o) * 9 + (c * 3 + ky) * 3) * 8;
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 8, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 8, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_2 += t;
+            }
+            memcpy(dwo + 16, &s0_2, sizeof s0_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 72, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 72, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 80, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 80, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 88, sizeof t);
+              s1_2 += t;
+            }
+            memcpy(dwo + 88, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 144, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 144, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 152, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 152, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 160, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 160, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 216, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 216, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 224, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 224, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 232, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 232, &s3_2, sizeof s3_2);
           }
       }
 #ifdef CNN_INPUT_GRAD
@@ -551,6 +758,11 @@ CNN_CLONES static void mnist4k8_l0_conv_backward(int n) {
       }
 #endif
     }
+    for (int j = 0; j < 72; j++) {
+      cnn_v8 t;
+      memcpy(&t, dwv + (size_t)j * 8, sizeof t);
+      dw[j] = CNN_HSUM8(t);
+    }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
   for (int j = 0; j < 72; j++) {
@@ -559,6 +771,341 @@ CNN_CLONES static void mnist4k8_l0_conv_backward(int n) {
       s += mnist4k8_l0_dw[g][j];
     mnist4k8_grads[0 + j] = s;
   }
+}
+#if CNN_V16
+CNN_V16_FN static void mnist4k8_l0_conv_backward_v16(int n) {
+#ifdef CNN_INPUT_GRAD
+  const cnn_real *restrict w = mnist4k8_params + 0;
+  cnn_real *restrict wt = mnist4k8_l0_wt;
+  for (int o = 0; o < 8; o++)
+    for (int c = 0; c < 1; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 8 + o) * 9 + 8 - j] = w[(o * 1 + c) * 9 + j];
+#endif
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist4k8_l0_dw[g];
+    cnn_real *restrict dwv = mnist4k8_l0_dwv[g];
+#ifdef CNN_INPUT_GRAD
+    cnn_real *restrict dyp = mnist4k8_l0_dyp[g];
+#endif
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const int first = i == g * GSIZE;
+      const cnn_real *restrict x = mnist4k8_a0 + (size_t)i * 784;
+      const cnn_real *restrict dy = mnist4k8_d1 + (size_t)i * 5408;
+      // 8 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 8; o += 8) {
+        for (int c = 0; c < 1; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
+            cnn_v16 s4_0 = {0}, s4_1 = {0}, s4_2 = {0};
+            cnn_v16 s5_0 = {0}, s5_1 = {0}, s5_2 = {0};
+            cnn_v16 s6_0 = {0}, s6_1 = {0}, s6_2 = {0};
+            cnn_v16 s7_0 = {0}, s7_1 = {0}, s7_2 = {0};
+            for (int oy = 0; oy < 26; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 676 + oy * 26;
+              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28;
+              for (int v = 0; v < 16; v += 16) {
+                cnn_v16 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 676 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1352 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 2028 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+                memcpy(&d, dr + 2704 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
+                memcpy(&d, dr + 3380 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
+                memcpy(&d, dr + 4056 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0; s6_1 += d * x1; s6_2 += d * x2;
+                memcpy(&d, dr + 4732 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0; s7_1 += d * x1; s7_2 += d * x2;
+              }
+              { // columns 16..25; the other lanes are masked off
+                const cnn_v16 m = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0};
+                cnn_v16 d, x0, x1, x2;
+                memcpy(&x0, xr + 16 + 0, sizeof x0);
+                memcpy(&x1, xr + 16 + 1, sizeof x1);
+                memcpy(&x2, xr + 16 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 676 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1352 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 2028 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+                memcpy(&d, dr + 2704 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
+                memcpy(&d, dr + 3380 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
+                memcpy(&d, dr + 4056 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s6_0 += d * x0; s6_1 += d * x1; s6_2 += d * x2;
+                memcpy(&d, dr + 4732 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s7_0 += d * x0; s7_1 += d * x1; s7_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dwv + ((o) * 9 + (c * 3 + ky) * 3) * 16;
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 16, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 32, sizeof t);
+              s0_2 += t;
+            }
+            memcpy(dwo + 32, &s0_2, sizeof s0_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 144, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 144, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 160, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 160, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 176, sizeof t);
+              s1_2 += t;
+            }
+            memcpy(dwo + 176, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 288, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 288, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 304, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 304, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 320, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 320, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 432, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 432, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 448, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 448, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 464, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 464, &s3_2, sizeof s3_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 576, sizeof t);
+              s4_0 += t;
+            }
+            memcpy(dwo + 576, &s4_0, sizeof s4_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 592, sizeof t);
+              s4_1 += t;
+            }
+            memcpy(dwo + 592, &s4_1, sizeof s4_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 608, sizeof t);
+              s4_2 += t;
+            }
+            memcpy(dwo + 608, &s4_2, sizeof s4_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 720, sizeof t);
+              s5_0 += t;
+            }
+            memcpy(dwo + 720, &s5_0, sizeof s5_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 736, sizeof t);
+              s5_1 += t;
+            }
+            memcpy(dwo + 736, &s5_1, sizeof s5_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 752, sizeof t);
+              s5_2 += t;
+            }
+            memcpy(dwo + 752, &s5_2, sizeof s5_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 864, sizeof t);
+              s6_0 += t;
+            }
+            memcpy(dwo + 864, &s6_0, sizeof s6_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 880, sizeof t);
+              s6_1 += t;
+            }
+            memcpy(dwo + 880, &s6_1, sizeof s6_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 896, sizeof t);
+              s6_2 += t;
+            }
+            memcpy(dwo + 896, &s6_2, sizeof s6_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1008, sizeof t);
+              s7_0 += t;
+            }
+            memcpy(dwo + 1008, &s7_0, sizeof s7_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1024, sizeof t);
+              s7_1 += t;
+            }
+            memcpy(dwo + 1024, &s7_1, sizeof s7_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1040, sizeof t);
+              s7_2 += t;
+            }
+            memcpy(dwo + 1040, &s7_2, sizeof s7_2);
+          }
+      }
+#ifdef CNN_INPUT_GRAD
+      cnn_real *restrict dx = mnist4k8_d0 + (size_t)i * 784;
+      for (int o = 0; o < 8; o++)
+        for (int oy = 0; oy < 26; oy++)
+          memcpy(dyp + (o * 30 + oy + 2) * 30 + 2, dy + (o * 26 + oy) * 26, 26 * sizeof(cnn_real));
+      // 1 output channels x 2 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 2; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 25 ? 28 - oy : 3;
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+        }
+      }
+      for (int oy = 2; oy < 26; oy++) {
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+        }
+      }
+      for (int oy = 26; oy < 28; oy++) {
+        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 25 ? 28 - oy : 3;
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+        }
+      }
+#endif
+    }
+    for (int j = 0; j < 72; j++) {
+      cnn_v16 t;
+      memcpy(&t, dwv + (size_t)j * 16, sizeof t);
+      dw[j] = CNN_HSUM16(t);
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 72; j++) {
+    cnn_real s = mnist4k8_l0_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist4k8_l0_dw[g][j];
+    mnist4k8_grads[0 + j] = s;
+  }
+}
+#endif
+// Layer 0's backward on the CPU's vector width.
+static void mnist4k8_l0_conv_backward(int n) {
+#if CNN_V16
+  if (mnist4k8_v16) {
+    mnist4k8_l0_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist4k8_l0_conv_backward_v8(n);
 }
 
 // Layer 1: batchnorm: 26x26x8 -> 26x26x8 (HxWxC), RF 3, 16 params, 0 MACs/image.
@@ -661,7 +1208,9 @@ CNN_CLONES static void mnist4k8_l1_bn_backward(int n) {
 // Layer 3: conv 3x3, stride 1, pad 0, 8 groups, no bias: 26x26x8 -> 24x24x8 (HxWxC), RF 5, 72 params, 41472 MACs/image.
 // Path: direct kernels per group (forward, input and weight gradient).
 // y[8][24x24] = W[8][1][3x3] (*) x[8][26x26], in groups.
-CNN_CLONES static void mnist4k8_l3_conv_forward(int n) {
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
+CNN_CLONES static void mnist4k8_l3_conv_forward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 88;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -697,6 +1246,52 @@ CNN_CLONES static void mnist4k8_l3_conv_forward(int n) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k8_l3_conv_forward_v16(int n) {
+  const cnn_real *restrict w = mnist4k8_params + 88;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist4k8_a2 + (size_t)i * 5408;
+      cnn_real *restrict y = mnist4k8_a4 + (size_t)i * 4608;
+      for (int gr = 0; gr < 8; gr++) { // one conv per group
+        // 1 output channels x 2 vectors of 16 columns per register tile.
+        for (int oy = 0; oy < 24; oy++) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 24 columns
+            const cnn_real *restrict wo = (w + gr * 9) + (o) * 9;
+            cnn_v16 a0_0 = {0}, a0_1 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = (x + gr * 676) + (c * 26 + oy + ky) * 26 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                }
+              }
+            cnn_real *restrict yr = (y + gr * 576) + (o) * 576 + oy * 24 + 0;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7];
+          }
+        }
+      }
+    }
+  }
+}
+#endif
+// Layer 3's forward on the CPU's vector width.
+static void mnist4k8_l3_conv_forward(int n) {
+#if CNN_V16
+  if (mnist4k8_v16) {
+    mnist4k8_l3_conv_forward_v16(n);
+    return;
+  }
+#endif
+  mnist4k8_l3_conv_forward_v8(n);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k8_l3_dw[NGROUP][72];
@@ -704,9 +1299,9 @@ static cnn_real mnist4k8_l3_dw[NGROUP][72];
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k8_l3_dyp[NGROUP][6280];
+static cnn_real mnist4k8_l3_dyp[NGROUP][6288];
 static cnn_real mnist4k8_l3_wt[72];
-CNN_CLONES static void mnist4k8_l3_conv_backward(int n) {
+CNN_CLONES static void mnist4k8_l3_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 88;
   cnn_real *restrict wt = mnist4k8_l3_wt;
   for (int gr = 0; gr < 8; gr++)
@@ -874,15 +1469,195 @@ CNN_CLONES static void mnist4k8_l3_conv_backward(int n) {
     mnist4k8_grads[88 + j] = s;
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k8_l3_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist4k8_params + 88;
+  cnn_real *restrict wt = mnist4k8_l3_wt;
+  for (int gr = 0; gr < 8; gr++)
+    for (int o = 0; o < 1; o++)
+      for (int c = 0; c < 1; c++)
+        for (int j = 0; j < 9; j++)
+          wt[gr * 9 + (c * 1 + o) * 9 + 8 - j] = w[((gr * 1 + o) * 1 + c) * 9 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist4k8_l3_dw[g];
+    cnn_real *restrict dyp = mnist4k8_l3_dyp[g];
+    for (int gr = 0; gr < 8; gr++) { // one conv per group
+      // 1 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+      for (int o = 0; o < 1; o += 1) {
+        for (int c = 0; c < 1; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+              const cnn_real *restrict x = (mnist4k8_a2 + gr * 676) + (size_t)i * 5408;
+              const cnn_real *restrict dy = (mnist4k8_d4 + gr * 576) + (size_t)(i) * 4608;
+              for (int oy = 0; oy < 24; oy++) {
+                const cnn_real *restrict dr = dy + (o) * 576 + oy * 24;
+                const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26;
+                for (int v = 0; v < 16; v += 16) {
+                  cnn_v16 d, x0, x1, x2;
+                  memcpy(&x0, xr + v + 0, sizeof x0);
+                  memcpy(&x1, xr + v + 1, sizeof x1);
+                  memcpy(&x2, xr + v + 2, sizeof x2);
+                  memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                  s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                }
+                { // columns 16..23; the other lanes are masked off
+                  const cnn_v16 m = {1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0};
+                  cnn_v16 d, x0, x1, x2;
+                  memcpy(&x0, xr + 16 + 0, sizeof x0);
+                  memcpy(&x1, xr + 16 + 1, sizeof x1);
+                  memcpy(&x2, xr + 16 + 2, sizeof x2);
+                  memcpy(&d, dr + 0 + 16, sizeof d); CNN_PIN16(d);
+                  d *= m;
+                  s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                }
+              }
+            }
+            cnn_real *restrict dwo = (dw + gr * 9) + (o) * 9 + (c * 3 + ky) * 3;
+            dwo[0] = CNN_HSUM16(s0_0);
+            dwo[1] = CNN_HSUM16(s0_1);
+            dwo[2] = CNN_HSUM16(s0_2);
+          }
+      }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k8_d4 + (size_t)i * 4608;
+      {
+      cnn_real *restrict dx = mnist4k8_d2 + (size_t)i * 5408;
+      for (int o = 0; o < 8; o++)
+        for (int oy = 0; oy < 24; oy++)
+          memcpy(dyp + (o * 28 + oy + 2) * 28 + 2, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
+      for (int gr = 0; gr < 8; gr++) { // one conv per group
+        // 1 output channels x 2 vectors of 16 columns per register tile.
+        for (int oy = 0; oy < 2; oy++) {
+          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 26 columns
+            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+            cnn_v16 a0_0 = {0}, a0_1 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = (dyp + gr * 784) + (c * 28 + oy + ky) * 28 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                }
+              }
+            cnn_real *restrict yr = (dx + gr * 676) + (o) * 676 + oy * 26 + 0;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9];
+          }
+        }
+        for (int oy = 2; oy < 24; oy++) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 26 columns
+            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+            cnn_v16 a0_0 = {0}, a0_1 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = (dyp + gr * 784) + (c * 28 + oy + ky) * 28 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                }
+              }
+            cnn_real *restrict yr = (dx + gr * 676) + (o) * 676 + oy * 26 + 0;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9];
+          }
+        }
+        for (int oy = 24; oy < 26; oy++) {
+          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 26 columns
+            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+            cnn_v16 a0_0 = {0}, a0_1 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = (dyp + gr * 784) + (c * 28 + oy + ky) * 28 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                }
+              }
+            cnn_real *restrict yr = (dx + gr * 676) + (o) * 676 + oy * 26 + 0;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9];
+          }
+        }
+      }
+      }
+      { // layer 1's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 8; c++) {
+          const cnn_real *restrict x = mnist4k8_a1 + (size_t)i * 5408 + c * 676;
+          cnn_real *restrict dy = mnist4k8_d2 + (size_t)i * 5408 + c * 676;
+          const cnn_real *restrict y = mnist4k8_a2 + (size_t)i * 5408 + c * 676;
+          for (int p = 0; p < 676; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+          }
+          const cnn_real m_ = mnist4k8_l1_mean[c], is = mnist4k8_l1_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 672; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          for (int p = 672; p < 676; p++) {
+            as[p - 672] += dy[p];
+            aq[p - 672] += dy[p] * ((x[p] - m_) * is);
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k8_l1_ps[i][c] = s;
+          mnist4k8_l1_pq[i][c] = sq;
+        }
+      }
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 72; j++) {
+    cnn_real s = mnist4k8_l3_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist4k8_l3_dw[g][j];
+    mnist4k8_grads[88 + j] = s;
+  }
+}
+#endif
+// Layer 3's backward on the CPU's vector width.
+static void mnist4k8_l3_conv_backward(int n) {
+#if CNN_V16
+  if (mnist4k8_v16) {
+    mnist4k8_l3_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist4k8_l3_conv_backward_v8(n);
+}
 
 // Layer 4: conv 1x1, stride 1, pad 0, no bias: 24x24x8 -> 24x24x16 (HxWxC), RF 5, 128 params, 73728 MACs/image.
 // Path: direct kernels (forward, input and weight gradient; 1x1: each plane one row).
 // y[16][24x24] = W[16][8][1x1] (*) x[8][24x24].
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Layer 5's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k8_l5_ps[BATCH][16], mnist4k8_l5_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 5's statistics.
-CNN_CLONES static void mnist4k8_l4_conv_forward(int n, int training) {
+CNN_CLONES static void mnist4k8_l4_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 160;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -951,13 +1726,116 @@ CNN_CLONES static void mnist4k8_l4_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k8_l4_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist4k8_params + 160;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist4k8_a4 + (size_t)i * 4608;
+      cnn_real *restrict y = mnist4k8_a5 + (size_t)i * 9216;
+      // 8 output channels x 3 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 576; col += 48) {
+          for (int o = 0; o < 16; o += 8) { // 8 channels x 48 columns
+            const cnn_real *restrict wo = w + (o) * 8;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+            cnn_v16 a6_0 = {0}, a6_1 = {0}, a6_2 = {0};
+            cnn_v16 a7_0 = {0}, a7_1 = {0}, a7_2 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 576 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v16 x0, x1, x2;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 8], w2 = wr[kx + 16], w3 = wr[kx + 24], w4 = wr[kx + 32], w5 = wr[kx + 40], w6 = wr[kx + 48], w7 = wr[kx + 56];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+                  a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
+                  a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 576 + oy * 576 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 576, &a1_0, sizeof a1_0);
+            memcpy(yr + 592, &a1_1, sizeof a1_1);
+            memcpy(yr + 608, &a1_2, sizeof a1_2);
+            memcpy(yr + 1152, &a2_0, sizeof a2_0);
+            memcpy(yr + 1168, &a2_1, sizeof a2_1);
+            memcpy(yr + 1184, &a2_2, sizeof a2_2);
+            memcpy(yr + 1728, &a3_0, sizeof a3_0);
+            memcpy(yr + 1744, &a3_1, sizeof a3_1);
+            memcpy(yr + 1760, &a3_2, sizeof a3_2);
+            memcpy(yr + 2304, &a4_0, sizeof a4_0);
+            memcpy(yr + 2320, &a4_1, sizeof a4_1);
+            memcpy(yr + 2336, &a4_2, sizeof a4_2);
+            memcpy(yr + 2880, &a5_0, sizeof a5_0);
+            memcpy(yr + 2896, &a5_1, sizeof a5_1);
+            memcpy(yr + 2912, &a5_2, sizeof a5_2);
+            memcpy(yr + 3456, &a6_0, sizeof a6_0);
+            memcpy(yr + 3472, &a6_1, sizeof a6_1);
+            memcpy(yr + 3488, &a6_2, sizeof a6_2);
+            memcpy(yr + 4032, &a7_0, sizeof a7_0);
+            memcpy(yr + 4048, &a7_1, sizeof a7_1);
+            memcpy(yr + 4064, &a7_2, sizeof a7_2);
+          }
+        }
+      }
+      if (training)
+        for (int c = 0; c < 16; c++) {
+          const cnn_real *restrict x = y + c * 576;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 576; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k8_l5_ps[i][c] = s;
+          mnist4k8_l5_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 4's forward on the CPU's vector width.
+static void mnist4k8_l4_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist4k8_v16) {
+    mnist4k8_l4_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist4k8_l4_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k8_l4_dw[NGROUP][128];
 // dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
 static cnn_real mnist4k8_l4_wt[128];
-CNN_CLONES static void mnist4k8_l4_conv_backward(int n) {
+// The weight gradient of a group's images so far, a vector of lane sums per weight.
+static cnn_real mnist4k8_l4_dwv[NGROUP][2048];
+CNN_CLONES static void mnist4k8_l4_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 160;
   cnn_real *restrict wt = mnist4k8_l4_wt;
   for (int o = 0; o < 16; o++)
@@ -967,12 +1845,13 @@ CNN_CLONES static void mnist4k8_l4_conv_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l4_dw[g];
+    cnn_real *restrict dwv = mnist4k8_l4_dwv[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k8_a4 + (size_t)i * 4608;
       const cnn_real *restrict dy = mnist4k8_d5 + (size_t)i * 9216;
-      // 9 output channels x 1 taps of vector sums per register tile.
-      for (int o = 0; o < 9; o += 9) {
+      // 8 output channels x 1 taps of vector sums per register tile.
+      for (int o = 0; o < 16; o += 8) {
         for (int c = 0; c < 8; c++)
           for (int ky = 0; ky < 1; ky++) {
             cnn_v8 s0_0 = {0};
@@ -983,7 +1862,6 @@ CNN_CLONES static void mnist4k8_l4_conv_backward(int n) {
             cnn_v8 s5_0 = {0};
             cnn_v8 s6_0 = {0};
             cnn_v8 s7_0 = {0};
-            cnn_v8 s8_0 = {0};
             {
               const cnn_real *restrict dr = dy + (o) * 576;
               const cnn_real *restrict xr = x + (c * 1 + ky) * 576;
@@ -1006,62 +1884,57 @@ CNN_CLONES static void mnist4k8_l4_conv_backward(int n) {
                 s6_0 += d * x0;
                 memcpy(&d, dr + 4032 + v, sizeof d);
                 s7_0 += d * x0;
-                memcpy(&d, dr + 4608 + v, sizeof d);
-                s8_0 += d * x0;
               }
             }
-            cnn_real *restrict dwo = dw + (o) * 8 + (c * 1 + ky) * 1;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[8] = first ? CNN_HSUM8(s1_0) : dwo[8] + CNN_HSUM8(s1_0);
-            dwo[16] = first ? CNN_HSUM8(s2_0) : dwo[16] + CNN_HSUM8(s2_0);
-            dwo[24] = first ? CNN_HSUM8(s3_0) : dwo[24] + CNN_HSUM8(s3_0);
-            dwo[32] = first ? CNN_HSUM8(s4_0) : dwo[32] + CNN_HSUM8(s4_0);
-            dwo[40] = first ? CNN_HSUM8(s5_0) : dwo[40] + CNN_HSUM8(s5_0);
-            dwo[48] = first ? CNN_HSUM8(s6_0) : dwo[48] + CNN_HSUM8(s6_0);
-            dwo[56] = first ? CNN_HSUM8(s7_0) : dwo[56] + CNN_HSUM8(s7_0);
-            dwo[64] = first ? CNN_HSUM8(s8_0) : dwo[64] + CNN_HSUM8(s8_0);
-          }
-      }
-      { // the last 7 channels
-        for (int c = 0; c < 8; c++)
-          for (int ky = 0; ky < 1; ky++) {
-            cnn_v8 s0_0 = {0};
-            cnn_v8 s1_0 = {0};
-            cnn_v8 s2_0 = {0};
-            cnn_v8 s3_0 = {0};
-            cnn_v8 s4_0 = {0};
-            cnn_v8 s5_0 = {0};
-            cnn_v8 s6_0 = {0};
-            {
-              const cnn_real *restrict dr = dy + (9) * 576;
-              const cnn_real *restrict xr = x + (c * 1 + ky) * 576;
-              for (int v = 0; v < 576; v += 8) {
-                cnn_v8 d, x0;
-                memcpy(&x0, xr + v + 0, sizeof x0);
-                memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0;
-                memcpy(&d, dr + 576 + v, sizeof d);
-                s1_0 += d * x0;
-                memcpy(&d, dr + 1152 + v, sizeof d);
-                s2_0 += d * x0;
-                memcpy(&d, dr + 1728 + v, sizeof d);
-                s3_0 += d * x0;
-                memcpy(&d, dr + 2304 + v, sizeof d);
-                s4_0 += d * x0;
-                memcpy(&d, dr + 2880 + v, sizeof d);
-                s5_0 += d * x0;
-                memcpy(&d, dr + 3456 + v, sizeof d);
-                s6_0 += d * x0;
-              }
+            cnn_real *restrict dwo = dwv + ((o) * 8 + (c * 1 + ky) * 1) * 8;
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
             }
-            cnn_real *restrict dwo = dw + (9) * 8 + (c * 1 + ky) * 1;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[8] = first ? CNN_HSUM8(s1_0) : dwo[8] + CNN_HSUM8(s1_0);
-            dwo[16] = first ? CNN_HSUM8(s2_0) : dwo[16] + CNN_HSUM8(s2_0);
-            dwo[24] = first ? CNN_HSUM8(s3_0) : dwo[24] + CNN_HSUM8(s3_0);
-            dwo[32] = first ? CNN_HSUM8(s4_0) : dwo[32] + CNN_HSUM8(s4_0);
-            dwo[40] = first ? CNN_HSUM8(s5_0) : dwo[40] + CNN_HSUM8(s5_0);
-            dwo[48] = first ? CNN_HSUM8(s6_0) : dwo[48] + CNN_HSUM8(s6_0);
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 64, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 64, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 128, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 128, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 192, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 192, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 256, sizeof t);
+              s4_0 += t;
+            }
+            memcpy(dwo + 256, &s4_0, sizeof s4_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 320, sizeof t);
+              s5_0 += t;
+            }
+            memcpy(dwo + 320, &s5_0, sizeof s5_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 384, sizeof t);
+              s6_0 += t;
+            }
+            memcpy(dwo + 384, &s6_0, sizeof s6_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 448, sizeof t);
+              s7_0 += t;
+            }
+            memcpy(dwo + 448, &s7_0, sizeof s7_0);
           }
       }
       cnn_real *restrict dx = mnist4k8_d4 + (size_t)i * 4608;
@@ -1107,6 +1980,11 @@ CNN_CLONES static void mnist4k8_l4_conv_backward(int n) {
         }
       }
     }
+    for (int j = 0; j < 128; j++) {
+      cnn_v8 t;
+      memcpy(&t, dwv + (size_t)j * 8, sizeof t);
+      dw[j] = CNN_HSUM8(t);
+    }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
   for (int j = 0; j < 128; j++) {
@@ -1115,6 +1993,269 @@ CNN_CLONES static void mnist4k8_l4_conv_backward(int n) {
       s += mnist4k8_l4_dw[g][j];
     mnist4k8_grads[160 + j] = s;
   }
+}
+#if CNN_V16
+CNN_V16_FN static void mnist4k8_l4_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist4k8_params + 160;
+  cnn_real *restrict wt = mnist4k8_l4_wt;
+  for (int o = 0; o < 16; o++)
+    for (int c = 0; c < 8; c++)
+      for (int j = 0; j < 1; j++)
+        wt[(c * 16 + o) * 1 + 0 - j] = w[(o * 8 + c) * 1 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist4k8_l4_dw[g];
+    cnn_real *restrict dwv = mnist4k8_l4_dwv[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const int first = i == g * GSIZE;
+      const cnn_real *restrict x = mnist4k8_a4 + (size_t)i * 4608;
+      const cnn_real *restrict dy = mnist4k8_d5 + (size_t)i * 9216;
+      // 16 output channels x 1 taps of vector sums per register tile.
+      for (int o = 0; o < 16; o += 16) {
+        for (int c = 0; c < 8; c++)
+          for (int ky = 0; ky < 1; ky++) {
+            cnn_v16 s0_0 = {0};
+            cnn_v16 s1_0 = {0};
+            cnn_v16 s2_0 = {0};
+            cnn_v16 s3_0 = {0};
+            cnn_v16 s4_0 = {0};
+            cnn_v16 s5_0 = {0};
+            cnn_v16 s6_0 = {0};
+            cnn_v16 s7_0 = {0};
+            cnn_v16 s8_0 = {0};
+            cnn_v16 s9_0 = {0};
+            cnn_v16 s10_0 = {0};
+            cnn_v16 s11_0 = {0};
+            cnn_v16 s12_0 = {0};
+            cnn_v16 s13_0 = {0};
+            cnn_v16 s14_0 = {0};
+            cnn_v16 s15_0 = {0};
+            {
+              const cnn_real *restrict dr = dy + (o) * 576;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 576;
+              for (int v = 0; v < 576; v += 16) {
+                cnn_v16 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 576 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 1152 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 1728 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 2304 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 2880 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0;
+                memcpy(&d, dr + 3456 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0;
+                memcpy(&d, dr + 4032 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0;
+                memcpy(&d, dr + 4608 + v, sizeof d); CNN_PIN16(d);
+                s8_0 += d * x0;
+                memcpy(&d, dr + 5184 + v, sizeof d); CNN_PIN16(d);
+                s9_0 += d * x0;
+                memcpy(&d, dr + 5760 + v, sizeof d); CNN_PIN16(d);
+                s10_0 += d * x0;
+                memcpy(&d, dr + 6336 + v, sizeof d); CNN_PIN16(d);
+                s11_0 += d * x0;
+                memcpy(&d, dr + 6912 + v, sizeof d); CNN_PIN16(d);
+                s12_0 += d * x0;
+                memcpy(&d, dr + 7488 + v, sizeof d); CNN_PIN16(d);
+                s13_0 += d * x0;
+                memcpy(&d, dr + 8064 + v, sizeof d); CNN_PIN16(d);
+                s14_0 += d * x0;
+                memcpy(&d, dr + 8640 + v, sizeof d); CNN_PIN16(d);
+                s15_0 += d * x0;
+              }
+            }
+            cnn_real *restrict dwo = dwv + ((o) * 8 + (c * 1 + ky) * 1) * 16;
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 128, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 128, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 256, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 256, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 384, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 384, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 512, sizeof t);
+              s4_0 += t;
+            }
+            memcpy(dwo + 512, &s4_0, sizeof s4_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 640, sizeof t);
+              s5_0 += t;
+            }
+            memcpy(dwo + 640, &s5_0, sizeof s5_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 768, sizeof t);
+              s6_0 += t;
+            }
+            memcpy(dwo + 768, &s6_0, sizeof s6_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 896, sizeof t);
+              s7_0 += t;
+            }
+            memcpy(dwo + 896, &s7_0, sizeof s7_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1024, sizeof t);
+              s8_0 += t;
+            }
+            memcpy(dwo + 1024, &s8_0, sizeof s8_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1152, sizeof t);
+              s9_0 += t;
+            }
+            memcpy(dwo + 1152, &s9_0, sizeof s9_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1280, sizeof t);
+              s10_0 += t;
+            }
+            memcpy(dwo + 1280, &s10_0, sizeof s10_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1408, sizeof t);
+              s11_0 += t;
+            }
+            memcpy(dwo + 1408, &s11_0, sizeof s11_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1536, sizeof t);
+              s12_0 += t;
+            }
+            memcpy(dwo + 1536, &s12_0, sizeof s12_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1664, sizeof t);
+              s13_0 += t;
+            }
+            memcpy(dwo + 1664, &s13_0, sizeof s13_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1792, sizeof t);
+              s14_0 += t;
+            }
+            memcpy(dwo + 1792, &s14_0, sizeof s14_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1920, sizeof t);
+              s15_0 += t;
+            }
+            memcpy(dwo + 1920, &s15_0, sizeof s15_0);
+          }
+      }
+      cnn_real *restrict dx = mnist4k8_d4 + (size_t)i * 4608;
+      // 8 output channels x 3 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 576; col += 48) {
+          for (int o = 0; o < 8; o += 8) { // 8 channels x 48 columns
+            const cnn_real *restrict wo = wt + (o) * 16;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+            cnn_v16 a6_0 = {0}, a6_1 = {0}, a6_2 = {0};
+            cnn_v16 a7_0 = {0}, a7_1 = {0}, a7_2 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 576 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v16 x0, x1, x2;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80], w6 = wr[kx + 96], w7 = wr[kx + 112];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+                  a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
+                  a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 576 + oy * 576 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 576, &a1_0, sizeof a1_0);
+            memcpy(yr + 592, &a1_1, sizeof a1_1);
+            memcpy(yr + 608, &a1_2, sizeof a1_2);
+            memcpy(yr + 1152, &a2_0, sizeof a2_0);
+            memcpy(yr + 1168, &a2_1, sizeof a2_1);
+            memcpy(yr + 1184, &a2_2, sizeof a2_2);
+            memcpy(yr + 1728, &a3_0, sizeof a3_0);
+            memcpy(yr + 1744, &a3_1, sizeof a3_1);
+            memcpy(yr + 1760, &a3_2, sizeof a3_2);
+            memcpy(yr + 2304, &a4_0, sizeof a4_0);
+            memcpy(yr + 2320, &a4_1, sizeof a4_1);
+            memcpy(yr + 2336, &a4_2, sizeof a4_2);
+            memcpy(yr + 2880, &a5_0, sizeof a5_0);
+            memcpy(yr + 2896, &a5_1, sizeof a5_1);
+            memcpy(yr + 2912, &a5_2, sizeof a5_2);
+            memcpy(yr + 3456, &a6_0, sizeof a6_0);
+            memcpy(yr + 3472, &a6_1, sizeof a6_1);
+            memcpy(yr + 3488, &a6_2, sizeof a6_2);
+            memcpy(yr + 4032, &a7_0, sizeof a7_0);
+            memcpy(yr + 4048, &a7_1, sizeof a7_1);
+            memcpy(yr + 4064, &a7_2, sizeof a7_2);
+          }
+        }
+      }
+    }
+    for (int j = 0; j < 128; j++) {
+      cnn_v16 t;
+      memcpy(&t, dwv + (size_t)j * 16, sizeof t);
+      dw[j] = CNN_HSUM16(t);
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 128; j++) {
+    cnn_real s = mnist4k8_l4_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist4k8_l4_dw[g][j];
+    mnist4k8_grads[160 + j] = s;
+  }
+}
+#endif
+// Layer 4's backward on the CPU's vector width.
+static void mnist4k8_l4_conv_backward(int n) {
+#if CNN_V16
+  if (mnist4k8_v16) {
+    mnist4k8_l4_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist4k8_l4_conv_backward_v8(n);
 }
 
 // Layer 5: batchnorm: 24x24x16 -> 24x24x16 (HxWxC), RF 5, 32 params, 0 MACs/image.
@@ -1297,11 +2438,13 @@ CNN_CLONES static void mnist4k8_l7_maxpool_backward(int n) {
 // Layer 8: conv 1x1, stride 1, pad 0, no bias: 12x12x16 -> 12x12x30 (HxWxC), RF 6, 480 params, 69120 MACs/image.
 // Path: direct kernels (forward, input and weight gradient; 1x1: each plane one row).
 // y[30][12x12] = W[30][16][1x1] (*) x[16][12x12].
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Layer 9's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k8_l9_ps[BATCH][30], mnist4k8_l9_pq[BATCH][30];
 // In training, also sums each image's output per channel for layer 9's statistics.
-CNN_CLONES static void mnist4k8_l8_conv_forward(int n, int training) {
+CNN_CLONES static void mnist4k8_l8_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 320;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -1373,13 +2516,152 @@ CNN_CLONES static void mnist4k8_l8_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k8_l8_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist4k8_params + 320;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist4k8_a8 + (size_t)i * 2304;
+      cnn_real *restrict y = mnist4k8_a9 + (size_t)i * 4320;
+      // 9 output channels x 3 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 144; col += 48) {
+          for (int o = 0; o < 27; o += 9) { // 9 channels x 48 columns
+            const cnn_real *restrict wo = w + (o) * 16;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+            cnn_v16 a6_0 = {0}, a6_1 = {0}, a6_2 = {0};
+            cnn_v16 a7_0 = {0}, a7_1 = {0}, a7_2 = {0};
+            cnn_v16 a8_0 = {0}, a8_1 = {0}, a8_2 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 144 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v16 x0, x1, x2;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80], w6 = wr[kx + 96], w7 = wr[kx + 112], w8 = wr[kx + 128];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+                  a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
+                  a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
+                  a8_0 += w8 * x0; a8_1 += w8 * x1; a8_2 += w8 * x2;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 144 + oy * 144 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 144, &a1_0, sizeof a1_0);
+            memcpy(yr + 160, &a1_1, sizeof a1_1);
+            memcpy(yr + 176, &a1_2, sizeof a1_2);
+            memcpy(yr + 288, &a2_0, sizeof a2_0);
+            memcpy(yr + 304, &a2_1, sizeof a2_1);
+            memcpy(yr + 320, &a2_2, sizeof a2_2);
+            memcpy(yr + 432, &a3_0, sizeof a3_0);
+            memcpy(yr + 448, &a3_1, sizeof a3_1);
+            memcpy(yr + 464, &a3_2, sizeof a3_2);
+            memcpy(yr + 576, &a4_0, sizeof a4_0);
+            memcpy(yr + 592, &a4_1, sizeof a4_1);
+            memcpy(yr + 608, &a4_2, sizeof a4_2);
+            memcpy(yr + 720, &a5_0, sizeof a5_0);
+            memcpy(yr + 736, &a5_1, sizeof a5_1);
+            memcpy(yr + 752, &a5_2, sizeof a5_2);
+            memcpy(yr + 864, &a6_0, sizeof a6_0);
+            memcpy(yr + 880, &a6_1, sizeof a6_1);
+            memcpy(yr + 896, &a6_2, sizeof a6_2);
+            memcpy(yr + 1008, &a7_0, sizeof a7_0);
+            memcpy(yr + 1024, &a7_1, sizeof a7_1);
+            memcpy(yr + 1040, &a7_2, sizeof a7_2);
+            memcpy(yr + 1152, &a8_0, sizeof a8_0);
+            memcpy(yr + 1168, &a8_1, sizeof a8_1);
+            memcpy(yr + 1184, &a8_2, sizeof a8_2);
+          }
+          { // the last 3 channels
+            const cnn_real *restrict wo = w + (27) * 16;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 144 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v16 x0, x1, x2;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                }
+              }
+            cnn_real *restrict yr = y + (27) * 144 + oy * 144 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 144, &a1_0, sizeof a1_0);
+            memcpy(yr + 160, &a1_1, sizeof a1_1);
+            memcpy(yr + 176, &a1_2, sizeof a1_2);
+            memcpy(yr + 288, &a2_0, sizeof a2_0);
+            memcpy(yr + 304, &a2_1, sizeof a2_1);
+            memcpy(yr + 320, &a2_2, sizeof a2_2);
+          }
+        }
+      }
+      if (training)
+        for (int c = 0; c < 30; c++) {
+          const cnn_real *restrict x = y + c * 144;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 144; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k8_l9_ps[i][c] = s;
+          mnist4k8_l9_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 8's forward on the CPU's vector width.
+static void mnist4k8_l8_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist4k8_v16) {
+    mnist4k8_l8_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist4k8_l8_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k8_l8_dw[NGROUP][480];
 // dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
 static cnn_real mnist4k8_l8_wt[480];
-CNN_CLONES static void mnist4k8_l8_conv_backward(int n) {
+// The weight gradient of a group's images so far, a vector of lane sums per weight.
+static cnn_real mnist4k8_l8_dwv[NGROUP][7680];
+CNN_CLONES static void mnist4k8_l8_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 320;
   cnn_real *restrict wt = mnist4k8_l8_wt;
   for (int o = 0; o < 30; o++)
@@ -1389,12 +2671,13 @@ CNN_CLONES static void mnist4k8_l8_conv_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l8_dw[g];
+    cnn_real *restrict dwv = mnist4k8_l8_dwv[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k8_a8 + (size_t)i * 2304;
       const cnn_real *restrict dy = mnist4k8_d9 + (size_t)i * 4320;
-      // 11 output channels x 1 taps of vector sums per register tile.
-      for (int o = 0; o < 22; o += 11) {
+      // 10 output channels x 1 taps of vector sums per register tile.
+      for (int o = 0; o < 30; o += 10) {
         for (int c = 0; c < 16; c++)
           for (int ky = 0; ky < 1; ky++) {
             cnn_v8 s0_0 = {0};
@@ -1407,7 +2690,6 @@ CNN_CLONES static void mnist4k8_l8_conv_backward(int n) {
             cnn_v8 s7_0 = {0};
             cnn_v8 s8_0 = {0};
             cnn_v8 s9_0 = {0};
-            cnn_v8 s10_0 = {0};
             {
               const cnn_real *restrict dr = dy + (o) * 144;
               const cnn_real *restrict xr = x + (c * 1 + ky) * 144;
@@ -1434,68 +2716,69 @@ CNN_CLONES static void mnist4k8_l8_conv_backward(int n) {
                 s8_0 += d * x0;
                 memcpy(&d, dr + 1296 + v, sizeof d);
                 s9_0 += d * x0;
-                memcpy(&d, dr + 1440 + v, sizeof d);
-                s10_0 += d * x0;
               }
             }
-            cnn_real *restrict dwo = dw + (o) * 16 + (c * 1 + ky) * 1;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[16] = first ? CNN_HSUM8(s1_0) : dwo[16] + CNN_HSUM8(s1_0);
-            dwo[32] = first ? CNN_HSUM8(s2_0) : dwo[32] + CNN_HSUM8(s2_0);
-            dwo[48] = first ? CNN_HSUM8(s3_0) : dwo[48] + CNN_HSUM8(s3_0);
-            dwo[64] = first ? CNN_HSUM8(s4_0) : dwo[64] + CNN_HSUM8(s4_0);
-            dwo[80] = first ? CNN_HSUM8(s5_0) : dwo[80] + CNN_HSUM8(s5_0);
-            dwo[96] = first ? CNN_HSUM8(s6_0) : dwo[96] + CNN_HSUM8(s6_0);
-            dwo[112] = first ? CNN_HSUM8(s7_0) : dwo[112] + CNN_HSUM8(s7_0);
-            dwo[128] = first ? CNN_HSUM8(s8_0) : dwo[128] + CNN_HSUM8(s8_0);
-            dwo[144] = first ? CNN_HSUM8(s9_0) : dwo[144] + CNN_HSUM8(s9_0);
-            dwo[160] = first ? CNN_HSUM8(s10_0) : dwo[160] + CNN_HSUM8(s10_0);
-          }
-      }
-      { // the last 8 channels
-        for (int c = 0; c < 16; c++)
-          for (int ky = 0; ky < 1; ky++) {
-            cnn_v8 s0_0 = {0};
-            cnn_v8 s1_0 = {0};
-            cnn_v8 s2_0 = {0};
-            cnn_v8 s3_0 = {0};
-            cnn_v8 s4_0 = {0};
-            cnn_v8 s5_0 = {0};
-            cnn_v8 s6_0 = {0};
-            cnn_v8 s7_0 = {0};
-            {
-              const cnn_real *restrict dr = dy + (22) * 144;
-              const cnn_real *restrict xr = x + (c * 1 + ky) * 144;
-              for (int v = 0; v < 144; v += 8) {
-                cnn_v8 d, x0;
-                memcpy(&x0, xr + v + 0, sizeof x0);
-                memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0;
-                memcpy(&d, dr + 144 + v, sizeof d);
-                s1_0 += d * x0;
-                memcpy(&d, dr + 288 + v, sizeof d);
-                s2_0 += d * x0;
-                memcpy(&d, dr + 432 + v, sizeof d);
-                s3_0 += d * x0;
-                memcpy(&d, dr + 576 + v, sizeof d);
-                s4_0 += d * x0;
-                memcpy(&d, dr + 720 + v, sizeof d);
-                s5_0 += d * x0;
-                memcpy(&d, dr + 864 + v, sizeof d);
-                s6_0 += d * x0;
-                memcpy(&d, dr + 1008 + v, sizeof d);
-                s7_0 += d * x0;
-              }
+            cnn_real *restrict dwo = dwv + ((o) * 16 + (c * 1 + ky) * 1) * 8;
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
             }
-            cnn_real *restrict dwo = dw + (22) * 16 + (c * 1 + ky) * 1;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[16] = first ? CNN_HSUM8(s1_0) : dwo[16] + CNN_HSUM8(s1_0);
-            dwo[32] = first ? CNN_HSUM8(s2_0) : dwo[32] + CNN_HSUM8(s2_0);
-            dwo[48] = first ? CNN_HSUM8(s3_0) : dwo[48] + CNN_HSUM8(s3_0);
-            dwo[64] = first ? CNN_HSUM8(s4_0) : dwo[64] + CNN_HSUM8(s4_0);
-            dwo[80] = first ? CNN_HSUM8(s5_0) : dwo[80] + CNN_HSUM8(s5_0);
-            dwo[96] = first ? CNN_HSUM8(s6_0) : dwo[96] + CNN_HSUM8(s6_0);
-            dwo[112] = first ? CNN_HSUM8(s7_0) : dwo[112] + CNN_HSUM8(s7_0);
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 128, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 128, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 256, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 256, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 384, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 384, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 512, sizeof t);
+              s4_0 += t;
+            }
+            memcpy(dwo + 512, &s4_0, sizeof s4_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 640, sizeof t);
+              s5_0 += t;
+            }
+            memcpy(dwo + 640, &s5_0, sizeof s5_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 768, sizeof t);
+              s6_0 += t;
+            }
+            memcpy(dwo + 768, &s6_0, sizeof s6_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 896, sizeof t);
+              s7_0 += t;
+            }
+            memcpy(dwo + 896, &s7_0, sizeof s7_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1024, sizeof t);
+              s8_0 += t;
+            }
+            memcpy(dwo + 1024, &s8_0, sizeof s8_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1152, sizeof t);
+              s9_0 += t;
+            }
+            memcpy(dwo + 1152, &s9_0, sizeof s9_0);
           }
       }
       cnn_real *restrict dx = mnist4k8_d8 + (size_t)i * 2304;
@@ -1541,6 +2824,11 @@ CNN_CLONES static void mnist4k8_l8_conv_backward(int n) {
         }
       }
     }
+    for (int j = 0; j < 480; j++) {
+      cnn_v8 t;
+      memcpy(&t, dwv + (size_t)j * 8, sizeof t);
+      dw[j] = CNN_HSUM8(t);
+    }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
   for (int j = 0; j < 480; j++) {
@@ -1549,6 +2837,260 @@ CNN_CLONES static void mnist4k8_l8_conv_backward(int n) {
       s += mnist4k8_l8_dw[g][j];
     mnist4k8_grads[320 + j] = s;
   }
+}
+#if CNN_V16
+CNN_V16_FN static void mnist4k8_l8_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist4k8_params + 320;
+  cnn_real *restrict wt = mnist4k8_l8_wt;
+  for (int o = 0; o < 30; o++)
+    for (int c = 0; c < 16; c++)
+      for (int j = 0; j < 1; j++)
+        wt[(c * 30 + o) * 1 + 0 - j] = w[(o * 16 + c) * 1 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist4k8_l8_dw[g];
+    cnn_real *restrict dwv = mnist4k8_l8_dwv[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const int first = i == g * GSIZE;
+      const cnn_real *restrict x = mnist4k8_a8 + (size_t)i * 2304;
+      const cnn_real *restrict dy = mnist4k8_d9 + (size_t)i * 4320;
+      // 15 output channels x 1 taps of vector sums per register tile.
+      for (int o = 0; o < 30; o += 15) {
+        for (int c = 0; c < 16; c++)
+          for (int ky = 0; ky < 1; ky++) {
+            cnn_v16 s0_0 = {0};
+            cnn_v16 s1_0 = {0};
+            cnn_v16 s2_0 = {0};
+            cnn_v16 s3_0 = {0};
+            cnn_v16 s4_0 = {0};
+            cnn_v16 s5_0 = {0};
+            cnn_v16 s6_0 = {0};
+            cnn_v16 s7_0 = {0};
+            cnn_v16 s8_0 = {0};
+            cnn_v16 s9_0 = {0};
+            cnn_v16 s10_0 = {0};
+            cnn_v16 s11_0 = {0};
+            cnn_v16 s12_0 = {0};
+            cnn_v16 s13_0 = {0};
+            cnn_v16 s14_0 = {0};
+            {
+              const cnn_real *restrict dr = dy + (o) * 144;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 144;
+              for (int v = 0; v < 144; v += 16) {
+                cnn_v16 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 144 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 288 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 432 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 576 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 720 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0;
+                memcpy(&d, dr + 864 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0;
+                memcpy(&d, dr + 1008 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0;
+                memcpy(&d, dr + 1152 + v, sizeof d); CNN_PIN16(d);
+                s8_0 += d * x0;
+                memcpy(&d, dr + 1296 + v, sizeof d); CNN_PIN16(d);
+                s9_0 += d * x0;
+                memcpy(&d, dr + 1440 + v, sizeof d); CNN_PIN16(d);
+                s10_0 += d * x0;
+                memcpy(&d, dr + 1584 + v, sizeof d); CNN_PIN16(d);
+                s11_0 += d * x0;
+                memcpy(&d, dr + 1728 + v, sizeof d); CNN_PIN16(d);
+                s12_0 += d * x0;
+                memcpy(&d, dr + 1872 + v, sizeof d); CNN_PIN16(d);
+                s13_0 += d * x0;
+                memcpy(&d, dr + 2016 + v, sizeof d); CNN_PIN16(d);
+                s14_0 += d * x0;
+              }
+            }
+            cnn_real *restrict dwo = dwv + ((o) * 16 + (c * 1 + ky) * 1) * 16;
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 256, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 256, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 512, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 512, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 768, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 768, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1024, sizeof t);
+              s4_0 += t;
+            }
+            memcpy(dwo + 1024, &s4_0, sizeof s4_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1280, sizeof t);
+              s5_0 += t;
+            }
+            memcpy(dwo + 1280, &s5_0, sizeof s5_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1536, sizeof t);
+              s6_0 += t;
+            }
+            memcpy(dwo + 1536, &s6_0, sizeof s6_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1792, sizeof t);
+              s7_0 += t;
+            }
+            memcpy(dwo + 1792, &s7_0, sizeof s7_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 2048, sizeof t);
+              s8_0 += t;
+            }
+            memcpy(dwo + 2048, &s8_0, sizeof s8_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 2304, sizeof t);
+              s9_0 += t;
+            }
+            memcpy(dwo + 2304, &s9_0, sizeof s9_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 2560, sizeof t);
+              s10_0 += t;
+            }
+            memcpy(dwo + 2560, &s10_0, sizeof s10_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 2816, sizeof t);
+              s11_0 += t;
+            }
+            memcpy(dwo + 2816, &s11_0, sizeof s11_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 3072, sizeof t);
+              s12_0 += t;
+            }
+            memcpy(dwo + 3072, &s12_0, sizeof s12_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 3328, sizeof t);
+              s13_0 += t;
+            }
+            memcpy(dwo + 3328, &s13_0, sizeof s13_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 3584, sizeof t);
+              s14_0 += t;
+            }
+            memcpy(dwo + 3584, &s14_0, sizeof s14_0);
+          }
+      }
+      cnn_real *restrict dx = mnist4k8_d8 + (size_t)i * 2304;
+      // 8 output channels x 3 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 144; col += 48) {
+          for (int o = 0; o < 16; o += 8) { // 8 channels x 48 columns
+            const cnn_real *restrict wo = wt + (o) * 30;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+            cnn_v16 a6_0 = {0}, a6_1 = {0}, a6_2 = {0};
+            cnn_v16 a7_0 = {0}, a7_1 = {0}, a7_2 = {0};
+            for (int c = 0; c < 30; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 144 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v16 x0, x1, x2;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150], w6 = wr[kx + 180], w7 = wr[kx + 210];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+                  a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
+                  a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 144 + oy * 144 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 144, &a1_0, sizeof a1_0);
+            memcpy(yr + 160, &a1_1, sizeof a1_1);
+            memcpy(yr + 176, &a1_2, sizeof a1_2);
+            memcpy(yr + 288, &a2_0, sizeof a2_0);
+            memcpy(yr + 304, &a2_1, sizeof a2_1);
+            memcpy(yr + 320, &a2_2, sizeof a2_2);
+            memcpy(yr + 432, &a3_0, sizeof a3_0);
+            memcpy(yr + 448, &a3_1, sizeof a3_1);
+            memcpy(yr + 464, &a3_2, sizeof a3_2);
+            memcpy(yr + 576, &a4_0, sizeof a4_0);
+            memcpy(yr + 592, &a4_1, sizeof a4_1);
+            memcpy(yr + 608, &a4_2, sizeof a4_2);
+            memcpy(yr + 720, &a5_0, sizeof a5_0);
+            memcpy(yr + 736, &a5_1, sizeof a5_1);
+            memcpy(yr + 752, &a5_2, sizeof a5_2);
+            memcpy(yr + 864, &a6_0, sizeof a6_0);
+            memcpy(yr + 880, &a6_1, sizeof a6_1);
+            memcpy(yr + 896, &a6_2, sizeof a6_2);
+            memcpy(yr + 1008, &a7_0, sizeof a7_0);
+            memcpy(yr + 1024, &a7_1, sizeof a7_1);
+            memcpy(yr + 1040, &a7_2, sizeof a7_2);
+          }
+        }
+      }
+    }
+    for (int j = 0; j < 480; j++) {
+      cnn_v16 t;
+      memcpy(&t, dwv + (size_t)j * 16, sizeof t);
+      dw[j] = CNN_HSUM16(t);
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 480; j++) {
+    cnn_real s = mnist4k8_l8_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist4k8_l8_dw[g][j];
+    mnist4k8_grads[320 + j] = s;
+  }
+}
+#endif
+// Layer 8's backward on the CPU's vector width.
+static void mnist4k8_l8_conv_backward(int n) {
+#if CNN_V16
+  if (mnist4k8_v16) {
+    mnist4k8_l8_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist4k8_l8_conv_backward_v8(n);
 }
 
 // Layer 9: batchnorm: 12x12x30 -> 12x12x30 (HxWxC), RF 6, 60 params, 0 MACs/image.
@@ -1651,7 +3193,9 @@ CNN_CLONES static void mnist4k8_l9_bn_backward(int n) {
 // Layer 11: conv 3x3, stride 1, pad 0, 30 groups, no bias: 12x12x30 -> 10x10x30 (HxWxC), RF 10, 270 params, 27000 MACs/image.
 // Path: direct kernels per group (forward, input and weight gradient).
 // y[30][10x10] = W[30][1][3x3] (*) x[30][12x12], in groups.
-CNN_CLONES static void mnist4k8_l11_conv_forward(int n) {
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
+CNN_CLONES static void mnist4k8_l11_conv_forward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 860;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -1685,6 +3229,50 @@ CNN_CLONES static void mnist4k8_l11_conv_forward(int n) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k8_l11_conv_forward_v16(int n) {
+  const cnn_real *restrict w = mnist4k8_params + 860;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist4k8_a10 + (size_t)i * 4320;
+      cnn_real *restrict y = mnist4k8_a12 + (size_t)i * 3000;
+      for (int gr = 0; gr < 30; gr++) { // one conv per group
+        // 1 output channels x 1 vectors of 16 columns per register tile.
+        for (int oy = 0; oy < 10; oy++) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 10 columns
+            const cnn_real *restrict wo = (w + gr * 9) + (o) * 9;
+            cnn_v16 a0_0 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = (x + gr * 144) + (c * 12 + oy + ky) * 12 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0;
+                }
+              }
+            cnn_real *restrict yr = (y + gr * 100) + (o) * 100 + oy * 10 + 0;
+            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9];
+          }
+        }
+      }
+    }
+  }
+}
+#endif
+// Layer 11's forward on the CPU's vector width.
+static void mnist4k8_l11_conv_forward(int n) {
+#if CNN_V16
+  if (mnist4k8_v16) {
+    mnist4k8_l11_conv_forward_v16(n);
+    return;
+  }
+#endif
+  mnist4k8_l11_conv_forward_v8(n);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k8_l11_dw[NGROUP][270];
@@ -1692,9 +3280,9 @@ static cnn_real mnist4k8_l11_dw[NGROUP][270];
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k8_l11_dyp[NGROUP][5888];
+static cnn_real mnist4k8_l11_dyp[NGROUP][5896];
 static cnn_real mnist4k8_l11_wt[270];
-CNN_CLONES static void mnist4k8_l11_conv_backward(int n) {
+CNN_CLONES static void mnist4k8_l11_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 860;
   cnn_real *restrict wt = mnist4k8_l11_wt;
   for (int gr = 0; gr < 30; gr++)
@@ -1856,15 +3444,177 @@ CNN_CLONES static void mnist4k8_l11_conv_backward(int n) {
     mnist4k8_grads[860 + j] = s;
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k8_l11_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist4k8_params + 860;
+  cnn_real *restrict wt = mnist4k8_l11_wt;
+  for (int gr = 0; gr < 30; gr++)
+    for (int o = 0; o < 1; o++)
+      for (int c = 0; c < 1; c++)
+        for (int j = 0; j < 9; j++)
+          wt[gr * 9 + (c * 1 + o) * 9 + 8 - j] = w[((gr * 1 + o) * 1 + c) * 9 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist4k8_l11_dw[g];
+    cnn_real *restrict dyp = mnist4k8_l11_dyp[g];
+    for (int gr = 0; gr < 30; gr++) { // one conv per group
+      // 1 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+      for (int o = 0; o < 1; o += 1) {
+        for (int c = 0; c < 1; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+              const cnn_real *restrict x = (mnist4k8_a10 + gr * 144) + (size_t)i * 4320;
+              const cnn_real *restrict dy = (mnist4k8_d12 + gr * 100) + (size_t)(i) * 3000;
+              for (int oy = 0; oy < 10; oy++) {
+                const cnn_real *restrict dr = dy + (o) * 100 + oy * 10;
+                const cnn_real *restrict xr = x + (c * 12 + oy + ky) * 12;
+                { // columns 0..9; the other lanes are masked off
+                  const cnn_v16 m = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0};
+                  cnn_v16 d, x0, x1, x2;
+                  memcpy(&x0, xr + 0 + 0, sizeof x0);
+                  memcpy(&x1, xr + 0 + 1, sizeof x1);
+                  memcpy(&x2, xr + 0 + 2, sizeof x2);
+                  memcpy(&d, dr + 0 + 0, sizeof d); CNN_PIN16(d);
+                  d *= m;
+                  s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                }
+              }
+            }
+            cnn_real *restrict dwo = (dw + gr * 9) + (o) * 9 + (c * 3 + ky) * 3;
+            dwo[0] = CNN_HSUM16(s0_0);
+            dwo[1] = CNN_HSUM16(s0_1);
+            dwo[2] = CNN_HSUM16(s0_2);
+          }
+      }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k8_d12 + (size_t)i * 3000;
+      {
+      cnn_real *restrict dx = mnist4k8_d10 + (size_t)i * 4320;
+      for (int o = 0; o < 30; o++)
+        for (int oy = 0; oy < 10; oy++)
+          memcpy(dyp + (o * 14 + oy + 2) * 14 + 2, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
+      for (int gr = 0; gr < 30; gr++) { // one conv per group
+        // 1 output channels x 1 vectors of 16 columns per register tile.
+        for (int oy = 0; oy < 2; oy++) {
+          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 9 ? 12 - oy : 3;
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 12 columns
+            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+            cnn_v16 a0_0 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = (dyp + gr * 196) + (c * 14 + oy + ky) * 14 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0;
+                }
+              }
+            cnn_real *restrict yr = (dx + gr * 144) + (o) * 144 + oy * 12 + 0;
+            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11];
+          }
+        }
+        for (int oy = 2; oy < 10; oy++) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 12 columns
+            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+            cnn_v16 a0_0 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = (dyp + gr * 196) + (c * 14 + oy + ky) * 14 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0;
+                }
+              }
+            cnn_real *restrict yr = (dx + gr * 144) + (o) * 144 + oy * 12 + 0;
+            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11];
+          }
+        }
+        for (int oy = 10; oy < 12; oy++) {
+          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 9 ? 12 - oy : 3;
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 12 columns
+            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+            cnn_v16 a0_0 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = (dyp + gr * 196) + (c * 14 + oy + ky) * 14 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0;
+                }
+              }
+            cnn_real *restrict yr = (dx + gr * 144) + (o) * 144 + oy * 12 + 0;
+            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11];
+          }
+        }
+      }
+      }
+      { // layer 9's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 30; c++) {
+          const cnn_real *restrict x = mnist4k8_a9 + (size_t)i * 4320 + c * 144;
+          cnn_real *restrict dy = mnist4k8_d10 + (size_t)i * 4320 + c * 144;
+          const cnn_real *restrict y = mnist4k8_a10 + (size_t)i * 4320 + c * 144;
+          for (int p = 0; p < 144; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+          }
+          const cnn_real m_ = mnist4k8_l9_mean[c], is = mnist4k8_l9_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 144; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k8_l9_ps[i][c] = s;
+          mnist4k8_l9_pq[i][c] = sq;
+        }
+      }
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 270; j++) {
+    cnn_real s = mnist4k8_l11_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist4k8_l11_dw[g][j];
+    mnist4k8_grads[860 + j] = s;
+  }
+}
+#endif
+// Layer 11's backward on the CPU's vector width.
+static void mnist4k8_l11_conv_backward(int n) {
+#if CNN_V16
+  if (mnist4k8_v16) {
+    mnist4k8_l11_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist4k8_l11_conv_backward_v8(n);
+}
 
 // Layer 12: conv 1x1, stride 1, pad 0, no bias: 10x10x30 -> 10x10x30 (HxWxC), RF 10, 900 params, 90000 MACs/image.
 // Path: direct kernels (forward, input and weight gradient; 1x1: each plane one row).
 // y[30][10x10] = W[30][30][1x1] (*) x[30][10x10].
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Layer 13's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k8_l13_ps[BATCH][30], mnist4k8_l13_pq[BATCH][30];
 // In training, also sums each image's output per channel for layer 13's statistics.
-CNN_CLONES static void mnist4k8_l12_conv_forward(int n, int training) {
+CNN_CLONES static void mnist4k8_l12_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 1130;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -1914,7 +3664,7 @@ CNN_CLONES static void mnist4k8_l12_conv_forward(int n, int training) {
             memcpy(yr + 508, &a5_1, sizeof a5_1);
           }
         }
-        for (int o = 0; o < 22; o += 11) { // 11 channels x 4 columns
+        for (int o = 0; o < 30; o += 10) { // 10 channels x 4 columns
           const cnn_real *restrict wo = w + (o) * 30;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -1926,7 +3676,6 @@ CNN_CLONES static void mnist4k8_l12_conv_forward(int n, int training) {
           cnn_v8 a7_0 = {0};
           cnn_v8 a8_0 = {0};
           cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
           for (int c = 0; c < 30; c++)
             for (int ky = 0; ky < 1; ky++) {
               const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 100 + 96;
@@ -1934,7 +3683,7 @@ CNN_CLONES static void mnist4k8_l12_conv_forward(int n, int training) {
               for (int kx = 0; kx < 1; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150], w6 = wr[kx + 180], w7 = wr[kx + 210], w8 = wr[kx + 240], w9 = wr[kx + 270], w10 = wr[kx + 300];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150], w6 = wr[kx + 180], w7 = wr[kx + 210], w8 = wr[kx + 240], w9 = wr[kx + 270];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -1945,7 +3694,6 @@ CNN_CLONES static void mnist4k8_l12_conv_forward(int n, int training) {
                 a7_0 += w7 * x0;
                 a8_0 += w8 * x0;
                 a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
               }
             }
           cnn_real *restrict yr = y + (o) * 100 + oy * 100 + 96;
@@ -1959,45 +3707,6 @@ CNN_CLONES static void mnist4k8_l12_conv_forward(int n, int training) {
           yr[700] = a7_0[0]; yr[701] = a7_0[1]; yr[702] = a7_0[2]; yr[703] = a7_0[3];
           yr[800] = a8_0[0]; yr[801] = a8_0[1]; yr[802] = a8_0[2]; yr[803] = a8_0[3];
           yr[900] = a9_0[0]; yr[901] = a9_0[1]; yr[902] = a9_0[2]; yr[903] = a9_0[3];
-          yr[1000] = a10_0[0]; yr[1001] = a10_0[1]; yr[1002] = a10_0[2]; yr[1003] = a10_0[3];
-        }
-        { // the last 8 channels
-          const cnn_real *restrict wo = w + (22) * 30;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          cnn_v8 a7_0 = {0};
-          for (int c = 0; c < 30; c++)
-            for (int ky = 0; ky < 1; ky++) {
-              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 100 + 96;
-              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
-              for (int kx = 0; kx < 1; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150], w6 = wr[kx + 180], w7 = wr[kx + 210];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-              }
-            }
-          cnn_real *restrict yr = y + (22) * 100 + oy * 100 + 96;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
-          yr[100] = a1_0[0]; yr[101] = a1_0[1]; yr[102] = a1_0[2]; yr[103] = a1_0[3];
-          yr[200] = a2_0[0]; yr[201] = a2_0[1]; yr[202] = a2_0[2]; yr[203] = a2_0[3];
-          yr[300] = a3_0[0]; yr[301] = a3_0[1]; yr[302] = a3_0[2]; yr[303] = a3_0[3];
-          yr[400] = a4_0[0]; yr[401] = a4_0[1]; yr[402] = a4_0[2]; yr[403] = a4_0[3];
-          yr[500] = a5_0[0]; yr[501] = a5_0[1]; yr[502] = a5_0[2]; yr[503] = a5_0[3];
-          yr[600] = a6_0[0]; yr[601] = a6_0[1]; yr[602] = a6_0[2]; yr[603] = a6_0[3];
-          yr[700] = a7_0[0]; yr[701] = a7_0[1]; yr[702] = a7_0[2]; yr[703] = a7_0[3];
         }
       }
       if (training)
@@ -2025,6 +3734,200 @@ CNN_CLONES static void mnist4k8_l12_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k8_l12_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist4k8_params + 1130;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist4k8_a12 + (size_t)i * 3000;
+      cnn_real *restrict y = mnist4k8_a13 + (size_t)i * 3000;
+      // 6 output channels x 4 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 64; col += 64) {
+          for (int o = 0; o < 30; o += 6) { // 6 channels x 64 columns
+            const cnn_real *restrict wo = w + (o) * 30;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0}, a2_3 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0}, a3_3 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0}, a4_3 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0}, a5_3 = {0};
+            for (int c = 0; c < 30; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 100 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v16 x0, x1, x2, x3;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  memcpy(&x3, xr + kx + 48, sizeof x3);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2; a1_3 += w1 * x3;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2; a2_3 += w2 * x3;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2; a3_3 += w3 * x3;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2; a4_3 += w4 * x3;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2; a5_3 += w5 * x3;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 100 + oy * 100 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 48, &a0_3, sizeof a0_3);
+            memcpy(yr + 100, &a1_0, sizeof a1_0);
+            memcpy(yr + 116, &a1_1, sizeof a1_1);
+            memcpy(yr + 132, &a1_2, sizeof a1_2);
+            memcpy(yr + 148, &a1_3, sizeof a1_3);
+            memcpy(yr + 200, &a2_0, sizeof a2_0);
+            memcpy(yr + 216, &a2_1, sizeof a2_1);
+            memcpy(yr + 232, &a2_2, sizeof a2_2);
+            memcpy(yr + 248, &a2_3, sizeof a2_3);
+            memcpy(yr + 300, &a3_0, sizeof a3_0);
+            memcpy(yr + 316, &a3_1, sizeof a3_1);
+            memcpy(yr + 332, &a3_2, sizeof a3_2);
+            memcpy(yr + 348, &a3_3, sizeof a3_3);
+            memcpy(yr + 400, &a4_0, sizeof a4_0);
+            memcpy(yr + 416, &a4_1, sizeof a4_1);
+            memcpy(yr + 432, &a4_2, sizeof a4_2);
+            memcpy(yr + 448, &a4_3, sizeof a4_3);
+            memcpy(yr + 500, &a5_0, sizeof a5_0);
+            memcpy(yr + 516, &a5_1, sizeof a5_1);
+            memcpy(yr + 532, &a5_2, sizeof a5_2);
+            memcpy(yr + 548, &a5_3, sizeof a5_3);
+          }
+        }
+        for (int o = 0; o < 27; o += 9) { // 9 channels x 36 columns
+          const cnn_real *restrict wo = w + (o) * 30;
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0}, a6_2 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0}, a7_2 = {0};
+          cnn_v16 a8_0 = {0}, a8_1 = {0}, a8_2 = {0};
+          for (int c = 0; c < 30; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 100 + 64;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v16 x0, x1, x2;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150], w6 = wr[kx + 180], w7 = wr[kx + 210], w8 = wr[kx + 240];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+                a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
+                a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
+                a8_0 += w8 * x0; a8_1 += w8 * x1; a8_2 += w8 * x2;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 100 + oy * 100 + 64;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          yr[32] = a0_2[0]; yr[33] = a0_2[1]; yr[34] = a0_2[2]; yr[35] = a0_2[3];
+          memcpy(yr + 100, &a1_0, sizeof a1_0);
+          memcpy(yr + 116, &a1_1, sizeof a1_1);
+          yr[132] = a1_2[0]; yr[133] = a1_2[1]; yr[134] = a1_2[2]; yr[135] = a1_2[3];
+          memcpy(yr + 200, &a2_0, sizeof a2_0);
+          memcpy(yr + 216, &a2_1, sizeof a2_1);
+          yr[232] = a2_2[0]; yr[233] = a2_2[1]; yr[234] = a2_2[2]; yr[235] = a2_2[3];
+          memcpy(yr + 300, &a3_0, sizeof a3_0);
+          memcpy(yr + 316, &a3_1, sizeof a3_1);
+          yr[332] = a3_2[0]; yr[333] = a3_2[1]; yr[334] = a3_2[2]; yr[335] = a3_2[3];
+          memcpy(yr + 400, &a4_0, sizeof a4_0);
+          memcpy(yr + 416, &a4_1, sizeof a4_1);
+          yr[432] = a4_2[0]; yr[433] = a4_2[1]; yr[434] = a4_2[2]; yr[435] = a4_2[3];
+          memcpy(yr + 500, &a5_0, sizeof a5_0);
+          memcpy(yr + 516, &a5_1, sizeof a5_1);
+          yr[532] = a5_2[0]; yr[533] = a5_2[1]; yr[534] = a5_2[2]; yr[535] = a5_2[3];
+          memcpy(yr + 600, &a6_0, sizeof a6_0);
+          memcpy(yr + 616, &a6_1, sizeof a6_1);
+          yr[632] = a6_2[0]; yr[633] = a6_2[1]; yr[634] = a6_2[2]; yr[635] = a6_2[3];
+          memcpy(yr + 700, &a7_0, sizeof a7_0);
+          memcpy(yr + 716, &a7_1, sizeof a7_1);
+          yr[732] = a7_2[0]; yr[733] = a7_2[1]; yr[734] = a7_2[2]; yr[735] = a7_2[3];
+          memcpy(yr + 800, &a8_0, sizeof a8_0);
+          memcpy(yr + 816, &a8_1, sizeof a8_1);
+          yr[832] = a8_2[0]; yr[833] = a8_2[1]; yr[834] = a8_2[2]; yr[835] = a8_2[3];
+        }
+        { // the last 3 channels
+          const cnn_real *restrict wo = w + (27) * 30;
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          for (int c = 0; c < 30; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 100 + 64;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v16 x0, x1, x2;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+              }
+            }
+          cnn_real *restrict yr = y + (27) * 100 + oy * 100 + 64;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          yr[32] = a0_2[0]; yr[33] = a0_2[1]; yr[34] = a0_2[2]; yr[35] = a0_2[3];
+          memcpy(yr + 100, &a1_0, sizeof a1_0);
+          memcpy(yr + 116, &a1_1, sizeof a1_1);
+          yr[132] = a1_2[0]; yr[133] = a1_2[1]; yr[134] = a1_2[2]; yr[135] = a1_2[3];
+          memcpy(yr + 200, &a2_0, sizeof a2_0);
+          memcpy(yr + 216, &a2_1, sizeof a2_1);
+          yr[232] = a2_2[0]; yr[233] = a2_2[1]; yr[234] = a2_2[2]; yr[235] = a2_2[3];
+        }
+      }
+      if (training)
+        for (int c = 0; c < 30; c++) {
+          const cnn_real *restrict x = y + c * 100;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 96; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          for (int p = 96; p < 100; p++) {
+            as[p - 96] += x[p];
+            aq[p - 96] += x[p] * x[p];
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k8_l13_ps[i][c] = s;
+          mnist4k8_l13_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 12's forward on the CPU's vector width.
+static void mnist4k8_l12_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist4k8_v16) {
+    mnist4k8_l12_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist4k8_l12_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k8_l12_dw[NGROUP][900];
@@ -2032,9 +3935,9 @@ static cnn_real mnist4k8_l12_dw[NGROUP][900];
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
 static cnn_real mnist4k8_l12_wt[900];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
-// (rows mode; the padding never written), the group's images.
-static cnn_real mnist4k8_l12_dyw[NGROUP][24968];
-CNN_CLONES static void mnist4k8_l12_conv_backward(int n) {
+// (or laid on the input's row stride: conv_kernels.c), the padding never written.
+static cnn_real mnist4k8_l12_dyw[NGROUP][26896];
+CNN_CLONES static void mnist4k8_l12_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 1130;
   cnn_real *restrict wt = mnist4k8_l12_wt;
   for (int o = 0; o < 30; o++)
@@ -2052,8 +3955,8 @@ CNN_CLONES static void mnist4k8_l12_conv_backward(int n) {
         for (int oy = 0; oy < 1; oy++)
           memcpy(dyi + o * 104 + oy * 104, dy + (o * 1 + oy) * 100, 100 * sizeof(cnn_real));
     }
-    // 11 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
-    for (int o = 0; o < 22; o += 11) {
+    // 10 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 30; o += 10) {
       for (int c = 0; c < 30; c++)
         for (int ky = 0; ky < 1; ky++) {
           cnn_v8 s0_0 = {0};
@@ -2066,7 +3969,6 @@ CNN_CLONES static void mnist4k8_l12_conv_backward(int n) {
           cnn_v8 s7_0 = {0};
           cnn_v8 s8_0 = {0};
           cnn_v8 s9_0 = {0};
-          cnn_v8 s10_0 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist4k8_a12 + (size_t)i * 3000;
             const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 3120;
@@ -2096,8 +3998,6 @@ CNN_CLONES static void mnist4k8_l12_conv_backward(int n) {
                 s8_0 += d * x0;
                 memcpy(&d, dr + 936 + v, sizeof d);
                 s9_0 += d * x0;
-                memcpy(&d, dr + 1040 + v, sizeof d);
-                s10_0 += d * x0;
               }
             }
           }
@@ -2112,57 +4012,6 @@ CNN_CLONES static void mnist4k8_l12_conv_backward(int n) {
           dwo[210] = CNN_HSUM8(s7_0);
           dwo[240] = CNN_HSUM8(s8_0);
           dwo[270] = CNN_HSUM8(s9_0);
-          dwo[300] = CNN_HSUM8(s10_0);
-        }
-    }
-    { // the last 8 channels
-      for (int c = 0; c < 30; c++)
-        for (int ky = 0; ky < 1; ky++) {
-          cnn_v8 s0_0 = {0};
-          cnn_v8 s1_0 = {0};
-          cnn_v8 s2_0 = {0};
-          cnn_v8 s3_0 = {0};
-          cnn_v8 s4_0 = {0};
-          cnn_v8 s5_0 = {0};
-          cnn_v8 s6_0 = {0};
-          cnn_v8 s7_0 = {0};
-          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-            const cnn_real *restrict x = mnist4k8_a12 + (size_t)i * 3000;
-            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 3120;
-            {
-              const cnn_real *restrict dr = dy + (22) * 104;
-              const cnn_real *restrict xr = x + (c * 1 + ky) * 100;
-              for (int v = 0; v < 104; v += 8) {
-                cnn_v8 d, x0;
-                memcpy(&x0, xr + v + 0, sizeof x0);
-                memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0;
-                memcpy(&d, dr + 104 + v, sizeof d);
-                s1_0 += d * x0;
-                memcpy(&d, dr + 208 + v, sizeof d);
-                s2_0 += d * x0;
-                memcpy(&d, dr + 312 + v, sizeof d);
-                s3_0 += d * x0;
-                memcpy(&d, dr + 416 + v, sizeof d);
-                s4_0 += d * x0;
-                memcpy(&d, dr + 520 + v, sizeof d);
-                s5_0 += d * x0;
-                memcpy(&d, dr + 624 + v, sizeof d);
-                s6_0 += d * x0;
-                memcpy(&d, dr + 728 + v, sizeof d);
-                s7_0 += d * x0;
-              }
-            }
-          }
-          cnn_real *restrict dwo = dw + (22) * 30 + (c * 1 + ky) * 1;
-          dwo[0] = CNN_HSUM8(s0_0);
-          dwo[30] = CNN_HSUM8(s1_0);
-          dwo[60] = CNN_HSUM8(s2_0);
-          dwo[90] = CNN_HSUM8(s3_0);
-          dwo[120] = CNN_HSUM8(s4_0);
-          dwo[150] = CNN_HSUM8(s5_0);
-          dwo[180] = CNN_HSUM8(s6_0);
-          dwo[210] = CNN_HSUM8(s7_0);
         }
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -2211,7 +4060,7 @@ CNN_CLONES static void mnist4k8_l12_conv_backward(int n) {
             memcpy(yr + 508, &a5_1, sizeof a5_1);
           }
         }
-        for (int o = 0; o < 22; o += 11) { // 11 channels x 4 columns
+        for (int o = 0; o < 30; o += 10) { // 10 channels x 4 columns
           const cnn_real *restrict wo = wt + (o) * 30;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -2223,7 +4072,6 @@ CNN_CLONES static void mnist4k8_l12_conv_backward(int n) {
           cnn_v8 a7_0 = {0};
           cnn_v8 a8_0 = {0};
           cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
           for (int c = 0; c < 30; c++)
             for (int ky = 0; ky < 1; ky++) {
               const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 100 + 96;
@@ -2231,7 +4079,7 @@ CNN_CLONES static void mnist4k8_l12_conv_backward(int n) {
               for (int kx = 0; kx < 1; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150], w6 = wr[kx + 180], w7 = wr[kx + 210], w8 = wr[kx + 240], w9 = wr[kx + 270], w10 = wr[kx + 300];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150], w6 = wr[kx + 180], w7 = wr[kx + 210], w8 = wr[kx + 240], w9 = wr[kx + 270];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -2242,7 +4090,6 @@ CNN_CLONES static void mnist4k8_l12_conv_backward(int n) {
                 a7_0 += w7 * x0;
                 a8_0 += w8 * x0;
                 a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
               }
             }
           cnn_real *restrict yr = dx + (o) * 100 + oy * 100 + 96;
@@ -2256,45 +4103,6 @@ CNN_CLONES static void mnist4k8_l12_conv_backward(int n) {
           yr[700] = a7_0[0]; yr[701] = a7_0[1]; yr[702] = a7_0[2]; yr[703] = a7_0[3];
           yr[800] = a8_0[0]; yr[801] = a8_0[1]; yr[802] = a8_0[2]; yr[803] = a8_0[3];
           yr[900] = a9_0[0]; yr[901] = a9_0[1]; yr[902] = a9_0[2]; yr[903] = a9_0[3];
-          yr[1000] = a10_0[0]; yr[1001] = a10_0[1]; yr[1002] = a10_0[2]; yr[1003] = a10_0[3];
-        }
-        { // the last 8 channels
-          const cnn_real *restrict wo = wt + (22) * 30;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          cnn_v8 a7_0 = {0};
-          for (int c = 0; c < 30; c++)
-            for (int ky = 0; ky < 1; ky++) {
-              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 100 + 96;
-              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
-              for (int kx = 0; kx < 1; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150], w6 = wr[kx + 180], w7 = wr[kx + 210];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-              }
-            }
-          cnn_real *restrict yr = dx + (22) * 100 + oy * 100 + 96;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
-          yr[100] = a1_0[0]; yr[101] = a1_0[1]; yr[102] = a1_0[2]; yr[103] = a1_0[3];
-          yr[200] = a2_0[0]; yr[201] = a2_0[1]; yr[202] = a2_0[2]; yr[203] = a2_0[3];
-          yr[300] = a3_0[0]; yr[301] = a3_0[1]; yr[302] = a3_0[2]; yr[303] = a3_0[3];
-          yr[400] = a4_0[0]; yr[401] = a4_0[1]; yr[402] = a4_0[2]; yr[403] = a4_0[3];
-          yr[500] = a5_0[0]; yr[501] = a5_0[1]; yr[502] = a5_0[2]; yr[503] = a5_0[3];
-          yr[600] = a6_0[0]; yr[601] = a6_0[1]; yr[602] = a6_0[2]; yr[603] = a6_0[3];
-          yr[700] = a7_0[0]; yr[701] = a7_0[1]; yr[702] = a7_0[2]; yr[703] = a7_0[3];
         }
       }
     }
@@ -2306,6 +4114,278 @@ CNN_CLONES static void mnist4k8_l12_conv_backward(int n) {
       s += mnist4k8_l12_dw[g][j];
     mnist4k8_grads[1130 + j] = s;
   }
+}
+#if CNN_V16
+CNN_V16_FN static void mnist4k8_l12_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist4k8_params + 1130;
+  cnn_real *restrict wt = mnist4k8_l12_wt;
+  for (int o = 0; o < 30; o++)
+    for (int c = 0; c < 30; c++)
+      for (int j = 0; j < 1; j++)
+        wt[(c * 30 + o) * 1 + 0 - j] = w[(o * 30 + c) * 1 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist4k8_l12_dw[g];
+    cnn_real *restrict dyw = mnist4k8_l12_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k8_d13 + (size_t)i * 3000;
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 3360;
+      for (int o = 0; o < 30; o++)
+        for (int oy = 0; oy < 1; oy++)
+          memcpy(dyi + o * 112 + oy * 112, dy + (o * 1 + oy) * 100, 100 * sizeof(cnn_real));
+    }
+    // 15 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 30; o += 15) {
+      for (int c = 0; c < 30; c++)
+        for (int ky = 0; ky < 1; ky++) {
+          cnn_v16 s0_0 = {0};
+          cnn_v16 s1_0 = {0};
+          cnn_v16 s2_0 = {0};
+          cnn_v16 s3_0 = {0};
+          cnn_v16 s4_0 = {0};
+          cnn_v16 s5_0 = {0};
+          cnn_v16 s6_0 = {0};
+          cnn_v16 s7_0 = {0};
+          cnn_v16 s8_0 = {0};
+          cnn_v16 s9_0 = {0};
+          cnn_v16 s10_0 = {0};
+          cnn_v16 s11_0 = {0};
+          cnn_v16 s12_0 = {0};
+          cnn_v16 s13_0 = {0};
+          cnn_v16 s14_0 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist4k8_a12 + (size_t)i * 3000;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 3360;
+            {
+              const cnn_real *restrict dr = dy + (o) * 112;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 100;
+              for (int v = 0; v < 112; v += 16) {
+                cnn_v16 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 112 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 224 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 336 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 448 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 560 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0;
+                memcpy(&d, dr + 672 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0;
+                memcpy(&d, dr + 784 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0;
+                memcpy(&d, dr + 896 + v, sizeof d); CNN_PIN16(d);
+                s8_0 += d * x0;
+                memcpy(&d, dr + 1008 + v, sizeof d); CNN_PIN16(d);
+                s9_0 += d * x0;
+                memcpy(&d, dr + 1120 + v, sizeof d); CNN_PIN16(d);
+                s10_0 += d * x0;
+                memcpy(&d, dr + 1232 + v, sizeof d); CNN_PIN16(d);
+                s11_0 += d * x0;
+                memcpy(&d, dr + 1344 + v, sizeof d); CNN_PIN16(d);
+                s12_0 += d * x0;
+                memcpy(&d, dr + 1456 + v, sizeof d); CNN_PIN16(d);
+                s13_0 += d * x0;
+                memcpy(&d, dr + 1568 + v, sizeof d); CNN_PIN16(d);
+                s14_0 += d * x0;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 30 + (c * 1 + ky) * 1;
+          dwo[0] = CNN_HSUM16(s0_0);
+          dwo[30] = CNN_HSUM16(s1_0);
+          dwo[60] = CNN_HSUM16(s2_0);
+          dwo[90] = CNN_HSUM16(s3_0);
+          dwo[120] = CNN_HSUM16(s4_0);
+          dwo[150] = CNN_HSUM16(s5_0);
+          dwo[180] = CNN_HSUM16(s6_0);
+          dwo[210] = CNN_HSUM16(s7_0);
+          dwo[240] = CNN_HSUM16(s8_0);
+          dwo[270] = CNN_HSUM16(s9_0);
+          dwo[300] = CNN_HSUM16(s10_0);
+          dwo[330] = CNN_HSUM16(s11_0);
+          dwo[360] = CNN_HSUM16(s12_0);
+          dwo[390] = CNN_HSUM16(s13_0);
+          dwo[420] = CNN_HSUM16(s14_0);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k8_d13 + (size_t)i * 3000;
+      cnn_real *restrict dx = mnist4k8_d12 + (size_t)i * 3000;
+      // 6 output channels x 4 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 64; col += 64) {
+          for (int o = 0; o < 30; o += 6) { // 6 channels x 64 columns
+            const cnn_real *restrict wo = wt + (o) * 30;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0}, a2_3 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0}, a3_3 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0}, a4_3 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0}, a5_3 = {0};
+            for (int c = 0; c < 30; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 100 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v16 x0, x1, x2, x3;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  memcpy(&x3, xr + kx + 48, sizeof x3);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2; a1_3 += w1 * x3;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2; a2_3 += w2 * x3;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2; a3_3 += w3 * x3;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2; a4_3 += w4 * x3;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2; a5_3 += w5 * x3;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 100 + oy * 100 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 48, &a0_3, sizeof a0_3);
+            memcpy(yr + 100, &a1_0, sizeof a1_0);
+            memcpy(yr + 116, &a1_1, sizeof a1_1);
+            memcpy(yr + 132, &a1_2, sizeof a1_2);
+            memcpy(yr + 148, &a1_3, sizeof a1_3);
+            memcpy(yr + 200, &a2_0, sizeof a2_0);
+            memcpy(yr + 216, &a2_1, sizeof a2_1);
+            memcpy(yr + 232, &a2_2, sizeof a2_2);
+            memcpy(yr + 248, &a2_3, sizeof a2_3);
+            memcpy(yr + 300, &a3_0, sizeof a3_0);
+            memcpy(yr + 316, &a3_1, sizeof a3_1);
+            memcpy(yr + 332, &a3_2, sizeof a3_2);
+            memcpy(yr + 348, &a3_3, sizeof a3_3);
+            memcpy(yr + 400, &a4_0, sizeof a4_0);
+            memcpy(yr + 416, &a4_1, sizeof a4_1);
+            memcpy(yr + 432, &a4_2, sizeof a4_2);
+            memcpy(yr + 448, &a4_3, sizeof a4_3);
+            memcpy(yr + 500, &a5_0, sizeof a5_0);
+            memcpy(yr + 516, &a5_1, sizeof a5_1);
+            memcpy(yr + 532, &a5_2, sizeof a5_2);
+            memcpy(yr + 548, &a5_3, sizeof a5_3);
+          }
+        }
+        for (int o = 0; o < 27; o += 9) { // 9 channels x 36 columns
+          const cnn_real *restrict wo = wt + (o) * 30;
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0}, a6_2 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0}, a7_2 = {0};
+          cnn_v16 a8_0 = {0}, a8_1 = {0}, a8_2 = {0};
+          for (int c = 0; c < 30; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 100 + 64;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v16 x0, x1, x2;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150], w6 = wr[kx + 180], w7 = wr[kx + 210], w8 = wr[kx + 240];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+                a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
+                a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
+                a8_0 += w8 * x0; a8_1 += w8 * x1; a8_2 += w8 * x2;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 100 + oy * 100 + 64;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          yr[32] = a0_2[0]; yr[33] = a0_2[1]; yr[34] = a0_2[2]; yr[35] = a0_2[3];
+          memcpy(yr + 100, &a1_0, sizeof a1_0);
+          memcpy(yr + 116, &a1_1, sizeof a1_1);
+          yr[132] = a1_2[0]; yr[133] = a1_2[1]; yr[134] = a1_2[2]; yr[135] = a1_2[3];
+          memcpy(yr + 200, &a2_0, sizeof a2_0);
+          memcpy(yr + 216, &a2_1, sizeof a2_1);
+          yr[232] = a2_2[0]; yr[233] = a2_2[1]; yr[234] = a2_2[2]; yr[235] = a2_2[3];
+          memcpy(yr + 300, &a3_0, sizeof a3_0);
+          memcpy(yr + 316, &a3_1, sizeof a3_1);
+          yr[332] = a3_2[0]; yr[333] = a3_2[1]; yr[334] = a3_2[2]; yr[335] = a3_2[3];
+          memcpy(yr + 400, &a4_0, sizeof a4_0);
+          memcpy(yr + 416, &a4_1, sizeof a4_1);
+          yr[432] = a4_2[0]; yr[433] = a4_2[1]; yr[434] = a4_2[2]; yr[435] = a4_2[3];
+          memcpy(yr + 500, &a5_0, sizeof a5_0);
+          memcpy(yr + 516, &a5_1, sizeof a5_1);
+          yr[532] = a5_2[0]; yr[533] = a5_2[1]; yr[534] = a5_2[2]; yr[535] = a5_2[3];
+          memcpy(yr + 600, &a6_0, sizeof a6_0);
+          memcpy(yr + 616, &a6_1, sizeof a6_1);
+          yr[632] = a6_2[0]; yr[633] = a6_2[1]; yr[634] = a6_2[2]; yr[635] = a6_2[3];
+          memcpy(yr + 700, &a7_0, sizeof a7_0);
+          memcpy(yr + 716, &a7_1, sizeof a7_1);
+          yr[732] = a7_2[0]; yr[733] = a7_2[1]; yr[734] = a7_2[2]; yr[735] = a7_2[3];
+          memcpy(yr + 800, &a8_0, sizeof a8_0);
+          memcpy(yr + 816, &a8_1, sizeof a8_1);
+          yr[832] = a8_2[0]; yr[833] = a8_2[1]; yr[834] = a8_2[2]; yr[835] = a8_2[3];
+        }
+        { // the last 3 channels
+          const cnn_real *restrict wo = wt + (27) * 30;
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          for (int c = 0; c < 30; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 100 + 64;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v16 x0, x1, x2;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+              }
+            }
+          cnn_real *restrict yr = dx + (27) * 100 + oy * 100 + 64;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          yr[32] = a0_2[0]; yr[33] = a0_2[1]; yr[34] = a0_2[2]; yr[35] = a0_2[3];
+          memcpy(yr + 100, &a1_0, sizeof a1_0);
+          memcpy(yr + 116, &a1_1, sizeof a1_1);
+          yr[132] = a1_2[0]; yr[133] = a1_2[1]; yr[134] = a1_2[2]; yr[135] = a1_2[3];
+          memcpy(yr + 200, &a2_0, sizeof a2_0);
+          memcpy(yr + 216, &a2_1, sizeof a2_1);
+          yr[232] = a2_2[0]; yr[233] = a2_2[1]; yr[234] = a2_2[2]; yr[235] = a2_2[3];
+        }
+      }
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 900; j++) {
+    cnn_real s = mnist4k8_l12_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist4k8_l12_dw[g][j];
+    mnist4k8_grads[1130 + j] = s;
+  }
+}
+#endif
+// Layer 12's backward on the CPU's vector width.
+static void mnist4k8_l12_conv_backward(int n) {
+#if CNN_V16
+  if (mnist4k8_v16) {
+    mnist4k8_l12_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist4k8_l12_conv_backward_v8(n);
 }
 
 // Layer 13: batchnorm: 10x10x30 -> 10x10x30 (HxWxC), RF 10, 60 params, 0 MACs/image.
@@ -2408,7 +4488,9 @@ CNN_CLONES static void mnist4k8_l13_bn_backward(int n) {
 // Layer 15: conv 3x3, stride 1, pad 0, 30 groups, no bias: 10x10x30 -> 8x8x30 (HxWxC), RF 14, 270 params, 17280 MACs/image.
 // Path: direct kernels per group (forward, input and weight gradient).
 // y[30][8x8] = W[30][1][3x3] (*) x[30][10x10], in groups.
-CNN_CLONES static void mnist4k8_l15_conv_forward(int n) {
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
+CNN_CLONES static void mnist4k8_l15_conv_forward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 2090;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -2440,6 +4522,50 @@ CNN_CLONES static void mnist4k8_l15_conv_forward(int n) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k8_l15_conv_forward_v16(int n) {
+  const cnn_real *restrict w = mnist4k8_params + 2090;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist4k8_a14 + (size_t)i * 3000;
+      cnn_real *restrict y = mnist4k8_a16 + (size_t)i * 1920;
+      for (int gr = 0; gr < 30; gr++) { // one conv per group
+        // 1 output channels x 1 vectors of 16 columns per register tile.
+        for (int oy = 0; oy < 8; oy++) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 8 columns
+            const cnn_real *restrict wo = (w + gr * 9) + (o) * 9;
+            cnn_v16 a0_0 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = (x + gr * 100) + (c * 10 + oy + ky) * 10 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0;
+                }
+              }
+            cnn_real *restrict yr = (y + gr * 64) + (o) * 64 + oy * 8 + 0;
+            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7];
+          }
+        }
+      }
+    }
+  }
+}
+#endif
+// Layer 15's forward on the CPU's vector width.
+static void mnist4k8_l15_conv_forward(int n) {
+#if CNN_V16
+  if (mnist4k8_v16) {
+    mnist4k8_l15_conv_forward_v16(n);
+    return;
+  }
+#endif
+  mnist4k8_l15_conv_forward_v8(n);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k8_l15_dw[NGROUP][270];
@@ -2447,9 +4573,9 @@ static cnn_real mnist4k8_l15_dw[NGROUP][270];
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k8_l15_dyp[NGROUP][4328];
+static cnn_real mnist4k8_l15_dyp[NGROUP][4336];
 static cnn_real mnist4k8_l15_wt[270];
-CNN_CLONES static void mnist4k8_l15_conv_backward(int n) {
+CNN_CLONES static void mnist4k8_l15_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 2090;
   cnn_real *restrict wt = mnist4k8_l15_wt;
   for (int gr = 0; gr < 30; gr++)
@@ -2605,15 +4731,181 @@ CNN_CLONES static void mnist4k8_l15_conv_backward(int n) {
     mnist4k8_grads[2090 + j] = s;
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k8_l15_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist4k8_params + 2090;
+  cnn_real *restrict wt = mnist4k8_l15_wt;
+  for (int gr = 0; gr < 30; gr++)
+    for (int o = 0; o < 1; o++)
+      for (int c = 0; c < 1; c++)
+        for (int j = 0; j < 9; j++)
+          wt[gr * 9 + (c * 1 + o) * 9 + 8 - j] = w[((gr * 1 + o) * 1 + c) * 9 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist4k8_l15_dw[g];
+    cnn_real *restrict dyp = mnist4k8_l15_dyp[g];
+    for (int gr = 0; gr < 30; gr++) { // one conv per group
+      // 1 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+      for (int o = 0; o < 1; o += 1) {
+        for (int c = 0; c < 1; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+              const cnn_real *restrict x = (mnist4k8_a14 + gr * 100) + (size_t)i * 3000;
+              const cnn_real *restrict dy = (mnist4k8_d16 + gr * 64) + (size_t)(i) * 1920;
+              for (int oy = 0; oy < 8; oy++) {
+                const cnn_real *restrict dr = dy + (o) * 64 + oy * 8;
+                const cnn_real *restrict xr = x + (c * 10 + oy + ky) * 10;
+                { // columns 0..7; the other lanes are masked off
+                  const cnn_v16 m = {1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0};
+                  cnn_v16 d, x0, x1, x2;
+                  memcpy(&x0, xr + 0 + 0, sizeof x0);
+                  memcpy(&x1, xr + 0 + 1, sizeof x1);
+                  memcpy(&x2, xr + 0 + 2, sizeof x2);
+                  memcpy(&d, dr + 0 + 0, sizeof d); CNN_PIN16(d);
+                  d *= m;
+                  s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                }
+              }
+            }
+            cnn_real *restrict dwo = (dw + gr * 9) + (o) * 9 + (c * 3 + ky) * 3;
+            dwo[0] = CNN_HSUM16(s0_0);
+            dwo[1] = CNN_HSUM16(s0_1);
+            dwo[2] = CNN_HSUM16(s0_2);
+          }
+      }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k8_d16 + (size_t)i * 1920;
+      {
+      cnn_real *restrict dx = mnist4k8_d14 + (size_t)i * 3000;
+      for (int o = 0; o < 30; o++)
+        for (int oy = 0; oy < 8; oy++)
+          memcpy(dyp + (o * 12 + oy + 2) * 12 + 2, dy + (o * 8 + oy) * 8, 8 * sizeof(cnn_real));
+      for (int gr = 0; gr < 30; gr++) { // one conv per group
+        // 1 output channels x 1 vectors of 16 columns per register tile.
+        for (int oy = 0; oy < 2; oy++) {
+          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 7 ? 10 - oy : 3;
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 10 columns
+            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+            cnn_v16 a0_0 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = (dyp + gr * 144) + (c * 12 + oy + ky) * 12 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0;
+                }
+              }
+            cnn_real *restrict yr = (dx + gr * 100) + (o) * 100 + oy * 10 + 0;
+            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9];
+          }
+        }
+        for (int oy = 2; oy < 8; oy++) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 10 columns
+            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+            cnn_v16 a0_0 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = (dyp + gr * 144) + (c * 12 + oy + ky) * 12 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0;
+                }
+              }
+            cnn_real *restrict yr = (dx + gr * 100) + (o) * 100 + oy * 10 + 0;
+            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9];
+          }
+        }
+        for (int oy = 8; oy < 10; oy++) {
+          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 7 ? 10 - oy : 3;
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 10 columns
+            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+            cnn_v16 a0_0 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = (dyp + gr * 144) + (c * 12 + oy + ky) * 12 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0;
+                }
+              }
+            cnn_real *restrict yr = (dx + gr * 100) + (o) * 100 + oy * 10 + 0;
+            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9];
+          }
+        }
+      }
+      }
+      { // layer 13's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 30; c++) {
+          const cnn_real *restrict x = mnist4k8_a13 + (size_t)i * 3000 + c * 100;
+          cnn_real *restrict dy = mnist4k8_d14 + (size_t)i * 3000 + c * 100;
+          const cnn_real *restrict y = mnist4k8_a14 + (size_t)i * 3000 + c * 100;
+          for (int p = 0; p < 100; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+          }
+          const cnn_real m_ = mnist4k8_l13_mean[c], is = mnist4k8_l13_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 96; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          for (int p = 96; p < 100; p++) {
+            as[p - 96] += dy[p];
+            aq[p - 96] += dy[p] * ((x[p] - m_) * is);
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k8_l13_ps[i][c] = s;
+          mnist4k8_l13_pq[i][c] = sq;
+        }
+      }
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 270; j++) {
+    cnn_real s = mnist4k8_l15_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist4k8_l15_dw[g][j];
+    mnist4k8_grads[2090 + j] = s;
+  }
+}
+#endif
+// Layer 15's backward on the CPU's vector width.
+static void mnist4k8_l15_conv_backward(int n) {
+#if CNN_V16
+  if (mnist4k8_v16) {
+    mnist4k8_l15_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist4k8_l15_conv_backward_v8(n);
+}
 
 // Layer 16: conv 1x1, stride 1, pad 0, no bias: 8x8x30 -> 8x8x30 (HxWxC), RF 14, 900 params, 57600 MACs/image.
 // Path: direct kernels (forward, input and weight gradient; 1x1: each plane one row).
 // y[30][8x8] = W[30][30][1x1] (*) x[30][8x8].
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Layer 17's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k8_l17_ps[BATCH][30], mnist4k8_l17_pq[BATCH][30];
 // In training, also sums each image's output per channel for layer 17's statistics.
-CNN_CLONES static void mnist4k8_l16_conv_forward(int n, int training) {
+CNN_CLONES static void mnist4k8_l16_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 2360;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -2685,13 +4977,109 @@ CNN_CLONES static void mnist4k8_l16_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k8_l16_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist4k8_params + 2360;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist4k8_a16 + (size_t)i * 1920;
+      cnn_real *restrict y = mnist4k8_a17 + (size_t)i * 1920;
+      // 6 output channels x 4 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int o = 0; o < 30; o += 6) { // 6 channels x 64 columns
+          const cnn_real *restrict wo = w + (o) * 30;
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0}, a2_3 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0}, a3_3 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0}, a4_3 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0}, a5_3 = {0};
+          for (int c = 0; c < 30; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 64 + 0;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v16 x0, x1, x2, x3;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                memcpy(&x3, xr + kx + 48, sizeof x3);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2; a1_3 += w1 * x3;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2; a2_3 += w2 * x3;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2; a3_3 += w3 * x3;
+                a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2; a4_3 += w4 * x3;
+                a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2; a5_3 += w5 * x3;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 64 + oy * 64 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          memcpy(yr + 32, &a0_2, sizeof a0_2);
+          memcpy(yr + 48, &a0_3, sizeof a0_3);
+          memcpy(yr + 64, &a1_0, sizeof a1_0);
+          memcpy(yr + 80, &a1_1, sizeof a1_1);
+          memcpy(yr + 96, &a1_2, sizeof a1_2);
+          memcpy(yr + 112, &a1_3, sizeof a1_3);
+          memcpy(yr + 128, &a2_0, sizeof a2_0);
+          memcpy(yr + 144, &a2_1, sizeof a2_1);
+          memcpy(yr + 160, &a2_2, sizeof a2_2);
+          memcpy(yr + 176, &a2_3, sizeof a2_3);
+          memcpy(yr + 192, &a3_0, sizeof a3_0);
+          memcpy(yr + 208, &a3_1, sizeof a3_1);
+          memcpy(yr + 224, &a3_2, sizeof a3_2);
+          memcpy(yr + 240, &a3_3, sizeof a3_3);
+          memcpy(yr + 256, &a4_0, sizeof a4_0);
+          memcpy(yr + 272, &a4_1, sizeof a4_1);
+          memcpy(yr + 288, &a4_2, sizeof a4_2);
+          memcpy(yr + 304, &a4_3, sizeof a4_3);
+          memcpy(yr + 320, &a5_0, sizeof a5_0);
+          memcpy(yr + 336, &a5_1, sizeof a5_1);
+          memcpy(yr + 352, &a5_2, sizeof a5_2);
+          memcpy(yr + 368, &a5_3, sizeof a5_3);
+        }
+      }
+      if (training)
+        for (int c = 0; c < 30; c++) {
+          const cnn_real *restrict x = y + c * 64;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 64; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k8_l17_ps[i][c] = s;
+          mnist4k8_l17_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 16's forward on the CPU's vector width.
+static void mnist4k8_l16_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist4k8_v16) {
+    mnist4k8_l16_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist4k8_l16_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k8_l16_dw[NGROUP][900];
 // dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
 static cnn_real mnist4k8_l16_wt[900];
-CNN_CLONES static void mnist4k8_l16_conv_backward(int n) {
+CNN_CLONES static void mnist4k8_l16_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 2360;
   cnn_real *restrict wt = mnist4k8_l16_wt;
   for (int o = 0; o < 30; o++)
@@ -2701,8 +5089,8 @@ CNN_CLONES static void mnist4k8_l16_conv_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l16_dw[g];
-    // 11 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
-    for (int o = 0; o < 22; o += 11) {
+    // 10 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 30; o += 10) {
       for (int c = 0; c < 30; c++)
         for (int ky = 0; ky < 1; ky++) {
           cnn_v8 s0_0 = {0};
@@ -2715,7 +5103,6 @@ CNN_CLONES static void mnist4k8_l16_conv_backward(int n) {
           cnn_v8 s7_0 = {0};
           cnn_v8 s8_0 = {0};
           cnn_v8 s9_0 = {0};
-          cnn_v8 s10_0 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist4k8_a16 + (size_t)i * 1920;
             const cnn_real *restrict dy = mnist4k8_d17 + (size_t)(i) * 1920;
@@ -2745,8 +5132,6 @@ CNN_CLONES static void mnist4k8_l16_conv_backward(int n) {
                 s8_0 += d * x0;
                 memcpy(&d, dr + 576 + v, sizeof d);
                 s9_0 += d * x0;
-                memcpy(&d, dr + 640 + v, sizeof d);
-                s10_0 += d * x0;
               }
             }
           }
@@ -2761,57 +5146,6 @@ CNN_CLONES static void mnist4k8_l16_conv_backward(int n) {
           dwo[210] = CNN_HSUM8(s7_0);
           dwo[240] = CNN_HSUM8(s8_0);
           dwo[270] = CNN_HSUM8(s9_0);
-          dwo[300] = CNN_HSUM8(s10_0);
-        }
-    }
-    { // the last 8 channels
-      for (int c = 0; c < 30; c++)
-        for (int ky = 0; ky < 1; ky++) {
-          cnn_v8 s0_0 = {0};
-          cnn_v8 s1_0 = {0};
-          cnn_v8 s2_0 = {0};
-          cnn_v8 s3_0 = {0};
-          cnn_v8 s4_0 = {0};
-          cnn_v8 s5_0 = {0};
-          cnn_v8 s6_0 = {0};
-          cnn_v8 s7_0 = {0};
-          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-            const cnn_real *restrict x = mnist4k8_a16 + (size_t)i * 1920;
-            const cnn_real *restrict dy = mnist4k8_d17 + (size_t)(i) * 1920;
-            {
-              const cnn_real *restrict dr = dy + (22) * 64;
-              const cnn_real *restrict xr = x + (c * 1 + ky) * 64;
-              for (int v = 0; v < 64; v += 8) {
-                cnn_v8 d, x0;
-                memcpy(&x0, xr + v + 0, sizeof x0);
-                memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0;
-                memcpy(&d, dr + 64 + v, sizeof d);
-                s1_0 += d * x0;
-                memcpy(&d, dr + 128 + v, sizeof d);
-                s2_0 += d * x0;
-                memcpy(&d, dr + 192 + v, sizeof d);
-                s3_0 += d * x0;
-                memcpy(&d, dr + 256 + v, sizeof d);
-                s4_0 += d * x0;
-                memcpy(&d, dr + 320 + v, sizeof d);
-                s5_0 += d * x0;
-                memcpy(&d, dr + 384 + v, sizeof d);
-                s6_0 += d * x0;
-                memcpy(&d, dr + 448 + v, sizeof d);
-                s7_0 += d * x0;
-              }
-            }
-          }
-          cnn_real *restrict dwo = dw + (22) * 30 + (c * 1 + ky) * 1;
-          dwo[0] = CNN_HSUM8(s0_0);
-          dwo[30] = CNN_HSUM8(s1_0);
-          dwo[60] = CNN_HSUM8(s2_0);
-          dwo[90] = CNN_HSUM8(s3_0);
-          dwo[120] = CNN_HSUM8(s4_0);
-          dwo[150] = CNN_HSUM8(s5_0);
-          dwo[180] = CNN_HSUM8(s6_0);
-          dwo[210] = CNN_HSUM8(s7_0);
         }
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -2870,6 +5204,176 @@ CNN_CLONES static void mnist4k8_l16_conv_backward(int n) {
       s += mnist4k8_l16_dw[g][j];
     mnist4k8_grads[2360 + j] = s;
   }
+}
+#if CNN_V16
+CNN_V16_FN static void mnist4k8_l16_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist4k8_params + 2360;
+  cnn_real *restrict wt = mnist4k8_l16_wt;
+  for (int o = 0; o < 30; o++)
+    for (int c = 0; c < 30; c++)
+      for (int j = 0; j < 1; j++)
+        wt[(c * 30 + o) * 1 + 0 - j] = w[(o * 30 + c) * 1 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist4k8_l16_dw[g];
+    // 15 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 30; o += 15) {
+      for (int c = 0; c < 30; c++)
+        for (int ky = 0; ky < 1; ky++) {
+          cnn_v16 s0_0 = {0};
+          cnn_v16 s1_0 = {0};
+          cnn_v16 s2_0 = {0};
+          cnn_v16 s3_0 = {0};
+          cnn_v16 s4_0 = {0};
+          cnn_v16 s5_0 = {0};
+          cnn_v16 s6_0 = {0};
+          cnn_v16 s7_0 = {0};
+          cnn_v16 s8_0 = {0};
+          cnn_v16 s9_0 = {0};
+          cnn_v16 s10_0 = {0};
+          cnn_v16 s11_0 = {0};
+          cnn_v16 s12_0 = {0};
+          cnn_v16 s13_0 = {0};
+          cnn_v16 s14_0 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist4k8_a16 + (size_t)i * 1920;
+            const cnn_real *restrict dy = mnist4k8_d17 + (size_t)(i) * 1920;
+            {
+              const cnn_real *restrict dr = dy + (o) * 64;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 64;
+              for (int v = 0; v < 64; v += 16) {
+                cnn_v16 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 64 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 128 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 192 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 256 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 320 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0;
+                memcpy(&d, dr + 384 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0;
+                memcpy(&d, dr + 448 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0;
+                memcpy(&d, dr + 512 + v, sizeof d); CNN_PIN16(d);
+                s8_0 += d * x0;
+                memcpy(&d, dr + 576 + v, sizeof d); CNN_PIN16(d);
+                s9_0 += d * x0;
+                memcpy(&d, dr + 640 + v, sizeof d); CNN_PIN16(d);
+                s10_0 += d * x0;
+                memcpy(&d, dr + 704 + v, sizeof d); CNN_PIN16(d);
+                s11_0 += d * x0;
+                memcpy(&d, dr + 768 + v, sizeof d); CNN_PIN16(d);
+                s12_0 += d * x0;
+                memcpy(&d, dr + 832 + v, sizeof d); CNN_PIN16(d);
+                s13_0 += d * x0;
+                memcpy(&d, dr + 896 + v, sizeof d); CNN_PIN16(d);
+                s14_0 += d * x0;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 30 + (c * 1 + ky) * 1;
+          dwo[0] = CNN_HSUM16(s0_0);
+          dwo[30] = CNN_HSUM16(s1_0);
+          dwo[60] = CNN_HSUM16(s2_0);
+          dwo[90] = CNN_HSUM16(s3_0);
+          dwo[120] = CNN_HSUM16(s4_0);
+          dwo[150] = CNN_HSUM16(s5_0);
+          dwo[180] = CNN_HSUM16(s6_0);
+          dwo[210] = CNN_HSUM16(s7_0);
+          dwo[240] = CNN_HSUM16(s8_0);
+          dwo[270] = CNN_HSUM16(s9_0);
+          dwo[300] = CNN_HSUM16(s10_0);
+          dwo[330] = CNN_HSUM16(s11_0);
+          dwo[360] = CNN_HSUM16(s12_0);
+          dwo[390] = CNN_HSUM16(s13_0);
+          dwo[420] = CNN_HSUM16(s14_0);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k8_d17 + (size_t)i * 1920;
+      cnn_real *restrict dx = mnist4k8_d16 + (size_t)i * 1920;
+      // 6 output channels x 4 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int o = 0; o < 30; o += 6) { // 6 channels x 64 columns
+          const cnn_real *restrict wo = wt + (o) * 30;
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0}, a2_3 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0}, a3_3 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0}, a4_3 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0}, a5_3 = {0};
+          for (int c = 0; c < 30; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 64 + 0;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v16 x0, x1, x2, x3;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                memcpy(&x3, xr + kx + 48, sizeof x3);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2; a1_3 += w1 * x3;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2; a2_3 += w2 * x3;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2; a3_3 += w3 * x3;
+                a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2; a4_3 += w4 * x3;
+                a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2; a5_3 += w5 * x3;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 64 + oy * 64 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          memcpy(yr + 32, &a0_2, sizeof a0_2);
+          memcpy(yr + 48, &a0_3, sizeof a0_3);
+          memcpy(yr + 64, &a1_0, sizeof a1_0);
+          memcpy(yr + 80, &a1_1, sizeof a1_1);
+          memcpy(yr + 96, &a1_2, sizeof a1_2);
+          memcpy(yr + 112, &a1_3, sizeof a1_3);
+          memcpy(yr + 128, &a2_0, sizeof a2_0);
+          memcpy(yr + 144, &a2_1, sizeof a2_1);
+          memcpy(yr + 160, &a2_2, sizeof a2_2);
+          memcpy(yr + 176, &a2_3, sizeof a2_3);
+          memcpy(yr + 192, &a3_0, sizeof a3_0);
+          memcpy(yr + 208, &a3_1, sizeof a3_1);
+          memcpy(yr + 224, &a3_2, sizeof a3_2);
+          memcpy(yr + 240, &a3_3, sizeof a3_3);
+          memcpy(yr + 256, &a4_0, sizeof a4_0);
+          memcpy(yr + 272, &a4_1, sizeof a4_1);
+          memcpy(yr + 288, &a4_2, sizeof a4_2);
+          memcpy(yr + 304, &a4_3, sizeof a4_3);
+          memcpy(yr + 320, &a5_0, sizeof a5_0);
+          memcpy(yr + 336, &a5_1, sizeof a5_1);
+          memcpy(yr + 352, &a5_2, sizeof a5_2);
+          memcpy(yr + 368, &a5_3, sizeof a5_3);
+        }
+      }
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 900; j++) {
+    cnn_real s = mnist4k8_l16_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist4k8_l16_dw[g][j];
+    mnist4k8_grads[2360 + j] = s;
+  }
+}
+#endif
+// Layer 16's backward on the CPU's vector width.
+static void mnist4k8_l16_conv_backward(int n) {
+#if CNN_V16
+  if (mnist4k8_v16) {
+    mnist4k8_l16_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist4k8_l16_conv_backward_v8(n);
 }
 
 // Layer 17: batchnorm: 8x8x30 -> 8x8x30 (HxWxC), RF 14, 60 params, 0 MACs/image.
@@ -2972,7 +5476,9 @@ CNN_CLONES static void mnist4k8_l17_bn_backward(int n) {
 // Layer 19: conv 3x3, stride 1, pad 0, 30 groups, no bias: 8x8x30 -> 6x6x30 (HxWxC), RF 18, 270 params, 9720 MACs/image.
 // Path: direct kernels per group (forward, input and weight gradient).
 // y[30][6x6] = W[30][1][3x3] (*) x[30][8x8], in groups.
-CNN_CLONES static void mnist4k8_l19_conv_forward(int n) {
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
+CNN_CLONES static void mnist4k8_l19_conv_forward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 3320;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -3004,6 +5510,50 @@ CNN_CLONES static void mnist4k8_l19_conv_forward(int n) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k8_l19_conv_forward_v16(int n) {
+  const cnn_real *restrict w = mnist4k8_params + 3320;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist4k8_a18 + (size_t)i * 1920;
+      cnn_real *restrict y = mnist4k8_a20 + (size_t)i * 1080;
+      for (int gr = 0; gr < 30; gr++) { // one conv per group
+        // 1 output channels x 1 vectors of 16 columns per register tile.
+        for (int oy = 0; oy < 6; oy++) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 6 columns
+            const cnn_real *restrict wo = (w + gr * 9) + (o) * 9;
+            cnn_v16 a0_0 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = (x + gr * 64) + (c * 8 + oy + ky) * 8 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0;
+                }
+              }
+            cnn_real *restrict yr = (y + gr * 36) + (o) * 36 + oy * 6 + 0;
+            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5];
+          }
+        }
+      }
+    }
+  }
+}
+#endif
+// Layer 19's forward on the CPU's vector width.
+static void mnist4k8_l19_conv_forward(int n) {
+#if CNN_V16
+  if (mnist4k8_v16) {
+    mnist4k8_l19_conv_forward_v16(n);
+    return;
+  }
+#endif
+  mnist4k8_l19_conv_forward_v8(n);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k8_l19_dw[NGROUP][270];
@@ -3011,9 +5561,9 @@ static cnn_real mnist4k8_l19_dw[NGROUP][270];
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k8_l19_dyp[NGROUP][3008];
+static cnn_real mnist4k8_l19_dyp[NGROUP][3016];
 static cnn_real mnist4k8_l19_wt[270];
-CNN_CLONES static void mnist4k8_l19_conv_backward(int n) {
+CNN_CLONES static void mnist4k8_l19_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 3320;
   cnn_real *restrict wt = mnist4k8_l19_wt;
   for (int gr = 0; gr < 30; gr++)
@@ -3161,15 +5711,177 @@ CNN_CLONES static void mnist4k8_l19_conv_backward(int n) {
     mnist4k8_grads[3320 + j] = s;
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k8_l19_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist4k8_params + 3320;
+  cnn_real *restrict wt = mnist4k8_l19_wt;
+  for (int gr = 0; gr < 30; gr++)
+    for (int o = 0; o < 1; o++)
+      for (int c = 0; c < 1; c++)
+        for (int j = 0; j < 9; j++)
+          wt[gr * 9 + (c * 1 + o) * 9 + 8 - j] = w[((gr * 1 + o) * 1 + c) * 9 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist4k8_l19_dw[g];
+    cnn_real *restrict dyp = mnist4k8_l19_dyp[g];
+    for (int gr = 0; gr < 30; gr++) { // one conv per group
+      // 1 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+      for (int o = 0; o < 1; o += 1) {
+        for (int c = 0; c < 1; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+              const cnn_real *restrict x = (mnist4k8_a18 + gr * 64) + (size_t)i * 1920;
+              const cnn_real *restrict dy = (mnist4k8_d20 + gr * 36) + (size_t)(i) * 1080;
+              for (int oy = 0; oy < 6; oy++) {
+                const cnn_real *restrict dr = dy + (o) * 36 + oy * 6;
+                const cnn_real *restrict xr = x + (c * 8 + oy + ky) * 8;
+                { // columns 0..5; the other lanes are masked off
+                  const cnn_v16 m = {1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+                  cnn_v16 d, x0, x1, x2;
+                  memcpy(&x0, xr + 0 + 0, sizeof x0);
+                  memcpy(&x1, xr + 0 + 1, sizeof x1);
+                  memcpy(&x2, xr + 0 + 2, sizeof x2);
+                  memcpy(&d, dr + 0 + 0, sizeof d); CNN_PIN16(d);
+                  d *= m;
+                  s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                }
+              }
+            }
+            cnn_real *restrict dwo = (dw + gr * 9) + (o) * 9 + (c * 3 + ky) * 3;
+            dwo[0] = CNN_HSUM16(s0_0);
+            dwo[1] = CNN_HSUM16(s0_1);
+            dwo[2] = CNN_HSUM16(s0_2);
+          }
+      }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k8_d20 + (size_t)i * 1080;
+      {
+      cnn_real *restrict dx = mnist4k8_d18 + (size_t)i * 1920;
+      for (int o = 0; o < 30; o++)
+        for (int oy = 0; oy < 6; oy++)
+          memcpy(dyp + (o * 10 + oy + 2) * 10 + 2, dy + (o * 6 + oy) * 6, 6 * sizeof(cnn_real));
+      for (int gr = 0; gr < 30; gr++) { // one conv per group
+        // 1 output channels x 1 vectors of 16 columns per register tile.
+        for (int oy = 0; oy < 2; oy++) {
+          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 8 columns
+            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+            cnn_v16 a0_0 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = (dyp + gr * 100) + (c * 10 + oy + ky) * 10 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0;
+                }
+              }
+            cnn_real *restrict yr = (dx + gr * 64) + (o) * 64 + oy * 8 + 0;
+            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7];
+          }
+        }
+        for (int oy = 2; oy < 6; oy++) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 8 columns
+            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+            cnn_v16 a0_0 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = (dyp + gr * 100) + (c * 10 + oy + ky) * 10 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0;
+                }
+              }
+            cnn_real *restrict yr = (dx + gr * 64) + (o) * 64 + oy * 8 + 0;
+            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7];
+          }
+        }
+        for (int oy = 6; oy < 8; oy++) {
+          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 8 columns
+            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+            cnn_v16 a0_0 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = (dyp + gr * 100) + (c * 10 + oy + ky) * 10 + 0;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0;
+                }
+              }
+            cnn_real *restrict yr = (dx + gr * 64) + (o) * 64 + oy * 8 + 0;
+            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7];
+          }
+        }
+      }
+      }
+      { // layer 17's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 30; c++) {
+          const cnn_real *restrict x = mnist4k8_a17 + (size_t)i * 1920 + c * 64;
+          cnn_real *restrict dy = mnist4k8_d18 + (size_t)i * 1920 + c * 64;
+          const cnn_real *restrict y = mnist4k8_a18 + (size_t)i * 1920 + c * 64;
+          for (int p = 0; p < 64; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+          }
+          const cnn_real m_ = mnist4k8_l17_mean[c], is = mnist4k8_l17_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 64; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k8_l17_ps[i][c] = s;
+          mnist4k8_l17_pq[i][c] = sq;
+        }
+      }
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 270; j++) {
+    cnn_real s = mnist4k8_l19_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist4k8_l19_dw[g][j];
+    mnist4k8_grads[3320 + j] = s;
+  }
+}
+#endif
+// Layer 19's backward on the CPU's vector width.
+static void mnist4k8_l19_conv_backward(int n) {
+#if CNN_V16
+  if (mnist4k8_v16) {
+    mnist4k8_l19_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist4k8_l19_conv_backward_v8(n);
+}
 
 // Layer 20: conv 1x1, stride 1, pad 0, no bias: 6x6x30 -> 6x6x30 (HxWxC), RF 18, 900 params, 32400 MACs/image.
 // Path: direct kernels (forward, input and weight gradient; 1x1: each plane one row).
 // y[30][6x6] = W[30][30][1x1] (*) x[30][6x6].
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Layer 21's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k8_l21_ps[BATCH][30], mnist4k8_l21_pq[BATCH][30];
 // In training, also sums each image's output per channel for layer 21's statistics.
-CNN_CLONES static void mnist4k8_l20_conv_forward(int n, int training) {
+CNN_CLONES static void mnist4k8_l20_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 3590;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -3307,6 +6019,145 @@ CNN_CLONES static void mnist4k8_l20_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k8_l20_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist4k8_params + 3590;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist4k8_a20 + (size_t)i * 1080;
+      cnn_real *restrict y = mnist4k8_a21 + (size_t)i * 1080;
+      // 9 output channels x 3 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int o = 0; o < 27; o += 9) { // 9 channels x 36 columns
+          const cnn_real *restrict wo = w + (o) * 30;
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0}, a6_2 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0}, a7_2 = {0};
+          cnn_v16 a8_0 = {0}, a8_1 = {0}, a8_2 = {0};
+          for (int c = 0; c < 30; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 36 + 0;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v16 x0, x1, x2;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150], w6 = wr[kx + 180], w7 = wr[kx + 210], w8 = wr[kx + 240];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+                a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
+                a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
+                a8_0 += w8 * x0; a8_1 += w8 * x1; a8_2 += w8 * x2;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 36 + oy * 36 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          yr[32] = a0_2[0]; yr[33] = a0_2[1]; yr[34] = a0_2[2]; yr[35] = a0_2[3];
+          memcpy(yr + 36, &a1_0, sizeof a1_0);
+          memcpy(yr + 52, &a1_1, sizeof a1_1);
+          yr[68] = a1_2[0]; yr[69] = a1_2[1]; yr[70] = a1_2[2]; yr[71] = a1_2[3];
+          memcpy(yr + 72, &a2_0, sizeof a2_0);
+          memcpy(yr + 88, &a2_1, sizeof a2_1);
+          yr[104] = a2_2[0]; yr[105] = a2_2[1]; yr[106] = a2_2[2]; yr[107] = a2_2[3];
+          memcpy(yr + 108, &a3_0, sizeof a3_0);
+          memcpy(yr + 124, &a3_1, sizeof a3_1);
+          yr[140] = a3_2[0]; yr[141] = a3_2[1]; yr[142] = a3_2[2]; yr[143] = a3_2[3];
+          memcpy(yr + 144, &a4_0, sizeof a4_0);
+          memcpy(yr + 160, &a4_1, sizeof a4_1);
+          yr[176] = a4_2[0]; yr[177] = a4_2[1]; yr[178] = a4_2[2]; yr[179] = a4_2[3];
+          memcpy(yr + 180, &a5_0, sizeof a5_0);
+          memcpy(yr + 196, &a5_1, sizeof a5_1);
+          yr[212] = a5_2[0]; yr[213] = a5_2[1]; yr[214] = a5_2[2]; yr[215] = a5_2[3];
+          memcpy(yr + 216, &a6_0, sizeof a6_0);
+          memcpy(yr + 232, &a6_1, sizeof a6_1);
+          yr[248] = a6_2[0]; yr[249] = a6_2[1]; yr[250] = a6_2[2]; yr[251] = a6_2[3];
+          memcpy(yr + 252, &a7_0, sizeof a7_0);
+          memcpy(yr + 268, &a7_1, sizeof a7_1);
+          yr[284] = a7_2[0]; yr[285] = a7_2[1]; yr[286] = a7_2[2]; yr[287] = a7_2[3];
+          memcpy(yr + 288, &a8_0, sizeof a8_0);
+          memcpy(yr + 304, &a8_1, sizeof a8_1);
+          yr[320] = a8_2[0]; yr[321] = a8_2[1]; yr[322] = a8_2[2]; yr[323] = a8_2[3];
+        }
+        { // the last 3 channels
+          const cnn_real *restrict wo = w + (27) * 30;
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          for (int c = 0; c < 30; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 36 + 0;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v16 x0, x1, x2;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+              }
+            }
+          cnn_real *restrict yr = y + (27) * 36 + oy * 36 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          yr[32] = a0_2[0]; yr[33] = a0_2[1]; yr[34] = a0_2[2]; yr[35] = a0_2[3];
+          memcpy(yr + 36, &a1_0, sizeof a1_0);
+          memcpy(yr + 52, &a1_1, sizeof a1_1);
+          yr[68] = a1_2[0]; yr[69] = a1_2[1]; yr[70] = a1_2[2]; yr[71] = a1_2[3];
+          memcpy(yr + 72, &a2_0, sizeof a2_0);
+          memcpy(yr + 88, &a2_1, sizeof a2_1);
+          yr[104] = a2_2[0]; yr[105] = a2_2[1]; yr[106] = a2_2[2]; yr[107] = a2_2[3];
+        }
+      }
+      if (training)
+        for (int c = 0; c < 30; c++) {
+          const cnn_real *restrict x = y + c * 36;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 32; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          for (int p = 32; p < 36; p++) {
+            as[p - 32] += x[p];
+            aq[p - 32] += x[p] * x[p];
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k8_l21_ps[i][c] = s;
+          mnist4k8_l21_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 20's forward on the CPU's vector width.
+static void mnist4k8_l20_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist4k8_v16) {
+    mnist4k8_l20_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist4k8_l20_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k8_l20_dw[NGROUP][900];
@@ -3314,9 +6165,9 @@ static cnn_real mnist4k8_l20_dw[NGROUP][900];
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
 static cnn_real mnist4k8_l20_wt[900];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
-// (rows mode; the padding never written), the group's images.
-static cnn_real mnist4k8_l20_dyw[NGROUP][9608];
-CNN_CLONES static void mnist4k8_l20_conv_backward(int n) {
+// (or laid on the input's row stride: conv_kernels.c), the padding never written.
+static cnn_real mnist4k8_l20_dyw[NGROUP][11536];
+CNN_CLONES static void mnist4k8_l20_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 3590;
   cnn_real *restrict wt = mnist4k8_l20_wt;
   for (int o = 0; o < 30; o++)
@@ -3334,8 +6185,8 @@ CNN_CLONES static void mnist4k8_l20_conv_backward(int n) {
         for (int oy = 0; oy < 1; oy++)
           memcpy(dyi + o * 40 + oy * 40, dy + (o * 1 + oy) * 36, 36 * sizeof(cnn_real));
     }
-    // 11 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
-    for (int o = 0; o < 22; o += 11) {
+    // 10 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 30; o += 10) {
       for (int c = 0; c < 30; c++)
         for (int ky = 0; ky < 1; ky++) {
           cnn_v8 s0_0 = {0};
@@ -3348,7 +6199,6 @@ CNN_CLONES static void mnist4k8_l20_conv_backward(int n) {
           cnn_v8 s7_0 = {0};
           cnn_v8 s8_0 = {0};
           cnn_v8 s9_0 = {0};
-          cnn_v8 s10_0 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist4k8_a20 + (size_t)i * 1080;
             const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 1200;
@@ -3378,8 +6228,6 @@ CNN_CLONES static void mnist4k8_l20_conv_backward(int n) {
                 s8_0 += d * x0;
                 memcpy(&d, dr + 360 + v, sizeof d);
                 s9_0 += d * x0;
-                memcpy(&d, dr + 400 + v, sizeof d);
-                s10_0 += d * x0;
               }
             }
           }
@@ -3394,57 +6242,6 @@ CNN_CLONES static void mnist4k8_l20_conv_backward(int n) {
           dwo[210] = CNN_HSUM8(s7_0);
           dwo[240] = CNN_HSUM8(s8_0);
           dwo[270] = CNN_HSUM8(s9_0);
-          dwo[300] = CNN_HSUM8(s10_0);
-        }
-    }
-    { // the last 8 channels
-      for (int c = 0; c < 30; c++)
-        for (int ky = 0; ky < 1; ky++) {
-          cnn_v8 s0_0 = {0};
-          cnn_v8 s1_0 = {0};
-          cnn_v8 s2_0 = {0};
-          cnn_v8 s3_0 = {0};
-          cnn_v8 s4_0 = {0};
-          cnn_v8 s5_0 = {0};
-          cnn_v8 s6_0 = {0};
-          cnn_v8 s7_0 = {0};
-          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-            const cnn_real *restrict x = mnist4k8_a20 + (size_t)i * 1080;
-            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 1200;
-            {
-              const cnn_real *restrict dr = dy + (22) * 40;
-              const cnn_real *restrict xr = x + (c * 1 + ky) * 36;
-              for (int v = 0; v < 40; v += 8) {
-                cnn_v8 d, x0;
-                memcpy(&x0, xr + v + 0, sizeof x0);
-                memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0;
-                memcpy(&d, dr + 40 + v, sizeof d);
-                s1_0 += d * x0;
-                memcpy(&d, dr + 80 + v, sizeof d);
-                s2_0 += d * x0;
-                memcpy(&d, dr + 120 + v, sizeof d);
-                s3_0 += d * x0;
-                memcpy(&d, dr + 160 + v, sizeof d);
-                s4_0 += d * x0;
-                memcpy(&d, dr + 200 + v, sizeof d);
-                s5_0 += d * x0;
-                memcpy(&d, dr + 240 + v, sizeof d);
-                s6_0 += d * x0;
-                memcpy(&d, dr + 280 + v, sizeof d);
-                s7_0 += d * x0;
-              }
-            }
-          }
-          cnn_real *restrict dwo = dw + (22) * 30 + (c * 1 + ky) * 1;
-          dwo[0] = CNN_HSUM8(s0_0);
-          dwo[30] = CNN_HSUM8(s1_0);
-          dwo[60] = CNN_HSUM8(s2_0);
-          dwo[90] = CNN_HSUM8(s3_0);
-          dwo[120] = CNN_HSUM8(s4_0);
-          dwo[150] = CNN_HSUM8(s5_0);
-          dwo[180] = CNN_HSUM8(s6_0);
-          dwo[210] = CNN_HSUM8(s7_0);
         }
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -3566,6 +6363,223 @@ CNN_CLONES static void mnist4k8_l20_conv_backward(int n) {
     mnist4k8_grads[3590 + j] = s;
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k8_l20_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist4k8_params + 3590;
+  cnn_real *restrict wt = mnist4k8_l20_wt;
+  for (int o = 0; o < 30; o++)
+    for (int c = 0; c < 30; c++)
+      for (int j = 0; j < 1; j++)
+        wt[(c * 30 + o) * 1 + 0 - j] = w[(o * 30 + c) * 1 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist4k8_l20_dw[g];
+    cnn_real *restrict dyw = mnist4k8_l20_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k8_d21 + (size_t)i * 1080;
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 1440;
+      for (int o = 0; o < 30; o++)
+        for (int oy = 0; oy < 1; oy++)
+          memcpy(dyi + o * 48 + oy * 48, dy + (o * 1 + oy) * 36, 36 * sizeof(cnn_real));
+    }
+    // 15 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 30; o += 15) {
+      for (int c = 0; c < 30; c++)
+        for (int ky = 0; ky < 1; ky++) {
+          cnn_v16 s0_0 = {0};
+          cnn_v16 s1_0 = {0};
+          cnn_v16 s2_0 = {0};
+          cnn_v16 s3_0 = {0};
+          cnn_v16 s4_0 = {0};
+          cnn_v16 s5_0 = {0};
+          cnn_v16 s6_0 = {0};
+          cnn_v16 s7_0 = {0};
+          cnn_v16 s8_0 = {0};
+          cnn_v16 s9_0 = {0};
+          cnn_v16 s10_0 = {0};
+          cnn_v16 s11_0 = {0};
+          cnn_v16 s12_0 = {0};
+          cnn_v16 s13_0 = {0};
+          cnn_v16 s14_0 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist4k8_a20 + (size_t)i * 1080;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 1440;
+            {
+              const cnn_real *restrict dr = dy + (o) * 48;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 36;
+              for (int v = 0; v < 48; v += 16) {
+                cnn_v16 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 48 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 96 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 144 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 192 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 240 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0;
+                memcpy(&d, dr + 288 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0;
+                memcpy(&d, dr + 336 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0;
+                memcpy(&d, dr + 384 + v, sizeof d); CNN_PIN16(d);
+                s8_0 += d * x0;
+                memcpy(&d, dr + 432 + v, sizeof d); CNN_PIN16(d);
+                s9_0 += d * x0;
+                memcpy(&d, dr + 480 + v, sizeof d); CNN_PIN16(d);
+                s10_0 += d * x0;
+                memcpy(&d, dr + 528 + v, sizeof d); CNN_PIN16(d);
+                s11_0 += d * x0;
+                memcpy(&d, dr + 576 + v, sizeof d); CNN_PIN16(d);
+                s12_0 += d * x0;
+                memcpy(&d, dr + 624 + v, sizeof d); CNN_PIN16(d);
+                s13_0 += d * x0;
+                memcpy(&d, dr + 672 + v, sizeof d); CNN_PIN16(d);
+                s14_0 += d * x0;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 30 + (c * 1 + ky) * 1;
+          dwo[0] = CNN_HSUM16(s0_0);
+          dwo[30] = CNN_HSUM16(s1_0);
+          dwo[60] = CNN_HSUM16(s2_0);
+          dwo[90] = CNN_HSUM16(s3_0);
+          dwo[120] = CNN_HSUM16(s4_0);
+          dwo[150] = CNN_HSUM16(s5_0);
+          dwo[180] = CNN_HSUM16(s6_0);
+          dwo[210] = CNN_HSUM16(s7_0);
+          dwo[240] = CNN_HSUM16(s8_0);
+          dwo[270] = CNN_HSUM16(s9_0);
+          dwo[300] = CNN_HSUM16(s10_0);
+          dwo[330] = CNN_HSUM16(s11_0);
+          dwo[360] = CNN_HSUM16(s12_0);
+          dwo[390] = CNN_HSUM16(s13_0);
+          dwo[420] = CNN_HSUM16(s14_0);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k8_d21 + (size_t)i * 1080;
+      cnn_real *restrict dx = mnist4k8_d20 + (size_t)i * 1080;
+      // 9 output channels x 3 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int o = 0; o < 27; o += 9) { // 9 channels x 36 columns
+          const cnn_real *restrict wo = wt + (o) * 30;
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0}, a6_2 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0}, a7_2 = {0};
+          cnn_v16 a8_0 = {0}, a8_1 = {0}, a8_2 = {0};
+          for (int c = 0; c < 30; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 36 + 0;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v16 x0, x1, x2;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150], w6 = wr[kx + 180], w7 = wr[kx + 210], w8 = wr[kx + 240];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+                a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
+                a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
+                a8_0 += w8 * x0; a8_1 += w8 * x1; a8_2 += w8 * x2;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 36 + oy * 36 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          yr[32] = a0_2[0]; yr[33] = a0_2[1]; yr[34] = a0_2[2]; yr[35] = a0_2[3];
+          memcpy(yr + 36, &a1_0, sizeof a1_0);
+          memcpy(yr + 52, &a1_1, sizeof a1_1);
+          yr[68] = a1_2[0]; yr[69] = a1_2[1]; yr[70] = a1_2[2]; yr[71] = a1_2[3];
+          memcpy(yr + 72, &a2_0, sizeof a2_0);
+          memcpy(yr + 88, &a2_1, sizeof a2_1);
+          yr[104] = a2_2[0]; yr[105] = a2_2[1]; yr[106] = a2_2[2]; yr[107] = a2_2[3];
+          memcpy(yr + 108, &a3_0, sizeof a3_0);
+          memcpy(yr + 124, &a3_1, sizeof a3_1);
+          yr[140] = a3_2[0]; yr[141] = a3_2[1]; yr[142] = a3_2[2]; yr[143] = a3_2[3];
+          memcpy(yr + 144, &a4_0, sizeof a4_0);
+          memcpy(yr + 160, &a4_1, sizeof a4_1);
+          yr[176] = a4_2[0]; yr[177] = a4_2[1]; yr[178] = a4_2[2]; yr[179] = a4_2[3];
+          memcpy(yr + 180, &a5_0, sizeof a5_0);
+          memcpy(yr + 196, &a5_1, sizeof a5_1);
+          yr[212] = a5_2[0]; yr[213] = a5_2[1]; yr[214] = a5_2[2]; yr[215] = a5_2[3];
+          memcpy(yr + 216, &a6_0, sizeof a6_0);
+          memcpy(yr + 232, &a6_1, sizeof a6_1);
+          yr[248] = a6_2[0]; yr[249] = a6_2[1]; yr[250] = a6_2[2]; yr[251] = a6_2[3];
+          memcpy(yr + 252, &a7_0, sizeof a7_0);
+          memcpy(yr + 268, &a7_1, sizeof a7_1);
+          yr[284] = a7_2[0]; yr[285] = a7_2[1]; yr[286] = a7_2[2]; yr[287] = a7_2[3];
+          memcpy(yr + 288, &a8_0, sizeof a8_0);
+          memcpy(yr + 304, &a8_1, sizeof a8_1);
+          yr[320] = a8_2[0]; yr[321] = a8_2[1]; yr[322] = a8_2[2]; yr[323] = a8_2[3];
+        }
+        { // the last 3 channels
+          const cnn_real *restrict wo = wt + (27) * 30;
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          for (int c = 0; c < 30; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 36 + 0;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v16 x0, x1, x2;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+              }
+            }
+          cnn_real *restrict yr = dx + (27) * 36 + oy * 36 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          yr[32] = a0_2[0]; yr[33] = a0_2[1]; yr[34] = a0_2[2]; yr[35] = a0_2[3];
+          memcpy(yr + 36, &a1_0, sizeof a1_0);
+          memcpy(yr + 52, &a1_1, sizeof a1_1);
+          yr[68] = a1_2[0]; yr[69] = a1_2[1]; yr[70] = a1_2[2]; yr[71] = a1_2[3];
+          memcpy(yr + 72, &a2_0, sizeof a2_0);
+          memcpy(yr + 88, &a2_1, sizeof a2_1);
+          yr[104] = a2_2[0]; yr[105] = a2_2[1]; yr[106] = a2_2[2]; yr[107] = a2_2[3];
+        }
+      }
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 900; j++) {
+    cnn_real s = mnist4k8_l20_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist4k8_l20_dw[g][j];
+    mnist4k8_grads[3590 + j] = s;
+  }
+}
+#endif
+// Layer 20's backward on the CPU's vector width.
+static void mnist4k8_l20_conv_backward(int n) {
+#if CNN_V16
+  if (mnist4k8_v16) {
+    mnist4k8_l20_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist4k8_l20_conv_backward_v8(n);
+}
 
 // Layer 21: batchnorm: 6x6x30 -> 6x6x30 (HxWxC), RF 18, 60 params, 0 MACs/image.
 
@@ -3667,24 +6681,25 @@ CNN_CLONES static void mnist4k8_l21_bn_backward(int n) {
 // Layer 23: conv 1x1, stride 1, pad 0, no bias: 6x6x30 -> 6x6x10 (HxWxC), RF 18, 300 params, 10800 MACs/image.
 // Path: direct kernels (forward, input and weight gradient; 1x1: each plane one row).
 // y[10][6x6] = W[10][30][1x1] (*) x[30][6x6].
-CNN_CLONES static void mnist4k8_l23_conv_forward(int n) {
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
+CNN_CLONES static void mnist4k8_l23_conv_forward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 4550;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k8_a22 + (size_t)i * 1080;
       cnn_real *restrict y = mnist4k8_a24 + (size_t)i * 360;
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 5 output channels x 2 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         for (int col = 0; col < 32; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+          for (int o = 0; o < 10; o += 5) { // 5 channels x 16 columns
             const cnn_real *restrict wo = w + (o) * 30;
             cnn_v8 a0_0 = {0}, a0_1 = {0};
             cnn_v8 a1_0 = {0}, a1_1 = {0};
             cnn_v8 a2_0 = {0}, a2_1 = {0};
             cnn_v8 a3_0 = {0}, a3_1 = {0};
             cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
             for (int c = 0; c < 30; c++)
               for (int ky = 0; ky < 1; ky++) {
                 const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 36 + col;
@@ -3693,13 +6708,12 @@ CNN_CLONES static void mnist4k8_l23_conv_forward(int n) {
                   cnn_v8 x0, x1;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120], w5 = wr[kx + 150];
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120];
                   a0_0 += w0 * x0; a0_1 += w0 * x1;
                   a1_0 += w1 * x0; a1_1 += w1 * x1;
                   a2_0 += w2 * x0; a2_1 += w2 * x1;
                   a3_0 += w3 * x0; a3_1 += w3 * x1;
                   a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
                 }
               }
             cnn_real *restrict yr = y + (o) * 36 + oy * 36 + col;
@@ -3713,39 +6727,6 @@ CNN_CLONES static void mnist4k8_l23_conv_forward(int n) {
             memcpy(yr + 116, &a3_1, sizeof a3_1);
             memcpy(yr + 144, &a4_0, sizeof a4_0);
             memcpy(yr + 152, &a4_1, sizeof a4_1);
-            memcpy(yr + 180, &a5_0, sizeof a5_0);
-            memcpy(yr + 188, &a5_1, sizeof a5_1);
-          }
-          { // the last 4 channels
-            const cnn_real *restrict wo = w + (6) * 30;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            for (int c = 0; c < 30; c++)
-              for (int ky = 0; ky < 1; ky++) {
-                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 36 + col;
-                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
-                for (int kx = 0; kx < 1; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                }
-              }
-            cnn_real *restrict yr = y + (6) * 36 + oy * 36 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 36, &a1_0, sizeof a1_0);
-            memcpy(yr + 44, &a1_1, sizeof a1_1);
-            memcpy(yr + 72, &a2_0, sizeof a2_0);
-            memcpy(yr + 80, &a2_1, sizeof a2_1);
-            memcpy(yr + 108, &a3_0, sizeof a3_0);
-            memcpy(yr + 116, &a3_1, sizeof a3_1);
           }
         }
         for (int o = 0; o < 10; o += 10) { // 10 channels x 4 columns
@@ -3796,6 +6777,72 @@ CNN_CLONES static void mnist4k8_l23_conv_forward(int n) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k8_l23_conv_forward_v16(int n) {
+  const cnn_real *restrict w = mnist4k8_params + 4550;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist4k8_a22 + (size_t)i * 1080;
+      cnn_real *restrict y = mnist4k8_a24 + (size_t)i * 360;
+      // 5 output channels x 3 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int o = 0; o < 10; o += 5) { // 5 channels x 36 columns
+          const cnn_real *restrict wo = w + (o) * 30;
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+          for (int c = 0; c < 30; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 36 + 0;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v16 x0, x1, x2;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 30], w2 = wr[kx + 60], w3 = wr[kx + 90], w4 = wr[kx + 120];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 36 + oy * 36 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          yr[32] = a0_2[0]; yr[33] = a0_2[1]; yr[34] = a0_2[2]; yr[35] = a0_2[3];
+          memcpy(yr + 36, &a1_0, sizeof a1_0);
+          memcpy(yr + 52, &a1_1, sizeof a1_1);
+          yr[68] = a1_2[0]; yr[69] = a1_2[1]; yr[70] = a1_2[2]; yr[71] = a1_2[3];
+          memcpy(yr + 72, &a2_0, sizeof a2_0);
+          memcpy(yr + 88, &a2_1, sizeof a2_1);
+          yr[104] = a2_2[0]; yr[105] = a2_2[1]; yr[106] = a2_2[2]; yr[107] = a2_2[3];
+          memcpy(yr + 108, &a3_0, sizeof a3_0);
+          memcpy(yr + 124, &a3_1, sizeof a3_1);
+          yr[140] = a3_2[0]; yr[141] = a3_2[1]; yr[142] = a3_2[2]; yr[143] = a3_2[3];
+          memcpy(yr + 144, &a4_0, sizeof a4_0);
+          memcpy(yr + 160, &a4_1, sizeof a4_1);
+          yr[176] = a4_2[0]; yr[177] = a4_2[1]; yr[178] = a4_2[2]; yr[179] = a4_2[3];
+        }
+      }
+    }
+  }
+}
+#endif
+// Layer 23's forward on the CPU's vector width.
+static void mnist4k8_l23_conv_forward(int n) {
+#if CNN_V16
+  if (mnist4k8_v16) {
+    mnist4k8_l23_conv_forward_v16(n);
+    return;
+  }
+#endif
+  mnist4k8_l23_conv_forward_v8(n);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k8_l23_dw[NGROUP][300];
@@ -3803,9 +6850,9 @@ static cnn_real mnist4k8_l23_dw[NGROUP][300];
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
 static cnn_real mnist4k8_l23_wt[300];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
-// (rows mode; the padding never written), the group's images.
-static cnn_real mnist4k8_l23_dyw[NGROUP][3208];
-CNN_CLONES static void mnist4k8_l23_conv_backward(int n) {
+// (or laid on the input's row stride: conv_kernels.c), the padding never written.
+static cnn_real mnist4k8_l23_dyw[NGROUP][3856];
+CNN_CLONES static void mnist4k8_l23_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 4550;
   cnn_real *restrict wt = mnist4k8_l23_wt;
   for (int o = 0; o < 10; o++)
@@ -4032,6 +7079,234 @@ CNN_CLONES static void mnist4k8_l23_conv_backward(int n) {
     mnist4k8_grads[4550 + j] = s;
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist4k8_l23_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist4k8_params + 4550;
+  cnn_real *restrict wt = mnist4k8_l23_wt;
+  for (int o = 0; o < 10; o++)
+    for (int c = 0; c < 30; c++)
+      for (int j = 0; j < 1; j++)
+        wt[(c * 10 + o) * 1 + 0 - j] = w[(o * 30 + c) * 1 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist4k8_l23_dw[g];
+    cnn_real *restrict dyw = mnist4k8_l23_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k8_d24 + (size_t)i * 360;
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 480;
+      for (int o = 0; o < 10; o++)
+        for (int oy = 0; oy < 1; oy++)
+          memcpy(dyi + o * 48 + oy * 48, dy + (o * 1 + oy) * 36, 36 * sizeof(cnn_real));
+    }
+    // 10 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 10; o += 10) {
+      for (int c = 0; c < 30; c++)
+        for (int ky = 0; ky < 1; ky++) {
+          cnn_v16 s0_0 = {0};
+          cnn_v16 s1_0 = {0};
+          cnn_v16 s2_0 = {0};
+          cnn_v16 s3_0 = {0};
+          cnn_v16 s4_0 = {0};
+          cnn_v16 s5_0 = {0};
+          cnn_v16 s6_0 = {0};
+          cnn_v16 s7_0 = {0};
+          cnn_v16 s8_0 = {0};
+          cnn_v16 s9_0 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist4k8_a22 + (size_t)i * 1080;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 480;
+            {
+              const cnn_real *restrict dr = dy + (o) * 48;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 36;
+              for (int v = 0; v < 48; v += 16) {
+                cnn_v16 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 48 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 96 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 144 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 192 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 240 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0;
+                memcpy(&d, dr + 288 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0;
+                memcpy(&d, dr + 336 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0;
+                memcpy(&d, dr + 384 + v, sizeof d); CNN_PIN16(d);
+                s8_0 += d * x0;
+                memcpy(&d, dr + 432 + v, sizeof d); CNN_PIN16(d);
+                s9_0 += d * x0;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 30 + (c * 1 + ky) * 1;
+          dwo[0] = CNN_HSUM16(s0_0);
+          dwo[30] = CNN_HSUM16(s1_0);
+          dwo[60] = CNN_HSUM16(s2_0);
+          dwo[90] = CNN_HSUM16(s3_0);
+          dwo[120] = CNN_HSUM16(s4_0);
+          dwo[150] = CNN_HSUM16(s5_0);
+          dwo[180] = CNN_HSUM16(s6_0);
+          dwo[210] = CNN_HSUM16(s7_0);
+          dwo[240] = CNN_HSUM16(s8_0);
+          dwo[270] = CNN_HSUM16(s9_0);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist4k8_d24 + (size_t)i * 360;
+      {
+      cnn_real *restrict dx = mnist4k8_d22 + (size_t)i * 1080;
+      // 9 output channels x 3 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int o = 0; o < 27; o += 9) { // 9 channels x 36 columns
+          const cnn_real *restrict wo = wt + (o) * 10;
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0}, a6_2 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0}, a7_2 = {0};
+          cnn_v16 a8_0 = {0}, a8_1 = {0}, a8_2 = {0};
+          for (int c = 0; c < 10; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 36 + 0;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v16 x0, x1, x2;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50], w6 = wr[kx + 60], w7 = wr[kx + 70], w8 = wr[kx + 80];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+                a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
+                a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
+                a8_0 += w8 * x0; a8_1 += w8 * x1; a8_2 += w8 * x2;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 36 + oy * 36 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          yr[32] = a0_2[0]; yr[33] = a0_2[1]; yr[34] = a0_2[2]; yr[35] = a0_2[3];
+          memcpy(yr + 36, &a1_0, sizeof a1_0);
+          memcpy(yr + 52, &a1_1, sizeof a1_1);
+          yr[68] = a1_2[0]; yr[69] = a1_2[1]; yr[70] = a1_2[2]; yr[71] = a1_2[3];
+          memcpy(yr + 72, &a2_0, sizeof a2_0);
+          memcpy(yr + 88, &a2_1, sizeof a2_1);
+          yr[104] = a2_2[0]; yr[105] = a2_2[1]; yr[106] = a2_2[2]; yr[107] = a2_2[3];
+          memcpy(yr + 108, &a3_0, sizeof a3_0);
+          memcpy(yr + 124, &a3_1, sizeof a3_1);
+          yr[140] = a3_2[0]; yr[141] = a3_2[1]; yr[142] = a3_2[2]; yr[143] = a3_2[3];
+          memcpy(yr + 144, &a4_0, sizeof a4_0);
+          memcpy(yr + 160, &a4_1, sizeof a4_1);
+          yr[176] = a4_2[0]; yr[177] = a4_2[1]; yr[178] = a4_2[2]; yr[179] = a4_2[3];
+          memcpy(yr + 180, &a5_0, sizeof a5_0);
+          memcpy(yr + 196, &a5_1, sizeof a5_1);
+          yr[212] = a5_2[0]; yr[213] = a5_2[1]; yr[214] = a5_2[2]; yr[215] = a5_2[3];
+          memcpy(yr + 216, &a6_0, sizeof a6_0);
+          memcpy(yr + 232, &a6_1, sizeof a6_1);
+          yr[248] = a6_2[0]; yr[249] = a6_2[1]; yr[250] = a6_2[2]; yr[251] = a6_2[3];
+          memcpy(yr + 252, &a7_0, sizeof a7_0);
+          memcpy(yr + 268, &a7_1, sizeof a7_1);
+          yr[284] = a7_2[0]; yr[285] = a7_2[1]; yr[286] = a7_2[2]; yr[287] = a7_2[3];
+          memcpy(yr + 288, &a8_0, sizeof a8_0);
+          memcpy(yr + 304, &a8_1, sizeof a8_1);
+          yr[320] = a8_2[0]; yr[321] = a8_2[1]; yr[322] = a8_2[2]; yr[323] = a8_2[3];
+        }
+        { // the last 3 channels
+          const cnn_real *restrict wo = wt + (27) * 10;
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          for (int c = 0; c < 10; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 36 + 0;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v16 x0, x1, x2;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+              }
+            }
+          cnn_real *restrict yr = dx + (27) * 36 + oy * 36 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          yr[32] = a0_2[0]; yr[33] = a0_2[1]; yr[34] = a0_2[2]; yr[35] = a0_2[3];
+          memcpy(yr + 36, &a1_0, sizeof a1_0);
+          memcpy(yr + 52, &a1_1, sizeof a1_1);
+          yr[68] = a1_2[0]; yr[69] = a1_2[1]; yr[70] = a1_2[2]; yr[71] = a1_2[3];
+          memcpy(yr + 72, &a2_0, sizeof a2_0);
+          memcpy(yr + 88, &a2_1, sizeof a2_1);
+          yr[104] = a2_2[0]; yr[105] = a2_2[1]; yr[106] = a2_2[2]; yr[107] = a2_2[3];
+        }
+      }
+      }
+      { // layer 21's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 30; c++) {
+          const cnn_real *restrict x = mnist4k8_a21 + (size_t)i * 1080 + c * 36;
+          cnn_real *restrict dy = mnist4k8_d22 + (size_t)i * 1080 + c * 36;
+          const cnn_real *restrict y = mnist4k8_a22 + (size_t)i * 1080 + c * 36;
+          for (int p = 0; p < 36; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+          }
+          const cnn_real m_ = mnist4k8_l21_mean[c], is = mnist4k8_l21_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 32; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          for (int p = 32; p < 36; p++) {
+            as[p - 32] += dy[p];
+            aq[p - 32] += dy[p] * ((x[p] - m_) * is);
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist4k8_l21_ps[i][c] = s;
+          mnist4k8_l21_pq[i][c] = sq;
+        }
+      }
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 300; j++) {
+    cnn_real s = mnist4k8_l23_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist4k8_l23_dw[g][j];
+    mnist4k8_grads[4550 + j] = s;
+  }
+}
+#endif
+// Layer 23's backward on the CPU's vector width.
+static void mnist4k8_l23_conv_backward(int n) {
+#if CNN_V16
+  if (mnist4k8_v16) {
+    mnist4k8_l23_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist4k8_l23_conv_backward_v8(n);
+}
 
 // Layer 24: gap: 6x6x10 -> 1x1x10 (HxWxC), RF 28, 0 params, 0 MACs/image.
 // y[c] = mean of x[c] over its 36 positions.
@@ -4192,6 +7467,9 @@ static double mnist4k8_forward(const cnn_real *x, const uint8_t *y, int n, int t
     openblas_set_num_threads(1);
     blas_single = 1;
   }
+#endif
+#if CNN_V16
+  mnist4k8_pick_width();
 #endif
   if (n > BATCH)
     n = BATCH;
@@ -4376,6 +7654,31 @@ const cnn_real *mnist4k8_activation(int k) {
 }
 #endif
 
+// The vector width and instruction set this file's kernels run with here.
+static const char *mnist4k8_kernels(void) {
+#if CNN_V16
+  mnist4k8_pick_width();
+  if (mnist4k8_v16)
+#ifdef CNN_V16_GENERIC
+    return "16-wide portable vector code (CNN_V16_GENERIC)";
+#else
+    return "16-wide AVX-512 (x86-64-v4)";
+#endif
+#endif
+#if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && defined(__GNUC__) && \
+    !defined(__clang__) && __GNUC__ >= 12
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return "8-wide AVX2 + FMA (x86-64-v3)";
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
+    (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2"))
+    return "8-wide AVX2 (no FMA)";
+#endif
+  return "8-wide, the baseline instruction set";
+}
+
 // Every tensor of params and state, under the state_dict names of the
 // PyTorch module `cnnc export` writes: name, block, offset, size, shape.
 static const cnn_tensor mnist4k8_tensors[35] = {
@@ -4429,5 +7732,6 @@ cnn_net mnist4k8_net = {
     .init = mnist4k8_init,
     .forward = mnist4k8_forward,
     .backward = mnist4k8_backward,
+    .kernels = mnist4k8_kernels,
     .logprobs = mnist4k8_a26,
 };

@@ -82,6 +82,48 @@
 #pragma GCC optimize("fp-contract=fast", "vect-cost-model=dynamic")
 #endif
 
+// AVX-512: each direct conv also comes 16 values wide, sized for 32 registers
+// (NAME_lK_conv_*_v16), and runs so where the CPU has AVX-512 F, VL, BW and
+// DQ (whose bits differ from the 8-wide kernels': the lanes sum in another
+// order). -DCNN_NO_V16 leaves them out; -DCNN_V16_GENERIC builds them as
+// portable vector code for any target and always runs them (tests).
+#if defined(CNN_V16_GENERIC)
+#define CNN_V16 1
+#define CNN_V16_FN
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_V16) && !defined(CNN_NO_CLONES) && \
+    !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12
+#define CNN_V16 1
+#define CNN_V16_FN __attribute__((target("arch=x86-64-v4")))
+#else // (clang 14 builds an OpenMP loop's body without its function's target)
+#define CNN_V16 0
+#endif
+// An empty asm that takes v in a vector register keeps it there: GCC would
+// fold its load into every multiply-add that reads it (conv_kernels.c in cnnc
+// says what that cost). Only for float vectors of AVX-512's own width.
+#define CNN_IS_FLOAT_float 1
+#define CNN_IS_FLOAT_(t) CNN_IS_FLOAT_##t
+#define CNN_IS_FLOAT(t) CNN_IS_FLOAT_(t)
+#if CNN_V16 && !defined(CNN_V16_GENERIC) && CNN_IS_FLOAT(CNN_REAL)
+#define CNN_PIN16(v) __asm__("" : "+v"(v))
+#else
+#define CNN_PIN16(v) ((void)0)
+#endif
+#if CNN_V16
+// Whether the 16-wide kernels run here, decided once, before the first forward.
+static int mnist_resnet_v16 = -1;
+static void mnist_resnet_pick_width(void) {
+  if (mnist_resnet_v16 >= 0)
+    return;
+#ifdef CNN_V16_GENERIC
+  mnist_resnet_v16 = 1;
+#else
+  __builtin_cpu_init();
+  mnist_resnet_v16 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+#endif
+}
+#endif
+
 // cblas_sgemm or cblas_dgemm, following cnn_real.
 #define GEMM _Generic((cnn_real)0, float: cblas_sgemm, double: cblas_dgemm)
 
@@ -213,13 +255,19 @@ static double mnist_resnet_prof_now(void) {
 #define CNN_PROF(k, d) ((void)0)
 #endif
 
-// Eight neighbouring values of a row as one vector (GCC/clang vector
-// extension): each clone above gets its own instructions for it. Loads and
-// stores go through memcpy (any alignment); a vector is never passed to a
-// function, so no clone's calling convention depends on its width.
+// Eight (sixteen) neighbouring values of a row as one vector (GCC/clang
+// vector extension): each clone above gets its own instructions for it.
+// Loads and stores go through memcpy (any alignment); a vector is never
+// passed to a function, so no clone's calling convention depends on its width.
 typedef cnn_real cnn_v8 __attribute__((vector_size(8 * sizeof(cnn_real))));
 // The sum of a vector's lanes, in a fixed order.
 #define CNN_HSUM8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))
+#if CNN_V16
+typedef cnn_real cnn_v16 __attribute__((vector_size(16 * sizeof(cnn_real))));
+#define CNN_HSUM16(v) \
+  (((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7]))) + \
+   ((((v)[8] + (v)[9]) + ((v)[10] + (v)[11])) + (((v)[12] + (v)[13]) + ((v)[14] + (v)[15]))))
+#endif
 
 const cnn_train_config mnist_resnet_train_config = {
     .epochs = 20, .batch = 64, .seed = 1ULL,
@@ -236,7 +284,7 @@ static cnn_real mnist_resnet_params[11960], mnist_resnet_grads[11960];
 static cnn_real mnist_resnet_state[208];
 
 // Activations (in-place layers share their input's buffer) and gradients; + SLACK: the direct convs' last vector of a row may read past the end.
-#define SLACK 8
+#define SLACK 16
 static cnn_real mnist_resnet_a0[BATCH * 784 + SLACK]; // input
 static cnn_real mnist_resnet_a1[BATCH * 6272 + SLACK]; // conv
 static cnn_real mnist_resnet_a2[BATCH * 6272 + SLACK]; // batchnorm
@@ -299,14 +347,16 @@ static cnn_real mnist_resnet_dscratch[BATCH * 6272];
 // Layer 0: conv 3x3, stride 1, pad 1, no bias: 28x28x1 -> 28x28x8 (HxWxC), RF 3, 72 params, 56448 MACs/image.
 // Path: direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input.
 // y[8][28x28] = W[8][1][3x3] (*) x[1][28x28] padded.
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
-static cnn_real mnist_resnet_l0_xp[BATCH * 900 + 8];
+static cnn_real mnist_resnet_l0_xp[BATCH * 900 + 16];
 // Layer 1's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l1_ps[BATCH][8], mnist_resnet_l1_pq[BATCH][8];
 // In training, also sums each image's output per channel for layer 1's statistics.
-CNN_CLONES static void mnist_resnet_l0_conv_forward(int n, int training) {
+CNN_CLONES static void mnist_resnet_l0_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 0;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -575,6 +625,200 @@ CNN_CLONES static void mnist_resnet_l0_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist_resnet_l0_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist_resnet_params + 0;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist_resnet_a0 + (size_t)i * 784;
+      cnn_real *restrict y = mnist_resnet_a1 + (size_t)i * 6272;
+      cnn_real *restrict xp = mnist_resnet_l0_xp + (size_t)i * 900;
+      for (int c = 0; c < 1; c++)
+        for (int iy = 0; iy < 28; iy++)
+          memcpy(xp + (c * 30 + iy + 1) * 30 + 1, x + (c * 28 + iy) * 28, 28 * sizeof(cnn_real));
+      // 8 output channels x 2 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 28 columns
+          const cnn_real *restrict wo = w + (o) * 9;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 1; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45], w6 = wr[kx + 54], w7 = wr[kx + 63];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[800] = a1_1[0]; yr[801] = a1_1[1]; yr[802] = a1_1[2]; yr[803] = a1_1[3]; yr[804] = a1_1[4]; yr[805] = a1_1[5]; yr[806] = a1_1[6]; yr[807] = a1_1[7]; yr[808] = a1_1[8]; yr[809] = a1_1[9]; yr[810] = a1_1[10]; yr[811] = a1_1[11];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1584] = a2_1[0]; yr[1585] = a2_1[1]; yr[1586] = a2_1[2]; yr[1587] = a2_1[3]; yr[1588] = a2_1[4]; yr[1589] = a2_1[5]; yr[1590] = a2_1[6]; yr[1591] = a2_1[7]; yr[1592] = a2_1[8]; yr[1593] = a2_1[9]; yr[1594] = a2_1[10]; yr[1595] = a2_1[11];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2368] = a3_1[0]; yr[2369] = a3_1[1]; yr[2370] = a3_1[2]; yr[2371] = a3_1[3]; yr[2372] = a3_1[4]; yr[2373] = a3_1[5]; yr[2374] = a3_1[6]; yr[2375] = a3_1[7]; yr[2376] = a3_1[8]; yr[2377] = a3_1[9]; yr[2378] = a3_1[10]; yr[2379] = a3_1[11];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3152] = a4_1[0]; yr[3153] = a4_1[1]; yr[3154] = a4_1[2]; yr[3155] = a4_1[3]; yr[3156] = a4_1[4]; yr[3157] = a4_1[5]; yr[3158] = a4_1[6]; yr[3159] = a4_1[7]; yr[3160] = a4_1[8]; yr[3161] = a4_1[9]; yr[3162] = a4_1[10]; yr[3163] = a4_1[11];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3936] = a5_1[0]; yr[3937] = a5_1[1]; yr[3938] = a5_1[2]; yr[3939] = a5_1[3]; yr[3940] = a5_1[4]; yr[3941] = a5_1[5]; yr[3942] = a5_1[6]; yr[3943] = a5_1[7]; yr[3944] = a5_1[8]; yr[3945] = a5_1[9]; yr[3946] = a5_1[10]; yr[3947] = a5_1[11];
+          memcpy(yr + 4704, &a6_0, sizeof a6_0);
+          yr[4720] = a6_1[0]; yr[4721] = a6_1[1]; yr[4722] = a6_1[2]; yr[4723] = a6_1[3]; yr[4724] = a6_1[4]; yr[4725] = a6_1[5]; yr[4726] = a6_1[6]; yr[4727] = a6_1[7]; yr[4728] = a6_1[8]; yr[4729] = a6_1[9]; yr[4730] = a6_1[10]; yr[4731] = a6_1[11];
+          memcpy(yr + 5488, &a7_0, sizeof a7_0);
+          yr[5504] = a7_1[0]; yr[5505] = a7_1[1]; yr[5506] = a7_1[2]; yr[5507] = a7_1[3]; yr[5508] = a7_1[4]; yr[5509] = a7_1[5]; yr[5510] = a7_1[6]; yr[5511] = a7_1[7]; yr[5512] = a7_1[8]; yr[5513] = a7_1[9]; yr[5514] = a7_1[10]; yr[5515] = a7_1[11];
+        }
+      }
+      for (int oy = 1; oy < 27; oy++) {
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 28 columns
+          const cnn_real *restrict wo = w + (o) * 9;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 1; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45], w6 = wr[kx + 54], w7 = wr[kx + 63];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[800] = a1_1[0]; yr[801] = a1_1[1]; yr[802] = a1_1[2]; yr[803] = a1_1[3]; yr[804] = a1_1[4]; yr[805] = a1_1[5]; yr[806] = a1_1[6]; yr[807] = a1_1[7]; yr[808] = a1_1[8]; yr[809] = a1_1[9]; yr[810] = a1_1[10]; yr[811] = a1_1[11];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1584] = a2_1[0]; yr[1585] = a2_1[1]; yr[1586] = a2_1[2]; yr[1587] = a2_1[3]; yr[1588] = a2_1[4]; yr[1589] = a2_1[5]; yr[1590] = a2_1[6]; yr[1591] = a2_1[7]; yr[1592] = a2_1[8]; yr[1593] = a2_1[9]; yr[1594] = a2_1[10]; yr[1595] = a2_1[11];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2368] = a3_1[0]; yr[2369] = a3_1[1]; yr[2370] = a3_1[2]; yr[2371] = a3_1[3]; yr[2372] = a3_1[4]; yr[2373] = a3_1[5]; yr[2374] = a3_1[6]; yr[2375] = a3_1[7]; yr[2376] = a3_1[8]; yr[2377] = a3_1[9]; yr[2378] = a3_1[10]; yr[2379] = a3_1[11];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3152] = a4_1[0]; yr[3153] = a4_1[1]; yr[3154] = a4_1[2]; yr[3155] = a4_1[3]; yr[3156] = a4_1[4]; yr[3157] = a4_1[5]; yr[3158] = a4_1[6]; yr[3159] = a4_1[7]; yr[3160] = a4_1[8]; yr[3161] = a4_1[9]; yr[3162] = a4_1[10]; yr[3163] = a4_1[11];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3936] = a5_1[0]; yr[3937] = a5_1[1]; yr[3938] = a5_1[2]; yr[3939] = a5_1[3]; yr[3940] = a5_1[4]; yr[3941] = a5_1[5]; yr[3942] = a5_1[6]; yr[3943] = a5_1[7]; yr[3944] = a5_1[8]; yr[3945] = a5_1[9]; yr[3946] = a5_1[10]; yr[3947] = a5_1[11];
+          memcpy(yr + 4704, &a6_0, sizeof a6_0);
+          yr[4720] = a6_1[0]; yr[4721] = a6_1[1]; yr[4722] = a6_1[2]; yr[4723] = a6_1[3]; yr[4724] = a6_1[4]; yr[4725] = a6_1[5]; yr[4726] = a6_1[6]; yr[4727] = a6_1[7]; yr[4728] = a6_1[8]; yr[4729] = a6_1[9]; yr[4730] = a6_1[10]; yr[4731] = a6_1[11];
+          memcpy(yr + 5488, &a7_0, sizeof a7_0);
+          yr[5504] = a7_1[0]; yr[5505] = a7_1[1]; yr[5506] = a7_1[2]; yr[5507] = a7_1[3]; yr[5508] = a7_1[4]; yr[5509] = a7_1[5]; yr[5510] = a7_1[6]; yr[5511] = a7_1[7]; yr[5512] = a7_1[8]; yr[5513] = a7_1[9]; yr[5514] = a7_1[10]; yr[5515] = a7_1[11];
+        }
+      }
+      for (int oy = 27; oy < 28; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 28 columns
+          const cnn_real *restrict wo = w + (o) * 9;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 1; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45], w6 = wr[kx + 54], w7 = wr[kx + 63];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[800] = a1_1[0]; yr[801] = a1_1[1]; yr[802] = a1_1[2]; yr[803] = a1_1[3]; yr[804] = a1_1[4]; yr[805] = a1_1[5]; yr[806] = a1_1[6]; yr[807] = a1_1[7]; yr[808] = a1_1[8]; yr[809] = a1_1[9]; yr[810] = a1_1[10]; yr[811] = a1_1[11];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1584] = a2_1[0]; yr[1585] = a2_1[1]; yr[1586] = a2_1[2]; yr[1587] = a2_1[3]; yr[1588] = a2_1[4]; yr[1589] = a2_1[5]; yr[1590] = a2_1[6]; yr[1591] = a2_1[7]; yr[1592] = a2_1[8]; yr[1593] = a2_1[9]; yr[1594] = a2_1[10]; yr[1595] = a2_1[11];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2368] = a3_1[0]; yr[2369] = a3_1[1]; yr[2370] = a3_1[2]; yr[2371] = a3_1[3]; yr[2372] = a3_1[4]; yr[2373] = a3_1[5]; yr[2374] = a3_1[6]; yr[2375] = a3_1[7]; yr[2376] = a3_1[8]; yr[2377] = a3_1[9]; yr[2378] = a3_1[10]; yr[2379] = a3_1[11];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3152] = a4_1[0]; yr[3153] = a4_1[1]; yr[3154] = a4_1[2]; yr[3155] = a4_1[3]; yr[3156] = a4_1[4]; yr[3157] = a4_1[5]; yr[3158] = a4_1[6]; yr[3159] = a4_1[7]; yr[3160] = a4_1[8]; yr[3161] = a4_1[9]; yr[3162] = a4_1[10]; yr[3163] = a4_1[11];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3936] = a5_1[0]; yr[3937] = a5_1[1]; yr[3938] = a5_1[2]; yr[3939] = a5_1[3]; yr[3940] = a5_1[4]; yr[3941] = a5_1[5]; yr[3942] = a5_1[6]; yr[3943] = a5_1[7]; yr[3944] = a5_1[8]; yr[3945] = a5_1[9]; yr[3946] = a5_1[10]; yr[3947] = a5_1[11];
+          memcpy(yr + 4704, &a6_0, sizeof a6_0);
+          yr[4720] = a6_1[0]; yr[4721] = a6_1[1]; yr[4722] = a6_1[2]; yr[4723] = a6_1[3]; yr[4724] = a6_1[4]; yr[4725] = a6_1[5]; yr[4726] = a6_1[6]; yr[4727] = a6_1[7]; yr[4728] = a6_1[8]; yr[4729] = a6_1[9]; yr[4730] = a6_1[10]; yr[4731] = a6_1[11];
+          memcpy(yr + 5488, &a7_0, sizeof a7_0);
+          yr[5504] = a7_1[0]; yr[5505] = a7_1[1]; yr[5506] = a7_1[2]; yr[5507] = a7_1[3]; yr[5508] = a7_1[4]; yr[5509] = a7_1[5]; yr[5510] = a7_1[6]; yr[5511] = a7_1[7]; yr[5512] = a7_1[8]; yr[5513] = a7_1[9]; yr[5514] = a7_1[10]; yr[5515] = a7_1[11];
+        }
+      }
+      if (training)
+        for (int c = 0; c < 8; c++) {
+          const cnn_real *restrict x = y + c * 784;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 784; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist_resnet_l1_ps[i][c] = s;
+          mnist_resnet_l1_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 0's forward on the CPU's vector width.
+static void mnist_resnet_l0_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist_resnet_v16) {
+    mnist_resnet_l0_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist_resnet_l0_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist_resnet_l0_dw[NGROUP][72];
@@ -583,10 +827,12 @@ static cnn_real mnist_resnet_l0_dw[NGROUP][72];
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist_resnet_l0_dyp[NGROUP][7208];
+static cnn_real mnist_resnet_l0_dyp[NGROUP][7216];
 static cnn_real mnist_resnet_l0_wt[72];
 #endif
-CNN_CLONES static void mnist_resnet_l0_conv_backward(int n) {
+// The weight gradient of a group's images so far, a vector of lane sums per weight.
+static cnn_real mnist_resnet_l0_dwv[NGROUP][1152];
+CNN_CLONES static void mnist_resnet_l0_conv_backward_v8(int n) {
 #ifdef CNN_INPUT_GRAD
   const cnn_real *restrict w = mnist_resnet_params + 0;
   cnn_real *restrict wt = mnist_resnet_l0_wt;
@@ -598,6 +844,7 @@ CNN_CLONES static void mnist_resnet_l0_conv_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l0_dw[g];
+    cnn_real *restrict dwv = mnist_resnet_l0_dwv[g];
 #ifdef CNN_INPUT_GRAD
     cnn_real *restrict dyp = mnist_resnet_l0_dyp[g];
 #endif
@@ -650,19 +897,79 @@ CNN_CLONES static void mnist_resnet_l0_conv_backward(int n) {
                 s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
-            cnn_real *restrict dwo = dw + (o) * 9 + (c * 3 + ky) * 3;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
-            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
-            dwo[9] = first ? CNN_HSUM8(s1_0) : dwo[9] + CNN_HSUM8(s1_0);
-            dwo[10] = first ? CNN_HSUM8(s1_1) : dwo[10] + CNN_HSUM8(s1_1);
-            dwo[11] = first ? CNN_HSUM8(s1_2) : dwo[11] + CNN_HSUM8(s1_2);
-            dwo[18] = first ? CNN_HSUM8(s2_0) : dwo[18] + CNN_HSUM8(s2_0);
-            dwo[19] = first ? CNN_HSUM8(s2_1) : dwo[19] + CNN_HSUM8(s2_1);
-            dwo[20] = first ? CNN_HSUM8(s2_2) : dwo[20] + CNN_HSUM8(s2_2);
-            dwo[27] = first ? CNN_HSUM8(s3_0) : dwo[27] + CNN_HSUM8(s3_0);
-            dwo[28] = first ? CNN_HSUM8(s3_1) : dwo[28] + CNN_HSUM8(s3_1);
-            dwo[29] = first ? CNN_HSUM8(s3_2) : dwo[29] + CNN_HSUM8(s3_2);
+            cnn_real *restrict dwo = dwv + ((o) * 9 + (c * 3 + ky) * 3) * 8;
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 8, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 8, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_2 += t;
+            }
+            memcpy(dwo + 16, &s0_2, sizeof s0_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 72, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 72, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 80, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 80, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 88, sizeof t);
+              s1_2 += t;
+            }
+            memcpy(dwo + 88, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 144, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 144, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 152, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 152, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 160, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 160, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 216, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 216, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 224, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 224, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 232, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 232, &s3_2, sizeof s3_2);
           }
       }
 #ifdef CNN_INPUT_GRAD
@@ -750,6 +1057,11 @@ CNN_CLONES static void mnist_resnet_l0_conv_backward(int n) {
       }
 #endif
     }
+    for (int j = 0; j < 72; j++) {
+      cnn_v8 t;
+      memcpy(&t, dwv + (size_t)j * 8, sizeof t);
+      dw[j] = CNN_HSUM8(t);
+    }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
   for (int j = 0; j < 72; j++) {
@@ -758,6 +1070,341 @@ CNN_CLONES static void mnist_resnet_l0_conv_backward(int n) {
       s += mnist_resnet_l0_dw[g][j];
     mnist_resnet_grads[0 + j] = s;
   }
+}
+#if CNN_V16
+CNN_V16_FN static void mnist_resnet_l0_conv_backward_v16(int n) {
+#ifdef CNN_INPUT_GRAD
+  const cnn_real *restrict w = mnist_resnet_params + 0;
+  cnn_real *restrict wt = mnist_resnet_l0_wt;
+  for (int o = 0; o < 8; o++)
+    for (int c = 0; c < 1; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 8 + o) * 9 + 8 - j] = w[(o * 1 + c) * 9 + j];
+#endif
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist_resnet_l0_dw[g];
+    cnn_real *restrict dwv = mnist_resnet_l0_dwv[g];
+#ifdef CNN_INPUT_GRAD
+    cnn_real *restrict dyp = mnist_resnet_l0_dyp[g];
+#endif
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const int first = i == g * GSIZE;
+      const cnn_real *restrict x = mnist_resnet_l0_xp + (size_t)i * 900;
+      const cnn_real *restrict dy = mnist_resnet_d1 + (size_t)i * 6272;
+      // 8 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 8; o += 8) {
+        for (int c = 0; c < 1; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
+            cnn_v16 s4_0 = {0}, s4_1 = {0}, s4_2 = {0};
+            cnn_v16 s5_0 = {0}, s5_1 = {0}, s5_2 = {0};
+            cnn_v16 s6_0 = {0}, s6_1 = {0}, s6_2 = {0};
+            cnn_v16 s7_0 = {0}, s7_1 = {0}, s7_2 = {0};
+            for (int oy = 0; oy < 28; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 784 + oy * 28;
+              const cnn_real *restrict xr = x + (c * 30 + oy + ky) * 30;
+              for (int v = 0; v < 16; v += 16) {
+                cnn_v16 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 784 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1568 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 2352 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+                memcpy(&d, dr + 3136 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
+                memcpy(&d, dr + 3920 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
+                memcpy(&d, dr + 4704 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0; s6_1 += d * x1; s6_2 += d * x2;
+                memcpy(&d, dr + 5488 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0; s7_1 += d * x1; s7_2 += d * x2;
+              }
+              { // columns 16..27; the other lanes are masked off
+                const cnn_v16 m = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0};
+                cnn_v16 d, x0, x1, x2;
+                memcpy(&x0, xr + 16 + 0, sizeof x0);
+                memcpy(&x1, xr + 16 + 1, sizeof x1);
+                memcpy(&x2, xr + 16 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 784 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1568 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 2352 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+                memcpy(&d, dr + 3136 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
+                memcpy(&d, dr + 3920 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
+                memcpy(&d, dr + 4704 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s6_0 += d * x0; s6_1 += d * x1; s6_2 += d * x2;
+                memcpy(&d, dr + 5488 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s7_0 += d * x0; s7_1 += d * x1; s7_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dwv + ((o) * 9 + (c * 3 + ky) * 3) * 16;
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 16, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 32, sizeof t);
+              s0_2 += t;
+            }
+            memcpy(dwo + 32, &s0_2, sizeof s0_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 144, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 144, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 160, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 160, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 176, sizeof t);
+              s1_2 += t;
+            }
+            memcpy(dwo + 176, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 288, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 288, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 304, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 304, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 320, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 320, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 432, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 432, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 448, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 448, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 464, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 464, &s3_2, sizeof s3_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 576, sizeof t);
+              s4_0 += t;
+            }
+            memcpy(dwo + 576, &s4_0, sizeof s4_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 592, sizeof t);
+              s4_1 += t;
+            }
+            memcpy(dwo + 592, &s4_1, sizeof s4_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 608, sizeof t);
+              s4_2 += t;
+            }
+            memcpy(dwo + 608, &s4_2, sizeof s4_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 720, sizeof t);
+              s5_0 += t;
+            }
+            memcpy(dwo + 720, &s5_0, sizeof s5_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 736, sizeof t);
+              s5_1 += t;
+            }
+            memcpy(dwo + 736, &s5_1, sizeof s5_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 752, sizeof t);
+              s5_2 += t;
+            }
+            memcpy(dwo + 752, &s5_2, sizeof s5_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 864, sizeof t);
+              s6_0 += t;
+            }
+            memcpy(dwo + 864, &s6_0, sizeof s6_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 880, sizeof t);
+              s6_1 += t;
+            }
+            memcpy(dwo + 880, &s6_1, sizeof s6_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 896, sizeof t);
+              s6_2 += t;
+            }
+            memcpy(dwo + 896, &s6_2, sizeof s6_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1008, sizeof t);
+              s7_0 += t;
+            }
+            memcpy(dwo + 1008, &s7_0, sizeof s7_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1024, sizeof t);
+              s7_1 += t;
+            }
+            memcpy(dwo + 1024, &s7_1, sizeof s7_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1040, sizeof t);
+              s7_2 += t;
+            }
+            memcpy(dwo + 1040, &s7_2, sizeof s7_2);
+          }
+      }
+#ifdef CNN_INPUT_GRAD
+      cnn_real *restrict dx = mnist_resnet_d0 + (size_t)i * 784;
+      for (int o = 0; o < 8; o++)
+        for (int oy = 0; oy < 28; oy++)
+          memcpy(dyp + (o * 30 + oy + 1) * 30 + 1, dy + (o * 28 + oy) * 28, 28 * sizeof(cnn_real));
+      // 1 output channels x 2 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+        }
+      }
+      for (int oy = 1; oy < 27; oy++) {
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+        }
+      }
+      for (int oy = 27; oy < 28; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+        }
+      }
+#endif
+    }
+    for (int j = 0; j < 72; j++) {
+      cnn_v16 t;
+      memcpy(&t, dwv + (size_t)j * 16, sizeof t);
+      dw[j] = CNN_HSUM16(t);
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 72; j++) {
+    cnn_real s = mnist_resnet_l0_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist_resnet_l0_dw[g][j];
+    mnist_resnet_grads[0 + j] = s;
+  }
+}
+#endif
+// Layer 0's backward on the CPU's vector width.
+static void mnist_resnet_l0_conv_backward(int n) {
+#if CNN_V16
+  if (mnist_resnet_v16) {
+    mnist_resnet_l0_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist_resnet_l0_conv_backward_v8(n);
 }
 
 // Layer 1: batchnorm: 28x28x8 -> 28x28x8 (HxWxC), RF 3, 16 params, 0 MACs/image.
@@ -887,14 +1534,16 @@ CNN_CLONES static void mnist_resnet_l1_bn_backward(int n) {
 // Layer 3: conv 3x3, stride 1, pad 1, no bias: 28x28x8 -> 28x28x8 (HxWxC), RF 5, 576 params, 451584 MACs/image.
 // Path: direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input.
 // y[8][28x28] = W[8][8][3x3] (*) x[8][28x28] padded.
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
-static cnn_real mnist_resnet_l3_xp[BATCH * 7200 + 8];
+static cnn_real mnist_resnet_l3_xp[BATCH * 7200 + 16];
 // Layer 4's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l4_ps[BATCH][8], mnist_resnet_l4_pq[BATCH][8];
 // In training, also sums each image's output per channel for layer 4's statistics.
-CNN_CLONES static void mnist_resnet_l3_conv_forward(int n, int training) {
+CNN_CLONES static void mnist_resnet_l3_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 88;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -1163,6 +1812,200 @@ CNN_CLONES static void mnist_resnet_l3_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist_resnet_l3_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist_resnet_params + 88;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist_resnet_a2 + (size_t)i * 6272;
+      cnn_real *restrict y = mnist_resnet_a4 + (size_t)i * 6272;
+      cnn_real *restrict xp = mnist_resnet_l3_xp + (size_t)i * 7200;
+      for (int c = 0; c < 8; c++)
+        for (int iy = 0; iy < 28; iy++)
+          memcpy(xp + (c * 30 + iy + 1) * 30 + 1, x + (c * 28 + iy) * 28, 28 * sizeof(cnn_real));
+      // 8 output channels x 2 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 28 columns
+          const cnn_real *restrict wo = w + (o) * 72;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[800] = a1_1[0]; yr[801] = a1_1[1]; yr[802] = a1_1[2]; yr[803] = a1_1[3]; yr[804] = a1_1[4]; yr[805] = a1_1[5]; yr[806] = a1_1[6]; yr[807] = a1_1[7]; yr[808] = a1_1[8]; yr[809] = a1_1[9]; yr[810] = a1_1[10]; yr[811] = a1_1[11];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1584] = a2_1[0]; yr[1585] = a2_1[1]; yr[1586] = a2_1[2]; yr[1587] = a2_1[3]; yr[1588] = a2_1[4]; yr[1589] = a2_1[5]; yr[1590] = a2_1[6]; yr[1591] = a2_1[7]; yr[1592] = a2_1[8]; yr[1593] = a2_1[9]; yr[1594] = a2_1[10]; yr[1595] = a2_1[11];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2368] = a3_1[0]; yr[2369] = a3_1[1]; yr[2370] = a3_1[2]; yr[2371] = a3_1[3]; yr[2372] = a3_1[4]; yr[2373] = a3_1[5]; yr[2374] = a3_1[6]; yr[2375] = a3_1[7]; yr[2376] = a3_1[8]; yr[2377] = a3_1[9]; yr[2378] = a3_1[10]; yr[2379] = a3_1[11];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3152] = a4_1[0]; yr[3153] = a4_1[1]; yr[3154] = a4_1[2]; yr[3155] = a4_1[3]; yr[3156] = a4_1[4]; yr[3157] = a4_1[5]; yr[3158] = a4_1[6]; yr[3159] = a4_1[7]; yr[3160] = a4_1[8]; yr[3161] = a4_1[9]; yr[3162] = a4_1[10]; yr[3163] = a4_1[11];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3936] = a5_1[0]; yr[3937] = a5_1[1]; yr[3938] = a5_1[2]; yr[3939] = a5_1[3]; yr[3940] = a5_1[4]; yr[3941] = a5_1[5]; yr[3942] = a5_1[6]; yr[3943] = a5_1[7]; yr[3944] = a5_1[8]; yr[3945] = a5_1[9]; yr[3946] = a5_1[10]; yr[3947] = a5_1[11];
+          memcpy(yr + 4704, &a6_0, sizeof a6_0);
+          yr[4720] = a6_1[0]; yr[4721] = a6_1[1]; yr[4722] = a6_1[2]; yr[4723] = a6_1[3]; yr[4724] = a6_1[4]; yr[4725] = a6_1[5]; yr[4726] = a6_1[6]; yr[4727] = a6_1[7]; yr[4728] = a6_1[8]; yr[4729] = a6_1[9]; yr[4730] = a6_1[10]; yr[4731] = a6_1[11];
+          memcpy(yr + 5488, &a7_0, sizeof a7_0);
+          yr[5504] = a7_1[0]; yr[5505] = a7_1[1]; yr[5506] = a7_1[2]; yr[5507] = a7_1[3]; yr[5508] = a7_1[4]; yr[5509] = a7_1[5]; yr[5510] = a7_1[6]; yr[5511] = a7_1[7]; yr[5512] = a7_1[8]; yr[5513] = a7_1[9]; yr[5514] = a7_1[10]; yr[5515] = a7_1[11];
+        }
+      }
+      for (int oy = 1; oy < 27; oy++) {
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 28 columns
+          const cnn_real *restrict wo = w + (o) * 72;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[800] = a1_1[0]; yr[801] = a1_1[1]; yr[802] = a1_1[2]; yr[803] = a1_1[3]; yr[804] = a1_1[4]; yr[805] = a1_1[5]; yr[806] = a1_1[6]; yr[807] = a1_1[7]; yr[808] = a1_1[8]; yr[809] = a1_1[9]; yr[810] = a1_1[10]; yr[811] = a1_1[11];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1584] = a2_1[0]; yr[1585] = a2_1[1]; yr[1586] = a2_1[2]; yr[1587] = a2_1[3]; yr[1588] = a2_1[4]; yr[1589] = a2_1[5]; yr[1590] = a2_1[6]; yr[1591] = a2_1[7]; yr[1592] = a2_1[8]; yr[1593] = a2_1[9]; yr[1594] = a2_1[10]; yr[1595] = a2_1[11];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2368] = a3_1[0]; yr[2369] = a3_1[1]; yr[2370] = a3_1[2]; yr[2371] = a3_1[3]; yr[2372] = a3_1[4]; yr[2373] = a3_1[5]; yr[2374] = a3_1[6]; yr[2375] = a3_1[7]; yr[2376] = a3_1[8]; yr[2377] = a3_1[9]; yr[2378] = a3_1[10]; yr[2379] = a3_1[11];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3152] = a4_1[0]; yr[3153] = a4_1[1]; yr[3154] = a4_1[2]; yr[3155] = a4_1[3]; yr[3156] = a4_1[4]; yr[3157] = a4_1[5]; yr[3158] = a4_1[6]; yr[3159] = a4_1[7]; yr[3160] = a4_1[8]; yr[3161] = a4_1[9]; yr[3162] = a4_1[10]; yr[3163] = a4_1[11];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3936] = a5_1[0]; yr[3937] = a5_1[1]; yr[3938] = a5_1[2]; yr[3939] = a5_1[3]; yr[3940] = a5_1[4]; yr[3941] = a5_1[5]; yr[3942] = a5_1[6]; yr[3943] = a5_1[7]; yr[3944] = a5_1[8]; yr[3945] = a5_1[9]; yr[3946] = a5_1[10]; yr[3947] = a5_1[11];
+          memcpy(yr + 4704, &a6_0, sizeof a6_0);
+          yr[4720] = a6_1[0]; yr[4721] = a6_1[1]; yr[4722] = a6_1[2]; yr[4723] = a6_1[3]; yr[4724] = a6_1[4]; yr[4725] = a6_1[5]; yr[4726] = a6_1[6]; yr[4727] = a6_1[7]; yr[4728] = a6_1[8]; yr[4729] = a6_1[9]; yr[4730] = a6_1[10]; yr[4731] = a6_1[11];
+          memcpy(yr + 5488, &a7_0, sizeof a7_0);
+          yr[5504] = a7_1[0]; yr[5505] = a7_1[1]; yr[5506] = a7_1[2]; yr[5507] = a7_1[3]; yr[5508] = a7_1[4]; yr[5509] = a7_1[5]; yr[5510] = a7_1[6]; yr[5511] = a7_1[7]; yr[5512] = a7_1[8]; yr[5513] = a7_1[9]; yr[5514] = a7_1[10]; yr[5515] = a7_1[11];
+        }
+      }
+      for (int oy = 27; oy < 28; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 28 columns
+          const cnn_real *restrict wo = w + (o) * 72;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[800] = a1_1[0]; yr[801] = a1_1[1]; yr[802] = a1_1[2]; yr[803] = a1_1[3]; yr[804] = a1_1[4]; yr[805] = a1_1[5]; yr[806] = a1_1[6]; yr[807] = a1_1[7]; yr[808] = a1_1[8]; yr[809] = a1_1[9]; yr[810] = a1_1[10]; yr[811] = a1_1[11];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1584] = a2_1[0]; yr[1585] = a2_1[1]; yr[1586] = a2_1[2]; yr[1587] = a2_1[3]; yr[1588] = a2_1[4]; yr[1589] = a2_1[5]; yr[1590] = a2_1[6]; yr[1591] = a2_1[7]; yr[1592] = a2_1[8]; yr[1593] = a2_1[9]; yr[1594] = a2_1[10]; yr[1595] = a2_1[11];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2368] = a3_1[0]; yr[2369] = a3_1[1]; yr[2370] = a3_1[2]; yr[2371] = a3_1[3]; yr[2372] = a3_1[4]; yr[2373] = a3_1[5]; yr[2374] = a3_1[6]; yr[2375] = a3_1[7]; yr[2376] = a3_1[8]; yr[2377] = a3_1[9]; yr[2378] = a3_1[10]; yr[2379] = a3_1[11];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3152] = a4_1[0]; yr[3153] = a4_1[1]; yr[3154] = a4_1[2]; yr[3155] = a4_1[3]; yr[3156] = a4_1[4]; yr[3157] = a4_1[5]; yr[3158] = a4_1[6]; yr[3159] = a4_1[7]; yr[3160] = a4_1[8]; yr[3161] = a4_1[9]; yr[3162] = a4_1[10]; yr[3163] = a4_1[11];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3936] = a5_1[0]; yr[3937] = a5_1[1]; yr[3938] = a5_1[2]; yr[3939] = a5_1[3]; yr[3940] = a5_1[4]; yr[3941] = a5_1[5]; yr[3942] = a5_1[6]; yr[3943] = a5_1[7]; yr[3944] = a5_1[8]; yr[3945] = a5_1[9]; yr[3946] = a5_1[10]; yr[3947] = a5_1[11];
+          memcpy(yr + 4704, &a6_0, sizeof a6_0);
+          yr[4720] = a6_1[0]; yr[4721] = a6_1[1]; yr[4722] = a6_1[2]; yr[4723] = a6_1[3]; yr[4724] = a6_1[4]; yr[4725] = a6_1[5]; yr[4726] = a6_1[6]; yr[4727] = a6_1[7]; yr[4728] = a6_1[8]; yr[4729] = a6_1[9]; yr[4730] = a6_1[10]; yr[4731] = a6_1[11];
+          memcpy(yr + 5488, &a7_0, sizeof a7_0);
+          yr[5504] = a7_1[0]; yr[5505] = a7_1[1]; yr[5506] = a7_1[2]; yr[5507] = a7_1[3]; yr[5508] = a7_1[4]; yr[5509] = a7_1[5]; yr[5510] = a7_1[6]; yr[5511] = a7_1[7]; yr[5512] = a7_1[8]; yr[5513] = a7_1[9]; yr[5514] = a7_1[10]; yr[5515] = a7_1[11];
+        }
+      }
+      if (training)
+        for (int c = 0; c < 8; c++) {
+          const cnn_real *restrict x = y + c * 784;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 784; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist_resnet_l4_ps[i][c] = s;
+          mnist_resnet_l4_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 3's forward on the CPU's vector width.
+static void mnist_resnet_l3_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist_resnet_v16) {
+    mnist_resnet_l3_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist_resnet_l3_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist_resnet_l3_dw[NGROUP][576];
@@ -1170,12 +2013,14 @@ static cnn_real mnist_resnet_l3_dw[NGROUP][576];
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist_resnet_l3_dyp[NGROUP][7208];
+static cnn_real mnist_resnet_l3_dyp[NGROUP][7216];
 static cnn_real mnist_resnet_l3_wt[576];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
-// (flat: on the input's row stride; the padding never written), one image per group.
-static cnn_real mnist_resnet_l3_dyw[NGROUP][6728];
-CNN_CLONES static void mnist_resnet_l3_conv_backward(int n) {
+// (or laid on the input's row stride: conv_kernels.c), the padding never written.
+static cnn_real mnist_resnet_l3_dyw[NGROUP][6800];
+// The weight gradient of a group's images so far, a vector of lane sums per weight.
+static cnn_real mnist_resnet_l3_dwv[NGROUP][9216];
+CNN_CLONES static void mnist_resnet_l3_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 88;
   cnn_real *restrict wt = mnist_resnet_l3_wt;
   for (int o = 0; o < 8; o++)
@@ -1185,6 +2030,7 @@ CNN_CLONES static void mnist_resnet_l3_conv_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l3_dw[g];
+    cnn_real *restrict dwv = mnist_resnet_l3_dwv[g];
     cnn_real *restrict dyp = mnist_resnet_l3_dyp[g];
     cnn_real *restrict dyw = mnist_resnet_l3_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -1220,19 +2066,79 @@ CNN_CLONES static void mnist_resnet_l3_conv_backward(int n) {
                 s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
-            cnn_real *restrict dwo = dw + (o) * 72 + (c * 3 + ky) * 3;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
-            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
-            dwo[72] = first ? CNN_HSUM8(s1_0) : dwo[72] + CNN_HSUM8(s1_0);
-            dwo[73] = first ? CNN_HSUM8(s1_1) : dwo[73] + CNN_HSUM8(s1_1);
-            dwo[74] = first ? CNN_HSUM8(s1_2) : dwo[74] + CNN_HSUM8(s1_2);
-            dwo[144] = first ? CNN_HSUM8(s2_0) : dwo[144] + CNN_HSUM8(s2_0);
-            dwo[145] = first ? CNN_HSUM8(s2_1) : dwo[145] + CNN_HSUM8(s2_1);
-            dwo[146] = first ? CNN_HSUM8(s2_2) : dwo[146] + CNN_HSUM8(s2_2);
-            dwo[216] = first ? CNN_HSUM8(s3_0) : dwo[216] + CNN_HSUM8(s3_0);
-            dwo[217] = first ? CNN_HSUM8(s3_1) : dwo[217] + CNN_HSUM8(s3_1);
-            dwo[218] = first ? CNN_HSUM8(s3_2) : dwo[218] + CNN_HSUM8(s3_2);
+            cnn_real *restrict dwo = dwv + ((o) * 72 + (c * 3 + ky) * 3) * 8;
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 8, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 8, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_2 += t;
+            }
+            memcpy(dwo + 16, &s0_2, sizeof s0_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 576, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 576, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 584, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 584, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 592, sizeof t);
+              s1_2 += t;
+            }
+            memcpy(dwo + 592, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1152, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 1152, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1160, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 1160, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1168, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 1168, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1728, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 1728, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1736, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 1736, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1744, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 1744, &s3_2, sizeof s3_2);
           }
       }
       cnn_real *restrict dx = mnist_resnet_dscratch + (size_t)i * 6272;
@@ -1477,6 +2383,11 @@ CNN_CLONES static void mnist_resnet_l3_conv_backward(int n) {
         }
       }
     }
+    for (int j = 0; j < 576; j++) {
+      cnn_v8 t;
+      memcpy(&t, dwv + (size_t)j * 8, sizeof t);
+      dw[j] = CNN_HSUM8(t);
+    }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
   for (int j = 0; j < 576; j++) {
@@ -1485,6 +2396,392 @@ CNN_CLONES static void mnist_resnet_l3_conv_backward(int n) {
       s += mnist_resnet_l3_dw[g][j];
     mnist_resnet_grads[88 + j] = s;
   }
+}
+#if CNN_V16
+CNN_V16_FN static void mnist_resnet_l3_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist_resnet_params + 88;
+  cnn_real *restrict wt = mnist_resnet_l3_wt;
+  for (int o = 0; o < 8; o++)
+    for (int c = 0; c < 8; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 8 + o) * 9 + 8 - j] = w[(o * 8 + c) * 9 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist_resnet_l3_dw[g];
+    cnn_real *restrict dwv = mnist_resnet_l3_dwv[g];
+    cnn_real *restrict dyp = mnist_resnet_l3_dyp[g];
+    cnn_real *restrict dyw = mnist_resnet_l3_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const int first = i == g * GSIZE;
+      const cnn_real *restrict x = mnist_resnet_l3_xp + (size_t)i * 7200;
+      const cnn_real *restrict dy = mnist_resnet_d4 + (size_t)i * 6272;
+      for (int o = 0; o < 8; o++)
+        for (int oy = 0; oy < 28; oy++)
+          memcpy(dyw + o * 848 + oy * 30, dy + (o * 28 + oy) * 28, 28 * sizeof(cnn_real));
+      // 8 output channels x 3 taps of vector sums per register tile; each plane one run of vectors on x's rows (flat).
+      for (int o = 0; o < 8; o += 8) {
+        for (int c = 0; c < 8; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
+            cnn_v16 s4_0 = {0}, s4_1 = {0}, s4_2 = {0};
+            cnn_v16 s5_0 = {0}, s5_1 = {0}, s5_2 = {0};
+            cnn_v16 s6_0 = {0}, s6_1 = {0}, s6_2 = {0};
+            cnn_v16 s7_0 = {0}, s7_1 = {0}, s7_2 = {0};
+            {
+              const cnn_real *restrict dr = dyw + (o) * 848;
+              const cnn_real *restrict xr = x + (c * 30 + ky) * 30;
+              for (int v = 0; v < 848; v += 16) {
+                cnn_v16 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 848 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1696 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 2544 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+                memcpy(&d, dr + 3392 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
+                memcpy(&d, dr + 4240 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
+                memcpy(&d, dr + 5088 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0; s6_1 += d * x1; s6_2 += d * x2;
+                memcpy(&d, dr + 5936 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0; s7_1 += d * x1; s7_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dwv + ((o) * 72 + (c * 3 + ky) * 3) * 16;
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 16, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 32, sizeof t);
+              s0_2 += t;
+            }
+            memcpy(dwo + 32, &s0_2, sizeof s0_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1152, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 1152, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1168, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 1168, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1184, sizeof t);
+              s1_2 += t;
+            }
+            memcpy(dwo + 1184, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 2304, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 2304, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 2320, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 2320, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 2336, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 2336, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 3456, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 3456, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 3472, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 3472, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 3488, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 3488, &s3_2, sizeof s3_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 4608, sizeof t);
+              s4_0 += t;
+            }
+            memcpy(dwo + 4608, &s4_0, sizeof s4_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 4624, sizeof t);
+              s4_1 += t;
+            }
+            memcpy(dwo + 4624, &s4_1, sizeof s4_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 4640, sizeof t);
+              s4_2 += t;
+            }
+            memcpy(dwo + 4640, &s4_2, sizeof s4_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 5760, sizeof t);
+              s5_0 += t;
+            }
+            memcpy(dwo + 5760, &s5_0, sizeof s5_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 5776, sizeof t);
+              s5_1 += t;
+            }
+            memcpy(dwo + 5776, &s5_1, sizeof s5_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 5792, sizeof t);
+              s5_2 += t;
+            }
+            memcpy(dwo + 5792, &s5_2, sizeof s5_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 6912, sizeof t);
+              s6_0 += t;
+            }
+            memcpy(dwo + 6912, &s6_0, sizeof s6_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 6928, sizeof t);
+              s6_1 += t;
+            }
+            memcpy(dwo + 6928, &s6_1, sizeof s6_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 6944, sizeof t);
+              s6_2 += t;
+            }
+            memcpy(dwo + 6944, &s6_2, sizeof s6_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 8064, sizeof t);
+              s7_0 += t;
+            }
+            memcpy(dwo + 8064, &s7_0, sizeof s7_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 8080, sizeof t);
+              s7_1 += t;
+            }
+            memcpy(dwo + 8080, &s7_1, sizeof s7_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 8096, sizeof t);
+              s7_2 += t;
+            }
+            memcpy(dwo + 8096, &s7_2, sizeof s7_2);
+          }
+      }
+      cnn_real *restrict dx = mnist_resnet_dscratch + (size_t)i * 6272;
+      for (int o = 0; o < 8; o++)
+        for (int oy = 0; oy < 28; oy++)
+          memcpy(dyp + (o * 30 + oy + 1) * 30 + 1, dy + (o * 28 + oy) * 28, 28 * sizeof(cnn_real));
+      // 8 output channels x 2 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[800] = a1_1[0]; yr[801] = a1_1[1]; yr[802] = a1_1[2]; yr[803] = a1_1[3]; yr[804] = a1_1[4]; yr[805] = a1_1[5]; yr[806] = a1_1[6]; yr[807] = a1_1[7]; yr[808] = a1_1[8]; yr[809] = a1_1[9]; yr[810] = a1_1[10]; yr[811] = a1_1[11];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1584] = a2_1[0]; yr[1585] = a2_1[1]; yr[1586] = a2_1[2]; yr[1587] = a2_1[3]; yr[1588] = a2_1[4]; yr[1589] = a2_1[5]; yr[1590] = a2_1[6]; yr[1591] = a2_1[7]; yr[1592] = a2_1[8]; yr[1593] = a2_1[9]; yr[1594] = a2_1[10]; yr[1595] = a2_1[11];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2368] = a3_1[0]; yr[2369] = a3_1[1]; yr[2370] = a3_1[2]; yr[2371] = a3_1[3]; yr[2372] = a3_1[4]; yr[2373] = a3_1[5]; yr[2374] = a3_1[6]; yr[2375] = a3_1[7]; yr[2376] = a3_1[8]; yr[2377] = a3_1[9]; yr[2378] = a3_1[10]; yr[2379] = a3_1[11];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3152] = a4_1[0]; yr[3153] = a4_1[1]; yr[3154] = a4_1[2]; yr[3155] = a4_1[3]; yr[3156] = a4_1[4]; yr[3157] = a4_1[5]; yr[3158] = a4_1[6]; yr[3159] = a4_1[7]; yr[3160] = a4_1[8]; yr[3161] = a4_1[9]; yr[3162] = a4_1[10]; yr[3163] = a4_1[11];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3936] = a5_1[0]; yr[3937] = a5_1[1]; yr[3938] = a5_1[2]; yr[3939] = a5_1[3]; yr[3940] = a5_1[4]; yr[3941] = a5_1[5]; yr[3942] = a5_1[6]; yr[3943] = a5_1[7]; yr[3944] = a5_1[8]; yr[3945] = a5_1[9]; yr[3946] = a5_1[10]; yr[3947] = a5_1[11];
+          memcpy(yr + 4704, &a6_0, sizeof a6_0);
+          yr[4720] = a6_1[0]; yr[4721] = a6_1[1]; yr[4722] = a6_1[2]; yr[4723] = a6_1[3]; yr[4724] = a6_1[4]; yr[4725] = a6_1[5]; yr[4726] = a6_1[6]; yr[4727] = a6_1[7]; yr[4728] = a6_1[8]; yr[4729] = a6_1[9]; yr[4730] = a6_1[10]; yr[4731] = a6_1[11];
+          memcpy(yr + 5488, &a7_0, sizeof a7_0);
+          yr[5504] = a7_1[0]; yr[5505] = a7_1[1]; yr[5506] = a7_1[2]; yr[5507] = a7_1[3]; yr[5508] = a7_1[4]; yr[5509] = a7_1[5]; yr[5510] = a7_1[6]; yr[5511] = a7_1[7]; yr[5512] = a7_1[8]; yr[5513] = a7_1[9]; yr[5514] = a7_1[10]; yr[5515] = a7_1[11];
+        }
+      }
+      for (int oy = 1; oy < 27; oy++) {
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[800] = a1_1[0]; yr[801] = a1_1[1]; yr[802] = a1_1[2]; yr[803] = a1_1[3]; yr[804] = a1_1[4]; yr[805] = a1_1[5]; yr[806] = a1_1[6]; yr[807] = a1_1[7]; yr[808] = a1_1[8]; yr[809] = a1_1[9]; yr[810] = a1_1[10]; yr[811] = a1_1[11];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1584] = a2_1[0]; yr[1585] = a2_1[1]; yr[1586] = a2_1[2]; yr[1587] = a2_1[3]; yr[1588] = a2_1[4]; yr[1589] = a2_1[5]; yr[1590] = a2_1[6]; yr[1591] = a2_1[7]; yr[1592] = a2_1[8]; yr[1593] = a2_1[9]; yr[1594] = a2_1[10]; yr[1595] = a2_1[11];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2368] = a3_1[0]; yr[2369] = a3_1[1]; yr[2370] = a3_1[2]; yr[2371] = a3_1[3]; yr[2372] = a3_1[4]; yr[2373] = a3_1[5]; yr[2374] = a3_1[6]; yr[2375] = a3_1[7]; yr[2376] = a3_1[8]; yr[2377] = a3_1[9]; yr[2378] = a3_1[10]; yr[2379] = a3_1[11];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3152] = a4_1[0]; yr[3153] = a4_1[1]; yr[3154] = a4_1[2]; yr[3155] = a4_1[3]; yr[3156] = a4_1[4]; yr[3157] = a4_1[5]; yr[3158] = a4_1[6]; yr[3159] = a4_1[7]; yr[3160] = a4_1[8]; yr[3161] = a4_1[9]; yr[3162] = a4_1[10]; yr[3163] = a4_1[11];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3936] = a5_1[0]; yr[3937] = a5_1[1]; yr[3938] = a5_1[2]; yr[3939] = a5_1[3]; yr[3940] = a5_1[4]; yr[3941] = a5_1[5]; yr[3942] = a5_1[6]; yr[3943] = a5_1[7]; yr[3944] = a5_1[8]; yr[3945] = a5_1[9]; yr[3946] = a5_1[10]; yr[3947] = a5_1[11];
+          memcpy(yr + 4704, &a6_0, sizeof a6_0);
+          yr[4720] = a6_1[0]; yr[4721] = a6_1[1]; yr[4722] = a6_1[2]; yr[4723] = a6_1[3]; yr[4724] = a6_1[4]; yr[4725] = a6_1[5]; yr[4726] = a6_1[6]; yr[4727] = a6_1[7]; yr[4728] = a6_1[8]; yr[4729] = a6_1[9]; yr[4730] = a6_1[10]; yr[4731] = a6_1[11];
+          memcpy(yr + 5488, &a7_0, sizeof a7_0);
+          yr[5504] = a7_1[0]; yr[5505] = a7_1[1]; yr[5506] = a7_1[2]; yr[5507] = a7_1[3]; yr[5508] = a7_1[4]; yr[5509] = a7_1[5]; yr[5510] = a7_1[6]; yr[5511] = a7_1[7]; yr[5512] = a7_1[8]; yr[5513] = a7_1[9]; yr[5514] = a7_1[10]; yr[5515] = a7_1[11];
+        }
+      }
+      for (int oy = 27; oy < 28; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[800] = a1_1[0]; yr[801] = a1_1[1]; yr[802] = a1_1[2]; yr[803] = a1_1[3]; yr[804] = a1_1[4]; yr[805] = a1_1[5]; yr[806] = a1_1[6]; yr[807] = a1_1[7]; yr[808] = a1_1[8]; yr[809] = a1_1[9]; yr[810] = a1_1[10]; yr[811] = a1_1[11];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1584] = a2_1[0]; yr[1585] = a2_1[1]; yr[1586] = a2_1[2]; yr[1587] = a2_1[3]; yr[1588] = a2_1[4]; yr[1589] = a2_1[5]; yr[1590] = a2_1[6]; yr[1591] = a2_1[7]; yr[1592] = a2_1[8]; yr[1593] = a2_1[9]; yr[1594] = a2_1[10]; yr[1595] = a2_1[11];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2368] = a3_1[0]; yr[2369] = a3_1[1]; yr[2370] = a3_1[2]; yr[2371] = a3_1[3]; yr[2372] = a3_1[4]; yr[2373] = a3_1[5]; yr[2374] = a3_1[6]; yr[2375] = a3_1[7]; yr[2376] = a3_1[8]; yr[2377] = a3_1[9]; yr[2378] = a3_1[10]; yr[2379] = a3_1[11];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3152] = a4_1[0]; yr[3153] = a4_1[1]; yr[3154] = a4_1[2]; yr[3155] = a4_1[3]; yr[3156] = a4_1[4]; yr[3157] = a4_1[5]; yr[3158] = a4_1[6]; yr[3159] = a4_1[7]; yr[3160] = a4_1[8]; yr[3161] = a4_1[9]; yr[3162] = a4_1[10]; yr[3163] = a4_1[11];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3936] = a5_1[0]; yr[3937] = a5_1[1]; yr[3938] = a5_1[2]; yr[3939] = a5_1[3]; yr[3940] = a5_1[4]; yr[3941] = a5_1[5]; yr[3942] = a5_1[6]; yr[3943] = a5_1[7]; yr[3944] = a5_1[8]; yr[3945] = a5_1[9]; yr[3946] = a5_1[10]; yr[3947] = a5_1[11];
+          memcpy(yr + 4704, &a6_0, sizeof a6_0);
+          yr[4720] = a6_1[0]; yr[4721] = a6_1[1]; yr[4722] = a6_1[2]; yr[4723] = a6_1[3]; yr[4724] = a6_1[4]; yr[4725] = a6_1[5]; yr[4726] = a6_1[6]; yr[4727] = a6_1[7]; yr[4728] = a6_1[8]; yr[4729] = a6_1[9]; yr[4730] = a6_1[10]; yr[4731] = a6_1[11];
+          memcpy(yr + 5488, &a7_0, sizeof a7_0);
+          yr[5504] = a7_1[0]; yr[5505] = a7_1[1]; yr[5506] = a7_1[2]; yr[5507] = a7_1[3]; yr[5508] = a7_1[4]; yr[5509] = a7_1[5]; yr[5510] = a7_1[6]; yr[5511] = a7_1[7]; yr[5512] = a7_1[8]; yr[5513] = a7_1[9]; yr[5514] = a7_1[10]; yr[5515] = a7_1[11];
+        }
+      }
+    }
+    for (int j = 0; j < 576; j++) {
+      cnn_v16 t;
+      memcpy(&t, dwv + (size_t)j * 16, sizeof t);
+      dw[j] = CNN_HSUM16(t);
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 576; j++) {
+    cnn_real s = mnist_resnet_l3_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist_resnet_l3_dw[g][j];
+    mnist_resnet_grads[88 + j] = s;
+  }
+}
+#endif
+// Layer 3's backward on the CPU's vector width.
+static void mnist_resnet_l3_conv_backward(int n) {
+#if CNN_V16
+  if (mnist_resnet_v16) {
+    mnist_resnet_l3_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist_resnet_l3_conv_backward_v8(n);
 }
 
 // Layer 4: batchnorm: 28x28x8 -> 28x28x8 (HxWxC), RF 5, 16 params, 0 MACs/image.
@@ -1587,14 +2884,16 @@ CNN_CLONES static void mnist_resnet_l4_bn_backward(int n) {
 // Layer 6: conv 3x3, stride 1, pad 1, no bias: 28x28x8 -> 28x28x8 (HxWxC), RF 7, 576 params, 451584 MACs/image.
 // Path: direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input.
 // y[8][28x28] = W[8][8][3x3] (*) x[8][28x28] padded.
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
-static cnn_real mnist_resnet_l6_xp[BATCH * 7200 + 8];
+static cnn_real mnist_resnet_l6_xp[BATCH * 7200 + 16];
 // Layer 7's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l7_ps[BATCH][8], mnist_resnet_l7_pq[BATCH][8];
 // In training, also sums each image's output per channel for layer 7's statistics.
-CNN_CLONES static void mnist_resnet_l6_conv_forward(int n, int training) {
+CNN_CLONES static void mnist_resnet_l6_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 680;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -1863,6 +3162,200 @@ CNN_CLONES static void mnist_resnet_l6_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist_resnet_l6_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist_resnet_params + 680;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist_resnet_a5 + (size_t)i * 6272;
+      cnn_real *restrict y = mnist_resnet_a7 + (size_t)i * 6272;
+      cnn_real *restrict xp = mnist_resnet_l6_xp + (size_t)i * 7200;
+      for (int c = 0; c < 8; c++)
+        for (int iy = 0; iy < 28; iy++)
+          memcpy(xp + (c * 30 + iy + 1) * 30 + 1, x + (c * 28 + iy) * 28, 28 * sizeof(cnn_real));
+      // 8 output channels x 2 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 28 columns
+          const cnn_real *restrict wo = w + (o) * 72;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[800] = a1_1[0]; yr[801] = a1_1[1]; yr[802] = a1_1[2]; yr[803] = a1_1[3]; yr[804] = a1_1[4]; yr[805] = a1_1[5]; yr[806] = a1_1[6]; yr[807] = a1_1[7]; yr[808] = a1_1[8]; yr[809] = a1_1[9]; yr[810] = a1_1[10]; yr[811] = a1_1[11];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1584] = a2_1[0]; yr[1585] = a2_1[1]; yr[1586] = a2_1[2]; yr[1587] = a2_1[3]; yr[1588] = a2_1[4]; yr[1589] = a2_1[5]; yr[1590] = a2_1[6]; yr[1591] = a2_1[7]; yr[1592] = a2_1[8]; yr[1593] = a2_1[9]; yr[1594] = a2_1[10]; yr[1595] = a2_1[11];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2368] = a3_1[0]; yr[2369] = a3_1[1]; yr[2370] = a3_1[2]; yr[2371] = a3_1[3]; yr[2372] = a3_1[4]; yr[2373] = a3_1[5]; yr[2374] = a3_1[6]; yr[2375] = a3_1[7]; yr[2376] = a3_1[8]; yr[2377] = a3_1[9]; yr[2378] = a3_1[10]; yr[2379] = a3_1[11];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3152] = a4_1[0]; yr[3153] = a4_1[1]; yr[3154] = a4_1[2]; yr[3155] = a4_1[3]; yr[3156] = a4_1[4]; yr[3157] = a4_1[5]; yr[3158] = a4_1[6]; yr[3159] = a4_1[7]; yr[3160] = a4_1[8]; yr[3161] = a4_1[9]; yr[3162] = a4_1[10]; yr[3163] = a4_1[11];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3936] = a5_1[0]; yr[3937] = a5_1[1]; yr[3938] = a5_1[2]; yr[3939] = a5_1[3]; yr[3940] = a5_1[4]; yr[3941] = a5_1[5]; yr[3942] = a5_1[6]; yr[3943] = a5_1[7]; yr[3944] = a5_1[8]; yr[3945] = a5_1[9]; yr[3946] = a5_1[10]; yr[3947] = a5_1[11];
+          memcpy(yr + 4704, &a6_0, sizeof a6_0);
+          yr[4720] = a6_1[0]; yr[4721] = a6_1[1]; yr[4722] = a6_1[2]; yr[4723] = a6_1[3]; yr[4724] = a6_1[4]; yr[4725] = a6_1[5]; yr[4726] = a6_1[6]; yr[4727] = a6_1[7]; yr[4728] = a6_1[8]; yr[4729] = a6_1[9]; yr[4730] = a6_1[10]; yr[4731] = a6_1[11];
+          memcpy(yr + 5488, &a7_0, sizeof a7_0);
+          yr[5504] = a7_1[0]; yr[5505] = a7_1[1]; yr[5506] = a7_1[2]; yr[5507] = a7_1[3]; yr[5508] = a7_1[4]; yr[5509] = a7_1[5]; yr[5510] = a7_1[6]; yr[5511] = a7_1[7]; yr[5512] = a7_1[8]; yr[5513] = a7_1[9]; yr[5514] = a7_1[10]; yr[5515] = a7_1[11];
+        }
+      }
+      for (int oy = 1; oy < 27; oy++) {
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 28 columns
+          const cnn_real *restrict wo = w + (o) * 72;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[800] = a1_1[0]; yr[801] = a1_1[1]; yr[802] = a1_1[2]; yr[803] = a1_1[3]; yr[804] = a1_1[4]; yr[805] = a1_1[5]; yr[806] = a1_1[6]; yr[807] = a1_1[7]; yr[808] = a1_1[8]; yr[809] = a1_1[9]; yr[810] = a1_1[10]; yr[811] = a1_1[11];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1584] = a2_1[0]; yr[1585] = a2_1[1]; yr[1586] = a2_1[2]; yr[1587] = a2_1[3]; yr[1588] = a2_1[4]; yr[1589] = a2_1[5]; yr[1590] = a2_1[6]; yr[1591] = a2_1[7]; yr[1592] = a2_1[8]; yr[1593] = a2_1[9]; yr[1594] = a2_1[10]; yr[1595] = a2_1[11];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2368] = a3_1[0]; yr[2369] = a3_1[1]; yr[2370] = a3_1[2]; yr[2371] = a3_1[3]; yr[2372] = a3_1[4]; yr[2373] = a3_1[5]; yr[2374] = a3_1[6]; yr[2375] = a3_1[7]; yr[2376] = a3_1[8]; yr[2377] = a3_1[9]; yr[2378] = a3_1[10]; yr[2379] = a3_1[11];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3152] = a4_1[0]; yr[3153] = a4_1[1]; yr[3154] = a4_1[2]; yr[3155] = a4_1[3]; yr[3156] = a4_1[4]; yr[3157] = a4_1[5]; yr[3158] = a4_1[6]; yr[3159] = a4_1[7]; yr[3160] = a4_1[8]; yr[3161] = a4_1[9]; yr[3162] = a4_1[10]; yr[3163] = a4_1[11];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3936] = a5_1[0]; yr[3937] = a5_1[1]; yr[3938] = a5_1[2]; yr[3939] = a5_1[3]; yr[3940] = a5_1[4]; yr[3941] = a5_1[5]; yr[3942] = a5_1[6]; yr[3943] = a5_1[7]; yr[3944] = a5_1[8]; yr[3945] = a5_1[9]; yr[3946] = a5_1[10]; yr[3947] = a5_1[11];
+          memcpy(yr + 4704, &a6_0, sizeof a6_0);
+          yr[4720] = a6_1[0]; yr[4721] = a6_1[1]; yr[4722] = a6_1[2]; yr[4723] = a6_1[3]; yr[4724] = a6_1[4]; yr[4725] = a6_1[5]; yr[4726] = a6_1[6]; yr[4727] = a6_1[7]; yr[4728] = a6_1[8]; yr[4729] = a6_1[9]; yr[4730] = a6_1[10]; yr[4731] = a6_1[11];
+          memcpy(yr + 5488, &a7_0, sizeof a7_0);
+          yr[5504] = a7_1[0]; yr[5505] = a7_1[1]; yr[5506] = a7_1[2]; yr[5507] = a7_1[3]; yr[5508] = a7_1[4]; yr[5509] = a7_1[5]; yr[5510] = a7_1[6]; yr[5511] = a7_1[7]; yr[5512] = a7_1[8]; yr[5513] = a7_1[9]; yr[5514] = a7_1[10]; yr[5515] = a7_1[11];
+        }
+      }
+      for (int oy = 27; oy < 28; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 28 columns
+          const cnn_real *restrict wo = w + (o) * 72;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[800] = a1_1[0]; yr[801] = a1_1[1]; yr[802] = a1_1[2]; yr[803] = a1_1[3]; yr[804] = a1_1[4]; yr[805] = a1_1[5]; yr[806] = a1_1[6]; yr[807] = a1_1[7]; yr[808] = a1_1[8]; yr[809] = a1_1[9]; yr[810] = a1_1[10]; yr[811] = a1_1[11];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1584] = a2_1[0]; yr[1585] = a2_1[1]; yr[1586] = a2_1[2]; yr[1587] = a2_1[3]; yr[1588] = a2_1[4]; yr[1589] = a2_1[5]; yr[1590] = a2_1[6]; yr[1591] = a2_1[7]; yr[1592] = a2_1[8]; yr[1593] = a2_1[9]; yr[1594] = a2_1[10]; yr[1595] = a2_1[11];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2368] = a3_1[0]; yr[2369] = a3_1[1]; yr[2370] = a3_1[2]; yr[2371] = a3_1[3]; yr[2372] = a3_1[4]; yr[2373] = a3_1[5]; yr[2374] = a3_1[6]; yr[2375] = a3_1[7]; yr[2376] = a3_1[8]; yr[2377] = a3_1[9]; yr[2378] = a3_1[10]; yr[2379] = a3_1[11];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3152] = a4_1[0]; yr[3153] = a4_1[1]; yr[3154] = a4_1[2]; yr[3155] = a4_1[3]; yr[3156] = a4_1[4]; yr[3157] = a4_1[5]; yr[3158] = a4_1[6]; yr[3159] = a4_1[7]; yr[3160] = a4_1[8]; yr[3161] = a4_1[9]; yr[3162] = a4_1[10]; yr[3163] = a4_1[11];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3936] = a5_1[0]; yr[3937] = a5_1[1]; yr[3938] = a5_1[2]; yr[3939] = a5_1[3]; yr[3940] = a5_1[4]; yr[3941] = a5_1[5]; yr[3942] = a5_1[6]; yr[3943] = a5_1[7]; yr[3944] = a5_1[8]; yr[3945] = a5_1[9]; yr[3946] = a5_1[10]; yr[3947] = a5_1[11];
+          memcpy(yr + 4704, &a6_0, sizeof a6_0);
+          yr[4720] = a6_1[0]; yr[4721] = a6_1[1]; yr[4722] = a6_1[2]; yr[4723] = a6_1[3]; yr[4724] = a6_1[4]; yr[4725] = a6_1[5]; yr[4726] = a6_1[6]; yr[4727] = a6_1[7]; yr[4728] = a6_1[8]; yr[4729] = a6_1[9]; yr[4730] = a6_1[10]; yr[4731] = a6_1[11];
+          memcpy(yr + 5488, &a7_0, sizeof a7_0);
+          yr[5504] = a7_1[0]; yr[5505] = a7_1[1]; yr[5506] = a7_1[2]; yr[5507] = a7_1[3]; yr[5508] = a7_1[4]; yr[5509] = a7_1[5]; yr[5510] = a7_1[6]; yr[5511] = a7_1[7]; yr[5512] = a7_1[8]; yr[5513] = a7_1[9]; yr[5514] = a7_1[10]; yr[5515] = a7_1[11];
+        }
+      }
+      if (training)
+        for (int c = 0; c < 8; c++) {
+          const cnn_real *restrict x = y + c * 784;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 784; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist_resnet_l7_ps[i][c] = s;
+          mnist_resnet_l7_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 6's forward on the CPU's vector width.
+static void mnist_resnet_l6_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist_resnet_v16) {
+    mnist_resnet_l6_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist_resnet_l6_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist_resnet_l6_dw[NGROUP][576];
@@ -1870,12 +3363,14 @@ static cnn_real mnist_resnet_l6_dw[NGROUP][576];
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist_resnet_l6_dyp[NGROUP][7208];
+static cnn_real mnist_resnet_l6_dyp[NGROUP][7216];
 static cnn_real mnist_resnet_l6_wt[576];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
-// (flat: on the input's row stride; the padding never written), one image per group.
-static cnn_real mnist_resnet_l6_dyw[NGROUP][6728];
-CNN_CLONES static void mnist_resnet_l6_conv_backward(int n) {
+// (or laid on the input's row stride: conv_kernels.c), the padding never written.
+static cnn_real mnist_resnet_l6_dyw[NGROUP][6800];
+// The weight gradient of a group's images so far, a vector of lane sums per weight.
+static cnn_real mnist_resnet_l6_dwv[NGROUP][9216];
+CNN_CLONES static void mnist_resnet_l6_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 680;
   cnn_real *restrict wt = mnist_resnet_l6_wt;
   for (int o = 0; o < 8; o++)
@@ -1885,6 +3380,7 @@ CNN_CLONES static void mnist_resnet_l6_conv_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l6_dw[g];
+    cnn_real *restrict dwv = mnist_resnet_l6_dwv[g];
     cnn_real *restrict dyp = mnist_resnet_l6_dyp[g];
     cnn_real *restrict dyw = mnist_resnet_l6_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -1920,19 +3416,79 @@ CNN_CLONES static void mnist_resnet_l6_conv_backward(int n) {
                 s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
-            cnn_real *restrict dwo = dw + (o) * 72 + (c * 3 + ky) * 3;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
-            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
-            dwo[72] = first ? CNN_HSUM8(s1_0) : dwo[72] + CNN_HSUM8(s1_0);
-            dwo[73] = first ? CNN_HSUM8(s1_1) : dwo[73] + CNN_HSUM8(s1_1);
-            dwo[74] = first ? CNN_HSUM8(s1_2) : dwo[74] + CNN_HSUM8(s1_2);
-            dwo[144] = first ? CNN_HSUM8(s2_0) : dwo[144] + CNN_HSUM8(s2_0);
-            dwo[145] = first ? CNN_HSUM8(s2_1) : dwo[145] + CNN_HSUM8(s2_1);
-            dwo[146] = first ? CNN_HSUM8(s2_2) : dwo[146] + CNN_HSUM8(s2_2);
-            dwo[216] = first ? CNN_HSUM8(s3_0) : dwo[216] + CNN_HSUM8(s3_0);
-            dwo[217] = first ? CNN_HSUM8(s3_1) : dwo[217] + CNN_HSUM8(s3_1);
-            dwo[218] = first ? CNN_HSUM8(s3_2) : dwo[218] + CNN_HSUM8(s3_2);
+            cnn_real *restrict dwo = dwv + ((o) * 72 + (c * 3 + ky) * 3) * 8;
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 8, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 8, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_2 += t;
+            }
+            memcpy(dwo + 16, &s0_2, sizeof s0_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 576, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 576, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 584, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 584, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 592, sizeof t);
+              s1_2 += t;
+            }
+            memcpy(dwo + 592, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1152, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 1152, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1160, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 1160, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1168, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 1168, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1728, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 1728, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1736, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 1736, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1744, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 1744, &s3_2, sizeof s3_2);
           }
       }
       {
@@ -2204,6 +3760,11 @@ CNN_CLONES static void mnist_resnet_l6_conv_backward(int n) {
         }
       }
     }
+    for (int j = 0; j < 576; j++) {
+      cnn_v8 t;
+      memcpy(&t, dwv + (size_t)j * 8, sizeof t);
+      dw[j] = CNN_HSUM8(t);
+    }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
   for (int j = 0; j < 576; j++) {
@@ -2212,6 +3773,419 @@ CNN_CLONES static void mnist_resnet_l6_conv_backward(int n) {
       s += mnist_resnet_l6_dw[g][j];
     mnist_resnet_grads[680 + j] = s;
   }
+}
+#if CNN_V16
+CNN_V16_FN static void mnist_resnet_l6_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist_resnet_params + 680;
+  cnn_real *restrict wt = mnist_resnet_l6_wt;
+  for (int o = 0; o < 8; o++)
+    for (int c = 0; c < 8; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 8 + o) * 9 + 8 - j] = w[(o * 8 + c) * 9 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist_resnet_l6_dw[g];
+    cnn_real *restrict dwv = mnist_resnet_l6_dwv[g];
+    cnn_real *restrict dyp = mnist_resnet_l6_dyp[g];
+    cnn_real *restrict dyw = mnist_resnet_l6_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const int first = i == g * GSIZE;
+      const cnn_real *restrict x = mnist_resnet_l6_xp + (size_t)i * 7200;
+      const cnn_real *restrict dy = mnist_resnet_d7 + (size_t)i * 6272;
+      for (int o = 0; o < 8; o++)
+        for (int oy = 0; oy < 28; oy++)
+          memcpy(dyw + o * 848 + oy * 30, dy + (o * 28 + oy) * 28, 28 * sizeof(cnn_real));
+      // 8 output channels x 3 taps of vector sums per register tile; each plane one run of vectors on x's rows (flat).
+      for (int o = 0; o < 8; o += 8) {
+        for (int c = 0; c < 8; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
+            cnn_v16 s4_0 = {0}, s4_1 = {0}, s4_2 = {0};
+            cnn_v16 s5_0 = {0}, s5_1 = {0}, s5_2 = {0};
+            cnn_v16 s6_0 = {0}, s6_1 = {0}, s6_2 = {0};
+            cnn_v16 s7_0 = {0}, s7_1 = {0}, s7_2 = {0};
+            {
+              const cnn_real *restrict dr = dyw + (o) * 848;
+              const cnn_real *restrict xr = x + (c * 30 + ky) * 30;
+              for (int v = 0; v < 848; v += 16) {
+                cnn_v16 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 848 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1696 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 2544 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+                memcpy(&d, dr + 3392 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
+                memcpy(&d, dr + 4240 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
+                memcpy(&d, dr + 5088 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0; s6_1 += d * x1; s6_2 += d * x2;
+                memcpy(&d, dr + 5936 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0; s7_1 += d * x1; s7_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dwv + ((o) * 72 + (c * 3 + ky) * 3) * 16;
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 16, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 32, sizeof t);
+              s0_2 += t;
+            }
+            memcpy(dwo + 32, &s0_2, sizeof s0_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1152, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 1152, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1168, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 1168, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1184, sizeof t);
+              s1_2 += t;
+            }
+            memcpy(dwo + 1184, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 2304, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 2304, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 2320, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 2320, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 2336, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 2336, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 3456, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 3456, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 3472, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 3472, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 3488, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 3488, &s3_2, sizeof s3_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 4608, sizeof t);
+              s4_0 += t;
+            }
+            memcpy(dwo + 4608, &s4_0, sizeof s4_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 4624, sizeof t);
+              s4_1 += t;
+            }
+            memcpy(dwo + 4624, &s4_1, sizeof s4_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 4640, sizeof t);
+              s4_2 += t;
+            }
+            memcpy(dwo + 4640, &s4_2, sizeof s4_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 5760, sizeof t);
+              s5_0 += t;
+            }
+            memcpy(dwo + 5760, &s5_0, sizeof s5_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 5776, sizeof t);
+              s5_1 += t;
+            }
+            memcpy(dwo + 5776, &s5_1, sizeof s5_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 5792, sizeof t);
+              s5_2 += t;
+            }
+            memcpy(dwo + 5792, &s5_2, sizeof s5_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 6912, sizeof t);
+              s6_0 += t;
+            }
+            memcpy(dwo + 6912, &s6_0, sizeof s6_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 6928, sizeof t);
+              s6_1 += t;
+            }
+            memcpy(dwo + 6928, &s6_1, sizeof s6_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 6944, sizeof t);
+              s6_2 += t;
+            }
+            memcpy(dwo + 6944, &s6_2, sizeof s6_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 8064, sizeof t);
+              s7_0 += t;
+            }
+            memcpy(dwo + 8064, &s7_0, sizeof s7_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 8080, sizeof t);
+              s7_1 += t;
+            }
+            memcpy(dwo + 8080, &s7_1, sizeof s7_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 8096, sizeof t);
+              s7_2 += t;
+            }
+            memcpy(dwo + 8096, &s7_2, sizeof s7_2);
+          }
+      }
+      {
+      cnn_real *restrict dx = mnist_resnet_d5 + (size_t)i * 6272;
+      for (int o = 0; o < 8; o++)
+        for (int oy = 0; oy < 28; oy++)
+          memcpy(dyp + (o * 30 + oy + 1) * 30 + 1, dy + (o * 28 + oy) * 28, 28 * sizeof(cnn_real));
+      // 8 output channels x 2 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[800] = a1_1[0]; yr[801] = a1_1[1]; yr[802] = a1_1[2]; yr[803] = a1_1[3]; yr[804] = a1_1[4]; yr[805] = a1_1[5]; yr[806] = a1_1[6]; yr[807] = a1_1[7]; yr[808] = a1_1[8]; yr[809] = a1_1[9]; yr[810] = a1_1[10]; yr[811] = a1_1[11];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1584] = a2_1[0]; yr[1585] = a2_1[1]; yr[1586] = a2_1[2]; yr[1587] = a2_1[3]; yr[1588] = a2_1[4]; yr[1589] = a2_1[5]; yr[1590] = a2_1[6]; yr[1591] = a2_1[7]; yr[1592] = a2_1[8]; yr[1593] = a2_1[9]; yr[1594] = a2_1[10]; yr[1595] = a2_1[11];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2368] = a3_1[0]; yr[2369] = a3_1[1]; yr[2370] = a3_1[2]; yr[2371] = a3_1[3]; yr[2372] = a3_1[4]; yr[2373] = a3_1[5]; yr[2374] = a3_1[6]; yr[2375] = a3_1[7]; yr[2376] = a3_1[8]; yr[2377] = a3_1[9]; yr[2378] = a3_1[10]; yr[2379] = a3_1[11];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3152] = a4_1[0]; yr[3153] = a4_1[1]; yr[3154] = a4_1[2]; yr[3155] = a4_1[3]; yr[3156] = a4_1[4]; yr[3157] = a4_1[5]; yr[3158] = a4_1[6]; yr[3159] = a4_1[7]; yr[3160] = a4_1[8]; yr[3161] = a4_1[9]; yr[3162] = a4_1[10]; yr[3163] = a4_1[11];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3936] = a5_1[0]; yr[3937] = a5_1[1]; yr[3938] = a5_1[2]; yr[3939] = a5_1[3]; yr[3940] = a5_1[4]; yr[3941] = a5_1[5]; yr[3942] = a5_1[6]; yr[3943] = a5_1[7]; yr[3944] = a5_1[8]; yr[3945] = a5_1[9]; yr[3946] = a5_1[10]; yr[3947] = a5_1[11];
+          memcpy(yr + 4704, &a6_0, sizeof a6_0);
+          yr[4720] = a6_1[0]; yr[4721] = a6_1[1]; yr[4722] = a6_1[2]; yr[4723] = a6_1[3]; yr[4724] = a6_1[4]; yr[4725] = a6_1[5]; yr[4726] = a6_1[6]; yr[4727] = a6_1[7]; yr[4728] = a6_1[8]; yr[4729] = a6_1[9]; yr[4730] = a6_1[10]; yr[4731] = a6_1[11];
+          memcpy(yr + 5488, &a7_0, sizeof a7_0);
+          yr[5504] = a7_1[0]; yr[5505] = a7_1[1]; yr[5506] = a7_1[2]; yr[5507] = a7_1[3]; yr[5508] = a7_1[4]; yr[5509] = a7_1[5]; yr[5510] = a7_1[6]; yr[5511] = a7_1[7]; yr[5512] = a7_1[8]; yr[5513] = a7_1[9]; yr[5514] = a7_1[10]; yr[5515] = a7_1[11];
+        }
+      }
+      for (int oy = 1; oy < 27; oy++) {
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[800] = a1_1[0]; yr[801] = a1_1[1]; yr[802] = a1_1[2]; yr[803] = a1_1[3]; yr[804] = a1_1[4]; yr[805] = a1_1[5]; yr[806] = a1_1[6]; yr[807] = a1_1[7]; yr[808] = a1_1[8]; yr[809] = a1_1[9]; yr[810] = a1_1[10]; yr[811] = a1_1[11];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1584] = a2_1[0]; yr[1585] = a2_1[1]; yr[1586] = a2_1[2]; yr[1587] = a2_1[3]; yr[1588] = a2_1[4]; yr[1589] = a2_1[5]; yr[1590] = a2_1[6]; yr[1591] = a2_1[7]; yr[1592] = a2_1[8]; yr[1593] = a2_1[9]; yr[1594] = a2_1[10]; yr[1595] = a2_1[11];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2368] = a3_1[0]; yr[2369] = a3_1[1]; yr[2370] = a3_1[2]; yr[2371] = a3_1[3]; yr[2372] = a3_1[4]; yr[2373] = a3_1[5]; yr[2374] = a3_1[6]; yr[2375] = a3_1[7]; yr[2376] = a3_1[8]; yr[2377] = a3_1[9]; yr[2378] = a3_1[10]; yr[2379] = a3_1[11];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3152] = a4_1[0]; yr[3153] = a4_1[1]; yr[3154] = a4_1[2]; yr[3155] = a4_1[3]; yr[3156] = a4_1[4]; yr[3157] = a4_1[5]; yr[3158] = a4_1[6]; yr[3159] = a4_1[7]; yr[3160] = a4_1[8]; yr[3161] = a4_1[9]; yr[3162] = a4_1[10]; yr[3163] = a4_1[11];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3936] = a5_1[0]; yr[3937] = a5_1[1]; yr[3938] = a5_1[2]; yr[3939] = a5_1[3]; yr[3940] = a5_1[4]; yr[3941] = a5_1[5]; yr[3942] = a5_1[6]; yr[3943] = a5_1[7]; yr[3944] = a5_1[8]; yr[3945] = a5_1[9]; yr[3946] = a5_1[10]; yr[3947] = a5_1[11];
+          memcpy(yr + 4704, &a6_0, sizeof a6_0);
+          yr[4720] = a6_1[0]; yr[4721] = a6_1[1]; yr[4722] = a6_1[2]; yr[4723] = a6_1[3]; yr[4724] = a6_1[4]; yr[4725] = a6_1[5]; yr[4726] = a6_1[6]; yr[4727] = a6_1[7]; yr[4728] = a6_1[8]; yr[4729] = a6_1[9]; yr[4730] = a6_1[10]; yr[4731] = a6_1[11];
+          memcpy(yr + 5488, &a7_0, sizeof a7_0);
+          yr[5504] = a7_1[0]; yr[5505] = a7_1[1]; yr[5506] = a7_1[2]; yr[5507] = a7_1[3]; yr[5508] = a7_1[4]; yr[5509] = a7_1[5]; yr[5510] = a7_1[6]; yr[5511] = a7_1[7]; yr[5512] = a7_1[8]; yr[5513] = a7_1[9]; yr[5514] = a7_1[10]; yr[5515] = a7_1[11];
+        }
+      }
+      for (int oy = 27; oy < 28; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 28 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+          memcpy(yr + 784, &a1_0, sizeof a1_0);
+          yr[800] = a1_1[0]; yr[801] = a1_1[1]; yr[802] = a1_1[2]; yr[803] = a1_1[3]; yr[804] = a1_1[4]; yr[805] = a1_1[5]; yr[806] = a1_1[6]; yr[807] = a1_1[7]; yr[808] = a1_1[8]; yr[809] = a1_1[9]; yr[810] = a1_1[10]; yr[811] = a1_1[11];
+          memcpy(yr + 1568, &a2_0, sizeof a2_0);
+          yr[1584] = a2_1[0]; yr[1585] = a2_1[1]; yr[1586] = a2_1[2]; yr[1587] = a2_1[3]; yr[1588] = a2_1[4]; yr[1589] = a2_1[5]; yr[1590] = a2_1[6]; yr[1591] = a2_1[7]; yr[1592] = a2_1[8]; yr[1593] = a2_1[9]; yr[1594] = a2_1[10]; yr[1595] = a2_1[11];
+          memcpy(yr + 2352, &a3_0, sizeof a3_0);
+          yr[2368] = a3_1[0]; yr[2369] = a3_1[1]; yr[2370] = a3_1[2]; yr[2371] = a3_1[3]; yr[2372] = a3_1[4]; yr[2373] = a3_1[5]; yr[2374] = a3_1[6]; yr[2375] = a3_1[7]; yr[2376] = a3_1[8]; yr[2377] = a3_1[9]; yr[2378] = a3_1[10]; yr[2379] = a3_1[11];
+          memcpy(yr + 3136, &a4_0, sizeof a4_0);
+          yr[3152] = a4_1[0]; yr[3153] = a4_1[1]; yr[3154] = a4_1[2]; yr[3155] = a4_1[3]; yr[3156] = a4_1[4]; yr[3157] = a4_1[5]; yr[3158] = a4_1[6]; yr[3159] = a4_1[7]; yr[3160] = a4_1[8]; yr[3161] = a4_1[9]; yr[3162] = a4_1[10]; yr[3163] = a4_1[11];
+          memcpy(yr + 3920, &a5_0, sizeof a5_0);
+          yr[3936] = a5_1[0]; yr[3937] = a5_1[1]; yr[3938] = a5_1[2]; yr[3939] = a5_1[3]; yr[3940] = a5_1[4]; yr[3941] = a5_1[5]; yr[3942] = a5_1[6]; yr[3943] = a5_1[7]; yr[3944] = a5_1[8]; yr[3945] = a5_1[9]; yr[3946] = a5_1[10]; yr[3947] = a5_1[11];
+          memcpy(yr + 4704, &a6_0, sizeof a6_0);
+          yr[4720] = a6_1[0]; yr[4721] = a6_1[1]; yr[4722] = a6_1[2]; yr[4723] = a6_1[3]; yr[4724] = a6_1[4]; yr[4725] = a6_1[5]; yr[4726] = a6_1[6]; yr[4727] = a6_1[7]; yr[4728] = a6_1[8]; yr[4729] = a6_1[9]; yr[4730] = a6_1[10]; yr[4731] = a6_1[11];
+          memcpy(yr + 5488, &a7_0, sizeof a7_0);
+          yr[5504] = a7_1[0]; yr[5505] = a7_1[1]; yr[5506] = a7_1[2]; yr[5507] = a7_1[3]; yr[5508] = a7_1[4]; yr[5509] = a7_1[5]; yr[5510] = a7_1[6]; yr[5511] = a7_1[7]; yr[5512] = a7_1[8]; yr[5513] = a7_1[9]; yr[5514] = a7_1[10]; yr[5515] = a7_1[11];
+        }
+      }
+      }
+      { // layer 4's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 8; c++) {
+          const cnn_real *restrict x = mnist_resnet_a4 + (size_t)i * 6272 + c * 784;
+          cnn_real *restrict dy = mnist_resnet_d5 + (size_t)i * 6272 + c * 784;
+          const cnn_real *restrict y = mnist_resnet_a5 + (size_t)i * 6272 + c * 784;
+          for (int p = 0; p < 784; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+          }
+          const cnn_real m_ = mnist_resnet_l4_mean[c], is = mnist_resnet_l4_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 784; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist_resnet_l4_ps[i][c] = s;
+          mnist_resnet_l4_pq[i][c] = sq;
+        }
+      }
+    }
+    for (int j = 0; j < 576; j++) {
+      cnn_v16 t;
+      memcpy(&t, dwv + (size_t)j * 16, sizeof t);
+      dw[j] = CNN_HSUM16(t);
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 576; j++) {
+    cnn_real s = mnist_resnet_l6_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist_resnet_l6_dw[g][j];
+    mnist_resnet_grads[680 + j] = s;
+  }
+}
+#endif
+// Layer 6's backward on the CPU's vector width.
+static void mnist_resnet_l6_conv_backward(int n) {
+#if CNN_V16
+  if (mnist_resnet_v16) {
+    mnist_resnet_l6_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist_resnet_l6_conv_backward_v8(n);
 }
 
 // Layer 7: batchnorm: 28x28x8 -> 28x28x8 (HxWxC), RF 7, 16 params, 0 MACs/image.
@@ -2415,14 +4389,16 @@ CNN_CLONES static void mnist_resnet_l10_maxpool_backward(int n) {
 // Layer 11: conv 3x3, stride 1, pad 1, no bias: 14x14x8 -> 14x14x16 (HxWxC), RF 12, 1152 params, 225792 MACs/image.
 // Path: direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input.
 // y[16][14x14] = W[16][8][3x3] (*) x[8][14x14] padded.
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
-static cnn_real mnist_resnet_l11_xp[BATCH * 2048 + 8];
+static cnn_real mnist_resnet_l11_xp[BATCH * 2048 + 16];
 // Layer 12's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l12_ps[BATCH][16], mnist_resnet_l12_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 12's statistics.
-CNN_CLONES static void mnist_resnet_l11_conv_forward(int n, int training) {
+CNN_CLONES static void mnist_resnet_l11_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 1272;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -2677,6 +4653,249 @@ CNN_CLONES static void mnist_resnet_l11_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist_resnet_l11_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist_resnet_params + 1272;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist_resnet_a11 + (size_t)i * 1568;
+      cnn_real *restrict y = mnist_resnet_a12 + (size_t)i * 3136;
+      cnn_real *restrict xp = mnist_resnet_l11_xp + (size_t)i * 2048;
+      for (int c = 0; c < 8; c++)
+        for (int iy = 0; iy < 14; iy++)
+          memcpy(xp + (c * 16 + iy + 1) * 16 + 1, x + (c * 14 + iy) * 14, 14 * sizeof(cnn_real));
+      // 16 output channels x 1 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 14 columns
+          const cnn_real *restrict wo = w + (o) * 72;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504], w8 = wr[kx + 576], w9 = wr[kx + 648], w10 = wr[kx + 720], w11 = wr[kx + 792], w12 = wr[kx + 864], w13 = wr[kx + 936], w14 = wr[kx + 1008], w15 = wr[kx + 1080];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 196 + oy * 14 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11]; yr[12] = a0_0[12]; yr[13] = a0_0[13];
+          yr[196] = a1_0[0]; yr[197] = a1_0[1]; yr[198] = a1_0[2]; yr[199] = a1_0[3]; yr[200] = a1_0[4]; yr[201] = a1_0[5]; yr[202] = a1_0[6]; yr[203] = a1_0[7]; yr[204] = a1_0[8]; yr[205] = a1_0[9]; yr[206] = a1_0[10]; yr[207] = a1_0[11]; yr[208] = a1_0[12]; yr[209] = a1_0[13];
+          yr[392] = a2_0[0]; yr[393] = a2_0[1]; yr[394] = a2_0[2]; yr[395] = a2_0[3]; yr[396] = a2_0[4]; yr[397] = a2_0[5]; yr[398] = a2_0[6]; yr[399] = a2_0[7]; yr[400] = a2_0[8]; yr[401] = a2_0[9]; yr[402] = a2_0[10]; yr[403] = a2_0[11]; yr[404] = a2_0[12]; yr[405] = a2_0[13];
+          yr[588] = a3_0[0]; yr[589] = a3_0[1]; yr[590] = a3_0[2]; yr[591] = a3_0[3]; yr[592] = a3_0[4]; yr[593] = a3_0[5]; yr[594] = a3_0[6]; yr[595] = a3_0[7]; yr[596] = a3_0[8]; yr[597] = a3_0[9]; yr[598] = a3_0[10]; yr[599] = a3_0[11]; yr[600] = a3_0[12]; yr[601] = a3_0[13];
+          yr[784] = a4_0[0]; yr[785] = a4_0[1]; yr[786] = a4_0[2]; yr[787] = a4_0[3]; yr[788] = a4_0[4]; yr[789] = a4_0[5]; yr[790] = a4_0[6]; yr[791] = a4_0[7]; yr[792] = a4_0[8]; yr[793] = a4_0[9]; yr[794] = a4_0[10]; yr[795] = a4_0[11]; yr[796] = a4_0[12]; yr[797] = a4_0[13];
+          yr[980] = a5_0[0]; yr[981] = a5_0[1]; yr[982] = a5_0[2]; yr[983] = a5_0[3]; yr[984] = a5_0[4]; yr[985] = a5_0[5]; yr[986] = a5_0[6]; yr[987] = a5_0[7]; yr[988] = a5_0[8]; yr[989] = a5_0[9]; yr[990] = a5_0[10]; yr[991] = a5_0[11]; yr[992] = a5_0[12]; yr[993] = a5_0[13];
+          yr[1176] = a6_0[0]; yr[1177] = a6_0[1]; yr[1178] = a6_0[2]; yr[1179] = a6_0[3]; yr[1180] = a6_0[4]; yr[1181] = a6_0[5]; yr[1182] = a6_0[6]; yr[1183] = a6_0[7]; yr[1184] = a6_0[8]; yr[1185] = a6_0[9]; yr[1186] = a6_0[10]; yr[1187] = a6_0[11]; yr[1188] = a6_0[12]; yr[1189] = a6_0[13];
+          yr[1372] = a7_0[0]; yr[1373] = a7_0[1]; yr[1374] = a7_0[2]; yr[1375] = a7_0[3]; yr[1376] = a7_0[4]; yr[1377] = a7_0[5]; yr[1378] = a7_0[6]; yr[1379] = a7_0[7]; yr[1380] = a7_0[8]; yr[1381] = a7_0[9]; yr[1382] = a7_0[10]; yr[1383] = a7_0[11]; yr[1384] = a7_0[12]; yr[1385] = a7_0[13];
+          yr[1568] = a8_0[0]; yr[1569] = a8_0[1]; yr[1570] = a8_0[2]; yr[1571] = a8_0[3]; yr[1572] = a8_0[4]; yr[1573] = a8_0[5]; yr[1574] = a8_0[6]; yr[1575] = a8_0[7]; yr[1576] = a8_0[8]; yr[1577] = a8_0[9]; yr[1578] = a8_0[10]; yr[1579] = a8_0[11]; yr[1580] = a8_0[12]; yr[1581] = a8_0[13];
+          yr[1764] = a9_0[0]; yr[1765] = a9_0[1]; yr[1766] = a9_0[2]; yr[1767] = a9_0[3]; yr[1768] = a9_0[4]; yr[1769] = a9_0[5]; yr[1770] = a9_0[6]; yr[1771] = a9_0[7]; yr[1772] = a9_0[8]; yr[1773] = a9_0[9]; yr[1774] = a9_0[10]; yr[1775] = a9_0[11]; yr[1776] = a9_0[12]; yr[1777] = a9_0[13];
+          yr[1960] = a10_0[0]; yr[1961] = a10_0[1]; yr[1962] = a10_0[2]; yr[1963] = a10_0[3]; yr[1964] = a10_0[4]; yr[1965] = a10_0[5]; yr[1966] = a10_0[6]; yr[1967] = a10_0[7]; yr[1968] = a10_0[8]; yr[1969] = a10_0[9]; yr[1970] = a10_0[10]; yr[1971] = a10_0[11]; yr[1972] = a10_0[12]; yr[1973] = a10_0[13];
+          yr[2156] = a11_0[0]; yr[2157] = a11_0[1]; yr[2158] = a11_0[2]; yr[2159] = a11_0[3]; yr[2160] = a11_0[4]; yr[2161] = a11_0[5]; yr[2162] = a11_0[6]; yr[2163] = a11_0[7]; yr[2164] = a11_0[8]; yr[2165] = a11_0[9]; yr[2166] = a11_0[10]; yr[2167] = a11_0[11]; yr[2168] = a11_0[12]; yr[2169] = a11_0[13];
+          yr[2352] = a12_0[0]; yr[2353] = a12_0[1]; yr[2354] = a12_0[2]; yr[2355] = a12_0[3]; yr[2356] = a12_0[4]; yr[2357] = a12_0[5]; yr[2358] = a12_0[6]; yr[2359] = a12_0[7]; yr[2360] = a12_0[8]; yr[2361] = a12_0[9]; yr[2362] = a12_0[10]; yr[2363] = a12_0[11]; yr[2364] = a12_0[12]; yr[2365] = a12_0[13];
+          yr[2548] = a13_0[0]; yr[2549] = a13_0[1]; yr[2550] = a13_0[2]; yr[2551] = a13_0[3]; yr[2552] = a13_0[4]; yr[2553] = a13_0[5]; yr[2554] = a13_0[6]; yr[2555] = a13_0[7]; yr[2556] = a13_0[8]; yr[2557] = a13_0[9]; yr[2558] = a13_0[10]; yr[2559] = a13_0[11]; yr[2560] = a13_0[12]; yr[2561] = a13_0[13];
+          yr[2744] = a14_0[0]; yr[2745] = a14_0[1]; yr[2746] = a14_0[2]; yr[2747] = a14_0[3]; yr[2748] = a14_0[4]; yr[2749] = a14_0[5]; yr[2750] = a14_0[6]; yr[2751] = a14_0[7]; yr[2752] = a14_0[8]; yr[2753] = a14_0[9]; yr[2754] = a14_0[10]; yr[2755] = a14_0[11]; yr[2756] = a14_0[12]; yr[2757] = a14_0[13];
+          yr[2940] = a15_0[0]; yr[2941] = a15_0[1]; yr[2942] = a15_0[2]; yr[2943] = a15_0[3]; yr[2944] = a15_0[4]; yr[2945] = a15_0[5]; yr[2946] = a15_0[6]; yr[2947] = a15_0[7]; yr[2948] = a15_0[8]; yr[2949] = a15_0[9]; yr[2950] = a15_0[10]; yr[2951] = a15_0[11]; yr[2952] = a15_0[12]; yr[2953] = a15_0[13];
+        }
+      }
+      for (int oy = 1; oy < 13; oy++) {
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 14 columns
+          const cnn_real *restrict wo = w + (o) * 72;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504], w8 = wr[kx + 576], w9 = wr[kx + 648], w10 = wr[kx + 720], w11 = wr[kx + 792], w12 = wr[kx + 864], w13 = wr[kx + 936], w14 = wr[kx + 1008], w15 = wr[kx + 1080];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 196 + oy * 14 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11]; yr[12] = a0_0[12]; yr[13] = a0_0[13];
+          yr[196] = a1_0[0]; yr[197] = a1_0[1]; yr[198] = a1_0[2]; yr[199] = a1_0[3]; yr[200] = a1_0[4]; yr[201] = a1_0[5]; yr[202] = a1_0[6]; yr[203] = a1_0[7]; yr[204] = a1_0[8]; yr[205] = a1_0[9]; yr[206] = a1_0[10]; yr[207] = a1_0[11]; yr[208] = a1_0[12]; yr[209] = a1_0[13];
+          yr[392] = a2_0[0]; yr[393] = a2_0[1]; yr[394] = a2_0[2]; yr[395] = a2_0[3]; yr[396] = a2_0[4]; yr[397] = a2_0[5]; yr[398] = a2_0[6]; yr[399] = a2_0[7]; yr[400] = a2_0[8]; yr[401] = a2_0[9]; yr[402] = a2_0[10]; yr[403] = a2_0[11]; yr[404] = a2_0[12]; yr[405] = a2_0[13];
+          yr[588] = a3_0[0]; yr[589] = a3_0[1]; yr[590] = a3_0[2]; yr[591] = a3_0[3]; yr[592] = a3_0[4]; yr[593] = a3_0[5]; yr[594] = a3_0[6]; yr[595] = a3_0[7]; yr[596] = a3_0[8]; yr[597] = a3_0[9]; yr[598] = a3_0[10]; yr[599] = a3_0[11]; yr[600] = a3_0[12]; yr[601] = a3_0[13];
+          yr[784] = a4_0[0]; yr[785] = a4_0[1]; yr[786] = a4_0[2]; yr[787] = a4_0[3]; yr[788] = a4_0[4]; yr[789] = a4_0[5]; yr[790] = a4_0[6]; yr[791] = a4_0[7]; yr[792] = a4_0[8]; yr[793] = a4_0[9]; yr[794] = a4_0[10]; yr[795] = a4_0[11]; yr[796] = a4_0[12]; yr[797] = a4_0[13];
+          yr[980] = a5_0[0]; yr[981] = a5_0[1]; yr[982] = a5_0[2]; yr[983] = a5_0[3]; yr[984] = a5_0[4]; yr[985] = a5_0[5]; yr[986] = a5_0[6]; yr[987] = a5_0[7]; yr[988] = a5_0[8]; yr[989] = a5_0[9]; yr[990] = a5_0[10]; yr[991] = a5_0[11]; yr[992] = a5_0[12]; yr[993] = a5_0[13];
+          yr[1176] = a6_0[0]; yr[1177] = a6_0[1]; yr[1178] = a6_0[2]; yr[1179] = a6_0[3]; yr[1180] = a6_0[4]; yr[1181] = a6_0[5]; yr[1182] = a6_0[6]; yr[1183] = a6_0[7]; yr[1184] = a6_0[8]; yr[1185] = a6_0[9]; yr[1186] = a6_0[10]; yr[1187] = a6_0[11]; yr[1188] = a6_0[12]; yr[1189] = a6_0[13];
+          yr[1372] = a7_0[0]; yr[1373] = a7_0[1]; yr[1374] = a7_0[2]; yr[1375] = a7_0[3]; yr[1376] = a7_0[4]; yr[1377] = a7_0[5]; yr[1378] = a7_0[6]; yr[1379] = a7_0[7]; yr[1380] = a7_0[8]; yr[1381] = a7_0[9]; yr[1382] = a7_0[10]; yr[1383] = a7_0[11]; yr[1384] = a7_0[12]; yr[1385] = a7_0[13];
+          yr[1568] = a8_0[0]; yr[1569] = a8_0[1]; yr[1570] = a8_0[2]; yr[1571] = a8_0[3]; yr[1572] = a8_0[4]; yr[1573] = a8_0[5]; yr[1574] = a8_0[6]; yr[1575] = a8_0[7]; yr[1576] = a8_0[8]; yr[1577] = a8_0[9]; yr[1578] = a8_0[10]; yr[1579] = a8_0[11]; yr[1580] = a8_0[12]; yr[1581] = a8_0[13];
+          yr[1764] = a9_0[0]; yr[1765] = a9_0[1]; yr[1766] = a9_0[2]; yr[1767] = a9_0[3]; yr[1768] = a9_0[4]; yr[1769] = a9_0[5]; yr[1770] = a9_0[6]; yr[1771] = a9_0[7]; yr[1772] = a9_0[8]; yr[1773] = a9_0[9]; yr[1774] = a9_0[10]; yr[1775] = a9_0[11]; yr[1776] = a9_0[12]; yr[1777] = a9_0[13];
+          yr[1960] = a10_0[0]; yr[1961] = a10_0[1]; yr[1962] = a10_0[2]; yr[1963] = a10_0[3]; yr[1964] = a10_0[4]; yr[1965] = a10_0[5]; yr[1966] = a10_0[6]; yr[1967] = a10_0[7]; yr[1968] = a10_0[8]; yr[1969] = a10_0[9]; yr[1970] = a10_0[10]; yr[1971] = a10_0[11]; yr[1972] = a10_0[12]; yr[1973] = a10_0[13];
+          yr[2156] = a11_0[0]; yr[2157] = a11_0[1]; yr[2158] = a11_0[2]; yr[2159] = a11_0[3]; yr[2160] = a11_0[4]; yr[2161] = a11_0[5]; yr[2162] = a11_0[6]; yr[2163] = a11_0[7]; yr[2164] = a11_0[8]; yr[2165] = a11_0[9]; yr[2166] = a11_0[10]; yr[2167] = a11_0[11]; yr[2168] = a11_0[12]; yr[2169] = a11_0[13];
+          yr[2352] = a12_0[0]; yr[2353] = a12_0[1]; yr[2354] = a12_0[2]; yr[2355] = a12_0[3]; yr[2356] = a12_0[4]; yr[2357] = a12_0[5]; yr[2358] = a12_0[6]; yr[2359] = a12_0[7]; yr[2360] = a12_0[8]; yr[2361] = a12_0[9]; yr[2362] = a12_0[10]; yr[2363] = a12_0[11]; yr[2364] = a12_0[12]; yr[2365] = a12_0[13];
+          yr[2548] = a13_0[0]; yr[2549] = a13_0[1]; yr[2550] = a13_0[2]; yr[2551] = a13_0[3]; yr[2552] = a13_0[4]; yr[2553] = a13_0[5]; yr[2554] = a13_0[6]; yr[2555] = a13_0[7]; yr[2556] = a13_0[8]; yr[2557] = a13_0[9]; yr[2558] = a13_0[10]; yr[2559] = a13_0[11]; yr[2560] = a13_0[12]; yr[2561] = a13_0[13];
+          yr[2744] = a14_0[0]; yr[2745] = a14_0[1]; yr[2746] = a14_0[2]; yr[2747] = a14_0[3]; yr[2748] = a14_0[4]; yr[2749] = a14_0[5]; yr[2750] = a14_0[6]; yr[2751] = a14_0[7]; yr[2752] = a14_0[8]; yr[2753] = a14_0[9]; yr[2754] = a14_0[10]; yr[2755] = a14_0[11]; yr[2756] = a14_0[12]; yr[2757] = a14_0[13];
+          yr[2940] = a15_0[0]; yr[2941] = a15_0[1]; yr[2942] = a15_0[2]; yr[2943] = a15_0[3]; yr[2944] = a15_0[4]; yr[2945] = a15_0[5]; yr[2946] = a15_0[6]; yr[2947] = a15_0[7]; yr[2948] = a15_0[8]; yr[2949] = a15_0[9]; yr[2950] = a15_0[10]; yr[2951] = a15_0[11]; yr[2952] = a15_0[12]; yr[2953] = a15_0[13];
+        }
+      }
+      for (int oy = 13; oy < 14; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 14 columns
+          const cnn_real *restrict wo = w + (o) * 72;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 72], w2 = wr[kx + 144], w3 = wr[kx + 216], w4 = wr[kx + 288], w5 = wr[kx + 360], w6 = wr[kx + 432], w7 = wr[kx + 504], w8 = wr[kx + 576], w9 = wr[kx + 648], w10 = wr[kx + 720], w11 = wr[kx + 792], w12 = wr[kx + 864], w13 = wr[kx + 936], w14 = wr[kx + 1008], w15 = wr[kx + 1080];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 196 + oy * 14 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11]; yr[12] = a0_0[12]; yr[13] = a0_0[13];
+          yr[196] = a1_0[0]; yr[197] = a1_0[1]; yr[198] = a1_0[2]; yr[199] = a1_0[3]; yr[200] = a1_0[4]; yr[201] = a1_0[5]; yr[202] = a1_0[6]; yr[203] = a1_0[7]; yr[204] = a1_0[8]; yr[205] = a1_0[9]; yr[206] = a1_0[10]; yr[207] = a1_0[11]; yr[208] = a1_0[12]; yr[209] = a1_0[13];
+          yr[392] = a2_0[0]; yr[393] = a2_0[1]; yr[394] = a2_0[2]; yr[395] = a2_0[3]; yr[396] = a2_0[4]; yr[397] = a2_0[5]; yr[398] = a2_0[6]; yr[399] = a2_0[7]; yr[400] = a2_0[8]; yr[401] = a2_0[9]; yr[402] = a2_0[10]; yr[403] = a2_0[11]; yr[404] = a2_0[12]; yr[405] = a2_0[13];
+          yr[588] = a3_0[0]; yr[589] = a3_0[1]; yr[590] = a3_0[2]; yr[591] = a3_0[3]; yr[592] = a3_0[4]; yr[593] = a3_0[5]; yr[594] = a3_0[6]; yr[595] = a3_0[7]; yr[596] = a3_0[8]; yr[597] = a3_0[9]; yr[598] = a3_0[10]; yr[599] = a3_0[11]; yr[600] = a3_0[12]; yr[601] = a3_0[13];
+          yr[784] = a4_0[0]; yr[785] = a4_0[1]; yr[786] = a4_0[2]; yr[787] = a4_0[3]; yr[788] = a4_0[4]; yr[789] = a4_0[5]; yr[790] = a4_0[6]; yr[791] = a4_0[7]; yr[792] = a4_0[8]; yr[793] = a4_0[9]; yr[794] = a4_0[10]; yr[795] = a4_0[11]; yr[796] = a4_0[12]; yr[797] = a4_0[13];
+          yr[980] = a5_0[0]; yr[981] = a5_0[1]; yr[982] = a5_0[2]; yr[983] = a5_0[3]; yr[984] = a5_0[4]; yr[985] = a5_0[5]; yr[986] = a5_0[6]; yr[987] = a5_0[7]; yr[988] = a5_0[8]; yr[989] = a5_0[9]; yr[990] = a5_0[10]; yr[991] = a5_0[11]; yr[992] = a5_0[12]; yr[993] = a5_0[13];
+          yr[1176] = a6_0[0]; yr[1177] = a6_0[1]; yr[1178] = a6_0[2]; yr[1179] = a6_0[3]; yr[1180] = a6_0[4]; yr[1181] = a6_0[5]; yr[1182] = a6_0[6]; yr[1183] = a6_0[7]; yr[1184] = a6_0[8]; yr[1185] = a6_0[9]; yr[1186] = a6_0[10]; yr[1187] = a6_0[11]; yr[1188] = a6_0[12]; yr[1189] = a6_0[13];
+          yr[1372] = a7_0[0]; yr[1373] = a7_0[1]; yr[1374] = a7_0[2]; yr[1375] = a7_0[3]; yr[1376] = a7_0[4]; yr[1377] = a7_0[5]; yr[1378] = a7_0[6]; yr[1379] = a7_0[7]; yr[1380] = a7_0[8]; yr[1381] = a7_0[9]; yr[1382] = a7_0[10]; yr[1383] = a7_0[11]; yr[1384] = a7_0[12]; yr[1385] = a7_0[13];
+          yr[1568] = a8_0[0]; yr[1569] = a8_0[1]; yr[1570] = a8_0[2]; yr[1571] = a8_0[3]; yr[1572] = a8_0[4]; yr[1573] = a8_0[5]; yr[1574] = a8_0[6]; yr[1575] = a8_0[7]; yr[1576] = a8_0[8]; yr[1577] = a8_0[9]; yr[1578] = a8_0[10]; yr[1579] = a8_0[11]; yr[1580] = a8_0[12]; yr[1581] = a8_0[13];
+          yr[1764] = a9_0[0]; yr[1765] = a9_0[1]; yr[1766] = a9_0[2]; yr[1767] = a9_0[3]; yr[1768] = a9_0[4]; yr[1769] = a9_0[5]; yr[1770] = a9_0[6]; yr[1771] = a9_0[7]; yr[1772] = a9_0[8]; yr[1773] = a9_0[9]; yr[1774] = a9_0[10]; yr[1775] = a9_0[11]; yr[1776] = a9_0[12]; yr[1777] = a9_0[13];
+          yr[1960] = a10_0[0]; yr[1961] = a10_0[1]; yr[1962] = a10_0[2]; yr[1963] = a10_0[3]; yr[1964] = a10_0[4]; yr[1965] = a10_0[5]; yr[1966] = a10_0[6]; yr[1967] = a10_0[7]; yr[1968] = a10_0[8]; yr[1969] = a10_0[9]; yr[1970] = a10_0[10]; yr[1971] = a10_0[11]; yr[1972] = a10_0[12]; yr[1973] = a10_0[13];
+          yr[2156] = a11_0[0]; yr[2157] = a11_0[1]; yr[2158] = a11_0[2]; yr[2159] = a11_0[3]; yr[2160] = a11_0[4]; yr[2161] = a11_0[5]; yr[2162] = a11_0[6]; yr[2163] = a11_0[7]; yr[2164] = a11_0[8]; yr[2165] = a11_0[9]; yr[2166] = a11_0[10]; yr[2167] = a11_0[11]; yr[2168] = a11_0[12]; yr[2169] = a11_0[13];
+          yr[2352] = a12_0[0]; yr[2353] = a12_0[1]; yr[2354] = a12_0[2]; yr[2355] = a12_0[3]; yr[2356] = a12_0[4]; yr[2357] = a12_0[5]; yr[2358] = a12_0[6]; yr[2359] = a12_0[7]; yr[2360] = a12_0[8]; yr[2361] = a12_0[9]; yr[2362] = a12_0[10]; yr[2363] = a12_0[11]; yr[2364] = a12_0[12]; yr[2365] = a12_0[13];
+          yr[2548] = a13_0[0]; yr[2549] = a13_0[1]; yr[2550] = a13_0[2]; yr[2551] = a13_0[3]; yr[2552] = a13_0[4]; yr[2553] = a13_0[5]; yr[2554] = a13_0[6]; yr[2555] = a13_0[7]; yr[2556] = a13_0[8]; yr[2557] = a13_0[9]; yr[2558] = a13_0[10]; yr[2559] = a13_0[11]; yr[2560] = a13_0[12]; yr[2561] = a13_0[13];
+          yr[2744] = a14_0[0]; yr[2745] = a14_0[1]; yr[2746] = a14_0[2]; yr[2747] = a14_0[3]; yr[2748] = a14_0[4]; yr[2749] = a14_0[5]; yr[2750] = a14_0[6]; yr[2751] = a14_0[7]; yr[2752] = a14_0[8]; yr[2753] = a14_0[9]; yr[2754] = a14_0[10]; yr[2755] = a14_0[11]; yr[2756] = a14_0[12]; yr[2757] = a14_0[13];
+          yr[2940] = a15_0[0]; yr[2941] = a15_0[1]; yr[2942] = a15_0[2]; yr[2943] = a15_0[3]; yr[2944] = a15_0[4]; yr[2945] = a15_0[5]; yr[2946] = a15_0[6]; yr[2947] = a15_0[7]; yr[2948] = a15_0[8]; yr[2949] = a15_0[9]; yr[2950] = a15_0[10]; yr[2951] = a15_0[11]; yr[2952] = a15_0[12]; yr[2953] = a15_0[13];
+        }
+      }
+      if (training)
+        for (int c = 0; c < 16; c++) {
+          const cnn_real *restrict x = y + c * 196;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 192; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          for (int p = 192; p < 196; p++) {
+            as[p - 192] += x[p];
+            aq[p - 192] += x[p] * x[p];
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist_resnet_l12_ps[i][c] = s;
+          mnist_resnet_l12_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 11's forward on the CPU's vector width.
+static void mnist_resnet_l11_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist_resnet_v16) {
+    mnist_resnet_l11_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist_resnet_l11_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist_resnet_l11_dw[NGROUP][1152];
@@ -2684,12 +4903,12 @@ static cnn_real mnist_resnet_l11_dw[NGROUP][1152];
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist_resnet_l11_dyp[NGROUP][4104];
+static cnn_real mnist_resnet_l11_dyp[NGROUP][4112];
 static cnn_real mnist_resnet_l11_wt[1152];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
-// (rows mode; the padding never written), the group's images.
-static cnn_real mnist_resnet_l11_dyw[NGROUP][28680];
-CNN_CLONES static void mnist_resnet_l11_conv_backward(int n) {
+// (or laid on the input's row stride: conv_kernels.c), the padding never written.
+static cnn_real mnist_resnet_l11_dyw[NGROUP][28688];
+CNN_CLONES static void mnist_resnet_l11_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 1272;
   cnn_real *restrict wt = mnist_resnet_l11_wt;
   for (int o = 0; o < 16; o++)
@@ -2871,6 +5090,245 @@ CNN_CLONES static void mnist_resnet_l11_conv_backward(int n) {
     mnist_resnet_grads[1272 + j] = s;
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist_resnet_l11_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist_resnet_params + 1272;
+  cnn_real *restrict wt = mnist_resnet_l11_wt;
+  for (int o = 0; o < 16; o++)
+    for (int c = 0; c < 8; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 16 + o) * 9 + 8 - j] = w[(o * 8 + c) * 9 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist_resnet_l11_dw[g];
+    cnn_real *restrict dyp = mnist_resnet_l11_dyp[g];
+    cnn_real *restrict dyw = mnist_resnet_l11_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist_resnet_d12 + (size_t)i * 3136;
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 3584;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 14; oy++)
+          memcpy(dyi + o * 224 + oy * 16, dy + (o * 14 + oy) * 14, 14 * sizeof(cnn_real));
+    }
+    // 8 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 16; o += 8) {
+      for (int c = 0; c < 8; c++)
+        for (int ky = 0; ky < 3; ky++) {
+          cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+          cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
+          cnn_v16 s4_0 = {0}, s4_1 = {0}, s4_2 = {0};
+          cnn_v16 s5_0 = {0}, s5_1 = {0}, s5_2 = {0};
+          cnn_v16 s6_0 = {0}, s6_1 = {0}, s6_2 = {0};
+          cnn_v16 s7_0 = {0}, s7_1 = {0}, s7_2 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist_resnet_l11_xp + (size_t)i * 2048;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 3584;
+            for (int oy = 0; oy < 14; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 224 + oy * 16;
+              const cnn_real *restrict xr = x + (c * 16 + oy + ky) * 16;
+              for (int v = 0; v < 16; v += 16) {
+                cnn_v16 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 224 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 448 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 672 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+                memcpy(&d, dr + 896 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
+                memcpy(&d, dr + 1120 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
+                memcpy(&d, dr + 1344 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0; s6_1 += d * x1; s6_2 += d * x2;
+                memcpy(&d, dr + 1568 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0; s7_1 += d * x1; s7_2 += d * x2;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 72 + (c * 3 + ky) * 3;
+          dwo[0] = CNN_HSUM16(s0_0);
+          dwo[1] = CNN_HSUM16(s0_1);
+          dwo[2] = CNN_HSUM16(s0_2);
+          dwo[72] = CNN_HSUM16(s1_0);
+          dwo[73] = CNN_HSUM16(s1_1);
+          dwo[74] = CNN_HSUM16(s1_2);
+          dwo[144] = CNN_HSUM16(s2_0);
+          dwo[145] = CNN_HSUM16(s2_1);
+          dwo[146] = CNN_HSUM16(s2_2);
+          dwo[216] = CNN_HSUM16(s3_0);
+          dwo[217] = CNN_HSUM16(s3_1);
+          dwo[218] = CNN_HSUM16(s3_2);
+          dwo[288] = CNN_HSUM16(s4_0);
+          dwo[289] = CNN_HSUM16(s4_1);
+          dwo[290] = CNN_HSUM16(s4_2);
+          dwo[360] = CNN_HSUM16(s5_0);
+          dwo[361] = CNN_HSUM16(s5_1);
+          dwo[362] = CNN_HSUM16(s5_2);
+          dwo[432] = CNN_HSUM16(s6_0);
+          dwo[433] = CNN_HSUM16(s6_1);
+          dwo[434] = CNN_HSUM16(s6_2);
+          dwo[504] = CNN_HSUM16(s7_0);
+          dwo[505] = CNN_HSUM16(s7_1);
+          dwo[506] = CNN_HSUM16(s7_2);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist_resnet_d12 + (size_t)i * 3136;
+      cnn_real *restrict dx = mnist_resnet_d11 + (size_t)i * 1568;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 14; oy++)
+          memcpy(dyp + (o * 16 + oy + 1) * 16 + 1, dy + (o * 14 + oy) * 14, 14 * sizeof(cnn_real));
+      // 8 output channels x 1 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 14 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11]; yr[12] = a0_0[12]; yr[13] = a0_0[13];
+          yr[196] = a1_0[0]; yr[197] = a1_0[1]; yr[198] = a1_0[2]; yr[199] = a1_0[3]; yr[200] = a1_0[4]; yr[201] = a1_0[5]; yr[202] = a1_0[6]; yr[203] = a1_0[7]; yr[204] = a1_0[8]; yr[205] = a1_0[9]; yr[206] = a1_0[10]; yr[207] = a1_0[11]; yr[208] = a1_0[12]; yr[209] = a1_0[13];
+          yr[392] = a2_0[0]; yr[393] = a2_0[1]; yr[394] = a2_0[2]; yr[395] = a2_0[3]; yr[396] = a2_0[4]; yr[397] = a2_0[5]; yr[398] = a2_0[6]; yr[399] = a2_0[7]; yr[400] = a2_0[8]; yr[401] = a2_0[9]; yr[402] = a2_0[10]; yr[403] = a2_0[11]; yr[404] = a2_0[12]; yr[405] = a2_0[13];
+          yr[588] = a3_0[0]; yr[589] = a3_0[1]; yr[590] = a3_0[2]; yr[591] = a3_0[3]; yr[592] = a3_0[4]; yr[593] = a3_0[5]; yr[594] = a3_0[6]; yr[595] = a3_0[7]; yr[596] = a3_0[8]; yr[597] = a3_0[9]; yr[598] = a3_0[10]; yr[599] = a3_0[11]; yr[600] = a3_0[12]; yr[601] = a3_0[13];
+          yr[784] = a4_0[0]; yr[785] = a4_0[1]; yr[786] = a4_0[2]; yr[787] = a4_0[3]; yr[788] = a4_0[4]; yr[789] = a4_0[5]; yr[790] = a4_0[6]; yr[791] = a4_0[7]; yr[792] = a4_0[8]; yr[793] = a4_0[9]; yr[794] = a4_0[10]; yr[795] = a4_0[11]; yr[796] = a4_0[12]; yr[797] = a4_0[13];
+          yr[980] = a5_0[0]; yr[981] = a5_0[1]; yr[982] = a5_0[2]; yr[983] = a5_0[3]; yr[984] = a5_0[4]; yr[985] = a5_0[5]; yr[986] = a5_0[6]; yr[987] = a5_0[7]; yr[988] = a5_0[8]; yr[989] = a5_0[9]; yr[990] = a5_0[10]; yr[991] = a5_0[11]; yr[992] = a5_0[12]; yr[993] = a5_0[13];
+          yr[1176] = a6_0[0]; yr[1177] = a6_0[1]; yr[1178] = a6_0[2]; yr[1179] = a6_0[3]; yr[1180] = a6_0[4]; yr[1181] = a6_0[5]; yr[1182] = a6_0[6]; yr[1183] = a6_0[7]; yr[1184] = a6_0[8]; yr[1185] = a6_0[9]; yr[1186] = a6_0[10]; yr[1187] = a6_0[11]; yr[1188] = a6_0[12]; yr[1189] = a6_0[13];
+          yr[1372] = a7_0[0]; yr[1373] = a7_0[1]; yr[1374] = a7_0[2]; yr[1375] = a7_0[3]; yr[1376] = a7_0[4]; yr[1377] = a7_0[5]; yr[1378] = a7_0[6]; yr[1379] = a7_0[7]; yr[1380] = a7_0[8]; yr[1381] = a7_0[9]; yr[1382] = a7_0[10]; yr[1383] = a7_0[11]; yr[1384] = a7_0[12]; yr[1385] = a7_0[13];
+        }
+      }
+      for (int oy = 1; oy < 13; oy++) {
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 14 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11]; yr[12] = a0_0[12]; yr[13] = a0_0[13];
+          yr[196] = a1_0[0]; yr[197] = a1_0[1]; yr[198] = a1_0[2]; yr[199] = a1_0[3]; yr[200] = a1_0[4]; yr[201] = a1_0[5]; yr[202] = a1_0[6]; yr[203] = a1_0[7]; yr[204] = a1_0[8]; yr[205] = a1_0[9]; yr[206] = a1_0[10]; yr[207] = a1_0[11]; yr[208] = a1_0[12]; yr[209] = a1_0[13];
+          yr[392] = a2_0[0]; yr[393] = a2_0[1]; yr[394] = a2_0[2]; yr[395] = a2_0[3]; yr[396] = a2_0[4]; yr[397] = a2_0[5]; yr[398] = a2_0[6]; yr[399] = a2_0[7]; yr[400] = a2_0[8]; yr[401] = a2_0[9]; yr[402] = a2_0[10]; yr[403] = a2_0[11]; yr[404] = a2_0[12]; yr[405] = a2_0[13];
+          yr[588] = a3_0[0]; yr[589] = a3_0[1]; yr[590] = a3_0[2]; yr[591] = a3_0[3]; yr[592] = a3_0[4]; yr[593] = a3_0[5]; yr[594] = a3_0[6]; yr[595] = a3_0[7]; yr[596] = a3_0[8]; yr[597] = a3_0[9]; yr[598] = a3_0[10]; yr[599] = a3_0[11]; yr[600] = a3_0[12]; yr[601] = a3_0[13];
+          yr[784] = a4_0[0]; yr[785] = a4_0[1]; yr[786] = a4_0[2]; yr[787] = a4_0[3]; yr[788] = a4_0[4]; yr[789] = a4_0[5]; yr[790] = a4_0[6]; yr[791] = a4_0[7]; yr[792] = a4_0[8]; yr[793] = a4_0[9]; yr[794] = a4_0[10]; yr[795] = a4_0[11]; yr[796] = a4_0[12]; yr[797] = a4_0[13];
+          yr[980] = a5_0[0]; yr[981] = a5_0[1]; yr[982] = a5_0[2]; yr[983] = a5_0[3]; yr[984] = a5_0[4]; yr[985] = a5_0[5]; yr[986] = a5_0[6]; yr[987] = a5_0[7]; yr[988] = a5_0[8]; yr[989] = a5_0[9]; yr[990] = a5_0[10]; yr[991] = a5_0[11]; yr[992] = a5_0[12]; yr[993] = a5_0[13];
+          yr[1176] = a6_0[0]; yr[1177] = a6_0[1]; yr[1178] = a6_0[2]; yr[1179] = a6_0[3]; yr[1180] = a6_0[4]; yr[1181] = a6_0[5]; yr[1182] = a6_0[6]; yr[1183] = a6_0[7]; yr[1184] = a6_0[8]; yr[1185] = a6_0[9]; yr[1186] = a6_0[10]; yr[1187] = a6_0[11]; yr[1188] = a6_0[12]; yr[1189] = a6_0[13];
+          yr[1372] = a7_0[0]; yr[1373] = a7_0[1]; yr[1374] = a7_0[2]; yr[1375] = a7_0[3]; yr[1376] = a7_0[4]; yr[1377] = a7_0[5]; yr[1378] = a7_0[6]; yr[1379] = a7_0[7]; yr[1380] = a7_0[8]; yr[1381] = a7_0[9]; yr[1382] = a7_0[10]; yr[1383] = a7_0[11]; yr[1384] = a7_0[12]; yr[1385] = a7_0[13];
+        }
+      }
+      for (int oy = 13; oy < 14; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 14 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11]; yr[12] = a0_0[12]; yr[13] = a0_0[13];
+          yr[196] = a1_0[0]; yr[197] = a1_0[1]; yr[198] = a1_0[2]; yr[199] = a1_0[3]; yr[200] = a1_0[4]; yr[201] = a1_0[5]; yr[202] = a1_0[6]; yr[203] = a1_0[7]; yr[204] = a1_0[8]; yr[205] = a1_0[9]; yr[206] = a1_0[10]; yr[207] = a1_0[11]; yr[208] = a1_0[12]; yr[209] = a1_0[13];
+          yr[392] = a2_0[0]; yr[393] = a2_0[1]; yr[394] = a2_0[2]; yr[395] = a2_0[3]; yr[396] = a2_0[4]; yr[397] = a2_0[5]; yr[398] = a2_0[6]; yr[399] = a2_0[7]; yr[400] = a2_0[8]; yr[401] = a2_0[9]; yr[402] = a2_0[10]; yr[403] = a2_0[11]; yr[404] = a2_0[12]; yr[405] = a2_0[13];
+          yr[588] = a3_0[0]; yr[589] = a3_0[1]; yr[590] = a3_0[2]; yr[591] = a3_0[3]; yr[592] = a3_0[4]; yr[593] = a3_0[5]; yr[594] = a3_0[6]; yr[595] = a3_0[7]; yr[596] = a3_0[8]; yr[597] = a3_0[9]; yr[598] = a3_0[10]; yr[599] = a3_0[11]; yr[600] = a3_0[12]; yr[601] = a3_0[13];
+          yr[784] = a4_0[0]; yr[785] = a4_0[1]; yr[786] = a4_0[2]; yr[787] = a4_0[3]; yr[788] = a4_0[4]; yr[789] = a4_0[5]; yr[790] = a4_0[6]; yr[791] = a4_0[7]; yr[792] = a4_0[8]; yr[793] = a4_0[9]; yr[794] = a4_0[10]; yr[795] = a4_0[11]; yr[796] = a4_0[12]; yr[797] = a4_0[13];
+          yr[980] = a5_0[0]; yr[981] = a5_0[1]; yr[982] = a5_0[2]; yr[983] = a5_0[3]; yr[984] = a5_0[4]; yr[985] = a5_0[5]; yr[986] = a5_0[6]; yr[987] = a5_0[7]; yr[988] = a5_0[8]; yr[989] = a5_0[9]; yr[990] = a5_0[10]; yr[991] = a5_0[11]; yr[992] = a5_0[12]; yr[993] = a5_0[13];
+          yr[1176] = a6_0[0]; yr[1177] = a6_0[1]; yr[1178] = a6_0[2]; yr[1179] = a6_0[3]; yr[1180] = a6_0[4]; yr[1181] = a6_0[5]; yr[1182] = a6_0[6]; yr[1183] = a6_0[7]; yr[1184] = a6_0[8]; yr[1185] = a6_0[9]; yr[1186] = a6_0[10]; yr[1187] = a6_0[11]; yr[1188] = a6_0[12]; yr[1189] = a6_0[13];
+          yr[1372] = a7_0[0]; yr[1373] = a7_0[1]; yr[1374] = a7_0[2]; yr[1375] = a7_0[3]; yr[1376] = a7_0[4]; yr[1377] = a7_0[5]; yr[1378] = a7_0[6]; yr[1379] = a7_0[7]; yr[1380] = a7_0[8]; yr[1381] = a7_0[9]; yr[1382] = a7_0[10]; yr[1383] = a7_0[11]; yr[1384] = a7_0[12]; yr[1385] = a7_0[13];
+        }
+      }
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 1152; j++) {
+    cnn_real s = mnist_resnet_l11_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist_resnet_l11_dw[g][j];
+    mnist_resnet_grads[1272 + j] = s;
+  }
+}
+#endif
+// Layer 11's backward on the CPU's vector width.
+static void mnist_resnet_l11_conv_backward(int n) {
+#if CNN_V16
+  if (mnist_resnet_v16) {
+    mnist_resnet_l11_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist_resnet_l11_conv_backward_v8(n);
+}
 
 // Layer 12: batchnorm: 14x14x16 -> 14x14x16 (HxWxC), RF 12, 32 params, 0 MACs/image.
 
@@ -3003,14 +5461,16 @@ CNN_CLONES static void mnist_resnet_l12_bn_backward(int n) {
 // Layer 14: conv 3x3, stride 1, pad 1, no bias: 14x14x16 -> 14x14x16 (HxWxC), RF 16, 2304 params, 451584 MACs/image.
 // Path: direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input.
 // y[16][14x14] = W[16][16][3x3] (*) x[16][14x14] padded.
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
-static cnn_real mnist_resnet_l14_xp[BATCH * 4096 + 8];
+static cnn_real mnist_resnet_l14_xp[BATCH * 4096 + 16];
 // Layer 15's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l15_ps[BATCH][16], mnist_resnet_l15_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 15's statistics.
-CNN_CLONES static void mnist_resnet_l14_conv_forward(int n, int training) {
+CNN_CLONES static void mnist_resnet_l14_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 2456;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -3265,6 +5725,249 @@ CNN_CLONES static void mnist_resnet_l14_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist_resnet_l14_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist_resnet_params + 2456;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist_resnet_a13 + (size_t)i * 3136;
+      cnn_real *restrict y = mnist_resnet_a15 + (size_t)i * 3136;
+      cnn_real *restrict xp = mnist_resnet_l14_xp + (size_t)i * 4096;
+      for (int c = 0; c < 16; c++)
+        for (int iy = 0; iy < 14; iy++)
+          memcpy(xp + (c * 16 + iy + 1) * 16 + 1, x + (c * 14 + iy) * 14, 14 * sizeof(cnn_real));
+      // 16 output channels x 1 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 14 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584], w12 = wr[kx + 1728], w13 = wr[kx + 1872], w14 = wr[kx + 2016], w15 = wr[kx + 2160];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 196 + oy * 14 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11]; yr[12] = a0_0[12]; yr[13] = a0_0[13];
+          yr[196] = a1_0[0]; yr[197] = a1_0[1]; yr[198] = a1_0[2]; yr[199] = a1_0[3]; yr[200] = a1_0[4]; yr[201] = a1_0[5]; yr[202] = a1_0[6]; yr[203] = a1_0[7]; yr[204] = a1_0[8]; yr[205] = a1_0[9]; yr[206] = a1_0[10]; yr[207] = a1_0[11]; yr[208] = a1_0[12]; yr[209] = a1_0[13];
+          yr[392] = a2_0[0]; yr[393] = a2_0[1]; yr[394] = a2_0[2]; yr[395] = a2_0[3]; yr[396] = a2_0[4]; yr[397] = a2_0[5]; yr[398] = a2_0[6]; yr[399] = a2_0[7]; yr[400] = a2_0[8]; yr[401] = a2_0[9]; yr[402] = a2_0[10]; yr[403] = a2_0[11]; yr[404] = a2_0[12]; yr[405] = a2_0[13];
+          yr[588] = a3_0[0]; yr[589] = a3_0[1]; yr[590] = a3_0[2]; yr[591] = a3_0[3]; yr[592] = a3_0[4]; yr[593] = a3_0[5]; yr[594] = a3_0[6]; yr[595] = a3_0[7]; yr[596] = a3_0[8]; yr[597] = a3_0[9]; yr[598] = a3_0[10]; yr[599] = a3_0[11]; yr[600] = a3_0[12]; yr[601] = a3_0[13];
+          yr[784] = a4_0[0]; yr[785] = a4_0[1]; yr[786] = a4_0[2]; yr[787] = a4_0[3]; yr[788] = a4_0[4]; yr[789] = a4_0[5]; yr[790] = a4_0[6]; yr[791] = a4_0[7]; yr[792] = a4_0[8]; yr[793] = a4_0[9]; yr[794] = a4_0[10]; yr[795] = a4_0[11]; yr[796] = a4_0[12]; yr[797] = a4_0[13];
+          yr[980] = a5_0[0]; yr[981] = a5_0[1]; yr[982] = a5_0[2]; yr[983] = a5_0[3]; yr[984] = a5_0[4]; yr[985] = a5_0[5]; yr[986] = a5_0[6]; yr[987] = a5_0[7]; yr[988] = a5_0[8]; yr[989] = a5_0[9]; yr[990] = a5_0[10]; yr[991] = a5_0[11]; yr[992] = a5_0[12]; yr[993] = a5_0[13];
+          yr[1176] = a6_0[0]; yr[1177] = a6_0[1]; yr[1178] = a6_0[2]; yr[1179] = a6_0[3]; yr[1180] = a6_0[4]; yr[1181] = a6_0[5]; yr[1182] = a6_0[6]; yr[1183] = a6_0[7]; yr[1184] = a6_0[8]; yr[1185] = a6_0[9]; yr[1186] = a6_0[10]; yr[1187] = a6_0[11]; yr[1188] = a6_0[12]; yr[1189] = a6_0[13];
+          yr[1372] = a7_0[0]; yr[1373] = a7_0[1]; yr[1374] = a7_0[2]; yr[1375] = a7_0[3]; yr[1376] = a7_0[4]; yr[1377] = a7_0[5]; yr[1378] = a7_0[6]; yr[1379] = a7_0[7]; yr[1380] = a7_0[8]; yr[1381] = a7_0[9]; yr[1382] = a7_0[10]; yr[1383] = a7_0[11]; yr[1384] = a7_0[12]; yr[1385] = a7_0[13];
+          yr[1568] = a8_0[0]; yr[1569] = a8_0[1]; yr[1570] = a8_0[2]; yr[1571] = a8_0[3]; yr[1572] = a8_0[4]; yr[1573] = a8_0[5]; yr[1574] = a8_0[6]; yr[1575] = a8_0[7]; yr[1576] = a8_0[8]; yr[1577] = a8_0[9]; yr[1578] = a8_0[10]; yr[1579] = a8_0[11]; yr[1580] = a8_0[12]; yr[1581] = a8_0[13];
+          yr[1764] = a9_0[0]; yr[1765] = a9_0[1]; yr[1766] = a9_0[2]; yr[1767] = a9_0[3]; yr[1768] = a9_0[4]; yr[1769] = a9_0[5]; yr[1770] = a9_0[6]; yr[1771] = a9_0[7]; yr[1772] = a9_0[8]; yr[1773] = a9_0[9]; yr[1774] = a9_0[10]; yr[1775] = a9_0[11]; yr[1776] = a9_0[12]; yr[1777] = a9_0[13];
+          yr[1960] = a10_0[0]; yr[1961] = a10_0[1]; yr[1962] = a10_0[2]; yr[1963] = a10_0[3]; yr[1964] = a10_0[4]; yr[1965] = a10_0[5]; yr[1966] = a10_0[6]; yr[1967] = a10_0[7]; yr[1968] = a10_0[8]; yr[1969] = a10_0[9]; yr[1970] = a10_0[10]; yr[1971] = a10_0[11]; yr[1972] = a10_0[12]; yr[1973] = a10_0[13];
+          yr[2156] = a11_0[0]; yr[2157] = a11_0[1]; yr[2158] = a11_0[2]; yr[2159] = a11_0[3]; yr[2160] = a11_0[4]; yr[2161] = a11_0[5]; yr[2162] = a11_0[6]; yr[2163] = a11_0[7]; yr[2164] = a11_0[8]; yr[2165] = a11_0[9]; yr[2166] = a11_0[10]; yr[2167] = a11_0[11]; yr[2168] = a11_0[12]; yr[2169] = a11_0[13];
+          yr[2352] = a12_0[0]; yr[2353] = a12_0[1]; yr[2354] = a12_0[2]; yr[2355] = a12_0[3]; yr[2356] = a12_0[4]; yr[2357] = a12_0[5]; yr[2358] = a12_0[6]; yr[2359] = a12_0[7]; yr[2360] = a12_0[8]; yr[2361] = a12_0[9]; yr[2362] = a12_0[10]; yr[2363] = a12_0[11]; yr[2364] = a12_0[12]; yr[2365] = a12_0[13];
+          yr[2548] = a13_0[0]; yr[2549] = a13_0[1]; yr[2550] = a13_0[2]; yr[2551] = a13_0[3]; yr[2552] = a13_0[4]; yr[2553] = a13_0[5]; yr[2554] = a13_0[6]; yr[2555] = a13_0[7]; yr[2556] = a13_0[8]; yr[2557] = a13_0[9]; yr[2558] = a13_0[10]; yr[2559] = a13_0[11]; yr[2560] = a13_0[12]; yr[2561] = a13_0[13];
+          yr[2744] = a14_0[0]; yr[2745] = a14_0[1]; yr[2746] = a14_0[2]; yr[2747] = a14_0[3]; yr[2748] = a14_0[4]; yr[2749] = a14_0[5]; yr[2750] = a14_0[6]; yr[2751] = a14_0[7]; yr[2752] = a14_0[8]; yr[2753] = a14_0[9]; yr[2754] = a14_0[10]; yr[2755] = a14_0[11]; yr[2756] = a14_0[12]; yr[2757] = a14_0[13];
+          yr[2940] = a15_0[0]; yr[2941] = a15_0[1]; yr[2942] = a15_0[2]; yr[2943] = a15_0[3]; yr[2944] = a15_0[4]; yr[2945] = a15_0[5]; yr[2946] = a15_0[6]; yr[2947] = a15_0[7]; yr[2948] = a15_0[8]; yr[2949] = a15_0[9]; yr[2950] = a15_0[10]; yr[2951] = a15_0[11]; yr[2952] = a15_0[12]; yr[2953] = a15_0[13];
+        }
+      }
+      for (int oy = 1; oy < 13; oy++) {
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 14 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584], w12 = wr[kx + 1728], w13 = wr[kx + 1872], w14 = wr[kx + 2016], w15 = wr[kx + 2160];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 196 + oy * 14 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11]; yr[12] = a0_0[12]; yr[13] = a0_0[13];
+          yr[196] = a1_0[0]; yr[197] = a1_0[1]; yr[198] = a1_0[2]; yr[199] = a1_0[3]; yr[200] = a1_0[4]; yr[201] = a1_0[5]; yr[202] = a1_0[6]; yr[203] = a1_0[7]; yr[204] = a1_0[8]; yr[205] = a1_0[9]; yr[206] = a1_0[10]; yr[207] = a1_0[11]; yr[208] = a1_0[12]; yr[209] = a1_0[13];
+          yr[392] = a2_0[0]; yr[393] = a2_0[1]; yr[394] = a2_0[2]; yr[395] = a2_0[3]; yr[396] = a2_0[4]; yr[397] = a2_0[5]; yr[398] = a2_0[6]; yr[399] = a2_0[7]; yr[400] = a2_0[8]; yr[401] = a2_0[9]; yr[402] = a2_0[10]; yr[403] = a2_0[11]; yr[404] = a2_0[12]; yr[405] = a2_0[13];
+          yr[588] = a3_0[0]; yr[589] = a3_0[1]; yr[590] = a3_0[2]; yr[591] = a3_0[3]; yr[592] = a3_0[4]; yr[593] = a3_0[5]; yr[594] = a3_0[6]; yr[595] = a3_0[7]; yr[596] = a3_0[8]; yr[597] = a3_0[9]; yr[598] = a3_0[10]; yr[599] = a3_0[11]; yr[600] = a3_0[12]; yr[601] = a3_0[13];
+          yr[784] = a4_0[0]; yr[785] = a4_0[1]; yr[786] = a4_0[2]; yr[787] = a4_0[3]; yr[788] = a4_0[4]; yr[789] = a4_0[5]; yr[790] = a4_0[6]; yr[791] = a4_0[7]; yr[792] = a4_0[8]; yr[793] = a4_0[9]; yr[794] = a4_0[10]; yr[795] = a4_0[11]; yr[796] = a4_0[12]; yr[797] = a4_0[13];
+          yr[980] = a5_0[0]; yr[981] = a5_0[1]; yr[982] = a5_0[2]; yr[983] = a5_0[3]; yr[984] = a5_0[4]; yr[985] = a5_0[5]; yr[986] = a5_0[6]; yr[987] = a5_0[7]; yr[988] = a5_0[8]; yr[989] = a5_0[9]; yr[990] = a5_0[10]; yr[991] = a5_0[11]; yr[992] = a5_0[12]; yr[993] = a5_0[13];
+          yr[1176] = a6_0[0]; yr[1177] = a6_0[1]; yr[1178] = a6_0[2]; yr[1179] = a6_0[3]; yr[1180] = a6_0[4]; yr[1181] = a6_0[5]; yr[1182] = a6_0[6]; yr[1183] = a6_0[7]; yr[1184] = a6_0[8]; yr[1185] = a6_0[9]; yr[1186] = a6_0[10]; yr[1187] = a6_0[11]; yr[1188] = a6_0[12]; yr[1189] = a6_0[13];
+          yr[1372] = a7_0[0]; yr[1373] = a7_0[1]; yr[1374] = a7_0[2]; yr[1375] = a7_0[3]; yr[1376] = a7_0[4]; yr[1377] = a7_0[5]; yr[1378] = a7_0[6]; yr[1379] = a7_0[7]; yr[1380] = a7_0[8]; yr[1381] = a7_0[9]; yr[1382] = a7_0[10]; yr[1383] = a7_0[11]; yr[1384] = a7_0[12]; yr[1385] = a7_0[13];
+          yr[1568] = a8_0[0]; yr[1569] = a8_0[1]; yr[1570] = a8_0[2]; yr[1571] = a8_0[3]; yr[1572] = a8_0[4]; yr[1573] = a8_0[5]; yr[1574] = a8_0[6]; yr[1575] = a8_0[7]; yr[1576] = a8_0[8]; yr[1577] = a8_0[9]; yr[1578] = a8_0[10]; yr[1579] = a8_0[11]; yr[1580] = a8_0[12]; yr[1581] = a8_0[13];
+          yr[1764] = a9_0[0]; yr[1765] = a9_0[1]; yr[1766] = a9_0[2]; yr[1767] = a9_0[3]; yr[1768] = a9_0[4]; yr[1769] = a9_0[5]; yr[1770] = a9_0[6]; yr[1771] = a9_0[7]; yr[1772] = a9_0[8]; yr[1773] = a9_0[9]; yr[1774] = a9_0[10]; yr[1775] = a9_0[11]; yr[1776] = a9_0[12]; yr[1777] = a9_0[13];
+          yr[1960] = a10_0[0]; yr[1961] = a10_0[1]; yr[1962] = a10_0[2]; yr[1963] = a10_0[3]; yr[1964] = a10_0[4]; yr[1965] = a10_0[5]; yr[1966] = a10_0[6]; yr[1967] = a10_0[7]; yr[1968] = a10_0[8]; yr[1969] = a10_0[9]; yr[1970] = a10_0[10]; yr[1971] = a10_0[11]; yr[1972] = a10_0[12]; yr[1973] = a10_0[13];
+          yr[2156] = a11_0[0]; yr[2157] = a11_0[1]; yr[2158] = a11_0[2]; yr[2159] = a11_0[3]; yr[2160] = a11_0[4]; yr[2161] = a11_0[5]; yr[2162] = a11_0[6]; yr[2163] = a11_0[7]; yr[2164] = a11_0[8]; yr[2165] = a11_0[9]; yr[2166] = a11_0[10]; yr[2167] = a11_0[11]; yr[2168] = a11_0[12]; yr[2169] = a11_0[13];
+          yr[2352] = a12_0[0]; yr[2353] = a12_0[1]; yr[2354] = a12_0[2]; yr[2355] = a12_0[3]; yr[2356] = a12_0[4]; yr[2357] = a12_0[5]; yr[2358] = a12_0[6]; yr[2359] = a12_0[7]; yr[2360] = a12_0[8]; yr[2361] = a12_0[9]; yr[2362] = a12_0[10]; yr[2363] = a12_0[11]; yr[2364] = a12_0[12]; yr[2365] = a12_0[13];
+          yr[2548] = a13_0[0]; yr[2549] = a13_0[1]; yr[2550] = a13_0[2]; yr[2551] = a13_0[3]; yr[2552] = a13_0[4]; yr[2553] = a13_0[5]; yr[2554] = a13_0[6]; yr[2555] = a13_0[7]; yr[2556] = a13_0[8]; yr[2557] = a13_0[9]; yr[2558] = a13_0[10]; yr[2559] = a13_0[11]; yr[2560] = a13_0[12]; yr[2561] = a13_0[13];
+          yr[2744] = a14_0[0]; yr[2745] = a14_0[1]; yr[2746] = a14_0[2]; yr[2747] = a14_0[3]; yr[2748] = a14_0[4]; yr[2749] = a14_0[5]; yr[2750] = a14_0[6]; yr[2751] = a14_0[7]; yr[2752] = a14_0[8]; yr[2753] = a14_0[9]; yr[2754] = a14_0[10]; yr[2755] = a14_0[11]; yr[2756] = a14_0[12]; yr[2757] = a14_0[13];
+          yr[2940] = a15_0[0]; yr[2941] = a15_0[1]; yr[2942] = a15_0[2]; yr[2943] = a15_0[3]; yr[2944] = a15_0[4]; yr[2945] = a15_0[5]; yr[2946] = a15_0[6]; yr[2947] = a15_0[7]; yr[2948] = a15_0[8]; yr[2949] = a15_0[9]; yr[2950] = a15_0[10]; yr[2951] = a15_0[11]; yr[2952] = a15_0[12]; yr[2953] = a15_0[13];
+        }
+      }
+      for (int oy = 13; oy < 14; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 14 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584], w12 = wr[kx + 1728], w13 = wr[kx + 1872], w14 = wr[kx + 2016], w15 = wr[kx + 2160];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 196 + oy * 14 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11]; yr[12] = a0_0[12]; yr[13] = a0_0[13];
+          yr[196] = a1_0[0]; yr[197] = a1_0[1]; yr[198] = a1_0[2]; yr[199] = a1_0[3]; yr[200] = a1_0[4]; yr[201] = a1_0[5]; yr[202] = a1_0[6]; yr[203] = a1_0[7]; yr[204] = a1_0[8]; yr[205] = a1_0[9]; yr[206] = a1_0[10]; yr[207] = a1_0[11]; yr[208] = a1_0[12]; yr[209] = a1_0[13];
+          yr[392] = a2_0[0]; yr[393] = a2_0[1]; yr[394] = a2_0[2]; yr[395] = a2_0[3]; yr[396] = a2_0[4]; yr[397] = a2_0[5]; yr[398] = a2_0[6]; yr[399] = a2_0[7]; yr[400] = a2_0[8]; yr[401] = a2_0[9]; yr[402] = a2_0[10]; yr[403] = a2_0[11]; yr[404] = a2_0[12]; yr[405] = a2_0[13];
+          yr[588] = a3_0[0]; yr[589] = a3_0[1]; yr[590] = a3_0[2]; yr[591] = a3_0[3]; yr[592] = a3_0[4]; yr[593] = a3_0[5]; yr[594] = a3_0[6]; yr[595] = a3_0[7]; yr[596] = a3_0[8]; yr[597] = a3_0[9]; yr[598] = a3_0[10]; yr[599] = a3_0[11]; yr[600] = a3_0[12]; yr[601] = a3_0[13];
+          yr[784] = a4_0[0]; yr[785] = a4_0[1]; yr[786] = a4_0[2]; yr[787] = a4_0[3]; yr[788] = a4_0[4]; yr[789] = a4_0[5]; yr[790] = a4_0[6]; yr[791] = a4_0[7]; yr[792] = a4_0[8]; yr[793] = a4_0[9]; yr[794] = a4_0[10]; yr[795] = a4_0[11]; yr[796] = a4_0[12]; yr[797] = a4_0[13];
+          yr[980] = a5_0[0]; yr[981] = a5_0[1]; yr[982] = a5_0[2]; yr[983] = a5_0[3]; yr[984] = a5_0[4]; yr[985] = a5_0[5]; yr[986] = a5_0[6]; yr[987] = a5_0[7]; yr[988] = a5_0[8]; yr[989] = a5_0[9]; yr[990] = a5_0[10]; yr[991] = a5_0[11]; yr[992] = a5_0[12]; yr[993] = a5_0[13];
+          yr[1176] = a6_0[0]; yr[1177] = a6_0[1]; yr[1178] = a6_0[2]; yr[1179] = a6_0[3]; yr[1180] = a6_0[4]; yr[1181] = a6_0[5]; yr[1182] = a6_0[6]; yr[1183] = a6_0[7]; yr[1184] = a6_0[8]; yr[1185] = a6_0[9]; yr[1186] = a6_0[10]; yr[1187] = a6_0[11]; yr[1188] = a6_0[12]; yr[1189] = a6_0[13];
+          yr[1372] = a7_0[0]; yr[1373] = a7_0[1]; yr[1374] = a7_0[2]; yr[1375] = a7_0[3]; yr[1376] = a7_0[4]; yr[1377] = a7_0[5]; yr[1378] = a7_0[6]; yr[1379] = a7_0[7]; yr[1380] = a7_0[8]; yr[1381] = a7_0[9]; yr[1382] = a7_0[10]; yr[1383] = a7_0[11]; yr[1384] = a7_0[12]; yr[1385] = a7_0[13];
+          yr[1568] = a8_0[0]; yr[1569] = a8_0[1]; yr[1570] = a8_0[2]; yr[1571] = a8_0[3]; yr[1572] = a8_0[4]; yr[1573] = a8_0[5]; yr[1574] = a8_0[6]; yr[1575] = a8_0[7]; yr[1576] = a8_0[8]; yr[1577] = a8_0[9]; yr[1578] = a8_0[10]; yr[1579] = a8_0[11]; yr[1580] = a8_0[12]; yr[1581] = a8_0[13];
+          yr[1764] = a9_0[0]; yr[1765] = a9_0[1]; yr[1766] = a9_0[2]; yr[1767] = a9_0[3]; yr[1768] = a9_0[4]; yr[1769] = a9_0[5]; yr[1770] = a9_0[6]; yr[1771] = a9_0[7]; yr[1772] = a9_0[8]; yr[1773] = a9_0[9]; yr[1774] = a9_0[10]; yr[1775] = a9_0[11]; yr[1776] = a9_0[12]; yr[1777] = a9_0[13];
+          yr[1960] = a10_0[0]; yr[1961] = a10_0[1]; yr[1962] = a10_0[2]; yr[1963] = a10_0[3]; yr[1964] = a10_0[4]; yr[1965] = a10_0[5]; yr[1966] = a10_0[6]; yr[1967] = a10_0[7]; yr[1968] = a10_0[8]; yr[1969] = a10_0[9]; yr[1970] = a10_0[10]; yr[1971] = a10_0[11]; yr[1972] = a10_0[12]; yr[1973] = a10_0[13];
+          yr[2156] = a11_0[0]; yr[2157] = a11_0[1]; yr[2158] = a11_0[2]; yr[2159] = a11_0[3]; yr[2160] = a11_0[4]; yr[2161] = a11_0[5]; yr[2162] = a11_0[6]; yr[2163] = a11_0[7]; yr[2164] = a11_0[8]; yr[2165] = a11_0[9]; yr[2166] = a11_0[10]; yr[2167] = a11_0[11]; yr[2168] = a11_0[12]; yr[2169] = a11_0[13];
+          yr[2352] = a12_0[0]; yr[2353] = a12_0[1]; yr[2354] = a12_0[2]; yr[2355] = a12_0[3]; yr[2356] = a12_0[4]; yr[2357] = a12_0[5]; yr[2358] = a12_0[6]; yr[2359] = a12_0[7]; yr[2360] = a12_0[8]; yr[2361] = a12_0[9]; yr[2362] = a12_0[10]; yr[2363] = a12_0[11]; yr[2364] = a12_0[12]; yr[2365] = a12_0[13];
+          yr[2548] = a13_0[0]; yr[2549] = a13_0[1]; yr[2550] = a13_0[2]; yr[2551] = a13_0[3]; yr[2552] = a13_0[4]; yr[2553] = a13_0[5]; yr[2554] = a13_0[6]; yr[2555] = a13_0[7]; yr[2556] = a13_0[8]; yr[2557] = a13_0[9]; yr[2558] = a13_0[10]; yr[2559] = a13_0[11]; yr[2560] = a13_0[12]; yr[2561] = a13_0[13];
+          yr[2744] = a14_0[0]; yr[2745] = a14_0[1]; yr[2746] = a14_0[2]; yr[2747] = a14_0[3]; yr[2748] = a14_0[4]; yr[2749] = a14_0[5]; yr[2750] = a14_0[6]; yr[2751] = a14_0[7]; yr[2752] = a14_0[8]; yr[2753] = a14_0[9]; yr[2754] = a14_0[10]; yr[2755] = a14_0[11]; yr[2756] = a14_0[12]; yr[2757] = a14_0[13];
+          yr[2940] = a15_0[0]; yr[2941] = a15_0[1]; yr[2942] = a15_0[2]; yr[2943] = a15_0[3]; yr[2944] = a15_0[4]; yr[2945] = a15_0[5]; yr[2946] = a15_0[6]; yr[2947] = a15_0[7]; yr[2948] = a15_0[8]; yr[2949] = a15_0[9]; yr[2950] = a15_0[10]; yr[2951] = a15_0[11]; yr[2952] = a15_0[12]; yr[2953] = a15_0[13];
+        }
+      }
+      if (training)
+        for (int c = 0; c < 16; c++) {
+          const cnn_real *restrict x = y + c * 196;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 192; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          for (int p = 192; p < 196; p++) {
+            as[p - 192] += x[p];
+            aq[p - 192] += x[p] * x[p];
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist_resnet_l15_ps[i][c] = s;
+          mnist_resnet_l15_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 14's forward on the CPU's vector width.
+static void mnist_resnet_l14_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist_resnet_v16) {
+    mnist_resnet_l14_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist_resnet_l14_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist_resnet_l14_dw[NGROUP][2304];
@@ -3272,12 +5975,14 @@ static cnn_real mnist_resnet_l14_dw[NGROUP][2304];
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist_resnet_l14_dyp[NGROUP][4104];
+static cnn_real mnist_resnet_l14_dyp[NGROUP][4112];
 static cnn_real mnist_resnet_l14_wt[2304];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
-// (rows mode; the padding never written), one image per group.
-static cnn_real mnist_resnet_l14_dyw[NGROUP][3592];
-CNN_CLONES static void mnist_resnet_l14_conv_backward(int n) {
+// (or laid on the input's row stride: conv_kernels.c), the padding never written.
+static cnn_real mnist_resnet_l14_dyw[NGROUP][3600];
+// The weight gradient of a group's images so far, a vector of lane sums per weight.
+static cnn_real mnist_resnet_l14_dwv[NGROUP][36864];
+CNN_CLONES static void mnist_resnet_l14_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 2456;
   cnn_real *restrict wt = mnist_resnet_l14_wt;
   for (int o = 0; o < 16; o++)
@@ -3287,6 +5992,7 @@ CNN_CLONES static void mnist_resnet_l14_conv_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l14_dw[g];
+    cnn_real *restrict dwv = mnist_resnet_l14_dwv[g];
     cnn_real *restrict dyp = mnist_resnet_l14_dyp[g];
     cnn_real *restrict dyw = mnist_resnet_l14_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -3322,19 +6028,79 @@ CNN_CLONES static void mnist_resnet_l14_conv_backward(int n) {
                 s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
-            cnn_real *restrict dwo = dw + (o) * 144 + (c * 3 + ky) * 3;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
-            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
-            dwo[144] = first ? CNN_HSUM8(s1_0) : dwo[144] + CNN_HSUM8(s1_0);
-            dwo[145] = first ? CNN_HSUM8(s1_1) : dwo[145] + CNN_HSUM8(s1_1);
-            dwo[146] = first ? CNN_HSUM8(s1_2) : dwo[146] + CNN_HSUM8(s1_2);
-            dwo[288] = first ? CNN_HSUM8(s2_0) : dwo[288] + CNN_HSUM8(s2_0);
-            dwo[289] = first ? CNN_HSUM8(s2_1) : dwo[289] + CNN_HSUM8(s2_1);
-            dwo[290] = first ? CNN_HSUM8(s2_2) : dwo[290] + CNN_HSUM8(s2_2);
-            dwo[432] = first ? CNN_HSUM8(s3_0) : dwo[432] + CNN_HSUM8(s3_0);
-            dwo[433] = first ? CNN_HSUM8(s3_1) : dwo[433] + CNN_HSUM8(s3_1);
-            dwo[434] = first ? CNN_HSUM8(s3_2) : dwo[434] + CNN_HSUM8(s3_2);
+            cnn_real *restrict dwo = dwv + ((o) * 144 + (c * 3 + ky) * 3) * 8;
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 8, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 8, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_2 += t;
+            }
+            memcpy(dwo + 16, &s0_2, sizeof s0_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1152, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 1152, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1160, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 1160, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1168, sizeof t);
+              s1_2 += t;
+            }
+            memcpy(dwo + 1168, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 2304, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 2304, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 2312, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 2312, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 2320, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 2320, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 3456, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 3456, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 3464, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 3464, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 3472, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 3472, &s3_2, sizeof s3_2);
           }
       }
       cnn_real *restrict dx = mnist_resnet_dscratch + (size_t)i * 3136;
@@ -3561,6 +6327,11 @@ CNN_CLONES static void mnist_resnet_l14_conv_backward(int n) {
         }
       }
     }
+    for (int j = 0; j < 2304; j++) {
+      cnn_v8 t;
+      memcpy(&t, dwv + (size_t)j * 8, sizeof t);
+      dw[j] = CNN_HSUM8(t);
+    }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
   for (int j = 0; j < 2304; j++) {
@@ -3569,6 +6340,437 @@ CNN_CLONES static void mnist_resnet_l14_conv_backward(int n) {
       s += mnist_resnet_l14_dw[g][j];
     mnist_resnet_grads[2456 + j] = s;
   }
+}
+#if CNN_V16
+CNN_V16_FN static void mnist_resnet_l14_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist_resnet_params + 2456;
+  cnn_real *restrict wt = mnist_resnet_l14_wt;
+  for (int o = 0; o < 16; o++)
+    for (int c = 0; c < 16; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 16 + o) * 9 + 8 - j] = w[(o * 16 + c) * 9 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist_resnet_l14_dw[g];
+    cnn_real *restrict dwv = mnist_resnet_l14_dwv[g];
+    cnn_real *restrict dyp = mnist_resnet_l14_dyp[g];
+    cnn_real *restrict dyw = mnist_resnet_l14_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const int first = i == g * GSIZE;
+      const cnn_real *restrict x = mnist_resnet_l14_xp + (size_t)i * 4096;
+      const cnn_real *restrict dy = mnist_resnet_d15 + (size_t)i * 3136;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 14; oy++)
+          memcpy(dyw + o * 224 + oy * 16, dy + (o * 14 + oy) * 14, 14 * sizeof(cnn_real));
+      // 8 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 16; o += 8) {
+        for (int c = 0; c < 16; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
+            cnn_v16 s4_0 = {0}, s4_1 = {0}, s4_2 = {0};
+            cnn_v16 s5_0 = {0}, s5_1 = {0}, s5_2 = {0};
+            cnn_v16 s6_0 = {0}, s6_1 = {0}, s6_2 = {0};
+            cnn_v16 s7_0 = {0}, s7_1 = {0}, s7_2 = {0};
+            for (int oy = 0; oy < 14; oy++) {
+              const cnn_real *restrict dr = dyw + (o) * 224 + oy * 16;
+              const cnn_real *restrict xr = x + (c * 16 + oy + ky) * 16;
+              for (int v = 0; v < 16; v += 16) {
+                cnn_v16 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 224 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 448 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 672 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+                memcpy(&d, dr + 896 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
+                memcpy(&d, dr + 1120 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
+                memcpy(&d, dr + 1344 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0; s6_1 += d * x1; s6_2 += d * x2;
+                memcpy(&d, dr + 1568 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0; s7_1 += d * x1; s7_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dwv + ((o) * 144 + (c * 3 + ky) * 3) * 16;
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 16, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 32, sizeof t);
+              s0_2 += t;
+            }
+            memcpy(dwo + 32, &s0_2, sizeof s0_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 2304, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 2304, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 2320, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 2320, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 2336, sizeof t);
+              s1_2 += t;
+            }
+            memcpy(dwo + 2336, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 4608, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 4608, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 4624, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 4624, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 4640, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 4640, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 6912, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 6912, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 6928, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 6928, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 6944, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 6944, &s3_2, sizeof s3_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 9216, sizeof t);
+              s4_0 += t;
+            }
+            memcpy(dwo + 9216, &s4_0, sizeof s4_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 9232, sizeof t);
+              s4_1 += t;
+            }
+            memcpy(dwo + 9232, &s4_1, sizeof s4_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 9248, sizeof t);
+              s4_2 += t;
+            }
+            memcpy(dwo + 9248, &s4_2, sizeof s4_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 11520, sizeof t);
+              s5_0 += t;
+            }
+            memcpy(dwo + 11520, &s5_0, sizeof s5_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 11536, sizeof t);
+              s5_1 += t;
+            }
+            memcpy(dwo + 11536, &s5_1, sizeof s5_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 11552, sizeof t);
+              s5_2 += t;
+            }
+            memcpy(dwo + 11552, &s5_2, sizeof s5_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 13824, sizeof t);
+              s6_0 += t;
+            }
+            memcpy(dwo + 13824, &s6_0, sizeof s6_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 13840, sizeof t);
+              s6_1 += t;
+            }
+            memcpy(dwo + 13840, &s6_1, sizeof s6_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 13856, sizeof t);
+              s6_2 += t;
+            }
+            memcpy(dwo + 13856, &s6_2, sizeof s6_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 16128, sizeof t);
+              s7_0 += t;
+            }
+            memcpy(dwo + 16128, &s7_0, sizeof s7_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 16144, sizeof t);
+              s7_1 += t;
+            }
+            memcpy(dwo + 16144, &s7_1, sizeof s7_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 16160, sizeof t);
+              s7_2 += t;
+            }
+            memcpy(dwo + 16160, &s7_2, sizeof s7_2);
+          }
+      }
+      cnn_real *restrict dx = mnist_resnet_dscratch + (size_t)i * 3136;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 14; oy++)
+          memcpy(dyp + (o * 16 + oy + 1) * 16 + 1, dy + (o * 14 + oy) * 14, 14 * sizeof(cnn_real));
+      // 16 output channels x 1 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 14 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584], w12 = wr[kx + 1728], w13 = wr[kx + 1872], w14 = wr[kx + 2016], w15 = wr[kx + 2160];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11]; yr[12] = a0_0[12]; yr[13] = a0_0[13];
+          yr[196] = a1_0[0]; yr[197] = a1_0[1]; yr[198] = a1_0[2]; yr[199] = a1_0[3]; yr[200] = a1_0[4]; yr[201] = a1_0[5]; yr[202] = a1_0[6]; yr[203] = a1_0[7]; yr[204] = a1_0[8]; yr[205] = a1_0[9]; yr[206] = a1_0[10]; yr[207] = a1_0[11]; yr[208] = a1_0[12]; yr[209] = a1_0[13];
+          yr[392] = a2_0[0]; yr[393] = a2_0[1]; yr[394] = a2_0[2]; yr[395] = a2_0[3]; yr[396] = a2_0[4]; yr[397] = a2_0[5]; yr[398] = a2_0[6]; yr[399] = a2_0[7]; yr[400] = a2_0[8]; yr[401] = a2_0[9]; yr[402] = a2_0[10]; yr[403] = a2_0[11]; yr[404] = a2_0[12]; yr[405] = a2_0[13];
+          yr[588] = a3_0[0]; yr[589] = a3_0[1]; yr[590] = a3_0[2]; yr[591] = a3_0[3]; yr[592] = a3_0[4]; yr[593] = a3_0[5]; yr[594] = a3_0[6]; yr[595] = a3_0[7]; yr[596] = a3_0[8]; yr[597] = a3_0[9]; yr[598] = a3_0[10]; yr[599] = a3_0[11]; yr[600] = a3_0[12]; yr[601] = a3_0[13];
+          yr[784] = a4_0[0]; yr[785] = a4_0[1]; yr[786] = a4_0[2]; yr[787] = a4_0[3]; yr[788] = a4_0[4]; yr[789] = a4_0[5]; yr[790] = a4_0[6]; yr[791] = a4_0[7]; yr[792] = a4_0[8]; yr[793] = a4_0[9]; yr[794] = a4_0[10]; yr[795] = a4_0[11]; yr[796] = a4_0[12]; yr[797] = a4_0[13];
+          yr[980] = a5_0[0]; yr[981] = a5_0[1]; yr[982] = a5_0[2]; yr[983] = a5_0[3]; yr[984] = a5_0[4]; yr[985] = a5_0[5]; yr[986] = a5_0[6]; yr[987] = a5_0[7]; yr[988] = a5_0[8]; yr[989] = a5_0[9]; yr[990] = a5_0[10]; yr[991] = a5_0[11]; yr[992] = a5_0[12]; yr[993] = a5_0[13];
+          yr[1176] = a6_0[0]; yr[1177] = a6_0[1]; yr[1178] = a6_0[2]; yr[1179] = a6_0[3]; yr[1180] = a6_0[4]; yr[1181] = a6_0[5]; yr[1182] = a6_0[6]; yr[1183] = a6_0[7]; yr[1184] = a6_0[8]; yr[1185] = a6_0[9]; yr[1186] = a6_0[10]; yr[1187] = a6_0[11]; yr[1188] = a6_0[12]; yr[1189] = a6_0[13];
+          yr[1372] = a7_0[0]; yr[1373] = a7_0[1]; yr[1374] = a7_0[2]; yr[1375] = a7_0[3]; yr[1376] = a7_0[4]; yr[1377] = a7_0[5]; yr[1378] = a7_0[6]; yr[1379] = a7_0[7]; yr[1380] = a7_0[8]; yr[1381] = a7_0[9]; yr[1382] = a7_0[10]; yr[1383] = a7_0[11]; yr[1384] = a7_0[12]; yr[1385] = a7_0[13];
+          yr[1568] = a8_0[0]; yr[1569] = a8_0[1]; yr[1570] = a8_0[2]; yr[1571] = a8_0[3]; yr[1572] = a8_0[4]; yr[1573] = a8_0[5]; yr[1574] = a8_0[6]; yr[1575] = a8_0[7]; yr[1576] = a8_0[8]; yr[1577] = a8_0[9]; yr[1578] = a8_0[10]; yr[1579] = a8_0[11]; yr[1580] = a8_0[12]; yr[1581] = a8_0[13];
+          yr[1764] = a9_0[0]; yr[1765] = a9_0[1]; yr[1766] = a9_0[2]; yr[1767] = a9_0[3]; yr[1768] = a9_0[4]; yr[1769] = a9_0[5]; yr[1770] = a9_0[6]; yr[1771] = a9_0[7]; yr[1772] = a9_0[8]; yr[1773] = a9_0[9]; yr[1774] = a9_0[10]; yr[1775] = a9_0[11]; yr[1776] = a9_0[12]; yr[1777] = a9_0[13];
+          yr[1960] = a10_0[0]; yr[1961] = a10_0[1]; yr[1962] = a10_0[2]; yr[1963] = a10_0[3]; yr[1964] = a10_0[4]; yr[1965] = a10_0[5]; yr[1966] = a10_0[6]; yr[1967] = a10_0[7]; yr[1968] = a10_0[8]; yr[1969] = a10_0[9]; yr[1970] = a10_0[10]; yr[1971] = a10_0[11]; yr[1972] = a10_0[12]; yr[1973] = a10_0[13];
+          yr[2156] = a11_0[0]; yr[2157] = a11_0[1]; yr[2158] = a11_0[2]; yr[2159] = a11_0[3]; yr[2160] = a11_0[4]; yr[2161] = a11_0[5]; yr[2162] = a11_0[6]; yr[2163] = a11_0[7]; yr[2164] = a11_0[8]; yr[2165] = a11_0[9]; yr[2166] = a11_0[10]; yr[2167] = a11_0[11]; yr[2168] = a11_0[12]; yr[2169] = a11_0[13];
+          yr[2352] = a12_0[0]; yr[2353] = a12_0[1]; yr[2354] = a12_0[2]; yr[2355] = a12_0[3]; yr[2356] = a12_0[4]; yr[2357] = a12_0[5]; yr[2358] = a12_0[6]; yr[2359] = a12_0[7]; yr[2360] = a12_0[8]; yr[2361] = a12_0[9]; yr[2362] = a12_0[10]; yr[2363] = a12_0[11]; yr[2364] = a12_0[12]; yr[2365] = a12_0[13];
+          yr[2548] = a13_0[0]; yr[2549] = a13_0[1]; yr[2550] = a13_0[2]; yr[2551] = a13_0[3]; yr[2552] = a13_0[4]; yr[2553] = a13_0[5]; yr[2554] = a13_0[6]; yr[2555] = a13_0[7]; yr[2556] = a13_0[8]; yr[2557] = a13_0[9]; yr[2558] = a13_0[10]; yr[2559] = a13_0[11]; yr[2560] = a13_0[12]; yr[2561] = a13_0[13];
+          yr[2744] = a14_0[0]; yr[2745] = a14_0[1]; yr[2746] = a14_0[2]; yr[2747] = a14_0[3]; yr[2748] = a14_0[4]; yr[2749] = a14_0[5]; yr[2750] = a14_0[6]; yr[2751] = a14_0[7]; yr[2752] = a14_0[8]; yr[2753] = a14_0[9]; yr[2754] = a14_0[10]; yr[2755] = a14_0[11]; yr[2756] = a14_0[12]; yr[2757] = a14_0[13];
+          yr[2940] = a15_0[0]; yr[2941] = a15_0[1]; yr[2942] = a15_0[2]; yr[2943] = a15_0[3]; yr[2944] = a15_0[4]; yr[2945] = a15_0[5]; yr[2946] = a15_0[6]; yr[2947] = a15_0[7]; yr[2948] = a15_0[8]; yr[2949] = a15_0[9]; yr[2950] = a15_0[10]; yr[2951] = a15_0[11]; yr[2952] = a15_0[12]; yr[2953] = a15_0[13];
+        }
+      }
+      for (int oy = 1; oy < 13; oy++) {
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 14 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584], w12 = wr[kx + 1728], w13 = wr[kx + 1872], w14 = wr[kx + 2016], w15 = wr[kx + 2160];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11]; yr[12] = a0_0[12]; yr[13] = a0_0[13];
+          yr[196] = a1_0[0]; yr[197] = a1_0[1]; yr[198] = a1_0[2]; yr[199] = a1_0[3]; yr[200] = a1_0[4]; yr[201] = a1_0[5]; yr[202] = a1_0[6]; yr[203] = a1_0[7]; yr[204] = a1_0[8]; yr[205] = a1_0[9]; yr[206] = a1_0[10]; yr[207] = a1_0[11]; yr[208] = a1_0[12]; yr[209] = a1_0[13];
+          yr[392] = a2_0[0]; yr[393] = a2_0[1]; yr[394] = a2_0[2]; yr[395] = a2_0[3]; yr[396] = a2_0[4]; yr[397] = a2_0[5]; yr[398] = a2_0[6]; yr[399] = a2_0[7]; yr[400] = a2_0[8]; yr[401] = a2_0[9]; yr[402] = a2_0[10]; yr[403] = a2_0[11]; yr[404] = a2_0[12]; yr[405] = a2_0[13];
+          yr[588] = a3_0[0]; yr[589] = a3_0[1]; yr[590] = a3_0[2]; yr[591] = a3_0[3]; yr[592] = a3_0[4]; yr[593] = a3_0[5]; yr[594] = a3_0[6]; yr[595] = a3_0[7]; yr[596] = a3_0[8]; yr[597] = a3_0[9]; yr[598] = a3_0[10]; yr[599] = a3_0[11]; yr[600] = a3_0[12]; yr[601] = a3_0[13];
+          yr[784] = a4_0[0]; yr[785] = a4_0[1]; yr[786] = a4_0[2]; yr[787] = a4_0[3]; yr[788] = a4_0[4]; yr[789] = a4_0[5]; yr[790] = a4_0[6]; yr[791] = a4_0[7]; yr[792] = a4_0[8]; yr[793] = a4_0[9]; yr[794] = a4_0[10]; yr[795] = a4_0[11]; yr[796] = a4_0[12]; yr[797] = a4_0[13];
+          yr[980] = a5_0[0]; yr[981] = a5_0[1]; yr[982] = a5_0[2]; yr[983] = a5_0[3]; yr[984] = a5_0[4]; yr[985] = a5_0[5]; yr[986] = a5_0[6]; yr[987] = a5_0[7]; yr[988] = a5_0[8]; yr[989] = a5_0[9]; yr[990] = a5_0[10]; yr[991] = a5_0[11]; yr[992] = a5_0[12]; yr[993] = a5_0[13];
+          yr[1176] = a6_0[0]; yr[1177] = a6_0[1]; yr[1178] = a6_0[2]; yr[1179] = a6_0[3]; yr[1180] = a6_0[4]; yr[1181] = a6_0[5]; yr[1182] = a6_0[6]; yr[1183] = a6_0[7]; yr[1184] = a6_0[8]; yr[1185] = a6_0[9]; yr[1186] = a6_0[10]; yr[1187] = a6_0[11]; yr[1188] = a6_0[12]; yr[1189] = a6_0[13];
+          yr[1372] = a7_0[0]; yr[1373] = a7_0[1]; yr[1374] = a7_0[2]; yr[1375] = a7_0[3]; yr[1376] = a7_0[4]; yr[1377] = a7_0[5]; yr[1378] = a7_0[6]; yr[1379] = a7_0[7]; yr[1380] = a7_0[8]; yr[1381] = a7_0[9]; yr[1382] = a7_0[10]; yr[1383] = a7_0[11]; yr[1384] = a7_0[12]; yr[1385] = a7_0[13];
+          yr[1568] = a8_0[0]; yr[1569] = a8_0[1]; yr[1570] = a8_0[2]; yr[1571] = a8_0[3]; yr[1572] = a8_0[4]; yr[1573] = a8_0[5]; yr[1574] = a8_0[6]; yr[1575] = a8_0[7]; yr[1576] = a8_0[8]; yr[1577] = a8_0[9]; yr[1578] = a8_0[10]; yr[1579] = a8_0[11]; yr[1580] = a8_0[12]; yr[1581] = a8_0[13];
+          yr[1764] = a9_0[0]; yr[1765] = a9_0[1]; yr[1766] = a9_0[2]; yr[1767] = a9_0[3]; yr[1768] = a9_0[4]; yr[1769] = a9_0[5]; yr[1770] = a9_0[6]; yr[1771] = a9_0[7]; yr[1772] = a9_0[8]; yr[1773] = a9_0[9]; yr[1774] = a9_0[10]; yr[1775] = a9_0[11]; yr[1776] = a9_0[12]; yr[1777] = a9_0[13];
+          yr[1960] = a10_0[0]; yr[1961] = a10_0[1]; yr[1962] = a10_0[2]; yr[1963] = a10_0[3]; yr[1964] = a10_0[4]; yr[1965] = a10_0[5]; yr[1966] = a10_0[6]; yr[1967] = a10_0[7]; yr[1968] = a10_0[8]; yr[1969] = a10_0[9]; yr[1970] = a10_0[10]; yr[1971] = a10_0[11]; yr[1972] = a10_0[12]; yr[1973] = a10_0[13];
+          yr[2156] = a11_0[0]; yr[2157] = a11_0[1]; yr[2158] = a11_0[2]; yr[2159] = a11_0[3]; yr[2160] = a11_0[4]; yr[2161] = a11_0[5]; yr[2162] = a11_0[6]; yr[2163] = a11_0[7]; yr[2164] = a11_0[8]; yr[2165] = a11_0[9]; yr[2166] = a11_0[10]; yr[2167] = a11_0[11]; yr[2168] = a11_0[12]; yr[2169] = a11_0[13];
+          yr[2352] = a12_0[0]; yr[2353] = a12_0[1]; yr[2354] = a12_0[2]; yr[2355] = a12_0[3]; yr[2356] = a12_0[4]; yr[2357] = a12_0[5]; yr[2358] = a12_0[6]; yr[2359] = a12_0[7]; yr[2360] = a12_0[8]; yr[2361] = a12_0[9]; yr[2362] = a12_0[10]; yr[2363] = a12_0[11]; yr[2364] = a12_0[12]; yr[2365] = a12_0[13];
+          yr[2548] = a13_0[0]; yr[2549] = a13_0[1]; yr[2550] = a13_0[2]; yr[2551] = a13_0[3]; yr[2552] = a13_0[4]; yr[2553] = a13_0[5]; yr[2554] = a13_0[6]; yr[2555] = a13_0[7]; yr[2556] = a13_0[8]; yr[2557] = a13_0[9]; yr[2558] = a13_0[10]; yr[2559] = a13_0[11]; yr[2560] = a13_0[12]; yr[2561] = a13_0[13];
+          yr[2744] = a14_0[0]; yr[2745] = a14_0[1]; yr[2746] = a14_0[2]; yr[2747] = a14_0[3]; yr[2748] = a14_0[4]; yr[2749] = a14_0[5]; yr[2750] = a14_0[6]; yr[2751] = a14_0[7]; yr[2752] = a14_0[8]; yr[2753] = a14_0[9]; yr[2754] = a14_0[10]; yr[2755] = a14_0[11]; yr[2756] = a14_0[12]; yr[2757] = a14_0[13];
+          yr[2940] = a15_0[0]; yr[2941] = a15_0[1]; yr[2942] = a15_0[2]; yr[2943] = a15_0[3]; yr[2944] = a15_0[4]; yr[2945] = a15_0[5]; yr[2946] = a15_0[6]; yr[2947] = a15_0[7]; yr[2948] = a15_0[8]; yr[2949] = a15_0[9]; yr[2950] = a15_0[10]; yr[2951] = a15_0[11]; yr[2952] = a15_0[12]; yr[2953] = a15_0[13];
+        }
+      }
+      for (int oy = 13; oy < 14; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 14 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584], w12 = wr[kx + 1728], w13 = wr[kx + 1872], w14 = wr[kx + 2016], w15 = wr[kx + 2160];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11]; yr[12] = a0_0[12]; yr[13] = a0_0[13];
+          yr[196] = a1_0[0]; yr[197] = a1_0[1]; yr[198] = a1_0[2]; yr[199] = a1_0[3]; yr[200] = a1_0[4]; yr[201] = a1_0[5]; yr[202] = a1_0[6]; yr[203] = a1_0[7]; yr[204] = a1_0[8]; yr[205] = a1_0[9]; yr[206] = a1_0[10]; yr[207] = a1_0[11]; yr[208] = a1_0[12]; yr[209] = a1_0[13];
+          yr[392] = a2_0[0]; yr[393] = a2_0[1]; yr[394] = a2_0[2]; yr[395] = a2_0[3]; yr[396] = a2_0[4]; yr[397] = a2_0[5]; yr[398] = a2_0[6]; yr[399] = a2_0[7]; yr[400] = a2_0[8]; yr[401] = a2_0[9]; yr[402] = a2_0[10]; yr[403] = a2_0[11]; yr[404] = a2_0[12]; yr[405] = a2_0[13];
+          yr[588] = a3_0[0]; yr[589] = a3_0[1]; yr[590] = a3_0[2]; yr[591] = a3_0[3]; yr[592] = a3_0[4]; yr[593] = a3_0[5]; yr[594] = a3_0[6]; yr[595] = a3_0[7]; yr[596] = a3_0[8]; yr[597] = a3_0[9]; yr[598] = a3_0[10]; yr[599] = a3_0[11]; yr[600] = a3_0[12]; yr[601] = a3_0[13];
+          yr[784] = a4_0[0]; yr[785] = a4_0[1]; yr[786] = a4_0[2]; yr[787] = a4_0[3]; yr[788] = a4_0[4]; yr[789] = a4_0[5]; yr[790] = a4_0[6]; yr[791] = a4_0[7]; yr[792] = a4_0[8]; yr[793] = a4_0[9]; yr[794] = a4_0[10]; yr[795] = a4_0[11]; yr[796] = a4_0[12]; yr[797] = a4_0[13];
+          yr[980] = a5_0[0]; yr[981] = a5_0[1]; yr[982] = a5_0[2]; yr[983] = a5_0[3]; yr[984] = a5_0[4]; yr[985] = a5_0[5]; yr[986] = a5_0[6]; yr[987] = a5_0[7]; yr[988] = a5_0[8]; yr[989] = a5_0[9]; yr[990] = a5_0[10]; yr[991] = a5_0[11]; yr[992] = a5_0[12]; yr[993] = a5_0[13];
+          yr[1176] = a6_0[0]; yr[1177] = a6_0[1]; yr[1178] = a6_0[2]; yr[1179] = a6_0[3]; yr[1180] = a6_0[4]; yr[1181] = a6_0[5]; yr[1182] = a6_0[6]; yr[1183] = a6_0[7]; yr[1184] = a6_0[8]; yr[1185] = a6_0[9]; yr[1186] = a6_0[10]; yr[1187] = a6_0[11]; yr[1188] = a6_0[12]; yr[1189] = a6_0[13];
+          yr[1372] = a7_0[0]; yr[1373] = a7_0[1]; yr[1374] = a7_0[2]; yr[1375] = a7_0[3]; yr[1376] = a7_0[4]; yr[1377] = a7_0[5]; yr[1378] = a7_0[6]; yr[1379] = a7_0[7]; yr[1380] = a7_0[8]; yr[1381] = a7_0[9]; yr[1382] = a7_0[10]; yr[1383] = a7_0[11]; yr[1384] = a7_0[12]; yr[1385] = a7_0[13];
+          yr[1568] = a8_0[0]; yr[1569] = a8_0[1]; yr[1570] = a8_0[2]; yr[1571] = a8_0[3]; yr[1572] = a8_0[4]; yr[1573] = a8_0[5]; yr[1574] = a8_0[6]; yr[1575] = a8_0[7]; yr[1576] = a8_0[8]; yr[1577] = a8_0[9]; yr[1578] = a8_0[10]; yr[1579] = a8_0[11]; yr[1580] = a8_0[12]; yr[1581] = a8_0[13];
+          yr[1764] = a9_0[0]; yr[1765] = a9_0[1]; yr[1766] = a9_0[2]; yr[1767] = a9_0[3]; yr[1768] = a9_0[4]; yr[1769] = a9_0[5]; yr[1770] = a9_0[6]; yr[1771] = a9_0[7]; yr[1772] = a9_0[8]; yr[1773] = a9_0[9]; yr[1774] = a9_0[10]; yr[1775] = a9_0[11]; yr[1776] = a9_0[12]; yr[1777] = a9_0[13];
+          yr[1960] = a10_0[0]; yr[1961] = a10_0[1]; yr[1962] = a10_0[2]; yr[1963] = a10_0[3]; yr[1964] = a10_0[4]; yr[1965] = a10_0[5]; yr[1966] = a10_0[6]; yr[1967] = a10_0[7]; yr[1968] = a10_0[8]; yr[1969] = a10_0[9]; yr[1970] = a10_0[10]; yr[1971] = a10_0[11]; yr[1972] = a10_0[12]; yr[1973] = a10_0[13];
+          yr[2156] = a11_0[0]; yr[2157] = a11_0[1]; yr[2158] = a11_0[2]; yr[2159] = a11_0[3]; yr[2160] = a11_0[4]; yr[2161] = a11_0[5]; yr[2162] = a11_0[6]; yr[2163] = a11_0[7]; yr[2164] = a11_0[8]; yr[2165] = a11_0[9]; yr[2166] = a11_0[10]; yr[2167] = a11_0[11]; yr[2168] = a11_0[12]; yr[2169] = a11_0[13];
+          yr[2352] = a12_0[0]; yr[2353] = a12_0[1]; yr[2354] = a12_0[2]; yr[2355] = a12_0[3]; yr[2356] = a12_0[4]; yr[2357] = a12_0[5]; yr[2358] = a12_0[6]; yr[2359] = a12_0[7]; yr[2360] = a12_0[8]; yr[2361] = a12_0[9]; yr[2362] = a12_0[10]; yr[2363] = a12_0[11]; yr[2364] = a12_0[12]; yr[2365] = a12_0[13];
+          yr[2548] = a13_0[0]; yr[2549] = a13_0[1]; yr[2550] = a13_0[2]; yr[2551] = a13_0[3]; yr[2552] = a13_0[4]; yr[2553] = a13_0[5]; yr[2554] = a13_0[6]; yr[2555] = a13_0[7]; yr[2556] = a13_0[8]; yr[2557] = a13_0[9]; yr[2558] = a13_0[10]; yr[2559] = a13_0[11]; yr[2560] = a13_0[12]; yr[2561] = a13_0[13];
+          yr[2744] = a14_0[0]; yr[2745] = a14_0[1]; yr[2746] = a14_0[2]; yr[2747] = a14_0[3]; yr[2748] = a14_0[4]; yr[2749] = a14_0[5]; yr[2750] = a14_0[6]; yr[2751] = a14_0[7]; yr[2752] = a14_0[8]; yr[2753] = a14_0[9]; yr[2754] = a14_0[10]; yr[2755] = a14_0[11]; yr[2756] = a14_0[12]; yr[2757] = a14_0[13];
+          yr[2940] = a15_0[0]; yr[2941] = a15_0[1]; yr[2942] = a15_0[2]; yr[2943] = a15_0[3]; yr[2944] = a15_0[4]; yr[2945] = a15_0[5]; yr[2946] = a15_0[6]; yr[2947] = a15_0[7]; yr[2948] = a15_0[8]; yr[2949] = a15_0[9]; yr[2950] = a15_0[10]; yr[2951] = a15_0[11]; yr[2952] = a15_0[12]; yr[2953] = a15_0[13];
+        }
+      }
+    }
+    for (int j = 0; j < 2304; j++) {
+      cnn_v16 t;
+      memcpy(&t, dwv + (size_t)j * 16, sizeof t);
+      dw[j] = CNN_HSUM16(t);
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 2304; j++) {
+    cnn_real s = mnist_resnet_l14_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist_resnet_l14_dw[g][j];
+    mnist_resnet_grads[2456 + j] = s;
+  }
+}
+#endif
+// Layer 14's backward on the CPU's vector width.
+static void mnist_resnet_l14_conv_backward(int n) {
+#if CNN_V16
+  if (mnist_resnet_v16) {
+    mnist_resnet_l14_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist_resnet_l14_conv_backward_v8(n);
 }
 
 // Layer 15: batchnorm: 14x14x16 -> 14x14x16 (HxWxC), RF 16, 32 params, 0 MACs/image.
@@ -3671,14 +6873,16 @@ CNN_CLONES static void mnist_resnet_l15_bn_backward(int n) {
 // Layer 17: conv 3x3, stride 1, pad 1, no bias: 14x14x16 -> 14x14x16 (HxWxC), RF 20, 2304 params, 451584 MACs/image.
 // Path: direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input.
 // y[16][14x14] = W[16][16][3x3] (*) x[16][14x14] padded.
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
-static cnn_real mnist_resnet_l17_xp[BATCH * 4096 + 8];
+static cnn_real mnist_resnet_l17_xp[BATCH * 4096 + 16];
 // Layer 18's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l18_ps[BATCH][16], mnist_resnet_l18_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 18's statistics.
-CNN_CLONES static void mnist_resnet_l17_conv_forward(int n, int training) {
+CNN_CLONES static void mnist_resnet_l17_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 4792;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -3933,6 +7137,249 @@ CNN_CLONES static void mnist_resnet_l17_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist_resnet_l17_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist_resnet_params + 4792;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist_resnet_a16 + (size_t)i * 3136;
+      cnn_real *restrict y = mnist_resnet_a18 + (size_t)i * 3136;
+      cnn_real *restrict xp = mnist_resnet_l17_xp + (size_t)i * 4096;
+      for (int c = 0; c < 16; c++)
+        for (int iy = 0; iy < 14; iy++)
+          memcpy(xp + (c * 16 + iy + 1) * 16 + 1, x + (c * 14 + iy) * 14, 14 * sizeof(cnn_real));
+      // 16 output channels x 1 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 14 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584], w12 = wr[kx + 1728], w13 = wr[kx + 1872], w14 = wr[kx + 2016], w15 = wr[kx + 2160];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 196 + oy * 14 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11]; yr[12] = a0_0[12]; yr[13] = a0_0[13];
+          yr[196] = a1_0[0]; yr[197] = a1_0[1]; yr[198] = a1_0[2]; yr[199] = a1_0[3]; yr[200] = a1_0[4]; yr[201] = a1_0[5]; yr[202] = a1_0[6]; yr[203] = a1_0[7]; yr[204] = a1_0[8]; yr[205] = a1_0[9]; yr[206] = a1_0[10]; yr[207] = a1_0[11]; yr[208] = a1_0[12]; yr[209] = a1_0[13];
+          yr[392] = a2_0[0]; yr[393] = a2_0[1]; yr[394] = a2_0[2]; yr[395] = a2_0[3]; yr[396] = a2_0[4]; yr[397] = a2_0[5]; yr[398] = a2_0[6]; yr[399] = a2_0[7]; yr[400] = a2_0[8]; yr[401] = a2_0[9]; yr[402] = a2_0[10]; yr[403] = a2_0[11]; yr[404] = a2_0[12]; yr[405] = a2_0[13];
+          yr[588] = a3_0[0]; yr[589] = a3_0[1]; yr[590] = a3_0[2]; yr[591] = a3_0[3]; yr[592] = a3_0[4]; yr[593] = a3_0[5]; yr[594] = a3_0[6]; yr[595] = a3_0[7]; yr[596] = a3_0[8]; yr[597] = a3_0[9]; yr[598] = a3_0[10]; yr[599] = a3_0[11]; yr[600] = a3_0[12]; yr[601] = a3_0[13];
+          yr[784] = a4_0[0]; yr[785] = a4_0[1]; yr[786] = a4_0[2]; yr[787] = a4_0[3]; yr[788] = a4_0[4]; yr[789] = a4_0[5]; yr[790] = a4_0[6]; yr[791] = a4_0[7]; yr[792] = a4_0[8]; yr[793] = a4_0[9]; yr[794] = a4_0[10]; yr[795] = a4_0[11]; yr[796] = a4_0[12]; yr[797] = a4_0[13];
+          yr[980] = a5_0[0]; yr[981] = a5_0[1]; yr[982] = a5_0[2]; yr[983] = a5_0[3]; yr[984] = a5_0[4]; yr[985] = a5_0[5]; yr[986] = a5_0[6]; yr[987] = a5_0[7]; yr[988] = a5_0[8]; yr[989] = a5_0[9]; yr[990] = a5_0[10]; yr[991] = a5_0[11]; yr[992] = a5_0[12]; yr[993] = a5_0[13];
+          yr[1176] = a6_0[0]; yr[1177] = a6_0[1]; yr[1178] = a6_0[2]; yr[1179] = a6_0[3]; yr[1180] = a6_0[4]; yr[1181] = a6_0[5]; yr[1182] = a6_0[6]; yr[1183] = a6_0[7]; yr[1184] = a6_0[8]; yr[1185] = a6_0[9]; yr[1186] = a6_0[10]; yr[1187] = a6_0[11]; yr[1188] = a6_0[12]; yr[1189] = a6_0[13];
+          yr[1372] = a7_0[0]; yr[1373] = a7_0[1]; yr[1374] = a7_0[2]; yr[1375] = a7_0[3]; yr[1376] = a7_0[4]; yr[1377] = a7_0[5]; yr[1378] = a7_0[6]; yr[1379] = a7_0[7]; yr[1380] = a7_0[8]; yr[1381] = a7_0[9]; yr[1382] = a7_0[10]; yr[1383] = a7_0[11]; yr[1384] = a7_0[12]; yr[1385] = a7_0[13];
+          yr[1568] = a8_0[0]; yr[1569] = a8_0[1]; yr[1570] = a8_0[2]; yr[1571] = a8_0[3]; yr[1572] = a8_0[4]; yr[1573] = a8_0[5]; yr[1574] = a8_0[6]; yr[1575] = a8_0[7]; yr[1576] = a8_0[8]; yr[1577] = a8_0[9]; yr[1578] = a8_0[10]; yr[1579] = a8_0[11]; yr[1580] = a8_0[12]; yr[1581] = a8_0[13];
+          yr[1764] = a9_0[0]; yr[1765] = a9_0[1]; yr[1766] = a9_0[2]; yr[1767] = a9_0[3]; yr[1768] = a9_0[4]; yr[1769] = a9_0[5]; yr[1770] = a9_0[6]; yr[1771] = a9_0[7]; yr[1772] = a9_0[8]; yr[1773] = a9_0[9]; yr[1774] = a9_0[10]; yr[1775] = a9_0[11]; yr[1776] = a9_0[12]; yr[1777] = a9_0[13];
+          yr[1960] = a10_0[0]; yr[1961] = a10_0[1]; yr[1962] = a10_0[2]; yr[1963] = a10_0[3]; yr[1964] = a10_0[4]; yr[1965] = a10_0[5]; yr[1966] = a10_0[6]; yr[1967] = a10_0[7]; yr[1968] = a10_0[8]; yr[1969] = a10_0[9]; yr[1970] = a10_0[10]; yr[1971] = a10_0[11]; yr[1972] = a10_0[12]; yr[1973] = a10_0[13];
+          yr[2156] = a11_0[0]; yr[2157] = a11_0[1]; yr[2158] = a11_0[2]; yr[2159] = a11_0[3]; yr[2160] = a11_0[4]; yr[2161] = a11_0[5]; yr[2162] = a11_0[6]; yr[2163] = a11_0[7]; yr[2164] = a11_0[8]; yr[2165] = a11_0[9]; yr[2166] = a11_0[10]; yr[2167] = a11_0[11]; yr[2168] = a11_0[12]; yr[2169] = a11_0[13];
+          yr[2352] = a12_0[0]; yr[2353] = a12_0[1]; yr[2354] = a12_0[2]; yr[2355] = a12_0[3]; yr[2356] = a12_0[4]; yr[2357] = a12_0[5]; yr[2358] = a12_0[6]; yr[2359] = a12_0[7]; yr[2360] = a12_0[8]; yr[2361] = a12_0[9]; yr[2362] = a12_0[10]; yr[2363] = a12_0[11]; yr[2364] = a12_0[12]; yr[2365] = a12_0[13];
+          yr[2548] = a13_0[0]; yr[2549] = a13_0[1]; yr[2550] = a13_0[2]; yr[2551] = a13_0[3]; yr[2552] = a13_0[4]; yr[2553] = a13_0[5]; yr[2554] = a13_0[6]; yr[2555] = a13_0[7]; yr[2556] = a13_0[8]; yr[2557] = a13_0[9]; yr[2558] = a13_0[10]; yr[2559] = a13_0[11]; yr[2560] = a13_0[12]; yr[2561] = a13_0[13];
+          yr[2744] = a14_0[0]; yr[2745] = a14_0[1]; yr[2746] = a14_0[2]; yr[2747] = a14_0[3]; yr[2748] = a14_0[4]; yr[2749] = a14_0[5]; yr[2750] = a14_0[6]; yr[2751] = a14_0[7]; yr[2752] = a14_0[8]; yr[2753] = a14_0[9]; yr[2754] = a14_0[10]; yr[2755] = a14_0[11]; yr[2756] = a14_0[12]; yr[2757] = a14_0[13];
+          yr[2940] = a15_0[0]; yr[2941] = a15_0[1]; yr[2942] = a15_0[2]; yr[2943] = a15_0[3]; yr[2944] = a15_0[4]; yr[2945] = a15_0[5]; yr[2946] = a15_0[6]; yr[2947] = a15_0[7]; yr[2948] = a15_0[8]; yr[2949] = a15_0[9]; yr[2950] = a15_0[10]; yr[2951] = a15_0[11]; yr[2952] = a15_0[12]; yr[2953] = a15_0[13];
+        }
+      }
+      for (int oy = 1; oy < 13; oy++) {
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 14 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584], w12 = wr[kx + 1728], w13 = wr[kx + 1872], w14 = wr[kx + 2016], w15 = wr[kx + 2160];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 196 + oy * 14 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11]; yr[12] = a0_0[12]; yr[13] = a0_0[13];
+          yr[196] = a1_0[0]; yr[197] = a1_0[1]; yr[198] = a1_0[2]; yr[199] = a1_0[3]; yr[200] = a1_0[4]; yr[201] = a1_0[5]; yr[202] = a1_0[6]; yr[203] = a1_0[7]; yr[204] = a1_0[8]; yr[205] = a1_0[9]; yr[206] = a1_0[10]; yr[207] = a1_0[11]; yr[208] = a1_0[12]; yr[209] = a1_0[13];
+          yr[392] = a2_0[0]; yr[393] = a2_0[1]; yr[394] = a2_0[2]; yr[395] = a2_0[3]; yr[396] = a2_0[4]; yr[397] = a2_0[5]; yr[398] = a2_0[6]; yr[399] = a2_0[7]; yr[400] = a2_0[8]; yr[401] = a2_0[9]; yr[402] = a2_0[10]; yr[403] = a2_0[11]; yr[404] = a2_0[12]; yr[405] = a2_0[13];
+          yr[588] = a3_0[0]; yr[589] = a3_0[1]; yr[590] = a3_0[2]; yr[591] = a3_0[3]; yr[592] = a3_0[4]; yr[593] = a3_0[5]; yr[594] = a3_0[6]; yr[595] = a3_0[7]; yr[596] = a3_0[8]; yr[597] = a3_0[9]; yr[598] = a3_0[10]; yr[599] = a3_0[11]; yr[600] = a3_0[12]; yr[601] = a3_0[13];
+          yr[784] = a4_0[0]; yr[785] = a4_0[1]; yr[786] = a4_0[2]; yr[787] = a4_0[3]; yr[788] = a4_0[4]; yr[789] = a4_0[5]; yr[790] = a4_0[6]; yr[791] = a4_0[7]; yr[792] = a4_0[8]; yr[793] = a4_0[9]; yr[794] = a4_0[10]; yr[795] = a4_0[11]; yr[796] = a4_0[12]; yr[797] = a4_0[13];
+          yr[980] = a5_0[0]; yr[981] = a5_0[1]; yr[982] = a5_0[2]; yr[983] = a5_0[3]; yr[984] = a5_0[4]; yr[985] = a5_0[5]; yr[986] = a5_0[6]; yr[987] = a5_0[7]; yr[988] = a5_0[8]; yr[989] = a5_0[9]; yr[990] = a5_0[10]; yr[991] = a5_0[11]; yr[992] = a5_0[12]; yr[993] = a5_0[13];
+          yr[1176] = a6_0[0]; yr[1177] = a6_0[1]; yr[1178] = a6_0[2]; yr[1179] = a6_0[3]; yr[1180] = a6_0[4]; yr[1181] = a6_0[5]; yr[1182] = a6_0[6]; yr[1183] = a6_0[7]; yr[1184] = a6_0[8]; yr[1185] = a6_0[9]; yr[1186] = a6_0[10]; yr[1187] = a6_0[11]; yr[1188] = a6_0[12]; yr[1189] = a6_0[13];
+          yr[1372] = a7_0[0]; yr[1373] = a7_0[1]; yr[1374] = a7_0[2]; yr[1375] = a7_0[3]; yr[1376] = a7_0[4]; yr[1377] = a7_0[5]; yr[1378] = a7_0[6]; yr[1379] = a7_0[7]; yr[1380] = a7_0[8]; yr[1381] = a7_0[9]; yr[1382] = a7_0[10]; yr[1383] = a7_0[11]; yr[1384] = a7_0[12]; yr[1385] = a7_0[13];
+          yr[1568] = a8_0[0]; yr[1569] = a8_0[1]; yr[1570] = a8_0[2]; yr[1571] = a8_0[3]; yr[1572] = a8_0[4]; yr[1573] = a8_0[5]; yr[1574] = a8_0[6]; yr[1575] = a8_0[7]; yr[1576] = a8_0[8]; yr[1577] = a8_0[9]; yr[1578] = a8_0[10]; yr[1579] = a8_0[11]; yr[1580] = a8_0[12]; yr[1581] = a8_0[13];
+          yr[1764] = a9_0[0]; yr[1765] = a9_0[1]; yr[1766] = a9_0[2]; yr[1767] = a9_0[3]; yr[1768] = a9_0[4]; yr[1769] = a9_0[5]; yr[1770] = a9_0[6]; yr[1771] = a9_0[7]; yr[1772] = a9_0[8]; yr[1773] = a9_0[9]; yr[1774] = a9_0[10]; yr[1775] = a9_0[11]; yr[1776] = a9_0[12]; yr[1777] = a9_0[13];
+          yr[1960] = a10_0[0]; yr[1961] = a10_0[1]; yr[1962] = a10_0[2]; yr[1963] = a10_0[3]; yr[1964] = a10_0[4]; yr[1965] = a10_0[5]; yr[1966] = a10_0[6]; yr[1967] = a10_0[7]; yr[1968] = a10_0[8]; yr[1969] = a10_0[9]; yr[1970] = a10_0[10]; yr[1971] = a10_0[11]; yr[1972] = a10_0[12]; yr[1973] = a10_0[13];
+          yr[2156] = a11_0[0]; yr[2157] = a11_0[1]; yr[2158] = a11_0[2]; yr[2159] = a11_0[3]; yr[2160] = a11_0[4]; yr[2161] = a11_0[5]; yr[2162] = a11_0[6]; yr[2163] = a11_0[7]; yr[2164] = a11_0[8]; yr[2165] = a11_0[9]; yr[2166] = a11_0[10]; yr[2167] = a11_0[11]; yr[2168] = a11_0[12]; yr[2169] = a11_0[13];
+          yr[2352] = a12_0[0]; yr[2353] = a12_0[1]; yr[2354] = a12_0[2]; yr[2355] = a12_0[3]; yr[2356] = a12_0[4]; yr[2357] = a12_0[5]; yr[2358] = a12_0[6]; yr[2359] = a12_0[7]; yr[2360] = a12_0[8]; yr[2361] = a12_0[9]; yr[2362] = a12_0[10]; yr[2363] = a12_0[11]; yr[2364] = a12_0[12]; yr[2365] = a12_0[13];
+          yr[2548] = a13_0[0]; yr[2549] = a13_0[1]; yr[2550] = a13_0[2]; yr[2551] = a13_0[3]; yr[2552] = a13_0[4]; yr[2553] = a13_0[5]; yr[2554] = a13_0[6]; yr[2555] = a13_0[7]; yr[2556] = a13_0[8]; yr[2557] = a13_0[9]; yr[2558] = a13_0[10]; yr[2559] = a13_0[11]; yr[2560] = a13_0[12]; yr[2561] = a13_0[13];
+          yr[2744] = a14_0[0]; yr[2745] = a14_0[1]; yr[2746] = a14_0[2]; yr[2747] = a14_0[3]; yr[2748] = a14_0[4]; yr[2749] = a14_0[5]; yr[2750] = a14_0[6]; yr[2751] = a14_0[7]; yr[2752] = a14_0[8]; yr[2753] = a14_0[9]; yr[2754] = a14_0[10]; yr[2755] = a14_0[11]; yr[2756] = a14_0[12]; yr[2757] = a14_0[13];
+          yr[2940] = a15_0[0]; yr[2941] = a15_0[1]; yr[2942] = a15_0[2]; yr[2943] = a15_0[3]; yr[2944] = a15_0[4]; yr[2945] = a15_0[5]; yr[2946] = a15_0[6]; yr[2947] = a15_0[7]; yr[2948] = a15_0[8]; yr[2949] = a15_0[9]; yr[2950] = a15_0[10]; yr[2951] = a15_0[11]; yr[2952] = a15_0[12]; yr[2953] = a15_0[13];
+        }
+      }
+      for (int oy = 13; oy < 14; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 14 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584], w12 = wr[kx + 1728], w13 = wr[kx + 1872], w14 = wr[kx + 2016], w15 = wr[kx + 2160];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 196 + oy * 14 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11]; yr[12] = a0_0[12]; yr[13] = a0_0[13];
+          yr[196] = a1_0[0]; yr[197] = a1_0[1]; yr[198] = a1_0[2]; yr[199] = a1_0[3]; yr[200] = a1_0[4]; yr[201] = a1_0[5]; yr[202] = a1_0[6]; yr[203] = a1_0[7]; yr[204] = a1_0[8]; yr[205] = a1_0[9]; yr[206] = a1_0[10]; yr[207] = a1_0[11]; yr[208] = a1_0[12]; yr[209] = a1_0[13];
+          yr[392] = a2_0[0]; yr[393] = a2_0[1]; yr[394] = a2_0[2]; yr[395] = a2_0[3]; yr[396] = a2_0[4]; yr[397] = a2_0[5]; yr[398] = a2_0[6]; yr[399] = a2_0[7]; yr[400] = a2_0[8]; yr[401] = a2_0[9]; yr[402] = a2_0[10]; yr[403] = a2_0[11]; yr[404] = a2_0[12]; yr[405] = a2_0[13];
+          yr[588] = a3_0[0]; yr[589] = a3_0[1]; yr[590] = a3_0[2]; yr[591] = a3_0[3]; yr[592] = a3_0[4]; yr[593] = a3_0[5]; yr[594] = a3_0[6]; yr[595] = a3_0[7]; yr[596] = a3_0[8]; yr[597] = a3_0[9]; yr[598] = a3_0[10]; yr[599] = a3_0[11]; yr[600] = a3_0[12]; yr[601] = a3_0[13];
+          yr[784] = a4_0[0]; yr[785] = a4_0[1]; yr[786] = a4_0[2]; yr[787] = a4_0[3]; yr[788] = a4_0[4]; yr[789] = a4_0[5]; yr[790] = a4_0[6]; yr[791] = a4_0[7]; yr[792] = a4_0[8]; yr[793] = a4_0[9]; yr[794] = a4_0[10]; yr[795] = a4_0[11]; yr[796] = a4_0[12]; yr[797] = a4_0[13];
+          yr[980] = a5_0[0]; yr[981] = a5_0[1]; yr[982] = a5_0[2]; yr[983] = a5_0[3]; yr[984] = a5_0[4]; yr[985] = a5_0[5]; yr[986] = a5_0[6]; yr[987] = a5_0[7]; yr[988] = a5_0[8]; yr[989] = a5_0[9]; yr[990] = a5_0[10]; yr[991] = a5_0[11]; yr[992] = a5_0[12]; yr[993] = a5_0[13];
+          yr[1176] = a6_0[0]; yr[1177] = a6_0[1]; yr[1178] = a6_0[2]; yr[1179] = a6_0[3]; yr[1180] = a6_0[4]; yr[1181] = a6_0[5]; yr[1182] = a6_0[6]; yr[1183] = a6_0[7]; yr[1184] = a6_0[8]; yr[1185] = a6_0[9]; yr[1186] = a6_0[10]; yr[1187] = a6_0[11]; yr[1188] = a6_0[12]; yr[1189] = a6_0[13];
+          yr[1372] = a7_0[0]; yr[1373] = a7_0[1]; yr[1374] = a7_0[2]; yr[1375] = a7_0[3]; yr[1376] = a7_0[4]; yr[1377] = a7_0[5]; yr[1378] = a7_0[6]; yr[1379] = a7_0[7]; yr[1380] = a7_0[8]; yr[1381] = a7_0[9]; yr[1382] = a7_0[10]; yr[1383] = a7_0[11]; yr[1384] = a7_0[12]; yr[1385] = a7_0[13];
+          yr[1568] = a8_0[0]; yr[1569] = a8_0[1]; yr[1570] = a8_0[2]; yr[1571] = a8_0[3]; yr[1572] = a8_0[4]; yr[1573] = a8_0[5]; yr[1574] = a8_0[6]; yr[1575] = a8_0[7]; yr[1576] = a8_0[8]; yr[1577] = a8_0[9]; yr[1578] = a8_0[10]; yr[1579] = a8_0[11]; yr[1580] = a8_0[12]; yr[1581] = a8_0[13];
+          yr[1764] = a9_0[0]; yr[1765] = a9_0[1]; yr[1766] = a9_0[2]; yr[1767] = a9_0[3]; yr[1768] = a9_0[4]; yr[1769] = a9_0[5]; yr[1770] = a9_0[6]; yr[1771] = a9_0[7]; yr[1772] = a9_0[8]; yr[1773] = a9_0[9]; yr[1774] = a9_0[10]; yr[1775] = a9_0[11]; yr[1776] = a9_0[12]; yr[1777] = a9_0[13];
+          yr[1960] = a10_0[0]; yr[1961] = a10_0[1]; yr[1962] = a10_0[2]; yr[1963] = a10_0[3]; yr[1964] = a10_0[4]; yr[1965] = a10_0[5]; yr[1966] = a10_0[6]; yr[1967] = a10_0[7]; yr[1968] = a10_0[8]; yr[1969] = a10_0[9]; yr[1970] = a10_0[10]; yr[1971] = a10_0[11]; yr[1972] = a10_0[12]; yr[1973] = a10_0[13];
+          yr[2156] = a11_0[0]; yr[2157] = a11_0[1]; yr[2158] = a11_0[2]; yr[2159] = a11_0[3]; yr[2160] = a11_0[4]; yr[2161] = a11_0[5]; yr[2162] = a11_0[6]; yr[2163] = a11_0[7]; yr[2164] = a11_0[8]; yr[2165] = a11_0[9]; yr[2166] = a11_0[10]; yr[2167] = a11_0[11]; yr[2168] = a11_0[12]; yr[2169] = a11_0[13];
+          yr[2352] = a12_0[0]; yr[2353] = a12_0[1]; yr[2354] = a12_0[2]; yr[2355] = a12_0[3]; yr[2356] = a12_0[4]; yr[2357] = a12_0[5]; yr[2358] = a12_0[6]; yr[2359] = a12_0[7]; yr[2360] = a12_0[8]; yr[2361] = a12_0[9]; yr[2362] = a12_0[10]; yr[2363] = a12_0[11]; yr[2364] = a12_0[12]; yr[2365] = a12_0[13];
+          yr[2548] = a13_0[0]; yr[2549] = a13_0[1]; yr[2550] = a13_0[2]; yr[2551] = a13_0[3]; yr[2552] = a13_0[4]; yr[2553] = a13_0[5]; yr[2554] = a13_0[6]; yr[2555] = a13_0[7]; yr[2556] = a13_0[8]; yr[2557] = a13_0[9]; yr[2558] = a13_0[10]; yr[2559] = a13_0[11]; yr[2560] = a13_0[12]; yr[2561] = a13_0[13];
+          yr[2744] = a14_0[0]; yr[2745] = a14_0[1]; yr[2746] = a14_0[2]; yr[2747] = a14_0[3]; yr[2748] = a14_0[4]; yr[2749] = a14_0[5]; yr[2750] = a14_0[6]; yr[2751] = a14_0[7]; yr[2752] = a14_0[8]; yr[2753] = a14_0[9]; yr[2754] = a14_0[10]; yr[2755] = a14_0[11]; yr[2756] = a14_0[12]; yr[2757] = a14_0[13];
+          yr[2940] = a15_0[0]; yr[2941] = a15_0[1]; yr[2942] = a15_0[2]; yr[2943] = a15_0[3]; yr[2944] = a15_0[4]; yr[2945] = a15_0[5]; yr[2946] = a15_0[6]; yr[2947] = a15_0[7]; yr[2948] = a15_0[8]; yr[2949] = a15_0[9]; yr[2950] = a15_0[10]; yr[2951] = a15_0[11]; yr[2952] = a15_0[12]; yr[2953] = a15_0[13];
+        }
+      }
+      if (training)
+        for (int c = 0; c < 16; c++) {
+          const cnn_real *restrict x = y + c * 196;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 192; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          for (int p = 192; p < 196; p++) {
+            as[p - 192] += x[p];
+            aq[p - 192] += x[p] * x[p];
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist_resnet_l18_ps[i][c] = s;
+          mnist_resnet_l18_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 17's forward on the CPU's vector width.
+static void mnist_resnet_l17_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist_resnet_v16) {
+    mnist_resnet_l17_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist_resnet_l17_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist_resnet_l17_dw[NGROUP][2304];
@@ -3940,12 +7387,14 @@ static cnn_real mnist_resnet_l17_dw[NGROUP][2304];
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist_resnet_l17_dyp[NGROUP][4104];
+static cnn_real mnist_resnet_l17_dyp[NGROUP][4112];
 static cnn_real mnist_resnet_l17_wt[2304];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
-// (rows mode; the padding never written), one image per group.
-static cnn_real mnist_resnet_l17_dyw[NGROUP][3592];
-CNN_CLONES static void mnist_resnet_l17_conv_backward(int n) {
+// (or laid on the input's row stride: conv_kernels.c), the padding never written.
+static cnn_real mnist_resnet_l17_dyw[NGROUP][3600];
+// The weight gradient of a group's images so far, a vector of lane sums per weight.
+static cnn_real mnist_resnet_l17_dwv[NGROUP][36864];
+CNN_CLONES static void mnist_resnet_l17_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 4792;
   cnn_real *restrict wt = mnist_resnet_l17_wt;
   for (int o = 0; o < 16; o++)
@@ -3955,6 +7404,7 @@ CNN_CLONES static void mnist_resnet_l17_conv_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l17_dw[g];
+    cnn_real *restrict dwv = mnist_resnet_l17_dwv[g];
     cnn_real *restrict dyp = mnist_resnet_l17_dyp[g];
     cnn_real *restrict dyw = mnist_resnet_l17_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -3990,19 +7440,79 @@ CNN_CLONES static void mnist_resnet_l17_conv_backward(int n) {
                 s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
               }
             }
-            cnn_real *restrict dwo = dw + (o) * 144 + (c * 3 + ky) * 3;
-            dwo[0] = first ? CNN_HSUM8(s0_0) : dwo[0] + CNN_HSUM8(s0_0);
-            dwo[1] = first ? CNN_HSUM8(s0_1) : dwo[1] + CNN_HSUM8(s0_1);
-            dwo[2] = first ? CNN_HSUM8(s0_2) : dwo[2] + CNN_HSUM8(s0_2);
-            dwo[144] = first ? CNN_HSUM8(s1_0) : dwo[144] + CNN_HSUM8(s1_0);
-            dwo[145] = first ? CNN_HSUM8(s1_1) : dwo[145] + CNN_HSUM8(s1_1);
-            dwo[146] = first ? CNN_HSUM8(s1_2) : dwo[146] + CNN_HSUM8(s1_2);
-            dwo[288] = first ? CNN_HSUM8(s2_0) : dwo[288] + CNN_HSUM8(s2_0);
-            dwo[289] = first ? CNN_HSUM8(s2_1) : dwo[289] + CNN_HSUM8(s2_1);
-            dwo[290] = first ? CNN_HSUM8(s2_2) : dwo[290] + CNN_HSUM8(s2_2);
-            dwo[432] = first ? CNN_HSUM8(s3_0) : dwo[432] + CNN_HSUM8(s3_0);
-            dwo[433] = first ? CNN_HSUM8(s3_1) : dwo[433] + CNN_HSUM8(s3_1);
-            dwo[434] = first ? CNN_HSUM8(s3_2) : dwo[434] + CNN_HSUM8(s3_2);
+            cnn_real *restrict dwo = dwv + ((o) * 144 + (c * 3 + ky) * 3) * 8;
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 8, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 8, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_2 += t;
+            }
+            memcpy(dwo + 16, &s0_2, sizeof s0_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1152, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 1152, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1160, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 1160, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 1168, sizeof t);
+              s1_2 += t;
+            }
+            memcpy(dwo + 1168, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 2304, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 2304, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 2312, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 2312, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 2320, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 2320, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 3456, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 3456, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 3464, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 3464, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 3472, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 3472, &s3_2, sizeof s3_2);
           }
       }
       {
@@ -4260,6 +7770,11 @@ CNN_CLONES static void mnist_resnet_l17_conv_backward(int n) {
         }
       }
     }
+    for (int j = 0; j < 2304; j++) {
+      cnn_v8 t;
+      memcpy(&t, dwv + (size_t)j * 8, sizeof t);
+      dw[j] = CNN_HSUM8(t);
+    }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
   for (int j = 0; j < 2304; j++) {
@@ -4268,6 +7783,468 @@ CNN_CLONES static void mnist_resnet_l17_conv_backward(int n) {
       s += mnist_resnet_l17_dw[g][j];
     mnist_resnet_grads[4792 + j] = s;
   }
+}
+#if CNN_V16
+CNN_V16_FN static void mnist_resnet_l17_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist_resnet_params + 4792;
+  cnn_real *restrict wt = mnist_resnet_l17_wt;
+  for (int o = 0; o < 16; o++)
+    for (int c = 0; c < 16; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 16 + o) * 9 + 8 - j] = w[(o * 16 + c) * 9 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist_resnet_l17_dw[g];
+    cnn_real *restrict dwv = mnist_resnet_l17_dwv[g];
+    cnn_real *restrict dyp = mnist_resnet_l17_dyp[g];
+    cnn_real *restrict dyw = mnist_resnet_l17_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const int first = i == g * GSIZE;
+      const cnn_real *restrict x = mnist_resnet_l17_xp + (size_t)i * 4096;
+      const cnn_real *restrict dy = mnist_resnet_d18 + (size_t)i * 3136;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 14; oy++)
+          memcpy(dyw + o * 224 + oy * 16, dy + (o * 14 + oy) * 14, 14 * sizeof(cnn_real));
+      // 8 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 16; o += 8) {
+        for (int c = 0; c < 16; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
+            cnn_v16 s4_0 = {0}, s4_1 = {0}, s4_2 = {0};
+            cnn_v16 s5_0 = {0}, s5_1 = {0}, s5_2 = {0};
+            cnn_v16 s6_0 = {0}, s6_1 = {0}, s6_2 = {0};
+            cnn_v16 s7_0 = {0}, s7_1 = {0}, s7_2 = {0};
+            for (int oy = 0; oy < 14; oy++) {
+              const cnn_real *restrict dr = dyw + (o) * 224 + oy * 16;
+              const cnn_real *restrict xr = x + (c * 16 + oy + ky) * 16;
+              for (int v = 0; v < 16; v += 16) {
+                cnn_v16 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 224 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 448 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 672 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+                memcpy(&d, dr + 896 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
+                memcpy(&d, dr + 1120 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
+                memcpy(&d, dr + 1344 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0; s6_1 += d * x1; s6_2 += d * x2;
+                memcpy(&d, dr + 1568 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0; s7_1 += d * x1; s7_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dwv + ((o) * 144 + (c * 3 + ky) * 3) * 16;
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 16, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 32, sizeof t);
+              s0_2 += t;
+            }
+            memcpy(dwo + 32, &s0_2, sizeof s0_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 2304, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 2304, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 2320, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 2320, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 2336, sizeof t);
+              s1_2 += t;
+            }
+            memcpy(dwo + 2336, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 4608, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 4608, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 4624, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 4624, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 4640, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 4640, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 6912, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 6912, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 6928, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 6928, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 6944, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 6944, &s3_2, sizeof s3_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 9216, sizeof t);
+              s4_0 += t;
+            }
+            memcpy(dwo + 9216, &s4_0, sizeof s4_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 9232, sizeof t);
+              s4_1 += t;
+            }
+            memcpy(dwo + 9232, &s4_1, sizeof s4_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 9248, sizeof t);
+              s4_2 += t;
+            }
+            memcpy(dwo + 9248, &s4_2, sizeof s4_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 11520, sizeof t);
+              s5_0 += t;
+            }
+            memcpy(dwo + 11520, &s5_0, sizeof s5_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 11536, sizeof t);
+              s5_1 += t;
+            }
+            memcpy(dwo + 11536, &s5_1, sizeof s5_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 11552, sizeof t);
+              s5_2 += t;
+            }
+            memcpy(dwo + 11552, &s5_2, sizeof s5_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 13824, sizeof t);
+              s6_0 += t;
+            }
+            memcpy(dwo + 13824, &s6_0, sizeof s6_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 13840, sizeof t);
+              s6_1 += t;
+            }
+            memcpy(dwo + 13840, &s6_1, sizeof s6_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 13856, sizeof t);
+              s6_2 += t;
+            }
+            memcpy(dwo + 13856, &s6_2, sizeof s6_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 16128, sizeof t);
+              s7_0 += t;
+            }
+            memcpy(dwo + 16128, &s7_0, sizeof s7_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 16144, sizeof t);
+              s7_1 += t;
+            }
+            memcpy(dwo + 16144, &s7_1, sizeof s7_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 16160, sizeof t);
+              s7_2 += t;
+            }
+            memcpy(dwo + 16160, &s7_2, sizeof s7_2);
+          }
+      }
+      {
+      cnn_real *restrict dx = mnist_resnet_d16 + (size_t)i * 3136;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 14; oy++)
+          memcpy(dyp + (o * 16 + oy + 1) * 16 + 1, dy + (o * 14 + oy) * 14, 14 * sizeof(cnn_real));
+      // 16 output channels x 1 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 14 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584], w12 = wr[kx + 1728], w13 = wr[kx + 1872], w14 = wr[kx + 2016], w15 = wr[kx + 2160];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11]; yr[12] = a0_0[12]; yr[13] = a0_0[13];
+          yr[196] = a1_0[0]; yr[197] = a1_0[1]; yr[198] = a1_0[2]; yr[199] = a1_0[3]; yr[200] = a1_0[4]; yr[201] = a1_0[5]; yr[202] = a1_0[6]; yr[203] = a1_0[7]; yr[204] = a1_0[8]; yr[205] = a1_0[9]; yr[206] = a1_0[10]; yr[207] = a1_0[11]; yr[208] = a1_0[12]; yr[209] = a1_0[13];
+          yr[392] = a2_0[0]; yr[393] = a2_0[1]; yr[394] = a2_0[2]; yr[395] = a2_0[3]; yr[396] = a2_0[4]; yr[397] = a2_0[5]; yr[398] = a2_0[6]; yr[399] = a2_0[7]; yr[400] = a2_0[8]; yr[401] = a2_0[9]; yr[402] = a2_0[10]; yr[403] = a2_0[11]; yr[404] = a2_0[12]; yr[405] = a2_0[13];
+          yr[588] = a3_0[0]; yr[589] = a3_0[1]; yr[590] = a3_0[2]; yr[591] = a3_0[3]; yr[592] = a3_0[4]; yr[593] = a3_0[5]; yr[594] = a3_0[6]; yr[595] = a3_0[7]; yr[596] = a3_0[8]; yr[597] = a3_0[9]; yr[598] = a3_0[10]; yr[599] = a3_0[11]; yr[600] = a3_0[12]; yr[601] = a3_0[13];
+          yr[784] = a4_0[0]; yr[785] = a4_0[1]; yr[786] = a4_0[2]; yr[787] = a4_0[3]; yr[788] = a4_0[4]; yr[789] = a4_0[5]; yr[790] = a4_0[6]; yr[791] = a4_0[7]; yr[792] = a4_0[8]; yr[793] = a4_0[9]; yr[794] = a4_0[10]; yr[795] = a4_0[11]; yr[796] = a4_0[12]; yr[797] = a4_0[13];
+          yr[980] = a5_0[0]; yr[981] = a5_0[1]; yr[982] = a5_0[2]; yr[983] = a5_0[3]; yr[984] = a5_0[4]; yr[985] = a5_0[5]; yr[986] = a5_0[6]; yr[987] = a5_0[7]; yr[988] = a5_0[8]; yr[989] = a5_0[9]; yr[990] = a5_0[10]; yr[991] = a5_0[11]; yr[992] = a5_0[12]; yr[993] = a5_0[13];
+          yr[1176] = a6_0[0]; yr[1177] = a6_0[1]; yr[1178] = a6_0[2]; yr[1179] = a6_0[3]; yr[1180] = a6_0[4]; yr[1181] = a6_0[5]; yr[1182] = a6_0[6]; yr[1183] = a6_0[7]; yr[1184] = a6_0[8]; yr[1185] = a6_0[9]; yr[1186] = a6_0[10]; yr[1187] = a6_0[11]; yr[1188] = a6_0[12]; yr[1189] = a6_0[13];
+          yr[1372] = a7_0[0]; yr[1373] = a7_0[1]; yr[1374] = a7_0[2]; yr[1375] = a7_0[3]; yr[1376] = a7_0[4]; yr[1377] = a7_0[5]; yr[1378] = a7_0[6]; yr[1379] = a7_0[7]; yr[1380] = a7_0[8]; yr[1381] = a7_0[9]; yr[1382] = a7_0[10]; yr[1383] = a7_0[11]; yr[1384] = a7_0[12]; yr[1385] = a7_0[13];
+          yr[1568] = a8_0[0]; yr[1569] = a8_0[1]; yr[1570] = a8_0[2]; yr[1571] = a8_0[3]; yr[1572] = a8_0[4]; yr[1573] = a8_0[5]; yr[1574] = a8_0[6]; yr[1575] = a8_0[7]; yr[1576] = a8_0[8]; yr[1577] = a8_0[9]; yr[1578] = a8_0[10]; yr[1579] = a8_0[11]; yr[1580] = a8_0[12]; yr[1581] = a8_0[13];
+          yr[1764] = a9_0[0]; yr[1765] = a9_0[1]; yr[1766] = a9_0[2]; yr[1767] = a9_0[3]; yr[1768] = a9_0[4]; yr[1769] = a9_0[5]; yr[1770] = a9_0[6]; yr[1771] = a9_0[7]; yr[1772] = a9_0[8]; yr[1773] = a9_0[9]; yr[1774] = a9_0[10]; yr[1775] = a9_0[11]; yr[1776] = a9_0[12]; yr[1777] = a9_0[13];
+          yr[1960] = a10_0[0]; yr[1961] = a10_0[1]; yr[1962] = a10_0[2]; yr[1963] = a10_0[3]; yr[1964] = a10_0[4]; yr[1965] = a10_0[5]; yr[1966] = a10_0[6]; yr[1967] = a10_0[7]; yr[1968] = a10_0[8]; yr[1969] = a10_0[9]; yr[1970] = a10_0[10]; yr[1971] = a10_0[11]; yr[1972] = a10_0[12]; yr[1973] = a10_0[13];
+          yr[2156] = a11_0[0]; yr[2157] = a11_0[1]; yr[2158] = a11_0[2]; yr[2159] = a11_0[3]; yr[2160] = a11_0[4]; yr[2161] = a11_0[5]; yr[2162] = a11_0[6]; yr[2163] = a11_0[7]; yr[2164] = a11_0[8]; yr[2165] = a11_0[9]; yr[2166] = a11_0[10]; yr[2167] = a11_0[11]; yr[2168] = a11_0[12]; yr[2169] = a11_0[13];
+          yr[2352] = a12_0[0]; yr[2353] = a12_0[1]; yr[2354] = a12_0[2]; yr[2355] = a12_0[3]; yr[2356] = a12_0[4]; yr[2357] = a12_0[5]; yr[2358] = a12_0[6]; yr[2359] = a12_0[7]; yr[2360] = a12_0[8]; yr[2361] = a12_0[9]; yr[2362] = a12_0[10]; yr[2363] = a12_0[11]; yr[2364] = a12_0[12]; yr[2365] = a12_0[13];
+          yr[2548] = a13_0[0]; yr[2549] = a13_0[1]; yr[2550] = a13_0[2]; yr[2551] = a13_0[3]; yr[2552] = a13_0[4]; yr[2553] = a13_0[5]; yr[2554] = a13_0[6]; yr[2555] = a13_0[7]; yr[2556] = a13_0[8]; yr[2557] = a13_0[9]; yr[2558] = a13_0[10]; yr[2559] = a13_0[11]; yr[2560] = a13_0[12]; yr[2561] = a13_0[13];
+          yr[2744] = a14_0[0]; yr[2745] = a14_0[1]; yr[2746] = a14_0[2]; yr[2747] = a14_0[3]; yr[2748] = a14_0[4]; yr[2749] = a14_0[5]; yr[2750] = a14_0[6]; yr[2751] = a14_0[7]; yr[2752] = a14_0[8]; yr[2753] = a14_0[9]; yr[2754] = a14_0[10]; yr[2755] = a14_0[11]; yr[2756] = a14_0[12]; yr[2757] = a14_0[13];
+          yr[2940] = a15_0[0]; yr[2941] = a15_0[1]; yr[2942] = a15_0[2]; yr[2943] = a15_0[3]; yr[2944] = a15_0[4]; yr[2945] = a15_0[5]; yr[2946] = a15_0[6]; yr[2947] = a15_0[7]; yr[2948] = a15_0[8]; yr[2949] = a15_0[9]; yr[2950] = a15_0[10]; yr[2951] = a15_0[11]; yr[2952] = a15_0[12]; yr[2953] = a15_0[13];
+        }
+      }
+      for (int oy = 1; oy < 13; oy++) {
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 14 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584], w12 = wr[kx + 1728], w13 = wr[kx + 1872], w14 = wr[kx + 2016], w15 = wr[kx + 2160];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11]; yr[12] = a0_0[12]; yr[13] = a0_0[13];
+          yr[196] = a1_0[0]; yr[197] = a1_0[1]; yr[198] = a1_0[2]; yr[199] = a1_0[3]; yr[200] = a1_0[4]; yr[201] = a1_0[5]; yr[202] = a1_0[6]; yr[203] = a1_0[7]; yr[204] = a1_0[8]; yr[205] = a1_0[9]; yr[206] = a1_0[10]; yr[207] = a1_0[11]; yr[208] = a1_0[12]; yr[209] = a1_0[13];
+          yr[392] = a2_0[0]; yr[393] = a2_0[1]; yr[394] = a2_0[2]; yr[395] = a2_0[3]; yr[396] = a2_0[4]; yr[397] = a2_0[5]; yr[398] = a2_0[6]; yr[399] = a2_0[7]; yr[400] = a2_0[8]; yr[401] = a2_0[9]; yr[402] = a2_0[10]; yr[403] = a2_0[11]; yr[404] = a2_0[12]; yr[405] = a2_0[13];
+          yr[588] = a3_0[0]; yr[589] = a3_0[1]; yr[590] = a3_0[2]; yr[591] = a3_0[3]; yr[592] = a3_0[4]; yr[593] = a3_0[5]; yr[594] = a3_0[6]; yr[595] = a3_0[7]; yr[596] = a3_0[8]; yr[597] = a3_0[9]; yr[598] = a3_0[10]; yr[599] = a3_0[11]; yr[600] = a3_0[12]; yr[601] = a3_0[13];
+          yr[784] = a4_0[0]; yr[785] = a4_0[1]; yr[786] = a4_0[2]; yr[787] = a4_0[3]; yr[788] = a4_0[4]; yr[789] = a4_0[5]; yr[790] = a4_0[6]; yr[791] = a4_0[7]; yr[792] = a4_0[8]; yr[793] = a4_0[9]; yr[794] = a4_0[10]; yr[795] = a4_0[11]; yr[796] = a4_0[12]; yr[797] = a4_0[13];
+          yr[980] = a5_0[0]; yr[981] = a5_0[1]; yr[982] = a5_0[2]; yr[983] = a5_0[3]; yr[984] = a5_0[4]; yr[985] = a5_0[5]; yr[986] = a5_0[6]; yr[987] = a5_0[7]; yr[988] = a5_0[8]; yr[989] = a5_0[9]; yr[990] = a5_0[10]; yr[991] = a5_0[11]; yr[992] = a5_0[12]; yr[993] = a5_0[13];
+          yr[1176] = a6_0[0]; yr[1177] = a6_0[1]; yr[1178] = a6_0[2]; yr[1179] = a6_0[3]; yr[1180] = a6_0[4]; yr[1181] = a6_0[5]; yr[1182] = a6_0[6]; yr[1183] = a6_0[7]; yr[1184] = a6_0[8]; yr[1185] = a6_0[9]; yr[1186] = a6_0[10]; yr[1187] = a6_0[11]; yr[1188] = a6_0[12]; yr[1189] = a6_0[13];
+          yr[1372] = a7_0[0]; yr[1373] = a7_0[1]; yr[1374] = a7_0[2]; yr[1375] = a7_0[3]; yr[1376] = a7_0[4]; yr[1377] = a7_0[5]; yr[1378] = a7_0[6]; yr[1379] = a7_0[7]; yr[1380] = a7_0[8]; yr[1381] = a7_0[9]; yr[1382] = a7_0[10]; yr[1383] = a7_0[11]; yr[1384] = a7_0[12]; yr[1385] = a7_0[13];
+          yr[1568] = a8_0[0]; yr[1569] = a8_0[1]; yr[1570] = a8_0[2]; yr[1571] = a8_0[3]; yr[1572] = a8_0[4]; yr[1573] = a8_0[5]; yr[1574] = a8_0[6]; yr[1575] = a8_0[7]; yr[1576] = a8_0[8]; yr[1577] = a8_0[9]; yr[1578] = a8_0[10]; yr[1579] = a8_0[11]; yr[1580] = a8_0[12]; yr[1581] = a8_0[13];
+          yr[1764] = a9_0[0]; yr[1765] = a9_0[1]; yr[1766] = a9_0[2]; yr[1767] = a9_0[3]; yr[1768] = a9_0[4]; yr[1769] = a9_0[5]; yr[1770] = a9_0[6]; yr[1771] = a9_0[7]; yr[1772] = a9_0[8]; yr[1773] = a9_0[9]; yr[1774] = a9_0[10]; yr[1775] = a9_0[11]; yr[1776] = a9_0[12]; yr[1777] = a9_0[13];
+          yr[1960] = a10_0[0]; yr[1961] = a10_0[1]; yr[1962] = a10_0[2]; yr[1963] = a10_0[3]; yr[1964] = a10_0[4]; yr[1965] = a10_0[5]; yr[1966] = a10_0[6]; yr[1967] = a10_0[7]; yr[1968] = a10_0[8]; yr[1969] = a10_0[9]; yr[1970] = a10_0[10]; yr[1971] = a10_0[11]; yr[1972] = a10_0[12]; yr[1973] = a10_0[13];
+          yr[2156] = a11_0[0]; yr[2157] = a11_0[1]; yr[2158] = a11_0[2]; yr[2159] = a11_0[3]; yr[2160] = a11_0[4]; yr[2161] = a11_0[5]; yr[2162] = a11_0[6]; yr[2163] = a11_0[7]; yr[2164] = a11_0[8]; yr[2165] = a11_0[9]; yr[2166] = a11_0[10]; yr[2167] = a11_0[11]; yr[2168] = a11_0[12]; yr[2169] = a11_0[13];
+          yr[2352] = a12_0[0]; yr[2353] = a12_0[1]; yr[2354] = a12_0[2]; yr[2355] = a12_0[3]; yr[2356] = a12_0[4]; yr[2357] = a12_0[5]; yr[2358] = a12_0[6]; yr[2359] = a12_0[7]; yr[2360] = a12_0[8]; yr[2361] = a12_0[9]; yr[2362] = a12_0[10]; yr[2363] = a12_0[11]; yr[2364] = a12_0[12]; yr[2365] = a12_0[13];
+          yr[2548] = a13_0[0]; yr[2549] = a13_0[1]; yr[2550] = a13_0[2]; yr[2551] = a13_0[3]; yr[2552] = a13_0[4]; yr[2553] = a13_0[5]; yr[2554] = a13_0[6]; yr[2555] = a13_0[7]; yr[2556] = a13_0[8]; yr[2557] = a13_0[9]; yr[2558] = a13_0[10]; yr[2559] = a13_0[11]; yr[2560] = a13_0[12]; yr[2561] = a13_0[13];
+          yr[2744] = a14_0[0]; yr[2745] = a14_0[1]; yr[2746] = a14_0[2]; yr[2747] = a14_0[3]; yr[2748] = a14_0[4]; yr[2749] = a14_0[5]; yr[2750] = a14_0[6]; yr[2751] = a14_0[7]; yr[2752] = a14_0[8]; yr[2753] = a14_0[9]; yr[2754] = a14_0[10]; yr[2755] = a14_0[11]; yr[2756] = a14_0[12]; yr[2757] = a14_0[13];
+          yr[2940] = a15_0[0]; yr[2941] = a15_0[1]; yr[2942] = a15_0[2]; yr[2943] = a15_0[3]; yr[2944] = a15_0[4]; yr[2945] = a15_0[5]; yr[2946] = a15_0[6]; yr[2947] = a15_0[7]; yr[2948] = a15_0[8]; yr[2949] = a15_0[9]; yr[2950] = a15_0[10]; yr[2951] = a15_0[11]; yr[2952] = a15_0[12]; yr[2953] = a15_0[13];
+        }
+      }
+      for (int oy = 13; oy < 14; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 12 ? 15 - oy : 3;
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 14 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 16 + oy + ky) * 16 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584], w12 = wr[kx + 1728], w13 = wr[kx + 1872], w14 = wr[kx + 2016], w15 = wr[kx + 2160];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11]; yr[12] = a0_0[12]; yr[13] = a0_0[13];
+          yr[196] = a1_0[0]; yr[197] = a1_0[1]; yr[198] = a1_0[2]; yr[199] = a1_0[3]; yr[200] = a1_0[4]; yr[201] = a1_0[5]; yr[202] = a1_0[6]; yr[203] = a1_0[7]; yr[204] = a1_0[8]; yr[205] = a1_0[9]; yr[206] = a1_0[10]; yr[207] = a1_0[11]; yr[208] = a1_0[12]; yr[209] = a1_0[13];
+          yr[392] = a2_0[0]; yr[393] = a2_0[1]; yr[394] = a2_0[2]; yr[395] = a2_0[3]; yr[396] = a2_0[4]; yr[397] = a2_0[5]; yr[398] = a2_0[6]; yr[399] = a2_0[7]; yr[400] = a2_0[8]; yr[401] = a2_0[9]; yr[402] = a2_0[10]; yr[403] = a2_0[11]; yr[404] = a2_0[12]; yr[405] = a2_0[13];
+          yr[588] = a3_0[0]; yr[589] = a3_0[1]; yr[590] = a3_0[2]; yr[591] = a3_0[3]; yr[592] = a3_0[4]; yr[593] = a3_0[5]; yr[594] = a3_0[6]; yr[595] = a3_0[7]; yr[596] = a3_0[8]; yr[597] = a3_0[9]; yr[598] = a3_0[10]; yr[599] = a3_0[11]; yr[600] = a3_0[12]; yr[601] = a3_0[13];
+          yr[784] = a4_0[0]; yr[785] = a4_0[1]; yr[786] = a4_0[2]; yr[787] = a4_0[3]; yr[788] = a4_0[4]; yr[789] = a4_0[5]; yr[790] = a4_0[6]; yr[791] = a4_0[7]; yr[792] = a4_0[8]; yr[793] = a4_0[9]; yr[794] = a4_0[10]; yr[795] = a4_0[11]; yr[796] = a4_0[12]; yr[797] = a4_0[13];
+          yr[980] = a5_0[0]; yr[981] = a5_0[1]; yr[982] = a5_0[2]; yr[983] = a5_0[3]; yr[984] = a5_0[4]; yr[985] = a5_0[5]; yr[986] = a5_0[6]; yr[987] = a5_0[7]; yr[988] = a5_0[8]; yr[989] = a5_0[9]; yr[990] = a5_0[10]; yr[991] = a5_0[11]; yr[992] = a5_0[12]; yr[993] = a5_0[13];
+          yr[1176] = a6_0[0]; yr[1177] = a6_0[1]; yr[1178] = a6_0[2]; yr[1179] = a6_0[3]; yr[1180] = a6_0[4]; yr[1181] = a6_0[5]; yr[1182] = a6_0[6]; yr[1183] = a6_0[7]; yr[1184] = a6_0[8]; yr[1185] = a6_0[9]; yr[1186] = a6_0[10]; yr[1187] = a6_0[11]; yr[1188] = a6_0[12]; yr[1189] = a6_0[13];
+          yr[1372] = a7_0[0]; yr[1373] = a7_0[1]; yr[1374] = a7_0[2]; yr[1375] = a7_0[3]; yr[1376] = a7_0[4]; yr[1377] = a7_0[5]; yr[1378] = a7_0[6]; yr[1379] = a7_0[7]; yr[1380] = a7_0[8]; yr[1381] = a7_0[9]; yr[1382] = a7_0[10]; yr[1383] = a7_0[11]; yr[1384] = a7_0[12]; yr[1385] = a7_0[13];
+          yr[1568] = a8_0[0]; yr[1569] = a8_0[1]; yr[1570] = a8_0[2]; yr[1571] = a8_0[3]; yr[1572] = a8_0[4]; yr[1573] = a8_0[5]; yr[1574] = a8_0[6]; yr[1575] = a8_0[7]; yr[1576] = a8_0[8]; yr[1577] = a8_0[9]; yr[1578] = a8_0[10]; yr[1579] = a8_0[11]; yr[1580] = a8_0[12]; yr[1581] = a8_0[13];
+          yr[1764] = a9_0[0]; yr[1765] = a9_0[1]; yr[1766] = a9_0[2]; yr[1767] = a9_0[3]; yr[1768] = a9_0[4]; yr[1769] = a9_0[5]; yr[1770] = a9_0[6]; yr[1771] = a9_0[7]; yr[1772] = a9_0[8]; yr[1773] = a9_0[9]; yr[1774] = a9_0[10]; yr[1775] = a9_0[11]; yr[1776] = a9_0[12]; yr[1777] = a9_0[13];
+          yr[1960] = a10_0[0]; yr[1961] = a10_0[1]; yr[1962] = a10_0[2]; yr[1963] = a10_0[3]; yr[1964] = a10_0[4]; yr[1965] = a10_0[5]; yr[1966] = a10_0[6]; yr[1967] = a10_0[7]; yr[1968] = a10_0[8]; yr[1969] = a10_0[9]; yr[1970] = a10_0[10]; yr[1971] = a10_0[11]; yr[1972] = a10_0[12]; yr[1973] = a10_0[13];
+          yr[2156] = a11_0[0]; yr[2157] = a11_0[1]; yr[2158] = a11_0[2]; yr[2159] = a11_0[3]; yr[2160] = a11_0[4]; yr[2161] = a11_0[5]; yr[2162] = a11_0[6]; yr[2163] = a11_0[7]; yr[2164] = a11_0[8]; yr[2165] = a11_0[9]; yr[2166] = a11_0[10]; yr[2167] = a11_0[11]; yr[2168] = a11_0[12]; yr[2169] = a11_0[13];
+          yr[2352] = a12_0[0]; yr[2353] = a12_0[1]; yr[2354] = a12_0[2]; yr[2355] = a12_0[3]; yr[2356] = a12_0[4]; yr[2357] = a12_0[5]; yr[2358] = a12_0[6]; yr[2359] = a12_0[7]; yr[2360] = a12_0[8]; yr[2361] = a12_0[9]; yr[2362] = a12_0[10]; yr[2363] = a12_0[11]; yr[2364] = a12_0[12]; yr[2365] = a12_0[13];
+          yr[2548] = a13_0[0]; yr[2549] = a13_0[1]; yr[2550] = a13_0[2]; yr[2551] = a13_0[3]; yr[2552] = a13_0[4]; yr[2553] = a13_0[5]; yr[2554] = a13_0[6]; yr[2555] = a13_0[7]; yr[2556] = a13_0[8]; yr[2557] = a13_0[9]; yr[2558] = a13_0[10]; yr[2559] = a13_0[11]; yr[2560] = a13_0[12]; yr[2561] = a13_0[13];
+          yr[2744] = a14_0[0]; yr[2745] = a14_0[1]; yr[2746] = a14_0[2]; yr[2747] = a14_0[3]; yr[2748] = a14_0[4]; yr[2749] = a14_0[5]; yr[2750] = a14_0[6]; yr[2751] = a14_0[7]; yr[2752] = a14_0[8]; yr[2753] = a14_0[9]; yr[2754] = a14_0[10]; yr[2755] = a14_0[11]; yr[2756] = a14_0[12]; yr[2757] = a14_0[13];
+          yr[2940] = a15_0[0]; yr[2941] = a15_0[1]; yr[2942] = a15_0[2]; yr[2943] = a15_0[3]; yr[2944] = a15_0[4]; yr[2945] = a15_0[5]; yr[2946] = a15_0[6]; yr[2947] = a15_0[7]; yr[2948] = a15_0[8]; yr[2949] = a15_0[9]; yr[2950] = a15_0[10]; yr[2951] = a15_0[11]; yr[2952] = a15_0[12]; yr[2953] = a15_0[13];
+        }
+      }
+      }
+      { // layer 15's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 16; c++) {
+          const cnn_real *restrict x = mnist_resnet_a15 + (size_t)i * 3136 + c * 196;
+          cnn_real *restrict dy = mnist_resnet_d16 + (size_t)i * 3136 + c * 196;
+          const cnn_real *restrict y = mnist_resnet_a16 + (size_t)i * 3136 + c * 196;
+          for (int p = 0; p < 196; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+          }
+          const cnn_real m_ = mnist_resnet_l15_mean[c], is = mnist_resnet_l15_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 192; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          for (int p = 192; p < 196; p++) {
+            as[p - 192] += dy[p];
+            aq[p - 192] += dy[p] * ((x[p] - m_) * is);
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist_resnet_l15_ps[i][c] = s;
+          mnist_resnet_l15_pq[i][c] = sq;
+        }
+      }
+    }
+    for (int j = 0; j < 2304; j++) {
+      cnn_v16 t;
+      memcpy(&t, dwv + (size_t)j * 16, sizeof t);
+      dw[j] = CNN_HSUM16(t);
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 2304; j++) {
+    cnn_real s = mnist_resnet_l17_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist_resnet_l17_dw[g][j];
+    mnist_resnet_grads[4792 + j] = s;
+  }
+}
+#endif
+// Layer 17's backward on the CPU's vector width.
+static void mnist_resnet_l17_conv_backward(int n) {
+#if CNN_V16
+  if (mnist_resnet_v16) {
+    mnist_resnet_l17_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist_resnet_l17_conv_backward_v8(n);
 }
 
 // Layer 18: batchnorm: 14x14x16 -> 14x14x16 (HxWxC), RF 20, 32 params, 0 MACs/image.
@@ -4475,14 +8452,16 @@ CNN_CLONES static void mnist_resnet_l21_maxpool_backward(int n) {
 // Layer 22: conv 3x3, stride 1, pad 1, no bias: 7x7x16 -> 7x7x16 (HxWxC), RF 30, 2304 params, 112896 MACs/image.
 // Path: direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input.
 // y[16][7x7] = W[16][16][3x3] (*) x[16][7x7] padded.
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
-static cnn_real mnist_resnet_l22_xp[BATCH * 1296 + 8];
+static cnn_real mnist_resnet_l22_xp[BATCH * 1296 + 16];
 // Layer 23's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l23_ps[BATCH][16], mnist_resnet_l23_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 23's statistics.
-CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
+CNN_CLONES static void mnist_resnet_l22_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 7128;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -4493,10 +8472,10 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
       for (int c = 0; c < 16; c++)
         for (int iy = 0; iy < 7; iy++)
           memcpy(xp + (c * 9 + iy + 1) * 9 + 1, x + (c * 7 + iy) * 7, 7 * sizeof(cnn_real));
-      // 9 output channels x 1 vectors of 8 columns per register tile.
+      // 8 output channels x 1 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
-        for (int o = 0; o < 9; o += 9) { // 9 channels x 7 columns
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 7 columns
           const cnn_real *restrict wo = w + (o) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -4506,7 +8485,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
           cnn_v8 a5_0 = {0};
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
@@ -4514,7 +8492,7 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -4523,7 +8501,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
                 a5_0 += w5 * x0;
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
               }
             }
           cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
@@ -4535,46 +8512,10 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
           yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
           yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
           yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
-          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
-        }
-        { // the last 7 channels
-          const cnn_real *restrict wo = w + (9) * 144;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-              }
-            }
-          cnn_real *restrict yr = y + (9) * 49 + oy * 7 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
-          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
-          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
-          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
-          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
-          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
-          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
         }
       }
       for (int oy = 1; oy < 6; oy++) {
-        for (int o = 0; o < 9; o += 9) { // 9 channels x 7 columns
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 7 columns
           const cnn_real *restrict wo = w + (o) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -4584,7 +8525,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
           cnn_v8 a5_0 = {0};
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
               const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
@@ -4592,7 +8532,7 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -4601,7 +8541,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
                 a5_0 += w5 * x0;
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
               }
             }
           cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
@@ -4613,47 +8552,11 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
           yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
           yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
           yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
-          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
-        }
-        { // the last 7 channels
-          const cnn_real *restrict wo = w + (9) * 144;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-              }
-            }
-          cnn_real *restrict yr = y + (9) * 49 + oy * 7 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
-          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
-          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
-          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
-          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
-          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
-          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
         }
       }
       for (int oy = 6; oy < 7; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
-        for (int o = 0; o < 9; o += 9) { // 9 channels x 7 columns
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 7 columns
           const cnn_real *restrict wo = w + (o) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -4663,7 +8566,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
           cnn_v8 a5_0 = {0};
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
@@ -4671,7 +8573,7 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -4680,7 +8582,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
                 a5_0 += w5 * x0;
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
               }
             }
           cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
@@ -4692,42 +8593,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
           yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
           yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
           yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
-          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
-        }
-        { // the last 7 channels
-          const cnn_real *restrict wo = w + (9) * 144;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-              }
-            }
-          cnn_real *restrict yr = y + (9) * 49 + oy * 7 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
-          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
-          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
-          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
-          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
-          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
-          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
         }
       }
       if (training)
@@ -4755,6 +8620,249 @@ CNN_CLONES static void mnist_resnet_l22_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist_resnet_l22_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist_resnet_params + 7128;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist_resnet_a22 + (size_t)i * 784;
+      cnn_real *restrict y = mnist_resnet_a23 + (size_t)i * 784;
+      cnn_real *restrict xp = mnist_resnet_l22_xp + (size_t)i * 1296;
+      for (int c = 0; c < 16; c++)
+        for (int iy = 0; iy < 7; iy++)
+          memcpy(xp + (c * 9 + iy + 1) * 9 + 1, x + (c * 7 + iy) * 7, 7 * sizeof(cnn_real));
+      // 16 output channels x 1 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 7 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584], w12 = wr[kx + 1728], w13 = wr[kx + 1872], w14 = wr[kx + 2016], w15 = wr[kx + 2160];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
+          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
+          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
+          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
+          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
+          yr[588] = a12_0[0]; yr[589] = a12_0[1]; yr[590] = a12_0[2]; yr[591] = a12_0[3]; yr[592] = a12_0[4]; yr[593] = a12_0[5]; yr[594] = a12_0[6];
+          yr[637] = a13_0[0]; yr[638] = a13_0[1]; yr[639] = a13_0[2]; yr[640] = a13_0[3]; yr[641] = a13_0[4]; yr[642] = a13_0[5]; yr[643] = a13_0[6];
+          yr[686] = a14_0[0]; yr[687] = a14_0[1]; yr[688] = a14_0[2]; yr[689] = a14_0[3]; yr[690] = a14_0[4]; yr[691] = a14_0[5]; yr[692] = a14_0[6];
+          yr[735] = a15_0[0]; yr[736] = a15_0[1]; yr[737] = a15_0[2]; yr[738] = a15_0[3]; yr[739] = a15_0[4]; yr[740] = a15_0[5]; yr[741] = a15_0[6];
+        }
+      }
+      for (int oy = 1; oy < 6; oy++) {
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 7 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584], w12 = wr[kx + 1728], w13 = wr[kx + 1872], w14 = wr[kx + 2016], w15 = wr[kx + 2160];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
+          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
+          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
+          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
+          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
+          yr[588] = a12_0[0]; yr[589] = a12_0[1]; yr[590] = a12_0[2]; yr[591] = a12_0[3]; yr[592] = a12_0[4]; yr[593] = a12_0[5]; yr[594] = a12_0[6];
+          yr[637] = a13_0[0]; yr[638] = a13_0[1]; yr[639] = a13_0[2]; yr[640] = a13_0[3]; yr[641] = a13_0[4]; yr[642] = a13_0[5]; yr[643] = a13_0[6];
+          yr[686] = a14_0[0]; yr[687] = a14_0[1]; yr[688] = a14_0[2]; yr[689] = a14_0[3]; yr[690] = a14_0[4]; yr[691] = a14_0[5]; yr[692] = a14_0[6];
+          yr[735] = a15_0[0]; yr[736] = a15_0[1]; yr[737] = a15_0[2]; yr[738] = a15_0[3]; yr[739] = a15_0[4]; yr[740] = a15_0[5]; yr[741] = a15_0[6];
+        }
+      }
+      for (int oy = 6; oy < 7; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 7 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584], w12 = wr[kx + 1728], w13 = wr[kx + 1872], w14 = wr[kx + 2016], w15 = wr[kx + 2160];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
+          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
+          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
+          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
+          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
+          yr[588] = a12_0[0]; yr[589] = a12_0[1]; yr[590] = a12_0[2]; yr[591] = a12_0[3]; yr[592] = a12_0[4]; yr[593] = a12_0[5]; yr[594] = a12_0[6];
+          yr[637] = a13_0[0]; yr[638] = a13_0[1]; yr[639] = a13_0[2]; yr[640] = a13_0[3]; yr[641] = a13_0[4]; yr[642] = a13_0[5]; yr[643] = a13_0[6];
+          yr[686] = a14_0[0]; yr[687] = a14_0[1]; yr[688] = a14_0[2]; yr[689] = a14_0[3]; yr[690] = a14_0[4]; yr[691] = a14_0[5]; yr[692] = a14_0[6];
+          yr[735] = a15_0[0]; yr[736] = a15_0[1]; yr[737] = a15_0[2]; yr[738] = a15_0[3]; yr[739] = a15_0[4]; yr[740] = a15_0[5]; yr[741] = a15_0[6];
+        }
+      }
+      if (training)
+        for (int c = 0; c < 16; c++) {
+          const cnn_real *restrict x = y + c * 49;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 48; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          for (int p = 48; p < 49; p++) {
+            as[p - 48] += x[p];
+            aq[p - 48] += x[p] * x[p];
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist_resnet_l23_ps[i][c] = s;
+          mnist_resnet_l23_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 22's forward on the CPU's vector width.
+static void mnist_resnet_l22_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist_resnet_v16) {
+    mnist_resnet_l22_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist_resnet_l22_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist_resnet_l22_dw[NGROUP][2304];
@@ -4762,12 +8870,12 @@ static cnn_real mnist_resnet_l22_dw[NGROUP][2304];
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist_resnet_l22_dyp[NGROUP][1304];
+static cnn_real mnist_resnet_l22_dyp[NGROUP][1312];
 static cnn_real mnist_resnet_l22_wt[2304];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
-// (rows mode; the padding never written), the group's images.
-static cnn_real mnist_resnet_l22_dyw[NGROUP][7176];
-CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
+// (or laid on the input's row stride: conv_kernels.c), the padding never written.
+static cnn_real mnist_resnet_l22_dyw[NGROUP][8208];
+CNN_CLONES static void mnist_resnet_l22_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 7128;
   cnn_real *restrict wt = mnist_resnet_l22_wt;
   for (int o = 0; o < 16; o++)
@@ -4837,10 +8945,10 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
       for (int o = 0; o < 16; o++)
         for (int oy = 0; oy < 7; oy++)
           memcpy(dyp + (o * 9 + oy + 1) * 9 + 1, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
-      // 9 output channels x 1 vectors of 8 columns per register tile.
+      // 8 output channels x 1 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
-        for (int o = 0; o < 9; o += 9) { // 9 channels x 7 columns
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 7 columns
           const cnn_real *restrict wo = wt + (o) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -4850,7 +8958,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
           cnn_v8 a5_0 = {0};
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
@@ -4858,7 +8965,7 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -4867,7 +8974,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
                 a5_0 += w5 * x0;
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
               }
             }
           cnn_real *restrict yr = dx + (o) * 49 + oy * 7 + 0;
@@ -4879,46 +8985,10 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
           yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
           yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
           yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
-          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
-        }
-        { // the last 7 channels
-          const cnn_real *restrict wo = wt + (9) * 144;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-              }
-            }
-          cnn_real *restrict yr = dx + (9) * 49 + oy * 7 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
-          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
-          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
-          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
-          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
-          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
-          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
         }
       }
       for (int oy = 1; oy < 6; oy++) {
-        for (int o = 0; o < 9; o += 9) { // 9 channels x 7 columns
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 7 columns
           const cnn_real *restrict wo = wt + (o) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -4928,7 +8998,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
           cnn_v8 a5_0 = {0};
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
               const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
@@ -4936,7 +9005,7 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -4945,7 +9014,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
                 a5_0 += w5 * x0;
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
               }
             }
           cnn_real *restrict yr = dx + (o) * 49 + oy * 7 + 0;
@@ -4957,47 +9025,11 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
           yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
           yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
           yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
-          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
-        }
-        { // the last 7 channels
-          const cnn_real *restrict wo = wt + (9) * 144;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-              }
-            }
-          cnn_real *restrict yr = dx + (9) * 49 + oy * 7 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
-          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
-          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
-          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
-          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
-          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
-          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
         }
       }
       for (int oy = 6; oy < 7; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
-        for (int o = 0; o < 9; o += 9) { // 9 channels x 7 columns
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 7 columns
           const cnn_real *restrict wo = wt + (o) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -5007,7 +9039,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
           cnn_v8 a5_0 = {0};
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
@@ -5015,7 +9046,7 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -5024,7 +9055,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
                 a5_0 += w5 * x0;
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
               }
             }
           cnn_real *restrict yr = dx + (o) * 49 + oy * 7 + 0;
@@ -5036,42 +9066,6 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
           yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
           yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
           yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
-          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
-        }
-        { // the last 7 channels
-          const cnn_real *restrict wo = wt + (9) * 144;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-              }
-            }
-          cnn_real *restrict yr = dx + (9) * 49 + oy * 7 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
-          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
-          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
-          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
-          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
-          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
-          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
         }
       }
     }
@@ -5083,6 +9077,317 @@ CNN_CLONES static void mnist_resnet_l22_conv_backward(int n) {
       s += mnist_resnet_l22_dw[g][j];
     mnist_resnet_grads[7128 + j] = s;
   }
+}
+#if CNN_V16
+CNN_V16_FN static void mnist_resnet_l22_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist_resnet_params + 7128;
+  cnn_real *restrict wt = mnist_resnet_l22_wt;
+  for (int o = 0; o < 16; o++)
+    for (int c = 0; c < 16; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 16 + o) * 9 + 8 - j] = w[(o * 16 + c) * 9 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist_resnet_l22_dw[g];
+    cnn_real *restrict dyp = mnist_resnet_l22_dyp[g];
+    cnn_real *restrict dyw = mnist_resnet_l22_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist_resnet_d23 + (size_t)i * 784;
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 1024;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 7; oy++)
+          memcpy(dyi + o * 64 + oy * 9, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
+    }
+    // 8 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added; each plane one run of vectors on x's rows (flat).
+    for (int o = 0; o < 16; o += 8) {
+      for (int c = 0; c < 16; c++)
+        for (int ky = 0; ky < 3; ky++) {
+          cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+          cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
+          cnn_v16 s4_0 = {0}, s4_1 = {0}, s4_2 = {0};
+          cnn_v16 s5_0 = {0}, s5_1 = {0}, s5_2 = {0};
+          cnn_v16 s6_0 = {0}, s6_1 = {0}, s6_2 = {0};
+          cnn_v16 s7_0 = {0}, s7_1 = {0}, s7_2 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist_resnet_l22_xp + (size_t)i * 1296;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 1024;
+            {
+              const cnn_real *restrict dr = dy + (o) * 64;
+              const cnn_real *restrict xr = x + (c * 9 + ky) * 9;
+              for (int v = 0; v < 64; v += 16) {
+                cnn_v16 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 64 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 128 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 192 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+                memcpy(&d, dr + 256 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
+                memcpy(&d, dr + 320 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
+                memcpy(&d, dr + 384 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0; s6_1 += d * x1; s6_2 += d * x2;
+                memcpy(&d, dr + 448 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0; s7_1 += d * x1; s7_2 += d * x2;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 144 + (c * 3 + ky) * 3;
+          dwo[0] = CNN_HSUM16(s0_0);
+          dwo[1] = CNN_HSUM16(s0_1);
+          dwo[2] = CNN_HSUM16(s0_2);
+          dwo[144] = CNN_HSUM16(s1_0);
+          dwo[145] = CNN_HSUM16(s1_1);
+          dwo[146] = CNN_HSUM16(s1_2);
+          dwo[288] = CNN_HSUM16(s2_0);
+          dwo[289] = CNN_HSUM16(s2_1);
+          dwo[290] = CNN_HSUM16(s2_2);
+          dwo[432] = CNN_HSUM16(s3_0);
+          dwo[433] = CNN_HSUM16(s3_1);
+          dwo[434] = CNN_HSUM16(s3_2);
+          dwo[576] = CNN_HSUM16(s4_0);
+          dwo[577] = CNN_HSUM16(s4_1);
+          dwo[578] = CNN_HSUM16(s4_2);
+          dwo[720] = CNN_HSUM16(s5_0);
+          dwo[721] = CNN_HSUM16(s5_1);
+          dwo[722] = CNN_HSUM16(s5_2);
+          dwo[864] = CNN_HSUM16(s6_0);
+          dwo[865] = CNN_HSUM16(s6_1);
+          dwo[866] = CNN_HSUM16(s6_2);
+          dwo[1008] = CNN_HSUM16(s7_0);
+          dwo[1009] = CNN_HSUM16(s7_1);
+          dwo[1010] = CNN_HSUM16(s7_2);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist_resnet_d23 + (size_t)i * 784;
+      cnn_real *restrict dx = mnist_resnet_dscratch + (size_t)i * 784;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 7; oy++)
+          memcpy(dyp + (o * 9 + oy + 1) * 9 + 1, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
+      // 16 output channels x 1 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 7 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584], w12 = wr[kx + 1728], w13 = wr[kx + 1872], w14 = wr[kx + 2016], w15 = wr[kx + 2160];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
+          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
+          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
+          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
+          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
+          yr[588] = a12_0[0]; yr[589] = a12_0[1]; yr[590] = a12_0[2]; yr[591] = a12_0[3]; yr[592] = a12_0[4]; yr[593] = a12_0[5]; yr[594] = a12_0[6];
+          yr[637] = a13_0[0]; yr[638] = a13_0[1]; yr[639] = a13_0[2]; yr[640] = a13_0[3]; yr[641] = a13_0[4]; yr[642] = a13_0[5]; yr[643] = a13_0[6];
+          yr[686] = a14_0[0]; yr[687] = a14_0[1]; yr[688] = a14_0[2]; yr[689] = a14_0[3]; yr[690] = a14_0[4]; yr[691] = a14_0[5]; yr[692] = a14_0[6];
+          yr[735] = a15_0[0]; yr[736] = a15_0[1]; yr[737] = a15_0[2]; yr[738] = a15_0[3]; yr[739] = a15_0[4]; yr[740] = a15_0[5]; yr[741] = a15_0[6];
+        }
+      }
+      for (int oy = 1; oy < 6; oy++) {
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 7 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584], w12 = wr[kx + 1728], w13 = wr[kx + 1872], w14 = wr[kx + 2016], w15 = wr[kx + 2160];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
+          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
+          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
+          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
+          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
+          yr[588] = a12_0[0]; yr[589] = a12_0[1]; yr[590] = a12_0[2]; yr[591] = a12_0[3]; yr[592] = a12_0[4]; yr[593] = a12_0[5]; yr[594] = a12_0[6];
+          yr[637] = a13_0[0]; yr[638] = a13_0[1]; yr[639] = a13_0[2]; yr[640] = a13_0[3]; yr[641] = a13_0[4]; yr[642] = a13_0[5]; yr[643] = a13_0[6];
+          yr[686] = a14_0[0]; yr[687] = a14_0[1]; yr[688] = a14_0[2]; yr[689] = a14_0[3]; yr[690] = a14_0[4]; yr[691] = a14_0[5]; yr[692] = a14_0[6];
+          yr[735] = a15_0[0]; yr[736] = a15_0[1]; yr[737] = a15_0[2]; yr[738] = a15_0[3]; yr[739] = a15_0[4]; yr[740] = a15_0[5]; yr[741] = a15_0[6];
+        }
+      }
+      for (int oy = 6; oy < 7; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 7 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584], w12 = wr[kx + 1728], w13 = wr[kx + 1872], w14 = wr[kx + 2016], w15 = wr[kx + 2160];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
+          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
+          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
+          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
+          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
+          yr[588] = a12_0[0]; yr[589] = a12_0[1]; yr[590] = a12_0[2]; yr[591] = a12_0[3]; yr[592] = a12_0[4]; yr[593] = a12_0[5]; yr[594] = a12_0[6];
+          yr[637] = a13_0[0]; yr[638] = a13_0[1]; yr[639] = a13_0[2]; yr[640] = a13_0[3]; yr[641] = a13_0[4]; yr[642] = a13_0[5]; yr[643] = a13_0[6];
+          yr[686] = a14_0[0]; yr[687] = a14_0[1]; yr[688] = a14_0[2]; yr[689] = a14_0[3]; yr[690] = a14_0[4]; yr[691] = a14_0[5]; yr[692] = a14_0[6];
+          yr[735] = a15_0[0]; yr[736] = a15_0[1]; yr[737] = a15_0[2]; yr[738] = a15_0[3]; yr[739] = a15_0[4]; yr[740] = a15_0[5]; yr[741] = a15_0[6];
+        }
+      }
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 2304; j++) {
+    cnn_real s = mnist_resnet_l22_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist_resnet_l22_dw[g][j];
+    mnist_resnet_grads[7128 + j] = s;
+  }
+}
+#endif
+// Layer 22's backward on the CPU's vector width.
+static void mnist_resnet_l22_conv_backward(int n) {
+#if CNN_V16
+  if (mnist_resnet_v16) {
+    mnist_resnet_l22_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist_resnet_l22_conv_backward_v8(n);
 }
 
 // Layer 23: batchnorm: 7x7x16 -> 7x7x16 (HxWxC), RF 30, 32 params, 0 MACs/image.
@@ -5190,14 +9495,16 @@ CNN_CLONES static void mnist_resnet_l23_bn_backward(int n) {
 // Layer 25: conv 3x3, stride 1, pad 1, no bias: 7x7x16 -> 7x7x16 (HxWxC), RF 38, 2304 params, 112896 MACs/image.
 // Path: direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input.
 // y[16][7x7] = W[16][16][3x3] (*) x[16][7x7] padded.
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
-static cnn_real mnist_resnet_l25_xp[BATCH * 1296 + 8];
+static cnn_real mnist_resnet_l25_xp[BATCH * 1296 + 16];
 // Layer 26's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l26_ps[BATCH][16], mnist_resnet_l26_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 26's statistics.
-CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
+CNN_CLONES static void mnist_resnet_l25_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 9464;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -5208,10 +9515,10 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
       for (int c = 0; c < 16; c++)
         for (int iy = 0; iy < 7; iy++)
           memcpy(xp + (c * 9 + iy + 1) * 9 + 1, x + (c * 7 + iy) * 7, 7 * sizeof(cnn_real));
-      // 9 output channels x 1 vectors of 8 columns per register tile.
+      // 8 output channels x 1 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
-        for (int o = 0; o < 9; o += 9) { // 9 channels x 7 columns
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 7 columns
           const cnn_real *restrict wo = w + (o) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -5221,7 +9528,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
           cnn_v8 a5_0 = {0};
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
@@ -5229,7 +9535,7 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -5238,7 +9544,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
                 a5_0 += w5 * x0;
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
               }
             }
           cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
@@ -5250,46 +9555,10 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
           yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
           yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
           yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
-          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
-        }
-        { // the last 7 channels
-          const cnn_real *restrict wo = w + (9) * 144;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-              }
-            }
-          cnn_real *restrict yr = y + (9) * 49 + oy * 7 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
-          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
-          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
-          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
-          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
-          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
-          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
         }
       }
       for (int oy = 1; oy < 6; oy++) {
-        for (int o = 0; o < 9; o += 9) { // 9 channels x 7 columns
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 7 columns
           const cnn_real *restrict wo = w + (o) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -5299,7 +9568,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
           cnn_v8 a5_0 = {0};
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
               const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
@@ -5307,7 +9575,7 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -5316,7 +9584,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
                 a5_0 += w5 * x0;
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
               }
             }
           cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
@@ -5328,47 +9595,11 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
           yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
           yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
           yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
-          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
-        }
-        { // the last 7 channels
-          const cnn_real *restrict wo = w + (9) * 144;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-              }
-            }
-          cnn_real *restrict yr = y + (9) * 49 + oy * 7 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
-          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
-          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
-          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
-          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
-          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
-          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
         }
       }
       for (int oy = 6; oy < 7; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
-        for (int o = 0; o < 9; o += 9) { // 9 channels x 7 columns
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 7 columns
           const cnn_real *restrict wo = w + (o) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -5378,7 +9609,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
           cnn_v8 a5_0 = {0};
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
@@ -5386,7 +9616,7 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -5395,7 +9625,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
                 a5_0 += w5 * x0;
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
               }
             }
           cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
@@ -5407,42 +9636,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
           yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
           yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
           yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
-          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
-        }
-        { // the last 7 channels
-          const cnn_real *restrict wo = w + (9) * 144;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-              }
-            }
-          cnn_real *restrict yr = y + (9) * 49 + oy * 7 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
-          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
-          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
-          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
-          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
-          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
-          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
         }
       }
       if (training)
@@ -5470,6 +9663,249 @@ CNN_CLONES static void mnist_resnet_l25_conv_forward(int n, int training) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist_resnet_l25_conv_forward_v16(int n, int training) {
+  const cnn_real *restrict w = mnist_resnet_params + 9464;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist_resnet_a24 + (size_t)i * 784;
+      cnn_real *restrict y = mnist_resnet_a26 + (size_t)i * 784;
+      cnn_real *restrict xp = mnist_resnet_l25_xp + (size_t)i * 1296;
+      for (int c = 0; c < 16; c++)
+        for (int iy = 0; iy < 7; iy++)
+          memcpy(xp + (c * 9 + iy + 1) * 9 + 1, x + (c * 7 + iy) * 7, 7 * sizeof(cnn_real));
+      // 16 output channels x 1 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 7 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584], w12 = wr[kx + 1728], w13 = wr[kx + 1872], w14 = wr[kx + 2016], w15 = wr[kx + 2160];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
+          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
+          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
+          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
+          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
+          yr[588] = a12_0[0]; yr[589] = a12_0[1]; yr[590] = a12_0[2]; yr[591] = a12_0[3]; yr[592] = a12_0[4]; yr[593] = a12_0[5]; yr[594] = a12_0[6];
+          yr[637] = a13_0[0]; yr[638] = a13_0[1]; yr[639] = a13_0[2]; yr[640] = a13_0[3]; yr[641] = a13_0[4]; yr[642] = a13_0[5]; yr[643] = a13_0[6];
+          yr[686] = a14_0[0]; yr[687] = a14_0[1]; yr[688] = a14_0[2]; yr[689] = a14_0[3]; yr[690] = a14_0[4]; yr[691] = a14_0[5]; yr[692] = a14_0[6];
+          yr[735] = a15_0[0]; yr[736] = a15_0[1]; yr[737] = a15_0[2]; yr[738] = a15_0[3]; yr[739] = a15_0[4]; yr[740] = a15_0[5]; yr[741] = a15_0[6];
+        }
+      }
+      for (int oy = 1; oy < 6; oy++) {
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 7 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584], w12 = wr[kx + 1728], w13 = wr[kx + 1872], w14 = wr[kx + 2016], w15 = wr[kx + 2160];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
+          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
+          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
+          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
+          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
+          yr[588] = a12_0[0]; yr[589] = a12_0[1]; yr[590] = a12_0[2]; yr[591] = a12_0[3]; yr[592] = a12_0[4]; yr[593] = a12_0[5]; yr[594] = a12_0[6];
+          yr[637] = a13_0[0]; yr[638] = a13_0[1]; yr[639] = a13_0[2]; yr[640] = a13_0[3]; yr[641] = a13_0[4]; yr[642] = a13_0[5]; yr[643] = a13_0[6];
+          yr[686] = a14_0[0]; yr[687] = a14_0[1]; yr[688] = a14_0[2]; yr[689] = a14_0[3]; yr[690] = a14_0[4]; yr[691] = a14_0[5]; yr[692] = a14_0[6];
+          yr[735] = a15_0[0]; yr[736] = a15_0[1]; yr[737] = a15_0[2]; yr[738] = a15_0[3]; yr[739] = a15_0[4]; yr[740] = a15_0[5]; yr[741] = a15_0[6];
+        }
+      }
+      for (int oy = 6; oy < 7; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 7 columns
+          const cnn_real *restrict wo = w + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = xp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584], w12 = wr[kx + 1728], w13 = wr[kx + 1872], w14 = wr[kx + 2016], w15 = wr[kx + 2160];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
+          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
+          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
+          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
+          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
+          yr[588] = a12_0[0]; yr[589] = a12_0[1]; yr[590] = a12_0[2]; yr[591] = a12_0[3]; yr[592] = a12_0[4]; yr[593] = a12_0[5]; yr[594] = a12_0[6];
+          yr[637] = a13_0[0]; yr[638] = a13_0[1]; yr[639] = a13_0[2]; yr[640] = a13_0[3]; yr[641] = a13_0[4]; yr[642] = a13_0[5]; yr[643] = a13_0[6];
+          yr[686] = a14_0[0]; yr[687] = a14_0[1]; yr[688] = a14_0[2]; yr[689] = a14_0[3]; yr[690] = a14_0[4]; yr[691] = a14_0[5]; yr[692] = a14_0[6];
+          yr[735] = a15_0[0]; yr[736] = a15_0[1]; yr[737] = a15_0[2]; yr[738] = a15_0[3]; yr[739] = a15_0[4]; yr[740] = a15_0[5]; yr[741] = a15_0[6];
+        }
+      }
+      if (training)
+        for (int c = 0; c < 16; c++) {
+          const cnn_real *restrict x = y + c * 49;
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 48; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += x[p];
+              aq[u] += x[p] * x[p];
+            }
+          for (int p = 48; p < 49; p++) {
+            as[p - 48] += x[p];
+            aq[p - 48] += x[p] * x[p];
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist_resnet_l26_ps[i][c] = s;
+          mnist_resnet_l26_pq[i][c] = sq;
+        }
+    }
+  }
+}
+#endif
+// Layer 25's forward on the CPU's vector width.
+static void mnist_resnet_l25_conv_forward(int n, int training) {
+#if CNN_V16
+  if (mnist_resnet_v16) {
+    mnist_resnet_l25_conv_forward_v16(n, training);
+    return;
+  }
+#endif
+  mnist_resnet_l25_conv_forward_v8(n, training);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist_resnet_l25_dw[NGROUP][2304];
@@ -5477,12 +9913,12 @@ static cnn_real mnist_resnet_l25_dw[NGROUP][2304];
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist_resnet_l25_dyp[NGROUP][1304];
+static cnn_real mnist_resnet_l25_dyp[NGROUP][1312];
 static cnn_real mnist_resnet_l25_wt[2304];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
-// (rows mode; the padding never written), the group's images.
-static cnn_real mnist_resnet_l25_dyw[NGROUP][7176];
-CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
+// (or laid on the input's row stride: conv_kernels.c), the padding never written.
+static cnn_real mnist_resnet_l25_dyw[NGROUP][8208];
+CNN_CLONES static void mnist_resnet_l25_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 9464;
   cnn_real *restrict wt = mnist_resnet_l25_wt;
   for (int o = 0; o < 16; o++)
@@ -5553,10 +9989,10 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
       for (int o = 0; o < 16; o++)
         for (int oy = 0; oy < 7; oy++)
           memcpy(dyp + (o * 9 + oy + 1) * 9 + 1, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
-      // 9 output channels x 1 vectors of 8 columns per register tile.
+      // 8 output channels x 1 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
-        for (int o = 0; o < 9; o += 9) { // 9 channels x 7 columns
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 7 columns
           const cnn_real *restrict wo = wt + (o) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -5566,7 +10002,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
           cnn_v8 a5_0 = {0};
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
@@ -5574,7 +10009,7 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -5583,7 +10018,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
                 a5_0 += w5 * x0;
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
               }
             }
           cnn_real *restrict yr = dx + (o) * 49 + oy * 7 + 0;
@@ -5595,46 +10029,10 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
           yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
           yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
           yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
-          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
-        }
-        { // the last 7 channels
-          const cnn_real *restrict wo = wt + (9) * 144;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-              }
-            }
-          cnn_real *restrict yr = dx + (9) * 49 + oy * 7 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
-          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
-          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
-          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
-          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
-          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
-          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
         }
       }
       for (int oy = 1; oy < 6; oy++) {
-        for (int o = 0; o < 9; o += 9) { // 9 channels x 7 columns
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 7 columns
           const cnn_real *restrict wo = wt + (o) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -5644,7 +10042,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
           cnn_v8 a5_0 = {0};
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
               const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
@@ -5652,7 +10049,7 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -5661,7 +10058,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
                 a5_0 += w5 * x0;
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
               }
             }
           cnn_real *restrict yr = dx + (o) * 49 + oy * 7 + 0;
@@ -5673,47 +10069,11 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
           yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
           yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
           yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
-          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
-        }
-        { // the last 7 channels
-          const cnn_real *restrict wo = wt + (9) * 144;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-              }
-            }
-          cnn_real *restrict yr = dx + (9) * 49 + oy * 7 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
-          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
-          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
-          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
-          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
-          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
-          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
         }
       }
       for (int oy = 6; oy < 7; oy++) {
         const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
-        for (int o = 0; o < 9; o += 9) { // 9 channels x 7 columns
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 7 columns
           const cnn_real *restrict wo = wt + (o) * 144;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -5723,7 +10083,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
           cnn_v8 a5_0 = {0};
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
               const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
@@ -5731,7 +10090,7 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -5740,7 +10099,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
                 a5_0 += w5 * x0;
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
               }
             }
           cnn_real *restrict yr = dx + (o) * 49 + oy * 7 + 0;
@@ -5752,42 +10110,6 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
           yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
           yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
           yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
-          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
-        }
-        { // the last 7 channels
-          const cnn_real *restrict wo = wt + (9) * 144;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-              }
-            }
-          cnn_real *restrict yr = dx + (9) * 49 + oy * 7 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
-          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
-          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
-          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
-          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
-          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
-          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
         }
       }
       }
@@ -5829,6 +10151,348 @@ CNN_CLONES static void mnist_resnet_l25_conv_backward(int n) {
       s += mnist_resnet_l25_dw[g][j];
     mnist_resnet_grads[9464 + j] = s;
   }
+}
+#if CNN_V16
+CNN_V16_FN static void mnist_resnet_l25_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist_resnet_params + 9464;
+  cnn_real *restrict wt = mnist_resnet_l25_wt;
+  for (int o = 0; o < 16; o++)
+    for (int c = 0; c < 16; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 16 + o) * 9 + 8 - j] = w[(o * 16 + c) * 9 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist_resnet_l25_dw[g];
+    cnn_real *restrict dyp = mnist_resnet_l25_dyp[g];
+    cnn_real *restrict dyw = mnist_resnet_l25_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist_resnet_d26 + (size_t)i * 784;
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 1024;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 7; oy++)
+          memcpy(dyi + o * 64 + oy * 9, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
+    }
+    // 8 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added; each plane one run of vectors on x's rows (flat).
+    for (int o = 0; o < 16; o += 8) {
+      for (int c = 0; c < 16; c++)
+        for (int ky = 0; ky < 3; ky++) {
+          cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+          cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
+          cnn_v16 s4_0 = {0}, s4_1 = {0}, s4_2 = {0};
+          cnn_v16 s5_0 = {0}, s5_1 = {0}, s5_2 = {0};
+          cnn_v16 s6_0 = {0}, s6_1 = {0}, s6_2 = {0};
+          cnn_v16 s7_0 = {0}, s7_1 = {0}, s7_2 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist_resnet_l25_xp + (size_t)i * 1296;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 1024;
+            {
+              const cnn_real *restrict dr = dy + (o) * 64;
+              const cnn_real *restrict xr = x + (c * 9 + ky) * 9;
+              for (int v = 0; v < 64; v += 16) {
+                cnn_v16 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 64 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 128 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 192 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+                memcpy(&d, dr + 256 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
+                memcpy(&d, dr + 320 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
+                memcpy(&d, dr + 384 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0; s6_1 += d * x1; s6_2 += d * x2;
+                memcpy(&d, dr + 448 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0; s7_1 += d * x1; s7_2 += d * x2;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 144 + (c * 3 + ky) * 3;
+          dwo[0] = CNN_HSUM16(s0_0);
+          dwo[1] = CNN_HSUM16(s0_1);
+          dwo[2] = CNN_HSUM16(s0_2);
+          dwo[144] = CNN_HSUM16(s1_0);
+          dwo[145] = CNN_HSUM16(s1_1);
+          dwo[146] = CNN_HSUM16(s1_2);
+          dwo[288] = CNN_HSUM16(s2_0);
+          dwo[289] = CNN_HSUM16(s2_1);
+          dwo[290] = CNN_HSUM16(s2_2);
+          dwo[432] = CNN_HSUM16(s3_0);
+          dwo[433] = CNN_HSUM16(s3_1);
+          dwo[434] = CNN_HSUM16(s3_2);
+          dwo[576] = CNN_HSUM16(s4_0);
+          dwo[577] = CNN_HSUM16(s4_1);
+          dwo[578] = CNN_HSUM16(s4_2);
+          dwo[720] = CNN_HSUM16(s5_0);
+          dwo[721] = CNN_HSUM16(s5_1);
+          dwo[722] = CNN_HSUM16(s5_2);
+          dwo[864] = CNN_HSUM16(s6_0);
+          dwo[865] = CNN_HSUM16(s6_1);
+          dwo[866] = CNN_HSUM16(s6_2);
+          dwo[1008] = CNN_HSUM16(s7_0);
+          dwo[1009] = CNN_HSUM16(s7_1);
+          dwo[1010] = CNN_HSUM16(s7_2);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist_resnet_d26 + (size_t)i * 784;
+      {
+      cnn_real *restrict dx = mnist_resnet_d24 + (size_t)i * 784;
+      for (int o = 0; o < 16; o++)
+        for (int oy = 0; oy < 7; oy++)
+          memcpy(dyp + (o * 9 + oy + 1) * 9 + 1, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
+      // 16 output channels x 1 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 7 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584], w12 = wr[kx + 1728], w13 = wr[kx + 1872], w14 = wr[kx + 2016], w15 = wr[kx + 2160];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
+          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
+          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
+          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
+          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
+          yr[588] = a12_0[0]; yr[589] = a12_0[1]; yr[590] = a12_0[2]; yr[591] = a12_0[3]; yr[592] = a12_0[4]; yr[593] = a12_0[5]; yr[594] = a12_0[6];
+          yr[637] = a13_0[0]; yr[638] = a13_0[1]; yr[639] = a13_0[2]; yr[640] = a13_0[3]; yr[641] = a13_0[4]; yr[642] = a13_0[5]; yr[643] = a13_0[6];
+          yr[686] = a14_0[0]; yr[687] = a14_0[1]; yr[688] = a14_0[2]; yr[689] = a14_0[3]; yr[690] = a14_0[4]; yr[691] = a14_0[5]; yr[692] = a14_0[6];
+          yr[735] = a15_0[0]; yr[736] = a15_0[1]; yr[737] = a15_0[2]; yr[738] = a15_0[3]; yr[739] = a15_0[4]; yr[740] = a15_0[5]; yr[741] = a15_0[6];
+        }
+      }
+      for (int oy = 1; oy < 6; oy++) {
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 7 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584], w12 = wr[kx + 1728], w13 = wr[kx + 1872], w14 = wr[kx + 2016], w15 = wr[kx + 2160];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
+          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
+          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
+          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
+          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
+          yr[588] = a12_0[0]; yr[589] = a12_0[1]; yr[590] = a12_0[2]; yr[591] = a12_0[3]; yr[592] = a12_0[4]; yr[593] = a12_0[5]; yr[594] = a12_0[6];
+          yr[637] = a13_0[0]; yr[638] = a13_0[1]; yr[639] = a13_0[2]; yr[640] = a13_0[3]; yr[641] = a13_0[4]; yr[642] = a13_0[5]; yr[643] = a13_0[6];
+          yr[686] = a14_0[0]; yr[687] = a14_0[1]; yr[688] = a14_0[2]; yr[689] = a14_0[3]; yr[690] = a14_0[4]; yr[691] = a14_0[5]; yr[692] = a14_0[6];
+          yr[735] = a15_0[0]; yr[736] = a15_0[1]; yr[737] = a15_0[2]; yr[738] = a15_0[3]; yr[739] = a15_0[4]; yr[740] = a15_0[5]; yr[741] = a15_0[6];
+        }
+      }
+      for (int oy = 6; oy < 7; oy++) {
+        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 7 columns
+          const cnn_real *restrict wo = wt + (o) * 144;
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = ky0; ky < ky1; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 9 + oy + ky) * 9 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584], w12 = wr[kx + 1728], w13 = wr[kx + 1872], w14 = wr[kx + 2016], w15 = wr[kx + 2160];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 49 + oy * 7 + 0;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
+          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
+          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
+          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
+          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
+          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
+          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
+          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
+          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
+          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
+          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
+          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
+          yr[588] = a12_0[0]; yr[589] = a12_0[1]; yr[590] = a12_0[2]; yr[591] = a12_0[3]; yr[592] = a12_0[4]; yr[593] = a12_0[5]; yr[594] = a12_0[6];
+          yr[637] = a13_0[0]; yr[638] = a13_0[1]; yr[639] = a13_0[2]; yr[640] = a13_0[3]; yr[641] = a13_0[4]; yr[642] = a13_0[5]; yr[643] = a13_0[6];
+          yr[686] = a14_0[0]; yr[687] = a14_0[1]; yr[688] = a14_0[2]; yr[689] = a14_0[3]; yr[690] = a14_0[4]; yr[691] = a14_0[5]; yr[692] = a14_0[6];
+          yr[735] = a15_0[0]; yr[736] = a15_0[1]; yr[737] = a15_0[2]; yr[738] = a15_0[3]; yr[739] = a15_0[4]; yr[740] = a15_0[5]; yr[741] = a15_0[6];
+        }
+      }
+      }
+      { // layer 23's first backward pass for this image, while its dx is in cache
+        for (int c = 0; c < 16; c++) {
+          const cnn_real *restrict x = mnist_resnet_a23 + (size_t)i * 784 + c * 49;
+          cnn_real *restrict dy = mnist_resnet_d24 + (size_t)i * 784 + c * 49;
+          const cnn_real *restrict y = mnist_resnet_a24 + (size_t)i * 784 + c * 49;
+          for (int p = 0; p < 49; p++) { // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+          }
+          const cnn_real m_ = mnist_resnet_l23_mean[c], is = mnist_resnet_l23_invstd[c];
+          cnn_real as[8] = {0}, aq[8] = {0};
+          for (int b = 0; b < 48; b += 8)
+            for (int u = 0; u < 8; u++) {
+              const int p = b + u;
+              as[u] += dy[p];
+              aq[u] += dy[p] * ((x[p] - m_) * is);
+            }
+          for (int p = 48; p < 49; p++) {
+            as[p - 48] += dy[p];
+            aq[p - 48] += dy[p] * ((x[p] - m_) * is);
+          }
+          double s = 0, sq = 0;
+          for (int u = 0; u < 8; u++) {
+            s += as[u];
+            sq += aq[u];
+          }
+          mnist_resnet_l23_ps[i][c] = s;
+          mnist_resnet_l23_pq[i][c] = sq;
+        }
+      }
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 2304; j++) {
+    cnn_real s = mnist_resnet_l25_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist_resnet_l25_dw[g][j];
+    mnist_resnet_grads[9464 + j] = s;
+  }
+}
+#endif
+// Layer 25's backward on the CPU's vector width.
+static void mnist_resnet_l25_conv_backward(int n) {
+#if CNN_V16
+  if (mnist_resnet_v16) {
+    mnist_resnet_l25_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist_resnet_l25_conv_backward_v8(n);
 }
 
 // Layer 26: batchnorm: 7x7x16 -> 7x7x16 (HxWxC), RF 38, 32 params, 0 MACs/image.
@@ -5988,24 +10652,25 @@ CNN_CLONES static void mnist_resnet_l28_relu_backward(int n) {
 // Layer 29: conv 1x1, stride 1, pad 0, no bias: 7x7x16 -> 7x7x10 (HxWxC), RF 38, 160 params, 7840 MACs/image.
 // Path: direct kernels (forward, input and weight gradient; 1x1: each plane one row).
 // y[10][7x7] = W[10][16][1x1] (*) x[16][7x7].
-CNN_CLONES static void mnist_resnet_l29_conv_forward(int n) {
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
+CNN_CLONES static void mnist_resnet_l29_conv_forward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 11800;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist_resnet_a28 + (size_t)i * 784;
       cnn_real *restrict y = mnist_resnet_a30 + (size_t)i * 490;
-      // 6 output channels x 2 vectors of 8 columns per register tile.
+      // 5 output channels x 2 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         for (int col = 0; col < 48; col += 16) {
-          for (int o = 0; o < 6; o += 6) { // 6 channels x 16 columns
+          for (int o = 0; o < 10; o += 5) { // 5 channels x 16 columns
             const cnn_real *restrict wo = w + (o) * 16;
             cnn_v8 a0_0 = {0}, a0_1 = {0};
             cnn_v8 a1_0 = {0}, a1_1 = {0};
             cnn_v8 a2_0 = {0}, a2_1 = {0};
             cnn_v8 a3_0 = {0}, a3_1 = {0};
             cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
             for (int c = 0; c < 16; c++)
               for (int ky = 0; ky < 1; ky++) {
                 const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 49 + col;
@@ -6014,13 +10679,12 @@ CNN_CLONES static void mnist_resnet_l29_conv_forward(int n) {
                   cnn_v8 x0, x1;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80];
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64];
                   a0_0 += w0 * x0; a0_1 += w0 * x1;
                   a1_0 += w1 * x0; a1_1 += w1 * x1;
                   a2_0 += w2 * x0; a2_1 += w2 * x1;
                   a3_0 += w3 * x0; a3_1 += w3 * x1;
                   a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
                 }
               }
             cnn_real *restrict yr = y + (o) * 49 + oy * 49 + col;
@@ -6034,39 +10698,6 @@ CNN_CLONES static void mnist_resnet_l29_conv_forward(int n) {
             memcpy(yr + 155, &a3_1, sizeof a3_1);
             memcpy(yr + 196, &a4_0, sizeof a4_0);
             memcpy(yr + 204, &a4_1, sizeof a4_1);
-            memcpy(yr + 245, &a5_0, sizeof a5_0);
-            memcpy(yr + 253, &a5_1, sizeof a5_1);
-          }
-          { // the last 4 channels
-            const cnn_real *restrict wo = w + (6) * 16;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            for (int c = 0; c < 16; c++)
-              for (int ky = 0; ky < 1; ky++) {
-                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 49 + col;
-                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
-                for (int kx = 0; kx < 1; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                }
-              }
-            cnn_real *restrict yr = y + (6) * 49 + oy * 49 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 49, &a1_0, sizeof a1_0);
-            memcpy(yr + 57, &a1_1, sizeof a1_1);
-            memcpy(yr + 98, &a2_0, sizeof a2_0);
-            memcpy(yr + 106, &a2_1, sizeof a2_1);
-            memcpy(yr + 147, &a3_0, sizeof a3_0);
-            memcpy(yr + 155, &a3_1, sizeof a3_1);
           }
         }
         for (int o = 0; o < 10; o += 10) { // 10 channels x 1 columns
@@ -6117,6 +10748,143 @@ CNN_CLONES static void mnist_resnet_l29_conv_forward(int n) {
     }
   }
 }
+#if CNN_V16
+CNN_V16_FN static void mnist_resnet_l29_conv_forward_v16(int n) {
+  const cnn_real *restrict w = mnist_resnet_params + 11800;
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist_resnet_a28 + (size_t)i * 784;
+      cnn_real *restrict y = mnist_resnet_a30 + (size_t)i * 490;
+      // 10 output channels x 2 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 32; col += 32) {
+          for (int o = 0; o < 10; o += 10) { // 10 channels x 32 columns
+            const cnn_real *restrict wo = w + (o) * 16;
+            cnn_v16 a0_0 = {0}, a0_1 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0};
+            cnn_v16 a6_0 = {0}, a6_1 = {0};
+            cnn_v16 a7_0 = {0}, a7_1 = {0};
+            cnn_v16 a8_0 = {0}, a8_1 = {0};
+            cnn_v16 a9_0 = {0}, a9_1 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 1; ky++) {
+                const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 49 + col;
+                const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+                for (int kx = 0; kx < 1; kx++) {
+                  cnn_v16 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80], w6 = wr[kx + 96], w7 = wr[kx + 112], w8 = wr[kx + 128], w9 = wr[kx + 144];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  a6_0 += w6 * x0; a6_1 += w6 * x1;
+                  a7_0 += w7 * x0; a7_1 += w7 * x1;
+                  a8_0 += w8 * x0; a8_1 += w8 * x1;
+                  a9_0 += w9 * x0; a9_1 += w9 * x1;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 49 + oy * 49 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 49, &a1_0, sizeof a1_0);
+            memcpy(yr + 65, &a1_1, sizeof a1_1);
+            memcpy(yr + 98, &a2_0, sizeof a2_0);
+            memcpy(yr + 114, &a2_1, sizeof a2_1);
+            memcpy(yr + 147, &a3_0, sizeof a3_0);
+            memcpy(yr + 163, &a3_1, sizeof a3_1);
+            memcpy(yr + 196, &a4_0, sizeof a4_0);
+            memcpy(yr + 212, &a4_1, sizeof a4_1);
+            memcpy(yr + 245, &a5_0, sizeof a5_0);
+            memcpy(yr + 261, &a5_1, sizeof a5_1);
+            memcpy(yr + 294, &a6_0, sizeof a6_0);
+            memcpy(yr + 310, &a6_1, sizeof a6_1);
+            memcpy(yr + 343, &a7_0, sizeof a7_0);
+            memcpy(yr + 359, &a7_1, sizeof a7_1);
+            memcpy(yr + 392, &a8_0, sizeof a8_0);
+            memcpy(yr + 408, &a8_1, sizeof a8_1);
+            memcpy(yr + 441, &a9_0, sizeof a9_0);
+            memcpy(yr + 457, &a9_1, sizeof a9_1);
+          }
+        }
+        for (int o = 0; o < 10; o += 10) { // 10 channels x 17 columns
+          const cnn_real *restrict wo = w + (o) * 16;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          cnn_v16 a8_0 = {0}, a8_1 = {0};
+          cnn_v16 a9_0 = {0}, a9_1 = {0};
+          for (int c = 0; c < 16; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = x + (c * 1 + oy + ky) * 49 + 32;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 16], w2 = wr[kx + 32], w3 = wr[kx + 48], w4 = wr[kx + 64], w5 = wr[kx + 80], w6 = wr[kx + 96], w7 = wr[kx + 112], w8 = wr[kx + 128], w9 = wr[kx + 144];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+                a8_0 += w8 * x0; a8_1 += w8 * x1;
+                a9_0 += w9 * x0; a9_1 += w9 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 49 + oy * 49 + 32;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0];
+          memcpy(yr + 49, &a1_0, sizeof a1_0);
+          yr[65] = a1_1[0];
+          memcpy(yr + 98, &a2_0, sizeof a2_0);
+          yr[114] = a2_1[0];
+          memcpy(yr + 147, &a3_0, sizeof a3_0);
+          yr[163] = a3_1[0];
+          memcpy(yr + 196, &a4_0, sizeof a4_0);
+          yr[212] = a4_1[0];
+          memcpy(yr + 245, &a5_0, sizeof a5_0);
+          yr[261] = a5_1[0];
+          memcpy(yr + 294, &a6_0, sizeof a6_0);
+          yr[310] = a6_1[0];
+          memcpy(yr + 343, &a7_0, sizeof a7_0);
+          yr[359] = a7_1[0];
+          memcpy(yr + 392, &a8_0, sizeof a8_0);
+          yr[408] = a8_1[0];
+          memcpy(yr + 441, &a9_0, sizeof a9_0);
+          yr[457] = a9_1[0];
+        }
+      }
+    }
+  }
+}
+#endif
+// Layer 29's forward on the CPU's vector width.
+static void mnist_resnet_l29_conv_forward(int n) {
+#if CNN_V16
+  if (mnist_resnet_v16) {
+    mnist_resnet_l29_conv_forward_v16(n);
+    return;
+  }
+#endif
+  mnist_resnet_l29_conv_forward_v8(n);
+}
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist_resnet_l29_dw[NGROUP][160];
@@ -6124,9 +10892,9 @@ static cnn_real mnist_resnet_l29_dw[NGROUP][160];
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
 static cnn_real mnist_resnet_l29_wt[160];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
-// (rows mode; the padding never written), the group's images.
-static cnn_real mnist_resnet_l29_dyw[NGROUP][4488];
-CNN_CLONES static void mnist_resnet_l29_conv_backward(int n) {
+// (or laid on the input's row stride: conv_kernels.c), the padding never written.
+static cnn_real mnist_resnet_l29_dyw[NGROUP][5136];
+CNN_CLONES static void mnist_resnet_l29_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 11800;
   cnn_real *restrict wt = mnist_resnet_l29_wt;
   for (int o = 0; o < 10; o++)
@@ -6246,7 +11014,7 @@ CNN_CLONES static void mnist_resnet_l29_conv_backward(int n) {
             memcpy(yr + 163, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 9; o += 9) { // 9 channels x 1 columns
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 1 columns
           const cnn_real *restrict wo = wt + (o) * 10;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -6256,7 +11024,6 @@ CNN_CLONES static void mnist_resnet_l29_conv_backward(int n) {
           cnn_v8 a5_0 = {0};
           cnn_v8 a6_0 = {0};
           cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
           for (int c = 0; c < 10; c++)
             for (int ky = 0; ky < 1; ky++) {
               const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 49 + 48;
@@ -6264,7 +11031,7 @@ CNN_CLONES static void mnist_resnet_l29_conv_backward(int n) {
               for (int kx = 0; kx < 1; kx++) {
                 cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50], w6 = wr[kx + 60], w7 = wr[kx + 70], w8 = wr[kx + 80];
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50], w6 = wr[kx + 60], w7 = wr[kx + 70];
                 a0_0 += w0 * x0;
                 a1_0 += w1 * x0;
                 a2_0 += w2 * x0;
@@ -6273,7 +11040,6 @@ CNN_CLONES static void mnist_resnet_l29_conv_backward(int n) {
                 a5_0 += w5 * x0;
                 a6_0 += w6 * x0;
                 a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
               }
             }
           cnn_real *restrict yr = dx + (o) * 49 + oy * 49 + 48;
@@ -6285,42 +11051,6 @@ CNN_CLONES static void mnist_resnet_l29_conv_backward(int n) {
           yr[245] = a5_0[0];
           yr[294] = a6_0[0];
           yr[343] = a7_0[0];
-          yr[392] = a8_0[0];
-        }
-        { // the last 7 channels
-          const cnn_real *restrict wo = wt + (9) * 10;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          for (int c = 0; c < 10; c++)
-            for (int ky = 0; ky < 1; ky++) {
-              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 49 + 48;
-              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
-              for (int kx = 0; kx < 1; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50], w6 = wr[kx + 60];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-              }
-            }
-          cnn_real *restrict yr = dx + (9) * 49 + oy * 49 + 48;
-          yr[0] = a0_0[0];
-          yr[49] = a1_0[0];
-          yr[98] = a2_0[0];
-          yr[147] = a3_0[0];
-          yr[196] = a4_0[0];
-          yr[245] = a5_0[0];
-          yr[294] = a6_0[0];
         }
       }
     }
@@ -6332,6 +11062,205 @@ CNN_CLONES static void mnist_resnet_l29_conv_backward(int n) {
       s += mnist_resnet_l29_dw[g][j];
     mnist_resnet_grads[11800 + j] = s;
   }
+}
+#if CNN_V16
+CNN_V16_FN static void mnist_resnet_l29_conv_backward_v16(int n) {
+  const cnn_real *restrict w = mnist_resnet_params + 11800;
+  cnn_real *restrict wt = mnist_resnet_l29_wt;
+  for (int o = 0; o < 10; o++)
+    for (int c = 0; c < 16; c++)
+      for (int j = 0; j < 1; j++)
+        wt[(c * 10 + o) * 1 + 0 - j] = w[(o * 16 + c) * 1 + j];
+  CNN_OMP(omp parallel for schedule(static))
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist_resnet_l29_dw[g];
+    cnn_real *restrict dyw = mnist_resnet_l29_dyw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist_resnet_d30 + (size_t)i * 490;
+      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 640;
+      for (int o = 0; o < 10; o++)
+        for (int oy = 0; oy < 1; oy++)
+          memcpy(dyi + o * 64 + oy * 64, dy + (o * 1 + oy) * 49, 49 * sizeof(cnn_real));
+    }
+    // 10 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 10; o += 10) {
+      for (int c = 0; c < 16; c++)
+        for (int ky = 0; ky < 1; ky++) {
+          cnn_v16 s0_0 = {0};
+          cnn_v16 s1_0 = {0};
+          cnn_v16 s2_0 = {0};
+          cnn_v16 s3_0 = {0};
+          cnn_v16 s4_0 = {0};
+          cnn_v16 s5_0 = {0};
+          cnn_v16 s6_0 = {0};
+          cnn_v16 s7_0 = {0};
+          cnn_v16 s8_0 = {0};
+          cnn_v16 s9_0 = {0};
+          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+            const cnn_real *restrict x = mnist_resnet_a28 + (size_t)i * 784;
+            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 640;
+            {
+              const cnn_real *restrict dr = dy + (o) * 64;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 49;
+              for (int v = 0; v < 64; v += 16) {
+                cnn_v16 d, x0;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0;
+                memcpy(&d, dr + 64 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0;
+                memcpy(&d, dr + 128 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0;
+                memcpy(&d, dr + 192 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0;
+                memcpy(&d, dr + 256 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0;
+                memcpy(&d, dr + 320 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0;
+                memcpy(&d, dr + 384 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0;
+                memcpy(&d, dr + 448 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0;
+                memcpy(&d, dr + 512 + v, sizeof d); CNN_PIN16(d);
+                s8_0 += d * x0;
+                memcpy(&d, dr + 576 + v, sizeof d); CNN_PIN16(d);
+                s9_0 += d * x0;
+              }
+            }
+          }
+          cnn_real *restrict dwo = dw + (o) * 16 + (c * 1 + ky) * 1;
+          dwo[0] = CNN_HSUM16(s0_0);
+          dwo[16] = CNN_HSUM16(s1_0);
+          dwo[32] = CNN_HSUM16(s2_0);
+          dwo[48] = CNN_HSUM16(s3_0);
+          dwo[64] = CNN_HSUM16(s4_0);
+          dwo[80] = CNN_HSUM16(s5_0);
+          dwo[96] = CNN_HSUM16(s6_0);
+          dwo[112] = CNN_HSUM16(s7_0);
+          dwo[128] = CNN_HSUM16(s8_0);
+          dwo[144] = CNN_HSUM16(s9_0);
+        }
+    }
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict dy = mnist_resnet_d30 + (size_t)i * 490;
+      cnn_real *restrict dx = mnist_resnet_d28 + (size_t)i * 784;
+      // 6 output channels x 4 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 49 columns
+          const cnn_real *restrict wo = wt + (o) * 10;
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0}, a2_3 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0}, a3_3 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0}, a4_3 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0}, a5_3 = {0};
+          for (int c = 0; c < 10; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 49 + 0;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v16 x0, x1, x2, x3;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                memcpy(&x3, xr + kx + 48, sizeof x3);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30], w4 = wr[kx + 40], w5 = wr[kx + 50];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2; a1_3 += w1 * x3;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2; a2_3 += w2 * x3;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2; a3_3 += w3 * x3;
+                a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2; a4_3 += w4 * x3;
+                a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2; a5_3 += w5 * x3;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 49 + oy * 49 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          memcpy(yr + 32, &a0_2, sizeof a0_2);
+          yr[48] = a0_3[0];
+          memcpy(yr + 49, &a1_0, sizeof a1_0);
+          memcpy(yr + 65, &a1_1, sizeof a1_1);
+          memcpy(yr + 81, &a1_2, sizeof a1_2);
+          yr[97] = a1_3[0];
+          memcpy(yr + 98, &a2_0, sizeof a2_0);
+          memcpy(yr + 114, &a2_1, sizeof a2_1);
+          memcpy(yr + 130, &a2_2, sizeof a2_2);
+          yr[146] = a2_3[0];
+          memcpy(yr + 147, &a3_0, sizeof a3_0);
+          memcpy(yr + 163, &a3_1, sizeof a3_1);
+          memcpy(yr + 179, &a3_2, sizeof a3_2);
+          yr[195] = a3_3[0];
+          memcpy(yr + 196, &a4_0, sizeof a4_0);
+          memcpy(yr + 212, &a4_1, sizeof a4_1);
+          memcpy(yr + 228, &a4_2, sizeof a4_2);
+          yr[244] = a4_3[0];
+          memcpy(yr + 245, &a5_0, sizeof a5_0);
+          memcpy(yr + 261, &a5_1, sizeof a5_1);
+          memcpy(yr + 277, &a5_2, sizeof a5_2);
+          yr[293] = a5_3[0];
+        }
+        { // the last 4 channels
+          const cnn_real *restrict wo = wt + (12) * 10;
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0}, a2_3 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0}, a3_3 = {0};
+          for (int c = 0; c < 10; c++)
+            for (int ky = 0; ky < 1; ky++) {
+              const cnn_real *restrict xr = dy + (c * 1 + oy + ky) * 49 + 0;
+              const cnn_real *restrict wr = wo + (c * 1 + ky) * 1;
+              for (int kx = 0; kx < 1; kx++) {
+                cnn_v16 x0, x1, x2, x3;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                memcpy(&x3, xr + kx + 48, sizeof x3);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 10], w2 = wr[kx + 20], w3 = wr[kx + 30];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2; a1_3 += w1 * x3;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2; a2_3 += w2 * x3;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2; a3_3 += w3 * x3;
+              }
+            }
+          cnn_real *restrict yr = dx + (12) * 49 + oy * 49 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          memcpy(yr + 32, &a0_2, sizeof a0_2);
+          yr[48] = a0_3[0];
+          memcpy(yr + 49, &a1_0, sizeof a1_0);
+          memcpy(yr + 65, &a1_1, sizeof a1_1);
+          memcpy(yr + 81, &a1_2, sizeof a1_2);
+          yr[97] = a1_3[0];
+          memcpy(yr + 98, &a2_0, sizeof a2_0);
+          memcpy(yr + 114, &a2_1, sizeof a2_1);
+          memcpy(yr + 130, &a2_2, sizeof a2_2);
+          yr[146] = a2_3[0];
+          memcpy(yr + 147, &a3_0, sizeof a3_0);
+          memcpy(yr + 163, &a3_1, sizeof a3_1);
+          memcpy(yr + 179, &a3_2, sizeof a3_2);
+          yr[195] = a3_3[0];
+        }
+      }
+    }
+  }
+  const int used = (n + GSIZE - 1) / GSIZE;
+  for (int j = 0; j < 160; j++) {
+    cnn_real s = mnist_resnet_l29_dw[0][j];
+    for (int g = 1; g < used; g++)
+      s += mnist_resnet_l29_dw[g][j];
+    mnist_resnet_grads[11800 + j] = s;
+  }
+}
+#endif
+// Layer 29's backward on the CPU's vector width.
+static void mnist_resnet_l29_conv_backward(int n) {
+#if CNN_V16
+  if (mnist_resnet_v16) {
+    mnist_resnet_l29_conv_backward_v16(n);
+    return;
+  }
+#endif
+  mnist_resnet_l29_conv_backward_v8(n);
 }
 
 // Layer 30: gap: 7x7x10 -> 1x1x10 (HxWxC), RF 62, 0 params, 0 MACs/image.
@@ -6495,6 +11424,9 @@ static double mnist_resnet_forward(const cnn_real *x, const uint8_t *y, int n, i
     openblas_set_num_threads(1);
     blas_single = 1;
   }
+#endif
+#if CNN_V16
+  mnist_resnet_pick_width();
 #endif
   if (n > BATCH)
     n = BATCH;
@@ -6725,6 +11657,31 @@ const cnn_real *mnist_resnet_activation(int k) {
 }
 #endif
 
+// The vector width and instruction set this file's kernels run with here.
+static const char *mnist_resnet_kernels(void) {
+#if CNN_V16
+  mnist_resnet_pick_width();
+  if (mnist_resnet_v16)
+#ifdef CNN_V16_GENERIC
+    return "16-wide portable vector code (CNN_V16_GENERIC)";
+#else
+    return "16-wide AVX-512 (x86-64-v4)";
+#endif
+#endif
+#if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && defined(__GNUC__) && \
+    !defined(__clang__) && __GNUC__ >= 12
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return "8-wide AVX2 + FMA (x86-64-v3)";
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
+    (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2"))
+    return "8-wide AVX2 (no FMA)";
+#endif
+  return "8-wide, the baseline instruction set";
+}
+
 // Every tensor of params and state, under the state_dict names of the
 // PyTorch module `cnnc export` writes: name, block, offset, size, shape.
 static const cnn_tensor mnist_resnet_tensors[41] = {
@@ -6784,5 +11741,6 @@ cnn_net mnist_resnet_net = {
     .init = mnist_resnet_init,
     .forward = mnist_resnet_forward,
     .backward = mnist_resnet_backward,
+    .kernels = mnist_resnet_kernels,
     .logprobs = mnist_resnet_a32,
 };
