@@ -1065,7 +1065,8 @@ static void emit_source(Gen *g, const char *hname) {
   out(g, 0, "/* On x86-64 ELF hosts (gcc, clang >= 14) the row functions are also built\n"
             "   for AVX-512 and AVX2 and picked when the program loads. Anywhere else\n"
             "   (a Cortex-M included) CNN_CLONES is empty; -DCNN_NO_CLONES turns it off. */\n");
-  emit_clones_macro(g->f, "\"avx512f\", \"avx2\", \"default\"", 0);
+  emit_clones_macro(g->f, "CNN_CLONES", "\"avx512f\", \"avx2\", \"default\"", NULL);
+  out(g, 0, "\n");
   out(g, 0, "/* -DCNN_PROFILE: hooks around each op's work (see the header). */\n");
   out(g, 0, "#ifdef CNN_PROFILE\n#define CNN_PROF(op, end) %sprofile(op, end)\n#else\n"
             "#define CNN_PROF(op, end) ((void)0)\n#endif\n\n", g->pre);

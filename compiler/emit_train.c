@@ -212,12 +212,16 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
   // FMA: a conv tile needs no register for the product, so tiles can be
   // larger (conv_kernels.c). The order of every sum is still fixed.
   W(c, "// On x86-64 ELF hosts each layer function is also built for the\n"
-       "// x86-64-v3 level (AVX2 + FMA; gcc >= 12) or AVX2 (clang >= 14, older gcc)\n"
-       "// and picked when the program loads. Multiply-adds are fused where the\n"
-       "// target has FMA, so the v3 clone's bits differ from the baseline's; each\n"
-       "// gives the same bits on any number of threads. -DCNN_NO_CLONES builds the\n"
-       "// baseline only.\n");
-  emit_clones_macro(c->f, "\"avx2\", \"default\"", 1);
+       "// x86-64-v4 (AVX-512) and v3 (AVX2 + FMA) levels (gcc >= 12) or AVX2 (clang\n"
+       "// >= 14, older gcc) and picked when the program loads; the direct convs'\n"
+       "// 8-wide kernels for v3 only (CNN_CLONES_V8: where AVX-512 is, their 16-wide\n"
+       "// kernels run). Multiply-adds are fused where the target has FMA, so the\n"
+       "// clones' bits differ from the baseline's; each gives the same bits on any\n"
+       "// number of threads. -DCNN_NO_CLONES builds the baseline only.\n");
+  emit_clones_macro(c->f, "CNN_CLONES", "\"avx2\", \"default\"", "\"arch=x86-64-v4\", \"arch=x86-64-v3\", \"default\"");
+  emit_clones_macro(c->f, "CNN_CLONES_V8", "\"avx2\", \"default\"", "\"arch=x86-64-v3\", \"default\"");
+  emit_fma_pragma(c->f);
+  W(c, "\n");
   emit_v16_macros(c);
   W(c, "// cblas_sgemm or cblas_dgemm, following cnn_real.\n"
        "#define GEMM _Generic((cnn_real)0, float: cblas_sgemm, double: cblas_dgemm)\n\n");

@@ -93,26 +93,27 @@ void emit_file_abort(EmitFile *ef) {
   ef->path = ef->tmp = NULL;
 }
 
-// The CNN_CLONES guard; see emit_util.h.
-void emit_clones_macro(FILE *f, const char *targets, int fma) {
+// A target_clones guard; see emit_util.h.
+void emit_clones_macro(FILE *f, const char *name, const char *targets, const char *gcc_targets) {
   const char *host = "defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES)";
-  if (fma)
+  if (gcc_targets)
     fprintf(f, "#if %s && \\\n    !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12\n"
-               "#define CNN_CLONES __attribute__((target_clones(\"arch=x86-64-v3\", \"default\")))\n#elif",
-            host);
+               "#define %s __attribute__((target_clones(%s)))\n#elif",
+            host, name, gcc_targets);
   else
     fprintf(f, "#if");
   fprintf(f, " %s && \\\n"
              "    (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)\n"
-             "#define CNN_CLONES __attribute__((target_clones(%s)))\n"
-             "#else\n#define CNN_CLONES\n#endif\n",
-          host, targets);
+             "#define %s __attribute__((target_clones(%s)))\n"
+             "#else\n#define %s\n#endif\n",
+          host, name, targets, name);
+}
+
+void emit_fma_pragma(FILE *f) {
   // GCC contracts nothing in ISO C mode; clang fuses within a statement.
   // GCC's -O2 vectorizes only loops with no remainder: over a 26x26 plane
   // (676 = 84 x 8 + 4) it took 4-wide vectors, over 9x9 none. The dynamic
   // cost model adds a remainder loop; an elementwise loop keeps its bits.
-  if (fma)
-    fprintf(f, "#if defined(__GNUC__) && !defined(__clang__)\n"
-               "#pragma GCC optimize(\"fp-contract=fast\", \"vect-cost-model=dynamic\")\n#endif\n");
-  fprintf(f, "\n");
+  fprintf(f, "#if defined(__GNUC__) && !defined(__clang__)\n"
+             "#pragma GCC optimize(\"fp-contract=fast\", \"vect-cost-model=dynamic\")\n#endif\n");
 }

@@ -24,11 +24,14 @@ int emit_file_close(EmitFile *ef);
 // Closes and removes the temporary file without touching the final one.
 void emit_file_abort(EmitFile *ef);
 
-// Writes the CNN_CLONES macro: target_clones(targets) where the compiler and
-// host support it (x86-64 ELF, gcc 6+, clang 14+), else empty; the generated
-// code can be built without it with -DCNN_NO_CLONES. targets is the list as
-// C source, e.g. "\"avx2\", \"default\"". With fma, GCC 12+ builds the
-// x86-64-v3 level (AVX2 + FMA) instead and fuses multiply-adds.
-void emit_clones_macro(FILE *f, const char *targets, int fma);
+// Writes the macro `name` (CNN_CLONES): target_clones(targets) where the
+// compiler and host support it (x86-64 ELF, gcc 6+, clang 14+), else empty;
+// the generated code can be built without it with -DCNN_NO_CLONES. targets
+// is the list as C source, e.g. "\"avx2\", \"default\"". With gcc_targets
+// (not NULL), GCC 12+ builds those instead: x86-64 levels, with FMA.
+void emit_clones_macro(FILE *f, const char *name, const char *targets, const char *gcc_targets);
+// GCC's optimize pragma of the training code: multiply-adds fused where the
+// target has FMA, elementwise loops vectorized with a remainder.
+void emit_fma_pragma(FILE *f);
 
 #endif

@@ -335,7 +335,7 @@ static const char *fn_suffix(int vl) {
   return vl == CONV_VL_AVX512 ? "_v16" : vl ? "_v8" : "";
 }
 static const char *fn_attr(int vl) {
-  return vl == CONV_VL_AVX512 ? "CNN_V16_FN" : "CNN_CLONES";
+  return vl == CONV_VL_AVX512 ? "CNN_V16_FN" : vl ? "CNN_CLONES_V8" : "CNN_CLONES";
 }
 
 // The declarations before conv k's forward functions: the BatchNorm

@@ -42,19 +42,29 @@
 #endif
 
 // On x86-64 ELF hosts each layer function is also built for the
-// x86-64-v3 level (AVX2 + FMA; gcc >= 12) or AVX2 (clang >= 14, older gcc)
-// and picked when the program loads. Multiply-adds are fused where the
-// target has FMA, so the v3 clone's bits differ from the baseline's; each
-// gives the same bits on any number of threads. -DCNN_NO_CLONES builds the
-// baseline only.
+// x86-64-v4 (AVX-512) and v3 (AVX2 + FMA) levels (gcc >= 12) or AVX2 (clang
+// >= 14, older gcc) and picked when the program loads; the direct convs'
+// 8-wide kernels for v3 only (CNN_CLONES_V8: where AVX-512 is, their 16-wide
+// kernels run). Multiply-adds are fused where the target has FMA, so the
+// clones' bits differ from the baseline's; each gives the same bits on any
+// number of threads. -DCNN_NO_CLONES builds the baseline only.
 #if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
     !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12
-#define CNN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define CNN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
     (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)
 #define CNN_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define CNN_CLONES
+#endif
+#if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
+    !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12
+#define CNN_CLONES_V8 __attribute__((target_clones("arch=x86-64-v3", "default")))
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
+    (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)
+#define CNN_CLONES_V8 __attribute__((target_clones("avx2", "default")))
+#else
+#define CNN_CLONES_V8
 #endif
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=fast", "vect-cost-model=dynamic")
@@ -238,7 +248,7 @@ static uint8_t lenet5_y[BATCH];
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
 static cnn_real lenet5_l0_xp[BATCH * 1024 + 16];
-CNN_CLONES static void lenet5_l0_conv_forward_v8(int n) {
+CNN_CLONES_V8 static void lenet5_l0_conv_forward_v8(int n) {
   const cnn_real *restrict w = lenet5_params + 0;
   const cnn_real *restrict b = lenet5_params + 150;
   CNN_OMP(omp parallel for schedule(static))
@@ -667,7 +677,7 @@ static cnn_real lenet5_l0_db[NGROUP][6];
 static cnn_real lenet5_l0_dyp[NGROUP][6160];
 static cnn_real lenet5_l0_wt[150];
 #endif
-CNN_CLONES static void lenet5_l0_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void lenet5_l0_conv_backward_v8(int n) {
 #ifdef CNN_INPUT_GRAD
   const cnn_real *restrict w = lenet5_params + 0;
   cnn_real *restrict wt = lenet5_l0_wt;
@@ -1102,7 +1112,7 @@ CNN_CLONES static void lenet5_l2_avgpool_backward(int n) {
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each plane of a group's output as one row on the input's row stride.
 static cnn_real lenet5_l3_yf[NGROUP][2192];
-CNN_CLONES static void lenet5_l3_conv_forward_v8(int n) {
+CNN_CLONES_V8 static void lenet5_l3_conv_forward_v8(int n) {
   const cnn_real *restrict w = lenet5_params + 156;
   const cnn_real *restrict b = lenet5_params + 2556;
   CNN_OMP(omp parallel for schedule(static))
@@ -1387,7 +1397,7 @@ static cnn_real lenet5_l3_wt[2400];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
 static cnn_real lenet5_l3_dyw[NGROUP][18448];
-CNN_CLONES static void lenet5_l3_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void lenet5_l3_conv_backward_v8(int n) {
   const cnn_real *restrict w = lenet5_params + 156;
   cnn_real *restrict wt = lenet5_l3_wt;
   for (int o = 0; o < 16; o++)

@@ -57,19 +57,29 @@
 #endif
 
 // On x86-64 ELF hosts each layer function is also built for the
-// x86-64-v3 level (AVX2 + FMA; gcc >= 12) or AVX2 (clang >= 14, older gcc)
-// and picked when the program loads. Multiply-adds are fused where the
-// target has FMA, so the v3 clone's bits differ from the baseline's; each
-// gives the same bits on any number of threads. -DCNN_NO_CLONES builds the
-// baseline only.
+// x86-64-v4 (AVX-512) and v3 (AVX2 + FMA) levels (gcc >= 12) or AVX2 (clang
+// >= 14, older gcc) and picked when the program loads; the direct convs'
+// 8-wide kernels for v3 only (CNN_CLONES_V8: where AVX-512 is, their 16-wide
+// kernels run). Multiply-adds are fused where the target has FMA, so the
+// clones' bits differ from the baseline's; each gives the same bits on any
+// number of threads. -DCNN_NO_CLONES builds the baseline only.
 #if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
     !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12
-#define CNN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define CNN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
     (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)
 #define CNN_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define CNN_CLONES
+#endif
+#if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
+    !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12
+#define CNN_CLONES_V8 __attribute__((target_clones("arch=x86-64-v3", "default")))
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
+    (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)
+#define CNN_CLONES_V8 __attribute__((target_clones("avx2", "default")))
+#else
+#define CNN_CLONES_V8
 #endif
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=fast", "vect-cost-model=dynamic")
@@ -339,7 +349,7 @@ static void mnist14k_drop_keys(int k, int i, uint32_t key[2]) {
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l1_ps[BATCH][16], mnist14k_l1_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 1's statistics.
-CNN_CLONES static void mnist14k_l0_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist14k_l0_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 0;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -623,7 +633,7 @@ static cnn_real mnist14k_l0_wt[144];
 #endif
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
 static cnn_real mnist14k_l0_dwv[NGROUP][2304];
-CNN_CLONES static void mnist14k_l0_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist14k_l0_conv_backward_v8(int n) {
 #ifdef CNN_INPUT_GRAD
   const cnn_real *restrict w = mnist14k_params + 0;
   cnn_real *restrict wt = mnist14k_l0_wt;
@@ -1338,7 +1348,7 @@ static cnn_real mnist14k_l4_yf[NGROUP][9968];
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l5_ps[BATCH][16], mnist14k_l5_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 5's statistics.
-CNN_CLONES static void mnist14k_l4_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist14k_l4_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 176;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -1583,7 +1593,7 @@ static cnn_real mnist14k_l4_dyw[NGROUP][10000];
 #endif
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
 static cnn_real mnist14k_l4_dwv[NGROUP][36864];
-CNN_CLONES static void mnist14k_l4_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist14k_l4_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist14k_params + 176;
   cnn_real *restrict wt = mnist14k_l4_wt;
   for (int o = 0; o < 16; o++)
@@ -2743,7 +2753,7 @@ static cnn_real mnist14k_l8_yf[NGROUP][8432];
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l9_ps[BATCH][16], mnist14k_l9_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 9's statistics.
-CNN_CLONES static void mnist14k_l8_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist14k_l8_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 2512;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -2994,7 +3004,7 @@ static cnn_real mnist14k_l8_wt[2304];
 static cnn_real mnist14k_l8_dyw[NGROUP][8464];
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
 static cnn_real mnist14k_l8_dwv[NGROUP][36864];
-CNN_CLONES static void mnist14k_l8_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist14k_l8_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist14k_params + 2512;
   cnn_real *restrict wt = mnist14k_l8_wt;
   for (int o = 0; o < 16; o++)
@@ -3912,7 +3922,7 @@ CNN_CLONES static void mnist14k_l12_maxpool_backward(int n) {
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l14_ps[BATCH][16], mnist14k_l14_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 14's statistics.
-CNN_CLONES static void mnist14k_l13_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist14k_l13_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 4848;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -4184,7 +4194,7 @@ static cnn_real mnist14k_l13_wt[256];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
 static cnn_real mnist14k_l13_dyw[NGROUP][16400];
-CNN_CLONES static void mnist14k_l13_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist14k_l13_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist14k_params + 4848;
   cnn_real *restrict wt = mnist14k_l13_wt;
   for (int o = 0; o < 16; o++)
@@ -4721,7 +4731,7 @@ static cnn_real mnist14k_l17_yf[NGROUP][2344];
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l18_ps[BATCH][24], mnist14k_l18_pq[BATCH][24];
 // In training, also sums each image's output per channel for layer 18's statistics.
-CNN_CLONES static void mnist14k_l17_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist14k_l17_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 5136;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -5027,7 +5037,7 @@ static cnn_real mnist14k_l17_wt[3456];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
 static cnn_real mnist14k_l17_dyw[NGROUP][21520];
-CNN_CLONES static void mnist14k_l17_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist14k_l17_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist14k_params + 5136;
   cnn_real *restrict wt = mnist14k_l17_wt;
   for (int o = 0; o < 24; o++)
@@ -5843,7 +5853,7 @@ static cnn_real mnist14k_l21_yf[NGROUP][1480];
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l22_ps[BATCH][24], mnist14k_l22_pq[BATCH][24];
 // In training, also sums each image's output per channel for layer 22's statistics.
-CNN_CLONES static void mnist14k_l21_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist14k_l21_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 8640;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -6120,7 +6130,7 @@ static cnn_real mnist14k_l21_wt[5184];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
 static cnn_real mnist14k_l21_dyw[NGROUP][12304];
-CNN_CLONES static void mnist14k_l21_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist14k_l21_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist14k_params + 8640;
   cnn_real *restrict wt = mnist14k_l21_wt;
   for (int o = 0; o < 24; o++)
@@ -6799,7 +6809,7 @@ CNN_CLONES static void mnist14k_l22_bn_backward(int n) {
 // y[10][7x7] = W[10][24][1x1] (*) x[24][7x7].
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-CNN_CLONES static void mnist14k_l25_conv_forward_v8(int n) {
+CNN_CLONES_V8 static void mnist14k_l25_conv_forward_v8(int n) {
   const cnn_real *restrict w = mnist14k_params + 13872;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -7039,7 +7049,7 @@ static cnn_real mnist14k_l25_wt[240];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
 static cnn_real mnist14k_l25_dyw[NGROUP][5136];
-CNN_CLONES static void mnist14k_l25_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist14k_l25_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist14k_params + 13872;
   cnn_real *restrict wt = mnist14k_l25_wt;
   for (int o = 0; o < 10; o++)

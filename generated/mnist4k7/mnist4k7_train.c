@@ -51,19 +51,29 @@
 #endif
 
 // On x86-64 ELF hosts each layer function is also built for the
-// x86-64-v3 level (AVX2 + FMA; gcc >= 12) or AVX2 (clang >= 14, older gcc)
-// and picked when the program loads. Multiply-adds are fused where the
-// target has FMA, so the v3 clone's bits differ from the baseline's; each
-// gives the same bits on any number of threads. -DCNN_NO_CLONES builds the
-// baseline only.
+// x86-64-v4 (AVX-512) and v3 (AVX2 + FMA) levels (gcc >= 12) or AVX2 (clang
+// >= 14, older gcc) and picked when the program loads; the direct convs'
+// 8-wide kernels for v3 only (CNN_CLONES_V8: where AVX-512 is, their 16-wide
+// kernels run). Multiply-adds are fused where the target has FMA, so the
+// clones' bits differ from the baseline's; each gives the same bits on any
+// number of threads. -DCNN_NO_CLONES builds the baseline only.
 #if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
     !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12
-#define CNN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define CNN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
     (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)
 #define CNN_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define CNN_CLONES
+#endif
+#if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
+    !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12
+#define CNN_CLONES_V8 __attribute__((target_clones("arch=x86-64-v3", "default")))
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
+    (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)
+#define CNN_CLONES_V8 __attribute__((target_clones("avx2", "default")))
+#else
+#define CNN_CLONES_V8
 #endif
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=fast", "vect-cost-model=dynamic")
@@ -291,7 +301,7 @@ static uint8_t mnist4k7_y[BATCH];
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k7_l1_ps[BATCH][8], mnist4k7_l1_pq[BATCH][8];
 // In training, also sums each image's output per channel for layer 1's statistics.
-CNN_CLONES static void mnist4k7_l0_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist4k7_l0_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 0;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -509,7 +519,7 @@ static cnn_real mnist4k7_l0_wt[72];
 #endif
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
 static cnn_real mnist4k7_l0_dwv[NGROUP][1152];
-CNN_CLONES static void mnist4k7_l0_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k7_l0_conv_backward_v8(int n) {
 #ifdef CNN_INPUT_GRAD
   const cnn_real *restrict w = mnist4k7_params + 0;
   cnn_real *restrict wt = mnist4k7_l0_wt;
@@ -1194,7 +1204,7 @@ static cnn_real mnist4k7_l3_yf[NGROUP][7480];
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k7_l4_ps[BATCH][12], mnist4k7_l4_pq[BATCH][12];
 // In training, also sums each image's output per channel for layer 4's statistics.
-CNN_CLONES static void mnist4k7_l3_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist4k7_l3_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 88;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -1426,7 +1436,7 @@ static cnn_real mnist4k7_l3_dyw[NGROUP][7504];
 #endif
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
 static cnn_real mnist4k7_l3_dwv[NGROUP][13824];
-CNN_CLONES static void mnist4k7_l3_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k7_l3_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k7_params + 88;
   cnn_real *restrict wt = mnist4k7_l3_wt;
   for (int o = 0; o < 12; o++)
@@ -2392,7 +2402,7 @@ CNN_CLONES static void mnist4k7_l6_maxpool_backward(int n) {
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k7_l8_ps[BATCH][8], mnist4k7_l8_pq[BATCH][8];
 // In training, also sums each image's output per channel for layer 8's statistics.
-CNN_CLONES static void mnist4k7_l7_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist4k7_l7_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 976;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -2568,7 +2578,7 @@ static cnn_real mnist4k7_l7_dw[NGROUP][96];
 // dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
 static cnn_real mnist4k7_l7_wt[96];
-CNN_CLONES static void mnist4k7_l7_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k7_l7_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k7_params + 976;
   cnn_real *restrict wt = mnist4k7_l7_wt;
   for (int o = 0; o < 8; o++)
@@ -2999,7 +3009,7 @@ static cnn_real mnist4k7_l10_yf[NGROUP][1432];
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k7_l11_ps[BATCH][12], mnist4k7_l11_pq[BATCH][12];
 // In training, also sums each image's output per channel for layer 11's statistics.
-CNN_CLONES static void mnist4k7_l10_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist4k7_l10_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 1088;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -3305,7 +3315,7 @@ static cnn_real mnist4k7_l10_wt[864];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
 static cnn_real mnist4k7_l10_dyw[NGROUP][12304];
-CNN_CLONES static void mnist4k7_l10_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k7_l10_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k7_params + 1088;
   cnn_real *restrict wt = mnist4k7_l10_wt;
   for (int o = 0; o < 12; o++)
@@ -3879,7 +3889,7 @@ static cnn_real mnist4k7_l13_yf[NGROUP][952];
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k7_l14_ps[BATCH][12], mnist4k7_l14_pq[BATCH][12];
 // In training, also sums each image's output per channel for layer 14's statistics.
-CNN_CLONES static void mnist4k7_l13_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist4k7_l13_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 1976;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -4133,7 +4143,7 @@ static cnn_real mnist4k7_l13_wt[1296];
 #if CNN_V16
 static cnn_real mnist4k7_l13_dyw[NGROUP][7696];
 #endif
-CNN_CLONES static void mnist4k7_l13_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k7_l13_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k7_params + 1976;
   cnn_real *restrict wt = mnist4k7_l13_wt;
   for (int o = 0; o < 12; o++)
@@ -4767,7 +4777,7 @@ static cnn_real mnist4k7_l16_yf[NGROUP][568];
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k7_l17_ps[BATCH][12], mnist4k7_l17_pq[BATCH][12];
 // In training, also sums each image's output per channel for layer 17's statistics.
-CNN_CLONES static void mnist4k7_l16_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist4k7_l16_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 3296;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -4962,7 +4972,7 @@ static cnn_real mnist4k7_l16_wt[1296];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
 static cnn_real mnist4k7_l16_dyw[NGROUP][4624];
-CNN_CLONES static void mnist4k7_l16_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k7_l16_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k7_params + 3296;
   cnn_real *restrict wt = mnist4k7_l16_wt;
   for (int o = 0; o < 12; o++)
@@ -5621,7 +5631,7 @@ CNN_CLONES static void mnist4k7_l17_bn_backward(int n) {
 // y[10][6x6] = W[10][12][1x1] (*) x[12][6x6].
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-CNN_CLONES static void mnist4k7_l19_conv_forward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k7_l19_conv_forward_v8(int n) {
   const cnn_real *restrict w = mnist4k7_params + 4616;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -5790,7 +5800,7 @@ static cnn_real mnist4k7_l19_wt[120];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
 static cnn_real mnist4k7_l19_dyw[NGROUP][3856];
-CNN_CLONES static void mnist4k7_l19_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k7_l19_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k7_params + 4616;
   cnn_real *restrict wt = mnist4k7_l19_wt;
   for (int o = 0; o < 10; o++)

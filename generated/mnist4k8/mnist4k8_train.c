@@ -55,19 +55,29 @@
 #endif
 
 // On x86-64 ELF hosts each layer function is also built for the
-// x86-64-v3 level (AVX2 + FMA; gcc >= 12) or AVX2 (clang >= 14, older gcc)
-// and picked when the program loads. Multiply-adds are fused where the
-// target has FMA, so the v3 clone's bits differ from the baseline's; each
-// gives the same bits on any number of threads. -DCNN_NO_CLONES builds the
-// baseline only.
+// x86-64-v4 (AVX-512) and v3 (AVX2 + FMA) levels (gcc >= 12) or AVX2 (clang
+// >= 14, older gcc) and picked when the program loads; the direct convs'
+// 8-wide kernels for v3 only (CNN_CLONES_V8: where AVX-512 is, their 16-wide
+// kernels run). Multiply-adds are fused where the target has FMA, so the
+// clones' bits differ from the baseline's; each gives the same bits on any
+// number of threads. -DCNN_NO_CLONES builds the baseline only.
 #if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
     !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12
-#define CNN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define CNN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
     (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)
 #define CNN_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define CNN_CLONES
+#endif
+#if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
+    !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12
+#define CNN_CLONES_V8 __attribute__((target_clones("arch=x86-64-v3", "default")))
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
+    (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)
+#define CNN_CLONES_V8 __attribute__((target_clones("avx2", "default")))
+#else
+#define CNN_CLONES_V8
 #endif
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=fast", "vect-cost-model=dynamic")
@@ -315,7 +325,7 @@ static uint8_t mnist4k8_y[BATCH];
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k8_l1_ps[BATCH][8], mnist4k8_l1_pq[BATCH][8];
 // In training, also sums each image's output per channel for layer 1's statistics.
-CNN_CLONES static void mnist4k8_l0_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist4k8_l0_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 0;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -533,7 +543,7 @@ static cnn_real mnist4k8_l0_wt[72];
 #endif
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
 static cnn_real mnist4k8_l0_dwv[NGROUP][1152];
-CNN_CLONES static void mnist4k8_l0_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k8_l0_conv_backward_v8(int n) {
 #ifdef CNN_INPUT_GRAD
   const cnn_real *restrict w = mnist4k8_params + 0;
   cnn_real *restrict wt = mnist4k8_l0_wt;
@@ -1210,7 +1220,7 @@ CNN_CLONES static void mnist4k8_l1_bn_backward(int n) {
 // y[8][24x24] = W[8][1][3x3] (*) x[8][26x26], in groups.
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-CNN_CLONES static void mnist4k8_l3_conv_forward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k8_l3_conv_forward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 88;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -1301,7 +1311,7 @@ static cnn_real mnist4k8_l3_dw[NGROUP][72];
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist4k8_l3_dyp[NGROUP][6288];
 static cnn_real mnist4k8_l3_wt[72];
-CNN_CLONES static void mnist4k8_l3_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k8_l3_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 88;
   cnn_real *restrict wt = mnist4k8_l3_wt;
   for (int gr = 0; gr < 8; gr++)
@@ -1657,7 +1667,7 @@ static void mnist4k8_l3_conv_backward(int n) {
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k8_l5_ps[BATCH][16], mnist4k8_l5_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 5's statistics.
-CNN_CLONES static void mnist4k8_l4_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist4k8_l4_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 160;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -1835,7 +1845,7 @@ static cnn_real mnist4k8_l4_dw[NGROUP][128];
 static cnn_real mnist4k8_l4_wt[128];
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
 static cnn_real mnist4k8_l4_dwv[NGROUP][2048];
-CNN_CLONES static void mnist4k8_l4_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k8_l4_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 160;
   cnn_real *restrict wt = mnist4k8_l4_wt;
   for (int o = 0; o < 16; o++)
@@ -2444,7 +2454,7 @@ CNN_CLONES static void mnist4k8_l7_maxpool_backward(int n) {
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k8_l9_ps[BATCH][30], mnist4k8_l9_pq[BATCH][30];
 // In training, also sums each image's output per channel for layer 9's statistics.
-CNN_CLONES static void mnist4k8_l8_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist4k8_l8_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 320;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -2661,7 +2671,7 @@ static cnn_real mnist4k8_l8_dw[NGROUP][480];
 static cnn_real mnist4k8_l8_wt[480];
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
 static cnn_real mnist4k8_l8_dwv[NGROUP][7680];
-CNN_CLONES static void mnist4k8_l8_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k8_l8_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 320;
   cnn_real *restrict wt = mnist4k8_l8_wt;
   for (int o = 0; o < 30; o++)
@@ -3195,7 +3205,7 @@ CNN_CLONES static void mnist4k8_l9_bn_backward(int n) {
 // y[30][10x10] = W[30][1][3x3] (*) x[30][12x12], in groups.
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-CNN_CLONES static void mnist4k8_l11_conv_forward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k8_l11_conv_forward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 860;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -3282,7 +3292,7 @@ static cnn_real mnist4k8_l11_dw[NGROUP][270];
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist4k8_l11_dyp[NGROUP][5896];
 static cnn_real mnist4k8_l11_wt[270];
-CNN_CLONES static void mnist4k8_l11_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k8_l11_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 860;
   cnn_real *restrict wt = mnist4k8_l11_wt;
   for (int gr = 0; gr < 30; gr++)
@@ -3614,7 +3624,7 @@ static void mnist4k8_l11_conv_backward(int n) {
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k8_l13_ps[BATCH][30], mnist4k8_l13_pq[BATCH][30];
 // In training, also sums each image's output per channel for layer 13's statistics.
-CNN_CLONES static void mnist4k8_l12_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist4k8_l12_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 1130;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -3937,7 +3947,7 @@ static cnn_real mnist4k8_l12_wt[900];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
 static cnn_real mnist4k8_l12_dyw[NGROUP][26896];
-CNN_CLONES static void mnist4k8_l12_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k8_l12_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 1130;
   cnn_real *restrict wt = mnist4k8_l12_wt;
   for (int o = 0; o < 30; o++)
@@ -4490,7 +4500,7 @@ CNN_CLONES static void mnist4k8_l13_bn_backward(int n) {
 // y[30][8x8] = W[30][1][3x3] (*) x[30][10x10], in groups.
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-CNN_CLONES static void mnist4k8_l15_conv_forward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k8_l15_conv_forward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 2090;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -4575,7 +4585,7 @@ static cnn_real mnist4k8_l15_dw[NGROUP][270];
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist4k8_l15_dyp[NGROUP][4336];
 static cnn_real mnist4k8_l15_wt[270];
-CNN_CLONES static void mnist4k8_l15_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k8_l15_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 2090;
   cnn_real *restrict wt = mnist4k8_l15_wt;
   for (int gr = 0; gr < 30; gr++)
@@ -4905,7 +4915,7 @@ static void mnist4k8_l15_conv_backward(int n) {
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k8_l17_ps[BATCH][30], mnist4k8_l17_pq[BATCH][30];
 // In training, also sums each image's output per channel for layer 17's statistics.
-CNN_CLONES static void mnist4k8_l16_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist4k8_l16_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 2360;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -5079,7 +5089,7 @@ static cnn_real mnist4k8_l16_dw[NGROUP][900];
 // dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
 static cnn_real mnist4k8_l16_wt[900];
-CNN_CLONES static void mnist4k8_l16_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k8_l16_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 2360;
   cnn_real *restrict wt = mnist4k8_l16_wt;
   for (int o = 0; o < 30; o++)
@@ -5478,7 +5488,7 @@ CNN_CLONES static void mnist4k8_l17_bn_backward(int n) {
 // y[30][6x6] = W[30][1][3x3] (*) x[30][8x8], in groups.
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-CNN_CLONES static void mnist4k8_l19_conv_forward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k8_l19_conv_forward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 3320;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -5563,7 +5573,7 @@ static cnn_real mnist4k8_l19_dw[NGROUP][270];
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist4k8_l19_dyp[NGROUP][3016];
 static cnn_real mnist4k8_l19_wt[270];
-CNN_CLONES static void mnist4k8_l19_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k8_l19_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 3320;
   cnn_real *restrict wt = mnist4k8_l19_wt;
   for (int gr = 0; gr < 30; gr++)
@@ -5881,7 +5891,7 @@ static void mnist4k8_l19_conv_backward(int n) {
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k8_l21_ps[BATCH][30], mnist4k8_l21_pq[BATCH][30];
 // In training, also sums each image's output per channel for layer 21's statistics.
-CNN_CLONES static void mnist4k8_l20_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist4k8_l20_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 3590;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -6167,7 +6177,7 @@ static cnn_real mnist4k8_l20_wt[900];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
 static cnn_real mnist4k8_l20_dyw[NGROUP][11536];
-CNN_CLONES static void mnist4k8_l20_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k8_l20_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 3590;
   cnn_real *restrict wt = mnist4k8_l20_wt;
   for (int o = 0; o < 30; o++)
@@ -6683,7 +6693,7 @@ CNN_CLONES static void mnist4k8_l21_bn_backward(int n) {
 // y[10][6x6] = W[10][30][1x1] (*) x[30][6x6].
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-CNN_CLONES static void mnist4k8_l23_conv_forward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k8_l23_conv_forward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 4550;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -6852,7 +6862,7 @@ static cnn_real mnist4k8_l23_wt[300];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
 static cnn_real mnist4k8_l23_dyw[NGROUP][3856];
-CNN_CLONES static void mnist4k8_l23_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k8_l23_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 4550;
   cnn_real *restrict wt = mnist4k8_l23_wt;
   for (int o = 0; o < 10; o++)

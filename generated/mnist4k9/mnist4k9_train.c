@@ -52,19 +52,29 @@
 #endif
 
 // On x86-64 ELF hosts each layer function is also built for the
-// x86-64-v3 level (AVX2 + FMA; gcc >= 12) or AVX2 (clang >= 14, older gcc)
-// and picked when the program loads. Multiply-adds are fused where the
-// target has FMA, so the v3 clone's bits differ from the baseline's; each
-// gives the same bits on any number of threads. -DCNN_NO_CLONES builds the
-// baseline only.
+// x86-64-v4 (AVX-512) and v3 (AVX2 + FMA) levels (gcc >= 12) or AVX2 (clang
+// >= 14, older gcc) and picked when the program loads; the direct convs'
+// 8-wide kernels for v3 only (CNN_CLONES_V8: where AVX-512 is, their 16-wide
+// kernels run). Multiply-adds are fused where the target has FMA, so the
+// clones' bits differ from the baseline's; each gives the same bits on any
+// number of threads. -DCNN_NO_CLONES builds the baseline only.
 #if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
     !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12
-#define CNN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define CNN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
     (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)
 #define CNN_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define CNN_CLONES
+#endif
+#if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
+    !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12
+#define CNN_CLONES_V8 __attribute__((target_clones("arch=x86-64-v3", "default")))
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
+    (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)
+#define CNN_CLONES_V8 __attribute__((target_clones("avx2", "default")))
+#else
+#define CNN_CLONES_V8
 #endif
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=fast", "vect-cost-model=dynamic")
@@ -299,7 +309,7 @@ static uint8_t mnist4k9_y[BATCH];
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k9_l1_ps[BATCH][8], mnist4k9_l1_pq[BATCH][8];
 // In training, also sums each image's output per channel for layer 1's statistics.
-CNN_CLONES static void mnist4k9_l0_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist4k9_l0_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k9_params + 0;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -517,7 +527,7 @@ static cnn_real mnist4k9_l0_wt[72];
 #endif
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
 static cnn_real mnist4k9_l0_dwv[NGROUP][1152];
-CNN_CLONES static void mnist4k9_l0_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k9_l0_conv_backward_v8(int n) {
 #ifdef CNN_INPUT_GRAD
   const cnn_real *restrict w = mnist4k9_params + 0;
   cnn_real *restrict wt = mnist4k9_l0_wt;
@@ -1194,7 +1204,7 @@ CNN_CLONES static void mnist4k9_l1_bn_backward(int n) {
 // y[8][24x24] = W[8][1][3x3] (*) x[8][26x26], in groups.
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-CNN_CLONES static void mnist4k9_l3_conv_forward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k9_l3_conv_forward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 88;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -1285,7 +1295,7 @@ static cnn_real mnist4k9_l3_dw[NGROUP][72];
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist4k9_l3_dyp[NGROUP][6288];
 static cnn_real mnist4k9_l3_wt[72];
-CNN_CLONES static void mnist4k9_l3_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k9_l3_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 88;
   cnn_real *restrict wt = mnist4k9_l3_wt;
   for (int gr = 0; gr < 8; gr++)
@@ -1641,7 +1651,7 @@ static void mnist4k9_l3_conv_backward(int n) {
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k9_l5_ps[BATCH][16], mnist4k9_l5_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 5's statistics.
-CNN_CLONES static void mnist4k9_l4_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist4k9_l4_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k9_params + 160;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -1819,7 +1829,7 @@ static cnn_real mnist4k9_l4_dw[NGROUP][128];
 static cnn_real mnist4k9_l4_wt[128];
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
 static cnn_real mnist4k9_l4_dwv[NGROUP][2048];
-CNN_CLONES static void mnist4k9_l4_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k9_l4_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 160;
   cnn_real *restrict wt = mnist4k9_l4_wt;
   for (int o = 0; o < 16; o++)
@@ -2424,7 +2434,7 @@ CNN_CLONES static void mnist4k9_l7_maxpool_backward(int n) {
 // y[16][10x10] = W[16][1][3x3] (*) x[16][12x12], in groups.
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-CNN_CLONES static void mnist4k9_l8_conv_forward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k9_l8_conv_forward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 320;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -2511,7 +2521,7 @@ static cnn_real mnist4k9_l8_dw[NGROUP][144];
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist4k9_l8_dyp[NGROUP][3152];
 static cnn_real mnist4k9_l8_wt[144];
-CNN_CLONES static void mnist4k9_l8_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k9_l8_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 320;
   cnn_real *restrict wt = mnist4k9_l8_wt;
   for (int gr = 0; gr < 16; gr++)
@@ -2789,7 +2799,7 @@ static void mnist4k9_l8_conv_backward(int n) {
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k9_l10_ps[BATCH][36], mnist4k9_l10_pq[BATCH][36];
 // In training, also sums each image's output per channel for layer 10's statistics.
-CNN_CLONES static void mnist4k9_l9_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist4k9_l9_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k9_params + 464;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -3087,7 +3097,7 @@ static cnn_real mnist4k9_l9_wt[576];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
 static cnn_real mnist4k9_l9_dyw[NGROUP][32272];
-CNN_CLONES static void mnist4k9_l9_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k9_l9_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 464;
   cnn_real *restrict wt = mnist4k9_l9_wt;
   for (int o = 0; o < 36; o++)
@@ -3632,7 +3642,7 @@ CNN_CLONES static void mnist4k9_l10_bn_backward(int n) {
 // y[36][8x8] = W[36][1][3x3] (*) x[36][10x10], in groups.
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-CNN_CLONES static void mnist4k9_l12_conv_forward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k9_l12_conv_forward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 1112;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -3717,7 +3727,7 @@ static cnn_real mnist4k9_l12_dw[NGROUP][324];
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist4k9_l12_dyp[NGROUP][5200];
 static cnn_real mnist4k9_l12_wt[324];
-CNN_CLONES static void mnist4k9_l12_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k9_l12_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 1112;
   cnn_real *restrict wt = mnist4k9_l12_wt;
   for (int gr = 0; gr < 36; gr++)
@@ -4047,7 +4057,7 @@ static void mnist4k9_l12_conv_backward(int n) {
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k9_l14_ps[BATCH][36], mnist4k9_l14_pq[BATCH][36];
 // In training, also sums each image's output per channel for layer 14's statistics.
-CNN_CLONES static void mnist4k9_l13_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist4k9_l13_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k9_params + 1436;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -4233,7 +4243,7 @@ static cnn_real mnist4k9_l13_dw[NGROUP][1296];
 // dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
 static cnn_real mnist4k9_l13_wt[1296];
-CNN_CLONES static void mnist4k9_l13_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k9_l13_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 1436;
   cnn_real *restrict wt = mnist4k9_l13_wt;
   for (int o = 0; o < 36; o++)
@@ -4640,7 +4650,7 @@ CNN_CLONES static void mnist4k9_l14_bn_backward(int n) {
 // y[36][6x6] = W[36][1][3x3] (*) x[36][8x8], in groups.
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-CNN_CLONES static void mnist4k9_l16_conv_forward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k9_l16_conv_forward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 2804;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -4725,7 +4735,7 @@ static cnn_real mnist4k9_l16_dw[NGROUP][324];
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist4k9_l16_dyp[NGROUP][3616];
 static cnn_real mnist4k9_l16_wt[324];
-CNN_CLONES static void mnist4k9_l16_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k9_l16_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 2804;
   cnn_real *restrict wt = mnist4k9_l16_wt;
   for (int gr = 0; gr < 36; gr++)
@@ -5043,7 +5053,7 @@ static void mnist4k9_l16_conv_backward(int n) {
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k9_l18_ps[BATCH][36], mnist4k9_l18_pq[BATCH][36];
 // In training, also sums each image's output per channel for layer 18's statistics.
-CNN_CLONES static void mnist4k9_l17_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist4k9_l17_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k9_params + 3128;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -5272,7 +5282,7 @@ static cnn_real mnist4k9_l17_wt[1296];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
 static cnn_real mnist4k9_l17_dyw[NGROUP][13840];
-CNN_CLONES static void mnist4k9_l17_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k9_l17_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 3128;
   cnn_real *restrict wt = mnist4k9_l17_wt;
   for (int o = 0; o < 36; o++)
@@ -5727,7 +5737,7 @@ CNN_CLONES static void mnist4k9_l18_bn_backward(int n) {
 // y[10][6x6] = W[10][36][1x1] (*) x[36][6x6].
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-CNN_CLONES static void mnist4k9_l20_conv_forward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k9_l20_conv_forward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 4496;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -5896,7 +5906,7 @@ static cnn_real mnist4k9_l20_wt[360];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
 static cnn_real mnist4k9_l20_dyw[NGROUP][3856];
-CNN_CLONES static void mnist4k9_l20_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist4k9_l20_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 4496;
   cnn_real *restrict wt = mnist4k9_l20_wt;
   for (int o = 0; o < 10; o++)

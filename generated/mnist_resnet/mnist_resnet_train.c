@@ -64,19 +64,29 @@
 #endif
 
 // On x86-64 ELF hosts each layer function is also built for the
-// x86-64-v3 level (AVX2 + FMA; gcc >= 12) or AVX2 (clang >= 14, older gcc)
-// and picked when the program loads. Multiply-adds are fused where the
-// target has FMA, so the v3 clone's bits differ from the baseline's; each
-// gives the same bits on any number of threads. -DCNN_NO_CLONES builds the
-// baseline only.
+// x86-64-v4 (AVX-512) and v3 (AVX2 + FMA) levels (gcc >= 12) or AVX2 (clang
+// >= 14, older gcc) and picked when the program loads; the direct convs'
+// 8-wide kernels for v3 only (CNN_CLONES_V8: where AVX-512 is, their 16-wide
+// kernels run). Multiply-adds are fused where the target has FMA, so the
+// clones' bits differ from the baseline's; each gives the same bits on any
+// number of threads. -DCNN_NO_CLONES builds the baseline only.
 #if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
     !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12
-#define CNN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define CNN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
     (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)
 #define CNN_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define CNN_CLONES
+#endif
+#if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
+    !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12
+#define CNN_CLONES_V8 __attribute__((target_clones("arch=x86-64-v3", "default")))
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && \
+    (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__) && __GNUC__ >= 6)
+#define CNN_CLONES_V8 __attribute__((target_clones("avx2", "default")))
+#else
+#define CNN_CLONES_V8
 #endif
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=fast", "vect-cost-model=dynamic")
@@ -356,7 +366,7 @@ static cnn_real mnist_resnet_l0_xp[BATCH * 900 + 16];
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l1_ps[BATCH][8], mnist_resnet_l1_pq[BATCH][8];
 // In training, also sums each image's output per channel for layer 1's statistics.
-CNN_CLONES static void mnist_resnet_l0_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist_resnet_l0_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 0;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -832,7 +842,7 @@ static cnn_real mnist_resnet_l0_wt[72];
 #endif
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
 static cnn_real mnist_resnet_l0_dwv[NGROUP][1152];
-CNN_CLONES static void mnist_resnet_l0_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist_resnet_l0_conv_backward_v8(int n) {
 #ifdef CNN_INPUT_GRAD
   const cnn_real *restrict w = mnist_resnet_params + 0;
   cnn_real *restrict wt = mnist_resnet_l0_wt;
@@ -1543,7 +1553,7 @@ static cnn_real mnist_resnet_l3_xp[BATCH * 7200 + 16];
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l4_ps[BATCH][8], mnist_resnet_l4_pq[BATCH][8];
 // In training, also sums each image's output per channel for layer 4's statistics.
-CNN_CLONES static void mnist_resnet_l3_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist_resnet_l3_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 88;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -2020,7 +2030,7 @@ static cnn_real mnist_resnet_l3_wt[576];
 static cnn_real mnist_resnet_l3_dyw[NGROUP][6800];
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
 static cnn_real mnist_resnet_l3_dwv[NGROUP][9216];
-CNN_CLONES static void mnist_resnet_l3_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist_resnet_l3_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 88;
   cnn_real *restrict wt = mnist_resnet_l3_wt;
   for (int o = 0; o < 8; o++)
@@ -2893,7 +2903,7 @@ static cnn_real mnist_resnet_l6_xp[BATCH * 7200 + 16];
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l7_ps[BATCH][8], mnist_resnet_l7_pq[BATCH][8];
 // In training, also sums each image's output per channel for layer 7's statistics.
-CNN_CLONES static void mnist_resnet_l6_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist_resnet_l6_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 680;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -3370,7 +3380,7 @@ static cnn_real mnist_resnet_l6_wt[576];
 static cnn_real mnist_resnet_l6_dyw[NGROUP][6800];
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
 static cnn_real mnist_resnet_l6_dwv[NGROUP][9216];
-CNN_CLONES static void mnist_resnet_l6_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist_resnet_l6_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 680;
   cnn_real *restrict wt = mnist_resnet_l6_wt;
   for (int o = 0; o < 8; o++)
@@ -4398,7 +4408,7 @@ static cnn_real mnist_resnet_l11_xp[BATCH * 2048 + 16];
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l12_ps[BATCH][16], mnist_resnet_l12_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 12's statistics.
-CNN_CLONES static void mnist_resnet_l11_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist_resnet_l11_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 1272;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -4908,7 +4918,7 @@ static cnn_real mnist_resnet_l11_wt[1152];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
 static cnn_real mnist_resnet_l11_dyw[NGROUP][28688];
-CNN_CLONES static void mnist_resnet_l11_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist_resnet_l11_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 1272;
   cnn_real *restrict wt = mnist_resnet_l11_wt;
   for (int o = 0; o < 16; o++)
@@ -5470,7 +5480,7 @@ static cnn_real mnist_resnet_l14_xp[BATCH * 4096 + 16];
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l15_ps[BATCH][16], mnist_resnet_l15_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 15's statistics.
-CNN_CLONES static void mnist_resnet_l14_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist_resnet_l14_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 2456;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -5982,7 +5992,7 @@ static cnn_real mnist_resnet_l14_wt[2304];
 static cnn_real mnist_resnet_l14_dyw[NGROUP][3600];
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
 static cnn_real mnist_resnet_l14_dwv[NGROUP][36864];
-CNN_CLONES static void mnist_resnet_l14_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist_resnet_l14_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 2456;
   cnn_real *restrict wt = mnist_resnet_l14_wt;
   for (int o = 0; o < 16; o++)
@@ -6882,7 +6892,7 @@ static cnn_real mnist_resnet_l17_xp[BATCH * 4096 + 16];
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l18_ps[BATCH][16], mnist_resnet_l18_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 18's statistics.
-CNN_CLONES static void mnist_resnet_l17_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist_resnet_l17_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 4792;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -7394,7 +7404,7 @@ static cnn_real mnist_resnet_l17_wt[2304];
 static cnn_real mnist_resnet_l17_dyw[NGROUP][3600];
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
 static cnn_real mnist_resnet_l17_dwv[NGROUP][36864];
-CNN_CLONES static void mnist_resnet_l17_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist_resnet_l17_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 4792;
   cnn_real *restrict wt = mnist_resnet_l17_wt;
   for (int o = 0; o < 16; o++)
@@ -8461,7 +8471,7 @@ static cnn_real mnist_resnet_l22_xp[BATCH * 1296 + 16];
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l23_ps[BATCH][16], mnist_resnet_l23_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 23's statistics.
-CNN_CLONES static void mnist_resnet_l22_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist_resnet_l22_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 7128;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -8875,7 +8885,7 @@ static cnn_real mnist_resnet_l22_wt[2304];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
 static cnn_real mnist_resnet_l22_dyw[NGROUP][8208];
-CNN_CLONES static void mnist_resnet_l22_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist_resnet_l22_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 7128;
   cnn_real *restrict wt = mnist_resnet_l22_wt;
   for (int o = 0; o < 16; o++)
@@ -9504,7 +9514,7 @@ static cnn_real mnist_resnet_l25_xp[BATCH * 1296 + 16];
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l26_ps[BATCH][16], mnist_resnet_l26_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 26's statistics.
-CNN_CLONES static void mnist_resnet_l25_conv_forward_v8(int n, int training) {
+CNN_CLONES_V8 static void mnist_resnet_l25_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 9464;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -9918,7 +9928,7 @@ static cnn_real mnist_resnet_l25_wt[2304];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
 static cnn_real mnist_resnet_l25_dyw[NGROUP][8208];
-CNN_CLONES static void mnist_resnet_l25_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist_resnet_l25_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 9464;
   cnn_real *restrict wt = mnist_resnet_l25_wt;
   for (int o = 0; o < 16; o++)
@@ -10654,7 +10664,7 @@ CNN_CLONES static void mnist_resnet_l28_relu_backward(int n) {
 // y[10][7x7] = W[10][16][1x1] (*) x[16][7x7].
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-CNN_CLONES static void mnist_resnet_l29_conv_forward_v8(int n) {
+CNN_CLONES_V8 static void mnist_resnet_l29_conv_forward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 11800;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -10894,7 +10904,7 @@ static cnn_real mnist_resnet_l29_wt[160];
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
 static cnn_real mnist_resnet_l29_dyw[NGROUP][5136];
-CNN_CLONES static void mnist_resnet_l29_conv_backward_v8(int n) {
+CNN_CLONES_V8 static void mnist_resnet_l29_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 11800;
   cnn_real *restrict wt = mnist_resnet_l29_wt;
   for (int o = 0; o < 10; o++)
