@@ -239,6 +239,9 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
          "#define CNN_HSUM16(v) \\\n  (((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7]))) + \\\n"
          "   ((((v)[8] + (v)[9]) + ((v)[10] + (v)[11])) + (((v)[12] + (v)[13]) + ((v)[14] + (v)[15]))))\n#endif\n\n");
   }
+  W(c, "// Buffers start on a cache line: a 64-byte vector load from one then\n"
+       "// never splits over two lines where its offset is a whole number of vectors.\n"
+       "#if defined(__GNUC__)\n#define CNN_ALIGNED __attribute__((aligned(64)))\n#else\n#define CNN_ALIGNED\n#endif\n\n");
   W(c, "const cnn_train_config %s_train_config = {\n", P);
   const TrainSpec *t = &n->train;
   static const char *sk[] = {"CNN_SCHED_CONSTANT", "CNN_SCHED_STEP", "CNN_SCHED_ONECYCLE"};
@@ -257,9 +260,9 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
 
   W(c, "// All parameters (conv weight [out][in][k][k] then bias; BN gamma, beta),\n"
        "// their gradients, and the BN running statistics (mean, var).\n");
-  W(c, "static cnn_real %s_params[%ld], %s_grads[%ld];\n", P, n->n_params ? n->n_params : 1, P,
+  W(c, "static cnn_real %s_params[%ld] CNN_ALIGNED, %s_grads[%ld] CNN_ALIGNED;\n", P, n->n_params ? n->n_params : 1, P,
     n->n_params ? n->n_params : 1);
-  W(c, "static cnn_real %s_state[%ld];\n\n", P, n->n_state ? n->n_state : 1);
+  W(c, "static cnn_real %s_state[%ld] CNN_ALIGNED;\n\n", P, n->n_state ? n->n_state : 1);
   W(c, "// Activations (in-place layers share their input's buffer) and gradients%s.\n",
     c->slack ? "; + SLACK: the direct convs' last vector of a row may read past the end" : "");
   const char *slack = c->slack ? " + SLACK" : "";
@@ -268,7 +271,7 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
   for (int k = 0; k <= L; k++) {
     if (c->buf[k] != k) // shares the buffer of the tensor it was computed in place from
       continue;
-    W(c, "static cnn_real %s_a%d[BATCH * %ld%s]; // %s\n", P, c->buf[k], c->tsize[k], slack,
+    W(c, "static cnn_real %s_a%d[BATCH * %ld%s] CNN_ALIGNED; // %s\n", P, c->buf[k], c->tsize[k], slack,
       k == 0 ? "input" : layer_kind_name(n->layers[k - 1].kind));
   }
   for (int b = 0; b <= L; b++) {
@@ -279,12 +282,12 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
     for (int k = 0; k <= L; k++)
       if (c->buf[k] == b)
         sz = c->tsize[k];
-    W(c, "static cnn_real %s_d%d[BATCH * %ld%s];\n", P, b, sz, slack);
+    W(c, "static cnn_real %s_d%d[BATCH * %ld%s] CNN_ALIGNED;\n", P, b, sz, slack);
     ig_close(c, c->bufg[b]);
   }
   if (c->maxcol) {
     W(c, "// One image's im2col matrix (and its gradient) per group.\n");
-    W(c, "static cnn_real %s_col[NGROUP][%ld];\n", P, c->maxcol);
+    W(c, "static cnn_real %s_col[NGROUP][%ld] CNN_ALIGNED;\n", P, c->maxcol);
     int dcol_mode = 0;
     for (int k = 0; k < L; k++) {
       const Layer *l = &n->layers[k];
@@ -297,7 +300,7 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
     }
     if (dcol_mode) {
       ig_open(c, dcol_mode);
-      W(c, "static cnn_real %s_dcol[NGROUP][%ld];\n", P, c->maxcol);
+      W(c, "static cnn_real %s_dcol[NGROUP][%ld] CNN_ALIGNED;\n", P, c->maxcol);
       ig_close(c, dcol_mode);
     }
   }
@@ -324,7 +327,7 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
     W(c, "// Where a layer's input gradient goes when another reader of the same\n"
          "// tensor already wrote its gradient; it is then added on.\n");
     ig_open(c, c->scratch_mode);
-    W(c, "static cnn_real %s_dscratch[BATCH * %ld];\n", P, c->scratch);
+    W(c, "static cnn_real %s_dscratch[BATCH * %ld] CNN_ALIGNED;\n", P, c->scratch);
     ig_close(c, c->scratch_mode);
   }
   for (int k = 0; k < L; k++) {

@@ -97,7 +97,7 @@ static void bn_emit(TrainCtx *c, int k) {
       t16, t16 / 65536.0);
     W(c, "#define L%d_KEEP16 %luu\n", dk, t16);
     W(c, "// Each group's mask multipliers for one image: 1 / (1 - p) or 0.\n");
-    W(c, "static cnn_real %s_l%d_km[NGROUP][%ld];\n", P, dk, sz);
+    W(c, "static cnn_real %s_l%d_km[NGROUP][%ld] CNN_ALIGNED;\n", P, dk, sz);
     if (keep_store && bw) {
       ig_open(c, bw);
       W(c, "static uint8_t %s_l%d_keep[BATCH * %ld];\n", P, dk, sz);
@@ -111,7 +111,7 @@ static void bn_emit(TrainCtx *c, int k) {
     rk >= 0 ? "\n// ReLU: y = max(y, 0)." : "");
   if (HW % 4 != 0 && sz % 4 == 0) // see `flat` below
     W(c, "// Scale and shift spread per value (planes of %d do not vectorize at -O2).\n"
-         "static cnn_real %s_l%d_scv[%ld], %s_l%d_shv[%ld];\n", HW, P, k, sz, P, k, sz);
+         "static cnn_real %s_l%d_scv[%ld] CNN_ALIGNED, %s_l%d_shv[%ld] CNN_ALIGNED;\n", HW, P, k, sz, P, k, sz);
   W(c, "CNN_CLONES static void %s_l%d_bn_forward(int n, int training) {\n", P, k);
   W(c, "  const cnn_real *restrict gamma = %s_params + %ld, *restrict beta = %s_params + %ld;\n", P, off, P,
     off + C);

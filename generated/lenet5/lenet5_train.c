@@ -200,6 +200,14 @@ typedef cnn_real cnn_v16 __attribute__((vector_size(16 * sizeof(cnn_real))));
    ((((v)[8] + (v)[9]) + ((v)[10] + (v)[11])) + (((v)[12] + (v)[13]) + ((v)[14] + (v)[15]))))
 #endif
 
+// Buffers start on a cache line: a 64-byte vector load from one then
+// never splits over two lines where its offset is a whole number of vectors.
+#if defined(__GNUC__)
+#define CNN_ALIGNED __attribute__((aligned(64)))
+#else
+#define CNN_ALIGNED
+#endif
+
 const cnn_train_config lenet5_train_config = {
     .epochs = 15, .batch = 64, .seed = 1ULL,
     .lr = 0.01, .momentum = 0.90000000000000002, .dampening = 0, .weight_decay = 0, .nesterov = 0,
@@ -211,31 +219,31 @@ const cnn_train_config lenet5_train_config = {
 
 // All parameters (conv weight [out][in][k][k] then bias; BN gamma, beta),
 // their gradients, and the BN running statistics (mean, var).
-static cnn_real lenet5_params[61706], lenet5_grads[61706];
-static cnn_real lenet5_state[1];
+static cnn_real lenet5_params[61706] CNN_ALIGNED, lenet5_grads[61706] CNN_ALIGNED;
+static cnn_real lenet5_state[1] CNN_ALIGNED;
 
 // Activations (in-place layers share their input's buffer) and gradients; + SLACK: the direct convs' last vector of a row may read past the end.
 #define SLACK 16
-static cnn_real lenet5_a0[BATCH * 784 + SLACK]; // input
-static cnn_real lenet5_a1[BATCH * 4704 + SLACK]; // conv
-static cnn_real lenet5_a3[BATCH * 1176 + SLACK]; // avgpool
-static cnn_real lenet5_a4[BATCH * 1600 + SLACK]; // conv
-static cnn_real lenet5_a6[BATCH * 400 + SLACK]; // avgpool
-static cnn_real lenet5_a8[BATCH * 120 + SLACK]; // dense
-static cnn_real lenet5_a10[BATCH * 84 + SLACK]; // dense
-static cnn_real lenet5_a12[BATCH * 10 + SLACK]; // dense
-static cnn_real lenet5_a13[BATCH * 10 + SLACK]; // log_softmax
+static cnn_real lenet5_a0[BATCH * 784 + SLACK] CNN_ALIGNED; // input
+static cnn_real lenet5_a1[BATCH * 4704 + SLACK] CNN_ALIGNED; // conv
+static cnn_real lenet5_a3[BATCH * 1176 + SLACK] CNN_ALIGNED; // avgpool
+static cnn_real lenet5_a4[BATCH * 1600 + SLACK] CNN_ALIGNED; // conv
+static cnn_real lenet5_a6[BATCH * 400 + SLACK] CNN_ALIGNED; // avgpool
+static cnn_real lenet5_a8[BATCH * 120 + SLACK] CNN_ALIGNED; // dense
+static cnn_real lenet5_a10[BATCH * 84 + SLACK] CNN_ALIGNED; // dense
+static cnn_real lenet5_a12[BATCH * 10 + SLACK] CNN_ALIGNED; // dense
+static cnn_real lenet5_a13[BATCH * 10 + SLACK] CNN_ALIGNED; // log_softmax
 #ifdef CNN_INPUT_GRAD
-static cnn_real lenet5_d0[BATCH * 784 + SLACK];
+static cnn_real lenet5_d0[BATCH * 784 + SLACK] CNN_ALIGNED;
 #endif
-static cnn_real lenet5_d1[BATCH * 4704 + SLACK];
-static cnn_real lenet5_d3[BATCH * 1176 + SLACK];
-static cnn_real lenet5_d4[BATCH * 1600 + SLACK];
-static cnn_real lenet5_d6[BATCH * 400 + SLACK];
-static cnn_real lenet5_d8[BATCH * 120 + SLACK];
-static cnn_real lenet5_d10[BATCH * 84 + SLACK];
-static cnn_real lenet5_d12[BATCH * 10 + SLACK];
-static cnn_real lenet5_d13[BATCH * 10 + SLACK];
+static cnn_real lenet5_d1[BATCH * 4704 + SLACK] CNN_ALIGNED;
+static cnn_real lenet5_d3[BATCH * 1176 + SLACK] CNN_ALIGNED;
+static cnn_real lenet5_d4[BATCH * 1600 + SLACK] CNN_ALIGNED;
+static cnn_real lenet5_d6[BATCH * 400 + SLACK] CNN_ALIGNED;
+static cnn_real lenet5_d8[BATCH * 120 + SLACK] CNN_ALIGNED;
+static cnn_real lenet5_d10[BATCH * 84 + SLACK] CNN_ALIGNED;
+static cnn_real lenet5_d12[BATCH * 10 + SLACK] CNN_ALIGNED;
+static cnn_real lenet5_d13[BATCH * 10 + SLACK] CNN_ALIGNED;
 // The last forward: its image count, mode, labels and dropout seed.
 static int lenet5_n, lenet5_training, lenet5_has_labels;
 static uint8_t lenet5_y[BATCH];
@@ -247,7 +255,7 @@ static uint8_t lenet5_y[BATCH];
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
-static cnn_real lenet5_l0_xp[BATCH * 1024 + 16];
+static cnn_real lenet5_l0_xp[BATCH * 1024 + 16] CNN_ALIGNED;
 CNN_CLONES_V8 static void lenet5_l0_conv_forward_v8(int n) {
   const cnn_real *restrict w = lenet5_params + 0;
   const cnn_real *restrict b = lenet5_params + 150;
@@ -667,15 +675,15 @@ static void lenet5_l0_conv_forward(int n) {
 }
 
 // Per-group partial weight and bias gradients, summed in group order.
-static cnn_real lenet5_l0_dw[NGROUP][150];
-static cnn_real lenet5_l0_db[NGROUP][6];
+static cnn_real lenet5_l0_dw[NGROUP][150] CNN_ALIGNED;
+static cnn_real lenet5_l0_db[NGROUP][6] CNN_ALIGNED;
 // dW = dy * x^T, db = sum dy, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 #ifdef CNN_INPUT_GRAD
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][4 - ky][4 - kx].
-static cnn_real lenet5_l0_dyp[NGROUP][6160];
-static cnn_real lenet5_l0_wt[150];
+static cnn_real lenet5_l0_dyp[NGROUP][6160] CNN_ALIGNED;
+static cnn_real lenet5_l0_wt[150] CNN_ALIGNED;
 #endif
 CNN_CLONES_V8 static void lenet5_l0_conv_backward_v8(int n) {
 #ifdef CNN_INPUT_GRAD
@@ -1111,7 +1119,7 @@ CNN_CLONES static void lenet5_l2_avgpool_backward(int n) {
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each plane of a group's output as one row on the input's row stride.
-static cnn_real lenet5_l3_yf[NGROUP][2192];
+static cnn_real lenet5_l3_yf[NGROUP][2192] CNN_ALIGNED;
 CNN_CLONES_V8 static void lenet5_l3_conv_forward_v8(int n) {
   const cnn_real *restrict w = lenet5_params + 156;
   const cnn_real *restrict b = lenet5_params + 2556;
@@ -1386,17 +1394,17 @@ static void lenet5_l3_conv_forward(int n) {
 }
 
 // Per-group partial weight and bias gradients, summed in group order.
-static cnn_real lenet5_l3_dw[NGROUP][2400];
-static cnn_real lenet5_l3_db[NGROUP][16];
+static cnn_real lenet5_l3_dw[NGROUP][2400] CNN_ALIGNED;
+static cnn_real lenet5_l3_db[NGROUP][16] CNN_ALIGNED;
 // dW = dy * x^T, db = sum dy, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][4 - ky][4 - kx].
-static cnn_real lenet5_l3_dyp[NGROUP][5200];
-static cnn_real lenet5_l3_wt[2400];
+static cnn_real lenet5_l3_dyp[NGROUP][5200] CNN_ALIGNED;
+static cnn_real lenet5_l3_wt[2400] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real lenet5_l3_dyw[NGROUP][18448];
+static cnn_real lenet5_l3_dyw[NGROUP][18448] CNN_ALIGNED;
 CNN_CLONES_V8 static void lenet5_l3_conv_backward_v8(int n) {
   const cnn_real *restrict w = lenet5_params + 156;
   cnn_real *restrict wt = lenet5_l3_wt;

@@ -260,6 +260,14 @@ typedef cnn_real cnn_v16 __attribute__((vector_size(16 * sizeof(cnn_real))));
    ((((v)[8] + (v)[9]) + ((v)[10] + (v)[11])) + (((v)[12] + (v)[13]) + ((v)[14] + (v)[15]))))
 #endif
 
+// Buffers start on a cache line: a 64-byte vector load from one then
+// never splits over two lines where its offset is a whole number of vectors.
+#if defined(__GNUC__)
+#define CNN_ALIGNED __attribute__((aligned(64)))
+#else
+#define CNN_ALIGNED
+#endif
+
 const cnn_train_config mnist14k_train_config = {
     .epochs = 20, .batch = 64, .seed = 1ULL,
     .lr = 0.01, .momentum = 0.90000000000000002, .dampening = 0, .weight_decay = 0, .nesterov = 0,
@@ -271,47 +279,47 @@ const cnn_train_config mnist14k_train_config = {
 
 // All parameters (conv weight [out][in][k][k] then bias; BN gamma, beta),
 // their gradients, and the BN running statistics (mean, var).
-static cnn_real mnist14k_params[14112], mnist14k_grads[14112];
-static cnn_real mnist14k_state[224];
+static cnn_real mnist14k_params[14112] CNN_ALIGNED, mnist14k_grads[14112] CNN_ALIGNED;
+static cnn_real mnist14k_state[224] CNN_ALIGNED;
 
 // Activations (in-place layers share their input's buffer) and gradients; + SLACK: the direct convs' last vector of a row may read past the end.
 #define SLACK 16
-static cnn_real mnist14k_a0[BATCH * 784 + SLACK]; // input
-static cnn_real mnist14k_a1[BATCH * 10816 + SLACK]; // conv
-static cnn_real mnist14k_a2[BATCH * 10816 + SLACK]; // batchnorm
-static cnn_real mnist14k_a5[BATCH * 9216 + SLACK]; // conv
-static cnn_real mnist14k_a6[BATCH * 9216 + SLACK]; // batchnorm
-static cnn_real mnist14k_a9[BATCH * 7744 + SLACK]; // conv
-static cnn_real mnist14k_a10[BATCH * 7744 + SLACK]; // batchnorm
-static cnn_real mnist14k_a13[BATCH * 1936 + SLACK]; // maxpool
-static cnn_real mnist14k_a14[BATCH * 1936 + SLACK]; // conv
-static cnn_real mnist14k_a15[BATCH * 1936 + SLACK]; // batchnorm
-static cnn_real mnist14k_a18[BATCH * 1944 + SLACK]; // conv
-static cnn_real mnist14k_a19[BATCH * 1944 + SLACK]; // batchnorm
-static cnn_real mnist14k_a22[BATCH * 1176 + SLACK]; // conv
-static cnn_real mnist14k_a23[BATCH * 1176 + SLACK]; // batchnorm
-static cnn_real mnist14k_a26[BATCH * 490 + SLACK]; // conv
-static cnn_real mnist14k_a27[BATCH * 10 + SLACK]; // gap
-static cnn_real mnist14k_a28[BATCH * 10 + SLACK]; // log_softmax
+static cnn_real mnist14k_a0[BATCH * 784 + SLACK] CNN_ALIGNED; // input
+static cnn_real mnist14k_a1[BATCH * 10816 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist14k_a2[BATCH * 10816 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist14k_a5[BATCH * 9216 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist14k_a6[BATCH * 9216 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist14k_a9[BATCH * 7744 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist14k_a10[BATCH * 7744 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist14k_a13[BATCH * 1936 + SLACK] CNN_ALIGNED; // maxpool
+static cnn_real mnist14k_a14[BATCH * 1936 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist14k_a15[BATCH * 1936 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist14k_a18[BATCH * 1944 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist14k_a19[BATCH * 1944 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist14k_a22[BATCH * 1176 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist14k_a23[BATCH * 1176 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist14k_a26[BATCH * 490 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist14k_a27[BATCH * 10 + SLACK] CNN_ALIGNED; // gap
+static cnn_real mnist14k_a28[BATCH * 10 + SLACK] CNN_ALIGNED; // log_softmax
 #ifdef CNN_INPUT_GRAD
-static cnn_real mnist14k_d0[BATCH * 784 + SLACK];
+static cnn_real mnist14k_d0[BATCH * 784 + SLACK] CNN_ALIGNED;
 #endif
-static cnn_real mnist14k_d1[BATCH * 10816 + SLACK];
-static cnn_real mnist14k_d2[BATCH * 10816 + SLACK];
-static cnn_real mnist14k_d5[BATCH * 9216 + SLACK];
-static cnn_real mnist14k_d6[BATCH * 9216 + SLACK];
-static cnn_real mnist14k_d9[BATCH * 7744 + SLACK];
-static cnn_real mnist14k_d10[BATCH * 7744 + SLACK];
-static cnn_real mnist14k_d13[BATCH * 1936 + SLACK];
-static cnn_real mnist14k_d14[BATCH * 1936 + SLACK];
-static cnn_real mnist14k_d15[BATCH * 1936 + SLACK];
-static cnn_real mnist14k_d18[BATCH * 1944 + SLACK];
-static cnn_real mnist14k_d19[BATCH * 1944 + SLACK];
-static cnn_real mnist14k_d22[BATCH * 1176 + SLACK];
-static cnn_real mnist14k_d23[BATCH * 1176 + SLACK];
-static cnn_real mnist14k_d26[BATCH * 490 + SLACK];
-static cnn_real mnist14k_d27[BATCH * 10 + SLACK];
-static cnn_real mnist14k_d28[BATCH * 10 + SLACK];
+static cnn_real mnist14k_d1[BATCH * 10816 + SLACK] CNN_ALIGNED;
+static cnn_real mnist14k_d2[BATCH * 10816 + SLACK] CNN_ALIGNED;
+static cnn_real mnist14k_d5[BATCH * 9216 + SLACK] CNN_ALIGNED;
+static cnn_real mnist14k_d6[BATCH * 9216 + SLACK] CNN_ALIGNED;
+static cnn_real mnist14k_d9[BATCH * 7744 + SLACK] CNN_ALIGNED;
+static cnn_real mnist14k_d10[BATCH * 7744 + SLACK] CNN_ALIGNED;
+static cnn_real mnist14k_d13[BATCH * 1936 + SLACK] CNN_ALIGNED;
+static cnn_real mnist14k_d14[BATCH * 1936 + SLACK] CNN_ALIGNED;
+static cnn_real mnist14k_d15[BATCH * 1936 + SLACK] CNN_ALIGNED;
+static cnn_real mnist14k_d18[BATCH * 1944 + SLACK] CNN_ALIGNED;
+static cnn_real mnist14k_d19[BATCH * 1944 + SLACK] CNN_ALIGNED;
+static cnn_real mnist14k_d22[BATCH * 1176 + SLACK] CNN_ALIGNED;
+static cnn_real mnist14k_d23[BATCH * 1176 + SLACK] CNN_ALIGNED;
+static cnn_real mnist14k_d26[BATCH * 490 + SLACK] CNN_ALIGNED;
+static cnn_real mnist14k_d27[BATCH * 10 + SLACK] CNN_ALIGNED;
+static cnn_real mnist14k_d28[BATCH * 10 + SLACK] CNN_ALIGNED;
 // The last forward: its image count, mode, labels and dropout seed.
 static int mnist14k_n, mnist14k_training, mnist14k_has_labels;
 static uint8_t mnist14k_y[BATCH];
@@ -622,17 +630,17 @@ static void mnist14k_l0_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist14k_l0_dw[NGROUP][144];
+static cnn_real mnist14k_l0_dw[NGROUP][144] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 #ifdef CNN_INPUT_GRAD
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist14k_l0_dyp[NGROUP][14416];
-static cnn_real mnist14k_l0_wt[144];
+static cnn_real mnist14k_l0_dyp[NGROUP][14416] CNN_ALIGNED;
+static cnn_real mnist14k_l0_wt[144] CNN_ALIGNED;
 #endif
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
-static cnn_real mnist14k_l0_dwv[NGROUP][2304];
+static cnn_real mnist14k_l0_dwv[NGROUP][2304] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist14k_l0_conv_backward_v8(int n) {
 #ifdef CNN_INPUT_GRAD
   const cnn_real *restrict w = mnist14k_params + 0;
@@ -1224,7 +1232,7 @@ static cnn_real mnist14k_l1_mean[16], mnist14k_l1_invstd[16];
 // In the fused sweep, two draws per hash: keep when a 16-bit half < 63570 (1 - p = 0.970001).
 #define L2_KEEP16 63570u
 // Each group's mask multipliers for one image: 1 / (1 - p) or 0.
-static cnn_real mnist14k_l2_km[NGROUP][10816];
+static cnn_real mnist14k_l2_km[NGROUP][10816] CNN_ALIGNED;
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
@@ -1342,7 +1350,7 @@ CNN_CLONES static void mnist14k_l1_bn_backward(int n) {
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each plane of a group's output as one row on the input's row stride.
 #if CNN_V16
-static cnn_real mnist14k_l4_yf[NGROUP][9968];
+static cnn_real mnist14k_l4_yf[NGROUP][9968] CNN_ALIGNED;
 #endif
 // Layer 5's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
@@ -1579,20 +1587,20 @@ static void mnist14k_l4_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist14k_l4_dw[NGROUP][2304];
+static cnn_real mnist14k_l4_dw[NGROUP][2304] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist14k_l4_dyp[NGROUP][12560];
-static cnn_real mnist14k_l4_wt[2304];
+static cnn_real mnist14k_l4_dyp[NGROUP][12560] CNN_ALIGNED;
+static cnn_real mnist14k_l4_wt[2304] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
 #if CNN_V16
-static cnn_real mnist14k_l4_dyw[NGROUP][10000];
+static cnn_real mnist14k_l4_dyw[NGROUP][10000] CNN_ALIGNED;
 #endif
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
-static cnn_real mnist14k_l4_dwv[NGROUP][36864];
+static cnn_real mnist14k_l4_dwv[NGROUP][36864] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist14k_l4_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist14k_params + 176;
   cnn_real *restrict wt = mnist14k_l4_wt;
@@ -2629,7 +2637,7 @@ static cnn_real mnist14k_l5_mean[16], mnist14k_l5_invstd[16];
 // In the fused sweep, two draws per hash: keep when a 16-bit half < 63570 (1 - p = 0.970001).
 #define L6_KEEP16 63570u
 // Each group's mask multipliers for one image: 1 / (1 - p) or 0.
-static cnn_real mnist14k_l6_km[NGROUP][9216];
+static cnn_real mnist14k_l6_km[NGROUP][9216] CNN_ALIGNED;
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
@@ -2747,7 +2755,7 @@ CNN_CLONES static void mnist14k_l5_bn_backward(int n) {
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each plane of a group's output as one row on the input's row stride.
 #if CNN_V16
-static cnn_real mnist14k_l8_yf[NGROUP][8432];
+static cnn_real mnist14k_l8_yf[NGROUP][8432] CNN_ALIGNED;
 #endif
 // Layer 9's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
@@ -2992,18 +3000,18 @@ static void mnist14k_l8_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist14k_l8_dw[NGROUP][2304];
+static cnn_real mnist14k_l8_dw[NGROUP][2304] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist14k_l8_dyp[NGROUP][10832];
-static cnn_real mnist14k_l8_wt[2304];
+static cnn_real mnist14k_l8_dyp[NGROUP][10832] CNN_ALIGNED;
+static cnn_real mnist14k_l8_wt[2304] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real mnist14k_l8_dyw[NGROUP][8464];
+static cnn_real mnist14k_l8_dyw[NGROUP][8464] CNN_ALIGNED;
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
-static cnn_real mnist14k_l8_dwv[NGROUP][36864];
+static cnn_real mnist14k_l8_dwv[NGROUP][36864] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist14k_l8_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist14k_params + 2512;
   cnn_real *restrict wt = mnist14k_l8_wt;
@@ -3718,7 +3726,7 @@ static cnn_real mnist14k_l9_mean[16], mnist14k_l9_invstd[16];
 // In the fused sweep, two draws per hash: keep when a 16-bit half < 63570 (1 - p = 0.970001).
 #define L10_KEEP16 63570u
 // Each group's mask multipliers for one image: 1 / (1 - p) or 0.
-static cnn_real mnist14k_l10_km[NGROUP][7744];
+static cnn_real mnist14k_l10_km[NGROUP][7744] CNN_ALIGNED;
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
@@ -4187,13 +4195,13 @@ static void mnist14k_l13_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist14k_l13_dw[NGROUP][256];
+static cnn_real mnist14k_l13_dw[NGROUP][256] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
-static cnn_real mnist14k_l13_wt[256];
+static cnn_real mnist14k_l13_wt[256] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real mnist14k_l13_dyw[NGROUP][16400];
+static cnn_real mnist14k_l13_dyw[NGROUP][16400] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist14k_l13_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist14k_params + 4848;
   cnn_real *restrict wt = mnist14k_l13_wt;
@@ -4606,13 +4614,13 @@ static cnn_real mnist14k_l14_mean[16], mnist14k_l14_invstd[16];
 // In the fused sweep, two draws per hash: keep when a 16-bit half < 63570 (1 - p = 0.970001).
 #define L15_KEEP16 63570u
 // Each group's mask multipliers for one image: 1 / (1 - p) or 0.
-static cnn_real mnist14k_l15_km[NGROUP][1936];
+static cnn_real mnist14k_l15_km[NGROUP][1936] CNN_ALIGNED;
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
 // ReLU: y = max(y, 0).
 // Scale and shift spread per value (planes of 121 do not vectorize at -O2).
-static cnn_real mnist14k_l14_scv[1936], mnist14k_l14_shv[1936];
+static cnn_real mnist14k_l14_scv[1936] CNN_ALIGNED, mnist14k_l14_shv[1936] CNN_ALIGNED;
 CNN_CLONES static void mnist14k_l14_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist14k_params + 5104, *restrict beta = mnist14k_params + 5120;
   cnn_real *restrict rmean = mnist14k_state + 96, *restrict rvar = mnist14k_state + 112;
@@ -4726,7 +4734,7 @@ CNN_CLONES static void mnist14k_l14_bn_backward(int n) {
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each plane of a group's output as one row on the input's row stride.
-static cnn_real mnist14k_l17_yf[NGROUP][2344];
+static cnn_real mnist14k_l17_yf[NGROUP][2352] CNN_ALIGNED;
 // Layer 18's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist14k_l18_ps[BATCH][24], mnist14k_l18_pq[BATCH][24];
@@ -5027,16 +5035,16 @@ static void mnist14k_l17_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist14k_l17_dw[NGROUP][3456];
+static cnn_real mnist14k_l17_dw[NGROUP][3456] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist14k_l17_dyp[NGROUP][4072];
-static cnn_real mnist14k_l17_wt[3456];
+static cnn_real mnist14k_l17_dyp[NGROUP][4080] CNN_ALIGNED;
+static cnn_real mnist14k_l17_wt[3456] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real mnist14k_l17_dyw[NGROUP][21520];
+static cnn_real mnist14k_l17_dyw[NGROUP][21520] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist14k_l17_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist14k_params + 5136;
   cnn_real *restrict wt = mnist14k_l17_wt;
@@ -5726,13 +5734,13 @@ static cnn_real mnist14k_l18_mean[24], mnist14k_l18_invstd[24];
 // In the fused sweep, two draws per hash: keep when a 16-bit half < 63570 (1 - p = 0.970001).
 #define L19_KEEP16 63570u
 // Each group's mask multipliers for one image: 1 / (1 - p) or 0.
-static cnn_real mnist14k_l19_km[NGROUP][1944];
+static cnn_real mnist14k_l19_km[NGROUP][1944] CNN_ALIGNED;
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
 // ReLU: y = max(y, 0).
 // Scale and shift spread per value (planes of 81 do not vectorize at -O2).
-static cnn_real mnist14k_l18_scv[1944], mnist14k_l18_shv[1944];
+static cnn_real mnist14k_l18_scv[1944] CNN_ALIGNED, mnist14k_l18_shv[1944] CNN_ALIGNED;
 CNN_CLONES static void mnist14k_l18_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist14k_params + 8592, *restrict beta = mnist14k_params + 8616;
   cnn_real *restrict rmean = mnist14k_state + 128, *restrict rvar = mnist14k_state + 152;
@@ -5847,7 +5855,7 @@ CNN_CLONES static void mnist14k_l18_bn_backward(int n) {
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each plane of a group's output as one row on the input's row stride.
 #if CNN_V16
-static cnn_real mnist14k_l21_yf[NGROUP][1480];
+static cnn_real mnist14k_l21_yf[NGROUP][1488] CNN_ALIGNED;
 #endif
 // Layer 22's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
@@ -6120,16 +6128,16 @@ static void mnist14k_l21_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist14k_l21_dw[NGROUP][5184];
+static cnn_real mnist14k_l21_dw[NGROUP][5184] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist14k_l21_dyp[NGROUP][2920];
-static cnn_real mnist14k_l21_wt[5184];
+static cnn_real mnist14k_l21_dyp[NGROUP][2928] CNN_ALIGNED;
+static cnn_real mnist14k_l21_wt[5184] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real mnist14k_l21_dyw[NGROUP][12304];
+static cnn_real mnist14k_l21_dyw[NGROUP][12304] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist14k_l21_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist14k_params + 8640;
   cnn_real *restrict wt = mnist14k_l21_wt;
@@ -6690,13 +6698,13 @@ static cnn_real mnist14k_l22_mean[24], mnist14k_l22_invstd[24];
 // In the fused sweep, two draws per hash: keep when a 16-bit half < 63570 (1 - p = 0.970001).
 #define L23_KEEP16 63570u
 // Each group's mask multipliers for one image: 1 / (1 - p) or 0.
-static cnn_real mnist14k_l23_km[NGROUP][1176];
+static cnn_real mnist14k_l23_km[NGROUP][1176] CNN_ALIGNED;
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
 // ReLU: y = max(y, 0).
 // Scale and shift spread per value (planes of 49 do not vectorize at -O2).
-static cnn_real mnist14k_l22_scv[1176], mnist14k_l22_shv[1176];
+static cnn_real mnist14k_l22_scv[1176] CNN_ALIGNED, mnist14k_l22_shv[1176] CNN_ALIGNED;
 CNN_CLONES static void mnist14k_l22_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist14k_params + 13824, *restrict beta = mnist14k_params + 13848;
   cnn_real *restrict rmean = mnist14k_state + 176, *restrict rvar = mnist14k_state + 200;
@@ -7042,13 +7050,13 @@ static void mnist14k_l25_conv_forward(int n) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist14k_l25_dw[NGROUP][240];
+static cnn_real mnist14k_l25_dw[NGROUP][240] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
-static cnn_real mnist14k_l25_wt[240];
+static cnn_real mnist14k_l25_wt[240] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real mnist14k_l25_dyw[NGROUP][5136];
+static cnn_real mnist14k_l25_dyw[NGROUP][5136] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist14k_l25_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist14k_params + 13872;
   cnn_real *restrict wt = mnist14k_l25_wt;

@@ -236,6 +236,14 @@ typedef cnn_real cnn_v16 __attribute__((vector_size(16 * sizeof(cnn_real))));
    ((((v)[8] + (v)[9]) + ((v)[10] + (v)[11])) + (((v)[12] + (v)[13]) + ((v)[14] + (v)[15]))))
 #endif
 
+// Buffers start on a cache line: a 64-byte vector load from one then
+// never splits over two lines where its offset is a whole number of vectors.
+#if defined(__GNUC__)
+#define CNN_ALIGNED __attribute__((aligned(64)))
+#else
+#define CNN_ALIGNED
+#endif
+
 const cnn_train_config mnist4k7_train_config = {
     .epochs = 15, .batch = 64, .seed = 1ULL,
     .lr = 0.01, .momentum = 0.90000000000000002, .dampening = 0, .weight_decay = 0, .nesterov = 0,
@@ -247,47 +255,47 @@ const cnn_train_config mnist4k7_train_config = {
 
 // All parameters (conv weight [out][in][k][k] then bias; BN gamma, beta),
 // their gradients, and the BN running statistics (mean, var).
-static cnn_real mnist4k7_params[4736], mnist4k7_grads[4736];
-static cnn_real mnist4k7_state[128];
+static cnn_real mnist4k7_params[4736] CNN_ALIGNED, mnist4k7_grads[4736] CNN_ALIGNED;
+static cnn_real mnist4k7_state[128] CNN_ALIGNED;
 
 // Activations (in-place layers share their input's buffer) and gradients; + SLACK: the direct convs' last vector of a row may read past the end.
 #define SLACK 16
-static cnn_real mnist4k7_a0[BATCH * 784 + SLACK]; // input
-static cnn_real mnist4k7_a1[BATCH * 5408 + SLACK]; // conv
-static cnn_real mnist4k7_a2[BATCH * 5408 + SLACK]; // batchnorm
-static cnn_real mnist4k7_a4[BATCH * 6912 + SLACK]; // conv
-static cnn_real mnist4k7_a5[BATCH * 6912 + SLACK]; // batchnorm
-static cnn_real mnist4k7_a7[BATCH * 1728 + SLACK]; // maxpool
-static cnn_real mnist4k7_a8[BATCH * 1152 + SLACK]; // conv
-static cnn_real mnist4k7_a9[BATCH * 1152 + SLACK]; // batchnorm
-static cnn_real mnist4k7_a11[BATCH * 1200 + SLACK]; // conv
-static cnn_real mnist4k7_a12[BATCH * 1200 + SLACK]; // batchnorm
-static cnn_real mnist4k7_a14[BATCH * 768 + SLACK]; // conv
-static cnn_real mnist4k7_a15[BATCH * 768 + SLACK]; // batchnorm
-static cnn_real mnist4k7_a17[BATCH * 432 + SLACK]; // conv
-static cnn_real mnist4k7_a18[BATCH * 432 + SLACK]; // batchnorm
-static cnn_real mnist4k7_a20[BATCH * 360 + SLACK]; // conv
-static cnn_real mnist4k7_a21[BATCH * 10 + SLACK]; // gap
-static cnn_real mnist4k7_a22[BATCH * 10 + SLACK]; // log_softmax
+static cnn_real mnist4k7_a0[BATCH * 784 + SLACK] CNN_ALIGNED; // input
+static cnn_real mnist4k7_a1[BATCH * 5408 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k7_a2[BATCH * 5408 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist4k7_a4[BATCH * 6912 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k7_a5[BATCH * 6912 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist4k7_a7[BATCH * 1728 + SLACK] CNN_ALIGNED; // maxpool
+static cnn_real mnist4k7_a8[BATCH * 1152 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k7_a9[BATCH * 1152 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist4k7_a11[BATCH * 1200 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k7_a12[BATCH * 1200 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist4k7_a14[BATCH * 768 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k7_a15[BATCH * 768 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist4k7_a17[BATCH * 432 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k7_a18[BATCH * 432 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist4k7_a20[BATCH * 360 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k7_a21[BATCH * 10 + SLACK] CNN_ALIGNED; // gap
+static cnn_real mnist4k7_a22[BATCH * 10 + SLACK] CNN_ALIGNED; // log_softmax
 #ifdef CNN_INPUT_GRAD
-static cnn_real mnist4k7_d0[BATCH * 784 + SLACK];
+static cnn_real mnist4k7_d0[BATCH * 784 + SLACK] CNN_ALIGNED;
 #endif
-static cnn_real mnist4k7_d1[BATCH * 5408 + SLACK];
-static cnn_real mnist4k7_d2[BATCH * 5408 + SLACK];
-static cnn_real mnist4k7_d4[BATCH * 6912 + SLACK];
-static cnn_real mnist4k7_d5[BATCH * 6912 + SLACK];
-static cnn_real mnist4k7_d7[BATCH * 1728 + SLACK];
-static cnn_real mnist4k7_d8[BATCH * 1152 + SLACK];
-static cnn_real mnist4k7_d9[BATCH * 1152 + SLACK];
-static cnn_real mnist4k7_d11[BATCH * 1200 + SLACK];
-static cnn_real mnist4k7_d12[BATCH * 1200 + SLACK];
-static cnn_real mnist4k7_d14[BATCH * 768 + SLACK];
-static cnn_real mnist4k7_d15[BATCH * 768 + SLACK];
-static cnn_real mnist4k7_d17[BATCH * 432 + SLACK];
-static cnn_real mnist4k7_d18[BATCH * 432 + SLACK];
-static cnn_real mnist4k7_d20[BATCH * 360 + SLACK];
-static cnn_real mnist4k7_d21[BATCH * 10 + SLACK];
-static cnn_real mnist4k7_d22[BATCH * 10 + SLACK];
+static cnn_real mnist4k7_d1[BATCH * 5408 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k7_d2[BATCH * 5408 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k7_d4[BATCH * 6912 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k7_d5[BATCH * 6912 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k7_d7[BATCH * 1728 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k7_d8[BATCH * 1152 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k7_d9[BATCH * 1152 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k7_d11[BATCH * 1200 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k7_d12[BATCH * 1200 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k7_d14[BATCH * 768 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k7_d15[BATCH * 768 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k7_d17[BATCH * 432 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k7_d18[BATCH * 432 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k7_d20[BATCH * 360 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k7_d21[BATCH * 10 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k7_d22[BATCH * 10 + SLACK] CNN_ALIGNED;
 // The last forward: its image count, mode, labels and dropout seed.
 static int mnist4k7_n, mnist4k7_training, mnist4k7_has_labels;
 static uint8_t mnist4k7_y[BATCH];
@@ -508,17 +516,17 @@ static void mnist4k7_l0_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k7_l0_dw[NGROUP][72];
+static cnn_real mnist4k7_l0_dw[NGROUP][72] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 #ifdef CNN_INPUT_GRAD
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k7_l0_dyp[NGROUP][7216];
-static cnn_real mnist4k7_l0_wt[72];
+static cnn_real mnist4k7_l0_dyp[NGROUP][7216] CNN_ALIGNED;
+static cnn_real mnist4k7_l0_wt[72] CNN_ALIGNED;
 #endif
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
-static cnn_real mnist4k7_l0_dwv[NGROUP][1152];
+static cnn_real mnist4k7_l0_dwv[NGROUP][1152] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k7_l0_conv_backward_v8(int n) {
 #ifdef CNN_INPUT_GRAD
   const cnn_real *restrict w = mnist4k7_params + 0;
@@ -1198,7 +1206,7 @@ CNN_CLONES static void mnist4k7_l1_bn_backward(int n) {
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each plane of a group's output as one row on the input's row stride.
 #if CNN_V16
-static cnn_real mnist4k7_l3_yf[NGROUP][7480];
+static cnn_real mnist4k7_l3_yf[NGROUP][7488] CNN_ALIGNED;
 #endif
 // Layer 4's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
@@ -1422,20 +1430,20 @@ static void mnist4k7_l3_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k7_l3_dw[NGROUP][864];
+static cnn_real mnist4k7_l3_dw[NGROUP][864] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k7_l3_dyp[NGROUP][9424];
-static cnn_real mnist4k7_l3_wt[864];
+static cnn_real mnist4k7_l3_dyp[NGROUP][9424] CNN_ALIGNED;
+static cnn_real mnist4k7_l3_wt[864] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
 #if CNN_V16
-static cnn_real mnist4k7_l3_dyw[NGROUP][7504];
+static cnn_real mnist4k7_l3_dyw[NGROUP][7504] CNN_ALIGNED;
 #endif
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
-static cnn_real mnist4k7_l3_dwv[NGROUP][13824];
+static cnn_real mnist4k7_l3_dwv[NGROUP][13824] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k7_l3_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k7_params + 88;
   cnn_real *restrict wt = mnist4k7_l3_wt;
@@ -2574,10 +2582,10 @@ static void mnist4k7_l7_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k7_l7_dw[NGROUP][96];
+static cnn_real mnist4k7_l7_dw[NGROUP][96] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
-static cnn_real mnist4k7_l7_wt[96];
+static cnn_real mnist4k7_l7_wt[96] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k7_l7_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k7_params + 976;
   cnn_real *restrict wt = mnist4k7_l7_wt;
@@ -3004,7 +3012,7 @@ CNN_CLONES static void mnist4k7_l8_bn_backward(int n) {
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each plane of a group's output as one row on the input's row stride.
-static cnn_real mnist4k7_l10_yf[NGROUP][1432];
+static cnn_real mnist4k7_l10_yf[NGROUP][1440] CNN_ALIGNED;
 // Layer 11's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist4k7_l11_ps[BATCH][12], mnist4k7_l11_pq[BATCH][12];
@@ -3305,16 +3313,16 @@ static void mnist4k7_l10_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k7_l10_dw[NGROUP][864];
+static cnn_real mnist4k7_l10_dw[NGROUP][864] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k7_l10_dyp[NGROUP][2368];
-static cnn_real mnist4k7_l10_wt[864];
+static cnn_real mnist4k7_l10_dyp[NGROUP][2368] CNN_ALIGNED;
+static cnn_real mnist4k7_l10_wt[864] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real mnist4k7_l10_dyw[NGROUP][12304];
+static cnn_real mnist4k7_l10_dyw[NGROUP][12304] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k7_l10_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k7_params + 1088;
   cnn_real *restrict wt = mnist4k7_l10_wt;
@@ -3883,7 +3891,7 @@ CNN_CLONES static void mnist4k7_l11_bn_backward(int n) {
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each plane of a group's output as one row on the input's row stride.
 #if CNN_V16
-static cnn_real mnist4k7_l13_yf[NGROUP][952];
+static cnn_real mnist4k7_l13_yf[NGROUP][960] CNN_ALIGNED;
 #endif
 // Layer 14's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
@@ -4131,17 +4139,17 @@ static void mnist4k7_l13_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k7_l13_dw[NGROUP][1296];
+static cnn_real mnist4k7_l13_dw[NGROUP][1296] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k7_l13_dyp[NGROUP][1744];
-static cnn_real mnist4k7_l13_wt[1296];
+static cnn_real mnist4k7_l13_dyp[NGROUP][1744] CNN_ALIGNED;
+static cnn_real mnist4k7_l13_wt[1296] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
 #if CNN_V16
-static cnn_real mnist4k7_l13_dyw[NGROUP][7696];
+static cnn_real mnist4k7_l13_dyw[NGROUP][7696] CNN_ALIGNED;
 #endif
 CNN_CLONES_V8 static void mnist4k7_l13_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k7_params + 1976;
@@ -4771,7 +4779,7 @@ CNN_CLONES static void mnist4k7_l14_bn_backward(int n) {
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each plane of a group's output as one row on the input's row stride.
 #if CNN_V16
-static cnn_real mnist4k7_l16_yf[NGROUP][568];
+static cnn_real mnist4k7_l16_yf[NGROUP][576] CNN_ALIGNED;
 #endif
 // Layer 17's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
@@ -4962,16 +4970,16 @@ static void mnist4k7_l16_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k7_l16_dw[NGROUP][1296];
+static cnn_real mnist4k7_l16_dw[NGROUP][1296] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k7_l16_dyp[NGROUP][1216];
-static cnn_real mnist4k7_l16_wt[1296];
+static cnn_real mnist4k7_l16_dyp[NGROUP][1216] CNN_ALIGNED;
+static cnn_real mnist4k7_l16_wt[1296] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real mnist4k7_l16_dyw[NGROUP][4624];
+static cnn_real mnist4k7_l16_dyw[NGROUP][4624] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k7_l16_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k7_params + 3296;
   cnn_real *restrict wt = mnist4k7_l16_wt;
@@ -5793,13 +5801,13 @@ static void mnist4k7_l19_conv_forward(int n) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k7_l19_dw[NGROUP][120];
+static cnn_real mnist4k7_l19_dw[NGROUP][120] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
-static cnn_real mnist4k7_l19_wt[120];
+static cnn_real mnist4k7_l19_wt[120] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real mnist4k7_l19_dyw[NGROUP][3856];
+static cnn_real mnist4k7_l19_dyw[NGROUP][3856] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k7_l19_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k7_params + 4616;
   cnn_real *restrict wt = mnist4k7_l19_wt;

@@ -252,6 +252,14 @@ typedef cnn_real cnn_v16 __attribute__((vector_size(16 * sizeof(cnn_real))));
    ((((v)[8] + (v)[9]) + ((v)[10] + (v)[11])) + (((v)[12] + (v)[13]) + ((v)[14] + (v)[15]))))
 #endif
 
+// Buffers start on a cache line: a 64-byte vector load from one then
+// never splits over two lines where its offset is a whole number of vectors.
+#if defined(__GNUC__)
+#define CNN_ALIGNED __attribute__((aligned(64)))
+#else
+#define CNN_ALIGNED
+#endif
+
 const cnn_train_config mnist4k8_train_config = {
     .epochs = 15, .batch = 64, .seed = 1ULL,
     .lr = 0.01, .momentum = 0.90000000000000002, .dampening = 0, .weight_decay = 0, .nesterov = 0,
@@ -263,55 +271,55 @@ const cnn_train_config mnist4k8_train_config = {
 
 // All parameters (conv weight [out][in][k][k] then bias; BN gamma, beta),
 // their gradients, and the BN running statistics (mean, var).
-static cnn_real mnist4k8_params[4850], mnist4k8_grads[4850];
-static cnn_real mnist4k8_state[288];
+static cnn_real mnist4k8_params[4850] CNN_ALIGNED, mnist4k8_grads[4850] CNN_ALIGNED;
+static cnn_real mnist4k8_state[288] CNN_ALIGNED;
 
 // Activations (in-place layers share their input's buffer) and gradients; + SLACK: the direct convs' last vector of a row may read past the end.
 #define SLACK 16
-static cnn_real mnist4k8_a0[BATCH * 784 + SLACK]; // input
-static cnn_real mnist4k8_a1[BATCH * 5408 + SLACK]; // conv
-static cnn_real mnist4k8_a2[BATCH * 5408 + SLACK]; // batchnorm
-static cnn_real mnist4k8_a4[BATCH * 4608 + SLACK]; // conv
-static cnn_real mnist4k8_a5[BATCH * 9216 + SLACK]; // conv
-static cnn_real mnist4k8_a6[BATCH * 9216 + SLACK]; // batchnorm
-static cnn_real mnist4k8_a8[BATCH * 2304 + SLACK]; // maxpool
-static cnn_real mnist4k8_a9[BATCH * 4320 + SLACK]; // conv
-static cnn_real mnist4k8_a10[BATCH * 4320 + SLACK]; // batchnorm
-static cnn_real mnist4k8_a12[BATCH * 3000 + SLACK]; // conv
-static cnn_real mnist4k8_a13[BATCH * 3000 + SLACK]; // conv
-static cnn_real mnist4k8_a14[BATCH * 3000 + SLACK]; // batchnorm
-static cnn_real mnist4k8_a16[BATCH * 1920 + SLACK]; // conv
-static cnn_real mnist4k8_a17[BATCH * 1920 + SLACK]; // conv
-static cnn_real mnist4k8_a18[BATCH * 1920 + SLACK]; // batchnorm
-static cnn_real mnist4k8_a20[BATCH * 1080 + SLACK]; // conv
-static cnn_real mnist4k8_a21[BATCH * 1080 + SLACK]; // conv
-static cnn_real mnist4k8_a22[BATCH * 1080 + SLACK]; // batchnorm
-static cnn_real mnist4k8_a24[BATCH * 360 + SLACK]; // conv
-static cnn_real mnist4k8_a25[BATCH * 10 + SLACK]; // gap
-static cnn_real mnist4k8_a26[BATCH * 10 + SLACK]; // log_softmax
+static cnn_real mnist4k8_a0[BATCH * 784 + SLACK] CNN_ALIGNED; // input
+static cnn_real mnist4k8_a1[BATCH * 5408 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k8_a2[BATCH * 5408 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist4k8_a4[BATCH * 4608 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k8_a5[BATCH * 9216 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k8_a6[BATCH * 9216 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist4k8_a8[BATCH * 2304 + SLACK] CNN_ALIGNED; // maxpool
+static cnn_real mnist4k8_a9[BATCH * 4320 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k8_a10[BATCH * 4320 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist4k8_a12[BATCH * 3000 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k8_a13[BATCH * 3000 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k8_a14[BATCH * 3000 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist4k8_a16[BATCH * 1920 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k8_a17[BATCH * 1920 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k8_a18[BATCH * 1920 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist4k8_a20[BATCH * 1080 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k8_a21[BATCH * 1080 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k8_a22[BATCH * 1080 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist4k8_a24[BATCH * 360 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k8_a25[BATCH * 10 + SLACK] CNN_ALIGNED; // gap
+static cnn_real mnist4k8_a26[BATCH * 10 + SLACK] CNN_ALIGNED; // log_softmax
 #ifdef CNN_INPUT_GRAD
-static cnn_real mnist4k8_d0[BATCH * 784 + SLACK];
+static cnn_real mnist4k8_d0[BATCH * 784 + SLACK] CNN_ALIGNED;
 #endif
-static cnn_real mnist4k8_d1[BATCH * 5408 + SLACK];
-static cnn_real mnist4k8_d2[BATCH * 5408 + SLACK];
-static cnn_real mnist4k8_d4[BATCH * 4608 + SLACK];
-static cnn_real mnist4k8_d5[BATCH * 9216 + SLACK];
-static cnn_real mnist4k8_d6[BATCH * 9216 + SLACK];
-static cnn_real mnist4k8_d8[BATCH * 2304 + SLACK];
-static cnn_real mnist4k8_d9[BATCH * 4320 + SLACK];
-static cnn_real mnist4k8_d10[BATCH * 4320 + SLACK];
-static cnn_real mnist4k8_d12[BATCH * 3000 + SLACK];
-static cnn_real mnist4k8_d13[BATCH * 3000 + SLACK];
-static cnn_real mnist4k8_d14[BATCH * 3000 + SLACK];
-static cnn_real mnist4k8_d16[BATCH * 1920 + SLACK];
-static cnn_real mnist4k8_d17[BATCH * 1920 + SLACK];
-static cnn_real mnist4k8_d18[BATCH * 1920 + SLACK];
-static cnn_real mnist4k8_d20[BATCH * 1080 + SLACK];
-static cnn_real mnist4k8_d21[BATCH * 1080 + SLACK];
-static cnn_real mnist4k8_d22[BATCH * 1080 + SLACK];
-static cnn_real mnist4k8_d24[BATCH * 360 + SLACK];
-static cnn_real mnist4k8_d25[BATCH * 10 + SLACK];
-static cnn_real mnist4k8_d26[BATCH * 10 + SLACK];
+static cnn_real mnist4k8_d1[BATCH * 5408 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k8_d2[BATCH * 5408 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k8_d4[BATCH * 4608 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k8_d5[BATCH * 9216 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k8_d6[BATCH * 9216 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k8_d8[BATCH * 2304 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k8_d9[BATCH * 4320 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k8_d10[BATCH * 4320 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k8_d12[BATCH * 3000 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k8_d13[BATCH * 3000 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k8_d14[BATCH * 3000 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k8_d16[BATCH * 1920 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k8_d17[BATCH * 1920 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k8_d18[BATCH * 1920 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k8_d20[BATCH * 1080 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k8_d21[BATCH * 1080 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k8_d22[BATCH * 1080 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k8_d24[BATCH * 360 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k8_d25[BATCH * 10 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k8_d26[BATCH * 10 + SLACK] CNN_ALIGNED;
 // The last forward: its image count, mode, labels and dropout seed.
 static int mnist4k8_n, mnist4k8_training, mnist4k8_has_labels;
 static uint8_t mnist4k8_y[BATCH];
@@ -532,17 +540,17 @@ static void mnist4k8_l0_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k8_l0_dw[NGROUP][72];
+static cnn_real mnist4k8_l0_dw[NGROUP][72] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 #ifdef CNN_INPUT_GRAD
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k8_l0_dyp[NGROUP][7216];
-static cnn_real mnist4k8_l0_wt[72];
+static cnn_real mnist4k8_l0_dyp[NGROUP][7216] CNN_ALIGNED;
+static cnn_real mnist4k8_l0_wt[72] CNN_ALIGNED;
 #endif
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
-static cnn_real mnist4k8_l0_dwv[NGROUP][1152];
+static cnn_real mnist4k8_l0_dwv[NGROUP][1152] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k8_l0_conv_backward_v8(int n) {
 #ifdef CNN_INPUT_GRAD
   const cnn_real *restrict w = mnist4k8_params + 0;
@@ -1304,13 +1312,13 @@ static void mnist4k8_l3_conv_forward(int n) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k8_l3_dw[NGROUP][72];
+static cnn_real mnist4k8_l3_dw[NGROUP][72] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k8_l3_dyp[NGROUP][6288];
-static cnn_real mnist4k8_l3_wt[72];
+static cnn_real mnist4k8_l3_dyp[NGROUP][6288] CNN_ALIGNED;
+static cnn_real mnist4k8_l3_wt[72] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k8_l3_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 88;
   cnn_real *restrict wt = mnist4k8_l3_wt;
@@ -1839,12 +1847,12 @@ static void mnist4k8_l4_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k8_l4_dw[NGROUP][128];
+static cnn_real mnist4k8_l4_dw[NGROUP][128] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
-static cnn_real mnist4k8_l4_wt[128];
+static cnn_real mnist4k8_l4_wt[128] CNN_ALIGNED;
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
-static cnn_real mnist4k8_l4_dwv[NGROUP][2048];
+static cnn_real mnist4k8_l4_dwv[NGROUP][2048] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k8_l4_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 160;
   cnn_real *restrict wt = mnist4k8_l4_wt;
@@ -2665,12 +2673,12 @@ static void mnist4k8_l8_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k8_l8_dw[NGROUP][480];
+static cnn_real mnist4k8_l8_dw[NGROUP][480] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
-static cnn_real mnist4k8_l8_wt[480];
+static cnn_real mnist4k8_l8_wt[480] CNN_ALIGNED;
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
-static cnn_real mnist4k8_l8_dwv[NGROUP][7680];
+static cnn_real mnist4k8_l8_dwv[NGROUP][7680] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k8_l8_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 320;
   cnn_real *restrict wt = mnist4k8_l8_wt;
@@ -3285,13 +3293,13 @@ static void mnist4k8_l11_conv_forward(int n) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k8_l11_dw[NGROUP][270];
+static cnn_real mnist4k8_l11_dw[NGROUP][270] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k8_l11_dyp[NGROUP][5896];
-static cnn_real mnist4k8_l11_wt[270];
+static cnn_real mnist4k8_l11_dyp[NGROUP][5904] CNN_ALIGNED;
+static cnn_real mnist4k8_l11_wt[270] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k8_l11_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 860;
   cnn_real *restrict wt = mnist4k8_l11_wt;
@@ -3940,13 +3948,13 @@ static void mnist4k8_l12_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k8_l12_dw[NGROUP][900];
+static cnn_real mnist4k8_l12_dw[NGROUP][900] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
-static cnn_real mnist4k8_l12_wt[900];
+static cnn_real mnist4k8_l12_wt[900] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real mnist4k8_l12_dyw[NGROUP][26896];
+static cnn_real mnist4k8_l12_dyw[NGROUP][26896] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k8_l12_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 1130;
   cnn_real *restrict wt = mnist4k8_l12_wt;
@@ -4578,13 +4586,13 @@ static void mnist4k8_l15_conv_forward(int n) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k8_l15_dw[NGROUP][270];
+static cnn_real mnist4k8_l15_dw[NGROUP][270] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k8_l15_dyp[NGROUP][4336];
-static cnn_real mnist4k8_l15_wt[270];
+static cnn_real mnist4k8_l15_dyp[NGROUP][4336] CNN_ALIGNED;
+static cnn_real mnist4k8_l15_wt[270] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k8_l15_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 2090;
   cnn_real *restrict wt = mnist4k8_l15_wt;
@@ -5085,10 +5093,10 @@ static void mnist4k8_l16_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k8_l16_dw[NGROUP][900];
+static cnn_real mnist4k8_l16_dw[NGROUP][900] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
-static cnn_real mnist4k8_l16_wt[900];
+static cnn_real mnist4k8_l16_wt[900] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k8_l16_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 2360;
   cnn_real *restrict wt = mnist4k8_l16_wt;
@@ -5566,13 +5574,13 @@ static void mnist4k8_l19_conv_forward(int n) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k8_l19_dw[NGROUP][270];
+static cnn_real mnist4k8_l19_dw[NGROUP][270] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k8_l19_dyp[NGROUP][3016];
-static cnn_real mnist4k8_l19_wt[270];
+static cnn_real mnist4k8_l19_dyp[NGROUP][3024] CNN_ALIGNED;
+static cnn_real mnist4k8_l19_wt[270] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k8_l19_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 3320;
   cnn_real *restrict wt = mnist4k8_l19_wt;
@@ -6170,13 +6178,13 @@ static void mnist4k8_l20_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k8_l20_dw[NGROUP][900];
+static cnn_real mnist4k8_l20_dw[NGROUP][900] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
-static cnn_real mnist4k8_l20_wt[900];
+static cnn_real mnist4k8_l20_wt[900] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real mnist4k8_l20_dyw[NGROUP][11536];
+static cnn_real mnist4k8_l20_dyw[NGROUP][11536] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k8_l20_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 3590;
   cnn_real *restrict wt = mnist4k8_l20_wt;
@@ -6855,13 +6863,13 @@ static void mnist4k8_l23_conv_forward(int n) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k8_l23_dw[NGROUP][300];
+static cnn_real mnist4k8_l23_dw[NGROUP][300] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
-static cnn_real mnist4k8_l23_wt[300];
+static cnn_real mnist4k8_l23_wt[300] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real mnist4k8_l23_dyw[NGROUP][3856];
+static cnn_real mnist4k8_l23_dyw[NGROUP][3856] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k8_l23_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k8_params + 4550;
   cnn_real *restrict wt = mnist4k8_l23_wt;

@@ -240,6 +240,14 @@ typedef cnn_real cnn_v16 __attribute__((vector_size(16 * sizeof(cnn_real))));
    ((((v)[8] + (v)[9]) + ((v)[10] + (v)[11])) + (((v)[12] + (v)[13]) + ((v)[14] + (v)[15]))))
 #endif
 
+// Buffers start on a cache line: a 64-byte vector load from one then
+// never splits over two lines where its offset is a whole number of vectors.
+#if defined(__GNUC__)
+#define CNN_ALIGNED __attribute__((aligned(64)))
+#else
+#define CNN_ALIGNED
+#endif
+
 const cnn_train_config mnist4k9_train_config = {
     .epochs = 15, .batch = 64, .seed = 1ULL,
     .lr = 0.01, .momentum = 0.90000000000000002, .dampening = 0, .weight_decay = 0, .nesterov = 0,
@@ -251,51 +259,51 @@ const cnn_train_config mnist4k9_train_config = {
 
 // All parameters (conv weight [out][in][k][k] then bias; BN gamma, beta),
 // their gradients, and the BN running statistics (mean, var).
-static cnn_real mnist4k9_params[4856], mnist4k9_grads[4856];
-static cnn_real mnist4k9_state[264];
+static cnn_real mnist4k9_params[4856] CNN_ALIGNED, mnist4k9_grads[4856] CNN_ALIGNED;
+static cnn_real mnist4k9_state[264] CNN_ALIGNED;
 
 // Activations (in-place layers share their input's buffer) and gradients; + SLACK: the direct convs' last vector of a row may read past the end.
 #define SLACK 16
-static cnn_real mnist4k9_a0[BATCH * 784 + SLACK]; // input
-static cnn_real mnist4k9_a1[BATCH * 5408 + SLACK]; // conv
-static cnn_real mnist4k9_a2[BATCH * 5408 + SLACK]; // batchnorm
-static cnn_real mnist4k9_a4[BATCH * 4608 + SLACK]; // conv
-static cnn_real mnist4k9_a5[BATCH * 9216 + SLACK]; // conv
-static cnn_real mnist4k9_a6[BATCH * 9216 + SLACK]; // batchnorm
-static cnn_real mnist4k9_a8[BATCH * 2304 + SLACK]; // maxpool
-static cnn_real mnist4k9_a9[BATCH * 1600 + SLACK]; // conv
-static cnn_real mnist4k9_a10[BATCH * 3600 + SLACK]; // conv
-static cnn_real mnist4k9_a11[BATCH * 3600 + SLACK]; // batchnorm
-static cnn_real mnist4k9_a13[BATCH * 2304 + SLACK]; // conv
-static cnn_real mnist4k9_a14[BATCH * 2304 + SLACK]; // conv
-static cnn_real mnist4k9_a15[BATCH * 2304 + SLACK]; // batchnorm
-static cnn_real mnist4k9_a17[BATCH * 1296 + SLACK]; // conv
-static cnn_real mnist4k9_a18[BATCH * 1296 + SLACK]; // conv
-static cnn_real mnist4k9_a19[BATCH * 1296 + SLACK]; // batchnorm
-static cnn_real mnist4k9_a21[BATCH * 360 + SLACK]; // conv
-static cnn_real mnist4k9_a22[BATCH * 10 + SLACK]; // gap
-static cnn_real mnist4k9_a23[BATCH * 10 + SLACK]; // log_softmax
+static cnn_real mnist4k9_a0[BATCH * 784 + SLACK] CNN_ALIGNED; // input
+static cnn_real mnist4k9_a1[BATCH * 5408 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k9_a2[BATCH * 5408 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist4k9_a4[BATCH * 4608 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k9_a5[BATCH * 9216 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k9_a6[BATCH * 9216 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist4k9_a8[BATCH * 2304 + SLACK] CNN_ALIGNED; // maxpool
+static cnn_real mnist4k9_a9[BATCH * 1600 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k9_a10[BATCH * 3600 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k9_a11[BATCH * 3600 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist4k9_a13[BATCH * 2304 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k9_a14[BATCH * 2304 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k9_a15[BATCH * 2304 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist4k9_a17[BATCH * 1296 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k9_a18[BATCH * 1296 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k9_a19[BATCH * 1296 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist4k9_a21[BATCH * 360 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist4k9_a22[BATCH * 10 + SLACK] CNN_ALIGNED; // gap
+static cnn_real mnist4k9_a23[BATCH * 10 + SLACK] CNN_ALIGNED; // log_softmax
 #ifdef CNN_INPUT_GRAD
-static cnn_real mnist4k9_d0[BATCH * 784 + SLACK];
+static cnn_real mnist4k9_d0[BATCH * 784 + SLACK] CNN_ALIGNED;
 #endif
-static cnn_real mnist4k9_d1[BATCH * 5408 + SLACK];
-static cnn_real mnist4k9_d2[BATCH * 5408 + SLACK];
-static cnn_real mnist4k9_d4[BATCH * 4608 + SLACK];
-static cnn_real mnist4k9_d5[BATCH * 9216 + SLACK];
-static cnn_real mnist4k9_d6[BATCH * 9216 + SLACK];
-static cnn_real mnist4k9_d8[BATCH * 2304 + SLACK];
-static cnn_real mnist4k9_d9[BATCH * 1600 + SLACK];
-static cnn_real mnist4k9_d10[BATCH * 3600 + SLACK];
-static cnn_real mnist4k9_d11[BATCH * 3600 + SLACK];
-static cnn_real mnist4k9_d13[BATCH * 2304 + SLACK];
-static cnn_real mnist4k9_d14[BATCH * 2304 + SLACK];
-static cnn_real mnist4k9_d15[BATCH * 2304 + SLACK];
-static cnn_real mnist4k9_d17[BATCH * 1296 + SLACK];
-static cnn_real mnist4k9_d18[BATCH * 1296 + SLACK];
-static cnn_real mnist4k9_d19[BATCH * 1296 + SLACK];
-static cnn_real mnist4k9_d21[BATCH * 360 + SLACK];
-static cnn_real mnist4k9_d22[BATCH * 10 + SLACK];
-static cnn_real mnist4k9_d23[BATCH * 10 + SLACK];
+static cnn_real mnist4k9_d1[BATCH * 5408 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k9_d2[BATCH * 5408 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k9_d4[BATCH * 4608 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k9_d5[BATCH * 9216 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k9_d6[BATCH * 9216 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k9_d8[BATCH * 2304 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k9_d9[BATCH * 1600 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k9_d10[BATCH * 3600 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k9_d11[BATCH * 3600 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k9_d13[BATCH * 2304 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k9_d14[BATCH * 2304 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k9_d15[BATCH * 2304 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k9_d17[BATCH * 1296 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k9_d18[BATCH * 1296 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k9_d19[BATCH * 1296 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k9_d21[BATCH * 360 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k9_d22[BATCH * 10 + SLACK] CNN_ALIGNED;
+static cnn_real mnist4k9_d23[BATCH * 10 + SLACK] CNN_ALIGNED;
 // The last forward: its image count, mode, labels and dropout seed.
 static int mnist4k9_n, mnist4k9_training, mnist4k9_has_labels;
 static uint8_t mnist4k9_y[BATCH];
@@ -516,17 +524,17 @@ static void mnist4k9_l0_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k9_l0_dw[NGROUP][72];
+static cnn_real mnist4k9_l0_dw[NGROUP][72] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 #ifdef CNN_INPUT_GRAD
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k9_l0_dyp[NGROUP][7216];
-static cnn_real mnist4k9_l0_wt[72];
+static cnn_real mnist4k9_l0_dyp[NGROUP][7216] CNN_ALIGNED;
+static cnn_real mnist4k9_l0_wt[72] CNN_ALIGNED;
 #endif
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
-static cnn_real mnist4k9_l0_dwv[NGROUP][1152];
+static cnn_real mnist4k9_l0_dwv[NGROUP][1152] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k9_l0_conv_backward_v8(int n) {
 #ifdef CNN_INPUT_GRAD
   const cnn_real *restrict w = mnist4k9_params + 0;
@@ -1288,13 +1296,13 @@ static void mnist4k9_l3_conv_forward(int n) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k9_l3_dw[NGROUP][72];
+static cnn_real mnist4k9_l3_dw[NGROUP][72] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k9_l3_dyp[NGROUP][6288];
-static cnn_real mnist4k9_l3_wt[72];
+static cnn_real mnist4k9_l3_dyp[NGROUP][6288] CNN_ALIGNED;
+static cnn_real mnist4k9_l3_wt[72] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k9_l3_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 88;
   cnn_real *restrict wt = mnist4k9_l3_wt;
@@ -1823,12 +1831,12 @@ static void mnist4k9_l4_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k9_l4_dw[NGROUP][128];
+static cnn_real mnist4k9_l4_dw[NGROUP][128] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
-static cnn_real mnist4k9_l4_wt[128];
+static cnn_real mnist4k9_l4_wt[128] CNN_ALIGNED;
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
-static cnn_real mnist4k9_l4_dwv[NGROUP][2048];
+static cnn_real mnist4k9_l4_dwv[NGROUP][2048] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k9_l4_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 160;
   cnn_real *restrict wt = mnist4k9_l4_wt;
@@ -2514,13 +2522,13 @@ static void mnist4k9_l8_conv_forward(int n) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k9_l8_dw[NGROUP][144];
+static cnn_real mnist4k9_l8_dw[NGROUP][144] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k9_l8_dyp[NGROUP][3152];
-static cnn_real mnist4k9_l8_wt[144];
+static cnn_real mnist4k9_l8_dyp[NGROUP][3152] CNN_ALIGNED;
+static cnn_real mnist4k9_l8_wt[144] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k9_l8_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 320;
   cnn_real *restrict wt = mnist4k9_l8_wt;
@@ -3090,13 +3098,13 @@ static void mnist4k9_l9_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k9_l9_dw[NGROUP][576];
+static cnn_real mnist4k9_l9_dw[NGROUP][576] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
-static cnn_real mnist4k9_l9_wt[576];
+static cnn_real mnist4k9_l9_wt[576] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real mnist4k9_l9_dyw[NGROUP][32272];
+static cnn_real mnist4k9_l9_dyw[NGROUP][32272] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k9_l9_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 464;
   cnn_real *restrict wt = mnist4k9_l9_wt;
@@ -3720,13 +3728,13 @@ static void mnist4k9_l12_conv_forward(int n) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k9_l12_dw[NGROUP][324];
+static cnn_real mnist4k9_l12_dw[NGROUP][324] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k9_l12_dyp[NGROUP][5200];
-static cnn_real mnist4k9_l12_wt[324];
+static cnn_real mnist4k9_l12_dyp[NGROUP][5200] CNN_ALIGNED;
+static cnn_real mnist4k9_l12_wt[324] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k9_l12_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 1112;
   cnn_real *restrict wt = mnist4k9_l12_wt;
@@ -4239,10 +4247,10 @@ static void mnist4k9_l13_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k9_l13_dw[NGROUP][1296];
+static cnn_real mnist4k9_l13_dw[NGROUP][1296] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
-static cnn_real mnist4k9_l13_wt[1296];
+static cnn_real mnist4k9_l13_wt[1296] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k9_l13_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 1436;
   cnn_real *restrict wt = mnist4k9_l13_wt;
@@ -4728,13 +4736,13 @@ static void mnist4k9_l16_conv_forward(int n) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k9_l16_dw[NGROUP][324];
+static cnn_real mnist4k9_l16_dw[NGROUP][324] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k9_l16_dyp[NGROUP][3616];
-static cnn_real mnist4k9_l16_wt[324];
+static cnn_real mnist4k9_l16_dyp[NGROUP][3616] CNN_ALIGNED;
+static cnn_real mnist4k9_l16_wt[324] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k9_l16_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 2804;
   cnn_real *restrict wt = mnist4k9_l16_wt;
@@ -5275,13 +5283,13 @@ static void mnist4k9_l17_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k9_l17_dw[NGROUP][1296];
+static cnn_real mnist4k9_l17_dw[NGROUP][1296] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
-static cnn_real mnist4k9_l17_wt[1296];
+static cnn_real mnist4k9_l17_wt[1296] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real mnist4k9_l17_dyw[NGROUP][13840];
+static cnn_real mnist4k9_l17_dyw[NGROUP][13840] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k9_l17_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 3128;
   cnn_real *restrict wt = mnist4k9_l17_wt;
@@ -5899,13 +5907,13 @@ static void mnist4k9_l20_conv_forward(int n) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist4k9_l20_dw[NGROUP][360];
+static cnn_real mnist4k9_l20_dw[NGROUP][360] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
-static cnn_real mnist4k9_l20_wt[360];
+static cnn_real mnist4k9_l20_wt[360] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real mnist4k9_l20_dyw[NGROUP][3856];
+static cnn_real mnist4k9_l20_dyw[NGROUP][3856] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k9_l20_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 4496;
   cnn_real *restrict wt = mnist4k9_l20_wt;

@@ -279,6 +279,14 @@ typedef cnn_real cnn_v16 __attribute__((vector_size(16 * sizeof(cnn_real))));
    ((((v)[8] + (v)[9]) + ((v)[10] + (v)[11])) + (((v)[12] + (v)[13]) + ((v)[14] + (v)[15]))))
 #endif
 
+// Buffers start on a cache line: a 64-byte vector load from one then
+// never splits over two lines where its offset is a whole number of vectors.
+#if defined(__GNUC__)
+#define CNN_ALIGNED __attribute__((aligned(64)))
+#else
+#define CNN_ALIGNED
+#endif
+
 const cnn_train_config mnist_resnet_train_config = {
     .epochs = 20, .batch = 64, .seed = 1ULL,
     .lr = 0.01, .momentum = 0.90000000000000002, .dampening = 0, .weight_decay = 0, .nesterov = 0,
@@ -290,69 +298,69 @@ const cnn_train_config mnist_resnet_train_config = {
 
 // All parameters (conv weight [out][in][k][k] then bias; BN gamma, beta),
 // their gradients, and the BN running statistics (mean, var).
-static cnn_real mnist_resnet_params[11960], mnist_resnet_grads[11960];
-static cnn_real mnist_resnet_state[208];
+static cnn_real mnist_resnet_params[11960] CNN_ALIGNED, mnist_resnet_grads[11960] CNN_ALIGNED;
+static cnn_real mnist_resnet_state[208] CNN_ALIGNED;
 
 // Activations (in-place layers share their input's buffer) and gradients; + SLACK: the direct convs' last vector of a row may read past the end.
 #define SLACK 16
-static cnn_real mnist_resnet_a0[BATCH * 784 + SLACK]; // input
-static cnn_real mnist_resnet_a1[BATCH * 6272 + SLACK]; // conv
-static cnn_real mnist_resnet_a2[BATCH * 6272 + SLACK]; // batchnorm
-static cnn_real mnist_resnet_a4[BATCH * 6272 + SLACK]; // conv
-static cnn_real mnist_resnet_a5[BATCH * 6272 + SLACK]; // batchnorm
-static cnn_real mnist_resnet_a7[BATCH * 6272 + SLACK]; // conv
-static cnn_real mnist_resnet_a8[BATCH * 6272 + SLACK]; // batchnorm
-static cnn_real mnist_resnet_a9[BATCH * 6272 + SLACK]; // add
-static cnn_real mnist_resnet_a11[BATCH * 1568 + SLACK]; // maxpool
-static cnn_real mnist_resnet_a12[BATCH * 3136 + SLACK]; // conv
-static cnn_real mnist_resnet_a13[BATCH * 3136 + SLACK]; // batchnorm
-static cnn_real mnist_resnet_a15[BATCH * 3136 + SLACK]; // conv
-static cnn_real mnist_resnet_a16[BATCH * 3136 + SLACK]; // batchnorm
-static cnn_real mnist_resnet_a18[BATCH * 3136 + SLACK]; // conv
-static cnn_real mnist_resnet_a19[BATCH * 3136 + SLACK]; // batchnorm
-static cnn_real mnist_resnet_a20[BATCH * 3136 + SLACK]; // add
-static cnn_real mnist_resnet_a22[BATCH * 784 + SLACK]; // maxpool
-static cnn_real mnist_resnet_a23[BATCH * 784 + SLACK]; // conv
-static cnn_real mnist_resnet_a24[BATCH * 784 + SLACK]; // batchnorm
-static cnn_real mnist_resnet_a26[BATCH * 784 + SLACK]; // conv
-static cnn_real mnist_resnet_a27[BATCH * 784 + SLACK]; // batchnorm
-static cnn_real mnist_resnet_a28[BATCH * 784 + SLACK]; // add
-static cnn_real mnist_resnet_a30[BATCH * 490 + SLACK]; // conv
-static cnn_real mnist_resnet_a31[BATCH * 10 + SLACK]; // gap
-static cnn_real mnist_resnet_a32[BATCH * 10 + SLACK]; // log_softmax
+static cnn_real mnist_resnet_a0[BATCH * 784 + SLACK] CNN_ALIGNED; // input
+static cnn_real mnist_resnet_a1[BATCH * 6272 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist_resnet_a2[BATCH * 6272 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist_resnet_a4[BATCH * 6272 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist_resnet_a5[BATCH * 6272 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist_resnet_a7[BATCH * 6272 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist_resnet_a8[BATCH * 6272 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist_resnet_a9[BATCH * 6272 + SLACK] CNN_ALIGNED; // add
+static cnn_real mnist_resnet_a11[BATCH * 1568 + SLACK] CNN_ALIGNED; // maxpool
+static cnn_real mnist_resnet_a12[BATCH * 3136 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist_resnet_a13[BATCH * 3136 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist_resnet_a15[BATCH * 3136 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist_resnet_a16[BATCH * 3136 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist_resnet_a18[BATCH * 3136 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist_resnet_a19[BATCH * 3136 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist_resnet_a20[BATCH * 3136 + SLACK] CNN_ALIGNED; // add
+static cnn_real mnist_resnet_a22[BATCH * 784 + SLACK] CNN_ALIGNED; // maxpool
+static cnn_real mnist_resnet_a23[BATCH * 784 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist_resnet_a24[BATCH * 784 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist_resnet_a26[BATCH * 784 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist_resnet_a27[BATCH * 784 + SLACK] CNN_ALIGNED; // batchnorm
+static cnn_real mnist_resnet_a28[BATCH * 784 + SLACK] CNN_ALIGNED; // add
+static cnn_real mnist_resnet_a30[BATCH * 490 + SLACK] CNN_ALIGNED; // conv
+static cnn_real mnist_resnet_a31[BATCH * 10 + SLACK] CNN_ALIGNED; // gap
+static cnn_real mnist_resnet_a32[BATCH * 10 + SLACK] CNN_ALIGNED; // log_softmax
 #ifdef CNN_INPUT_GRAD
-static cnn_real mnist_resnet_d0[BATCH * 784 + SLACK];
+static cnn_real mnist_resnet_d0[BATCH * 784 + SLACK] CNN_ALIGNED;
 #endif
-static cnn_real mnist_resnet_d1[BATCH * 6272 + SLACK];
-static cnn_real mnist_resnet_d2[BATCH * 6272 + SLACK];
-static cnn_real mnist_resnet_d4[BATCH * 6272 + SLACK];
-static cnn_real mnist_resnet_d5[BATCH * 6272 + SLACK];
-static cnn_real mnist_resnet_d7[BATCH * 6272 + SLACK];
-static cnn_real mnist_resnet_d8[BATCH * 6272 + SLACK];
-static cnn_real mnist_resnet_d9[BATCH * 6272 + SLACK];
-static cnn_real mnist_resnet_d11[BATCH * 1568 + SLACK];
-static cnn_real mnist_resnet_d12[BATCH * 3136 + SLACK];
-static cnn_real mnist_resnet_d13[BATCH * 3136 + SLACK];
-static cnn_real mnist_resnet_d15[BATCH * 3136 + SLACK];
-static cnn_real mnist_resnet_d16[BATCH * 3136 + SLACK];
-static cnn_real mnist_resnet_d18[BATCH * 3136 + SLACK];
-static cnn_real mnist_resnet_d19[BATCH * 3136 + SLACK];
-static cnn_real mnist_resnet_d20[BATCH * 3136 + SLACK];
-static cnn_real mnist_resnet_d22[BATCH * 784 + SLACK];
-static cnn_real mnist_resnet_d23[BATCH * 784 + SLACK];
-static cnn_real mnist_resnet_d24[BATCH * 784 + SLACK];
-static cnn_real mnist_resnet_d26[BATCH * 784 + SLACK];
-static cnn_real mnist_resnet_d27[BATCH * 784 + SLACK];
-static cnn_real mnist_resnet_d28[BATCH * 784 + SLACK];
-static cnn_real mnist_resnet_d30[BATCH * 490 + SLACK];
-static cnn_real mnist_resnet_d31[BATCH * 10 + SLACK];
-static cnn_real mnist_resnet_d32[BATCH * 10 + SLACK];
+static cnn_real mnist_resnet_d1[BATCH * 6272 + SLACK] CNN_ALIGNED;
+static cnn_real mnist_resnet_d2[BATCH * 6272 + SLACK] CNN_ALIGNED;
+static cnn_real mnist_resnet_d4[BATCH * 6272 + SLACK] CNN_ALIGNED;
+static cnn_real mnist_resnet_d5[BATCH * 6272 + SLACK] CNN_ALIGNED;
+static cnn_real mnist_resnet_d7[BATCH * 6272 + SLACK] CNN_ALIGNED;
+static cnn_real mnist_resnet_d8[BATCH * 6272 + SLACK] CNN_ALIGNED;
+static cnn_real mnist_resnet_d9[BATCH * 6272 + SLACK] CNN_ALIGNED;
+static cnn_real mnist_resnet_d11[BATCH * 1568 + SLACK] CNN_ALIGNED;
+static cnn_real mnist_resnet_d12[BATCH * 3136 + SLACK] CNN_ALIGNED;
+static cnn_real mnist_resnet_d13[BATCH * 3136 + SLACK] CNN_ALIGNED;
+static cnn_real mnist_resnet_d15[BATCH * 3136 + SLACK] CNN_ALIGNED;
+static cnn_real mnist_resnet_d16[BATCH * 3136 + SLACK] CNN_ALIGNED;
+static cnn_real mnist_resnet_d18[BATCH * 3136 + SLACK] CNN_ALIGNED;
+static cnn_real mnist_resnet_d19[BATCH * 3136 + SLACK] CNN_ALIGNED;
+static cnn_real mnist_resnet_d20[BATCH * 3136 + SLACK] CNN_ALIGNED;
+static cnn_real mnist_resnet_d22[BATCH * 784 + SLACK] CNN_ALIGNED;
+static cnn_real mnist_resnet_d23[BATCH * 784 + SLACK] CNN_ALIGNED;
+static cnn_real mnist_resnet_d24[BATCH * 784 + SLACK] CNN_ALIGNED;
+static cnn_real mnist_resnet_d26[BATCH * 784 + SLACK] CNN_ALIGNED;
+static cnn_real mnist_resnet_d27[BATCH * 784 + SLACK] CNN_ALIGNED;
+static cnn_real mnist_resnet_d28[BATCH * 784 + SLACK] CNN_ALIGNED;
+static cnn_real mnist_resnet_d30[BATCH * 490 + SLACK] CNN_ALIGNED;
+static cnn_real mnist_resnet_d31[BATCH * 10 + SLACK] CNN_ALIGNED;
+static cnn_real mnist_resnet_d32[BATCH * 10 + SLACK] CNN_ALIGNED;
 // The last forward: its image count, mode, labels and dropout seed.
 static int mnist_resnet_n, mnist_resnet_training, mnist_resnet_has_labels;
 static uint8_t mnist_resnet_y[BATCH];
 // Where a layer's input gradient goes when another reader of the same
 // tensor already wrote its gradient; it is then added on.
-static cnn_real mnist_resnet_dscratch[BATCH * 6272];
+static cnn_real mnist_resnet_dscratch[BATCH * 6272] CNN_ALIGNED;
 
 // Layer 0: conv 3x3, stride 1, pad 1, no bias: 28x28x1 -> 28x28x8 (HxWxC), RF 3, 72 params, 56448 MACs/image.
 // Path: direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input.
@@ -361,7 +369,7 @@ static cnn_real mnist_resnet_dscratch[BATCH * 6272];
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
-static cnn_real mnist_resnet_l0_xp[BATCH * 900 + 16];
+static cnn_real mnist_resnet_l0_xp[BATCH * 900 + 16] CNN_ALIGNED;
 // Layer 1's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l1_ps[BATCH][8], mnist_resnet_l1_pq[BATCH][8];
@@ -831,17 +839,17 @@ static void mnist_resnet_l0_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist_resnet_l0_dw[NGROUP][72];
+static cnn_real mnist_resnet_l0_dw[NGROUP][72] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 #ifdef CNN_INPUT_GRAD
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist_resnet_l0_dyp[NGROUP][7216];
-static cnn_real mnist_resnet_l0_wt[72];
+static cnn_real mnist_resnet_l0_dyp[NGROUP][7216] CNN_ALIGNED;
+static cnn_real mnist_resnet_l0_wt[72] CNN_ALIGNED;
 #endif
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
-static cnn_real mnist_resnet_l0_dwv[NGROUP][1152];
+static cnn_real mnist_resnet_l0_dwv[NGROUP][1152] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist_resnet_l0_conv_backward_v8(int n) {
 #ifdef CNN_INPUT_GRAD
   const cnn_real *restrict w = mnist_resnet_params + 0;
@@ -1548,7 +1556,7 @@ CNN_CLONES static void mnist_resnet_l1_bn_backward(int n) {
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
-static cnn_real mnist_resnet_l3_xp[BATCH * 7200 + 16];
+static cnn_real mnist_resnet_l3_xp[BATCH * 7200 + 16] CNN_ALIGNED;
 // Layer 4's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l4_ps[BATCH][8], mnist_resnet_l4_pq[BATCH][8];
@@ -2018,18 +2026,18 @@ static void mnist_resnet_l3_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist_resnet_l3_dw[NGROUP][576];
+static cnn_real mnist_resnet_l3_dw[NGROUP][576] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist_resnet_l3_dyp[NGROUP][7216];
-static cnn_real mnist_resnet_l3_wt[576];
+static cnn_real mnist_resnet_l3_dyp[NGROUP][7216] CNN_ALIGNED;
+static cnn_real mnist_resnet_l3_wt[576] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real mnist_resnet_l3_dyw[NGROUP][6800];
+static cnn_real mnist_resnet_l3_dyw[NGROUP][6800] CNN_ALIGNED;
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
-static cnn_real mnist_resnet_l3_dwv[NGROUP][9216];
+static cnn_real mnist_resnet_l3_dwv[NGROUP][9216] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist_resnet_l3_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 88;
   cnn_real *restrict wt = mnist_resnet_l3_wt;
@@ -2898,7 +2906,7 @@ CNN_CLONES static void mnist_resnet_l4_bn_backward(int n) {
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
-static cnn_real mnist_resnet_l6_xp[BATCH * 7200 + 16];
+static cnn_real mnist_resnet_l6_xp[BATCH * 7200 + 16] CNN_ALIGNED;
 // Layer 7's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l7_ps[BATCH][8], mnist_resnet_l7_pq[BATCH][8];
@@ -3368,18 +3376,18 @@ static void mnist_resnet_l6_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist_resnet_l6_dw[NGROUP][576];
+static cnn_real mnist_resnet_l6_dw[NGROUP][576] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist_resnet_l6_dyp[NGROUP][7216];
-static cnn_real mnist_resnet_l6_wt[576];
+static cnn_real mnist_resnet_l6_dyp[NGROUP][7216] CNN_ALIGNED;
+static cnn_real mnist_resnet_l6_wt[576] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real mnist_resnet_l6_dyw[NGROUP][6800];
+static cnn_real mnist_resnet_l6_dyw[NGROUP][6800] CNN_ALIGNED;
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
-static cnn_real mnist_resnet_l6_dwv[NGROUP][9216];
+static cnn_real mnist_resnet_l6_dwv[NGROUP][9216] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist_resnet_l6_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 680;
   cnn_real *restrict wt = mnist_resnet_l6_wt;
@@ -4403,7 +4411,7 @@ CNN_CLONES static void mnist_resnet_l10_maxpool_backward(int n) {
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
-static cnn_real mnist_resnet_l11_xp[BATCH * 2048 + 16];
+static cnn_real mnist_resnet_l11_xp[BATCH * 2048 + 16] CNN_ALIGNED;
 // Layer 12's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l12_ps[BATCH][16], mnist_resnet_l12_pq[BATCH][16];
@@ -4908,16 +4916,16 @@ static void mnist_resnet_l11_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist_resnet_l11_dw[NGROUP][1152];
+static cnn_real mnist_resnet_l11_dw[NGROUP][1152] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist_resnet_l11_dyp[NGROUP][4112];
-static cnn_real mnist_resnet_l11_wt[1152];
+static cnn_real mnist_resnet_l11_dyp[NGROUP][4112] CNN_ALIGNED;
+static cnn_real mnist_resnet_l11_wt[1152] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real mnist_resnet_l11_dyw[NGROUP][28688];
+static cnn_real mnist_resnet_l11_dyw[NGROUP][28688] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist_resnet_l11_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 1272;
   cnn_real *restrict wt = mnist_resnet_l11_wt;
@@ -5475,7 +5483,7 @@ CNN_CLONES static void mnist_resnet_l12_bn_backward(int n) {
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
-static cnn_real mnist_resnet_l14_xp[BATCH * 4096 + 16];
+static cnn_real mnist_resnet_l14_xp[BATCH * 4096 + 16] CNN_ALIGNED;
 // Layer 15's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l15_ps[BATCH][16], mnist_resnet_l15_pq[BATCH][16];
@@ -5980,18 +5988,18 @@ static void mnist_resnet_l14_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist_resnet_l14_dw[NGROUP][2304];
+static cnn_real mnist_resnet_l14_dw[NGROUP][2304] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist_resnet_l14_dyp[NGROUP][4112];
-static cnn_real mnist_resnet_l14_wt[2304];
+static cnn_real mnist_resnet_l14_dyp[NGROUP][4112] CNN_ALIGNED;
+static cnn_real mnist_resnet_l14_wt[2304] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real mnist_resnet_l14_dyw[NGROUP][3600];
+static cnn_real mnist_resnet_l14_dyw[NGROUP][3600] CNN_ALIGNED;
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
-static cnn_real mnist_resnet_l14_dwv[NGROUP][36864];
+static cnn_real mnist_resnet_l14_dwv[NGROUP][36864] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist_resnet_l14_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 2456;
   cnn_real *restrict wt = mnist_resnet_l14_wt;
@@ -6887,7 +6895,7 @@ CNN_CLONES static void mnist_resnet_l15_bn_backward(int n) {
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
-static cnn_real mnist_resnet_l17_xp[BATCH * 4096 + 16];
+static cnn_real mnist_resnet_l17_xp[BATCH * 4096 + 16] CNN_ALIGNED;
 // Layer 18's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l18_ps[BATCH][16], mnist_resnet_l18_pq[BATCH][16];
@@ -7392,18 +7400,18 @@ static void mnist_resnet_l17_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist_resnet_l17_dw[NGROUP][2304];
+static cnn_real mnist_resnet_l17_dw[NGROUP][2304] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist_resnet_l17_dyp[NGROUP][4112];
-static cnn_real mnist_resnet_l17_wt[2304];
+static cnn_real mnist_resnet_l17_dyp[NGROUP][4112] CNN_ALIGNED;
+static cnn_real mnist_resnet_l17_wt[2304] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real mnist_resnet_l17_dyw[NGROUP][3600];
+static cnn_real mnist_resnet_l17_dyw[NGROUP][3600] CNN_ALIGNED;
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
-static cnn_real mnist_resnet_l17_dwv[NGROUP][36864];
+static cnn_real mnist_resnet_l17_dwv[NGROUP][36864] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist_resnet_l17_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 4792;
   cnn_real *restrict wt = mnist_resnet_l17_wt;
@@ -8466,7 +8474,7 @@ CNN_CLONES static void mnist_resnet_l21_maxpool_backward(int n) {
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
-static cnn_real mnist_resnet_l22_xp[BATCH * 1296 + 16];
+static cnn_real mnist_resnet_l22_xp[BATCH * 1296 + 16] CNN_ALIGNED;
 // Layer 23's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l23_ps[BATCH][16], mnist_resnet_l23_pq[BATCH][16];
@@ -8875,16 +8883,16 @@ static void mnist_resnet_l22_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist_resnet_l22_dw[NGROUP][2304];
+static cnn_real mnist_resnet_l22_dw[NGROUP][2304] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist_resnet_l22_dyp[NGROUP][1312];
-static cnn_real mnist_resnet_l22_wt[2304];
+static cnn_real mnist_resnet_l22_dyp[NGROUP][1312] CNN_ALIGNED;
+static cnn_real mnist_resnet_l22_wt[2304] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real mnist_resnet_l22_dyw[NGROUP][8208];
+static cnn_real mnist_resnet_l22_dyw[NGROUP][8208] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist_resnet_l22_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 7128;
   cnn_real *restrict wt = mnist_resnet_l22_wt;
@@ -9411,7 +9419,7 @@ static cnn_real mnist_resnet_l23_mean[16], mnist_resnet_l23_invstd[16];
 // running stats with momentum 0.1 and the unbiased variance.
 // ReLU: y = max(y, 0).
 // Scale and shift spread per value (planes of 49 do not vectorize at -O2).
-static cnn_real mnist_resnet_l23_scv[784], mnist_resnet_l23_shv[784];
+static cnn_real mnist_resnet_l23_scv[784] CNN_ALIGNED, mnist_resnet_l23_shv[784] CNN_ALIGNED;
 CNN_CLONES static void mnist_resnet_l23_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist_resnet_params + 9432, *restrict beta = mnist_resnet_params + 9448;
   cnn_real *restrict rmean = mnist_resnet_state + 144, *restrict rvar = mnist_resnet_state + 160;
@@ -9509,7 +9517,7 @@ CNN_CLONES static void mnist_resnet_l23_bn_backward(int n) {
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
-static cnn_real mnist_resnet_l25_xp[BATCH * 1296 + 16];
+static cnn_real mnist_resnet_l25_xp[BATCH * 1296 + 16] CNN_ALIGNED;
 // Layer 26's per-image, per-channel sums (summed over the batch in double):
 // of x and x^2 in forward, of dy and dy * xhat in backward.
 static double mnist_resnet_l26_ps[BATCH][16], mnist_resnet_l26_pq[BATCH][16];
@@ -9918,16 +9926,16 @@ static void mnist_resnet_l25_conv_forward(int n, int training) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist_resnet_l25_dw[NGROUP][2304];
+static cnn_real mnist_resnet_l25_dw[NGROUP][2304] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist_resnet_l25_dyp[NGROUP][1312];
-static cnn_real mnist_resnet_l25_wt[2304];
+static cnn_real mnist_resnet_l25_dyp[NGROUP][1312] CNN_ALIGNED;
+static cnn_real mnist_resnet_l25_wt[2304] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real mnist_resnet_l25_dyw[NGROUP][8208];
+static cnn_real mnist_resnet_l25_dyw[NGROUP][8208] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist_resnet_l25_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 9464;
   cnn_real *restrict wt = mnist_resnet_l25_wt;
@@ -10511,7 +10519,7 @@ static cnn_real mnist_resnet_l26_mean[16], mnist_resnet_l26_invstd[16];
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // Scale and shift spread per value (planes of 49 do not vectorize at -O2).
-static cnn_real mnist_resnet_l26_scv[784], mnist_resnet_l26_shv[784];
+static cnn_real mnist_resnet_l26_scv[784] CNN_ALIGNED, mnist_resnet_l26_shv[784] CNN_ALIGNED;
 CNN_CLONES static void mnist_resnet_l26_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist_resnet_params + 11768, *restrict beta = mnist_resnet_params + 11784;
   cnn_real *restrict rmean = mnist_resnet_state + 176, *restrict rvar = mnist_resnet_state + 192;
@@ -10897,13 +10905,13 @@ static void mnist_resnet_l29_conv_forward(int n) {
 }
 
 // Per-group partial weight gradients, summed in group order.
-static cnn_real mnist_resnet_l29_dw[NGROUP][160];
+static cnn_real mnist_resnet_l29_dw[NGROUP][160] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
-static cnn_real mnist_resnet_l29_wt[160];
+static cnn_real mnist_resnet_l29_wt[160] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real mnist_resnet_l29_dyw[NGROUP][5136];
+static cnn_real mnist_resnet_l29_dyw[NGROUP][5136] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist_resnet_l29_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist_resnet_params + 11800;
   cnn_real *restrict wt = mnist_resnet_l29_wt;
