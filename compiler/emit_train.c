@@ -332,6 +332,11 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
   }
   for (int k = 0; k < L; k++) {
     const LayerDef *def = layer_def(n->layers[k].kind);
+    if (c->owner[k] == k && def->emit_decls)
+      def->emit_decls(c, k);
+  }
+  for (int k = 0; k < L; k++) {
+    const LayerDef *def = layer_def(n->layers[k].kind);
     if (c->owner[k] == k && def->emit_train)
       def->emit_train(c, k);
   }
@@ -378,8 +383,7 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
     if (!has_code(c, k))
       continue;
     const LayerDef *def = layer_def(n->layers[k].kind);
-    int tt = def->fwd_training || (k + 1 < L && c->bn_stats[k + 1] == k);
-    W(c, "  %s_l%d_%s_forward(n%s);\n  CNN_PROF(%d, 0);\n", P, k, def->fn, tt ? ", training" : "", k);
+    W(c, "  %s_l%d_%s_forward(n%s);\n  CNN_PROF(%d, 0);\n", P, k, def->fn, c->fwd_train[k] ? ", training" : "", k);
   }
   W(c, "  if (!y)\n    return 0;\n");
   W(c, "  double loss = 0;\n  for (int i = 0; i < n; i++) {\n    %s_y[i] = y[i];\n", P);

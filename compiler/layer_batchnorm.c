@@ -63,33 +63,34 @@ void bn_emit_dy_sums(TrainCtx *c, int k, const char *ind) {
   W(c, "%s}\n", ind);
 }
 
-// BatchNorm2d layer k: batch statistics in training, running ones in eval;
-// a dropout and a ReLU right after it are fused into its normalizing sweep.
-static void bn_emit(TrainCtx *c, int k) {
+// Whether BatchNorm layer k spreads its scale and shift per value: planes
+// whose size is not a multiple of 4 do not vectorize at -O2, so its sweep
+// runs over whole images instead.
+static int bn_flat(const TrainCtx *c, int k) {
+  const Layer *l = &c->net->layers[k];
+  return (l->out.h * l->out.w) % 4 != 0 && c->isize[k] % 4 == 0;
+}
+
+// What BatchNorm layer k's functions and the convs that run its passes
+// share, declared before any function: its partial sums, batch statistics,
+// scale and shift, the dropout's constants and mask buffers, and backward's
+// per-channel factors.
+static void bn_decls(TrainCtx *c, int k) {
   const Layer *l = &c->net->layers[k];
   const char *P = c->P;
-  int C = l->out.c, HW = l->out.h * l->out.w;
-  long off = (long)l->param_off, soff = (long)l->state_off;
-  int ib = c->ibuf[k], ob = c->buf[k + 1];
+  int C = l->out.c, HW = l->out.h * l->out.w, dk, rk;
   long sz = c->isize[k];
-  int dk, rk;
   bn_group(c, k, &dk, &rk);
-  int stats_in_conv = c->bn_stats[k] >= 0;
-  int bw = c->gmode[k + 1], dxm = c->gmode[l->src];
-  int keep_store = dk >= 0 && rk < 0;  // the mask is needed by backward only without a ReLU
-  layer_comment(c, k);
-  if (dk >= 0)
-    layer_comment(c, dk);
-  if (rk >= 0)
-    layer_comment(c, rk);
-  if (dk >= 0 || rk >= 0)
-    W(c, "// Fused: one sweep per image normalizes%s%s while the image is in cache\n"
-         "// (in place in the output buffer, [batch][%d][%d]).\n",
-      dk >= 0 ? ", drops" : "", rk >= 0 ? ", rectifies" : "", C, HW);
-  if (!stats_in_conv)
-    emit_bn_partials(c, k);
-  W(c, "// The batch mean and 1/sqrt(var + eps), which backward reuses.\n");
-  W(c, "static cnn_real %s_l%d_mean[%d], %s_l%d_invstd[%d];\n", P, k, C, P, k, C);
+  int bw = c->gmode[k + 1], keep_store = dk >= 0 && rk < 0;
+  W(c, "\n// Layer %d (batchnorm%s%s): what its passes share.\n", k, dk >= 0 ? ", dropout" : "", rk >= 0 ? ", relu" : "");
+  emit_bn_partials(c, k);
+  W(c, "// The batch mean and 1/sqrt(var + eps), which backward reuses, and the\n"
+       "// scale and shift the sweep applies.\n");
+  W(c, "static cnn_real %s_l%d_mean[%d], %s_l%d_invstd[%d], %s_l%d_scale[%d], %s_l%d_shift[%d];\n", P, k, C, P, k,
+    C, P, k, C, P, k, C);
+  if (bn_flat(c, k))
+    W(c, "// Scale and shift spread per value (planes of %d do not vectorize at -O2).\n"
+         "static cnn_real %s_l%d_scv[%ld] CNN_ALIGNED, %s_l%d_shv[%ld] CNN_ALIGNED;\n", HW, P, k, sz, P, k, sz);
   if (dk >= 0) {
     emit_drop_consts(c, dk);
     unsigned long t16 = (unsigned long)((double)(float)(1.0 - c->net->layers[dk].p) * 65536.0 + 0.5);
@@ -104,19 +105,144 @@ static void bn_emit(TrainCtx *c, int k) {
       ig_close(c, bw);
     }
   }
+  if (bw && c->gmode[l->src]) {
+    ig_open(c, c->gmode[l->src]);
+    W(c, "// dx = k1 * (dy - k2 - xhat * k3) per channel.\n");
+    W(c, "static cnn_real %s_l%d_k1[%d], %s_l%d_k2[%d], %s_l%d_k3[%d];\n", P, k, C, P, k, C, P, k, C);
+    ig_close(c, c->gmode[l->src]);
+  }
+}
+
+// BatchNorm layer k's normalizing sweep for image i (i and group g in
+// scope, and `training`): y = x * scale + shift, dropped and rectified, from
+// its input's buffer to its output's, the dropout's mask drawn first.
+void bn_emit_sweep(TrainCtx *c, int k, const char *ind) {
+  const Layer *l = &c->net->layers[k];
+  const char *P = c->P;
+  int C = l->out.c, HW = l->out.h * l->out.w, ib = c->ibuf[k], ob = c->buf[k + 1], dk, rk;
+  long sz = c->isize[k];
+  bn_group(c, k, &dk, &rk);
+  int bw = c->gmode[k + 1], keep_store = dk >= 0 && rk < 0, flat = bn_flat(c, k);
+  W(c, "%sconst cnn_real *restrict bx = %s_a%d + (size_t)i * %ld;\n", ind, P, ib, sz);
+  W(c, "%scnn_real *restrict by = %s_a%d + (size_t)i * %ld;\n", ind, P, ob, sz);
+  if (dk >= 0)
+    W(c, "%scnn_real *restrict km = %s_l%d_km[g];\n", ind, P, dk);
+  if (flat) // restrict copies: the arrays are shared with the other threads
+    W(c, "%sconst cnn_real *restrict sv = %s_l%d_scv, *restrict hv = %s_l%d_shv;\n", ind, P, k, P, k);
+  const char *relu = rk >= 0 ? "v = v > 0 ? v : 0;\n" : "";
+  if (dk < 0)
+    W(c, "%s(void)training; // (no dropout)\n", ind);
+  if (dk >= 0) {
+    long half = sz / 2;
+    W(c, "%sif (training) { // the mask as multipliers: one hash gives two 16-bit draws\n", ind);
+    W(c, "%s  uint32_t key[2];\n%s  %s_drop_keys(%d, i, key);\n", ind, ind, P, dk);
+    W(c, "%s  for (int j = 0; j < %ld; j++) {\n", ind, half);
+    W(c, "%s    const uint32_t h = %s_mix32(%s_mix32((uint32_t)j ^ key[0]) + key[1]);\n", ind, P, P);
+    W(c, "%s    km[j] = (h & 0xffffu) < L%d_KEEP16 ? L%d_SCALE : 0;\n", ind, dk, dk);
+    W(c, "%s    km[j + %ld] = (h >> 16) < L%d_KEEP16 ? L%d_SCALE : 0;\n%s  }\n", ind, half, dk, dk, ind);
+    if (sz % 2)
+      W(c, "%s  km[%ld] = (%s_mix32(%s_mix32((uint32_t)%ld ^ key[0]) + key[1]) & 0xffffu) < L%d_KEEP16 ? L%d_SCALE : 0;\n",
+        ind, sz - 1, P, P, sz - 1, dk, dk);
+    if (keep_store && bw) {
+      ig_open(c, bw);
+      W(c, "%s  for (int j = 0; j < %ld; j++)\n", ind, sz);
+      W(c, "%s    %s_l%d_keep[(size_t)i * %ld + j] = km[j] != 0;\n", ind, P, dk, sz);
+      ig_close(c, bw);
+    }
+    W(c, "%s}\n", ind);
+  }
+  if (flat) {
+    if (dk >= 0) {
+      W(c, "%sif (training)\n", ind);
+      W(c, "%s  for (int j = 0; j < %ld; j++) {\n", ind, sz);
+      W(c, "%s    cnn_real v = (bx[j] * sv[j] + hv[j]) * km[j];\n", ind);
+      if (rk >= 0)
+        W(c, "%s    %s", ind, relu);
+      W(c, "%s    by[j] = v;\n%s  }\n%selse\n", ind, ind, ind);
+    }
+    W(c, "%s  for (int j = 0; j < %ld; j++) {\n", ind, sz);
+    W(c, "%s    cnn_real v = bx[j] * sv[j] + hv[j];\n", ind);
+    if (rk >= 0)
+      W(c, "%s    %s", ind, relu);
+    W(c, "%s    by[j] = v;\n%s  }\n", ind, ind);
+    return;
+  }
+  W(c, "%sfor (int c = 0; c < %d; c++) {\n", ind, C);
+  W(c, "%s  const cnn_real sc = %s_l%d_scale[c], sh = %s_l%d_shift[c];\n", ind, P, k, P, k);
+  W(c, "%s  const cnn_real *restrict xc = bx + c * %d;\n%s  cnn_real *restrict yc = by + c * %d;\n", ind, HW, ind, HW);
+  if (dk >= 0) {
+    W(c, "%s  if (training) {\n", ind);
+    W(c, "%s    const cnn_real *restrict kc = km + c * %d;\n", ind, HW);
+    W(c, "%s    for (int p = 0; p < %d; p++) {\n", ind, HW);
+    W(c, "%s      cnn_real v = (xc[p] * sc + sh) * kc[p];\n", ind);
+    if (rk >= 0)
+      W(c, "%s      %s", ind, relu);
+    W(c, "%s      yc[p] = v;\n%s    }\n%s    continue;\n%s  }\n", ind, ind, ind, ind);
+  }
+  W(c, "%s  for (int p = 0; p < %d; p++) {\n", ind, HW);
+  W(c, "%s    cnn_real v = xc[p] * sc + sh;\n", ind);
+  if (rk >= 0)
+    W(c, "%s    %s", ind, relu);
+  W(c, "%s    yc[p] = v;\n%s  }\n%s}\n", ind, ind, ind);
+}
+
+// BatchNorm layer k's input gradient for image i (in scope), from the masked
+// gradient at its output and the factors its backward computed.
+void bn_emit_dx(TrainCtx *c, int k, const char *ind) {
+  const Layer *l = &c->net->layers[k];
+  const char *P = c->P;
+  int C = l->out.c, HW = l->out.h * l->out.w, ib = c->ibuf[k], ob = c->buf[k + 1];
+  long sz = c->isize[k];
+  W(c, "%sconst cnn_real *restrict bx = %s_a%d + (size_t)i * %ld;\n", ind, P, ib, sz);
+  W(c, "%sconst cnn_real *restrict bdy = %s_d%d + (size_t)i * %ld;\n", ind, P, ob, sz);
+  W(c, "%scnn_real *restrict bdx = %s + (size_t)i * %ld;\n", ind, c->dx[k], sz);
+  W(c, "%sfor (int c = 0; c < %d; c++) {\n", ind, C);
+  W(c, "%s  const cnn_real m_ = %s_l%d_mean[c], is = %s_l%d_invstd[c];\n", ind, P, k, P, k);
+  W(c, "%s  const cnn_real a = %s_l%d_k1[c], b = %s_l%d_k2[c], q = %s_l%d_k3[c];\n", ind, P, k, P, k, P, k);
+  W(c, "%s  for (int p = 0; p < %d; p++) {\n", ind, HW);
+  W(c, "%s    const cnn_real xh = (bx[c * %d + p] - m_) * is;\n", ind, HW);
+  W(c, "%s    bdx[c * %d + p] = a * (bdy[c * %d + p] - b - xh * q);\n%s  }\n%s}\n", ind, HW, HW, ind, ind);
+}
+
+// BatchNorm2d layer k: batch statistics in training, running ones in eval;
+// a dropout and a ReLU right after it are fused into its normalizing sweep.
+// Its forward function takes the statistics (unless the conv before it
+// did) and sets scale and shift; its sweep runs there too unless the conv
+// after it runs it image by image (bn_sweep). Its backward sums the masked
+// gradient (unless the conv after it did: bn_dsums) and sets the gradients
+// of gamma and beta and dx's factors; dx itself runs there unless the conv
+// before it runs it image by image (bn_dx).
+static void bn_emit(TrainCtx *c, int k) {
+  const Layer *l = &c->net->layers[k];
+  const char *P = c->P;
+  int C = l->out.c, HW = l->out.h * l->out.w;
+  long off = (long)l->param_off, soff = (long)l->state_off;
+  int ib = c->ibuf[k];
+  long sz = c->isize[k];
+  int dk, rk;
+  bn_group(c, k, &dk, &rk);
+  int stats_in_conv = c->bn_stats[k] >= 0;
+  int bw = c->gmode[k + 1], dxm = c->gmode[l->src];
+  layer_comment(c, k);
+  if (dk >= 0)
+    layer_comment(c, dk);
+  if (rk >= 0)
+    layer_comment(c, rk);
+  if (dk >= 0 || rk >= 0)
+    W(c, "// Fused: one sweep per image normalizes%s%s while the image is in cache\n"
+         "// (in place in the output buffer, [batch][%d][%d])%s.\n",
+      dk >= 0 ? ", drops" : "", rk >= 0 ? ", rectifies" : "", C, HW,
+      c->bn_sweep[k] >= 0 ? ", run by the conv that reads it" : "");
   W(c, "// y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the\n"
        "// running stats with momentum 0.1 and the unbiased variance.%s%s\n",
     dk >= 0 ? "\n// Dropout (training only): y = keep ? y / (1 - p) : 0, masks from "
               "per-image hash keys." : "",
     rk >= 0 ? "\n// ReLU: y = max(y, 0)." : "");
-  if (HW % 4 != 0 && sz % 4 == 0) // see `flat` below
-    W(c, "// Scale and shift spread per value (planes of %d do not vectorize at -O2).\n"
-         "static cnn_real %s_l%d_scv[%ld] CNN_ALIGNED, %s_l%d_shv[%ld] CNN_ALIGNED;\n", HW, P, k, sz, P, k, sz);
   W(c, "CNN_CLONES static void %s_l%d_bn_forward(int n, int training) {\n", P, k);
   W(c, "  const cnn_real *restrict gamma = %s_params + %ld, *restrict beta = %s_params + %ld;\n", P, off, P,
     off + C);
   W(c, "  cnn_real *restrict rmean = %s_state + %ld, *restrict rvar = %s_state + %ld;\n", P, soff, P, soff + C);
-  W(c, "  cnn_real scale[%d], shift[%d];\n", C, C);
+  W(c, "  cnn_real *restrict scale = %s_l%d_scale, *restrict shift = %s_l%d_shift;\n", P, k, P, k);
   W(c, "  if (training) {\n");
   if (stats_in_conv) {
     W(c, "    // The per-image sums were taken by layer %d's forward.\n", c->bn_stats[k]);
@@ -147,71 +273,20 @@ static void bn_emit(TrainCtx *c, int k) {
   W(c, "    for (int c = 0; c < %d; c++) {\n", C);
   W(c, "      scale[c] = gamma[c] * (cnn_real)(1 / sqrt((double)rvar[c] + 1e-5));\n");
   W(c, "      shift[c] = beta[c] - rmean[c] * scale[c];\n    }\n  }\n");
-  // Planes whose size is not a multiple of 4 do not vectorize at -O2; their
-  // sweep runs over the whole image with scale and shift spread per value.
-  int flat = HW % 4 != 0 && sz % 4 == 0;
-  if (flat) {
-    W(c, "  // Spread per value: the sweep below runs over whole images (%ld values).\n", sz);
-    W(c, "  cnn_real *restrict scv = %s_l%d_scv, *restrict shv = %s_l%d_shv;\n", P, k, P, k);
+  if (bn_flat(c, k)) {
+    W(c, "  // Spread per value: the sweep runs over whole images (%ld values).\n", sz);
     W(c, "  for (int c = 0; c < %d; c++)\n    for (int p = 0; p < %d; p++) {\n", C, HW);
-    W(c, "      scv[c * %d + p] = scale[c];\n      shv[c * %d + p] = shift[c];\n    }\n", HW, HW);
+    W(c, "      %s_l%d_scv[c * %d + p] = scale[c];\n      %s_l%d_shv[c * %d + p] = shift[c];\n    }\n", P, k, HW, P, k,
+      HW);
   }
-  group_begin(c);
-  if (dk >= 0)
-    W(c, "    cnn_real *restrict km = %s_l%d_km[g];\n", P, dk);
-  if (flat) // restrict copies: the arrays are shared with the other threads
-    W(c, "    const cnn_real *restrict sv = %s_l%d_scv, *restrict hv = %s_l%d_shv;\n", P, k, P, k);
-  images_begin(c);
-  W(c, "      const cnn_real *restrict x = %s_a%d + (size_t)i * %ld;\n", P, ib, sz);
-  W(c, "      cnn_real *restrict y = %s_a%d + (size_t)i * %ld;\n", P, ob, sz);
-  const char *relu = rk >= 0 ? "          v = v > 0 ? v : 0;\n" : "";
-  if (dk >= 0) {
-    long half = sz / 2;
-    W(c, "      if (training) { // the mask as multipliers: one hash gives two 16-bit draws\n");
-    W(c, "        uint32_t key[2];\n        %s_drop_keys(%d, i, key);\n", P, dk);
-    W(c, "        for (int j = 0; j < %ld; j++) {\n", half);
-    W(c, "          const uint32_t h = %s_mix32(%s_mix32((uint32_t)j ^ key[0]) + key[1]);\n", P, P);
-    W(c, "          km[j] = (h & 0xffffu) < L%d_KEEP16 ? L%d_SCALE : 0;\n", dk, dk);
-    W(c, "          km[j + %ld] = (h >> 16) < L%d_KEEP16 ? L%d_SCALE : 0;\n        }\n", half, dk, dk);
-    if (sz % 2)
-      W(c, "        km[%ld] = (%s_mix32(%s_mix32((uint32_t)%ld ^ key[0]) + key[1]) & 0xffffu) < L%d_KEEP16 ? L%d_SCALE : 0;\n",
-        sz - 1, P, P, sz - 1, dk, dk);
-    if (keep_store && bw) {
-      ig_open(c, bw);
-      W(c, "        for (int j = 0; j < %ld; j++)\n", sz);
-      W(c, "          %s_l%d_keep[(size_t)i * %ld + j] = km[j] != 0;\n", P, dk, sz);
-      ig_close(c, bw);
-    }
-    W(c, "      }\n");
-  }
-  if (flat) {
-    if (dk >= 0) {
-      W(c, "      if (training)\n");
-      W(c, "        for (int j = 0; j < %ld; j++) {\n", sz);
-      W(c, "          cnn_real v = (x[j] * sv[j] + hv[j]) * km[j];\n%s", relu);
-      W(c, "          y[j] = v;\n        }\n      else\n");
-    }
-    W(c, "        for (int j = 0; j < %ld; j++) {\n", sz);
-    W(c, "          cnn_real v = x[j] * sv[j] + hv[j];\n%s", relu);
-    W(c, "          y[j] = v;\n        }\n");
+  if (c->bn_sweep[k] >= 0) {
+    W(c, "  (void)n; // layer %d's forward runs the sweep, image by image\n", c->bn_sweep[k]);
   } else {
-    W(c, "      for (int c = 0; c < %d; c++) {\n", C);
-    W(c, "        const cnn_real sc = scale[c], sh = shift[c];\n");
-    W(c, "        const cnn_real *restrict xc = x + c * %d;\n        cnn_real *restrict yc = y + c * %d;\n", HW, HW);
-    if (dk >= 0) {
-      W(c, "        if (training) {\n");
-      W(c, "          const cnn_real *restrict kc = km + c * %d;\n", HW);
-      W(c, "          for (int p = 0; p < %d; p++) {\n", HW);
-      W(c, "            cnn_real v = (xc[p] * sc + sh) * kc[p];\n");
-      W(c, "%s", rk >= 0 ? "            v = v > 0 ? v : 0;\n" : "");
-      W(c, "            yc[p] = v;\n          }\n          continue;\n        }\n");
-    }
-    W(c, "        for (int p = 0; p < %d; p++) {\n", HW);
-    W(c, "          cnn_real v = xc[p] * sc + sh;\n%s", relu);
-    W(c, "          yc[p] = v;\n        }\n");
-    W(c, "      }\n");
+    group_begin(c);
+    images_begin(c);
+    bn_emit_sweep(c, k, "      ");
+    group_end(c);
   }
-  group_end(c);
   W(c, "}\n");
 
   if (!bw)
@@ -222,7 +297,8 @@ static void bn_emit(TrainCtx *c, int k) {
     W(c, "// First, in place, the gradient at BN's output: dy%s%s.\n", rk >= 0 ? " where y > 0" : "",
       dk >= 0 ? (rk >= 0 ? ", times 1 / (1 - p) (y > 0 implies kept)" : ", times keep / (1 - p)") : "");
   W(c, "// dgamma = sum dy * xhat, dbeta = sum dy;\n"
-       "// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).\n");
+       "// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N)%s.\n",
+    c->bn_dx[k] >= 0 ? " (run by the conv before it, image by image)" : "");
   W(c, "CNN_CLONES static void %s_l%d_bn_backward(int n) {\n", P, k);
   if (c->bn_dsums[k] < 0) {
     group_begin(c);
@@ -235,7 +311,6 @@ static void bn_emit(TrainCtx *c, int k) {
   if (dxm) {
     ig_open(c, dxm);
     W(c, "  const double N = (double)n * %d;\n", HW);
-    W(c, "  cnn_real k1[%d], k2[%d], k3[%d];\n", C, C, C);
     ig_close(c, dxm);
   }
   W(c, "  for (int c = 0; c < %d; c++) {\n", C);
@@ -244,25 +319,16 @@ static void bn_emit(TrainCtx *c, int k) {
   W(c, "    %s_grads[%ld + c] = (cnn_real)dg;\n    %s_grads[%ld + c] = (cnn_real)db;\n", P, off, P, off + C);
   if (dxm) {
     ig_open(c, dxm);
-    W(c, "    k1[c] = %s_params[%ld + c] * %s_l%d_invstd[c];\n", P, off, P, k);
-    W(c, "    k2[c] = (cnn_real)(db / N);\n    k3[c] = (cnn_real)(dg / N);\n");
+    W(c, "    %s_l%d_k1[c] = %s_params[%ld + c] * %s_l%d_invstd[c];\n", P, k, P, off, P, k);
+    W(c, "    %s_l%d_k2[c] = (cnn_real)(db / N);\n    %s_l%d_k3[c] = (cnn_real)(dg / N);\n", P, k, P, k);
     ig_close(c, dxm);
   }
   W(c, "  }\n");
-  if (dxm) {
+  if (dxm && c->bn_dx[k] < 0) {
     ig_open(c, dxm);
     group_begin(c);
     images_begin(c);
-    W(c, "      const cnn_real *restrict x = %s_a%d + (size_t)i * %ld;\n", P, ib, sz);
-    W(c, "      const cnn_real *restrict dy = %s_d%d + (size_t)i * %ld;\n", P, ob, sz);
-    W(c, "      cnn_real *restrict dx = %s + (size_t)i * %ld;\n", c->dx[k], sz);
-    W(c, "      for (int c = 0; c < %d; c++) {\n", C);
-    W(c, "        const cnn_real m_ = %s_l%d_mean[c], is = %s_l%d_invstd[c];\n", P, k, P, k);
-    W(c, "        const cnn_real a = k1[c], b = k2[c], q = k3[c];\n");
-    W(c, "        for (int p = 0; p < %d; p++) {\n", HW);
-    W(c, "          const cnn_real xh = (x[c * %d + p] - m_) * is;\n", HW);
-    W(c, "          dx[c * %d + p] = a * (dy[c * %d + p] - b - xh * q);\n", HW, HW);
-    W(c, "        }\n      }\n");
+    bn_emit_dx(c, k, "      ");
     group_end(c);
     ig_close(c, dxm);
   }
@@ -320,6 +386,7 @@ static int bn_tensors(const Layer *l, LayerTensor t[4]) {
 
 const LayerDef layer_batchnorm = {
     .name = "batchnorm", .costs = bn_costs, .transform = bn_transform,
-    .fn = "bn", .fwd_training = true, .emit_train = bn_emit, .emit_init = bn_init, .lower = bn_lower,
+    .fn = "bn", .fwd_training = true, .emit_decls = bn_decls, .emit_train = bn_emit, .emit_init = bn_init,
+    .lower = bn_lower,
     .torch = bn_torch, .torch_in = 4, .tensors = bn_tensors,
 };

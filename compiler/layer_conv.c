@@ -338,21 +338,21 @@ static const char *fn_attr(int vl) {
   return vl == CONV_VL_AVX512 ? "CNN_V16_FN" : vl ? "CNN_CLONES_V8" : "CNN_CLONES";
 }
 
-// The declarations before conv k's forward functions: the BatchNorm
-// partial sums when it takes them.
+// What conv k's forward does besides the conv, said over its functions.
 static void forward_decls(TrainCtx *c, int k, int stats) {
-  if (stats) {
-    emit_bn_partials(c, k + 1);
+  for (int b = 0; b < k; b++)
+    if (c->bn_sweep[b] == k)
+      W(c, "// Each image first gets layer %d's normalizing sweep (its input).\n", b);
+  if (stats)
     W(c, "// In training, also sums each image's output per channel for layer %d's statistics.\n", k + 1);
-  }
 }
 
 // The head of conv k's forward function for width vl.
-static void forward_head(TrainCtx *c, int k, int stats, int vl) {
+static void forward_head(TrainCtx *c, int k, int vl) {
   const Layer *l = &c->net->layers[k];
   long off = (long)l->param_off, wsz = conv_weights(l);
   W(c, "%s static void %s_l%d_conv_forward%s(int n%s) {\n", fn_attr(vl), c->P, k, fn_suffix(vl),
-    stats ? ", int training" : "");
+    c->fwd_train[k] ? ", int training" : "");
   W(c, "  const cnn_real *restrict w = %s_params + %ld;\n", c->P, off);
   if (l->bias)
     W(c, "  const cnn_real *restrict b = %s_params + %ld;\n", c->P, off + wsz);
@@ -433,12 +433,18 @@ static void direct_forward(TrainCtx *c, int k, int vl, int yf) {
   ConvDims d = conv_dims(l, vl);
   long ygs = (long)d.o * l->out.h * l->out.w, wgs = conv_weights(l) / G;
   char ga[4][128], gind[32];
-  forward_head(c, k, stats, vl);
+  forward_head(c, k, vl);
   group_begin(c);
   int flat = yf && conv_fwd_flat(&d);
   if (flat)
     W(c, "    cnn_real *restrict yf = %s_l%d_yf[g];\n", c->P, k);
   forward_images(c, k);
+  for (int b = 0; b < k; b++)
+    if (c->bn_sweep[b] == k) {
+      W(c, "      { // layer %d's sweep: this image's input\n", b);
+      bn_emit_sweep(c, b, "        ");
+      W(c, "      }\n");
+    }
   if (pad) {
     W(c, "      cnn_real *restrict xp = %s_l%d_xp + (size_t)i * %ld;\n", c->P, k, (long)l->in.c * d.h * d.w);
     W(c, "      for (int c = 0; c < %d; c++)\n        for (int iy = 0; iy < %d; iy++)\n", l->in.c, l->in.h);
@@ -519,6 +525,18 @@ static void direct_backward(TrainCtx *c, int k, int vl) {
     W(c, "    cnn_real *restrict dyp = %s_l%d_dyp[g];\n", P, k);
     ig_close(c, dxmode);
   }
+  // The BatchNorm after this conv whose input gradient (this conv's dy)
+  // runs here, image by image before the conv's own work; for small maps
+  // the group's images at once, as the weight gradient then reads them.
+  int bnx = -1;
+  for (int b = k + 1; b < c->L; b++)
+    if (c->bn_dx[b] == k)
+      bnx = b;
+  if (bnx >= 0 && inner) {
+    W(c, "    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer %d's dx: this conv's dy\n", bnx);
+    bn_emit_dx(c, bnx, "      ");
+    W(c, "    }\n");
+  }
   char xb[96], dyb[96];
   if (pad)
     snprintf(xb, sizeof xb, "%s_l%d_xp", P, k);
@@ -548,6 +566,11 @@ static void direct_backward(TrainCtx *c, int k, int vl) {
     groups_close(c, G, "    ");
   }
   images_begin(c);
+  if (bnx >= 0 && !inner) {
+    W(c, "      { // layer %d's dx: this image's dy\n", bnx);
+    bn_emit_dx(c, bnx, "        ");
+    W(c, "      }\n");
+  }
   if (!inner || l->bias)
     W(c, "      const int first = i == g * GSIZE;\n");
   if (!inner)
@@ -647,7 +670,7 @@ static void conv_emit_direct(TrainCtx *c, int k) {
     if (conv_widths[v] == CONV_VL_AVX512)
       W(c, "#endif\n");
   }
-  emit_dispatch(c, k, "forward", stats);
+  emit_dispatch(c, k, "forward", c->fwd_train[k]);
   if (!bwmode)
     return;
   ig_open(c, bwmode);
@@ -722,7 +745,7 @@ static void conv_emit(TrainCtx *c, int k) {
       l->bias ? " + b" : "");
   int stats = conv_stats(c, k);
   forward_decls(c, k, stats);
-  forward_head(c, k, stats, 0);
+  forward_head(c, k, 0);
   group_begin(c);
   W(c, "    cnn_real *restrict col = %s_col[g];\n", P);
   forward_images(c, k);

@@ -104,6 +104,10 @@ typedef struct LayerDef {
   bool in_place;
   bool view;                 // in place, no code at all (a reshape: flatten)
   void (*emit_train)(TrainCtx *c, int k);
+  // Declarations other layers' functions read too (a pass of this layer
+  // that runs inside another's function), printed before every function
+  // (NULL: none).
+  void (*emit_decls)(TrainCtx *c, int k);
   void (*emit_init)(TrainCtx *c, int k);
   // Values of the im2col matrix one image needs (shared by every layer of
   // the net; NULL or 0: none).

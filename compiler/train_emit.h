@@ -29,6 +29,9 @@ typedef struct TrainCtx {
   int *owner;      // layer whose function runs layer k (k itself unless fused)
   int *bn_stats;   // BN layer k: the conv that sums its statistics, or -1
   int *bn_dsums;   // BN layer k: the conv whose backward sums its gradient's, or -1
+  int *bn_sweep;   // BN layer k: the conv whose forward runs its sweep per image, or -1
+  int *bn_dx;      // BN layer k: the conv whose backward runs its dx per image, or -1
+  int *fwd_train;  // layer k's forward takes `training`
   // Input gradients: the buffer name layer k's backward writes for src and
   // src2 ("NAME_d3"), and whether that is the scratch buffer, added to the
   // tensor's gradient after the call (another consumer wrote it first).
@@ -46,10 +49,15 @@ typedef struct TrainCtx {
 // Whether conv l runs on the generated direct kernels (layer_conv.c).
 int conv_is_direct(const Layer *l);
 
-// BatchNorm layer k's first backward pass for image i (in scope): the
-// gradient at its group's output masked in place (ReLU, dropout) and its
-// per-channel sums of dy and dy * xhat (layer_batchnorm.c).
+// BatchNorm layer k's passes for image i (in scope), run inside a conv's
+// function (layer_batchnorm.c): its forward's normalizing sweep (with the
+// dropout and ReLU fused into it; group g and `training` in scope); its
+// backward's first pass, the gradient at its group's output masked in place
+// (ReLU, dropout) and its per-channel sums of dy and dy * xhat; and its
+// input gradient, once its backward has set the factors.
+void bn_emit_sweep(TrainCtx *c, int k, const char *ind);
 void bn_emit_dy_sums(TrainCtx *c, int k, const char *ind);
+void bn_emit_dx(TrainCtx *c, int k, const char *ind);
 
 // Builds the plan of net for a batch; 0, or -1 out of memory.
 int train_plan(TrainCtx *c, const Net *net, int batch);

@@ -32,13 +32,16 @@ int train_plan(TrainCtx *c, const Net *net, int batch) {
   c->owner = calloc(T, sizeof *c->owner);
   c->bn_stats = calloc(T, sizeof *c->bn_stats);
   c->bn_dsums = calloc(T, sizeof *c->bn_dsums);
+  c->bn_sweep = calloc(T, sizeof *c->bn_sweep);
+  c->bn_dx = calloc(T, sizeof *c->bn_dx);
+  c->fwd_train = calloc(T, sizeof *c->fwd_train);
   c->dx = calloc(T, sizeof *c->dx);
   c->dx2 = calloc(T, sizeof *c->dx2);
   c->dx_acc = calloc(T, sizeof *c->dx_acc);
   c->dx2_acc = calloc(T, sizeof *c->dx2_acc);
   int *dep = calloc(T, sizeof *dep), *written = calloc(T, sizeof *written);
   if (!c->tsize || !c->buf || !c->gmode || !c->bufg || !c->nuse || !c->ibuf || !c->isize || !c->owner ||
-      !c->bn_stats || !c->bn_dsums || !c->dx || !c->dx2 || !c->dx_acc || !c->dx2_acc || !dep || !written) {
+      !c->bn_stats || !c->bn_dsums || !c->bn_sweep || !c->bn_dx || !c->fwd_train || !c->dx || !c->dx2 || !c->dx_acc || !c->dx2_acc || !dep || !written) {
     free(dep);
     free(written);
     train_plan_free(c);
@@ -63,6 +66,9 @@ int train_plan(TrainCtx *c, const Net *net, int batch) {
     c->owner[k] = k;
     c->bn_stats[k] = -1;
     c->bn_dsums[k] = -1;
+    c->bn_sweep[k] = -1;
+    c->bn_dx[k] = -1;
+    c->fwd_train[k] = def->fwd_training;
     if (l->kind == L_DROPOUT)
       c->has_dropout = 1;
     if (def->read_slack && def->read_slack(l) > c->slack)
@@ -142,6 +148,34 @@ int train_plan(TrainCtx *c, const Net *net, int batch) {
         c->bn_dsums[k] = j;
     }
   }
+  // A BatchNorm whose statistics the conv before it takes has its sweep run
+  // by the direct conv that alone reads its group's output, image by image
+  // before that conv's own work (the image is then in cache for it), and
+  // its input gradient by that conv before it, when BN alone reads its
+  // output and BN writes its gradient: one pass less over each, and no
+  // parallel region of their own.
+  for (int k = 0; k < L; k++) {
+    const Layer *l = &net->layers[k];
+    int p = c->bn_stats[k];
+    if (l->kind != L_BATCHNORM || p < 0)
+      continue;
+    int e = k;
+    while (e + 1 < L && c->owner[e + 1] == k)
+      e++;
+    int t = e + 1;
+    for (int j = t; j < L && c->nuse[t] == 1; j++) {
+      const Layer *lj = &net->layers[j];
+      if (lj->src == t && lj->src2 != t && lj->kind == L_CONV && c->owner[j] == j && conv_is_direct(lj)) {
+        c->bn_sweep[k] = j;
+        c->fwd_train[j] = 1;
+      }
+    }
+    if (c->nuse[k] == 1 && c->gmode[k] == 1 && c->gmode[k + 1] && !c->dx_acc[k] && conv_is_direct(&net->layers[p]))
+      c->bn_dx[k] = p;
+  }
+  for (int k = 0; k + 1 < L; k++)
+    if (c->bn_stats[k + 1] == k)
+      c->fwd_train[k] = 1;
   free(dep);
   free(written);
   return 0;
@@ -158,6 +192,9 @@ void train_plan_free(TrainCtx *c) {
   free(c->owner);
   free(c->bn_stats);
   free(c->bn_dsums);
+  free(c->bn_sweep);
+  free(c->bn_dx);
+  free(c->fwd_train);
   free(c->dx);
   free(c->dx2);
   free(c->dx_acc);

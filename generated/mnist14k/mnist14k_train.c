@@ -348,14 +348,125 @@ static void mnist14k_drop_keys(int k, int i, uint32_t key[2]) {
   key[1] = (uint32_t)(z >> 32);
 }
 
+// Layer 1 (batchnorm, dropout, relu): what its passes share.
+// Layer 1's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist14k_l1_ps[BATCH][16], mnist14k_l1_pq[BATCH][16];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist14k_l1_mean[16], mnist14k_l1_invstd[16], mnist14k_l1_scale[16], mnist14k_l1_shift[16];
+// Layer 2: keep a value with probability 1 - p = 0.970000029 (hash < 16273900 / 2^24)
+// and scale it by 1 / (1 - p).
+#define L2_KEEP24 16273900u
+#define L2_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
+// In the fused sweep, two draws per hash: keep when a 16-bit half < 63570 (1 - p = 0.970001).
+#define L2_KEEP16 63570u
+// Each group's mask multipliers for one image: 1 / (1 - p) or 0.
+static cnn_real mnist14k_l2_km[NGROUP][10816] CNN_ALIGNED;
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist14k_l1_k1[16], mnist14k_l1_k2[16], mnist14k_l1_k3[16];
+
+// Layer 5 (batchnorm, dropout, relu): what its passes share.
+// Layer 5's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist14k_l5_ps[BATCH][16], mnist14k_l5_pq[BATCH][16];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist14k_l5_mean[16], mnist14k_l5_invstd[16], mnist14k_l5_scale[16], mnist14k_l5_shift[16];
+// Layer 6: keep a value with probability 1 - p = 0.970000029 (hash < 16273900 / 2^24)
+// and scale it by 1 / (1 - p).
+#define L6_KEEP24 16273900u
+#define L6_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
+// In the fused sweep, two draws per hash: keep when a 16-bit half < 63570 (1 - p = 0.970001).
+#define L6_KEEP16 63570u
+// Each group's mask multipliers for one image: 1 / (1 - p) or 0.
+static cnn_real mnist14k_l6_km[NGROUP][9216] CNN_ALIGNED;
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist14k_l5_k1[16], mnist14k_l5_k2[16], mnist14k_l5_k3[16];
+
+// Layer 9 (batchnorm, dropout, relu): what its passes share.
+// Layer 9's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist14k_l9_ps[BATCH][16], mnist14k_l9_pq[BATCH][16];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist14k_l9_mean[16], mnist14k_l9_invstd[16], mnist14k_l9_scale[16], mnist14k_l9_shift[16];
+// Layer 10: keep a value with probability 1 - p = 0.970000029 (hash < 16273900 / 2^24)
+// and scale it by 1 / (1 - p).
+#define L10_KEEP24 16273900u
+#define L10_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
+// In the fused sweep, two draws per hash: keep when a 16-bit half < 63570 (1 - p = 0.970001).
+#define L10_KEEP16 63570u
+// Each group's mask multipliers for one image: 1 / (1 - p) or 0.
+static cnn_real mnist14k_l10_km[NGROUP][7744] CNN_ALIGNED;
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist14k_l9_k1[16], mnist14k_l9_k2[16], mnist14k_l9_k3[16];
+
+// Layer 14 (batchnorm, dropout, relu): what its passes share.
+// Layer 14's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist14k_l14_ps[BATCH][16], mnist14k_l14_pq[BATCH][16];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist14k_l14_mean[16], mnist14k_l14_invstd[16], mnist14k_l14_scale[16], mnist14k_l14_shift[16];
+// Scale and shift spread per value (planes of 121 do not vectorize at -O2).
+static cnn_real mnist14k_l14_scv[1936] CNN_ALIGNED, mnist14k_l14_shv[1936] CNN_ALIGNED;
+// Layer 15: keep a value with probability 1 - p = 0.970000029 (hash < 16273900 / 2^24)
+// and scale it by 1 / (1 - p).
+#define L15_KEEP24 16273900u
+#define L15_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
+// In the fused sweep, two draws per hash: keep when a 16-bit half < 63570 (1 - p = 0.970001).
+#define L15_KEEP16 63570u
+// Each group's mask multipliers for one image: 1 / (1 - p) or 0.
+static cnn_real mnist14k_l15_km[NGROUP][1936] CNN_ALIGNED;
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist14k_l14_k1[16], mnist14k_l14_k2[16], mnist14k_l14_k3[16];
+
+// Layer 18 (batchnorm, dropout, relu): what its passes share.
+// Layer 18's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist14k_l18_ps[BATCH][24], mnist14k_l18_pq[BATCH][24];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist14k_l18_mean[24], mnist14k_l18_invstd[24], mnist14k_l18_scale[24], mnist14k_l18_shift[24];
+// Scale and shift spread per value (planes of 81 do not vectorize at -O2).
+static cnn_real mnist14k_l18_scv[1944] CNN_ALIGNED, mnist14k_l18_shv[1944] CNN_ALIGNED;
+// Layer 19: keep a value with probability 1 - p = 0.970000029 (hash < 16273900 / 2^24)
+// and scale it by 1 / (1 - p).
+#define L19_KEEP24 16273900u
+#define L19_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
+// In the fused sweep, two draws per hash: keep when a 16-bit half < 63570 (1 - p = 0.970001).
+#define L19_KEEP16 63570u
+// Each group's mask multipliers for one image: 1 / (1 - p) or 0.
+static cnn_real mnist14k_l19_km[NGROUP][1944] CNN_ALIGNED;
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist14k_l18_k1[24], mnist14k_l18_k2[24], mnist14k_l18_k3[24];
+
+// Layer 22 (batchnorm, dropout, relu): what its passes share.
+// Layer 22's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist14k_l22_ps[BATCH][24], mnist14k_l22_pq[BATCH][24];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist14k_l22_mean[24], mnist14k_l22_invstd[24], mnist14k_l22_scale[24], mnist14k_l22_shift[24];
+// Scale and shift spread per value (planes of 49 do not vectorize at -O2).
+static cnn_real mnist14k_l22_scv[1176] CNN_ALIGNED, mnist14k_l22_shv[1176] CNN_ALIGNED;
+// Layer 23: keep a value with probability 1 - p = 0.970000029 (hash < 16273900 / 2^24)
+// and scale it by 1 / (1 - p).
+#define L23_KEEP24 16273900u
+#define L23_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
+// In the fused sweep, two draws per hash: keep when a 16-bit half < 63570 (1 - p = 0.970001).
+#define L23_KEEP16 63570u
+// Each group's mask multipliers for one image: 1 / (1 - p) or 0.
+static cnn_real mnist14k_l23_km[NGROUP][1176] CNN_ALIGNED;
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist14k_l22_k1[24], mnist14k_l22_k2[24], mnist14k_l22_k3[24];
+
 // Layer 0: conv 3x3, stride 1, pad 0, no bias: 28x28x1 -> 26x26x16 (HxWxC), RF 3, 144 params, 97344 MACs/image.
 // Path: direct kernels (forward, input and weight gradient).
 // y[16][26x26] = W[16][1][3x3] (*) x[1][28x28].
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-// Layer 1's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist14k_l1_ps[BATCH][16], mnist14k_l1_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 1's statistics.
 CNN_CLONES_V8 static void mnist14k_l0_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 0;
@@ -658,6 +769,19 @@ CNN_CLONES_V8 static void mnist14k_l0_conv_backward_v8(int n) {
     cnn_real *restrict dyp = mnist14k_l0_dyp[g];
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 1's dx: this image's dy
+        const cnn_real *restrict bx = mnist14k_a1 + (size_t)i * 10816;
+        const cnn_real *restrict bdy = mnist14k_d2 + (size_t)i * 10816;
+        cnn_real *restrict bdx = mnist14k_d1 + (size_t)i * 10816;
+        for (int c = 0; c < 16; c++) {
+          const cnn_real m_ = mnist14k_l1_mean[c], is = mnist14k_l1_invstd[c];
+          const cnn_real a = mnist14k_l1_k1[c], b = mnist14k_l1_k2[c], q = mnist14k_l1_k3[c];
+          for (int p = 0; p < 676; p++) {
+            const cnn_real xh = (bx[c * 676 + p] - m_) * is;
+            bdx[c * 676 + p] = a * (bdy[c * 676 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist14k_a0 + (size_t)i * 784;
       const cnn_real *restrict dy = mnist14k_d1 + (size_t)i * 10816;
@@ -898,6 +1022,19 @@ CNN_V16_FN static void mnist14k_l0_conv_backward_v16(int n) {
     cnn_real *restrict dyp = mnist14k_l0_dyp[g];
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 1's dx: this image's dy
+        const cnn_real *restrict bx = mnist14k_a1 + (size_t)i * 10816;
+        const cnn_real *restrict bdy = mnist14k_d2 + (size_t)i * 10816;
+        cnn_real *restrict bdx = mnist14k_d1 + (size_t)i * 10816;
+        for (int c = 0; c < 16; c++) {
+          const cnn_real m_ = mnist14k_l1_mean[c], is = mnist14k_l1_invstd[c];
+          const cnn_real a = mnist14k_l1_k1[c], b = mnist14k_l1_k2[c], q = mnist14k_l1_k3[c];
+          for (int p = 0; p < 676; p++) {
+            const cnn_real xh = (bx[c * 676 + p] - m_) * is;
+            bdx[c * 676 + p] = a * (bdy[c * 676 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist14k_a0 + (size_t)i * 784;
       const cnn_real *restrict dy = mnist14k_d1 + (size_t)i * 10816;
@@ -1222,17 +1359,7 @@ static void mnist14k_l0_conv_backward(int n) {
 
 // Layer 3: relu: 26x26x16 -> 26x26x16 (HxWxC), RF 3, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, drops, rectifies while the image is in cache
-// (in place in the output buffer, [batch][16][676]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist14k_l1_mean[16], mnist14k_l1_invstd[16];
-// Layer 2: keep a value with probability 1 - p = 0.970000029 (hash < 16273900 / 2^24)
-// and scale it by 1 / (1 - p).
-#define L2_KEEP24 16273900u
-#define L2_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
-// In the fused sweep, two draws per hash: keep when a 16-bit half < 63570 (1 - p = 0.970001).
-#define L2_KEEP16 63570u
-// Each group's mask multipliers for one image: 1 / (1 - p) or 0.
-static cnn_real mnist14k_l2_km[NGROUP][10816] CNN_ALIGNED;
+// (in place in the output buffer, [batch][16][676]), run by the conv that reads it.
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
@@ -1240,7 +1367,7 @@ static cnn_real mnist14k_l2_km[NGROUP][10816] CNN_ALIGNED;
 CNN_CLONES static void mnist14k_l1_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist14k_params + 144, *restrict beta = mnist14k_params + 160;
   cnn_real *restrict rmean = mnist14k_state + 0, *restrict rvar = mnist14k_state + 16;
-  cnn_real scale[16], shift[16];
+  cnn_real *restrict scale = mnist14k_l1_scale, *restrict shift = mnist14k_l1_shift;
   if (training) {
     // The per-image sums were taken by layer 0's forward.
     const double N = (double)n * 676;
@@ -1268,51 +1395,15 @@ CNN_CLONES static void mnist14k_l1_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict km = mnist14k_l2_km[g];
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist14k_a1 + (size_t)i * 10816;
-      cnn_real *restrict y = mnist14k_a2 + (size_t)i * 10816;
-      if (training) { // the mask as multipliers: one hash gives two 16-bit draws
-        uint32_t key[2];
-        mnist14k_drop_keys(2, i, key);
-        for (int j = 0; j < 5408; j++) {
-          const uint32_t h = mnist14k_mix32(mnist14k_mix32((uint32_t)j ^ key[0]) + key[1]);
-          km[j] = (h & 0xffffu) < L2_KEEP16 ? L2_SCALE : 0;
-          km[j + 5408] = (h >> 16) < L2_KEEP16 ? L2_SCALE : 0;
-        }
-      }
-      for (int c = 0; c < 16; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 676;
-        cnn_real *restrict yc = y + c * 676;
-        if (training) {
-          const cnn_real *restrict kc = km + c * 676;
-          for (int p = 0; p < 676; p++) {
-            cnn_real v = (xc[p] * sc + sh) * kc[p];
-            v = v > 0 ? v : 0;
-            yc[p] = v;
-          }
-          continue;
-        }
-        for (int p = 0; p < 676; p++) {
-          cnn_real v = xc[p] * sc + sh;
-          v = v > 0 ? v : 0;
-          yc[p] = v;
-        }
-      }
-    }
-  }
+  (void)n; // layer 4's forward runs the sweep, image by image
 }
 
 // First, in place, the gradient at BN's output: dy where y > 0, times 1 / (1 - p) (y > 0 implies kept).
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist14k_l1_bn_backward(int n) {
   // Layer 4's backward masked dy and took the per-image sums.
   const double N = (double)n * 676;
-  cnn_real k1[16], k2[16], k3[16];
   for (int c = 0; c < 16; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -1321,25 +1412,9 @@ CNN_CLONES static void mnist14k_l1_bn_backward(int n) {
     }
     mnist14k_grads[144 + c] = (cnn_real)dg;
     mnist14k_grads[160 + c] = (cnn_real)db;
-    k1[c] = mnist14k_params[144 + c] * mnist14k_l1_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist14k_a1 + (size_t)i * 10816;
-      const cnn_real *restrict dy = mnist14k_d2 + (size_t)i * 10816;
-      cnn_real *restrict dx = mnist14k_d1 + (size_t)i * 10816;
-      for (int c = 0; c < 16; c++) {
-        const cnn_real m_ = mnist14k_l1_mean[c], is = mnist14k_l1_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 676; p++) {
-          const cnn_real xh = (x[c * 676 + p] - m_) * is;
-          dx[c * 676 + p] = a * (dy[c * 676 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist14k_l1_k1[c] = mnist14k_params[144 + c] * mnist14k_l1_invstd[c];
+    mnist14k_l1_k2[c] = (cnn_real)(db / N);
+    mnist14k_l1_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -1352,9 +1427,7 @@ CNN_CLONES static void mnist14k_l1_bn_backward(int n) {
 #if CNN_V16
 static cnn_real mnist14k_l4_yf[NGROUP][9968] CNN_ALIGNED;
 #endif
-// Layer 5's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist14k_l5_ps[BATCH][16], mnist14k_l5_pq[BATCH][16];
+// Each image first gets layer 1's normalizing sweep (its input).
 // In training, also sums each image's output per channel for layer 5's statistics.
 CNN_CLONES_V8 static void mnist14k_l4_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 176;
@@ -1363,6 +1436,39 @@ CNN_CLONES_V8 static void mnist14k_l4_conv_forward_v8(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a2 + (size_t)i * 10816;
       cnn_real *restrict y = mnist14k_a5 + (size_t)i * 9216;
+      { // layer 1's sweep: this image's input
+        const cnn_real *restrict bx = mnist14k_a1 + (size_t)i * 10816;
+        cnn_real *restrict by = mnist14k_a2 + (size_t)i * 10816;
+        cnn_real *restrict km = mnist14k_l2_km[g];
+        if (training) { // the mask as multipliers: one hash gives two 16-bit draws
+          uint32_t key[2];
+          mnist14k_drop_keys(2, i, key);
+          for (int j = 0; j < 5408; j++) {
+            const uint32_t h = mnist14k_mix32(mnist14k_mix32((uint32_t)j ^ key[0]) + key[1]);
+            km[j] = (h & 0xffffu) < L2_KEEP16 ? L2_SCALE : 0;
+            km[j + 5408] = (h >> 16) < L2_KEEP16 ? L2_SCALE : 0;
+          }
+        }
+        for (int c = 0; c < 16; c++) {
+          const cnn_real sc = mnist14k_l1_scale[c], sh = mnist14k_l1_shift[c];
+          const cnn_real *restrict xc = bx + c * 676;
+          cnn_real *restrict yc = by + c * 676;
+          if (training) {
+            const cnn_real *restrict kc = km + c * 676;
+            for (int p = 0; p < 676; p++) {
+              cnn_real v = (xc[p] * sc + sh) * kc[p];
+              v = v > 0 ? v : 0;
+              yc[p] = v;
+            }
+            continue;
+          }
+          for (int p = 0; p < 676; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 24; oy++) {
         for (int o = 0; o < 16; o += 4) { // 4 channels x 24 columns
@@ -1432,6 +1538,39 @@ CNN_V16_FN static void mnist14k_l4_conv_forward_v16(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a2 + (size_t)i * 10816;
       cnn_real *restrict y = mnist14k_a5 + (size_t)i * 9216;
+      { // layer 1's sweep: this image's input
+        const cnn_real *restrict bx = mnist14k_a1 + (size_t)i * 10816;
+        cnn_real *restrict by = mnist14k_a2 + (size_t)i * 10816;
+        cnn_real *restrict km = mnist14k_l2_km[g];
+        if (training) { // the mask as multipliers: one hash gives two 16-bit draws
+          uint32_t key[2];
+          mnist14k_drop_keys(2, i, key);
+          for (int j = 0; j < 5408; j++) {
+            const uint32_t h = mnist14k_mix32(mnist14k_mix32((uint32_t)j ^ key[0]) + key[1]);
+            km[j] = (h & 0xffffu) < L2_KEEP16 ? L2_SCALE : 0;
+            km[j + 5408] = (h >> 16) < L2_KEEP16 ? L2_SCALE : 0;
+          }
+        }
+        for (int c = 0; c < 16; c++) {
+          const cnn_real sc = mnist14k_l1_scale[c], sh = mnist14k_l1_shift[c];
+          const cnn_real *restrict xc = bx + c * 676;
+          cnn_real *restrict yc = by + c * 676;
+          if (training) {
+            const cnn_real *restrict kc = km + c * 676;
+            for (int p = 0; p < 676; p++) {
+              cnn_real v = (xc[p] * sc + sh) * kc[p];
+              v = v > 0 ? v : 0;
+              yc[p] = v;
+            }
+            continue;
+          }
+          for (int p = 0; p < 676; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       // 8 output channels x 3 vectors of 16 per register tile, over each plane as
       // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
@@ -1614,6 +1753,19 @@ CNN_CLONES_V8 static void mnist14k_l4_conv_backward_v8(int n) {
     cnn_real *restrict dwv = mnist14k_l4_dwv[g];
     cnn_real *restrict dyp = mnist14k_l4_dyp[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 5's dx: this image's dy
+        const cnn_real *restrict bx = mnist14k_a5 + (size_t)i * 9216;
+        const cnn_real *restrict bdy = mnist14k_d6 + (size_t)i * 9216;
+        cnn_real *restrict bdx = mnist14k_d5 + (size_t)i * 9216;
+        for (int c = 0; c < 16; c++) {
+          const cnn_real m_ = mnist14k_l5_mean[c], is = mnist14k_l5_invstd[c];
+          const cnn_real a = mnist14k_l5_k1[c], b = mnist14k_l5_k2[c], q = mnist14k_l5_k3[c];
+          for (int p = 0; p < 576; p++) {
+            const cnn_real xh = (bx[c * 576 + p] - m_) * is;
+            bdx[c * 576 + p] = a * (bdy[c * 576 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist14k_a2 + (size_t)i * 10816;
       const cnn_real *restrict dy = mnist14k_d5 + (size_t)i * 9216;
@@ -2218,6 +2370,19 @@ CNN_V16_FN static void mnist14k_l4_conv_backward_v16(int n) {
     cnn_real *restrict dyp = mnist14k_l4_dyp[g];
     cnn_real *restrict dyw = mnist14k_l4_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 5's dx: this image's dy
+        const cnn_real *restrict bx = mnist14k_a5 + (size_t)i * 9216;
+        const cnn_real *restrict bdy = mnist14k_d6 + (size_t)i * 9216;
+        cnn_real *restrict bdx = mnist14k_d5 + (size_t)i * 9216;
+        for (int c = 0; c < 16; c++) {
+          const cnn_real m_ = mnist14k_l5_mean[c], is = mnist14k_l5_invstd[c];
+          const cnn_real a = mnist14k_l5_k1[c], b = mnist14k_l5_k2[c], q = mnist14k_l5_k3[c];
+          for (int p = 0; p < 576; p++) {
+            const cnn_real xh = (bx[c * 576 + p] - m_) * is;
+            bdx[c * 576 + p] = a * (bdy[c * 576 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist14k_a2 + (size_t)i * 10816;
       const cnn_real *restrict dy = mnist14k_d5 + (size_t)i * 9216;
@@ -2627,17 +2792,7 @@ static void mnist14k_l4_conv_backward(int n) {
 
 // Layer 7: relu: 24x24x16 -> 24x24x16 (HxWxC), RF 5, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, drops, rectifies while the image is in cache
-// (in place in the output buffer, [batch][16][576]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist14k_l5_mean[16], mnist14k_l5_invstd[16];
-// Layer 6: keep a value with probability 1 - p = 0.970000029 (hash < 16273900 / 2^24)
-// and scale it by 1 / (1 - p).
-#define L6_KEEP24 16273900u
-#define L6_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
-// In the fused sweep, two draws per hash: keep when a 16-bit half < 63570 (1 - p = 0.970001).
-#define L6_KEEP16 63570u
-// Each group's mask multipliers for one image: 1 / (1 - p) or 0.
-static cnn_real mnist14k_l6_km[NGROUP][9216] CNN_ALIGNED;
+// (in place in the output buffer, [batch][16][576]), run by the conv that reads it.
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
@@ -2645,7 +2800,7 @@ static cnn_real mnist14k_l6_km[NGROUP][9216] CNN_ALIGNED;
 CNN_CLONES static void mnist14k_l5_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist14k_params + 2480, *restrict beta = mnist14k_params + 2496;
   cnn_real *restrict rmean = mnist14k_state + 32, *restrict rvar = mnist14k_state + 48;
-  cnn_real scale[16], shift[16];
+  cnn_real *restrict scale = mnist14k_l5_scale, *restrict shift = mnist14k_l5_shift;
   if (training) {
     // The per-image sums were taken by layer 4's forward.
     const double N = (double)n * 576;
@@ -2673,51 +2828,15 @@ CNN_CLONES static void mnist14k_l5_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict km = mnist14k_l6_km[g];
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist14k_a5 + (size_t)i * 9216;
-      cnn_real *restrict y = mnist14k_a6 + (size_t)i * 9216;
-      if (training) { // the mask as multipliers: one hash gives two 16-bit draws
-        uint32_t key[2];
-        mnist14k_drop_keys(6, i, key);
-        for (int j = 0; j < 4608; j++) {
-          const uint32_t h = mnist14k_mix32(mnist14k_mix32((uint32_t)j ^ key[0]) + key[1]);
-          km[j] = (h & 0xffffu) < L6_KEEP16 ? L6_SCALE : 0;
-          km[j + 4608] = (h >> 16) < L6_KEEP16 ? L6_SCALE : 0;
-        }
-      }
-      for (int c = 0; c < 16; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 576;
-        cnn_real *restrict yc = y + c * 576;
-        if (training) {
-          const cnn_real *restrict kc = km + c * 576;
-          for (int p = 0; p < 576; p++) {
-            cnn_real v = (xc[p] * sc + sh) * kc[p];
-            v = v > 0 ? v : 0;
-            yc[p] = v;
-          }
-          continue;
-        }
-        for (int p = 0; p < 576; p++) {
-          cnn_real v = xc[p] * sc + sh;
-          v = v > 0 ? v : 0;
-          yc[p] = v;
-        }
-      }
-    }
-  }
+  (void)n; // layer 8's forward runs the sweep, image by image
 }
 
 // First, in place, the gradient at BN's output: dy where y > 0, times 1 / (1 - p) (y > 0 implies kept).
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist14k_l5_bn_backward(int n) {
   // Layer 8's backward masked dy and took the per-image sums.
   const double N = (double)n * 576;
-  cnn_real k1[16], k2[16], k3[16];
   for (int c = 0; c < 16; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -2726,25 +2845,9 @@ CNN_CLONES static void mnist14k_l5_bn_backward(int n) {
     }
     mnist14k_grads[2480 + c] = (cnn_real)dg;
     mnist14k_grads[2496 + c] = (cnn_real)db;
-    k1[c] = mnist14k_params[2480 + c] * mnist14k_l5_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist14k_a5 + (size_t)i * 9216;
-      const cnn_real *restrict dy = mnist14k_d6 + (size_t)i * 9216;
-      cnn_real *restrict dx = mnist14k_d5 + (size_t)i * 9216;
-      for (int c = 0; c < 16; c++) {
-        const cnn_real m_ = mnist14k_l5_mean[c], is = mnist14k_l5_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 576; p++) {
-          const cnn_real xh = (x[c * 576 + p] - m_) * is;
-          dx[c * 576 + p] = a * (dy[c * 576 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist14k_l5_k1[c] = mnist14k_params[2480 + c] * mnist14k_l5_invstd[c];
+    mnist14k_l5_k2[c] = (cnn_real)(db / N);
+    mnist14k_l5_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -2757,9 +2860,7 @@ CNN_CLONES static void mnist14k_l5_bn_backward(int n) {
 #if CNN_V16
 static cnn_real mnist14k_l8_yf[NGROUP][8432] CNN_ALIGNED;
 #endif
-// Layer 9's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist14k_l9_ps[BATCH][16], mnist14k_l9_pq[BATCH][16];
+// Each image first gets layer 5's normalizing sweep (its input).
 // In training, also sums each image's output per channel for layer 9's statistics.
 CNN_CLONES_V8 static void mnist14k_l8_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 2512;
@@ -2768,6 +2869,39 @@ CNN_CLONES_V8 static void mnist14k_l8_conv_forward_v8(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a6 + (size_t)i * 9216;
       cnn_real *restrict y = mnist14k_a9 + (size_t)i * 7744;
+      { // layer 5's sweep: this image's input
+        const cnn_real *restrict bx = mnist14k_a5 + (size_t)i * 9216;
+        cnn_real *restrict by = mnist14k_a6 + (size_t)i * 9216;
+        cnn_real *restrict km = mnist14k_l6_km[g];
+        if (training) { // the mask as multipliers: one hash gives two 16-bit draws
+          uint32_t key[2];
+          mnist14k_drop_keys(6, i, key);
+          for (int j = 0; j < 4608; j++) {
+            const uint32_t h = mnist14k_mix32(mnist14k_mix32((uint32_t)j ^ key[0]) + key[1]);
+            km[j] = (h & 0xffffu) < L6_KEEP16 ? L6_SCALE : 0;
+            km[j + 4608] = (h >> 16) < L6_KEEP16 ? L6_SCALE : 0;
+          }
+        }
+        for (int c = 0; c < 16; c++) {
+          const cnn_real sc = mnist14k_l5_scale[c], sh = mnist14k_l5_shift[c];
+          const cnn_real *restrict xc = bx + c * 576;
+          cnn_real *restrict yc = by + c * 576;
+          if (training) {
+            const cnn_real *restrict kc = km + c * 576;
+            for (int p = 0; p < 576; p++) {
+              cnn_real v = (xc[p] * sc + sh) * kc[p];
+              v = v > 0 ? v : 0;
+              yc[p] = v;
+            }
+            continue;
+          }
+          for (int p = 0; p < 576; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 22; oy++) {
         for (int o = 0; o < 16; o += 4) { // 4 channels x 22 columns
@@ -2841,6 +2975,39 @@ CNN_V16_FN static void mnist14k_l8_conv_forward_v16(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a6 + (size_t)i * 9216;
       cnn_real *restrict y = mnist14k_a9 + (size_t)i * 7744;
+      { // layer 5's sweep: this image's input
+        const cnn_real *restrict bx = mnist14k_a5 + (size_t)i * 9216;
+        cnn_real *restrict by = mnist14k_a6 + (size_t)i * 9216;
+        cnn_real *restrict km = mnist14k_l6_km[g];
+        if (training) { // the mask as multipliers: one hash gives two 16-bit draws
+          uint32_t key[2];
+          mnist14k_drop_keys(6, i, key);
+          for (int j = 0; j < 4608; j++) {
+            const uint32_t h = mnist14k_mix32(mnist14k_mix32((uint32_t)j ^ key[0]) + key[1]);
+            km[j] = (h & 0xffffu) < L6_KEEP16 ? L6_SCALE : 0;
+            km[j + 4608] = (h >> 16) < L6_KEEP16 ? L6_SCALE : 0;
+          }
+        }
+        for (int c = 0; c < 16; c++) {
+          const cnn_real sc = mnist14k_l5_scale[c], sh = mnist14k_l5_shift[c];
+          const cnn_real *restrict xc = bx + c * 576;
+          cnn_real *restrict yc = by + c * 576;
+          if (training) {
+            const cnn_real *restrict kc = km + c * 576;
+            for (int p = 0; p < 576; p++) {
+              cnn_real v = (xc[p] * sc + sh) * kc[p];
+              v = v > 0 ? v : 0;
+              yc[p] = v;
+            }
+            continue;
+          }
+          for (int p = 0; p < 576; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       // 8 output channels x 3 vectors of 16 per register tile, over each plane as
       // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
@@ -3026,6 +3193,19 @@ CNN_CLONES_V8 static void mnist14k_l8_conv_backward_v8(int n) {
     cnn_real *restrict dyp = mnist14k_l8_dyp[g];
     cnn_real *restrict dyw = mnist14k_l8_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 9's dx: this image's dy
+        const cnn_real *restrict bx = mnist14k_a9 + (size_t)i * 7744;
+        const cnn_real *restrict bdy = mnist14k_d10 + (size_t)i * 7744;
+        cnn_real *restrict bdx = mnist14k_d9 + (size_t)i * 7744;
+        for (int c = 0; c < 16; c++) {
+          const cnn_real m_ = mnist14k_l9_mean[c], is = mnist14k_l9_invstd[c];
+          const cnn_real a = mnist14k_l9_k1[c], b = mnist14k_l9_k2[c], q = mnist14k_l9_k3[c];
+          for (int p = 0; p < 484; p++) {
+            const cnn_real xh = (bx[c * 484 + p] - m_) * is;
+            bdx[c * 484 + p] = a * (bdy[c * 484 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist14k_a6 + (size_t)i * 9216;
       const cnn_real *restrict dy = mnist14k_d9 + (size_t)i * 7744;
@@ -3311,6 +3491,19 @@ CNN_V16_FN static void mnist14k_l8_conv_backward_v16(int n) {
     cnn_real *restrict dyp = mnist14k_l8_dyp[g];
     cnn_real *restrict dyw = mnist14k_l8_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 9's dx: this image's dy
+        const cnn_real *restrict bx = mnist14k_a9 + (size_t)i * 7744;
+        const cnn_real *restrict bdy = mnist14k_d10 + (size_t)i * 7744;
+        cnn_real *restrict bdx = mnist14k_d9 + (size_t)i * 7744;
+        for (int c = 0; c < 16; c++) {
+          const cnn_real m_ = mnist14k_l9_mean[c], is = mnist14k_l9_invstd[c];
+          const cnn_real a = mnist14k_l9_k1[c], b = mnist14k_l9_k2[c], q = mnist14k_l9_k3[c];
+          for (int p = 0; p < 484; p++) {
+            const cnn_real xh = (bx[c * 484 + p] - m_) * is;
+            bdx[c * 484 + p] = a * (bdy[c * 484 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist14k_a6 + (size_t)i * 9216;
       const cnn_real *restrict dy = mnist14k_d9 + (size_t)i * 7744;
@@ -3717,16 +3910,6 @@ static void mnist14k_l8_conv_backward(int n) {
 // Layer 11: relu: 22x22x16 -> 22x22x16 (HxWxC), RF 7, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, drops, rectifies while the image is in cache
 // (in place in the output buffer, [batch][16][484]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist14k_l9_mean[16], mnist14k_l9_invstd[16];
-// Layer 10: keep a value with probability 1 - p = 0.970000029 (hash < 16273900 / 2^24)
-// and scale it by 1 / (1 - p).
-#define L10_KEEP24 16273900u
-#define L10_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
-// In the fused sweep, two draws per hash: keep when a 16-bit half < 63570 (1 - p = 0.970001).
-#define L10_KEEP16 63570u
-// Each group's mask multipliers for one image: 1 / (1 - p) or 0.
-static cnn_real mnist14k_l10_km[NGROUP][7744] CNN_ALIGNED;
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
@@ -3734,7 +3917,7 @@ static cnn_real mnist14k_l10_km[NGROUP][7744] CNN_ALIGNED;
 CNN_CLONES static void mnist14k_l9_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist14k_params + 4816, *restrict beta = mnist14k_params + 4832;
   cnn_real *restrict rmean = mnist14k_state + 64, *restrict rvar = mnist14k_state + 80;
-  cnn_real scale[16], shift[16];
+  cnn_real *restrict scale = mnist14k_l9_scale, *restrict shift = mnist14k_l9_shift;
   if (training) {
     // The per-image sums were taken by layer 8's forward.
     const double N = (double)n * 484;
@@ -3764,10 +3947,10 @@ CNN_CLONES static void mnist14k_l9_bn_forward(int n, int training) {
   }
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict km = mnist14k_l10_km[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist14k_a9 + (size_t)i * 7744;
-      cnn_real *restrict y = mnist14k_a10 + (size_t)i * 7744;
+      const cnn_real *restrict bx = mnist14k_a9 + (size_t)i * 7744;
+      cnn_real *restrict by = mnist14k_a10 + (size_t)i * 7744;
+      cnn_real *restrict km = mnist14k_l10_km[g];
       if (training) { // the mask as multipliers: one hash gives two 16-bit draws
         uint32_t key[2];
         mnist14k_drop_keys(10, i, key);
@@ -3778,9 +3961,9 @@ CNN_CLONES static void mnist14k_l9_bn_forward(int n, int training) {
         }
       }
       for (int c = 0; c < 16; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 484;
-        cnn_real *restrict yc = y + c * 484;
+        const cnn_real sc = mnist14k_l9_scale[c], sh = mnist14k_l9_shift[c];
+        const cnn_real *restrict xc = bx + c * 484;
+        cnn_real *restrict yc = by + c * 484;
         if (training) {
           const cnn_real *restrict kc = km + c * 484;
           for (int p = 0; p < 484; p++) {
@@ -3802,7 +3985,7 @@ CNN_CLONES static void mnist14k_l9_bn_forward(int n, int training) {
 
 // First, in place, the gradient at BN's output: dy where y > 0, times 1 / (1 - p) (y > 0 implies kept).
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist14k_l9_bn_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -3837,7 +4020,6 @@ CNN_CLONES static void mnist14k_l9_bn_backward(int n) {
     }
   }
   const double N = (double)n * 484;
-  cnn_real k1[16], k2[16], k3[16];
   for (int c = 0; c < 16; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -3846,25 +4028,9 @@ CNN_CLONES static void mnist14k_l9_bn_backward(int n) {
     }
     mnist14k_grads[4816 + c] = (cnn_real)dg;
     mnist14k_grads[4832 + c] = (cnn_real)db;
-    k1[c] = mnist14k_params[4816 + c] * mnist14k_l9_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist14k_a9 + (size_t)i * 7744;
-      const cnn_real *restrict dy = mnist14k_d10 + (size_t)i * 7744;
-      cnn_real *restrict dx = mnist14k_d9 + (size_t)i * 7744;
-      for (int c = 0; c < 16; c++) {
-        const cnn_real m_ = mnist14k_l9_mean[c], is = mnist14k_l9_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 484; p++) {
-          const cnn_real xh = (x[c * 484 + p] - m_) * is;
-          dx[c * 484 + p] = a * (dy[c * 484 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist14k_l9_k1[c] = mnist14k_params[4816 + c] * mnist14k_l9_invstd[c];
+    mnist14k_l9_k2[c] = (cnn_real)(db / N);
+    mnist14k_l9_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -3926,9 +4092,6 @@ CNN_CLONES static void mnist14k_l12_maxpool_backward(int n) {
 // y[16][11x11] = W[16][16][1x1] (*) x[16][11x11].
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-// Layer 14's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist14k_l14_ps[BATCH][16], mnist14k_l14_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 14's statistics.
 CNN_CLONES_V8 static void mnist14k_l13_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 4848;
@@ -4212,6 +4375,19 @@ CNN_CLONES_V8 static void mnist14k_l13_conv_backward_v8(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist14k_l13_dw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 14's dx: this conv's dy
+      const cnn_real *restrict bx = mnist14k_a14 + (size_t)i * 1936;
+      const cnn_real *restrict bdy = mnist14k_d15 + (size_t)i * 1936;
+      cnn_real *restrict bdx = mnist14k_d14 + (size_t)i * 1936;
+      for (int c = 0; c < 16; c++) {
+        const cnn_real m_ = mnist14k_l14_mean[c], is = mnist14k_l14_invstd[c];
+        const cnn_real a = mnist14k_l14_k1[c], b = mnist14k_l14_k2[c], q = mnist14k_l14_k3[c];
+        for (int p = 0; p < 121; p++) {
+          const cnn_real xh = (bx[c * 121 + p] - m_) * is;
+          bdx[c * 121 + p] = a * (bdy[c * 121 + p] - b - xh * q);
+        }
+      }
+    }
     cnn_real *restrict dyw = mnist14k_l13_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist14k_d14 + (size_t)i * 1936;
@@ -4374,6 +4550,19 @@ CNN_V16_FN static void mnist14k_l13_conv_backward_v16(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist14k_l13_dw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 14's dx: this conv's dy
+      const cnn_real *restrict bx = mnist14k_a14 + (size_t)i * 1936;
+      const cnn_real *restrict bdy = mnist14k_d15 + (size_t)i * 1936;
+      cnn_real *restrict bdx = mnist14k_d14 + (size_t)i * 1936;
+      for (int c = 0; c < 16; c++) {
+        const cnn_real m_ = mnist14k_l14_mean[c], is = mnist14k_l14_invstd[c];
+        const cnn_real a = mnist14k_l14_k1[c], b = mnist14k_l14_k2[c], q = mnist14k_l14_k3[c];
+        for (int p = 0; p < 121; p++) {
+          const cnn_real xh = (bx[c * 121 + p] - m_) * is;
+          bdx[c * 121 + p] = a * (bdy[c * 121 + p] - b - xh * q);
+        }
+      }
+    }
     cnn_real *restrict dyw = mnist14k_l13_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist14k_d14 + (size_t)i * 1936;
@@ -4604,27 +4793,15 @@ static void mnist14k_l13_conv_backward(int n) {
 
 // Layer 16: relu: 11x11x16 -> 11x11x16 (HxWxC), RF 8, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, drops, rectifies while the image is in cache
-// (in place in the output buffer, [batch][16][121]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist14k_l14_mean[16], mnist14k_l14_invstd[16];
-// Layer 15: keep a value with probability 1 - p = 0.970000029 (hash < 16273900 / 2^24)
-// and scale it by 1 / (1 - p).
-#define L15_KEEP24 16273900u
-#define L15_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
-// In the fused sweep, two draws per hash: keep when a 16-bit half < 63570 (1 - p = 0.970001).
-#define L15_KEEP16 63570u
-// Each group's mask multipliers for one image: 1 / (1 - p) or 0.
-static cnn_real mnist14k_l15_km[NGROUP][1936] CNN_ALIGNED;
+// (in place in the output buffer, [batch][16][121]), run by the conv that reads it.
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
 // ReLU: y = max(y, 0).
-// Scale and shift spread per value (planes of 121 do not vectorize at -O2).
-static cnn_real mnist14k_l14_scv[1936] CNN_ALIGNED, mnist14k_l14_shv[1936] CNN_ALIGNED;
 CNN_CLONES static void mnist14k_l14_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist14k_params + 5104, *restrict beta = mnist14k_params + 5120;
   cnn_real *restrict rmean = mnist14k_state + 96, *restrict rvar = mnist14k_state + 112;
-  cnn_real scale[16], shift[16];
+  cnn_real *restrict scale = mnist14k_l14_scale, *restrict shift = mnist14k_l14_shift;
   if (training) {
     // The per-image sums were taken by layer 13's forward.
     const double N = (double)n * 121;
@@ -4652,52 +4829,21 @@ CNN_CLONES static void mnist14k_l14_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
-  // Spread per value: the sweep below runs over whole images (1936 values).
-  cnn_real *restrict scv = mnist14k_l14_scv, *restrict shv = mnist14k_l14_shv;
+  // Spread per value: the sweep runs over whole images (1936 values).
   for (int c = 0; c < 16; c++)
     for (int p = 0; p < 121; p++) {
-      scv[c * 121 + p] = scale[c];
-      shv[c * 121 + p] = shift[c];
+      mnist14k_l14_scv[c * 121 + p] = scale[c];
+      mnist14k_l14_shv[c * 121 + p] = shift[c];
     }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict km = mnist14k_l15_km[g];
-    const cnn_real *restrict sv = mnist14k_l14_scv, *restrict hv = mnist14k_l14_shv;
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist14k_a14 + (size_t)i * 1936;
-      cnn_real *restrict y = mnist14k_a15 + (size_t)i * 1936;
-      if (training) { // the mask as multipliers: one hash gives two 16-bit draws
-        uint32_t key[2];
-        mnist14k_drop_keys(15, i, key);
-        for (int j = 0; j < 968; j++) {
-          const uint32_t h = mnist14k_mix32(mnist14k_mix32((uint32_t)j ^ key[0]) + key[1]);
-          km[j] = (h & 0xffffu) < L15_KEEP16 ? L15_SCALE : 0;
-          km[j + 968] = (h >> 16) < L15_KEEP16 ? L15_SCALE : 0;
-        }
-      }
-      if (training)
-        for (int j = 0; j < 1936; j++) {
-          cnn_real v = (x[j] * sv[j] + hv[j]) * km[j];
-          v = v > 0 ? v : 0;
-          y[j] = v;
-        }
-      else
-        for (int j = 0; j < 1936; j++) {
-          cnn_real v = x[j] * sv[j] + hv[j];
-          v = v > 0 ? v : 0;
-          y[j] = v;
-        }
-    }
-  }
+  (void)n; // layer 17's forward runs the sweep, image by image
 }
 
 // First, in place, the gradient at BN's output: dy where y > 0, times 1 / (1 - p) (y > 0 implies kept).
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist14k_l14_bn_backward(int n) {
   // Layer 17's backward masked dy and took the per-image sums.
   const double N = (double)n * 121;
-  cnn_real k1[16], k2[16], k3[16];
   for (int c = 0; c < 16; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -4706,25 +4852,9 @@ CNN_CLONES static void mnist14k_l14_bn_backward(int n) {
     }
     mnist14k_grads[5104 + c] = (cnn_real)dg;
     mnist14k_grads[5120 + c] = (cnn_real)db;
-    k1[c] = mnist14k_params[5104 + c] * mnist14k_l14_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist14k_a14 + (size_t)i * 1936;
-      const cnn_real *restrict dy = mnist14k_d15 + (size_t)i * 1936;
-      cnn_real *restrict dx = mnist14k_d14 + (size_t)i * 1936;
-      for (int c = 0; c < 16; c++) {
-        const cnn_real m_ = mnist14k_l14_mean[c], is = mnist14k_l14_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 121; p++) {
-          const cnn_real xh = (x[c * 121 + p] - m_) * is;
-          dx[c * 121 + p] = a * (dy[c * 121 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist14k_l14_k1[c] = mnist14k_params[5104 + c] * mnist14k_l14_invstd[c];
+    mnist14k_l14_k2[c] = (cnn_real)(db / N);
+    mnist14k_l14_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -4735,9 +4865,7 @@ CNN_CLONES static void mnist14k_l14_bn_backward(int n) {
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each plane of a group's output as one row on the input's row stride.
 static cnn_real mnist14k_l17_yf[NGROUP][2352] CNN_ALIGNED;
-// Layer 18's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist14k_l18_ps[BATCH][24], mnist14k_l18_pq[BATCH][24];
+// Each image first gets layer 14's normalizing sweep (its input).
 // In training, also sums each image's output per channel for layer 18's statistics.
 CNN_CLONES_V8 static void mnist14k_l17_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 5136;
@@ -4747,6 +4875,33 @@ CNN_CLONES_V8 static void mnist14k_l17_conv_forward_v8(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a15 + (size_t)i * 1936;
       cnn_real *restrict y = mnist14k_a18 + (size_t)i * 1944;
+      { // layer 14's sweep: this image's input
+        const cnn_real *restrict bx = mnist14k_a14 + (size_t)i * 1936;
+        cnn_real *restrict by = mnist14k_a15 + (size_t)i * 1936;
+        cnn_real *restrict km = mnist14k_l15_km[g];
+        const cnn_real *restrict sv = mnist14k_l14_scv, *restrict hv = mnist14k_l14_shv;
+        if (training) { // the mask as multipliers: one hash gives two 16-bit draws
+          uint32_t key[2];
+          mnist14k_drop_keys(15, i, key);
+          for (int j = 0; j < 968; j++) {
+            const uint32_t h = mnist14k_mix32(mnist14k_mix32((uint32_t)j ^ key[0]) + key[1]);
+            km[j] = (h & 0xffffu) < L15_KEEP16 ? L15_SCALE : 0;
+            km[j + 968] = (h >> 16) < L15_KEEP16 ? L15_SCALE : 0;
+          }
+        }
+        if (training)
+          for (int j = 0; j < 1936; j++) {
+            cnn_real v = (bx[j] * sv[j] + hv[j]) * km[j];
+            v = v > 0 ? v : 0;
+            by[j] = v;
+          }
+        else
+          for (int j = 0; j < 1936; j++) {
+            cnn_real v = bx[j] * sv[j] + hv[j];
+            v = v > 0 ? v : 0;
+            by[j] = v;
+          }
+      }
       // 6 output channels x 2 vectors of 8 per register tile, over each plane as
       // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
@@ -4879,6 +5034,33 @@ CNN_V16_FN static void mnist14k_l17_conv_forward_v16(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a15 + (size_t)i * 1936;
       cnn_real *restrict y = mnist14k_a18 + (size_t)i * 1944;
+      { // layer 14's sweep: this image's input
+        const cnn_real *restrict bx = mnist14k_a14 + (size_t)i * 1936;
+        cnn_real *restrict by = mnist14k_a15 + (size_t)i * 1936;
+        cnn_real *restrict km = mnist14k_l15_km[g];
+        const cnn_real *restrict sv = mnist14k_l14_scv, *restrict hv = mnist14k_l14_shv;
+        if (training) { // the mask as multipliers: one hash gives two 16-bit draws
+          uint32_t key[2];
+          mnist14k_drop_keys(15, i, key);
+          for (int j = 0; j < 968; j++) {
+            const uint32_t h = mnist14k_mix32(mnist14k_mix32((uint32_t)j ^ key[0]) + key[1]);
+            km[j] = (h & 0xffffu) < L15_KEEP16 ? L15_SCALE : 0;
+            km[j + 968] = (h >> 16) < L15_KEEP16 ? L15_SCALE : 0;
+          }
+        }
+        if (training)
+          for (int j = 0; j < 1936; j++) {
+            cnn_real v = (bx[j] * sv[j] + hv[j]) * km[j];
+            v = v > 0 ? v : 0;
+            by[j] = v;
+          }
+        else
+          for (int j = 0; j < 1936; j++) {
+            cnn_real v = bx[j] * sv[j] + hv[j];
+            v = v > 0 ? v : 0;
+            by[j] = v;
+          }
+      }
       // 6 output channels x 4 vectors of 16 per register tile, over each plane as
       // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
@@ -5056,6 +5238,19 @@ CNN_CLONES_V8 static void mnist14k_l17_conv_backward_v8(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist14k_l17_dw[g];
     cnn_real *restrict dyp = mnist14k_l17_dyp[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 18's dx: this conv's dy
+      const cnn_real *restrict bx = mnist14k_a18 + (size_t)i * 1944;
+      const cnn_real *restrict bdy = mnist14k_d19 + (size_t)i * 1944;
+      cnn_real *restrict bdx = mnist14k_d18 + (size_t)i * 1944;
+      for (int c = 0; c < 24; c++) {
+        const cnn_real m_ = mnist14k_l18_mean[c], is = mnist14k_l18_invstd[c];
+        const cnn_real a = mnist14k_l18_k1[c], b = mnist14k_l18_k2[c], q = mnist14k_l18_k3[c];
+        for (int p = 0; p < 81; p++) {
+          const cnn_real xh = (bx[c * 81 + p] - m_) * is;
+          bdx[c * 81 + p] = a * (bdy[c * 81 + p] - b - xh * q);
+        }
+      }
+    }
     cnn_real *restrict dyw = mnist14k_l17_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist14k_d18 + (size_t)i * 1944;
@@ -5387,6 +5582,19 @@ CNN_V16_FN static void mnist14k_l17_conv_backward_v16(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist14k_l17_dw[g];
     cnn_real *restrict dyp = mnist14k_l17_dyp[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 18's dx: this conv's dy
+      const cnn_real *restrict bx = mnist14k_a18 + (size_t)i * 1944;
+      const cnn_real *restrict bdy = mnist14k_d19 + (size_t)i * 1944;
+      cnn_real *restrict bdx = mnist14k_d18 + (size_t)i * 1944;
+      for (int c = 0; c < 24; c++) {
+        const cnn_real m_ = mnist14k_l18_mean[c], is = mnist14k_l18_invstd[c];
+        const cnn_real a = mnist14k_l18_k1[c], b = mnist14k_l18_k2[c], q = mnist14k_l18_k3[c];
+        for (int p = 0; p < 81; p++) {
+          const cnn_real xh = (bx[c * 81 + p] - m_) * is;
+          bdx[c * 81 + p] = a * (bdy[c * 81 + p] - b - xh * q);
+        }
+      }
+    }
     cnn_real *restrict dyw = mnist14k_l17_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist14k_d18 + (size_t)i * 1944;
@@ -5724,27 +5932,15 @@ static void mnist14k_l17_conv_backward(int n) {
 
 // Layer 20: relu: 9x9x24 -> 9x9x24 (HxWxC), RF 12, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, drops, rectifies while the image is in cache
-// (in place in the output buffer, [batch][24][81]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist14k_l18_mean[24], mnist14k_l18_invstd[24];
-// Layer 19: keep a value with probability 1 - p = 0.970000029 (hash < 16273900 / 2^24)
-// and scale it by 1 / (1 - p).
-#define L19_KEEP24 16273900u
-#define L19_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
-// In the fused sweep, two draws per hash: keep when a 16-bit half < 63570 (1 - p = 0.970001).
-#define L19_KEEP16 63570u
-// Each group's mask multipliers for one image: 1 / (1 - p) or 0.
-static cnn_real mnist14k_l19_km[NGROUP][1944] CNN_ALIGNED;
+// (in place in the output buffer, [batch][24][81]), run by the conv that reads it.
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
 // ReLU: y = max(y, 0).
-// Scale and shift spread per value (planes of 81 do not vectorize at -O2).
-static cnn_real mnist14k_l18_scv[1944] CNN_ALIGNED, mnist14k_l18_shv[1944] CNN_ALIGNED;
 CNN_CLONES static void mnist14k_l18_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist14k_params + 8592, *restrict beta = mnist14k_params + 8616;
   cnn_real *restrict rmean = mnist14k_state + 128, *restrict rvar = mnist14k_state + 152;
-  cnn_real scale[24], shift[24];
+  cnn_real *restrict scale = mnist14k_l18_scale, *restrict shift = mnist14k_l18_shift;
   if (training) {
     // The per-image sums were taken by layer 17's forward.
     const double N = (double)n * 81;
@@ -5772,52 +5968,21 @@ CNN_CLONES static void mnist14k_l18_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
-  // Spread per value: the sweep below runs over whole images (1944 values).
-  cnn_real *restrict scv = mnist14k_l18_scv, *restrict shv = mnist14k_l18_shv;
+  // Spread per value: the sweep runs over whole images (1944 values).
   for (int c = 0; c < 24; c++)
     for (int p = 0; p < 81; p++) {
-      scv[c * 81 + p] = scale[c];
-      shv[c * 81 + p] = shift[c];
+      mnist14k_l18_scv[c * 81 + p] = scale[c];
+      mnist14k_l18_shv[c * 81 + p] = shift[c];
     }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict km = mnist14k_l19_km[g];
-    const cnn_real *restrict sv = mnist14k_l18_scv, *restrict hv = mnist14k_l18_shv;
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist14k_a18 + (size_t)i * 1944;
-      cnn_real *restrict y = mnist14k_a19 + (size_t)i * 1944;
-      if (training) { // the mask as multipliers: one hash gives two 16-bit draws
-        uint32_t key[2];
-        mnist14k_drop_keys(19, i, key);
-        for (int j = 0; j < 972; j++) {
-          const uint32_t h = mnist14k_mix32(mnist14k_mix32((uint32_t)j ^ key[0]) + key[1]);
-          km[j] = (h & 0xffffu) < L19_KEEP16 ? L19_SCALE : 0;
-          km[j + 972] = (h >> 16) < L19_KEEP16 ? L19_SCALE : 0;
-        }
-      }
-      if (training)
-        for (int j = 0; j < 1944; j++) {
-          cnn_real v = (x[j] * sv[j] + hv[j]) * km[j];
-          v = v > 0 ? v : 0;
-          y[j] = v;
-        }
-      else
-        for (int j = 0; j < 1944; j++) {
-          cnn_real v = x[j] * sv[j] + hv[j];
-          v = v > 0 ? v : 0;
-          y[j] = v;
-        }
-    }
-  }
+  (void)n; // layer 21's forward runs the sweep, image by image
 }
 
 // First, in place, the gradient at BN's output: dy where y > 0, times 1 / (1 - p) (y > 0 implies kept).
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist14k_l18_bn_backward(int n) {
   // Layer 21's backward masked dy and took the per-image sums.
   const double N = (double)n * 81;
-  cnn_real k1[24], k2[24], k3[24];
   for (int c = 0; c < 24; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -5826,25 +5991,9 @@ CNN_CLONES static void mnist14k_l18_bn_backward(int n) {
     }
     mnist14k_grads[8592 + c] = (cnn_real)dg;
     mnist14k_grads[8616 + c] = (cnn_real)db;
-    k1[c] = mnist14k_params[8592 + c] * mnist14k_l18_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist14k_a18 + (size_t)i * 1944;
-      const cnn_real *restrict dy = mnist14k_d19 + (size_t)i * 1944;
-      cnn_real *restrict dx = mnist14k_d18 + (size_t)i * 1944;
-      for (int c = 0; c < 24; c++) {
-        const cnn_real m_ = mnist14k_l18_mean[c], is = mnist14k_l18_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 81; p++) {
-          const cnn_real xh = (x[c * 81 + p] - m_) * is;
-          dx[c * 81 + p] = a * (dy[c * 81 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist14k_l18_k1[c] = mnist14k_params[8592 + c] * mnist14k_l18_invstd[c];
+    mnist14k_l18_k2[c] = (cnn_real)(db / N);
+    mnist14k_l18_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -5857,9 +6006,7 @@ CNN_CLONES static void mnist14k_l18_bn_backward(int n) {
 #if CNN_V16
 static cnn_real mnist14k_l21_yf[NGROUP][1488] CNN_ALIGNED;
 #endif
-// Layer 22's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist14k_l22_ps[BATCH][24], mnist14k_l22_pq[BATCH][24];
+// Each image first gets layer 18's normalizing sweep (its input).
 // In training, also sums each image's output per channel for layer 22's statistics.
 CNN_CLONES_V8 static void mnist14k_l21_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 8640;
@@ -5868,6 +6015,33 @@ CNN_CLONES_V8 static void mnist14k_l21_conv_forward_v8(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a19 + (size_t)i * 1944;
       cnn_real *restrict y = mnist14k_a22 + (size_t)i * 1176;
+      { // layer 18's sweep: this image's input
+        const cnn_real *restrict bx = mnist14k_a18 + (size_t)i * 1944;
+        cnn_real *restrict by = mnist14k_a19 + (size_t)i * 1944;
+        cnn_real *restrict km = mnist14k_l19_km[g];
+        const cnn_real *restrict sv = mnist14k_l18_scv, *restrict hv = mnist14k_l18_shv;
+        if (training) { // the mask as multipliers: one hash gives two 16-bit draws
+          uint32_t key[2];
+          mnist14k_drop_keys(19, i, key);
+          for (int j = 0; j < 972; j++) {
+            const uint32_t h = mnist14k_mix32(mnist14k_mix32((uint32_t)j ^ key[0]) + key[1]);
+            km[j] = (h & 0xffffu) < L19_KEEP16 ? L19_SCALE : 0;
+            km[j + 972] = (h >> 16) < L19_KEEP16 ? L19_SCALE : 0;
+          }
+        }
+        if (training)
+          for (int j = 0; j < 1944; j++) {
+            cnn_real v = (bx[j] * sv[j] + hv[j]) * km[j];
+            v = v > 0 ? v : 0;
+            by[j] = v;
+          }
+        else
+          for (int j = 0; j < 1944; j++) {
+            cnn_real v = bx[j] * sv[j] + hv[j];
+            v = v > 0 ? v : 0;
+            by[j] = v;
+          }
+      }
       // 12 output channels x 1 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 7; oy++) {
         for (int o = 0; o < 24; o += 12) { // 12 channels x 7 columns
@@ -5955,6 +6129,33 @@ CNN_V16_FN static void mnist14k_l21_conv_forward_v16(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a19 + (size_t)i * 1944;
       cnn_real *restrict y = mnist14k_a22 + (size_t)i * 1176;
+      { // layer 18's sweep: this image's input
+        const cnn_real *restrict bx = mnist14k_a18 + (size_t)i * 1944;
+        cnn_real *restrict by = mnist14k_a19 + (size_t)i * 1944;
+        cnn_real *restrict km = mnist14k_l19_km[g];
+        const cnn_real *restrict sv = mnist14k_l18_scv, *restrict hv = mnist14k_l18_shv;
+        if (training) { // the mask as multipliers: one hash gives two 16-bit draws
+          uint32_t key[2];
+          mnist14k_drop_keys(19, i, key);
+          for (int j = 0; j < 972; j++) {
+            const uint32_t h = mnist14k_mix32(mnist14k_mix32((uint32_t)j ^ key[0]) + key[1]);
+            km[j] = (h & 0xffffu) < L19_KEEP16 ? L19_SCALE : 0;
+            km[j + 972] = (h >> 16) < L19_KEEP16 ? L19_SCALE : 0;
+          }
+        }
+        if (training)
+          for (int j = 0; j < 1944; j++) {
+            cnn_real v = (bx[j] * sv[j] + hv[j]) * km[j];
+            v = v > 0 ? v : 0;
+            by[j] = v;
+          }
+        else
+          for (int j = 0; j < 1944; j++) {
+            cnn_real v = bx[j] * sv[j] + hv[j];
+            v = v > 0 ? v : 0;
+            by[j] = v;
+          }
+      }
       // 12 output channels x 2 vectors of 16 per register tile, over each plane as
       // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
@@ -6149,6 +6350,19 @@ CNN_CLONES_V8 static void mnist14k_l21_conv_backward_v8(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist14k_l21_dw[g];
     cnn_real *restrict dyp = mnist14k_l21_dyp[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 22's dx: this conv's dy
+      const cnn_real *restrict bx = mnist14k_a22 + (size_t)i * 1176;
+      const cnn_real *restrict bdy = mnist14k_d23 + (size_t)i * 1176;
+      cnn_real *restrict bdx = mnist14k_d22 + (size_t)i * 1176;
+      for (int c = 0; c < 24; c++) {
+        const cnn_real m_ = mnist14k_l22_mean[c], is = mnist14k_l22_invstd[c];
+        const cnn_real a = mnist14k_l22_k1[c], b = mnist14k_l22_k2[c], q = mnist14k_l22_k3[c];
+        for (int p = 0; p < 49; p++) {
+          const cnn_real xh = (bx[c * 49 + p] - m_) * is;
+          bdx[c * 49 + p] = a * (bdy[c * 49 + p] - b - xh * q);
+        }
+      }
+    }
     cnn_real *restrict dyw = mnist14k_l21_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist14k_d22 + (size_t)i * 1176;
@@ -6387,6 +6601,19 @@ CNN_V16_FN static void mnist14k_l21_conv_backward_v16(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist14k_l21_dw[g];
     cnn_real *restrict dyp = mnist14k_l21_dyp[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 22's dx: this conv's dy
+      const cnn_real *restrict bx = mnist14k_a22 + (size_t)i * 1176;
+      const cnn_real *restrict bdy = mnist14k_d23 + (size_t)i * 1176;
+      cnn_real *restrict bdx = mnist14k_d22 + (size_t)i * 1176;
+      for (int c = 0; c < 24; c++) {
+        const cnn_real m_ = mnist14k_l22_mean[c], is = mnist14k_l22_invstd[c];
+        const cnn_real a = mnist14k_l22_k1[c], b = mnist14k_l22_k2[c], q = mnist14k_l22_k3[c];
+        for (int p = 0; p < 49; p++) {
+          const cnn_real xh = (bx[c * 49 + p] - m_) * is;
+          bdx[c * 49 + p] = a * (bdy[c * 49 + p] - b - xh * q);
+        }
+      }
+    }
     cnn_real *restrict dyw = mnist14k_l21_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist14k_d22 + (size_t)i * 1176;
@@ -6688,27 +6915,15 @@ static void mnist14k_l21_conv_backward(int n) {
 
 // Layer 24: relu: 7x7x24 -> 7x7x24 (HxWxC), RF 16, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, drops, rectifies while the image is in cache
-// (in place in the output buffer, [batch][24][49]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist14k_l22_mean[24], mnist14k_l22_invstd[24];
-// Layer 23: keep a value with probability 1 - p = 0.970000029 (hash < 16273900 / 2^24)
-// and scale it by 1 / (1 - p).
-#define L23_KEEP24 16273900u
-#define L23_SCALE ((cnn_real)1 / (cnn_real)0.96999999999999997)
-// In the fused sweep, two draws per hash: keep when a 16-bit half < 63570 (1 - p = 0.970001).
-#define L23_KEEP16 63570u
-// Each group's mask multipliers for one image: 1 / (1 - p) or 0.
-static cnn_real mnist14k_l23_km[NGROUP][1176] CNN_ALIGNED;
+// (in place in the output buffer, [batch][24][49]), run by the conv that reads it.
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
 // ReLU: y = max(y, 0).
-// Scale and shift spread per value (planes of 49 do not vectorize at -O2).
-static cnn_real mnist14k_l22_scv[1176] CNN_ALIGNED, mnist14k_l22_shv[1176] CNN_ALIGNED;
 CNN_CLONES static void mnist14k_l22_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist14k_params + 13824, *restrict beta = mnist14k_params + 13848;
   cnn_real *restrict rmean = mnist14k_state + 176, *restrict rvar = mnist14k_state + 200;
-  cnn_real scale[24], shift[24];
+  cnn_real *restrict scale = mnist14k_l22_scale, *restrict shift = mnist14k_l22_shift;
   if (training) {
     // The per-image sums were taken by layer 21's forward.
     const double N = (double)n * 49;
@@ -6736,52 +6951,21 @@ CNN_CLONES static void mnist14k_l22_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
-  // Spread per value: the sweep below runs over whole images (1176 values).
-  cnn_real *restrict scv = mnist14k_l22_scv, *restrict shv = mnist14k_l22_shv;
+  // Spread per value: the sweep runs over whole images (1176 values).
   for (int c = 0; c < 24; c++)
     for (int p = 0; p < 49; p++) {
-      scv[c * 49 + p] = scale[c];
-      shv[c * 49 + p] = shift[c];
+      mnist14k_l22_scv[c * 49 + p] = scale[c];
+      mnist14k_l22_shv[c * 49 + p] = shift[c];
     }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict km = mnist14k_l23_km[g];
-    const cnn_real *restrict sv = mnist14k_l22_scv, *restrict hv = mnist14k_l22_shv;
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist14k_a22 + (size_t)i * 1176;
-      cnn_real *restrict y = mnist14k_a23 + (size_t)i * 1176;
-      if (training) { // the mask as multipliers: one hash gives two 16-bit draws
-        uint32_t key[2];
-        mnist14k_drop_keys(23, i, key);
-        for (int j = 0; j < 588; j++) {
-          const uint32_t h = mnist14k_mix32(mnist14k_mix32((uint32_t)j ^ key[0]) + key[1]);
-          km[j] = (h & 0xffffu) < L23_KEEP16 ? L23_SCALE : 0;
-          km[j + 588] = (h >> 16) < L23_KEEP16 ? L23_SCALE : 0;
-        }
-      }
-      if (training)
-        for (int j = 0; j < 1176; j++) {
-          cnn_real v = (x[j] * sv[j] + hv[j]) * km[j];
-          v = v > 0 ? v : 0;
-          y[j] = v;
-        }
-      else
-        for (int j = 0; j < 1176; j++) {
-          cnn_real v = x[j] * sv[j] + hv[j];
-          v = v > 0 ? v : 0;
-          y[j] = v;
-        }
-    }
-  }
+  (void)n; // layer 25's forward runs the sweep, image by image
 }
 
 // First, in place, the gradient at BN's output: dy where y > 0, times 1 / (1 - p) (y > 0 implies kept).
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist14k_l22_bn_backward(int n) {
   // Layer 25's backward masked dy and took the per-image sums.
   const double N = (double)n * 49;
-  cnn_real k1[24], k2[24], k3[24];
   for (int c = 0; c < 24; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -6790,25 +6974,9 @@ CNN_CLONES static void mnist14k_l22_bn_backward(int n) {
     }
     mnist14k_grads[13824 + c] = (cnn_real)dg;
     mnist14k_grads[13848 + c] = (cnn_real)db;
-    k1[c] = mnist14k_params[13824 + c] * mnist14k_l22_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist14k_a22 + (size_t)i * 1176;
-      const cnn_real *restrict dy = mnist14k_d23 + (size_t)i * 1176;
-      cnn_real *restrict dx = mnist14k_d22 + (size_t)i * 1176;
-      for (int c = 0; c < 24; c++) {
-        const cnn_real m_ = mnist14k_l22_mean[c], is = mnist14k_l22_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 49; p++) {
-          const cnn_real xh = (x[c * 49 + p] - m_) * is;
-          dx[c * 49 + p] = a * (dy[c * 49 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist14k_l22_k1[c] = mnist14k_params[13824 + c] * mnist14k_l22_invstd[c];
+    mnist14k_l22_k2[c] = (cnn_real)(db / N);
+    mnist14k_l22_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -6817,13 +6985,41 @@ CNN_CLONES static void mnist14k_l22_bn_backward(int n) {
 // y[10][7x7] = W[10][24][1x1] (*) x[24][7x7].
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-CNN_CLONES_V8 static void mnist14k_l25_conv_forward_v8(int n) {
+// Each image first gets layer 22's normalizing sweep (its input).
+CNN_CLONES_V8 static void mnist14k_l25_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 13872;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a23 + (size_t)i * 1176;
       cnn_real *restrict y = mnist14k_a26 + (size_t)i * 490;
+      { // layer 22's sweep: this image's input
+        const cnn_real *restrict bx = mnist14k_a22 + (size_t)i * 1176;
+        cnn_real *restrict by = mnist14k_a23 + (size_t)i * 1176;
+        cnn_real *restrict km = mnist14k_l23_km[g];
+        const cnn_real *restrict sv = mnist14k_l22_scv, *restrict hv = mnist14k_l22_shv;
+        if (training) { // the mask as multipliers: one hash gives two 16-bit draws
+          uint32_t key[2];
+          mnist14k_drop_keys(23, i, key);
+          for (int j = 0; j < 588; j++) {
+            const uint32_t h = mnist14k_mix32(mnist14k_mix32((uint32_t)j ^ key[0]) + key[1]);
+            km[j] = (h & 0xffffu) < L23_KEEP16 ? L23_SCALE : 0;
+            km[j + 588] = (h >> 16) < L23_KEEP16 ? L23_SCALE : 0;
+          }
+        }
+        if (training)
+          for (int j = 0; j < 1176; j++) {
+            cnn_real v = (bx[j] * sv[j] + hv[j]) * km[j];
+            v = v > 0 ? v : 0;
+            by[j] = v;
+          }
+        else
+          for (int j = 0; j < 1176; j++) {
+            cnn_real v = bx[j] * sv[j] + hv[j];
+            v = v > 0 ? v : 0;
+            by[j] = v;
+          }
+      }
       // 5 output channels x 2 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         for (int col = 0; col < 48; col += 16) {
@@ -6912,13 +7108,40 @@ CNN_CLONES_V8 static void mnist14k_l25_conv_forward_v8(int n) {
   }
 }
 #if CNN_V16
-CNN_V16_FN static void mnist14k_l25_conv_forward_v16(int n) {
+CNN_V16_FN static void mnist14k_l25_conv_forward_v16(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 13872;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist14k_a23 + (size_t)i * 1176;
       cnn_real *restrict y = mnist14k_a26 + (size_t)i * 490;
+      { // layer 22's sweep: this image's input
+        const cnn_real *restrict bx = mnist14k_a22 + (size_t)i * 1176;
+        cnn_real *restrict by = mnist14k_a23 + (size_t)i * 1176;
+        cnn_real *restrict km = mnist14k_l23_km[g];
+        const cnn_real *restrict sv = mnist14k_l22_scv, *restrict hv = mnist14k_l22_shv;
+        if (training) { // the mask as multipliers: one hash gives two 16-bit draws
+          uint32_t key[2];
+          mnist14k_drop_keys(23, i, key);
+          for (int j = 0; j < 588; j++) {
+            const uint32_t h = mnist14k_mix32(mnist14k_mix32((uint32_t)j ^ key[0]) + key[1]);
+            km[j] = (h & 0xffffu) < L23_KEEP16 ? L23_SCALE : 0;
+            km[j + 588] = (h >> 16) < L23_KEEP16 ? L23_SCALE : 0;
+          }
+        }
+        if (training)
+          for (int j = 0; j < 1176; j++) {
+            cnn_real v = (bx[j] * sv[j] + hv[j]) * km[j];
+            v = v > 0 ? v : 0;
+            by[j] = v;
+          }
+        else
+          for (int j = 0; j < 1176; j++) {
+            cnn_real v = bx[j] * sv[j] + hv[j];
+            v = v > 0 ? v : 0;
+            by[j] = v;
+          }
+      }
       // 10 output channels x 2 vectors of 16 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         for (int col = 0; col < 32; col += 32) {
@@ -7039,14 +7262,14 @@ CNN_V16_FN static void mnist14k_l25_conv_forward_v16(int n) {
 }
 #endif
 // Layer 25's forward on the CPU's vector width.
-static void mnist14k_l25_conv_forward(int n) {
+static void mnist14k_l25_conv_forward(int n, int training) {
 #if CNN_V16
   if (mnist14k_v16) {
-    mnist14k_l25_conv_forward_v16(n);
+    mnist14k_l25_conv_forward_v16(n, training);
     return;
   }
 #endif
-  mnist14k_l25_conv_forward_v8(n);
+  mnist14k_l25_conv_forward_v8(n, training);
 }
 
 // Per-group partial weight gradients, summed in group order.
@@ -7719,7 +7942,7 @@ static double mnist14k_forward(const cnn_real *x, const uint8_t *y, int n, int t
   CNN_PROF(21, 0);
   mnist14k_l22_bn_forward(n, training);
   CNN_PROF(22, 0);
-  mnist14k_l25_conv_forward(n);
+  mnist14k_l25_conv_forward(n, training);
   CNN_PROF(25, 0);
   mnist14k_l26_gap_forward(n);
   CNN_PROF(26, 0);

@@ -300,14 +300,71 @@ static cnn_real mnist4k7_d22[BATCH * 10 + SLACK] CNN_ALIGNED;
 static int mnist4k7_n, mnist4k7_training, mnist4k7_has_labels;
 static uint8_t mnist4k7_y[BATCH];
 
+// Layer 1 (batchnorm, relu): what its passes share.
+// Layer 1's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist4k7_l1_ps[BATCH][8], mnist4k7_l1_pq[BATCH][8];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist4k7_l1_mean[8], mnist4k7_l1_invstd[8], mnist4k7_l1_scale[8], mnist4k7_l1_shift[8];
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist4k7_l1_k1[8], mnist4k7_l1_k2[8], mnist4k7_l1_k3[8];
+
+// Layer 4 (batchnorm, relu): what its passes share.
+// Layer 4's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist4k7_l4_ps[BATCH][12], mnist4k7_l4_pq[BATCH][12];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist4k7_l4_mean[12], mnist4k7_l4_invstd[12], mnist4k7_l4_scale[12], mnist4k7_l4_shift[12];
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist4k7_l4_k1[12], mnist4k7_l4_k2[12], mnist4k7_l4_k3[12];
+
+// Layer 8 (batchnorm, relu): what its passes share.
+// Layer 8's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist4k7_l8_ps[BATCH][8], mnist4k7_l8_pq[BATCH][8];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist4k7_l8_mean[8], mnist4k7_l8_invstd[8], mnist4k7_l8_scale[8], mnist4k7_l8_shift[8];
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist4k7_l8_k1[8], mnist4k7_l8_k2[8], mnist4k7_l8_k3[8];
+
+// Layer 11 (batchnorm, relu): what its passes share.
+// Layer 11's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist4k7_l11_ps[BATCH][12], mnist4k7_l11_pq[BATCH][12];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist4k7_l11_mean[12], mnist4k7_l11_invstd[12], mnist4k7_l11_scale[12], mnist4k7_l11_shift[12];
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist4k7_l11_k1[12], mnist4k7_l11_k2[12], mnist4k7_l11_k3[12];
+
+// Layer 14 (batchnorm, relu): what its passes share.
+// Layer 14's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist4k7_l14_ps[BATCH][12], mnist4k7_l14_pq[BATCH][12];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist4k7_l14_mean[12], mnist4k7_l14_invstd[12], mnist4k7_l14_scale[12], mnist4k7_l14_shift[12];
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist4k7_l14_k1[12], mnist4k7_l14_k2[12], mnist4k7_l14_k3[12];
+
+// Layer 17 (batchnorm, relu): what its passes share.
+// Layer 17's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist4k7_l17_ps[BATCH][12], mnist4k7_l17_pq[BATCH][12];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist4k7_l17_mean[12], mnist4k7_l17_invstd[12], mnist4k7_l17_scale[12], mnist4k7_l17_shift[12];
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist4k7_l17_k1[12], mnist4k7_l17_k2[12], mnist4k7_l17_k3[12];
+
 // Layer 0: conv 3x3, stride 1, pad 0, no bias: 28x28x1 -> 26x26x8 (HxWxC), RF 3, 72 params, 48672 MACs/image.
 // Path: direct kernels (forward, input and weight gradient).
 // y[8][26x26] = W[8][1][3x3] (*) x[1][28x28].
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-// Layer 1's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist4k7_l1_ps[BATCH][8], mnist4k7_l1_pq[BATCH][8];
 // In training, also sums each image's output per channel for layer 1's statistics.
 CNN_CLONES_V8 static void mnist4k7_l0_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 0;
@@ -544,6 +601,19 @@ CNN_CLONES_V8 static void mnist4k7_l0_conv_backward_v8(int n) {
     cnn_real *restrict dyp = mnist4k7_l0_dyp[g];
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 1's dx: this image's dy
+        const cnn_real *restrict bx = mnist4k7_a1 + (size_t)i * 5408;
+        const cnn_real *restrict bdy = mnist4k7_d2 + (size_t)i * 5408;
+        cnn_real *restrict bdx = mnist4k7_d1 + (size_t)i * 5408;
+        for (int c = 0; c < 8; c++) {
+          const cnn_real m_ = mnist4k7_l1_mean[c], is = mnist4k7_l1_invstd[c];
+          const cnn_real a = mnist4k7_l1_k1[c], b = mnist4k7_l1_k2[c], q = mnist4k7_l1_k3[c];
+          for (int p = 0; p < 676; p++) {
+            const cnn_real xh = (bx[c * 676 + p] - m_) * is;
+            bdx[c * 676 + p] = a * (bdy[c * 676 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k7_a0 + (size_t)i * 784;
       const cnn_real *restrict dy = mnist4k7_d1 + (size_t)i * 5408;
@@ -784,6 +854,19 @@ CNN_V16_FN static void mnist4k7_l0_conv_backward_v16(int n) {
     cnn_real *restrict dyp = mnist4k7_l0_dyp[g];
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 1's dx: this image's dy
+        const cnn_real *restrict bx = mnist4k7_a1 + (size_t)i * 5408;
+        const cnn_real *restrict bdy = mnist4k7_d2 + (size_t)i * 5408;
+        cnn_real *restrict bdx = mnist4k7_d1 + (size_t)i * 5408;
+        for (int c = 0; c < 8; c++) {
+          const cnn_real m_ = mnist4k7_l1_mean[c], is = mnist4k7_l1_invstd[c];
+          const cnn_real a = mnist4k7_l1_k1[c], b = mnist4k7_l1_k2[c], q = mnist4k7_l1_k3[c];
+          for (int p = 0; p < 676; p++) {
+            const cnn_real xh = (bx[c * 676 + p] - m_) * is;
+            bdx[c * 676 + p] = a * (bdy[c * 676 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k7_a0 + (size_t)i * 784;
       const cnn_real *restrict dy = mnist4k7_d1 + (size_t)i * 5408;
@@ -1106,16 +1189,14 @@ static void mnist4k7_l0_conv_backward(int n) {
 
 // Layer 2: relu: 26x26x8 -> 26x26x8 (HxWxC), RF 3, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, rectifies while the image is in cache
-// (in place in the output buffer, [batch][8][676]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist4k7_l1_mean[8], mnist4k7_l1_invstd[8];
+// (in place in the output buffer, [batch][8][676]), run by the conv that reads it.
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // ReLU: y = max(y, 0).
 CNN_CLONES static void mnist4k7_l1_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist4k7_params + 72, *restrict beta = mnist4k7_params + 80;
   cnn_real *restrict rmean = mnist4k7_state + 0, *restrict rvar = mnist4k7_state + 8;
-  cnn_real scale[8], shift[8];
+  cnn_real *restrict scale = mnist4k7_l1_scale, *restrict shift = mnist4k7_l1_shift;
   if (training) {
     // The per-image sums were taken by layer 0's forward.
     const double N = (double)n * 676;
@@ -1143,32 +1224,15 @@ CNN_CLONES static void mnist4k7_l1_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k7_a1 + (size_t)i * 5408;
-      cnn_real *restrict y = mnist4k7_a2 + (size_t)i * 5408;
-      for (int c = 0; c < 8; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 676;
-        cnn_real *restrict yc = y + c * 676;
-        for (int p = 0; p < 676; p++) {
-          cnn_real v = xc[p] * sc + sh;
-          v = v > 0 ? v : 0;
-          yc[p] = v;
-        }
-      }
-    }
-  }
+  (void)n; // layer 3's forward runs the sweep, image by image
 }
 
 // First, in place, the gradient at BN's output: dy where y > 0.
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist4k7_l1_bn_backward(int n) {
   // Layer 3's backward masked dy and took the per-image sums.
   const double N = (double)n * 676;
-  cnn_real k1[8], k2[8], k3[8];
   for (int c = 0; c < 8; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -1177,25 +1241,9 @@ CNN_CLONES static void mnist4k7_l1_bn_backward(int n) {
     }
     mnist4k7_grads[72 + c] = (cnn_real)dg;
     mnist4k7_grads[80 + c] = (cnn_real)db;
-    k1[c] = mnist4k7_params[72 + c] * mnist4k7_l1_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k7_a1 + (size_t)i * 5408;
-      const cnn_real *restrict dy = mnist4k7_d2 + (size_t)i * 5408;
-      cnn_real *restrict dx = mnist4k7_d1 + (size_t)i * 5408;
-      for (int c = 0; c < 8; c++) {
-        const cnn_real m_ = mnist4k7_l1_mean[c], is = mnist4k7_l1_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 676; p++) {
-          const cnn_real xh = (x[c * 676 + p] - m_) * is;
-          dx[c * 676 + p] = a * (dy[c * 676 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist4k7_l1_k1[c] = mnist4k7_params[72 + c] * mnist4k7_l1_invstd[c];
+    mnist4k7_l1_k2[c] = (cnn_real)(db / N);
+    mnist4k7_l1_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -1208,9 +1256,7 @@ CNN_CLONES static void mnist4k7_l1_bn_backward(int n) {
 #if CNN_V16
 static cnn_real mnist4k7_l3_yf[NGROUP][7488] CNN_ALIGNED;
 #endif
-// Layer 4's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist4k7_l4_ps[BATCH][12], mnist4k7_l4_pq[BATCH][12];
+// Each image first gets layer 1's normalizing sweep (its input).
 // In training, also sums each image's output per channel for layer 4's statistics.
 CNN_CLONES_V8 static void mnist4k7_l3_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 88;
@@ -1219,6 +1265,21 @@ CNN_CLONES_V8 static void mnist4k7_l3_conv_forward_v8(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k7_a2 + (size_t)i * 5408;
       cnn_real *restrict y = mnist4k7_a4 + (size_t)i * 6912;
+      { // layer 1's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k7_a1 + (size_t)i * 5408;
+        cnn_real *restrict by = mnist4k7_a2 + (size_t)i * 5408;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 8; c++) {
+          const cnn_real sc = mnist4k7_l1_scale[c], sh = mnist4k7_l1_shift[c];
+          const cnn_real *restrict xc = bx + c * 676;
+          cnn_real *restrict yc = by + c * 676;
+          for (int p = 0; p < 676; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 24; oy++) {
         for (int o = 0; o < 12; o += 4) { // 4 channels x 24 columns
@@ -1288,6 +1349,21 @@ CNN_V16_FN static void mnist4k7_l3_conv_forward_v16(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k7_a2 + (size_t)i * 5408;
       cnn_real *restrict y = mnist4k7_a4 + (size_t)i * 6912;
+      { // layer 1's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k7_a1 + (size_t)i * 5408;
+        cnn_real *restrict by = mnist4k7_a2 + (size_t)i * 5408;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 8; c++) {
+          const cnn_real sc = mnist4k7_l1_scale[c], sh = mnist4k7_l1_shift[c];
+          const cnn_real *restrict xc = bx + c * 676;
+          cnn_real *restrict yc = by + c * 676;
+          for (int p = 0; p < 676; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       // 6 output channels x 4 vectors of 16 per register tile, over each plane as
       // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
@@ -1457,6 +1533,19 @@ CNN_CLONES_V8 static void mnist4k7_l3_conv_backward_v8(int n) {
     cnn_real *restrict dwv = mnist4k7_l3_dwv[g];
     cnn_real *restrict dyp = mnist4k7_l3_dyp[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 4's dx: this image's dy
+        const cnn_real *restrict bx = mnist4k7_a4 + (size_t)i * 6912;
+        const cnn_real *restrict bdy = mnist4k7_d5 + (size_t)i * 6912;
+        cnn_real *restrict bdx = mnist4k7_d4 + (size_t)i * 6912;
+        for (int c = 0; c < 12; c++) {
+          const cnn_real m_ = mnist4k7_l4_mean[c], is = mnist4k7_l4_invstd[c];
+          const cnn_real a = mnist4k7_l4_k1[c], b = mnist4k7_l4_k2[c], q = mnist4k7_l4_k3[c];
+          for (int p = 0; p < 576; p++) {
+            const cnn_real xh = (bx[c * 576 + p] - m_) * is;
+            bdx[c * 576 + p] = a * (bdy[c * 576 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k7_a2 + (size_t)i * 5408;
       const cnn_real *restrict dy = mnist4k7_d4 + (size_t)i * 6912;
@@ -1863,6 +1952,19 @@ CNN_V16_FN static void mnist4k7_l3_conv_backward_v16(int n) {
     cnn_real *restrict dyp = mnist4k7_l3_dyp[g];
     cnn_real *restrict dyw = mnist4k7_l3_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 4's dx: this image's dy
+        const cnn_real *restrict bx = mnist4k7_a4 + (size_t)i * 6912;
+        const cnn_real *restrict bdy = mnist4k7_d5 + (size_t)i * 6912;
+        cnn_real *restrict bdx = mnist4k7_d4 + (size_t)i * 6912;
+        for (int c = 0; c < 12; c++) {
+          const cnn_real m_ = mnist4k7_l4_mean[c], is = mnist4k7_l4_invstd[c];
+          const cnn_real a = mnist4k7_l4_k1[c], b = mnist4k7_l4_k2[c], q = mnist4k7_l4_k3[c];
+          for (int p = 0; p < 576; p++) {
+            const cnn_real xh = (bx[c * 576 + p] - m_) * is;
+            bdx[c * 576 + p] = a * (bdy[c * 576 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k7_a2 + (size_t)i * 5408;
       const cnn_real *restrict dy = mnist4k7_d4 + (size_t)i * 6912;
@@ -2229,15 +2331,13 @@ static void mnist4k7_l3_conv_backward(int n) {
 // Layer 5: relu: 24x24x12 -> 24x24x12 (HxWxC), RF 5, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, rectifies while the image is in cache
 // (in place in the output buffer, [batch][12][576]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist4k7_l4_mean[12], mnist4k7_l4_invstd[12];
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // ReLU: y = max(y, 0).
 CNN_CLONES static void mnist4k7_l4_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist4k7_params + 952, *restrict beta = mnist4k7_params + 964;
   cnn_real *restrict rmean = mnist4k7_state + 16, *restrict rvar = mnist4k7_state + 28;
-  cnn_real scale[12], shift[12];
+  cnn_real *restrict scale = mnist4k7_l4_scale, *restrict shift = mnist4k7_l4_shift;
   if (training) {
     // The per-image sums were taken by layer 3's forward.
     const double N = (double)n * 576;
@@ -2268,12 +2368,13 @@ CNN_CLONES static void mnist4k7_l4_bn_forward(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k7_a4 + (size_t)i * 6912;
-      cnn_real *restrict y = mnist4k7_a5 + (size_t)i * 6912;
+      const cnn_real *restrict bx = mnist4k7_a4 + (size_t)i * 6912;
+      cnn_real *restrict by = mnist4k7_a5 + (size_t)i * 6912;
+      (void)training; // (no dropout)
       for (int c = 0; c < 12; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 576;
-        cnn_real *restrict yc = y + c * 576;
+        const cnn_real sc = mnist4k7_l4_scale[c], sh = mnist4k7_l4_shift[c];
+        const cnn_real *restrict xc = bx + c * 576;
+        cnn_real *restrict yc = by + c * 576;
         for (int p = 0; p < 576; p++) {
           cnn_real v = xc[p] * sc + sh;
           v = v > 0 ? v : 0;
@@ -2286,7 +2387,7 @@ CNN_CLONES static void mnist4k7_l4_bn_forward(int n, int training) {
 
 // First, in place, the gradient at BN's output: dy where y > 0.
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist4k7_l4_bn_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -2317,7 +2418,6 @@ CNN_CLONES static void mnist4k7_l4_bn_backward(int n) {
     }
   }
   const double N = (double)n * 576;
-  cnn_real k1[12], k2[12], k3[12];
   for (int c = 0; c < 12; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -2326,25 +2426,9 @@ CNN_CLONES static void mnist4k7_l4_bn_backward(int n) {
     }
     mnist4k7_grads[952 + c] = (cnn_real)dg;
     mnist4k7_grads[964 + c] = (cnn_real)db;
-    k1[c] = mnist4k7_params[952 + c] * mnist4k7_l4_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k7_a4 + (size_t)i * 6912;
-      const cnn_real *restrict dy = mnist4k7_d5 + (size_t)i * 6912;
-      cnn_real *restrict dx = mnist4k7_d4 + (size_t)i * 6912;
-      for (int c = 0; c < 12; c++) {
-        const cnn_real m_ = mnist4k7_l4_mean[c], is = mnist4k7_l4_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 576; p++) {
-          const cnn_real xh = (x[c * 576 + p] - m_) * is;
-          dx[c * 576 + p] = a * (dy[c * 576 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist4k7_l4_k1[c] = mnist4k7_params[952 + c] * mnist4k7_l4_invstd[c];
+    mnist4k7_l4_k2[c] = (cnn_real)(db / N);
+    mnist4k7_l4_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -2406,9 +2490,6 @@ CNN_CLONES static void mnist4k7_l6_maxpool_backward(int n) {
 // y[8][12x12] = W[8][12][1x1] (*) x[12][12x12].
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-// Layer 8's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist4k7_l8_ps[BATCH][8], mnist4k7_l8_pq[BATCH][8];
 // In training, also sums each image's output per channel for layer 8's statistics.
 CNN_CLONES_V8 static void mnist4k7_l7_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 976;
@@ -2596,6 +2677,19 @@ CNN_CLONES_V8 static void mnist4k7_l7_conv_backward_v8(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k7_l7_dw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 8's dx: this conv's dy
+      const cnn_real *restrict bx = mnist4k7_a8 + (size_t)i * 1152;
+      const cnn_real *restrict bdy = mnist4k7_d9 + (size_t)i * 1152;
+      cnn_real *restrict bdx = mnist4k7_d8 + (size_t)i * 1152;
+      for (int c = 0; c < 8; c++) {
+        const cnn_real m_ = mnist4k7_l8_mean[c], is = mnist4k7_l8_invstd[c];
+        const cnn_real a = mnist4k7_l8_k1[c], b = mnist4k7_l8_k2[c], q = mnist4k7_l8_k3[c];
+        for (int p = 0; p < 144; p++) {
+          const cnn_real xh = (bx[c * 144 + p] - m_) * is;
+          bdx[c * 144 + p] = a * (bdy[c * 144 + p] - b - xh * q);
+        }
+      }
+    }
     // 8 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
     for (int o = 0; o < 8; o += 8) {
       for (int c = 0; c < 12; c++)
@@ -2715,6 +2809,19 @@ CNN_V16_FN static void mnist4k7_l7_conv_backward_v16(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k7_l7_dw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 8's dx: this conv's dy
+      const cnn_real *restrict bx = mnist4k7_a8 + (size_t)i * 1152;
+      const cnn_real *restrict bdy = mnist4k7_d9 + (size_t)i * 1152;
+      cnn_real *restrict bdx = mnist4k7_d8 + (size_t)i * 1152;
+      for (int c = 0; c < 8; c++) {
+        const cnn_real m_ = mnist4k7_l8_mean[c], is = mnist4k7_l8_invstd[c];
+        const cnn_real a = mnist4k7_l8_k1[c], b = mnist4k7_l8_k2[c], q = mnist4k7_l8_k3[c];
+        for (int p = 0; p < 144; p++) {
+          const cnn_real xh = (bx[c * 144 + p] - m_) * is;
+          bdx[c * 144 + p] = a * (bdy[c * 144 + p] - b - xh * q);
+        }
+      }
+    }
     // 8 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
     for (int o = 0; o < 8; o += 8) {
       for (int c = 0; c < 12; c++)
@@ -2913,16 +3020,14 @@ static void mnist4k7_l7_conv_backward(int n) {
 
 // Layer 9: relu: 12x12x8 -> 12x12x8 (HxWxC), RF 6, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, rectifies while the image is in cache
-// (in place in the output buffer, [batch][8][144]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist4k7_l8_mean[8], mnist4k7_l8_invstd[8];
+// (in place in the output buffer, [batch][8][144]), run by the conv that reads it.
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // ReLU: y = max(y, 0).
 CNN_CLONES static void mnist4k7_l8_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist4k7_params + 1072, *restrict beta = mnist4k7_params + 1080;
   cnn_real *restrict rmean = mnist4k7_state + 40, *restrict rvar = mnist4k7_state + 48;
-  cnn_real scale[8], shift[8];
+  cnn_real *restrict scale = mnist4k7_l8_scale, *restrict shift = mnist4k7_l8_shift;
   if (training) {
     // The per-image sums were taken by layer 7's forward.
     const double N = (double)n * 144;
@@ -2950,32 +3055,15 @@ CNN_CLONES static void mnist4k7_l8_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k7_a8 + (size_t)i * 1152;
-      cnn_real *restrict y = mnist4k7_a9 + (size_t)i * 1152;
-      for (int c = 0; c < 8; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 144;
-        cnn_real *restrict yc = y + c * 144;
-        for (int p = 0; p < 144; p++) {
-          cnn_real v = xc[p] * sc + sh;
-          v = v > 0 ? v : 0;
-          yc[p] = v;
-        }
-      }
-    }
-  }
+  (void)n; // layer 10's forward runs the sweep, image by image
 }
 
 // First, in place, the gradient at BN's output: dy where y > 0.
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist4k7_l8_bn_backward(int n) {
   // Layer 10's backward masked dy and took the per-image sums.
   const double N = (double)n * 144;
-  cnn_real k1[8], k2[8], k3[8];
   for (int c = 0; c < 8; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -2984,25 +3072,9 @@ CNN_CLONES static void mnist4k7_l8_bn_backward(int n) {
     }
     mnist4k7_grads[1072 + c] = (cnn_real)dg;
     mnist4k7_grads[1080 + c] = (cnn_real)db;
-    k1[c] = mnist4k7_params[1072 + c] * mnist4k7_l8_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k7_a8 + (size_t)i * 1152;
-      const cnn_real *restrict dy = mnist4k7_d9 + (size_t)i * 1152;
-      cnn_real *restrict dx = mnist4k7_d8 + (size_t)i * 1152;
-      for (int c = 0; c < 8; c++) {
-        const cnn_real m_ = mnist4k7_l8_mean[c], is = mnist4k7_l8_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 144; p++) {
-          const cnn_real xh = (x[c * 144 + p] - m_) * is;
-          dx[c * 144 + p] = a * (dy[c * 144 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist4k7_l8_k1[c] = mnist4k7_params[1072 + c] * mnist4k7_l8_invstd[c];
+    mnist4k7_l8_k2[c] = (cnn_real)(db / N);
+    mnist4k7_l8_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -3013,9 +3085,7 @@ CNN_CLONES static void mnist4k7_l8_bn_backward(int n) {
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // Each plane of a group's output as one row on the input's row stride.
 static cnn_real mnist4k7_l10_yf[NGROUP][1440] CNN_ALIGNED;
-// Layer 11's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist4k7_l11_ps[BATCH][12], mnist4k7_l11_pq[BATCH][12];
+// Each image first gets layer 8's normalizing sweep (its input).
 // In training, also sums each image's output per channel for layer 11's statistics.
 CNN_CLONES_V8 static void mnist4k7_l10_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 1088;
@@ -3025,6 +3095,21 @@ CNN_CLONES_V8 static void mnist4k7_l10_conv_forward_v8(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k7_a9 + (size_t)i * 1152;
       cnn_real *restrict y = mnist4k7_a11 + (size_t)i * 1200;
+      { // layer 8's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k7_a8 + (size_t)i * 1152;
+        cnn_real *restrict by = mnist4k7_a9 + (size_t)i * 1152;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 8; c++) {
+          const cnn_real sc = mnist4k7_l8_scale[c], sh = mnist4k7_l8_shift[c];
+          const cnn_real *restrict xc = bx + c * 144;
+          cnn_real *restrict yc = by + c * 144;
+          for (int p = 0; p < 144; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       // 4 output channels x 3 vectors of 8 per register tile, over each plane as
       // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
@@ -3140,6 +3225,21 @@ CNN_V16_FN static void mnist4k7_l10_conv_forward_v16(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k7_a9 + (size_t)i * 1152;
       cnn_real *restrict y = mnist4k7_a11 + (size_t)i * 1200;
+      { // layer 8's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k7_a8 + (size_t)i * 1152;
+        cnn_real *restrict by = mnist4k7_a9 + (size_t)i * 1152;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 8; c++) {
+          const cnn_real sc = mnist4k7_l8_scale[c], sh = mnist4k7_l8_shift[c];
+          const cnn_real *restrict xc = bx + c * 144;
+          cnn_real *restrict yc = by + c * 144;
+          for (int p = 0; p < 144; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       // 12 output channels x 2 vectors of 16 per register tile, over each plane as
       // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
@@ -3334,6 +3434,19 @@ CNN_CLONES_V8 static void mnist4k7_l10_conv_backward_v8(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k7_l10_dw[g];
     cnn_real *restrict dyp = mnist4k7_l10_dyp[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 11's dx: this conv's dy
+      const cnn_real *restrict bx = mnist4k7_a11 + (size_t)i * 1200;
+      const cnn_real *restrict bdy = mnist4k7_d12 + (size_t)i * 1200;
+      cnn_real *restrict bdx = mnist4k7_d11 + (size_t)i * 1200;
+      for (int c = 0; c < 12; c++) {
+        const cnn_real m_ = mnist4k7_l11_mean[c], is = mnist4k7_l11_invstd[c];
+        const cnn_real a = mnist4k7_l11_k1[c], b = mnist4k7_l11_k2[c], q = mnist4k7_l11_k3[c];
+        for (int p = 0; p < 100; p++) {
+          const cnn_real xh = (bx[c * 100 + p] - m_) * is;
+          bdx[c * 100 + p] = a * (bdy[c * 100 + p] - b - xh * q);
+        }
+      }
+    }
     cnn_real *restrict dyw = mnist4k7_l10_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k7_d11 + (size_t)i * 1200;
@@ -3544,6 +3657,19 @@ CNN_V16_FN static void mnist4k7_l10_conv_backward_v16(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k7_l10_dw[g];
     cnn_real *restrict dyp = mnist4k7_l10_dyp[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 11's dx: this conv's dy
+      const cnn_real *restrict bx = mnist4k7_a11 + (size_t)i * 1200;
+      const cnn_real *restrict bdy = mnist4k7_d12 + (size_t)i * 1200;
+      cnn_real *restrict bdx = mnist4k7_d11 + (size_t)i * 1200;
+      for (int c = 0; c < 12; c++) {
+        const cnn_real m_ = mnist4k7_l11_mean[c], is = mnist4k7_l11_invstd[c];
+        const cnn_real a = mnist4k7_l11_k1[c], b = mnist4k7_l11_k2[c], q = mnist4k7_l11_k3[c];
+        for (int p = 0; p < 100; p++) {
+          const cnn_real xh = (bx[c * 100 + p] - m_) * is;
+          bdx[c * 100 + p] = a * (bdy[c * 100 + p] - b - xh * q);
+        }
+      }
+    }
     cnn_real *restrict dyw = mnist4k7_l10_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k7_d11 + (size_t)i * 1200;
@@ -3791,16 +3917,14 @@ static void mnist4k7_l10_conv_backward(int n) {
 
 // Layer 12: relu: 10x10x12 -> 10x10x12 (HxWxC), RF 10, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, rectifies while the image is in cache
-// (in place in the output buffer, [batch][12][100]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist4k7_l11_mean[12], mnist4k7_l11_invstd[12];
+// (in place in the output buffer, [batch][12][100]), run by the conv that reads it.
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // ReLU: y = max(y, 0).
 CNN_CLONES static void mnist4k7_l11_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist4k7_params + 1952, *restrict beta = mnist4k7_params + 1964;
   cnn_real *restrict rmean = mnist4k7_state + 56, *restrict rvar = mnist4k7_state + 68;
-  cnn_real scale[12], shift[12];
+  cnn_real *restrict scale = mnist4k7_l11_scale, *restrict shift = mnist4k7_l11_shift;
   if (training) {
     // The per-image sums were taken by layer 10's forward.
     const double N = (double)n * 100;
@@ -3828,32 +3952,15 @@ CNN_CLONES static void mnist4k7_l11_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k7_a11 + (size_t)i * 1200;
-      cnn_real *restrict y = mnist4k7_a12 + (size_t)i * 1200;
-      for (int c = 0; c < 12; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 100;
-        cnn_real *restrict yc = y + c * 100;
-        for (int p = 0; p < 100; p++) {
-          cnn_real v = xc[p] * sc + sh;
-          v = v > 0 ? v : 0;
-          yc[p] = v;
-        }
-      }
-    }
-  }
+  (void)n; // layer 13's forward runs the sweep, image by image
 }
 
 // First, in place, the gradient at BN's output: dy where y > 0.
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist4k7_l11_bn_backward(int n) {
   // Layer 13's backward masked dy and took the per-image sums.
   const double N = (double)n * 100;
-  cnn_real k1[12], k2[12], k3[12];
   for (int c = 0; c < 12; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -3862,25 +3969,9 @@ CNN_CLONES static void mnist4k7_l11_bn_backward(int n) {
     }
     mnist4k7_grads[1952 + c] = (cnn_real)dg;
     mnist4k7_grads[1964 + c] = (cnn_real)db;
-    k1[c] = mnist4k7_params[1952 + c] * mnist4k7_l11_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k7_a11 + (size_t)i * 1200;
-      const cnn_real *restrict dy = mnist4k7_d12 + (size_t)i * 1200;
-      cnn_real *restrict dx = mnist4k7_d11 + (size_t)i * 1200;
-      for (int c = 0; c < 12; c++) {
-        const cnn_real m_ = mnist4k7_l11_mean[c], is = mnist4k7_l11_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 100; p++) {
-          const cnn_real xh = (x[c * 100 + p] - m_) * is;
-          dx[c * 100 + p] = a * (dy[c * 100 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist4k7_l11_k1[c] = mnist4k7_params[1952 + c] * mnist4k7_l11_invstd[c];
+    mnist4k7_l11_k2[c] = (cnn_real)(db / N);
+    mnist4k7_l11_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -3893,9 +3984,7 @@ CNN_CLONES static void mnist4k7_l11_bn_backward(int n) {
 #if CNN_V16
 static cnn_real mnist4k7_l13_yf[NGROUP][960] CNN_ALIGNED;
 #endif
-// Layer 14's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist4k7_l14_ps[BATCH][12], mnist4k7_l14_pq[BATCH][12];
+// Each image first gets layer 11's normalizing sweep (its input).
 // In training, also sums each image's output per channel for layer 14's statistics.
 CNN_CLONES_V8 static void mnist4k7_l13_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 1976;
@@ -3904,6 +3993,21 @@ CNN_CLONES_V8 static void mnist4k7_l13_conv_forward_v8(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k7_a12 + (size_t)i * 1200;
       cnn_real *restrict y = mnist4k7_a14 + (size_t)i * 768;
+      { // layer 11's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k7_a11 + (size_t)i * 1200;
+        cnn_real *restrict by = mnist4k7_a12 + (size_t)i * 1200;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 12; c++) {
+          const cnn_real sc = mnist4k7_l11_scale[c], sh = mnist4k7_l11_shift[c];
+          const cnn_real *restrict xc = bx + c * 100;
+          cnn_real *restrict yc = by + c * 100;
+          for (int p = 0; p < 100; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       // 12 output channels x 1 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 8; oy++) {
         for (int o = 0; o < 12; o += 12) { // 12 channels x 8 columns
@@ -3987,6 +4091,21 @@ CNN_V16_FN static void mnist4k7_l13_conv_forward_v16(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k7_a12 + (size_t)i * 1200;
       cnn_real *restrict y = mnist4k7_a14 + (size_t)i * 768;
+      { // layer 11's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k7_a11 + (size_t)i * 1200;
+        cnn_real *restrict by = mnist4k7_a12 + (size_t)i * 1200;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 12; c++) {
+          const cnn_real sc = mnist4k7_l11_scale[c], sh = mnist4k7_l11_shift[c];
+          const cnn_real *restrict xc = bx + c * 100;
+          cnn_real *restrict yc = by + c * 100;
+          for (int p = 0; p < 100; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       // 6 output channels x 3 vectors of 16 per register tile, over each plane as
       // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
@@ -4162,6 +4281,19 @@ CNN_CLONES_V8 static void mnist4k7_l13_conv_backward_v8(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k7_l13_dw[g];
     cnn_real *restrict dyp = mnist4k7_l13_dyp[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 14's dx: this conv's dy
+      const cnn_real *restrict bx = mnist4k7_a14 + (size_t)i * 768;
+      const cnn_real *restrict bdy = mnist4k7_d15 + (size_t)i * 768;
+      cnn_real *restrict bdx = mnist4k7_d14 + (size_t)i * 768;
+      for (int c = 0; c < 12; c++) {
+        const cnn_real m_ = mnist4k7_l14_mean[c], is = mnist4k7_l14_invstd[c];
+        const cnn_real a = mnist4k7_l14_k1[c], b = mnist4k7_l14_k2[c], q = mnist4k7_l14_k3[c];
+        for (int p = 0; p < 64; p++) {
+          const cnn_real xh = (bx[c * 64 + p] - m_) * is;
+          bdx[c * 64 + p] = a * (bdy[c * 64 + p] - b - xh * q);
+        }
+      }
+    }
     // 4 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
     for (int o = 0; o < 12; o += 4) {
       for (int c = 0; c < 12; c++)
@@ -4392,6 +4524,19 @@ CNN_V16_FN static void mnist4k7_l13_conv_backward_v16(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k7_l13_dw[g];
     cnn_real *restrict dyp = mnist4k7_l13_dyp[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 14's dx: this conv's dy
+      const cnn_real *restrict bx = mnist4k7_a14 + (size_t)i * 768;
+      const cnn_real *restrict bdy = mnist4k7_d15 + (size_t)i * 768;
+      cnn_real *restrict bdx = mnist4k7_d14 + (size_t)i * 768;
+      for (int c = 0; c < 12; c++) {
+        const cnn_real m_ = mnist4k7_l14_mean[c], is = mnist4k7_l14_invstd[c];
+        const cnn_real a = mnist4k7_l14_k1[c], b = mnist4k7_l14_k2[c], q = mnist4k7_l14_k3[c];
+        for (int p = 0; p < 64; p++) {
+          const cnn_real xh = (bx[c * 64 + p] - m_) * is;
+          bdx[c * 64 + p] = a * (bdy[c * 64 + p] - b - xh * q);
+        }
+      }
+    }
     cnn_real *restrict dyw = mnist4k7_l13_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k7_d14 + (size_t)i * 768;
@@ -4679,16 +4824,14 @@ static void mnist4k7_l13_conv_backward(int n) {
 
 // Layer 15: relu: 8x8x12 -> 8x8x12 (HxWxC), RF 14, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, rectifies while the image is in cache
-// (in place in the output buffer, [batch][12][64]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist4k7_l14_mean[12], mnist4k7_l14_invstd[12];
+// (in place in the output buffer, [batch][12][64]), run by the conv that reads it.
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // ReLU: y = max(y, 0).
 CNN_CLONES static void mnist4k7_l14_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist4k7_params + 3272, *restrict beta = mnist4k7_params + 3284;
   cnn_real *restrict rmean = mnist4k7_state + 80, *restrict rvar = mnist4k7_state + 92;
-  cnn_real scale[12], shift[12];
+  cnn_real *restrict scale = mnist4k7_l14_scale, *restrict shift = mnist4k7_l14_shift;
   if (training) {
     // The per-image sums were taken by layer 13's forward.
     const double N = (double)n * 64;
@@ -4716,32 +4859,15 @@ CNN_CLONES static void mnist4k7_l14_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k7_a14 + (size_t)i * 768;
-      cnn_real *restrict y = mnist4k7_a15 + (size_t)i * 768;
-      for (int c = 0; c < 12; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 64;
-        cnn_real *restrict yc = y + c * 64;
-        for (int p = 0; p < 64; p++) {
-          cnn_real v = xc[p] * sc + sh;
-          v = v > 0 ? v : 0;
-          yc[p] = v;
-        }
-      }
-    }
-  }
+  (void)n; // layer 16's forward runs the sweep, image by image
 }
 
 // First, in place, the gradient at BN's output: dy where y > 0.
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist4k7_l14_bn_backward(int n) {
   // Layer 16's backward masked dy and took the per-image sums.
   const double N = (double)n * 64;
-  cnn_real k1[12], k2[12], k3[12];
   for (int c = 0; c < 12; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -4750,25 +4876,9 @@ CNN_CLONES static void mnist4k7_l14_bn_backward(int n) {
     }
     mnist4k7_grads[3272 + c] = (cnn_real)dg;
     mnist4k7_grads[3284 + c] = (cnn_real)db;
-    k1[c] = mnist4k7_params[3272 + c] * mnist4k7_l14_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k7_a14 + (size_t)i * 768;
-      const cnn_real *restrict dy = mnist4k7_d15 + (size_t)i * 768;
-      cnn_real *restrict dx = mnist4k7_d14 + (size_t)i * 768;
-      for (int c = 0; c < 12; c++) {
-        const cnn_real m_ = mnist4k7_l14_mean[c], is = mnist4k7_l14_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 64; p++) {
-          const cnn_real xh = (x[c * 64 + p] - m_) * is;
-          dx[c * 64 + p] = a * (dy[c * 64 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist4k7_l14_k1[c] = mnist4k7_params[3272 + c] * mnist4k7_l14_invstd[c];
+    mnist4k7_l14_k2[c] = (cnn_real)(db / N);
+    mnist4k7_l14_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -4781,9 +4891,7 @@ CNN_CLONES static void mnist4k7_l14_bn_backward(int n) {
 #if CNN_V16
 static cnn_real mnist4k7_l16_yf[NGROUP][576] CNN_ALIGNED;
 #endif
-// Layer 17's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist4k7_l17_ps[BATCH][12], mnist4k7_l17_pq[BATCH][12];
+// Each image first gets layer 14's normalizing sweep (its input).
 // In training, also sums each image's output per channel for layer 17's statistics.
 CNN_CLONES_V8 static void mnist4k7_l16_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 3296;
@@ -4792,6 +4900,21 @@ CNN_CLONES_V8 static void mnist4k7_l16_conv_forward_v8(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k7_a15 + (size_t)i * 768;
       cnn_real *restrict y = mnist4k7_a17 + (size_t)i * 432;
+      { // layer 14's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k7_a14 + (size_t)i * 768;
+        cnn_real *restrict by = mnist4k7_a15 + (size_t)i * 768;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 12; c++) {
+          const cnn_real sc = mnist4k7_l14_scale[c], sh = mnist4k7_l14_shift[c];
+          const cnn_real *restrict xc = bx + c * 64;
+          cnn_real *restrict yc = by + c * 64;
+          for (int p = 0; p < 64; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       // 12 output channels x 1 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 6; oy++) {
         for (int o = 0; o < 12; o += 12) { // 12 channels x 6 columns
@@ -4879,6 +5002,21 @@ CNN_V16_FN static void mnist4k7_l16_conv_forward_v16(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k7_a15 + (size_t)i * 768;
       cnn_real *restrict y = mnist4k7_a17 + (size_t)i * 432;
+      { // layer 14's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k7_a14 + (size_t)i * 768;
+        cnn_real *restrict by = mnist4k7_a15 + (size_t)i * 768;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 12; c++) {
+          const cnn_real sc = mnist4k7_l14_scale[c], sh = mnist4k7_l14_shift[c];
+          const cnn_real *restrict xc = bx + c * 64;
+          cnn_real *restrict yc = by + c * 64;
+          for (int p = 0; p < 64; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       // 6 output channels x 3 vectors of 16 per register tile, over each plane as
       // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
@@ -4991,6 +5129,19 @@ CNN_CLONES_V8 static void mnist4k7_l16_conv_backward_v8(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k7_l16_dw[g];
     cnn_real *restrict dyp = mnist4k7_l16_dyp[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 17's dx: this conv's dy
+      const cnn_real *restrict bx = mnist4k7_a17 + (size_t)i * 432;
+      const cnn_real *restrict bdy = mnist4k7_d18 + (size_t)i * 432;
+      cnn_real *restrict bdx = mnist4k7_d17 + (size_t)i * 432;
+      for (int c = 0; c < 12; c++) {
+        const cnn_real m_ = mnist4k7_l17_mean[c], is = mnist4k7_l17_invstd[c];
+        const cnn_real a = mnist4k7_l17_k1[c], b = mnist4k7_l17_k2[c], q = mnist4k7_l17_k3[c];
+        for (int p = 0; p < 36; p++) {
+          const cnn_real xh = (bx[c * 36 + p] - m_) * is;
+          bdx[c * 36 + p] = a * (bdy[c * 36 + p] - b - xh * q);
+        }
+      }
+    }
     cnn_real *restrict dyw = mnist4k7_l16_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k7_d17 + (size_t)i * 432;
@@ -5258,6 +5409,19 @@ CNN_V16_FN static void mnist4k7_l16_conv_backward_v16(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k7_l16_dw[g];
     cnn_real *restrict dyp = mnist4k7_l16_dyp[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 17's dx: this conv's dy
+      const cnn_real *restrict bx = mnist4k7_a17 + (size_t)i * 432;
+      const cnn_real *restrict bdy = mnist4k7_d18 + (size_t)i * 432;
+      cnn_real *restrict bdx = mnist4k7_d17 + (size_t)i * 432;
+      for (int c = 0; c < 12; c++) {
+        const cnn_real m_ = mnist4k7_l17_mean[c], is = mnist4k7_l17_invstd[c];
+        const cnn_real a = mnist4k7_l17_k1[c], b = mnist4k7_l17_k2[c], q = mnist4k7_l17_k3[c];
+        for (int p = 0; p < 36; p++) {
+          const cnn_real xh = (bx[c * 36 + p] - m_) * is;
+          bdx[c * 36 + p] = a * (bdy[c * 36 + p] - b - xh * q);
+        }
+      }
+    }
     cnn_real *restrict dyw = mnist4k7_l16_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k7_d17 + (size_t)i * 432;
@@ -5541,16 +5705,14 @@ static void mnist4k7_l16_conv_backward(int n) {
 
 // Layer 18: relu: 6x6x12 -> 6x6x12 (HxWxC), RF 18, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, rectifies while the image is in cache
-// (in place in the output buffer, [batch][12][36]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist4k7_l17_mean[12], mnist4k7_l17_invstd[12];
+// (in place in the output buffer, [batch][12][36]), run by the conv that reads it.
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // ReLU: y = max(y, 0).
 CNN_CLONES static void mnist4k7_l17_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist4k7_params + 4592, *restrict beta = mnist4k7_params + 4604;
   cnn_real *restrict rmean = mnist4k7_state + 104, *restrict rvar = mnist4k7_state + 116;
-  cnn_real scale[12], shift[12];
+  cnn_real *restrict scale = mnist4k7_l17_scale, *restrict shift = mnist4k7_l17_shift;
   if (training) {
     // The per-image sums were taken by layer 16's forward.
     const double N = (double)n * 36;
@@ -5578,32 +5740,15 @@ CNN_CLONES static void mnist4k7_l17_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k7_a17 + (size_t)i * 432;
-      cnn_real *restrict y = mnist4k7_a18 + (size_t)i * 432;
-      for (int c = 0; c < 12; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 36;
-        cnn_real *restrict yc = y + c * 36;
-        for (int p = 0; p < 36; p++) {
-          cnn_real v = xc[p] * sc + sh;
-          v = v > 0 ? v : 0;
-          yc[p] = v;
-        }
-      }
-    }
-  }
+  (void)n; // layer 19's forward runs the sweep, image by image
 }
 
 // First, in place, the gradient at BN's output: dy where y > 0.
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist4k7_l17_bn_backward(int n) {
   // Layer 19's backward masked dy and took the per-image sums.
   const double N = (double)n * 36;
-  cnn_real k1[12], k2[12], k3[12];
   for (int c = 0; c < 12; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -5612,25 +5757,9 @@ CNN_CLONES static void mnist4k7_l17_bn_backward(int n) {
     }
     mnist4k7_grads[4592 + c] = (cnn_real)dg;
     mnist4k7_grads[4604 + c] = (cnn_real)db;
-    k1[c] = mnist4k7_params[4592 + c] * mnist4k7_l17_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k7_a17 + (size_t)i * 432;
-      const cnn_real *restrict dy = mnist4k7_d18 + (size_t)i * 432;
-      cnn_real *restrict dx = mnist4k7_d17 + (size_t)i * 432;
-      for (int c = 0; c < 12; c++) {
-        const cnn_real m_ = mnist4k7_l17_mean[c], is = mnist4k7_l17_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 36; p++) {
-          const cnn_real xh = (x[c * 36 + p] - m_) * is;
-          dx[c * 36 + p] = a * (dy[c * 36 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist4k7_l17_k1[c] = mnist4k7_params[4592 + c] * mnist4k7_l17_invstd[c];
+    mnist4k7_l17_k2[c] = (cnn_real)(db / N);
+    mnist4k7_l17_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -5639,13 +5768,29 @@ CNN_CLONES static void mnist4k7_l17_bn_backward(int n) {
 // y[10][6x6] = W[10][12][1x1] (*) x[12][6x6].
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-CNN_CLONES_V8 static void mnist4k7_l19_conv_forward_v8(int n) {
+// Each image first gets layer 17's normalizing sweep (its input).
+CNN_CLONES_V8 static void mnist4k7_l19_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 4616;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k7_a18 + (size_t)i * 432;
       cnn_real *restrict y = mnist4k7_a20 + (size_t)i * 360;
+      { // layer 17's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k7_a17 + (size_t)i * 432;
+        cnn_real *restrict by = mnist4k7_a18 + (size_t)i * 432;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 12; c++) {
+          const cnn_real sc = mnist4k7_l17_scale[c], sh = mnist4k7_l17_shift[c];
+          const cnn_real *restrict xc = bx + c * 36;
+          cnn_real *restrict yc = by + c * 36;
+          for (int p = 0; p < 36; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       // 5 output channels x 2 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         for (int col = 0; col < 32; col += 16) {
@@ -5734,13 +5879,28 @@ CNN_CLONES_V8 static void mnist4k7_l19_conv_forward_v8(int n) {
   }
 }
 #if CNN_V16
-CNN_V16_FN static void mnist4k7_l19_conv_forward_v16(int n) {
+CNN_V16_FN static void mnist4k7_l19_conv_forward_v16(int n, int training) {
   const cnn_real *restrict w = mnist4k7_params + 4616;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k7_a18 + (size_t)i * 432;
       cnn_real *restrict y = mnist4k7_a20 + (size_t)i * 360;
+      { // layer 17's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k7_a17 + (size_t)i * 432;
+        cnn_real *restrict by = mnist4k7_a18 + (size_t)i * 432;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 12; c++) {
+          const cnn_real sc = mnist4k7_l17_scale[c], sh = mnist4k7_l17_shift[c];
+          const cnn_real *restrict xc = bx + c * 36;
+          cnn_real *restrict yc = by + c * 36;
+          for (int p = 0; p < 36; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       // 5 output channels x 3 vectors of 16 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         for (int o = 0; o < 10; o += 5) { // 5 channels x 36 columns
@@ -5790,14 +5950,14 @@ CNN_V16_FN static void mnist4k7_l19_conv_forward_v16(int n) {
 }
 #endif
 // Layer 19's forward on the CPU's vector width.
-static void mnist4k7_l19_conv_forward(int n) {
+static void mnist4k7_l19_conv_forward(int n, int training) {
 #if CNN_V16
   if (mnist4k7_v16) {
-    mnist4k7_l19_conv_forward_v16(n);
+    mnist4k7_l19_conv_forward_v16(n, training);
     return;
   }
 #endif
-  mnist4k7_l19_conv_forward_v8(n);
+  mnist4k7_l19_conv_forward_v8(n, training);
 }
 
 // Per-group partial weight gradients, summed in group order.
@@ -6371,7 +6531,7 @@ static double mnist4k7_forward(const cnn_real *x, const uint8_t *y, int n, int t
   CNN_PROF(16, 0);
   mnist4k7_l17_bn_forward(n, training);
   CNN_PROF(17, 0);
-  mnist4k7_l19_conv_forward(n);
+  mnist4k7_l19_conv_forward(n, training);
   CNN_PROF(19, 0);
   mnist4k7_l20_gap_forward(n);
   CNN_PROF(20, 0);

@@ -324,14 +324,71 @@ static cnn_real mnist4k8_d26[BATCH * 10 + SLACK] CNN_ALIGNED;
 static int mnist4k8_n, mnist4k8_training, mnist4k8_has_labels;
 static uint8_t mnist4k8_y[BATCH];
 
+// Layer 1 (batchnorm, relu): what its passes share.
+// Layer 1's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist4k8_l1_ps[BATCH][8], mnist4k8_l1_pq[BATCH][8];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist4k8_l1_mean[8], mnist4k8_l1_invstd[8], mnist4k8_l1_scale[8], mnist4k8_l1_shift[8];
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist4k8_l1_k1[8], mnist4k8_l1_k2[8], mnist4k8_l1_k3[8];
+
+// Layer 5 (batchnorm, relu): what its passes share.
+// Layer 5's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist4k8_l5_ps[BATCH][16], mnist4k8_l5_pq[BATCH][16];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist4k8_l5_mean[16], mnist4k8_l5_invstd[16], mnist4k8_l5_scale[16], mnist4k8_l5_shift[16];
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist4k8_l5_k1[16], mnist4k8_l5_k2[16], mnist4k8_l5_k3[16];
+
+// Layer 9 (batchnorm, relu): what its passes share.
+// Layer 9's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist4k8_l9_ps[BATCH][30], mnist4k8_l9_pq[BATCH][30];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist4k8_l9_mean[30], mnist4k8_l9_invstd[30], mnist4k8_l9_scale[30], mnist4k8_l9_shift[30];
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist4k8_l9_k1[30], mnist4k8_l9_k2[30], mnist4k8_l9_k3[30];
+
+// Layer 13 (batchnorm, relu): what its passes share.
+// Layer 13's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist4k8_l13_ps[BATCH][30], mnist4k8_l13_pq[BATCH][30];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist4k8_l13_mean[30], mnist4k8_l13_invstd[30], mnist4k8_l13_scale[30], mnist4k8_l13_shift[30];
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist4k8_l13_k1[30], mnist4k8_l13_k2[30], mnist4k8_l13_k3[30];
+
+// Layer 17 (batchnorm, relu): what its passes share.
+// Layer 17's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist4k8_l17_ps[BATCH][30], mnist4k8_l17_pq[BATCH][30];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist4k8_l17_mean[30], mnist4k8_l17_invstd[30], mnist4k8_l17_scale[30], mnist4k8_l17_shift[30];
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist4k8_l17_k1[30], mnist4k8_l17_k2[30], mnist4k8_l17_k3[30];
+
+// Layer 21 (batchnorm, relu): what its passes share.
+// Layer 21's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist4k8_l21_ps[BATCH][30], mnist4k8_l21_pq[BATCH][30];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist4k8_l21_mean[30], mnist4k8_l21_invstd[30], mnist4k8_l21_scale[30], mnist4k8_l21_shift[30];
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist4k8_l21_k1[30], mnist4k8_l21_k2[30], mnist4k8_l21_k3[30];
+
 // Layer 0: conv 3x3, stride 1, pad 0, no bias: 28x28x1 -> 26x26x8 (HxWxC), RF 3, 72 params, 48672 MACs/image.
 // Path: direct kernels (forward, input and weight gradient).
 // y[8][26x26] = W[8][1][3x3] (*) x[1][28x28].
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-// Layer 1's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist4k8_l1_ps[BATCH][8], mnist4k8_l1_pq[BATCH][8];
 // In training, also sums each image's output per channel for layer 1's statistics.
 CNN_CLONES_V8 static void mnist4k8_l0_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 0;
@@ -568,6 +625,19 @@ CNN_CLONES_V8 static void mnist4k8_l0_conv_backward_v8(int n) {
     cnn_real *restrict dyp = mnist4k8_l0_dyp[g];
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 1's dx: this image's dy
+        const cnn_real *restrict bx = mnist4k8_a1 + (size_t)i * 5408;
+        const cnn_real *restrict bdy = mnist4k8_d2 + (size_t)i * 5408;
+        cnn_real *restrict bdx = mnist4k8_d1 + (size_t)i * 5408;
+        for (int c = 0; c < 8; c++) {
+          const cnn_real m_ = mnist4k8_l1_mean[c], is = mnist4k8_l1_invstd[c];
+          const cnn_real a = mnist4k8_l1_k1[c], b = mnist4k8_l1_k2[c], q = mnist4k8_l1_k3[c];
+          for (int p = 0; p < 676; p++) {
+            const cnn_real xh = (bx[c * 676 + p] - m_) * is;
+            bdx[c * 676 + p] = a * (bdy[c * 676 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k8_a0 + (size_t)i * 784;
       const cnn_real *restrict dy = mnist4k8_d1 + (size_t)i * 5408;
@@ -808,6 +878,19 @@ CNN_V16_FN static void mnist4k8_l0_conv_backward_v16(int n) {
     cnn_real *restrict dyp = mnist4k8_l0_dyp[g];
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 1's dx: this image's dy
+        const cnn_real *restrict bx = mnist4k8_a1 + (size_t)i * 5408;
+        const cnn_real *restrict bdy = mnist4k8_d2 + (size_t)i * 5408;
+        cnn_real *restrict bdx = mnist4k8_d1 + (size_t)i * 5408;
+        for (int c = 0; c < 8; c++) {
+          const cnn_real m_ = mnist4k8_l1_mean[c], is = mnist4k8_l1_invstd[c];
+          const cnn_real a = mnist4k8_l1_k1[c], b = mnist4k8_l1_k2[c], q = mnist4k8_l1_k3[c];
+          for (int p = 0; p < 676; p++) {
+            const cnn_real xh = (bx[c * 676 + p] - m_) * is;
+            bdx[c * 676 + p] = a * (bdy[c * 676 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k8_a0 + (size_t)i * 784;
       const cnn_real *restrict dy = mnist4k8_d1 + (size_t)i * 5408;
@@ -1130,16 +1213,14 @@ static void mnist4k8_l0_conv_backward(int n) {
 
 // Layer 2: relu: 26x26x8 -> 26x26x8 (HxWxC), RF 3, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, rectifies while the image is in cache
-// (in place in the output buffer, [batch][8][676]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist4k8_l1_mean[8], mnist4k8_l1_invstd[8];
+// (in place in the output buffer, [batch][8][676]), run by the conv that reads it.
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // ReLU: y = max(y, 0).
 CNN_CLONES static void mnist4k8_l1_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist4k8_params + 72, *restrict beta = mnist4k8_params + 80;
   cnn_real *restrict rmean = mnist4k8_state + 0, *restrict rvar = mnist4k8_state + 8;
-  cnn_real scale[8], shift[8];
+  cnn_real *restrict scale = mnist4k8_l1_scale, *restrict shift = mnist4k8_l1_shift;
   if (training) {
     // The per-image sums were taken by layer 0's forward.
     const double N = (double)n * 676;
@@ -1167,32 +1248,15 @@ CNN_CLONES static void mnist4k8_l1_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k8_a1 + (size_t)i * 5408;
-      cnn_real *restrict y = mnist4k8_a2 + (size_t)i * 5408;
-      for (int c = 0; c < 8; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 676;
-        cnn_real *restrict yc = y + c * 676;
-        for (int p = 0; p < 676; p++) {
-          cnn_real v = xc[p] * sc + sh;
-          v = v > 0 ? v : 0;
-          yc[p] = v;
-        }
-      }
-    }
-  }
+  (void)n; // layer 3's forward runs the sweep, image by image
 }
 
 // First, in place, the gradient at BN's output: dy where y > 0.
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist4k8_l1_bn_backward(int n) {
   // Layer 3's backward masked dy and took the per-image sums.
   const double N = (double)n * 676;
-  cnn_real k1[8], k2[8], k3[8];
   for (int c = 0; c < 8; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -1201,25 +1265,9 @@ CNN_CLONES static void mnist4k8_l1_bn_backward(int n) {
     }
     mnist4k8_grads[72 + c] = (cnn_real)dg;
     mnist4k8_grads[80 + c] = (cnn_real)db;
-    k1[c] = mnist4k8_params[72 + c] * mnist4k8_l1_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k8_a1 + (size_t)i * 5408;
-      const cnn_real *restrict dy = mnist4k8_d2 + (size_t)i * 5408;
-      cnn_real *restrict dx = mnist4k8_d1 + (size_t)i * 5408;
-      for (int c = 0; c < 8; c++) {
-        const cnn_real m_ = mnist4k8_l1_mean[c], is = mnist4k8_l1_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 676; p++) {
-          const cnn_real xh = (x[c * 676 + p] - m_) * is;
-          dx[c * 676 + p] = a * (dy[c * 676 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist4k8_l1_k1[c] = mnist4k8_params[72 + c] * mnist4k8_l1_invstd[c];
+    mnist4k8_l1_k2[c] = (cnn_real)(db / N);
+    mnist4k8_l1_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -1228,13 +1276,29 @@ CNN_CLONES static void mnist4k8_l1_bn_backward(int n) {
 // y[8][24x24] = W[8][1][3x3] (*) x[8][26x26], in groups.
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-CNN_CLONES_V8 static void mnist4k8_l3_conv_forward_v8(int n) {
+// Each image first gets layer 1's normalizing sweep (its input).
+CNN_CLONES_V8 static void mnist4k8_l3_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 88;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k8_a2 + (size_t)i * 5408;
       cnn_real *restrict y = mnist4k8_a4 + (size_t)i * 4608;
+      { // layer 1's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k8_a1 + (size_t)i * 5408;
+        cnn_real *restrict by = mnist4k8_a2 + (size_t)i * 5408;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 8; c++) {
+          const cnn_real sc = mnist4k8_l1_scale[c], sh = mnist4k8_l1_shift[c];
+          const cnn_real *restrict xc = bx + c * 676;
+          cnn_real *restrict yc = by + c * 676;
+          for (int p = 0; p < 676; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       for (int gr = 0; gr < 8; gr++) { // one conv per group
         // 1 output channels x 3 vectors of 8 columns per register tile.
         for (int oy = 0; oy < 24; oy++) {
@@ -1265,13 +1329,28 @@ CNN_CLONES_V8 static void mnist4k8_l3_conv_forward_v8(int n) {
   }
 }
 #if CNN_V16
-CNN_V16_FN static void mnist4k8_l3_conv_forward_v16(int n) {
+CNN_V16_FN static void mnist4k8_l3_conv_forward_v16(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 88;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k8_a2 + (size_t)i * 5408;
       cnn_real *restrict y = mnist4k8_a4 + (size_t)i * 4608;
+      { // layer 1's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k8_a1 + (size_t)i * 5408;
+        cnn_real *restrict by = mnist4k8_a2 + (size_t)i * 5408;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 8; c++) {
+          const cnn_real sc = mnist4k8_l1_scale[c], sh = mnist4k8_l1_shift[c];
+          const cnn_real *restrict xc = bx + c * 676;
+          cnn_real *restrict yc = by + c * 676;
+          for (int p = 0; p < 676; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       for (int gr = 0; gr < 8; gr++) { // one conv per group
         // 1 output channels x 2 vectors of 16 columns per register tile.
         for (int oy = 0; oy < 24; oy++) {
@@ -1301,14 +1380,14 @@ CNN_V16_FN static void mnist4k8_l3_conv_forward_v16(int n) {
 }
 #endif
 // Layer 3's forward on the CPU's vector width.
-static void mnist4k8_l3_conv_forward(int n) {
+static void mnist4k8_l3_conv_forward(int n, int training) {
 #if CNN_V16
   if (mnist4k8_v16) {
-    mnist4k8_l3_conv_forward_v16(n);
+    mnist4k8_l3_conv_forward_v16(n, training);
     return;
   }
 #endif
-  mnist4k8_l3_conv_forward_v8(n);
+  mnist4k8_l3_conv_forward_v8(n, training);
 }
 
 // Per-group partial weight gradients, summed in group order.
@@ -1671,9 +1750,6 @@ static void mnist4k8_l3_conv_backward(int n) {
 // y[16][24x24] = W[16][8][1x1] (*) x[8][24x24].
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-// Layer 5's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist4k8_l5_ps[BATCH][16], mnist4k8_l5_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 5's statistics.
 CNN_CLONES_V8 static void mnist4k8_l4_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 160;
@@ -1865,6 +1941,19 @@ CNN_CLONES_V8 static void mnist4k8_l4_conv_backward_v8(int n) {
     cnn_real *restrict dw = mnist4k8_l4_dw[g];
     cnn_real *restrict dwv = mnist4k8_l4_dwv[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 5's dx: this image's dy
+        const cnn_real *restrict bx = mnist4k8_a5 + (size_t)i * 9216;
+        const cnn_real *restrict bdy = mnist4k8_d6 + (size_t)i * 9216;
+        cnn_real *restrict bdx = mnist4k8_d5 + (size_t)i * 9216;
+        for (int c = 0; c < 16; c++) {
+          const cnn_real m_ = mnist4k8_l5_mean[c], is = mnist4k8_l5_invstd[c];
+          const cnn_real a = mnist4k8_l5_k1[c], b = mnist4k8_l5_k2[c], q = mnist4k8_l5_k3[c];
+          for (int p = 0; p < 576; p++) {
+            const cnn_real xh = (bx[c * 576 + p] - m_) * is;
+            bdx[c * 576 + p] = a * (bdy[c * 576 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k8_a4 + (size_t)i * 4608;
       const cnn_real *restrict dy = mnist4k8_d5 + (size_t)i * 9216;
@@ -2025,6 +2114,19 @@ CNN_V16_FN static void mnist4k8_l4_conv_backward_v16(int n) {
     cnn_real *restrict dw = mnist4k8_l4_dw[g];
     cnn_real *restrict dwv = mnist4k8_l4_dwv[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 5's dx: this image's dy
+        const cnn_real *restrict bx = mnist4k8_a5 + (size_t)i * 9216;
+        const cnn_real *restrict bdy = mnist4k8_d6 + (size_t)i * 9216;
+        cnn_real *restrict bdx = mnist4k8_d5 + (size_t)i * 9216;
+        for (int c = 0; c < 16; c++) {
+          const cnn_real m_ = mnist4k8_l5_mean[c], is = mnist4k8_l5_invstd[c];
+          const cnn_real a = mnist4k8_l5_k1[c], b = mnist4k8_l5_k2[c], q = mnist4k8_l5_k3[c];
+          for (int p = 0; p < 576; p++) {
+            const cnn_real xh = (bx[c * 576 + p] - m_) * is;
+            bdx[c * 576 + p] = a * (bdy[c * 576 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k8_a4 + (size_t)i * 4608;
       const cnn_real *restrict dy = mnist4k8_d5 + (size_t)i * 9216;
@@ -2281,15 +2383,13 @@ static void mnist4k8_l4_conv_backward(int n) {
 // Layer 6: relu: 24x24x16 -> 24x24x16 (HxWxC), RF 5, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, rectifies while the image is in cache
 // (in place in the output buffer, [batch][16][576]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist4k8_l5_mean[16], mnist4k8_l5_invstd[16];
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // ReLU: y = max(y, 0).
 CNN_CLONES static void mnist4k8_l5_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist4k8_params + 288, *restrict beta = mnist4k8_params + 304;
   cnn_real *restrict rmean = mnist4k8_state + 16, *restrict rvar = mnist4k8_state + 32;
-  cnn_real scale[16], shift[16];
+  cnn_real *restrict scale = mnist4k8_l5_scale, *restrict shift = mnist4k8_l5_shift;
   if (training) {
     // The per-image sums were taken by layer 4's forward.
     const double N = (double)n * 576;
@@ -2320,12 +2420,13 @@ CNN_CLONES static void mnist4k8_l5_bn_forward(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k8_a5 + (size_t)i * 9216;
-      cnn_real *restrict y = mnist4k8_a6 + (size_t)i * 9216;
+      const cnn_real *restrict bx = mnist4k8_a5 + (size_t)i * 9216;
+      cnn_real *restrict by = mnist4k8_a6 + (size_t)i * 9216;
+      (void)training; // (no dropout)
       for (int c = 0; c < 16; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 576;
-        cnn_real *restrict yc = y + c * 576;
+        const cnn_real sc = mnist4k8_l5_scale[c], sh = mnist4k8_l5_shift[c];
+        const cnn_real *restrict xc = bx + c * 576;
+        cnn_real *restrict yc = by + c * 576;
         for (int p = 0; p < 576; p++) {
           cnn_real v = xc[p] * sc + sh;
           v = v > 0 ? v : 0;
@@ -2338,7 +2439,7 @@ CNN_CLONES static void mnist4k8_l5_bn_forward(int n, int training) {
 
 // First, in place, the gradient at BN's output: dy where y > 0.
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist4k8_l5_bn_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -2369,7 +2470,6 @@ CNN_CLONES static void mnist4k8_l5_bn_backward(int n) {
     }
   }
   const double N = (double)n * 576;
-  cnn_real k1[16], k2[16], k3[16];
   for (int c = 0; c < 16; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -2378,25 +2478,9 @@ CNN_CLONES static void mnist4k8_l5_bn_backward(int n) {
     }
     mnist4k8_grads[288 + c] = (cnn_real)dg;
     mnist4k8_grads[304 + c] = (cnn_real)db;
-    k1[c] = mnist4k8_params[288 + c] * mnist4k8_l5_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k8_a5 + (size_t)i * 9216;
-      const cnn_real *restrict dy = mnist4k8_d6 + (size_t)i * 9216;
-      cnn_real *restrict dx = mnist4k8_d5 + (size_t)i * 9216;
-      for (int c = 0; c < 16; c++) {
-        const cnn_real m_ = mnist4k8_l5_mean[c], is = mnist4k8_l5_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 576; p++) {
-          const cnn_real xh = (x[c * 576 + p] - m_) * is;
-          dx[c * 576 + p] = a * (dy[c * 576 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist4k8_l5_k1[c] = mnist4k8_params[288 + c] * mnist4k8_l5_invstd[c];
+    mnist4k8_l5_k2[c] = (cnn_real)(db / N);
+    mnist4k8_l5_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -2458,9 +2542,6 @@ CNN_CLONES static void mnist4k8_l7_maxpool_backward(int n) {
 // y[30][12x12] = W[30][16][1x1] (*) x[16][12x12].
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-// Layer 9's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist4k8_l9_ps[BATCH][30], mnist4k8_l9_pq[BATCH][30];
 // In training, also sums each image's output per channel for layer 9's statistics.
 CNN_CLONES_V8 static void mnist4k8_l8_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 320;
@@ -2691,6 +2772,19 @@ CNN_CLONES_V8 static void mnist4k8_l8_conv_backward_v8(int n) {
     cnn_real *restrict dw = mnist4k8_l8_dw[g];
     cnn_real *restrict dwv = mnist4k8_l8_dwv[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 9's dx: this image's dy
+        const cnn_real *restrict bx = mnist4k8_a9 + (size_t)i * 4320;
+        const cnn_real *restrict bdy = mnist4k8_d10 + (size_t)i * 4320;
+        cnn_real *restrict bdx = mnist4k8_d9 + (size_t)i * 4320;
+        for (int c = 0; c < 30; c++) {
+          const cnn_real m_ = mnist4k8_l9_mean[c], is = mnist4k8_l9_invstd[c];
+          const cnn_real a = mnist4k8_l9_k1[c], b = mnist4k8_l9_k2[c], q = mnist4k8_l9_k3[c];
+          for (int p = 0; p < 144; p++) {
+            const cnn_real xh = (bx[c * 144 + p] - m_) * is;
+            bdx[c * 144 + p] = a * (bdy[c * 144 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k8_a8 + (size_t)i * 2304;
       const cnn_real *restrict dy = mnist4k8_d9 + (size_t)i * 4320;
@@ -2869,6 +2963,19 @@ CNN_V16_FN static void mnist4k8_l8_conv_backward_v16(int n) {
     cnn_real *restrict dw = mnist4k8_l8_dw[g];
     cnn_real *restrict dwv = mnist4k8_l8_dwv[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 9's dx: this image's dy
+        const cnn_real *restrict bx = mnist4k8_a9 + (size_t)i * 4320;
+        const cnn_real *restrict bdy = mnist4k8_d10 + (size_t)i * 4320;
+        cnn_real *restrict bdx = mnist4k8_d9 + (size_t)i * 4320;
+        for (int c = 0; c < 30; c++) {
+          const cnn_real m_ = mnist4k8_l9_mean[c], is = mnist4k8_l9_invstd[c];
+          const cnn_real a = mnist4k8_l9_k1[c], b = mnist4k8_l9_k2[c], q = mnist4k8_l9_k3[c];
+          for (int p = 0; p < 144; p++) {
+            const cnn_real xh = (bx[c * 144 + p] - m_) * is;
+            bdx[c * 144 + p] = a * (bdy[c * 144 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k8_a8 + (size_t)i * 2304;
       const cnn_real *restrict dy = mnist4k8_d9 + (size_t)i * 4320;
@@ -3115,16 +3222,14 @@ static void mnist4k8_l8_conv_backward(int n) {
 
 // Layer 10: relu: 12x12x30 -> 12x12x30 (HxWxC), RF 6, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, rectifies while the image is in cache
-// (in place in the output buffer, [batch][30][144]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist4k8_l9_mean[30], mnist4k8_l9_invstd[30];
+// (in place in the output buffer, [batch][30][144]), run by the conv that reads it.
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // ReLU: y = max(y, 0).
 CNN_CLONES static void mnist4k8_l9_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist4k8_params + 800, *restrict beta = mnist4k8_params + 830;
   cnn_real *restrict rmean = mnist4k8_state + 48, *restrict rvar = mnist4k8_state + 78;
-  cnn_real scale[30], shift[30];
+  cnn_real *restrict scale = mnist4k8_l9_scale, *restrict shift = mnist4k8_l9_shift;
   if (training) {
     // The per-image sums were taken by layer 8's forward.
     const double N = (double)n * 144;
@@ -3152,32 +3257,15 @@ CNN_CLONES static void mnist4k8_l9_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k8_a9 + (size_t)i * 4320;
-      cnn_real *restrict y = mnist4k8_a10 + (size_t)i * 4320;
-      for (int c = 0; c < 30; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 144;
-        cnn_real *restrict yc = y + c * 144;
-        for (int p = 0; p < 144; p++) {
-          cnn_real v = xc[p] * sc + sh;
-          v = v > 0 ? v : 0;
-          yc[p] = v;
-        }
-      }
-    }
-  }
+  (void)n; // layer 11's forward runs the sweep, image by image
 }
 
 // First, in place, the gradient at BN's output: dy where y > 0.
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist4k8_l9_bn_backward(int n) {
   // Layer 11's backward masked dy and took the per-image sums.
   const double N = (double)n * 144;
-  cnn_real k1[30], k2[30], k3[30];
   for (int c = 0; c < 30; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -3186,25 +3274,9 @@ CNN_CLONES static void mnist4k8_l9_bn_backward(int n) {
     }
     mnist4k8_grads[800 + c] = (cnn_real)dg;
     mnist4k8_grads[830 + c] = (cnn_real)db;
-    k1[c] = mnist4k8_params[800 + c] * mnist4k8_l9_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k8_a9 + (size_t)i * 4320;
-      const cnn_real *restrict dy = mnist4k8_d10 + (size_t)i * 4320;
-      cnn_real *restrict dx = mnist4k8_d9 + (size_t)i * 4320;
-      for (int c = 0; c < 30; c++) {
-        const cnn_real m_ = mnist4k8_l9_mean[c], is = mnist4k8_l9_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 144; p++) {
-          const cnn_real xh = (x[c * 144 + p] - m_) * is;
-          dx[c * 144 + p] = a * (dy[c * 144 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist4k8_l9_k1[c] = mnist4k8_params[800 + c] * mnist4k8_l9_invstd[c];
+    mnist4k8_l9_k2[c] = (cnn_real)(db / N);
+    mnist4k8_l9_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -3213,13 +3285,29 @@ CNN_CLONES static void mnist4k8_l9_bn_backward(int n) {
 // y[30][10x10] = W[30][1][3x3] (*) x[30][12x12], in groups.
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-CNN_CLONES_V8 static void mnist4k8_l11_conv_forward_v8(int n) {
+// Each image first gets layer 9's normalizing sweep (its input).
+CNN_CLONES_V8 static void mnist4k8_l11_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 860;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k8_a10 + (size_t)i * 4320;
       cnn_real *restrict y = mnist4k8_a12 + (size_t)i * 3000;
+      { // layer 9's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k8_a9 + (size_t)i * 4320;
+        cnn_real *restrict by = mnist4k8_a10 + (size_t)i * 4320;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 30; c++) {
+          const cnn_real sc = mnist4k8_l9_scale[c], sh = mnist4k8_l9_shift[c];
+          const cnn_real *restrict xc = bx + c * 144;
+          cnn_real *restrict yc = by + c * 144;
+          for (int p = 0; p < 144; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       for (int gr = 0; gr < 30; gr++) { // one conv per group
         // 1 output channels x 2 vectors of 8 columns per register tile.
         for (int oy = 0; oy < 10; oy++) {
@@ -3248,13 +3336,28 @@ CNN_CLONES_V8 static void mnist4k8_l11_conv_forward_v8(int n) {
   }
 }
 #if CNN_V16
-CNN_V16_FN static void mnist4k8_l11_conv_forward_v16(int n) {
+CNN_V16_FN static void mnist4k8_l11_conv_forward_v16(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 860;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k8_a10 + (size_t)i * 4320;
       cnn_real *restrict y = mnist4k8_a12 + (size_t)i * 3000;
+      { // layer 9's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k8_a9 + (size_t)i * 4320;
+        cnn_real *restrict by = mnist4k8_a10 + (size_t)i * 4320;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 30; c++) {
+          const cnn_real sc = mnist4k8_l9_scale[c], sh = mnist4k8_l9_shift[c];
+          const cnn_real *restrict xc = bx + c * 144;
+          cnn_real *restrict yc = by + c * 144;
+          for (int p = 0; p < 144; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       for (int gr = 0; gr < 30; gr++) { // one conv per group
         // 1 output channels x 1 vectors of 16 columns per register tile.
         for (int oy = 0; oy < 10; oy++) {
@@ -3282,14 +3385,14 @@ CNN_V16_FN static void mnist4k8_l11_conv_forward_v16(int n) {
 }
 #endif
 // Layer 11's forward on the CPU's vector width.
-static void mnist4k8_l11_conv_forward(int n) {
+static void mnist4k8_l11_conv_forward(int n, int training) {
 #if CNN_V16
   if (mnist4k8_v16) {
-    mnist4k8_l11_conv_forward_v16(n);
+    mnist4k8_l11_conv_forward_v16(n, training);
     return;
   }
 #endif
-  mnist4k8_l11_conv_forward_v8(n);
+  mnist4k8_l11_conv_forward_v8(n, training);
 }
 
 // Per-group partial weight gradients, summed in group order.
@@ -3628,9 +3731,6 @@ static void mnist4k8_l11_conv_backward(int n) {
 // y[30][10x10] = W[30][30][1x1] (*) x[30][10x10].
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-// Layer 13's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist4k8_l13_ps[BATCH][30], mnist4k8_l13_pq[BATCH][30];
 // In training, also sums each image's output per channel for layer 13's statistics.
 CNN_CLONES_V8 static void mnist4k8_l12_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 1130;
@@ -3965,6 +4065,19 @@ CNN_CLONES_V8 static void mnist4k8_l12_conv_backward_v8(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l12_dw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 13's dx: this conv's dy
+      const cnn_real *restrict bx = mnist4k8_a13 + (size_t)i * 3000;
+      const cnn_real *restrict bdy = mnist4k8_d14 + (size_t)i * 3000;
+      cnn_real *restrict bdx = mnist4k8_d13 + (size_t)i * 3000;
+      for (int c = 0; c < 30; c++) {
+        const cnn_real m_ = mnist4k8_l13_mean[c], is = mnist4k8_l13_invstd[c];
+        const cnn_real a = mnist4k8_l13_k1[c], b = mnist4k8_l13_k2[c], q = mnist4k8_l13_k3[c];
+        for (int p = 0; p < 100; p++) {
+          const cnn_real xh = (bx[c * 100 + p] - m_) * is;
+          bdx[c * 100 + p] = a * (bdy[c * 100 + p] - b - xh * q);
+        }
+      }
+    }
     cnn_real *restrict dyw = mnist4k8_l12_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k8_d13 + (size_t)i * 3000;
@@ -4144,6 +4257,19 @@ CNN_V16_FN static void mnist4k8_l12_conv_backward_v16(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l12_dw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 13's dx: this conv's dy
+      const cnn_real *restrict bx = mnist4k8_a13 + (size_t)i * 3000;
+      const cnn_real *restrict bdy = mnist4k8_d14 + (size_t)i * 3000;
+      cnn_real *restrict bdx = mnist4k8_d13 + (size_t)i * 3000;
+      for (int c = 0; c < 30; c++) {
+        const cnn_real m_ = mnist4k8_l13_mean[c], is = mnist4k8_l13_invstd[c];
+        const cnn_real a = mnist4k8_l13_k1[c], b = mnist4k8_l13_k2[c], q = mnist4k8_l13_k3[c];
+        for (int p = 0; p < 100; p++) {
+          const cnn_real xh = (bx[c * 100 + p] - m_) * is;
+          bdx[c * 100 + p] = a * (bdy[c * 100 + p] - b - xh * q);
+        }
+      }
+    }
     cnn_real *restrict dyw = mnist4k8_l12_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k8_d13 + (size_t)i * 3000;
@@ -4410,16 +4536,14 @@ static void mnist4k8_l12_conv_backward(int n) {
 
 // Layer 14: relu: 10x10x30 -> 10x10x30 (HxWxC), RF 10, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, rectifies while the image is in cache
-// (in place in the output buffer, [batch][30][100]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist4k8_l13_mean[30], mnist4k8_l13_invstd[30];
+// (in place in the output buffer, [batch][30][100]), run by the conv that reads it.
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // ReLU: y = max(y, 0).
 CNN_CLONES static void mnist4k8_l13_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist4k8_params + 2030, *restrict beta = mnist4k8_params + 2060;
   cnn_real *restrict rmean = mnist4k8_state + 108, *restrict rvar = mnist4k8_state + 138;
-  cnn_real scale[30], shift[30];
+  cnn_real *restrict scale = mnist4k8_l13_scale, *restrict shift = mnist4k8_l13_shift;
   if (training) {
     // The per-image sums were taken by layer 12's forward.
     const double N = (double)n * 100;
@@ -4447,32 +4571,15 @@ CNN_CLONES static void mnist4k8_l13_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k8_a13 + (size_t)i * 3000;
-      cnn_real *restrict y = mnist4k8_a14 + (size_t)i * 3000;
-      for (int c = 0; c < 30; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 100;
-        cnn_real *restrict yc = y + c * 100;
-        for (int p = 0; p < 100; p++) {
-          cnn_real v = xc[p] * sc + sh;
-          v = v > 0 ? v : 0;
-          yc[p] = v;
-        }
-      }
-    }
-  }
+  (void)n; // layer 15's forward runs the sweep, image by image
 }
 
 // First, in place, the gradient at BN's output: dy where y > 0.
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist4k8_l13_bn_backward(int n) {
   // Layer 15's backward masked dy and took the per-image sums.
   const double N = (double)n * 100;
-  cnn_real k1[30], k2[30], k3[30];
   for (int c = 0; c < 30; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -4481,25 +4588,9 @@ CNN_CLONES static void mnist4k8_l13_bn_backward(int n) {
     }
     mnist4k8_grads[2030 + c] = (cnn_real)dg;
     mnist4k8_grads[2060 + c] = (cnn_real)db;
-    k1[c] = mnist4k8_params[2030 + c] * mnist4k8_l13_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k8_a13 + (size_t)i * 3000;
-      const cnn_real *restrict dy = mnist4k8_d14 + (size_t)i * 3000;
-      cnn_real *restrict dx = mnist4k8_d13 + (size_t)i * 3000;
-      for (int c = 0; c < 30; c++) {
-        const cnn_real m_ = mnist4k8_l13_mean[c], is = mnist4k8_l13_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 100; p++) {
-          const cnn_real xh = (x[c * 100 + p] - m_) * is;
-          dx[c * 100 + p] = a * (dy[c * 100 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist4k8_l13_k1[c] = mnist4k8_params[2030 + c] * mnist4k8_l13_invstd[c];
+    mnist4k8_l13_k2[c] = (cnn_real)(db / N);
+    mnist4k8_l13_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -4508,13 +4599,29 @@ CNN_CLONES static void mnist4k8_l13_bn_backward(int n) {
 // y[30][8x8] = W[30][1][3x3] (*) x[30][10x10], in groups.
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-CNN_CLONES_V8 static void mnist4k8_l15_conv_forward_v8(int n) {
+// Each image first gets layer 13's normalizing sweep (its input).
+CNN_CLONES_V8 static void mnist4k8_l15_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 2090;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k8_a14 + (size_t)i * 3000;
       cnn_real *restrict y = mnist4k8_a16 + (size_t)i * 1920;
+      { // layer 13's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k8_a13 + (size_t)i * 3000;
+        cnn_real *restrict by = mnist4k8_a14 + (size_t)i * 3000;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 30; c++) {
+          const cnn_real sc = mnist4k8_l13_scale[c], sh = mnist4k8_l13_shift[c];
+          const cnn_real *restrict xc = bx + c * 100;
+          cnn_real *restrict yc = by + c * 100;
+          for (int p = 0; p < 100; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       for (int gr = 0; gr < 30; gr++) { // one conv per group
         // 1 output channels x 1 vectors of 8 columns per register tile.
         for (int oy = 0; oy < 8; oy++) {
@@ -4541,13 +4648,28 @@ CNN_CLONES_V8 static void mnist4k8_l15_conv_forward_v8(int n) {
   }
 }
 #if CNN_V16
-CNN_V16_FN static void mnist4k8_l15_conv_forward_v16(int n) {
+CNN_V16_FN static void mnist4k8_l15_conv_forward_v16(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 2090;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k8_a14 + (size_t)i * 3000;
       cnn_real *restrict y = mnist4k8_a16 + (size_t)i * 1920;
+      { // layer 13's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k8_a13 + (size_t)i * 3000;
+        cnn_real *restrict by = mnist4k8_a14 + (size_t)i * 3000;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 30; c++) {
+          const cnn_real sc = mnist4k8_l13_scale[c], sh = mnist4k8_l13_shift[c];
+          const cnn_real *restrict xc = bx + c * 100;
+          cnn_real *restrict yc = by + c * 100;
+          for (int p = 0; p < 100; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       for (int gr = 0; gr < 30; gr++) { // one conv per group
         // 1 output channels x 1 vectors of 16 columns per register tile.
         for (int oy = 0; oy < 8; oy++) {
@@ -4575,14 +4697,14 @@ CNN_V16_FN static void mnist4k8_l15_conv_forward_v16(int n) {
 }
 #endif
 // Layer 15's forward on the CPU's vector width.
-static void mnist4k8_l15_conv_forward(int n) {
+static void mnist4k8_l15_conv_forward(int n, int training) {
 #if CNN_V16
   if (mnist4k8_v16) {
-    mnist4k8_l15_conv_forward_v16(n);
+    mnist4k8_l15_conv_forward_v16(n, training);
     return;
   }
 #endif
-  mnist4k8_l15_conv_forward_v8(n);
+  mnist4k8_l15_conv_forward_v8(n, training);
 }
 
 // Per-group partial weight gradients, summed in group order.
@@ -4919,9 +5041,6 @@ static void mnist4k8_l15_conv_backward(int n) {
 // y[30][8x8] = W[30][30][1x1] (*) x[30][8x8].
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-// Layer 17's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist4k8_l17_ps[BATCH][30], mnist4k8_l17_pq[BATCH][30];
 // In training, also sums each image's output per channel for layer 17's statistics.
 CNN_CLONES_V8 static void mnist4k8_l16_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 2360;
@@ -5107,6 +5226,19 @@ CNN_CLONES_V8 static void mnist4k8_l16_conv_backward_v8(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l16_dw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 17's dx: this conv's dy
+      const cnn_real *restrict bx = mnist4k8_a17 + (size_t)i * 1920;
+      const cnn_real *restrict bdy = mnist4k8_d18 + (size_t)i * 1920;
+      cnn_real *restrict bdx = mnist4k8_d17 + (size_t)i * 1920;
+      for (int c = 0; c < 30; c++) {
+        const cnn_real m_ = mnist4k8_l17_mean[c], is = mnist4k8_l17_invstd[c];
+        const cnn_real a = mnist4k8_l17_k1[c], b = mnist4k8_l17_k2[c], q = mnist4k8_l17_k3[c];
+        for (int p = 0; p < 64; p++) {
+          const cnn_real xh = (bx[c * 64 + p] - m_) * is;
+          bdx[c * 64 + p] = a * (bdy[c * 64 + p] - b - xh * q);
+        }
+      }
+    }
     // 10 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
     for (int o = 0; o < 30; o += 10) {
       for (int c = 0; c < 30; c++)
@@ -5234,6 +5366,19 @@ CNN_V16_FN static void mnist4k8_l16_conv_backward_v16(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l16_dw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 17's dx: this conv's dy
+      const cnn_real *restrict bx = mnist4k8_a17 + (size_t)i * 1920;
+      const cnn_real *restrict bdy = mnist4k8_d18 + (size_t)i * 1920;
+      cnn_real *restrict bdx = mnist4k8_d17 + (size_t)i * 1920;
+      for (int c = 0; c < 30; c++) {
+        const cnn_real m_ = mnist4k8_l17_mean[c], is = mnist4k8_l17_invstd[c];
+        const cnn_real a = mnist4k8_l17_k1[c], b = mnist4k8_l17_k2[c], q = mnist4k8_l17_k3[c];
+        for (int p = 0; p < 64; p++) {
+          const cnn_real xh = (bx[c * 64 + p] - m_) * is;
+          bdx[c * 64 + p] = a * (bdy[c * 64 + p] - b - xh * q);
+        }
+      }
+    }
     // 15 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
     for (int o = 0; o < 30; o += 15) {
       for (int c = 0; c < 30; c++)
@@ -5398,16 +5543,14 @@ static void mnist4k8_l16_conv_backward(int n) {
 
 // Layer 18: relu: 8x8x30 -> 8x8x30 (HxWxC), RF 14, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, rectifies while the image is in cache
-// (in place in the output buffer, [batch][30][64]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist4k8_l17_mean[30], mnist4k8_l17_invstd[30];
+// (in place in the output buffer, [batch][30][64]), run by the conv that reads it.
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // ReLU: y = max(y, 0).
 CNN_CLONES static void mnist4k8_l17_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist4k8_params + 3260, *restrict beta = mnist4k8_params + 3290;
   cnn_real *restrict rmean = mnist4k8_state + 168, *restrict rvar = mnist4k8_state + 198;
-  cnn_real scale[30], shift[30];
+  cnn_real *restrict scale = mnist4k8_l17_scale, *restrict shift = mnist4k8_l17_shift;
   if (training) {
     // The per-image sums were taken by layer 16's forward.
     const double N = (double)n * 64;
@@ -5435,32 +5578,15 @@ CNN_CLONES static void mnist4k8_l17_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k8_a17 + (size_t)i * 1920;
-      cnn_real *restrict y = mnist4k8_a18 + (size_t)i * 1920;
-      for (int c = 0; c < 30; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 64;
-        cnn_real *restrict yc = y + c * 64;
-        for (int p = 0; p < 64; p++) {
-          cnn_real v = xc[p] * sc + sh;
-          v = v > 0 ? v : 0;
-          yc[p] = v;
-        }
-      }
-    }
-  }
+  (void)n; // layer 19's forward runs the sweep, image by image
 }
 
 // First, in place, the gradient at BN's output: dy where y > 0.
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist4k8_l17_bn_backward(int n) {
   // Layer 19's backward masked dy and took the per-image sums.
   const double N = (double)n * 64;
-  cnn_real k1[30], k2[30], k3[30];
   for (int c = 0; c < 30; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -5469,25 +5595,9 @@ CNN_CLONES static void mnist4k8_l17_bn_backward(int n) {
     }
     mnist4k8_grads[3260 + c] = (cnn_real)dg;
     mnist4k8_grads[3290 + c] = (cnn_real)db;
-    k1[c] = mnist4k8_params[3260 + c] * mnist4k8_l17_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k8_a17 + (size_t)i * 1920;
-      const cnn_real *restrict dy = mnist4k8_d18 + (size_t)i * 1920;
-      cnn_real *restrict dx = mnist4k8_d17 + (size_t)i * 1920;
-      for (int c = 0; c < 30; c++) {
-        const cnn_real m_ = mnist4k8_l17_mean[c], is = mnist4k8_l17_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 64; p++) {
-          const cnn_real xh = (x[c * 64 + p] - m_) * is;
-          dx[c * 64 + p] = a * (dy[c * 64 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist4k8_l17_k1[c] = mnist4k8_params[3260 + c] * mnist4k8_l17_invstd[c];
+    mnist4k8_l17_k2[c] = (cnn_real)(db / N);
+    mnist4k8_l17_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -5496,13 +5606,29 @@ CNN_CLONES static void mnist4k8_l17_bn_backward(int n) {
 // y[30][6x6] = W[30][1][3x3] (*) x[30][8x8], in groups.
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-CNN_CLONES_V8 static void mnist4k8_l19_conv_forward_v8(int n) {
+// Each image first gets layer 17's normalizing sweep (its input).
+CNN_CLONES_V8 static void mnist4k8_l19_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 3320;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k8_a18 + (size_t)i * 1920;
       cnn_real *restrict y = mnist4k8_a20 + (size_t)i * 1080;
+      { // layer 17's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k8_a17 + (size_t)i * 1920;
+        cnn_real *restrict by = mnist4k8_a18 + (size_t)i * 1920;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 30; c++) {
+          const cnn_real sc = mnist4k8_l17_scale[c], sh = mnist4k8_l17_shift[c];
+          const cnn_real *restrict xc = bx + c * 64;
+          cnn_real *restrict yc = by + c * 64;
+          for (int p = 0; p < 64; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       for (int gr = 0; gr < 30; gr++) { // one conv per group
         // 1 output channels x 1 vectors of 8 columns per register tile.
         for (int oy = 0; oy < 6; oy++) {
@@ -5529,13 +5655,28 @@ CNN_CLONES_V8 static void mnist4k8_l19_conv_forward_v8(int n) {
   }
 }
 #if CNN_V16
-CNN_V16_FN static void mnist4k8_l19_conv_forward_v16(int n) {
+CNN_V16_FN static void mnist4k8_l19_conv_forward_v16(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 3320;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k8_a18 + (size_t)i * 1920;
       cnn_real *restrict y = mnist4k8_a20 + (size_t)i * 1080;
+      { // layer 17's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k8_a17 + (size_t)i * 1920;
+        cnn_real *restrict by = mnist4k8_a18 + (size_t)i * 1920;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 30; c++) {
+          const cnn_real sc = mnist4k8_l17_scale[c], sh = mnist4k8_l17_shift[c];
+          const cnn_real *restrict xc = bx + c * 64;
+          cnn_real *restrict yc = by + c * 64;
+          for (int p = 0; p < 64; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       for (int gr = 0; gr < 30; gr++) { // one conv per group
         // 1 output channels x 1 vectors of 16 columns per register tile.
         for (int oy = 0; oy < 6; oy++) {
@@ -5563,14 +5704,14 @@ CNN_V16_FN static void mnist4k8_l19_conv_forward_v16(int n) {
 }
 #endif
 // Layer 19's forward on the CPU's vector width.
-static void mnist4k8_l19_conv_forward(int n) {
+static void mnist4k8_l19_conv_forward(int n, int training) {
 #if CNN_V16
   if (mnist4k8_v16) {
-    mnist4k8_l19_conv_forward_v16(n);
+    mnist4k8_l19_conv_forward_v16(n, training);
     return;
   }
 #endif
-  mnist4k8_l19_conv_forward_v8(n);
+  mnist4k8_l19_conv_forward_v8(n, training);
 }
 
 // Per-group partial weight gradients, summed in group order.
@@ -5895,9 +6036,6 @@ static void mnist4k8_l19_conv_backward(int n) {
 // y[30][6x6] = W[30][30][1x1] (*) x[30][6x6].
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-// Layer 21's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist4k8_l21_ps[BATCH][30], mnist4k8_l21_pq[BATCH][30];
 // In training, also sums each image's output per channel for layer 21's statistics.
 CNN_CLONES_V8 static void mnist4k8_l20_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 3590;
@@ -6195,6 +6333,19 @@ CNN_CLONES_V8 static void mnist4k8_l20_conv_backward_v8(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l20_dw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 21's dx: this conv's dy
+      const cnn_real *restrict bx = mnist4k8_a21 + (size_t)i * 1080;
+      const cnn_real *restrict bdy = mnist4k8_d22 + (size_t)i * 1080;
+      cnn_real *restrict bdx = mnist4k8_d21 + (size_t)i * 1080;
+      for (int c = 0; c < 30; c++) {
+        const cnn_real m_ = mnist4k8_l21_mean[c], is = mnist4k8_l21_invstd[c];
+        const cnn_real a = mnist4k8_l21_k1[c], b = mnist4k8_l21_k2[c], q = mnist4k8_l21_k3[c];
+        for (int p = 0; p < 36; p++) {
+          const cnn_real xh = (bx[c * 36 + p] - m_) * is;
+          bdx[c * 36 + p] = a * (bdy[c * 36 + p] - b - xh * q);
+        }
+      }
+    }
     cnn_real *restrict dyw = mnist4k8_l20_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k8_d21 + (size_t)i * 1080;
@@ -6392,6 +6543,19 @@ CNN_V16_FN static void mnist4k8_l20_conv_backward_v16(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l20_dw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 21's dx: this conv's dy
+      const cnn_real *restrict bx = mnist4k8_a21 + (size_t)i * 1080;
+      const cnn_real *restrict bdy = mnist4k8_d22 + (size_t)i * 1080;
+      cnn_real *restrict bdx = mnist4k8_d21 + (size_t)i * 1080;
+      for (int c = 0; c < 30; c++) {
+        const cnn_real m_ = mnist4k8_l21_mean[c], is = mnist4k8_l21_invstd[c];
+        const cnn_real a = mnist4k8_l21_k1[c], b = mnist4k8_l21_k2[c], q = mnist4k8_l21_k3[c];
+        for (int p = 0; p < 36; p++) {
+          const cnn_real xh = (bx[c * 36 + p] - m_) * is;
+          bdx[c * 36 + p] = a * (bdy[c * 36 + p] - b - xh * q);
+        }
+      }
+    }
     cnn_real *restrict dyw = mnist4k8_l20_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k8_d21 + (size_t)i * 1080;
@@ -6603,16 +6767,14 @@ static void mnist4k8_l20_conv_backward(int n) {
 
 // Layer 22: relu: 6x6x30 -> 6x6x30 (HxWxC), RF 18, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, rectifies while the image is in cache
-// (in place in the output buffer, [batch][30][36]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist4k8_l21_mean[30], mnist4k8_l21_invstd[30];
+// (in place in the output buffer, [batch][30][36]), run by the conv that reads it.
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // ReLU: y = max(y, 0).
 CNN_CLONES static void mnist4k8_l21_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist4k8_params + 4490, *restrict beta = mnist4k8_params + 4520;
   cnn_real *restrict rmean = mnist4k8_state + 228, *restrict rvar = mnist4k8_state + 258;
-  cnn_real scale[30], shift[30];
+  cnn_real *restrict scale = mnist4k8_l21_scale, *restrict shift = mnist4k8_l21_shift;
   if (training) {
     // The per-image sums were taken by layer 20's forward.
     const double N = (double)n * 36;
@@ -6640,32 +6802,15 @@ CNN_CLONES static void mnist4k8_l21_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k8_a21 + (size_t)i * 1080;
-      cnn_real *restrict y = mnist4k8_a22 + (size_t)i * 1080;
-      for (int c = 0; c < 30; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 36;
-        cnn_real *restrict yc = y + c * 36;
-        for (int p = 0; p < 36; p++) {
-          cnn_real v = xc[p] * sc + sh;
-          v = v > 0 ? v : 0;
-          yc[p] = v;
-        }
-      }
-    }
-  }
+  (void)n; // layer 23's forward runs the sweep, image by image
 }
 
 // First, in place, the gradient at BN's output: dy where y > 0.
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist4k8_l21_bn_backward(int n) {
   // Layer 23's backward masked dy and took the per-image sums.
   const double N = (double)n * 36;
-  cnn_real k1[30], k2[30], k3[30];
   for (int c = 0; c < 30; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -6674,25 +6819,9 @@ CNN_CLONES static void mnist4k8_l21_bn_backward(int n) {
     }
     mnist4k8_grads[4490 + c] = (cnn_real)dg;
     mnist4k8_grads[4520 + c] = (cnn_real)db;
-    k1[c] = mnist4k8_params[4490 + c] * mnist4k8_l21_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k8_a21 + (size_t)i * 1080;
-      const cnn_real *restrict dy = mnist4k8_d22 + (size_t)i * 1080;
-      cnn_real *restrict dx = mnist4k8_d21 + (size_t)i * 1080;
-      for (int c = 0; c < 30; c++) {
-        const cnn_real m_ = mnist4k8_l21_mean[c], is = mnist4k8_l21_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 36; p++) {
-          const cnn_real xh = (x[c * 36 + p] - m_) * is;
-          dx[c * 36 + p] = a * (dy[c * 36 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist4k8_l21_k1[c] = mnist4k8_params[4490 + c] * mnist4k8_l21_invstd[c];
+    mnist4k8_l21_k2[c] = (cnn_real)(db / N);
+    mnist4k8_l21_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -6701,13 +6830,29 @@ CNN_CLONES static void mnist4k8_l21_bn_backward(int n) {
 // y[10][6x6] = W[10][30][1x1] (*) x[30][6x6].
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-CNN_CLONES_V8 static void mnist4k8_l23_conv_forward_v8(int n) {
+// Each image first gets layer 21's normalizing sweep (its input).
+CNN_CLONES_V8 static void mnist4k8_l23_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 4550;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k8_a22 + (size_t)i * 1080;
       cnn_real *restrict y = mnist4k8_a24 + (size_t)i * 360;
+      { // layer 21's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k8_a21 + (size_t)i * 1080;
+        cnn_real *restrict by = mnist4k8_a22 + (size_t)i * 1080;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 30; c++) {
+          const cnn_real sc = mnist4k8_l21_scale[c], sh = mnist4k8_l21_shift[c];
+          const cnn_real *restrict xc = bx + c * 36;
+          cnn_real *restrict yc = by + c * 36;
+          for (int p = 0; p < 36; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       // 5 output channels x 2 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         for (int col = 0; col < 32; col += 16) {
@@ -6796,13 +6941,28 @@ CNN_CLONES_V8 static void mnist4k8_l23_conv_forward_v8(int n) {
   }
 }
 #if CNN_V16
-CNN_V16_FN static void mnist4k8_l23_conv_forward_v16(int n) {
+CNN_V16_FN static void mnist4k8_l23_conv_forward_v16(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 4550;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k8_a22 + (size_t)i * 1080;
       cnn_real *restrict y = mnist4k8_a24 + (size_t)i * 360;
+      { // layer 21's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k8_a21 + (size_t)i * 1080;
+        cnn_real *restrict by = mnist4k8_a22 + (size_t)i * 1080;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 30; c++) {
+          const cnn_real sc = mnist4k8_l21_scale[c], sh = mnist4k8_l21_shift[c];
+          const cnn_real *restrict xc = bx + c * 36;
+          cnn_real *restrict yc = by + c * 36;
+          for (int p = 0; p < 36; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       // 5 output channels x 3 vectors of 16 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         for (int o = 0; o < 10; o += 5) { // 5 channels x 36 columns
@@ -6852,14 +7012,14 @@ CNN_V16_FN static void mnist4k8_l23_conv_forward_v16(int n) {
 }
 #endif
 // Layer 23's forward on the CPU's vector width.
-static void mnist4k8_l23_conv_forward(int n) {
+static void mnist4k8_l23_conv_forward(int n, int training) {
 #if CNN_V16
   if (mnist4k8_v16) {
-    mnist4k8_l23_conv_forward_v16(n);
+    mnist4k8_l23_conv_forward_v16(n, training);
     return;
   }
 #endif
-  mnist4k8_l23_conv_forward_v8(n);
+  mnist4k8_l23_conv_forward_v8(n, training);
 }
 
 // Per-group partial weight gradients, summed in group order.
@@ -7503,7 +7663,7 @@ static double mnist4k8_forward(const cnn_real *x, const uint8_t *y, int n, int t
   CNN_PROF(0, 0);
   mnist4k8_l1_bn_forward(n, training);
   CNN_PROF(1, 0);
-  mnist4k8_l3_conv_forward(n);
+  mnist4k8_l3_conv_forward(n, training);
   CNN_PROF(3, 0);
   mnist4k8_l4_conv_forward(n, training);
   CNN_PROF(4, 0);
@@ -7515,25 +7675,25 @@ static double mnist4k8_forward(const cnn_real *x, const uint8_t *y, int n, int t
   CNN_PROF(8, 0);
   mnist4k8_l9_bn_forward(n, training);
   CNN_PROF(9, 0);
-  mnist4k8_l11_conv_forward(n);
+  mnist4k8_l11_conv_forward(n, training);
   CNN_PROF(11, 0);
   mnist4k8_l12_conv_forward(n, training);
   CNN_PROF(12, 0);
   mnist4k8_l13_bn_forward(n, training);
   CNN_PROF(13, 0);
-  mnist4k8_l15_conv_forward(n);
+  mnist4k8_l15_conv_forward(n, training);
   CNN_PROF(15, 0);
   mnist4k8_l16_conv_forward(n, training);
   CNN_PROF(16, 0);
   mnist4k8_l17_bn_forward(n, training);
   CNN_PROF(17, 0);
-  mnist4k8_l19_conv_forward(n);
+  mnist4k8_l19_conv_forward(n, training);
   CNN_PROF(19, 0);
   mnist4k8_l20_conv_forward(n, training);
   CNN_PROF(20, 0);
   mnist4k8_l21_bn_forward(n, training);
   CNN_PROF(21, 0);
-  mnist4k8_l23_conv_forward(n);
+  mnist4k8_l23_conv_forward(n, training);
   CNN_PROF(23, 0);
   mnist4k8_l24_gap_forward(n);
   CNN_PROF(24, 0);

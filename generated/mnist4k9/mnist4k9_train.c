@@ -308,14 +308,61 @@ static cnn_real mnist4k9_d23[BATCH * 10 + SLACK] CNN_ALIGNED;
 static int mnist4k9_n, mnist4k9_training, mnist4k9_has_labels;
 static uint8_t mnist4k9_y[BATCH];
 
+// Layer 1 (batchnorm, relu): what its passes share.
+// Layer 1's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist4k9_l1_ps[BATCH][8], mnist4k9_l1_pq[BATCH][8];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist4k9_l1_mean[8], mnist4k9_l1_invstd[8], mnist4k9_l1_scale[8], mnist4k9_l1_shift[8];
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist4k9_l1_k1[8], mnist4k9_l1_k2[8], mnist4k9_l1_k3[8];
+
+// Layer 5 (batchnorm, relu): what its passes share.
+// Layer 5's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist4k9_l5_ps[BATCH][16], mnist4k9_l5_pq[BATCH][16];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist4k9_l5_mean[16], mnist4k9_l5_invstd[16], mnist4k9_l5_scale[16], mnist4k9_l5_shift[16];
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist4k9_l5_k1[16], mnist4k9_l5_k2[16], mnist4k9_l5_k3[16];
+
+// Layer 10 (batchnorm, relu): what its passes share.
+// Layer 10's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist4k9_l10_ps[BATCH][36], mnist4k9_l10_pq[BATCH][36];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist4k9_l10_mean[36], mnist4k9_l10_invstd[36], mnist4k9_l10_scale[36], mnist4k9_l10_shift[36];
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist4k9_l10_k1[36], mnist4k9_l10_k2[36], mnist4k9_l10_k3[36];
+
+// Layer 14 (batchnorm, relu): what its passes share.
+// Layer 14's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist4k9_l14_ps[BATCH][36], mnist4k9_l14_pq[BATCH][36];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist4k9_l14_mean[36], mnist4k9_l14_invstd[36], mnist4k9_l14_scale[36], mnist4k9_l14_shift[36];
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist4k9_l14_k1[36], mnist4k9_l14_k2[36], mnist4k9_l14_k3[36];
+
+// Layer 18 (batchnorm, relu): what its passes share.
+// Layer 18's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist4k9_l18_ps[BATCH][36], mnist4k9_l18_pq[BATCH][36];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist4k9_l18_mean[36], mnist4k9_l18_invstd[36], mnist4k9_l18_scale[36], mnist4k9_l18_shift[36];
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist4k9_l18_k1[36], mnist4k9_l18_k2[36], mnist4k9_l18_k3[36];
+
 // Layer 0: conv 3x3, stride 1, pad 0, no bias: 28x28x1 -> 26x26x8 (HxWxC), RF 3, 72 params, 48672 MACs/image.
 // Path: direct kernels (forward, input and weight gradient).
 // y[8][26x26] = W[8][1][3x3] (*) x[1][28x28].
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-// Layer 1's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist4k9_l1_ps[BATCH][8], mnist4k9_l1_pq[BATCH][8];
 // In training, also sums each image's output per channel for layer 1's statistics.
 CNN_CLONES_V8 static void mnist4k9_l0_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k9_params + 0;
@@ -552,6 +599,19 @@ CNN_CLONES_V8 static void mnist4k9_l0_conv_backward_v8(int n) {
     cnn_real *restrict dyp = mnist4k9_l0_dyp[g];
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 1's dx: this image's dy
+        const cnn_real *restrict bx = mnist4k9_a1 + (size_t)i * 5408;
+        const cnn_real *restrict bdy = mnist4k9_d2 + (size_t)i * 5408;
+        cnn_real *restrict bdx = mnist4k9_d1 + (size_t)i * 5408;
+        for (int c = 0; c < 8; c++) {
+          const cnn_real m_ = mnist4k9_l1_mean[c], is = mnist4k9_l1_invstd[c];
+          const cnn_real a = mnist4k9_l1_k1[c], b = mnist4k9_l1_k2[c], q = mnist4k9_l1_k3[c];
+          for (int p = 0; p < 676; p++) {
+            const cnn_real xh = (bx[c * 676 + p] - m_) * is;
+            bdx[c * 676 + p] = a * (bdy[c * 676 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k9_a0 + (size_t)i * 784;
       const cnn_real *restrict dy = mnist4k9_d1 + (size_t)i * 5408;
@@ -792,6 +852,19 @@ CNN_V16_FN static void mnist4k9_l0_conv_backward_v16(int n) {
     cnn_real *restrict dyp = mnist4k9_l0_dyp[g];
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 1's dx: this image's dy
+        const cnn_real *restrict bx = mnist4k9_a1 + (size_t)i * 5408;
+        const cnn_real *restrict bdy = mnist4k9_d2 + (size_t)i * 5408;
+        cnn_real *restrict bdx = mnist4k9_d1 + (size_t)i * 5408;
+        for (int c = 0; c < 8; c++) {
+          const cnn_real m_ = mnist4k9_l1_mean[c], is = mnist4k9_l1_invstd[c];
+          const cnn_real a = mnist4k9_l1_k1[c], b = mnist4k9_l1_k2[c], q = mnist4k9_l1_k3[c];
+          for (int p = 0; p < 676; p++) {
+            const cnn_real xh = (bx[c * 676 + p] - m_) * is;
+            bdx[c * 676 + p] = a * (bdy[c * 676 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k9_a0 + (size_t)i * 784;
       const cnn_real *restrict dy = mnist4k9_d1 + (size_t)i * 5408;
@@ -1114,16 +1187,14 @@ static void mnist4k9_l0_conv_backward(int n) {
 
 // Layer 2: relu: 26x26x8 -> 26x26x8 (HxWxC), RF 3, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, rectifies while the image is in cache
-// (in place in the output buffer, [batch][8][676]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist4k9_l1_mean[8], mnist4k9_l1_invstd[8];
+// (in place in the output buffer, [batch][8][676]), run by the conv that reads it.
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // ReLU: y = max(y, 0).
 CNN_CLONES static void mnist4k9_l1_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist4k9_params + 72, *restrict beta = mnist4k9_params + 80;
   cnn_real *restrict rmean = mnist4k9_state + 0, *restrict rvar = mnist4k9_state + 8;
-  cnn_real scale[8], shift[8];
+  cnn_real *restrict scale = mnist4k9_l1_scale, *restrict shift = mnist4k9_l1_shift;
   if (training) {
     // The per-image sums were taken by layer 0's forward.
     const double N = (double)n * 676;
@@ -1151,32 +1222,15 @@ CNN_CLONES static void mnist4k9_l1_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k9_a1 + (size_t)i * 5408;
-      cnn_real *restrict y = mnist4k9_a2 + (size_t)i * 5408;
-      for (int c = 0; c < 8; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 676;
-        cnn_real *restrict yc = y + c * 676;
-        for (int p = 0; p < 676; p++) {
-          cnn_real v = xc[p] * sc + sh;
-          v = v > 0 ? v : 0;
-          yc[p] = v;
-        }
-      }
-    }
-  }
+  (void)n; // layer 3's forward runs the sweep, image by image
 }
 
 // First, in place, the gradient at BN's output: dy where y > 0.
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist4k9_l1_bn_backward(int n) {
   // Layer 3's backward masked dy and took the per-image sums.
   const double N = (double)n * 676;
-  cnn_real k1[8], k2[8], k3[8];
   for (int c = 0; c < 8; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -1185,25 +1239,9 @@ CNN_CLONES static void mnist4k9_l1_bn_backward(int n) {
     }
     mnist4k9_grads[72 + c] = (cnn_real)dg;
     mnist4k9_grads[80 + c] = (cnn_real)db;
-    k1[c] = mnist4k9_params[72 + c] * mnist4k9_l1_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k9_a1 + (size_t)i * 5408;
-      const cnn_real *restrict dy = mnist4k9_d2 + (size_t)i * 5408;
-      cnn_real *restrict dx = mnist4k9_d1 + (size_t)i * 5408;
-      for (int c = 0; c < 8; c++) {
-        const cnn_real m_ = mnist4k9_l1_mean[c], is = mnist4k9_l1_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 676; p++) {
-          const cnn_real xh = (x[c * 676 + p] - m_) * is;
-          dx[c * 676 + p] = a * (dy[c * 676 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist4k9_l1_k1[c] = mnist4k9_params[72 + c] * mnist4k9_l1_invstd[c];
+    mnist4k9_l1_k2[c] = (cnn_real)(db / N);
+    mnist4k9_l1_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -1212,13 +1250,29 @@ CNN_CLONES static void mnist4k9_l1_bn_backward(int n) {
 // y[8][24x24] = W[8][1][3x3] (*) x[8][26x26], in groups.
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-CNN_CLONES_V8 static void mnist4k9_l3_conv_forward_v8(int n) {
+// Each image first gets layer 1's normalizing sweep (its input).
+CNN_CLONES_V8 static void mnist4k9_l3_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k9_params + 88;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k9_a2 + (size_t)i * 5408;
       cnn_real *restrict y = mnist4k9_a4 + (size_t)i * 4608;
+      { // layer 1's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k9_a1 + (size_t)i * 5408;
+        cnn_real *restrict by = mnist4k9_a2 + (size_t)i * 5408;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 8; c++) {
+          const cnn_real sc = mnist4k9_l1_scale[c], sh = mnist4k9_l1_shift[c];
+          const cnn_real *restrict xc = bx + c * 676;
+          cnn_real *restrict yc = by + c * 676;
+          for (int p = 0; p < 676; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       for (int gr = 0; gr < 8; gr++) { // one conv per group
         // 1 output channels x 3 vectors of 8 columns per register tile.
         for (int oy = 0; oy < 24; oy++) {
@@ -1249,13 +1303,28 @@ CNN_CLONES_V8 static void mnist4k9_l3_conv_forward_v8(int n) {
   }
 }
 #if CNN_V16
-CNN_V16_FN static void mnist4k9_l3_conv_forward_v16(int n) {
+CNN_V16_FN static void mnist4k9_l3_conv_forward_v16(int n, int training) {
   const cnn_real *restrict w = mnist4k9_params + 88;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k9_a2 + (size_t)i * 5408;
       cnn_real *restrict y = mnist4k9_a4 + (size_t)i * 4608;
+      { // layer 1's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k9_a1 + (size_t)i * 5408;
+        cnn_real *restrict by = mnist4k9_a2 + (size_t)i * 5408;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 8; c++) {
+          const cnn_real sc = mnist4k9_l1_scale[c], sh = mnist4k9_l1_shift[c];
+          const cnn_real *restrict xc = bx + c * 676;
+          cnn_real *restrict yc = by + c * 676;
+          for (int p = 0; p < 676; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       for (int gr = 0; gr < 8; gr++) { // one conv per group
         // 1 output channels x 2 vectors of 16 columns per register tile.
         for (int oy = 0; oy < 24; oy++) {
@@ -1285,14 +1354,14 @@ CNN_V16_FN static void mnist4k9_l3_conv_forward_v16(int n) {
 }
 #endif
 // Layer 3's forward on the CPU's vector width.
-static void mnist4k9_l3_conv_forward(int n) {
+static void mnist4k9_l3_conv_forward(int n, int training) {
 #if CNN_V16
   if (mnist4k9_v16) {
-    mnist4k9_l3_conv_forward_v16(n);
+    mnist4k9_l3_conv_forward_v16(n, training);
     return;
   }
 #endif
-  mnist4k9_l3_conv_forward_v8(n);
+  mnist4k9_l3_conv_forward_v8(n, training);
 }
 
 // Per-group partial weight gradients, summed in group order.
@@ -1655,9 +1724,6 @@ static void mnist4k9_l3_conv_backward(int n) {
 // y[16][24x24] = W[16][8][1x1] (*) x[8][24x24].
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-// Layer 5's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist4k9_l5_ps[BATCH][16], mnist4k9_l5_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 5's statistics.
 CNN_CLONES_V8 static void mnist4k9_l4_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k9_params + 160;
@@ -1849,6 +1915,19 @@ CNN_CLONES_V8 static void mnist4k9_l4_conv_backward_v8(int n) {
     cnn_real *restrict dw = mnist4k9_l4_dw[g];
     cnn_real *restrict dwv = mnist4k9_l4_dwv[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 5's dx: this image's dy
+        const cnn_real *restrict bx = mnist4k9_a5 + (size_t)i * 9216;
+        const cnn_real *restrict bdy = mnist4k9_d6 + (size_t)i * 9216;
+        cnn_real *restrict bdx = mnist4k9_d5 + (size_t)i * 9216;
+        for (int c = 0; c < 16; c++) {
+          const cnn_real m_ = mnist4k9_l5_mean[c], is = mnist4k9_l5_invstd[c];
+          const cnn_real a = mnist4k9_l5_k1[c], b = mnist4k9_l5_k2[c], q = mnist4k9_l5_k3[c];
+          for (int p = 0; p < 576; p++) {
+            const cnn_real xh = (bx[c * 576 + p] - m_) * is;
+            bdx[c * 576 + p] = a * (bdy[c * 576 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k9_a4 + (size_t)i * 4608;
       const cnn_real *restrict dy = mnist4k9_d5 + (size_t)i * 9216;
@@ -2009,6 +2088,19 @@ CNN_V16_FN static void mnist4k9_l4_conv_backward_v16(int n) {
     cnn_real *restrict dw = mnist4k9_l4_dw[g];
     cnn_real *restrict dwv = mnist4k9_l4_dwv[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 5's dx: this image's dy
+        const cnn_real *restrict bx = mnist4k9_a5 + (size_t)i * 9216;
+        const cnn_real *restrict bdy = mnist4k9_d6 + (size_t)i * 9216;
+        cnn_real *restrict bdx = mnist4k9_d5 + (size_t)i * 9216;
+        for (int c = 0; c < 16; c++) {
+          const cnn_real m_ = mnist4k9_l5_mean[c], is = mnist4k9_l5_invstd[c];
+          const cnn_real a = mnist4k9_l5_k1[c], b = mnist4k9_l5_k2[c], q = mnist4k9_l5_k3[c];
+          for (int p = 0; p < 576; p++) {
+            const cnn_real xh = (bx[c * 576 + p] - m_) * is;
+            bdx[c * 576 + p] = a * (bdy[c * 576 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k9_a4 + (size_t)i * 4608;
       const cnn_real *restrict dy = mnist4k9_d5 + (size_t)i * 9216;
@@ -2265,15 +2357,13 @@ static void mnist4k9_l4_conv_backward(int n) {
 // Layer 6: relu: 24x24x16 -> 24x24x16 (HxWxC), RF 5, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, rectifies while the image is in cache
 // (in place in the output buffer, [batch][16][576]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist4k9_l5_mean[16], mnist4k9_l5_invstd[16];
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // ReLU: y = max(y, 0).
 CNN_CLONES static void mnist4k9_l5_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist4k9_params + 288, *restrict beta = mnist4k9_params + 304;
   cnn_real *restrict rmean = mnist4k9_state + 16, *restrict rvar = mnist4k9_state + 32;
-  cnn_real scale[16], shift[16];
+  cnn_real *restrict scale = mnist4k9_l5_scale, *restrict shift = mnist4k9_l5_shift;
   if (training) {
     // The per-image sums were taken by layer 4's forward.
     const double N = (double)n * 576;
@@ -2304,12 +2394,13 @@ CNN_CLONES static void mnist4k9_l5_bn_forward(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k9_a5 + (size_t)i * 9216;
-      cnn_real *restrict y = mnist4k9_a6 + (size_t)i * 9216;
+      const cnn_real *restrict bx = mnist4k9_a5 + (size_t)i * 9216;
+      cnn_real *restrict by = mnist4k9_a6 + (size_t)i * 9216;
+      (void)training; // (no dropout)
       for (int c = 0; c < 16; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 576;
-        cnn_real *restrict yc = y + c * 576;
+        const cnn_real sc = mnist4k9_l5_scale[c], sh = mnist4k9_l5_shift[c];
+        const cnn_real *restrict xc = bx + c * 576;
+        cnn_real *restrict yc = by + c * 576;
         for (int p = 0; p < 576; p++) {
           cnn_real v = xc[p] * sc + sh;
           v = v > 0 ? v : 0;
@@ -2322,7 +2413,7 @@ CNN_CLONES static void mnist4k9_l5_bn_forward(int n, int training) {
 
 // First, in place, the gradient at BN's output: dy where y > 0.
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist4k9_l5_bn_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -2353,7 +2444,6 @@ CNN_CLONES static void mnist4k9_l5_bn_backward(int n) {
     }
   }
   const double N = (double)n * 576;
-  cnn_real k1[16], k2[16], k3[16];
   for (int c = 0; c < 16; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -2362,25 +2452,9 @@ CNN_CLONES static void mnist4k9_l5_bn_backward(int n) {
     }
     mnist4k9_grads[288 + c] = (cnn_real)dg;
     mnist4k9_grads[304 + c] = (cnn_real)db;
-    k1[c] = mnist4k9_params[288 + c] * mnist4k9_l5_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k9_a5 + (size_t)i * 9216;
-      const cnn_real *restrict dy = mnist4k9_d6 + (size_t)i * 9216;
-      cnn_real *restrict dx = mnist4k9_d5 + (size_t)i * 9216;
-      for (int c = 0; c < 16; c++) {
-        const cnn_real m_ = mnist4k9_l5_mean[c], is = mnist4k9_l5_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 576; p++) {
-          const cnn_real xh = (x[c * 576 + p] - m_) * is;
-          dx[c * 576 + p] = a * (dy[c * 576 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist4k9_l5_k1[c] = mnist4k9_params[288 + c] * mnist4k9_l5_invstd[c];
+    mnist4k9_l5_k2[c] = (cnn_real)(db / N);
+    mnist4k9_l5_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -2803,9 +2877,6 @@ static void mnist4k9_l8_conv_backward(int n) {
 // y[36][10x10] = W[36][16][1x1] (*) x[16][10x10].
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-// Layer 10's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist4k9_l10_ps[BATCH][36], mnist4k9_l10_pq[BATCH][36];
 // In training, also sums each image's output per channel for layer 10's statistics.
 CNN_CLONES_V8 static void mnist4k9_l9_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k9_params + 464;
@@ -3115,6 +3186,19 @@ CNN_CLONES_V8 static void mnist4k9_l9_conv_backward_v8(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l9_dw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 10's dx: this conv's dy
+      const cnn_real *restrict bx = mnist4k9_a10 + (size_t)i * 3600;
+      const cnn_real *restrict bdy = mnist4k9_d11 + (size_t)i * 3600;
+      cnn_real *restrict bdx = mnist4k9_d10 + (size_t)i * 3600;
+      for (int c = 0; c < 36; c++) {
+        const cnn_real m_ = mnist4k9_l10_mean[c], is = mnist4k9_l10_invstd[c];
+        const cnn_real a = mnist4k9_l10_k1[c], b = mnist4k9_l10_k2[c], q = mnist4k9_l10_k3[c];
+        for (int p = 0; p < 100; p++) {
+          const cnn_real xh = (bx[c * 100 + p] - m_) * is;
+          bdx[c * 100 + p] = a * (bdy[c * 100 + p] - b - xh * q);
+        }
+      }
+    }
     cnn_real *restrict dyw = mnist4k9_l9_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k9_d10 + (size_t)i * 3600;
@@ -3293,6 +3377,19 @@ CNN_V16_FN static void mnist4k9_l9_conv_backward_v16(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l9_dw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 10's dx: this conv's dy
+      const cnn_real *restrict bx = mnist4k9_a10 + (size_t)i * 3600;
+      const cnn_real *restrict bdy = mnist4k9_d11 + (size_t)i * 3600;
+      cnn_real *restrict bdx = mnist4k9_d10 + (size_t)i * 3600;
+      for (int c = 0; c < 36; c++) {
+        const cnn_real m_ = mnist4k9_l10_mean[c], is = mnist4k9_l10_invstd[c];
+        const cnn_real a = mnist4k9_l10_k1[c], b = mnist4k9_l10_k2[c], q = mnist4k9_l10_k3[c];
+        for (int p = 0; p < 100; p++) {
+          const cnn_real xh = (bx[c * 100 + p] - m_) * is;
+          bdx[c * 100 + p] = a * (bdy[c * 100 + p] - b - xh * q);
+        }
+      }
+    }
     cnn_real *restrict dyw = mnist4k9_l9_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k9_d10 + (size_t)i * 3600;
@@ -3552,16 +3649,14 @@ static void mnist4k9_l9_conv_backward(int n) {
 
 // Layer 11: relu: 10x10x36 -> 10x10x36 (HxWxC), RF 10, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, rectifies while the image is in cache
-// (in place in the output buffer, [batch][36][100]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist4k9_l10_mean[36], mnist4k9_l10_invstd[36];
+// (in place in the output buffer, [batch][36][100]), run by the conv that reads it.
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // ReLU: y = max(y, 0).
 CNN_CLONES static void mnist4k9_l10_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist4k9_params + 1040, *restrict beta = mnist4k9_params + 1076;
   cnn_real *restrict rmean = mnist4k9_state + 48, *restrict rvar = mnist4k9_state + 84;
-  cnn_real scale[36], shift[36];
+  cnn_real *restrict scale = mnist4k9_l10_scale, *restrict shift = mnist4k9_l10_shift;
   if (training) {
     // The per-image sums were taken by layer 9's forward.
     const double N = (double)n * 100;
@@ -3589,32 +3684,15 @@ CNN_CLONES static void mnist4k9_l10_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k9_a10 + (size_t)i * 3600;
-      cnn_real *restrict y = mnist4k9_a11 + (size_t)i * 3600;
-      for (int c = 0; c < 36; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 100;
-        cnn_real *restrict yc = y + c * 100;
-        for (int p = 0; p < 100; p++) {
-          cnn_real v = xc[p] * sc + sh;
-          v = v > 0 ? v : 0;
-          yc[p] = v;
-        }
-      }
-    }
-  }
+  (void)n; // layer 12's forward runs the sweep, image by image
 }
 
 // First, in place, the gradient at BN's output: dy where y > 0.
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist4k9_l10_bn_backward(int n) {
   // Layer 12's backward masked dy and took the per-image sums.
   const double N = (double)n * 100;
-  cnn_real k1[36], k2[36], k3[36];
   for (int c = 0; c < 36; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -3623,25 +3701,9 @@ CNN_CLONES static void mnist4k9_l10_bn_backward(int n) {
     }
     mnist4k9_grads[1040 + c] = (cnn_real)dg;
     mnist4k9_grads[1076 + c] = (cnn_real)db;
-    k1[c] = mnist4k9_params[1040 + c] * mnist4k9_l10_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k9_a10 + (size_t)i * 3600;
-      const cnn_real *restrict dy = mnist4k9_d11 + (size_t)i * 3600;
-      cnn_real *restrict dx = mnist4k9_d10 + (size_t)i * 3600;
-      for (int c = 0; c < 36; c++) {
-        const cnn_real m_ = mnist4k9_l10_mean[c], is = mnist4k9_l10_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 100; p++) {
-          const cnn_real xh = (x[c * 100 + p] - m_) * is;
-          dx[c * 100 + p] = a * (dy[c * 100 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist4k9_l10_k1[c] = mnist4k9_params[1040 + c] * mnist4k9_l10_invstd[c];
+    mnist4k9_l10_k2[c] = (cnn_real)(db / N);
+    mnist4k9_l10_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -3650,13 +3712,29 @@ CNN_CLONES static void mnist4k9_l10_bn_backward(int n) {
 // y[36][8x8] = W[36][1][3x3] (*) x[36][10x10], in groups.
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-CNN_CLONES_V8 static void mnist4k9_l12_conv_forward_v8(int n) {
+// Each image first gets layer 10's normalizing sweep (its input).
+CNN_CLONES_V8 static void mnist4k9_l12_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k9_params + 1112;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k9_a11 + (size_t)i * 3600;
       cnn_real *restrict y = mnist4k9_a13 + (size_t)i * 2304;
+      { // layer 10's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k9_a10 + (size_t)i * 3600;
+        cnn_real *restrict by = mnist4k9_a11 + (size_t)i * 3600;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 36; c++) {
+          const cnn_real sc = mnist4k9_l10_scale[c], sh = mnist4k9_l10_shift[c];
+          const cnn_real *restrict xc = bx + c * 100;
+          cnn_real *restrict yc = by + c * 100;
+          for (int p = 0; p < 100; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       for (int gr = 0; gr < 36; gr++) { // one conv per group
         // 1 output channels x 1 vectors of 8 columns per register tile.
         for (int oy = 0; oy < 8; oy++) {
@@ -3683,13 +3761,28 @@ CNN_CLONES_V8 static void mnist4k9_l12_conv_forward_v8(int n) {
   }
 }
 #if CNN_V16
-CNN_V16_FN static void mnist4k9_l12_conv_forward_v16(int n) {
+CNN_V16_FN static void mnist4k9_l12_conv_forward_v16(int n, int training) {
   const cnn_real *restrict w = mnist4k9_params + 1112;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k9_a11 + (size_t)i * 3600;
       cnn_real *restrict y = mnist4k9_a13 + (size_t)i * 2304;
+      { // layer 10's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k9_a10 + (size_t)i * 3600;
+        cnn_real *restrict by = mnist4k9_a11 + (size_t)i * 3600;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 36; c++) {
+          const cnn_real sc = mnist4k9_l10_scale[c], sh = mnist4k9_l10_shift[c];
+          const cnn_real *restrict xc = bx + c * 100;
+          cnn_real *restrict yc = by + c * 100;
+          for (int p = 0; p < 100; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       for (int gr = 0; gr < 36; gr++) { // one conv per group
         // 1 output channels x 1 vectors of 16 columns per register tile.
         for (int oy = 0; oy < 8; oy++) {
@@ -3717,14 +3810,14 @@ CNN_V16_FN static void mnist4k9_l12_conv_forward_v16(int n) {
 }
 #endif
 // Layer 12's forward on the CPU's vector width.
-static void mnist4k9_l12_conv_forward(int n) {
+static void mnist4k9_l12_conv_forward(int n, int training) {
 #if CNN_V16
   if (mnist4k9_v16) {
-    mnist4k9_l12_conv_forward_v16(n);
+    mnist4k9_l12_conv_forward_v16(n, training);
     return;
   }
 #endif
-  mnist4k9_l12_conv_forward_v8(n);
+  mnist4k9_l12_conv_forward_v8(n, training);
 }
 
 // Per-group partial weight gradients, summed in group order.
@@ -4061,9 +4154,6 @@ static void mnist4k9_l12_conv_backward(int n) {
 // y[36][8x8] = W[36][36][1x1] (*) x[36][8x8].
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-// Layer 14's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist4k9_l14_ps[BATCH][36], mnist4k9_l14_pq[BATCH][36];
 // In training, also sums each image's output per channel for layer 14's statistics.
 CNN_CLONES_V8 static void mnist4k9_l13_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k9_params + 1436;
@@ -4261,6 +4351,19 @@ CNN_CLONES_V8 static void mnist4k9_l13_conv_backward_v8(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l13_dw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 14's dx: this conv's dy
+      const cnn_real *restrict bx = mnist4k9_a14 + (size_t)i * 2304;
+      const cnn_real *restrict bdy = mnist4k9_d15 + (size_t)i * 2304;
+      cnn_real *restrict bdx = mnist4k9_d14 + (size_t)i * 2304;
+      for (int c = 0; c < 36; c++) {
+        const cnn_real m_ = mnist4k9_l14_mean[c], is = mnist4k9_l14_invstd[c];
+        const cnn_real a = mnist4k9_l14_k1[c], b = mnist4k9_l14_k2[c], q = mnist4k9_l14_k3[c];
+        for (int p = 0; p < 64; p++) {
+          const cnn_real xh = (bx[c * 64 + p] - m_) * is;
+          bdx[c * 64 + p] = a * (bdy[c * 64 + p] - b - xh * q);
+        }
+      }
+    }
     // 12 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
     for (int o = 0; o < 36; o += 12) {
       for (int c = 0; c < 36; c++)
@@ -4396,6 +4499,19 @@ CNN_V16_FN static void mnist4k9_l13_conv_backward_v16(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l13_dw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 14's dx: this conv's dy
+      const cnn_real *restrict bx = mnist4k9_a14 + (size_t)i * 2304;
+      const cnn_real *restrict bdy = mnist4k9_d15 + (size_t)i * 2304;
+      cnn_real *restrict bdx = mnist4k9_d14 + (size_t)i * 2304;
+      for (int c = 0; c < 36; c++) {
+        const cnn_real m_ = mnist4k9_l14_mean[c], is = mnist4k9_l14_invstd[c];
+        const cnn_real a = mnist4k9_l14_k1[c], b = mnist4k9_l14_k2[c], q = mnist4k9_l14_k3[c];
+        for (int p = 0; p < 64; p++) {
+          const cnn_real xh = (bx[c * 64 + p] - m_) * is;
+          bdx[c * 64 + p] = a * (bdy[c * 64 + p] - b - xh * q);
+        }
+      }
+    }
     // 12 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
     for (int o = 0; o < 36; o += 12) {
       for (int c = 0; c < 36; c++)
@@ -4560,16 +4676,14 @@ static void mnist4k9_l13_conv_backward(int n) {
 
 // Layer 15: relu: 8x8x36 -> 8x8x36 (HxWxC), RF 14, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, rectifies while the image is in cache
-// (in place in the output buffer, [batch][36][64]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist4k9_l14_mean[36], mnist4k9_l14_invstd[36];
+// (in place in the output buffer, [batch][36][64]), run by the conv that reads it.
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // ReLU: y = max(y, 0).
 CNN_CLONES static void mnist4k9_l14_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist4k9_params + 2732, *restrict beta = mnist4k9_params + 2768;
   cnn_real *restrict rmean = mnist4k9_state + 120, *restrict rvar = mnist4k9_state + 156;
-  cnn_real scale[36], shift[36];
+  cnn_real *restrict scale = mnist4k9_l14_scale, *restrict shift = mnist4k9_l14_shift;
   if (training) {
     // The per-image sums were taken by layer 13's forward.
     const double N = (double)n * 64;
@@ -4597,32 +4711,15 @@ CNN_CLONES static void mnist4k9_l14_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k9_a14 + (size_t)i * 2304;
-      cnn_real *restrict y = mnist4k9_a15 + (size_t)i * 2304;
-      for (int c = 0; c < 36; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 64;
-        cnn_real *restrict yc = y + c * 64;
-        for (int p = 0; p < 64; p++) {
-          cnn_real v = xc[p] * sc + sh;
-          v = v > 0 ? v : 0;
-          yc[p] = v;
-        }
-      }
-    }
-  }
+  (void)n; // layer 16's forward runs the sweep, image by image
 }
 
 // First, in place, the gradient at BN's output: dy where y > 0.
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist4k9_l14_bn_backward(int n) {
   // Layer 16's backward masked dy and took the per-image sums.
   const double N = (double)n * 64;
-  cnn_real k1[36], k2[36], k3[36];
   for (int c = 0; c < 36; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -4631,25 +4728,9 @@ CNN_CLONES static void mnist4k9_l14_bn_backward(int n) {
     }
     mnist4k9_grads[2732 + c] = (cnn_real)dg;
     mnist4k9_grads[2768 + c] = (cnn_real)db;
-    k1[c] = mnist4k9_params[2732 + c] * mnist4k9_l14_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k9_a14 + (size_t)i * 2304;
-      const cnn_real *restrict dy = mnist4k9_d15 + (size_t)i * 2304;
-      cnn_real *restrict dx = mnist4k9_d14 + (size_t)i * 2304;
-      for (int c = 0; c < 36; c++) {
-        const cnn_real m_ = mnist4k9_l14_mean[c], is = mnist4k9_l14_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 64; p++) {
-          const cnn_real xh = (x[c * 64 + p] - m_) * is;
-          dx[c * 64 + p] = a * (dy[c * 64 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist4k9_l14_k1[c] = mnist4k9_params[2732 + c] * mnist4k9_l14_invstd[c];
+    mnist4k9_l14_k2[c] = (cnn_real)(db / N);
+    mnist4k9_l14_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -4658,13 +4739,29 @@ CNN_CLONES static void mnist4k9_l14_bn_backward(int n) {
 // y[36][6x6] = W[36][1][3x3] (*) x[36][8x8], in groups.
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-CNN_CLONES_V8 static void mnist4k9_l16_conv_forward_v8(int n) {
+// Each image first gets layer 14's normalizing sweep (its input).
+CNN_CLONES_V8 static void mnist4k9_l16_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k9_params + 2804;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k9_a15 + (size_t)i * 2304;
       cnn_real *restrict y = mnist4k9_a17 + (size_t)i * 1296;
+      { // layer 14's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k9_a14 + (size_t)i * 2304;
+        cnn_real *restrict by = mnist4k9_a15 + (size_t)i * 2304;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 36; c++) {
+          const cnn_real sc = mnist4k9_l14_scale[c], sh = mnist4k9_l14_shift[c];
+          const cnn_real *restrict xc = bx + c * 64;
+          cnn_real *restrict yc = by + c * 64;
+          for (int p = 0; p < 64; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       for (int gr = 0; gr < 36; gr++) { // one conv per group
         // 1 output channels x 1 vectors of 8 columns per register tile.
         for (int oy = 0; oy < 6; oy++) {
@@ -4691,13 +4788,28 @@ CNN_CLONES_V8 static void mnist4k9_l16_conv_forward_v8(int n) {
   }
 }
 #if CNN_V16
-CNN_V16_FN static void mnist4k9_l16_conv_forward_v16(int n) {
+CNN_V16_FN static void mnist4k9_l16_conv_forward_v16(int n, int training) {
   const cnn_real *restrict w = mnist4k9_params + 2804;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k9_a15 + (size_t)i * 2304;
       cnn_real *restrict y = mnist4k9_a17 + (size_t)i * 1296;
+      { // layer 14's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k9_a14 + (size_t)i * 2304;
+        cnn_real *restrict by = mnist4k9_a15 + (size_t)i * 2304;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 36; c++) {
+          const cnn_real sc = mnist4k9_l14_scale[c], sh = mnist4k9_l14_shift[c];
+          const cnn_real *restrict xc = bx + c * 64;
+          cnn_real *restrict yc = by + c * 64;
+          for (int p = 0; p < 64; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       for (int gr = 0; gr < 36; gr++) { // one conv per group
         // 1 output channels x 1 vectors of 16 columns per register tile.
         for (int oy = 0; oy < 6; oy++) {
@@ -4725,14 +4837,14 @@ CNN_V16_FN static void mnist4k9_l16_conv_forward_v16(int n) {
 }
 #endif
 // Layer 16's forward on the CPU's vector width.
-static void mnist4k9_l16_conv_forward(int n) {
+static void mnist4k9_l16_conv_forward(int n, int training) {
 #if CNN_V16
   if (mnist4k9_v16) {
-    mnist4k9_l16_conv_forward_v16(n);
+    mnist4k9_l16_conv_forward_v16(n, training);
     return;
   }
 #endif
-  mnist4k9_l16_conv_forward_v8(n);
+  mnist4k9_l16_conv_forward_v8(n, training);
 }
 
 // Per-group partial weight gradients, summed in group order.
@@ -5057,9 +5169,6 @@ static void mnist4k9_l16_conv_backward(int n) {
 // y[36][6x6] = W[36][36][1x1] (*) x[36][6x6].
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-// Layer 18's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist4k9_l18_ps[BATCH][36], mnist4k9_l18_pq[BATCH][36];
 // In training, also sums each image's output per channel for layer 18's statistics.
 CNN_CLONES_V8 static void mnist4k9_l17_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k9_params + 3128;
@@ -5300,6 +5409,19 @@ CNN_CLONES_V8 static void mnist4k9_l17_conv_backward_v8(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l17_dw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 18's dx: this conv's dy
+      const cnn_real *restrict bx = mnist4k9_a18 + (size_t)i * 1296;
+      const cnn_real *restrict bdy = mnist4k9_d19 + (size_t)i * 1296;
+      cnn_real *restrict bdx = mnist4k9_d18 + (size_t)i * 1296;
+      for (int c = 0; c < 36; c++) {
+        const cnn_real m_ = mnist4k9_l18_mean[c], is = mnist4k9_l18_invstd[c];
+        const cnn_real a = mnist4k9_l18_k1[c], b = mnist4k9_l18_k2[c], q = mnist4k9_l18_k3[c];
+        for (int p = 0; p < 36; p++) {
+          const cnn_real xh = (bx[c * 36 + p] - m_) * is;
+          bdx[c * 36 + p] = a * (bdy[c * 36 + p] - b - xh * q);
+        }
+      }
+    }
     cnn_real *restrict dyw = mnist4k9_l17_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k9_d18 + (size_t)i * 1296;
@@ -5479,6 +5601,19 @@ CNN_V16_FN static void mnist4k9_l17_conv_backward_v16(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l17_dw[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 18's dx: this conv's dy
+      const cnn_real *restrict bx = mnist4k9_a18 + (size_t)i * 1296;
+      const cnn_real *restrict bdy = mnist4k9_d19 + (size_t)i * 1296;
+      cnn_real *restrict bdx = mnist4k9_d18 + (size_t)i * 1296;
+      for (int c = 0; c < 36; c++) {
+        const cnn_real m_ = mnist4k9_l18_mean[c], is = mnist4k9_l18_invstd[c];
+        const cnn_real a = mnist4k9_l18_k1[c], b = mnist4k9_l18_k2[c], q = mnist4k9_l18_k3[c];
+        for (int p = 0; p < 36; p++) {
+          const cnn_real xh = (bx[c * 36 + p] - m_) * is;
+          bdx[c * 36 + p] = a * (bdy[c * 36 + p] - b - xh * q);
+        }
+      }
+    }
     cnn_real *restrict dyw = mnist4k9_l17_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist4k9_d18 + (size_t)i * 1296;
@@ -5647,16 +5782,14 @@ static void mnist4k9_l17_conv_backward(int n) {
 
 // Layer 19: relu: 6x6x36 -> 6x6x36 (HxWxC), RF 18, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, rectifies while the image is in cache
-// (in place in the output buffer, [batch][36][36]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist4k9_l18_mean[36], mnist4k9_l18_invstd[36];
+// (in place in the output buffer, [batch][36][36]), run by the conv that reads it.
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // ReLU: y = max(y, 0).
 CNN_CLONES static void mnist4k9_l18_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist4k9_params + 4424, *restrict beta = mnist4k9_params + 4460;
   cnn_real *restrict rmean = mnist4k9_state + 192, *restrict rvar = mnist4k9_state + 228;
-  cnn_real scale[36], shift[36];
+  cnn_real *restrict scale = mnist4k9_l18_scale, *restrict shift = mnist4k9_l18_shift;
   if (training) {
     // The per-image sums were taken by layer 17's forward.
     const double N = (double)n * 36;
@@ -5684,32 +5817,15 @@ CNN_CLONES static void mnist4k9_l18_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k9_a18 + (size_t)i * 1296;
-      cnn_real *restrict y = mnist4k9_a19 + (size_t)i * 1296;
-      for (int c = 0; c < 36; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 36;
-        cnn_real *restrict yc = y + c * 36;
-        for (int p = 0; p < 36; p++) {
-          cnn_real v = xc[p] * sc + sh;
-          v = v > 0 ? v : 0;
-          yc[p] = v;
-        }
-      }
-    }
-  }
+  (void)n; // layer 20's forward runs the sweep, image by image
 }
 
 // First, in place, the gradient at BN's output: dy where y > 0.
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist4k9_l18_bn_backward(int n) {
   // Layer 20's backward masked dy and took the per-image sums.
   const double N = (double)n * 36;
-  cnn_real k1[36], k2[36], k3[36];
   for (int c = 0; c < 36; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -5718,25 +5834,9 @@ CNN_CLONES static void mnist4k9_l18_bn_backward(int n) {
     }
     mnist4k9_grads[4424 + c] = (cnn_real)dg;
     mnist4k9_grads[4460 + c] = (cnn_real)db;
-    k1[c] = mnist4k9_params[4424 + c] * mnist4k9_l18_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k9_a18 + (size_t)i * 1296;
-      const cnn_real *restrict dy = mnist4k9_d19 + (size_t)i * 1296;
-      cnn_real *restrict dx = mnist4k9_d18 + (size_t)i * 1296;
-      for (int c = 0; c < 36; c++) {
-        const cnn_real m_ = mnist4k9_l18_mean[c], is = mnist4k9_l18_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 36; p++) {
-          const cnn_real xh = (x[c * 36 + p] - m_) * is;
-          dx[c * 36 + p] = a * (dy[c * 36 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist4k9_l18_k1[c] = mnist4k9_params[4424 + c] * mnist4k9_l18_invstd[c];
+    mnist4k9_l18_k2[c] = (cnn_real)(db / N);
+    mnist4k9_l18_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -5745,13 +5845,29 @@ CNN_CLONES static void mnist4k9_l18_bn_backward(int n) {
 // y[10][6x6] = W[10][36][1x1] (*) x[36][6x6].
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-CNN_CLONES_V8 static void mnist4k9_l20_conv_forward_v8(int n) {
+// Each image first gets layer 18's normalizing sweep (its input).
+CNN_CLONES_V8 static void mnist4k9_l20_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k9_params + 4496;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k9_a19 + (size_t)i * 1296;
       cnn_real *restrict y = mnist4k9_a21 + (size_t)i * 360;
+      { // layer 18's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k9_a18 + (size_t)i * 1296;
+        cnn_real *restrict by = mnist4k9_a19 + (size_t)i * 1296;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 36; c++) {
+          const cnn_real sc = mnist4k9_l18_scale[c], sh = mnist4k9_l18_shift[c];
+          const cnn_real *restrict xc = bx + c * 36;
+          cnn_real *restrict yc = by + c * 36;
+          for (int p = 0; p < 36; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       // 5 output channels x 2 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         for (int col = 0; col < 32; col += 16) {
@@ -5840,13 +5956,28 @@ CNN_CLONES_V8 static void mnist4k9_l20_conv_forward_v8(int n) {
   }
 }
 #if CNN_V16
-CNN_V16_FN static void mnist4k9_l20_conv_forward_v16(int n) {
+CNN_V16_FN static void mnist4k9_l20_conv_forward_v16(int n, int training) {
   const cnn_real *restrict w = mnist4k9_params + 4496;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k9_a19 + (size_t)i * 1296;
       cnn_real *restrict y = mnist4k9_a21 + (size_t)i * 360;
+      { // layer 18's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k9_a18 + (size_t)i * 1296;
+        cnn_real *restrict by = mnist4k9_a19 + (size_t)i * 1296;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 36; c++) {
+          const cnn_real sc = mnist4k9_l18_scale[c], sh = mnist4k9_l18_shift[c];
+          const cnn_real *restrict xc = bx + c * 36;
+          cnn_real *restrict yc = by + c * 36;
+          for (int p = 0; p < 36; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       // 5 output channels x 3 vectors of 16 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         for (int o = 0; o < 10; o += 5) { // 5 channels x 36 columns
@@ -5896,14 +6027,14 @@ CNN_V16_FN static void mnist4k9_l20_conv_forward_v16(int n) {
 }
 #endif
 // Layer 20's forward on the CPU's vector width.
-static void mnist4k9_l20_conv_forward(int n) {
+static void mnist4k9_l20_conv_forward(int n, int training) {
 #if CNN_V16
   if (mnist4k9_v16) {
-    mnist4k9_l20_conv_forward_v16(n);
+    mnist4k9_l20_conv_forward_v16(n, training);
     return;
   }
 #endif
-  mnist4k9_l20_conv_forward_v8(n);
+  mnist4k9_l20_conv_forward_v8(n, training);
 }
 
 // Per-group partial weight gradients, summed in group order.
@@ -6479,7 +6610,7 @@ static double mnist4k9_forward(const cnn_real *x, const uint8_t *y, int n, int t
   CNN_PROF(0, 0);
   mnist4k9_l1_bn_forward(n, training);
   CNN_PROF(1, 0);
-  mnist4k9_l3_conv_forward(n);
+  mnist4k9_l3_conv_forward(n, training);
   CNN_PROF(3, 0);
   mnist4k9_l4_conv_forward(n, training);
   CNN_PROF(4, 0);
@@ -6493,19 +6624,19 @@ static double mnist4k9_forward(const cnn_real *x, const uint8_t *y, int n, int t
   CNN_PROF(9, 0);
   mnist4k9_l10_bn_forward(n, training);
   CNN_PROF(10, 0);
-  mnist4k9_l12_conv_forward(n);
+  mnist4k9_l12_conv_forward(n, training);
   CNN_PROF(12, 0);
   mnist4k9_l13_conv_forward(n, training);
   CNN_PROF(13, 0);
   mnist4k9_l14_bn_forward(n, training);
   CNN_PROF(14, 0);
-  mnist4k9_l16_conv_forward(n);
+  mnist4k9_l16_conv_forward(n, training);
   CNN_PROF(16, 0);
   mnist4k9_l17_conv_forward(n, training);
   CNN_PROF(17, 0);
   mnist4k9_l18_bn_forward(n, training);
   CNN_PROF(18, 0);
-  mnist4k9_l20_conv_forward(n);
+  mnist4k9_l20_conv_forward(n, training);
   CNN_PROF(20, 0);
   mnist4k9_l21_gap_forward(n);
   CNN_PROF(21, 0);

@@ -362,6 +362,90 @@ static uint8_t mnist_resnet_y[BATCH];
 // tensor already wrote its gradient; it is then added on.
 static cnn_real mnist_resnet_dscratch[BATCH * 6272] CNN_ALIGNED;
 
+// Layer 1 (batchnorm, relu): what its passes share.
+// Layer 1's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist_resnet_l1_ps[BATCH][8], mnist_resnet_l1_pq[BATCH][8];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist_resnet_l1_mean[8], mnist_resnet_l1_invstd[8], mnist_resnet_l1_scale[8], mnist_resnet_l1_shift[8];
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist_resnet_l1_k1[8], mnist_resnet_l1_k2[8], mnist_resnet_l1_k3[8];
+
+// Layer 4 (batchnorm, relu): what its passes share.
+// Layer 4's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist_resnet_l4_ps[BATCH][8], mnist_resnet_l4_pq[BATCH][8];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist_resnet_l4_mean[8], mnist_resnet_l4_invstd[8], mnist_resnet_l4_scale[8], mnist_resnet_l4_shift[8];
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist_resnet_l4_k1[8], mnist_resnet_l4_k2[8], mnist_resnet_l4_k3[8];
+
+// Layer 7 (batchnorm): what its passes share.
+// Layer 7's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist_resnet_l7_ps[BATCH][8], mnist_resnet_l7_pq[BATCH][8];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist_resnet_l7_mean[8], mnist_resnet_l7_invstd[8], mnist_resnet_l7_scale[8], mnist_resnet_l7_shift[8];
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist_resnet_l7_k1[8], mnist_resnet_l7_k2[8], mnist_resnet_l7_k3[8];
+
+// Layer 12 (batchnorm, relu): what its passes share.
+// Layer 12's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist_resnet_l12_ps[BATCH][16], mnist_resnet_l12_pq[BATCH][16];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist_resnet_l12_mean[16], mnist_resnet_l12_invstd[16], mnist_resnet_l12_scale[16], mnist_resnet_l12_shift[16];
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist_resnet_l12_k1[16], mnist_resnet_l12_k2[16], mnist_resnet_l12_k3[16];
+
+// Layer 15 (batchnorm, relu): what its passes share.
+// Layer 15's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist_resnet_l15_ps[BATCH][16], mnist_resnet_l15_pq[BATCH][16];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist_resnet_l15_mean[16], mnist_resnet_l15_invstd[16], mnist_resnet_l15_scale[16], mnist_resnet_l15_shift[16];
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist_resnet_l15_k1[16], mnist_resnet_l15_k2[16], mnist_resnet_l15_k3[16];
+
+// Layer 18 (batchnorm): what its passes share.
+// Layer 18's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist_resnet_l18_ps[BATCH][16], mnist_resnet_l18_pq[BATCH][16];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist_resnet_l18_mean[16], mnist_resnet_l18_invstd[16], mnist_resnet_l18_scale[16], mnist_resnet_l18_shift[16];
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist_resnet_l18_k1[16], mnist_resnet_l18_k2[16], mnist_resnet_l18_k3[16];
+
+// Layer 23 (batchnorm, relu): what its passes share.
+// Layer 23's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist_resnet_l23_ps[BATCH][16], mnist_resnet_l23_pq[BATCH][16];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist_resnet_l23_mean[16], mnist_resnet_l23_invstd[16], mnist_resnet_l23_scale[16], mnist_resnet_l23_shift[16];
+// Scale and shift spread per value (planes of 49 do not vectorize at -O2).
+static cnn_real mnist_resnet_l23_scv[784] CNN_ALIGNED, mnist_resnet_l23_shv[784] CNN_ALIGNED;
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist_resnet_l23_k1[16], mnist_resnet_l23_k2[16], mnist_resnet_l23_k3[16];
+
+// Layer 26 (batchnorm): what its passes share.
+// Layer 26's per-image, per-channel sums (summed over the batch in double):
+// of x and x^2 in forward, of dy and dy * xhat in backward.
+static double mnist_resnet_l26_ps[BATCH][16], mnist_resnet_l26_pq[BATCH][16];
+// The batch mean and 1/sqrt(var + eps), which backward reuses, and the
+// scale and shift the sweep applies.
+static cnn_real mnist_resnet_l26_mean[16], mnist_resnet_l26_invstd[16], mnist_resnet_l26_scale[16], mnist_resnet_l26_shift[16];
+// Scale and shift spread per value (planes of 49 do not vectorize at -O2).
+static cnn_real mnist_resnet_l26_scv[784] CNN_ALIGNED, mnist_resnet_l26_shv[784] CNN_ALIGNED;
+// dx = k1 * (dy - k2 - xhat * k3) per channel.
+static cnn_real mnist_resnet_l26_k1[16], mnist_resnet_l26_k2[16], mnist_resnet_l26_k3[16];
+
 // Layer 0: conv 3x3, stride 1, pad 1, no bias: 28x28x1 -> 28x28x8 (HxWxC), RF 3, 72 params, 56448 MACs/image.
 // Path: direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input.
 // y[8][28x28] = W[8][1][3x3] (*) x[1][28x28] padded.
@@ -370,9 +454,6 @@ static cnn_real mnist_resnet_dscratch[BATCH * 6272] CNN_ALIGNED;
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
 static cnn_real mnist_resnet_l0_xp[BATCH * 900 + 16] CNN_ALIGNED;
-// Layer 1's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist_resnet_l1_ps[BATCH][8], mnist_resnet_l1_pq[BATCH][8];
 // In training, also sums each image's output per channel for layer 1's statistics.
 CNN_CLONES_V8 static void mnist_resnet_l0_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 0;
@@ -867,6 +948,19 @@ CNN_CLONES_V8 static void mnist_resnet_l0_conv_backward_v8(int n) {
     cnn_real *restrict dyp = mnist_resnet_l0_dyp[g];
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 1's dx: this image's dy
+        const cnn_real *restrict bx = mnist_resnet_a1 + (size_t)i * 6272;
+        const cnn_real *restrict bdy = mnist_resnet_d2 + (size_t)i * 6272;
+        cnn_real *restrict bdx = mnist_resnet_d1 + (size_t)i * 6272;
+        for (int c = 0; c < 8; c++) {
+          const cnn_real m_ = mnist_resnet_l1_mean[c], is = mnist_resnet_l1_invstd[c];
+          const cnn_real a = mnist_resnet_l1_k1[c], b = mnist_resnet_l1_k2[c], q = mnist_resnet_l1_k3[c];
+          for (int p = 0; p < 784; p++) {
+            const cnn_real xh = (bx[c * 784 + p] - m_) * is;
+            bdx[c * 784 + p] = a * (bdy[c * 784 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist_resnet_l0_xp + (size_t)i * 900;
       const cnn_real *restrict dy = mnist_resnet_d1 + (size_t)i * 6272;
@@ -1107,6 +1201,19 @@ CNN_V16_FN static void mnist_resnet_l0_conv_backward_v16(int n) {
     cnn_real *restrict dyp = mnist_resnet_l0_dyp[g];
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 1's dx: this image's dy
+        const cnn_real *restrict bx = mnist_resnet_a1 + (size_t)i * 6272;
+        const cnn_real *restrict bdy = mnist_resnet_d2 + (size_t)i * 6272;
+        cnn_real *restrict bdx = mnist_resnet_d1 + (size_t)i * 6272;
+        for (int c = 0; c < 8; c++) {
+          const cnn_real m_ = mnist_resnet_l1_mean[c], is = mnist_resnet_l1_invstd[c];
+          const cnn_real a = mnist_resnet_l1_k1[c], b = mnist_resnet_l1_k2[c], q = mnist_resnet_l1_k3[c];
+          for (int p = 0; p < 784; p++) {
+            const cnn_real xh = (bx[c * 784 + p] - m_) * is;
+            bdx[c * 784 + p] = a * (bdy[c * 784 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist_resnet_l0_xp + (size_t)i * 900;
       const cnn_real *restrict dy = mnist_resnet_d1 + (size_t)i * 6272;
@@ -1430,15 +1537,13 @@ static void mnist_resnet_l0_conv_backward(int n) {
 // Layer 2: relu: 28x28x8 -> 28x28x8 (HxWxC), RF 3, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, rectifies while the image is in cache
 // (in place in the output buffer, [batch][8][784]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist_resnet_l1_mean[8], mnist_resnet_l1_invstd[8];
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // ReLU: y = max(y, 0).
 CNN_CLONES static void mnist_resnet_l1_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist_resnet_params + 72, *restrict beta = mnist_resnet_params + 80;
   cnn_real *restrict rmean = mnist_resnet_state + 0, *restrict rvar = mnist_resnet_state + 8;
-  cnn_real scale[8], shift[8];
+  cnn_real *restrict scale = mnist_resnet_l1_scale, *restrict shift = mnist_resnet_l1_shift;
   if (training) {
     // The per-image sums were taken by layer 0's forward.
     const double N = (double)n * 784;
@@ -1469,12 +1574,13 @@ CNN_CLONES static void mnist_resnet_l1_bn_forward(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist_resnet_a1 + (size_t)i * 6272;
-      cnn_real *restrict y = mnist_resnet_a2 + (size_t)i * 6272;
+      const cnn_real *restrict bx = mnist_resnet_a1 + (size_t)i * 6272;
+      cnn_real *restrict by = mnist_resnet_a2 + (size_t)i * 6272;
+      (void)training; // (no dropout)
       for (int c = 0; c < 8; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 784;
-        cnn_real *restrict yc = y + c * 784;
+        const cnn_real sc = mnist_resnet_l1_scale[c], sh = mnist_resnet_l1_shift[c];
+        const cnn_real *restrict xc = bx + c * 784;
+        cnn_real *restrict yc = by + c * 784;
         for (int p = 0; p < 784; p++) {
           cnn_real v = xc[p] * sc + sh;
           v = v > 0 ? v : 0;
@@ -1487,7 +1593,7 @@ CNN_CLONES static void mnist_resnet_l1_bn_forward(int n, int training) {
 
 // First, in place, the gradient at BN's output: dy where y > 0.
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist_resnet_l1_bn_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -1518,7 +1624,6 @@ CNN_CLONES static void mnist_resnet_l1_bn_backward(int n) {
     }
   }
   const double N = (double)n * 784;
-  cnn_real k1[8], k2[8], k3[8];
   for (int c = 0; c < 8; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -1527,25 +1632,9 @@ CNN_CLONES static void mnist_resnet_l1_bn_backward(int n) {
     }
     mnist_resnet_grads[72 + c] = (cnn_real)dg;
     mnist_resnet_grads[80 + c] = (cnn_real)db;
-    k1[c] = mnist_resnet_params[72 + c] * mnist_resnet_l1_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist_resnet_a1 + (size_t)i * 6272;
-      const cnn_real *restrict dy = mnist_resnet_d2 + (size_t)i * 6272;
-      cnn_real *restrict dx = mnist_resnet_d1 + (size_t)i * 6272;
-      for (int c = 0; c < 8; c++) {
-        const cnn_real m_ = mnist_resnet_l1_mean[c], is = mnist_resnet_l1_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 784; p++) {
-          const cnn_real xh = (x[c * 784 + p] - m_) * is;
-          dx[c * 784 + p] = a * (dy[c * 784 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist_resnet_l1_k1[c] = mnist_resnet_params[72 + c] * mnist_resnet_l1_invstd[c];
+    mnist_resnet_l1_k2[c] = (cnn_real)(db / N);
+    mnist_resnet_l1_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -1557,9 +1646,6 @@ CNN_CLONES static void mnist_resnet_l1_bn_backward(int n) {
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
 static cnn_real mnist_resnet_l3_xp[BATCH * 7200 + 16] CNN_ALIGNED;
-// Layer 4's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist_resnet_l4_ps[BATCH][8], mnist_resnet_l4_pq[BATCH][8];
 // In training, also sums each image's output per channel for layer 4's statistics.
 CNN_CLONES_V8 static void mnist_resnet_l3_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 88;
@@ -2052,6 +2138,19 @@ CNN_CLONES_V8 static void mnist_resnet_l3_conv_backward_v8(int n) {
     cnn_real *restrict dyp = mnist_resnet_l3_dyp[g];
     cnn_real *restrict dyw = mnist_resnet_l3_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 4's dx: this image's dy
+        const cnn_real *restrict bx = mnist_resnet_a4 + (size_t)i * 6272;
+        const cnn_real *restrict bdy = mnist_resnet_d5 + (size_t)i * 6272;
+        cnn_real *restrict bdx = mnist_resnet_d4 + (size_t)i * 6272;
+        for (int c = 0; c < 8; c++) {
+          const cnn_real m_ = mnist_resnet_l4_mean[c], is = mnist_resnet_l4_invstd[c];
+          const cnn_real a = mnist_resnet_l4_k1[c], b = mnist_resnet_l4_k2[c], q = mnist_resnet_l4_k3[c];
+          for (int p = 0; p < 784; p++) {
+            const cnn_real xh = (bx[c * 784 + p] - m_) * is;
+            bdx[c * 784 + p] = a * (bdy[c * 784 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist_resnet_l3_xp + (size_t)i * 7200;
       const cnn_real *restrict dy = mnist_resnet_d4 + (size_t)i * 6272;
@@ -2430,6 +2529,19 @@ CNN_V16_FN static void mnist_resnet_l3_conv_backward_v16(int n) {
     cnn_real *restrict dyp = mnist_resnet_l3_dyp[g];
     cnn_real *restrict dyw = mnist_resnet_l3_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 4's dx: this image's dy
+        const cnn_real *restrict bx = mnist_resnet_a4 + (size_t)i * 6272;
+        const cnn_real *restrict bdy = mnist_resnet_d5 + (size_t)i * 6272;
+        cnn_real *restrict bdx = mnist_resnet_d4 + (size_t)i * 6272;
+        for (int c = 0; c < 8; c++) {
+          const cnn_real m_ = mnist_resnet_l4_mean[c], is = mnist_resnet_l4_invstd[c];
+          const cnn_real a = mnist_resnet_l4_k1[c], b = mnist_resnet_l4_k2[c], q = mnist_resnet_l4_k3[c];
+          for (int p = 0; p < 784; p++) {
+            const cnn_real xh = (bx[c * 784 + p] - m_) * is;
+            bdx[c * 784 + p] = a * (bdy[c * 784 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist_resnet_l3_xp + (size_t)i * 7200;
       const cnn_real *restrict dy = mnist_resnet_d4 + (size_t)i * 6272;
@@ -2806,16 +2918,14 @@ static void mnist_resnet_l3_conv_backward(int n) {
 
 // Layer 5: relu: 28x28x8 -> 28x28x8 (HxWxC), RF 5, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, rectifies while the image is in cache
-// (in place in the output buffer, [batch][8][784]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist_resnet_l4_mean[8], mnist_resnet_l4_invstd[8];
+// (in place in the output buffer, [batch][8][784]), run by the conv that reads it.
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // ReLU: y = max(y, 0).
 CNN_CLONES static void mnist_resnet_l4_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist_resnet_params + 664, *restrict beta = mnist_resnet_params + 672;
   cnn_real *restrict rmean = mnist_resnet_state + 16, *restrict rvar = mnist_resnet_state + 24;
-  cnn_real scale[8], shift[8];
+  cnn_real *restrict scale = mnist_resnet_l4_scale, *restrict shift = mnist_resnet_l4_shift;
   if (training) {
     // The per-image sums were taken by layer 3's forward.
     const double N = (double)n * 784;
@@ -2843,32 +2953,15 @@ CNN_CLONES static void mnist_resnet_l4_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist_resnet_a4 + (size_t)i * 6272;
-      cnn_real *restrict y = mnist_resnet_a5 + (size_t)i * 6272;
-      for (int c = 0; c < 8; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 784;
-        cnn_real *restrict yc = y + c * 784;
-        for (int p = 0; p < 784; p++) {
-          cnn_real v = xc[p] * sc + sh;
-          v = v > 0 ? v : 0;
-          yc[p] = v;
-        }
-      }
-    }
-  }
+  (void)n; // layer 6's forward runs the sweep, image by image
 }
 
 // First, in place, the gradient at BN's output: dy where y > 0.
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist_resnet_l4_bn_backward(int n) {
   // Layer 6's backward masked dy and took the per-image sums.
   const double N = (double)n * 784;
-  cnn_real k1[8], k2[8], k3[8];
   for (int c = 0; c < 8; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -2877,25 +2970,9 @@ CNN_CLONES static void mnist_resnet_l4_bn_backward(int n) {
     }
     mnist_resnet_grads[664 + c] = (cnn_real)dg;
     mnist_resnet_grads[672 + c] = (cnn_real)db;
-    k1[c] = mnist_resnet_params[664 + c] * mnist_resnet_l4_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist_resnet_a4 + (size_t)i * 6272;
-      const cnn_real *restrict dy = mnist_resnet_d5 + (size_t)i * 6272;
-      cnn_real *restrict dx = mnist_resnet_d4 + (size_t)i * 6272;
-      for (int c = 0; c < 8; c++) {
-        const cnn_real m_ = mnist_resnet_l4_mean[c], is = mnist_resnet_l4_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 784; p++) {
-          const cnn_real xh = (x[c * 784 + p] - m_) * is;
-          dx[c * 784 + p] = a * (dy[c * 784 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist_resnet_l4_k1[c] = mnist_resnet_params[664 + c] * mnist_resnet_l4_invstd[c];
+    mnist_resnet_l4_k2[c] = (cnn_real)(db / N);
+    mnist_resnet_l4_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -2907,9 +2984,7 @@ CNN_CLONES static void mnist_resnet_l4_bn_backward(int n) {
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
 static cnn_real mnist_resnet_l6_xp[BATCH * 7200 + 16] CNN_ALIGNED;
-// Layer 7's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist_resnet_l7_ps[BATCH][8], mnist_resnet_l7_pq[BATCH][8];
+// Each image first gets layer 4's normalizing sweep (its input).
 // In training, also sums each image's output per channel for layer 7's statistics.
 CNN_CLONES_V8 static void mnist_resnet_l6_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 680;
@@ -2918,6 +2993,21 @@ CNN_CLONES_V8 static void mnist_resnet_l6_conv_forward_v8(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist_resnet_a5 + (size_t)i * 6272;
       cnn_real *restrict y = mnist_resnet_a7 + (size_t)i * 6272;
+      { // layer 4's sweep: this image's input
+        const cnn_real *restrict bx = mnist_resnet_a4 + (size_t)i * 6272;
+        cnn_real *restrict by = mnist_resnet_a5 + (size_t)i * 6272;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 8; c++) {
+          const cnn_real sc = mnist_resnet_l4_scale[c], sh = mnist_resnet_l4_shift[c];
+          const cnn_real *restrict xc = bx + c * 784;
+          cnn_real *restrict yc = by + c * 784;
+          for (int p = 0; p < 784; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       cnn_real *restrict xp = mnist_resnet_l6_xp + (size_t)i * 7200;
       for (int c = 0; c < 8; c++)
         for (int iy = 0; iy < 28; iy++)
@@ -3188,6 +3278,21 @@ CNN_V16_FN static void mnist_resnet_l6_conv_forward_v16(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist_resnet_a5 + (size_t)i * 6272;
       cnn_real *restrict y = mnist_resnet_a7 + (size_t)i * 6272;
+      { // layer 4's sweep: this image's input
+        const cnn_real *restrict bx = mnist_resnet_a4 + (size_t)i * 6272;
+        cnn_real *restrict by = mnist_resnet_a5 + (size_t)i * 6272;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 8; c++) {
+          const cnn_real sc = mnist_resnet_l4_scale[c], sh = mnist_resnet_l4_shift[c];
+          const cnn_real *restrict xc = bx + c * 784;
+          cnn_real *restrict yc = by + c * 784;
+          for (int p = 0; p < 784; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       cnn_real *restrict xp = mnist_resnet_l6_xp + (size_t)i * 7200;
       for (int c = 0; c < 8; c++)
         for (int iy = 0; iy < 28; iy++)
@@ -3402,6 +3507,19 @@ CNN_CLONES_V8 static void mnist_resnet_l6_conv_backward_v8(int n) {
     cnn_real *restrict dyp = mnist_resnet_l6_dyp[g];
     cnn_real *restrict dyw = mnist_resnet_l6_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 7's dx: this image's dy
+        const cnn_real *restrict bx = mnist_resnet_a7 + (size_t)i * 6272;
+        const cnn_real *restrict bdy = mnist_resnet_d8 + (size_t)i * 6272;
+        cnn_real *restrict bdx = mnist_resnet_d7 + (size_t)i * 6272;
+        for (int c = 0; c < 8; c++) {
+          const cnn_real m_ = mnist_resnet_l7_mean[c], is = mnist_resnet_l7_invstd[c];
+          const cnn_real a = mnist_resnet_l7_k1[c], b = mnist_resnet_l7_k2[c], q = mnist_resnet_l7_k3[c];
+          for (int p = 0; p < 784; p++) {
+            const cnn_real xh = (bx[c * 784 + p] - m_) * is;
+            bdx[c * 784 + p] = a * (bdy[c * 784 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist_resnet_l6_xp + (size_t)i * 7200;
       const cnn_real *restrict dy = mnist_resnet_d7 + (size_t)i * 6272;
@@ -3807,6 +3925,19 @@ CNN_V16_FN static void mnist_resnet_l6_conv_backward_v16(int n) {
     cnn_real *restrict dyp = mnist_resnet_l6_dyp[g];
     cnn_real *restrict dyw = mnist_resnet_l6_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 7's dx: this image's dy
+        const cnn_real *restrict bx = mnist_resnet_a7 + (size_t)i * 6272;
+        const cnn_real *restrict bdy = mnist_resnet_d8 + (size_t)i * 6272;
+        cnn_real *restrict bdx = mnist_resnet_d7 + (size_t)i * 6272;
+        for (int c = 0; c < 8; c++) {
+          const cnn_real m_ = mnist_resnet_l7_mean[c], is = mnist_resnet_l7_invstd[c];
+          const cnn_real a = mnist_resnet_l7_k1[c], b = mnist_resnet_l7_k2[c], q = mnist_resnet_l7_k3[c];
+          for (int p = 0; p < 784; p++) {
+            const cnn_real xh = (bx[c * 784 + p] - m_) * is;
+            bdx[c * 784 + p] = a * (bdy[c * 784 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist_resnet_l6_xp + (size_t)i * 7200;
       const cnn_real *restrict dy = mnist_resnet_d7 + (size_t)i * 6272;
@@ -4207,14 +4338,12 @@ static void mnist_resnet_l6_conv_backward(int n) {
 }
 
 // Layer 7: batchnorm: 28x28x8 -> 28x28x8 (HxWxC), RF 7, 16 params, 0 MACs/image.
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist_resnet_l7_mean[8], mnist_resnet_l7_invstd[8];
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 CNN_CLONES static void mnist_resnet_l7_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist_resnet_params + 1256, *restrict beta = mnist_resnet_params + 1264;
   cnn_real *restrict rmean = mnist_resnet_state + 32, *restrict rvar = mnist_resnet_state + 40;
-  cnn_real scale[8], shift[8];
+  cnn_real *restrict scale = mnist_resnet_l7_scale, *restrict shift = mnist_resnet_l7_shift;
   if (training) {
     // The per-image sums were taken by layer 6's forward.
     const double N = (double)n * 784;
@@ -4245,12 +4374,13 @@ CNN_CLONES static void mnist_resnet_l7_bn_forward(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist_resnet_a7 + (size_t)i * 6272;
-      cnn_real *restrict y = mnist_resnet_a8 + (size_t)i * 6272;
+      const cnn_real *restrict bx = mnist_resnet_a7 + (size_t)i * 6272;
+      cnn_real *restrict by = mnist_resnet_a8 + (size_t)i * 6272;
+      (void)training; // (no dropout)
       for (int c = 0; c < 8; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 784;
-        cnn_real *restrict yc = y + c * 784;
+        const cnn_real sc = mnist_resnet_l7_scale[c], sh = mnist_resnet_l7_shift[c];
+        const cnn_real *restrict xc = bx + c * 784;
+        cnn_real *restrict yc = by + c * 784;
         for (int p = 0; p < 784; p++) {
           cnn_real v = xc[p] * sc + sh;
           yc[p] = v;
@@ -4261,7 +4391,7 @@ CNN_CLONES static void mnist_resnet_l7_bn_forward(int n, int training) {
 }
 
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist_resnet_l7_bn_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -4288,7 +4418,6 @@ CNN_CLONES static void mnist_resnet_l7_bn_backward(int n) {
     }
   }
   const double N = (double)n * 784;
-  cnn_real k1[8], k2[8], k3[8];
   for (int c = 0; c < 8; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -4297,25 +4426,9 @@ CNN_CLONES static void mnist_resnet_l7_bn_backward(int n) {
     }
     mnist_resnet_grads[1256 + c] = (cnn_real)dg;
     mnist_resnet_grads[1264 + c] = (cnn_real)db;
-    k1[c] = mnist_resnet_params[1256 + c] * mnist_resnet_l7_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist_resnet_a7 + (size_t)i * 6272;
-      const cnn_real *restrict dy = mnist_resnet_d8 + (size_t)i * 6272;
-      cnn_real *restrict dx = mnist_resnet_d7 + (size_t)i * 6272;
-      for (int c = 0; c < 8; c++) {
-        const cnn_real m_ = mnist_resnet_l7_mean[c], is = mnist_resnet_l7_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 784; p++) {
-          const cnn_real xh = (x[c * 784 + p] - m_) * is;
-          dx[c * 784 + p] = a * (dy[c * 784 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist_resnet_l7_k1[c] = mnist_resnet_params[1256 + c] * mnist_resnet_l7_invstd[c];
+    mnist_resnet_l7_k2[c] = (cnn_real)(db / N);
+    mnist_resnet_l7_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -4412,9 +4525,6 @@ CNN_CLONES static void mnist_resnet_l10_maxpool_backward(int n) {
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
 static cnn_real mnist_resnet_l11_xp[BATCH * 2048 + 16] CNN_ALIGNED;
-// Layer 12's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist_resnet_l12_ps[BATCH][16], mnist_resnet_l12_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 12's statistics.
 CNN_CLONES_V8 static void mnist_resnet_l11_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 1272;
@@ -4937,6 +5047,19 @@ CNN_CLONES_V8 static void mnist_resnet_l11_conv_backward_v8(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l11_dw[g];
     cnn_real *restrict dyp = mnist_resnet_l11_dyp[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 12's dx: this conv's dy
+      const cnn_real *restrict bx = mnist_resnet_a12 + (size_t)i * 3136;
+      const cnn_real *restrict bdy = mnist_resnet_d13 + (size_t)i * 3136;
+      cnn_real *restrict bdx = mnist_resnet_d12 + (size_t)i * 3136;
+      for (int c = 0; c < 16; c++) {
+        const cnn_real m_ = mnist_resnet_l12_mean[c], is = mnist_resnet_l12_invstd[c];
+        const cnn_real a = mnist_resnet_l12_k1[c], b = mnist_resnet_l12_k2[c], q = mnist_resnet_l12_k3[c];
+        for (int p = 0; p < 196; p++) {
+          const cnn_real xh = (bx[c * 196 + p] - m_) * is;
+          bdx[c * 196 + p] = a * (bdy[c * 196 + p] - b - xh * q);
+        }
+      }
+    }
     cnn_real *restrict dyw = mnist_resnet_l11_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist_resnet_d12 + (size_t)i * 3136;
@@ -5120,6 +5243,19 @@ CNN_V16_FN static void mnist_resnet_l11_conv_backward_v16(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l11_dw[g];
     cnn_real *restrict dyp = mnist_resnet_l11_dyp[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 12's dx: this conv's dy
+      const cnn_real *restrict bx = mnist_resnet_a12 + (size_t)i * 3136;
+      const cnn_real *restrict bdy = mnist_resnet_d13 + (size_t)i * 3136;
+      cnn_real *restrict bdx = mnist_resnet_d12 + (size_t)i * 3136;
+      for (int c = 0; c < 16; c++) {
+        const cnn_real m_ = mnist_resnet_l12_mean[c], is = mnist_resnet_l12_invstd[c];
+        const cnn_real a = mnist_resnet_l12_k1[c], b = mnist_resnet_l12_k2[c], q = mnist_resnet_l12_k3[c];
+        for (int p = 0; p < 196; p++) {
+          const cnn_real xh = (bx[c * 196 + p] - m_) * is;
+          bdx[c * 196 + p] = a * (bdy[c * 196 + p] - b - xh * q);
+        }
+      }
+    }
     cnn_real *restrict dyw = mnist_resnet_l11_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist_resnet_d12 + (size_t)i * 3136;
@@ -5353,15 +5489,13 @@ static void mnist_resnet_l11_conv_backward(int n) {
 // Layer 13: relu: 14x14x16 -> 14x14x16 (HxWxC), RF 12, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, rectifies while the image is in cache
 // (in place in the output buffer, [batch][16][196]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist_resnet_l12_mean[16], mnist_resnet_l12_invstd[16];
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // ReLU: y = max(y, 0).
 CNN_CLONES static void mnist_resnet_l12_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist_resnet_params + 2424, *restrict beta = mnist_resnet_params + 2440;
   cnn_real *restrict rmean = mnist_resnet_state + 48, *restrict rvar = mnist_resnet_state + 64;
-  cnn_real scale[16], shift[16];
+  cnn_real *restrict scale = mnist_resnet_l12_scale, *restrict shift = mnist_resnet_l12_shift;
   if (training) {
     // The per-image sums were taken by layer 11's forward.
     const double N = (double)n * 196;
@@ -5392,12 +5526,13 @@ CNN_CLONES static void mnist_resnet_l12_bn_forward(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist_resnet_a12 + (size_t)i * 3136;
-      cnn_real *restrict y = mnist_resnet_a13 + (size_t)i * 3136;
+      const cnn_real *restrict bx = mnist_resnet_a12 + (size_t)i * 3136;
+      cnn_real *restrict by = mnist_resnet_a13 + (size_t)i * 3136;
+      (void)training; // (no dropout)
       for (int c = 0; c < 16; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 196;
-        cnn_real *restrict yc = y + c * 196;
+        const cnn_real sc = mnist_resnet_l12_scale[c], sh = mnist_resnet_l12_shift[c];
+        const cnn_real *restrict xc = bx + c * 196;
+        cnn_real *restrict yc = by + c * 196;
         for (int p = 0; p < 196; p++) {
           cnn_real v = xc[p] * sc + sh;
           v = v > 0 ? v : 0;
@@ -5410,7 +5545,7 @@ CNN_CLONES static void mnist_resnet_l12_bn_forward(int n, int training) {
 
 // First, in place, the gradient at BN's output: dy where y > 0.
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist_resnet_l12_bn_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -5445,7 +5580,6 @@ CNN_CLONES static void mnist_resnet_l12_bn_backward(int n) {
     }
   }
   const double N = (double)n * 196;
-  cnn_real k1[16], k2[16], k3[16];
   for (int c = 0; c < 16; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -5454,25 +5588,9 @@ CNN_CLONES static void mnist_resnet_l12_bn_backward(int n) {
     }
     mnist_resnet_grads[2424 + c] = (cnn_real)dg;
     mnist_resnet_grads[2440 + c] = (cnn_real)db;
-    k1[c] = mnist_resnet_params[2424 + c] * mnist_resnet_l12_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist_resnet_a12 + (size_t)i * 3136;
-      const cnn_real *restrict dy = mnist_resnet_d13 + (size_t)i * 3136;
-      cnn_real *restrict dx = mnist_resnet_d12 + (size_t)i * 3136;
-      for (int c = 0; c < 16; c++) {
-        const cnn_real m_ = mnist_resnet_l12_mean[c], is = mnist_resnet_l12_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 196; p++) {
-          const cnn_real xh = (x[c * 196 + p] - m_) * is;
-          dx[c * 196 + p] = a * (dy[c * 196 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist_resnet_l12_k1[c] = mnist_resnet_params[2424 + c] * mnist_resnet_l12_invstd[c];
+    mnist_resnet_l12_k2[c] = (cnn_real)(db / N);
+    mnist_resnet_l12_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -5484,9 +5602,6 @@ CNN_CLONES static void mnist_resnet_l12_bn_backward(int n) {
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
 static cnn_real mnist_resnet_l14_xp[BATCH * 4096 + 16] CNN_ALIGNED;
-// Layer 15's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist_resnet_l15_ps[BATCH][16], mnist_resnet_l15_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 15's statistics.
 CNN_CLONES_V8 static void mnist_resnet_l14_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 2456;
@@ -6014,6 +6129,19 @@ CNN_CLONES_V8 static void mnist_resnet_l14_conv_backward_v8(int n) {
     cnn_real *restrict dyp = mnist_resnet_l14_dyp[g];
     cnn_real *restrict dyw = mnist_resnet_l14_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 15's dx: this image's dy
+        const cnn_real *restrict bx = mnist_resnet_a15 + (size_t)i * 3136;
+        const cnn_real *restrict bdy = mnist_resnet_d16 + (size_t)i * 3136;
+        cnn_real *restrict bdx = mnist_resnet_d15 + (size_t)i * 3136;
+        for (int c = 0; c < 16; c++) {
+          const cnn_real m_ = mnist_resnet_l15_mean[c], is = mnist_resnet_l15_invstd[c];
+          const cnn_real a = mnist_resnet_l15_k1[c], b = mnist_resnet_l15_k2[c], q = mnist_resnet_l15_k3[c];
+          for (int p = 0; p < 196; p++) {
+            const cnn_real xh = (bx[c * 196 + p] - m_) * is;
+            bdx[c * 196 + p] = a * (bdy[c * 196 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist_resnet_l14_xp + (size_t)i * 4096;
       const cnn_real *restrict dy = mnist_resnet_d15 + (size_t)i * 3136;
@@ -6374,6 +6502,19 @@ CNN_V16_FN static void mnist_resnet_l14_conv_backward_v16(int n) {
     cnn_real *restrict dyp = mnist_resnet_l14_dyp[g];
     cnn_real *restrict dyw = mnist_resnet_l14_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 15's dx: this image's dy
+        const cnn_real *restrict bx = mnist_resnet_a15 + (size_t)i * 3136;
+        const cnn_real *restrict bdy = mnist_resnet_d16 + (size_t)i * 3136;
+        cnn_real *restrict bdx = mnist_resnet_d15 + (size_t)i * 3136;
+        for (int c = 0; c < 16; c++) {
+          const cnn_real m_ = mnist_resnet_l15_mean[c], is = mnist_resnet_l15_invstd[c];
+          const cnn_real a = mnist_resnet_l15_k1[c], b = mnist_resnet_l15_k2[c], q = mnist_resnet_l15_k3[c];
+          for (int p = 0; p < 196; p++) {
+            const cnn_real xh = (bx[c * 196 + p] - m_) * is;
+            bdx[c * 196 + p] = a * (bdy[c * 196 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist_resnet_l14_xp + (size_t)i * 4096;
       const cnn_real *restrict dy = mnist_resnet_d15 + (size_t)i * 3136;
@@ -6795,16 +6936,14 @@ static void mnist_resnet_l14_conv_backward(int n) {
 
 // Layer 16: relu: 14x14x16 -> 14x14x16 (HxWxC), RF 16, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, rectifies while the image is in cache
-// (in place in the output buffer, [batch][16][196]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist_resnet_l15_mean[16], mnist_resnet_l15_invstd[16];
+// (in place in the output buffer, [batch][16][196]), run by the conv that reads it.
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // ReLU: y = max(y, 0).
 CNN_CLONES static void mnist_resnet_l15_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist_resnet_params + 4760, *restrict beta = mnist_resnet_params + 4776;
   cnn_real *restrict rmean = mnist_resnet_state + 80, *restrict rvar = mnist_resnet_state + 96;
-  cnn_real scale[16], shift[16];
+  cnn_real *restrict scale = mnist_resnet_l15_scale, *restrict shift = mnist_resnet_l15_shift;
   if (training) {
     // The per-image sums were taken by layer 14's forward.
     const double N = (double)n * 196;
@@ -6832,32 +6971,15 @@ CNN_CLONES static void mnist_resnet_l15_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist_resnet_a15 + (size_t)i * 3136;
-      cnn_real *restrict y = mnist_resnet_a16 + (size_t)i * 3136;
-      for (int c = 0; c < 16; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 196;
-        cnn_real *restrict yc = y + c * 196;
-        for (int p = 0; p < 196; p++) {
-          cnn_real v = xc[p] * sc + sh;
-          v = v > 0 ? v : 0;
-          yc[p] = v;
-        }
-      }
-    }
-  }
+  (void)n; // layer 17's forward runs the sweep, image by image
 }
 
 // First, in place, the gradient at BN's output: dy where y > 0.
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist_resnet_l15_bn_backward(int n) {
   // Layer 17's backward masked dy and took the per-image sums.
   const double N = (double)n * 196;
-  cnn_real k1[16], k2[16], k3[16];
   for (int c = 0; c < 16; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -6866,25 +6988,9 @@ CNN_CLONES static void mnist_resnet_l15_bn_backward(int n) {
     }
     mnist_resnet_grads[4760 + c] = (cnn_real)dg;
     mnist_resnet_grads[4776 + c] = (cnn_real)db;
-    k1[c] = mnist_resnet_params[4760 + c] * mnist_resnet_l15_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist_resnet_a15 + (size_t)i * 3136;
-      const cnn_real *restrict dy = mnist_resnet_d16 + (size_t)i * 3136;
-      cnn_real *restrict dx = mnist_resnet_d15 + (size_t)i * 3136;
-      for (int c = 0; c < 16; c++) {
-        const cnn_real m_ = mnist_resnet_l15_mean[c], is = mnist_resnet_l15_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 196; p++) {
-          const cnn_real xh = (x[c * 196 + p] - m_) * is;
-          dx[c * 196 + p] = a * (dy[c * 196 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist_resnet_l15_k1[c] = mnist_resnet_params[4760 + c] * mnist_resnet_l15_invstd[c];
+    mnist_resnet_l15_k2[c] = (cnn_real)(db / N);
+    mnist_resnet_l15_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -6896,9 +7002,7 @@ CNN_CLONES static void mnist_resnet_l15_bn_backward(int n) {
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
 static cnn_real mnist_resnet_l17_xp[BATCH * 4096 + 16] CNN_ALIGNED;
-// Layer 18's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist_resnet_l18_ps[BATCH][16], mnist_resnet_l18_pq[BATCH][16];
+// Each image first gets layer 15's normalizing sweep (its input).
 // In training, also sums each image's output per channel for layer 18's statistics.
 CNN_CLONES_V8 static void mnist_resnet_l17_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 4792;
@@ -6907,6 +7011,21 @@ CNN_CLONES_V8 static void mnist_resnet_l17_conv_forward_v8(int n, int training) 
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist_resnet_a16 + (size_t)i * 3136;
       cnn_real *restrict y = mnist_resnet_a18 + (size_t)i * 3136;
+      { // layer 15's sweep: this image's input
+        const cnn_real *restrict bx = mnist_resnet_a15 + (size_t)i * 3136;
+        cnn_real *restrict by = mnist_resnet_a16 + (size_t)i * 3136;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 16; c++) {
+          const cnn_real sc = mnist_resnet_l15_scale[c], sh = mnist_resnet_l15_shift[c];
+          const cnn_real *restrict xc = bx + c * 196;
+          cnn_real *restrict yc = by + c * 196;
+          for (int p = 0; p < 196; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       cnn_real *restrict xp = mnist_resnet_l17_xp + (size_t)i * 4096;
       for (int c = 0; c < 16; c++)
         for (int iy = 0; iy < 14; iy++)
@@ -7163,6 +7282,21 @@ CNN_V16_FN static void mnist_resnet_l17_conv_forward_v16(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist_resnet_a16 + (size_t)i * 3136;
       cnn_real *restrict y = mnist_resnet_a18 + (size_t)i * 3136;
+      { // layer 15's sweep: this image's input
+        const cnn_real *restrict bx = mnist_resnet_a15 + (size_t)i * 3136;
+        cnn_real *restrict by = mnist_resnet_a16 + (size_t)i * 3136;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 16; c++) {
+          const cnn_real sc = mnist_resnet_l15_scale[c], sh = mnist_resnet_l15_shift[c];
+          const cnn_real *restrict xc = bx + c * 196;
+          cnn_real *restrict yc = by + c * 196;
+          for (int p = 0; p < 196; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       cnn_real *restrict xp = mnist_resnet_l17_xp + (size_t)i * 4096;
       for (int c = 0; c < 16; c++)
         for (int iy = 0; iy < 14; iy++)
@@ -7426,6 +7560,19 @@ CNN_CLONES_V8 static void mnist_resnet_l17_conv_backward_v8(int n) {
     cnn_real *restrict dyp = mnist_resnet_l17_dyp[g];
     cnn_real *restrict dyw = mnist_resnet_l17_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 18's dx: this image's dy
+        const cnn_real *restrict bx = mnist_resnet_a18 + (size_t)i * 3136;
+        const cnn_real *restrict bdy = mnist_resnet_d19 + (size_t)i * 3136;
+        cnn_real *restrict bdx = mnist_resnet_d18 + (size_t)i * 3136;
+        for (int c = 0; c < 16; c++) {
+          const cnn_real m_ = mnist_resnet_l18_mean[c], is = mnist_resnet_l18_invstd[c];
+          const cnn_real a = mnist_resnet_l18_k1[c], b = mnist_resnet_l18_k2[c], q = mnist_resnet_l18_k3[c];
+          for (int p = 0; p < 196; p++) {
+            const cnn_real xh = (bx[c * 196 + p] - m_) * is;
+            bdx[c * 196 + p] = a * (bdy[c * 196 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist_resnet_l17_xp + (size_t)i * 4096;
       const cnn_real *restrict dy = mnist_resnet_d18 + (size_t)i * 3136;
@@ -7817,6 +7964,19 @@ CNN_V16_FN static void mnist_resnet_l17_conv_backward_v16(int n) {
     cnn_real *restrict dyp = mnist_resnet_l17_dyp[g];
     cnn_real *restrict dyw = mnist_resnet_l17_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 18's dx: this image's dy
+        const cnn_real *restrict bx = mnist_resnet_a18 + (size_t)i * 3136;
+        const cnn_real *restrict bdy = mnist_resnet_d19 + (size_t)i * 3136;
+        cnn_real *restrict bdx = mnist_resnet_d18 + (size_t)i * 3136;
+        for (int c = 0; c < 16; c++) {
+          const cnn_real m_ = mnist_resnet_l18_mean[c], is = mnist_resnet_l18_invstd[c];
+          const cnn_real a = mnist_resnet_l18_k1[c], b = mnist_resnet_l18_k2[c], q = mnist_resnet_l18_k3[c];
+          for (int p = 0; p < 196; p++) {
+            const cnn_real xh = (bx[c * 196 + p] - m_) * is;
+            bdx[c * 196 + p] = a * (bdy[c * 196 + p] - b - xh * q);
+          }
+        }
+      }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist_resnet_l17_xp + (size_t)i * 4096;
       const cnn_real *restrict dy = mnist_resnet_d18 + (size_t)i * 3136;
@@ -8266,14 +8426,12 @@ static void mnist_resnet_l17_conv_backward(int n) {
 }
 
 // Layer 18: batchnorm: 14x14x16 -> 14x14x16 (HxWxC), RF 20, 32 params, 0 MACs/image.
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist_resnet_l18_mean[16], mnist_resnet_l18_invstd[16];
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 CNN_CLONES static void mnist_resnet_l18_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist_resnet_params + 7096, *restrict beta = mnist_resnet_params + 7112;
   cnn_real *restrict rmean = mnist_resnet_state + 112, *restrict rvar = mnist_resnet_state + 128;
-  cnn_real scale[16], shift[16];
+  cnn_real *restrict scale = mnist_resnet_l18_scale, *restrict shift = mnist_resnet_l18_shift;
   if (training) {
     // The per-image sums were taken by layer 17's forward.
     const double N = (double)n * 196;
@@ -8304,12 +8462,13 @@ CNN_CLONES static void mnist_resnet_l18_bn_forward(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist_resnet_a18 + (size_t)i * 3136;
-      cnn_real *restrict y = mnist_resnet_a19 + (size_t)i * 3136;
+      const cnn_real *restrict bx = mnist_resnet_a18 + (size_t)i * 3136;
+      cnn_real *restrict by = mnist_resnet_a19 + (size_t)i * 3136;
+      (void)training; // (no dropout)
       for (int c = 0; c < 16; c++) {
-        const cnn_real sc = scale[c], sh = shift[c];
-        const cnn_real *restrict xc = x + c * 196;
-        cnn_real *restrict yc = y + c * 196;
+        const cnn_real sc = mnist_resnet_l18_scale[c], sh = mnist_resnet_l18_shift[c];
+        const cnn_real *restrict xc = bx + c * 196;
+        cnn_real *restrict yc = by + c * 196;
         for (int p = 0; p < 196; p++) {
           cnn_real v = xc[p] * sc + sh;
           yc[p] = v;
@@ -8320,7 +8479,7 @@ CNN_CLONES static void mnist_resnet_l18_bn_forward(int n, int training) {
 }
 
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist_resnet_l18_bn_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -8351,7 +8510,6 @@ CNN_CLONES static void mnist_resnet_l18_bn_backward(int n) {
     }
   }
   const double N = (double)n * 196;
-  cnn_real k1[16], k2[16], k3[16];
   for (int c = 0; c < 16; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -8360,25 +8518,9 @@ CNN_CLONES static void mnist_resnet_l18_bn_backward(int n) {
     }
     mnist_resnet_grads[7096 + c] = (cnn_real)dg;
     mnist_resnet_grads[7112 + c] = (cnn_real)db;
-    k1[c] = mnist_resnet_params[7096 + c] * mnist_resnet_l18_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist_resnet_a18 + (size_t)i * 3136;
-      const cnn_real *restrict dy = mnist_resnet_d19 + (size_t)i * 3136;
-      cnn_real *restrict dx = mnist_resnet_d18 + (size_t)i * 3136;
-      for (int c = 0; c < 16; c++) {
-        const cnn_real m_ = mnist_resnet_l18_mean[c], is = mnist_resnet_l18_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 196; p++) {
-          const cnn_real xh = (x[c * 196 + p] - m_) * is;
-          dx[c * 196 + p] = a * (dy[c * 196 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist_resnet_l18_k1[c] = mnist_resnet_params[7096 + c] * mnist_resnet_l18_invstd[c];
+    mnist_resnet_l18_k2[c] = (cnn_real)(db / N);
+    mnist_resnet_l18_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -8475,9 +8617,6 @@ CNN_CLONES static void mnist_resnet_l21_maxpool_backward(int n) {
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
 static cnn_real mnist_resnet_l22_xp[BATCH * 1296 + 16] CNN_ALIGNED;
-// Layer 23's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist_resnet_l23_ps[BATCH][16], mnist_resnet_l23_pq[BATCH][16];
 // In training, also sums each image's output per channel for layer 23's statistics.
 CNN_CLONES_V8 static void mnist_resnet_l22_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 7128;
@@ -8904,6 +9043,19 @@ CNN_CLONES_V8 static void mnist_resnet_l22_conv_backward_v8(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l22_dw[g];
     cnn_real *restrict dyp = mnist_resnet_l22_dyp[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 23's dx: this conv's dy
+      const cnn_real *restrict bx = mnist_resnet_a23 + (size_t)i * 784;
+      const cnn_real *restrict bdy = mnist_resnet_d24 + (size_t)i * 784;
+      cnn_real *restrict bdx = mnist_resnet_d23 + (size_t)i * 784;
+      for (int c = 0; c < 16; c++) {
+        const cnn_real m_ = mnist_resnet_l23_mean[c], is = mnist_resnet_l23_invstd[c];
+        const cnn_real a = mnist_resnet_l23_k1[c], b = mnist_resnet_l23_k2[c], q = mnist_resnet_l23_k3[c];
+        for (int p = 0; p < 49; p++) {
+          const cnn_real xh = (bx[c * 49 + p] - m_) * is;
+          bdx[c * 49 + p] = a * (bdy[c * 49 + p] - b - xh * q);
+        }
+      }
+    }
     cnn_real *restrict dyw = mnist_resnet_l22_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist_resnet_d23 + (size_t)i * 784;
@@ -9108,6 +9260,19 @@ CNN_V16_FN static void mnist_resnet_l22_conv_backward_v16(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l22_dw[g];
     cnn_real *restrict dyp = mnist_resnet_l22_dyp[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 23's dx: this conv's dy
+      const cnn_real *restrict bx = mnist_resnet_a23 + (size_t)i * 784;
+      const cnn_real *restrict bdy = mnist_resnet_d24 + (size_t)i * 784;
+      cnn_real *restrict bdx = mnist_resnet_d23 + (size_t)i * 784;
+      for (int c = 0; c < 16; c++) {
+        const cnn_real m_ = mnist_resnet_l23_mean[c], is = mnist_resnet_l23_invstd[c];
+        const cnn_real a = mnist_resnet_l23_k1[c], b = mnist_resnet_l23_k2[c], q = mnist_resnet_l23_k3[c];
+        for (int p = 0; p < 49; p++) {
+          const cnn_real xh = (bx[c * 49 + p] - m_) * is;
+          bdx[c * 49 + p] = a * (bdy[c * 49 + p] - b - xh * q);
+        }
+      }
+    }
     cnn_real *restrict dyw = mnist_resnet_l22_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist_resnet_d23 + (size_t)i * 784;
@@ -9412,18 +9577,14 @@ static void mnist_resnet_l22_conv_backward(int n) {
 
 // Layer 24: relu: 7x7x16 -> 7x7x16 (HxWxC), RF 30, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, rectifies while the image is in cache
-// (in place in the output buffer, [batch][16][49]).
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist_resnet_l23_mean[16], mnist_resnet_l23_invstd[16];
+// (in place in the output buffer, [batch][16][49]), run by the conv that reads it.
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // ReLU: y = max(y, 0).
-// Scale and shift spread per value (planes of 49 do not vectorize at -O2).
-static cnn_real mnist_resnet_l23_scv[784] CNN_ALIGNED, mnist_resnet_l23_shv[784] CNN_ALIGNED;
 CNN_CLONES static void mnist_resnet_l23_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist_resnet_params + 9432, *restrict beta = mnist_resnet_params + 9448;
   cnn_real *restrict rmean = mnist_resnet_state + 144, *restrict rvar = mnist_resnet_state + 160;
-  cnn_real scale[16], shift[16];
+  cnn_real *restrict scale = mnist_resnet_l23_scale, *restrict shift = mnist_resnet_l23_shift;
   if (training) {
     // The per-image sums were taken by layer 22's forward.
     const double N = (double)n * 49;
@@ -9451,35 +9612,21 @@ CNN_CLONES static void mnist_resnet_l23_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
-  // Spread per value: the sweep below runs over whole images (784 values).
-  cnn_real *restrict scv = mnist_resnet_l23_scv, *restrict shv = mnist_resnet_l23_shv;
+  // Spread per value: the sweep runs over whole images (784 values).
   for (int c = 0; c < 16; c++)
     for (int p = 0; p < 49; p++) {
-      scv[c * 49 + p] = scale[c];
-      shv[c * 49 + p] = shift[c];
+      mnist_resnet_l23_scv[c * 49 + p] = scale[c];
+      mnist_resnet_l23_shv[c * 49 + p] = shift[c];
     }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    const cnn_real *restrict sv = mnist_resnet_l23_scv, *restrict hv = mnist_resnet_l23_shv;
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist_resnet_a23 + (size_t)i * 784;
-      cnn_real *restrict y = mnist_resnet_a24 + (size_t)i * 784;
-        for (int j = 0; j < 784; j++) {
-          cnn_real v = x[j] * sv[j] + hv[j];
-          v = v > 0 ? v : 0;
-          y[j] = v;
-        }
-    }
-  }
+  (void)n; // layer 25's forward runs the sweep, image by image
 }
 
 // First, in place, the gradient at BN's output: dy where y > 0.
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist_resnet_l23_bn_backward(int n) {
   // Layer 25's backward masked dy and took the per-image sums.
   const double N = (double)n * 49;
-  cnn_real k1[16], k2[16], k3[16];
   for (int c = 0; c < 16; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -9488,25 +9635,9 @@ CNN_CLONES static void mnist_resnet_l23_bn_backward(int n) {
     }
     mnist_resnet_grads[9432 + c] = (cnn_real)dg;
     mnist_resnet_grads[9448 + c] = (cnn_real)db;
-    k1[c] = mnist_resnet_params[9432 + c] * mnist_resnet_l23_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist_resnet_a23 + (size_t)i * 784;
-      const cnn_real *restrict dy = mnist_resnet_d24 + (size_t)i * 784;
-      cnn_real *restrict dx = mnist_resnet_d23 + (size_t)i * 784;
-      for (int c = 0; c < 16; c++) {
-        const cnn_real m_ = mnist_resnet_l23_mean[c], is = mnist_resnet_l23_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 49; p++) {
-          const cnn_real xh = (x[c * 49 + p] - m_) * is;
-          dx[c * 49 + p] = a * (dy[c * 49 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist_resnet_l23_k1[c] = mnist_resnet_params[9432 + c] * mnist_resnet_l23_invstd[c];
+    mnist_resnet_l23_k2[c] = (cnn_real)(db / N);
+    mnist_resnet_l23_k3[c] = (cnn_real)(dg / N);
   }
 }
 
@@ -9518,9 +9649,7 @@ CNN_CLONES static void mnist_resnet_l23_bn_backward(int n) {
 // Each image's input with its zero border (the border never written),
 // from the forward to the weight gradient.
 static cnn_real mnist_resnet_l25_xp[BATCH * 1296 + 16] CNN_ALIGNED;
-// Layer 26's per-image, per-channel sums (summed over the batch in double):
-// of x and x^2 in forward, of dy and dy * xhat in backward.
-static double mnist_resnet_l26_ps[BATCH][16], mnist_resnet_l26_pq[BATCH][16];
+// Each image first gets layer 23's normalizing sweep (its input).
 // In training, also sums each image's output per channel for layer 26's statistics.
 CNN_CLONES_V8 static void mnist_resnet_l25_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist_resnet_params + 9464;
@@ -9529,6 +9658,17 @@ CNN_CLONES_V8 static void mnist_resnet_l25_conv_forward_v8(int n, int training) 
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist_resnet_a24 + (size_t)i * 784;
       cnn_real *restrict y = mnist_resnet_a26 + (size_t)i * 784;
+      { // layer 23's sweep: this image's input
+        const cnn_real *restrict bx = mnist_resnet_a23 + (size_t)i * 784;
+        cnn_real *restrict by = mnist_resnet_a24 + (size_t)i * 784;
+        const cnn_real *restrict sv = mnist_resnet_l23_scv, *restrict hv = mnist_resnet_l23_shv;
+        (void)training; // (no dropout)
+          for (int j = 0; j < 784; j++) {
+            cnn_real v = bx[j] * sv[j] + hv[j];
+            v = v > 0 ? v : 0;
+            by[j] = v;
+          }
+      }
       cnn_real *restrict xp = mnist_resnet_l25_xp + (size_t)i * 1296;
       for (int c = 0; c < 16; c++)
         for (int iy = 0; iy < 7; iy++)
@@ -9689,6 +9829,17 @@ CNN_V16_FN static void mnist_resnet_l25_conv_forward_v16(int n, int training) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist_resnet_a24 + (size_t)i * 784;
       cnn_real *restrict y = mnist_resnet_a26 + (size_t)i * 784;
+      { // layer 23's sweep: this image's input
+        const cnn_real *restrict bx = mnist_resnet_a23 + (size_t)i * 784;
+        cnn_real *restrict by = mnist_resnet_a24 + (size_t)i * 784;
+        const cnn_real *restrict sv = mnist_resnet_l23_scv, *restrict hv = mnist_resnet_l23_shv;
+        (void)training; // (no dropout)
+          for (int j = 0; j < 784; j++) {
+            cnn_real v = bx[j] * sv[j] + hv[j];
+            v = v > 0 ? v : 0;
+            by[j] = v;
+          }
+      }
       cnn_real *restrict xp = mnist_resnet_l25_xp + (size_t)i * 1296;
       for (int c = 0; c < 16; c++)
         for (int iy = 0; iy < 7; iy++)
@@ -9947,6 +10098,19 @@ CNN_CLONES_V8 static void mnist_resnet_l25_conv_backward_v8(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l25_dw[g];
     cnn_real *restrict dyp = mnist_resnet_l25_dyp[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 26's dx: this conv's dy
+      const cnn_real *restrict bx = mnist_resnet_a26 + (size_t)i * 784;
+      const cnn_real *restrict bdy = mnist_resnet_d27 + (size_t)i * 784;
+      cnn_real *restrict bdx = mnist_resnet_d26 + (size_t)i * 784;
+      for (int c = 0; c < 16; c++) {
+        const cnn_real m_ = mnist_resnet_l26_mean[c], is = mnist_resnet_l26_invstd[c];
+        const cnn_real a = mnist_resnet_l26_k1[c], b = mnist_resnet_l26_k2[c], q = mnist_resnet_l26_k3[c];
+        for (int p = 0; p < 49; p++) {
+          const cnn_real xh = (bx[c * 49 + p] - m_) * is;
+          bdx[c * 49 + p] = a * (bdy[c * 49 + p] - b - xh * q);
+        }
+      }
+    }
     cnn_real *restrict dyw = mnist_resnet_l25_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist_resnet_d26 + (size_t)i * 784;
@@ -10182,6 +10346,19 @@ CNN_V16_FN static void mnist_resnet_l25_conv_backward_v16(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist_resnet_l25_dw[g];
     cnn_real *restrict dyp = mnist_resnet_l25_dyp[g];
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 26's dx: this conv's dy
+      const cnn_real *restrict bx = mnist_resnet_a26 + (size_t)i * 784;
+      const cnn_real *restrict bdy = mnist_resnet_d27 + (size_t)i * 784;
+      cnn_real *restrict bdx = mnist_resnet_d26 + (size_t)i * 784;
+      for (int c = 0; c < 16; c++) {
+        const cnn_real m_ = mnist_resnet_l26_mean[c], is = mnist_resnet_l26_invstd[c];
+        const cnn_real a = mnist_resnet_l26_k1[c], b = mnist_resnet_l26_k2[c], q = mnist_resnet_l26_k3[c];
+        for (int p = 0; p < 49; p++) {
+          const cnn_real xh = (bx[c * 49 + p] - m_) * is;
+          bdx[c * 49 + p] = a * (bdy[c * 49 + p] - b - xh * q);
+        }
+      }
+    }
     cnn_real *restrict dyw = mnist_resnet_l25_dyw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict dy = mnist_resnet_d26 + (size_t)i * 784;
@@ -10514,16 +10691,12 @@ static void mnist_resnet_l25_conv_backward(int n) {
 }
 
 // Layer 26: batchnorm: 7x7x16 -> 7x7x16 (HxWxC), RF 38, 32 params, 0 MACs/image.
-// The batch mean and 1/sqrt(var + eps), which backward reuses.
-static cnn_real mnist_resnet_l26_mean[16], mnist_resnet_l26_invstd[16];
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
-// Scale and shift spread per value (planes of 49 do not vectorize at -O2).
-static cnn_real mnist_resnet_l26_scv[784] CNN_ALIGNED, mnist_resnet_l26_shv[784] CNN_ALIGNED;
 CNN_CLONES static void mnist_resnet_l26_bn_forward(int n, int training) {
   const cnn_real *restrict gamma = mnist_resnet_params + 11768, *restrict beta = mnist_resnet_params + 11784;
   cnn_real *restrict rmean = mnist_resnet_state + 176, *restrict rvar = mnist_resnet_state + 192;
-  cnn_real scale[16], shift[16];
+  cnn_real *restrict scale = mnist_resnet_l26_scale, *restrict shift = mnist_resnet_l26_shift;
   if (training) {
     // The per-image sums were taken by layer 25's forward.
     const double N = (double)n * 49;
@@ -10551,29 +10724,29 @@ CNN_CLONES static void mnist_resnet_l26_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
-  // Spread per value: the sweep below runs over whole images (784 values).
-  cnn_real *restrict scv = mnist_resnet_l26_scv, *restrict shv = mnist_resnet_l26_shv;
+  // Spread per value: the sweep runs over whole images (784 values).
   for (int c = 0; c < 16; c++)
     for (int p = 0; p < 49; p++) {
-      scv[c * 49 + p] = scale[c];
-      shv[c * 49 + p] = shift[c];
+      mnist_resnet_l26_scv[c * 49 + p] = scale[c];
+      mnist_resnet_l26_shv[c * 49 + p] = shift[c];
     }
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
-    const cnn_real *restrict sv = mnist_resnet_l26_scv, *restrict hv = mnist_resnet_l26_shv;
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist_resnet_a26 + (size_t)i * 784;
-      cnn_real *restrict y = mnist_resnet_a27 + (size_t)i * 784;
+      const cnn_real *restrict bx = mnist_resnet_a26 + (size_t)i * 784;
+      cnn_real *restrict by = mnist_resnet_a27 + (size_t)i * 784;
+      const cnn_real *restrict sv = mnist_resnet_l26_scv, *restrict hv = mnist_resnet_l26_shv;
+      (void)training; // (no dropout)
         for (int j = 0; j < 784; j++) {
-          cnn_real v = x[j] * sv[j] + hv[j];
-          y[j] = v;
+          cnn_real v = bx[j] * sv[j] + hv[j];
+          by[j] = v;
         }
     }
   }
 }
 
 // dgamma = sum dy * xhat, dbeta = sum dy;
-// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N).
+// dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist_resnet_l26_bn_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
@@ -10604,7 +10777,6 @@ CNN_CLONES static void mnist_resnet_l26_bn_backward(int n) {
     }
   }
   const double N = (double)n * 49;
-  cnn_real k1[16], k2[16], k3[16];
   for (int c = 0; c < 16; c++) {
     double db = 0, dg = 0;
     for (int i = 0; i < n; i++) {
@@ -10613,25 +10785,9 @@ CNN_CLONES static void mnist_resnet_l26_bn_backward(int n) {
     }
     mnist_resnet_grads[11768 + c] = (cnn_real)dg;
     mnist_resnet_grads[11784 + c] = (cnn_real)db;
-    k1[c] = mnist_resnet_params[11768 + c] * mnist_resnet_l26_invstd[c];
-    k2[c] = (cnn_real)(db / N);
-    k3[c] = (cnn_real)(dg / N);
-  }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist_resnet_a26 + (size_t)i * 784;
-      const cnn_real *restrict dy = mnist_resnet_d27 + (size_t)i * 784;
-      cnn_real *restrict dx = mnist_resnet_d26 + (size_t)i * 784;
-      for (int c = 0; c < 16; c++) {
-        const cnn_real m_ = mnist_resnet_l26_mean[c], is = mnist_resnet_l26_invstd[c];
-        const cnn_real a = k1[c], b = k2[c], q = k3[c];
-        for (int p = 0; p < 49; p++) {
-          const cnn_real xh = (x[c * 49 + p] - m_) * is;
-          dx[c * 49 + p] = a * (dy[c * 49 + p] - b - xh * q);
-        }
-      }
-    }
+    mnist_resnet_l26_k1[c] = mnist_resnet_params[11768 + c] * mnist_resnet_l26_invstd[c];
+    mnist_resnet_l26_k2[c] = (cnn_real)(db / N);
+    mnist_resnet_l26_k3[c] = (cnn_real)(dg / N);
   }
 }
 
