@@ -122,6 +122,7 @@ static int run_all(void) {
   if (load(path && *path ? path : REF_DEFAULT) != 0)
     return -1;
   cnn_net *net = &NET;
+  printf("%s: kernels %s\n", net->name, net->kernels());
   const int n = (int)ref.B;
   cnn_rng rng;
   cnn_rng_seed(&rng, 1, 0);
