@@ -153,7 +153,10 @@ static void emit_v16_macros(Ctx *c) {
   W(c, "#if defined(CNN_V16_GENERIC)\n#define CNN_V16 1\n#define CNN_V16_FN\n"
        "#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_V16) && !defined(CNN_NO_CLONES) && \\\n"
        "    !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12\n"
-       "#define CNN_V16 1\n#define CNN_V16_FN __attribute__((target(\"arch=x86-64-v4\")))\n"
+       "#define CNN_V16 1\n"
+       "#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512BW__) && defined(__AVX512DQ__)\n"
+       "#define CNN_V16_FN // the whole file is built for AVX-512\n#else\n"
+       "#define CNN_V16_FN __attribute__((target(\"arch=x86-64-v4\")))\n#endif\n"
        "#else // (clang 14 builds an OpenMP loop's body without its function's target)\n"
        "#define CNN_V16 0\n#endif\n");
   W(c, "// An empty asm that takes v in a vector register keeps it there: GCC would\n"
@@ -220,6 +223,11 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
        "// number of threads. -DCNN_NO_CLONES builds the baseline only.\n");
   emit_clones_macro(c->f, "CNN_CLONES", "\"avx2\", \"default\"", "\"arch=x86-64-v4\", \"arch=x86-64-v3\", \"default\"");
   emit_clones_macro(c->f, "CNN_CLONES_V8", "\"avx2\", \"default\"", "\"arch=x86-64-v3\", \"default\"");
+  W(c, "// Built for AVX2 + FMA or more already (-march=native, say), the file is\n"
+       "// not cloned: a clone for a level other than the file's own cannot inline\n"
+       "// the file's helpers (the dropout hash), which halved the BatchNorm sweeps.\n"
+       "#if defined(__AVX2__) && defined(__FMA__)\n#undef CNN_CLONES\n#undef CNN_CLONES_V8\n"
+       "#define CNN_CLONES\n#define CNN_CLONES_V8\n#endif\n");
   emit_fma_pragma(c->f);
   W(c, "\n");
   emit_v16_macros(c);

@@ -79,6 +79,15 @@
 #else
 #define CNN_CLONES_V8
 #endif
+// Built for AVX2 + FMA or more already (-march=native, say), the file is
+// not cloned: a clone for a level other than the file's own cannot inline
+// the file's helpers (the dropout hash), which halved the BatchNorm sweeps.
+#if defined(__AVX2__) && defined(__FMA__)
+#undef CNN_CLONES
+#undef CNN_CLONES_V8
+#define CNN_CLONES
+#define CNN_CLONES_V8
+#endif
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=fast", "vect-cost-model=dynamic")
 #endif
@@ -94,7 +103,11 @@
 #elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_V16) && !defined(CNN_NO_CLONES) && \
     !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12
 #define CNN_V16 1
+#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512BW__) && defined(__AVX512DQ__)
+#define CNN_V16_FN // the whole file is built for AVX-512
+#else
 #define CNN_V16_FN __attribute__((target("arch=x86-64-v4")))
+#endif
 #else // (clang 14 builds an OpenMP loop's body without its function's target)
 #define CNN_V16 0
 #endif
