@@ -92,7 +92,7 @@ if [ "$avx512" = 1 ]; then
   ep "epoch, 2 thr, both" train_ips_2_native_avx512
   fig "evaluation, both" "img/s" 1 eval_ips_native_avx512 eval_ips
 fi
-printf '\nNo suffix: the default, portable build (baseline x86-64; on x86-64 Linux the generated\nlayer functions carry x86-64-v3 (AVX2 + FMA) clones and the direct convs 16-wide AVX-512\nkernels, picked at run time; the training code ran its %s kernels), with the\nOpenBLAS core in use (%s). native: the same C built with -march=native. AVX-512 BLAS:\nOPENBLAS_CORETYPE=SkylakeX. both: the two together. PyTorch picks its kernels at run time.\n' \
+printf '\nNo suffix: the default, portable build (baseline x86-64; on x86-64 Linux the generated\nlayer functions carry x86-64-v4 and v3 clones and the direct convs 16-wide AVX-512 kernels,\npicked at run time; the training code ran its %s kernels), with the\nOpenBLAS core in use (%s). native: the same C built with -march=native. AVX-512 BLAS:\nOPENBLAS_CORETYPE=SkylakeX. both: the two together. PyTorch picks its kernels at run time.\n' \
   "$(get "$ours" train_kernels | tr _ ' ')" "$(get "$ours" blas_core)"
 # GFLOP/s of a training rate (images/s).
 gf() { awk -v a="$1" -v f="$(get "$ours" train_flop)" 'BEGIN { printf "%.0f", a * f * 1e-9 }'; }
