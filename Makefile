@@ -197,9 +197,11 @@ $(BUILD)/tests/mnist8ch-train: examples/train.c models/mnist8ch.cnn $(BUILD)/cnn
 	  $< $(BUILD)/tests/mnist8ch/mnist8ch_train.c $(BUILD)/libcnnrt.a $(LIBS) $(OMP) -o $@
 # The same trainer without the generated code's x86-64-v3 clones: it must print the same losses to rounding.
 # And with the 16-wide kernels as portable code, which runs them on any CPU.
-$(BUILD)/tests/$(MODEL)-train-baseline $(BUILD)/tests/$(MODEL)-train-wide: examples/train.c $(GEN_DIR)/$(MODEL)_train.c $(GEN_DIR)/$(MODEL)_train.h $(BUILD)/libcnnrt.a
+$(BUILD)/tests/$(MODEL)-train-baseline: VARIANT := -DCNN_NO_CLONES
+$(BUILD)/tests/$(MODEL)-train-wide: VARIANT := -DCNN_V16_GENERIC
+$(BUILD)/tests/$(MODEL)-train-baseline $(BUILD)/tests/$(MODEL)-train-wide: examples/train.c $(GEN_DIR)/$(MODEL)_train.c $(GEN_DIR)/$(MODEL)_train.h $(BUILD)/libcnnrt.a $(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) $(if $(findstring wide,$@),-DCNN_V16_GENERIC,-DCNN_NO_CLONES) -Iruntime -I$(GEN_DIR) \
+	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) $(VARIANT) -Iruntime -I$(GEN_DIR) \
 	  -DNET_HEADER='"$(MODEL)_train.h"' -DNET=$(MODEL)_net $< $(GEN_DIR)/$(MODEL)_train.c $(BUILD)/libcnnrt.a $(LIBS) $(OMP) -o $@
 # A 3-channel network: the trainer on N x H x W x C IDX files.
 $(BUILD)/tests/rgb8ch-train: examples/train.c tests/nets/rgb8ch.cnn $(BUILD)/cnnc $(BUILD)/libcnnrt.a
@@ -343,7 +345,7 @@ $(TORCH_DIR)/mnist14k_nodrop_train.c $(TORCH_DIR)/mnist14k_nodrop_train.h &: tes
 	$(BUILD)/cnnc build $< -o $(TORCH_DIR)/
 # The generated code without the sanitizers (see mnist14k_f.o), as the
 # trainer builds it: the kernels this CPU picks.
-$(TORCH_DIR)/mnist14k_nodrop_train.o: $(TORCH_DIR)/mnist14k_nodrop_train.c $(TORCH_DIR)/mnist14k_nodrop_train.h runtime/cnn_net.h
+$(TORCH_DIR)/mnist14k_nodrop_train.o: $(TORCH_DIR)/mnist14k_nodrop_train.c $(TORCH_DIR)/mnist14k_nodrop_train.h runtime/cnn_net.h $(FLAGS_STAMP)
 	$(CC) -std=c11 -O2 -g $(WARN) $(OMP) $(BLAS_CFLAGS) -Iruntime -c $< -o $@
 $(BUILD)/tests/test_torch: tests/test_torch.c tests/cu_main.c $(TORCH_DIR)/mnist14k_nodrop_train.o $(TORCH_DIR)/mnist14k_nodrop_train.h $(RUNTIME_SRC) $(wildcard runtime/*.h) tests/data/torch_ref.bin
 	@mkdir -p $(@D)

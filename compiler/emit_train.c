@@ -170,8 +170,7 @@ static void emit_v16_macros(Ctx *c) {
        "static int %s_v16 = -1;\nstatic void %s_pick_width(void) {\n  if (%s_v16 >= 0)\n    return;\n", c->P, c->P,
     c->P);
   W(c, "#ifdef CNN_V16_GENERIC\n  %s_v16 = 1;\n#else\n  __builtin_cpu_init();\n"
-       "  %s_v16 = __builtin_cpu_supports(\"avx512f\") && __builtin_cpu_supports(\"avx512vl\") &&\n"
-       "           __builtin_cpu_supports(\"avx512bw\") && __builtin_cpu_supports(\"avx512dq\");\n#endif\n}\n#endif\n\n",
+       "  %s_v16 = __builtin_cpu_supports(\"x86-64-v4\"); // what the kernels are built for\n#endif\n}\n#endif\n\n",
     c->P, c->P);
 }
 
@@ -182,7 +181,8 @@ static void emit_kernels_name(Ctx *c) {
   W(c, "static const char *%s_kernels(void) {\n#if CNN_V16\n  %s_pick_width();\n  if (%s_v16)\n", P, P, P);
   W(c, "#ifdef CNN_V16_GENERIC\n    return \"16-wide portable vector code (CNN_V16_GENERIC)\";\n#else\n"
        "    return \"16-wide AVX-512 (x86-64-v4)\";\n#endif\n#endif\n");
-  W(c, "#if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && defined(__GNUC__) && \\\n"
+  W(c, "#if defined(__AVX2__) && defined(__FMA__)\n  return \"8-wide AVX2 + FMA (the file's own target)\";\n"
+       "#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && defined(__GNUC__) && \\\n"
        "    !defined(__clang__) && __GNUC__ >= 12\n  __builtin_cpu_init();\n"
        "  if (__builtin_cpu_supports(\"avx2\") && __builtin_cpu_supports(\"fma\"))\n"
        "    return \"8-wide AVX2 + FMA (x86-64-v3)\";\n"

@@ -358,9 +358,20 @@ static void forward_head(TrainCtx *c, int k, int vl) {
     W(c, "  const cnn_real *restrict b = %s_params + %ld;\n", c->P, off + wsz);
 }
 
-// The image loop of conv k's forward, through its x and y pointers.
+// The image loop of conv k's forward, through its x and y pointers: first
+// the sweep of the BatchNorm before it when the conv runs it (before x is
+// declared, as the sweep writes x's values through a pointer of its own).
+// At the end of its last image a group's kernels read up to a vector into
+// the next group's first image, which another thread may be sweeping then:
+// those lanes are never used (nor were they before the sweeps moved here).
 static void forward_images(TrainCtx *c, int k) {
   images_begin(c);
+  for (int b = 0; b < k; b++)
+    if (c->bn_sweep[b] == k) {
+      W(c, "      { // layer %d's sweep: this image's input\n", b);
+      bn_emit_sweep(c, b, "        ");
+      W(c, "      }\n");
+    }
   W(c, "      const cnn_real *restrict x = %s_a%d + (size_t)i * %ld;\n", c->P, c->ibuf[k], c->isize[k]);
   W(c, "      cnn_real *restrict y = %s_a%d + (size_t)i * %ld;\n", c->P, c->buf[k + 1], c->tsize[k + 1]);
 }
@@ -439,12 +450,6 @@ static void direct_forward(TrainCtx *c, int k, int vl, int yf) {
   if (flat)
     W(c, "    cnn_real *restrict yf = %s_l%d_yf[g];\n", c->P, k);
   forward_images(c, k);
-  for (int b = 0; b < k; b++)
-    if (c->bn_sweep[b] == k) {
-      W(c, "      { // layer %d's sweep: this image's input\n", b);
-      bn_emit_sweep(c, b, "        ");
-      W(c, "      }\n");
-    }
   if (pad) {
     W(c, "      cnn_real *restrict xp = %s_l%d_xp + (size_t)i * %ld;\n", c->P, k, (long)l->in.c * d.h * d.w);
     W(c, "      for (int c = 0; c < %d; c++)\n        for (int iy = 0; iy < %d; iy++)\n", l->in.c, l->in.h);

@@ -139,7 +139,7 @@ int train_plan(TrainCtx *c, const Net *net, int batch) {
     while (e + 1 < L && c->owner[e + 1] == k)
       e++;
     int t = e + 1;
-    if (c->nuse[t] != 1 || !c->gmode[t])
+    if (c->nuse[t] != 1)
       continue;
     for (int j = t; j < L; j++) {
       const Layer *lj = &net->layers[j];
@@ -170,7 +170,7 @@ int train_plan(TrainCtx *c, const Net *net, int batch) {
         c->fwd_train[j] = 1;
       }
     }
-    if (c->nuse[k] == 1 && c->gmode[k] == 1 && c->gmode[k + 1] && !c->dx_acc[k] && conv_is_direct(&net->layers[p]))
+    if (c->nuse[k] == 1 && !c->dx_acc[k] && conv_is_direct(&net->layers[p]))
       c->bn_dx[k] = p;
   }
   for (int k = 0; k + 1 < L; k++)

@@ -134,8 +134,7 @@ static void mnist14k_pick_width(void) {
   mnist14k_v16 = 1;
 #else
   __builtin_cpu_init();
-  mnist14k_v16 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+  mnist14k_v16 = __builtin_cpu_supports("x86-64-v4"); // what the kernels are built for
 #endif
 }
 #endif
@@ -1447,8 +1446,6 @@ CNN_CLONES_V8 static void mnist14k_l4_conv_forward_v8(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist14k_a2 + (size_t)i * 10816;
-      cnn_real *restrict y = mnist14k_a5 + (size_t)i * 9216;
       { // layer 1's sweep: this image's input
         const cnn_real *restrict bx = mnist14k_a1 + (size_t)i * 10816;
         cnn_real *restrict by = mnist14k_a2 + (size_t)i * 10816;
@@ -1482,6 +1479,8 @@ CNN_CLONES_V8 static void mnist14k_l4_conv_forward_v8(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist14k_a2 + (size_t)i * 10816;
+      cnn_real *restrict y = mnist14k_a5 + (size_t)i * 9216;
       // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 24; oy++) {
         for (int o = 0; o < 16; o += 4) { // 4 channels x 24 columns
@@ -1549,8 +1548,6 @@ CNN_V16_FN static void mnist14k_l4_conv_forward_v16(int n, int training) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict yf = mnist14k_l4_yf[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist14k_a2 + (size_t)i * 10816;
-      cnn_real *restrict y = mnist14k_a5 + (size_t)i * 9216;
       { // layer 1's sweep: this image's input
         const cnn_real *restrict bx = mnist14k_a1 + (size_t)i * 10816;
         cnn_real *restrict by = mnist14k_a2 + (size_t)i * 10816;
@@ -1584,6 +1581,8 @@ CNN_V16_FN static void mnist14k_l4_conv_forward_v16(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist14k_a2 + (size_t)i * 10816;
+      cnn_real *restrict y = mnist14k_a5 + (size_t)i * 9216;
       // 8 output channels x 3 vectors of 16 per register tile, over each plane as
       // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
@@ -2880,8 +2879,6 @@ CNN_CLONES_V8 static void mnist14k_l8_conv_forward_v8(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist14k_a6 + (size_t)i * 9216;
-      cnn_real *restrict y = mnist14k_a9 + (size_t)i * 7744;
       { // layer 5's sweep: this image's input
         const cnn_real *restrict bx = mnist14k_a5 + (size_t)i * 9216;
         cnn_real *restrict by = mnist14k_a6 + (size_t)i * 9216;
@@ -2915,6 +2912,8 @@ CNN_CLONES_V8 static void mnist14k_l8_conv_forward_v8(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist14k_a6 + (size_t)i * 9216;
+      cnn_real *restrict y = mnist14k_a9 + (size_t)i * 7744;
       // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 22; oy++) {
         for (int o = 0; o < 16; o += 4) { // 4 channels x 22 columns
@@ -2986,8 +2985,6 @@ CNN_V16_FN static void mnist14k_l8_conv_forward_v16(int n, int training) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict yf = mnist14k_l8_yf[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist14k_a6 + (size_t)i * 9216;
-      cnn_real *restrict y = mnist14k_a9 + (size_t)i * 7744;
       { // layer 5's sweep: this image's input
         const cnn_real *restrict bx = mnist14k_a5 + (size_t)i * 9216;
         cnn_real *restrict by = mnist14k_a6 + (size_t)i * 9216;
@@ -3021,6 +3018,8 @@ CNN_V16_FN static void mnist14k_l8_conv_forward_v16(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist14k_a6 + (size_t)i * 9216;
+      cnn_real *restrict y = mnist14k_a9 + (size_t)i * 7744;
       // 8 output channels x 3 vectors of 16 per register tile, over each plane as
       // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
@@ -4886,8 +4885,6 @@ CNN_CLONES_V8 static void mnist14k_l17_conv_forward_v8(int n, int training) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict yf = mnist14k_l17_yf[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist14k_a15 + (size_t)i * 1936;
-      cnn_real *restrict y = mnist14k_a18 + (size_t)i * 1944;
       { // layer 14's sweep: this image's input
         const cnn_real *restrict bx = mnist14k_a14 + (size_t)i * 1936;
         cnn_real *restrict by = mnist14k_a15 + (size_t)i * 1936;
@@ -4915,6 +4912,8 @@ CNN_CLONES_V8 static void mnist14k_l17_conv_forward_v8(int n, int training) {
             by[j] = v;
           }
       }
+      const cnn_real *restrict x = mnist14k_a15 + (size_t)i * 1936;
+      cnn_real *restrict y = mnist14k_a18 + (size_t)i * 1944;
       // 6 output channels x 2 vectors of 8 per register tile, over each plane as
       // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
@@ -5045,8 +5044,6 @@ CNN_V16_FN static void mnist14k_l17_conv_forward_v16(int n, int training) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict yf = mnist14k_l17_yf[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist14k_a15 + (size_t)i * 1936;
-      cnn_real *restrict y = mnist14k_a18 + (size_t)i * 1944;
       { // layer 14's sweep: this image's input
         const cnn_real *restrict bx = mnist14k_a14 + (size_t)i * 1936;
         cnn_real *restrict by = mnist14k_a15 + (size_t)i * 1936;
@@ -5074,6 +5071,8 @@ CNN_V16_FN static void mnist14k_l17_conv_forward_v16(int n, int training) {
             by[j] = v;
           }
       }
+      const cnn_real *restrict x = mnist14k_a15 + (size_t)i * 1936;
+      cnn_real *restrict y = mnist14k_a18 + (size_t)i * 1944;
       // 6 output channels x 4 vectors of 16 per register tile, over each plane as
       // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
@@ -6026,8 +6025,6 @@ CNN_CLONES_V8 static void mnist14k_l21_conv_forward_v8(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist14k_a19 + (size_t)i * 1944;
-      cnn_real *restrict y = mnist14k_a22 + (size_t)i * 1176;
       { // layer 18's sweep: this image's input
         const cnn_real *restrict bx = mnist14k_a18 + (size_t)i * 1944;
         cnn_real *restrict by = mnist14k_a19 + (size_t)i * 1944;
@@ -6055,6 +6052,8 @@ CNN_CLONES_V8 static void mnist14k_l21_conv_forward_v8(int n, int training) {
             by[j] = v;
           }
       }
+      const cnn_real *restrict x = mnist14k_a19 + (size_t)i * 1944;
+      cnn_real *restrict y = mnist14k_a22 + (size_t)i * 1176;
       // 12 output channels x 1 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 7; oy++) {
         for (int o = 0; o < 24; o += 12) { // 12 channels x 7 columns
@@ -6140,8 +6139,6 @@ CNN_V16_FN static void mnist14k_l21_conv_forward_v16(int n, int training) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict yf = mnist14k_l21_yf[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist14k_a19 + (size_t)i * 1944;
-      cnn_real *restrict y = mnist14k_a22 + (size_t)i * 1176;
       { // layer 18's sweep: this image's input
         const cnn_real *restrict bx = mnist14k_a18 + (size_t)i * 1944;
         cnn_real *restrict by = mnist14k_a19 + (size_t)i * 1944;
@@ -6169,6 +6166,8 @@ CNN_V16_FN static void mnist14k_l21_conv_forward_v16(int n, int training) {
             by[j] = v;
           }
       }
+      const cnn_real *restrict x = mnist14k_a19 + (size_t)i * 1944;
+      cnn_real *restrict y = mnist14k_a22 + (size_t)i * 1176;
       // 12 output channels x 2 vectors of 16 per register tile, over each plane as
       // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
@@ -7004,8 +7003,6 @@ CNN_CLONES_V8 static void mnist14k_l25_conv_forward_v8(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist14k_a23 + (size_t)i * 1176;
-      cnn_real *restrict y = mnist14k_a26 + (size_t)i * 490;
       { // layer 22's sweep: this image's input
         const cnn_real *restrict bx = mnist14k_a22 + (size_t)i * 1176;
         cnn_real *restrict by = mnist14k_a23 + (size_t)i * 1176;
@@ -7033,6 +7030,8 @@ CNN_CLONES_V8 static void mnist14k_l25_conv_forward_v8(int n, int training) {
             by[j] = v;
           }
       }
+      const cnn_real *restrict x = mnist14k_a23 + (size_t)i * 1176;
+      cnn_real *restrict y = mnist14k_a26 + (size_t)i * 490;
       // 5 output channels x 2 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         for (int col = 0; col < 48; col += 16) {
@@ -7126,8 +7125,6 @@ CNN_V16_FN static void mnist14k_l25_conv_forward_v16(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist14k_a23 + (size_t)i * 1176;
-      cnn_real *restrict y = mnist14k_a26 + (size_t)i * 490;
       { // layer 22's sweep: this image's input
         const cnn_real *restrict bx = mnist14k_a22 + (size_t)i * 1176;
         cnn_real *restrict by = mnist14k_a23 + (size_t)i * 1176;
@@ -7155,6 +7152,8 @@ CNN_V16_FN static void mnist14k_l25_conv_forward_v16(int n, int training) {
             by[j] = v;
           }
       }
+      const cnn_real *restrict x = mnist14k_a23 + (size_t)i * 1176;
+      cnn_real *restrict y = mnist14k_a26 + (size_t)i * 490;
       // 10 output channels x 2 vectors of 16 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         for (int col = 0; col < 32; col += 32) {
@@ -8101,7 +8100,9 @@ static const char *mnist14k_kernels(void) {
     return "16-wide AVX-512 (x86-64-v4)";
 #endif
 #endif
-#if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && defined(__GNUC__) && \
+#if defined(__AVX2__) && defined(__FMA__)
+  return "8-wide AVX2 + FMA (the file's own target)";
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && defined(__GNUC__) && \
     !defined(__clang__) && __GNUC__ >= 12
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))

@@ -128,8 +128,7 @@ static void mnist4k7_pick_width(void) {
   mnist4k7_v16 = 1;
 #else
   __builtin_cpu_init();
-  mnist4k7_v16 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+  mnist4k7_v16 = __builtin_cpu_supports("x86-64-v4"); // what the kernels are built for
 #endif
 }
 #endif
@@ -1276,8 +1275,6 @@ CNN_CLONES_V8 static void mnist4k7_l3_conv_forward_v8(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k7_a2 + (size_t)i * 5408;
-      cnn_real *restrict y = mnist4k7_a4 + (size_t)i * 6912;
       { // layer 1's sweep: this image's input
         const cnn_real *restrict bx = mnist4k7_a1 + (size_t)i * 5408;
         cnn_real *restrict by = mnist4k7_a2 + (size_t)i * 5408;
@@ -1293,6 +1290,8 @@ CNN_CLONES_V8 static void mnist4k7_l3_conv_forward_v8(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k7_a2 + (size_t)i * 5408;
+      cnn_real *restrict y = mnist4k7_a4 + (size_t)i * 6912;
       // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 24; oy++) {
         for (int o = 0; o < 12; o += 4) { // 4 channels x 24 columns
@@ -1360,8 +1359,6 @@ CNN_V16_FN static void mnist4k7_l3_conv_forward_v16(int n, int training) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict yf = mnist4k7_l3_yf[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k7_a2 + (size_t)i * 5408;
-      cnn_real *restrict y = mnist4k7_a4 + (size_t)i * 6912;
       { // layer 1's sweep: this image's input
         const cnn_real *restrict bx = mnist4k7_a1 + (size_t)i * 5408;
         cnn_real *restrict by = mnist4k7_a2 + (size_t)i * 5408;
@@ -1377,6 +1374,8 @@ CNN_V16_FN static void mnist4k7_l3_conv_forward_v16(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k7_a2 + (size_t)i * 5408;
+      cnn_real *restrict y = mnist4k7_a4 + (size_t)i * 6912;
       // 6 output channels x 4 vectors of 16 per register tile, over each plane as
       // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
@@ -3106,8 +3105,6 @@ CNN_CLONES_V8 static void mnist4k7_l10_conv_forward_v8(int n, int training) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict yf = mnist4k7_l10_yf[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k7_a9 + (size_t)i * 1152;
-      cnn_real *restrict y = mnist4k7_a11 + (size_t)i * 1200;
       { // layer 8's sweep: this image's input
         const cnn_real *restrict bx = mnist4k7_a8 + (size_t)i * 1152;
         cnn_real *restrict by = mnist4k7_a9 + (size_t)i * 1152;
@@ -3123,6 +3120,8 @@ CNN_CLONES_V8 static void mnist4k7_l10_conv_forward_v8(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k7_a9 + (size_t)i * 1152;
+      cnn_real *restrict y = mnist4k7_a11 + (size_t)i * 1200;
       // 4 output channels x 3 vectors of 8 per register tile, over each plane as
       // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
@@ -3236,8 +3235,6 @@ CNN_V16_FN static void mnist4k7_l10_conv_forward_v16(int n, int training) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict yf = mnist4k7_l10_yf[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k7_a9 + (size_t)i * 1152;
-      cnn_real *restrict y = mnist4k7_a11 + (size_t)i * 1200;
       { // layer 8's sweep: this image's input
         const cnn_real *restrict bx = mnist4k7_a8 + (size_t)i * 1152;
         cnn_real *restrict by = mnist4k7_a9 + (size_t)i * 1152;
@@ -3253,6 +3250,8 @@ CNN_V16_FN static void mnist4k7_l10_conv_forward_v16(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k7_a9 + (size_t)i * 1152;
+      cnn_real *restrict y = mnist4k7_a11 + (size_t)i * 1200;
       // 12 output channels x 2 vectors of 16 per register tile, over each plane as
       // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
@@ -4004,8 +4003,6 @@ CNN_CLONES_V8 static void mnist4k7_l13_conv_forward_v8(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k7_a12 + (size_t)i * 1200;
-      cnn_real *restrict y = mnist4k7_a14 + (size_t)i * 768;
       { // layer 11's sweep: this image's input
         const cnn_real *restrict bx = mnist4k7_a11 + (size_t)i * 1200;
         cnn_real *restrict by = mnist4k7_a12 + (size_t)i * 1200;
@@ -4021,6 +4018,8 @@ CNN_CLONES_V8 static void mnist4k7_l13_conv_forward_v8(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k7_a12 + (size_t)i * 1200;
+      cnn_real *restrict y = mnist4k7_a14 + (size_t)i * 768;
       // 12 output channels x 1 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 8; oy++) {
         for (int o = 0; o < 12; o += 12) { // 12 channels x 8 columns
@@ -4102,8 +4101,6 @@ CNN_V16_FN static void mnist4k7_l13_conv_forward_v16(int n, int training) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict yf = mnist4k7_l13_yf[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k7_a12 + (size_t)i * 1200;
-      cnn_real *restrict y = mnist4k7_a14 + (size_t)i * 768;
       { // layer 11's sweep: this image's input
         const cnn_real *restrict bx = mnist4k7_a11 + (size_t)i * 1200;
         cnn_real *restrict by = mnist4k7_a12 + (size_t)i * 1200;
@@ -4119,6 +4116,8 @@ CNN_V16_FN static void mnist4k7_l13_conv_forward_v16(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k7_a12 + (size_t)i * 1200;
+      cnn_real *restrict y = mnist4k7_a14 + (size_t)i * 768;
       // 6 output channels x 3 vectors of 16 per register tile, over each plane as
       // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
@@ -4911,8 +4910,6 @@ CNN_CLONES_V8 static void mnist4k7_l16_conv_forward_v8(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k7_a15 + (size_t)i * 768;
-      cnn_real *restrict y = mnist4k7_a17 + (size_t)i * 432;
       { // layer 14's sweep: this image's input
         const cnn_real *restrict bx = mnist4k7_a14 + (size_t)i * 768;
         cnn_real *restrict by = mnist4k7_a15 + (size_t)i * 768;
@@ -4928,6 +4925,8 @@ CNN_CLONES_V8 static void mnist4k7_l16_conv_forward_v8(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k7_a15 + (size_t)i * 768;
+      cnn_real *restrict y = mnist4k7_a17 + (size_t)i * 432;
       // 12 output channels x 1 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 6; oy++) {
         for (int o = 0; o < 12; o += 12) { // 12 channels x 6 columns
@@ -5013,8 +5012,6 @@ CNN_V16_FN static void mnist4k7_l16_conv_forward_v16(int n, int training) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict yf = mnist4k7_l16_yf[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k7_a15 + (size_t)i * 768;
-      cnn_real *restrict y = mnist4k7_a17 + (size_t)i * 432;
       { // layer 14's sweep: this image's input
         const cnn_real *restrict bx = mnist4k7_a14 + (size_t)i * 768;
         cnn_real *restrict by = mnist4k7_a15 + (size_t)i * 768;
@@ -5030,6 +5027,8 @@ CNN_V16_FN static void mnist4k7_l16_conv_forward_v16(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k7_a15 + (size_t)i * 768;
+      cnn_real *restrict y = mnist4k7_a17 + (size_t)i * 432;
       // 6 output channels x 3 vectors of 16 per register tile, over each plane as
       // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
@@ -5787,8 +5786,6 @@ CNN_CLONES_V8 static void mnist4k7_l19_conv_forward_v8(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k7_a18 + (size_t)i * 432;
-      cnn_real *restrict y = mnist4k7_a20 + (size_t)i * 360;
       { // layer 17's sweep: this image's input
         const cnn_real *restrict bx = mnist4k7_a17 + (size_t)i * 432;
         cnn_real *restrict by = mnist4k7_a18 + (size_t)i * 432;
@@ -5804,6 +5801,8 @@ CNN_CLONES_V8 static void mnist4k7_l19_conv_forward_v8(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k7_a18 + (size_t)i * 432;
+      cnn_real *restrict y = mnist4k7_a20 + (size_t)i * 360;
       // 5 output channels x 2 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         for (int col = 0; col < 32; col += 16) {
@@ -5897,8 +5896,6 @@ CNN_V16_FN static void mnist4k7_l19_conv_forward_v16(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k7_a18 + (size_t)i * 432;
-      cnn_real *restrict y = mnist4k7_a20 + (size_t)i * 360;
       { // layer 17's sweep: this image's input
         const cnn_real *restrict bx = mnist4k7_a17 + (size_t)i * 432;
         cnn_real *restrict by = mnist4k7_a18 + (size_t)i * 432;
@@ -5914,6 +5911,8 @@ CNN_V16_FN static void mnist4k7_l19_conv_forward_v16(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k7_a18 + (size_t)i * 432;
+      cnn_real *restrict y = mnist4k7_a20 + (size_t)i * 360;
       // 5 output channels x 3 vectors of 16 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         for (int o = 0; o < 10; o += 5) { // 5 channels x 36 columns
@@ -6678,7 +6677,9 @@ static const char *mnist4k7_kernels(void) {
     return "16-wide AVX-512 (x86-64-v4)";
 #endif
 #endif
-#if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && defined(__GNUC__) && \
+#if defined(__AVX2__) && defined(__FMA__)
+  return "8-wide AVX2 + FMA (the file's own target)";
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && defined(__GNUC__) && \
     !defined(__clang__) && __GNUC__ >= 12
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))

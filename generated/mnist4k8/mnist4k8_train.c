@@ -132,8 +132,7 @@ static void mnist4k8_pick_width(void) {
   mnist4k8_v16 = 1;
 #else
   __builtin_cpu_init();
-  mnist4k8_v16 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+  mnist4k8_v16 = __builtin_cpu_supports("x86-64-v4"); // what the kernels are built for
 #endif
 }
 #endif
@@ -1295,8 +1294,6 @@ CNN_CLONES_V8 static void mnist4k8_l3_conv_forward_v8(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k8_a2 + (size_t)i * 5408;
-      cnn_real *restrict y = mnist4k8_a4 + (size_t)i * 4608;
       { // layer 1's sweep: this image's input
         const cnn_real *restrict bx = mnist4k8_a1 + (size_t)i * 5408;
         cnn_real *restrict by = mnist4k8_a2 + (size_t)i * 5408;
@@ -1312,6 +1309,8 @@ CNN_CLONES_V8 static void mnist4k8_l3_conv_forward_v8(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k8_a2 + (size_t)i * 5408;
+      cnn_real *restrict y = mnist4k8_a4 + (size_t)i * 4608;
       for (int gr = 0; gr < 8; gr++) { // one conv per group
         // 1 output channels x 3 vectors of 8 columns per register tile.
         for (int oy = 0; oy < 24; oy++) {
@@ -1347,8 +1346,6 @@ CNN_V16_FN static void mnist4k8_l3_conv_forward_v16(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k8_a2 + (size_t)i * 5408;
-      cnn_real *restrict y = mnist4k8_a4 + (size_t)i * 4608;
       { // layer 1's sweep: this image's input
         const cnn_real *restrict bx = mnist4k8_a1 + (size_t)i * 5408;
         cnn_real *restrict by = mnist4k8_a2 + (size_t)i * 5408;
@@ -1364,6 +1361,8 @@ CNN_V16_FN static void mnist4k8_l3_conv_forward_v16(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k8_a2 + (size_t)i * 5408;
+      cnn_real *restrict y = mnist4k8_a4 + (size_t)i * 4608;
       for (int gr = 0; gr < 8; gr++) { // one conv per group
         // 1 output channels x 2 vectors of 16 columns per register tile.
         for (int oy = 0; oy < 24; oy++) {
@@ -3304,8 +3303,6 @@ CNN_CLONES_V8 static void mnist4k8_l11_conv_forward_v8(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k8_a10 + (size_t)i * 4320;
-      cnn_real *restrict y = mnist4k8_a12 + (size_t)i * 3000;
       { // layer 9's sweep: this image's input
         const cnn_real *restrict bx = mnist4k8_a9 + (size_t)i * 4320;
         cnn_real *restrict by = mnist4k8_a10 + (size_t)i * 4320;
@@ -3321,6 +3318,8 @@ CNN_CLONES_V8 static void mnist4k8_l11_conv_forward_v8(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k8_a10 + (size_t)i * 4320;
+      cnn_real *restrict y = mnist4k8_a12 + (size_t)i * 3000;
       for (int gr = 0; gr < 30; gr++) { // one conv per group
         // 1 output channels x 2 vectors of 8 columns per register tile.
         for (int oy = 0; oy < 10; oy++) {
@@ -3354,8 +3353,6 @@ CNN_V16_FN static void mnist4k8_l11_conv_forward_v16(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k8_a10 + (size_t)i * 4320;
-      cnn_real *restrict y = mnist4k8_a12 + (size_t)i * 3000;
       { // layer 9's sweep: this image's input
         const cnn_real *restrict bx = mnist4k8_a9 + (size_t)i * 4320;
         cnn_real *restrict by = mnist4k8_a10 + (size_t)i * 4320;
@@ -3371,6 +3368,8 @@ CNN_V16_FN static void mnist4k8_l11_conv_forward_v16(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k8_a10 + (size_t)i * 4320;
+      cnn_real *restrict y = mnist4k8_a12 + (size_t)i * 3000;
       for (int gr = 0; gr < 30; gr++) { // one conv per group
         // 1 output channels x 1 vectors of 16 columns per register tile.
         for (int oy = 0; oy < 10; oy++) {
@@ -4618,8 +4617,6 @@ CNN_CLONES_V8 static void mnist4k8_l15_conv_forward_v8(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k8_a14 + (size_t)i * 3000;
-      cnn_real *restrict y = mnist4k8_a16 + (size_t)i * 1920;
       { // layer 13's sweep: this image's input
         const cnn_real *restrict bx = mnist4k8_a13 + (size_t)i * 3000;
         cnn_real *restrict by = mnist4k8_a14 + (size_t)i * 3000;
@@ -4635,6 +4632,8 @@ CNN_CLONES_V8 static void mnist4k8_l15_conv_forward_v8(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k8_a14 + (size_t)i * 3000;
+      cnn_real *restrict y = mnist4k8_a16 + (size_t)i * 1920;
       for (int gr = 0; gr < 30; gr++) { // one conv per group
         // 1 output channels x 1 vectors of 8 columns per register tile.
         for (int oy = 0; oy < 8; oy++) {
@@ -4666,8 +4665,6 @@ CNN_V16_FN static void mnist4k8_l15_conv_forward_v16(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k8_a14 + (size_t)i * 3000;
-      cnn_real *restrict y = mnist4k8_a16 + (size_t)i * 1920;
       { // layer 13's sweep: this image's input
         const cnn_real *restrict bx = mnist4k8_a13 + (size_t)i * 3000;
         cnn_real *restrict by = mnist4k8_a14 + (size_t)i * 3000;
@@ -4683,6 +4680,8 @@ CNN_V16_FN static void mnist4k8_l15_conv_forward_v16(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k8_a14 + (size_t)i * 3000;
+      cnn_real *restrict y = mnist4k8_a16 + (size_t)i * 1920;
       for (int gr = 0; gr < 30; gr++) { // one conv per group
         // 1 output channels x 1 vectors of 16 columns per register tile.
         for (int oy = 0; oy < 8; oy++) {
@@ -5625,8 +5624,6 @@ CNN_CLONES_V8 static void mnist4k8_l19_conv_forward_v8(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k8_a18 + (size_t)i * 1920;
-      cnn_real *restrict y = mnist4k8_a20 + (size_t)i * 1080;
       { // layer 17's sweep: this image's input
         const cnn_real *restrict bx = mnist4k8_a17 + (size_t)i * 1920;
         cnn_real *restrict by = mnist4k8_a18 + (size_t)i * 1920;
@@ -5642,6 +5639,8 @@ CNN_CLONES_V8 static void mnist4k8_l19_conv_forward_v8(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k8_a18 + (size_t)i * 1920;
+      cnn_real *restrict y = mnist4k8_a20 + (size_t)i * 1080;
       for (int gr = 0; gr < 30; gr++) { // one conv per group
         // 1 output channels x 1 vectors of 8 columns per register tile.
         for (int oy = 0; oy < 6; oy++) {
@@ -5673,8 +5672,6 @@ CNN_V16_FN static void mnist4k8_l19_conv_forward_v16(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k8_a18 + (size_t)i * 1920;
-      cnn_real *restrict y = mnist4k8_a20 + (size_t)i * 1080;
       { // layer 17's sweep: this image's input
         const cnn_real *restrict bx = mnist4k8_a17 + (size_t)i * 1920;
         cnn_real *restrict by = mnist4k8_a18 + (size_t)i * 1920;
@@ -5690,6 +5687,8 @@ CNN_V16_FN static void mnist4k8_l19_conv_forward_v16(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k8_a18 + (size_t)i * 1920;
+      cnn_real *restrict y = mnist4k8_a20 + (size_t)i * 1080;
       for (int gr = 0; gr < 30; gr++) { // one conv per group
         // 1 output channels x 1 vectors of 16 columns per register tile.
         for (int oy = 0; oy < 6; oy++) {
@@ -6849,8 +6848,6 @@ CNN_CLONES_V8 static void mnist4k8_l23_conv_forward_v8(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k8_a22 + (size_t)i * 1080;
-      cnn_real *restrict y = mnist4k8_a24 + (size_t)i * 360;
       { // layer 21's sweep: this image's input
         const cnn_real *restrict bx = mnist4k8_a21 + (size_t)i * 1080;
         cnn_real *restrict by = mnist4k8_a22 + (size_t)i * 1080;
@@ -6866,6 +6863,8 @@ CNN_CLONES_V8 static void mnist4k8_l23_conv_forward_v8(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k8_a22 + (size_t)i * 1080;
+      cnn_real *restrict y = mnist4k8_a24 + (size_t)i * 360;
       // 5 output channels x 2 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         for (int col = 0; col < 32; col += 16) {
@@ -6959,8 +6958,6 @@ CNN_V16_FN static void mnist4k8_l23_conv_forward_v16(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k8_a22 + (size_t)i * 1080;
-      cnn_real *restrict y = mnist4k8_a24 + (size_t)i * 360;
       { // layer 21's sweep: this image's input
         const cnn_real *restrict bx = mnist4k8_a21 + (size_t)i * 1080;
         cnn_real *restrict by = mnist4k8_a22 + (size_t)i * 1080;
@@ -6976,6 +6973,8 @@ CNN_V16_FN static void mnist4k8_l23_conv_forward_v16(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k8_a22 + (size_t)i * 1080;
+      cnn_real *restrict y = mnist4k8_a24 + (size_t)i * 360;
       // 5 output channels x 3 vectors of 16 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         for (int o = 0; o < 10; o += 5) { // 5 channels x 36 columns
@@ -7856,7 +7855,9 @@ static const char *mnist4k8_kernels(void) {
     return "16-wide AVX-512 (x86-64-v4)";
 #endif
 #endif
-#if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && defined(__GNUC__) && \
+#if defined(__AVX2__) && defined(__FMA__)
+  return "8-wide AVX2 + FMA (the file's own target)";
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && defined(__GNUC__) && \
     !defined(__clang__) && __GNUC__ >= 12
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))

@@ -129,8 +129,7 @@ static void mnist4k9_pick_width(void) {
   mnist4k9_v16 = 1;
 #else
   __builtin_cpu_init();
-  mnist4k9_v16 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+  mnist4k9_v16 = __builtin_cpu_supports("x86-64-v4"); // what the kernels are built for
 #endif
 }
 #endif
@@ -1269,8 +1268,6 @@ CNN_CLONES_V8 static void mnist4k9_l3_conv_forward_v8(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k9_a2 + (size_t)i * 5408;
-      cnn_real *restrict y = mnist4k9_a4 + (size_t)i * 4608;
       { // layer 1's sweep: this image's input
         const cnn_real *restrict bx = mnist4k9_a1 + (size_t)i * 5408;
         cnn_real *restrict by = mnist4k9_a2 + (size_t)i * 5408;
@@ -1286,6 +1283,8 @@ CNN_CLONES_V8 static void mnist4k9_l3_conv_forward_v8(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k9_a2 + (size_t)i * 5408;
+      cnn_real *restrict y = mnist4k9_a4 + (size_t)i * 4608;
       for (int gr = 0; gr < 8; gr++) { // one conv per group
         // 1 output channels x 3 vectors of 8 columns per register tile.
         for (int oy = 0; oy < 24; oy++) {
@@ -1321,8 +1320,6 @@ CNN_V16_FN static void mnist4k9_l3_conv_forward_v16(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k9_a2 + (size_t)i * 5408;
-      cnn_real *restrict y = mnist4k9_a4 + (size_t)i * 4608;
       { // layer 1's sweep: this image's input
         const cnn_real *restrict bx = mnist4k9_a1 + (size_t)i * 5408;
         cnn_real *restrict by = mnist4k9_a2 + (size_t)i * 5408;
@@ -1338,6 +1335,8 @@ CNN_V16_FN static void mnist4k9_l3_conv_forward_v16(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k9_a2 + (size_t)i * 5408;
+      cnn_real *restrict y = mnist4k9_a4 + (size_t)i * 4608;
       for (int gr = 0; gr < 8; gr++) { // one conv per group
         // 1 output channels x 2 vectors of 16 columns per register tile.
         for (int oy = 0; oy < 24; oy++) {
@@ -3731,8 +3730,6 @@ CNN_CLONES_V8 static void mnist4k9_l12_conv_forward_v8(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k9_a11 + (size_t)i * 3600;
-      cnn_real *restrict y = mnist4k9_a13 + (size_t)i * 2304;
       { // layer 10's sweep: this image's input
         const cnn_real *restrict bx = mnist4k9_a10 + (size_t)i * 3600;
         cnn_real *restrict by = mnist4k9_a11 + (size_t)i * 3600;
@@ -3748,6 +3745,8 @@ CNN_CLONES_V8 static void mnist4k9_l12_conv_forward_v8(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k9_a11 + (size_t)i * 3600;
+      cnn_real *restrict y = mnist4k9_a13 + (size_t)i * 2304;
       for (int gr = 0; gr < 36; gr++) { // one conv per group
         // 1 output channels x 1 vectors of 8 columns per register tile.
         for (int oy = 0; oy < 8; oy++) {
@@ -3779,8 +3778,6 @@ CNN_V16_FN static void mnist4k9_l12_conv_forward_v16(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k9_a11 + (size_t)i * 3600;
-      cnn_real *restrict y = mnist4k9_a13 + (size_t)i * 2304;
       { // layer 10's sweep: this image's input
         const cnn_real *restrict bx = mnist4k9_a10 + (size_t)i * 3600;
         cnn_real *restrict by = mnist4k9_a11 + (size_t)i * 3600;
@@ -3796,6 +3793,8 @@ CNN_V16_FN static void mnist4k9_l12_conv_forward_v16(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k9_a11 + (size_t)i * 3600;
+      cnn_real *restrict y = mnist4k9_a13 + (size_t)i * 2304;
       for (int gr = 0; gr < 36; gr++) { // one conv per group
         // 1 output channels x 1 vectors of 16 columns per register tile.
         for (int oy = 0; oy < 8; oy++) {
@@ -4758,8 +4757,6 @@ CNN_CLONES_V8 static void mnist4k9_l16_conv_forward_v8(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k9_a15 + (size_t)i * 2304;
-      cnn_real *restrict y = mnist4k9_a17 + (size_t)i * 1296;
       { // layer 14's sweep: this image's input
         const cnn_real *restrict bx = mnist4k9_a14 + (size_t)i * 2304;
         cnn_real *restrict by = mnist4k9_a15 + (size_t)i * 2304;
@@ -4775,6 +4772,8 @@ CNN_CLONES_V8 static void mnist4k9_l16_conv_forward_v8(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k9_a15 + (size_t)i * 2304;
+      cnn_real *restrict y = mnist4k9_a17 + (size_t)i * 1296;
       for (int gr = 0; gr < 36; gr++) { // one conv per group
         // 1 output channels x 1 vectors of 8 columns per register tile.
         for (int oy = 0; oy < 6; oy++) {
@@ -4806,8 +4805,6 @@ CNN_V16_FN static void mnist4k9_l16_conv_forward_v16(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k9_a15 + (size_t)i * 2304;
-      cnn_real *restrict y = mnist4k9_a17 + (size_t)i * 1296;
       { // layer 14's sweep: this image's input
         const cnn_real *restrict bx = mnist4k9_a14 + (size_t)i * 2304;
         cnn_real *restrict by = mnist4k9_a15 + (size_t)i * 2304;
@@ -4823,6 +4820,8 @@ CNN_V16_FN static void mnist4k9_l16_conv_forward_v16(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k9_a15 + (size_t)i * 2304;
+      cnn_real *restrict y = mnist4k9_a17 + (size_t)i * 1296;
       for (int gr = 0; gr < 36; gr++) { // one conv per group
         // 1 output channels x 1 vectors of 16 columns per register tile.
         for (int oy = 0; oy < 6; oy++) {
@@ -5864,8 +5863,6 @@ CNN_CLONES_V8 static void mnist4k9_l20_conv_forward_v8(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k9_a19 + (size_t)i * 1296;
-      cnn_real *restrict y = mnist4k9_a21 + (size_t)i * 360;
       { // layer 18's sweep: this image's input
         const cnn_real *restrict bx = mnist4k9_a18 + (size_t)i * 1296;
         cnn_real *restrict by = mnist4k9_a19 + (size_t)i * 1296;
@@ -5881,6 +5878,8 @@ CNN_CLONES_V8 static void mnist4k9_l20_conv_forward_v8(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k9_a19 + (size_t)i * 1296;
+      cnn_real *restrict y = mnist4k9_a21 + (size_t)i * 360;
       // 5 output channels x 2 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         for (int col = 0; col < 32; col += 16) {
@@ -5974,8 +5973,6 @@ CNN_V16_FN static void mnist4k9_l20_conv_forward_v16(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist4k9_a19 + (size_t)i * 1296;
-      cnn_real *restrict y = mnist4k9_a21 + (size_t)i * 360;
       { // layer 18's sweep: this image's input
         const cnn_real *restrict bx = mnist4k9_a18 + (size_t)i * 1296;
         cnn_real *restrict by = mnist4k9_a19 + (size_t)i * 1296;
@@ -5991,6 +5988,8 @@ CNN_V16_FN static void mnist4k9_l20_conv_forward_v16(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist4k9_a19 + (size_t)i * 1296;
+      cnn_real *restrict y = mnist4k9_a21 + (size_t)i * 360;
       // 5 output channels x 3 vectors of 16 columns per register tile.
       for (int oy = 0; oy < 1; oy++) {
         for (int o = 0; o < 10; o += 5) { // 5 channels x 36 columns
@@ -6789,7 +6788,9 @@ static const char *mnist4k9_kernels(void) {
     return "16-wide AVX-512 (x86-64-v4)";
 #endif
 #endif
-#if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && defined(__GNUC__) && \
+#if defined(__AVX2__) && defined(__FMA__)
+  return "8-wide AVX2 + FMA (the file's own target)";
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && defined(__GNUC__) && \
     !defined(__clang__) && __GNUC__ >= 12
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))

@@ -141,8 +141,7 @@ static void mnist_resnet_pick_width(void) {
   mnist_resnet_v16 = 1;
 #else
   __builtin_cpu_init();
-  mnist_resnet_v16 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+  mnist_resnet_v16 = __builtin_cpu_supports("x86-64-v4"); // what the kernels are built for
 #endif
 }
 #endif
@@ -3004,8 +3003,6 @@ CNN_CLONES_V8 static void mnist_resnet_l6_conv_forward_v8(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist_resnet_a5 + (size_t)i * 6272;
-      cnn_real *restrict y = mnist_resnet_a7 + (size_t)i * 6272;
       { // layer 4's sweep: this image's input
         const cnn_real *restrict bx = mnist_resnet_a4 + (size_t)i * 6272;
         cnn_real *restrict by = mnist_resnet_a5 + (size_t)i * 6272;
@@ -3021,6 +3018,8 @@ CNN_CLONES_V8 static void mnist_resnet_l6_conv_forward_v8(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist_resnet_a5 + (size_t)i * 6272;
+      cnn_real *restrict y = mnist_resnet_a7 + (size_t)i * 6272;
       cnn_real *restrict xp = mnist_resnet_l6_xp + (size_t)i * 7200;
       for (int c = 0; c < 8; c++)
         for (int iy = 0; iy < 28; iy++)
@@ -3289,8 +3288,6 @@ CNN_V16_FN static void mnist_resnet_l6_conv_forward_v16(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist_resnet_a5 + (size_t)i * 6272;
-      cnn_real *restrict y = mnist_resnet_a7 + (size_t)i * 6272;
       { // layer 4's sweep: this image's input
         const cnn_real *restrict bx = mnist_resnet_a4 + (size_t)i * 6272;
         cnn_real *restrict by = mnist_resnet_a5 + (size_t)i * 6272;
@@ -3306,6 +3303,8 @@ CNN_V16_FN static void mnist_resnet_l6_conv_forward_v16(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist_resnet_a5 + (size_t)i * 6272;
+      cnn_real *restrict y = mnist_resnet_a7 + (size_t)i * 6272;
       cnn_real *restrict xp = mnist_resnet_l6_xp + (size_t)i * 7200;
       for (int c = 0; c < 8; c++)
         for (int iy = 0; iy < 28; iy++)
@@ -7022,8 +7021,6 @@ CNN_CLONES_V8 static void mnist_resnet_l17_conv_forward_v8(int n, int training) 
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist_resnet_a16 + (size_t)i * 3136;
-      cnn_real *restrict y = mnist_resnet_a18 + (size_t)i * 3136;
       { // layer 15's sweep: this image's input
         const cnn_real *restrict bx = mnist_resnet_a15 + (size_t)i * 3136;
         cnn_real *restrict by = mnist_resnet_a16 + (size_t)i * 3136;
@@ -7039,6 +7036,8 @@ CNN_CLONES_V8 static void mnist_resnet_l17_conv_forward_v8(int n, int training) 
           }
         }
       }
+      const cnn_real *restrict x = mnist_resnet_a16 + (size_t)i * 3136;
+      cnn_real *restrict y = mnist_resnet_a18 + (size_t)i * 3136;
       cnn_real *restrict xp = mnist_resnet_l17_xp + (size_t)i * 4096;
       for (int c = 0; c < 16; c++)
         for (int iy = 0; iy < 14; iy++)
@@ -7293,8 +7292,6 @@ CNN_V16_FN static void mnist_resnet_l17_conv_forward_v16(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist_resnet_a16 + (size_t)i * 3136;
-      cnn_real *restrict y = mnist_resnet_a18 + (size_t)i * 3136;
       { // layer 15's sweep: this image's input
         const cnn_real *restrict bx = mnist_resnet_a15 + (size_t)i * 3136;
         cnn_real *restrict by = mnist_resnet_a16 + (size_t)i * 3136;
@@ -7310,6 +7307,8 @@ CNN_V16_FN static void mnist_resnet_l17_conv_forward_v16(int n, int training) {
           }
         }
       }
+      const cnn_real *restrict x = mnist_resnet_a16 + (size_t)i * 3136;
+      cnn_real *restrict y = mnist_resnet_a18 + (size_t)i * 3136;
       cnn_real *restrict xp = mnist_resnet_l17_xp + (size_t)i * 4096;
       for (int c = 0; c < 16; c++)
         for (int iy = 0; iy < 14; iy++)
@@ -9669,8 +9668,6 @@ CNN_CLONES_V8 static void mnist_resnet_l25_conv_forward_v8(int n, int training) 
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist_resnet_a24 + (size_t)i * 784;
-      cnn_real *restrict y = mnist_resnet_a26 + (size_t)i * 784;
       { // layer 23's sweep: this image's input
         const cnn_real *restrict bx = mnist_resnet_a23 + (size_t)i * 784;
         cnn_real *restrict by = mnist_resnet_a24 + (size_t)i * 784;
@@ -9682,6 +9679,8 @@ CNN_CLONES_V8 static void mnist_resnet_l25_conv_forward_v8(int n, int training) 
             by[j] = v;
           }
       }
+      const cnn_real *restrict x = mnist_resnet_a24 + (size_t)i * 784;
+      cnn_real *restrict y = mnist_resnet_a26 + (size_t)i * 784;
       cnn_real *restrict xp = mnist_resnet_l25_xp + (size_t)i * 1296;
       for (int c = 0; c < 16; c++)
         for (int iy = 0; iy < 7; iy++)
@@ -9840,8 +9839,6 @@ CNN_V16_FN static void mnist_resnet_l25_conv_forward_v16(int n, int training) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = mnist_resnet_a24 + (size_t)i * 784;
-      cnn_real *restrict y = mnist_resnet_a26 + (size_t)i * 784;
       { // layer 23's sweep: this image's input
         const cnn_real *restrict bx = mnist_resnet_a23 + (size_t)i * 784;
         cnn_real *restrict by = mnist_resnet_a24 + (size_t)i * 784;
@@ -9853,6 +9850,8 @@ CNN_V16_FN static void mnist_resnet_l25_conv_forward_v16(int n, int training) {
             by[j] = v;
           }
       }
+      const cnn_real *restrict x = mnist_resnet_a24 + (size_t)i * 784;
+      cnn_real *restrict y = mnist_resnet_a26 + (size_t)i * 784;
       cnn_real *restrict xp = mnist_resnet_l25_xp + (size_t)i * 1296;
       for (int c = 0; c < 16; c++)
         for (int iy = 0; iy < 7; iy++)
@@ -11855,7 +11854,9 @@ static const char *mnist_resnet_kernels(void) {
     return "16-wide AVX-512 (x86-64-v4)";
 #endif
 #endif
-#if defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && defined(__GNUC__) && \
+#if defined(__AVX2__) && defined(__FMA__)
+  return "8-wide AVX2 + FMA (the file's own target)";
+#elif defined(__x86_64__) && defined(__ELF__) && !defined(CNN_NO_CLONES) && defined(__GNUC__) && \
     !defined(__clang__) && __GNUC__ >= 12
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
