@@ -630,6 +630,17 @@ static void direct_backward(TrainCtx *c, int k, int vl) {
   backward_tail(c, k, inner ? NULL : &d);
 }
 
+// Opens (and closes) what only the 16-wide kernels need: `#if CNN_V16`
+// around it in the generated file.
+static void v16_open(TrainCtx *c, int only16) {
+  if (only16)
+    W(c, "#if CNN_V16\n");
+}
+static void v16_close(TrainCtx *c, int only16) {
+  if (only16)
+    W(c, "#endif\n");
+}
+
 // n rounded up to whole vectors of the widest kind: each group's slice of a
 // buffer then starts on a 64-byte line too (a 16-wide weight gradient ran
 // 12% faster on aligned copies of dy).
@@ -663,17 +674,18 @@ static void conv_emit_direct(TrainCtx *c, int k) {
     ConvDims dv = conv_dims(l, conv_widths[v]);
     flat |= conv_fwd_flat(&dv);
   }
-  if (flat)
-    W(c, "// Each plane of a group's output as one row on the input's row stride.\n%s"
-         "static cnn_real %s_l%d_yf[NGROUP][%ld] CNN_ALIGNED;\n%s",
-      flat8 ? "" : "#if CNN_V16\n", P, k, whole_vectors(conv_fwd_flat_size(&d) + CONV_VL_MAX), flat8 ? "" : "#endif\n");
+  if (flat) {
+    W(c, "// Each plane of a group's output as one row on the input's row stride.\n");
+    v16_open(c, !flat8);
+    W(c, "static cnn_real %s_l%d_yf[NGROUP][%ld] CNN_ALIGNED;\n", P, k,
+      whole_vectors(conv_fwd_flat_size(&d) + CONV_VL_MAX));
+    v16_close(c, !flat8);
+  }
   forward_decls(c, k, stats);
   for (int v = 0; v < N_WIDTHS; v++) {
-    if (conv_widths[v] == CONV_VL_AVX512)
-      W(c, "#if CNN_V16\n");
+    v16_open(c, conv_widths[v] == CONV_VL_AVX512);
     direct_forward(c, k, conv_widths[v], flat);
-    if (conv_widths[v] == CONV_VL_AVX512)
-      W(c, "#endif\n");
+    v16_close(c, conv_widths[v] == CONV_VL_AVX512);
   }
   emit_dispatch(c, k, "forward", c->fwd_train[k]);
   if (!bwmode)
@@ -696,21 +708,21 @@ static void conv_emit_direct(TrainCtx *c, int k) {
   }
   long dyw = dyw_size(c, l);
   int dyw8 = conv_wgrad_copy(&d);
-  if (dyw)
+  if (dyw) {
     W(c, "// dy for the weight gradient, its rows padded with zeros to whole vectors\n"
-         "// (or laid on the input's row stride: conv_kernels.c), the padding never written.\n"
-         "%sstatic cnn_real %s_l%d_dyw[NGROUP][%ld] CNN_ALIGNED;\n%s",
-      dyw8 ? "" : "#if CNN_V16\n", P, k, whole_vectors(dyw + CONV_VL_MAX), dyw8 ? "" : "#endif\n");
+         "// (or laid on the input's row stride: conv_kernels.c), the padding never written.\n");
+    v16_open(c, !dyw8);
+    W(c, "static cnn_real %s_l%d_dyw[NGROUP][%ld] CNN_ALIGNED;\n", P, k, whole_vectors(dyw + CONV_VL_MAX));
+    v16_close(c, !dyw8);
+  }
   if (!conv_wgrad_images_inner(&d, c->gsize))
     W(c, "// The weight gradient of a group's images so far, a vector of lane sums per weight.\n"
          "static cnn_real %s_l%d_dwv[NGROUP][%ld] CNN_ALIGNED;\n",
       P, k, conv_weights(l) * CONV_VL_MAX);
   for (int v = 0; v < N_WIDTHS; v++) {
-    if (conv_widths[v] == CONV_VL_AVX512)
-      W(c, "#if CNN_V16\n");
+    v16_open(c, conv_widths[v] == CONV_VL_AVX512);
     direct_backward(c, k, conv_widths[v]);
-    if (conv_widths[v] == CONV_VL_AVX512)
-      W(c, "#endif\n");
+    v16_close(c, conv_widths[v] == CONV_VL_AVX512);
   }
   emit_dispatch(c, k, "backward", 0);
   ig_close(c, bwmode);

@@ -13,6 +13,19 @@ static int fusable(const TrainCtx *c, int j, LayerKind k) {
   return j < n->n_layers && n->layers[j].kind == k && n->layers[j].src == j && c->nuse[j] == 1;
 }
 
+// The direct conv that alone reads tensor t (and not as a second input),
+// or -1.
+static int sole_direct_reader(const TrainCtx *c, int t) {
+  if (c->nuse[t] != 1)
+    return -1;
+  for (int j = t; j < c->L; j++) {
+    const Layer *l = &c->net->layers[j];
+    if (l->src == t && l->src2 != t && l->kind == L_CONV && c->owner[j] == j && conv_is_direct(l))
+      return j;
+  }
+  return -1;
+}
+
 int train_plan(TrainCtx *c, const Net *net, int batch) {
   int L = net->n_layers;
   c->net = net;
@@ -128,49 +141,29 @@ int train_plan(TrainCtx *c, const Net *net, int batch) {
         written[t] = 1;
     }
   }
-  // Fusion, backward: the direct conv that alone reads a BatchNorm group's
-  // output, and writes its gradient itself (not into the scratch buffer),
-  // masks that gradient and sums its statistics per image right after its
-  // input gradient, while the image's gradient is in cache.
+  // Fusion across convs. The direct conv j that alone reads a BatchNorm
+  // group's output t runs the BatchNorm's passes on it image by image,
+  // while the image is in cache: backward, it masks the gradient and sums
+  // its statistics right after its input gradient (when it writes that
+  // gradient itself, not into the scratch buffer); forward, when the conv p
+  // before the BatchNorm takes its statistics, it runs the normalizing
+  // sweep before its own work. And p, when the BatchNorm alone reads its
+  // output and writes its gradient, runs its input gradient. One pass less
+  // over each tensor, and no parallel region of the BatchNorm's own.
   for (int k = 0; k < L; k++) {
     if (net->layers[k].kind != L_BATCHNORM)
       continue;
     int e = k;
     while (e + 1 < L && c->owner[e + 1] == k)
       e++;
-    int t = e + 1;
-    if (c->nuse[t] != 1)
-      continue;
-    for (int j = t; j < L; j++) {
-      const Layer *lj = &net->layers[j];
-      if (lj->src == t && lj->src2 != t && lj->kind == L_CONV && c->owner[j] == j && conv_is_direct(lj) &&
-          !c->dx_acc[j])
-        c->bn_dsums[k] = j;
+    int t = e + 1, j = sole_direct_reader(c, t), p = c->bn_stats[k];
+    if (j >= 0 && !c->dx_acc[j])
+      c->bn_dsums[k] = j;
+    if (j >= 0 && p >= 0) {
+      c->bn_sweep[k] = j;
+      c->fwd_train[j] = 1;
     }
-  }
-  // A BatchNorm whose statistics the conv before it takes has its sweep run
-  // by the direct conv that alone reads its group's output, image by image
-  // before that conv's own work (the image is then in cache for it), and
-  // its input gradient by that conv before it, when BN alone reads its
-  // output and BN writes its gradient: one pass less over each, and no
-  // parallel region of their own.
-  for (int k = 0; k < L; k++) {
-    const Layer *l = &net->layers[k];
-    int p = c->bn_stats[k];
-    if (l->kind != L_BATCHNORM || p < 0)
-      continue;
-    int e = k;
-    while (e + 1 < L && c->owner[e + 1] == k)
-      e++;
-    int t = e + 1;
-    for (int j = t; j < L && c->nuse[t] == 1; j++) {
-      const Layer *lj = &net->layers[j];
-      if (lj->src == t && lj->src2 != t && lj->kind == L_CONV && c->owner[j] == j && conv_is_direct(lj)) {
-        c->bn_sweep[k] = j;
-        c->fwd_train[j] = 1;
-      }
-    }
-    if (c->nuse[k] == 1 && !c->dx_acc[k] && conv_is_direct(&net->layers[p]))
+    if (p >= 0 && c->nuse[k] == 1 && !c->dx_acc[k] && conv_is_direct(&net->layers[p]))
       c->bn_dx[k] = p;
   }
   for (int k = 0; k + 1 < L; k++)
