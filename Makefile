@@ -399,8 +399,8 @@ $(SMOKE_MODELS:%=$(BUILD)/models/%.ckpt): $(BUILD)/models/%.ckpt: $(BUILD)/model
 TESTS += $(BUILD)/tests/models
 $(BUILD)/tests/models: tests/models.sh $(SMOKE_MODELS:%=$(BUILD)/models/%.ckpt)
 	@mkdir -p $(@D)
-	printf '#!/bin/sh\nexec bash tests/models.sh %s %s\n' "dscnn:$(BUILD)/models/dscnn.csv:12" \
-	  "resnet8:$(BUILD)/models/resnet8.csv:10" >$@
+	printf '#!/bin/sh\nexec bash tests/models.sh %s %s\n' "dscnn:$(BUILD)/models/dscnn.csv:12:$(BUILD)/models/dscnn/dscnn_train.c" \
+	  "resnet8:$(BUILD)/models/resnet8.csv:10:$(BUILD)/models/resnet8/resnet8_train.c" >$@
 	chmod +x $@
 
 # The inference code of the other networks against their training code

@@ -94,15 +94,63 @@ static int conv_is_pointwise(const Layer *l) {
   return l->kh == 1 && l->kw == 1 && l->sh == 1 && l->sw == 1 && !has_pad(l);
 }
 
+static int conv_is_strided(const Layer *l) {
+  return l->sh > 1 || l->sw > 1;
+}
+
 // Whether a conv's training passes run on the generated direct kernels
-// (conv_kernels.c) instead of im2col + GEMM: stride 1, and padding narrower
-// than the window on each side (a padded conv is the valid conv of a
-// zero-bordered copy of its input); grouped convs run one kernel per group,
-// 1x1 convs as a conv over each plane laid out as one row. Strided convs
-// keep im2col + GEMM until the generator takes them.
+// (conv_kernels.c) instead of im2col + GEMM: padding narrower than the
+// window on each side (a padded conv is the valid conv of a zero-bordered
+// copy of its input, a strided one the stride-1 conv of its input split
+// into phases: conv_phases); grouped convs run one kernel per group, 1x1
+// convs as a conv over each plane laid out as one row. A window of one
+// value with stride 1 and padding (all its border is bias) keeps im2col + GEMM.
 int conv_is_direct(const Layer *l) {
-  return conv_is_pointwise(l) || (l->sh == 1 && l->sw == 1 && l->kh * l->kw > 1 && l->pt < l->kh &&
+  return conv_is_pointwise(l) || ((l->kh * l->kw > 1 || conv_is_strided(l)) && l->pt < l->kh &&
                                   l->pb < l->kh && l->pl < l->kw && l->pr < l->kw);
+}
+
+// A strided conv runs as the stride-1 conv of its padded input split into
+// phases: phase (p, q) holds the rows p, p + sh, ... and the columns q, q +
+// sw, ..., and window tap (ky, kx) reads phase (ky % sh, kx % sw) at offset
+// (ky / sh, kx / sw). The phases become input channels (c * ph * pw + p *
+// pw + q) of a stride-1 conv with a window of kh x kw (ceil(kh / sh) x
+// ceil(kw / sw)) whose taps past the real window have zero weights: no
+// gather in the kernels, and every lane of a vector is a neighbouring output.
+// Phases p >= kh or q >= kw hold no tap and are left out (a 1x1 stride-2
+// conv reads one phase). A plane is h x w: what the valid conv of the output
+// needs, zeros where it lies past the padded input. Stride 1 is one phase,
+// the padded input itself.
+typedef struct Phases {
+  int ph, pw; // phases used per axis
+  int kh, kw; // the window on a phase
+  int h, w;   // a phase plane
+} Phases;
+
+static Phases conv_phases(const Layer *l) {
+  Phases f;
+  f.ph = l->kh < l->sh ? l->kh : l->sh;
+  f.pw = l->kw < l->sw ? l->kw : l->sw;
+  f.kh = (l->kh + l->sh - 1) / l->sh;
+  f.kw = (l->kw + l->sw - 1) / l->sw;
+  f.h = l->out.h + f.kh - 1;
+  f.w = l->out.w + f.kw - 1;
+  return f;
+}
+
+// Whether conv l's direct kernels are 1x1 (each plane one row, dy read as
+// it is by the input gradient): a pointwise conv, or a strided one whose
+// window fits in its stride.
+static int conv_is_1x1(const Layer *l) {
+  Phases f = conv_phases(l);
+  return conv_is_pointwise(l) || (conv_is_strided(l) && f.kh == 1 && f.kw == 1);
+}
+
+// The weights the direct kernels use, [out][in / groups * phases][kh][kw]
+// on the phases: the layer's own when it has stride 1.
+static long direct_weights(const Layer *l) {
+  Phases f = conv_phases(l);
+  return (long)l->out.c * (l->in.c / l->groups) * f.ph * f.pw * f.kh * f.kw;
 }
 
 // The plan's path for conv l, as the comment over its functions says it.
@@ -110,6 +158,11 @@ static const char *conv_path(const Layer *l) {
   if (conv_is_pointwise(l))
     return l->groups > 1 ? "direct kernels per group (forward, input and weight gradient; 1x1: each plane one row)"
                          : "direct kernels (forward, input and weight gradient; 1x1: each plane one row)";
+  if (conv_is_direct(l) && conv_is_strided(l))
+    return l->groups > 1 ? "direct kernels per group (forward, input and weight gradient) on the input split into "
+                           "its stride's phases"
+                         : "direct kernels (forward, input and weight gradient) on the input split into its "
+                           "stride's phases";
   if (conv_is_direct(l)) {
     if (l->groups > 1)
       return has_pad(l) ? "direct kernels per group (forward, input and weight gradient) on a zero-bordered copy "
@@ -118,8 +171,7 @@ static const char *conv_path(const Layer *l) {
     return has_pad(l) ? "direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input"
                       : "direct kernels (forward, input and weight gradient)";
   }
-  return l->sh > 1 || l->sw > 1 ? "im2col + cblas GEMM (strided: no direct kernel yet)"
-                                : "im2col + cblas GEMM (padding as wide as the window: no direct kernel)";
+  return "im2col + cblas GEMM (a 1x1 window with padding: no direct kernel)";
 }
 
 // The direct kernels read up to a vector (of the widest kind) past the end
@@ -131,12 +183,17 @@ static int conv_slack(const Layer *l) {
 
 // The shape of one group of conv l as the kernel generator takes it, for
 // vectors of vl: the valid conv of its input with the padding added (zero
-// rows pt and pb). A 1x1 conv's plane is one row of h * w: no partial
-// vector at each row's end.
+// rows pt and pb), or of its phases when strided. A 1x1 conv's plane is one
+// row of h * w: no partial vector at each row's end.
 static ConvDims conv_dims(const Layer *l, int vl) {
   int Cg = l->in.c / l->groups, Og = l->out.c / l->groups;
-  if (conv_is_pointwise(l)) {
-    ConvDims d = {Cg, 1, l->in.h * l->in.w, Og, 1, l->out.h * l->out.w, 1, 1, 0, 0, vl};
+  Phases f = conv_phases(l);
+  if (conv_is_1x1(l)) {
+    ConvDims d = {Cg * f.ph * f.pw, 1, f.h * f.w, Og, 1, l->out.h * l->out.w, 1, 1, 0, 0, vl};
+    return d;
+  }
+  if (conv_is_strided(l)) {
+    ConvDims d = {Cg * f.ph * f.pw, f.h, f.w, Og, l->out.h, l->out.w, f.kh, f.kw, 0, 0, vl};
     return d;
   }
   ConvDims d = {Cg, l->in.h + l->pt + l->pb, l->in.w + l->pl + l->pr, Og, l->out.h, l->out.w, l->kh, l->kw,
@@ -151,8 +208,14 @@ static ConvDims conv_dims(const Layer *l, int vl) {
 // as it is.
 static ConvDims igrad_dims(const Layer *l, int vl) {
   int Cg = l->in.c / l->groups, Og = l->out.c / l->groups;
-  if (conv_is_pointwise(l)) {
-    ConvDims d = {Og, 1, l->out.h * l->out.w, Cg, 1, l->in.h * l->in.w, 1, 1, 0, 0, vl};
+  Phases f = conv_phases(l);
+  if (conv_is_1x1(l)) {
+    ConvDims d = {Og, 1, l->out.h * l->out.w, Cg * f.ph * f.pw, 1, f.h * f.w, 1, 1, 0, 0, vl};
+    return d;
+  }
+  if (conv_is_strided(l)) { // into the phases' gradient
+    ConvDims d = {Og, l->out.h + 2 * (f.kh - 1), l->out.w + 2 * (f.kw - 1), Cg * f.ph * f.pw, f.h, f.w, f.kh, f.kw,
+                  f.kh - 1, f.kh - 1, vl};
     return d;
   }
   int PH = l->out.h + 2 * (l->kh - 1) - l->pt - l->pb, PW = l->out.w + 2 * (l->kw - 1) - l->pl - l->pr;
@@ -385,10 +448,75 @@ static void forward_end(TrainCtx *c, int k, int stats) {
   W(c, "}\n");
 }
 
+// The weights on the phases of strided conv k, ws from w (conv_phases):
+// zero for the taps past the window.
+static void emit_phase_weights(TrainCtx *c, int k) {
+  const Layer *l = &c->net->layers[k];
+  Phases f = conv_phases(l);
+  W(c, "  cnn_real *restrict ws = %s_l%d_ws;\n", c->P, k);
+  W(c, "  for (int oc = 0, j = 0; oc < %d; oc++)\n", l->out.c * (l->in.c / l->groups));
+  W(c, "    for (int p = 0; p < %d; p++)\n      for (int q = 0; q < %d; q++)\n", f.ph, f.pw);
+  W(c, "        for (int a = 0; a < %d; a++)\n          for (int b = 0; b < %d; b++, j++) {\n", f.kh, f.kw);
+  W(c, "            const int ky = a * %d + p, kx = b * %d + q;\n", l->sh, l->sw);
+  W(c, "            ws[j] = ky < %d && kx < %d ? w[(oc * %d + ky) * %d + kx] : 0;\n          }\n", l->kh, l->kw, l->kh,
+    l->kw);
+}
+
+// One image of strided conv k's input x split into the phases of its
+// padded input, xp (every value written: zeros outside the input).
+static void emit_phase_split(TrainCtx *c, int k) {
+  const Layer *l = &c->net->layers[k];
+  Phases f = conv_phases(l);
+  int H = l->in.h, Wd = l->in.w;
+  W(c, "      for (int c = 0; c < %d; c++)\n        for (int p = 0; p < %d; p++)\n", l->in.c, f.ph);
+  W(c, "          for (int q = 0; q < %d; q++)\n            for (int i = 0; i < %d; i++) {\n", f.pw, f.h);
+  W(c, "              cnn_real *restrict r = xp + ((c * %d + p) * %d + q) * %d + i * %d;\n", f.ph, f.pw, f.h * f.w,
+    f.w);
+  W(c, "              const int iy = i * %d + p - %d;\n", l->sh, l->pt);
+  W(c, "              if (iy < 0 || iy >= %d) {\n", H);
+  W(c, "                for (int j = 0; j < %d; j++)\n                  r[j] = 0;\n                continue;\n", f.w);
+  W(c, "              }\n              const cnn_real *restrict xr = x + (c * %d + iy) * %d;\n", H, Wd);
+  W(c, "              for (int j = 0; j < %d; j++) {\n", f.w);
+  W(c, "                const int ix = j * %d + q - %d;\n", l->sw, l->pl);
+  W(c, "                r[j] = ix >= 0 && ix < %d ? xr[ix] : 0;\n              }\n            }\n", Wd);
+}
+
+// One image's input gradient of strided conv k from its phases' gradient
+// dxs: each input value from its phase; zero where no tap reads it.
+static void emit_phase_gather(TrainCtx *c, int k) {
+  const Layer *l = &c->net->layers[k];
+  Phases f = conv_phases(l);
+  int H = l->in.h, Wd = l->in.w;
+  W(c, "      for (int c = 0; c < %d; c++)\n        for (int iy = 0; iy < %d; iy++) {\n", l->in.c, H);
+  W(c, "          const int p = (iy + %d) %% %d, i = (iy + %d) / %d;\n", l->pt, l->sh, l->pt, l->sh);
+  W(c, "          cnn_real *restrict r = dx + (c * %d + iy) * %d;\n", H, Wd);
+  W(c, "          if (p >= %d || i >= %d) {\n", f.ph, f.h);
+  W(c, "            for (int ix = 0; ix < %d; ix++)\n              r[ix] = 0;\n            continue;\n          }\n", Wd);
+  W(c, "          const cnn_real *restrict s = dxs + (c * %d + p) * %ld + i * %d;\n", f.ph, (long)f.pw * f.h * f.w,
+    f.w);
+  W(c, "          for (int ix = 0; ix < %d; ix++) {\n", Wd);
+  W(c, "            const int q = (ix + %d) %% %d, j = (ix + %d) / %d;\n", l->pl, l->sw, l->pl, l->sw);
+  W(c, "            r[ix] = q < %d && j < %d ? s[q * %d + j] : 0;\n          }\n        }\n", f.pw, f.w, f.h * f.w);
+}
+
+// The weight gradient of strided conv k: the groups' partials on the
+// phases, summed in group order, each into the weight of its tap.
+static void emit_phase_wgrad_sum(TrainCtx *c, int k) {
+  const Layer *l = &c->net->layers[k];
+  Phases f = conv_phases(l);
+  W(c, "  for (int oc = 0; oc < %d; oc++)\n", l->out.c * (l->in.c / l->groups));
+  W(c, "    for (int ky = 0; ky < %d; ky++)\n      for (int kx = 0; kx < %d; kx++) {\n", l->kh, l->kw);
+  W(c, "        const int j = (oc * %d + ky %% %d) * %d + kx %% %d, js = (j * %d + ky / %d) * %d + kx / %d;\n",
+    f.ph, l->sh, f.pw, l->sw, f.kh, l->sh, f.kw, l->sw);
+  W(c, "        cnn_real s = %s_l%d_dw[0][js];\n", c->P, k);
+  W(c, "        for (int g = 1; g < used; g++)\n          s += %s_l%d_dw[g][js];\n", c->P, k);
+  W(c, "        %s_grads[%ld + (oc * %d + ky) * %d + kx] = s;\n      }\n", c->P, (long)l->param_off, l->kh, l->kw);
+}
+
 // The per-group partial gradients of conv k and the comment over its backward.
 static void backward_head(TrainCtx *c, int k, const char *what) {
   const Layer *l = &c->net->layers[k];
-  long wsz = conv_weights(l);
+  long wsz = conv_is_direct(l) ? direct_weights(l) : conv_weights(l);
   W(c, "\n// Per-group partial weight%s gradients, summed in group order.\n", l->bias ? " and bias" : "");
   W(c, "static cnn_real %s_l%d_dw[NGROUP][%ld] CNN_ALIGNED;\n", c->P, k, wsz);
   if (l->bias)
@@ -404,13 +532,16 @@ static void backward_tail(TrainCtx *c, int k, const ConvDims *lanes) {
   long off = (long)l->param_off, wsz = conv_weights(l);
   if (lanes) {
     W(c, "    }\n");
-    emit_conv_wgrad_lanes(c, lanes, "dw", "dwv", wsz, "    ");
+    emit_conv_wgrad_lanes(c, lanes, "dw", "dwv", direct_weights(l), "    ");
     W(c, "  }\n");
   } else {
     group_end(c);
   }
   W(c, "  const int used = (n + GSIZE - 1) / GSIZE;\n");
-  emit_group_sum(c, k, "dw", 'j', wsz, off);
+  if (conv_is_direct(l) && conv_is_strided(l))
+    emit_phase_wgrad_sum(c, k);
+  else
+    emit_group_sum(c, k, "dw", 'j', wsz, off);
   if (l->bias)
     emit_group_sum(c, k, "db", 'o', l->out.c, off + wsz);
   W(c, "}\n");
@@ -440,25 +571,30 @@ static void emit_bias_grad(TrainCtx *c, const Layer *l) {
 // Conv k's direct forward for vector width vl (yf: the flat buffer exists).
 static void direct_forward(TrainCtx *c, int k, int vl, int yf) {
   const Layer *l = &c->net->layers[k];
-  int G = l->groups, stats = conv_stats(c, k), pad = has_pad(l);
+  int G = l->groups, stats = conv_stats(c, k), pad = has_pad(l), st = conv_is_strided(l);
   ConvDims d = conv_dims(l, vl);
-  long ygs = (long)d.o * l->out.h * l->out.w, wgs = conv_weights(l) / G;
+  long ygs = (long)d.o * l->out.h * l->out.w, wgs = direct_weights(l) / G;
   char ga[4][128], gind[32];
   forward_head(c, k, vl);
+  if (st)
+    emit_phase_weights(c, k);
   group_begin(c);
   int flat = yf && conv_fwd_flat(&d);
   if (flat)
     W(c, "    cnn_real *restrict yf = %s_l%d_yf[g];\n", c->P, k);
   forward_images(c, k);
-  if (pad) {
+  if (st) {
+    W(c, "      cnn_real *restrict xp = %s_l%d_xp + (size_t)i * %ld;\n", c->P, k, (long)G * d.c * d.h * d.w);
+    emit_phase_split(c, k);
+  } else if (pad) {
     W(c, "      cnn_real *restrict xp = %s_l%d_xp + (size_t)i * %ld;\n", c->P, k, (long)l->in.c * d.h * d.w);
     W(c, "      for (int c = 0; c < %d; c++)\n        for (int iy = 0; iy < %d; iy++)\n", l->in.c, l->in.h);
     W(c, "          memcpy(xp + (c * %d + iy + %d) * %d + %d, x + (c * %d + iy) * %d, %d * sizeof(cnn_real));\n", d.h,
       l->pt, d.w, l->pl, l->in.h, l->in.w, l->in.w);
   }
   const char *gi = groups_open(c, G, "      ", gind, sizeof gind);
-  emit_conv_direct(c, &d, group_operand(ga[0], 128, pad ? "xp" : "x", (long)d.c * d.h * d.w, G),
-                   group_operand(ga[1], 128, "w", wgs, G), group_operand(ga[2], 128, "y", ygs, G),
+  emit_conv_direct(c, &d, group_operand(ga[0], 128, pad || st ? "xp" : "x", (long)d.c * d.h * d.w, G),
+                   group_operand(ga[1], 128, st ? "ws" : "w", wgs, G), group_operand(ga[2], 128, "y", ygs, G),
                    l->bias ? group_operand(ga[3], 128, "b", d.o, G) : NULL, flat ? "yf" : NULL, gi);
   groups_close(c, G, "      ");
   forward_end(c, k, stats);
@@ -486,13 +622,13 @@ static long dyw_size(const TrainCtx *c, const Layer *l) {
 static void direct_backward(TrainCtx *c, int k, int vl) {
   const Layer *l = &c->net->layers[k];
   const char *P = c->P;
-  int C = l->in.c, O = l->out.c, KK = l->kh * l->kw, G = l->groups;
+  int O = l->out.c, G = l->groups;
   int ib = c->ibuf[k], ob = c->buf[k + 1], dxmode = c->gmode[l->src];
-  int pad = has_pad(l), pw = conv_is_pointwise(l);
+  int st = conv_is_strided(l), copy = has_pad(l) || st, pw = conv_is_1x1(l);
   ConvDims d = conv_dims(l, vl), dd = igrad_dims(l, vl);
-  int Cg = d.c, Og = d.o;
-  long xps = (long)C * d.h * d.w, ygs = (long)Og * l->out.h * l->out.w, wgs = conv_weights(l) / G;
-  int bt = dd.zt, bl = l->kw - 1 - l->pl;
+  int Cg = d.c, Og = d.o, CP = G * d.c, KP = d.kh * d.kw; // channels and taps on the phases
+  long xps = (long)CP * d.h * d.w, ygs = (long)Og * l->out.h * l->out.w, wgs = direct_weights(l) / G;
+  int bt = dd.zt, bl = st ? d.kw - 1 : l->kw - 1 - l->pl;
   char ga[4][128], gind[32];
   const char *gi;
   // Small maps: the weight gradient first, over the group's images; large
@@ -504,18 +640,21 @@ static void direct_backward(TrainCtx *c, int k, int vl) {
   W(c, "%s static void %s_l%d_conv_backward%s(int n) {\n", fn_attr(vl), P, k, fn_suffix(vl));
   if (dxmode) {
     ig_open(c, dxmode);
-    W(c, "  const cnn_real *restrict w = %s_params + %ld;\n", P, (long)l->param_off);
+    if (st) // the forward's weights on the phases
+      W(c, "  const cnn_real *restrict w = %s_l%d_ws;\n", P, k);
+    else
+      W(c, "  const cnn_real *restrict w = %s_params + %ld;\n", P, (long)l->param_off);
     W(c, "  cnn_real *restrict wt = %s_l%d_wt;\n", P, k);
     if (G == 1) {
-      W(c, "  for (int o = 0; o < %d; o++)\n    for (int c = 0; c < %d; c++)\n", O, C);
-      W(c, "      for (int j = 0; j < %d; j++)\n", KK);
-      W(c, "        wt[(c * %d + o) * %d + %d - j] = w[(o * %d + c) * %d + j];\n", O, KK, KK - 1, C, KK);
+      W(c, "  for (int o = 0; o < %d; o++)\n    for (int c = 0; c < %d; c++)\n", O, CP);
+      W(c, "      for (int j = 0; j < %d; j++)\n", KP);
+      W(c, "        wt[(c * %d + o) * %d + %d - j] = w[(o * %d + c) * %d + j];\n", O, KP, KP - 1, CP, KP);
     } else {
       // Group by group: wt[gr][c][o] from W[gr * Og + o][c].
       W(c, "  for (int gr = 0; gr < %d; gr++)\n    for (int o = 0; o < %d; o++)\n", G, Og);
-      W(c, "      for (int c = 0; c < %d; c++)\n        for (int j = 0; j < %d; j++)\n", Cg, KK);
+      W(c, "      for (int c = 0; c < %d; c++)\n        for (int j = 0; j < %d; j++)\n", Cg, KP);
       W(c, "          wt[gr * %ld + (c * %d + o) * %d + %d - j] = w[((gr * %d + o) * %d + c) * %d + j];\n", wgs, Og,
-        KK, KK - 1, Og, Cg, KK);
+        KP, KP - 1, Og, Cg, KP);
     }
     ig_close(c, dxmode);
   }
@@ -525,9 +664,12 @@ static void direct_backward(TrainCtx *c, int k, int vl) {
     W(c, "    cnn_real *restrict dwv = %s_l%d_dwv[g];\n", P, k);
   if (l->bias)
     W(c, "    cnn_real *restrict db = %s_l%d_db[g];\n", P, k);
-  if (dxmode && !pw) {
+  if (dxmode && (!pw || st)) {
     ig_open(c, dxmode);
-    W(c, "    cnn_real *restrict dyp = %s_l%d_dyp[g];\n", P, k);
+    if (!pw)
+      W(c, "    cnn_real *restrict dyp = %s_l%d_dyp[g];\n", P, k);
+    if (st)
+      W(c, "    cnn_real *restrict dxs = %s_l%d_dxs[g];\n", P, k);
     ig_close(c, dxmode);
   }
   // The BatchNorm after this conv whose input gradient (this conv's dy)
@@ -543,7 +685,7 @@ static void direct_backward(TrainCtx *c, int k, int vl) {
     W(c, "    }\n");
   }
   char xb[96], dyb[96];
-  if (pad)
+  if (copy)
     snprintf(xb, sizeof xb, "%s_l%d_xp", P, k);
   else
     snprintf(xb, sizeof xb, "%s_a%d", P, ib);
@@ -551,7 +693,7 @@ static void direct_backward(TrainCtx *c, int k, int vl) {
   ConvDims da = d; // all groups' channels, for the copy
   da.o = O;
   ConvImages im = {group_operand(ga[0], 128, xb, (long)Cg * d.h * d.w, G), group_operand(ga[1], 128, dyb, ygs, G),
-                   pad ? xps : c->isize[k], c->tsize[k + 1], 0};
+                   copy ? xps : c->isize[k], c->tsize[k + 1], 0};
   if (dycopy) {
     W(c, "    cnn_real *restrict dyw = %s_l%d_dyw[g];\n", P, k);
     if (inner) {
@@ -609,6 +751,8 @@ static void direct_backward(TrainCtx *c, int k, int vl) {
     if (bn >= 0)
       W(c, "      {\n");
     W(c, "      cnn_real *restrict dx = %s + (size_t)i * %ld;\n", c->dx[k], c->isize[k]);
+    if (st)
+      W(c, "      { // the phases' gradient, then each input value's from its phase\n");
     if (!pw) {
       W(c, "      for (int o = 0; o < %d; o++)\n        for (int oy = 0; oy < %d; oy++)\n", O, l->out.h);
       W(c, "          memcpy(dyp + (o * %d + oy + %d) * %d + %d, dy + (o * %d + oy) * %d, %d * sizeof(cnn_real));\n",
@@ -618,8 +762,12 @@ static void direct_backward(TrainCtx *c, int k, int vl) {
     emit_conv_direct(c, &dd, pw ? group_operand(ga[0], 128, "dy", ygs, G)
                                 : group_operand(ga[0], 128, "dyp", (long)Og * dd.h * dd.w, G),
                      group_operand(ga[1], 128, "wt", wgs, G),
-                     group_operand(ga[2], 128, "dx", (long)Cg * l->in.h * l->in.w, G), NULL, NULL, gi);
+                     group_operand(ga[2], 128, st ? "dxs" : "dx", (long)Cg * dd.oh * dd.ow, G), NULL, NULL, gi);
     groups_close(c, G, "      ");
+    if (st) {
+      emit_phase_gather(c, k);
+      W(c, "      }\n");
+    }
     if (bn >= 0) {
       W(c, "      }\n      { // layer %d's first backward pass for this image, while its dx is in cache\n", bn);
       bn_emit_dy_sums(c, bn, "        ");
@@ -656,14 +804,25 @@ static void conv_emit_direct(TrainCtx *c, int k) {
   const char *P = c->P;
   int C = l->in.c, O = l->out.c, KH = l->kh, KW = l->kw, G = l->groups;
   int dxmode = c->gmode[l->src], bwmode = c->gmode[k + 1];
-  int stats = conv_stats(c, k), pad = has_pad(l), pw = conv_is_pointwise(l);
+  int stats = conv_stats(c, k), pad = has_pad(l), pw = conv_is_1x1(l), st = conv_is_strided(l);
   ConvDims d = conv_dims(l, CONV_VL_AVX2), dd = igrad_dims(l, CONV_VL_AVX2);
+  long wp = direct_weights(l);
   W(c, "// Path: %s.\n", conv_path(l));
   W(c, "// y[%d][%dx%d] = W[%d][%d][%dx%d] (*) x[%d][%dx%d]%s%s%s.\n", O, l->out.h, l->out.w, O, d.c, KH, KW, C,
     l->in.h, l->in.w, pad ? " padded" : "", l->bias ? " + b" : "", G > 1 ? ", in groups" : "");
   W(c, "// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under\n"
        "// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.\n");
-  if (pad)
+  if (st) {
+    Phases f = conv_phases(l);
+    W(c, "// Stride %dx%d: the stride-1 conv of the input's %d phases (rows p, p + %d, ...,\n"
+         "// columns q, q + %d, ...) as %d x %d channels, with a %dx%d window whose taps past\n"
+         "// the %dx%d one have zero weights: ws[o][c][p][q][a][b] = W[o][c][a * %d + p][b * %d + q].\n",
+      l->sh, l->sw, f.ph * f.pw, l->sh, l->sw, C / G, f.ph * f.pw, f.kh, f.kw, KH, KW, l->sh, l->sw);
+    W(c, "static cnn_real %s_l%d_ws[%ld] CNN_ALIGNED;\n", P, k, wp);
+    W(c, "// Each image's padded input split into phases, from the forward to the weight gradient.\n"
+         "static cnn_real %s_l%d_xp[BATCH * %ld + %d] CNN_ALIGNED;\n",
+      P, k, (long)G * d.c * d.h * d.w, CONV_VL_MAX);
+  } else if (pad)
     W(c, "// Each image's input with its zero border (the border never written),\n"
          "// from the forward to the weight gradient.\n"
          "static cnn_real %s_l%d_xp[BATCH * %ld + %d] CNN_ALIGNED;\n",
@@ -703,7 +862,11 @@ static void conv_emit_direct(TrainCtx *c, int k) {
            "// W[o][c][%d - ky][%d - kx].\n", KH - 1, KW - 1);
       W(c, "static cnn_real %s_l%d_dyp[NGROUP][%ld] CNN_ALIGNED;\n", P, k, whole_vectors((long)O * dd.h * dd.w + CONV_VL_MAX));
     }
-    W(c, "static cnn_real %s_l%d_wt[%ld] CNN_ALIGNED;\n", P, k, conv_weights(l));
+    if (st)
+      W(c, "// One image's gradient of the input's phases, per group.\n"
+           "static cnn_real %s_l%d_dxs[NGROUP][%ld] CNN_ALIGNED;\n",
+        P, k, whole_vectors((long)G * dd.o * dd.oh * dd.ow + CONV_VL_MAX));
+    W(c, "static cnn_real %s_l%d_wt[%ld] CNN_ALIGNED;\n", P, k, wp);
     ig_close(c, dxmode);
   }
   long dyw = dyw_size(c, l);
@@ -718,7 +881,7 @@ static void conv_emit_direct(TrainCtx *c, int k) {
   if (!conv_wgrad_images_inner(&d, c->gsize))
     W(c, "// The weight gradient of a group's images so far, a vector of lane sums per weight.\n"
          "static cnn_real %s_l%d_dwv[NGROUP][%ld] CNN_ALIGNED;\n",
-      P, k, conv_weights(l) * CONV_VL_MAX);
+      P, k, wp * CONV_VL_MAX);
   for (int v = 0; v < N_WIDTHS; v++) {
     v16_open(c, conv_widths[v] == CONV_VL_AVX512);
     direct_backward(c, k, conv_widths[v]);

@@ -2,13 +2,21 @@
 # models.sh: networks whose data cannot be had here (CIFAR-10 for ResNet-8,
 # Speech Commands for DS-CNN) train on data tests/mkdata.c generates (the
 # Makefile runs three short epochs of each trainer, --log-csv): the training
-# loss must fall, epoch after epoch, below chance (ln classes).
-#   models.sh NAME:LOG_CSV:CLASSES ...
+# loss must fall, epoch after epoch, below chance (ln classes). Every conv
+# of their training code (TRAIN_C) must run on the direct kernels, strided
+# ones included: its "// Path:" comment says which.
+#   models.sh NAME:LOG_CSV:CLASSES:TRAIN_C ...
 set -u
 run=0 failed=0
 for spec in "$@"; do
-  IFS=: read -r name csv classes <<<"$spec"
+  IFS=: read -r name csv classes src <<<"$spec"
   run=$((run + 1))
+  convs=$(grep -c '^// Path: ' "$src")
+  direct=$(grep -c '^// Path: direct kernels' "$src")
+  if [ "$convs" -eq 0 ] || [ "$convs" -ne "$direct" ]; then
+    echo "FAIL $name: $direct of its $convs convs on the direct kernels ($src)"; failed=$((failed + 1)); continue
+  fi
+  echo "ok   $name: all $convs convs on the direct kernels"
   if [ ! -s "$csv" ]; then
     echo "FAIL $name: no training log $csv"; failed=$((failed + 1)); continue
   fi
