@@ -22,7 +22,7 @@ MODEL   ?= mnist14k
 MNIST_DIR ?= $(firstword $(wildcard ../shared/data/mnist) data/mnist)
 export MNIST_DIR
 
-.PHONY: all deps deps-test test train bench plot firmware-test data generate clean check-generated FORCE
+.PHONY: all deps deps-test test train bench profile plot firmware-test data generate clean check-generated FORCE
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/cnnc $(BUILD)/libcnnrt.a
@@ -153,6 +153,23 @@ $(BUILD)/bench: examples/bench/bench.c $(BENCH_OBJ) $(GEN_DIR)/$(MODEL)_infer.c 
 	  -DNET_NATIVE=$(MODEL)_net_native -DINFER_PREDICT_NATIVE=$(MODEL)_predict_native \
 	  -DCNN_TRAIN_PROFILE -DNET_PROF=$(MODEL)_net_prof -DNET_PREFIX=$(MODEL) \
 	  $< $(BENCH_OBJ) $(GEN_DIR)/$(MODEL)_infer.c $(BUILD)/libcnnrt.a $(LIBS) $(OMP) -o $@
+
+# `bench layers` for any model: the FMA peak and where a training step of
+# models/MODEL.cnn goes, layer by layer (make profile MODEL=resnet8).
+PROF_DIR := $(BUILD)/profile/$(MODEL)
+$(PROF_DIR)/$(MODEL)_train.c $(PROF_DIR)/$(MODEL)_train.h &: models/$(MODEL).cnn $(BUILD)/cnnc
+	@mkdir -p $(PROF_DIR)
+	$(BUILD)/cnnc build $< -o $(PROF_DIR)/
+$(PROF_DIR)/bench: examples/bench/bench.c $(PROF_DIR)/$(MODEL)_train.c $(BUILD)/libcnnrt.a $(FLAGS_STAMP)
+	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -c $(PROF_DIR)/$(MODEL)_train.c -o $(PROF_DIR)/train.o
+	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -DCNN_TRAIN_PROFILE $(PROF_RENAME) \
+	  -c $(PROF_DIR)/$(MODEL)_train.c -o $(PROF_DIR)/train_prof.o
+	$(CC) $(CFLAGS) $(OMP) $(BLAS_CFLAGS) -Iruntime -I$(PROF_DIR) -DNET_HEADER='"$(MODEL)_train.h"' -DNET=$(MODEL)_net \
+	  -DNET_MACS=$(UC_MODEL)_TRAIN_MACS -DCNN_TRAIN_PROFILE -DNET_PROF=$(MODEL)_net_prof -DNET_PREFIX=$(MODEL) \
+	  $< $(PROF_DIR)/train.o $(PROF_DIR)/train_prof.o $(BUILD)/libcnnrt.a $(LIBS) $(OMP) -o $@
+profile: deps
+	$(MAKE) $(PROF_DIR)/bench
+	$(PROF_DIR)/bench layers
 
 BENCH_REPS ?= 5
 bench: deps

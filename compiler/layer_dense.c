@@ -34,6 +34,13 @@ static void dense_transform(const Layer *l, char *buf, size_t n) {
   snprintf(buf, n, "Dense(%d->%d)%s", l->in.c, l->out.c, l->bias ? " +bias" : "");
 }
 
+// The path of the bench's table: a dense layer is one GEMM over the whole
+// batch, the shape BLAS is built for.
+static const char *dense_path(const Layer *l) {
+  (void)l;
+  return "cblas GEMM over the batch (forward, input and weight gradient)";
+}
+
 // Dense layer k: one GEMM over the batch each way. With one BLAS thread the
 // sums are in a fixed order, whatever the number of OpenMP threads.
 static void dense_emit(TrainCtx *c, int k) {
@@ -115,6 +122,6 @@ static int dense_tensors(const Layer *l, LayerTensor t[4]) {
 const LayerDef layer_dense = {
     .name = "dense", .params = dense_params, .n_params = 2,
     .args = dense_args, .shape = dense_shape, .costs = dense_costs, .transform = dense_transform,
-    .fn = "dense", .emit_train = dense_emit, .emit_init = dense_init, .lower = dense_lower,
+    .fn = "dense", .emit_train = dense_emit, .emit_init = dense_init, .train_path = dense_path, .lower = dense_lower,
     .torch = dense_torch, .torch_in = 2, .torch_out = 2, .tensors = dense_tensors,
 };

@@ -156,11 +156,11 @@ const char *const lenet5_layer_path[13] = {
     "",
     "",
     "",
+    "cblas GEMM over the batch (forward, input and weight gradient)",
     "",
+    "cblas GEMM over the batch (forward, input and weight gradient)",
     "",
-    "",
-    "",
-    "",
+    "cblas GEMM over the batch (forward, input and weight gradient)",
     "",
 };
 const long lenet5_layer_macs[13][2] = {
