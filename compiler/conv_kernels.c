@@ -64,8 +64,11 @@ static int best_channels(int o, int n, int regs) {
 void conv_fwd_tile(const ConvDims *d, int *ob, int *nv) {
   int vec = (d->ow + d->vl - 1) / d->vl, best = 0, regs = vregs(d);
   // Rows of vec vectors in chunks of n (the last chunk smaller): the n
-  // whose chunks cost least over the row.
-  for (int n = 1; n <= 4 && n <= vec; n++) {
+  // whose chunks cost least over the row. A single output channel (a
+  // depthwise conv's group) takes as many vectors as the registers hold:
+  // its tile's only independent sums are its vectors.
+  int most = d->o == 1 ? (regs - 1) / 2 : 4;
+  for (int n = 1; n <= most && n <= vec; n++) {
     int cost = vec / n * channels_cost(d->o, best_channels(d->o, n, regs), n);
     if (vec % n)
       cost += channels_cost(d->o, best_channels(d->o, vec % n, regs), vec % n);
@@ -77,9 +80,32 @@ void conv_fwd_tile(const ConvDims *d, int *ob, int *nv) {
   *ob = best_channels(d->o, *nv, regs);
 }
 
+// The x vectors a weight-gradient tile reuses for each dy vector: the kw
+// shifted ones of a window row, or for a 1x1 conv those of several input
+// channels (a divisor of c, the cheapest per channel): with one, each
+// multiply-add took a load of its own (a 1x1 64 -> 64 conv's backward ran
+// at a fifth of the FMA peak).
+static int wgrad_taps(const ConvDims *d) {
+  if (d->kh * d->kw > 1)
+    return d->kw;
+  int best = 1, regs = vregs(d);
+  for (int n = 2; n <= 4; n++)
+    if (d->c % n == 0 && channels_cost(d->o, best_channels(d->o, n, regs), n) * best <
+                             channels_cost(d->o, best_channels(d->o, best, regs), best) * n)
+      best = n;
+  return best;
+}
+
 int conv_wgrad_tile(const ConvDims *d) {
   // kw sums per channel, the kw shifted x vectors reused, one dy vector.
-  return best_channels(d->o, d->kw, vregs(d));
+  return best_channels(d->o, wgrad_taps(d), vregs(d));
+}
+
+// Window rows per weight-gradient tile: all of them for a tile of one
+// channel (a depthwise conv's), whose kw sums alone would be too few
+// chains to keep the multiply-adds busy; else one.
+static int wgrad_rows(const ConvDims *d) {
+  return conv_wgrad_tile(d) == 1 && d->kh > 1 && d->kh * d->kw + 3 <= vregs(d) ? d->kh : 1;
 }
 
 // Inner when the group's x and dy fit in cache together, or when they take
@@ -217,8 +243,12 @@ static void direct_rows(TrainCtx *c, const ConvDims *d, const char *x, const cha
 
 // Flat only where it saves lanes (rows of 9 take 16), where no zero rows
 // are skipped, and where the copy out is small beside the sums.
+// A single output channel (a depthwise conv's group) runs flat on a narrow
+// map even with zero rows (their taps then run on the zeros) and few taps:
+// its rows of a few values each would use a fraction of a vector's lanes.
 int conv_fwd_flat(const ConvDims *d) {
-  return d->zt == 0 && d->zb == 0 && d->oh > 1 && d->c * d->kh * d->kw >= 16 && flat_lanes(d) < rows_lanes(d);
+  return d->oh > 1 && flat_lanes(d) < rows_lanes(d) &&
+         (d->o == 1 || (d->zt == 0 && d->zb == 0 && d->c * d->kh * d->kw >= 16));
 }
 
 long conv_fwd_flat_size(const ConvDims *d) {
@@ -301,12 +331,24 @@ void emit_conv_wgrad_copy(TrainCtx *c, const ConvDims *d, const char *dst, const
 // vectors; masked, dy's lanes past the row's end are zeroed first.
 static void wgrad_step(TrainCtx *c, const ConvDims *d, const char *ind, int ob, long plane, const char *ve,
                        int masked) {
+  int nk = wgrad_rows(d);
+  if (nk > 1) { // one channel: each x vector read once, by its own sum
+    W(c, "%s%s d, xv;\n%smemcpy(&d, dr + %s, sizeof d);\n", ind, vtype(d), ind, ve);
+    if (masked)
+      W(c, "%sd *= m;\n", ind);
+    for (int r = 0; r < nk; r++)
+      for (int k = 0; k < d->kw; k++)
+        W(c, "%smemcpy(&xv, xr + %d + %s, sizeof xv); s0_%d += d * xv;\n", ind, r * d->w + k, ve, r * d->kw + k);
+    return;
+  }
+  int nt = wgrad_taps(d);
+  long xstep = d->kh * d->kw > 1 ? 1 : (long)d->h * d->w; // next tap: a column, or a 1x1's next channel
   W(c, "%s%s d", ind, vtype(d));
-  for (int k = 0; k < d->kw; k++)
+  for (int k = 0; k < nt; k++)
     W(c, ", x%d", k);
   W(c, ";\n");
-  for (int k = 0; k < d->kw; k++)
-    W(c, "%smemcpy(&x%d, xr + %s + %d, sizeof x%d);\n", ind, k, ve, k, k);
+  for (int k = 0; k < nt; k++)
+    W(c, "%smemcpy(&x%d, xr + %s + %ld, sizeof x%d);\n", ind, k, ve, k * xstep, k);
   for (int b = 0; b < ob; b++) {
     // In a register: GCC otherwise folds the load into each of the kw
     // multiply-adds, and the loads, not the FMAs, bound the loop (16 lanes:
@@ -316,7 +358,7 @@ static void wgrad_step(TrainCtx *c, const ConvDims *d, const char *ind, int ob, 
     if (masked)
       W(c, "%sd *= m;\n", ind);
     W(c, "%s", ind);
-    for (int k = 0; k < d->kw; k++)
+    for (int k = 0; k < nt; k++)
       W(c, "%ss%d_%d += d * x%d;", k ? " " : "", b, k, k);
     W(c, "\n");
   }
@@ -333,11 +375,18 @@ static void wgrad_tile(TrainCtx *c, const ConvDims *d, const char *x, const char
   int flat = conv_wgrad_flat(d), rows = flat ? 1 : d->oh, ds = wgrad_row_stride(d);
   // Lanes of one run of vectors: a row (padded), or the whole plane.
   long run = flat ? flat_lanes(d) : rows_lanes(d) / d->oh;
-  W(c, "%s  for (int c = 0; c < %d; c++)\n", ind, d->c);
-  W(c, "%s    for (int ky = 0; ky < %d; ky++) {\n", ind, d->kh);
+  int nk = wgrad_rows(d), nt = nk * wgrad_taps(d); // window rows and taps per tile
+  if (d->kh * d->kw == 1 && nt > 1)
+    W(c, "%s  for (int c = 0; c < %d; c += %d)\n", ind, d->c, nt);
+  else
+    W(c, "%s  for (int c = 0; c < %d; c++)\n", ind, d->c);
+  if (nk > 1)
+    W(c, "%s    for (int ky = 0; ky < %d; ky += %d) { // all %d rows of the window at once\n", ind, d->kh, nk, nk);
+  else
+    W(c, "%s    for (int ky = 0; ky < %d; ky++) {\n", ind, d->kh);
   for (int b = 0; b < ob; b++) {
     W(c, "%s      %s", ind, vtype(d));
-    for (int k = 0; k < d->kw; k++)
+    for (int k = 0; k < nt; k++)
       W(c, "%s s%d_%d = {0}", k ? "," : "", b, k);
     W(c, ";\n");
   }
@@ -388,13 +437,13 @@ static void wgrad_tile(TrainCtx *c, const ConvDims *d, const char *x, const char
     W(c, "%s      cnn_real *restrict dwo = %s + (%s) * %ld + (c * %d + ky) * %d;\n", ind, dw, oexpr, ckk, d->kh,
       d->kw);
     for (int b = 0; b < ob; b++)
-      for (int k = 0; k < d->kw; k++)
+      for (int k = 0; k < nt; k++)
         W(c, "%s      dwo[%ld] = CNN_HSUM%d(s%d_%d);\n", ind, b * ckk + k, d->vl, b, k);
   } else { // one image's sums: kept as vectors, lane by lane
     W(c, "%s      cnn_real *restrict dwo = %s + ((%s) * %ld + (c * %d + ky) * %d) * %d;\n", ind, dw, oexpr, ckk,
       d->kh, d->kw, d->vl);
     for (int b = 0; b < ob; b++)
-      for (int k = 0; k < d->kw; k++) {
+      for (int k = 0; k < nt; k++) {
         long j = (b * ckk + k) * d->vl;
         W(c, "%s      if (!first) {\n%s        %s t;\n", ind, ind, vtype(d));
         W(c, "%s        memcpy(&t, dwo + %ld, sizeof t);\n%s        s%d_%d += t;\n%s      }\n", ind, j, ind, b, k, ind);
@@ -408,7 +457,8 @@ void emit_conv_wgrad(TrainCtx *c, const ConvDims *d, const char *x, const char *
                      const char *ind, const ConvImages *im) {
   // dw: the weights (im), else their vectors of lane sums (conv_kernels.h).
   int ob = conv_wgrad_tile(d), full = d->o / ob * ob;
-  W(c, "%s// %d output channels x %d taps of vector sums per register tile%s%s.\n", ind, ob, d->kw,
+  W(c, "%s// %d output channels x %d %s of vector sums per register tile%s%s.\n", ind, ob,
+    wgrad_taps(d) * wgrad_rows(d), d->kh * d->kw > 1 ? "taps" : "input channels",
     im ? ", summed over the group's images before the lanes are added" : "",
     conv_wgrad_flat(d) ? "; each plane one run of vectors on x's rows (flat)" : "");
   W(c, "%sfor (int o = 0; o < %d; o += %d) {\n", ind, full, ob);

@@ -670,6 +670,8 @@ static void direct_backward(TrainCtx *c, int k, int vl) {
       W(c, "    cnn_real *restrict dyp = %s_l%d_dyp[g];\n", P, k);
     if (st)
       W(c, "    cnn_real *restrict dxs = %s_l%d_dxs[g];\n", P, k);
+    if (conv_fwd_flat(&dd))
+      W(c, "    cnn_real *restrict dxf = %s_l%d_dxf[g];\n", P, k);
     ig_close(c, dxmode);
   }
   // The BatchNorm after this conv whose input gradient (this conv's dy)
@@ -762,7 +764,8 @@ static void direct_backward(TrainCtx *c, int k, int vl) {
     emit_conv_direct(c, &dd, pw ? group_operand(ga[0], 128, "dy", ygs, G)
                                 : group_operand(ga[0], 128, "dyp", (long)Og * dd.h * dd.w, G),
                      group_operand(ga[1], 128, "wt", wgs, G),
-                     group_operand(ga[2], 128, st ? "dxs" : "dx", (long)Cg * dd.oh * dd.ow, G), NULL, NULL, gi);
+                     group_operand(ga[2], 128, st ? "dxs" : "dx", (long)Cg * dd.oh * dd.ow, G), NULL,
+                     conv_fwd_flat(&dd) ? "dxf" : NULL, gi);
     groups_close(c, G, "      ");
     if (st) {
       emit_phase_gather(c, k);
@@ -796,6 +799,28 @@ static long whole_vectors(long n) {
   return (n + CONV_VL_MAX - 1) / CONV_VL_MAX * CONV_VL_MAX;
 }
 
+// The buffer (NAME_lK_<name>) that a direct kernel of shape dims(l, width)
+// writes flat (conv_fwd_flat) at some width, sized for the widest and under
+// CNN_V16 when only the 16-wide kernel uses it; whether there is one.
+static int emit_flat_buffer(TrainCtx *c, int k, ConvDims (*dims)(const Layer *, int), const char *name,
+                            const char *what) {
+  const Layer *l = &c->net->layers[k];
+  ConvDims d8 = dims(l, CONV_VL_AVX2);
+  int flat = 0, flat8 = conv_fwd_flat(&d8);
+  for (int v = 0; v < N_WIDTHS; v++) {
+    ConvDims dv = dims(l, conv_widths[v]);
+    flat |= conv_fwd_flat(&dv);
+  }
+  if (flat) {
+    W(c, "// Each plane of a group's %s row stride.\n", what);
+    v16_open(c, !flat8);
+    W(c, "static cnn_real %s_l%d_%s[NGROUP][%ld] CNN_ALIGNED;\n", c->P, k, name,
+      whole_vectors(conv_fwd_flat_size(&d8) + CONV_VL_MAX));
+    v16_close(c, !flat8);
+  }
+  return flat;
+}
+
 // Conv layer k on the direct kernels, at each vector width, and the
 // functions that pick one: the buffers they share first (sized for the
 // widest), then forward and backward.
@@ -827,19 +852,7 @@ static void conv_emit_direct(TrainCtx *c, int k) {
          "// from the forward to the weight gradient.\n"
          "static cnn_real %s_l%d_xp[BATCH * %ld + %d] CNN_ALIGNED;\n",
       P, k, (long)C * d.h * d.w, CONV_VL_MAX);
-  // Buffers only the 16-wide kernels use are declared under CNN_V16.
-  int flat = 0, flat8 = conv_fwd_flat(&d);
-  for (int v = 0; v < N_WIDTHS; v++) {
-    ConvDims dv = conv_dims(l, conv_widths[v]);
-    flat |= conv_fwd_flat(&dv);
-  }
-  if (flat) {
-    W(c, "// Each plane of a group's output as one row on the input's row stride.\n");
-    v16_open(c, !flat8);
-    W(c, "static cnn_real %s_l%d_yf[NGROUP][%ld] CNN_ALIGNED;\n", P, k,
-      whole_vectors(conv_fwd_flat_size(&d) + CONV_VL_MAX));
-    v16_close(c, !flat8);
-  }
+  int flat = emit_flat_buffer(c, k, conv_dims, "yf", "output as one row on the input's");
   forward_decls(c, k, stats);
   for (int v = 0; v < N_WIDTHS; v++) {
     v16_open(c, conv_widths[v] == CONV_VL_AVX512);
@@ -862,6 +875,7 @@ static void conv_emit_direct(TrainCtx *c, int k) {
            "// W[o][c][%d - ky][%d - kx].\n", KH - 1, KW - 1);
       W(c, "static cnn_real %s_l%d_dyp[NGROUP][%ld] CNN_ALIGNED;\n", P, k, whole_vectors((long)O * dd.h * dd.w + CONV_VL_MAX));
     }
+    emit_flat_buffer(c, k, igrad_dims, "dxf", "input gradient as one row on dy's bordered");
     if (st)
       W(c, "// One image's gradient of the input's phases, per group.\n"
            "static cnn_real %s_l%d_dxs[NGROUP][%ld] CNN_ALIGNED;\n",

@@ -590,6 +590,8 @@ static cnn_real mnist4k9_l0_dw[NGROUP][72] CNN_ALIGNED;
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist4k9_l0_dyp[NGROUP][7216] CNN_ALIGNED;
+// Each plane of a group's input gradient as one row on dy's bordered row stride.
+static cnn_real mnist4k9_l0_dxf[NGROUP][864] CNN_ALIGNED;
 static cnn_real mnist4k9_l0_wt[72] CNN_ALIGNED;
 #endif
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
@@ -609,6 +611,7 @@ CNN_CLONES_V8 static void mnist4k9_l0_conv_backward_v8(int n) {
     cnn_real *restrict dwv = mnist4k9_l0_dwv[g];
 #ifdef CNN_INPUT_GRAD
     cnn_real *restrict dyp = mnist4k9_l0_dyp[g];
+    cnn_real *restrict dxf = mnist4k9_l0_dxf[g];
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 1's dx: this image's dy
@@ -752,84 +755,73 @@ CNN_CLONES_V8 static void mnist4k9_l0_conv_backward_v8(int n) {
       for (int o = 0; o < 8; o++)
         for (int oy = 0; oy < 26; oy++)
           memcpy(dyp + (o * 30 + oy + 2) * 30 + 2, dy + (o * 26 + oy) * 26, 26 * sizeof(cnn_real));
-      // 1 output channels x 4 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 2; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 25 ? 28 - oy : 3;
-        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
-          const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1, x2, x3;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                memcpy(&x2, xr + kx + 16, sizeof x2);
-                memcpy(&x3, xr + kx + 24, sizeof x3);
-                const cnn_real w0 = wr[kx + 0];
-                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+      // 1 output channels x 7 vectors of 8 per register tile, over each plane as
+      // one run on the input's row stride (flat), then copied row by row.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 784; col += 56) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 56 columns
+            const cnn_real *restrict wo = wt + (o) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1, x2, x3, x4, x5, x6;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  memcpy(&x3, xr + kx + 24, sizeof x3);
+                  memcpy(&x4, xr + kx + 32, sizeof x4);
+                  memcpy(&x5, xr + kx + 40, sizeof x5);
+                  memcpy(&x6, xr + kx + 48, sizeof x6);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6;
+                }
               }
-            }
-          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          memcpy(yr + 8, &a0_1, sizeof a0_1);
-          memcpy(yr + 16, &a0_2, sizeof a0_2);
-          yr[24] = a0_3[0]; yr[25] = a0_3[1]; yr[26] = a0_3[2]; yr[27] = a0_3[3];
+            cnn_real *restrict yr = dxf + (o) * 838 + oy * 838 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
+            memcpy(yr + 24, &a0_3, sizeof a0_3);
+            memcpy(yr + 32, &a0_4, sizeof a0_4);
+            memcpy(yr + 40, &a0_5, sizeof a0_5);
+            memcpy(yr + 48, &a0_6, sizeof a0_6);
+          }
         }
-      }
-      for (int oy = 2; oy < 26; oy++) {
-        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 54 columns
           const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 784;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1, x2, x3;
+                cnn_v8 x0, x1, x2, x3, x4, x5, x6;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
                 memcpy(&x1, xr + kx + 8, sizeof x1);
                 memcpy(&x2, xr + kx + 16, sizeof x2);
                 memcpy(&x3, xr + kx + 24, sizeof x3);
+                memcpy(&x4, xr + kx + 32, sizeof x4);
+                memcpy(&x5, xr + kx + 40, sizeof x5);
+                memcpy(&x6, xr + kx + 48, sizeof x6);
                 const cnn_real w0 = wr[kx + 0];
-                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          cnn_real *restrict yr = dxf + (o) * 838 + oy * 838 + 784;
           memcpy(yr + 0, &a0_0, sizeof a0_0);
           memcpy(yr + 8, &a0_1, sizeof a0_1);
           memcpy(yr + 16, &a0_2, sizeof a0_2);
-          yr[24] = a0_3[0]; yr[25] = a0_3[1]; yr[26] = a0_3[2]; yr[27] = a0_3[3];
+          memcpy(yr + 24, &a0_3, sizeof a0_3);
+          memcpy(yr + 32, &a0_4, sizeof a0_4);
+          memcpy(yr + 40, &a0_5, sizeof a0_5);
+          yr[48] = a0_6[0]; yr[49] = a0_6[1]; yr[50] = a0_6[2]; yr[51] = a0_6[3]; yr[52] = a0_6[4]; yr[53] = a0_6[5];
         }
       }
-      for (int oy = 26; oy < 28; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 25 ? 28 - oy : 3;
-        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
-          const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1, x2, x3;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                memcpy(&x2, xr + kx + 16, sizeof x2);
-                memcpy(&x3, xr + kx + 24, sizeof x3);
-                const cnn_real w0 = wr[kx + 0];
-                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          memcpy(yr + 8, &a0_1, sizeof a0_1);
-          memcpy(yr + 16, &a0_2, sizeof a0_2);
-          yr[24] = a0_3[0]; yr[25] = a0_3[1]; yr[26] = a0_3[2]; yr[27] = a0_3[3];
-        }
-      }
+      for (int o = 0; o < 1; o++)
+        for (int oy = 0; oy < 28; oy++)
+          memcpy(dx + (o * 28 + oy) * 28, dxf + o * 838 + oy * 30, 28 * sizeof(cnn_real));
 #endif
     }
     for (int j = 0; j < 72; j++) {
@@ -862,6 +854,7 @@ CNN_V16_FN static void mnist4k9_l0_conv_backward_v16(int n) {
     cnn_real *restrict dwv = mnist4k9_l0_dwv[g];
 #ifdef CNN_INPUT_GRAD
     cnn_real *restrict dyp = mnist4k9_l0_dyp[g];
+    cnn_real *restrict dxf = mnist4k9_l0_dxf[g];
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 1's dx: this image's dy
@@ -1101,72 +1094,95 @@ CNN_V16_FN static void mnist4k9_l0_conv_backward_v16(int n) {
       for (int o = 0; o < 8; o++)
         for (int oy = 0; oy < 26; oy++)
           memcpy(dyp + (o * 30 + oy + 2) * 30 + 2, dy + (o * 26 + oy) * 26, 26 * sizeof(cnn_real));
-      // 1 output channels x 2 vectors of 16 columns per register tile.
-      for (int oy = 0; oy < 2; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 25 ? 28 - oy : 3;
-        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
-          const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v16 a0_0 = {0}, a0_1 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 16, sizeof x1);
-                const cnn_real w0 = wr[kx + 0];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
+      // 1 output channels x 14 vectors of 16 per register tile, over each plane as
+      // one run on the input's row stride (flat), then copied row by row.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 672; col += 224) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 224 columns
+            const cnn_real *restrict wo = wt + (o) * 72;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0}, a0_12 = {0}, a0_13 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  memcpy(&x3, xr + kx + 48, sizeof x3);
+                  memcpy(&x4, xr + kx + 64, sizeof x4);
+                  memcpy(&x5, xr + kx + 80, sizeof x5);
+                  memcpy(&x6, xr + kx + 96, sizeof x6);
+                  memcpy(&x7, xr + kx + 112, sizeof x7);
+                  memcpy(&x8, xr + kx + 128, sizeof x8);
+                  memcpy(&x9, xr + kx + 144, sizeof x9);
+                  memcpy(&x10, xr + kx + 160, sizeof x10);
+                  memcpy(&x11, xr + kx + 176, sizeof x11);
+                  memcpy(&x12, xr + kx + 192, sizeof x12);
+                  memcpy(&x13, xr + kx + 208, sizeof x13);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10; a0_11 += w0 * x11; a0_12 += w0 * x12; a0_13 += w0 * x13;
+                }
               }
-            }
-          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+            cnn_real *restrict yr = dxf + (o) * 838 + oy * 838 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 48, &a0_3, sizeof a0_3);
+            memcpy(yr + 64, &a0_4, sizeof a0_4);
+            memcpy(yr + 80, &a0_5, sizeof a0_5);
+            memcpy(yr + 96, &a0_6, sizeof a0_6);
+            memcpy(yr + 112, &a0_7, sizeof a0_7);
+            memcpy(yr + 128, &a0_8, sizeof a0_8);
+            memcpy(yr + 144, &a0_9, sizeof a0_9);
+            memcpy(yr + 160, &a0_10, sizeof a0_10);
+            memcpy(yr + 176, &a0_11, sizeof a0_11);
+            memcpy(yr + 192, &a0_12, sizeof a0_12);
+            memcpy(yr + 208, &a0_13, sizeof a0_13);
+          }
         }
-      }
-      for (int oy = 2; oy < 26; oy++) {
-        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 166 columns
           const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 672;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0, x1;
+                cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
                 memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                memcpy(&x3, xr + kx + 48, sizeof x3);
+                memcpy(&x4, xr + kx + 64, sizeof x4);
+                memcpy(&x5, xr + kx + 80, sizeof x5);
+                memcpy(&x6, xr + kx + 96, sizeof x6);
+                memcpy(&x7, xr + kx + 112, sizeof x7);
+                memcpy(&x8, xr + kx + 128, sizeof x8);
+                memcpy(&x9, xr + kx + 144, sizeof x9);
+                memcpy(&x10, xr + kx + 160, sizeof x10);
                 const cnn_real w0 = wr[kx + 0];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          cnn_real *restrict yr = dxf + (o) * 838 + oy * 838 + 672;
           memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          memcpy(yr + 32, &a0_2, sizeof a0_2);
+          memcpy(yr + 48, &a0_3, sizeof a0_3);
+          memcpy(yr + 64, &a0_4, sizeof a0_4);
+          memcpy(yr + 80, &a0_5, sizeof a0_5);
+          memcpy(yr + 96, &a0_6, sizeof a0_6);
+          memcpy(yr + 112, &a0_7, sizeof a0_7);
+          memcpy(yr + 128, &a0_8, sizeof a0_8);
+          memcpy(yr + 144, &a0_9, sizeof a0_9);
+          yr[160] = a0_10[0]; yr[161] = a0_10[1]; yr[162] = a0_10[2]; yr[163] = a0_10[3]; yr[164] = a0_10[4]; yr[165] = a0_10[5];
         }
       }
-      for (int oy = 26; oy < 28; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 25 ? 28 - oy : 3;
-        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
-          const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v16 a0_0 = {0}, a0_1 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 16, sizeof x1);
-                const cnn_real w0 = wr[kx + 0];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
-        }
-      }
+      for (int o = 0; o < 1; o++)
+        for (int oy = 0; oy < 28; oy++)
+          memcpy(dx + (o * 28 + oy) * 28, dxf + o * 838 + oy * 30, 28 * sizeof(cnn_real));
 #endif
     }
     for (int j = 0; j < 72; j++) {
@@ -1262,6 +1278,10 @@ CNN_CLONES static void mnist4k9_l1_bn_backward(int n) {
 // y[8][24x24] = W[8][1][3x3] (*) x[8][26x26], in groups.
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
+// Each plane of a group's output as one row on the input's row stride.
+#if CNN_V16
+static cnn_real mnist4k9_l3_yf[NGROUP][640] CNN_ALIGNED;
+#endif
 // Each image first gets layer 1's normalizing sweep (its input).
 CNN_CLONES_V8 static void mnist4k9_l3_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k9_params + 88;
@@ -1319,6 +1339,7 @@ CNN_V16_FN static void mnist4k9_l3_conv_forward_v16(int n, int training) {
   const cnn_real *restrict w = mnist4k9_params + 88;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict yf = mnist4k9_l3_yf[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 1's sweep: this image's input
         const cnn_real *restrict bx = mnist4k9_a1 + (size_t)i * 5408;
@@ -1338,28 +1359,97 @@ CNN_V16_FN static void mnist4k9_l3_conv_forward_v16(int n, int training) {
       const cnn_real *restrict x = mnist4k9_a2 + (size_t)i * 5408;
       cnn_real *restrict y = mnist4k9_a4 + (size_t)i * 4608;
       for (int gr = 0; gr < 8; gr++) { // one conv per group
-        // 1 output channels x 2 vectors of 16 columns per register tile.
-        for (int oy = 0; oy < 24; oy++) {
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 24 columns
+        // 1 output channels x 13 vectors of 16 per register tile, over each plane as
+        // one run on the input's row stride (flat), then copied row by row.
+        for (int oy = 0; oy < 1; oy++) {
+          for (int col = 0; col < 416; col += 208) {
+            for (int o = 0; o < 1; o += 1) { // 1 channels x 208 columns
+              const cnn_real *restrict wo = (w + gr * 9) + (o) * 9;
+              cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0}, a0_12 = {0};
+              for (int c = 0; c < 1; c++)
+                for (int ky = 0; ky < 3; ky++) {
+                  const cnn_real *restrict xr = (x + gr * 676) + (c * 26 + oy + ky) * 26 + col;
+                  const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                  for (int kx = 0; kx < 3; kx++) {
+                    cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12;
+                    memcpy(&x0, xr + kx + 0, sizeof x0);
+                    memcpy(&x1, xr + kx + 16, sizeof x1);
+                    memcpy(&x2, xr + kx + 32, sizeof x2);
+                    memcpy(&x3, xr + kx + 48, sizeof x3);
+                    memcpy(&x4, xr + kx + 64, sizeof x4);
+                    memcpy(&x5, xr + kx + 80, sizeof x5);
+                    memcpy(&x6, xr + kx + 96, sizeof x6);
+                    memcpy(&x7, xr + kx + 112, sizeof x7);
+                    memcpy(&x8, xr + kx + 128, sizeof x8);
+                    memcpy(&x9, xr + kx + 144, sizeof x9);
+                    memcpy(&x10, xr + kx + 160, sizeof x10);
+                    memcpy(&x11, xr + kx + 176, sizeof x11);
+                    memcpy(&x12, xr + kx + 192, sizeof x12);
+                    const cnn_real w0 = wr[kx + 0];
+                    a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10; a0_11 += w0 * x11; a0_12 += w0 * x12;
+                  }
+                }
+              cnn_real *restrict yr = yf + (o) * 622 + oy * 622 + col;
+              memcpy(yr + 0, &a0_0, sizeof a0_0);
+              memcpy(yr + 16, &a0_1, sizeof a0_1);
+              memcpy(yr + 32, &a0_2, sizeof a0_2);
+              memcpy(yr + 48, &a0_3, sizeof a0_3);
+              memcpy(yr + 64, &a0_4, sizeof a0_4);
+              memcpy(yr + 80, &a0_5, sizeof a0_5);
+              memcpy(yr + 96, &a0_6, sizeof a0_6);
+              memcpy(yr + 112, &a0_7, sizeof a0_7);
+              memcpy(yr + 128, &a0_8, sizeof a0_8);
+              memcpy(yr + 144, &a0_9, sizeof a0_9);
+              memcpy(yr + 160, &a0_10, sizeof a0_10);
+              memcpy(yr + 176, &a0_11, sizeof a0_11);
+              memcpy(yr + 192, &a0_12, sizeof a0_12);
+            }
+          }
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 206 columns
             const cnn_real *restrict wo = (w + gr * 9) + (o) * 9;
-            cnn_v16 a0_0 = {0}, a0_1 = {0};
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0}, a0_12 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = (x + gr * 676) + (c * 26 + oy + ky) * 26 + 0;
+                const cnn_real *restrict xr = (x + gr * 676) + (c * 26 + oy + ky) * 26 + 416;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0, x1;
+                  cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  memcpy(&x3, xr + kx + 48, sizeof x3);
+                  memcpy(&x4, xr + kx + 64, sizeof x4);
+                  memcpy(&x5, xr + kx + 80, sizeof x5);
+                  memcpy(&x6, xr + kx + 96, sizeof x6);
+                  memcpy(&x7, xr + kx + 112, sizeof x7);
+                  memcpy(&x8, xr + kx + 128, sizeof x8);
+                  memcpy(&x9, xr + kx + 144, sizeof x9);
+                  memcpy(&x10, xr + kx + 160, sizeof x10);
+                  memcpy(&x11, xr + kx + 176, sizeof x11);
+                  memcpy(&x12, xr + kx + 192, sizeof x12);
                   const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10; a0_11 += w0 * x11; a0_12 += w0 * x12;
                 }
               }
-            cnn_real *restrict yr = (y + gr * 576) + (o) * 576 + oy * 24 + 0;
+            cnn_real *restrict yr = yf + (o) * 622 + oy * 622 + 416;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
-            yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7];
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 48, &a0_3, sizeof a0_3);
+            memcpy(yr + 64, &a0_4, sizeof a0_4);
+            memcpy(yr + 80, &a0_5, sizeof a0_5);
+            memcpy(yr + 96, &a0_6, sizeof a0_6);
+            memcpy(yr + 112, &a0_7, sizeof a0_7);
+            memcpy(yr + 128, &a0_8, sizeof a0_8);
+            memcpy(yr + 144, &a0_9, sizeof a0_9);
+            memcpy(yr + 160, &a0_10, sizeof a0_10);
+            memcpy(yr + 176, &a0_11, sizeof a0_11);
+            yr[192] = a0_12[0]; yr[193] = a0_12[1]; yr[194] = a0_12[2]; yr[195] = a0_12[3]; yr[196] = a0_12[4]; yr[197] = a0_12[5]; yr[198] = a0_12[6]; yr[199] = a0_12[7]; yr[200] = a0_12[8]; yr[201] = a0_12[9]; yr[202] = a0_12[10]; yr[203] = a0_12[11]; yr[204] = a0_12[12]; yr[205] = a0_12[13];
           }
         }
+        for (int o = 0; o < 1; o++)
+          for (int oy = 0; oy < 24; oy++)
+            memcpy((y + gr * 576) + (o * 24 + oy) * 24, yf + o * 622 + oy * 26, 24 * sizeof(cnn_real));
       }
     }
   }
@@ -1383,6 +1473,8 @@ static cnn_real mnist4k9_l3_dw[NGROUP][72] CNN_ALIGNED;
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist4k9_l3_dyp[NGROUP][6288] CNN_ALIGNED;
+// Each plane of a group's input gradient as one row on dy's bordered row stride.
+static cnn_real mnist4k9_l3_dxf[NGROUP][752] CNN_ALIGNED;
 static cnn_real mnist4k9_l3_wt[72] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k9_l3_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 88;
@@ -1396,12 +1488,13 @@ CNN_CLONES_V8 static void mnist4k9_l3_conv_backward_v8(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l3_dw[g];
     cnn_real *restrict dyp = mnist4k9_l3_dyp[g];
+    cnn_real *restrict dxf = mnist4k9_l3_dxf[g];
     for (int gr = 0; gr < 8; gr++) { // one conv per group
-      // 1 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+      // 1 output channels x 9 taps of vector sums per register tile, summed over the group's images before the lanes are added.
       for (int o = 0; o < 1; o += 1) {
         for (int c = 0; c < 1; c++)
-          for (int ky = 0; ky < 3; ky++) {
-            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          for (int ky = 0; ky < 3; ky += 3) { // all 3 rows of the window at once
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0}, s0_5 = {0}, s0_6 = {0}, s0_7 = {0}, s0_8 = {0};
             for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
               const cnn_real *restrict x = (mnist4k9_a2 + gr * 676) + (size_t)i * 5408;
               const cnn_real *restrict dy = (mnist4k9_d4 + gr * 576) + (size_t)(i) * 4608;
@@ -1409,12 +1502,17 @@ CNN_CLONES_V8 static void mnist4k9_l3_conv_backward_v8(int n) {
                 const cnn_real *restrict dr = dy + (o) * 576 + oy * 24;
                 const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26;
                 for (int v = 0; v < 24; v += 8) {
-                  cnn_v8 d, x0, x1, x2;
-                  memcpy(&x0, xr + v + 0, sizeof x0);
-                  memcpy(&x1, xr + v + 1, sizeof x1);
-                  memcpy(&x2, xr + v + 2, sizeof x2);
-                  memcpy(&d, dr + 0 + v, sizeof d);
-                  s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                  cnn_v8 d, xv;
+                  memcpy(&d, dr + v, sizeof d);
+                  memcpy(&xv, xr + 0 + v, sizeof xv); s0_0 += d * xv;
+                  memcpy(&xv, xr + 1 + v, sizeof xv); s0_1 += d * xv;
+                  memcpy(&xv, xr + 2 + v, sizeof xv); s0_2 += d * xv;
+                  memcpy(&xv, xr + 26 + v, sizeof xv); s0_3 += d * xv;
+                  memcpy(&xv, xr + 27 + v, sizeof xv); s0_4 += d * xv;
+                  memcpy(&xv, xr + 28 + v, sizeof xv); s0_5 += d * xv;
+                  memcpy(&xv, xr + 52 + v, sizeof xv); s0_6 += d * xv;
+                  memcpy(&xv, xr + 53 + v, sizeof xv); s0_7 += d * xv;
+                  memcpy(&xv, xr + 54 + v, sizeof xv); s0_8 += d * xv;
                 }
               }
             }
@@ -1422,6 +1520,12 @@ CNN_CLONES_V8 static void mnist4k9_l3_conv_backward_v8(int n) {
             dwo[0] = CNN_HSUM8(s0_0);
             dwo[1] = CNN_HSUM8(s0_1);
             dwo[2] = CNN_HSUM8(s0_2);
+            dwo[3] = CNN_HSUM8(s0_3);
+            dwo[4] = CNN_HSUM8(s0_4);
+            dwo[5] = CNN_HSUM8(s0_5);
+            dwo[6] = CNN_HSUM8(s0_6);
+            dwo[7] = CNN_HSUM8(s0_7);
+            dwo[8] = CNN_HSUM8(s0_8);
           }
       }
     }
@@ -1433,84 +1537,73 @@ CNN_CLONES_V8 static void mnist4k9_l3_conv_backward_v8(int n) {
         for (int oy = 0; oy < 24; oy++)
           memcpy(dyp + (o * 28 + oy + 2) * 28 + 2, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
       for (int gr = 0; gr < 8; gr++) { // one conv per group
-        // 1 output channels x 4 vectors of 8 columns per register tile.
-        for (int oy = 0; oy < 2; oy++) {
-          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 26 columns
-            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
-            for (int c = 0; c < 1; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 784) + (c * 28 + oy + ky) * 28 + 0;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1, x2, x3;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  memcpy(&x2, xr + kx + 16, sizeof x2);
-                  memcpy(&x3, xr + kx + 24, sizeof x3);
-                  const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+        // 1 output channels x 7 vectors of 8 per register tile, over each plane as
+        // one run on the input's row stride (flat), then copied row by row.
+        for (int oy = 0; oy < 1; oy++) {
+          for (int col = 0; col < 672; col += 56) {
+            for (int o = 0; o < 1; o += 1) { // 1 channels x 56 columns
+              const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+              cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
+              for (int c = 0; c < 1; c++)
+                for (int ky = 0; ky < 3; ky++) {
+                  const cnn_real *restrict xr = (dyp + gr * 784) + (c * 28 + oy + ky) * 28 + col;
+                  const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                  for (int kx = 0; kx < 3; kx++) {
+                    cnn_v8 x0, x1, x2, x3, x4, x5, x6;
+                    memcpy(&x0, xr + kx + 0, sizeof x0);
+                    memcpy(&x1, xr + kx + 8, sizeof x1);
+                    memcpy(&x2, xr + kx + 16, sizeof x2);
+                    memcpy(&x3, xr + kx + 24, sizeof x3);
+                    memcpy(&x4, xr + kx + 32, sizeof x4);
+                    memcpy(&x5, xr + kx + 40, sizeof x5);
+                    memcpy(&x6, xr + kx + 48, sizeof x6);
+                    const cnn_real w0 = wr[kx + 0];
+                    a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6;
+                  }
                 }
-              }
-            cnn_real *restrict yr = (dx + gr * 676) + (o) * 676 + oy * 26 + 0;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 16, &a0_2, sizeof a0_2);
-            yr[24] = a0_3[0]; yr[25] = a0_3[1];
+              cnn_real *restrict yr = dxf + (o) * 726 + oy * 726 + col;
+              memcpy(yr + 0, &a0_0, sizeof a0_0);
+              memcpy(yr + 8, &a0_1, sizeof a0_1);
+              memcpy(yr + 16, &a0_2, sizeof a0_2);
+              memcpy(yr + 24, &a0_3, sizeof a0_3);
+              memcpy(yr + 32, &a0_4, sizeof a0_4);
+              memcpy(yr + 40, &a0_5, sizeof a0_5);
+              memcpy(yr + 48, &a0_6, sizeof a0_6);
+            }
           }
-        }
-        for (int oy = 2; oy < 24; oy++) {
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 26 columns
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 54 columns
             const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 784) + (c * 28 + oy + ky) * 28 + 0;
+                const cnn_real *restrict xr = (dyp + gr * 784) + (c * 28 + oy + ky) * 28 + 672;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1, x2, x3;
+                  cnn_v8 x0, x1, x2, x3, x4, x5, x6;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
                   memcpy(&x2, xr + kx + 16, sizeof x2);
                   memcpy(&x3, xr + kx + 24, sizeof x3);
+                  memcpy(&x4, xr + kx + 32, sizeof x4);
+                  memcpy(&x5, xr + kx + 40, sizeof x5);
+                  memcpy(&x6, xr + kx + 48, sizeof x6);
                   const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6;
                 }
               }
-            cnn_real *restrict yr = (dx + gr * 676) + (o) * 676 + oy * 26 + 0;
+            cnn_real *restrict yr = dxf + (o) * 726 + oy * 726 + 672;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
             memcpy(yr + 16, &a0_2, sizeof a0_2);
-            yr[24] = a0_3[0]; yr[25] = a0_3[1];
+            memcpy(yr + 24, &a0_3, sizeof a0_3);
+            memcpy(yr + 32, &a0_4, sizeof a0_4);
+            memcpy(yr + 40, &a0_5, sizeof a0_5);
+            yr[48] = a0_6[0]; yr[49] = a0_6[1]; yr[50] = a0_6[2]; yr[51] = a0_6[3]; yr[52] = a0_6[4]; yr[53] = a0_6[5];
           }
         }
-        for (int oy = 24; oy < 26; oy++) {
-          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 26 columns
-            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
-            for (int c = 0; c < 1; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 784) + (c * 28 + oy + ky) * 28 + 0;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1, x2, x3;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  memcpy(&x2, xr + kx + 16, sizeof x2);
-                  memcpy(&x3, xr + kx + 24, sizeof x3);
-                  const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
-                }
-              }
-            cnn_real *restrict yr = (dx + gr * 676) + (o) * 676 + oy * 26 + 0;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 16, &a0_2, sizeof a0_2);
-            yr[24] = a0_3[0]; yr[25] = a0_3[1];
-          }
-        }
+        for (int o = 0; o < 1; o++)
+          for (int oy = 0; oy < 26; oy++)
+            memcpy((dx + gr * 676) + (o * 26 + oy) * 26, dxf + o * 726 + oy * 28, 26 * sizeof(cnn_real));
       }
       }
       { // layer 1's first backward pass for this image, while its dx is in cache
@@ -1565,12 +1658,13 @@ CNN_V16_FN static void mnist4k9_l3_conv_backward_v16(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l3_dw[g];
     cnn_real *restrict dyp = mnist4k9_l3_dyp[g];
+    cnn_real *restrict dxf = mnist4k9_l3_dxf[g];
     for (int gr = 0; gr < 8; gr++) { // one conv per group
-      // 1 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+      // 1 output channels x 9 taps of vector sums per register tile, summed over the group's images before the lanes are added.
       for (int o = 0; o < 1; o += 1) {
         for (int c = 0; c < 1; c++)
-          for (int ky = 0; ky < 3; ky++) {
-            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          for (int ky = 0; ky < 3; ky += 3) { // all 3 rows of the window at once
+            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0}, s0_5 = {0}, s0_6 = {0}, s0_7 = {0}, s0_8 = {0};
             for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
               const cnn_real *restrict x = (mnist4k9_a2 + gr * 676) + (size_t)i * 5408;
               const cnn_real *restrict dy = (mnist4k9_d4 + gr * 576) + (size_t)(i) * 4608;
@@ -1578,22 +1672,32 @@ CNN_V16_FN static void mnist4k9_l3_conv_backward_v16(int n) {
                 const cnn_real *restrict dr = dy + (o) * 576 + oy * 24;
                 const cnn_real *restrict xr = x + (c * 26 + oy + ky) * 26;
                 for (int v = 0; v < 16; v += 16) {
-                  cnn_v16 d, x0, x1, x2;
-                  memcpy(&x0, xr + v + 0, sizeof x0);
-                  memcpy(&x1, xr + v + 1, sizeof x1);
-                  memcpy(&x2, xr + v + 2, sizeof x2);
-                  memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
-                  s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                  cnn_v16 d, xv;
+                  memcpy(&d, dr + v, sizeof d);
+                  memcpy(&xv, xr + 0 + v, sizeof xv); s0_0 += d * xv;
+                  memcpy(&xv, xr + 1 + v, sizeof xv); s0_1 += d * xv;
+                  memcpy(&xv, xr + 2 + v, sizeof xv); s0_2 += d * xv;
+                  memcpy(&xv, xr + 26 + v, sizeof xv); s0_3 += d * xv;
+                  memcpy(&xv, xr + 27 + v, sizeof xv); s0_4 += d * xv;
+                  memcpy(&xv, xr + 28 + v, sizeof xv); s0_5 += d * xv;
+                  memcpy(&xv, xr + 52 + v, sizeof xv); s0_6 += d * xv;
+                  memcpy(&xv, xr + 53 + v, sizeof xv); s0_7 += d * xv;
+                  memcpy(&xv, xr + 54 + v, sizeof xv); s0_8 += d * xv;
                 }
                 { // columns 16..23; the other lanes are masked off
                   const cnn_v16 m = {1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0};
-                  cnn_v16 d, x0, x1, x2;
-                  memcpy(&x0, xr + 16 + 0, sizeof x0);
-                  memcpy(&x1, xr + 16 + 1, sizeof x1);
-                  memcpy(&x2, xr + 16 + 2, sizeof x2);
-                  memcpy(&d, dr + 0 + 16, sizeof d); CNN_PIN16(d);
+                  cnn_v16 d, xv;
+                  memcpy(&d, dr + 16, sizeof d);
                   d *= m;
-                  s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                  memcpy(&xv, xr + 0 + 16, sizeof xv); s0_0 += d * xv;
+                  memcpy(&xv, xr + 1 + 16, sizeof xv); s0_1 += d * xv;
+                  memcpy(&xv, xr + 2 + 16, sizeof xv); s0_2 += d * xv;
+                  memcpy(&xv, xr + 26 + 16, sizeof xv); s0_3 += d * xv;
+                  memcpy(&xv, xr + 27 + 16, sizeof xv); s0_4 += d * xv;
+                  memcpy(&xv, xr + 28 + 16, sizeof xv); s0_5 += d * xv;
+                  memcpy(&xv, xr + 52 + 16, sizeof xv); s0_6 += d * xv;
+                  memcpy(&xv, xr + 53 + 16, sizeof xv); s0_7 += d * xv;
+                  memcpy(&xv, xr + 54 + 16, sizeof xv); s0_8 += d * xv;
                 }
               }
             }
@@ -1601,6 +1705,12 @@ CNN_V16_FN static void mnist4k9_l3_conv_backward_v16(int n) {
             dwo[0] = CNN_HSUM16(s0_0);
             dwo[1] = CNN_HSUM16(s0_1);
             dwo[2] = CNN_HSUM16(s0_2);
+            dwo[3] = CNN_HSUM16(s0_3);
+            dwo[4] = CNN_HSUM16(s0_4);
+            dwo[5] = CNN_HSUM16(s0_5);
+            dwo[6] = CNN_HSUM16(s0_6);
+            dwo[7] = CNN_HSUM16(s0_7);
+            dwo[8] = CNN_HSUM16(s0_8);
           }
       }
     }
@@ -1612,72 +1722,89 @@ CNN_V16_FN static void mnist4k9_l3_conv_backward_v16(int n) {
         for (int oy = 0; oy < 24; oy++)
           memcpy(dyp + (o * 28 + oy + 2) * 28 + 2, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
       for (int gr = 0; gr < 8; gr++) { // one conv per group
-        // 1 output channels x 2 vectors of 16 columns per register tile.
-        for (int oy = 0; oy < 2; oy++) {
-          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 26 columns
-            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v16 a0_0 = {0}, a0_1 = {0};
-            for (int c = 0; c < 1; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 784) + (c * 28 + oy + ky) * 28 + 0;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 16, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+        // 1 output channels x 12 vectors of 16 per register tile, over each plane as
+        // one run on the input's row stride (flat), then copied row by row.
+        for (int oy = 0; oy < 1; oy++) {
+          for (int col = 0; col < 576; col += 192) {
+            for (int o = 0; o < 1; o += 1) { // 1 channels x 192 columns
+              const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+              cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0};
+              for (int c = 0; c < 1; c++)
+                for (int ky = 0; ky < 3; ky++) {
+                  const cnn_real *restrict xr = (dyp + gr * 784) + (c * 28 + oy + ky) * 28 + col;
+                  const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                  for (int kx = 0; kx < 3; kx++) {
+                    cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11;
+                    memcpy(&x0, xr + kx + 0, sizeof x0);
+                    memcpy(&x1, xr + kx + 16, sizeof x1);
+                    memcpy(&x2, xr + kx + 32, sizeof x2);
+                    memcpy(&x3, xr + kx + 48, sizeof x3);
+                    memcpy(&x4, xr + kx + 64, sizeof x4);
+                    memcpy(&x5, xr + kx + 80, sizeof x5);
+                    memcpy(&x6, xr + kx + 96, sizeof x6);
+                    memcpy(&x7, xr + kx + 112, sizeof x7);
+                    memcpy(&x8, xr + kx + 128, sizeof x8);
+                    memcpy(&x9, xr + kx + 144, sizeof x9);
+                    memcpy(&x10, xr + kx + 160, sizeof x10);
+                    memcpy(&x11, xr + kx + 176, sizeof x11);
+                    const cnn_real w0 = wr[kx + 0];
+                    a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10; a0_11 += w0 * x11;
+                  }
                 }
-              }
-            cnn_real *restrict yr = (dx + gr * 676) + (o) * 676 + oy * 26 + 0;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9];
+              cnn_real *restrict yr = dxf + (o) * 726 + oy * 726 + col;
+              memcpy(yr + 0, &a0_0, sizeof a0_0);
+              memcpy(yr + 16, &a0_1, sizeof a0_1);
+              memcpy(yr + 32, &a0_2, sizeof a0_2);
+              memcpy(yr + 48, &a0_3, sizeof a0_3);
+              memcpy(yr + 64, &a0_4, sizeof a0_4);
+              memcpy(yr + 80, &a0_5, sizeof a0_5);
+              memcpy(yr + 96, &a0_6, sizeof a0_6);
+              memcpy(yr + 112, &a0_7, sizeof a0_7);
+              memcpy(yr + 128, &a0_8, sizeof a0_8);
+              memcpy(yr + 144, &a0_9, sizeof a0_9);
+              memcpy(yr + 160, &a0_10, sizeof a0_10);
+              memcpy(yr + 176, &a0_11, sizeof a0_11);
+            }
           }
-        }
-        for (int oy = 2; oy < 24; oy++) {
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 26 columns
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 150 columns
             const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v16 a0_0 = {0}, a0_1 = {0};
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 784) + (c * 28 + oy + ky) * 28 + 0;
+                const cnn_real *restrict xr = (dyp + gr * 784) + (c * 28 + oy + ky) * 28 + 576;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0, x1;
+                  cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  memcpy(&x3, xr + kx + 48, sizeof x3);
+                  memcpy(&x4, xr + kx + 64, sizeof x4);
+                  memcpy(&x5, xr + kx + 80, sizeof x5);
+                  memcpy(&x6, xr + kx + 96, sizeof x6);
+                  memcpy(&x7, xr + kx + 112, sizeof x7);
+                  memcpy(&x8, xr + kx + 128, sizeof x8);
+                  memcpy(&x9, xr + kx + 144, sizeof x9);
                   const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9;
                 }
               }
-            cnn_real *restrict yr = (dx + gr * 676) + (o) * 676 + oy * 26 + 0;
+            cnn_real *restrict yr = dxf + (o) * 726 + oy * 726 + 576;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
-            yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9];
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 48, &a0_3, sizeof a0_3);
+            memcpy(yr + 64, &a0_4, sizeof a0_4);
+            memcpy(yr + 80, &a0_5, sizeof a0_5);
+            memcpy(yr + 96, &a0_6, sizeof a0_6);
+            memcpy(yr + 112, &a0_7, sizeof a0_7);
+            memcpy(yr + 128, &a0_8, sizeof a0_8);
+            yr[144] = a0_9[0]; yr[145] = a0_9[1]; yr[146] = a0_9[2]; yr[147] = a0_9[3]; yr[148] = a0_9[4]; yr[149] = a0_9[5];
           }
         }
-        for (int oy = 24; oy < 26; oy++) {
-          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 26 columns
-            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v16 a0_0 = {0}, a0_1 = {0};
-            for (int c = 0; c < 1; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 784) + (c * 28 + oy + ky) * 28 + 0;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 16, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                }
-              }
-            cnn_real *restrict yr = (dx + gr * 676) + (o) * 676 + oy * 26 + 0;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9];
-          }
-        }
+        for (int o = 0; o < 1; o++)
+          for (int oy = 0; oy < 26; oy++)
+            memcpy((dx + gr * 676) + (o * 26 + oy) * 26, dxf + o * 726 + oy * 28, 26 * sizeof(cnn_real));
       }
       }
       { // layer 1's first backward pass for this image, while its dx is in cache
@@ -1943,40 +2070,35 @@ CNN_CLONES_V8 static void mnist4k9_l4_conv_backward_v8(int n) {
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k9_a4 + (size_t)i * 4608;
       const cnn_real *restrict dy = mnist4k9_d5 + (size_t)i * 9216;
-      // 8 output channels x 1 taps of vector sums per register tile.
-      for (int o = 0; o < 16; o += 8) {
-        for (int c = 0; c < 8; c++)
+      // 6 output channels x 2 input channels of vector sums per register tile.
+      for (int o = 0; o < 12; o += 6) {
+        for (int c = 0; c < 8; c += 2)
           for (int ky = 0; ky < 1; ky++) {
-            cnn_v8 s0_0 = {0};
-            cnn_v8 s1_0 = {0};
-            cnn_v8 s2_0 = {0};
-            cnn_v8 s3_0 = {0};
-            cnn_v8 s4_0 = {0};
-            cnn_v8 s5_0 = {0};
-            cnn_v8 s6_0 = {0};
-            cnn_v8 s7_0 = {0};
+            cnn_v8 s0_0 = {0}, s0_1 = {0};
+            cnn_v8 s1_0 = {0}, s1_1 = {0};
+            cnn_v8 s2_0 = {0}, s2_1 = {0};
+            cnn_v8 s3_0 = {0}, s3_1 = {0};
+            cnn_v8 s4_0 = {0}, s4_1 = {0};
+            cnn_v8 s5_0 = {0}, s5_1 = {0};
             {
               const cnn_real *restrict dr = dy + (o) * 576;
               const cnn_real *restrict xr = x + (c * 1 + ky) * 576;
               for (int v = 0; v < 576; v += 8) {
-                cnn_v8 d, x0;
+                cnn_v8 d, x0, x1;
                 memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 576, sizeof x1);
                 memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0;
+                s0_0 += d * x0; s0_1 += d * x1;
                 memcpy(&d, dr + 576 + v, sizeof d);
-                s1_0 += d * x0;
+                s1_0 += d * x0; s1_1 += d * x1;
                 memcpy(&d, dr + 1152 + v, sizeof d);
-                s2_0 += d * x0;
+                s2_0 += d * x0; s2_1 += d * x1;
                 memcpy(&d, dr + 1728 + v, sizeof d);
-                s3_0 += d * x0;
+                s3_0 += d * x0; s3_1 += d * x1;
                 memcpy(&d, dr + 2304 + v, sizeof d);
-                s4_0 += d * x0;
+                s4_0 += d * x0; s4_1 += d * x1;
                 memcpy(&d, dr + 2880 + v, sizeof d);
-                s5_0 += d * x0;
-                memcpy(&d, dr + 3456 + v, sizeof d);
-                s6_0 += d * x0;
-                memcpy(&d, dr + 4032 + v, sizeof d);
-                s7_0 += d * x0;
+                s5_0 += d * x0; s5_1 += d * x1;
               }
             }
             cnn_real *restrict dwo = dwv + ((o) * 8 + (c * 1 + ky) * 1) * 8;
@@ -1988,10 +2110,22 @@ CNN_CLONES_V8 static void mnist4k9_l4_conv_backward_v8(int n) {
             memcpy(dwo + 0, &s0_0, sizeof s0_0);
             if (!first) {
               cnn_v8 t;
+              memcpy(&t, dwo + 8, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 8, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v8 t;
               memcpy(&t, dwo + 64, sizeof t);
               s1_0 += t;
             }
             memcpy(dwo + 64, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 72, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 72, &s1_1, sizeof s1_1);
             if (!first) {
               cnn_v8 t;
               memcpy(&t, dwo + 128, sizeof t);
@@ -2000,10 +2134,22 @@ CNN_CLONES_V8 static void mnist4k9_l4_conv_backward_v8(int n) {
             memcpy(dwo + 128, &s2_0, sizeof s2_0);
             if (!first) {
               cnn_v8 t;
+              memcpy(&t, dwo + 136, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 136, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v8 t;
               memcpy(&t, dwo + 192, sizeof t);
               s3_0 += t;
             }
             memcpy(dwo + 192, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 200, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 200, &s3_1, sizeof s3_1);
             if (!first) {
               cnn_v8 t;
               memcpy(&t, dwo + 256, sizeof t);
@@ -2012,22 +2158,97 @@ CNN_CLONES_V8 static void mnist4k9_l4_conv_backward_v8(int n) {
             memcpy(dwo + 256, &s4_0, sizeof s4_0);
             if (!first) {
               cnn_v8 t;
+              memcpy(&t, dwo + 264, sizeof t);
+              s4_1 += t;
+            }
+            memcpy(dwo + 264, &s4_1, sizeof s4_1);
+            if (!first) {
+              cnn_v8 t;
               memcpy(&t, dwo + 320, sizeof t);
               s5_0 += t;
             }
             memcpy(dwo + 320, &s5_0, sizeof s5_0);
             if (!first) {
               cnn_v8 t;
-              memcpy(&t, dwo + 384, sizeof t);
-              s6_0 += t;
+              memcpy(&t, dwo + 328, sizeof t);
+              s5_1 += t;
             }
-            memcpy(dwo + 384, &s6_0, sizeof s6_0);
+            memcpy(dwo + 328, &s5_1, sizeof s5_1);
+          }
+      }
+      { // the last 4 channels
+        for (int c = 0; c < 8; c += 2)
+          for (int ky = 0; ky < 1; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0};
+            cnn_v8 s1_0 = {0}, s1_1 = {0};
+            cnn_v8 s2_0 = {0}, s2_1 = {0};
+            cnn_v8 s3_0 = {0}, s3_1 = {0};
+            {
+              const cnn_real *restrict dr = dy + (12) * 576;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 576;
+              for (int v = 0; v < 576; v += 8) {
+                cnn_v8 d, x0, x1;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 576, sizeof x1);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1;
+                memcpy(&d, dr + 576 + v, sizeof d);
+                s1_0 += d * x0; s1_1 += d * x1;
+                memcpy(&d, dr + 1152 + v, sizeof d);
+                s2_0 += d * x0; s2_1 += d * x1;
+                memcpy(&d, dr + 1728 + v, sizeof d);
+                s3_0 += d * x0; s3_1 += d * x1;
+              }
+            }
+            cnn_real *restrict dwo = dwv + ((12) * 8 + (c * 1 + ky) * 1) * 8;
             if (!first) {
               cnn_v8 t;
-              memcpy(&t, dwo + 448, sizeof t);
-              s7_0 += t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
             }
-            memcpy(dwo + 448, &s7_0, sizeof s7_0);
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 8, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 8, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 64, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 64, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 72, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 72, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 128, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 128, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 136, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 136, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 192, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 192, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 200, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 200, &s3_1, sizeof s3_1);
           }
       }
       cnn_real *restrict dx = mnist4k9_d4 + (size_t)i * 4608;
@@ -2116,64 +2337,37 @@ CNN_V16_FN static void mnist4k9_l4_conv_backward_v16(int n) {
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k9_a4 + (size_t)i * 4608;
       const cnn_real *restrict dy = mnist4k9_d5 + (size_t)i * 9216;
-      // 16 output channels x 1 taps of vector sums per register tile.
-      for (int o = 0; o < 16; o += 16) {
-        for (int c = 0; c < 8; c++)
+      // 6 output channels x 4 input channels of vector sums per register tile.
+      for (int o = 0; o < 12; o += 6) {
+        for (int c = 0; c < 8; c += 4)
           for (int ky = 0; ky < 1; ky++) {
-            cnn_v16 s0_0 = {0};
-            cnn_v16 s1_0 = {0};
-            cnn_v16 s2_0 = {0};
-            cnn_v16 s3_0 = {0};
-            cnn_v16 s4_0 = {0};
-            cnn_v16 s5_0 = {0};
-            cnn_v16 s6_0 = {0};
-            cnn_v16 s7_0 = {0};
-            cnn_v16 s8_0 = {0};
-            cnn_v16 s9_0 = {0};
-            cnn_v16 s10_0 = {0};
-            cnn_v16 s11_0 = {0};
-            cnn_v16 s12_0 = {0};
-            cnn_v16 s13_0 = {0};
-            cnn_v16 s14_0 = {0};
-            cnn_v16 s15_0 = {0};
+            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0};
+            cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0}, s1_3 = {0};
+            cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0}, s2_3 = {0};
+            cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0}, s3_3 = {0};
+            cnn_v16 s4_0 = {0}, s4_1 = {0}, s4_2 = {0}, s4_3 = {0};
+            cnn_v16 s5_0 = {0}, s5_1 = {0}, s5_2 = {0}, s5_3 = {0};
             {
               const cnn_real *restrict dr = dy + (o) * 576;
               const cnn_real *restrict xr = x + (c * 1 + ky) * 576;
               for (int v = 0; v < 576; v += 16) {
-                cnn_v16 d, x0;
+                cnn_v16 d, x0, x1, x2, x3;
                 memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 576, sizeof x1);
+                memcpy(&x2, xr + v + 1152, sizeof x2);
+                memcpy(&x3, xr + v + 1728, sizeof x3);
                 memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
-                s0_0 += d * x0;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2; s0_3 += d * x3;
                 memcpy(&d, dr + 576 + v, sizeof d); CNN_PIN16(d);
-                s1_0 += d * x0;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2; s1_3 += d * x3;
                 memcpy(&d, dr + 1152 + v, sizeof d); CNN_PIN16(d);
-                s2_0 += d * x0;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2; s2_3 += d * x3;
                 memcpy(&d, dr + 1728 + v, sizeof d); CNN_PIN16(d);
-                s3_0 += d * x0;
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2; s3_3 += d * x3;
                 memcpy(&d, dr + 2304 + v, sizeof d); CNN_PIN16(d);
-                s4_0 += d * x0;
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2; s4_3 += d * x3;
                 memcpy(&d, dr + 2880 + v, sizeof d); CNN_PIN16(d);
-                s5_0 += d * x0;
-                memcpy(&d, dr + 3456 + v, sizeof d); CNN_PIN16(d);
-                s6_0 += d * x0;
-                memcpy(&d, dr + 4032 + v, sizeof d); CNN_PIN16(d);
-                s7_0 += d * x0;
-                memcpy(&d, dr + 4608 + v, sizeof d); CNN_PIN16(d);
-                s8_0 += d * x0;
-                memcpy(&d, dr + 5184 + v, sizeof d); CNN_PIN16(d);
-                s9_0 += d * x0;
-                memcpy(&d, dr + 5760 + v, sizeof d); CNN_PIN16(d);
-                s10_0 += d * x0;
-                memcpy(&d, dr + 6336 + v, sizeof d); CNN_PIN16(d);
-                s11_0 += d * x0;
-                memcpy(&d, dr + 6912 + v, sizeof d); CNN_PIN16(d);
-                s12_0 += d * x0;
-                memcpy(&d, dr + 7488 + v, sizeof d); CNN_PIN16(d);
-                s13_0 += d * x0;
-                memcpy(&d, dr + 8064 + v, sizeof d); CNN_PIN16(d);
-                s14_0 += d * x0;
-                memcpy(&d, dr + 8640 + v, sizeof d); CNN_PIN16(d);
-                s15_0 += d * x0;
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2; s5_3 += d * x3;
               }
             }
             cnn_real *restrict dwo = dwv + ((o) * 8 + (c * 1 + ky) * 1) * 16;
@@ -2185,10 +2379,46 @@ CNN_V16_FN static void mnist4k9_l4_conv_backward_v16(int n) {
             memcpy(dwo + 0, &s0_0, sizeof s0_0);
             if (!first) {
               cnn_v16 t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 16, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 32, sizeof t);
+              s0_2 += t;
+            }
+            memcpy(dwo + 32, &s0_2, sizeof s0_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 48, sizeof t);
+              s0_3 += t;
+            }
+            memcpy(dwo + 48, &s0_3, sizeof s0_3);
+            if (!first) {
+              cnn_v16 t;
               memcpy(&t, dwo + 128, sizeof t);
               s1_0 += t;
             }
             memcpy(dwo + 128, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 144, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 144, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 160, sizeof t);
+              s1_2 += t;
+            }
+            memcpy(dwo + 160, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 176, sizeof t);
+              s1_3 += t;
+            }
+            memcpy(dwo + 176, &s1_3, sizeof s1_3);
             if (!first) {
               cnn_v16 t;
               memcpy(&t, dwo + 256, sizeof t);
@@ -2197,10 +2427,46 @@ CNN_V16_FN static void mnist4k9_l4_conv_backward_v16(int n) {
             memcpy(dwo + 256, &s2_0, sizeof s2_0);
             if (!first) {
               cnn_v16 t;
+              memcpy(&t, dwo + 272, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 272, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 288, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 288, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 304, sizeof t);
+              s2_3 += t;
+            }
+            memcpy(dwo + 304, &s2_3, sizeof s2_3);
+            if (!first) {
+              cnn_v16 t;
               memcpy(&t, dwo + 384, sizeof t);
               s3_0 += t;
             }
             memcpy(dwo + 384, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 400, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 400, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 416, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 416, &s3_2, sizeof s3_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 432, sizeof t);
+              s3_3 += t;
+            }
+            memcpy(dwo + 432, &s3_3, sizeof s3_3);
             if (!first) {
               cnn_v16 t;
               memcpy(&t, dwo + 512, sizeof t);
@@ -2209,70 +2475,171 @@ CNN_V16_FN static void mnist4k9_l4_conv_backward_v16(int n) {
             memcpy(dwo + 512, &s4_0, sizeof s4_0);
             if (!first) {
               cnn_v16 t;
+              memcpy(&t, dwo + 528, sizeof t);
+              s4_1 += t;
+            }
+            memcpy(dwo + 528, &s4_1, sizeof s4_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 544, sizeof t);
+              s4_2 += t;
+            }
+            memcpy(dwo + 544, &s4_2, sizeof s4_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 560, sizeof t);
+              s4_3 += t;
+            }
+            memcpy(dwo + 560, &s4_3, sizeof s4_3);
+            if (!first) {
+              cnn_v16 t;
               memcpy(&t, dwo + 640, sizeof t);
               s5_0 += t;
             }
             memcpy(dwo + 640, &s5_0, sizeof s5_0);
             if (!first) {
               cnn_v16 t;
-              memcpy(&t, dwo + 768, sizeof t);
-              s6_0 += t;
+              memcpy(&t, dwo + 656, sizeof t);
+              s5_1 += t;
             }
-            memcpy(dwo + 768, &s6_0, sizeof s6_0);
+            memcpy(dwo + 656, &s5_1, sizeof s5_1);
             if (!first) {
               cnn_v16 t;
-              memcpy(&t, dwo + 896, sizeof t);
-              s7_0 += t;
+              memcpy(&t, dwo + 672, sizeof t);
+              s5_2 += t;
             }
-            memcpy(dwo + 896, &s7_0, sizeof s7_0);
+            memcpy(dwo + 672, &s5_2, sizeof s5_2);
             if (!first) {
               cnn_v16 t;
-              memcpy(&t, dwo + 1024, sizeof t);
-              s8_0 += t;
+              memcpy(&t, dwo + 688, sizeof t);
+              s5_3 += t;
             }
-            memcpy(dwo + 1024, &s8_0, sizeof s8_0);
+            memcpy(dwo + 688, &s5_3, sizeof s5_3);
+          }
+      }
+      { // the last 4 channels
+        for (int c = 0; c < 8; c += 4)
+          for (int ky = 0; ky < 1; ky++) {
+            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0};
+            cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0}, s1_3 = {0};
+            cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0}, s2_3 = {0};
+            cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0}, s3_3 = {0};
+            {
+              const cnn_real *restrict dr = dy + (12) * 576;
+              const cnn_real *restrict xr = x + (c * 1 + ky) * 576;
+              for (int v = 0; v < 576; v += 16) {
+                cnn_v16 d, x0, x1, x2, x3;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 576, sizeof x1);
+                memcpy(&x2, xr + v + 1152, sizeof x2);
+                memcpy(&x3, xr + v + 1728, sizeof x3);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2; s0_3 += d * x3;
+                memcpy(&d, dr + 576 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2; s1_3 += d * x3;
+                memcpy(&d, dr + 1152 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2; s2_3 += d * x3;
+                memcpy(&d, dr + 1728 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2; s3_3 += d * x3;
+              }
+            }
+            cnn_real *restrict dwo = dwv + ((12) * 8 + (c * 1 + ky) * 1) * 16;
             if (!first) {
               cnn_v16 t;
-              memcpy(&t, dwo + 1152, sizeof t);
-              s9_0 += t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
             }
-            memcpy(dwo + 1152, &s9_0, sizeof s9_0);
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
             if (!first) {
               cnn_v16 t;
-              memcpy(&t, dwo + 1280, sizeof t);
-              s10_0 += t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_1 += t;
             }
-            memcpy(dwo + 1280, &s10_0, sizeof s10_0);
+            memcpy(dwo + 16, &s0_1, sizeof s0_1);
             if (!first) {
               cnn_v16 t;
-              memcpy(&t, dwo + 1408, sizeof t);
-              s11_0 += t;
+              memcpy(&t, dwo + 32, sizeof t);
+              s0_2 += t;
             }
-            memcpy(dwo + 1408, &s11_0, sizeof s11_0);
+            memcpy(dwo + 32, &s0_2, sizeof s0_2);
             if (!first) {
               cnn_v16 t;
-              memcpy(&t, dwo + 1536, sizeof t);
-              s12_0 += t;
+              memcpy(&t, dwo + 48, sizeof t);
+              s0_3 += t;
             }
-            memcpy(dwo + 1536, &s12_0, sizeof s12_0);
+            memcpy(dwo + 48, &s0_3, sizeof s0_3);
             if (!first) {
               cnn_v16 t;
-              memcpy(&t, dwo + 1664, sizeof t);
-              s13_0 += t;
+              memcpy(&t, dwo + 128, sizeof t);
+              s1_0 += t;
             }
-            memcpy(dwo + 1664, &s13_0, sizeof s13_0);
+            memcpy(dwo + 128, &s1_0, sizeof s1_0);
             if (!first) {
               cnn_v16 t;
-              memcpy(&t, dwo + 1792, sizeof t);
-              s14_0 += t;
+              memcpy(&t, dwo + 144, sizeof t);
+              s1_1 += t;
             }
-            memcpy(dwo + 1792, &s14_0, sizeof s14_0);
+            memcpy(dwo + 144, &s1_1, sizeof s1_1);
             if (!first) {
               cnn_v16 t;
-              memcpy(&t, dwo + 1920, sizeof t);
-              s15_0 += t;
+              memcpy(&t, dwo + 160, sizeof t);
+              s1_2 += t;
             }
-            memcpy(dwo + 1920, &s15_0, sizeof s15_0);
+            memcpy(dwo + 160, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 176, sizeof t);
+              s1_3 += t;
+            }
+            memcpy(dwo + 176, &s1_3, sizeof s1_3);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 256, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 256, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 272, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 272, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 288, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 288, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 304, sizeof t);
+              s2_3 += t;
+            }
+            memcpy(dwo + 304, &s2_3, sizeof s2_3);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 384, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 384, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 400, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 400, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 416, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 416, &s3_2, sizeof s3_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 432, sizeof t);
+              s3_3 += t;
+            }
+            memcpy(dwo + 432, &s3_3, sizeof s3_3);
           }
       }
       cnn_real *restrict dx = mnist4k9_d4 + (size_t)i * 4608;
@@ -2528,36 +2895,76 @@ CNN_CLONES static void mnist4k9_l7_maxpool_backward(int n) {
 // y[16][10x10] = W[16][1][3x3] (*) x[16][12x12], in groups.
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
+// Each plane of a group's output as one row on the input's row stride.
+static cnn_real mnist4k9_l8_yf[NGROUP][144] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k9_l8_conv_forward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 320;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict yf = mnist4k9_l8_yf[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k9_a8 + (size_t)i * 2304;
       cnn_real *restrict y = mnist4k9_a9 + (size_t)i * 1600;
       for (int gr = 0; gr < 16; gr++) { // one conv per group
-        // 1 output channels x 2 vectors of 8 columns per register tile.
-        for (int oy = 0; oy < 10; oy++) {
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 10 columns
+        // 1 output channels x 5 vectors of 8 per register tile, over each plane as
+        // one run on the input's row stride (flat), then copied row by row.
+        for (int oy = 0; oy < 1; oy++) {
+          for (int col = 0; col < 80; col += 40) {
+            for (int o = 0; o < 1; o += 1) { // 1 channels x 40 columns
+              const cnn_real *restrict wo = (w + gr * 9) + (o) * 9;
+              cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0};
+              for (int c = 0; c < 1; c++)
+                for (int ky = 0; ky < 3; ky++) {
+                  const cnn_real *restrict xr = (x + gr * 144) + (c * 12 + oy + ky) * 12 + col;
+                  const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                  for (int kx = 0; kx < 3; kx++) {
+                    cnn_v8 x0, x1, x2, x3, x4;
+                    memcpy(&x0, xr + kx + 0, sizeof x0);
+                    memcpy(&x1, xr + kx + 8, sizeof x1);
+                    memcpy(&x2, xr + kx + 16, sizeof x2);
+                    memcpy(&x3, xr + kx + 24, sizeof x3);
+                    memcpy(&x4, xr + kx + 32, sizeof x4);
+                    const cnn_real w0 = wr[kx + 0];
+                    a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4;
+                  }
+                }
+              cnn_real *restrict yr = yf + (o) * 118 + oy * 118 + col;
+              memcpy(yr + 0, &a0_0, sizeof a0_0);
+              memcpy(yr + 8, &a0_1, sizeof a0_1);
+              memcpy(yr + 16, &a0_2, sizeof a0_2);
+              memcpy(yr + 24, &a0_3, sizeof a0_3);
+              memcpy(yr + 32, &a0_4, sizeof a0_4);
+            }
+          }
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 38 columns
             const cnn_real *restrict wo = (w + gr * 9) + (o) * 9;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = (x + gr * 144) + (c * 12 + oy + ky) * 12 + 0;
+                const cnn_real *restrict xr = (x + gr * 144) + (c * 12 + oy + ky) * 12 + 80;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2, x3, x4;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  memcpy(&x3, xr + kx + 24, sizeof x3);
+                  memcpy(&x4, xr + kx + 32, sizeof x4);
                   const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4;
                 }
               }
-            cnn_real *restrict yr = (y + gr * 100) + (o) * 100 + oy * 10 + 0;
+            cnn_real *restrict yr = yf + (o) * 118 + oy * 118 + 80;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
-            yr[8] = a0_1[0]; yr[9] = a0_1[1];
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
+            memcpy(yr + 24, &a0_3, sizeof a0_3);
+            yr[32] = a0_4[0]; yr[33] = a0_4[1]; yr[34] = a0_4[2]; yr[35] = a0_4[3]; yr[36] = a0_4[4]; yr[37] = a0_4[5];
           }
         }
+        for (int o = 0; o < 1; o++)
+          for (int oy = 0; oy < 10; oy++)
+            memcpy((y + gr * 100) + (o * 10 + oy) * 10, yf + o * 118 + oy * 12, 10 * sizeof(cnn_real));
       }
     }
   }
@@ -2567,30 +2974,49 @@ CNN_V16_FN static void mnist4k9_l8_conv_forward_v16(int n) {
   const cnn_real *restrict w = mnist4k9_params + 320;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict yf = mnist4k9_l8_yf[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       const cnn_real *restrict x = mnist4k9_a8 + (size_t)i * 2304;
       cnn_real *restrict y = mnist4k9_a9 + (size_t)i * 1600;
       for (int gr = 0; gr < 16; gr++) { // one conv per group
-        // 1 output channels x 1 vectors of 16 columns per register tile.
-        for (int oy = 0; oy < 10; oy++) {
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 10 columns
+        // 1 output channels x 8 vectors of 16 per register tile, over each plane as
+        // one run on the input's row stride (flat), then copied row by row.
+        for (int oy = 0; oy < 1; oy++) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 118 columns
             const cnn_real *restrict wo = (w + gr * 9) + (o) * 9;
-            cnn_v16 a0_0 = {0};
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
                 const cnn_real *restrict xr = (x + gr * 144) + (c * 12 + oy + ky) * 12 + 0;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0;
+                  cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  memcpy(&x3, xr + kx + 48, sizeof x3);
+                  memcpy(&x4, xr + kx + 64, sizeof x4);
+                  memcpy(&x5, xr + kx + 80, sizeof x5);
+                  memcpy(&x6, xr + kx + 96, sizeof x6);
+                  memcpy(&x7, xr + kx + 112, sizeof x7);
                   const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0;
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7;
                 }
               }
-            cnn_real *restrict yr = (y + gr * 100) + (o) * 100 + oy * 10 + 0;
-            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9];
+            cnn_real *restrict yr = yf + (o) * 118 + oy * 118 + 0;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 48, &a0_3, sizeof a0_3);
+            memcpy(yr + 64, &a0_4, sizeof a0_4);
+            memcpy(yr + 80, &a0_5, sizeof a0_5);
+            memcpy(yr + 96, &a0_6, sizeof a0_6);
+            yr[112] = a0_7[0]; yr[113] = a0_7[1]; yr[114] = a0_7[2]; yr[115] = a0_7[3]; yr[116] = a0_7[4]; yr[117] = a0_7[5];
           }
         }
+        for (int o = 0; o < 1; o++)
+          for (int oy = 0; oy < 10; oy++)
+            memcpy((y + gr * 100) + (o * 10 + oy) * 10, yf + o * 118 + oy * 12, 10 * sizeof(cnn_real));
       }
     }
   }
@@ -2614,6 +3040,8 @@ static cnn_real mnist4k9_l8_dw[NGROUP][144] CNN_ALIGNED;
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist4k9_l8_dyp[NGROUP][3152] CNN_ALIGNED;
+// Each plane of a group's input gradient as one row on dy's bordered row stride.
+static cnn_real mnist4k9_l8_dxf[NGROUP][192] CNN_ALIGNED;
 static cnn_real mnist4k9_l8_wt[144] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k9_l8_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 320;
@@ -2627,12 +3055,13 @@ CNN_CLONES_V8 static void mnist4k9_l8_conv_backward_v8(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l8_dw[g];
     cnn_real *restrict dyp = mnist4k9_l8_dyp[g];
+    cnn_real *restrict dxf = mnist4k9_l8_dxf[g];
     for (int gr = 0; gr < 16; gr++) { // one conv per group
-      // 1 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+      // 1 output channels x 9 taps of vector sums per register tile, summed over the group's images before the lanes are added.
       for (int o = 0; o < 1; o += 1) {
         for (int c = 0; c < 1; c++)
-          for (int ky = 0; ky < 3; ky++) {
-            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          for (int ky = 0; ky < 3; ky += 3) { // all 3 rows of the window at once
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0}, s0_5 = {0}, s0_6 = {0}, s0_7 = {0}, s0_8 = {0};
             for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
               const cnn_real *restrict x = (mnist4k9_a8 + gr * 144) + (size_t)i * 2304;
               const cnn_real *restrict dy = (mnist4k9_d9 + gr * 100) + (size_t)(i) * 1600;
@@ -2640,22 +3069,32 @@ CNN_CLONES_V8 static void mnist4k9_l8_conv_backward_v8(int n) {
                 const cnn_real *restrict dr = dy + (o) * 100 + oy * 10;
                 const cnn_real *restrict xr = x + (c * 12 + oy + ky) * 12;
                 for (int v = 0; v < 8; v += 8) {
-                  cnn_v8 d, x0, x1, x2;
-                  memcpy(&x0, xr + v + 0, sizeof x0);
-                  memcpy(&x1, xr + v + 1, sizeof x1);
-                  memcpy(&x2, xr + v + 2, sizeof x2);
-                  memcpy(&d, dr + 0 + v, sizeof d);
-                  s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                  cnn_v8 d, xv;
+                  memcpy(&d, dr + v, sizeof d);
+                  memcpy(&xv, xr + 0 + v, sizeof xv); s0_0 += d * xv;
+                  memcpy(&xv, xr + 1 + v, sizeof xv); s0_1 += d * xv;
+                  memcpy(&xv, xr + 2 + v, sizeof xv); s0_2 += d * xv;
+                  memcpy(&xv, xr + 12 + v, sizeof xv); s0_3 += d * xv;
+                  memcpy(&xv, xr + 13 + v, sizeof xv); s0_4 += d * xv;
+                  memcpy(&xv, xr + 14 + v, sizeof xv); s0_5 += d * xv;
+                  memcpy(&xv, xr + 24 + v, sizeof xv); s0_6 += d * xv;
+                  memcpy(&xv, xr + 25 + v, sizeof xv); s0_7 += d * xv;
+                  memcpy(&xv, xr + 26 + v, sizeof xv); s0_8 += d * xv;
                 }
                 { // columns 8..9; the other lanes are masked off
                   const cnn_v8 m = {1, 1, 0, 0, 0, 0, 0, 0};
-                  cnn_v8 d, x0, x1, x2;
-                  memcpy(&x0, xr + 8 + 0, sizeof x0);
-                  memcpy(&x1, xr + 8 + 1, sizeof x1);
-                  memcpy(&x2, xr + 8 + 2, sizeof x2);
-                  memcpy(&d, dr + 0 + 8, sizeof d);
+                  cnn_v8 d, xv;
+                  memcpy(&d, dr + 8, sizeof d);
                   d *= m;
-                  s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                  memcpy(&xv, xr + 0 + 8, sizeof xv); s0_0 += d * xv;
+                  memcpy(&xv, xr + 1 + 8, sizeof xv); s0_1 += d * xv;
+                  memcpy(&xv, xr + 2 + 8, sizeof xv); s0_2 += d * xv;
+                  memcpy(&xv, xr + 12 + 8, sizeof xv); s0_3 += d * xv;
+                  memcpy(&xv, xr + 13 + 8, sizeof xv); s0_4 += d * xv;
+                  memcpy(&xv, xr + 14 + 8, sizeof xv); s0_5 += d * xv;
+                  memcpy(&xv, xr + 24 + 8, sizeof xv); s0_6 += d * xv;
+                  memcpy(&xv, xr + 25 + 8, sizeof xv); s0_7 += d * xv;
+                  memcpy(&xv, xr + 26 + 8, sizeof xv); s0_8 += d * xv;
                 }
               }
             }
@@ -2663,6 +3102,12 @@ CNN_CLONES_V8 static void mnist4k9_l8_conv_backward_v8(int n) {
             dwo[0] = CNN_HSUM8(s0_0);
             dwo[1] = CNN_HSUM8(s0_1);
             dwo[2] = CNN_HSUM8(s0_2);
+            dwo[3] = CNN_HSUM8(s0_3);
+            dwo[4] = CNN_HSUM8(s0_4);
+            dwo[5] = CNN_HSUM8(s0_5);
+            dwo[6] = CNN_HSUM8(s0_6);
+            dwo[7] = CNN_HSUM8(s0_7);
+            dwo[8] = CNN_HSUM8(s0_8);
           }
       }
     }
@@ -2673,72 +3118,73 @@ CNN_CLONES_V8 static void mnist4k9_l8_conv_backward_v8(int n) {
         for (int oy = 0; oy < 10; oy++)
           memcpy(dyp + (o * 14 + oy + 2) * 14 + 2, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
       for (int gr = 0; gr < 16; gr++) { // one conv per group
-        // 1 output channels x 2 vectors of 8 columns per register tile.
-        for (int oy = 0; oy < 2; oy++) {
-          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 9 ? 12 - oy : 3;
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 12 columns
-            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            for (int c = 0; c < 1; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 196) + (c * 14 + oy + ky) * 14 + 0;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+        // 1 output channels x 7 vectors of 8 per register tile, over each plane as
+        // one run on the input's row stride (flat), then copied row by row.
+        for (int oy = 0; oy < 1; oy++) {
+          for (int col = 0; col < 112; col += 56) {
+            for (int o = 0; o < 1; o += 1) { // 1 channels x 56 columns
+              const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+              cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
+              for (int c = 0; c < 1; c++)
+                for (int ky = 0; ky < 3; ky++) {
+                  const cnn_real *restrict xr = (dyp + gr * 196) + (c * 14 + oy + ky) * 14 + col;
+                  const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                  for (int kx = 0; kx < 3; kx++) {
+                    cnn_v8 x0, x1, x2, x3, x4, x5, x6;
+                    memcpy(&x0, xr + kx + 0, sizeof x0);
+                    memcpy(&x1, xr + kx + 8, sizeof x1);
+                    memcpy(&x2, xr + kx + 16, sizeof x2);
+                    memcpy(&x3, xr + kx + 24, sizeof x3);
+                    memcpy(&x4, xr + kx + 32, sizeof x4);
+                    memcpy(&x5, xr + kx + 40, sizeof x5);
+                    memcpy(&x6, xr + kx + 48, sizeof x6);
+                    const cnn_real w0 = wr[kx + 0];
+                    a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6;
+                  }
                 }
-              }
-            cnn_real *restrict yr = (dx + gr * 144) + (o) * 144 + oy * 12 + 0;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+              cnn_real *restrict yr = dxf + (o) * 166 + oy * 166 + col;
+              memcpy(yr + 0, &a0_0, sizeof a0_0);
+              memcpy(yr + 8, &a0_1, sizeof a0_1);
+              memcpy(yr + 16, &a0_2, sizeof a0_2);
+              memcpy(yr + 24, &a0_3, sizeof a0_3);
+              memcpy(yr + 32, &a0_4, sizeof a0_4);
+              memcpy(yr + 40, &a0_5, sizeof a0_5);
+              memcpy(yr + 48, &a0_6, sizeof a0_6);
+            }
           }
-        }
-        for (int oy = 2; oy < 10; oy++) {
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 12 columns
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 54 columns
             const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 196) + (c * 14 + oy + ky) * 14 + 0;
+                const cnn_real *restrict xr = (dyp + gr * 196) + (c * 14 + oy + ky) * 14 + 112;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2, x3, x4, x5, x6;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  memcpy(&x3, xr + kx + 24, sizeof x3);
+                  memcpy(&x4, xr + kx + 32, sizeof x4);
+                  memcpy(&x5, xr + kx + 40, sizeof x5);
+                  memcpy(&x6, xr + kx + 48, sizeof x6);
                   const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6;
                 }
               }
-            cnn_real *restrict yr = (dx + gr * 144) + (o) * 144 + oy * 12 + 0;
+            cnn_real *restrict yr = dxf + (o) * 166 + oy * 166 + 112;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
-            yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
+            memcpy(yr + 24, &a0_3, sizeof a0_3);
+            memcpy(yr + 32, &a0_4, sizeof a0_4);
+            memcpy(yr + 40, &a0_5, sizeof a0_5);
+            yr[48] = a0_6[0]; yr[49] = a0_6[1]; yr[50] = a0_6[2]; yr[51] = a0_6[3]; yr[52] = a0_6[4]; yr[53] = a0_6[5];
           }
         }
-        for (int oy = 10; oy < 12; oy++) {
-          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 9 ? 12 - oy : 3;
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 12 columns
-            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            for (int c = 0; c < 1; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 196) + (c * 14 + oy + ky) * 14 + 0;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                }
-              }
-            cnn_real *restrict yr = (dx + gr * 144) + (o) * 144 + oy * 12 + 0;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          }
-        }
+        for (int o = 0; o < 1; o++)
+          for (int oy = 0; oy < 12; oy++)
+            memcpy((dx + gr * 144) + (o * 12 + oy) * 12, dxf + o * 166 + oy * 14, 12 * sizeof(cnn_real));
       }
     }
   }
@@ -2763,12 +3209,13 @@ CNN_V16_FN static void mnist4k9_l8_conv_backward_v16(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l8_dw[g];
     cnn_real *restrict dyp = mnist4k9_l8_dyp[g];
+    cnn_real *restrict dxf = mnist4k9_l8_dxf[g];
     for (int gr = 0; gr < 16; gr++) { // one conv per group
-      // 1 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+      // 1 output channels x 9 taps of vector sums per register tile, summed over the group's images before the lanes are added.
       for (int o = 0; o < 1; o += 1) {
         for (int c = 0; c < 1; c++)
-          for (int ky = 0; ky < 3; ky++) {
-            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          for (int ky = 0; ky < 3; ky += 3) { // all 3 rows of the window at once
+            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0}, s0_5 = {0}, s0_6 = {0}, s0_7 = {0}, s0_8 = {0};
             for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
               const cnn_real *restrict x = (mnist4k9_a8 + gr * 144) + (size_t)i * 2304;
               const cnn_real *restrict dy = (mnist4k9_d9 + gr * 100) + (size_t)(i) * 1600;
@@ -2777,13 +3224,18 @@ CNN_V16_FN static void mnist4k9_l8_conv_backward_v16(int n) {
                 const cnn_real *restrict xr = x + (c * 12 + oy + ky) * 12;
                 { // columns 0..9; the other lanes are masked off
                   const cnn_v16 m = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0};
-                  cnn_v16 d, x0, x1, x2;
-                  memcpy(&x0, xr + 0 + 0, sizeof x0);
-                  memcpy(&x1, xr + 0 + 1, sizeof x1);
-                  memcpy(&x2, xr + 0 + 2, sizeof x2);
-                  memcpy(&d, dr + 0 + 0, sizeof d); CNN_PIN16(d);
+                  cnn_v16 d, xv;
+                  memcpy(&d, dr + 0, sizeof d);
                   d *= m;
-                  s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                  memcpy(&xv, xr + 0 + 0, sizeof xv); s0_0 += d * xv;
+                  memcpy(&xv, xr + 1 + 0, sizeof xv); s0_1 += d * xv;
+                  memcpy(&xv, xr + 2 + 0, sizeof xv); s0_2 += d * xv;
+                  memcpy(&xv, xr + 12 + 0, sizeof xv); s0_3 += d * xv;
+                  memcpy(&xv, xr + 13 + 0, sizeof xv); s0_4 += d * xv;
+                  memcpy(&xv, xr + 14 + 0, sizeof xv); s0_5 += d * xv;
+                  memcpy(&xv, xr + 24 + 0, sizeof xv); s0_6 += d * xv;
+                  memcpy(&xv, xr + 25 + 0, sizeof xv); s0_7 += d * xv;
+                  memcpy(&xv, xr + 26 + 0, sizeof xv); s0_8 += d * xv;
                 }
               }
             }
@@ -2791,6 +3243,12 @@ CNN_V16_FN static void mnist4k9_l8_conv_backward_v16(int n) {
             dwo[0] = CNN_HSUM16(s0_0);
             dwo[1] = CNN_HSUM16(s0_1);
             dwo[2] = CNN_HSUM16(s0_2);
+            dwo[3] = CNN_HSUM16(s0_3);
+            dwo[4] = CNN_HSUM16(s0_4);
+            dwo[5] = CNN_HSUM16(s0_5);
+            dwo[6] = CNN_HSUM16(s0_6);
+            dwo[7] = CNN_HSUM16(s0_7);
+            dwo[8] = CNN_HSUM16(s0_8);
           }
       }
     }
@@ -2801,66 +3259,50 @@ CNN_V16_FN static void mnist4k9_l8_conv_backward_v16(int n) {
         for (int oy = 0; oy < 10; oy++)
           memcpy(dyp + (o * 14 + oy + 2) * 14 + 2, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
       for (int gr = 0; gr < 16; gr++) { // one conv per group
-        // 1 output channels x 1 vectors of 16 columns per register tile.
-        for (int oy = 0; oy < 2; oy++) {
-          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 9 ? 12 - oy : 3;
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 12 columns
+        // 1 output channels x 11 vectors of 16 per register tile, over each plane as
+        // one run on the input's row stride (flat), then copied row by row.
+        for (int oy = 0; oy < 1; oy++) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 166 columns
             const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v16 a0_0 = {0};
-            for (int c = 0; c < 1; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 196) + (c * 14 + oy + ky) * 14 + 0;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0;
-                }
-              }
-            cnn_real *restrict yr = (dx + gr * 144) + (o) * 144 + oy * 12 + 0;
-            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11];
-          }
-        }
-        for (int oy = 2; oy < 10; oy++) {
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 12 columns
-            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v16 a0_0 = {0};
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
                 const cnn_real *restrict xr = (dyp + gr * 196) + (c * 14 + oy + ky) * 14 + 0;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0;
+                  cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  memcpy(&x3, xr + kx + 48, sizeof x3);
+                  memcpy(&x4, xr + kx + 64, sizeof x4);
+                  memcpy(&x5, xr + kx + 80, sizeof x5);
+                  memcpy(&x6, xr + kx + 96, sizeof x6);
+                  memcpy(&x7, xr + kx + 112, sizeof x7);
+                  memcpy(&x8, xr + kx + 128, sizeof x8);
+                  memcpy(&x9, xr + kx + 144, sizeof x9);
+                  memcpy(&x10, xr + kx + 160, sizeof x10);
                   const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0;
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10;
                 }
               }
-            cnn_real *restrict yr = (dx + gr * 144) + (o) * 144 + oy * 12 + 0;
-            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11];
+            cnn_real *restrict yr = dxf + (o) * 166 + oy * 166 + 0;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 48, &a0_3, sizeof a0_3);
+            memcpy(yr + 64, &a0_4, sizeof a0_4);
+            memcpy(yr + 80, &a0_5, sizeof a0_5);
+            memcpy(yr + 96, &a0_6, sizeof a0_6);
+            memcpy(yr + 112, &a0_7, sizeof a0_7);
+            memcpy(yr + 128, &a0_8, sizeof a0_8);
+            memcpy(yr + 144, &a0_9, sizeof a0_9);
+            yr[160] = a0_10[0]; yr[161] = a0_10[1]; yr[162] = a0_10[2]; yr[163] = a0_10[3]; yr[164] = a0_10[4]; yr[165] = a0_10[5];
           }
         }
-        for (int oy = 10; oy < 12; oy++) {
-          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 9 ? 12 - oy : 3;
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 12 columns
-            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v16 a0_0 = {0};
-            for (int c = 0; c < 1; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 196) + (c * 14 + oy + ky) * 14 + 0;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0;
-                }
-              }
-            cnn_real *restrict yr = (dx + gr * 144) + (o) * 144 + oy * 12 + 0;
-            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11];
-          }
-        }
+        for (int o = 0; o < 1; o++)
+          for (int oy = 0; oy < 12; oy++)
+            memcpy((dx + gr * 144) + (o * 12 + oy) * 12, dxf + o * 166 + oy * 14, 12 * sizeof(cnn_real));
       }
     }
   }
@@ -3219,22 +3661,16 @@ CNN_CLONES_V8 static void mnist4k9_l9_conv_backward_v8(int n) {
         for (int oy = 0; oy < 1; oy++)
           memcpy(dyi + o * 104 + oy * 104, dy + (o * 1 + oy) * 100, 100 * sizeof(cnn_real));
     }
-    // 12 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
-    for (int o = 0; o < 36; o += 12) {
-      for (int c = 0; c < 16; c++)
+    // 6 output channels x 2 input channels of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 36; o += 6) {
+      for (int c = 0; c < 16; c += 2)
         for (int ky = 0; ky < 1; ky++) {
-          cnn_v8 s0_0 = {0};
-          cnn_v8 s1_0 = {0};
-          cnn_v8 s2_0 = {0};
-          cnn_v8 s3_0 = {0};
-          cnn_v8 s4_0 = {0};
-          cnn_v8 s5_0 = {0};
-          cnn_v8 s6_0 = {0};
-          cnn_v8 s7_0 = {0};
-          cnn_v8 s8_0 = {0};
-          cnn_v8 s9_0 = {0};
-          cnn_v8 s10_0 = {0};
-          cnn_v8 s11_0 = {0};
+          cnn_v8 s0_0 = {0}, s0_1 = {0};
+          cnn_v8 s1_0 = {0}, s1_1 = {0};
+          cnn_v8 s2_0 = {0}, s2_1 = {0};
+          cnn_v8 s3_0 = {0}, s3_1 = {0};
+          cnn_v8 s4_0 = {0}, s4_1 = {0};
+          cnn_v8 s5_0 = {0}, s5_1 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist4k9_a9 + (size_t)i * 1600;
             const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 3744;
@@ -3242,48 +3678,37 @@ CNN_CLONES_V8 static void mnist4k9_l9_conv_backward_v8(int n) {
               const cnn_real *restrict dr = dy + (o) * 104;
               const cnn_real *restrict xr = x + (c * 1 + ky) * 100;
               for (int v = 0; v < 104; v += 8) {
-                cnn_v8 d, x0;
+                cnn_v8 d, x0, x1;
                 memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 100, sizeof x1);
                 memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0;
+                s0_0 += d * x0; s0_1 += d * x1;
                 memcpy(&d, dr + 104 + v, sizeof d);
-                s1_0 += d * x0;
+                s1_0 += d * x0; s1_1 += d * x1;
                 memcpy(&d, dr + 208 + v, sizeof d);
-                s2_0 += d * x0;
+                s2_0 += d * x0; s2_1 += d * x1;
                 memcpy(&d, dr + 312 + v, sizeof d);
-                s3_0 += d * x0;
+                s3_0 += d * x0; s3_1 += d * x1;
                 memcpy(&d, dr + 416 + v, sizeof d);
-                s4_0 += d * x0;
+                s4_0 += d * x0; s4_1 += d * x1;
                 memcpy(&d, dr + 520 + v, sizeof d);
-                s5_0 += d * x0;
-                memcpy(&d, dr + 624 + v, sizeof d);
-                s6_0 += d * x0;
-                memcpy(&d, dr + 728 + v, sizeof d);
-                s7_0 += d * x0;
-                memcpy(&d, dr + 832 + v, sizeof d);
-                s8_0 += d * x0;
-                memcpy(&d, dr + 936 + v, sizeof d);
-                s9_0 += d * x0;
-                memcpy(&d, dr + 1040 + v, sizeof d);
-                s10_0 += d * x0;
-                memcpy(&d, dr + 1144 + v, sizeof d);
-                s11_0 += d * x0;
+                s5_0 += d * x0; s5_1 += d * x1;
               }
             }
           }
           cnn_real *restrict dwo = dw + (o) * 16 + (c * 1 + ky) * 1;
           dwo[0] = CNN_HSUM8(s0_0);
+          dwo[1] = CNN_HSUM8(s0_1);
           dwo[16] = CNN_HSUM8(s1_0);
+          dwo[17] = CNN_HSUM8(s1_1);
           dwo[32] = CNN_HSUM8(s2_0);
+          dwo[33] = CNN_HSUM8(s2_1);
           dwo[48] = CNN_HSUM8(s3_0);
+          dwo[49] = CNN_HSUM8(s3_1);
           dwo[64] = CNN_HSUM8(s4_0);
+          dwo[65] = CNN_HSUM8(s4_1);
           dwo[80] = CNN_HSUM8(s5_0);
-          dwo[96] = CNN_HSUM8(s6_0);
-          dwo[112] = CNN_HSUM8(s7_0);
-          dwo[128] = CNN_HSUM8(s8_0);
-          dwo[144] = CNN_HSUM8(s9_0);
-          dwo[160] = CNN_HSUM8(s10_0);
-          dwo[176] = CNN_HSUM8(s11_0);
+          dwo[81] = CNN_HSUM8(s5_1);
         }
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -3410,22 +3835,22 @@ CNN_V16_FN static void mnist4k9_l9_conv_backward_v16(int n) {
         for (int oy = 0; oy < 1; oy++)
           memcpy(dyi + o * 112 + oy * 112, dy + (o * 1 + oy) * 100, 100 * sizeof(cnn_real));
     }
-    // 12 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    // 12 output channels x 2 input channels of vector sums per register tile, summed over the group's images before the lanes are added.
     for (int o = 0; o < 36; o += 12) {
-      for (int c = 0; c < 16; c++)
+      for (int c = 0; c < 16; c += 2)
         for (int ky = 0; ky < 1; ky++) {
-          cnn_v16 s0_0 = {0};
-          cnn_v16 s1_0 = {0};
-          cnn_v16 s2_0 = {0};
-          cnn_v16 s3_0 = {0};
-          cnn_v16 s4_0 = {0};
-          cnn_v16 s5_0 = {0};
-          cnn_v16 s6_0 = {0};
-          cnn_v16 s7_0 = {0};
-          cnn_v16 s8_0 = {0};
-          cnn_v16 s9_0 = {0};
-          cnn_v16 s10_0 = {0};
-          cnn_v16 s11_0 = {0};
+          cnn_v16 s0_0 = {0}, s0_1 = {0};
+          cnn_v16 s1_0 = {0}, s1_1 = {0};
+          cnn_v16 s2_0 = {0}, s2_1 = {0};
+          cnn_v16 s3_0 = {0}, s3_1 = {0};
+          cnn_v16 s4_0 = {0}, s4_1 = {0};
+          cnn_v16 s5_0 = {0}, s5_1 = {0};
+          cnn_v16 s6_0 = {0}, s6_1 = {0};
+          cnn_v16 s7_0 = {0}, s7_1 = {0};
+          cnn_v16 s8_0 = {0}, s8_1 = {0};
+          cnn_v16 s9_0 = {0}, s9_1 = {0};
+          cnn_v16 s10_0 = {0}, s10_1 = {0};
+          cnn_v16 s11_0 = {0}, s11_1 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist4k9_a9 + (size_t)i * 1600;
             const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 4032;
@@ -3433,48 +3858,61 @@ CNN_V16_FN static void mnist4k9_l9_conv_backward_v16(int n) {
               const cnn_real *restrict dr = dy + (o) * 112;
               const cnn_real *restrict xr = x + (c * 1 + ky) * 100;
               for (int v = 0; v < 112; v += 16) {
-                cnn_v16 d, x0;
+                cnn_v16 d, x0, x1;
                 memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 100, sizeof x1);
                 memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
-                s0_0 += d * x0;
+                s0_0 += d * x0; s0_1 += d * x1;
                 memcpy(&d, dr + 112 + v, sizeof d); CNN_PIN16(d);
-                s1_0 += d * x0;
+                s1_0 += d * x0; s1_1 += d * x1;
                 memcpy(&d, dr + 224 + v, sizeof d); CNN_PIN16(d);
-                s2_0 += d * x0;
+                s2_0 += d * x0; s2_1 += d * x1;
                 memcpy(&d, dr + 336 + v, sizeof d); CNN_PIN16(d);
-                s3_0 += d * x0;
+                s3_0 += d * x0; s3_1 += d * x1;
                 memcpy(&d, dr + 448 + v, sizeof d); CNN_PIN16(d);
-                s4_0 += d * x0;
+                s4_0 += d * x0; s4_1 += d * x1;
                 memcpy(&d, dr + 560 + v, sizeof d); CNN_PIN16(d);
-                s5_0 += d * x0;
+                s5_0 += d * x0; s5_1 += d * x1;
                 memcpy(&d, dr + 672 + v, sizeof d); CNN_PIN16(d);
-                s6_0 += d * x0;
+                s6_0 += d * x0; s6_1 += d * x1;
                 memcpy(&d, dr + 784 + v, sizeof d); CNN_PIN16(d);
-                s7_0 += d * x0;
+                s7_0 += d * x0; s7_1 += d * x1;
                 memcpy(&d, dr + 896 + v, sizeof d); CNN_PIN16(d);
-                s8_0 += d * x0;
+                s8_0 += d * x0; s8_1 += d * x1;
                 memcpy(&d, dr + 1008 + v, sizeof d); CNN_PIN16(d);
-                s9_0 += d * x0;
+                s9_0 += d * x0; s9_1 += d * x1;
                 memcpy(&d, dr + 1120 + v, sizeof d); CNN_PIN16(d);
-                s10_0 += d * x0;
+                s10_0 += d * x0; s10_1 += d * x1;
                 memcpy(&d, dr + 1232 + v, sizeof d); CNN_PIN16(d);
-                s11_0 += d * x0;
+                s11_0 += d * x0; s11_1 += d * x1;
               }
             }
           }
           cnn_real *restrict dwo = dw + (o) * 16 + (c * 1 + ky) * 1;
           dwo[0] = CNN_HSUM16(s0_0);
+          dwo[1] = CNN_HSUM16(s0_1);
           dwo[16] = CNN_HSUM16(s1_0);
+          dwo[17] = CNN_HSUM16(s1_1);
           dwo[32] = CNN_HSUM16(s2_0);
+          dwo[33] = CNN_HSUM16(s2_1);
           dwo[48] = CNN_HSUM16(s3_0);
+          dwo[49] = CNN_HSUM16(s3_1);
           dwo[64] = CNN_HSUM16(s4_0);
+          dwo[65] = CNN_HSUM16(s4_1);
           dwo[80] = CNN_HSUM16(s5_0);
+          dwo[81] = CNN_HSUM16(s5_1);
           dwo[96] = CNN_HSUM16(s6_0);
+          dwo[97] = CNN_HSUM16(s6_1);
           dwo[112] = CNN_HSUM16(s7_0);
+          dwo[113] = CNN_HSUM16(s7_1);
           dwo[128] = CNN_HSUM16(s8_0);
+          dwo[129] = CNN_HSUM16(s8_1);
           dwo[144] = CNN_HSUM16(s9_0);
+          dwo[145] = CNN_HSUM16(s9_1);
           dwo[160] = CNN_HSUM16(s10_0);
+          dwo[161] = CNN_HSUM16(s10_1);
           dwo[176] = CNN_HSUM16(s11_0);
+          dwo[177] = CNN_HSUM16(s11_1);
         }
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -3724,6 +4162,10 @@ CNN_CLONES static void mnist4k9_l10_bn_backward(int n) {
 // y[36][8x8] = W[36][1][3x3] (*) x[36][10x10], in groups.
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
+// Each plane of a group's output as one row on the input's row stride.
+#if CNN_V16
+static cnn_real mnist4k9_l12_yf[NGROUP][96] CNN_ALIGNED;
+#endif
 // Each image first gets layer 10's normalizing sweep (its input).
 CNN_CLONES_V8 static void mnist4k9_l12_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k9_params + 1112;
@@ -3777,6 +4219,7 @@ CNN_V16_FN static void mnist4k9_l12_conv_forward_v16(int n, int training) {
   const cnn_real *restrict w = mnist4k9_params + 1112;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict yf = mnist4k9_l12_yf[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 10's sweep: this image's input
         const cnn_real *restrict bx = mnist4k9_a10 + (size_t)i * 3600;
@@ -3796,26 +4239,38 @@ CNN_V16_FN static void mnist4k9_l12_conv_forward_v16(int n, int training) {
       const cnn_real *restrict x = mnist4k9_a11 + (size_t)i * 3600;
       cnn_real *restrict y = mnist4k9_a13 + (size_t)i * 2304;
       for (int gr = 0; gr < 36; gr++) { // one conv per group
-        // 1 output channels x 1 vectors of 16 columns per register tile.
-        for (int oy = 0; oy < 8; oy++) {
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 8 columns
+        // 1 output channels x 5 vectors of 16 per register tile, over each plane as
+        // one run on the input's row stride (flat), then copied row by row.
+        for (int oy = 0; oy < 1; oy++) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 78 columns
             const cnn_real *restrict wo = (w + gr * 9) + (o) * 9;
-            cnn_v16 a0_0 = {0};
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
                 const cnn_real *restrict xr = (x + gr * 100) + (c * 10 + oy + ky) * 10 + 0;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0;
+                  cnn_v16 x0, x1, x2, x3, x4;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  memcpy(&x3, xr + kx + 48, sizeof x3);
+                  memcpy(&x4, xr + kx + 64, sizeof x4);
                   const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0;
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4;
                 }
               }
-            cnn_real *restrict yr = (y + gr * 64) + (o) * 64 + oy * 8 + 0;
-            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7];
+            cnn_real *restrict yr = yf + (o) * 78 + oy * 78 + 0;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 48, &a0_3, sizeof a0_3);
+            yr[64] = a0_4[0]; yr[65] = a0_4[1]; yr[66] = a0_4[2]; yr[67] = a0_4[3]; yr[68] = a0_4[4]; yr[69] = a0_4[5]; yr[70] = a0_4[6]; yr[71] = a0_4[7]; yr[72] = a0_4[8]; yr[73] = a0_4[9]; yr[74] = a0_4[10]; yr[75] = a0_4[11]; yr[76] = a0_4[12]; yr[77] = a0_4[13];
           }
         }
+        for (int o = 0; o < 1; o++)
+          for (int oy = 0; oy < 8; oy++)
+            memcpy((y + gr * 64) + (o * 8 + oy) * 8, yf + o * 78 + oy * 10, 8 * sizeof(cnn_real));
       }
     }
   }
@@ -3839,6 +4294,8 @@ static cnn_real mnist4k9_l12_dw[NGROUP][324] CNN_ALIGNED;
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist4k9_l12_dyp[NGROUP][5200] CNN_ALIGNED;
+// Each plane of a group's input gradient as one row on dy's bordered row stride.
+static cnn_real mnist4k9_l12_dxf[NGROUP][144] CNN_ALIGNED;
 static cnn_real mnist4k9_l12_wt[324] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k9_l12_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 1112;
@@ -3852,12 +4309,13 @@ CNN_CLONES_V8 static void mnist4k9_l12_conv_backward_v8(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l12_dw[g];
     cnn_real *restrict dyp = mnist4k9_l12_dyp[g];
+    cnn_real *restrict dxf = mnist4k9_l12_dxf[g];
     for (int gr = 0; gr < 36; gr++) { // one conv per group
-      // 1 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+      // 1 output channels x 9 taps of vector sums per register tile, summed over the group's images before the lanes are added.
       for (int o = 0; o < 1; o += 1) {
         for (int c = 0; c < 1; c++)
-          for (int ky = 0; ky < 3; ky++) {
-            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          for (int ky = 0; ky < 3; ky += 3) { // all 3 rows of the window at once
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0}, s0_5 = {0}, s0_6 = {0}, s0_7 = {0}, s0_8 = {0};
             for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
               const cnn_real *restrict x = (mnist4k9_a11 + gr * 100) + (size_t)i * 3600;
               const cnn_real *restrict dy = (mnist4k9_d13 + gr * 64) + (size_t)(i) * 2304;
@@ -3865,12 +4323,17 @@ CNN_CLONES_V8 static void mnist4k9_l12_conv_backward_v8(int n) {
                 const cnn_real *restrict dr = dy + (o) * 64 + oy * 8;
                 const cnn_real *restrict xr = x + (c * 10 + oy + ky) * 10;
                 for (int v = 0; v < 8; v += 8) {
-                  cnn_v8 d, x0, x1, x2;
-                  memcpy(&x0, xr + v + 0, sizeof x0);
-                  memcpy(&x1, xr + v + 1, sizeof x1);
-                  memcpy(&x2, xr + v + 2, sizeof x2);
-                  memcpy(&d, dr + 0 + v, sizeof d);
-                  s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                  cnn_v8 d, xv;
+                  memcpy(&d, dr + v, sizeof d);
+                  memcpy(&xv, xr + 0 + v, sizeof xv); s0_0 += d * xv;
+                  memcpy(&xv, xr + 1 + v, sizeof xv); s0_1 += d * xv;
+                  memcpy(&xv, xr + 2 + v, sizeof xv); s0_2 += d * xv;
+                  memcpy(&xv, xr + 10 + v, sizeof xv); s0_3 += d * xv;
+                  memcpy(&xv, xr + 11 + v, sizeof xv); s0_4 += d * xv;
+                  memcpy(&xv, xr + 12 + v, sizeof xv); s0_5 += d * xv;
+                  memcpy(&xv, xr + 20 + v, sizeof xv); s0_6 += d * xv;
+                  memcpy(&xv, xr + 21 + v, sizeof xv); s0_7 += d * xv;
+                  memcpy(&xv, xr + 22 + v, sizeof xv); s0_8 += d * xv;
                 }
               }
             }
@@ -3878,6 +4341,12 @@ CNN_CLONES_V8 static void mnist4k9_l12_conv_backward_v8(int n) {
             dwo[0] = CNN_HSUM8(s0_0);
             dwo[1] = CNN_HSUM8(s0_1);
             dwo[2] = CNN_HSUM8(s0_2);
+            dwo[3] = CNN_HSUM8(s0_3);
+            dwo[4] = CNN_HSUM8(s0_4);
+            dwo[5] = CNN_HSUM8(s0_5);
+            dwo[6] = CNN_HSUM8(s0_6);
+            dwo[7] = CNN_HSUM8(s0_7);
+            dwo[8] = CNN_HSUM8(s0_8);
           }
       }
     }
@@ -3889,72 +4358,65 @@ CNN_CLONES_V8 static void mnist4k9_l12_conv_backward_v8(int n) {
         for (int oy = 0; oy < 8; oy++)
           memcpy(dyp + (o * 12 + oy + 2) * 12 + 2, dy + (o * 8 + oy) * 8, 8 * sizeof(cnn_real));
       for (int gr = 0; gr < 36; gr++) { // one conv per group
-        // 1 output channels x 2 vectors of 8 columns per register tile.
-        for (int oy = 0; oy < 2; oy++) {
-          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 7 ? 10 - oy : 3;
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 10 columns
-            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            for (int c = 0; c < 1; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 144) + (c * 12 + oy + ky) * 12 + 0;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+        // 1 output channels x 5 vectors of 8 per register tile, over each plane as
+        // one run on the input's row stride (flat), then copied row by row.
+        for (int oy = 0; oy < 1; oy++) {
+          for (int col = 0; col < 80; col += 40) {
+            for (int o = 0; o < 1; o += 1) { // 1 channels x 40 columns
+              const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+              cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0};
+              for (int c = 0; c < 1; c++)
+                for (int ky = 0; ky < 3; ky++) {
+                  const cnn_real *restrict xr = (dyp + gr * 144) + (c * 12 + oy + ky) * 12 + col;
+                  const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                  for (int kx = 0; kx < 3; kx++) {
+                    cnn_v8 x0, x1, x2, x3, x4;
+                    memcpy(&x0, xr + kx + 0, sizeof x0);
+                    memcpy(&x1, xr + kx + 8, sizeof x1);
+                    memcpy(&x2, xr + kx + 16, sizeof x2);
+                    memcpy(&x3, xr + kx + 24, sizeof x3);
+                    memcpy(&x4, xr + kx + 32, sizeof x4);
+                    const cnn_real w0 = wr[kx + 0];
+                    a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4;
+                  }
                 }
-              }
-            cnn_real *restrict yr = (dx + gr * 100) + (o) * 100 + oy * 10 + 0;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            yr[8] = a0_1[0]; yr[9] = a0_1[1];
+              cnn_real *restrict yr = dxf + (o) * 118 + oy * 118 + col;
+              memcpy(yr + 0, &a0_0, sizeof a0_0);
+              memcpy(yr + 8, &a0_1, sizeof a0_1);
+              memcpy(yr + 16, &a0_2, sizeof a0_2);
+              memcpy(yr + 24, &a0_3, sizeof a0_3);
+              memcpy(yr + 32, &a0_4, sizeof a0_4);
+            }
           }
-        }
-        for (int oy = 2; oy < 8; oy++) {
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 10 columns
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 38 columns
             const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 144) + (c * 12 + oy + ky) * 12 + 0;
+                const cnn_real *restrict xr = (dyp + gr * 144) + (c * 12 + oy + ky) * 12 + 80;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2, x3, x4;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  memcpy(&x3, xr + kx + 24, sizeof x3);
+                  memcpy(&x4, xr + kx + 32, sizeof x4);
                   const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4;
                 }
               }
-            cnn_real *restrict yr = (dx + gr * 100) + (o) * 100 + oy * 10 + 0;
+            cnn_real *restrict yr = dxf + (o) * 118 + oy * 118 + 80;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
-            yr[8] = a0_1[0]; yr[9] = a0_1[1];
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
+            memcpy(yr + 24, &a0_3, sizeof a0_3);
+            yr[32] = a0_4[0]; yr[33] = a0_4[1]; yr[34] = a0_4[2]; yr[35] = a0_4[3]; yr[36] = a0_4[4]; yr[37] = a0_4[5];
           }
         }
-        for (int oy = 8; oy < 10; oy++) {
-          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 7 ? 10 - oy : 3;
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 10 columns
-            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            for (int c = 0; c < 1; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 144) + (c * 12 + oy + ky) * 12 + 0;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                }
-              }
-            cnn_real *restrict yr = (dx + gr * 100) + (o) * 100 + oy * 10 + 0;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            yr[8] = a0_1[0]; yr[9] = a0_1[1];
-          }
-        }
+        for (int o = 0; o < 1; o++)
+          for (int oy = 0; oy < 10; oy++)
+            memcpy((dx + gr * 100) + (o * 10 + oy) * 10, dxf + o * 118 + oy * 12, 10 * sizeof(cnn_real));
       }
       }
       { // layer 10's first backward pass for this image, while its dx is in cache
@@ -4009,12 +4471,13 @@ CNN_V16_FN static void mnist4k9_l12_conv_backward_v16(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l12_dw[g];
     cnn_real *restrict dyp = mnist4k9_l12_dyp[g];
+    cnn_real *restrict dxf = mnist4k9_l12_dxf[g];
     for (int gr = 0; gr < 36; gr++) { // one conv per group
-      // 1 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+      // 1 output channels x 9 taps of vector sums per register tile, summed over the group's images before the lanes are added.
       for (int o = 0; o < 1; o += 1) {
         for (int c = 0; c < 1; c++)
-          for (int ky = 0; ky < 3; ky++) {
-            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          for (int ky = 0; ky < 3; ky += 3) { // all 3 rows of the window at once
+            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0}, s0_5 = {0}, s0_6 = {0}, s0_7 = {0}, s0_8 = {0};
             for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
               const cnn_real *restrict x = (mnist4k9_a11 + gr * 100) + (size_t)i * 3600;
               const cnn_real *restrict dy = (mnist4k9_d13 + gr * 64) + (size_t)(i) * 2304;
@@ -4023,13 +4486,18 @@ CNN_V16_FN static void mnist4k9_l12_conv_backward_v16(int n) {
                 const cnn_real *restrict xr = x + (c * 10 + oy + ky) * 10;
                 { // columns 0..7; the other lanes are masked off
                   const cnn_v16 m = {1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0};
-                  cnn_v16 d, x0, x1, x2;
-                  memcpy(&x0, xr + 0 + 0, sizeof x0);
-                  memcpy(&x1, xr + 0 + 1, sizeof x1);
-                  memcpy(&x2, xr + 0 + 2, sizeof x2);
-                  memcpy(&d, dr + 0 + 0, sizeof d); CNN_PIN16(d);
+                  cnn_v16 d, xv;
+                  memcpy(&d, dr + 0, sizeof d);
                   d *= m;
-                  s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                  memcpy(&xv, xr + 0 + 0, sizeof xv); s0_0 += d * xv;
+                  memcpy(&xv, xr + 1 + 0, sizeof xv); s0_1 += d * xv;
+                  memcpy(&xv, xr + 2 + 0, sizeof xv); s0_2 += d * xv;
+                  memcpy(&xv, xr + 10 + 0, sizeof xv); s0_3 += d * xv;
+                  memcpy(&xv, xr + 11 + 0, sizeof xv); s0_4 += d * xv;
+                  memcpy(&xv, xr + 12 + 0, sizeof xv); s0_5 += d * xv;
+                  memcpy(&xv, xr + 20 + 0, sizeof xv); s0_6 += d * xv;
+                  memcpy(&xv, xr + 21 + 0, sizeof xv); s0_7 += d * xv;
+                  memcpy(&xv, xr + 22 + 0, sizeof xv); s0_8 += d * xv;
                 }
               }
             }
@@ -4037,6 +4505,12 @@ CNN_V16_FN static void mnist4k9_l12_conv_backward_v16(int n) {
             dwo[0] = CNN_HSUM16(s0_0);
             dwo[1] = CNN_HSUM16(s0_1);
             dwo[2] = CNN_HSUM16(s0_2);
+            dwo[3] = CNN_HSUM16(s0_3);
+            dwo[4] = CNN_HSUM16(s0_4);
+            dwo[5] = CNN_HSUM16(s0_5);
+            dwo[6] = CNN_HSUM16(s0_6);
+            dwo[7] = CNN_HSUM16(s0_7);
+            dwo[8] = CNN_HSUM16(s0_8);
           }
       }
     }
@@ -4048,66 +4522,44 @@ CNN_V16_FN static void mnist4k9_l12_conv_backward_v16(int n) {
         for (int oy = 0; oy < 8; oy++)
           memcpy(dyp + (o * 12 + oy + 2) * 12 + 2, dy + (o * 8 + oy) * 8, 8 * sizeof(cnn_real));
       for (int gr = 0; gr < 36; gr++) { // one conv per group
-        // 1 output channels x 1 vectors of 16 columns per register tile.
-        for (int oy = 0; oy < 2; oy++) {
-          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 7 ? 10 - oy : 3;
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 10 columns
+        // 1 output channels x 8 vectors of 16 per register tile, over each plane as
+        // one run on the input's row stride (flat), then copied row by row.
+        for (int oy = 0; oy < 1; oy++) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 118 columns
             const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v16 a0_0 = {0};
-            for (int c = 0; c < 1; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 144) + (c * 12 + oy + ky) * 12 + 0;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0;
-                }
-              }
-            cnn_real *restrict yr = (dx + gr * 100) + (o) * 100 + oy * 10 + 0;
-            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9];
-          }
-        }
-        for (int oy = 2; oy < 8; oy++) {
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 10 columns
-            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v16 a0_0 = {0};
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
                 const cnn_real *restrict xr = (dyp + gr * 144) + (c * 12 + oy + ky) * 12 + 0;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0;
+                  cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  memcpy(&x3, xr + kx + 48, sizeof x3);
+                  memcpy(&x4, xr + kx + 64, sizeof x4);
+                  memcpy(&x5, xr + kx + 80, sizeof x5);
+                  memcpy(&x6, xr + kx + 96, sizeof x6);
+                  memcpy(&x7, xr + kx + 112, sizeof x7);
                   const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0;
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7;
                 }
               }
-            cnn_real *restrict yr = (dx + gr * 100) + (o) * 100 + oy * 10 + 0;
-            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9];
+            cnn_real *restrict yr = dxf + (o) * 118 + oy * 118 + 0;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 48, &a0_3, sizeof a0_3);
+            memcpy(yr + 64, &a0_4, sizeof a0_4);
+            memcpy(yr + 80, &a0_5, sizeof a0_5);
+            memcpy(yr + 96, &a0_6, sizeof a0_6);
+            yr[112] = a0_7[0]; yr[113] = a0_7[1]; yr[114] = a0_7[2]; yr[115] = a0_7[3]; yr[116] = a0_7[4]; yr[117] = a0_7[5];
           }
         }
-        for (int oy = 8; oy < 10; oy++) {
-          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 7 ? 10 - oy : 3;
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 10 columns
-            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v16 a0_0 = {0};
-            for (int c = 0; c < 1; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 144) + (c * 12 + oy + ky) * 12 + 0;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0;
-                }
-              }
-            cnn_real *restrict yr = (dx + gr * 100) + (o) * 100 + oy * 10 + 0;
-            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9];
-          }
-        }
+        for (int o = 0; o < 1; o++)
+          for (int oy = 0; oy < 10; oy++)
+            memcpy((dx + gr * 100) + (o * 10 + oy) * 10, dxf + o * 118 + oy * 12, 10 * sizeof(cnn_real));
       }
       }
       { // layer 10's first backward pass for this image, while its dx is in cache
@@ -4376,22 +4828,16 @@ CNN_CLONES_V8 static void mnist4k9_l13_conv_backward_v8(int n) {
         }
       }
     }
-    // 12 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
-    for (int o = 0; o < 36; o += 12) {
-      for (int c = 0; c < 36; c++)
+    // 6 output channels x 2 input channels of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 36; o += 6) {
+      for (int c = 0; c < 36; c += 2)
         for (int ky = 0; ky < 1; ky++) {
-          cnn_v8 s0_0 = {0};
-          cnn_v8 s1_0 = {0};
-          cnn_v8 s2_0 = {0};
-          cnn_v8 s3_0 = {0};
-          cnn_v8 s4_0 = {0};
-          cnn_v8 s5_0 = {0};
-          cnn_v8 s6_0 = {0};
-          cnn_v8 s7_0 = {0};
-          cnn_v8 s8_0 = {0};
-          cnn_v8 s9_0 = {0};
-          cnn_v8 s10_0 = {0};
-          cnn_v8 s11_0 = {0};
+          cnn_v8 s0_0 = {0}, s0_1 = {0};
+          cnn_v8 s1_0 = {0}, s1_1 = {0};
+          cnn_v8 s2_0 = {0}, s2_1 = {0};
+          cnn_v8 s3_0 = {0}, s3_1 = {0};
+          cnn_v8 s4_0 = {0}, s4_1 = {0};
+          cnn_v8 s5_0 = {0}, s5_1 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist4k9_a13 + (size_t)i * 2304;
             const cnn_real *restrict dy = mnist4k9_d14 + (size_t)(i) * 2304;
@@ -4399,48 +4845,37 @@ CNN_CLONES_V8 static void mnist4k9_l13_conv_backward_v8(int n) {
               const cnn_real *restrict dr = dy + (o) * 64;
               const cnn_real *restrict xr = x + (c * 1 + ky) * 64;
               for (int v = 0; v < 64; v += 8) {
-                cnn_v8 d, x0;
+                cnn_v8 d, x0, x1;
                 memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 64, sizeof x1);
                 memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0;
+                s0_0 += d * x0; s0_1 += d * x1;
                 memcpy(&d, dr + 64 + v, sizeof d);
-                s1_0 += d * x0;
+                s1_0 += d * x0; s1_1 += d * x1;
                 memcpy(&d, dr + 128 + v, sizeof d);
-                s2_0 += d * x0;
+                s2_0 += d * x0; s2_1 += d * x1;
                 memcpy(&d, dr + 192 + v, sizeof d);
-                s3_0 += d * x0;
+                s3_0 += d * x0; s3_1 += d * x1;
                 memcpy(&d, dr + 256 + v, sizeof d);
-                s4_0 += d * x0;
+                s4_0 += d * x0; s4_1 += d * x1;
                 memcpy(&d, dr + 320 + v, sizeof d);
-                s5_0 += d * x0;
-                memcpy(&d, dr + 384 + v, sizeof d);
-                s6_0 += d * x0;
-                memcpy(&d, dr + 448 + v, sizeof d);
-                s7_0 += d * x0;
-                memcpy(&d, dr + 512 + v, sizeof d);
-                s8_0 += d * x0;
-                memcpy(&d, dr + 576 + v, sizeof d);
-                s9_0 += d * x0;
-                memcpy(&d, dr + 640 + v, sizeof d);
-                s10_0 += d * x0;
-                memcpy(&d, dr + 704 + v, sizeof d);
-                s11_0 += d * x0;
+                s5_0 += d * x0; s5_1 += d * x1;
               }
             }
           }
           cnn_real *restrict dwo = dw + (o) * 36 + (c * 1 + ky) * 1;
           dwo[0] = CNN_HSUM8(s0_0);
+          dwo[1] = CNN_HSUM8(s0_1);
           dwo[36] = CNN_HSUM8(s1_0);
+          dwo[37] = CNN_HSUM8(s1_1);
           dwo[72] = CNN_HSUM8(s2_0);
+          dwo[73] = CNN_HSUM8(s2_1);
           dwo[108] = CNN_HSUM8(s3_0);
+          dwo[109] = CNN_HSUM8(s3_1);
           dwo[144] = CNN_HSUM8(s4_0);
+          dwo[145] = CNN_HSUM8(s4_1);
           dwo[180] = CNN_HSUM8(s5_0);
-          dwo[216] = CNN_HSUM8(s6_0);
-          dwo[252] = CNN_HSUM8(s7_0);
-          dwo[288] = CNN_HSUM8(s8_0);
-          dwo[324] = CNN_HSUM8(s9_0);
-          dwo[360] = CNN_HSUM8(s10_0);
-          dwo[396] = CNN_HSUM8(s11_0);
+          dwo[181] = CNN_HSUM8(s5_1);
         }
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -4524,22 +4959,19 @@ CNN_V16_FN static void mnist4k9_l13_conv_backward_v16(int n) {
         }
       }
     }
-    // 12 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
-    for (int o = 0; o < 36; o += 12) {
-      for (int c = 0; c < 36; c++)
+    // 9 output channels x 3 input channels of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 36; o += 9) {
+      for (int c = 0; c < 36; c += 3)
         for (int ky = 0; ky < 1; ky++) {
-          cnn_v16 s0_0 = {0};
-          cnn_v16 s1_0 = {0};
-          cnn_v16 s2_0 = {0};
-          cnn_v16 s3_0 = {0};
-          cnn_v16 s4_0 = {0};
-          cnn_v16 s5_0 = {0};
-          cnn_v16 s6_0 = {0};
-          cnn_v16 s7_0 = {0};
-          cnn_v16 s8_0 = {0};
-          cnn_v16 s9_0 = {0};
-          cnn_v16 s10_0 = {0};
-          cnn_v16 s11_0 = {0};
+          cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+          cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
+          cnn_v16 s4_0 = {0}, s4_1 = {0}, s4_2 = {0};
+          cnn_v16 s5_0 = {0}, s5_1 = {0}, s5_2 = {0};
+          cnn_v16 s6_0 = {0}, s6_1 = {0}, s6_2 = {0};
+          cnn_v16 s7_0 = {0}, s7_1 = {0}, s7_2 = {0};
+          cnn_v16 s8_0 = {0}, s8_1 = {0}, s8_2 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist4k9_a13 + (size_t)i * 2304;
             const cnn_real *restrict dy = mnist4k9_d14 + (size_t)(i) * 2304;
@@ -4547,48 +4979,59 @@ CNN_V16_FN static void mnist4k9_l13_conv_backward_v16(int n) {
               const cnn_real *restrict dr = dy + (o) * 64;
               const cnn_real *restrict xr = x + (c * 1 + ky) * 64;
               for (int v = 0; v < 64; v += 16) {
-                cnn_v16 d, x0;
+                cnn_v16 d, x0, x1, x2;
                 memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 64, sizeof x1);
+                memcpy(&x2, xr + v + 128, sizeof x2);
                 memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
-                s0_0 += d * x0;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
                 memcpy(&d, dr + 64 + v, sizeof d); CNN_PIN16(d);
-                s1_0 += d * x0;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
                 memcpy(&d, dr + 128 + v, sizeof d); CNN_PIN16(d);
-                s2_0 += d * x0;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
                 memcpy(&d, dr + 192 + v, sizeof d); CNN_PIN16(d);
-                s3_0 += d * x0;
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
                 memcpy(&d, dr + 256 + v, sizeof d); CNN_PIN16(d);
-                s4_0 += d * x0;
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
                 memcpy(&d, dr + 320 + v, sizeof d); CNN_PIN16(d);
-                s5_0 += d * x0;
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
                 memcpy(&d, dr + 384 + v, sizeof d); CNN_PIN16(d);
-                s6_0 += d * x0;
+                s6_0 += d * x0; s6_1 += d * x1; s6_2 += d * x2;
                 memcpy(&d, dr + 448 + v, sizeof d); CNN_PIN16(d);
-                s7_0 += d * x0;
+                s7_0 += d * x0; s7_1 += d * x1; s7_2 += d * x2;
                 memcpy(&d, dr + 512 + v, sizeof d); CNN_PIN16(d);
-                s8_0 += d * x0;
-                memcpy(&d, dr + 576 + v, sizeof d); CNN_PIN16(d);
-                s9_0 += d * x0;
-                memcpy(&d, dr + 640 + v, sizeof d); CNN_PIN16(d);
-                s10_0 += d * x0;
-                memcpy(&d, dr + 704 + v, sizeof d); CNN_PIN16(d);
-                s11_0 += d * x0;
+                s8_0 += d * x0; s8_1 += d * x1; s8_2 += d * x2;
               }
             }
           }
           cnn_real *restrict dwo = dw + (o) * 36 + (c * 1 + ky) * 1;
           dwo[0] = CNN_HSUM16(s0_0);
+          dwo[1] = CNN_HSUM16(s0_1);
+          dwo[2] = CNN_HSUM16(s0_2);
           dwo[36] = CNN_HSUM16(s1_0);
+          dwo[37] = CNN_HSUM16(s1_1);
+          dwo[38] = CNN_HSUM16(s1_2);
           dwo[72] = CNN_HSUM16(s2_0);
+          dwo[73] = CNN_HSUM16(s2_1);
+          dwo[74] = CNN_HSUM16(s2_2);
           dwo[108] = CNN_HSUM16(s3_0);
+          dwo[109] = CNN_HSUM16(s3_1);
+          dwo[110] = CNN_HSUM16(s3_2);
           dwo[144] = CNN_HSUM16(s4_0);
+          dwo[145] = CNN_HSUM16(s4_1);
+          dwo[146] = CNN_HSUM16(s4_2);
           dwo[180] = CNN_HSUM16(s5_0);
+          dwo[181] = CNN_HSUM16(s5_1);
+          dwo[182] = CNN_HSUM16(s5_2);
           dwo[216] = CNN_HSUM16(s6_0);
+          dwo[217] = CNN_HSUM16(s6_1);
+          dwo[218] = CNN_HSUM16(s6_2);
           dwo[252] = CNN_HSUM16(s7_0);
+          dwo[253] = CNN_HSUM16(s7_1);
+          dwo[254] = CNN_HSUM16(s7_2);
           dwo[288] = CNN_HSUM16(s8_0);
-          dwo[324] = CNN_HSUM16(s9_0);
-          dwo[360] = CNN_HSUM16(s10_0);
-          dwo[396] = CNN_HSUM16(s11_0);
+          dwo[289] = CNN_HSUM16(s8_1);
+          dwo[290] = CNN_HSUM16(s8_2);
         }
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -4751,6 +5194,10 @@ CNN_CLONES static void mnist4k9_l14_bn_backward(int n) {
 // y[36][6x6] = W[36][1][3x3] (*) x[36][8x8], in groups.
 // Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
 // CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
+// Each plane of a group's output as one row on the input's row stride.
+#if CNN_V16
+static cnn_real mnist4k9_l16_yf[NGROUP][64] CNN_ALIGNED;
+#endif
 // Each image first gets layer 14's normalizing sweep (its input).
 CNN_CLONES_V8 static void mnist4k9_l16_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k9_params + 2804;
@@ -4804,6 +5251,7 @@ CNN_V16_FN static void mnist4k9_l16_conv_forward_v16(int n, int training) {
   const cnn_real *restrict w = mnist4k9_params + 2804;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict yf = mnist4k9_l16_yf[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 14's sweep: this image's input
         const cnn_real *restrict bx = mnist4k9_a14 + (size_t)i * 2304;
@@ -4823,26 +5271,34 @@ CNN_V16_FN static void mnist4k9_l16_conv_forward_v16(int n, int training) {
       const cnn_real *restrict x = mnist4k9_a15 + (size_t)i * 2304;
       cnn_real *restrict y = mnist4k9_a17 + (size_t)i * 1296;
       for (int gr = 0; gr < 36; gr++) { // one conv per group
-        // 1 output channels x 1 vectors of 16 columns per register tile.
-        for (int oy = 0; oy < 6; oy++) {
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 6 columns
+        // 1 output channels x 3 vectors of 16 per register tile, over each plane as
+        // one run on the input's row stride (flat), then copied row by row.
+        for (int oy = 0; oy < 1; oy++) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 46 columns
             const cnn_real *restrict wo = (w + gr * 9) + (o) * 9;
-            cnn_v16 a0_0 = {0};
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
                 const cnn_real *restrict xr = (x + gr * 64) + (c * 8 + oy + ky) * 8 + 0;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0;
+                  cnn_v16 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
                   const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0;
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
                 }
               }
-            cnn_real *restrict yr = (y + gr * 36) + (o) * 36 + oy * 6 + 0;
-            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5];
+            cnn_real *restrict yr = yf + (o) * 46 + oy * 46 + 0;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            yr[32] = a0_2[0]; yr[33] = a0_2[1]; yr[34] = a0_2[2]; yr[35] = a0_2[3]; yr[36] = a0_2[4]; yr[37] = a0_2[5]; yr[38] = a0_2[6]; yr[39] = a0_2[7]; yr[40] = a0_2[8]; yr[41] = a0_2[9]; yr[42] = a0_2[10]; yr[43] = a0_2[11]; yr[44] = a0_2[12]; yr[45] = a0_2[13];
           }
         }
+        for (int o = 0; o < 1; o++)
+          for (int oy = 0; oy < 6; oy++)
+            memcpy((y + gr * 36) + (o * 6 + oy) * 6, yf + o * 46 + oy * 8, 6 * sizeof(cnn_real));
       }
     }
   }
@@ -4866,6 +5322,10 @@ static cnn_real mnist4k9_l16_dw[NGROUP][324] CNN_ALIGNED;
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist4k9_l16_dyp[NGROUP][3616] CNN_ALIGNED;
+// Each plane of a group's input gradient as one row on dy's bordered row stride.
+#if CNN_V16
+static cnn_real mnist4k9_l16_dxf[NGROUP][96] CNN_ALIGNED;
+#endif
 static cnn_real mnist4k9_l16_wt[324] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k9_l16_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 2804;
@@ -4880,11 +5340,11 @@ CNN_CLONES_V8 static void mnist4k9_l16_conv_backward_v8(int n) {
     cnn_real *restrict dw = mnist4k9_l16_dw[g];
     cnn_real *restrict dyp = mnist4k9_l16_dyp[g];
     for (int gr = 0; gr < 36; gr++) { // one conv per group
-      // 1 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+      // 1 output channels x 9 taps of vector sums per register tile, summed over the group's images before the lanes are added.
       for (int o = 0; o < 1; o += 1) {
         for (int c = 0; c < 1; c++)
-          for (int ky = 0; ky < 3; ky++) {
-            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          for (int ky = 0; ky < 3; ky += 3) { // all 3 rows of the window at once
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0}, s0_5 = {0}, s0_6 = {0}, s0_7 = {0}, s0_8 = {0};
             for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
               const cnn_real *restrict x = (mnist4k9_a15 + gr * 64) + (size_t)i * 2304;
               const cnn_real *restrict dy = (mnist4k9_d17 + gr * 36) + (size_t)(i) * 1296;
@@ -4893,13 +5353,18 @@ CNN_CLONES_V8 static void mnist4k9_l16_conv_backward_v8(int n) {
                 const cnn_real *restrict xr = x + (c * 8 + oy + ky) * 8;
                 { // columns 0..5; the other lanes are masked off
                   const cnn_v8 m = {1, 1, 1, 1, 1, 1, 0, 0};
-                  cnn_v8 d, x0, x1, x2;
-                  memcpy(&x0, xr + 0 + 0, sizeof x0);
-                  memcpy(&x1, xr + 0 + 1, sizeof x1);
-                  memcpy(&x2, xr + 0 + 2, sizeof x2);
-                  memcpy(&d, dr + 0 + 0, sizeof d);
+                  cnn_v8 d, xv;
+                  memcpy(&d, dr + 0, sizeof d);
                   d *= m;
-                  s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                  memcpy(&xv, xr + 0 + 0, sizeof xv); s0_0 += d * xv;
+                  memcpy(&xv, xr + 1 + 0, sizeof xv); s0_1 += d * xv;
+                  memcpy(&xv, xr + 2 + 0, sizeof xv); s0_2 += d * xv;
+                  memcpy(&xv, xr + 8 + 0, sizeof xv); s0_3 += d * xv;
+                  memcpy(&xv, xr + 9 + 0, sizeof xv); s0_4 += d * xv;
+                  memcpy(&xv, xr + 10 + 0, sizeof xv); s0_5 += d * xv;
+                  memcpy(&xv, xr + 16 + 0, sizeof xv); s0_6 += d * xv;
+                  memcpy(&xv, xr + 17 + 0, sizeof xv); s0_7 += d * xv;
+                  memcpy(&xv, xr + 18 + 0, sizeof xv); s0_8 += d * xv;
                 }
               }
             }
@@ -4907,6 +5372,12 @@ CNN_CLONES_V8 static void mnist4k9_l16_conv_backward_v8(int n) {
             dwo[0] = CNN_HSUM8(s0_0);
             dwo[1] = CNN_HSUM8(s0_1);
             dwo[2] = CNN_HSUM8(s0_2);
+            dwo[3] = CNN_HSUM8(s0_3);
+            dwo[4] = CNN_HSUM8(s0_4);
+            dwo[5] = CNN_HSUM8(s0_5);
+            dwo[6] = CNN_HSUM8(s0_6);
+            dwo[7] = CNN_HSUM8(s0_7);
+            dwo[8] = CNN_HSUM8(s0_8);
           }
       }
     }
@@ -5028,12 +5499,13 @@ CNN_V16_FN static void mnist4k9_l16_conv_backward_v16(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l16_dw[g];
     cnn_real *restrict dyp = mnist4k9_l16_dyp[g];
+    cnn_real *restrict dxf = mnist4k9_l16_dxf[g];
     for (int gr = 0; gr < 36; gr++) { // one conv per group
-      // 1 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+      // 1 output channels x 9 taps of vector sums per register tile, summed over the group's images before the lanes are added.
       for (int o = 0; o < 1; o += 1) {
         for (int c = 0; c < 1; c++)
-          for (int ky = 0; ky < 3; ky++) {
-            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          for (int ky = 0; ky < 3; ky += 3) { // all 3 rows of the window at once
+            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0}, s0_5 = {0}, s0_6 = {0}, s0_7 = {0}, s0_8 = {0};
             for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
               const cnn_real *restrict x = (mnist4k9_a15 + gr * 64) + (size_t)i * 2304;
               const cnn_real *restrict dy = (mnist4k9_d17 + gr * 36) + (size_t)(i) * 1296;
@@ -5042,13 +5514,18 @@ CNN_V16_FN static void mnist4k9_l16_conv_backward_v16(int n) {
                 const cnn_real *restrict xr = x + (c * 8 + oy + ky) * 8;
                 { // columns 0..5; the other lanes are masked off
                   const cnn_v16 m = {1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-                  cnn_v16 d, x0, x1, x2;
-                  memcpy(&x0, xr + 0 + 0, sizeof x0);
-                  memcpy(&x1, xr + 0 + 1, sizeof x1);
-                  memcpy(&x2, xr + 0 + 2, sizeof x2);
-                  memcpy(&d, dr + 0 + 0, sizeof d); CNN_PIN16(d);
+                  cnn_v16 d, xv;
+                  memcpy(&d, dr + 0, sizeof d);
                   d *= m;
-                  s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                  memcpy(&xv, xr + 0 + 0, sizeof xv); s0_0 += d * xv;
+                  memcpy(&xv, xr + 1 + 0, sizeof xv); s0_1 += d * xv;
+                  memcpy(&xv, xr + 2 + 0, sizeof xv); s0_2 += d * xv;
+                  memcpy(&xv, xr + 8 + 0, sizeof xv); s0_3 += d * xv;
+                  memcpy(&xv, xr + 9 + 0, sizeof xv); s0_4 += d * xv;
+                  memcpy(&xv, xr + 10 + 0, sizeof xv); s0_5 += d * xv;
+                  memcpy(&xv, xr + 16 + 0, sizeof xv); s0_6 += d * xv;
+                  memcpy(&xv, xr + 17 + 0, sizeof xv); s0_7 += d * xv;
+                  memcpy(&xv, xr + 18 + 0, sizeof xv); s0_8 += d * xv;
                 }
               }
             }
@@ -5056,6 +5533,12 @@ CNN_V16_FN static void mnist4k9_l16_conv_backward_v16(int n) {
             dwo[0] = CNN_HSUM16(s0_0);
             dwo[1] = CNN_HSUM16(s0_1);
             dwo[2] = CNN_HSUM16(s0_2);
+            dwo[3] = CNN_HSUM16(s0_3);
+            dwo[4] = CNN_HSUM16(s0_4);
+            dwo[5] = CNN_HSUM16(s0_5);
+            dwo[6] = CNN_HSUM16(s0_6);
+            dwo[7] = CNN_HSUM16(s0_7);
+            dwo[8] = CNN_HSUM16(s0_8);
           }
       }
     }
@@ -5067,66 +5550,38 @@ CNN_V16_FN static void mnist4k9_l16_conv_backward_v16(int n) {
         for (int oy = 0; oy < 6; oy++)
           memcpy(dyp + (o * 10 + oy + 2) * 10 + 2, dy + (o * 6 + oy) * 6, 6 * sizeof(cnn_real));
       for (int gr = 0; gr < 36; gr++) { // one conv per group
-        // 1 output channels x 1 vectors of 16 columns per register tile.
-        for (int oy = 0; oy < 2; oy++) {
-          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 8 columns
+        // 1 output channels x 5 vectors of 16 per register tile, over each plane as
+        // one run on the input's row stride (flat), then copied row by row.
+        for (int oy = 0; oy < 1; oy++) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 78 columns
             const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v16 a0_0 = {0};
-            for (int c = 0; c < 1; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 100) + (c * 10 + oy + ky) * 10 + 0;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0;
-                }
-              }
-            cnn_real *restrict yr = (dx + gr * 64) + (o) * 64 + oy * 8 + 0;
-            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7];
-          }
-        }
-        for (int oy = 2; oy < 6; oy++) {
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 8 columns
-            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v16 a0_0 = {0};
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
                 const cnn_real *restrict xr = (dyp + gr * 100) + (c * 10 + oy + ky) * 10 + 0;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0;
+                  cnn_v16 x0, x1, x2, x3, x4;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  memcpy(&x3, xr + kx + 48, sizeof x3);
+                  memcpy(&x4, xr + kx + 64, sizeof x4);
                   const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0;
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4;
                 }
               }
-            cnn_real *restrict yr = (dx + gr * 64) + (o) * 64 + oy * 8 + 0;
-            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7];
+            cnn_real *restrict yr = dxf + (o) * 78 + oy * 78 + 0;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 48, &a0_3, sizeof a0_3);
+            yr[64] = a0_4[0]; yr[65] = a0_4[1]; yr[66] = a0_4[2]; yr[67] = a0_4[3]; yr[68] = a0_4[4]; yr[69] = a0_4[5]; yr[70] = a0_4[6]; yr[71] = a0_4[7]; yr[72] = a0_4[8]; yr[73] = a0_4[9]; yr[74] = a0_4[10]; yr[75] = a0_4[11]; yr[76] = a0_4[12]; yr[77] = a0_4[13];
           }
         }
-        for (int oy = 6; oy < 8; oy++) {
-          const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 8 columns
-            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v16 a0_0 = {0};
-            for (int c = 0; c < 1; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 100) + (c * 10 + oy + ky) * 10 + 0;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0;
-                }
-              }
-            cnn_real *restrict yr = (dx + gr * 64) + (o) * 64 + oy * 8 + 0;
-            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7];
-          }
-        }
+        for (int o = 0; o < 1; o++)
+          for (int oy = 0; oy < 8; oy++)
+            memcpy((dx + gr * 64) + (o * 8 + oy) * 8, dxf + o * 78 + oy * 10, 8 * sizeof(cnn_real));
       }
       }
       { // layer 14's first backward pass for this image, while its dx is in cache
@@ -5442,22 +5897,16 @@ CNN_CLONES_V8 static void mnist4k9_l17_conv_backward_v8(int n) {
         for (int oy = 0; oy < 1; oy++)
           memcpy(dyi + o * 40 + oy * 40, dy + (o * 1 + oy) * 36, 36 * sizeof(cnn_real));
     }
-    // 12 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
-    for (int o = 0; o < 36; o += 12) {
-      for (int c = 0; c < 36; c++)
+    // 6 output channels x 2 input channels of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 36; o += 6) {
+      for (int c = 0; c < 36; c += 2)
         for (int ky = 0; ky < 1; ky++) {
-          cnn_v8 s0_0 = {0};
-          cnn_v8 s1_0 = {0};
-          cnn_v8 s2_0 = {0};
-          cnn_v8 s3_0 = {0};
-          cnn_v8 s4_0 = {0};
-          cnn_v8 s5_0 = {0};
-          cnn_v8 s6_0 = {0};
-          cnn_v8 s7_0 = {0};
-          cnn_v8 s8_0 = {0};
-          cnn_v8 s9_0 = {0};
-          cnn_v8 s10_0 = {0};
-          cnn_v8 s11_0 = {0};
+          cnn_v8 s0_0 = {0}, s0_1 = {0};
+          cnn_v8 s1_0 = {0}, s1_1 = {0};
+          cnn_v8 s2_0 = {0}, s2_1 = {0};
+          cnn_v8 s3_0 = {0}, s3_1 = {0};
+          cnn_v8 s4_0 = {0}, s4_1 = {0};
+          cnn_v8 s5_0 = {0}, s5_1 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist4k9_a17 + (size_t)i * 1296;
             const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 1440;
@@ -5465,48 +5914,37 @@ CNN_CLONES_V8 static void mnist4k9_l17_conv_backward_v8(int n) {
               const cnn_real *restrict dr = dy + (o) * 40;
               const cnn_real *restrict xr = x + (c * 1 + ky) * 36;
               for (int v = 0; v < 40; v += 8) {
-                cnn_v8 d, x0;
+                cnn_v8 d, x0, x1;
                 memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 36, sizeof x1);
                 memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0;
+                s0_0 += d * x0; s0_1 += d * x1;
                 memcpy(&d, dr + 40 + v, sizeof d);
-                s1_0 += d * x0;
+                s1_0 += d * x0; s1_1 += d * x1;
                 memcpy(&d, dr + 80 + v, sizeof d);
-                s2_0 += d * x0;
+                s2_0 += d * x0; s2_1 += d * x1;
                 memcpy(&d, dr + 120 + v, sizeof d);
-                s3_0 += d * x0;
+                s3_0 += d * x0; s3_1 += d * x1;
                 memcpy(&d, dr + 160 + v, sizeof d);
-                s4_0 += d * x0;
+                s4_0 += d * x0; s4_1 += d * x1;
                 memcpy(&d, dr + 200 + v, sizeof d);
-                s5_0 += d * x0;
-                memcpy(&d, dr + 240 + v, sizeof d);
-                s6_0 += d * x0;
-                memcpy(&d, dr + 280 + v, sizeof d);
-                s7_0 += d * x0;
-                memcpy(&d, dr + 320 + v, sizeof d);
-                s8_0 += d * x0;
-                memcpy(&d, dr + 360 + v, sizeof d);
-                s9_0 += d * x0;
-                memcpy(&d, dr + 400 + v, sizeof d);
-                s10_0 += d * x0;
-                memcpy(&d, dr + 440 + v, sizeof d);
-                s11_0 += d * x0;
+                s5_0 += d * x0; s5_1 += d * x1;
               }
             }
           }
           cnn_real *restrict dwo = dw + (o) * 36 + (c * 1 + ky) * 1;
           dwo[0] = CNN_HSUM8(s0_0);
+          dwo[1] = CNN_HSUM8(s0_1);
           dwo[36] = CNN_HSUM8(s1_0);
+          dwo[37] = CNN_HSUM8(s1_1);
           dwo[72] = CNN_HSUM8(s2_0);
+          dwo[73] = CNN_HSUM8(s2_1);
           dwo[108] = CNN_HSUM8(s3_0);
+          dwo[109] = CNN_HSUM8(s3_1);
           dwo[144] = CNN_HSUM8(s4_0);
+          dwo[145] = CNN_HSUM8(s4_1);
           dwo[180] = CNN_HSUM8(s5_0);
-          dwo[216] = CNN_HSUM8(s6_0);
-          dwo[252] = CNN_HSUM8(s7_0);
-          dwo[288] = CNN_HSUM8(s8_0);
-          dwo[324] = CNN_HSUM8(s9_0);
-          dwo[360] = CNN_HSUM8(s10_0);
-          dwo[396] = CNN_HSUM8(s11_0);
+          dwo[181] = CNN_HSUM8(s5_1);
         }
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -5634,22 +6072,19 @@ CNN_V16_FN static void mnist4k9_l17_conv_backward_v16(int n) {
         for (int oy = 0; oy < 1; oy++)
           memcpy(dyi + o * 48 + oy * 48, dy + (o * 1 + oy) * 36, 36 * sizeof(cnn_real));
     }
-    // 12 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
-    for (int o = 0; o < 36; o += 12) {
-      for (int c = 0; c < 36; c++)
+    // 9 output channels x 3 input channels of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 36; o += 9) {
+      for (int c = 0; c < 36; c += 3)
         for (int ky = 0; ky < 1; ky++) {
-          cnn_v16 s0_0 = {0};
-          cnn_v16 s1_0 = {0};
-          cnn_v16 s2_0 = {0};
-          cnn_v16 s3_0 = {0};
-          cnn_v16 s4_0 = {0};
-          cnn_v16 s5_0 = {0};
-          cnn_v16 s6_0 = {0};
-          cnn_v16 s7_0 = {0};
-          cnn_v16 s8_0 = {0};
-          cnn_v16 s9_0 = {0};
-          cnn_v16 s10_0 = {0};
-          cnn_v16 s11_0 = {0};
+          cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+          cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+          cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+          cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
+          cnn_v16 s4_0 = {0}, s4_1 = {0}, s4_2 = {0};
+          cnn_v16 s5_0 = {0}, s5_1 = {0}, s5_2 = {0};
+          cnn_v16 s6_0 = {0}, s6_1 = {0}, s6_2 = {0};
+          cnn_v16 s7_0 = {0}, s7_1 = {0}, s7_2 = {0};
+          cnn_v16 s8_0 = {0}, s8_1 = {0}, s8_2 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist4k9_a17 + (size_t)i * 1296;
             const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 1728;
@@ -5657,48 +6092,59 @@ CNN_V16_FN static void mnist4k9_l17_conv_backward_v16(int n) {
               const cnn_real *restrict dr = dy + (o) * 48;
               const cnn_real *restrict xr = x + (c * 1 + ky) * 36;
               for (int v = 0; v < 48; v += 16) {
-                cnn_v16 d, x0;
+                cnn_v16 d, x0, x1, x2;
                 memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 36, sizeof x1);
+                memcpy(&x2, xr + v + 72, sizeof x2);
                 memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
-                s0_0 += d * x0;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
                 memcpy(&d, dr + 48 + v, sizeof d); CNN_PIN16(d);
-                s1_0 += d * x0;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
                 memcpy(&d, dr + 96 + v, sizeof d); CNN_PIN16(d);
-                s2_0 += d * x0;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
                 memcpy(&d, dr + 144 + v, sizeof d); CNN_PIN16(d);
-                s3_0 += d * x0;
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
                 memcpy(&d, dr + 192 + v, sizeof d); CNN_PIN16(d);
-                s4_0 += d * x0;
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
                 memcpy(&d, dr + 240 + v, sizeof d); CNN_PIN16(d);
-                s5_0 += d * x0;
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
                 memcpy(&d, dr + 288 + v, sizeof d); CNN_PIN16(d);
-                s6_0 += d * x0;
+                s6_0 += d * x0; s6_1 += d * x1; s6_2 += d * x2;
                 memcpy(&d, dr + 336 + v, sizeof d); CNN_PIN16(d);
-                s7_0 += d * x0;
+                s7_0 += d * x0; s7_1 += d * x1; s7_2 += d * x2;
                 memcpy(&d, dr + 384 + v, sizeof d); CNN_PIN16(d);
-                s8_0 += d * x0;
-                memcpy(&d, dr + 432 + v, sizeof d); CNN_PIN16(d);
-                s9_0 += d * x0;
-                memcpy(&d, dr + 480 + v, sizeof d); CNN_PIN16(d);
-                s10_0 += d * x0;
-                memcpy(&d, dr + 528 + v, sizeof d); CNN_PIN16(d);
-                s11_0 += d * x0;
+                s8_0 += d * x0; s8_1 += d * x1; s8_2 += d * x2;
               }
             }
           }
           cnn_real *restrict dwo = dw + (o) * 36 + (c * 1 + ky) * 1;
           dwo[0] = CNN_HSUM16(s0_0);
+          dwo[1] = CNN_HSUM16(s0_1);
+          dwo[2] = CNN_HSUM16(s0_2);
           dwo[36] = CNN_HSUM16(s1_0);
+          dwo[37] = CNN_HSUM16(s1_1);
+          dwo[38] = CNN_HSUM16(s1_2);
           dwo[72] = CNN_HSUM16(s2_0);
+          dwo[73] = CNN_HSUM16(s2_1);
+          dwo[74] = CNN_HSUM16(s2_2);
           dwo[108] = CNN_HSUM16(s3_0);
+          dwo[109] = CNN_HSUM16(s3_1);
+          dwo[110] = CNN_HSUM16(s3_2);
           dwo[144] = CNN_HSUM16(s4_0);
+          dwo[145] = CNN_HSUM16(s4_1);
+          dwo[146] = CNN_HSUM16(s4_2);
           dwo[180] = CNN_HSUM16(s5_0);
+          dwo[181] = CNN_HSUM16(s5_1);
+          dwo[182] = CNN_HSUM16(s5_2);
           dwo[216] = CNN_HSUM16(s6_0);
+          dwo[217] = CNN_HSUM16(s6_1);
+          dwo[218] = CNN_HSUM16(s6_2);
           dwo[252] = CNN_HSUM16(s7_0);
+          dwo[253] = CNN_HSUM16(s7_1);
+          dwo[254] = CNN_HSUM16(s7_2);
           dwo[288] = CNN_HSUM16(s8_0);
-          dwo[324] = CNN_HSUM16(s9_0);
-          dwo[360] = CNN_HSUM16(s10_0);
-          dwo[396] = CNN_HSUM16(s11_0);
+          dwo[289] = CNN_HSUM16(s8_1);
+          dwo[290] = CNN_HSUM16(s8_2);
         }
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -6075,20 +6521,15 @@ CNN_CLONES_V8 static void mnist4k9_l20_conv_backward_v8(int n) {
         for (int oy = 0; oy < 1; oy++)
           memcpy(dyi + o * 40 + oy * 40, dy + (o * 1 + oy) * 36, 36 * sizeof(cnn_real));
     }
-    // 10 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
-    for (int o = 0; o < 10; o += 10) {
-      for (int c = 0; c < 36; c++)
+    // 5 output channels x 2 input channels of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 10; o += 5) {
+      for (int c = 0; c < 36; c += 2)
         for (int ky = 0; ky < 1; ky++) {
-          cnn_v8 s0_0 = {0};
-          cnn_v8 s1_0 = {0};
-          cnn_v8 s2_0 = {0};
-          cnn_v8 s3_0 = {0};
-          cnn_v8 s4_0 = {0};
-          cnn_v8 s5_0 = {0};
-          cnn_v8 s6_0 = {0};
-          cnn_v8 s7_0 = {0};
-          cnn_v8 s8_0 = {0};
-          cnn_v8 s9_0 = {0};
+          cnn_v8 s0_0 = {0}, s0_1 = {0};
+          cnn_v8 s1_0 = {0}, s1_1 = {0};
+          cnn_v8 s2_0 = {0}, s2_1 = {0};
+          cnn_v8 s3_0 = {0}, s3_1 = {0};
+          cnn_v8 s4_0 = {0}, s4_1 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist4k9_a19 + (size_t)i * 1296;
             const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 400;
@@ -6096,42 +6537,33 @@ CNN_CLONES_V8 static void mnist4k9_l20_conv_backward_v8(int n) {
               const cnn_real *restrict dr = dy + (o) * 40;
               const cnn_real *restrict xr = x + (c * 1 + ky) * 36;
               for (int v = 0; v < 40; v += 8) {
-                cnn_v8 d, x0;
+                cnn_v8 d, x0, x1;
                 memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 36, sizeof x1);
                 memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0;
+                s0_0 += d * x0; s0_1 += d * x1;
                 memcpy(&d, dr + 40 + v, sizeof d);
-                s1_0 += d * x0;
+                s1_0 += d * x0; s1_1 += d * x1;
                 memcpy(&d, dr + 80 + v, sizeof d);
-                s2_0 += d * x0;
+                s2_0 += d * x0; s2_1 += d * x1;
                 memcpy(&d, dr + 120 + v, sizeof d);
-                s3_0 += d * x0;
+                s3_0 += d * x0; s3_1 += d * x1;
                 memcpy(&d, dr + 160 + v, sizeof d);
-                s4_0 += d * x0;
-                memcpy(&d, dr + 200 + v, sizeof d);
-                s5_0 += d * x0;
-                memcpy(&d, dr + 240 + v, sizeof d);
-                s6_0 += d * x0;
-                memcpy(&d, dr + 280 + v, sizeof d);
-                s7_0 += d * x0;
-                memcpy(&d, dr + 320 + v, sizeof d);
-                s8_0 += d * x0;
-                memcpy(&d, dr + 360 + v, sizeof d);
-                s9_0 += d * x0;
+                s4_0 += d * x0; s4_1 += d * x1;
               }
             }
           }
           cnn_real *restrict dwo = dw + (o) * 36 + (c * 1 + ky) * 1;
           dwo[0] = CNN_HSUM8(s0_0);
+          dwo[1] = CNN_HSUM8(s0_1);
           dwo[36] = CNN_HSUM8(s1_0);
+          dwo[37] = CNN_HSUM8(s1_1);
           dwo[72] = CNN_HSUM8(s2_0);
+          dwo[73] = CNN_HSUM8(s2_1);
           dwo[108] = CNN_HSUM8(s3_0);
+          dwo[109] = CNN_HSUM8(s3_1);
           dwo[144] = CNN_HSUM8(s4_0);
-          dwo[180] = CNN_HSUM8(s5_0);
-          dwo[216] = CNN_HSUM8(s6_0);
-          dwo[252] = CNN_HSUM8(s7_0);
-          dwo[288] = CNN_HSUM8(s8_0);
-          dwo[324] = CNN_HSUM8(s9_0);
+          dwo[145] = CNN_HSUM8(s4_1);
         }
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -6277,20 +6709,20 @@ CNN_V16_FN static void mnist4k9_l20_conv_backward_v16(int n) {
         for (int oy = 0; oy < 1; oy++)
           memcpy(dyi + o * 48 + oy * 48, dy + (o * 1 + oy) * 36, 36 * sizeof(cnn_real));
     }
-    // 10 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    // 10 output channels x 2 input channels of vector sums per register tile, summed over the group's images before the lanes are added.
     for (int o = 0; o < 10; o += 10) {
-      for (int c = 0; c < 36; c++)
+      for (int c = 0; c < 36; c += 2)
         for (int ky = 0; ky < 1; ky++) {
-          cnn_v16 s0_0 = {0};
-          cnn_v16 s1_0 = {0};
-          cnn_v16 s2_0 = {0};
-          cnn_v16 s3_0 = {0};
-          cnn_v16 s4_0 = {0};
-          cnn_v16 s5_0 = {0};
-          cnn_v16 s6_0 = {0};
-          cnn_v16 s7_0 = {0};
-          cnn_v16 s8_0 = {0};
-          cnn_v16 s9_0 = {0};
+          cnn_v16 s0_0 = {0}, s0_1 = {0};
+          cnn_v16 s1_0 = {0}, s1_1 = {0};
+          cnn_v16 s2_0 = {0}, s2_1 = {0};
+          cnn_v16 s3_0 = {0}, s3_1 = {0};
+          cnn_v16 s4_0 = {0}, s4_1 = {0};
+          cnn_v16 s5_0 = {0}, s5_1 = {0};
+          cnn_v16 s6_0 = {0}, s6_1 = {0};
+          cnn_v16 s7_0 = {0}, s7_1 = {0};
+          cnn_v16 s8_0 = {0}, s8_1 = {0};
+          cnn_v16 s9_0 = {0}, s9_1 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist4k9_a19 + (size_t)i * 1296;
             const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 480;
@@ -6298,42 +6730,53 @@ CNN_V16_FN static void mnist4k9_l20_conv_backward_v16(int n) {
               const cnn_real *restrict dr = dy + (o) * 48;
               const cnn_real *restrict xr = x + (c * 1 + ky) * 36;
               for (int v = 0; v < 48; v += 16) {
-                cnn_v16 d, x0;
+                cnn_v16 d, x0, x1;
                 memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 36, sizeof x1);
                 memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
-                s0_0 += d * x0;
+                s0_0 += d * x0; s0_1 += d * x1;
                 memcpy(&d, dr + 48 + v, sizeof d); CNN_PIN16(d);
-                s1_0 += d * x0;
+                s1_0 += d * x0; s1_1 += d * x1;
                 memcpy(&d, dr + 96 + v, sizeof d); CNN_PIN16(d);
-                s2_0 += d * x0;
+                s2_0 += d * x0; s2_1 += d * x1;
                 memcpy(&d, dr + 144 + v, sizeof d); CNN_PIN16(d);
-                s3_0 += d * x0;
+                s3_0 += d * x0; s3_1 += d * x1;
                 memcpy(&d, dr + 192 + v, sizeof d); CNN_PIN16(d);
-                s4_0 += d * x0;
+                s4_0 += d * x0; s4_1 += d * x1;
                 memcpy(&d, dr + 240 + v, sizeof d); CNN_PIN16(d);
-                s5_0 += d * x0;
+                s5_0 += d * x0; s5_1 += d * x1;
                 memcpy(&d, dr + 288 + v, sizeof d); CNN_PIN16(d);
-                s6_0 += d * x0;
+                s6_0 += d * x0; s6_1 += d * x1;
                 memcpy(&d, dr + 336 + v, sizeof d); CNN_PIN16(d);
-                s7_0 += d * x0;
+                s7_0 += d * x0; s7_1 += d * x1;
                 memcpy(&d, dr + 384 + v, sizeof d); CNN_PIN16(d);
-                s8_0 += d * x0;
+                s8_0 += d * x0; s8_1 += d * x1;
                 memcpy(&d, dr + 432 + v, sizeof d); CNN_PIN16(d);
-                s9_0 += d * x0;
+                s9_0 += d * x0; s9_1 += d * x1;
               }
             }
           }
           cnn_real *restrict dwo = dw + (o) * 36 + (c * 1 + ky) * 1;
           dwo[0] = CNN_HSUM16(s0_0);
+          dwo[1] = CNN_HSUM16(s0_1);
           dwo[36] = CNN_HSUM16(s1_0);
+          dwo[37] = CNN_HSUM16(s1_1);
           dwo[72] = CNN_HSUM16(s2_0);
+          dwo[73] = CNN_HSUM16(s2_1);
           dwo[108] = CNN_HSUM16(s3_0);
+          dwo[109] = CNN_HSUM16(s3_1);
           dwo[144] = CNN_HSUM16(s4_0);
+          dwo[145] = CNN_HSUM16(s4_1);
           dwo[180] = CNN_HSUM16(s5_0);
+          dwo[181] = CNN_HSUM16(s5_1);
           dwo[216] = CNN_HSUM16(s6_0);
+          dwo[217] = CNN_HSUM16(s6_1);
           dwo[252] = CNN_HSUM16(s7_0);
+          dwo[253] = CNN_HSUM16(s7_1);
           dwo[288] = CNN_HSUM16(s8_0);
+          dwo[289] = CNN_HSUM16(s8_1);
           dwo[324] = CNN_HSUM16(s9_0);
+          dwo[325] = CNN_HSUM16(s9_1);
         }
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {

@@ -939,6 +939,8 @@ static cnn_real mnist_resnet_l0_dw[NGROUP][72] CNN_ALIGNED;
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
 static cnn_real mnist_resnet_l0_dyp[NGROUP][7216] CNN_ALIGNED;
+// Each plane of a group's input gradient as one row on dy's bordered row stride.
+static cnn_real mnist_resnet_l0_dxf[NGROUP][864] CNN_ALIGNED;
 static cnn_real mnist_resnet_l0_wt[72] CNN_ALIGNED;
 #endif
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
@@ -958,6 +960,7 @@ CNN_CLONES_V8 static void mnist_resnet_l0_conv_backward_v8(int n) {
     cnn_real *restrict dwv = mnist_resnet_l0_dwv[g];
 #ifdef CNN_INPUT_GRAD
     cnn_real *restrict dyp = mnist_resnet_l0_dyp[g];
+    cnn_real *restrict dxf = mnist_resnet_l0_dxf[g];
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 1's dx: this image's dy
@@ -1101,84 +1104,73 @@ CNN_CLONES_V8 static void mnist_resnet_l0_conv_backward_v8(int n) {
       for (int o = 0; o < 8; o++)
         for (int oy = 0; oy < 28; oy++)
           memcpy(dyp + (o * 30 + oy + 1) * 30 + 1, dy + (o * 28 + oy) * 28, 28 * sizeof(cnn_real));
-      // 1 output channels x 4 vectors of 8 columns per register tile.
+      // 1 output channels x 7 vectors of 8 per register tile, over each plane as
+      // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
-        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
-        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
-          const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1, x2, x3;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                memcpy(&x2, xr + kx + 16, sizeof x2);
-                memcpy(&x3, xr + kx + 24, sizeof x3);
-                const cnn_real w0 = wr[kx + 0];
-                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+        for (int col = 0; col < 784; col += 56) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 56 columns
+            const cnn_real *restrict wo = wt + (o) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1, x2, x3, x4, x5, x6;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  memcpy(&x3, xr + kx + 24, sizeof x3);
+                  memcpy(&x4, xr + kx + 32, sizeof x4);
+                  memcpy(&x5, xr + kx + 40, sizeof x5);
+                  memcpy(&x6, xr + kx + 48, sizeof x6);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6;
+                }
               }
-            }
-          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          memcpy(yr + 8, &a0_1, sizeof a0_1);
-          memcpy(yr + 16, &a0_2, sizeof a0_2);
-          yr[24] = a0_3[0]; yr[25] = a0_3[1]; yr[26] = a0_3[2]; yr[27] = a0_3[3];
+            cnn_real *restrict yr = dxf + (o) * 838 + oy * 838 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
+            memcpy(yr + 24, &a0_3, sizeof a0_3);
+            memcpy(yr + 32, &a0_4, sizeof a0_4);
+            memcpy(yr + 40, &a0_5, sizeof a0_5);
+            memcpy(yr + 48, &a0_6, sizeof a0_6);
+          }
         }
-      }
-      for (int oy = 1; oy < 27; oy++) {
-        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 54 columns
           const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 784;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1, x2, x3;
+                cnn_v8 x0, x1, x2, x3, x4, x5, x6;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
                 memcpy(&x1, xr + kx + 8, sizeof x1);
                 memcpy(&x2, xr + kx + 16, sizeof x2);
                 memcpy(&x3, xr + kx + 24, sizeof x3);
+                memcpy(&x4, xr + kx + 32, sizeof x4);
+                memcpy(&x5, xr + kx + 40, sizeof x5);
+                memcpy(&x6, xr + kx + 48, sizeof x6);
                 const cnn_real w0 = wr[kx + 0];
-                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          cnn_real *restrict yr = dxf + (o) * 838 + oy * 838 + 784;
           memcpy(yr + 0, &a0_0, sizeof a0_0);
           memcpy(yr + 8, &a0_1, sizeof a0_1);
           memcpy(yr + 16, &a0_2, sizeof a0_2);
-          yr[24] = a0_3[0]; yr[25] = a0_3[1]; yr[26] = a0_3[2]; yr[27] = a0_3[3];
+          memcpy(yr + 24, &a0_3, sizeof a0_3);
+          memcpy(yr + 32, &a0_4, sizeof a0_4);
+          memcpy(yr + 40, &a0_5, sizeof a0_5);
+          yr[48] = a0_6[0]; yr[49] = a0_6[1]; yr[50] = a0_6[2]; yr[51] = a0_6[3]; yr[52] = a0_6[4]; yr[53] = a0_6[5];
         }
       }
-      for (int oy = 27; oy < 28; oy++) {
-        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
-        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
-          const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1, x2, x3;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                memcpy(&x2, xr + kx + 16, sizeof x2);
-                memcpy(&x3, xr + kx + 24, sizeof x3);
-                const cnn_real w0 = wr[kx + 0];
-                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          memcpy(yr + 8, &a0_1, sizeof a0_1);
-          memcpy(yr + 16, &a0_2, sizeof a0_2);
-          yr[24] = a0_3[0]; yr[25] = a0_3[1]; yr[26] = a0_3[2]; yr[27] = a0_3[3];
-        }
-      }
+      for (int o = 0; o < 1; o++)
+        for (int oy = 0; oy < 28; oy++)
+          memcpy(dx + (o * 28 + oy) * 28, dxf + o * 838 + oy * 30, 28 * sizeof(cnn_real));
 #endif
     }
     for (int j = 0; j < 72; j++) {
@@ -1211,6 +1203,7 @@ CNN_V16_FN static void mnist_resnet_l0_conv_backward_v16(int n) {
     cnn_real *restrict dwv = mnist_resnet_l0_dwv[g];
 #ifdef CNN_INPUT_GRAD
     cnn_real *restrict dyp = mnist_resnet_l0_dyp[g];
+    cnn_real *restrict dxf = mnist_resnet_l0_dxf[g];
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 1's dx: this image's dy
@@ -1450,72 +1443,95 @@ CNN_V16_FN static void mnist_resnet_l0_conv_backward_v16(int n) {
       for (int o = 0; o < 8; o++)
         for (int oy = 0; oy < 28; oy++)
           memcpy(dyp + (o * 30 + oy + 1) * 30 + 1, dy + (o * 28 + oy) * 28, 28 * sizeof(cnn_real));
-      // 1 output channels x 2 vectors of 16 columns per register tile.
+      // 1 output channels x 14 vectors of 16 per register tile, over each plane as
+      // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
-        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
-        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
-          const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v16 a0_0 = {0}, a0_1 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 16, sizeof x1);
-                const cnn_real w0 = wr[kx + 0];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
+        for (int col = 0; col < 672; col += 224) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 224 columns
+            const cnn_real *restrict wo = wt + (o) * 72;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0}, a0_12 = {0}, a0_13 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  memcpy(&x3, xr + kx + 48, sizeof x3);
+                  memcpy(&x4, xr + kx + 64, sizeof x4);
+                  memcpy(&x5, xr + kx + 80, sizeof x5);
+                  memcpy(&x6, xr + kx + 96, sizeof x6);
+                  memcpy(&x7, xr + kx + 112, sizeof x7);
+                  memcpy(&x8, xr + kx + 128, sizeof x8);
+                  memcpy(&x9, xr + kx + 144, sizeof x9);
+                  memcpy(&x10, xr + kx + 160, sizeof x10);
+                  memcpy(&x11, xr + kx + 176, sizeof x11);
+                  memcpy(&x12, xr + kx + 192, sizeof x12);
+                  memcpy(&x13, xr + kx + 208, sizeof x13);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10; a0_11 += w0 * x11; a0_12 += w0 * x12; a0_13 += w0 * x13;
+                }
               }
-            }
-          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+            cnn_real *restrict yr = dxf + (o) * 838 + oy * 838 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 48, &a0_3, sizeof a0_3);
+            memcpy(yr + 64, &a0_4, sizeof a0_4);
+            memcpy(yr + 80, &a0_5, sizeof a0_5);
+            memcpy(yr + 96, &a0_6, sizeof a0_6);
+            memcpy(yr + 112, &a0_7, sizeof a0_7);
+            memcpy(yr + 128, &a0_8, sizeof a0_8);
+            memcpy(yr + 144, &a0_9, sizeof a0_9);
+            memcpy(yr + 160, &a0_10, sizeof a0_10);
+            memcpy(yr + 176, &a0_11, sizeof a0_11);
+            memcpy(yr + 192, &a0_12, sizeof a0_12);
+            memcpy(yr + 208, &a0_13, sizeof a0_13);
+          }
         }
-      }
-      for (int oy = 1; oy < 27; oy++) {
-        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 166 columns
           const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 672;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0, x1;
+                cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
                 memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                memcpy(&x3, xr + kx + 48, sizeof x3);
+                memcpy(&x4, xr + kx + 64, sizeof x4);
+                memcpy(&x5, xr + kx + 80, sizeof x5);
+                memcpy(&x6, xr + kx + 96, sizeof x6);
+                memcpy(&x7, xr + kx + 112, sizeof x7);
+                memcpy(&x8, xr + kx + 128, sizeof x8);
+                memcpy(&x9, xr + kx + 144, sizeof x9);
+                memcpy(&x10, xr + kx + 160, sizeof x10);
                 const cnn_real w0 = wr[kx + 0];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
+          cnn_real *restrict yr = dxf + (o) * 838 + oy * 838 + 672;
           memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          memcpy(yr + 32, &a0_2, sizeof a0_2);
+          memcpy(yr + 48, &a0_3, sizeof a0_3);
+          memcpy(yr + 64, &a0_4, sizeof a0_4);
+          memcpy(yr + 80, &a0_5, sizeof a0_5);
+          memcpy(yr + 96, &a0_6, sizeof a0_6);
+          memcpy(yr + 112, &a0_7, sizeof a0_7);
+          memcpy(yr + 128, &a0_8, sizeof a0_8);
+          memcpy(yr + 144, &a0_9, sizeof a0_9);
+          yr[160] = a0_10[0]; yr[161] = a0_10[1]; yr[162] = a0_10[2]; yr[163] = a0_10[3]; yr[164] = a0_10[4]; yr[165] = a0_10[5];
         }
       }
-      for (int oy = 27; oy < 28; oy++) {
-        const int ky0 = oy < 1 ? 1 - oy : 0, ky1 = oy > 26 ? 29 - oy : 3;
-        for (int o = 0; o < 1; o += 1) { // 1 channels x 28 columns
-          const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v16 a0_0 = {0}, a0_1 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 16, sizeof x1);
-                const cnn_real w0 = wr[kx + 0];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 784 + oy * 28 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11];
-        }
-      }
+      for (int o = 0; o < 1; o++)
+        for (int oy = 0; oy < 28; oy++)
+          memcpy(dx + (o * 28 + oy) * 28, dxf + o * 838 + oy * 30, 28 * sizeof(cnn_real));
 #endif
     }
     for (int j = 0; j < 72; j++) {
@@ -11098,20 +11114,15 @@ CNN_CLONES_V8 static void mnist_resnet_l29_conv_backward_v8(int n) {
         for (int oy = 0; oy < 1; oy++)
           memcpy(dyi + o * 56 + oy * 56, dy + (o * 1 + oy) * 49, 49 * sizeof(cnn_real));
     }
-    // 10 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
-    for (int o = 0; o < 10; o += 10) {
-      for (int c = 0; c < 16; c++)
+    // 5 output channels x 2 input channels of vector sums per register tile, summed over the group's images before the lanes are added.
+    for (int o = 0; o < 10; o += 5) {
+      for (int c = 0; c < 16; c += 2)
         for (int ky = 0; ky < 1; ky++) {
-          cnn_v8 s0_0 = {0};
-          cnn_v8 s1_0 = {0};
-          cnn_v8 s2_0 = {0};
-          cnn_v8 s3_0 = {0};
-          cnn_v8 s4_0 = {0};
-          cnn_v8 s5_0 = {0};
-          cnn_v8 s6_0 = {0};
-          cnn_v8 s7_0 = {0};
-          cnn_v8 s8_0 = {0};
-          cnn_v8 s9_0 = {0};
+          cnn_v8 s0_0 = {0}, s0_1 = {0};
+          cnn_v8 s1_0 = {0}, s1_1 = {0};
+          cnn_v8 s2_0 = {0}, s2_1 = {0};
+          cnn_v8 s3_0 = {0}, s3_1 = {0};
+          cnn_v8 s4_0 = {0}, s4_1 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist_resnet_a28 + (size_t)i * 784;
             const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 560;
@@ -11119,42 +11130,33 @@ CNN_CLONES_V8 static void mnist_resnet_l29_conv_backward_v8(int n) {
               const cnn_real *restrict dr = dy + (o) * 56;
               const cnn_real *restrict xr = x + (c * 1 + ky) * 49;
               for (int v = 0; v < 56; v += 8) {
-                cnn_v8 d, x0;
+                cnn_v8 d, x0, x1;
                 memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 49, sizeof x1);
                 memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0;
+                s0_0 += d * x0; s0_1 += d * x1;
                 memcpy(&d, dr + 56 + v, sizeof d);
-                s1_0 += d * x0;
+                s1_0 += d * x0; s1_1 += d * x1;
                 memcpy(&d, dr + 112 + v, sizeof d);
-                s2_0 += d * x0;
+                s2_0 += d * x0; s2_1 += d * x1;
                 memcpy(&d, dr + 168 + v, sizeof d);
-                s3_0 += d * x0;
+                s3_0 += d * x0; s3_1 += d * x1;
                 memcpy(&d, dr + 224 + v, sizeof d);
-                s4_0 += d * x0;
-                memcpy(&d, dr + 280 + v, sizeof d);
-                s5_0 += d * x0;
-                memcpy(&d, dr + 336 + v, sizeof d);
-                s6_0 += d * x0;
-                memcpy(&d, dr + 392 + v, sizeof d);
-                s7_0 += d * x0;
-                memcpy(&d, dr + 448 + v, sizeof d);
-                s8_0 += d * x0;
-                memcpy(&d, dr + 504 + v, sizeof d);
-                s9_0 += d * x0;
+                s4_0 += d * x0; s4_1 += d * x1;
               }
             }
           }
           cnn_real *restrict dwo = dw + (o) * 16 + (c * 1 + ky) * 1;
           dwo[0] = CNN_HSUM8(s0_0);
+          dwo[1] = CNN_HSUM8(s0_1);
           dwo[16] = CNN_HSUM8(s1_0);
+          dwo[17] = CNN_HSUM8(s1_1);
           dwo[32] = CNN_HSUM8(s2_0);
+          dwo[33] = CNN_HSUM8(s2_1);
           dwo[48] = CNN_HSUM8(s3_0);
+          dwo[49] = CNN_HSUM8(s3_1);
           dwo[64] = CNN_HSUM8(s4_0);
-          dwo[80] = CNN_HSUM8(s5_0);
-          dwo[96] = CNN_HSUM8(s6_0);
-          dwo[112] = CNN_HSUM8(s7_0);
-          dwo[128] = CNN_HSUM8(s8_0);
-          dwo[144] = CNN_HSUM8(s9_0);
+          dwo[65] = CNN_HSUM8(s4_1);
         }
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
@@ -11268,20 +11270,20 @@ CNN_V16_FN static void mnist_resnet_l29_conv_backward_v16(int n) {
         for (int oy = 0; oy < 1; oy++)
           memcpy(dyi + o * 64 + oy * 64, dy + (o * 1 + oy) * 49, 49 * sizeof(cnn_real));
     }
-    // 10 output channels x 1 taps of vector sums per register tile, summed over the group's images before the lanes are added.
+    // 10 output channels x 2 input channels of vector sums per register tile, summed over the group's images before the lanes are added.
     for (int o = 0; o < 10; o += 10) {
-      for (int c = 0; c < 16; c++)
+      for (int c = 0; c < 16; c += 2)
         for (int ky = 0; ky < 1; ky++) {
-          cnn_v16 s0_0 = {0};
-          cnn_v16 s1_0 = {0};
-          cnn_v16 s2_0 = {0};
-          cnn_v16 s3_0 = {0};
-          cnn_v16 s4_0 = {0};
-          cnn_v16 s5_0 = {0};
-          cnn_v16 s6_0 = {0};
-          cnn_v16 s7_0 = {0};
-          cnn_v16 s8_0 = {0};
-          cnn_v16 s9_0 = {0};
+          cnn_v16 s0_0 = {0}, s0_1 = {0};
+          cnn_v16 s1_0 = {0}, s1_1 = {0};
+          cnn_v16 s2_0 = {0}, s2_1 = {0};
+          cnn_v16 s3_0 = {0}, s3_1 = {0};
+          cnn_v16 s4_0 = {0}, s4_1 = {0};
+          cnn_v16 s5_0 = {0}, s5_1 = {0};
+          cnn_v16 s6_0 = {0}, s6_1 = {0};
+          cnn_v16 s7_0 = {0}, s7_1 = {0};
+          cnn_v16 s8_0 = {0}, s8_1 = {0};
+          cnn_v16 s9_0 = {0}, s9_1 = {0};
           for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
             const cnn_real *restrict x = mnist_resnet_a28 + (size_t)i * 784;
             const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 640;
@@ -11289,42 +11291,53 @@ CNN_V16_FN static void mnist_resnet_l29_conv_backward_v16(int n) {
               const cnn_real *restrict dr = dy + (o) * 64;
               const cnn_real *restrict xr = x + (c * 1 + ky) * 49;
               for (int v = 0; v < 64; v += 16) {
-                cnn_v16 d, x0;
+                cnn_v16 d, x0, x1;
                 memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 49, sizeof x1);
                 memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
-                s0_0 += d * x0;
+                s0_0 += d * x0; s0_1 += d * x1;
                 memcpy(&d, dr + 64 + v, sizeof d); CNN_PIN16(d);
-                s1_0 += d * x0;
+                s1_0 += d * x0; s1_1 += d * x1;
                 memcpy(&d, dr + 128 + v, sizeof d); CNN_PIN16(d);
-                s2_0 += d * x0;
+                s2_0 += d * x0; s2_1 += d * x1;
                 memcpy(&d, dr + 192 + v, sizeof d); CNN_PIN16(d);
-                s3_0 += d * x0;
+                s3_0 += d * x0; s3_1 += d * x1;
                 memcpy(&d, dr + 256 + v, sizeof d); CNN_PIN16(d);
-                s4_0 += d * x0;
+                s4_0 += d * x0; s4_1 += d * x1;
                 memcpy(&d, dr + 320 + v, sizeof d); CNN_PIN16(d);
-                s5_0 += d * x0;
+                s5_0 += d * x0; s5_1 += d * x1;
                 memcpy(&d, dr + 384 + v, sizeof d); CNN_PIN16(d);
-                s6_0 += d * x0;
+                s6_0 += d * x0; s6_1 += d * x1;
                 memcpy(&d, dr + 448 + v, sizeof d); CNN_PIN16(d);
-                s7_0 += d * x0;
+                s7_0 += d * x0; s7_1 += d * x1;
                 memcpy(&d, dr + 512 + v, sizeof d); CNN_PIN16(d);
-                s8_0 += d * x0;
+                s8_0 += d * x0; s8_1 += d * x1;
                 memcpy(&d, dr + 576 + v, sizeof d); CNN_PIN16(d);
-                s9_0 += d * x0;
+                s9_0 += d * x0; s9_1 += d * x1;
               }
             }
           }
           cnn_real *restrict dwo = dw + (o) * 16 + (c * 1 + ky) * 1;
           dwo[0] = CNN_HSUM16(s0_0);
+          dwo[1] = CNN_HSUM16(s0_1);
           dwo[16] = CNN_HSUM16(s1_0);
+          dwo[17] = CNN_HSUM16(s1_1);
           dwo[32] = CNN_HSUM16(s2_0);
+          dwo[33] = CNN_HSUM16(s2_1);
           dwo[48] = CNN_HSUM16(s3_0);
+          dwo[49] = CNN_HSUM16(s3_1);
           dwo[64] = CNN_HSUM16(s4_0);
+          dwo[65] = CNN_HSUM16(s4_1);
           dwo[80] = CNN_HSUM16(s5_0);
+          dwo[81] = CNN_HSUM16(s5_1);
           dwo[96] = CNN_HSUM16(s6_0);
+          dwo[97] = CNN_HSUM16(s6_1);
           dwo[112] = CNN_HSUM16(s7_0);
+          dwo[113] = CNN_HSUM16(s7_1);
           dwo[128] = CNN_HSUM16(s8_0);
+          dwo[129] = CNN_HSUM16(s8_1);
           dwo[144] = CNN_HSUM16(s9_0);
+          dwo[145] = CNN_HSUM16(s9_1);
         }
     }
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
