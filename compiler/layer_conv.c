@@ -833,8 +833,8 @@ static void conv_emit_direct(TrainCtx *c, int k) {
   ConvDims d = conv_dims(l, CONV_VL_AVX2), dd = igrad_dims(l, CONV_VL_AVX2);
   long wp = direct_weights(l);
   W(c, "// Path: %s.\n", conv_path(l));
-  W(c, "// y[%d][%dx%d] = W[%d][%d][%dx%d] (*) x[%d][%dx%d]%s%s%s.\n", O, l->out.h, l->out.w, O, d.c, KH, KW, C,
-    l->in.h, l->in.w, pad ? " padded" : "", l->bias ? " + b" : "", G > 1 ? ", in groups" : "");
+  W(c, "// y[%d][%dx%d] = W[%d][%d][%dx%d] (*) x[%d][%dx%d]%s%s%s%s.\n", O, l->out.h, l->out.w, O, C / G, KH, KW, C,
+    l->in.h, l->in.w, pad ? " padded" : "", st ? " strided" : "", l->bias ? " + b" : "", G > 1 ? ", in groups" : "");
   W(c, "// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under\n"
        "// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.\n");
   if (st) {
@@ -843,7 +843,12 @@ static void conv_emit_direct(TrainCtx *c, int k) {
          "// columns q, q + %d, ...) as %d x %d channels, with a %dx%d window whose taps past\n"
          "// the %dx%d one have zero weights: ws[o][c][p][q][a][b] = W[o][c][a * %d + p][b * %d + q].\n",
       l->sh, l->sw, f.ph * f.pw, l->sh, l->sw, C / G, f.ph * f.pw, f.kh, f.kw, KH, KW, l->sh, l->sw);
+    // (A zero tap still multiplies its input: an infinity there, once
+    // training has diverged, makes a NaN in a neighbouring output.)
     W(c, "static cnn_real %s_l%d_ws[%ld] CNN_ALIGNED;\n", P, k, wp);
+    // As with x itself (forward_images), a group's kernels read up to a
+    // vector past its last image's phases, into the next image's, which
+    // another thread may be writing: lanes that are never used.
     W(c, "// Each image's padded input split into phases, from the forward to the weight gradient.\n"
          "static cnn_real %s_l%d_xp[BATCH * %ld + %d] CNN_ALIGNED;\n",
       P, k, (long)G * d.c * d.h * d.w, CONV_VL_MAX);
@@ -872,7 +877,8 @@ static void conv_emit_direct(TrainCtx *c, int k) {
     } else {
       W(c, "// dy of one image per group with zero borders (never written), and the\n"
            "// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =\n"
-           "// W[o][c][%d - ky][%d - kx].\n", KH - 1, KW - 1);
+           "// %s[o][c][%d - ky][%d - kx]%s.\n", st ? "ws" : "W", d.kh - 1, d.kw - 1,
+        st ? " (on the phases: c a phase channel, the window the phases')" : "");
       W(c, "static cnn_real %s_l%d_dyp[NGROUP][%ld] CNN_ALIGNED;\n", P, k, whole_vectors((long)O * dd.h * dd.w + CONV_VL_MAX));
     }
     emit_flat_buffer(c, k, igrad_dims, "dxf", "input gradient as one row on dy's bordered");

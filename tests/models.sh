@@ -11,6 +11,9 @@ run=0 failed=0
 for spec in "$@"; do
   IFS=: read -r name csv classes src <<<"$spec"
   run=$((run + 1))
+  if [ ! -s "${src:-}" ]; then
+    echo "FAIL $name: no training code ${src:-(none given)}"; failed=$((failed + 1)); continue
+  fi
   convs=$(grep -c '^// Path: ' "$src")
   direct=$(grep -c '^// Path: direct kernels' "$src")
   if [ "$convs" -eq 0 ] || [ "$convs" -ne "$direct" ]; then
