@@ -80,13 +80,19 @@ void conv_fwd_tile(const ConvDims *d, int *ob, int *nv) {
   *ob = best_channels(d->o, *nv, regs);
 }
 
+// Whether d's window is one value (a 1x1 conv's, or a strided one's on its
+// phases when it fits in the stride).
+static int window_1x1(const ConvDims *d) {
+  return d->kh * d->kw == 1;
+}
+
 // The x vectors a weight-gradient tile reuses for each dy vector: the kw
 // shifted ones of a window row, or for a 1x1 conv those of several input
 // channels (a divisor of c, the cheapest per channel): with one, each
 // multiply-add took a load of its own (a 1x1 64 -> 64 conv's backward ran
 // at a fifth of the FMA peak).
 static int wgrad_taps(const ConvDims *d) {
-  if (d->kh * d->kw > 1)
+  if (!window_1x1(d))
     return d->kw;
   int best = 1, regs = vregs(d);
   for (int n = 2; n <= 4; n++)
@@ -342,7 +348,7 @@ static void wgrad_step(TrainCtx *c, const ConvDims *d, const char *ind, int ob, 
     return;
   }
   int nt = wgrad_taps(d);
-  long xstep = d->kh * d->kw > 1 ? 1 : (long)d->h * d->w; // next tap: a column, or a 1x1's next channel
+  long xstep = window_1x1(d) ? (long)d->h * d->w : 1; // next tap: a column, or a 1x1's next channel
   W(c, "%s%s d", ind, vtype(d));
   for (int k = 0; k < nt; k++)
     W(c, ", x%d", k);
@@ -376,7 +382,7 @@ static void wgrad_tile(TrainCtx *c, const ConvDims *d, const char *x, const char
   // Lanes of one run of vectors: a row (padded), or the whole plane.
   long run = flat ? flat_lanes(d) : rows_lanes(d) / d->oh;
   int nk = wgrad_rows(d), nt = nk * wgrad_taps(d); // window rows and taps per tile
-  if (d->kh * d->kw == 1 && nt > 1)
+  if (window_1x1(d) && nt > 1)
     W(c, "%s  for (int c = 0; c < %d; c += %d)\n", ind, d->c, nt);
   else
     W(c, "%s  for (int c = 0; c < %d; c++)\n", ind, d->c);
@@ -458,7 +464,7 @@ void emit_conv_wgrad(TrainCtx *c, const ConvDims *d, const char *x, const char *
   // dw: the weights (im), else their vectors of lane sums (conv_kernels.h).
   int ob = conv_wgrad_tile(d), full = d->o / ob * ob;
   W(c, "%s// %d output channels x %d %s of vector sums per register tile%s%s.\n", ind, ob,
-    wgrad_taps(d) * wgrad_rows(d), d->kh * d->kw > 1 ? "taps" : "input channels",
+    wgrad_taps(d) * wgrad_rows(d), window_1x1(d) ? "input channels" : "taps",
     im ? ", summed over the group's images before the lanes are added" : "",
     conv_wgrad_flat(d) ? "; each plane one run of vectors on x's rows (flat)" : "");
   W(c, "%sfor (int o = 0; o < %d; o += %d) {\n", ind, full, ob);

@@ -146,6 +146,12 @@ static int conv_is_1x1(const Layer *l) {
   return conv_is_pointwise(l) || (conv_is_strided(l) && f.kh == 1 && f.kw == 1);
 }
 
+// Whether the direct kernels read conv l's input from its per-image copy
+// (xp: zero-bordered, or split into phases) rather than from x itself.
+static int conv_reads_copy(const Layer *l) {
+  return has_pad(l) || conv_is_strided(l);
+}
+
 // The weights the direct kernels use, [out][in / groups * phases][kh][kw]
 // on the phases: the layer's own when it has stride 1.
 static long direct_weights(const Layer *l) {
@@ -593,7 +599,7 @@ static void direct_forward(TrainCtx *c, int k, int vl, int yf) {
       l->pt, d.w, l->pl, l->in.h, l->in.w, l->in.w);
   }
   const char *gi = groups_open(c, G, "      ", gind, sizeof gind);
-  emit_conv_direct(c, &d, group_operand(ga[0], 128, pad || st ? "xp" : "x", (long)d.c * d.h * d.w, G),
+  emit_conv_direct(c, &d, group_operand(ga[0], 128, conv_reads_copy(l) ? "xp" : "x", (long)d.c * d.h * d.w, G),
                    group_operand(ga[1], 128, st ? "ws" : "w", wgs, G), group_operand(ga[2], 128, "y", ygs, G),
                    l->bias ? group_operand(ga[3], 128, "b", d.o, G) : NULL, flat ? "yf" : NULL, gi);
   groups_close(c, G, "      ");
@@ -624,7 +630,7 @@ static void direct_backward(TrainCtx *c, int k, int vl) {
   const char *P = c->P;
   int O = l->out.c, G = l->groups;
   int ib = c->ibuf[k], ob = c->buf[k + 1], dxmode = c->gmode[l->src];
-  int st = conv_is_strided(l), copy = has_pad(l) || st, pw = conv_is_1x1(l);
+  int st = conv_is_strided(l), copy = conv_reads_copy(l), pw = conv_is_1x1(l);
   ConvDims d = conv_dims(l, vl), dd = igrad_dims(l, vl);
   int Cg = d.c, Og = d.o, CP = G * d.c, KP = d.kh * d.kw; // channels and taps on the phases
   long xps = (long)CP * d.h * d.w, ygs = (long)Og * l->out.h * l->out.w, wgs = direct_weights(l) / G;
