@@ -135,6 +135,17 @@ static long flat_lanes(const ConvDims *d) {
   return (p + d->vl - 1) / d->vl * d->vl;
 }
 
+// Window rows the rows mode runs over a plane: each output row skips those
+// that read only zero rows.
+static long rows_taps(const ConvDims *d) {
+  long t = 0;
+  for (int oy = 0; oy < d->oh; oy++) {
+    int ky0 = oy < d->zt ? d->zt - oy : 0, ky1 = oy > d->h - d->zb - d->kh ? d->h - d->zb - oy : d->kh;
+    t += ky1 > ky0 ? ky1 - ky0 : 0;
+  }
+  return t;
+}
+
 // One forward tile: output channels o .. o + ob - 1 (o is the C expression
 // oexpr), columns col .. of row oy, nv vectors, the last with `lanes` valid
 // values.
@@ -252,9 +263,20 @@ static void direct_rows(TrainCtx *c, const ConvDims *d, const char *x, const cha
 // A single output channel (a depthwise conv's group) runs flat on a narrow
 // map even with zero rows (their taps then run on the zeros) and few taps:
 // its rows of a few values each would use a fraction of a vector's lanes.
+// When x's rows are as long as y's (w == ow: an input gradient's bordered dy
+// laid with each row's right border wrapped onto the next row's left one),
+// the flat run is y's own plane, with no copy: flat where its lanes, every
+// tap included, cost less than the rows' with their zero rows skipped.
 int conv_fwd_flat(const ConvDims *d) {
-  return d->oh > 1 && flat_lanes(d) < rows_lanes(d) &&
-         (d->o == 1 || (d->zt == 0 && d->zb == 0 && d->c * d->kh * d->kw >= 16));
+  if (d->oh <= 1 || flat_lanes(d) >= rows_lanes(d))
+    return 0;
+  if (d->w == d->ow && d->o > 1)
+    return flat_lanes(d) * d->kh < rows_lanes(d) / d->oh * rows_taps(d);
+  return d->o == 1 || (d->zt == 0 && d->zb == 0 && d->c * d->kh * d->kw >= 16);
+}
+
+int conv_fwd_flat_copies(const ConvDims *d) {
+  return conv_fwd_flat(d) && d->w != d->ow;
 }
 
 long conv_fwd_flat_size(const ConvDims *d) {
@@ -264,6 +286,17 @@ long conv_fwd_flat_size(const ConvDims *d) {
 void emit_conv_direct(TrainCtx *c, const ConvDims *d, const char *x, const char *w, const char *y,
                       const char *bias, const char *tmp, const char *ind) {
   int ob, nv;
+  if (conv_fwd_flat(d) && d->w == d->ow) {
+    // The plane as one row: x's rows wrap onto the next one's zeros.
+    ConvDims f = *d;
+    f.oh = 1;
+    f.ow = d->oh * d->ow;
+    conv_fwd_tile(&f, &ob, &nv);
+    W(c, "%s// %d output channels x %d vectors of %d per register tile, over each plane as\n"
+         "%s// one run (flat): a row's last taps read the next row's first, zero, columns.\n", ind, ob, nv, d->vl, ind);
+    direct_rows(c, &f, x, w, y, bias, ind, ob, nv, 0, 1, 0);
+    return;
+  }
   if (tmp && conv_fwd_flat(d)) {
     // The plane as one row on x's row stride: outputs oy * w + ox, the
     // columns ow .. w - 1 of each row computed and dropped with the copy.

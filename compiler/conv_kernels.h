@@ -7,7 +7,8 @@
 #include "train_emit.h"
 
 // One valid (unpadded) stride-1 correlation of a single group: c input
-// planes of h x w, o output planes of oh x ow, a kh x kw window. Rows
+// planes of h x w, o output planes of oh x ow = w - kw + 1 (or w == ow:
+// rows wrapped, see emit_conv_direct), a kh x kw window. Rows
 // [0, zt) and [h - zb, h) of every input plane are known to be zero (a
 // padded input's border, or the input gradient's bordered dy):
 // emit_conv_direct skips the taps that would read only them. vl is the
@@ -36,11 +37,15 @@ int conv_wgrad_tile(const ConvDims *d);
 // Emits, at indent ind, the code that sets y[o][oh][ow] = bias[o] (when
 // bias is not NULL) + sum over c, ky, kx of w[o][c][ky][kx] *
 // x[c][oy + ky][ox + kx] for one image. x, w, y, bias name pointers in
-// scope; x may be read up to d->vl - 1 values past its end. With tmp (a
-// buffer of conv_fwd_flat_size values) and when conv_fwd_flat says it
-// wastes fewer lanes (narrow maps), each plane runs as one row on x's row
-// stride into tmp, and its rows are copied to y; every sum is the same.
+// scope; x may be read up to d->vl + d->kw - 3 values past its end. With
+// tmp (a buffer of conv_fwd_flat_size values) and when conv_fwd_flat says
+// it wastes fewer lanes (narrow maps), each plane runs as one row on x's
+// row stride into tmp, and its rows are copied to y; every sum is the same.
+// Where x's rows are as long as y's (w == ow with kw > 1: each row's last
+// kw - 1 taps read the next row's first columns, which must be zero), the
+// flat run needs no tmp (conv_fwd_flat_copies says whether it does).
 int conv_fwd_flat(const ConvDims *d);
+int conv_fwd_flat_copies(const ConvDims *d);
 long conv_fwd_flat_size(const ConvDims *d);
 void emit_conv_direct(TrainCtx *c, const ConvDims *d, const char *x, const char *w, const char *y,
                       const char *bias, const char *tmp, const char *ind);

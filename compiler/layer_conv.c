@@ -225,6 +225,13 @@ static ConvDims igrad_dims(const Layer *l, int vl) {
     return d;
   }
   int PH = l->out.h + 2 * (l->kh - 1) - l->pt - l->pb, PW = l->out.w + 2 * (l->kw - 1) - l->pl - l->pr;
+  // Unpadded, dy's border is kw - 1 zeros on each side of a row: rows as
+  // long as dx's, each with its left border only, let a row's right one be
+  // the next row's left one, and the input gradient run as one row per
+  // plane (conv_fwd_flat) straight into dx: 24 wide, 36 vectors of 16
+  // where rows of 26 had 48.
+  if (!has_pad(l))
+    PW = l->in.w;
   ConvDims d = {Og, PH, PW, Cg, l->in.h, l->in.w, l->kh, l->kw, l->kh - 1 - l->pt, l->kh - 1 - l->pb, vl};
   return d;
 }
@@ -585,7 +592,7 @@ static void direct_forward(TrainCtx *c, int k, int vl, int yf) {
   if (st)
     emit_phase_weights(c, k);
   group_begin(c);
-  int flat = yf && conv_fwd_flat(&d);
+  int flat = yf && conv_fwd_flat_copies(&d);
   if (flat)
     W(c, "    cnn_real *restrict yf = %s_l%d_yf[g];\n", c->P, k);
   forward_images(c, k);
@@ -676,7 +683,7 @@ static void direct_backward(TrainCtx *c, int k, int vl) {
       W(c, "    cnn_real *restrict dyp = %s_l%d_dyp[g];\n", P, k);
     if (st)
       W(c, "    cnn_real *restrict dxs = %s_l%d_dxs[g];\n", P, k);
-    if (conv_fwd_flat(&dd))
+    if (conv_fwd_flat_copies(&dd))
       W(c, "    cnn_real *restrict dxf = %s_l%d_dxf[g];\n", P, k);
     ig_close(c, dxmode);
   }
@@ -771,7 +778,7 @@ static void direct_backward(TrainCtx *c, int k, int vl) {
                                 : group_operand(ga[0], 128, "dyp", (long)Og * dd.h * dd.w, G),
                      group_operand(ga[1], 128, "wt", wgs, G),
                      group_operand(ga[2], 128, st ? "dxs" : "dx", (long)Cg * dd.oh * dd.ow, G), NULL,
-                     conv_fwd_flat(&dd) ? "dxf" : NULL, gi);
+                     conv_fwd_flat_copies(&dd) ? "dxf" : NULL, gi);
     groups_close(c, G, "      ");
     if (st) {
       emit_phase_gather(c, k);
@@ -806,16 +813,16 @@ static long whole_vectors(long n) {
 }
 
 // The buffer (NAME_lK_<name>) that a direct kernel of shape dims(l, width)
-// writes flat (conv_fwd_flat) at some width, sized for the widest and under
+// writes flat (conv_fwd_flat_copies) at some width, sized for the widest and under
 // CNN_V16 when only the 16-wide kernel uses it; whether there is one.
 static int emit_flat_buffer(TrainCtx *c, int k, ConvDims (*dims)(const Layer *, int), const char *name,
                             const char *what) {
   const Layer *l = &c->net->layers[k];
   ConvDims d8 = dims(l, CONV_VL_AVX2);
-  int flat = 0, flat8 = conv_fwd_flat(&d8);
+  int flat = 0, flat8 = conv_fwd_flat_copies(&d8);
   for (int v = 0; v < N_WIDTHS; v++) {
     ConvDims dv = dims(l, conv_widths[v]);
-    flat |= conv_fwd_flat(&dv);
+    flat |= conv_fwd_flat_copies(&dv);
   }
   if (flat) {
     W(c, "// Each plane of a group's %s row stride.\n", what);
@@ -885,7 +892,7 @@ static void conv_emit_direct(TrainCtx *c, int k) {
            "// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =\n"
            "// %s[o][c][%d - ky][%d - kx]%s.\n", st ? "ws" : "W", d.kh - 1, d.kw - 1,
         st ? " (on the phases: c a phase channel, the window the phases')" : "");
-      W(c, "static cnn_real %s_l%d_dyp[NGROUP][%ld] CNN_ALIGNED;\n", P, k, whole_vectors((long)O * dd.h * dd.w + CONV_VL_MAX));
+      W(c, "static cnn_real %s_l%d_dyp[NGROUP][%ld] CNN_ALIGNED;\n", P, k, whole_vectors((long)O * dd.h * dd.w + CONV_VL_MAX + dd.kw));
     }
     emit_flat_buffer(c, k, igrad_dims, "dxf", "input gradient as one row on dy's bordered");
     if (st)

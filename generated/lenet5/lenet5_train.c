@@ -694,7 +694,7 @@ static cnn_real lenet5_l0_db[NGROUP][6] CNN_ALIGNED;
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][4 - ky][4 - kx].
-static cnn_real lenet5_l0_dyp[NGROUP][6160] CNN_ALIGNED;
+static cnn_real lenet5_l0_dyp[NGROUP][6176] CNN_ALIGNED;
 static cnn_real lenet5_l0_wt[150] CNN_ALIGNED;
 #endif
 CNN_CLONES_V8 static void lenet5_l0_conv_backward_v8(int n) {
@@ -1412,7 +1412,7 @@ static cnn_real lenet5_l3_db[NGROUP][16] CNN_ALIGNED;
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][4 - ky][4 - kx].
-static cnn_real lenet5_l3_dyp[NGROUP][5200] CNN_ALIGNED;
+static cnn_real lenet5_l3_dyp[NGROUP][4064] CNN_ALIGNED;
 static cnn_real lenet5_l3_wt[2400] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
@@ -1488,7 +1488,7 @@ CNN_CLONES_V8 static void lenet5_l3_conv_backward_v8(int n) {
       cnn_real *restrict dx = lenet5_d3 + (size_t)i * 1176;
       for (int o = 0; o < 16; o++)
         for (int oy = 0; oy < 10; oy++)
-          memcpy(dyp + (o * 18 + oy + 4) * 18 + 4, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
+          memcpy(dyp + (o * 18 + oy + 4) * 14 + 4, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
       // 6 output channels x 2 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 4; oy++) {
         const int ky0 = oy < 4 ? 4 - oy : 0, ky1 = oy > 9 ? 14 - oy : 5;
@@ -1502,7 +1502,7 @@ CNN_CLONES_V8 static void lenet5_l3_conv_backward_v8(int n) {
           cnn_v8 a5_0 = {0}, a5_1 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 18 + oy + ky) * 18 + 0;
+              const cnn_real *restrict xr = dyp + (c * 18 + oy + ky) * 14 + 0;
               const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
               for (int kx = 0; kx < 5; kx++) {
                 cnn_v8 x0, x1;
@@ -1543,7 +1543,7 @@ CNN_CLONES_V8 static void lenet5_l3_conv_backward_v8(int n) {
           cnn_v8 a5_0 = {0}, a5_1 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 5; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 18 + oy + ky) * 18 + 0;
+              const cnn_real *restrict xr = dyp + (c * 18 + oy + ky) * 14 + 0;
               const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
               for (int kx = 0; kx < 5; kx++) {
                 cnn_v8 x0, x1;
@@ -1585,7 +1585,7 @@ CNN_CLONES_V8 static void lenet5_l3_conv_backward_v8(int n) {
           cnn_v8 a5_0 = {0}, a5_1 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 18 + oy + ky) * 18 + 0;
+              const cnn_real *restrict xr = dyp + (c * 18 + oy + ky) * 14 + 0;
               const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
               for (int kx = 0; kx < 5; kx++) {
                 cnn_v8 x0, x1;
@@ -1719,7 +1719,7 @@ CNN_V16_FN static void lenet5_l3_conv_backward_v16(int n) {
       cnn_real *restrict dx = lenet5_d3 + (size_t)i * 1176;
       for (int o = 0; o < 16; o++)
         for (int oy = 0; oy < 10; oy++)
-          memcpy(dyp + (o * 18 + oy + 4) * 18 + 4, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
+          memcpy(dyp + (o * 18 + oy + 4) * 14 + 4, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
       // 6 output channels x 1 vectors of 16 columns per register tile.
       for (int oy = 0; oy < 4; oy++) {
         const int ky0 = oy < 4 ? 4 - oy : 0, ky1 = oy > 9 ? 14 - oy : 5;
@@ -1733,7 +1733,7 @@ CNN_V16_FN static void lenet5_l3_conv_backward_v16(int n) {
           cnn_v16 a5_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 18 + oy + ky) * 18 + 0;
+              const cnn_real *restrict xr = dyp + (c * 18 + oy + ky) * 14 + 0;
               const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
               for (int kx = 0; kx < 5; kx++) {
                 cnn_v16 x0;
@@ -1767,7 +1767,7 @@ CNN_V16_FN static void lenet5_l3_conv_backward_v16(int n) {
           cnn_v16 a5_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 5; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 18 + oy + ky) * 18 + 0;
+              const cnn_real *restrict xr = dyp + (c * 18 + oy + ky) * 14 + 0;
               const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
               for (int kx = 0; kx < 5; kx++) {
                 cnn_v16 x0;
@@ -1802,7 +1802,7 @@ CNN_V16_FN static void lenet5_l3_conv_backward_v16(int n) {
           cnn_v16 a5_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 18 + oy + ky) * 18 + 0;
+              const cnn_real *restrict xr = dyp + (c * 18 + oy + ky) * 14 + 0;
               const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
               for (int kx = 0; kx < 5; kx++) {
                 cnn_v16 x0;

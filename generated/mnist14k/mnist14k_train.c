@@ -759,9 +759,7 @@ static cnn_real mnist14k_l0_dw[NGROUP][144] CNN_ALIGNED;
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist14k_l0_dyp[NGROUP][14416] CNN_ALIGNED;
-// Each plane of a group's input gradient as one row on dy's bordered row stride.
-static cnn_real mnist14k_l0_dxf[NGROUP][864] CNN_ALIGNED;
+static cnn_real mnist14k_l0_dyp[NGROUP][13472] CNN_ALIGNED;
 static cnn_real mnist14k_l0_wt[144] CNN_ALIGNED;
 #endif
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
@@ -781,7 +779,6 @@ CNN_CLONES_V8 static void mnist14k_l0_conv_backward_v8(int n) {
     cnn_real *restrict dwv = mnist14k_l0_dwv[g];
 #ifdef CNN_INPUT_GRAD
     cnn_real *restrict dyp = mnist14k_l0_dyp[g];
-    cnn_real *restrict dxf = mnist14k_l0_dxf[g];
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 1's dx: this image's dy
@@ -924,9 +921,9 @@ CNN_CLONES_V8 static void mnist14k_l0_conv_backward_v8(int n) {
       cnn_real *restrict dx = mnist14k_d0 + (size_t)i * 784;
       for (int o = 0; o < 16; o++)
         for (int oy = 0; oy < 26; oy++)
-          memcpy(dyp + (o * 30 + oy + 2) * 30 + 2, dy + (o * 26 + oy) * 26, 26 * sizeof(cnn_real));
+          memcpy(dyp + (o * 30 + oy + 2) * 28 + 2, dy + (o * 26 + oy) * 26, 26 * sizeof(cnn_real));
       // 1 output channels x 7 vectors of 8 per register tile, over each plane as
-      // one run on the input's row stride (flat), then copied row by row.
+      // one run (flat): a row's last taps read the next row's first, zero, columns.
       for (int oy = 0; oy < 1; oy++) {
         for (int col = 0; col < 784; col += 56) {
           for (int o = 0; o < 1; o += 1) { // 1 channels x 56 columns
@@ -934,7 +931,7 @@ CNN_CLONES_V8 static void mnist14k_l0_conv_backward_v8(int n) {
             cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
             for (int c = 0; c < 16; c++)
               for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 28 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
                   cnn_v8 x0, x1, x2, x3, x4, x5, x6;
@@ -949,7 +946,7 @@ CNN_CLONES_V8 static void mnist14k_l0_conv_backward_v8(int n) {
                   a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6;
                 }
               }
-            cnn_real *restrict yr = dxf + (o) * 838 + oy * 838 + col;
+            cnn_real *restrict yr = dx + (o) * 784 + oy * 784 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
             memcpy(yr + 16, &a0_2, sizeof a0_2);
@@ -959,39 +956,7 @@ CNN_CLONES_V8 static void mnist14k_l0_conv_backward_v8(int n) {
             memcpy(yr + 48, &a0_6, sizeof a0_6);
           }
         }
-        for (int o = 0; o < 1; o += 1) { // 1 channels x 54 columns
-          const cnn_real *restrict wo = wt + (o) * 144;
-          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 784;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1, x2, x3, x4, x5, x6;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                memcpy(&x2, xr + kx + 16, sizeof x2);
-                memcpy(&x3, xr + kx + 24, sizeof x3);
-                memcpy(&x4, xr + kx + 32, sizeof x4);
-                memcpy(&x5, xr + kx + 40, sizeof x5);
-                memcpy(&x6, xr + kx + 48, sizeof x6);
-                const cnn_real w0 = wr[kx + 0];
-                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6;
-              }
-            }
-          cnn_real *restrict yr = dxf + (o) * 838 + oy * 838 + 784;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          memcpy(yr + 8, &a0_1, sizeof a0_1);
-          memcpy(yr + 16, &a0_2, sizeof a0_2);
-          memcpy(yr + 24, &a0_3, sizeof a0_3);
-          memcpy(yr + 32, &a0_4, sizeof a0_4);
-          memcpy(yr + 40, &a0_5, sizeof a0_5);
-          yr[48] = a0_6[0]; yr[49] = a0_6[1]; yr[50] = a0_6[2]; yr[51] = a0_6[3]; yr[52] = a0_6[4]; yr[53] = a0_6[5];
-        }
       }
-      for (int o = 0; o < 1; o++)
-        for (int oy = 0; oy < 28; oy++)
-          memcpy(dx + (o * 28 + oy) * 28, dxf + o * 838 + oy * 30, 28 * sizeof(cnn_real));
 #endif
     }
     for (int j = 0; j < 144; j++) {
@@ -1024,7 +989,6 @@ CNN_V16_FN static void mnist14k_l0_conv_backward_v16(int n) {
     cnn_real *restrict dwv = mnist14k_l0_dwv[g];
 #ifdef CNN_INPUT_GRAD
     cnn_real *restrict dyp = mnist14k_l0_dyp[g];
-    cnn_real *restrict dxf = mnist14k_l0_dxf[g];
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 1's dx: this image's dy
@@ -1263,20 +1227,20 @@ CNN_V16_FN static void mnist14k_l0_conv_backward_v16(int n) {
       cnn_real *restrict dx = mnist14k_d0 + (size_t)i * 784;
       for (int o = 0; o < 16; o++)
         for (int oy = 0; oy < 26; oy++)
-          memcpy(dyp + (o * 30 + oy + 2) * 30 + 2, dy + (o * 26 + oy) * 26, 26 * sizeof(cnn_real));
-      // 1 output channels x 14 vectors of 16 per register tile, over each plane as
-      // one run on the input's row stride (flat), then copied row by row.
+          memcpy(dyp + (o * 30 + oy + 2) * 28 + 2, dy + (o * 26 + oy) * 26, 26 * sizeof(cnn_real));
+      // 1 output channels x 13 vectors of 16 per register tile, over each plane as
+      // one run (flat): a row's last taps read the next row's first, zero, columns.
       for (int oy = 0; oy < 1; oy++) {
-        for (int col = 0; col < 672; col += 224) {
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 224 columns
+        for (int col = 0; col < 624; col += 208) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 208 columns
             const cnn_real *restrict wo = wt + (o) * 144;
-            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0}, a0_12 = {0}, a0_13 = {0};
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0}, a0_12 = {0};
             for (int c = 0; c < 16; c++)
               for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 28 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13;
+                  cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 16, sizeof x1);
                   memcpy(&x2, xr + kx + 32, sizeof x2);
@@ -1290,12 +1254,11 @@ CNN_V16_FN static void mnist14k_l0_conv_backward_v16(int n) {
                   memcpy(&x10, xr + kx + 160, sizeof x10);
                   memcpy(&x11, xr + kx + 176, sizeof x11);
                   memcpy(&x12, xr + kx + 192, sizeof x12);
-                  memcpy(&x13, xr + kx + 208, sizeof x13);
                   const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10; a0_11 += w0 * x11; a0_12 += w0 * x12; a0_13 += w0 * x13;
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10; a0_11 += w0 * x11; a0_12 += w0 * x12;
                 }
               }
-            cnn_real *restrict yr = dxf + (o) * 838 + oy * 838 + col;
+            cnn_real *restrict yr = dx + (o) * 784 + oy * 784 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 16, &a0_1, sizeof a0_1);
             memcpy(yr + 32, &a0_2, sizeof a0_2);
@@ -1309,18 +1272,17 @@ CNN_V16_FN static void mnist14k_l0_conv_backward_v16(int n) {
             memcpy(yr + 160, &a0_10, sizeof a0_10);
             memcpy(yr + 176, &a0_11, sizeof a0_11);
             memcpy(yr + 192, &a0_12, sizeof a0_12);
-            memcpy(yr + 208, &a0_13, sizeof a0_13);
           }
         }
-        for (int o = 0; o < 1; o += 1) { // 1 channels x 166 columns
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 160 columns
           const cnn_real *restrict wo = wt + (o) * 144;
-          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0};
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 672;
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 28 + 624;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10;
+                cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
                 memcpy(&x1, xr + kx + 16, sizeof x1);
                 memcpy(&x2, xr + kx + 32, sizeof x2);
@@ -1331,12 +1293,11 @@ CNN_V16_FN static void mnist14k_l0_conv_backward_v16(int n) {
                 memcpy(&x7, xr + kx + 112, sizeof x7);
                 memcpy(&x8, xr + kx + 128, sizeof x8);
                 memcpy(&x9, xr + kx + 144, sizeof x9);
-                memcpy(&x10, xr + kx + 160, sizeof x10);
                 const cnn_real w0 = wr[kx + 0];
-                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10;
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9;
               }
             }
-          cnn_real *restrict yr = dxf + (o) * 838 + oy * 838 + 672;
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 784 + 624;
           memcpy(yr + 0, &a0_0, sizeof a0_0);
           memcpy(yr + 16, &a0_1, sizeof a0_1);
           memcpy(yr + 32, &a0_2, sizeof a0_2);
@@ -1347,12 +1308,8 @@ CNN_V16_FN static void mnist14k_l0_conv_backward_v16(int n) {
           memcpy(yr + 112, &a0_7, sizeof a0_7);
           memcpy(yr + 128, &a0_8, sizeof a0_8);
           memcpy(yr + 144, &a0_9, sizeof a0_9);
-          yr[160] = a0_10[0]; yr[161] = a0_10[1]; yr[162] = a0_10[2]; yr[163] = a0_10[3]; yr[164] = a0_10[4]; yr[165] = a0_10[5];
         }
       }
-      for (int o = 0; o < 1; o++)
-        for (int oy = 0; oy < 28; oy++)
-          memcpy(dx + (o * 28 + oy) * 28, dxf + o * 838 + oy * 30, 28 * sizeof(cnn_real));
 #endif
     }
     for (int j = 0; j < 144; j++) {
@@ -1759,7 +1716,7 @@ static cnn_real mnist14k_l4_dw[NGROUP][2304] CNN_ALIGNED;
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist14k_l4_dyp[NGROUP][12560] CNN_ALIGNED;
+static cnn_real mnist14k_l4_dyp[NGROUP][11680] CNN_ALIGNED;
 static cnn_real mnist14k_l4_wt[2304] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
@@ -1902,440 +1859,85 @@ CNN_CLONES_V8 static void mnist14k_l4_conv_backward_v8(int n) {
       cnn_real *restrict dx = mnist14k_d2 + (size_t)i * 10816;
       for (int o = 0; o < 16; o++)
         for (int oy = 0; oy < 24; oy++)
-          memcpy(dyp + (o * 28 + oy + 2) * 28 + 2, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
-      // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 2; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+          memcpy(dyp + (o * 28 + oy + 2) * 26 + 2, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
+      // 4 output channels x 3 vectors of 8 per register tile, over each plane as
+      // one run (flat): a row's last taps read the next row's first, zero, columns.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 672; col += 24) {
+          for (int o = 0; o < 16; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = wt + (o) * 144;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
-            for (int c = 0; c < 16; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
-                }
-              }
-            cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 676, &a1_0, sizeof a1_0);
-            memcpy(yr + 684, &a1_1, sizeof a1_1);
-            memcpy(yr + 1352, &a2_0, sizeof a2_0);
-            memcpy(yr + 1360, &a2_1, sizeof a2_1);
-            memcpy(yr + 2028, &a3_0, sizeof a3_0);
-            memcpy(yr + 2036, &a3_1, sizeof a3_1);
-            memcpy(yr + 2704, &a4_0, sizeof a4_0);
-            memcpy(yr + 2712, &a4_1, sizeof a4_1);
-            memcpy(yr + 3380, &a5_0, sizeof a5_0);
-            memcpy(yr + 3388, &a5_1, sizeof a5_1);
-          }
-          { // the last 4 channels
-            const cnn_real *restrict wo = wt + (12) * 144;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            for (int c = 0; c < 16; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                }
-              }
-            cnn_real *restrict yr = dx + (12) * 676 + oy * 26 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 676, &a1_0, sizeof a1_0);
-            memcpy(yr + 684, &a1_1, sizeof a1_1);
-            memcpy(yr + 1352, &a2_0, sizeof a2_0);
-            memcpy(yr + 1360, &a2_1, sizeof a2_1);
-            memcpy(yr + 2028, &a3_0, sizeof a3_0);
-            memcpy(yr + 2036, &a3_1, sizeof a3_1);
-          }
-        }
-        for (int o = 0; o < 12; o += 6) { // 6 channels x 10 columns
-          const cnn_real *restrict wo = wt + (o) * 144;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1];
-          memcpy(yr + 676, &a1_0, sizeof a1_0);
-          yr[684] = a1_1[0]; yr[685] = a1_1[1];
-          memcpy(yr + 1352, &a2_0, sizeof a2_0);
-          yr[1360] = a2_1[0]; yr[1361] = a2_1[1];
-          memcpy(yr + 2028, &a3_0, sizeof a3_0);
-          yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
-          memcpy(yr + 2704, &a4_0, sizeof a4_0);
-          yr[2712] = a4_1[0]; yr[2713] = a4_1[1];
-          memcpy(yr + 3380, &a5_0, sizeof a5_0);
-          yr[3388] = a5_1[0]; yr[3389] = a5_1[1];
-        }
-        { // the last 4 channels
-          const cnn_real *restrict wo = wt + (12) * 144;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (12) * 676 + oy * 26 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1];
-          memcpy(yr + 676, &a1_0, sizeof a1_0);
-          yr[684] = a1_1[0]; yr[685] = a1_1[1];
-          memcpy(yr + 1352, &a2_0, sizeof a2_0);
-          yr[1360] = a2_1[0]; yr[1361] = a2_1[1];
-          memcpy(yr + 2028, &a3_0, sizeof a3_0);
-          yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
-        }
-      }
-      for (int oy = 2; oy < 24; oy++) {
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
-            const cnn_real *restrict wo = wt + (o) * 144;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 16; c++)
               for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
+                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 26 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
+                  cnn_v8 x0, x1, x2;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
-                }
-              }
-            cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 676, &a1_0, sizeof a1_0);
-            memcpy(yr + 684, &a1_1, sizeof a1_1);
-            memcpy(yr + 1352, &a2_0, sizeof a2_0);
-            memcpy(yr + 1360, &a2_1, sizeof a2_1);
-            memcpy(yr + 2028, &a3_0, sizeof a3_0);
-            memcpy(yr + 2036, &a3_1, sizeof a3_1);
-            memcpy(yr + 2704, &a4_0, sizeof a4_0);
-            memcpy(yr + 2712, &a4_1, sizeof a4_1);
-            memcpy(yr + 3380, &a5_0, sizeof a5_0);
-            memcpy(yr + 3388, &a5_1, sizeof a5_1);
-          }
-          { // the last 4 channels
-            const cnn_real *restrict wo = wt + (12) * 144;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            for (int c = 0; c < 16; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
                   const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
-            cnn_real *restrict yr = dx + (12) * 676 + oy * 26 + col;
+            cnn_real *restrict yr = dx + (o) * 676 + oy * 676 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 676, &a1_0, sizeof a1_0);
             memcpy(yr + 684, &a1_1, sizeof a1_1);
+            memcpy(yr + 692, &a1_2, sizeof a1_2);
             memcpy(yr + 1352, &a2_0, sizeof a2_0);
             memcpy(yr + 1360, &a2_1, sizeof a2_1);
+            memcpy(yr + 1368, &a2_2, sizeof a2_2);
             memcpy(yr + 2028, &a3_0, sizeof a3_0);
             memcpy(yr + 2036, &a3_1, sizeof a3_1);
+            memcpy(yr + 2044, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 12; o += 6) { // 6 channels x 10 columns
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 4 columns
           const cnn_real *restrict wo = wt + (o) * 144;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
+              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 26 + 672;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1];
-          memcpy(yr + 676, &a1_0, sizeof a1_0);
-          yr[684] = a1_1[0]; yr[685] = a1_1[1];
-          memcpy(yr + 1352, &a2_0, sizeof a2_0);
-          yr[1360] = a2_1[0]; yr[1361] = a2_1[1];
-          memcpy(yr + 2028, &a3_0, sizeof a3_0);
-          yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
-          memcpy(yr + 2704, &a4_0, sizeof a4_0);
-          yr[2712] = a4_1[0]; yr[2713] = a4_1[1];
-          memcpy(yr + 3380, &a5_0, sizeof a5_0);
-          yr[3388] = a5_1[0]; yr[3389] = a5_1[1];
-        }
-        { // the last 4 channels
-          const cnn_real *restrict wo = wt + (12) * 144;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (12) * 676 + oy * 26 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1];
-          memcpy(yr + 676, &a1_0, sizeof a1_0);
-          yr[684] = a1_1[0]; yr[685] = a1_1[1];
-          memcpy(yr + 1352, &a2_0, sizeof a2_0);
-          yr[1360] = a2_1[0]; yr[1361] = a2_1[1];
-          memcpy(yr + 2028, &a3_0, sizeof a3_0);
-          yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
-        }
-      }
-      for (int oy = 24; oy < 26; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
-        for (int col = 0; col < 16; col += 16) {
-          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
-            const cnn_real *restrict wo = wt + (o) * 144;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
-            for (int c = 0; c < 16; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
-                }
-              }
-            cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 676, &a1_0, sizeof a1_0);
-            memcpy(yr + 684, &a1_1, sizeof a1_1);
-            memcpy(yr + 1352, &a2_0, sizeof a2_0);
-            memcpy(yr + 1360, &a2_1, sizeof a2_1);
-            memcpy(yr + 2028, &a3_0, sizeof a3_0);
-            memcpy(yr + 2036, &a3_1, sizeof a3_1);
-            memcpy(yr + 2704, &a4_0, sizeof a4_0);
-            memcpy(yr + 2712, &a4_1, sizeof a4_1);
-            memcpy(yr + 3380, &a5_0, sizeof a5_0);
-            memcpy(yr + 3388, &a5_1, sizeof a5_1);
-          }
-          { // the last 4 channels
-            const cnn_real *restrict wo = wt + (12) * 144;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            for (int c = 0; c < 16; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                }
-              }
-            cnn_real *restrict yr = dx + (12) * 676 + oy * 26 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 676, &a1_0, sizeof a1_0);
-            memcpy(yr + 684, &a1_1, sizeof a1_1);
-            memcpy(yr + 1352, &a2_0, sizeof a2_0);
-            memcpy(yr + 1360, &a2_1, sizeof a2_1);
-            memcpy(yr + 2028, &a3_0, sizeof a3_0);
-            memcpy(yr + 2036, &a3_1, sizeof a3_1);
-          }
-        }
-        for (int o = 0; o < 12; o += 6) { // 6 channels x 10 columns
-          const cnn_real *restrict wo = wt + (o) * 144;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1];
-          memcpy(yr + 676, &a1_0, sizeof a1_0);
-          yr[684] = a1_1[0]; yr[685] = a1_1[1];
-          memcpy(yr + 1352, &a2_0, sizeof a2_0);
-          yr[1360] = a2_1[0]; yr[1361] = a2_1[1];
-          memcpy(yr + 2028, &a3_0, sizeof a3_0);
-          yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
-          memcpy(yr + 2704, &a4_0, sizeof a4_0);
-          yr[2712] = a4_1[0]; yr[2713] = a4_1[1];
-          memcpy(yr + 3380, &a5_0, sizeof a5_0);
-          yr[3388] = a5_1[0]; yr[3389] = a5_1[1];
-        }
-        { // the last 4 channels
-          const cnn_real *restrict wo = wt + (12) * 144;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 16;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (12) * 676 + oy * 26 + 16;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1];
-          memcpy(yr + 676, &a1_0, sizeof a1_0);
-          yr[684] = a1_1[0]; yr[685] = a1_1[1];
-          memcpy(yr + 1352, &a2_0, sizeof a2_0);
-          yr[1360] = a2_1[0]; yr[1361] = a2_1[1];
-          memcpy(yr + 2028, &a3_0, sizeof a3_0);
-          yr[2036] = a3_1[0]; yr[2037] = a3_1[1];
+          cnn_real *restrict yr = dx + (o) * 676 + oy * 676 + 672;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[676] = a1_0[0]; yr[677] = a1_0[1]; yr[678] = a1_0[2]; yr[679] = a1_0[3];
+          yr[1352] = a2_0[0]; yr[1353] = a2_0[1]; yr[1354] = a2_0[2]; yr[1355] = a2_0[3];
+          yr[2028] = a3_0[0]; yr[2029] = a3_0[1]; yr[2030] = a3_0[2]; yr[2031] = a3_0[3];
+          yr[2704] = a4_0[0]; yr[2705] = a4_0[1]; yr[2706] = a4_0[2]; yr[2707] = a4_0[3];
+          yr[3380] = a5_0[0]; yr[3381] = a5_0[1]; yr[3382] = a5_0[2]; yr[3383] = a5_0[3];
+          yr[4056] = a6_0[0]; yr[4057] = a6_0[1]; yr[4058] = a6_0[2]; yr[4059] = a6_0[3];
+          yr[4732] = a7_0[0]; yr[4733] = a7_0[1]; yr[4734] = a7_0[2]; yr[4735] = a7_0[3];
         }
       }
       }
@@ -2606,155 +2208,129 @@ CNN_V16_FN static void mnist14k_l4_conv_backward_v16(int n) {
       cnn_real *restrict dx = mnist14k_d2 + (size_t)i * 10816;
       for (int o = 0; o < 16; o++)
         for (int oy = 0; oy < 24; oy++)
-          memcpy(dyp + (o * 28 + oy + 2) * 28 + 2, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
-      // 8 output channels x 2 vectors of 16 columns per register tile.
-      for (int oy = 0; oy < 2; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
-        for (int o = 0; o < 16; o += 8) { // 8 channels x 26 columns
-          const cnn_real *restrict wo = wt + (o) * 144;
-          cnn_v16 a0_0 = {0}, a0_1 = {0};
-          cnn_v16 a1_0 = {0}, a1_1 = {0};
-          cnn_v16 a2_0 = {0}, a2_1 = {0};
-          cnn_v16 a3_0 = {0}, a3_1 = {0};
-          cnn_v16 a4_0 = {0}, a4_1 = {0};
-          cnn_v16 a5_0 = {0}, a5_1 = {0};
-          cnn_v16 a6_0 = {0}, a6_1 = {0};
-          cnn_v16 a7_0 = {0}, a7_1 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 16, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
-                a6_0 += w6 * x0; a6_1 += w6 * x1;
-                a7_0 += w7 * x0; a7_1 += w7 * x1;
+          memcpy(dyp + (o * 28 + oy + 2) * 26 + 2, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
+      // 8 output channels x 3 vectors of 16 per register tile, over each plane as
+      // one run (flat): a row's last taps read the next row's first, zero, columns.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 672; col += 48) {
+          for (int o = 0; o < 16; o += 8) { // 8 channels x 48 columns
+            const cnn_real *restrict wo = wt + (o) * 144;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+            cnn_v16 a6_0 = {0}, a6_1 = {0}, a6_2 = {0};
+            cnn_v16 a7_0 = {0}, a7_1 = {0}, a7_2 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 26 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0, x1, x2;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+                  a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
+                  a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
+                }
               }
-            }
-          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9];
-          memcpy(yr + 676, &a1_0, sizeof a1_0);
-          yr[692] = a1_1[0]; yr[693] = a1_1[1]; yr[694] = a1_1[2]; yr[695] = a1_1[3]; yr[696] = a1_1[4]; yr[697] = a1_1[5]; yr[698] = a1_1[6]; yr[699] = a1_1[7]; yr[700] = a1_1[8]; yr[701] = a1_1[9];
-          memcpy(yr + 1352, &a2_0, sizeof a2_0);
-          yr[1368] = a2_1[0]; yr[1369] = a2_1[1]; yr[1370] = a2_1[2]; yr[1371] = a2_1[3]; yr[1372] = a2_1[4]; yr[1373] = a2_1[5]; yr[1374] = a2_1[6]; yr[1375] = a2_1[7]; yr[1376] = a2_1[8]; yr[1377] = a2_1[9];
-          memcpy(yr + 2028, &a3_0, sizeof a3_0);
-          yr[2044] = a3_1[0]; yr[2045] = a3_1[1]; yr[2046] = a3_1[2]; yr[2047] = a3_1[3]; yr[2048] = a3_1[4]; yr[2049] = a3_1[5]; yr[2050] = a3_1[6]; yr[2051] = a3_1[7]; yr[2052] = a3_1[8]; yr[2053] = a3_1[9];
-          memcpy(yr + 2704, &a4_0, sizeof a4_0);
-          yr[2720] = a4_1[0]; yr[2721] = a4_1[1]; yr[2722] = a4_1[2]; yr[2723] = a4_1[3]; yr[2724] = a4_1[4]; yr[2725] = a4_1[5]; yr[2726] = a4_1[6]; yr[2727] = a4_1[7]; yr[2728] = a4_1[8]; yr[2729] = a4_1[9];
-          memcpy(yr + 3380, &a5_0, sizeof a5_0);
-          yr[3396] = a5_1[0]; yr[3397] = a5_1[1]; yr[3398] = a5_1[2]; yr[3399] = a5_1[3]; yr[3400] = a5_1[4]; yr[3401] = a5_1[5]; yr[3402] = a5_1[6]; yr[3403] = a5_1[7]; yr[3404] = a5_1[8]; yr[3405] = a5_1[9];
-          memcpy(yr + 4056, &a6_0, sizeof a6_0);
-          yr[4072] = a6_1[0]; yr[4073] = a6_1[1]; yr[4074] = a6_1[2]; yr[4075] = a6_1[3]; yr[4076] = a6_1[4]; yr[4077] = a6_1[5]; yr[4078] = a6_1[6]; yr[4079] = a6_1[7]; yr[4080] = a6_1[8]; yr[4081] = a6_1[9];
-          memcpy(yr + 4732, &a7_0, sizeof a7_0);
-          yr[4748] = a7_1[0]; yr[4749] = a7_1[1]; yr[4750] = a7_1[2]; yr[4751] = a7_1[3]; yr[4752] = a7_1[4]; yr[4753] = a7_1[5]; yr[4754] = a7_1[6]; yr[4755] = a7_1[7]; yr[4756] = a7_1[8]; yr[4757] = a7_1[9];
+            cnn_real *restrict yr = dx + (o) * 676 + oy * 676 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 676, &a1_0, sizeof a1_0);
+            memcpy(yr + 692, &a1_1, sizeof a1_1);
+            memcpy(yr + 708, &a1_2, sizeof a1_2);
+            memcpy(yr + 1352, &a2_0, sizeof a2_0);
+            memcpy(yr + 1368, &a2_1, sizeof a2_1);
+            memcpy(yr + 1384, &a2_2, sizeof a2_2);
+            memcpy(yr + 2028, &a3_0, sizeof a3_0);
+            memcpy(yr + 2044, &a3_1, sizeof a3_1);
+            memcpy(yr + 2060, &a3_2, sizeof a3_2);
+            memcpy(yr + 2704, &a4_0, sizeof a4_0);
+            memcpy(yr + 2720, &a4_1, sizeof a4_1);
+            memcpy(yr + 2736, &a4_2, sizeof a4_2);
+            memcpy(yr + 3380, &a5_0, sizeof a5_0);
+            memcpy(yr + 3396, &a5_1, sizeof a5_1);
+            memcpy(yr + 3412, &a5_2, sizeof a5_2);
+            memcpy(yr + 4056, &a6_0, sizeof a6_0);
+            memcpy(yr + 4072, &a6_1, sizeof a6_1);
+            memcpy(yr + 4088, &a6_2, sizeof a6_2);
+            memcpy(yr + 4732, &a7_0, sizeof a7_0);
+            memcpy(yr + 4748, &a7_1, sizeof a7_1);
+            memcpy(yr + 4764, &a7_2, sizeof a7_2);
+          }
         }
-      }
-      for (int oy = 2; oy < 24; oy++) {
-        for (int o = 0; o < 16; o += 8) { // 8 channels x 26 columns
+        for (int o = 0; o < 16; o += 16) { // 16 channels x 4 columns
           const cnn_real *restrict wo = wt + (o) * 144;
-          cnn_v16 a0_0 = {0}, a0_1 = {0};
-          cnn_v16 a1_0 = {0}, a1_1 = {0};
-          cnn_v16 a2_0 = {0}, a2_1 = {0};
-          cnn_v16 a3_0 = {0}, a3_1 = {0};
-          cnn_v16 a4_0 = {0}, a4_1 = {0};
-          cnn_v16 a5_0 = {0}, a5_1 = {0};
-          cnn_v16 a6_0 = {0}, a6_1 = {0};
-          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
+          cnn_v16 a8_0 = {0};
+          cnn_v16 a9_0 = {0};
+          cnn_v16 a10_0 = {0};
+          cnn_v16 a11_0 = {0};
+          cnn_v16 a12_0 = {0};
+          cnn_v16 a13_0 = {0};
+          cnn_v16 a14_0 = {0};
+          cnn_v16 a15_0 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 0;
+              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 26 + 672;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0, x1;
+                cnn_v16 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 16, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
-                a6_0 += w6 * x0; a6_1 += w6 * x1;
-                a7_0 += w7 * x0; a7_1 += w7 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584], w12 = wr[kx + 1728], w13 = wr[kx + 1872], w14 = wr[kx + 2016], w15 = wr[kx + 2160];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
+                a12_0 += w12 * x0;
+                a13_0 += w13 * x0;
+                a14_0 += w14 * x0;
+                a15_0 += w15 * x0;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9];
-          memcpy(yr + 676, &a1_0, sizeof a1_0);
-          yr[692] = a1_1[0]; yr[693] = a1_1[1]; yr[694] = a1_1[2]; yr[695] = a1_1[3]; yr[696] = a1_1[4]; yr[697] = a1_1[5]; yr[698] = a1_1[6]; yr[699] = a1_1[7]; yr[700] = a1_1[8]; yr[701] = a1_1[9];
-          memcpy(yr + 1352, &a2_0, sizeof a2_0);
-          yr[1368] = a2_1[0]; yr[1369] = a2_1[1]; yr[1370] = a2_1[2]; yr[1371] = a2_1[3]; yr[1372] = a2_1[4]; yr[1373] = a2_1[5]; yr[1374] = a2_1[6]; yr[1375] = a2_1[7]; yr[1376] = a2_1[8]; yr[1377] = a2_1[9];
-          memcpy(yr + 2028, &a3_0, sizeof a3_0);
-          yr[2044] = a3_1[0]; yr[2045] = a3_1[1]; yr[2046] = a3_1[2]; yr[2047] = a3_1[3]; yr[2048] = a3_1[4]; yr[2049] = a3_1[5]; yr[2050] = a3_1[6]; yr[2051] = a3_1[7]; yr[2052] = a3_1[8]; yr[2053] = a3_1[9];
-          memcpy(yr + 2704, &a4_0, sizeof a4_0);
-          yr[2720] = a4_1[0]; yr[2721] = a4_1[1]; yr[2722] = a4_1[2]; yr[2723] = a4_1[3]; yr[2724] = a4_1[4]; yr[2725] = a4_1[5]; yr[2726] = a4_1[6]; yr[2727] = a4_1[7]; yr[2728] = a4_1[8]; yr[2729] = a4_1[9];
-          memcpy(yr + 3380, &a5_0, sizeof a5_0);
-          yr[3396] = a5_1[0]; yr[3397] = a5_1[1]; yr[3398] = a5_1[2]; yr[3399] = a5_1[3]; yr[3400] = a5_1[4]; yr[3401] = a5_1[5]; yr[3402] = a5_1[6]; yr[3403] = a5_1[7]; yr[3404] = a5_1[8]; yr[3405] = a5_1[9];
-          memcpy(yr + 4056, &a6_0, sizeof a6_0);
-          yr[4072] = a6_1[0]; yr[4073] = a6_1[1]; yr[4074] = a6_1[2]; yr[4075] = a6_1[3]; yr[4076] = a6_1[4]; yr[4077] = a6_1[5]; yr[4078] = a6_1[6]; yr[4079] = a6_1[7]; yr[4080] = a6_1[8]; yr[4081] = a6_1[9];
-          memcpy(yr + 4732, &a7_0, sizeof a7_0);
-          yr[4748] = a7_1[0]; yr[4749] = a7_1[1]; yr[4750] = a7_1[2]; yr[4751] = a7_1[3]; yr[4752] = a7_1[4]; yr[4753] = a7_1[5]; yr[4754] = a7_1[6]; yr[4755] = a7_1[7]; yr[4756] = a7_1[8]; yr[4757] = a7_1[9];
-        }
-      }
-      for (int oy = 24; oy < 26; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
-        for (int o = 0; o < 16; o += 8) { // 8 channels x 26 columns
-          const cnn_real *restrict wo = wt + (o) * 144;
-          cnn_v16 a0_0 = {0}, a0_1 = {0};
-          cnn_v16 a1_0 = {0}, a1_1 = {0};
-          cnn_v16 a2_0 = {0}, a2_1 = {0};
-          cnn_v16 a3_0 = {0}, a3_1 = {0};
-          cnn_v16 a4_0 = {0}, a4_1 = {0};
-          cnn_v16 a5_0 = {0}, a5_1 = {0};
-          cnn_v16 a6_0 = {0}, a6_1 = {0};
-          cnn_v16 a7_0 = {0}, a7_1 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 16, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
-                a6_0 += w6 * x0; a6_1 += w6 * x1;
-                a7_0 += w7 * x0; a7_1 += w7 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9];
-          memcpy(yr + 676, &a1_0, sizeof a1_0);
-          yr[692] = a1_1[0]; yr[693] = a1_1[1]; yr[694] = a1_1[2]; yr[695] = a1_1[3]; yr[696] = a1_1[4]; yr[697] = a1_1[5]; yr[698] = a1_1[6]; yr[699] = a1_1[7]; yr[700] = a1_1[8]; yr[701] = a1_1[9];
-          memcpy(yr + 1352, &a2_0, sizeof a2_0);
-          yr[1368] = a2_1[0]; yr[1369] = a2_1[1]; yr[1370] = a2_1[2]; yr[1371] = a2_1[3]; yr[1372] = a2_1[4]; yr[1373] = a2_1[5]; yr[1374] = a2_1[6]; yr[1375] = a2_1[7]; yr[1376] = a2_1[8]; yr[1377] = a2_1[9];
-          memcpy(yr + 2028, &a3_0, sizeof a3_0);
-          yr[2044] = a3_1[0]; yr[2045] = a3_1[1]; yr[2046] = a3_1[2]; yr[2047] = a3_1[3]; yr[2048] = a3_1[4]; yr[2049] = a3_1[5]; yr[2050] = a3_1[6]; yr[2051] = a3_1[7]; yr[2052] = a3_1[8]; yr[2053] = a3_1[9];
-          memcpy(yr + 2704, &a4_0, sizeof a4_0);
-          yr[2720] = a4_1[0]; yr[2721] = a4_1[1]; yr[2722] = a4_1[2]; yr[2723] = a4_1[3]; yr[2724] = a4_1[4]; yr[2725] = a4_1[5]; yr[2726] = a4_1[6]; yr[2727] = a4_1[7]; yr[2728] = a4_1[8]; yr[2729] = a4_1[9];
-          memcpy(yr + 3380, &a5_0, sizeof a5_0);
-          yr[3396] = a5_1[0]; yr[3397] = a5_1[1]; yr[3398] = a5_1[2]; yr[3399] = a5_1[3]; yr[3400] = a5_1[4]; yr[3401] = a5_1[5]; yr[3402] = a5_1[6]; yr[3403] = a5_1[7]; yr[3404] = a5_1[8]; yr[3405] = a5_1[9];
-          memcpy(yr + 4056, &a6_0, sizeof a6_0);
-          yr[4072] = a6_1[0]; yr[4073] = a6_1[1]; yr[4074] = a6_1[2]; yr[4075] = a6_1[3]; yr[4076] = a6_1[4]; yr[4077] = a6_1[5]; yr[4078] = a6_1[6]; yr[4079] = a6_1[7]; yr[4080] = a6_1[8]; yr[4081] = a6_1[9];
-          memcpy(yr + 4732, &a7_0, sizeof a7_0);
-          yr[4748] = a7_1[0]; yr[4749] = a7_1[1]; yr[4750] = a7_1[2]; yr[4751] = a7_1[3]; yr[4752] = a7_1[4]; yr[4753] = a7_1[5]; yr[4754] = a7_1[6]; yr[4755] = a7_1[7]; yr[4756] = a7_1[8]; yr[4757] = a7_1[9];
+          cnn_real *restrict yr = dx + (o) * 676 + oy * 676 + 672;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[676] = a1_0[0]; yr[677] = a1_0[1]; yr[678] = a1_0[2]; yr[679] = a1_0[3];
+          yr[1352] = a2_0[0]; yr[1353] = a2_0[1]; yr[1354] = a2_0[2]; yr[1355] = a2_0[3];
+          yr[2028] = a3_0[0]; yr[2029] = a3_0[1]; yr[2030] = a3_0[2]; yr[2031] = a3_0[3];
+          yr[2704] = a4_0[0]; yr[2705] = a4_0[1]; yr[2706] = a4_0[2]; yr[2707] = a4_0[3];
+          yr[3380] = a5_0[0]; yr[3381] = a5_0[1]; yr[3382] = a5_0[2]; yr[3383] = a5_0[3];
+          yr[4056] = a6_0[0]; yr[4057] = a6_0[1]; yr[4058] = a6_0[2]; yr[4059] = a6_0[3];
+          yr[4732] = a7_0[0]; yr[4733] = a7_0[1]; yr[4734] = a7_0[2]; yr[4735] = a7_0[3];
+          yr[5408] = a8_0[0]; yr[5409] = a8_0[1]; yr[5410] = a8_0[2]; yr[5411] = a8_0[3];
+          yr[6084] = a9_0[0]; yr[6085] = a9_0[1]; yr[6086] = a9_0[2]; yr[6087] = a9_0[3];
+          yr[6760] = a10_0[0]; yr[6761] = a10_0[1]; yr[6762] = a10_0[2]; yr[6763] = a10_0[3];
+          yr[7436] = a11_0[0]; yr[7437] = a11_0[1]; yr[7438] = a11_0[2]; yr[7439] = a11_0[3];
+          yr[8112] = a12_0[0]; yr[8113] = a12_0[1]; yr[8114] = a12_0[2]; yr[8115] = a12_0[3];
+          yr[8788] = a13_0[0]; yr[8789] = a13_0[1]; yr[8790] = a13_0[2]; yr[8791] = a13_0[3];
+          yr[9464] = a14_0[0]; yr[9465] = a14_0[1]; yr[9466] = a14_0[2]; yr[9467] = a14_0[3];
+          yr[10140] = a15_0[0]; yr[10141] = a15_0[1]; yr[10142] = a15_0[2]; yr[10143] = a15_0[3];
         }
       }
       }
@@ -3200,7 +2776,7 @@ static cnn_real mnist14k_l8_dw[NGROUP][2304] CNN_ALIGNED;
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist14k_l8_dyp[NGROUP][10832] CNN_ALIGNED;
+static cnn_real mnist14k_l8_dyp[NGROUP][10016] CNN_ALIGNED;
 static cnn_real mnist14k_l8_wt[2304] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
@@ -3345,7 +2921,7 @@ CNN_CLONES_V8 static void mnist14k_l8_conv_backward_v8(int n) {
       cnn_real *restrict dx = mnist14k_d6 + (size_t)i * 9216;
       for (int o = 0; o < 16; o++)
         for (int oy = 0; oy < 22; oy++)
-          memcpy(dyp + (o * 26 + oy + 2) * 26 + 2, dy + (o * 22 + oy) * 22, 22 * sizeof(cnn_real));
+          memcpy(dyp + (o * 26 + oy + 2) * 24 + 2, dy + (o * 22 + oy) * 22, 22 * sizeof(cnn_real));
       // 4 output channels x 3 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 2; oy++) {
         const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 21 ? 24 - oy : 3;
@@ -3357,7 +2933,7 @@ CNN_CLONES_V8 static void mnist14k_l8_conv_backward_v8(int n) {
           cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + 0;
+              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 24 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0, x1, x2;
@@ -3395,7 +2971,7 @@ CNN_CLONES_V8 static void mnist14k_l8_conv_backward_v8(int n) {
           cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + 0;
+              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 24 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0, x1, x2;
@@ -3434,7 +3010,7 @@ CNN_CLONES_V8 static void mnist14k_l8_conv_backward_v8(int n) {
           cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
           for (int c = 0; c < 16; c++)
             for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + 0;
+              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 24 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0, x1, x2;
@@ -3727,155 +3303,67 @@ CNN_V16_FN static void mnist14k_l8_conv_backward_v16(int n) {
       cnn_real *restrict dx = mnist14k_d6 + (size_t)i * 9216;
       for (int o = 0; o < 16; o++)
         for (int oy = 0; oy < 22; oy++)
-          memcpy(dyp + (o * 26 + oy + 2) * 26 + 2, dy + (o * 22 + oy) * 22, 22 * sizeof(cnn_real));
-      // 8 output channels x 2 vectors of 16 columns per register tile.
-      for (int oy = 0; oy < 2; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 21 ? 24 - oy : 3;
-        for (int o = 0; o < 16; o += 8) { // 8 channels x 24 columns
-          const cnn_real *restrict wo = wt + (o) * 144;
-          cnn_v16 a0_0 = {0}, a0_1 = {0};
-          cnn_v16 a1_0 = {0}, a1_1 = {0};
-          cnn_v16 a2_0 = {0}, a2_1 = {0};
-          cnn_v16 a3_0 = {0}, a3_1 = {0};
-          cnn_v16 a4_0 = {0}, a4_1 = {0};
-          cnn_v16 a5_0 = {0}, a5_1 = {0};
-          cnn_v16 a6_0 = {0}, a6_1 = {0};
-          cnn_v16 a7_0 = {0}, a7_1 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 16, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
-                a6_0 += w6 * x0; a6_1 += w6 * x1;
-                a7_0 += w7 * x0; a7_1 += w7 * x1;
+          memcpy(dyp + (o * 26 + oy + 2) * 24 + 2, dy + (o * 22 + oy) * 22, 22 * sizeof(cnn_real));
+      // 8 output channels x 3 vectors of 16 per register tile, over each plane as
+      // one run (flat): a row's last taps read the next row's first, zero, columns.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 576; col += 48) {
+          for (int o = 0; o < 16; o += 8) { // 8 channels x 48 columns
+            const cnn_real *restrict wo = wt + (o) * 144;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+            cnn_v16 a6_0 = {0}, a6_1 = {0}, a6_2 = {0};
+            cnn_v16 a7_0 = {0}, a7_1 = {0}, a7_2 = {0};
+            for (int c = 0; c < 16; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 24 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0, x1, x2;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+                  a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
+                  a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
+                }
               }
-            }
-          cnn_real *restrict yr = dx + (o) * 576 + oy * 24 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7];
-          memcpy(yr + 576, &a1_0, sizeof a1_0);
-          yr[592] = a1_1[0]; yr[593] = a1_1[1]; yr[594] = a1_1[2]; yr[595] = a1_1[3]; yr[596] = a1_1[4]; yr[597] = a1_1[5]; yr[598] = a1_1[6]; yr[599] = a1_1[7];
-          memcpy(yr + 1152, &a2_0, sizeof a2_0);
-          yr[1168] = a2_1[0]; yr[1169] = a2_1[1]; yr[1170] = a2_1[2]; yr[1171] = a2_1[3]; yr[1172] = a2_1[4]; yr[1173] = a2_1[5]; yr[1174] = a2_1[6]; yr[1175] = a2_1[7];
-          memcpy(yr + 1728, &a3_0, sizeof a3_0);
-          yr[1744] = a3_1[0]; yr[1745] = a3_1[1]; yr[1746] = a3_1[2]; yr[1747] = a3_1[3]; yr[1748] = a3_1[4]; yr[1749] = a3_1[5]; yr[1750] = a3_1[6]; yr[1751] = a3_1[7];
-          memcpy(yr + 2304, &a4_0, sizeof a4_0);
-          yr[2320] = a4_1[0]; yr[2321] = a4_1[1]; yr[2322] = a4_1[2]; yr[2323] = a4_1[3]; yr[2324] = a4_1[4]; yr[2325] = a4_1[5]; yr[2326] = a4_1[6]; yr[2327] = a4_1[7];
-          memcpy(yr + 2880, &a5_0, sizeof a5_0);
-          yr[2896] = a5_1[0]; yr[2897] = a5_1[1]; yr[2898] = a5_1[2]; yr[2899] = a5_1[3]; yr[2900] = a5_1[4]; yr[2901] = a5_1[5]; yr[2902] = a5_1[6]; yr[2903] = a5_1[7];
-          memcpy(yr + 3456, &a6_0, sizeof a6_0);
-          yr[3472] = a6_1[0]; yr[3473] = a6_1[1]; yr[3474] = a6_1[2]; yr[3475] = a6_1[3]; yr[3476] = a6_1[4]; yr[3477] = a6_1[5]; yr[3478] = a6_1[6]; yr[3479] = a6_1[7];
-          memcpy(yr + 4032, &a7_0, sizeof a7_0);
-          yr[4048] = a7_1[0]; yr[4049] = a7_1[1]; yr[4050] = a7_1[2]; yr[4051] = a7_1[3]; yr[4052] = a7_1[4]; yr[4053] = a7_1[5]; yr[4054] = a7_1[6]; yr[4055] = a7_1[7];
-        }
-      }
-      for (int oy = 2; oy < 22; oy++) {
-        for (int o = 0; o < 16; o += 8) { // 8 channels x 24 columns
-          const cnn_real *restrict wo = wt + (o) * 144;
-          cnn_v16 a0_0 = {0}, a0_1 = {0};
-          cnn_v16 a1_0 = {0}, a1_1 = {0};
-          cnn_v16 a2_0 = {0}, a2_1 = {0};
-          cnn_v16 a3_0 = {0}, a3_1 = {0};
-          cnn_v16 a4_0 = {0}, a4_1 = {0};
-          cnn_v16 a5_0 = {0}, a5_1 = {0};
-          cnn_v16 a6_0 = {0}, a6_1 = {0};
-          cnn_v16 a7_0 = {0}, a7_1 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 16, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
-                a6_0 += w6 * x0; a6_1 += w6 * x1;
-                a7_0 += w7 * x0; a7_1 += w7 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 576 + oy * 24 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7];
-          memcpy(yr + 576, &a1_0, sizeof a1_0);
-          yr[592] = a1_1[0]; yr[593] = a1_1[1]; yr[594] = a1_1[2]; yr[595] = a1_1[3]; yr[596] = a1_1[4]; yr[597] = a1_1[5]; yr[598] = a1_1[6]; yr[599] = a1_1[7];
-          memcpy(yr + 1152, &a2_0, sizeof a2_0);
-          yr[1168] = a2_1[0]; yr[1169] = a2_1[1]; yr[1170] = a2_1[2]; yr[1171] = a2_1[3]; yr[1172] = a2_1[4]; yr[1173] = a2_1[5]; yr[1174] = a2_1[6]; yr[1175] = a2_1[7];
-          memcpy(yr + 1728, &a3_0, sizeof a3_0);
-          yr[1744] = a3_1[0]; yr[1745] = a3_1[1]; yr[1746] = a3_1[2]; yr[1747] = a3_1[3]; yr[1748] = a3_1[4]; yr[1749] = a3_1[5]; yr[1750] = a3_1[6]; yr[1751] = a3_1[7];
-          memcpy(yr + 2304, &a4_0, sizeof a4_0);
-          yr[2320] = a4_1[0]; yr[2321] = a4_1[1]; yr[2322] = a4_1[2]; yr[2323] = a4_1[3]; yr[2324] = a4_1[4]; yr[2325] = a4_1[5]; yr[2326] = a4_1[6]; yr[2327] = a4_1[7];
-          memcpy(yr + 2880, &a5_0, sizeof a5_0);
-          yr[2896] = a5_1[0]; yr[2897] = a5_1[1]; yr[2898] = a5_1[2]; yr[2899] = a5_1[3]; yr[2900] = a5_1[4]; yr[2901] = a5_1[5]; yr[2902] = a5_1[6]; yr[2903] = a5_1[7];
-          memcpy(yr + 3456, &a6_0, sizeof a6_0);
-          yr[3472] = a6_1[0]; yr[3473] = a6_1[1]; yr[3474] = a6_1[2]; yr[3475] = a6_1[3]; yr[3476] = a6_1[4]; yr[3477] = a6_1[5]; yr[3478] = a6_1[6]; yr[3479] = a6_1[7];
-          memcpy(yr + 4032, &a7_0, sizeof a7_0);
-          yr[4048] = a7_1[0]; yr[4049] = a7_1[1]; yr[4050] = a7_1[2]; yr[4051] = a7_1[3]; yr[4052] = a7_1[4]; yr[4053] = a7_1[5]; yr[4054] = a7_1[6]; yr[4055] = a7_1[7];
-        }
-      }
-      for (int oy = 22; oy < 24; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 21 ? 24 - oy : 3;
-        for (int o = 0; o < 16; o += 8) { // 8 channels x 24 columns
-          const cnn_real *restrict wo = wt + (o) * 144;
-          cnn_v16 a0_0 = {0}, a0_1 = {0};
-          cnn_v16 a1_0 = {0}, a1_1 = {0};
-          cnn_v16 a2_0 = {0}, a2_1 = {0};
-          cnn_v16 a3_0 = {0}, a3_1 = {0};
-          cnn_v16 a4_0 = {0}, a4_1 = {0};
-          cnn_v16 a5_0 = {0}, a5_1 = {0};
-          cnn_v16 a6_0 = {0}, a6_1 = {0};
-          cnn_v16 a7_0 = {0}, a7_1 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 26 + oy + ky) * 26 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 16, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
-                a6_0 += w6 * x0; a6_1 += w6 * x1;
-                a7_0 += w7 * x0; a7_1 += w7 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 576 + oy * 24 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7];
-          memcpy(yr + 576, &a1_0, sizeof a1_0);
-          yr[592] = a1_1[0]; yr[593] = a1_1[1]; yr[594] = a1_1[2]; yr[595] = a1_1[3]; yr[596] = a1_1[4]; yr[597] = a1_1[5]; yr[598] = a1_1[6]; yr[599] = a1_1[7];
-          memcpy(yr + 1152, &a2_0, sizeof a2_0);
-          yr[1168] = a2_1[0]; yr[1169] = a2_1[1]; yr[1170] = a2_1[2]; yr[1171] = a2_1[3]; yr[1172] = a2_1[4]; yr[1173] = a2_1[5]; yr[1174] = a2_1[6]; yr[1175] = a2_1[7];
-          memcpy(yr + 1728, &a3_0, sizeof a3_0);
-          yr[1744] = a3_1[0]; yr[1745] = a3_1[1]; yr[1746] = a3_1[2]; yr[1747] = a3_1[3]; yr[1748] = a3_1[4]; yr[1749] = a3_1[5]; yr[1750] = a3_1[6]; yr[1751] = a3_1[7];
-          memcpy(yr + 2304, &a4_0, sizeof a4_0);
-          yr[2320] = a4_1[0]; yr[2321] = a4_1[1]; yr[2322] = a4_1[2]; yr[2323] = a4_1[3]; yr[2324] = a4_1[4]; yr[2325] = a4_1[5]; yr[2326] = a4_1[6]; yr[2327] = a4_1[7];
-          memcpy(yr + 2880, &a5_0, sizeof a5_0);
-          yr[2896] = a5_1[0]; yr[2897] = a5_1[1]; yr[2898] = a5_1[2]; yr[2899] = a5_1[3]; yr[2900] = a5_1[4]; yr[2901] = a5_1[5]; yr[2902] = a5_1[6]; yr[2903] = a5_1[7];
-          memcpy(yr + 3456, &a6_0, sizeof a6_0);
-          yr[3472] = a6_1[0]; yr[3473] = a6_1[1]; yr[3474] = a6_1[2]; yr[3475] = a6_1[3]; yr[3476] = a6_1[4]; yr[3477] = a6_1[5]; yr[3478] = a6_1[6]; yr[3479] = a6_1[7];
-          memcpy(yr + 4032, &a7_0, sizeof a7_0);
-          yr[4048] = a7_1[0]; yr[4049] = a7_1[1]; yr[4050] = a7_1[2]; yr[4051] = a7_1[3]; yr[4052] = a7_1[4]; yr[4053] = a7_1[5]; yr[4054] = a7_1[6]; yr[4055] = a7_1[7];
+            cnn_real *restrict yr = dx + (o) * 576 + oy * 576 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 576, &a1_0, sizeof a1_0);
+            memcpy(yr + 592, &a1_1, sizeof a1_1);
+            memcpy(yr + 608, &a1_2, sizeof a1_2);
+            memcpy(yr + 1152, &a2_0, sizeof a2_0);
+            memcpy(yr + 1168, &a2_1, sizeof a2_1);
+            memcpy(yr + 1184, &a2_2, sizeof a2_2);
+            memcpy(yr + 1728, &a3_0, sizeof a3_0);
+            memcpy(yr + 1744, &a3_1, sizeof a3_1);
+            memcpy(yr + 1760, &a3_2, sizeof a3_2);
+            memcpy(yr + 2304, &a4_0, sizeof a4_0);
+            memcpy(yr + 2320, &a4_1, sizeof a4_1);
+            memcpy(yr + 2336, &a4_2, sizeof a4_2);
+            memcpy(yr + 2880, &a5_0, sizeof a5_0);
+            memcpy(yr + 2896, &a5_1, sizeof a5_1);
+            memcpy(yr + 2912, &a5_2, sizeof a5_2);
+            memcpy(yr + 3456, &a6_0, sizeof a6_0);
+            memcpy(yr + 3472, &a6_1, sizeof a6_1);
+            memcpy(yr + 3488, &a6_2, sizeof a6_2);
+            memcpy(yr + 4032, &a7_0, sizeof a7_0);
+            memcpy(yr + 4048, &a7_1, sizeof a7_1);
+            memcpy(yr + 4064, &a7_2, sizeof a7_2);
+          }
         }
       }
       }
@@ -5318,7 +4806,7 @@ static cnn_real mnist14k_l17_dw[NGROUP][3456] CNN_ALIGNED;
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist14k_l17_dyp[NGROUP][4080] CNN_ALIGNED;
+static cnn_real mnist14k_l17_dyp[NGROUP][3456] CNN_ALIGNED;
 static cnn_real mnist14k_l17_wt[3456] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
@@ -5406,224 +4894,85 @@ CNN_CLONES_V8 static void mnist14k_l17_conv_backward_v8(int n) {
       cnn_real *restrict dx = mnist14k_d15 + (size_t)i * 1936;
       for (int o = 0; o < 24; o++)
         for (int oy = 0; oy < 9; oy++)
-          memcpy(dyp + (o * 13 + oy + 2) * 13 + 2, dy + (o * 9 + oy) * 9, 9 * sizeof(cnn_real));
-      // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 2; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 8 ? 11 - oy : 3;
-        for (int o = 0; o < 12; o += 6) { // 6 channels x 11 columns
-          const cnn_real *restrict wo = wt + (o) * 216;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
-          for (int c = 0; c < 24; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 13 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+          memcpy(dyp + (o * 13 + oy + 2) * 11 + 2, dy + (o * 9 + oy) * 9, 9 * sizeof(cnn_real));
+      // 4 output channels x 3 vectors of 8 per register tile, over each plane as
+      // one run (flat): a row's last taps read the next row's first, zero, columns.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 120; col += 24) {
+          for (int o = 0; o < 16; o += 4) { // 4 channels x 24 columns
+            const cnn_real *restrict wo = wt + (o) * 216;
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+            for (int c = 0; c < 24; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 11 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1, x2;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                }
               }
-            }
-          cnn_real *restrict yr = dx + (o) * 121 + oy * 11 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2];
-          memcpy(yr + 121, &a1_0, sizeof a1_0);
-          yr[129] = a1_1[0]; yr[130] = a1_1[1]; yr[131] = a1_1[2];
-          memcpy(yr + 242, &a2_0, sizeof a2_0);
-          yr[250] = a2_1[0]; yr[251] = a2_1[1]; yr[252] = a2_1[2];
-          memcpy(yr + 363, &a3_0, sizeof a3_0);
-          yr[371] = a3_1[0]; yr[372] = a3_1[1]; yr[373] = a3_1[2];
-          memcpy(yr + 484, &a4_0, sizeof a4_0);
-          yr[492] = a4_1[0]; yr[493] = a4_1[1]; yr[494] = a4_1[2];
-          memcpy(yr + 605, &a5_0, sizeof a5_0);
-          yr[613] = a5_1[0]; yr[614] = a5_1[1]; yr[615] = a5_1[2];
+            cnn_real *restrict yr = dx + (o) * 121 + oy * 121 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
+            memcpy(yr + 121, &a1_0, sizeof a1_0);
+            memcpy(yr + 129, &a1_1, sizeof a1_1);
+            memcpy(yr + 137, &a1_2, sizeof a1_2);
+            memcpy(yr + 242, &a2_0, sizeof a2_0);
+            memcpy(yr + 250, &a2_1, sizeof a2_1);
+            memcpy(yr + 258, &a2_2, sizeof a2_2);
+            memcpy(yr + 363, &a3_0, sizeof a3_0);
+            memcpy(yr + 371, &a3_1, sizeof a3_1);
+            memcpy(yr + 379, &a3_2, sizeof a3_2);
+          }
         }
-        { // the last 4 channels
-          const cnn_real *restrict wo = wt + (12) * 216;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          for (int c = 0; c < 24; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 13 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (12) * 121 + oy * 11 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2];
-          memcpy(yr + 121, &a1_0, sizeof a1_0);
-          yr[129] = a1_1[0]; yr[130] = a1_1[1]; yr[131] = a1_1[2];
-          memcpy(yr + 242, &a2_0, sizeof a2_0);
-          yr[250] = a2_1[0]; yr[251] = a2_1[1]; yr[252] = a2_1[2];
-          memcpy(yr + 363, &a3_0, sizeof a3_0);
-          yr[371] = a3_1[0]; yr[372] = a3_1[1]; yr[373] = a3_1[2];
-        }
-      }
-      for (int oy = 2; oy < 9; oy++) {
-        for (int o = 0; o < 12; o += 6) { // 6 channels x 11 columns
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 1 columns
           const cnn_real *restrict wo = wt + (o) * 216;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
           for (int c = 0; c < 24; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 13 + 0;
+              const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 11 + 120;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 121 + oy * 11 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2];
-          memcpy(yr + 121, &a1_0, sizeof a1_0);
-          yr[129] = a1_1[0]; yr[130] = a1_1[1]; yr[131] = a1_1[2];
-          memcpy(yr + 242, &a2_0, sizeof a2_0);
-          yr[250] = a2_1[0]; yr[251] = a2_1[1]; yr[252] = a2_1[2];
-          memcpy(yr + 363, &a3_0, sizeof a3_0);
-          yr[371] = a3_1[0]; yr[372] = a3_1[1]; yr[373] = a3_1[2];
-          memcpy(yr + 484, &a4_0, sizeof a4_0);
-          yr[492] = a4_1[0]; yr[493] = a4_1[1]; yr[494] = a4_1[2];
-          memcpy(yr + 605, &a5_0, sizeof a5_0);
-          yr[613] = a5_1[0]; yr[614] = a5_1[1]; yr[615] = a5_1[2];
-        }
-        { // the last 4 channels
-          const cnn_real *restrict wo = wt + (12) * 216;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          for (int c = 0; c < 24; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 13 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (12) * 121 + oy * 11 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2];
-          memcpy(yr + 121, &a1_0, sizeof a1_0);
-          yr[129] = a1_1[0]; yr[130] = a1_1[1]; yr[131] = a1_1[2];
-          memcpy(yr + 242, &a2_0, sizeof a2_0);
-          yr[250] = a2_1[0]; yr[251] = a2_1[1]; yr[252] = a2_1[2];
-          memcpy(yr + 363, &a3_0, sizeof a3_0);
-          yr[371] = a3_1[0]; yr[372] = a3_1[1]; yr[373] = a3_1[2];
-        }
-      }
-      for (int oy = 9; oy < 11; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 8 ? 11 - oy : 3;
-        for (int o = 0; o < 12; o += 6) { // 6 channels x 11 columns
-          const cnn_real *restrict wo = wt + (o) * 216;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
-          for (int c = 0; c < 24; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 13 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 121 + oy * 11 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2];
-          memcpy(yr + 121, &a1_0, sizeof a1_0);
-          yr[129] = a1_1[0]; yr[130] = a1_1[1]; yr[131] = a1_1[2];
-          memcpy(yr + 242, &a2_0, sizeof a2_0);
-          yr[250] = a2_1[0]; yr[251] = a2_1[1]; yr[252] = a2_1[2];
-          memcpy(yr + 363, &a3_0, sizeof a3_0);
-          yr[371] = a3_1[0]; yr[372] = a3_1[1]; yr[373] = a3_1[2];
-          memcpy(yr + 484, &a4_0, sizeof a4_0);
-          yr[492] = a4_1[0]; yr[493] = a4_1[1]; yr[494] = a4_1[2];
-          memcpy(yr + 605, &a5_0, sizeof a5_0);
-          yr[613] = a5_1[0]; yr[614] = a5_1[1]; yr[615] = a5_1[2];
-        }
-        { // the last 4 channels
-          const cnn_real *restrict wo = wt + (12) * 216;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          for (int c = 0; c < 24; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 13 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (12) * 121 + oy * 11 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2];
-          memcpy(yr + 121, &a1_0, sizeof a1_0);
-          yr[129] = a1_1[0]; yr[130] = a1_1[1]; yr[131] = a1_1[2];
-          memcpy(yr + 242, &a2_0, sizeof a2_0);
-          yr[250] = a2_1[0]; yr[251] = a2_1[1]; yr[252] = a2_1[2];
-          memcpy(yr + 363, &a3_0, sizeof a3_0);
-          yr[371] = a3_1[0]; yr[372] = a3_1[1]; yr[373] = a3_1[2];
+          cnn_real *restrict yr = dx + (o) * 121 + oy * 121 + 120;
+          yr[0] = a0_0[0];
+          yr[121] = a1_0[0];
+          yr[242] = a2_0[0];
+          yr[363] = a3_0[0];
+          yr[484] = a4_0[0];
+          yr[605] = a5_0[0];
+          yr[726] = a6_0[0];
+          yr[847] = a7_0[0];
         }
       }
       }
@@ -5774,200 +5123,114 @@ CNN_V16_FN static void mnist14k_l17_conv_backward_v16(int n) {
       cnn_real *restrict dx = mnist14k_d15 + (size_t)i * 1936;
       for (int o = 0; o < 24; o++)
         for (int oy = 0; oy < 9; oy++)
-          memcpy(dyp + (o * 13 + oy + 2) * 13 + 2, dy + (o * 9 + oy) * 9, 9 * sizeof(cnn_real));
-      // 16 output channels x 1 vectors of 16 columns per register tile.
-      for (int oy = 0; oy < 2; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 8 ? 11 - oy : 3;
-        for (int o = 0; o < 16; o += 16) { // 16 channels x 11 columns
-          const cnn_real *restrict wo = wt + (o) * 216;
-          cnn_v16 a0_0 = {0};
-          cnn_v16 a1_0 = {0};
-          cnn_v16 a2_0 = {0};
-          cnn_v16 a3_0 = {0};
-          cnn_v16 a4_0 = {0};
-          cnn_v16 a5_0 = {0};
-          cnn_v16 a6_0 = {0};
-          cnn_v16 a7_0 = {0};
-          cnn_v16 a8_0 = {0};
-          cnn_v16 a9_0 = {0};
-          cnn_v16 a10_0 = {0};
-          cnn_v16 a11_0 = {0};
-          cnn_v16 a12_0 = {0};
-          cnn_v16 a13_0 = {0};
-          cnn_v16 a14_0 = {0};
-          cnn_v16 a15_0 = {0};
-          for (int c = 0; c < 24; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 13 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512], w8 = wr[kx + 1728], w9 = wr[kx + 1944], w10 = wr[kx + 2160], w11 = wr[kx + 2376], w12 = wr[kx + 2592], w13 = wr[kx + 2808], w14 = wr[kx + 3024], w15 = wr[kx + 3240];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
-                a12_0 += w12 * x0;
-                a13_0 += w13 * x0;
-                a14_0 += w14 * x0;
-                a15_0 += w15 * x0;
+          memcpy(dyp + (o * 13 + oy + 2) * 11 + 2, dy + (o * 9 + oy) * 9, 9 * sizeof(cnn_real));
+      // 8 output channels x 3 vectors of 16 per register tile, over each plane as
+      // one run (flat): a row's last taps read the next row's first, zero, columns.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 96; col += 48) {
+          for (int o = 0; o < 16; o += 8) { // 8 channels x 48 columns
+            const cnn_real *restrict wo = wt + (o) * 216;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+            cnn_v16 a6_0 = {0}, a6_1 = {0}, a6_2 = {0};
+            cnn_v16 a7_0 = {0}, a7_1 = {0}, a7_2 = {0};
+            for (int c = 0; c < 24; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 11 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0, x1, x2;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+                  a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
+                  a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
+                }
               }
-            }
-          cnn_real *restrict yr = dx + (o) * 121 + oy * 11 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10];
-          yr[121] = a1_0[0]; yr[122] = a1_0[1]; yr[123] = a1_0[2]; yr[124] = a1_0[3]; yr[125] = a1_0[4]; yr[126] = a1_0[5]; yr[127] = a1_0[6]; yr[128] = a1_0[7]; yr[129] = a1_0[8]; yr[130] = a1_0[9]; yr[131] = a1_0[10];
-          yr[242] = a2_0[0]; yr[243] = a2_0[1]; yr[244] = a2_0[2]; yr[245] = a2_0[3]; yr[246] = a2_0[4]; yr[247] = a2_0[5]; yr[248] = a2_0[6]; yr[249] = a2_0[7]; yr[250] = a2_0[8]; yr[251] = a2_0[9]; yr[252] = a2_0[10];
-          yr[363] = a3_0[0]; yr[364] = a3_0[1]; yr[365] = a3_0[2]; yr[366] = a3_0[3]; yr[367] = a3_0[4]; yr[368] = a3_0[5]; yr[369] = a3_0[6]; yr[370] = a3_0[7]; yr[371] = a3_0[8]; yr[372] = a3_0[9]; yr[373] = a3_0[10];
-          yr[484] = a4_0[0]; yr[485] = a4_0[1]; yr[486] = a4_0[2]; yr[487] = a4_0[3]; yr[488] = a4_0[4]; yr[489] = a4_0[5]; yr[490] = a4_0[6]; yr[491] = a4_0[7]; yr[492] = a4_0[8]; yr[493] = a4_0[9]; yr[494] = a4_0[10];
-          yr[605] = a5_0[0]; yr[606] = a5_0[1]; yr[607] = a5_0[2]; yr[608] = a5_0[3]; yr[609] = a5_0[4]; yr[610] = a5_0[5]; yr[611] = a5_0[6]; yr[612] = a5_0[7]; yr[613] = a5_0[8]; yr[614] = a5_0[9]; yr[615] = a5_0[10];
-          yr[726] = a6_0[0]; yr[727] = a6_0[1]; yr[728] = a6_0[2]; yr[729] = a6_0[3]; yr[730] = a6_0[4]; yr[731] = a6_0[5]; yr[732] = a6_0[6]; yr[733] = a6_0[7]; yr[734] = a6_0[8]; yr[735] = a6_0[9]; yr[736] = a6_0[10];
-          yr[847] = a7_0[0]; yr[848] = a7_0[1]; yr[849] = a7_0[2]; yr[850] = a7_0[3]; yr[851] = a7_0[4]; yr[852] = a7_0[5]; yr[853] = a7_0[6]; yr[854] = a7_0[7]; yr[855] = a7_0[8]; yr[856] = a7_0[9]; yr[857] = a7_0[10];
-          yr[968] = a8_0[0]; yr[969] = a8_0[1]; yr[970] = a8_0[2]; yr[971] = a8_0[3]; yr[972] = a8_0[4]; yr[973] = a8_0[5]; yr[974] = a8_0[6]; yr[975] = a8_0[7]; yr[976] = a8_0[8]; yr[977] = a8_0[9]; yr[978] = a8_0[10];
-          yr[1089] = a9_0[0]; yr[1090] = a9_0[1]; yr[1091] = a9_0[2]; yr[1092] = a9_0[3]; yr[1093] = a9_0[4]; yr[1094] = a9_0[5]; yr[1095] = a9_0[6]; yr[1096] = a9_0[7]; yr[1097] = a9_0[8]; yr[1098] = a9_0[9]; yr[1099] = a9_0[10];
-          yr[1210] = a10_0[0]; yr[1211] = a10_0[1]; yr[1212] = a10_0[2]; yr[1213] = a10_0[3]; yr[1214] = a10_0[4]; yr[1215] = a10_0[5]; yr[1216] = a10_0[6]; yr[1217] = a10_0[7]; yr[1218] = a10_0[8]; yr[1219] = a10_0[9]; yr[1220] = a10_0[10];
-          yr[1331] = a11_0[0]; yr[1332] = a11_0[1]; yr[1333] = a11_0[2]; yr[1334] = a11_0[3]; yr[1335] = a11_0[4]; yr[1336] = a11_0[5]; yr[1337] = a11_0[6]; yr[1338] = a11_0[7]; yr[1339] = a11_0[8]; yr[1340] = a11_0[9]; yr[1341] = a11_0[10];
-          yr[1452] = a12_0[0]; yr[1453] = a12_0[1]; yr[1454] = a12_0[2]; yr[1455] = a12_0[3]; yr[1456] = a12_0[4]; yr[1457] = a12_0[5]; yr[1458] = a12_0[6]; yr[1459] = a12_0[7]; yr[1460] = a12_0[8]; yr[1461] = a12_0[9]; yr[1462] = a12_0[10];
-          yr[1573] = a13_0[0]; yr[1574] = a13_0[1]; yr[1575] = a13_0[2]; yr[1576] = a13_0[3]; yr[1577] = a13_0[4]; yr[1578] = a13_0[5]; yr[1579] = a13_0[6]; yr[1580] = a13_0[7]; yr[1581] = a13_0[8]; yr[1582] = a13_0[9]; yr[1583] = a13_0[10];
-          yr[1694] = a14_0[0]; yr[1695] = a14_0[1]; yr[1696] = a14_0[2]; yr[1697] = a14_0[3]; yr[1698] = a14_0[4]; yr[1699] = a14_0[5]; yr[1700] = a14_0[6]; yr[1701] = a14_0[7]; yr[1702] = a14_0[8]; yr[1703] = a14_0[9]; yr[1704] = a14_0[10];
-          yr[1815] = a15_0[0]; yr[1816] = a15_0[1]; yr[1817] = a15_0[2]; yr[1818] = a15_0[3]; yr[1819] = a15_0[4]; yr[1820] = a15_0[5]; yr[1821] = a15_0[6]; yr[1822] = a15_0[7]; yr[1823] = a15_0[8]; yr[1824] = a15_0[9]; yr[1825] = a15_0[10];
+            cnn_real *restrict yr = dx + (o) * 121 + oy * 121 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 121, &a1_0, sizeof a1_0);
+            memcpy(yr + 137, &a1_1, sizeof a1_1);
+            memcpy(yr + 153, &a1_2, sizeof a1_2);
+            memcpy(yr + 242, &a2_0, sizeof a2_0);
+            memcpy(yr + 258, &a2_1, sizeof a2_1);
+            memcpy(yr + 274, &a2_2, sizeof a2_2);
+            memcpy(yr + 363, &a3_0, sizeof a3_0);
+            memcpy(yr + 379, &a3_1, sizeof a3_1);
+            memcpy(yr + 395, &a3_2, sizeof a3_2);
+            memcpy(yr + 484, &a4_0, sizeof a4_0);
+            memcpy(yr + 500, &a4_1, sizeof a4_1);
+            memcpy(yr + 516, &a4_2, sizeof a4_2);
+            memcpy(yr + 605, &a5_0, sizeof a5_0);
+            memcpy(yr + 621, &a5_1, sizeof a5_1);
+            memcpy(yr + 637, &a5_2, sizeof a5_2);
+            memcpy(yr + 726, &a6_0, sizeof a6_0);
+            memcpy(yr + 742, &a6_1, sizeof a6_1);
+            memcpy(yr + 758, &a6_2, sizeof a6_2);
+            memcpy(yr + 847, &a7_0, sizeof a7_0);
+            memcpy(yr + 863, &a7_1, sizeof a7_1);
+            memcpy(yr + 879, &a7_2, sizeof a7_2);
+          }
         }
-      }
-      for (int oy = 2; oy < 9; oy++) {
-        for (int o = 0; o < 16; o += 16) { // 16 channels x 11 columns
+        for (int o = 0; o < 16; o += 8) { // 8 channels x 25 columns
           const cnn_real *restrict wo = wt + (o) * 216;
-          cnn_v16 a0_0 = {0};
-          cnn_v16 a1_0 = {0};
-          cnn_v16 a2_0 = {0};
-          cnn_v16 a3_0 = {0};
-          cnn_v16 a4_0 = {0};
-          cnn_v16 a5_0 = {0};
-          cnn_v16 a6_0 = {0};
-          cnn_v16 a7_0 = {0};
-          cnn_v16 a8_0 = {0};
-          cnn_v16 a9_0 = {0};
-          cnn_v16 a10_0 = {0};
-          cnn_v16 a11_0 = {0};
-          cnn_v16 a12_0 = {0};
-          cnn_v16 a13_0 = {0};
-          cnn_v16 a14_0 = {0};
-          cnn_v16 a15_0 = {0};
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
           for (int c = 0; c < 24; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 13 + 0;
+              const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 11 + 96;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0;
+                cnn_v16 x0, x1;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512], w8 = wr[kx + 1728], w9 = wr[kx + 1944], w10 = wr[kx + 2160], w11 = wr[kx + 2376], w12 = wr[kx + 2592], w13 = wr[kx + 2808], w14 = wr[kx + 3024], w15 = wr[kx + 3240];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
-                a12_0 += w12 * x0;
-                a13_0 += w13 * x0;
-                a14_0 += w14 * x0;
-                a15_0 += w15 * x0;
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 121 + oy * 11 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10];
-          yr[121] = a1_0[0]; yr[122] = a1_0[1]; yr[123] = a1_0[2]; yr[124] = a1_0[3]; yr[125] = a1_0[4]; yr[126] = a1_0[5]; yr[127] = a1_0[6]; yr[128] = a1_0[7]; yr[129] = a1_0[8]; yr[130] = a1_0[9]; yr[131] = a1_0[10];
-          yr[242] = a2_0[0]; yr[243] = a2_0[1]; yr[244] = a2_0[2]; yr[245] = a2_0[3]; yr[246] = a2_0[4]; yr[247] = a2_0[5]; yr[248] = a2_0[6]; yr[249] = a2_0[7]; yr[250] = a2_0[8]; yr[251] = a2_0[9]; yr[252] = a2_0[10];
-          yr[363] = a3_0[0]; yr[364] = a3_0[1]; yr[365] = a3_0[2]; yr[366] = a3_0[3]; yr[367] = a3_0[4]; yr[368] = a3_0[5]; yr[369] = a3_0[6]; yr[370] = a3_0[7]; yr[371] = a3_0[8]; yr[372] = a3_0[9]; yr[373] = a3_0[10];
-          yr[484] = a4_0[0]; yr[485] = a4_0[1]; yr[486] = a4_0[2]; yr[487] = a4_0[3]; yr[488] = a4_0[4]; yr[489] = a4_0[5]; yr[490] = a4_0[6]; yr[491] = a4_0[7]; yr[492] = a4_0[8]; yr[493] = a4_0[9]; yr[494] = a4_0[10];
-          yr[605] = a5_0[0]; yr[606] = a5_0[1]; yr[607] = a5_0[2]; yr[608] = a5_0[3]; yr[609] = a5_0[4]; yr[610] = a5_0[5]; yr[611] = a5_0[6]; yr[612] = a5_0[7]; yr[613] = a5_0[8]; yr[614] = a5_0[9]; yr[615] = a5_0[10];
-          yr[726] = a6_0[0]; yr[727] = a6_0[1]; yr[728] = a6_0[2]; yr[729] = a6_0[3]; yr[730] = a6_0[4]; yr[731] = a6_0[5]; yr[732] = a6_0[6]; yr[733] = a6_0[7]; yr[734] = a6_0[8]; yr[735] = a6_0[9]; yr[736] = a6_0[10];
-          yr[847] = a7_0[0]; yr[848] = a7_0[1]; yr[849] = a7_0[2]; yr[850] = a7_0[3]; yr[851] = a7_0[4]; yr[852] = a7_0[5]; yr[853] = a7_0[6]; yr[854] = a7_0[7]; yr[855] = a7_0[8]; yr[856] = a7_0[9]; yr[857] = a7_0[10];
-          yr[968] = a8_0[0]; yr[969] = a8_0[1]; yr[970] = a8_0[2]; yr[971] = a8_0[3]; yr[972] = a8_0[4]; yr[973] = a8_0[5]; yr[974] = a8_0[6]; yr[975] = a8_0[7]; yr[976] = a8_0[8]; yr[977] = a8_0[9]; yr[978] = a8_0[10];
-          yr[1089] = a9_0[0]; yr[1090] = a9_0[1]; yr[1091] = a9_0[2]; yr[1092] = a9_0[3]; yr[1093] = a9_0[4]; yr[1094] = a9_0[5]; yr[1095] = a9_0[6]; yr[1096] = a9_0[7]; yr[1097] = a9_0[8]; yr[1098] = a9_0[9]; yr[1099] = a9_0[10];
-          yr[1210] = a10_0[0]; yr[1211] = a10_0[1]; yr[1212] = a10_0[2]; yr[1213] = a10_0[3]; yr[1214] = a10_0[4]; yr[1215] = a10_0[5]; yr[1216] = a10_0[6]; yr[1217] = a10_0[7]; yr[1218] = a10_0[8]; yr[1219] = a10_0[9]; yr[1220] = a10_0[10];
-          yr[1331] = a11_0[0]; yr[1332] = a11_0[1]; yr[1333] = a11_0[2]; yr[1334] = a11_0[3]; yr[1335] = a11_0[4]; yr[1336] = a11_0[5]; yr[1337] = a11_0[6]; yr[1338] = a11_0[7]; yr[1339] = a11_0[8]; yr[1340] = a11_0[9]; yr[1341] = a11_0[10];
-          yr[1452] = a12_0[0]; yr[1453] = a12_0[1]; yr[1454] = a12_0[2]; yr[1455] = a12_0[3]; yr[1456] = a12_0[4]; yr[1457] = a12_0[5]; yr[1458] = a12_0[6]; yr[1459] = a12_0[7]; yr[1460] = a12_0[8]; yr[1461] = a12_0[9]; yr[1462] = a12_0[10];
-          yr[1573] = a13_0[0]; yr[1574] = a13_0[1]; yr[1575] = a13_0[2]; yr[1576] = a13_0[3]; yr[1577] = a13_0[4]; yr[1578] = a13_0[5]; yr[1579] = a13_0[6]; yr[1580] = a13_0[7]; yr[1581] = a13_0[8]; yr[1582] = a13_0[9]; yr[1583] = a13_0[10];
-          yr[1694] = a14_0[0]; yr[1695] = a14_0[1]; yr[1696] = a14_0[2]; yr[1697] = a14_0[3]; yr[1698] = a14_0[4]; yr[1699] = a14_0[5]; yr[1700] = a14_0[6]; yr[1701] = a14_0[7]; yr[1702] = a14_0[8]; yr[1703] = a14_0[9]; yr[1704] = a14_0[10];
-          yr[1815] = a15_0[0]; yr[1816] = a15_0[1]; yr[1817] = a15_0[2]; yr[1818] = a15_0[3]; yr[1819] = a15_0[4]; yr[1820] = a15_0[5]; yr[1821] = a15_0[6]; yr[1822] = a15_0[7]; yr[1823] = a15_0[8]; yr[1824] = a15_0[9]; yr[1825] = a15_0[10];
-        }
-      }
-      for (int oy = 9; oy < 11; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 8 ? 11 - oy : 3;
-        for (int o = 0; o < 16; o += 16) { // 16 channels x 11 columns
-          const cnn_real *restrict wo = wt + (o) * 216;
-          cnn_v16 a0_0 = {0};
-          cnn_v16 a1_0 = {0};
-          cnn_v16 a2_0 = {0};
-          cnn_v16 a3_0 = {0};
-          cnn_v16 a4_0 = {0};
-          cnn_v16 a5_0 = {0};
-          cnn_v16 a6_0 = {0};
-          cnn_v16 a7_0 = {0};
-          cnn_v16 a8_0 = {0};
-          cnn_v16 a9_0 = {0};
-          cnn_v16 a10_0 = {0};
-          cnn_v16 a11_0 = {0};
-          cnn_v16 a12_0 = {0};
-          cnn_v16 a13_0 = {0};
-          cnn_v16 a14_0 = {0};
-          cnn_v16 a15_0 = {0};
-          for (int c = 0; c < 24; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 13 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512], w8 = wr[kx + 1728], w9 = wr[kx + 1944], w10 = wr[kx + 2160], w11 = wr[kx + 2376], w12 = wr[kx + 2592], w13 = wr[kx + 2808], w14 = wr[kx + 3024], w15 = wr[kx + 3240];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
-                a12_0 += w12 * x0;
-                a13_0 += w13 * x0;
-                a14_0 += w14 * x0;
-                a15_0 += w15 * x0;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 121 + oy * 11 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10];
-          yr[121] = a1_0[0]; yr[122] = a1_0[1]; yr[123] = a1_0[2]; yr[124] = a1_0[3]; yr[125] = a1_0[4]; yr[126] = a1_0[5]; yr[127] = a1_0[6]; yr[128] = a1_0[7]; yr[129] = a1_0[8]; yr[130] = a1_0[9]; yr[131] = a1_0[10];
-          yr[242] = a2_0[0]; yr[243] = a2_0[1]; yr[244] = a2_0[2]; yr[245] = a2_0[3]; yr[246] = a2_0[4]; yr[247] = a2_0[5]; yr[248] = a2_0[6]; yr[249] = a2_0[7]; yr[250] = a2_0[8]; yr[251] = a2_0[9]; yr[252] = a2_0[10];
-          yr[363] = a3_0[0]; yr[364] = a3_0[1]; yr[365] = a3_0[2]; yr[366] = a3_0[3]; yr[367] = a3_0[4]; yr[368] = a3_0[5]; yr[369] = a3_0[6]; yr[370] = a3_0[7]; yr[371] = a3_0[8]; yr[372] = a3_0[9]; yr[373] = a3_0[10];
-          yr[484] = a4_0[0]; yr[485] = a4_0[1]; yr[486] = a4_0[2]; yr[487] = a4_0[3]; yr[488] = a4_0[4]; yr[489] = a4_0[5]; yr[490] = a4_0[6]; yr[491] = a4_0[7]; yr[492] = a4_0[8]; yr[493] = a4_0[9]; yr[494] = a4_0[10];
-          yr[605] = a5_0[0]; yr[606] = a5_0[1]; yr[607] = a5_0[2]; yr[608] = a5_0[3]; yr[609] = a5_0[4]; yr[610] = a5_0[5]; yr[611] = a5_0[6]; yr[612] = a5_0[7]; yr[613] = a5_0[8]; yr[614] = a5_0[9]; yr[615] = a5_0[10];
-          yr[726] = a6_0[0]; yr[727] = a6_0[1]; yr[728] = a6_0[2]; yr[729] = a6_0[3]; yr[730] = a6_0[4]; yr[731] = a6_0[5]; yr[732] = a6_0[6]; yr[733] = a6_0[7]; yr[734] = a6_0[8]; yr[735] = a6_0[9]; yr[736] = a6_0[10];
-          yr[847] = a7_0[0]; yr[848] = a7_0[1]; yr[849] = a7_0[2]; yr[850] = a7_0[3]; yr[851] = a7_0[4]; yr[852] = a7_0[5]; yr[853] = a7_0[6]; yr[854] = a7_0[7]; yr[855] = a7_0[8]; yr[856] = a7_0[9]; yr[857] = a7_0[10];
-          yr[968] = a8_0[0]; yr[969] = a8_0[1]; yr[970] = a8_0[2]; yr[971] = a8_0[3]; yr[972] = a8_0[4]; yr[973] = a8_0[5]; yr[974] = a8_0[6]; yr[975] = a8_0[7]; yr[976] = a8_0[8]; yr[977] = a8_0[9]; yr[978] = a8_0[10];
-          yr[1089] = a9_0[0]; yr[1090] = a9_0[1]; yr[1091] = a9_0[2]; yr[1092] = a9_0[3]; yr[1093] = a9_0[4]; yr[1094] = a9_0[5]; yr[1095] = a9_0[6]; yr[1096] = a9_0[7]; yr[1097] = a9_0[8]; yr[1098] = a9_0[9]; yr[1099] = a9_0[10];
-          yr[1210] = a10_0[0]; yr[1211] = a10_0[1]; yr[1212] = a10_0[2]; yr[1213] = a10_0[3]; yr[1214] = a10_0[4]; yr[1215] = a10_0[5]; yr[1216] = a10_0[6]; yr[1217] = a10_0[7]; yr[1218] = a10_0[8]; yr[1219] = a10_0[9]; yr[1220] = a10_0[10];
-          yr[1331] = a11_0[0]; yr[1332] = a11_0[1]; yr[1333] = a11_0[2]; yr[1334] = a11_0[3]; yr[1335] = a11_0[4]; yr[1336] = a11_0[5]; yr[1337] = a11_0[6]; yr[1338] = a11_0[7]; yr[1339] = a11_0[8]; yr[1340] = a11_0[9]; yr[1341] = a11_0[10];
-          yr[1452] = a12_0[0]; yr[1453] = a12_0[1]; yr[1454] = a12_0[2]; yr[1455] = a12_0[3]; yr[1456] = a12_0[4]; yr[1457] = a12_0[5]; yr[1458] = a12_0[6]; yr[1459] = a12_0[7]; yr[1460] = a12_0[8]; yr[1461] = a12_0[9]; yr[1462] = a12_0[10];
-          yr[1573] = a13_0[0]; yr[1574] = a13_0[1]; yr[1575] = a13_0[2]; yr[1576] = a13_0[3]; yr[1577] = a13_0[4]; yr[1578] = a13_0[5]; yr[1579] = a13_0[6]; yr[1580] = a13_0[7]; yr[1581] = a13_0[8]; yr[1582] = a13_0[9]; yr[1583] = a13_0[10];
-          yr[1694] = a14_0[0]; yr[1695] = a14_0[1]; yr[1696] = a14_0[2]; yr[1697] = a14_0[3]; yr[1698] = a14_0[4]; yr[1699] = a14_0[5]; yr[1700] = a14_0[6]; yr[1701] = a14_0[7]; yr[1702] = a14_0[8]; yr[1703] = a14_0[9]; yr[1704] = a14_0[10];
-          yr[1815] = a15_0[0]; yr[1816] = a15_0[1]; yr[1817] = a15_0[2]; yr[1818] = a15_0[3]; yr[1819] = a15_0[4]; yr[1820] = a15_0[5]; yr[1821] = a15_0[6]; yr[1822] = a15_0[7]; yr[1823] = a15_0[8]; yr[1824] = a15_0[9]; yr[1825] = a15_0[10];
+          cnn_real *restrict yr = dx + (o) * 121 + oy * 121 + 96;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8];
+          memcpy(yr + 121, &a1_0, sizeof a1_0);
+          yr[137] = a1_1[0]; yr[138] = a1_1[1]; yr[139] = a1_1[2]; yr[140] = a1_1[3]; yr[141] = a1_1[4]; yr[142] = a1_1[5]; yr[143] = a1_1[6]; yr[144] = a1_1[7]; yr[145] = a1_1[8];
+          memcpy(yr + 242, &a2_0, sizeof a2_0);
+          yr[258] = a2_1[0]; yr[259] = a2_1[1]; yr[260] = a2_1[2]; yr[261] = a2_1[3]; yr[262] = a2_1[4]; yr[263] = a2_1[5]; yr[264] = a2_1[6]; yr[265] = a2_1[7]; yr[266] = a2_1[8];
+          memcpy(yr + 363, &a3_0, sizeof a3_0);
+          yr[379] = a3_1[0]; yr[380] = a3_1[1]; yr[381] = a3_1[2]; yr[382] = a3_1[3]; yr[383] = a3_1[4]; yr[384] = a3_1[5]; yr[385] = a3_1[6]; yr[386] = a3_1[7]; yr[387] = a3_1[8];
+          memcpy(yr + 484, &a4_0, sizeof a4_0);
+          yr[500] = a4_1[0]; yr[501] = a4_1[1]; yr[502] = a4_1[2]; yr[503] = a4_1[3]; yr[504] = a4_1[4]; yr[505] = a4_1[5]; yr[506] = a4_1[6]; yr[507] = a4_1[7]; yr[508] = a4_1[8];
+          memcpy(yr + 605, &a5_0, sizeof a5_0);
+          yr[621] = a5_1[0]; yr[622] = a5_1[1]; yr[623] = a5_1[2]; yr[624] = a5_1[3]; yr[625] = a5_1[4]; yr[626] = a5_1[5]; yr[627] = a5_1[6]; yr[628] = a5_1[7]; yr[629] = a5_1[8];
+          memcpy(yr + 726, &a6_0, sizeof a6_0);
+          yr[742] = a6_1[0]; yr[743] = a6_1[1]; yr[744] = a6_1[2]; yr[745] = a6_1[3]; yr[746] = a6_1[4]; yr[747] = a6_1[5]; yr[748] = a6_1[6]; yr[749] = a6_1[7]; yr[750] = a6_1[8];
+          memcpy(yr + 847, &a7_0, sizeof a7_0);
+          yr[863] = a7_1[0]; yr[864] = a7_1[1]; yr[865] = a7_1[2]; yr[866] = a7_1[3]; yr[867] = a7_1[4]; yr[868] = a7_1[5]; yr[869] = a7_1[6]; yr[870] = a7_1[7]; yr[871] = a7_1[8];
         }
       }
       }
@@ -6430,7 +5693,7 @@ static cnn_real mnist14k_l21_dw[NGROUP][5184] CNN_ALIGNED;
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist14k_l21_dyp[NGROUP][2928] CNN_ALIGNED;
+static cnn_real mnist14k_l21_dyp[NGROUP][2400] CNN_ALIGNED;
 static cnn_real mnist14k_l21_wt[5184] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
@@ -6518,51 +5781,48 @@ CNN_CLONES_V8 static void mnist14k_l21_conv_backward_v8(int n) {
       cnn_real *restrict dx = mnist14k_d19 + (size_t)i * 1944;
       for (int o = 0; o < 24; o++)
         for (int oy = 0; oy < 7; oy++)
-          memcpy(dyp + (o * 11 + oy + 2) * 11 + 2, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
-      // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 2; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 6 ? 9 - oy : 3;
-        for (int o = 0; o < 24; o += 6) { // 6 channels x 9 columns
-          const cnn_real *restrict wo = wt + (o) * 216;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
-          for (int c = 0; c < 24; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 11 + oy + ky) * 11 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+          memcpy(dyp + (o * 11 + oy + 2) * 9 + 2, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
+      // 4 output channels x 3 vectors of 8 per register tile, over each plane as
+      // one run (flat): a row's last taps read the next row's first, zero, columns.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 72; col += 24) {
+          for (int o = 0; o < 24; o += 4) { // 4 channels x 24 columns
+            const cnn_real *restrict wo = wt + (o) * 216;
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+            for (int c = 0; c < 24; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 11 + oy + ky) * 9 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1, x2;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                }
               }
-            }
-          cnn_real *restrict yr = dx + (o) * 81 + oy * 9 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0];
-          memcpy(yr + 81, &a1_0, sizeof a1_0);
-          yr[89] = a1_1[0];
-          memcpy(yr + 162, &a2_0, sizeof a2_0);
-          yr[170] = a2_1[0];
-          memcpy(yr + 243, &a3_0, sizeof a3_0);
-          yr[251] = a3_1[0];
-          memcpy(yr + 324, &a4_0, sizeof a4_0);
-          yr[332] = a4_1[0];
-          memcpy(yr + 405, &a5_0, sizeof a5_0);
-          yr[413] = a5_1[0];
+            cnn_real *restrict yr = dx + (o) * 81 + oy * 81 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
+            memcpy(yr + 81, &a1_0, sizeof a1_0);
+            memcpy(yr + 89, &a1_1, sizeof a1_1);
+            memcpy(yr + 97, &a1_2, sizeof a1_2);
+            memcpy(yr + 162, &a2_0, sizeof a2_0);
+            memcpy(yr + 170, &a2_1, sizeof a2_1);
+            memcpy(yr + 178, &a2_2, sizeof a2_2);
+            memcpy(yr + 243, &a3_0, sizeof a3_0);
+            memcpy(yr + 251, &a3_1, sizeof a3_1);
+            memcpy(yr + 259, &a3_2, sizeof a3_2);
+          }
         }
-      }
-      for (int oy = 2; oy < 7; oy++) {
         for (int o = 0; o < 24; o += 6) { // 6 channels x 9 columns
           const cnn_real *restrict wo = wt + (o) * 216;
           cnn_v8 a0_0 = {0}, a0_1 = {0};
@@ -6573,7 +5833,7 @@ CNN_CLONES_V8 static void mnist14k_l21_conv_backward_v8(int n) {
           cnn_v8 a5_0 = {0}, a5_1 = {0};
           for (int c = 0; c < 24; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 11 + oy + ky) * 11 + 0;
+              const cnn_real *restrict xr = dyp + (c * 11 + oy + ky) * 9 + 72;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0, x1;
@@ -6588,49 +5848,7 @@ CNN_CLONES_V8 static void mnist14k_l21_conv_backward_v8(int n) {
                 a5_0 += w5 * x0; a5_1 += w5 * x1;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 81 + oy * 9 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0];
-          memcpy(yr + 81, &a1_0, sizeof a1_0);
-          yr[89] = a1_1[0];
-          memcpy(yr + 162, &a2_0, sizeof a2_0);
-          yr[170] = a2_1[0];
-          memcpy(yr + 243, &a3_0, sizeof a3_0);
-          yr[251] = a3_1[0];
-          memcpy(yr + 324, &a4_0, sizeof a4_0);
-          yr[332] = a4_1[0];
-          memcpy(yr + 405, &a5_0, sizeof a5_0);
-          yr[413] = a5_1[0];
-        }
-      }
-      for (int oy = 7; oy < 9; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 6 ? 9 - oy : 3;
-        for (int o = 0; o < 24; o += 6) { // 6 channels x 9 columns
-          const cnn_real *restrict wo = wt + (o) * 216;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
-          for (int c = 0; c < 24; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 11 + oy + ky) * 11 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 81 + oy * 9 + 0;
+          cnn_real *restrict yr = dx + (o) * 81 + oy * 81 + 72;
           memcpy(yr + 0, &a0_0, sizeof a0_0);
           yr[8] = a0_1[0];
           memcpy(yr + 81, &a1_0, sizeof a1_0);
@@ -6793,164 +6011,137 @@ CNN_V16_FN static void mnist14k_l21_conv_backward_v16(int n) {
       cnn_real *restrict dx = mnist14k_d19 + (size_t)i * 1944;
       for (int o = 0; o < 24; o++)
         for (int oy = 0; oy < 7; oy++)
-          memcpy(dyp + (o * 11 + oy + 2) * 11 + 2, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
-      // 12 output channels x 1 vectors of 16 columns per register tile.
-      for (int oy = 0; oy < 2; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 6 ? 9 - oy : 3;
-        for (int o = 0; o < 24; o += 12) { // 12 channels x 9 columns
-          const cnn_real *restrict wo = wt + (o) * 216;
-          cnn_v16 a0_0 = {0};
-          cnn_v16 a1_0 = {0};
-          cnn_v16 a2_0 = {0};
-          cnn_v16 a3_0 = {0};
-          cnn_v16 a4_0 = {0};
-          cnn_v16 a5_0 = {0};
-          cnn_v16 a6_0 = {0};
-          cnn_v16 a7_0 = {0};
-          cnn_v16 a8_0 = {0};
-          cnn_v16 a9_0 = {0};
-          cnn_v16 a10_0 = {0};
-          cnn_v16 a11_0 = {0};
-          for (int c = 0; c < 24; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 11 + oy + ky) * 11 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512], w8 = wr[kx + 1728], w9 = wr[kx + 1944], w10 = wr[kx + 2160], w11 = wr[kx + 2376];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
+          memcpy(dyp + (o * 11 + oy + 2) * 9 + 2, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
+      // 12 output channels x 2 vectors of 16 per register tile, over each plane as
+      // one run (flat): a row's last taps read the next row's first, zero, columns.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 64; col += 32) {
+          for (int o = 0; o < 24; o += 12) { // 12 channels x 32 columns
+            const cnn_real *restrict wo = wt + (o) * 216;
+            cnn_v16 a0_0 = {0}, a0_1 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0};
+            cnn_v16 a6_0 = {0}, a6_1 = {0};
+            cnn_v16 a7_0 = {0}, a7_1 = {0};
+            cnn_v16 a8_0 = {0}, a8_1 = {0};
+            cnn_v16 a9_0 = {0}, a9_1 = {0};
+            cnn_v16 a10_0 = {0}, a10_1 = {0};
+            cnn_v16 a11_0 = {0}, a11_1 = {0};
+            for (int c = 0; c < 24; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 11 + oy + ky) * 9 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512], w8 = wr[kx + 1728], w9 = wr[kx + 1944], w10 = wr[kx + 2160], w11 = wr[kx + 2376];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  a6_0 += w6 * x0; a6_1 += w6 * x1;
+                  a7_0 += w7 * x0; a7_1 += w7 * x1;
+                  a8_0 += w8 * x0; a8_1 += w8 * x1;
+                  a9_0 += w9 * x0; a9_1 += w9 * x1;
+                  a10_0 += w10 * x0; a10_1 += w10 * x1;
+                  a11_0 += w11 * x0; a11_1 += w11 * x1;
+                }
               }
-            }
-          cnn_real *restrict yr = dx + (o) * 81 + oy * 9 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8];
-          yr[81] = a1_0[0]; yr[82] = a1_0[1]; yr[83] = a1_0[2]; yr[84] = a1_0[3]; yr[85] = a1_0[4]; yr[86] = a1_0[5]; yr[87] = a1_0[6]; yr[88] = a1_0[7]; yr[89] = a1_0[8];
-          yr[162] = a2_0[0]; yr[163] = a2_0[1]; yr[164] = a2_0[2]; yr[165] = a2_0[3]; yr[166] = a2_0[4]; yr[167] = a2_0[5]; yr[168] = a2_0[6]; yr[169] = a2_0[7]; yr[170] = a2_0[8];
-          yr[243] = a3_0[0]; yr[244] = a3_0[1]; yr[245] = a3_0[2]; yr[246] = a3_0[3]; yr[247] = a3_0[4]; yr[248] = a3_0[5]; yr[249] = a3_0[6]; yr[250] = a3_0[7]; yr[251] = a3_0[8];
-          yr[324] = a4_0[0]; yr[325] = a4_0[1]; yr[326] = a4_0[2]; yr[327] = a4_0[3]; yr[328] = a4_0[4]; yr[329] = a4_0[5]; yr[330] = a4_0[6]; yr[331] = a4_0[7]; yr[332] = a4_0[8];
-          yr[405] = a5_0[0]; yr[406] = a5_0[1]; yr[407] = a5_0[2]; yr[408] = a5_0[3]; yr[409] = a5_0[4]; yr[410] = a5_0[5]; yr[411] = a5_0[6]; yr[412] = a5_0[7]; yr[413] = a5_0[8];
-          yr[486] = a6_0[0]; yr[487] = a6_0[1]; yr[488] = a6_0[2]; yr[489] = a6_0[3]; yr[490] = a6_0[4]; yr[491] = a6_0[5]; yr[492] = a6_0[6]; yr[493] = a6_0[7]; yr[494] = a6_0[8];
-          yr[567] = a7_0[0]; yr[568] = a7_0[1]; yr[569] = a7_0[2]; yr[570] = a7_0[3]; yr[571] = a7_0[4]; yr[572] = a7_0[5]; yr[573] = a7_0[6]; yr[574] = a7_0[7]; yr[575] = a7_0[8];
-          yr[648] = a8_0[0]; yr[649] = a8_0[1]; yr[650] = a8_0[2]; yr[651] = a8_0[3]; yr[652] = a8_0[4]; yr[653] = a8_0[5]; yr[654] = a8_0[6]; yr[655] = a8_0[7]; yr[656] = a8_0[8];
-          yr[729] = a9_0[0]; yr[730] = a9_0[1]; yr[731] = a9_0[2]; yr[732] = a9_0[3]; yr[733] = a9_0[4]; yr[734] = a9_0[5]; yr[735] = a9_0[6]; yr[736] = a9_0[7]; yr[737] = a9_0[8];
-          yr[810] = a10_0[0]; yr[811] = a10_0[1]; yr[812] = a10_0[2]; yr[813] = a10_0[3]; yr[814] = a10_0[4]; yr[815] = a10_0[5]; yr[816] = a10_0[6]; yr[817] = a10_0[7]; yr[818] = a10_0[8];
-          yr[891] = a11_0[0]; yr[892] = a11_0[1]; yr[893] = a11_0[2]; yr[894] = a11_0[3]; yr[895] = a11_0[4]; yr[896] = a11_0[5]; yr[897] = a11_0[6]; yr[898] = a11_0[7]; yr[899] = a11_0[8];
+            cnn_real *restrict yr = dx + (o) * 81 + oy * 81 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 81, &a1_0, sizeof a1_0);
+            memcpy(yr + 97, &a1_1, sizeof a1_1);
+            memcpy(yr + 162, &a2_0, sizeof a2_0);
+            memcpy(yr + 178, &a2_1, sizeof a2_1);
+            memcpy(yr + 243, &a3_0, sizeof a3_0);
+            memcpy(yr + 259, &a3_1, sizeof a3_1);
+            memcpy(yr + 324, &a4_0, sizeof a4_0);
+            memcpy(yr + 340, &a4_1, sizeof a4_1);
+            memcpy(yr + 405, &a5_0, sizeof a5_0);
+            memcpy(yr + 421, &a5_1, sizeof a5_1);
+            memcpy(yr + 486, &a6_0, sizeof a6_0);
+            memcpy(yr + 502, &a6_1, sizeof a6_1);
+            memcpy(yr + 567, &a7_0, sizeof a7_0);
+            memcpy(yr + 583, &a7_1, sizeof a7_1);
+            memcpy(yr + 648, &a8_0, sizeof a8_0);
+            memcpy(yr + 664, &a8_1, sizeof a8_1);
+            memcpy(yr + 729, &a9_0, sizeof a9_0);
+            memcpy(yr + 745, &a9_1, sizeof a9_1);
+            memcpy(yr + 810, &a10_0, sizeof a10_0);
+            memcpy(yr + 826, &a10_1, sizeof a10_1);
+            memcpy(yr + 891, &a11_0, sizeof a11_0);
+            memcpy(yr + 907, &a11_1, sizeof a11_1);
+          }
         }
-      }
-      for (int oy = 2; oy < 7; oy++) {
-        for (int o = 0; o < 24; o += 12) { // 12 channels x 9 columns
+        for (int o = 0; o < 24; o += 12) { // 12 channels x 17 columns
           const cnn_real *restrict wo = wt + (o) * 216;
-          cnn_v16 a0_0 = {0};
-          cnn_v16 a1_0 = {0};
-          cnn_v16 a2_0 = {0};
-          cnn_v16 a3_0 = {0};
-          cnn_v16 a4_0 = {0};
-          cnn_v16 a5_0 = {0};
-          cnn_v16 a6_0 = {0};
-          cnn_v16 a7_0 = {0};
-          cnn_v16 a8_0 = {0};
-          cnn_v16 a9_0 = {0};
-          cnn_v16 a10_0 = {0};
-          cnn_v16 a11_0 = {0};
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          cnn_v16 a8_0 = {0}, a8_1 = {0};
+          cnn_v16 a9_0 = {0}, a9_1 = {0};
+          cnn_v16 a10_0 = {0}, a10_1 = {0};
+          cnn_v16 a11_0 = {0}, a11_1 = {0};
           for (int c = 0; c < 24; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 11 + oy + ky) * 11 + 0;
+              const cnn_real *restrict xr = dyp + (c * 11 + oy + ky) * 9 + 64;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0;
+                cnn_v16 x0, x1;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
                 const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512], w8 = wr[kx + 1728], w9 = wr[kx + 1944], w10 = wr[kx + 2160], w11 = wr[kx + 2376];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+                a8_0 += w8 * x0; a8_1 += w8 * x1;
+                a9_0 += w9 * x0; a9_1 += w9 * x1;
+                a10_0 += w10 * x0; a10_1 += w10 * x1;
+                a11_0 += w11 * x0; a11_1 += w11 * x1;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 81 + oy * 9 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8];
-          yr[81] = a1_0[0]; yr[82] = a1_0[1]; yr[83] = a1_0[2]; yr[84] = a1_0[3]; yr[85] = a1_0[4]; yr[86] = a1_0[5]; yr[87] = a1_0[6]; yr[88] = a1_0[7]; yr[89] = a1_0[8];
-          yr[162] = a2_0[0]; yr[163] = a2_0[1]; yr[164] = a2_0[2]; yr[165] = a2_0[3]; yr[166] = a2_0[4]; yr[167] = a2_0[5]; yr[168] = a2_0[6]; yr[169] = a2_0[7]; yr[170] = a2_0[8];
-          yr[243] = a3_0[0]; yr[244] = a3_0[1]; yr[245] = a3_0[2]; yr[246] = a3_0[3]; yr[247] = a3_0[4]; yr[248] = a3_0[5]; yr[249] = a3_0[6]; yr[250] = a3_0[7]; yr[251] = a3_0[8];
-          yr[324] = a4_0[0]; yr[325] = a4_0[1]; yr[326] = a4_0[2]; yr[327] = a4_0[3]; yr[328] = a4_0[4]; yr[329] = a4_0[5]; yr[330] = a4_0[6]; yr[331] = a4_0[7]; yr[332] = a4_0[8];
-          yr[405] = a5_0[0]; yr[406] = a5_0[1]; yr[407] = a5_0[2]; yr[408] = a5_0[3]; yr[409] = a5_0[4]; yr[410] = a5_0[5]; yr[411] = a5_0[6]; yr[412] = a5_0[7]; yr[413] = a5_0[8];
-          yr[486] = a6_0[0]; yr[487] = a6_0[1]; yr[488] = a6_0[2]; yr[489] = a6_0[3]; yr[490] = a6_0[4]; yr[491] = a6_0[5]; yr[492] = a6_0[6]; yr[493] = a6_0[7]; yr[494] = a6_0[8];
-          yr[567] = a7_0[0]; yr[568] = a7_0[1]; yr[569] = a7_0[2]; yr[570] = a7_0[3]; yr[571] = a7_0[4]; yr[572] = a7_0[5]; yr[573] = a7_0[6]; yr[574] = a7_0[7]; yr[575] = a7_0[8];
-          yr[648] = a8_0[0]; yr[649] = a8_0[1]; yr[650] = a8_0[2]; yr[651] = a8_0[3]; yr[652] = a8_0[4]; yr[653] = a8_0[5]; yr[654] = a8_0[6]; yr[655] = a8_0[7]; yr[656] = a8_0[8];
-          yr[729] = a9_0[0]; yr[730] = a9_0[1]; yr[731] = a9_0[2]; yr[732] = a9_0[3]; yr[733] = a9_0[4]; yr[734] = a9_0[5]; yr[735] = a9_0[6]; yr[736] = a9_0[7]; yr[737] = a9_0[8];
-          yr[810] = a10_0[0]; yr[811] = a10_0[1]; yr[812] = a10_0[2]; yr[813] = a10_0[3]; yr[814] = a10_0[4]; yr[815] = a10_0[5]; yr[816] = a10_0[6]; yr[817] = a10_0[7]; yr[818] = a10_0[8];
-          yr[891] = a11_0[0]; yr[892] = a11_0[1]; yr[893] = a11_0[2]; yr[894] = a11_0[3]; yr[895] = a11_0[4]; yr[896] = a11_0[5]; yr[897] = a11_0[6]; yr[898] = a11_0[7]; yr[899] = a11_0[8];
-        }
-      }
-      for (int oy = 7; oy < 9; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 6 ? 9 - oy : 3;
-        for (int o = 0; o < 24; o += 12) { // 12 channels x 9 columns
-          const cnn_real *restrict wo = wt + (o) * 216;
-          cnn_v16 a0_0 = {0};
-          cnn_v16 a1_0 = {0};
-          cnn_v16 a2_0 = {0};
-          cnn_v16 a3_0 = {0};
-          cnn_v16 a4_0 = {0};
-          cnn_v16 a5_0 = {0};
-          cnn_v16 a6_0 = {0};
-          cnn_v16 a7_0 = {0};
-          cnn_v16 a8_0 = {0};
-          cnn_v16 a9_0 = {0};
-          cnn_v16 a10_0 = {0};
-          cnn_v16 a11_0 = {0};
-          for (int c = 0; c < 24; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 11 + oy + ky) * 11 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512], w8 = wr[kx + 1728], w9 = wr[kx + 1944], w10 = wr[kx + 2160], w11 = wr[kx + 2376];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 81 + oy * 9 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8];
-          yr[81] = a1_0[0]; yr[82] = a1_0[1]; yr[83] = a1_0[2]; yr[84] = a1_0[3]; yr[85] = a1_0[4]; yr[86] = a1_0[5]; yr[87] = a1_0[6]; yr[88] = a1_0[7]; yr[89] = a1_0[8];
-          yr[162] = a2_0[0]; yr[163] = a2_0[1]; yr[164] = a2_0[2]; yr[165] = a2_0[3]; yr[166] = a2_0[4]; yr[167] = a2_0[5]; yr[168] = a2_0[6]; yr[169] = a2_0[7]; yr[170] = a2_0[8];
-          yr[243] = a3_0[0]; yr[244] = a3_0[1]; yr[245] = a3_0[2]; yr[246] = a3_0[3]; yr[247] = a3_0[4]; yr[248] = a3_0[5]; yr[249] = a3_0[6]; yr[250] = a3_0[7]; yr[251] = a3_0[8];
-          yr[324] = a4_0[0]; yr[325] = a4_0[1]; yr[326] = a4_0[2]; yr[327] = a4_0[3]; yr[328] = a4_0[4]; yr[329] = a4_0[5]; yr[330] = a4_0[6]; yr[331] = a4_0[7]; yr[332] = a4_0[8];
-          yr[405] = a5_0[0]; yr[406] = a5_0[1]; yr[407] = a5_0[2]; yr[408] = a5_0[3]; yr[409] = a5_0[4]; yr[410] = a5_0[5]; yr[411] = a5_0[6]; yr[412] = a5_0[7]; yr[413] = a5_0[8];
-          yr[486] = a6_0[0]; yr[487] = a6_0[1]; yr[488] = a6_0[2]; yr[489] = a6_0[3]; yr[490] = a6_0[4]; yr[491] = a6_0[5]; yr[492] = a6_0[6]; yr[493] = a6_0[7]; yr[494] = a6_0[8];
-          yr[567] = a7_0[0]; yr[568] = a7_0[1]; yr[569] = a7_0[2]; yr[570] = a7_0[3]; yr[571] = a7_0[4]; yr[572] = a7_0[5]; yr[573] = a7_0[6]; yr[574] = a7_0[7]; yr[575] = a7_0[8];
-          yr[648] = a8_0[0]; yr[649] = a8_0[1]; yr[650] = a8_0[2]; yr[651] = a8_0[3]; yr[652] = a8_0[4]; yr[653] = a8_0[5]; yr[654] = a8_0[6]; yr[655] = a8_0[7]; yr[656] = a8_0[8];
-          yr[729] = a9_0[0]; yr[730] = a9_0[1]; yr[731] = a9_0[2]; yr[732] = a9_0[3]; yr[733] = a9_0[4]; yr[734] = a9_0[5]; yr[735] = a9_0[6]; yr[736] = a9_0[7]; yr[737] = a9_0[8];
-          yr[810] = a10_0[0]; yr[811] = a10_0[1]; yr[812] = a10_0[2]; yr[813] = a10_0[3]; yr[814] = a10_0[4]; yr[815] = a10_0[5]; yr[816] = a10_0[6]; yr[817] = a10_0[7]; yr[818] = a10_0[8];
-          yr[891] = a11_0[0]; yr[892] = a11_0[1]; yr[893] = a11_0[2]; yr[894] = a11_0[3]; yr[895] = a11_0[4]; yr[896] = a11_0[5]; yr[897] = a11_0[6]; yr[898] = a11_0[7]; yr[899] = a11_0[8];
+          cnn_real *restrict yr = dx + (o) * 81 + oy * 81 + 64;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0];
+          memcpy(yr + 81, &a1_0, sizeof a1_0);
+          yr[97] = a1_1[0];
+          memcpy(yr + 162, &a2_0, sizeof a2_0);
+          yr[178] = a2_1[0];
+          memcpy(yr + 243, &a3_0, sizeof a3_0);
+          yr[259] = a3_1[0];
+          memcpy(yr + 324, &a4_0, sizeof a4_0);
+          yr[340] = a4_1[0];
+          memcpy(yr + 405, &a5_0, sizeof a5_0);
+          yr[421] = a5_1[0];
+          memcpy(yr + 486, &a6_0, sizeof a6_0);
+          yr[502] = a6_1[0];
+          memcpy(yr + 567, &a7_0, sizeof a7_0);
+          yr[583] = a7_1[0];
+          memcpy(yr + 648, &a8_0, sizeof a8_0);
+          yr[664] = a8_1[0];
+          memcpy(yr + 729, &a9_0, sizeof a9_0);
+          yr[745] = a9_1[0];
+          memcpy(yr + 810, &a10_0, sizeof a10_0);
+          yr[826] = a10_1[0];
+          memcpy(yr + 891, &a11_0, sizeof a11_0);
+          yr[907] = a11_1[0];
         }
       }
       }

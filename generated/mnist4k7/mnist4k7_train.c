@@ -591,9 +591,7 @@ static cnn_real mnist4k7_l0_dw[NGROUP][72] CNN_ALIGNED;
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k7_l0_dyp[NGROUP][7216] CNN_ALIGNED;
-// Each plane of a group's input gradient as one row on dy's bordered row stride.
-static cnn_real mnist4k7_l0_dxf[NGROUP][864] CNN_ALIGNED;
+static cnn_real mnist4k7_l0_dyp[NGROUP][6752] CNN_ALIGNED;
 static cnn_real mnist4k7_l0_wt[72] CNN_ALIGNED;
 #endif
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
@@ -613,7 +611,6 @@ CNN_CLONES_V8 static void mnist4k7_l0_conv_backward_v8(int n) {
     cnn_real *restrict dwv = mnist4k7_l0_dwv[g];
 #ifdef CNN_INPUT_GRAD
     cnn_real *restrict dyp = mnist4k7_l0_dyp[g];
-    cnn_real *restrict dxf = mnist4k7_l0_dxf[g];
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 1's dx: this image's dy
@@ -756,9 +753,9 @@ CNN_CLONES_V8 static void mnist4k7_l0_conv_backward_v8(int n) {
       cnn_real *restrict dx = mnist4k7_d0 + (size_t)i * 784;
       for (int o = 0; o < 8; o++)
         for (int oy = 0; oy < 26; oy++)
-          memcpy(dyp + (o * 30 + oy + 2) * 30 + 2, dy + (o * 26 + oy) * 26, 26 * sizeof(cnn_real));
+          memcpy(dyp + (o * 30 + oy + 2) * 28 + 2, dy + (o * 26 + oy) * 26, 26 * sizeof(cnn_real));
       // 1 output channels x 7 vectors of 8 per register tile, over each plane as
-      // one run on the input's row stride (flat), then copied row by row.
+      // one run (flat): a row's last taps read the next row's first, zero, columns.
       for (int oy = 0; oy < 1; oy++) {
         for (int col = 0; col < 784; col += 56) {
           for (int o = 0; o < 1; o += 1) { // 1 channels x 56 columns
@@ -766,7 +763,7 @@ CNN_CLONES_V8 static void mnist4k7_l0_conv_backward_v8(int n) {
             cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
             for (int c = 0; c < 8; c++)
               for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 28 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
                   cnn_v8 x0, x1, x2, x3, x4, x5, x6;
@@ -781,7 +778,7 @@ CNN_CLONES_V8 static void mnist4k7_l0_conv_backward_v8(int n) {
                   a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6;
                 }
               }
-            cnn_real *restrict yr = dxf + (o) * 838 + oy * 838 + col;
+            cnn_real *restrict yr = dx + (o) * 784 + oy * 784 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
             memcpy(yr + 16, &a0_2, sizeof a0_2);
@@ -791,39 +788,7 @@ CNN_CLONES_V8 static void mnist4k7_l0_conv_backward_v8(int n) {
             memcpy(yr + 48, &a0_6, sizeof a0_6);
           }
         }
-        for (int o = 0; o < 1; o += 1) { // 1 channels x 54 columns
-          const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 784;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1, x2, x3, x4, x5, x6;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                memcpy(&x2, xr + kx + 16, sizeof x2);
-                memcpy(&x3, xr + kx + 24, sizeof x3);
-                memcpy(&x4, xr + kx + 32, sizeof x4);
-                memcpy(&x5, xr + kx + 40, sizeof x5);
-                memcpy(&x6, xr + kx + 48, sizeof x6);
-                const cnn_real w0 = wr[kx + 0];
-                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6;
-              }
-            }
-          cnn_real *restrict yr = dxf + (o) * 838 + oy * 838 + 784;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          memcpy(yr + 8, &a0_1, sizeof a0_1);
-          memcpy(yr + 16, &a0_2, sizeof a0_2);
-          memcpy(yr + 24, &a0_3, sizeof a0_3);
-          memcpy(yr + 32, &a0_4, sizeof a0_4);
-          memcpy(yr + 40, &a0_5, sizeof a0_5);
-          yr[48] = a0_6[0]; yr[49] = a0_6[1]; yr[50] = a0_6[2]; yr[51] = a0_6[3]; yr[52] = a0_6[4]; yr[53] = a0_6[5];
-        }
       }
-      for (int o = 0; o < 1; o++)
-        for (int oy = 0; oy < 28; oy++)
-          memcpy(dx + (o * 28 + oy) * 28, dxf + o * 838 + oy * 30, 28 * sizeof(cnn_real));
 #endif
     }
     for (int j = 0; j < 72; j++) {
@@ -856,7 +821,6 @@ CNN_V16_FN static void mnist4k7_l0_conv_backward_v16(int n) {
     cnn_real *restrict dwv = mnist4k7_l0_dwv[g];
 #ifdef CNN_INPUT_GRAD
     cnn_real *restrict dyp = mnist4k7_l0_dyp[g];
-    cnn_real *restrict dxf = mnist4k7_l0_dxf[g];
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 1's dx: this image's dy
@@ -1095,20 +1059,20 @@ CNN_V16_FN static void mnist4k7_l0_conv_backward_v16(int n) {
       cnn_real *restrict dx = mnist4k7_d0 + (size_t)i * 784;
       for (int o = 0; o < 8; o++)
         for (int oy = 0; oy < 26; oy++)
-          memcpy(dyp + (o * 30 + oy + 2) * 30 + 2, dy + (o * 26 + oy) * 26, 26 * sizeof(cnn_real));
-      // 1 output channels x 14 vectors of 16 per register tile, over each plane as
-      // one run on the input's row stride (flat), then copied row by row.
+          memcpy(dyp + (o * 30 + oy + 2) * 28 + 2, dy + (o * 26 + oy) * 26, 26 * sizeof(cnn_real));
+      // 1 output channels x 13 vectors of 16 per register tile, over each plane as
+      // one run (flat): a row's last taps read the next row's first, zero, columns.
       for (int oy = 0; oy < 1; oy++) {
-        for (int col = 0; col < 672; col += 224) {
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 224 columns
+        for (int col = 0; col < 624; col += 208) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 208 columns
             const cnn_real *restrict wo = wt + (o) * 72;
-            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0}, a0_12 = {0}, a0_13 = {0};
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0}, a0_12 = {0};
             for (int c = 0; c < 8; c++)
               for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 28 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13;
+                  cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 16, sizeof x1);
                   memcpy(&x2, xr + kx + 32, sizeof x2);
@@ -1122,12 +1086,11 @@ CNN_V16_FN static void mnist4k7_l0_conv_backward_v16(int n) {
                   memcpy(&x10, xr + kx + 160, sizeof x10);
                   memcpy(&x11, xr + kx + 176, sizeof x11);
                   memcpy(&x12, xr + kx + 192, sizeof x12);
-                  memcpy(&x13, xr + kx + 208, sizeof x13);
                   const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10; a0_11 += w0 * x11; a0_12 += w0 * x12; a0_13 += w0 * x13;
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10; a0_11 += w0 * x11; a0_12 += w0 * x12;
                 }
               }
-            cnn_real *restrict yr = dxf + (o) * 838 + oy * 838 + col;
+            cnn_real *restrict yr = dx + (o) * 784 + oy * 784 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 16, &a0_1, sizeof a0_1);
             memcpy(yr + 32, &a0_2, sizeof a0_2);
@@ -1141,18 +1104,17 @@ CNN_V16_FN static void mnist4k7_l0_conv_backward_v16(int n) {
             memcpy(yr + 160, &a0_10, sizeof a0_10);
             memcpy(yr + 176, &a0_11, sizeof a0_11);
             memcpy(yr + 192, &a0_12, sizeof a0_12);
-            memcpy(yr + 208, &a0_13, sizeof a0_13);
           }
         }
-        for (int o = 0; o < 1; o += 1) { // 1 channels x 166 columns
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 160 columns
           const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0};
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 672;
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 28 + 624;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10;
+                cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
                 memcpy(&x1, xr + kx + 16, sizeof x1);
                 memcpy(&x2, xr + kx + 32, sizeof x2);
@@ -1163,12 +1125,11 @@ CNN_V16_FN static void mnist4k7_l0_conv_backward_v16(int n) {
                 memcpy(&x7, xr + kx + 112, sizeof x7);
                 memcpy(&x8, xr + kx + 128, sizeof x8);
                 memcpy(&x9, xr + kx + 144, sizeof x9);
-                memcpy(&x10, xr + kx + 160, sizeof x10);
                 const cnn_real w0 = wr[kx + 0];
-                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10;
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9;
               }
             }
-          cnn_real *restrict yr = dxf + (o) * 838 + oy * 838 + 672;
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 784 + 624;
           memcpy(yr + 0, &a0_0, sizeof a0_0);
           memcpy(yr + 16, &a0_1, sizeof a0_1);
           memcpy(yr + 32, &a0_2, sizeof a0_2);
@@ -1179,12 +1140,8 @@ CNN_V16_FN static void mnist4k7_l0_conv_backward_v16(int n) {
           memcpy(yr + 112, &a0_7, sizeof a0_7);
           memcpy(yr + 128, &a0_8, sizeof a0_8);
           memcpy(yr + 144, &a0_9, sizeof a0_9);
-          yr[160] = a0_10[0]; yr[161] = a0_10[1]; yr[162] = a0_10[2]; yr[163] = a0_10[3]; yr[164] = a0_10[4]; yr[165] = a0_10[5];
         }
       }
-      for (int o = 0; o < 1; o++)
-        for (int oy = 0; oy < 28; oy++)
-          memcpy(dx + (o * 28 + oy) * 28, dxf + o * 838 + oy * 30, 28 * sizeof(cnn_real));
 #endif
     }
     for (int j = 0; j < 72; j++) {
@@ -1539,7 +1496,7 @@ static cnn_real mnist4k7_l3_dw[NGROUP][864] CNN_ALIGNED;
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k7_l3_dyp[NGROUP][9424] CNN_ALIGNED;
+static cnn_real mnist4k7_l3_dyp[NGROUP][8768] CNN_ALIGNED;
 static cnn_real mnist4k7_l3_wt[864] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
@@ -1682,89 +1639,11 @@ CNN_CLONES_V8 static void mnist4k7_l3_conv_backward_v8(int n) {
       cnn_real *restrict dx = mnist4k7_d2 + (size_t)i * 5408;
       for (int o = 0; o < 12; o++)
         for (int oy = 0; oy < 24; oy++)
-          memcpy(dyp + (o * 28 + oy + 2) * 28 + 2, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
-      // 4 output channels x 3 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 2; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
-        for (int col = 0; col < 24; col += 24) {
-          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
-            const cnn_real *restrict wo = wt + (o) * 108;
-            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
-            for (int c = 0; c < 12; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1, x2;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  memcpy(&x2, xr + kx + 16, sizeof x2);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
-                }
-              }
-            cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 16, &a0_2, sizeof a0_2);
-            memcpy(yr + 676, &a1_0, sizeof a1_0);
-            memcpy(yr + 684, &a1_1, sizeof a1_1);
-            memcpy(yr + 692, &a1_2, sizeof a1_2);
-            memcpy(yr + 1352, &a2_0, sizeof a2_0);
-            memcpy(yr + 1360, &a2_1, sizeof a2_1);
-            memcpy(yr + 1368, &a2_2, sizeof a2_2);
-            memcpy(yr + 2028, &a3_0, sizeof a3_0);
-            memcpy(yr + 2036, &a3_1, sizeof a3_1);
-            memcpy(yr + 2044, &a3_2, sizeof a3_2);
-          }
-        }
-        for (int o = 0; o < 8; o += 8) { // 8 channels x 2 columns
-          const cnn_real *restrict wo = wt + (o) * 108;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          cnn_v8 a7_0 = {0};
-          for (int c = 0; c < 12; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 24;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 24;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1];
-          yr[676] = a1_0[0]; yr[677] = a1_0[1];
-          yr[1352] = a2_0[0]; yr[1353] = a2_0[1];
-          yr[2028] = a3_0[0]; yr[2029] = a3_0[1];
-          yr[2704] = a4_0[0]; yr[2705] = a4_0[1];
-          yr[3380] = a5_0[0]; yr[3381] = a5_0[1];
-          yr[4056] = a6_0[0]; yr[4057] = a6_0[1];
-          yr[4732] = a7_0[0]; yr[4733] = a7_0[1];
-        }
-      }
-      for (int oy = 2; oy < 24; oy++) {
-        for (int col = 0; col < 24; col += 24) {
+          memcpy(dyp + (o * 28 + oy + 2) * 26 + 2, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
+      // 4 output channels x 3 vectors of 8 per register tile, over each plane as
+      // one run (flat): a row's last taps read the next row's first, zero, columns.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 672; col += 24) {
           for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = wt + (o) * 108;
             cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
@@ -1773,7 +1652,7 @@ CNN_CLONES_V8 static void mnist4k7_l3_conv_backward_v8(int n) {
             cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 12; c++)
               for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
+                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 26 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
                   cnn_v8 x0, x1, x2;
@@ -1787,7 +1666,7 @@ CNN_CLONES_V8 static void mnist4k7_l3_conv_backward_v8(int n) {
                   a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
                 }
               }
-            cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + col;
+            cnn_real *restrict yr = dx + (o) * 676 + oy * 676 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
             memcpy(yr + 16, &a0_2, sizeof a0_2);
@@ -1802,7 +1681,7 @@ CNN_CLONES_V8 static void mnist4k7_l3_conv_backward_v8(int n) {
             memcpy(yr + 2044, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 8; o += 8) { // 8 channels x 2 columns
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 4 columns
           const cnn_real *restrict wo = wt + (o) * 108;
           cnn_v8 a0_0 = {0};
           cnn_v8 a1_0 = {0};
@@ -1814,7 +1693,7 @@ CNN_CLONES_V8 static void mnist4k7_l3_conv_backward_v8(int n) {
           cnn_v8 a7_0 = {0};
           for (int c = 0; c < 12; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 24;
+              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 26 + 672;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
@@ -1830,94 +1709,15 @@ CNN_CLONES_V8 static void mnist4k7_l3_conv_backward_v8(int n) {
                 a7_0 += w7 * x0;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 24;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1];
-          yr[676] = a1_0[0]; yr[677] = a1_0[1];
-          yr[1352] = a2_0[0]; yr[1353] = a2_0[1];
-          yr[2028] = a3_0[0]; yr[2029] = a3_0[1];
-          yr[2704] = a4_0[0]; yr[2705] = a4_0[1];
-          yr[3380] = a5_0[0]; yr[3381] = a5_0[1];
-          yr[4056] = a6_0[0]; yr[4057] = a6_0[1];
-          yr[4732] = a7_0[0]; yr[4733] = a7_0[1];
-        }
-      }
-      for (int oy = 24; oy < 26; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
-        for (int col = 0; col < 24; col += 24) {
-          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
-            const cnn_real *restrict wo = wt + (o) * 108;
-            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
-            for (int c = 0; c < 12; c++)
-              for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1, x2;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  memcpy(&x2, xr + kx + 16, sizeof x2);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
-                }
-              }
-            cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 16, &a0_2, sizeof a0_2);
-            memcpy(yr + 676, &a1_0, sizeof a1_0);
-            memcpy(yr + 684, &a1_1, sizeof a1_1);
-            memcpy(yr + 692, &a1_2, sizeof a1_2);
-            memcpy(yr + 1352, &a2_0, sizeof a2_0);
-            memcpy(yr + 1360, &a2_1, sizeof a2_1);
-            memcpy(yr + 1368, &a2_2, sizeof a2_2);
-            memcpy(yr + 2028, &a3_0, sizeof a3_0);
-            memcpy(yr + 2036, &a3_1, sizeof a3_1);
-            memcpy(yr + 2044, &a3_2, sizeof a3_2);
-          }
-        }
-        for (int o = 0; o < 8; o += 8) { // 8 channels x 2 columns
-          const cnn_real *restrict wo = wt + (o) * 108;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          cnn_v8 a7_0 = {0};
-          for (int c = 0; c < 12; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 24;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 24;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1];
-          yr[676] = a1_0[0]; yr[677] = a1_0[1];
-          yr[1352] = a2_0[0]; yr[1353] = a2_0[1];
-          yr[2028] = a3_0[0]; yr[2029] = a3_0[1];
-          yr[2704] = a4_0[0]; yr[2705] = a4_0[1];
-          yr[3380] = a5_0[0]; yr[3381] = a5_0[1];
-          yr[4056] = a6_0[0]; yr[4057] = a6_0[1];
-          yr[4732] = a7_0[0]; yr[4733] = a7_0[1];
+          cnn_real *restrict yr = dx + (o) * 676 + oy * 676 + 672;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[676] = a1_0[0]; yr[677] = a1_0[1]; yr[678] = a1_0[2]; yr[679] = a1_0[3];
+          yr[1352] = a2_0[0]; yr[1353] = a2_0[1]; yr[1354] = a2_0[2]; yr[1355] = a2_0[3];
+          yr[2028] = a3_0[0]; yr[2029] = a3_0[1]; yr[2030] = a3_0[2]; yr[2031] = a3_0[3];
+          yr[2704] = a4_0[0]; yr[2705] = a4_0[1]; yr[2706] = a4_0[2]; yr[2707] = a4_0[3];
+          yr[3380] = a5_0[0]; yr[3381] = a5_0[1]; yr[3382] = a5_0[2]; yr[3383] = a5_0[3];
+          yr[4056] = a6_0[0]; yr[4057] = a6_0[1]; yr[4058] = a6_0[2]; yr[4059] = a6_0[3];
+          yr[4732] = a7_0[0]; yr[4733] = a7_0[1]; yr[4734] = a7_0[2]; yr[4735] = a7_0[3];
         }
       }
       }
@@ -2146,155 +1946,105 @@ CNN_V16_FN static void mnist4k7_l3_conv_backward_v16(int n) {
       cnn_real *restrict dx = mnist4k7_d2 + (size_t)i * 5408;
       for (int o = 0; o < 12; o++)
         for (int oy = 0; oy < 24; oy++)
-          memcpy(dyp + (o * 28 + oy + 2) * 28 + 2, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
-      // 8 output channels x 2 vectors of 16 columns per register tile.
-      for (int oy = 0; oy < 2; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
-        for (int o = 0; o < 8; o += 8) { // 8 channels x 26 columns
-          const cnn_real *restrict wo = wt + (o) * 108;
-          cnn_v16 a0_0 = {0}, a0_1 = {0};
-          cnn_v16 a1_0 = {0}, a1_1 = {0};
-          cnn_v16 a2_0 = {0}, a2_1 = {0};
-          cnn_v16 a3_0 = {0}, a3_1 = {0};
-          cnn_v16 a4_0 = {0}, a4_1 = {0};
-          cnn_v16 a5_0 = {0}, a5_1 = {0};
-          cnn_v16 a6_0 = {0}, a6_1 = {0};
-          cnn_v16 a7_0 = {0}, a7_1 = {0};
-          for (int c = 0; c < 12; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 16, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
-                a6_0 += w6 * x0; a6_1 += w6 * x1;
-                a7_0 += w7 * x0; a7_1 += w7 * x1;
+          memcpy(dyp + (o * 28 + oy + 2) * 26 + 2, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
+      // 8 output channels x 3 vectors of 16 per register tile, over each plane as
+      // one run (flat): a row's last taps read the next row's first, zero, columns.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 672; col += 48) {
+          for (int o = 0; o < 8; o += 8) { // 8 channels x 48 columns
+            const cnn_real *restrict wo = wt + (o) * 108;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+            cnn_v16 a6_0 = {0}, a6_1 = {0}, a6_2 = {0};
+            cnn_v16 a7_0 = {0}, a7_1 = {0}, a7_2 = {0};
+            for (int c = 0; c < 12; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 26 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0, x1, x2;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+                  a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
+                  a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
+                }
               }
-            }
-          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9];
-          memcpy(yr + 676, &a1_0, sizeof a1_0);
-          yr[692] = a1_1[0]; yr[693] = a1_1[1]; yr[694] = a1_1[2]; yr[695] = a1_1[3]; yr[696] = a1_1[4]; yr[697] = a1_1[5]; yr[698] = a1_1[6]; yr[699] = a1_1[7]; yr[700] = a1_1[8]; yr[701] = a1_1[9];
-          memcpy(yr + 1352, &a2_0, sizeof a2_0);
-          yr[1368] = a2_1[0]; yr[1369] = a2_1[1]; yr[1370] = a2_1[2]; yr[1371] = a2_1[3]; yr[1372] = a2_1[4]; yr[1373] = a2_1[5]; yr[1374] = a2_1[6]; yr[1375] = a2_1[7]; yr[1376] = a2_1[8]; yr[1377] = a2_1[9];
-          memcpy(yr + 2028, &a3_0, sizeof a3_0);
-          yr[2044] = a3_1[0]; yr[2045] = a3_1[1]; yr[2046] = a3_1[2]; yr[2047] = a3_1[3]; yr[2048] = a3_1[4]; yr[2049] = a3_1[5]; yr[2050] = a3_1[6]; yr[2051] = a3_1[7]; yr[2052] = a3_1[8]; yr[2053] = a3_1[9];
-          memcpy(yr + 2704, &a4_0, sizeof a4_0);
-          yr[2720] = a4_1[0]; yr[2721] = a4_1[1]; yr[2722] = a4_1[2]; yr[2723] = a4_1[3]; yr[2724] = a4_1[4]; yr[2725] = a4_1[5]; yr[2726] = a4_1[6]; yr[2727] = a4_1[7]; yr[2728] = a4_1[8]; yr[2729] = a4_1[9];
-          memcpy(yr + 3380, &a5_0, sizeof a5_0);
-          yr[3396] = a5_1[0]; yr[3397] = a5_1[1]; yr[3398] = a5_1[2]; yr[3399] = a5_1[3]; yr[3400] = a5_1[4]; yr[3401] = a5_1[5]; yr[3402] = a5_1[6]; yr[3403] = a5_1[7]; yr[3404] = a5_1[8]; yr[3405] = a5_1[9];
-          memcpy(yr + 4056, &a6_0, sizeof a6_0);
-          yr[4072] = a6_1[0]; yr[4073] = a6_1[1]; yr[4074] = a6_1[2]; yr[4075] = a6_1[3]; yr[4076] = a6_1[4]; yr[4077] = a6_1[5]; yr[4078] = a6_1[6]; yr[4079] = a6_1[7]; yr[4080] = a6_1[8]; yr[4081] = a6_1[9];
-          memcpy(yr + 4732, &a7_0, sizeof a7_0);
-          yr[4748] = a7_1[0]; yr[4749] = a7_1[1]; yr[4750] = a7_1[2]; yr[4751] = a7_1[3]; yr[4752] = a7_1[4]; yr[4753] = a7_1[5]; yr[4754] = a7_1[6]; yr[4755] = a7_1[7]; yr[4756] = a7_1[8]; yr[4757] = a7_1[9];
+            cnn_real *restrict yr = dx + (o) * 676 + oy * 676 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 676, &a1_0, sizeof a1_0);
+            memcpy(yr + 692, &a1_1, sizeof a1_1);
+            memcpy(yr + 708, &a1_2, sizeof a1_2);
+            memcpy(yr + 1352, &a2_0, sizeof a2_0);
+            memcpy(yr + 1368, &a2_1, sizeof a2_1);
+            memcpy(yr + 1384, &a2_2, sizeof a2_2);
+            memcpy(yr + 2028, &a3_0, sizeof a3_0);
+            memcpy(yr + 2044, &a3_1, sizeof a3_1);
+            memcpy(yr + 2060, &a3_2, sizeof a3_2);
+            memcpy(yr + 2704, &a4_0, sizeof a4_0);
+            memcpy(yr + 2720, &a4_1, sizeof a4_1);
+            memcpy(yr + 2736, &a4_2, sizeof a4_2);
+            memcpy(yr + 3380, &a5_0, sizeof a5_0);
+            memcpy(yr + 3396, &a5_1, sizeof a5_1);
+            memcpy(yr + 3412, &a5_2, sizeof a5_2);
+            memcpy(yr + 4056, &a6_0, sizeof a6_0);
+            memcpy(yr + 4072, &a6_1, sizeof a6_1);
+            memcpy(yr + 4088, &a6_2, sizeof a6_2);
+            memcpy(yr + 4732, &a7_0, sizeof a7_0);
+            memcpy(yr + 4748, &a7_1, sizeof a7_1);
+            memcpy(yr + 4764, &a7_2, sizeof a7_2);
+          }
         }
-      }
-      for (int oy = 2; oy < 24; oy++) {
-        for (int o = 0; o < 8; o += 8) { // 8 channels x 26 columns
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 4 columns
           const cnn_real *restrict wo = wt + (o) * 108;
-          cnn_v16 a0_0 = {0}, a0_1 = {0};
-          cnn_v16 a1_0 = {0}, a1_1 = {0};
-          cnn_v16 a2_0 = {0}, a2_1 = {0};
-          cnn_v16 a3_0 = {0}, a3_1 = {0};
-          cnn_v16 a4_0 = {0}, a4_1 = {0};
-          cnn_v16 a5_0 = {0}, a5_1 = {0};
-          cnn_v16 a6_0 = {0}, a6_1 = {0};
-          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          cnn_v16 a0_0 = {0};
+          cnn_v16 a1_0 = {0};
+          cnn_v16 a2_0 = {0};
+          cnn_v16 a3_0 = {0};
+          cnn_v16 a4_0 = {0};
+          cnn_v16 a5_0 = {0};
+          cnn_v16 a6_0 = {0};
+          cnn_v16 a7_0 = {0};
           for (int c = 0; c < 12; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 0;
+              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 26 + 672;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0, x1;
+                cnn_v16 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 16, sizeof x1);
                 const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
-                a6_0 += w6 * x0; a6_1 += w6 * x1;
-                a7_0 += w7 * x0; a7_1 += w7 * x1;
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9];
-          memcpy(yr + 676, &a1_0, sizeof a1_0);
-          yr[692] = a1_1[0]; yr[693] = a1_1[1]; yr[694] = a1_1[2]; yr[695] = a1_1[3]; yr[696] = a1_1[4]; yr[697] = a1_1[5]; yr[698] = a1_1[6]; yr[699] = a1_1[7]; yr[700] = a1_1[8]; yr[701] = a1_1[9];
-          memcpy(yr + 1352, &a2_0, sizeof a2_0);
-          yr[1368] = a2_1[0]; yr[1369] = a2_1[1]; yr[1370] = a2_1[2]; yr[1371] = a2_1[3]; yr[1372] = a2_1[4]; yr[1373] = a2_1[5]; yr[1374] = a2_1[6]; yr[1375] = a2_1[7]; yr[1376] = a2_1[8]; yr[1377] = a2_1[9];
-          memcpy(yr + 2028, &a3_0, sizeof a3_0);
-          yr[2044] = a3_1[0]; yr[2045] = a3_1[1]; yr[2046] = a3_1[2]; yr[2047] = a3_1[3]; yr[2048] = a3_1[4]; yr[2049] = a3_1[5]; yr[2050] = a3_1[6]; yr[2051] = a3_1[7]; yr[2052] = a3_1[8]; yr[2053] = a3_1[9];
-          memcpy(yr + 2704, &a4_0, sizeof a4_0);
-          yr[2720] = a4_1[0]; yr[2721] = a4_1[1]; yr[2722] = a4_1[2]; yr[2723] = a4_1[3]; yr[2724] = a4_1[4]; yr[2725] = a4_1[5]; yr[2726] = a4_1[6]; yr[2727] = a4_1[7]; yr[2728] = a4_1[8]; yr[2729] = a4_1[9];
-          memcpy(yr + 3380, &a5_0, sizeof a5_0);
-          yr[3396] = a5_1[0]; yr[3397] = a5_1[1]; yr[3398] = a5_1[2]; yr[3399] = a5_1[3]; yr[3400] = a5_1[4]; yr[3401] = a5_1[5]; yr[3402] = a5_1[6]; yr[3403] = a5_1[7]; yr[3404] = a5_1[8]; yr[3405] = a5_1[9];
-          memcpy(yr + 4056, &a6_0, sizeof a6_0);
-          yr[4072] = a6_1[0]; yr[4073] = a6_1[1]; yr[4074] = a6_1[2]; yr[4075] = a6_1[3]; yr[4076] = a6_1[4]; yr[4077] = a6_1[5]; yr[4078] = a6_1[6]; yr[4079] = a6_1[7]; yr[4080] = a6_1[8]; yr[4081] = a6_1[9];
-          memcpy(yr + 4732, &a7_0, sizeof a7_0);
-          yr[4748] = a7_1[0]; yr[4749] = a7_1[1]; yr[4750] = a7_1[2]; yr[4751] = a7_1[3]; yr[4752] = a7_1[4]; yr[4753] = a7_1[5]; yr[4754] = a7_1[6]; yr[4755] = a7_1[7]; yr[4756] = a7_1[8]; yr[4757] = a7_1[9];
-        }
-      }
-      for (int oy = 24; oy < 26; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 23 ? 26 - oy : 3;
-        for (int o = 0; o < 8; o += 8) { // 8 channels x 26 columns
-          const cnn_real *restrict wo = wt + (o) * 108;
-          cnn_v16 a0_0 = {0}, a0_1 = {0};
-          cnn_v16 a1_0 = {0}, a1_1 = {0};
-          cnn_v16 a2_0 = {0}, a2_1 = {0};
-          cnn_v16 a3_0 = {0}, a3_1 = {0};
-          cnn_v16 a4_0 = {0}, a4_1 = {0};
-          cnn_v16 a5_0 = {0}, a5_1 = {0};
-          cnn_v16 a6_0 = {0}, a6_1 = {0};
-          cnn_v16 a7_0 = {0}, a7_1 = {0};
-          for (int c = 0; c < 12; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 28 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 16, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
-                a6_0 += w6 * x0; a6_1 += w6 * x1;
-                a7_0 += w7 * x0; a7_1 += w7 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 676 + oy * 26 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9];
-          memcpy(yr + 676, &a1_0, sizeof a1_0);
-          yr[692] = a1_1[0]; yr[693] = a1_1[1]; yr[694] = a1_1[2]; yr[695] = a1_1[3]; yr[696] = a1_1[4]; yr[697] = a1_1[5]; yr[698] = a1_1[6]; yr[699] = a1_1[7]; yr[700] = a1_1[8]; yr[701] = a1_1[9];
-          memcpy(yr + 1352, &a2_0, sizeof a2_0);
-          yr[1368] = a2_1[0]; yr[1369] = a2_1[1]; yr[1370] = a2_1[2]; yr[1371] = a2_1[3]; yr[1372] = a2_1[4]; yr[1373] = a2_1[5]; yr[1374] = a2_1[6]; yr[1375] = a2_1[7]; yr[1376] = a2_1[8]; yr[1377] = a2_1[9];
-          memcpy(yr + 2028, &a3_0, sizeof a3_0);
-          yr[2044] = a3_1[0]; yr[2045] = a3_1[1]; yr[2046] = a3_1[2]; yr[2047] = a3_1[3]; yr[2048] = a3_1[4]; yr[2049] = a3_1[5]; yr[2050] = a3_1[6]; yr[2051] = a3_1[7]; yr[2052] = a3_1[8]; yr[2053] = a3_1[9];
-          memcpy(yr + 2704, &a4_0, sizeof a4_0);
-          yr[2720] = a4_1[0]; yr[2721] = a4_1[1]; yr[2722] = a4_1[2]; yr[2723] = a4_1[3]; yr[2724] = a4_1[4]; yr[2725] = a4_1[5]; yr[2726] = a4_1[6]; yr[2727] = a4_1[7]; yr[2728] = a4_1[8]; yr[2729] = a4_1[9];
-          memcpy(yr + 3380, &a5_0, sizeof a5_0);
-          yr[3396] = a5_1[0]; yr[3397] = a5_1[1]; yr[3398] = a5_1[2]; yr[3399] = a5_1[3]; yr[3400] = a5_1[4]; yr[3401] = a5_1[5]; yr[3402] = a5_1[6]; yr[3403] = a5_1[7]; yr[3404] = a5_1[8]; yr[3405] = a5_1[9];
-          memcpy(yr + 4056, &a6_0, sizeof a6_0);
-          yr[4072] = a6_1[0]; yr[4073] = a6_1[1]; yr[4074] = a6_1[2]; yr[4075] = a6_1[3]; yr[4076] = a6_1[4]; yr[4077] = a6_1[5]; yr[4078] = a6_1[6]; yr[4079] = a6_1[7]; yr[4080] = a6_1[8]; yr[4081] = a6_1[9];
-          memcpy(yr + 4732, &a7_0, sizeof a7_0);
-          yr[4748] = a7_1[0]; yr[4749] = a7_1[1]; yr[4750] = a7_1[2]; yr[4751] = a7_1[3]; yr[4752] = a7_1[4]; yr[4753] = a7_1[5]; yr[4754] = a7_1[6]; yr[4755] = a7_1[7]; yr[4756] = a7_1[8]; yr[4757] = a7_1[9];
+          cnn_real *restrict yr = dx + (o) * 676 + oy * 676 + 672;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[676] = a1_0[0]; yr[677] = a1_0[1]; yr[678] = a1_0[2]; yr[679] = a1_0[3];
+          yr[1352] = a2_0[0]; yr[1353] = a2_0[1]; yr[1354] = a2_0[2]; yr[1355] = a2_0[3];
+          yr[2028] = a3_0[0]; yr[2029] = a3_0[1]; yr[2030] = a3_0[2]; yr[2031] = a3_0[3];
+          yr[2704] = a4_0[0]; yr[2705] = a4_0[1]; yr[2706] = a4_0[2]; yr[2707] = a4_0[3];
+          yr[3380] = a5_0[0]; yr[3381] = a5_0[1]; yr[3382] = a5_0[2]; yr[3383] = a5_0[3];
+          yr[4056] = a6_0[0]; yr[4057] = a6_0[1]; yr[4058] = a6_0[2]; yr[4059] = a6_0[3];
+          yr[4732] = a7_0[0]; yr[4733] = a7_0[1]; yr[4734] = a7_0[2]; yr[4735] = a7_0[3];
         }
       }
       }
@@ -3458,7 +3208,7 @@ static cnn_real mnist4k7_l10_dw[NGROUP][864] CNN_ALIGNED;
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k7_l10_dyp[NGROUP][2368] CNN_ALIGNED;
+static cnn_real mnist4k7_l10_dyp[NGROUP][2048] CNN_ALIGNED;
 static cnn_real mnist4k7_l10_wt[864] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
@@ -3546,107 +3296,47 @@ CNN_CLONES_V8 static void mnist4k7_l10_conv_backward_v8(int n) {
       cnn_real *restrict dx = mnist4k7_d9 + (size_t)i * 1152;
       for (int o = 0; o < 12; o++)
         for (int oy = 0; oy < 10; oy++)
-          memcpy(dyp + (o * 14 + oy + 2) * 14 + 2, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
-      // 4 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 2; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 9 ? 12 - oy : 3;
-        for (int o = 0; o < 8; o += 4) { // 4 channels x 12 columns
-          const cnn_real *restrict wo = wt + (o) * 108;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          for (int c = 0; c < 12; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 14 + oy + ky) * 14 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
+          memcpy(dyp + (o * 14 + oy + 2) * 12 + 2, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
+      // 4 output channels x 3 vectors of 8 per register tile, over each plane as
+      // one run (flat): a row's last taps read the next row's first, zero, columns.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 144; col += 24) {
+          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
+            const cnn_real *restrict wo = wt + (o) * 108;
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+            for (int c = 0; c < 12; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 14 + oy + ky) * 12 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1, x2;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                }
               }
-            }
-          cnn_real *restrict yr = dx + (o) * 144 + oy * 12 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 144, &a1_0, sizeof a1_0);
-          yr[152] = a1_1[0]; yr[153] = a1_1[1]; yr[154] = a1_1[2]; yr[155] = a1_1[3];
-          memcpy(yr + 288, &a2_0, sizeof a2_0);
-          yr[296] = a2_1[0]; yr[297] = a2_1[1]; yr[298] = a2_1[2]; yr[299] = a2_1[3];
-          memcpy(yr + 432, &a3_0, sizeof a3_0);
-          yr[440] = a3_1[0]; yr[441] = a3_1[1]; yr[442] = a3_1[2]; yr[443] = a3_1[3];
-        }
-      }
-      for (int oy = 2; oy < 10; oy++) {
-        for (int o = 0; o < 8; o += 4) { // 4 channels x 12 columns
-          const cnn_real *restrict wo = wt + (o) * 108;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          for (int c = 0; c < 12; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 14 + oy + ky) * 14 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 144 + oy * 12 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 144, &a1_0, sizeof a1_0);
-          yr[152] = a1_1[0]; yr[153] = a1_1[1]; yr[154] = a1_1[2]; yr[155] = a1_1[3];
-          memcpy(yr + 288, &a2_0, sizeof a2_0);
-          yr[296] = a2_1[0]; yr[297] = a2_1[1]; yr[298] = a2_1[2]; yr[299] = a2_1[3];
-          memcpy(yr + 432, &a3_0, sizeof a3_0);
-          yr[440] = a3_1[0]; yr[441] = a3_1[1]; yr[442] = a3_1[2]; yr[443] = a3_1[3];
-        }
-      }
-      for (int oy = 10; oy < 12; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 9 ? 12 - oy : 3;
-        for (int o = 0; o < 8; o += 4) { // 4 channels x 12 columns
-          const cnn_real *restrict wo = wt + (o) * 108;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          for (int c = 0; c < 12; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 14 + oy + ky) * 14 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 144 + oy * 12 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3];
-          memcpy(yr + 144, &a1_0, sizeof a1_0);
-          yr[152] = a1_1[0]; yr[153] = a1_1[1]; yr[154] = a1_1[2]; yr[155] = a1_1[3];
-          memcpy(yr + 288, &a2_0, sizeof a2_0);
-          yr[296] = a2_1[0]; yr[297] = a2_1[1]; yr[298] = a2_1[2]; yr[299] = a2_1[3];
-          memcpy(yr + 432, &a3_0, sizeof a3_0);
-          yr[440] = a3_1[0]; yr[441] = a3_1[1]; yr[442] = a3_1[2]; yr[443] = a3_1[3];
+            cnn_real *restrict yr = dx + (o) * 144 + oy * 144 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
+            memcpy(yr + 144, &a1_0, sizeof a1_0);
+            memcpy(yr + 152, &a1_1, sizeof a1_1);
+            memcpy(yr + 160, &a1_2, sizeof a1_2);
+            memcpy(yr + 288, &a2_0, sizeof a2_0);
+            memcpy(yr + 296, &a2_1, sizeof a2_1);
+            memcpy(yr + 304, &a2_2, sizeof a2_2);
+            memcpy(yr + 432, &a3_0, sizeof a3_0);
+            memcpy(yr + 440, &a3_1, sizeof a3_1);
+            memcpy(yr + 448, &a3_2, sizeof a3_2);
+          }
         }
       }
       }
@@ -3781,128 +3471,67 @@ CNN_V16_FN static void mnist4k7_l10_conv_backward_v16(int n) {
       cnn_real *restrict dx = mnist4k7_d9 + (size_t)i * 1152;
       for (int o = 0; o < 12; o++)
         for (int oy = 0; oy < 10; oy++)
-          memcpy(dyp + (o * 14 + oy + 2) * 14 + 2, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
-      // 8 output channels x 1 vectors of 16 columns per register tile.
-      for (int oy = 0; oy < 2; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 9 ? 12 - oy : 3;
-        for (int o = 0; o < 8; o += 8) { // 8 channels x 12 columns
-          const cnn_real *restrict wo = wt + (o) * 108;
-          cnn_v16 a0_0 = {0};
-          cnn_v16 a1_0 = {0};
-          cnn_v16 a2_0 = {0};
-          cnn_v16 a3_0 = {0};
-          cnn_v16 a4_0 = {0};
-          cnn_v16 a5_0 = {0};
-          cnn_v16 a6_0 = {0};
-          cnn_v16 a7_0 = {0};
-          for (int c = 0; c < 12; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 14 + oy + ky) * 14 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
+          memcpy(dyp + (o * 14 + oy + 2) * 12 + 2, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
+      // 8 output channels x 3 vectors of 16 per register tile, over each plane as
+      // one run (flat): a row's last taps read the next row's first, zero, columns.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 144; col += 48) {
+          for (int o = 0; o < 8; o += 8) { // 8 channels x 48 columns
+            const cnn_real *restrict wo = wt + (o) * 108;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
+            cnn_v16 a6_0 = {0}, a6_1 = {0}, a6_2 = {0};
+            cnn_v16 a7_0 = {0}, a7_1 = {0}, a7_2 = {0};
+            for (int c = 0; c < 12; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 14 + oy + ky) * 12 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0, x1, x2;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
+                  a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
+                  a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
+                }
               }
-            }
-          cnn_real *restrict yr = dx + (o) * 144 + oy * 12 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11];
-          yr[144] = a1_0[0]; yr[145] = a1_0[1]; yr[146] = a1_0[2]; yr[147] = a1_0[3]; yr[148] = a1_0[4]; yr[149] = a1_0[5]; yr[150] = a1_0[6]; yr[151] = a1_0[7]; yr[152] = a1_0[8]; yr[153] = a1_0[9]; yr[154] = a1_0[10]; yr[155] = a1_0[11];
-          yr[288] = a2_0[0]; yr[289] = a2_0[1]; yr[290] = a2_0[2]; yr[291] = a2_0[3]; yr[292] = a2_0[4]; yr[293] = a2_0[5]; yr[294] = a2_0[6]; yr[295] = a2_0[7]; yr[296] = a2_0[8]; yr[297] = a2_0[9]; yr[298] = a2_0[10]; yr[299] = a2_0[11];
-          yr[432] = a3_0[0]; yr[433] = a3_0[1]; yr[434] = a3_0[2]; yr[435] = a3_0[3]; yr[436] = a3_0[4]; yr[437] = a3_0[5]; yr[438] = a3_0[6]; yr[439] = a3_0[7]; yr[440] = a3_0[8]; yr[441] = a3_0[9]; yr[442] = a3_0[10]; yr[443] = a3_0[11];
-          yr[576] = a4_0[0]; yr[577] = a4_0[1]; yr[578] = a4_0[2]; yr[579] = a4_0[3]; yr[580] = a4_0[4]; yr[581] = a4_0[5]; yr[582] = a4_0[6]; yr[583] = a4_0[7]; yr[584] = a4_0[8]; yr[585] = a4_0[9]; yr[586] = a4_0[10]; yr[587] = a4_0[11];
-          yr[720] = a5_0[0]; yr[721] = a5_0[1]; yr[722] = a5_0[2]; yr[723] = a5_0[3]; yr[724] = a5_0[4]; yr[725] = a5_0[5]; yr[726] = a5_0[6]; yr[727] = a5_0[7]; yr[728] = a5_0[8]; yr[729] = a5_0[9]; yr[730] = a5_0[10]; yr[731] = a5_0[11];
-          yr[864] = a6_0[0]; yr[865] = a6_0[1]; yr[866] = a6_0[2]; yr[867] = a6_0[3]; yr[868] = a6_0[4]; yr[869] = a6_0[5]; yr[870] = a6_0[6]; yr[871] = a6_0[7]; yr[872] = a6_0[8]; yr[873] = a6_0[9]; yr[874] = a6_0[10]; yr[875] = a6_0[11];
-          yr[1008] = a7_0[0]; yr[1009] = a7_0[1]; yr[1010] = a7_0[2]; yr[1011] = a7_0[3]; yr[1012] = a7_0[4]; yr[1013] = a7_0[5]; yr[1014] = a7_0[6]; yr[1015] = a7_0[7]; yr[1016] = a7_0[8]; yr[1017] = a7_0[9]; yr[1018] = a7_0[10]; yr[1019] = a7_0[11];
-        }
-      }
-      for (int oy = 2; oy < 10; oy++) {
-        for (int o = 0; o < 8; o += 8) { // 8 channels x 12 columns
-          const cnn_real *restrict wo = wt + (o) * 108;
-          cnn_v16 a0_0 = {0};
-          cnn_v16 a1_0 = {0};
-          cnn_v16 a2_0 = {0};
-          cnn_v16 a3_0 = {0};
-          cnn_v16 a4_0 = {0};
-          cnn_v16 a5_0 = {0};
-          cnn_v16 a6_0 = {0};
-          cnn_v16 a7_0 = {0};
-          for (int c = 0; c < 12; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 14 + oy + ky) * 14 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 144 + oy * 12 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11];
-          yr[144] = a1_0[0]; yr[145] = a1_0[1]; yr[146] = a1_0[2]; yr[147] = a1_0[3]; yr[148] = a1_0[4]; yr[149] = a1_0[5]; yr[150] = a1_0[6]; yr[151] = a1_0[7]; yr[152] = a1_0[8]; yr[153] = a1_0[9]; yr[154] = a1_0[10]; yr[155] = a1_0[11];
-          yr[288] = a2_0[0]; yr[289] = a2_0[1]; yr[290] = a2_0[2]; yr[291] = a2_0[3]; yr[292] = a2_0[4]; yr[293] = a2_0[5]; yr[294] = a2_0[6]; yr[295] = a2_0[7]; yr[296] = a2_0[8]; yr[297] = a2_0[9]; yr[298] = a2_0[10]; yr[299] = a2_0[11];
-          yr[432] = a3_0[0]; yr[433] = a3_0[1]; yr[434] = a3_0[2]; yr[435] = a3_0[3]; yr[436] = a3_0[4]; yr[437] = a3_0[5]; yr[438] = a3_0[6]; yr[439] = a3_0[7]; yr[440] = a3_0[8]; yr[441] = a3_0[9]; yr[442] = a3_0[10]; yr[443] = a3_0[11];
-          yr[576] = a4_0[0]; yr[577] = a4_0[1]; yr[578] = a4_0[2]; yr[579] = a4_0[3]; yr[580] = a4_0[4]; yr[581] = a4_0[5]; yr[582] = a4_0[6]; yr[583] = a4_0[7]; yr[584] = a4_0[8]; yr[585] = a4_0[9]; yr[586] = a4_0[10]; yr[587] = a4_0[11];
-          yr[720] = a5_0[0]; yr[721] = a5_0[1]; yr[722] = a5_0[2]; yr[723] = a5_0[3]; yr[724] = a5_0[4]; yr[725] = a5_0[5]; yr[726] = a5_0[6]; yr[727] = a5_0[7]; yr[728] = a5_0[8]; yr[729] = a5_0[9]; yr[730] = a5_0[10]; yr[731] = a5_0[11];
-          yr[864] = a6_0[0]; yr[865] = a6_0[1]; yr[866] = a6_0[2]; yr[867] = a6_0[3]; yr[868] = a6_0[4]; yr[869] = a6_0[5]; yr[870] = a6_0[6]; yr[871] = a6_0[7]; yr[872] = a6_0[8]; yr[873] = a6_0[9]; yr[874] = a6_0[10]; yr[875] = a6_0[11];
-          yr[1008] = a7_0[0]; yr[1009] = a7_0[1]; yr[1010] = a7_0[2]; yr[1011] = a7_0[3]; yr[1012] = a7_0[4]; yr[1013] = a7_0[5]; yr[1014] = a7_0[6]; yr[1015] = a7_0[7]; yr[1016] = a7_0[8]; yr[1017] = a7_0[9]; yr[1018] = a7_0[10]; yr[1019] = a7_0[11];
-        }
-      }
-      for (int oy = 10; oy < 12; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 9 ? 12 - oy : 3;
-        for (int o = 0; o < 8; o += 8) { // 8 channels x 12 columns
-          const cnn_real *restrict wo = wt + (o) * 108;
-          cnn_v16 a0_0 = {0};
-          cnn_v16 a1_0 = {0};
-          cnn_v16 a2_0 = {0};
-          cnn_v16 a3_0 = {0};
-          cnn_v16 a4_0 = {0};
-          cnn_v16 a5_0 = {0};
-          cnn_v16 a6_0 = {0};
-          cnn_v16 a7_0 = {0};
-          for (int c = 0; c < 12; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 14 + oy + ky) * 14 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 144 + oy * 12 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11];
-          yr[144] = a1_0[0]; yr[145] = a1_0[1]; yr[146] = a1_0[2]; yr[147] = a1_0[3]; yr[148] = a1_0[4]; yr[149] = a1_0[5]; yr[150] = a1_0[6]; yr[151] = a1_0[7]; yr[152] = a1_0[8]; yr[153] = a1_0[9]; yr[154] = a1_0[10]; yr[155] = a1_0[11];
-          yr[288] = a2_0[0]; yr[289] = a2_0[1]; yr[290] = a2_0[2]; yr[291] = a2_0[3]; yr[292] = a2_0[4]; yr[293] = a2_0[5]; yr[294] = a2_0[6]; yr[295] = a2_0[7]; yr[296] = a2_0[8]; yr[297] = a2_0[9]; yr[298] = a2_0[10]; yr[299] = a2_0[11];
-          yr[432] = a3_0[0]; yr[433] = a3_0[1]; yr[434] = a3_0[2]; yr[435] = a3_0[3]; yr[436] = a3_0[4]; yr[437] = a3_0[5]; yr[438] = a3_0[6]; yr[439] = a3_0[7]; yr[440] = a3_0[8]; yr[441] = a3_0[9]; yr[442] = a3_0[10]; yr[443] = a3_0[11];
-          yr[576] = a4_0[0]; yr[577] = a4_0[1]; yr[578] = a4_0[2]; yr[579] = a4_0[3]; yr[580] = a4_0[4]; yr[581] = a4_0[5]; yr[582] = a4_0[6]; yr[583] = a4_0[7]; yr[584] = a4_0[8]; yr[585] = a4_0[9]; yr[586] = a4_0[10]; yr[587] = a4_0[11];
-          yr[720] = a5_0[0]; yr[721] = a5_0[1]; yr[722] = a5_0[2]; yr[723] = a5_0[3]; yr[724] = a5_0[4]; yr[725] = a5_0[5]; yr[726] = a5_0[6]; yr[727] = a5_0[7]; yr[728] = a5_0[8]; yr[729] = a5_0[9]; yr[730] = a5_0[10]; yr[731] = a5_0[11];
-          yr[864] = a6_0[0]; yr[865] = a6_0[1]; yr[866] = a6_0[2]; yr[867] = a6_0[3]; yr[868] = a6_0[4]; yr[869] = a6_0[5]; yr[870] = a6_0[6]; yr[871] = a6_0[7]; yr[872] = a6_0[8]; yr[873] = a6_0[9]; yr[874] = a6_0[10]; yr[875] = a6_0[11];
-          yr[1008] = a7_0[0]; yr[1009] = a7_0[1]; yr[1010] = a7_0[2]; yr[1011] = a7_0[3]; yr[1012] = a7_0[4]; yr[1013] = a7_0[5]; yr[1014] = a7_0[6]; yr[1015] = a7_0[7]; yr[1016] = a7_0[8]; yr[1017] = a7_0[9]; yr[1018] = a7_0[10]; yr[1019] = a7_0[11];
+            cnn_real *restrict yr = dx + (o) * 144 + oy * 144 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 144, &a1_0, sizeof a1_0);
+            memcpy(yr + 160, &a1_1, sizeof a1_1);
+            memcpy(yr + 176, &a1_2, sizeof a1_2);
+            memcpy(yr + 288, &a2_0, sizeof a2_0);
+            memcpy(yr + 304, &a2_1, sizeof a2_1);
+            memcpy(yr + 320, &a2_2, sizeof a2_2);
+            memcpy(yr + 432, &a3_0, sizeof a3_0);
+            memcpy(yr + 448, &a3_1, sizeof a3_1);
+            memcpy(yr + 464, &a3_2, sizeof a3_2);
+            memcpy(yr + 576, &a4_0, sizeof a4_0);
+            memcpy(yr + 592, &a4_1, sizeof a4_1);
+            memcpy(yr + 608, &a4_2, sizeof a4_2);
+            memcpy(yr + 720, &a5_0, sizeof a5_0);
+            memcpy(yr + 736, &a5_1, sizeof a5_1);
+            memcpy(yr + 752, &a5_2, sizeof a5_2);
+            memcpy(yr + 864, &a6_0, sizeof a6_0);
+            memcpy(yr + 880, &a6_1, sizeof a6_1);
+            memcpy(yr + 896, &a6_2, sizeof a6_2);
+            memcpy(yr + 1008, &a7_0, sizeof a7_0);
+            memcpy(yr + 1024, &a7_1, sizeof a7_1);
+            memcpy(yr + 1040, &a7_2, sizeof a7_2);
+          }
         }
       }
       }
@@ -4303,7 +3932,7 @@ static cnn_real mnist4k7_l13_dw[NGROUP][1296] CNN_ALIGNED;
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k7_l13_dyp[NGROUP][1744] CNN_ALIGNED;
+static cnn_real mnist4k7_l13_dyp[NGROUP][1472] CNN_ALIGNED;
 static cnn_real mnist4k7_l13_wt[1296] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
@@ -4385,131 +4014,100 @@ CNN_CLONES_V8 static void mnist4k7_l13_conv_backward_v8(int n) {
       cnn_real *restrict dx = mnist4k7_d12 + (size_t)i * 1200;
       for (int o = 0; o < 12; o++)
         for (int oy = 0; oy < 8; oy++)
-          memcpy(dyp + (o * 12 + oy + 2) * 12 + 2, dy + (o * 8 + oy) * 8, 8 * sizeof(cnn_real));
-      // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 2; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 7 ? 10 - oy : 3;
-        for (int o = 0; o < 12; o += 6) { // 6 channels x 10 columns
-          const cnn_real *restrict wo = wt + (o) * 108;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
-          for (int c = 0; c < 12; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 12 + oy + ky) * 12 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+          memcpy(dyp + (o * 12 + oy + 2) * 10 + 2, dy + (o * 8 + oy) * 8, 8 * sizeof(cnn_real));
+      // 6 output channels x 2 vectors of 8 per register tile, over each plane as
+      // one run (flat): a row's last taps read the next row's first, zero, columns.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 96; col += 16) {
+          for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
+            const cnn_real *restrict wo = wt + (o) * 108;
+            cnn_v8 a0_0 = {0}, a0_1 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0};
+            cnn_v8 a4_0 = {0}, a4_1 = {0};
+            cnn_v8 a5_0 = {0}, a5_1 = {0};
+            for (int c = 0; c < 12; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 12 + oy + ky) * 10 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                }
               }
-            }
-          cnn_real *restrict yr = dx + (o) * 100 + oy * 10 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1];
-          memcpy(yr + 100, &a1_0, sizeof a1_0);
-          yr[108] = a1_1[0]; yr[109] = a1_1[1];
-          memcpy(yr + 200, &a2_0, sizeof a2_0);
-          yr[208] = a2_1[0]; yr[209] = a2_1[1];
-          memcpy(yr + 300, &a3_0, sizeof a3_0);
-          yr[308] = a3_1[0]; yr[309] = a3_1[1];
-          memcpy(yr + 400, &a4_0, sizeof a4_0);
-          yr[408] = a4_1[0]; yr[409] = a4_1[1];
-          memcpy(yr + 500, &a5_0, sizeof a5_0);
-          yr[508] = a5_1[0]; yr[509] = a5_1[1];
+            cnn_real *restrict yr = dx + (o) * 100 + oy * 100 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 100, &a1_0, sizeof a1_0);
+            memcpy(yr + 108, &a1_1, sizeof a1_1);
+            memcpy(yr + 200, &a2_0, sizeof a2_0);
+            memcpy(yr + 208, &a2_1, sizeof a2_1);
+            memcpy(yr + 300, &a3_0, sizeof a3_0);
+            memcpy(yr + 308, &a3_1, sizeof a3_1);
+            memcpy(yr + 400, &a4_0, sizeof a4_0);
+            memcpy(yr + 408, &a4_1, sizeof a4_1);
+            memcpy(yr + 500, &a5_0, sizeof a5_0);
+            memcpy(yr + 508, &a5_1, sizeof a5_1);
+          }
         }
-      }
-      for (int oy = 2; oy < 8; oy++) {
-        for (int o = 0; o < 12; o += 6) { // 6 channels x 10 columns
+        for (int o = 0; o < 12; o += 12) { // 12 channels x 4 columns
           const cnn_real *restrict wo = wt + (o) * 108;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          cnn_v8 a8_0 = {0};
+          cnn_v8 a9_0 = {0};
+          cnn_v8 a10_0 = {0};
+          cnn_v8 a11_0 = {0};
           for (int c = 0; c < 12; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 12 + oy + ky) * 12 + 0;
+              const cnn_real *restrict xr = dyp + (c * 12 + oy + ky) * 10 + 96;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
+                cnn_v8 x0;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756], w8 = wr[kx + 864], w9 = wr[kx + 972], w10 = wr[kx + 1080], w11 = wr[kx + 1188];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+                a8_0 += w8 * x0;
+                a9_0 += w9 * x0;
+                a10_0 += w10 * x0;
+                a11_0 += w11 * x0;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 100 + oy * 10 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1];
-          memcpy(yr + 100, &a1_0, sizeof a1_0);
-          yr[108] = a1_1[0]; yr[109] = a1_1[1];
-          memcpy(yr + 200, &a2_0, sizeof a2_0);
-          yr[208] = a2_1[0]; yr[209] = a2_1[1];
-          memcpy(yr + 300, &a3_0, sizeof a3_0);
-          yr[308] = a3_1[0]; yr[309] = a3_1[1];
-          memcpy(yr + 400, &a4_0, sizeof a4_0);
-          yr[408] = a4_1[0]; yr[409] = a4_1[1];
-          memcpy(yr + 500, &a5_0, sizeof a5_0);
-          yr[508] = a5_1[0]; yr[509] = a5_1[1];
-        }
-      }
-      for (int oy = 8; oy < 10; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 7 ? 10 - oy : 3;
-        for (int o = 0; o < 12; o += 6) { // 6 channels x 10 columns
-          const cnn_real *restrict wo = wt + (o) * 108;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
-          for (int c = 0; c < 12; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 12 + oy + ky) * 12 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 100 + oy * 10 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1];
-          memcpy(yr + 100, &a1_0, sizeof a1_0);
-          yr[108] = a1_1[0]; yr[109] = a1_1[1];
-          memcpy(yr + 200, &a2_0, sizeof a2_0);
-          yr[208] = a2_1[0]; yr[209] = a2_1[1];
-          memcpy(yr + 300, &a3_0, sizeof a3_0);
-          yr[308] = a3_1[0]; yr[309] = a3_1[1];
-          memcpy(yr + 400, &a4_0, sizeof a4_0);
-          yr[408] = a4_1[0]; yr[409] = a4_1[1];
-          memcpy(yr + 500, &a5_0, sizeof a5_0);
-          yr[508] = a5_1[0]; yr[509] = a5_1[1];
+          cnn_real *restrict yr = dx + (o) * 100 + oy * 100 + 96;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+          yr[100] = a1_0[0]; yr[101] = a1_0[1]; yr[102] = a1_0[2]; yr[103] = a1_0[3];
+          yr[200] = a2_0[0]; yr[201] = a2_0[1]; yr[202] = a2_0[2]; yr[203] = a2_0[3];
+          yr[300] = a3_0[0]; yr[301] = a3_0[1]; yr[302] = a3_0[2]; yr[303] = a3_0[3];
+          yr[400] = a4_0[0]; yr[401] = a4_0[1]; yr[402] = a4_0[2]; yr[403] = a4_0[3];
+          yr[500] = a5_0[0]; yr[501] = a5_0[1]; yr[502] = a5_0[2]; yr[503] = a5_0[3];
+          yr[600] = a6_0[0]; yr[601] = a6_0[1]; yr[602] = a6_0[2]; yr[603] = a6_0[3];
+          yr[700] = a7_0[0]; yr[701] = a7_0[1]; yr[702] = a7_0[2]; yr[703] = a7_0[3];
+          yr[800] = a8_0[0]; yr[801] = a8_0[1]; yr[802] = a8_0[2]; yr[803] = a8_0[3];
+          yr[900] = a9_0[0]; yr[901] = a9_0[1]; yr[902] = a9_0[2]; yr[903] = a9_0[3];
+          yr[1000] = a10_0[0]; yr[1001] = a10_0[1]; yr[1002] = a10_0[2]; yr[1003] = a10_0[3];
+          yr[1100] = a11_0[0]; yr[1101] = a11_0[1]; yr[1102] = a11_0[2]; yr[1103] = a11_0[3];
         }
       }
       }
@@ -4648,164 +4246,110 @@ CNN_V16_FN static void mnist4k7_l13_conv_backward_v16(int n) {
       cnn_real *restrict dx = mnist4k7_d12 + (size_t)i * 1200;
       for (int o = 0; o < 12; o++)
         for (int oy = 0; oy < 8; oy++)
-          memcpy(dyp + (o * 12 + oy + 2) * 12 + 2, dy + (o * 8 + oy) * 8, 8 * sizeof(cnn_real));
-      // 12 output channels x 1 vectors of 16 columns per register tile.
-      for (int oy = 0; oy < 2; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 7 ? 10 - oy : 3;
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 10 columns
-          const cnn_real *restrict wo = wt + (o) * 108;
-          cnn_v16 a0_0 = {0};
-          cnn_v16 a1_0 = {0};
-          cnn_v16 a2_0 = {0};
-          cnn_v16 a3_0 = {0};
-          cnn_v16 a4_0 = {0};
-          cnn_v16 a5_0 = {0};
-          cnn_v16 a6_0 = {0};
-          cnn_v16 a7_0 = {0};
-          cnn_v16 a8_0 = {0};
-          cnn_v16 a9_0 = {0};
-          cnn_v16 a10_0 = {0};
-          cnn_v16 a11_0 = {0};
-          for (int c = 0; c < 12; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 12 + oy + ky) * 12 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756], w8 = wr[kx + 864], w9 = wr[kx + 972], w10 = wr[kx + 1080], w11 = wr[kx + 1188];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
+          memcpy(dyp + (o * 12 + oy + 2) * 10 + 2, dy + (o * 8 + oy) * 8, 8 * sizeof(cnn_real));
+      // 6 output channels x 4 vectors of 16 per register tile, over each plane as
+      // one run (flat): a row's last taps read the next row's first, zero, columns.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 64; col += 64) {
+          for (int o = 0; o < 12; o += 6) { // 6 channels x 64 columns
+            const cnn_real *restrict wo = wt + (o) * 108;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0}, a2_3 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0}, a3_3 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0}, a4_3 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0}, a5_3 = {0};
+            for (int c = 0; c < 12; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 12 + oy + ky) * 10 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0, x1, x2, x3;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  memcpy(&x3, xr + kx + 48, sizeof x3);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2; a1_3 += w1 * x3;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2; a2_3 += w2 * x3;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2; a3_3 += w3 * x3;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2; a4_3 += w4 * x3;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2; a5_3 += w5 * x3;
+                }
               }
-            }
-          cnn_real *restrict yr = dx + (o) * 100 + oy * 10 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9];
-          yr[100] = a1_0[0]; yr[101] = a1_0[1]; yr[102] = a1_0[2]; yr[103] = a1_0[3]; yr[104] = a1_0[4]; yr[105] = a1_0[5]; yr[106] = a1_0[6]; yr[107] = a1_0[7]; yr[108] = a1_0[8]; yr[109] = a1_0[9];
-          yr[200] = a2_0[0]; yr[201] = a2_0[1]; yr[202] = a2_0[2]; yr[203] = a2_0[3]; yr[204] = a2_0[4]; yr[205] = a2_0[5]; yr[206] = a2_0[6]; yr[207] = a2_0[7]; yr[208] = a2_0[8]; yr[209] = a2_0[9];
-          yr[300] = a3_0[0]; yr[301] = a3_0[1]; yr[302] = a3_0[2]; yr[303] = a3_0[3]; yr[304] = a3_0[4]; yr[305] = a3_0[5]; yr[306] = a3_0[6]; yr[307] = a3_0[7]; yr[308] = a3_0[8]; yr[309] = a3_0[9];
-          yr[400] = a4_0[0]; yr[401] = a4_0[1]; yr[402] = a4_0[2]; yr[403] = a4_0[3]; yr[404] = a4_0[4]; yr[405] = a4_0[5]; yr[406] = a4_0[6]; yr[407] = a4_0[7]; yr[408] = a4_0[8]; yr[409] = a4_0[9];
-          yr[500] = a5_0[0]; yr[501] = a5_0[1]; yr[502] = a5_0[2]; yr[503] = a5_0[3]; yr[504] = a5_0[4]; yr[505] = a5_0[5]; yr[506] = a5_0[6]; yr[507] = a5_0[7]; yr[508] = a5_0[8]; yr[509] = a5_0[9];
-          yr[600] = a6_0[0]; yr[601] = a6_0[1]; yr[602] = a6_0[2]; yr[603] = a6_0[3]; yr[604] = a6_0[4]; yr[605] = a6_0[5]; yr[606] = a6_0[6]; yr[607] = a6_0[7]; yr[608] = a6_0[8]; yr[609] = a6_0[9];
-          yr[700] = a7_0[0]; yr[701] = a7_0[1]; yr[702] = a7_0[2]; yr[703] = a7_0[3]; yr[704] = a7_0[4]; yr[705] = a7_0[5]; yr[706] = a7_0[6]; yr[707] = a7_0[7]; yr[708] = a7_0[8]; yr[709] = a7_0[9];
-          yr[800] = a8_0[0]; yr[801] = a8_0[1]; yr[802] = a8_0[2]; yr[803] = a8_0[3]; yr[804] = a8_0[4]; yr[805] = a8_0[5]; yr[806] = a8_0[6]; yr[807] = a8_0[7]; yr[808] = a8_0[8]; yr[809] = a8_0[9];
-          yr[900] = a9_0[0]; yr[901] = a9_0[1]; yr[902] = a9_0[2]; yr[903] = a9_0[3]; yr[904] = a9_0[4]; yr[905] = a9_0[5]; yr[906] = a9_0[6]; yr[907] = a9_0[7]; yr[908] = a9_0[8]; yr[909] = a9_0[9];
-          yr[1000] = a10_0[0]; yr[1001] = a10_0[1]; yr[1002] = a10_0[2]; yr[1003] = a10_0[3]; yr[1004] = a10_0[4]; yr[1005] = a10_0[5]; yr[1006] = a10_0[6]; yr[1007] = a10_0[7]; yr[1008] = a10_0[8]; yr[1009] = a10_0[9];
-          yr[1100] = a11_0[0]; yr[1101] = a11_0[1]; yr[1102] = a11_0[2]; yr[1103] = a11_0[3]; yr[1104] = a11_0[4]; yr[1105] = a11_0[5]; yr[1106] = a11_0[6]; yr[1107] = a11_0[7]; yr[1108] = a11_0[8]; yr[1109] = a11_0[9];
+            cnn_real *restrict yr = dx + (o) * 100 + oy * 100 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 48, &a0_3, sizeof a0_3);
+            memcpy(yr + 100, &a1_0, sizeof a1_0);
+            memcpy(yr + 116, &a1_1, sizeof a1_1);
+            memcpy(yr + 132, &a1_2, sizeof a1_2);
+            memcpy(yr + 148, &a1_3, sizeof a1_3);
+            memcpy(yr + 200, &a2_0, sizeof a2_0);
+            memcpy(yr + 216, &a2_1, sizeof a2_1);
+            memcpy(yr + 232, &a2_2, sizeof a2_2);
+            memcpy(yr + 248, &a2_3, sizeof a2_3);
+            memcpy(yr + 300, &a3_0, sizeof a3_0);
+            memcpy(yr + 316, &a3_1, sizeof a3_1);
+            memcpy(yr + 332, &a3_2, sizeof a3_2);
+            memcpy(yr + 348, &a3_3, sizeof a3_3);
+            memcpy(yr + 400, &a4_0, sizeof a4_0);
+            memcpy(yr + 416, &a4_1, sizeof a4_1);
+            memcpy(yr + 432, &a4_2, sizeof a4_2);
+            memcpy(yr + 448, &a4_3, sizeof a4_3);
+            memcpy(yr + 500, &a5_0, sizeof a5_0);
+            memcpy(yr + 516, &a5_1, sizeof a5_1);
+            memcpy(yr + 532, &a5_2, sizeof a5_2);
+            memcpy(yr + 548, &a5_3, sizeof a5_3);
+          }
         }
-      }
-      for (int oy = 2; oy < 8; oy++) {
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 10 columns
+        for (int o = 0; o < 12; o += 6) { // 6 channels x 36 columns
           const cnn_real *restrict wo = wt + (o) * 108;
-          cnn_v16 a0_0 = {0};
-          cnn_v16 a1_0 = {0};
-          cnn_v16 a2_0 = {0};
-          cnn_v16 a3_0 = {0};
-          cnn_v16 a4_0 = {0};
-          cnn_v16 a5_0 = {0};
-          cnn_v16 a6_0 = {0};
-          cnn_v16 a7_0 = {0};
-          cnn_v16 a8_0 = {0};
-          cnn_v16 a9_0 = {0};
-          cnn_v16 a10_0 = {0};
-          cnn_v16 a11_0 = {0};
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
           for (int c = 0; c < 12; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 12 + oy + ky) * 12 + 0;
+              const cnn_real *restrict xr = dyp + (c * 12 + oy + ky) * 10 + 64;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0;
+                cnn_v16 x0, x1, x2;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756], w8 = wr[kx + 864], w9 = wr[kx + 972], w10 = wr[kx + 1080], w11 = wr[kx + 1188];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
+                a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
               }
             }
-          cnn_real *restrict yr = dx + (o) * 100 + oy * 10 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9];
-          yr[100] = a1_0[0]; yr[101] = a1_0[1]; yr[102] = a1_0[2]; yr[103] = a1_0[3]; yr[104] = a1_0[4]; yr[105] = a1_0[5]; yr[106] = a1_0[6]; yr[107] = a1_0[7]; yr[108] = a1_0[8]; yr[109] = a1_0[9];
-          yr[200] = a2_0[0]; yr[201] = a2_0[1]; yr[202] = a2_0[2]; yr[203] = a2_0[3]; yr[204] = a2_0[4]; yr[205] = a2_0[5]; yr[206] = a2_0[6]; yr[207] = a2_0[7]; yr[208] = a2_0[8]; yr[209] = a2_0[9];
-          yr[300] = a3_0[0]; yr[301] = a3_0[1]; yr[302] = a3_0[2]; yr[303] = a3_0[3]; yr[304] = a3_0[4]; yr[305] = a3_0[5]; yr[306] = a3_0[6]; yr[307] = a3_0[7]; yr[308] = a3_0[8]; yr[309] = a3_0[9];
-          yr[400] = a4_0[0]; yr[401] = a4_0[1]; yr[402] = a4_0[2]; yr[403] = a4_0[3]; yr[404] = a4_0[4]; yr[405] = a4_0[5]; yr[406] = a4_0[6]; yr[407] = a4_0[7]; yr[408] = a4_0[8]; yr[409] = a4_0[9];
-          yr[500] = a5_0[0]; yr[501] = a5_0[1]; yr[502] = a5_0[2]; yr[503] = a5_0[3]; yr[504] = a5_0[4]; yr[505] = a5_0[5]; yr[506] = a5_0[6]; yr[507] = a5_0[7]; yr[508] = a5_0[8]; yr[509] = a5_0[9];
-          yr[600] = a6_0[0]; yr[601] = a6_0[1]; yr[602] = a6_0[2]; yr[603] = a6_0[3]; yr[604] = a6_0[4]; yr[605] = a6_0[5]; yr[606] = a6_0[6]; yr[607] = a6_0[7]; yr[608] = a6_0[8]; yr[609] = a6_0[9];
-          yr[700] = a7_0[0]; yr[701] = a7_0[1]; yr[702] = a7_0[2]; yr[703] = a7_0[3]; yr[704] = a7_0[4]; yr[705] = a7_0[5]; yr[706] = a7_0[6]; yr[707] = a7_0[7]; yr[708] = a7_0[8]; yr[709] = a7_0[9];
-          yr[800] = a8_0[0]; yr[801] = a8_0[1]; yr[802] = a8_0[2]; yr[803] = a8_0[3]; yr[804] = a8_0[4]; yr[805] = a8_0[5]; yr[806] = a8_0[6]; yr[807] = a8_0[7]; yr[808] = a8_0[8]; yr[809] = a8_0[9];
-          yr[900] = a9_0[0]; yr[901] = a9_0[1]; yr[902] = a9_0[2]; yr[903] = a9_0[3]; yr[904] = a9_0[4]; yr[905] = a9_0[5]; yr[906] = a9_0[6]; yr[907] = a9_0[7]; yr[908] = a9_0[8]; yr[909] = a9_0[9];
-          yr[1000] = a10_0[0]; yr[1001] = a10_0[1]; yr[1002] = a10_0[2]; yr[1003] = a10_0[3]; yr[1004] = a10_0[4]; yr[1005] = a10_0[5]; yr[1006] = a10_0[6]; yr[1007] = a10_0[7]; yr[1008] = a10_0[8]; yr[1009] = a10_0[9];
-          yr[1100] = a11_0[0]; yr[1101] = a11_0[1]; yr[1102] = a11_0[2]; yr[1103] = a11_0[3]; yr[1104] = a11_0[4]; yr[1105] = a11_0[5]; yr[1106] = a11_0[6]; yr[1107] = a11_0[7]; yr[1108] = a11_0[8]; yr[1109] = a11_0[9];
-        }
-      }
-      for (int oy = 8; oy < 10; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 7 ? 10 - oy : 3;
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 10 columns
-          const cnn_real *restrict wo = wt + (o) * 108;
-          cnn_v16 a0_0 = {0};
-          cnn_v16 a1_0 = {0};
-          cnn_v16 a2_0 = {0};
-          cnn_v16 a3_0 = {0};
-          cnn_v16 a4_0 = {0};
-          cnn_v16 a5_0 = {0};
-          cnn_v16 a6_0 = {0};
-          cnn_v16 a7_0 = {0};
-          cnn_v16 a8_0 = {0};
-          cnn_v16 a9_0 = {0};
-          cnn_v16 a10_0 = {0};
-          cnn_v16 a11_0 = {0};
-          for (int c = 0; c < 12; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 12 + oy + ky) * 12 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756], w8 = wr[kx + 864], w9 = wr[kx + 972], w10 = wr[kx + 1080], w11 = wr[kx + 1188];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 100 + oy * 10 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9];
-          yr[100] = a1_0[0]; yr[101] = a1_0[1]; yr[102] = a1_0[2]; yr[103] = a1_0[3]; yr[104] = a1_0[4]; yr[105] = a1_0[5]; yr[106] = a1_0[6]; yr[107] = a1_0[7]; yr[108] = a1_0[8]; yr[109] = a1_0[9];
-          yr[200] = a2_0[0]; yr[201] = a2_0[1]; yr[202] = a2_0[2]; yr[203] = a2_0[3]; yr[204] = a2_0[4]; yr[205] = a2_0[5]; yr[206] = a2_0[6]; yr[207] = a2_0[7]; yr[208] = a2_0[8]; yr[209] = a2_0[9];
-          yr[300] = a3_0[0]; yr[301] = a3_0[1]; yr[302] = a3_0[2]; yr[303] = a3_0[3]; yr[304] = a3_0[4]; yr[305] = a3_0[5]; yr[306] = a3_0[6]; yr[307] = a3_0[7]; yr[308] = a3_0[8]; yr[309] = a3_0[9];
-          yr[400] = a4_0[0]; yr[401] = a4_0[1]; yr[402] = a4_0[2]; yr[403] = a4_0[3]; yr[404] = a4_0[4]; yr[405] = a4_0[5]; yr[406] = a4_0[6]; yr[407] = a4_0[7]; yr[408] = a4_0[8]; yr[409] = a4_0[9];
-          yr[500] = a5_0[0]; yr[501] = a5_0[1]; yr[502] = a5_0[2]; yr[503] = a5_0[3]; yr[504] = a5_0[4]; yr[505] = a5_0[5]; yr[506] = a5_0[6]; yr[507] = a5_0[7]; yr[508] = a5_0[8]; yr[509] = a5_0[9];
-          yr[600] = a6_0[0]; yr[601] = a6_0[1]; yr[602] = a6_0[2]; yr[603] = a6_0[3]; yr[604] = a6_0[4]; yr[605] = a6_0[5]; yr[606] = a6_0[6]; yr[607] = a6_0[7]; yr[608] = a6_0[8]; yr[609] = a6_0[9];
-          yr[700] = a7_0[0]; yr[701] = a7_0[1]; yr[702] = a7_0[2]; yr[703] = a7_0[3]; yr[704] = a7_0[4]; yr[705] = a7_0[5]; yr[706] = a7_0[6]; yr[707] = a7_0[7]; yr[708] = a7_0[8]; yr[709] = a7_0[9];
-          yr[800] = a8_0[0]; yr[801] = a8_0[1]; yr[802] = a8_0[2]; yr[803] = a8_0[3]; yr[804] = a8_0[4]; yr[805] = a8_0[5]; yr[806] = a8_0[6]; yr[807] = a8_0[7]; yr[808] = a8_0[8]; yr[809] = a8_0[9];
-          yr[900] = a9_0[0]; yr[901] = a9_0[1]; yr[902] = a9_0[2]; yr[903] = a9_0[3]; yr[904] = a9_0[4]; yr[905] = a9_0[5]; yr[906] = a9_0[6]; yr[907] = a9_0[7]; yr[908] = a9_0[8]; yr[909] = a9_0[9];
-          yr[1000] = a10_0[0]; yr[1001] = a10_0[1]; yr[1002] = a10_0[2]; yr[1003] = a10_0[3]; yr[1004] = a10_0[4]; yr[1005] = a10_0[5]; yr[1006] = a10_0[6]; yr[1007] = a10_0[7]; yr[1008] = a10_0[8]; yr[1009] = a10_0[9];
-          yr[1100] = a11_0[0]; yr[1101] = a11_0[1]; yr[1102] = a11_0[2]; yr[1103] = a11_0[3]; yr[1104] = a11_0[4]; yr[1105] = a11_0[5]; yr[1106] = a11_0[6]; yr[1107] = a11_0[7]; yr[1108] = a11_0[8]; yr[1109] = a11_0[9];
+          cnn_real *restrict yr = dx + (o) * 100 + oy * 100 + 64;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          yr[32] = a0_2[0]; yr[33] = a0_2[1]; yr[34] = a0_2[2]; yr[35] = a0_2[3];
+          memcpy(yr + 100, &a1_0, sizeof a1_0);
+          memcpy(yr + 116, &a1_1, sizeof a1_1);
+          yr[132] = a1_2[0]; yr[133] = a1_2[1]; yr[134] = a1_2[2]; yr[135] = a1_2[3];
+          memcpy(yr + 200, &a2_0, sizeof a2_0);
+          memcpy(yr + 216, &a2_1, sizeof a2_1);
+          yr[232] = a2_2[0]; yr[233] = a2_2[1]; yr[234] = a2_2[2]; yr[235] = a2_2[3];
+          memcpy(yr + 300, &a3_0, sizeof a3_0);
+          memcpy(yr + 316, &a3_1, sizeof a3_1);
+          yr[332] = a3_2[0]; yr[333] = a3_2[1]; yr[334] = a3_2[2]; yr[335] = a3_2[3];
+          memcpy(yr + 400, &a4_0, sizeof a4_0);
+          memcpy(yr + 416, &a4_1, sizeof a4_1);
+          yr[432] = a4_2[0]; yr[433] = a4_2[1]; yr[434] = a4_2[2]; yr[435] = a4_2[3];
+          memcpy(yr + 500, &a5_0, sizeof a5_0);
+          memcpy(yr + 516, &a5_1, sizeof a5_1);
+          yr[532] = a5_2[0]; yr[533] = a5_2[1]; yr[534] = a5_2[2]; yr[535] = a5_2[3];
         }
       }
       }
@@ -5153,7 +4697,7 @@ static cnn_real mnist4k7_l16_dw[NGROUP][1296] CNN_ALIGNED;
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k7_l16_dyp[NGROUP][1216] CNN_ALIGNED;
+static cnn_real mnist4k7_l16_dyp[NGROUP][992] CNN_ALIGNED;
 static cnn_real mnist4k7_l16_wt[1296] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
@@ -5241,7 +4785,7 @@ CNN_CLONES_V8 static void mnist4k7_l16_conv_backward_v8(int n) {
       cnn_real *restrict dx = mnist4k7_d15 + (size_t)i * 768;
       for (int o = 0; o < 12; o++)
         for (int oy = 0; oy < 6; oy++)
-          memcpy(dyp + (o * 10 + oy + 2) * 10 + 2, dy + (o * 6 + oy) * 6, 6 * sizeof(cnn_real));
+          memcpy(dyp + (o * 10 + oy + 2) * 8 + 2, dy + (o * 6 + oy) * 6, 6 * sizeof(cnn_real));
       // 12 output channels x 1 vectors of 8 columns per register tile.
       for (int oy = 0; oy < 2; oy++) {
         const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
@@ -5261,7 +4805,7 @@ CNN_CLONES_V8 static void mnist4k7_l16_conv_backward_v8(int n) {
           cnn_v8 a11_0 = {0};
           for (int c = 0; c < 12; c++)
             for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 10 + oy + ky) * 10 + 0;
+              const cnn_real *restrict xr = dyp + (c * 10 + oy + ky) * 8 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
@@ -5313,7 +4857,7 @@ CNN_CLONES_V8 static void mnist4k7_l16_conv_backward_v8(int n) {
           cnn_v8 a11_0 = {0};
           for (int c = 0; c < 12; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 10 + oy + ky) * 10 + 0;
+              const cnn_real *restrict xr = dyp + (c * 10 + oy + ky) * 8 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
@@ -5366,7 +4910,7 @@ CNN_CLONES_V8 static void mnist4k7_l16_conv_backward_v8(int n) {
           cnn_v8 a11_0 = {0};
           for (int c = 0; c < 12; c++)
             for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 10 + oy + ky) * 10 + 0;
+              const cnn_real *restrict xr = dyp + (c * 10 + oy + ky) * 8 + 0;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
                 cnn_v8 x0;
@@ -5533,164 +5077,74 @@ CNN_V16_FN static void mnist4k7_l16_conv_backward_v16(int n) {
       cnn_real *restrict dx = mnist4k7_d15 + (size_t)i * 768;
       for (int o = 0; o < 12; o++)
         for (int oy = 0; oy < 6; oy++)
-          memcpy(dyp + (o * 10 + oy + 2) * 10 + 2, dy + (o * 6 + oy) * 6, 6 * sizeof(cnn_real));
-      // 12 output channels x 1 vectors of 16 columns per register tile.
-      for (int oy = 0; oy < 2; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 8 columns
-          const cnn_real *restrict wo = wt + (o) * 108;
-          cnn_v16 a0_0 = {0};
-          cnn_v16 a1_0 = {0};
-          cnn_v16 a2_0 = {0};
-          cnn_v16 a3_0 = {0};
-          cnn_v16 a4_0 = {0};
-          cnn_v16 a5_0 = {0};
-          cnn_v16 a6_0 = {0};
-          cnn_v16 a7_0 = {0};
-          cnn_v16 a8_0 = {0};
-          cnn_v16 a9_0 = {0};
-          cnn_v16 a10_0 = {0};
-          cnn_v16 a11_0 = {0};
-          for (int c = 0; c < 12; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 10 + oy + ky) * 10 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756], w8 = wr[kx + 864], w9 = wr[kx + 972], w10 = wr[kx + 1080], w11 = wr[kx + 1188];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
+          memcpy(dyp + (o * 10 + oy + 2) * 8 + 2, dy + (o * 6 + oy) * 6, 6 * sizeof(cnn_real));
+      // 12 output channels x 2 vectors of 16 per register tile, over each plane as
+      // one run (flat): a row's last taps read the next row's first, zero, columns.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 64; col += 32) {
+          for (int o = 0; o < 12; o += 12) { // 12 channels x 32 columns
+            const cnn_real *restrict wo = wt + (o) * 108;
+            cnn_v16 a0_0 = {0}, a0_1 = {0};
+            cnn_v16 a1_0 = {0}, a1_1 = {0};
+            cnn_v16 a2_0 = {0}, a2_1 = {0};
+            cnn_v16 a3_0 = {0}, a3_1 = {0};
+            cnn_v16 a4_0 = {0}, a4_1 = {0};
+            cnn_v16 a5_0 = {0}, a5_1 = {0};
+            cnn_v16 a6_0 = {0}, a6_1 = {0};
+            cnn_v16 a7_0 = {0}, a7_1 = {0};
+            cnn_v16 a8_0 = {0}, a8_1 = {0};
+            cnn_v16 a9_0 = {0}, a9_1 = {0};
+            cnn_v16 a10_0 = {0}, a10_1 = {0};
+            cnn_v16 a11_0 = {0}, a11_1 = {0};
+            for (int c = 0; c < 12; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 10 + oy + ky) * 8 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0, x1;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756], w8 = wr[kx + 864], w9 = wr[kx + 972], w10 = wr[kx + 1080], w11 = wr[kx + 1188];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1;
+                  a4_0 += w4 * x0; a4_1 += w4 * x1;
+                  a5_0 += w5 * x0; a5_1 += w5 * x1;
+                  a6_0 += w6 * x0; a6_1 += w6 * x1;
+                  a7_0 += w7 * x0; a7_1 += w7 * x1;
+                  a8_0 += w8 * x0; a8_1 += w8 * x1;
+                  a9_0 += w9 * x0; a9_1 += w9 * x1;
+                  a10_0 += w10 * x0; a10_1 += w10 * x1;
+                  a11_0 += w11 * x0; a11_1 += w11 * x1;
+                }
               }
-            }
-          cnn_real *restrict yr = dx + (o) * 64 + oy * 8 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7];
-          yr[64] = a1_0[0]; yr[65] = a1_0[1]; yr[66] = a1_0[2]; yr[67] = a1_0[3]; yr[68] = a1_0[4]; yr[69] = a1_0[5]; yr[70] = a1_0[6]; yr[71] = a1_0[7];
-          yr[128] = a2_0[0]; yr[129] = a2_0[1]; yr[130] = a2_0[2]; yr[131] = a2_0[3]; yr[132] = a2_0[4]; yr[133] = a2_0[5]; yr[134] = a2_0[6]; yr[135] = a2_0[7];
-          yr[192] = a3_0[0]; yr[193] = a3_0[1]; yr[194] = a3_0[2]; yr[195] = a3_0[3]; yr[196] = a3_0[4]; yr[197] = a3_0[5]; yr[198] = a3_0[6]; yr[199] = a3_0[7];
-          yr[256] = a4_0[0]; yr[257] = a4_0[1]; yr[258] = a4_0[2]; yr[259] = a4_0[3]; yr[260] = a4_0[4]; yr[261] = a4_0[5]; yr[262] = a4_0[6]; yr[263] = a4_0[7];
-          yr[320] = a5_0[0]; yr[321] = a5_0[1]; yr[322] = a5_0[2]; yr[323] = a5_0[3]; yr[324] = a5_0[4]; yr[325] = a5_0[5]; yr[326] = a5_0[6]; yr[327] = a5_0[7];
-          yr[384] = a6_0[0]; yr[385] = a6_0[1]; yr[386] = a6_0[2]; yr[387] = a6_0[3]; yr[388] = a6_0[4]; yr[389] = a6_0[5]; yr[390] = a6_0[6]; yr[391] = a6_0[7];
-          yr[448] = a7_0[0]; yr[449] = a7_0[1]; yr[450] = a7_0[2]; yr[451] = a7_0[3]; yr[452] = a7_0[4]; yr[453] = a7_0[5]; yr[454] = a7_0[6]; yr[455] = a7_0[7];
-          yr[512] = a8_0[0]; yr[513] = a8_0[1]; yr[514] = a8_0[2]; yr[515] = a8_0[3]; yr[516] = a8_0[4]; yr[517] = a8_0[5]; yr[518] = a8_0[6]; yr[519] = a8_0[7];
-          yr[576] = a9_0[0]; yr[577] = a9_0[1]; yr[578] = a9_0[2]; yr[579] = a9_0[3]; yr[580] = a9_0[4]; yr[581] = a9_0[5]; yr[582] = a9_0[6]; yr[583] = a9_0[7];
-          yr[640] = a10_0[0]; yr[641] = a10_0[1]; yr[642] = a10_0[2]; yr[643] = a10_0[3]; yr[644] = a10_0[4]; yr[645] = a10_0[5]; yr[646] = a10_0[6]; yr[647] = a10_0[7];
-          yr[704] = a11_0[0]; yr[705] = a11_0[1]; yr[706] = a11_0[2]; yr[707] = a11_0[3]; yr[708] = a11_0[4]; yr[709] = a11_0[5]; yr[710] = a11_0[6]; yr[711] = a11_0[7];
-        }
-      }
-      for (int oy = 2; oy < 6; oy++) {
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 8 columns
-          const cnn_real *restrict wo = wt + (o) * 108;
-          cnn_v16 a0_0 = {0};
-          cnn_v16 a1_0 = {0};
-          cnn_v16 a2_0 = {0};
-          cnn_v16 a3_0 = {0};
-          cnn_v16 a4_0 = {0};
-          cnn_v16 a5_0 = {0};
-          cnn_v16 a6_0 = {0};
-          cnn_v16 a7_0 = {0};
-          cnn_v16 a8_0 = {0};
-          cnn_v16 a9_0 = {0};
-          cnn_v16 a10_0 = {0};
-          cnn_v16 a11_0 = {0};
-          for (int c = 0; c < 12; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 10 + oy + ky) * 10 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756], w8 = wr[kx + 864], w9 = wr[kx + 972], w10 = wr[kx + 1080], w11 = wr[kx + 1188];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 64 + oy * 8 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7];
-          yr[64] = a1_0[0]; yr[65] = a1_0[1]; yr[66] = a1_0[2]; yr[67] = a1_0[3]; yr[68] = a1_0[4]; yr[69] = a1_0[5]; yr[70] = a1_0[6]; yr[71] = a1_0[7];
-          yr[128] = a2_0[0]; yr[129] = a2_0[1]; yr[130] = a2_0[2]; yr[131] = a2_0[3]; yr[132] = a2_0[4]; yr[133] = a2_0[5]; yr[134] = a2_0[6]; yr[135] = a2_0[7];
-          yr[192] = a3_0[0]; yr[193] = a3_0[1]; yr[194] = a3_0[2]; yr[195] = a3_0[3]; yr[196] = a3_0[4]; yr[197] = a3_0[5]; yr[198] = a3_0[6]; yr[199] = a3_0[7];
-          yr[256] = a4_0[0]; yr[257] = a4_0[1]; yr[258] = a4_0[2]; yr[259] = a4_0[3]; yr[260] = a4_0[4]; yr[261] = a4_0[5]; yr[262] = a4_0[6]; yr[263] = a4_0[7];
-          yr[320] = a5_0[0]; yr[321] = a5_0[1]; yr[322] = a5_0[2]; yr[323] = a5_0[3]; yr[324] = a5_0[4]; yr[325] = a5_0[5]; yr[326] = a5_0[6]; yr[327] = a5_0[7];
-          yr[384] = a6_0[0]; yr[385] = a6_0[1]; yr[386] = a6_0[2]; yr[387] = a6_0[3]; yr[388] = a6_0[4]; yr[389] = a6_0[5]; yr[390] = a6_0[6]; yr[391] = a6_0[7];
-          yr[448] = a7_0[0]; yr[449] = a7_0[1]; yr[450] = a7_0[2]; yr[451] = a7_0[3]; yr[452] = a7_0[4]; yr[453] = a7_0[5]; yr[454] = a7_0[6]; yr[455] = a7_0[7];
-          yr[512] = a8_0[0]; yr[513] = a8_0[1]; yr[514] = a8_0[2]; yr[515] = a8_0[3]; yr[516] = a8_0[4]; yr[517] = a8_0[5]; yr[518] = a8_0[6]; yr[519] = a8_0[7];
-          yr[576] = a9_0[0]; yr[577] = a9_0[1]; yr[578] = a9_0[2]; yr[579] = a9_0[3]; yr[580] = a9_0[4]; yr[581] = a9_0[5]; yr[582] = a9_0[6]; yr[583] = a9_0[7];
-          yr[640] = a10_0[0]; yr[641] = a10_0[1]; yr[642] = a10_0[2]; yr[643] = a10_0[3]; yr[644] = a10_0[4]; yr[645] = a10_0[5]; yr[646] = a10_0[6]; yr[647] = a10_0[7];
-          yr[704] = a11_0[0]; yr[705] = a11_0[1]; yr[706] = a11_0[2]; yr[707] = a11_0[3]; yr[708] = a11_0[4]; yr[709] = a11_0[5]; yr[710] = a11_0[6]; yr[711] = a11_0[7];
-        }
-      }
-      for (int oy = 6; oy < 8; oy++) {
-        const int ky0 = oy < 2 ? 2 - oy : 0, ky1 = oy > 5 ? 8 - oy : 3;
-        for (int o = 0; o < 12; o += 12) { // 12 channels x 8 columns
-          const cnn_real *restrict wo = wt + (o) * 108;
-          cnn_v16 a0_0 = {0};
-          cnn_v16 a1_0 = {0};
-          cnn_v16 a2_0 = {0};
-          cnn_v16 a3_0 = {0};
-          cnn_v16 a4_0 = {0};
-          cnn_v16 a5_0 = {0};
-          cnn_v16 a6_0 = {0};
-          cnn_v16 a7_0 = {0};
-          cnn_v16 a8_0 = {0};
-          cnn_v16 a9_0 = {0};
-          cnn_v16 a10_0 = {0};
-          cnn_v16 a11_0 = {0};
-          for (int c = 0; c < 12; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 10 + oy + ky) * 10 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756], w8 = wr[kx + 864], w9 = wr[kx + 972], w10 = wr[kx + 1080], w11 = wr[kx + 1188];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 64 + oy * 8 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7];
-          yr[64] = a1_0[0]; yr[65] = a1_0[1]; yr[66] = a1_0[2]; yr[67] = a1_0[3]; yr[68] = a1_0[4]; yr[69] = a1_0[5]; yr[70] = a1_0[6]; yr[71] = a1_0[7];
-          yr[128] = a2_0[0]; yr[129] = a2_0[1]; yr[130] = a2_0[2]; yr[131] = a2_0[3]; yr[132] = a2_0[4]; yr[133] = a2_0[5]; yr[134] = a2_0[6]; yr[135] = a2_0[7];
-          yr[192] = a3_0[0]; yr[193] = a3_0[1]; yr[194] = a3_0[2]; yr[195] = a3_0[3]; yr[196] = a3_0[4]; yr[197] = a3_0[5]; yr[198] = a3_0[6]; yr[199] = a3_0[7];
-          yr[256] = a4_0[0]; yr[257] = a4_0[1]; yr[258] = a4_0[2]; yr[259] = a4_0[3]; yr[260] = a4_0[4]; yr[261] = a4_0[5]; yr[262] = a4_0[6]; yr[263] = a4_0[7];
-          yr[320] = a5_0[0]; yr[321] = a5_0[1]; yr[322] = a5_0[2]; yr[323] = a5_0[3]; yr[324] = a5_0[4]; yr[325] = a5_0[5]; yr[326] = a5_0[6]; yr[327] = a5_0[7];
-          yr[384] = a6_0[0]; yr[385] = a6_0[1]; yr[386] = a6_0[2]; yr[387] = a6_0[3]; yr[388] = a6_0[4]; yr[389] = a6_0[5]; yr[390] = a6_0[6]; yr[391] = a6_0[7];
-          yr[448] = a7_0[0]; yr[449] = a7_0[1]; yr[450] = a7_0[2]; yr[451] = a7_0[3]; yr[452] = a7_0[4]; yr[453] = a7_0[5]; yr[454] = a7_0[6]; yr[455] = a7_0[7];
-          yr[512] = a8_0[0]; yr[513] = a8_0[1]; yr[514] = a8_0[2]; yr[515] = a8_0[3]; yr[516] = a8_0[4]; yr[517] = a8_0[5]; yr[518] = a8_0[6]; yr[519] = a8_0[7];
-          yr[576] = a9_0[0]; yr[577] = a9_0[1]; yr[578] = a9_0[2]; yr[579] = a9_0[3]; yr[580] = a9_0[4]; yr[581] = a9_0[5]; yr[582] = a9_0[6]; yr[583] = a9_0[7];
-          yr[640] = a10_0[0]; yr[641] = a10_0[1]; yr[642] = a10_0[2]; yr[643] = a10_0[3]; yr[644] = a10_0[4]; yr[645] = a10_0[5]; yr[646] = a10_0[6]; yr[647] = a10_0[7];
-          yr[704] = a11_0[0]; yr[705] = a11_0[1]; yr[706] = a11_0[2]; yr[707] = a11_0[3]; yr[708] = a11_0[4]; yr[709] = a11_0[5]; yr[710] = a11_0[6]; yr[711] = a11_0[7];
+            cnn_real *restrict yr = dx + (o) * 64 + oy * 64 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 64, &a1_0, sizeof a1_0);
+            memcpy(yr + 80, &a1_1, sizeof a1_1);
+            memcpy(yr + 128, &a2_0, sizeof a2_0);
+            memcpy(yr + 144, &a2_1, sizeof a2_1);
+            memcpy(yr + 192, &a3_0, sizeof a3_0);
+            memcpy(yr + 208, &a3_1, sizeof a3_1);
+            memcpy(yr + 256, &a4_0, sizeof a4_0);
+            memcpy(yr + 272, &a4_1, sizeof a4_1);
+            memcpy(yr + 320, &a5_0, sizeof a5_0);
+            memcpy(yr + 336, &a5_1, sizeof a5_1);
+            memcpy(yr + 384, &a6_0, sizeof a6_0);
+            memcpy(yr + 400, &a6_1, sizeof a6_1);
+            memcpy(yr + 448, &a7_0, sizeof a7_0);
+            memcpy(yr + 464, &a7_1, sizeof a7_1);
+            memcpy(yr + 512, &a8_0, sizeof a8_0);
+            memcpy(yr + 528, &a8_1, sizeof a8_1);
+            memcpy(yr + 576, &a9_0, sizeof a9_0);
+            memcpy(yr + 592, &a9_1, sizeof a9_1);
+            memcpy(yr + 640, &a10_0, sizeof a10_0);
+            memcpy(yr + 656, &a10_1, sizeof a10_1);
+            memcpy(yr + 704, &a11_0, sizeof a11_0);
+            memcpy(yr + 720, &a11_1, sizeof a11_1);
+          }
         }
       }
       }

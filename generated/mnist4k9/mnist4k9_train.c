@@ -589,9 +589,7 @@ static cnn_real mnist4k9_l0_dw[NGROUP][72] CNN_ALIGNED;
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k9_l0_dyp[NGROUP][7216] CNN_ALIGNED;
-// Each plane of a group's input gradient as one row on dy's bordered row stride.
-static cnn_real mnist4k9_l0_dxf[NGROUP][864] CNN_ALIGNED;
+static cnn_real mnist4k9_l0_dyp[NGROUP][6752] CNN_ALIGNED;
 static cnn_real mnist4k9_l0_wt[72] CNN_ALIGNED;
 #endif
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
@@ -611,7 +609,6 @@ CNN_CLONES_V8 static void mnist4k9_l0_conv_backward_v8(int n) {
     cnn_real *restrict dwv = mnist4k9_l0_dwv[g];
 #ifdef CNN_INPUT_GRAD
     cnn_real *restrict dyp = mnist4k9_l0_dyp[g];
-    cnn_real *restrict dxf = mnist4k9_l0_dxf[g];
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 1's dx: this image's dy
@@ -754,9 +751,9 @@ CNN_CLONES_V8 static void mnist4k9_l0_conv_backward_v8(int n) {
       cnn_real *restrict dx = mnist4k9_d0 + (size_t)i * 784;
       for (int o = 0; o < 8; o++)
         for (int oy = 0; oy < 26; oy++)
-          memcpy(dyp + (o * 30 + oy + 2) * 30 + 2, dy + (o * 26 + oy) * 26, 26 * sizeof(cnn_real));
+          memcpy(dyp + (o * 30 + oy + 2) * 28 + 2, dy + (o * 26 + oy) * 26, 26 * sizeof(cnn_real));
       // 1 output channels x 7 vectors of 8 per register tile, over each plane as
-      // one run on the input's row stride (flat), then copied row by row.
+      // one run (flat): a row's last taps read the next row's first, zero, columns.
       for (int oy = 0; oy < 1; oy++) {
         for (int col = 0; col < 784; col += 56) {
           for (int o = 0; o < 1; o += 1) { // 1 channels x 56 columns
@@ -764,7 +761,7 @@ CNN_CLONES_V8 static void mnist4k9_l0_conv_backward_v8(int n) {
             cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
             for (int c = 0; c < 8; c++)
               for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 28 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
                   cnn_v8 x0, x1, x2, x3, x4, x5, x6;
@@ -779,7 +776,7 @@ CNN_CLONES_V8 static void mnist4k9_l0_conv_backward_v8(int n) {
                   a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6;
                 }
               }
-            cnn_real *restrict yr = dxf + (o) * 838 + oy * 838 + col;
+            cnn_real *restrict yr = dx + (o) * 784 + oy * 784 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
             memcpy(yr + 16, &a0_2, sizeof a0_2);
@@ -789,39 +786,7 @@ CNN_CLONES_V8 static void mnist4k9_l0_conv_backward_v8(int n) {
             memcpy(yr + 48, &a0_6, sizeof a0_6);
           }
         }
-        for (int o = 0; o < 1; o += 1) { // 1 channels x 54 columns
-          const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 784;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1, x2, x3, x4, x5, x6;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                memcpy(&x2, xr + kx + 16, sizeof x2);
-                memcpy(&x3, xr + kx + 24, sizeof x3);
-                memcpy(&x4, xr + kx + 32, sizeof x4);
-                memcpy(&x5, xr + kx + 40, sizeof x5);
-                memcpy(&x6, xr + kx + 48, sizeof x6);
-                const cnn_real w0 = wr[kx + 0];
-                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6;
-              }
-            }
-          cnn_real *restrict yr = dxf + (o) * 838 + oy * 838 + 784;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          memcpy(yr + 8, &a0_1, sizeof a0_1);
-          memcpy(yr + 16, &a0_2, sizeof a0_2);
-          memcpy(yr + 24, &a0_3, sizeof a0_3);
-          memcpy(yr + 32, &a0_4, sizeof a0_4);
-          memcpy(yr + 40, &a0_5, sizeof a0_5);
-          yr[48] = a0_6[0]; yr[49] = a0_6[1]; yr[50] = a0_6[2]; yr[51] = a0_6[3]; yr[52] = a0_6[4]; yr[53] = a0_6[5];
-        }
       }
-      for (int o = 0; o < 1; o++)
-        for (int oy = 0; oy < 28; oy++)
-          memcpy(dx + (o * 28 + oy) * 28, dxf + o * 838 + oy * 30, 28 * sizeof(cnn_real));
 #endif
     }
     for (int j = 0; j < 72; j++) {
@@ -854,7 +819,6 @@ CNN_V16_FN static void mnist4k9_l0_conv_backward_v16(int n) {
     cnn_real *restrict dwv = mnist4k9_l0_dwv[g];
 #ifdef CNN_INPUT_GRAD
     cnn_real *restrict dyp = mnist4k9_l0_dyp[g];
-    cnn_real *restrict dxf = mnist4k9_l0_dxf[g];
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 1's dx: this image's dy
@@ -1093,20 +1057,20 @@ CNN_V16_FN static void mnist4k9_l0_conv_backward_v16(int n) {
       cnn_real *restrict dx = mnist4k9_d0 + (size_t)i * 784;
       for (int o = 0; o < 8; o++)
         for (int oy = 0; oy < 26; oy++)
-          memcpy(dyp + (o * 30 + oy + 2) * 30 + 2, dy + (o * 26 + oy) * 26, 26 * sizeof(cnn_real));
-      // 1 output channels x 14 vectors of 16 per register tile, over each plane as
-      // one run on the input's row stride (flat), then copied row by row.
+          memcpy(dyp + (o * 30 + oy + 2) * 28 + 2, dy + (o * 26 + oy) * 26, 26 * sizeof(cnn_real));
+      // 1 output channels x 13 vectors of 16 per register tile, over each plane as
+      // one run (flat): a row's last taps read the next row's first, zero, columns.
       for (int oy = 0; oy < 1; oy++) {
-        for (int col = 0; col < 672; col += 224) {
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 224 columns
+        for (int col = 0; col < 624; col += 208) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 208 columns
             const cnn_real *restrict wo = wt + (o) * 72;
-            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0}, a0_12 = {0}, a0_13 = {0};
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0}, a0_12 = {0};
             for (int c = 0; c < 8; c++)
               for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 28 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13;
+                  cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 16, sizeof x1);
                   memcpy(&x2, xr + kx + 32, sizeof x2);
@@ -1120,12 +1084,11 @@ CNN_V16_FN static void mnist4k9_l0_conv_backward_v16(int n) {
                   memcpy(&x10, xr + kx + 160, sizeof x10);
                   memcpy(&x11, xr + kx + 176, sizeof x11);
                   memcpy(&x12, xr + kx + 192, sizeof x12);
-                  memcpy(&x13, xr + kx + 208, sizeof x13);
                   const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10; a0_11 += w0 * x11; a0_12 += w0 * x12; a0_13 += w0 * x13;
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10; a0_11 += w0 * x11; a0_12 += w0 * x12;
                 }
               }
-            cnn_real *restrict yr = dxf + (o) * 838 + oy * 838 + col;
+            cnn_real *restrict yr = dx + (o) * 784 + oy * 784 + col;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 16, &a0_1, sizeof a0_1);
             memcpy(yr + 32, &a0_2, sizeof a0_2);
@@ -1139,18 +1102,17 @@ CNN_V16_FN static void mnist4k9_l0_conv_backward_v16(int n) {
             memcpy(yr + 160, &a0_10, sizeof a0_10);
             memcpy(yr + 176, &a0_11, sizeof a0_11);
             memcpy(yr + 192, &a0_12, sizeof a0_12);
-            memcpy(yr + 208, &a0_13, sizeof a0_13);
           }
         }
-        for (int o = 0; o < 1; o += 1) { // 1 channels x 166 columns
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 160 columns
           const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0};
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0};
           for (int c = 0; c < 8; c++)
             for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 672;
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 28 + 624;
               const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
               for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10;
+                cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9;
                 memcpy(&x0, xr + kx + 0, sizeof x0);
                 memcpy(&x1, xr + kx + 16, sizeof x1);
                 memcpy(&x2, xr + kx + 32, sizeof x2);
@@ -1161,12 +1123,11 @@ CNN_V16_FN static void mnist4k9_l0_conv_backward_v16(int n) {
                 memcpy(&x7, xr + kx + 112, sizeof x7);
                 memcpy(&x8, xr + kx + 128, sizeof x8);
                 memcpy(&x9, xr + kx + 144, sizeof x9);
-                memcpy(&x10, xr + kx + 160, sizeof x10);
                 const cnn_real w0 = wr[kx + 0];
-                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10;
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9;
               }
             }
-          cnn_real *restrict yr = dxf + (o) * 838 + oy * 838 + 672;
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 784 + 624;
           memcpy(yr + 0, &a0_0, sizeof a0_0);
           memcpy(yr + 16, &a0_1, sizeof a0_1);
           memcpy(yr + 32, &a0_2, sizeof a0_2);
@@ -1177,12 +1138,8 @@ CNN_V16_FN static void mnist4k9_l0_conv_backward_v16(int n) {
           memcpy(yr + 112, &a0_7, sizeof a0_7);
           memcpy(yr + 128, &a0_8, sizeof a0_8);
           memcpy(yr + 144, &a0_9, sizeof a0_9);
-          yr[160] = a0_10[0]; yr[161] = a0_10[1]; yr[162] = a0_10[2]; yr[163] = a0_10[3]; yr[164] = a0_10[4]; yr[165] = a0_10[5];
         }
       }
-      for (int o = 0; o < 1; o++)
-        for (int oy = 0; oy < 28; oy++)
-          memcpy(dx + (o * 28 + oy) * 28, dxf + o * 838 + oy * 30, 28 * sizeof(cnn_real));
 #endif
     }
     for (int j = 0; j < 72; j++) {
@@ -1472,9 +1429,7 @@ static cnn_real mnist4k9_l3_dw[NGROUP][72] CNN_ALIGNED;
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k9_l3_dyp[NGROUP][6288] CNN_ALIGNED;
-// Each plane of a group's input gradient as one row on dy's bordered row stride.
-static cnn_real mnist4k9_l3_dxf[NGROUP][752] CNN_ALIGNED;
+static cnn_real mnist4k9_l3_dyp[NGROUP][5856] CNN_ALIGNED;
 static cnn_real mnist4k9_l3_wt[72] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k9_l3_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 88;
@@ -1488,7 +1443,6 @@ CNN_CLONES_V8 static void mnist4k9_l3_conv_backward_v8(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l3_dw[g];
     cnn_real *restrict dyp = mnist4k9_l3_dyp[g];
-    cnn_real *restrict dxf = mnist4k9_l3_dxf[g];
     for (int gr = 0; gr < 8; gr++) { // one conv per group
       // 1 output channels x 9 taps of vector sums per register tile, summed over the group's images before the lanes are added.
       for (int o = 0; o < 1; o += 1) {
@@ -1535,10 +1489,10 @@ CNN_CLONES_V8 static void mnist4k9_l3_conv_backward_v8(int n) {
       cnn_real *restrict dx = mnist4k9_d2 + (size_t)i * 5408;
       for (int o = 0; o < 8; o++)
         for (int oy = 0; oy < 24; oy++)
-          memcpy(dyp + (o * 28 + oy + 2) * 28 + 2, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
+          memcpy(dyp + (o * 28 + oy + 2) * 26 + 2, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
       for (int gr = 0; gr < 8; gr++) { // one conv per group
         // 1 output channels x 7 vectors of 8 per register tile, over each plane as
-        // one run on the input's row stride (flat), then copied row by row.
+        // one run (flat): a row's last taps read the next row's first, zero, columns.
         for (int oy = 0; oy < 1; oy++) {
           for (int col = 0; col < 672; col += 56) {
             for (int o = 0; o < 1; o += 1) { // 1 channels x 56 columns
@@ -1546,7 +1500,7 @@ CNN_CLONES_V8 static void mnist4k9_l3_conv_backward_v8(int n) {
               cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
               for (int c = 0; c < 1; c++)
                 for (int ky = 0; ky < 3; ky++) {
-                  const cnn_real *restrict xr = (dyp + gr * 784) + (c * 28 + oy + ky) * 28 + col;
+                  const cnn_real *restrict xr = (dyp + gr * 728) + (c * 28 + oy + ky) * 26 + col;
                   const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                   for (int kx = 0; kx < 3; kx++) {
                     cnn_v8 x0, x1, x2, x3, x4, x5, x6;
@@ -1561,7 +1515,7 @@ CNN_CLONES_V8 static void mnist4k9_l3_conv_backward_v8(int n) {
                     a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6;
                   }
                 }
-              cnn_real *restrict yr = dxf + (o) * 726 + oy * 726 + col;
+              cnn_real *restrict yr = (dx + gr * 676) + (o) * 676 + oy * 676 + col;
               memcpy(yr + 0, &a0_0, sizeof a0_0);
               memcpy(yr + 8, &a0_1, sizeof a0_1);
               memcpy(yr + 16, &a0_2, sizeof a0_2);
@@ -1571,39 +1525,24 @@ CNN_CLONES_V8 static void mnist4k9_l3_conv_backward_v8(int n) {
               memcpy(yr + 48, &a0_6, sizeof a0_6);
             }
           }
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 54 columns
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 4 columns
             const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
+            cnn_v8 a0_0 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 784) + (c * 28 + oy + ky) * 28 + 672;
+                const cnn_real *restrict xr = (dyp + gr * 728) + (c * 28 + oy + ky) * 26 + 672;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1, x2, x3, x4, x5, x6;
+                  cnn_v8 x0;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  memcpy(&x2, xr + kx + 16, sizeof x2);
-                  memcpy(&x3, xr + kx + 24, sizeof x3);
-                  memcpy(&x4, xr + kx + 32, sizeof x4);
-                  memcpy(&x5, xr + kx + 40, sizeof x5);
-                  memcpy(&x6, xr + kx + 48, sizeof x6);
                   const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6;
+                  a0_0 += w0 * x0;
                 }
               }
-            cnn_real *restrict yr = dxf + (o) * 726 + oy * 726 + 672;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 16, &a0_2, sizeof a0_2);
-            memcpy(yr + 24, &a0_3, sizeof a0_3);
-            memcpy(yr + 32, &a0_4, sizeof a0_4);
-            memcpy(yr + 40, &a0_5, sizeof a0_5);
-            yr[48] = a0_6[0]; yr[49] = a0_6[1]; yr[50] = a0_6[2]; yr[51] = a0_6[3]; yr[52] = a0_6[4]; yr[53] = a0_6[5];
+            cnn_real *restrict yr = (dx + gr * 676) + (o) * 676 + oy * 676 + 672;
+            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
           }
         }
-        for (int o = 0; o < 1; o++)
-          for (int oy = 0; oy < 26; oy++)
-            memcpy((dx + gr * 676) + (o * 26 + oy) * 26, dxf + o * 726 + oy * 28, 26 * sizeof(cnn_real));
       }
       }
       { // layer 1's first backward pass for this image, while its dx is in cache
@@ -1658,7 +1597,6 @@ CNN_V16_FN static void mnist4k9_l3_conv_backward_v16(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l3_dw[g];
     cnn_real *restrict dyp = mnist4k9_l3_dyp[g];
-    cnn_real *restrict dxf = mnist4k9_l3_dxf[g];
     for (int gr = 0; gr < 8; gr++) { // one conv per group
       // 1 output channels x 9 taps of vector sums per register tile, summed over the group's images before the lanes are added.
       for (int o = 0; o < 1; o += 1) {
@@ -1720,21 +1658,21 @@ CNN_V16_FN static void mnist4k9_l3_conv_backward_v16(int n) {
       cnn_real *restrict dx = mnist4k9_d2 + (size_t)i * 5408;
       for (int o = 0; o < 8; o++)
         for (int oy = 0; oy < 24; oy++)
-          memcpy(dyp + (o * 28 + oy + 2) * 28 + 2, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
+          memcpy(dyp + (o * 28 + oy + 2) * 26 + 2, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
       for (int gr = 0; gr < 8; gr++) { // one conv per group
-        // 1 output channels x 12 vectors of 16 per register tile, over each plane as
-        // one run on the input's row stride (flat), then copied row by row.
+        // 1 output channels x 15 vectors of 16 per register tile, over each plane as
+        // one run (flat): a row's last taps read the next row's first, zero, columns.
         for (int oy = 0; oy < 1; oy++) {
-          for (int col = 0; col < 576; col += 192) {
-            for (int o = 0; o < 1; o += 1) { // 1 channels x 192 columns
+          for (int col = 0; col < 480; col += 240) {
+            for (int o = 0; o < 1; o += 1) { // 1 channels x 240 columns
               const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-              cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0};
+              cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0}, a0_12 = {0}, a0_13 = {0}, a0_14 = {0};
               for (int c = 0; c < 1; c++)
                 for (int ky = 0; ky < 3; ky++) {
-                  const cnn_real *restrict xr = (dyp + gr * 784) + (c * 28 + oy + ky) * 28 + col;
+                  const cnn_real *restrict xr = (dyp + gr * 728) + (c * 28 + oy + ky) * 26 + col;
                   const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                   for (int kx = 0; kx < 3; kx++) {
-                    cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11;
+                    cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14;
                     memcpy(&x0, xr + kx + 0, sizeof x0);
                     memcpy(&x1, xr + kx + 16, sizeof x1);
                     memcpy(&x2, xr + kx + 32, sizeof x2);
@@ -1747,11 +1685,14 @@ CNN_V16_FN static void mnist4k9_l3_conv_backward_v16(int n) {
                     memcpy(&x9, xr + kx + 144, sizeof x9);
                     memcpy(&x10, xr + kx + 160, sizeof x10);
                     memcpy(&x11, xr + kx + 176, sizeof x11);
+                    memcpy(&x12, xr + kx + 192, sizeof x12);
+                    memcpy(&x13, xr + kx + 208, sizeof x13);
+                    memcpy(&x14, xr + kx + 224, sizeof x14);
                     const cnn_real w0 = wr[kx + 0];
-                    a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10; a0_11 += w0 * x11;
+                    a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10; a0_11 += w0 * x11; a0_12 += w0 * x12; a0_13 += w0 * x13; a0_14 += w0 * x14;
                   }
                 }
-              cnn_real *restrict yr = dxf + (o) * 726 + oy * 726 + col;
+              cnn_real *restrict yr = (dx + gr * 676) + (o) * 676 + oy * 676 + col;
               memcpy(yr + 0, &a0_0, sizeof a0_0);
               memcpy(yr + 16, &a0_1, sizeof a0_1);
               memcpy(yr + 32, &a0_2, sizeof a0_2);
@@ -1764,17 +1705,20 @@ CNN_V16_FN static void mnist4k9_l3_conv_backward_v16(int n) {
               memcpy(yr + 144, &a0_9, sizeof a0_9);
               memcpy(yr + 160, &a0_10, sizeof a0_10);
               memcpy(yr + 176, &a0_11, sizeof a0_11);
+              memcpy(yr + 192, &a0_12, sizeof a0_12);
+              memcpy(yr + 208, &a0_13, sizeof a0_13);
+              memcpy(yr + 224, &a0_14, sizeof a0_14);
             }
           }
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 150 columns
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 196 columns
             const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0};
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0}, a0_12 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 784) + (c * 28 + oy + ky) * 28 + 576;
+                const cnn_real *restrict xr = (dyp + gr * 728) + (c * 28 + oy + ky) * 26 + 480;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9;
+                  cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 16, sizeof x1);
                   memcpy(&x2, xr + kx + 32, sizeof x2);
@@ -1785,11 +1729,14 @@ CNN_V16_FN static void mnist4k9_l3_conv_backward_v16(int n) {
                   memcpy(&x7, xr + kx + 112, sizeof x7);
                   memcpy(&x8, xr + kx + 128, sizeof x8);
                   memcpy(&x9, xr + kx + 144, sizeof x9);
+                  memcpy(&x10, xr + kx + 160, sizeof x10);
+                  memcpy(&x11, xr + kx + 176, sizeof x11);
+                  memcpy(&x12, xr + kx + 192, sizeof x12);
                   const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9;
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10; a0_11 += w0 * x11; a0_12 += w0 * x12;
                 }
               }
-            cnn_real *restrict yr = dxf + (o) * 726 + oy * 726 + 576;
+            cnn_real *restrict yr = (dx + gr * 676) + (o) * 676 + oy * 676 + 480;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 16, &a0_1, sizeof a0_1);
             memcpy(yr + 32, &a0_2, sizeof a0_2);
@@ -1799,12 +1746,12 @@ CNN_V16_FN static void mnist4k9_l3_conv_backward_v16(int n) {
             memcpy(yr + 96, &a0_6, sizeof a0_6);
             memcpy(yr + 112, &a0_7, sizeof a0_7);
             memcpy(yr + 128, &a0_8, sizeof a0_8);
-            yr[144] = a0_9[0]; yr[145] = a0_9[1]; yr[146] = a0_9[2]; yr[147] = a0_9[3]; yr[148] = a0_9[4]; yr[149] = a0_9[5];
+            memcpy(yr + 144, &a0_9, sizeof a0_9);
+            memcpy(yr + 160, &a0_10, sizeof a0_10);
+            memcpy(yr + 176, &a0_11, sizeof a0_11);
+            yr[192] = a0_12[0]; yr[193] = a0_12[1]; yr[194] = a0_12[2]; yr[195] = a0_12[3];
           }
         }
-        for (int o = 0; o < 1; o++)
-          for (int oy = 0; oy < 26; oy++)
-            memcpy((dx + gr * 676) + (o * 26 + oy) * 26, dxf + o * 726 + oy * 28, 26 * sizeof(cnn_real));
       }
       }
       { // layer 1's first backward pass for this image, while its dx is in cache
@@ -3039,9 +2986,7 @@ static cnn_real mnist4k9_l8_dw[NGROUP][144] CNN_ALIGNED;
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k9_l8_dyp[NGROUP][3152] CNN_ALIGNED;
-// Each plane of a group's input gradient as one row on dy's bordered row stride.
-static cnn_real mnist4k9_l8_dxf[NGROUP][192] CNN_ALIGNED;
+static cnn_real mnist4k9_l8_dyp[NGROUP][2720] CNN_ALIGNED;
 static cnn_real mnist4k9_l8_wt[144] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k9_l8_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 320;
@@ -3055,7 +3000,6 @@ CNN_CLONES_V8 static void mnist4k9_l8_conv_backward_v8(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l8_dw[g];
     cnn_real *restrict dyp = mnist4k9_l8_dyp[g];
-    cnn_real *restrict dxf = mnist4k9_l8_dxf[g];
     for (int gr = 0; gr < 16; gr++) { // one conv per group
       // 1 output channels x 9 taps of vector sums per register tile, summed over the group's images before the lanes are added.
       for (int o = 0; o < 1; o += 1) {
@@ -3116,75 +3060,41 @@ CNN_CLONES_V8 static void mnist4k9_l8_conv_backward_v8(int n) {
       cnn_real *restrict dx = mnist4k9_d8 + (size_t)i * 2304;
       for (int o = 0; o < 16; o++)
         for (int oy = 0; oy < 10; oy++)
-          memcpy(dyp + (o * 14 + oy + 2) * 14 + 2, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
+          memcpy(dyp + (o * 14 + oy + 2) * 12 + 2, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
       for (int gr = 0; gr < 16; gr++) { // one conv per group
-        // 1 output channels x 7 vectors of 8 per register tile, over each plane as
-        // one run on the input's row stride (flat), then copied row by row.
+        // 1 output channels x 6 vectors of 8 per register tile, over each plane as
+        // one run (flat): a row's last taps read the next row's first, zero, columns.
         for (int oy = 0; oy < 1; oy++) {
-          for (int col = 0; col < 112; col += 56) {
-            for (int o = 0; o < 1; o += 1) { // 1 channels x 56 columns
+          for (int col = 0; col < 144; col += 48) {
+            for (int o = 0; o < 1; o += 1) { // 1 channels x 48 columns
               const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-              cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
+              cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0};
               for (int c = 0; c < 1; c++)
                 for (int ky = 0; ky < 3; ky++) {
-                  const cnn_real *restrict xr = (dyp + gr * 196) + (c * 14 + oy + ky) * 14 + col;
+                  const cnn_real *restrict xr = (dyp + gr * 168) + (c * 14 + oy + ky) * 12 + col;
                   const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                   for (int kx = 0; kx < 3; kx++) {
-                    cnn_v8 x0, x1, x2, x3, x4, x5, x6;
+                    cnn_v8 x0, x1, x2, x3, x4, x5;
                     memcpy(&x0, xr + kx + 0, sizeof x0);
                     memcpy(&x1, xr + kx + 8, sizeof x1);
                     memcpy(&x2, xr + kx + 16, sizeof x2);
                     memcpy(&x3, xr + kx + 24, sizeof x3);
                     memcpy(&x4, xr + kx + 32, sizeof x4);
                     memcpy(&x5, xr + kx + 40, sizeof x5);
-                    memcpy(&x6, xr + kx + 48, sizeof x6);
                     const cnn_real w0 = wr[kx + 0];
-                    a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6;
+                    a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5;
                   }
                 }
-              cnn_real *restrict yr = dxf + (o) * 166 + oy * 166 + col;
+              cnn_real *restrict yr = (dx + gr * 144) + (o) * 144 + oy * 144 + col;
               memcpy(yr + 0, &a0_0, sizeof a0_0);
               memcpy(yr + 8, &a0_1, sizeof a0_1);
               memcpy(yr + 16, &a0_2, sizeof a0_2);
               memcpy(yr + 24, &a0_3, sizeof a0_3);
               memcpy(yr + 32, &a0_4, sizeof a0_4);
               memcpy(yr + 40, &a0_5, sizeof a0_5);
-              memcpy(yr + 48, &a0_6, sizeof a0_6);
             }
           }
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 54 columns
-            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
-            for (int c = 0; c < 1; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 196) + (c * 14 + oy + ky) * 14 + 112;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1, x2, x3, x4, x5, x6;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  memcpy(&x2, xr + kx + 16, sizeof x2);
-                  memcpy(&x3, xr + kx + 24, sizeof x3);
-                  memcpy(&x4, xr + kx + 32, sizeof x4);
-                  memcpy(&x5, xr + kx + 40, sizeof x5);
-                  memcpy(&x6, xr + kx + 48, sizeof x6);
-                  const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6;
-                }
-              }
-            cnn_real *restrict yr = dxf + (o) * 166 + oy * 166 + 112;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 16, &a0_2, sizeof a0_2);
-            memcpy(yr + 24, &a0_3, sizeof a0_3);
-            memcpy(yr + 32, &a0_4, sizeof a0_4);
-            memcpy(yr + 40, &a0_5, sizeof a0_5);
-            yr[48] = a0_6[0]; yr[49] = a0_6[1]; yr[50] = a0_6[2]; yr[51] = a0_6[3]; yr[52] = a0_6[4]; yr[53] = a0_6[5];
-          }
         }
-        for (int o = 0; o < 1; o++)
-          for (int oy = 0; oy < 12; oy++)
-            memcpy((dx + gr * 144) + (o * 12 + oy) * 12, dxf + o * 166 + oy * 14, 12 * sizeof(cnn_real));
       }
     }
   }
@@ -3209,7 +3119,6 @@ CNN_V16_FN static void mnist4k9_l8_conv_backward_v16(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l8_dw[g];
     cnn_real *restrict dyp = mnist4k9_l8_dyp[g];
-    cnn_real *restrict dxf = mnist4k9_l8_dxf[g];
     for (int gr = 0; gr < 16; gr++) { // one conv per group
       // 1 output channels x 9 taps of vector sums per register tile, summed over the group's images before the lanes are added.
       for (int o = 0; o < 1; o += 1) {
@@ -3257,20 +3166,20 @@ CNN_V16_FN static void mnist4k9_l8_conv_backward_v16(int n) {
       cnn_real *restrict dx = mnist4k9_d8 + (size_t)i * 2304;
       for (int o = 0; o < 16; o++)
         for (int oy = 0; oy < 10; oy++)
-          memcpy(dyp + (o * 14 + oy + 2) * 14 + 2, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
+          memcpy(dyp + (o * 14 + oy + 2) * 12 + 2, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
       for (int gr = 0; gr < 16; gr++) { // one conv per group
-        // 1 output channels x 11 vectors of 16 per register tile, over each plane as
-        // one run on the input's row stride (flat), then copied row by row.
+        // 1 output channels x 9 vectors of 16 per register tile, over each plane as
+        // one run (flat): a row's last taps read the next row's first, zero, columns.
         for (int oy = 0; oy < 1; oy++) {
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 166 columns
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 144 columns
             const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0};
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 196) + (c * 14 + oy + ky) * 14 + 0;
+                const cnn_real *restrict xr = (dyp + gr * 168) + (c * 14 + oy + ky) * 12 + 0;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10;
+                  cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 16, sizeof x1);
                   memcpy(&x2, xr + kx + 32, sizeof x2);
@@ -3280,13 +3189,11 @@ CNN_V16_FN static void mnist4k9_l8_conv_backward_v16(int n) {
                   memcpy(&x6, xr + kx + 96, sizeof x6);
                   memcpy(&x7, xr + kx + 112, sizeof x7);
                   memcpy(&x8, xr + kx + 128, sizeof x8);
-                  memcpy(&x9, xr + kx + 144, sizeof x9);
-                  memcpy(&x10, xr + kx + 160, sizeof x10);
                   const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10;
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8;
                 }
               }
-            cnn_real *restrict yr = dxf + (o) * 166 + oy * 166 + 0;
+            cnn_real *restrict yr = (dx + gr * 144) + (o) * 144 + oy * 144 + 0;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 16, &a0_1, sizeof a0_1);
             memcpy(yr + 32, &a0_2, sizeof a0_2);
@@ -3296,13 +3203,8 @@ CNN_V16_FN static void mnist4k9_l8_conv_backward_v16(int n) {
             memcpy(yr + 96, &a0_6, sizeof a0_6);
             memcpy(yr + 112, &a0_7, sizeof a0_7);
             memcpy(yr + 128, &a0_8, sizeof a0_8);
-            memcpy(yr + 144, &a0_9, sizeof a0_9);
-            yr[160] = a0_10[0]; yr[161] = a0_10[1]; yr[162] = a0_10[2]; yr[163] = a0_10[3]; yr[164] = a0_10[4]; yr[165] = a0_10[5];
           }
         }
-        for (int o = 0; o < 1; o++)
-          for (int oy = 0; oy < 12; oy++)
-            memcpy((dx + gr * 144) + (o * 12 + oy) * 12, dxf + o * 166 + oy * 14, 12 * sizeof(cnn_real));
       }
     }
   }
@@ -4293,9 +4195,7 @@ static cnn_real mnist4k9_l12_dw[NGROUP][324] CNN_ALIGNED;
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k9_l12_dyp[NGROUP][5200] CNN_ALIGNED;
-// Each plane of a group's input gradient as one row on dy's bordered row stride.
-static cnn_real mnist4k9_l12_dxf[NGROUP][144] CNN_ALIGNED;
+static cnn_real mnist4k9_l12_dyp[NGROUP][4352] CNN_ALIGNED;
 static cnn_real mnist4k9_l12_wt[324] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k9_l12_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 1112;
@@ -4309,7 +4209,6 @@ CNN_CLONES_V8 static void mnist4k9_l12_conv_backward_v8(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l12_dw[g];
     cnn_real *restrict dyp = mnist4k9_l12_dyp[g];
-    cnn_real *restrict dxf = mnist4k9_l12_dxf[g];
     for (int gr = 0; gr < 36; gr++) { // one conv per group
       // 1 output channels x 9 taps of vector sums per register tile, summed over the group's images before the lanes are added.
       for (int o = 0; o < 1; o += 1) {
@@ -4356,67 +4255,70 @@ CNN_CLONES_V8 static void mnist4k9_l12_conv_backward_v8(int n) {
       cnn_real *restrict dx = mnist4k9_d11 + (size_t)i * 3600;
       for (int o = 0; o < 36; o++)
         for (int oy = 0; oy < 8; oy++)
-          memcpy(dyp + (o * 12 + oy + 2) * 12 + 2, dy + (o * 8 + oy) * 8, 8 * sizeof(cnn_real));
+          memcpy(dyp + (o * 12 + oy + 2) * 10 + 2, dy + (o * 8 + oy) * 8, 8 * sizeof(cnn_real));
       for (int gr = 0; gr < 36; gr++) { // one conv per group
-        // 1 output channels x 5 vectors of 8 per register tile, over each plane as
-        // one run on the input's row stride (flat), then copied row by row.
+        // 1 output channels x 7 vectors of 8 per register tile, over each plane as
+        // one run (flat): a row's last taps read the next row's first, zero, columns.
         for (int oy = 0; oy < 1; oy++) {
-          for (int col = 0; col < 80; col += 40) {
-            for (int o = 0; o < 1; o += 1) { // 1 channels x 40 columns
+          for (int col = 0; col < 56; col += 56) {
+            for (int o = 0; o < 1; o += 1) { // 1 channels x 56 columns
               const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-              cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0};
+              cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
               for (int c = 0; c < 1; c++)
                 for (int ky = 0; ky < 3; ky++) {
-                  const cnn_real *restrict xr = (dyp + gr * 144) + (c * 12 + oy + ky) * 12 + col;
+                  const cnn_real *restrict xr = (dyp + gr * 120) + (c * 12 + oy + ky) * 10 + col;
                   const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                   for (int kx = 0; kx < 3; kx++) {
-                    cnn_v8 x0, x1, x2, x3, x4;
+                    cnn_v8 x0, x1, x2, x3, x4, x5, x6;
                     memcpy(&x0, xr + kx + 0, sizeof x0);
                     memcpy(&x1, xr + kx + 8, sizeof x1);
                     memcpy(&x2, xr + kx + 16, sizeof x2);
                     memcpy(&x3, xr + kx + 24, sizeof x3);
                     memcpy(&x4, xr + kx + 32, sizeof x4);
+                    memcpy(&x5, xr + kx + 40, sizeof x5);
+                    memcpy(&x6, xr + kx + 48, sizeof x6);
                     const cnn_real w0 = wr[kx + 0];
-                    a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4;
+                    a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6;
                   }
                 }
-              cnn_real *restrict yr = dxf + (o) * 118 + oy * 118 + col;
+              cnn_real *restrict yr = (dx + gr * 100) + (o) * 100 + oy * 100 + col;
               memcpy(yr + 0, &a0_0, sizeof a0_0);
               memcpy(yr + 8, &a0_1, sizeof a0_1);
               memcpy(yr + 16, &a0_2, sizeof a0_2);
               memcpy(yr + 24, &a0_3, sizeof a0_3);
               memcpy(yr + 32, &a0_4, sizeof a0_4);
+              memcpy(yr + 40, &a0_5, sizeof a0_5);
+              memcpy(yr + 48, &a0_6, sizeof a0_6);
             }
           }
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 38 columns
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 44 columns
             const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0};
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 144) + (c * 12 + oy + ky) * 12 + 80;
+                const cnn_real *restrict xr = (dyp + gr * 120) + (c * 12 + oy + ky) * 10 + 56;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1, x2, x3, x4;
+                  cnn_v8 x0, x1, x2, x3, x4, x5;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 8, sizeof x1);
                   memcpy(&x2, xr + kx + 16, sizeof x2);
                   memcpy(&x3, xr + kx + 24, sizeof x3);
                   memcpy(&x4, xr + kx + 32, sizeof x4);
+                  memcpy(&x5, xr + kx + 40, sizeof x5);
                   const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4;
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5;
                 }
               }
-            cnn_real *restrict yr = dxf + (o) * 118 + oy * 118 + 80;
+            cnn_real *restrict yr = (dx + gr * 100) + (o) * 100 + oy * 100 + 56;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 8, &a0_1, sizeof a0_1);
             memcpy(yr + 16, &a0_2, sizeof a0_2);
             memcpy(yr + 24, &a0_3, sizeof a0_3);
-            yr[32] = a0_4[0]; yr[33] = a0_4[1]; yr[34] = a0_4[2]; yr[35] = a0_4[3]; yr[36] = a0_4[4]; yr[37] = a0_4[5];
+            memcpy(yr + 32, &a0_4, sizeof a0_4);
+            yr[40] = a0_5[0]; yr[41] = a0_5[1]; yr[42] = a0_5[2]; yr[43] = a0_5[3];
           }
         }
-        for (int o = 0; o < 1; o++)
-          for (int oy = 0; oy < 10; oy++)
-            memcpy((dx + gr * 100) + (o * 10 + oy) * 10, dxf + o * 118 + oy * 12, 10 * sizeof(cnn_real));
       }
       }
       { // layer 10's first backward pass for this image, while its dx is in cache
@@ -4471,7 +4373,6 @@ CNN_V16_FN static void mnist4k9_l12_conv_backward_v16(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l12_dw[g];
     cnn_real *restrict dyp = mnist4k9_l12_dyp[g];
-    cnn_real *restrict dxf = mnist4k9_l12_dxf[g];
     for (int gr = 0; gr < 36; gr++) { // one conv per group
       // 1 output channels x 9 taps of vector sums per register tile, summed over the group's images before the lanes are added.
       for (int o = 0; o < 1; o += 1) {
@@ -4520,20 +4421,20 @@ CNN_V16_FN static void mnist4k9_l12_conv_backward_v16(int n) {
       cnn_real *restrict dx = mnist4k9_d11 + (size_t)i * 3600;
       for (int o = 0; o < 36; o++)
         for (int oy = 0; oy < 8; oy++)
-          memcpy(dyp + (o * 12 + oy + 2) * 12 + 2, dy + (o * 8 + oy) * 8, 8 * sizeof(cnn_real));
+          memcpy(dyp + (o * 12 + oy + 2) * 10 + 2, dy + (o * 8 + oy) * 8, 8 * sizeof(cnn_real));
       for (int gr = 0; gr < 36; gr++) { // one conv per group
-        // 1 output channels x 8 vectors of 16 per register tile, over each plane as
-        // one run on the input's row stride (flat), then copied row by row.
+        // 1 output channels x 7 vectors of 16 per register tile, over each plane as
+        // one run (flat): a row's last taps read the next row's first, zero, columns.
         for (int oy = 0; oy < 1; oy++) {
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 118 columns
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 100 columns
             const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0};
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 144) + (c * 12 + oy + ky) * 12 + 0;
+                const cnn_real *restrict xr = (dyp + gr * 120) + (c * 12 + oy + ky) * 10 + 0;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7;
+                  cnn_v16 x0, x1, x2, x3, x4, x5, x6;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 16, sizeof x1);
                   memcpy(&x2, xr + kx + 32, sizeof x2);
@@ -4541,25 +4442,20 @@ CNN_V16_FN static void mnist4k9_l12_conv_backward_v16(int n) {
                   memcpy(&x4, xr + kx + 64, sizeof x4);
                   memcpy(&x5, xr + kx + 80, sizeof x5);
                   memcpy(&x6, xr + kx + 96, sizeof x6);
-                  memcpy(&x7, xr + kx + 112, sizeof x7);
                   const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7;
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6;
                 }
               }
-            cnn_real *restrict yr = dxf + (o) * 118 + oy * 118 + 0;
+            cnn_real *restrict yr = (dx + gr * 100) + (o) * 100 + oy * 100 + 0;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 16, &a0_1, sizeof a0_1);
             memcpy(yr + 32, &a0_2, sizeof a0_2);
             memcpy(yr + 48, &a0_3, sizeof a0_3);
             memcpy(yr + 64, &a0_4, sizeof a0_4);
             memcpy(yr + 80, &a0_5, sizeof a0_5);
-            memcpy(yr + 96, &a0_6, sizeof a0_6);
-            yr[112] = a0_7[0]; yr[113] = a0_7[1]; yr[114] = a0_7[2]; yr[115] = a0_7[3]; yr[116] = a0_7[4]; yr[117] = a0_7[5];
+            yr[96] = a0_6[0]; yr[97] = a0_6[1]; yr[98] = a0_6[2]; yr[99] = a0_6[3];
           }
         }
-        for (int o = 0; o < 1; o++)
-          for (int oy = 0; oy < 10; oy++)
-            memcpy((dx + gr * 100) + (o * 10 + oy) * 10, dxf + o * 118 + oy * 12, 10 * sizeof(cnn_real));
       }
       }
       { // layer 10's first backward pass for this image, while its dx is in cache
@@ -5321,11 +5217,7 @@ static cnn_real mnist4k9_l16_dw[NGROUP][324] CNN_ALIGNED;
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist4k9_l16_dyp[NGROUP][3616] CNN_ALIGNED;
-// Each plane of a group's input gradient as one row on dy's bordered row stride.
-#if CNN_V16
-static cnn_real mnist4k9_l16_dxf[NGROUP][96] CNN_ALIGNED;
-#endif
+static cnn_real mnist4k9_l16_dyp[NGROUP][2912] CNN_ALIGNED;
 static cnn_real mnist4k9_l16_wt[324] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k9_l16_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist4k9_params + 2804;
@@ -5387,7 +5279,7 @@ CNN_CLONES_V8 static void mnist4k9_l16_conv_backward_v8(int n) {
       cnn_real *restrict dx = mnist4k9_d15 + (size_t)i * 2304;
       for (int o = 0; o < 36; o++)
         for (int oy = 0; oy < 6; oy++)
-          memcpy(dyp + (o * 10 + oy + 2) * 10 + 2, dy + (o * 6 + oy) * 6, 6 * sizeof(cnn_real));
+          memcpy(dyp + (o * 10 + oy + 2) * 8 + 2, dy + (o * 6 + oy) * 6, 6 * sizeof(cnn_real));
       for (int gr = 0; gr < 36; gr++) { // one conv per group
         // 1 output channels x 1 vectors of 8 columns per register tile.
         for (int oy = 0; oy < 2; oy++) {
@@ -5397,7 +5289,7 @@ CNN_CLONES_V8 static void mnist4k9_l16_conv_backward_v8(int n) {
             cnn_v8 a0_0 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 100) + (c * 10 + oy + ky) * 10 + 0;
+                const cnn_real *restrict xr = (dyp + gr * 80) + (c * 10 + oy + ky) * 8 + 0;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
                   cnn_v8 x0;
@@ -5416,7 +5308,7 @@ CNN_CLONES_V8 static void mnist4k9_l16_conv_backward_v8(int n) {
             cnn_v8 a0_0 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 100) + (c * 10 + oy + ky) * 10 + 0;
+                const cnn_real *restrict xr = (dyp + gr * 80) + (c * 10 + oy + ky) * 8 + 0;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
                   cnn_v8 x0;
@@ -5436,7 +5328,7 @@ CNN_CLONES_V8 static void mnist4k9_l16_conv_backward_v8(int n) {
             cnn_v8 a0_0 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = ky0; ky < ky1; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 100) + (c * 10 + oy + ky) * 10 + 0;
+                const cnn_real *restrict xr = (dyp + gr * 80) + (c * 10 + oy + ky) * 8 + 0;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
                   cnn_v8 x0;
@@ -5499,7 +5391,6 @@ CNN_V16_FN static void mnist4k9_l16_conv_backward_v16(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l16_dw[g];
     cnn_real *restrict dyp = mnist4k9_l16_dyp[g];
-    cnn_real *restrict dxf = mnist4k9_l16_dxf[g];
     for (int gr = 0; gr < 36; gr++) { // one conv per group
       // 1 output channels x 9 taps of vector sums per register tile, summed over the group's images before the lanes are added.
       for (int o = 0; o < 1; o += 1) {
@@ -5548,40 +5439,35 @@ CNN_V16_FN static void mnist4k9_l16_conv_backward_v16(int n) {
       cnn_real *restrict dx = mnist4k9_d15 + (size_t)i * 2304;
       for (int o = 0; o < 36; o++)
         for (int oy = 0; oy < 6; oy++)
-          memcpy(dyp + (o * 10 + oy + 2) * 10 + 2, dy + (o * 6 + oy) * 6, 6 * sizeof(cnn_real));
+          memcpy(dyp + (o * 10 + oy + 2) * 8 + 2, dy + (o * 6 + oy) * 6, 6 * sizeof(cnn_real));
       for (int gr = 0; gr < 36; gr++) { // one conv per group
-        // 1 output channels x 5 vectors of 16 per register tile, over each plane as
-        // one run on the input's row stride (flat), then copied row by row.
+        // 1 output channels x 4 vectors of 16 per register tile, over each plane as
+        // one run (flat): a row's last taps read the next row's first, zero, columns.
         for (int oy = 0; oy < 1; oy++) {
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 78 columns
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 64 columns
             const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0};
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
             for (int c = 0; c < 1; c++)
               for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 100) + (c * 10 + oy + ky) * 10 + 0;
+                const cnn_real *restrict xr = (dyp + gr * 80) + (c * 10 + oy + ky) * 8 + 0;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0, x1, x2, x3, x4;
+                  cnn_v16 x0, x1, x2, x3;
                   memcpy(&x0, xr + kx + 0, sizeof x0);
                   memcpy(&x1, xr + kx + 16, sizeof x1);
                   memcpy(&x2, xr + kx + 32, sizeof x2);
                   memcpy(&x3, xr + kx + 48, sizeof x3);
-                  memcpy(&x4, xr + kx + 64, sizeof x4);
                   const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4;
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
                 }
               }
-            cnn_real *restrict yr = dxf + (o) * 78 + oy * 78 + 0;
+            cnn_real *restrict yr = (dx + gr * 64) + (o) * 64 + oy * 64 + 0;
             memcpy(yr + 0, &a0_0, sizeof a0_0);
             memcpy(yr + 16, &a0_1, sizeof a0_1);
             memcpy(yr + 32, &a0_2, sizeof a0_2);
             memcpy(yr + 48, &a0_3, sizeof a0_3);
-            yr[64] = a0_4[0]; yr[65] = a0_4[1]; yr[66] = a0_4[2]; yr[67] = a0_4[3]; yr[68] = a0_4[4]; yr[69] = a0_4[5]; yr[70] = a0_4[6]; yr[71] = a0_4[7]; yr[72] = a0_4[8]; yr[73] = a0_4[9]; yr[74] = a0_4[10]; yr[75] = a0_4[11]; yr[76] = a0_4[12]; yr[77] = a0_4[13];
           }
         }
-        for (int o = 0; o < 1; o++)
-          for (int oy = 0; oy < 8; oy++)
-            memcpy((dx + gr * 64) + (o * 8 + oy) * 8, dxf + o * 78 + oy * 10, 8 * sizeof(cnn_real));
       }
       }
       { // layer 14's first backward pass for this image, while its dx is in cache

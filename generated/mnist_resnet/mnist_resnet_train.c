@@ -938,7 +938,7 @@ static cnn_real mnist_resnet_l0_dw[NGROUP][72] CNN_ALIGNED;
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist_resnet_l0_dyp[NGROUP][7216] CNN_ALIGNED;
+static cnn_real mnist_resnet_l0_dyp[NGROUP][7232] CNN_ALIGNED;
 // Each plane of a group's input gradient as one row on dy's bordered row stride.
 static cnn_real mnist_resnet_l0_dxf[NGROUP][864] CNN_ALIGNED;
 static cnn_real mnist_resnet_l0_wt[72] CNN_ALIGNED;
@@ -2145,7 +2145,7 @@ static cnn_real mnist_resnet_l3_dw[NGROUP][576] CNN_ALIGNED;
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist_resnet_l3_dyp[NGROUP][7216] CNN_ALIGNED;
+static cnn_real mnist_resnet_l3_dyp[NGROUP][7232] CNN_ALIGNED;
 static cnn_real mnist_resnet_l3_wt[576] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
@@ -3514,7 +3514,7 @@ static cnn_real mnist_resnet_l6_dw[NGROUP][576] CNN_ALIGNED;
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist_resnet_l6_dyp[NGROUP][7216] CNN_ALIGNED;
+static cnn_real mnist_resnet_l6_dyp[NGROUP][7232] CNN_ALIGNED;
 static cnn_real mnist_resnet_l6_wt[576] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
@@ -5059,7 +5059,7 @@ static cnn_real mnist_resnet_l11_dw[NGROUP][1152] CNN_ALIGNED;
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist_resnet_l11_dyp[NGROUP][4112] CNN_ALIGNED;
+static cnn_real mnist_resnet_l11_dyp[NGROUP][4128] CNN_ALIGNED;
 static cnn_real mnist_resnet_l11_wt[1152] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
@@ -6136,7 +6136,7 @@ static cnn_real mnist_resnet_l14_dw[NGROUP][2304] CNN_ALIGNED;
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist_resnet_l14_dyp[NGROUP][4112] CNN_ALIGNED;
+static cnn_real mnist_resnet_l14_dyp[NGROUP][4128] CNN_ALIGNED;
 static cnn_real mnist_resnet_l14_wt[2304] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
@@ -7567,7 +7567,7 @@ static cnn_real mnist_resnet_l17_dw[NGROUP][2304] CNN_ALIGNED;
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist_resnet_l17_dyp[NGROUP][4112] CNN_ALIGNED;
+static cnn_real mnist_resnet_l17_dyp[NGROUP][4128] CNN_ALIGNED;
 static cnn_real mnist_resnet_l17_wt[2304] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
@@ -9055,7 +9055,7 @@ static cnn_real mnist_resnet_l22_dw[NGROUP][2304] CNN_ALIGNED;
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist_resnet_l22_dyp[NGROUP][1312] CNN_ALIGNED;
+static cnn_real mnist_resnet_l22_dyp[NGROUP][1328] CNN_ALIGNED;
 static cnn_real mnist_resnet_l22_wt[2304] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
@@ -10110,7 +10110,7 @@ static cnn_real mnist_resnet_l25_dw[NGROUP][2304] CNN_ALIGNED;
 // dy of one image per group with zero borders (never written), and the
 // weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
 // W[o][c][2 - ky][2 - kx].
-static cnn_real mnist_resnet_l25_dyp[NGROUP][1312] CNN_ALIGNED;
+static cnn_real mnist_resnet_l25_dyp[NGROUP][1328] CNN_ALIGNED;
 static cnn_real mnist_resnet_l25_wt[2304] CNN_ALIGNED;
 // dy for the weight gradient, its rows padded with zeros to whole vectors
 // (or laid on the input's row stride: conv_kernels.c), the padding never written.
