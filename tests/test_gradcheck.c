@@ -27,6 +27,7 @@
 #include "gc_wgrad_train.h"
 #include "gc_bnfuse_train.h"
 #include "gc_wgrad2_train.h"
+#include "gc_valid_train.h"
 #include "mnist14k_train.h"
 
 // Largest relative error seen by each suite, reported at the end.
@@ -145,6 +146,7 @@ SMALL(gc_residual)
 SMALL(gc_residual2)
 SMALL(gc_smooth)
 SMALL(gc_bnfuse)
+SMALL(gc_valid)
 
 // The weight gradient's padded copies of dy, flat and rows, in groups: a
 // sample of the parameters (1,344) and of the inputs, a full batch and a
@@ -249,6 +251,7 @@ void register_tests(void) {
   CU_add_test(s, "weight gradient on padded copies of dy, flat and rows, grouped", test_gc_wgrad);
   CU_add_test(s, "BatchNorm backward sums in the next conv: plain, keep mask, ReLU", test_gc_bnfuse);
   CU_add_test(s, "weight gradient as vectors of lane sums per image, rows and flat", test_gc_wgrad2);
+  CU_add_test(s, "unpadded convs' input gradients on wrapped rows: flat and rows, groups", test_gc_valid);
   CU_add_test(s, "mnist14k sampled", test_mnist14k);
   CU_add_test(s, "dropout masks follow the rng", test_dropout_masks_differ);
 }
