@@ -228,8 +228,8 @@ static ConvDims igrad_dims(const Layer *l, int vl) {
   // Unpadded, dy's border is kw - 1 zeros on each side of a row: rows as
   // long as dx's, each with its left border only, let a row's right one be
   // the next row's left one, and the input gradient run as one row per
-  // plane (conv_fwd_flat) straight into dx: 24 wide, 36 vectors of 16
-  // where rows of 26 had 48.
+  // plane (conv_fwd_flat) straight into dx: for a 24x24 dx, 36 vectors of
+  // 16 a plane where its rows took 48.
   if (!has_pad(l))
     PW = l->in.w;
   ConvDims d = {Og, PH, PW, Cg, l->in.h, l->in.w, l->kh, l->kw, l->kh - 1 - l->pt, l->kh - 1 - l->pb, vl};
@@ -892,6 +892,7 @@ static void conv_emit_direct(TrainCtx *c, int k) {
            "// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =\n"
            "// %s[o][c][%d - ky][%d - kx]%s.\n", st ? "ws" : "W", d.kh - 1, d.kw - 1,
         st ? " (on the phases: c a phase channel, the window the phases')" : "");
+      // A flat run on wrapped rows reads up to vl + kw - 3 values past them.
       W(c, "static cnn_real %s_l%d_dyp[NGROUP][%ld] CNN_ALIGNED;\n", P, k, whole_vectors((long)O * dd.h * dd.w + CONV_VL_MAX + dd.kw));
     }
     emit_flat_buffer(c, k, igrad_dims, "dxf", "input gradient as one row on dy's bordered");
