@@ -286,26 +286,23 @@ long conv_fwd_flat_size(const ConvDims *d) {
 void emit_conv_direct(TrainCtx *c, const ConvDims *d, const char *x, const char *w, const char *y,
                       const char *bias, const char *tmp, const char *ind) {
   int ob, nv;
-  if (conv_fwd_flat(d) && d->w == d->ow) {
-    // The plane as one row: x's rows wrap onto the next one's zeros.
-    ConvDims f = *d;
-    f.oh = 1;
-    f.ow = d->oh * d->ow;
-    conv_fwd_tile(&f, &ob, &nv);
-    W(c, "%s// %d output channels x %d vectors of %d per register tile, over each plane as\n"
-         "%s// one run (flat): a row's last taps read the next row's first, zero, columns.\n", ind, ob, nv, d->vl, ind);
-    direct_rows(c, &f, x, w, y, bias, ind, ob, nv, 0, 1, 0);
-    return;
-  }
-  if (tmp && conv_fwd_flat(d)) {
-    // The plane as one row on x's row stride: outputs oy * w + ox, the
-    // columns ow .. w - 1 of each row computed and dropped with the copy.
+  int copies = conv_fwd_flat_copies(d);
+  if (conv_fwd_flat(d) && (tmp || !copies)) {
+    // The plane as one row on x's row stride: outputs oy * w + ox. Where
+    // x's rows are longer than y's, the columns ow .. w - 1 of each row are
+    // computed into tmp and dropped with the copy; where they are as long
+    // (wrapped), the run is y's own plane.
     ConvDims f = *d;
     f.oh = 1;
     f.ow = (d->oh - 1) * d->w + d->ow;
     conv_fwd_tile(&f, &ob, &nv);
-    W(c, "%s// %d output channels x %d vectors of %d per register tile, over each plane as\n"
-         "%s// one run on the input's row stride (flat), then copied row by row.\n", ind, ob, nv, d->vl, ind);
+    W(c, "%s// %d output channels x %d vectors of %d per register tile, over each plane as\n", ind, ob, nv, d->vl);
+    if (!copies) {
+      W(c, "%s// one run (flat): a row's last taps read the next row's first, zero, columns.\n", ind);
+      direct_rows(c, &f, x, w, y, bias, ind, ob, nv, 0, 1, 0);
+      return;
+    }
+    W(c, "%s// one run on the input's row stride (flat), then copied row by row.\n", ind);
     direct_rows(c, &f, x, w, tmp, bias, ind, ob, nv, 0, 1, 0);
     W(c, "%sfor (int o = 0; o < %d; o++)\n%s  for (int oy = 0; oy < %d; oy++)\n", ind, d->o, ind, d->oh);
     W(c, "%s    memcpy(%s + (o * %d + oy) * %d, %s + o * %d + oy * %d, %d * sizeof(cnn_real));\n", ind, y, d->oh,
