@@ -88,7 +88,8 @@ int conv_wgrad_images_inner(const ConvDims *d, int gsize);
 // lanes' sum costs a dozen shuffles and adds: at 16 lanes that was half the
 // time of a 26x26 -> 24x24 conv's weight gradient, at 8 a sixth.) dy is
 // laid out as conv_wgrad_copy says (the copy when it needs one); x may be
-// read up to d->vl - 1 values past its end.
+// read up to d->vl - 1 values past its end. For one image, the first block
+// of output channels prefetches the next input channel's x as it goes.
 void emit_conv_wgrad(TrainCtx *c, const ConvDims *d, const char *x, const char *dy, const char *dw,
                      const char *ind, const ConvImages *im);
 // dw[j] = the sum of dwv[j]'s lanes, for the count weights of one group.

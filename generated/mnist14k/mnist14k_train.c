@@ -1758,6 +1758,9 @@ CNN_CLONES_V8 static void mnist14k_l4_conv_backward_v8(int n) {
       for (int o = 0; o < 16; o += 4) {
         for (int c = 0; c < 16; c++)
           for (int ky = 0; ky < 3; ky++) {
+            if (o == 0 && c + 1 < 16) // the next channel's x, cold since the forward
+              for (long q = ky * 240; q < (ky + 1) * 240 && q < 676; q += 64 / sizeof(cnn_real))
+                __builtin_prefetch(x + (c + 1) * 676 + q, 0, 3);
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
@@ -2023,6 +2026,9 @@ CNN_V16_FN static void mnist14k_l4_conv_backward_v16(int n) {
       for (int o = 0; o < 16; o += 8) {
         for (int c = 0; c < 16; c++)
           for (int ky = 0; ky < 3; ky++) {
+            if (o == 0 && c + 1 < 16) // the next channel's x, cold since the forward
+              for (long q = ky * 240; q < (ky + 1) * 240 && q < 676; q += 64 / sizeof(cnn_real))
+                __builtin_prefetch(x + (c + 1) * 676 + q, 0, 3);
             cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
@@ -2820,6 +2826,9 @@ CNN_CLONES_V8 static void mnist14k_l8_conv_backward_v8(int n) {
       for (int o = 0; o < 16; o += 4) {
         for (int c = 0; c < 16; c++)
           for (int ky = 0; ky < 3; ky++) {
+            if (o == 0 && c + 1 < 16) // the next channel's x, cold since the forward
+              for (long q = ky * 192; q < (ky + 1) * 192 && q < 576; q += 64 / sizeof(cnn_real))
+                __builtin_prefetch(x + (c + 1) * 576 + q, 0, 3);
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
@@ -3118,6 +3127,9 @@ CNN_V16_FN static void mnist14k_l8_conv_backward_v16(int n) {
       for (int o = 0; o < 16; o += 8) {
         for (int c = 0; c < 16; c++)
           for (int ky = 0; ky < 3; ky++) {
+            if (o == 0 && c + 1 < 16) // the next channel's x, cold since the forward
+              for (long q = ky * 192; q < (ky + 1) * 192 && q < 576; q += 64 / sizeof(cnn_real))
+                __builtin_prefetch(x + (c + 1) * 576 + q, 0, 3);
             cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};

@@ -1538,6 +1538,9 @@ CNN_CLONES_V8 static void mnist4k7_l3_conv_backward_v8(int n) {
       for (int o = 0; o < 12; o += 4) {
         for (int c = 0; c < 8; c++)
           for (int ky = 0; ky < 3; ky++) {
+            if (o == 0 && c + 1 < 8) // the next channel's x, cold since the forward
+              for (long q = ky * 240; q < (ky + 1) * 240 && q < 676; q += 64 / sizeof(cnn_real))
+                __builtin_prefetch(x + (c + 1) * 676 + q, 0, 3);
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
@@ -1803,6 +1806,9 @@ CNN_V16_FN static void mnist4k7_l3_conv_backward_v16(int n) {
       for (int o = 0; o < 12; o += 6) {
         for (int c = 0; c < 8; c++)
           for (int ky = 0; ky < 3; ky++) {
+            if (o == 0 && c + 1 < 8) // the next channel's x, cold since the forward
+              for (long q = ky * 240; q < (ky + 1) * 240 && q < 676; q += 64 / sizeof(cnn_real))
+                __builtin_prefetch(x + (c + 1) * 676 + q, 0, 3);
             cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};

@@ -2021,6 +2021,9 @@ CNN_CLONES_V8 static void mnist4k9_l4_conv_backward_v8(int n) {
       for (int o = 0; o < 12; o += 6) {
         for (int c = 0; c < 8; c += 2)
           for (int ky = 0; ky < 1; ky++) {
+            if (o == 0 && c + 2 < 8) // the next channel's x, cold since the forward
+              for (long q = ky * 1152; q < (ky + 1) * 1152 && q < 1152; q += 64 / sizeof(cnn_real))
+                __builtin_prefetch(x + (c + 2) * 576 + q, 0, 3);
             cnn_v8 s0_0 = {0}, s0_1 = {0};
             cnn_v8 s1_0 = {0}, s1_1 = {0};
             cnn_v8 s2_0 = {0}, s2_1 = {0};
@@ -2288,6 +2291,9 @@ CNN_V16_FN static void mnist4k9_l4_conv_backward_v16(int n) {
       for (int o = 0; o < 12; o += 6) {
         for (int c = 0; c < 8; c += 4)
           for (int ky = 0; ky < 1; ky++) {
+            if (o == 0 && c + 4 < 8) // the next channel's x, cold since the forward
+              for (long q = ky * 2304; q < (ky + 1) * 2304 && q < 2304; q += 64 / sizeof(cnn_real))
+                __builtin_prefetch(x + (c + 4) * 576 + q, 0, 3);
             cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0};
             cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0}, s1_3 = {0};
             cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0}, s2_3 = {0};

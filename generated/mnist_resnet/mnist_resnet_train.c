@@ -2189,6 +2189,9 @@ CNN_CLONES_V8 static void mnist_resnet_l3_conv_backward_v8(int n) {
       for (int o = 0; o < 8; o += 4) {
         for (int c = 0; c < 8; c++)
           for (int ky = 0; ky < 3; ky++) {
+            if (o == 0 && c + 1 < 8) // the next channel's x, cold since the forward
+              for (long q = ky * 304; q < (ky + 1) * 304 && q < 900; q += 64 / sizeof(cnn_real))
+                __builtin_prefetch(x + (c + 1) * 900 + q, 0, 3);
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
@@ -2580,6 +2583,9 @@ CNN_V16_FN static void mnist_resnet_l3_conv_backward_v16(int n) {
       for (int o = 0; o < 8; o += 8) {
         for (int c = 0; c < 8; c++)
           for (int ky = 0; ky < 3; ky++) {
+            if (o == 0 && c + 1 < 8) // the next channel's x, cold since the forward
+              for (long q = ky * 304; q < (ky + 1) * 304 && q < 900; q += 64 / sizeof(cnn_real))
+                __builtin_prefetch(x + (c + 1) * 900 + q, 0, 3);
             cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
@@ -3558,6 +3564,9 @@ CNN_CLONES_V8 static void mnist_resnet_l6_conv_backward_v8(int n) {
       for (int o = 0; o < 8; o += 4) {
         for (int c = 0; c < 8; c++)
           for (int ky = 0; ky < 3; ky++) {
+            if (o == 0 && c + 1 < 8) // the next channel's x, cold since the forward
+              for (long q = ky * 304; q < (ky + 1) * 304 && q < 900; q += 64 / sizeof(cnn_real))
+                __builtin_prefetch(x + (c + 1) * 900 + q, 0, 3);
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
@@ -3976,6 +3985,9 @@ CNN_V16_FN static void mnist_resnet_l6_conv_backward_v16(int n) {
       for (int o = 0; o < 8; o += 8) {
         for (int c = 0; c < 8; c++)
           for (int ky = 0; ky < 3; ky++) {
+            if (o == 0 && c + 1 < 8) // the next channel's x, cold since the forward
+              for (long q = ky * 304; q < (ky + 1) * 304 && q < 900; q += 64 / sizeof(cnn_real))
+                __builtin_prefetch(x + (c + 1) * 900 + q, 0, 3);
             cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
@@ -6180,6 +6192,9 @@ CNN_CLONES_V8 static void mnist_resnet_l14_conv_backward_v8(int n) {
       for (int o = 0; o < 16; o += 4) {
         for (int c = 0; c < 16; c++)
           for (int ky = 0; ky < 3; ky++) {
+            if (o == 0 && c + 1 < 16) // the next channel's x, cold since the forward
+              for (long q = ky * 96; q < (ky + 1) * 96 && q < 256; q += 64 / sizeof(cnn_real))
+                __builtin_prefetch(x + (c + 1) * 256 + q, 0, 3);
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
@@ -6553,6 +6568,9 @@ CNN_V16_FN static void mnist_resnet_l14_conv_backward_v16(int n) {
       for (int o = 0; o < 16; o += 8) {
         for (int c = 0; c < 16; c++)
           for (int ky = 0; ky < 3; ky++) {
+            if (o == 0 && c + 1 < 16) // the next channel's x, cold since the forward
+              for (long q = ky * 96; q < (ky + 1) * 96 && q < 256; q += 64 / sizeof(cnn_real))
+                __builtin_prefetch(x + (c + 1) * 256 + q, 0, 3);
             cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
@@ -7611,6 +7629,9 @@ CNN_CLONES_V8 static void mnist_resnet_l17_conv_backward_v8(int n) {
       for (int o = 0; o < 16; o += 4) {
         for (int c = 0; c < 16; c++)
           for (int ky = 0; ky < 3; ky++) {
+            if (o == 0 && c + 1 < 16) // the next channel's x, cold since the forward
+              for (long q = ky * 96; q < (ky + 1) * 96 && q < 256; q += 64 / sizeof(cnn_real))
+                __builtin_prefetch(x + (c + 1) * 256 + q, 0, 3);
             cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
@@ -8015,6 +8036,9 @@ CNN_V16_FN static void mnist_resnet_l17_conv_backward_v16(int n) {
       for (int o = 0; o < 16; o += 8) {
         for (int c = 0; c < 16; c++)
           for (int ky = 0; ky < 3; ky++) {
+            if (o == 0 && c + 1 < 16) // the next channel's x, cold since the forward
+              for (long q = ky * 96; q < (ky + 1) * 96 && q < 256; q += 64 / sizeof(cnn_real))
+                __builtin_prefetch(x + (c + 1) * 256 + q, 0, 3);
             cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
             cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
             cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
