@@ -633,26 +633,46 @@ CNN_CLONES_V8 static void mnist14k_l0_conv_forward_v8(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 16; c++) {
+        for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 676;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 672; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 672; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 676 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 1352 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 2028 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
+          }
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            for (int p = 672; p < 676; p++) {
+              as[j][p - 672] += x[j * 676 + p];
+              aq[j][p - 672] += x[j * 676 + p] * x[j * 676 + p];
             }
-          for (int p = 672; p < 676; p++) {
-            as[p - 672] += x[p];
-            aq[p - 672] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist14k_l1_ps[i][c + j] = s;
+            mnist14k_l1_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist14k_l1_ps[i][c] = s;
-          mnist14k_l1_pq[i][c] = sq;
         }
     }
   }
@@ -716,26 +736,46 @@ CNN_V16_FN static void mnist14k_l0_conv_forward_v16(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 16; c++) {
+        for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 676;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 672; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 672; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 676 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 1352 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 2028 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
+          }
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            for (int p = 672; p < 676; p++) {
+              as[j][p - 672] += x[j * 676 + p];
+              aq[j][p - 672] += x[j * 676 + p] * x[j * 676 + p];
             }
-          for (int p = 672; p < 676; p++) {
-            as[p - 672] += x[p];
-            aq[p - 672] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist14k_l1_ps[i][c + j] = s;
+            mnist14k_l1_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist14k_l1_ps[i][c] = s;
-          mnist14k_l1_pq[i][c] = sq;
         }
     }
   }
@@ -1494,22 +1534,42 @@ CNN_CLONES_V8 static void mnist14k_l4_conv_forward_v8(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 16; c++) {
+        for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 576;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 576; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
-            }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 576; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 576 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 1152 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 1728 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
           }
-          mnist14k_l5_ps[i][c] = s;
-          mnist14k_l5_pq[i][c] = sq;
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist14k_l5_ps[i][c + j] = s;
+            mnist14k_l5_pq[i][c + j] = sq;
+          }
         }
     }
   }
@@ -1678,22 +1738,42 @@ CNN_V16_FN static void mnist14k_l4_conv_forward_v16(int n, int training) {
         for (int oy = 0; oy < 24; oy++)
           memcpy(y + (o * 24 + oy) * 24, yf + o * 622 + oy * 26, 24 * sizeof(cnn_real));
       if (training)
-        for (int c = 0; c < 16; c++) {
+        for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 576;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 576; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
-            }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 576; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 576 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 1152 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 1728 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
           }
-          mnist14k_l5_ps[i][c] = s;
-          mnist14k_l5_pq[i][c] = sq;
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist14k_l5_ps[i][c + j] = s;
+            mnist14k_l5_pq[i][c + j] = sq;
+          }
         }
     }
   }
@@ -2552,26 +2632,46 @@ CNN_CLONES_V8 static void mnist14k_l8_conv_forward_v8(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 16; c++) {
+        for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 484;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 480; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 480; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 484 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 968 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 1452 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
+          }
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            for (int p = 480; p < 484; p++) {
+              as[j][p - 480] += x[j * 484 + p];
+              aq[j][p - 480] += x[j * 484 + p] * x[j * 484 + p];
             }
-          for (int p = 480; p < 484; p++) {
-            as[p - 480] += x[p];
-            aq[p - 480] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist14k_l9_ps[i][c + j] = s;
+            mnist14k_l9_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist14k_l9_ps[i][c] = s;
-          mnist14k_l9_pq[i][c] = sq;
         }
     }
   }
@@ -2740,26 +2840,46 @@ CNN_V16_FN static void mnist14k_l8_conv_forward_v16(int n, int training) {
         for (int oy = 0; oy < 22; oy++)
           memcpy(y + (o * 22 + oy) * 22, yf + o * 526 + oy * 24, 22 * sizeof(cnn_real));
       if (training)
-        for (int c = 0; c < 16; c++) {
+        for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 484;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 480; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 480; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 484 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 968 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 1452 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
+          }
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            for (int p = 480; p < 484; p++) {
+              as[j][p - 480] += x[j * 484 + p];
+              aq[j][p - 480] += x[j * 484 + p] * x[j * 484 + p];
             }
-          for (int p = 480; p < 484; p++) {
-            as[p - 480] += x[p];
-            aq[p - 480] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist14k_l9_ps[i][c + j] = s;
+            mnist14k_l9_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist14k_l9_ps[i][c] = s;
-          mnist14k_l9_pq[i][c] = sq;
         }
     }
   }
@@ -3708,26 +3828,46 @@ CNN_CLONES_V8 static void mnist14k_l13_conv_forward_v8(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 16; c++) {
+        for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 121;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 120; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 120; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 121 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 242 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 363 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
+          }
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            for (int p = 120; p < 121; p++) {
+              as[j][p - 120] += x[j * 121 + p];
+              aq[j][p - 120] += x[j * 121 + p] * x[j * 121 + p];
             }
-          for (int p = 120; p < 121; p++) {
-            as[p - 120] += x[p];
-            aq[p - 120] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist14k_l14_ps[i][c + j] = s;
+            mnist14k_l14_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist14k_l14_ps[i][c] = s;
-          mnist14k_l14_pq[i][c] = sq;
         }
     }
   }
@@ -3849,26 +3989,46 @@ CNN_V16_FN static void mnist14k_l13_conv_forward_v16(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 16; c++) {
+        for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 121;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 120; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 120; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 121 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 242 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 363 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
+          }
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            for (int p = 120; p < 121; p++) {
+              as[j][p - 120] += x[j * 121 + p];
+              aq[j][p - 120] += x[j * 121 + p] * x[j * 121 + p];
             }
-          for (int p = 120; p < 121; p++) {
-            as[p - 120] += x[p];
-            aq[p - 120] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist14k_l14_ps[i][c + j] = s;
+            mnist14k_l14_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist14k_l14_ps[i][c] = s;
-          mnist14k_l14_pq[i][c] = sq;
         }
     }
   }
@@ -4597,26 +4757,46 @@ CNN_CLONES_V8 static void mnist14k_l17_conv_forward_v8(int n, int training) {
         for (int oy = 0; oy < 9; oy++)
           memcpy(y + (o * 9 + oy) * 9, yf + o * 97 + oy * 11, 9 * sizeof(cnn_real));
       if (training)
-        for (int c = 0; c < 24; c++) {
+        for (int c = 0; c < 24; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 81;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 80; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 80; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 81 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 162 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 243 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
+          }
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            for (int p = 80; p < 81; p++) {
+              as[j][p - 80] += x[j * 81 + p];
+              aq[j][p - 80] += x[j * 81 + p] * x[j * 81 + p];
             }
-          for (int p = 80; p < 81; p++) {
-            as[p - 80] += x[p];
-            aq[p - 80] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist14k_l18_ps[i][c + j] = s;
+            mnist14k_l18_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist14k_l18_ps[i][c] = s;
-          mnist14k_l18_pq[i][c] = sq;
         }
     }
   }
@@ -4776,26 +4956,46 @@ CNN_V16_FN static void mnist14k_l17_conv_forward_v16(int n, int training) {
         for (int oy = 0; oy < 9; oy++)
           memcpy(y + (o * 9 + oy) * 9, yf + o * 97 + oy * 11, 9 * sizeof(cnn_real));
       if (training)
-        for (int c = 0; c < 24; c++) {
+        for (int c = 0; c < 24; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 81;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 80; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 80; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 81 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 162 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 243 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
+          }
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            for (int p = 80; p < 81; p++) {
+              as[j][p - 80] += x[j * 81 + p];
+              aq[j][p - 80] += x[j * 81 + p] * x[j * 81 + p];
             }
-          for (int p = 80; p < 81; p++) {
-            as[p - 80] += x[p];
-            aq[p - 80] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist14k_l18_ps[i][c + j] = s;
+            mnist14k_l18_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist14k_l18_ps[i][c] = s;
-          mnist14k_l18_pq[i][c] = sq;
         }
     }
   }
@@ -5467,26 +5667,46 @@ CNN_CLONES_V8 static void mnist14k_l21_conv_forward_v8(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 24; c++) {
+        for (int c = 0; c < 24; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 49;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 48; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 48; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 49 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 98 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 147 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
+          }
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            for (int p = 48; p < 49; p++) {
+              as[j][p - 48] += x[j * 49 + p];
+              aq[j][p - 48] += x[j * 49 + p] * x[j * 49 + p];
             }
-          for (int p = 48; p < 49; p++) {
-            as[p - 48] += x[p];
-            aq[p - 48] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist14k_l22_ps[i][c + j] = s;
+            mnist14k_l22_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist14k_l22_ps[i][c] = s;
-          mnist14k_l22_pq[i][c] = sq;
         }
     }
   }
@@ -5663,26 +5883,46 @@ CNN_V16_FN static void mnist14k_l21_conv_forward_v16(int n, int training) {
         for (int oy = 0; oy < 7; oy++)
           memcpy(y + (o * 7 + oy) * 7, yf + o * 61 + oy * 9, 7 * sizeof(cnn_real));
       if (training)
-        for (int c = 0; c < 24; c++) {
+        for (int c = 0; c < 24; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 49;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 48; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 48; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 49 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 98 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 147 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
+          }
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            for (int p = 48; p < 49; p++) {
+              as[j][p - 48] += x[j * 49 + p];
+              aq[j][p - 48] += x[j * 49 + p] * x[j * 49 + p];
             }
-          for (int p = 48; p < 49; p++) {
-            as[p - 48] += x[p];
-            aq[p - 48] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist14k_l22_ps[i][c + j] = s;
+            mnist14k_l22_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist14k_l22_ps[i][c] = s;
-          mnist14k_l22_pq[i][c] = sq;
         }
     }
   }

@@ -489,26 +489,46 @@ CNN_CLONES_V8 static void mnist4k8_l0_conv_forward_v8(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 8; c++) {
+        for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 676;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 672; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 672; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 676 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 1352 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 2028 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
+          }
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            for (int p = 672; p < 676; p++) {
+              as[j][p - 672] += x[j * 676 + p];
+              aq[j][p - 672] += x[j * 676 + p] * x[j * 676 + p];
             }
-          for (int p = 672; p < 676; p++) {
-            as[p - 672] += x[p];
-            aq[p - 672] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k8_l1_ps[i][c + j] = s;
+            mnist4k8_l1_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist4k8_l1_ps[i][c] = s;
-          mnist4k8_l1_pq[i][c] = sq;
         }
     }
   }
@@ -572,26 +592,46 @@ CNN_V16_FN static void mnist4k8_l0_conv_forward_v16(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 8; c++) {
+        for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 676;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 672; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 672; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 676 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 1352 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 2028 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
+          }
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            for (int p = 672; p < 676; p++) {
+              as[j][p - 672] += x[j * 676 + p];
+              aq[j][p - 672] += x[j * 676 + p] * x[j * 676 + p];
             }
-          for (int p = 672; p < 676; p++) {
-            as[p - 672] += x[p];
-            aq[p - 672] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k8_l1_ps[i][c + j] = s;
+            mnist4k8_l1_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist4k8_l1_ps[i][c] = s;
-          mnist4k8_l1_pq[i][c] = sq;
         }
     }
   }
@@ -1886,22 +1926,42 @@ CNN_CLONES_V8 static void mnist4k8_l4_conv_forward_v8(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 16; c++) {
+        for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 576;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 576; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
-            }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 576; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 576 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 1152 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 1728 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
           }
-          mnist4k8_l5_ps[i][c] = s;
-          mnist4k8_l5_pq[i][c] = sq;
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k8_l5_ps[i][c + j] = s;
+            mnist4k8_l5_pq[i][c + j] = sq;
+          }
         }
     }
   }
@@ -1976,22 +2036,42 @@ CNN_V16_FN static void mnist4k8_l4_conv_forward_v16(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 16; c++) {
+        for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 576;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 576; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
-            }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 576; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 576 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 1152 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 1728 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
           }
-          mnist4k8_l5_ps[i][c] = s;
-          mnist4k8_l5_pq[i][c] = sq;
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k8_l5_ps[i][c + j] = s;
+            mnist4k8_l5_pq[i][c + j] = sq;
+          }
         }
     }
   }
@@ -2927,22 +3007,32 @@ CNN_CLONES_V8 static void mnist4k8_l8_conv_forward_v8(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 30; c++) {
+        for (int c = 0; c < 30; c += 2) { // 2 channels' chains at once
           const cnn_real *restrict x = y + c * 144;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 144; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
-            }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0};
+          for (int b = 0; b < 144; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 144 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
           }
-          mnist4k8_l9_ps[i][c] = s;
-          mnist4k8_l9_pq[i][c] = sq;
+          cnn_real as[2][8], aq[2][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          for (int j = 0; j < 2; j++) {
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k8_l9_ps[i][c + j] = s;
+            mnist4k8_l9_pq[i][c + j] = sq;
+          }
         }
     }
   }
@@ -3053,22 +3143,32 @@ CNN_V16_FN static void mnist4k8_l8_conv_forward_v16(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 30; c++) {
+        for (int c = 0; c < 30; c += 2) { // 2 channels' chains at once
           const cnn_real *restrict x = y + c * 144;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 144; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
-            }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0};
+          for (int b = 0; b < 144; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 144 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
           }
-          mnist4k8_l9_ps[i][c] = s;
-          mnist4k8_l9_pq[i][c] = sq;
+          cnn_real as[2][8], aq[2][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          for (int j = 0; j < 2; j++) {
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k8_l9_ps[i][c + j] = s;
+            mnist4k8_l9_pq[i][c + j] = sq;
+          }
         }
     }
   }
@@ -4227,26 +4327,36 @@ CNN_CLONES_V8 static void mnist4k8_l12_conv_forward_v8(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 30; c++) {
+        for (int c = 0; c < 30; c += 2) { // 2 channels' chains at once
           const cnn_real *restrict x = y + c * 100;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 96; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0};
+          for (int b = 0; b < 96; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 100 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+          }
+          cnn_real as[2][8], aq[2][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          for (int j = 0; j < 2; j++) {
+            for (int p = 96; p < 100; p++) {
+              as[j][p - 96] += x[j * 100 + p];
+              aq[j][p - 96] += x[j * 100 + p] * x[j * 100 + p];
             }
-          for (int p = 96; p < 100; p++) {
-            as[p - 96] += x[p];
-            aq[p - 96] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k8_l13_ps[i][c + j] = s;
+            mnist4k8_l13_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist4k8_l13_ps[i][c] = s;
-          mnist4k8_l13_pq[i][c] = sq;
         }
     }
   }
@@ -4410,26 +4520,36 @@ CNN_V16_FN static void mnist4k8_l12_conv_forward_v16(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 30; c++) {
+        for (int c = 0; c < 30; c += 2) { // 2 channels' chains at once
           const cnn_real *restrict x = y + c * 100;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 96; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0};
+          for (int b = 0; b < 96; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 100 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+          }
+          cnn_real as[2][8], aq[2][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          for (int j = 0; j < 2; j++) {
+            for (int p = 96; p < 100; p++) {
+              as[j][p - 96] += x[j * 100 + p];
+              aq[j][p - 96] += x[j * 100 + p] * x[j * 100 + p];
             }
-          for (int p = 96; p < 100; p++) {
-            as[p - 96] += x[p];
-            aq[p - 96] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k8_l13_ps[i][c + j] = s;
+            mnist4k8_l13_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist4k8_l13_ps[i][c] = s;
-          mnist4k8_l13_pq[i][c] = sq;
         }
     }
   }
@@ -5526,22 +5646,32 @@ CNN_CLONES_V8 static void mnist4k8_l16_conv_forward_v8(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 30; c++) {
+        for (int c = 0; c < 30; c += 2) { // 2 channels' chains at once
           const cnn_real *restrict x = y + c * 64;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 64; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
-            }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0};
+          for (int b = 0; b < 64; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 64 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
           }
-          mnist4k8_l17_ps[i][c] = s;
-          mnist4k8_l17_pq[i][c] = sq;
+          cnn_real as[2][8], aq[2][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          for (int j = 0; j < 2; j++) {
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k8_l17_ps[i][c + j] = s;
+            mnist4k8_l17_pq[i][c + j] = sq;
+          }
         }
     }
   }
@@ -5611,22 +5741,32 @@ CNN_V16_FN static void mnist4k8_l16_conv_forward_v16(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 30; c++) {
+        for (int c = 0; c < 30; c += 2) { // 2 channels' chains at once
           const cnn_real *restrict x = y + c * 64;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 64; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
-            }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0};
+          for (int b = 0; b < 64; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 64 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
           }
-          mnist4k8_l17_ps[i][c] = s;
-          mnist4k8_l17_pq[i][c] = sq;
+          cnn_real as[2][8], aq[2][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          for (int j = 0; j < 2; j++) {
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k8_l17_ps[i][c + j] = s;
+            mnist4k8_l17_pq[i][c + j] = sq;
+          }
         }
     }
   }
@@ -6610,26 +6750,36 @@ CNN_CLONES_V8 static void mnist4k8_l20_conv_forward_v8(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 30; c++) {
+        for (int c = 0; c < 30; c += 2) { // 2 channels' chains at once
           const cnn_real *restrict x = y + c * 36;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 32; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0};
+          for (int b = 0; b < 32; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 36 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+          }
+          cnn_real as[2][8], aq[2][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          for (int j = 0; j < 2; j++) {
+            for (int p = 32; p < 36; p++) {
+              as[j][p - 32] += x[j * 36 + p];
+              aq[j][p - 32] += x[j * 36 + p] * x[j * 36 + p];
             }
-          for (int p = 32; p < 36; p++) {
-            as[p - 32] += x[p];
-            aq[p - 32] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k8_l21_ps[i][c + j] = s;
+            mnist4k8_l21_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist4k8_l21_ps[i][c] = s;
-          mnist4k8_l21_pq[i][c] = sq;
         }
     }
   }
@@ -6738,26 +6888,36 @@ CNN_V16_FN static void mnist4k8_l20_conv_forward_v16(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 30; c++) {
+        for (int c = 0; c < 30; c += 2) { // 2 channels' chains at once
           const cnn_real *restrict x = y + c * 36;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 32; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0};
+          for (int b = 0; b < 32; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 36 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+          }
+          cnn_real as[2][8], aq[2][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          for (int j = 0; j < 2; j++) {
+            for (int p = 32; p < 36; p++) {
+              as[j][p - 32] += x[j * 36 + p];
+              aq[j][p - 32] += x[j * 36 + p] * x[j * 36 + p];
             }
-          for (int p = 32; p < 36; p++) {
-            as[p - 32] += x[p];
-            aq[p - 32] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k8_l21_ps[i][c + j] = s;
+            mnist4k8_l21_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist4k8_l21_ps[i][c] = s;
-          mnist4k8_l21_pq[i][c] = sq;
         }
     }
   }

@@ -716,22 +716,42 @@ CNN_CLONES_V8 static void mnist_resnet_l0_conv_forward_v8(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 8; c++) {
+        for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 784;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 784; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
-            }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 784; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 784 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 1568 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 2352 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
           }
-          mnist_resnet_l1_ps[i][c] = s;
-          mnist_resnet_l1_pq[i][c] = sq;
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist_resnet_l1_ps[i][c + j] = s;
+            mnist_resnet_l1_pq[i][c + j] = sq;
+          }
         }
     }
   }
@@ -899,22 +919,42 @@ CNN_V16_FN static void mnist_resnet_l0_conv_forward_v16(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 8; c++) {
+        for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 784;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 784; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
-            }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 784; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 784 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 1568 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 2352 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
           }
-          mnist_resnet_l1_ps[i][c] = s;
-          mnist_resnet_l1_pq[i][c] = sq;
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist_resnet_l1_ps[i][c + j] = s;
+            mnist_resnet_l1_pq[i][c + j] = sq;
+          }
         }
     }
   }
@@ -1924,22 +1964,42 @@ CNN_CLONES_V8 static void mnist_resnet_l3_conv_forward_v8(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 8; c++) {
+        for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 784;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 784; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
-            }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 784; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 784 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 1568 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 2352 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
           }
-          mnist_resnet_l4_ps[i][c] = s;
-          mnist_resnet_l4_pq[i][c] = sq;
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist_resnet_l4_ps[i][c + j] = s;
+            mnist_resnet_l4_pq[i][c + j] = sq;
+          }
         }
     }
   }
@@ -2107,22 +2167,42 @@ CNN_V16_FN static void mnist_resnet_l3_conv_forward_v16(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 8; c++) {
+        for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 784;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 784; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
-            }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 784; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 784 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 1568 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 2352 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
           }
-          mnist_resnet_l4_ps[i][c] = s;
-          mnist_resnet_l4_pq[i][c] = sq;
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist_resnet_l4_ps[i][c + j] = s;
+            mnist_resnet_l4_pq[i][c + j] = sq;
+          }
         }
     }
   }
@@ -3284,22 +3364,42 @@ CNN_CLONES_V8 static void mnist_resnet_l6_conv_forward_v8(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 8; c++) {
+        for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 784;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 784; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
-            }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 784; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 784 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 1568 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 2352 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
           }
-          mnist_resnet_l7_ps[i][c] = s;
-          mnist_resnet_l7_pq[i][c] = sq;
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist_resnet_l7_ps[i][c + j] = s;
+            mnist_resnet_l7_pq[i][c + j] = sq;
+          }
         }
     }
   }
@@ -3482,22 +3582,42 @@ CNN_V16_FN static void mnist_resnet_l6_conv_forward_v16(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 8; c++) {
+        for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 784;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 784; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
-            }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 784; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 784 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 1568 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 2352 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
           }
-          mnist_resnet_l7_ps[i][c] = s;
-          mnist_resnet_l7_pq[i][c] = sq;
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist_resnet_l7_ps[i][c + j] = s;
+            mnist_resnet_l7_pq[i][c + j] = sq;
+          }
         }
     }
   }
@@ -4797,26 +4917,46 @@ CNN_CLONES_V8 static void mnist_resnet_l11_conv_forward_v8(int n, int training) 
         }
       }
       if (training)
-        for (int c = 0; c < 16; c++) {
+        for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 196;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 192; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 192; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 196 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 392 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 588 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
+          }
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            for (int p = 192; p < 196; p++) {
+              as[j][p - 192] += x[j * 196 + p];
+              aq[j][p - 192] += x[j * 196 + p] * x[j * 196 + p];
             }
-          for (int p = 192; p < 196; p++) {
-            as[p - 192] += x[p];
-            aq[p - 192] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist_resnet_l12_ps[i][c + j] = s;
+            mnist_resnet_l12_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist_resnet_l12_ps[i][c] = s;
-          mnist_resnet_l12_pq[i][c] = sq;
         }
     }
   }
@@ -5029,26 +5169,46 @@ CNN_V16_FN static void mnist_resnet_l11_conv_forward_v16(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 16; c++) {
+        for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 196;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 192; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 192; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 196 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 392 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 588 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
+          }
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            for (int p = 192; p < 196; p++) {
+              as[j][p - 192] += x[j * 196 + p];
+              aq[j][p - 192] += x[j * 196 + p] * x[j * 196 + p];
             }
-          for (int p = 192; p < 196; p++) {
-            as[p - 192] += x[p];
-            aq[p - 192] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist_resnet_l12_ps[i][c + j] = s;
+            mnist_resnet_l12_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist_resnet_l12_ps[i][c] = s;
-          mnist_resnet_l12_pq[i][c] = sq;
         }
     }
   }
@@ -5874,26 +6034,46 @@ CNN_CLONES_V8 static void mnist_resnet_l14_conv_forward_v8(int n, int training) 
         }
       }
       if (training)
-        for (int c = 0; c < 16; c++) {
+        for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 196;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 192; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 192; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 196 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 392 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 588 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
+          }
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            for (int p = 192; p < 196; p++) {
+              as[j][p - 192] += x[j * 196 + p];
+              aq[j][p - 192] += x[j * 196 + p] * x[j * 196 + p];
             }
-          for (int p = 192; p < 196; p++) {
-            as[p - 192] += x[p];
-            aq[p - 192] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist_resnet_l15_ps[i][c + j] = s;
+            mnist_resnet_l15_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist_resnet_l15_ps[i][c] = s;
-          mnist_resnet_l15_pq[i][c] = sq;
         }
     }
   }
@@ -6106,26 +6286,46 @@ CNN_V16_FN static void mnist_resnet_l14_conv_forward_v16(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 16; c++) {
+        for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 196;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 192; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 192; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 196 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 392 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 588 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
+          }
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            for (int p = 192; p < 196; p++) {
+              as[j][p - 192] += x[j * 196 + p];
+              aq[j][p - 192] += x[j * 196 + p] * x[j * 196 + p];
             }
-          for (int p = 192; p < 196; p++) {
-            as[p - 192] += x[p];
-            aq[p - 192] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist_resnet_l15_ps[i][c + j] = s;
+            mnist_resnet_l15_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist_resnet_l15_ps[i][c] = s;
-          mnist_resnet_l15_pq[i][c] = sq;
         }
     }
   }
@@ -7296,26 +7496,46 @@ CNN_CLONES_V8 static void mnist_resnet_l17_conv_forward_v8(int n, int training) 
         }
       }
       if (training)
-        for (int c = 0; c < 16; c++) {
+        for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 196;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 192; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 192; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 196 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 392 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 588 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
+          }
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            for (int p = 192; p < 196; p++) {
+              as[j][p - 192] += x[j * 196 + p];
+              aq[j][p - 192] += x[j * 196 + p] * x[j * 196 + p];
             }
-          for (int p = 192; p < 196; p++) {
-            as[p - 192] += x[p];
-            aq[p - 192] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist_resnet_l18_ps[i][c + j] = s;
+            mnist_resnet_l18_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist_resnet_l18_ps[i][c] = s;
-          mnist_resnet_l18_pq[i][c] = sq;
         }
     }
   }
@@ -7543,26 +7763,46 @@ CNN_V16_FN static void mnist_resnet_l17_conv_forward_v16(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 16; c++) {
+        for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 196;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 192; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 192; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 196 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 392 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 588 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
+          }
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            for (int p = 192; p < 196; p++) {
+              as[j][p - 192] += x[j * 196 + p];
+              aq[j][p - 192] += x[j * 196 + p] * x[j * 196 + p];
             }
-          for (int p = 192; p < 196; p++) {
-            as[p - 192] += x[p];
-            aq[p - 192] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist_resnet_l18_ps[i][c + j] = s;
+            mnist_resnet_l18_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist_resnet_l18_ps[i][c] = s;
-          mnist_resnet_l18_pq[i][c] = sq;
         }
     }
   }
@@ -8805,26 +9045,46 @@ CNN_CLONES_V8 static void mnist_resnet_l22_conv_forward_v8(int n, int training) 
         }
       }
       if (training)
-        for (int c = 0; c < 16; c++) {
+        for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 49;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 48; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 48; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 49 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 98 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 147 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
+          }
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            for (int p = 48; p < 49; p++) {
+              as[j][p - 48] += x[j * 49 + p];
+              aq[j][p - 48] += x[j * 49 + p] * x[j * 49 + p];
             }
-          for (int p = 48; p < 49; p++) {
-            as[p - 48] += x[p];
-            aq[p - 48] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist_resnet_l23_ps[i][c + j] = s;
+            mnist_resnet_l23_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist_resnet_l23_ps[i][c] = s;
-          mnist_resnet_l23_pq[i][c] = sq;
         }
     }
   }
@@ -9037,26 +9297,46 @@ CNN_V16_FN static void mnist_resnet_l22_conv_forward_v16(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 16; c++) {
+        for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 49;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 48; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 48; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 49 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 98 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 147 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
+          }
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            for (int p = 48; p < 49; p++) {
+              as[j][p - 48] += x[j * 49 + p];
+              aq[j][p - 48] += x[j * 49 + p] * x[j * 49 + p];
             }
-          for (int p = 48; p < 49; p++) {
-            as[p - 48] += x[p];
-            aq[p - 48] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist_resnet_l23_ps[i][c + j] = s;
+            mnist_resnet_l23_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist_resnet_l23_ps[i][c] = s;
-          mnist_resnet_l23_pq[i][c] = sq;
         }
     }
   }
@@ -9849,26 +10129,46 @@ CNN_CLONES_V8 static void mnist_resnet_l25_conv_forward_v8(int n, int training) 
         }
       }
       if (training)
-        for (int c = 0; c < 16; c++) {
+        for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 49;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 48; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 48; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 49 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 98 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 147 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
+          }
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            for (int p = 48; p < 49; p++) {
+              as[j][p - 48] += x[j * 49 + p];
+              aq[j][p - 48] += x[j * 49 + p] * x[j * 49 + p];
             }
-          for (int p = 48; p < 49; p++) {
-            as[p - 48] += x[p];
-            aq[p - 48] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist_resnet_l26_ps[i][c + j] = s;
+            mnist_resnet_l26_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist_resnet_l26_ps[i][c] = s;
-          mnist_resnet_l26_pq[i][c] = sq;
         }
     }
   }
@@ -10092,26 +10392,46 @@ CNN_V16_FN static void mnist_resnet_l25_conv_forward_v16(int n, int training) {
         }
       }
       if (training)
-        for (int c = 0; c < 16; c++) {
+        for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 49;
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 48; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += x[p];
-              aq[u] += x[p] * x[p];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 48; b += 8) {
+            cnn_v8 t;
+            memcpy(&t, x + 0 + b, sizeof t);
+            a0 += t;
+            q0 += t * t;
+            memcpy(&t, x + 49 + b, sizeof t);
+            a1 += t;
+            q1 += t * t;
+            memcpy(&t, x + 98 + b, sizeof t);
+            a2 += t;
+            q2 += t * t;
+            memcpy(&t, x + 147 + b, sizeof t);
+            a3 += t;
+            q3 += t * t;
+          }
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            for (int p = 48; p < 49; p++) {
+              as[j][p - 48] += x[j * 49 + p];
+              aq[j][p - 48] += x[j * 49 + p] * x[j * 49 + p];
             }
-          for (int p = 48; p < 49; p++) {
-            as[p - 48] += x[p];
-            aq[p - 48] += x[p] * x[p];
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist_resnet_l26_ps[i][c + j] = s;
+            mnist_resnet_l26_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist_resnet_l26_ps[i][c] = s;
-          mnist_resnet_l26_pq[i][c] = sq;
         }
     }
   }
