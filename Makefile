@@ -253,7 +253,7 @@ $(BUILD)/tests/deps: tests/deps.sh
 FRONTEND_TESTS := lexer parser check report
 # (report.c shows the inference memory plan, so infer_plan.c is front end too.)
 # The layer kinds (compiler/layer_*.c and what they share) are one unit.
-KIND_SRC       := compiler/layers.c $(sort $(wildcard compiler/layer_*.c)) compiler/conv_kernels.c compiler/train_emit.c \
+KIND_SRC       := compiler/layers.c $(sort $(wildcard compiler/layer_*.c)) compiler/conv_kernels.c compiler/conv_lanes.c compiler/train_emit.c \
                   compiler/train_plan.c compiler/infer_plan.c compiler/torch_module.c
 FRONTEND_SRC   := compiler/ast.c compiler/check.c compiler/diag.c compiler/report.c compiler/net.c \
                   $(KIND_SRC)
@@ -324,7 +324,7 @@ $(GC_DIR)/%_f.o: $(GC_DIR)/stamp runtime/cnn_net.h
 $(GC_DIR)/mnist14k_f.o: $(GC_DIR)/stamp runtime/cnn_net.h
 	$(CC) $(TEST_CFLAGS) -DCNN_NO_V16 -DCNN_EXPOSE_ACT -DCNN_INPUT_GRAD -Iruntime -c $(GC_DIR)/mnist14k/mnist14k_train.c -o $@
 # The newer kinds are checked through the front end: tests/nets/gc_*.cnn.
-CNN_GC_NETS := gc_same gc_groups gc_rect gc_residual gc_residual2 gc_smooth gc_wgrad gc_bnfuse gc_wgrad2 gc_valid
+CNN_GC_NETS := gc_same gc_groups gc_rect gc_residual gc_residual2 gc_smooth gc_wgrad gc_bnfuse gc_wgrad2 gc_valid gc_lanes
 $(CNN_GC_NETS:%=$(GC_DIR)/%/stamp): $(GC_DIR)/%/stamp: tests/nets/%.cnn $(BUILD)/cnnc
 	@mkdir -p $(@D)
 	$(BUILD)/cnnc build $< -o $(@D)/ && touch $@

@@ -106,7 +106,7 @@ static void emit_profile(Ctx *c) {
   W(c, "};\nconst char *const %s_layer_path[%d] = {\n", P, n->n_layers);
   for (int k = 0; k < n->n_layers; k++) {
     const LayerDef *def = layer_def(n->layers[k].kind);
-    W(c, "    \"%s\",\n", def->train_path ? def->train_path(&n->layers[k]) : "");
+    W(c, "    \"%s\",\n", def->train_path ? def->train_path(&n->layers[k], c->gsize) : "");
   }
   // Backward: the weight gradient, and the input gradient when one is kept.
   W(c, "};\nconst long %s_layer_macs[%d][2] = {\n", P, n->n_layers);
@@ -166,6 +166,10 @@ static void emit_v16_macros(Ctx *c) {
        "#define CNN_IS_FLOAT(t) CNN_IS_FLOAT_(t)\n"
        "#if CNN_V16 && !defined(CNN_V16_GENERIC) && CNN_IS_FLOAT(CNN_REAL)\n"
        "#define CNN_PIN16(v) __asm__(\"\" : \"+v\"(v))\n#else\n#define CNN_PIN16(v) ((void)0)\n#endif\n");
+  W(c, "// The lane kernels (images as lanes) transpose blocks in registers where\n"
+       "// the compiler has __builtin_shufflevector, else one value at a time.\n"
+       "#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)\n#define CNN_HAS_SHUFFLEVECTOR 1\n"
+       "#else\n#define CNN_HAS_SHUFFLEVECTOR 0\n#endif\n");
   W(c, "#if CNN_V16\n// Whether the 16-wide kernels run here, decided once, before the first forward.\n"
        "static int %s_v16 = -1;\nstatic void %s_pick_width(void) {\n  if (%s_v16 >= 0)\n    return;\n", c->P, c->P,
     c->P);

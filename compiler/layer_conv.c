@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "conv_kernels.h"
+#include "conv_lanes.h"
 #include "layers.h"
 
 static const ParamSpec conv_params[] = {
@@ -159,8 +160,22 @@ static long direct_weights(const Layer *l) {
   return (long)l->out.c * (l->in.c / l->groups) * f.ph * f.pw * f.kh * f.kw;
 }
 
+// Whether conv l's training passes run with the images as the vector
+// lanes (conv_lanes.c): an unpadded stride-1 conv of one group on a small
+// map (a set of 16 images' input and output, packed, within 512 KB of L2),
+// with groups of up to 8 images (both widths then sum a group's lanes in
+// the same order).
+static int conv_lanes(const Layer *l, int gsize) {
+  long vals = (long)l->in.c * l->in.h * l->in.w + (long)l->out.c * l->out.h * l->out.w;
+  return conv_is_direct(l) && !conv_is_strided(l) && !has_pad(l) && l->groups == 1 && l->kh * l->kw > 1 &&
+         lanes_per_group(gsize) &&
+         vals <= 8192;
+}
+
 // The plan's path for conv l, as the comment over its functions says it.
-static const char *conv_path(const Layer *l) {
+static const char *conv_path(const Layer *l, int gsize) {
+  if (conv_lanes(l, gsize))
+    return "direct kernels with the images as vector lanes (forward, input and weight gradient)";
   if (conv_is_pointwise(l))
     return l->groups > 1 ? "direct kernels per group (forward, input and weight gradient; 1x1: each plane one row)"
                          : "direct kernels (forward, input and weight gradient; 1x1: each plane one row)";
@@ -874,7 +889,7 @@ static void conv_emit_direct(TrainCtx *c, int k) {
   int stats = conv_stats(c, k), pad = has_pad(l), pw = conv_is_1x1(l), st = conv_is_strided(l);
   ConvDims d = conv_dims(l, CONV_VL_AVX2), dd = igrad_dims(l, CONV_VL_AVX2);
   long wp = direct_weights(l);
-  W(c, "// Path: %s.\n", conv_path(l));
+  W(c, "// Path: %s.\n", conv_path(l, c->gsize));
   W(c, "// y[%d][%dx%d] = W[%d][%d][%dx%d] (*) x[%d][%dx%d]%s%s%s%s.\n", O, l->out.h, l->out.w, O, C / G, KH, KW, C,
     l->in.h, l->in.w, pad ? " padded" : "", st ? " strided" : "", l->bias ? " + b" : "", G > 1 ? ", in groups" : "");
   W(c, "// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under\n"
@@ -954,6 +969,174 @@ static void conv_emit_direct(TrainCtx *c, int k) {
   ig_close(c, bwmode);
 }
 
+// The shape of conv l for the lane kernels of width vl.
+static LaneDims lane_dims(const TrainCtx *c, const Layer *l, int vl) {
+  LaneDims d = {l->in.c, l->in.h, l->in.w, l->out.c, l->out.h, l->out.w, l->kh, l->kw, vl,
+                lanes_per_group(c->gsize)};
+  return d;
+}
+
+// The sets of lane width vl (vl / gl groups each), and the lanes of all of
+// them: a packed buffer holds that many images.
+static int lane_sets(const TrainCtx *c, const LaneDims *d) {
+  int m = d->vl / d->gl;
+  return (c->ngroup + m - 1) / m;
+}
+static long lanes_most(const TrainCtx *c, const Layer *l) {
+  long most = 0;
+  for (int v = 0; v < N_WIDTHS; v++) {
+    LaneDims d = lane_dims(c, l, conv_widths[v]);
+    long n = (long)lane_sets(c, &d) * d.vl;
+    if (n > most)
+      most = n;
+  }
+  return most;
+}
+
+// Opens the loop over set s's images at indent "    ": i and its group g
+// (and closes it).
+static void lane_images_open(TrainCtx *c, const LaneDims *d) {
+  W(c, "    for (int u = 0; u < %d; u++) {\n", d->vl);
+  W(c, "      const int i = li[u], g = s * %d + u / %d;\n      if (i < 0)\n        continue;\n      (void)g;\n",
+    d->vl / d->gl, d->gl);
+}
+
+// Conv k's forward with the images as lanes, width vl: per set, the sweep
+// of the BatchNorm before it image by image, the input packed (and kept
+// for the weight gradient), the conv, the output unpacked, and the
+// statistics of the BatchNorm after it image by image.
+static void lanes_forward(TrainCtx *c, int k, int vl) {
+  const Layer *l = &c->net->layers[k];
+  const char *P = c->P;
+  LaneDims d = lane_dims(c, l, vl);
+  long xs = (long)d.c * d.h * d.w, ys = (long)d.o * d.oh * d.ow;
+  char src[96], dst[96];
+  forward_head(c, k, vl);
+  W(c, "  CNN_OMP(omp parallel for schedule(static))\n  for (int s = 0; s < %d; s++) {\n", lane_sets(c, &d));
+  W(c, "    cnn_real *restrict xl = %s_l%d_xl + (size_t)s * %ld;\n", P, k, xs * vl);
+  W(c, "    cnn_real *restrict yl = %s_l%d_yl + (size_t)s * %ld;\n", P, k, ys * vl);
+  emit_lanes_images(c, &d, "    ");
+  for (int b = 0; b < k; b++)
+    if (c->bn_sweep[b] == k) {
+      lane_images_open(c, &d);
+      W(c, "      { // layer %d's sweep: this image's input\n", b);
+      bn_emit_sweep(c, b, "        ");
+      W(c, "      }\n    }\n");
+    }
+  snprintf(src, sizeof src, "%s_a%d", P, c->ibuf[k]);
+  emit_lanes_pack(c, &d, "xl", src, xs, "    ");
+  emit_lanes_forward(c, &d, "xl", "w", "yl", l->bias ? "b" : NULL, "    ");
+  snprintf(dst, sizeof dst, "%s_a%d", P, c->buf[k + 1]);
+  emit_lanes_unpack(c, &d, dst, "yl", ys, "    ");
+  if (conv_stats(c, k)) {
+    lane_images_open(c, &d);
+    W(c, "      const cnn_real *restrict y = %s + (size_t)i * %ld;\n", dst, ys);
+    emit_stats(c, k);
+    W(c, "    }\n");
+  }
+  W(c, "  }\n}\n");
+}
+
+// Conv k's backward with the images as lanes, width vl: per set, the
+// input gradient of the BatchNorm after it image by image (this conv's
+// dy), dy packed, the weight gradient of each group of the set, the input
+// gradient unpacked, and the first backward pass of the BatchNorm before
+// it image by image; then the groups' partials in group order.
+static void lanes_backward(TrainCtx *c, int k, int vl) {
+  const Layer *l = &c->net->layers[k];
+  const char *P = c->P;
+  int dxmode = c->gmode[l->src];
+  LaneDims d = lane_dims(c, l, vl);
+  long xs = (long)d.c * d.h * d.w, ys = (long)d.o * d.oh * d.ow;
+  char buf[96], dw[64], db[64];
+  W(c, "%s static void %s_l%d_conv_backward%s(int n) {\n", fn_attr(vl), P, k, fn_suffix(vl));
+  if (dxmode) {
+    ig_open(c, dxmode);
+    W(c, "  const cnn_real *restrict w = %s_params + %ld;\n", P, (long)l->param_off);
+    ig_close(c, dxmode);
+  }
+  W(c, "  CNN_OMP(omp parallel for schedule(static))\n  for (int s = 0; s < %d; s++) {\n", lane_sets(c, &d));
+  W(c, "    const cnn_real *restrict xl = %s_l%d_xl + (size_t)s * %ld;\n", P, k, xs * vl);
+  W(c, "    cnn_real *restrict dyl = %s_l%d_yl + (size_t)s * %ld;\n", P, k, ys * vl);
+  emit_lanes_images(c, &d, "    ");
+  for (int b = k + 1; b < c->L; b++)
+    if (c->bn_dx[b] == k) {
+      lane_images_open(c, &d);
+      W(c, "      { // layer %d's dx: this conv's dy\n", b);
+      bn_emit_dx(c, b, "        ");
+      W(c, "      }\n    }\n");
+    }
+  snprintf(buf, sizeof buf, "%s_d%d", P, c->buf[k + 1]);
+  emit_lanes_pack(c, &d, "dyl", buf, ys, "    ");
+  snprintf(dw, sizeof dw, "%s_l%d_dw[g]", P, k);
+  snprintf(db, sizeof db, "%s_l%d_db[g]", P, k);
+  emit_lanes_wgrad(c, &d, "xl", "dyl", dw, l->bias ? db : NULL, "    ");
+  if (dxmode) {
+    ig_open(c, dxmode);
+    W(c, "    {\n    cnn_real *restrict dxl = %s_l%d_dxl + (size_t)s * %ld;\n", P, k, xs * vl);
+    emit_lanes_igrad(c, &d, "dyl", "w", "dxl", "    ");
+    emit_lanes_unpack(c, &d, c->dx[k], "dxl", xs, "    ");
+    W(c, "    }\n");
+    for (int b = 0; b < k; b++)
+      if (c->bn_dsums[b] == k) {
+        lane_images_open(c, &d);
+        W(c, "      { // layer %d's first backward pass for this image\n", b);
+        bn_emit_dy_sums(c, b, "        ");
+        W(c, "      }\n    }\n");
+      }
+    ig_close(c, dxmode);
+  }
+  W(c, "  }\n  const int used = (n + GSIZE - 1) / GSIZE;\n");
+  emit_group_sum(c, k, "dw", 'j', conv_weights(l), (long)l->param_off);
+  if (l->bias)
+    emit_group_sum(c, k, "db", 'o', l->out.c, (long)l->param_off + conv_weights(l));
+  W(c, "}\n");
+}
+
+// Conv layer k with the images as lanes, at each vector width, and the
+// functions that pick one: the packed buffers they share first.
+static void conv_emit_lanes(TrainCtx *c, int k) {
+  const Layer *l = &c->net->layers[k];
+  const char *P = c->P;
+  int dxmode = c->gmode[l->src], bwmode = c->gmode[k + 1];
+  long lanes = lanes_most(c, l), xs = (long)l->in.c * l->in.h * l->in.w, ys = (long)l->out.c * l->out.h * l->out.w;
+  W(c, "// Path: %s.\n", conv_path(l, c->gsize));
+  W(c, "// y[%d][%dx%d] = W[%d][%d][%dx%d] (*) x[%d][%dx%d]%s, on sets of 8 (16) images\n"
+       "// packed as [value][image]: a vector holds one value of each image.\n",
+    l->out.c, l->out.h, l->out.w, l->out.c, l->in.c, l->kh, l->kw, l->in.c, l->in.h, l->in.w, l->bias ? " + b" : "");
+  W(c, "// Each set's input, packed, from the forward to the weight gradient; its\n"
+       "// output, then its output gradient.\n");
+  W(c, "static cnn_real %s_l%d_xl[%ld] CNN_ALIGNED;\n", P, k, lanes * xs);
+  W(c, "static cnn_real %s_l%d_yl[%ld] CNN_ALIGNED;\n", P, k, lanes * ys);
+  forward_decls(c, k, conv_stats(c, k));
+  for (int v = 0; v < N_WIDTHS; v++) {
+    v16_open(c, conv_widths[v] == CONV_VL_AVX512);
+    lanes_forward(c, k, conv_widths[v]);
+    v16_close(c, conv_widths[v] == CONV_VL_AVX512);
+  }
+  emit_dispatch(c, k, "forward", c->fwd_train[k]);
+  if (!bwmode)
+    return;
+  ig_open(c, bwmode);
+  W(c, "\n// Per-group partial weight%s gradients, summed in group order.\n", l->bias ? " and bias" : "");
+  W(c, "static cnn_real %s_l%d_dw[NGROUP][%ld] CNN_ALIGNED;\n", P, k, conv_weights(l));
+  if (l->bias)
+    W(c, "static cnn_real %s_l%d_db[NGROUP][%d] CNN_ALIGNED;\n", P, k, l->out.c);
+  W(c, "// dW = dy * x^T%s%s.\n", l->bias ? ", db = sum dy" : "", dxmode ? ", dx = W^T * dy (packed)" : "");
+  if (dxmode) {
+    ig_open(c, dxmode);
+    W(c, "static cnn_real %s_l%d_dxl[%ld] CNN_ALIGNED;\n", P, k, lanes * xs);
+    ig_close(c, dxmode);
+  }
+  for (int v = 0; v < N_WIDTHS; v++) {
+    v16_open(c, conv_widths[v] == CONV_VL_AVX512);
+    lanes_backward(c, k, conv_widths[v]);
+    v16_close(c, conv_widths[v] == CONV_VL_AVX512);
+  }
+  emit_dispatch(c, k, "backward", 0);
+  ig_close(c, bwmode);
+}
+
 // Conv layer k: forward and backward, on the direct kernels or as GEMMs.
 static void conv_emit(TrainCtx *c, int k) {
   const Layer *l = &c->net->layers[k];
@@ -964,6 +1147,10 @@ static void conv_emit(TrainCtx *c, int k) {
   int dxmode = c->gmode[l->src];
   int bwmode = c->gmode[k + 1];
   layer_comment(c, k);
+  if (conv_lanes(l, c->gsize)) {
+    conv_emit_lanes(c, k);
+    return;
+  }
   if (conv_is_direct(l)) {
     conv_emit_direct(c, k);
     return;
@@ -973,7 +1160,7 @@ static void conv_emit(TrainCtx *c, int k) {
   snprintf(gw, sizeof gw, "%d", OCg * KK);
   snprintf(gx, sizeof gx, "%d", KK * NP);
   snprintf(gy, sizeof gy, "%d", OCg * NP);
-  W(c, "// Path: %s.\n", conv_path(l));
+  W(c, "// Path: %s.\n", conv_path(l, c->gsize));
   emit_im2col(c, k, 0);
   if (dxmode) {
     ig_open(c, dxmode);

@@ -36,7 +36,8 @@ static void dense_transform(const Layer *l, char *buf, size_t n) {
 
 // The path of the bench's table: a dense layer is one GEMM over the whole
 // batch, the shape BLAS is built for.
-static const char *dense_path(const Layer *l) {
+static const char *dense_path(const Layer *l, int gsize) {
+  (void)gsize;
   (void)l;
   return "cblas GEMM over the batch (forward, input and weight gradient)";
 }

@@ -117,7 +117,7 @@ typedef struct LayerDef {
   int (*read_slack)(const Layer *l);
   // The code its training passes run on, for the plan's comments and the
   // bench's per-layer table (NULL: its own loops).
-  const char *(*train_path)(const Layer *l);
+  const char *(*train_path)(const Layer *l, int gsize);
 
   // Inference: turns layer i into ops of the plan (infer_plan.h), or folds it
   // into the last one. 0, or -1 with a message.

@@ -28,6 +28,7 @@
 #include "gc_bnfuse_train.h"
 #include "gc_wgrad2_train.h"
 #include "gc_valid_train.h"
+#include "gc_lanes_train.h"
 #include "mnist14k_train.h"
 
 // Largest relative error seen by each suite, reported at the end.
@@ -147,6 +148,7 @@ SMALL(gc_residual2)
 SMALL(gc_smooth)
 SMALL(gc_bnfuse)
 SMALL(gc_valid)
+SMALL(gc_lanes)
 
 // The weight gradient's padded copies of dy, flat and rows, in groups: a
 // sample of the parameters (1,344) and of the inputs, a full batch and a
@@ -252,6 +254,7 @@ void register_tests(void) {
   CU_add_test(s, "BatchNorm backward sums in the next conv: plain, keep mask, ReLU", test_gc_bnfuse);
   CU_add_test(s, "weight gradient as vectors of lane sums per image, rows and flat", test_gc_wgrad2);
   CU_add_test(s, "unpadded convs' input gradients on wrapped rows: flat and rows, groups", test_gc_valid);
+  CU_add_test(s, "convs with the images as lanes: groups of 3, bias, BN between, short batch", test_gc_lanes);
   CU_add_test(s, "mnist14k sampled", test_mnist14k);
   CU_add_test(s, "dropout masks follow the rng", test_dropout_masks_differ);
 }

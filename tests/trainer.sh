@@ -20,7 +20,10 @@
 set -u
 TRAINER=${1:-build/mnist14k-train}
 DATA=${2:-${MNIST_DIR:-../shared/data/mnist}}
-SMOKE_STEPS=${SMOKE_STEPS:-600}
+# The whole first epoch (938 batches of 64): after it, seeds 1-3 and the
+# kernels' different summing orders gave 96.9-98.0%; after 600 steps they
+# spread over 93.7-96.6%, too wide for a fixed bar.
+SMOKE_STEPS=${SMOKE_STEPS:-938}
 T=$(mktemp -d "${TMPDIR:-/tmp}/trainer.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 run=0 failed=0
@@ -490,10 +493,10 @@ t0=$SECONDS
 "$TRAINER" --data "$DATA" --threads 2 --epochs 1 --limit-batches "$SMOKE_STEPS" --seed 1 >"$T/smoke.log" 2>&1
 rc=$?
 acc=$(sed -nE 's/^Epoch 1--Test set: .*Validation Accuracy: ([0-9]+)\/10000 .*/\1/p' "$T/smoke.log")
-if [ $rc -eq 0 ] && [ -n "$acc" ] && [ "$acc" -ge 9500 ]; then
-  ok "$SMOKE_STEPS steps reach >= 95% test accuracy ($acc/10000, $((SECONDS - t0)) s)"
+if [ $rc -eq 0 ] && [ -n "$acc" ] && [ "$acc" -ge 9600 ]; then
+  ok "$SMOKE_STEPS steps reach >= 96% test accuracy ($acc/10000, $((SECONDS - t0)) s)"
 else
-  bad "$SMOKE_STEPS steps reach >= 95% test accuracy" "rc=$rc: $(testline "$T/smoke.log")"
+  bad "$SMOKE_STEPS steps reach >= 96% test accuracy" "rc=$rc: $(testline "$T/smoke.log")"
 fi
 
 echo "trainer.sh: $((SECONDS - START)) s"

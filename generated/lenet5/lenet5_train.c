@@ -109,6 +109,13 @@
 #else
 #define CNN_PIN16(v) ((void)0)
 #endif
+// The lane kernels (images as lanes) transpose blocks in registers where
+// the compiler has __builtin_shufflevector, else one value at a time.
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define CNN_HAS_SHUFFLEVECTOR 1
+#else
+#define CNN_HAS_SHUFFLEVECTOR 0
+#endif
 #if CNN_V16
 // Whether the 16-wide kernels run here, decided once, before the first forward.
 static int lenet5_v16 = -1;
@@ -152,7 +159,7 @@ const char *const lenet5_layer_path[13] = {
     "direct kernels (forward, input and weight gradient) on a zero-bordered copy of the input",
     "",
     "",
-    "direct kernels (forward, input and weight gradient)",
+    "direct kernels with the images as vector lanes (forward, input and weight gradient)",
     "",
     "",
     "",
@@ -1126,136 +1133,141 @@ CNN_CLONES static void lenet5_l2_avgpool_backward(int n) {
 }
 
 // Layer 3: conv 5x5, stride 1, pad 0, with bias: 14x14x6 -> 10x10x16 (HxWxC), RF 14, 2416 params, 240000 MACs/image.
-// Path: direct kernels (forward, input and weight gradient).
-// y[16][10x10] = W[16][6][5x5] (*) x[6][14x14] + b.
-// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
-// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-// Each plane of a group's output as one row on the input's row stride.
-static cnn_real lenet5_l3_yf[NGROUP][2192] CNN_ALIGNED;
+// Path: direct kernels with the images as vector lanes (forward, input and weight gradient).
+// y[16][10x10] = W[16][6][5x5] (*) x[6][14x14] + b, on sets of 8 (16) images
+// packed as [value][image]: a vector holds one value of each image.
+// Each set's input, packed, from the forward to the weight gradient; its
+// output, then its output gradient.
+static cnn_real lenet5_l3_xl[75264] CNN_ALIGNED;
+static cnn_real lenet5_l3_yl[102400] CNN_ALIGNED;
 CNN_CLONES_V8 static void lenet5_l3_conv_forward_v8(int n) {
   const cnn_real *restrict w = lenet5_params + 156;
   const cnn_real *restrict b = lenet5_params + 2556;
   CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict yf = lenet5_l3_yf[g];
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = lenet5_a3 + (size_t)i * 1176;
-      cnn_real *restrict y = lenet5_a4 + (size_t)i * 1600;
-      // 4 output channels x 3 vectors of 8 per register tile, over each plane as
-      // one run on the input's row stride (flat), then copied row by row.
-      for (int oy = 0; oy < 1; oy++) {
-        for (int col = 0; col < 120; col += 24) {
-          for (int o = 0; o < 16; o += 4) { // 4 channels x 24 columns
-            const cnn_real *restrict wo = w + (o) * 150;
-            cnn_v8 a0_0 = (cnn_v8){0} + b[o + 0], a0_1 = (cnn_v8){0} + b[o + 0], a0_2 = (cnn_v8){0} + b[o + 0];
-            cnn_v8 a1_0 = (cnn_v8){0} + b[o + 1], a1_1 = (cnn_v8){0} + b[o + 1], a1_2 = (cnn_v8){0} + b[o + 1];
-            cnn_v8 a2_0 = (cnn_v8){0} + b[o + 2], a2_1 = (cnn_v8){0} + b[o + 2], a2_2 = (cnn_v8){0} + b[o + 2];
-            cnn_v8 a3_0 = (cnn_v8){0} + b[o + 3], a3_1 = (cnn_v8){0} + b[o + 3], a3_2 = (cnn_v8){0} + b[o + 3];
-            for (int c = 0; c < 6; c++)
-              for (int ky = 0; ky < 5; ky++) {
-                const cnn_real *restrict xr = x + (c * 14 + oy + ky) * 14 + col;
-                const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
-                for (int kx = 0; kx < 5; kx++) {
-                  cnn_v8 x0, x1, x2;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  memcpy(&x2, xr + kx + 16, sizeof x2);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 150], w2 = wr[kx + 300], w3 = wr[kx + 450];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
-                }
-              }
-            cnn_real *restrict yr = yf + (o) * 136 + oy * 136 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 16, &a0_2, sizeof a0_2);
-            memcpy(yr + 136, &a1_0, sizeof a1_0);
-            memcpy(yr + 144, &a1_1, sizeof a1_1);
-            memcpy(yr + 152, &a1_2, sizeof a1_2);
-            memcpy(yr + 272, &a2_0, sizeof a2_0);
-            memcpy(yr + 280, &a2_1, sizeof a2_1);
-            memcpy(yr + 288, &a2_2, sizeof a2_2);
-            memcpy(yr + 408, &a3_0, sizeof a3_0);
-            memcpy(yr + 416, &a3_1, sizeof a3_1);
-            memcpy(yr + 424, &a3_2, sizeof a3_2);
-          }
-        }
-        for (int o = 0; o < 12; o += 6) { // 6 channels x 16 columns
-          const cnn_real *restrict wo = w + (o) * 150;
-          cnn_v8 a0_0 = (cnn_v8){0} + b[o + 0], a0_1 = (cnn_v8){0} + b[o + 0];
-          cnn_v8 a1_0 = (cnn_v8){0} + b[o + 1], a1_1 = (cnn_v8){0} + b[o + 1];
-          cnn_v8 a2_0 = (cnn_v8){0} + b[o + 2], a2_1 = (cnn_v8){0} + b[o + 2];
-          cnn_v8 a3_0 = (cnn_v8){0} + b[o + 3], a3_1 = (cnn_v8){0} + b[o + 3];
-          cnn_v8 a4_0 = (cnn_v8){0} + b[o + 4], a4_1 = (cnn_v8){0} + b[o + 4];
-          cnn_v8 a5_0 = (cnn_v8){0} + b[o + 5], a5_1 = (cnn_v8){0} + b[o + 5];
-          for (int c = 0; c < 6; c++)
-            for (int ky = 0; ky < 5; ky++) {
-              const cnn_real *restrict xr = x + (c * 14 + oy + ky) * 14 + 120;
-              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
-              for (int kx = 0; kx < 5; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 150], w2 = wr[kx + 300], w3 = wr[kx + 450], w4 = wr[kx + 600], w5 = wr[kx + 750];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
-              }
-            }
-          cnn_real *restrict yr = yf + (o) * 136 + oy * 136 + 120;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          memcpy(yr + 8, &a0_1, sizeof a0_1);
-          memcpy(yr + 136, &a1_0, sizeof a1_0);
-          memcpy(yr + 144, &a1_1, sizeof a1_1);
-          memcpy(yr + 272, &a2_0, sizeof a2_0);
-          memcpy(yr + 280, &a2_1, sizeof a2_1);
-          memcpy(yr + 408, &a3_0, sizeof a3_0);
-          memcpy(yr + 416, &a3_1, sizeof a3_1);
-          memcpy(yr + 544, &a4_0, sizeof a4_0);
-          memcpy(yr + 552, &a4_1, sizeof a4_1);
-          memcpy(yr + 680, &a5_0, sizeof a5_0);
-          memcpy(yr + 688, &a5_1, sizeof a5_1);
-        }
-        { // the last 4 channels
-          const cnn_real *restrict wo = w + (12) * 150;
-          cnn_v8 a0_0 = (cnn_v8){0} + b[12 + 0], a0_1 = (cnn_v8){0} + b[12 + 0];
-          cnn_v8 a1_0 = (cnn_v8){0} + b[12 + 1], a1_1 = (cnn_v8){0} + b[12 + 1];
-          cnn_v8 a2_0 = (cnn_v8){0} + b[12 + 2], a2_1 = (cnn_v8){0} + b[12 + 2];
-          cnn_v8 a3_0 = (cnn_v8){0} + b[12 + 3], a3_1 = (cnn_v8){0} + b[12 + 3];
-          for (int c = 0; c < 6; c++)
-            for (int ky = 0; ky < 5; ky++) {
-              const cnn_real *restrict xr = x + (c * 14 + oy + ky) * 14 + 120;
-              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
-              for (int kx = 0; kx < 5; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 150], w2 = wr[kx + 300], w3 = wr[kx + 450];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-              }
-            }
-          cnn_real *restrict yr = yf + (12) * 136 + oy * 136 + 120;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          memcpy(yr + 8, &a0_1, sizeof a0_1);
-          memcpy(yr + 136, &a1_0, sizeof a1_0);
-          memcpy(yr + 144, &a1_1, sizeof a1_1);
-          memcpy(yr + 272, &a2_0, sizeof a2_0);
-          memcpy(yr + 280, &a2_1, sizeof a2_1);
-          memcpy(yr + 408, &a3_0, sizeof a3_0);
-          memcpy(yr + 416, &a3_1, sizeof a3_1);
-        }
+  for (int s = 0; s < 8; s++) {
+    cnn_real *restrict xl = lenet5_l3_xl + (size_t)s * 9408;
+    cnn_real *restrict yl = lenet5_l3_yl + (size_t)s * 12800;
+    int li[8];
+    for (int u = 0; u < 8; u++) {
+      const int g = s * 1 + u / 8, i = g * GSIZE + u % 8;
+      li[u] = u % 8 < GSIZE && g < NGROUP && i < n ? i : -1;
+    }
+    { // pack: images to lanes
+      long j0 = 0;
+#if CNN_HAS_SHUFFLEVECTOR
+      for (; j0 < 1176; j0 += 8) {
+        cnn_v8 r0, r1, r2, r3, r4, r5, r6, r7;
+        if (li[0] >= 0) memcpy(&r0, lenet5_a3 + (size_t)li[0] * 1176 + j0, sizeof r0); else r0 = (cnn_v8){0};
+        if (li[1] >= 0) memcpy(&r1, lenet5_a3 + (size_t)li[1] * 1176 + j0, sizeof r1); else r1 = (cnn_v8){0};
+        if (li[2] >= 0) memcpy(&r2, lenet5_a3 + (size_t)li[2] * 1176 + j0, sizeof r2); else r2 = (cnn_v8){0};
+        if (li[3] >= 0) memcpy(&r3, lenet5_a3 + (size_t)li[3] * 1176 + j0, sizeof r3); else r3 = (cnn_v8){0};
+        if (li[4] >= 0) memcpy(&r4, lenet5_a3 + (size_t)li[4] * 1176 + j0, sizeof r4); else r4 = (cnn_v8){0};
+        if (li[5] >= 0) memcpy(&r5, lenet5_a3 + (size_t)li[5] * 1176 + j0, sizeof r5); else r5 = (cnn_v8){0};
+        if (li[6] >= 0) memcpy(&r6, lenet5_a3 + (size_t)li[6] * 1176 + j0, sizeof r6); else r6 = (cnn_v8){0};
+        if (li[7] >= 0) memcpy(&r7, lenet5_a3 + (size_t)li[7] * 1176 + j0, sizeof r7); else r7 = (cnn_v8){0};
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 12, 13, 14, 15); r0 = t0; r4 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 12, 13, 14, 15); r1 = t0; r5 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 12, 13, 14, 15); r2 = t0; r6 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 12, 13, 14, 15); r3 = t0; r7 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r2, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r0, r2, 2, 3, 10, 11, 6, 7, 14, 15); r0 = t0; r2 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r1, r3, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r1, r3, 2, 3, 10, 11, 6, 7, 14, 15); r1 = t0; r3 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r4, r6, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r4, r6, 2, 3, 10, 11, 6, 7, 14, 15); r4 = t0; r6 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r5, r7, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r5, r7, 2, 3, 10, 11, 6, 7, 14, 15); r5 = t0; r7 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r1, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r0, r1, 1, 9, 3, 11, 5, 13, 7, 15); r0 = t0; r1 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r2, r3, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r2, r3, 1, 9, 3, 11, 5, 13, 7, 15); r2 = t0; r3 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r4, r5, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r4, r5, 1, 9, 3, 11, 5, 13, 7, 15); r4 = t0; r5 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r6, r7, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r6, r7, 1, 9, 3, 11, 5, 13, 7, 15); r6 = t0; r7 = t1; }
+        memcpy(xl + (size_t)(j0 + 0) * 8, &r0, sizeof r0);
+        memcpy(xl + (size_t)(j0 + 1) * 8, &r1, sizeof r1);
+        memcpy(xl + (size_t)(j0 + 2) * 8, &r2, sizeof r2);
+        memcpy(xl + (size_t)(j0 + 3) * 8, &r3, sizeof r3);
+        memcpy(xl + (size_t)(j0 + 4) * 8, &r4, sizeof r4);
+        memcpy(xl + (size_t)(j0 + 5) * 8, &r5, sizeof r5);
+        memcpy(xl + (size_t)(j0 + 6) * 8, &r6, sizeof r6);
+        memcpy(xl + (size_t)(j0 + 7) * 8, &r7, sizeof r7);
       }
-      for (int o = 0; o < 16; o++)
-        for (int oy = 0; oy < 10; oy++)
-          memcpy(y + (o * 10 + oy) * 10, yf + o * 136 + oy * 14, 10 * sizeof(cnn_real));
+#endif
+      for (int u = 0; u < 8; u++)
+        for (long j = j0; j < 1176; j++)
+          xl[j * 8 + u] = li[u] >= 0 ? lenet5_a3[(size_t)li[u] * 1176 + j] : 0;
+    }
+    // 1 output channels x 10 columns of a row per register tile.
+    for (int oy = 0; oy < 10; oy++) {
+      for (int o = 0; o < 16; o += 1) {
+      {
+        cnn_v8 a0_0 = (cnn_v8){0} + b[o + 0], a0_1 = (cnn_v8){0} + b[o + 0], a0_2 = (cnn_v8){0} + b[o + 0], a0_3 = (cnn_v8){0} + b[o + 0], a0_4 = (cnn_v8){0} + b[o + 0], a0_5 = (cnn_v8){0} + b[o + 0], a0_6 = (cnn_v8){0} + b[o + 0], a0_7 = (cnn_v8){0} + b[o + 0], a0_8 = (cnn_v8){0} + b[o + 0], a0_9 = (cnn_v8){0} + b[o + 0];
+        for (int c = 0; c < 6; c++)
+          for (int ky = 0; ky < 5; ky++) {
+            const cnn_real *restrict xr = xl + (size_t)((c * 14 + oy + ky) * 14) * 8;
+            const cnn_real *restrict wr = w + (((o) * 6 + c) * 5 + ky) * 5;
+            const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2], w0_3 = wr[3], w0_4 = wr[4];
+            { cnn_v8 v; memcpy(&v, xr + 0, sizeof v); a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 8, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 16, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 24, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; a0_0 += w0_3 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 32, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; a0_1 += w0_3 * v; a0_0 += w0_4 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 40, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; a0_2 += w0_3 * v; a0_1 += w0_4 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 48, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; a0_3 += w0_3 * v; a0_2 += w0_4 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 56, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; a0_4 += w0_3 * v; a0_3 += w0_4 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 64, sizeof v); a0_8 += w0_0 * v; a0_7 += w0_1 * v; a0_6 += w0_2 * v; a0_5 += w0_3 * v; a0_4 += w0_4 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 72, sizeof v); a0_9 += w0_0 * v; a0_8 += w0_1 * v; a0_7 += w0_2 * v; a0_6 += w0_3 * v; a0_5 += w0_4 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 80, sizeof v); a0_9 += w0_1 * v; a0_8 += w0_2 * v; a0_7 += w0_3 * v; a0_6 += w0_4 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 88, sizeof v); a0_9 += w0_2 * v; a0_8 += w0_3 * v; a0_7 += w0_4 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 96, sizeof v); a0_9 += w0_3 * v; a0_8 += w0_4 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 104, sizeof v); a0_9 += w0_4 * v; }
+          }
+        memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 0) * 8, &a0_0, sizeof a0_0);
+        memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 1) * 8, &a0_1, sizeof a0_1);
+        memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 2) * 8, &a0_2, sizeof a0_2);
+        memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 3) * 8, &a0_3, sizeof a0_3);
+        memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 4) * 8, &a0_4, sizeof a0_4);
+        memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 5) * 8, &a0_5, sizeof a0_5);
+        memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 6) * 8, &a0_6, sizeof a0_6);
+        memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 7) * 8, &a0_7, sizeof a0_7);
+        memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 8) * 8, &a0_8, sizeof a0_8);
+        memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 9) * 8, &a0_9, sizeof a0_9);
+      }
+      }
+    }
+    { // unpack: lanes to images
+      long j0 = 0;
+#if CNN_HAS_SHUFFLEVECTOR
+      for (; j0 < 1600; j0 += 8) {
+        cnn_v8 r0, r1, r2, r3, r4, r5, r6, r7;
+        memcpy(&r0, yl + (size_t)(j0 + 0) * 8, sizeof r0);
+        memcpy(&r1, yl + (size_t)(j0 + 1) * 8, sizeof r1);
+        memcpy(&r2, yl + (size_t)(j0 + 2) * 8, sizeof r2);
+        memcpy(&r3, yl + (size_t)(j0 + 3) * 8, sizeof r3);
+        memcpy(&r4, yl + (size_t)(j0 + 4) * 8, sizeof r4);
+        memcpy(&r5, yl + (size_t)(j0 + 5) * 8, sizeof r5);
+        memcpy(&r6, yl + (size_t)(j0 + 6) * 8, sizeof r6);
+        memcpy(&r7, yl + (size_t)(j0 + 7) * 8, sizeof r7);
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 12, 13, 14, 15); r0 = t0; r4 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 12, 13, 14, 15); r1 = t0; r5 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 12, 13, 14, 15); r2 = t0; r6 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 12, 13, 14, 15); r3 = t0; r7 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r2, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r0, r2, 2, 3, 10, 11, 6, 7, 14, 15); r0 = t0; r2 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r1, r3, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r1, r3, 2, 3, 10, 11, 6, 7, 14, 15); r1 = t0; r3 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r4, r6, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r4, r6, 2, 3, 10, 11, 6, 7, 14, 15); r4 = t0; r6 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r5, r7, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r5, r7, 2, 3, 10, 11, 6, 7, 14, 15); r5 = t0; r7 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r1, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r0, r1, 1, 9, 3, 11, 5, 13, 7, 15); r0 = t0; r1 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r2, r3, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r2, r3, 1, 9, 3, 11, 5, 13, 7, 15); r2 = t0; r3 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r4, r5, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r4, r5, 1, 9, 3, 11, 5, 13, 7, 15); r4 = t0; r5 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r6, r7, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r6, r7, 1, 9, 3, 11, 5, 13, 7, 15); r6 = t0; r7 = t1; }
+        if (li[0] >= 0) memcpy(lenet5_a4 + (size_t)li[0] * 1600 + j0, &r0, sizeof r0);
+        if (li[1] >= 0) memcpy(lenet5_a4 + (size_t)li[1] * 1600 + j0, &r1, sizeof r1);
+        if (li[2] >= 0) memcpy(lenet5_a4 + (size_t)li[2] * 1600 + j0, &r2, sizeof r2);
+        if (li[3] >= 0) memcpy(lenet5_a4 + (size_t)li[3] * 1600 + j0, &r3, sizeof r3);
+        if (li[4] >= 0) memcpy(lenet5_a4 + (size_t)li[4] * 1600 + j0, &r4, sizeof r4);
+        if (li[5] >= 0) memcpy(lenet5_a4 + (size_t)li[5] * 1600 + j0, &r5, sizeof r5);
+        if (li[6] >= 0) memcpy(lenet5_a4 + (size_t)li[6] * 1600 + j0, &r6, sizeof r6);
+        if (li[7] >= 0) memcpy(lenet5_a4 + (size_t)li[7] * 1600 + j0, &r7, sizeof r7);
+      }
+#endif
+      for (int u = 0; u < 8; u++)
+        for (long j = j0; j < 1600; j++)
+          if (li[u] >= 0)
+            lenet5_a4[(size_t)li[u] * 1600 + j] = yl[j * 8 + u];
     }
   }
 }
@@ -1264,132 +1276,214 @@ CNN_V16_FN static void lenet5_l3_conv_forward_v16(int n) {
   const cnn_real *restrict w = lenet5_params + 156;
   const cnn_real *restrict b = lenet5_params + 2556;
   CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict yf = lenet5_l3_yf[g];
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict x = lenet5_a3 + (size_t)i * 1176;
-      cnn_real *restrict y = lenet5_a4 + (size_t)i * 1600;
-      // 8 output channels x 3 vectors of 16 per register tile, over each plane as
-      // one run on the input's row stride (flat), then copied row by row.
-      for (int oy = 0; oy < 1; oy++) {
-        for (int col = 0; col < 96; col += 48) {
-          for (int o = 0; o < 16; o += 8) { // 8 channels x 48 columns
-            const cnn_real *restrict wo = w + (o) * 150;
-            cnn_v16 a0_0 = (cnn_v16){0} + b[o + 0], a0_1 = (cnn_v16){0} + b[o + 0], a0_2 = (cnn_v16){0} + b[o + 0];
-            cnn_v16 a1_0 = (cnn_v16){0} + b[o + 1], a1_1 = (cnn_v16){0} + b[o + 1], a1_2 = (cnn_v16){0} + b[o + 1];
-            cnn_v16 a2_0 = (cnn_v16){0} + b[o + 2], a2_1 = (cnn_v16){0} + b[o + 2], a2_2 = (cnn_v16){0} + b[o + 2];
-            cnn_v16 a3_0 = (cnn_v16){0} + b[o + 3], a3_1 = (cnn_v16){0} + b[o + 3], a3_2 = (cnn_v16){0} + b[o + 3];
-            cnn_v16 a4_0 = (cnn_v16){0} + b[o + 4], a4_1 = (cnn_v16){0} + b[o + 4], a4_2 = (cnn_v16){0} + b[o + 4];
-            cnn_v16 a5_0 = (cnn_v16){0} + b[o + 5], a5_1 = (cnn_v16){0} + b[o + 5], a5_2 = (cnn_v16){0} + b[o + 5];
-            cnn_v16 a6_0 = (cnn_v16){0} + b[o + 6], a6_1 = (cnn_v16){0} + b[o + 6], a6_2 = (cnn_v16){0} + b[o + 6];
-            cnn_v16 a7_0 = (cnn_v16){0} + b[o + 7], a7_1 = (cnn_v16){0} + b[o + 7], a7_2 = (cnn_v16){0} + b[o + 7];
-            for (int c = 0; c < 6; c++)
-              for (int ky = 0; ky < 5; ky++) {
-                const cnn_real *restrict xr = x + (c * 14 + oy + ky) * 14 + col;
-                const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
-                for (int kx = 0; kx < 5; kx++) {
-                  cnn_v16 x0, x1, x2;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 16, sizeof x1);
-                  memcpy(&x2, xr + kx + 32, sizeof x2);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 150], w2 = wr[kx + 300], w3 = wr[kx + 450], w4 = wr[kx + 600], w5 = wr[kx + 750], w6 = wr[kx + 900], w7 = wr[kx + 1050];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
-                  a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
-                  a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
-                }
-              }
-            cnn_real *restrict yr = yf + (o) * 136 + oy * 136 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 16, &a0_1, sizeof a0_1);
-            memcpy(yr + 32, &a0_2, sizeof a0_2);
-            memcpy(yr + 136, &a1_0, sizeof a1_0);
-            memcpy(yr + 152, &a1_1, sizeof a1_1);
-            memcpy(yr + 168, &a1_2, sizeof a1_2);
-            memcpy(yr + 272, &a2_0, sizeof a2_0);
-            memcpy(yr + 288, &a2_1, sizeof a2_1);
-            memcpy(yr + 304, &a2_2, sizeof a2_2);
-            memcpy(yr + 408, &a3_0, sizeof a3_0);
-            memcpy(yr + 424, &a3_1, sizeof a3_1);
-            memcpy(yr + 440, &a3_2, sizeof a3_2);
-            memcpy(yr + 544, &a4_0, sizeof a4_0);
-            memcpy(yr + 560, &a4_1, sizeof a4_1);
-            memcpy(yr + 576, &a4_2, sizeof a4_2);
-            memcpy(yr + 680, &a5_0, sizeof a5_0);
-            memcpy(yr + 696, &a5_1, sizeof a5_1);
-            memcpy(yr + 712, &a5_2, sizeof a5_2);
-            memcpy(yr + 816, &a6_0, sizeof a6_0);
-            memcpy(yr + 832, &a6_1, sizeof a6_1);
-            memcpy(yr + 848, &a6_2, sizeof a6_2);
-            memcpy(yr + 952, &a7_0, sizeof a7_0);
-            memcpy(yr + 968, &a7_1, sizeof a7_1);
-            memcpy(yr + 984, &a7_2, sizeof a7_2);
-          }
-        }
-        for (int o = 0; o < 16; o += 8) { // 8 channels x 40 columns
-          const cnn_real *restrict wo = w + (o) * 150;
-          cnn_v16 a0_0 = (cnn_v16){0} + b[o + 0], a0_1 = (cnn_v16){0} + b[o + 0], a0_2 = (cnn_v16){0} + b[o + 0];
-          cnn_v16 a1_0 = (cnn_v16){0} + b[o + 1], a1_1 = (cnn_v16){0} + b[o + 1], a1_2 = (cnn_v16){0} + b[o + 1];
-          cnn_v16 a2_0 = (cnn_v16){0} + b[o + 2], a2_1 = (cnn_v16){0} + b[o + 2], a2_2 = (cnn_v16){0} + b[o + 2];
-          cnn_v16 a3_0 = (cnn_v16){0} + b[o + 3], a3_1 = (cnn_v16){0} + b[o + 3], a3_2 = (cnn_v16){0} + b[o + 3];
-          cnn_v16 a4_0 = (cnn_v16){0} + b[o + 4], a4_1 = (cnn_v16){0} + b[o + 4], a4_2 = (cnn_v16){0} + b[o + 4];
-          cnn_v16 a5_0 = (cnn_v16){0} + b[o + 5], a5_1 = (cnn_v16){0} + b[o + 5], a5_2 = (cnn_v16){0} + b[o + 5];
-          cnn_v16 a6_0 = (cnn_v16){0} + b[o + 6], a6_1 = (cnn_v16){0} + b[o + 6], a6_2 = (cnn_v16){0} + b[o + 6];
-          cnn_v16 a7_0 = (cnn_v16){0} + b[o + 7], a7_1 = (cnn_v16){0} + b[o + 7], a7_2 = (cnn_v16){0} + b[o + 7];
-          for (int c = 0; c < 6; c++)
-            for (int ky = 0; ky < 5; ky++) {
-              const cnn_real *restrict xr = x + (c * 14 + oy + ky) * 14 + 96;
-              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
-              for (int kx = 0; kx < 5; kx++) {
-                cnn_v16 x0, x1, x2;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 16, sizeof x1);
-                memcpy(&x2, xr + kx + 32, sizeof x2);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 150], w2 = wr[kx + 300], w3 = wr[kx + 450], w4 = wr[kx + 600], w5 = wr[kx + 750], w6 = wr[kx + 900], w7 = wr[kx + 1050];
-                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
-                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
-                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
-                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
-                a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
-                a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
-                a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
-                a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
-              }
-            }
-          cnn_real *restrict yr = yf + (o) * 136 + oy * 136 + 96;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          memcpy(yr + 16, &a0_1, sizeof a0_1);
-          yr[32] = a0_2[0]; yr[33] = a0_2[1]; yr[34] = a0_2[2]; yr[35] = a0_2[3]; yr[36] = a0_2[4]; yr[37] = a0_2[5]; yr[38] = a0_2[6]; yr[39] = a0_2[7];
-          memcpy(yr + 136, &a1_0, sizeof a1_0);
-          memcpy(yr + 152, &a1_1, sizeof a1_1);
-          yr[168] = a1_2[0]; yr[169] = a1_2[1]; yr[170] = a1_2[2]; yr[171] = a1_2[3]; yr[172] = a1_2[4]; yr[173] = a1_2[5]; yr[174] = a1_2[6]; yr[175] = a1_2[7];
-          memcpy(yr + 272, &a2_0, sizeof a2_0);
-          memcpy(yr + 288, &a2_1, sizeof a2_1);
-          yr[304] = a2_2[0]; yr[305] = a2_2[1]; yr[306] = a2_2[2]; yr[307] = a2_2[3]; yr[308] = a2_2[4]; yr[309] = a2_2[5]; yr[310] = a2_2[6]; yr[311] = a2_2[7];
-          memcpy(yr + 408, &a3_0, sizeof a3_0);
-          memcpy(yr + 424, &a3_1, sizeof a3_1);
-          yr[440] = a3_2[0]; yr[441] = a3_2[1]; yr[442] = a3_2[2]; yr[443] = a3_2[3]; yr[444] = a3_2[4]; yr[445] = a3_2[5]; yr[446] = a3_2[6]; yr[447] = a3_2[7];
-          memcpy(yr + 544, &a4_0, sizeof a4_0);
-          memcpy(yr + 560, &a4_1, sizeof a4_1);
-          yr[576] = a4_2[0]; yr[577] = a4_2[1]; yr[578] = a4_2[2]; yr[579] = a4_2[3]; yr[580] = a4_2[4]; yr[581] = a4_2[5]; yr[582] = a4_2[6]; yr[583] = a4_2[7];
-          memcpy(yr + 680, &a5_0, sizeof a5_0);
-          memcpy(yr + 696, &a5_1, sizeof a5_1);
-          yr[712] = a5_2[0]; yr[713] = a5_2[1]; yr[714] = a5_2[2]; yr[715] = a5_2[3]; yr[716] = a5_2[4]; yr[717] = a5_2[5]; yr[718] = a5_2[6]; yr[719] = a5_2[7];
-          memcpy(yr + 816, &a6_0, sizeof a6_0);
-          memcpy(yr + 832, &a6_1, sizeof a6_1);
-          yr[848] = a6_2[0]; yr[849] = a6_2[1]; yr[850] = a6_2[2]; yr[851] = a6_2[3]; yr[852] = a6_2[4]; yr[853] = a6_2[5]; yr[854] = a6_2[6]; yr[855] = a6_2[7];
-          memcpy(yr + 952, &a7_0, sizeof a7_0);
-          memcpy(yr + 968, &a7_1, sizeof a7_1);
-          yr[984] = a7_2[0]; yr[985] = a7_2[1]; yr[986] = a7_2[2]; yr[987] = a7_2[3]; yr[988] = a7_2[4]; yr[989] = a7_2[5]; yr[990] = a7_2[6]; yr[991] = a7_2[7];
-        }
+  for (int s = 0; s < 4; s++) {
+    cnn_real *restrict xl = lenet5_l3_xl + (size_t)s * 18816;
+    cnn_real *restrict yl = lenet5_l3_yl + (size_t)s * 25600;
+    int li[16];
+    for (int u = 0; u < 16; u++) {
+      const int g = s * 2 + u / 8, i = g * GSIZE + u % 8;
+      li[u] = u % 8 < GSIZE && g < NGROUP && i < n ? i : -1;
+    }
+    { // pack: images to lanes
+      long j0 = 0;
+#if CNN_HAS_SHUFFLEVECTOR
+      for (; j0 < 1168; j0 += 16) {
+        cnn_v16 r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15;
+        if (li[0] >= 0) memcpy(&r0, lenet5_a3 + (size_t)li[0] * 1176 + j0, sizeof r0); else r0 = (cnn_v16){0};
+        if (li[1] >= 0) memcpy(&r1, lenet5_a3 + (size_t)li[1] * 1176 + j0, sizeof r1); else r1 = (cnn_v16){0};
+        if (li[2] >= 0) memcpy(&r2, lenet5_a3 + (size_t)li[2] * 1176 + j0, sizeof r2); else r2 = (cnn_v16){0};
+        if (li[3] >= 0) memcpy(&r3, lenet5_a3 + (size_t)li[3] * 1176 + j0, sizeof r3); else r3 = (cnn_v16){0};
+        if (li[4] >= 0) memcpy(&r4, lenet5_a3 + (size_t)li[4] * 1176 + j0, sizeof r4); else r4 = (cnn_v16){0};
+        if (li[5] >= 0) memcpy(&r5, lenet5_a3 + (size_t)li[5] * 1176 + j0, sizeof r5); else r5 = (cnn_v16){0};
+        if (li[6] >= 0) memcpy(&r6, lenet5_a3 + (size_t)li[6] * 1176 + j0, sizeof r6); else r6 = (cnn_v16){0};
+        if (li[7] >= 0) memcpy(&r7, lenet5_a3 + (size_t)li[7] * 1176 + j0, sizeof r7); else r7 = (cnn_v16){0};
+        if (li[8] >= 0) memcpy(&r8, lenet5_a3 + (size_t)li[8] * 1176 + j0, sizeof r8); else r8 = (cnn_v16){0};
+        if (li[9] >= 0) memcpy(&r9, lenet5_a3 + (size_t)li[9] * 1176 + j0, sizeof r9); else r9 = (cnn_v16){0};
+        if (li[10] >= 0) memcpy(&r10, lenet5_a3 + (size_t)li[10] * 1176 + j0, sizeof r10); else r10 = (cnn_v16){0};
+        if (li[11] >= 0) memcpy(&r11, lenet5_a3 + (size_t)li[11] * 1176 + j0, sizeof r11); else r11 = (cnn_v16){0};
+        if (li[12] >= 0) memcpy(&r12, lenet5_a3 + (size_t)li[12] * 1176 + j0, sizeof r12); else r12 = (cnn_v16){0};
+        if (li[13] >= 0) memcpy(&r13, lenet5_a3 + (size_t)li[13] * 1176 + j0, sizeof r13); else r13 = (cnn_v16){0};
+        if (li[14] >= 0) memcpy(&r14, lenet5_a3 + (size_t)li[14] * 1176 + j0, sizeof r14); else r14 = (cnn_v16){0};
+        if (li[15] >= 0) memcpy(&r15, lenet5_a3 + (size_t)li[15] * 1176 + j0, sizeof r15); else r15 = (cnn_v16){0};
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r8, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r0, r8, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r0 = t0; r8 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r9, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r1, r9, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r1 = t0; r9 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r10, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r2, r10, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r2 = t0; r10 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r3, r11, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r3, r11, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r3 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r12, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r4, r12, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r4 = t0; r12 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r5, r13, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r5, r13, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r5 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r6, r14, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r6, r14, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r6 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r7, r15, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r7, r15, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r7 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r0 = t0; r4 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r1 = t0; r5 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r2 = t0; r6 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r3 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r12, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r8, r12, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r8 = t0; r12 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r9, r13, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r9, r13, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r9 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r10, r14, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r10, r14, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r10 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r11, r15, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r11, r15, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r11 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r2, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r0, r2, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r0 = t0; r2 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r3, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r1, r3, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r1 = t0; r3 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r6, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r4, r6, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r4 = t0; r6 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r5, r7, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r5, r7, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r5 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r10, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r8, r10, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r8 = t0; r10 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r9, r11, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r9, r11, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r9 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r12, r14, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r12, r14, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r12 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r13, r15, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r13, r15, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r13 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r1, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r0, r1, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r0 = t0; r1 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r3, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r2, r3, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r2 = t0; r3 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r5, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r4, r5, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r4 = t0; r5 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r6, r7, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r6, r7, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r6 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r9, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r8, r9, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r8 = t0; r9 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r10, r11, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r10, r11, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r10 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r12, r13, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r12, r13, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r12 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r14, r15, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r14, r15, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r14 = t0; r15 = t1; }
+        memcpy(xl + (size_t)(j0 + 0) * 16, &r0, sizeof r0);
+        memcpy(xl + (size_t)(j0 + 1) * 16, &r1, sizeof r1);
+        memcpy(xl + (size_t)(j0 + 2) * 16, &r2, sizeof r2);
+        memcpy(xl + (size_t)(j0 + 3) * 16, &r3, sizeof r3);
+        memcpy(xl + (size_t)(j0 + 4) * 16, &r4, sizeof r4);
+        memcpy(xl + (size_t)(j0 + 5) * 16, &r5, sizeof r5);
+        memcpy(xl + (size_t)(j0 + 6) * 16, &r6, sizeof r6);
+        memcpy(xl + (size_t)(j0 + 7) * 16, &r7, sizeof r7);
+        memcpy(xl + (size_t)(j0 + 8) * 16, &r8, sizeof r8);
+        memcpy(xl + (size_t)(j0 + 9) * 16, &r9, sizeof r9);
+        memcpy(xl + (size_t)(j0 + 10) * 16, &r10, sizeof r10);
+        memcpy(xl + (size_t)(j0 + 11) * 16, &r11, sizeof r11);
+        memcpy(xl + (size_t)(j0 + 12) * 16, &r12, sizeof r12);
+        memcpy(xl + (size_t)(j0 + 13) * 16, &r13, sizeof r13);
+        memcpy(xl + (size_t)(j0 + 14) * 16, &r14, sizeof r14);
+        memcpy(xl + (size_t)(j0 + 15) * 16, &r15, sizeof r15);
       }
-      for (int o = 0; o < 16; o++)
-        for (int oy = 0; oy < 10; oy++)
-          memcpy(y + (o * 10 + oy) * 10, yf + o * 136 + oy * 14, 10 * sizeof(cnn_real));
+#endif
+      for (int u = 0; u < 16; u++)
+        for (long j = j0; j < 1176; j++)
+          xl[j * 16 + u] = li[u] >= 0 ? lenet5_a3[(size_t)li[u] * 1176 + j] : 0;
+    }
+    // 2 output channels x 10 columns of a row per register tile.
+    for (int oy = 0; oy < 10; oy++) {
+      for (int o = 0; o < 16; o += 2) {
+      {
+        cnn_v16 a0_0 = (cnn_v16){0} + b[o + 0], a0_1 = (cnn_v16){0} + b[o + 0], a0_2 = (cnn_v16){0} + b[o + 0], a0_3 = (cnn_v16){0} + b[o + 0], a0_4 = (cnn_v16){0} + b[o + 0], a0_5 = (cnn_v16){0} + b[o + 0], a0_6 = (cnn_v16){0} + b[o + 0], a0_7 = (cnn_v16){0} + b[o + 0], a0_8 = (cnn_v16){0} + b[o + 0], a0_9 = (cnn_v16){0} + b[o + 0];
+        cnn_v16 a1_0 = (cnn_v16){0} + b[o + 1], a1_1 = (cnn_v16){0} + b[o + 1], a1_2 = (cnn_v16){0} + b[o + 1], a1_3 = (cnn_v16){0} + b[o + 1], a1_4 = (cnn_v16){0} + b[o + 1], a1_5 = (cnn_v16){0} + b[o + 1], a1_6 = (cnn_v16){0} + b[o + 1], a1_7 = (cnn_v16){0} + b[o + 1], a1_8 = (cnn_v16){0} + b[o + 1], a1_9 = (cnn_v16){0} + b[o + 1];
+        for (int c = 0; c < 6; c++)
+          for (int ky = 0; ky < 5; ky++) {
+            const cnn_real *restrict xr = xl + (size_t)((c * 14 + oy + ky) * 14) * 16;
+            const cnn_real *restrict wr = w + (((o) * 6 + c) * 5 + ky) * 5;
+            const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2], w0_3 = wr[3], w0_4 = wr[4];
+            const cnn_real w1_0 = wr[150], w1_1 = wr[151], w1_2 = wr[152], w1_3 = wr[153], w1_4 = wr[154];
+            { cnn_v16 v; memcpy(&v, xr + 0, sizeof v); a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 16, sizeof v); a0_1 += w0_0 * v; a1_1 += w1_0 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 32, sizeof v); a0_2 += w0_0 * v; a1_2 += w1_0 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 48, sizeof v); a0_3 += w0_0 * v; a1_3 += w1_0 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; a0_0 += w0_3 * v; a1_0 += w1_3 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 64, sizeof v); a0_4 += w0_0 * v; a1_4 += w1_0 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a0_2 += w0_2 * v; a1_2 += w1_2 * v; a0_1 += w0_3 * v; a1_1 += w1_3 * v; a0_0 += w0_4 * v; a1_0 += w1_4 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 80, sizeof v); a0_5 += w0_0 * v; a1_5 += w1_0 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a0_3 += w0_2 * v; a1_3 += w1_2 * v; a0_2 += w0_3 * v; a1_2 += w1_3 * v; a0_1 += w0_4 * v; a1_1 += w1_4 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 96, sizeof v); a0_6 += w0_0 * v; a1_6 += w1_0 * v; a0_5 += w0_1 * v; a1_5 += w1_1 * v; a0_4 += w0_2 * v; a1_4 += w1_2 * v; a0_3 += w0_3 * v; a1_3 += w1_3 * v; a0_2 += w0_4 * v; a1_2 += w1_4 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 112, sizeof v); a0_7 += w0_0 * v; a1_7 += w1_0 * v; a0_6 += w0_1 * v; a1_6 += w1_1 * v; a0_5 += w0_2 * v; a1_5 += w1_2 * v; a0_4 += w0_3 * v; a1_4 += w1_3 * v; a0_3 += w0_4 * v; a1_3 += w1_4 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 128, sizeof v); a0_8 += w0_0 * v; a1_8 += w1_0 * v; a0_7 += w0_1 * v; a1_7 += w1_1 * v; a0_6 += w0_2 * v; a1_6 += w1_2 * v; a0_5 += w0_3 * v; a1_5 += w1_3 * v; a0_4 += w0_4 * v; a1_4 += w1_4 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 144, sizeof v); a0_9 += w0_0 * v; a1_9 += w1_0 * v; a0_8 += w0_1 * v; a1_8 += w1_1 * v; a0_7 += w0_2 * v; a1_7 += w1_2 * v; a0_6 += w0_3 * v; a1_6 += w1_3 * v; a0_5 += w0_4 * v; a1_5 += w1_4 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 160, sizeof v); a0_9 += w0_1 * v; a1_9 += w1_1 * v; a0_8 += w0_2 * v; a1_8 += w1_2 * v; a0_7 += w0_3 * v; a1_7 += w1_3 * v; a0_6 += w0_4 * v; a1_6 += w1_4 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 176, sizeof v); a0_9 += w0_2 * v; a1_9 += w1_2 * v; a0_8 += w0_3 * v; a1_8 += w1_3 * v; a0_7 += w0_4 * v; a1_7 += w1_4 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 192, sizeof v); a0_9 += w0_3 * v; a1_9 += w1_3 * v; a0_8 += w0_4 * v; a1_8 += w1_4 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 208, sizeof v); a0_9 += w0_4 * v; a1_9 += w1_4 * v; }
+          }
+        memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 0) * 16, &a0_0, sizeof a0_0);
+        memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 1) * 16, &a0_1, sizeof a0_1);
+        memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 2) * 16, &a0_2, sizeof a0_2);
+        memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 3) * 16, &a0_3, sizeof a0_3);
+        memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 4) * 16, &a0_4, sizeof a0_4);
+        memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 5) * 16, &a0_5, sizeof a0_5);
+        memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 6) * 16, &a0_6, sizeof a0_6);
+        memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 7) * 16, &a0_7, sizeof a0_7);
+        memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 8) * 16, &a0_8, sizeof a0_8);
+        memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 9) * 16, &a0_9, sizeof a0_9);
+        memcpy(yl + (size_t)(((o + 1) * 10 + oy) * 10 + 0) * 16, &a1_0, sizeof a1_0);
+        memcpy(yl + (size_t)(((o + 1) * 10 + oy) * 10 + 1) * 16, &a1_1, sizeof a1_1);
+        memcpy(yl + (size_t)(((o + 1) * 10 + oy) * 10 + 2) * 16, &a1_2, sizeof a1_2);
+        memcpy(yl + (size_t)(((o + 1) * 10 + oy) * 10 + 3) * 16, &a1_3, sizeof a1_3);
+        memcpy(yl + (size_t)(((o + 1) * 10 + oy) * 10 + 4) * 16, &a1_4, sizeof a1_4);
+        memcpy(yl + (size_t)(((o + 1) * 10 + oy) * 10 + 5) * 16, &a1_5, sizeof a1_5);
+        memcpy(yl + (size_t)(((o + 1) * 10 + oy) * 10 + 6) * 16, &a1_6, sizeof a1_6);
+        memcpy(yl + (size_t)(((o + 1) * 10 + oy) * 10 + 7) * 16, &a1_7, sizeof a1_7);
+        memcpy(yl + (size_t)(((o + 1) * 10 + oy) * 10 + 8) * 16, &a1_8, sizeof a1_8);
+        memcpy(yl + (size_t)(((o + 1) * 10 + oy) * 10 + 9) * 16, &a1_9, sizeof a1_9);
+      }
+      }
+    }
+    { // unpack: lanes to images
+      long j0 = 0;
+#if CNN_HAS_SHUFFLEVECTOR
+      for (; j0 < 1600; j0 += 16) {
+        cnn_v16 r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15;
+        memcpy(&r0, yl + (size_t)(j0 + 0) * 16, sizeof r0);
+        memcpy(&r1, yl + (size_t)(j0 + 1) * 16, sizeof r1);
+        memcpy(&r2, yl + (size_t)(j0 + 2) * 16, sizeof r2);
+        memcpy(&r3, yl + (size_t)(j0 + 3) * 16, sizeof r3);
+        memcpy(&r4, yl + (size_t)(j0 + 4) * 16, sizeof r4);
+        memcpy(&r5, yl + (size_t)(j0 + 5) * 16, sizeof r5);
+        memcpy(&r6, yl + (size_t)(j0 + 6) * 16, sizeof r6);
+        memcpy(&r7, yl + (size_t)(j0 + 7) * 16, sizeof r7);
+        memcpy(&r8, yl + (size_t)(j0 + 8) * 16, sizeof r8);
+        memcpy(&r9, yl + (size_t)(j0 + 9) * 16, sizeof r9);
+        memcpy(&r10, yl + (size_t)(j0 + 10) * 16, sizeof r10);
+        memcpy(&r11, yl + (size_t)(j0 + 11) * 16, sizeof r11);
+        memcpy(&r12, yl + (size_t)(j0 + 12) * 16, sizeof r12);
+        memcpy(&r13, yl + (size_t)(j0 + 13) * 16, sizeof r13);
+        memcpy(&r14, yl + (size_t)(j0 + 14) * 16, sizeof r14);
+        memcpy(&r15, yl + (size_t)(j0 + 15) * 16, sizeof r15);
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r8, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r0, r8, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r0 = t0; r8 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r9, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r1, r9, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r1 = t0; r9 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r10, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r2, r10, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r2 = t0; r10 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r3, r11, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r3, r11, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r3 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r12, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r4, r12, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r4 = t0; r12 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r5, r13, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r5, r13, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r5 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r6, r14, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r6, r14, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r6 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r7, r15, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r7, r15, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r7 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r0 = t0; r4 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r1 = t0; r5 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r2 = t0; r6 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r3 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r12, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r8, r12, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r8 = t0; r12 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r9, r13, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r9, r13, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r9 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r10, r14, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r10, r14, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r10 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r11, r15, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r11, r15, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r11 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r2, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r0, r2, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r0 = t0; r2 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r3, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r1, r3, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r1 = t0; r3 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r6, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r4, r6, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r4 = t0; r6 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r5, r7, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r5, r7, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r5 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r10, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r8, r10, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r8 = t0; r10 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r9, r11, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r9, r11, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r9 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r12, r14, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r12, r14, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r12 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r13, r15, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r13, r15, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r13 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r1, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r0, r1, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r0 = t0; r1 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r3, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r2, r3, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r2 = t0; r3 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r5, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r4, r5, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r4 = t0; r5 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r6, r7, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r6, r7, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r6 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r9, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r8, r9, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r8 = t0; r9 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r10, r11, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r10, r11, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r10 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r12, r13, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r12, r13, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r12 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r14, r15, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r14, r15, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r14 = t0; r15 = t1; }
+        if (li[0] >= 0) memcpy(lenet5_a4 + (size_t)li[0] * 1600 + j0, &r0, sizeof r0);
+        if (li[1] >= 0) memcpy(lenet5_a4 + (size_t)li[1] * 1600 + j0, &r1, sizeof r1);
+        if (li[2] >= 0) memcpy(lenet5_a4 + (size_t)li[2] * 1600 + j0, &r2, sizeof r2);
+        if (li[3] >= 0) memcpy(lenet5_a4 + (size_t)li[3] * 1600 + j0, &r3, sizeof r3);
+        if (li[4] >= 0) memcpy(lenet5_a4 + (size_t)li[4] * 1600 + j0, &r4, sizeof r4);
+        if (li[5] >= 0) memcpy(lenet5_a4 + (size_t)li[5] * 1600 + j0, &r5, sizeof r5);
+        if (li[6] >= 0) memcpy(lenet5_a4 + (size_t)li[6] * 1600 + j0, &r6, sizeof r6);
+        if (li[7] >= 0) memcpy(lenet5_a4 + (size_t)li[7] * 1600 + j0, &r7, sizeof r7);
+        if (li[8] >= 0) memcpy(lenet5_a4 + (size_t)li[8] * 1600 + j0, &r8, sizeof r8);
+        if (li[9] >= 0) memcpy(lenet5_a4 + (size_t)li[9] * 1600 + j0, &r9, sizeof r9);
+        if (li[10] >= 0) memcpy(lenet5_a4 + (size_t)li[10] * 1600 + j0, &r10, sizeof r10);
+        if (li[11] >= 0) memcpy(lenet5_a4 + (size_t)li[11] * 1600 + j0, &r11, sizeof r11);
+        if (li[12] >= 0) memcpy(lenet5_a4 + (size_t)li[12] * 1600 + j0, &r12, sizeof r12);
+        if (li[13] >= 0) memcpy(lenet5_a4 + (size_t)li[13] * 1600 + j0, &r13, sizeof r13);
+        if (li[14] >= 0) memcpy(lenet5_a4 + (size_t)li[14] * 1600 + j0, &r14, sizeof r14);
+        if (li[15] >= 0) memcpy(lenet5_a4 + (size_t)li[15] * 1600 + j0, &r15, sizeof r15);
+      }
+#endif
+      for (int u = 0; u < 16; u++)
+        for (long j = j0; j < 1600; j++)
+          if (li[u] >= 0)
+            lenet5_a4[(size_t)li[u] * 1600 + j] = yl[j * 16 + u];
     }
   }
 }
@@ -1408,213 +1502,479 @@ static void lenet5_l3_conv_forward(int n) {
 // Per-group partial weight and bias gradients, summed in group order.
 static cnn_real lenet5_l3_dw[NGROUP][2400] CNN_ALIGNED;
 static cnn_real lenet5_l3_db[NGROUP][16] CNN_ALIGNED;
-// dW = dy * x^T, db = sum dy, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
-// dy of one image per group with zero borders (never written), and the
-// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
-// W[o][c][4 - ky][4 - kx].
-static cnn_real lenet5_l3_dyp[NGROUP][4064] CNN_ALIGNED;
-static cnn_real lenet5_l3_wt[2400] CNN_ALIGNED;
-// dy for the weight gradient, its rows padded with zeros to whole vectors
-// (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real lenet5_l3_dyw[NGROUP][18448] CNN_ALIGNED;
+// dW = dy * x^T, db = sum dy, dx = W^T * dy (packed).
+static cnn_real lenet5_l3_dxl[75264] CNN_ALIGNED;
 CNN_CLONES_V8 static void lenet5_l3_conv_backward_v8(int n) {
   const cnn_real *restrict w = lenet5_params + 156;
-  cnn_real *restrict wt = lenet5_l3_wt;
-  for (int o = 0; o < 16; o++)
-    for (int c = 0; c < 6; c++)
-      for (int j = 0; j < 25; j++)
-        wt[(c * 16 + o) * 25 + 24 - j] = w[(o * 6 + c) * 25 + j];
   CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict dw = lenet5_l3_dw[g];
-    cnn_real *restrict db = lenet5_l3_db[g];
-    cnn_real *restrict dyp = lenet5_l3_dyp[g];
-    cnn_real *restrict dyw = lenet5_l3_dyw[g];
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict dy = lenet5_d4 + (size_t)i * 1600;
-      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 2176;
-      for (int o = 0; o < 16; o++)
-        for (int oy = 0; oy < 10; oy++)
-          memcpy(dyi + o * 136 + oy * 14, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
+  for (int s = 0; s < 8; s++) {
+    const cnn_real *restrict xl = lenet5_l3_xl + (size_t)s * 9408;
+    cnn_real *restrict dyl = lenet5_l3_yl + (size_t)s * 12800;
+    int li[8];
+    for (int u = 0; u < 8; u++) {
+      const int g = s * 1 + u / 8, i = g * GSIZE + u % 8;
+      li[u] = u % 8 < GSIZE && g < NGROUP && i < n ? i : -1;
     }
-    // 2 output channels x 5 taps of vector sums per register tile, summed over the group's images before the lanes are added; each plane one run of vectors on x's rows (flat).
-    for (int o = 0; o < 16; o += 2) {
-      for (int c = 0; c < 6; c++)
-        for (int ky = 0; ky < 5; ky++) {
-          cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0};
-          cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0}, s1_3 = {0}, s1_4 = {0};
-          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-            const cnn_real *restrict x = lenet5_a3 + (size_t)i * 1176;
-            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 2176;
-            {
-              const cnn_real *restrict dr = dy + (o) * 136;
-              const cnn_real *restrict xr = x + (c * 14 + ky) * 14;
-              for (int v = 0; v < 136; v += 8) {
-                cnn_v8 d, x0, x1, x2, x3, x4;
-                memcpy(&x0, xr + v + 0, sizeof x0);
-                memcpy(&x1, xr + v + 1, sizeof x1);
-                memcpy(&x2, xr + v + 2, sizeof x2);
-                memcpy(&x3, xr + v + 3, sizeof x3);
-                memcpy(&x4, xr + v + 4, sizeof x4);
-                memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2; s0_3 += d * x3; s0_4 += d * x4;
-                memcpy(&d, dr + 136 + v, sizeof d);
-                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2; s1_3 += d * x3; s1_4 += d * x4;
-              }
-            }
+    { // pack: images to lanes
+      long j0 = 0;
+#if CNN_HAS_SHUFFLEVECTOR
+      for (; j0 < 1600; j0 += 8) {
+        cnn_v8 r0, r1, r2, r3, r4, r5, r6, r7;
+        if (li[0] >= 0) memcpy(&r0, lenet5_d4 + (size_t)li[0] * 1600 + j0, sizeof r0); else r0 = (cnn_v8){0};
+        if (li[1] >= 0) memcpy(&r1, lenet5_d4 + (size_t)li[1] * 1600 + j0, sizeof r1); else r1 = (cnn_v8){0};
+        if (li[2] >= 0) memcpy(&r2, lenet5_d4 + (size_t)li[2] * 1600 + j0, sizeof r2); else r2 = (cnn_v8){0};
+        if (li[3] >= 0) memcpy(&r3, lenet5_d4 + (size_t)li[3] * 1600 + j0, sizeof r3); else r3 = (cnn_v8){0};
+        if (li[4] >= 0) memcpy(&r4, lenet5_d4 + (size_t)li[4] * 1600 + j0, sizeof r4); else r4 = (cnn_v8){0};
+        if (li[5] >= 0) memcpy(&r5, lenet5_d4 + (size_t)li[5] * 1600 + j0, sizeof r5); else r5 = (cnn_v8){0};
+        if (li[6] >= 0) memcpy(&r6, lenet5_d4 + (size_t)li[6] * 1600 + j0, sizeof r6); else r6 = (cnn_v8){0};
+        if (li[7] >= 0) memcpy(&r7, lenet5_d4 + (size_t)li[7] * 1600 + j0, sizeof r7); else r7 = (cnn_v8){0};
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 12, 13, 14, 15); r0 = t0; r4 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 12, 13, 14, 15); r1 = t0; r5 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 12, 13, 14, 15); r2 = t0; r6 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 12, 13, 14, 15); r3 = t0; r7 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r2, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r0, r2, 2, 3, 10, 11, 6, 7, 14, 15); r0 = t0; r2 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r1, r3, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r1, r3, 2, 3, 10, 11, 6, 7, 14, 15); r1 = t0; r3 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r4, r6, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r4, r6, 2, 3, 10, 11, 6, 7, 14, 15); r4 = t0; r6 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r5, r7, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r5, r7, 2, 3, 10, 11, 6, 7, 14, 15); r5 = t0; r7 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r1, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r0, r1, 1, 9, 3, 11, 5, 13, 7, 15); r0 = t0; r1 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r2, r3, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r2, r3, 1, 9, 3, 11, 5, 13, 7, 15); r2 = t0; r3 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r4, r5, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r4, r5, 1, 9, 3, 11, 5, 13, 7, 15); r4 = t0; r5 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r6, r7, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r6, r7, 1, 9, 3, 11, 5, 13, 7, 15); r6 = t0; r7 = t1; }
+        memcpy(dyl + (size_t)(j0 + 0) * 8, &r0, sizeof r0);
+        memcpy(dyl + (size_t)(j0 + 1) * 8, &r1, sizeof r1);
+        memcpy(dyl + (size_t)(j0 + 2) * 8, &r2, sizeof r2);
+        memcpy(dyl + (size_t)(j0 + 3) * 8, &r3, sizeof r3);
+        memcpy(dyl + (size_t)(j0 + 4) * 8, &r4, sizeof r4);
+        memcpy(dyl + (size_t)(j0 + 5) * 8, &r5, sizeof r5);
+        memcpy(dyl + (size_t)(j0 + 6) * 8, &r6, sizeof r6);
+        memcpy(dyl + (size_t)(j0 + 7) * 8, &r7, sizeof r7);
+      }
+#endif
+      for (int u = 0; u < 8; u++)
+        for (long j = j0; j < 1600; j++)
+          dyl[j * 8 + u] = li[u] >= 0 ? lenet5_d4[(size_t)li[u] * 1600 + j] : 0;
+    }
+    // 1 output channels x the 25 taps of one input channel per register tile.
+    for (int o = 0; o < 16; o += 1)
+      for (int c = 0; c < 6; c++) {
+        cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0}, s0_5 = {0}, s0_6 = {0}, s0_7 = {0}, s0_8 = {0}, s0_9 = {0}, s0_10 = {0}, s0_11 = {0}, s0_12 = {0}, s0_13 = {0}, s0_14 = {0}, s0_15 = {0}, s0_16 = {0}, s0_17 = {0}, s0_18 = {0}, s0_19 = {0}, s0_20 = {0}, s0_21 = {0}, s0_22 = {0}, s0_23 = {0}, s0_24 = {0};
+        for (int oy = 0; oy < 10; oy++)
+          for (int ox = 0; ox < 10; ox++) {
+            const cnn_real *restrict xr = xl + (size_t)((c * 14 + oy) * 14 + ox) * 8;
+            cnn_v8 e0; memcpy(&e0, dyl + (size_t)(((o + 0) * 10 + oy) * 10 + ox) * 8, sizeof e0);
+            { cnn_v8 v; memcpy(&v, xr + 0, sizeof v); s0_0 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 8, sizeof v); s0_1 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 16, sizeof v); s0_2 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 24, sizeof v); s0_3 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 32, sizeof v); s0_4 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 112, sizeof v); s0_5 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 120, sizeof v); s0_6 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 128, sizeof v); s0_7 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 136, sizeof v); s0_8 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 144, sizeof v); s0_9 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 224, sizeof v); s0_10 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 232, sizeof v); s0_11 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 240, sizeof v); s0_12 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 248, sizeof v); s0_13 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 256, sizeof v); s0_14 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 336, sizeof v); s0_15 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 344, sizeof v); s0_16 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 352, sizeof v); s0_17 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 360, sizeof v); s0_18 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 368, sizeof v); s0_19 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 448, sizeof v); s0_20 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 456, sizeof v); s0_21 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 464, sizeof v); s0_22 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 472, sizeof v); s0_23 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 480, sizeof v); s0_24 += e0 * v; }
           }
-          cnn_real *restrict dwo = dw + (o) * 150 + (c * 5 + ky) * 5;
-          dwo[0] = CNN_HSUM8(s0_0);
-          dwo[1] = CNN_HSUM8(s0_1);
-          dwo[2] = CNN_HSUM8(s0_2);
-          dwo[3] = CNN_HSUM8(s0_3);
-          dwo[4] = CNN_HSUM8(s0_4);
-          dwo[150] = CNN_HSUM8(s1_0);
-          dwo[151] = CNN_HSUM8(s1_1);
-          dwo[152] = CNN_HSUM8(s1_2);
-          dwo[153] = CNN_HSUM8(s1_3);
-          dwo[154] = CNN_HSUM8(s1_4);
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_0;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 0] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 0] = ((((s0_0)[0] + (s0_0)[1]) + ((s0_0)[2] + (s0_0)[3])) + (((s0_0)[4] + (s0_0)[5]) + ((s0_0)[6] + (s0_0)[7]))); }
+#endif
         }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_1;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 1] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 1] = ((((s0_1)[0] + (s0_1)[1]) + ((s0_1)[2] + (s0_1)[3])) + (((s0_1)[4] + (s0_1)[5]) + ((s0_1)[6] + (s0_1)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_2;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 2] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 2] = ((((s0_2)[0] + (s0_2)[1]) + ((s0_2)[2] + (s0_2)[3])) + (((s0_2)[4] + (s0_2)[5]) + ((s0_2)[6] + (s0_2)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_3;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 3] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 3] = ((((s0_3)[0] + (s0_3)[1]) + ((s0_3)[2] + (s0_3)[3])) + (((s0_3)[4] + (s0_3)[5]) + ((s0_3)[6] + (s0_3)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_4;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 4] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 4] = ((((s0_4)[0] + (s0_4)[1]) + ((s0_4)[2] + (s0_4)[3])) + (((s0_4)[4] + (s0_4)[5]) + ((s0_4)[6] + (s0_4)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_5;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 5] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 5] = ((((s0_5)[0] + (s0_5)[1]) + ((s0_5)[2] + (s0_5)[3])) + (((s0_5)[4] + (s0_5)[5]) + ((s0_5)[6] + (s0_5)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_6;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 6] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 6] = ((((s0_6)[0] + (s0_6)[1]) + ((s0_6)[2] + (s0_6)[3])) + (((s0_6)[4] + (s0_6)[5]) + ((s0_6)[6] + (s0_6)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_7;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 7] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 7] = ((((s0_7)[0] + (s0_7)[1]) + ((s0_7)[2] + (s0_7)[3])) + (((s0_7)[4] + (s0_7)[5]) + ((s0_7)[6] + (s0_7)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_8;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 8] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 8] = ((((s0_8)[0] + (s0_8)[1]) + ((s0_8)[2] + (s0_8)[3])) + (((s0_8)[4] + (s0_8)[5]) + ((s0_8)[6] + (s0_8)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_9;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 9] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 9] = ((((s0_9)[0] + (s0_9)[1]) + ((s0_9)[2] + (s0_9)[3])) + (((s0_9)[4] + (s0_9)[5]) + ((s0_9)[6] + (s0_9)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_10;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 10] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 10] = ((((s0_10)[0] + (s0_10)[1]) + ((s0_10)[2] + (s0_10)[3])) + (((s0_10)[4] + (s0_10)[5]) + ((s0_10)[6] + (s0_10)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_11;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 11] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 11] = ((((s0_11)[0] + (s0_11)[1]) + ((s0_11)[2] + (s0_11)[3])) + (((s0_11)[4] + (s0_11)[5]) + ((s0_11)[6] + (s0_11)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_12;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 12] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 12] = ((((s0_12)[0] + (s0_12)[1]) + ((s0_12)[2] + (s0_12)[3])) + (((s0_12)[4] + (s0_12)[5]) + ((s0_12)[6] + (s0_12)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_13;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 13] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 13] = ((((s0_13)[0] + (s0_13)[1]) + ((s0_13)[2] + (s0_13)[3])) + (((s0_13)[4] + (s0_13)[5]) + ((s0_13)[6] + (s0_13)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_14;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 14] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 14] = ((((s0_14)[0] + (s0_14)[1]) + ((s0_14)[2] + (s0_14)[3])) + (((s0_14)[4] + (s0_14)[5]) + ((s0_14)[6] + (s0_14)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_15;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 15] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 15] = ((((s0_15)[0] + (s0_15)[1]) + ((s0_15)[2] + (s0_15)[3])) + (((s0_15)[4] + (s0_15)[5]) + ((s0_15)[6] + (s0_15)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_16;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 16] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 16] = ((((s0_16)[0] + (s0_16)[1]) + ((s0_16)[2] + (s0_16)[3])) + (((s0_16)[4] + (s0_16)[5]) + ((s0_16)[6] + (s0_16)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_17;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 17] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 17] = ((((s0_17)[0] + (s0_17)[1]) + ((s0_17)[2] + (s0_17)[3])) + (((s0_17)[4] + (s0_17)[5]) + ((s0_17)[6] + (s0_17)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_18;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 18] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 18] = ((((s0_18)[0] + (s0_18)[1]) + ((s0_18)[2] + (s0_18)[3])) + (((s0_18)[4] + (s0_18)[5]) + ((s0_18)[6] + (s0_18)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_19;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 19] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 19] = ((((s0_19)[0] + (s0_19)[1]) + ((s0_19)[2] + (s0_19)[3])) + (((s0_19)[4] + (s0_19)[5]) + ((s0_19)[6] + (s0_19)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_20;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 20] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 20] = ((((s0_20)[0] + (s0_20)[1]) + ((s0_20)[2] + (s0_20)[3])) + (((s0_20)[4] + (s0_20)[5]) + ((s0_20)[6] + (s0_20)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_21;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 21] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 21] = ((((s0_21)[0] + (s0_21)[1]) + ((s0_21)[2] + (s0_21)[3])) + (((s0_21)[4] + (s0_21)[5]) + ((s0_21)[6] + (s0_21)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_22;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 22] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 22] = ((((s0_22)[0] + (s0_22)[1]) + ((s0_22)[2] + (s0_22)[3])) + (((s0_22)[4] + (s0_22)[5]) + ((s0_22)[6] + (s0_22)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_23;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 23] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 23] = ((((s0_23)[0] + (s0_23)[1]) + ((s0_23)[2] + (s0_23)[3])) + (((s0_23)[4] + (s0_23)[5]) + ((s0_23)[6] + (s0_23)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_24;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 24] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 24] = ((((s0_24)[0] + (s0_24)[1]) + ((s0_24)[2] + (s0_24)[3])) + (((s0_24)[4] + (s0_24)[5]) + ((s0_24)[6] + (s0_24)[7]))); }
+#endif
+        }
+      }
+    for (int o = 0; o < 16; o++) {
+      cnn_v8 t = {0};
+      for (int p = 0; p < 100; p++) {
+        cnn_v8 e; memcpy(&e, dyl + (size_t)(o * 100 + p) * 8, sizeof e); t += e;
+      }
+      {
+#if CNN_HAS_SHUFFLEVECTOR
+        cnn_v8 r = t;
+        r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+        r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+        r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+        { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_db[g][o] = r[0]; }
+#else
+        { const int g = s * 1 + 0; if (g < NGROUP) lenet5_l3_db[g][o] = ((((t)[0] + (t)[1]) + ((t)[2] + (t)[3])) + (((t)[4] + (t)[5]) + ((t)[6] + (t)[7]))); }
+#endif
+      }
     }
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict dy = lenet5_d4 + (size_t)i * 1600;
-      for (int o = 0; o < 16; o++) {
-        cnn_real s = first ? 0 : db[o];
-        for (int p = 0; p < 100; p++)
-          s += dy[o * 100 + p];
-        db[o] = s;
+    {
+    cnn_real *restrict dxl = lenet5_l3_dxl + (size_t)s * 9408;
+    // 1 input channels x 7 columns of a row per register tile.
+    for (int y = 0; y < 14; y++) {
+      const int ky0 = y - 9 > 0 ? y - 9 : 0, ky1 = y < 4 ? y : 4; // the dy rows that exist
+      for (int c = 0; c < 6; c += 1) {
+      {
+        cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
+        for (int o = 0; o < 16; o++)
+          for (int ky = ky1; ky >= ky0; ky--) {
+            const cnn_real *restrict dr = dyl + (size_t)((o * 10 + y - ky) * 10) * 8;
+            const cnn_real *restrict wr = w + (o * 6 + c) * 25 + ky * 5;
+            const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2], w0_3 = wr[3], w0_4 = wr[4];
+            { cnn_v8 v; memcpy(&v, dr + 0, sizeof v); a0_4 += w0_4 * v; a0_3 += w0_3 * v; a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 8, sizeof v); a0_5 += w0_4 * v; a0_4 += w0_3 * v; a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 16, sizeof v); a0_6 += w0_4 * v; a0_5 += w0_3 * v; a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 24, sizeof v); a0_6 += w0_3 * v; a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 32, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 40, sizeof v); a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 48, sizeof v); a0_6 += w0_0 * v; }
+          }
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 0) * 8, &a0_0, sizeof a0_0);
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 1) * 8, &a0_1, sizeof a0_1);
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 2) * 8, &a0_2, sizeof a0_2);
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 3) * 8, &a0_3, sizeof a0_3);
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 4) * 8, &a0_4, sizeof a0_4);
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 5) * 8, &a0_5, sizeof a0_5);
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 6) * 8, &a0_6, sizeof a0_6);
       }
-      cnn_real *restrict dx = lenet5_d3 + (size_t)i * 1176;
-      for (int o = 0; o < 16; o++)
-        for (int oy = 0; oy < 10; oy++)
-          memcpy(dyp + (o * 18 + oy + 4) * 14 + 4, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
-      // 6 output channels x 2 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 4; oy++) {
-        const int ky0 = oy < 4 ? 4 - oy : 0, ky1 = oy > 9 ? 14 - oy : 5;
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 14 columns
-          const cnn_real *restrict wo = wt + (o) * 400;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 18 + oy + ky) * 14 + 0;
-              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
-              for (int kx = 0; kx < 5; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 400], w2 = wr[kx + 800], w3 = wr[kx + 1200], w4 = wr[kx + 1600], w5 = wr[kx + 2000];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
-          memcpy(yr + 196, &a1_0, sizeof a1_0);
-          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
-          memcpy(yr + 392, &a2_0, sizeof a2_0);
-          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
-          memcpy(yr + 588, &a3_0, sizeof a3_0);
-          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
-          memcpy(yr + 784, &a4_0, sizeof a4_0);
-          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
-          memcpy(yr + 980, &a5_0, sizeof a5_0);
-          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
-        }
+      {
+        cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
+        for (int o = 0; o < 16; o++)
+          for (int ky = ky1; ky >= ky0; ky--) {
+            const cnn_real *restrict dr = dyl + (size_t)((o * 10 + y - ky) * 10) * 8;
+            const cnn_real *restrict wr = w + (o * 6 + c) * 25 + ky * 5;
+            const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2], w0_3 = wr[3], w0_4 = wr[4];
+            { cnn_v8 v; memcpy(&v, dr + 24, sizeof v); a0_0 += w0_4 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 32, sizeof v); a0_1 += w0_4 * v; a0_0 += w0_3 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 40, sizeof v); a0_2 += w0_4 * v; a0_1 += w0_3 * v; a0_0 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 48, sizeof v); a0_3 += w0_4 * v; a0_2 += w0_3 * v; a0_1 += w0_2 * v; a0_0 += w0_1 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 56, sizeof v); a0_4 += w0_4 * v; a0_3 += w0_3 * v; a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 64, sizeof v); a0_5 += w0_4 * v; a0_4 += w0_3 * v; a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 72, sizeof v); a0_6 += w0_4 * v; a0_5 += w0_3 * v; a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
+          }
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 7) * 8, &a0_0, sizeof a0_0);
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 8) * 8, &a0_1, sizeof a0_1);
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 9) * 8, &a0_2, sizeof a0_2);
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 10) * 8, &a0_3, sizeof a0_3);
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 11) * 8, &a0_4, sizeof a0_4);
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 12) * 8, &a0_5, sizeof a0_5);
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 13) * 8, &a0_6, sizeof a0_6);
       }
-      for (int oy = 4; oy < 10; oy++) {
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 14 columns
-          const cnn_real *restrict wo = wt + (o) * 400;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = 0; ky < 5; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 18 + oy + ky) * 14 + 0;
-              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
-              for (int kx = 0; kx < 5; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 400], w2 = wr[kx + 800], w3 = wr[kx + 1200], w4 = wr[kx + 1600], w5 = wr[kx + 2000];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
-          memcpy(yr + 196, &a1_0, sizeof a1_0);
-          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
-          memcpy(yr + 392, &a2_0, sizeof a2_0);
-          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
-          memcpy(yr + 588, &a3_0, sizeof a3_0);
-          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
-          memcpy(yr + 784, &a4_0, sizeof a4_0);
-          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
-          memcpy(yr + 980, &a5_0, sizeof a5_0);
-          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
-        }
       }
-      for (int oy = 10; oy < 14; oy++) {
-        const int ky0 = oy < 4 ? 4 - oy : 0, ky1 = oy > 9 ? 14 - oy : 5;
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 14 columns
-          const cnn_real *restrict wo = wt + (o) * 400;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 18 + oy + ky) * 14 + 0;
-              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
-              for (int kx = 0; kx < 5; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 400], w2 = wr[kx + 800], w3 = wr[kx + 1200], w4 = wr[kx + 1600], w5 = wr[kx + 2000];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0]; yr[9] = a0_1[1]; yr[10] = a0_1[2]; yr[11] = a0_1[3]; yr[12] = a0_1[4]; yr[13] = a0_1[5];
-          memcpy(yr + 196, &a1_0, sizeof a1_0);
-          yr[204] = a1_1[0]; yr[205] = a1_1[1]; yr[206] = a1_1[2]; yr[207] = a1_1[3]; yr[208] = a1_1[4]; yr[209] = a1_1[5];
-          memcpy(yr + 392, &a2_0, sizeof a2_0);
-          yr[400] = a2_1[0]; yr[401] = a2_1[1]; yr[402] = a2_1[2]; yr[403] = a2_1[3]; yr[404] = a2_1[4]; yr[405] = a2_1[5];
-          memcpy(yr + 588, &a3_0, sizeof a3_0);
-          yr[596] = a3_1[0]; yr[597] = a3_1[1]; yr[598] = a3_1[2]; yr[599] = a3_1[3]; yr[600] = a3_1[4]; yr[601] = a3_1[5];
-          memcpy(yr + 784, &a4_0, sizeof a4_0);
-          yr[792] = a4_1[0]; yr[793] = a4_1[1]; yr[794] = a4_1[2]; yr[795] = a4_1[3]; yr[796] = a4_1[4]; yr[797] = a4_1[5];
-          memcpy(yr + 980, &a5_0, sizeof a5_0);
-          yr[988] = a5_1[0]; yr[989] = a5_1[1]; yr[990] = a5_1[2]; yr[991] = a5_1[3]; yr[992] = a5_1[4]; yr[993] = a5_1[5];
-        }
+    }
+    { // unpack: lanes to images
+      long j0 = 0;
+#if CNN_HAS_SHUFFLEVECTOR
+      for (; j0 < 1176; j0 += 8) {
+        cnn_v8 r0, r1, r2, r3, r4, r5, r6, r7;
+        memcpy(&r0, dxl + (size_t)(j0 + 0) * 8, sizeof r0);
+        memcpy(&r1, dxl + (size_t)(j0 + 1) * 8, sizeof r1);
+        memcpy(&r2, dxl + (size_t)(j0 + 2) * 8, sizeof r2);
+        memcpy(&r3, dxl + (size_t)(j0 + 3) * 8, sizeof r3);
+        memcpy(&r4, dxl + (size_t)(j0 + 4) * 8, sizeof r4);
+        memcpy(&r5, dxl + (size_t)(j0 + 5) * 8, sizeof r5);
+        memcpy(&r6, dxl + (size_t)(j0 + 6) * 8, sizeof r6);
+        memcpy(&r7, dxl + (size_t)(j0 + 7) * 8, sizeof r7);
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 12, 13, 14, 15); r0 = t0; r4 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 12, 13, 14, 15); r1 = t0; r5 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 12, 13, 14, 15); r2 = t0; r6 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 12, 13, 14, 15); r3 = t0; r7 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r2, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r0, r2, 2, 3, 10, 11, 6, 7, 14, 15); r0 = t0; r2 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r1, r3, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r1, r3, 2, 3, 10, 11, 6, 7, 14, 15); r1 = t0; r3 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r4, r6, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r4, r6, 2, 3, 10, 11, 6, 7, 14, 15); r4 = t0; r6 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r5, r7, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r5, r7, 2, 3, 10, 11, 6, 7, 14, 15); r5 = t0; r7 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r1, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r0, r1, 1, 9, 3, 11, 5, 13, 7, 15); r0 = t0; r1 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r2, r3, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r2, r3, 1, 9, 3, 11, 5, 13, 7, 15); r2 = t0; r3 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r4, r5, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r4, r5, 1, 9, 3, 11, 5, 13, 7, 15); r4 = t0; r5 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r6, r7, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r6, r7, 1, 9, 3, 11, 5, 13, 7, 15); r6 = t0; r7 = t1; }
+        if (li[0] >= 0) memcpy(lenet5_d3 + (size_t)li[0] * 1176 + j0, &r0, sizeof r0);
+        if (li[1] >= 0) memcpy(lenet5_d3 + (size_t)li[1] * 1176 + j0, &r1, sizeof r1);
+        if (li[2] >= 0) memcpy(lenet5_d3 + (size_t)li[2] * 1176 + j0, &r2, sizeof r2);
+        if (li[3] >= 0) memcpy(lenet5_d3 + (size_t)li[3] * 1176 + j0, &r3, sizeof r3);
+        if (li[4] >= 0) memcpy(lenet5_d3 + (size_t)li[4] * 1176 + j0, &r4, sizeof r4);
+        if (li[5] >= 0) memcpy(lenet5_d3 + (size_t)li[5] * 1176 + j0, &r5, sizeof r5);
+        if (li[6] >= 0) memcpy(lenet5_d3 + (size_t)li[6] * 1176 + j0, &r6, sizeof r6);
+        if (li[7] >= 0) memcpy(lenet5_d3 + (size_t)li[7] * 1176 + j0, &r7, sizeof r7);
       }
+#endif
+      for (int u = 0; u < 8; u++)
+        for (long j = j0; j < 1176; j++)
+          if (li[u] >= 0)
+            lenet5_d3[(size_t)li[u] * 1176 + j] = dxl[j * 8 + u];
+    }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -1634,197 +1994,652 @@ CNN_CLONES_V8 static void lenet5_l3_conv_backward_v8(int n) {
 #if CNN_V16
 CNN_V16_FN static void lenet5_l3_conv_backward_v16(int n) {
   const cnn_real *restrict w = lenet5_params + 156;
-  cnn_real *restrict wt = lenet5_l3_wt;
-  for (int o = 0; o < 16; o++)
-    for (int c = 0; c < 6; c++)
-      for (int j = 0; j < 25; j++)
-        wt[(c * 16 + o) * 25 + 24 - j] = w[(o * 6 + c) * 25 + j];
   CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict dw = lenet5_l3_dw[g];
-    cnn_real *restrict db = lenet5_l3_db[g];
-    cnn_real *restrict dyp = lenet5_l3_dyp[g];
-    cnn_real *restrict dyw = lenet5_l3_dyw[g];
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict dy = lenet5_d4 + (size_t)i * 1600;
-      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 2304;
-      for (int o = 0; o < 16; o++)
-        for (int oy = 0; oy < 10; oy++)
-          memcpy(dyi + o * 144 + oy * 14, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
+  for (int s = 0; s < 4; s++) {
+    const cnn_real *restrict xl = lenet5_l3_xl + (size_t)s * 18816;
+    cnn_real *restrict dyl = lenet5_l3_yl + (size_t)s * 25600;
+    int li[16];
+    for (int u = 0; u < 16; u++) {
+      const int g = s * 2 + u / 8, i = g * GSIZE + u % 8;
+      li[u] = u % 8 < GSIZE && g < NGROUP && i < n ? i : -1;
     }
-    // 4 output channels x 5 taps of vector sums per register tile, summed over the group's images before the lanes are added; each plane one run of vectors on x's rows (flat).
-    for (int o = 0; o < 16; o += 4) {
-      for (int c = 0; c < 6; c++)
-        for (int ky = 0; ky < 5; ky++) {
-          cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0};
-          cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0}, s1_3 = {0}, s1_4 = {0};
-          cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0}, s2_3 = {0}, s2_4 = {0};
-          cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0}, s3_3 = {0}, s3_4 = {0};
-          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-            const cnn_real *restrict x = lenet5_a3 + (size_t)i * 1176;
-            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 2304;
-            {
-              const cnn_real *restrict dr = dy + (o) * 144;
-              const cnn_real *restrict xr = x + (c * 14 + ky) * 14;
-              for (int v = 0; v < 144; v += 16) {
-                cnn_v16 d, x0, x1, x2, x3, x4;
-                memcpy(&x0, xr + v + 0, sizeof x0);
-                memcpy(&x1, xr + v + 1, sizeof x1);
-                memcpy(&x2, xr + v + 2, sizeof x2);
-                memcpy(&x3, xr + v + 3, sizeof x3);
-                memcpy(&x4, xr + v + 4, sizeof x4);
-                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2; s0_3 += d * x3; s0_4 += d * x4;
-                memcpy(&d, dr + 144 + v, sizeof d); CNN_PIN16(d);
-                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2; s1_3 += d * x3; s1_4 += d * x4;
-                memcpy(&d, dr + 288 + v, sizeof d); CNN_PIN16(d);
-                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2; s2_3 += d * x3; s2_4 += d * x4;
-                memcpy(&d, dr + 432 + v, sizeof d); CNN_PIN16(d);
-                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2; s3_3 += d * x3; s3_4 += d * x4;
-              }
-            }
+    { // pack: images to lanes
+      long j0 = 0;
+#if CNN_HAS_SHUFFLEVECTOR
+      for (; j0 < 1600; j0 += 16) {
+        cnn_v16 r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15;
+        if (li[0] >= 0) memcpy(&r0, lenet5_d4 + (size_t)li[0] * 1600 + j0, sizeof r0); else r0 = (cnn_v16){0};
+        if (li[1] >= 0) memcpy(&r1, lenet5_d4 + (size_t)li[1] * 1600 + j0, sizeof r1); else r1 = (cnn_v16){0};
+        if (li[2] >= 0) memcpy(&r2, lenet5_d4 + (size_t)li[2] * 1600 + j0, sizeof r2); else r2 = (cnn_v16){0};
+        if (li[3] >= 0) memcpy(&r3, lenet5_d4 + (size_t)li[3] * 1600 + j0, sizeof r3); else r3 = (cnn_v16){0};
+        if (li[4] >= 0) memcpy(&r4, lenet5_d4 + (size_t)li[4] * 1600 + j0, sizeof r4); else r4 = (cnn_v16){0};
+        if (li[5] >= 0) memcpy(&r5, lenet5_d4 + (size_t)li[5] * 1600 + j0, sizeof r5); else r5 = (cnn_v16){0};
+        if (li[6] >= 0) memcpy(&r6, lenet5_d4 + (size_t)li[6] * 1600 + j0, sizeof r6); else r6 = (cnn_v16){0};
+        if (li[7] >= 0) memcpy(&r7, lenet5_d4 + (size_t)li[7] * 1600 + j0, sizeof r7); else r7 = (cnn_v16){0};
+        if (li[8] >= 0) memcpy(&r8, lenet5_d4 + (size_t)li[8] * 1600 + j0, sizeof r8); else r8 = (cnn_v16){0};
+        if (li[9] >= 0) memcpy(&r9, lenet5_d4 + (size_t)li[9] * 1600 + j0, sizeof r9); else r9 = (cnn_v16){0};
+        if (li[10] >= 0) memcpy(&r10, lenet5_d4 + (size_t)li[10] * 1600 + j0, sizeof r10); else r10 = (cnn_v16){0};
+        if (li[11] >= 0) memcpy(&r11, lenet5_d4 + (size_t)li[11] * 1600 + j0, sizeof r11); else r11 = (cnn_v16){0};
+        if (li[12] >= 0) memcpy(&r12, lenet5_d4 + (size_t)li[12] * 1600 + j0, sizeof r12); else r12 = (cnn_v16){0};
+        if (li[13] >= 0) memcpy(&r13, lenet5_d4 + (size_t)li[13] * 1600 + j0, sizeof r13); else r13 = (cnn_v16){0};
+        if (li[14] >= 0) memcpy(&r14, lenet5_d4 + (size_t)li[14] * 1600 + j0, sizeof r14); else r14 = (cnn_v16){0};
+        if (li[15] >= 0) memcpy(&r15, lenet5_d4 + (size_t)li[15] * 1600 + j0, sizeof r15); else r15 = (cnn_v16){0};
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r8, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r0, r8, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r0 = t0; r8 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r9, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r1, r9, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r1 = t0; r9 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r10, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r2, r10, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r2 = t0; r10 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r3, r11, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r3, r11, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r3 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r12, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r4, r12, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r4 = t0; r12 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r5, r13, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r5, r13, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r5 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r6, r14, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r6, r14, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r6 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r7, r15, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r7, r15, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r7 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r0 = t0; r4 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r1 = t0; r5 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r2 = t0; r6 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r3 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r12, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r8, r12, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r8 = t0; r12 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r9, r13, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r9, r13, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r9 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r10, r14, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r10, r14, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r10 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r11, r15, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r11, r15, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r11 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r2, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r0, r2, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r0 = t0; r2 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r3, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r1, r3, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r1 = t0; r3 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r6, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r4, r6, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r4 = t0; r6 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r5, r7, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r5, r7, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r5 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r10, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r8, r10, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r8 = t0; r10 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r9, r11, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r9, r11, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r9 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r12, r14, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r12, r14, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r12 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r13, r15, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r13, r15, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r13 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r1, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r0, r1, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r0 = t0; r1 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r3, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r2, r3, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r2 = t0; r3 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r5, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r4, r5, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r4 = t0; r5 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r6, r7, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r6, r7, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r6 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r9, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r8, r9, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r8 = t0; r9 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r10, r11, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r10, r11, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r10 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r12, r13, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r12, r13, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r12 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r14, r15, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r14, r15, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r14 = t0; r15 = t1; }
+        memcpy(dyl + (size_t)(j0 + 0) * 16, &r0, sizeof r0);
+        memcpy(dyl + (size_t)(j0 + 1) * 16, &r1, sizeof r1);
+        memcpy(dyl + (size_t)(j0 + 2) * 16, &r2, sizeof r2);
+        memcpy(dyl + (size_t)(j0 + 3) * 16, &r3, sizeof r3);
+        memcpy(dyl + (size_t)(j0 + 4) * 16, &r4, sizeof r4);
+        memcpy(dyl + (size_t)(j0 + 5) * 16, &r5, sizeof r5);
+        memcpy(dyl + (size_t)(j0 + 6) * 16, &r6, sizeof r6);
+        memcpy(dyl + (size_t)(j0 + 7) * 16, &r7, sizeof r7);
+        memcpy(dyl + (size_t)(j0 + 8) * 16, &r8, sizeof r8);
+        memcpy(dyl + (size_t)(j0 + 9) * 16, &r9, sizeof r9);
+        memcpy(dyl + (size_t)(j0 + 10) * 16, &r10, sizeof r10);
+        memcpy(dyl + (size_t)(j0 + 11) * 16, &r11, sizeof r11);
+        memcpy(dyl + (size_t)(j0 + 12) * 16, &r12, sizeof r12);
+        memcpy(dyl + (size_t)(j0 + 13) * 16, &r13, sizeof r13);
+        memcpy(dyl + (size_t)(j0 + 14) * 16, &r14, sizeof r14);
+        memcpy(dyl + (size_t)(j0 + 15) * 16, &r15, sizeof r15);
+      }
+#endif
+      for (int u = 0; u < 16; u++)
+        for (long j = j0; j < 1600; j++)
+          dyl[j * 16 + u] = li[u] >= 0 ? lenet5_d4[(size_t)li[u] * 1600 + j] : 0;
+    }
+    // 1 output channels x the 25 taps of one input channel per register tile.
+    for (int o = 0; o < 16; o += 1)
+      for (int c = 0; c < 6; c++) {
+        cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0}, s0_5 = {0}, s0_6 = {0}, s0_7 = {0}, s0_8 = {0}, s0_9 = {0}, s0_10 = {0}, s0_11 = {0}, s0_12 = {0}, s0_13 = {0}, s0_14 = {0}, s0_15 = {0}, s0_16 = {0}, s0_17 = {0}, s0_18 = {0}, s0_19 = {0}, s0_20 = {0}, s0_21 = {0}, s0_22 = {0}, s0_23 = {0}, s0_24 = {0};
+        for (int oy = 0; oy < 10; oy++)
+          for (int ox = 0; ox < 10; ox++) {
+            const cnn_real *restrict xr = xl + (size_t)((c * 14 + oy) * 14 + ox) * 16;
+            cnn_v16 e0; memcpy(&e0, dyl + (size_t)(((o + 0) * 10 + oy) * 10 + ox) * 16, sizeof e0); CNN_PIN16(e0);
+            { cnn_v16 v; memcpy(&v, xr + 0, sizeof v); s0_0 += e0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 16, sizeof v); s0_1 += e0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 32, sizeof v); s0_2 += e0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 48, sizeof v); s0_3 += e0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 64, sizeof v); s0_4 += e0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 224, sizeof v); s0_5 += e0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 240, sizeof v); s0_6 += e0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 256, sizeof v); s0_7 += e0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 272, sizeof v); s0_8 += e0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 288, sizeof v); s0_9 += e0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 448, sizeof v); s0_10 += e0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 464, sizeof v); s0_11 += e0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 480, sizeof v); s0_12 += e0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 496, sizeof v); s0_13 += e0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 512, sizeof v); s0_14 += e0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 672, sizeof v); s0_15 += e0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 688, sizeof v); s0_16 += e0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 704, sizeof v); s0_17 += e0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 720, sizeof v); s0_18 += e0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 736, sizeof v); s0_19 += e0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 896, sizeof v); s0_20 += e0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 912, sizeof v); s0_21 += e0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 928, sizeof v); s0_22 += e0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 944, sizeof v); s0_23 += e0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 960, sizeof v); s0_24 += e0 * v; }
           }
-          cnn_real *restrict dwo = dw + (o) * 150 + (c * 5 + ky) * 5;
-          dwo[0] = CNN_HSUM16(s0_0);
-          dwo[1] = CNN_HSUM16(s0_1);
-          dwo[2] = CNN_HSUM16(s0_2);
-          dwo[3] = CNN_HSUM16(s0_3);
-          dwo[4] = CNN_HSUM16(s0_4);
-          dwo[150] = CNN_HSUM16(s1_0);
-          dwo[151] = CNN_HSUM16(s1_1);
-          dwo[152] = CNN_HSUM16(s1_2);
-          dwo[153] = CNN_HSUM16(s1_3);
-          dwo[154] = CNN_HSUM16(s1_4);
-          dwo[300] = CNN_HSUM16(s2_0);
-          dwo[301] = CNN_HSUM16(s2_1);
-          dwo[302] = CNN_HSUM16(s2_2);
-          dwo[303] = CNN_HSUM16(s2_3);
-          dwo[304] = CNN_HSUM16(s2_4);
-          dwo[450] = CNN_HSUM16(s3_0);
-          dwo[451] = CNN_HSUM16(s3_1);
-          dwo[452] = CNN_HSUM16(s3_2);
-          dwo[453] = CNN_HSUM16(s3_3);
-          dwo[454] = CNN_HSUM16(s3_4);
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_0;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 0] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 0] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 0] = ((((s0_0)[0] + (s0_0)[1]) + ((s0_0)[2] + (s0_0)[3])) + (((s0_0)[4] + (s0_0)[5]) + ((s0_0)[6] + (s0_0)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 0] = ((((s0_0)[8] + (s0_0)[9]) + ((s0_0)[10] + (s0_0)[11])) + (((s0_0)[12] + (s0_0)[13]) + ((s0_0)[14] + (s0_0)[15]))); }
+#endif
         }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_1;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 1] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 1] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 1] = ((((s0_1)[0] + (s0_1)[1]) + ((s0_1)[2] + (s0_1)[3])) + (((s0_1)[4] + (s0_1)[5]) + ((s0_1)[6] + (s0_1)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 1] = ((((s0_1)[8] + (s0_1)[9]) + ((s0_1)[10] + (s0_1)[11])) + (((s0_1)[12] + (s0_1)[13]) + ((s0_1)[14] + (s0_1)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_2;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 2] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 2] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 2] = ((((s0_2)[0] + (s0_2)[1]) + ((s0_2)[2] + (s0_2)[3])) + (((s0_2)[4] + (s0_2)[5]) + ((s0_2)[6] + (s0_2)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 2] = ((((s0_2)[8] + (s0_2)[9]) + ((s0_2)[10] + (s0_2)[11])) + (((s0_2)[12] + (s0_2)[13]) + ((s0_2)[14] + (s0_2)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_3;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 3] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 3] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 3] = ((((s0_3)[0] + (s0_3)[1]) + ((s0_3)[2] + (s0_3)[3])) + (((s0_3)[4] + (s0_3)[5]) + ((s0_3)[6] + (s0_3)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 3] = ((((s0_3)[8] + (s0_3)[9]) + ((s0_3)[10] + (s0_3)[11])) + (((s0_3)[12] + (s0_3)[13]) + ((s0_3)[14] + (s0_3)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_4;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 4] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 4] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 4] = ((((s0_4)[0] + (s0_4)[1]) + ((s0_4)[2] + (s0_4)[3])) + (((s0_4)[4] + (s0_4)[5]) + ((s0_4)[6] + (s0_4)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 4] = ((((s0_4)[8] + (s0_4)[9]) + ((s0_4)[10] + (s0_4)[11])) + (((s0_4)[12] + (s0_4)[13]) + ((s0_4)[14] + (s0_4)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_5;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 5] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 5] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 5] = ((((s0_5)[0] + (s0_5)[1]) + ((s0_5)[2] + (s0_5)[3])) + (((s0_5)[4] + (s0_5)[5]) + ((s0_5)[6] + (s0_5)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 5] = ((((s0_5)[8] + (s0_5)[9]) + ((s0_5)[10] + (s0_5)[11])) + (((s0_5)[12] + (s0_5)[13]) + ((s0_5)[14] + (s0_5)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_6;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 6] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 6] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 6] = ((((s0_6)[0] + (s0_6)[1]) + ((s0_6)[2] + (s0_6)[3])) + (((s0_6)[4] + (s0_6)[5]) + ((s0_6)[6] + (s0_6)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 6] = ((((s0_6)[8] + (s0_6)[9]) + ((s0_6)[10] + (s0_6)[11])) + (((s0_6)[12] + (s0_6)[13]) + ((s0_6)[14] + (s0_6)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_7;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 7] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 7] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 7] = ((((s0_7)[0] + (s0_7)[1]) + ((s0_7)[2] + (s0_7)[3])) + (((s0_7)[4] + (s0_7)[5]) + ((s0_7)[6] + (s0_7)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 7] = ((((s0_7)[8] + (s0_7)[9]) + ((s0_7)[10] + (s0_7)[11])) + (((s0_7)[12] + (s0_7)[13]) + ((s0_7)[14] + (s0_7)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_8;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 8] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 8] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 8] = ((((s0_8)[0] + (s0_8)[1]) + ((s0_8)[2] + (s0_8)[3])) + (((s0_8)[4] + (s0_8)[5]) + ((s0_8)[6] + (s0_8)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 8] = ((((s0_8)[8] + (s0_8)[9]) + ((s0_8)[10] + (s0_8)[11])) + (((s0_8)[12] + (s0_8)[13]) + ((s0_8)[14] + (s0_8)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_9;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 9] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 9] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 9] = ((((s0_9)[0] + (s0_9)[1]) + ((s0_9)[2] + (s0_9)[3])) + (((s0_9)[4] + (s0_9)[5]) + ((s0_9)[6] + (s0_9)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 9] = ((((s0_9)[8] + (s0_9)[9]) + ((s0_9)[10] + (s0_9)[11])) + (((s0_9)[12] + (s0_9)[13]) + ((s0_9)[14] + (s0_9)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_10;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 10] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 10] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 10] = ((((s0_10)[0] + (s0_10)[1]) + ((s0_10)[2] + (s0_10)[3])) + (((s0_10)[4] + (s0_10)[5]) + ((s0_10)[6] + (s0_10)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 10] = ((((s0_10)[8] + (s0_10)[9]) + ((s0_10)[10] + (s0_10)[11])) + (((s0_10)[12] + (s0_10)[13]) + ((s0_10)[14] + (s0_10)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_11;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 11] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 11] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 11] = ((((s0_11)[0] + (s0_11)[1]) + ((s0_11)[2] + (s0_11)[3])) + (((s0_11)[4] + (s0_11)[5]) + ((s0_11)[6] + (s0_11)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 11] = ((((s0_11)[8] + (s0_11)[9]) + ((s0_11)[10] + (s0_11)[11])) + (((s0_11)[12] + (s0_11)[13]) + ((s0_11)[14] + (s0_11)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_12;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 12] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 12] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 12] = ((((s0_12)[0] + (s0_12)[1]) + ((s0_12)[2] + (s0_12)[3])) + (((s0_12)[4] + (s0_12)[5]) + ((s0_12)[6] + (s0_12)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 12] = ((((s0_12)[8] + (s0_12)[9]) + ((s0_12)[10] + (s0_12)[11])) + (((s0_12)[12] + (s0_12)[13]) + ((s0_12)[14] + (s0_12)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_13;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 13] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 13] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 13] = ((((s0_13)[0] + (s0_13)[1]) + ((s0_13)[2] + (s0_13)[3])) + (((s0_13)[4] + (s0_13)[5]) + ((s0_13)[6] + (s0_13)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 13] = ((((s0_13)[8] + (s0_13)[9]) + ((s0_13)[10] + (s0_13)[11])) + (((s0_13)[12] + (s0_13)[13]) + ((s0_13)[14] + (s0_13)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_14;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 14] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 14] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 14] = ((((s0_14)[0] + (s0_14)[1]) + ((s0_14)[2] + (s0_14)[3])) + (((s0_14)[4] + (s0_14)[5]) + ((s0_14)[6] + (s0_14)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 14] = ((((s0_14)[8] + (s0_14)[9]) + ((s0_14)[10] + (s0_14)[11])) + (((s0_14)[12] + (s0_14)[13]) + ((s0_14)[14] + (s0_14)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_15;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 15] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 15] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 15] = ((((s0_15)[0] + (s0_15)[1]) + ((s0_15)[2] + (s0_15)[3])) + (((s0_15)[4] + (s0_15)[5]) + ((s0_15)[6] + (s0_15)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 15] = ((((s0_15)[8] + (s0_15)[9]) + ((s0_15)[10] + (s0_15)[11])) + (((s0_15)[12] + (s0_15)[13]) + ((s0_15)[14] + (s0_15)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_16;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 16] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 16] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 16] = ((((s0_16)[0] + (s0_16)[1]) + ((s0_16)[2] + (s0_16)[3])) + (((s0_16)[4] + (s0_16)[5]) + ((s0_16)[6] + (s0_16)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 16] = ((((s0_16)[8] + (s0_16)[9]) + ((s0_16)[10] + (s0_16)[11])) + (((s0_16)[12] + (s0_16)[13]) + ((s0_16)[14] + (s0_16)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_17;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 17] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 17] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 17] = ((((s0_17)[0] + (s0_17)[1]) + ((s0_17)[2] + (s0_17)[3])) + (((s0_17)[4] + (s0_17)[5]) + ((s0_17)[6] + (s0_17)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 17] = ((((s0_17)[8] + (s0_17)[9]) + ((s0_17)[10] + (s0_17)[11])) + (((s0_17)[12] + (s0_17)[13]) + ((s0_17)[14] + (s0_17)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_18;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 18] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 18] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 18] = ((((s0_18)[0] + (s0_18)[1]) + ((s0_18)[2] + (s0_18)[3])) + (((s0_18)[4] + (s0_18)[5]) + ((s0_18)[6] + (s0_18)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 18] = ((((s0_18)[8] + (s0_18)[9]) + ((s0_18)[10] + (s0_18)[11])) + (((s0_18)[12] + (s0_18)[13]) + ((s0_18)[14] + (s0_18)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_19;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 19] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 19] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 19] = ((((s0_19)[0] + (s0_19)[1]) + ((s0_19)[2] + (s0_19)[3])) + (((s0_19)[4] + (s0_19)[5]) + ((s0_19)[6] + (s0_19)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 19] = ((((s0_19)[8] + (s0_19)[9]) + ((s0_19)[10] + (s0_19)[11])) + (((s0_19)[12] + (s0_19)[13]) + ((s0_19)[14] + (s0_19)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_20;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 20] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 20] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 20] = ((((s0_20)[0] + (s0_20)[1]) + ((s0_20)[2] + (s0_20)[3])) + (((s0_20)[4] + (s0_20)[5]) + ((s0_20)[6] + (s0_20)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 20] = ((((s0_20)[8] + (s0_20)[9]) + ((s0_20)[10] + (s0_20)[11])) + (((s0_20)[12] + (s0_20)[13]) + ((s0_20)[14] + (s0_20)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_21;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 21] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 21] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 21] = ((((s0_21)[0] + (s0_21)[1]) + ((s0_21)[2] + (s0_21)[3])) + (((s0_21)[4] + (s0_21)[5]) + ((s0_21)[6] + (s0_21)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 21] = ((((s0_21)[8] + (s0_21)[9]) + ((s0_21)[10] + (s0_21)[11])) + (((s0_21)[12] + (s0_21)[13]) + ((s0_21)[14] + (s0_21)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_22;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 22] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 22] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 22] = ((((s0_22)[0] + (s0_22)[1]) + ((s0_22)[2] + (s0_22)[3])) + (((s0_22)[4] + (s0_22)[5]) + ((s0_22)[6] + (s0_22)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 22] = ((((s0_22)[8] + (s0_22)[9]) + ((s0_22)[10] + (s0_22)[11])) + (((s0_22)[12] + (s0_22)[13]) + ((s0_22)[14] + (s0_22)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_23;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 23] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 23] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 23] = ((((s0_23)[0] + (s0_23)[1]) + ((s0_23)[2] + (s0_23)[3])) + (((s0_23)[4] + (s0_23)[5]) + ((s0_23)[6] + (s0_23)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 23] = ((((s0_23)[8] + (s0_23)[9]) + ((s0_23)[10] + (s0_23)[11])) + (((s0_23)[12] + (s0_23)[13]) + ((s0_23)[14] + (s0_23)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_24;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 24] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 24] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 24] = ((((s0_24)[0] + (s0_24)[1]) + ((s0_24)[2] + (s0_24)[3])) + (((s0_24)[4] + (s0_24)[5]) + ((s0_24)[6] + (s0_24)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_dw[g][((o + 0) * 6 + c) * 25 + 24] = ((((s0_24)[8] + (s0_24)[9]) + ((s0_24)[10] + (s0_24)[11])) + (((s0_24)[12] + (s0_24)[13]) + ((s0_24)[14] + (s0_24)[15]))); }
+#endif
+        }
+      }
+    for (int o = 0; o < 16; o++) {
+      cnn_v16 t = {0};
+      for (int p = 0; p < 100; p++) {
+        cnn_v16 e; memcpy(&e, dyl + (size_t)(o * 100 + p) * 16, sizeof e); t += e;
+      }
+      {
+#if CNN_HAS_SHUFFLEVECTOR
+        cnn_v16 r = t;
+        r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+        r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+        r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+        { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_db[g][o] = r[0]; }
+        { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_db[g][o] = r[8]; }
+#else
+        { const int g = s * 2 + 0; if (g < NGROUP) lenet5_l3_db[g][o] = ((((t)[0] + (t)[1]) + ((t)[2] + (t)[3])) + (((t)[4] + (t)[5]) + ((t)[6] + (t)[7]))); }
+        { const int g = s * 2 + 1; if (g < NGROUP) lenet5_l3_db[g][o] = ((((t)[8] + (t)[9]) + ((t)[10] + (t)[11])) + (((t)[12] + (t)[13]) + ((t)[14] + (t)[15]))); }
+#endif
+      }
     }
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const int first = i == g * GSIZE;
-      const cnn_real *restrict dy = lenet5_d4 + (size_t)i * 1600;
-      for (int o = 0; o < 16; o++) {
-        cnn_real s = first ? 0 : db[o];
-        for (int p = 0; p < 100; p++)
-          s += dy[o * 100 + p];
-        db[o] = s;
+    {
+    cnn_real *restrict dxl = lenet5_l3_dxl + (size_t)s * 18816;
+    // 3 input channels x 5 columns of a row per register tile.
+    for (int y = 0; y < 14; y++) {
+      const int ky0 = y - 9 > 0 ? y - 9 : 0, ky1 = y < 4 ? y : 4; // the dy rows that exist
+      for (int c = 0; c < 6; c += 3) {
+      {
+        cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0};
+        cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0}, a1_4 = {0};
+        cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0}, a2_3 = {0}, a2_4 = {0};
+        for (int o = 0; o < 16; o++)
+          for (int ky = ky1; ky >= ky0; ky--) {
+            const cnn_real *restrict dr = dyl + (size_t)((o * 10 + y - ky) * 10) * 16;
+            const cnn_real *restrict wr = w + (o * 6 + c) * 25 + ky * 5;
+            const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2], w0_3 = wr[3], w0_4 = wr[4];
+            const cnn_real w1_0 = wr[25], w1_1 = wr[26], w1_2 = wr[27], w1_3 = wr[28], w1_4 = wr[29];
+            const cnn_real w2_0 = wr[50], w2_1 = wr[51], w2_2 = wr[52], w2_3 = wr[53], w2_4 = wr[54];
+            { cnn_v16 v; memcpy(&v, dr + 0, sizeof v); a0_4 += w0_4 * v; a1_4 += w1_4 * v; a2_4 += w2_4 * v; a0_3 += w0_3 * v; a1_3 += w1_3 * v; a2_3 += w2_3 * v; a0_2 += w0_2 * v; a1_2 += w1_2 * v; a2_2 += w2_2 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a2_1 += w2_1 * v; a0_0 += w0_0 * v; a1_0 += w1_0 * v; a2_0 += w2_0 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 16, sizeof v); a0_4 += w0_3 * v; a1_4 += w1_3 * v; a2_4 += w2_3 * v; a0_3 += w0_2 * v; a1_3 += w1_2 * v; a2_3 += w2_2 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a2_2 += w2_1 * v; a0_1 += w0_0 * v; a1_1 += w1_0 * v; a2_1 += w2_0 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 32, sizeof v); a0_4 += w0_2 * v; a1_4 += w1_2 * v; a2_4 += w2_2 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a2_3 += w2_1 * v; a0_2 += w0_0 * v; a1_2 += w1_0 * v; a2_2 += w2_0 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 48, sizeof v); a0_4 += w0_1 * v; a1_4 += w1_1 * v; a2_4 += w2_1 * v; a0_3 += w0_0 * v; a1_3 += w1_0 * v; a2_3 += w2_0 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 64, sizeof v); a0_4 += w0_0 * v; a1_4 += w1_0 * v; a2_4 += w2_0 * v; }
+          }
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 0) * 16, &a0_0, sizeof a0_0);
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 1) * 16, &a0_1, sizeof a0_1);
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 2) * 16, &a0_2, sizeof a0_2);
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 3) * 16, &a0_3, sizeof a0_3);
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 4) * 16, &a0_4, sizeof a0_4);
+        memcpy(dxl + (size_t)(((c + 1) * 14 + y) * 14 + 0) * 16, &a1_0, sizeof a1_0);
+        memcpy(dxl + (size_t)(((c + 1) * 14 + y) * 14 + 1) * 16, &a1_1, sizeof a1_1);
+        memcpy(dxl + (size_t)(((c + 1) * 14 + y) * 14 + 2) * 16, &a1_2, sizeof a1_2);
+        memcpy(dxl + (size_t)(((c + 1) * 14 + y) * 14 + 3) * 16, &a1_3, sizeof a1_3);
+        memcpy(dxl + (size_t)(((c + 1) * 14 + y) * 14 + 4) * 16, &a1_4, sizeof a1_4);
+        memcpy(dxl + (size_t)(((c + 2) * 14 + y) * 14 + 0) * 16, &a2_0, sizeof a2_0);
+        memcpy(dxl + (size_t)(((c + 2) * 14 + y) * 14 + 1) * 16, &a2_1, sizeof a2_1);
+        memcpy(dxl + (size_t)(((c + 2) * 14 + y) * 14 + 2) * 16, &a2_2, sizeof a2_2);
+        memcpy(dxl + (size_t)(((c + 2) * 14 + y) * 14 + 3) * 16, &a2_3, sizeof a2_3);
+        memcpy(dxl + (size_t)(((c + 2) * 14 + y) * 14 + 4) * 16, &a2_4, sizeof a2_4);
       }
-      cnn_real *restrict dx = lenet5_d3 + (size_t)i * 1176;
-      for (int o = 0; o < 16; o++)
-        for (int oy = 0; oy < 10; oy++)
-          memcpy(dyp + (o * 18 + oy + 4) * 14 + 4, dy + (o * 10 + oy) * 10, 10 * sizeof(cnn_real));
-      // 6 output channels x 1 vectors of 16 columns per register tile.
-      for (int oy = 0; oy < 4; oy++) {
-        const int ky0 = oy < 4 ? 4 - oy : 0, ky1 = oy > 9 ? 14 - oy : 5;
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 14 columns
-          const cnn_real *restrict wo = wt + (o) * 400;
-          cnn_v16 a0_0 = {0};
-          cnn_v16 a1_0 = {0};
-          cnn_v16 a2_0 = {0};
-          cnn_v16 a3_0 = {0};
-          cnn_v16 a4_0 = {0};
-          cnn_v16 a5_0 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 18 + oy + ky) * 14 + 0;
-              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
-              for (int kx = 0; kx < 5; kx++) {
-                cnn_v16 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 400], w2 = wr[kx + 800], w3 = wr[kx + 1200], w4 = wr[kx + 1600], w5 = wr[kx + 2000];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11]; yr[12] = a0_0[12]; yr[13] = a0_0[13];
-          yr[196] = a1_0[0]; yr[197] = a1_0[1]; yr[198] = a1_0[2]; yr[199] = a1_0[3]; yr[200] = a1_0[4]; yr[201] = a1_0[5]; yr[202] = a1_0[6]; yr[203] = a1_0[7]; yr[204] = a1_0[8]; yr[205] = a1_0[9]; yr[206] = a1_0[10]; yr[207] = a1_0[11]; yr[208] = a1_0[12]; yr[209] = a1_0[13];
-          yr[392] = a2_0[0]; yr[393] = a2_0[1]; yr[394] = a2_0[2]; yr[395] = a2_0[3]; yr[396] = a2_0[4]; yr[397] = a2_0[5]; yr[398] = a2_0[6]; yr[399] = a2_0[7]; yr[400] = a2_0[8]; yr[401] = a2_0[9]; yr[402] = a2_0[10]; yr[403] = a2_0[11]; yr[404] = a2_0[12]; yr[405] = a2_0[13];
-          yr[588] = a3_0[0]; yr[589] = a3_0[1]; yr[590] = a3_0[2]; yr[591] = a3_0[3]; yr[592] = a3_0[4]; yr[593] = a3_0[5]; yr[594] = a3_0[6]; yr[595] = a3_0[7]; yr[596] = a3_0[8]; yr[597] = a3_0[9]; yr[598] = a3_0[10]; yr[599] = a3_0[11]; yr[600] = a3_0[12]; yr[601] = a3_0[13];
-          yr[784] = a4_0[0]; yr[785] = a4_0[1]; yr[786] = a4_0[2]; yr[787] = a4_0[3]; yr[788] = a4_0[4]; yr[789] = a4_0[5]; yr[790] = a4_0[6]; yr[791] = a4_0[7]; yr[792] = a4_0[8]; yr[793] = a4_0[9]; yr[794] = a4_0[10]; yr[795] = a4_0[11]; yr[796] = a4_0[12]; yr[797] = a4_0[13];
-          yr[980] = a5_0[0]; yr[981] = a5_0[1]; yr[982] = a5_0[2]; yr[983] = a5_0[3]; yr[984] = a5_0[4]; yr[985] = a5_0[5]; yr[986] = a5_0[6]; yr[987] = a5_0[7]; yr[988] = a5_0[8]; yr[989] = a5_0[9]; yr[990] = a5_0[10]; yr[991] = a5_0[11]; yr[992] = a5_0[12]; yr[993] = a5_0[13];
-        }
+      {
+        cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0};
+        cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0}, a1_4 = {0};
+        cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0}, a2_3 = {0}, a2_4 = {0};
+        for (int o = 0; o < 16; o++)
+          for (int ky = ky1; ky >= ky0; ky--) {
+            const cnn_real *restrict dr = dyl + (size_t)((o * 10 + y - ky) * 10) * 16;
+            const cnn_real *restrict wr = w + (o * 6 + c) * 25 + ky * 5;
+            const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2], w0_3 = wr[3], w0_4 = wr[4];
+            const cnn_real w1_0 = wr[25], w1_1 = wr[26], w1_2 = wr[27], w1_3 = wr[28], w1_4 = wr[29];
+            const cnn_real w2_0 = wr[50], w2_1 = wr[51], w2_2 = wr[52], w2_3 = wr[53], w2_4 = wr[54];
+            { cnn_v16 v; memcpy(&v, dr + 16, sizeof v); a0_0 += w0_4 * v; a1_0 += w1_4 * v; a2_0 += w2_4 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 32, sizeof v); a0_1 += w0_4 * v; a1_1 += w1_4 * v; a2_1 += w2_4 * v; a0_0 += w0_3 * v; a1_0 += w1_3 * v; a2_0 += w2_3 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 48, sizeof v); a0_2 += w0_4 * v; a1_2 += w1_4 * v; a2_2 += w2_4 * v; a0_1 += w0_3 * v; a1_1 += w1_3 * v; a2_1 += w2_3 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; a2_0 += w2_2 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 64, sizeof v); a0_3 += w0_4 * v; a1_3 += w1_4 * v; a2_3 += w2_4 * v; a0_2 += w0_3 * v; a1_2 += w1_3 * v; a2_2 += w2_3 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; a2_1 += w2_2 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; a2_0 += w2_1 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 80, sizeof v); a0_4 += w0_4 * v; a1_4 += w1_4 * v; a2_4 += w2_4 * v; a0_3 += w0_3 * v; a1_3 += w1_3 * v; a2_3 += w2_3 * v; a0_2 += w0_2 * v; a1_2 += w1_2 * v; a2_2 += w2_2 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a2_1 += w2_1 * v; a0_0 += w0_0 * v; a1_0 += w1_0 * v; a2_0 += w2_0 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 96, sizeof v); a0_4 += w0_3 * v; a1_4 += w1_3 * v; a2_4 += w2_3 * v; a0_3 += w0_2 * v; a1_3 += w1_2 * v; a2_3 += w2_2 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a2_2 += w2_1 * v; a0_1 += w0_0 * v; a1_1 += w1_0 * v; a2_1 += w2_0 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 112, sizeof v); a0_4 += w0_2 * v; a1_4 += w1_2 * v; a2_4 += w2_2 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a2_3 += w2_1 * v; a0_2 += w0_0 * v; a1_2 += w1_0 * v; a2_2 += w2_0 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 128, sizeof v); a0_4 += w0_1 * v; a1_4 += w1_1 * v; a2_4 += w2_1 * v; a0_3 += w0_0 * v; a1_3 += w1_0 * v; a2_3 += w2_0 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 144, sizeof v); a0_4 += w0_0 * v; a1_4 += w1_0 * v; a2_4 += w2_0 * v; }
+          }
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 5) * 16, &a0_0, sizeof a0_0);
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 6) * 16, &a0_1, sizeof a0_1);
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 7) * 16, &a0_2, sizeof a0_2);
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 8) * 16, &a0_3, sizeof a0_3);
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 9) * 16, &a0_4, sizeof a0_4);
+        memcpy(dxl + (size_t)(((c + 1) * 14 + y) * 14 + 5) * 16, &a1_0, sizeof a1_0);
+        memcpy(dxl + (size_t)(((c + 1) * 14 + y) * 14 + 6) * 16, &a1_1, sizeof a1_1);
+        memcpy(dxl + (size_t)(((c + 1) * 14 + y) * 14 + 7) * 16, &a1_2, sizeof a1_2);
+        memcpy(dxl + (size_t)(((c + 1) * 14 + y) * 14 + 8) * 16, &a1_3, sizeof a1_3);
+        memcpy(dxl + (size_t)(((c + 1) * 14 + y) * 14 + 9) * 16, &a1_4, sizeof a1_4);
+        memcpy(dxl + (size_t)(((c + 2) * 14 + y) * 14 + 5) * 16, &a2_0, sizeof a2_0);
+        memcpy(dxl + (size_t)(((c + 2) * 14 + y) * 14 + 6) * 16, &a2_1, sizeof a2_1);
+        memcpy(dxl + (size_t)(((c + 2) * 14 + y) * 14 + 7) * 16, &a2_2, sizeof a2_2);
+        memcpy(dxl + (size_t)(((c + 2) * 14 + y) * 14 + 8) * 16, &a2_3, sizeof a2_3);
+        memcpy(dxl + (size_t)(((c + 2) * 14 + y) * 14 + 9) * 16, &a2_4, sizeof a2_4);
       }
-      for (int oy = 4; oy < 10; oy++) {
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 14 columns
-          const cnn_real *restrict wo = wt + (o) * 400;
-          cnn_v16 a0_0 = {0};
-          cnn_v16 a1_0 = {0};
-          cnn_v16 a2_0 = {0};
-          cnn_v16 a3_0 = {0};
-          cnn_v16 a4_0 = {0};
-          cnn_v16 a5_0 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = 0; ky < 5; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 18 + oy + ky) * 14 + 0;
-              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
-              for (int kx = 0; kx < 5; kx++) {
-                cnn_v16 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 400], w2 = wr[kx + 800], w3 = wr[kx + 1200], w4 = wr[kx + 1600], w5 = wr[kx + 2000];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11]; yr[12] = a0_0[12]; yr[13] = a0_0[13];
-          yr[196] = a1_0[0]; yr[197] = a1_0[1]; yr[198] = a1_0[2]; yr[199] = a1_0[3]; yr[200] = a1_0[4]; yr[201] = a1_0[5]; yr[202] = a1_0[6]; yr[203] = a1_0[7]; yr[204] = a1_0[8]; yr[205] = a1_0[9]; yr[206] = a1_0[10]; yr[207] = a1_0[11]; yr[208] = a1_0[12]; yr[209] = a1_0[13];
-          yr[392] = a2_0[0]; yr[393] = a2_0[1]; yr[394] = a2_0[2]; yr[395] = a2_0[3]; yr[396] = a2_0[4]; yr[397] = a2_0[5]; yr[398] = a2_0[6]; yr[399] = a2_0[7]; yr[400] = a2_0[8]; yr[401] = a2_0[9]; yr[402] = a2_0[10]; yr[403] = a2_0[11]; yr[404] = a2_0[12]; yr[405] = a2_0[13];
-          yr[588] = a3_0[0]; yr[589] = a3_0[1]; yr[590] = a3_0[2]; yr[591] = a3_0[3]; yr[592] = a3_0[4]; yr[593] = a3_0[5]; yr[594] = a3_0[6]; yr[595] = a3_0[7]; yr[596] = a3_0[8]; yr[597] = a3_0[9]; yr[598] = a3_0[10]; yr[599] = a3_0[11]; yr[600] = a3_0[12]; yr[601] = a3_0[13];
-          yr[784] = a4_0[0]; yr[785] = a4_0[1]; yr[786] = a4_0[2]; yr[787] = a4_0[3]; yr[788] = a4_0[4]; yr[789] = a4_0[5]; yr[790] = a4_0[6]; yr[791] = a4_0[7]; yr[792] = a4_0[8]; yr[793] = a4_0[9]; yr[794] = a4_0[10]; yr[795] = a4_0[11]; yr[796] = a4_0[12]; yr[797] = a4_0[13];
-          yr[980] = a5_0[0]; yr[981] = a5_0[1]; yr[982] = a5_0[2]; yr[983] = a5_0[3]; yr[984] = a5_0[4]; yr[985] = a5_0[5]; yr[986] = a5_0[6]; yr[987] = a5_0[7]; yr[988] = a5_0[8]; yr[989] = a5_0[9]; yr[990] = a5_0[10]; yr[991] = a5_0[11]; yr[992] = a5_0[12]; yr[993] = a5_0[13];
-        }
+      {
+        cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+        cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0};
+        cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0}, a2_3 = {0};
+        for (int o = 0; o < 16; o++)
+          for (int ky = ky1; ky >= ky0; ky--) {
+            const cnn_real *restrict dr = dyl + (size_t)((o * 10 + y - ky) * 10) * 16;
+            const cnn_real *restrict wr = w + (o * 6 + c) * 25 + ky * 5;
+            const cnn_real w0_1 = wr[1], w0_2 = wr[2], w0_3 = wr[3], w0_4 = wr[4];
+            const cnn_real w1_1 = wr[26], w1_2 = wr[27], w1_3 = wr[28], w1_4 = wr[29];
+            const cnn_real w2_1 = wr[51], w2_2 = wr[52], w2_3 = wr[53], w2_4 = wr[54];
+            { cnn_v16 v; memcpy(&v, dr + 96, sizeof v); a0_0 += w0_4 * v; a1_0 += w1_4 * v; a2_0 += w2_4 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 112, sizeof v); a0_1 += w0_4 * v; a1_1 += w1_4 * v; a2_1 += w2_4 * v; a0_0 += w0_3 * v; a1_0 += w1_3 * v; a2_0 += w2_3 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 128, sizeof v); a0_2 += w0_4 * v; a1_2 += w1_4 * v; a2_2 += w2_4 * v; a0_1 += w0_3 * v; a1_1 += w1_3 * v; a2_1 += w2_3 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; a2_0 += w2_2 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 144, sizeof v); a0_3 += w0_4 * v; a1_3 += w1_4 * v; a2_3 += w2_4 * v; a0_2 += w0_3 * v; a1_2 += w1_3 * v; a2_2 += w2_3 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; a2_1 += w2_2 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; a2_0 += w2_1 * v; }
+          }
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 10) * 16, &a0_0, sizeof a0_0);
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 11) * 16, &a0_1, sizeof a0_1);
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 12) * 16, &a0_2, sizeof a0_2);
+        memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 13) * 16, &a0_3, sizeof a0_3);
+        memcpy(dxl + (size_t)(((c + 1) * 14 + y) * 14 + 10) * 16, &a1_0, sizeof a1_0);
+        memcpy(dxl + (size_t)(((c + 1) * 14 + y) * 14 + 11) * 16, &a1_1, sizeof a1_1);
+        memcpy(dxl + (size_t)(((c + 1) * 14 + y) * 14 + 12) * 16, &a1_2, sizeof a1_2);
+        memcpy(dxl + (size_t)(((c + 1) * 14 + y) * 14 + 13) * 16, &a1_3, sizeof a1_3);
+        memcpy(dxl + (size_t)(((c + 2) * 14 + y) * 14 + 10) * 16, &a2_0, sizeof a2_0);
+        memcpy(dxl + (size_t)(((c + 2) * 14 + y) * 14 + 11) * 16, &a2_1, sizeof a2_1);
+        memcpy(dxl + (size_t)(((c + 2) * 14 + y) * 14 + 12) * 16, &a2_2, sizeof a2_2);
+        memcpy(dxl + (size_t)(((c + 2) * 14 + y) * 14 + 13) * 16, &a2_3, sizeof a2_3);
       }
-      for (int oy = 10; oy < 14; oy++) {
-        const int ky0 = oy < 4 ? 4 - oy : 0, ky1 = oy > 9 ? 14 - oy : 5;
-        for (int o = 0; o < 6; o += 6) { // 6 channels x 14 columns
-          const cnn_real *restrict wo = wt + (o) * 400;
-          cnn_v16 a0_0 = {0};
-          cnn_v16 a1_0 = {0};
-          cnn_v16 a2_0 = {0};
-          cnn_v16 a3_0 = {0};
-          cnn_v16 a4_0 = {0};
-          cnn_v16 a5_0 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = ky0; ky < ky1; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 18 + oy + ky) * 14 + 0;
-              const cnn_real *restrict wr = wo + (c * 5 + ky) * 5;
-              for (int kx = 0; kx < 5; kx++) {
-                cnn_v16 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 400], w2 = wr[kx + 800], w3 = wr[kx + 1200], w4 = wr[kx + 1600], w5 = wr[kx + 2000];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 196 + oy * 14 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6]; yr[7] = a0_0[7]; yr[8] = a0_0[8]; yr[9] = a0_0[9]; yr[10] = a0_0[10]; yr[11] = a0_0[11]; yr[12] = a0_0[12]; yr[13] = a0_0[13];
-          yr[196] = a1_0[0]; yr[197] = a1_0[1]; yr[198] = a1_0[2]; yr[199] = a1_0[3]; yr[200] = a1_0[4]; yr[201] = a1_0[5]; yr[202] = a1_0[6]; yr[203] = a1_0[7]; yr[204] = a1_0[8]; yr[205] = a1_0[9]; yr[206] = a1_0[10]; yr[207] = a1_0[11]; yr[208] = a1_0[12]; yr[209] = a1_0[13];
-          yr[392] = a2_0[0]; yr[393] = a2_0[1]; yr[394] = a2_0[2]; yr[395] = a2_0[3]; yr[396] = a2_0[4]; yr[397] = a2_0[5]; yr[398] = a2_0[6]; yr[399] = a2_0[7]; yr[400] = a2_0[8]; yr[401] = a2_0[9]; yr[402] = a2_0[10]; yr[403] = a2_0[11]; yr[404] = a2_0[12]; yr[405] = a2_0[13];
-          yr[588] = a3_0[0]; yr[589] = a3_0[1]; yr[590] = a3_0[2]; yr[591] = a3_0[3]; yr[592] = a3_0[4]; yr[593] = a3_0[5]; yr[594] = a3_0[6]; yr[595] = a3_0[7]; yr[596] = a3_0[8]; yr[597] = a3_0[9]; yr[598] = a3_0[10]; yr[599] = a3_0[11]; yr[600] = a3_0[12]; yr[601] = a3_0[13];
-          yr[784] = a4_0[0]; yr[785] = a4_0[1]; yr[786] = a4_0[2]; yr[787] = a4_0[3]; yr[788] = a4_0[4]; yr[789] = a4_0[5]; yr[790] = a4_0[6]; yr[791] = a4_0[7]; yr[792] = a4_0[8]; yr[793] = a4_0[9]; yr[794] = a4_0[10]; yr[795] = a4_0[11]; yr[796] = a4_0[12]; yr[797] = a4_0[13];
-          yr[980] = a5_0[0]; yr[981] = a5_0[1]; yr[982] = a5_0[2]; yr[983] = a5_0[3]; yr[984] = a5_0[4]; yr[985] = a5_0[5]; yr[986] = a5_0[6]; yr[987] = a5_0[7]; yr[988] = a5_0[8]; yr[989] = a5_0[9]; yr[990] = a5_0[10]; yr[991] = a5_0[11]; yr[992] = a5_0[12]; yr[993] = a5_0[13];
-        }
       }
+    }
+    { // unpack: lanes to images
+      long j0 = 0;
+#if CNN_HAS_SHUFFLEVECTOR
+      for (; j0 < 1168; j0 += 16) {
+        cnn_v16 r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15;
+        memcpy(&r0, dxl + (size_t)(j0 + 0) * 16, sizeof r0);
+        memcpy(&r1, dxl + (size_t)(j0 + 1) * 16, sizeof r1);
+        memcpy(&r2, dxl + (size_t)(j0 + 2) * 16, sizeof r2);
+        memcpy(&r3, dxl + (size_t)(j0 + 3) * 16, sizeof r3);
+        memcpy(&r4, dxl + (size_t)(j0 + 4) * 16, sizeof r4);
+        memcpy(&r5, dxl + (size_t)(j0 + 5) * 16, sizeof r5);
+        memcpy(&r6, dxl + (size_t)(j0 + 6) * 16, sizeof r6);
+        memcpy(&r7, dxl + (size_t)(j0 + 7) * 16, sizeof r7);
+        memcpy(&r8, dxl + (size_t)(j0 + 8) * 16, sizeof r8);
+        memcpy(&r9, dxl + (size_t)(j0 + 9) * 16, sizeof r9);
+        memcpy(&r10, dxl + (size_t)(j0 + 10) * 16, sizeof r10);
+        memcpy(&r11, dxl + (size_t)(j0 + 11) * 16, sizeof r11);
+        memcpy(&r12, dxl + (size_t)(j0 + 12) * 16, sizeof r12);
+        memcpy(&r13, dxl + (size_t)(j0 + 13) * 16, sizeof r13);
+        memcpy(&r14, dxl + (size_t)(j0 + 14) * 16, sizeof r14);
+        memcpy(&r15, dxl + (size_t)(j0 + 15) * 16, sizeof r15);
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r8, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r0, r8, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r0 = t0; r8 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r9, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r1, r9, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r1 = t0; r9 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r10, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r2, r10, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r2 = t0; r10 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r3, r11, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r3, r11, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r3 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r12, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r4, r12, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r4 = t0; r12 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r5, r13, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r5, r13, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r5 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r6, r14, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r6, r14, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r6 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r7, r15, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r7, r15, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r7 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r0 = t0; r4 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r1 = t0; r5 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r2 = t0; r6 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r3 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r12, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r8, r12, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r8 = t0; r12 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r9, r13, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r9, r13, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r9 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r10, r14, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r10, r14, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r10 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r11, r15, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r11, r15, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r11 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r2, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r0, r2, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r0 = t0; r2 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r3, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r1, r3, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r1 = t0; r3 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r6, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r4, r6, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r4 = t0; r6 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r5, r7, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r5, r7, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r5 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r10, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r8, r10, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r8 = t0; r10 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r9, r11, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r9, r11, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r9 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r12, r14, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r12, r14, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r12 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r13, r15, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r13, r15, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r13 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r1, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r0, r1, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r0 = t0; r1 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r3, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r2, r3, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r2 = t0; r3 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r5, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r4, r5, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r4 = t0; r5 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r6, r7, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r6, r7, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r6 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r9, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r8, r9, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r8 = t0; r9 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r10, r11, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r10, r11, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r10 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r12, r13, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r12, r13, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r12 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r14, r15, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r14, r15, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r14 = t0; r15 = t1; }
+        if (li[0] >= 0) memcpy(lenet5_d3 + (size_t)li[0] * 1176 + j0, &r0, sizeof r0);
+        if (li[1] >= 0) memcpy(lenet5_d3 + (size_t)li[1] * 1176 + j0, &r1, sizeof r1);
+        if (li[2] >= 0) memcpy(lenet5_d3 + (size_t)li[2] * 1176 + j0, &r2, sizeof r2);
+        if (li[3] >= 0) memcpy(lenet5_d3 + (size_t)li[3] * 1176 + j0, &r3, sizeof r3);
+        if (li[4] >= 0) memcpy(lenet5_d3 + (size_t)li[4] * 1176 + j0, &r4, sizeof r4);
+        if (li[5] >= 0) memcpy(lenet5_d3 + (size_t)li[5] * 1176 + j0, &r5, sizeof r5);
+        if (li[6] >= 0) memcpy(lenet5_d3 + (size_t)li[6] * 1176 + j0, &r6, sizeof r6);
+        if (li[7] >= 0) memcpy(lenet5_d3 + (size_t)li[7] * 1176 + j0, &r7, sizeof r7);
+        if (li[8] >= 0) memcpy(lenet5_d3 + (size_t)li[8] * 1176 + j0, &r8, sizeof r8);
+        if (li[9] >= 0) memcpy(lenet5_d3 + (size_t)li[9] * 1176 + j0, &r9, sizeof r9);
+        if (li[10] >= 0) memcpy(lenet5_d3 + (size_t)li[10] * 1176 + j0, &r10, sizeof r10);
+        if (li[11] >= 0) memcpy(lenet5_d3 + (size_t)li[11] * 1176 + j0, &r11, sizeof r11);
+        if (li[12] >= 0) memcpy(lenet5_d3 + (size_t)li[12] * 1176 + j0, &r12, sizeof r12);
+        if (li[13] >= 0) memcpy(lenet5_d3 + (size_t)li[13] * 1176 + j0, &r13, sizeof r13);
+        if (li[14] >= 0) memcpy(lenet5_d3 + (size_t)li[14] * 1176 + j0, &r14, sizeof r14);
+        if (li[15] >= 0) memcpy(lenet5_d3 + (size_t)li[15] * 1176 + j0, &r15, sizeof r15);
+      }
+#endif
+      for (int u = 0; u < 16; u++)
+        for (long j = j0; j < 1176; j++)
+          if (li[u] >= 0)
+            lenet5_d3[(size_t)li[u] * 1176 + j] = dxl[j * 16 + u];
+    }
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;

@@ -124,6 +124,13 @@
 #else
 #define CNN_PIN16(v) ((void)0)
 #endif
+// The lane kernels (images as lanes) transpose blocks in registers where
+// the compiler has __builtin_shufflevector, else one value at a time.
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define CNN_HAS_SHUFFLEVECTOR 1
+#else
+#define CNN_HAS_SHUFFLEVECTOR 0
+#endif
 #if CNN_V16
 // Whether the 16-wide kernels run here, decided once, before the first forward.
 static int mnist14k_v16 = -1;
@@ -196,11 +203,11 @@ const char *const mnist14k_layer_path[28] = {
     "",
     "",
     "",
-    "direct kernels (forward, input and weight gradient)",
+    "direct kernels with the images as vector lanes (forward, input and weight gradient)",
     "",
     "",
     "",
-    "direct kernels (forward, input and weight gradient)",
+    "direct kernels with the images as vector lanes (forward, input and weight gradient)",
     "",
     "",
     "",
@@ -4615,20 +4622,31 @@ CNN_CLONES static void mnist14k_l14_bn_backward(int n) {
 }
 
 // Layer 17: conv 3x3, stride 1, pad 0, no bias: 11x11x16 -> 9x9x24 (HxWxC), RF 12, 3456 params, 279936 MACs/image.
-// Path: direct kernels (forward, input and weight gradient).
-// y[24][9x9] = W[24][16][3x3] (*) x[16][11x11].
-// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
-// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-// Each plane of a group's output as one row on the input's row stride.
-static cnn_real mnist14k_l17_yf[NGROUP][2352] CNN_ALIGNED;
+// Path: direct kernels with the images as vector lanes (forward, input and weight gradient).
+// y[24][9x9] = W[24][16][3x3] (*) x[16][11x11], on sets of 8 (16) images
+// packed as [value][image]: a vector holds one value of each image.
+// Each set's input, packed, from the forward to the weight gradient; its
+// output, then its output gradient.
+static cnn_real mnist14k_l17_xl[123904] CNN_ALIGNED;
+static cnn_real mnist14k_l17_yl[124416] CNN_ALIGNED;
 // Each image first gets layer 14's normalizing sweep (its input).
 // In training, also sums each image's output per channel for layer 18's statistics.
 CNN_CLONES_V8 static void mnist14k_l17_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 5136;
   CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict yf = mnist14k_l17_yf[g];
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+  for (int s = 0; s < 8; s++) {
+    cnn_real *restrict xl = mnist14k_l17_xl + (size_t)s * 15488;
+    cnn_real *restrict yl = mnist14k_l17_yl + (size_t)s * 15552;
+    int li[8];
+    for (int u = 0; u < 8; u++) {
+      const int g = s * 1 + u / 8, i = g * GSIZE + u % 8;
+      li[u] = u % 8 < GSIZE && g < NGROUP && i < n ? i : -1;
+    }
+    for (int u = 0; u < 8; u++) {
+      const int i = li[u], g = s * 1 + u / 8;
+      if (i < 0)
+        continue;
+      (void)g;
       { // layer 14's sweep: this image's input
         const cnn_real *restrict bx = mnist14k_a14 + (size_t)i * 1936;
         cnn_real *restrict by = mnist14k_a15 + (size_t)i * 1936;
@@ -4656,106 +4674,126 @@ CNN_CLONES_V8 static void mnist14k_l17_conv_forward_v8(int n, int training) {
             by[j] = v;
           }
       }
-      const cnn_real *restrict x = mnist14k_a15 + (size_t)i * 1936;
-      cnn_real *restrict y = mnist14k_a18 + (size_t)i * 1944;
-      // 6 output channels x 2 vectors of 8 per register tile, over each plane as
-      // one run on the input's row stride (flat), then copied row by row.
-      for (int oy = 0; oy < 1; oy++) {
-        for (int col = 0; col < 96; col += 16) {
-          for (int o = 0; o < 24; o += 6) { // 6 channels x 16 columns
-            const cnn_real *restrict wo = w + (o) * 144;
-            cnn_v8 a0_0 = {0}, a0_1 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0};
-            cnn_v8 a4_0 = {0}, a4_1 = {0};
-            cnn_v8 a5_0 = {0}, a5_1 = {0};
-            for (int c = 0; c < 16; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = x + (c * 11 + oy + ky) * 11 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
-                }
-              }
-            cnn_real *restrict yr = yf + (o) * 97 + oy * 97 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 97, &a1_0, sizeof a1_0);
-            memcpy(yr + 105, &a1_1, sizeof a1_1);
-            memcpy(yr + 194, &a2_0, sizeof a2_0);
-            memcpy(yr + 202, &a2_1, sizeof a2_1);
-            memcpy(yr + 291, &a3_0, sizeof a3_0);
-            memcpy(yr + 299, &a3_1, sizeof a3_1);
-            memcpy(yr + 388, &a4_0, sizeof a4_0);
-            memcpy(yr + 396, &a4_1, sizeof a4_1);
-            memcpy(yr + 485, &a5_0, sizeof a5_0);
-            memcpy(yr + 493, &a5_1, sizeof a5_1);
-          }
-        }
-        for (int o = 0; o < 24; o += 12) { // 12 channels x 1 columns
-          const cnn_real *restrict wo = w + (o) * 144;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = x + (c * 11 + oy + ky) * 11 + 96;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008], w8 = wr[kx + 1152], w9 = wr[kx + 1296], w10 = wr[kx + 1440], w11 = wr[kx + 1584];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
-              }
-            }
-          cnn_real *restrict yr = yf + (o) * 97 + oy * 97 + 96;
-          yr[0] = a0_0[0];
-          yr[97] = a1_0[0];
-          yr[194] = a2_0[0];
-          yr[291] = a3_0[0];
-          yr[388] = a4_0[0];
-          yr[485] = a5_0[0];
-          yr[582] = a6_0[0];
-          yr[679] = a7_0[0];
-          yr[776] = a8_0[0];
-          yr[873] = a9_0[0];
-          yr[970] = a10_0[0];
-          yr[1067] = a11_0[0];
-        }
+    }
+    { // pack: images to lanes
+      long j0 = 0;
+#if CNN_HAS_SHUFFLEVECTOR
+      for (; j0 < 1936; j0 += 8) {
+        cnn_v8 r0, r1, r2, r3, r4, r5, r6, r7;
+        if (li[0] >= 0) memcpy(&r0, mnist14k_a15 + (size_t)li[0] * 1936 + j0, sizeof r0); else r0 = (cnn_v8){0};
+        if (li[1] >= 0) memcpy(&r1, mnist14k_a15 + (size_t)li[1] * 1936 + j0, sizeof r1); else r1 = (cnn_v8){0};
+        if (li[2] >= 0) memcpy(&r2, mnist14k_a15 + (size_t)li[2] * 1936 + j0, sizeof r2); else r2 = (cnn_v8){0};
+        if (li[3] >= 0) memcpy(&r3, mnist14k_a15 + (size_t)li[3] * 1936 + j0, sizeof r3); else r3 = (cnn_v8){0};
+        if (li[4] >= 0) memcpy(&r4, mnist14k_a15 + (size_t)li[4] * 1936 + j0, sizeof r4); else r4 = (cnn_v8){0};
+        if (li[5] >= 0) memcpy(&r5, mnist14k_a15 + (size_t)li[5] * 1936 + j0, sizeof r5); else r5 = (cnn_v8){0};
+        if (li[6] >= 0) memcpy(&r6, mnist14k_a15 + (size_t)li[6] * 1936 + j0, sizeof r6); else r6 = (cnn_v8){0};
+        if (li[7] >= 0) memcpy(&r7, mnist14k_a15 + (size_t)li[7] * 1936 + j0, sizeof r7); else r7 = (cnn_v8){0};
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 12, 13, 14, 15); r0 = t0; r4 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 12, 13, 14, 15); r1 = t0; r5 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 12, 13, 14, 15); r2 = t0; r6 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 12, 13, 14, 15); r3 = t0; r7 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r2, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r0, r2, 2, 3, 10, 11, 6, 7, 14, 15); r0 = t0; r2 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r1, r3, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r1, r3, 2, 3, 10, 11, 6, 7, 14, 15); r1 = t0; r3 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r4, r6, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r4, r6, 2, 3, 10, 11, 6, 7, 14, 15); r4 = t0; r6 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r5, r7, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r5, r7, 2, 3, 10, 11, 6, 7, 14, 15); r5 = t0; r7 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r1, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r0, r1, 1, 9, 3, 11, 5, 13, 7, 15); r0 = t0; r1 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r2, r3, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r2, r3, 1, 9, 3, 11, 5, 13, 7, 15); r2 = t0; r3 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r4, r5, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r4, r5, 1, 9, 3, 11, 5, 13, 7, 15); r4 = t0; r5 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r6, r7, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r6, r7, 1, 9, 3, 11, 5, 13, 7, 15); r6 = t0; r7 = t1; }
+        memcpy(xl + (size_t)(j0 + 0) * 8, &r0, sizeof r0);
+        memcpy(xl + (size_t)(j0 + 1) * 8, &r1, sizeof r1);
+        memcpy(xl + (size_t)(j0 + 2) * 8, &r2, sizeof r2);
+        memcpy(xl + (size_t)(j0 + 3) * 8, &r3, sizeof r3);
+        memcpy(xl + (size_t)(j0 + 4) * 8, &r4, sizeof r4);
+        memcpy(xl + (size_t)(j0 + 5) * 8, &r5, sizeof r5);
+        memcpy(xl + (size_t)(j0 + 6) * 8, &r6, sizeof r6);
+        memcpy(xl + (size_t)(j0 + 7) * 8, &r7, sizeof r7);
       }
-      for (int o = 0; o < 24; o++)
-        for (int oy = 0; oy < 9; oy++)
-          memcpy(y + (o * 9 + oy) * 9, yf + o * 97 + oy * 11, 9 * sizeof(cnn_real));
+#endif
+      for (int u = 0; u < 8; u++)
+        for (long j = j0; j < 1936; j++)
+          xl[j * 8 + u] = li[u] >= 0 ? mnist14k_a15[(size_t)li[u] * 1936 + j] : 0;
+    }
+    // 1 output channels x 9 columns of a row per register tile.
+    for (int oy = 0; oy < 9; oy++) {
+      for (int o = 0; o < 24; o += 1) {
+      {
+        cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0};
+        for (int c = 0; c < 16; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            const cnn_real *restrict xr = xl + (size_t)((c * 11 + oy + ky) * 11) * 8;
+            const cnn_real *restrict wr = w + (((o) * 16 + c) * 3 + ky) * 3;
+            const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
+            { cnn_v8 v; memcpy(&v, xr + 0, sizeof v); a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 8, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 16, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 24, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 32, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 40, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 48, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 56, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 64, sizeof v); a0_8 += w0_0 * v; a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 72, sizeof v); a0_8 += w0_1 * v; a0_7 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 80, sizeof v); a0_8 += w0_2 * v; }
+          }
+        memcpy(yl + (size_t)(((o + 0) * 9 + oy) * 9 + 0) * 8, &a0_0, sizeof a0_0);
+        memcpy(yl + (size_t)(((o + 0) * 9 + oy) * 9 + 1) * 8, &a0_1, sizeof a0_1);
+        memcpy(yl + (size_t)(((o + 0) * 9 + oy) * 9 + 2) * 8, &a0_2, sizeof a0_2);
+        memcpy(yl + (size_t)(((o + 0) * 9 + oy) * 9 + 3) * 8, &a0_3, sizeof a0_3);
+        memcpy(yl + (size_t)(((o + 0) * 9 + oy) * 9 + 4) * 8, &a0_4, sizeof a0_4);
+        memcpy(yl + (size_t)(((o + 0) * 9 + oy) * 9 + 5) * 8, &a0_5, sizeof a0_5);
+        memcpy(yl + (size_t)(((o + 0) * 9 + oy) * 9 + 6) * 8, &a0_6, sizeof a0_6);
+        memcpy(yl + (size_t)(((o + 0) * 9 + oy) * 9 + 7) * 8, &a0_7, sizeof a0_7);
+        memcpy(yl + (size_t)(((o + 0) * 9 + oy) * 9 + 8) * 8, &a0_8, sizeof a0_8);
+      }
+      }
+    }
+    { // unpack: lanes to images
+      long j0 = 0;
+#if CNN_HAS_SHUFFLEVECTOR
+      for (; j0 < 1944; j0 += 8) {
+        cnn_v8 r0, r1, r2, r3, r4, r5, r6, r7;
+        memcpy(&r0, yl + (size_t)(j0 + 0) * 8, sizeof r0);
+        memcpy(&r1, yl + (size_t)(j0 + 1) * 8, sizeof r1);
+        memcpy(&r2, yl + (size_t)(j0 + 2) * 8, sizeof r2);
+        memcpy(&r3, yl + (size_t)(j0 + 3) * 8, sizeof r3);
+        memcpy(&r4, yl + (size_t)(j0 + 4) * 8, sizeof r4);
+        memcpy(&r5, yl + (size_t)(j0 + 5) * 8, sizeof r5);
+        memcpy(&r6, yl + (size_t)(j0 + 6) * 8, sizeof r6);
+        memcpy(&r7, yl + (size_t)(j0 + 7) * 8, sizeof r7);
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 12, 13, 14, 15); r0 = t0; r4 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 12, 13, 14, 15); r1 = t0; r5 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 12, 13, 14, 15); r2 = t0; r6 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 12, 13, 14, 15); r3 = t0; r7 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r2, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r0, r2, 2, 3, 10, 11, 6, 7, 14, 15); r0 = t0; r2 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r1, r3, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r1, r3, 2, 3, 10, 11, 6, 7, 14, 15); r1 = t0; r3 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r4, r6, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r4, r6, 2, 3, 10, 11, 6, 7, 14, 15); r4 = t0; r6 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r5, r7, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r5, r7, 2, 3, 10, 11, 6, 7, 14, 15); r5 = t0; r7 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r1, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r0, r1, 1, 9, 3, 11, 5, 13, 7, 15); r0 = t0; r1 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r2, r3, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r2, r3, 1, 9, 3, 11, 5, 13, 7, 15); r2 = t0; r3 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r4, r5, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r4, r5, 1, 9, 3, 11, 5, 13, 7, 15); r4 = t0; r5 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r6, r7, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r6, r7, 1, 9, 3, 11, 5, 13, 7, 15); r6 = t0; r7 = t1; }
+        if (li[0] >= 0) memcpy(mnist14k_a18 + (size_t)li[0] * 1944 + j0, &r0, sizeof r0);
+        if (li[1] >= 0) memcpy(mnist14k_a18 + (size_t)li[1] * 1944 + j0, &r1, sizeof r1);
+        if (li[2] >= 0) memcpy(mnist14k_a18 + (size_t)li[2] * 1944 + j0, &r2, sizeof r2);
+        if (li[3] >= 0) memcpy(mnist14k_a18 + (size_t)li[3] * 1944 + j0, &r3, sizeof r3);
+        if (li[4] >= 0) memcpy(mnist14k_a18 + (size_t)li[4] * 1944 + j0, &r4, sizeof r4);
+        if (li[5] >= 0) memcpy(mnist14k_a18 + (size_t)li[5] * 1944 + j0, &r5, sizeof r5);
+        if (li[6] >= 0) memcpy(mnist14k_a18 + (size_t)li[6] * 1944 + j0, &r6, sizeof r6);
+        if (li[7] >= 0) memcpy(mnist14k_a18 + (size_t)li[7] * 1944 + j0, &r7, sizeof r7);
+      }
+#endif
+      for (int u = 0; u < 8; u++)
+        for (long j = j0; j < 1944; j++)
+          if (li[u] >= 0)
+            mnist14k_a18[(size_t)li[u] * 1944 + j] = yl[j * 8 + u];
+    }
+    for (int u = 0; u < 8; u++) {
+      const int i = li[u], g = s * 1 + u / 8;
+      if (i < 0)
+        continue;
+      (void)g;
+      const cnn_real *restrict y = mnist14k_a18 + (size_t)i * 1944;
       if (training)
         for (int c = 0; c < 24; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 81;
@@ -4805,9 +4843,19 @@ CNN_CLONES_V8 static void mnist14k_l17_conv_forward_v8(int n, int training) {
 CNN_V16_FN static void mnist14k_l17_conv_forward_v16(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 5136;
   CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict yf = mnist14k_l17_yf[g];
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+  for (int s = 0; s < 4; s++) {
+    cnn_real *restrict xl = mnist14k_l17_xl + (size_t)s * 30976;
+    cnn_real *restrict yl = mnist14k_l17_yl + (size_t)s * 31104;
+    int li[16];
+    for (int u = 0; u < 16; u++) {
+      const int g = s * 2 + u / 8, i = g * GSIZE + u % 8;
+      li[u] = u % 8 < GSIZE && g < NGROUP && i < n ? i : -1;
+    }
+    for (int u = 0; u < 16; u++) {
+      const int i = li[u], g = s * 2 + u / 8;
+      if (i < 0)
+        continue;
+      (void)g;
       { // layer 14's sweep: this image's input
         const cnn_real *restrict bx = mnist14k_a14 + (size_t)i * 1936;
         cnn_real *restrict by = mnist14k_a15 + (size_t)i * 1936;
@@ -4835,126 +4883,209 @@ CNN_V16_FN static void mnist14k_l17_conv_forward_v16(int n, int training) {
             by[j] = v;
           }
       }
-      const cnn_real *restrict x = mnist14k_a15 + (size_t)i * 1936;
-      cnn_real *restrict y = mnist14k_a18 + (size_t)i * 1944;
-      // 6 output channels x 4 vectors of 16 per register tile, over each plane as
-      // one run on the input's row stride (flat), then copied row by row.
-      for (int oy = 0; oy < 1; oy++) {
-        for (int col = 0; col < 64; col += 64) {
-          for (int o = 0; o < 24; o += 6) { // 6 channels x 64 columns
-            const cnn_real *restrict wo = w + (o) * 144;
-            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
-            cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0};
-            cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0}, a2_3 = {0};
-            cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0}, a3_3 = {0};
-            cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0}, a4_3 = {0};
-            cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0}, a5_3 = {0};
-            for (int c = 0; c < 16; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = x + (c * 11 + oy + ky) * 11 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0, x1, x2, x3;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 16, sizeof x1);
-                  memcpy(&x2, xr + kx + 32, sizeof x2);
-                  memcpy(&x3, xr + kx + 48, sizeof x3);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2; a1_3 += w1 * x3;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2; a2_3 += w2 * x3;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2; a3_3 += w3 * x3;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2; a4_3 += w4 * x3;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2; a5_3 += w5 * x3;
-                }
-              }
-            cnn_real *restrict yr = yf + (o) * 97 + oy * 97 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 16, &a0_1, sizeof a0_1);
-            memcpy(yr + 32, &a0_2, sizeof a0_2);
-            memcpy(yr + 48, &a0_3, sizeof a0_3);
-            memcpy(yr + 97, &a1_0, sizeof a1_0);
-            memcpy(yr + 113, &a1_1, sizeof a1_1);
-            memcpy(yr + 129, &a1_2, sizeof a1_2);
-            memcpy(yr + 145, &a1_3, sizeof a1_3);
-            memcpy(yr + 194, &a2_0, sizeof a2_0);
-            memcpy(yr + 210, &a2_1, sizeof a2_1);
-            memcpy(yr + 226, &a2_2, sizeof a2_2);
-            memcpy(yr + 242, &a2_3, sizeof a2_3);
-            memcpy(yr + 291, &a3_0, sizeof a3_0);
-            memcpy(yr + 307, &a3_1, sizeof a3_1);
-            memcpy(yr + 323, &a3_2, sizeof a3_2);
-            memcpy(yr + 339, &a3_3, sizeof a3_3);
-            memcpy(yr + 388, &a4_0, sizeof a4_0);
-            memcpy(yr + 404, &a4_1, sizeof a4_1);
-            memcpy(yr + 420, &a4_2, sizeof a4_2);
-            memcpy(yr + 436, &a4_3, sizeof a4_3);
-            memcpy(yr + 485, &a5_0, sizeof a5_0);
-            memcpy(yr + 501, &a5_1, sizeof a5_1);
-            memcpy(yr + 517, &a5_2, sizeof a5_2);
-            memcpy(yr + 533, &a5_3, sizeof a5_3);
-          }
-        }
-        for (int o = 0; o < 24; o += 8) { // 8 channels x 33 columns
-          const cnn_real *restrict wo = w + (o) * 144;
-          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
-          cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
-          cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
-          cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
-          cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
-          cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
-          cnn_v16 a6_0 = {0}, a6_1 = {0}, a6_2 = {0};
-          cnn_v16 a7_0 = {0}, a7_1 = {0}, a7_2 = {0};
-          for (int c = 0; c < 16; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = x + (c * 11 + oy + ky) * 11 + 64;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0, x1, x2;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 16, sizeof x1);
-                memcpy(&x2, xr + kx + 32, sizeof x2);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 144], w2 = wr[kx + 288], w3 = wr[kx + 432], w4 = wr[kx + 576], w5 = wr[kx + 720], w6 = wr[kx + 864], w7 = wr[kx + 1008];
-                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
-                a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
-                a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
-                a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
-                a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
-                a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
-                a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
-                a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
-              }
-            }
-          cnn_real *restrict yr = yf + (o) * 97 + oy * 97 + 64;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          memcpy(yr + 16, &a0_1, sizeof a0_1);
-          yr[32] = a0_2[0];
-          memcpy(yr + 97, &a1_0, sizeof a1_0);
-          memcpy(yr + 113, &a1_1, sizeof a1_1);
-          yr[129] = a1_2[0];
-          memcpy(yr + 194, &a2_0, sizeof a2_0);
-          memcpy(yr + 210, &a2_1, sizeof a2_1);
-          yr[226] = a2_2[0];
-          memcpy(yr + 291, &a3_0, sizeof a3_0);
-          memcpy(yr + 307, &a3_1, sizeof a3_1);
-          yr[323] = a3_2[0];
-          memcpy(yr + 388, &a4_0, sizeof a4_0);
-          memcpy(yr + 404, &a4_1, sizeof a4_1);
-          yr[420] = a4_2[0];
-          memcpy(yr + 485, &a5_0, sizeof a5_0);
-          memcpy(yr + 501, &a5_1, sizeof a5_1);
-          yr[517] = a5_2[0];
-          memcpy(yr + 582, &a6_0, sizeof a6_0);
-          memcpy(yr + 598, &a6_1, sizeof a6_1);
-          yr[614] = a6_2[0];
-          memcpy(yr + 679, &a7_0, sizeof a7_0);
-          memcpy(yr + 695, &a7_1, sizeof a7_1);
-          yr[711] = a7_2[0];
-        }
+    }
+    { // pack: images to lanes
+      long j0 = 0;
+#if CNN_HAS_SHUFFLEVECTOR
+      for (; j0 < 1936; j0 += 16) {
+        cnn_v16 r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15;
+        if (li[0] >= 0) memcpy(&r0, mnist14k_a15 + (size_t)li[0] * 1936 + j0, sizeof r0); else r0 = (cnn_v16){0};
+        if (li[1] >= 0) memcpy(&r1, mnist14k_a15 + (size_t)li[1] * 1936 + j0, sizeof r1); else r1 = (cnn_v16){0};
+        if (li[2] >= 0) memcpy(&r2, mnist14k_a15 + (size_t)li[2] * 1936 + j0, sizeof r2); else r2 = (cnn_v16){0};
+        if (li[3] >= 0) memcpy(&r3, mnist14k_a15 + (size_t)li[3] * 1936 + j0, sizeof r3); else r3 = (cnn_v16){0};
+        if (li[4] >= 0) memcpy(&r4, mnist14k_a15 + (size_t)li[4] * 1936 + j0, sizeof r4); else r4 = (cnn_v16){0};
+        if (li[5] >= 0) memcpy(&r5, mnist14k_a15 + (size_t)li[5] * 1936 + j0, sizeof r5); else r5 = (cnn_v16){0};
+        if (li[6] >= 0) memcpy(&r6, mnist14k_a15 + (size_t)li[6] * 1936 + j0, sizeof r6); else r6 = (cnn_v16){0};
+        if (li[7] >= 0) memcpy(&r7, mnist14k_a15 + (size_t)li[7] * 1936 + j0, sizeof r7); else r7 = (cnn_v16){0};
+        if (li[8] >= 0) memcpy(&r8, mnist14k_a15 + (size_t)li[8] * 1936 + j0, sizeof r8); else r8 = (cnn_v16){0};
+        if (li[9] >= 0) memcpy(&r9, mnist14k_a15 + (size_t)li[9] * 1936 + j0, sizeof r9); else r9 = (cnn_v16){0};
+        if (li[10] >= 0) memcpy(&r10, mnist14k_a15 + (size_t)li[10] * 1936 + j0, sizeof r10); else r10 = (cnn_v16){0};
+        if (li[11] >= 0) memcpy(&r11, mnist14k_a15 + (size_t)li[11] * 1936 + j0, sizeof r11); else r11 = (cnn_v16){0};
+        if (li[12] >= 0) memcpy(&r12, mnist14k_a15 + (size_t)li[12] * 1936 + j0, sizeof r12); else r12 = (cnn_v16){0};
+        if (li[13] >= 0) memcpy(&r13, mnist14k_a15 + (size_t)li[13] * 1936 + j0, sizeof r13); else r13 = (cnn_v16){0};
+        if (li[14] >= 0) memcpy(&r14, mnist14k_a15 + (size_t)li[14] * 1936 + j0, sizeof r14); else r14 = (cnn_v16){0};
+        if (li[15] >= 0) memcpy(&r15, mnist14k_a15 + (size_t)li[15] * 1936 + j0, sizeof r15); else r15 = (cnn_v16){0};
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r8, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r0, r8, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r0 = t0; r8 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r9, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r1, r9, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r1 = t0; r9 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r10, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r2, r10, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r2 = t0; r10 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r3, r11, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r3, r11, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r3 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r12, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r4, r12, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r4 = t0; r12 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r5, r13, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r5, r13, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r5 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r6, r14, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r6, r14, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r6 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r7, r15, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r7, r15, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r7 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r0 = t0; r4 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r1 = t0; r5 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r2 = t0; r6 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r3 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r12, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r8, r12, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r8 = t0; r12 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r9, r13, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r9, r13, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r9 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r10, r14, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r10, r14, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r10 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r11, r15, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r11, r15, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r11 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r2, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r0, r2, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r0 = t0; r2 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r3, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r1, r3, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r1 = t0; r3 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r6, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r4, r6, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r4 = t0; r6 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r5, r7, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r5, r7, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r5 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r10, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r8, r10, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r8 = t0; r10 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r9, r11, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r9, r11, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r9 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r12, r14, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r12, r14, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r12 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r13, r15, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r13, r15, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r13 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r1, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r0, r1, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r0 = t0; r1 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r3, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r2, r3, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r2 = t0; r3 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r5, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r4, r5, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r4 = t0; r5 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r6, r7, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r6, r7, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r6 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r9, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r8, r9, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r8 = t0; r9 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r10, r11, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r10, r11, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r10 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r12, r13, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r12, r13, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r12 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r14, r15, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r14, r15, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r14 = t0; r15 = t1; }
+        memcpy(xl + (size_t)(j0 + 0) * 16, &r0, sizeof r0);
+        memcpy(xl + (size_t)(j0 + 1) * 16, &r1, sizeof r1);
+        memcpy(xl + (size_t)(j0 + 2) * 16, &r2, sizeof r2);
+        memcpy(xl + (size_t)(j0 + 3) * 16, &r3, sizeof r3);
+        memcpy(xl + (size_t)(j0 + 4) * 16, &r4, sizeof r4);
+        memcpy(xl + (size_t)(j0 + 5) * 16, &r5, sizeof r5);
+        memcpy(xl + (size_t)(j0 + 6) * 16, &r6, sizeof r6);
+        memcpy(xl + (size_t)(j0 + 7) * 16, &r7, sizeof r7);
+        memcpy(xl + (size_t)(j0 + 8) * 16, &r8, sizeof r8);
+        memcpy(xl + (size_t)(j0 + 9) * 16, &r9, sizeof r9);
+        memcpy(xl + (size_t)(j0 + 10) * 16, &r10, sizeof r10);
+        memcpy(xl + (size_t)(j0 + 11) * 16, &r11, sizeof r11);
+        memcpy(xl + (size_t)(j0 + 12) * 16, &r12, sizeof r12);
+        memcpy(xl + (size_t)(j0 + 13) * 16, &r13, sizeof r13);
+        memcpy(xl + (size_t)(j0 + 14) * 16, &r14, sizeof r14);
+        memcpy(xl + (size_t)(j0 + 15) * 16, &r15, sizeof r15);
       }
-      for (int o = 0; o < 24; o++)
-        for (int oy = 0; oy < 9; oy++)
-          memcpy(y + (o * 9 + oy) * 9, yf + o * 97 + oy * 11, 9 * sizeof(cnn_real));
+#endif
+      for (int u = 0; u < 16; u++)
+        for (long j = j0; j < 1936; j++)
+          xl[j * 16 + u] = li[u] >= 0 ? mnist14k_a15[(size_t)li[u] * 1936 + j] : 0;
+    }
+    // 2 output channels x 9 columns of a row per register tile.
+    for (int oy = 0; oy < 9; oy++) {
+      for (int o = 0; o < 24; o += 2) {
+      {
+        cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0};
+        cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0}, a1_4 = {0}, a1_5 = {0}, a1_6 = {0}, a1_7 = {0}, a1_8 = {0};
+        for (int c = 0; c < 16; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            const cnn_real *restrict xr = xl + (size_t)((c * 11 + oy + ky) * 11) * 16;
+            const cnn_real *restrict wr = w + (((o) * 16 + c) * 3 + ky) * 3;
+            const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
+            const cnn_real w1_0 = wr[144], w1_1 = wr[145], w1_2 = wr[146];
+            { cnn_v16 v; memcpy(&v, xr + 0, sizeof v); a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 16, sizeof v); a0_1 += w0_0 * v; a1_1 += w1_0 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 32, sizeof v); a0_2 += w0_0 * v; a1_2 += w1_0 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 48, sizeof v); a0_3 += w0_0 * v; a1_3 += w1_0 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 64, sizeof v); a0_4 += w0_0 * v; a1_4 += w1_0 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a0_2 += w0_2 * v; a1_2 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 80, sizeof v); a0_5 += w0_0 * v; a1_5 += w1_0 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a0_3 += w0_2 * v; a1_3 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 96, sizeof v); a0_6 += w0_0 * v; a1_6 += w1_0 * v; a0_5 += w0_1 * v; a1_5 += w1_1 * v; a0_4 += w0_2 * v; a1_4 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 112, sizeof v); a0_7 += w0_0 * v; a1_7 += w1_0 * v; a0_6 += w0_1 * v; a1_6 += w1_1 * v; a0_5 += w0_2 * v; a1_5 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 128, sizeof v); a0_8 += w0_0 * v; a1_8 += w1_0 * v; a0_7 += w0_1 * v; a1_7 += w1_1 * v; a0_6 += w0_2 * v; a1_6 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 144, sizeof v); a0_8 += w0_1 * v; a1_8 += w1_1 * v; a0_7 += w0_2 * v; a1_7 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 160, sizeof v); a0_8 += w0_2 * v; a1_8 += w1_2 * v; }
+          }
+        memcpy(yl + (size_t)(((o + 0) * 9 + oy) * 9 + 0) * 16, &a0_0, sizeof a0_0);
+        memcpy(yl + (size_t)(((o + 0) * 9 + oy) * 9 + 1) * 16, &a0_1, sizeof a0_1);
+        memcpy(yl + (size_t)(((o + 0) * 9 + oy) * 9 + 2) * 16, &a0_2, sizeof a0_2);
+        memcpy(yl + (size_t)(((o + 0) * 9 + oy) * 9 + 3) * 16, &a0_3, sizeof a0_3);
+        memcpy(yl + (size_t)(((o + 0) * 9 + oy) * 9 + 4) * 16, &a0_4, sizeof a0_4);
+        memcpy(yl + (size_t)(((o + 0) * 9 + oy) * 9 + 5) * 16, &a0_5, sizeof a0_5);
+        memcpy(yl + (size_t)(((o + 0) * 9 + oy) * 9 + 6) * 16, &a0_6, sizeof a0_6);
+        memcpy(yl + (size_t)(((o + 0) * 9 + oy) * 9 + 7) * 16, &a0_7, sizeof a0_7);
+        memcpy(yl + (size_t)(((o + 0) * 9 + oy) * 9 + 8) * 16, &a0_8, sizeof a0_8);
+        memcpy(yl + (size_t)(((o + 1) * 9 + oy) * 9 + 0) * 16, &a1_0, sizeof a1_0);
+        memcpy(yl + (size_t)(((o + 1) * 9 + oy) * 9 + 1) * 16, &a1_1, sizeof a1_1);
+        memcpy(yl + (size_t)(((o + 1) * 9 + oy) * 9 + 2) * 16, &a1_2, sizeof a1_2);
+        memcpy(yl + (size_t)(((o + 1) * 9 + oy) * 9 + 3) * 16, &a1_3, sizeof a1_3);
+        memcpy(yl + (size_t)(((o + 1) * 9 + oy) * 9 + 4) * 16, &a1_4, sizeof a1_4);
+        memcpy(yl + (size_t)(((o + 1) * 9 + oy) * 9 + 5) * 16, &a1_5, sizeof a1_5);
+        memcpy(yl + (size_t)(((o + 1) * 9 + oy) * 9 + 6) * 16, &a1_6, sizeof a1_6);
+        memcpy(yl + (size_t)(((o + 1) * 9 + oy) * 9 + 7) * 16, &a1_7, sizeof a1_7);
+        memcpy(yl + (size_t)(((o + 1) * 9 + oy) * 9 + 8) * 16, &a1_8, sizeof a1_8);
+      }
+      }
+    }
+    { // unpack: lanes to images
+      long j0 = 0;
+#if CNN_HAS_SHUFFLEVECTOR
+      for (; j0 < 1936; j0 += 16) {
+        cnn_v16 r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15;
+        memcpy(&r0, yl + (size_t)(j0 + 0) * 16, sizeof r0);
+        memcpy(&r1, yl + (size_t)(j0 + 1) * 16, sizeof r1);
+        memcpy(&r2, yl + (size_t)(j0 + 2) * 16, sizeof r2);
+        memcpy(&r3, yl + (size_t)(j0 + 3) * 16, sizeof r3);
+        memcpy(&r4, yl + (size_t)(j0 + 4) * 16, sizeof r4);
+        memcpy(&r5, yl + (size_t)(j0 + 5) * 16, sizeof r5);
+        memcpy(&r6, yl + (size_t)(j0 + 6) * 16, sizeof r6);
+        memcpy(&r7, yl + (size_t)(j0 + 7) * 16, sizeof r7);
+        memcpy(&r8, yl + (size_t)(j0 + 8) * 16, sizeof r8);
+        memcpy(&r9, yl + (size_t)(j0 + 9) * 16, sizeof r9);
+        memcpy(&r10, yl + (size_t)(j0 + 10) * 16, sizeof r10);
+        memcpy(&r11, yl + (size_t)(j0 + 11) * 16, sizeof r11);
+        memcpy(&r12, yl + (size_t)(j0 + 12) * 16, sizeof r12);
+        memcpy(&r13, yl + (size_t)(j0 + 13) * 16, sizeof r13);
+        memcpy(&r14, yl + (size_t)(j0 + 14) * 16, sizeof r14);
+        memcpy(&r15, yl + (size_t)(j0 + 15) * 16, sizeof r15);
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r8, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r0, r8, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r0 = t0; r8 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r9, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r1, r9, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r1 = t0; r9 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r10, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r2, r10, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r2 = t0; r10 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r3, r11, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r3, r11, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r3 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r12, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r4, r12, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r4 = t0; r12 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r5, r13, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r5, r13, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r5 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r6, r14, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r6, r14, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r6 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r7, r15, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r7, r15, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r7 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r0 = t0; r4 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r1 = t0; r5 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r2 = t0; r6 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r3 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r12, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r8, r12, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r8 = t0; r12 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r9, r13, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r9, r13, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r9 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r10, r14, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r10, r14, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r10 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r11, r15, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r11, r15, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r11 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r2, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r0, r2, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r0 = t0; r2 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r3, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r1, r3, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r1 = t0; r3 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r6, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r4, r6, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r4 = t0; r6 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r5, r7, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r5, r7, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r5 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r10, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r8, r10, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r8 = t0; r10 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r9, r11, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r9, r11, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r9 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r12, r14, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r12, r14, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r12 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r13, r15, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r13, r15, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r13 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r1, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r0, r1, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r0 = t0; r1 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r3, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r2, r3, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r2 = t0; r3 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r5, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r4, r5, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r4 = t0; r5 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r6, r7, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r6, r7, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r6 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r9, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r8, r9, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r8 = t0; r9 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r10, r11, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r10, r11, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r10 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r12, r13, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r12, r13, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r12 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r14, r15, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r14, r15, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r14 = t0; r15 = t1; }
+        if (li[0] >= 0) memcpy(mnist14k_a18 + (size_t)li[0] * 1944 + j0, &r0, sizeof r0);
+        if (li[1] >= 0) memcpy(mnist14k_a18 + (size_t)li[1] * 1944 + j0, &r1, sizeof r1);
+        if (li[2] >= 0) memcpy(mnist14k_a18 + (size_t)li[2] * 1944 + j0, &r2, sizeof r2);
+        if (li[3] >= 0) memcpy(mnist14k_a18 + (size_t)li[3] * 1944 + j0, &r3, sizeof r3);
+        if (li[4] >= 0) memcpy(mnist14k_a18 + (size_t)li[4] * 1944 + j0, &r4, sizeof r4);
+        if (li[5] >= 0) memcpy(mnist14k_a18 + (size_t)li[5] * 1944 + j0, &r5, sizeof r5);
+        if (li[6] >= 0) memcpy(mnist14k_a18 + (size_t)li[6] * 1944 + j0, &r6, sizeof r6);
+        if (li[7] >= 0) memcpy(mnist14k_a18 + (size_t)li[7] * 1944 + j0, &r7, sizeof r7);
+        if (li[8] >= 0) memcpy(mnist14k_a18 + (size_t)li[8] * 1944 + j0, &r8, sizeof r8);
+        if (li[9] >= 0) memcpy(mnist14k_a18 + (size_t)li[9] * 1944 + j0, &r9, sizeof r9);
+        if (li[10] >= 0) memcpy(mnist14k_a18 + (size_t)li[10] * 1944 + j0, &r10, sizeof r10);
+        if (li[11] >= 0) memcpy(mnist14k_a18 + (size_t)li[11] * 1944 + j0, &r11, sizeof r11);
+        if (li[12] >= 0) memcpy(mnist14k_a18 + (size_t)li[12] * 1944 + j0, &r12, sizeof r12);
+        if (li[13] >= 0) memcpy(mnist14k_a18 + (size_t)li[13] * 1944 + j0, &r13, sizeof r13);
+        if (li[14] >= 0) memcpy(mnist14k_a18 + (size_t)li[14] * 1944 + j0, &r14, sizeof r14);
+        if (li[15] >= 0) memcpy(mnist14k_a18 + (size_t)li[15] * 1944 + j0, &r15, sizeof r15);
+      }
+#endif
+      for (int u = 0; u < 16; u++)
+        for (long j = j0; j < 1944; j++)
+          if (li[u] >= 0)
+            mnist14k_a18[(size_t)li[u] * 1944 + j] = yl[j * 16 + u];
+    }
+    for (int u = 0; u < 16; u++) {
+      const int i = li[u], g = s * 2 + u / 8;
+      if (i < 0)
+        continue;
+      (void)g;
+      const cnn_real *restrict y = mnist14k_a18 + (size_t)i * 1944;
       if (training)
         for (int c = 0; c < 24; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 81;
@@ -5014,181 +5145,279 @@ static void mnist14k_l17_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist14k_l17_dw[NGROUP][3456] CNN_ALIGNED;
-// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
-// dy of one image per group with zero borders (never written), and the
-// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
-// W[o][c][2 - ky][2 - kx].
-static cnn_real mnist14k_l17_dyp[NGROUP][3456] CNN_ALIGNED;
-static cnn_real mnist14k_l17_wt[3456] CNN_ALIGNED;
-// dy for the weight gradient, its rows padded with zeros to whole vectors
-// (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real mnist14k_l17_dyw[NGROUP][21520] CNN_ALIGNED;
+// dW = dy * x^T, dx = W^T * dy (packed).
+static cnn_real mnist14k_l17_dxl[123904] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist14k_l17_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist14k_params + 5136;
-  cnn_real *restrict wt = mnist14k_l17_wt;
-  for (int o = 0; o < 24; o++)
-    for (int c = 0; c < 16; c++)
-      for (int j = 0; j < 9; j++)
-        wt[(c * 24 + o) * 9 + 8 - j] = w[(o * 16 + c) * 9 + j];
   CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict dw = mnist14k_l17_dw[g];
-    cnn_real *restrict dyp = mnist14k_l17_dyp[g];
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 18's dx: this conv's dy
-      const cnn_real *restrict bx = mnist14k_a18 + (size_t)i * 1944;
-      const cnn_real *restrict bdy = mnist14k_d19 + (size_t)i * 1944;
-      cnn_real *restrict bdx = mnist14k_d18 + (size_t)i * 1944;
-      for (int c = 0; c < 24; c++) {
-        const cnn_real m_ = mnist14k_l18_mean[c], is = mnist14k_l18_invstd[c];
-        const cnn_real a = mnist14k_l18_k1[c], b = mnist14k_l18_k2[c], q = mnist14k_l18_k3[c];
-        for (int p = 0; p < 81; p++) {
-          const cnn_real xh = (bx[c * 81 + p] - m_) * is;
-          bdx[c * 81 + p] = a * (bdy[c * 81 + p] - b - xh * q);
+  for (int s = 0; s < 8; s++) {
+    const cnn_real *restrict xl = mnist14k_l17_xl + (size_t)s * 15488;
+    cnn_real *restrict dyl = mnist14k_l17_yl + (size_t)s * 15552;
+    int li[8];
+    for (int u = 0; u < 8; u++) {
+      const int g = s * 1 + u / 8, i = g * GSIZE + u % 8;
+      li[u] = u % 8 < GSIZE && g < NGROUP && i < n ? i : -1;
+    }
+    for (int u = 0; u < 8; u++) {
+      const int i = li[u], g = s * 1 + u / 8;
+      if (i < 0)
+        continue;
+      (void)g;
+      { // layer 18's dx: this conv's dy
+        const cnn_real *restrict bx = mnist14k_a18 + (size_t)i * 1944;
+        const cnn_real *restrict bdy = mnist14k_d19 + (size_t)i * 1944;
+        cnn_real *restrict bdx = mnist14k_d18 + (size_t)i * 1944;
+        for (int c = 0; c < 24; c++) {
+          const cnn_real m_ = mnist14k_l18_mean[c], is = mnist14k_l18_invstd[c];
+          const cnn_real a = mnist14k_l18_k1[c], b = mnist14k_l18_k2[c], q = mnist14k_l18_k3[c];
+          for (int p = 0; p < 81; p++) {
+            const cnn_real xh = (bx[c * 81 + p] - m_) * is;
+            bdx[c * 81 + p] = a * (bdy[c * 81 + p] - b - xh * q);
+          }
         }
       }
     }
-    cnn_real *restrict dyw = mnist14k_l17_dyw[g];
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict dy = mnist14k_d18 + (size_t)i * 1944;
-      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 2496;
-      for (int o = 0; o < 24; o++)
+    { // pack: images to lanes
+      long j0 = 0;
+#if CNN_HAS_SHUFFLEVECTOR
+      for (; j0 < 1944; j0 += 8) {
+        cnn_v8 r0, r1, r2, r3, r4, r5, r6, r7;
+        if (li[0] >= 0) memcpy(&r0, mnist14k_d18 + (size_t)li[0] * 1944 + j0, sizeof r0); else r0 = (cnn_v8){0};
+        if (li[1] >= 0) memcpy(&r1, mnist14k_d18 + (size_t)li[1] * 1944 + j0, sizeof r1); else r1 = (cnn_v8){0};
+        if (li[2] >= 0) memcpy(&r2, mnist14k_d18 + (size_t)li[2] * 1944 + j0, sizeof r2); else r2 = (cnn_v8){0};
+        if (li[3] >= 0) memcpy(&r3, mnist14k_d18 + (size_t)li[3] * 1944 + j0, sizeof r3); else r3 = (cnn_v8){0};
+        if (li[4] >= 0) memcpy(&r4, mnist14k_d18 + (size_t)li[4] * 1944 + j0, sizeof r4); else r4 = (cnn_v8){0};
+        if (li[5] >= 0) memcpy(&r5, mnist14k_d18 + (size_t)li[5] * 1944 + j0, sizeof r5); else r5 = (cnn_v8){0};
+        if (li[6] >= 0) memcpy(&r6, mnist14k_d18 + (size_t)li[6] * 1944 + j0, sizeof r6); else r6 = (cnn_v8){0};
+        if (li[7] >= 0) memcpy(&r7, mnist14k_d18 + (size_t)li[7] * 1944 + j0, sizeof r7); else r7 = (cnn_v8){0};
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 12, 13, 14, 15); r0 = t0; r4 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 12, 13, 14, 15); r1 = t0; r5 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 12, 13, 14, 15); r2 = t0; r6 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 12, 13, 14, 15); r3 = t0; r7 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r2, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r0, r2, 2, 3, 10, 11, 6, 7, 14, 15); r0 = t0; r2 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r1, r3, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r1, r3, 2, 3, 10, 11, 6, 7, 14, 15); r1 = t0; r3 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r4, r6, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r4, r6, 2, 3, 10, 11, 6, 7, 14, 15); r4 = t0; r6 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r5, r7, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r5, r7, 2, 3, 10, 11, 6, 7, 14, 15); r5 = t0; r7 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r1, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r0, r1, 1, 9, 3, 11, 5, 13, 7, 15); r0 = t0; r1 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r2, r3, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r2, r3, 1, 9, 3, 11, 5, 13, 7, 15); r2 = t0; r3 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r4, r5, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r4, r5, 1, 9, 3, 11, 5, 13, 7, 15); r4 = t0; r5 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r6, r7, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r6, r7, 1, 9, 3, 11, 5, 13, 7, 15); r6 = t0; r7 = t1; }
+        memcpy(dyl + (size_t)(j0 + 0) * 8, &r0, sizeof r0);
+        memcpy(dyl + (size_t)(j0 + 1) * 8, &r1, sizeof r1);
+        memcpy(dyl + (size_t)(j0 + 2) * 8, &r2, sizeof r2);
+        memcpy(dyl + (size_t)(j0 + 3) * 8, &r3, sizeof r3);
+        memcpy(dyl + (size_t)(j0 + 4) * 8, &r4, sizeof r4);
+        memcpy(dyl + (size_t)(j0 + 5) * 8, &r5, sizeof r5);
+        memcpy(dyl + (size_t)(j0 + 6) * 8, &r6, sizeof r6);
+        memcpy(dyl + (size_t)(j0 + 7) * 8, &r7, sizeof r7);
+      }
+#endif
+      for (int u = 0; u < 8; u++)
+        for (long j = j0; j < 1944; j++)
+          dyl[j * 8 + u] = li[u] >= 0 ? mnist14k_d18[(size_t)li[u] * 1944 + j] : 0;
+    }
+    // 1 output channels x the 9 taps of one input channel per register tile.
+    for (int o = 0; o < 24; o += 1)
+      for (int c = 0; c < 16; c++) {
+        cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0}, s0_5 = {0}, s0_6 = {0}, s0_7 = {0}, s0_8 = {0};
         for (int oy = 0; oy < 9; oy++)
-          memcpy(dyi + o * 104 + oy * 11, dy + (o * 9 + oy) * 9, 9 * sizeof(cnn_real));
-    }
-    // 4 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added; each plane one run of vectors on x's rows (flat).
-    for (int o = 0; o < 24; o += 4) {
-      for (int c = 0; c < 16; c++)
-        for (int ky = 0; ky < 3; ky++) {
-          cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
-          cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
-          cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
-          cnn_v8 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
-          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-            const cnn_real *restrict x = mnist14k_a15 + (size_t)i * 1936;
-            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 2496;
-            {
-              const cnn_real *restrict dr = dy + (o) * 104;
-              const cnn_real *restrict xr = x + (c * 11 + ky) * 11;
-              for (int v = 0; v < 104; v += 8) {
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + v + 0, sizeof x0);
-                memcpy(&x1, xr + v + 1, sizeof x1);
-                memcpy(&x2, xr + v + 2, sizeof x2);
-                memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 104 + v, sizeof d);
-                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-                memcpy(&d, dr + 208 + v, sizeof d);
-                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
-                memcpy(&d, dr + 312 + v, sizeof d);
-                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
-              }
-            }
+          for (int ox = 0; ox < 9; ox++) {
+            const cnn_real *restrict xr = xl + (size_t)((c * 11 + oy) * 11 + ox) * 8;
+            cnn_v8 e0; memcpy(&e0, dyl + (size_t)(((o + 0) * 9 + oy) * 9 + ox) * 8, sizeof e0);
+            { cnn_v8 v; memcpy(&v, xr + 0, sizeof v); s0_0 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 8, sizeof v); s0_1 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 16, sizeof v); s0_2 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 88, sizeof v); s0_3 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 96, sizeof v); s0_4 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 104, sizeof v); s0_5 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 176, sizeof v); s0_6 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 184, sizeof v); s0_7 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 192, sizeof v); s0_8 += e0 * v; }
           }
-          cnn_real *restrict dwo = dw + (o) * 144 + (c * 3 + ky) * 3;
-          dwo[0] = CNN_HSUM8(s0_0);
-          dwo[1] = CNN_HSUM8(s0_1);
-          dwo[2] = CNN_HSUM8(s0_2);
-          dwo[144] = CNN_HSUM8(s1_0);
-          dwo[145] = CNN_HSUM8(s1_1);
-          dwo[146] = CNN_HSUM8(s1_2);
-          dwo[288] = CNN_HSUM8(s2_0);
-          dwo[289] = CNN_HSUM8(s2_1);
-          dwo[290] = CNN_HSUM8(s2_2);
-          dwo[432] = CNN_HSUM8(s3_0);
-          dwo[433] = CNN_HSUM8(s3_1);
-          dwo[434] = CNN_HSUM8(s3_2);
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_0;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 0] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 0] = ((((s0_0)[0] + (s0_0)[1]) + ((s0_0)[2] + (s0_0)[3])) + (((s0_0)[4] + (s0_0)[5]) + ((s0_0)[6] + (s0_0)[7]))); }
+#endif
         }
-    }
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict dy = mnist14k_d18 + (size_t)i * 1944;
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_1;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 1] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 1] = ((((s0_1)[0] + (s0_1)[1]) + ((s0_1)[2] + (s0_1)[3])) + (((s0_1)[4] + (s0_1)[5]) + ((s0_1)[6] + (s0_1)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_2;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 2] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 2] = ((((s0_2)[0] + (s0_2)[1]) + ((s0_2)[2] + (s0_2)[3])) + (((s0_2)[4] + (s0_2)[5]) + ((s0_2)[6] + (s0_2)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_3;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 3] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 3] = ((((s0_3)[0] + (s0_3)[1]) + ((s0_3)[2] + (s0_3)[3])) + (((s0_3)[4] + (s0_3)[5]) + ((s0_3)[6] + (s0_3)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_4;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 4] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 4] = ((((s0_4)[0] + (s0_4)[1]) + ((s0_4)[2] + (s0_4)[3])) + (((s0_4)[4] + (s0_4)[5]) + ((s0_4)[6] + (s0_4)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_5;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 5] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 5] = ((((s0_5)[0] + (s0_5)[1]) + ((s0_5)[2] + (s0_5)[3])) + (((s0_5)[4] + (s0_5)[5]) + ((s0_5)[6] + (s0_5)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_6;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 6] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 6] = ((((s0_6)[0] + (s0_6)[1]) + ((s0_6)[2] + (s0_6)[3])) + (((s0_6)[4] + (s0_6)[5]) + ((s0_6)[6] + (s0_6)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_7;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 7] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 7] = ((((s0_7)[0] + (s0_7)[1]) + ((s0_7)[2] + (s0_7)[3])) + (((s0_7)[4] + (s0_7)[5]) + ((s0_7)[6] + (s0_7)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_8;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 8] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 8] = ((((s0_8)[0] + (s0_8)[1]) + ((s0_8)[2] + (s0_8)[3])) + (((s0_8)[4] + (s0_8)[5]) + ((s0_8)[6] + (s0_8)[7]))); }
+#endif
+        }
+      }
+    {
+    cnn_real *restrict dxl = mnist14k_l17_dxl + (size_t)s * 15488;
+    // 1 input channels x 11 columns of a row per register tile.
+    for (int y = 0; y < 11; y++) {
+      const int ky0 = y - 8 > 0 ? y - 8 : 0, ky1 = y < 2 ? y : 2; // the dy rows that exist
+      for (int c = 0; c < 16; c += 1) {
       {
-      cnn_real *restrict dx = mnist14k_d15 + (size_t)i * 1936;
-      for (int o = 0; o < 24; o++)
-        for (int oy = 0; oy < 9; oy++)
-          memcpy(dyp + (o * 13 + oy + 2) * 11 + 2, dy + (o * 9 + oy) * 9, 9 * sizeof(cnn_real));
-      // 4 output channels x 3 vectors of 8 per register tile, over each plane as
-      // one run (flat): a row's last taps read the next row's first, zero, columns.
-      for (int oy = 0; oy < 1; oy++) {
-        for (int col = 0; col < 120; col += 24) {
-          for (int o = 0; o < 16; o += 4) { // 4 channels x 24 columns
-            const cnn_real *restrict wo = wt + (o) * 216;
-            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
-            for (int c = 0; c < 24; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 11 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1, x2;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  memcpy(&x2, xr + kx + 16, sizeof x2);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
-                }
-              }
-            cnn_real *restrict yr = dx + (o) * 121 + oy * 121 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 16, &a0_2, sizeof a0_2);
-            memcpy(yr + 121, &a1_0, sizeof a1_0);
-            memcpy(yr + 129, &a1_1, sizeof a1_1);
-            memcpy(yr + 137, &a1_2, sizeof a1_2);
-            memcpy(yr + 242, &a2_0, sizeof a2_0);
-            memcpy(yr + 250, &a2_1, sizeof a2_1);
-            memcpy(yr + 258, &a2_2, sizeof a2_2);
-            memcpy(yr + 363, &a3_0, sizeof a3_0);
-            memcpy(yr + 371, &a3_1, sizeof a3_1);
-            memcpy(yr + 379, &a3_2, sizeof a3_2);
+        cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0};
+        for (int o = 0; o < 24; o++)
+          for (int ky = ky1; ky >= ky0; ky--) {
+            const cnn_real *restrict dr = dyl + (size_t)((o * 9 + y - ky) * 9) * 8;
+            const cnn_real *restrict wr = w + (o * 16 + c) * 9 + ky * 3;
+            const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
+            { cnn_v8 v; memcpy(&v, dr + 0, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 8, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 16, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 24, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 32, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 40, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 48, sizeof v); a0_8 += w0_2 * v; a0_7 += w0_1 * v; a0_6 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 56, sizeof v); a0_9 += w0_2 * v; a0_8 += w0_1 * v; a0_7 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 64, sizeof v); a0_10 += w0_2 * v; a0_9 += w0_1 * v; a0_8 += w0_0 * v; }
           }
-        }
-        for (int o = 0; o < 16; o += 8) { // 8 channels x 1 columns
-          const cnn_real *restrict wo = wt + (o) * 216;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          cnn_v8 a7_0 = {0};
-          for (int c = 0; c < 24; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 11 + 120;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 121 + oy * 121 + 120;
-          yr[0] = a0_0[0];
-          yr[121] = a1_0[0];
-          yr[242] = a2_0[0];
-          yr[363] = a3_0[0];
-          yr[484] = a4_0[0];
-          yr[605] = a5_0[0];
-          yr[726] = a6_0[0];
-          yr[847] = a7_0[0];
-        }
+        memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 0) * 8, &a0_0, sizeof a0_0);
+        memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 1) * 8, &a0_1, sizeof a0_1);
+        memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 2) * 8, &a0_2, sizeof a0_2);
+        memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 3) * 8, &a0_3, sizeof a0_3);
+        memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 4) * 8, &a0_4, sizeof a0_4);
+        memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 5) * 8, &a0_5, sizeof a0_5);
+        memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 6) * 8, &a0_6, sizeof a0_6);
+        memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 7) * 8, &a0_7, sizeof a0_7);
+        memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 8) * 8, &a0_8, sizeof a0_8);
+        memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 9) * 8, &a0_9, sizeof a0_9);
+        memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 10) * 8, &a0_10, sizeof a0_10);
       }
       }
-      { // layer 14's first backward pass for this image, while its dx is in cache
+    }
+    { // unpack: lanes to images
+      long j0 = 0;
+#if CNN_HAS_SHUFFLEVECTOR
+      for (; j0 < 1936; j0 += 8) {
+        cnn_v8 r0, r1, r2, r3, r4, r5, r6, r7;
+        memcpy(&r0, dxl + (size_t)(j0 + 0) * 8, sizeof r0);
+        memcpy(&r1, dxl + (size_t)(j0 + 1) * 8, sizeof r1);
+        memcpy(&r2, dxl + (size_t)(j0 + 2) * 8, sizeof r2);
+        memcpy(&r3, dxl + (size_t)(j0 + 3) * 8, sizeof r3);
+        memcpy(&r4, dxl + (size_t)(j0 + 4) * 8, sizeof r4);
+        memcpy(&r5, dxl + (size_t)(j0 + 5) * 8, sizeof r5);
+        memcpy(&r6, dxl + (size_t)(j0 + 6) * 8, sizeof r6);
+        memcpy(&r7, dxl + (size_t)(j0 + 7) * 8, sizeof r7);
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 12, 13, 14, 15); r0 = t0; r4 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 12, 13, 14, 15); r1 = t0; r5 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 12, 13, 14, 15); r2 = t0; r6 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 12, 13, 14, 15); r3 = t0; r7 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r2, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r0, r2, 2, 3, 10, 11, 6, 7, 14, 15); r0 = t0; r2 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r1, r3, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r1, r3, 2, 3, 10, 11, 6, 7, 14, 15); r1 = t0; r3 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r4, r6, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r4, r6, 2, 3, 10, 11, 6, 7, 14, 15); r4 = t0; r6 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r5, r7, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r5, r7, 2, 3, 10, 11, 6, 7, 14, 15); r5 = t0; r7 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r1, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r0, r1, 1, 9, 3, 11, 5, 13, 7, 15); r0 = t0; r1 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r2, r3, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r2, r3, 1, 9, 3, 11, 5, 13, 7, 15); r2 = t0; r3 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r4, r5, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r4, r5, 1, 9, 3, 11, 5, 13, 7, 15); r4 = t0; r5 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r6, r7, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r6, r7, 1, 9, 3, 11, 5, 13, 7, 15); r6 = t0; r7 = t1; }
+        if (li[0] >= 0) memcpy(mnist14k_d15 + (size_t)li[0] * 1936 + j0, &r0, sizeof r0);
+        if (li[1] >= 0) memcpy(mnist14k_d15 + (size_t)li[1] * 1936 + j0, &r1, sizeof r1);
+        if (li[2] >= 0) memcpy(mnist14k_d15 + (size_t)li[2] * 1936 + j0, &r2, sizeof r2);
+        if (li[3] >= 0) memcpy(mnist14k_d15 + (size_t)li[3] * 1936 + j0, &r3, sizeof r3);
+        if (li[4] >= 0) memcpy(mnist14k_d15 + (size_t)li[4] * 1936 + j0, &r4, sizeof r4);
+        if (li[5] >= 0) memcpy(mnist14k_d15 + (size_t)li[5] * 1936 + j0, &r5, sizeof r5);
+        if (li[6] >= 0) memcpy(mnist14k_d15 + (size_t)li[6] * 1936 + j0, &r6, sizeof r6);
+        if (li[7] >= 0) memcpy(mnist14k_d15 + (size_t)li[7] * 1936 + j0, &r7, sizeof r7);
+      }
+#endif
+      for (int u = 0; u < 8; u++)
+        for (long j = j0; j < 1936; j++)
+          if (li[u] >= 0)
+            mnist14k_d15[(size_t)li[u] * 1936 + j] = dxl[j * 8 + u];
+    }
+    }
+    for (int u = 0; u < 8; u++) {
+      const int i = li[u], g = s * 1 + u / 8;
+      if (i < 0)
+        continue;
+      (void)g;
+      { // layer 14's first backward pass for this image
         for (int c = 0; c < 16; c++) {
           const cnn_real *restrict x = mnist14k_a14 + (size_t)i * 1936 + c * 121;
           cnn_real *restrict dy = mnist14k_d15 + (size_t)i * 1936 + c * 121;
@@ -5230,223 +5459,616 @@ CNN_CLONES_V8 static void mnist14k_l17_conv_backward_v8(int n) {
 #if CNN_V16
 CNN_V16_FN static void mnist14k_l17_conv_backward_v16(int n) {
   const cnn_real *restrict w = mnist14k_params + 5136;
-  cnn_real *restrict wt = mnist14k_l17_wt;
-  for (int o = 0; o < 24; o++)
-    for (int c = 0; c < 16; c++)
-      for (int j = 0; j < 9; j++)
-        wt[(c * 24 + o) * 9 + 8 - j] = w[(o * 16 + c) * 9 + j];
   CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict dw = mnist14k_l17_dw[g];
-    cnn_real *restrict dyp = mnist14k_l17_dyp[g];
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 18's dx: this conv's dy
-      const cnn_real *restrict bx = mnist14k_a18 + (size_t)i * 1944;
-      const cnn_real *restrict bdy = mnist14k_d19 + (size_t)i * 1944;
-      cnn_real *restrict bdx = mnist14k_d18 + (size_t)i * 1944;
-      for (int c = 0; c < 24; c++) {
-        const cnn_real m_ = mnist14k_l18_mean[c], is = mnist14k_l18_invstd[c];
-        const cnn_real a = mnist14k_l18_k1[c], b = mnist14k_l18_k2[c], q = mnist14k_l18_k3[c];
-        for (int p = 0; p < 81; p++) {
-          const cnn_real xh = (bx[c * 81 + p] - m_) * is;
-          bdx[c * 81 + p] = a * (bdy[c * 81 + p] - b - xh * q);
+  for (int s = 0; s < 4; s++) {
+    const cnn_real *restrict xl = mnist14k_l17_xl + (size_t)s * 30976;
+    cnn_real *restrict dyl = mnist14k_l17_yl + (size_t)s * 31104;
+    int li[16];
+    for (int u = 0; u < 16; u++) {
+      const int g = s * 2 + u / 8, i = g * GSIZE + u % 8;
+      li[u] = u % 8 < GSIZE && g < NGROUP && i < n ? i : -1;
+    }
+    for (int u = 0; u < 16; u++) {
+      const int i = li[u], g = s * 2 + u / 8;
+      if (i < 0)
+        continue;
+      (void)g;
+      { // layer 18's dx: this conv's dy
+        const cnn_real *restrict bx = mnist14k_a18 + (size_t)i * 1944;
+        const cnn_real *restrict bdy = mnist14k_d19 + (size_t)i * 1944;
+        cnn_real *restrict bdx = mnist14k_d18 + (size_t)i * 1944;
+        for (int c = 0; c < 24; c++) {
+          const cnn_real m_ = mnist14k_l18_mean[c], is = mnist14k_l18_invstd[c];
+          const cnn_real a = mnist14k_l18_k1[c], b = mnist14k_l18_k2[c], q = mnist14k_l18_k3[c];
+          for (int p = 0; p < 81; p++) {
+            const cnn_real xh = (bx[c * 81 + p] - m_) * is;
+            bdx[c * 81 + p] = a * (bdy[c * 81 + p] - b - xh * q);
+          }
         }
       }
     }
-    cnn_real *restrict dyw = mnist14k_l17_dyw[g];
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict dy = mnist14k_d18 + (size_t)i * 1944;
-      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 2688;
-      for (int o = 0; o < 24; o++)
+    { // pack: images to lanes
+      long j0 = 0;
+#if CNN_HAS_SHUFFLEVECTOR
+      for (; j0 < 1936; j0 += 16) {
+        cnn_v16 r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15;
+        if (li[0] >= 0) memcpy(&r0, mnist14k_d18 + (size_t)li[0] * 1944 + j0, sizeof r0); else r0 = (cnn_v16){0};
+        if (li[1] >= 0) memcpy(&r1, mnist14k_d18 + (size_t)li[1] * 1944 + j0, sizeof r1); else r1 = (cnn_v16){0};
+        if (li[2] >= 0) memcpy(&r2, mnist14k_d18 + (size_t)li[2] * 1944 + j0, sizeof r2); else r2 = (cnn_v16){0};
+        if (li[3] >= 0) memcpy(&r3, mnist14k_d18 + (size_t)li[3] * 1944 + j0, sizeof r3); else r3 = (cnn_v16){0};
+        if (li[4] >= 0) memcpy(&r4, mnist14k_d18 + (size_t)li[4] * 1944 + j0, sizeof r4); else r4 = (cnn_v16){0};
+        if (li[5] >= 0) memcpy(&r5, mnist14k_d18 + (size_t)li[5] * 1944 + j0, sizeof r5); else r5 = (cnn_v16){0};
+        if (li[6] >= 0) memcpy(&r6, mnist14k_d18 + (size_t)li[6] * 1944 + j0, sizeof r6); else r6 = (cnn_v16){0};
+        if (li[7] >= 0) memcpy(&r7, mnist14k_d18 + (size_t)li[7] * 1944 + j0, sizeof r7); else r7 = (cnn_v16){0};
+        if (li[8] >= 0) memcpy(&r8, mnist14k_d18 + (size_t)li[8] * 1944 + j0, sizeof r8); else r8 = (cnn_v16){0};
+        if (li[9] >= 0) memcpy(&r9, mnist14k_d18 + (size_t)li[9] * 1944 + j0, sizeof r9); else r9 = (cnn_v16){0};
+        if (li[10] >= 0) memcpy(&r10, mnist14k_d18 + (size_t)li[10] * 1944 + j0, sizeof r10); else r10 = (cnn_v16){0};
+        if (li[11] >= 0) memcpy(&r11, mnist14k_d18 + (size_t)li[11] * 1944 + j0, sizeof r11); else r11 = (cnn_v16){0};
+        if (li[12] >= 0) memcpy(&r12, mnist14k_d18 + (size_t)li[12] * 1944 + j0, sizeof r12); else r12 = (cnn_v16){0};
+        if (li[13] >= 0) memcpy(&r13, mnist14k_d18 + (size_t)li[13] * 1944 + j0, sizeof r13); else r13 = (cnn_v16){0};
+        if (li[14] >= 0) memcpy(&r14, mnist14k_d18 + (size_t)li[14] * 1944 + j0, sizeof r14); else r14 = (cnn_v16){0};
+        if (li[15] >= 0) memcpy(&r15, mnist14k_d18 + (size_t)li[15] * 1944 + j0, sizeof r15); else r15 = (cnn_v16){0};
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r8, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r0, r8, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r0 = t0; r8 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r9, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r1, r9, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r1 = t0; r9 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r10, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r2, r10, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r2 = t0; r10 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r3, r11, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r3, r11, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r3 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r12, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r4, r12, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r4 = t0; r12 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r5, r13, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r5, r13, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r5 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r6, r14, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r6, r14, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r6 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r7, r15, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r7, r15, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r7 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r0 = t0; r4 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r1 = t0; r5 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r2 = t0; r6 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r3 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r12, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r8, r12, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r8 = t0; r12 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r9, r13, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r9, r13, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r9 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r10, r14, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r10, r14, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r10 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r11, r15, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r11, r15, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r11 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r2, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r0, r2, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r0 = t0; r2 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r3, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r1, r3, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r1 = t0; r3 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r6, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r4, r6, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r4 = t0; r6 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r5, r7, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r5, r7, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r5 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r10, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r8, r10, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r8 = t0; r10 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r9, r11, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r9, r11, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r9 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r12, r14, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r12, r14, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r12 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r13, r15, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r13, r15, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r13 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r1, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r0, r1, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r0 = t0; r1 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r3, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r2, r3, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r2 = t0; r3 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r5, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r4, r5, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r4 = t0; r5 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r6, r7, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r6, r7, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r6 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r9, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r8, r9, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r8 = t0; r9 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r10, r11, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r10, r11, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r10 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r12, r13, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r12, r13, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r12 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r14, r15, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r14, r15, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r14 = t0; r15 = t1; }
+        memcpy(dyl + (size_t)(j0 + 0) * 16, &r0, sizeof r0);
+        memcpy(dyl + (size_t)(j0 + 1) * 16, &r1, sizeof r1);
+        memcpy(dyl + (size_t)(j0 + 2) * 16, &r2, sizeof r2);
+        memcpy(dyl + (size_t)(j0 + 3) * 16, &r3, sizeof r3);
+        memcpy(dyl + (size_t)(j0 + 4) * 16, &r4, sizeof r4);
+        memcpy(dyl + (size_t)(j0 + 5) * 16, &r5, sizeof r5);
+        memcpy(dyl + (size_t)(j0 + 6) * 16, &r6, sizeof r6);
+        memcpy(dyl + (size_t)(j0 + 7) * 16, &r7, sizeof r7);
+        memcpy(dyl + (size_t)(j0 + 8) * 16, &r8, sizeof r8);
+        memcpy(dyl + (size_t)(j0 + 9) * 16, &r9, sizeof r9);
+        memcpy(dyl + (size_t)(j0 + 10) * 16, &r10, sizeof r10);
+        memcpy(dyl + (size_t)(j0 + 11) * 16, &r11, sizeof r11);
+        memcpy(dyl + (size_t)(j0 + 12) * 16, &r12, sizeof r12);
+        memcpy(dyl + (size_t)(j0 + 13) * 16, &r13, sizeof r13);
+        memcpy(dyl + (size_t)(j0 + 14) * 16, &r14, sizeof r14);
+        memcpy(dyl + (size_t)(j0 + 15) * 16, &r15, sizeof r15);
+      }
+#endif
+      for (int u = 0; u < 16; u++)
+        for (long j = j0; j < 1944; j++)
+          dyl[j * 16 + u] = li[u] >= 0 ? mnist14k_d18[(size_t)li[u] * 1944 + j] : 0;
+    }
+    // 3 output channels x the 9 taps of one input channel per register tile.
+    for (int o = 0; o < 24; o += 3)
+      for (int c = 0; c < 16; c++) {
+        cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0}, s0_5 = {0}, s0_6 = {0}, s0_7 = {0}, s0_8 = {0};
+        cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0}, s1_3 = {0}, s1_4 = {0}, s1_5 = {0}, s1_6 = {0}, s1_7 = {0}, s1_8 = {0};
+        cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0}, s2_3 = {0}, s2_4 = {0}, s2_5 = {0}, s2_6 = {0}, s2_7 = {0}, s2_8 = {0};
         for (int oy = 0; oy < 9; oy++)
-          memcpy(dyi + o * 112 + oy * 11, dy + (o * 9 + oy) * 9, 9 * sizeof(cnn_real));
-    }
-    // 8 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added; each plane one run of vectors on x's rows (flat).
-    for (int o = 0; o < 24; o += 8) {
-      for (int c = 0; c < 16; c++)
-        for (int ky = 0; ky < 3; ky++) {
-          cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
-          cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
-          cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
-          cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
-          cnn_v16 s4_0 = {0}, s4_1 = {0}, s4_2 = {0};
-          cnn_v16 s5_0 = {0}, s5_1 = {0}, s5_2 = {0};
-          cnn_v16 s6_0 = {0}, s6_1 = {0}, s6_2 = {0};
-          cnn_v16 s7_0 = {0}, s7_1 = {0}, s7_2 = {0};
-          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-            const cnn_real *restrict x = mnist14k_a15 + (size_t)i * 1936;
-            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 2688;
-            {
-              const cnn_real *restrict dr = dy + (o) * 112;
-              const cnn_real *restrict xr = x + (c * 11 + ky) * 11;
-              for (int v = 0; v < 112; v += 16) {
-                cnn_v16 d, x0, x1, x2;
-                memcpy(&x0, xr + v + 0, sizeof x0);
-                memcpy(&x1, xr + v + 1, sizeof x1);
-                memcpy(&x2, xr + v + 2, sizeof x2);
-                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 112 + v, sizeof d); CNN_PIN16(d);
-                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-                memcpy(&d, dr + 224 + v, sizeof d); CNN_PIN16(d);
-                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
-                memcpy(&d, dr + 336 + v, sizeof d); CNN_PIN16(d);
-                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
-                memcpy(&d, dr + 448 + v, sizeof d); CNN_PIN16(d);
-                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
-                memcpy(&d, dr + 560 + v, sizeof d); CNN_PIN16(d);
-                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
-                memcpy(&d, dr + 672 + v, sizeof d); CNN_PIN16(d);
-                s6_0 += d * x0; s6_1 += d * x1; s6_2 += d * x2;
-                memcpy(&d, dr + 784 + v, sizeof d); CNN_PIN16(d);
-                s7_0 += d * x0; s7_1 += d * x1; s7_2 += d * x2;
-              }
-            }
+          for (int ox = 0; ox < 9; ox++) {
+            const cnn_real *restrict xr = xl + (size_t)((c * 11 + oy) * 11 + ox) * 16;
+            cnn_v16 e0; memcpy(&e0, dyl + (size_t)(((o + 0) * 9 + oy) * 9 + ox) * 16, sizeof e0); CNN_PIN16(e0);
+            cnn_v16 e1; memcpy(&e1, dyl + (size_t)(((o + 1) * 9 + oy) * 9 + ox) * 16, sizeof e1); CNN_PIN16(e1);
+            cnn_v16 e2; memcpy(&e2, dyl + (size_t)(((o + 2) * 9 + oy) * 9 + ox) * 16, sizeof e2); CNN_PIN16(e2);
+            { cnn_v16 v; memcpy(&v, xr + 0, sizeof v); s0_0 += e0 * v; s1_0 += e1 * v; s2_0 += e2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 16, sizeof v); s0_1 += e0 * v; s1_1 += e1 * v; s2_1 += e2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 32, sizeof v); s0_2 += e0 * v; s1_2 += e1 * v; s2_2 += e2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 176, sizeof v); s0_3 += e0 * v; s1_3 += e1 * v; s2_3 += e2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 192, sizeof v); s0_4 += e0 * v; s1_4 += e1 * v; s2_4 += e2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 208, sizeof v); s0_5 += e0 * v; s1_5 += e1 * v; s2_5 += e2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 352, sizeof v); s0_6 += e0 * v; s1_6 += e1 * v; s2_6 += e2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 368, sizeof v); s0_7 += e0 * v; s1_7 += e1 * v; s2_7 += e2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 384, sizeof v); s0_8 += e0 * v; s1_8 += e1 * v; s2_8 += e2 * v; }
           }
-          cnn_real *restrict dwo = dw + (o) * 144 + (c * 3 + ky) * 3;
-          dwo[0] = CNN_HSUM16(s0_0);
-          dwo[1] = CNN_HSUM16(s0_1);
-          dwo[2] = CNN_HSUM16(s0_2);
-          dwo[144] = CNN_HSUM16(s1_0);
-          dwo[145] = CNN_HSUM16(s1_1);
-          dwo[146] = CNN_HSUM16(s1_2);
-          dwo[288] = CNN_HSUM16(s2_0);
-          dwo[289] = CNN_HSUM16(s2_1);
-          dwo[290] = CNN_HSUM16(s2_2);
-          dwo[432] = CNN_HSUM16(s3_0);
-          dwo[433] = CNN_HSUM16(s3_1);
-          dwo[434] = CNN_HSUM16(s3_2);
-          dwo[576] = CNN_HSUM16(s4_0);
-          dwo[577] = CNN_HSUM16(s4_1);
-          dwo[578] = CNN_HSUM16(s4_2);
-          dwo[720] = CNN_HSUM16(s5_0);
-          dwo[721] = CNN_HSUM16(s5_1);
-          dwo[722] = CNN_HSUM16(s5_2);
-          dwo[864] = CNN_HSUM16(s6_0);
-          dwo[865] = CNN_HSUM16(s6_1);
-          dwo[866] = CNN_HSUM16(s6_2);
-          dwo[1008] = CNN_HSUM16(s7_0);
-          dwo[1009] = CNN_HSUM16(s7_1);
-          dwo[1010] = CNN_HSUM16(s7_2);
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_0;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 0] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 0] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 0] = ((((s0_0)[0] + (s0_0)[1]) + ((s0_0)[2] + (s0_0)[3])) + (((s0_0)[4] + (s0_0)[5]) + ((s0_0)[6] + (s0_0)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 0] = ((((s0_0)[8] + (s0_0)[9]) + ((s0_0)[10] + (s0_0)[11])) + (((s0_0)[12] + (s0_0)[13]) + ((s0_0)[14] + (s0_0)[15]))); }
+#endif
         }
-    }
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict dy = mnist14k_d18 + (size_t)i * 1944;
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_1;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 1] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 1] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 1] = ((((s0_1)[0] + (s0_1)[1]) + ((s0_1)[2] + (s0_1)[3])) + (((s0_1)[4] + (s0_1)[5]) + ((s0_1)[6] + (s0_1)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 1] = ((((s0_1)[8] + (s0_1)[9]) + ((s0_1)[10] + (s0_1)[11])) + (((s0_1)[12] + (s0_1)[13]) + ((s0_1)[14] + (s0_1)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_2;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 2] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 2] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 2] = ((((s0_2)[0] + (s0_2)[1]) + ((s0_2)[2] + (s0_2)[3])) + (((s0_2)[4] + (s0_2)[5]) + ((s0_2)[6] + (s0_2)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 2] = ((((s0_2)[8] + (s0_2)[9]) + ((s0_2)[10] + (s0_2)[11])) + (((s0_2)[12] + (s0_2)[13]) + ((s0_2)[14] + (s0_2)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_3;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 3] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 3] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 3] = ((((s0_3)[0] + (s0_3)[1]) + ((s0_3)[2] + (s0_3)[3])) + (((s0_3)[4] + (s0_3)[5]) + ((s0_3)[6] + (s0_3)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 3] = ((((s0_3)[8] + (s0_3)[9]) + ((s0_3)[10] + (s0_3)[11])) + (((s0_3)[12] + (s0_3)[13]) + ((s0_3)[14] + (s0_3)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_4;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 4] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 4] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 4] = ((((s0_4)[0] + (s0_4)[1]) + ((s0_4)[2] + (s0_4)[3])) + (((s0_4)[4] + (s0_4)[5]) + ((s0_4)[6] + (s0_4)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 4] = ((((s0_4)[8] + (s0_4)[9]) + ((s0_4)[10] + (s0_4)[11])) + (((s0_4)[12] + (s0_4)[13]) + ((s0_4)[14] + (s0_4)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_5;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 5] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 5] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 5] = ((((s0_5)[0] + (s0_5)[1]) + ((s0_5)[2] + (s0_5)[3])) + (((s0_5)[4] + (s0_5)[5]) + ((s0_5)[6] + (s0_5)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 5] = ((((s0_5)[8] + (s0_5)[9]) + ((s0_5)[10] + (s0_5)[11])) + (((s0_5)[12] + (s0_5)[13]) + ((s0_5)[14] + (s0_5)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_6;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 6] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 6] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 6] = ((((s0_6)[0] + (s0_6)[1]) + ((s0_6)[2] + (s0_6)[3])) + (((s0_6)[4] + (s0_6)[5]) + ((s0_6)[6] + (s0_6)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 6] = ((((s0_6)[8] + (s0_6)[9]) + ((s0_6)[10] + (s0_6)[11])) + (((s0_6)[12] + (s0_6)[13]) + ((s0_6)[14] + (s0_6)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_7;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 7] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 7] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 7] = ((((s0_7)[0] + (s0_7)[1]) + ((s0_7)[2] + (s0_7)[3])) + (((s0_7)[4] + (s0_7)[5]) + ((s0_7)[6] + (s0_7)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 7] = ((((s0_7)[8] + (s0_7)[9]) + ((s0_7)[10] + (s0_7)[11])) + (((s0_7)[12] + (s0_7)[13]) + ((s0_7)[14] + (s0_7)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_8;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 8] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 8] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 8] = ((((s0_8)[0] + (s0_8)[1]) + ((s0_8)[2] + (s0_8)[3])) + (((s0_8)[4] + (s0_8)[5]) + ((s0_8)[6] + (s0_8)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 0) * 16 + c) * 9 + 8] = ((((s0_8)[8] + (s0_8)[9]) + ((s0_8)[10] + (s0_8)[11])) + (((s0_8)[12] + (s0_8)[13]) + ((s0_8)[14] + (s0_8)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s1_0;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 0] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 0] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 0] = ((((s1_0)[0] + (s1_0)[1]) + ((s1_0)[2] + (s1_0)[3])) + (((s1_0)[4] + (s1_0)[5]) + ((s1_0)[6] + (s1_0)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 0] = ((((s1_0)[8] + (s1_0)[9]) + ((s1_0)[10] + (s1_0)[11])) + (((s1_0)[12] + (s1_0)[13]) + ((s1_0)[14] + (s1_0)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s1_1;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 1] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 1] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 1] = ((((s1_1)[0] + (s1_1)[1]) + ((s1_1)[2] + (s1_1)[3])) + (((s1_1)[4] + (s1_1)[5]) + ((s1_1)[6] + (s1_1)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 1] = ((((s1_1)[8] + (s1_1)[9]) + ((s1_1)[10] + (s1_1)[11])) + (((s1_1)[12] + (s1_1)[13]) + ((s1_1)[14] + (s1_1)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s1_2;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 2] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 2] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 2] = ((((s1_2)[0] + (s1_2)[1]) + ((s1_2)[2] + (s1_2)[3])) + (((s1_2)[4] + (s1_2)[5]) + ((s1_2)[6] + (s1_2)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 2] = ((((s1_2)[8] + (s1_2)[9]) + ((s1_2)[10] + (s1_2)[11])) + (((s1_2)[12] + (s1_2)[13]) + ((s1_2)[14] + (s1_2)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s1_3;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 3] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 3] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 3] = ((((s1_3)[0] + (s1_3)[1]) + ((s1_3)[2] + (s1_3)[3])) + (((s1_3)[4] + (s1_3)[5]) + ((s1_3)[6] + (s1_3)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 3] = ((((s1_3)[8] + (s1_3)[9]) + ((s1_3)[10] + (s1_3)[11])) + (((s1_3)[12] + (s1_3)[13]) + ((s1_3)[14] + (s1_3)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s1_4;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 4] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 4] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 4] = ((((s1_4)[0] + (s1_4)[1]) + ((s1_4)[2] + (s1_4)[3])) + (((s1_4)[4] + (s1_4)[5]) + ((s1_4)[6] + (s1_4)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 4] = ((((s1_4)[8] + (s1_4)[9]) + ((s1_4)[10] + (s1_4)[11])) + (((s1_4)[12] + (s1_4)[13]) + ((s1_4)[14] + (s1_4)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s1_5;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 5] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 5] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 5] = ((((s1_5)[0] + (s1_5)[1]) + ((s1_5)[2] + (s1_5)[3])) + (((s1_5)[4] + (s1_5)[5]) + ((s1_5)[6] + (s1_5)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 5] = ((((s1_5)[8] + (s1_5)[9]) + ((s1_5)[10] + (s1_5)[11])) + (((s1_5)[12] + (s1_5)[13]) + ((s1_5)[14] + (s1_5)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s1_6;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 6] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 6] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 6] = ((((s1_6)[0] + (s1_6)[1]) + ((s1_6)[2] + (s1_6)[3])) + (((s1_6)[4] + (s1_6)[5]) + ((s1_6)[6] + (s1_6)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 6] = ((((s1_6)[8] + (s1_6)[9]) + ((s1_6)[10] + (s1_6)[11])) + (((s1_6)[12] + (s1_6)[13]) + ((s1_6)[14] + (s1_6)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s1_7;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 7] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 7] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 7] = ((((s1_7)[0] + (s1_7)[1]) + ((s1_7)[2] + (s1_7)[3])) + (((s1_7)[4] + (s1_7)[5]) + ((s1_7)[6] + (s1_7)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 7] = ((((s1_7)[8] + (s1_7)[9]) + ((s1_7)[10] + (s1_7)[11])) + (((s1_7)[12] + (s1_7)[13]) + ((s1_7)[14] + (s1_7)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s1_8;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 8] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 8] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 8] = ((((s1_8)[0] + (s1_8)[1]) + ((s1_8)[2] + (s1_8)[3])) + (((s1_8)[4] + (s1_8)[5]) + ((s1_8)[6] + (s1_8)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 1) * 16 + c) * 9 + 8] = ((((s1_8)[8] + (s1_8)[9]) + ((s1_8)[10] + (s1_8)[11])) + (((s1_8)[12] + (s1_8)[13]) + ((s1_8)[14] + (s1_8)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s2_0;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 0] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 0] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 0] = ((((s2_0)[0] + (s2_0)[1]) + ((s2_0)[2] + (s2_0)[3])) + (((s2_0)[4] + (s2_0)[5]) + ((s2_0)[6] + (s2_0)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 0] = ((((s2_0)[8] + (s2_0)[9]) + ((s2_0)[10] + (s2_0)[11])) + (((s2_0)[12] + (s2_0)[13]) + ((s2_0)[14] + (s2_0)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s2_1;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 1] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 1] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 1] = ((((s2_1)[0] + (s2_1)[1]) + ((s2_1)[2] + (s2_1)[3])) + (((s2_1)[4] + (s2_1)[5]) + ((s2_1)[6] + (s2_1)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 1] = ((((s2_1)[8] + (s2_1)[9]) + ((s2_1)[10] + (s2_1)[11])) + (((s2_1)[12] + (s2_1)[13]) + ((s2_1)[14] + (s2_1)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s2_2;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 2] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 2] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 2] = ((((s2_2)[0] + (s2_2)[1]) + ((s2_2)[2] + (s2_2)[3])) + (((s2_2)[4] + (s2_2)[5]) + ((s2_2)[6] + (s2_2)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 2] = ((((s2_2)[8] + (s2_2)[9]) + ((s2_2)[10] + (s2_2)[11])) + (((s2_2)[12] + (s2_2)[13]) + ((s2_2)[14] + (s2_2)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s2_3;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 3] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 3] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 3] = ((((s2_3)[0] + (s2_3)[1]) + ((s2_3)[2] + (s2_3)[3])) + (((s2_3)[4] + (s2_3)[5]) + ((s2_3)[6] + (s2_3)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 3] = ((((s2_3)[8] + (s2_3)[9]) + ((s2_3)[10] + (s2_3)[11])) + (((s2_3)[12] + (s2_3)[13]) + ((s2_3)[14] + (s2_3)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s2_4;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 4] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 4] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 4] = ((((s2_4)[0] + (s2_4)[1]) + ((s2_4)[2] + (s2_4)[3])) + (((s2_4)[4] + (s2_4)[5]) + ((s2_4)[6] + (s2_4)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 4] = ((((s2_4)[8] + (s2_4)[9]) + ((s2_4)[10] + (s2_4)[11])) + (((s2_4)[12] + (s2_4)[13]) + ((s2_4)[14] + (s2_4)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s2_5;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 5] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 5] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 5] = ((((s2_5)[0] + (s2_5)[1]) + ((s2_5)[2] + (s2_5)[3])) + (((s2_5)[4] + (s2_5)[5]) + ((s2_5)[6] + (s2_5)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 5] = ((((s2_5)[8] + (s2_5)[9]) + ((s2_5)[10] + (s2_5)[11])) + (((s2_5)[12] + (s2_5)[13]) + ((s2_5)[14] + (s2_5)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s2_6;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 6] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 6] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 6] = ((((s2_6)[0] + (s2_6)[1]) + ((s2_6)[2] + (s2_6)[3])) + (((s2_6)[4] + (s2_6)[5]) + ((s2_6)[6] + (s2_6)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 6] = ((((s2_6)[8] + (s2_6)[9]) + ((s2_6)[10] + (s2_6)[11])) + (((s2_6)[12] + (s2_6)[13]) + ((s2_6)[14] + (s2_6)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s2_7;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 7] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 7] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 7] = ((((s2_7)[0] + (s2_7)[1]) + ((s2_7)[2] + (s2_7)[3])) + (((s2_7)[4] + (s2_7)[5]) + ((s2_7)[6] + (s2_7)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 7] = ((((s2_7)[8] + (s2_7)[9]) + ((s2_7)[10] + (s2_7)[11])) + (((s2_7)[12] + (s2_7)[13]) + ((s2_7)[14] + (s2_7)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s2_8;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 8] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 8] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 8] = ((((s2_8)[0] + (s2_8)[1]) + ((s2_8)[2] + (s2_8)[3])) + (((s2_8)[4] + (s2_8)[5]) + ((s2_8)[6] + (s2_8)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l17_dw[g][((o + 2) * 16 + c) * 9 + 8] = ((((s2_8)[8] + (s2_8)[9]) + ((s2_8)[10] + (s2_8)[11])) + (((s2_8)[12] + (s2_8)[13]) + ((s2_8)[14] + (s2_8)[15]))); }
+#endif
+        }
+      }
+    {
+    cnn_real *restrict dxl = mnist14k_l17_dxl + (size_t)s * 30976;
+    // 2 input channels x 11 columns of a row per register tile.
+    for (int y = 0; y < 11; y++) {
+      const int ky0 = y - 8 > 0 ? y - 8 : 0, ky1 = y < 2 ? y : 2; // the dy rows that exist
+      for (int c = 0; c < 16; c += 2) {
       {
-      cnn_real *restrict dx = mnist14k_d15 + (size_t)i * 1936;
-      for (int o = 0; o < 24; o++)
-        for (int oy = 0; oy < 9; oy++)
-          memcpy(dyp + (o * 13 + oy + 2) * 11 + 2, dy + (o * 9 + oy) * 9, 9 * sizeof(cnn_real));
-      // 8 output channels x 3 vectors of 16 per register tile, over each plane as
-      // one run (flat): a row's last taps read the next row's first, zero, columns.
-      for (int oy = 0; oy < 1; oy++) {
-        for (int col = 0; col < 96; col += 48) {
-          for (int o = 0; o < 16; o += 8) { // 8 channels x 48 columns
-            const cnn_real *restrict wo = wt + (o) * 216;
-            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
-            cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
-            cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
-            cnn_v16 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
-            cnn_v16 a4_0 = {0}, a4_1 = {0}, a4_2 = {0};
-            cnn_v16 a5_0 = {0}, a5_1 = {0}, a5_2 = {0};
-            cnn_v16 a6_0 = {0}, a6_1 = {0}, a6_2 = {0};
-            cnn_v16 a7_0 = {0}, a7_1 = {0}, a7_2 = {0};
-            for (int c = 0; c < 24; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 11 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0, x1, x2;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 16, sizeof x1);
-                  memcpy(&x2, xr + kx + 32, sizeof x2);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1; a4_2 += w4 * x2;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1; a5_2 += w5 * x2;
-                  a6_0 += w6 * x0; a6_1 += w6 * x1; a6_2 += w6 * x2;
-                  a7_0 += w7 * x0; a7_1 += w7 * x1; a7_2 += w7 * x2;
-                }
-              }
-            cnn_real *restrict yr = dx + (o) * 121 + oy * 121 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 16, &a0_1, sizeof a0_1);
-            memcpy(yr + 32, &a0_2, sizeof a0_2);
-            memcpy(yr + 121, &a1_0, sizeof a1_0);
-            memcpy(yr + 137, &a1_1, sizeof a1_1);
-            memcpy(yr + 153, &a1_2, sizeof a1_2);
-            memcpy(yr + 242, &a2_0, sizeof a2_0);
-            memcpy(yr + 258, &a2_1, sizeof a2_1);
-            memcpy(yr + 274, &a2_2, sizeof a2_2);
-            memcpy(yr + 363, &a3_0, sizeof a3_0);
-            memcpy(yr + 379, &a3_1, sizeof a3_1);
-            memcpy(yr + 395, &a3_2, sizeof a3_2);
-            memcpy(yr + 484, &a4_0, sizeof a4_0);
-            memcpy(yr + 500, &a4_1, sizeof a4_1);
-            memcpy(yr + 516, &a4_2, sizeof a4_2);
-            memcpy(yr + 605, &a5_0, sizeof a5_0);
-            memcpy(yr + 621, &a5_1, sizeof a5_1);
-            memcpy(yr + 637, &a5_2, sizeof a5_2);
-            memcpy(yr + 726, &a6_0, sizeof a6_0);
-            memcpy(yr + 742, &a6_1, sizeof a6_1);
-            memcpy(yr + 758, &a6_2, sizeof a6_2);
-            memcpy(yr + 847, &a7_0, sizeof a7_0);
-            memcpy(yr + 863, &a7_1, sizeof a7_1);
-            memcpy(yr + 879, &a7_2, sizeof a7_2);
+        cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0};
+        cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0}, a1_4 = {0}, a1_5 = {0}, a1_6 = {0}, a1_7 = {0}, a1_8 = {0}, a1_9 = {0}, a1_10 = {0};
+        for (int o = 0; o < 24; o++)
+          for (int ky = ky1; ky >= ky0; ky--) {
+            const cnn_real *restrict dr = dyl + (size_t)((o * 9 + y - ky) * 9) * 16;
+            const cnn_real *restrict wr = w + (o * 16 + c) * 9 + ky * 3;
+            const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
+            const cnn_real w1_0 = wr[9], w1_1 = wr[10], w1_2 = wr[11];
+            { cnn_v16 v; memcpy(&v, dr + 0, sizeof v); a0_2 += w0_2 * v; a1_2 += w1_2 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 16, sizeof v); a0_3 += w0_2 * v; a1_3 += w1_2 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_0 * v; a1_1 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 32, sizeof v); a0_4 += w0_2 * v; a1_4 += w1_2 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a0_2 += w0_0 * v; a1_2 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 48, sizeof v); a0_5 += w0_2 * v; a1_5 += w1_2 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a0_3 += w0_0 * v; a1_3 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 64, sizeof v); a0_6 += w0_2 * v; a1_6 += w1_2 * v; a0_5 += w0_1 * v; a1_5 += w1_1 * v; a0_4 += w0_0 * v; a1_4 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 80, sizeof v); a0_7 += w0_2 * v; a1_7 += w1_2 * v; a0_6 += w0_1 * v; a1_6 += w1_1 * v; a0_5 += w0_0 * v; a1_5 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 96, sizeof v); a0_8 += w0_2 * v; a1_8 += w1_2 * v; a0_7 += w0_1 * v; a1_7 += w1_1 * v; a0_6 += w0_0 * v; a1_6 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 112, sizeof v); a0_9 += w0_2 * v; a1_9 += w1_2 * v; a0_8 += w0_1 * v; a1_8 += w1_1 * v; a0_7 += w0_0 * v; a1_7 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 128, sizeof v); a0_10 += w0_2 * v; a1_10 += w1_2 * v; a0_9 += w0_1 * v; a1_9 += w1_1 * v; a0_8 += w0_0 * v; a1_8 += w1_0 * v; }
           }
-        }
-        for (int o = 0; o < 16; o += 8) { // 8 channels x 25 columns
-          const cnn_real *restrict wo = wt + (o) * 216;
-          cnn_v16 a0_0 = {0}, a0_1 = {0};
-          cnn_v16 a1_0 = {0}, a1_1 = {0};
-          cnn_v16 a2_0 = {0}, a2_1 = {0};
-          cnn_v16 a3_0 = {0}, a3_1 = {0};
-          cnn_v16 a4_0 = {0}, a4_1 = {0};
-          cnn_v16 a5_0 = {0}, a5_1 = {0};
-          cnn_v16 a6_0 = {0}, a6_1 = {0};
-          cnn_v16 a7_0 = {0}, a7_1 = {0};
-          for (int c = 0; c < 24; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 13 + oy + ky) * 11 + 96;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 16, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
-                a6_0 += w6 * x0; a6_1 += w6 * x1;
-                a7_0 += w7 * x0; a7_1 += w7 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 121 + oy * 121 + 96;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8];
-          memcpy(yr + 121, &a1_0, sizeof a1_0);
-          yr[137] = a1_1[0]; yr[138] = a1_1[1]; yr[139] = a1_1[2]; yr[140] = a1_1[3]; yr[141] = a1_1[4]; yr[142] = a1_1[5]; yr[143] = a1_1[6]; yr[144] = a1_1[7]; yr[145] = a1_1[8];
-          memcpy(yr + 242, &a2_0, sizeof a2_0);
-          yr[258] = a2_1[0]; yr[259] = a2_1[1]; yr[260] = a2_1[2]; yr[261] = a2_1[3]; yr[262] = a2_1[4]; yr[263] = a2_1[5]; yr[264] = a2_1[6]; yr[265] = a2_1[7]; yr[266] = a2_1[8];
-          memcpy(yr + 363, &a3_0, sizeof a3_0);
-          yr[379] = a3_1[0]; yr[380] = a3_1[1]; yr[381] = a3_1[2]; yr[382] = a3_1[3]; yr[383] = a3_1[4]; yr[384] = a3_1[5]; yr[385] = a3_1[6]; yr[386] = a3_1[7]; yr[387] = a3_1[8];
-          memcpy(yr + 484, &a4_0, sizeof a4_0);
-          yr[500] = a4_1[0]; yr[501] = a4_1[1]; yr[502] = a4_1[2]; yr[503] = a4_1[3]; yr[504] = a4_1[4]; yr[505] = a4_1[5]; yr[506] = a4_1[6]; yr[507] = a4_1[7]; yr[508] = a4_1[8];
-          memcpy(yr + 605, &a5_0, sizeof a5_0);
-          yr[621] = a5_1[0]; yr[622] = a5_1[1]; yr[623] = a5_1[2]; yr[624] = a5_1[3]; yr[625] = a5_1[4]; yr[626] = a5_1[5]; yr[627] = a5_1[6]; yr[628] = a5_1[7]; yr[629] = a5_1[8];
-          memcpy(yr + 726, &a6_0, sizeof a6_0);
-          yr[742] = a6_1[0]; yr[743] = a6_1[1]; yr[744] = a6_1[2]; yr[745] = a6_1[3]; yr[746] = a6_1[4]; yr[747] = a6_1[5]; yr[748] = a6_1[6]; yr[749] = a6_1[7]; yr[750] = a6_1[8];
-          memcpy(yr + 847, &a7_0, sizeof a7_0);
-          yr[863] = a7_1[0]; yr[864] = a7_1[1]; yr[865] = a7_1[2]; yr[866] = a7_1[3]; yr[867] = a7_1[4]; yr[868] = a7_1[5]; yr[869] = a7_1[6]; yr[870] = a7_1[7]; yr[871] = a7_1[8];
-        }
+        memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 0) * 16, &a0_0, sizeof a0_0);
+        memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 1) * 16, &a0_1, sizeof a0_1);
+        memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 2) * 16, &a0_2, sizeof a0_2);
+        memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 3) * 16, &a0_3, sizeof a0_3);
+        memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 4) * 16, &a0_4, sizeof a0_4);
+        memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 5) * 16, &a0_5, sizeof a0_5);
+        memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 6) * 16, &a0_6, sizeof a0_6);
+        memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 7) * 16, &a0_7, sizeof a0_7);
+        memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 8) * 16, &a0_8, sizeof a0_8);
+        memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 9) * 16, &a0_9, sizeof a0_9);
+        memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 10) * 16, &a0_10, sizeof a0_10);
+        memcpy(dxl + (size_t)(((c + 1) * 11 + y) * 11 + 0) * 16, &a1_0, sizeof a1_0);
+        memcpy(dxl + (size_t)(((c + 1) * 11 + y) * 11 + 1) * 16, &a1_1, sizeof a1_1);
+        memcpy(dxl + (size_t)(((c + 1) * 11 + y) * 11 + 2) * 16, &a1_2, sizeof a1_2);
+        memcpy(dxl + (size_t)(((c + 1) * 11 + y) * 11 + 3) * 16, &a1_3, sizeof a1_3);
+        memcpy(dxl + (size_t)(((c + 1) * 11 + y) * 11 + 4) * 16, &a1_4, sizeof a1_4);
+        memcpy(dxl + (size_t)(((c + 1) * 11 + y) * 11 + 5) * 16, &a1_5, sizeof a1_5);
+        memcpy(dxl + (size_t)(((c + 1) * 11 + y) * 11 + 6) * 16, &a1_6, sizeof a1_6);
+        memcpy(dxl + (size_t)(((c + 1) * 11 + y) * 11 + 7) * 16, &a1_7, sizeof a1_7);
+        memcpy(dxl + (size_t)(((c + 1) * 11 + y) * 11 + 8) * 16, &a1_8, sizeof a1_8);
+        memcpy(dxl + (size_t)(((c + 1) * 11 + y) * 11 + 9) * 16, &a1_9, sizeof a1_9);
+        memcpy(dxl + (size_t)(((c + 1) * 11 + y) * 11 + 10) * 16, &a1_10, sizeof a1_10);
       }
       }
-      { // layer 14's first backward pass for this image, while its dx is in cache
+    }
+    { // unpack: lanes to images
+      long j0 = 0;
+#if CNN_HAS_SHUFFLEVECTOR
+      for (; j0 < 1936; j0 += 16) {
+        cnn_v16 r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15;
+        memcpy(&r0, dxl + (size_t)(j0 + 0) * 16, sizeof r0);
+        memcpy(&r1, dxl + (size_t)(j0 + 1) * 16, sizeof r1);
+        memcpy(&r2, dxl + (size_t)(j0 + 2) * 16, sizeof r2);
+        memcpy(&r3, dxl + (size_t)(j0 + 3) * 16, sizeof r3);
+        memcpy(&r4, dxl + (size_t)(j0 + 4) * 16, sizeof r4);
+        memcpy(&r5, dxl + (size_t)(j0 + 5) * 16, sizeof r5);
+        memcpy(&r6, dxl + (size_t)(j0 + 6) * 16, sizeof r6);
+        memcpy(&r7, dxl + (size_t)(j0 + 7) * 16, sizeof r7);
+        memcpy(&r8, dxl + (size_t)(j0 + 8) * 16, sizeof r8);
+        memcpy(&r9, dxl + (size_t)(j0 + 9) * 16, sizeof r9);
+        memcpy(&r10, dxl + (size_t)(j0 + 10) * 16, sizeof r10);
+        memcpy(&r11, dxl + (size_t)(j0 + 11) * 16, sizeof r11);
+        memcpy(&r12, dxl + (size_t)(j0 + 12) * 16, sizeof r12);
+        memcpy(&r13, dxl + (size_t)(j0 + 13) * 16, sizeof r13);
+        memcpy(&r14, dxl + (size_t)(j0 + 14) * 16, sizeof r14);
+        memcpy(&r15, dxl + (size_t)(j0 + 15) * 16, sizeof r15);
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r8, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r0, r8, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r0 = t0; r8 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r9, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r1, r9, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r1 = t0; r9 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r10, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r2, r10, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r2 = t0; r10 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r3, r11, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r3, r11, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r3 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r12, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r4, r12, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r4 = t0; r12 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r5, r13, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r5, r13, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r5 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r6, r14, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r6, r14, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r6 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r7, r15, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r7, r15, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r7 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r0 = t0; r4 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r1 = t0; r5 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r2 = t0; r6 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r3 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r12, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r8, r12, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r8 = t0; r12 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r9, r13, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r9, r13, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r9 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r10, r14, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r10, r14, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r10 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r11, r15, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r11, r15, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r11 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r2, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r0, r2, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r0 = t0; r2 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r3, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r1, r3, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r1 = t0; r3 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r6, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r4, r6, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r4 = t0; r6 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r5, r7, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r5, r7, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r5 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r10, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r8, r10, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r8 = t0; r10 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r9, r11, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r9, r11, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r9 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r12, r14, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r12, r14, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r12 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r13, r15, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r13, r15, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r13 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r1, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r0, r1, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r0 = t0; r1 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r3, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r2, r3, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r2 = t0; r3 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r5, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r4, r5, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r4 = t0; r5 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r6, r7, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r6, r7, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r6 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r9, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r8, r9, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r8 = t0; r9 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r10, r11, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r10, r11, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r10 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r12, r13, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r12, r13, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r12 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r14, r15, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r14, r15, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r14 = t0; r15 = t1; }
+        if (li[0] >= 0) memcpy(mnist14k_d15 + (size_t)li[0] * 1936 + j0, &r0, sizeof r0);
+        if (li[1] >= 0) memcpy(mnist14k_d15 + (size_t)li[1] * 1936 + j0, &r1, sizeof r1);
+        if (li[2] >= 0) memcpy(mnist14k_d15 + (size_t)li[2] * 1936 + j0, &r2, sizeof r2);
+        if (li[3] >= 0) memcpy(mnist14k_d15 + (size_t)li[3] * 1936 + j0, &r3, sizeof r3);
+        if (li[4] >= 0) memcpy(mnist14k_d15 + (size_t)li[4] * 1936 + j0, &r4, sizeof r4);
+        if (li[5] >= 0) memcpy(mnist14k_d15 + (size_t)li[5] * 1936 + j0, &r5, sizeof r5);
+        if (li[6] >= 0) memcpy(mnist14k_d15 + (size_t)li[6] * 1936 + j0, &r6, sizeof r6);
+        if (li[7] >= 0) memcpy(mnist14k_d15 + (size_t)li[7] * 1936 + j0, &r7, sizeof r7);
+        if (li[8] >= 0) memcpy(mnist14k_d15 + (size_t)li[8] * 1936 + j0, &r8, sizeof r8);
+        if (li[9] >= 0) memcpy(mnist14k_d15 + (size_t)li[9] * 1936 + j0, &r9, sizeof r9);
+        if (li[10] >= 0) memcpy(mnist14k_d15 + (size_t)li[10] * 1936 + j0, &r10, sizeof r10);
+        if (li[11] >= 0) memcpy(mnist14k_d15 + (size_t)li[11] * 1936 + j0, &r11, sizeof r11);
+        if (li[12] >= 0) memcpy(mnist14k_d15 + (size_t)li[12] * 1936 + j0, &r12, sizeof r12);
+        if (li[13] >= 0) memcpy(mnist14k_d15 + (size_t)li[13] * 1936 + j0, &r13, sizeof r13);
+        if (li[14] >= 0) memcpy(mnist14k_d15 + (size_t)li[14] * 1936 + j0, &r14, sizeof r14);
+        if (li[15] >= 0) memcpy(mnist14k_d15 + (size_t)li[15] * 1936 + j0, &r15, sizeof r15);
+      }
+#endif
+      for (int u = 0; u < 16; u++)
+        for (long j = j0; j < 1936; j++)
+          if (li[u] >= 0)
+            mnist14k_d15[(size_t)li[u] * 1936 + j] = dxl[j * 16 + u];
+    }
+    }
+    for (int u = 0; u < 16; u++) {
+      const int i = li[u], g = s * 2 + u / 8;
+      if (i < 0)
+        continue;
+      (void)g;
+      { // layer 14's first backward pass for this image
         for (int c = 0; c < 16; c++) {
           const cnn_real *restrict x = mnist14k_a14 + (size_t)i * 1936 + c * 121;
           cnn_real *restrict dy = mnist14k_d15 + (size_t)i * 1936 + c * 121;
@@ -5569,21 +6191,31 @@ CNN_CLONES static void mnist14k_l18_bn_backward(int n) {
 }
 
 // Layer 21: conv 3x3, stride 1, pad 0, no bias: 9x9x24 -> 7x7x24 (HxWxC), RF 16, 5184 params, 254016 MACs/image.
-// Path: direct kernels (forward, input and weight gradient).
-// y[24][7x7] = W[24][24][3x3] (*) x[24][9x9].
-// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
-// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
-// Each plane of a group's output as one row on the input's row stride.
-#if CNN_V16
-static cnn_real mnist14k_l21_yf[NGROUP][1488] CNN_ALIGNED;
-#endif
+// Path: direct kernels with the images as vector lanes (forward, input and weight gradient).
+// y[24][7x7] = W[24][24][3x3] (*) x[24][9x9], on sets of 8 (16) images
+// packed as [value][image]: a vector holds one value of each image.
+// Each set's input, packed, from the forward to the weight gradient; its
+// output, then its output gradient.
+static cnn_real mnist14k_l21_xl[124416] CNN_ALIGNED;
+static cnn_real mnist14k_l21_yl[75264] CNN_ALIGNED;
 // Each image first gets layer 18's normalizing sweep (its input).
 // In training, also sums each image's output per channel for layer 22's statistics.
 CNN_CLONES_V8 static void mnist14k_l21_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 8640;
   CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+  for (int s = 0; s < 8; s++) {
+    cnn_real *restrict xl = mnist14k_l21_xl + (size_t)s * 15552;
+    cnn_real *restrict yl = mnist14k_l21_yl + (size_t)s * 9408;
+    int li[8];
+    for (int u = 0; u < 8; u++) {
+      const int g = s * 1 + u / 8, i = g * GSIZE + u % 8;
+      li[u] = u % 8 < GSIZE && g < NGROUP && i < n ? i : -1;
+    }
+    for (int u = 0; u < 8; u++) {
+      const int i = li[u], g = s * 1 + u / 8;
+      if (i < 0)
+        continue;
+      (void)g;
       { // layer 18's sweep: this image's input
         const cnn_real *restrict bx = mnist14k_a18 + (size_t)i * 1944;
         cnn_real *restrict by = mnist14k_a19 + (size_t)i * 1944;
@@ -5611,61 +6243,144 @@ CNN_CLONES_V8 static void mnist14k_l21_conv_forward_v8(int n, int training) {
             by[j] = v;
           }
       }
-      const cnn_real *restrict x = mnist14k_a19 + (size_t)i * 1944;
-      cnn_real *restrict y = mnist14k_a22 + (size_t)i * 1176;
-      // 12 output channels x 1 vectors of 8 columns per register tile.
-      for (int oy = 0; oy < 7; oy++) {
-        for (int o = 0; o < 24; o += 12) { // 12 channels x 7 columns
-          const cnn_real *restrict wo = w + (o) * 216;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          cnn_v8 a7_0 = {0};
-          cnn_v8 a8_0 = {0};
-          cnn_v8 a9_0 = {0};
-          cnn_v8 a10_0 = {0};
-          cnn_v8 a11_0 = {0};
-          for (int c = 0; c < 24; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = x + (c * 9 + oy + ky) * 9 + 0;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512], w8 = wr[kx + 1728], w9 = wr[kx + 1944], w10 = wr[kx + 2160], w11 = wr[kx + 2376];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
-                a8_0 += w8 * x0;
-                a9_0 += w9 * x0;
-                a10_0 += w10 * x0;
-                a11_0 += w11 * x0;
-              }
-            }
-          cnn_real *restrict yr = y + (o) * 49 + oy * 7 + 0;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3]; yr[4] = a0_0[4]; yr[5] = a0_0[5]; yr[6] = a0_0[6];
-          yr[49] = a1_0[0]; yr[50] = a1_0[1]; yr[51] = a1_0[2]; yr[52] = a1_0[3]; yr[53] = a1_0[4]; yr[54] = a1_0[5]; yr[55] = a1_0[6];
-          yr[98] = a2_0[0]; yr[99] = a2_0[1]; yr[100] = a2_0[2]; yr[101] = a2_0[3]; yr[102] = a2_0[4]; yr[103] = a2_0[5]; yr[104] = a2_0[6];
-          yr[147] = a3_0[0]; yr[148] = a3_0[1]; yr[149] = a3_0[2]; yr[150] = a3_0[3]; yr[151] = a3_0[4]; yr[152] = a3_0[5]; yr[153] = a3_0[6];
-          yr[196] = a4_0[0]; yr[197] = a4_0[1]; yr[198] = a4_0[2]; yr[199] = a4_0[3]; yr[200] = a4_0[4]; yr[201] = a4_0[5]; yr[202] = a4_0[6];
-          yr[245] = a5_0[0]; yr[246] = a5_0[1]; yr[247] = a5_0[2]; yr[248] = a5_0[3]; yr[249] = a5_0[4]; yr[250] = a5_0[5]; yr[251] = a5_0[6];
-          yr[294] = a6_0[0]; yr[295] = a6_0[1]; yr[296] = a6_0[2]; yr[297] = a6_0[3]; yr[298] = a6_0[4]; yr[299] = a6_0[5]; yr[300] = a6_0[6];
-          yr[343] = a7_0[0]; yr[344] = a7_0[1]; yr[345] = a7_0[2]; yr[346] = a7_0[3]; yr[347] = a7_0[4]; yr[348] = a7_0[5]; yr[349] = a7_0[6];
-          yr[392] = a8_0[0]; yr[393] = a8_0[1]; yr[394] = a8_0[2]; yr[395] = a8_0[3]; yr[396] = a8_0[4]; yr[397] = a8_0[5]; yr[398] = a8_0[6];
-          yr[441] = a9_0[0]; yr[442] = a9_0[1]; yr[443] = a9_0[2]; yr[444] = a9_0[3]; yr[445] = a9_0[4]; yr[446] = a9_0[5]; yr[447] = a9_0[6];
-          yr[490] = a10_0[0]; yr[491] = a10_0[1]; yr[492] = a10_0[2]; yr[493] = a10_0[3]; yr[494] = a10_0[4]; yr[495] = a10_0[5]; yr[496] = a10_0[6];
-          yr[539] = a11_0[0]; yr[540] = a11_0[1]; yr[541] = a11_0[2]; yr[542] = a11_0[3]; yr[543] = a11_0[4]; yr[544] = a11_0[5]; yr[545] = a11_0[6];
-        }
+    }
+    { // pack: images to lanes
+      long j0 = 0;
+#if CNN_HAS_SHUFFLEVECTOR
+      for (; j0 < 1944; j0 += 8) {
+        cnn_v8 r0, r1, r2, r3, r4, r5, r6, r7;
+        if (li[0] >= 0) memcpy(&r0, mnist14k_a19 + (size_t)li[0] * 1944 + j0, sizeof r0); else r0 = (cnn_v8){0};
+        if (li[1] >= 0) memcpy(&r1, mnist14k_a19 + (size_t)li[1] * 1944 + j0, sizeof r1); else r1 = (cnn_v8){0};
+        if (li[2] >= 0) memcpy(&r2, mnist14k_a19 + (size_t)li[2] * 1944 + j0, sizeof r2); else r2 = (cnn_v8){0};
+        if (li[3] >= 0) memcpy(&r3, mnist14k_a19 + (size_t)li[3] * 1944 + j0, sizeof r3); else r3 = (cnn_v8){0};
+        if (li[4] >= 0) memcpy(&r4, mnist14k_a19 + (size_t)li[4] * 1944 + j0, sizeof r4); else r4 = (cnn_v8){0};
+        if (li[5] >= 0) memcpy(&r5, mnist14k_a19 + (size_t)li[5] * 1944 + j0, sizeof r5); else r5 = (cnn_v8){0};
+        if (li[6] >= 0) memcpy(&r6, mnist14k_a19 + (size_t)li[6] * 1944 + j0, sizeof r6); else r6 = (cnn_v8){0};
+        if (li[7] >= 0) memcpy(&r7, mnist14k_a19 + (size_t)li[7] * 1944 + j0, sizeof r7); else r7 = (cnn_v8){0};
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 12, 13, 14, 15); r0 = t0; r4 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 12, 13, 14, 15); r1 = t0; r5 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 12, 13, 14, 15); r2 = t0; r6 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 12, 13, 14, 15); r3 = t0; r7 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r2, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r0, r2, 2, 3, 10, 11, 6, 7, 14, 15); r0 = t0; r2 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r1, r3, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r1, r3, 2, 3, 10, 11, 6, 7, 14, 15); r1 = t0; r3 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r4, r6, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r4, r6, 2, 3, 10, 11, 6, 7, 14, 15); r4 = t0; r6 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r5, r7, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r5, r7, 2, 3, 10, 11, 6, 7, 14, 15); r5 = t0; r7 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r1, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r0, r1, 1, 9, 3, 11, 5, 13, 7, 15); r0 = t0; r1 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r2, r3, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r2, r3, 1, 9, 3, 11, 5, 13, 7, 15); r2 = t0; r3 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r4, r5, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r4, r5, 1, 9, 3, 11, 5, 13, 7, 15); r4 = t0; r5 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r6, r7, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r6, r7, 1, 9, 3, 11, 5, 13, 7, 15); r6 = t0; r7 = t1; }
+        memcpy(xl + (size_t)(j0 + 0) * 8, &r0, sizeof r0);
+        memcpy(xl + (size_t)(j0 + 1) * 8, &r1, sizeof r1);
+        memcpy(xl + (size_t)(j0 + 2) * 8, &r2, sizeof r2);
+        memcpy(xl + (size_t)(j0 + 3) * 8, &r3, sizeof r3);
+        memcpy(xl + (size_t)(j0 + 4) * 8, &r4, sizeof r4);
+        memcpy(xl + (size_t)(j0 + 5) * 8, &r5, sizeof r5);
+        memcpy(xl + (size_t)(j0 + 6) * 8, &r6, sizeof r6);
+        memcpy(xl + (size_t)(j0 + 7) * 8, &r7, sizeof r7);
       }
+#endif
+      for (int u = 0; u < 8; u++)
+        for (long j = j0; j < 1944; j++)
+          xl[j * 8 + u] = li[u] >= 0 ? mnist14k_a19[(size_t)li[u] * 1944 + j] : 0;
+    }
+    // 2 output channels x 4 columns of a row per register tile.
+    for (int oy = 0; oy < 7; oy++) {
+      for (int o = 0; o < 24; o += 2) {
+      {
+        cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
+        cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0};
+        for (int c = 0; c < 24; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            const cnn_real *restrict xr = xl + (size_t)((c * 9 + oy + ky) * 9) * 8;
+            const cnn_real *restrict wr = w + (((o) * 24 + c) * 3 + ky) * 3;
+            const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
+            const cnn_real w1_0 = wr[216], w1_1 = wr[217], w1_2 = wr[218];
+            { cnn_v8 v; memcpy(&v, xr + 0, sizeof v); a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 8, sizeof v); a0_1 += w0_0 * v; a1_1 += w1_0 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 16, sizeof v); a0_2 += w0_0 * v; a1_2 += w1_0 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 24, sizeof v); a0_3 += w0_0 * v; a1_3 += w1_0 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 32, sizeof v); a0_3 += w0_1 * v; a1_3 += w1_1 * v; a0_2 += w0_2 * v; a1_2 += w1_2 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 40, sizeof v); a0_3 += w0_2 * v; a1_3 += w1_2 * v; }
+          }
+        memcpy(yl + (size_t)(((o + 0) * 7 + oy) * 7 + 0) * 8, &a0_0, sizeof a0_0);
+        memcpy(yl + (size_t)(((o + 0) * 7 + oy) * 7 + 1) * 8, &a0_1, sizeof a0_1);
+        memcpy(yl + (size_t)(((o + 0) * 7 + oy) * 7 + 2) * 8, &a0_2, sizeof a0_2);
+        memcpy(yl + (size_t)(((o + 0) * 7 + oy) * 7 + 3) * 8, &a0_3, sizeof a0_3);
+        memcpy(yl + (size_t)(((o + 1) * 7 + oy) * 7 + 0) * 8, &a1_0, sizeof a1_0);
+        memcpy(yl + (size_t)(((o + 1) * 7 + oy) * 7 + 1) * 8, &a1_1, sizeof a1_1);
+        memcpy(yl + (size_t)(((o + 1) * 7 + oy) * 7 + 2) * 8, &a1_2, sizeof a1_2);
+        memcpy(yl + (size_t)(((o + 1) * 7 + oy) * 7 + 3) * 8, &a1_3, sizeof a1_3);
+      }
+      {
+        cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+        cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+        for (int c = 0; c < 24; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            const cnn_real *restrict xr = xl + (size_t)((c * 9 + oy + ky) * 9) * 8;
+            const cnn_real *restrict wr = w + (((o) * 24 + c) * 3 + ky) * 3;
+            const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
+            const cnn_real w1_0 = wr[216], w1_1 = wr[217], w1_2 = wr[218];
+            { cnn_v8 v; memcpy(&v, xr + 32, sizeof v); a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 40, sizeof v); a0_1 += w0_0 * v; a1_1 += w1_0 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 48, sizeof v); a0_2 += w0_0 * v; a1_2 += w1_0 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 56, sizeof v); a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 64, sizeof v); a0_2 += w0_2 * v; a1_2 += w1_2 * v; }
+          }
+        memcpy(yl + (size_t)(((o + 0) * 7 + oy) * 7 + 4) * 8, &a0_0, sizeof a0_0);
+        memcpy(yl + (size_t)(((o + 0) * 7 + oy) * 7 + 5) * 8, &a0_1, sizeof a0_1);
+        memcpy(yl + (size_t)(((o + 0) * 7 + oy) * 7 + 6) * 8, &a0_2, sizeof a0_2);
+        memcpy(yl + (size_t)(((o + 1) * 7 + oy) * 7 + 4) * 8, &a1_0, sizeof a1_0);
+        memcpy(yl + (size_t)(((o + 1) * 7 + oy) * 7 + 5) * 8, &a1_1, sizeof a1_1);
+        memcpy(yl + (size_t)(((o + 1) * 7 + oy) * 7 + 6) * 8, &a1_2, sizeof a1_2);
+      }
+      }
+    }
+    { // unpack: lanes to images
+      long j0 = 0;
+#if CNN_HAS_SHUFFLEVECTOR
+      for (; j0 < 1176; j0 += 8) {
+        cnn_v8 r0, r1, r2, r3, r4, r5, r6, r7;
+        memcpy(&r0, yl + (size_t)(j0 + 0) * 8, sizeof r0);
+        memcpy(&r1, yl + (size_t)(j0 + 1) * 8, sizeof r1);
+        memcpy(&r2, yl + (size_t)(j0 + 2) * 8, sizeof r2);
+        memcpy(&r3, yl + (size_t)(j0 + 3) * 8, sizeof r3);
+        memcpy(&r4, yl + (size_t)(j0 + 4) * 8, sizeof r4);
+        memcpy(&r5, yl + (size_t)(j0 + 5) * 8, sizeof r5);
+        memcpy(&r6, yl + (size_t)(j0 + 6) * 8, sizeof r6);
+        memcpy(&r7, yl + (size_t)(j0 + 7) * 8, sizeof r7);
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 12, 13, 14, 15); r0 = t0; r4 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 12, 13, 14, 15); r1 = t0; r5 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 12, 13, 14, 15); r2 = t0; r6 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 12, 13, 14, 15); r3 = t0; r7 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r2, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r0, r2, 2, 3, 10, 11, 6, 7, 14, 15); r0 = t0; r2 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r1, r3, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r1, r3, 2, 3, 10, 11, 6, 7, 14, 15); r1 = t0; r3 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r4, r6, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r4, r6, 2, 3, 10, 11, 6, 7, 14, 15); r4 = t0; r6 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r5, r7, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r5, r7, 2, 3, 10, 11, 6, 7, 14, 15); r5 = t0; r7 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r1, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r0, r1, 1, 9, 3, 11, 5, 13, 7, 15); r0 = t0; r1 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r2, r3, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r2, r3, 1, 9, 3, 11, 5, 13, 7, 15); r2 = t0; r3 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r4, r5, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r4, r5, 1, 9, 3, 11, 5, 13, 7, 15); r4 = t0; r5 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r6, r7, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r6, r7, 1, 9, 3, 11, 5, 13, 7, 15); r6 = t0; r7 = t1; }
+        if (li[0] >= 0) memcpy(mnist14k_a22 + (size_t)li[0] * 1176 + j0, &r0, sizeof r0);
+        if (li[1] >= 0) memcpy(mnist14k_a22 + (size_t)li[1] * 1176 + j0, &r1, sizeof r1);
+        if (li[2] >= 0) memcpy(mnist14k_a22 + (size_t)li[2] * 1176 + j0, &r2, sizeof r2);
+        if (li[3] >= 0) memcpy(mnist14k_a22 + (size_t)li[3] * 1176 + j0, &r3, sizeof r3);
+        if (li[4] >= 0) memcpy(mnist14k_a22 + (size_t)li[4] * 1176 + j0, &r4, sizeof r4);
+        if (li[5] >= 0) memcpy(mnist14k_a22 + (size_t)li[5] * 1176 + j0, &r5, sizeof r5);
+        if (li[6] >= 0) memcpy(mnist14k_a22 + (size_t)li[6] * 1176 + j0, &r6, sizeof r6);
+        if (li[7] >= 0) memcpy(mnist14k_a22 + (size_t)li[7] * 1176 + j0, &r7, sizeof r7);
+      }
+#endif
+      for (int u = 0; u < 8; u++)
+        for (long j = j0; j < 1176; j++)
+          if (li[u] >= 0)
+            mnist14k_a22[(size_t)li[u] * 1176 + j] = yl[j * 8 + u];
+    }
+    for (int u = 0; u < 8; u++) {
+      const int i = li[u], g = s * 1 + u / 8;
+      if (i < 0)
+        continue;
+      (void)g;
+      const cnn_real *restrict y = mnist14k_a22 + (size_t)i * 1176;
       if (training)
         for (int c = 0; c < 24; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 49;
@@ -5715,9 +6430,19 @@ CNN_CLONES_V8 static void mnist14k_l21_conv_forward_v8(int n, int training) {
 CNN_V16_FN static void mnist14k_l21_conv_forward_v16(int n, int training) {
   const cnn_real *restrict w = mnist14k_params + 8640;
   CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict yf = mnist14k_l21_yf[g];
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+  for (int s = 0; s < 4; s++) {
+    cnn_real *restrict xl = mnist14k_l21_xl + (size_t)s * 31104;
+    cnn_real *restrict yl = mnist14k_l21_yl + (size_t)s * 18816;
+    int li[16];
+    for (int u = 0; u < 16; u++) {
+      const int g = s * 2 + u / 8, i = g * GSIZE + u % 8;
+      li[u] = u % 8 < GSIZE && g < NGROUP && i < n ? i : -1;
+    }
+    for (int u = 0; u < 16; u++) {
+      const int i = li[u], g = s * 2 + u / 8;
+      if (i < 0)
+        continue;
+      (void)g;
       { // layer 18's sweep: this image's input
         const cnn_real *restrict bx = mnist14k_a18 + (size_t)i * 1944;
         cnn_real *restrict by = mnist14k_a19 + (size_t)i * 1944;
@@ -5745,143 +6470,212 @@ CNN_V16_FN static void mnist14k_l21_conv_forward_v16(int n, int training) {
             by[j] = v;
           }
       }
-      const cnn_real *restrict x = mnist14k_a19 + (size_t)i * 1944;
-      cnn_real *restrict y = mnist14k_a22 + (size_t)i * 1176;
-      // 12 output channels x 2 vectors of 16 per register tile, over each plane as
-      // one run on the input's row stride (flat), then copied row by row.
-      for (int oy = 0; oy < 1; oy++) {
-        for (int col = 0; col < 32; col += 32) {
-          for (int o = 0; o < 24; o += 12) { // 12 channels x 32 columns
-            const cnn_real *restrict wo = w + (o) * 216;
-            cnn_v16 a0_0 = {0}, a0_1 = {0};
-            cnn_v16 a1_0 = {0}, a1_1 = {0};
-            cnn_v16 a2_0 = {0}, a2_1 = {0};
-            cnn_v16 a3_0 = {0}, a3_1 = {0};
-            cnn_v16 a4_0 = {0}, a4_1 = {0};
-            cnn_v16 a5_0 = {0}, a5_1 = {0};
-            cnn_v16 a6_0 = {0}, a6_1 = {0};
-            cnn_v16 a7_0 = {0}, a7_1 = {0};
-            cnn_v16 a8_0 = {0}, a8_1 = {0};
-            cnn_v16 a9_0 = {0}, a9_1 = {0};
-            cnn_v16 a10_0 = {0}, a10_1 = {0};
-            cnn_v16 a11_0 = {0}, a11_1 = {0};
-            for (int c = 0; c < 24; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = x + (c * 9 + oy + ky) * 9 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 16, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512], w8 = wr[kx + 1728], w9 = wr[kx + 1944], w10 = wr[kx + 2160], w11 = wr[kx + 2376];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
-                  a6_0 += w6 * x0; a6_1 += w6 * x1;
-                  a7_0 += w7 * x0; a7_1 += w7 * x1;
-                  a8_0 += w8 * x0; a8_1 += w8 * x1;
-                  a9_0 += w9 * x0; a9_1 += w9 * x1;
-                  a10_0 += w10 * x0; a10_1 += w10 * x1;
-                  a11_0 += w11 * x0; a11_1 += w11 * x1;
-                }
-              }
-            cnn_real *restrict yr = yf + (o) * 61 + oy * 61 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 16, &a0_1, sizeof a0_1);
-            memcpy(yr + 61, &a1_0, sizeof a1_0);
-            memcpy(yr + 77, &a1_1, sizeof a1_1);
-            memcpy(yr + 122, &a2_0, sizeof a2_0);
-            memcpy(yr + 138, &a2_1, sizeof a2_1);
-            memcpy(yr + 183, &a3_0, sizeof a3_0);
-            memcpy(yr + 199, &a3_1, sizeof a3_1);
-            memcpy(yr + 244, &a4_0, sizeof a4_0);
-            memcpy(yr + 260, &a4_1, sizeof a4_1);
-            memcpy(yr + 305, &a5_0, sizeof a5_0);
-            memcpy(yr + 321, &a5_1, sizeof a5_1);
-            memcpy(yr + 366, &a6_0, sizeof a6_0);
-            memcpy(yr + 382, &a6_1, sizeof a6_1);
-            memcpy(yr + 427, &a7_0, sizeof a7_0);
-            memcpy(yr + 443, &a7_1, sizeof a7_1);
-            memcpy(yr + 488, &a8_0, sizeof a8_0);
-            memcpy(yr + 504, &a8_1, sizeof a8_1);
-            memcpy(yr + 549, &a9_0, sizeof a9_0);
-            memcpy(yr + 565, &a9_1, sizeof a9_1);
-            memcpy(yr + 610, &a10_0, sizeof a10_0);
-            memcpy(yr + 626, &a10_1, sizeof a10_1);
-            memcpy(yr + 671, &a11_0, sizeof a11_0);
-            memcpy(yr + 687, &a11_1, sizeof a11_1);
-          }
-        }
-        for (int o = 0; o < 24; o += 12) { // 12 channels x 29 columns
-          const cnn_real *restrict wo = w + (o) * 216;
-          cnn_v16 a0_0 = {0}, a0_1 = {0};
-          cnn_v16 a1_0 = {0}, a1_1 = {0};
-          cnn_v16 a2_0 = {0}, a2_1 = {0};
-          cnn_v16 a3_0 = {0}, a3_1 = {0};
-          cnn_v16 a4_0 = {0}, a4_1 = {0};
-          cnn_v16 a5_0 = {0}, a5_1 = {0};
-          cnn_v16 a6_0 = {0}, a6_1 = {0};
-          cnn_v16 a7_0 = {0}, a7_1 = {0};
-          cnn_v16 a8_0 = {0}, a8_1 = {0};
-          cnn_v16 a9_0 = {0}, a9_1 = {0};
-          cnn_v16 a10_0 = {0}, a10_1 = {0};
-          cnn_v16 a11_0 = {0}, a11_1 = {0};
-          for (int c = 0; c < 24; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = x + (c * 9 + oy + ky) * 9 + 32;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 16, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512], w8 = wr[kx + 1728], w9 = wr[kx + 1944], w10 = wr[kx + 2160], w11 = wr[kx + 2376];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
-                a6_0 += w6 * x0; a6_1 += w6 * x1;
-                a7_0 += w7 * x0; a7_1 += w7 * x1;
-                a8_0 += w8 * x0; a8_1 += w8 * x1;
-                a9_0 += w9 * x0; a9_1 += w9 * x1;
-                a10_0 += w10 * x0; a10_1 += w10 * x1;
-                a11_0 += w11 * x0; a11_1 += w11 * x1;
-              }
-            }
-          cnn_real *restrict yr = yf + (o) * 61 + oy * 61 + 32;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9]; yr[26] = a0_1[10]; yr[27] = a0_1[11]; yr[28] = a0_1[12];
-          memcpy(yr + 61, &a1_0, sizeof a1_0);
-          yr[77] = a1_1[0]; yr[78] = a1_1[1]; yr[79] = a1_1[2]; yr[80] = a1_1[3]; yr[81] = a1_1[4]; yr[82] = a1_1[5]; yr[83] = a1_1[6]; yr[84] = a1_1[7]; yr[85] = a1_1[8]; yr[86] = a1_1[9]; yr[87] = a1_1[10]; yr[88] = a1_1[11]; yr[89] = a1_1[12];
-          memcpy(yr + 122, &a2_0, sizeof a2_0);
-          yr[138] = a2_1[0]; yr[139] = a2_1[1]; yr[140] = a2_1[2]; yr[141] = a2_1[3]; yr[142] = a2_1[4]; yr[143] = a2_1[5]; yr[144] = a2_1[6]; yr[145] = a2_1[7]; yr[146] = a2_1[8]; yr[147] = a2_1[9]; yr[148] = a2_1[10]; yr[149] = a2_1[11]; yr[150] = a2_1[12];
-          memcpy(yr + 183, &a3_0, sizeof a3_0);
-          yr[199] = a3_1[0]; yr[200] = a3_1[1]; yr[201] = a3_1[2]; yr[202] = a3_1[3]; yr[203] = a3_1[4]; yr[204] = a3_1[5]; yr[205] = a3_1[6]; yr[206] = a3_1[7]; yr[207] = a3_1[8]; yr[208] = a3_1[9]; yr[209] = a3_1[10]; yr[210] = a3_1[11]; yr[211] = a3_1[12];
-          memcpy(yr + 244, &a4_0, sizeof a4_0);
-          yr[260] = a4_1[0]; yr[261] = a4_1[1]; yr[262] = a4_1[2]; yr[263] = a4_1[3]; yr[264] = a4_1[4]; yr[265] = a4_1[5]; yr[266] = a4_1[6]; yr[267] = a4_1[7]; yr[268] = a4_1[8]; yr[269] = a4_1[9]; yr[270] = a4_1[10]; yr[271] = a4_1[11]; yr[272] = a4_1[12];
-          memcpy(yr + 305, &a5_0, sizeof a5_0);
-          yr[321] = a5_1[0]; yr[322] = a5_1[1]; yr[323] = a5_1[2]; yr[324] = a5_1[3]; yr[325] = a5_1[4]; yr[326] = a5_1[5]; yr[327] = a5_1[6]; yr[328] = a5_1[7]; yr[329] = a5_1[8]; yr[330] = a5_1[9]; yr[331] = a5_1[10]; yr[332] = a5_1[11]; yr[333] = a5_1[12];
-          memcpy(yr + 366, &a6_0, sizeof a6_0);
-          yr[382] = a6_1[0]; yr[383] = a6_1[1]; yr[384] = a6_1[2]; yr[385] = a6_1[3]; yr[386] = a6_1[4]; yr[387] = a6_1[5]; yr[388] = a6_1[6]; yr[389] = a6_1[7]; yr[390] = a6_1[8]; yr[391] = a6_1[9]; yr[392] = a6_1[10]; yr[393] = a6_1[11]; yr[394] = a6_1[12];
-          memcpy(yr + 427, &a7_0, sizeof a7_0);
-          yr[443] = a7_1[0]; yr[444] = a7_1[1]; yr[445] = a7_1[2]; yr[446] = a7_1[3]; yr[447] = a7_1[4]; yr[448] = a7_1[5]; yr[449] = a7_1[6]; yr[450] = a7_1[7]; yr[451] = a7_1[8]; yr[452] = a7_1[9]; yr[453] = a7_1[10]; yr[454] = a7_1[11]; yr[455] = a7_1[12];
-          memcpy(yr + 488, &a8_0, sizeof a8_0);
-          yr[504] = a8_1[0]; yr[505] = a8_1[1]; yr[506] = a8_1[2]; yr[507] = a8_1[3]; yr[508] = a8_1[4]; yr[509] = a8_1[5]; yr[510] = a8_1[6]; yr[511] = a8_1[7]; yr[512] = a8_1[8]; yr[513] = a8_1[9]; yr[514] = a8_1[10]; yr[515] = a8_1[11]; yr[516] = a8_1[12];
-          memcpy(yr + 549, &a9_0, sizeof a9_0);
-          yr[565] = a9_1[0]; yr[566] = a9_1[1]; yr[567] = a9_1[2]; yr[568] = a9_1[3]; yr[569] = a9_1[4]; yr[570] = a9_1[5]; yr[571] = a9_1[6]; yr[572] = a9_1[7]; yr[573] = a9_1[8]; yr[574] = a9_1[9]; yr[575] = a9_1[10]; yr[576] = a9_1[11]; yr[577] = a9_1[12];
-          memcpy(yr + 610, &a10_0, sizeof a10_0);
-          yr[626] = a10_1[0]; yr[627] = a10_1[1]; yr[628] = a10_1[2]; yr[629] = a10_1[3]; yr[630] = a10_1[4]; yr[631] = a10_1[5]; yr[632] = a10_1[6]; yr[633] = a10_1[7]; yr[634] = a10_1[8]; yr[635] = a10_1[9]; yr[636] = a10_1[10]; yr[637] = a10_1[11]; yr[638] = a10_1[12];
-          memcpy(yr + 671, &a11_0, sizeof a11_0);
-          yr[687] = a11_1[0]; yr[688] = a11_1[1]; yr[689] = a11_1[2]; yr[690] = a11_1[3]; yr[691] = a11_1[4]; yr[692] = a11_1[5]; yr[693] = a11_1[6]; yr[694] = a11_1[7]; yr[695] = a11_1[8]; yr[696] = a11_1[9]; yr[697] = a11_1[10]; yr[698] = a11_1[11]; yr[699] = a11_1[12];
-        }
+    }
+    { // pack: images to lanes
+      long j0 = 0;
+#if CNN_HAS_SHUFFLEVECTOR
+      for (; j0 < 1936; j0 += 16) {
+        cnn_v16 r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15;
+        if (li[0] >= 0) memcpy(&r0, mnist14k_a19 + (size_t)li[0] * 1944 + j0, sizeof r0); else r0 = (cnn_v16){0};
+        if (li[1] >= 0) memcpy(&r1, mnist14k_a19 + (size_t)li[1] * 1944 + j0, sizeof r1); else r1 = (cnn_v16){0};
+        if (li[2] >= 0) memcpy(&r2, mnist14k_a19 + (size_t)li[2] * 1944 + j0, sizeof r2); else r2 = (cnn_v16){0};
+        if (li[3] >= 0) memcpy(&r3, mnist14k_a19 + (size_t)li[3] * 1944 + j0, sizeof r3); else r3 = (cnn_v16){0};
+        if (li[4] >= 0) memcpy(&r4, mnist14k_a19 + (size_t)li[4] * 1944 + j0, sizeof r4); else r4 = (cnn_v16){0};
+        if (li[5] >= 0) memcpy(&r5, mnist14k_a19 + (size_t)li[5] * 1944 + j0, sizeof r5); else r5 = (cnn_v16){0};
+        if (li[6] >= 0) memcpy(&r6, mnist14k_a19 + (size_t)li[6] * 1944 + j0, sizeof r6); else r6 = (cnn_v16){0};
+        if (li[7] >= 0) memcpy(&r7, mnist14k_a19 + (size_t)li[7] * 1944 + j0, sizeof r7); else r7 = (cnn_v16){0};
+        if (li[8] >= 0) memcpy(&r8, mnist14k_a19 + (size_t)li[8] * 1944 + j0, sizeof r8); else r8 = (cnn_v16){0};
+        if (li[9] >= 0) memcpy(&r9, mnist14k_a19 + (size_t)li[9] * 1944 + j0, sizeof r9); else r9 = (cnn_v16){0};
+        if (li[10] >= 0) memcpy(&r10, mnist14k_a19 + (size_t)li[10] * 1944 + j0, sizeof r10); else r10 = (cnn_v16){0};
+        if (li[11] >= 0) memcpy(&r11, mnist14k_a19 + (size_t)li[11] * 1944 + j0, sizeof r11); else r11 = (cnn_v16){0};
+        if (li[12] >= 0) memcpy(&r12, mnist14k_a19 + (size_t)li[12] * 1944 + j0, sizeof r12); else r12 = (cnn_v16){0};
+        if (li[13] >= 0) memcpy(&r13, mnist14k_a19 + (size_t)li[13] * 1944 + j0, sizeof r13); else r13 = (cnn_v16){0};
+        if (li[14] >= 0) memcpy(&r14, mnist14k_a19 + (size_t)li[14] * 1944 + j0, sizeof r14); else r14 = (cnn_v16){0};
+        if (li[15] >= 0) memcpy(&r15, mnist14k_a19 + (size_t)li[15] * 1944 + j0, sizeof r15); else r15 = (cnn_v16){0};
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r8, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r0, r8, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r0 = t0; r8 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r9, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r1, r9, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r1 = t0; r9 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r10, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r2, r10, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r2 = t0; r10 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r3, r11, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r3, r11, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r3 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r12, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r4, r12, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r4 = t0; r12 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r5, r13, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r5, r13, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r5 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r6, r14, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r6, r14, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r6 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r7, r15, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r7, r15, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r7 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r0 = t0; r4 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r1 = t0; r5 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r2 = t0; r6 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r3 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r12, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r8, r12, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r8 = t0; r12 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r9, r13, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r9, r13, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r9 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r10, r14, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r10, r14, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r10 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r11, r15, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r11, r15, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r11 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r2, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r0, r2, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r0 = t0; r2 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r3, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r1, r3, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r1 = t0; r3 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r6, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r4, r6, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r4 = t0; r6 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r5, r7, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r5, r7, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r5 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r10, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r8, r10, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r8 = t0; r10 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r9, r11, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r9, r11, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r9 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r12, r14, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r12, r14, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r12 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r13, r15, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r13, r15, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r13 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r1, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r0, r1, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r0 = t0; r1 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r3, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r2, r3, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r2 = t0; r3 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r5, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r4, r5, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r4 = t0; r5 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r6, r7, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r6, r7, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r6 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r9, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r8, r9, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r8 = t0; r9 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r10, r11, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r10, r11, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r10 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r12, r13, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r12, r13, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r12 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r14, r15, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r14, r15, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r14 = t0; r15 = t1; }
+        memcpy(xl + (size_t)(j0 + 0) * 16, &r0, sizeof r0);
+        memcpy(xl + (size_t)(j0 + 1) * 16, &r1, sizeof r1);
+        memcpy(xl + (size_t)(j0 + 2) * 16, &r2, sizeof r2);
+        memcpy(xl + (size_t)(j0 + 3) * 16, &r3, sizeof r3);
+        memcpy(xl + (size_t)(j0 + 4) * 16, &r4, sizeof r4);
+        memcpy(xl + (size_t)(j0 + 5) * 16, &r5, sizeof r5);
+        memcpy(xl + (size_t)(j0 + 6) * 16, &r6, sizeof r6);
+        memcpy(xl + (size_t)(j0 + 7) * 16, &r7, sizeof r7);
+        memcpy(xl + (size_t)(j0 + 8) * 16, &r8, sizeof r8);
+        memcpy(xl + (size_t)(j0 + 9) * 16, &r9, sizeof r9);
+        memcpy(xl + (size_t)(j0 + 10) * 16, &r10, sizeof r10);
+        memcpy(xl + (size_t)(j0 + 11) * 16, &r11, sizeof r11);
+        memcpy(xl + (size_t)(j0 + 12) * 16, &r12, sizeof r12);
+        memcpy(xl + (size_t)(j0 + 13) * 16, &r13, sizeof r13);
+        memcpy(xl + (size_t)(j0 + 14) * 16, &r14, sizeof r14);
+        memcpy(xl + (size_t)(j0 + 15) * 16, &r15, sizeof r15);
       }
-      for (int o = 0; o < 24; o++)
-        for (int oy = 0; oy < 7; oy++)
-          memcpy(y + (o * 7 + oy) * 7, yf + o * 61 + oy * 9, 7 * sizeof(cnn_real));
+#endif
+      for (int u = 0; u < 16; u++)
+        for (long j = j0; j < 1944; j++)
+          xl[j * 16 + u] = li[u] >= 0 ? mnist14k_a19[(size_t)li[u] * 1944 + j] : 0;
+    }
+    // 3 output channels x 7 columns of a row per register tile.
+    for (int oy = 0; oy < 7; oy++) {
+      for (int o = 0; o < 24; o += 3) {
+      {
+        cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
+        cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0}, a1_4 = {0}, a1_5 = {0}, a1_6 = {0};
+        cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0}, a2_3 = {0}, a2_4 = {0}, a2_5 = {0}, a2_6 = {0};
+        for (int c = 0; c < 24; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            const cnn_real *restrict xr = xl + (size_t)((c * 9 + oy + ky) * 9) * 16;
+            const cnn_real *restrict wr = w + (((o) * 24 + c) * 3 + ky) * 3;
+            const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
+            const cnn_real w1_0 = wr[216], w1_1 = wr[217], w1_2 = wr[218];
+            const cnn_real w2_0 = wr[432], w2_1 = wr[433], w2_2 = wr[434];
+            { cnn_v16 v; memcpy(&v, xr + 0, sizeof v); a0_0 += w0_0 * v; a1_0 += w1_0 * v; a2_0 += w2_0 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 16, sizeof v); a0_1 += w0_0 * v; a1_1 += w1_0 * v; a2_1 += w2_0 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; a2_0 += w2_1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 32, sizeof v); a0_2 += w0_0 * v; a1_2 += w1_0 * v; a2_2 += w2_0 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a2_1 += w2_1 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; a2_0 += w2_2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 48, sizeof v); a0_3 += w0_0 * v; a1_3 += w1_0 * v; a2_3 += w2_0 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a2_2 += w2_1 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; a2_1 += w2_2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 64, sizeof v); a0_4 += w0_0 * v; a1_4 += w1_0 * v; a2_4 += w2_0 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a2_3 += w2_1 * v; a0_2 += w0_2 * v; a1_2 += w1_2 * v; a2_2 += w2_2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 80, sizeof v); a0_5 += w0_0 * v; a1_5 += w1_0 * v; a2_5 += w2_0 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a2_4 += w2_1 * v; a0_3 += w0_2 * v; a1_3 += w1_2 * v; a2_3 += w2_2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 96, sizeof v); a0_6 += w0_0 * v; a1_6 += w1_0 * v; a2_6 += w2_0 * v; a0_5 += w0_1 * v; a1_5 += w1_1 * v; a2_5 += w2_1 * v; a0_4 += w0_2 * v; a1_4 += w1_2 * v; a2_4 += w2_2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 112, sizeof v); a0_6 += w0_1 * v; a1_6 += w1_1 * v; a2_6 += w2_1 * v; a0_5 += w0_2 * v; a1_5 += w1_2 * v; a2_5 += w2_2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 128, sizeof v); a0_6 += w0_2 * v; a1_6 += w1_2 * v; a2_6 += w2_2 * v; }
+          }
+        memcpy(yl + (size_t)(((o + 0) * 7 + oy) * 7 + 0) * 16, &a0_0, sizeof a0_0);
+        memcpy(yl + (size_t)(((o + 0) * 7 + oy) * 7 + 1) * 16, &a0_1, sizeof a0_1);
+        memcpy(yl + (size_t)(((o + 0) * 7 + oy) * 7 + 2) * 16, &a0_2, sizeof a0_2);
+        memcpy(yl + (size_t)(((o + 0) * 7 + oy) * 7 + 3) * 16, &a0_3, sizeof a0_3);
+        memcpy(yl + (size_t)(((o + 0) * 7 + oy) * 7 + 4) * 16, &a0_4, sizeof a0_4);
+        memcpy(yl + (size_t)(((o + 0) * 7 + oy) * 7 + 5) * 16, &a0_5, sizeof a0_5);
+        memcpy(yl + (size_t)(((o + 0) * 7 + oy) * 7 + 6) * 16, &a0_6, sizeof a0_6);
+        memcpy(yl + (size_t)(((o + 1) * 7 + oy) * 7 + 0) * 16, &a1_0, sizeof a1_0);
+        memcpy(yl + (size_t)(((o + 1) * 7 + oy) * 7 + 1) * 16, &a1_1, sizeof a1_1);
+        memcpy(yl + (size_t)(((o + 1) * 7 + oy) * 7 + 2) * 16, &a1_2, sizeof a1_2);
+        memcpy(yl + (size_t)(((o + 1) * 7 + oy) * 7 + 3) * 16, &a1_3, sizeof a1_3);
+        memcpy(yl + (size_t)(((o + 1) * 7 + oy) * 7 + 4) * 16, &a1_4, sizeof a1_4);
+        memcpy(yl + (size_t)(((o + 1) * 7 + oy) * 7 + 5) * 16, &a1_5, sizeof a1_5);
+        memcpy(yl + (size_t)(((o + 1) * 7 + oy) * 7 + 6) * 16, &a1_6, sizeof a1_6);
+        memcpy(yl + (size_t)(((o + 2) * 7 + oy) * 7 + 0) * 16, &a2_0, sizeof a2_0);
+        memcpy(yl + (size_t)(((o + 2) * 7 + oy) * 7 + 1) * 16, &a2_1, sizeof a2_1);
+        memcpy(yl + (size_t)(((o + 2) * 7 + oy) * 7 + 2) * 16, &a2_2, sizeof a2_2);
+        memcpy(yl + (size_t)(((o + 2) * 7 + oy) * 7 + 3) * 16, &a2_3, sizeof a2_3);
+        memcpy(yl + (size_t)(((o + 2) * 7 + oy) * 7 + 4) * 16, &a2_4, sizeof a2_4);
+        memcpy(yl + (size_t)(((o + 2) * 7 + oy) * 7 + 5) * 16, &a2_5, sizeof a2_5);
+        memcpy(yl + (size_t)(((o + 2) * 7 + oy) * 7 + 6) * 16, &a2_6, sizeof a2_6);
+      }
+      }
+    }
+    { // unpack: lanes to images
+      long j0 = 0;
+#if CNN_HAS_SHUFFLEVECTOR
+      for (; j0 < 1168; j0 += 16) {
+        cnn_v16 r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15;
+        memcpy(&r0, yl + (size_t)(j0 + 0) * 16, sizeof r0);
+        memcpy(&r1, yl + (size_t)(j0 + 1) * 16, sizeof r1);
+        memcpy(&r2, yl + (size_t)(j0 + 2) * 16, sizeof r2);
+        memcpy(&r3, yl + (size_t)(j0 + 3) * 16, sizeof r3);
+        memcpy(&r4, yl + (size_t)(j0 + 4) * 16, sizeof r4);
+        memcpy(&r5, yl + (size_t)(j0 + 5) * 16, sizeof r5);
+        memcpy(&r6, yl + (size_t)(j0 + 6) * 16, sizeof r6);
+        memcpy(&r7, yl + (size_t)(j0 + 7) * 16, sizeof r7);
+        memcpy(&r8, yl + (size_t)(j0 + 8) * 16, sizeof r8);
+        memcpy(&r9, yl + (size_t)(j0 + 9) * 16, sizeof r9);
+        memcpy(&r10, yl + (size_t)(j0 + 10) * 16, sizeof r10);
+        memcpy(&r11, yl + (size_t)(j0 + 11) * 16, sizeof r11);
+        memcpy(&r12, yl + (size_t)(j0 + 12) * 16, sizeof r12);
+        memcpy(&r13, yl + (size_t)(j0 + 13) * 16, sizeof r13);
+        memcpy(&r14, yl + (size_t)(j0 + 14) * 16, sizeof r14);
+        memcpy(&r15, yl + (size_t)(j0 + 15) * 16, sizeof r15);
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r8, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r0, r8, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r0 = t0; r8 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r9, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r1, r9, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r1 = t0; r9 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r10, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r2, r10, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r2 = t0; r10 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r3, r11, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r3, r11, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r3 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r12, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r4, r12, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r4 = t0; r12 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r5, r13, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r5, r13, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r5 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r6, r14, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r6, r14, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r6 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r7, r15, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r7, r15, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r7 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r0 = t0; r4 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r1 = t0; r5 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r2 = t0; r6 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r3 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r12, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r8, r12, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r8 = t0; r12 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r9, r13, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r9, r13, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r9 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r10, r14, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r10, r14, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r10 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r11, r15, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r11, r15, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r11 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r2, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r0, r2, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r0 = t0; r2 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r3, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r1, r3, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r1 = t0; r3 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r6, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r4, r6, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r4 = t0; r6 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r5, r7, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r5, r7, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r5 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r10, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r8, r10, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r8 = t0; r10 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r9, r11, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r9, r11, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r9 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r12, r14, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r12, r14, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r12 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r13, r15, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r13, r15, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r13 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r1, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r0, r1, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r0 = t0; r1 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r3, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r2, r3, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r2 = t0; r3 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r5, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r4, r5, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r4 = t0; r5 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r6, r7, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r6, r7, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r6 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r9, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r8, r9, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r8 = t0; r9 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r10, r11, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r10, r11, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r10 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r12, r13, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r12, r13, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r12 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r14, r15, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r14, r15, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r14 = t0; r15 = t1; }
+        if (li[0] >= 0) memcpy(mnist14k_a22 + (size_t)li[0] * 1176 + j0, &r0, sizeof r0);
+        if (li[1] >= 0) memcpy(mnist14k_a22 + (size_t)li[1] * 1176 + j0, &r1, sizeof r1);
+        if (li[2] >= 0) memcpy(mnist14k_a22 + (size_t)li[2] * 1176 + j0, &r2, sizeof r2);
+        if (li[3] >= 0) memcpy(mnist14k_a22 + (size_t)li[3] * 1176 + j0, &r3, sizeof r3);
+        if (li[4] >= 0) memcpy(mnist14k_a22 + (size_t)li[4] * 1176 + j0, &r4, sizeof r4);
+        if (li[5] >= 0) memcpy(mnist14k_a22 + (size_t)li[5] * 1176 + j0, &r5, sizeof r5);
+        if (li[6] >= 0) memcpy(mnist14k_a22 + (size_t)li[6] * 1176 + j0, &r6, sizeof r6);
+        if (li[7] >= 0) memcpy(mnist14k_a22 + (size_t)li[7] * 1176 + j0, &r7, sizeof r7);
+        if (li[8] >= 0) memcpy(mnist14k_a22 + (size_t)li[8] * 1176 + j0, &r8, sizeof r8);
+        if (li[9] >= 0) memcpy(mnist14k_a22 + (size_t)li[9] * 1176 + j0, &r9, sizeof r9);
+        if (li[10] >= 0) memcpy(mnist14k_a22 + (size_t)li[10] * 1176 + j0, &r10, sizeof r10);
+        if (li[11] >= 0) memcpy(mnist14k_a22 + (size_t)li[11] * 1176 + j0, &r11, sizeof r11);
+        if (li[12] >= 0) memcpy(mnist14k_a22 + (size_t)li[12] * 1176 + j0, &r12, sizeof r12);
+        if (li[13] >= 0) memcpy(mnist14k_a22 + (size_t)li[13] * 1176 + j0, &r13, sizeof r13);
+        if (li[14] >= 0) memcpy(mnist14k_a22 + (size_t)li[14] * 1176 + j0, &r14, sizeof r14);
+        if (li[15] >= 0) memcpy(mnist14k_a22 + (size_t)li[15] * 1176 + j0, &r15, sizeof r15);
+      }
+#endif
+      for (int u = 0; u < 16; u++)
+        for (long j = j0; j < 1176; j++)
+          if (li[u] >= 0)
+            mnist14k_a22[(size_t)li[u] * 1176 + j] = yl[j * 16 + u];
+    }
+    for (int u = 0; u < 16; u++) {
+      const int i = li[u], g = s * 2 + u / 8;
+      if (i < 0)
+        continue;
+      (void)g;
+      const cnn_real *restrict y = mnist14k_a22 + (size_t)i * 1176;
       if (training)
         for (int c = 0; c < 24; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 49;
@@ -5941,182 +6735,275 @@ static void mnist14k_l21_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist14k_l21_dw[NGROUP][5184] CNN_ALIGNED;
-// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
-// dy of one image per group with zero borders (never written), and the
-// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
-// W[o][c][2 - ky][2 - kx].
-static cnn_real mnist14k_l21_dyp[NGROUP][2400] CNN_ALIGNED;
-static cnn_real mnist14k_l21_wt[5184] CNN_ALIGNED;
-// dy for the weight gradient, its rows padded with zeros to whole vectors
-// (or laid on the input's row stride: conv_kernels.c), the padding never written.
-static cnn_real mnist14k_l21_dyw[NGROUP][12304] CNN_ALIGNED;
+// dW = dy * x^T, dx = W^T * dy (packed).
+static cnn_real mnist14k_l21_dxl[124416] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist14k_l21_conv_backward_v8(int n) {
   const cnn_real *restrict w = mnist14k_params + 8640;
-  cnn_real *restrict wt = mnist14k_l21_wt;
-  for (int o = 0; o < 24; o++)
-    for (int c = 0; c < 24; c++)
-      for (int j = 0; j < 9; j++)
-        wt[(c * 24 + o) * 9 + 8 - j] = w[(o * 24 + c) * 9 + j];
   CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict dw = mnist14k_l21_dw[g];
-    cnn_real *restrict dyp = mnist14k_l21_dyp[g];
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 22's dx: this conv's dy
-      const cnn_real *restrict bx = mnist14k_a22 + (size_t)i * 1176;
-      const cnn_real *restrict bdy = mnist14k_d23 + (size_t)i * 1176;
-      cnn_real *restrict bdx = mnist14k_d22 + (size_t)i * 1176;
+  for (int s = 0; s < 8; s++) {
+    const cnn_real *restrict xl = mnist14k_l21_xl + (size_t)s * 15552;
+    cnn_real *restrict dyl = mnist14k_l21_yl + (size_t)s * 9408;
+    int li[8];
+    for (int u = 0; u < 8; u++) {
+      const int g = s * 1 + u / 8, i = g * GSIZE + u % 8;
+      li[u] = u % 8 < GSIZE && g < NGROUP && i < n ? i : -1;
+    }
+    for (int u = 0; u < 8; u++) {
+      const int i = li[u], g = s * 1 + u / 8;
+      if (i < 0)
+        continue;
+      (void)g;
+      { // layer 22's dx: this conv's dy
+        const cnn_real *restrict bx = mnist14k_a22 + (size_t)i * 1176;
+        const cnn_real *restrict bdy = mnist14k_d23 + (size_t)i * 1176;
+        cnn_real *restrict bdx = mnist14k_d22 + (size_t)i * 1176;
+        for (int c = 0; c < 24; c++) {
+          const cnn_real m_ = mnist14k_l22_mean[c], is = mnist14k_l22_invstd[c];
+          const cnn_real a = mnist14k_l22_k1[c], b = mnist14k_l22_k2[c], q = mnist14k_l22_k3[c];
+          for (int p = 0; p < 49; p++) {
+            const cnn_real xh = (bx[c * 49 + p] - m_) * is;
+            bdx[c * 49 + p] = a * (bdy[c * 49 + p] - b - xh * q);
+          }
+        }
+      }
+    }
+    { // pack: images to lanes
+      long j0 = 0;
+#if CNN_HAS_SHUFFLEVECTOR
+      for (; j0 < 1176; j0 += 8) {
+        cnn_v8 r0, r1, r2, r3, r4, r5, r6, r7;
+        if (li[0] >= 0) memcpy(&r0, mnist14k_d22 + (size_t)li[0] * 1176 + j0, sizeof r0); else r0 = (cnn_v8){0};
+        if (li[1] >= 0) memcpy(&r1, mnist14k_d22 + (size_t)li[1] * 1176 + j0, sizeof r1); else r1 = (cnn_v8){0};
+        if (li[2] >= 0) memcpy(&r2, mnist14k_d22 + (size_t)li[2] * 1176 + j0, sizeof r2); else r2 = (cnn_v8){0};
+        if (li[3] >= 0) memcpy(&r3, mnist14k_d22 + (size_t)li[3] * 1176 + j0, sizeof r3); else r3 = (cnn_v8){0};
+        if (li[4] >= 0) memcpy(&r4, mnist14k_d22 + (size_t)li[4] * 1176 + j0, sizeof r4); else r4 = (cnn_v8){0};
+        if (li[5] >= 0) memcpy(&r5, mnist14k_d22 + (size_t)li[5] * 1176 + j0, sizeof r5); else r5 = (cnn_v8){0};
+        if (li[6] >= 0) memcpy(&r6, mnist14k_d22 + (size_t)li[6] * 1176 + j0, sizeof r6); else r6 = (cnn_v8){0};
+        if (li[7] >= 0) memcpy(&r7, mnist14k_d22 + (size_t)li[7] * 1176 + j0, sizeof r7); else r7 = (cnn_v8){0};
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 12, 13, 14, 15); r0 = t0; r4 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 12, 13, 14, 15); r1 = t0; r5 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 12, 13, 14, 15); r2 = t0; r6 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 12, 13, 14, 15); r3 = t0; r7 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r2, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r0, r2, 2, 3, 10, 11, 6, 7, 14, 15); r0 = t0; r2 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r1, r3, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r1, r3, 2, 3, 10, 11, 6, 7, 14, 15); r1 = t0; r3 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r4, r6, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r4, r6, 2, 3, 10, 11, 6, 7, 14, 15); r4 = t0; r6 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r5, r7, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r5, r7, 2, 3, 10, 11, 6, 7, 14, 15); r5 = t0; r7 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r1, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r0, r1, 1, 9, 3, 11, 5, 13, 7, 15); r0 = t0; r1 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r2, r3, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r2, r3, 1, 9, 3, 11, 5, 13, 7, 15); r2 = t0; r3 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r4, r5, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r4, r5, 1, 9, 3, 11, 5, 13, 7, 15); r4 = t0; r5 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r6, r7, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r6, r7, 1, 9, 3, 11, 5, 13, 7, 15); r6 = t0; r7 = t1; }
+        memcpy(dyl + (size_t)(j0 + 0) * 8, &r0, sizeof r0);
+        memcpy(dyl + (size_t)(j0 + 1) * 8, &r1, sizeof r1);
+        memcpy(dyl + (size_t)(j0 + 2) * 8, &r2, sizeof r2);
+        memcpy(dyl + (size_t)(j0 + 3) * 8, &r3, sizeof r3);
+        memcpy(dyl + (size_t)(j0 + 4) * 8, &r4, sizeof r4);
+        memcpy(dyl + (size_t)(j0 + 5) * 8, &r5, sizeof r5);
+        memcpy(dyl + (size_t)(j0 + 6) * 8, &r6, sizeof r6);
+        memcpy(dyl + (size_t)(j0 + 7) * 8, &r7, sizeof r7);
+      }
+#endif
+      for (int u = 0; u < 8; u++)
+        for (long j = j0; j < 1176; j++)
+          dyl[j * 8 + u] = li[u] >= 0 ? mnist14k_d22[(size_t)li[u] * 1176 + j] : 0;
+    }
+    // 1 output channels x the 9 taps of one input channel per register tile.
+    for (int o = 0; o < 24; o += 1)
       for (int c = 0; c < 24; c++) {
-        const cnn_real m_ = mnist14k_l22_mean[c], is = mnist14k_l22_invstd[c];
-        const cnn_real a = mnist14k_l22_k1[c], b = mnist14k_l22_k2[c], q = mnist14k_l22_k3[c];
-        for (int p = 0; p < 49; p++) {
-          const cnn_real xh = (bx[c * 49 + p] - m_) * is;
-          bdx[c * 49 + p] = a * (bdy[c * 49 + p] - b - xh * q);
+        cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0}, s0_5 = {0}, s0_6 = {0}, s0_7 = {0}, s0_8 = {0};
+        for (int oy = 0; oy < 7; oy++)
+          for (int ox = 0; ox < 7; ox++) {
+            const cnn_real *restrict xr = xl + (size_t)((c * 9 + oy) * 9 + ox) * 8;
+            cnn_v8 e0; memcpy(&e0, dyl + (size_t)(((o + 0) * 7 + oy) * 7 + ox) * 8, sizeof e0);
+            { cnn_v8 v; memcpy(&v, xr + 0, sizeof v); s0_0 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 8, sizeof v); s0_1 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 16, sizeof v); s0_2 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 72, sizeof v); s0_3 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 80, sizeof v); s0_4 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 88, sizeof v); s0_5 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 144, sizeof v); s0_6 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 152, sizeof v); s0_7 += e0 * v; }
+            { cnn_v8 v; memcpy(&v, xr + 160, sizeof v); s0_8 += e0 * v; }
+          }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_0;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 0] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 0] = ((((s0_0)[0] + (s0_0)[1]) + ((s0_0)[2] + (s0_0)[3])) + (((s0_0)[4] + (s0_0)[5]) + ((s0_0)[6] + (s0_0)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_1;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 1] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 1] = ((((s0_1)[0] + (s0_1)[1]) + ((s0_1)[2] + (s0_1)[3])) + (((s0_1)[4] + (s0_1)[5]) + ((s0_1)[6] + (s0_1)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_2;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 2] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 2] = ((((s0_2)[0] + (s0_2)[1]) + ((s0_2)[2] + (s0_2)[3])) + (((s0_2)[4] + (s0_2)[5]) + ((s0_2)[6] + (s0_2)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_3;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 3] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 3] = ((((s0_3)[0] + (s0_3)[1]) + ((s0_3)[2] + (s0_3)[3])) + (((s0_3)[4] + (s0_3)[5]) + ((s0_3)[6] + (s0_3)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_4;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 4] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 4] = ((((s0_4)[0] + (s0_4)[1]) + ((s0_4)[2] + (s0_4)[3])) + (((s0_4)[4] + (s0_4)[5]) + ((s0_4)[6] + (s0_4)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_5;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 5] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 5] = ((((s0_5)[0] + (s0_5)[1]) + ((s0_5)[2] + (s0_5)[3])) + (((s0_5)[4] + (s0_5)[5]) + ((s0_5)[6] + (s0_5)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_6;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 6] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 6] = ((((s0_6)[0] + (s0_6)[1]) + ((s0_6)[2] + (s0_6)[3])) + (((s0_6)[4] + (s0_6)[5]) + ((s0_6)[6] + (s0_6)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_7;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 7] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 7] = ((((s0_7)[0] + (s0_7)[1]) + ((s0_7)[2] + (s0_7)[3])) + (((s0_7)[4] + (s0_7)[5]) + ((s0_7)[6] + (s0_7)[7]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v8 r = s0_8;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 8] = r[0]; }
+#else
+          { const int g = s * 1 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 8] = ((((s0_8)[0] + (s0_8)[1]) + ((s0_8)[2] + (s0_8)[3])) + (((s0_8)[4] + (s0_8)[5]) + ((s0_8)[6] + (s0_8)[7]))); }
+#endif
         }
       }
-    }
-    cnn_real *restrict dyw = mnist14k_l21_dyw[g];
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict dy = mnist14k_d22 + (size_t)i * 1176;
-      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 1344;
-      for (int o = 0; o < 24; o++)
-        for (int oy = 0; oy < 7; oy++)
-          memcpy(dyi + o * 56 + oy * 8, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
-    }
-    // 4 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added.
-    for (int o = 0; o < 24; o += 4) {
-      for (int c = 0; c < 24; c++)
-        for (int ky = 0; ky < 3; ky++) {
-          cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
-          cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
-          cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
-          cnn_v8 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
-          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-            const cnn_real *restrict x = mnist14k_a19 + (size_t)i * 1944;
-            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 1344;
-            for (int oy = 0; oy < 7; oy++) {
-              const cnn_real *restrict dr = dy + (o) * 56 + oy * 8;
-              const cnn_real *restrict xr = x + (c * 9 + oy + ky) * 9;
-              for (int v = 0; v < 8; v += 8) {
-                cnn_v8 d, x0, x1, x2;
-                memcpy(&x0, xr + v + 0, sizeof x0);
-                memcpy(&x1, xr + v + 1, sizeof x1);
-                memcpy(&x2, xr + v + 2, sizeof x2);
-                memcpy(&d, dr + 0 + v, sizeof d);
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 56 + v, sizeof d);
-                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-                memcpy(&d, dr + 112 + v, sizeof d);
-                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
-                memcpy(&d, dr + 168 + v, sizeof d);
-                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
-              }
-            }
-          }
-          cnn_real *restrict dwo = dw + (o) * 216 + (c * 3 + ky) * 3;
-          dwo[0] = CNN_HSUM8(s0_0);
-          dwo[1] = CNN_HSUM8(s0_1);
-          dwo[2] = CNN_HSUM8(s0_2);
-          dwo[216] = CNN_HSUM8(s1_0);
-          dwo[217] = CNN_HSUM8(s1_1);
-          dwo[218] = CNN_HSUM8(s1_2);
-          dwo[432] = CNN_HSUM8(s2_0);
-          dwo[433] = CNN_HSUM8(s2_1);
-          dwo[434] = CNN_HSUM8(s2_2);
-          dwo[648] = CNN_HSUM8(s3_0);
-          dwo[649] = CNN_HSUM8(s3_1);
-          dwo[650] = CNN_HSUM8(s3_2);
-        }
-    }
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict dy = mnist14k_d22 + (size_t)i * 1176;
+    {
+    cnn_real *restrict dxl = mnist14k_l21_dxl + (size_t)s * 15552;
+    // 1 input channels x 9 columns of a row per register tile.
+    for (int y = 0; y < 9; y++) {
+      const int ky0 = y - 6 > 0 ? y - 6 : 0, ky1 = y < 2 ? y : 2; // the dy rows that exist
+      for (int c = 0; c < 24; c += 1) {
       {
-      cnn_real *restrict dx = mnist14k_d19 + (size_t)i * 1944;
-      for (int o = 0; o < 24; o++)
-        for (int oy = 0; oy < 7; oy++)
-          memcpy(dyp + (o * 11 + oy + 2) * 9 + 2, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
-      // 4 output channels x 3 vectors of 8 per register tile, over each plane as
-      // one run (flat): a row's last taps read the next row's first, zero, columns.
-      for (int oy = 0; oy < 1; oy++) {
-        for (int col = 0; col < 72; col += 24) {
-          for (int o = 0; o < 24; o += 4) { // 4 channels x 24 columns
-            const cnn_real *restrict wo = wt + (o) * 216;
-            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
-            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
-            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
-            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
-            for (int c = 0; c < 24; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 11 + oy + ky) * 9 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1, x2;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  memcpy(&x2, xr + kx + 16, sizeof x2);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
-                }
-              }
-            cnn_real *restrict yr = dx + (o) * 81 + oy * 81 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 16, &a0_2, sizeof a0_2);
-            memcpy(yr + 81, &a1_0, sizeof a1_0);
-            memcpy(yr + 89, &a1_1, sizeof a1_1);
-            memcpy(yr + 97, &a1_2, sizeof a1_2);
-            memcpy(yr + 162, &a2_0, sizeof a2_0);
-            memcpy(yr + 170, &a2_1, sizeof a2_1);
-            memcpy(yr + 178, &a2_2, sizeof a2_2);
-            memcpy(yr + 243, &a3_0, sizeof a3_0);
-            memcpy(yr + 251, &a3_1, sizeof a3_1);
-            memcpy(yr + 259, &a3_2, sizeof a3_2);
+        cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0};
+        for (int o = 0; o < 24; o++)
+          for (int ky = ky1; ky >= ky0; ky--) {
+            const cnn_real *restrict dr = dyl + (size_t)((o * 7 + y - ky) * 7) * 8;
+            const cnn_real *restrict wr = w + (o * 24 + c) * 9 + ky * 3;
+            const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
+            { cnn_v8 v; memcpy(&v, dr + 0, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 8, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 16, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 24, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 32, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 40, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, dr + 48, sizeof v); a0_8 += w0_2 * v; a0_7 += w0_1 * v; a0_6 += w0_0 * v; }
           }
-        }
-        for (int o = 0; o < 24; o += 6) { // 6 channels x 9 columns
-          const cnn_real *restrict wo = wt + (o) * 216;
-          cnn_v8 a0_0 = {0}, a0_1 = {0};
-          cnn_v8 a1_0 = {0}, a1_1 = {0};
-          cnn_v8 a2_0 = {0}, a2_1 = {0};
-          cnn_v8 a3_0 = {0}, a3_1 = {0};
-          cnn_v8 a4_0 = {0}, a4_1 = {0};
-          cnn_v8 a5_0 = {0}, a5_1 = {0};
-          for (int c = 0; c < 24; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 11 + oy + ky) * 9 + 72;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 81 + oy * 81 + 72;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[8] = a0_1[0];
-          memcpy(yr + 81, &a1_0, sizeof a1_0);
-          yr[89] = a1_1[0];
-          memcpy(yr + 162, &a2_0, sizeof a2_0);
-          yr[170] = a2_1[0];
-          memcpy(yr + 243, &a3_0, sizeof a3_0);
-          yr[251] = a3_1[0];
-          memcpy(yr + 324, &a4_0, sizeof a4_0);
-          yr[332] = a4_1[0];
-          memcpy(yr + 405, &a5_0, sizeof a5_0);
-          yr[413] = a5_1[0];
-        }
+        memcpy(dxl + (size_t)(((c + 0) * 9 + y) * 9 + 0) * 8, &a0_0, sizeof a0_0);
+        memcpy(dxl + (size_t)(((c + 0) * 9 + y) * 9 + 1) * 8, &a0_1, sizeof a0_1);
+        memcpy(dxl + (size_t)(((c + 0) * 9 + y) * 9 + 2) * 8, &a0_2, sizeof a0_2);
+        memcpy(dxl + (size_t)(((c + 0) * 9 + y) * 9 + 3) * 8, &a0_3, sizeof a0_3);
+        memcpy(dxl + (size_t)(((c + 0) * 9 + y) * 9 + 4) * 8, &a0_4, sizeof a0_4);
+        memcpy(dxl + (size_t)(((c + 0) * 9 + y) * 9 + 5) * 8, &a0_5, sizeof a0_5);
+        memcpy(dxl + (size_t)(((c + 0) * 9 + y) * 9 + 6) * 8, &a0_6, sizeof a0_6);
+        memcpy(dxl + (size_t)(((c + 0) * 9 + y) * 9 + 7) * 8, &a0_7, sizeof a0_7);
+        memcpy(dxl + (size_t)(((c + 0) * 9 + y) * 9 + 8) * 8, &a0_8, sizeof a0_8);
       }
       }
-      { // layer 18's first backward pass for this image, while its dx is in cache
+    }
+    { // unpack: lanes to images
+      long j0 = 0;
+#if CNN_HAS_SHUFFLEVECTOR
+      for (; j0 < 1944; j0 += 8) {
+        cnn_v8 r0, r1, r2, r3, r4, r5, r6, r7;
+        memcpy(&r0, dxl + (size_t)(j0 + 0) * 8, sizeof r0);
+        memcpy(&r1, dxl + (size_t)(j0 + 1) * 8, sizeof r1);
+        memcpy(&r2, dxl + (size_t)(j0 + 2) * 8, sizeof r2);
+        memcpy(&r3, dxl + (size_t)(j0 + 3) * 8, sizeof r3);
+        memcpy(&r4, dxl + (size_t)(j0 + 4) * 8, sizeof r4);
+        memcpy(&r5, dxl + (size_t)(j0 + 5) * 8, sizeof r5);
+        memcpy(&r6, dxl + (size_t)(j0 + 6) * 8, sizeof r6);
+        memcpy(&r7, dxl + (size_t)(j0 + 7) * 8, sizeof r7);
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 12, 13, 14, 15); r0 = t0; r4 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 12, 13, 14, 15); r1 = t0; r5 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 12, 13, 14, 15); r2 = t0; r6 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 12, 13, 14, 15); r3 = t0; r7 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r2, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r0, r2, 2, 3, 10, 11, 6, 7, 14, 15); r0 = t0; r2 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r1, r3, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r1, r3, 2, 3, 10, 11, 6, 7, 14, 15); r1 = t0; r3 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r4, r6, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r4, r6, 2, 3, 10, 11, 6, 7, 14, 15); r4 = t0; r6 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r5, r7, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r5, r7, 2, 3, 10, 11, 6, 7, 14, 15); r5 = t0; r7 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r0, r1, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r0, r1, 1, 9, 3, 11, 5, 13, 7, 15); r0 = t0; r1 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r2, r3, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r2, r3, 1, 9, 3, 11, 5, 13, 7, 15); r2 = t0; r3 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r4, r5, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r4, r5, 1, 9, 3, 11, 5, 13, 7, 15); r4 = t0; r5 = t1; }
+        { const cnn_v8 t0 = __builtin_shufflevector(r6, r7, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r6, r7, 1, 9, 3, 11, 5, 13, 7, 15); r6 = t0; r7 = t1; }
+        if (li[0] >= 0) memcpy(mnist14k_d19 + (size_t)li[0] * 1944 + j0, &r0, sizeof r0);
+        if (li[1] >= 0) memcpy(mnist14k_d19 + (size_t)li[1] * 1944 + j0, &r1, sizeof r1);
+        if (li[2] >= 0) memcpy(mnist14k_d19 + (size_t)li[2] * 1944 + j0, &r2, sizeof r2);
+        if (li[3] >= 0) memcpy(mnist14k_d19 + (size_t)li[3] * 1944 + j0, &r3, sizeof r3);
+        if (li[4] >= 0) memcpy(mnist14k_d19 + (size_t)li[4] * 1944 + j0, &r4, sizeof r4);
+        if (li[5] >= 0) memcpy(mnist14k_d19 + (size_t)li[5] * 1944 + j0, &r5, sizeof r5);
+        if (li[6] >= 0) memcpy(mnist14k_d19 + (size_t)li[6] * 1944 + j0, &r6, sizeof r6);
+        if (li[7] >= 0) memcpy(mnist14k_d19 + (size_t)li[7] * 1944 + j0, &r7, sizeof r7);
+      }
+#endif
+      for (int u = 0; u < 8; u++)
+        for (long j = j0; j < 1944; j++)
+          if (li[u] >= 0)
+            mnist14k_d19[(size_t)li[u] * 1944 + j] = dxl[j * 8 + u];
+    }
+    }
+    for (int u = 0; u < 8; u++) {
+      const int i = li[u], g = s * 1 + u / 8;
+      if (i < 0)
+        continue;
+      (void)g;
+      { // layer 18's first backward pass for this image
         for (int c = 0; c < 24; c++) {
           const cnn_real *restrict x = mnist14k_a18 + (size_t)i * 1944 + c * 81;
           cnn_real *restrict dy = mnist14k_d19 + (size_t)i * 1944 + c * 81;
@@ -6158,246 +7045,610 @@ CNN_CLONES_V8 static void mnist14k_l21_conv_backward_v8(int n) {
 #if CNN_V16
 CNN_V16_FN static void mnist14k_l21_conv_backward_v16(int n) {
   const cnn_real *restrict w = mnist14k_params + 8640;
-  cnn_real *restrict wt = mnist14k_l21_wt;
-  for (int o = 0; o < 24; o++)
-    for (int c = 0; c < 24; c++)
-      for (int j = 0; j < 9; j++)
-        wt[(c * 24 + o) * 9 + 8 - j] = w[(o * 24 + c) * 9 + j];
   CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    cnn_real *restrict dw = mnist14k_l21_dw[g];
-    cnn_real *restrict dyp = mnist14k_l21_dyp[g];
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 22's dx: this conv's dy
-      const cnn_real *restrict bx = mnist14k_a22 + (size_t)i * 1176;
-      const cnn_real *restrict bdy = mnist14k_d23 + (size_t)i * 1176;
-      cnn_real *restrict bdx = mnist14k_d22 + (size_t)i * 1176;
+  for (int s = 0; s < 4; s++) {
+    const cnn_real *restrict xl = mnist14k_l21_xl + (size_t)s * 31104;
+    cnn_real *restrict dyl = mnist14k_l21_yl + (size_t)s * 18816;
+    int li[16];
+    for (int u = 0; u < 16; u++) {
+      const int g = s * 2 + u / 8, i = g * GSIZE + u % 8;
+      li[u] = u % 8 < GSIZE && g < NGROUP && i < n ? i : -1;
+    }
+    for (int u = 0; u < 16; u++) {
+      const int i = li[u], g = s * 2 + u / 8;
+      if (i < 0)
+        continue;
+      (void)g;
+      { // layer 22's dx: this conv's dy
+        const cnn_real *restrict bx = mnist14k_a22 + (size_t)i * 1176;
+        const cnn_real *restrict bdy = mnist14k_d23 + (size_t)i * 1176;
+        cnn_real *restrict bdx = mnist14k_d22 + (size_t)i * 1176;
+        for (int c = 0; c < 24; c++) {
+          const cnn_real m_ = mnist14k_l22_mean[c], is = mnist14k_l22_invstd[c];
+          const cnn_real a = mnist14k_l22_k1[c], b = mnist14k_l22_k2[c], q = mnist14k_l22_k3[c];
+          for (int p = 0; p < 49; p++) {
+            const cnn_real xh = (bx[c * 49 + p] - m_) * is;
+            bdx[c * 49 + p] = a * (bdy[c * 49 + p] - b - xh * q);
+          }
+        }
+      }
+    }
+    { // pack: images to lanes
+      long j0 = 0;
+#if CNN_HAS_SHUFFLEVECTOR
+      for (; j0 < 1168; j0 += 16) {
+        cnn_v16 r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15;
+        if (li[0] >= 0) memcpy(&r0, mnist14k_d22 + (size_t)li[0] * 1176 + j0, sizeof r0); else r0 = (cnn_v16){0};
+        if (li[1] >= 0) memcpy(&r1, mnist14k_d22 + (size_t)li[1] * 1176 + j0, sizeof r1); else r1 = (cnn_v16){0};
+        if (li[2] >= 0) memcpy(&r2, mnist14k_d22 + (size_t)li[2] * 1176 + j0, sizeof r2); else r2 = (cnn_v16){0};
+        if (li[3] >= 0) memcpy(&r3, mnist14k_d22 + (size_t)li[3] * 1176 + j0, sizeof r3); else r3 = (cnn_v16){0};
+        if (li[4] >= 0) memcpy(&r4, mnist14k_d22 + (size_t)li[4] * 1176 + j0, sizeof r4); else r4 = (cnn_v16){0};
+        if (li[5] >= 0) memcpy(&r5, mnist14k_d22 + (size_t)li[5] * 1176 + j0, sizeof r5); else r5 = (cnn_v16){0};
+        if (li[6] >= 0) memcpy(&r6, mnist14k_d22 + (size_t)li[6] * 1176 + j0, sizeof r6); else r6 = (cnn_v16){0};
+        if (li[7] >= 0) memcpy(&r7, mnist14k_d22 + (size_t)li[7] * 1176 + j0, sizeof r7); else r7 = (cnn_v16){0};
+        if (li[8] >= 0) memcpy(&r8, mnist14k_d22 + (size_t)li[8] * 1176 + j0, sizeof r8); else r8 = (cnn_v16){0};
+        if (li[9] >= 0) memcpy(&r9, mnist14k_d22 + (size_t)li[9] * 1176 + j0, sizeof r9); else r9 = (cnn_v16){0};
+        if (li[10] >= 0) memcpy(&r10, mnist14k_d22 + (size_t)li[10] * 1176 + j0, sizeof r10); else r10 = (cnn_v16){0};
+        if (li[11] >= 0) memcpy(&r11, mnist14k_d22 + (size_t)li[11] * 1176 + j0, sizeof r11); else r11 = (cnn_v16){0};
+        if (li[12] >= 0) memcpy(&r12, mnist14k_d22 + (size_t)li[12] * 1176 + j0, sizeof r12); else r12 = (cnn_v16){0};
+        if (li[13] >= 0) memcpy(&r13, mnist14k_d22 + (size_t)li[13] * 1176 + j0, sizeof r13); else r13 = (cnn_v16){0};
+        if (li[14] >= 0) memcpy(&r14, mnist14k_d22 + (size_t)li[14] * 1176 + j0, sizeof r14); else r14 = (cnn_v16){0};
+        if (li[15] >= 0) memcpy(&r15, mnist14k_d22 + (size_t)li[15] * 1176 + j0, sizeof r15); else r15 = (cnn_v16){0};
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r8, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r0, r8, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r0 = t0; r8 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r9, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r1, r9, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r1 = t0; r9 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r10, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r2, r10, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r2 = t0; r10 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r3, r11, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r3, r11, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r3 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r12, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r4, r12, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r4 = t0; r12 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r5, r13, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r5, r13, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r5 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r6, r14, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r6, r14, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r6 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r7, r15, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r7, r15, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r7 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r0 = t0; r4 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r1 = t0; r5 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r2 = t0; r6 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r3 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r12, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r8, r12, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r8 = t0; r12 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r9, r13, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r9, r13, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r9 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r10, r14, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r10, r14, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r10 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r11, r15, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r11, r15, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r11 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r2, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r0, r2, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r0 = t0; r2 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r3, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r1, r3, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r1 = t0; r3 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r6, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r4, r6, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r4 = t0; r6 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r5, r7, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r5, r7, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r5 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r10, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r8, r10, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r8 = t0; r10 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r9, r11, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r9, r11, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r9 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r12, r14, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r12, r14, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r12 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r13, r15, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r13, r15, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r13 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r1, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r0, r1, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r0 = t0; r1 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r3, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r2, r3, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r2 = t0; r3 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r5, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r4, r5, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r4 = t0; r5 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r6, r7, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r6, r7, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r6 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r9, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r8, r9, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r8 = t0; r9 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r10, r11, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r10, r11, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r10 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r12, r13, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r12, r13, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r12 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r14, r15, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r14, r15, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r14 = t0; r15 = t1; }
+        memcpy(dyl + (size_t)(j0 + 0) * 16, &r0, sizeof r0);
+        memcpy(dyl + (size_t)(j0 + 1) * 16, &r1, sizeof r1);
+        memcpy(dyl + (size_t)(j0 + 2) * 16, &r2, sizeof r2);
+        memcpy(dyl + (size_t)(j0 + 3) * 16, &r3, sizeof r3);
+        memcpy(dyl + (size_t)(j0 + 4) * 16, &r4, sizeof r4);
+        memcpy(dyl + (size_t)(j0 + 5) * 16, &r5, sizeof r5);
+        memcpy(dyl + (size_t)(j0 + 6) * 16, &r6, sizeof r6);
+        memcpy(dyl + (size_t)(j0 + 7) * 16, &r7, sizeof r7);
+        memcpy(dyl + (size_t)(j0 + 8) * 16, &r8, sizeof r8);
+        memcpy(dyl + (size_t)(j0 + 9) * 16, &r9, sizeof r9);
+        memcpy(dyl + (size_t)(j0 + 10) * 16, &r10, sizeof r10);
+        memcpy(dyl + (size_t)(j0 + 11) * 16, &r11, sizeof r11);
+        memcpy(dyl + (size_t)(j0 + 12) * 16, &r12, sizeof r12);
+        memcpy(dyl + (size_t)(j0 + 13) * 16, &r13, sizeof r13);
+        memcpy(dyl + (size_t)(j0 + 14) * 16, &r14, sizeof r14);
+        memcpy(dyl + (size_t)(j0 + 15) * 16, &r15, sizeof r15);
+      }
+#endif
+      for (int u = 0; u < 16; u++)
+        for (long j = j0; j < 1176; j++)
+          dyl[j * 16 + u] = li[u] >= 0 ? mnist14k_d22[(size_t)li[u] * 1176 + j] : 0;
+    }
+    // 3 output channels x the 9 taps of one input channel per register tile.
+    for (int o = 0; o < 24; o += 3)
       for (int c = 0; c < 24; c++) {
-        const cnn_real m_ = mnist14k_l22_mean[c], is = mnist14k_l22_invstd[c];
-        const cnn_real a = mnist14k_l22_k1[c], b = mnist14k_l22_k2[c], q = mnist14k_l22_k3[c];
-        for (int p = 0; p < 49; p++) {
-          const cnn_real xh = (bx[c * 49 + p] - m_) * is;
-          bdx[c * 49 + p] = a * (bdy[c * 49 + p] - b - xh * q);
+        cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0}, s0_5 = {0}, s0_6 = {0}, s0_7 = {0}, s0_8 = {0};
+        cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0}, s1_3 = {0}, s1_4 = {0}, s1_5 = {0}, s1_6 = {0}, s1_7 = {0}, s1_8 = {0};
+        cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0}, s2_3 = {0}, s2_4 = {0}, s2_5 = {0}, s2_6 = {0}, s2_7 = {0}, s2_8 = {0};
+        for (int oy = 0; oy < 7; oy++)
+          for (int ox = 0; ox < 7; ox++) {
+            const cnn_real *restrict xr = xl + (size_t)((c * 9 + oy) * 9 + ox) * 16;
+            cnn_v16 e0; memcpy(&e0, dyl + (size_t)(((o + 0) * 7 + oy) * 7 + ox) * 16, sizeof e0); CNN_PIN16(e0);
+            cnn_v16 e1; memcpy(&e1, dyl + (size_t)(((o + 1) * 7 + oy) * 7 + ox) * 16, sizeof e1); CNN_PIN16(e1);
+            cnn_v16 e2; memcpy(&e2, dyl + (size_t)(((o + 2) * 7 + oy) * 7 + ox) * 16, sizeof e2); CNN_PIN16(e2);
+            { cnn_v16 v; memcpy(&v, xr + 0, sizeof v); s0_0 += e0 * v; s1_0 += e1 * v; s2_0 += e2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 16, sizeof v); s0_1 += e0 * v; s1_1 += e1 * v; s2_1 += e2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 32, sizeof v); s0_2 += e0 * v; s1_2 += e1 * v; s2_2 += e2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 144, sizeof v); s0_3 += e0 * v; s1_3 += e1 * v; s2_3 += e2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 160, sizeof v); s0_4 += e0 * v; s1_4 += e1 * v; s2_4 += e2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 176, sizeof v); s0_5 += e0 * v; s1_5 += e1 * v; s2_5 += e2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 288, sizeof v); s0_6 += e0 * v; s1_6 += e1 * v; s2_6 += e2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 304, sizeof v); s0_7 += e0 * v; s1_7 += e1 * v; s2_7 += e2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 320, sizeof v); s0_8 += e0 * v; s1_8 += e1 * v; s2_8 += e2 * v; }
+          }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_0;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 0] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 0] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 0] = ((((s0_0)[0] + (s0_0)[1]) + ((s0_0)[2] + (s0_0)[3])) + (((s0_0)[4] + (s0_0)[5]) + ((s0_0)[6] + (s0_0)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 0] = ((((s0_0)[8] + (s0_0)[9]) + ((s0_0)[10] + (s0_0)[11])) + (((s0_0)[12] + (s0_0)[13]) + ((s0_0)[14] + (s0_0)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_1;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 1] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 1] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 1] = ((((s0_1)[0] + (s0_1)[1]) + ((s0_1)[2] + (s0_1)[3])) + (((s0_1)[4] + (s0_1)[5]) + ((s0_1)[6] + (s0_1)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 1] = ((((s0_1)[8] + (s0_1)[9]) + ((s0_1)[10] + (s0_1)[11])) + (((s0_1)[12] + (s0_1)[13]) + ((s0_1)[14] + (s0_1)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_2;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 2] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 2] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 2] = ((((s0_2)[0] + (s0_2)[1]) + ((s0_2)[2] + (s0_2)[3])) + (((s0_2)[4] + (s0_2)[5]) + ((s0_2)[6] + (s0_2)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 2] = ((((s0_2)[8] + (s0_2)[9]) + ((s0_2)[10] + (s0_2)[11])) + (((s0_2)[12] + (s0_2)[13]) + ((s0_2)[14] + (s0_2)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_3;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 3] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 3] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 3] = ((((s0_3)[0] + (s0_3)[1]) + ((s0_3)[2] + (s0_3)[3])) + (((s0_3)[4] + (s0_3)[5]) + ((s0_3)[6] + (s0_3)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 3] = ((((s0_3)[8] + (s0_3)[9]) + ((s0_3)[10] + (s0_3)[11])) + (((s0_3)[12] + (s0_3)[13]) + ((s0_3)[14] + (s0_3)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_4;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 4] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 4] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 4] = ((((s0_4)[0] + (s0_4)[1]) + ((s0_4)[2] + (s0_4)[3])) + (((s0_4)[4] + (s0_4)[5]) + ((s0_4)[6] + (s0_4)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 4] = ((((s0_4)[8] + (s0_4)[9]) + ((s0_4)[10] + (s0_4)[11])) + (((s0_4)[12] + (s0_4)[13]) + ((s0_4)[14] + (s0_4)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_5;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 5] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 5] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 5] = ((((s0_5)[0] + (s0_5)[1]) + ((s0_5)[2] + (s0_5)[3])) + (((s0_5)[4] + (s0_5)[5]) + ((s0_5)[6] + (s0_5)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 5] = ((((s0_5)[8] + (s0_5)[9]) + ((s0_5)[10] + (s0_5)[11])) + (((s0_5)[12] + (s0_5)[13]) + ((s0_5)[14] + (s0_5)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_6;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 6] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 6] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 6] = ((((s0_6)[0] + (s0_6)[1]) + ((s0_6)[2] + (s0_6)[3])) + (((s0_6)[4] + (s0_6)[5]) + ((s0_6)[6] + (s0_6)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 6] = ((((s0_6)[8] + (s0_6)[9]) + ((s0_6)[10] + (s0_6)[11])) + (((s0_6)[12] + (s0_6)[13]) + ((s0_6)[14] + (s0_6)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_7;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 7] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 7] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 7] = ((((s0_7)[0] + (s0_7)[1]) + ((s0_7)[2] + (s0_7)[3])) + (((s0_7)[4] + (s0_7)[5]) + ((s0_7)[6] + (s0_7)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 7] = ((((s0_7)[8] + (s0_7)[9]) + ((s0_7)[10] + (s0_7)[11])) + (((s0_7)[12] + (s0_7)[13]) + ((s0_7)[14] + (s0_7)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s0_8;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 8] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 8] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 8] = ((((s0_8)[0] + (s0_8)[1]) + ((s0_8)[2] + (s0_8)[3])) + (((s0_8)[4] + (s0_8)[5]) + ((s0_8)[6] + (s0_8)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 0) * 24 + c) * 9 + 8] = ((((s0_8)[8] + (s0_8)[9]) + ((s0_8)[10] + (s0_8)[11])) + (((s0_8)[12] + (s0_8)[13]) + ((s0_8)[14] + (s0_8)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s1_0;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 0] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 0] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 0] = ((((s1_0)[0] + (s1_0)[1]) + ((s1_0)[2] + (s1_0)[3])) + (((s1_0)[4] + (s1_0)[5]) + ((s1_0)[6] + (s1_0)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 0] = ((((s1_0)[8] + (s1_0)[9]) + ((s1_0)[10] + (s1_0)[11])) + (((s1_0)[12] + (s1_0)[13]) + ((s1_0)[14] + (s1_0)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s1_1;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 1] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 1] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 1] = ((((s1_1)[0] + (s1_1)[1]) + ((s1_1)[2] + (s1_1)[3])) + (((s1_1)[4] + (s1_1)[5]) + ((s1_1)[6] + (s1_1)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 1] = ((((s1_1)[8] + (s1_1)[9]) + ((s1_1)[10] + (s1_1)[11])) + (((s1_1)[12] + (s1_1)[13]) + ((s1_1)[14] + (s1_1)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s1_2;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 2] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 2] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 2] = ((((s1_2)[0] + (s1_2)[1]) + ((s1_2)[2] + (s1_2)[3])) + (((s1_2)[4] + (s1_2)[5]) + ((s1_2)[6] + (s1_2)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 2] = ((((s1_2)[8] + (s1_2)[9]) + ((s1_2)[10] + (s1_2)[11])) + (((s1_2)[12] + (s1_2)[13]) + ((s1_2)[14] + (s1_2)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s1_3;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 3] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 3] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 3] = ((((s1_3)[0] + (s1_3)[1]) + ((s1_3)[2] + (s1_3)[3])) + (((s1_3)[4] + (s1_3)[5]) + ((s1_3)[6] + (s1_3)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 3] = ((((s1_3)[8] + (s1_3)[9]) + ((s1_3)[10] + (s1_3)[11])) + (((s1_3)[12] + (s1_3)[13]) + ((s1_3)[14] + (s1_3)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s1_4;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 4] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 4] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 4] = ((((s1_4)[0] + (s1_4)[1]) + ((s1_4)[2] + (s1_4)[3])) + (((s1_4)[4] + (s1_4)[5]) + ((s1_4)[6] + (s1_4)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 4] = ((((s1_4)[8] + (s1_4)[9]) + ((s1_4)[10] + (s1_4)[11])) + (((s1_4)[12] + (s1_4)[13]) + ((s1_4)[14] + (s1_4)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s1_5;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 5] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 5] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 5] = ((((s1_5)[0] + (s1_5)[1]) + ((s1_5)[2] + (s1_5)[3])) + (((s1_5)[4] + (s1_5)[5]) + ((s1_5)[6] + (s1_5)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 5] = ((((s1_5)[8] + (s1_5)[9]) + ((s1_5)[10] + (s1_5)[11])) + (((s1_5)[12] + (s1_5)[13]) + ((s1_5)[14] + (s1_5)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s1_6;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 6] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 6] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 6] = ((((s1_6)[0] + (s1_6)[1]) + ((s1_6)[2] + (s1_6)[3])) + (((s1_6)[4] + (s1_6)[5]) + ((s1_6)[6] + (s1_6)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 6] = ((((s1_6)[8] + (s1_6)[9]) + ((s1_6)[10] + (s1_6)[11])) + (((s1_6)[12] + (s1_6)[13]) + ((s1_6)[14] + (s1_6)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s1_7;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 7] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 7] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 7] = ((((s1_7)[0] + (s1_7)[1]) + ((s1_7)[2] + (s1_7)[3])) + (((s1_7)[4] + (s1_7)[5]) + ((s1_7)[6] + (s1_7)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 7] = ((((s1_7)[8] + (s1_7)[9]) + ((s1_7)[10] + (s1_7)[11])) + (((s1_7)[12] + (s1_7)[13]) + ((s1_7)[14] + (s1_7)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s1_8;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 8] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 8] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 8] = ((((s1_8)[0] + (s1_8)[1]) + ((s1_8)[2] + (s1_8)[3])) + (((s1_8)[4] + (s1_8)[5]) + ((s1_8)[6] + (s1_8)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 1) * 24 + c) * 9 + 8] = ((((s1_8)[8] + (s1_8)[9]) + ((s1_8)[10] + (s1_8)[11])) + (((s1_8)[12] + (s1_8)[13]) + ((s1_8)[14] + (s1_8)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s2_0;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 0] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 0] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 0] = ((((s2_0)[0] + (s2_0)[1]) + ((s2_0)[2] + (s2_0)[3])) + (((s2_0)[4] + (s2_0)[5]) + ((s2_0)[6] + (s2_0)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 0] = ((((s2_0)[8] + (s2_0)[9]) + ((s2_0)[10] + (s2_0)[11])) + (((s2_0)[12] + (s2_0)[13]) + ((s2_0)[14] + (s2_0)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s2_1;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 1] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 1] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 1] = ((((s2_1)[0] + (s2_1)[1]) + ((s2_1)[2] + (s2_1)[3])) + (((s2_1)[4] + (s2_1)[5]) + ((s2_1)[6] + (s2_1)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 1] = ((((s2_1)[8] + (s2_1)[9]) + ((s2_1)[10] + (s2_1)[11])) + (((s2_1)[12] + (s2_1)[13]) + ((s2_1)[14] + (s2_1)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s2_2;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 2] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 2] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 2] = ((((s2_2)[0] + (s2_2)[1]) + ((s2_2)[2] + (s2_2)[3])) + (((s2_2)[4] + (s2_2)[5]) + ((s2_2)[6] + (s2_2)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 2] = ((((s2_2)[8] + (s2_2)[9]) + ((s2_2)[10] + (s2_2)[11])) + (((s2_2)[12] + (s2_2)[13]) + ((s2_2)[14] + (s2_2)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s2_3;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 3] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 3] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 3] = ((((s2_3)[0] + (s2_3)[1]) + ((s2_3)[2] + (s2_3)[3])) + (((s2_3)[4] + (s2_3)[5]) + ((s2_3)[6] + (s2_3)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 3] = ((((s2_3)[8] + (s2_3)[9]) + ((s2_3)[10] + (s2_3)[11])) + (((s2_3)[12] + (s2_3)[13]) + ((s2_3)[14] + (s2_3)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s2_4;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 4] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 4] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 4] = ((((s2_4)[0] + (s2_4)[1]) + ((s2_4)[2] + (s2_4)[3])) + (((s2_4)[4] + (s2_4)[5]) + ((s2_4)[6] + (s2_4)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 4] = ((((s2_4)[8] + (s2_4)[9]) + ((s2_4)[10] + (s2_4)[11])) + (((s2_4)[12] + (s2_4)[13]) + ((s2_4)[14] + (s2_4)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s2_5;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 5] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 5] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 5] = ((((s2_5)[0] + (s2_5)[1]) + ((s2_5)[2] + (s2_5)[3])) + (((s2_5)[4] + (s2_5)[5]) + ((s2_5)[6] + (s2_5)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 5] = ((((s2_5)[8] + (s2_5)[9]) + ((s2_5)[10] + (s2_5)[11])) + (((s2_5)[12] + (s2_5)[13]) + ((s2_5)[14] + (s2_5)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s2_6;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 6] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 6] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 6] = ((((s2_6)[0] + (s2_6)[1]) + ((s2_6)[2] + (s2_6)[3])) + (((s2_6)[4] + (s2_6)[5]) + ((s2_6)[6] + (s2_6)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 6] = ((((s2_6)[8] + (s2_6)[9]) + ((s2_6)[10] + (s2_6)[11])) + (((s2_6)[12] + (s2_6)[13]) + ((s2_6)[14] + (s2_6)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s2_7;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 7] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 7] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 7] = ((((s2_7)[0] + (s2_7)[1]) + ((s2_7)[2] + (s2_7)[3])) + (((s2_7)[4] + (s2_7)[5]) + ((s2_7)[6] + (s2_7)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 7] = ((((s2_7)[8] + (s2_7)[9]) + ((s2_7)[10] + (s2_7)[11])) + (((s2_7)[12] + (s2_7)[13]) + ((s2_7)[14] + (s2_7)[15]))); }
+#endif
+        }
+        {
+#if CNN_HAS_SHUFFLEVECTOR
+          cnn_v16 r = s2_8;
+          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 8] = r[0]; }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 8] = r[8]; }
+#else
+          { const int g = s * 2 + 0; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 8] = ((((s2_8)[0] + (s2_8)[1]) + ((s2_8)[2] + (s2_8)[3])) + (((s2_8)[4] + (s2_8)[5]) + ((s2_8)[6] + (s2_8)[7]))); }
+          { const int g = s * 2 + 1; if (g < NGROUP) mnist14k_l21_dw[g][((o + 2) * 24 + c) * 9 + 8] = ((((s2_8)[8] + (s2_8)[9]) + ((s2_8)[10] + (s2_8)[11])) + (((s2_8)[12] + (s2_8)[13]) + ((s2_8)[14] + (s2_8)[15]))); }
+#endif
         }
       }
-    }
-    cnn_real *restrict dyw = mnist14k_l21_dyw[g];
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict dy = mnist14k_d22 + (size_t)i * 1176;
-      cnn_real *restrict dyi = dyw + (size_t)(i - g * GSIZE) * 1536;
-      for (int o = 0; o < 24; o++)
-        for (int oy = 0; oy < 7; oy++)
-          memcpy(dyi + o * 64 + oy * 9, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
-    }
-    // 8 output channels x 3 taps of vector sums per register tile, summed over the group's images before the lanes are added; each plane one run of vectors on x's rows (flat).
-    for (int o = 0; o < 24; o += 8) {
-      for (int c = 0; c < 24; c++)
-        for (int ky = 0; ky < 3; ky++) {
-          cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
-          cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
-          cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
-          cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
-          cnn_v16 s4_0 = {0}, s4_1 = {0}, s4_2 = {0};
-          cnn_v16 s5_0 = {0}, s5_1 = {0}, s5_2 = {0};
-          cnn_v16 s6_0 = {0}, s6_1 = {0}, s6_2 = {0};
-          cnn_v16 s7_0 = {0}, s7_1 = {0}, s7_2 = {0};
-          for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-            const cnn_real *restrict x = mnist14k_a19 + (size_t)i * 1944;
-            const cnn_real *restrict dy = dyw + (size_t)(i - g * GSIZE) * 1536;
-            {
-              const cnn_real *restrict dr = dy + (o) * 64;
-              const cnn_real *restrict xr = x + (c * 9 + ky) * 9;
-              for (int v = 0; v < 64; v += 16) {
-                cnn_v16 d, x0, x1, x2;
-                memcpy(&x0, xr + v + 0, sizeof x0);
-                memcpy(&x1, xr + v + 1, sizeof x1);
-                memcpy(&x2, xr + v + 2, sizeof x2);
-                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
-                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
-                memcpy(&d, dr + 64 + v, sizeof d); CNN_PIN16(d);
-                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
-                memcpy(&d, dr + 128 + v, sizeof d); CNN_PIN16(d);
-                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
-                memcpy(&d, dr + 192 + v, sizeof d); CNN_PIN16(d);
-                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
-                memcpy(&d, dr + 256 + v, sizeof d); CNN_PIN16(d);
-                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
-                memcpy(&d, dr + 320 + v, sizeof d); CNN_PIN16(d);
-                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
-                memcpy(&d, dr + 384 + v, sizeof d); CNN_PIN16(d);
-                s6_0 += d * x0; s6_1 += d * x1; s6_2 += d * x2;
-                memcpy(&d, dr + 448 + v, sizeof d); CNN_PIN16(d);
-                s7_0 += d * x0; s7_1 += d * x1; s7_2 += d * x2;
-              }
-            }
-          }
-          cnn_real *restrict dwo = dw + (o) * 216 + (c * 3 + ky) * 3;
-          dwo[0] = CNN_HSUM16(s0_0);
-          dwo[1] = CNN_HSUM16(s0_1);
-          dwo[2] = CNN_HSUM16(s0_2);
-          dwo[216] = CNN_HSUM16(s1_0);
-          dwo[217] = CNN_HSUM16(s1_1);
-          dwo[218] = CNN_HSUM16(s1_2);
-          dwo[432] = CNN_HSUM16(s2_0);
-          dwo[433] = CNN_HSUM16(s2_1);
-          dwo[434] = CNN_HSUM16(s2_2);
-          dwo[648] = CNN_HSUM16(s3_0);
-          dwo[649] = CNN_HSUM16(s3_1);
-          dwo[650] = CNN_HSUM16(s3_2);
-          dwo[864] = CNN_HSUM16(s4_0);
-          dwo[865] = CNN_HSUM16(s4_1);
-          dwo[866] = CNN_HSUM16(s4_2);
-          dwo[1080] = CNN_HSUM16(s5_0);
-          dwo[1081] = CNN_HSUM16(s5_1);
-          dwo[1082] = CNN_HSUM16(s5_2);
-          dwo[1296] = CNN_HSUM16(s6_0);
-          dwo[1297] = CNN_HSUM16(s6_1);
-          dwo[1298] = CNN_HSUM16(s6_2);
-          dwo[1512] = CNN_HSUM16(s7_0);
-          dwo[1513] = CNN_HSUM16(s7_1);
-          dwo[1514] = CNN_HSUM16(s7_2);
-        }
-    }
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict dy = mnist14k_d22 + (size_t)i * 1176;
+    {
+    cnn_real *restrict dxl = mnist14k_l21_dxl + (size_t)s * 31104;
+    // 2 input channels x 9 columns of a row per register tile.
+    for (int y = 0; y < 9; y++) {
+      const int ky0 = y - 6 > 0 ? y - 6 : 0, ky1 = y < 2 ? y : 2; // the dy rows that exist
+      for (int c = 0; c < 24; c += 2) {
       {
-      cnn_real *restrict dx = mnist14k_d19 + (size_t)i * 1944;
-      for (int o = 0; o < 24; o++)
-        for (int oy = 0; oy < 7; oy++)
-          memcpy(dyp + (o * 11 + oy + 2) * 9 + 2, dy + (o * 7 + oy) * 7, 7 * sizeof(cnn_real));
-      // 12 output channels x 2 vectors of 16 per register tile, over each plane as
-      // one run (flat): a row's last taps read the next row's first, zero, columns.
-      for (int oy = 0; oy < 1; oy++) {
-        for (int col = 0; col < 64; col += 32) {
-          for (int o = 0; o < 24; o += 12) { // 12 channels x 32 columns
-            const cnn_real *restrict wo = wt + (o) * 216;
-            cnn_v16 a0_0 = {0}, a0_1 = {0};
-            cnn_v16 a1_0 = {0}, a1_1 = {0};
-            cnn_v16 a2_0 = {0}, a2_1 = {0};
-            cnn_v16 a3_0 = {0}, a3_1 = {0};
-            cnn_v16 a4_0 = {0}, a4_1 = {0};
-            cnn_v16 a5_0 = {0}, a5_1 = {0};
-            cnn_v16 a6_0 = {0}, a6_1 = {0};
-            cnn_v16 a7_0 = {0}, a7_1 = {0};
-            cnn_v16 a8_0 = {0}, a8_1 = {0};
-            cnn_v16 a9_0 = {0}, a9_1 = {0};
-            cnn_v16 a10_0 = {0}, a10_1 = {0};
-            cnn_v16 a11_0 = {0}, a11_1 = {0};
-            for (int c = 0; c < 24; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = dyp + (c * 11 + oy + ky) * 9 + col;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0, x1;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 16, sizeof x1);
-                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512], w8 = wr[kx + 1728], w9 = wr[kx + 1944], w10 = wr[kx + 2160], w11 = wr[kx + 2376];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1;
-                  a1_0 += w1 * x0; a1_1 += w1 * x1;
-                  a2_0 += w2 * x0; a2_1 += w2 * x1;
-                  a3_0 += w3 * x0; a3_1 += w3 * x1;
-                  a4_0 += w4 * x0; a4_1 += w4 * x1;
-                  a5_0 += w5 * x0; a5_1 += w5 * x1;
-                  a6_0 += w6 * x0; a6_1 += w6 * x1;
-                  a7_0 += w7 * x0; a7_1 += w7 * x1;
-                  a8_0 += w8 * x0; a8_1 += w8 * x1;
-                  a9_0 += w9 * x0; a9_1 += w9 * x1;
-                  a10_0 += w10 * x0; a10_1 += w10 * x1;
-                  a11_0 += w11 * x0; a11_1 += w11 * x1;
-                }
-              }
-            cnn_real *restrict yr = dx + (o) * 81 + oy * 81 + col;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 16, &a0_1, sizeof a0_1);
-            memcpy(yr + 81, &a1_0, sizeof a1_0);
-            memcpy(yr + 97, &a1_1, sizeof a1_1);
-            memcpy(yr + 162, &a2_0, sizeof a2_0);
-            memcpy(yr + 178, &a2_1, sizeof a2_1);
-            memcpy(yr + 243, &a3_0, sizeof a3_0);
-            memcpy(yr + 259, &a3_1, sizeof a3_1);
-            memcpy(yr + 324, &a4_0, sizeof a4_0);
-            memcpy(yr + 340, &a4_1, sizeof a4_1);
-            memcpy(yr + 405, &a5_0, sizeof a5_0);
-            memcpy(yr + 421, &a5_1, sizeof a5_1);
-            memcpy(yr + 486, &a6_0, sizeof a6_0);
-            memcpy(yr + 502, &a6_1, sizeof a6_1);
-            memcpy(yr + 567, &a7_0, sizeof a7_0);
-            memcpy(yr + 583, &a7_1, sizeof a7_1);
-            memcpy(yr + 648, &a8_0, sizeof a8_0);
-            memcpy(yr + 664, &a8_1, sizeof a8_1);
-            memcpy(yr + 729, &a9_0, sizeof a9_0);
-            memcpy(yr + 745, &a9_1, sizeof a9_1);
-            memcpy(yr + 810, &a10_0, sizeof a10_0);
-            memcpy(yr + 826, &a10_1, sizeof a10_1);
-            memcpy(yr + 891, &a11_0, sizeof a11_0);
-            memcpy(yr + 907, &a11_1, sizeof a11_1);
+        cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0};
+        cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0}, a1_4 = {0}, a1_5 = {0}, a1_6 = {0}, a1_7 = {0}, a1_8 = {0};
+        for (int o = 0; o < 24; o++)
+          for (int ky = ky1; ky >= ky0; ky--) {
+            const cnn_real *restrict dr = dyl + (size_t)((o * 7 + y - ky) * 7) * 16;
+            const cnn_real *restrict wr = w + (o * 24 + c) * 9 + ky * 3;
+            const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
+            const cnn_real w1_0 = wr[9], w1_1 = wr[10], w1_2 = wr[11];
+            { cnn_v16 v; memcpy(&v, dr + 0, sizeof v); a0_2 += w0_2 * v; a1_2 += w1_2 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 16, sizeof v); a0_3 += w0_2 * v; a1_3 += w1_2 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_0 * v; a1_1 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 32, sizeof v); a0_4 += w0_2 * v; a1_4 += w1_2 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a0_2 += w0_0 * v; a1_2 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 48, sizeof v); a0_5 += w0_2 * v; a1_5 += w1_2 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a0_3 += w0_0 * v; a1_3 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 64, sizeof v); a0_6 += w0_2 * v; a1_6 += w1_2 * v; a0_5 += w0_1 * v; a1_5 += w1_1 * v; a0_4 += w0_0 * v; a1_4 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 80, sizeof v); a0_7 += w0_2 * v; a1_7 += w1_2 * v; a0_6 += w0_1 * v; a1_6 += w1_1 * v; a0_5 += w0_0 * v; a1_5 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, dr + 96, sizeof v); a0_8 += w0_2 * v; a1_8 += w1_2 * v; a0_7 += w0_1 * v; a1_7 += w1_1 * v; a0_6 += w0_0 * v; a1_6 += w1_0 * v; }
           }
-        }
-        for (int o = 0; o < 24; o += 12) { // 12 channels x 17 columns
-          const cnn_real *restrict wo = wt + (o) * 216;
-          cnn_v16 a0_0 = {0}, a0_1 = {0};
-          cnn_v16 a1_0 = {0}, a1_1 = {0};
-          cnn_v16 a2_0 = {0}, a2_1 = {0};
-          cnn_v16 a3_0 = {0}, a3_1 = {0};
-          cnn_v16 a4_0 = {0}, a4_1 = {0};
-          cnn_v16 a5_0 = {0}, a5_1 = {0};
-          cnn_v16 a6_0 = {0}, a6_1 = {0};
-          cnn_v16 a7_0 = {0}, a7_1 = {0};
-          cnn_v16 a8_0 = {0}, a8_1 = {0};
-          cnn_v16 a9_0 = {0}, a9_1 = {0};
-          cnn_v16 a10_0 = {0}, a10_1 = {0};
-          cnn_v16 a11_0 = {0}, a11_1 = {0};
-          for (int c = 0; c < 24; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 11 + oy + ky) * 9 + 64;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0, x1;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 16, sizeof x1);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 216], w2 = wr[kx + 432], w3 = wr[kx + 648], w4 = wr[kx + 864], w5 = wr[kx + 1080], w6 = wr[kx + 1296], w7 = wr[kx + 1512], w8 = wr[kx + 1728], w9 = wr[kx + 1944], w10 = wr[kx + 2160], w11 = wr[kx + 2376];
-                a0_0 += w0 * x0; a0_1 += w0 * x1;
-                a1_0 += w1 * x0; a1_1 += w1 * x1;
-                a2_0 += w2 * x0; a2_1 += w2 * x1;
-                a3_0 += w3 * x0; a3_1 += w3 * x1;
-                a4_0 += w4 * x0; a4_1 += w4 * x1;
-                a5_0 += w5 * x0; a5_1 += w5 * x1;
-                a6_0 += w6 * x0; a6_1 += w6 * x1;
-                a7_0 += w7 * x0; a7_1 += w7 * x1;
-                a8_0 += w8 * x0; a8_1 += w8 * x1;
-                a9_0 += w9 * x0; a9_1 += w9 * x1;
-                a10_0 += w10 * x0; a10_1 += w10 * x1;
-                a11_0 += w11 * x0; a11_1 += w11 * x1;
-              }
-            }
-          cnn_real *restrict yr = dx + (o) * 81 + oy * 81 + 64;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          yr[16] = a0_1[0];
-          memcpy(yr + 81, &a1_0, sizeof a1_0);
-          yr[97] = a1_1[0];
-          memcpy(yr + 162, &a2_0, sizeof a2_0);
-          yr[178] = a2_1[0];
-          memcpy(yr + 243, &a3_0, sizeof a3_0);
-          yr[259] = a3_1[0];
-          memcpy(yr + 324, &a4_0, sizeof a4_0);
-          yr[340] = a4_1[0];
-          memcpy(yr + 405, &a5_0, sizeof a5_0);
-          yr[421] = a5_1[0];
-          memcpy(yr + 486, &a6_0, sizeof a6_0);
-          yr[502] = a6_1[0];
-          memcpy(yr + 567, &a7_0, sizeof a7_0);
-          yr[583] = a7_1[0];
-          memcpy(yr + 648, &a8_0, sizeof a8_0);
-          yr[664] = a8_1[0];
-          memcpy(yr + 729, &a9_0, sizeof a9_0);
-          yr[745] = a9_1[0];
-          memcpy(yr + 810, &a10_0, sizeof a10_0);
-          yr[826] = a10_1[0];
-          memcpy(yr + 891, &a11_0, sizeof a11_0);
-          yr[907] = a11_1[0];
-        }
+        memcpy(dxl + (size_t)(((c + 0) * 9 + y) * 9 + 0) * 16, &a0_0, sizeof a0_0);
+        memcpy(dxl + (size_t)(((c + 0) * 9 + y) * 9 + 1) * 16, &a0_1, sizeof a0_1);
+        memcpy(dxl + (size_t)(((c + 0) * 9 + y) * 9 + 2) * 16, &a0_2, sizeof a0_2);
+        memcpy(dxl + (size_t)(((c + 0) * 9 + y) * 9 + 3) * 16, &a0_3, sizeof a0_3);
+        memcpy(dxl + (size_t)(((c + 0) * 9 + y) * 9 + 4) * 16, &a0_4, sizeof a0_4);
+        memcpy(dxl + (size_t)(((c + 0) * 9 + y) * 9 + 5) * 16, &a0_5, sizeof a0_5);
+        memcpy(dxl + (size_t)(((c + 0) * 9 + y) * 9 + 6) * 16, &a0_6, sizeof a0_6);
+        memcpy(dxl + (size_t)(((c + 0) * 9 + y) * 9 + 7) * 16, &a0_7, sizeof a0_7);
+        memcpy(dxl + (size_t)(((c + 0) * 9 + y) * 9 + 8) * 16, &a0_8, sizeof a0_8);
+        memcpy(dxl + (size_t)(((c + 1) * 9 + y) * 9 + 0) * 16, &a1_0, sizeof a1_0);
+        memcpy(dxl + (size_t)(((c + 1) * 9 + y) * 9 + 1) * 16, &a1_1, sizeof a1_1);
+        memcpy(dxl + (size_t)(((c + 1) * 9 + y) * 9 + 2) * 16, &a1_2, sizeof a1_2);
+        memcpy(dxl + (size_t)(((c + 1) * 9 + y) * 9 + 3) * 16, &a1_3, sizeof a1_3);
+        memcpy(dxl + (size_t)(((c + 1) * 9 + y) * 9 + 4) * 16, &a1_4, sizeof a1_4);
+        memcpy(dxl + (size_t)(((c + 1) * 9 + y) * 9 + 5) * 16, &a1_5, sizeof a1_5);
+        memcpy(dxl + (size_t)(((c + 1) * 9 + y) * 9 + 6) * 16, &a1_6, sizeof a1_6);
+        memcpy(dxl + (size_t)(((c + 1) * 9 + y) * 9 + 7) * 16, &a1_7, sizeof a1_7);
+        memcpy(dxl + (size_t)(((c + 1) * 9 + y) * 9 + 8) * 16, &a1_8, sizeof a1_8);
       }
       }
-      { // layer 18's first backward pass for this image, while its dx is in cache
+    }
+    { // unpack: lanes to images
+      long j0 = 0;
+#if CNN_HAS_SHUFFLEVECTOR
+      for (; j0 < 1936; j0 += 16) {
+        cnn_v16 r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15;
+        memcpy(&r0, dxl + (size_t)(j0 + 0) * 16, sizeof r0);
+        memcpy(&r1, dxl + (size_t)(j0 + 1) * 16, sizeof r1);
+        memcpy(&r2, dxl + (size_t)(j0 + 2) * 16, sizeof r2);
+        memcpy(&r3, dxl + (size_t)(j0 + 3) * 16, sizeof r3);
+        memcpy(&r4, dxl + (size_t)(j0 + 4) * 16, sizeof r4);
+        memcpy(&r5, dxl + (size_t)(j0 + 5) * 16, sizeof r5);
+        memcpy(&r6, dxl + (size_t)(j0 + 6) * 16, sizeof r6);
+        memcpy(&r7, dxl + (size_t)(j0 + 7) * 16, sizeof r7);
+        memcpy(&r8, dxl + (size_t)(j0 + 8) * 16, sizeof r8);
+        memcpy(&r9, dxl + (size_t)(j0 + 9) * 16, sizeof r9);
+        memcpy(&r10, dxl + (size_t)(j0 + 10) * 16, sizeof r10);
+        memcpy(&r11, dxl + (size_t)(j0 + 11) * 16, sizeof r11);
+        memcpy(&r12, dxl + (size_t)(j0 + 12) * 16, sizeof r12);
+        memcpy(&r13, dxl + (size_t)(j0 + 13) * 16, sizeof r13);
+        memcpy(&r14, dxl + (size_t)(j0 + 14) * 16, sizeof r14);
+        memcpy(&r15, dxl + (size_t)(j0 + 15) * 16, sizeof r15);
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r8, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r0, r8, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r0 = t0; r8 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r9, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r1, r9, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r1 = t0; r9 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r10, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r2, r10, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r2 = t0; r10 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r3, r11, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r3, r11, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r3 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r12, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r4, r12, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r4 = t0; r12 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r5, r13, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r5, r13, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r5 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r6, r14, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r6, r14, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r6 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r7, r15, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r7, r15, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r7 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r0 = t0; r4 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r1 = t0; r5 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r2 = t0; r6 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r3 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r12, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r8, r12, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r8 = t0; r12 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r9, r13, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r9, r13, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r9 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r10, r14, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r10, r14, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r10 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r11, r15, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r11, r15, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r11 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r2, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r0, r2, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r0 = t0; r2 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r1, r3, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r1, r3, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r1 = t0; r3 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r6, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r4, r6, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r4 = t0; r6 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r5, r7, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r5, r7, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r5 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r10, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r8, r10, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r8 = t0; r10 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r9, r11, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r9, r11, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r9 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r12, r14, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r12, r14, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r12 = t0; r14 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r13, r15, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r13, r15, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r13 = t0; r15 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r0, r1, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r0, r1, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r0 = t0; r1 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r2, r3, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r2, r3, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r2 = t0; r3 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r4, r5, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r4, r5, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r4 = t0; r5 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r6, r7, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r6, r7, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r6 = t0; r7 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r8, r9, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r8, r9, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r8 = t0; r9 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r10, r11, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r10, r11, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r10 = t0; r11 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r12, r13, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r12, r13, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r12 = t0; r13 = t1; }
+        { const cnn_v16 t0 = __builtin_shufflevector(r14, r15, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r14, r15, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r14 = t0; r15 = t1; }
+        if (li[0] >= 0) memcpy(mnist14k_d19 + (size_t)li[0] * 1944 + j0, &r0, sizeof r0);
+        if (li[1] >= 0) memcpy(mnist14k_d19 + (size_t)li[1] * 1944 + j0, &r1, sizeof r1);
+        if (li[2] >= 0) memcpy(mnist14k_d19 + (size_t)li[2] * 1944 + j0, &r2, sizeof r2);
+        if (li[3] >= 0) memcpy(mnist14k_d19 + (size_t)li[3] * 1944 + j0, &r3, sizeof r3);
+        if (li[4] >= 0) memcpy(mnist14k_d19 + (size_t)li[4] * 1944 + j0, &r4, sizeof r4);
+        if (li[5] >= 0) memcpy(mnist14k_d19 + (size_t)li[5] * 1944 + j0, &r5, sizeof r5);
+        if (li[6] >= 0) memcpy(mnist14k_d19 + (size_t)li[6] * 1944 + j0, &r6, sizeof r6);
+        if (li[7] >= 0) memcpy(mnist14k_d19 + (size_t)li[7] * 1944 + j0, &r7, sizeof r7);
+        if (li[8] >= 0) memcpy(mnist14k_d19 + (size_t)li[8] * 1944 + j0, &r8, sizeof r8);
+        if (li[9] >= 0) memcpy(mnist14k_d19 + (size_t)li[9] * 1944 + j0, &r9, sizeof r9);
+        if (li[10] >= 0) memcpy(mnist14k_d19 + (size_t)li[10] * 1944 + j0, &r10, sizeof r10);
+        if (li[11] >= 0) memcpy(mnist14k_d19 + (size_t)li[11] * 1944 + j0, &r11, sizeof r11);
+        if (li[12] >= 0) memcpy(mnist14k_d19 + (size_t)li[12] * 1944 + j0, &r12, sizeof r12);
+        if (li[13] >= 0) memcpy(mnist14k_d19 + (size_t)li[13] * 1944 + j0, &r13, sizeof r13);
+        if (li[14] >= 0) memcpy(mnist14k_d19 + (size_t)li[14] * 1944 + j0, &r14, sizeof r14);
+        if (li[15] >= 0) memcpy(mnist14k_d19 + (size_t)li[15] * 1944 + j0, &r15, sizeof r15);
+      }
+#endif
+      for (int u = 0; u < 16; u++)
+        for (long j = j0; j < 1944; j++)
+          if (li[u] >= 0)
+            mnist14k_d19[(size_t)li[u] * 1944 + j] = dxl[j * 16 + u];
+    }
+    }
+    for (int u = 0; u < 16; u++) {
+      const int i = li[u], g = s * 2 + u / 8;
+      if (i < 0)
+        continue;
+      (void)g;
+      { // layer 18's first backward pass for this image
         for (int c = 0; c < 24; c++) {
           const cnn_real *restrict x = mnist14k_a18 + (size_t)i * 1944 + c * 81;
           cnn_real *restrict dy = mnist14k_d19 + (size_t)i * 1944 + c * 81;

@@ -131,6 +131,13 @@
 #else
 #define CNN_PIN16(v) ((void)0)
 #endif
+// The lane kernels (images as lanes) transpose blocks in registers where
+// the compiler has __builtin_shufflevector, else one value at a time.
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define CNN_HAS_SHUFFLEVECTOR 1
+#else
+#define CNN_HAS_SHUFFLEVECTOR 0
+#endif
 #if CNN_V16
 // Whether the 16-wide kernels run here, decided once, before the first forward.
 static int mnist_resnet_v16 = -1;
