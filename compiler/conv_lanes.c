@@ -116,6 +116,7 @@ void emit_lanes_unpack(TrainCtx *c, const LaneDims *d, const char *dst, const ch
 // weights re-read ran 20% slower than 2 x 9 in a 11x11 -> 9x9 forward.)
 static void row_tile(const LaneDims *d, int chans, int n, int *bb, int *qq) {
   int regs = lregs(d), best = 0, bq = 1;
+  *bb = 1;
   for (int b = 1; b <= chans && b <= 8; b++) {
     int qmax = (regs - b * d->kw - 1) / b;
     if (qmax < 1)
@@ -131,160 +132,131 @@ static void row_tile(const LaneDims *d, int chans, int n, int *bb, int *qq) {
   *qq = bq;
 }
 
-// One tile of the forward: channels o + 0..b-1, output row oy, columns
-// [x0, x0 + q): for each c and ky, each input column of the window's reach
-// once, into the outputs it feeds (kx ascending for each).
-static void fwd_tile(TrainCtx *c, const LaneDims *d, const char *xl, const char *w, const char *yl,
-                     const char *bias, const char *oe, int b, int x0, int q, const char *ind) {
-  const char *vt = ltype(d);
-  int vl = d->vl, wst = d->c * d->kh * d->kw;
+// The forward and the input gradient run the same row tile: b channels'
+// sums over q columns of one row, each source row read once per tap row
+// and each of its vectors used for every sum it feeds. Forward: channels o,
+// rows of x, output column ix - kx (kx ascending); input gradient: channels
+// c, rows of dy that exist (ky descending), input column jx + kx (kx
+// descending, as the flipped window runs). Each sum then runs in the order
+// of the direct kernels.
+typedef struct RowPass {
+  int back;                    // 0: forward, 1: input gradient
+  int chans, rows, n, src_n;   // channels tiled, rows and width of the result, width of a source row
+  const char *src, *w, *dst, *bias;
+} RowPass;
+
+// The result column that source column s feeds through tap kx, if any.
+static int row_col(const RowPass *r, int s, int kx) {
+  return r->back ? s + kx : s - kx;
+}
+
+// One tile: channels ce + 0..b-1, columns [x0, x0 + q) of row `r` (oy or y).
+static void row_tile_emit(TrainCtx *c, const LaneDims *d, const RowPass *r, const char *ce, int b, int x0,
+                          int q, const char *ind) {
+  const char *vt = ltype(d), *row = r->back ? "y" : "oy";
+  int vl = d->vl, kk = d->kh * d->kw, wst = r->back ? kk : d->c * kk;
   for (int j = 0; j < b; j++) {
     W(c, "%s%s", ind, vt);
     for (int t = 0; t < q; t++) {
-      if (bias)
-        W(c, "%s a%d_%d = (%s){0} + %s[%s + %d]", t ? "," : "", j, t, vt, bias, oe, j);
+      if (r->bias)
+        W(c, "%s a%d_%d = (%s){0} + %s[%s + %d]", t ? "," : "", j, t, vt, r->bias, ce, j);
       else
         W(c, "%s a%d_%d = {0}", t ? "," : "", j, t);
     }
     W(c, ";\n");
   }
-  W(c, "%sfor (int c = 0; c < %d; c++)\n%s  for (int ky = 0; ky < %d; ky++) {\n", ind, d->c, ind, d->kh);
-  W(c, "%s    const cnn_real *restrict xr = %s + (size_t)((c * %d + oy + ky) * %d) * %d;\n", ind, xl, d->h, d->w, vl);
-  W(c, "%s    const cnn_real *restrict wr = %s + (((%s) * %d + c) * %d + ky) * %d;\n", ind, w, oe, d->c, d->kh, d->kw);
+  if (r->back) {
+    W(c, "%sfor (int o = 0; o < %d; o++)\n%s  for (int ky = ky1; ky >= ky0; ky--) {\n", ind, d->o, ind);
+    W(c, "%s    const cnn_real *restrict sr = %s + (size_t)((o * %d + y - ky) * %d) * %d;\n", ind, r->src, d->oh,
+      d->ow, vl);
+    W(c, "%s    const cnn_real *restrict wr = %s + (o * %d + %s) * %d + ky * %d;\n", ind, r->w, d->c, ce, kk, d->kw);
+  } else {
+    W(c, "%sfor (int c = 0; c < %d; c++)\n%s  for (int ky = 0; ky < %d; ky++) {\n", ind, d->c, ind, d->kh);
+    W(c, "%s    const cnn_real *restrict sr = %s + (size_t)((c * %d + oy + ky) * %d) * %d;\n", ind, r->src, d->h, d->w,
+      vl);
+    W(c, "%s    const cnn_real *restrict wr = %s + (((%s) * %d + c) * %d + ky) * %d;\n", ind, r->w, ce, d->c, d->kh,
+      d->kw);
+  }
+  // The weights of the taps this tile uses (at a map's edge, not all).
+  int used[LANES_MAX_KW] = {0};
+  for (int s = 0; s < r->src_n; s++)
+    for (int kx = 0; kx < d->kw; kx++)
+      used[kx] |= row_col(r, s, kx) >= x0 && row_col(r, s, kx) < x0 + q;
   for (int j = 0; j < b; j++) {
     W(c, "%s    const cnn_real", ind);
-    for (int kx = 0; kx < d->kw; kx++)
-      W(c, "%s w%d_%d = wr[%d]", kx ? "," : "", j, kx, j * wst + kx);
+    for (int kx = 0, first = 1; kx < d->kw; kx++)
+      if (used[kx])
+        W(c, "%s w%d_%d = wr[%d]", first ? "" : ",", j, kx, j * wst + kx), first = 0;
     W(c, ";\n");
   }
-  int ix1 = x0 + q - 1 + d->kw - 1;
-  for (int ix = x0; ix <= ix1; ix++) {
-    W(c, "%s    { %s v; memcpy(&v, xr + %d, sizeof v);", ind, vt, ix * vl);
-    for (int kx = 0; kx < d->kw; kx++) {
-      int ox = ix - kx;
-      if (ox < x0 || ox >= x0 + q)
+  for (int s = 0; s < r->src_n; s++) {
+    int any = 0;
+    for (int kx = 0; kx < d->kw; kx++)
+      any |= row_col(r, s, kx) >= x0 && row_col(r, s, kx) < x0 + q;
+    if (!any)
+      continue;
+    W(c, "%s    { %s v; memcpy(&v, sr + %d, sizeof v);", ind, vt, s * vl);
+    for (int i = 0; i < d->kw; i++) {
+      int kx = r->back ? d->kw - 1 - i : i, t = row_col(r, s, kx);
+      if (t < x0 || t >= x0 + q)
         continue;
       for (int j = 0; j < b; j++)
-        W(c, " a%d_%d += w%d_%d * v;", j, ox - x0, j, kx);
+        W(c, " a%d_%d += w%d_%d * v;", j, t - x0, j, kx);
     }
     W(c, " }\n");
   }
   W(c, "%s  }\n", ind);
   for (int j = 0; j < b; j++)
     for (int t = 0; t < q; t++)
-      W(c, "%smemcpy(%s + (size_t)(((%s + %d) * %d + oy) * %d + %d) * %d, &a%d_%d, sizeof a%d_%d);\n", ind, yl, oe, j,
-        d->oh, d->ow, x0 + t, vl, j, t, j, t);
+      W(c, "%smemcpy(%s + (size_t)(((%s + %d) * %d + %s) * %d + %d) * %d, &a%d_%d, sizeof a%d_%d);\n", ind, r->dst,
+        ce, j, r->rows, row, r->n, x0 + t, vl, j, t, j, t);
+}
+
+// Every row of the result, tiled: full tiles of b channels in a loop, the
+// rest in one tile; the columns in q-wide pieces.
+static void row_pass_emit(TrainCtx *c, const LaneDims *d, const RowPass *r, const char *ind) {
+  int b = 1, q = 1;
+  row_tile(d, r->chans, r->n, &b, &q);
+  int full = r->chans / b * b;
+  const char *cv = r->back ? "c" : "o";
+  char in4[64];
+  snprintf(in4, sizeof in4, "%s    ", ind);
+  W(c, "%s// %d %s channels x %d columns of a row per register tile.\n", ind, b, r->back ? "input" : "output", q);
+  W(c, "%sfor (int %s = 0; %s < %d; %s++) {\n", ind, r->back ? "y" : "oy", r->back ? "y" : "oy", r->rows,
+    r->back ? "y" : "oy");
+  if (r->back)
+    W(c, "%s  const int ky0 = y - %d > 0 ? y - %d : 0, ky1 = y < %d ? y : %d; // the dy rows that exist\n", ind,
+      d->oh - 1, d->oh - 1, d->kh - 1, d->kh - 1);
+  for (int part = 0; part < 2; part++) {
+    int bb = part ? r->chans - full : b;
+    char ce[24];
+    if (!bb)
+      continue;
+    snprintf(ce, sizeof ce, "%d", full);
+    if (!part)
+      W(c, "%s  for (int %s = 0; %s < %d; %s += %d) {\n", ind, cv, cv, full, cv, b);
+    else
+      W(c, "%s  {\n", ind);
+    for (int x0 = 0; x0 < r->n; x0 += q) {
+      W(c, "%s    {\n", ind);
+      row_tile_emit(c, d, r, part ? ce : cv, bb, x0, x0 + q <= r->n ? q : r->n - x0, in4);
+      W(c, "%s    }\n", ind);
+    }
+    W(c, "%s  }\n", ind);
+  }
+  W(c, "%s}\n", ind);
 }
 
 void emit_lanes_forward(TrainCtx *c, const LaneDims *d, const char *xl, const char *w, const char *yl,
                         const char *bias, const char *ind) {
-  int b, q;
-  row_tile(d, d->o, d->ow, &b, &q);
-  int full = d->o / b * b;
-  char in2[64];
-  snprintf(in2, sizeof in2, "%s    ", ind);
-  W(c, "%s// %d output channels x %d columns of a row per register tile.\n", ind, b, q);
-  W(c, "%sfor (int oy = 0; oy < %d; oy++) {\n", ind, d->oh);
-  if (full) {
-    W(c, "%s  for (int o = 0; o < %d; o += %d) {\n", ind, full, b);
-    for (int x0 = 0; x0 < d->ow; x0 += q) {
-      W(c, "%s  {\n", ind);
-      fwd_tile(c, d, xl, w, yl, bias, "o", b, x0, x0 + q <= d->ow ? q : d->ow - x0, in2);
-      W(c, "%s  }\n", ind);
-    }
-    W(c, "%s  }\n", ind);
-  }
-  if (d->o > full) {
-    char oe[24];
-    snprintf(oe, sizeof oe, "%d", full);
-    for (int x0 = 0; x0 < d->ow; x0 += q) {
-      W(c, "%s  {\n", ind);
-      fwd_tile(c, d, xl, w, yl, bias, oe, d->o - full, x0, x0 + q <= d->ow ? q : d->ow - x0, in2);
-      W(c, "%s  }\n", ind);
-    }
-  }
-  W(c, "%s}\n", ind);
-}
-
-// One tile of the input gradient: input channels c + 0..b-1, input row y,
-// columns [x0, x0 + q): for each o and each ky whose dy row exists (ky
-// descending), each dy column that reaches the tile once, into the inputs
-// it feeds (kx descending for each, as the flipped window runs).
-static void igrad_tile(TrainCtx *c, const LaneDims *d, const char *dyl, const char *w, const char *dxl,
-                       const char *ce, int b, int x0, int q, const char *ind) {
-  const char *vt = ltype(d);
-  int vl = d->vl, kk = d->kh * d->kw;
-  for (int j = 0; j < b; j++) {
-    W(c, "%s%s", ind, vt);
-    for (int t = 0; t < q; t++)
-      W(c, "%s a%d_%d = {0}", t ? "," : "", j, t);
-    W(c, ";\n");
-  }
-  W(c, "%sfor (int o = 0; o < %d; o++)\n", ind, d->o);
-  W(c, "%s  for (int ky = ky1; ky >= ky0; ky--) {\n", ind);
-  W(c, "%s    const cnn_real *restrict dr = %s + (size_t)((o * %d + y - ky) * %d) * %d;\n", ind, dyl, d->oh, d->ow, vl);
-  W(c, "%s    const cnn_real *restrict wr = %s + (o * %d + %s) * %d + ky * %d;\n", ind, w, d->c, ce, kk, d->kw);
-  // dy column jx feeds input columns jx + kx; at the map's edges some kx none.
-  int j0 = x0 - (d->kw - 1) > 0 ? x0 - (d->kw - 1) : 0, j1 = x0 + q - 1 < d->ow - 1 ? x0 + q - 1 : d->ow - 1;
-  for (int j = 0; j < b; j++) {
-    W(c, "%s    const cnn_real", ind);
-    for (int kx = 0, first = 1; kx < d->kw; kx++) {
-      int used = 0;
-      for (int jx = j0; jx <= j1; jx++)
-        used |= jx + kx >= x0 && jx + kx < x0 + q;
-      if (used)
-        W(c, "%s w%d_%d = wr[%d]", first ? "" : ",", j, kx, j * kk + kx), first = 0;
-    }
-    W(c, ";\n");
-  }
-  for (int jx = j0; jx <= j1; jx++) {
-    W(c, "%s    { %s v; memcpy(&v, dr + %d, sizeof v);", ind, vt, jx * vl);
-    for (int kx = d->kw - 1; kx >= 0; kx--) {
-      int x = jx + kx;
-      if (x < x0 || x >= x0 + q)
-        continue;
-      for (int j = 0; j < b; j++)
-        W(c, " a%d_%d += w%d_%d * v;", j, x - x0, j, kx);
-    }
-    W(c, " }\n");
-  }
-  W(c, "%s  }\n", ind);
-  for (int j = 0; j < b; j++)
-    for (int t = 0; t < q; t++)
-      W(c, "%smemcpy(%s + (size_t)(((%s + %d) * %d + y) * %d + %d) * %d, &a%d_%d, sizeof a%d_%d);\n", ind, dxl, ce, j,
-        d->h, d->w, x0 + t, vl, j, t, j, t);
+  RowPass r = {0, d->o, d->oh, d->ow, d->w, xl, w, yl, bias};
+  row_pass_emit(c, d, &r, ind);
 }
 
 void emit_lanes_igrad(TrainCtx *c, const LaneDims *d, const char *dyl, const char *w, const char *dxl,
                       const char *ind) {
-  int b, q;
-  row_tile(d, d->c, d->w, &b, &q);
-  int full = d->c / b * b;
-  char in2[64];
-  snprintf(in2, sizeof in2, "%s    ", ind);
-  W(c, "%s// %d input channels x %d columns of a row per register tile.\n", ind, b, q);
-  W(c, "%sfor (int y = 0; y < %d; y++) {\n", ind, d->h);
-  W(c, "%s  const int ky0 = y - %d > 0 ? y - %d : 0, ky1 = y < %d ? y : %d; // the dy rows that exist\n", ind, d->oh - 1,
-    d->oh - 1, d->kh - 1, d->kh - 1);
-  if (full) {
-    W(c, "%s  for (int c = 0; c < %d; c += %d) {\n", ind, full, b);
-    for (int x0 = 0; x0 < d->w; x0 += q) {
-      W(c, "%s  {\n", ind);
-      igrad_tile(c, d, dyl, w, dxl, "c", b, x0, x0 + q <= d->w ? q : d->w - x0, in2);
-      W(c, "%s  }\n", ind);
-    }
-    W(c, "%s  }\n", ind);
-  }
-  if (d->c > full) {
-    char ce[24];
-    snprintf(ce, sizeof ce, "%d", full);
-    for (int x0 = 0; x0 < d->w; x0 += q) {
-      W(c, "%s  {\n", ind);
-      igrad_tile(c, d, dyl, w, dxl, ce, d->c - full, x0, x0 + q <= d->w ? q : d->w - x0, in2);
-      W(c, "%s  }\n", ind);
-    }
-  }
-  W(c, "%s}\n", ind);
+  RowPass r = {1, d->c, d->h, d->w, d->ow, dyl, w, dxl, NULL};
+  row_pass_emit(c, d, &r, ind);
 }
 
 // Emits dst[g] = the sum of vector v's lanes of each group of the set,

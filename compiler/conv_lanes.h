@@ -19,6 +19,9 @@ typedef struct LaneDims {
   int vl, gl;
 } LaneDims;
 
+// The widest window the lane kernels take (their tiles unroll its columns).
+#define LANES_MAX_KW 16
+
 // Lanes per group for groups of gsize images: 0 when they do not fit in
 // the 8 lanes of the narrower width.
 int lanes_per_group(int gsize);

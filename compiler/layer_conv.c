@@ -168,8 +168,7 @@ static long direct_weights(const Layer *l) {
 static int conv_lanes(const Layer *l, int gsize) {
   long vals = (long)l->in.c * l->in.h * l->in.w + (long)l->out.c * l->out.h * l->out.w;
   return conv_is_direct(l) && !conv_is_strided(l) && !has_pad(l) && l->groups == 1 && l->kh * l->kw > 1 &&
-         lanes_per_group(gsize) &&
-         vals <= 8192;
+         l->kw <= LANES_MAX_KW && lanes_per_group(gsize) && vals <= 8192;
 }
 
 // The plan's path for conv l, as the comment over its functions says it.

@@ -1194,27 +1194,27 @@ CNN_CLONES_V8 static void lenet5_l3_conv_forward_v8(int n) {
     // 1 output channels x 10 columns of a row per register tile.
     for (int oy = 0; oy < 10; oy++) {
       for (int o = 0; o < 16; o += 1) {
-      {
+        {
         cnn_v8 a0_0 = (cnn_v8){0} + b[o + 0], a0_1 = (cnn_v8){0} + b[o + 0], a0_2 = (cnn_v8){0} + b[o + 0], a0_3 = (cnn_v8){0} + b[o + 0], a0_4 = (cnn_v8){0} + b[o + 0], a0_5 = (cnn_v8){0} + b[o + 0], a0_6 = (cnn_v8){0} + b[o + 0], a0_7 = (cnn_v8){0} + b[o + 0], a0_8 = (cnn_v8){0} + b[o + 0], a0_9 = (cnn_v8){0} + b[o + 0];
         for (int c = 0; c < 6; c++)
           for (int ky = 0; ky < 5; ky++) {
-            const cnn_real *restrict xr = xl + (size_t)((c * 14 + oy + ky) * 14) * 8;
+            const cnn_real *restrict sr = xl + (size_t)((c * 14 + oy + ky) * 14) * 8;
             const cnn_real *restrict wr = w + (((o) * 6 + c) * 5 + ky) * 5;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2], w0_3 = wr[3], w0_4 = wr[4];
-            { cnn_v8 v; memcpy(&v, xr + 0, sizeof v); a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 8, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 16, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 24, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; a0_0 += w0_3 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 32, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; a0_1 += w0_3 * v; a0_0 += w0_4 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 40, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; a0_2 += w0_3 * v; a0_1 += w0_4 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 48, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; a0_3 += w0_3 * v; a0_2 += w0_4 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 56, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; a0_4 += w0_3 * v; a0_3 += w0_4 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 64, sizeof v); a0_8 += w0_0 * v; a0_7 += w0_1 * v; a0_6 += w0_2 * v; a0_5 += w0_3 * v; a0_4 += w0_4 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 72, sizeof v); a0_9 += w0_0 * v; a0_8 += w0_1 * v; a0_7 += w0_2 * v; a0_6 += w0_3 * v; a0_5 += w0_4 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 80, sizeof v); a0_9 += w0_1 * v; a0_8 += w0_2 * v; a0_7 += w0_3 * v; a0_6 += w0_4 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 88, sizeof v); a0_9 += w0_2 * v; a0_8 += w0_3 * v; a0_7 += w0_4 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 96, sizeof v); a0_9 += w0_3 * v; a0_8 += w0_4 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 104, sizeof v); a0_9 += w0_4 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 0, sizeof v); a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 8, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 16, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 24, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; a0_0 += w0_3 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 32, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; a0_1 += w0_3 * v; a0_0 += w0_4 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 40, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; a0_2 += w0_3 * v; a0_1 += w0_4 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 48, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; a0_3 += w0_3 * v; a0_2 += w0_4 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 56, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; a0_4 += w0_3 * v; a0_3 += w0_4 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 64, sizeof v); a0_8 += w0_0 * v; a0_7 += w0_1 * v; a0_6 += w0_2 * v; a0_5 += w0_3 * v; a0_4 += w0_4 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 72, sizeof v); a0_9 += w0_0 * v; a0_8 += w0_1 * v; a0_7 += w0_2 * v; a0_6 += w0_3 * v; a0_5 += w0_4 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 80, sizeof v); a0_9 += w0_1 * v; a0_8 += w0_2 * v; a0_7 += w0_3 * v; a0_6 += w0_4 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 88, sizeof v); a0_9 += w0_2 * v; a0_8 += w0_3 * v; a0_7 += w0_4 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 96, sizeof v); a0_9 += w0_3 * v; a0_8 += w0_4 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 104, sizeof v); a0_9 += w0_4 * v; }
           }
         memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 0) * 8, &a0_0, sizeof a0_0);
         memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 1) * 8, &a0_1, sizeof a0_1);
@@ -1226,7 +1226,7 @@ CNN_CLONES_V8 static void lenet5_l3_conv_forward_v8(int n) {
         memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 7) * 8, &a0_7, sizeof a0_7);
         memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 8) * 8, &a0_8, sizeof a0_8);
         memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 9) * 8, &a0_9, sizeof a0_9);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -1362,29 +1362,29 @@ CNN_V16_FN static void lenet5_l3_conv_forward_v16(int n) {
     // 2 output channels x 10 columns of a row per register tile.
     for (int oy = 0; oy < 10; oy++) {
       for (int o = 0; o < 16; o += 2) {
-      {
+        {
         cnn_v16 a0_0 = (cnn_v16){0} + b[o + 0], a0_1 = (cnn_v16){0} + b[o + 0], a0_2 = (cnn_v16){0} + b[o + 0], a0_3 = (cnn_v16){0} + b[o + 0], a0_4 = (cnn_v16){0} + b[o + 0], a0_5 = (cnn_v16){0} + b[o + 0], a0_6 = (cnn_v16){0} + b[o + 0], a0_7 = (cnn_v16){0} + b[o + 0], a0_8 = (cnn_v16){0} + b[o + 0], a0_9 = (cnn_v16){0} + b[o + 0];
         cnn_v16 a1_0 = (cnn_v16){0} + b[o + 1], a1_1 = (cnn_v16){0} + b[o + 1], a1_2 = (cnn_v16){0} + b[o + 1], a1_3 = (cnn_v16){0} + b[o + 1], a1_4 = (cnn_v16){0} + b[o + 1], a1_5 = (cnn_v16){0} + b[o + 1], a1_6 = (cnn_v16){0} + b[o + 1], a1_7 = (cnn_v16){0} + b[o + 1], a1_8 = (cnn_v16){0} + b[o + 1], a1_9 = (cnn_v16){0} + b[o + 1];
         for (int c = 0; c < 6; c++)
           for (int ky = 0; ky < 5; ky++) {
-            const cnn_real *restrict xr = xl + (size_t)((c * 14 + oy + ky) * 14) * 16;
+            const cnn_real *restrict sr = xl + (size_t)((c * 14 + oy + ky) * 14) * 16;
             const cnn_real *restrict wr = w + (((o) * 6 + c) * 5 + ky) * 5;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2], w0_3 = wr[3], w0_4 = wr[4];
             const cnn_real w1_0 = wr[150], w1_1 = wr[151], w1_2 = wr[152], w1_3 = wr[153], w1_4 = wr[154];
-            { cnn_v16 v; memcpy(&v, xr + 0, sizeof v); a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 16, sizeof v); a0_1 += w0_0 * v; a1_1 += w1_0 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 32, sizeof v); a0_2 += w0_0 * v; a1_2 += w1_0 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 48, sizeof v); a0_3 += w0_0 * v; a1_3 += w1_0 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; a0_0 += w0_3 * v; a1_0 += w1_3 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 64, sizeof v); a0_4 += w0_0 * v; a1_4 += w1_0 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a0_2 += w0_2 * v; a1_2 += w1_2 * v; a0_1 += w0_3 * v; a1_1 += w1_3 * v; a0_0 += w0_4 * v; a1_0 += w1_4 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 80, sizeof v); a0_5 += w0_0 * v; a1_5 += w1_0 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a0_3 += w0_2 * v; a1_3 += w1_2 * v; a0_2 += w0_3 * v; a1_2 += w1_3 * v; a0_1 += w0_4 * v; a1_1 += w1_4 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 96, sizeof v); a0_6 += w0_0 * v; a1_6 += w1_0 * v; a0_5 += w0_1 * v; a1_5 += w1_1 * v; a0_4 += w0_2 * v; a1_4 += w1_2 * v; a0_3 += w0_3 * v; a1_3 += w1_3 * v; a0_2 += w0_4 * v; a1_2 += w1_4 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 112, sizeof v); a0_7 += w0_0 * v; a1_7 += w1_0 * v; a0_6 += w0_1 * v; a1_6 += w1_1 * v; a0_5 += w0_2 * v; a1_5 += w1_2 * v; a0_4 += w0_3 * v; a1_4 += w1_3 * v; a0_3 += w0_4 * v; a1_3 += w1_4 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 128, sizeof v); a0_8 += w0_0 * v; a1_8 += w1_0 * v; a0_7 += w0_1 * v; a1_7 += w1_1 * v; a0_6 += w0_2 * v; a1_6 += w1_2 * v; a0_5 += w0_3 * v; a1_5 += w1_3 * v; a0_4 += w0_4 * v; a1_4 += w1_4 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 144, sizeof v); a0_9 += w0_0 * v; a1_9 += w1_0 * v; a0_8 += w0_1 * v; a1_8 += w1_1 * v; a0_7 += w0_2 * v; a1_7 += w1_2 * v; a0_6 += w0_3 * v; a1_6 += w1_3 * v; a0_5 += w0_4 * v; a1_5 += w1_4 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 160, sizeof v); a0_9 += w0_1 * v; a1_9 += w1_1 * v; a0_8 += w0_2 * v; a1_8 += w1_2 * v; a0_7 += w0_3 * v; a1_7 += w1_3 * v; a0_6 += w0_4 * v; a1_6 += w1_4 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 176, sizeof v); a0_9 += w0_2 * v; a1_9 += w1_2 * v; a0_8 += w0_3 * v; a1_8 += w1_3 * v; a0_7 += w0_4 * v; a1_7 += w1_4 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 192, sizeof v); a0_9 += w0_3 * v; a1_9 += w1_3 * v; a0_8 += w0_4 * v; a1_8 += w1_4 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 208, sizeof v); a0_9 += w0_4 * v; a1_9 += w1_4 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 0, sizeof v); a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 16, sizeof v); a0_1 += w0_0 * v; a1_1 += w1_0 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 32, sizeof v); a0_2 += w0_0 * v; a1_2 += w1_0 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 48, sizeof v); a0_3 += w0_0 * v; a1_3 += w1_0 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; a0_0 += w0_3 * v; a1_0 += w1_3 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 64, sizeof v); a0_4 += w0_0 * v; a1_4 += w1_0 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a0_2 += w0_2 * v; a1_2 += w1_2 * v; a0_1 += w0_3 * v; a1_1 += w1_3 * v; a0_0 += w0_4 * v; a1_0 += w1_4 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 80, sizeof v); a0_5 += w0_0 * v; a1_5 += w1_0 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a0_3 += w0_2 * v; a1_3 += w1_2 * v; a0_2 += w0_3 * v; a1_2 += w1_3 * v; a0_1 += w0_4 * v; a1_1 += w1_4 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 96, sizeof v); a0_6 += w0_0 * v; a1_6 += w1_0 * v; a0_5 += w0_1 * v; a1_5 += w1_1 * v; a0_4 += w0_2 * v; a1_4 += w1_2 * v; a0_3 += w0_3 * v; a1_3 += w1_3 * v; a0_2 += w0_4 * v; a1_2 += w1_4 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 112, sizeof v); a0_7 += w0_0 * v; a1_7 += w1_0 * v; a0_6 += w0_1 * v; a1_6 += w1_1 * v; a0_5 += w0_2 * v; a1_5 += w1_2 * v; a0_4 += w0_3 * v; a1_4 += w1_3 * v; a0_3 += w0_4 * v; a1_3 += w1_4 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 128, sizeof v); a0_8 += w0_0 * v; a1_8 += w1_0 * v; a0_7 += w0_1 * v; a1_7 += w1_1 * v; a0_6 += w0_2 * v; a1_6 += w1_2 * v; a0_5 += w0_3 * v; a1_5 += w1_3 * v; a0_4 += w0_4 * v; a1_4 += w1_4 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 144, sizeof v); a0_9 += w0_0 * v; a1_9 += w1_0 * v; a0_8 += w0_1 * v; a1_8 += w1_1 * v; a0_7 += w0_2 * v; a1_7 += w1_2 * v; a0_6 += w0_3 * v; a1_6 += w1_3 * v; a0_5 += w0_4 * v; a1_5 += w1_4 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 160, sizeof v); a0_9 += w0_1 * v; a1_9 += w1_1 * v; a0_8 += w0_2 * v; a1_8 += w1_2 * v; a0_7 += w0_3 * v; a1_7 += w1_3 * v; a0_6 += w0_4 * v; a1_6 += w1_4 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 176, sizeof v); a0_9 += w0_2 * v; a1_9 += w1_2 * v; a0_8 += w0_3 * v; a1_8 += w1_3 * v; a0_7 += w0_4 * v; a1_7 += w1_4 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 192, sizeof v); a0_9 += w0_3 * v; a1_9 += w1_3 * v; a0_8 += w0_4 * v; a1_8 += w1_4 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 208, sizeof v); a0_9 += w0_4 * v; a1_9 += w1_4 * v; }
           }
         memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 0) * 16, &a0_0, sizeof a0_0);
         memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 1) * 16, &a0_1, sizeof a0_1);
@@ -1406,7 +1406,7 @@ CNN_V16_FN static void lenet5_l3_conv_forward_v16(int n) {
         memcpy(yl + (size_t)(((o + 1) * 10 + oy) * 10 + 7) * 16, &a1_7, sizeof a1_7);
         memcpy(yl + (size_t)(((o + 1) * 10 + oy) * 10 + 8) * 16, &a1_8, sizeof a1_8);
         memcpy(yl + (size_t)(((o + 1) * 10 + oy) * 10 + 9) * 16, &a1_9, sizeof a1_9);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -1887,20 +1887,20 @@ CNN_CLONES_V8 static void lenet5_l3_conv_backward_v8(int n) {
     for (int y = 0; y < 14; y++) {
       const int ky0 = y - 9 > 0 ? y - 9 : 0, ky1 = y < 4 ? y : 4; // the dy rows that exist
       for (int c = 0; c < 6; c += 1) {
-      {
+        {
         cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
         for (int o = 0; o < 16; o++)
           for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict dr = dyl + (size_t)((o * 10 + y - ky) * 10) * 8;
+            const cnn_real *restrict sr = dyl + (size_t)((o * 10 + y - ky) * 10) * 8;
             const cnn_real *restrict wr = w + (o * 6 + c) * 25 + ky * 5;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2], w0_3 = wr[3], w0_4 = wr[4];
-            { cnn_v8 v; memcpy(&v, dr + 0, sizeof v); a0_4 += w0_4 * v; a0_3 += w0_3 * v; a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 8, sizeof v); a0_5 += w0_4 * v; a0_4 += w0_3 * v; a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 16, sizeof v); a0_6 += w0_4 * v; a0_5 += w0_3 * v; a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 24, sizeof v); a0_6 += w0_3 * v; a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 32, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 40, sizeof v); a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 48, sizeof v); a0_6 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 0, sizeof v); a0_4 += w0_4 * v; a0_3 += w0_3 * v; a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 8, sizeof v); a0_5 += w0_4 * v; a0_4 += w0_3 * v; a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 16, sizeof v); a0_6 += w0_4 * v; a0_5 += w0_3 * v; a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 24, sizeof v); a0_6 += w0_3 * v; a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 32, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 40, sizeof v); a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 48, sizeof v); a0_6 += w0_0 * v; }
           }
         memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 0) * 8, &a0_0, sizeof a0_0);
         memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 1) * 8, &a0_1, sizeof a0_1);
@@ -1909,21 +1909,21 @@ CNN_CLONES_V8 static void lenet5_l3_conv_backward_v8(int n) {
         memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 4) * 8, &a0_4, sizeof a0_4);
         memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 5) * 8, &a0_5, sizeof a0_5);
         memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 6) * 8, &a0_6, sizeof a0_6);
-      }
-      {
+        }
+        {
         cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
         for (int o = 0; o < 16; o++)
           for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict dr = dyl + (size_t)((o * 10 + y - ky) * 10) * 8;
+            const cnn_real *restrict sr = dyl + (size_t)((o * 10 + y - ky) * 10) * 8;
             const cnn_real *restrict wr = w + (o * 6 + c) * 25 + ky * 5;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2], w0_3 = wr[3], w0_4 = wr[4];
-            { cnn_v8 v; memcpy(&v, dr + 24, sizeof v); a0_0 += w0_4 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 32, sizeof v); a0_1 += w0_4 * v; a0_0 += w0_3 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 40, sizeof v); a0_2 += w0_4 * v; a0_1 += w0_3 * v; a0_0 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 48, sizeof v); a0_3 += w0_4 * v; a0_2 += w0_3 * v; a0_1 += w0_2 * v; a0_0 += w0_1 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 56, sizeof v); a0_4 += w0_4 * v; a0_3 += w0_3 * v; a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 64, sizeof v); a0_5 += w0_4 * v; a0_4 += w0_3 * v; a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 72, sizeof v); a0_6 += w0_4 * v; a0_5 += w0_3 * v; a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 24, sizeof v); a0_0 += w0_4 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 32, sizeof v); a0_1 += w0_4 * v; a0_0 += w0_3 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 40, sizeof v); a0_2 += w0_4 * v; a0_1 += w0_3 * v; a0_0 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 48, sizeof v); a0_3 += w0_4 * v; a0_2 += w0_3 * v; a0_1 += w0_2 * v; a0_0 += w0_1 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 56, sizeof v); a0_4 += w0_4 * v; a0_3 += w0_3 * v; a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 64, sizeof v); a0_5 += w0_4 * v; a0_4 += w0_3 * v; a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 72, sizeof v); a0_6 += w0_4 * v; a0_5 += w0_3 * v; a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
           }
         memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 7) * 8, &a0_0, sizeof a0_0);
         memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 8) * 8, &a0_1, sizeof a0_1);
@@ -1932,7 +1932,7 @@ CNN_CLONES_V8 static void lenet5_l3_conv_backward_v8(int n) {
         memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 11) * 8, &a0_4, sizeof a0_4);
         memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 12) * 8, &a0_5, sizeof a0_5);
         memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 13) * 8, &a0_6, sizeof a0_6);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -2463,22 +2463,22 @@ CNN_V16_FN static void lenet5_l3_conv_backward_v16(int n) {
     for (int y = 0; y < 14; y++) {
       const int ky0 = y - 9 > 0 ? y - 9 : 0, ky1 = y < 4 ? y : 4; // the dy rows that exist
       for (int c = 0; c < 6; c += 3) {
-      {
+        {
         cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0};
         cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0}, a1_4 = {0};
         cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0}, a2_3 = {0}, a2_4 = {0};
         for (int o = 0; o < 16; o++)
           for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict dr = dyl + (size_t)((o * 10 + y - ky) * 10) * 16;
+            const cnn_real *restrict sr = dyl + (size_t)((o * 10 + y - ky) * 10) * 16;
             const cnn_real *restrict wr = w + (o * 6 + c) * 25 + ky * 5;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2], w0_3 = wr[3], w0_4 = wr[4];
             const cnn_real w1_0 = wr[25], w1_1 = wr[26], w1_2 = wr[27], w1_3 = wr[28], w1_4 = wr[29];
             const cnn_real w2_0 = wr[50], w2_1 = wr[51], w2_2 = wr[52], w2_3 = wr[53], w2_4 = wr[54];
-            { cnn_v16 v; memcpy(&v, dr + 0, sizeof v); a0_4 += w0_4 * v; a1_4 += w1_4 * v; a2_4 += w2_4 * v; a0_3 += w0_3 * v; a1_3 += w1_3 * v; a2_3 += w2_3 * v; a0_2 += w0_2 * v; a1_2 += w1_2 * v; a2_2 += w2_2 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a2_1 += w2_1 * v; a0_0 += w0_0 * v; a1_0 += w1_0 * v; a2_0 += w2_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 16, sizeof v); a0_4 += w0_3 * v; a1_4 += w1_3 * v; a2_4 += w2_3 * v; a0_3 += w0_2 * v; a1_3 += w1_2 * v; a2_3 += w2_2 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a2_2 += w2_1 * v; a0_1 += w0_0 * v; a1_1 += w1_0 * v; a2_1 += w2_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 32, sizeof v); a0_4 += w0_2 * v; a1_4 += w1_2 * v; a2_4 += w2_2 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a2_3 += w2_1 * v; a0_2 += w0_0 * v; a1_2 += w1_0 * v; a2_2 += w2_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 48, sizeof v); a0_4 += w0_1 * v; a1_4 += w1_1 * v; a2_4 += w2_1 * v; a0_3 += w0_0 * v; a1_3 += w1_0 * v; a2_3 += w2_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 64, sizeof v); a0_4 += w0_0 * v; a1_4 += w1_0 * v; a2_4 += w2_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 0, sizeof v); a0_4 += w0_4 * v; a1_4 += w1_4 * v; a2_4 += w2_4 * v; a0_3 += w0_3 * v; a1_3 += w1_3 * v; a2_3 += w2_3 * v; a0_2 += w0_2 * v; a1_2 += w1_2 * v; a2_2 += w2_2 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a2_1 += w2_1 * v; a0_0 += w0_0 * v; a1_0 += w1_0 * v; a2_0 += w2_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 16, sizeof v); a0_4 += w0_3 * v; a1_4 += w1_3 * v; a2_4 += w2_3 * v; a0_3 += w0_2 * v; a1_3 += w1_2 * v; a2_3 += w2_2 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a2_2 += w2_1 * v; a0_1 += w0_0 * v; a1_1 += w1_0 * v; a2_1 += w2_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 32, sizeof v); a0_4 += w0_2 * v; a1_4 += w1_2 * v; a2_4 += w2_2 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a2_3 += w2_1 * v; a0_2 += w0_0 * v; a1_2 += w1_0 * v; a2_2 += w2_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 48, sizeof v); a0_4 += w0_1 * v; a1_4 += w1_1 * v; a2_4 += w2_1 * v; a0_3 += w0_0 * v; a1_3 += w1_0 * v; a2_3 += w2_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 64, sizeof v); a0_4 += w0_0 * v; a1_4 += w1_0 * v; a2_4 += w2_0 * v; }
           }
         memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 0) * 16, &a0_0, sizeof a0_0);
         memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 1) * 16, &a0_1, sizeof a0_1);
@@ -2495,27 +2495,27 @@ CNN_V16_FN static void lenet5_l3_conv_backward_v16(int n) {
         memcpy(dxl + (size_t)(((c + 2) * 14 + y) * 14 + 2) * 16, &a2_2, sizeof a2_2);
         memcpy(dxl + (size_t)(((c + 2) * 14 + y) * 14 + 3) * 16, &a2_3, sizeof a2_3);
         memcpy(dxl + (size_t)(((c + 2) * 14 + y) * 14 + 4) * 16, &a2_4, sizeof a2_4);
-      }
-      {
+        }
+        {
         cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0};
         cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0}, a1_4 = {0};
         cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0}, a2_3 = {0}, a2_4 = {0};
         for (int o = 0; o < 16; o++)
           for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict dr = dyl + (size_t)((o * 10 + y - ky) * 10) * 16;
+            const cnn_real *restrict sr = dyl + (size_t)((o * 10 + y - ky) * 10) * 16;
             const cnn_real *restrict wr = w + (o * 6 + c) * 25 + ky * 5;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2], w0_3 = wr[3], w0_4 = wr[4];
             const cnn_real w1_0 = wr[25], w1_1 = wr[26], w1_2 = wr[27], w1_3 = wr[28], w1_4 = wr[29];
             const cnn_real w2_0 = wr[50], w2_1 = wr[51], w2_2 = wr[52], w2_3 = wr[53], w2_4 = wr[54];
-            { cnn_v16 v; memcpy(&v, dr + 16, sizeof v); a0_0 += w0_4 * v; a1_0 += w1_4 * v; a2_0 += w2_4 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 32, sizeof v); a0_1 += w0_4 * v; a1_1 += w1_4 * v; a2_1 += w2_4 * v; a0_0 += w0_3 * v; a1_0 += w1_3 * v; a2_0 += w2_3 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 48, sizeof v); a0_2 += w0_4 * v; a1_2 += w1_4 * v; a2_2 += w2_4 * v; a0_1 += w0_3 * v; a1_1 += w1_3 * v; a2_1 += w2_3 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; a2_0 += w2_2 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 64, sizeof v); a0_3 += w0_4 * v; a1_3 += w1_4 * v; a2_3 += w2_4 * v; a0_2 += w0_3 * v; a1_2 += w1_3 * v; a2_2 += w2_3 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; a2_1 += w2_2 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; a2_0 += w2_1 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 80, sizeof v); a0_4 += w0_4 * v; a1_4 += w1_4 * v; a2_4 += w2_4 * v; a0_3 += w0_3 * v; a1_3 += w1_3 * v; a2_3 += w2_3 * v; a0_2 += w0_2 * v; a1_2 += w1_2 * v; a2_2 += w2_2 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a2_1 += w2_1 * v; a0_0 += w0_0 * v; a1_0 += w1_0 * v; a2_0 += w2_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 96, sizeof v); a0_4 += w0_3 * v; a1_4 += w1_3 * v; a2_4 += w2_3 * v; a0_3 += w0_2 * v; a1_3 += w1_2 * v; a2_3 += w2_2 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a2_2 += w2_1 * v; a0_1 += w0_0 * v; a1_1 += w1_0 * v; a2_1 += w2_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 112, sizeof v); a0_4 += w0_2 * v; a1_4 += w1_2 * v; a2_4 += w2_2 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a2_3 += w2_1 * v; a0_2 += w0_0 * v; a1_2 += w1_0 * v; a2_2 += w2_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 128, sizeof v); a0_4 += w0_1 * v; a1_4 += w1_1 * v; a2_4 += w2_1 * v; a0_3 += w0_0 * v; a1_3 += w1_0 * v; a2_3 += w2_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 144, sizeof v); a0_4 += w0_0 * v; a1_4 += w1_0 * v; a2_4 += w2_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 16, sizeof v); a0_0 += w0_4 * v; a1_0 += w1_4 * v; a2_0 += w2_4 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 32, sizeof v); a0_1 += w0_4 * v; a1_1 += w1_4 * v; a2_1 += w2_4 * v; a0_0 += w0_3 * v; a1_0 += w1_3 * v; a2_0 += w2_3 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 48, sizeof v); a0_2 += w0_4 * v; a1_2 += w1_4 * v; a2_2 += w2_4 * v; a0_1 += w0_3 * v; a1_1 += w1_3 * v; a2_1 += w2_3 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; a2_0 += w2_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 64, sizeof v); a0_3 += w0_4 * v; a1_3 += w1_4 * v; a2_3 += w2_4 * v; a0_2 += w0_3 * v; a1_2 += w1_3 * v; a2_2 += w2_3 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; a2_1 += w2_2 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; a2_0 += w2_1 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 80, sizeof v); a0_4 += w0_4 * v; a1_4 += w1_4 * v; a2_4 += w2_4 * v; a0_3 += w0_3 * v; a1_3 += w1_3 * v; a2_3 += w2_3 * v; a0_2 += w0_2 * v; a1_2 += w1_2 * v; a2_2 += w2_2 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a2_1 += w2_1 * v; a0_0 += w0_0 * v; a1_0 += w1_0 * v; a2_0 += w2_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 96, sizeof v); a0_4 += w0_3 * v; a1_4 += w1_3 * v; a2_4 += w2_3 * v; a0_3 += w0_2 * v; a1_3 += w1_2 * v; a2_3 += w2_2 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a2_2 += w2_1 * v; a0_1 += w0_0 * v; a1_1 += w1_0 * v; a2_1 += w2_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 112, sizeof v); a0_4 += w0_2 * v; a1_4 += w1_2 * v; a2_4 += w2_2 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a2_3 += w2_1 * v; a0_2 += w0_0 * v; a1_2 += w1_0 * v; a2_2 += w2_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 128, sizeof v); a0_4 += w0_1 * v; a1_4 += w1_1 * v; a2_4 += w2_1 * v; a0_3 += w0_0 * v; a1_3 += w1_0 * v; a2_3 += w2_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 144, sizeof v); a0_4 += w0_0 * v; a1_4 += w1_0 * v; a2_4 += w2_0 * v; }
           }
         memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 5) * 16, &a0_0, sizeof a0_0);
         memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 6) * 16, &a0_1, sizeof a0_1);
@@ -2532,22 +2532,22 @@ CNN_V16_FN static void lenet5_l3_conv_backward_v16(int n) {
         memcpy(dxl + (size_t)(((c + 2) * 14 + y) * 14 + 7) * 16, &a2_2, sizeof a2_2);
         memcpy(dxl + (size_t)(((c + 2) * 14 + y) * 14 + 8) * 16, &a2_3, sizeof a2_3);
         memcpy(dxl + (size_t)(((c + 2) * 14 + y) * 14 + 9) * 16, &a2_4, sizeof a2_4);
-      }
-      {
+        }
+        {
         cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
         cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0};
         cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0}, a2_3 = {0};
         for (int o = 0; o < 16; o++)
           for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict dr = dyl + (size_t)((o * 10 + y - ky) * 10) * 16;
+            const cnn_real *restrict sr = dyl + (size_t)((o * 10 + y - ky) * 10) * 16;
             const cnn_real *restrict wr = w + (o * 6 + c) * 25 + ky * 5;
             const cnn_real w0_1 = wr[1], w0_2 = wr[2], w0_3 = wr[3], w0_4 = wr[4];
             const cnn_real w1_1 = wr[26], w1_2 = wr[27], w1_3 = wr[28], w1_4 = wr[29];
             const cnn_real w2_1 = wr[51], w2_2 = wr[52], w2_3 = wr[53], w2_4 = wr[54];
-            { cnn_v16 v; memcpy(&v, dr + 96, sizeof v); a0_0 += w0_4 * v; a1_0 += w1_4 * v; a2_0 += w2_4 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 112, sizeof v); a0_1 += w0_4 * v; a1_1 += w1_4 * v; a2_1 += w2_4 * v; a0_0 += w0_3 * v; a1_0 += w1_3 * v; a2_0 += w2_3 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 128, sizeof v); a0_2 += w0_4 * v; a1_2 += w1_4 * v; a2_2 += w2_4 * v; a0_1 += w0_3 * v; a1_1 += w1_3 * v; a2_1 += w2_3 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; a2_0 += w2_2 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 144, sizeof v); a0_3 += w0_4 * v; a1_3 += w1_4 * v; a2_3 += w2_4 * v; a0_2 += w0_3 * v; a1_2 += w1_3 * v; a2_2 += w2_3 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; a2_1 += w2_2 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; a2_0 += w2_1 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 96, sizeof v); a0_0 += w0_4 * v; a1_0 += w1_4 * v; a2_0 += w2_4 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 112, sizeof v); a0_1 += w0_4 * v; a1_1 += w1_4 * v; a2_1 += w2_4 * v; a0_0 += w0_3 * v; a1_0 += w1_3 * v; a2_0 += w2_3 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 128, sizeof v); a0_2 += w0_4 * v; a1_2 += w1_4 * v; a2_2 += w2_4 * v; a0_1 += w0_3 * v; a1_1 += w1_3 * v; a2_1 += w2_3 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; a2_0 += w2_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 144, sizeof v); a0_3 += w0_4 * v; a1_3 += w1_4 * v; a2_3 += w2_4 * v; a0_2 += w0_3 * v; a1_2 += w1_3 * v; a2_2 += w2_3 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; a2_1 += w2_2 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; a2_0 += w2_1 * v; }
           }
         memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 10) * 16, &a0_0, sizeof a0_0);
         memcpy(dxl + (size_t)(((c + 0) * 14 + y) * 14 + 11) * 16, &a0_1, sizeof a0_1);
@@ -2561,7 +2561,7 @@ CNN_V16_FN static void lenet5_l3_conv_backward_v16(int n) {
         memcpy(dxl + (size_t)(((c + 2) * 14 + y) * 14 + 11) * 16, &a2_1, sizeof a2_1);
         memcpy(dxl + (size_t)(((c + 2) * 14 + y) * 14 + 12) * 16, &a2_2, sizeof a2_2);
         memcpy(dxl + (size_t)(((c + 2) * 14 + y) * 14 + 13) * 16, &a2_3, sizeof a2_3);
-      }
+        }
       }
     }
     { // unpack: lanes to images

@@ -4717,24 +4717,24 @@ CNN_CLONES_V8 static void mnist14k_l17_conv_forward_v8(int n, int training) {
     // 1 output channels x 9 columns of a row per register tile.
     for (int oy = 0; oy < 9; oy++) {
       for (int o = 0; o < 24; o += 1) {
-      {
+        {
         cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0};
         for (int c = 0; c < 16; c++)
           for (int ky = 0; ky < 3; ky++) {
-            const cnn_real *restrict xr = xl + (size_t)((c * 11 + oy + ky) * 11) * 8;
+            const cnn_real *restrict sr = xl + (size_t)((c * 11 + oy + ky) * 11) * 8;
             const cnn_real *restrict wr = w + (((o) * 16 + c) * 3 + ky) * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, xr + 0, sizeof v); a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 8, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 16, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 24, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 32, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 40, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 48, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 56, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 64, sizeof v); a0_8 += w0_0 * v; a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 72, sizeof v); a0_8 += w0_1 * v; a0_7 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 80, sizeof v); a0_8 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 0, sizeof v); a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 8, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 16, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 24, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 32, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 40, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 48, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 56, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 64, sizeof v); a0_8 += w0_0 * v; a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 72, sizeof v); a0_8 += w0_1 * v; a0_7 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 80, sizeof v); a0_8 += w0_2 * v; }
           }
         memcpy(yl + (size_t)(((o + 0) * 9 + oy) * 9 + 0) * 8, &a0_0, sizeof a0_0);
         memcpy(yl + (size_t)(((o + 0) * 9 + oy) * 9 + 1) * 8, &a0_1, sizeof a0_1);
@@ -4745,7 +4745,7 @@ CNN_CLONES_V8 static void mnist14k_l17_conv_forward_v8(int n, int training) {
         memcpy(yl + (size_t)(((o + 0) * 9 + oy) * 9 + 6) * 8, &a0_6, sizeof a0_6);
         memcpy(yl + (size_t)(((o + 0) * 9 + oy) * 9 + 7) * 8, &a0_7, sizeof a0_7);
         memcpy(yl + (size_t)(((o + 0) * 9 + oy) * 9 + 8) * 8, &a0_8, sizeof a0_8);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -4962,26 +4962,26 @@ CNN_V16_FN static void mnist14k_l17_conv_forward_v16(int n, int training) {
     // 2 output channels x 9 columns of a row per register tile.
     for (int oy = 0; oy < 9; oy++) {
       for (int o = 0; o < 24; o += 2) {
-      {
+        {
         cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0};
         cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0}, a1_4 = {0}, a1_5 = {0}, a1_6 = {0}, a1_7 = {0}, a1_8 = {0};
         for (int c = 0; c < 16; c++)
           for (int ky = 0; ky < 3; ky++) {
-            const cnn_real *restrict xr = xl + (size_t)((c * 11 + oy + ky) * 11) * 16;
+            const cnn_real *restrict sr = xl + (size_t)((c * 11 + oy + ky) * 11) * 16;
             const cnn_real *restrict wr = w + (((o) * 16 + c) * 3 + ky) * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
             const cnn_real w1_0 = wr[144], w1_1 = wr[145], w1_2 = wr[146];
-            { cnn_v16 v; memcpy(&v, xr + 0, sizeof v); a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 16, sizeof v); a0_1 += w0_0 * v; a1_1 += w1_0 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 32, sizeof v); a0_2 += w0_0 * v; a1_2 += w1_0 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 48, sizeof v); a0_3 += w0_0 * v; a1_3 += w1_0 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 64, sizeof v); a0_4 += w0_0 * v; a1_4 += w1_0 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a0_2 += w0_2 * v; a1_2 += w1_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 80, sizeof v); a0_5 += w0_0 * v; a1_5 += w1_0 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a0_3 += w0_2 * v; a1_3 += w1_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 96, sizeof v); a0_6 += w0_0 * v; a1_6 += w1_0 * v; a0_5 += w0_1 * v; a1_5 += w1_1 * v; a0_4 += w0_2 * v; a1_4 += w1_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 112, sizeof v); a0_7 += w0_0 * v; a1_7 += w1_0 * v; a0_6 += w0_1 * v; a1_6 += w1_1 * v; a0_5 += w0_2 * v; a1_5 += w1_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 128, sizeof v); a0_8 += w0_0 * v; a1_8 += w1_0 * v; a0_7 += w0_1 * v; a1_7 += w1_1 * v; a0_6 += w0_2 * v; a1_6 += w1_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 144, sizeof v); a0_8 += w0_1 * v; a1_8 += w1_1 * v; a0_7 += w0_2 * v; a1_7 += w1_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 160, sizeof v); a0_8 += w0_2 * v; a1_8 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 0, sizeof v); a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 16, sizeof v); a0_1 += w0_0 * v; a1_1 += w1_0 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 32, sizeof v); a0_2 += w0_0 * v; a1_2 += w1_0 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 48, sizeof v); a0_3 += w0_0 * v; a1_3 += w1_0 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 64, sizeof v); a0_4 += w0_0 * v; a1_4 += w1_0 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a0_2 += w0_2 * v; a1_2 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 80, sizeof v); a0_5 += w0_0 * v; a1_5 += w1_0 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a0_3 += w0_2 * v; a1_3 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 96, sizeof v); a0_6 += w0_0 * v; a1_6 += w1_0 * v; a0_5 += w0_1 * v; a1_5 += w1_1 * v; a0_4 += w0_2 * v; a1_4 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 112, sizeof v); a0_7 += w0_0 * v; a1_7 += w1_0 * v; a0_6 += w0_1 * v; a1_6 += w1_1 * v; a0_5 += w0_2 * v; a1_5 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 128, sizeof v); a0_8 += w0_0 * v; a1_8 += w1_0 * v; a0_7 += w0_1 * v; a1_7 += w1_1 * v; a0_6 += w0_2 * v; a1_6 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 144, sizeof v); a0_8 += w0_1 * v; a1_8 += w1_1 * v; a0_7 += w0_2 * v; a1_7 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 160, sizeof v); a0_8 += w0_2 * v; a1_8 += w1_2 * v; }
           }
         memcpy(yl + (size_t)(((o + 0) * 9 + oy) * 9 + 0) * 16, &a0_0, sizeof a0_0);
         memcpy(yl + (size_t)(((o + 0) * 9 + oy) * 9 + 1) * 16, &a0_1, sizeof a0_1);
@@ -5001,7 +5001,7 @@ CNN_V16_FN static void mnist14k_l17_conv_forward_v16(int n, int training) {
         memcpy(yl + (size_t)(((o + 1) * 9 + oy) * 9 + 6) * 16, &a1_6, sizeof a1_6);
         memcpy(yl + (size_t)(((o + 1) * 9 + oy) * 9 + 7) * 16, &a1_7, sizeof a1_7);
         memcpy(yl + (size_t)(((o + 1) * 9 + oy) * 9 + 8) * 16, &a1_8, sizeof a1_8);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -5340,22 +5340,22 @@ CNN_CLONES_V8 static void mnist14k_l17_conv_backward_v8(int n) {
     for (int y = 0; y < 11; y++) {
       const int ky0 = y - 8 > 0 ? y - 8 : 0, ky1 = y < 2 ? y : 2; // the dy rows that exist
       for (int c = 0; c < 16; c += 1) {
-      {
+        {
         cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0};
         for (int o = 0; o < 24; o++)
           for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict dr = dyl + (size_t)((o * 9 + y - ky) * 9) * 8;
+            const cnn_real *restrict sr = dyl + (size_t)((o * 9 + y - ky) * 9) * 8;
             const cnn_real *restrict wr = w + (o * 16 + c) * 9 + ky * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, dr + 0, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 8, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 16, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 24, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 32, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 40, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 48, sizeof v); a0_8 += w0_2 * v; a0_7 += w0_1 * v; a0_6 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 56, sizeof v); a0_9 += w0_2 * v; a0_8 += w0_1 * v; a0_7 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 64, sizeof v); a0_10 += w0_2 * v; a0_9 += w0_1 * v; a0_8 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 0, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 8, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 16, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 24, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 32, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 40, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 48, sizeof v); a0_8 += w0_2 * v; a0_7 += w0_1 * v; a0_6 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 56, sizeof v); a0_9 += w0_2 * v; a0_8 += w0_1 * v; a0_7 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 64, sizeof v); a0_10 += w0_2 * v; a0_9 += w0_1 * v; a0_8 += w0_0 * v; }
           }
         memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 0) * 8, &a0_0, sizeof a0_0);
         memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 1) * 8, &a0_1, sizeof a0_1);
@@ -5368,7 +5368,7 @@ CNN_CLONES_V8 static void mnist14k_l17_conv_backward_v8(int n) {
         memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 8) * 8, &a0_8, sizeof a0_8);
         memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 9) * 8, &a0_9, sizeof a0_9);
         memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 10) * 8, &a0_10, sizeof a0_10);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -5942,24 +5942,24 @@ CNN_V16_FN static void mnist14k_l17_conv_backward_v16(int n) {
     for (int y = 0; y < 11; y++) {
       const int ky0 = y - 8 > 0 ? y - 8 : 0, ky1 = y < 2 ? y : 2; // the dy rows that exist
       for (int c = 0; c < 16; c += 2) {
-      {
+        {
         cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0};
         cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0}, a1_4 = {0}, a1_5 = {0}, a1_6 = {0}, a1_7 = {0}, a1_8 = {0}, a1_9 = {0}, a1_10 = {0};
         for (int o = 0; o < 24; o++)
           for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict dr = dyl + (size_t)((o * 9 + y - ky) * 9) * 16;
+            const cnn_real *restrict sr = dyl + (size_t)((o * 9 + y - ky) * 9) * 16;
             const cnn_real *restrict wr = w + (o * 16 + c) * 9 + ky * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
             const cnn_real w1_0 = wr[9], w1_1 = wr[10], w1_2 = wr[11];
-            { cnn_v16 v; memcpy(&v, dr + 0, sizeof v); a0_2 += w0_2 * v; a1_2 += w1_2 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 16, sizeof v); a0_3 += w0_2 * v; a1_3 += w1_2 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_0 * v; a1_1 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 32, sizeof v); a0_4 += w0_2 * v; a1_4 += w1_2 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a0_2 += w0_0 * v; a1_2 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 48, sizeof v); a0_5 += w0_2 * v; a1_5 += w1_2 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a0_3 += w0_0 * v; a1_3 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 64, sizeof v); a0_6 += w0_2 * v; a1_6 += w1_2 * v; a0_5 += w0_1 * v; a1_5 += w1_1 * v; a0_4 += w0_0 * v; a1_4 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 80, sizeof v); a0_7 += w0_2 * v; a1_7 += w1_2 * v; a0_6 += w0_1 * v; a1_6 += w1_1 * v; a0_5 += w0_0 * v; a1_5 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 96, sizeof v); a0_8 += w0_2 * v; a1_8 += w1_2 * v; a0_7 += w0_1 * v; a1_7 += w1_1 * v; a0_6 += w0_0 * v; a1_6 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 112, sizeof v); a0_9 += w0_2 * v; a1_9 += w1_2 * v; a0_8 += w0_1 * v; a1_8 += w1_1 * v; a0_7 += w0_0 * v; a1_7 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 128, sizeof v); a0_10 += w0_2 * v; a1_10 += w1_2 * v; a0_9 += w0_1 * v; a1_9 += w1_1 * v; a0_8 += w0_0 * v; a1_8 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 0, sizeof v); a0_2 += w0_2 * v; a1_2 += w1_2 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 16, sizeof v); a0_3 += w0_2 * v; a1_3 += w1_2 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_0 * v; a1_1 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 32, sizeof v); a0_4 += w0_2 * v; a1_4 += w1_2 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a0_2 += w0_0 * v; a1_2 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 48, sizeof v); a0_5 += w0_2 * v; a1_5 += w1_2 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a0_3 += w0_0 * v; a1_3 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 64, sizeof v); a0_6 += w0_2 * v; a1_6 += w1_2 * v; a0_5 += w0_1 * v; a1_5 += w1_1 * v; a0_4 += w0_0 * v; a1_4 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 80, sizeof v); a0_7 += w0_2 * v; a1_7 += w1_2 * v; a0_6 += w0_1 * v; a1_6 += w1_1 * v; a0_5 += w0_0 * v; a1_5 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 96, sizeof v); a0_8 += w0_2 * v; a1_8 += w1_2 * v; a0_7 += w0_1 * v; a1_7 += w1_1 * v; a0_6 += w0_0 * v; a1_6 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 112, sizeof v); a0_9 += w0_2 * v; a1_9 += w1_2 * v; a0_8 += w0_1 * v; a1_8 += w1_1 * v; a0_7 += w0_0 * v; a1_7 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 128, sizeof v); a0_10 += w0_2 * v; a1_10 += w1_2 * v; a0_9 += w0_1 * v; a1_9 += w1_1 * v; a0_8 += w0_0 * v; a1_8 += w1_0 * v; }
           }
         memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 0) * 16, &a0_0, sizeof a0_0);
         memcpy(dxl + (size_t)(((c + 0) * 11 + y) * 11 + 1) * 16, &a0_1, sizeof a0_1);
@@ -5983,7 +5983,7 @@ CNN_V16_FN static void mnist14k_l17_conv_backward_v16(int n) {
         memcpy(dxl + (size_t)(((c + 1) * 11 + y) * 11 + 8) * 16, &a1_8, sizeof a1_8);
         memcpy(dxl + (size_t)(((c + 1) * 11 + y) * 11 + 9) * 16, &a1_9, sizeof a1_9);
         memcpy(dxl + (size_t)(((c + 1) * 11 + y) * 11 + 10) * 16, &a1_10, sizeof a1_10);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -6286,21 +6286,21 @@ CNN_CLONES_V8 static void mnist14k_l21_conv_forward_v8(int n, int training) {
     // 2 output channels x 4 columns of a row per register tile.
     for (int oy = 0; oy < 7; oy++) {
       for (int o = 0; o < 24; o += 2) {
-      {
+        {
         cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
         cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0};
         for (int c = 0; c < 24; c++)
           for (int ky = 0; ky < 3; ky++) {
-            const cnn_real *restrict xr = xl + (size_t)((c * 9 + oy + ky) * 9) * 8;
+            const cnn_real *restrict sr = xl + (size_t)((c * 9 + oy + ky) * 9) * 8;
             const cnn_real *restrict wr = w + (((o) * 24 + c) * 3 + ky) * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
             const cnn_real w1_0 = wr[216], w1_1 = wr[217], w1_2 = wr[218];
-            { cnn_v8 v; memcpy(&v, xr + 0, sizeof v); a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 8, sizeof v); a0_1 += w0_0 * v; a1_1 += w1_0 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 16, sizeof v); a0_2 += w0_0 * v; a1_2 += w1_0 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 24, sizeof v); a0_3 += w0_0 * v; a1_3 += w1_0 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 32, sizeof v); a0_3 += w0_1 * v; a1_3 += w1_1 * v; a0_2 += w0_2 * v; a1_2 += w1_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 40, sizeof v); a0_3 += w0_2 * v; a1_3 += w1_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 0, sizeof v); a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 8, sizeof v); a0_1 += w0_0 * v; a1_1 += w1_0 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 16, sizeof v); a0_2 += w0_0 * v; a1_2 += w1_0 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 24, sizeof v); a0_3 += w0_0 * v; a1_3 += w1_0 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 32, sizeof v); a0_3 += w0_1 * v; a1_3 += w1_1 * v; a0_2 += w0_2 * v; a1_2 += w1_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 40, sizeof v); a0_3 += w0_2 * v; a1_3 += w1_2 * v; }
           }
         memcpy(yl + (size_t)(((o + 0) * 7 + oy) * 7 + 0) * 8, &a0_0, sizeof a0_0);
         memcpy(yl + (size_t)(((o + 0) * 7 + oy) * 7 + 1) * 8, &a0_1, sizeof a0_1);
@@ -6310,21 +6310,21 @@ CNN_CLONES_V8 static void mnist14k_l21_conv_forward_v8(int n, int training) {
         memcpy(yl + (size_t)(((o + 1) * 7 + oy) * 7 + 1) * 8, &a1_1, sizeof a1_1);
         memcpy(yl + (size_t)(((o + 1) * 7 + oy) * 7 + 2) * 8, &a1_2, sizeof a1_2);
         memcpy(yl + (size_t)(((o + 1) * 7 + oy) * 7 + 3) * 8, &a1_3, sizeof a1_3);
-      }
-      {
+        }
+        {
         cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
         cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
         for (int c = 0; c < 24; c++)
           for (int ky = 0; ky < 3; ky++) {
-            const cnn_real *restrict xr = xl + (size_t)((c * 9 + oy + ky) * 9) * 8;
+            const cnn_real *restrict sr = xl + (size_t)((c * 9 + oy + ky) * 9) * 8;
             const cnn_real *restrict wr = w + (((o) * 24 + c) * 3 + ky) * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
             const cnn_real w1_0 = wr[216], w1_1 = wr[217], w1_2 = wr[218];
-            { cnn_v8 v; memcpy(&v, xr + 32, sizeof v); a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 40, sizeof v); a0_1 += w0_0 * v; a1_1 += w1_0 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 48, sizeof v); a0_2 += w0_0 * v; a1_2 += w1_0 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 56, sizeof v); a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 64, sizeof v); a0_2 += w0_2 * v; a1_2 += w1_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 32, sizeof v); a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 40, sizeof v); a0_1 += w0_0 * v; a1_1 += w1_0 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 48, sizeof v); a0_2 += w0_0 * v; a1_2 += w1_0 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 56, sizeof v); a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 64, sizeof v); a0_2 += w0_2 * v; a1_2 += w1_2 * v; }
           }
         memcpy(yl + (size_t)(((o + 0) * 7 + oy) * 7 + 4) * 8, &a0_0, sizeof a0_0);
         memcpy(yl + (size_t)(((o + 0) * 7 + oy) * 7 + 5) * 8, &a0_1, sizeof a0_1);
@@ -6332,7 +6332,7 @@ CNN_CLONES_V8 static void mnist14k_l21_conv_forward_v8(int n, int training) {
         memcpy(yl + (size_t)(((o + 1) * 7 + oy) * 7 + 4) * 8, &a1_0, sizeof a1_0);
         memcpy(yl + (size_t)(((o + 1) * 7 + oy) * 7 + 5) * 8, &a1_1, sizeof a1_1);
         memcpy(yl + (size_t)(((o + 1) * 7 + oy) * 7 + 6) * 8, &a1_2, sizeof a1_2);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -6549,26 +6549,26 @@ CNN_V16_FN static void mnist14k_l21_conv_forward_v16(int n, int training) {
     // 3 output channels x 7 columns of a row per register tile.
     for (int oy = 0; oy < 7; oy++) {
       for (int o = 0; o < 24; o += 3) {
-      {
+        {
         cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
         cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0}, a1_4 = {0}, a1_5 = {0}, a1_6 = {0};
         cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0}, a2_3 = {0}, a2_4 = {0}, a2_5 = {0}, a2_6 = {0};
         for (int c = 0; c < 24; c++)
           for (int ky = 0; ky < 3; ky++) {
-            const cnn_real *restrict xr = xl + (size_t)((c * 9 + oy + ky) * 9) * 16;
+            const cnn_real *restrict sr = xl + (size_t)((c * 9 + oy + ky) * 9) * 16;
             const cnn_real *restrict wr = w + (((o) * 24 + c) * 3 + ky) * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
             const cnn_real w1_0 = wr[216], w1_1 = wr[217], w1_2 = wr[218];
             const cnn_real w2_0 = wr[432], w2_1 = wr[433], w2_2 = wr[434];
-            { cnn_v16 v; memcpy(&v, xr + 0, sizeof v); a0_0 += w0_0 * v; a1_0 += w1_0 * v; a2_0 += w2_0 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 16, sizeof v); a0_1 += w0_0 * v; a1_1 += w1_0 * v; a2_1 += w2_0 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; a2_0 += w2_1 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 32, sizeof v); a0_2 += w0_0 * v; a1_2 += w1_0 * v; a2_2 += w2_0 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a2_1 += w2_1 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; a2_0 += w2_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 48, sizeof v); a0_3 += w0_0 * v; a1_3 += w1_0 * v; a2_3 += w2_0 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a2_2 += w2_1 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; a2_1 += w2_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 64, sizeof v); a0_4 += w0_0 * v; a1_4 += w1_0 * v; a2_4 += w2_0 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a2_3 += w2_1 * v; a0_2 += w0_2 * v; a1_2 += w1_2 * v; a2_2 += w2_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 80, sizeof v); a0_5 += w0_0 * v; a1_5 += w1_0 * v; a2_5 += w2_0 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a2_4 += w2_1 * v; a0_3 += w0_2 * v; a1_3 += w1_2 * v; a2_3 += w2_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 96, sizeof v); a0_6 += w0_0 * v; a1_6 += w1_0 * v; a2_6 += w2_0 * v; a0_5 += w0_1 * v; a1_5 += w1_1 * v; a2_5 += w2_1 * v; a0_4 += w0_2 * v; a1_4 += w1_2 * v; a2_4 += w2_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 112, sizeof v); a0_6 += w0_1 * v; a1_6 += w1_1 * v; a2_6 += w2_1 * v; a0_5 += w0_2 * v; a1_5 += w1_2 * v; a2_5 += w2_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 128, sizeof v); a0_6 += w0_2 * v; a1_6 += w1_2 * v; a2_6 += w2_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 0, sizeof v); a0_0 += w0_0 * v; a1_0 += w1_0 * v; a2_0 += w2_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 16, sizeof v); a0_1 += w0_0 * v; a1_1 += w1_0 * v; a2_1 += w2_0 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; a2_0 += w2_1 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 32, sizeof v); a0_2 += w0_0 * v; a1_2 += w1_0 * v; a2_2 += w2_0 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a2_1 += w2_1 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; a2_0 += w2_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 48, sizeof v); a0_3 += w0_0 * v; a1_3 += w1_0 * v; a2_3 += w2_0 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a2_2 += w2_1 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; a2_1 += w2_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 64, sizeof v); a0_4 += w0_0 * v; a1_4 += w1_0 * v; a2_4 += w2_0 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a2_3 += w2_1 * v; a0_2 += w0_2 * v; a1_2 += w1_2 * v; a2_2 += w2_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 80, sizeof v); a0_5 += w0_0 * v; a1_5 += w1_0 * v; a2_5 += w2_0 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a2_4 += w2_1 * v; a0_3 += w0_2 * v; a1_3 += w1_2 * v; a2_3 += w2_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 96, sizeof v); a0_6 += w0_0 * v; a1_6 += w1_0 * v; a2_6 += w2_0 * v; a0_5 += w0_1 * v; a1_5 += w1_1 * v; a2_5 += w2_1 * v; a0_4 += w0_2 * v; a1_4 += w1_2 * v; a2_4 += w2_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 112, sizeof v); a0_6 += w0_1 * v; a1_6 += w1_1 * v; a2_6 += w2_1 * v; a0_5 += w0_2 * v; a1_5 += w1_2 * v; a2_5 += w2_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 128, sizeof v); a0_6 += w0_2 * v; a1_6 += w1_2 * v; a2_6 += w2_2 * v; }
           }
         memcpy(yl + (size_t)(((o + 0) * 7 + oy) * 7 + 0) * 16, &a0_0, sizeof a0_0);
         memcpy(yl + (size_t)(((o + 0) * 7 + oy) * 7 + 1) * 16, &a0_1, sizeof a0_1);
@@ -6591,7 +6591,7 @@ CNN_V16_FN static void mnist14k_l21_conv_forward_v16(int n, int training) {
         memcpy(yl + (size_t)(((o + 2) * 7 + oy) * 7 + 4) * 16, &a2_4, sizeof a2_4);
         memcpy(yl + (size_t)(((o + 2) * 7 + oy) * 7 + 5) * 16, &a2_5, sizeof a2_5);
         memcpy(yl + (size_t)(((o + 2) * 7 + oy) * 7 + 6) * 16, &a2_6, sizeof a2_6);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -6930,20 +6930,20 @@ CNN_CLONES_V8 static void mnist14k_l21_conv_backward_v8(int n) {
     for (int y = 0; y < 9; y++) {
       const int ky0 = y - 6 > 0 ? y - 6 : 0, ky1 = y < 2 ? y : 2; // the dy rows that exist
       for (int c = 0; c < 24; c += 1) {
-      {
+        {
         cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0};
         for (int o = 0; o < 24; o++)
           for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict dr = dyl + (size_t)((o * 7 + y - ky) * 7) * 8;
+            const cnn_real *restrict sr = dyl + (size_t)((o * 7 + y - ky) * 7) * 8;
             const cnn_real *restrict wr = w + (o * 24 + c) * 9 + ky * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, dr + 0, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 8, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 16, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 24, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 32, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 40, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 48, sizeof v); a0_8 += w0_2 * v; a0_7 += w0_1 * v; a0_6 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 0, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 8, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 16, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 24, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 32, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 40, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 48, sizeof v); a0_8 += w0_2 * v; a0_7 += w0_1 * v; a0_6 += w0_0 * v; }
           }
         memcpy(dxl + (size_t)(((c + 0) * 9 + y) * 9 + 0) * 8, &a0_0, sizeof a0_0);
         memcpy(dxl + (size_t)(((c + 0) * 9 + y) * 9 + 1) * 8, &a0_1, sizeof a0_1);
@@ -6954,7 +6954,7 @@ CNN_CLONES_V8 static void mnist14k_l21_conv_backward_v8(int n) {
         memcpy(dxl + (size_t)(((c + 0) * 9 + y) * 9 + 6) * 8, &a0_6, sizeof a0_6);
         memcpy(dxl + (size_t)(((c + 0) * 9 + y) * 9 + 7) * 8, &a0_7, sizeof a0_7);
         memcpy(dxl + (size_t)(((c + 0) * 9 + y) * 9 + 8) * 8, &a0_8, sizeof a0_8);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -7528,22 +7528,22 @@ CNN_V16_FN static void mnist14k_l21_conv_backward_v16(int n) {
     for (int y = 0; y < 9; y++) {
       const int ky0 = y - 6 > 0 ? y - 6 : 0, ky1 = y < 2 ? y : 2; // the dy rows that exist
       for (int c = 0; c < 24; c += 2) {
-      {
+        {
         cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0};
         cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0}, a1_4 = {0}, a1_5 = {0}, a1_6 = {0}, a1_7 = {0}, a1_8 = {0};
         for (int o = 0; o < 24; o++)
           for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict dr = dyl + (size_t)((o * 7 + y - ky) * 7) * 16;
+            const cnn_real *restrict sr = dyl + (size_t)((o * 7 + y - ky) * 7) * 16;
             const cnn_real *restrict wr = w + (o * 24 + c) * 9 + ky * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
             const cnn_real w1_0 = wr[9], w1_1 = wr[10], w1_2 = wr[11];
-            { cnn_v16 v; memcpy(&v, dr + 0, sizeof v); a0_2 += w0_2 * v; a1_2 += w1_2 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 16, sizeof v); a0_3 += w0_2 * v; a1_3 += w1_2 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_0 * v; a1_1 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 32, sizeof v); a0_4 += w0_2 * v; a1_4 += w1_2 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a0_2 += w0_0 * v; a1_2 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 48, sizeof v); a0_5 += w0_2 * v; a1_5 += w1_2 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a0_3 += w0_0 * v; a1_3 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 64, sizeof v); a0_6 += w0_2 * v; a1_6 += w1_2 * v; a0_5 += w0_1 * v; a1_5 += w1_1 * v; a0_4 += w0_0 * v; a1_4 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 80, sizeof v); a0_7 += w0_2 * v; a1_7 += w1_2 * v; a0_6 += w0_1 * v; a1_6 += w1_1 * v; a0_5 += w0_0 * v; a1_5 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 96, sizeof v); a0_8 += w0_2 * v; a1_8 += w1_2 * v; a0_7 += w0_1 * v; a1_7 += w1_1 * v; a0_6 += w0_0 * v; a1_6 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 0, sizeof v); a0_2 += w0_2 * v; a1_2 += w1_2 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 16, sizeof v); a0_3 += w0_2 * v; a1_3 += w1_2 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_0 * v; a1_1 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 32, sizeof v); a0_4 += w0_2 * v; a1_4 += w1_2 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a0_2 += w0_0 * v; a1_2 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 48, sizeof v); a0_5 += w0_2 * v; a1_5 += w1_2 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a0_3 += w0_0 * v; a1_3 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 64, sizeof v); a0_6 += w0_2 * v; a1_6 += w1_2 * v; a0_5 += w0_1 * v; a1_5 += w1_1 * v; a0_4 += w0_0 * v; a1_4 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 80, sizeof v); a0_7 += w0_2 * v; a1_7 += w1_2 * v; a0_6 += w0_1 * v; a1_6 += w1_1 * v; a0_5 += w0_0 * v; a1_5 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 96, sizeof v); a0_8 += w0_2 * v; a1_8 += w1_2 * v; a0_7 += w0_1 * v; a1_7 += w1_1 * v; a0_6 += w0_0 * v; a1_6 += w1_0 * v; }
           }
         memcpy(dxl + (size_t)(((c + 0) * 9 + y) * 9 + 0) * 16, &a0_0, sizeof a0_0);
         memcpy(dxl + (size_t)(((c + 0) * 9 + y) * 9 + 1) * 16, &a0_1, sizeof a0_1);
@@ -7563,7 +7563,7 @@ CNN_V16_FN static void mnist14k_l21_conv_backward_v16(int n) {
         memcpy(dxl + (size_t)(((c + 1) * 9 + y) * 9 + 6) * 16, &a1_6, sizeof a1_6);
         memcpy(dxl + (size_t)(((c + 1) * 9 + y) * 9 + 7) * 16, &a1_7, sizeof a1_7);
         memcpy(dxl + (size_t)(((c + 1) * 9 + y) * 9 + 8) * 16, &a1_8, sizeof a1_8);
-      }
+        }
       }
     }
     { // unpack: lanes to images

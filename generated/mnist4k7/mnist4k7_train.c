@@ -441,24 +441,24 @@ CNN_CLONES_V8 static void mnist4k7_l0_conv_forward_v8(int n, int training) {
     // 1 output channels x 9 columns of a row per register tile.
     for (int oy = 0; oy < 26; oy++) {
       for (int o = 0; o < 8; o += 1) {
-      {
+        {
         cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0};
         for (int c = 0; c < 1; c++)
           for (int ky = 0; ky < 3; ky++) {
-            const cnn_real *restrict xr = xl + (size_t)((c * 28 + oy + ky) * 28) * 8;
+            const cnn_real *restrict sr = xl + (size_t)((c * 28 + oy + ky) * 28) * 8;
             const cnn_real *restrict wr = w + (((o) * 1 + c) * 3 + ky) * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, xr + 0, sizeof v); a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 8, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 16, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 24, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 32, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 40, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 48, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 56, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 64, sizeof v); a0_8 += w0_0 * v; a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 72, sizeof v); a0_8 += w0_1 * v; a0_7 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 80, sizeof v); a0_8 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 0, sizeof v); a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 8, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 16, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 24, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 32, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 40, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 48, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 56, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 64, sizeof v); a0_8 += w0_0 * v; a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 72, sizeof v); a0_8 += w0_1 * v; a0_7 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 80, sizeof v); a0_8 += w0_2 * v; }
           }
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 0) * 8, &a0_0, sizeof a0_0);
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 1) * 8, &a0_1, sizeof a0_1);
@@ -469,25 +469,25 @@ CNN_CLONES_V8 static void mnist4k7_l0_conv_forward_v8(int n, int training) {
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 6) * 8, &a0_6, sizeof a0_6);
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 7) * 8, &a0_7, sizeof a0_7);
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 8) * 8, &a0_8, sizeof a0_8);
-      }
-      {
+        }
+        {
         cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0};
         for (int c = 0; c < 1; c++)
           for (int ky = 0; ky < 3; ky++) {
-            const cnn_real *restrict xr = xl + (size_t)((c * 28 + oy + ky) * 28) * 8;
+            const cnn_real *restrict sr = xl + (size_t)((c * 28 + oy + ky) * 28) * 8;
             const cnn_real *restrict wr = w + (((o) * 1 + c) * 3 + ky) * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, xr + 72, sizeof v); a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 80, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 88, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 96, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 104, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 112, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 120, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 128, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 136, sizeof v); a0_8 += w0_0 * v; a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 144, sizeof v); a0_8 += w0_1 * v; a0_7 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 152, sizeof v); a0_8 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 72, sizeof v); a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 80, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 88, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 96, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 104, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 112, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 120, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 128, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 136, sizeof v); a0_8 += w0_0 * v; a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 144, sizeof v); a0_8 += w0_1 * v; a0_7 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 152, sizeof v); a0_8 += w0_2 * v; }
           }
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 9) * 8, &a0_0, sizeof a0_0);
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 10) * 8, &a0_1, sizeof a0_1);
@@ -498,24 +498,24 @@ CNN_CLONES_V8 static void mnist4k7_l0_conv_forward_v8(int n, int training) {
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 15) * 8, &a0_6, sizeof a0_6);
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 16) * 8, &a0_7, sizeof a0_7);
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 17) * 8, &a0_8, sizeof a0_8);
-      }
-      {
+        }
+        {
         cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0};
         for (int c = 0; c < 1; c++)
           for (int ky = 0; ky < 3; ky++) {
-            const cnn_real *restrict xr = xl + (size_t)((c * 28 + oy + ky) * 28) * 8;
+            const cnn_real *restrict sr = xl + (size_t)((c * 28 + oy + ky) * 28) * 8;
             const cnn_real *restrict wr = w + (((o) * 1 + c) * 3 + ky) * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, xr + 144, sizeof v); a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 152, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 160, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 168, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 176, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 184, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 192, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 200, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 208, sizeof v); a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 216, sizeof v); a0_7 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 144, sizeof v); a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 152, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 160, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 168, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 176, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 184, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 192, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 200, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 208, sizeof v); a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 216, sizeof v); a0_7 += w0_2 * v; }
           }
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 18) * 8, &a0_0, sizeof a0_0);
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 19) * 8, &a0_1, sizeof a0_1);
@@ -525,7 +525,7 @@ CNN_CLONES_V8 static void mnist4k7_l0_conv_forward_v8(int n, int training) {
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 23) * 8, &a0_5, sizeof a0_5);
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 24) * 8, &a0_6, sizeof a0_6);
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 25) * 8, &a0_7, sizeof a0_7);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -709,41 +709,41 @@ CNN_V16_FN static void mnist4k7_l0_conv_forward_v16(int n, int training) {
     // 1 output channels x 26 columns of a row per register tile.
     for (int oy = 0; oy < 26; oy++) {
       for (int o = 0; o < 8; o += 1) {
-      {
+        {
         cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0}, a0_12 = {0}, a0_13 = {0}, a0_14 = {0}, a0_15 = {0}, a0_16 = {0}, a0_17 = {0}, a0_18 = {0}, a0_19 = {0}, a0_20 = {0}, a0_21 = {0}, a0_22 = {0}, a0_23 = {0}, a0_24 = {0}, a0_25 = {0};
         for (int c = 0; c < 1; c++)
           for (int ky = 0; ky < 3; ky++) {
-            const cnn_real *restrict xr = xl + (size_t)((c * 28 + oy + ky) * 28) * 16;
+            const cnn_real *restrict sr = xl + (size_t)((c * 28 + oy + ky) * 28) * 16;
             const cnn_real *restrict wr = w + (((o) * 1 + c) * 3 + ky) * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v16 v; memcpy(&v, xr + 0, sizeof v); a0_0 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 16, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 32, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 48, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 64, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 80, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 96, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 112, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 128, sizeof v); a0_8 += w0_0 * v; a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 144, sizeof v); a0_9 += w0_0 * v; a0_8 += w0_1 * v; a0_7 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 160, sizeof v); a0_10 += w0_0 * v; a0_9 += w0_1 * v; a0_8 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 176, sizeof v); a0_11 += w0_0 * v; a0_10 += w0_1 * v; a0_9 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 192, sizeof v); a0_12 += w0_0 * v; a0_11 += w0_1 * v; a0_10 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 208, sizeof v); a0_13 += w0_0 * v; a0_12 += w0_1 * v; a0_11 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 224, sizeof v); a0_14 += w0_0 * v; a0_13 += w0_1 * v; a0_12 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 240, sizeof v); a0_15 += w0_0 * v; a0_14 += w0_1 * v; a0_13 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 256, sizeof v); a0_16 += w0_0 * v; a0_15 += w0_1 * v; a0_14 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 272, sizeof v); a0_17 += w0_0 * v; a0_16 += w0_1 * v; a0_15 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 288, sizeof v); a0_18 += w0_0 * v; a0_17 += w0_1 * v; a0_16 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 304, sizeof v); a0_19 += w0_0 * v; a0_18 += w0_1 * v; a0_17 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 320, sizeof v); a0_20 += w0_0 * v; a0_19 += w0_1 * v; a0_18 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 336, sizeof v); a0_21 += w0_0 * v; a0_20 += w0_1 * v; a0_19 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 352, sizeof v); a0_22 += w0_0 * v; a0_21 += w0_1 * v; a0_20 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 368, sizeof v); a0_23 += w0_0 * v; a0_22 += w0_1 * v; a0_21 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 384, sizeof v); a0_24 += w0_0 * v; a0_23 += w0_1 * v; a0_22 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 400, sizeof v); a0_25 += w0_0 * v; a0_24 += w0_1 * v; a0_23 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 416, sizeof v); a0_25 += w0_1 * v; a0_24 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 432, sizeof v); a0_25 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 0, sizeof v); a0_0 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 16, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 32, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 48, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 64, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 80, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 96, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 112, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 128, sizeof v); a0_8 += w0_0 * v; a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 144, sizeof v); a0_9 += w0_0 * v; a0_8 += w0_1 * v; a0_7 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 160, sizeof v); a0_10 += w0_0 * v; a0_9 += w0_1 * v; a0_8 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 176, sizeof v); a0_11 += w0_0 * v; a0_10 += w0_1 * v; a0_9 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 192, sizeof v); a0_12 += w0_0 * v; a0_11 += w0_1 * v; a0_10 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 208, sizeof v); a0_13 += w0_0 * v; a0_12 += w0_1 * v; a0_11 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 224, sizeof v); a0_14 += w0_0 * v; a0_13 += w0_1 * v; a0_12 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 240, sizeof v); a0_15 += w0_0 * v; a0_14 += w0_1 * v; a0_13 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 256, sizeof v); a0_16 += w0_0 * v; a0_15 += w0_1 * v; a0_14 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 272, sizeof v); a0_17 += w0_0 * v; a0_16 += w0_1 * v; a0_15 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 288, sizeof v); a0_18 += w0_0 * v; a0_17 += w0_1 * v; a0_16 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 304, sizeof v); a0_19 += w0_0 * v; a0_18 += w0_1 * v; a0_17 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 320, sizeof v); a0_20 += w0_0 * v; a0_19 += w0_1 * v; a0_18 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 336, sizeof v); a0_21 += w0_0 * v; a0_20 += w0_1 * v; a0_19 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 352, sizeof v); a0_22 += w0_0 * v; a0_21 += w0_1 * v; a0_20 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 368, sizeof v); a0_23 += w0_0 * v; a0_22 += w0_1 * v; a0_21 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 384, sizeof v); a0_24 += w0_0 * v; a0_23 += w0_1 * v; a0_22 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 400, sizeof v); a0_25 += w0_0 * v; a0_24 += w0_1 * v; a0_23 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 416, sizeof v); a0_25 += w0_1 * v; a0_24 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 432, sizeof v); a0_25 += w0_2 * v; }
           }
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 0) * 16, &a0_0, sizeof a0_0);
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 1) * 16, &a0_1, sizeof a0_1);
@@ -771,7 +771,7 @@ CNN_V16_FN static void mnist4k7_l0_conv_forward_v16(int n, int training) {
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 23) * 16, &a0_23, sizeof a0_23);
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 24) * 16, &a0_24, sizeof a0_24);
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 25) * 16, &a0_25, sizeof a0_25);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -1115,23 +1115,23 @@ CNN_CLONES_V8 static void mnist4k7_l0_conv_backward_v8(int n) {
     for (int y = 0; y < 28; y++) {
       const int ky0 = y - 25 > 0 ? y - 25 : 0, ky1 = y < 2 ? y : 2; // the dy rows that exist
       for (int c = 0; c < 1; c += 1) {
-      {
+        {
         cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0};
         for (int o = 0; o < 8; o++)
           for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict dr = dyl + (size_t)((o * 26 + y - ky) * 26) * 8;
+            const cnn_real *restrict sr = dyl + (size_t)((o * 26 + y - ky) * 26) * 8;
             const cnn_real *restrict wr = w + (o * 1 + c) * 9 + ky * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, dr + 0, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 8, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 16, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 24, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 32, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 40, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 48, sizeof v); a0_8 += w0_2 * v; a0_7 += w0_1 * v; a0_6 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 56, sizeof v); a0_9 += w0_2 * v; a0_8 += w0_1 * v; a0_7 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 64, sizeof v); a0_9 += w0_1 * v; a0_8 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 72, sizeof v); a0_9 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 0, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 8, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 16, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 24, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 32, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 40, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 48, sizeof v); a0_8 += w0_2 * v; a0_7 += w0_1 * v; a0_6 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 56, sizeof v); a0_9 += w0_2 * v; a0_8 += w0_1 * v; a0_7 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 64, sizeof v); a0_9 += w0_1 * v; a0_8 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 72, sizeof v); a0_9 += w0_0 * v; }
           }
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 0) * 8, &a0_0, sizeof a0_0);
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 1) * 8, &a0_1, sizeof a0_1);
@@ -1143,26 +1143,26 @@ CNN_CLONES_V8 static void mnist4k7_l0_conv_backward_v8(int n) {
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 7) * 8, &a0_7, sizeof a0_7);
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 8) * 8, &a0_8, sizeof a0_8);
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 9) * 8, &a0_9, sizeof a0_9);
-      }
-      {
+        }
+        {
         cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0};
         for (int o = 0; o < 8; o++)
           for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict dr = dyl + (size_t)((o * 26 + y - ky) * 26) * 8;
+            const cnn_real *restrict sr = dyl + (size_t)((o * 26 + y - ky) * 26) * 8;
             const cnn_real *restrict wr = w + (o * 1 + c) * 9 + ky * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, dr + 64, sizeof v); a0_0 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 72, sizeof v); a0_1 += w0_2 * v; a0_0 += w0_1 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 80, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 88, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 96, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 104, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 112, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 120, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 128, sizeof v); a0_8 += w0_2 * v; a0_7 += w0_1 * v; a0_6 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 136, sizeof v); a0_9 += w0_2 * v; a0_8 += w0_1 * v; a0_7 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 144, sizeof v); a0_9 += w0_1 * v; a0_8 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 152, sizeof v); a0_9 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 64, sizeof v); a0_0 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 72, sizeof v); a0_1 += w0_2 * v; a0_0 += w0_1 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 80, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 88, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 96, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 104, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 112, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 120, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 128, sizeof v); a0_8 += w0_2 * v; a0_7 += w0_1 * v; a0_6 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 136, sizeof v); a0_9 += w0_2 * v; a0_8 += w0_1 * v; a0_7 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 144, sizeof v); a0_9 += w0_1 * v; a0_8 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 152, sizeof v); a0_9 += w0_0 * v; }
           }
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 10) * 8, &a0_0, sizeof a0_0);
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 11) * 8, &a0_1, sizeof a0_1);
@@ -1174,22 +1174,22 @@ CNN_CLONES_V8 static void mnist4k7_l0_conv_backward_v8(int n) {
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 17) * 8, &a0_7, sizeof a0_7);
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 18) * 8, &a0_8, sizeof a0_8);
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 19) * 8, &a0_9, sizeof a0_9);
-      }
-      {
+        }
+        {
         cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0};
         for (int o = 0; o < 8; o++)
           for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict dr = dyl + (size_t)((o * 26 + y - ky) * 26) * 8;
+            const cnn_real *restrict sr = dyl + (size_t)((o * 26 + y - ky) * 26) * 8;
             const cnn_real *restrict wr = w + (o * 1 + c) * 9 + ky * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, dr + 144, sizeof v); a0_0 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 152, sizeof v); a0_1 += w0_2 * v; a0_0 += w0_1 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 160, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 168, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 176, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 184, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 192, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 200, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 144, sizeof v); a0_0 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 152, sizeof v); a0_1 += w0_2 * v; a0_0 += w0_1 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 160, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 168, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 176, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 184, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 192, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 200, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
           }
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 20) * 8, &a0_0, sizeof a0_0);
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 21) * 8, &a0_1, sizeof a0_1);
@@ -1199,7 +1199,7 @@ CNN_CLONES_V8 static void mnist4k7_l0_conv_backward_v8(int n) {
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 25) * 8, &a0_5, sizeof a0_5);
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 26) * 8, &a0_6, sizeof a0_6);
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 27) * 8, &a0_7, sizeof a0_7);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -1623,39 +1623,39 @@ CNN_V16_FN static void mnist4k7_l0_conv_backward_v16(int n) {
     for (int y = 0; y < 28; y++) {
       const int ky0 = y - 25 > 0 ? y - 25 : 0, ky1 = y < 2 ? y : 2; // the dy rows that exist
       for (int c = 0; c < 1; c += 1) {
-      {
+        {
         cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0}, a0_12 = {0}, a0_13 = {0}, a0_14 = {0}, a0_15 = {0}, a0_16 = {0}, a0_17 = {0}, a0_18 = {0}, a0_19 = {0}, a0_20 = {0}, a0_21 = {0}, a0_22 = {0}, a0_23 = {0}, a0_24 = {0}, a0_25 = {0}, a0_26 = {0}, a0_27 = {0};
         for (int o = 0; o < 8; o++)
           for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict dr = dyl + (size_t)((o * 26 + y - ky) * 26) * 16;
+            const cnn_real *restrict sr = dyl + (size_t)((o * 26 + y - ky) * 26) * 16;
             const cnn_real *restrict wr = w + (o * 1 + c) * 9 + ky * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v16 v; memcpy(&v, dr + 0, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 16, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 32, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 48, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 64, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 80, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 96, sizeof v); a0_8 += w0_2 * v; a0_7 += w0_1 * v; a0_6 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 112, sizeof v); a0_9 += w0_2 * v; a0_8 += w0_1 * v; a0_7 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 128, sizeof v); a0_10 += w0_2 * v; a0_9 += w0_1 * v; a0_8 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 144, sizeof v); a0_11 += w0_2 * v; a0_10 += w0_1 * v; a0_9 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 160, sizeof v); a0_12 += w0_2 * v; a0_11 += w0_1 * v; a0_10 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 176, sizeof v); a0_13 += w0_2 * v; a0_12 += w0_1 * v; a0_11 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 192, sizeof v); a0_14 += w0_2 * v; a0_13 += w0_1 * v; a0_12 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 208, sizeof v); a0_15 += w0_2 * v; a0_14 += w0_1 * v; a0_13 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 224, sizeof v); a0_16 += w0_2 * v; a0_15 += w0_1 * v; a0_14 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 240, sizeof v); a0_17 += w0_2 * v; a0_16 += w0_1 * v; a0_15 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 256, sizeof v); a0_18 += w0_2 * v; a0_17 += w0_1 * v; a0_16 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 272, sizeof v); a0_19 += w0_2 * v; a0_18 += w0_1 * v; a0_17 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 288, sizeof v); a0_20 += w0_2 * v; a0_19 += w0_1 * v; a0_18 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 304, sizeof v); a0_21 += w0_2 * v; a0_20 += w0_1 * v; a0_19 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 320, sizeof v); a0_22 += w0_2 * v; a0_21 += w0_1 * v; a0_20 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 336, sizeof v); a0_23 += w0_2 * v; a0_22 += w0_1 * v; a0_21 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 352, sizeof v); a0_24 += w0_2 * v; a0_23 += w0_1 * v; a0_22 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 368, sizeof v); a0_25 += w0_2 * v; a0_24 += w0_1 * v; a0_23 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 384, sizeof v); a0_26 += w0_2 * v; a0_25 += w0_1 * v; a0_24 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 400, sizeof v); a0_27 += w0_2 * v; a0_26 += w0_1 * v; a0_25 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 0, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 16, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 32, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 48, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 64, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 80, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 96, sizeof v); a0_8 += w0_2 * v; a0_7 += w0_1 * v; a0_6 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 112, sizeof v); a0_9 += w0_2 * v; a0_8 += w0_1 * v; a0_7 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 128, sizeof v); a0_10 += w0_2 * v; a0_9 += w0_1 * v; a0_8 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 144, sizeof v); a0_11 += w0_2 * v; a0_10 += w0_1 * v; a0_9 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 160, sizeof v); a0_12 += w0_2 * v; a0_11 += w0_1 * v; a0_10 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 176, sizeof v); a0_13 += w0_2 * v; a0_12 += w0_1 * v; a0_11 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 192, sizeof v); a0_14 += w0_2 * v; a0_13 += w0_1 * v; a0_12 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 208, sizeof v); a0_15 += w0_2 * v; a0_14 += w0_1 * v; a0_13 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 224, sizeof v); a0_16 += w0_2 * v; a0_15 += w0_1 * v; a0_14 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 240, sizeof v); a0_17 += w0_2 * v; a0_16 += w0_1 * v; a0_15 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 256, sizeof v); a0_18 += w0_2 * v; a0_17 += w0_1 * v; a0_16 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 272, sizeof v); a0_19 += w0_2 * v; a0_18 += w0_1 * v; a0_17 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 288, sizeof v); a0_20 += w0_2 * v; a0_19 += w0_1 * v; a0_18 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 304, sizeof v); a0_21 += w0_2 * v; a0_20 += w0_1 * v; a0_19 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 320, sizeof v); a0_22 += w0_2 * v; a0_21 += w0_1 * v; a0_20 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 336, sizeof v); a0_23 += w0_2 * v; a0_22 += w0_1 * v; a0_21 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 352, sizeof v); a0_24 += w0_2 * v; a0_23 += w0_1 * v; a0_22 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 368, sizeof v); a0_25 += w0_2 * v; a0_24 += w0_1 * v; a0_23 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 384, sizeof v); a0_26 += w0_2 * v; a0_25 += w0_1 * v; a0_24 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 400, sizeof v); a0_27 += w0_2 * v; a0_26 += w0_1 * v; a0_25 += w0_0 * v; }
           }
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 0) * 16, &a0_0, sizeof a0_0);
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 1) * 16, &a0_1, sizeof a0_1);
@@ -1685,7 +1685,7 @@ CNN_V16_FN static void mnist4k7_l0_conv_backward_v16(int n) {
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 25) * 16, &a0_25, sizeof a0_25);
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 26) * 16, &a0_26, sizeof a0_26);
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 27) * 16, &a0_27, sizeof a0_27);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -3655,25 +3655,25 @@ CNN_CLONES_V8 static void mnist4k7_l10_conv_forward_v8(int n, int training) {
     // 1 output channels x 10 columns of a row per register tile.
     for (int oy = 0; oy < 10; oy++) {
       for (int o = 0; o < 12; o += 1) {
-      {
+        {
         cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0};
         for (int c = 0; c < 8; c++)
           for (int ky = 0; ky < 3; ky++) {
-            const cnn_real *restrict xr = xl + (size_t)((c * 12 + oy + ky) * 12) * 8;
+            const cnn_real *restrict sr = xl + (size_t)((c * 12 + oy + ky) * 12) * 8;
             const cnn_real *restrict wr = w + (((o) * 8 + c) * 3 + ky) * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, xr + 0, sizeof v); a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 8, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 16, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 24, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 32, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 40, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 48, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 56, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 64, sizeof v); a0_8 += w0_0 * v; a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 72, sizeof v); a0_9 += w0_0 * v; a0_8 += w0_1 * v; a0_7 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 80, sizeof v); a0_9 += w0_1 * v; a0_8 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 88, sizeof v); a0_9 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 0, sizeof v); a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 8, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 16, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 24, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 32, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 40, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 48, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 56, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 64, sizeof v); a0_8 += w0_0 * v; a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 72, sizeof v); a0_9 += w0_0 * v; a0_8 += w0_1 * v; a0_7 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 80, sizeof v); a0_9 += w0_1 * v; a0_8 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 88, sizeof v); a0_9 += w0_2 * v; }
           }
         memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 0) * 8, &a0_0, sizeof a0_0);
         memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 1) * 8, &a0_1, sizeof a0_1);
@@ -3685,7 +3685,7 @@ CNN_CLONES_V8 static void mnist4k7_l10_conv_forward_v8(int n, int training) {
         memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 7) * 8, &a0_7, sizeof a0_7);
         memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 8) * 8, &a0_8, sizeof a0_8);
         memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 9) * 8, &a0_9, sizeof a0_9);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -3890,27 +3890,27 @@ CNN_V16_FN static void mnist4k7_l10_conv_forward_v16(int n, int training) {
     // 2 output channels x 10 columns of a row per register tile.
     for (int oy = 0; oy < 10; oy++) {
       for (int o = 0; o < 12; o += 2) {
-      {
+        {
         cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0};
         cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0}, a1_4 = {0}, a1_5 = {0}, a1_6 = {0}, a1_7 = {0}, a1_8 = {0}, a1_9 = {0};
         for (int c = 0; c < 8; c++)
           for (int ky = 0; ky < 3; ky++) {
-            const cnn_real *restrict xr = xl + (size_t)((c * 12 + oy + ky) * 12) * 16;
+            const cnn_real *restrict sr = xl + (size_t)((c * 12 + oy + ky) * 12) * 16;
             const cnn_real *restrict wr = w + (((o) * 8 + c) * 3 + ky) * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
             const cnn_real w1_0 = wr[72], w1_1 = wr[73], w1_2 = wr[74];
-            { cnn_v16 v; memcpy(&v, xr + 0, sizeof v); a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 16, sizeof v); a0_1 += w0_0 * v; a1_1 += w1_0 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 32, sizeof v); a0_2 += w0_0 * v; a1_2 += w1_0 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 48, sizeof v); a0_3 += w0_0 * v; a1_3 += w1_0 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 64, sizeof v); a0_4 += w0_0 * v; a1_4 += w1_0 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a0_2 += w0_2 * v; a1_2 += w1_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 80, sizeof v); a0_5 += w0_0 * v; a1_5 += w1_0 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a0_3 += w0_2 * v; a1_3 += w1_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 96, sizeof v); a0_6 += w0_0 * v; a1_6 += w1_0 * v; a0_5 += w0_1 * v; a1_5 += w1_1 * v; a0_4 += w0_2 * v; a1_4 += w1_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 112, sizeof v); a0_7 += w0_0 * v; a1_7 += w1_0 * v; a0_6 += w0_1 * v; a1_6 += w1_1 * v; a0_5 += w0_2 * v; a1_5 += w1_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 128, sizeof v); a0_8 += w0_0 * v; a1_8 += w1_0 * v; a0_7 += w0_1 * v; a1_7 += w1_1 * v; a0_6 += w0_2 * v; a1_6 += w1_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 144, sizeof v); a0_9 += w0_0 * v; a1_9 += w1_0 * v; a0_8 += w0_1 * v; a1_8 += w1_1 * v; a0_7 += w0_2 * v; a1_7 += w1_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 160, sizeof v); a0_9 += w0_1 * v; a1_9 += w1_1 * v; a0_8 += w0_2 * v; a1_8 += w1_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 176, sizeof v); a0_9 += w0_2 * v; a1_9 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 0, sizeof v); a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 16, sizeof v); a0_1 += w0_0 * v; a1_1 += w1_0 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 32, sizeof v); a0_2 += w0_0 * v; a1_2 += w1_0 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 48, sizeof v); a0_3 += w0_0 * v; a1_3 += w1_0 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 64, sizeof v); a0_4 += w0_0 * v; a1_4 += w1_0 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a0_2 += w0_2 * v; a1_2 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 80, sizeof v); a0_5 += w0_0 * v; a1_5 += w1_0 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a0_3 += w0_2 * v; a1_3 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 96, sizeof v); a0_6 += w0_0 * v; a1_6 += w1_0 * v; a0_5 += w0_1 * v; a1_5 += w1_1 * v; a0_4 += w0_2 * v; a1_4 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 112, sizeof v); a0_7 += w0_0 * v; a1_7 += w1_0 * v; a0_6 += w0_1 * v; a1_6 += w1_1 * v; a0_5 += w0_2 * v; a1_5 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 128, sizeof v); a0_8 += w0_0 * v; a1_8 += w1_0 * v; a0_7 += w0_1 * v; a1_7 += w1_1 * v; a0_6 += w0_2 * v; a1_6 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 144, sizeof v); a0_9 += w0_0 * v; a1_9 += w1_0 * v; a0_8 += w0_1 * v; a1_8 += w1_1 * v; a0_7 += w0_2 * v; a1_7 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 160, sizeof v); a0_9 += w0_1 * v; a1_9 += w1_1 * v; a0_8 += w0_2 * v; a1_8 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 176, sizeof v); a0_9 += w0_2 * v; a1_9 += w1_2 * v; }
           }
         memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 0) * 16, &a0_0, sizeof a0_0);
         memcpy(yl + (size_t)(((o + 0) * 10 + oy) * 10 + 1) * 16, &a0_1, sizeof a0_1);
@@ -3932,7 +3932,7 @@ CNN_V16_FN static void mnist4k7_l10_conv_forward_v16(int n, int training) {
         memcpy(yl + (size_t)(((o + 1) * 10 + oy) * 10 + 7) * 16, &a1_7, sizeof a1_7);
         memcpy(yl + (size_t)(((o + 1) * 10 + oy) * 10 + 8) * 16, &a1_8, sizeof a1_8);
         memcpy(yl + (size_t)(((o + 1) * 10 + oy) * 10 + 9) * 16, &a1_9, sizeof a1_9);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -4271,23 +4271,23 @@ CNN_CLONES_V8 static void mnist4k7_l10_conv_backward_v8(int n) {
     for (int y = 0; y < 12; y++) {
       const int ky0 = y - 9 > 0 ? y - 9 : 0, ky1 = y < 2 ? y : 2; // the dy rows that exist
       for (int c = 0; c < 8; c += 1) {
-      {
+        {
         cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0};
         for (int o = 0; o < 12; o++)
           for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict dr = dyl + (size_t)((o * 10 + y - ky) * 10) * 8;
+            const cnn_real *restrict sr = dyl + (size_t)((o * 10 + y - ky) * 10) * 8;
             const cnn_real *restrict wr = w + (o * 8 + c) * 9 + ky * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, dr + 0, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 8, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 16, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 24, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 32, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 40, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 48, sizeof v); a0_8 += w0_2 * v; a0_7 += w0_1 * v; a0_6 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 56, sizeof v); a0_9 += w0_2 * v; a0_8 += w0_1 * v; a0_7 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 64, sizeof v); a0_10 += w0_2 * v; a0_9 += w0_1 * v; a0_8 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 72, sizeof v); a0_11 += w0_2 * v; a0_10 += w0_1 * v; a0_9 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 0, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 8, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 16, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 24, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 32, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 40, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 48, sizeof v); a0_8 += w0_2 * v; a0_7 += w0_1 * v; a0_6 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 56, sizeof v); a0_9 += w0_2 * v; a0_8 += w0_1 * v; a0_7 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 64, sizeof v); a0_10 += w0_2 * v; a0_9 += w0_1 * v; a0_8 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 72, sizeof v); a0_11 += w0_2 * v; a0_10 += w0_1 * v; a0_9 += w0_0 * v; }
           }
         memcpy(dxl + (size_t)(((c + 0) * 12 + y) * 12 + 0) * 8, &a0_0, sizeof a0_0);
         memcpy(dxl + (size_t)(((c + 0) * 12 + y) * 12 + 1) * 8, &a0_1, sizeof a0_1);
@@ -4301,7 +4301,7 @@ CNN_CLONES_V8 static void mnist4k7_l10_conv_backward_v8(int n) {
         memcpy(dxl + (size_t)(((c + 0) * 12 + y) * 12 + 9) * 8, &a0_9, sizeof a0_9);
         memcpy(dxl + (size_t)(((c + 0) * 12 + y) * 12 + 10) * 8, &a0_10, sizeof a0_10);
         memcpy(dxl + (size_t)(((c + 0) * 12 + y) * 12 + 11) * 8, &a0_11, sizeof a0_11);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -4871,25 +4871,25 @@ CNN_V16_FN static void mnist4k7_l10_conv_backward_v16(int n) {
     for (int y = 0; y < 12; y++) {
       const int ky0 = y - 9 > 0 ? y - 9 : 0, ky1 = y < 2 ? y : 2; // the dy rows that exist
       for (int c = 0; c < 8; c += 2) {
-      {
+        {
         cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0};
         cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0}, a1_4 = {0}, a1_5 = {0}, a1_6 = {0}, a1_7 = {0}, a1_8 = {0}, a1_9 = {0}, a1_10 = {0}, a1_11 = {0};
         for (int o = 0; o < 12; o++)
           for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict dr = dyl + (size_t)((o * 10 + y - ky) * 10) * 16;
+            const cnn_real *restrict sr = dyl + (size_t)((o * 10 + y - ky) * 10) * 16;
             const cnn_real *restrict wr = w + (o * 8 + c) * 9 + ky * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
             const cnn_real w1_0 = wr[9], w1_1 = wr[10], w1_2 = wr[11];
-            { cnn_v16 v; memcpy(&v, dr + 0, sizeof v); a0_2 += w0_2 * v; a1_2 += w1_2 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 16, sizeof v); a0_3 += w0_2 * v; a1_3 += w1_2 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_0 * v; a1_1 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 32, sizeof v); a0_4 += w0_2 * v; a1_4 += w1_2 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a0_2 += w0_0 * v; a1_2 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 48, sizeof v); a0_5 += w0_2 * v; a1_5 += w1_2 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a0_3 += w0_0 * v; a1_3 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 64, sizeof v); a0_6 += w0_2 * v; a1_6 += w1_2 * v; a0_5 += w0_1 * v; a1_5 += w1_1 * v; a0_4 += w0_0 * v; a1_4 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 80, sizeof v); a0_7 += w0_2 * v; a1_7 += w1_2 * v; a0_6 += w0_1 * v; a1_6 += w1_1 * v; a0_5 += w0_0 * v; a1_5 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 96, sizeof v); a0_8 += w0_2 * v; a1_8 += w1_2 * v; a0_7 += w0_1 * v; a1_7 += w1_1 * v; a0_6 += w0_0 * v; a1_6 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 112, sizeof v); a0_9 += w0_2 * v; a1_9 += w1_2 * v; a0_8 += w0_1 * v; a1_8 += w1_1 * v; a0_7 += w0_0 * v; a1_7 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 128, sizeof v); a0_10 += w0_2 * v; a1_10 += w1_2 * v; a0_9 += w0_1 * v; a1_9 += w1_1 * v; a0_8 += w0_0 * v; a1_8 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 144, sizeof v); a0_11 += w0_2 * v; a1_11 += w1_2 * v; a0_10 += w0_1 * v; a1_10 += w1_1 * v; a0_9 += w0_0 * v; a1_9 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 0, sizeof v); a0_2 += w0_2 * v; a1_2 += w1_2 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 16, sizeof v); a0_3 += w0_2 * v; a1_3 += w1_2 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_0 * v; a1_1 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 32, sizeof v); a0_4 += w0_2 * v; a1_4 += w1_2 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a0_2 += w0_0 * v; a1_2 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 48, sizeof v); a0_5 += w0_2 * v; a1_5 += w1_2 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a0_3 += w0_0 * v; a1_3 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 64, sizeof v); a0_6 += w0_2 * v; a1_6 += w1_2 * v; a0_5 += w0_1 * v; a1_5 += w1_1 * v; a0_4 += w0_0 * v; a1_4 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 80, sizeof v); a0_7 += w0_2 * v; a1_7 += w1_2 * v; a0_6 += w0_1 * v; a1_6 += w1_1 * v; a0_5 += w0_0 * v; a1_5 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 96, sizeof v); a0_8 += w0_2 * v; a1_8 += w1_2 * v; a0_7 += w0_1 * v; a1_7 += w1_1 * v; a0_6 += w0_0 * v; a1_6 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 112, sizeof v); a0_9 += w0_2 * v; a1_9 += w1_2 * v; a0_8 += w0_1 * v; a1_8 += w1_1 * v; a0_7 += w0_0 * v; a1_7 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 128, sizeof v); a0_10 += w0_2 * v; a1_10 += w1_2 * v; a0_9 += w0_1 * v; a1_9 += w1_1 * v; a0_8 += w0_0 * v; a1_8 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 144, sizeof v); a0_11 += w0_2 * v; a1_11 += w1_2 * v; a0_10 += w0_1 * v; a1_10 += w1_1 * v; a0_9 += w0_0 * v; a1_9 += w1_0 * v; }
           }
         memcpy(dxl + (size_t)(((c + 0) * 12 + y) * 12 + 0) * 16, &a0_0, sizeof a0_0);
         memcpy(dxl + (size_t)(((c + 0) * 12 + y) * 12 + 1) * 16, &a0_1, sizeof a0_1);
@@ -4915,7 +4915,7 @@ CNN_V16_FN static void mnist4k7_l10_conv_backward_v16(int n) {
         memcpy(dxl + (size_t)(((c + 1) * 12 + y) * 12 + 9) * 16, &a1_9, sizeof a1_9);
         memcpy(dxl + (size_t)(((c + 1) * 12 + y) * 12 + 10) * 16, &a1_10, sizeof a1_10);
         memcpy(dxl + (size_t)(((c + 1) * 12 + y) * 12 + 11) * 16, &a1_11, sizeof a1_11);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -5193,23 +5193,23 @@ CNN_CLONES_V8 static void mnist4k7_l13_conv_forward_v8(int n, int training) {
     // 1 output channels x 8 columns of a row per register tile.
     for (int oy = 0; oy < 8; oy++) {
       for (int o = 0; o < 12; o += 1) {
-      {
+        {
         cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0};
         for (int c = 0; c < 12; c++)
           for (int ky = 0; ky < 3; ky++) {
-            const cnn_real *restrict xr = xl + (size_t)((c * 10 + oy + ky) * 10) * 8;
+            const cnn_real *restrict sr = xl + (size_t)((c * 10 + oy + ky) * 10) * 8;
             const cnn_real *restrict wr = w + (((o) * 12 + c) * 3 + ky) * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, xr + 0, sizeof v); a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 8, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 16, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 24, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 32, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 40, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 48, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 56, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 64, sizeof v); a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 72, sizeof v); a0_7 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 0, sizeof v); a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 8, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 16, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 24, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 32, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 40, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 48, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 56, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 64, sizeof v); a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 72, sizeof v); a0_7 += w0_2 * v; }
           }
         memcpy(yl + (size_t)(((o + 0) * 8 + oy) * 8 + 0) * 8, &a0_0, sizeof a0_0);
         memcpy(yl + (size_t)(((o + 0) * 8 + oy) * 8 + 1) * 8, &a0_1, sizeof a0_1);
@@ -5219,7 +5219,7 @@ CNN_CLONES_V8 static void mnist4k7_l13_conv_forward_v8(int n, int training) {
         memcpy(yl + (size_t)(((o + 0) * 8 + oy) * 8 + 5) * 8, &a0_5, sizeof a0_5);
         memcpy(yl + (size_t)(((o + 0) * 8 + oy) * 8 + 6) * 8, &a0_6, sizeof a0_6);
         memcpy(yl + (size_t)(((o + 0) * 8 + oy) * 8 + 7) * 8, &a0_7, sizeof a0_7);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -5420,25 +5420,25 @@ CNN_V16_FN static void mnist4k7_l13_conv_forward_v16(int n, int training) {
     // 2 output channels x 8 columns of a row per register tile.
     for (int oy = 0; oy < 8; oy++) {
       for (int o = 0; o < 12; o += 2) {
-      {
+        {
         cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0};
         cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0}, a1_4 = {0}, a1_5 = {0}, a1_6 = {0}, a1_7 = {0};
         for (int c = 0; c < 12; c++)
           for (int ky = 0; ky < 3; ky++) {
-            const cnn_real *restrict xr = xl + (size_t)((c * 10 + oy + ky) * 10) * 16;
+            const cnn_real *restrict sr = xl + (size_t)((c * 10 + oy + ky) * 10) * 16;
             const cnn_real *restrict wr = w + (((o) * 12 + c) * 3 + ky) * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
             const cnn_real w1_0 = wr[108], w1_1 = wr[109], w1_2 = wr[110];
-            { cnn_v16 v; memcpy(&v, xr + 0, sizeof v); a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 16, sizeof v); a0_1 += w0_0 * v; a1_1 += w1_0 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 32, sizeof v); a0_2 += w0_0 * v; a1_2 += w1_0 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 48, sizeof v); a0_3 += w0_0 * v; a1_3 += w1_0 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 64, sizeof v); a0_4 += w0_0 * v; a1_4 += w1_0 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a0_2 += w0_2 * v; a1_2 += w1_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 80, sizeof v); a0_5 += w0_0 * v; a1_5 += w1_0 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a0_3 += w0_2 * v; a1_3 += w1_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 96, sizeof v); a0_6 += w0_0 * v; a1_6 += w1_0 * v; a0_5 += w0_1 * v; a1_5 += w1_1 * v; a0_4 += w0_2 * v; a1_4 += w1_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 112, sizeof v); a0_7 += w0_0 * v; a1_7 += w1_0 * v; a0_6 += w0_1 * v; a1_6 += w1_1 * v; a0_5 += w0_2 * v; a1_5 += w1_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 128, sizeof v); a0_7 += w0_1 * v; a1_7 += w1_1 * v; a0_6 += w0_2 * v; a1_6 += w1_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 144, sizeof v); a0_7 += w0_2 * v; a1_7 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 0, sizeof v); a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 16, sizeof v); a0_1 += w0_0 * v; a1_1 += w1_0 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 32, sizeof v); a0_2 += w0_0 * v; a1_2 += w1_0 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 48, sizeof v); a0_3 += w0_0 * v; a1_3 += w1_0 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 64, sizeof v); a0_4 += w0_0 * v; a1_4 += w1_0 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a0_2 += w0_2 * v; a1_2 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 80, sizeof v); a0_5 += w0_0 * v; a1_5 += w1_0 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a0_3 += w0_2 * v; a1_3 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 96, sizeof v); a0_6 += w0_0 * v; a1_6 += w1_0 * v; a0_5 += w0_1 * v; a1_5 += w1_1 * v; a0_4 += w0_2 * v; a1_4 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 112, sizeof v); a0_7 += w0_0 * v; a1_7 += w1_0 * v; a0_6 += w0_1 * v; a1_6 += w1_1 * v; a0_5 += w0_2 * v; a1_5 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 128, sizeof v); a0_7 += w0_1 * v; a1_7 += w1_1 * v; a0_6 += w0_2 * v; a1_6 += w1_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 144, sizeof v); a0_7 += w0_2 * v; a1_7 += w1_2 * v; }
           }
         memcpy(yl + (size_t)(((o + 0) * 8 + oy) * 8 + 0) * 16, &a0_0, sizeof a0_0);
         memcpy(yl + (size_t)(((o + 0) * 8 + oy) * 8 + 1) * 16, &a0_1, sizeof a0_1);
@@ -5456,7 +5456,7 @@ CNN_V16_FN static void mnist4k7_l13_conv_forward_v16(int n, int training) {
         memcpy(yl + (size_t)(((o + 1) * 8 + oy) * 8 + 5) * 16, &a1_5, sizeof a1_5);
         memcpy(yl + (size_t)(((o + 1) * 8 + oy) * 8 + 6) * 16, &a1_6, sizeof a1_6);
         memcpy(yl + (size_t)(((o + 1) * 8 + oy) * 8 + 7) * 16, &a1_7, sizeof a1_7);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -5791,21 +5791,21 @@ CNN_CLONES_V8 static void mnist4k7_l13_conv_backward_v8(int n) {
     for (int y = 0; y < 10; y++) {
       const int ky0 = y - 7 > 0 ? y - 7 : 0, ky1 = y < 2 ? y : 2; // the dy rows that exist
       for (int c = 0; c < 12; c += 1) {
-      {
+        {
         cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0};
         for (int o = 0; o < 12; o++)
           for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict dr = dyl + (size_t)((o * 8 + y - ky) * 8) * 8;
+            const cnn_real *restrict sr = dyl + (size_t)((o * 8 + y - ky) * 8) * 8;
             const cnn_real *restrict wr = w + (o * 12 + c) * 9 + ky * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, dr + 0, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 8, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 16, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 24, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 32, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 40, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 48, sizeof v); a0_8 += w0_2 * v; a0_7 += w0_1 * v; a0_6 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 56, sizeof v); a0_9 += w0_2 * v; a0_8 += w0_1 * v; a0_7 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 0, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 8, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 16, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 24, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 32, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 40, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 48, sizeof v); a0_8 += w0_2 * v; a0_7 += w0_1 * v; a0_6 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 56, sizeof v); a0_9 += w0_2 * v; a0_8 += w0_1 * v; a0_7 += w0_0 * v; }
           }
         memcpy(dxl + (size_t)(((c + 0) * 10 + y) * 10 + 0) * 8, &a0_0, sizeof a0_0);
         memcpy(dxl + (size_t)(((c + 0) * 10 + y) * 10 + 1) * 8, &a0_1, sizeof a0_1);
@@ -5817,7 +5817,7 @@ CNN_CLONES_V8 static void mnist4k7_l13_conv_backward_v8(int n) {
         memcpy(dxl + (size_t)(((c + 0) * 10 + y) * 10 + 7) * 8, &a0_7, sizeof a0_7);
         memcpy(dxl + (size_t)(((c + 0) * 10 + y) * 10 + 8) * 8, &a0_8, sizeof a0_8);
         memcpy(dxl + (size_t)(((c + 0) * 10 + y) * 10 + 9) * 8, &a0_9, sizeof a0_9);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -6391,23 +6391,23 @@ CNN_V16_FN static void mnist4k7_l13_conv_backward_v16(int n) {
     for (int y = 0; y < 10; y++) {
       const int ky0 = y - 7 > 0 ? y - 7 : 0, ky1 = y < 2 ? y : 2; // the dy rows that exist
       for (int c = 0; c < 12; c += 2) {
-      {
+        {
         cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0};
         cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0}, a1_4 = {0}, a1_5 = {0}, a1_6 = {0}, a1_7 = {0}, a1_8 = {0}, a1_9 = {0};
         for (int o = 0; o < 12; o++)
           for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict dr = dyl + (size_t)((o * 8 + y - ky) * 8) * 16;
+            const cnn_real *restrict sr = dyl + (size_t)((o * 8 + y - ky) * 8) * 16;
             const cnn_real *restrict wr = w + (o * 12 + c) * 9 + ky * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
             const cnn_real w1_0 = wr[9], w1_1 = wr[10], w1_2 = wr[11];
-            { cnn_v16 v; memcpy(&v, dr + 0, sizeof v); a0_2 += w0_2 * v; a1_2 += w1_2 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 16, sizeof v); a0_3 += w0_2 * v; a1_3 += w1_2 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_0 * v; a1_1 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 32, sizeof v); a0_4 += w0_2 * v; a1_4 += w1_2 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a0_2 += w0_0 * v; a1_2 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 48, sizeof v); a0_5 += w0_2 * v; a1_5 += w1_2 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a0_3 += w0_0 * v; a1_3 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 64, sizeof v); a0_6 += w0_2 * v; a1_6 += w1_2 * v; a0_5 += w0_1 * v; a1_5 += w1_1 * v; a0_4 += w0_0 * v; a1_4 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 80, sizeof v); a0_7 += w0_2 * v; a1_7 += w1_2 * v; a0_6 += w0_1 * v; a1_6 += w1_1 * v; a0_5 += w0_0 * v; a1_5 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 96, sizeof v); a0_8 += w0_2 * v; a1_8 += w1_2 * v; a0_7 += w0_1 * v; a1_7 += w1_1 * v; a0_6 += w0_0 * v; a1_6 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 112, sizeof v); a0_9 += w0_2 * v; a1_9 += w1_2 * v; a0_8 += w0_1 * v; a1_8 += w1_1 * v; a0_7 += w0_0 * v; a1_7 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 0, sizeof v); a0_2 += w0_2 * v; a1_2 += w1_2 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 16, sizeof v); a0_3 += w0_2 * v; a1_3 += w1_2 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_0 * v; a1_1 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 32, sizeof v); a0_4 += w0_2 * v; a1_4 += w1_2 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a0_2 += w0_0 * v; a1_2 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 48, sizeof v); a0_5 += w0_2 * v; a1_5 += w1_2 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a0_3 += w0_0 * v; a1_3 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 64, sizeof v); a0_6 += w0_2 * v; a1_6 += w1_2 * v; a0_5 += w0_1 * v; a1_5 += w1_1 * v; a0_4 += w0_0 * v; a1_4 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 80, sizeof v); a0_7 += w0_2 * v; a1_7 += w1_2 * v; a0_6 += w0_1 * v; a1_6 += w1_1 * v; a0_5 += w0_0 * v; a1_5 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 96, sizeof v); a0_8 += w0_2 * v; a1_8 += w1_2 * v; a0_7 += w0_1 * v; a1_7 += w1_1 * v; a0_6 += w0_0 * v; a1_6 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 112, sizeof v); a0_9 += w0_2 * v; a1_9 += w1_2 * v; a0_8 += w0_1 * v; a1_8 += w1_1 * v; a0_7 += w0_0 * v; a1_7 += w1_0 * v; }
           }
         memcpy(dxl + (size_t)(((c + 0) * 10 + y) * 10 + 0) * 16, &a0_0, sizeof a0_0);
         memcpy(dxl + (size_t)(((c + 0) * 10 + y) * 10 + 1) * 16, &a0_1, sizeof a0_1);
@@ -6429,7 +6429,7 @@ CNN_V16_FN static void mnist4k7_l13_conv_backward_v16(int n) {
         memcpy(dxl + (size_t)(((c + 1) * 10 + y) * 10 + 7) * 16, &a1_7, sizeof a1_7);
         memcpy(dxl + (size_t)(((c + 1) * 10 + y) * 10 + 8) * 16, &a1_8, sizeof a1_8);
         memcpy(dxl + (size_t)(((c + 1) * 10 + y) * 10 + 9) * 16, &a1_9, sizeof a1_9);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -6711,21 +6711,21 @@ CNN_CLONES_V8 static void mnist4k7_l16_conv_forward_v8(int n, int training) {
     // 1 output channels x 6 columns of a row per register tile.
     for (int oy = 0; oy < 6; oy++) {
       for (int o = 0; o < 12; o += 1) {
-      {
+        {
         cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0};
         for (int c = 0; c < 12; c++)
           for (int ky = 0; ky < 3; ky++) {
-            const cnn_real *restrict xr = xl + (size_t)((c * 8 + oy + ky) * 8) * 8;
+            const cnn_real *restrict sr = xl + (size_t)((c * 8 + oy + ky) * 8) * 8;
             const cnn_real *restrict wr = w + (((o) * 12 + c) * 3 + ky) * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, xr + 0, sizeof v); a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 8, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 16, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 24, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 32, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 40, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 48, sizeof v); a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 56, sizeof v); a0_5 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 0, sizeof v); a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 8, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 16, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 24, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 32, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 40, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 48, sizeof v); a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 56, sizeof v); a0_5 += w0_2 * v; }
           }
         memcpy(yl + (size_t)(((o + 0) * 6 + oy) * 6 + 0) * 8, &a0_0, sizeof a0_0);
         memcpy(yl + (size_t)(((o + 0) * 6 + oy) * 6 + 1) * 8, &a0_1, sizeof a0_1);
@@ -6733,7 +6733,7 @@ CNN_CLONES_V8 static void mnist4k7_l16_conv_forward_v8(int n, int training) {
         memcpy(yl + (size_t)(((o + 0) * 6 + oy) * 6 + 3) * 8, &a0_3, sizeof a0_3);
         memcpy(yl + (size_t)(((o + 0) * 6 + oy) * 6 + 4) * 8, &a0_4, sizeof a0_4);
         memcpy(yl + (size_t)(((o + 0) * 6 + oy) * 6 + 5) * 8, &a0_5, sizeof a0_5);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -6938,25 +6938,25 @@ CNN_V16_FN static void mnist4k7_l16_conv_forward_v16(int n, int training) {
     // 3 output channels x 6 columns of a row per register tile.
     for (int oy = 0; oy < 6; oy++) {
       for (int o = 0; o < 12; o += 3) {
-      {
+        {
         cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0};
         cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0}, a1_4 = {0}, a1_5 = {0};
         cnn_v16 a2_0 = {0}, a2_1 = {0}, a2_2 = {0}, a2_3 = {0}, a2_4 = {0}, a2_5 = {0};
         for (int c = 0; c < 12; c++)
           for (int ky = 0; ky < 3; ky++) {
-            const cnn_real *restrict xr = xl + (size_t)((c * 8 + oy + ky) * 8) * 16;
+            const cnn_real *restrict sr = xl + (size_t)((c * 8 + oy + ky) * 8) * 16;
             const cnn_real *restrict wr = w + (((o) * 12 + c) * 3 + ky) * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
             const cnn_real w1_0 = wr[108], w1_1 = wr[109], w1_2 = wr[110];
             const cnn_real w2_0 = wr[216], w2_1 = wr[217], w2_2 = wr[218];
-            { cnn_v16 v; memcpy(&v, xr + 0, sizeof v); a0_0 += w0_0 * v; a1_0 += w1_0 * v; a2_0 += w2_0 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 16, sizeof v); a0_1 += w0_0 * v; a1_1 += w1_0 * v; a2_1 += w2_0 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; a2_0 += w2_1 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 32, sizeof v); a0_2 += w0_0 * v; a1_2 += w1_0 * v; a2_2 += w2_0 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a2_1 += w2_1 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; a2_0 += w2_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 48, sizeof v); a0_3 += w0_0 * v; a1_3 += w1_0 * v; a2_3 += w2_0 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a2_2 += w2_1 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; a2_1 += w2_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 64, sizeof v); a0_4 += w0_0 * v; a1_4 += w1_0 * v; a2_4 += w2_0 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a2_3 += w2_1 * v; a0_2 += w0_2 * v; a1_2 += w1_2 * v; a2_2 += w2_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 80, sizeof v); a0_5 += w0_0 * v; a1_5 += w1_0 * v; a2_5 += w2_0 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a2_4 += w2_1 * v; a0_3 += w0_2 * v; a1_3 += w1_2 * v; a2_3 += w2_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 96, sizeof v); a0_5 += w0_1 * v; a1_5 += w1_1 * v; a2_5 += w2_1 * v; a0_4 += w0_2 * v; a1_4 += w1_2 * v; a2_4 += w2_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 112, sizeof v); a0_5 += w0_2 * v; a1_5 += w1_2 * v; a2_5 += w2_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 0, sizeof v); a0_0 += w0_0 * v; a1_0 += w1_0 * v; a2_0 += w2_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 16, sizeof v); a0_1 += w0_0 * v; a1_1 += w1_0 * v; a2_1 += w2_0 * v; a0_0 += w0_1 * v; a1_0 += w1_1 * v; a2_0 += w2_1 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 32, sizeof v); a0_2 += w0_0 * v; a1_2 += w1_0 * v; a2_2 += w2_0 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a2_1 += w2_1 * v; a0_0 += w0_2 * v; a1_0 += w1_2 * v; a2_0 += w2_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 48, sizeof v); a0_3 += w0_0 * v; a1_3 += w1_0 * v; a2_3 += w2_0 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a2_2 += w2_1 * v; a0_1 += w0_2 * v; a1_1 += w1_2 * v; a2_1 += w2_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 64, sizeof v); a0_4 += w0_0 * v; a1_4 += w1_0 * v; a2_4 += w2_0 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a2_3 += w2_1 * v; a0_2 += w0_2 * v; a1_2 += w1_2 * v; a2_2 += w2_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 80, sizeof v); a0_5 += w0_0 * v; a1_5 += w1_0 * v; a2_5 += w2_0 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a2_4 += w2_1 * v; a0_3 += w0_2 * v; a1_3 += w1_2 * v; a2_3 += w2_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 96, sizeof v); a0_5 += w0_1 * v; a1_5 += w1_1 * v; a2_5 += w2_1 * v; a0_4 += w0_2 * v; a1_4 += w1_2 * v; a2_4 += w2_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 112, sizeof v); a0_5 += w0_2 * v; a1_5 += w1_2 * v; a2_5 += w2_2 * v; }
           }
         memcpy(yl + (size_t)(((o + 0) * 6 + oy) * 6 + 0) * 16, &a0_0, sizeof a0_0);
         memcpy(yl + (size_t)(((o + 0) * 6 + oy) * 6 + 1) * 16, &a0_1, sizeof a0_1);
@@ -6976,7 +6976,7 @@ CNN_V16_FN static void mnist4k7_l16_conv_forward_v16(int n, int training) {
         memcpy(yl + (size_t)(((o + 2) * 6 + oy) * 6 + 3) * 16, &a2_3, sizeof a2_3);
         memcpy(yl + (size_t)(((o + 2) * 6 + oy) * 6 + 4) * 16, &a2_4, sizeof a2_4);
         memcpy(yl + (size_t)(((o + 2) * 6 + oy) * 6 + 5) * 16, &a2_5, sizeof a2_5);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -7315,19 +7315,19 @@ CNN_CLONES_V8 static void mnist4k7_l16_conv_backward_v8(int n) {
     for (int y = 0; y < 8; y++) {
       const int ky0 = y - 5 > 0 ? y - 5 : 0, ky1 = y < 2 ? y : 2; // the dy rows that exist
       for (int c = 0; c < 12; c += 1) {
-      {
+        {
         cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0};
         for (int o = 0; o < 12; o++)
           for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict dr = dyl + (size_t)((o * 6 + y - ky) * 6) * 8;
+            const cnn_real *restrict sr = dyl + (size_t)((o * 6 + y - ky) * 6) * 8;
             const cnn_real *restrict wr = w + (o * 12 + c) * 9 + ky * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, dr + 0, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 8, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 16, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 24, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 32, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 40, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 0, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 8, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 16, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 24, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 32, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 40, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
           }
         memcpy(dxl + (size_t)(((c + 0) * 8 + y) * 8 + 0) * 8, &a0_0, sizeof a0_0);
         memcpy(dxl + (size_t)(((c + 0) * 8 + y) * 8 + 1) * 8, &a0_1, sizeof a0_1);
@@ -7337,7 +7337,7 @@ CNN_CLONES_V8 static void mnist4k7_l16_conv_backward_v8(int n) {
         memcpy(dxl + (size_t)(((c + 0) * 8 + y) * 8 + 5) * 8, &a0_5, sizeof a0_5);
         memcpy(dxl + (size_t)(((c + 0) * 8 + y) * 8 + 6) * 8, &a0_6, sizeof a0_6);
         memcpy(dxl + (size_t)(((c + 0) * 8 + y) * 8 + 7) * 8, &a0_7, sizeof a0_7);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -7907,21 +7907,21 @@ CNN_V16_FN static void mnist4k7_l16_conv_backward_v16(int n) {
     for (int y = 0; y < 8; y++) {
       const int ky0 = y - 5 > 0 ? y - 5 : 0, ky1 = y < 2 ? y : 2; // the dy rows that exist
       for (int c = 0; c < 12; c += 2) {
-      {
+        {
         cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0};
         cnn_v16 a1_0 = {0}, a1_1 = {0}, a1_2 = {0}, a1_3 = {0}, a1_4 = {0}, a1_5 = {0}, a1_6 = {0}, a1_7 = {0};
         for (int o = 0; o < 12; o++)
           for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict dr = dyl + (size_t)((o * 6 + y - ky) * 6) * 16;
+            const cnn_real *restrict sr = dyl + (size_t)((o * 6 + y - ky) * 6) * 16;
             const cnn_real *restrict wr = w + (o * 12 + c) * 9 + ky * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
             const cnn_real w1_0 = wr[9], w1_1 = wr[10], w1_2 = wr[11];
-            { cnn_v16 v; memcpy(&v, dr + 0, sizeof v); a0_2 += w0_2 * v; a1_2 += w1_2 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 16, sizeof v); a0_3 += w0_2 * v; a1_3 += w1_2 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_0 * v; a1_1 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 32, sizeof v); a0_4 += w0_2 * v; a1_4 += w1_2 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a0_2 += w0_0 * v; a1_2 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 48, sizeof v); a0_5 += w0_2 * v; a1_5 += w1_2 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a0_3 += w0_0 * v; a1_3 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 64, sizeof v); a0_6 += w0_2 * v; a1_6 += w1_2 * v; a0_5 += w0_1 * v; a1_5 += w1_1 * v; a0_4 += w0_0 * v; a1_4 += w1_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 80, sizeof v); a0_7 += w0_2 * v; a1_7 += w1_2 * v; a0_6 += w0_1 * v; a1_6 += w1_1 * v; a0_5 += w0_0 * v; a1_5 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 0, sizeof v); a0_2 += w0_2 * v; a1_2 += w1_2 * v; a0_1 += w0_1 * v; a1_1 += w1_1 * v; a0_0 += w0_0 * v; a1_0 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 16, sizeof v); a0_3 += w0_2 * v; a1_3 += w1_2 * v; a0_2 += w0_1 * v; a1_2 += w1_1 * v; a0_1 += w0_0 * v; a1_1 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 32, sizeof v); a0_4 += w0_2 * v; a1_4 += w1_2 * v; a0_3 += w0_1 * v; a1_3 += w1_1 * v; a0_2 += w0_0 * v; a1_2 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 48, sizeof v); a0_5 += w0_2 * v; a1_5 += w1_2 * v; a0_4 += w0_1 * v; a1_4 += w1_1 * v; a0_3 += w0_0 * v; a1_3 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 64, sizeof v); a0_6 += w0_2 * v; a1_6 += w1_2 * v; a0_5 += w0_1 * v; a1_5 += w1_1 * v; a0_4 += w0_0 * v; a1_4 += w1_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 80, sizeof v); a0_7 += w0_2 * v; a1_7 += w1_2 * v; a0_6 += w0_1 * v; a1_6 += w1_1 * v; a0_5 += w0_0 * v; a1_5 += w1_0 * v; }
           }
         memcpy(dxl + (size_t)(((c + 0) * 8 + y) * 8 + 0) * 16, &a0_0, sizeof a0_0);
         memcpy(dxl + (size_t)(((c + 0) * 8 + y) * 8 + 1) * 16, &a0_1, sizeof a0_1);
@@ -7939,7 +7939,7 @@ CNN_V16_FN static void mnist4k7_l16_conv_backward_v16(int n) {
         memcpy(dxl + (size_t)(((c + 1) * 8 + y) * 8 + 5) * 16, &a1_5, sizeof a1_5);
         memcpy(dxl + (size_t)(((c + 1) * 8 + y) * 8 + 6) * 16, &a1_6, sizeof a1_6);
         memcpy(dxl + (size_t)(((c + 1) * 8 + y) * 8 + 7) * 16, &a1_7, sizeof a1_7);
-      }
+        }
       }
     }
     { // unpack: lanes to images

@@ -439,24 +439,24 @@ CNN_CLONES_V8 static void mnist4k9_l0_conv_forward_v8(int n, int training) {
     // 1 output channels x 9 columns of a row per register tile.
     for (int oy = 0; oy < 26; oy++) {
       for (int o = 0; o < 8; o += 1) {
-      {
+        {
         cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0};
         for (int c = 0; c < 1; c++)
           for (int ky = 0; ky < 3; ky++) {
-            const cnn_real *restrict xr = xl + (size_t)((c * 28 + oy + ky) * 28) * 8;
+            const cnn_real *restrict sr = xl + (size_t)((c * 28 + oy + ky) * 28) * 8;
             const cnn_real *restrict wr = w + (((o) * 1 + c) * 3 + ky) * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, xr + 0, sizeof v); a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 8, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 16, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 24, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 32, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 40, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 48, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 56, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 64, sizeof v); a0_8 += w0_0 * v; a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 72, sizeof v); a0_8 += w0_1 * v; a0_7 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 80, sizeof v); a0_8 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 0, sizeof v); a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 8, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 16, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 24, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 32, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 40, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 48, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 56, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 64, sizeof v); a0_8 += w0_0 * v; a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 72, sizeof v); a0_8 += w0_1 * v; a0_7 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 80, sizeof v); a0_8 += w0_2 * v; }
           }
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 0) * 8, &a0_0, sizeof a0_0);
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 1) * 8, &a0_1, sizeof a0_1);
@@ -467,25 +467,25 @@ CNN_CLONES_V8 static void mnist4k9_l0_conv_forward_v8(int n, int training) {
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 6) * 8, &a0_6, sizeof a0_6);
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 7) * 8, &a0_7, sizeof a0_7);
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 8) * 8, &a0_8, sizeof a0_8);
-      }
-      {
+        }
+        {
         cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0};
         for (int c = 0; c < 1; c++)
           for (int ky = 0; ky < 3; ky++) {
-            const cnn_real *restrict xr = xl + (size_t)((c * 28 + oy + ky) * 28) * 8;
+            const cnn_real *restrict sr = xl + (size_t)((c * 28 + oy + ky) * 28) * 8;
             const cnn_real *restrict wr = w + (((o) * 1 + c) * 3 + ky) * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, xr + 72, sizeof v); a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 80, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 88, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 96, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 104, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 112, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 120, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 128, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 136, sizeof v); a0_8 += w0_0 * v; a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 144, sizeof v); a0_8 += w0_1 * v; a0_7 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 152, sizeof v); a0_8 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 72, sizeof v); a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 80, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 88, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 96, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 104, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 112, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 120, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 128, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 136, sizeof v); a0_8 += w0_0 * v; a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 144, sizeof v); a0_8 += w0_1 * v; a0_7 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 152, sizeof v); a0_8 += w0_2 * v; }
           }
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 9) * 8, &a0_0, sizeof a0_0);
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 10) * 8, &a0_1, sizeof a0_1);
@@ -496,24 +496,24 @@ CNN_CLONES_V8 static void mnist4k9_l0_conv_forward_v8(int n, int training) {
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 15) * 8, &a0_6, sizeof a0_6);
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 16) * 8, &a0_7, sizeof a0_7);
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 17) * 8, &a0_8, sizeof a0_8);
-      }
-      {
+        }
+        {
         cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0};
         for (int c = 0; c < 1; c++)
           for (int ky = 0; ky < 3; ky++) {
-            const cnn_real *restrict xr = xl + (size_t)((c * 28 + oy + ky) * 28) * 8;
+            const cnn_real *restrict sr = xl + (size_t)((c * 28 + oy + ky) * 28) * 8;
             const cnn_real *restrict wr = w + (((o) * 1 + c) * 3 + ky) * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, xr + 144, sizeof v); a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 152, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 160, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 168, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 176, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 184, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 192, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 200, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 208, sizeof v); a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 216, sizeof v); a0_7 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 144, sizeof v); a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 152, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 160, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 168, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 176, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 184, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 192, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 200, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 208, sizeof v); a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 216, sizeof v); a0_7 += w0_2 * v; }
           }
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 18) * 8, &a0_0, sizeof a0_0);
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 19) * 8, &a0_1, sizeof a0_1);
@@ -523,7 +523,7 @@ CNN_CLONES_V8 static void mnist4k9_l0_conv_forward_v8(int n, int training) {
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 23) * 8, &a0_5, sizeof a0_5);
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 24) * 8, &a0_6, sizeof a0_6);
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 25) * 8, &a0_7, sizeof a0_7);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -707,41 +707,41 @@ CNN_V16_FN static void mnist4k9_l0_conv_forward_v16(int n, int training) {
     // 1 output channels x 26 columns of a row per register tile.
     for (int oy = 0; oy < 26; oy++) {
       for (int o = 0; o < 8; o += 1) {
-      {
+        {
         cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0}, a0_12 = {0}, a0_13 = {0}, a0_14 = {0}, a0_15 = {0}, a0_16 = {0}, a0_17 = {0}, a0_18 = {0}, a0_19 = {0}, a0_20 = {0}, a0_21 = {0}, a0_22 = {0}, a0_23 = {0}, a0_24 = {0}, a0_25 = {0};
         for (int c = 0; c < 1; c++)
           for (int ky = 0; ky < 3; ky++) {
-            const cnn_real *restrict xr = xl + (size_t)((c * 28 + oy + ky) * 28) * 16;
+            const cnn_real *restrict sr = xl + (size_t)((c * 28 + oy + ky) * 28) * 16;
             const cnn_real *restrict wr = w + (((o) * 1 + c) * 3 + ky) * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v16 v; memcpy(&v, xr + 0, sizeof v); a0_0 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 16, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 32, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 48, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 64, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 80, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 96, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 112, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 128, sizeof v); a0_8 += w0_0 * v; a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 144, sizeof v); a0_9 += w0_0 * v; a0_8 += w0_1 * v; a0_7 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 160, sizeof v); a0_10 += w0_0 * v; a0_9 += w0_1 * v; a0_8 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 176, sizeof v); a0_11 += w0_0 * v; a0_10 += w0_1 * v; a0_9 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 192, sizeof v); a0_12 += w0_0 * v; a0_11 += w0_1 * v; a0_10 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 208, sizeof v); a0_13 += w0_0 * v; a0_12 += w0_1 * v; a0_11 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 224, sizeof v); a0_14 += w0_0 * v; a0_13 += w0_1 * v; a0_12 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 240, sizeof v); a0_15 += w0_0 * v; a0_14 += w0_1 * v; a0_13 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 256, sizeof v); a0_16 += w0_0 * v; a0_15 += w0_1 * v; a0_14 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 272, sizeof v); a0_17 += w0_0 * v; a0_16 += w0_1 * v; a0_15 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 288, sizeof v); a0_18 += w0_0 * v; a0_17 += w0_1 * v; a0_16 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 304, sizeof v); a0_19 += w0_0 * v; a0_18 += w0_1 * v; a0_17 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 320, sizeof v); a0_20 += w0_0 * v; a0_19 += w0_1 * v; a0_18 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 336, sizeof v); a0_21 += w0_0 * v; a0_20 += w0_1 * v; a0_19 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 352, sizeof v); a0_22 += w0_0 * v; a0_21 += w0_1 * v; a0_20 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 368, sizeof v); a0_23 += w0_0 * v; a0_22 += w0_1 * v; a0_21 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 384, sizeof v); a0_24 += w0_0 * v; a0_23 += w0_1 * v; a0_22 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 400, sizeof v); a0_25 += w0_0 * v; a0_24 += w0_1 * v; a0_23 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 416, sizeof v); a0_25 += w0_1 * v; a0_24 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 432, sizeof v); a0_25 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 0, sizeof v); a0_0 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 16, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 32, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 48, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 64, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 80, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 96, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 112, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 128, sizeof v); a0_8 += w0_0 * v; a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 144, sizeof v); a0_9 += w0_0 * v; a0_8 += w0_1 * v; a0_7 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 160, sizeof v); a0_10 += w0_0 * v; a0_9 += w0_1 * v; a0_8 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 176, sizeof v); a0_11 += w0_0 * v; a0_10 += w0_1 * v; a0_9 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 192, sizeof v); a0_12 += w0_0 * v; a0_11 += w0_1 * v; a0_10 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 208, sizeof v); a0_13 += w0_0 * v; a0_12 += w0_1 * v; a0_11 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 224, sizeof v); a0_14 += w0_0 * v; a0_13 += w0_1 * v; a0_12 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 240, sizeof v); a0_15 += w0_0 * v; a0_14 += w0_1 * v; a0_13 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 256, sizeof v); a0_16 += w0_0 * v; a0_15 += w0_1 * v; a0_14 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 272, sizeof v); a0_17 += w0_0 * v; a0_16 += w0_1 * v; a0_15 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 288, sizeof v); a0_18 += w0_0 * v; a0_17 += w0_1 * v; a0_16 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 304, sizeof v); a0_19 += w0_0 * v; a0_18 += w0_1 * v; a0_17 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 320, sizeof v); a0_20 += w0_0 * v; a0_19 += w0_1 * v; a0_18 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 336, sizeof v); a0_21 += w0_0 * v; a0_20 += w0_1 * v; a0_19 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 352, sizeof v); a0_22 += w0_0 * v; a0_21 += w0_1 * v; a0_20 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 368, sizeof v); a0_23 += w0_0 * v; a0_22 += w0_1 * v; a0_21 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 384, sizeof v); a0_24 += w0_0 * v; a0_23 += w0_1 * v; a0_22 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 400, sizeof v); a0_25 += w0_0 * v; a0_24 += w0_1 * v; a0_23 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 416, sizeof v); a0_25 += w0_1 * v; a0_24 += w0_2 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 432, sizeof v); a0_25 += w0_2 * v; }
           }
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 0) * 16, &a0_0, sizeof a0_0);
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 1) * 16, &a0_1, sizeof a0_1);
@@ -769,7 +769,7 @@ CNN_V16_FN static void mnist4k9_l0_conv_forward_v16(int n, int training) {
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 23) * 16, &a0_23, sizeof a0_23);
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 24) * 16, &a0_24, sizeof a0_24);
         memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 25) * 16, &a0_25, sizeof a0_25);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -1113,23 +1113,23 @@ CNN_CLONES_V8 static void mnist4k9_l0_conv_backward_v8(int n) {
     for (int y = 0; y < 28; y++) {
       const int ky0 = y - 25 > 0 ? y - 25 : 0, ky1 = y < 2 ? y : 2; // the dy rows that exist
       for (int c = 0; c < 1; c += 1) {
-      {
+        {
         cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0};
         for (int o = 0; o < 8; o++)
           for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict dr = dyl + (size_t)((o * 26 + y - ky) * 26) * 8;
+            const cnn_real *restrict sr = dyl + (size_t)((o * 26 + y - ky) * 26) * 8;
             const cnn_real *restrict wr = w + (o * 1 + c) * 9 + ky * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, dr + 0, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 8, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 16, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 24, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 32, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 40, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 48, sizeof v); a0_8 += w0_2 * v; a0_7 += w0_1 * v; a0_6 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 56, sizeof v); a0_9 += w0_2 * v; a0_8 += w0_1 * v; a0_7 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 64, sizeof v); a0_9 += w0_1 * v; a0_8 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 72, sizeof v); a0_9 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 0, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 8, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 16, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 24, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 32, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 40, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 48, sizeof v); a0_8 += w0_2 * v; a0_7 += w0_1 * v; a0_6 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 56, sizeof v); a0_9 += w0_2 * v; a0_8 += w0_1 * v; a0_7 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 64, sizeof v); a0_9 += w0_1 * v; a0_8 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 72, sizeof v); a0_9 += w0_0 * v; }
           }
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 0) * 8, &a0_0, sizeof a0_0);
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 1) * 8, &a0_1, sizeof a0_1);
@@ -1141,26 +1141,26 @@ CNN_CLONES_V8 static void mnist4k9_l0_conv_backward_v8(int n) {
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 7) * 8, &a0_7, sizeof a0_7);
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 8) * 8, &a0_8, sizeof a0_8);
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 9) * 8, &a0_9, sizeof a0_9);
-      }
-      {
+        }
+        {
         cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0};
         for (int o = 0; o < 8; o++)
           for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict dr = dyl + (size_t)((o * 26 + y - ky) * 26) * 8;
+            const cnn_real *restrict sr = dyl + (size_t)((o * 26 + y - ky) * 26) * 8;
             const cnn_real *restrict wr = w + (o * 1 + c) * 9 + ky * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, dr + 64, sizeof v); a0_0 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 72, sizeof v); a0_1 += w0_2 * v; a0_0 += w0_1 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 80, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 88, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 96, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 104, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 112, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 120, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 128, sizeof v); a0_8 += w0_2 * v; a0_7 += w0_1 * v; a0_6 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 136, sizeof v); a0_9 += w0_2 * v; a0_8 += w0_1 * v; a0_7 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 144, sizeof v); a0_9 += w0_1 * v; a0_8 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 152, sizeof v); a0_9 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 64, sizeof v); a0_0 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 72, sizeof v); a0_1 += w0_2 * v; a0_0 += w0_1 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 80, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 88, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 96, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 104, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 112, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 120, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 128, sizeof v); a0_8 += w0_2 * v; a0_7 += w0_1 * v; a0_6 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 136, sizeof v); a0_9 += w0_2 * v; a0_8 += w0_1 * v; a0_7 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 144, sizeof v); a0_9 += w0_1 * v; a0_8 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 152, sizeof v); a0_9 += w0_0 * v; }
           }
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 10) * 8, &a0_0, sizeof a0_0);
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 11) * 8, &a0_1, sizeof a0_1);
@@ -1172,22 +1172,22 @@ CNN_CLONES_V8 static void mnist4k9_l0_conv_backward_v8(int n) {
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 17) * 8, &a0_7, sizeof a0_7);
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 18) * 8, &a0_8, sizeof a0_8);
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 19) * 8, &a0_9, sizeof a0_9);
-      }
-      {
+        }
+        {
         cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0};
         for (int o = 0; o < 8; o++)
           for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict dr = dyl + (size_t)((o * 26 + y - ky) * 26) * 8;
+            const cnn_real *restrict sr = dyl + (size_t)((o * 26 + y - ky) * 26) * 8;
             const cnn_real *restrict wr = w + (o * 1 + c) * 9 + ky * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, dr + 144, sizeof v); a0_0 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 152, sizeof v); a0_1 += w0_2 * v; a0_0 += w0_1 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 160, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 168, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 176, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 184, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 192, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, dr + 200, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 144, sizeof v); a0_0 += w0_2 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 152, sizeof v); a0_1 += w0_2 * v; a0_0 += w0_1 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 160, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 168, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 176, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 184, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 192, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
+            { cnn_v8 v; memcpy(&v, sr + 200, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
           }
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 20) * 8, &a0_0, sizeof a0_0);
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 21) * 8, &a0_1, sizeof a0_1);
@@ -1197,7 +1197,7 @@ CNN_CLONES_V8 static void mnist4k9_l0_conv_backward_v8(int n) {
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 25) * 8, &a0_5, sizeof a0_5);
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 26) * 8, &a0_6, sizeof a0_6);
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 27) * 8, &a0_7, sizeof a0_7);
-      }
+        }
       }
     }
     { // unpack: lanes to images
@@ -1621,39 +1621,39 @@ CNN_V16_FN static void mnist4k9_l0_conv_backward_v16(int n) {
     for (int y = 0; y < 28; y++) {
       const int ky0 = y - 25 > 0 ? y - 25 : 0, ky1 = y < 2 ? y : 2; // the dy rows that exist
       for (int c = 0; c < 1; c += 1) {
-      {
+        {
         cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0}, a0_12 = {0}, a0_13 = {0}, a0_14 = {0}, a0_15 = {0}, a0_16 = {0}, a0_17 = {0}, a0_18 = {0}, a0_19 = {0}, a0_20 = {0}, a0_21 = {0}, a0_22 = {0}, a0_23 = {0}, a0_24 = {0}, a0_25 = {0}, a0_26 = {0}, a0_27 = {0};
         for (int o = 0; o < 8; o++)
           for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict dr = dyl + (size_t)((o * 26 + y - ky) * 26) * 16;
+            const cnn_real *restrict sr = dyl + (size_t)((o * 26 + y - ky) * 26) * 16;
             const cnn_real *restrict wr = w + (o * 1 + c) * 9 + ky * 3;
             const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v16 v; memcpy(&v, dr + 0, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 16, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 32, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 48, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 64, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 80, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 96, sizeof v); a0_8 += w0_2 * v; a0_7 += w0_1 * v; a0_6 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 112, sizeof v); a0_9 += w0_2 * v; a0_8 += w0_1 * v; a0_7 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 128, sizeof v); a0_10 += w0_2 * v; a0_9 += w0_1 * v; a0_8 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 144, sizeof v); a0_11 += w0_2 * v; a0_10 += w0_1 * v; a0_9 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 160, sizeof v); a0_12 += w0_2 * v; a0_11 += w0_1 * v; a0_10 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 176, sizeof v); a0_13 += w0_2 * v; a0_12 += w0_1 * v; a0_11 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 192, sizeof v); a0_14 += w0_2 * v; a0_13 += w0_1 * v; a0_12 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 208, sizeof v); a0_15 += w0_2 * v; a0_14 += w0_1 * v; a0_13 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 224, sizeof v); a0_16 += w0_2 * v; a0_15 += w0_1 * v; a0_14 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 240, sizeof v); a0_17 += w0_2 * v; a0_16 += w0_1 * v; a0_15 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 256, sizeof v); a0_18 += w0_2 * v; a0_17 += w0_1 * v; a0_16 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 272, sizeof v); a0_19 += w0_2 * v; a0_18 += w0_1 * v; a0_17 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 288, sizeof v); a0_20 += w0_2 * v; a0_19 += w0_1 * v; a0_18 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 304, sizeof v); a0_21 += w0_2 * v; a0_20 += w0_1 * v; a0_19 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 320, sizeof v); a0_22 += w0_2 * v; a0_21 += w0_1 * v; a0_20 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 336, sizeof v); a0_23 += w0_2 * v; a0_22 += w0_1 * v; a0_21 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 352, sizeof v); a0_24 += w0_2 * v; a0_23 += w0_1 * v; a0_22 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 368, sizeof v); a0_25 += w0_2 * v; a0_24 += w0_1 * v; a0_23 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 384, sizeof v); a0_26 += w0_2 * v; a0_25 += w0_1 * v; a0_24 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, dr + 400, sizeof v); a0_27 += w0_2 * v; a0_26 += w0_1 * v; a0_25 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 0, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 16, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 32, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 48, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 64, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 80, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 96, sizeof v); a0_8 += w0_2 * v; a0_7 += w0_1 * v; a0_6 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 112, sizeof v); a0_9 += w0_2 * v; a0_8 += w0_1 * v; a0_7 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 128, sizeof v); a0_10 += w0_2 * v; a0_9 += w0_1 * v; a0_8 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 144, sizeof v); a0_11 += w0_2 * v; a0_10 += w0_1 * v; a0_9 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 160, sizeof v); a0_12 += w0_2 * v; a0_11 += w0_1 * v; a0_10 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 176, sizeof v); a0_13 += w0_2 * v; a0_12 += w0_1 * v; a0_11 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 192, sizeof v); a0_14 += w0_2 * v; a0_13 += w0_1 * v; a0_12 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 208, sizeof v); a0_15 += w0_2 * v; a0_14 += w0_1 * v; a0_13 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 224, sizeof v); a0_16 += w0_2 * v; a0_15 += w0_1 * v; a0_14 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 240, sizeof v); a0_17 += w0_2 * v; a0_16 += w0_1 * v; a0_15 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 256, sizeof v); a0_18 += w0_2 * v; a0_17 += w0_1 * v; a0_16 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 272, sizeof v); a0_19 += w0_2 * v; a0_18 += w0_1 * v; a0_17 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 288, sizeof v); a0_20 += w0_2 * v; a0_19 += w0_1 * v; a0_18 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 304, sizeof v); a0_21 += w0_2 * v; a0_20 += w0_1 * v; a0_19 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 320, sizeof v); a0_22 += w0_2 * v; a0_21 += w0_1 * v; a0_20 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 336, sizeof v); a0_23 += w0_2 * v; a0_22 += w0_1 * v; a0_21 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 352, sizeof v); a0_24 += w0_2 * v; a0_23 += w0_1 * v; a0_22 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 368, sizeof v); a0_25 += w0_2 * v; a0_24 += w0_1 * v; a0_23 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 384, sizeof v); a0_26 += w0_2 * v; a0_25 += w0_1 * v; a0_24 += w0_0 * v; }
+            { cnn_v16 v; memcpy(&v, sr + 400, sizeof v); a0_27 += w0_2 * v; a0_26 += w0_1 * v; a0_25 += w0_0 * v; }
           }
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 0) * 16, &a0_0, sizeof a0_0);
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 1) * 16, &a0_1, sizeof a0_1);
@@ -1683,7 +1683,7 @@ CNN_V16_FN static void mnist4k9_l0_conv_backward_v16(int n) {
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 25) * 16, &a0_25, sizeof a0_25);
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 26) * 16, &a0_26, sizeof a0_26);
         memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 27) * 16, &a0_27, sizeof a0_27);
-      }
+        }
       }
     }
     { // unpack: lanes to images
