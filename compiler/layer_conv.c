@@ -624,8 +624,8 @@ static void emit_bias_grad(TrainCtx *c, const Layer *l) {
   W(c, "        db[o] = s;\n      }\n");
 }
 
-// Conv k's direct forward for vector width vl (yf: the flat buffer exists).
-static void direct_forward(TrainCtx *c, int k, int vl, int yf) {
+// Conv k's direct forward for vector width vl.
+static void direct_forward(TrainCtx *c, int k, int vl) {
   const Layer *l = &c->net->layers[k];
   int G = l->groups, stats = conv_stats(c, k), pad = has_pad(l), st = conv_is_strided(l);
   ConvDims d = conv_dims(l, vl);
@@ -635,7 +635,7 @@ static void direct_forward(TrainCtx *c, int k, int vl, int yf) {
   if (st)
     emit_phase_weights(c, k);
   group_begin(c);
-  int flat = yf && conv_fwd_flat_copies(&d);
+  int flat = conv_fwd_flat_copies(&d); // (then emit_flat_buffer declared yf)
   if (flat)
     W(c, "    cnn_real *restrict yf = %s_l%d_yf[g];\n", c->P, k);
   forward_images(c, k);
@@ -848,6 +848,15 @@ static void v16_close(TrainCtx *c, int only16) {
     W(c, "#endif\n");
 }
 
+// emit(c, k, vl) at each width, the 16-wide one under `#if CNN_V16`.
+static void emit_each_width(TrainCtx *c, int k, void (*emit)(TrainCtx *, int, int)) {
+  for (int v = 0; v < N_WIDTHS; v++) {
+    v16_open(c, conv_widths[v] == CONV_VL_AVX512);
+    emit(c, k, conv_widths[v]);
+    v16_close(c, conv_widths[v] == CONV_VL_AVX512);
+  }
+}
+
 // n rounded up to whole vectors of the widest kind: each group's slice of a
 // buffer then starts on a 64-byte line too (a 16-wide weight gradient ran
 // 12% faster on aligned copies of dy).
@@ -913,13 +922,9 @@ static void conv_emit_direct(TrainCtx *c, int k) {
          "// from the forward to the weight gradient.\n"
          "static cnn_real %s_l%d_xp[BATCH * %ld + %d] CNN_ALIGNED;\n",
       P, k, (long)C * d.h * d.w, CONV_VL_MAX);
-  int flat = emit_flat_buffer(c, k, conv_dims, "yf", "output as one row on the input's");
+  emit_flat_buffer(c, k, conv_dims, "yf", "output as one row on the input's");
   forward_decls(c, k, stats);
-  for (int v = 0; v < N_WIDTHS; v++) {
-    v16_open(c, conv_widths[v] == CONV_VL_AVX512);
-    direct_forward(c, k, conv_widths[v], flat);
-    v16_close(c, conv_widths[v] == CONV_VL_AVX512);
-  }
+  emit_each_width(c, k, direct_forward);
   emit_dispatch(c, k, "forward", c->fwd_train[k]);
   if (!bwmode)
     return;
@@ -959,11 +964,7 @@ static void conv_emit_direct(TrainCtx *c, int k) {
     W(c, "// The weight gradient of a group's images so far, a vector of lane sums per weight.\n"
          "static cnn_real %s_l%d_dwv[NGROUP][%ld] CNN_ALIGNED;\n",
       P, k, wp * CONV_VL_MAX);
-  for (int v = 0; v < N_WIDTHS; v++) {
-    v16_open(c, conv_widths[v] == CONV_VL_AVX512);
-    direct_backward(c, k, conv_widths[v]);
-    v16_close(c, conv_widths[v] == CONV_VL_AVX512);
-  }
+  emit_each_width(c, k, direct_backward);
   emit_dispatch(c, k, "backward", 0);
   ig_close(c, bwmode);
 }
@@ -1108,11 +1109,7 @@ static void conv_emit_lanes(TrainCtx *c, int k) {
   W(c, "static cnn_real %s_l%d_xl[%ld] CNN_ALIGNED;\n", P, k, lanes * xs);
   W(c, "static cnn_real %s_l%d_yl[%ld] CNN_ALIGNED;\n", P, k, lanes * ys);
   forward_decls(c, k, conv_stats(c, k));
-  for (int v = 0; v < N_WIDTHS; v++) {
-    v16_open(c, conv_widths[v] == CONV_VL_AVX512);
-    lanes_forward(c, k, conv_widths[v]);
-    v16_close(c, conv_widths[v] == CONV_VL_AVX512);
-  }
+  emit_each_width(c, k, lanes_forward);
   emit_dispatch(c, k, "forward", c->fwd_train[k]);
   if (!bwmode)
     return;
@@ -1127,11 +1124,7 @@ static void conv_emit_lanes(TrainCtx *c, int k) {
     W(c, "static cnn_real %s_l%d_dxl[%ld] CNN_ALIGNED;\n", P, k, lanes * xs);
     ig_close(c, dxmode);
   }
-  for (int v = 0; v < N_WIDTHS; v++) {
-    v16_open(c, conv_widths[v] == CONV_VL_AVX512);
-    lanes_backward(c, k, conv_widths[v]);
-    v16_close(c, conv_widths[v] == CONV_VL_AVX512);
-  }
+  emit_each_width(c, k, lanes_backward);
   emit_dispatch(c, k, "backward", 0);
   ig_close(c, bwmode);
 }
