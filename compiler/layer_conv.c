@@ -164,11 +164,15 @@ static long direct_weights(const Layer *l) {
 // lanes (conv_lanes.c): an unpadded stride-1 conv of one group on a small
 // map (a set of 16 images' input and output, packed, within 512 KB of L2),
 // with groups of up to 8 images (both widths then sum a group's lanes in
-// the same order).
+// the same order), and enough multiply-adds per value packed to pay for
+// the transposes: 1x1 convs (7-8 per value) and a first conv of one input
+// channel onto 8 (8) ran slower with them, mnist14k's 3x3 convs (72-81)
+// and smaller ones (37-42) faster.
 static int conv_lanes(const Layer *l, int gsize) {
   long vals = (long)l->in.c * l->in.h * l->in.w + (long)l->out.c * l->out.h * l->out.w;
-  return conv_is_direct(l) && !conv_is_strided(l) && !has_pad(l) && l->groups == 1 && l->kh * l->kw > 1 &&
-         l->kw <= LANES_MAX_KW && lanes_per_group(gsize) && vals <= 8192;
+  long macs = (long)l->out.c * l->out.h * l->out.w * l->in.c * l->kh * l->kw;
+  return conv_is_direct(l) && !conv_is_strided(l) && !has_pad(l) && l->groups == 1 &&
+         l->kw <= LANES_MAX_KW && lanes_per_group(gsize) && vals <= 8192 && macs >= 24 * vals;
 }
 
 // The plan's path for conv l, as the comment over its functions says it.

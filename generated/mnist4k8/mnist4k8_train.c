@@ -182,7 +182,7 @@ const char *const mnist4k8_layer_name[26] = {
     "log_softmax 1x1x10 -> 1x1x10",
 };
 const char *const mnist4k8_layer_path[26] = {
-    "direct kernels with the images as vector lanes (forward, input and weight gradient)",
+    "direct kernels (forward, input and weight gradient)",
     "",
     "",
     "direct kernels per group (forward, input and weight gradient)",
@@ -404,200 +404,97 @@ static cnn_real mnist4k8_l21_mean[30], mnist4k8_l21_invstd[30], mnist4k8_l21_sca
 static cnn_real mnist4k8_l21_k1[30], mnist4k8_l21_k2[30], mnist4k8_l21_k3[30];
 
 // Layer 0: conv 3x3, stride 1, pad 0, no bias: 28x28x1 -> 26x26x8 (HxWxC), RF 3, 72 params, 48672 MACs/image.
-// Path: direct kernels with the images as vector lanes (forward, input and weight gradient).
-// y[8][26x26] = W[8][1][3x3] (*) x[1][28x28], on sets of 8 (16) images
-// packed as [value][image]: a vector holds one value of each image.
-// Each set's input, packed, from the forward to the weight gradient; its
-// output, then its output gradient.
-static cnn_real mnist4k8_l0_xl[50176] CNN_ALIGNED;
-static cnn_real mnist4k8_l0_yl[346112] CNN_ALIGNED;
+// Path: direct kernels (forward, input and weight gradient).
+// y[8][26x26] = W[8][1][3x3] (*) x[1][28x28].
+// Each function comes 8 wide (_v8: AVX2 and the baseline) and, under
+// CNN_V16, 16 wide (_v16: AVX-512); the one without a suffix picks.
 // In training, also sums each image's output per channel for layer 1's statistics.
 CNN_CLONES_V8 static void mnist4k8_l0_conv_forward_v8(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 0;
   CNN_OMP(omp parallel for schedule(static))
-  for (int s = 0; s < 8; s++) {
-    cnn_real *restrict xl = mnist4k8_l0_xl + (size_t)s * 6272;
-    cnn_real *restrict yl = mnist4k8_l0_yl + (size_t)s * 43264;
-    int li[8];
-    for (int u = 0; u < 8; u++) {
-      const int g = s * 1 + u / 8, i = g * GSIZE + u % 8;
-      li[u] = u % 8 < GSIZE && g < NGROUP && i < n ? i : -1;
-    }
-    { // pack: images to lanes
-      long j0 = 0;
-#if CNN_HAS_SHUFFLEVECTOR
-      for (; j0 < 784; j0 += 8) {
-        cnn_v8 r0, r1, r2, r3, r4, r5, r6, r7;
-        if (li[0] >= 0) memcpy(&r0, mnist4k8_a0 + (size_t)li[0] * 784 + j0, sizeof r0); else r0 = (cnn_v8){0};
-        if (li[1] >= 0) memcpy(&r1, mnist4k8_a0 + (size_t)li[1] * 784 + j0, sizeof r1); else r1 = (cnn_v8){0};
-        if (li[2] >= 0) memcpy(&r2, mnist4k8_a0 + (size_t)li[2] * 784 + j0, sizeof r2); else r2 = (cnn_v8){0};
-        if (li[3] >= 0) memcpy(&r3, mnist4k8_a0 + (size_t)li[3] * 784 + j0, sizeof r3); else r3 = (cnn_v8){0};
-        if (li[4] >= 0) memcpy(&r4, mnist4k8_a0 + (size_t)li[4] * 784 + j0, sizeof r4); else r4 = (cnn_v8){0};
-        if (li[5] >= 0) memcpy(&r5, mnist4k8_a0 + (size_t)li[5] * 784 + j0, sizeof r5); else r5 = (cnn_v8){0};
-        if (li[6] >= 0) memcpy(&r6, mnist4k8_a0 + (size_t)li[6] * 784 + j0, sizeof r6); else r6 = (cnn_v8){0};
-        if (li[7] >= 0) memcpy(&r7, mnist4k8_a0 + (size_t)li[7] * 784 + j0, sizeof r7); else r7 = (cnn_v8){0};
-        { const cnn_v8 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 12, 13, 14, 15); r0 = t0; r4 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 12, 13, 14, 15); r1 = t0; r5 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 12, 13, 14, 15); r2 = t0; r6 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 12, 13, 14, 15); r3 = t0; r7 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r0, r2, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r0, r2, 2, 3, 10, 11, 6, 7, 14, 15); r0 = t0; r2 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r1, r3, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r1, r3, 2, 3, 10, 11, 6, 7, 14, 15); r1 = t0; r3 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r4, r6, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r4, r6, 2, 3, 10, 11, 6, 7, 14, 15); r4 = t0; r6 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r5, r7, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r5, r7, 2, 3, 10, 11, 6, 7, 14, 15); r5 = t0; r7 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r0, r1, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r0, r1, 1, 9, 3, 11, 5, 13, 7, 15); r0 = t0; r1 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r2, r3, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r2, r3, 1, 9, 3, 11, 5, 13, 7, 15); r2 = t0; r3 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r4, r5, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r4, r5, 1, 9, 3, 11, 5, 13, 7, 15); r4 = t0; r5 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r6, r7, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r6, r7, 1, 9, 3, 11, 5, 13, 7, 15); r6 = t0; r7 = t1; }
-        memcpy(xl + (size_t)(j0 + 0) * 8, &r0, sizeof r0);
-        memcpy(xl + (size_t)(j0 + 1) * 8, &r1, sizeof r1);
-        memcpy(xl + (size_t)(j0 + 2) * 8, &r2, sizeof r2);
-        memcpy(xl + (size_t)(j0 + 3) * 8, &r3, sizeof r3);
-        memcpy(xl + (size_t)(j0 + 4) * 8, &r4, sizeof r4);
-        memcpy(xl + (size_t)(j0 + 5) * 8, &r5, sizeof r5);
-        memcpy(xl + (size_t)(j0 + 6) * 8, &r6, sizeof r6);
-        memcpy(xl + (size_t)(j0 + 7) * 8, &r7, sizeof r7);
-      }
-#endif
-      for (int u = 0; u < 8; u++)
-        for (long j = j0; j < 784; j++)
-          xl[j * 8 + u] = li[u] >= 0 ? mnist4k8_a0[(size_t)li[u] * 784 + j] : 0;
-    }
-    // 1 output channels x 9 columns of a row per register tile.
-    for (int oy = 0; oy < 26; oy++) {
-      for (int o = 0; o < 8; o += 1) {
-        {
-        cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0};
-        for (int c = 0; c < 1; c++)
-          for (int ky = 0; ky < 3; ky++) {
-            const cnn_real *restrict sr = xl + (size_t)((c * 28 + oy + ky) * 28) * 8;
-            const cnn_real *restrict wr = w + (((o) * 1 + c) * 3 + ky) * 3;
-            const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, sr + 0, sizeof v); a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 8, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 16, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 24, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 32, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 40, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 48, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 56, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 64, sizeof v); a0_8 += w0_0 * v; a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 72, sizeof v); a0_8 += w0_1 * v; a0_7 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 80, sizeof v); a0_8 += w0_2 * v; }
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist4k8_a0 + (size_t)i * 784;
+      cnn_real *restrict y = mnist4k8_a1 + (size_t)i * 5408;
+      // 4 output channels x 3 vectors of 8 columns per register tile.
+      for (int oy = 0; oy < 26; oy++) {
+        for (int col = 0; col < 24; col += 24) {
+          for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
+            const cnn_real *restrict wo = w + (o) * 9;
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
+            cnn_v8 a1_0 = {0}, a1_1 = {0}, a1_2 = {0};
+            cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
+            cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
+            for (int c = 0; c < 1; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1, x2;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2;
+                  a1_0 += w1 * x0; a1_1 += w1 * x1; a1_2 += w1 * x2;
+                  a2_0 += w2 * x0; a2_1 += w2 * x1; a2_2 += w2 * x2;
+                  a3_0 += w3 * x0; a3_1 += w3 * x1; a3_2 += w3 * x2;
+                }
+              }
+            cnn_real *restrict yr = y + (o) * 676 + oy * 26 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
+            memcpy(yr + 676, &a1_0, sizeof a1_0);
+            memcpy(yr + 684, &a1_1, sizeof a1_1);
+            memcpy(yr + 692, &a1_2, sizeof a1_2);
+            memcpy(yr + 1352, &a2_0, sizeof a2_0);
+            memcpy(yr + 1360, &a2_1, sizeof a2_1);
+            memcpy(yr + 1368, &a2_2, sizeof a2_2);
+            memcpy(yr + 2028, &a3_0, sizeof a3_0);
+            memcpy(yr + 2036, &a3_1, sizeof a3_1);
+            memcpy(yr + 2044, &a3_2, sizeof a3_2);
           }
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 0) * 8, &a0_0, sizeof a0_0);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 1) * 8, &a0_1, sizeof a0_1);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 2) * 8, &a0_2, sizeof a0_2);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 3) * 8, &a0_3, sizeof a0_3);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 4) * 8, &a0_4, sizeof a0_4);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 5) * 8, &a0_5, sizeof a0_5);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 6) * 8, &a0_6, sizeof a0_6);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 7) * 8, &a0_7, sizeof a0_7);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 8) * 8, &a0_8, sizeof a0_8);
         }
-        {
-        cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0};
-        for (int c = 0; c < 1; c++)
-          for (int ky = 0; ky < 3; ky++) {
-            const cnn_real *restrict sr = xl + (size_t)((c * 28 + oy + ky) * 28) * 8;
-            const cnn_real *restrict wr = w + (((o) * 1 + c) * 3 + ky) * 3;
-            const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, sr + 72, sizeof v); a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 80, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 88, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 96, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 104, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 112, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 120, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 128, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 136, sizeof v); a0_8 += w0_0 * v; a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 144, sizeof v); a0_8 += w0_1 * v; a0_7 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 152, sizeof v); a0_8 += w0_2 * v; }
-          }
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 9) * 8, &a0_0, sizeof a0_0);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 10) * 8, &a0_1, sizeof a0_1);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 11) * 8, &a0_2, sizeof a0_2);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 12) * 8, &a0_3, sizeof a0_3);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 13) * 8, &a0_4, sizeof a0_4);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 14) * 8, &a0_5, sizeof a0_5);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 15) * 8, &a0_6, sizeof a0_6);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 16) * 8, &a0_7, sizeof a0_7);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 17) * 8, &a0_8, sizeof a0_8);
-        }
-        {
-        cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0};
-        for (int c = 0; c < 1; c++)
-          for (int ky = 0; ky < 3; ky++) {
-            const cnn_real *restrict sr = xl + (size_t)((c * 28 + oy + ky) * 28) * 8;
-            const cnn_real *restrict wr = w + (((o) * 1 + c) * 3 + ky) * 3;
-            const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, sr + 144, sizeof v); a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 152, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 160, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 168, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 176, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 184, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 192, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 200, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 208, sizeof v); a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 216, sizeof v); a0_7 += w0_2 * v; }
-          }
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 18) * 8, &a0_0, sizeof a0_0);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 19) * 8, &a0_1, sizeof a0_1);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 20) * 8, &a0_2, sizeof a0_2);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 21) * 8, &a0_3, sizeof a0_3);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 22) * 8, &a0_4, sizeof a0_4);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 23) * 8, &a0_5, sizeof a0_5);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 24) * 8, &a0_6, sizeof a0_6);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 25) * 8, &a0_7, sizeof a0_7);
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 2 columns
+          const cnn_real *restrict wo = w + (o) * 9;
+          cnn_v8 a0_0 = {0};
+          cnn_v8 a1_0 = {0};
+          cnn_v8 a2_0 = {0};
+          cnn_v8 a3_0 = {0};
+          cnn_v8 a4_0 = {0};
+          cnn_v8 a5_0 = {0};
+          cnn_v8 a6_0 = {0};
+          cnn_v8 a7_0 = {0};
+          for (int c = 0; c < 1; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + 24;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v8 x0;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45], w6 = wr[kx + 54], w7 = wr[kx + 63];
+                a0_0 += w0 * x0;
+                a1_0 += w1 * x0;
+                a2_0 += w2 * x0;
+                a3_0 += w3 * x0;
+                a4_0 += w4 * x0;
+                a5_0 += w5 * x0;
+                a6_0 += w6 * x0;
+                a7_0 += w7 * x0;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 676 + oy * 26 + 24;
+          yr[0] = a0_0[0]; yr[1] = a0_0[1];
+          yr[676] = a1_0[0]; yr[677] = a1_0[1];
+          yr[1352] = a2_0[0]; yr[1353] = a2_0[1];
+          yr[2028] = a3_0[0]; yr[2029] = a3_0[1];
+          yr[2704] = a4_0[0]; yr[2705] = a4_0[1];
+          yr[3380] = a5_0[0]; yr[3381] = a5_0[1];
+          yr[4056] = a6_0[0]; yr[4057] = a6_0[1];
+          yr[4732] = a7_0[0]; yr[4733] = a7_0[1];
         }
       }
-    }
-    { // unpack: lanes to images
-      long j0 = 0;
-#if CNN_HAS_SHUFFLEVECTOR
-      for (; j0 < 5408; j0 += 8) {
-        cnn_v8 r0, r1, r2, r3, r4, r5, r6, r7;
-        memcpy(&r0, yl + (size_t)(j0 + 0) * 8, sizeof r0);
-        memcpy(&r1, yl + (size_t)(j0 + 1) * 8, sizeof r1);
-        memcpy(&r2, yl + (size_t)(j0 + 2) * 8, sizeof r2);
-        memcpy(&r3, yl + (size_t)(j0 + 3) * 8, sizeof r3);
-        memcpy(&r4, yl + (size_t)(j0 + 4) * 8, sizeof r4);
-        memcpy(&r5, yl + (size_t)(j0 + 5) * 8, sizeof r5);
-        memcpy(&r6, yl + (size_t)(j0 + 6) * 8, sizeof r6);
-        memcpy(&r7, yl + (size_t)(j0 + 7) * 8, sizeof r7);
-        { const cnn_v8 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 12, 13, 14, 15); r0 = t0; r4 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 12, 13, 14, 15); r1 = t0; r5 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 12, 13, 14, 15); r2 = t0; r6 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 12, 13, 14, 15); r3 = t0; r7 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r0, r2, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r0, r2, 2, 3, 10, 11, 6, 7, 14, 15); r0 = t0; r2 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r1, r3, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r1, r3, 2, 3, 10, 11, 6, 7, 14, 15); r1 = t0; r3 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r4, r6, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r4, r6, 2, 3, 10, 11, 6, 7, 14, 15); r4 = t0; r6 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r5, r7, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r5, r7, 2, 3, 10, 11, 6, 7, 14, 15); r5 = t0; r7 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r0, r1, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r0, r1, 1, 9, 3, 11, 5, 13, 7, 15); r0 = t0; r1 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r2, r3, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r2, r3, 1, 9, 3, 11, 5, 13, 7, 15); r2 = t0; r3 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r4, r5, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r4, r5, 1, 9, 3, 11, 5, 13, 7, 15); r4 = t0; r5 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r6, r7, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r6, r7, 1, 9, 3, 11, 5, 13, 7, 15); r6 = t0; r7 = t1; }
-        if (li[0] >= 0) memcpy(mnist4k8_a1 + (size_t)li[0] * 5408 + j0, &r0, sizeof r0);
-        if (li[1] >= 0) memcpy(mnist4k8_a1 + (size_t)li[1] * 5408 + j0, &r1, sizeof r1);
-        if (li[2] >= 0) memcpy(mnist4k8_a1 + (size_t)li[2] * 5408 + j0, &r2, sizeof r2);
-        if (li[3] >= 0) memcpy(mnist4k8_a1 + (size_t)li[3] * 5408 + j0, &r3, sizeof r3);
-        if (li[4] >= 0) memcpy(mnist4k8_a1 + (size_t)li[4] * 5408 + j0, &r4, sizeof r4);
-        if (li[5] >= 0) memcpy(mnist4k8_a1 + (size_t)li[5] * 5408 + j0, &r5, sizeof r5);
-        if (li[6] >= 0) memcpy(mnist4k8_a1 + (size_t)li[6] * 5408 + j0, &r6, sizeof r6);
-        if (li[7] >= 0) memcpy(mnist4k8_a1 + (size_t)li[7] * 5408 + j0, &r7, sizeof r7);
-      }
-#endif
-      for (int u = 0; u < 8; u++)
-        for (long j = j0; j < 5408; j++)
-          if (li[u] >= 0)
-            mnist4k8_a1[(size_t)li[u] * 5408 + j] = yl[j * 8 + u];
-    }
-    for (int u = 0; u < 8; u++) {
-      const int i = li[u], g = s * 1 + u / 8;
-      if (i < 0)
-        continue;
-      (void)g;
-      const cnn_real *restrict y = mnist4k8_a1 + (size_t)i * 5408;
       if (training)
         for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 676;
@@ -647,239 +544,60 @@ CNN_CLONES_V8 static void mnist4k8_l0_conv_forward_v8(int n, int training) {
 CNN_V16_FN static void mnist4k8_l0_conv_forward_v16(int n, int training) {
   const cnn_real *restrict w = mnist4k8_params + 0;
   CNN_OMP(omp parallel for schedule(static))
-  for (int s = 0; s < 4; s++) {
-    cnn_real *restrict xl = mnist4k8_l0_xl + (size_t)s * 12544;
-    cnn_real *restrict yl = mnist4k8_l0_yl + (size_t)s * 86528;
-    int li[16];
-    for (int u = 0; u < 16; u++) {
-      const int g = s * 2 + u / 8, i = g * GSIZE + u % 8;
-      li[u] = u % 8 < GSIZE && g < NGROUP && i < n ? i : -1;
-    }
-    { // pack: images to lanes
-      long j0 = 0;
-#if CNN_HAS_SHUFFLEVECTOR
-      for (; j0 < 784; j0 += 16) {
-        cnn_v16 r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15;
-        if (li[0] >= 0) memcpy(&r0, mnist4k8_a0 + (size_t)li[0] * 784 + j0, sizeof r0); else r0 = (cnn_v16){0};
-        if (li[1] >= 0) memcpy(&r1, mnist4k8_a0 + (size_t)li[1] * 784 + j0, sizeof r1); else r1 = (cnn_v16){0};
-        if (li[2] >= 0) memcpy(&r2, mnist4k8_a0 + (size_t)li[2] * 784 + j0, sizeof r2); else r2 = (cnn_v16){0};
-        if (li[3] >= 0) memcpy(&r3, mnist4k8_a0 + (size_t)li[3] * 784 + j0, sizeof r3); else r3 = (cnn_v16){0};
-        if (li[4] >= 0) memcpy(&r4, mnist4k8_a0 + (size_t)li[4] * 784 + j0, sizeof r4); else r4 = (cnn_v16){0};
-        if (li[5] >= 0) memcpy(&r5, mnist4k8_a0 + (size_t)li[5] * 784 + j0, sizeof r5); else r5 = (cnn_v16){0};
-        if (li[6] >= 0) memcpy(&r6, mnist4k8_a0 + (size_t)li[6] * 784 + j0, sizeof r6); else r6 = (cnn_v16){0};
-        if (li[7] >= 0) memcpy(&r7, mnist4k8_a0 + (size_t)li[7] * 784 + j0, sizeof r7); else r7 = (cnn_v16){0};
-        if (li[8] >= 0) memcpy(&r8, mnist4k8_a0 + (size_t)li[8] * 784 + j0, sizeof r8); else r8 = (cnn_v16){0};
-        if (li[9] >= 0) memcpy(&r9, mnist4k8_a0 + (size_t)li[9] * 784 + j0, sizeof r9); else r9 = (cnn_v16){0};
-        if (li[10] >= 0) memcpy(&r10, mnist4k8_a0 + (size_t)li[10] * 784 + j0, sizeof r10); else r10 = (cnn_v16){0};
-        if (li[11] >= 0) memcpy(&r11, mnist4k8_a0 + (size_t)li[11] * 784 + j0, sizeof r11); else r11 = (cnn_v16){0};
-        if (li[12] >= 0) memcpy(&r12, mnist4k8_a0 + (size_t)li[12] * 784 + j0, sizeof r12); else r12 = (cnn_v16){0};
-        if (li[13] >= 0) memcpy(&r13, mnist4k8_a0 + (size_t)li[13] * 784 + j0, sizeof r13); else r13 = (cnn_v16){0};
-        if (li[14] >= 0) memcpy(&r14, mnist4k8_a0 + (size_t)li[14] * 784 + j0, sizeof r14); else r14 = (cnn_v16){0};
-        if (li[15] >= 0) memcpy(&r15, mnist4k8_a0 + (size_t)li[15] * 784 + j0, sizeof r15); else r15 = (cnn_v16){0};
-        { const cnn_v16 t0 = __builtin_shufflevector(r0, r8, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r0, r8, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r0 = t0; r8 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r1, r9, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r1, r9, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r1 = t0; r9 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r2, r10, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r2, r10, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r2 = t0; r10 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r3, r11, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r3, r11, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r3 = t0; r11 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r4, r12, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r4, r12, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r4 = t0; r12 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r5, r13, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r5, r13, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r5 = t0; r13 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r6, r14, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r6, r14, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r6 = t0; r14 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r7, r15, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r7, r15, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r7 = t0; r15 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r0 = t0; r4 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r1 = t0; r5 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r2 = t0; r6 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r3 = t0; r7 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r8, r12, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r8, r12, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r8 = t0; r12 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r9, r13, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r9, r13, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r9 = t0; r13 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r10, r14, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r10, r14, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r10 = t0; r14 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r11, r15, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r11, r15, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r11 = t0; r15 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r0, r2, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r0, r2, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r0 = t0; r2 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r1, r3, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r1, r3, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r1 = t0; r3 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r4, r6, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r4, r6, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r4 = t0; r6 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r5, r7, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r5, r7, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r5 = t0; r7 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r8, r10, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r8, r10, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r8 = t0; r10 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r9, r11, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r9, r11, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r9 = t0; r11 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r12, r14, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r12, r14, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r12 = t0; r14 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r13, r15, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r13, r15, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r13 = t0; r15 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r0, r1, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r0, r1, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r0 = t0; r1 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r2, r3, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r2, r3, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r2 = t0; r3 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r4, r5, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r4, r5, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r4 = t0; r5 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r6, r7, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r6, r7, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r6 = t0; r7 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r8, r9, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r8, r9, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r8 = t0; r9 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r10, r11, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r10, r11, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r10 = t0; r11 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r12, r13, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r12, r13, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r12 = t0; r13 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r14, r15, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r14, r15, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r14 = t0; r15 = t1; }
-        memcpy(xl + (size_t)(j0 + 0) * 16, &r0, sizeof r0);
-        memcpy(xl + (size_t)(j0 + 1) * 16, &r1, sizeof r1);
-        memcpy(xl + (size_t)(j0 + 2) * 16, &r2, sizeof r2);
-        memcpy(xl + (size_t)(j0 + 3) * 16, &r3, sizeof r3);
-        memcpy(xl + (size_t)(j0 + 4) * 16, &r4, sizeof r4);
-        memcpy(xl + (size_t)(j0 + 5) * 16, &r5, sizeof r5);
-        memcpy(xl + (size_t)(j0 + 6) * 16, &r6, sizeof r6);
-        memcpy(xl + (size_t)(j0 + 7) * 16, &r7, sizeof r7);
-        memcpy(xl + (size_t)(j0 + 8) * 16, &r8, sizeof r8);
-        memcpy(xl + (size_t)(j0 + 9) * 16, &r9, sizeof r9);
-        memcpy(xl + (size_t)(j0 + 10) * 16, &r10, sizeof r10);
-        memcpy(xl + (size_t)(j0 + 11) * 16, &r11, sizeof r11);
-        memcpy(xl + (size_t)(j0 + 12) * 16, &r12, sizeof r12);
-        memcpy(xl + (size_t)(j0 + 13) * 16, &r13, sizeof r13);
-        memcpy(xl + (size_t)(j0 + 14) * 16, &r14, sizeof r14);
-        memcpy(xl + (size_t)(j0 + 15) * 16, &r15, sizeof r15);
-      }
-#endif
-      for (int u = 0; u < 16; u++)
-        for (long j = j0; j < 784; j++)
-          xl[j * 16 + u] = li[u] >= 0 ? mnist4k8_a0[(size_t)li[u] * 784 + j] : 0;
-    }
-    // 1 output channels x 26 columns of a row per register tile.
-    for (int oy = 0; oy < 26; oy++) {
-      for (int o = 0; o < 8; o += 1) {
-        {
-        cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0}, a0_12 = {0}, a0_13 = {0}, a0_14 = {0}, a0_15 = {0}, a0_16 = {0}, a0_17 = {0}, a0_18 = {0}, a0_19 = {0}, a0_20 = {0}, a0_21 = {0}, a0_22 = {0}, a0_23 = {0}, a0_24 = {0}, a0_25 = {0};
-        for (int c = 0; c < 1; c++)
-          for (int ky = 0; ky < 3; ky++) {
-            const cnn_real *restrict sr = xl + (size_t)((c * 28 + oy + ky) * 28) * 16;
-            const cnn_real *restrict wr = w + (((o) * 1 + c) * 3 + ky) * 3;
-            const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v16 v; memcpy(&v, sr + 0, sizeof v); a0_0 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 16, sizeof v); a0_1 += w0_0 * v; a0_0 += w0_1 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 32, sizeof v); a0_2 += w0_0 * v; a0_1 += w0_1 * v; a0_0 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 48, sizeof v); a0_3 += w0_0 * v; a0_2 += w0_1 * v; a0_1 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 64, sizeof v); a0_4 += w0_0 * v; a0_3 += w0_1 * v; a0_2 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 80, sizeof v); a0_5 += w0_0 * v; a0_4 += w0_1 * v; a0_3 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 96, sizeof v); a0_6 += w0_0 * v; a0_5 += w0_1 * v; a0_4 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 112, sizeof v); a0_7 += w0_0 * v; a0_6 += w0_1 * v; a0_5 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 128, sizeof v); a0_8 += w0_0 * v; a0_7 += w0_1 * v; a0_6 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 144, sizeof v); a0_9 += w0_0 * v; a0_8 += w0_1 * v; a0_7 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 160, sizeof v); a0_10 += w0_0 * v; a0_9 += w0_1 * v; a0_8 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 176, sizeof v); a0_11 += w0_0 * v; a0_10 += w0_1 * v; a0_9 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 192, sizeof v); a0_12 += w0_0 * v; a0_11 += w0_1 * v; a0_10 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 208, sizeof v); a0_13 += w0_0 * v; a0_12 += w0_1 * v; a0_11 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 224, sizeof v); a0_14 += w0_0 * v; a0_13 += w0_1 * v; a0_12 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 240, sizeof v); a0_15 += w0_0 * v; a0_14 += w0_1 * v; a0_13 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 256, sizeof v); a0_16 += w0_0 * v; a0_15 += w0_1 * v; a0_14 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 272, sizeof v); a0_17 += w0_0 * v; a0_16 += w0_1 * v; a0_15 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 288, sizeof v); a0_18 += w0_0 * v; a0_17 += w0_1 * v; a0_16 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 304, sizeof v); a0_19 += w0_0 * v; a0_18 += w0_1 * v; a0_17 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 320, sizeof v); a0_20 += w0_0 * v; a0_19 += w0_1 * v; a0_18 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 336, sizeof v); a0_21 += w0_0 * v; a0_20 += w0_1 * v; a0_19 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 352, sizeof v); a0_22 += w0_0 * v; a0_21 += w0_1 * v; a0_20 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 368, sizeof v); a0_23 += w0_0 * v; a0_22 += w0_1 * v; a0_21 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 384, sizeof v); a0_24 += w0_0 * v; a0_23 += w0_1 * v; a0_22 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 400, sizeof v); a0_25 += w0_0 * v; a0_24 += w0_1 * v; a0_23 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 416, sizeof v); a0_25 += w0_1 * v; a0_24 += w0_2 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 432, sizeof v); a0_25 += w0_2 * v; }
-          }
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 0) * 16, &a0_0, sizeof a0_0);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 1) * 16, &a0_1, sizeof a0_1);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 2) * 16, &a0_2, sizeof a0_2);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 3) * 16, &a0_3, sizeof a0_3);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 4) * 16, &a0_4, sizeof a0_4);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 5) * 16, &a0_5, sizeof a0_5);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 6) * 16, &a0_6, sizeof a0_6);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 7) * 16, &a0_7, sizeof a0_7);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 8) * 16, &a0_8, sizeof a0_8);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 9) * 16, &a0_9, sizeof a0_9);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 10) * 16, &a0_10, sizeof a0_10);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 11) * 16, &a0_11, sizeof a0_11);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 12) * 16, &a0_12, sizeof a0_12);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 13) * 16, &a0_13, sizeof a0_13);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 14) * 16, &a0_14, sizeof a0_14);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 15) * 16, &a0_15, sizeof a0_15);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 16) * 16, &a0_16, sizeof a0_16);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 17) * 16, &a0_17, sizeof a0_17);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 18) * 16, &a0_18, sizeof a0_18);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 19) * 16, &a0_19, sizeof a0_19);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 20) * 16, &a0_20, sizeof a0_20);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 21) * 16, &a0_21, sizeof a0_21);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 22) * 16, &a0_22, sizeof a0_22);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 23) * 16, &a0_23, sizeof a0_23);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 24) * 16, &a0_24, sizeof a0_24);
-        memcpy(yl + (size_t)(((o + 0) * 26 + oy) * 26 + 25) * 16, &a0_25, sizeof a0_25);
+  for (int g = 0; g < NGROUP; g++) {
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      const cnn_real *restrict x = mnist4k8_a0 + (size_t)i * 784;
+      cnn_real *restrict y = mnist4k8_a1 + (size_t)i * 5408;
+      // 8 output channels x 2 vectors of 16 columns per register tile.
+      for (int oy = 0; oy < 26; oy++) {
+        for (int o = 0; o < 8; o += 8) { // 8 channels x 26 columns
+          const cnn_real *restrict wo = w + (o) * 9;
+          cnn_v16 a0_0 = {0}, a0_1 = {0};
+          cnn_v16 a1_0 = {0}, a1_1 = {0};
+          cnn_v16 a2_0 = {0}, a2_1 = {0};
+          cnn_v16 a3_0 = {0}, a3_1 = {0};
+          cnn_v16 a4_0 = {0}, a4_1 = {0};
+          cnn_v16 a5_0 = {0}, a5_1 = {0};
+          cnn_v16 a6_0 = {0}, a6_1 = {0};
+          cnn_v16 a7_0 = {0}, a7_1 = {0};
+          for (int c = 0; c < 1; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28 + 0;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 9], w2 = wr[kx + 18], w3 = wr[kx + 27], w4 = wr[kx + 36], w5 = wr[kx + 45], w6 = wr[kx + 54], w7 = wr[kx + 63];
+                a0_0 += w0 * x0; a0_1 += w0 * x1;
+                a1_0 += w1 * x0; a1_1 += w1 * x1;
+                a2_0 += w2 * x0; a2_1 += w2 * x1;
+                a3_0 += w3 * x0; a3_1 += w3 * x1;
+                a4_0 += w4 * x0; a4_1 += w4 * x1;
+                a5_0 += w5 * x0; a5_1 += w5 * x1;
+                a6_0 += w6 * x0; a6_1 += w6 * x1;
+                a7_0 += w7 * x0; a7_1 += w7 * x1;
+              }
+            }
+          cnn_real *restrict yr = y + (o) * 676 + oy * 26 + 0;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          yr[16] = a0_1[0]; yr[17] = a0_1[1]; yr[18] = a0_1[2]; yr[19] = a0_1[3]; yr[20] = a0_1[4]; yr[21] = a0_1[5]; yr[22] = a0_1[6]; yr[23] = a0_1[7]; yr[24] = a0_1[8]; yr[25] = a0_1[9];
+          memcpy(yr + 676, &a1_0, sizeof a1_0);
+          yr[692] = a1_1[0]; yr[693] = a1_1[1]; yr[694] = a1_1[2]; yr[695] = a1_1[3]; yr[696] = a1_1[4]; yr[697] = a1_1[5]; yr[698] = a1_1[6]; yr[699] = a1_1[7]; yr[700] = a1_1[8]; yr[701] = a1_1[9];
+          memcpy(yr + 1352, &a2_0, sizeof a2_0);
+          yr[1368] = a2_1[0]; yr[1369] = a2_1[1]; yr[1370] = a2_1[2]; yr[1371] = a2_1[3]; yr[1372] = a2_1[4]; yr[1373] = a2_1[5]; yr[1374] = a2_1[6]; yr[1375] = a2_1[7]; yr[1376] = a2_1[8]; yr[1377] = a2_1[9];
+          memcpy(yr + 2028, &a3_0, sizeof a3_0);
+          yr[2044] = a3_1[0]; yr[2045] = a3_1[1]; yr[2046] = a3_1[2]; yr[2047] = a3_1[3]; yr[2048] = a3_1[4]; yr[2049] = a3_1[5]; yr[2050] = a3_1[6]; yr[2051] = a3_1[7]; yr[2052] = a3_1[8]; yr[2053] = a3_1[9];
+          memcpy(yr + 2704, &a4_0, sizeof a4_0);
+          yr[2720] = a4_1[0]; yr[2721] = a4_1[1]; yr[2722] = a4_1[2]; yr[2723] = a4_1[3]; yr[2724] = a4_1[4]; yr[2725] = a4_1[5]; yr[2726] = a4_1[6]; yr[2727] = a4_1[7]; yr[2728] = a4_1[8]; yr[2729] = a4_1[9];
+          memcpy(yr + 3380, &a5_0, sizeof a5_0);
+          yr[3396] = a5_1[0]; yr[3397] = a5_1[1]; yr[3398] = a5_1[2]; yr[3399] = a5_1[3]; yr[3400] = a5_1[4]; yr[3401] = a5_1[5]; yr[3402] = a5_1[6]; yr[3403] = a5_1[7]; yr[3404] = a5_1[8]; yr[3405] = a5_1[9];
+          memcpy(yr + 4056, &a6_0, sizeof a6_0);
+          yr[4072] = a6_1[0]; yr[4073] = a6_1[1]; yr[4074] = a6_1[2]; yr[4075] = a6_1[3]; yr[4076] = a6_1[4]; yr[4077] = a6_1[5]; yr[4078] = a6_1[6]; yr[4079] = a6_1[7]; yr[4080] = a6_1[8]; yr[4081] = a6_1[9];
+          memcpy(yr + 4732, &a7_0, sizeof a7_0);
+          yr[4748] = a7_1[0]; yr[4749] = a7_1[1]; yr[4750] = a7_1[2]; yr[4751] = a7_1[3]; yr[4752] = a7_1[4]; yr[4753] = a7_1[5]; yr[4754] = a7_1[6]; yr[4755] = a7_1[7]; yr[4756] = a7_1[8]; yr[4757] = a7_1[9];
         }
       }
-    }
-    { // unpack: lanes to images
-      long j0 = 0;
-#if CNN_HAS_SHUFFLEVECTOR
-      for (; j0 < 5408; j0 += 16) {
-        cnn_v16 r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15;
-        memcpy(&r0, yl + (size_t)(j0 + 0) * 16, sizeof r0);
-        memcpy(&r1, yl + (size_t)(j0 + 1) * 16, sizeof r1);
-        memcpy(&r2, yl + (size_t)(j0 + 2) * 16, sizeof r2);
-        memcpy(&r3, yl + (size_t)(j0 + 3) * 16, sizeof r3);
-        memcpy(&r4, yl + (size_t)(j0 + 4) * 16, sizeof r4);
-        memcpy(&r5, yl + (size_t)(j0 + 5) * 16, sizeof r5);
-        memcpy(&r6, yl + (size_t)(j0 + 6) * 16, sizeof r6);
-        memcpy(&r7, yl + (size_t)(j0 + 7) * 16, sizeof r7);
-        memcpy(&r8, yl + (size_t)(j0 + 8) * 16, sizeof r8);
-        memcpy(&r9, yl + (size_t)(j0 + 9) * 16, sizeof r9);
-        memcpy(&r10, yl + (size_t)(j0 + 10) * 16, sizeof r10);
-        memcpy(&r11, yl + (size_t)(j0 + 11) * 16, sizeof r11);
-        memcpy(&r12, yl + (size_t)(j0 + 12) * 16, sizeof r12);
-        memcpy(&r13, yl + (size_t)(j0 + 13) * 16, sizeof r13);
-        memcpy(&r14, yl + (size_t)(j0 + 14) * 16, sizeof r14);
-        memcpy(&r15, yl + (size_t)(j0 + 15) * 16, sizeof r15);
-        { const cnn_v16 t0 = __builtin_shufflevector(r0, r8, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r0, r8, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r0 = t0; r8 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r1, r9, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r1, r9, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r1 = t0; r9 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r2, r10, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r2, r10, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r2 = t0; r10 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r3, r11, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r3, r11, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r3 = t0; r11 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r4, r12, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r4, r12, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r4 = t0; r12 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r5, r13, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r5, r13, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r5 = t0; r13 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r6, r14, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r6, r14, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r6 = t0; r14 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r7, r15, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r7, r15, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r7 = t0; r15 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r0 = t0; r4 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r1 = t0; r5 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r2 = t0; r6 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r3 = t0; r7 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r8, r12, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r8, r12, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r8 = t0; r12 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r9, r13, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r9, r13, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r9 = t0; r13 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r10, r14, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r10, r14, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r10 = t0; r14 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r11, r15, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r11, r15, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r11 = t0; r15 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r0, r2, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r0, r2, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r0 = t0; r2 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r1, r3, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r1, r3, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r1 = t0; r3 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r4, r6, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r4, r6, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r4 = t0; r6 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r5, r7, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r5, r7, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r5 = t0; r7 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r8, r10, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r8, r10, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r8 = t0; r10 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r9, r11, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r9, r11, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r9 = t0; r11 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r12, r14, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r12, r14, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r12 = t0; r14 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r13, r15, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r13, r15, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r13 = t0; r15 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r0, r1, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r0, r1, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r0 = t0; r1 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r2, r3, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r2, r3, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r2 = t0; r3 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r4, r5, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r4, r5, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r4 = t0; r5 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r6, r7, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r6, r7, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r6 = t0; r7 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r8, r9, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r8, r9, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r8 = t0; r9 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r10, r11, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r10, r11, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r10 = t0; r11 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r12, r13, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r12, r13, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r12 = t0; r13 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r14, r15, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r14, r15, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r14 = t0; r15 = t1; }
-        if (li[0] >= 0) memcpy(mnist4k8_a1 + (size_t)li[0] * 5408 + j0, &r0, sizeof r0);
-        if (li[1] >= 0) memcpy(mnist4k8_a1 + (size_t)li[1] * 5408 + j0, &r1, sizeof r1);
-        if (li[2] >= 0) memcpy(mnist4k8_a1 + (size_t)li[2] * 5408 + j0, &r2, sizeof r2);
-        if (li[3] >= 0) memcpy(mnist4k8_a1 + (size_t)li[3] * 5408 + j0, &r3, sizeof r3);
-        if (li[4] >= 0) memcpy(mnist4k8_a1 + (size_t)li[4] * 5408 + j0, &r4, sizeof r4);
-        if (li[5] >= 0) memcpy(mnist4k8_a1 + (size_t)li[5] * 5408 + j0, &r5, sizeof r5);
-        if (li[6] >= 0) memcpy(mnist4k8_a1 + (size_t)li[6] * 5408 + j0, &r6, sizeof r6);
-        if (li[7] >= 0) memcpy(mnist4k8_a1 + (size_t)li[7] * 5408 + j0, &r7, sizeof r7);
-        if (li[8] >= 0) memcpy(mnist4k8_a1 + (size_t)li[8] * 5408 + j0, &r8, sizeof r8);
-        if (li[9] >= 0) memcpy(mnist4k8_a1 + (size_t)li[9] * 5408 + j0, &r9, sizeof r9);
-        if (li[10] >= 0) memcpy(mnist4k8_a1 + (size_t)li[10] * 5408 + j0, &r10, sizeof r10);
-        if (li[11] >= 0) memcpy(mnist4k8_a1 + (size_t)li[11] * 5408 + j0, &r11, sizeof r11);
-        if (li[12] >= 0) memcpy(mnist4k8_a1 + (size_t)li[12] * 5408 + j0, &r12, sizeof r12);
-        if (li[13] >= 0) memcpy(mnist4k8_a1 + (size_t)li[13] * 5408 + j0, &r13, sizeof r13);
-        if (li[14] >= 0) memcpy(mnist4k8_a1 + (size_t)li[14] * 5408 + j0, &r14, sizeof r14);
-        if (li[15] >= 0) memcpy(mnist4k8_a1 + (size_t)li[15] * 5408 + j0, &r15, sizeof r15);
-      }
-#endif
-      for (int u = 0; u < 16; u++)
-        for (long j = j0; j < 5408; j++)
-          if (li[u] >= 0)
-            mnist4k8_a1[(size_t)li[u] * 5408 + j] = yl[j * 16 + u];
-    }
-    for (int u = 0; u < 16; u++) {
-      const int i = li[u], g = s * 2 + u / 8;
-      if (i < 0)
-        continue;
-      (void)g;
-      const cnn_real *restrict y = mnist4k8_a1 + (size_t)i * 5408;
       if (training)
         for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 676;
@@ -939,29 +657,34 @@ static void mnist4k8_l0_conv_forward(int n, int training) {
 
 // Per-group partial weight gradients, summed in group order.
 static cnn_real mnist4k8_l0_dw[NGROUP][72] CNN_ALIGNED;
-// dW = dy * x^T, dx = W^T * dy (packed).
+// dW = dy * x^T, dx = W^T * dy (the direct conv of the bordered dy with W flipped).
 #ifdef CNN_INPUT_GRAD
-static cnn_real mnist4k8_l0_dxl[50176] CNN_ALIGNED;
+// dy of one image per group with zero borders (never written), and the
+// weights flipped, input and output channels swapped: wt[c][o][ky][kx] =
+// W[o][c][2 - ky][2 - kx].
+static cnn_real mnist4k8_l0_dyp[NGROUP][6752] CNN_ALIGNED;
+static cnn_real mnist4k8_l0_wt[72] CNN_ALIGNED;
 #endif
+// The weight gradient of a group's images so far, a vector of lane sums per weight.
+static cnn_real mnist4k8_l0_dwv[NGROUP][1152] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k8_l0_conv_backward_v8(int n) {
 #ifdef CNN_INPUT_GRAD
   const cnn_real *restrict w = mnist4k8_params + 0;
+  cnn_real *restrict wt = mnist4k8_l0_wt;
+  for (int o = 0; o < 8; o++)
+    for (int c = 0; c < 1; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 8 + o) * 9 + 8 - j] = w[(o * 1 + c) * 9 + j];
 #endif
   CNN_OMP(omp parallel for schedule(static))
-  for (int s = 0; s < 8; s++) {
-    const cnn_real *restrict xl = mnist4k8_l0_xl + (size_t)s * 6272;
-    cnn_real *restrict dyl = mnist4k8_l0_yl + (size_t)s * 43264;
-    int li[8];
-    for (int u = 0; u < 8; u++) {
-      const int g = s * 1 + u / 8, i = g * GSIZE + u % 8;
-      li[u] = u % 8 < GSIZE && g < NGROUP && i < n ? i : -1;
-    }
-    for (int u = 0; u < 8; u++) {
-      const int i = li[u], g = s * 1 + u / 8;
-      if (i < 0)
-        continue;
-      (void)g;
-      { // layer 1's dx: this conv's dy
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist4k8_l0_dw[g];
+    cnn_real *restrict dwv = mnist4k8_l0_dwv[g];
+#ifdef CNN_INPUT_GRAD
+    cnn_real *restrict dyp = mnist4k8_l0_dyp[g];
+#endif
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 1's dx: this image's dy
         const cnn_real *restrict bx = mnist4k8_a1 + (size_t)i * 5408;
         const cnn_real *restrict bdy = mnist4k8_d2 + (size_t)i * 5408;
         cnn_real *restrict bdx = mnist4k8_d1 + (size_t)i * 5408;
@@ -974,300 +697,176 @@ CNN_CLONES_V8 static void mnist4k8_l0_conv_backward_v8(int n) {
           }
         }
       }
-    }
-    { // pack: images to lanes
-      long j0 = 0;
-#if CNN_HAS_SHUFFLEVECTOR
-      for (; j0 < 5408; j0 += 8) {
-        cnn_v8 r0, r1, r2, r3, r4, r5, r6, r7;
-        if (li[0] >= 0) memcpy(&r0, mnist4k8_d1 + (size_t)li[0] * 5408 + j0, sizeof r0); else r0 = (cnn_v8){0};
-        if (li[1] >= 0) memcpy(&r1, mnist4k8_d1 + (size_t)li[1] * 5408 + j0, sizeof r1); else r1 = (cnn_v8){0};
-        if (li[2] >= 0) memcpy(&r2, mnist4k8_d1 + (size_t)li[2] * 5408 + j0, sizeof r2); else r2 = (cnn_v8){0};
-        if (li[3] >= 0) memcpy(&r3, mnist4k8_d1 + (size_t)li[3] * 5408 + j0, sizeof r3); else r3 = (cnn_v8){0};
-        if (li[4] >= 0) memcpy(&r4, mnist4k8_d1 + (size_t)li[4] * 5408 + j0, sizeof r4); else r4 = (cnn_v8){0};
-        if (li[5] >= 0) memcpy(&r5, mnist4k8_d1 + (size_t)li[5] * 5408 + j0, sizeof r5); else r5 = (cnn_v8){0};
-        if (li[6] >= 0) memcpy(&r6, mnist4k8_d1 + (size_t)li[6] * 5408 + j0, sizeof r6); else r6 = (cnn_v8){0};
-        if (li[7] >= 0) memcpy(&r7, mnist4k8_d1 + (size_t)li[7] * 5408 + j0, sizeof r7); else r7 = (cnn_v8){0};
-        { const cnn_v8 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 12, 13, 14, 15); r0 = t0; r4 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 12, 13, 14, 15); r1 = t0; r5 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 12, 13, 14, 15); r2 = t0; r6 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 12, 13, 14, 15); r3 = t0; r7 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r0, r2, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r0, r2, 2, 3, 10, 11, 6, 7, 14, 15); r0 = t0; r2 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r1, r3, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r1, r3, 2, 3, 10, 11, 6, 7, 14, 15); r1 = t0; r3 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r4, r6, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r4, r6, 2, 3, 10, 11, 6, 7, 14, 15); r4 = t0; r6 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r5, r7, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r5, r7, 2, 3, 10, 11, 6, 7, 14, 15); r5 = t0; r7 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r0, r1, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r0, r1, 1, 9, 3, 11, 5, 13, 7, 15); r0 = t0; r1 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r2, r3, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r2, r3, 1, 9, 3, 11, 5, 13, 7, 15); r2 = t0; r3 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r4, r5, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r4, r5, 1, 9, 3, 11, 5, 13, 7, 15); r4 = t0; r5 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r6, r7, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r6, r7, 1, 9, 3, 11, 5, 13, 7, 15); r6 = t0; r7 = t1; }
-        memcpy(dyl + (size_t)(j0 + 0) * 8, &r0, sizeof r0);
-        memcpy(dyl + (size_t)(j0 + 1) * 8, &r1, sizeof r1);
-        memcpy(dyl + (size_t)(j0 + 2) * 8, &r2, sizeof r2);
-        memcpy(dyl + (size_t)(j0 + 3) * 8, &r3, sizeof r3);
-        memcpy(dyl + (size_t)(j0 + 4) * 8, &r4, sizeof r4);
-        memcpy(dyl + (size_t)(j0 + 5) * 8, &r5, sizeof r5);
-        memcpy(dyl + (size_t)(j0 + 6) * 8, &r6, sizeof r6);
-        memcpy(dyl + (size_t)(j0 + 7) * 8, &r7, sizeof r7);
-      }
-#endif
-      for (int u = 0; u < 8; u++)
-        for (long j = j0; j < 5408; j++)
-          dyl[j * 8 + u] = li[u] >= 0 ? mnist4k8_d1[(size_t)li[u] * 5408 + j] : 0;
-    }
-    // 1 output channels x the 9 taps of one input channel per register tile.
-    for (int o = 0; o < 8; o += 1)
-      for (int c = 0; c < 1; c++) {
-        cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0}, s0_5 = {0}, s0_6 = {0}, s0_7 = {0}, s0_8 = {0};
-        for (int oy = 0; oy < 26; oy++)
-          for (int ox = 0; ox < 26; ox++) {
-            const cnn_real *restrict xr = xl + (size_t)((c * 28 + oy) * 28 + ox) * 8;
-            cnn_v8 e0; memcpy(&e0, dyl + (size_t)(((o + 0) * 26 + oy) * 26 + ox) * 8, sizeof e0);
-            { cnn_v8 v; memcpy(&v, xr + 0, sizeof v); s0_0 += e0 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 8, sizeof v); s0_1 += e0 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 16, sizeof v); s0_2 += e0 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 224, sizeof v); s0_3 += e0 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 232, sizeof v); s0_4 += e0 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 240, sizeof v); s0_5 += e0 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 448, sizeof v); s0_6 += e0 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 456, sizeof v); s0_7 += e0 * v; }
-            { cnn_v8 v; memcpy(&v, xr + 464, sizeof v); s0_8 += e0 * v; }
+      const int first = i == g * GSIZE;
+      const cnn_real *restrict x = mnist4k8_a0 + (size_t)i * 784;
+      const cnn_real *restrict dy = mnist4k8_d1 + (size_t)i * 5408;
+      // 4 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 8; o += 4) {
+        for (int c = 0; c < 1; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v8 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v8 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            cnn_v8 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            cnn_v8 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
+            for (int oy = 0; oy < 26; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 676 + oy * 26;
+              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28;
+              for (int v = 0; v < 24; v += 8) {
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 676 + v, sizeof d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1352 + v, sizeof d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 2028 + v, sizeof d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+              }
+              { // columns 24..25; the other lanes are masked off
+                const cnn_v8 m = {1, 1, 0, 0, 0, 0, 0, 0};
+                cnn_v8 d, x0, x1, x2;
+                memcpy(&x0, xr + 24 + 0, sizeof x0);
+                memcpy(&x1, xr + 24 + 1, sizeof x1);
+                memcpy(&x2, xr + 24 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 24, sizeof d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 676 + 24, sizeof d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1352 + 24, sizeof d);
+                d *= m;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 2028 + 24, sizeof d);
+                d *= m;
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dwv + ((o) * 9 + (c * 3 + ky) * 3) * 8;
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 8, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 8, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_2 += t;
+            }
+            memcpy(dwo + 16, &s0_2, sizeof s0_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 72, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 72, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 80, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 80, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 88, sizeof t);
+              s1_2 += t;
+            }
+            memcpy(dwo + 88, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 144, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 144, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 152, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 152, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 160, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 160, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 216, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 216, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 224, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 224, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v8 t;
+              memcpy(&t, dwo + 232, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 232, &s3_2, sizeof s3_2);
           }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v8 r = s0_0;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
-          { const int g = s * 1 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 0] = r[0]; }
-#else
-          { const int g = s * 1 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 0] = ((((s0_0)[0] + (s0_0)[1]) + ((s0_0)[2] + (s0_0)[3])) + (((s0_0)[4] + (s0_0)[5]) + ((s0_0)[6] + (s0_0)[7]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v8 r = s0_1;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
-          { const int g = s * 1 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 1] = r[0]; }
-#else
-          { const int g = s * 1 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 1] = ((((s0_1)[0] + (s0_1)[1]) + ((s0_1)[2] + (s0_1)[3])) + (((s0_1)[4] + (s0_1)[5]) + ((s0_1)[6] + (s0_1)[7]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v8 r = s0_2;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
-          { const int g = s * 1 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 2] = r[0]; }
-#else
-          { const int g = s * 1 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 2] = ((((s0_2)[0] + (s0_2)[1]) + ((s0_2)[2] + (s0_2)[3])) + (((s0_2)[4] + (s0_2)[5]) + ((s0_2)[6] + (s0_2)[7]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v8 r = s0_3;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
-          { const int g = s * 1 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 3] = r[0]; }
-#else
-          { const int g = s * 1 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 3] = ((((s0_3)[0] + (s0_3)[1]) + ((s0_3)[2] + (s0_3)[3])) + (((s0_3)[4] + (s0_3)[5]) + ((s0_3)[6] + (s0_3)[7]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v8 r = s0_4;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
-          { const int g = s * 1 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 4] = r[0]; }
-#else
-          { const int g = s * 1 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 4] = ((((s0_4)[0] + (s0_4)[1]) + ((s0_4)[2] + (s0_4)[3])) + (((s0_4)[4] + (s0_4)[5]) + ((s0_4)[6] + (s0_4)[7]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v8 r = s0_5;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
-          { const int g = s * 1 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 5] = r[0]; }
-#else
-          { const int g = s * 1 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 5] = ((((s0_5)[0] + (s0_5)[1]) + ((s0_5)[2] + (s0_5)[3])) + (((s0_5)[4] + (s0_5)[5]) + ((s0_5)[6] + (s0_5)[7]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v8 r = s0_6;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
-          { const int g = s * 1 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 6] = r[0]; }
-#else
-          { const int g = s * 1 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 6] = ((((s0_6)[0] + (s0_6)[1]) + ((s0_6)[2] + (s0_6)[3])) + (((s0_6)[4] + (s0_6)[5]) + ((s0_6)[6] + (s0_6)[7]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v8 r = s0_7;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
-          { const int g = s * 1 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 7] = r[0]; }
-#else
-          { const int g = s * 1 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 7] = ((((s0_7)[0] + (s0_7)[1]) + ((s0_7)[2] + (s0_7)[3])) + (((s0_7)[4] + (s0_7)[5]) + ((s0_7)[6] + (s0_7)[7]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v8 r = s0_8;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3);
-          { const int g = s * 1 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 8] = r[0]; }
-#else
-          { const int g = s * 1 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 8] = ((((s0_8)[0] + (s0_8)[1]) + ((s0_8)[2] + (s0_8)[3])) + (((s0_8)[4] + (s0_8)[5]) + ((s0_8)[6] + (s0_8)[7]))); }
-#endif
-        }
       }
 #ifdef CNN_INPUT_GRAD
-    {
-    cnn_real *restrict dxl = mnist4k8_l0_dxl + (size_t)s * 6272;
-    // 1 input channels x 10 columns of a row per register tile.
-    for (int y = 0; y < 28; y++) {
-      const int ky0 = y - 25 > 0 ? y - 25 : 0, ky1 = y < 2 ? y : 2; // the dy rows that exist
-      for (int c = 0; c < 1; c += 1) {
-        {
-        cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0};
-        for (int o = 0; o < 8; o++)
-          for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict sr = dyl + (size_t)((o * 26 + y - ky) * 26) * 8;
-            const cnn_real *restrict wr = w + (o * 1 + c) * 9 + ky * 3;
-            const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, sr + 0, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 8, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 16, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 24, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 32, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 40, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 48, sizeof v); a0_8 += w0_2 * v; a0_7 += w0_1 * v; a0_6 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 56, sizeof v); a0_9 += w0_2 * v; a0_8 += w0_1 * v; a0_7 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 64, sizeof v); a0_9 += w0_1 * v; a0_8 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 72, sizeof v); a0_9 += w0_0 * v; }
+      cnn_real *restrict dx = mnist4k8_d0 + (size_t)i * 784;
+      for (int o = 0; o < 8; o++)
+        for (int oy = 0; oy < 26; oy++)
+          memcpy(dyp + (o * 30 + oy + 2) * 28 + 2, dy + (o * 26 + oy) * 26, 26 * sizeof(cnn_real));
+      // 1 output channels x 7 vectors of 8 per register tile, over each plane as
+      // one run (flat): a row's last taps read the next row's first, zero, columns.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 784; col += 56) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 56 columns
+            const cnn_real *restrict wo = wt + (o) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 28 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1, x2, x3, x4, x5, x6;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  memcpy(&x3, xr + kx + 24, sizeof x3);
+                  memcpy(&x4, xr + kx + 32, sizeof x4);
+                  memcpy(&x5, xr + kx + 40, sizeof x5);
+                  memcpy(&x6, xr + kx + 48, sizeof x6);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 784 + oy * 784 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
+            memcpy(yr + 24, &a0_3, sizeof a0_3);
+            memcpy(yr + 32, &a0_4, sizeof a0_4);
+            memcpy(yr + 40, &a0_5, sizeof a0_5);
+            memcpy(yr + 48, &a0_6, sizeof a0_6);
           }
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 0) * 8, &a0_0, sizeof a0_0);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 1) * 8, &a0_1, sizeof a0_1);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 2) * 8, &a0_2, sizeof a0_2);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 3) * 8, &a0_3, sizeof a0_3);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 4) * 8, &a0_4, sizeof a0_4);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 5) * 8, &a0_5, sizeof a0_5);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 6) * 8, &a0_6, sizeof a0_6);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 7) * 8, &a0_7, sizeof a0_7);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 8) * 8, &a0_8, sizeof a0_8);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 9) * 8, &a0_9, sizeof a0_9);
-        }
-        {
-        cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0};
-        for (int o = 0; o < 8; o++)
-          for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict sr = dyl + (size_t)((o * 26 + y - ky) * 26) * 8;
-            const cnn_real *restrict wr = w + (o * 1 + c) * 9 + ky * 3;
-            const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, sr + 64, sizeof v); a0_0 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 72, sizeof v); a0_1 += w0_2 * v; a0_0 += w0_1 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 80, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 88, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 96, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 104, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 112, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 120, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 128, sizeof v); a0_8 += w0_2 * v; a0_7 += w0_1 * v; a0_6 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 136, sizeof v); a0_9 += w0_2 * v; a0_8 += w0_1 * v; a0_7 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 144, sizeof v); a0_9 += w0_1 * v; a0_8 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 152, sizeof v); a0_9 += w0_0 * v; }
-          }
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 10) * 8, &a0_0, sizeof a0_0);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 11) * 8, &a0_1, sizeof a0_1);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 12) * 8, &a0_2, sizeof a0_2);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 13) * 8, &a0_3, sizeof a0_3);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 14) * 8, &a0_4, sizeof a0_4);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 15) * 8, &a0_5, sizeof a0_5);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 16) * 8, &a0_6, sizeof a0_6);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 17) * 8, &a0_7, sizeof a0_7);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 18) * 8, &a0_8, sizeof a0_8);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 19) * 8, &a0_9, sizeof a0_9);
-        }
-        {
-        cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0};
-        for (int o = 0; o < 8; o++)
-          for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict sr = dyl + (size_t)((o * 26 + y - ky) * 26) * 8;
-            const cnn_real *restrict wr = w + (o * 1 + c) * 9 + ky * 3;
-            const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v8 v; memcpy(&v, sr + 144, sizeof v); a0_0 += w0_2 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 152, sizeof v); a0_1 += w0_2 * v; a0_0 += w0_1 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 160, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 168, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 176, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 184, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 192, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
-            { cnn_v8 v; memcpy(&v, sr + 200, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
-          }
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 20) * 8, &a0_0, sizeof a0_0);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 21) * 8, &a0_1, sizeof a0_1);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 22) * 8, &a0_2, sizeof a0_2);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 23) * 8, &a0_3, sizeof a0_3);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 24) * 8, &a0_4, sizeof a0_4);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 25) * 8, &a0_5, sizeof a0_5);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 26) * 8, &a0_6, sizeof a0_6);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 27) * 8, &a0_7, sizeof a0_7);
         }
       }
-    }
-    { // unpack: lanes to images
-      long j0 = 0;
-#if CNN_HAS_SHUFFLEVECTOR
-      for (; j0 < 784; j0 += 8) {
-        cnn_v8 r0, r1, r2, r3, r4, r5, r6, r7;
-        memcpy(&r0, dxl + (size_t)(j0 + 0) * 8, sizeof r0);
-        memcpy(&r1, dxl + (size_t)(j0 + 1) * 8, sizeof r1);
-        memcpy(&r2, dxl + (size_t)(j0 + 2) * 8, sizeof r2);
-        memcpy(&r3, dxl + (size_t)(j0 + 3) * 8, sizeof r3);
-        memcpy(&r4, dxl + (size_t)(j0 + 4) * 8, sizeof r4);
-        memcpy(&r5, dxl + (size_t)(j0 + 5) * 8, sizeof r5);
-        memcpy(&r6, dxl + (size_t)(j0 + 6) * 8, sizeof r6);
-        memcpy(&r7, dxl + (size_t)(j0 + 7) * 8, sizeof r7);
-        { const cnn_v8 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 12, 13, 14, 15); r0 = t0; r4 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 12, 13, 14, 15); r1 = t0; r5 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 12, 13, 14, 15); r2 = t0; r6 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 8, 9, 10, 11), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 12, 13, 14, 15); r3 = t0; r7 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r0, r2, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r0, r2, 2, 3, 10, 11, 6, 7, 14, 15); r0 = t0; r2 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r1, r3, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r1, r3, 2, 3, 10, 11, 6, 7, 14, 15); r1 = t0; r3 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r4, r6, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r4, r6, 2, 3, 10, 11, 6, 7, 14, 15); r4 = t0; r6 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r5, r7, 0, 1, 8, 9, 4, 5, 12, 13), t1 = __builtin_shufflevector(r5, r7, 2, 3, 10, 11, 6, 7, 14, 15); r5 = t0; r7 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r0, r1, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r0, r1, 1, 9, 3, 11, 5, 13, 7, 15); r0 = t0; r1 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r2, r3, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r2, r3, 1, 9, 3, 11, 5, 13, 7, 15); r2 = t0; r3 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r4, r5, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r4, r5, 1, 9, 3, 11, 5, 13, 7, 15); r4 = t0; r5 = t1; }
-        { const cnn_v8 t0 = __builtin_shufflevector(r6, r7, 0, 8, 2, 10, 4, 12, 6, 14), t1 = __builtin_shufflevector(r6, r7, 1, 9, 3, 11, 5, 13, 7, 15); r6 = t0; r7 = t1; }
-        if (li[0] >= 0) memcpy(mnist4k8_d0 + (size_t)li[0] * 784 + j0, &r0, sizeof r0);
-        if (li[1] >= 0) memcpy(mnist4k8_d0 + (size_t)li[1] * 784 + j0, &r1, sizeof r1);
-        if (li[2] >= 0) memcpy(mnist4k8_d0 + (size_t)li[2] * 784 + j0, &r2, sizeof r2);
-        if (li[3] >= 0) memcpy(mnist4k8_d0 + (size_t)li[3] * 784 + j0, &r3, sizeof r3);
-        if (li[4] >= 0) memcpy(mnist4k8_d0 + (size_t)li[4] * 784 + j0, &r4, sizeof r4);
-        if (li[5] >= 0) memcpy(mnist4k8_d0 + (size_t)li[5] * 784 + j0, &r5, sizeof r5);
-        if (li[6] >= 0) memcpy(mnist4k8_d0 + (size_t)li[6] * 784 + j0, &r6, sizeof r6);
-        if (li[7] >= 0) memcpy(mnist4k8_d0 + (size_t)li[7] * 784 + j0, &r7, sizeof r7);
-      }
 #endif
-      for (int u = 0; u < 8; u++)
-        for (long j = j0; j < 784; j++)
-          if (li[u] >= 0)
-            mnist4k8_d0[(size_t)li[u] * 784 + j] = dxl[j * 8 + u];
     }
+    for (int j = 0; j < 72; j++) {
+      cnn_v8 t;
+      memcpy(&t, dwv + (size_t)j * 8, sizeof t);
+      dw[j] = CNN_HSUM8(t);
     }
-#endif
   }
   const int used = (n + GSIZE - 1) / GSIZE;
   for (int j = 0; j < 72; j++) {
@@ -1281,22 +880,21 @@ CNN_CLONES_V8 static void mnist4k8_l0_conv_backward_v8(int n) {
 CNN_V16_FN static void mnist4k8_l0_conv_backward_v16(int n) {
 #ifdef CNN_INPUT_GRAD
   const cnn_real *restrict w = mnist4k8_params + 0;
+  cnn_real *restrict wt = mnist4k8_l0_wt;
+  for (int o = 0; o < 8; o++)
+    for (int c = 0; c < 1; c++)
+      for (int j = 0; j < 9; j++)
+        wt[(c * 8 + o) * 9 + 8 - j] = w[(o * 1 + c) * 9 + j];
 #endif
   CNN_OMP(omp parallel for schedule(static))
-  for (int s = 0; s < 4; s++) {
-    const cnn_real *restrict xl = mnist4k8_l0_xl + (size_t)s * 12544;
-    cnn_real *restrict dyl = mnist4k8_l0_yl + (size_t)s * 86528;
-    int li[16];
-    for (int u = 0; u < 16; u++) {
-      const int g = s * 2 + u / 8, i = g * GSIZE + u % 8;
-      li[u] = u % 8 < GSIZE && g < NGROUP && i < n ? i : -1;
-    }
-    for (int u = 0; u < 16; u++) {
-      const int i = li[u], g = s * 2 + u / 8;
-      if (i < 0)
-        continue;
-      (void)g;
-      { // layer 1's dx: this conv's dy
+  for (int g = 0; g < NGROUP; g++) {
+    cnn_real *restrict dw = mnist4k8_l0_dw[g];
+    cnn_real *restrict dwv = mnist4k8_l0_dwv[g];
+#ifdef CNN_INPUT_GRAD
+    cnn_real *restrict dyp = mnist4k8_l0_dyp[g];
+#endif
+    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 1's dx: this image's dy
         const cnn_real *restrict bx = mnist4k8_a1 + (size_t)i * 5408;
         const cnn_real *restrict bdy = mnist4k8_d2 + (size_t)i * 5408;
         cnn_real *restrict bdx = mnist4k8_d1 + (size_t)i * 5408;
@@ -1309,487 +907,319 @@ CNN_V16_FN static void mnist4k8_l0_conv_backward_v16(int n) {
           }
         }
       }
-    }
-    { // pack: images to lanes
-      long j0 = 0;
-#if CNN_HAS_SHUFFLEVECTOR
-      for (; j0 < 5408; j0 += 16) {
-        cnn_v16 r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15;
-        if (li[0] >= 0) memcpy(&r0, mnist4k8_d1 + (size_t)li[0] * 5408 + j0, sizeof r0); else r0 = (cnn_v16){0};
-        if (li[1] >= 0) memcpy(&r1, mnist4k8_d1 + (size_t)li[1] * 5408 + j0, sizeof r1); else r1 = (cnn_v16){0};
-        if (li[2] >= 0) memcpy(&r2, mnist4k8_d1 + (size_t)li[2] * 5408 + j0, sizeof r2); else r2 = (cnn_v16){0};
-        if (li[3] >= 0) memcpy(&r3, mnist4k8_d1 + (size_t)li[3] * 5408 + j0, sizeof r3); else r3 = (cnn_v16){0};
-        if (li[4] >= 0) memcpy(&r4, mnist4k8_d1 + (size_t)li[4] * 5408 + j0, sizeof r4); else r4 = (cnn_v16){0};
-        if (li[5] >= 0) memcpy(&r5, mnist4k8_d1 + (size_t)li[5] * 5408 + j0, sizeof r5); else r5 = (cnn_v16){0};
-        if (li[6] >= 0) memcpy(&r6, mnist4k8_d1 + (size_t)li[6] * 5408 + j0, sizeof r6); else r6 = (cnn_v16){0};
-        if (li[7] >= 0) memcpy(&r7, mnist4k8_d1 + (size_t)li[7] * 5408 + j0, sizeof r7); else r7 = (cnn_v16){0};
-        if (li[8] >= 0) memcpy(&r8, mnist4k8_d1 + (size_t)li[8] * 5408 + j0, sizeof r8); else r8 = (cnn_v16){0};
-        if (li[9] >= 0) memcpy(&r9, mnist4k8_d1 + (size_t)li[9] * 5408 + j0, sizeof r9); else r9 = (cnn_v16){0};
-        if (li[10] >= 0) memcpy(&r10, mnist4k8_d1 + (size_t)li[10] * 5408 + j0, sizeof r10); else r10 = (cnn_v16){0};
-        if (li[11] >= 0) memcpy(&r11, mnist4k8_d1 + (size_t)li[11] * 5408 + j0, sizeof r11); else r11 = (cnn_v16){0};
-        if (li[12] >= 0) memcpy(&r12, mnist4k8_d1 + (size_t)li[12] * 5408 + j0, sizeof r12); else r12 = (cnn_v16){0};
-        if (li[13] >= 0) memcpy(&r13, mnist4k8_d1 + (size_t)li[13] * 5408 + j0, sizeof r13); else r13 = (cnn_v16){0};
-        if (li[14] >= 0) memcpy(&r14, mnist4k8_d1 + (size_t)li[14] * 5408 + j0, sizeof r14); else r14 = (cnn_v16){0};
-        if (li[15] >= 0) memcpy(&r15, mnist4k8_d1 + (size_t)li[15] * 5408 + j0, sizeof r15); else r15 = (cnn_v16){0};
-        { const cnn_v16 t0 = __builtin_shufflevector(r0, r8, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r0, r8, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r0 = t0; r8 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r1, r9, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r1, r9, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r1 = t0; r9 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r2, r10, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r2, r10, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r2 = t0; r10 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r3, r11, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r3, r11, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r3 = t0; r11 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r4, r12, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r4, r12, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r4 = t0; r12 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r5, r13, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r5, r13, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r5 = t0; r13 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r6, r14, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r6, r14, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r6 = t0; r14 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r7, r15, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r7, r15, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r7 = t0; r15 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r0 = t0; r4 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r1 = t0; r5 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r2 = t0; r6 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r3 = t0; r7 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r8, r12, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r8, r12, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r8 = t0; r12 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r9, r13, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r9, r13, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r9 = t0; r13 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r10, r14, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r10, r14, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r10 = t0; r14 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r11, r15, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r11, r15, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r11 = t0; r15 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r0, r2, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r0, r2, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r0 = t0; r2 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r1, r3, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r1, r3, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r1 = t0; r3 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r4, r6, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r4, r6, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r4 = t0; r6 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r5, r7, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r5, r7, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r5 = t0; r7 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r8, r10, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r8, r10, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r8 = t0; r10 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r9, r11, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r9, r11, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r9 = t0; r11 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r12, r14, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r12, r14, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r12 = t0; r14 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r13, r15, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r13, r15, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r13 = t0; r15 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r0, r1, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r0, r1, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r0 = t0; r1 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r2, r3, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r2, r3, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r2 = t0; r3 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r4, r5, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r4, r5, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r4 = t0; r5 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r6, r7, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r6, r7, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r6 = t0; r7 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r8, r9, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r8, r9, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r8 = t0; r9 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r10, r11, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r10, r11, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r10 = t0; r11 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r12, r13, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r12, r13, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r12 = t0; r13 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r14, r15, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r14, r15, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r14 = t0; r15 = t1; }
-        memcpy(dyl + (size_t)(j0 + 0) * 16, &r0, sizeof r0);
-        memcpy(dyl + (size_t)(j0 + 1) * 16, &r1, sizeof r1);
-        memcpy(dyl + (size_t)(j0 + 2) * 16, &r2, sizeof r2);
-        memcpy(dyl + (size_t)(j0 + 3) * 16, &r3, sizeof r3);
-        memcpy(dyl + (size_t)(j0 + 4) * 16, &r4, sizeof r4);
-        memcpy(dyl + (size_t)(j0 + 5) * 16, &r5, sizeof r5);
-        memcpy(dyl + (size_t)(j0 + 6) * 16, &r6, sizeof r6);
-        memcpy(dyl + (size_t)(j0 + 7) * 16, &r7, sizeof r7);
-        memcpy(dyl + (size_t)(j0 + 8) * 16, &r8, sizeof r8);
-        memcpy(dyl + (size_t)(j0 + 9) * 16, &r9, sizeof r9);
-        memcpy(dyl + (size_t)(j0 + 10) * 16, &r10, sizeof r10);
-        memcpy(dyl + (size_t)(j0 + 11) * 16, &r11, sizeof r11);
-        memcpy(dyl + (size_t)(j0 + 12) * 16, &r12, sizeof r12);
-        memcpy(dyl + (size_t)(j0 + 13) * 16, &r13, sizeof r13);
-        memcpy(dyl + (size_t)(j0 + 14) * 16, &r14, sizeof r14);
-        memcpy(dyl + (size_t)(j0 + 15) * 16, &r15, sizeof r15);
-      }
-#endif
-      for (int u = 0; u < 16; u++)
-        for (long j = j0; j < 5408; j++)
-          dyl[j * 16 + u] = li[u] >= 0 ? mnist4k8_d1[(size_t)li[u] * 5408 + j] : 0;
-    }
-    // 2 output channels x the 9 taps of one input channel per register tile.
-    for (int o = 0; o < 8; o += 2)
-      for (int c = 0; c < 1; c++) {
-        cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0}, s0_5 = {0}, s0_6 = {0}, s0_7 = {0}, s0_8 = {0};
-        cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0}, s1_3 = {0}, s1_4 = {0}, s1_5 = {0}, s1_6 = {0}, s1_7 = {0}, s1_8 = {0};
-        for (int oy = 0; oy < 26; oy++)
-          for (int ox = 0; ox < 26; ox++) {
-            const cnn_real *restrict xr = xl + (size_t)((c * 28 + oy) * 28 + ox) * 16;
-            cnn_v16 e0; memcpy(&e0, dyl + (size_t)(((o + 0) * 26 + oy) * 26 + ox) * 16, sizeof e0); CNN_PIN16(e0);
-            cnn_v16 e1; memcpy(&e1, dyl + (size_t)(((o + 1) * 26 + oy) * 26 + ox) * 16, sizeof e1); CNN_PIN16(e1);
-            { cnn_v16 v; memcpy(&v, xr + 0, sizeof v); s0_0 += e0 * v; s1_0 += e1 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 16, sizeof v); s0_1 += e0 * v; s1_1 += e1 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 32, sizeof v); s0_2 += e0 * v; s1_2 += e1 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 448, sizeof v); s0_3 += e0 * v; s1_3 += e1 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 464, sizeof v); s0_4 += e0 * v; s1_4 += e1 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 480, sizeof v); s0_5 += e0 * v; s1_5 += e1 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 896, sizeof v); s0_6 += e0 * v; s1_6 += e1 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 912, sizeof v); s0_7 += e0 * v; s1_7 += e1 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 928, sizeof v); s0_8 += e0 * v; s1_8 += e1 * v; }
+      const int first = i == g * GSIZE;
+      const cnn_real *restrict x = mnist4k8_a0 + (size_t)i * 784;
+      const cnn_real *restrict dy = mnist4k8_d1 + (size_t)i * 5408;
+      // 8 output channels x 3 taps of vector sums per register tile.
+      for (int o = 0; o < 8; o += 8) {
+        for (int c = 0; c < 1; c++)
+          for (int ky = 0; ky < 3; ky++) {
+            cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0};
+            cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0};
+            cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0};
+            cnn_v16 s3_0 = {0}, s3_1 = {0}, s3_2 = {0};
+            cnn_v16 s4_0 = {0}, s4_1 = {0}, s4_2 = {0};
+            cnn_v16 s5_0 = {0}, s5_1 = {0}, s5_2 = {0};
+            cnn_v16 s6_0 = {0}, s6_1 = {0}, s6_2 = {0};
+            cnn_v16 s7_0 = {0}, s7_1 = {0}, s7_2 = {0};
+            for (int oy = 0; oy < 26; oy++) {
+              const cnn_real *restrict dr = dy + (o) * 676 + oy * 26;
+              const cnn_real *restrict xr = x + (c * 28 + oy + ky) * 28;
+              for (int v = 0; v < 16; v += 16) {
+                cnn_v16 d, x0, x1, x2;
+                memcpy(&x0, xr + v + 0, sizeof x0);
+                memcpy(&x1, xr + v + 1, sizeof x1);
+                memcpy(&x2, xr + v + 2, sizeof x2);
+                memcpy(&d, dr + 0 + v, sizeof d); CNN_PIN16(d);
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 676 + v, sizeof d); CNN_PIN16(d);
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1352 + v, sizeof d); CNN_PIN16(d);
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 2028 + v, sizeof d); CNN_PIN16(d);
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+                memcpy(&d, dr + 2704 + v, sizeof d); CNN_PIN16(d);
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
+                memcpy(&d, dr + 3380 + v, sizeof d); CNN_PIN16(d);
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
+                memcpy(&d, dr + 4056 + v, sizeof d); CNN_PIN16(d);
+                s6_0 += d * x0; s6_1 += d * x1; s6_2 += d * x2;
+                memcpy(&d, dr + 4732 + v, sizeof d); CNN_PIN16(d);
+                s7_0 += d * x0; s7_1 += d * x1; s7_2 += d * x2;
+              }
+              { // columns 16..25; the other lanes are masked off
+                const cnn_v16 m = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0};
+                cnn_v16 d, x0, x1, x2;
+                memcpy(&x0, xr + 16 + 0, sizeof x0);
+                memcpy(&x1, xr + 16 + 1, sizeof x1);
+                memcpy(&x2, xr + 16 + 2, sizeof x2);
+                memcpy(&d, dr + 0 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s0_0 += d * x0; s0_1 += d * x1; s0_2 += d * x2;
+                memcpy(&d, dr + 676 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s1_0 += d * x0; s1_1 += d * x1; s1_2 += d * x2;
+                memcpy(&d, dr + 1352 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s2_0 += d * x0; s2_1 += d * x1; s2_2 += d * x2;
+                memcpy(&d, dr + 2028 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s3_0 += d * x0; s3_1 += d * x1; s3_2 += d * x2;
+                memcpy(&d, dr + 2704 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s4_0 += d * x0; s4_1 += d * x1; s4_2 += d * x2;
+                memcpy(&d, dr + 3380 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s5_0 += d * x0; s5_1 += d * x1; s5_2 += d * x2;
+                memcpy(&d, dr + 4056 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s6_0 += d * x0; s6_1 += d * x1; s6_2 += d * x2;
+                memcpy(&d, dr + 4732 + 16, sizeof d); CNN_PIN16(d);
+                d *= m;
+                s7_0 += d * x0; s7_1 += d * x1; s7_2 += d * x2;
+              }
+            }
+            cnn_real *restrict dwo = dwv + ((o) * 9 + (c * 3 + ky) * 3) * 16;
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 0, sizeof t);
+              s0_0 += t;
+            }
+            memcpy(dwo + 0, &s0_0, sizeof s0_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 16, sizeof t);
+              s0_1 += t;
+            }
+            memcpy(dwo + 16, &s0_1, sizeof s0_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 32, sizeof t);
+              s0_2 += t;
+            }
+            memcpy(dwo + 32, &s0_2, sizeof s0_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 144, sizeof t);
+              s1_0 += t;
+            }
+            memcpy(dwo + 144, &s1_0, sizeof s1_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 160, sizeof t);
+              s1_1 += t;
+            }
+            memcpy(dwo + 160, &s1_1, sizeof s1_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 176, sizeof t);
+              s1_2 += t;
+            }
+            memcpy(dwo + 176, &s1_2, sizeof s1_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 288, sizeof t);
+              s2_0 += t;
+            }
+            memcpy(dwo + 288, &s2_0, sizeof s2_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 304, sizeof t);
+              s2_1 += t;
+            }
+            memcpy(dwo + 304, &s2_1, sizeof s2_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 320, sizeof t);
+              s2_2 += t;
+            }
+            memcpy(dwo + 320, &s2_2, sizeof s2_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 432, sizeof t);
+              s3_0 += t;
+            }
+            memcpy(dwo + 432, &s3_0, sizeof s3_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 448, sizeof t);
+              s3_1 += t;
+            }
+            memcpy(dwo + 448, &s3_1, sizeof s3_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 464, sizeof t);
+              s3_2 += t;
+            }
+            memcpy(dwo + 464, &s3_2, sizeof s3_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 576, sizeof t);
+              s4_0 += t;
+            }
+            memcpy(dwo + 576, &s4_0, sizeof s4_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 592, sizeof t);
+              s4_1 += t;
+            }
+            memcpy(dwo + 592, &s4_1, sizeof s4_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 608, sizeof t);
+              s4_2 += t;
+            }
+            memcpy(dwo + 608, &s4_2, sizeof s4_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 720, sizeof t);
+              s5_0 += t;
+            }
+            memcpy(dwo + 720, &s5_0, sizeof s5_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 736, sizeof t);
+              s5_1 += t;
+            }
+            memcpy(dwo + 736, &s5_1, sizeof s5_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 752, sizeof t);
+              s5_2 += t;
+            }
+            memcpy(dwo + 752, &s5_2, sizeof s5_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 864, sizeof t);
+              s6_0 += t;
+            }
+            memcpy(dwo + 864, &s6_0, sizeof s6_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 880, sizeof t);
+              s6_1 += t;
+            }
+            memcpy(dwo + 880, &s6_1, sizeof s6_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 896, sizeof t);
+              s6_2 += t;
+            }
+            memcpy(dwo + 896, &s6_2, sizeof s6_2);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1008, sizeof t);
+              s7_0 += t;
+            }
+            memcpy(dwo + 1008, &s7_0, sizeof s7_0);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1024, sizeof t);
+              s7_1 += t;
+            }
+            memcpy(dwo + 1024, &s7_1, sizeof s7_1);
+            if (!first) {
+              cnn_v16 t;
+              memcpy(&t, dwo + 1040, sizeof t);
+              s7_2 += t;
+            }
+            memcpy(dwo + 1040, &s7_2, sizeof s7_2);
           }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s0_0;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 0] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 0] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 0] = ((((s0_0)[0] + (s0_0)[1]) + ((s0_0)[2] + (s0_0)[3])) + (((s0_0)[4] + (s0_0)[5]) + ((s0_0)[6] + (s0_0)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 0] = ((((s0_0)[8] + (s0_0)[9]) + ((s0_0)[10] + (s0_0)[11])) + (((s0_0)[12] + (s0_0)[13]) + ((s0_0)[14] + (s0_0)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s0_1;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 1] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 1] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 1] = ((((s0_1)[0] + (s0_1)[1]) + ((s0_1)[2] + (s0_1)[3])) + (((s0_1)[4] + (s0_1)[5]) + ((s0_1)[6] + (s0_1)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 1] = ((((s0_1)[8] + (s0_1)[9]) + ((s0_1)[10] + (s0_1)[11])) + (((s0_1)[12] + (s0_1)[13]) + ((s0_1)[14] + (s0_1)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s0_2;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 2] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 2] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 2] = ((((s0_2)[0] + (s0_2)[1]) + ((s0_2)[2] + (s0_2)[3])) + (((s0_2)[4] + (s0_2)[5]) + ((s0_2)[6] + (s0_2)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 2] = ((((s0_2)[8] + (s0_2)[9]) + ((s0_2)[10] + (s0_2)[11])) + (((s0_2)[12] + (s0_2)[13]) + ((s0_2)[14] + (s0_2)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s0_3;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 3] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 3] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 3] = ((((s0_3)[0] + (s0_3)[1]) + ((s0_3)[2] + (s0_3)[3])) + (((s0_3)[4] + (s0_3)[5]) + ((s0_3)[6] + (s0_3)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 3] = ((((s0_3)[8] + (s0_3)[9]) + ((s0_3)[10] + (s0_3)[11])) + (((s0_3)[12] + (s0_3)[13]) + ((s0_3)[14] + (s0_3)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s0_4;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 4] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 4] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 4] = ((((s0_4)[0] + (s0_4)[1]) + ((s0_4)[2] + (s0_4)[3])) + (((s0_4)[4] + (s0_4)[5]) + ((s0_4)[6] + (s0_4)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 4] = ((((s0_4)[8] + (s0_4)[9]) + ((s0_4)[10] + (s0_4)[11])) + (((s0_4)[12] + (s0_4)[13]) + ((s0_4)[14] + (s0_4)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s0_5;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 5] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 5] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 5] = ((((s0_5)[0] + (s0_5)[1]) + ((s0_5)[2] + (s0_5)[3])) + (((s0_5)[4] + (s0_5)[5]) + ((s0_5)[6] + (s0_5)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 5] = ((((s0_5)[8] + (s0_5)[9]) + ((s0_5)[10] + (s0_5)[11])) + (((s0_5)[12] + (s0_5)[13]) + ((s0_5)[14] + (s0_5)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s0_6;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 6] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 6] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 6] = ((((s0_6)[0] + (s0_6)[1]) + ((s0_6)[2] + (s0_6)[3])) + (((s0_6)[4] + (s0_6)[5]) + ((s0_6)[6] + (s0_6)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 6] = ((((s0_6)[8] + (s0_6)[9]) + ((s0_6)[10] + (s0_6)[11])) + (((s0_6)[12] + (s0_6)[13]) + ((s0_6)[14] + (s0_6)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s0_7;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 7] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 7] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 7] = ((((s0_7)[0] + (s0_7)[1]) + ((s0_7)[2] + (s0_7)[3])) + (((s0_7)[4] + (s0_7)[5]) + ((s0_7)[6] + (s0_7)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 7] = ((((s0_7)[8] + (s0_7)[9]) + ((s0_7)[10] + (s0_7)[11])) + (((s0_7)[12] + (s0_7)[13]) + ((s0_7)[14] + (s0_7)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s0_8;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 8] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 8] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 8] = ((((s0_8)[0] + (s0_8)[1]) + ((s0_8)[2] + (s0_8)[3])) + (((s0_8)[4] + (s0_8)[5]) + ((s0_8)[6] + (s0_8)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 0) * 1 + c) * 9 + 8] = ((((s0_8)[8] + (s0_8)[9]) + ((s0_8)[10] + (s0_8)[11])) + (((s0_8)[12] + (s0_8)[13]) + ((s0_8)[14] + (s0_8)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s1_0;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 0] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 0] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 0] = ((((s1_0)[0] + (s1_0)[1]) + ((s1_0)[2] + (s1_0)[3])) + (((s1_0)[4] + (s1_0)[5]) + ((s1_0)[6] + (s1_0)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 0] = ((((s1_0)[8] + (s1_0)[9]) + ((s1_0)[10] + (s1_0)[11])) + (((s1_0)[12] + (s1_0)[13]) + ((s1_0)[14] + (s1_0)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s1_1;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 1] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 1] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 1] = ((((s1_1)[0] + (s1_1)[1]) + ((s1_1)[2] + (s1_1)[3])) + (((s1_1)[4] + (s1_1)[5]) + ((s1_1)[6] + (s1_1)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 1] = ((((s1_1)[8] + (s1_1)[9]) + ((s1_1)[10] + (s1_1)[11])) + (((s1_1)[12] + (s1_1)[13]) + ((s1_1)[14] + (s1_1)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s1_2;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 2] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 2] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 2] = ((((s1_2)[0] + (s1_2)[1]) + ((s1_2)[2] + (s1_2)[3])) + (((s1_2)[4] + (s1_2)[5]) + ((s1_2)[6] + (s1_2)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 2] = ((((s1_2)[8] + (s1_2)[9]) + ((s1_2)[10] + (s1_2)[11])) + (((s1_2)[12] + (s1_2)[13]) + ((s1_2)[14] + (s1_2)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s1_3;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 3] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 3] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 3] = ((((s1_3)[0] + (s1_3)[1]) + ((s1_3)[2] + (s1_3)[3])) + (((s1_3)[4] + (s1_3)[5]) + ((s1_3)[6] + (s1_3)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 3] = ((((s1_3)[8] + (s1_3)[9]) + ((s1_3)[10] + (s1_3)[11])) + (((s1_3)[12] + (s1_3)[13]) + ((s1_3)[14] + (s1_3)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s1_4;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 4] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 4] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 4] = ((((s1_4)[0] + (s1_4)[1]) + ((s1_4)[2] + (s1_4)[3])) + (((s1_4)[4] + (s1_4)[5]) + ((s1_4)[6] + (s1_4)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 4] = ((((s1_4)[8] + (s1_4)[9]) + ((s1_4)[10] + (s1_4)[11])) + (((s1_4)[12] + (s1_4)[13]) + ((s1_4)[14] + (s1_4)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s1_5;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 5] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 5] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 5] = ((((s1_5)[0] + (s1_5)[1]) + ((s1_5)[2] + (s1_5)[3])) + (((s1_5)[4] + (s1_5)[5]) + ((s1_5)[6] + (s1_5)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 5] = ((((s1_5)[8] + (s1_5)[9]) + ((s1_5)[10] + (s1_5)[11])) + (((s1_5)[12] + (s1_5)[13]) + ((s1_5)[14] + (s1_5)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s1_6;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 6] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 6] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 6] = ((((s1_6)[0] + (s1_6)[1]) + ((s1_6)[2] + (s1_6)[3])) + (((s1_6)[4] + (s1_6)[5]) + ((s1_6)[6] + (s1_6)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 6] = ((((s1_6)[8] + (s1_6)[9]) + ((s1_6)[10] + (s1_6)[11])) + (((s1_6)[12] + (s1_6)[13]) + ((s1_6)[14] + (s1_6)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s1_7;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 7] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 7] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 7] = ((((s1_7)[0] + (s1_7)[1]) + ((s1_7)[2] + (s1_7)[3])) + (((s1_7)[4] + (s1_7)[5]) + ((s1_7)[6] + (s1_7)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 7] = ((((s1_7)[8] + (s1_7)[9]) + ((s1_7)[10] + (s1_7)[11])) + (((s1_7)[12] + (s1_7)[13]) + ((s1_7)[14] + (s1_7)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s1_8;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 8] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 8] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 8] = ((((s1_8)[0] + (s1_8)[1]) + ((s1_8)[2] + (s1_8)[3])) + (((s1_8)[4] + (s1_8)[5]) + ((s1_8)[6] + (s1_8)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k8_l0_dw[g][((o + 1) * 1 + c) * 9 + 8] = ((((s1_8)[8] + (s1_8)[9]) + ((s1_8)[10] + (s1_8)[11])) + (((s1_8)[12] + (s1_8)[13]) + ((s1_8)[14] + (s1_8)[15]))); }
-#endif
-        }
       }
 #ifdef CNN_INPUT_GRAD
-    {
-    cnn_real *restrict dxl = mnist4k8_l0_dxl + (size_t)s * 12544;
-    // 1 input channels x 28 columns of a row per register tile.
-    for (int y = 0; y < 28; y++) {
-      const int ky0 = y - 25 > 0 ? y - 25 : 0, ky1 = y < 2 ? y : 2; // the dy rows that exist
-      for (int c = 0; c < 1; c += 1) {
-        {
-        cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0}, a0_12 = {0}, a0_13 = {0}, a0_14 = {0}, a0_15 = {0}, a0_16 = {0}, a0_17 = {0}, a0_18 = {0}, a0_19 = {0}, a0_20 = {0}, a0_21 = {0}, a0_22 = {0}, a0_23 = {0}, a0_24 = {0}, a0_25 = {0}, a0_26 = {0}, a0_27 = {0};
-        for (int o = 0; o < 8; o++)
-          for (int ky = ky1; ky >= ky0; ky--) {
-            const cnn_real *restrict sr = dyl + (size_t)((o * 26 + y - ky) * 26) * 16;
-            const cnn_real *restrict wr = w + (o * 1 + c) * 9 + ky * 3;
-            const cnn_real w0_0 = wr[0], w0_1 = wr[1], w0_2 = wr[2];
-            { cnn_v16 v; memcpy(&v, sr + 0, sizeof v); a0_2 += w0_2 * v; a0_1 += w0_1 * v; a0_0 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 16, sizeof v); a0_3 += w0_2 * v; a0_2 += w0_1 * v; a0_1 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 32, sizeof v); a0_4 += w0_2 * v; a0_3 += w0_1 * v; a0_2 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 48, sizeof v); a0_5 += w0_2 * v; a0_4 += w0_1 * v; a0_3 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 64, sizeof v); a0_6 += w0_2 * v; a0_5 += w0_1 * v; a0_4 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 80, sizeof v); a0_7 += w0_2 * v; a0_6 += w0_1 * v; a0_5 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 96, sizeof v); a0_8 += w0_2 * v; a0_7 += w0_1 * v; a0_6 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 112, sizeof v); a0_9 += w0_2 * v; a0_8 += w0_1 * v; a0_7 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 128, sizeof v); a0_10 += w0_2 * v; a0_9 += w0_1 * v; a0_8 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 144, sizeof v); a0_11 += w0_2 * v; a0_10 += w0_1 * v; a0_9 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 160, sizeof v); a0_12 += w0_2 * v; a0_11 += w0_1 * v; a0_10 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 176, sizeof v); a0_13 += w0_2 * v; a0_12 += w0_1 * v; a0_11 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 192, sizeof v); a0_14 += w0_2 * v; a0_13 += w0_1 * v; a0_12 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 208, sizeof v); a0_15 += w0_2 * v; a0_14 += w0_1 * v; a0_13 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 224, sizeof v); a0_16 += w0_2 * v; a0_15 += w0_1 * v; a0_14 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 240, sizeof v); a0_17 += w0_2 * v; a0_16 += w0_1 * v; a0_15 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 256, sizeof v); a0_18 += w0_2 * v; a0_17 += w0_1 * v; a0_16 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 272, sizeof v); a0_19 += w0_2 * v; a0_18 += w0_1 * v; a0_17 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 288, sizeof v); a0_20 += w0_2 * v; a0_19 += w0_1 * v; a0_18 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 304, sizeof v); a0_21 += w0_2 * v; a0_20 += w0_1 * v; a0_19 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 320, sizeof v); a0_22 += w0_2 * v; a0_21 += w0_1 * v; a0_20 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 336, sizeof v); a0_23 += w0_2 * v; a0_22 += w0_1 * v; a0_21 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 352, sizeof v); a0_24 += w0_2 * v; a0_23 += w0_1 * v; a0_22 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 368, sizeof v); a0_25 += w0_2 * v; a0_24 += w0_1 * v; a0_23 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 384, sizeof v); a0_26 += w0_2 * v; a0_25 += w0_1 * v; a0_24 += w0_0 * v; }
-            { cnn_v16 v; memcpy(&v, sr + 400, sizeof v); a0_27 += w0_2 * v; a0_26 += w0_1 * v; a0_25 += w0_0 * v; }
+      cnn_real *restrict dx = mnist4k8_d0 + (size_t)i * 784;
+      for (int o = 0; o < 8; o++)
+        for (int oy = 0; oy < 26; oy++)
+          memcpy(dyp + (o * 30 + oy + 2) * 28 + 2, dy + (o * 26 + oy) * 26, 26 * sizeof(cnn_real));
+      // 1 output channels x 13 vectors of 16 per register tile, over each plane as
+      // one run (flat): a row's last taps read the next row's first, zero, columns.
+      for (int oy = 0; oy < 1; oy++) {
+        for (int col = 0; col < 624; col += 208) {
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 208 columns
+            const cnn_real *restrict wo = wt + (o) * 72;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0}, a0_12 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = 0; ky < 3; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 28 + col;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  memcpy(&x3, xr + kx + 48, sizeof x3);
+                  memcpy(&x4, xr + kx + 64, sizeof x4);
+                  memcpy(&x5, xr + kx + 80, sizeof x5);
+                  memcpy(&x6, xr + kx + 96, sizeof x6);
+                  memcpy(&x7, xr + kx + 112, sizeof x7);
+                  memcpy(&x8, xr + kx + 128, sizeof x8);
+                  memcpy(&x9, xr + kx + 144, sizeof x9);
+                  memcpy(&x10, xr + kx + 160, sizeof x10);
+                  memcpy(&x11, xr + kx + 176, sizeof x11);
+                  memcpy(&x12, xr + kx + 192, sizeof x12);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10; a0_11 += w0 * x11; a0_12 += w0 * x12;
+                }
+              }
+            cnn_real *restrict yr = dx + (o) * 784 + oy * 784 + col;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 48, &a0_3, sizeof a0_3);
+            memcpy(yr + 64, &a0_4, sizeof a0_4);
+            memcpy(yr + 80, &a0_5, sizeof a0_5);
+            memcpy(yr + 96, &a0_6, sizeof a0_6);
+            memcpy(yr + 112, &a0_7, sizeof a0_7);
+            memcpy(yr + 128, &a0_8, sizeof a0_8);
+            memcpy(yr + 144, &a0_9, sizeof a0_9);
+            memcpy(yr + 160, &a0_10, sizeof a0_10);
+            memcpy(yr + 176, &a0_11, sizeof a0_11);
+            memcpy(yr + 192, &a0_12, sizeof a0_12);
           }
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 0) * 16, &a0_0, sizeof a0_0);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 1) * 16, &a0_1, sizeof a0_1);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 2) * 16, &a0_2, sizeof a0_2);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 3) * 16, &a0_3, sizeof a0_3);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 4) * 16, &a0_4, sizeof a0_4);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 5) * 16, &a0_5, sizeof a0_5);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 6) * 16, &a0_6, sizeof a0_6);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 7) * 16, &a0_7, sizeof a0_7);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 8) * 16, &a0_8, sizeof a0_8);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 9) * 16, &a0_9, sizeof a0_9);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 10) * 16, &a0_10, sizeof a0_10);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 11) * 16, &a0_11, sizeof a0_11);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 12) * 16, &a0_12, sizeof a0_12);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 13) * 16, &a0_13, sizeof a0_13);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 14) * 16, &a0_14, sizeof a0_14);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 15) * 16, &a0_15, sizeof a0_15);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 16) * 16, &a0_16, sizeof a0_16);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 17) * 16, &a0_17, sizeof a0_17);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 18) * 16, &a0_18, sizeof a0_18);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 19) * 16, &a0_19, sizeof a0_19);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 20) * 16, &a0_20, sizeof a0_20);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 21) * 16, &a0_21, sizeof a0_21);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 22) * 16, &a0_22, sizeof a0_22);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 23) * 16, &a0_23, sizeof a0_23);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 24) * 16, &a0_24, sizeof a0_24);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 25) * 16, &a0_25, sizeof a0_25);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 26) * 16, &a0_26, sizeof a0_26);
-        memcpy(dxl + (size_t)(((c + 0) * 28 + y) * 28 + 27) * 16, &a0_27, sizeof a0_27);
+        }
+        for (int o = 0; o < 1; o += 1) { // 1 channels x 160 columns
+          const cnn_real *restrict wo = wt + (o) * 72;
+          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0};
+          for (int c = 0; c < 8; c++)
+            for (int ky = 0; ky < 3; ky++) {
+              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 28 + 624;
+              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+              for (int kx = 0; kx < 3; kx++) {
+                cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9;
+                memcpy(&x0, xr + kx + 0, sizeof x0);
+                memcpy(&x1, xr + kx + 16, sizeof x1);
+                memcpy(&x2, xr + kx + 32, sizeof x2);
+                memcpy(&x3, xr + kx + 48, sizeof x3);
+                memcpy(&x4, xr + kx + 64, sizeof x4);
+                memcpy(&x5, xr + kx + 80, sizeof x5);
+                memcpy(&x6, xr + kx + 96, sizeof x6);
+                memcpy(&x7, xr + kx + 112, sizeof x7);
+                memcpy(&x8, xr + kx + 128, sizeof x8);
+                memcpy(&x9, xr + kx + 144, sizeof x9);
+                const cnn_real w0 = wr[kx + 0];
+                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9;
+              }
+            }
+          cnn_real *restrict yr = dx + (o) * 784 + oy * 784 + 624;
+          memcpy(yr + 0, &a0_0, sizeof a0_0);
+          memcpy(yr + 16, &a0_1, sizeof a0_1);
+          memcpy(yr + 32, &a0_2, sizeof a0_2);
+          memcpy(yr + 48, &a0_3, sizeof a0_3);
+          memcpy(yr + 64, &a0_4, sizeof a0_4);
+          memcpy(yr + 80, &a0_5, sizeof a0_5);
+          memcpy(yr + 96, &a0_6, sizeof a0_6);
+          memcpy(yr + 112, &a0_7, sizeof a0_7);
+          memcpy(yr + 128, &a0_8, sizeof a0_8);
+          memcpy(yr + 144, &a0_9, sizeof a0_9);
         }
       }
-    }
-    { // unpack: lanes to images
-      long j0 = 0;
-#if CNN_HAS_SHUFFLEVECTOR
-      for (; j0 < 784; j0 += 16) {
-        cnn_v16 r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15;
-        memcpy(&r0, dxl + (size_t)(j0 + 0) * 16, sizeof r0);
-        memcpy(&r1, dxl + (size_t)(j0 + 1) * 16, sizeof r1);
-        memcpy(&r2, dxl + (size_t)(j0 + 2) * 16, sizeof r2);
-        memcpy(&r3, dxl + (size_t)(j0 + 3) * 16, sizeof r3);
-        memcpy(&r4, dxl + (size_t)(j0 + 4) * 16, sizeof r4);
-        memcpy(&r5, dxl + (size_t)(j0 + 5) * 16, sizeof r5);
-        memcpy(&r6, dxl + (size_t)(j0 + 6) * 16, sizeof r6);
-        memcpy(&r7, dxl + (size_t)(j0 + 7) * 16, sizeof r7);
-        memcpy(&r8, dxl + (size_t)(j0 + 8) * 16, sizeof r8);
-        memcpy(&r9, dxl + (size_t)(j0 + 9) * 16, sizeof r9);
-        memcpy(&r10, dxl + (size_t)(j0 + 10) * 16, sizeof r10);
-        memcpy(&r11, dxl + (size_t)(j0 + 11) * 16, sizeof r11);
-        memcpy(&r12, dxl + (size_t)(j0 + 12) * 16, sizeof r12);
-        memcpy(&r13, dxl + (size_t)(j0 + 13) * 16, sizeof r13);
-        memcpy(&r14, dxl + (size_t)(j0 + 14) * 16, sizeof r14);
-        memcpy(&r15, dxl + (size_t)(j0 + 15) * 16, sizeof r15);
-        { const cnn_v16 t0 = __builtin_shufflevector(r0, r8, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r0, r8, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r0 = t0; r8 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r1, r9, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r1, r9, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r1 = t0; r9 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r2, r10, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r2, r10, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r2 = t0; r10 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r3, r11, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r3, r11, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r3 = t0; r11 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r4, r12, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r4, r12, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r4 = t0; r12 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r5, r13, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r5, r13, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r5 = t0; r13 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r6, r14, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r6, r14, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r6 = t0; r14 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r7, r15, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), t1 = __builtin_shufflevector(r7, r15, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r7 = t0; r15 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r0, r4, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r0, r4, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r0 = t0; r4 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r1, r5, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r1, r5, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r1 = t0; r5 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r2, r6, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r2, r6, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r2 = t0; r6 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r3, r7, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r3, r7, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r3 = t0; r7 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r8, r12, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r8, r12, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r8 = t0; r12 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r9, r13, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r9, r13, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r9 = t0; r13 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r10, r14, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r10, r14, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r10 = t0; r14 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r11, r15, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), t1 = __builtin_shufflevector(r11, r15, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r11 = t0; r15 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r0, r2, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r0, r2, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r0 = t0; r2 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r1, r3, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r1, r3, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r1 = t0; r3 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r4, r6, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r4, r6, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r4 = t0; r6 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r5, r7, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r5, r7, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r5 = t0; r7 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r8, r10, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r8, r10, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r8 = t0; r10 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r9, r11, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r9, r11, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r9 = t0; r11 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r12, r14, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r12, r14, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r12 = t0; r14 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r13, r15, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29), t1 = __builtin_shufflevector(r13, r15, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r13 = t0; r15 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r0, r1, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r0, r1, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r0 = t0; r1 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r2, r3, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r2, r3, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r2 = t0; r3 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r4, r5, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r4, r5, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r4 = t0; r5 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r6, r7, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r6, r7, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r6 = t0; r7 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r8, r9, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r8, r9, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r8 = t0; r9 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r10, r11, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r10, r11, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r10 = t0; r11 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r12, r13, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r12, r13, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r12 = t0; r13 = t1; }
-        { const cnn_v16 t0 = __builtin_shufflevector(r14, r15, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30), t1 = __builtin_shufflevector(r14, r15, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r14 = t0; r15 = t1; }
-        if (li[0] >= 0) memcpy(mnist4k8_d0 + (size_t)li[0] * 784 + j0, &r0, sizeof r0);
-        if (li[1] >= 0) memcpy(mnist4k8_d0 + (size_t)li[1] * 784 + j0, &r1, sizeof r1);
-        if (li[2] >= 0) memcpy(mnist4k8_d0 + (size_t)li[2] * 784 + j0, &r2, sizeof r2);
-        if (li[3] >= 0) memcpy(mnist4k8_d0 + (size_t)li[3] * 784 + j0, &r3, sizeof r3);
-        if (li[4] >= 0) memcpy(mnist4k8_d0 + (size_t)li[4] * 784 + j0, &r4, sizeof r4);
-        if (li[5] >= 0) memcpy(mnist4k8_d0 + (size_t)li[5] * 784 + j0, &r5, sizeof r5);
-        if (li[6] >= 0) memcpy(mnist4k8_d0 + (size_t)li[6] * 784 + j0, &r6, sizeof r6);
-        if (li[7] >= 0) memcpy(mnist4k8_d0 + (size_t)li[7] * 784 + j0, &r7, sizeof r7);
-        if (li[8] >= 0) memcpy(mnist4k8_d0 + (size_t)li[8] * 784 + j0, &r8, sizeof r8);
-        if (li[9] >= 0) memcpy(mnist4k8_d0 + (size_t)li[9] * 784 + j0, &r9, sizeof r9);
-        if (li[10] >= 0) memcpy(mnist4k8_d0 + (size_t)li[10] * 784 + j0, &r10, sizeof r10);
-        if (li[11] >= 0) memcpy(mnist4k8_d0 + (size_t)li[11] * 784 + j0, &r11, sizeof r11);
-        if (li[12] >= 0) memcpy(mnist4k8_d0 + (size_t)li[12] * 784 + j0, &r12, sizeof r12);
-        if (li[13] >= 0) memcpy(mnist4k8_d0 + (size_t)li[13] * 784 + j0, &r13, sizeof r13);
-        if (li[14] >= 0) memcpy(mnist4k8_d0 + (size_t)li[14] * 784 + j0, &r14, sizeof r14);
-        if (li[15] >= 0) memcpy(mnist4k8_d0 + (size_t)li[15] * 784 + j0, &r15, sizeof r15);
-      }
 #endif
-      for (int u = 0; u < 16; u++)
-        for (long j = j0; j < 784; j++)
-          if (li[u] >= 0)
-            mnist4k8_d0[(size_t)li[u] * 784 + j] = dxl[j * 16 + u];
     }
+    for (int j = 0; j < 72; j++) {
+      cnn_v16 t;
+      memcpy(&t, dwv + (size_t)j * 16, sizeof t);
+      dw[j] = CNN_HSUM16(t);
     }
-#endif
   }
   const int used = (n + GSIZE - 1) / GSIZE;
   for (int j = 0; j < 72; j++) {
