@@ -259,6 +259,20 @@ void emit_lanes_igrad(TrainCtx *c, const LaneDims *d, const char *dyl, const cha
   row_pass_emit(c, d, &r, ind);
 }
 
+// Writes the sum of lanes lo .. lo + n - 1 of vector v, pairwise: ((v0 +
+// v1) + (v2 + v3)) for n = 4.
+static void emit_pairwise(TrainCtx *c, const char *v, int lo, int n) {
+  if (n == 1) {
+    W(c, "(%s)[%d]", v, lo);
+    return;
+  }
+  W(c, "(");
+  emit_pairwise(c, v, lo, n / 2);
+  W(c, " + ");
+  emit_pairwise(c, v, lo + n / 2, n / 2);
+  W(c, ")");
+}
+
 // Emits dst[g] = the sum of vector v's lanes of each group of the set,
 // pairwise (lanes 2k + 1 to 2k, then 4k + 2 to 4k, ...), for dst an
 // expression of g.
@@ -278,25 +292,7 @@ static void emit_group_lanes(TrainCtx *c, const LaneDims *d, const char *v, cons
   // The same pairs, one value at a time.
   for (int k = 0; k < m; k++) {
     W(c, "%s  { const int g = s * %d + %d; if (g < NGROUP) %s = ", ind, m, k, dst);
-    int n = d->gl;
-    // a balanced sum written out: positions k*gl .. k*gl + gl - 1
-    for (int i = 0; i < n; i++) {
-      int opens = 0;
-      for (int s = n; s > 1; s /= 2)
-        if (i % s == 0)
-          opens++;
-      for (int o = 0; o < opens; o++)
-        W(c, "(");
-      W(c, "(%s)[%d]", v, k * d->gl + i);
-      int closes = 0;
-      for (int s = n; s > 1; s /= 2)
-        if ((i + 1) % s == 0)
-          closes++;
-      for (int o = 0; o < closes; o++)
-        W(c, ")");
-      if (i + 1 < n)
-        W(c, " + ");
-    }
+    emit_pairwise(c, v, k * d->gl, d->gl);
     W(c, "; }\n");
   }
   W(c, "#endif\n%s}\n", ind);

@@ -1005,6 +1005,16 @@ static void lane_images_open(TrainCtx *c, const LaneDims *d) {
     d->vl / d->gl, d->gl);
 }
 
+// BatchNorm layer b's pass emit (sweep, dx, first backward pass) for each
+// image of set s, said in the comment what.
+static void lane_bn_pass(TrainCtx *c, const LaneDims *d, int b, const char *what,
+                         void (*emit)(TrainCtx *, int, const char *)) {
+  lane_images_open(c, d);
+  W(c, "      { // layer %d's %s\n", b, what);
+  emit(c, b, "        ");
+  W(c, "      }\n    }\n");
+}
+
 // Conv k's forward with the images as lanes, width vl: per set, the sweep
 // of the BatchNorm before it image by image, the input packed (and kept
 // for the weight gradient), the conv, the output unpacked, and the
@@ -1021,12 +1031,8 @@ static void lanes_forward(TrainCtx *c, int k, int vl) {
   W(c, "    cnn_real *restrict yl = %s_l%d_yl + (size_t)s * %ld;\n", P, k, ys * vl);
   emit_lanes_images(c, &d, "    ");
   for (int b = 0; b < k; b++)
-    if (c->bn_sweep[b] == k) {
-      lane_images_open(c, &d);
-      W(c, "      { // layer %d's sweep: this image's input\n", b);
-      bn_emit_sweep(c, b, "        ");
-      W(c, "      }\n    }\n");
-    }
+    if (c->bn_sweep[b] == k)
+      lane_bn_pass(c, &d, b, "sweep: this image's input", bn_emit_sweep);
   snprintf(src, sizeof src, "%s_a%d", P, c->ibuf[k]);
   emit_lanes_pack(c, &d, "xl", src, xs, "    ");
   emit_lanes_forward(c, &d, "xl", "w", "yl", l->bias ? "b" : NULL, "    ");
@@ -1064,12 +1070,8 @@ static void lanes_backward(TrainCtx *c, int k, int vl) {
   W(c, "    cnn_real *restrict dyl = %s_l%d_yl + (size_t)s * %ld;\n", P, k, ys * vl);
   emit_lanes_images(c, &d, "    ");
   for (int b = k + 1; b < c->L; b++)
-    if (c->bn_dx[b] == k) {
-      lane_images_open(c, &d);
-      W(c, "      { // layer %d's dx: this conv's dy\n", b);
-      bn_emit_dx(c, b, "        ");
-      W(c, "      }\n    }\n");
-    }
+    if (c->bn_dx[b] == k)
+      lane_bn_pass(c, &d, b, "dx: this conv's dy", bn_emit_dx);
   snprintf(buf, sizeof buf, "%s_d%d", P, c->buf[k + 1]);
   emit_lanes_pack(c, &d, "dyl", buf, ys, "    ");
   snprintf(dw, sizeof dw, "%s_l%d_dw[g]", P, k);
@@ -1082,12 +1084,8 @@ static void lanes_backward(TrainCtx *c, int k, int vl) {
     emit_lanes_unpack(c, &d, c->dx[k], "dxl", xs, "    ");
     W(c, "    }\n");
     for (int b = 0; b < k; b++)
-      if (c->bn_dsums[b] == k) {
-        lane_images_open(c, &d);
-        W(c, "      { // layer %d's first backward pass for this image\n", b);
-        bn_emit_dy_sums(c, b, "        ");
-        W(c, "      }\n    }\n");
-      }
+      if (c->bn_dsums[b] == k)
+        lane_bn_pass(c, &d, b, "first backward pass for this image", bn_emit_dy_sums);
     ig_close(c, dxmode);
   }
   W(c, "  }\n  const int used = (n + GSIZE - 1) / GSIZE;\n");
@@ -1118,11 +1116,7 @@ static void conv_emit_lanes(TrainCtx *c, int k) {
   if (!bwmode)
     return;
   ig_open(c, bwmode);
-  W(c, "\n// Per-group partial weight%s gradients, summed in group order.\n", l->bias ? " and bias" : "");
-  W(c, "static cnn_real %s_l%d_dw[NGROUP][%ld] CNN_ALIGNED;\n", P, k, conv_weights(l));
-  if (l->bias)
-    W(c, "static cnn_real %s_l%d_db[NGROUP][%d] CNN_ALIGNED;\n", P, k, l->out.c);
-  W(c, "// dW = dy * x^T%s%s.\n", l->bias ? ", db = sum dy" : "", dxmode ? ", dx = W^T * dy (packed)" : "");
+  backward_head(c, k, dxmode ? ", dx = W^T * dy (packed)" : "");
   if (dxmode) {
     ig_open(c, dxmode);
     W(c, "static cnn_real %s_l%d_dxl[%ld] CNN_ALIGNED;\n", P, k, lanes * xs);
