@@ -349,8 +349,7 @@ long conv_wgrad_plane(const ConvDims *d) {
   return conv_wgrad_flat(d) ? flat_lanes(d) : rows_lanes(d);
 }
 
-// Row stride of dy as the weight gradient reads it.
-static int wgrad_row_stride(const ConvDims *d) {
+int conv_wgrad_row(const ConvDims *d) {
   if (conv_wgrad_flat(d))
     return d->w;
   return conv_wgrad_copy(d) ? (d->ow + d->vl - 1) / d->vl * d->vl : d->ow;
@@ -359,7 +358,7 @@ static int wgrad_row_stride(const ConvDims *d) {
 void emit_conv_wgrad_copy(TrainCtx *c, const ConvDims *d, const char *dst, const char *src, const char *ind) {
   W(c, "%sfor (int o = 0; o < %d; o++)\n%s  for (int oy = 0; oy < %d; oy++)\n", ind, d->o, ind, d->oh);
   W(c, "%s    memcpy(%s + o * %ld + oy * %d, %s + (o * %d + oy) * %d, %d * sizeof(cnn_real));\n", ind, dst,
-    conv_wgrad_plane(d), wgrad_row_stride(d), src, d->oh, d->ow, d->ow);
+    conv_wgrad_plane(d), conv_wgrad_row(d), src, d->oh, d->ow, d->ow);
 }
 
 // One step of the weight-gradient tile: the vector at ve (a C expression)
@@ -435,7 +434,7 @@ static void wgrad_tile(TrainCtx *c, const ConvDims *d, const char *x, const char
   snprintf(ind, sizeof ind, "%s", ind0);
   long plane = conv_wgrad_plane(d);
   long ckk = (long)d->c * d->kh * d->kw;
-  int flat = conv_wgrad_flat(d), rows = flat ? 1 : d->oh, ds = wgrad_row_stride(d);
+  int flat = conv_wgrad_flat(d), rows = flat ? 1 : d->oh, ds = conv_wgrad_row(d);
   // Lanes of one run of vectors: a row (padded), or the whole plane.
   long run = flat ? flat_lanes(d) : rows_lanes(d) / d->oh;
   int nk = wgrad_rows(d), nt = nk * wgrad_taps(d); // window rows and taps per tile

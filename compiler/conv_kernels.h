@@ -65,12 +65,14 @@ typedef struct ConvImages {
 // maps) lays dy on x's row stride w, zeros past ow, so one run of vectors
 // covers a plane. conv_wgrad_copy says whether dy needs that copy at all
 // (not for rows of whole vectors), conv_wgrad_plane the values per channel
-// of dy as the weight gradient reads it (the copy's, or dy's own), and
+// of dy as the weight gradient reads it (the copy's, or dy's own),
+// conv_wgrad_row its row stride, and
 // emit_conv_wgrad_copy emits the copy of one image's dy into a zeroed dst
 // (its padding never written).
 int conv_wgrad_flat(const ConvDims *d);
 int conv_wgrad_copy(const ConvDims *d);
 long conv_wgrad_plane(const ConvDims *d);
+int conv_wgrad_row(const ConvDims *d);
 void emit_conv_wgrad_copy(TrainCtx *c, const ConvDims *d, const char *dst, const char *src, const char *ind);
 
 // Whether the weight gradient of d sums over a group's images inside each

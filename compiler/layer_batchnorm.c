@@ -31,36 +31,31 @@ static void bn_transform(const Layer *l, char *buf, size_t n) {
 
 // BatchNorm layer k's first backward pass for image i; see train_emit.h.
 void bn_emit_dy_sums(TrainCtx *c, int k, const char *ind) {
-  const Layer *l = &c->net->layers[k];
   const char *P = c->P;
-  int C = l->out.c, HW = l->out.h * l->out.w, ib = c->ibuf[k], ob = c->buf[k + 1];
+  int ib = c->ibuf[k], ob = c->buf[k + 1];
   long sz = c->isize[k];
   int dk, rk;
   bn_group(c, k, &dk, &rk);
   int keep_store = dk >= 0 && rk < 0;
-  char in2[40];
-  snprintf(in2, sizeof in2, "%s  ", ind);
-  W(c, "%sfor (int c = 0; c < %d; c++) {\n", ind, C);
-  W(c, "%sconst cnn_real *restrict x = %s_a%d + (size_t)i * %ld + c * %d;\n", in2, P, ib, sz, HW);
-  W(c, "%scnn_real *restrict dy = %s_d%d + (size_t)i * %ld + c * %d;\n", in2, P, ob, sz, HW);
+  char x[96], dy[96];
+  snprintf(x, sizeof x, "%s_a%d + (size_t)i * %ld", P, ib, sz);
+  snprintf(dy, sizeof dy, "%s_d%d + (size_t)i * %ld", P, ob, sz);
   if (rk >= 0 || dk >= 0) {
+    W(c, "%s{\n%s  cnn_real *restrict dy = %s;\n", ind, ind, dy);
     if (rk >= 0)
-      W(c, "%sconst cnn_real *restrict y = %s_a%d + (size_t)i * %ld + c * %d;\n", in2, P, ob, sz, HW);
+      W(c, "%s  const cnn_real *restrict y = %s_a%d + (size_t)i * %ld;\n", ind, P, ob, sz);
     if (keep_store)
-      W(c, "%sconst uint8_t *restrict m = %s_l%d_keep + (size_t)i * %ld + c * %d;\n", in2, P, dk, sz, HW);
-    W(c, "%sfor (int p = 0; p < %d; p++) { // a multiply, not a branch: it vectorizes\n", in2, HW);
+      W(c, "%s  const uint8_t *restrict m = %s_l%d_keep + (size_t)i * %ld;\n", ind, P, dk, sz);
+    W(c, "%s  for (int p = 0; p < %ld; p++) // a multiply, not a branch: it vectorizes\n", ind, sz);
     if (rk >= 0 && dk >= 0)
-      W(c, "%s  dy[p] *= (cnn_real)(y[p] > 0) * L%d_SCALE;\n", in2, dk);
+      W(c, "%s    dy[p] *= (cnn_real)(y[p] > 0) * L%d_SCALE;\n", ind, dk);
     else if (rk >= 0)
-      W(c, "%s  dy[p] *= (cnn_real)(y[p] > 0);\n", in2);
+      W(c, "%s    dy[p] *= (cnn_real)(y[p] > 0);\n", ind);
     else
-      W(c, "%s  dy[p] *= (cnn_real)m[p] * L%d_SCALE;\n", in2, dk);
-    W(c, "%s}\n", in2);
+      W(c, "%s    dy[p] *= (cnn_real)m[p] * L%d_SCALE;\n", ind, dk);
+    W(c, "%s}\n", ind);
   }
-  W(c, "%sconst cnn_real m_ = %s_l%d_mean[c], is = %s_l%d_invstd[c];\n", in2, P, k, P, k);
-  emit_plane_sum(c, l, "dy[p]", "dy[p] * ((x[p] - m_) * is)", in2);
-  W(c, "%s%s_l%d_ps[i][c] = s;\n%s%s_l%d_pq[i][c] = sq;\n", in2, P, k, in2, P, k);
-  W(c, "%s}\n", ind);
+  emit_chan_sums(c, k, x, dy, ind);
 }
 
 // Whether BatchNorm layer k spreads its scale and shift per value: planes
@@ -186,22 +181,45 @@ void bn_emit_sweep(TrainCtx *c, int k, const char *ind) {
   W(c, "%s    yc[p] = v;\n%s  }\n%s}\n", ind, ind, ind);
 }
 
+// The head of BatchNorm layer k's input-gradient pass for image i (in
+// scope): its input, the masked gradient at its output, and per channel c
+// the factors its backward computed; the caller closes the channel loop.
+static void bn_dx_head(TrainCtx *c, int k, const char *ind) {
+  const char *P = c->P;
+  int C = c->net->layers[k].out.c;
+  long sz = c->isize[k];
+  W(c, "%sconst cnn_real *restrict bx = %s_a%d + (size_t)i * %ld;\n", ind, P, c->ibuf[k], sz);
+  W(c, "%sconst cnn_real *restrict bdy = %s_d%d + (size_t)i * %ld;\n", ind, P, c->buf[k + 1], sz);
+  W(c, "%sfor (int c = 0; c < %d; c++) {\n", ind, C);
+  W(c, "%s  const cnn_real m_ = %s_l%d_mean[c], is = %s_l%d_invstd[c];\n", ind, P, k, P, k);
+  W(c, "%s  const cnn_real a = %s_l%d_k1[c], b = %s_l%d_k2[c], q = %s_l%d_k3[c];\n", ind, P, k, P, k, P, k);
+}
+
 // BatchNorm layer k's input gradient for image i (in scope), from the masked
 // gradient at its output and the factors its backward computed.
 void bn_emit_dx(TrainCtx *c, int k, const char *ind) {
   const Layer *l = &c->net->layers[k];
-  const char *P = c->P;
-  int C = l->out.c, HW = l->out.h * l->out.w, ib = c->ibuf[k], ob = c->buf[k + 1];
-  long sz = c->isize[k];
-  W(c, "%sconst cnn_real *restrict bx = %s_a%d + (size_t)i * %ld;\n", ind, P, ib, sz);
-  W(c, "%sconst cnn_real *restrict bdy = %s_d%d + (size_t)i * %ld;\n", ind, P, ob, sz);
-  W(c, "%scnn_real *restrict bdx = %s + (size_t)i * %ld;\n", ind, c->dx[k], sz);
-  W(c, "%sfor (int c = 0; c < %d; c++) {\n", ind, C);
-  W(c, "%s  const cnn_real m_ = %s_l%d_mean[c], is = %s_l%d_invstd[c];\n", ind, P, k, P, k);
-  W(c, "%s  const cnn_real a = %s_l%d_k1[c], b = %s_l%d_k2[c], q = %s_l%d_k3[c];\n", ind, P, k, P, k, P, k);
+  int HW = l->out.h * l->out.w;
+  W(c, "%scnn_real *restrict bdx = %s + (size_t)i * %ld;\n", ind, c->dx[k], c->isize[k]);
+  bn_dx_head(c, k, ind);
   W(c, "%s  for (int p = 0; p < %d; p++) {\n", ind, HW);
   W(c, "%s    const cnn_real xh = (bx[c * %d + p] - m_) * is;\n", ind, HW);
   W(c, "%s    bdx[c * %d + p] = a * (bdy[c * %d + p] - b - xh * q);\n%s  }\n%s}\n", ind, HW, HW, ind, ind);
+}
+
+void bn_emit_dx_into(TrainCtx *c, int k, const BnDxDest *dst, int n, const char *ind) {
+  const Layer *l = &c->net->layers[k];
+  int H = l->out.h, Wd = l->out.w;
+  bn_dx_head(c, k, ind);
+  W(c, "%s  for (int y = 0; y < %d; y++)\n%s    for (int x = 0; x < %d; x++) {\n", ind, H, ind, Wd);
+  W(c, "%s      const cnn_real xh = (bx[(c * %d + y) * %d + x] - m_) * is;\n", ind, H, Wd);
+  W(c, "%s      const cnn_real v = a * (bdy[(c * %d + y) * %d + x] - b - xh * q);\n", ind, H, Wd);
+  for (int j = 0; j < n; j++) {
+    ig_open(c, dst[j].ig);
+    W(c, "%s      %s[c * %ld + y * %d + %ld + x] = v;\n", ind, dst[j].name, dst[j].plane, dst[j].row, dst[j].off);
+    ig_close(c, dst[j].ig);
+  }
+  W(c, "%s    }\n%s}\n", ind, ind);
 }
 
 // BatchNorm2d layer k: batch statistics in training, running ones in eval;
@@ -251,11 +269,10 @@ static void bn_emit(TrainCtx *c, int k) {
     group_begin(c);
     W(c, "  ");
     images_begin(c);
-    W(c, "        for (int c = 0; c < %d; c++) {\n", C);
-    W(c, "          const cnn_real *restrict x = %s_a%d + (size_t)i * %ld + c * %d;\n", P, ib, sz, HW);
-    emit_plane_sum(c, l, "x[p]", "x[p] * x[p]", "          ");
-    W(c, "          %s_l%d_ps[i][c] = s;\n          %s_l%d_pq[i][c] = sq;\n", P, k, P, k);
-    W(c, "        }\n      }\n    }\n");
+    char x[96];
+    snprintf(x, sizeof x, "%s_a%d + (size_t)i * %ld", P, ib, sz);
+    emit_chan_sums(c, k, x, NULL, "        ");
+    W(c, "      }\n    }\n");
   }
   W(c, "    const double N = (double)n * %d;\n", HW);
   W(c, "    for (int c = 0; c < %d; c++) {\n", C);

@@ -413,43 +413,12 @@ static int conv_stats(const TrainCtx *c, int k) {
   return k + 1 < c->L && c->bn_stats[k + 1] == k;
 }
 
-// Sums image i's output per channel for the BatchNorm after conv k. The
-// output is in cache, and one plane's eight lanes alone wait on each add
-// (mnist14k's first conv spent a third of its forward there): with vectors
-// (the direct convs' files), four (or two) channels at a time, each
-// summing its lanes in the order of emit_plane_sum.
+// Sums image i's output per channel for the BatchNorm after conv k, while
+// it is in cache.
 static void emit_stats(TrainCtx *c, int k) {
-  const Layer *l = &c->net->layers[k];
-  const char *P = c->P;
-  int C = l->out.c, HW = l->out.h * l->out.w, H8 = HW / 8 * 8, J = C % 4 == 0 ? 4 : C % 2 == 0 ? 2 : 1;
-  if (J == 1 || !c->slack || !H8) {
-    W(c, "      if (training)\n        for (int c = 0; c < %d; c++) {\n", C);
-    W(c, "          const cnn_real *restrict x = y + c * %d;\n", HW);
-    emit_plane_sum(c, l, "x[p]", "x[p] * x[p]", "          ");
-    W(c, "          %s_l%d_ps[i][c] = s;\n          %s_l%d_pq[i][c] = sq;\n", P, k + 1, P, k + 1);
-    W(c, "        }\n");
-    return;
-  }
-  W(c, "      if (training)\n        for (int c = 0; c < %d; c += %d) { // %d channels' chains at once\n", C, J, J);
-  W(c, "          const cnn_real *restrict x = y + c * %d;\n          cnn_v8 ", HW);
-  for (int j = 0; j < J; j++)
-    W(c, "a%d = {0}, q%d = {0}%s", j, j, j + 1 < J ? ", " : ";\n");
-  W(c, "          for (int b = 0; b < %d; b += 8) {\n            cnn_v8 t;\n", H8);
-  for (int j = 0; j < J; j++)
-    W(c, "            memcpy(&t, x + %d + b, sizeof t);\n            a%d += t;\n            q%d += t * t;\n", j * HW, j, j);
-  W(c, "          }\n          cnn_real as[%d][8], aq[%d][8];\n", J, J);
-  for (int j = 0; j < J; j++)
-    W(c, "          memcpy(as[%d], &a%d, sizeof a%d);\n          memcpy(aq[%d], &q%d, sizeof q%d);\n", j, j, j, j, j, j);
-  W(c, "          for (int j = 0; j < %d; j++) {\n", J);
-  if (H8 < HW) {
-    W(c, "            for (int p = %d; p < %d; p++) {\n", H8, HW);
-    W(c, "              as[j][p - %d] += x[j * %d + p];\n", H8, HW);
-    W(c, "              aq[j][p - %d] += x[j * %d + p] * x[j * %d + p];\n            }\n", H8, HW, HW);
-  }
-  W(c, "            double s = 0, sq = 0;\n");
-  W(c, "            for (int u = 0; u < 8; u++) {\n              s += as[j][u];\n              sq += aq[j][u];\n            }\n");
-  W(c, "            %s_l%d_ps[i][c + j] = s;\n            %s_l%d_pq[i][c + j] = sq;\n", P, k + 1, P, k + 1);
-  W(c, "          }\n        }\n");
+  W(c, "      if (training) {\n");
+  emit_chan_sums(c, k + 1, "y", NULL, "        ");
+  W(c, "      }\n");
 }
 
 // The name suffix and attribute of conv k's functions for vector width vl
@@ -676,6 +645,30 @@ static long dyw_size(const TrainCtx *c, const Layer *l) {
   return most;
 }
 
+// Whether direct conv k, at width vl, writes the dx of the BatchNorm after
+// it (that runs it) straight into the layouts it reads dy in: image by
+// image, into the padded copy the weight gradient reads (and the bordered
+// one of the input gradient, unless 1x1), with no bias to read dy.
+static int takes_bn_dx(const TrainCtx *c, int k, int vl) {
+  const Layer *l = &c->net->layers[k];
+  ConvDims d = conv_dims(l, vl);
+  int bn = 0;
+  for (int b = k + 1; b < c->L; b++)
+    bn |= c->bn_dx[b] == k;
+  return bn && !conv_wgrad_images_inner(&d, c->gsize) && conv_wgrad_copy(&d) && !l->bias &&
+         !(c->gmode[l->src] && conv_is_1x1(l));
+}
+
+int conv_takes_bn_dx(const TrainCtx *c, int k) {
+  const Layer *l = &c->net->layers[k];
+  if (!conv_is_direct(l) || conv_lanes(l, c->gsize))
+    return 0;
+  for (int v = 0; v < N_WIDTHS; v++)
+    if (!takes_bn_dx(c, k, conv_widths[v]))
+      return 0;
+  return 1;
+}
+
 // Conv k's direct backward for vector width vl: the weight gradient, and
 // the input gradient as a direct conv of the zero-bordered output gradient
 // with the flipped, transposed weights.
@@ -774,10 +767,19 @@ static void direct_backward(TrainCtx *c, int k, int vl) {
     emit_conv_wgrad(c, &d, "x", "dy", group_operand(ga[2], 128, "dw", wgs, G), gi, &im);
     groups_close(c, G, "    ");
   }
+  // Image by image, the BatchNorm's dx goes straight into the layouts this
+  // conv reads dy in, when nothing else reads dy: its own buffer, and the
+  // copies from it, are left out.
+  int fuse = takes_bn_dx(c, k, vl);
   images_begin(c);
   if (bnx >= 0 && !inner) {
     W(c, "      { // layer %d's dx: this image's dy\n", bnx);
-    bn_emit_dx(c, bnx, "        ");
+    BnDxDest to[2] = {{"dyw", conv_wgrad_plane(&da), 0, conv_wgrad_row(&da), 0},
+                      {"dyp", (long)dd.h * dd.w, (long)bt * dd.w + bl, dd.w, dxmode}};
+    if (fuse)
+      bn_emit_dx_into(c, bnx, to, dxmode ? 2 : 1, "        ");
+    else
+      bn_emit_dx(c, bnx, "        ");
     W(c, "      }\n");
   }
   if (!inner || l->bias)
@@ -785,14 +787,14 @@ static void direct_backward(TrainCtx *c, int k, int vl) {
   if (!inner)
     W(c, "      const cnn_real *restrict x = %s + (size_t)i * %ld;\n", xb, im.xsize);
   // dy, when only the input gradient reads it, only where that exists.
-  int dy_mode = !inner || l->bias ? 1 : dxmode;
+  int dy_mode = fuse ? 0 : !inner || l->bias ? 1 : dxmode;
   if (dy_mode) {
     ig_open(c, dy_mode);
     W(c, "      const cnn_real *restrict dy = %s_d%d + (size_t)i * %ld;\n", P, ob, c->tsize[k + 1]);
     ig_close(c, dy_mode);
   }
   if (!inner) {
-    if (dycopy)
+    if (dycopy && !fuse)
       emit_conv_wgrad_copy(c, &da, "dyw", "dy", "      ");
     gi = groups_open(c, G, "      ", gind, sizeof gind);
     emit_conv_wgrad(c, &d, group_operand(ga[0], 128, "x", (long)Cg * d.h * d.w, G),
@@ -815,7 +817,7 @@ static void direct_backward(TrainCtx *c, int k, int vl) {
     W(c, "      cnn_real *restrict dx = %s + (size_t)i * %ld;\n", c->dx[k], c->isize[k]);
     if (st)
       W(c, "      { // the phases' gradient, then each input value's from its phase\n");
-    if (!pw) {
+    if (!pw && !fuse) {
       W(c, "      for (int o = 0; o < %d; o++)\n        for (int oy = 0; oy < %d; oy++)\n", O, l->out.h);
       W(c, "          memcpy(dyp + (o * %d + oy + %d) * %d + %d, dy + (o * %d + oy) * %d, %d * sizeof(cnn_real));\n",
         dd.h, bt, dd.w, bl, l->out.h, l->out.w, l->out.w);

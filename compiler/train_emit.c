@@ -104,6 +104,72 @@ void emit_plane_sum(TrainCtx *c, const Layer *l, const char *expr, const char *e
   W(c, "%s}\n", ind);
 }
 
+// Image i's per-channel sums for BatchNorm layer bk's partials: of x and
+// x^2 (forward: dy NULL), or of dy and dy * xhat (backward: x is bk's
+// input); x and dy are the image's base addresses. One plane's eight lanes
+// alone wait on each add (mnist14k's first conv spent a third of its
+// forward there), so where the file has vectors four (or two) channels'
+// chains run at once, each summing its lanes in the order of
+// emit_plane_sum: the same bits.
+void emit_chan_sums(TrainCtx *c, int bk, const char *x, const char *dy, const char *ind) {
+  const Layer *l = &c->net->layers[bk];
+  const char *P = c->P;
+  int C = l->out.c, HW = l->out.h * l->out.w, H8 = HW / 8 * 8, J = C % 4 == 0 ? 4 : C % 2 == 0 ? 2 : 1;
+  const char *v = dy ? "dy" : "x"; // the values of the first sum
+  char in2[48], in3[48];
+  snprintf(in2, sizeof in2, "%s  ", ind);
+  snprintf(in3, sizeof in3, "%s    ", ind);
+  if (J == 1 || !c->slack || !H8) {
+    W(c, "%sfor (int c = 0; c < %d; c++) {\n", ind, C);
+    W(c, "%sconst cnn_real *restrict x = %s + c * %d;\n", in2, x, HW);
+    if (dy) {
+      W(c, "%sconst cnn_real *restrict dy = %s + c * %d;\n", in2, dy, HW);
+      W(c, "%sconst cnn_real m_ = %s_l%d_mean[c], is = %s_l%d_invstd[c];\n", in2, P, bk, P, bk);
+    }
+    emit_plane_sum(c, l, dy ? "dy[p]" : "x[p]", dy ? "dy[p] * ((x[p] - m_) * is)" : "x[p] * x[p]", in2);
+    W(c, "%s%s_l%d_ps[i][c] = s;\n%s%s_l%d_pq[i][c] = sq;\n%s}\n", in2, P, bk, in2, P, bk, ind);
+    return;
+  }
+  W(c, "%sfor (int c = 0; c < %d; c += %d) { // %d channels' chains at once\n", ind, C, J, J);
+  W(c, "%sconst cnn_real *restrict x = %s + c * %d;\n", in2, x, HW);
+  if (dy) {
+    W(c, "%sconst cnn_real *restrict dy = %s + c * %d;\n%sconst cnn_real ", in2, dy, HW, in2);
+    for (int j = 0; j < J; j++)
+      W(c, "m%d = %s_l%d_mean[c + %d], i%d = %s_l%d_invstd[c + %d]%s", j, P, bk, j, j, P, bk, j, j + 1 < J ? ", " : ";\n");
+  }
+  W(c, "%scnn_v8 ", in2);
+  for (int j = 0; j < J; j++)
+    W(c, "a%d = {0}, q%d = {0}%s", j, j, j + 1 < J ? ", " : ";\n");
+  W(c, "%sfor (int b = 0; b < %d; b += 8) {\n%s  cnn_v8 t%s;\n", in2, H8, in2, dy ? ", u" : "");
+  for (int j = 0; j < J; j++) {
+    W(c, "%smemcpy(&t, %s + %d + b, sizeof t);\n", in3, v, j * HW);
+    if (dy)
+      W(c, "%smemcpy(&u, x + %d + b, sizeof u);\n%sa%d += t;\n%sq%d += t * ((u - m%d) * i%d);\n", in3, j * HW, in3,
+        j, in3, j, j, j);
+    else
+      W(c, "%sa%d += t;\n%sq%d += t * t;\n", in3, j, in3, j);
+  }
+  W(c, "%s}\n%scnn_real as[%d][8], aq[%d][8];\n", in2, in2, J, J);
+  for (int j = 0; j < J; j++)
+    W(c, "%smemcpy(as[%d], &a%d, sizeof a%d);\n%smemcpy(aq[%d], &q%d, sizeof q%d);\n", in2, j, j, j, in2, j, j, j);
+  W(c, "%sfor (int j = 0; j < %d; j++) {\n", in2, J);
+  if (H8 < HW) {
+    if (dy)
+      W(c, "%sconst cnn_real m_ = %s_l%d_mean[c + j], is = %s_l%d_invstd[c + j];\n", in3, P, bk, P, bk);
+    W(c, "%sfor (int p = %d; p < %d; p++) {\n", in3, H8, HW);
+    W(c, "%s  as[j][p - %d] += %s[j * %d + p];\n", in3, H8, v, HW);
+    if (dy)
+      W(c, "%s  aq[j][p - %d] += dy[j * %d + p] * ((x[j * %d + p] - m_) * is);\n", in3, H8, HW, HW);
+    else
+      W(c, "%s  aq[j][p - %d] += x[j * %d + p] * x[j * %d + p];\n", in3, H8, HW, HW);
+    W(c, "%s}\n", in3);
+  }
+  W(c, "%sdouble s = 0, sq = 0;\n", in3);
+  W(c, "%sfor (int u = 0; u < 8; u++) {\n%s  s += as[j][u];\n%s  sq += aq[j][u];\n%s}\n", in3, in3, in3, in3);
+  W(c, "%s%s_l%d_ps[i][c + j] = s;\n%s%s_l%d_pq[i][c + j] = sq;\n", in3, P, bk, in3, P, bk);
+  W(c, "%s}\n%s}\n", in2, ind);
+}
+
 void emit_bn_partials(TrainCtx *c, int k) {
   int C = c->net->layers[k].out.c;
   W(c, "// Layer %d's per-image, per-channel sums (summed over the batch in double):\n"

@@ -49,6 +49,11 @@ typedef struct TrainCtx {
 // Whether conv l runs on the generated direct kernels (layer_conv.c).
 int conv_is_direct(const Layer *l);
 
+// Whether direct conv k writes the dx of the BatchNorm after it straight
+// into its own layouts at every vector width (layer_conv.c): the
+// BatchNorm's dx buffer is then never used.
+int conv_takes_bn_dx(const TrainCtx *c, int k);
+
 // BatchNorm layer k's passes for image i (in scope), run inside a conv's
 // function (layer_batchnorm.c): its forward's normalizing sweep (with the
 // dropout and ReLU fused into it; group g and `training` in scope); its
@@ -58,6 +63,19 @@ int conv_is_direct(const Layer *l);
 void bn_emit_sweep(TrainCtx *c, int k, const char *ind);
 void bn_emit_dy_sums(TrainCtx *c, int k, const char *ind);
 void bn_emit_dx(TrainCtx *c, int k, const char *ind);
+
+// A layout the conv before a BatchNorm reads its dy in: buffer `name`,
+// planes `plane` values apart, rows `row` apart, value (0, 0) at `off`;
+// under #ifdef CNN_INPUT_GRAD when ig is 2.
+typedef struct BnDxDest {
+  const char *name;
+  long plane, off;
+  int row, ig;
+} BnDxDest;
+
+// bn_emit_dx, written straight into the n layouts of dst (each value once
+// computed) instead of the BatchNorm's dx buffer, which then stays unused.
+void bn_emit_dx_into(TrainCtx *c, int k, const BnDxDest *dst, int n, const char *ind);
 
 // Builds the plan of net for a batch; 0, or -1 out of memory.
 int train_plan(TrainCtx *c, const Net *net, int batch);
@@ -84,6 +102,10 @@ void layer_comment(TrainCtx *c, int k);
 // The sum of expr over one output plane of l into double s (and of expr2
 // into sq), in eight fixed lanes, so the order never depends on threads.
 void emit_plane_sum(TrainCtx *c, const Layer *l, const char *expr, const char *expr2, const char *ind);
+
+// Image i's per-channel sums for BN layer bk's partials: of x and x^2, or
+// (dy not NULL) of dy and dy * xhat; x and dy are the image's addresses.
+void emit_chan_sums(TrainCtx *c, int bk, const char *x, const char *dy, const char *ind);
 
 // Declares BN layer k's per-image partial sums.
 void emit_bn_partials(TrainCtx *c, int k);

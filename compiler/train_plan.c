@@ -169,6 +169,16 @@ int train_plan(TrainCtx *c, const Net *net, int batch) {
   for (int k = 0; k + 1 < L; k++)
     if (c->bn_stats[k + 1] == k)
       c->fwd_train[k] = 1;
+  // A BatchNorm's dx buffer that its conv never reads is not declared.
+  for (int k = 0; k < L; k++) {
+    if (c->bn_dx[k] < 0 || !conv_takes_bn_dx(c, c->bn_dx[k]))
+      continue;
+    int users = 0;
+    for (int t = 0; t <= L; t++)
+      users += c->buf[t] == c->buf[k];
+    if (users == 1)
+      c->bufg[c->buf[k]] = 0;
+  }
   free(dep);
   free(written);
   return 0;

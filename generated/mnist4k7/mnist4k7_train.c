@@ -471,7 +471,7 @@ CNN_CLONES_V8 static void mnist4k7_l0_conv_forward_v8(int n, int training) {
           yr[4732] = a7_0[0]; yr[4733] = a7_0[1];
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 676;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -513,6 +513,7 @@ CNN_CLONES_V8 static void mnist4k7_l0_conv_forward_v8(int n, int training) {
             mnist4k7_l1_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -574,7 +575,7 @@ CNN_V16_FN static void mnist4k7_l0_conv_forward_v16(int n, int training) {
           yr[4748] = a7_1[0]; yr[4749] = a7_1[1]; yr[4750] = a7_1[2]; yr[4751] = a7_1[3]; yr[4752] = a7_1[4]; yr[4753] = a7_1[5]; yr[4754] = a7_1[6]; yr[4755] = a7_1[7]; yr[4756] = a7_1[8]; yr[4757] = a7_1[9];
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 676;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -616,6 +617,7 @@ CNN_V16_FN static void mnist4k7_l0_conv_forward_v16(int n, int training) {
             mnist4k7_l1_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -661,9 +663,9 @@ CNN_CLONES_V8 static void mnist4k7_l0_conv_backward_v8(int n) {
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 1's dx: this image's dy
+        cnn_real *restrict bdx = mnist4k7_d1 + (size_t)i * 5408;
         const cnn_real *restrict bx = mnist4k7_a1 + (size_t)i * 5408;
         const cnn_real *restrict bdy = mnist4k7_d2 + (size_t)i * 5408;
-        cnn_real *restrict bdx = mnist4k7_d1 + (size_t)i * 5408;
         for (int c = 0; c < 8; c++) {
           const cnn_real m_ = mnist4k7_l1_mean[c], is = mnist4k7_l1_invstd[c];
           const cnn_real a = mnist4k7_l1_k1[c], b = mnist4k7_l1_k2[c], q = mnist4k7_l1_k3[c];
@@ -871,9 +873,9 @@ CNN_V16_FN static void mnist4k7_l0_conv_backward_v16(int n) {
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 1's dx: this image's dy
+        cnn_real *restrict bdx = mnist4k7_d1 + (size_t)i * 5408;
         const cnn_real *restrict bx = mnist4k7_a1 + (size_t)i * 5408;
         const cnn_real *restrict bdy = mnist4k7_d2 + (size_t)i * 5408;
-        cnn_real *restrict bdx = mnist4k7_d1 + (size_t)i * 5408;
         for (int c = 0; c < 8; c++) {
           const cnn_real m_ = mnist4k7_l1_mean[c], is = mnist4k7_l1_invstd[c];
           const cnn_real a = mnist4k7_l1_k1[c], b = mnist4k7_l1_k2[c], q = mnist4k7_l1_k3[c];
@@ -1351,7 +1353,7 @@ CNN_CLONES_V8 static void mnist4k7_l3_conv_forward_v8(int n, int training) {
           memcpy(yr + 1744, &a3_2, sizeof a3_2);
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 12; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 576;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -1389,6 +1391,7 @@ CNN_CLONES_V8 static void mnist4k7_l3_conv_forward_v8(int n, int training) {
             mnist4k7_l4_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -1524,7 +1527,7 @@ CNN_V16_FN static void mnist4k7_l3_conv_forward_v16(int n, int training) {
       for (int o = 0; o < 12; o++)
         for (int oy = 0; oy < 24; oy++)
           memcpy(y + (o * 24 + oy) * 24, yf + o * 622 + oy * 26, 24 * sizeof(cnn_real));
-      if (training)
+      if (training) {
         for (int c = 0; c < 12; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 576;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -1562,6 +1565,7 @@ CNN_V16_FN static void mnist4k7_l3_conv_forward_v16(int n, int training) {
             mnist4k7_l4_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -1606,9 +1610,9 @@ CNN_CLONES_V8 static void mnist4k7_l3_conv_backward_v8(int n) {
     cnn_real *restrict dyp = mnist4k7_l3_dyp[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 4's dx: this image's dy
+        cnn_real *restrict bdx = mnist4k7_d4 + (size_t)i * 6912;
         const cnn_real *restrict bx = mnist4k7_a4 + (size_t)i * 6912;
         const cnn_real *restrict bdy = mnist4k7_d5 + (size_t)i * 6912;
-        cnn_real *restrict bdx = mnist4k7_d4 + (size_t)i * 6912;
         for (int c = 0; c < 12; c++) {
           const cnn_real m_ = mnist4k7_l4_mean[c], is = mnist4k7_l4_invstd[c];
           const cnn_real a = mnist4k7_l4_k1[c], b = mnist4k7_l4_k2[c], q = mnist4k7_l4_k3[c];
@@ -1812,32 +1816,59 @@ CNN_CLONES_V8 static void mnist4k7_l3_conv_backward_v8(int n) {
       }
       }
       { // layer 1's first backward pass for this image, while its dx is in cache
-        for (int c = 0; c < 8; c++) {
-          const cnn_real *restrict x = mnist4k7_a1 + (size_t)i * 5408 + c * 676;
-          cnn_real *restrict dy = mnist4k7_d2 + (size_t)i * 5408 + c * 676;
-          const cnn_real *restrict y = mnist4k7_a2 + (size_t)i * 5408 + c * 676;
-          for (int p = 0; p < 676; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k7_d2 + (size_t)i * 5408;
+          const cnn_real *restrict y = mnist4k7_a2 + (size_t)i * 5408;
+          for (int p = 0; p < 5408; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
+          const cnn_real *restrict x = mnist4k7_a1 + (size_t)i * 5408 + c * 676;
+          const cnn_real *restrict dy = mnist4k7_d2 + (size_t)i * 5408 + c * 676;
+          const cnn_real m0 = mnist4k7_l1_mean[c + 0], i0 = mnist4k7_l1_invstd[c + 0], m1 = mnist4k7_l1_mean[c + 1], i1 = mnist4k7_l1_invstd[c + 1], m2 = mnist4k7_l1_mean[c + 2], i2 = mnist4k7_l1_invstd[c + 2], m3 = mnist4k7_l1_mean[c + 3], i3 = mnist4k7_l1_invstd[c + 3];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 672; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 676 + b, sizeof t);
+            memcpy(&u, x + 676 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
+            memcpy(&t, dy + 1352 + b, sizeof t);
+            memcpy(&u, x + 1352 + b, sizeof u);
+            a2 += t;
+            q2 += t * ((u - m2) * i2);
+            memcpy(&t, dy + 2028 + b, sizeof t);
+            memcpy(&u, x + 2028 + b, sizeof u);
+            a3 += t;
+            q3 += t * ((u - m3) * i3);
           }
-          const cnn_real m_ = mnist4k7_l1_mean[c], is = mnist4k7_l1_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 672; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            const cnn_real m_ = mnist4k7_l1_mean[c + j], is = mnist4k7_l1_invstd[c + j];
+            for (int p = 672; p < 676; p++) {
+              as[j][p - 672] += dy[j * 676 + p];
+              aq[j][p - 672] += dy[j * 676 + p] * ((x[j * 676 + p] - m_) * is);
             }
-          for (int p = 672; p < 676; p++) {
-            as[p - 672] += dy[p];
-            aq[p - 672] += dy[p] * ((x[p] - m_) * is);
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k7_l1_ps[i][c + j] = s;
+            mnist4k7_l1_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist4k7_l1_ps[i][c] = s;
-          mnist4k7_l1_pq[i][c] = sq;
         }
       }
     }
@@ -1873,22 +1904,20 @@ CNN_V16_FN static void mnist4k7_l3_conv_backward_v16(int n) {
       { // layer 4's dx: this image's dy
         const cnn_real *restrict bx = mnist4k7_a4 + (size_t)i * 6912;
         const cnn_real *restrict bdy = mnist4k7_d5 + (size_t)i * 6912;
-        cnn_real *restrict bdx = mnist4k7_d4 + (size_t)i * 6912;
         for (int c = 0; c < 12; c++) {
           const cnn_real m_ = mnist4k7_l4_mean[c], is = mnist4k7_l4_invstd[c];
           const cnn_real a = mnist4k7_l4_k1[c], b = mnist4k7_l4_k2[c], q = mnist4k7_l4_k3[c];
-          for (int p = 0; p < 576; p++) {
-            const cnn_real xh = (bx[c * 576 + p] - m_) * is;
-            bdx[c * 576 + p] = a * (bdy[c * 576 + p] - b - xh * q);
-          }
+          for (int y = 0; y < 24; y++)
+            for (int x = 0; x < 24; x++) {
+              const cnn_real xh = (bx[(c * 24 + y) * 24 + x] - m_) * is;
+              const cnn_real v = a * (bdy[(c * 24 + y) * 24 + x] - b - xh * q);
+              dyw[c * 624 + y * 26 + 0 + x] = v;
+              dyp[c * 728 + y * 26 + 54 + x] = v;
+            }
         }
       }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k7_a2 + (size_t)i * 5408;
-      const cnn_real *restrict dy = mnist4k7_d4 + (size_t)i * 6912;
-      for (int o = 0; o < 12; o++)
-        for (int oy = 0; oy < 24; oy++)
-          memcpy(dyw + o * 624 + oy * 26, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
       // 6 output channels x 3 taps of vector sums per register tile; each plane one run of vectors on x's rows (flat).
       for (int o = 0; o < 12; o += 6) {
         for (int c = 0; c < 8; c++)
@@ -2037,9 +2066,6 @@ CNN_V16_FN static void mnist4k7_l3_conv_backward_v16(int n) {
       }
       {
       cnn_real *restrict dx = mnist4k7_d2 + (size_t)i * 5408;
-      for (int o = 0; o < 12; o++)
-        for (int oy = 0; oy < 24; oy++)
-          memcpy(dyp + (o * 28 + oy + 2) * 26 + 2, dy + (o * 24 + oy) * 24, 24 * sizeof(cnn_real));
       // 8 output channels x 3 vectors of 16 per register tile, over each plane as
       // one run (flat): a row's last taps read the next row's first, zero, columns.
       for (int oy = 0; oy < 1; oy++) {
@@ -2142,32 +2168,59 @@ CNN_V16_FN static void mnist4k7_l3_conv_backward_v16(int n) {
       }
       }
       { // layer 1's first backward pass for this image, while its dx is in cache
-        for (int c = 0; c < 8; c++) {
-          const cnn_real *restrict x = mnist4k7_a1 + (size_t)i * 5408 + c * 676;
-          cnn_real *restrict dy = mnist4k7_d2 + (size_t)i * 5408 + c * 676;
-          const cnn_real *restrict y = mnist4k7_a2 + (size_t)i * 5408 + c * 676;
-          for (int p = 0; p < 676; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k7_d2 + (size_t)i * 5408;
+          const cnn_real *restrict y = mnist4k7_a2 + (size_t)i * 5408;
+          for (int p = 0; p < 5408; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
+          const cnn_real *restrict x = mnist4k7_a1 + (size_t)i * 5408 + c * 676;
+          const cnn_real *restrict dy = mnist4k7_d2 + (size_t)i * 5408 + c * 676;
+          const cnn_real m0 = mnist4k7_l1_mean[c + 0], i0 = mnist4k7_l1_invstd[c + 0], m1 = mnist4k7_l1_mean[c + 1], i1 = mnist4k7_l1_invstd[c + 1], m2 = mnist4k7_l1_mean[c + 2], i2 = mnist4k7_l1_invstd[c + 2], m3 = mnist4k7_l1_mean[c + 3], i3 = mnist4k7_l1_invstd[c + 3];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 672; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 676 + b, sizeof t);
+            memcpy(&u, x + 676 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
+            memcpy(&t, dy + 1352 + b, sizeof t);
+            memcpy(&u, x + 1352 + b, sizeof u);
+            a2 += t;
+            q2 += t * ((u - m2) * i2);
+            memcpy(&t, dy + 2028 + b, sizeof t);
+            memcpy(&u, x + 2028 + b, sizeof u);
+            a3 += t;
+            q3 += t * ((u - m3) * i3);
           }
-          const cnn_real m_ = mnist4k7_l1_mean[c], is = mnist4k7_l1_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 672; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            const cnn_real m_ = mnist4k7_l1_mean[c + j], is = mnist4k7_l1_invstd[c + j];
+            for (int p = 672; p < 676; p++) {
+              as[j][p - 672] += dy[j * 676 + p];
+              aq[j][p - 672] += dy[j * 676 + p] * ((x[j * 676 + p] - m_) * is);
             }
-          for (int p = 672; p < 676; p++) {
-            as[p - 672] += dy[p];
-            aq[p - 672] += dy[p] * ((x[p] - m_) * is);
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k7_l1_ps[i][c + j] = s;
+            mnist4k7_l1_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist4k7_l1_ps[i][c] = s;
-          mnist4k7_l1_pq[i][c] = sq;
         }
       }
     }
@@ -2263,28 +2316,54 @@ CNN_CLONES static void mnist4k7_l4_bn_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      for (int c = 0; c < 12; c++) {
-        const cnn_real *restrict x = mnist4k7_a4 + (size_t)i * 6912 + c * 576;
-        cnn_real *restrict dy = mnist4k7_d5 + (size_t)i * 6912 + c * 576;
-        const cnn_real *restrict y = mnist4k7_a5 + (size_t)i * 6912 + c * 576;
-        for (int p = 0; p < 576; p++) { // a multiply, not a branch: it vectorizes
+      {
+        cnn_real *restrict dy = mnist4k7_d5 + (size_t)i * 6912;
+        const cnn_real *restrict y = mnist4k7_a5 + (size_t)i * 6912;
+        for (int p = 0; p < 6912; p++) // a multiply, not a branch: it vectorizes
           dy[p] *= (cnn_real)(y[p] > 0);
+      }
+      for (int c = 0; c < 12; c += 4) { // 4 channels' chains at once
+        const cnn_real *restrict x = mnist4k7_a4 + (size_t)i * 6912 + c * 576;
+        const cnn_real *restrict dy = mnist4k7_d5 + (size_t)i * 6912 + c * 576;
+        const cnn_real m0 = mnist4k7_l4_mean[c + 0], i0 = mnist4k7_l4_invstd[c + 0], m1 = mnist4k7_l4_mean[c + 1], i1 = mnist4k7_l4_invstd[c + 1], m2 = mnist4k7_l4_mean[c + 2], i2 = mnist4k7_l4_invstd[c + 2], m3 = mnist4k7_l4_mean[c + 3], i3 = mnist4k7_l4_invstd[c + 3];
+        cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+        for (int b = 0; b < 576; b += 8) {
+          cnn_v8 t, u;
+          memcpy(&t, dy + 0 + b, sizeof t);
+          memcpy(&u, x + 0 + b, sizeof u);
+          a0 += t;
+          q0 += t * ((u - m0) * i0);
+          memcpy(&t, dy + 576 + b, sizeof t);
+          memcpy(&u, x + 576 + b, sizeof u);
+          a1 += t;
+          q1 += t * ((u - m1) * i1);
+          memcpy(&t, dy + 1152 + b, sizeof t);
+          memcpy(&u, x + 1152 + b, sizeof u);
+          a2 += t;
+          q2 += t * ((u - m2) * i2);
+          memcpy(&t, dy + 1728 + b, sizeof t);
+          memcpy(&u, x + 1728 + b, sizeof u);
+          a3 += t;
+          q3 += t * ((u - m3) * i3);
         }
-        const cnn_real m_ = mnist4k7_l4_mean[c], is = mnist4k7_l4_invstd[c];
-        cnn_real as[8] = {0}, aq[8] = {0};
-        for (int b = 0; b < 576; b += 8)
+        cnn_real as[4][8], aq[4][8];
+        memcpy(as[0], &a0, sizeof a0);
+        memcpy(aq[0], &q0, sizeof q0);
+        memcpy(as[1], &a1, sizeof a1);
+        memcpy(aq[1], &q1, sizeof q1);
+        memcpy(as[2], &a2, sizeof a2);
+        memcpy(aq[2], &q2, sizeof q2);
+        memcpy(as[3], &a3, sizeof a3);
+        memcpy(aq[3], &q3, sizeof q3);
+        for (int j = 0; j < 4; j++) {
+          double s = 0, sq = 0;
           for (int u = 0; u < 8; u++) {
-            const int p = b + u;
-            as[u] += dy[p];
-            aq[u] += dy[p] * ((x[p] - m_) * is);
+            s += as[j][u];
+            sq += aq[j][u];
           }
-        double s = 0, sq = 0;
-        for (int u = 0; u < 8; u++) {
-          s += as[u];
-          sq += aq[u];
+          mnist4k7_l4_ps[i][c + j] = s;
+          mnist4k7_l4_pq[i][c + j] = sq;
         }
-        mnist4k7_l4_ps[i][c] = s;
-        mnist4k7_l4_pq[i][c] = sq;
       }
     }
   }
@@ -2410,7 +2489,7 @@ CNN_CLONES_V8 static void mnist4k7_l7_conv_forward_v8(int n, int training) {
           }
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 144;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -2448,6 +2527,7 @@ CNN_CLONES_V8 static void mnist4k7_l7_conv_forward_v8(int n, int training) {
             mnist4k7_l8_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -2520,7 +2600,7 @@ CNN_V16_FN static void mnist4k7_l7_conv_forward_v16(int n, int training) {
           }
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 144;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -2558,6 +2638,7 @@ CNN_V16_FN static void mnist4k7_l7_conv_forward_v16(int n, int training) {
             mnist4k7_l8_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -2589,9 +2670,9 @@ CNN_CLONES_V8 static void mnist4k7_l7_conv_backward_v8(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k7_l7_dw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 8's dx: this conv's dy
+      cnn_real *restrict bdx = mnist4k7_d8 + (size_t)i * 1152;
       const cnn_real *restrict bx = mnist4k7_a8 + (size_t)i * 1152;
       const cnn_real *restrict bdy = mnist4k7_d9 + (size_t)i * 1152;
-      cnn_real *restrict bdx = mnist4k7_d8 + (size_t)i * 1152;
       for (int c = 0; c < 8; c++) {
         const cnn_real m_ = mnist4k7_l8_mean[c], is = mnist4k7_l8_invstd[c];
         const cnn_real a = mnist4k7_l8_k1[c], b = mnist4k7_l8_k2[c], q = mnist4k7_l8_k3[c];
@@ -2715,9 +2796,9 @@ CNN_V16_FN static void mnist4k7_l7_conv_backward_v16(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k7_l7_dw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 8's dx: this conv's dy
+      cnn_real *restrict bdx = mnist4k7_d8 + (size_t)i * 1152;
       const cnn_real *restrict bx = mnist4k7_a8 + (size_t)i * 1152;
       const cnn_real *restrict bdy = mnist4k7_d9 + (size_t)i * 1152;
-      cnn_real *restrict bdx = mnist4k7_d8 + (size_t)i * 1152;
       for (int c = 0; c < 8; c++) {
         const cnn_real m_ = mnist4k7_l8_mean[c], is = mnist4k7_l8_invstd[c];
         const cnn_real a = mnist4k7_l8_k1[c], b = mnist4k7_l8_k2[c], q = mnist4k7_l8_k3[c];
@@ -3164,7 +3245,7 @@ CNN_CLONES_V8 static void mnist4k7_l10_conv_forward_v8(int n, int training) {
         continue;
       (void)g;
       const cnn_real *restrict y = mnist4k7_a11 + (size_t)i * 1200;
-      if (training)
+      if (training) {
         for (int c = 0; c < 12; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 100;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -3206,6 +3287,7 @@ CNN_CLONES_V8 static void mnist4k7_l10_conv_forward_v8(int n, int training) {
             mnist4k7_l11_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -3447,7 +3529,7 @@ CNN_V16_FN static void mnist4k7_l10_conv_forward_v16(int n, int training) {
         continue;
       (void)g;
       const cnn_real *restrict y = mnist4k7_a11 + (size_t)i * 1200;
-      if (training)
+      if (training) {
         for (int c = 0; c < 12; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 100;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -3489,6 +3571,7 @@ CNN_V16_FN static void mnist4k7_l10_conv_forward_v16(int n, int training) {
             mnist4k7_l11_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -3525,9 +3608,9 @@ CNN_CLONES_V8 static void mnist4k7_l10_conv_backward_v8(int n) {
         continue;
       (void)g;
       { // layer 11's dx: this conv's dy
+        cnn_real *restrict bdx = mnist4k7_d11 + (size_t)i * 1200;
         const cnn_real *restrict bx = mnist4k7_a11 + (size_t)i * 1200;
         const cnn_real *restrict bdy = mnist4k7_d12 + (size_t)i * 1200;
-        cnn_real *restrict bdx = mnist4k7_d11 + (size_t)i * 1200;
         for (int c = 0; c < 12; c++) {
           const cnn_real m_ = mnist4k7_l11_mean[c], is = mnist4k7_l11_invstd[c];
           const cnn_real a = mnist4k7_l11_k1[c], b = mnist4k7_l11_k2[c], q = mnist4k7_l11_k3[c];
@@ -3781,28 +3864,54 @@ CNN_CLONES_V8 static void mnist4k7_l10_conv_backward_v8(int n) {
         continue;
       (void)g;
       { // layer 8's first backward pass for this image
-        for (int c = 0; c < 8; c++) {
-          const cnn_real *restrict x = mnist4k7_a8 + (size_t)i * 1152 + c * 144;
-          cnn_real *restrict dy = mnist4k7_d9 + (size_t)i * 1152 + c * 144;
-          const cnn_real *restrict y = mnist4k7_a9 + (size_t)i * 1152 + c * 144;
-          for (int p = 0; p < 144; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k7_d9 + (size_t)i * 1152;
+          const cnn_real *restrict y = mnist4k7_a9 + (size_t)i * 1152;
+          for (int p = 0; p < 1152; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
+          const cnn_real *restrict x = mnist4k7_a8 + (size_t)i * 1152 + c * 144;
+          const cnn_real *restrict dy = mnist4k7_d9 + (size_t)i * 1152 + c * 144;
+          const cnn_real m0 = mnist4k7_l8_mean[c + 0], i0 = mnist4k7_l8_invstd[c + 0], m1 = mnist4k7_l8_mean[c + 1], i1 = mnist4k7_l8_invstd[c + 1], m2 = mnist4k7_l8_mean[c + 2], i2 = mnist4k7_l8_invstd[c + 2], m3 = mnist4k7_l8_mean[c + 3], i3 = mnist4k7_l8_invstd[c + 3];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 144; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 144 + b, sizeof t);
+            memcpy(&u, x + 144 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
+            memcpy(&t, dy + 288 + b, sizeof t);
+            memcpy(&u, x + 288 + b, sizeof u);
+            a2 += t;
+            q2 += t * ((u - m2) * i2);
+            memcpy(&t, dy + 432 + b, sizeof t);
+            memcpy(&u, x + 432 + b, sizeof u);
+            a3 += t;
+            q3 += t * ((u - m3) * i3);
           }
-          const cnn_real m_ = mnist4k7_l8_mean[c], is = mnist4k7_l8_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 144; b += 8)
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            double s = 0, sq = 0;
             for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+              s += as[j][u];
+              sq += aq[j][u];
             }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
+            mnist4k7_l8_ps[i][c + j] = s;
+            mnist4k7_l8_pq[i][c + j] = sq;
           }
-          mnist4k7_l8_ps[i][c] = s;
-          mnist4k7_l8_pq[i][c] = sq;
         }
       }
     }
@@ -3833,9 +3942,9 @@ CNN_V16_FN static void mnist4k7_l10_conv_backward_v16(int n) {
         continue;
       (void)g;
       { // layer 11's dx: this conv's dy
+        cnn_real *restrict bdx = mnist4k7_d11 + (size_t)i * 1200;
         const cnn_real *restrict bx = mnist4k7_a11 + (size_t)i * 1200;
         const cnn_real *restrict bdy = mnist4k7_d12 + (size_t)i * 1200;
-        cnn_real *restrict bdx = mnist4k7_d11 + (size_t)i * 1200;
         for (int c = 0; c < 12; c++) {
           const cnn_real m_ = mnist4k7_l11_mean[c], is = mnist4k7_l11_invstd[c];
           const cnn_real a = mnist4k7_l11_k1[c], b = mnist4k7_l11_k2[c], q = mnist4k7_l11_k3[c];
@@ -4431,28 +4540,54 @@ CNN_V16_FN static void mnist4k7_l10_conv_backward_v16(int n) {
         continue;
       (void)g;
       { // layer 8's first backward pass for this image
-        for (int c = 0; c < 8; c++) {
-          const cnn_real *restrict x = mnist4k7_a8 + (size_t)i * 1152 + c * 144;
-          cnn_real *restrict dy = mnist4k7_d9 + (size_t)i * 1152 + c * 144;
-          const cnn_real *restrict y = mnist4k7_a9 + (size_t)i * 1152 + c * 144;
-          for (int p = 0; p < 144; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k7_d9 + (size_t)i * 1152;
+          const cnn_real *restrict y = mnist4k7_a9 + (size_t)i * 1152;
+          for (int p = 0; p < 1152; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
+          const cnn_real *restrict x = mnist4k7_a8 + (size_t)i * 1152 + c * 144;
+          const cnn_real *restrict dy = mnist4k7_d9 + (size_t)i * 1152 + c * 144;
+          const cnn_real m0 = mnist4k7_l8_mean[c + 0], i0 = mnist4k7_l8_invstd[c + 0], m1 = mnist4k7_l8_mean[c + 1], i1 = mnist4k7_l8_invstd[c + 1], m2 = mnist4k7_l8_mean[c + 2], i2 = mnist4k7_l8_invstd[c + 2], m3 = mnist4k7_l8_mean[c + 3], i3 = mnist4k7_l8_invstd[c + 3];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 144; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 144 + b, sizeof t);
+            memcpy(&u, x + 144 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
+            memcpy(&t, dy + 288 + b, sizeof t);
+            memcpy(&u, x + 288 + b, sizeof u);
+            a2 += t;
+            q2 += t * ((u - m2) * i2);
+            memcpy(&t, dy + 432 + b, sizeof t);
+            memcpy(&u, x + 432 + b, sizeof u);
+            a3 += t;
+            q3 += t * ((u - m3) * i3);
           }
-          const cnn_real m_ = mnist4k7_l8_mean[c], is = mnist4k7_l8_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 144; b += 8)
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            double s = 0, sq = 0;
             for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+              s += as[j][u];
+              sq += aq[j][u];
             }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
+            mnist4k7_l8_ps[i][c + j] = s;
+            mnist4k7_l8_pq[i][c + j] = sq;
           }
-          mnist4k7_l8_ps[i][c] = s;
-          mnist4k7_l8_pq[i][c] = sq;
         }
       }
     }
@@ -4698,7 +4833,7 @@ CNN_CLONES_V8 static void mnist4k7_l13_conv_forward_v8(int n, int training) {
         continue;
       (void)g;
       const cnn_real *restrict y = mnist4k7_a14 + (size_t)i * 768;
-      if (training)
+      if (training) {
         for (int c = 0; c < 12; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 64;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -4736,6 +4871,7 @@ CNN_CLONES_V8 static void mnist4k7_l13_conv_forward_v8(int n, int training) {
             mnist4k7_l14_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -4971,7 +5107,7 @@ CNN_V16_FN static void mnist4k7_l13_conv_forward_v16(int n, int training) {
         continue;
       (void)g;
       const cnn_real *restrict y = mnist4k7_a14 + (size_t)i * 768;
-      if (training)
+      if (training) {
         for (int c = 0; c < 12; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 64;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -5009,6 +5145,7 @@ CNN_V16_FN static void mnist4k7_l13_conv_forward_v16(int n, int training) {
             mnist4k7_l14_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -5045,9 +5182,9 @@ CNN_CLONES_V8 static void mnist4k7_l13_conv_backward_v8(int n) {
         continue;
       (void)g;
       { // layer 14's dx: this conv's dy
+        cnn_real *restrict bdx = mnist4k7_d14 + (size_t)i * 768;
         const cnn_real *restrict bx = mnist4k7_a14 + (size_t)i * 768;
         const cnn_real *restrict bdy = mnist4k7_d15 + (size_t)i * 768;
-        cnn_real *restrict bdx = mnist4k7_d14 + (size_t)i * 768;
         for (int c = 0; c < 12; c++) {
           const cnn_real m_ = mnist4k7_l14_mean[c], is = mnist4k7_l14_invstd[c];
           const cnn_real a = mnist4k7_l14_k1[c], b = mnist4k7_l14_k2[c], q = mnist4k7_l14_k3[c];
@@ -5297,32 +5434,59 @@ CNN_CLONES_V8 static void mnist4k7_l13_conv_backward_v8(int n) {
         continue;
       (void)g;
       { // layer 11's first backward pass for this image
-        for (int c = 0; c < 12; c++) {
-          const cnn_real *restrict x = mnist4k7_a11 + (size_t)i * 1200 + c * 100;
-          cnn_real *restrict dy = mnist4k7_d12 + (size_t)i * 1200 + c * 100;
-          const cnn_real *restrict y = mnist4k7_a12 + (size_t)i * 1200 + c * 100;
-          for (int p = 0; p < 100; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k7_d12 + (size_t)i * 1200;
+          const cnn_real *restrict y = mnist4k7_a12 + (size_t)i * 1200;
+          for (int p = 0; p < 1200; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 12; c += 4) { // 4 channels' chains at once
+          const cnn_real *restrict x = mnist4k7_a11 + (size_t)i * 1200 + c * 100;
+          const cnn_real *restrict dy = mnist4k7_d12 + (size_t)i * 1200 + c * 100;
+          const cnn_real m0 = mnist4k7_l11_mean[c + 0], i0 = mnist4k7_l11_invstd[c + 0], m1 = mnist4k7_l11_mean[c + 1], i1 = mnist4k7_l11_invstd[c + 1], m2 = mnist4k7_l11_mean[c + 2], i2 = mnist4k7_l11_invstd[c + 2], m3 = mnist4k7_l11_mean[c + 3], i3 = mnist4k7_l11_invstd[c + 3];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 96; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 100 + b, sizeof t);
+            memcpy(&u, x + 100 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
+            memcpy(&t, dy + 200 + b, sizeof t);
+            memcpy(&u, x + 200 + b, sizeof u);
+            a2 += t;
+            q2 += t * ((u - m2) * i2);
+            memcpy(&t, dy + 300 + b, sizeof t);
+            memcpy(&u, x + 300 + b, sizeof u);
+            a3 += t;
+            q3 += t * ((u - m3) * i3);
           }
-          const cnn_real m_ = mnist4k7_l11_mean[c], is = mnist4k7_l11_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 96; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            const cnn_real m_ = mnist4k7_l11_mean[c + j], is = mnist4k7_l11_invstd[c + j];
+            for (int p = 96; p < 100; p++) {
+              as[j][p - 96] += dy[j * 100 + p];
+              aq[j][p - 96] += dy[j * 100 + p] * ((x[j * 100 + p] - m_) * is);
             }
-          for (int p = 96; p < 100; p++) {
-            as[p - 96] += dy[p];
-            aq[p - 96] += dy[p] * ((x[p] - m_) * is);
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k7_l11_ps[i][c + j] = s;
+            mnist4k7_l11_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist4k7_l11_ps[i][c] = s;
-          mnist4k7_l11_pq[i][c] = sq;
         }
       }
     }
@@ -5353,9 +5517,9 @@ CNN_V16_FN static void mnist4k7_l13_conv_backward_v16(int n) {
         continue;
       (void)g;
       { // layer 14's dx: this conv's dy
+        cnn_real *restrict bdx = mnist4k7_d14 + (size_t)i * 768;
         const cnn_real *restrict bx = mnist4k7_a14 + (size_t)i * 768;
         const cnn_real *restrict bdy = mnist4k7_d15 + (size_t)i * 768;
-        cnn_real *restrict bdx = mnist4k7_d14 + (size_t)i * 768;
         for (int c = 0; c < 12; c++) {
           const cnn_real m_ = mnist4k7_l14_mean[c], is = mnist4k7_l14_invstd[c];
           const cnn_real a = mnist4k7_l14_k1[c], b = mnist4k7_l14_k2[c], q = mnist4k7_l14_k3[c];
@@ -5945,32 +6109,59 @@ CNN_V16_FN static void mnist4k7_l13_conv_backward_v16(int n) {
         continue;
       (void)g;
       { // layer 11's first backward pass for this image
-        for (int c = 0; c < 12; c++) {
-          const cnn_real *restrict x = mnist4k7_a11 + (size_t)i * 1200 + c * 100;
-          cnn_real *restrict dy = mnist4k7_d12 + (size_t)i * 1200 + c * 100;
-          const cnn_real *restrict y = mnist4k7_a12 + (size_t)i * 1200 + c * 100;
-          for (int p = 0; p < 100; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k7_d12 + (size_t)i * 1200;
+          const cnn_real *restrict y = mnist4k7_a12 + (size_t)i * 1200;
+          for (int p = 0; p < 1200; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 12; c += 4) { // 4 channels' chains at once
+          const cnn_real *restrict x = mnist4k7_a11 + (size_t)i * 1200 + c * 100;
+          const cnn_real *restrict dy = mnist4k7_d12 + (size_t)i * 1200 + c * 100;
+          const cnn_real m0 = mnist4k7_l11_mean[c + 0], i0 = mnist4k7_l11_invstd[c + 0], m1 = mnist4k7_l11_mean[c + 1], i1 = mnist4k7_l11_invstd[c + 1], m2 = mnist4k7_l11_mean[c + 2], i2 = mnist4k7_l11_invstd[c + 2], m3 = mnist4k7_l11_mean[c + 3], i3 = mnist4k7_l11_invstd[c + 3];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 96; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 100 + b, sizeof t);
+            memcpy(&u, x + 100 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
+            memcpy(&t, dy + 200 + b, sizeof t);
+            memcpy(&u, x + 200 + b, sizeof u);
+            a2 += t;
+            q2 += t * ((u - m2) * i2);
+            memcpy(&t, dy + 300 + b, sizeof t);
+            memcpy(&u, x + 300 + b, sizeof u);
+            a3 += t;
+            q3 += t * ((u - m3) * i3);
           }
-          const cnn_real m_ = mnist4k7_l11_mean[c], is = mnist4k7_l11_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 96; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            const cnn_real m_ = mnist4k7_l11_mean[c + j], is = mnist4k7_l11_invstd[c + j];
+            for (int p = 96; p < 100; p++) {
+              as[j][p - 96] += dy[j * 100 + p];
+              aq[j][p - 96] += dy[j * 100 + p] * ((x[j * 100 + p] - m_) * is);
             }
-          for (int p = 96; p < 100; p++) {
-            as[p - 96] += dy[p];
-            aq[p - 96] += dy[p] * ((x[p] - m_) * is);
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k7_l11_ps[i][c + j] = s;
+            mnist4k7_l11_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist4k7_l11_ps[i][c] = s;
-          mnist4k7_l11_pq[i][c] = sq;
         }
       }
     }
@@ -6212,7 +6403,7 @@ CNN_CLONES_V8 static void mnist4k7_l16_conv_forward_v8(int n, int training) {
         continue;
       (void)g;
       const cnn_real *restrict y = mnist4k7_a17 + (size_t)i * 432;
-      if (training)
+      if (training) {
         for (int c = 0; c < 12; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 36;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -6254,6 +6445,7 @@ CNN_CLONES_V8 static void mnist4k7_l16_conv_forward_v8(int n, int training) {
             mnist4k7_l17_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -6491,7 +6683,7 @@ CNN_V16_FN static void mnist4k7_l16_conv_forward_v16(int n, int training) {
         continue;
       (void)g;
       const cnn_real *restrict y = mnist4k7_a17 + (size_t)i * 432;
-      if (training)
+      if (training) {
         for (int c = 0; c < 12; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 36;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -6533,6 +6725,7 @@ CNN_V16_FN static void mnist4k7_l16_conv_forward_v16(int n, int training) {
             mnist4k7_l17_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -6569,9 +6762,9 @@ CNN_CLONES_V8 static void mnist4k7_l16_conv_backward_v8(int n) {
         continue;
       (void)g;
       { // layer 17's dx: this conv's dy
+        cnn_real *restrict bdx = mnist4k7_d17 + (size_t)i * 432;
         const cnn_real *restrict bx = mnist4k7_a17 + (size_t)i * 432;
         const cnn_real *restrict bdy = mnist4k7_d18 + (size_t)i * 432;
-        cnn_real *restrict bdx = mnist4k7_d17 + (size_t)i * 432;
         for (int c = 0; c < 12; c++) {
           const cnn_real m_ = mnist4k7_l17_mean[c], is = mnist4k7_l17_invstd[c];
           const cnn_real a = mnist4k7_l17_k1[c], b = mnist4k7_l17_k2[c], q = mnist4k7_l17_k3[c];
@@ -6817,28 +7010,54 @@ CNN_CLONES_V8 static void mnist4k7_l16_conv_backward_v8(int n) {
         continue;
       (void)g;
       { // layer 14's first backward pass for this image
-        for (int c = 0; c < 12; c++) {
-          const cnn_real *restrict x = mnist4k7_a14 + (size_t)i * 768 + c * 64;
-          cnn_real *restrict dy = mnist4k7_d15 + (size_t)i * 768 + c * 64;
-          const cnn_real *restrict y = mnist4k7_a15 + (size_t)i * 768 + c * 64;
-          for (int p = 0; p < 64; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k7_d15 + (size_t)i * 768;
+          const cnn_real *restrict y = mnist4k7_a15 + (size_t)i * 768;
+          for (int p = 0; p < 768; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 12; c += 4) { // 4 channels' chains at once
+          const cnn_real *restrict x = mnist4k7_a14 + (size_t)i * 768 + c * 64;
+          const cnn_real *restrict dy = mnist4k7_d15 + (size_t)i * 768 + c * 64;
+          const cnn_real m0 = mnist4k7_l14_mean[c + 0], i0 = mnist4k7_l14_invstd[c + 0], m1 = mnist4k7_l14_mean[c + 1], i1 = mnist4k7_l14_invstd[c + 1], m2 = mnist4k7_l14_mean[c + 2], i2 = mnist4k7_l14_invstd[c + 2], m3 = mnist4k7_l14_mean[c + 3], i3 = mnist4k7_l14_invstd[c + 3];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 64; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 64 + b, sizeof t);
+            memcpy(&u, x + 64 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
+            memcpy(&t, dy + 128 + b, sizeof t);
+            memcpy(&u, x + 128 + b, sizeof u);
+            a2 += t;
+            q2 += t * ((u - m2) * i2);
+            memcpy(&t, dy + 192 + b, sizeof t);
+            memcpy(&u, x + 192 + b, sizeof u);
+            a3 += t;
+            q3 += t * ((u - m3) * i3);
           }
-          const cnn_real m_ = mnist4k7_l14_mean[c], is = mnist4k7_l14_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 64; b += 8)
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            double s = 0, sq = 0;
             for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+              s += as[j][u];
+              sq += aq[j][u];
             }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
+            mnist4k7_l14_ps[i][c + j] = s;
+            mnist4k7_l14_pq[i][c + j] = sq;
           }
-          mnist4k7_l14_ps[i][c] = s;
-          mnist4k7_l14_pq[i][c] = sq;
         }
       }
     }
@@ -6869,9 +7088,9 @@ CNN_V16_FN static void mnist4k7_l16_conv_backward_v16(int n) {
         continue;
       (void)g;
       { // layer 17's dx: this conv's dy
+        cnn_real *restrict bdx = mnist4k7_d17 + (size_t)i * 432;
         const cnn_real *restrict bx = mnist4k7_a17 + (size_t)i * 432;
         const cnn_real *restrict bdy = mnist4k7_d18 + (size_t)i * 432;
-        cnn_real *restrict bdx = mnist4k7_d17 + (size_t)i * 432;
         for (int c = 0; c < 12; c++) {
           const cnn_real m_ = mnist4k7_l17_mean[c], is = mnist4k7_l17_invstd[c];
           const cnn_real a = mnist4k7_l17_k1[c], b = mnist4k7_l17_k2[c], q = mnist4k7_l17_k3[c];
@@ -7455,28 +7674,54 @@ CNN_V16_FN static void mnist4k7_l16_conv_backward_v16(int n) {
         continue;
       (void)g;
       { // layer 14's first backward pass for this image
-        for (int c = 0; c < 12; c++) {
-          const cnn_real *restrict x = mnist4k7_a14 + (size_t)i * 768 + c * 64;
-          cnn_real *restrict dy = mnist4k7_d15 + (size_t)i * 768 + c * 64;
-          const cnn_real *restrict y = mnist4k7_a15 + (size_t)i * 768 + c * 64;
-          for (int p = 0; p < 64; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k7_d15 + (size_t)i * 768;
+          const cnn_real *restrict y = mnist4k7_a15 + (size_t)i * 768;
+          for (int p = 0; p < 768; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 12; c += 4) { // 4 channels' chains at once
+          const cnn_real *restrict x = mnist4k7_a14 + (size_t)i * 768 + c * 64;
+          const cnn_real *restrict dy = mnist4k7_d15 + (size_t)i * 768 + c * 64;
+          const cnn_real m0 = mnist4k7_l14_mean[c + 0], i0 = mnist4k7_l14_invstd[c + 0], m1 = mnist4k7_l14_mean[c + 1], i1 = mnist4k7_l14_invstd[c + 1], m2 = mnist4k7_l14_mean[c + 2], i2 = mnist4k7_l14_invstd[c + 2], m3 = mnist4k7_l14_mean[c + 3], i3 = mnist4k7_l14_invstd[c + 3];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 64; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 64 + b, sizeof t);
+            memcpy(&u, x + 64 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
+            memcpy(&t, dy + 128 + b, sizeof t);
+            memcpy(&u, x + 128 + b, sizeof u);
+            a2 += t;
+            q2 += t * ((u - m2) * i2);
+            memcpy(&t, dy + 192 + b, sizeof t);
+            memcpy(&u, x + 192 + b, sizeof u);
+            a3 += t;
+            q3 += t * ((u - m3) * i3);
           }
-          const cnn_real m_ = mnist4k7_l14_mean[c], is = mnist4k7_l14_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 64; b += 8)
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            double s = 0, sq = 0;
             for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+              s += as[j][u];
+              sq += aq[j][u];
             }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
+            mnist4k7_l14_ps[i][c + j] = s;
+            mnist4k7_l14_pq[i][c + j] = sq;
           }
-          mnist4k7_l14_ps[i][c] = s;
-          mnist4k7_l14_pq[i][c] = sq;
         }
       }
     }
@@ -7917,32 +8162,59 @@ CNN_CLONES_V8 static void mnist4k7_l19_conv_backward_v8(int n) {
       }
       }
       { // layer 17's first backward pass for this image, while its dx is in cache
-        for (int c = 0; c < 12; c++) {
-          const cnn_real *restrict x = mnist4k7_a17 + (size_t)i * 432 + c * 36;
-          cnn_real *restrict dy = mnist4k7_d18 + (size_t)i * 432 + c * 36;
-          const cnn_real *restrict y = mnist4k7_a18 + (size_t)i * 432 + c * 36;
-          for (int p = 0; p < 36; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k7_d18 + (size_t)i * 432;
+          const cnn_real *restrict y = mnist4k7_a18 + (size_t)i * 432;
+          for (int p = 0; p < 432; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 12; c += 4) { // 4 channels' chains at once
+          const cnn_real *restrict x = mnist4k7_a17 + (size_t)i * 432 + c * 36;
+          const cnn_real *restrict dy = mnist4k7_d18 + (size_t)i * 432 + c * 36;
+          const cnn_real m0 = mnist4k7_l17_mean[c + 0], i0 = mnist4k7_l17_invstd[c + 0], m1 = mnist4k7_l17_mean[c + 1], i1 = mnist4k7_l17_invstd[c + 1], m2 = mnist4k7_l17_mean[c + 2], i2 = mnist4k7_l17_invstd[c + 2], m3 = mnist4k7_l17_mean[c + 3], i3 = mnist4k7_l17_invstd[c + 3];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 32; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 36 + b, sizeof t);
+            memcpy(&u, x + 36 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
+            memcpy(&t, dy + 72 + b, sizeof t);
+            memcpy(&u, x + 72 + b, sizeof u);
+            a2 += t;
+            q2 += t * ((u - m2) * i2);
+            memcpy(&t, dy + 108 + b, sizeof t);
+            memcpy(&u, x + 108 + b, sizeof u);
+            a3 += t;
+            q3 += t * ((u - m3) * i3);
           }
-          const cnn_real m_ = mnist4k7_l17_mean[c], is = mnist4k7_l17_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 32; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            const cnn_real m_ = mnist4k7_l17_mean[c + j], is = mnist4k7_l17_invstd[c + j];
+            for (int p = 32; p < 36; p++) {
+              as[j][p - 32] += dy[j * 36 + p];
+              aq[j][p - 32] += dy[j * 36 + p] * ((x[j * 36 + p] - m_) * is);
             }
-          for (int p = 32; p < 36; p++) {
-            as[p - 32] += dy[p];
-            aq[p - 32] += dy[p] * ((x[p] - m_) * is);
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k7_l17_ps[i][c + j] = s;
+            mnist4k7_l17_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist4k7_l17_ps[i][c] = s;
-          mnist4k7_l17_pq[i][c] = sq;
         }
       }
     }
@@ -8099,32 +8371,59 @@ CNN_V16_FN static void mnist4k7_l19_conv_backward_v16(int n) {
       }
       }
       { // layer 17's first backward pass for this image, while its dx is in cache
-        for (int c = 0; c < 12; c++) {
-          const cnn_real *restrict x = mnist4k7_a17 + (size_t)i * 432 + c * 36;
-          cnn_real *restrict dy = mnist4k7_d18 + (size_t)i * 432 + c * 36;
-          const cnn_real *restrict y = mnist4k7_a18 + (size_t)i * 432 + c * 36;
-          for (int p = 0; p < 36; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k7_d18 + (size_t)i * 432;
+          const cnn_real *restrict y = mnist4k7_a18 + (size_t)i * 432;
+          for (int p = 0; p < 432; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 12; c += 4) { // 4 channels' chains at once
+          const cnn_real *restrict x = mnist4k7_a17 + (size_t)i * 432 + c * 36;
+          const cnn_real *restrict dy = mnist4k7_d18 + (size_t)i * 432 + c * 36;
+          const cnn_real m0 = mnist4k7_l17_mean[c + 0], i0 = mnist4k7_l17_invstd[c + 0], m1 = mnist4k7_l17_mean[c + 1], i1 = mnist4k7_l17_invstd[c + 1], m2 = mnist4k7_l17_mean[c + 2], i2 = mnist4k7_l17_invstd[c + 2], m3 = mnist4k7_l17_mean[c + 3], i3 = mnist4k7_l17_invstd[c + 3];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 32; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 36 + b, sizeof t);
+            memcpy(&u, x + 36 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
+            memcpy(&t, dy + 72 + b, sizeof t);
+            memcpy(&u, x + 72 + b, sizeof u);
+            a2 += t;
+            q2 += t * ((u - m2) * i2);
+            memcpy(&t, dy + 108 + b, sizeof t);
+            memcpy(&u, x + 108 + b, sizeof u);
+            a3 += t;
+            q3 += t * ((u - m3) * i3);
           }
-          const cnn_real m_ = mnist4k7_l17_mean[c], is = mnist4k7_l17_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 32; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            const cnn_real m_ = mnist4k7_l17_mean[c + j], is = mnist4k7_l17_invstd[c + j];
+            for (int p = 32; p < 36; p++) {
+              as[j][p - 32] += dy[j * 36 + p];
+              aq[j][p - 32] += dy[j * 36 + p] * ((x[j * 36 + p] - m_) * is);
             }
-          for (int p = 32; p < 36; p++) {
-            as[p - 32] += dy[p];
-            aq[p - 32] += dy[p] * ((x[p] - m_) * is);
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k7_l17_ps[i][c + j] = s;
+            mnist4k7_l17_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist4k7_l17_ps[i][c] = s;
-          mnist4k7_l17_pq[i][c] = sq;
         }
       }
     }

@@ -495,7 +495,7 @@ CNN_CLONES_V8 static void mnist4k8_l0_conv_forward_v8(int n, int training) {
           yr[4732] = a7_0[0]; yr[4733] = a7_0[1];
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 676;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -537,6 +537,7 @@ CNN_CLONES_V8 static void mnist4k8_l0_conv_forward_v8(int n, int training) {
             mnist4k8_l1_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -598,7 +599,7 @@ CNN_V16_FN static void mnist4k8_l0_conv_forward_v16(int n, int training) {
           yr[4748] = a7_1[0]; yr[4749] = a7_1[1]; yr[4750] = a7_1[2]; yr[4751] = a7_1[3]; yr[4752] = a7_1[4]; yr[4753] = a7_1[5]; yr[4754] = a7_1[6]; yr[4755] = a7_1[7]; yr[4756] = a7_1[8]; yr[4757] = a7_1[9];
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 676;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -640,6 +641,7 @@ CNN_V16_FN static void mnist4k8_l0_conv_forward_v16(int n, int training) {
             mnist4k8_l1_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -685,9 +687,9 @@ CNN_CLONES_V8 static void mnist4k8_l0_conv_backward_v8(int n) {
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 1's dx: this image's dy
+        cnn_real *restrict bdx = mnist4k8_d1 + (size_t)i * 5408;
         const cnn_real *restrict bx = mnist4k8_a1 + (size_t)i * 5408;
         const cnn_real *restrict bdy = mnist4k8_d2 + (size_t)i * 5408;
-        cnn_real *restrict bdx = mnist4k8_d1 + (size_t)i * 5408;
         for (int c = 0; c < 8; c++) {
           const cnn_real m_ = mnist4k8_l1_mean[c], is = mnist4k8_l1_invstd[c];
           const cnn_real a = mnist4k8_l1_k1[c], b = mnist4k8_l1_k2[c], q = mnist4k8_l1_k3[c];
@@ -895,9 +897,9 @@ CNN_V16_FN static void mnist4k8_l0_conv_backward_v16(int n) {
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 1's dx: this image's dy
+        cnn_real *restrict bdx = mnist4k8_d1 + (size_t)i * 5408;
         const cnn_real *restrict bx = mnist4k8_a1 + (size_t)i * 5408;
         const cnn_real *restrict bdy = mnist4k8_d2 + (size_t)i * 5408;
-        cnn_real *restrict bdx = mnist4k8_d1 + (size_t)i * 5408;
         for (int c = 0; c < 8; c++) {
           const cnn_real m_ = mnist4k8_l1_mean[c], is = mnist4k8_l1_invstd[c];
           const cnn_real a = mnist4k8_l1_k1[c], b = mnist4k8_l1_k2[c], q = mnist4k8_l1_k3[c];
@@ -1619,32 +1621,59 @@ CNN_CLONES_V8 static void mnist4k8_l3_conv_backward_v8(int n) {
       }
       }
       { // layer 1's first backward pass for this image, while its dx is in cache
-        for (int c = 0; c < 8; c++) {
-          const cnn_real *restrict x = mnist4k8_a1 + (size_t)i * 5408 + c * 676;
-          cnn_real *restrict dy = mnist4k8_d2 + (size_t)i * 5408 + c * 676;
-          const cnn_real *restrict y = mnist4k8_a2 + (size_t)i * 5408 + c * 676;
-          for (int p = 0; p < 676; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k8_d2 + (size_t)i * 5408;
+          const cnn_real *restrict y = mnist4k8_a2 + (size_t)i * 5408;
+          for (int p = 0; p < 5408; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
+          const cnn_real *restrict x = mnist4k8_a1 + (size_t)i * 5408 + c * 676;
+          const cnn_real *restrict dy = mnist4k8_d2 + (size_t)i * 5408 + c * 676;
+          const cnn_real m0 = mnist4k8_l1_mean[c + 0], i0 = mnist4k8_l1_invstd[c + 0], m1 = mnist4k8_l1_mean[c + 1], i1 = mnist4k8_l1_invstd[c + 1], m2 = mnist4k8_l1_mean[c + 2], i2 = mnist4k8_l1_invstd[c + 2], m3 = mnist4k8_l1_mean[c + 3], i3 = mnist4k8_l1_invstd[c + 3];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 672; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 676 + b, sizeof t);
+            memcpy(&u, x + 676 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
+            memcpy(&t, dy + 1352 + b, sizeof t);
+            memcpy(&u, x + 1352 + b, sizeof u);
+            a2 += t;
+            q2 += t * ((u - m2) * i2);
+            memcpy(&t, dy + 2028 + b, sizeof t);
+            memcpy(&u, x + 2028 + b, sizeof u);
+            a3 += t;
+            q3 += t * ((u - m3) * i3);
           }
-          const cnn_real m_ = mnist4k8_l1_mean[c], is = mnist4k8_l1_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 672; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            const cnn_real m_ = mnist4k8_l1_mean[c + j], is = mnist4k8_l1_invstd[c + j];
+            for (int p = 672; p < 676; p++) {
+              as[j][p - 672] += dy[j * 676 + p];
+              aq[j][p - 672] += dy[j * 676 + p] * ((x[j * 676 + p] - m_) * is);
             }
-          for (int p = 672; p < 676; p++) {
-            as[p - 672] += dy[p];
-            aq[p - 672] += dy[p] * ((x[p] - m_) * is);
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k8_l1_ps[i][c + j] = s;
+            mnist4k8_l1_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist4k8_l1_ps[i][c] = s;
-          mnist4k8_l1_pq[i][c] = sq;
         }
       }
     }
@@ -1828,32 +1857,59 @@ CNN_V16_FN static void mnist4k8_l3_conv_backward_v16(int n) {
       }
       }
       { // layer 1's first backward pass for this image, while its dx is in cache
-        for (int c = 0; c < 8; c++) {
-          const cnn_real *restrict x = mnist4k8_a1 + (size_t)i * 5408 + c * 676;
-          cnn_real *restrict dy = mnist4k8_d2 + (size_t)i * 5408 + c * 676;
-          const cnn_real *restrict y = mnist4k8_a2 + (size_t)i * 5408 + c * 676;
-          for (int p = 0; p < 676; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k8_d2 + (size_t)i * 5408;
+          const cnn_real *restrict y = mnist4k8_a2 + (size_t)i * 5408;
+          for (int p = 0; p < 5408; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
+          const cnn_real *restrict x = mnist4k8_a1 + (size_t)i * 5408 + c * 676;
+          const cnn_real *restrict dy = mnist4k8_d2 + (size_t)i * 5408 + c * 676;
+          const cnn_real m0 = mnist4k8_l1_mean[c + 0], i0 = mnist4k8_l1_invstd[c + 0], m1 = mnist4k8_l1_mean[c + 1], i1 = mnist4k8_l1_invstd[c + 1], m2 = mnist4k8_l1_mean[c + 2], i2 = mnist4k8_l1_invstd[c + 2], m3 = mnist4k8_l1_mean[c + 3], i3 = mnist4k8_l1_invstd[c + 3];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 672; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 676 + b, sizeof t);
+            memcpy(&u, x + 676 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
+            memcpy(&t, dy + 1352 + b, sizeof t);
+            memcpy(&u, x + 1352 + b, sizeof u);
+            a2 += t;
+            q2 += t * ((u - m2) * i2);
+            memcpy(&t, dy + 2028 + b, sizeof t);
+            memcpy(&u, x + 2028 + b, sizeof u);
+            a3 += t;
+            q3 += t * ((u - m3) * i3);
           }
-          const cnn_real m_ = mnist4k8_l1_mean[c], is = mnist4k8_l1_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 672; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            const cnn_real m_ = mnist4k8_l1_mean[c + j], is = mnist4k8_l1_invstd[c + j];
+            for (int p = 672; p < 676; p++) {
+              as[j][p - 672] += dy[j * 676 + p];
+              aq[j][p - 672] += dy[j * 676 + p] * ((x[j * 676 + p] - m_) * is);
             }
-          for (int p = 672; p < 676; p++) {
-            as[p - 672] += dy[p];
-            aq[p - 672] += dy[p] * ((x[p] - m_) * is);
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k8_l1_ps[i][c + j] = s;
+            mnist4k8_l1_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist4k8_l1_ps[i][c] = s;
-          mnist4k8_l1_pq[i][c] = sq;
         }
       }
     }
@@ -1932,7 +1988,7 @@ CNN_CLONES_V8 static void mnist4k8_l4_conv_forward_v8(int n, int training) {
           }
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 576;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -1970,6 +2026,7 @@ CNN_CLONES_V8 static void mnist4k8_l4_conv_forward_v8(int n, int training) {
             mnist4k8_l5_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -2042,7 +2099,7 @@ CNN_V16_FN static void mnist4k8_l4_conv_forward_v16(int n, int training) {
           }
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 576;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -2080,6 +2137,7 @@ CNN_V16_FN static void mnist4k8_l4_conv_forward_v16(int n, int training) {
             mnist4k8_l5_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -2115,9 +2173,9 @@ CNN_CLONES_V8 static void mnist4k8_l4_conv_backward_v8(int n) {
     cnn_real *restrict dwv = mnist4k8_l4_dwv[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 5's dx: this image's dy
+        cnn_real *restrict bdx = mnist4k8_d5 + (size_t)i * 9216;
         const cnn_real *restrict bx = mnist4k8_a5 + (size_t)i * 9216;
         const cnn_real *restrict bdy = mnist4k8_d6 + (size_t)i * 9216;
-        cnn_real *restrict bdx = mnist4k8_d5 + (size_t)i * 9216;
         for (int c = 0; c < 16; c++) {
           const cnn_real m_ = mnist4k8_l5_mean[c], is = mnist4k8_l5_invstd[c];
           const cnn_real a = mnist4k8_l5_k1[c], b = mnist4k8_l5_k2[c], q = mnist4k8_l5_k3[c];
@@ -2385,9 +2443,9 @@ CNN_V16_FN static void mnist4k8_l4_conv_backward_v16(int n) {
     cnn_real *restrict dwv = mnist4k8_l4_dwv[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 5's dx: this image's dy
+        cnn_real *restrict bdx = mnist4k8_d5 + (size_t)i * 9216;
         const cnn_real *restrict bx = mnist4k8_a5 + (size_t)i * 9216;
         const cnn_real *restrict bdy = mnist4k8_d6 + (size_t)i * 9216;
-        cnn_real *restrict bdx = mnist4k8_d5 + (size_t)i * 9216;
         for (int c = 0; c < 16; c++) {
           const cnn_real m_ = mnist4k8_l5_mean[c], is = mnist4k8_l5_invstd[c];
           const cnn_real a = mnist4k8_l5_k1[c], b = mnist4k8_l5_k2[c], q = mnist4k8_l5_k3[c];
@@ -2863,28 +2921,54 @@ CNN_CLONES static void mnist4k8_l5_bn_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      for (int c = 0; c < 16; c++) {
-        const cnn_real *restrict x = mnist4k8_a5 + (size_t)i * 9216 + c * 576;
-        cnn_real *restrict dy = mnist4k8_d6 + (size_t)i * 9216 + c * 576;
-        const cnn_real *restrict y = mnist4k8_a6 + (size_t)i * 9216 + c * 576;
-        for (int p = 0; p < 576; p++) { // a multiply, not a branch: it vectorizes
+      {
+        cnn_real *restrict dy = mnist4k8_d6 + (size_t)i * 9216;
+        const cnn_real *restrict y = mnist4k8_a6 + (size_t)i * 9216;
+        for (int p = 0; p < 9216; p++) // a multiply, not a branch: it vectorizes
           dy[p] *= (cnn_real)(y[p] > 0);
+      }
+      for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
+        const cnn_real *restrict x = mnist4k8_a5 + (size_t)i * 9216 + c * 576;
+        const cnn_real *restrict dy = mnist4k8_d6 + (size_t)i * 9216 + c * 576;
+        const cnn_real m0 = mnist4k8_l5_mean[c + 0], i0 = mnist4k8_l5_invstd[c + 0], m1 = mnist4k8_l5_mean[c + 1], i1 = mnist4k8_l5_invstd[c + 1], m2 = mnist4k8_l5_mean[c + 2], i2 = mnist4k8_l5_invstd[c + 2], m3 = mnist4k8_l5_mean[c + 3], i3 = mnist4k8_l5_invstd[c + 3];
+        cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+        for (int b = 0; b < 576; b += 8) {
+          cnn_v8 t, u;
+          memcpy(&t, dy + 0 + b, sizeof t);
+          memcpy(&u, x + 0 + b, sizeof u);
+          a0 += t;
+          q0 += t * ((u - m0) * i0);
+          memcpy(&t, dy + 576 + b, sizeof t);
+          memcpy(&u, x + 576 + b, sizeof u);
+          a1 += t;
+          q1 += t * ((u - m1) * i1);
+          memcpy(&t, dy + 1152 + b, sizeof t);
+          memcpy(&u, x + 1152 + b, sizeof u);
+          a2 += t;
+          q2 += t * ((u - m2) * i2);
+          memcpy(&t, dy + 1728 + b, sizeof t);
+          memcpy(&u, x + 1728 + b, sizeof u);
+          a3 += t;
+          q3 += t * ((u - m3) * i3);
         }
-        const cnn_real m_ = mnist4k8_l5_mean[c], is = mnist4k8_l5_invstd[c];
-        cnn_real as[8] = {0}, aq[8] = {0};
-        for (int b = 0; b < 576; b += 8)
+        cnn_real as[4][8], aq[4][8];
+        memcpy(as[0], &a0, sizeof a0);
+        memcpy(aq[0], &q0, sizeof q0);
+        memcpy(as[1], &a1, sizeof a1);
+        memcpy(aq[1], &q1, sizeof q1);
+        memcpy(as[2], &a2, sizeof a2);
+        memcpy(aq[2], &q2, sizeof q2);
+        memcpy(as[3], &a3, sizeof a3);
+        memcpy(aq[3], &q3, sizeof q3);
+        for (int j = 0; j < 4; j++) {
+          double s = 0, sq = 0;
           for (int u = 0; u < 8; u++) {
-            const int p = b + u;
-            as[u] += dy[p];
-            aq[u] += dy[p] * ((x[p] - m_) * is);
+            s += as[j][u];
+            sq += aq[j][u];
           }
-        double s = 0, sq = 0;
-        for (int u = 0; u < 8; u++) {
-          s += as[u];
-          sq += aq[u];
+          mnist4k8_l5_ps[i][c + j] = s;
+          mnist4k8_l5_pq[i][c + j] = sq;
         }
-        mnist4k8_l5_ps[i][c] = s;
-        mnist4k8_l5_pq[i][c] = sq;
       }
     }
   }
@@ -3013,7 +3097,7 @@ CNN_CLONES_V8 static void mnist4k8_l8_conv_forward_v8(int n, int training) {
           }
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 30; c += 2) { // 2 channels' chains at once
           const cnn_real *restrict x = y + c * 144;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0};
@@ -3041,6 +3125,7 @@ CNN_CLONES_V8 static void mnist4k8_l8_conv_forward_v8(int n, int training) {
             mnist4k8_l9_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -3149,7 +3234,7 @@ CNN_V16_FN static void mnist4k8_l8_conv_forward_v16(int n, int training) {
           }
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 30; c += 2) { // 2 channels' chains at once
           const cnn_real *restrict x = y + c * 144;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0};
@@ -3177,6 +3262,7 @@ CNN_V16_FN static void mnist4k8_l8_conv_forward_v16(int n, int training) {
             mnist4k8_l9_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -3212,9 +3298,9 @@ CNN_CLONES_V8 static void mnist4k8_l8_conv_backward_v8(int n) {
     cnn_real *restrict dwv = mnist4k8_l8_dwv[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 9's dx: this image's dy
+        cnn_real *restrict bdx = mnist4k8_d9 + (size_t)i * 4320;
         const cnn_real *restrict bx = mnist4k8_a9 + (size_t)i * 4320;
         const cnn_real *restrict bdy = mnist4k8_d10 + (size_t)i * 4320;
-        cnn_real *restrict bdx = mnist4k8_d9 + (size_t)i * 4320;
         for (int c = 0; c < 30; c++) {
           const cnn_real m_ = mnist4k8_l9_mean[c], is = mnist4k8_l9_invstd[c];
           const cnn_real a = mnist4k8_l9_k1[c], b = mnist4k8_l9_k2[c], q = mnist4k8_l9_k3[c];
@@ -3407,9 +3493,9 @@ CNN_V16_FN static void mnist4k8_l8_conv_backward_v16(int n) {
     cnn_real *restrict dwv = mnist4k8_l8_dwv[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 9's dx: this image's dy
+        cnn_real *restrict bdx = mnist4k8_d9 + (size_t)i * 4320;
         const cnn_real *restrict bx = mnist4k8_a9 + (size_t)i * 4320;
         const cnn_real *restrict bdy = mnist4k8_d10 + (size_t)i * 4320;
-        cnn_real *restrict bdx = mnist4k8_d9 + (size_t)i * 4320;
         for (int c = 0; c < 30; c++) {
           const cnn_real m_ = mnist4k8_l9_mean[c], is = mnist4k8_l9_invstd[c];
           const cnn_real a = mnist4k8_l9_k1[c], b = mnist4k8_l9_k2[c], q = mnist4k8_l9_k3[c];
@@ -4049,28 +4135,42 @@ CNN_CLONES_V8 static void mnist4k8_l11_conv_backward_v8(int n) {
       }
       }
       { // layer 9's first backward pass for this image, while its dx is in cache
-        for (int c = 0; c < 30; c++) {
-          const cnn_real *restrict x = mnist4k8_a9 + (size_t)i * 4320 + c * 144;
-          cnn_real *restrict dy = mnist4k8_d10 + (size_t)i * 4320 + c * 144;
-          const cnn_real *restrict y = mnist4k8_a10 + (size_t)i * 4320 + c * 144;
-          for (int p = 0; p < 144; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k8_d10 + (size_t)i * 4320;
+          const cnn_real *restrict y = mnist4k8_a10 + (size_t)i * 4320;
+          for (int p = 0; p < 4320; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 30; c += 2) { // 2 channels' chains at once
+          const cnn_real *restrict x = mnist4k8_a9 + (size_t)i * 4320 + c * 144;
+          const cnn_real *restrict dy = mnist4k8_d10 + (size_t)i * 4320 + c * 144;
+          const cnn_real m0 = mnist4k8_l9_mean[c + 0], i0 = mnist4k8_l9_invstd[c + 0], m1 = mnist4k8_l9_mean[c + 1], i1 = mnist4k8_l9_invstd[c + 1];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0};
+          for (int b = 0; b < 144; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 144 + b, sizeof t);
+            memcpy(&u, x + 144 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
           }
-          const cnn_real m_ = mnist4k8_l9_mean[c], is = mnist4k8_l9_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 144; b += 8)
+          cnn_real as[2][8], aq[2][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          for (int j = 0; j < 2; j++) {
+            double s = 0, sq = 0;
             for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+              s += as[j][u];
+              sq += aq[j][u];
             }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
+            mnist4k8_l9_ps[i][c + j] = s;
+            mnist4k8_l9_pq[i][c + j] = sq;
           }
-          mnist4k8_l9_ps[i][c] = s;
-          mnist4k8_l9_pq[i][c] = sq;
         }
       }
     }
@@ -4186,28 +4286,42 @@ CNN_V16_FN static void mnist4k8_l11_conv_backward_v16(int n) {
       }
       }
       { // layer 9's first backward pass for this image, while its dx is in cache
-        for (int c = 0; c < 30; c++) {
-          const cnn_real *restrict x = mnist4k8_a9 + (size_t)i * 4320 + c * 144;
-          cnn_real *restrict dy = mnist4k8_d10 + (size_t)i * 4320 + c * 144;
-          const cnn_real *restrict y = mnist4k8_a10 + (size_t)i * 4320 + c * 144;
-          for (int p = 0; p < 144; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k8_d10 + (size_t)i * 4320;
+          const cnn_real *restrict y = mnist4k8_a10 + (size_t)i * 4320;
+          for (int p = 0; p < 4320; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 30; c += 2) { // 2 channels' chains at once
+          const cnn_real *restrict x = mnist4k8_a9 + (size_t)i * 4320 + c * 144;
+          const cnn_real *restrict dy = mnist4k8_d10 + (size_t)i * 4320 + c * 144;
+          const cnn_real m0 = mnist4k8_l9_mean[c + 0], i0 = mnist4k8_l9_invstd[c + 0], m1 = mnist4k8_l9_mean[c + 1], i1 = mnist4k8_l9_invstd[c + 1];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0};
+          for (int b = 0; b < 144; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 144 + b, sizeof t);
+            memcpy(&u, x + 144 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
           }
-          const cnn_real m_ = mnist4k8_l9_mean[c], is = mnist4k8_l9_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 144; b += 8)
+          cnn_real as[2][8], aq[2][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          for (int j = 0; j < 2; j++) {
+            double s = 0, sq = 0;
             for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+              s += as[j][u];
+              sq += aq[j][u];
             }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
+            mnist4k8_l9_ps[i][c + j] = s;
+            mnist4k8_l9_pq[i][c + j] = sq;
           }
-          mnist4k8_l9_ps[i][c] = s;
-          mnist4k8_l9_pq[i][c] = sq;
         }
       }
     }
@@ -4333,7 +4447,7 @@ CNN_CLONES_V8 static void mnist4k8_l12_conv_forward_v8(int n, int training) {
           yr[900] = a9_0[0]; yr[901] = a9_0[1]; yr[902] = a9_0[2]; yr[903] = a9_0[3];
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 30; c += 2) { // 2 channels' chains at once
           const cnn_real *restrict x = y + c * 100;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0};
@@ -4365,6 +4479,7 @@ CNN_CLONES_V8 static void mnist4k8_l12_conv_forward_v8(int n, int training) {
             mnist4k8_l13_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -4526,7 +4641,7 @@ CNN_V16_FN static void mnist4k8_l12_conv_forward_v16(int n, int training) {
           yr[232] = a2_2[0]; yr[233] = a2_2[1]; yr[234] = a2_2[2]; yr[235] = a2_2[3];
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 30; c += 2) { // 2 channels' chains at once
           const cnn_real *restrict x = y + c * 100;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0};
@@ -4558,6 +4673,7 @@ CNN_V16_FN static void mnist4k8_l12_conv_forward_v16(int n, int training) {
             mnist4k8_l13_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -4592,9 +4708,9 @@ CNN_CLONES_V8 static void mnist4k8_l12_conv_backward_v8(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l12_dw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 13's dx: this conv's dy
+      cnn_real *restrict bdx = mnist4k8_d13 + (size_t)i * 3000;
       const cnn_real *restrict bx = mnist4k8_a13 + (size_t)i * 3000;
       const cnn_real *restrict bdy = mnist4k8_d14 + (size_t)i * 3000;
-      cnn_real *restrict bdx = mnist4k8_d13 + (size_t)i * 3000;
       for (int c = 0; c < 30; c++) {
         const cnn_real m_ = mnist4k8_l13_mean[c], is = mnist4k8_l13_invstd[c];
         const cnn_real a = mnist4k8_l13_k1[c], b = mnist4k8_l13_k2[c], q = mnist4k8_l13_k3[c];
@@ -4775,9 +4891,9 @@ CNN_V16_FN static void mnist4k8_l12_conv_backward_v16(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l12_dw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 13's dx: this conv's dy
+      cnn_real *restrict bdx = mnist4k8_d13 + (size_t)i * 3000;
       const cnn_real *restrict bx = mnist4k8_a13 + (size_t)i * 3000;
       const cnn_real *restrict bdy = mnist4k8_d14 + (size_t)i * 3000;
-      cnn_real *restrict bdx = mnist4k8_d13 + (size_t)i * 3000;
       for (int c = 0; c < 30; c++) {
         const cnn_real m_ = mnist4k8_l13_mean[c], is = mnist4k8_l13_invstd[c];
         const cnn_real a = mnist4k8_l13_k1[c], b = mnist4k8_l13_k2[c], q = mnist4k8_l13_k3[c];
@@ -5408,32 +5524,47 @@ CNN_CLONES_V8 static void mnist4k8_l15_conv_backward_v8(int n) {
       }
       }
       { // layer 13's first backward pass for this image, while its dx is in cache
-        for (int c = 0; c < 30; c++) {
-          const cnn_real *restrict x = mnist4k8_a13 + (size_t)i * 3000 + c * 100;
-          cnn_real *restrict dy = mnist4k8_d14 + (size_t)i * 3000 + c * 100;
-          const cnn_real *restrict y = mnist4k8_a14 + (size_t)i * 3000 + c * 100;
-          for (int p = 0; p < 100; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k8_d14 + (size_t)i * 3000;
+          const cnn_real *restrict y = mnist4k8_a14 + (size_t)i * 3000;
+          for (int p = 0; p < 3000; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 30; c += 2) { // 2 channels' chains at once
+          const cnn_real *restrict x = mnist4k8_a13 + (size_t)i * 3000 + c * 100;
+          const cnn_real *restrict dy = mnist4k8_d14 + (size_t)i * 3000 + c * 100;
+          const cnn_real m0 = mnist4k8_l13_mean[c + 0], i0 = mnist4k8_l13_invstd[c + 0], m1 = mnist4k8_l13_mean[c + 1], i1 = mnist4k8_l13_invstd[c + 1];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0};
+          for (int b = 0; b < 96; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 100 + b, sizeof t);
+            memcpy(&u, x + 100 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
           }
-          const cnn_real m_ = mnist4k8_l13_mean[c], is = mnist4k8_l13_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 96; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+          cnn_real as[2][8], aq[2][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          for (int j = 0; j < 2; j++) {
+            const cnn_real m_ = mnist4k8_l13_mean[c + j], is = mnist4k8_l13_invstd[c + j];
+            for (int p = 96; p < 100; p++) {
+              as[j][p - 96] += dy[j * 100 + p];
+              aq[j][p - 96] += dy[j * 100 + p] * ((x[j * 100 + p] - m_) * is);
             }
-          for (int p = 96; p < 100; p++) {
-            as[p - 96] += dy[p];
-            aq[p - 96] += dy[p] * ((x[p] - m_) * is);
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k8_l13_ps[i][c + j] = s;
+            mnist4k8_l13_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist4k8_l13_ps[i][c] = s;
-          mnist4k8_l13_pq[i][c] = sq;
         }
       }
     }
@@ -5545,32 +5676,47 @@ CNN_V16_FN static void mnist4k8_l15_conv_backward_v16(int n) {
       }
       }
       { // layer 13's first backward pass for this image, while its dx is in cache
-        for (int c = 0; c < 30; c++) {
-          const cnn_real *restrict x = mnist4k8_a13 + (size_t)i * 3000 + c * 100;
-          cnn_real *restrict dy = mnist4k8_d14 + (size_t)i * 3000 + c * 100;
-          const cnn_real *restrict y = mnist4k8_a14 + (size_t)i * 3000 + c * 100;
-          for (int p = 0; p < 100; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k8_d14 + (size_t)i * 3000;
+          const cnn_real *restrict y = mnist4k8_a14 + (size_t)i * 3000;
+          for (int p = 0; p < 3000; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 30; c += 2) { // 2 channels' chains at once
+          const cnn_real *restrict x = mnist4k8_a13 + (size_t)i * 3000 + c * 100;
+          const cnn_real *restrict dy = mnist4k8_d14 + (size_t)i * 3000 + c * 100;
+          const cnn_real m0 = mnist4k8_l13_mean[c + 0], i0 = mnist4k8_l13_invstd[c + 0], m1 = mnist4k8_l13_mean[c + 1], i1 = mnist4k8_l13_invstd[c + 1];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0};
+          for (int b = 0; b < 96; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 100 + b, sizeof t);
+            memcpy(&u, x + 100 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
           }
-          const cnn_real m_ = mnist4k8_l13_mean[c], is = mnist4k8_l13_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 96; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+          cnn_real as[2][8], aq[2][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          for (int j = 0; j < 2; j++) {
+            const cnn_real m_ = mnist4k8_l13_mean[c + j], is = mnist4k8_l13_invstd[c + j];
+            for (int p = 96; p < 100; p++) {
+              as[j][p - 96] += dy[j * 100 + p];
+              aq[j][p - 96] += dy[j * 100 + p] * ((x[j * 100 + p] - m_) * is);
             }
-          for (int p = 96; p < 100; p++) {
-            as[p - 96] += dy[p];
-            aq[p - 96] += dy[p] * ((x[p] - m_) * is);
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k8_l13_ps[i][c + j] = s;
+            mnist4k8_l13_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist4k8_l13_ps[i][c] = s;
-          mnist4k8_l13_pq[i][c] = sq;
         }
       }
     }
@@ -5652,7 +5798,7 @@ CNN_CLONES_V8 static void mnist4k8_l16_conv_forward_v8(int n, int training) {
           }
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 30; c += 2) { // 2 channels' chains at once
           const cnn_real *restrict x = y + c * 64;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0};
@@ -5680,6 +5826,7 @@ CNN_CLONES_V8 static void mnist4k8_l16_conv_forward_v8(int n, int training) {
             mnist4k8_l17_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -5747,7 +5894,7 @@ CNN_V16_FN static void mnist4k8_l16_conv_forward_v16(int n, int training) {
           memcpy(yr + 368, &a5_3, sizeof a5_3);
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 30; c += 2) { // 2 channels' chains at once
           const cnn_real *restrict x = y + c * 64;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0};
@@ -5775,6 +5922,7 @@ CNN_V16_FN static void mnist4k8_l16_conv_forward_v16(int n, int training) {
             mnist4k8_l17_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -5806,9 +5954,9 @@ CNN_CLONES_V8 static void mnist4k8_l16_conv_backward_v8(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l16_dw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 17's dx: this conv's dy
+      cnn_real *restrict bdx = mnist4k8_d17 + (size_t)i * 1920;
       const cnn_real *restrict bx = mnist4k8_a17 + (size_t)i * 1920;
       const cnn_real *restrict bdy = mnist4k8_d18 + (size_t)i * 1920;
-      cnn_real *restrict bdx = mnist4k8_d17 + (size_t)i * 1920;
       for (int c = 0; c < 30; c++) {
         const cnn_real m_ = mnist4k8_l17_mean[c], is = mnist4k8_l17_invstd[c];
         const cnn_real a = mnist4k8_l17_k1[c], b = mnist4k8_l17_k2[c], q = mnist4k8_l17_k3[c];
@@ -5937,9 +6085,9 @@ CNN_V16_FN static void mnist4k8_l16_conv_backward_v16(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l16_dw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 17's dx: this conv's dy
+      cnn_real *restrict bdx = mnist4k8_d17 + (size_t)i * 1920;
       const cnn_real *restrict bx = mnist4k8_a17 + (size_t)i * 1920;
       const cnn_real *restrict bdy = mnist4k8_d18 + (size_t)i * 1920;
-      cnn_real *restrict bdx = mnist4k8_d17 + (size_t)i * 1920;
       for (int c = 0; c < 30; c++) {
         const cnn_real m_ = mnist4k8_l17_mean[c], is = mnist4k8_l17_invstd[c];
         const cnn_real a = mnist4k8_l17_k1[c], b = mnist4k8_l17_k2[c], q = mnist4k8_l17_k3[c];
@@ -6464,28 +6612,42 @@ CNN_CLONES_V8 static void mnist4k8_l19_conv_backward_v8(int n) {
       }
       }
       { // layer 17's first backward pass for this image, while its dx is in cache
-        for (int c = 0; c < 30; c++) {
-          const cnn_real *restrict x = mnist4k8_a17 + (size_t)i * 1920 + c * 64;
-          cnn_real *restrict dy = mnist4k8_d18 + (size_t)i * 1920 + c * 64;
-          const cnn_real *restrict y = mnist4k8_a18 + (size_t)i * 1920 + c * 64;
-          for (int p = 0; p < 64; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k8_d18 + (size_t)i * 1920;
+          const cnn_real *restrict y = mnist4k8_a18 + (size_t)i * 1920;
+          for (int p = 0; p < 1920; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 30; c += 2) { // 2 channels' chains at once
+          const cnn_real *restrict x = mnist4k8_a17 + (size_t)i * 1920 + c * 64;
+          const cnn_real *restrict dy = mnist4k8_d18 + (size_t)i * 1920 + c * 64;
+          const cnn_real m0 = mnist4k8_l17_mean[c + 0], i0 = mnist4k8_l17_invstd[c + 0], m1 = mnist4k8_l17_mean[c + 1], i1 = mnist4k8_l17_invstd[c + 1];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0};
+          for (int b = 0; b < 64; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 64 + b, sizeof t);
+            memcpy(&u, x + 64 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
           }
-          const cnn_real m_ = mnist4k8_l17_mean[c], is = mnist4k8_l17_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 64; b += 8)
+          cnn_real as[2][8], aq[2][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          for (int j = 0; j < 2; j++) {
+            double s = 0, sq = 0;
             for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+              s += as[j][u];
+              sq += aq[j][u];
             }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
+            mnist4k8_l17_ps[i][c + j] = s;
+            mnist4k8_l17_pq[i][c + j] = sq;
           }
-          mnist4k8_l17_ps[i][c] = s;
-          mnist4k8_l17_pq[i][c] = sq;
         }
       }
     }
@@ -6591,28 +6753,42 @@ CNN_V16_FN static void mnist4k8_l19_conv_backward_v16(int n) {
       }
       }
       { // layer 17's first backward pass for this image, while its dx is in cache
-        for (int c = 0; c < 30; c++) {
-          const cnn_real *restrict x = mnist4k8_a17 + (size_t)i * 1920 + c * 64;
-          cnn_real *restrict dy = mnist4k8_d18 + (size_t)i * 1920 + c * 64;
-          const cnn_real *restrict y = mnist4k8_a18 + (size_t)i * 1920 + c * 64;
-          for (int p = 0; p < 64; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k8_d18 + (size_t)i * 1920;
+          const cnn_real *restrict y = mnist4k8_a18 + (size_t)i * 1920;
+          for (int p = 0; p < 1920; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 30; c += 2) { // 2 channels' chains at once
+          const cnn_real *restrict x = mnist4k8_a17 + (size_t)i * 1920 + c * 64;
+          const cnn_real *restrict dy = mnist4k8_d18 + (size_t)i * 1920 + c * 64;
+          const cnn_real m0 = mnist4k8_l17_mean[c + 0], i0 = mnist4k8_l17_invstd[c + 0], m1 = mnist4k8_l17_mean[c + 1], i1 = mnist4k8_l17_invstd[c + 1];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0};
+          for (int b = 0; b < 64; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 64 + b, sizeof t);
+            memcpy(&u, x + 64 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
           }
-          const cnn_real m_ = mnist4k8_l17_mean[c], is = mnist4k8_l17_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 64; b += 8)
+          cnn_real as[2][8], aq[2][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          for (int j = 0; j < 2; j++) {
+            double s = 0, sq = 0;
             for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+              s += as[j][u];
+              sq += aq[j][u];
             }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
+            mnist4k8_l17_ps[i][c + j] = s;
+            mnist4k8_l17_pq[i][c + j] = sq;
           }
-          mnist4k8_l17_ps[i][c] = s;
-          mnist4k8_l17_pq[i][c] = sq;
         }
       }
     }
@@ -6756,7 +6932,7 @@ CNN_CLONES_V8 static void mnist4k8_l20_conv_forward_v8(int n, int training) {
           yr[188] = a5_1[0]; yr[189] = a5_1[1]; yr[190] = a5_1[2]; yr[191] = a5_1[3];
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 30; c += 2) { // 2 channels' chains at once
           const cnn_real *restrict x = y + c * 36;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0};
@@ -6788,6 +6964,7 @@ CNN_CLONES_V8 static void mnist4k8_l20_conv_forward_v8(int n, int training) {
             mnist4k8_l21_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -6894,7 +7071,7 @@ CNN_V16_FN static void mnist4k8_l20_conv_forward_v16(int n, int training) {
           yr[104] = a2_2[0]; yr[105] = a2_2[1]; yr[106] = a2_2[2]; yr[107] = a2_2[3];
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 30; c += 2) { // 2 channels' chains at once
           const cnn_real *restrict x = y + c * 36;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0};
@@ -6926,6 +7103,7 @@ CNN_V16_FN static void mnist4k8_l20_conv_forward_v16(int n, int training) {
             mnist4k8_l21_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -6960,9 +7138,9 @@ CNN_CLONES_V8 static void mnist4k8_l20_conv_backward_v8(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l20_dw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 21's dx: this conv's dy
+      cnn_real *restrict bdx = mnist4k8_d21 + (size_t)i * 1080;
       const cnn_real *restrict bx = mnist4k8_a21 + (size_t)i * 1080;
       const cnn_real *restrict bdy = mnist4k8_d22 + (size_t)i * 1080;
-      cnn_real *restrict bdx = mnist4k8_d21 + (size_t)i * 1080;
       for (int c = 0; c < 30; c++) {
         const cnn_real m_ = mnist4k8_l21_mean[c], is = mnist4k8_l21_invstd[c];
         const cnn_real a = mnist4k8_l21_k1[c], b = mnist4k8_l21_k2[c], q = mnist4k8_l21_k3[c];
@@ -7161,9 +7339,9 @@ CNN_V16_FN static void mnist4k8_l20_conv_backward_v16(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k8_l20_dw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 21's dx: this conv's dy
+      cnn_real *restrict bdx = mnist4k8_d21 + (size_t)i * 1080;
       const cnn_real *restrict bx = mnist4k8_a21 + (size_t)i * 1080;
       const cnn_real *restrict bdy = mnist4k8_d22 + (size_t)i * 1080;
-      cnn_real *restrict bdx = mnist4k8_d21 + (size_t)i * 1080;
       for (int c = 0; c < 30; c++) {
         const cnn_real m_ = mnist4k8_l21_mean[c], is = mnist4k8_l21_invstd[c];
         const cnn_real a = mnist4k8_l21_k1[c], b = mnist4k8_l21_k2[c], q = mnist4k8_l21_k3[c];
@@ -7856,32 +8034,47 @@ CNN_CLONES_V8 static void mnist4k8_l23_conv_backward_v8(int n) {
       }
       }
       { // layer 21's first backward pass for this image, while its dx is in cache
-        for (int c = 0; c < 30; c++) {
-          const cnn_real *restrict x = mnist4k8_a21 + (size_t)i * 1080 + c * 36;
-          cnn_real *restrict dy = mnist4k8_d22 + (size_t)i * 1080 + c * 36;
-          const cnn_real *restrict y = mnist4k8_a22 + (size_t)i * 1080 + c * 36;
-          for (int p = 0; p < 36; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k8_d22 + (size_t)i * 1080;
+          const cnn_real *restrict y = mnist4k8_a22 + (size_t)i * 1080;
+          for (int p = 0; p < 1080; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 30; c += 2) { // 2 channels' chains at once
+          const cnn_real *restrict x = mnist4k8_a21 + (size_t)i * 1080 + c * 36;
+          const cnn_real *restrict dy = mnist4k8_d22 + (size_t)i * 1080 + c * 36;
+          const cnn_real m0 = mnist4k8_l21_mean[c + 0], i0 = mnist4k8_l21_invstd[c + 0], m1 = mnist4k8_l21_mean[c + 1], i1 = mnist4k8_l21_invstd[c + 1];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0};
+          for (int b = 0; b < 32; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 36 + b, sizeof t);
+            memcpy(&u, x + 36 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
           }
-          const cnn_real m_ = mnist4k8_l21_mean[c], is = mnist4k8_l21_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 32; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+          cnn_real as[2][8], aq[2][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          for (int j = 0; j < 2; j++) {
+            const cnn_real m_ = mnist4k8_l21_mean[c + j], is = mnist4k8_l21_invstd[c + j];
+            for (int p = 32; p < 36; p++) {
+              as[j][p - 32] += dy[j * 36 + p];
+              aq[j][p - 32] += dy[j * 36 + p] * ((x[j * 36 + p] - m_) * is);
             }
-          for (int p = 32; p < 36; p++) {
-            as[p - 32] += dy[p];
-            aq[p - 32] += dy[p] * ((x[p] - m_) * is);
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k8_l21_ps[i][c + j] = s;
+            mnist4k8_l21_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist4k8_l21_ps[i][c] = s;
-          mnist4k8_l21_pq[i][c] = sq;
         }
       }
     }
@@ -8084,32 +8277,47 @@ CNN_V16_FN static void mnist4k8_l23_conv_backward_v16(int n) {
       }
       }
       { // layer 21's first backward pass for this image, while its dx is in cache
-        for (int c = 0; c < 30; c++) {
-          const cnn_real *restrict x = mnist4k8_a21 + (size_t)i * 1080 + c * 36;
-          cnn_real *restrict dy = mnist4k8_d22 + (size_t)i * 1080 + c * 36;
-          const cnn_real *restrict y = mnist4k8_a22 + (size_t)i * 1080 + c * 36;
-          for (int p = 0; p < 36; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k8_d22 + (size_t)i * 1080;
+          const cnn_real *restrict y = mnist4k8_a22 + (size_t)i * 1080;
+          for (int p = 0; p < 1080; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 30; c += 2) { // 2 channels' chains at once
+          const cnn_real *restrict x = mnist4k8_a21 + (size_t)i * 1080 + c * 36;
+          const cnn_real *restrict dy = mnist4k8_d22 + (size_t)i * 1080 + c * 36;
+          const cnn_real m0 = mnist4k8_l21_mean[c + 0], i0 = mnist4k8_l21_invstd[c + 0], m1 = mnist4k8_l21_mean[c + 1], i1 = mnist4k8_l21_invstd[c + 1];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0};
+          for (int b = 0; b < 32; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 36 + b, sizeof t);
+            memcpy(&u, x + 36 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
           }
-          const cnn_real m_ = mnist4k8_l21_mean[c], is = mnist4k8_l21_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 32; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+          cnn_real as[2][8], aq[2][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          for (int j = 0; j < 2; j++) {
+            const cnn_real m_ = mnist4k8_l21_mean[c + j], is = mnist4k8_l21_invstd[c + j];
+            for (int p = 32; p < 36; p++) {
+              as[j][p - 32] += dy[j * 36 + p];
+              aq[j][p - 32] += dy[j * 36 + p] * ((x[j * 36 + p] - m_) * is);
             }
-          for (int p = 32; p < 36; p++) {
-            as[p - 32] += dy[p];
-            aq[p - 32] += dy[p] * ((x[p] - m_) * is);
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k8_l21_ps[i][c + j] = s;
+            mnist4k8_l21_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist4k8_l21_ps[i][c] = s;
-          mnist4k8_l21_pq[i][c] = sq;
         }
       }
     }

@@ -469,7 +469,7 @@ CNN_CLONES_V8 static void mnist4k9_l0_conv_forward_v8(int n, int training) {
           yr[4732] = a7_0[0]; yr[4733] = a7_0[1];
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 676;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -511,6 +511,7 @@ CNN_CLONES_V8 static void mnist4k9_l0_conv_forward_v8(int n, int training) {
             mnist4k9_l1_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -572,7 +573,7 @@ CNN_V16_FN static void mnist4k9_l0_conv_forward_v16(int n, int training) {
           yr[4748] = a7_1[0]; yr[4749] = a7_1[1]; yr[4750] = a7_1[2]; yr[4751] = a7_1[3]; yr[4752] = a7_1[4]; yr[4753] = a7_1[5]; yr[4754] = a7_1[6]; yr[4755] = a7_1[7]; yr[4756] = a7_1[8]; yr[4757] = a7_1[9];
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 676;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -614,6 +615,7 @@ CNN_V16_FN static void mnist4k9_l0_conv_forward_v16(int n, int training) {
             mnist4k9_l1_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -659,9 +661,9 @@ CNN_CLONES_V8 static void mnist4k9_l0_conv_backward_v8(int n) {
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 1's dx: this image's dy
+        cnn_real *restrict bdx = mnist4k9_d1 + (size_t)i * 5408;
         const cnn_real *restrict bx = mnist4k9_a1 + (size_t)i * 5408;
         const cnn_real *restrict bdy = mnist4k9_d2 + (size_t)i * 5408;
-        cnn_real *restrict bdx = mnist4k9_d1 + (size_t)i * 5408;
         for (int c = 0; c < 8; c++) {
           const cnn_real m_ = mnist4k9_l1_mean[c], is = mnist4k9_l1_invstd[c];
           const cnn_real a = mnist4k9_l1_k1[c], b = mnist4k9_l1_k2[c], q = mnist4k9_l1_k3[c];
@@ -869,9 +871,9 @@ CNN_V16_FN static void mnist4k9_l0_conv_backward_v16(int n) {
 #endif
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 1's dx: this image's dy
+        cnn_real *restrict bdx = mnist4k9_d1 + (size_t)i * 5408;
         const cnn_real *restrict bx = mnist4k9_a1 + (size_t)i * 5408;
         const cnn_real *restrict bdy = mnist4k9_d2 + (size_t)i * 5408;
-        cnn_real *restrict bdx = mnist4k9_d1 + (size_t)i * 5408;
         for (int c = 0; c < 8; c++) {
           const cnn_real m_ = mnist4k9_l1_mean[c], is = mnist4k9_l1_invstd[c];
           const cnn_real a = mnist4k9_l1_k1[c], b = mnist4k9_l1_k2[c], q = mnist4k9_l1_k3[c];
@@ -1593,32 +1595,59 @@ CNN_CLONES_V8 static void mnist4k9_l3_conv_backward_v8(int n) {
       }
       }
       { // layer 1's first backward pass for this image, while its dx is in cache
-        for (int c = 0; c < 8; c++) {
-          const cnn_real *restrict x = mnist4k9_a1 + (size_t)i * 5408 + c * 676;
-          cnn_real *restrict dy = mnist4k9_d2 + (size_t)i * 5408 + c * 676;
-          const cnn_real *restrict y = mnist4k9_a2 + (size_t)i * 5408 + c * 676;
-          for (int p = 0; p < 676; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k9_d2 + (size_t)i * 5408;
+          const cnn_real *restrict y = mnist4k9_a2 + (size_t)i * 5408;
+          for (int p = 0; p < 5408; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
+          const cnn_real *restrict x = mnist4k9_a1 + (size_t)i * 5408 + c * 676;
+          const cnn_real *restrict dy = mnist4k9_d2 + (size_t)i * 5408 + c * 676;
+          const cnn_real m0 = mnist4k9_l1_mean[c + 0], i0 = mnist4k9_l1_invstd[c + 0], m1 = mnist4k9_l1_mean[c + 1], i1 = mnist4k9_l1_invstd[c + 1], m2 = mnist4k9_l1_mean[c + 2], i2 = mnist4k9_l1_invstd[c + 2], m3 = mnist4k9_l1_mean[c + 3], i3 = mnist4k9_l1_invstd[c + 3];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 672; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 676 + b, sizeof t);
+            memcpy(&u, x + 676 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
+            memcpy(&t, dy + 1352 + b, sizeof t);
+            memcpy(&u, x + 1352 + b, sizeof u);
+            a2 += t;
+            q2 += t * ((u - m2) * i2);
+            memcpy(&t, dy + 2028 + b, sizeof t);
+            memcpy(&u, x + 2028 + b, sizeof u);
+            a3 += t;
+            q3 += t * ((u - m3) * i3);
           }
-          const cnn_real m_ = mnist4k9_l1_mean[c], is = mnist4k9_l1_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 672; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            const cnn_real m_ = mnist4k9_l1_mean[c + j], is = mnist4k9_l1_invstd[c + j];
+            for (int p = 672; p < 676; p++) {
+              as[j][p - 672] += dy[j * 676 + p];
+              aq[j][p - 672] += dy[j * 676 + p] * ((x[j * 676 + p] - m_) * is);
             }
-          for (int p = 672; p < 676; p++) {
-            as[p - 672] += dy[p];
-            aq[p - 672] += dy[p] * ((x[p] - m_) * is);
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k9_l1_ps[i][c + j] = s;
+            mnist4k9_l1_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist4k9_l1_ps[i][c] = s;
-          mnist4k9_l1_pq[i][c] = sq;
         }
       }
     }
@@ -1802,32 +1831,59 @@ CNN_V16_FN static void mnist4k9_l3_conv_backward_v16(int n) {
       }
       }
       { // layer 1's first backward pass for this image, while its dx is in cache
-        for (int c = 0; c < 8; c++) {
-          const cnn_real *restrict x = mnist4k9_a1 + (size_t)i * 5408 + c * 676;
-          cnn_real *restrict dy = mnist4k9_d2 + (size_t)i * 5408 + c * 676;
-          const cnn_real *restrict y = mnist4k9_a2 + (size_t)i * 5408 + c * 676;
-          for (int p = 0; p < 676; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k9_d2 + (size_t)i * 5408;
+          const cnn_real *restrict y = mnist4k9_a2 + (size_t)i * 5408;
+          for (int p = 0; p < 5408; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 8; c += 4) { // 4 channels' chains at once
+          const cnn_real *restrict x = mnist4k9_a1 + (size_t)i * 5408 + c * 676;
+          const cnn_real *restrict dy = mnist4k9_d2 + (size_t)i * 5408 + c * 676;
+          const cnn_real m0 = mnist4k9_l1_mean[c + 0], i0 = mnist4k9_l1_invstd[c + 0], m1 = mnist4k9_l1_mean[c + 1], i1 = mnist4k9_l1_invstd[c + 1], m2 = mnist4k9_l1_mean[c + 2], i2 = mnist4k9_l1_invstd[c + 2], m3 = mnist4k9_l1_mean[c + 3], i3 = mnist4k9_l1_invstd[c + 3];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 672; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 676 + b, sizeof t);
+            memcpy(&u, x + 676 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
+            memcpy(&t, dy + 1352 + b, sizeof t);
+            memcpy(&u, x + 1352 + b, sizeof u);
+            a2 += t;
+            q2 += t * ((u - m2) * i2);
+            memcpy(&t, dy + 2028 + b, sizeof t);
+            memcpy(&u, x + 2028 + b, sizeof u);
+            a3 += t;
+            q3 += t * ((u - m3) * i3);
           }
-          const cnn_real m_ = mnist4k9_l1_mean[c], is = mnist4k9_l1_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 672; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            const cnn_real m_ = mnist4k9_l1_mean[c + j], is = mnist4k9_l1_invstd[c + j];
+            for (int p = 672; p < 676; p++) {
+              as[j][p - 672] += dy[j * 676 + p];
+              aq[j][p - 672] += dy[j * 676 + p] * ((x[j * 676 + p] - m_) * is);
             }
-          for (int p = 672; p < 676; p++) {
-            as[p - 672] += dy[p];
-            aq[p - 672] += dy[p] * ((x[p] - m_) * is);
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k9_l1_ps[i][c + j] = s;
+            mnist4k9_l1_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist4k9_l1_ps[i][c] = s;
-          mnist4k9_l1_pq[i][c] = sq;
         }
       }
     }
@@ -1906,7 +1962,7 @@ CNN_CLONES_V8 static void mnist4k9_l4_conv_forward_v8(int n, int training) {
           }
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 576;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -1944,6 +2000,7 @@ CNN_CLONES_V8 static void mnist4k9_l4_conv_forward_v8(int n, int training) {
             mnist4k9_l5_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -2016,7 +2073,7 @@ CNN_V16_FN static void mnist4k9_l4_conv_forward_v16(int n, int training) {
           }
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 576;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -2054,6 +2111,7 @@ CNN_V16_FN static void mnist4k9_l4_conv_forward_v16(int n, int training) {
             mnist4k9_l5_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -2089,9 +2147,9 @@ CNN_CLONES_V8 static void mnist4k9_l4_conv_backward_v8(int n) {
     cnn_real *restrict dwv = mnist4k9_l4_dwv[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 5's dx: this image's dy
+        cnn_real *restrict bdx = mnist4k9_d5 + (size_t)i * 9216;
         const cnn_real *restrict bx = mnist4k9_a5 + (size_t)i * 9216;
         const cnn_real *restrict bdy = mnist4k9_d6 + (size_t)i * 9216;
-        cnn_real *restrict bdx = mnist4k9_d5 + (size_t)i * 9216;
         for (int c = 0; c < 16; c++) {
           const cnn_real m_ = mnist4k9_l5_mean[c], is = mnist4k9_l5_invstd[c];
           const cnn_real a = mnist4k9_l5_k1[c], b = mnist4k9_l5_k2[c], q = mnist4k9_l5_k3[c];
@@ -2359,9 +2417,9 @@ CNN_V16_FN static void mnist4k9_l4_conv_backward_v16(int n) {
     cnn_real *restrict dwv = mnist4k9_l4_dwv[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 5's dx: this image's dy
+        cnn_real *restrict bdx = mnist4k9_d5 + (size_t)i * 9216;
         const cnn_real *restrict bx = mnist4k9_a5 + (size_t)i * 9216;
         const cnn_real *restrict bdy = mnist4k9_d6 + (size_t)i * 9216;
-        cnn_real *restrict bdx = mnist4k9_d5 + (size_t)i * 9216;
         for (int c = 0; c < 16; c++) {
           const cnn_real m_ = mnist4k9_l5_mean[c], is = mnist4k9_l5_invstd[c];
           const cnn_real a = mnist4k9_l5_k1[c], b = mnist4k9_l5_k2[c], q = mnist4k9_l5_k3[c];
@@ -2837,28 +2895,54 @@ CNN_CLONES static void mnist4k9_l5_bn_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      for (int c = 0; c < 16; c++) {
-        const cnn_real *restrict x = mnist4k9_a5 + (size_t)i * 9216 + c * 576;
-        cnn_real *restrict dy = mnist4k9_d6 + (size_t)i * 9216 + c * 576;
-        const cnn_real *restrict y = mnist4k9_a6 + (size_t)i * 9216 + c * 576;
-        for (int p = 0; p < 576; p++) { // a multiply, not a branch: it vectorizes
+      {
+        cnn_real *restrict dy = mnist4k9_d6 + (size_t)i * 9216;
+        const cnn_real *restrict y = mnist4k9_a6 + (size_t)i * 9216;
+        for (int p = 0; p < 9216; p++) // a multiply, not a branch: it vectorizes
           dy[p] *= (cnn_real)(y[p] > 0);
+      }
+      for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
+        const cnn_real *restrict x = mnist4k9_a5 + (size_t)i * 9216 + c * 576;
+        const cnn_real *restrict dy = mnist4k9_d6 + (size_t)i * 9216 + c * 576;
+        const cnn_real m0 = mnist4k9_l5_mean[c + 0], i0 = mnist4k9_l5_invstd[c + 0], m1 = mnist4k9_l5_mean[c + 1], i1 = mnist4k9_l5_invstd[c + 1], m2 = mnist4k9_l5_mean[c + 2], i2 = mnist4k9_l5_invstd[c + 2], m3 = mnist4k9_l5_mean[c + 3], i3 = mnist4k9_l5_invstd[c + 3];
+        cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+        for (int b = 0; b < 576; b += 8) {
+          cnn_v8 t, u;
+          memcpy(&t, dy + 0 + b, sizeof t);
+          memcpy(&u, x + 0 + b, sizeof u);
+          a0 += t;
+          q0 += t * ((u - m0) * i0);
+          memcpy(&t, dy + 576 + b, sizeof t);
+          memcpy(&u, x + 576 + b, sizeof u);
+          a1 += t;
+          q1 += t * ((u - m1) * i1);
+          memcpy(&t, dy + 1152 + b, sizeof t);
+          memcpy(&u, x + 1152 + b, sizeof u);
+          a2 += t;
+          q2 += t * ((u - m2) * i2);
+          memcpy(&t, dy + 1728 + b, sizeof t);
+          memcpy(&u, x + 1728 + b, sizeof u);
+          a3 += t;
+          q3 += t * ((u - m3) * i3);
         }
-        const cnn_real m_ = mnist4k9_l5_mean[c], is = mnist4k9_l5_invstd[c];
-        cnn_real as[8] = {0}, aq[8] = {0};
-        for (int b = 0; b < 576; b += 8)
+        cnn_real as[4][8], aq[4][8];
+        memcpy(as[0], &a0, sizeof a0);
+        memcpy(aq[0], &q0, sizeof q0);
+        memcpy(as[1], &a1, sizeof a1);
+        memcpy(aq[1], &q1, sizeof q1);
+        memcpy(as[2], &a2, sizeof a2);
+        memcpy(aq[2], &q2, sizeof q2);
+        memcpy(as[3], &a3, sizeof a3);
+        memcpy(aq[3], &q3, sizeof q3);
+        for (int j = 0; j < 4; j++) {
+          double s = 0, sq = 0;
           for (int u = 0; u < 8; u++) {
-            const int p = b + u;
-            as[u] += dy[p];
-            aq[u] += dy[p] * ((x[p] - m_) * is);
+            s += as[j][u];
+            sq += aq[j][u];
           }
-        double s = 0, sq = 0;
-        for (int u = 0; u < 8; u++) {
-          s += as[u];
-          sq += aq[u];
+          mnist4k9_l5_ps[i][c + j] = s;
+          mnist4k9_l5_pq[i][c + j] = sq;
         }
-        mnist4k9_l5_ps[i][c] = s;
-        mnist4k9_l5_pq[i][c] = sq;
       }
     }
   }
@@ -3428,7 +3512,7 @@ CNN_CLONES_V8 static void mnist4k9_l9_conv_forward_v8(int n, int training) {
           yr[1100] = a11_0[0]; yr[1101] = a11_0[1]; yr[1102] = a11_0[2]; yr[1103] = a11_0[3];
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 36; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 100;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -3470,6 +3554,7 @@ CNN_CLONES_V8 static void mnist4k9_l9_conv_forward_v8(int n, int training) {
             mnist4k9_l10_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -3600,7 +3685,7 @@ CNN_V16_FN static void mnist4k9_l9_conv_forward_v16(int n, int training) {
           yr[832] = a8_2[0]; yr[833] = a8_2[1]; yr[834] = a8_2[2]; yr[835] = a8_2[3];
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 36; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 100;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -3642,6 +3727,7 @@ CNN_V16_FN static void mnist4k9_l9_conv_forward_v16(int n, int training) {
             mnist4k9_l10_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -3676,9 +3762,9 @@ CNN_CLONES_V8 static void mnist4k9_l9_conv_backward_v8(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l9_dw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 10's dx: this conv's dy
+      cnn_real *restrict bdx = mnist4k9_d10 + (size_t)i * 3600;
       const cnn_real *restrict bx = mnist4k9_a10 + (size_t)i * 3600;
       const cnn_real *restrict bdy = mnist4k9_d11 + (size_t)i * 3600;
-      cnn_real *restrict bdx = mnist4k9_d10 + (size_t)i * 3600;
       for (int c = 0; c < 36; c++) {
         const cnn_real m_ = mnist4k9_l10_mean[c], is = mnist4k9_l10_invstd[c];
         const cnn_real a = mnist4k9_l10_k1[c], b = mnist4k9_l10_k2[c], q = mnist4k9_l10_k3[c];
@@ -3850,9 +3936,9 @@ CNN_V16_FN static void mnist4k9_l9_conv_backward_v16(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l9_dw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 10's dx: this conv's dy
+      cnn_real *restrict bdx = mnist4k9_d10 + (size_t)i * 3600;
       const cnn_real *restrict bx = mnist4k9_a10 + (size_t)i * 3600;
       const cnn_real *restrict bdy = mnist4k9_d11 + (size_t)i * 3600;
-      cnn_real *restrict bdx = mnist4k9_d10 + (size_t)i * 3600;
       for (int c = 0; c < 36; c++) {
         const cnn_real m_ = mnist4k9_l10_mean[c], is = mnist4k9_l10_invstd[c];
         const cnn_real a = mnist4k9_l10_k1[c], b = mnist4k9_l10_k2[c], q = mnist4k9_l10_k3[c];
@@ -4455,32 +4541,59 @@ CNN_CLONES_V8 static void mnist4k9_l12_conv_backward_v8(int n) {
       }
       }
       { // layer 10's first backward pass for this image, while its dx is in cache
-        for (int c = 0; c < 36; c++) {
-          const cnn_real *restrict x = mnist4k9_a10 + (size_t)i * 3600 + c * 100;
-          cnn_real *restrict dy = mnist4k9_d11 + (size_t)i * 3600 + c * 100;
-          const cnn_real *restrict y = mnist4k9_a11 + (size_t)i * 3600 + c * 100;
-          for (int p = 0; p < 100; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k9_d11 + (size_t)i * 3600;
+          const cnn_real *restrict y = mnist4k9_a11 + (size_t)i * 3600;
+          for (int p = 0; p < 3600; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 36; c += 4) { // 4 channels' chains at once
+          const cnn_real *restrict x = mnist4k9_a10 + (size_t)i * 3600 + c * 100;
+          const cnn_real *restrict dy = mnist4k9_d11 + (size_t)i * 3600 + c * 100;
+          const cnn_real m0 = mnist4k9_l10_mean[c + 0], i0 = mnist4k9_l10_invstd[c + 0], m1 = mnist4k9_l10_mean[c + 1], i1 = mnist4k9_l10_invstd[c + 1], m2 = mnist4k9_l10_mean[c + 2], i2 = mnist4k9_l10_invstd[c + 2], m3 = mnist4k9_l10_mean[c + 3], i3 = mnist4k9_l10_invstd[c + 3];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 96; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 100 + b, sizeof t);
+            memcpy(&u, x + 100 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
+            memcpy(&t, dy + 200 + b, sizeof t);
+            memcpy(&u, x + 200 + b, sizeof u);
+            a2 += t;
+            q2 += t * ((u - m2) * i2);
+            memcpy(&t, dy + 300 + b, sizeof t);
+            memcpy(&u, x + 300 + b, sizeof u);
+            a3 += t;
+            q3 += t * ((u - m3) * i3);
           }
-          const cnn_real m_ = mnist4k9_l10_mean[c], is = mnist4k9_l10_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 96; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            const cnn_real m_ = mnist4k9_l10_mean[c + j], is = mnist4k9_l10_invstd[c + j];
+            for (int p = 96; p < 100; p++) {
+              as[j][p - 96] += dy[j * 100 + p];
+              aq[j][p - 96] += dy[j * 100 + p] * ((x[j * 100 + p] - m_) * is);
             }
-          for (int p = 96; p < 100; p++) {
-            as[p - 96] += dy[p];
-            aq[p - 96] += dy[p] * ((x[p] - m_) * is);
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k9_l10_ps[i][c + j] = s;
+            mnist4k9_l10_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist4k9_l10_ps[i][c] = s;
-          mnist4k9_l10_pq[i][c] = sq;
         }
       }
     }
@@ -4592,32 +4705,59 @@ CNN_V16_FN static void mnist4k9_l12_conv_backward_v16(int n) {
       }
       }
       { // layer 10's first backward pass for this image, while its dx is in cache
-        for (int c = 0; c < 36; c++) {
-          const cnn_real *restrict x = mnist4k9_a10 + (size_t)i * 3600 + c * 100;
-          cnn_real *restrict dy = mnist4k9_d11 + (size_t)i * 3600 + c * 100;
-          const cnn_real *restrict y = mnist4k9_a11 + (size_t)i * 3600 + c * 100;
-          for (int p = 0; p < 100; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k9_d11 + (size_t)i * 3600;
+          const cnn_real *restrict y = mnist4k9_a11 + (size_t)i * 3600;
+          for (int p = 0; p < 3600; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 36; c += 4) { // 4 channels' chains at once
+          const cnn_real *restrict x = mnist4k9_a10 + (size_t)i * 3600 + c * 100;
+          const cnn_real *restrict dy = mnist4k9_d11 + (size_t)i * 3600 + c * 100;
+          const cnn_real m0 = mnist4k9_l10_mean[c + 0], i0 = mnist4k9_l10_invstd[c + 0], m1 = mnist4k9_l10_mean[c + 1], i1 = mnist4k9_l10_invstd[c + 1], m2 = mnist4k9_l10_mean[c + 2], i2 = mnist4k9_l10_invstd[c + 2], m3 = mnist4k9_l10_mean[c + 3], i3 = mnist4k9_l10_invstd[c + 3];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 96; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 100 + b, sizeof t);
+            memcpy(&u, x + 100 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
+            memcpy(&t, dy + 200 + b, sizeof t);
+            memcpy(&u, x + 200 + b, sizeof u);
+            a2 += t;
+            q2 += t * ((u - m2) * i2);
+            memcpy(&t, dy + 300 + b, sizeof t);
+            memcpy(&u, x + 300 + b, sizeof u);
+            a3 += t;
+            q3 += t * ((u - m3) * i3);
           }
-          const cnn_real m_ = mnist4k9_l10_mean[c], is = mnist4k9_l10_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 96; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            const cnn_real m_ = mnist4k9_l10_mean[c + j], is = mnist4k9_l10_invstd[c + j];
+            for (int p = 96; p < 100; p++) {
+              as[j][p - 96] += dy[j * 100 + p];
+              aq[j][p - 96] += dy[j * 100 + p] * ((x[j * 100 + p] - m_) * is);
             }
-          for (int p = 96; p < 100; p++) {
-            as[p - 96] += dy[p];
-            aq[p - 96] += dy[p] * ((x[p] - m_) * is);
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k9_l10_ps[i][c + j] = s;
+            mnist4k9_l10_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist4k9_l10_ps[i][c] = s;
-          mnist4k9_l10_pq[i][c] = sq;
         }
       }
     }
@@ -4699,7 +4839,7 @@ CNN_CLONES_V8 static void mnist4k9_l13_conv_forward_v8(int n, int training) {
           }
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 36; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 64;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -4737,6 +4877,7 @@ CNN_CLONES_V8 static void mnist4k9_l13_conv_forward_v8(int n, int training) {
             mnist4k9_l14_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -4816,7 +4957,7 @@ CNN_V16_FN static void mnist4k9_l13_conv_forward_v16(int n, int training) {
           }
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 36; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 64;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -4854,6 +4995,7 @@ CNN_V16_FN static void mnist4k9_l13_conv_forward_v16(int n, int training) {
             mnist4k9_l14_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -4885,9 +5027,9 @@ CNN_CLONES_V8 static void mnist4k9_l13_conv_backward_v8(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l13_dw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 14's dx: this conv's dy
+      cnn_real *restrict bdx = mnist4k9_d14 + (size_t)i * 2304;
       const cnn_real *restrict bx = mnist4k9_a14 + (size_t)i * 2304;
       const cnn_real *restrict bdy = mnist4k9_d15 + (size_t)i * 2304;
-      cnn_real *restrict bdx = mnist4k9_d14 + (size_t)i * 2304;
       for (int c = 0; c < 36; c++) {
         const cnn_real m_ = mnist4k9_l14_mean[c], is = mnist4k9_l14_invstd[c];
         const cnn_real a = mnist4k9_l14_k1[c], b = mnist4k9_l14_k2[c], q = mnist4k9_l14_k3[c];
@@ -5016,9 +5158,9 @@ CNN_V16_FN static void mnist4k9_l13_conv_backward_v16(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l13_dw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 14's dx: this conv's dy
+      cnn_real *restrict bdx = mnist4k9_d14 + (size_t)i * 2304;
       const cnn_real *restrict bx = mnist4k9_a14 + (size_t)i * 2304;
       const cnn_real *restrict bdy = mnist4k9_d15 + (size_t)i * 2304;
-      cnn_real *restrict bdx = mnist4k9_d14 + (size_t)i * 2304;
       for (int c = 0; c < 36; c++) {
         const cnn_real m_ = mnist4k9_l14_mean[c], is = mnist4k9_l14_invstd[c];
         const cnn_real a = mnist4k9_l14_k1[c], b = mnist4k9_l14_k2[c], q = mnist4k9_l14_k3[c];
@@ -5517,28 +5659,54 @@ CNN_CLONES_V8 static void mnist4k9_l16_conv_backward_v8(int n) {
       }
       }
       { // layer 14's first backward pass for this image, while its dx is in cache
-        for (int c = 0; c < 36; c++) {
-          const cnn_real *restrict x = mnist4k9_a14 + (size_t)i * 2304 + c * 64;
-          cnn_real *restrict dy = mnist4k9_d15 + (size_t)i * 2304 + c * 64;
-          const cnn_real *restrict y = mnist4k9_a15 + (size_t)i * 2304 + c * 64;
-          for (int p = 0; p < 64; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k9_d15 + (size_t)i * 2304;
+          const cnn_real *restrict y = mnist4k9_a15 + (size_t)i * 2304;
+          for (int p = 0; p < 2304; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 36; c += 4) { // 4 channels' chains at once
+          const cnn_real *restrict x = mnist4k9_a14 + (size_t)i * 2304 + c * 64;
+          const cnn_real *restrict dy = mnist4k9_d15 + (size_t)i * 2304 + c * 64;
+          const cnn_real m0 = mnist4k9_l14_mean[c + 0], i0 = mnist4k9_l14_invstd[c + 0], m1 = mnist4k9_l14_mean[c + 1], i1 = mnist4k9_l14_invstd[c + 1], m2 = mnist4k9_l14_mean[c + 2], i2 = mnist4k9_l14_invstd[c + 2], m3 = mnist4k9_l14_mean[c + 3], i3 = mnist4k9_l14_invstd[c + 3];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 64; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 64 + b, sizeof t);
+            memcpy(&u, x + 64 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
+            memcpy(&t, dy + 128 + b, sizeof t);
+            memcpy(&u, x + 128 + b, sizeof u);
+            a2 += t;
+            q2 += t * ((u - m2) * i2);
+            memcpy(&t, dy + 192 + b, sizeof t);
+            memcpy(&u, x + 192 + b, sizeof u);
+            a3 += t;
+            q3 += t * ((u - m3) * i3);
           }
-          const cnn_real m_ = mnist4k9_l14_mean[c], is = mnist4k9_l14_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 64; b += 8)
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            double s = 0, sq = 0;
             for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+              s += as[j][u];
+              sq += aq[j][u];
             }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
+            mnist4k9_l14_ps[i][c + j] = s;
+            mnist4k9_l14_pq[i][c + j] = sq;
           }
-          mnist4k9_l14_ps[i][c] = s;
-          mnist4k9_l14_pq[i][c] = sq;
         }
       }
     }
@@ -5644,28 +5812,54 @@ CNN_V16_FN static void mnist4k9_l16_conv_backward_v16(int n) {
       }
       }
       { // layer 14's first backward pass for this image, while its dx is in cache
-        for (int c = 0; c < 36; c++) {
-          const cnn_real *restrict x = mnist4k9_a14 + (size_t)i * 2304 + c * 64;
-          cnn_real *restrict dy = mnist4k9_d15 + (size_t)i * 2304 + c * 64;
-          const cnn_real *restrict y = mnist4k9_a15 + (size_t)i * 2304 + c * 64;
-          for (int p = 0; p < 64; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k9_d15 + (size_t)i * 2304;
+          const cnn_real *restrict y = mnist4k9_a15 + (size_t)i * 2304;
+          for (int p = 0; p < 2304; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 36; c += 4) { // 4 channels' chains at once
+          const cnn_real *restrict x = mnist4k9_a14 + (size_t)i * 2304 + c * 64;
+          const cnn_real *restrict dy = mnist4k9_d15 + (size_t)i * 2304 + c * 64;
+          const cnn_real m0 = mnist4k9_l14_mean[c + 0], i0 = mnist4k9_l14_invstd[c + 0], m1 = mnist4k9_l14_mean[c + 1], i1 = mnist4k9_l14_invstd[c + 1], m2 = mnist4k9_l14_mean[c + 2], i2 = mnist4k9_l14_invstd[c + 2], m3 = mnist4k9_l14_mean[c + 3], i3 = mnist4k9_l14_invstd[c + 3];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 64; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 64 + b, sizeof t);
+            memcpy(&u, x + 64 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
+            memcpy(&t, dy + 128 + b, sizeof t);
+            memcpy(&u, x + 128 + b, sizeof u);
+            a2 += t;
+            q2 += t * ((u - m2) * i2);
+            memcpy(&t, dy + 192 + b, sizeof t);
+            memcpy(&u, x + 192 + b, sizeof u);
+            a3 += t;
+            q3 += t * ((u - m3) * i3);
           }
-          const cnn_real m_ = mnist4k9_l14_mean[c], is = mnist4k9_l14_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 64; b += 8)
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            double s = 0, sq = 0;
             for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+              s += as[j][u];
+              sq += aq[j][u];
             }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
+            mnist4k9_l14_ps[i][c + j] = s;
+            mnist4k9_l14_pq[i][c + j] = sq;
           }
-          mnist4k9_l14_ps[i][c] = s;
-          mnist4k9_l14_pq[i][c] = sq;
         }
       }
     }
@@ -5783,7 +5977,7 @@ CNN_CLONES_V8 static void mnist4k9_l17_conv_forward_v8(int n, int training) {
           yr[188] = a5_1[0]; yr[189] = a5_1[1]; yr[190] = a5_1[2]; yr[191] = a5_1[3];
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 36; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 36;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -5825,6 +6019,7 @@ CNN_CLONES_V8 static void mnist4k9_l17_conv_forward_v8(int n, int training) {
             mnist4k9_l18_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -5900,7 +6095,7 @@ CNN_V16_FN static void mnist4k9_l17_conv_forward_v16(int n, int training) {
           yr[320] = a8_2[0]; yr[321] = a8_2[1]; yr[322] = a8_2[2]; yr[323] = a8_2[3];
         }
       }
-      if (training)
+      if (training) {
         for (int c = 0; c < 36; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = y + c * 36;
           cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
@@ -5942,6 +6137,7 @@ CNN_V16_FN static void mnist4k9_l17_conv_forward_v16(int n, int training) {
             mnist4k9_l18_pq[i][c + j] = sq;
           }
         }
+      }
     }
   }
 }
@@ -5976,9 +6172,9 @@ CNN_CLONES_V8 static void mnist4k9_l17_conv_backward_v8(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l17_dw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 18's dx: this conv's dy
+      cnn_real *restrict bdx = mnist4k9_d18 + (size_t)i * 1296;
       const cnn_real *restrict bx = mnist4k9_a18 + (size_t)i * 1296;
       const cnn_real *restrict bdy = mnist4k9_d19 + (size_t)i * 1296;
-      cnn_real *restrict bdx = mnist4k9_d18 + (size_t)i * 1296;
       for (int c = 0; c < 36; c++) {
         const cnn_real m_ = mnist4k9_l18_mean[c], is = mnist4k9_l18_invstd[c];
         const cnn_real a = mnist4k9_l18_k1[c], b = mnist4k9_l18_k2[c], q = mnist4k9_l18_k3[c];
@@ -6151,9 +6347,9 @@ CNN_V16_FN static void mnist4k9_l17_conv_backward_v16(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l17_dw[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer 18's dx: this conv's dy
+      cnn_real *restrict bdx = mnist4k9_d18 + (size_t)i * 1296;
       const cnn_real *restrict bx = mnist4k9_a18 + (size_t)i * 1296;
       const cnn_real *restrict bdy = mnist4k9_d19 + (size_t)i * 1296;
-      cnn_real *restrict bdx = mnist4k9_d18 + (size_t)i * 1296;
       for (int c = 0; c < 36; c++) {
         const cnn_real m_ = mnist4k9_l18_mean[c], is = mnist4k9_l18_invstd[c];
         const cnn_real a = mnist4k9_l18_k1[c], b = mnist4k9_l18_k2[c], q = mnist4k9_l18_k3[c];
@@ -6751,32 +6947,59 @@ CNN_CLONES_V8 static void mnist4k9_l20_conv_backward_v8(int n) {
       }
       }
       { // layer 18's first backward pass for this image, while its dx is in cache
-        for (int c = 0; c < 36; c++) {
-          const cnn_real *restrict x = mnist4k9_a18 + (size_t)i * 1296 + c * 36;
-          cnn_real *restrict dy = mnist4k9_d19 + (size_t)i * 1296 + c * 36;
-          const cnn_real *restrict y = mnist4k9_a19 + (size_t)i * 1296 + c * 36;
-          for (int p = 0; p < 36; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k9_d19 + (size_t)i * 1296;
+          const cnn_real *restrict y = mnist4k9_a19 + (size_t)i * 1296;
+          for (int p = 0; p < 1296; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 36; c += 4) { // 4 channels' chains at once
+          const cnn_real *restrict x = mnist4k9_a18 + (size_t)i * 1296 + c * 36;
+          const cnn_real *restrict dy = mnist4k9_d19 + (size_t)i * 1296 + c * 36;
+          const cnn_real m0 = mnist4k9_l18_mean[c + 0], i0 = mnist4k9_l18_invstd[c + 0], m1 = mnist4k9_l18_mean[c + 1], i1 = mnist4k9_l18_invstd[c + 1], m2 = mnist4k9_l18_mean[c + 2], i2 = mnist4k9_l18_invstd[c + 2], m3 = mnist4k9_l18_mean[c + 3], i3 = mnist4k9_l18_invstd[c + 3];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 32; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 36 + b, sizeof t);
+            memcpy(&u, x + 36 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
+            memcpy(&t, dy + 72 + b, sizeof t);
+            memcpy(&u, x + 72 + b, sizeof u);
+            a2 += t;
+            q2 += t * ((u - m2) * i2);
+            memcpy(&t, dy + 108 + b, sizeof t);
+            memcpy(&u, x + 108 + b, sizeof u);
+            a3 += t;
+            q3 += t * ((u - m3) * i3);
           }
-          const cnn_real m_ = mnist4k9_l18_mean[c], is = mnist4k9_l18_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 32; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            const cnn_real m_ = mnist4k9_l18_mean[c + j], is = mnist4k9_l18_invstd[c + j];
+            for (int p = 32; p < 36; p++) {
+              as[j][p - 32] += dy[j * 36 + p];
+              aq[j][p - 32] += dy[j * 36 + p] * ((x[j * 36 + p] - m_) * is);
             }
-          for (int p = 32; p < 36; p++) {
-            as[p - 32] += dy[p];
-            aq[p - 32] += dy[p] * ((x[p] - m_) * is);
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k9_l18_ps[i][c + j] = s;
+            mnist4k9_l18_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist4k9_l18_ps[i][c] = s;
-          mnist4k9_l18_pq[i][c] = sq;
         }
       }
     }
@@ -6948,32 +7171,59 @@ CNN_V16_FN static void mnist4k9_l20_conv_backward_v16(int n) {
       }
       }
       { // layer 18's first backward pass for this image, while its dx is in cache
-        for (int c = 0; c < 36; c++) {
-          const cnn_real *restrict x = mnist4k9_a18 + (size_t)i * 1296 + c * 36;
-          cnn_real *restrict dy = mnist4k9_d19 + (size_t)i * 1296 + c * 36;
-          const cnn_real *restrict y = mnist4k9_a19 + (size_t)i * 1296 + c * 36;
-          for (int p = 0; p < 36; p++) { // a multiply, not a branch: it vectorizes
+        {
+          cnn_real *restrict dy = mnist4k9_d19 + (size_t)i * 1296;
+          const cnn_real *restrict y = mnist4k9_a19 + (size_t)i * 1296;
+          for (int p = 0; p < 1296; p++) // a multiply, not a branch: it vectorizes
             dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 36; c += 4) { // 4 channels' chains at once
+          const cnn_real *restrict x = mnist4k9_a18 + (size_t)i * 1296 + c * 36;
+          const cnn_real *restrict dy = mnist4k9_d19 + (size_t)i * 1296 + c * 36;
+          const cnn_real m0 = mnist4k9_l18_mean[c + 0], i0 = mnist4k9_l18_invstd[c + 0], m1 = mnist4k9_l18_mean[c + 1], i1 = mnist4k9_l18_invstd[c + 1], m2 = mnist4k9_l18_mean[c + 2], i2 = mnist4k9_l18_invstd[c + 2], m3 = mnist4k9_l18_mean[c + 3], i3 = mnist4k9_l18_invstd[c + 3];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 32; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 36 + b, sizeof t);
+            memcpy(&u, x + 36 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
+            memcpy(&t, dy + 72 + b, sizeof t);
+            memcpy(&u, x + 72 + b, sizeof u);
+            a2 += t;
+            q2 += t * ((u - m2) * i2);
+            memcpy(&t, dy + 108 + b, sizeof t);
+            memcpy(&u, x + 108 + b, sizeof u);
+            a3 += t;
+            q3 += t * ((u - m3) * i3);
           }
-          const cnn_real m_ = mnist4k9_l18_mean[c], is = mnist4k9_l18_invstd[c];
-          cnn_real as[8] = {0}, aq[8] = {0};
-          for (int b = 0; b < 32; b += 8)
-            for (int u = 0; u < 8; u++) {
-              const int p = b + u;
-              as[u] += dy[p];
-              aq[u] += dy[p] * ((x[p] - m_) * is);
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            const cnn_real m_ = mnist4k9_l18_mean[c + j], is = mnist4k9_l18_invstd[c + j];
+            for (int p = 32; p < 36; p++) {
+              as[j][p - 32] += dy[j * 36 + p];
+              aq[j][p - 32] += dy[j * 36 + p] * ((x[j * 36 + p] - m_) * is);
             }
-          for (int p = 32; p < 36; p++) {
-            as[p - 32] += dy[p];
-            aq[p - 32] += dy[p] * ((x[p] - m_) * is);
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k9_l18_ps[i][c + j] = s;
+            mnist4k9_l18_pq[i][c + j] = sq;
           }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[u];
-            sq += aq[u];
-          }
-          mnist4k9_l18_ps[i][c] = s;
-          mnist4k9_l18_pq[i][c] = sq;
         }
       }
     }
