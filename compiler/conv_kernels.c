@@ -542,7 +542,29 @@ void emit_conv_wgrad(TrainCtx *c, const ConvDims *d, const char *x, const char *
 
 void emit_conv_wgrad_lanes(TrainCtx *c, const ConvDims *d, const char *dw, const char *dwv, long count,
                            const char *ind) {
-  W(c, "%sfor (int j = 0; j < %ld; j++) {\n%s  %s t;\n", ind, count, ind, vtype(d));
-  W(c, "%s  memcpy(&t, %s + (size_t)j * %d, sizeof t);\n%s  %s[j] = CNN_HSUM%d(t);\n%s}\n", ind, dwv, d->vl, ind,
-    dw, d->vl, ind);
+  int vl = d->vl;
+  long full = count / vl * vl;
+  const char *vt = vtype(d);
+  // vl weights at once: vl vectors halved vl/2 times by adding each lane
+  // pair (even lanes + odd lanes of two vectors), which is CNN_HSUM's tree;
+  // the last vector holds the vl sums in order. One sum at a time took 3%
+  // of mnist14k's large convs' backward.
+  if (full) {
+    W(c, "%sfor (int j = 0; j < %ld; j += %d) {\n#if CNN_HAS_SHUFFLEVECTOR\n%s  %s t[%d];\n", ind, full, vl, ind, vt,
+      vl);
+    W(c, "%s  memcpy(t, %s + (size_t)j * %d, sizeof t);\n", ind, dwv, vl);
+    for (int n = vl; n > 1; n /= 2)
+      for (int m = 0; m < n / 2; m++)
+        W(c, "%s  t[%d] = CNN_PAIRSUM%d(t[%d], t[%d]);\n", ind, m, vl, 2 * m, 2 * m + 1);
+    W(c, "%s  memcpy(%s + j, &t[0], sizeof t[0]);\n#else\n", ind, dw);
+    W(c, "%s  for (int u = 0; u < %d; u++) {\n%s    %s t;\n", ind, vl, ind, vt);
+    W(c, "%s    memcpy(&t, %s + (size_t)(j + u) * %d, sizeof t);\n%s    %s[j + u] = CNN_HSUM%d(t);\n%s  }\n", ind,
+      dwv, vl, ind, dw, vl, ind);
+    W(c, "#endif\n%s}\n", ind);
+  }
+  if (full < count) {
+    W(c, "%sfor (int j = %ld; j < %ld; j++) {\n%s  %s t;\n", ind, full, count, ind, vt);
+    W(c, "%s  memcpy(&t, %s + (size_t)j * %d, sizeof t);\n%s  %s[j] = CNN_HSUM%d(t);\n%s}\n", ind, dwv, vl, ind,
+      dw, vl, ind);
+  }
 }

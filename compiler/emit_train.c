@@ -249,7 +249,18 @@ static void emit_source(Ctx *c, const cnn_tensor *tensors, size_t nt) {
          "#define CNN_HSUM8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))\n");
     W(c, "#if CNN_V16\ntypedef cnn_real cnn_v16 __attribute__((vector_size(16 * sizeof(cnn_real))));\n"
          "#define CNN_HSUM16(v) \\\n  (((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7]))) + \\\n"
-         "   ((((v)[8] + (v)[9]) + ((v)[10] + (v)[11])) + (((v)[12] + (v)[13]) + ((v)[14] + (v)[15]))))\n#endif\n\n");
+         "   ((((v)[8] + (v)[9]) + ((v)[10] + (v)[11])) + (((v)[12] + (v)[13]) + ((v)[14] + (v)[15]))))\n#endif\n");
+    W(c, "// Neighbouring lanes added, a's pairs then b's: one level of CNN_HSUM's tree\n"
+         "// for many vectors at once.\n#if CNN_HAS_SHUFFLEVECTOR\n");
+    for (int vl = 8; vl <= 16; vl *= 2) {
+      W(c, "%s#define CNN_PAIRSUM%d(a, b) \\\n  (__builtin_shufflevector(a, b", vl == 16 ? "#if CNN_V16\n" : "", vl);
+      for (int odd = 0; odd < 2; odd++) {
+        for (int u = 0; u < vl; u++)
+          W(c, ", %d", 2 * u + odd);
+        W(c, odd ? "))\n" : ") + \\\n   __builtin_shufflevector(a, b");
+      }
+    }
+    W(c, "#endif\n#endif\n\n");
   }
   W(c, "// Buffers start on a cache line: a 64-byte vector load from one then\n"
        "// never splits over two lines where its offset is a whole number of vectors.\n"

@@ -29,6 +29,17 @@ static void bn_transform(const Layer *l, char *buf, size_t n) {
   snprintf(buf, n, "BN(%d)", l->out.c);
 }
 
+// Layer j's image i (in scope) first gets the normalizing sweep of each
+// BatchNorm whose output j alone reads (bn_sweep); see train_emit.h.
+void bn_emit_sweeps_for(TrainCtx *c, int j) {
+  for (int b = 0; b < j; b++)
+    if (c->bn_sweep[b] == j) {
+      W(c, "      { // layer %d's sweep: this image's input\n", b);
+      bn_emit_sweep(c, b, "        ");
+      W(c, "      }\n");
+    }
+}
+
 // BatchNorm layer k's first backward pass for image i; see train_emit.h.
 void bn_emit_dy_sums(TrainCtx *c, int k, const char *ind) {
   const char *P = c->P;

@@ -458,12 +458,7 @@ static void forward_head(TrainCtx *c, int k, int vl) {
 // those lanes are never used (nor were they before the sweeps moved here).
 static void forward_images(TrainCtx *c, int k) {
   images_begin(c);
-  for (int b = 0; b < k; b++)
-    if (c->bn_sweep[b] == k) {
-      W(c, "      { // layer %d's sweep: this image's input\n", b);
-      bn_emit_sweep(c, b, "        ");
-      W(c, "      }\n");
-    }
+  bn_emit_sweeps_for(c, k);
   W(c, "      const cnn_real *restrict x = %s_a%d + (size_t)i * %ld;\n", c->P, c->ibuf[k], c->isize[k]);
   W(c, "      cnn_real *restrict y = %s_a%d + (size_t)i * %ld;\n", c->P, c->buf[k + 1], c->tsize[k + 1]);
 }

@@ -43,7 +43,10 @@ void pool_transform(const Layer *l, char *buf, size_t n) {
 
 // Max-pool layer k; the gradient goes to the first maximum (row-major scan).
 // 2x2/2 windows keep no argmax: backward finds it again from the input, with
-// compares as multipliers, so neither pass branches on the data.
+// compares as multipliers, so neither pass branches on the data. When it
+// alone reads a BatchNorm's output it runs the BatchNorm's passes image by
+// image (train_plan.c): the sweep before pooling, the first backward pass
+// after routing the gradient.
 static void maxpool_emit(TrainCtx *c, int k) {
   const Layer *l = &c->net->layers[k];
   const char *P = c->P;
@@ -61,10 +64,14 @@ static void maxpool_emit(TrainCtx *c, int k) {
     ig_close(c, dxm);
   }
   W(c, "CNN_CLONES static void %s_l%d_maxpool_forward(int n, int training) {\n", P, k);
-  if (!dxm || fast || dxm == 2) // mode 2: used only under CNN_INPUT_GRAD
+  int sweeps = 0; // a BatchNorm's sweep run here reads `training`
+  for (int b = 0; b < k; b++)
+    sweeps |= c->bn_sweep[b] == k;
+  if (!sweeps && (!dxm || fast || dxm == 2)) // mode 2: used only under CNN_INPUT_GRAD
     W(c, "  (void)training;\n");
   group_begin(c);
   images_begin(c);
+  bn_emit_sweeps_for(c, k);
   W(c, "      const cnn_real *restrict x = %s_a%d + (size_t)i * %ld;\n", P, ib, isz);
   W(c, "      cnn_real *restrict y = %s_a%d + (size_t)i * %ld;\n", P, ob, osz);
   W(c, "      for (int c = 0; c < %d; c++)\n", l->out.c);
@@ -106,8 +113,17 @@ static void maxpool_emit(TrainCtx *c, int k) {
   ig_open(c, dxm);
   W(c, "// Routes each output gradient to its input maximum.\n");
   W(c, "CNN_CLONES static void %s_l%d_maxpool_backward(int n) {\n", P, k);
+  // The BatchNorm whose first backward pass follows, if any: its pass
+  // reads dx through pointers of its own, so dx (restrict) goes out of
+  // scope first.
+  int bn = -1;
+  for (int b = 0; b < k; b++)
+    if (c->bn_dsums[b] == k)
+      bn = b;
   group_begin(c);
   images_begin(c);
+  if (bn >= 0)
+    W(c, "      {\n");
   W(c, "      const cnn_real *restrict dy = %s_d%d + (size_t)i * %ld;\n", P, ob, osz);
   W(c, "      cnn_real *restrict dx = %s + (size_t)i * %ld;\n", c->dx[k], isz);
   if (fast) {
@@ -137,6 +153,11 @@ static void maxpool_emit(TrainCtx *c, int k) {
     W(c, "      const int32_t *restrict arg = %s_l%d_arg + (size_t)i * %ld;\n", P, k, osz);
     W(c, "      for (int j = 0; j < %ld; j++)\n        dx[j] = 0;\n", isz);
     W(c, "      for (int o = 0; o < %ld; o++)\n        dx[arg[o]] += dy[o];\n", osz);
+  }
+  if (bn >= 0) {
+    W(c, "      }\n      { // layer %d's first backward pass for this image, while its dx is in cache\n", bn);
+    bn_emit_dy_sums(c, bn, "        ");
+    W(c, "      }\n");
   }
   group_end(c);
   W(c, "}\n");

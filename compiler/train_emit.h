@@ -28,8 +28,8 @@ typedef struct TrainCtx {
   long *isize;     // its values per image
   int *owner;      // layer whose function runs layer k (k itself unless fused)
   int *bn_stats;   // BN layer k: the conv that sums its statistics, or -1
-  int *bn_dsums;   // BN layer k: the conv whose backward sums its gradient's, or -1
-  int *bn_sweep;   // BN layer k: the conv whose forward runs its sweep per image, or -1
+  int *bn_dsums;   // BN layer k: the conv or max-pool whose backward sums its gradient's, or -1
+  int *bn_sweep;   // BN layer k: the conv or max-pool whose forward runs its sweep per image, or -1
   int *bn_dx;      // BN layer k: the conv whose backward runs its dx per image, or -1
   int *fwd_train;  // layer k's forward takes `training`
   // Input gradients: the buffer name layer k's backward writes for src and
@@ -61,6 +61,8 @@ int conv_takes_bn_dx(const TrainCtx *c, int k);
 // (ReLU, dropout) and its per-channel sums of dy and dy * xhat; and its
 // input gradient, once its backward has set the factors.
 void bn_emit_sweep(TrainCtx *c, int k, const char *ind);
+// Each sweep that layer j runs (bn_sweep), in its per-image loop.
+void bn_emit_sweeps_for(TrainCtx *c, int j);
 void bn_emit_dy_sums(TrainCtx *c, int k, const char *ind);
 void bn_emit_dx(TrainCtx *c, int k, const char *ind);
 

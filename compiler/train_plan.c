@@ -13,14 +13,16 @@ static int fusable(const TrainCtx *c, int j, LayerKind k) {
   return j < n->n_layers && n->layers[j].kind == k && n->layers[j].src == j && c->nuse[j] == 1;
 }
 
-// The direct conv that alone reads tensor t (and not as a second input),
-// or -1.
-static int sole_direct_reader(const TrainCtx *c, int t) {
+// The layer that alone reads tensor t (and not as a second input), image
+// by image, so that it can run a BatchNorm's passes on it: a direct conv
+// or a max-pool; or -1.
+static int sole_image_reader(const TrainCtx *c, int t) {
   if (c->nuse[t] != 1)
     return -1;
   for (int j = t; j < c->L; j++) {
     const Layer *l = &c->net->layers[j];
-    if (l->src == t && l->src2 != t && l->kind == L_CONV && c->owner[j] == j && conv_is_direct(l))
+    if (l->src == t && l->src2 != t && c->owner[j] == j &&
+        ((l->kind == L_CONV && conv_is_direct(l)) || l->kind == L_MAXPOOL))
       return j;
   }
   return -1;
@@ -141,8 +143,8 @@ int train_plan(TrainCtx *c, const Net *net, int batch) {
         written[t] = 1;
     }
   }
-  // Fusion across convs. The direct conv j that alone reads a BatchNorm
-  // group's output t runs the BatchNorm's passes on it image by image,
+  // Fusion across layers. The direct conv or max-pool j that alone reads a
+  // BatchNorm group's output t runs the BatchNorm's passes on it image by image,
   // while the image is in cache: backward, it masks the gradient and sums
   // its statistics right after its input gradient (when it writes that
   // gradient itself, not into the scratch buffer); forward, when the conv p
@@ -156,7 +158,7 @@ int train_plan(TrainCtx *c, const Net *net, int batch) {
     int e = k;
     while (e + 1 < L && c->owner[e + 1] == k)
       e++;
-    int t = e + 1, j = sole_direct_reader(c, t), p = c->bn_stats[k];
+    int t = e + 1, j = sole_image_reader(c, t), p = c->bn_stats[k];
     if (j >= 0 && !c->dx_acc[j])
       c->bn_dsums[k] = j;
     if (j >= 0 && p >= 0) {

@@ -218,6 +218,18 @@ typedef cnn_real cnn_v16 __attribute__((vector_size(16 * sizeof(cnn_real))));
   (((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7]))) + \
    ((((v)[8] + (v)[9]) + ((v)[10] + (v)[11])) + (((v)[12] + (v)[13]) + ((v)[14] + (v)[15]))))
 #endif
+// Neighbouring lanes added, a's pairs then b's: one level of CNN_HSUM's tree
+// for many vectors at once.
+#if CNN_HAS_SHUFFLEVECTOR
+#define CNN_PAIRSUM8(a, b) \
+  (__builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14) + \
+   __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15))
+#if CNN_V16
+#define CNN_PAIRSUM16(a, b) \
+  (__builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30) + \
+   __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31))
+#endif
+#endif
 
 // Buffers start on a cache line: a 64-byte vector load from one then
 // never splits over two lines where its offset is a whole number of vectors.

@@ -278,6 +278,18 @@ typedef cnn_real cnn_v16 __attribute__((vector_size(16 * sizeof(cnn_real))));
   (((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7]))) + \
    ((((v)[8] + (v)[9]) + ((v)[10] + (v)[11])) + (((v)[12] + (v)[13]) + ((v)[14] + (v)[15]))))
 #endif
+// Neighbouring lanes added, a's pairs then b's: one level of CNN_HSUM's tree
+// for many vectors at once.
+#if CNN_HAS_SHUFFLEVECTOR
+#define CNN_PAIRSUM8(a, b) \
+  (__builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14) + \
+   __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15))
+#if CNN_V16
+#define CNN_PAIRSUM16(a, b) \
+  (__builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30) + \
+   __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31))
+#endif
+#endif
 
 // Buffers start on a cache line: a 64-byte vector load from one then
 // never splits over two lines where its offset is a whole number of vectors.
@@ -1007,10 +1019,25 @@ CNN_CLONES_V8 static void mnist14k_l0_conv_backward_v8(int n) {
       }
 #endif
     }
-    for (int j = 0; j < 144; j++) {
-      cnn_v8 t;
-      memcpy(&t, dwv + (size_t)j * 8, sizeof t);
-      dw[j] = CNN_HSUM8(t);
+    for (int j = 0; j < 144; j += 8) {
+#if CNN_HAS_SHUFFLEVECTOR
+      cnn_v8 t[8];
+      memcpy(t, dwv + (size_t)j * 8, sizeof t);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      t[1] = CNN_PAIRSUM8(t[2], t[3]);
+      t[2] = CNN_PAIRSUM8(t[4], t[5]);
+      t[3] = CNN_PAIRSUM8(t[6], t[7]);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      t[1] = CNN_PAIRSUM8(t[2], t[3]);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      memcpy(dw + j, &t[0], sizeof t[0]);
+#else
+      for (int u = 0; u < 8; u++) {
+        cnn_v8 t;
+        memcpy(&t, dwv + (size_t)(j + u) * 8, sizeof t);
+        dw[j + u] = CNN_HSUM8(t);
+      }
+#endif
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -1360,10 +1387,33 @@ CNN_V16_FN static void mnist14k_l0_conv_backward_v16(int n) {
       }
 #endif
     }
-    for (int j = 0; j < 144; j++) {
-      cnn_v16 t;
-      memcpy(&t, dwv + (size_t)j * 16, sizeof t);
-      dw[j] = CNN_HSUM16(t);
+    for (int j = 0; j < 144; j += 16) {
+#if CNN_HAS_SHUFFLEVECTOR
+      cnn_v16 t[16];
+      memcpy(t, dwv + (size_t)j * 16, sizeof t);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[2] = CNN_PAIRSUM16(t[4], t[5]);
+      t[3] = CNN_PAIRSUM16(t[6], t[7]);
+      t[4] = CNN_PAIRSUM16(t[8], t[9]);
+      t[5] = CNN_PAIRSUM16(t[10], t[11]);
+      t[6] = CNN_PAIRSUM16(t[12], t[13]);
+      t[7] = CNN_PAIRSUM16(t[14], t[15]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[2] = CNN_PAIRSUM16(t[4], t[5]);
+      t[3] = CNN_PAIRSUM16(t[6], t[7]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      memcpy(dw + j, &t[0], sizeof t[0]);
+#else
+      for (int u = 0; u < 16; u++) {
+        cnn_v16 t;
+        memcpy(&t, dwv + (size_t)(j + u) * 16, sizeof t);
+        dw[j + u] = CNN_HSUM16(t);
+      }
+#endif
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -2091,10 +2141,25 @@ CNN_CLONES_V8 static void mnist14k_l4_conv_backward_v8(int n) {
         }
       }
     }
-    for (int j = 0; j < 2304; j++) {
-      cnn_v8 t;
-      memcpy(&t, dwv + (size_t)j * 8, sizeof t);
-      dw[j] = CNN_HSUM8(t);
+    for (int j = 0; j < 2304; j += 8) {
+#if CNN_HAS_SHUFFLEVECTOR
+      cnn_v8 t[8];
+      memcpy(t, dwv + (size_t)j * 8, sizeof t);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      t[1] = CNN_PAIRSUM8(t[2], t[3]);
+      t[2] = CNN_PAIRSUM8(t[4], t[5]);
+      t[3] = CNN_PAIRSUM8(t[6], t[7]);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      t[1] = CNN_PAIRSUM8(t[2], t[3]);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      memcpy(dw + j, &t[0], sizeof t[0]);
+#else
+      for (int u = 0; u < 8; u++) {
+        cnn_v8 t;
+        memcpy(&t, dwv + (size_t)(j + u) * 8, sizeof t);
+        dw[j + u] = CNN_HSUM8(t);
+      }
+#endif
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -2509,10 +2574,33 @@ CNN_V16_FN static void mnist14k_l4_conv_backward_v16(int n) {
         }
       }
     }
-    for (int j = 0; j < 2304; j++) {
-      cnn_v16 t;
-      memcpy(&t, dwv + (size_t)j * 16, sizeof t);
-      dw[j] = CNN_HSUM16(t);
+    for (int j = 0; j < 2304; j += 16) {
+#if CNN_HAS_SHUFFLEVECTOR
+      cnn_v16 t[16];
+      memcpy(t, dwv + (size_t)j * 16, sizeof t);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[2] = CNN_PAIRSUM16(t[4], t[5]);
+      t[3] = CNN_PAIRSUM16(t[6], t[7]);
+      t[4] = CNN_PAIRSUM16(t[8], t[9]);
+      t[5] = CNN_PAIRSUM16(t[10], t[11]);
+      t[6] = CNN_PAIRSUM16(t[12], t[13]);
+      t[7] = CNN_PAIRSUM16(t[14], t[15]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[2] = CNN_PAIRSUM16(t[4], t[5]);
+      t[3] = CNN_PAIRSUM16(t[6], t[7]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      memcpy(dw + j, &t[0], sizeof t[0]);
+#else
+      for (int u = 0; u < 16; u++) {
+        cnn_v16 t;
+        memcpy(&t, dwv + (size_t)(j + u) * 16, sizeof t);
+        dw[j + u] = CNN_HSUM16(t);
+      }
+#endif
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -3277,10 +3365,25 @@ CNN_CLONES_V8 static void mnist14k_l8_conv_backward_v8(int n) {
         }
       }
     }
-    for (int j = 0; j < 2304; j++) {
-      cnn_v8 t;
-      memcpy(&t, dwv + (size_t)j * 8, sizeof t);
-      dw[j] = CNN_HSUM8(t);
+    for (int j = 0; j < 2304; j += 8) {
+#if CNN_HAS_SHUFFLEVECTOR
+      cnn_v8 t[8];
+      memcpy(t, dwv + (size_t)j * 8, sizeof t);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      t[1] = CNN_PAIRSUM8(t[2], t[3]);
+      t[2] = CNN_PAIRSUM8(t[4], t[5]);
+      t[3] = CNN_PAIRSUM8(t[6], t[7]);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      t[1] = CNN_PAIRSUM8(t[2], t[3]);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      memcpy(dw + j, &t[0], sizeof t[0]);
+#else
+      for (int u = 0; u < 8; u++) {
+        cnn_v8 t;
+        memcpy(&t, dwv + (size_t)(j + u) * 8, sizeof t);
+        dw[j + u] = CNN_HSUM8(t);
+      }
+#endif
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -3628,10 +3731,33 @@ CNN_V16_FN static void mnist14k_l8_conv_backward_v16(int n) {
         }
       }
     }
-    for (int j = 0; j < 2304; j++) {
-      cnn_v16 t;
-      memcpy(&t, dwv + (size_t)j * 16, sizeof t);
-      dw[j] = CNN_HSUM16(t);
+    for (int j = 0; j < 2304; j += 16) {
+#if CNN_HAS_SHUFFLEVECTOR
+      cnn_v16 t[16];
+      memcpy(t, dwv + (size_t)j * 16, sizeof t);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[2] = CNN_PAIRSUM16(t[4], t[5]);
+      t[3] = CNN_PAIRSUM16(t[6], t[7]);
+      t[4] = CNN_PAIRSUM16(t[8], t[9]);
+      t[5] = CNN_PAIRSUM16(t[10], t[11]);
+      t[6] = CNN_PAIRSUM16(t[12], t[13]);
+      t[7] = CNN_PAIRSUM16(t[14], t[15]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[2] = CNN_PAIRSUM16(t[4], t[5]);
+      t[3] = CNN_PAIRSUM16(t[6], t[7]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      memcpy(dw + j, &t[0], sizeof t[0]);
+#else
+      for (int u = 0; u < 16; u++) {
+        cnn_v16 t;
+        memcpy(&t, dwv + (size_t)(j + u) * 16, sizeof t);
+        dw[j + u] = CNN_HSUM16(t);
+      }
+#endif
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -3660,7 +3786,7 @@ static void mnist14k_l8_conv_backward(int n) {
 
 // Layer 11: relu: 22x22x16 -> 22x22x16 (HxWxC), RF 7, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, drops, rectifies while the image is in cache
-// (in place in the output buffer, [batch][16][484]).
+// (in place in the output buffer, [batch][16][484]), run by the conv that reads it.
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // Dropout (training only): y = keep ? y / (1 - p) : 0, masks from per-image hash keys.
@@ -3696,107 +3822,14 @@ CNN_CLONES static void mnist14k_l9_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict bx = mnist14k_a9 + (size_t)i * 7744;
-      cnn_real *restrict by = mnist14k_a10 + (size_t)i * 7744;
-      cnn_real *restrict km = mnist14k_l10_km[g];
-      if (training) { // the mask as multipliers: one hash gives two 16-bit draws
-        uint32_t key[2];
-        mnist14k_drop_keys(10, i, key);
-        for (int j = 0; j < 3872; j++) {
-          const uint32_t h = mnist14k_mix32(mnist14k_mix32((uint32_t)j ^ key[0]) + key[1]);
-          km[j] = (h & 0xffffu) < L10_KEEP16 ? L10_SCALE : 0;
-          km[j + 3872] = (h >> 16) < L10_KEEP16 ? L10_SCALE : 0;
-        }
-      }
-      for (int c = 0; c < 16; c++) {
-        const cnn_real sc = mnist14k_l9_scale[c], sh = mnist14k_l9_shift[c];
-        const cnn_real *restrict xc = bx + c * 484;
-        cnn_real *restrict yc = by + c * 484;
-        if (training) {
-          const cnn_real *restrict kc = km + c * 484;
-          for (int p = 0; p < 484; p++) {
-            cnn_real v = (xc[p] * sc + sh) * kc[p];
-            v = v > 0 ? v : 0;
-            yc[p] = v;
-          }
-          continue;
-        }
-        for (int p = 0; p < 484; p++) {
-          cnn_real v = xc[p] * sc + sh;
-          v = v > 0 ? v : 0;
-          yc[p] = v;
-        }
-      }
-    }
-  }
+  (void)n; // layer 12's forward runs the sweep, image by image
 }
 
 // First, in place, the gradient at BN's output: dy where y > 0, times 1 / (1 - p) (y > 0 implies kept).
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist14k_l9_bn_backward(int n) {
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      {
-        cnn_real *restrict dy = mnist14k_d10 + (size_t)i * 7744;
-        const cnn_real *restrict y = mnist14k_a10 + (size_t)i * 7744;
-        for (int p = 0; p < 7744; p++) // a multiply, not a branch: it vectorizes
-          dy[p] *= (cnn_real)(y[p] > 0) * L10_SCALE;
-      }
-      for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
-        const cnn_real *restrict x = mnist14k_a9 + (size_t)i * 7744 + c * 484;
-        const cnn_real *restrict dy = mnist14k_d10 + (size_t)i * 7744 + c * 484;
-        const cnn_real m0 = mnist14k_l9_mean[c + 0], i0 = mnist14k_l9_invstd[c + 0], m1 = mnist14k_l9_mean[c + 1], i1 = mnist14k_l9_invstd[c + 1], m2 = mnist14k_l9_mean[c + 2], i2 = mnist14k_l9_invstd[c + 2], m3 = mnist14k_l9_mean[c + 3], i3 = mnist14k_l9_invstd[c + 3];
-        cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
-        for (int b = 0; b < 480; b += 8) {
-          cnn_v8 t, u;
-          memcpy(&t, dy + 0 + b, sizeof t);
-          memcpy(&u, x + 0 + b, sizeof u);
-          a0 += t;
-          q0 += t * ((u - m0) * i0);
-          memcpy(&t, dy + 484 + b, sizeof t);
-          memcpy(&u, x + 484 + b, sizeof u);
-          a1 += t;
-          q1 += t * ((u - m1) * i1);
-          memcpy(&t, dy + 968 + b, sizeof t);
-          memcpy(&u, x + 968 + b, sizeof u);
-          a2 += t;
-          q2 += t * ((u - m2) * i2);
-          memcpy(&t, dy + 1452 + b, sizeof t);
-          memcpy(&u, x + 1452 + b, sizeof u);
-          a3 += t;
-          q3 += t * ((u - m3) * i3);
-        }
-        cnn_real as[4][8], aq[4][8];
-        memcpy(as[0], &a0, sizeof a0);
-        memcpy(aq[0], &q0, sizeof q0);
-        memcpy(as[1], &a1, sizeof a1);
-        memcpy(aq[1], &q1, sizeof q1);
-        memcpy(as[2], &a2, sizeof a2);
-        memcpy(aq[2], &q2, sizeof q2);
-        memcpy(as[3], &a3, sizeof a3);
-        memcpy(aq[3], &q3, sizeof q3);
-        for (int j = 0; j < 4; j++) {
-          const cnn_real m_ = mnist14k_l9_mean[c + j], is = mnist14k_l9_invstd[c + j];
-          for (int p = 480; p < 484; p++) {
-            as[j][p - 480] += dy[j * 484 + p];
-            aq[j][p - 480] += dy[j * 484 + p] * ((x[j * 484 + p] - m_) * is);
-          }
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[j][u];
-            sq += aq[j][u];
-          }
-          mnist14k_l9_ps[i][c + j] = s;
-          mnist14k_l9_pq[i][c + j] = sq;
-        }
-      }
-    }
-  }
+  // Layer 12's backward masked dy and took the per-image sums.
   const double N = (double)n * 484;
   for (int c = 0; c < 16; c++) {
     double db = 0, dg = 0;
@@ -3814,10 +3847,42 @@ CNN_CLONES static void mnist14k_l9_bn_backward(int n) {
 
 // Layer 12: maxpool 2x2, stride 2, pad 0: 22x22x16 -> 11x11x16 (HxWxC), RF 8, 0 params, 0 MACs/image.
 CNN_CLONES static void mnist14k_l12_maxpool_forward(int n, int training) {
-  (void)training;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 9's sweep: this image's input
+        const cnn_real *restrict bx = mnist14k_a9 + (size_t)i * 7744;
+        cnn_real *restrict by = mnist14k_a10 + (size_t)i * 7744;
+        cnn_real *restrict km = mnist14k_l10_km[g];
+        if (training) { // the mask as multipliers: one hash gives two 16-bit draws
+          uint32_t key[2];
+          mnist14k_drop_keys(10, i, key);
+          for (int j = 0; j < 3872; j++) {
+            const uint32_t h = mnist14k_mix32(mnist14k_mix32((uint32_t)j ^ key[0]) + key[1]);
+            km[j] = (h & 0xffffu) < L10_KEEP16 ? L10_SCALE : 0;
+            km[j + 3872] = (h >> 16) < L10_KEEP16 ? L10_SCALE : 0;
+          }
+        }
+        for (int c = 0; c < 16; c++) {
+          const cnn_real sc = mnist14k_l9_scale[c], sh = mnist14k_l9_shift[c];
+          const cnn_real *restrict xc = bx + c * 484;
+          cnn_real *restrict yc = by + c * 484;
+          if (training) {
+            const cnn_real *restrict kc = km + c * 484;
+            for (int p = 0; p < 484; p++) {
+              cnn_real v = (xc[p] * sc + sh) * kc[p];
+              v = v > 0 ? v : 0;
+              yc[p] = v;
+            }
+            continue;
+          }
+          for (int p = 0; p < 484; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       const cnn_real *restrict x = mnist14k_a10 + (size_t)i * 7744;
       cnn_real *restrict y = mnist14k_a13 + (size_t)i * 1936;
       for (int c = 0; c < 16; c++)
@@ -3839,6 +3904,7 @@ CNN_CLONES static void mnist14k_l12_maxpool_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      {
       const cnn_real *restrict dy = mnist14k_d13 + (size_t)i * 1936;
       cnn_real *restrict dx = mnist14k_d10 + (size_t)i * 7744;
       const cnn_real *restrict x = mnist14k_a10 + (size_t)i * 7744;
@@ -3861,6 +3927,63 @@ CNN_CLONES static void mnist14k_l12_maxpool_backward(int n) {
             dx[j0 + 22] = gd;
             dx[j0 + 23] = ge;
           }
+      }
+      { // layer 9's first backward pass for this image, while its dx is in cache
+        {
+          cnn_real *restrict dy = mnist14k_d10 + (size_t)i * 7744;
+          const cnn_real *restrict y = mnist14k_a10 + (size_t)i * 7744;
+          for (int p = 0; p < 7744; p++) // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0) * L10_SCALE;
+        }
+        for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
+          const cnn_real *restrict x = mnist14k_a9 + (size_t)i * 7744 + c * 484;
+          const cnn_real *restrict dy = mnist14k_d10 + (size_t)i * 7744 + c * 484;
+          const cnn_real m0 = mnist14k_l9_mean[c + 0], i0 = mnist14k_l9_invstd[c + 0], m1 = mnist14k_l9_mean[c + 1], i1 = mnist14k_l9_invstd[c + 1], m2 = mnist14k_l9_mean[c + 2], i2 = mnist14k_l9_invstd[c + 2], m3 = mnist14k_l9_mean[c + 3], i3 = mnist14k_l9_invstd[c + 3];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 480; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 484 + b, sizeof t);
+            memcpy(&u, x + 484 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
+            memcpy(&t, dy + 968 + b, sizeof t);
+            memcpy(&u, x + 968 + b, sizeof u);
+            a2 += t;
+            q2 += t * ((u - m2) * i2);
+            memcpy(&t, dy + 1452 + b, sizeof t);
+            memcpy(&u, x + 1452 + b, sizeof u);
+            a3 += t;
+            q3 += t * ((u - m3) * i3);
+          }
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            const cnn_real m_ = mnist14k_l9_mean[c + j], is = mnist14k_l9_invstd[c + j];
+            for (int p = 480; p < 484; p++) {
+              as[j][p - 480] += dy[j * 484 + p];
+              aq[j][p - 480] += dy[j * 484 + p] * ((x[j * 484 + p] - m_) * is);
+            }
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist14k_l9_ps[i][c + j] = s;
+            mnist14k_l9_pq[i][c + j] = sq;
+          }
+        }
+      }
     }
   }
 }

@@ -258,6 +258,18 @@ typedef cnn_real cnn_v16 __attribute__((vector_size(16 * sizeof(cnn_real))));
   (((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7]))) + \
    ((((v)[8] + (v)[9]) + ((v)[10] + (v)[11])) + (((v)[12] + (v)[13]) + ((v)[14] + (v)[15]))))
 #endif
+// Neighbouring lanes added, a's pairs then b's: one level of CNN_HSUM's tree
+// for many vectors at once.
+#if CNN_HAS_SHUFFLEVECTOR
+#define CNN_PAIRSUM8(a, b) \
+  (__builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14) + \
+   __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15))
+#if CNN_V16
+#define CNN_PAIRSUM16(a, b) \
+  (__builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30) + \
+   __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31))
+#endif
+#endif
 
 // Buffers start on a cache line: a 64-byte vector load from one then
 // never splits over two lines where its offset is a whole number of vectors.
@@ -838,10 +850,25 @@ CNN_CLONES_V8 static void mnist4k9_l0_conv_backward_v8(int n) {
       }
 #endif
     }
-    for (int j = 0; j < 72; j++) {
-      cnn_v8 t;
-      memcpy(&t, dwv + (size_t)j * 8, sizeof t);
-      dw[j] = CNN_HSUM8(t);
+    for (int j = 0; j < 72; j += 8) {
+#if CNN_HAS_SHUFFLEVECTOR
+      cnn_v8 t[8];
+      memcpy(t, dwv + (size_t)j * 8, sizeof t);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      t[1] = CNN_PAIRSUM8(t[2], t[3]);
+      t[2] = CNN_PAIRSUM8(t[4], t[5]);
+      t[3] = CNN_PAIRSUM8(t[6], t[7]);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      t[1] = CNN_PAIRSUM8(t[2], t[3]);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      memcpy(dw + j, &t[0], sizeof t[0]);
+#else
+      for (int u = 0; u < 8; u++) {
+        cnn_v8 t;
+        memcpy(&t, dwv + (size_t)(j + u) * 8, sizeof t);
+        dw[j + u] = CNN_HSUM8(t);
+      }
+#endif
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -1191,7 +1218,35 @@ CNN_V16_FN static void mnist4k9_l0_conv_backward_v16(int n) {
       }
 #endif
     }
-    for (int j = 0; j < 72; j++) {
+    for (int j = 0; j < 64; j += 16) {
+#if CNN_HAS_SHUFFLEVECTOR
+      cnn_v16 t[16];
+      memcpy(t, dwv + (size_t)j * 16, sizeof t);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[2] = CNN_PAIRSUM16(t[4], t[5]);
+      t[3] = CNN_PAIRSUM16(t[6], t[7]);
+      t[4] = CNN_PAIRSUM16(t[8], t[9]);
+      t[5] = CNN_PAIRSUM16(t[10], t[11]);
+      t[6] = CNN_PAIRSUM16(t[12], t[13]);
+      t[7] = CNN_PAIRSUM16(t[14], t[15]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[2] = CNN_PAIRSUM16(t[4], t[5]);
+      t[3] = CNN_PAIRSUM16(t[6], t[7]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      memcpy(dw + j, &t[0], sizeof t[0]);
+#else
+      for (int u = 0; u < 16; u++) {
+        cnn_v16 t;
+        memcpy(&t, dwv + (size_t)(j + u) * 16, sizeof t);
+        dw[j + u] = CNN_HSUM16(t);
+      }
+#endif
+    }
+    for (int j = 64; j < 72; j++) {
       cnn_v16 t;
       memcpy(&t, dwv + (size_t)j * 16, sizeof t);
       dw[j] = CNN_HSUM16(t);
@@ -2389,10 +2444,25 @@ CNN_CLONES_V8 static void mnist4k9_l4_conv_backward_v8(int n) {
         }
       }
     }
-    for (int j = 0; j < 128; j++) {
-      cnn_v8 t;
-      memcpy(&t, dwv + (size_t)j * 8, sizeof t);
-      dw[j] = CNN_HSUM8(t);
+    for (int j = 0; j < 128; j += 8) {
+#if CNN_HAS_SHUFFLEVECTOR
+      cnn_v8 t[8];
+      memcpy(t, dwv + (size_t)j * 8, sizeof t);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      t[1] = CNN_PAIRSUM8(t[2], t[3]);
+      t[2] = CNN_PAIRSUM8(t[4], t[5]);
+      t[3] = CNN_PAIRSUM8(t[6], t[7]);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      t[1] = CNN_PAIRSUM8(t[2], t[3]);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      memcpy(dw + j, &t[0], sizeof t[0]);
+#else
+      for (int u = 0; u < 8; u++) {
+        cnn_v8 t;
+        memcpy(&t, dwv + (size_t)(j + u) * 8, sizeof t);
+        dw[j + u] = CNN_HSUM8(t);
+      }
+#endif
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -2803,10 +2873,33 @@ CNN_V16_FN static void mnist4k9_l4_conv_backward_v16(int n) {
         }
       }
     }
-    for (int j = 0; j < 128; j++) {
-      cnn_v16 t;
-      memcpy(&t, dwv + (size_t)j * 16, sizeof t);
-      dw[j] = CNN_HSUM16(t);
+    for (int j = 0; j < 128; j += 16) {
+#if CNN_HAS_SHUFFLEVECTOR
+      cnn_v16 t[16];
+      memcpy(t, dwv + (size_t)j * 16, sizeof t);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[2] = CNN_PAIRSUM16(t[4], t[5]);
+      t[3] = CNN_PAIRSUM16(t[6], t[7]);
+      t[4] = CNN_PAIRSUM16(t[8], t[9]);
+      t[5] = CNN_PAIRSUM16(t[10], t[11]);
+      t[6] = CNN_PAIRSUM16(t[12], t[13]);
+      t[7] = CNN_PAIRSUM16(t[14], t[15]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[2] = CNN_PAIRSUM16(t[4], t[5]);
+      t[3] = CNN_PAIRSUM16(t[6], t[7]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      memcpy(dw + j, &t[0], sizeof t[0]);
+#else
+      for (int u = 0; u < 16; u++) {
+        cnn_v16 t;
+        memcpy(&t, dwv + (size_t)(j + u) * 16, sizeof t);
+        dw[j + u] = CNN_HSUM16(t);
+      }
+#endif
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -2833,7 +2926,7 @@ static void mnist4k9_l4_conv_backward(int n) {
 
 // Layer 6: relu: 24x24x16 -> 24x24x16 (HxWxC), RF 5, 0 params, 0 MACs/image.
 // Fused: one sweep per image normalizes, rectifies while the image is in cache
-// (in place in the output buffer, [batch][16][576]).
+// (in place in the output buffer, [batch][16][576]), run by the conv that reads it.
 // y = (x - mean) / sqrt(var + 1e-5) * gamma + beta; training updates the
 // running stats with momentum 0.1 and the unbiased variance.
 // ReLU: y = max(y, 0).
@@ -2868,84 +2961,14 @@ CNN_CLONES static void mnist4k9_l5_bn_forward(int n, int training) {
       shift[c] = beta[c] - rmean[c] * scale[c];
     }
   }
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      const cnn_real *restrict bx = mnist4k9_a5 + (size_t)i * 9216;
-      cnn_real *restrict by = mnist4k9_a6 + (size_t)i * 9216;
-      (void)training; // (no dropout)
-      for (int c = 0; c < 16; c++) {
-        const cnn_real sc = mnist4k9_l5_scale[c], sh = mnist4k9_l5_shift[c];
-        const cnn_real *restrict xc = bx + c * 576;
-        cnn_real *restrict yc = by + c * 576;
-        for (int p = 0; p < 576; p++) {
-          cnn_real v = xc[p] * sc + sh;
-          v = v > 0 ? v : 0;
-          yc[p] = v;
-        }
-      }
-    }
-  }
+  (void)n; // layer 7's forward runs the sweep, image by image
 }
 
 // First, in place, the gradient at BN's output: dy where y > 0.
 // dgamma = sum dy * xhat, dbeta = sum dy;
 // dx = gamma * invstd * (dy - dbeta / N - xhat * dgamma / N) (run by the conv before it, image by image).
 CNN_CLONES static void mnist4k9_l5_bn_backward(int n) {
-  CNN_OMP(omp parallel for schedule(static))
-  for (int g = 0; g < NGROUP; g++) {
-    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
-      {
-        cnn_real *restrict dy = mnist4k9_d6 + (size_t)i * 9216;
-        const cnn_real *restrict y = mnist4k9_a6 + (size_t)i * 9216;
-        for (int p = 0; p < 9216; p++) // a multiply, not a branch: it vectorizes
-          dy[p] *= (cnn_real)(y[p] > 0);
-      }
-      for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
-        const cnn_real *restrict x = mnist4k9_a5 + (size_t)i * 9216 + c * 576;
-        const cnn_real *restrict dy = mnist4k9_d6 + (size_t)i * 9216 + c * 576;
-        const cnn_real m0 = mnist4k9_l5_mean[c + 0], i0 = mnist4k9_l5_invstd[c + 0], m1 = mnist4k9_l5_mean[c + 1], i1 = mnist4k9_l5_invstd[c + 1], m2 = mnist4k9_l5_mean[c + 2], i2 = mnist4k9_l5_invstd[c + 2], m3 = mnist4k9_l5_mean[c + 3], i3 = mnist4k9_l5_invstd[c + 3];
-        cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
-        for (int b = 0; b < 576; b += 8) {
-          cnn_v8 t, u;
-          memcpy(&t, dy + 0 + b, sizeof t);
-          memcpy(&u, x + 0 + b, sizeof u);
-          a0 += t;
-          q0 += t * ((u - m0) * i0);
-          memcpy(&t, dy + 576 + b, sizeof t);
-          memcpy(&u, x + 576 + b, sizeof u);
-          a1 += t;
-          q1 += t * ((u - m1) * i1);
-          memcpy(&t, dy + 1152 + b, sizeof t);
-          memcpy(&u, x + 1152 + b, sizeof u);
-          a2 += t;
-          q2 += t * ((u - m2) * i2);
-          memcpy(&t, dy + 1728 + b, sizeof t);
-          memcpy(&u, x + 1728 + b, sizeof u);
-          a3 += t;
-          q3 += t * ((u - m3) * i3);
-        }
-        cnn_real as[4][8], aq[4][8];
-        memcpy(as[0], &a0, sizeof a0);
-        memcpy(aq[0], &q0, sizeof q0);
-        memcpy(as[1], &a1, sizeof a1);
-        memcpy(aq[1], &q1, sizeof q1);
-        memcpy(as[2], &a2, sizeof a2);
-        memcpy(aq[2], &q2, sizeof q2);
-        memcpy(as[3], &a3, sizeof a3);
-        memcpy(aq[3], &q3, sizeof q3);
-        for (int j = 0; j < 4; j++) {
-          double s = 0, sq = 0;
-          for (int u = 0; u < 8; u++) {
-            s += as[j][u];
-            sq += aq[j][u];
-          }
-          mnist4k9_l5_ps[i][c + j] = s;
-          mnist4k9_l5_pq[i][c + j] = sq;
-        }
-      }
-    }
-  }
+  // Layer 7's backward masked dy and took the per-image sums.
   const double N = (double)n * 576;
   for (int c = 0; c < 16; c++) {
     double db = 0, dg = 0;
@@ -2963,10 +2986,24 @@ CNN_CLONES static void mnist4k9_l5_bn_backward(int n) {
 
 // Layer 7: maxpool 2x2, stride 2, pad 0: 24x24x16 -> 12x12x16 (HxWxC), RF 6, 0 params, 0 MACs/image.
 CNN_CLONES static void mnist4k9_l7_maxpool_forward(int n, int training) {
-  (void)training;
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      { // layer 5's sweep: this image's input
+        const cnn_real *restrict bx = mnist4k9_a5 + (size_t)i * 9216;
+        cnn_real *restrict by = mnist4k9_a6 + (size_t)i * 9216;
+        (void)training; // (no dropout)
+        for (int c = 0; c < 16; c++) {
+          const cnn_real sc = mnist4k9_l5_scale[c], sh = mnist4k9_l5_shift[c];
+          const cnn_real *restrict xc = bx + c * 576;
+          cnn_real *restrict yc = by + c * 576;
+          for (int p = 0; p < 576; p++) {
+            cnn_real v = xc[p] * sc + sh;
+            v = v > 0 ? v : 0;
+            yc[p] = v;
+          }
+        }
+      }
       const cnn_real *restrict x = mnist4k9_a6 + (size_t)i * 9216;
       cnn_real *restrict y = mnist4k9_a8 + (size_t)i * 2304;
       for (int c = 0; c < 16; c++)
@@ -2988,6 +3025,7 @@ CNN_CLONES static void mnist4k9_l7_maxpool_backward(int n) {
   CNN_OMP(omp parallel for schedule(static))
   for (int g = 0; g < NGROUP; g++) {
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
+      {
       const cnn_real *restrict dy = mnist4k9_d8 + (size_t)i * 2304;
       cnn_real *restrict dx = mnist4k9_d6 + (size_t)i * 9216;
       const cnn_real *restrict x = mnist4k9_a6 + (size_t)i * 9216;
@@ -3010,6 +3048,58 @@ CNN_CLONES static void mnist4k9_l7_maxpool_backward(int n) {
             dx[j0 + 24] = gd;
             dx[j0 + 25] = ge;
           }
+      }
+      { // layer 5's first backward pass for this image, while its dx is in cache
+        {
+          cnn_real *restrict dy = mnist4k9_d6 + (size_t)i * 9216;
+          const cnn_real *restrict y = mnist4k9_a6 + (size_t)i * 9216;
+          for (int p = 0; p < 9216; p++) // a multiply, not a branch: it vectorizes
+            dy[p] *= (cnn_real)(y[p] > 0);
+        }
+        for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
+          const cnn_real *restrict x = mnist4k9_a5 + (size_t)i * 9216 + c * 576;
+          const cnn_real *restrict dy = mnist4k9_d6 + (size_t)i * 9216 + c * 576;
+          const cnn_real m0 = mnist4k9_l5_mean[c + 0], i0 = mnist4k9_l5_invstd[c + 0], m1 = mnist4k9_l5_mean[c + 1], i1 = mnist4k9_l5_invstd[c + 1], m2 = mnist4k9_l5_mean[c + 2], i2 = mnist4k9_l5_invstd[c + 2], m3 = mnist4k9_l5_mean[c + 3], i3 = mnist4k9_l5_invstd[c + 3];
+          cnn_v8 a0 = {0}, q0 = {0}, a1 = {0}, q1 = {0}, a2 = {0}, q2 = {0}, a3 = {0}, q3 = {0};
+          for (int b = 0; b < 576; b += 8) {
+            cnn_v8 t, u;
+            memcpy(&t, dy + 0 + b, sizeof t);
+            memcpy(&u, x + 0 + b, sizeof u);
+            a0 += t;
+            q0 += t * ((u - m0) * i0);
+            memcpy(&t, dy + 576 + b, sizeof t);
+            memcpy(&u, x + 576 + b, sizeof u);
+            a1 += t;
+            q1 += t * ((u - m1) * i1);
+            memcpy(&t, dy + 1152 + b, sizeof t);
+            memcpy(&u, x + 1152 + b, sizeof u);
+            a2 += t;
+            q2 += t * ((u - m2) * i2);
+            memcpy(&t, dy + 1728 + b, sizeof t);
+            memcpy(&u, x + 1728 + b, sizeof u);
+            a3 += t;
+            q3 += t * ((u - m3) * i3);
+          }
+          cnn_real as[4][8], aq[4][8];
+          memcpy(as[0], &a0, sizeof a0);
+          memcpy(aq[0], &q0, sizeof q0);
+          memcpy(as[1], &a1, sizeof a1);
+          memcpy(aq[1], &q1, sizeof q1);
+          memcpy(as[2], &a2, sizeof a2);
+          memcpy(aq[2], &q2, sizeof q2);
+          memcpy(as[3], &a3, sizeof a3);
+          memcpy(aq[3], &q3, sizeof q3);
+          for (int j = 0; j < 4; j++) {
+            double s = 0, sq = 0;
+            for (int u = 0; u < 8; u++) {
+              s += as[j][u];
+              sq += aq[j][u];
+            }
+            mnist4k9_l5_ps[i][c + j] = s;
+            mnist4k9_l5_pq[i][c + j] = sq;
+          }
+        }
+      }
     }
   }
 }

@@ -297,6 +297,18 @@ typedef cnn_real cnn_v16 __attribute__((vector_size(16 * sizeof(cnn_real))));
   (((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7]))) + \
    ((((v)[8] + (v)[9]) + ((v)[10] + (v)[11])) + (((v)[12] + (v)[13]) + ((v)[14] + (v)[15]))))
 #endif
+// Neighbouring lanes added, a's pairs then b's: one level of CNN_HSUM's tree
+// for many vectors at once.
+#if CNN_HAS_SHUFFLEVECTOR
+#define CNN_PAIRSUM8(a, b) \
+  (__builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14) + \
+   __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15))
+#if CNN_V16
+#define CNN_PAIRSUM16(a, b) \
+  (__builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30) + \
+   __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31))
+#endif
+#endif
 
 // Buffers start on a cache line: a 64-byte vector load from one then
 // never splits over two lines where its offset is a whole number of vectors.
@@ -1218,10 +1230,25 @@ CNN_CLONES_V8 static void mnist_resnet_l0_conv_backward_v8(int n) {
           memcpy(dx + (o * 28 + oy) * 28, dxf + o * 838 + oy * 30, 28 * sizeof(cnn_real));
 #endif
     }
-    for (int j = 0; j < 72; j++) {
-      cnn_v8 t;
-      memcpy(&t, dwv + (size_t)j * 8, sizeof t);
-      dw[j] = CNN_HSUM8(t);
+    for (int j = 0; j < 72; j += 8) {
+#if CNN_HAS_SHUFFLEVECTOR
+      cnn_v8 t[8];
+      memcpy(t, dwv + (size_t)j * 8, sizeof t);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      t[1] = CNN_PAIRSUM8(t[2], t[3]);
+      t[2] = CNN_PAIRSUM8(t[4], t[5]);
+      t[3] = CNN_PAIRSUM8(t[6], t[7]);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      t[1] = CNN_PAIRSUM8(t[2], t[3]);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      memcpy(dw + j, &t[0], sizeof t[0]);
+#else
+      for (int u = 0; u < 8; u++) {
+        cnn_v8 t;
+        memcpy(&t, dwv + (size_t)(j + u) * 8, sizeof t);
+        dw[j + u] = CNN_HSUM8(t);
+      }
+#endif
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -1579,7 +1606,35 @@ CNN_V16_FN static void mnist_resnet_l0_conv_backward_v16(int n) {
           memcpy(dx + (o * 28 + oy) * 28, dxf + o * 838 + oy * 30, 28 * sizeof(cnn_real));
 #endif
     }
-    for (int j = 0; j < 72; j++) {
+    for (int j = 0; j < 64; j += 16) {
+#if CNN_HAS_SHUFFLEVECTOR
+      cnn_v16 t[16];
+      memcpy(t, dwv + (size_t)j * 16, sizeof t);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[2] = CNN_PAIRSUM16(t[4], t[5]);
+      t[3] = CNN_PAIRSUM16(t[6], t[7]);
+      t[4] = CNN_PAIRSUM16(t[8], t[9]);
+      t[5] = CNN_PAIRSUM16(t[10], t[11]);
+      t[6] = CNN_PAIRSUM16(t[12], t[13]);
+      t[7] = CNN_PAIRSUM16(t[14], t[15]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[2] = CNN_PAIRSUM16(t[4], t[5]);
+      t[3] = CNN_PAIRSUM16(t[6], t[7]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      memcpy(dw + j, &t[0], sizeof t[0]);
+#else
+      for (int u = 0; u < 16; u++) {
+        cnn_v16 t;
+        memcpy(&t, dwv + (size_t)(j + u) * 16, sizeof t);
+        dw[j + u] = CNN_HSUM16(t);
+      }
+#endif
+    }
+    for (int j = 64; j < 72; j++) {
       cnn_v16 t;
       memcpy(&t, dwv + (size_t)j * 16, sizeof t);
       dw[j] = CNN_HSUM16(t);
@@ -2639,10 +2694,25 @@ CNN_CLONES_V8 static void mnist_resnet_l3_conv_backward_v8(int n) {
         }
       }
     }
-    for (int j = 0; j < 576; j++) {
-      cnn_v8 t;
-      memcpy(&t, dwv + (size_t)j * 8, sizeof t);
-      dw[j] = CNN_HSUM8(t);
+    for (int j = 0; j < 576; j += 8) {
+#if CNN_HAS_SHUFFLEVECTOR
+      cnn_v8 t[8];
+      memcpy(t, dwv + (size_t)j * 8, sizeof t);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      t[1] = CNN_PAIRSUM8(t[2], t[3]);
+      t[2] = CNN_PAIRSUM8(t[4], t[5]);
+      t[3] = CNN_PAIRSUM8(t[6], t[7]);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      t[1] = CNN_PAIRSUM8(t[2], t[3]);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      memcpy(dw + j, &t[0], sizeof t[0]);
+#else
+      for (int u = 0; u < 8; u++) {
+        cnn_v8 t;
+        memcpy(&t, dwv + (size_t)(j + u) * 8, sizeof t);
+        dw[j + u] = CNN_HSUM8(t);
+      }
+#endif
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -3025,10 +3095,33 @@ CNN_V16_FN static void mnist_resnet_l3_conv_backward_v16(int n) {
         }
       }
     }
-    for (int j = 0; j < 576; j++) {
-      cnn_v16 t;
-      memcpy(&t, dwv + (size_t)j * 16, sizeof t);
-      dw[j] = CNN_HSUM16(t);
+    for (int j = 0; j < 576; j += 16) {
+#if CNN_HAS_SHUFFLEVECTOR
+      cnn_v16 t[16];
+      memcpy(t, dwv + (size_t)j * 16, sizeof t);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[2] = CNN_PAIRSUM16(t[4], t[5]);
+      t[3] = CNN_PAIRSUM16(t[6], t[7]);
+      t[4] = CNN_PAIRSUM16(t[8], t[9]);
+      t[5] = CNN_PAIRSUM16(t[10], t[11]);
+      t[6] = CNN_PAIRSUM16(t[12], t[13]);
+      t[7] = CNN_PAIRSUM16(t[14], t[15]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[2] = CNN_PAIRSUM16(t[4], t[5]);
+      t[3] = CNN_PAIRSUM16(t[6], t[7]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      memcpy(dw + j, &t[0], sizeof t[0]);
+#else
+      for (int u = 0; u < 16; u++) {
+        cnn_v16 t;
+        memcpy(&t, dwv + (size_t)(j + u) * 16, sizeof t);
+        dw[j + u] = CNN_HSUM16(t);
+      }
+#endif
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -4099,10 +4192,25 @@ CNN_CLONES_V8 static void mnist_resnet_l6_conv_backward_v8(int n) {
         }
       }
     }
-    for (int j = 0; j < 576; j++) {
-      cnn_v8 t;
-      memcpy(&t, dwv + (size_t)j * 8, sizeof t);
-      dw[j] = CNN_HSUM8(t);
+    for (int j = 0; j < 576; j += 8) {
+#if CNN_HAS_SHUFFLEVECTOR
+      cnn_v8 t[8];
+      memcpy(t, dwv + (size_t)j * 8, sizeof t);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      t[1] = CNN_PAIRSUM8(t[2], t[3]);
+      t[2] = CNN_PAIRSUM8(t[4], t[5]);
+      t[3] = CNN_PAIRSUM8(t[6], t[7]);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      t[1] = CNN_PAIRSUM8(t[2], t[3]);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      memcpy(dw + j, &t[0], sizeof t[0]);
+#else
+      for (int u = 0; u < 8; u++) {
+        cnn_v8 t;
+        memcpy(&t, dwv + (size_t)(j + u) * 8, sizeof t);
+        dw[j + u] = CNN_HSUM8(t);
+      }
+#endif
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -4538,10 +4646,33 @@ CNN_V16_FN static void mnist_resnet_l6_conv_backward_v16(int n) {
         }
       }
     }
-    for (int j = 0; j < 576; j++) {
-      cnn_v16 t;
-      memcpy(&t, dwv + (size_t)j * 16, sizeof t);
-      dw[j] = CNN_HSUM16(t);
+    for (int j = 0; j < 576; j += 16) {
+#if CNN_HAS_SHUFFLEVECTOR
+      cnn_v16 t[16];
+      memcpy(t, dwv + (size_t)j * 16, sizeof t);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[2] = CNN_PAIRSUM16(t[4], t[5]);
+      t[3] = CNN_PAIRSUM16(t[6], t[7]);
+      t[4] = CNN_PAIRSUM16(t[8], t[9]);
+      t[5] = CNN_PAIRSUM16(t[10], t[11]);
+      t[6] = CNN_PAIRSUM16(t[12], t[13]);
+      t[7] = CNN_PAIRSUM16(t[14], t[15]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[2] = CNN_PAIRSUM16(t[4], t[5]);
+      t[3] = CNN_PAIRSUM16(t[6], t[7]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      memcpy(dw + j, &t[0], sizeof t[0]);
+#else
+      for (int u = 0; u < 16; u++) {
+        cnn_v16 t;
+        memcpy(&t, dwv + (size_t)(j + u) * 16, sizeof t);
+        dw[j + u] = CNN_HSUM16(t);
+      }
+#endif
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -6833,10 +6964,25 @@ CNN_CLONES_V8 static void mnist_resnet_l14_conv_backward_v8(int n) {
         }
       }
     }
-    for (int j = 0; j < 2304; j++) {
-      cnn_v8 t;
-      memcpy(&t, dwv + (size_t)j * 8, sizeof t);
-      dw[j] = CNN_HSUM8(t);
+    for (int j = 0; j < 2304; j += 8) {
+#if CNN_HAS_SHUFFLEVECTOR
+      cnn_v8 t[8];
+      memcpy(t, dwv + (size_t)j * 8, sizeof t);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      t[1] = CNN_PAIRSUM8(t[2], t[3]);
+      t[2] = CNN_PAIRSUM8(t[4], t[5]);
+      t[3] = CNN_PAIRSUM8(t[6], t[7]);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      t[1] = CNN_PAIRSUM8(t[2], t[3]);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      memcpy(dw + j, &t[0], sizeof t[0]);
+#else
+      for (int u = 0; u < 8; u++) {
+        cnn_v8 t;
+        memcpy(&t, dwv + (size_t)(j + u) * 8, sizeof t);
+        dw[j + u] = CNN_HSUM8(t);
+      }
+#endif
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -7264,10 +7410,33 @@ CNN_V16_FN static void mnist_resnet_l14_conv_backward_v16(int n) {
         }
       }
     }
-    for (int j = 0; j < 2304; j++) {
-      cnn_v16 t;
-      memcpy(&t, dwv + (size_t)j * 16, sizeof t);
-      dw[j] = CNN_HSUM16(t);
+    for (int j = 0; j < 2304; j += 16) {
+#if CNN_HAS_SHUFFLEVECTOR
+      cnn_v16 t[16];
+      memcpy(t, dwv + (size_t)j * 16, sizeof t);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[2] = CNN_PAIRSUM16(t[4], t[5]);
+      t[3] = CNN_PAIRSUM16(t[6], t[7]);
+      t[4] = CNN_PAIRSUM16(t[8], t[9]);
+      t[5] = CNN_PAIRSUM16(t[10], t[11]);
+      t[6] = CNN_PAIRSUM16(t[12], t[13]);
+      t[7] = CNN_PAIRSUM16(t[14], t[15]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[2] = CNN_PAIRSUM16(t[4], t[5]);
+      t[3] = CNN_PAIRSUM16(t[6], t[7]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      memcpy(dw + j, &t[0], sizeof t[0]);
+#else
+      for (int u = 0; u < 16; u++) {
+        cnn_v16 t;
+        memcpy(&t, dwv + (size_t)(j + u) * 16, sizeof t);
+        dw[j + u] = CNN_HSUM16(t);
+      }
+#endif
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -8360,10 +8529,25 @@ CNN_CLONES_V8 static void mnist_resnet_l17_conv_backward_v8(int n) {
         }
       }
     }
-    for (int j = 0; j < 2304; j++) {
-      cnn_v8 t;
-      memcpy(&t, dwv + (size_t)j * 8, sizeof t);
-      dw[j] = CNN_HSUM8(t);
+    for (int j = 0; j < 2304; j += 8) {
+#if CNN_HAS_SHUFFLEVECTOR
+      cnn_v8 t[8];
+      memcpy(t, dwv + (size_t)j * 8, sizeof t);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      t[1] = CNN_PAIRSUM8(t[2], t[3]);
+      t[2] = CNN_PAIRSUM8(t[4], t[5]);
+      t[3] = CNN_PAIRSUM8(t[6], t[7]);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      t[1] = CNN_PAIRSUM8(t[2], t[3]);
+      t[0] = CNN_PAIRSUM8(t[0], t[1]);
+      memcpy(dw + j, &t[0], sizeof t[0]);
+#else
+      for (int u = 0; u < 8; u++) {
+        cnn_v8 t;
+        memcpy(&t, dwv + (size_t)(j + u) * 8, sizeof t);
+        dw[j + u] = CNN_HSUM8(t);
+      }
+#endif
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
@@ -8849,10 +9033,33 @@ CNN_V16_FN static void mnist_resnet_l17_conv_backward_v16(int n) {
         }
       }
     }
-    for (int j = 0; j < 2304; j++) {
-      cnn_v16 t;
-      memcpy(&t, dwv + (size_t)j * 16, sizeof t);
-      dw[j] = CNN_HSUM16(t);
+    for (int j = 0; j < 2304; j += 16) {
+#if CNN_HAS_SHUFFLEVECTOR
+      cnn_v16 t[16];
+      memcpy(t, dwv + (size_t)j * 16, sizeof t);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[2] = CNN_PAIRSUM16(t[4], t[5]);
+      t[3] = CNN_PAIRSUM16(t[6], t[7]);
+      t[4] = CNN_PAIRSUM16(t[8], t[9]);
+      t[5] = CNN_PAIRSUM16(t[10], t[11]);
+      t[6] = CNN_PAIRSUM16(t[12], t[13]);
+      t[7] = CNN_PAIRSUM16(t[14], t[15]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[2] = CNN_PAIRSUM16(t[4], t[5]);
+      t[3] = CNN_PAIRSUM16(t[6], t[7]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      t[1] = CNN_PAIRSUM16(t[2], t[3]);
+      t[0] = CNN_PAIRSUM16(t[0], t[1]);
+      memcpy(dw + j, &t[0], sizeof t[0]);
+#else
+      for (int u = 0; u < 16; u++) {
+        cnn_v16 t;
+        memcpy(&t, dwv + (size_t)(j + u) * 16, sizeof t);
+        dw[j + u] = CNN_HSUM16(t);
+      }
+#endif
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
