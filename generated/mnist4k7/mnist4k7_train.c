@@ -4120,27 +4120,25 @@ CNN_V16_FN static void mnist4k7_l10_conv_backward_v16(int n) {
         for (long j = j0; j < 1200; j++)
           dyl[j * 16 + u] = li[u] >= 0 ? mnist4k7_d11[(size_t)li[u] * 1200 + j] : 0;
     }
-    // 3 output channels x the 9 taps of one input channel per register tile.
-    for (int o = 0; o < 12; o += 3)
+    // 2 output channels x the 9 taps of one input channel per register tile.
+    for (int o = 0; o < 12; o += 2)
       for (int c = 0; c < 8; c++) {
         cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0}, s0_5 = {0}, s0_6 = {0}, s0_7 = {0}, s0_8 = {0};
         cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0}, s1_3 = {0}, s1_4 = {0}, s1_5 = {0}, s1_6 = {0}, s1_7 = {0}, s1_8 = {0};
-        cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0}, s2_3 = {0}, s2_4 = {0}, s2_5 = {0}, s2_6 = {0}, s2_7 = {0}, s2_8 = {0};
         for (int oy = 0; oy < 10; oy++)
           for (int ox = 0; ox < 10; ox++) {
             const cnn_real *restrict xr = xl + (size_t)((c * 12 + oy) * 12 + ox) * 16;
             cnn_v16 e0; memcpy(&e0, dyl + (size_t)(((o + 0) * 10 + oy) * 10 + ox) * 16, sizeof e0); CNN_PIN16(e0);
             cnn_v16 e1; memcpy(&e1, dyl + (size_t)(((o + 1) * 10 + oy) * 10 + ox) * 16, sizeof e1); CNN_PIN16(e1);
-            cnn_v16 e2; memcpy(&e2, dyl + (size_t)(((o + 2) * 10 + oy) * 10 + ox) * 16, sizeof e2); CNN_PIN16(e2);
-            { cnn_v16 v; memcpy(&v, xr + 0, sizeof v); s0_0 += e0 * v; s1_0 += e1 * v; s2_0 += e2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 16, sizeof v); s0_1 += e0 * v; s1_1 += e1 * v; s2_1 += e2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 32, sizeof v); s0_2 += e0 * v; s1_2 += e1 * v; s2_2 += e2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 192, sizeof v); s0_3 += e0 * v; s1_3 += e1 * v; s2_3 += e2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 208, sizeof v); s0_4 += e0 * v; s1_4 += e1 * v; s2_4 += e2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 224, sizeof v); s0_5 += e0 * v; s1_5 += e1 * v; s2_5 += e2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 384, sizeof v); s0_6 += e0 * v; s1_6 += e1 * v; s2_6 += e2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 400, sizeof v); s0_7 += e0 * v; s1_7 += e1 * v; s2_7 += e2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 416, sizeof v); s0_8 += e0 * v; s1_8 += e1 * v; s2_8 += e2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 0, sizeof v); s0_0 += e0 * v; s1_0 += e1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 16, sizeof v); s0_1 += e0 * v; s1_1 += e1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 32, sizeof v); s0_2 += e0 * v; s1_2 += e1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 192, sizeof v); s0_3 += e0 * v; s1_3 += e1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 208, sizeof v); s0_4 += e0 * v; s1_4 += e1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 224, sizeof v); s0_5 += e0 * v; s1_5 += e1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 384, sizeof v); s0_6 += e0 * v; s1_6 += e1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 400, sizeof v); s0_7 += e0 * v; s1_7 += e1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 416, sizeof v); s0_8 += e0 * v; s1_8 += e1 * v; }
           }
         {
 #if CNN_HAS_SHUFFLEVECTOR
@@ -4374,123 +4372,6 @@ CNN_V16_FN static void mnist4k7_l10_conv_backward_v16(int n) {
 #else
           { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 1) * 8 + c) * 9 + 8] = ((((s1_8)[0] + (s1_8)[1]) + ((s1_8)[2] + (s1_8)[3])) + (((s1_8)[4] + (s1_8)[5]) + ((s1_8)[6] + (s1_8)[7]))); }
           { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 1) * 8 + c) * 9 + 8] = ((((s1_8)[8] + (s1_8)[9]) + ((s1_8)[10] + (s1_8)[11])) + (((s1_8)[12] + (s1_8)[13]) + ((s1_8)[14] + (s1_8)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_0;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 0] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 0] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 0] = ((((s2_0)[0] + (s2_0)[1]) + ((s2_0)[2] + (s2_0)[3])) + (((s2_0)[4] + (s2_0)[5]) + ((s2_0)[6] + (s2_0)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 0] = ((((s2_0)[8] + (s2_0)[9]) + ((s2_0)[10] + (s2_0)[11])) + (((s2_0)[12] + (s2_0)[13]) + ((s2_0)[14] + (s2_0)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_1;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 1] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 1] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 1] = ((((s2_1)[0] + (s2_1)[1]) + ((s2_1)[2] + (s2_1)[3])) + (((s2_1)[4] + (s2_1)[5]) + ((s2_1)[6] + (s2_1)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 1] = ((((s2_1)[8] + (s2_1)[9]) + ((s2_1)[10] + (s2_1)[11])) + (((s2_1)[12] + (s2_1)[13]) + ((s2_1)[14] + (s2_1)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_2;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 2] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 2] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 2] = ((((s2_2)[0] + (s2_2)[1]) + ((s2_2)[2] + (s2_2)[3])) + (((s2_2)[4] + (s2_2)[5]) + ((s2_2)[6] + (s2_2)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 2] = ((((s2_2)[8] + (s2_2)[9]) + ((s2_2)[10] + (s2_2)[11])) + (((s2_2)[12] + (s2_2)[13]) + ((s2_2)[14] + (s2_2)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_3;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 3] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 3] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 3] = ((((s2_3)[0] + (s2_3)[1]) + ((s2_3)[2] + (s2_3)[3])) + (((s2_3)[4] + (s2_3)[5]) + ((s2_3)[6] + (s2_3)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 3] = ((((s2_3)[8] + (s2_3)[9]) + ((s2_3)[10] + (s2_3)[11])) + (((s2_3)[12] + (s2_3)[13]) + ((s2_3)[14] + (s2_3)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_4;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 4] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 4] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 4] = ((((s2_4)[0] + (s2_4)[1]) + ((s2_4)[2] + (s2_4)[3])) + (((s2_4)[4] + (s2_4)[5]) + ((s2_4)[6] + (s2_4)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 4] = ((((s2_4)[8] + (s2_4)[9]) + ((s2_4)[10] + (s2_4)[11])) + (((s2_4)[12] + (s2_4)[13]) + ((s2_4)[14] + (s2_4)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_5;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 5] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 5] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 5] = ((((s2_5)[0] + (s2_5)[1]) + ((s2_5)[2] + (s2_5)[3])) + (((s2_5)[4] + (s2_5)[5]) + ((s2_5)[6] + (s2_5)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 5] = ((((s2_5)[8] + (s2_5)[9]) + ((s2_5)[10] + (s2_5)[11])) + (((s2_5)[12] + (s2_5)[13]) + ((s2_5)[14] + (s2_5)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_6;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 6] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 6] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 6] = ((((s2_6)[0] + (s2_6)[1]) + ((s2_6)[2] + (s2_6)[3])) + (((s2_6)[4] + (s2_6)[5]) + ((s2_6)[6] + (s2_6)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 6] = ((((s2_6)[8] + (s2_6)[9]) + ((s2_6)[10] + (s2_6)[11])) + (((s2_6)[12] + (s2_6)[13]) + ((s2_6)[14] + (s2_6)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_7;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 7] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 7] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 7] = ((((s2_7)[0] + (s2_7)[1]) + ((s2_7)[2] + (s2_7)[3])) + (((s2_7)[4] + (s2_7)[5]) + ((s2_7)[6] + (s2_7)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 7] = ((((s2_7)[8] + (s2_7)[9]) + ((s2_7)[10] + (s2_7)[11])) + (((s2_7)[12] + (s2_7)[13]) + ((s2_7)[14] + (s2_7)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_8;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 8] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 8] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 8] = ((((s2_8)[0] + (s2_8)[1]) + ((s2_8)[2] + (s2_8)[3])) + (((s2_8)[4] + (s2_8)[5]) + ((s2_8)[6] + (s2_8)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l10_dw[g][((o + 2) * 8 + c) * 9 + 8] = ((((s2_8)[8] + (s2_8)[9]) + ((s2_8)[10] + (s2_8)[11])) + (((s2_8)[12] + (s2_8)[13]) + ((s2_8)[14] + (s2_8)[15]))); }
 #endif
         }
       }
@@ -5695,27 +5576,25 @@ CNN_V16_FN static void mnist4k7_l13_conv_backward_v16(int n) {
         for (long j = j0; j < 768; j++)
           dyl[j * 16 + u] = li[u] >= 0 ? mnist4k7_d14[(size_t)li[u] * 768 + j] : 0;
     }
-    // 3 output channels x the 9 taps of one input channel per register tile.
-    for (int o = 0; o < 12; o += 3)
+    // 2 output channels x the 9 taps of one input channel per register tile.
+    for (int o = 0; o < 12; o += 2)
       for (int c = 0; c < 12; c++) {
         cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0}, s0_5 = {0}, s0_6 = {0}, s0_7 = {0}, s0_8 = {0};
         cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0}, s1_3 = {0}, s1_4 = {0}, s1_5 = {0}, s1_6 = {0}, s1_7 = {0}, s1_8 = {0};
-        cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0}, s2_3 = {0}, s2_4 = {0}, s2_5 = {0}, s2_6 = {0}, s2_7 = {0}, s2_8 = {0};
         for (int oy = 0; oy < 8; oy++)
           for (int ox = 0; ox < 8; ox++) {
             const cnn_real *restrict xr = xl + (size_t)((c * 10 + oy) * 10 + ox) * 16;
             cnn_v16 e0; memcpy(&e0, dyl + (size_t)(((o + 0) * 8 + oy) * 8 + ox) * 16, sizeof e0); CNN_PIN16(e0);
             cnn_v16 e1; memcpy(&e1, dyl + (size_t)(((o + 1) * 8 + oy) * 8 + ox) * 16, sizeof e1); CNN_PIN16(e1);
-            cnn_v16 e2; memcpy(&e2, dyl + (size_t)(((o + 2) * 8 + oy) * 8 + ox) * 16, sizeof e2); CNN_PIN16(e2);
-            { cnn_v16 v; memcpy(&v, xr + 0, sizeof v); s0_0 += e0 * v; s1_0 += e1 * v; s2_0 += e2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 16, sizeof v); s0_1 += e0 * v; s1_1 += e1 * v; s2_1 += e2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 32, sizeof v); s0_2 += e0 * v; s1_2 += e1 * v; s2_2 += e2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 160, sizeof v); s0_3 += e0 * v; s1_3 += e1 * v; s2_3 += e2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 176, sizeof v); s0_4 += e0 * v; s1_4 += e1 * v; s2_4 += e2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 192, sizeof v); s0_5 += e0 * v; s1_5 += e1 * v; s2_5 += e2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 320, sizeof v); s0_6 += e0 * v; s1_6 += e1 * v; s2_6 += e2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 336, sizeof v); s0_7 += e0 * v; s1_7 += e1 * v; s2_7 += e2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 352, sizeof v); s0_8 += e0 * v; s1_8 += e1 * v; s2_8 += e2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 0, sizeof v); s0_0 += e0 * v; s1_0 += e1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 16, sizeof v); s0_1 += e0 * v; s1_1 += e1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 32, sizeof v); s0_2 += e0 * v; s1_2 += e1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 160, sizeof v); s0_3 += e0 * v; s1_3 += e1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 176, sizeof v); s0_4 += e0 * v; s1_4 += e1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 192, sizeof v); s0_5 += e0 * v; s1_5 += e1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 320, sizeof v); s0_6 += e0 * v; s1_6 += e1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 336, sizeof v); s0_7 += e0 * v; s1_7 += e1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 352, sizeof v); s0_8 += e0 * v; s1_8 += e1 * v; }
           }
         {
 #if CNN_HAS_SHUFFLEVECTOR
@@ -5949,123 +5828,6 @@ CNN_V16_FN static void mnist4k7_l13_conv_backward_v16(int n) {
 #else
           { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 1) * 12 + c) * 9 + 8] = ((((s1_8)[0] + (s1_8)[1]) + ((s1_8)[2] + (s1_8)[3])) + (((s1_8)[4] + (s1_8)[5]) + ((s1_8)[6] + (s1_8)[7]))); }
           { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 1) * 12 + c) * 9 + 8] = ((((s1_8)[8] + (s1_8)[9]) + ((s1_8)[10] + (s1_8)[11])) + (((s1_8)[12] + (s1_8)[13]) + ((s1_8)[14] + (s1_8)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_0;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 0] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 0] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 0] = ((((s2_0)[0] + (s2_0)[1]) + ((s2_0)[2] + (s2_0)[3])) + (((s2_0)[4] + (s2_0)[5]) + ((s2_0)[6] + (s2_0)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 0] = ((((s2_0)[8] + (s2_0)[9]) + ((s2_0)[10] + (s2_0)[11])) + (((s2_0)[12] + (s2_0)[13]) + ((s2_0)[14] + (s2_0)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_1;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 1] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 1] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 1] = ((((s2_1)[0] + (s2_1)[1]) + ((s2_1)[2] + (s2_1)[3])) + (((s2_1)[4] + (s2_1)[5]) + ((s2_1)[6] + (s2_1)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 1] = ((((s2_1)[8] + (s2_1)[9]) + ((s2_1)[10] + (s2_1)[11])) + (((s2_1)[12] + (s2_1)[13]) + ((s2_1)[14] + (s2_1)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_2;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 2] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 2] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 2] = ((((s2_2)[0] + (s2_2)[1]) + ((s2_2)[2] + (s2_2)[3])) + (((s2_2)[4] + (s2_2)[5]) + ((s2_2)[6] + (s2_2)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 2] = ((((s2_2)[8] + (s2_2)[9]) + ((s2_2)[10] + (s2_2)[11])) + (((s2_2)[12] + (s2_2)[13]) + ((s2_2)[14] + (s2_2)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_3;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 3] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 3] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 3] = ((((s2_3)[0] + (s2_3)[1]) + ((s2_3)[2] + (s2_3)[3])) + (((s2_3)[4] + (s2_3)[5]) + ((s2_3)[6] + (s2_3)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 3] = ((((s2_3)[8] + (s2_3)[9]) + ((s2_3)[10] + (s2_3)[11])) + (((s2_3)[12] + (s2_3)[13]) + ((s2_3)[14] + (s2_3)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_4;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 4] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 4] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 4] = ((((s2_4)[0] + (s2_4)[1]) + ((s2_4)[2] + (s2_4)[3])) + (((s2_4)[4] + (s2_4)[5]) + ((s2_4)[6] + (s2_4)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 4] = ((((s2_4)[8] + (s2_4)[9]) + ((s2_4)[10] + (s2_4)[11])) + (((s2_4)[12] + (s2_4)[13]) + ((s2_4)[14] + (s2_4)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_5;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 5] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 5] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 5] = ((((s2_5)[0] + (s2_5)[1]) + ((s2_5)[2] + (s2_5)[3])) + (((s2_5)[4] + (s2_5)[5]) + ((s2_5)[6] + (s2_5)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 5] = ((((s2_5)[8] + (s2_5)[9]) + ((s2_5)[10] + (s2_5)[11])) + (((s2_5)[12] + (s2_5)[13]) + ((s2_5)[14] + (s2_5)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_6;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 6] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 6] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 6] = ((((s2_6)[0] + (s2_6)[1]) + ((s2_6)[2] + (s2_6)[3])) + (((s2_6)[4] + (s2_6)[5]) + ((s2_6)[6] + (s2_6)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 6] = ((((s2_6)[8] + (s2_6)[9]) + ((s2_6)[10] + (s2_6)[11])) + (((s2_6)[12] + (s2_6)[13]) + ((s2_6)[14] + (s2_6)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_7;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 7] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 7] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 7] = ((((s2_7)[0] + (s2_7)[1]) + ((s2_7)[2] + (s2_7)[3])) + (((s2_7)[4] + (s2_7)[5]) + ((s2_7)[6] + (s2_7)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 7] = ((((s2_7)[8] + (s2_7)[9]) + ((s2_7)[10] + (s2_7)[11])) + (((s2_7)[12] + (s2_7)[13]) + ((s2_7)[14] + (s2_7)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_8;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 8] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 8] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 8] = ((((s2_8)[0] + (s2_8)[1]) + ((s2_8)[2] + (s2_8)[3])) + (((s2_8)[4] + (s2_8)[5]) + ((s2_8)[6] + (s2_8)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l13_dw[g][((o + 2) * 12 + c) * 9 + 8] = ((((s2_8)[8] + (s2_8)[9]) + ((s2_8)[10] + (s2_8)[11])) + (((s2_8)[12] + (s2_8)[13]) + ((s2_8)[14] + (s2_8)[15]))); }
 #endif
         }
       }
@@ -7266,27 +7028,25 @@ CNN_V16_FN static void mnist4k7_l16_conv_backward_v16(int n) {
         for (long j = j0; j < 432; j++)
           dyl[j * 16 + u] = li[u] >= 0 ? mnist4k7_d17[(size_t)li[u] * 432 + j] : 0;
     }
-    // 3 output channels x the 9 taps of one input channel per register tile.
-    for (int o = 0; o < 12; o += 3)
+    // 2 output channels x the 9 taps of one input channel per register tile.
+    for (int o = 0; o < 12; o += 2)
       for (int c = 0; c < 12; c++) {
         cnn_v16 s0_0 = {0}, s0_1 = {0}, s0_2 = {0}, s0_3 = {0}, s0_4 = {0}, s0_5 = {0}, s0_6 = {0}, s0_7 = {0}, s0_8 = {0};
         cnn_v16 s1_0 = {0}, s1_1 = {0}, s1_2 = {0}, s1_3 = {0}, s1_4 = {0}, s1_5 = {0}, s1_6 = {0}, s1_7 = {0}, s1_8 = {0};
-        cnn_v16 s2_0 = {0}, s2_1 = {0}, s2_2 = {0}, s2_3 = {0}, s2_4 = {0}, s2_5 = {0}, s2_6 = {0}, s2_7 = {0}, s2_8 = {0};
         for (int oy = 0; oy < 6; oy++)
           for (int ox = 0; ox < 6; ox++) {
             const cnn_real *restrict xr = xl + (size_t)((c * 8 + oy) * 8 + ox) * 16;
             cnn_v16 e0; memcpy(&e0, dyl + (size_t)(((o + 0) * 6 + oy) * 6 + ox) * 16, sizeof e0); CNN_PIN16(e0);
             cnn_v16 e1; memcpy(&e1, dyl + (size_t)(((o + 1) * 6 + oy) * 6 + ox) * 16, sizeof e1); CNN_PIN16(e1);
-            cnn_v16 e2; memcpy(&e2, dyl + (size_t)(((o + 2) * 6 + oy) * 6 + ox) * 16, sizeof e2); CNN_PIN16(e2);
-            { cnn_v16 v; memcpy(&v, xr + 0, sizeof v); s0_0 += e0 * v; s1_0 += e1 * v; s2_0 += e2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 16, sizeof v); s0_1 += e0 * v; s1_1 += e1 * v; s2_1 += e2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 32, sizeof v); s0_2 += e0 * v; s1_2 += e1 * v; s2_2 += e2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 128, sizeof v); s0_3 += e0 * v; s1_3 += e1 * v; s2_3 += e2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 144, sizeof v); s0_4 += e0 * v; s1_4 += e1 * v; s2_4 += e2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 160, sizeof v); s0_5 += e0 * v; s1_5 += e1 * v; s2_5 += e2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 256, sizeof v); s0_6 += e0 * v; s1_6 += e1 * v; s2_6 += e2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 272, sizeof v); s0_7 += e0 * v; s1_7 += e1 * v; s2_7 += e2 * v; }
-            { cnn_v16 v; memcpy(&v, xr + 288, sizeof v); s0_8 += e0 * v; s1_8 += e1 * v; s2_8 += e2 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 0, sizeof v); s0_0 += e0 * v; s1_0 += e1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 16, sizeof v); s0_1 += e0 * v; s1_1 += e1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 32, sizeof v); s0_2 += e0 * v; s1_2 += e1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 128, sizeof v); s0_3 += e0 * v; s1_3 += e1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 144, sizeof v); s0_4 += e0 * v; s1_4 += e1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 160, sizeof v); s0_5 += e0 * v; s1_5 += e1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 256, sizeof v); s0_6 += e0 * v; s1_6 += e1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 272, sizeof v); s0_7 += e0 * v; s1_7 += e1 * v; }
+            { cnn_v16 v; memcpy(&v, xr + 288, sizeof v); s0_8 += e0 * v; s1_8 += e1 * v; }
           }
         {
 #if CNN_HAS_SHUFFLEVECTOR
@@ -7520,123 +7280,6 @@ CNN_V16_FN static void mnist4k7_l16_conv_backward_v16(int n) {
 #else
           { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 1) * 12 + c) * 9 + 8] = ((((s1_8)[0] + (s1_8)[1]) + ((s1_8)[2] + (s1_8)[3])) + (((s1_8)[4] + (s1_8)[5]) + ((s1_8)[6] + (s1_8)[7]))); }
           { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 1) * 12 + c) * 9 + 8] = ((((s1_8)[8] + (s1_8)[9]) + ((s1_8)[10] + (s1_8)[11])) + (((s1_8)[12] + (s1_8)[13]) + ((s1_8)[14] + (s1_8)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_0;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 0] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 0] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 0] = ((((s2_0)[0] + (s2_0)[1]) + ((s2_0)[2] + (s2_0)[3])) + (((s2_0)[4] + (s2_0)[5]) + ((s2_0)[6] + (s2_0)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 0] = ((((s2_0)[8] + (s2_0)[9]) + ((s2_0)[10] + (s2_0)[11])) + (((s2_0)[12] + (s2_0)[13]) + ((s2_0)[14] + (s2_0)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_1;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 1] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 1] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 1] = ((((s2_1)[0] + (s2_1)[1]) + ((s2_1)[2] + (s2_1)[3])) + (((s2_1)[4] + (s2_1)[5]) + ((s2_1)[6] + (s2_1)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 1] = ((((s2_1)[8] + (s2_1)[9]) + ((s2_1)[10] + (s2_1)[11])) + (((s2_1)[12] + (s2_1)[13]) + ((s2_1)[14] + (s2_1)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_2;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 2] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 2] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 2] = ((((s2_2)[0] + (s2_2)[1]) + ((s2_2)[2] + (s2_2)[3])) + (((s2_2)[4] + (s2_2)[5]) + ((s2_2)[6] + (s2_2)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 2] = ((((s2_2)[8] + (s2_2)[9]) + ((s2_2)[10] + (s2_2)[11])) + (((s2_2)[12] + (s2_2)[13]) + ((s2_2)[14] + (s2_2)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_3;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 3] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 3] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 3] = ((((s2_3)[0] + (s2_3)[1]) + ((s2_3)[2] + (s2_3)[3])) + (((s2_3)[4] + (s2_3)[5]) + ((s2_3)[6] + (s2_3)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 3] = ((((s2_3)[8] + (s2_3)[9]) + ((s2_3)[10] + (s2_3)[11])) + (((s2_3)[12] + (s2_3)[13]) + ((s2_3)[14] + (s2_3)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_4;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 4] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 4] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 4] = ((((s2_4)[0] + (s2_4)[1]) + ((s2_4)[2] + (s2_4)[3])) + (((s2_4)[4] + (s2_4)[5]) + ((s2_4)[6] + (s2_4)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 4] = ((((s2_4)[8] + (s2_4)[9]) + ((s2_4)[10] + (s2_4)[11])) + (((s2_4)[12] + (s2_4)[13]) + ((s2_4)[14] + (s2_4)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_5;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 5] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 5] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 5] = ((((s2_5)[0] + (s2_5)[1]) + ((s2_5)[2] + (s2_5)[3])) + (((s2_5)[4] + (s2_5)[5]) + ((s2_5)[6] + (s2_5)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 5] = ((((s2_5)[8] + (s2_5)[9]) + ((s2_5)[10] + (s2_5)[11])) + (((s2_5)[12] + (s2_5)[13]) + ((s2_5)[14] + (s2_5)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_6;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 6] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 6] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 6] = ((((s2_6)[0] + (s2_6)[1]) + ((s2_6)[2] + (s2_6)[3])) + (((s2_6)[4] + (s2_6)[5]) + ((s2_6)[6] + (s2_6)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 6] = ((((s2_6)[8] + (s2_6)[9]) + ((s2_6)[10] + (s2_6)[11])) + (((s2_6)[12] + (s2_6)[13]) + ((s2_6)[14] + (s2_6)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_7;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 7] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 7] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 7] = ((((s2_7)[0] + (s2_7)[1]) + ((s2_7)[2] + (s2_7)[3])) + (((s2_7)[4] + (s2_7)[5]) + ((s2_7)[6] + (s2_7)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 7] = ((((s2_7)[8] + (s2_7)[9]) + ((s2_7)[10] + (s2_7)[11])) + (((s2_7)[12] + (s2_7)[13]) + ((s2_7)[14] + (s2_7)[15]))); }
-#endif
-        }
-        {
-#if CNN_HAS_SHUFFLEVECTOR
-          cnn_v16 r = s2_8;
-          r = r + __builtin_shufflevector(r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-          r = r + __builtin_shufflevector(r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-          r = r + __builtin_shufflevector(r, r, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 8] = r[0]; }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 8] = r[8]; }
-#else
-          { const int g = s * 2 + 0; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 8] = ((((s2_8)[0] + (s2_8)[1]) + ((s2_8)[2] + (s2_8)[3])) + (((s2_8)[4] + (s2_8)[5]) + ((s2_8)[6] + (s2_8)[7]))); }
-          { const int g = s * 2 + 1; if (g < NGROUP) mnist4k7_l16_dw[g][((o + 2) * 12 + c) * 9 + 8] = ((((s2_8)[8] + (s2_8)[9]) + ((s2_8)[10] + (s2_8)[11])) + (((s2_8)[12] + (s2_8)[13]) + ((s2_8)[14] + (s2_8)[15]))); }
 #endif
         }
       }
