@@ -359,10 +359,11 @@ static int layers_main(void) {
   }
   printf("(The backward of a conv is its weight gradient and, when its input has one, its input\n"
          "gradient: twice the forward's multiply-adds. A BatchNorm's row includes the dropout and\n"
-         "ReLU fused into it, but where a direct conv runs its passes image by image they count in\n"
-         "that conv's row: a conv's forward includes the normalizing sweep of the BatchNorm before\n"
-         "it and the statistics of the one after it; its backward the input gradient of the\n"
-         "BatchNorm after it and the first backward pass of the one before it.)\n");
+         "ReLU fused into it, but where a direct conv or a max-pool runs its passes image by image\n"
+         "they count in that layer's row: a conv's forward includes the normalizing sweep of the\n"
+         "BatchNorm before it and the statistics of the one after it; its backward the input\n"
+         "gradient of the BatchNorm after it and the first backward pass of the one before it; a\n"
+         "max-pool's the sweep and the first backward pass of the BatchNorm before it.)\n");
   free(x);
   free(y);
 #else
