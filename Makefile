@@ -324,7 +324,7 @@ $(GC_DIR)/%_f.o: $(GC_DIR)/stamp runtime/cnn_net.h
 $(GC_DIR)/mnist14k_f.o: $(GC_DIR)/stamp runtime/cnn_net.h
 	$(CC) $(TEST_CFLAGS) -DCNN_NO_V16 -DCNN_EXPOSE_ACT -DCNN_INPUT_GRAD -Iruntime -c $(GC_DIR)/mnist14k/mnist14k_train.c -o $@
 # The newer kinds are checked through the front end: tests/nets/gc_*.cnn.
-CNN_GC_NETS := gc_same gc_groups gc_rect gc_residual gc_residual2 gc_smooth gc_wgrad gc_bnfuse gc_wgrad2 gc_valid gc_lanes
+CNN_GC_NETS := gc_same gc_groups gc_rect gc_residual gc_residual2 gc_smooth gc_wgrad gc_bnfuse gc_wgrad2 gc_valid gc_lanes gc_bnpool gc_bndx
 $(CNN_GC_NETS:%=$(GC_DIR)/%/stamp): $(GC_DIR)/%/stamp: tests/nets/%.cnn $(BUILD)/cnnc
 	@mkdir -p $(@D)
 	$(BUILD)/cnnc build $< -o $(@D)/ && touch $@

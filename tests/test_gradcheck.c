@@ -29,6 +29,8 @@
 #include "gc_wgrad2_train.h"
 #include "gc_valid_train.h"
 #include "gc_lanes_train.h"
+#include "gc_bnpool_train.h"
+#include "gc_bndx_train.h"
 #include "mnist14k_train.h"
 
 // Largest relative error seen by each suite, reported at the end.
@@ -149,6 +151,7 @@ SMALL(gc_smooth)
 SMALL(gc_bnfuse)
 SMALL(gc_valid)
 SMALL(gc_lanes)
+SMALL(gc_bnpool)
 
 // The weight gradient's padded copies of dy, flat and rows, in groups: a
 // sample of the parameters (1,344) and of the inputs, a full batch and a
@@ -164,6 +167,13 @@ static void test_gc_wgrad(void) {
 static void test_gc_wgrad2(void) {
   CU_ASSERT(gradcheck(&gc_wgrad2_net, gc_wgrad2_input_grad, gc_wgrad2_net.batch, 120, 40) <= 1e-6);
   CU_ASSERT(gradcheck(&gc_wgrad2_net, gc_wgrad2_input_grad, gc_wgrad2_net.batch - 2, 60, 20) <= 1e-6);
+}
+
+// A BatchNorm's input gradient written into the large-map conv's padded
+// copies of dy: a sample, a full batch and a short one.
+static void test_gc_bndx(void) {
+  CU_ASSERT(gradcheck(&gc_bndx_net, gc_bndx_input_grad, gc_bndx_net.batch, 120, 40) <= 1e-6);
+  CU_ASSERT(gradcheck(&gc_bndx_net, gc_bndx_input_grad, gc_bndx_net.batch - 2, 60, 20) <= 1e-6);
 }
 
 // The build runs the kernels of the width it was built for.
@@ -258,6 +268,8 @@ void register_tests(void) {
   CU_add_test(s, "weight gradient as vectors of lane sums per image, rows and flat", test_gc_wgrad2);
   CU_add_test(s, "unpadded convs' input gradients on wrapped rows: flat and rows, groups", test_gc_valid);
   CU_add_test(s, "convs with the images as lanes: groups of 3, bias, BN between, short batch", test_gc_lanes);
+  CU_add_test(s, "BatchNorm sweep and sums run by the max-pool: dropout and ReLU, ReLU", test_gc_bnpool);
+  CU_add_test(s, "BatchNorm dx written into the large-map conv's copies of dy", test_gc_bndx);
   CU_add_test(s, "mnist14k sampled", test_mnist14k);
   CU_add_test(s, "dropout masks follow the rng", test_dropout_masks_differ);
 }
