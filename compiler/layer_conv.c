@@ -647,10 +647,7 @@ static long dyw_size(const TrainCtx *c, const Layer *l) {
 static int takes_bn_dx(const TrainCtx *c, int k, int vl) {
   const Layer *l = &c->net->layers[k];
   ConvDims d = conv_dims(l, vl);
-  int bn = 0;
-  for (int b = k + 1; b < c->L; b++)
-    bn |= c->bn_dx[b] == k;
-  return bn && !conv_wgrad_images_inner(&d, c->gsize) && conv_wgrad_copy(&d) && !l->bias &&
+  return bn_run_by(c, c->bn_dx, k) >= 0 && !conv_wgrad_images_inner(&d, c->gsize) && conv_wgrad_copy(&d) && !l->bias &&
          !(c->gmode[l->src] && conv_is_1x1(l));
 }
 
@@ -725,10 +722,7 @@ static void direct_backward(TrainCtx *c, int k, int vl) {
   // The BatchNorm after this conv whose input gradient (this conv's dy)
   // runs here, image by image before the conv's own work; for small maps
   // the group's images at once, as the weight gradient then reads them.
-  int bnx = -1;
-  for (int b = k + 1; b < c->L; b++)
-    if (c->bn_dx[b] == k)
-      bnx = b;
+  int bnx = bn_run_by(c, c->bn_dx, k);
   if (bnx >= 0 && inner) {
     W(c, "    for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) { // layer %d's dx: this conv's dy\n", bnx);
     bn_emit_dx(c, bnx, "      ");
@@ -801,10 +795,7 @@ static void direct_backward(TrainCtx *c, int k, int vl) {
     emit_bias_grad(c, l);
   if (dxmode) {
     ig_open(c, dxmode);
-    int bn = -1; // the BatchNorm whose first backward pass follows, if any
-    for (int b = 0; b < k; b++)
-      if (c->bn_dsums[b] == k)
-        bn = b;
+    int bn = bn_run_by(c, c->bn_dsums, k); // the BatchNorm whose first backward pass follows
     // Its pass reads dx through pointers of its own: dx (restrict) goes out
     // of scope first.
     if (bn >= 0)

@@ -64,10 +64,8 @@ static void maxpool_emit(TrainCtx *c, int k) {
     ig_close(c, dxm);
   }
   W(c, "CNN_CLONES static void %s_l%d_maxpool_forward(int n, int training) {\n", P, k);
-  int sweeps = 0; // a BatchNorm's sweep run here reads `training`
-  for (int b = 0; b < k; b++)
-    sweeps |= c->bn_sweep[b] == k;
-  if (!sweeps && (!dxm || fast || dxm == 2)) // mode 2: used only under CNN_INPUT_GRAD
+  // A BatchNorm's sweep run here reads `training`.
+  if (bn_run_by(c, c->bn_sweep, k) < 0 && (!dxm || fast || dxm == 2)) // mode 2: used only under CNN_INPUT_GRAD
     W(c, "  (void)training;\n");
   group_begin(c);
   images_begin(c);
@@ -116,10 +114,7 @@ static void maxpool_emit(TrainCtx *c, int k) {
   // The BatchNorm whose first backward pass follows, if any: its pass
   // reads dx through pointers of its own, so dx (restrict) goes out of
   // scope first.
-  int bn = -1;
-  for (int b = 0; b < k; b++)
-    if (c->bn_dsums[b] == k)
-      bn = b;
+  int bn = bn_run_by(c, c->bn_dsums, k);
   group_begin(c);
   images_begin(c);
   if (bn >= 0)

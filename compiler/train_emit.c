@@ -170,6 +170,14 @@ void emit_chan_sums(TrainCtx *c, int bk, const char *x, const char *dy, const ch
   W(c, "%s}\n%s}\n", in2, ind);
 }
 
+int bn_run_by(const TrainCtx *c, const int *role, int k) {
+  int found = -1;
+  for (int b = 0; b < c->L; b++)
+    if (role[b] == k)
+      found = b;
+  return found;
+}
+
 void emit_bn_partials(TrainCtx *c, int k) {
   int C = c->net->layers[k].out.c;
   W(c, "// Layer %d's per-image, per-channel sums (summed over the batch in double):\n"

@@ -61,6 +61,9 @@ int conv_takes_bn_dx(const TrainCtx *c, int k);
 // (ReLU, dropout) and its per-channel sums of dy and dy * xhat; and its
 // input gradient, once its backward has set the factors.
 void bn_emit_sweep(TrainCtx *c, int k, const char *ind);
+// The BatchNorm b that role (bn_sweep, bn_dsums or bn_dx) gives to layer
+// k (role[b] == k), or -1: a layer runs at most one of each kind.
+int bn_run_by(const TrainCtx *c, const int *role, int k);
 // Each sweep that layer j runs (bn_sweep), in its per-image loop.
 void bn_emit_sweeps_for(TrainCtx *c, int j);
 void bn_emit_dy_sums(TrainCtx *c, int k, const char *ind);
