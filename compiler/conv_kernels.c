@@ -225,18 +225,63 @@ static void fwd_channels(TrainCtx *c, const ConvDims *d, const char *x, const ch
   }
 }
 
+// The taps ky0 .. ky1 - 1 that read a row outside the zero ones for the
+// output rows r0 .. r1 (C expressions) of d.
+static void clip_taps(TrainCtx *c, const ConvDims *d, const char *ind, const char *r0, const char *r1) {
+  W(c, "%sconst int ky0 = %s < %d ? %d - %s : 0, ky1 = %s > %d ? %d - %s : %d;\n", ind, r1, d->zt, d->zt, r1, r0,
+    d->h - d->zb - d->kh, d->h - d->zb, r0, d->kh);
+}
+
 // Output rows oy0 .. oy1 - 1 of emit_conv_direct, in tiles of ob channels x
 // nv vectors; with clip, each row runs only the taps that read rows outside
-// the zero ones.
+// the zero ones. A flat run (flatw, the row stride it runs on; one row)
+// clips each chunk of columns by the rows it spans.
 static void direct_rows(TrainCtx *c, const ConvDims *d, const char *x, const char *w, const char *y,
-                        const char *bias, const char *ind, int ob, int nv, int oy0, int oy1, int clip) {
+                        const char *bias, const char *ind, int ob, int nv, int oy0, int oy1, int clip,
+                        int flatw) {
   int chunk = nv * d->vl, full = d->ow / chunk * chunk, rest = d->ow - full;
   char in2[32];
   snprintf(in2, sizeof in2, "%s  ", ind);
   W(c, "%sfor (int oy = %d; oy < %d; oy++) {\n", ind, oy0, oy1);
+  if (clip && flatw) {
+    W(c, "%s  // Each chunk of columns runs the taps that read its rows' nonzero ones.\n", ind);
+    if (rest == 0 && full == chunk) {
+      char r1[16];
+      snprintf(r1, sizeof r1, "%d", (chunk - 1) / flatw);
+      clip_taps(c, d, in2, "0", r1);
+      fwd_channels(c, d, x, w, y, bias, in2, ob, nv, "0", d->vl, clip);
+    } else if (full == 0) {
+      char r1[16];
+      snprintf(r1, sizeof r1, "%d", (d->ow - 1) / flatw);
+      clip_taps(c, d, in2, "0", r1);
+      fwd_channels(c, d, x, w, y, bias, in2, ob, nv, "0", d->ow - (nv - 1) * d->vl, clip);
+    } else {
+      char in4[32], r0[32], r1[32];
+      snprintf(in4, sizeof in4, "%s    ", ind);
+      snprintf(r0, sizeof r0, "col / %d", flatw);
+      snprintf(r1, sizeof r1, "(col + %d) / %d", chunk - 1, flatw);
+      W(c, "%s  for (int col = 0; col < %d; col += %d) {\n", ind, full, chunk);
+      clip_taps(c, d, in4, r0, r1);
+      fwd_channels(c, d, x, w, y, bias, in4, ob, nv, "col", d->vl, clip);
+      W(c, "%s  }\n", ind);
+      if (rest) {
+        char cs[16];
+        snprintf(cs, sizeof cs, "%d", full);
+        snprintf(r0, sizeof r0, "%d", full / flatw);
+        snprintf(r1, sizeof r1, "%d", (d->ow - 1) / flatw);
+        int rv = (rest + d->vl - 1) / d->vl;
+        W(c, "%s  {\n", ind);
+        clip_taps(c, d, in4, r0, r1);
+        fwd_channels(c, d, x, w, y, bias, in4, best_channels(d->o, rv, vregs(d)), rv, cs, rest - (rv - 1) * d->vl,
+                     clip);
+        W(c, "%s  }\n", ind);
+      }
+    }
+    W(c, "%s}\n", ind);
+    return;
+  }
   if (clip)
-    W(c, "%s  const int ky0 = oy < %d ? %d - oy : 0, ky1 = oy > %d ? %d - oy : %d;\n", ind, d->zt, d->zt,
-      d->h - d->zb - d->kh, d->h - d->zb, d->kh);
+    clip_taps(c, d, in2, "oy", "oy");
   if (rest == 0 && full == chunk) {
     fwd_channels(c, d, x, w, y, bias, in2, ob, nv, "0", d->vl, clip);
   } else if (full == 0) {
@@ -297,13 +342,14 @@ void emit_conv_direct(TrainCtx *c, const ConvDims *d, const char *x, const char 
     f.ow = (d->oh - 1) * d->w + d->ow;
     conv_fwd_tile(&f, &ob, &nv);
     W(c, "%s// %d output channels x %d vectors of %d per register tile, over each plane as\n", ind, ob, nv, d->vl);
+    int clip = d->zt || d->zb;
     if (!copies) {
       W(c, "%s// one run (flat): a row's last taps read the next row's first, zero, columns.\n", ind);
-      direct_rows(c, &f, x, w, y, bias, ind, ob, nv, 0, 1, 0);
+      direct_rows(c, &f, x, w, y, bias, ind, ob, nv, 0, 1, clip, d->w);
       return;
     }
     W(c, "%s// one run on the input's row stride (flat), then copied row by row.\n", ind);
-    direct_rows(c, &f, x, w, tmp, bias, ind, ob, nv, 0, 1, 0);
+    direct_rows(c, &f, x, w, tmp, bias, ind, ob, nv, 0, 1, clip, d->w);
     W(c, "%sfor (int o = 0; o < %d; o++)\n%s  for (int oy = 0; oy < %d; oy++)\n", ind, d->o, ind, d->oh);
     W(c, "%s    memcpy(%s + (o * %d + oy) * %d, %s + o * %d + oy * %d, %d * sizeof(cnn_real));\n", ind, y, d->oh,
       d->ow, tmp, f.ow, d->w, d->ow);
@@ -316,15 +362,15 @@ void emit_conv_direct(TrainCtx *c, const ConvDims *d, const char *x, const char 
   // 7x7 map).
   int mid0 = d->zt, mid1 = d->oh - d->zb;
   if (mid0 == 0 && mid1 == d->oh) {
-    direct_rows(c, d, x, w, y, bias, ind, ob, nv, 0, d->oh, 0);
+    direct_rows(c, d, x, w, y, bias, ind, ob, nv, 0, d->oh, 0, 0);
   } else if (mid0 >= mid1) {
-    direct_rows(c, d, x, w, y, bias, ind, ob, nv, 0, d->oh, 1);
+    direct_rows(c, d, x, w, y, bias, ind, ob, nv, 0, d->oh, 1, 0);
   } else {
     if (mid0 > 0)
-      direct_rows(c, d, x, w, y, bias, ind, ob, nv, 0, mid0, 1);
-    direct_rows(c, d, x, w, y, bias, ind, ob, nv, mid0, mid1, 0);
+      direct_rows(c, d, x, w, y, bias, ind, ob, nv, 0, mid0, 1, 0);
+    direct_rows(c, d, x, w, y, bias, ind, ob, nv, mid0, mid1, 0, 0);
     if (mid1 < d->oh)
-      direct_rows(c, d, x, w, y, bias, ind, ob, nv, mid1, d->oh, 1);
+      direct_rows(c, d, x, w, y, bias, ind, ob, nv, mid1, d->oh, 1, 0);
   }
 }
 

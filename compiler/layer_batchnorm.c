@@ -42,6 +42,22 @@ void bn_emit_sweeps_for(TrainCtx *c, int j) {
 
 // BatchNorm layer k's first backward pass for image i; see train_emit.h.
 void bn_emit_dy_sums(TrainCtx *c, int k, const char *ind) {
+  bn_emit_dy_sums_of(c, k, 0, ind);
+}
+
+int bn_dy_mask(const TrainCtx *c, int k, const char *y, char *buf, size_t n) {
+  int dk, rk;
+  bn_group(c, k, &dk, &rk);
+  if (rk >= 0 && dk >= 0)
+    snprintf(buf, n, "(cnn_real)(%s > 0) * L%d_SCALE", y, dk);
+  else if (rk >= 0)
+    snprintf(buf, n, "(cnn_real)(%s > 0)", y);
+  else
+    return 0;
+  return 1;
+}
+
+void bn_emit_dy_sums_of(TrainCtx *c, int k, int masked, const char *ind) {
   const char *P = c->P;
   int ib = c->ibuf[k], ob = c->buf[k + 1];
   long sz = c->isize[k];
@@ -51,7 +67,7 @@ void bn_emit_dy_sums(TrainCtx *c, int k, const char *ind) {
   char x[96], dy[96];
   snprintf(x, sizeof x, "%s_a%d + (size_t)i * %ld", P, ib, sz);
   snprintf(dy, sizeof dy, "%s_d%d + (size_t)i * %ld", P, ob, sz);
-  if (rk >= 0 || dk >= 0) {
+  if ((rk >= 0 || dk >= 0) && !masked) {
     W(c, "%s{\n%s  cnn_real *restrict dy = %s;\n", ind, ind, dy);
     if (rk >= 0)
       W(c, "%s  const cnn_real *restrict y = %s_a%d + (size_t)i * %ld;\n", ind, P, ob, sz);
@@ -209,9 +225,16 @@ static void bn_dx_head(TrainCtx *c, int k, const char *ind) {
 // BatchNorm layer k's input gradient for image i (in scope), from the masked
 // gradient at its output and the factors its backward computed.
 void bn_emit_dx(TrainCtx *c, int k, const char *ind) {
+  bn_emit_dx_to(c, k, NULL, ind);
+}
+
+void bn_emit_dx_to(TrainCtx *c, int k, const char *dst, const char *ind) {
   const Layer *l = &c->net->layers[k];
   int HW = l->out.h * l->out.w;
-  W(c, "%scnn_real *restrict bdx = %s + (size_t)i * %ld;\n", ind, c->dx[k], c->isize[k]);
+  if (dst)
+    W(c, "%scnn_real *restrict bdx = %s;\n", ind, dst);
+  else
+    W(c, "%scnn_real *restrict bdx = %s + (size_t)i * %ld;\n", ind, c->dx[k], c->isize[k]);
   bn_dx_head(c, k, ind);
   W(c, "%s  for (int p = 0; p < %d; p++) {\n", ind, HW);
   W(c, "%s    const cnn_real xh = (bx[c * %d + p] - m_) * is;\n", ind, HW);

@@ -653,12 +653,22 @@ static int takes_bn_dx(const TrainCtx *c, int k, int vl) {
 
 int conv_takes_bn_dx(const TrainCtx *c, int k) {
   const Layer *l = &c->net->layers[k];
-  if (!conv_is_direct(l) || conv_lanes(l, c->gsize))
+  if (!conv_is_direct(l) || conv_lanes(l, c->gsize) || bn_run_by(c, c->bn_dx, k) < 0)
     return 0;
-  for (int v = 0; v < N_WIDTHS; v++)
-    if (!takes_bn_dx(c, k, conv_widths[v]))
+  for (int v = 0; v < N_WIDTHS; v++) {
+    ConvDims d = conv_dims(l, conv_widths[v]);
+    if (conv_wgrad_images_inner(&d, c->gsize))
       return 0;
+  }
   return 1;
+}
+
+// Whether direct conv k, at width vl, runs the dx of the BatchNorm after it
+// image by image (at every width) but not into its own layouts
+// (takes_bn_dx): then into a group's one-image scratch (dys), which stays
+// in cache, where the BatchNorm's dx buffer would go to memory and back.
+static int bn_dx_in_scratch(const TrainCtx *c, int k, int vl) {
+  return conv_takes_bn_dx(c, k) && !takes_bn_dx(c, k, vl);
 }
 
 // Conv k's direct backward for vector width vl: the weight gradient, and
@@ -759,7 +769,9 @@ static void direct_backward(TrainCtx *c, int k, int vl) {
   // Image by image, the BatchNorm's dx goes straight into the layouts this
   // conv reads dy in, when nothing else reads dy: its own buffer, and the
   // copies from it, are left out.
-  int fuse = takes_bn_dx(c, k, vl);
+  int fuse = takes_bn_dx(c, k, vl), scratch = bn_dx_in_scratch(c, k, vl);
+  if (scratch)
+    W(c, "    cnn_real *restrict dys = %s_l%d_dys[g];\n", P, k);
   images_begin(c);
   if (bnx >= 0 && !inner) {
     W(c, "      { // layer %d's dx: this image's dy\n", bnx);
@@ -768,7 +780,7 @@ static void direct_backward(TrainCtx *c, int k, int vl) {
     if (fuse)
       bn_emit_dx_into(c, bnx, to, dxmode ? 2 : 1, "        ");
     else
-      bn_emit_dx(c, bnx, "        ");
+      bn_emit_dx_to(c, bnx, scratch ? "dys" : NULL, "        ");
     W(c, "      }\n");
   }
   if (!inner || l->bias)
@@ -779,7 +791,10 @@ static void direct_backward(TrainCtx *c, int k, int vl) {
   int dy_mode = fuse ? 0 : !inner || l->bias ? 1 : dxmode;
   if (dy_mode) {
     ig_open(c, dy_mode);
-    W(c, "      const cnn_real *restrict dy = %s_d%d + (size_t)i * %ld;\n", P, ob, c->tsize[k + 1]);
+    if (scratch)
+      W(c, "      const cnn_real *restrict dy = dys;\n");
+    else
+      W(c, "      const cnn_real *restrict dy = %s_d%d + (size_t)i * %ld;\n", P, ob, c->tsize[k + 1]);
     ig_close(c, dy_mode);
   }
   if (!inner) {
@@ -951,6 +966,13 @@ static void conv_emit_direct(TrainCtx *c, int k) {
     v16_open(c, !dyw8);
     W(c, "static cnn_real %s_l%d_dyw[NGROUP][%ld] CNN_ALIGNED;\n", P, k, whole_vectors(dyw + CONV_VL_MAX));
     v16_close(c, !dyw8);
+  }
+  int dys8 = bn_dx_in_scratch(c, k, CONV_VL_AVX2);
+  if (dys8 || bn_dx_in_scratch(c, k, CONV_VL_AVX512)) {
+    W(c, "// One image's dy (the BatchNorm's dx) per group.\n");
+    v16_open(c, !dys8);
+    W(c, "static cnn_real %s_l%d_dys[NGROUP][%ld] CNN_ALIGNED;\n", P, k, whole_vectors(c->tsize[k + 1] + CONV_VL_MAX));
+    v16_close(c, !dys8);
   }
   if (!conv_wgrad_images_inner(&d, c->gsize))
     W(c, "// The weight gradient of a group's images so far, a vector of lane sums per weight.\n"

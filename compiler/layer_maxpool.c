@@ -115,6 +115,10 @@ static void maxpool_emit(TrainCtx *c, int k) {
   // reads dx through pointers of its own, so dx (restrict) goes out of
   // scope first.
   int bn = bn_run_by(c, c->bn_dsums, k);
+  // Its mask, where it is a function of the inputs read here, applied as
+  // each gradient is routed: one pass over dx fewer.
+  char mbuf[64];
+  int masked = fast && bn >= 0 && bn_dy_mask(c, bn, "a", mbuf, sizeof mbuf);
   group_begin(c);
   images_begin(c);
   if (bn >= 0)
@@ -141,8 +145,16 @@ static void maxpool_emit(TrainCtx *c, int k) {
     W(c, "            const cnn_real ga = a >= m ? g : 0, r1 = a >= m ? 0 : g;\n");
     W(c, "            const cnn_real gb = b >= m ? r1 : 0, r2 = b >= m ? 0 : r1;\n");
     W(c, "            const cnn_real gd = d >= m ? r2 : 0, ge = d >= m ? 0 : r2;\n");
-    W(c, "            dx[j0] = ga;\n            dx[j0 + 1] = gb;\n");
-    W(c, "            dx[j0 + %d] = gd;\n            dx[j0 + %d] = ge;\n", IW, IW + 1);
+    if (masked) { // the BatchNorm's mask, of the values at hand (0 where nothing is routed)
+      char ma[64], mb[64], md[64], me[64];
+      bn_dy_mask(c, bn, "a", ma, sizeof ma), bn_dy_mask(c, bn, "b", mb, sizeof mb);
+      bn_dy_mask(c, bn, "d", md, sizeof md), bn_dy_mask(c, bn, "e", me, sizeof me);
+      W(c, "            dx[j0] = ga * (%s);\n            dx[j0 + 1] = gb * (%s);\n", ma, mb);
+      W(c, "            dx[j0 + %d] = gd * (%s);\n            dx[j0 + %d] = ge * (%s);\n", IW, md, IW + 1, me);
+    } else {
+      W(c, "            dx[j0] = ga;\n            dx[j0 + 1] = gb;\n");
+      W(c, "            dx[j0 + %d] = gd;\n            dx[j0 + %d] = ge;\n", IW, IW + 1);
+    }
     W(c, "          }\n");
   } else {
     W(c, "      const int32_t *restrict arg = %s_l%d_arg + (size_t)i * %ld;\n", P, k, osz);
@@ -151,7 +163,7 @@ static void maxpool_emit(TrainCtx *c, int k) {
   }
   if (bn >= 0) {
     W(c, "      }\n      { // layer %d's first backward pass for this image, while its dx is in cache\n", bn);
-    bn_emit_dy_sums(c, bn, "        ");
+    bn_emit_dy_sums_of(c, bn, masked, "        ");
     W(c, "      }\n");
   }
   group_end(c);

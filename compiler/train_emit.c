@@ -205,6 +205,8 @@ void emit_drop_consts(TrainCtx *c, int k) {
 
 void emit_group_sum(TrainCtx *c, int k, const char *name, char var, long count, long off) {
   const char *P = c->P;
+  if (count >= 1024) // the partials of half the groups sit in the other core's cache
+    W(c, "  CNN_OMP(omp parallel for schedule(static))\n");
   W(c, "  for (int %c = 0; %c < %ld; %c++) {\n", var, var, count, var);
   W(c, "    cnn_real s = %s_l%d_%s[0][%c];\n", P, k, name, var);
   W(c, "    for (int g = 1; g < used; g++)\n      s += %s_l%d_%s[g][%c];\n", P, k, name, var);

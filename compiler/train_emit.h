@@ -49,9 +49,10 @@ typedef struct TrainCtx {
 // Whether conv l runs on the generated direct kernels (layer_conv.c).
 int conv_is_direct(const Layer *l);
 
-// Whether direct conv k writes the dx of the BatchNorm after it straight
-// into its own layouts at every vector width (layer_conv.c): the
-// BatchNorm's dx buffer is then never used.
+// Whether direct conv k runs the dx of the BatchNorm after it image by
+// image at every vector width, straight into its own layouts or into a
+// one-image scratch (layer_conv.c): the BatchNorm's dx buffer is then
+// never used.
 int conv_takes_bn_dx(const TrainCtx *c, int k);
 
 // BatchNorm layer k's passes for image i (in scope), run inside a conv's
@@ -67,7 +68,16 @@ int bn_run_by(const TrainCtx *c, const int *role, int k);
 // Each sweep that layer j runs (bn_sweep), in its per-image loop.
 void bn_emit_sweeps_for(TrainCtx *c, int j);
 void bn_emit_dy_sums(TrainCtx *c, int k, const char *ind);
+// The same, with dy already masked (masked != 0) by the layer that wrote it.
+void bn_emit_dy_sums_of(TrainCtx *c, int k, int masked, const char *ind);
+// The factor of BatchNorm k's mask (its ReLU's and dropout's) as an
+// expression of y, a value of its output, into buf; 0 when there is no such
+// expression (a dropout alone keeps its mask in a buffer).
+int bn_dy_mask(const TrainCtx *c, int k, const char *y, char *buf, size_t n);
 void bn_emit_dx(TrainCtx *c, int k, const char *ind);
+// bn_emit_dx into one image's buffer dst (an expression) instead, or into
+// the BatchNorm's dx buffer when dst is NULL.
+void bn_emit_dx_to(TrainCtx *c, int k, const char *dst, const char *ind);
 
 // A layout the conv before a BatchNorm reads its dy in: buffer `name`,
 // planes `plane` values apart, rows `row` apart, value (0, 0) at `off`;

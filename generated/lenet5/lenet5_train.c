@@ -1990,6 +1990,7 @@ CNN_CLONES_V8 static void lenet5_l3_conv_backward_v8(int n) {
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
+  CNN_OMP(omp parallel for schedule(static))
   for (int j = 0; j < 2400; j++) {
     cnn_real s = lenet5_l3_dw[0][j];
     for (int g = 1; g < used; g++)
@@ -2655,6 +2656,7 @@ CNN_V16_FN static void lenet5_l3_conv_backward_v16(int n) {
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
+  CNN_OMP(omp parallel for schedule(static))
   for (int j = 0; j < 2400; j++) {
     cnn_real s = lenet5_l3_dw[0][j];
     for (int g = 1; g < used; g++)

@@ -311,9 +311,7 @@ static cnn_real mnist4k7_a22[BATCH * 10 + SLACK] CNN_ALIGNED; // log_softmax
 #ifdef CNN_INPUT_GRAD
 static cnn_real mnist4k7_d0[BATCH * 784 + SLACK] CNN_ALIGNED;
 #endif
-static cnn_real mnist4k7_d1[BATCH * 5408 + SLACK] CNN_ALIGNED;
 static cnn_real mnist4k7_d2[BATCH * 5408 + SLACK] CNN_ALIGNED;
-static cnn_real mnist4k7_d4[BATCH * 6912 + SLACK] CNN_ALIGNED;
 static cnn_real mnist4k7_d5[BATCH * 6912 + SLACK] CNN_ALIGNED;
 static cnn_real mnist4k7_d7[BATCH * 1728 + SLACK] CNN_ALIGNED;
 static cnn_real mnist4k7_d8[BATCH * 1152 + SLACK] CNN_ALIGNED;
@@ -655,6 +653,8 @@ static cnn_real mnist4k7_l0_dw[NGROUP][72] CNN_ALIGNED;
 static cnn_real mnist4k7_l0_dyp[NGROUP][6752] CNN_ALIGNED;
 static cnn_real mnist4k7_l0_wt[72] CNN_ALIGNED;
 #endif
+// One image's dy (the BatchNorm's dx) per group.
+static cnn_real mnist4k7_l0_dys[NGROUP][5424] CNN_ALIGNED;
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
 static cnn_real mnist4k7_l0_dwv[NGROUP][1152] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k7_l0_conv_backward_v8(int n) {
@@ -673,9 +673,10 @@ CNN_CLONES_V8 static void mnist4k7_l0_conv_backward_v8(int n) {
 #ifdef CNN_INPUT_GRAD
     cnn_real *restrict dyp = mnist4k7_l0_dyp[g];
 #endif
+    cnn_real *restrict dys = mnist4k7_l0_dys[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 1's dx: this image's dy
-        cnn_real *restrict bdx = mnist4k7_d1 + (size_t)i * 5408;
+        cnn_real *restrict bdx = dys;
         const cnn_real *restrict bx = mnist4k7_a1 + (size_t)i * 5408;
         const cnn_real *restrict bdy = mnist4k7_d2 + (size_t)i * 5408;
         for (int c = 0; c < 8; c++) {
@@ -689,7 +690,7 @@ CNN_CLONES_V8 static void mnist4k7_l0_conv_backward_v8(int n) {
       }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k7_a0 + (size_t)i * 784;
-      const cnn_real *restrict dy = mnist4k7_d1 + (size_t)i * 5408;
+      const cnn_real *restrict dy = dys;
       // 4 output channels x 3 taps of vector sums per register tile.
       for (int o = 0; o < 8; o += 4) {
         for (int c = 0; c < 1; c++)
@@ -818,12 +819,14 @@ CNN_CLONES_V8 static void mnist4k7_l0_conv_backward_v8(int n) {
       // 1 output channels x 7 vectors of 8 per register tile, over each plane as
       // one run (flat): a row's last taps read the next row's first, zero, columns.
       for (int oy = 0; oy < 1; oy++) {
+        // Each chunk of columns runs the taps that read its rows' nonzero ones.
         for (int col = 0; col < 784; col += 56) {
+          const int ky0 = (col + 55) / 28 < 2 ? 2 - (col + 55) / 28 : 0, ky1 = col / 28 > 25 ? 28 - col / 28 : 3;
           for (int o = 0; o < 1; o += 1) { // 1 channels x 56 columns
             const cnn_real *restrict wo = wt + (o) * 72;
             cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
             for (int c = 0; c < 8; c++)
-              for (int ky = 0; ky < 3; ky++) {
+              for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 28 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
@@ -898,9 +901,10 @@ CNN_V16_FN static void mnist4k7_l0_conv_backward_v16(int n) {
 #ifdef CNN_INPUT_GRAD
     cnn_real *restrict dyp = mnist4k7_l0_dyp[g];
 #endif
+    cnn_real *restrict dys = mnist4k7_l0_dys[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 1's dx: this image's dy
-        cnn_real *restrict bdx = mnist4k7_d1 + (size_t)i * 5408;
+        cnn_real *restrict bdx = dys;
         const cnn_real *restrict bx = mnist4k7_a1 + (size_t)i * 5408;
         const cnn_real *restrict bdy = mnist4k7_d2 + (size_t)i * 5408;
         for (int c = 0; c < 8; c++) {
@@ -914,7 +918,7 @@ CNN_V16_FN static void mnist4k7_l0_conv_backward_v16(int n) {
       }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k7_a0 + (size_t)i * 784;
-      const cnn_real *restrict dy = mnist4k7_d1 + (size_t)i * 5408;
+      const cnn_real *restrict dy = dys;
       // 8 output channels x 3 taps of vector sums per register tile.
       for (int o = 0; o < 8; o += 8) {
         for (int c = 0; c < 1; c++)
@@ -1139,12 +1143,14 @@ CNN_V16_FN static void mnist4k7_l0_conv_backward_v16(int n) {
       // 1 output channels x 13 vectors of 16 per register tile, over each plane as
       // one run (flat): a row's last taps read the next row's first, zero, columns.
       for (int oy = 0; oy < 1; oy++) {
+        // Each chunk of columns runs the taps that read its rows' nonzero ones.
         for (int col = 0; col < 624; col += 208) {
+          const int ky0 = (col + 207) / 28 < 2 ? 2 - (col + 207) / 28 : 0, ky1 = col / 28 > 25 ? 28 - col / 28 : 3;
           for (int o = 0; o < 1; o += 1) { // 1 channels x 208 columns
             const cnn_real *restrict wo = wt + (o) * 72;
             cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0}, a0_12 = {0};
             for (int c = 0; c < 8; c++)
-              for (int ky = 0; ky < 3; ky++) {
+              for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 28 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
@@ -1182,40 +1188,43 @@ CNN_V16_FN static void mnist4k7_l0_conv_backward_v16(int n) {
             memcpy(yr + 192, &a0_12, sizeof a0_12);
           }
         }
-        for (int o = 0; o < 1; o += 1) { // 1 channels x 160 columns
-          const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 28 + 624;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 16, sizeof x1);
-                memcpy(&x2, xr + kx + 32, sizeof x2);
-                memcpy(&x3, xr + kx + 48, sizeof x3);
-                memcpy(&x4, xr + kx + 64, sizeof x4);
-                memcpy(&x5, xr + kx + 80, sizeof x5);
-                memcpy(&x6, xr + kx + 96, sizeof x6);
-                memcpy(&x7, xr + kx + 112, sizeof x7);
-                memcpy(&x8, xr + kx + 128, sizeof x8);
-                memcpy(&x9, xr + kx + 144, sizeof x9);
-                const cnn_real w0 = wr[kx + 0];
-                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9;
+        {
+          const int ky0 = 27 < 2 ? 2 - 27 : 0, ky1 = 22 > 25 ? 28 - 22 : 3;
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 160 columns
+            const cnn_real *restrict wo = wt + (o) * 72;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 28 + 624;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  memcpy(&x3, xr + kx + 48, sizeof x3);
+                  memcpy(&x4, xr + kx + 64, sizeof x4);
+                  memcpy(&x5, xr + kx + 80, sizeof x5);
+                  memcpy(&x6, xr + kx + 96, sizeof x6);
+                  memcpy(&x7, xr + kx + 112, sizeof x7);
+                  memcpy(&x8, xr + kx + 128, sizeof x8);
+                  memcpy(&x9, xr + kx + 144, sizeof x9);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9;
+                }
               }
-            }
-          cnn_real *restrict yr = dx + (o) * 784 + oy * 784 + 624;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          memcpy(yr + 16, &a0_1, sizeof a0_1);
-          memcpy(yr + 32, &a0_2, sizeof a0_2);
-          memcpy(yr + 48, &a0_3, sizeof a0_3);
-          memcpy(yr + 64, &a0_4, sizeof a0_4);
-          memcpy(yr + 80, &a0_5, sizeof a0_5);
-          memcpy(yr + 96, &a0_6, sizeof a0_6);
-          memcpy(yr + 112, &a0_7, sizeof a0_7);
-          memcpy(yr + 128, &a0_8, sizeof a0_8);
-          memcpy(yr + 144, &a0_9, sizeof a0_9);
+            cnn_real *restrict yr = dx + (o) * 784 + oy * 784 + 624;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 48, &a0_3, sizeof a0_3);
+            memcpy(yr + 64, &a0_4, sizeof a0_4);
+            memcpy(yr + 80, &a0_5, sizeof a0_5);
+            memcpy(yr + 96, &a0_6, sizeof a0_6);
+            memcpy(yr + 112, &a0_7, sizeof a0_7);
+            memcpy(yr + 128, &a0_8, sizeof a0_8);
+            memcpy(yr + 144, &a0_9, sizeof a0_9);
+          }
         }
       }
 #endif
@@ -1649,6 +1658,8 @@ static cnn_real mnist4k7_l3_wt[864] CNN_ALIGNED;
 #if CNN_V16
 static cnn_real mnist4k7_l3_dyw[NGROUP][7504] CNN_ALIGNED;
 #endif
+// One image's dy (the BatchNorm's dx) per group.
+static cnn_real mnist4k7_l3_dys[NGROUP][6928] CNN_ALIGNED;
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
 static cnn_real mnist4k7_l3_dwv[NGROUP][13824] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k7_l3_conv_backward_v8(int n) {
@@ -1663,9 +1674,10 @@ CNN_CLONES_V8 static void mnist4k7_l3_conv_backward_v8(int n) {
     cnn_real *restrict dw = mnist4k7_l3_dw[g];
     cnn_real *restrict dwv = mnist4k7_l3_dwv[g];
     cnn_real *restrict dyp = mnist4k7_l3_dyp[g];
+    cnn_real *restrict dys = mnist4k7_l3_dys[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 4's dx: this image's dy
-        cnn_real *restrict bdx = mnist4k7_d4 + (size_t)i * 6912;
+        cnn_real *restrict bdx = dys;
         const cnn_real *restrict bx = mnist4k7_a4 + (size_t)i * 6912;
         const cnn_real *restrict bdy = mnist4k7_d5 + (size_t)i * 6912;
         for (int c = 0; c < 12; c++) {
@@ -1679,7 +1691,7 @@ CNN_CLONES_V8 static void mnist4k7_l3_conv_backward_v8(int n) {
       }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k7_a2 + (size_t)i * 5408;
-      const cnn_real *restrict dy = mnist4k7_d4 + (size_t)i * 6912;
+      const cnn_real *restrict dy = dys;
       // 4 output channels x 3 taps of vector sums per register tile.
       for (int o = 0; o < 12; o += 4) {
         for (int c = 0; c < 8; c++)
@@ -1792,7 +1804,9 @@ CNN_CLONES_V8 static void mnist4k7_l3_conv_backward_v8(int n) {
       // 4 output channels x 3 vectors of 8 per register tile, over each plane as
       // one run (flat): a row's last taps read the next row's first, zero, columns.
       for (int oy = 0; oy < 1; oy++) {
+        // Each chunk of columns runs the taps that read its rows' nonzero ones.
         for (int col = 0; col < 672; col += 24) {
+          const int ky0 = (col + 23) / 26 < 2 ? 2 - (col + 23) / 26 : 0, ky1 = col / 26 > 23 ? 26 - col / 26 : 3;
           for (int o = 0; o < 8; o += 4) { // 4 channels x 24 columns
             const cnn_real *restrict wo = wt + (o) * 108;
             cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
@@ -1800,7 +1814,7 @@ CNN_CLONES_V8 static void mnist4k7_l3_conv_backward_v8(int n) {
             cnn_v8 a2_0 = {0}, a2_1 = {0}, a2_2 = {0};
             cnn_v8 a3_0 = {0}, a3_1 = {0}, a3_2 = {0};
             for (int c = 0; c < 12; c++)
-              for (int ky = 0; ky < 3; ky++) {
+              for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 26 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
@@ -1830,43 +1844,46 @@ CNN_CLONES_V8 static void mnist4k7_l3_conv_backward_v8(int n) {
             memcpy(yr + 2044, &a3_2, sizeof a3_2);
           }
         }
-        for (int o = 0; o < 8; o += 8) { // 8 channels x 4 columns
-          const cnn_real *restrict wo = wt + (o) * 108;
-          cnn_v8 a0_0 = {0};
-          cnn_v8 a1_0 = {0};
-          cnn_v8 a2_0 = {0};
-          cnn_v8 a3_0 = {0};
-          cnn_v8 a4_0 = {0};
-          cnn_v8 a5_0 = {0};
-          cnn_v8 a6_0 = {0};
-          cnn_v8 a7_0 = {0};
-          for (int c = 0; c < 12; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 26 + 672;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
+        {
+          const int ky0 = 25 < 2 ? 2 - 25 : 0, ky1 = 25 > 23 ? 26 - 25 : 3;
+          for (int o = 0; o < 8; o += 8) { // 8 channels x 4 columns
+            const cnn_real *restrict wo = wt + (o) * 108;
+            cnn_v8 a0_0 = {0};
+            cnn_v8 a1_0 = {0};
+            cnn_v8 a2_0 = {0};
+            cnn_v8 a3_0 = {0};
+            cnn_v8 a4_0 = {0};
+            cnn_v8 a5_0 = {0};
+            cnn_v8 a6_0 = {0};
+            cnn_v8 a7_0 = {0};
+            for (int c = 0; c < 12; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 26 + 672;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756];
+                  a0_0 += w0 * x0;
+                  a1_0 += w1 * x0;
+                  a2_0 += w2 * x0;
+                  a3_0 += w3 * x0;
+                  a4_0 += w4 * x0;
+                  a5_0 += w5 * x0;
+                  a6_0 += w6 * x0;
+                  a7_0 += w7 * x0;
+                }
               }
-            }
-          cnn_real *restrict yr = dx + (o) * 676 + oy * 676 + 672;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
-          yr[676] = a1_0[0]; yr[677] = a1_0[1]; yr[678] = a1_0[2]; yr[679] = a1_0[3];
-          yr[1352] = a2_0[0]; yr[1353] = a2_0[1]; yr[1354] = a2_0[2]; yr[1355] = a2_0[3];
-          yr[2028] = a3_0[0]; yr[2029] = a3_0[1]; yr[2030] = a3_0[2]; yr[2031] = a3_0[3];
-          yr[2704] = a4_0[0]; yr[2705] = a4_0[1]; yr[2706] = a4_0[2]; yr[2707] = a4_0[3];
-          yr[3380] = a5_0[0]; yr[3381] = a5_0[1]; yr[3382] = a5_0[2]; yr[3383] = a5_0[3];
-          yr[4056] = a6_0[0]; yr[4057] = a6_0[1]; yr[4058] = a6_0[2]; yr[4059] = a6_0[3];
-          yr[4732] = a7_0[0]; yr[4733] = a7_0[1]; yr[4734] = a7_0[2]; yr[4735] = a7_0[3];
+            cnn_real *restrict yr = dx + (o) * 676 + oy * 676 + 672;
+            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+            yr[676] = a1_0[0]; yr[677] = a1_0[1]; yr[678] = a1_0[2]; yr[679] = a1_0[3];
+            yr[1352] = a2_0[0]; yr[1353] = a2_0[1]; yr[1354] = a2_0[2]; yr[1355] = a2_0[3];
+            yr[2028] = a3_0[0]; yr[2029] = a3_0[1]; yr[2030] = a3_0[2]; yr[2031] = a3_0[3];
+            yr[2704] = a4_0[0]; yr[2705] = a4_0[1]; yr[2706] = a4_0[2]; yr[2707] = a4_0[3];
+            yr[3380] = a5_0[0]; yr[3381] = a5_0[1]; yr[3382] = a5_0[2]; yr[3383] = a5_0[3];
+            yr[4056] = a6_0[0]; yr[4057] = a6_0[1]; yr[4058] = a6_0[2]; yr[4059] = a6_0[3];
+            yr[4732] = a7_0[0]; yr[4733] = a7_0[1]; yr[4734] = a7_0[2]; yr[4735] = a7_0[3];
+          }
         }
       }
       }
@@ -2139,7 +2156,9 @@ CNN_V16_FN static void mnist4k7_l3_conv_backward_v16(int n) {
       // 8 output channels x 3 vectors of 16 per register tile, over each plane as
       // one run (flat): a row's last taps read the next row's first, zero, columns.
       for (int oy = 0; oy < 1; oy++) {
+        // Each chunk of columns runs the taps that read its rows' nonzero ones.
         for (int col = 0; col < 672; col += 48) {
+          const int ky0 = (col + 47) / 26 < 2 ? 2 - (col + 47) / 26 : 0, ky1 = col / 26 > 23 ? 26 - col / 26 : 3;
           for (int o = 0; o < 8; o += 8) { // 8 channels x 48 columns
             const cnn_real *restrict wo = wt + (o) * 108;
             cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0};
@@ -2151,7 +2170,7 @@ CNN_V16_FN static void mnist4k7_l3_conv_backward_v16(int n) {
             cnn_v16 a6_0 = {0}, a6_1 = {0}, a6_2 = {0};
             cnn_v16 a7_0 = {0}, a7_1 = {0}, a7_2 = {0};
             for (int c = 0; c < 12; c++)
-              for (int ky = 0; ky < 3; ky++) {
+              for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 26 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
@@ -2197,43 +2216,46 @@ CNN_V16_FN static void mnist4k7_l3_conv_backward_v16(int n) {
             memcpy(yr + 4764, &a7_2, sizeof a7_2);
           }
         }
-        for (int o = 0; o < 8; o += 8) { // 8 channels x 4 columns
-          const cnn_real *restrict wo = wt + (o) * 108;
-          cnn_v16 a0_0 = {0};
-          cnn_v16 a1_0 = {0};
-          cnn_v16 a2_0 = {0};
-          cnn_v16 a3_0 = {0};
-          cnn_v16 a4_0 = {0};
-          cnn_v16 a5_0 = {0};
-          cnn_v16 a6_0 = {0};
-          cnn_v16 a7_0 = {0};
-          for (int c = 0; c < 12; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 26 + 672;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756];
-                a0_0 += w0 * x0;
-                a1_0 += w1 * x0;
-                a2_0 += w2 * x0;
-                a3_0 += w3 * x0;
-                a4_0 += w4 * x0;
-                a5_0 += w5 * x0;
-                a6_0 += w6 * x0;
-                a7_0 += w7 * x0;
+        {
+          const int ky0 = 25 < 2 ? 2 - 25 : 0, ky1 = 25 > 23 ? 26 - 25 : 3;
+          for (int o = 0; o < 8; o += 8) { // 8 channels x 4 columns
+            const cnn_real *restrict wo = wt + (o) * 108;
+            cnn_v16 a0_0 = {0};
+            cnn_v16 a1_0 = {0};
+            cnn_v16 a2_0 = {0};
+            cnn_v16 a3_0 = {0};
+            cnn_v16 a4_0 = {0};
+            cnn_v16 a5_0 = {0};
+            cnn_v16 a6_0 = {0};
+            cnn_v16 a7_0 = {0};
+            for (int c = 0; c < 12; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 28 + oy + ky) * 26 + 672;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  const cnn_real w0 = wr[kx + 0], w1 = wr[kx + 108], w2 = wr[kx + 216], w3 = wr[kx + 324], w4 = wr[kx + 432], w5 = wr[kx + 540], w6 = wr[kx + 648], w7 = wr[kx + 756];
+                  a0_0 += w0 * x0;
+                  a1_0 += w1 * x0;
+                  a2_0 += w2 * x0;
+                  a3_0 += w3 * x0;
+                  a4_0 += w4 * x0;
+                  a5_0 += w5 * x0;
+                  a6_0 += w6 * x0;
+                  a7_0 += w7 * x0;
+                }
               }
-            }
-          cnn_real *restrict yr = dx + (o) * 676 + oy * 676 + 672;
-          yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
-          yr[676] = a1_0[0]; yr[677] = a1_0[1]; yr[678] = a1_0[2]; yr[679] = a1_0[3];
-          yr[1352] = a2_0[0]; yr[1353] = a2_0[1]; yr[1354] = a2_0[2]; yr[1355] = a2_0[3];
-          yr[2028] = a3_0[0]; yr[2029] = a3_0[1]; yr[2030] = a3_0[2]; yr[2031] = a3_0[3];
-          yr[2704] = a4_0[0]; yr[2705] = a4_0[1]; yr[2706] = a4_0[2]; yr[2707] = a4_0[3];
-          yr[3380] = a5_0[0]; yr[3381] = a5_0[1]; yr[3382] = a5_0[2]; yr[3383] = a5_0[3];
-          yr[4056] = a6_0[0]; yr[4057] = a6_0[1]; yr[4058] = a6_0[2]; yr[4059] = a6_0[3];
-          yr[4732] = a7_0[0]; yr[4733] = a7_0[1]; yr[4734] = a7_0[2]; yr[4735] = a7_0[3];
+            cnn_real *restrict yr = dx + (o) * 676 + oy * 676 + 672;
+            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+            yr[676] = a1_0[0]; yr[677] = a1_0[1]; yr[678] = a1_0[2]; yr[679] = a1_0[3];
+            yr[1352] = a2_0[0]; yr[1353] = a2_0[1]; yr[1354] = a2_0[2]; yr[1355] = a2_0[3];
+            yr[2028] = a3_0[0]; yr[2029] = a3_0[1]; yr[2030] = a3_0[2]; yr[2031] = a3_0[3];
+            yr[2704] = a4_0[0]; yr[2705] = a4_0[1]; yr[2706] = a4_0[2]; yr[2707] = a4_0[3];
+            yr[3380] = a5_0[0]; yr[3381] = a5_0[1]; yr[3382] = a5_0[2]; yr[3383] = a5_0[3];
+            yr[4056] = a6_0[0]; yr[4057] = a6_0[1]; yr[4058] = a6_0[2]; yr[4059] = a6_0[3];
+            yr[4732] = a7_0[0]; yr[4733] = a7_0[1]; yr[4734] = a7_0[2]; yr[4735] = a7_0[3];
+          }
         }
       }
       }
@@ -2464,19 +2486,13 @@ CNN_CLONES static void mnist4k7_l6_maxpool_backward(int n) {
             const cnn_real ga = a >= m ? g : 0, r1 = a >= m ? 0 : g;
             const cnn_real gb = b >= m ? r1 : 0, r2 = b >= m ? 0 : r1;
             const cnn_real gd = d >= m ? r2 : 0, ge = d >= m ? 0 : r2;
-            dx[j0] = ga;
-            dx[j0 + 1] = gb;
-            dx[j0 + 24] = gd;
-            dx[j0 + 25] = ge;
+            dx[j0] = ga * ((cnn_real)(a > 0));
+            dx[j0 + 1] = gb * ((cnn_real)(b > 0));
+            dx[j0 + 24] = gd * ((cnn_real)(d > 0));
+            dx[j0 + 25] = ge * ((cnn_real)(e > 0));
           }
       }
       { // layer 4's first backward pass for this image, while its dx is in cache
-        {
-          cnn_real *restrict dy = mnist4k7_d5 + (size_t)i * 6912;
-          const cnn_real *restrict y = mnist4k7_a5 + (size_t)i * 6912;
-          for (int p = 0; p < 6912; p++) // a multiply, not a branch: it vectorizes
-            dy[p] *= (cnn_real)(y[p] > 0);
-        }
         for (int c = 0; c < 12; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = mnist4k7_a4 + (size_t)i * 6912 + c * 576;
           const cnn_real *restrict dy = mnist4k7_d5 + (size_t)i * 6912 + c * 576;
@@ -5463,6 +5479,7 @@ CNN_CLONES_V8 static void mnist4k7_l13_conv_backward_v8(int n) {
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
+  CNN_OMP(omp parallel for schedule(static))
   for (int j = 0; j < 1296; j++) {
     cnn_real s = mnist4k7_l13_dw[0][j];
     for (int g = 1; g < used; g++)
@@ -6019,6 +6036,7 @@ CNN_V16_FN static void mnist4k7_l13_conv_backward_v16(int n) {
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
+  CNN_OMP(omp parallel for schedule(static))
   for (int j = 0; j < 1296; j++) {
     cnn_real s = mnist4k7_l13_dw[0][j];
     for (int g = 1; g < used; g++)
@@ -6915,6 +6933,7 @@ CNN_CLONES_V8 static void mnist4k7_l16_conv_backward_v8(int n) {
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
+  CNN_OMP(omp parallel for schedule(static))
   for (int j = 0; j < 1296; j++) {
     cnn_real s = mnist4k7_l16_dw[0][j];
     for (int g = 1; g < used; g++)
@@ -7460,6 +7479,7 @@ CNN_V16_FN static void mnist4k7_l16_conv_backward_v16(int n) {
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
+  CNN_OMP(omp parallel for schedule(static))
   for (int j = 0; j < 1296; j++) {
     cnn_real s = mnist4k7_l16_dw[0][j];
     for (int g = 1; g < used; g++)

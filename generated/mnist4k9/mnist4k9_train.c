@@ -317,10 +317,8 @@ static cnn_real mnist4k9_a23[BATCH * 10 + SLACK] CNN_ALIGNED; // log_softmax
 #ifdef CNN_INPUT_GRAD
 static cnn_real mnist4k9_d0[BATCH * 784 + SLACK] CNN_ALIGNED;
 #endif
-static cnn_real mnist4k9_d1[BATCH * 5408 + SLACK] CNN_ALIGNED;
 static cnn_real mnist4k9_d2[BATCH * 5408 + SLACK] CNN_ALIGNED;
 static cnn_real mnist4k9_d4[BATCH * 4608 + SLACK] CNN_ALIGNED;
-static cnn_real mnist4k9_d5[BATCH * 9216 + SLACK] CNN_ALIGNED;
 static cnn_real mnist4k9_d6[BATCH * 9216 + SLACK] CNN_ALIGNED;
 static cnn_real mnist4k9_d8[BATCH * 2304 + SLACK] CNN_ALIGNED;
 static cnn_real mnist4k9_d9[BATCH * 1600 + SLACK] CNN_ALIGNED;
@@ -653,6 +651,8 @@ static cnn_real mnist4k9_l0_dw[NGROUP][72] CNN_ALIGNED;
 static cnn_real mnist4k9_l0_dyp[NGROUP][6752] CNN_ALIGNED;
 static cnn_real mnist4k9_l0_wt[72] CNN_ALIGNED;
 #endif
+// One image's dy (the BatchNorm's dx) per group.
+static cnn_real mnist4k9_l0_dys[NGROUP][5424] CNN_ALIGNED;
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
 static cnn_real mnist4k9_l0_dwv[NGROUP][1152] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k9_l0_conv_backward_v8(int n) {
@@ -671,9 +671,10 @@ CNN_CLONES_V8 static void mnist4k9_l0_conv_backward_v8(int n) {
 #ifdef CNN_INPUT_GRAD
     cnn_real *restrict dyp = mnist4k9_l0_dyp[g];
 #endif
+    cnn_real *restrict dys = mnist4k9_l0_dys[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 1's dx: this image's dy
-        cnn_real *restrict bdx = mnist4k9_d1 + (size_t)i * 5408;
+        cnn_real *restrict bdx = dys;
         const cnn_real *restrict bx = mnist4k9_a1 + (size_t)i * 5408;
         const cnn_real *restrict bdy = mnist4k9_d2 + (size_t)i * 5408;
         for (int c = 0; c < 8; c++) {
@@ -687,7 +688,7 @@ CNN_CLONES_V8 static void mnist4k9_l0_conv_backward_v8(int n) {
       }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k9_a0 + (size_t)i * 784;
-      const cnn_real *restrict dy = mnist4k9_d1 + (size_t)i * 5408;
+      const cnn_real *restrict dy = dys;
       // 4 output channels x 3 taps of vector sums per register tile.
       for (int o = 0; o < 8; o += 4) {
         for (int c = 0; c < 1; c++)
@@ -816,12 +817,14 @@ CNN_CLONES_V8 static void mnist4k9_l0_conv_backward_v8(int n) {
       // 1 output channels x 7 vectors of 8 per register tile, over each plane as
       // one run (flat): a row's last taps read the next row's first, zero, columns.
       for (int oy = 0; oy < 1; oy++) {
+        // Each chunk of columns runs the taps that read its rows' nonzero ones.
         for (int col = 0; col < 784; col += 56) {
+          const int ky0 = (col + 55) / 28 < 2 ? 2 - (col + 55) / 28 : 0, ky1 = col / 28 > 25 ? 28 - col / 28 : 3;
           for (int o = 0; o < 1; o += 1) { // 1 channels x 56 columns
             const cnn_real *restrict wo = wt + (o) * 72;
             cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
             for (int c = 0; c < 8; c++)
-              for (int ky = 0; ky < 3; ky++) {
+              for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 28 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
@@ -896,9 +899,10 @@ CNN_V16_FN static void mnist4k9_l0_conv_backward_v16(int n) {
 #ifdef CNN_INPUT_GRAD
     cnn_real *restrict dyp = mnist4k9_l0_dyp[g];
 #endif
+    cnn_real *restrict dys = mnist4k9_l0_dys[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 1's dx: this image's dy
-        cnn_real *restrict bdx = mnist4k9_d1 + (size_t)i * 5408;
+        cnn_real *restrict bdx = dys;
         const cnn_real *restrict bx = mnist4k9_a1 + (size_t)i * 5408;
         const cnn_real *restrict bdy = mnist4k9_d2 + (size_t)i * 5408;
         for (int c = 0; c < 8; c++) {
@@ -912,7 +916,7 @@ CNN_V16_FN static void mnist4k9_l0_conv_backward_v16(int n) {
       }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k9_a0 + (size_t)i * 784;
-      const cnn_real *restrict dy = mnist4k9_d1 + (size_t)i * 5408;
+      const cnn_real *restrict dy = dys;
       // 8 output channels x 3 taps of vector sums per register tile.
       for (int o = 0; o < 8; o += 8) {
         for (int c = 0; c < 1; c++)
@@ -1137,12 +1141,14 @@ CNN_V16_FN static void mnist4k9_l0_conv_backward_v16(int n) {
       // 1 output channels x 13 vectors of 16 per register tile, over each plane as
       // one run (flat): a row's last taps read the next row's first, zero, columns.
       for (int oy = 0; oy < 1; oy++) {
+        // Each chunk of columns runs the taps that read its rows' nonzero ones.
         for (int col = 0; col < 624; col += 208) {
+          const int ky0 = (col + 207) / 28 < 2 ? 2 - (col + 207) / 28 : 0, ky1 = col / 28 > 25 ? 28 - col / 28 : 3;
           for (int o = 0; o < 1; o += 1) { // 1 channels x 208 columns
             const cnn_real *restrict wo = wt + (o) * 72;
             cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0}, a0_12 = {0};
             for (int c = 0; c < 8; c++)
-              for (int ky = 0; ky < 3; ky++) {
+              for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 28 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
@@ -1180,40 +1186,43 @@ CNN_V16_FN static void mnist4k9_l0_conv_backward_v16(int n) {
             memcpy(yr + 192, &a0_12, sizeof a0_12);
           }
         }
-        for (int o = 0; o < 1; o += 1) { // 1 channels x 160 columns
-          const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 28 + 624;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 16, sizeof x1);
-                memcpy(&x2, xr + kx + 32, sizeof x2);
-                memcpy(&x3, xr + kx + 48, sizeof x3);
-                memcpy(&x4, xr + kx + 64, sizeof x4);
-                memcpy(&x5, xr + kx + 80, sizeof x5);
-                memcpy(&x6, xr + kx + 96, sizeof x6);
-                memcpy(&x7, xr + kx + 112, sizeof x7);
-                memcpy(&x8, xr + kx + 128, sizeof x8);
-                memcpy(&x9, xr + kx + 144, sizeof x9);
-                const cnn_real w0 = wr[kx + 0];
-                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9;
+        {
+          const int ky0 = 27 < 2 ? 2 - 27 : 0, ky1 = 22 > 25 ? 28 - 22 : 3;
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 160 columns
+            const cnn_real *restrict wo = wt + (o) * 72;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 28 + 624;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  memcpy(&x3, xr + kx + 48, sizeof x3);
+                  memcpy(&x4, xr + kx + 64, sizeof x4);
+                  memcpy(&x5, xr + kx + 80, sizeof x5);
+                  memcpy(&x6, xr + kx + 96, sizeof x6);
+                  memcpy(&x7, xr + kx + 112, sizeof x7);
+                  memcpy(&x8, xr + kx + 128, sizeof x8);
+                  memcpy(&x9, xr + kx + 144, sizeof x9);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9;
+                }
               }
-            }
-          cnn_real *restrict yr = dx + (o) * 784 + oy * 784 + 624;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          memcpy(yr + 16, &a0_1, sizeof a0_1);
-          memcpy(yr + 32, &a0_2, sizeof a0_2);
-          memcpy(yr + 48, &a0_3, sizeof a0_3);
-          memcpy(yr + 64, &a0_4, sizeof a0_4);
-          memcpy(yr + 80, &a0_5, sizeof a0_5);
-          memcpy(yr + 96, &a0_6, sizeof a0_6);
-          memcpy(yr + 112, &a0_7, sizeof a0_7);
-          memcpy(yr + 128, &a0_8, sizeof a0_8);
-          memcpy(yr + 144, &a0_9, sizeof a0_9);
+            cnn_real *restrict yr = dx + (o) * 784 + oy * 784 + 624;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 48, &a0_3, sizeof a0_3);
+            memcpy(yr + 64, &a0_4, sizeof a0_4);
+            memcpy(yr + 80, &a0_5, sizeof a0_5);
+            memcpy(yr + 96, &a0_6, sizeof a0_6);
+            memcpy(yr + 112, &a0_7, sizeof a0_7);
+            memcpy(yr + 128, &a0_8, sizeof a0_8);
+            memcpy(yr + 144, &a0_9, sizeof a0_9);
+          }
         }
       }
 #endif
@@ -1598,12 +1607,14 @@ CNN_CLONES_V8 static void mnist4k9_l3_conv_backward_v8(int n) {
         // 1 output channels x 7 vectors of 8 per register tile, over each plane as
         // one run (flat): a row's last taps read the next row's first, zero, columns.
         for (int oy = 0; oy < 1; oy++) {
+          // Each chunk of columns runs the taps that read its rows' nonzero ones.
           for (int col = 0; col < 672; col += 56) {
+            const int ky0 = (col + 55) / 26 < 2 ? 2 - (col + 55) / 26 : 0, ky1 = col / 26 > 23 ? 26 - col / 26 : 3;
             for (int o = 0; o < 1; o += 1) { // 1 channels x 56 columns
               const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
               cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
               for (int c = 0; c < 1; c++)
-                for (int ky = 0; ky < 3; ky++) {
+                for (int ky = ky0; ky < ky1; ky++) {
                   const cnn_real *restrict xr = (dyp + gr * 728) + (c * 28 + oy + ky) * 26 + col;
                   const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                   for (int kx = 0; kx < 3; kx++) {
@@ -1629,22 +1640,25 @@ CNN_CLONES_V8 static void mnist4k9_l3_conv_backward_v8(int n) {
               memcpy(yr + 48, &a0_6, sizeof a0_6);
             }
           }
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 4 columns
-            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v8 a0_0 = {0};
-            for (int c = 0; c < 1; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 728) + (c * 28 + oy + ky) * 26 + 672;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0;
+          {
+            const int ky0 = 25 < 2 ? 2 - 25 : 0, ky1 = 25 > 23 ? 26 - 25 : 3;
+            for (int o = 0; o < 1; o += 1) { // 1 channels x 4 columns
+              const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+              cnn_v8 a0_0 = {0};
+              for (int c = 0; c < 1; c++)
+                for (int ky = ky0; ky < ky1; ky++) {
+                  const cnn_real *restrict xr = (dyp + gr * 728) + (c * 28 + oy + ky) * 26 + 672;
+                  const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                  for (int kx = 0; kx < 3; kx++) {
+                    cnn_v8 x0;
+                    memcpy(&x0, xr + kx + 0, sizeof x0);
+                    const cnn_real w0 = wr[kx + 0];
+                    a0_0 += w0 * x0;
+                  }
                 }
-              }
-            cnn_real *restrict yr = (dx + gr * 676) + (o) * 676 + oy * 676 + 672;
-            yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+              cnn_real *restrict yr = (dx + gr * 676) + (o) * 676 + oy * 676 + 672;
+              yr[0] = a0_0[0]; yr[1] = a0_0[1]; yr[2] = a0_0[2]; yr[3] = a0_0[3];
+            }
           }
         }
       }
@@ -1794,12 +1808,14 @@ CNN_V16_FN static void mnist4k9_l3_conv_backward_v16(int n) {
         // 1 output channels x 15 vectors of 16 per register tile, over each plane as
         // one run (flat): a row's last taps read the next row's first, zero, columns.
         for (int oy = 0; oy < 1; oy++) {
+          // Each chunk of columns runs the taps that read its rows' nonzero ones.
           for (int col = 0; col < 480; col += 240) {
+            const int ky0 = (col + 239) / 26 < 2 ? 2 - (col + 239) / 26 : 0, ky1 = col / 26 > 23 ? 26 - col / 26 : 3;
             for (int o = 0; o < 1; o += 1) { // 1 channels x 240 columns
               const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
               cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0}, a0_12 = {0}, a0_13 = {0}, a0_14 = {0};
               for (int c = 0; c < 1; c++)
-                for (int ky = 0; ky < 3; ky++) {
+                for (int ky = ky0; ky < ky1; ky++) {
                   const cnn_real *restrict xr = (dyp + gr * 728) + (c * 28 + oy + ky) * 26 + col;
                   const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                   for (int kx = 0; kx < 3; kx++) {
@@ -1841,46 +1857,49 @@ CNN_V16_FN static void mnist4k9_l3_conv_backward_v16(int n) {
               memcpy(yr + 224, &a0_14, sizeof a0_14);
             }
           }
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 196 columns
-            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0}, a0_12 = {0};
-            for (int c = 0; c < 1; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 728) + (c * 28 + oy + ky) * 26 + 480;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 16, sizeof x1);
-                  memcpy(&x2, xr + kx + 32, sizeof x2);
-                  memcpy(&x3, xr + kx + 48, sizeof x3);
-                  memcpy(&x4, xr + kx + 64, sizeof x4);
-                  memcpy(&x5, xr + kx + 80, sizeof x5);
-                  memcpy(&x6, xr + kx + 96, sizeof x6);
-                  memcpy(&x7, xr + kx + 112, sizeof x7);
-                  memcpy(&x8, xr + kx + 128, sizeof x8);
-                  memcpy(&x9, xr + kx + 144, sizeof x9);
-                  memcpy(&x10, xr + kx + 160, sizeof x10);
-                  memcpy(&x11, xr + kx + 176, sizeof x11);
-                  memcpy(&x12, xr + kx + 192, sizeof x12);
-                  const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10; a0_11 += w0 * x11; a0_12 += w0 * x12;
+          {
+            const int ky0 = 25 < 2 ? 2 - 25 : 0, ky1 = 18 > 23 ? 26 - 18 : 3;
+            for (int o = 0; o < 1; o += 1) { // 1 channels x 196 columns
+              const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+              cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0}, a0_12 = {0};
+              for (int c = 0; c < 1; c++)
+                for (int ky = ky0; ky < ky1; ky++) {
+                  const cnn_real *restrict xr = (dyp + gr * 728) + (c * 28 + oy + ky) * 26 + 480;
+                  const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                  for (int kx = 0; kx < 3; kx++) {
+                    cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12;
+                    memcpy(&x0, xr + kx + 0, sizeof x0);
+                    memcpy(&x1, xr + kx + 16, sizeof x1);
+                    memcpy(&x2, xr + kx + 32, sizeof x2);
+                    memcpy(&x3, xr + kx + 48, sizeof x3);
+                    memcpy(&x4, xr + kx + 64, sizeof x4);
+                    memcpy(&x5, xr + kx + 80, sizeof x5);
+                    memcpy(&x6, xr + kx + 96, sizeof x6);
+                    memcpy(&x7, xr + kx + 112, sizeof x7);
+                    memcpy(&x8, xr + kx + 128, sizeof x8);
+                    memcpy(&x9, xr + kx + 144, sizeof x9);
+                    memcpy(&x10, xr + kx + 160, sizeof x10);
+                    memcpy(&x11, xr + kx + 176, sizeof x11);
+                    memcpy(&x12, xr + kx + 192, sizeof x12);
+                    const cnn_real w0 = wr[kx + 0];
+                    a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10; a0_11 += w0 * x11; a0_12 += w0 * x12;
+                  }
                 }
-              }
-            cnn_real *restrict yr = (dx + gr * 676) + (o) * 676 + oy * 676 + 480;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 16, &a0_1, sizeof a0_1);
-            memcpy(yr + 32, &a0_2, sizeof a0_2);
-            memcpy(yr + 48, &a0_3, sizeof a0_3);
-            memcpy(yr + 64, &a0_4, sizeof a0_4);
-            memcpy(yr + 80, &a0_5, sizeof a0_5);
-            memcpy(yr + 96, &a0_6, sizeof a0_6);
-            memcpy(yr + 112, &a0_7, sizeof a0_7);
-            memcpy(yr + 128, &a0_8, sizeof a0_8);
-            memcpy(yr + 144, &a0_9, sizeof a0_9);
-            memcpy(yr + 160, &a0_10, sizeof a0_10);
-            memcpy(yr + 176, &a0_11, sizeof a0_11);
-            yr[192] = a0_12[0]; yr[193] = a0_12[1]; yr[194] = a0_12[2]; yr[195] = a0_12[3];
+              cnn_real *restrict yr = (dx + gr * 676) + (o) * 676 + oy * 676 + 480;
+              memcpy(yr + 0, &a0_0, sizeof a0_0);
+              memcpy(yr + 16, &a0_1, sizeof a0_1);
+              memcpy(yr + 32, &a0_2, sizeof a0_2);
+              memcpy(yr + 48, &a0_3, sizeof a0_3);
+              memcpy(yr + 64, &a0_4, sizeof a0_4);
+              memcpy(yr + 80, &a0_5, sizeof a0_5);
+              memcpy(yr + 96, &a0_6, sizeof a0_6);
+              memcpy(yr + 112, &a0_7, sizeof a0_7);
+              memcpy(yr + 128, &a0_8, sizeof a0_8);
+              memcpy(yr + 144, &a0_9, sizeof a0_9);
+              memcpy(yr + 160, &a0_10, sizeof a0_10);
+              memcpy(yr + 176, &a0_11, sizeof a0_11);
+              yr[192] = a0_12[0]; yr[193] = a0_12[1]; yr[194] = a0_12[2]; yr[195] = a0_12[3];
+            }
           }
         }
       }
@@ -2187,6 +2206,8 @@ static cnn_real mnist4k9_l4_dw[NGROUP][128] CNN_ALIGNED;
 // dW = dy * x^T, dx = W^T * dy (a direct 1x1 conv of dy).
 // The weights with input and output channels swapped: wt[c][o] = W[o][c].
 static cnn_real mnist4k9_l4_wt[128] CNN_ALIGNED;
+// One image's dy (the BatchNorm's dx) per group.
+static cnn_real mnist4k9_l4_dys[NGROUP][9232] CNN_ALIGNED;
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
 static cnn_real mnist4k9_l4_dwv[NGROUP][2048] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist4k9_l4_conv_backward_v8(int n) {
@@ -2200,9 +2221,10 @@ CNN_CLONES_V8 static void mnist4k9_l4_conv_backward_v8(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l4_dw[g];
     cnn_real *restrict dwv = mnist4k9_l4_dwv[g];
+    cnn_real *restrict dys = mnist4k9_l4_dys[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 5's dx: this image's dy
-        cnn_real *restrict bdx = mnist4k9_d5 + (size_t)i * 9216;
+        cnn_real *restrict bdx = dys;
         const cnn_real *restrict bx = mnist4k9_a5 + (size_t)i * 9216;
         const cnn_real *restrict bdy = mnist4k9_d6 + (size_t)i * 9216;
         for (int c = 0; c < 16; c++) {
@@ -2216,7 +2238,7 @@ CNN_CLONES_V8 static void mnist4k9_l4_conv_backward_v8(int n) {
       }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k9_a4 + (size_t)i * 4608;
-      const cnn_real *restrict dy = mnist4k9_d5 + (size_t)i * 9216;
+      const cnn_real *restrict dy = dys;
       // 6 output channels x 2 input channels of vector sums per register tile.
       for (int o = 0; o < 12; o += 6) {
         for (int c = 0; c < 8; c += 2)
@@ -2485,9 +2507,10 @@ CNN_V16_FN static void mnist4k9_l4_conv_backward_v16(int n) {
   for (int g = 0; g < NGROUP; g++) {
     cnn_real *restrict dw = mnist4k9_l4_dw[g];
     cnn_real *restrict dwv = mnist4k9_l4_dwv[g];
+    cnn_real *restrict dys = mnist4k9_l4_dys[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 5's dx: this image's dy
-        cnn_real *restrict bdx = mnist4k9_d5 + (size_t)i * 9216;
+        cnn_real *restrict bdx = dys;
         const cnn_real *restrict bx = mnist4k9_a5 + (size_t)i * 9216;
         const cnn_real *restrict bdy = mnist4k9_d6 + (size_t)i * 9216;
         for (int c = 0; c < 16; c++) {
@@ -2501,7 +2524,7 @@ CNN_V16_FN static void mnist4k9_l4_conv_backward_v16(int n) {
       }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist4k9_a4 + (size_t)i * 4608;
-      const cnn_real *restrict dy = mnist4k9_d5 + (size_t)i * 9216;
+      const cnn_real *restrict dy = dys;
       // 6 output channels x 4 input channels of vector sums per register tile.
       for (int o = 0; o < 12; o += 6) {
         for (int c = 0; c < 8; c += 4)
@@ -3043,19 +3066,13 @@ CNN_CLONES static void mnist4k9_l7_maxpool_backward(int n) {
             const cnn_real ga = a >= m ? g : 0, r1 = a >= m ? 0 : g;
             const cnn_real gb = b >= m ? r1 : 0, r2 = b >= m ? 0 : r1;
             const cnn_real gd = d >= m ? r2 : 0, ge = d >= m ? 0 : r2;
-            dx[j0] = ga;
-            dx[j0 + 1] = gb;
-            dx[j0 + 24] = gd;
-            dx[j0 + 25] = ge;
+            dx[j0] = ga * ((cnn_real)(a > 0));
+            dx[j0 + 1] = gb * ((cnn_real)(b > 0));
+            dx[j0 + 24] = gd * ((cnn_real)(d > 0));
+            dx[j0 + 25] = ge * ((cnn_real)(e > 0));
           }
       }
       { // layer 5's first backward pass for this image, while its dx is in cache
-        {
-          cnn_real *restrict dy = mnist4k9_d6 + (size_t)i * 9216;
-          const cnn_real *restrict y = mnist4k9_a6 + (size_t)i * 9216;
-          for (int p = 0; p < 9216; p++) // a multiply, not a branch: it vectorizes
-            dy[p] *= (cnn_real)(y[p] > 0);
-        }
         for (int c = 0; c < 16; c += 4) { // 4 channels' chains at once
           const cnn_real *restrict x = mnist4k9_a5 + (size_t)i * 9216 + c * 576;
           const cnn_real *restrict dy = mnist4k9_d6 + (size_t)i * 9216 + c * 576;
@@ -3332,12 +3349,14 @@ CNN_CLONES_V8 static void mnist4k9_l8_conv_backward_v8(int n) {
         // 1 output channels x 6 vectors of 8 per register tile, over each plane as
         // one run (flat): a row's last taps read the next row's first, zero, columns.
         for (int oy = 0; oy < 1; oy++) {
+          // Each chunk of columns runs the taps that read its rows' nonzero ones.
           for (int col = 0; col < 144; col += 48) {
+            const int ky0 = (col + 47) / 12 < 2 ? 2 - (col + 47) / 12 : 0, ky1 = col / 12 > 9 ? 12 - col / 12 : 3;
             for (int o = 0; o < 1; o += 1) { // 1 channels x 48 columns
               const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
               cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0};
               for (int c = 0; c < 1; c++)
-                for (int ky = 0; ky < 3; ky++) {
+                for (int ky = ky0; ky < ky1; ky++) {
                   const cnn_real *restrict xr = (dyp + gr * 168) + (c * 14 + oy + ky) * 12 + col;
                   const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                   for (int kx = 0; kx < 3; kx++) {
@@ -3438,11 +3457,13 @@ CNN_V16_FN static void mnist4k9_l8_conv_backward_v16(int n) {
         // 1 output channels x 9 vectors of 16 per register tile, over each plane as
         // one run (flat): a row's last taps read the next row's first, zero, columns.
         for (int oy = 0; oy < 1; oy++) {
+          // Each chunk of columns runs the taps that read its rows' nonzero ones.
+          const int ky0 = 11 < 2 ? 2 - 11 : 0, ky1 = 0 > 9 ? 12 - 0 : 3;
           for (int o = 0; o < 1; o += 1) { // 1 channels x 144 columns
             const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
             cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0};
             for (int c = 0; c < 1; c++)
-              for (int ky = 0; ky < 3; ky++) {
+              for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = (dyp + gr * 168) + (c * 14 + oy + ky) * 12 + 0;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
@@ -4569,12 +4590,14 @@ CNN_CLONES_V8 static void mnist4k9_l12_conv_backward_v8(int n) {
         // 1 output channels x 7 vectors of 8 per register tile, over each plane as
         // one run (flat): a row's last taps read the next row's first, zero, columns.
         for (int oy = 0; oy < 1; oy++) {
+          // Each chunk of columns runs the taps that read its rows' nonzero ones.
           for (int col = 0; col < 56; col += 56) {
+            const int ky0 = (col + 55) / 10 < 2 ? 2 - (col + 55) / 10 : 0, ky1 = col / 10 > 7 ? 10 - col / 10 : 3;
             for (int o = 0; o < 1; o += 1) { // 1 channels x 56 columns
               const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
               cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
               for (int c = 0; c < 1; c++)
-                for (int ky = 0; ky < 3; ky++) {
+                for (int ky = ky0; ky < ky1; ky++) {
                   const cnn_real *restrict xr = (dyp + gr * 120) + (c * 12 + oy + ky) * 10 + col;
                   const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                   for (int kx = 0; kx < 3; kx++) {
@@ -4600,32 +4623,35 @@ CNN_CLONES_V8 static void mnist4k9_l12_conv_backward_v8(int n) {
               memcpy(yr + 48, &a0_6, sizeof a0_6);
             }
           }
-          for (int o = 0; o < 1; o += 1) { // 1 channels x 44 columns
-            const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
-            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0};
-            for (int c = 0; c < 1; c++)
-              for (int ky = 0; ky < 3; ky++) {
-                const cnn_real *restrict xr = (dyp + gr * 120) + (c * 12 + oy + ky) * 10 + 56;
-                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-                for (int kx = 0; kx < 3; kx++) {
-                  cnn_v8 x0, x1, x2, x3, x4, x5;
-                  memcpy(&x0, xr + kx + 0, sizeof x0);
-                  memcpy(&x1, xr + kx + 8, sizeof x1);
-                  memcpy(&x2, xr + kx + 16, sizeof x2);
-                  memcpy(&x3, xr + kx + 24, sizeof x3);
-                  memcpy(&x4, xr + kx + 32, sizeof x4);
-                  memcpy(&x5, xr + kx + 40, sizeof x5);
-                  const cnn_real w0 = wr[kx + 0];
-                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5;
+          {
+            const int ky0 = 9 < 2 ? 2 - 9 : 0, ky1 = 5 > 7 ? 10 - 5 : 3;
+            for (int o = 0; o < 1; o += 1) { // 1 channels x 44 columns
+              const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
+              cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0};
+              for (int c = 0; c < 1; c++)
+                for (int ky = ky0; ky < ky1; ky++) {
+                  const cnn_real *restrict xr = (dyp + gr * 120) + (c * 12 + oy + ky) * 10 + 56;
+                  const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                  for (int kx = 0; kx < 3; kx++) {
+                    cnn_v8 x0, x1, x2, x3, x4, x5;
+                    memcpy(&x0, xr + kx + 0, sizeof x0);
+                    memcpy(&x1, xr + kx + 8, sizeof x1);
+                    memcpy(&x2, xr + kx + 16, sizeof x2);
+                    memcpy(&x3, xr + kx + 24, sizeof x3);
+                    memcpy(&x4, xr + kx + 32, sizeof x4);
+                    memcpy(&x5, xr + kx + 40, sizeof x5);
+                    const cnn_real w0 = wr[kx + 0];
+                    a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5;
+                  }
                 }
-              }
-            cnn_real *restrict yr = (dx + gr * 100) + (o) * 100 + oy * 100 + 56;
-            memcpy(yr + 0, &a0_0, sizeof a0_0);
-            memcpy(yr + 8, &a0_1, sizeof a0_1);
-            memcpy(yr + 16, &a0_2, sizeof a0_2);
-            memcpy(yr + 24, &a0_3, sizeof a0_3);
-            memcpy(yr + 32, &a0_4, sizeof a0_4);
-            yr[40] = a0_5[0]; yr[41] = a0_5[1]; yr[42] = a0_5[2]; yr[43] = a0_5[3];
+              cnn_real *restrict yr = (dx + gr * 100) + (o) * 100 + oy * 100 + 56;
+              memcpy(yr + 0, &a0_0, sizeof a0_0);
+              memcpy(yr + 8, &a0_1, sizeof a0_1);
+              memcpy(yr + 16, &a0_2, sizeof a0_2);
+              memcpy(yr + 24, &a0_3, sizeof a0_3);
+              memcpy(yr + 32, &a0_4, sizeof a0_4);
+              yr[40] = a0_5[0]; yr[41] = a0_5[1]; yr[42] = a0_5[2]; yr[43] = a0_5[3];
+            }
           }
         }
       }
@@ -4762,11 +4788,13 @@ CNN_V16_FN static void mnist4k9_l12_conv_backward_v16(int n) {
         // 1 output channels x 7 vectors of 16 per register tile, over each plane as
         // one run (flat): a row's last taps read the next row's first, zero, columns.
         for (int oy = 0; oy < 1; oy++) {
+          // Each chunk of columns runs the taps that read its rows' nonzero ones.
+          const int ky0 = 9 < 2 ? 2 - 9 : 0, ky1 = 0 > 7 ? 10 - 0 : 3;
           for (int o = 0; o < 1; o += 1) { // 1 channels x 100 columns
             const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
             cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
             for (int c = 0; c < 1; c++)
-              for (int ky = 0; ky < 3; ky++) {
+              for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = (dyp + gr * 120) + (c * 12 + oy + ky) * 10 + 0;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
@@ -5229,6 +5257,7 @@ CNN_CLONES_V8 static void mnist4k9_l13_conv_backward_v8(int n) {
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
+  CNN_OMP(omp parallel for schedule(static))
   for (int j = 0; j < 1296; j++) {
     cnn_real s = mnist4k9_l13_dw[0][j];
     for (int g = 1; g < used; g++)
@@ -5409,6 +5438,7 @@ CNN_V16_FN static void mnist4k9_l13_conv_backward_v16(int n) {
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
+  CNN_OMP(omp parallel for schedule(static))
   for (int j = 0; j < 1296; j++) {
     cnn_real s = mnist4k9_l13_dw[0][j];
     for (int g = 1; g < used; g++)
@@ -5875,11 +5905,13 @@ CNN_V16_FN static void mnist4k9_l16_conv_backward_v16(int n) {
         // 1 output channels x 4 vectors of 16 per register tile, over each plane as
         // one run (flat): a row's last taps read the next row's first, zero, columns.
         for (int oy = 0; oy < 1; oy++) {
+          // Each chunk of columns runs the taps that read its rows' nonzero ones.
+          const int ky0 = 7 < 2 ? 2 - 7 : 0, ky1 = 0 > 5 ? 8 - 0 : 3;
           for (int o = 0; o < 1; o += 1) { // 1 channels x 64 columns
             const cnn_real *restrict wo = (wt + gr * 9) + (o) * 9;
             cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0};
             for (int c = 0; c < 1; c++)
-              for (int ky = 0; ky < 3; ky++) {
+              for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = (dyp + gr * 80) + (c * 10 + oy + ky) * 8 + 0;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
@@ -6418,6 +6450,7 @@ CNN_CLONES_V8 static void mnist4k9_l17_conv_backward_v8(int n) {
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
+  CNN_OMP(omp parallel for schedule(static))
   for (int j = 0; j < 1296; j++) {
     cnn_real s = mnist4k9_l17_dw[0][j];
     for (int g = 1; g < used; g++)
@@ -6602,6 +6635,7 @@ CNN_V16_FN static void mnist4k9_l17_conv_backward_v16(int n) {
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
+  CNN_OMP(omp parallel for schedule(static))
   for (int j = 0; j < 1296; j++) {
     cnn_real s = mnist4k9_l17_dw[0][j];
     for (int g = 1; g < used; g++)

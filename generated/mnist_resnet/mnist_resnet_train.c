@@ -362,7 +362,6 @@ static cnn_real mnist_resnet_a32[BATCH * 10 + SLACK] CNN_ALIGNED; // log_softmax
 #ifdef CNN_INPUT_GRAD
 static cnn_real mnist_resnet_d0[BATCH * 784 + SLACK] CNN_ALIGNED;
 #endif
-static cnn_real mnist_resnet_d1[BATCH * 6272 + SLACK] CNN_ALIGNED;
 static cnn_real mnist_resnet_d2[BATCH * 6272 + SLACK] CNN_ALIGNED;
 static cnn_real mnist_resnet_d5[BATCH * 6272 + SLACK] CNN_ALIGNED;
 static cnn_real mnist_resnet_d8[BATCH * 6272 + SLACK] CNN_ALIGNED;
@@ -1000,6 +999,8 @@ static cnn_real mnist_resnet_l0_dyp[NGROUP][7232] CNN_ALIGNED;
 static cnn_real mnist_resnet_l0_dxf[NGROUP][864] CNN_ALIGNED;
 static cnn_real mnist_resnet_l0_wt[72] CNN_ALIGNED;
 #endif
+// One image's dy (the BatchNorm's dx) per group.
+static cnn_real mnist_resnet_l0_dys[NGROUP][6288] CNN_ALIGNED;
 // The weight gradient of a group's images so far, a vector of lane sums per weight.
 static cnn_real mnist_resnet_l0_dwv[NGROUP][1152] CNN_ALIGNED;
 CNN_CLONES_V8 static void mnist_resnet_l0_conv_backward_v8(int n) {
@@ -1019,9 +1020,10 @@ CNN_CLONES_V8 static void mnist_resnet_l0_conv_backward_v8(int n) {
     cnn_real *restrict dyp = mnist_resnet_l0_dyp[g];
     cnn_real *restrict dxf = mnist_resnet_l0_dxf[g];
 #endif
+    cnn_real *restrict dys = mnist_resnet_l0_dys[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 1's dx: this image's dy
-        cnn_real *restrict bdx = mnist_resnet_d1 + (size_t)i * 6272;
+        cnn_real *restrict bdx = dys;
         const cnn_real *restrict bx = mnist_resnet_a1 + (size_t)i * 6272;
         const cnn_real *restrict bdy = mnist_resnet_d2 + (size_t)i * 6272;
         for (int c = 0; c < 8; c++) {
@@ -1035,7 +1037,7 @@ CNN_CLONES_V8 static void mnist_resnet_l0_conv_backward_v8(int n) {
       }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist_resnet_l0_xp + (size_t)i * 900;
-      const cnn_real *restrict dy = mnist_resnet_d1 + (size_t)i * 6272;
+      const cnn_real *restrict dy = dys;
       // 4 output channels x 3 taps of vector sums per register tile.
       for (int o = 0; o < 8; o += 4) {
         for (int c = 0; c < 1; c++)
@@ -1164,12 +1166,14 @@ CNN_CLONES_V8 static void mnist_resnet_l0_conv_backward_v8(int n) {
       // 1 output channels x 7 vectors of 8 per register tile, over each plane as
       // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
+        // Each chunk of columns runs the taps that read its rows' nonzero ones.
         for (int col = 0; col < 784; col += 56) {
+          const int ky0 = (col + 55) / 30 < 1 ? 1 - (col + 55) / 30 : 0, ky1 = col / 30 > 26 ? 29 - col / 30 : 3;
           for (int o = 0; o < 1; o += 1) { // 1 channels x 56 columns
             const cnn_real *restrict wo = wt + (o) * 72;
             cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
             for (int c = 0; c < 8; c++)
-              for (int ky = 0; ky < 3; ky++) {
+              for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
@@ -1195,34 +1199,37 @@ CNN_CLONES_V8 static void mnist_resnet_l0_conv_backward_v8(int n) {
             memcpy(yr + 48, &a0_6, sizeof a0_6);
           }
         }
-        for (int o = 0; o < 1; o += 1) { // 1 channels x 54 columns
-          const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 784;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v8 x0, x1, x2, x3, x4, x5, x6;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 8, sizeof x1);
-                memcpy(&x2, xr + kx + 16, sizeof x2);
-                memcpy(&x3, xr + kx + 24, sizeof x3);
-                memcpy(&x4, xr + kx + 32, sizeof x4);
-                memcpy(&x5, xr + kx + 40, sizeof x5);
-                memcpy(&x6, xr + kx + 48, sizeof x6);
-                const cnn_real w0 = wr[kx + 0];
-                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6;
+        {
+          const int ky0 = 27 < 1 ? 1 - 27 : 0, ky1 = 26 > 26 ? 29 - 26 : 3;
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 54 columns
+            const cnn_real *restrict wo = wt + (o) * 72;
+            cnn_v8 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 784;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v8 x0, x1, x2, x3, x4, x5, x6;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 8, sizeof x1);
+                  memcpy(&x2, xr + kx + 16, sizeof x2);
+                  memcpy(&x3, xr + kx + 24, sizeof x3);
+                  memcpy(&x4, xr + kx + 32, sizeof x4);
+                  memcpy(&x5, xr + kx + 40, sizeof x5);
+                  memcpy(&x6, xr + kx + 48, sizeof x6);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6;
+                }
               }
-            }
-          cnn_real *restrict yr = dxf + (o) * 838 + oy * 838 + 784;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          memcpy(yr + 8, &a0_1, sizeof a0_1);
-          memcpy(yr + 16, &a0_2, sizeof a0_2);
-          memcpy(yr + 24, &a0_3, sizeof a0_3);
-          memcpy(yr + 32, &a0_4, sizeof a0_4);
-          memcpy(yr + 40, &a0_5, sizeof a0_5);
-          yr[48] = a0_6[0]; yr[49] = a0_6[1]; yr[50] = a0_6[2]; yr[51] = a0_6[3]; yr[52] = a0_6[4]; yr[53] = a0_6[5];
+            cnn_real *restrict yr = dxf + (o) * 838 + oy * 838 + 784;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 8, &a0_1, sizeof a0_1);
+            memcpy(yr + 16, &a0_2, sizeof a0_2);
+            memcpy(yr + 24, &a0_3, sizeof a0_3);
+            memcpy(yr + 32, &a0_4, sizeof a0_4);
+            memcpy(yr + 40, &a0_5, sizeof a0_5);
+            yr[48] = a0_6[0]; yr[49] = a0_6[1]; yr[50] = a0_6[2]; yr[51] = a0_6[3]; yr[52] = a0_6[4]; yr[53] = a0_6[5];
+          }
         }
       }
       for (int o = 0; o < 1; o++)
@@ -1277,9 +1284,10 @@ CNN_V16_FN static void mnist_resnet_l0_conv_backward_v16(int n) {
     cnn_real *restrict dyp = mnist_resnet_l0_dyp[g];
     cnn_real *restrict dxf = mnist_resnet_l0_dxf[g];
 #endif
+    cnn_real *restrict dys = mnist_resnet_l0_dys[g];
     for (int i = g * GSIZE; i < n && i < (g + 1) * GSIZE; i++) {
       { // layer 1's dx: this image's dy
-        cnn_real *restrict bdx = mnist_resnet_d1 + (size_t)i * 6272;
+        cnn_real *restrict bdx = dys;
         const cnn_real *restrict bx = mnist_resnet_a1 + (size_t)i * 6272;
         const cnn_real *restrict bdy = mnist_resnet_d2 + (size_t)i * 6272;
         for (int c = 0; c < 8; c++) {
@@ -1293,7 +1301,7 @@ CNN_V16_FN static void mnist_resnet_l0_conv_backward_v16(int n) {
       }
       const int first = i == g * GSIZE;
       const cnn_real *restrict x = mnist_resnet_l0_xp + (size_t)i * 900;
-      const cnn_real *restrict dy = mnist_resnet_d1 + (size_t)i * 6272;
+      const cnn_real *restrict dy = dys;
       // 8 output channels x 3 taps of vector sums per register tile.
       for (int o = 0; o < 8; o += 8) {
         for (int c = 0; c < 1; c++)
@@ -1518,12 +1526,14 @@ CNN_V16_FN static void mnist_resnet_l0_conv_backward_v16(int n) {
       // 1 output channels x 14 vectors of 16 per register tile, over each plane as
       // one run on the input's row stride (flat), then copied row by row.
       for (int oy = 0; oy < 1; oy++) {
+        // Each chunk of columns runs the taps that read its rows' nonzero ones.
         for (int col = 0; col < 672; col += 224) {
+          const int ky0 = (col + 223) / 30 < 1 ? 1 - (col + 223) / 30 : 0, ky1 = col / 30 > 26 ? 29 - col / 30 : 3;
           for (int o = 0; o < 1; o += 1) { // 1 channels x 224 columns
             const cnn_real *restrict wo = wt + (o) * 72;
             cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0}, a0_11 = {0}, a0_12 = {0}, a0_13 = {0};
             for (int c = 0; c < 8; c++)
-              for (int ky = 0; ky < 3; ky++) {
+              for (int ky = ky0; ky < ky1; ky++) {
                 const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + col;
                 const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
                 for (int kx = 0; kx < 3; kx++) {
@@ -1563,42 +1573,45 @@ CNN_V16_FN static void mnist_resnet_l0_conv_backward_v16(int n) {
             memcpy(yr + 208, &a0_13, sizeof a0_13);
           }
         }
-        for (int o = 0; o < 1; o += 1) { // 1 channels x 166 columns
-          const cnn_real *restrict wo = wt + (o) * 72;
-          cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0};
-          for (int c = 0; c < 8; c++)
-            for (int ky = 0; ky < 3; ky++) {
-              const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 672;
-              const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
-              for (int kx = 0; kx < 3; kx++) {
-                cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10;
-                memcpy(&x0, xr + kx + 0, sizeof x0);
-                memcpy(&x1, xr + kx + 16, sizeof x1);
-                memcpy(&x2, xr + kx + 32, sizeof x2);
-                memcpy(&x3, xr + kx + 48, sizeof x3);
-                memcpy(&x4, xr + kx + 64, sizeof x4);
-                memcpy(&x5, xr + kx + 80, sizeof x5);
-                memcpy(&x6, xr + kx + 96, sizeof x6);
-                memcpy(&x7, xr + kx + 112, sizeof x7);
-                memcpy(&x8, xr + kx + 128, sizeof x8);
-                memcpy(&x9, xr + kx + 144, sizeof x9);
-                memcpy(&x10, xr + kx + 160, sizeof x10);
-                const cnn_real w0 = wr[kx + 0];
-                a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10;
+        {
+          const int ky0 = 27 < 1 ? 1 - 27 : 0, ky1 = 22 > 26 ? 29 - 22 : 3;
+          for (int o = 0; o < 1; o += 1) { // 1 channels x 166 columns
+            const cnn_real *restrict wo = wt + (o) * 72;
+            cnn_v16 a0_0 = {0}, a0_1 = {0}, a0_2 = {0}, a0_3 = {0}, a0_4 = {0}, a0_5 = {0}, a0_6 = {0}, a0_7 = {0}, a0_8 = {0}, a0_9 = {0}, a0_10 = {0};
+            for (int c = 0; c < 8; c++)
+              for (int ky = ky0; ky < ky1; ky++) {
+                const cnn_real *restrict xr = dyp + (c * 30 + oy + ky) * 30 + 672;
+                const cnn_real *restrict wr = wo + (c * 3 + ky) * 3;
+                for (int kx = 0; kx < 3; kx++) {
+                  cnn_v16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10;
+                  memcpy(&x0, xr + kx + 0, sizeof x0);
+                  memcpy(&x1, xr + kx + 16, sizeof x1);
+                  memcpy(&x2, xr + kx + 32, sizeof x2);
+                  memcpy(&x3, xr + kx + 48, sizeof x3);
+                  memcpy(&x4, xr + kx + 64, sizeof x4);
+                  memcpy(&x5, xr + kx + 80, sizeof x5);
+                  memcpy(&x6, xr + kx + 96, sizeof x6);
+                  memcpy(&x7, xr + kx + 112, sizeof x7);
+                  memcpy(&x8, xr + kx + 128, sizeof x8);
+                  memcpy(&x9, xr + kx + 144, sizeof x9);
+                  memcpy(&x10, xr + kx + 160, sizeof x10);
+                  const cnn_real w0 = wr[kx + 0];
+                  a0_0 += w0 * x0; a0_1 += w0 * x1; a0_2 += w0 * x2; a0_3 += w0 * x3; a0_4 += w0 * x4; a0_5 += w0 * x5; a0_6 += w0 * x6; a0_7 += w0 * x7; a0_8 += w0 * x8; a0_9 += w0 * x9; a0_10 += w0 * x10;
+                }
               }
-            }
-          cnn_real *restrict yr = dxf + (o) * 838 + oy * 838 + 672;
-          memcpy(yr + 0, &a0_0, sizeof a0_0);
-          memcpy(yr + 16, &a0_1, sizeof a0_1);
-          memcpy(yr + 32, &a0_2, sizeof a0_2);
-          memcpy(yr + 48, &a0_3, sizeof a0_3);
-          memcpy(yr + 64, &a0_4, sizeof a0_4);
-          memcpy(yr + 80, &a0_5, sizeof a0_5);
-          memcpy(yr + 96, &a0_6, sizeof a0_6);
-          memcpy(yr + 112, &a0_7, sizeof a0_7);
-          memcpy(yr + 128, &a0_8, sizeof a0_8);
-          memcpy(yr + 144, &a0_9, sizeof a0_9);
-          yr[160] = a0_10[0]; yr[161] = a0_10[1]; yr[162] = a0_10[2]; yr[163] = a0_10[3]; yr[164] = a0_10[4]; yr[165] = a0_10[5];
+            cnn_real *restrict yr = dxf + (o) * 838 + oy * 838 + 672;
+            memcpy(yr + 0, &a0_0, sizeof a0_0);
+            memcpy(yr + 16, &a0_1, sizeof a0_1);
+            memcpy(yr + 32, &a0_2, sizeof a0_2);
+            memcpy(yr + 48, &a0_3, sizeof a0_3);
+            memcpy(yr + 64, &a0_4, sizeof a0_4);
+            memcpy(yr + 80, &a0_5, sizeof a0_5);
+            memcpy(yr + 96, &a0_6, sizeof a0_6);
+            memcpy(yr + 112, &a0_7, sizeof a0_7);
+            memcpy(yr + 128, &a0_8, sizeof a0_8);
+            memcpy(yr + 144, &a0_9, sizeof a0_9);
+            yr[160] = a0_10[0]; yr[161] = a0_10[1]; yr[162] = a0_10[2]; yr[163] = a0_10[3]; yr[164] = a0_10[4]; yr[165] = a0_10[5];
+          }
         }
       }
       for (int o = 0; o < 1; o++)
@@ -5648,6 +5661,7 @@ CNN_CLONES_V8 static void mnist_resnet_l11_conv_backward_v8(int n) {
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
+  CNN_OMP(omp parallel for schedule(static))
   for (int j = 0; j < 1152; j++) {
     cnn_real s = mnist_resnet_l11_dw[0][j];
     for (int g = 1; g < used; g++)
@@ -5889,6 +5903,7 @@ CNN_V16_FN static void mnist_resnet_l11_conv_backward_v16(int n) {
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
+  CNN_OMP(omp parallel for schedule(static))
   for (int j = 0; j < 1152; j++) {
     cnn_real s = mnist_resnet_l11_dw[0][j];
     for (int g = 1; g < used; g++)
@@ -6986,6 +7001,7 @@ CNN_CLONES_V8 static void mnist_resnet_l14_conv_backward_v8(int n) {
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
+  CNN_OMP(omp parallel for schedule(static))
   for (int j = 0; j < 2304; j++) {
     cnn_real s = mnist_resnet_l14_dw[0][j];
     for (int g = 1; g < used; g++)
@@ -7440,6 +7456,7 @@ CNN_V16_FN static void mnist_resnet_l14_conv_backward_v16(int n) {
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
+  CNN_OMP(omp parallel for schedule(static))
   for (int j = 0; j < 2304; j++) {
     cnn_real s = mnist_resnet_l14_dw[0][j];
     for (int g = 1; g < used; g++)
@@ -8551,6 +8568,7 @@ CNN_CLONES_V8 static void mnist_resnet_l17_conv_backward_v8(int n) {
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
+  CNN_OMP(omp parallel for schedule(static))
   for (int j = 0; j < 2304; j++) {
     cnn_real s = mnist_resnet_l17_dw[0][j];
     for (int g = 1; g < used; g++)
@@ -9063,6 +9081,7 @@ CNN_V16_FN static void mnist_resnet_l17_conv_backward_v16(int n) {
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
+  CNN_OMP(omp parallel for schedule(static))
   for (int j = 0; j < 2304; j++) {
     cnn_real s = mnist_resnet_l17_dw[0][j];
     for (int g = 1; g < used; g++)
@@ -9965,6 +9984,7 @@ CNN_CLONES_V8 static void mnist_resnet_l22_conv_backward_v8(int n) {
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
+  CNN_OMP(omp parallel for schedule(static))
   for (int j = 0; j < 2304; j++) {
     cnn_real s = mnist_resnet_l22_dw[0][j];
     for (int g = 1; g < used; g++)
@@ -10278,6 +10298,7 @@ CNN_V16_FN static void mnist_resnet_l22_conv_backward_v16(int n) {
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
+  CNN_OMP(omp parallel for schedule(static))
   for (int j = 0; j < 2304; j++) {
     cnn_real s = mnist_resnet_l22_dw[0][j];
     for (int g = 1; g < used; g++)
@@ -11120,6 +11141,7 @@ CNN_CLONES_V8 static void mnist_resnet_l25_conv_backward_v8(int n) {
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
+  CNN_OMP(omp parallel for schedule(static))
   for (int j = 0; j < 2304; j++) {
     cnn_real s = mnist_resnet_l25_dw[0][j];
     for (int g = 1; g < used; g++)
@@ -11491,6 +11513,7 @@ CNN_V16_FN static void mnist_resnet_l25_conv_backward_v16(int n) {
     }
   }
   const int used = (n + GSIZE - 1) / GSIZE;
+  CNN_OMP(omp parallel for schedule(static))
   for (int j = 0; j < 2304; j++) {
     cnn_real s = mnist_resnet_l25_dw[0][j];
     for (int g = 1; g < used; g++)
