@@ -306,12 +306,14 @@ static void direct_rows(TrainCtx *c, const ConvDims *d, const char *x, const cha
 // Flat only where it saves lanes (rows of 9 take 16), where no zero rows
 // are skipped, and where the copy out is small beside the sums.
 // A single output channel (a depthwise conv's group) runs flat on a narrow
-// map even with zero rows (their taps then run on the zeros) and few taps:
-// its rows of a few values each would use a fraction of a vector's lanes.
+// map even with zero rows and few taps: its rows of a few values each would
+// use a fraction of a vector's lanes.
 // When x's rows are as long as y's (w == ow: an input gradient's bordered dy
 // laid with each row's right border wrapped onto the next row's left one),
 // the flat run is y's own plane, with no copy: flat where its lanes, every
-// tap included, cost less than the rows' with their zero rows skipped.
+// tap included, cost less than the rows' with their zero rows skipped. (A
+// flat run skips a zero row's taps only for a chunk of columns whose rows
+// all read it: direct_rows.)
 int conv_fwd_flat(const ConvDims *d) {
   if (d->oh <= 1 || flat_lanes(d) >= rows_lanes(d))
     return 0;
