@@ -232,6 +232,20 @@ static void clip_taps(TrainCtx *c, const ConvDims *d, const char *ind, const cha
     d->h - d->zb - d->kh, d->h - d->zb, r0, d->kh);
 }
 
+// clip_taps for a chunk of a flat run on rows of flatw: columns col + lo ..
+// col + hi with var, else lo .. hi.
+static void chunk_taps(TrainCtx *c, const ConvDims *d, const char *ind, int flatw, int var, int lo, int hi) {
+  char r0[48], r1[48];
+  if (var) {
+    snprintf(r0, sizeof r0, "col / %d", flatw);
+    snprintf(r1, sizeof r1, "(col + %d) / %d", hi, flatw);
+  } else {
+    snprintf(r0, sizeof r0, "%d", lo / flatw);
+    snprintf(r1, sizeof r1, "%d", hi / flatw);
+  }
+  clip_taps(c, d, ind, r0, r1);
+}
+
 // Output rows oy0 .. oy1 - 1 of emit_conv_direct, in tiles of ob channels x
 // nv vectors; with clip, each row runs only the taps that read rows outside
 // the zero ones. A flat run (flatw, the row stride it runs on; one row)
@@ -239,65 +253,42 @@ static void clip_taps(TrainCtx *c, const ConvDims *d, const char *ind, const cha
 static void direct_rows(TrainCtx *c, const ConvDims *d, const char *x, const char *w, const char *y,
                         const char *bias, const char *ind, int ob, int nv, int oy0, int oy1, int clip,
                         int flatw) {
-  int chunk = nv * d->vl, full = d->ow / chunk * chunk, rest = d->ow - full;
-  char in2[32];
+  int chunk = nv * d->vl, full = d->ow / chunk * chunk, rest = d->ow - full, fc = clip && flatw;
+  char in2[32], in4[32];
   snprintf(in2, sizeof in2, "%s  ", ind);
+  snprintf(in4, sizeof in4, "%s    ", ind);
   W(c, "%sfor (int oy = %d; oy < %d; oy++) {\n", ind, oy0, oy1);
-  if (clip && flatw) {
+  if (fc)
     W(c, "%s  // Each chunk of columns runs the taps that read its rows' nonzero ones.\n", ind);
-    if (rest == 0 && full == chunk) {
-      char r1[16];
-      snprintf(r1, sizeof r1, "%d", (chunk - 1) / flatw);
-      clip_taps(c, d, in2, "0", r1);
-      fwd_channels(c, d, x, w, y, bias, in2, ob, nv, "0", d->vl, clip);
-    } else if (full == 0) {
-      char r1[16];
-      snprintf(r1, sizeof r1, "%d", (d->ow - 1) / flatw);
-      clip_taps(c, d, in2, "0", r1);
-      fwd_channels(c, d, x, w, y, bias, in2, ob, nv, "0", d->ow - (nv - 1) * d->vl, clip);
-    } else {
-      char in4[32], r0[32], r1[32];
-      snprintf(in4, sizeof in4, "%s    ", ind);
-      snprintf(r0, sizeof r0, "col / %d", flatw);
-      snprintf(r1, sizeof r1, "(col + %d) / %d", chunk - 1, flatw);
-      W(c, "%s  for (int col = 0; col < %d; col += %d) {\n", ind, full, chunk);
-      clip_taps(c, d, in4, r0, r1);
-      fwd_channels(c, d, x, w, y, bias, in4, ob, nv, "col", d->vl, clip);
-      W(c, "%s  }\n", ind);
-      if (rest) {
-        char cs[16];
-        snprintf(cs, sizeof cs, "%d", full);
-        snprintf(r0, sizeof r0, "%d", full / flatw);
-        snprintf(r1, sizeof r1, "%d", (d->ow - 1) / flatw);
-        int rv = (rest + d->vl - 1) / d->vl;
-        W(c, "%s  {\n", ind);
-        clip_taps(c, d, in4, r0, r1);
-        fwd_channels(c, d, x, w, y, bias, in4, best_channels(d->o, rv, vregs(d)), rv, cs, rest - (rv - 1) * d->vl,
-                     clip);
-        W(c, "%s  }\n", ind);
-      }
-    }
-    W(c, "%s}\n", ind);
-    return;
-  }
-  if (clip)
+  else if (clip)
     clip_taps(c, d, in2, "oy", "oy");
   if (rest == 0 && full == chunk) {
+    if (fc)
+      chunk_taps(c, d, in2, flatw, 0, 0, chunk - 1);
     fwd_channels(c, d, x, w, y, bias, in2, ob, nv, "0", d->vl, clip);
   } else if (full == 0) {
     // One chunk narrower than nv vectors: the last vector is partial.
+    if (fc)
+      chunk_taps(c, d, in2, flatw, 0, 0, d->ow - 1);
     fwd_channels(c, d, x, w, y, bias, in2, ob, nv, "0", d->ow - (nv - 1) * d->vl, clip);
   } else {
     W(c, "%s  for (int col = 0; col < %d; col += %d) {\n", ind, full, chunk);
-    char in4[32];
-    snprintf(in4, sizeof in4, "%s    ", ind);
+    if (fc)
+      chunk_taps(c, d, in4, flatw, 1, 0, chunk - 1);
     fwd_channels(c, d, x, w, y, bias, in4, ob, nv, "col", d->vl, clip);
     W(c, "%s  }\n", ind);
     if (rest) {
       char cs[16];
       snprintf(cs, sizeof cs, "%d", full);
       int rv = (rest + d->vl - 1) / d->vl;
-      fwd_channels(c, d, x, w, y, bias, in2, best_channels(d->o, rv, vregs(d)), rv, cs, rest - (rv - 1) * d->vl, clip);
+      if (fc) { // its own taps, in a scope of its own
+        W(c, "%s  {\n", ind);
+        chunk_taps(c, d, in4, flatw, 0, full, d->ow - 1);
+      }
+      fwd_channels(c, d, x, w, y, bias, fc ? in4 : in2, best_channels(d->o, rv, vregs(d)), rv, cs,
+                   rest - (rv - 1) * d->vl, clip);
+      if (fc)
+        W(c, "%s  }\n", ind);
     }
   }
   W(c, "%s}\n", ind);

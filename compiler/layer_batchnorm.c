@@ -74,10 +74,9 @@ void bn_emit_dy_sums_of(TrainCtx *c, int k, int masked, const char *ind) {
     if (keep_store)
       W(c, "%s  const uint8_t *restrict m = %s_l%d_keep + (size_t)i * %ld;\n", ind, P, dk, sz);
     W(c, "%s  for (int p = 0; p < %ld; p++) // a multiply, not a branch: it vectorizes\n", ind, sz);
-    if (rk >= 0 && dk >= 0)
-      W(c, "%s    dy[p] *= (cnn_real)(y[p] > 0) * L%d_SCALE;\n", ind, dk);
-    else if (rk >= 0)
-      W(c, "%s    dy[p] *= (cnn_real)(y[p] > 0);\n", ind);
+    char mask[64];
+    if (bn_dy_mask(c, k, "y[p]", mask, sizeof mask))
+      W(c, "%s    dy[p] *= %s;\n", ind, mask);
     else
       W(c, "%s    dy[p] *= (cnn_real)m[p] * L%d_SCALE;\n", ind, dk);
     W(c, "%s}\n", ind);
